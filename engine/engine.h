@@ -1,0 +1,47 @@
+/* engine.h — runs one sweep point on one rank: a workload feeds requests into the
+ * scheduler, each planned step goes through the forward pass, and every request and
+ * step is recorded with engine-side monotonic timestamps. */
+#ifndef UP_ENGINE_H
+#define UP_ENGINE_H
+
+#include <stdint.h>
+
+#include "engine/method.h"
+#include "engine/model.h"
+#include "engine/records.h"
+#include "workloads/workload.h"
+
+typedef struct up_engine_params {
+  int32_t max_seqs;          /* sequences per step */
+  int64_t max_batch_tokens;  /* tokens per step, 0 = unlimited */
+  int32_t kv_block_tokens;   /* entries per KV block */
+  int64_t kv_blocks;         /* blocks in the pool */
+  int64_t workspace_tokens;  /* activation rows the workspace holds (>= largest step) */
+  int32_t rank;              /* stamped into records */
+} up_engine_params;
+
+typedef struct up_point_result {
+  int32_t n_layers;
+  int32_t n_requests;
+  up_request_record *requests;   /* ordered by id */
+  int32_t *request_layer_tokens; /* [n_requests][n_layers] prompt tokens entering each layer */
+  int32_t n_steps;
+  up_step_record *steps;
+  int64_t *step_layer_tokens;    /* [n_steps][n_layers] rows entering each layer */
+  double wall_s;                 /* point duration on this rank */
+  int64_t kv_block_bytes;        /* bytes of one block, K and V, one layer */
+  int64_t kv_blocks_total;
+  int64_t kv_blocks_peak;        /* most blocks in use at once */
+} up_point_result;
+
+void up_point_result_free(up_point_result *res);
+
+/* Run the workload to completion. Fails (UP_FATAL) only on internal errors; requests
+ * that cannot run end with an error status in their record. */
+void up_engine_run_point(const up_model *model, const up_engine_params *params, const up_method_spec *method,
+                         up_workload *workload, up_point_result *out);
+
+/* Convert a finished request into its record. */
+void up_request_to_record(const up_request *req, int32_t rank, up_request_record *rec);
+
+#endif

@@ -1,0 +1,76 @@
+/* model_config.h — model shapes: the preset registry (real published shapes plus the
+ * tiny CPU default) and the per-layer description (attention kind, MLP kind, where
+ * UniPrefill drops) that lets hybrid models slot in without reshaping the engine. */
+#ifndef UP_MODEL_CONFIG_H
+#define UP_MODEL_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define UP_MAX_LAYERS 128
+
+typedef enum up_layer_kind {
+  UP_LAYER_FULL_ATTENTION = 0,
+  UP_LAYER_SLIDING_WINDOW = 1,   /* Gemma 3 local layers (not implemented yet) */
+  UP_LAYER_LINEAR_ATTENTION = 2, /* Qwen3-Next Gated DeltaNet (not implemented yet) */
+} up_layer_kind;
+
+typedef enum up_mlp_kind {
+  UP_MLP_SWIGLU = 0,
+  UP_MLP_MOE = 1, /* not implemented yet */
+} up_mlp_kind;
+
+typedef enum up_rope_scaling {
+  UP_ROPE_SCALING_NONE = 0,
+  UP_ROPE_SCALING_LLAMA3 = 1,
+} up_rope_scaling;
+
+typedef struct up_model_config {
+  char name[64];
+  char architecture[32]; /* "llama" */
+  int32_t n_layers;
+  int32_t hidden;
+  int32_t n_heads;
+  int32_t n_kv_heads;
+  int32_t head_dim;
+  int32_t intermediate;
+  int32_t vocab;
+  int32_t max_context;
+  float norm_eps;
+  float rope_theta;
+  up_rope_scaling rope_scaling;
+  float rope_factor;           /* llama3: 8 */
+  float rope_low_freq_factor;  /* llama3: 1 */
+  float rope_high_freq_factor; /* llama3: 4 */
+  int32_t rope_original_context; /* llama3: 8192 */
+  up_layer_kind layer_kind[UP_MAX_LAYERS];
+  up_mlp_kind mlp_kind[UP_MAX_LAYERS];
+  int32_t n_drop_layers;                /* UniPrefill preset drop layers, ascending */
+  int32_t drop_layers[UP_MAX_LAYERS];
+  float default_top_p;
+} up_model_config;
+
+/* Preset by name ("tiny-llama", "llama-3.1-8b", "llama-3.1-70b"); NULL when unknown. */
+const up_model_config *up_model_preset_find(const char *name);
+int32_t up_model_preset_count(void);
+const up_model_config *up_model_preset_at(int32_t index);
+
+/* Keep only the first n_layers layers (reduced-depth variants, labelled in the name);
+ * drop layers beyond the new depth are removed. Returns false if n_layers is out of range. */
+bool up_model_config_truncate(up_model_config *cfg, int32_t n_layers);
+
+/* Parameters, counted as ALGORITHMS.md does: all but the input embedding and LM head. */
+int64_t up_model_config_body_params(const up_model_config *cfg);
+/* Every parameter, embedding and LM head included (for memory sizing). */
+int64_t up_model_config_total_params(const up_model_config *cfg);
+int32_t up_model_config_qkv_dim(const up_model_config *cfg); /* (n_heads + 2 n_kv_heads) * head_dim */
+bool up_model_config_is_drop_layer(const up_model_config *cfg, int32_t layer);
+
+/* The head_dim/2 RoPE frequencies after the config's scaling. */
+void up_model_config_rope_inv_freq(const up_model_config *cfg, float *inv_freq);
+
+/* Check internal consistency; on failure writes a message to err and returns false. */
+bool up_model_config_validate(const up_model_config *cfg, char *err, size_t err_size);
+
+#endif

@@ -1,0 +1,39 @@
+/* records.h — the flat, fixed-size records a sweep point produces: one per request and
+ * one per engine step, plus per-layer token counts beside them. Plain data, so ranks
+ * can ship them to rank 0 as bytes and the HDF5 writer can map them to compound types. */
+#ifndef UP_RECORDS_H
+#define UP_RECORDS_H
+
+#include <stdint.h>
+
+#define UP_RECORD_ERROR_LEN 96
+
+typedef struct up_request_record {
+  int64_t id;
+  int32_t rank;
+  int32_t status;          /* up_request_status */
+  int32_t prompt_len;
+  int32_t kept_len;        /* prompt tokens left after the last drop layer */
+  int32_t output_len;      /* output tokens produced */
+  int32_t first_token;     /* first output token id, -1 when none */
+  double arrival_s;        /* engine clock, seconds from the point's start on that rank */
+  double admitted_s;
+  double first_token_s;
+  double finish_s;
+  double ttft_ms;          /* first token - arrival */
+  double tpot_ms;          /* (finish - first token) / (output - 1); NaN when output <= 1 */
+  double e2e_ms;           /* finish - arrival */
+  char error[UP_RECORD_ERROR_LEN]; /* empty unless status is ERROR */
+} up_request_record;
+
+typedef struct up_step_record {
+  int64_t index;
+  int32_t rank;
+  int32_t n_seqs;
+  int64_t prefill_tokens;
+  int64_t decode_tokens;
+  double start_s;
+  double end_s;
+} up_step_record;
+
+#endif

@@ -1,0 +1,150 @@
+/* ops.h — the op interface every compute backend implements.
+ *
+ * kernels/cpu/ is the plain fp32 reference, kernels/cuda/ the fast path; the engine
+ * calls nothing else, so a new backend only fills in an up_backend_ops table.
+ * Activation and weight buffers are opaque backend memory (void *) in the backend's
+ * activation dtype; integer index arrays are int32 backend memory unless a
+ * parameter's name ends in _host. Every op is asynchronous with respect to the host
+ * unless it returns host data. Ops report broken preconditions through UP_FATAL:
+ * callers validate user input before it reaches a kernel.
+ *
+ * Packed-batch conventions (shared by attention, KV and selection ops):
+ * - Rows are tokens of several sequences packed back to back; cu_seqlens[s] is the
+ *   first row of sequence s and cu_seqlens[n_seqs] the row count.
+ * - The fused QKV activation has one row per token: n_heads*head_dim query values,
+ *   then n_kv_heads*head_dim keys, then n_kv_heads*head_dim values.
+ * - At a given layer, sequence s has kv_lens[s] cached entries *including* this
+ *   step's rows; its row t of n_s rows sits at cache index kv_lens[s] - n_s + t and
+ *   attends to cache entries 0..that index (causal). Prefill (empty cache) and decode
+ *   (one row) are the same formula.
+ * - The paged KV pool holds n_blocks blocks of block_tokens entries, each entry
+ *   n_kv_heads*head_dim values, for K and for V. Entry e of sequence s lives in
+ *   block block_tables[s*max_blocks_per_seq + e/block_tokens] at offset
+ *   e%block_tokens; slot = block*block_tokens + offset. */
+#ifndef UP_OPS_H
+#define UP_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum up_dtype { UP_DTYPE_F32 = 0, UP_DTYPE_BF16 = 1 } up_dtype;
+
+size_t up_dtype_size(up_dtype dtype);
+const char *up_dtype_name(up_dtype dtype);
+
+typedef struct up_attn_shape {
+  int32_t n_heads;    /* query heads */
+  int32_t n_kv_heads; /* key/value heads; query head h reads kv head h / (n_heads / n_kv_heads) */
+  int32_t head_dim;
+  float scale;        /* softmax scale, usually 1/sqrt(head_dim) */
+} up_attn_shape;
+
+/* One layer's view of the packed batch. All arrays are backend memory. */
+typedef struct up_attn_batch {
+  int32_t n_seqs;
+  int32_t n_tokens;
+  const int32_t *cu_seqlens;   /* [n_seqs + 1] */
+  const int32_t *kv_lens;      /* [n_seqs] entries at this layer including this step's rows */
+  const int32_t *block_tables; /* [n_seqs * max_blocks_per_seq] block ids at this layer */
+  int32_t max_blocks_per_seq;
+} up_attn_batch;
+
+/* The paged KV storage of all layers: blocks are handed out by engine/kv_cache. */
+typedef struct up_kv_pool {
+  void *k;               /* [n_blocks][block_tokens][kv_dim] */
+  void *v;               /* same layout */
+  int32_t n_blocks;
+  int32_t block_tokens;
+  int32_t kv_dim;        /* n_kv_heads * head_dim */
+} up_kv_pool;
+
+/* UniPrefill selection knobs (see ../shared/ALGORITHMS.md). */
+typedef struct up_select_params {
+  float top_p;          /* cumulative block-score share kept; 1 keeps every block */
+  float keep_fraction;  /* > 0: fixed-budget mode, keep the top ceil(F * blocks) blocks instead of top-p */
+  int32_t block;        /* tokens per scoring block (64) */
+  int32_t sink;         /* first tokens always kept (128) */
+  int32_t last_q;       /* last tokens: the scoring queries, always kept (128) */
+} up_select_params;
+
+typedef struct up_backend up_backend;
+
+typedef struct up_backend_ops {
+  const char *name;
+
+  /* --- memory ------------------------------------------------------------ */
+  /* Backend memory of `bytes`; `what` names it in the out-of-memory error. Never NULL. */
+  void *(*alloc)(up_backend *be, size_t bytes, const char *what);
+  void (*free)(up_backend *be, void *ptr);
+  /* Bytes of backend memory the backend could still allocate (host RAM for cpu). */
+  size_t (*memory_available)(up_backend *be);
+  /* Convert host fp32 to the activation dtype at dst[offset .. offset+n). */
+  void (*upload_f32)(up_backend *be, void *dst, size_t offset, const float *src, size_t n);
+  void (*download_f32)(up_backend *be, float *dst, const void *src, size_t offset, size_t n);
+  void (*upload_i32)(up_backend *be, int32_t *dst, const int32_t *src_host, size_t n);
+  void (*download_i32)(up_backend *be, int32_t *dst_host, const int32_t *src, size_t n);
+  /* Wait for all queued work; timing reads the host clock after this. */
+  void (*synchronize)(up_backend *be);
+
+  /* --- per-token ops ----------------------------------------------------- */
+  /* out[t] = table[tokens[t]] for n_tokens rows of dim. */
+  void (*embed)(up_backend *be, void *out, const void *table, const int32_t *tokens, int32_t n_tokens,
+                int32_t dim);
+  /* out = x / rms(x) * weight per row. */
+  void (*rmsnorm)(up_backend *be, void *out, const void *x, const void *weight, int32_t n_rows, int32_t dim,
+                  float eps);
+  /* residual += x; out = rmsnorm(residual) * weight (one pass: the fused pre-norm of the next sub-block). */
+  void (*add_rmsnorm)(up_backend *be, void *out, void *residual, const void *x, const void *weight,
+                      int32_t n_rows, int32_t dim, float eps);
+  /* out[m][n] = sum_k a[m][k] * w[n][k]: activations times a weight stored [out][in]. */
+  void (*matmul)(up_backend *be, void *out, const void *a, const void *w, int32_t m, int32_t n, int32_t k);
+  /* Rotate the query and key parts of qkv in place by each row's position, rotate-half
+   * convention (dims i and i + head_dim/2 form a pair); inv_freq holds head_dim/2
+   * already-scaled frequencies (backend memory, fp32). */
+  void (*rope)(up_backend *be, void *qkv, const int32_t *positions, const float *inv_freq, int32_t n_tokens,
+               const up_attn_shape *shape);
+  /* out[t][i] = silu(gate_up[t][i]) * gate_up[t][inter + i]. */
+  void (*swiglu)(up_backend *be, void *out, const void *gate_up, int32_t n_rows, int32_t inter);
+  /* dst[r] = src[rows[r]] for activation rows of dim values. */
+  void (*gather_rows)(up_backend *be, void *dst, const void *src, const int32_t *rows, int32_t n_rows,
+                      int32_t dim);
+  /* dst[r] = src[rows[r]] for int32 values (positions). */
+  void (*gather_i32)(up_backend *be, int32_t *dst, const int32_t *src, const int32_t *rows, int32_t n_rows);
+  /* dst_host[r] = index of the largest of row r's n_cols values (lowest index on ties). */
+  void (*argmax_rows)(up_backend *be, int32_t *dst_host, const void *x, int32_t n_rows, int32_t n_cols);
+
+  /* --- attention and KV -------------------------------------------------- */
+  /* Copy this step's keys and values out of qkv into the pool at slot_mapping[t]. */
+  void (*kv_store)(up_backend *be, const up_kv_pool *pool, const void *qkv, const int32_t *slot_mapping,
+                   int32_t n_tokens, const up_attn_shape *shape);
+  /* Causal GQA attention of every row's query over its sequence's cached entries
+   * (conventions above); out has n_heads*head_dim values per row. */
+  void (*attention)(up_backend *be, void *out, const void *qkv, const up_kv_pool *pool,
+                    const up_attn_batch *batch, const up_attn_shape *shape);
+
+  /* --- UniPrefill ---------------------------------------------------------- */
+  /* Token selection over a packed batch. Sequences with is_candidate_host[s] == 0
+   * (decode rows, short prompts) keep every row. For the others: score blocks by the
+   * attention that the sequence's last last_q rows pay each cached entry, keep by top-p
+   * (or fixed budget) plus sinks and last queries, per ../shared/ALGORITHMS.md; ties
+   * in block score go to the lower block index. Writes the packed row indices that
+   * survive, in order, to keep_rows (backend memory, capacity n_tokens) and the new
+   * per-sequence offsets to new_cu_seqlens_host; returns the number of kept rows.
+   * A candidate's cache must hold exactly its current rows (whole-prompt prefill). */
+  int32_t (*uniprefill_select)(up_backend *be, int32_t *keep_rows, int32_t *new_cu_seqlens_host,
+                               const void *qkv, const up_kv_pool *pool, const up_attn_batch *batch,
+                               const up_attn_shape *shape, const uint8_t *is_candidate_host,
+                               const up_select_params *params);
+
+  /* --- lifetime ---------------------------------------------------------- */
+  void (*destroy)(up_backend *be);
+} up_backend_ops;
+
+struct up_backend {
+  const up_backend_ops *ops;
+  up_dtype act_dtype;
+  char device_name[128]; /* what the run reports, e.g. the CPU model or GPU name */
+  void *impl;            /* backend-private state */
+};
+
+#endif

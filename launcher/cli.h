@@ -1,0 +1,68 @@
+/* cli.h — command-line options of uniprefill-bench: parsing (comma lists and k/M
+ * suffixes for sweep dimensions), validation that needs no model, and --help. Parsing
+ * never touches the file system or MPI, so a bad command line leaves nothing behind. */
+#ifndef UP_CLI_H
+#define UP_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "engine/method.h"
+
+#define UP_MAX_SWEEP 32
+#define UP_PATH_MAX 1024
+
+typedef enum up_output_format { UP_FORMAT_MARKDOWN = 0, UP_FORMAT_CSV = 1, UP_FORMAT_JSON = 2 } up_output_format;
+
+typedef enum up_backend_choice { UP_BACKEND_AUTO = 0, UP_BACKEND_CPU = 1, UP_BACKEND_CUDA = 2 } up_backend_choice;
+
+typedef struct up_options {
+  char model[64];              /* preset name; default: "tiny-llama" on cpu, "llama-3.1-8b" on cuda */
+  bool model_given;
+  int32_t layers;              /* 0: the preset's depth; else a reduced-depth variant */
+  up_backend_choice backend;
+  int32_t n_ctx;
+  int32_t ctx[UP_MAX_SWEEP];   /* prompt lengths, "1k" = 1024 */
+  bool ctx_given;
+  int32_t n_concurrency;
+  int32_t concurrency[UP_MAX_SWEEP];
+  bool concurrency_given;
+  int32_t n_methods;
+  up_method_spec methods[UP_MAX_SWEEP]; /* parsed after every other flag, so uniprefill defaults apply */
+  up_method_spec uniprefill_defaults;   /* --uniprefill-* and --drop-layers */
+  int32_t requests;            /* per point; 0: equal to the concurrency */
+  int32_t output_len;
+  uint64_t seed;
+  int32_t warmup;              /* unrecorded requests before each point */
+  int32_t max_seqs;            /* 0: the point's concurrency */
+  int64_t max_batch_tokens;    /* 0: unlimited */
+  int32_t kv_block;            /* KV entries per block */
+  int64_t kv_cache_mib;        /* 0: size the cache for the point's need */
+  int32_t threads;             /* CPU threads per rank, 0: cores / local ranks */
+  char output_path[UP_PATH_MAX]; /* "" : results/runs/<UTC timestamp>.h5 */
+  up_output_format format;
+  bool quiet;
+} up_options;
+
+typedef enum up_parse_status {
+  UP_PARSE_OK = 0,
+  UP_PARSE_HELP = 1,  /* --help or --version printed; exit 0 */
+  UP_PARSE_ERROR = 2, /* message in err; exit 2 */
+} up_parse_status;
+
+/* Defaults for everything (the no-argument run). */
+void up_options_default(up_options *opt);
+
+/* Parse argv (argv[0] skipped). --help/--version print to `out`. */
+up_parse_status up_options_parse(int argc, char **argv, up_options *opt, FILE *out, char *err, size_t err_size);
+
+void up_options_print_help(FILE *out);
+
+/* Parse "1k", "4096", "2M" (k = 1024); false when malformed, negative or out of int64 range. */
+bool up_parse_size(const char *text, int64_t *value);
+/* Parse a comma list of sizes into values (at most max); false with a message on error. */
+bool up_parse_size_list(const char *text, int32_t *values, int32_t max, int32_t *count, char *err, size_t err_size);
+
+#endif

@@ -17,6 +17,7 @@ typedef struct up_engine_params {
   int32_t kv_block_tokens;   /* entries per KV block */
   int64_t kv_blocks;         /* blocks in the pool */
   int64_t workspace_tokens;  /* activation rows the workspace holds (>= largest step) */
+  int64_t max_seq_entries;   /* longest prompt + output a request may have (sizes block tables) */
   int32_t rank;              /* stamped into records */
 } up_engine_params;
 
@@ -35,6 +36,9 @@ typedef struct up_point_result {
 } up_point_result;
 
 void up_point_result_free(up_point_result *res);
+
+/* Order requests by id, keeping each one's per-layer rows beside it (records arrive in finish order). */
+void up_point_result_sort_requests(up_point_result *res);
 
 /* Run the workload to completion. Fails (UP_FATAL) only on internal errors; requests
  * that cannot run end with an error status in their record. */

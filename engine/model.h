@@ -61,6 +61,7 @@ typedef struct up_forward_out {
   int32_t *next_tokens;     /* [n_seqs] greedy token of each sequence's last row */
   int32_t *seq_layer_rows;  /* [n_seqs][n_layers] rows of each sequence entering each layer; may be NULL */
   int64_t *layer_rows;      /* [n_layers] batch rows entering each layer; may be NULL */
+  int32_t *seq_kept_rows;   /* [n_seqs] rows of each sequence left after the last layer; may be NULL */
   float *logits;            /* [n_seqs][vocab] last-row logits, for tests; may be NULL */
 } up_forward_out;
 

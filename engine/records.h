@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#define UP_RECORD_ERROR_LEN 96
+#define UP_RECORD_ERROR_LEN 160
 
 typedef struct up_request_record {
   int64_t id;

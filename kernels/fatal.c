@@ -16,16 +16,29 @@ void up_fatal_set_prefix(const char *prefix) {
   snprintf(g_prefix, sizeof g_prefix, "%s", prefix ? prefix : "");
 }
 
-void up_fatal_at(const char *file, int line, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
+static void report_and_end(const char *file, int line, const char *condition, const char *fmt, va_list ap)
+    __attribute__((noreturn));
+
+static void report_and_end(const char *file, int line, const char *condition, const char *fmt, va_list ap) {
   fprintf(stderr, "uniprefill-bench: %s%sfatal error at %s:%d: ", g_prefix, g_prefix[0] ? ": " : "", file, line);
+  if (condition) fprintf(stderr, "assertion '%s' failed: ", condition);
   vfprintf(stderr, fmt, ap);
   fputc('\n', stderr);
-  va_end(ap);
   fflush(stderr);
   if (g_abort_hook) g_abort_hook(1);
   exit(1);
+}
+
+void up_fatal_at(const char *file, int line, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  report_and_end(file, line, NULL, fmt, ap);
+}
+
+void up_assert_fail(const char *file, int line, const char *condition, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  report_and_end(file, line, condition, fmt, ap);
 }
 
 void *up_malloc_or_die(size_t bytes, const char *what) {

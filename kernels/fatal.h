@@ -24,10 +24,14 @@ void up_fatal_at(const char *file, int line, const char *fmt, ...)
 
 #define UP_FATAL(...) up_fatal_at(__FILE__, __LINE__, __VA_ARGS__)
 
-/* Internal invariant: when it fails the program is wrong, not the input. */
-#define UP_ASSERT(cond, ...)                                         \
-  do {                                                               \
-    if (!(cond)) up_fatal_at(__FILE__, __LINE__, "assertion '" #cond "' failed: " __VA_ARGS__); \
+/* Internal invariant: when it fails the program is wrong, not the input. The condition
+ * travels as an argument, so a '%' in it is never read as a format. */
+void up_assert_fail(const char *file, int line, const char *condition, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5), noreturn));
+
+#define UP_ASSERT(cond, ...)                                        \
+  do {                                                              \
+    if (!(cond)) up_assert_fail(__FILE__, __LINE__, #cond, __VA_ARGS__); \
   } while (0)
 
 /* malloc/calloc that name what they allocate when memory runs out. */

@@ -124,7 +124,8 @@ typedef struct up_backend_ops {
 
   /* --- UniPrefill ---------------------------------------------------------- */
   /* Token selection over a packed batch. Sequences with is_candidate_host[s] == 0
-   * (decode rows, short prompts) keep every row. For the others: score blocks by the
+   * (decode rows) keep every row, and so do candidates of at most sink + last_q rows
+   * (the algorithm leaves short requests alone). For the others: score blocks by the
    * attention that the sequence's last last_q rows pay each cached entry, keep by top-p
    * (or fixed budget) plus sinks and last queries, per ../shared/ALGORITHMS.md; ties
    * in block score go to the lower block index. Writes the packed row indices that

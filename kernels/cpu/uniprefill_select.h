@@ -1,0 +1,33 @@
+/* uniprefill_select.h — the pieces of the UniPrefill selection reference, exposed so
+ * tests can check each against hand-worked examples and the CUDA operator can be
+ * checked piece by piece: token scores, block choice (top-p or fixed budget), and the
+ * token mask with sinks and last queries. */
+#ifndef UP_UNIPREFILL_SELECT_H
+#define UP_UNIPREFILL_SELECT_H
+
+#include <stdint.h>
+
+#include "kernels/ops.h"
+
+/* s_j = sum over query heads h and the last min(last_q, n) rows i of
+ * softmax_j<=i(q_i . k_j * scale) for one sequence whose cache holds exactly its n
+ * current rows. q_rows points at the sequence's first fused-QKV row. */
+void up_select_token_scores(const float *q_rows, int32_t n_tokens, const up_kv_pool *pool,
+                            const int32_t *block_table, const up_attn_shape *shape, int32_t last_q,
+                            double *scores);
+
+/* Choose blocks from non-negative block scores (any scale). Top-p: rank blocks by score
+ * (ties: lower index first) and keep each block while the share of the blocks ranked
+ * before it is <= top_p, so the block that crosses p is kept and the top block always
+ * is. Fixed budget (keep_fraction > 0): keep the top ceil(F * n_blocks) blocks (at
+ * least one). Writes keep_block[n_blocks] as 0/1 and returns the number kept. */
+int32_t up_select_blocks(const double *block_scores, int32_t n_blocks, float top_p, float keep_fraction,
+                         uint8_t *keep_block);
+
+/* Token mask of one sequence: tokens of kept blocks (block b covers tokens
+ * [b*block, (b+1)*block)), the first sink tokens and the last last_q tokens. Returns the
+ * number of kept tokens. */
+int32_t up_select_token_mask(const uint8_t *keep_block, int32_t n_tokens, const up_select_params *params,
+                             uint8_t *keep_token);
+
+#endif

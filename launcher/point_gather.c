@@ -1,0 +1,77 @@
+/* point_gather.c — MPI gathers of one point's records (as bytes: every rank runs the
+ * same binary on the same architecture) and their merge on rank 0. */
+#include "launcher/point_gather.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "launcher/mpi_check.h"
+
+/* Gather n_items items of item_bytes from each rank into a root buffer; counts[] are
+ * the per-rank item counts (root only). Returns the malloc'd buffer on root. */
+static void *gather_items(const up_topology *topo, const void *items, int32_t n_items, size_t item_bytes,
+                          const int32_t *counts) {
+  const int root = topo->world_rank == 0;
+  int *byte_counts = NULL, *displs = NULL;
+  char *all = NULL;
+  if (root) {
+    byte_counts = up_calloc_or_die((size_t)topo->world_size, sizeof(int), "gather counts");
+    displs = up_calloc_or_die((size_t)topo->world_size, sizeof(int), "gather offsets");
+    size_t total = 0;
+    for (int r = 0; r < topo->world_size; ++r) {
+      const size_t bytes = (size_t)counts[r] * item_bytes;
+      UP_ASSERT(total + bytes < (size_t)INT32_MAX, "point records exceed 2 GiB");
+      displs[r] = (int)total;
+      byte_counts[r] = (int)bytes;
+      total += bytes;
+    }
+    all = up_malloc_or_die(total, "gathered records");
+  }
+  UP_CHECK_MPI(MPI_Gatherv(items, (int)((size_t)n_items * item_bytes), MPI_BYTE, all, byte_counts, displs, MPI_BYTE,
+                           0, MPI_COMM_WORLD));
+  free(byte_counts);
+  free(displs);
+  return all;
+}
+
+void up_point_gather(const up_topology *topo, const up_point_result *mine, up_point_result *merged) {
+  const int root = topo->world_rank == 0;
+  const int32_t L = mine->n_layers;
+  memset(merged, 0, sizeof *merged);
+  int32_t my_counts[2] = {mine->n_requests, mine->n_steps};
+  int32_t *counts = root ? up_calloc_or_die((size_t)topo->world_size * 2, sizeof(int32_t), "record counts") : NULL;
+  UP_CHECK_MPI(MPI_Gather(my_counts, 2, MPI_INT32_T, counts, 2, MPI_INT32_T, 0, MPI_COMM_WORLD));
+  int32_t *request_counts = NULL, *step_counts = NULL;
+  if (root) {
+    request_counts = up_calloc_or_die((size_t)topo->world_size, sizeof(int32_t), "request counts");
+    step_counts = up_calloc_or_die((size_t)topo->world_size, sizeof(int32_t), "step counts");
+    for (int r = 0; r < topo->world_size; ++r) {
+      request_counts[r] = counts[2 * r];
+      step_counts[r] = counts[2 * r + 1];
+      merged->n_requests += request_counts[r];
+      merged->n_steps += step_counts[r];
+    }
+  }
+  merged->requests = gather_items(topo, mine->requests, mine->n_requests, sizeof(up_request_record), request_counts);
+  merged->request_layer_tokens =
+      gather_items(topo, mine->request_layer_tokens, mine->n_requests, sizeof(int32_t) * (size_t)L, request_counts);
+  merged->steps = gather_items(topo, mine->steps, mine->n_steps, sizeof(up_step_record), step_counts);
+  merged->step_layer_tokens =
+      gather_items(topo, mine->step_layer_tokens, mine->n_steps, sizeof(int64_t) * (size_t)L, step_counts);
+
+  double wall = 0.0;
+  UP_CHECK_MPI(MPI_Reduce(&mine->wall_s, &wall, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD));
+  int64_t kv_in[2] = {mine->kv_blocks_total, mine->kv_blocks_peak}, kv_sum[2] = {0, 0};
+  UP_CHECK_MPI(MPI_Reduce(kv_in, kv_sum, 2, MPI_INT64_T, MPI_SUM, 0, MPI_COMM_WORLD));
+  if (root) {
+    merged->n_layers = L;
+    merged->wall_s = wall;
+    merged->kv_block_bytes = mine->kv_block_bytes;
+    merged->kv_blocks_total = kv_sum[0];
+    merged->kv_blocks_peak = kv_sum[1];
+    up_point_result_sort_requests(merged);
+  }
+  free(counts);
+  free(request_counts);
+  free(step_counts);
+}

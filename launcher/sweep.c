@@ -1,0 +1,345 @@
+/* sweep.c — the sweep driver (see sweep.h). Ranks share each point's requests
+ * data-parallel: closed-loop slot k belongs to rank k % world, request i to slot i % C,
+ * so the union of all ranks' requests is the same for any rank count. */
+#include "launcher/sweep.h"
+
+#include <errno.h>
+#include <hdf5.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine/engine.h"
+#include "engine/model.h"
+#include "kernels/fatal.h"
+#include "launcher/backend_select.h"
+#include "launcher/mpi_check.h"
+#include "launcher/point_gather.h"
+#include "launcher/point_summary.h"
+#include "launcher/report_table.h"
+#include "launcher/results_h5.h"
+
+/* One point's share on this rank and the engine sizing that follows from it. */
+typedef struct point_plan {
+  int32_t ctx, concurrency, n_requests;
+  const up_method_spec *method;
+  int32_t rank_concurrency;
+  int32_t rank_requests;
+  up_engine_params engine;
+} point_plan;
+
+static int32_t rank_slots(int32_t concurrency, int rank, int world) {
+  int32_t n = 0;
+  for (int32_t k = rank; k < concurrency; k += world) ++n;
+  return n;
+}
+
+static void plan_point(const up_options *opt, const up_model_config *cfg, up_dtype dtype, const up_topology *topo,
+                       int32_t ctx, int32_t concurrency, const up_method_spec *method, point_plan *p) {
+  memset(p, 0, sizeof *p);
+  p->ctx = ctx;
+  p->concurrency = concurrency;
+  p->method = method;
+  p->n_requests = opt->requests > 0 ? opt->requests : concurrency;
+  p->rank_concurrency = rank_slots(concurrency, topo->world_rank, topo->world_size);
+  for (int32_t i = 0; i < p->n_requests; ++i)
+    if ((i % concurrency) % topo->world_size == topo->world_rank) p->rank_requests++;
+  up_engine_params *e = &p->engine;
+  e->rank = topo->world_rank;
+  e->max_seqs = opt->max_seqs > 0 ? opt->max_seqs : (p->rank_concurrency > 0 ? p->rank_concurrency : 1);
+  e->max_batch_tokens = opt->max_batch_tokens;
+  e->kv_block_tokens = opt->kv_block;
+  const int64_t entries = (int64_t)ctx + opt->output_len;
+  e->max_seq_entries = entries;
+  const int64_t blocks_per_layer = (entries + opt->kv_block - 1) / opt->kv_block;
+  const int64_t block_bytes = 2 * (int64_t)opt->kv_block * cfg->n_kv_heads * cfg->head_dim * (int64_t)up_dtype_size(dtype);
+  e->kv_blocks = opt->kv_cache_mib > 0 ? opt->kv_cache_mib * 1024 * 1024 / block_bytes
+                                       : blocks_per_layer * cfg->n_layers * e->max_seqs;
+  const int64_t rows_per_step = (int64_t)e->max_seqs * (ctx > 1 ? ctx : 1);
+  e->workspace_tokens = opt->max_batch_tokens > 0 && opt->max_batch_tokens + e->max_seqs < rows_per_step
+                            ? opt->max_batch_tokens + e->max_seqs
+                            : rows_per_step;
+}
+
+/* Backend bytes a point needs beyond the weights: KV pool plus workspace, estimated. */
+static int64_t point_bytes(const up_model_config *cfg, up_dtype dtype, const point_plan *p) {
+  const int64_t es = (int64_t)up_dtype_size(dtype);
+  const int64_t kv = p->engine.kv_blocks * 2 * p->engine.kv_block_tokens * cfg->n_kv_heads * cfg->head_dim * es;
+  const int64_t per_row = (5LL * cfg->hidden + up_model_config_qkv_dim(cfg) + (int64_t)cfg->n_heads * cfg->head_dim +
+                           3LL * cfg->intermediate) * es + 6 * 4;
+  return kv + p->engine.workspace_tokens * per_row + (int64_t)p->engine.max_seqs * cfg->vocab * es;
+}
+
+static void utc_now(char *buf, size_t size, const char *fmt) {
+  const time_t t = time(NULL);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  strftime(buf, size, fmt, &tm);
+}
+
+/* mkdir -p of the directory part of path. */
+static int make_parent_dirs(const char *path, char *err, size_t err_size) {
+  char buf[UP_PATH_MAX];
+  snprintf(buf, sizeof buf, "%s", path);
+  for (char *p = buf + 1; *p; ++p) {
+    if (*p != '/') continue;
+    *p = '\0';
+    if (mkdir(buf, 0775) != 0 && errno != EEXIST) {
+      snprintf(err, err_size, "cannot create directory %.900s: %s", buf, strerror(errno));
+      return -1;
+    }
+    *p = '/';
+  }
+  return 0;
+}
+
+static void library_versions(char *buf, size_t size) {
+  unsigned maj = 0, min = 0, rel = 0;
+  H5get_libversion(&maj, &min, &rel);
+  char mpi[MPI_MAX_LIBRARY_VERSION_STRING] = "";
+  int len = 0;
+  MPI_Get_library_version(mpi, &len);
+  char *nl = strpbrk(mpi, ",\n");
+  if (nl) *nl = '\0';
+  snprintf(buf, size, "hdf5 %u.%u.%u; %s", maj, min, rel, mpi);
+}
+
+static void join_argv(int argc, char **argv, char *buf, size_t size) {
+  size_t used = 0;
+  buf[0] = '\0';
+  for (int i = 0; i < argc && used + 1 < size; ++i)
+    used += (size_t)snprintf(buf + used, size - used, "%s%s", i ? " " : "", argv[i]);
+}
+
+/* Every rank reaches the same verdict; each failing rank says why. */
+static int agree_on_failure(const up_topology *topo, int failed_here, const char *msg) {
+  if (failed_here) {
+    if (topo->world_size > 1)
+      fprintf(stderr, "uniprefill-bench: rank %d: error: %s\n", topo->world_rank, msg);
+    else
+      fprintf(stderr, "uniprefill-bench: error: %s\n", msg);
+  }
+  int failed_any = 0;
+  UP_CHECK_MPI(MPI_Allreduce(&failed_here, &failed_any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+  return failed_any;
+}
+
+static void run_warmup(const up_model *model, const point_plan *p, const up_options *opt) {
+  if (opt->warmup <= 0 || p->rank_requests == 0) return;
+  int64_t *ids = up_malloc_or_die(sizeof(int64_t) * (size_t)opt->warmup, "warm-up ids");
+  for (int32_t i = 0; i < opt->warmup; ++i) ids[i] = -1 - i; /* never a measured id */
+  const int32_t len = p->ctx < 256 ? p->ctx : 256;
+  up_closed_loop_params wl = {.concurrency = 1, .n_requests = opt->warmup, .request_ids = ids, .prompt_len = len,
+                              .output_len = 2, .vocab = model->cfg.vocab, .n_layers = model->cfg.n_layers,
+                              .seed = opt->seed};
+  up_workload *w = up_workload_closed_loop_create(&wl);
+  up_engine_params e = p->engine;
+  e.max_seq_entries = len + 2;
+  up_point_result res;
+  up_engine_run_point(model, &e, p->method, w, &res);
+  up_point_result_free(&res);
+  w->ops->destroy(w);
+  free(ids);
+}
+
+static void fill_point_params(const up_options *opt, const point_plan *p, const up_point_result *merged,
+                              int32_t index, char *layers_buf, size_t layers_size, up_point_params *pp) {
+  const up_method_spec *m = p->method;
+  const int uni = m->kind == UP_METHOD_UNIPREFILL;
+  size_t used = 0;
+  layers_buf[0] = '\0';
+  for (int32_t i = 0; uni && i < m->n_drop_layers && used + 1 < layers_size; ++i)
+    used += (size_t)snprintf(layers_buf + used, layers_size - used, "%s%d", i ? "," : "", (int)m->drop_layers[i]);
+  *pp = (up_point_params){
+      .index = index, .method = m->label, .ctx = p->ctx, .concurrency = p->concurrency,
+      .output_len = opt->output_len, .n_requests = p->n_requests, .seed = opt->seed,
+      .top_p = uni ? m->select.top_p : NAN, .keep_fraction = uni ? m->select.keep_fraction : NAN,
+      .block = uni ? m->select.block : 0, .sink = uni ? m->select.sink : 0, .last_q = uni ? m->select.last_q : 0,
+      .drop_layers = layers_buf, .max_seqs = p->engine.max_seqs, .max_batch_tokens = p->engine.max_batch_tokens,
+      .kv_block_tokens = p->engine.kv_block_tokens, .kv_blocks_total = merged->kv_blocks_total,
+      .kv_blocks_peak = merged->kv_blocks_peak, .kv_block_bytes = merged->kv_block_bytes,
+  };
+}
+
+int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology *topo) {
+  const int root = topo->world_rank == 0;
+  char err[1024] = "", notice[256] = "";
+
+  /* Model and methods: identical on every rank, so every rank agrees on errors. */
+  const char *model_name = opt->model_given ? opt->model : "tiny-llama";
+  const up_model_config *preset = up_model_preset_find(model_name);
+  if (!preset) {
+    if (root) {
+      fprintf(stderr, "uniprefill-bench: error: --model: unknown preset '%s' (known:", model_name);
+      for (int32_t i = 0; i < up_model_preset_count(); ++i) fprintf(stderr, " %s", up_model_preset_at(i)->name);
+      fprintf(stderr, ")\n");
+    }
+    return 2;
+  }
+  up_model_config cfg = *preset;
+  if (opt->layers > 0 && !up_model_config_truncate(&cfg, opt->layers)) {
+    if (root) fprintf(stderr, "uniprefill-bench: error: --layers %d: model %s has %d layers\n", (int)opt->layers,
+                      preset->name, (int)preset->n_layers);
+    return 2;
+  }
+  if (!up_model_config_validate(&cfg, err, sizeof err)) {
+    if (root) fprintf(stderr, "uniprefill-bench: error: %s\n", err);
+    return 2;
+  }
+  up_method_spec methods[UP_MAX_SWEEP];
+  for (int32_t i = 0; i < opt->n_methods; ++i) {
+    methods[i] = opt->methods[i];
+    if (!up_method_spec_resolve(&methods[i], &cfg, err, sizeof err)) {
+      if (root) fprintf(stderr, "uniprefill-bench: error: --method: %s\n", err);
+      return 2;
+    }
+  }
+
+  up_backend *be = up_backend_select(opt->backend, opt->threads, topo->local_rank, notice, sizeof notice, err,
+                                     sizeof err);
+  if (agree_on_failure(topo, be == NULL, err)) {
+    if (be) be->ops->destroy(be);
+    return 2;
+  }
+  if (root && notice[0] && !opt->quiet) fprintf(stderr, "uniprefill-bench: note: %s\n", notice);
+
+  /* Every point must fit this rank's memory before anything is written. */
+  const int64_t weight_bytes = up_model_weight_bytes(&cfg, be->act_dtype);
+  int64_t worst_point = 0;
+  for (int32_t c = 0; c < opt->n_ctx; ++c)
+    for (int32_t k = 0; k < opt->n_concurrency; ++k) {
+      point_plan p;
+      plan_point(opt, &cfg, be->act_dtype, topo, opt->ctx[c], opt->concurrency[k], &methods[0], &p);
+      const int64_t bytes = point_bytes(&cfg, be->act_dtype, &p);
+      worst_point = bytes > worst_point ? bytes : worst_point;
+    }
+  const int64_t available = (int64_t)be->ops->memory_available(be);
+  const int64_t need = weight_bytes + worst_point;
+  snprintf(err, sizeof err, "model %s needs %.2f GiB of weights plus %.2f GiB for the largest point on the %s "
+           "backend, but only %.2f GiB is available (reduce --ctx, --concurrency or --layers, or set --kv-cache-mib)",
+           cfg.name, weight_bytes / 1073741824.0, worst_point / 1073741824.0, be->ops->name, available / 1073741824.0);
+  if (agree_on_failure(topo, need > available, err)) {
+    be->ops->destroy(be);
+    return 2;
+  }
+
+  /* Run metadata, then the results file (rank 0), then the model. */
+  char *hostnames = up_topology_gather_strings(topo, topo->hostname);
+  char *devices = up_topology_gather_strings(topo, be->device_name);
+  char path[UP_PATH_MAX], started[64], argv_joined[4096], libs[512];
+  utc_now(started, sizeof started, "%Y-%m-%dT%H:%M:%SZ");
+  if (opt->output_path[0]) {
+    snprintf(path, sizeof path, "%s", opt->output_path);
+  } else {
+    char stamp[32];
+    utc_now(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ");
+    snprintf(path, sizeof path, "results/runs/%s.h5", stamp);
+  }
+  UP_CHECK_MPI(MPI_Bcast(path, (int)sizeof path, MPI_CHAR, 0, MPI_COMM_WORLD));
+  join_argv(argc, argv, argv_joined, sizeof argv_joined);
+  library_versions(libs, sizeof libs);
+  up_results_file *results = NULL;
+  int open_failed = 0;
+  if (root) {
+    if (!opt->output_path[0] && make_parent_dirs(path, err, sizeof err) != 0) {
+      open_failed = 1;
+    } else {
+      const up_run_info info = {.tool_version = UNIPREFILL_VERSION, .git_commit = UNIPREFILL_GIT_COMMIT,
+                                .argv_joined = argv_joined, .hostnames = hostnames, .world_size = topo->world_size,
+                                .backend = be->ops->name, .device_names = devices, .model = cfg.name,
+                                .library_versions = libs, .started_utc = started};
+      results = up_results_open(path, &info, err, sizeof err);
+      open_failed = results == NULL;
+    }
+  }
+  if (agree_on_failure(topo, open_failed, err)) {
+    free(hostnames);
+    free(devices);
+    be->ops->destroy(be);
+    return 1;
+  }
+
+  up_model *model = up_model_create_random(&cfg, be, opt->seed);
+  const int32_t n_points = opt->n_ctx * opt->n_concurrency * opt->n_methods;
+  up_point_summary *rows = root ? up_calloc_or_die((size_t)n_points, sizeof(up_point_summary), "summary rows") : NULL;
+  const int progress = root && !opt->quiet && isatty(STDERR_FILENO);
+  int exit_code = 0;
+  int32_t index = 0;
+  for (int32_t c = 0; c < opt->n_ctx; ++c) {
+    for (int32_t k = 0; k < opt->n_concurrency; ++k) {
+      for (int32_t m = 0; m < opt->n_methods; ++m, ++index) {
+        point_plan p;
+        plan_point(opt, &cfg, be->act_dtype, topo, opt->ctx[c], opt->concurrency[k], &methods[m], &p);
+        if (progress)
+          fprintf(stderr, "[%d/%d] %s ctx=%d concurrency=%d ...", (int)index + 1, (int)n_points, methods[m].label,
+                  (int)p.ctx, (int)p.concurrency);
+        run_warmup(model, &p, opt);
+        int64_t *ids = up_malloc_or_die(sizeof(int64_t) * (size_t)(p.rank_requests + 1), "request ids");
+        int32_t n_ids = 0;
+        for (int32_t i = 0; i < p.n_requests; ++i)
+          if ((i % p.concurrency) % topo->world_size == topo->world_rank) ids[n_ids++] = i;
+        up_closed_loop_params wl = {.concurrency = p.rank_concurrency > 0 ? p.rank_concurrency : 1,
+                                    .n_requests = n_ids, .request_ids = ids, .prompt_len = p.ctx,
+                                    .output_len = opt->output_len, .vocab = cfg.vocab, .n_layers = cfg.n_layers,
+                                    .seed = opt->seed};
+        up_workload *w = up_workload_closed_loop_create(&wl);
+        up_point_result mine, merged;
+        UP_CHECK_MPI(MPI_Barrier(MPI_COMM_WORLD)); /* ranks start each point together */
+        up_engine_run_point(model, &p.engine, &methods[m], w, &mine);
+        w->ops->destroy(w);
+        free(ids);
+        up_point_gather(topo, &mine, &merged);
+        up_point_result_free(&mine);
+        int write_failed = 0;
+        if (root) {
+          up_point_summary *row = &rows[index];
+          row->point_index = index;
+          snprintf(row->method, sizeof row->method, "%s", methods[m].label);
+          row->ctx = p.ctx;
+          row->concurrency = p.concurrency;
+          row->output_len = opt->output_len;
+          up_point_summary_compute(row, merged.requests, merged.n_requests, merged.wall_s);
+          up_point_summary_fill_speedups(rows, index + 1);
+          char layers[512];
+          up_point_params pp;
+          fill_point_params(opt, &p, &merged, index, layers, sizeof layers, &pp);
+          write_failed = up_results_write_point(results, &pp, row, &merged, err, sizeof err) != 0;
+          if (progress)
+            fprintf(stderr, " ttft %.1f ms, kept %.3f%s\n", row->ttft_mean_ms, row->kept_fraction,
+                    row->n_failed ? ", some requests failed" : "");
+        }
+        up_point_result_free(&merged);
+        if (agree_on_failure(topo, write_failed, err)) {
+          exit_code = 1;
+          goto done;
+        }
+      }
+    }
+  }
+  if (root) {
+    up_point_summary_fill_speedups(rows, n_points);
+    if (up_results_update_speedups(results, rows, n_points, err, sizeof err) != 0) {
+      fprintf(stderr, "uniprefill-bench: error: %s\n", err);
+      exit_code = 1;
+    }
+    up_report_table_print(stdout, opt->format, rows, n_points);
+    fflush(stdout);
+    if (!opt->quiet) fprintf(stderr, "uniprefill-bench: wrote %s\n", path);
+  }
+done:
+  if (root && results && up_results_close(results, err, sizeof err) != 0) {
+    fprintf(stderr, "uniprefill-bench: error: %s\n", err);
+    exit_code = 1;
+  }
+  UP_CHECK_MPI(MPI_Bcast(&exit_code, 1, MPI_INT, 0, MPI_COMM_WORLD));
+  free(rows);
+  free(hostnames);
+  free(devices);
+  up_model_destroy(model);
+  be->ops->destroy(be);
+  return exit_code;
+}

@@ -1,0 +1,102 @@
+/* cpu_backend.c — builds the CPU reference backend: host memory behind the memory ops,
+ * the device name from /proc/cpuinfo, and the op table pointing at cpu_ops.c,
+ * cpu_attention.c and uniprefill_select.c. */
+#include "kernels/cpu/cpu_backend.h"
+
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/cpu/cpu_ops.h"
+#include "kernels/fatal.h"
+
+static void *cpu_alloc(up_backend *be, size_t bytes, const char *what) { return up_malloc_or_die(bytes, what); }
+
+static void cpu_free(up_backend *be, void *ptr) { free(ptr); }
+
+/* MemAvailable counts reclaimable page cache, which is what a large allocation can
+ * really get; MemFree would understate it on a busy node. */
+static size_t cpu_memory_available(up_backend *be) {
+  FILE *f = fopen("/proc/meminfo", "r");
+  if (!f) return 0;
+  char line[256];
+  unsigned long long kib = 0;
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "MemAvailable: %llu kB", &kib) == 1) break;
+  fclose(f);
+  return (size_t)kib * 1024;
+}
+
+static void cpu_upload_f32(up_backend *be, void *dst, size_t offset, const float *src, size_t n) {
+  memcpy((float *)dst + offset, src, sizeof(float) * n);
+}
+
+static void cpu_download_f32(up_backend *be, float *dst, const void *src, size_t offset, size_t n) {
+  memcpy(dst, (const float *)src + offset, sizeof(float) * n);
+}
+
+static void cpu_upload_i32(up_backend *be, int32_t *dst, const int32_t *src_host, size_t n) {
+  memcpy(dst, src_host, sizeof(int32_t) * n);
+}
+
+static void cpu_download_i32(up_backend *be, int32_t *dst_host, const int32_t *src, size_t n) {
+  memcpy(dst_host, src, sizeof(int32_t) * n);
+}
+
+static void cpu_synchronize(up_backend *be) {} /* every op finishes before it returns */
+
+static void cpu_destroy(up_backend *be) { free(be); }
+
+static const up_backend_ops cpu_op_table = {
+    .name = "cpu",
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .memory_available = cpu_memory_available,
+    .upload_f32 = cpu_upload_f32,
+    .download_f32 = cpu_download_f32,
+    .upload_i32 = cpu_upload_i32,
+    .download_i32 = cpu_download_i32,
+    .synchronize = cpu_synchronize,
+    .embed = up_cpu_embed,
+    .rmsnorm = up_cpu_rmsnorm,
+    .add_rmsnorm = up_cpu_add_rmsnorm,
+    .matmul = up_cpu_matmul,
+    .rope = up_cpu_rope,
+    .swiglu = up_cpu_swiglu,
+    .gather_rows = up_cpu_gather_rows,
+    .gather_i32 = up_cpu_gather_i32,
+    .argmax_rows = up_cpu_argmax_rows,
+    .kv_store = up_cpu_kv_store,
+    .attention = up_cpu_attention,
+    .uniprefill_select = up_cpu_uniprefill_select,
+    .destroy = cpu_destroy,
+};
+
+/* "<model name> (<n> cores)" from /proc/cpuinfo, or "cpu" where it cannot be read. */
+static void describe_cpu(char *dst, size_t size) {
+  snprintf(dst, size, "cpu");
+  FILE *f = fopen("/proc/cpuinfo", "r");
+  if (!f) return;
+  char line[512], model[256] = "";
+  int n_cores = 0;
+  while (fgets(line, sizeof line, f)) {
+    if (strncmp(line, "processor", 9) == 0) ++n_cores;
+    const char *colon = strchr(line, ':');
+    if (!model[0] && colon && strncmp(line, "model name", 10) == 0) {
+      snprintf(model, sizeof model, "%s", colon + 1 + (colon[1] == ' '));
+      model[strcspn(model, "\n")] = '\0';
+    }
+  }
+  fclose(f);
+  if (model[0]) snprintf(dst, size, "%s (%d cores)", model, n_cores);
+}
+
+up_backend *up_cpu_backend_create(int n_threads) {
+  up_backend *be = up_calloc_or_die(1, sizeof *be, "cpu backend");
+  be->ops = &cpu_op_table;
+  be->act_dtype = UP_DTYPE_F32;
+  describe_cpu(be->device_name, sizeof be->device_name);
+  if (n_threads > 0) openblas_set_num_threads(n_threads);
+  return be;
+}

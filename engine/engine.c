@@ -131,7 +131,7 @@ static void drain_finished(up_scheduler *sched, record_sink *sink, int32_t rank,
   }
 }
 
-void up_engine_run_point(const up_model *model, const up_engine_params *params, const up_method_spec *method,
+void up_engine_run_point(const up_model *model, const up_engine_params *params, const up_method *method,
                          up_workload *workload, up_point_result *out) {
   const up_model_config *cfg = &model->cfg;
   up_backend *be = model->be;

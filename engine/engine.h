@@ -42,7 +42,7 @@ void up_point_result_sort_requests(up_point_result *res);
 
 /* Run the workload to completion. Fails (UP_FATAL) only on internal errors; requests
  * that cannot run end with an error status in their record. */
-void up_engine_run_point(const up_model *model, const up_engine_params *params, const up_method_spec *method,
+void up_engine_run_point(const up_model *model, const up_engine_params *params, const up_method *method,
                          up_workload *workload, up_point_result *out);
 
 /* Convert a finished request into its record. */

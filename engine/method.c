@@ -142,18 +142,18 @@ bool up_method_spec_resolve(up_method_spec *spec, const up_model_config *cfg, ch
   return true;
 }
 
-static bool uniprefill_drops_after(const up_method_spec *spec, int32_t layer) {
-  for (int32_t i = 0; i < spec->n_drop_layers; ++i)
-    if (spec->drop_layers[i] == layer) return true;
+static bool uniprefill_drops_after(const up_method *m, int32_t layer) {
+  for (int32_t i = 0; i < m->spec.n_drop_layers; ++i)
+    if (m->spec.drop_layers[i] == layer) return true;
   return false;
 }
 
-static int32_t uniprefill_select(const up_method_spec *spec, up_backend *be, int32_t *keep_rows,
+static int32_t uniprefill_select(const up_method *m, up_backend *be, int32_t *keep_rows,
                                  int32_t *new_cu_seqlens_host, const void *qkv, const up_kv_pool *pool,
                                  const up_attn_batch *batch, const up_attn_shape *shape,
                                  const uint8_t *is_candidate_host) {
   return be->ops->uniprefill_select(be, keep_rows, new_cu_seqlens_host, qkv, pool, batch, shape, is_candidate_host,
-                                    &spec->select);
+                                    &m->spec.select);
 }
 
 static const up_method_ops g_dense_ops = {.name = "dense"};
@@ -166,4 +166,10 @@ static const up_method_ops g_uniprefill_ops = {
 
 const up_method_ops *up_method_ops_for(up_method_kind kind) {
   return kind == UP_METHOD_UNIPREFILL ? &g_uniprefill_ops : &g_dense_ops;
+}
+
+void up_method_init(up_method *m, const up_method_spec *spec) {
+  m->ops = up_method_ops_for(spec->kind);
+  m->spec = *spec;
+  m->state = NULL;
 }

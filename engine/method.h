@@ -37,19 +37,32 @@ bool up_method_spec_parse(const char *text, const up_method_spec *uniprefill_def
 /* Resolve preset drop layers against a model and check ranges; false with a message on error. */
 bool up_method_spec_resolve(up_method_spec *spec, const up_model_config *cfg, char *err, size_t err_size);
 
+typedef struct up_method up_method;
+
 /* The hooks the forward pass calls. A NULL hook means the method does nothing there. */
 typedef struct up_method_ops {
   const char *name;
   /* True when tokens may be dropped after this layer's attention. */
-  bool (*drops_after)(const up_method_spec *spec, int32_t layer);
+  bool (*drops_after)(const up_method *m, int32_t layer);
   /* Choose surviving rows (see up_backend_ops.uniprefill_select); returns the kept count. */
-  int32_t (*select)(const up_method_spec *spec, up_backend *be, int32_t *keep_rows, int32_t *new_cu_seqlens_host,
+  int32_t (*select)(const up_method *m, up_backend *be, int32_t *keep_rows, int32_t *new_cu_seqlens_host,
                     const void *qkv, const up_kv_pool *pool, const up_attn_batch *batch,
                     const up_attn_shape *shape, const uint8_t *is_candidate_host);
   /* Sparse attention for full-attention layers; NULL: dense causal attention. */
-  void (*attention)(const up_method_spec *spec, up_backend *be, void *out, const void *qkv,
-                    const up_kv_pool *pool, const up_attn_batch *batch, const up_attn_shape *shape);
+  void (*attention)(const up_method *m, up_backend *be, void *out, const void *qkv, const up_kv_pool *pool,
+                    const up_attn_batch *batch, const up_attn_shape *shape);
 } up_method_ops;
+
+/* A method instance: its hooks, its resolved spec, and whatever state it keeps
+ * (the sparse-attention baselines will keep per-head patterns there). */
+struct up_method {
+  const up_method_ops *ops;
+  up_method_spec spec;
+  void *state;
+};
+
+/* The built-in method for a resolved spec. */
+void up_method_init(up_method *m, const up_method_spec *spec);
 
 const up_method_ops *up_method_ops_for(up_method_kind kind);
 const char *up_method_kind_name(up_method_kind kind);

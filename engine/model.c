@@ -232,11 +232,11 @@ static void upload_layer_view(up_forward_workspace *ws, const up_kv_cache *cache
 }
 
 void up_forward(const up_model *model, up_forward_workspace *ws, up_kv_cache *cache, const up_kv_pool *pool,
-                const up_method_spec *method, const up_forward_seq *seqs, int32_t n_seqs, up_forward_out *out) {
+                const up_method *method, const up_forward_seq *seqs, int32_t n_seqs, up_forward_out *out) {
   const up_model_config *cfg = &model->cfg;
   up_backend *be = model->be;
   const up_backend_ops *ops = be->ops;
-  const up_method_ops *mops = up_method_ops_for(method->kind);
+  const up_method_ops *mops = method->ops;
   UP_ASSERT(n_seqs >= 1 && n_seqs <= ws->max_seqs, "%d sequences for a workspace of %d", (int)n_seqs,
             (int)ws->max_seqs);
   UP_ASSERT(up_kv_cache_max_blocks_per_seq(cache) == ws->max_blocks_per_seq, "workspace and cache disagree");

@@ -68,6 +68,6 @@ typedef struct up_forward_out {
 /* Run every layer over the batch: KV entries are appended to the cache at each layer's
  * own length; the method may drop prefill rows after its drop layers. */
 void up_forward(const up_model *model, up_forward_workspace *ws, up_kv_cache *cache, const up_kv_pool *pool,
-                const up_method_spec *method, const up_forward_seq *seqs, int32_t n_seqs, up_forward_out *out);
+                const up_method *method, const up_forward_seq *seqs, int32_t n_seqs, up_forward_out *out);
 
 #endif

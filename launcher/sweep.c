@@ -26,7 +26,7 @@
 /* One point's share on this rank and the engine sizing that follows from it. */
 typedef struct point_plan {
   int32_t ctx, concurrency, n_requests;
-  const up_method_spec *method;
+  const up_method *method;
   int32_t rank_concurrency;
   int32_t rank_requests;
   up_engine_params engine;
@@ -39,7 +39,7 @@ static int32_t rank_slots(int32_t concurrency, int rank, int world) {
 }
 
 static void plan_point(const up_options *opt, const up_model_config *cfg, up_dtype dtype, const up_topology *topo,
-                       int32_t ctx, int32_t concurrency, const up_method_spec *method, point_plan *p) {
+                       int32_t ctx, int32_t concurrency, const up_method *method, point_plan *p) {
   memset(p, 0, sizeof *p);
   p->ctx = ctx;
   p->concurrency = concurrency;
@@ -148,7 +148,7 @@ static void run_warmup(const up_model *model, const point_plan *p, const up_opti
 
 static void fill_point_params(const up_options *opt, const point_plan *p, const up_point_result *merged,
                               int32_t index, char *layers_buf, size_t layers_size, up_point_params *pp) {
-  const up_method_spec *m = p->method;
+  const up_method_spec *m = &p->method->spec;
   const int uni = m->kind == UP_METHOD_UNIPREFILL;
   size_t used = 0;
   layers_buf[0] = '\0';
@@ -190,13 +190,14 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
     if (root) fprintf(stderr, "uniprefill-bench: error: %s\n", err);
     return 2;
   }
-  up_method_spec methods[UP_MAX_SWEEP];
+  up_method methods[UP_MAX_SWEEP];
   for (int32_t i = 0; i < opt->n_methods; ++i) {
-    methods[i] = opt->methods[i];
-    if (!up_method_spec_resolve(&methods[i], &cfg, err, sizeof err)) {
+    up_method_spec spec = opt->methods[i];
+    if (!up_method_spec_resolve(&spec, &cfg, err, sizeof err)) {
       if (root) fprintf(stderr, "uniprefill-bench: error: --method: %s\n", err);
       return 2;
     }
+    up_method_init(&methods[i], &spec);
   }
 
   up_backend *be = up_backend_select(opt->backend, opt->threads, topo->local_rank, notice, sizeof notice, err,
@@ -275,7 +276,7 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
         point_plan p;
         plan_point(opt, &cfg, be->act_dtype, topo, opt->ctx[c], opt->concurrency[k], &methods[m], &p);
         if (progress)
-          fprintf(stderr, "[%d/%d] %s ctx=%d concurrency=%d ...", (int)index + 1, (int)n_points, methods[m].label,
+          fprintf(stderr, "[%d/%d] %s ctx=%d concurrency=%d ...", (int)index + 1, (int)n_points, methods[m].spec.label,
                   (int)p.ctx, (int)p.concurrency);
         run_warmup(model, &p, opt);
         int64_t *ids = up_malloc_or_die(sizeof(int64_t) * (size_t)(p.rank_requests + 1), "request ids");
@@ -298,7 +299,7 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
         if (root) {
           up_point_summary *row = &rows[index];
           row->point_index = index;
-          snprintf(row->method, sizeof row->method, "%s", methods[m].label);
+          snprintf(row->method, sizeof row->method, "%s", methods[m].spec.label);
           row->ctx = p.ctx;
           row->concurrency = p.concurrency;
           row->output_len = opt->output_len;

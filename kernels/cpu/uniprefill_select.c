@@ -73,7 +73,8 @@ int32_t up_select_blocks(const double *block_scores, int32_t n_blocks, float top
   qsort(ranked, (size_t)n_blocks, sizeof(ranked_block), compare_ranked);
   int32_t kept = 0;
   if (keep_fraction > 0.0f) {
-    int32_t budget = (int32_t)ceil((double)keep_fraction * n_blocks - 1e-9);
+    /* keep_fraction is a float: 0.4f * 5 is 2.00000003, which must count as 2. */
+    int32_t budget = (int32_t)ceil((double)keep_fraction * n_blocks - 1e-4);
     if (budget < 1) budget = 1;
     if (budget > n_blocks) budget = n_blocks;
     for (; kept < budget; ++kept) keep_block[ranked[kept].index] = 1;

@@ -1,0 +1,44 @@
+#!/usr/bin/env python3
+"""compare_request_records.py — checks that two uniprefill-bench runs of the same sweep
+produced the same per-request records, whatever their rank counts: same points, and per
+request the same id, status, prompt, kept and output lengths, first token and kept
+tokens per layer. Timing fields are ignored. Exit 0 when equal, 1 otherwise."""
+import sys
+
+import h5py
+import numpy as np
+
+FIELDS = ("id", "status", "prompt_len", "kept_len", "output_len", "first_token")
+
+
+def main(a_path, b_path):
+    with h5py.File(a_path, "r") as a, h5py.File(b_path, "r") as b:
+        pa, pb = sorted(a["points"]), sorted(b["points"])
+        if pa != pb:
+            print(f"different points: {pa} vs {pb}")
+            return 1
+        ranks = set()
+        for name in pa:
+            ra, rb = a["points"][name]["requests"][()], b["points"][name]["requests"][()]
+            if len(ra) != len(rb):
+                print(f"{name}: {len(ra)} vs {len(rb)} requests")
+                return 1
+            for field in FIELDS:
+                if not np.array_equal(ra[field], rb[field]):
+                    print(f"{name}: field {field} differs: {ra[field]} vs {rb[field]}")
+                    return 1
+            la = a["points"][name]["request_layer_tokens"][()]
+            lb = b["points"][name]["request_layer_tokens"][()]
+            if not np.array_equal(la, lb):
+                print(f"{name}: kept tokens per layer differ")
+                return 1
+            ranks.update(int(r) for r in rb["rank"])
+        print(f"{len(pa)} points equal; second run's requests came from ranks {sorted(ranks)}")
+        if b.attrs["world_size"] > 1 and len(ranks) < 2:
+            print("the multi-rank run did not spread requests over ranks")
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:3]))

@@ -1,0 +1,282 @@
+/* test_forward.c — continuous-batching correctness of the forward pass on the CPU
+ * backend: a packed batch gives each request the logits it gets alone (dense and
+ * UniPrefill), UniPrefill at p = 1 is dense, and decode after a drop attends each
+ * layer's own kept entries — checked against a recomputation that replays the same
+ * drops on the prompt plus the generated tokens in one prefill. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/kv_cache.h"
+#include "engine/method.h"
+#include "engine/model.h"
+#include "kernels/cpu/cpu_backend.h"
+
+enum { N_LAYERS = 4, BLOCK_TOKENS = 16, MAX_SEQS = 4, MAX_ENTRIES = 1024 };
+
+static up_model_config small_config(void) {
+  up_model_config cfg = *up_model_preset_find("tiny-llama");
+  cfg.n_layers = N_LAYERS;
+  cfg.hidden = 64;
+  cfg.n_heads = 4;
+  cfg.n_kv_heads = 2;
+  cfg.head_dim = 16;
+  cfg.intermediate = 128;
+  cfg.vocab = 512;
+  cfg.n_drop_layers = 2;
+  cfg.drop_layers[0] = 1;
+  cfg.drop_layers[1] = 2;
+  return cfg;
+}
+
+/* A model, a cache and a workspace that a test runs forwards through. */
+typedef struct harness {
+  up_backend *be;
+  up_model *model;
+  up_kv_cache *cache;
+  up_kv_pool pool;
+  up_forward_workspace *ws;
+} harness;
+
+static void harness_init(harness *h) {
+  const up_model_config cfg = small_config();
+  h->be = up_cpu_backend_create(1);
+  h->model = up_model_create_random(&cfg, h->be, 1234);
+  const int32_t maxb = MAX_ENTRIES / BLOCK_TOKENS;
+  const int32_t n_blocks = maxb * N_LAYERS * MAX_SEQS;
+  h->cache = up_kv_cache_create(n_blocks, BLOCK_TOKENS, N_LAYERS, MAX_SEQS, maxb);
+  const int32_t kv_dim = cfg.n_kv_heads * cfg.head_dim;
+  h->pool = (up_kv_pool){.n_blocks = n_blocks, .block_tokens = BLOCK_TOKENS, .kv_dim = kv_dim};
+  h->pool.k = h->be->ops->alloc(h->be, sizeof(float) * (size_t)n_blocks * BLOCK_TOKENS * kv_dim, "test K");
+  h->pool.v = h->be->ops->alloc(h->be, sizeof(float) * (size_t)n_blocks * BLOCK_TOKENS * kv_dim, "test V");
+  h->ws = up_forward_workspace_create(h->model, MAX_SEQS * MAX_ENTRIES, MAX_SEQS, maxb);
+}
+
+static void harness_free(harness *h) {
+  up_forward_workspace_destroy(h->ws);
+  h->be->ops->free(h->be, h->pool.k);
+  h->be->ops->free(h->be, h->pool.v);
+  up_kv_cache_destroy(h->cache);
+  up_model_destroy(h->model);
+  h->be->ops->destroy(h->be);
+}
+
+static void random_prompt(int32_t *tokens, int32_t n, uint32_t seed) {
+  uint32_t x = seed * 2654435761u + 1;
+  for (int32_t i = 0; i < n; ++i) {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    tokens[i] = (int32_t)(x % 512);
+  }
+}
+
+static double max_rel_diff(const float *a, const float *b, int32_t n) {
+  double diff = 0.0, scale = 0.0;
+  for (int32_t i = 0; i < n; ++i) {
+    cr_assert(!isnan(a[i]) && !isnan(b[i]), "NaN in logits at %d", i);
+    diff = fmax(diff, fabs((double)a[i] - b[i]));
+    scale = fmax(scale, fabs((double)b[i]));
+  }
+  return diff / scale;
+}
+
+/* Prefill the given prompts together in fresh slots; logits [n][vocab], rows per layer [n][L]. */
+static void prefill(harness *h, const up_method *method, int32_t *const *prompts, const int32_t *lens, int32_t n,
+                    int32_t *slots, float *logits, int32_t *layer_rows) {
+  up_forward_seq seqs[MAX_SEQS];
+  for (int32_t s = 0; s < n; ++s) {
+    slots[s] = up_kv_cache_acquire_slot(h->cache);
+    cr_assert_geq(slots[s], 0);
+    cr_assert(up_kv_cache_reserve(h->cache, slots[s], lens[s] + 8));
+    seqs[s] = (up_forward_seq){.slot = slots[s], .n_tokens = lens[s], .tokens = prompts[s], .first_position = 0,
+                               .is_prefill = true};
+  }
+  int32_t next[MAX_SEQS];
+  up_forward_out out = {.next_tokens = next, .seq_layer_rows = layer_rows, .logits = logits};
+  up_forward(h->model, h->ws, h->cache, &h->pool, method, seqs, n, &out);
+}
+
+static void release_all(harness *h, const int32_t *slots, int32_t n) {
+  for (int32_t s = 0; s < n; ++s) up_kv_cache_release_slot(h->cache, slots[s]);
+}
+
+static void check_batch_equals_alone(const up_method_spec *spec) {
+  harness h;
+  harness_init(&h);
+  up_method method;
+  up_method_init(&method, spec);
+  const int32_t lens[3] = {700, 40, 520};
+  int32_t *prompts[3];
+  for (int32_t s = 0; s < 3; ++s) {
+    prompts[s] = malloc(sizeof(int32_t) * (size_t)lens[s]);
+    random_prompt(prompts[s], lens[s], (uint32_t)s + 1);
+  }
+  const int32_t vocab = h.model->cfg.vocab;
+  float *batch_logits = malloc(sizeof(float) * 3 * (size_t)vocab), *alone_logits = malloc(sizeof(float) * (size_t)vocab);
+  int32_t batch_rows[3 * N_LAYERS], alone_rows[N_LAYERS], slots[3];
+  prefill(&h, &method, prompts, lens, 3, slots, batch_logits, batch_rows);
+  release_all(&h, slots, 3);
+  for (int32_t s = 0; s < 3; ++s) {
+    prefill(&h, &method, &prompts[s], &lens[s], 1, slots, alone_logits, alone_rows);
+    release_all(&h, slots, 1);
+    for (int32_t l = 0; l < N_LAYERS; ++l)
+      cr_assert_eq(batch_rows[s * N_LAYERS + l], alone_rows[l], "%s: request %d layer %d rows", spec->label, s, l);
+    const double err = max_rel_diff(batch_logits + (size_t)s * vocab, alone_logits, vocab);
+    cr_assert_lt(err, 1e-4, "%s: request %d logits differ by %g", spec->label, s, err);
+  }
+  for (int32_t s = 0; s < 3; ++s) free(prompts[s]);
+  free(batch_logits);
+  free(alone_logits);
+  harness_free(&h);
+}
+
+Test(forward, packed_batch_equals_each_request_alone_dense) {
+  up_method_spec spec;
+  up_method_spec_default(&spec, UP_METHOD_DENSE);
+  check_batch_equals_alone(&spec);
+}
+
+Test(forward, packed_batch_equals_each_request_alone_uniprefill) {
+  up_method_spec spec;
+  up_method_spec_default(&spec, UP_METHOD_UNIPREFILL);
+  spec.select.keep_fraction = 0.3f;
+  const up_model_config cfg = small_config();
+  char err[256];
+  cr_assert(up_method_spec_resolve(&spec, &cfg, err, sizeof err), "%s", err);
+  check_batch_equals_alone(&spec);
+}
+
+Test(forward, uniprefill_at_p_one_is_dense) {
+  harness h;
+  harness_init(&h);
+  const up_model_config cfg = small_config();
+  up_method_spec dense_spec, uni_spec;
+  up_method_spec_default(&dense_spec, UP_METHOD_DENSE);
+  up_method_spec_default(&uni_spec, UP_METHOD_UNIPREFILL);
+  uni_spec.select.top_p = 1.0f;
+  char err[256];
+  cr_assert(up_method_spec_resolve(&uni_spec, &cfg, err, sizeof err), "%s", err);
+  up_method dense, uni;
+  up_method_init(&dense, &dense_spec);
+  up_method_init(&uni, &uni_spec);
+  const int32_t lens[2] = {900, 300};
+  int32_t *prompts[2];
+  for (int32_t s = 0; s < 2; ++s) {
+    prompts[s] = malloc(sizeof(int32_t) * (size_t)lens[s]);
+    random_prompt(prompts[s], lens[s], 77 + (uint32_t)s);
+  }
+  float *a = malloc(sizeof(float) * 2 * cfg.vocab), *b = malloc(sizeof(float) * 2 * cfg.vocab);
+  int32_t rows_a[2 * N_LAYERS], rows_b[2 * N_LAYERS], slots[2];
+  prefill(&h, &dense, prompts, lens, 2, slots, a, rows_a);
+  release_all(&h, slots, 2);
+  prefill(&h, &uni, prompts, lens, 2, slots, b, rows_b);
+  release_all(&h, slots, 2);
+  for (int32_t i = 0; i < 2 * N_LAYERS; ++i) cr_assert_eq(rows_a[i], rows_b[i]);
+  cr_assert_lt(max_rel_diff(b, a, 2 * cfg.vocab), 1e-6);
+  for (int32_t s = 0; s < 2; ++s) free(prompts[s]);
+  free(a);
+  free(b);
+  harness_free(&h);
+}
+
+/* --- decode after a drop --------------------------------------------------------- */
+
+/* Records which rows UniPrefill keeps at each drop layer of one sequence. */
+typedef struct drop_record {
+  int32_t n_drops;
+  int32_t n_kept[N_LAYERS];
+  int32_t *kept[N_LAYERS];
+  int32_t extra_rows; /* replay: rows after the prompt that always survive */
+  int32_t prompt_rows[N_LAYERS];
+} drop_record;
+
+static int32_t recording_select(const up_method *m, up_backend *be, int32_t *keep_rows, int32_t *new_cu,
+                                const void *qkv, const up_kv_pool *pool, const up_attn_batch *batch,
+                                const up_attn_shape *shape, const uint8_t *is_candidate) {
+  drop_record *rec = m->state;
+  const int32_t kept = up_method_ops_for(UP_METHOD_UNIPREFILL)->select(m, be, keep_rows, new_cu, qkv, pool, batch,
+                                                                       shape, is_candidate);
+  rec->kept[rec->n_drops] = malloc(sizeof(int32_t) * (size_t)kept);
+  memcpy(rec->kept[rec->n_drops], keep_rows, sizeof(int32_t) * (size_t)kept);
+  rec->prompt_rows[rec->n_drops] = batch->n_tokens;
+  rec->n_kept[rec->n_drops++] = kept;
+  return kept;
+}
+
+/* Replays recorded drops on the prompt rows and keeps every row after them. */
+static int32_t replay_select(const up_method *m, up_backend *be, int32_t *keep_rows, int32_t *new_cu,
+                             const void *qkv, const up_kv_pool *pool, const up_attn_batch *batch,
+                             const up_attn_shape *shape, const uint8_t *is_candidate) {
+  drop_record *rec = m->state;
+  const int32_t d = rec->n_drops++;
+  cr_assert_eq(batch->n_tokens, rec->prompt_rows[d] + rec->extra_rows, "replay sees the recorded rows plus extras");
+  int32_t n = 0;
+  for (int32_t i = 0; i < rec->n_kept[d]; ++i) keep_rows[n++] = rec->kept[d][i];
+  for (int32_t i = 0; i < rec->extra_rows; ++i) keep_rows[n++] = rec->prompt_rows[d] + i;
+  new_cu[0] = 0;
+  new_cu[1] = n;
+  return n;
+}
+
+Test(forward, decode_after_drop_matches_replayed_recomputation) {
+  harness h;
+  harness_init(&h);
+  const up_model_config cfg = small_config();
+  up_method_spec spec;
+  up_method_spec_default(&spec, UP_METHOD_UNIPREFILL);
+  spec.select.keep_fraction = 0.4f;
+  char err[256];
+  cr_assert(up_method_spec_resolve(&spec, &cfg, err, sizeof err), "%s", err);
+  drop_record rec = {0};
+  const up_method_ops recording_ops = {.name = "recording", .drops_after = up_method_ops_for(UP_METHOD_UNIPREFILL)->drops_after,
+                                       .select = recording_select};
+  const up_method recording = {.ops = &recording_ops, .spec = spec, .state = &rec};
+
+  enum { PROMPT = 640, STEPS = 3 };
+  int32_t tokens[PROMPT + STEPS];
+  random_prompt(tokens, PROMPT, 99);
+  int32_t *prompt = tokens;
+  const int32_t len = PROMPT;
+  float *logits = malloc(sizeof(float) * (size_t)cfg.vocab), *ref = malloc(sizeof(float) * (size_t)cfg.vocab);
+  int32_t rows[N_LAYERS], slot;
+  prefill(&h, &recording, &prompt, &len, 1, &slot, logits, rows);
+  cr_assert_eq(rec.n_drops, 2);
+  cr_assert_lt(rows[N_LAYERS - 1], rows[0], "the drops removed tokens");
+  for (int32_t l = 0; l < N_LAYERS; ++l)
+    cr_assert_eq(up_kv_cache_len(h.cache, slot, l), rows[l], "layer %d caches exactly its kept rows", l);
+
+  /* Decode STEPS tokens after the drop. */
+  float decode_logits[STEPS][512];
+  int32_t next = 0;
+  for (int32_t k = 0; k < STEPS; ++k) {
+    tokens[PROMPT + k] = (int32_t)((37 * k + 11) % cfg.vocab);
+    const up_forward_seq seq = {.slot = slot, .n_tokens = 1, .tokens = &tokens[PROMPT + k],
+                                .first_position = PROMPT + k, .is_prefill = false};
+    up_forward_out out = {.next_tokens = &next, .logits = decode_logits[k]};
+    up_forward(h.model, h.ws, h.cache, &h.pool, &recording, &seq, 1, &out);
+    for (int32_t l = 0; l < N_LAYERS; ++l)
+      cr_assert_eq(up_kv_cache_len(h.cache, slot, l), rows[l] + k + 1, "decode appends at layer %d's own length", l);
+  }
+  cr_assert_eq(rec.n_drops, 2, "decode rows are never dropped");
+  up_kv_cache_release_slot(h.cache, slot);
+
+  /* Recompute: one prefill of prompt + k+1 tokens with the same drops replayed. */
+  const up_method_ops replay_ops = {.name = "replay", .drops_after = recording_ops.drops_after, .select = replay_select};
+  for (int32_t k = 0; k < STEPS; ++k) {
+    rec.n_drops = 0;
+    rec.extra_rows = k + 1;
+    const up_method replay = {.ops = &replay_ops, .spec = spec, .state = &rec};
+    const int32_t total = PROMPT + k + 1;
+    int32_t *all = tokens;
+    prefill(&h, &replay, &all, &total, 1, &slot, ref, rows);
+    up_kv_cache_release_slot(h.cache, slot);
+    const double diff = max_rel_diff(decode_logits[k], ref, cfg.vocab);
+    cr_assert_lt(diff, 1e-4, "decode step %d differs from recomputation by %g", k, diff);
+  }
+  for (int32_t d = 0; d < 2; ++d) free(rec.kept[d]);
+  free(logits);
+  free(ref);
+  harness_free(&h);
+}

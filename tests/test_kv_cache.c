@@ -11,6 +11,19 @@ static int32_t held_by_slot(const up_kv_cache *cache, int32_t slot) {
   return total;
 }
 
+/* A cache of two sequence slots, both taken (a = 0, b = 1), each with a reservation
+ * of entries_each entries (0: none). */
+static up_kv_cache *two_slot_cache(int32_t n_blocks, int32_t block_tokens, int32_t n_layers,
+                                   int32_t max_blocks_per_seq, int64_t entries_each, int32_t *a, int32_t *b) {
+  up_kv_cache *cache = up_kv_cache_create(n_blocks, block_tokens, n_layers, 2, max_blocks_per_seq);
+  *a = up_kv_cache_acquire_slot(cache);
+  *b = up_kv_cache_acquire_slot(cache);
+  cr_assert(*a == 0 && *b == 1);
+  cr_assert(up_kv_cache_reserve(cache, *a, entries_each));
+  cr_assert(up_kv_cache_reserve(cache, *b, entries_each));
+  return cache;
+}
+
 Test(kv_cache, fresh_cache_reports_its_sizes) {
   up_kv_cache *cache = up_kv_cache_create(32, 16, 4, 3, 8);
   cr_assert_eq(up_kv_cache_total_blocks(cache), 32);
@@ -47,10 +60,8 @@ Test(kv_cache, reserve_takes_blocks_at_every_layer) {
 }
 
 Test(kv_cache, no_block_is_handed_out_twice) {
-  up_kv_cache *cache = up_kv_cache_create(24, 4, 3, 2, 8);
-  const int32_t a = up_kv_cache_acquire_slot(cache), b = up_kv_cache_acquire_slot(cache);
-  cr_assert(up_kv_cache_reserve(cache, a, 16));
-  cr_assert(up_kv_cache_reserve(cache, b, 16));
+  int32_t a, b;
+  up_kv_cache *cache = two_slot_cache(24, 4, 3, 8, 16, &a, &b);
   cr_assert_eq(up_kv_cache_free_blocks(cache), 0);
   int seen[24] = {0};
   const int32_t slots[2] = {a, b};
@@ -68,8 +79,8 @@ Test(kv_cache, no_block_is_handed_out_twice) {
 }
 
 Test(kv_cache, failed_reserve_takes_nothing) {
-  up_kv_cache *cache = up_kv_cache_create(10, 8, 4, 2, 8);
-  const int32_t a = up_kv_cache_acquire_slot(cache), b = up_kv_cache_acquire_slot(cache);
+  int32_t a, b;
+  up_kv_cache *cache = two_slot_cache(10, 8, 4, 8, 0, &a, &b);
   cr_assert(up_kv_cache_reserve(cache, a, 8));  /* 4 blocks, 6 left */
   cr_assert_eq(up_kv_cache_free_blocks(cache), 6);
   /* 2 blocks at 4 layers = 8 > 6: refused, and no layer got anything. */
@@ -97,8 +108,8 @@ Test(kv_cache, table_overflow_is_refused) {
 }
 
 Test(kv_cache, trim_returns_blocks_for_reuse) {
-  up_kv_cache *cache = up_kv_cache_create(8, 4, 2, 2, 8);
-  const int32_t a = up_kv_cache_acquire_slot(cache), b = up_kv_cache_acquire_slot(cache);
+  int32_t a, b;
+  up_kv_cache *cache = two_slot_cache(8, 4, 2, 8, 0, &a, &b);
   cr_assert(up_kv_cache_reserve(cache, a, 16));  /* 4 blocks at each of 2 layers: the pool */
   cr_assert_eq(up_kv_cache_free_blocks(cache), 0);
   cr_assert_not(up_kv_cache_reserve(cache, b, 4));
@@ -137,10 +148,8 @@ Test(kv_cache, release_returns_everything) {
 }
 
 Test(kv_cache, layer_lengths_are_independent) {
-  up_kv_cache *cache = up_kv_cache_create(64, 4, 3, 2, 16);
-  const int32_t a = up_kv_cache_acquire_slot(cache), b = up_kv_cache_acquire_slot(cache);
-  cr_assert(up_kv_cache_reserve(cache, a, 20));
-  cr_assert(up_kv_cache_reserve(cache, b, 20));
+  int32_t a, b;
+  up_kv_cache *cache = two_slot_cache(64, 4, 3, 16, 20, &a, &b);
   up_kv_cache_append(cache, a, 0, 20);
   up_kv_cache_append(cache, a, 1, 9);
   up_kv_cache_append(cache, a, 2, 2);
@@ -156,11 +165,9 @@ Test(kv_cache, layer_lengths_are_independent) {
 }
 
 Test(kv_cache, slot_of_maps_through_the_table) {
-  up_kv_cache *cache = up_kv_cache_create(16, 4, 2, 2, 8);
-  const int32_t a = up_kv_cache_acquire_slot(cache), b = up_kv_cache_acquire_slot(cache);
   /* Interleave reservations so a's blocks are not contiguous. */
-  cr_assert(up_kv_cache_reserve(cache, a, 4));
-  cr_assert(up_kv_cache_reserve(cache, b, 4));
+  int32_t a, b;
+  up_kv_cache *cache = two_slot_cache(16, 4, 2, 8, 4, &a, &b);
   cr_assert(up_kv_cache_reserve(cache, a, 12));
   for (int32_t layer = 0; layer < 2; ++layer) {
     const int32_t *table = up_kv_cache_block_table(cache, a, layer);

@@ -20,6 +20,7 @@ int32_t up_kv_cache_block_tokens(const up_kv_cache *cache);
 int32_t up_kv_cache_total_blocks(const up_kv_cache *cache);
 int32_t up_kv_cache_free_blocks(const up_kv_cache *cache);
 int32_t up_kv_cache_max_blocks_per_seq(const up_kv_cache *cache);
+int32_t up_kv_cache_layers(const up_kv_cache *cache);
 int32_t up_kv_cache_blocks_for(const up_kv_cache *cache, int64_t entries);
 
 /* Take a free sequence slot, or -1 when all max_seqs are in use. */

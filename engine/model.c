@@ -243,6 +243,7 @@ void up_forward(const up_model *model, up_forward_workspace *ws, up_kv_cache *ca
 
   /* Pack the batch: token ids, original positions, per-sequence offsets. */
   int32_t n_rows = 0;
+  bool any_prefill = false; /* decode-only steps never drop: skip the selection */
   ws->h_cu_seqlens[0] = 0;
   for (int32_t s = 0; s < n_seqs; ++s) {
     UP_ASSERT(seqs[s].n_tokens >= 1, "sequence %d has no tokens", (int)s);
@@ -256,6 +257,7 @@ void up_forward(const up_model *model, up_forward_workspace *ws, up_kv_cache *ca
     ws->h_cu_seqlens[s + 1] = n_rows;
     ws->h_seq_rows[s] = seqs[s].n_tokens;
     ws->h_is_candidate[s] = seqs[s].is_prefill;
+    any_prefill = any_prefill || seqs[s].is_prefill;
   }
   ops->upload_i32(be, ws->tokens, ws->h_tokens, (size_t)n_rows);
   ops->upload_i32(be, ws->positions, ws->h_positions, (size_t)n_rows);
@@ -288,7 +290,7 @@ void up_forward(const up_model *model, up_forward_workspace *ws, up_kv_cache *ca
     ops->matmul(be, ws->delta, ws->attn, w->wo, n_rows, h, q_dim);
     ops->add_rmsnorm(be, normed, residual, ws->delta, w->mlp_norm, n_rows, h, cfg->norm_eps);
 
-    if (mops->drops_after && mops->drops_after(method, l)) {
+    if (any_prefill && mops->drops_after && mops->drops_after(method, l)) {
       const int32_t kept = mops->select(method, be, ws->keep_rows, ws->h_new_cu_seqlens, ws->qkv, pool, &view,
                                         &shape, ws->h_is_candidate);
       if (kept < n_rows) {

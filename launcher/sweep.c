@@ -211,13 +211,24 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
   /* Every point must fit this rank's memory before anything is written. */
   const int64_t weight_bytes = up_model_weight_bytes(&cfg, be->act_dtype);
   int64_t worst_point = 0;
+  int budget_error = 0;
   for (int32_t c = 0; c < opt->n_ctx; ++c)
     for (int32_t k = 0; k < opt->n_concurrency; ++k) {
       point_plan p;
       plan_point(opt, &cfg, be->act_dtype, topo, opt->ctx[c], opt->concurrency[k], &methods[0], &p);
+      if (opt->max_batch_tokens > 0 && opt->max_batch_tokens < p.engine.max_seqs) {
+        snprintf(err, sizeof err, "--max-batch-tokens %lld is below the %d sequences a step may hold: decode "
+                 "tokens alone could not fit (raise it or lower --max-seqs)", (long long)opt->max_batch_tokens,
+                 (int)p.engine.max_seqs);
+        budget_error = 1;
+      }
       const int64_t bytes = point_bytes(&cfg, be->act_dtype, &p);
       worst_point = bytes > worst_point ? bytes : worst_point;
     }
+  if (agree_on_failure(topo, budget_error, err)) {
+    be->ops->destroy(be);
+    return 2;
+  }
   const int64_t available = (int64_t)be->ops->memory_available(be);
   const int64_t need = weight_bytes + worst_point;
   snprintf(err, sizeof err, "model %s needs %.2f GiB of weights plus %.2f GiB for the largest point on the %s "

@@ -3,7 +3,6 @@
  * the late parsing of method specs that lets --uniprefill-* follow --method. */
 #include <criterion/criterion.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,18 +18,15 @@ typedef struct parse_result {
   char *out; /* what --help / --version printed */
 } parse_result;
 
-/* Parse a NULL-terminated argument list (argv[0] added here). */
-static parse_result *parse_args(const char *first, ...) {
+/* Parse a NULL-terminated argument array (argv[0] added here). */
+static parse_result *parse_argv(const char *const *args) {
   char *argv[MAX_ARGS];
   int argc = 0;
   argv[argc++] = "uniprefill-bench";
-  va_list ap;
-  va_start(ap, first);
-  for (const char *a = first; a != NULL; a = va_arg(ap, const char *)) {
+  for (; *args != NULL; args++) {
     cr_assert_lt(argc, MAX_ARGS - 1);
-    argv[argc++] = (char *)a;
+    argv[argc++] = (char *)*args;
   }
-  va_end(ap);
   argv[argc] = NULL;
   parse_result *r = calloc(1, sizeof(*r));
   cr_assert_not_null(r);
@@ -47,18 +43,31 @@ static void free_result(parse_result *r) {
   free(r);
 }
 
-#define PARSE(...) parse_args(__VA_ARGS__, NULL)
+#define PARSE(...) parse_argv((const char *const[]){__VA_ARGS__, NULL})
 
-/* The parse fails and the message contains every given substring. */
-static void expect_error(parse_result *r, const char *want1, const char *want2) {
-  cr_expect_eq(r->status, UP_PARSE_ERROR, "expected an error, got status %d", r->status);
-  cr_expect_neq(strstr(r->err, want1), NULL, "message '%s' lacks '%s'", r->err, want1);
-  if (want2) cr_expect_neq(strstr(r->err, want2), NULL, "message '%s' lacks '%s'", r->err, want2);
-  free_result(r);
+/* A command line that must fail with a message containing want1 and, if set, want2. */
+typedef struct error_case {
+  const char *args[6]; /* NULL-terminated by the zero padding */
+  const char *want1;
+  const char *want2;
+} error_case;
+
+static void expect_errors(const error_case *cases, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    parse_result *r = parse_argv(cases[i].args);
+    cr_expect_eq(r->status, UP_PARSE_ERROR, "%s %s: expected an error, got status %d", cases[i].args[0],
+                 cases[i].args[1] ? cases[i].args[1] : "", r->status);
+    cr_expect_neq(strstr(r->err, cases[i].want1), NULL, "message '%s' lacks '%s'", r->err, cases[i].want1);
+    if (cases[i].want2)
+      cr_expect_neq(strstr(r->err, cases[i].want2), NULL, "message '%s' lacks '%s'", r->err, cases[i].want2);
+    free_result(r);
+  }
 }
 
+#define EXPECT_ERRORS(cases) expect_errors(cases, sizeof(cases) / sizeof(cases[0]))
+
 Test(cli, defaults) {
-  parse_result *r = parse_args(NULL);
+  parse_result *r = parse_argv((const char *const[]){NULL});
   cr_assert_eq(r->status, UP_PARSE_OK, "%s", r->err);
   const up_options *o = &r->opt;
   cr_expect_str_eq(o->model, "tiny-llama");
@@ -233,44 +242,50 @@ Test(cli, parse_size) {
 }
 
 Test(cli, malformed_numbers) {
-  expect_error(PARSE("--ctx", "4q"), "--ctx", "'4q' is not a size");
-  expect_error(PARSE("--concurrency", "1,x"), "--concurrency", "'x'");
-  expect_error(PARSE("--requests", "12abc"), "--requests", "'12abc'");
-  expect_error(PARSE("--requests", " 12"), "--requests", NULL);
-  expect_error(PARSE("--output-len", "99999999999999999999"), "--output-len", NULL);
-  expect_error(PARSE("--output-len", "4294967296"), "--output-len", "4294967296");
-  expect_error(PARSE("--seed", "-1"), "--seed", "'-1'");
-  expect_error(PARSE("--seed", "18446744073709551616"), "--seed", NULL);
-  expect_error(PARSE("--uniprefill-p", "0.9x"), "--uniprefill-p", "'0.9x'");
-  expect_error(PARSE("--uniprefill-p", "nan"), "--uniprefill-p", NULL);
-  expect_error(PARSE("--max-batch-tokens", "-4k"), "--max-batch-tokens", "'-4k'");
-  expect_error(PARSE("--kv-cache-mib", "1k"), "--kv-cache-mib", NULL);
-  expect_error(PARSE("--layers", ""), "--layers", NULL);
-  expect_error(PARSE("--drop-layers", "7,x"), "--drop-layers", "'x'");
+  const error_case cases[] = {
+      {{"--ctx", "4q"}, "--ctx", "'4q' is not a size"},
+      {{"--concurrency", "1,x"}, "--concurrency", "'x'"},
+      {{"--requests", "12abc"}, "--requests", "'12abc'"},
+      {{"--requests", " 12"}, "--requests", NULL},
+      {{"--output-len", "99999999999999999999"}, "--output-len", NULL},
+      {{"--output-len", "4294967296"}, "--output-len", "4294967296"},
+      {{"--seed", "-1"}, "--seed", "'-1'"},
+      {{"--seed", "18446744073709551616"}, "--seed", NULL},
+      {{"--uniprefill-p", "0.9x"}, "--uniprefill-p", "'0.9x'"},
+      {{"--uniprefill-p", "nan"}, "--uniprefill-p", NULL},
+      {{"--max-batch-tokens", "-4k"}, "--max-batch-tokens", "'-4k'"},
+      {{"--kv-cache-mib", "1k"}, "--kv-cache-mib", NULL},
+      {{"--layers", ""}, "--layers", NULL},
+      {{"--drop-layers", "7,x"}, "--drop-layers", "'x'"},
+  };
+  EXPECT_ERRORS(cases);
 }
 
 Test(cli, out_of_range_values) {
-  expect_error(PARSE("--ctx", "0"), "--ctx", ">= 1");
-  expect_error(PARSE("--concurrency", "0,1"), "--concurrency", ">= 1");
-  expect_error(PARSE("--requests", "-1"), "--requests", "'-1'");
-  expect_error(PARSE("--output-len", "0"), "--output-len", "'0'");
-  expect_error(PARSE("--warmup", "-2"), "--warmup", "'-2'");
-  expect_error(PARSE("--max-seqs", "-1"), "--max-seqs", NULL);
-  expect_error(PARSE("--threads", "-1"), "--threads", NULL);
-  expect_error(PARSE("--layers", "-1"), "--layers", NULL);
-  expect_error(PARSE("--layers", "129"), "--layers", NULL);
-  expect_error(PARSE("--kv-block", "0"), "--kv-block", "'0'");
-  expect_error(PARSE("--kv-block", "24"), "--kv-block", "power of two");
-  expect_error(PARSE("--kv-cache-mib", "-1"), "--kv-cache-mib", NULL);
-  expect_error(PARSE("--uniprefill-p", "0"), "--uniprefill-p", "'0'");
-  expect_error(PARSE("--uniprefill-p", "1.01"), "--uniprefill-p", NULL);
-  expect_error(PARSE("--uniprefill-keep", "-0.1"), "--uniprefill-keep", NULL);
-  expect_error(PARSE("--uniprefill-keep", "1.5"), "--uniprefill-keep", NULL);
-  expect_error(PARSE("--uniprefill-block", "0"), "--uniprefill-block", NULL);
-  expect_error(PARSE("--uniprefill-sink", "-1"), "--uniprefill-sink", NULL);
-  expect_error(PARSE("--uniprefill-last-q", "0"), "--uniprefill-last-q", NULL);
-  expect_error(PARSE("--drop-layers", "-1"), "--drop-layers", "'-1'");
-  expect_error(PARSE("--drop-layers", "128"), "--drop-layers", "'128'");
+  const error_case cases[] = {
+      {{"--ctx", "0"}, "--ctx", ">= 1"},
+      {{"--concurrency", "0,1"}, "--concurrency", ">= 1"},
+      {{"--requests", "-1"}, "--requests", "'-1'"},
+      {{"--output-len", "0"}, "--output-len", "'0'"},
+      {{"--warmup", "-2"}, "--warmup", "'-2'"},
+      {{"--max-seqs", "-1"}, "--max-seqs", NULL},
+      {{"--threads", "-1"}, "--threads", NULL},
+      {{"--layers", "-1"}, "--layers", NULL},
+      {{"--layers", "129"}, "--layers", NULL},
+      {{"--kv-block", "0"}, "--kv-block", "'0'"},
+      {{"--kv-block", "24"}, "--kv-block", "power of two"},
+      {{"--kv-cache-mib", "-1"}, "--kv-cache-mib", NULL},
+      {{"--uniprefill-p", "0"}, "--uniprefill-p", "'0'"},
+      {{"--uniprefill-p", "1.01"}, "--uniprefill-p", NULL},
+      {{"--uniprefill-keep", "-0.1"}, "--uniprefill-keep", NULL},
+      {{"--uniprefill-keep", "1.5"}, "--uniprefill-keep", NULL},
+      {{"--uniprefill-block", "0"}, "--uniprefill-block", NULL},
+      {{"--uniprefill-sink", "-1"}, "--uniprefill-sink", NULL},
+      {{"--uniprefill-last-q", "0"}, "--uniprefill-last-q", NULL},
+      {{"--drop-layers", "-1"}, "--drop-layers", "'-1'"},
+      {{"--drop-layers", "128"}, "--drop-layers", "'128'"},
+  };
+  EXPECT_ERRORS(cases);
 
   parse_result *r = PARSE("--uniprefill-keep", "0", "--uniprefill-sink", "0", "--requests", "0");
   cr_expect_eq(r->status, UP_PARSE_OK, "%s", r->err);
@@ -278,47 +293,55 @@ Test(cli, out_of_range_values) {
 }
 
 Test(cli, list_errors) {
-  expect_error(PARSE("--ctx", "1k,,2k"), "--ctx", "empty item");
-  expect_error(PARSE("--ctx", ""), "--ctx", "empty list");
-  expect_error(PARSE("--ctx", "1k,"), "--ctx", "empty item");
-  expect_error(PARSE("--ctx", "4k,4096"), "--ctx", "4096 appears twice");
-  expect_error(PARSE("--concurrency", "2,2"), "--concurrency", "twice");
-  expect_error(PARSE("--method", "dense,,uniprefill"), "--method", "empty item");
-  expect_error(PARSE("--method", "dense,uniprefill:keep=0.3,dense"), "--method", "'dense' appears twice");
-  expect_error(PARSE("--drop-layers", "3,3"), "--drop-layers", "twice");
-  expect_error(PARSE("--drop-layers", "3,,4"), "--drop-layers", "empty item");
-
-  char many[256] = "";
+  char many[256] = ""; /* one item more than UP_MAX_SWEEP */
   for (int i = 1; i <= UP_MAX_SWEEP + 1; i++) {
     char item[8];
     snprintf(item, sizeof(item), "%s%d", i > 1 ? "," : "", i);
     strcat(many, item);
   }
-  expect_error(PARSE("--ctx", many), "--ctx", "more than 32 items");
-  char long_method[128];
+  char long_method[128]; /* longer than a method label */
   memset(long_method, 'a', sizeof(long_method) - 1);
   long_method[sizeof(long_method) - 1] = '\0';
-  expect_error(PARSE("--method", long_method), "--method", "too long");
+  const error_case cases[] = {
+      {{"--ctx", "1k,,2k"}, "--ctx", "empty item"},
+      {{"--ctx", ""}, "--ctx", "empty list"},
+      {{"--ctx", "1k,"}, "--ctx", "empty item"},
+      {{"--ctx", "4k,4096"}, "--ctx", "4096 appears twice"},
+      {{"--concurrency", "2,2"}, "--concurrency", "twice"},
+      {{"--method", "dense,,uniprefill"}, "--method", "empty item"},
+      {{"--method", "dense,uniprefill:keep=0.3,dense"}, "--method", "'dense' appears twice"},
+      {{"--drop-layers", "3,3"}, "--drop-layers", "twice"},
+      {{"--drop-layers", "3,,4"}, "--drop-layers", "empty item"},
+      {{"--ctx", many}, "--ctx", "more than 32 items"},
+      {{"--method", long_method}, "--method", "too long"},
+  };
+  EXPECT_ERRORS(cases);
 }
 
 Test(cli, unknown_and_misplaced_arguments) {
-  expect_error(PARSE("--frobnicate", "3"), "--frobnicate", "unknown flag");
-  expect_error(PARSE("--ctx=1k", "-x"), "-x", "unknown flag");
-  expect_error(PARSE("--ctx"), "--ctx", "missing value");
-  expect_error(PARSE("--ctx", "--concurrency", "4"), "--ctx", "missing value");
-  expect_error(PARSE("-o"), "--output", "missing value");
-  expect_error(PARSE("--quiet=yes"), "--quiet", "no value");
-  expect_error(PARSE("stray"), "'stray'", NULL);
-  expect_error(PARSE("--ctx", "1k", "4k"), "'4k'", NULL);
-  expect_error(PARSE("--", "stray"), "'stray'", NULL);
-  expect_error(PARSE("--format", "xml"), "--format", "'xml'");
-  expect_error(PARSE("--backend", "rocm"), "--backend", "'rocm'");
-  expect_error(PARSE("--output", ""), "--output", "empty");
-  expect_error(PARSE("--model", ""), "--model", "empty");
+  const error_case cases[] = {
+      {{"--frobnicate", "3"}, "--frobnicate", "unknown flag"},
+      {{"--ctx=1k", "-x"}, "-x", "unknown flag"},
+      {{"--ctx"}, "--ctx", "missing value"},
+      {{"--ctx", "--concurrency", "4"}, "--ctx", "missing value"},
+      {{"-o"}, "--output", "missing value"},
+      {{"--quiet=yes"}, "--quiet", "no value"},
+      {{"stray"}, "'stray'", NULL},
+      {{"--ctx", "1k", "4k"}, "'4k'", NULL},
+      {{"--", "stray"}, "'stray'", NULL},
+      {{"--format", "xml"}, "--format", "'xml'"},
+      {{"--backend", "rocm"}, "--backend", "'rocm'"},
+      {{"--output", ""}, "--output", "empty"},
+      {{"--model", ""}, "--model", "empty"},
+  };
+  EXPECT_ERRORS(cases);
 }
 
 Test(cli, impossible_combinations) {
-  expect_error(PARSE("--requests", "2", "--concurrency", "1,4"), "--requests", "--concurrency 4");
+  const error_case cases[] = {
+      {{"--requests", "2", "--concurrency", "1,4"}, "--requests", "--concurrency 4"},
+  };
+  EXPECT_ERRORS(cases);
   parse_result *r = PARSE("--requests", "4", "--concurrency", "1,4");
   cr_expect_eq(r->status, UP_PARSE_OK, "%s", r->err);
   free_result(r);
@@ -326,7 +349,10 @@ Test(cli, impossible_combinations) {
 
 /* Behaviour assumed from up_method_spec_parse: an unknown method name is an error. */
 Test(cli, bad_method_spec_names_the_flag_and_entry) {
-  expect_error(PARSE("--method", "dense,sparse"), "--method", "'sparse'");
+  const error_case cases[] = {
+      {{"--method", "dense,sparse"}, "--method", "'sparse'"},
+  };
+  EXPECT_ERRORS(cases);
 }
 
 Test(cli, help_mentions_every_flag) {

@@ -13,37 +13,25 @@
 #define N_ROWS 3
 #define N_COLUMNS 11
 
+/* One row per case: a plain dense row, one with sub-millisecond TTFT (3 significant
+ * digits), one with a failure and no dense reference (NaN speedup). */
 static void make_rows(up_point_summary *rows) {
-  memset(rows, 0, sizeof(*rows) * N_ROWS);
-  const char *methods[N_ROWS] = {"dense", "uniprefill:keep=0.3", "uniprefill"};
+  const up_point_summary cases[N_ROWS] = {
+      {.method = "dense", .ttft_mean_ms = 1396.25, .ttft_p50_ms = 1390.0, .ttft_p99_ms = 1402.123,
+       .prefill_tokens_per_s = 93900.4, .kept_fraction = 1.0, .speedup_vs_dense = 1.0},
+      {.method = "uniprefill:keep=0.3", .ttft_mean_ms = 0.0123, .ttft_p50_ms = 0.5, .ttft_p99_ms = 600.0,
+       .prefill_tokens_per_s = 12.0, .kept_fraction = 0.3, .speedup_vs_dense = 2.346},
+      {.method = "uniprefill", .n_failed = 1, .ttft_mean_ms = 700.0, .ttft_p50_ms = 700.0, .ttft_p99_ms = 700.0,
+       .prefill_tokens_per_s = 1e6, .kept_fraction = 0.5, .speedup_vs_dense = NAN},
+  };
   for (int i = 0; i < N_ROWS; i++) {
-    snprintf(rows[i].method, sizeof(rows[i].method), "%s", methods[i]);
+    rows[i] = cases[i];
     rows[i].point_index = i;
     rows[i].ctx = 32768;
     rows[i].concurrency = 4;
     rows[i].n_requests = 4;
-    rows[i].n_ok = 4;
+    rows[i].n_ok = 4 - rows[i].n_failed;
   }
-  rows[0].ttft_mean_ms = 1396.25;
-  rows[0].ttft_p50_ms = 1390.0;
-  rows[0].ttft_p99_ms = 1402.123;
-  rows[0].prefill_tokens_per_s = 93900.4;
-  rows[0].kept_fraction = 1.0;
-  rows[0].speedup_vs_dense = 1.0;
-  rows[1].ttft_mean_ms = 0.0123; /* small: 3 significant digits */
-  rows[1].ttft_p50_ms = 0.5;
-  rows[1].ttft_p99_ms = 600.0;
-  rows[1].prefill_tokens_per_s = 12.0;
-  rows[1].kept_fraction = 0.3;
-  rows[1].speedup_vs_dense = 2.346;
-  rows[2].n_ok = 3;
-  rows[2].n_failed = 1;
-  rows[2].ttft_mean_ms = 700.0;
-  rows[2].ttft_p50_ms = 700.0;
-  rows[2].ttft_p99_ms = 700.0;
-  rows[2].prefill_tokens_per_s = 1e6;
-  rows[2].kept_fraction = 0.5;
-  rows[2].speedup_vs_dense = NAN;
 }
 
 /* Print the rows in one format into a malloc'd string. */

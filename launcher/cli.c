@@ -1,0 +1,572 @@
+/* cli.c — the command line of uniprefill-bench: one table of flags drives both the
+ * parser and --help, so a flag cannot exist without being documented. Validates
+ * everything that needs no model (numbers, ranges, lists, duplicates); checks against
+ * the model (ctx vs context length, drop layers vs depth) belong to main. Method specs
+ * are parsed last so --uniprefill-* flags apply wherever they appear on the line. */
+#include "launcher/cli.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/fatal.h"
+
+#define UP_METHOD_TEXT_MAX ((int32_t)sizeof(((up_method_spec *)0)->label))
+#define UP_NUMBER_TEXT_MAX 32
+#define UP_DEFAULT_METHODS "dense,uniprefill"
+
+typedef enum up_flag_id {
+  UP_FLAG_MODEL,
+  UP_FLAG_LAYERS,
+  UP_FLAG_BACKEND,
+  UP_FLAG_CTX,
+  UP_FLAG_CONCURRENCY,
+  UP_FLAG_METHOD,
+  UP_FLAG_REQUESTS,
+  UP_FLAG_OUTPUT_LEN,
+  UP_FLAG_SEED,
+  UP_FLAG_WARMUP,
+  UP_FLAG_MAX_SEQS,
+  UP_FLAG_MAX_BATCH_TOKENS,
+  UP_FLAG_KV_BLOCK,
+  UP_FLAG_KV_CACHE_MIB,
+  UP_FLAG_THREADS,
+  UP_FLAG_UNIPREFILL_P,
+  UP_FLAG_UNIPREFILL_KEEP,
+  UP_FLAG_UNIPREFILL_BLOCK,
+  UP_FLAG_UNIPREFILL_SINK,
+  UP_FLAG_UNIPREFILL_LAST_Q,
+  UP_FLAG_DROP_LAYERS,
+  UP_FLAG_OUTPUT,
+  UP_FLAG_FORMAT,
+  UP_FLAG_QUIET,
+  UP_FLAG_HELP,
+  UP_FLAG_VERSION,
+} up_flag_id;
+
+typedef enum up_flag_group {
+  UP_GROUP_MODEL,
+  UP_GROUP_SWEEP,
+  UP_GROUP_WORKLOAD,
+  UP_GROUP_ENGINE,
+  UP_GROUP_UNIPREFILL,
+  UP_GROUP_OUTPUT,
+  UP_GROUP_COUNT,
+} up_flag_group;
+
+static const char *const up_group_titles[UP_GROUP_COUNT] = {
+    "Model & backend", "Sweep", "Workload", "Serving engine", "UniPrefill", "Output",
+};
+
+typedef struct up_flag_info {
+  up_flag_id id;
+  const char *name;    /* long name without "--" */
+  char short_name;     /* 0: none */
+  const char *metavar; /* NULL: the flag takes no value */
+  up_flag_group group;
+  const char *help;    /* ends with the default where there is one */
+} up_flag_info;
+
+static const up_flag_info up_flags[] = {
+    {UP_FLAG_MODEL, "model", 0, "NAME", UP_GROUP_MODEL,
+     "model preset (default: tiny-llama on cpu, llama-3.1-8b on cuda)"},
+    {UP_FLAG_LAYERS, "layers", 0, "N", UP_GROUP_MODEL, "reduced depth, 0 = the preset's (default 0)"},
+    {UP_FLAG_BACKEND, "backend", 0, "B", UP_GROUP_MODEL, "auto, cpu or cuda (default auto)"},
+    {UP_FLAG_CTX, "ctx", 0, "LIST", UP_GROUP_SWEEP, "prompt lengths, sizes like 4096, 4k, 1M (default 1k,4k)"},
+    {UP_FLAG_CONCURRENCY, "concurrency", 0, "LIST", UP_GROUP_SWEEP, "requests in flight (default 1,4)"},
+    {UP_FLAG_METHOD, "method", 0, "LIST", UP_GROUP_SWEEP, "method specs, see below (default dense,uniprefill)"},
+    {UP_FLAG_REQUESTS, "requests", 0, "N", UP_GROUP_WORKLOAD,
+     "requests per point, 0 = the point's concurrency (default 0)"},
+    {UP_FLAG_OUTPUT_LEN, "output-len", 0, "N", UP_GROUP_WORKLOAD, "tokens generated per request (default 8)"},
+    {UP_FLAG_SEED, "seed", 0, "N", UP_GROUP_WORKLOAD, "seed for weights and prompts (default 42)"},
+    {UP_FLAG_WARMUP, "warmup", 0, "N", UP_GROUP_WORKLOAD, "unrecorded requests before each point (default 1)"},
+    {UP_FLAG_MAX_SEQS, "max-seqs", 0, "N", UP_GROUP_ENGINE,
+     "sequences running at once, 0 = the point's concurrency (default 0)"},
+    {UP_FLAG_MAX_BATCH_TOKENS, "max-batch-tokens", 0, "SIZE", UP_GROUP_ENGINE,
+     "tokens per engine step, 0 = unlimited (default 0)"},
+    {UP_FLAG_KV_BLOCK, "kv-block", 0, "N", UP_GROUP_ENGINE, "KV entries per cache block, a power of two (default 16)"},
+    {UP_FLAG_KV_CACHE_MIB, "kv-cache-mib", 0, "N", UP_GROUP_ENGINE,
+     "KV cache size per rank, 0 = sized to the point's need (default 0)"},
+    {UP_FLAG_THREADS, "threads", 0, "N", UP_GROUP_ENGINE, "CPU threads per rank, 0 = cores / local ranks (default 0)"},
+    {UP_FLAG_UNIPREFILL_P, "uniprefill-p", 0, "F", UP_GROUP_UNIPREFILL,
+     "top-p share of block scores kept, 0 < F <= 1 (default 0.99)"},
+    {UP_FLAG_UNIPREFILL_KEEP, "uniprefill-keep", 0, "F", UP_GROUP_UNIPREFILL,
+     "fixed-budget mode: keep a fraction F of blocks, 0 = off, top-p (default 0)"},
+    {UP_FLAG_UNIPREFILL_BLOCK, "uniprefill-block", 0, "N", UP_GROUP_UNIPREFILL, "tokens per scoring block (default 64)"},
+    {UP_FLAG_UNIPREFILL_SINK, "uniprefill-sink", 0, "N", UP_GROUP_UNIPREFILL, "first tokens always kept (default 128)"},
+    {UP_FLAG_UNIPREFILL_LAST_Q, "uniprefill-last-q", 0, "N", UP_GROUP_UNIPREFILL,
+     "last tokens: scoring queries, always kept (default 128)"},
+    {UP_FLAG_DROP_LAYERS, "drop-layers", 0, "LIST", UP_GROUP_UNIPREFILL,
+     "0-indexed layers that drop tokens, or preset (default preset)"},
+    {UP_FLAG_OUTPUT, "output", 'o', "PATH", UP_GROUP_OUTPUT,
+     "HDF5 results file (default results/runs/<UTC timestamp>.h5)"},
+    {UP_FLAG_FORMAT, "format", 0, "FMT", UP_GROUP_OUTPUT, "terminal table: md, csv or json (default md)"},
+    {UP_FLAG_QUIET, "quiet", 0, NULL, UP_GROUP_OUTPUT, "print only the results table"},
+    {UP_FLAG_HELP, "help", 'h', NULL, UP_GROUP_OUTPUT, "print this help and exit"},
+    {UP_FLAG_VERSION, "version", 0, NULL, UP_GROUP_OUTPUT, "print the version and exit"},
+};
+
+#define UP_N_FLAGS ((int32_t)(sizeof(up_flags) / sizeof(up_flags[0])))
+
+/* ---- errors ------------------------------------------------------------ */
+
+static bool up_fail(char *err, size_t err_size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static bool up_fail(char *err, size_t err_size, const char *fmt, ...) {
+  if (err && err_size > 0) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, err_size, fmt, ap);
+    va_end(ap);
+  }
+  return false;
+}
+
+/* ---- numbers ----------------------------------------------------------- */
+
+/* strto* skip leading white space and accept a sign: the command line should not. */
+static bool up_starts_like_number(const char *text, bool allow_minus) {
+  if (text[0] == '-' && allow_minus) text++;
+  return isdigit((unsigned char)text[0]);
+}
+
+static bool up_parse_int64(const char *text, int64_t *value) {
+  if (!up_starts_like_number(text, true)) return false;
+  char *end = NULL;
+  errno = 0;
+  const long long v = strtoll(text, &end, 10);
+  if (errno == ERANGE || *end != '\0') return false;
+  *value = (int64_t)v;
+  return true;
+}
+
+bool up_parse_size(const char *text, int64_t *value) {
+  if (!up_starts_like_number(text, false)) return false;
+  char *end = NULL;
+  errno = 0;
+  const long long v = strtoll(text, &end, 10);
+  if (errno == ERANGE) return false;
+  int64_t multiplier = 1;
+  if (*end == 'k' || *end == 'K') {
+    multiplier = 1024;
+    end++;
+  } else if (*end == 'm' || *end == 'M') {
+    multiplier = 1024 * 1024;
+    end++;
+  }
+  if (*end != '\0' || v > INT64_MAX / multiplier) return false;
+  *value = (int64_t)v * multiplier;
+  return true;
+}
+
+/* Integer flag within [min, max]; the message names the flag and the text. */
+static bool up_flag_int64(const char *flag, const char *text, int64_t min, int64_t max, int64_t *out, char *err,
+                          size_t err_size) {
+  int64_t v = 0;
+  if (!up_parse_int64(text, &v)) return up_fail(err, err_size, "--%s: '%s' is not an integer", flag, text);
+  if (v < min) return up_fail(err, err_size, "--%s: '%s' must be >= %" PRId64, flag, text, min);
+  if (v > max) return up_fail(err, err_size, "--%s: '%s' must be <= %" PRId64, flag, text, max);
+  *out = v;
+  return true;
+}
+
+static bool up_flag_int32(const char *flag, const char *text, int32_t min, int32_t *out, char *err,
+                          size_t err_size) {
+  int64_t v = 0;
+  if (!up_flag_int64(flag, text, min, INT32_MAX, &v, err, err_size)) return false;
+  *out = (int32_t)v;
+  return true;
+}
+
+static bool up_flag_uint64(const char *flag, const char *text, uint64_t *out, char *err, size_t err_size) {
+  if (!up_starts_like_number(text, false))
+    return up_fail(err, err_size, "--%s: '%s' is not a non-negative integer", flag, text);
+  char *end = NULL;
+  errno = 0;
+  const unsigned long long v = strtoull(text, &end, 10);
+  if (errno == ERANGE || *end != '\0')
+    return up_fail(err, err_size, "--%s: '%s' is not a non-negative 64-bit integer", flag, text);
+  *out = (uint64_t)v;
+  return true;
+}
+
+/* Float flag in (lo, hi] or [lo, hi] depending on lo_open. */
+static bool up_flag_fraction(const char *flag, const char *text, bool lo_open, float *out, char *err,
+                             size_t err_size) {
+  char *end = NULL;
+  errno = 0;
+  const double v = up_starts_like_number(text, true) || text[0] == '.' ? strtod(text, &end) : NAN;
+  if (end == NULL || *end != '\0' || errno == ERANGE || !isfinite(v))
+    return up_fail(err, err_size, "--%s: '%s' is not a number", flag, text);
+  if ((lo_open ? v <= 0.0 : v < 0.0) || v > 1.0)
+    return up_fail(err, err_size, "--%s: '%s' must be in %s0, 1]", flag, text, lo_open ? "(" : "[");
+  *out = (float)v;
+  return true;
+}
+
+/* ---- lists ------------------------------------------------------------- */
+
+/* Walks a comma list one item at a time, enforcing the rules every list shares:
+ * non-empty, no empty items, at most `max` items, each shorter than the caller's buffer. */
+typedef struct up_list_cursor {
+  const char *text;
+  const char *next; /* NULL once the last item was taken */
+  int32_t count;
+} up_list_cursor;
+
+static up_list_cursor up_list_begin(const char *text) { return (up_list_cursor){text, text, 0}; }
+
+/* 1: an item was copied; 0: the list is done; -1: error written to err. */
+static int up_list_next(up_list_cursor *c, char *item, size_t item_size, int32_t max, char *err, size_t err_size) {
+  if (c->next == NULL) return 0;
+  if (c->text[0] == '\0') {
+    up_fail(err, err_size, "empty list");
+    return -1;
+  }
+  const size_t len = strcspn(c->next, ",");
+  if (len == 0) {
+    up_fail(err, err_size, "empty item in '%s'", c->text);
+    return -1;
+  }
+  if (c->count == max) {
+    up_fail(err, err_size, "more than %" PRId32 " items in '%s'", max, c->text);
+    return -1;
+  }
+  if (len >= item_size) {
+    up_fail(err, err_size, "'%.*s' is too long (at most %zu characters)", (int)len, c->next, item_size - 1);
+    return -1;
+  }
+  memcpy(item, c->next, len);
+  item[len] = '\0';
+  c->count++;
+  c->next = c->next[len] == '\0' ? NULL : c->next + len + 1;
+  return 1;
+}
+
+bool up_parse_size_list(const char *text, int32_t *values, int32_t max, int32_t *count, char *err, size_t err_size) {
+  up_list_cursor c = up_list_begin(text);
+  char item[UP_NUMBER_TEXT_MAX];
+  int status;
+  while ((status = up_list_next(&c, item, sizeof(item), max, err, err_size)) == 1) {
+    int64_t v = 0;
+    if (!up_parse_size(item, &v)) return up_fail(err, err_size, "'%s' is not a size (use e.g. 4096, 4k, 1M)", item);
+    if (v > INT32_MAX) return up_fail(err, err_size, "'%s' is too large (at most %d)", item, INT32_MAX);
+    values[c.count - 1] = (int32_t)v;
+  }
+  if (status < 0) return false;
+  *count = c.count;
+  return true;
+}
+
+/* Index of the first value that appears earlier in the list, or -1. */
+static int32_t up_find_duplicate(const int32_t *values, int32_t n) {
+  for (int32_t i = 1; i < n; i++)
+    for (int32_t j = 0; j < i; j++)
+      if (values[i] == values[j]) return i;
+  return -1;
+}
+
+/* A sweep dimension: sizes, each >= 1, no value twice. */
+static bool up_flag_sweep(const char *flag, const char *text, int32_t *values, int32_t *count, char *err,
+                          size_t err_size) {
+  char sub[256];
+  if (!up_parse_size_list(text, values, UP_MAX_SWEEP, count, sub, sizeof(sub)))
+    return up_fail(err, err_size, "--%s: %s", flag, sub);
+  for (int32_t i = 0; i < *count; i++)
+    if (values[i] < 1) return up_fail(err, err_size, "--%s: %" PRId32 " in '%s' must be >= 1", flag, values[i], text);
+  const int32_t dup = up_find_duplicate(values, *count);
+  if (dup >= 0) return up_fail(err, err_size, "--%s: %" PRId32 " appears twice in '%s'", flag, values[dup], text);
+  return true;
+}
+
+static bool up_flag_drop_layers(const char *text, up_method_spec *spec, char *err, size_t err_size) {
+  if (strcmp(text, "preset") == 0) {
+    spec->n_drop_layers = -1;
+    return true;
+  }
+  int32_t layers[UP_MAX_LAYERS];
+  char item[UP_NUMBER_TEXT_MAX];
+  char sub[256];
+  up_list_cursor c = up_list_begin(text);
+  int status;
+  while ((status = up_list_next(&c, item, sizeof(item), UP_MAX_LAYERS, sub, sizeof(sub))) == 1) {
+    int64_t v = 0;
+    if (!up_parse_int64(item, &v) || v < 0 || v >= UP_MAX_LAYERS)
+      return up_fail(err, err_size, "--drop-layers: '%s' is not a layer index (0..%d) or 'preset'", item,
+                     UP_MAX_LAYERS - 1);
+    layers[c.count - 1] = (int32_t)v;
+  }
+  if (status < 0) return up_fail(err, err_size, "--drop-layers: %s", sub);
+  const int32_t dup = up_find_duplicate(layers, c.count);
+  if (dup >= 0) return up_fail(err, err_size, "--drop-layers: %" PRId32 " appears twice in '%s'", layers[dup], text);
+  spec->n_drop_layers = c.count;
+  memcpy(spec->drop_layers, layers, sizeof(int32_t) * (size_t)c.count);
+  return true;
+}
+
+/* Method entries are kept as text until every flag is read (see the file comment). */
+typedef struct up_method_texts {
+  int32_t n;
+  char items[UP_MAX_SWEEP][UP_METHOD_TEXT_MAX];
+} up_method_texts;
+
+static bool up_flag_methods(const char *text, up_method_texts *texts, char *err, size_t err_size) {
+  char sub[256];
+  up_list_cursor c = up_list_begin(text);
+  int status;
+  char item[UP_METHOD_TEXT_MAX];
+  while ((status = up_list_next(&c, item, sizeof(item), UP_MAX_SWEEP, sub, sizeof(sub))) == 1) {
+    for (int32_t j = 0; j < c.count - 1; j++)
+      if (strcmp(item, texts->items[j]) == 0)
+        return up_fail(err, err_size, "--method: '%s' appears twice in '%s'", item, text);
+    memcpy(texts->items[c.count - 1], item, sizeof(item));
+  }
+  if (status < 0) return up_fail(err, err_size, "--method: %s", sub);
+  texts->n = c.count;
+  return true;
+}
+
+static bool up_resolve_methods(const up_method_texts *texts, up_options *opt, char *err, size_t err_size) {
+  char sub[256];
+  for (int32_t i = 0; i < texts->n; i++) {
+    sub[0] = '\0';
+    if (!up_method_spec_parse(texts->items[i], &opt->uniprefill_defaults, &opt->methods[i], sub, sizeof(sub)))
+      return up_fail(err, err_size, "--method: '%s': %s", texts->items[i], sub);
+  }
+  opt->n_methods = texts->n;
+  return true;
+}
+
+/* ---- one flag ---------------------------------------------------------- */
+
+static bool up_copy_text(const char *flag, const char *text, char *dst, size_t dst_size, char *err,
+                         size_t err_size) {
+  if (text[0] == '\0') return up_fail(err, err_size, "--%s: empty value", flag);
+  if (strlen(text) >= dst_size)
+    return up_fail(err, err_size, "--%s: '%s' is too long (at most %zu characters)", flag, text, dst_size - 1);
+  memcpy(dst, text, strlen(text) + 1);
+  return true;
+}
+
+static bool up_apply_flag(const up_flag_info *flag, const char *v, up_options *opt, up_method_texts *methods,
+                          char *err, size_t err_size) {
+  const char *name = flag->name;
+  up_select_params *sel = &opt->uniprefill_defaults.select;
+  int64_t wide = 0;
+  switch (flag->id) {
+    case UP_FLAG_MODEL:
+      opt->model_given = true;
+      return up_copy_text(name, v, opt->model, sizeof(opt->model), err, err_size);
+    case UP_FLAG_LAYERS:
+      if (!up_flag_int64(name, v, 0, UP_MAX_LAYERS, &wide, err, err_size)) return false;
+      opt->layers = (int32_t)wide;
+      return true;
+    case UP_FLAG_BACKEND:
+      if (strcmp(v, "auto") == 0) opt->backend = UP_BACKEND_AUTO;
+      else if (strcmp(v, "cpu") == 0) opt->backend = UP_BACKEND_CPU;
+      else if (strcmp(v, "cuda") == 0) opt->backend = UP_BACKEND_CUDA;
+      else return up_fail(err, err_size, "--backend: '%s' is not one of auto, cpu, cuda", v);
+      return true;
+    case UP_FLAG_CTX:
+      opt->ctx_given = true;
+      return up_flag_sweep(name, v, opt->ctx, &opt->n_ctx, err, err_size);
+    case UP_FLAG_CONCURRENCY:
+      opt->concurrency_given = true;
+      return up_flag_sweep(name, v, opt->concurrency, &opt->n_concurrency, err, err_size);
+    case UP_FLAG_METHOD: return up_flag_methods(v, methods, err, err_size);
+    case UP_FLAG_REQUESTS: return up_flag_int32(name, v, 0, &opt->requests, err, err_size);
+    case UP_FLAG_OUTPUT_LEN: return up_flag_int32(name, v, 1, &opt->output_len, err, err_size);
+    case UP_FLAG_SEED: return up_flag_uint64(name, v, &opt->seed, err, err_size);
+    case UP_FLAG_WARMUP: return up_flag_int32(name, v, 0, &opt->warmup, err, err_size);
+    case UP_FLAG_MAX_SEQS: return up_flag_int32(name, v, 0, &opt->max_seqs, err, err_size);
+    case UP_FLAG_MAX_BATCH_TOKENS:
+      if (!up_parse_size(v, &opt->max_batch_tokens))
+        return up_fail(err, err_size, "--%s: '%s' is not a size (use e.g. 4096, 4k, 1M)", name, v);
+      return true;
+    case UP_FLAG_KV_BLOCK:
+      if (!up_flag_int32(name, v, 1, &opt->kv_block, err, err_size)) return false;
+      if ((opt->kv_block & (opt->kv_block - 1)) != 0)
+        return up_fail(err, err_size, "--%s: '%s' is not a power of two", name, v);
+      return true;
+    case UP_FLAG_KV_CACHE_MIB: return up_flag_int64(name, v, 0, INT64_MAX, &opt->kv_cache_mib, err, err_size);
+    case UP_FLAG_THREADS: return up_flag_int32(name, v, 0, &opt->threads, err, err_size);
+    case UP_FLAG_UNIPREFILL_P: return up_flag_fraction(name, v, true, &sel->top_p, err, err_size);
+    case UP_FLAG_UNIPREFILL_KEEP: return up_flag_fraction(name, v, false, &sel->keep_fraction, err, err_size);
+    case UP_FLAG_UNIPREFILL_BLOCK: return up_flag_int32(name, v, 1, &sel->block, err, err_size);
+    case UP_FLAG_UNIPREFILL_SINK: return up_flag_int32(name, v, 0, &sel->sink, err, err_size);
+    case UP_FLAG_UNIPREFILL_LAST_Q: return up_flag_int32(name, v, 1, &sel->last_q, err, err_size);
+    case UP_FLAG_DROP_LAYERS: return up_flag_drop_layers(v, &opt->uniprefill_defaults, err, err_size);
+    case UP_FLAG_OUTPUT: return up_copy_text(name, v, opt->output_path, sizeof(opt->output_path), err, err_size);
+    case UP_FLAG_FORMAT:
+      if (strcmp(v, "md") == 0) opt->format = UP_FORMAT_MARKDOWN;
+      else if (strcmp(v, "csv") == 0) opt->format = UP_FORMAT_CSV;
+      else if (strcmp(v, "json") == 0) opt->format = UP_FORMAT_JSON;
+      else return up_fail(err, err_size, "--format: '%s' is not one of md, csv, json", v);
+      return true;
+    case UP_FLAG_QUIET: opt->quiet = true; return true;
+    case UP_FLAG_HELP:
+    case UP_FLAG_VERSION: break; /* handled by the caller: they end parsing */
+  }
+  return true;
+}
+
+/* ---- public ------------------------------------------------------------ */
+
+void up_options_default(up_options *opt) {
+  memset(opt, 0, sizeof(*opt));
+  snprintf(opt->model, sizeof(opt->model), "%s", "tiny-llama");
+  opt->backend = UP_BACKEND_AUTO;
+  opt->n_ctx = 2;
+  opt->ctx[0] = 1024;
+  opt->ctx[1] = 4096;
+  opt->n_concurrency = 2;
+  opt->concurrency[0] = 1;
+  opt->concurrency[1] = 4;
+  up_method_spec_default(&opt->uniprefill_defaults, UP_METHOD_UNIPREFILL);
+  up_method_texts texts;
+  char err[256];
+  const bool ok = up_flag_methods(UP_DEFAULT_METHODS, &texts, err, sizeof(err)) &&
+                  up_resolve_methods(&texts, opt, err, sizeof(err));
+  UP_ASSERT(ok, "default methods '%s': %s", UP_DEFAULT_METHODS, err);
+  opt->requests = 0;
+  opt->output_len = 8;
+  opt->seed = 42;
+  opt->warmup = 1;
+  opt->max_seqs = 0;
+  opt->max_batch_tokens = 0;
+  opt->kv_block = 16;
+  opt->kv_cache_mib = 0;
+  opt->threads = 0;
+  opt->output_path[0] = '\0';
+  opt->format = UP_FORMAT_MARKDOWN;
+  opt->quiet = false;
+}
+
+static const up_flag_info *up_find_long(const char *name, size_t len) {
+  for (int32_t i = 0; i < UP_N_FLAGS; i++)
+    if (strlen(up_flags[i].name) == len && strncmp(up_flags[i].name, name, len) == 0) return &up_flags[i];
+  return NULL;
+}
+
+static const up_flag_info *up_find_short(char c) {
+  for (int32_t i = 0; i < UP_N_FLAGS; i++)
+    if (up_flags[i].short_name != 0 && up_flags[i].short_name == c) return &up_flags[i];
+  return NULL;
+}
+
+/* Cross-flag checks that need no model. */
+static bool up_check_combinations(const up_options *opt, char *err, size_t err_size) {
+  if (opt->requests > 0)
+    for (int32_t i = 0; i < opt->n_concurrency; i++)
+      if (opt->requests < opt->concurrency[i])
+        return up_fail(err, err_size,
+                       "--requests: %" PRId32 " is less than --concurrency %" PRId32
+                       " (the point could never reach its concurrency; 0 means as many as the concurrency)",
+                       opt->requests, opt->concurrency[i]);
+  return true;
+}
+
+up_parse_status up_options_parse(int argc, char **argv, up_options *opt, FILE *out, char *err, size_t err_size) {
+  up_options_default(opt);
+  up_method_texts methods;
+  up_flag_methods(UP_DEFAULT_METHODS, &methods, err, err_size);
+  for (int i = 1; i < argc; i++) {
+    const char *arg = argv[i];
+    const up_flag_info *flag = NULL;
+    const char *value = NULL;
+    if (strcmp(arg, "--") == 0) {
+      if (i + 1 < argc) {
+        up_fail(err, err_size, "unexpected argument '%s' (all options are flags; see --help)", argv[i + 1]);
+        return UP_PARSE_ERROR;
+      }
+      break;
+    } else if (strncmp(arg, "--", 2) == 0) {
+      const char *name = arg + 2;
+      const char *eq = strchr(name, '=');
+      const size_t len = eq ? (size_t)(eq - name) : strlen(name);
+      flag = up_find_long(name, len);
+      if (!flag) {
+        up_fail(err, err_size, "unknown flag '--%.*s' (see --help)", (int)len, name);
+        return UP_PARSE_ERROR;
+      }
+      if (eq && !flag->metavar) {
+        up_fail(err, err_size, "--%s takes no value (got '%s')", flag->name, eq + 1);
+        return UP_PARSE_ERROR;
+      }
+      if (eq) value = eq + 1;
+    } else if (arg[0] == '-' && arg[1] != '\0') {
+      flag = up_find_short(arg[1]);
+      if (!flag) {
+        up_fail(err, err_size, "unknown flag '%s' (see --help)", arg);
+        return UP_PARSE_ERROR;
+      }
+      if (arg[2] != '\0') {
+        if (!flag->metavar) {
+          up_fail(err, err_size, "-%c takes no value (got '%s')", arg[1], arg);
+          return UP_PARSE_ERROR;
+        }
+        value = arg + 2;
+      }
+    } else {
+      up_fail(err, err_size, "unexpected argument '%s' (all options are flags; see --help)", arg);
+      return UP_PARSE_ERROR;
+    }
+    if (flag->id == UP_FLAG_HELP) {
+      up_options_print_help(out);
+      return UP_PARSE_HELP;
+    }
+    if (flag->id == UP_FLAG_VERSION) {
+      fprintf(out, "uniprefill-bench " UNIPREFILL_VERSION " (" UNIPREFILL_GIT_COMMIT ")\n");
+      return UP_PARSE_HELP;
+    }
+    /* A following flag is never a value: `--ctx --concurrency 4` is a missing value. */
+    if (flag->metavar && !value) {
+      if (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0) {
+        up_fail(err, err_size, "--%s: missing value (%s)", flag->name, flag->metavar);
+        return UP_PARSE_ERROR;
+      }
+      value = argv[++i];
+    }
+    if (!up_apply_flag(flag, value, opt, &methods, err, err_size)) return UP_PARSE_ERROR;
+  }
+  if (!opt->model_given && opt->backend == UP_BACKEND_CUDA)
+    snprintf(opt->model, sizeof(opt->model), "%s", "llama-3.1-8b");
+  if (!up_check_combinations(opt, err, err_size)) return UP_PARSE_ERROR;
+  if (!up_resolve_methods(&methods, opt, err, err_size)) return UP_PARSE_ERROR;
+  return UP_PARSE_OK;
+}
+
+void up_options_print_help(FILE *out) {
+  fprintf(out,
+          "uniprefill-bench: long-context prefill benchmark. Runs every combination of context\n"
+          "length, concurrency and method, and reports time to first token and prefill throughput.\n"
+          "\n"
+          "usage: mpirun -np N uniprefill-bench [options]\n"
+          "  (--flag value and --flag=value are both accepted; LIST is comma separated;\n"
+          "   sizes take k = 1024 and M = 1024k suffixes)\n");
+  for (int32_t g = 0; g < UP_GROUP_COUNT; g++) {
+    fprintf(out, "\n%s:\n", up_group_titles[g]);
+    for (int32_t i = 0; i < UP_N_FLAGS; i++) {
+      const up_flag_info *f = &up_flags[i];
+      if ((int32_t)f->group != g) continue;
+      char left[64];
+      /* Long names line up whether or not a "-x, " short form precedes them. */
+      const char short_form[5] = {f->short_name ? '-' : ' ', f->short_name ? f->short_name : ' ',
+                                  f->short_name ? ',' : ' ', ' ', '\0'};
+      snprintf(left, sizeof(left), "%s--%s%s%s", short_form, f->name, f->metavar ? " " : "",
+               f->metavar ? f->metavar : "");
+      fprintf(out, "  %-30s %s\n", left, f->help);
+    }
+  }
+  fprintf(out,
+          "\n"
+          "Method specs: dense, uniprefill, or uniprefill:keep=F:p=P:block=B:sink=S:last_q=Q:layers=L+L+L\n"
+          "  (any subset of the keys; unset keys take the --uniprefill-* and --drop-layers values).\n"
+          "  --uniprefill-keep F is the fixed-budget mode: at each drop layer, keep the highest-scoring\n"
+          "  blocks until a fraction F of that layer's current blocks is kept (so drops compound).\n"
+          "  It is meant for speed studies on random weights, where top-p keeps nearly every block.\n");
+}

@@ -1,0 +1,186 @@
+/* report_table.c — the terminal results table: the same columns as markdown (for
+ * people: aligned, "-" for a missing value), CSV (for spreadsheets: empty field) and
+ * JSON (for scripts: full-precision numbers, null). Reads summaries; computes nothing. */
+#include "launcher/report_table.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/fatal.h"
+
+#define UP_CELL_MAX 80
+
+typedef enum up_column_kind {
+  UP_COL_TEXT,     /* left-aligned in markdown */
+  UP_COL_INTEGER,
+  UP_COL_MS,       /* 2 decimals, or 3 significant digits below 1 ms */
+  UP_COL_RATE,     /* 1 decimal */
+  UP_COL_FRACTION, /* 3 decimals */
+  UP_COL_SPEEDUP,  /* 2 decimals, "x" suffix in markdown */
+} up_column_kind;
+
+typedef struct up_column {
+  const char *name;
+  up_column_kind kind;
+  size_t offset; /* of the field in up_point_summary: int32_t for integers, double otherwise */
+} up_column;
+
+#define UP_COLUMN(name, kind, field) {name, kind, offsetof(up_point_summary, field)}
+
+static const up_column up_columns[] = {
+    UP_COLUMN("method", UP_COL_TEXT, method),
+    UP_COLUMN("ctx", UP_COL_INTEGER, ctx),
+    UP_COLUMN("conc", UP_COL_INTEGER, concurrency),
+    UP_COLUMN("requests", UP_COL_INTEGER, n_requests),
+    UP_COLUMN("failed", UP_COL_INTEGER, n_failed),
+    UP_COLUMN("ttft_mean_ms", UP_COL_MS, ttft_mean_ms),
+    UP_COLUMN("ttft_p50_ms", UP_COL_MS, ttft_p50_ms),
+    UP_COLUMN("ttft_p99_ms", UP_COL_MS, ttft_p99_ms),
+    UP_COLUMN("prefill_tok_s", UP_COL_RATE, prefill_tokens_per_s),
+    UP_COLUMN("kept_frac", UP_COL_FRACTION, kept_fraction),
+    UP_COLUMN("speedup_vs_dense", UP_COL_SPEEDUP, speedup_vs_dense),
+};
+
+#define UP_N_COLUMNS ((int32_t)(sizeof(up_columns) / sizeof(up_columns[0])))
+
+/* The value of a numeric column of a row as a double. */
+static double up_column_value(const up_point_summary *row, int32_t col) {
+  const char *field = (const char *)row + up_columns[col].offset;
+  if (up_columns[col].kind == UP_COL_INTEGER) {
+    int32_t v;
+    memcpy(&v, field, sizeof(v));
+    return v;
+  }
+  double v;
+  memcpy(&v, field, sizeof(v));
+  return v;
+}
+
+/* One cell as text; a missing (non-finite) number becomes `missing`. */
+static void up_format_cell(char *cell, const up_point_summary *row, int32_t col, bool markdown,
+                           const char *missing) {
+  const up_column_kind kind = up_columns[col].kind;
+  if (kind == UP_COL_TEXT) {
+    snprintf(cell, UP_CELL_MAX, "%s", row->method);
+    return;
+  }
+  const double v = up_column_value(row, col);
+  if (!isfinite(v)) {
+    snprintf(cell, UP_CELL_MAX, "%s", missing);
+    return;
+  }
+  switch (kind) {
+    case UP_COL_INTEGER: snprintf(cell, UP_CELL_MAX, "%.0f", v); break;
+    case UP_COL_MS:
+      if (v != 0.0 && fabs(v) < 1.0) snprintf(cell, UP_CELL_MAX, "%.3g", v);
+      else snprintf(cell, UP_CELL_MAX, "%.2f", v);
+      break;
+    case UP_COL_RATE: snprintf(cell, UP_CELL_MAX, "%.1f", v); break;
+    case UP_COL_FRACTION: snprintf(cell, UP_CELL_MAX, "%.3f", v); break;
+    case UP_COL_SPEEDUP: snprintf(cell, UP_CELL_MAX, markdown ? "%.2fx" : "%.2f", v); break;
+    case UP_COL_TEXT: break;
+  }
+}
+
+static void up_print_markdown(FILE *out, const up_point_summary *rows, int32_t n_rows) {
+  char(*cells)[UP_N_COLUMNS][UP_CELL_MAX] =
+      up_malloc_or_die(sizeof(*cells) * (size_t)(n_rows > 0 ? n_rows : 1), "markdown table cells");
+  int widths[UP_N_COLUMNS];
+  for (int32_t c = 0; c < UP_N_COLUMNS; c++) {
+    widths[c] = (int)strlen(up_columns[c].name);
+    if (widths[c] < 3) widths[c] = 3; /* the separator needs "---" or "--:" */
+  }
+  for (int32_t r = 0; r < n_rows; r++)
+    for (int32_t c = 0; c < UP_N_COLUMNS; c++) {
+      up_format_cell(cells[r][c], &rows[r], c, true, "-");
+      const int len = (int)strlen(cells[r][c]);
+      if (len > widths[c]) widths[c] = len;
+    }
+  for (int32_t c = 0; c < UP_N_COLUMNS; c++)
+    fprintf(out, "| %*s ", up_columns[c].kind == UP_COL_TEXT ? -widths[c] : widths[c], up_columns[c].name);
+  fprintf(out, "|\n");
+  for (int32_t c = 0; c < UP_N_COLUMNS; c++) {
+    const bool right = up_columns[c].kind != UP_COL_TEXT;
+    fputs("| ", out);
+    for (int i = 0; i < widths[c] - (right ? 1 : 0); i++) fputc('-', out);
+    fputs(right ? ": " : " ", out);
+  }
+  fprintf(out, "|\n");
+  for (int32_t r = 0; r < n_rows; r++) {
+    for (int32_t c = 0; c < UP_N_COLUMNS; c++)
+      fprintf(out, "| %*s ", up_columns[c].kind == UP_COL_TEXT ? -widths[c] : widths[c], cells[r][c]);
+    fprintf(out, "|\n");
+  }
+  free(cells);
+}
+
+/* RFC 4180: quote a field only when it holds a comma, quote or line break. */
+static void up_print_csv_field(FILE *out, const char *field) {
+  if (strpbrk(field, ",\"\r\n") == NULL) {
+    fputs(field, out);
+    return;
+  }
+  fputc('"', out);
+  for (const char *p = field; *p; p++) {
+    if (*p == '"') fputc('"', out);
+    fputc(*p, out);
+  }
+  fputc('"', out);
+}
+
+static void up_print_csv(FILE *out, const up_point_summary *rows, int32_t n_rows) {
+  for (int32_t c = 0; c < UP_N_COLUMNS; c++) fprintf(out, "%s%s", c ? "," : "", up_columns[c].name);
+  fputc('\n', out);
+  char cell[UP_CELL_MAX];
+  for (int32_t r = 0; r < n_rows; r++) {
+    for (int32_t c = 0; c < UP_N_COLUMNS; c++) {
+      if (c) fputc(',', out);
+      up_format_cell(cell, &rows[r], c, false, "");
+      up_print_csv_field(out, cell);
+    }
+    fputc('\n', out);
+  }
+}
+
+static void up_check_json(const void *item, const char *what) {
+  if (item == NULL) UP_FATAL("cJSON could not allocate %s", what);
+}
+
+static void up_print_json(FILE *out, const up_point_summary *rows, int32_t n_rows) {
+  cJSON *array = cJSON_CreateArray();
+  up_check_json(array, "the results array");
+  for (int32_t r = 0; r < n_rows; r++) {
+    cJSON *obj = cJSON_CreateObject();
+    up_check_json(obj, "a results row");
+    cJSON_AddItemToArray(array, obj);
+    for (int32_t c = 0; c < UP_N_COLUMNS; c++) {
+      if (up_columns[c].kind == UP_COL_TEXT) {
+        up_check_json(cJSON_AddStringToObject(obj, up_columns[c].name, rows[r].method), "a method name");
+        continue;
+      }
+      const double v = up_column_value(&rows[r], c);
+      /* JSON has no NaN or infinity. */
+      const cJSON *item = isfinite(v) ? cJSON_AddNumberToObject(obj, up_columns[c].name, v)
+                                      : cJSON_AddNullToObject(obj, up_columns[c].name);
+      up_check_json(item, "a results value");
+    }
+  }
+  char *text = cJSON_Print(array);
+  up_check_json(text, "the JSON text");
+  fprintf(out, "%s\n", text);
+  cJSON_free(text);
+  cJSON_Delete(array);
+}
+
+void up_report_table_print(FILE *out, up_output_format format, const up_point_summary *rows, int32_t n_rows) {
+  switch (format) {
+    case UP_FORMAT_MARKDOWN: up_print_markdown(out, rows, n_rows); return;
+    case UP_FORMAT_CSV: up_print_csv(out, rows, n_rows); return;
+    case UP_FORMAT_JSON: up_print_json(out, rows, n_rows); return;
+  }
+  UP_FATAL("unknown output format %d", (int)format);
+}

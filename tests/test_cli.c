@@ -1,0 +1,394 @@
+/* test_cli.c — command-line parsing: defaults, lists and suffixes, both flag forms,
+ * every class of error (status and a message naming the flag), --help coverage, and
+ * the late parsing of method specs that lets --uniprefill-* follow --method. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "launcher/cli.h"
+
+#define MAX_ARGS 32
+
+typedef struct parse_result {
+  up_parse_status status;
+  up_options opt;
+  char err[512];
+  char *out; /* what --help / --version printed */
+} parse_result;
+
+/* Parse a NULL-terminated argument array (argv[0] added here). */
+static parse_result *parse_argv(const char *const *args) {
+  char *argv[MAX_ARGS];
+  int argc = 0;
+  argv[argc++] = "uniprefill-bench";
+  for (; *args != NULL; args++) {
+    cr_assert_lt(argc, MAX_ARGS - 1);
+    argv[argc++] = (char *)*args;
+  }
+  argv[argc] = NULL;
+  parse_result *r = calloc(1, sizeof(*r));
+  cr_assert_not_null(r);
+  size_t out_size = 0;
+  FILE *out = open_memstream(&r->out, &out_size);
+  cr_assert_not_null(out);
+  r->status = up_options_parse(argc, argv, &r->opt, out, r->err, sizeof(r->err));
+  fclose(out);
+  return r;
+}
+
+static void free_result(parse_result *r) {
+  free(r->out);
+  free(r);
+}
+
+#define PARSE(...) parse_argv((const char *const[]){__VA_ARGS__, NULL})
+
+/* A command line that must fail with a message containing want1 and, if set, want2. */
+typedef struct error_case {
+  const char *args[6]; /* NULL-terminated by the zero padding */
+  const char *want1;
+  const char *want2;
+} error_case;
+
+static void expect_errors(const error_case *cases, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    parse_result *r = parse_argv(cases[i].args);
+    cr_expect_eq(r->status, UP_PARSE_ERROR, "%s %s: expected an error, got status %d", cases[i].args[0],
+                 cases[i].args[1] ? cases[i].args[1] : "", r->status);
+    cr_expect_neq(strstr(r->err, cases[i].want1), NULL, "message '%s' lacks '%s'", r->err, cases[i].want1);
+    if (cases[i].want2)
+      cr_expect_neq(strstr(r->err, cases[i].want2), NULL, "message '%s' lacks '%s'", r->err, cases[i].want2);
+    free_result(r);
+  }
+}
+
+#define EXPECT_ERRORS(cases) expect_errors(cases, sizeof(cases) / sizeof(cases[0]))
+
+Test(cli, defaults) {
+  parse_result *r = parse_argv((const char *const[]){NULL});
+  cr_assert_eq(r->status, UP_PARSE_OK, "%s", r->err);
+  const up_options *o = &r->opt;
+  cr_expect_str_eq(o->model, "tiny-llama");
+  cr_expect(!o->model_given);
+  cr_expect_eq(o->layers, 0);
+  cr_expect_eq(o->backend, UP_BACKEND_AUTO);
+  cr_expect_eq(o->n_ctx, 2);
+  cr_expect_eq(o->ctx[0], 1024);
+  cr_expect_eq(o->ctx[1], 4096);
+  cr_expect(!o->ctx_given);
+  cr_expect_eq(o->n_concurrency, 2);
+  cr_expect_eq(o->concurrency[0], 1);
+  cr_expect_eq(o->concurrency[1], 4);
+  cr_expect_eq(o->n_methods, 2);
+  cr_expect_eq(o->methods[0].kind, UP_METHOD_DENSE);
+  cr_expect_str_eq(o->methods[0].label, "dense");
+  cr_expect_eq(o->methods[1].kind, UP_METHOD_UNIPREFILL);
+  cr_expect_str_eq(o->methods[1].label, "uniprefill");
+  cr_expect_eq(o->requests, 0);
+  cr_expect_eq(o->output_len, 8);
+  cr_expect_eq(o->seed, 42u);
+  cr_expect_eq(o->warmup, 1);
+  cr_expect_eq(o->max_seqs, 0);
+  cr_expect_eq(o->max_batch_tokens, 0);
+  cr_expect_eq(o->kv_block, 16);
+  cr_expect_eq(o->kv_cache_mib, 0);
+  cr_expect_eq(o->threads, 0);
+  cr_expect_float_eq(o->uniprefill_defaults.select.top_p, 0.99f, 1e-6);
+  cr_expect_float_eq(o->uniprefill_defaults.select.keep_fraction, 0.0f, 1e-9);
+  cr_expect_eq(o->uniprefill_defaults.select.block, 64);
+  cr_expect_eq(o->uniprefill_defaults.select.sink, 128);
+  cr_expect_eq(o->uniprefill_defaults.select.last_q, 128);
+  cr_expect_eq(o->uniprefill_defaults.n_drop_layers, -1);
+  cr_expect_str_eq(o->output_path, "");
+  cr_expect_eq(o->format, UP_FORMAT_MARKDOWN);
+  cr_expect(!o->quiet);
+  free_result(r);
+
+  up_options d;
+  up_options_default(&d);
+  cr_expect_eq(d.n_methods, 2);
+  cr_expect_eq(d.kv_block, 16);
+}
+
+Test(cli, cuda_backend_defaults_to_the_8b_model_unless_given) {
+  parse_result *r = PARSE("--backend", "cuda");
+  cr_assert_eq(r->status, UP_PARSE_OK, "%s", r->err);
+  cr_expect_str_eq(r->opt.model, "llama-3.1-8b");
+  cr_expect_eq(r->opt.backend, UP_BACKEND_CUDA);
+  free_result(r);
+  r = PARSE("--model", "tiny-llama", "--backend=cuda");
+  cr_assert_eq(r->status, UP_PARSE_OK, "%s", r->err);
+  cr_expect_str_eq(r->opt.model, "tiny-llama");
+  cr_expect(r->opt.model_given);
+  free_result(r);
+}
+
+Test(cli, lists_suffixes_and_both_flag_forms) {
+  parse_result *r = PARSE("--ctx", "512,4k,32K,1M", "--concurrency=1,2,16", "--method=dense,uniprefill:keep=0.3",
+                          "--max-batch-tokens", "8k", "--seed=18446744073709551615", "--layers", "4", "-o",
+                          "out.h5", "--format=csv", "--quiet", "--requests", "16", "--output-len=1", "--warmup",
+                          "0", "--max-seqs", "8", "--kv-block=32", "--kv-cache-mib", "2048", "--threads=3",
+                          "--backend", "cpu", "--model=llama-3.1-8b");
+  cr_assert_eq(r->status, UP_PARSE_OK, "%s", r->err);
+  const up_options *o = &r->opt;
+  cr_expect_eq(o->n_ctx, 4);
+  cr_expect_eq(o->ctx[0], 512);
+  cr_expect_eq(o->ctx[1], 4096);
+  cr_expect_eq(o->ctx[2], 32768);
+  cr_expect_eq(o->ctx[3], 1048576);
+  cr_expect(o->ctx_given);
+  cr_expect_eq(o->n_concurrency, 3);
+  cr_expect_eq(o->concurrency[2], 16);
+  cr_expect(o->concurrency_given);
+  cr_expect_eq(o->n_methods, 2);
+  cr_expect_str_eq(o->methods[1].label, "uniprefill:keep=0.3");
+  cr_expect_eq(o->max_batch_tokens, 8192);
+  cr_expect_eq(o->seed, UINT64_MAX);
+  cr_expect_eq(o->layers, 4);
+  cr_expect_str_eq(o->output_path, "out.h5");
+  cr_expect_eq(o->format, UP_FORMAT_CSV);
+  cr_expect(o->quiet);
+  cr_expect_eq(o->requests, 16);
+  cr_expect_eq(o->output_len, 1);
+  cr_expect_eq(o->warmup, 0);
+  cr_expect_eq(o->max_seqs, 8);
+  cr_expect_eq(o->kv_block, 32);
+  cr_expect_eq(o->kv_cache_mib, 2048);
+  cr_expect_eq(o->threads, 3);
+  cr_expect_eq(o->backend, UP_BACKEND_CPU);
+  cr_expect_str_eq(o->model, "llama-3.1-8b");
+  cr_expect(o->model_given);
+  free_result(r);
+
+  r = PARSE("-oshort.h5", "--format", "json");
+  cr_assert_eq(r->status, UP_PARSE_OK, "%s", r->err);
+  cr_expect_str_eq(r->opt.output_path, "short.h5");
+  cr_expect_eq(r->opt.format, UP_FORMAT_JSON);
+  free_result(r);
+}
+
+Test(cli, uniprefill_flags_fill_the_defaults) {
+  parse_result *r = PARSE("--uniprefill-p", "0.95", "--uniprefill-keep=0.25", "--uniprefill-block", "128",
+                          "--uniprefill-sink=0", "--uniprefill-last-q", "64", "--drop-layers", "7,11,3");
+  cr_assert_eq(r->status, UP_PARSE_OK, "%s", r->err);
+  const up_method_spec *d = &r->opt.uniprefill_defaults;
+  cr_expect_float_eq(d->select.top_p, 0.95f, 1e-6);
+  cr_expect_float_eq(d->select.keep_fraction, 0.25f, 1e-6);
+  cr_expect_eq(d->select.block, 128);
+  cr_expect_eq(d->select.sink, 0);
+  cr_expect_eq(d->select.last_q, 64);
+  cr_expect_eq(d->n_drop_layers, 3);
+  cr_expect_eq(d->drop_layers[0], 7);
+  cr_expect_eq(d->drop_layers[1], 11);
+  cr_expect_eq(d->drop_layers[2], 3);
+  free_result(r);
+
+  r = PARSE("--drop-layers", "1,2", "--drop-layers=preset", "--uniprefill-p=1");
+  cr_assert_eq(r->status, UP_PARSE_OK, "%s", r->err);
+  cr_expect_eq(r->opt.uniprefill_defaults.n_drop_layers, -1);
+  cr_expect_float_eq(r->opt.uniprefill_defaults.select.top_p, 1.0f, 1e-9);
+  free_result(r);
+}
+
+Test(cli, uniprefill_flags_after_method_apply_to_its_specs) {
+  parse_result *r = PARSE("--method", "dense,uniprefill", "--uniprefill-keep", "0.3", "--drop-layers", "2,5");
+  cr_assert_eq(r->status, UP_PARSE_OK, "%s", r->err);
+  const up_method_spec *u = &r->opt.methods[1];
+  cr_expect_eq(u->kind, UP_METHOD_UNIPREFILL);
+  cr_expect_float_eq(u->select.keep_fraction, 0.3f, 1e-6);
+  cr_expect_eq(u->n_drop_layers, 2);
+  cr_expect_eq(u->drop_layers[1], 5);
+  free_result(r);
+  /* The default method list sees the flags too. */
+  r = PARSE("--uniprefill-keep", "0.5");
+  cr_assert_eq(r->status, UP_PARSE_OK, "%s", r->err);
+  cr_expect_float_eq(r->opt.methods[1].select.keep_fraction, 0.5f, 1e-6);
+  free_result(r);
+}
+
+Test(cli, parse_size) {
+  int64_t v = 0;
+  cr_expect(up_parse_size("4096", &v) && v == 4096);
+  cr_expect(up_parse_size("0", &v) && v == 0);
+  cr_expect(up_parse_size("4k", &v) && v == 4096);
+  cr_expect(up_parse_size("2M", &v) && v == 2 * 1024 * 1024);
+  cr_expect(up_parse_size("9223372036854775807", &v) && v == INT64_MAX);
+  cr_expect(!up_parse_size("", &v));
+  cr_expect(!up_parse_size("4q", &v));
+  cr_expect(!up_parse_size("4kk", &v));
+  cr_expect(!up_parse_size("k", &v));
+  cr_expect(!up_parse_size("-1", &v));
+  cr_expect(!up_parse_size(" 1", &v));
+  cr_expect(!up_parse_size("+1", &v));
+  cr_expect(!up_parse_size("1.5k", &v));
+  cr_expect(!up_parse_size("9223372036854775808", &v));
+  cr_expect(!up_parse_size("9007199254740992k", &v));
+
+  int32_t vals[4];
+  int32_t n = 0;
+  char err[256];
+  cr_expect(up_parse_size_list("1,2k", vals, 4, &n, err, sizeof(err)));
+  cr_expect_eq(n, 2);
+  cr_expect_eq(vals[1], 2048);
+  cr_expect(!up_parse_size_list("1,2,3,4,5", vals, 4, &n, err, sizeof(err)));
+  cr_expect(!up_parse_size_list("1,,2", vals, 4, &n, err, sizeof(err)));
+  cr_expect_neq(strstr(err, "empty item"), NULL, "%s", err);
+  cr_expect(!up_parse_size_list("", vals, 4, &n, err, sizeof(err)));
+  cr_expect(!up_parse_size_list("1,", vals, 4, &n, err, sizeof(err)));
+  cr_expect(!up_parse_size_list("4M,2048M", vals, 4, &n, err, sizeof(err)));
+  cr_expect_neq(strstr(err, "too large"), NULL, "%s", err);
+}
+
+Test(cli, malformed_numbers) {
+  const error_case cases[] = {
+      {{"--ctx", "4q"}, "--ctx", "'4q' is not a size"},
+      {{"--concurrency", "1,x"}, "--concurrency", "'x'"},
+      {{"--requests", "12abc"}, "--requests", "'12abc'"},
+      {{"--requests", " 12"}, "--requests", NULL},
+      {{"--output-len", "99999999999999999999"}, "--output-len", NULL},
+      {{"--output-len", "4294967296"}, "--output-len", "4294967296"},
+      {{"--seed", "-1"}, "--seed", "'-1'"},
+      {{"--seed", "18446744073709551616"}, "--seed", NULL},
+      {{"--uniprefill-p", "0.9x"}, "--uniprefill-p", "'0.9x'"},
+      {{"--uniprefill-p", "nan"}, "--uniprefill-p", NULL},
+      {{"--max-batch-tokens", "-4k"}, "--max-batch-tokens", "'-4k'"},
+      {{"--kv-cache-mib", "1k"}, "--kv-cache-mib", NULL},
+      {{"--layers", ""}, "--layers", NULL},
+      {{"--drop-layers", "7,x"}, "--drop-layers", "'x'"},
+  };
+  EXPECT_ERRORS(cases);
+}
+
+Test(cli, out_of_range_values) {
+  const error_case cases[] = {
+      {{"--ctx", "0"}, "--ctx", ">= 1"},
+      {{"--concurrency", "0,1"}, "--concurrency", ">= 1"},
+      {{"--requests", "-1"}, "--requests", "'-1'"},
+      {{"--output-len", "0"}, "--output-len", "'0'"},
+      {{"--warmup", "-2"}, "--warmup", "'-2'"},
+      {{"--max-seqs", "-1"}, "--max-seqs", NULL},
+      {{"--threads", "-1"}, "--threads", NULL},
+      {{"--layers", "-1"}, "--layers", NULL},
+      {{"--layers", "129"}, "--layers", NULL},
+      {{"--kv-block", "0"}, "--kv-block", "'0'"},
+      {{"--kv-block", "24"}, "--kv-block", "power of two"},
+      {{"--kv-cache-mib", "-1"}, "--kv-cache-mib", NULL},
+      {{"--uniprefill-p", "0"}, "--uniprefill-p", "'0'"},
+      {{"--uniprefill-p", "1.01"}, "--uniprefill-p", NULL},
+      {{"--uniprefill-keep", "-0.1"}, "--uniprefill-keep", NULL},
+      {{"--uniprefill-keep", "1.5"}, "--uniprefill-keep", NULL},
+      {{"--uniprefill-block", "0"}, "--uniprefill-block", NULL},
+      {{"--uniprefill-sink", "-1"}, "--uniprefill-sink", NULL},
+      {{"--uniprefill-last-q", "0"}, "--uniprefill-last-q", NULL},
+      {{"--drop-layers", "-1"}, "--drop-layers", "'-1'"},
+      {{"--drop-layers", "128"}, "--drop-layers", "'128'"},
+  };
+  EXPECT_ERRORS(cases);
+
+  parse_result *r = PARSE("--uniprefill-keep", "0", "--uniprefill-sink", "0", "--requests", "0");
+  cr_expect_eq(r->status, UP_PARSE_OK, "%s", r->err);
+  free_result(r);
+}
+
+Test(cli, list_errors) {
+  char many[256] = ""; /* one item more than UP_MAX_SWEEP */
+  for (int i = 1; i <= UP_MAX_SWEEP + 1; i++) {
+    char item[8];
+    snprintf(item, sizeof(item), "%s%d", i > 1 ? "," : "", i);
+    strcat(many, item);
+  }
+  char long_method[128]; /* longer than a method label */
+  memset(long_method, 'a', sizeof(long_method) - 1);
+  long_method[sizeof(long_method) - 1] = '\0';
+  const error_case cases[] = {
+      {{"--ctx", "1k,,2k"}, "--ctx", "empty item"},
+      {{"--ctx", ""}, "--ctx", "empty list"},
+      {{"--ctx", "1k,"}, "--ctx", "empty item"},
+      {{"--ctx", "4k,4096"}, "--ctx", "4096 appears twice"},
+      {{"--concurrency", "2,2"}, "--concurrency", "twice"},
+      {{"--method", "dense,,uniprefill"}, "--method", "empty item"},
+      {{"--method", "dense,uniprefill:keep=0.3,dense"}, "--method", "'dense' appears twice"},
+      {{"--drop-layers", "3,3"}, "--drop-layers", "twice"},
+      {{"--drop-layers", "3,,4"}, "--drop-layers", "empty item"},
+      {{"--ctx", many}, "--ctx", "more than 32 items"},
+      {{"--method", long_method}, "--method", "too long"},
+  };
+  EXPECT_ERRORS(cases);
+}
+
+Test(cli, unknown_and_misplaced_arguments) {
+  const error_case cases[] = {
+      {{"--frobnicate", "3"}, "--frobnicate", "unknown flag"},
+      {{"--ctx=1k", "-x"}, "-x", "unknown flag"},
+      {{"--ctx"}, "--ctx", "missing value"},
+      {{"--ctx", "--concurrency", "4"}, "--ctx", "missing value"},
+      {{"-o"}, "--output", "missing value"},
+      {{"--quiet=yes"}, "--quiet", "no value"},
+      {{"stray"}, "'stray'", NULL},
+      {{"--ctx", "1k", "4k"}, "'4k'", NULL},
+      {{"--", "stray"}, "'stray'", NULL},
+      {{"--format", "xml"}, "--format", "'xml'"},
+      {{"--backend", "rocm"}, "--backend", "'rocm'"},
+      {{"--output", ""}, "--output", "empty"},
+      {{"--model", ""}, "--model", "empty"},
+  };
+  EXPECT_ERRORS(cases);
+}
+
+Test(cli, impossible_combinations) {
+  const error_case cases[] = {
+      {{"--requests", "2", "--concurrency", "1,4"}, "--requests", "--concurrency 4"},
+  };
+  EXPECT_ERRORS(cases);
+  parse_result *r = PARSE("--requests", "4", "--concurrency", "1,4");
+  cr_expect_eq(r->status, UP_PARSE_OK, "%s", r->err);
+  free_result(r);
+}
+
+/* Behaviour assumed from up_method_spec_parse: an unknown method name is an error. */
+Test(cli, bad_method_spec_names_the_flag_and_entry) {
+  const error_case cases[] = {
+      {{"--method", "dense,sparse"}, "--method", "'sparse'"},
+  };
+  EXPECT_ERRORS(cases);
+}
+
+Test(cli, help_mentions_every_flag) {
+  parse_result *r = PARSE("--ctx", "1k", "--help", "--bogus");
+  cr_assert_eq(r->status, UP_PARSE_HELP);
+  cr_assert_not_null(r->out);
+  const char *flags[] = {"--model", "--layers", "--backend", "--ctx", "--concurrency", "--method",
+                         "--requests", "--output-len", "--seed", "--warmup", "--max-seqs", "--max-batch-tokens",
+                         "--kv-block", "--kv-cache-mib", "--threads", "--uniprefill-p", "--uniprefill-keep",
+                         "--uniprefill-block", "--uniprefill-sink", "--uniprefill-last-q", "--drop-layers",
+                         "--output", "-o", "--format", "--quiet", "--help", "-h", "--version"};
+  for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+    /* Match whole flag names: "--uniprefill-p" must not be found inside "--uniprefill-block". */
+    bool found = false;
+    for (const char *p = r->out; (p = strstr(p, flags[i])) != NULL; p++) {
+      const char next = p[strlen(flags[i])];
+      if (next == ' ' || next == ',' || next == '\n') found = true;
+    }
+    cr_expect(found, "help lacks %s", flags[i]);
+  }
+  cr_expect_neq(strstr(r->out, "mpirun -np N uniprefill-bench [options]"), NULL);
+  cr_expect_neq(strstr(r->out, "uniprefill:keep=F:p=P:block=B:sink=S:last_q=Q:layers=L+L+L"), NULL);
+  const char *groups[] = {"Model & backend:", "Sweep:", "Workload:", "Serving engine:", "UniPrefill:", "Output:"};
+  for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
+    cr_expect_neq(strstr(r->out, groups[i]), NULL, "help lacks group %s", groups[i]);
+  free_result(r);
+
+  r = PARSE("-h");
+  cr_expect_eq(r->status, UP_PARSE_HELP);
+  free_result(r);
+}
+
+Test(cli, version) {
+  parse_result *r = PARSE("--version");
+  cr_assert_eq(r->status, UP_PARSE_HELP);
+  const char prefix[] = "uniprefill-bench " UNIPREFILL_VERSION " (";
+  cr_expect_eq(strncmp(r->out, prefix, strlen(prefix)), 0, "%s", r->out);
+  free_result(r);
+}

@@ -1,0 +1,141 @@
+/* test_report_table.c — the results table in each format on a few rows, one with a
+ * missing speedup (NaN): markdown lines up, CSV keeps its field count and leaves the
+ * missing value empty, JSON parses back with null for it. */
+#include <cjson/cJSON.h>
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "launcher/report_table.h"
+
+#define N_ROWS 3
+#define N_COLUMNS 11
+
+/* One row per case: a plain dense row, one with sub-millisecond TTFT (3 significant
+ * digits), one with a failure and no dense reference (NaN speedup). */
+static void make_rows(up_point_summary *rows) {
+  const up_point_summary cases[N_ROWS] = {
+      {.method = "dense", .ttft_mean_ms = 1396.25, .ttft_p50_ms = 1390.0, .ttft_p99_ms = 1402.123,
+       .prefill_tokens_per_s = 93900.4, .kept_fraction = 1.0, .speedup_vs_dense = 1.0},
+      {.method = "uniprefill:keep=0.3", .ttft_mean_ms = 0.0123, .ttft_p50_ms = 0.5, .ttft_p99_ms = 600.0,
+       .prefill_tokens_per_s = 12.0, .kept_fraction = 0.3, .speedup_vs_dense = 2.346},
+      {.method = "uniprefill", .n_failed = 1, .ttft_mean_ms = 700.0, .ttft_p50_ms = 700.0, .ttft_p99_ms = 700.0,
+       .prefill_tokens_per_s = 1e6, .kept_fraction = 0.5, .speedup_vs_dense = NAN},
+  };
+  for (int i = 0; i < N_ROWS; i++) {
+    rows[i] = cases[i];
+    rows[i].point_index = i;
+    rows[i].ctx = 32768;
+    rows[i].concurrency = 4;
+    rows[i].n_requests = 4;
+    rows[i].n_ok = 4 - rows[i].n_failed;
+  }
+}
+
+/* Print the rows in one format into a malloc'd string. */
+static char *render(up_output_format format) {
+  up_point_summary rows[N_ROWS];
+  make_rows(rows);
+  char *text = NULL;
+  size_t size = 0;
+  FILE *out = open_memstream(&text, &size);
+  cr_assert_not_null(out);
+  up_report_table_print(out, format, rows, N_ROWS);
+  fclose(out);
+  return text;
+}
+
+/* Split text into lines in place; returns the count (no trailing empty line). */
+static int split_lines(char *text, char **lines, int max) {
+  int n = 0;
+  for (char *save = NULL, *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+    cr_assert_lt(n, max);
+    lines[n++] = line;
+  }
+  return n;
+}
+
+Test(report_table, markdown_lines_up) {
+  char *text = render(UP_FORMAT_MARKDOWN);
+  cr_assert_not_null(strstr(text, "| method"), "%s", text);
+  cr_expect_not_null(strstr(text, "speedup_vs_dense"));
+  cr_expect_not_null(strstr(text, "2.35x"), "%s", text);
+  cr_expect_not_null(strstr(text, "1396.25"), "%s", text);
+  cr_expect_not_null(strstr(text, "0.0123"), "%s", text);
+  cr_expect_not_null(strstr(text, "1000000.0"), "%s", text);
+  cr_expect_not_null(strstr(text, "0.300"), "%s", text);
+  char *lines[16];
+  const int n = split_lines(text, lines, 16);
+  cr_assert_eq(n, 2 + N_ROWS, "%d lines", n);
+  for (int i = 1; i < n; i++)
+    cr_expect_eq(strlen(lines[i]), strlen(lines[0]), "line %d '%s' vs '%s'", i, lines[i], lines[0]);
+  /* Separator: method left-aligned, numbers right-aligned. */
+  cr_expect_eq(strncmp(lines[1], "| ---", 5), 0, "%s", lines[1]);
+  cr_expect_not_null(strstr(lines[1], "-: |"), "%s", lines[1]);
+  /* The NaN speedup row ends in "-" right-aligned in its column. */
+  const char *last = lines[n - 1];
+  cr_expect_str_eq(last + strlen(last) - 4, " - |", "%s", last);
+  free(text);
+}
+
+Test(report_table, csv_fields_and_empty_nan) {
+  char *text = render(UP_FORMAT_CSV);
+  char *lines[16];
+  const int n = split_lines(text, lines, 16);
+  cr_assert_eq(n, 1 + N_ROWS);
+  cr_expect_str_eq(lines[0], "method,ctx,conc,requests,failed,ttft_mean_ms,ttft_p50_ms,ttft_p99_ms,prefill_tok_s,"
+                             "kept_frac,speedup_vs_dense");
+  for (int i = 0; i < n; i++) {
+    int commas = 0;
+    for (const char *p = lines[i]; *p; p++) commas += *p == ',';
+    cr_expect_eq(commas, N_COLUMNS - 1, "line %d: %s", i, lines[i]);
+  }
+  cr_expect_str_eq(lines[1], "dense,32768,4,4,0,1396.25,1390.00,1402.12,93900.4,1.000,1.00");
+  cr_expect_str_eq(lines[2], "uniprefill:keep=0.3,32768,4,4,0,0.0123,0.5,600.00,12.0,0.300,2.35");
+  /* Missing speedup: empty last field. */
+  const char *last = lines[3];
+  cr_expect_eq(last[strlen(last) - 1], ',', "%s", last);
+  free(text);
+}
+
+Test(report_table, json_parses_back_with_null_for_nan) {
+  char *text = render(UP_FORMAT_JSON);
+  cJSON *root = cJSON_Parse(text);
+  cr_assert_not_null(root, "%s", text);
+  cr_assert(cJSON_IsArray(root));
+  cr_assert_eq(cJSON_GetArraySize(root), N_ROWS);
+  const char *keys[N_COLUMNS] = {"method",      "ctx",         "conc",          "requests",  "failed",
+                                 "ttft_mean_ms", "ttft_p50_ms", "ttft_p99_ms", "prefill_tok_s", "kept_frac",
+                                 "speedup_vs_dense"};
+  for (int r = 0; r < N_ROWS; r++) {
+    const cJSON *row = cJSON_GetArrayItem(root, r);
+    cr_assert(cJSON_IsObject(row));
+    cr_expect_eq(cJSON_GetArraySize(row), N_COLUMNS);
+    for (int k = 0; k < N_COLUMNS; k++)
+      cr_expect_not_null(cJSON_GetObjectItemCaseSensitive(row, keys[k]), "row %d lacks %s", r, keys[k]);
+  }
+  const cJSON *row1 = cJSON_GetArrayItem(root, 1);
+  cr_expect_str_eq(cJSON_GetObjectItemCaseSensitive(row1, "method")->valuestring, "uniprefill:keep=0.3");
+  cr_expect_eq(cJSON_GetObjectItemCaseSensitive(row1, "ctx")->valueint, 32768);
+  cr_expect_float_eq(cJSON_GetObjectItemCaseSensitive(row1, "speedup_vs_dense")->valuedouble, 2.346, 1e-12);
+  const cJSON *row2 = cJSON_GetArrayItem(root, 2);
+  cr_expect(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(row2, "speedup_vs_dense")));
+  cr_expect_eq(cJSON_GetObjectItemCaseSensitive(row2, "failed")->valueint, 1);
+  cJSON_Delete(root);
+  free(text);
+}
+
+Test(report_table, empty_table_prints_headers) {
+  char *text = NULL;
+  size_t size = 0;
+  FILE *out = open_memstream(&text, &size);
+  cr_assert_not_null(out);
+  up_report_table_print(out, UP_FORMAT_MARKDOWN, NULL, 0);
+  up_report_table_print(out, UP_FORMAT_JSON, NULL, 0);
+  fclose(out);
+  cr_expect_not_null(strstr(text, "| method"), "%s", text);
+  cr_expect_not_null(strstr(text, "[]"), "%s", text);
+  free(text);
+}

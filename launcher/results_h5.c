@@ -92,42 +92,138 @@ static void up_h5_fail_plain(const up_h5_err *e, const char *fmt, ...) {
   snprintf(e->buf, e->size, "results file '%s': %s", e->path, what);
 }
 
-/* ---- table layouts ---------------------------------------------------------- */
+/* ---- field specs ------------------------------------------------------------ */
 
-static int up_layout_add(up_table_layout *l, const char *name, size_t offset, size_t size, hid_t native,
-                         const up_h5_err *e) {
-  UP_ASSERT(l->n_fields < UP_TABLE_MAX_FIELDS, "table %s has too many fields", l->title);
-  const hid_t t = H5Tcopy(native);
-  if (t < 0) {
-    up_h5_fail(e, "cannot copy the type of field '%s' of table '%s'", name, l->title);
-    return -1;
+/* How a struct member is stored. UP_KIND_CHARS is a char array inside a record (a
+ * fixed-length table string); UP_KIND_CSTR a const char * member (an attribute). */
+typedef enum up_field_kind {
+  UP_KIND_I32,
+  UP_KIND_I64,
+  UP_KIND_U64,
+  UP_KIND_F32,
+  UP_KIND_F64,
+  UP_KIND_CHARS,
+  UP_KIND_CSTR,
+} up_field_kind;
+
+/* One struct member: the HDF5 name is the member's name, so files and C agree. */
+typedef struct up_field_spec {
+  const char *name;
+  size_t offset;
+  size_t size;
+  up_field_kind kind;
+} up_field_spec;
+
+#define UP_FIELD(st, m, kind) {#m, offsetof(st, m), sizeof(((st *)0)->m), kind}
+#define UP_N_SPECS(a) (sizeof(a) / sizeof((a)[0]))
+
+static const up_field_spec up_summary_specs[] = {
+    UP_FIELD(up_point_summary, point_index, UP_KIND_I32),
+    UP_FIELD(up_point_summary, method, UP_KIND_CHARS),
+    UP_FIELD(up_point_summary, ctx, UP_KIND_I32),
+    UP_FIELD(up_point_summary, concurrency, UP_KIND_I32),
+    UP_FIELD(up_point_summary, output_len, UP_KIND_I32),
+    UP_FIELD(up_point_summary, n_requests, UP_KIND_I32),
+    UP_FIELD(up_point_summary, n_ok, UP_KIND_I32),
+    UP_FIELD(up_point_summary, n_failed, UP_KIND_I32),
+    UP_FIELD(up_point_summary, ttft_mean_ms, UP_KIND_F64),
+    UP_FIELD(up_point_summary, ttft_p50_ms, UP_KIND_F64),
+    UP_FIELD(up_point_summary, ttft_p99_ms, UP_KIND_F64),
+    UP_FIELD(up_point_summary, prefill_tokens_per_s, UP_KIND_F64),
+    UP_FIELD(up_point_summary, kept_fraction, UP_KIND_F64),
+    UP_FIELD(up_point_summary, speedup_vs_dense, UP_KIND_F64),
+    UP_FIELD(up_point_summary, wall_s, UP_KIND_F64),
+};
+
+static const up_field_spec up_request_specs[] = {
+    UP_FIELD(up_request_record, id, UP_KIND_I64),
+    UP_FIELD(up_request_record, rank, UP_KIND_I32),
+    UP_FIELD(up_request_record, status, UP_KIND_I32),
+    UP_FIELD(up_request_record, prompt_len, UP_KIND_I32),
+    UP_FIELD(up_request_record, kept_len, UP_KIND_I32),
+    UP_FIELD(up_request_record, output_len, UP_KIND_I32),
+    UP_FIELD(up_request_record, first_token, UP_KIND_I32),
+    UP_FIELD(up_request_record, arrival_s, UP_KIND_F64),
+    UP_FIELD(up_request_record, admitted_s, UP_KIND_F64),
+    UP_FIELD(up_request_record, first_token_s, UP_KIND_F64),
+    UP_FIELD(up_request_record, finish_s, UP_KIND_F64),
+    UP_FIELD(up_request_record, ttft_ms, UP_KIND_F64),
+    UP_FIELD(up_request_record, tpot_ms, UP_KIND_F64),
+    UP_FIELD(up_request_record, e2e_ms, UP_KIND_F64),
+    UP_FIELD(up_request_record, error, UP_KIND_CHARS),
+};
+
+static const up_field_spec up_step_specs[] = {
+    UP_FIELD(up_step_record, index, UP_KIND_I64),
+    UP_FIELD(up_step_record, rank, UP_KIND_I32),
+    UP_FIELD(up_step_record, n_seqs, UP_KIND_I32),
+    UP_FIELD(up_step_record, prefill_tokens, UP_KIND_I64),
+    UP_FIELD(up_step_record, decode_tokens, UP_KIND_I64),
+    UP_FIELD(up_step_record, start_s, UP_KIND_F64),
+    UP_FIELD(up_step_record, end_s, UP_KIND_F64),
+};
+
+static const up_field_spec up_run_info_specs[] = {
+    UP_FIELD(up_run_info, tool_version, UP_KIND_CSTR),
+    UP_FIELD(up_run_info, git_commit, UP_KIND_CSTR),
+    {"argv", offsetof(up_run_info, argv_joined), sizeof(const char *), UP_KIND_CSTR},
+    UP_FIELD(up_run_info, hostnames, UP_KIND_CSTR),
+    UP_FIELD(up_run_info, world_size, UP_KIND_I32),
+    UP_FIELD(up_run_info, backend, UP_KIND_CSTR),
+    UP_FIELD(up_run_info, device_names, UP_KIND_CSTR),
+    UP_FIELD(up_run_info, model, UP_KIND_CSTR),
+    UP_FIELD(up_run_info, library_versions, UP_KIND_CSTR),
+    UP_FIELD(up_run_info, started_utc, UP_KIND_CSTR),
+};
+
+static const up_field_spec up_point_params_specs[] = {
+    UP_FIELD(up_point_params, index, UP_KIND_I32),
+    UP_FIELD(up_point_params, method, UP_KIND_CSTR),
+    UP_FIELD(up_point_params, ctx, UP_KIND_I32),
+    UP_FIELD(up_point_params, concurrency, UP_KIND_I32),
+    UP_FIELD(up_point_params, output_len, UP_KIND_I32),
+    UP_FIELD(up_point_params, n_requests, UP_KIND_I32),
+    UP_FIELD(up_point_params, seed, UP_KIND_U64),
+    UP_FIELD(up_point_params, top_p, UP_KIND_F32),
+    UP_FIELD(up_point_params, keep_fraction, UP_KIND_F32),
+    UP_FIELD(up_point_params, block, UP_KIND_I32),
+    UP_FIELD(up_point_params, sink, UP_KIND_I32),
+    UP_FIELD(up_point_params, last_q, UP_KIND_I32),
+    UP_FIELD(up_point_params, drop_layers, UP_KIND_CSTR),
+    UP_FIELD(up_point_params, max_seqs, UP_KIND_I32),
+    UP_FIELD(up_point_params, max_batch_tokens, UP_KIND_I64),
+    UP_FIELD(up_point_params, kv_block_tokens, UP_KIND_I32),
+    UP_FIELD(up_point_params, kv_blocks_total, UP_KIND_I64),
+    UP_FIELD(up_point_params, kv_blocks_peak, UP_KIND_I64),
+    UP_FIELD(up_point_params, kv_block_bytes, UP_KIND_I64),
+};
+
+/* A new HDF5 type for one member (the caller closes it): native numbers; a fixed,
+ * NUL-terminated string the size of a char array; a variable-length UTF-8 string for a
+ * const char *, so h5py returns str. Negative on failure. */
+static hid_t up_spec_type(const up_field_spec *f) {
+  switch (f->kind) {
+    case UP_KIND_I32: return H5Tcopy(H5T_NATIVE_INT32);
+    case UP_KIND_I64: return H5Tcopy(H5T_NATIVE_INT64);
+    case UP_KIND_U64: return H5Tcopy(H5T_NATIVE_UINT64);
+    case UP_KIND_F32: return H5Tcopy(H5T_NATIVE_FLOAT);
+    case UP_KIND_F64: return H5Tcopy(H5T_NATIVE_DOUBLE);
+    case UP_KIND_CHARS:
+    case UP_KIND_CSTR: break;
   }
-  UP_ASSERT(H5Tget_size(t) == size, "field %s: C size %zu differs from the HDF5 type's", name, size);
-  l->names[l->n_fields] = name;
-  l->offsets[l->n_fields] = offset;
-  l->sizes[l->n_fields] = size;
-  l->types[l->n_fields] = t;
-  l->n_fields++;
-  return 0;
-}
-
-/* A char array member becomes a fixed, NUL-terminated string of the array's size. */
-static int up_layout_add_string(up_table_layout *l, const char *name, size_t offset, size_t size,
-                                const up_h5_err *e) {
-  UP_ASSERT(l->n_fields < UP_TABLE_MAX_FIELDS, "table %s has too many fields", l->title);
   const hid_t t = H5Tcopy(H5T_C_S1);
-  if (t < 0 || H5Tset_size(t, size) < 0 || H5Tset_strpad(t, H5T_STR_NULLTERM) < 0) {
-    up_h5_fail(e, "cannot build the string type of field '%s' of table '%s'", name, l->title);
-    if (t >= 0) H5Tclose(t);
-    return -1;
+  if (t < 0) return t;
+  const herr_t rc = f->kind == UP_KIND_CHARS
+                        ? (H5Tset_size(t, f->size) < 0 ? -1 : H5Tset_strpad(t, H5T_STR_NULLTERM))
+                        : (H5Tset_size(t, H5T_VARIABLE) < 0 ? -1 : H5Tset_cset(t, H5T_CSET_UTF8));
+  if (rc < 0) {
+    H5Tclose(t);
+    return H5I_INVALID_HID;
   }
-  l->names[l->n_fields] = name;
-  l->offsets[l->n_fields] = offset;
-  l->sizes[l->n_fields] = size;
-  l->types[l->n_fields] = t;
-  l->n_fields++;
-  return 0;
+  return t;
 }
+
+/* ---- table layouts ---------------------------------------------------------- */
 
 static int up_layout_close(up_table_layout *l, const up_h5_err *e) {
   int rc = 0;
@@ -141,54 +237,24 @@ static int up_layout_close(up_table_layout *l, const up_h5_err *e) {
   return rc;
 }
 
-#define UP_MEMBER_SIZE(st, m) sizeof(((st *)0)->m)
-#define UP_ADD(l, st, m, native) up_layout_add(l, #m, offsetof(st, m), UP_MEMBER_SIZE(st, m), native, e)
-#define UP_ADD_STR(l, st, m) up_layout_add_string(l, #m, offsetof(st, m), UP_MEMBER_SIZE(st, m), e)
-
-static int up_layout_summary(up_table_layout *l, const up_h5_err *e) {
-  *l = (up_table_layout){.title = "point summary", .record_size = sizeof(up_point_summary)};
-  typedef up_point_summary s;
-  if (UP_ADD(l, s, point_index, H5T_NATIVE_INT32) < 0 || UP_ADD_STR(l, s, method) < 0 ||
-      UP_ADD(l, s, ctx, H5T_NATIVE_INT32) < 0 || UP_ADD(l, s, concurrency, H5T_NATIVE_INT32) < 0 ||
-      UP_ADD(l, s, output_len, H5T_NATIVE_INT32) < 0 || UP_ADD(l, s, n_requests, H5T_NATIVE_INT32) < 0 ||
-      UP_ADD(l, s, n_ok, H5T_NATIVE_INT32) < 0 || UP_ADD(l, s, n_failed, H5T_NATIVE_INT32) < 0 ||
-      UP_ADD(l, s, ttft_mean_ms, H5T_NATIVE_DOUBLE) < 0 || UP_ADD(l, s, ttft_p50_ms, H5T_NATIVE_DOUBLE) < 0 ||
-      UP_ADD(l, s, ttft_p99_ms, H5T_NATIVE_DOUBLE) < 0 ||
-      UP_ADD(l, s, prefill_tokens_per_s, H5T_NATIVE_DOUBLE) < 0 ||
-      UP_ADD(l, s, kept_fraction, H5T_NATIVE_DOUBLE) < 0 || UP_ADD(l, s, speedup_vs_dense, H5T_NATIVE_DOUBLE) < 0 ||
-      UP_ADD(l, s, wall_s, H5T_NATIVE_DOUBLE) < 0) {
-    up_layout_close(l, e);
-    return -1;
-  }
-  return 0;
-}
-
-static int up_layout_requests(up_table_layout *l, const up_h5_err *e) {
-  *l = (up_table_layout){.title = "requests", .record_size = sizeof(up_request_record)};
-  typedef up_request_record r;
-  if (UP_ADD(l, r, id, H5T_NATIVE_INT64) < 0 || UP_ADD(l, r, rank, H5T_NATIVE_INT32) < 0 ||
-      UP_ADD(l, r, status, H5T_NATIVE_INT32) < 0 || UP_ADD(l, r, prompt_len, H5T_NATIVE_INT32) < 0 ||
-      UP_ADD(l, r, kept_len, H5T_NATIVE_INT32) < 0 || UP_ADD(l, r, output_len, H5T_NATIVE_INT32) < 0 ||
-      UP_ADD(l, r, first_token, H5T_NATIVE_INT32) < 0 || UP_ADD(l, r, arrival_s, H5T_NATIVE_DOUBLE) < 0 ||
-      UP_ADD(l, r, admitted_s, H5T_NATIVE_DOUBLE) < 0 || UP_ADD(l, r, first_token_s, H5T_NATIVE_DOUBLE) < 0 ||
-      UP_ADD(l, r, finish_s, H5T_NATIVE_DOUBLE) < 0 || UP_ADD(l, r, ttft_ms, H5T_NATIVE_DOUBLE) < 0 ||
-      UP_ADD(l, r, tpot_ms, H5T_NATIVE_DOUBLE) < 0 || UP_ADD(l, r, e2e_ms, H5T_NATIVE_DOUBLE) < 0 ||
-      UP_ADD_STR(l, r, error) < 0) {
-    up_layout_close(l, e);
-    return -1;
-  }
-  return 0;
-}
-
-static int up_layout_steps(up_table_layout *l, const up_h5_err *e) {
-  *l = (up_table_layout){.title = "steps", .record_size = sizeof(up_step_record)};
-  typedef up_step_record s;
-  if (UP_ADD(l, s, index, H5T_NATIVE_INT64) < 0 || UP_ADD(l, s, rank, H5T_NATIVE_INT32) < 0 ||
-      UP_ADD(l, s, n_seqs, H5T_NATIVE_INT32) < 0 || UP_ADD(l, s, prefill_tokens, H5T_NATIVE_INT64) < 0 ||
-      UP_ADD(l, s, decode_tokens, H5T_NATIVE_INT64) < 0 || UP_ADD(l, s, start_s, H5T_NATIVE_DOUBLE) < 0 ||
-      UP_ADD(l, s, end_s, H5T_NATIVE_DOUBLE) < 0) {
-    up_layout_close(l, e);
-    return -1;
+static int up_layout_build(up_table_layout *l, const char *title, size_t record_size, const up_field_spec *specs,
+                           size_t n_specs, const up_h5_err *e) {
+  UP_ASSERT(n_specs <= UP_TABLE_MAX_FIELDS, "table %s has %zu fields", title, n_specs);
+  *l = (up_table_layout){.title = title, .record_size = record_size};
+  for (size_t i = 0; i < n_specs; i++) {
+    const hid_t t = up_spec_type(&specs[i]);
+    if (t < 0) {
+      up_h5_fail(e, "cannot build the type of field '%s' of table '%s'", specs[i].name, title);
+      up_layout_close(l, e);
+      return -1;
+    }
+    UP_ASSERT(H5Tget_size(t) == specs[i].size, "field %s: C size %zu differs from the HDF5 type's", specs[i].name,
+              specs[i].size);
+    l->names[i] = specs[i].name;
+    l->offsets[i] = specs[i].offset;
+    l->sizes[i] = specs[i].size;
+    l->types[i] = t;
+    l->n_fields = i + 1;
   }
   return 0;
 }
@@ -238,66 +304,42 @@ static int up_attr_write(hid_t loc, const char *loc_name, const char *name, hid_
   return rc;
 }
 
-/* Variable-length UTF-8 string, so h5py returns str rather than bytes; NULL is "". */
-static int up_attr_write_string(hid_t loc, const char *loc_name, const char *name, const char *value,
-                                const up_h5_err *e) {
-  const hid_t type = H5Tcopy(H5T_C_S1);
-  if (type < 0 || H5Tset_size(type, H5T_VARIABLE) < 0 || H5Tset_cset(type, H5T_CSET_UTF8) < 0) {
-    up_h5_fail(e, "cannot build the string type of attribute '%s' of '%s'", name, loc_name);
-    if (type >= 0) H5Tclose(type);
-    return -1;
-  }
-  const char *text = value != NULL ? value : "";
-  const int rc = up_attr_write(loc, loc_name, name, type, &text, e);
-  if (H5Tclose(type) < 0 && rc == 0) {
-    up_h5_fail(e, "cannot close the string type of attribute '%s' of '%s'", name, loc_name);
-    return -1;
-  }
-  return rc;
-}
-
-static int up_write_root_attrs(hid_t file, const up_run_info *info, const up_h5_err *e) {
-  const int32_t schema = UP_RESULTS_SCHEMA_VERSION;
-  const char *root = "/";
-  if (up_attr_write(file, root, "schema_version", H5T_NATIVE_INT32, &schema, e) < 0 ||
-      up_attr_write_string(file, root, "tool", "uniprefill-bench", e) < 0 ||
-      up_attr_write_string(file, root, "tool_version", info->tool_version, e) < 0 ||
-      up_attr_write_string(file, root, "git_commit", info->git_commit, e) < 0 ||
-      up_attr_write_string(file, root, "argv", info->argv_joined, e) < 0 ||
-      up_attr_write_string(file, root, "hostnames", info->hostnames, e) < 0 ||
-      up_attr_write(file, root, "world_size", H5T_NATIVE_INT32, &info->world_size, e) < 0 ||
-      up_attr_write_string(file, root, "backend", info->backend, e) < 0 ||
-      up_attr_write_string(file, root, "device_names", info->device_names, e) < 0 ||
-      up_attr_write_string(file, root, "model", info->model, e) < 0 ||
-      up_attr_write_string(file, root, "library_versions", info->library_versions, e) < 0 ||
-      up_attr_write_string(file, root, "started_utc", info->started_utc, e) < 0) {
-    return -1;
+/* One scalar attribute per spec, read from the struct at BASE; a NULL string is "". */
+static int up_attrs_write(hid_t loc, const char *loc_name, const void *base, const up_field_spec *specs,
+                          size_t n_specs, const up_h5_err *e) {
+  for (size_t i = 0; i < n_specs; i++) {
+    const up_field_spec *f = &specs[i];
+    const char *member = (const char *)base + f->offset;
+    const void *value = member;
+    const char *text = NULL;
+    if (f->kind == UP_KIND_CSTR) {
+      memcpy(&text, member, sizeof text);
+      if (text == NULL) text = "";
+      value = &text;
+    }
+    const hid_t type = up_spec_type(f);
+    if (type < 0) {
+      up_h5_fail(e, "cannot build the type of attribute '%s' of '%s'", f->name, loc_name);
+      return -1;
+    }
+    const int rc = up_attr_write(loc, loc_name, f->name, type, value, e);
+    if (H5Tclose(type) < 0 && rc == 0) {
+      up_h5_fail(e, "cannot close the type of attribute '%s' of '%s'", f->name, loc_name);
+      return -1;
+    }
+    if (rc < 0) return -1;
   }
   return 0;
 }
 
-static int up_write_point_attrs(hid_t group, const char *name, const up_point_params *p, double wall_s,
-                                const up_h5_err *e) {
-  if (up_attr_write(group, name, "index", H5T_NATIVE_INT32, &p->index, e) < 0 ||
-      up_attr_write_string(group, name, "method", p->method, e) < 0 ||
-      up_attr_write(group, name, "ctx", H5T_NATIVE_INT32, &p->ctx, e) < 0 ||
-      up_attr_write(group, name, "concurrency", H5T_NATIVE_INT32, &p->concurrency, e) < 0 ||
-      up_attr_write(group, name, "output_len", H5T_NATIVE_INT32, &p->output_len, e) < 0 ||
-      up_attr_write(group, name, "n_requests", H5T_NATIVE_INT32, &p->n_requests, e) < 0 ||
-      up_attr_write(group, name, "seed", H5T_NATIVE_UINT64, &p->seed, e) < 0 ||
-      up_attr_write(group, name, "top_p", H5T_NATIVE_FLOAT, &p->top_p, e) < 0 ||
-      up_attr_write(group, name, "keep_fraction", H5T_NATIVE_FLOAT, &p->keep_fraction, e) < 0 ||
-      up_attr_write(group, name, "block", H5T_NATIVE_INT32, &p->block, e) < 0 ||
-      up_attr_write(group, name, "sink", H5T_NATIVE_INT32, &p->sink, e) < 0 ||
-      up_attr_write(group, name, "last_q", H5T_NATIVE_INT32, &p->last_q, e) < 0 ||
-      up_attr_write_string(group, name, "drop_layers", p->drop_layers, e) < 0 ||
-      up_attr_write(group, name, "max_seqs", H5T_NATIVE_INT32, &p->max_seqs, e) < 0 ||
-      up_attr_write(group, name, "max_batch_tokens", H5T_NATIVE_INT64, &p->max_batch_tokens, e) < 0 ||
-      up_attr_write(group, name, "kv_block_tokens", H5T_NATIVE_INT32, &p->kv_block_tokens, e) < 0 ||
-      up_attr_write(group, name, "kv_blocks_total", H5T_NATIVE_INT64, &p->kv_blocks_total, e) < 0 ||
-      up_attr_write(group, name, "kv_blocks_peak", H5T_NATIVE_INT64, &p->kv_blocks_peak, e) < 0 ||
-      up_attr_write(group, name, "kv_block_bytes", H5T_NATIVE_INT64, &p->kv_block_bytes, e) < 0 ||
-      up_attr_write(group, name, "wall_s", H5T_NATIVE_DOUBLE, &wall_s, e) < 0) {
+static int up_write_root_attrs(hid_t file, const up_run_info *info, const up_h5_err *e) {
+  /* schema_version and tool identify a run file; the rest describe the run. */
+  const int32_t schema = UP_RESULTS_SCHEMA_VERSION;
+  const char *const tool = "uniprefill-bench";
+  static const up_field_spec tool_spec = {"tool", 0, sizeof(const char *), UP_KIND_CSTR};
+  if (up_attr_write(file, "/", "schema_version", H5T_NATIVE_INT32, &schema, e) < 0 ||
+      up_attrs_write(file, "/", &tool, &tool_spec, 1, e) < 0 ||
+      up_attrs_write(file, "/", info, up_run_info_specs, UP_N_SPECS(up_run_info_specs), e) < 0) {
     return -1;
   }
   return 0;
@@ -356,9 +398,14 @@ up_results_file *up_results_open(const char *path, const up_run_info *info, char
   if (f->path == NULL) UP_FATAL("out of memory copying the results path");
   f->file = H5I_INVALID_HID;
   f->points = H5I_INVALID_HID;
-  if (up_layout_summary(&f->summary_layout, &e) < 0) goto fail_layouts;
-  if (up_layout_requests(&f->request_layout, &e) < 0) goto fail_layouts;
-  if (up_layout_steps(&f->step_layout, &e) < 0) goto fail_layouts;
+  if (up_layout_build(&f->summary_layout, "point summary", sizeof(up_point_summary), up_summary_specs,
+                      UP_N_SPECS(up_summary_specs), &e) < 0 ||
+      up_layout_build(&f->request_layout, "requests", sizeof(up_request_record), up_request_specs,
+                      UP_N_SPECS(up_request_specs), &e) < 0 ||
+      up_layout_build(&f->step_layout, "steps", sizeof(up_step_record), up_step_specs, UP_N_SPECS(up_step_specs),
+                      &e) < 0) {
+    goto fail_layouts;
+  }
 
   /* v1.8 format at least, so readers built on HDF5 1.8+ open it and, unlike the 1.10
    * superblock, no "file is open" flag is left behind when a run is killed. SEMI close
@@ -449,7 +496,8 @@ int up_results_write_point(up_results_file *file, const up_point_params *params,
   }
   /* The point's duration is the longest rank's, as in /summary. */
   int rc = 0;
-  if (up_write_point_attrs(group, full, params, summary->wall_s, &e) < 0 ||
+  if (up_attrs_write(group, full, params, up_point_params_specs, UP_N_SPECS(up_point_params_specs), &e) < 0 ||
+      up_attr_write(group, full, "wall_s", H5T_NATIVE_DOUBLE, &summary->wall_s, &e) < 0 ||
       up_table_create(group, full, "requests", &file->request_layout, UP_TABLE_CHUNK_RECORDS,
                       (hsize_t)result->n_requests, result->requests, &e) < 0 ||
       up_table_create(group, full, "steps", &file->step_layout, UP_TABLE_CHUNK_RECORDS, (hsize_t)result->n_steps,

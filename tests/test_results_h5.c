@@ -1,0 +1,478 @@
+/* test_results_h5.c — the HDF5 run file read back with the plain HDF5 API (not the
+ * writer's own layouts): root and point attributes, request and step tables, layer-token
+ * datasets, the summary table and its rewritten speedups; errors that name the path;
+ * and a run killed after a point keeps that point. When UP_TEST_KEEP_H5 is set, the
+ * round-trip file is written there and kept, for the summarize.py CTest fixture. */
+#define _DEFAULT_SOURCE /* mkdtemp, fork */
+#include <criterion/criterion.h>
+#include <hdf5.h>
+#include <hdf5_hl.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "launcher/results_h5.h"
+
+#define N_LAYERS 4
+
+/* ---- sample run ------------------------------------------------------------- */
+
+typedef struct sample_point {
+  up_point_params params;
+  up_point_summary summary;
+  up_point_result result;
+} sample_point;
+
+static const up_run_info sample_info = {
+    .tool_version = "0.1.0",
+    .git_commit = "abc123def456",
+    .argv_joined = "uniprefill-bench --model tiny --ctx 128",
+    .hostnames = "node1,node2",
+    .world_size = 2,
+    .backend = "cpu",
+    .device_names = "cpu0,cpu1",
+    .model = "tiny-llama",
+    .library_versions = "hdf5 1.10.8, openmpi 4.1.4",
+    .started_utc = "2024-05-01T12:00:00Z",
+};
+
+static const char failed_message[] = "prompt of 9000 tokens exceeds the model's 8192";
+
+static void fill_request(up_request_record *r, int64_t id, int32_t rank, double arrival) {
+  memset(r, 0, sizeof *r); /* zero padding, so records compare with memcmp */
+  r->id = id;
+  r->rank = rank;
+  r->status = 2;
+  r->prompt_len = 128 + (int32_t)id;
+  r->kept_len = 40 + (int32_t)id;
+  r->output_len = 8;
+  r->first_token = 1000 + (int32_t)id;
+  r->arrival_s = arrival;
+  r->admitted_s = arrival + 0.001;
+  r->first_token_s = arrival + 0.05;
+  r->finish_s = arrival + 0.12;
+  r->ttft_ms = 50.0;
+  r->tpot_ms = 10.0;
+  r->e2e_ms = 120.0;
+}
+
+/* Point 0: dense, 3 requests (the last failed), 2 steps. Point 1: uniprefill, 2
+ * requests, 0 steps (an empty table and a [0][layers] dataset). */
+static void make_point(sample_point *p, int32_t index) {
+  memset(p, 0, sizeof *p);
+  const int32_t n_req = index == 0 ? 3 : 2;
+  const int32_t n_steps = index == 0 ? 2 : 0;
+  p->params = (up_point_params){
+      .index = index,
+      .method = index == 0 ? "dense" : "uniprefill:keep=0.3",
+      .ctx = 128,
+      .concurrency = 2,
+      .output_len = 8,
+      .n_requests = n_req,
+      .seed = 0xFEDCBA9876543210ull,
+      .top_p = index == 0 ? NAN : 0.9f,
+      .keep_fraction = index == 0 ? NAN : 0.3f,
+      .block = 64,
+      .sink = 4,
+      .last_q = 16,
+      .drop_layers = index == 0 ? "" : "1,2",
+      .max_seqs = 8,
+      .max_batch_tokens = 4096,
+      .kv_block_tokens = 16,
+      .kv_blocks_total = 1000,
+      .kv_blocks_peak = 37 + index,
+      .kv_block_bytes = 8192,
+  };
+  up_point_result *r = &p->result;
+  r->n_layers = N_LAYERS;
+  r->n_requests = n_req;
+  r->requests = calloc((size_t)n_req, sizeof *r->requests);
+  r->request_layer_tokens = calloc((size_t)n_req * N_LAYERS, sizeof(int32_t));
+  cr_assert(r->requests != NULL && r->request_layer_tokens != NULL);
+  for (int32_t i = 0; i < n_req; i++) {
+    fill_request(&r->requests[i], i, i % 2, 0.01 * i);
+    for (int32_t l = 0; l < N_LAYERS; l++) r->request_layer_tokens[i * N_LAYERS + l] = 128 - 10 * l + i;
+  }
+  if (index == 0) {
+    up_request_record *bad = &r->requests[n_req - 1];
+    bad->status = 3;
+    bad->kept_len = 0;
+    bad->output_len = 0;
+    bad->first_token = -1;
+    bad->first_token_s = NAN;
+    bad->ttft_ms = NAN;
+    bad->tpot_ms = NAN;
+    snprintf(bad->error, sizeof bad->error, "%s", failed_message);
+  }
+  r->n_steps = n_steps;
+  if (n_steps > 0) {
+    r->steps = calloc((size_t)n_steps, sizeof *r->steps);
+    r->step_layer_tokens = calloc((size_t)n_steps * N_LAYERS, sizeof(int64_t));
+    cr_assert(r->steps != NULL && r->step_layer_tokens != NULL);
+  }
+  for (int32_t s = 0; s < n_steps; s++) {
+    r->steps[s] = (up_step_record){.index = s, .rank = 0, .n_seqs = 2, .prefill_tokens = 256 - 100 * s,
+                                   .decode_tokens = s, .start_s = 0.02 * s, .end_s = 0.02 * s + 0.015};
+    for (int32_t l = 0; l < N_LAYERS; l++) r->step_layer_tokens[s * N_LAYERS + l] = 5000000000ll + 100 * s + l;
+  }
+  r->wall_s = 0.5 + index;
+  up_point_summary *sum = &p->summary;
+  memset(sum, 0, sizeof *sum);
+  sum->point_index = index;
+  snprintf(sum->method, sizeof sum->method, "%s", p->params.method);
+  sum->ctx = 128;
+  sum->concurrency = 2;
+  sum->output_len = 8;
+  sum->n_requests = n_req;
+  sum->n_ok = index == 0 ? 2 : 2;
+  sum->n_failed = index == 0 ? 1 : 0;
+  sum->ttft_mean_ms = 50.0 + index;
+  sum->ttft_p50_ms = 49.0 + index;
+  sum->ttft_p99_ms = 60.0 + index;
+  sum->prefill_tokens_per_s = 1234.5 * (index + 1);
+  sum->kept_fraction = index == 0 ? 1.0 : 0.3;
+  sum->speedup_vs_dense = NAN;
+  sum->wall_s = 0.75 + index;
+}
+
+static void free_point(sample_point *p) {
+  free(p->result.requests);
+  free(p->result.request_layer_tokens);
+  free(p->result.steps);
+  free(p->result.step_layer_tokens);
+}
+
+/* ---- temp dir ---------------------------------------------------------------- */
+
+static char tmp_dir[64];
+static char tmp_file[128];
+
+static void make_tmp(void) {
+  snprintf(tmp_dir, sizeof tmp_dir, "/tmp/up_results_h5_XXXXXX");
+  cr_assert(mkdtemp(tmp_dir) != NULL);
+  snprintf(tmp_file, sizeof tmp_file, "%s/run.h5", tmp_dir);
+}
+
+static void remove_tmp(void) {
+  unlink(tmp_file);
+  rmdir(tmp_dir);
+}
+
+/* ---- readers ------------------------------------------------------------------ */
+
+static void read_attr(hid_t loc, const char *name, hid_t type, void *out) {
+  const hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
+  cr_assert(a >= 0, "attribute %s missing", name);
+  cr_assert(H5Aread(a, type, out) >= 0, "attribute %s unreadable", name);
+  H5Aclose(a);
+}
+
+static int32_t attr_i32(hid_t loc, const char *name) {
+  int32_t v;
+  read_attr(loc, name, H5T_NATIVE_INT32, &v);
+  return v;
+}
+
+static int64_t attr_i64(hid_t loc, const char *name) {
+  int64_t v;
+  read_attr(loc, name, H5T_NATIVE_INT64, &v);
+  return v;
+}
+
+/* Compares a variable-length string attribute with the expected text. */
+static void expect_attr_str(hid_t loc, const char *name, const char *expected) {
+  const hid_t t = H5Tcopy(H5T_C_S1);
+  H5Tset_size(t, H5T_VARIABLE);
+  H5Tset_cset(t, H5T_CSET_UTF8);
+  char *v = NULL;
+  read_attr(loc, name, t, &v);
+  cr_expect_str_eq(v, expected, "attribute %s", name);
+  H5free_memory(v);
+  H5Tclose(t);
+}
+
+typedef struct field {
+  const char *name;
+  size_t offset, size;
+} field;
+
+#define F(st, m) {#m, offsetof(st, m), sizeof(((st *)0)->m)}
+static const field request_fields[] = {
+    F(up_request_record, id),          F(up_request_record, rank),       F(up_request_record, status),
+    F(up_request_record, prompt_len),  F(up_request_record, kept_len),   F(up_request_record, output_len),
+    F(up_request_record, first_token), F(up_request_record, arrival_s),  F(up_request_record, admitted_s),
+    F(up_request_record, first_token_s), F(up_request_record, finish_s), F(up_request_record, ttft_ms),
+    F(up_request_record, tpot_ms),     F(up_request_record, e2e_ms),     F(up_request_record, error),
+};
+static const field step_fields[] = {
+    F(up_step_record, index),          F(up_step_record, rank),          F(up_step_record, n_seqs),
+    F(up_step_record, prefill_tokens), F(up_step_record, decode_tokens), F(up_step_record, start_s),
+    F(up_step_record, end_s),
+};
+static const field summary_fields[] = {
+    F(up_point_summary, point_index),  F(up_point_summary, method),        F(up_point_summary, ctx),
+    F(up_point_summary, concurrency),  F(up_point_summary, output_len),    F(up_point_summary, n_requests),
+    F(up_point_summary, n_ok),         F(up_point_summary, n_failed),      F(up_point_summary, ttft_mean_ms),
+    F(up_point_summary, ttft_p50_ms),  F(up_point_summary, ttft_p99_ms),   F(up_point_summary, prefill_tokens_per_s),
+    F(up_point_summary, kept_fraction), F(up_point_summary, speedup_vs_dense), F(up_point_summary, wall_s),
+};
+#undef F
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Reads table NAME (checking its field names and sizes) into a zeroed array of
+ * record_size records; returns the record count. */
+static hsize_t read_table(hid_t loc, const char *name, const field *fields, size_t n_fields, size_t record_size,
+                          void **out) {
+  hsize_t nf = 0, nr = 0;
+  cr_assert(H5TBget_table_info(loc, name, &nf, &nr) >= 0, "table %s missing", name);
+  cr_assert_eq(nf, n_fields, "table %s has %llu fields", name, (unsigned long long)nf);
+  char *names[32];
+  size_t sizes[32], offsets[32], dst_offsets[32], dst_sizes[32], type_size = 0;
+  for (size_t i = 0; i < n_fields; i++) names[i] = calloc(1, 256);
+  cr_assert(H5TBget_field_info(loc, name, names, sizes, offsets, &type_size) >= 0);
+  for (size_t i = 0; i < n_fields; i++) {
+    cr_expect_str_eq(names[i], fields[i].name, "table %s field %zu", name, i);
+    cr_expect_eq(sizes[i], fields[i].size, "table %s field %s size", name, fields[i].name);
+    dst_offsets[i] = fields[i].offset;
+    dst_sizes[i] = fields[i].size;
+    free(names[i]);
+  }
+  *out = calloc(nr > 0 ? nr : 1, record_size);
+  cr_assert(*out != NULL);
+  if (nr > 0) cr_assert(H5TBread_table(loc, name, record_size, dst_offsets, dst_sizes, *out) >= 0);
+  return nr;
+}
+
+/* Reads a 2-D dataset, checking its shape; returns a malloc'd buffer (NULL when empty). */
+static void *read_matrix(hid_t loc, const char *name, hid_t type, size_t elem, hsize_t rows, hsize_t cols) {
+  const hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
+  cr_assert(d >= 0, "dataset %s missing", name);
+  const hid_t s = H5Dget_space(d);
+  hsize_t dims[2] = {99, 99};
+  cr_assert_eq(H5Sget_simple_extent_ndims(s), 2);
+  H5Sget_simple_extent_dims(s, dims, NULL);
+  cr_expect_eq(dims[0], rows, "%s rows", name);
+  cr_expect_eq(dims[1], cols, "%s cols", name);
+  void *buf = NULL;
+  if (rows * cols > 0) {
+    buf = calloc(rows * cols, elem);
+    cr_assert(H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0);
+  }
+  H5Sclose(s);
+  H5Dclose(d);
+  return buf;
+}
+
+static void check_point(hid_t file, const sample_point *p) {
+  char name[32];
+  snprintf(name, sizeof name, "/points/%04d", p->params.index);
+  const hid_t g = H5Gopen2(file, name, H5P_DEFAULT);
+  cr_assert(g >= 0, "group %s missing", name);
+  const up_point_params *pp = &p->params;
+
+  cr_expect_eq(attr_i32(g, "index"), pp->index);
+  expect_attr_str(g, "method", pp->method);
+  cr_expect_eq(attr_i32(g, "ctx"), pp->ctx);
+  cr_expect_eq(attr_i32(g, "concurrency"), pp->concurrency);
+  cr_expect_eq(attr_i32(g, "output_len"), pp->output_len);
+  cr_expect_eq(attr_i32(g, "n_requests"), pp->n_requests);
+  uint64_t seed = 0;
+  read_attr(g, "seed", H5T_NATIVE_UINT64, &seed);
+  cr_expect_eq(seed, pp->seed);
+  float top_p = 0, keep = 0;
+  read_attr(g, "top_p", H5T_NATIVE_FLOAT, &top_p);
+  read_attr(g, "keep_fraction", H5T_NATIVE_FLOAT, &keep);
+  if (isnan(pp->top_p)) {
+    cr_expect(isnan(top_p) && isnan(keep), "NaN knobs must stay NaN");
+  } else {
+    cr_expect_eq(top_p, pp->top_p);
+    cr_expect_eq(keep, pp->keep_fraction);
+  }
+  cr_expect_eq(attr_i32(g, "block"), pp->block);
+  cr_expect_eq(attr_i32(g, "sink"), pp->sink);
+  cr_expect_eq(attr_i32(g, "last_q"), pp->last_q);
+  expect_attr_str(g, "drop_layers", pp->drop_layers);
+  cr_expect_eq(attr_i32(g, "max_seqs"), pp->max_seqs);
+  cr_expect_eq(attr_i64(g, "max_batch_tokens"), pp->max_batch_tokens);
+  cr_expect_eq(attr_i32(g, "kv_block_tokens"), pp->kv_block_tokens);
+  cr_expect_eq(attr_i64(g, "kv_blocks_total"), pp->kv_blocks_total);
+  cr_expect_eq(attr_i64(g, "kv_blocks_peak"), pp->kv_blocks_peak);
+  cr_expect_eq(attr_i64(g, "kv_block_bytes"), pp->kv_block_bytes);
+  double wall = 0;
+  read_attr(g, "wall_s", H5T_NATIVE_DOUBLE, &wall);
+  cr_expect_eq(wall, p->summary.wall_s);
+
+  const up_point_result *r = &p->result;
+  up_request_record *reqs = NULL;
+  const hsize_t nr =
+      read_table(g, "requests", request_fields, N_OF(request_fields), sizeof(up_request_record), (void **)&reqs);
+  cr_assert_eq(nr, (hsize_t)r->n_requests);
+  for (hsize_t i = 0; i < nr; i++) {
+    /* memcmp also covers NaN fields bit for bit; the explicit checks say which failed. */
+    cr_expect_eq(reqs[i].id, r->requests[i].id);
+    cr_expect_eq(reqs[i].status, r->requests[i].status);
+    cr_expect_str_eq(reqs[i].error, r->requests[i].error);
+    cr_expect_eq(memcmp(&reqs[i], &r->requests[i], sizeof reqs[i]), 0, "request %llu differs",
+                 (unsigned long long)i);
+  }
+  if (pp->index == 0) {
+    cr_expect_eq(reqs[2].status, 3);
+    cr_expect_str_eq(reqs[2].error, failed_message);
+    cr_expect(isnan(reqs[2].tpot_ms));
+    cr_expect_str_eq(reqs[0].error, "");
+  }
+  free(reqs);
+
+  up_step_record *steps = NULL;
+  const hsize_t ns = read_table(g, "steps", step_fields, N_OF(step_fields), sizeof(up_step_record), (void **)&steps);
+  cr_assert_eq(ns, (hsize_t)r->n_steps);
+  for (hsize_t i = 0; i < ns; i++) {
+    cr_expect_eq(memcmp(&steps[i], &r->steps[i], sizeof steps[i]), 0, "step %llu differs", (unsigned long long)i);
+  }
+  free(steps);
+
+  int32_t *rlt = read_matrix(g, "request_layer_tokens", H5T_NATIVE_INT32, sizeof(int32_t), (hsize_t)r->n_requests,
+                             N_LAYERS);
+  cr_expect_eq(memcmp(rlt, r->request_layer_tokens, sizeof(int32_t) * (size_t)r->n_requests * N_LAYERS), 0);
+  free(rlt);
+  int64_t *slt =
+      read_matrix(g, "step_layer_tokens", H5T_NATIVE_INT64, sizeof(int64_t), (hsize_t)r->n_steps, N_LAYERS);
+  if (r->n_steps > 0) {
+    cr_expect_eq(memcmp(slt, r->step_layer_tokens, sizeof(int64_t) * (size_t)r->n_steps * N_LAYERS), 0);
+  }
+  free(slt);
+  H5Gclose(g);
+}
+
+static void write_points(up_results_file *f, sample_point *pts, int n) {
+  char err[512] = "";
+  for (int i = 0; i < n; i++) {
+    const int rc = up_results_write_point(f, &pts[i].params, &pts[i].summary, &pts[i].result, err, sizeof err);
+    cr_assert_eq(rc, 0, "write_point %d: %s", i, err);
+  }
+}
+
+/* ---- tests ------------------------------------------------------------------ */
+
+Test(results_h5, round_trip) {
+  const char *keep = getenv("UP_TEST_KEEP_H5");
+  make_tmp();
+  const char *path = keep != NULL && keep[0] != '\0' ? keep : tmp_file;
+  char err[512] = "";
+  sample_point pts[2];
+  make_point(&pts[0], 0);
+  make_point(&pts[1], 1);
+
+  up_results_file *f = up_results_open(path, &sample_info, err, sizeof err);
+  cr_assert_not_null(f, "open: %s", err);
+  write_points(f, pts, 2);
+  up_point_summary rows[2];
+  /* memcpy, not assignment, so the padding compared by memcmp below is copied too. */
+  memcpy(&rows[0], &pts[0].summary, sizeof rows[0]);
+  memcpy(&rows[1], &pts[1].summary, sizeof rows[1]);
+  rows[0].speedup_vs_dense = 1.0;
+  rows[1].speedup_vs_dense = 2.5;
+  cr_assert_eq(up_results_update_speedups(f, rows, 2, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(up_results_close(f, err, sizeof err), 0, "close: %s", err);
+
+  const hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  cr_assert(file >= 0);
+  cr_expect_eq(attr_i32(file, "schema_version"), UP_RESULTS_SCHEMA_VERSION);
+  expect_attr_str(file, "tool", "uniprefill-bench");
+  expect_attr_str(file, "tool_version", sample_info.tool_version);
+  expect_attr_str(file, "git_commit", sample_info.git_commit);
+  expect_attr_str(file, "argv", sample_info.argv_joined);
+  expect_attr_str(file, "hostnames", sample_info.hostnames);
+  cr_expect_eq(attr_i32(file, "world_size"), sample_info.world_size);
+  expect_attr_str(file, "backend", sample_info.backend);
+  expect_attr_str(file, "device_names", sample_info.device_names);
+  expect_attr_str(file, "model", sample_info.model);
+  expect_attr_str(file, "library_versions", sample_info.library_versions);
+  expect_attr_str(file, "started_utc", sample_info.started_utc);
+
+  check_point(file, &pts[0]);
+  check_point(file, &pts[1]);
+
+  up_point_summary *sum = NULL;
+  const hsize_t n = read_table(file, "summary", summary_fields, N_OF(summary_fields), sizeof(up_point_summary),
+                               (void **)&sum);
+  cr_assert_eq(n, 2);
+  for (int i = 0; i < 2; i++) {
+    cr_expect_str_eq(sum[i].method, rows[i].method);
+    cr_expect_eq(memcmp(&sum[i], &rows[i], sizeof sum[i]), 0, "summary row %d differs", i);
+  }
+  cr_expect_eq(sum[1].speedup_vs_dense, 2.5);
+  free(sum);
+  H5Fclose(file);
+
+  free_point(&pts[0]);
+  free_point(&pts[1]);
+  if (path == tmp_file) unlink(tmp_file);
+  remove_tmp();
+}
+
+Test(results_h5, missing_directory_names_the_path) {
+  char err[512] = "";
+  const char *path = "/tmp/up_results_h5_no_such_dir/sub/run.h5";
+  up_results_file *f = up_results_open(path, &sample_info, err, sizeof err);
+  cr_assert_null(f);
+  cr_expect(strstr(err, path) != NULL, "message lacks the path: %s", err);
+}
+
+Test(results_h5, point_written_twice_fails) {
+  make_tmp();
+  char err[512] = "";
+  sample_point p;
+  make_point(&p, 1);
+  up_results_file *f = up_results_open(tmp_file, &sample_info, err, sizeof err);
+  cr_assert_not_null(f, "%s", err);
+  write_points(f, &p, 1);
+  cr_expect_eq(up_results_write_point(f, &p.params, &p.summary, &p.result, err, sizeof err), -1);
+  cr_expect(strstr(err, "/points/0001") != NULL, "message lacks the group: %s", err);
+  cr_expect(strstr(err, tmp_file) != NULL, "message lacks the path: %s", err);
+  /* The speedups must match the rows actually written. */
+  cr_expect_eq(up_results_update_speedups(f, &p.summary, 2, err, sizeof err), -1);
+  cr_expect_eq(up_results_close(f, err, sizeof err), 0, "%s", err);
+  free_point(&p);
+  remove_tmp();
+}
+
+Test(results_h5, killed_run_keeps_finished_points) {
+  make_tmp();
+  const pid_t child = fork();
+  cr_assert(child >= 0);
+  if (child == 0) {
+    /* Write one point and die without closing, as a killed run would. */
+    char err[512] = "";
+    sample_point p;
+    make_point(&p, 0);
+    up_results_file *f = up_results_open(tmp_file, &sample_info, err, sizeof err);
+    if (f == NULL) _exit(2);
+    if (up_results_write_point(f, &p.params, &p.summary, &p.result, err, sizeof err) != 0) _exit(3);
+    _exit(0);
+  }
+  int status = 0;
+  cr_assert_eq(waitpid(child, &status, 0), child);
+  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child failed: status %d", status);
+
+  const hid_t file = H5Fopen(tmp_file, H5F_ACC_RDONLY, H5P_DEFAULT);
+  cr_assert(file >= 0, "a killed run's file must open");
+  cr_expect(H5Lexists(file, "points", H5P_DEFAULT) > 0);
+  const hid_t points = H5Gopen2(file, "points", H5P_DEFAULT);
+  cr_assert(points >= 0);
+  cr_expect(H5Lexists(points, "0000", H5P_DEFAULT) > 0, "point 0 lost");
+  H5Gclose(points);
+  up_point_summary *sum = NULL;
+  const hsize_t n = read_table(file, "summary", summary_fields, N_OF(summary_fields), sizeof(up_point_summary),
+                               (void **)&sum);
+  cr_expect_eq(n, 1);
+  cr_expect_eq(sum[0].point_index, 0);
+  cr_expect_str_eq(sum[0].method, "dense");
+  free(sum);
+  H5Fclose(file);
+  remove_tmp();
+}

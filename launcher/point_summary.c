@@ -32,8 +32,11 @@ void up_point_summary_compute(up_point_summary *sum, const up_request_record *re
   double *ttft = up_malloc_or_die(sizeof(double) * (size_t)(n > 0 ? n : 1), "ttft values");
   int32_t n_ok = 0;
   double ttft_sum = 0.0, prompt_tokens = 0.0, kept_tokens = 0.0;
+  double first_arrival = INFINITY, last_first_token = -INFINITY;
   for (int32_t i = 0; i < n; ++i) {
     if (records[i].status != UP_REQUEST_FINISHED) continue;
+    first_arrival = fmin(first_arrival, records[i].arrival_s);
+    last_first_token = fmax(last_first_token, records[i].first_token_s);
     ttft[n_ok++] = records[i].ttft_ms;
     ttft_sum += records[i].ttft_ms;
     prompt_tokens += records[i].prompt_len;
@@ -45,7 +48,10 @@ void up_point_summary_compute(up_point_summary *sum, const up_request_record *re
   sum->ttft_mean_ms = n_ok ? ttft_sum / n_ok : NAN;
   sum->ttft_p50_ms = up_percentile(ttft, n_ok, 50.0);
   sum->ttft_p99_ms = up_percentile(ttft, n_ok, 99.0);
-  sum->prefill_tokens_per_s = (n_ok && wall_s > 0.0) ? prompt_tokens / wall_s : NAN;
+  /* Prefill throughput over the span in which prompts were being prefilled, not the
+   * point's wall time, which also holds the decode tail. */
+  const double prefill_span = last_first_token - first_arrival;
+  sum->prefill_tokens_per_s = (n_ok && prefill_span > 0.0) ? prompt_tokens / prefill_span : NAN;
   sum->kept_fraction = prompt_tokens > 0.0 ? kept_tokens / prompt_tokens : NAN;
   sum->speedup_vs_dense = NAN;
   sum->wall_s = wall_s;

@@ -20,7 +20,7 @@ typedef struct up_point_summary {
   double ttft_mean_ms;       /* over successful requests; NaN when none */
   double ttft_p50_ms;
   double ttft_p99_ms;
-  double prefill_tokens_per_s; /* prompt tokens of successful requests / point wall time */
+  double prefill_tokens_per_s; /* prompt tokens of successful requests / (last first token - first arrival) */
   double kept_fraction;      /* sum kept_len / sum prompt_len over successful requests */
   double speedup_vs_dense;   /* dense mean TTFT / this mean TTFT at the same ctx and concurrency; NaN when no dense */
   double wall_s;             /* longest rank's point duration */

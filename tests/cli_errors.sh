@@ -2,7 +2,7 @@
 # cli_errors.sh — bad command lines end with exit code 2, a message naming the
 # problem, and no results file. Usage: cli_errors.sh BINARY
 set -u
-bin=$1
+bin=$(realpath "$1")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"

@@ -3,7 +3,7 @@
 # the same per-request records (ids, statuses, lengths, kept tokens per layer, first
 # token). Usage: mpi_equivalence.sh BINARY MPIEXEC PYTHON COMPARE_SCRIPT
 set -eu
-bin=$1 mpiexec=$2 python=$3 compare=$4
+bin=$(realpath "$1") mpiexec=$2 python=$3 compare=$(realpath "$4")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 args=(--ctx 300,700 --concurrency 1,3 --requests 5 --output-len 3 --method dense,uniprefill:keep=0.3

@@ -63,31 +63,32 @@ typedef struct record_sink {
   int32_t cap_steps;
 } record_sink;
 
+/* Grow two parallel record arrays together when `used` reaches the capacity. */
+static void grow_records(void **records, size_t record_bytes, void **layer_rows, size_t layer_bytes, int32_t used,
+                         int32_t *cap, const char *what) {
+  if (used < *cap) return;
+  *cap = *cap ? 2 * *cap : 64;
+  *records = realloc(*records, record_bytes * (size_t)*cap);
+  *layer_rows = realloc(*layer_rows, layer_bytes * (size_t)*cap);
+  if (!*records || !*layer_rows) UP_FATAL("out of host memory for %s records", what);
+}
+
 static void sink_request(record_sink *sink, const up_request *req, int32_t rank) {
   up_point_result *res = sink->res;
-  const int32_t L = res->n_layers;
-  if (res->n_requests == sink->cap_requests) {
-    sink->cap_requests = sink->cap_requests ? 2 * sink->cap_requests : 64;
-    res->requests = realloc(res->requests, sizeof(up_request_record) * (size_t)sink->cap_requests);
-    res->request_layer_tokens = realloc(res->request_layer_tokens, sizeof(int32_t) * (size_t)sink->cap_requests * L);
-    if (!res->requests || !res->request_layer_tokens) UP_FATAL("out of host memory for request records");
-  }
+  const size_t layer_bytes = sizeof(int32_t) * (size_t)res->n_layers;
+  grow_records((void **)&res->requests, sizeof(up_request_record), (void **)&res->request_layer_tokens, layer_bytes,
+               res->n_requests, &sink->cap_requests, "request");
   up_request_to_record(req, rank, &res->requests[res->n_requests]);
-  memcpy(res->request_layer_tokens + (size_t)res->n_requests * L, req->kept_per_layer, sizeof(int32_t) * (size_t)L);
+  memcpy(res->request_layer_tokens + (size_t)res->n_requests * res->n_layers, req->kept_per_layer, layer_bytes);
   res->n_requests++;
 }
 
 static int64_t *sink_step(record_sink *sink, const up_step_record *step) {
   up_point_result *res = sink->res;
-  const int32_t L = res->n_layers;
-  if (res->n_steps == sink->cap_steps) {
-    sink->cap_steps = sink->cap_steps ? 2 * sink->cap_steps : 64;
-    res->steps = realloc(res->steps, sizeof(up_step_record) * (size_t)sink->cap_steps);
-    res->step_layer_tokens = realloc(res->step_layer_tokens, sizeof(int64_t) * (size_t)sink->cap_steps * L);
-    if (!res->steps || !res->step_layer_tokens) UP_FATAL("out of host memory for step records");
-  }
+  grow_records((void **)&res->steps, sizeof(up_step_record), (void **)&res->step_layer_tokens,
+               sizeof(int64_t) * (size_t)res->n_layers, res->n_steps, &sink->cap_steps, "step");
   res->steps[res->n_steps] = *step;
-  return res->step_layer_tokens + (size_t)res->n_steps++ * L;
+  return res->step_layer_tokens + (size_t)res->n_steps++ * res->n_layers;
 }
 
 typedef struct id_order {

@@ -165,41 +165,49 @@ static void fill_point_params(const up_options *opt, const point_plan *p, const 
   };
 }
 
+/* The model config (preset, reduced depth) and the resolved methods; false with a
+ * message when the options name something this model or backend cannot run. */
+static bool resolve_model_and_methods(const up_options *opt, const up_backend *be, up_model_config *cfg,
+                                      up_method *methods, char *err, size_t err_size) {
+  const bool on_gpu = strcmp(be->ops->name, "cuda") == 0;
+  const char *model_name = opt->model_given ? opt->model : (on_gpu ? "llama-3.1-8b" : "tiny-llama");
+  const up_model_config *preset = up_model_preset_find(model_name);
+  if (!preset) {
+    size_t used = (size_t)snprintf(err, err_size, "--model: unknown preset '%s' (known:", model_name);
+    for (int32_t i = 0; i < up_model_preset_count() && used < err_size; ++i)
+      used += (size_t)snprintf(err + used, err_size - used, " %s", up_model_preset_at(i)->name);
+    if (used < err_size) snprintf(err + used, err_size - used, ")");
+    return false;
+  }
+  *cfg = *preset;
+  if (opt->layers > 0 && !up_model_config_truncate(cfg, opt->layers)) {
+    snprintf(err, err_size, "--layers %d: model %s has %d layers", (int)opt->layers, preset->name,
+             (int)preset->n_layers);
+    return false;
+  }
+  if (!up_model_config_validate(cfg, err, err_size)) return false;
+  for (int32_t i = 0; i < opt->n_methods; ++i) {
+    up_method_spec spec = opt->methods[i];
+    char why[512];
+    if (!up_method_spec_resolve(&spec, cfg, why, sizeof why)) {
+      snprintf(err, err_size, "--method: %s", why);
+      return false;
+    }
+    if (spec.kind == UP_METHOD_UNIPREFILL && !be->ops->uniprefill_select) {
+      snprintf(err, err_size, "--method %s: the %s backend has no UniPrefill selection operator yet", spec.label,
+               be->ops->name);
+      return false;
+    }
+    up_method_init(&methods[i], &spec);
+  }
+  return true;
+}
+
 int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology *topo) {
   const int root = topo->world_rank == 0;
   char err[1024] = "", notice[256] = "";
 
-  /* Model and methods: identical on every rank, so every rank agrees on errors. */
-  const char *model_name = opt->model_given ? opt->model : "tiny-llama";
-  const up_model_config *preset = up_model_preset_find(model_name);
-  if (!preset) {
-    if (root) {
-      fprintf(stderr, "uniprefill-bench: error: --model: unknown preset '%s' (known:", model_name);
-      for (int32_t i = 0; i < up_model_preset_count(); ++i) fprintf(stderr, " %s", up_model_preset_at(i)->name);
-      fprintf(stderr, ")\n");
-    }
-    return 2;
-  }
-  up_model_config cfg = *preset;
-  if (opt->layers > 0 && !up_model_config_truncate(&cfg, opt->layers)) {
-    if (root) fprintf(stderr, "uniprefill-bench: error: --layers %d: model %s has %d layers\n", (int)opt->layers,
-                      preset->name, (int)preset->n_layers);
-    return 2;
-  }
-  if (!up_model_config_validate(&cfg, err, sizeof err)) {
-    if (root) fprintf(stderr, "uniprefill-bench: error: %s\n", err);
-    return 2;
-  }
-  up_method methods[UP_MAX_SWEEP];
-  for (int32_t i = 0; i < opt->n_methods; ++i) {
-    up_method_spec spec = opt->methods[i];
-    if (!up_method_spec_resolve(&spec, &cfg, err, sizeof err)) {
-      if (root) fprintf(stderr, "uniprefill-bench: error: --method: %s\n", err);
-      return 2;
-    }
-    up_method_init(&methods[i], &spec);
-  }
-
+  /* The backend first: the default model depends on it. */
   up_backend *be = up_backend_select(opt->backend, opt->threads, topo->local_rank, notice, sizeof notice, err,
                                      sizeof err);
   if (agree_on_failure(topo, be == NULL, err)) {
@@ -207,6 +215,15 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
     return 2;
   }
   if (root && notice[0] && !opt->quiet) fprintf(stderr, "uniprefill-bench: note: %s\n", notice);
+
+  /* Model and methods: identical on every rank, so every rank agrees on errors. */
+  up_model_config cfg;
+  up_method methods[UP_MAX_SWEEP];
+  if (!resolve_model_and_methods(opt, be, &cfg, methods, err, sizeof err)) {
+    if (root) fprintf(stderr, "uniprefill-bench: error: %s\n", err);
+    be->ops->destroy(be);
+    return 2;
+  }
 
   /* Every point must fit this rank's memory before anything is written. */
   const int64_t weight_bytes = up_model_weight_bytes(&cfg, be->act_dtype);

@@ -53,13 +53,16 @@ static void plan_point(const up_options *opt, const up_model_config *cfg, up_dty
   e->max_seqs = opt->max_seqs > 0 ? opt->max_seqs : (p->rank_concurrency > 0 ? p->rank_concurrency : 1);
   e->max_batch_tokens = opt->max_batch_tokens;
   e->kv_block_tokens = opt->kv_block;
-  const int64_t entries = (int64_t)ctx + opt->output_len;
+  /* Requests longer than the context fail at submission: size nothing for them. */
+  const int64_t entries = (int64_t)ctx + opt->output_len < cfg->max_context ? (int64_t)ctx + opt->output_len
+                                                                            : cfg->max_context;
+  const int64_t rows = ctx < cfg->max_context ? ctx : cfg->max_context;
   e->max_seq_entries = entries;
   const int64_t blocks_per_layer = (entries + opt->kv_block - 1) / opt->kv_block;
   const int64_t block_bytes = 2 * (int64_t)opt->kv_block * cfg->n_kv_heads * cfg->head_dim * (int64_t)up_dtype_size(dtype);
   e->kv_blocks = opt->kv_cache_mib > 0 ? opt->kv_cache_mib * 1024 * 1024 / block_bytes
                                        : blocks_per_layer * cfg->n_layers * e->max_seqs;
-  const int64_t rows_per_step = (int64_t)e->max_seqs * (ctx > 1 ? ctx : 1);
+  const int64_t rows_per_step = (int64_t)e->max_seqs * rows;
   e->workspace_tokens = opt->max_batch_tokens > 0 && opt->max_batch_tokens + e->max_seqs < rows_per_step
                             ? opt->max_batch_tokens + e->max_seqs
                             : rows_per_step;

@@ -136,7 +136,7 @@ extern "C" void up_cuda_gather_rows(up_backend *be, void *dst, const void *src, 
 }
 
 static __global__ void gather_i32_kernel(int32_t *dst, const int32_t *src, const int32_t *rows, int32_t n_rows,
-                                  up_cuda_index_error *err) {
+                                         up_cuda_index_error *err) {
   for (int64_t r = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; r < n_rows; r += (int64_t)gridDim.x * blockDim.x) {
     const int32_t from = rows[r];
     if (from < 0)
@@ -158,64 +158,33 @@ extern "C" void up_cuda_gather_i32(up_backend *be, int32_t *dst, const int32_t *
 
 /* One block per row: the sum of squares in fp32 (a tree over the block, so rounding
  * stays near the CPU's double sum), then a second pass that re-reads the row from
- * L1/L2 rather than holding rows of any width in registers. */
-template <int VEC>
-static __global__ void rmsnorm_kernel(__nv_bfloat16 *out, const __nv_bfloat16 *x, const __nv_bfloat16 *weight,
-                               int32_t dim, float eps) {
+ * L1/L2 rather than holding rows of any width in registers.
+ *
+ * ADD (add_rmsnorm): first row += add, the sum in fp32 and stored as bf16, and the norm
+ * is taken of the value actually stored (the CPU reference normalises its fp32 sum;
+ * here out is exactly what a separate rmsnorm of the stored residual gives). Each
+ * thread re-reads only elements it wrote itself, so no barrier is needed between.
+ * Without ADD, row is only read. */
+template <int VEC, bool ADD>
+static __global__ void rmsnorm_kernel(__nv_bfloat16 *out, __nv_bfloat16 *row, const __nv_bfloat16 *add,
+                                      const __nv_bfloat16 *weight, int32_t dim, float eps) {
   const int64_t base = (int64_t)blockIdx.x * dim;
-  float v[VEC], w[VEC];
+  float v[VEC], a[VEC];
   float sum_sq = 0.0f;
   for (int32_t c = threadIdx.x * VEC; c < dim; c += blockDim.x * VEC) {
-    load_f32<VEC>(x + base + c, v);
+    load_f32<VEC>(row + base + c, v);
+    if constexpr (ADD) {
+      load_f32<VEC>(add + base + c, a);
+#pragma unroll
+      for (int j = 0; j < VEC; ++j) v[j] = __bfloat162float(__float2bfloat16_rn(v[j] + a[j])); /* as stored */
+      store_bf16<VEC>(row + base + c, v);
+    }
 #pragma unroll
     for (int j = 0; j < VEC; ++j) sum_sq += v[j] * v[j];
   }
   const float inv_rms = 1.0f / sqrtf(block_sum(sum_sq) / (float)dim + eps);
   for (int32_t c = threadIdx.x * VEC; c < dim; c += blockDim.x * VEC) {
-    load_f32<VEC>(x + base + c, v);
-    load_f32<VEC>(weight + c, w);
-#pragma unroll
-    for (int j = 0; j < VEC; ++j) v[j] = v[j] * inv_rms * w[j];
-    store_bf16<VEC>(out + base + c, v);
-  }
-}
-
-extern "C" void up_cuda_rmsnorm(up_backend *be, void *out, const void *x, const void *weight, int32_t n_rows,
-                                int32_t dim, float eps) {
-  up_cuda_backend *cb = up_cuda_impl(be);
-  if (n_rows <= 0 || dim <= 0) return;
-  __nv_bfloat16 *o = (__nv_bfloat16 *)out;
-  const __nv_bfloat16 *xx = (const __nv_bfloat16 *)x, *w = (const __nv_bfloat16 *)weight;
-  if (dim % 8 == 0 && aligned16(o) && aligned16(xx) && aligned16(w))
-    rmsnorm_kernel<8><<<n_rows, row_threads(dim / 8), 0, cb->stream>>>(o, xx, w, dim, eps);
-  else
-    rmsnorm_kernel<1><<<n_rows, row_threads(dim), 0, cb->stream>>>(o, xx, w, dim, eps);
-  UP_CUDA_CHECK_LAUNCH();
-}
-
-/* residual += x with the sum in fp32, stored as bf16; then out = rmsnorm(residual) * w
- * of the value actually stored (the CPU reference normalises its fp32 sum; here the
- * output is exactly what a separate rmsnorm of the stored residual would give). Each
- * thread re-reads only elements it wrote itself, so no barrier is needed between. */
-template <int VEC>
-static __global__ void add_rmsnorm_kernel(__nv_bfloat16 *out, __nv_bfloat16 *residual, const __nv_bfloat16 *x,
-                                   const __nv_bfloat16 *weight, int32_t dim, float eps) {
-  const int64_t base = (int64_t)blockIdx.x * dim;
-  float v[VEC], a[VEC];
-  float sum_sq = 0.0f;
-  for (int32_t c = threadIdx.x * VEC; c < dim; c += blockDim.x * VEC) {
-    load_f32<VEC>(residual + base + c, v);
-    load_f32<VEC>(x + base + c, a);
-#pragma unroll
-    for (int j = 0; j < VEC; ++j) {
-      v[j] = __bfloat162float(__float2bfloat16_rn(v[j] + a[j])); /* the value stored */
-      sum_sq += v[j] * v[j];
-    }
-    store_bf16<VEC>(residual + base + c, v);
-  }
-  const float inv_rms = 1.0f / sqrtf(block_sum(sum_sq) / (float)dim + eps);
-  for (int32_t c = threadIdx.x * VEC; c < dim; c += blockDim.x * VEC) {
-    load_f32<VEC>(residual + base + c, v);
+    load_f32<VEC>(row + base + c, v);
     load_f32<VEC>(weight + c, a);
 #pragma unroll
     for (int j = 0; j < VEC; ++j) v[j] = v[j] * inv_rms * a[j];
@@ -223,17 +192,34 @@ static __global__ void add_rmsnorm_kernel(__nv_bfloat16 *out, __nv_bfloat16 *res
   }
 }
 
-extern "C" void up_cuda_add_rmsnorm(up_backend *be, void *out, void *residual, const void *x, const void *weight,
-                                    int32_t n_rows, int32_t dim, float eps) {
+/* add == NULL: plain rmsnorm of row (which is then not written). */
+static void launch_rmsnorm(up_backend *be, void *out, void *row, const void *add, const void *weight,
+                           int32_t n_rows, int32_t dim, float eps) {
   up_cuda_backend *cb = up_cuda_impl(be);
   if (n_rows <= 0 || dim <= 0) return;
-  __nv_bfloat16 *o = (__nv_bfloat16 *)out, *res = (__nv_bfloat16 *)residual;
-  const __nv_bfloat16 *xx = (const __nv_bfloat16 *)x, *w = (const __nv_bfloat16 *)weight;
-  if (dim % 8 == 0 && aligned16(o) && aligned16(res) && aligned16(xx) && aligned16(w))
-    add_rmsnorm_kernel<8><<<n_rows, row_threads(dim / 8), 0, cb->stream>>>(o, res, xx, w, dim, eps);
+  __nv_bfloat16 *o = (__nv_bfloat16 *)out, *r = (__nv_bfloat16 *)row;
+  const __nv_bfloat16 *x = (const __nv_bfloat16 *)add, *w = (const __nv_bfloat16 *)weight;
+  const bool vec = dim % 8 == 0 && aligned16(o) && aligned16(r) && aligned16(w) && (!x || aligned16(x));
+  const int threads = row_threads(vec ? dim / 8 : dim);
+  if (vec && x)
+    rmsnorm_kernel<8, true><<<n_rows, threads, 0, cb->stream>>>(o, r, x, w, dim, eps);
+  else if (vec)
+    rmsnorm_kernel<8, false><<<n_rows, threads, 0, cb->stream>>>(o, r, x, w, dim, eps);
+  else if (x)
+    rmsnorm_kernel<1, true><<<n_rows, threads, 0, cb->stream>>>(o, r, x, w, dim, eps);
   else
-    add_rmsnorm_kernel<1><<<n_rows, row_threads(dim), 0, cb->stream>>>(o, res, xx, w, dim, eps);
+    rmsnorm_kernel<1, false><<<n_rows, threads, 0, cb->stream>>>(o, r, x, w, dim, eps);
   UP_CUDA_CHECK_LAUNCH();
+}
+
+extern "C" void up_cuda_rmsnorm(up_backend *be, void *out, const void *x, const void *weight, int32_t n_rows,
+                                int32_t dim, float eps) {
+  launch_rmsnorm(be, out, (void *)x, NULL, weight, n_rows, dim, eps); /* x only read without an add */
+}
+
+extern "C" void up_cuda_add_rmsnorm(up_backend *be, void *out, void *residual, const void *x, const void *weight,
+                                    int32_t n_rows, int32_t dim, float eps) {
+  launch_rmsnorm(be, out, residual, x, weight, n_rows, dim, eps);
 }
 
 /* --- RoPE --------------------------------------------------------------------------- */
@@ -304,7 +290,7 @@ extern "C" void up_cuda_rope(up_backend *be, void *qkv, const int32_t *positions
  * leave the tail of short grids idle for nothing. */
 template <int VEC>
 static __global__ void swiglu_kernel(__nv_bfloat16 *out, const __nv_bfloat16 *gate_up, int64_t n_units,
-                              int32_t units_per_row, int32_t inter) {
+                                     int32_t units_per_row, int32_t inter) {
   for (int64_t u = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; u < n_units; u += (int64_t)gridDim.x * blockDim.x) {
     const int64_t r = u / units_per_row;
     const int32_t c = (int32_t)(u - r * units_per_row) * VEC;
@@ -411,8 +397,8 @@ extern "C" void up_cuda_argmax_rows(up_backend *be, int32_t *dst_host, const voi
  * qkv row) go to pool slot slot_mapping[t] of K and of V. */
 template <int VEC>
 static __global__ void kv_store_kernel(__nv_bfloat16 *k_pool, __nv_bfloat16 *v_pool, const __nv_bfloat16 *qkv,
-                                const int32_t *slot_mapping, int64_t n_slots, int32_t kv_dim, int32_t q_dim,
-                                int64_t row_stride, up_cuda_index_error *err) {
+                                       const int32_t *slot_mapping, int64_t n_slots, int32_t kv_dim, int32_t q_dim,
+                                       int64_t row_stride, up_cuda_index_error *err) {
   const int32_t t = blockIdx.x;
   const int32_t slot = slot_mapping[t];
   if (slot < 0 || slot >= n_slots) {

@@ -37,14 +37,37 @@ static float bf16_round(float x) {
   return x;
 }
 
+/* Every buffer a test makes, host or GPU, is owned by the test and freed together by
+ * release_buffers() at its end. */
+enum { MAX_OWNED = 64 };
+static void *host_owned[MAX_OWNED], *gpu_owned[MAX_OWNED];
+static int n_host_owned, n_gpu_owned;
+
+static void *own(void **list, int *count, void *p) {
+  if (*count == MAX_OWNED) {
+    fprintf(stderr, "gpu_ops_test: more than %d buffers in one test\n", MAX_OWNED);
+    exit(1);
+  }
+  list[(*count)++] = p;
+  return p;
+}
+
+static void release_buffers(void) {
+  for (int i = 0; i < n_host_owned; ++i) free(host_owned[i]);
+  for (int i = 0; i < n_gpu_owned; ++i) gpu->ops->free(gpu, gpu_owned[i]);
+  n_host_owned = n_gpu_owned = 0;
+}
+
 static void *xmalloc(size_t bytes) {
   void *p = malloc(bytes ? bytes : 1);
   if (!p) {
     fprintf(stderr, "out of host memory (%zu bytes)\n", bytes);
     exit(1);
   }
-  return p;
+  return own(host_owned, &n_host_owned, p);
 }
+
+static void *gpu_alloc(size_t bytes) { return own(gpu_owned, &n_gpu_owned, gpu->ops->alloc(gpu, bytes, "test buffer")); }
 
 /* n bf16-representable values uniform in [-amplitude, amplitude), a fresh stream each call. */
 static float *random_bf16(size_t n, float amplitude) {
@@ -83,7 +106,7 @@ static double rel_err(const float *out, const float *ref, size_t n) {
 /* --- GPU buffers ---------------------------------------------------------------------- */
 
 static void *gpu_from(const float *host, size_t n) {
-  void *d = gpu->ops->alloc(gpu, 2 * n, "test input");
+  void *d = gpu_alloc(2 * n);
   gpu->ops->upload_f32(gpu, d, 0, host, n);
   return d;
 }
@@ -92,13 +115,11 @@ static void *gpu_from(const float *host, size_t n) {
 static void *gpu_poisoned(size_t n) {
   float *nan_host = xmalloc(sizeof(float) * n);
   for (size_t i = 0; i < n; ++i) nan_host[i] = NAN;
-  void *d = gpu_from(nan_host, n);
-  free(nan_host);
-  return d;
+  return gpu_from(nan_host, n);
 }
 
 static int32_t *gpu_from_i32(const int32_t *host, size_t n) {
-  int32_t *d = gpu->ops->alloc(gpu, sizeof(int32_t) * n, "test indices");
+  int32_t *d = gpu_alloc(sizeof(int32_t) * n);
   gpu->ops->upload_i32(gpu, d, host, n);
   return d;
 }
@@ -109,12 +130,9 @@ static float *gpu_read(const void *d, size_t n) {
   return h;
 }
 
-/* Compare GPU buffer d against the CPU's ref, then free d. */
-static void check_against(const char *op, const char *shape, void *d, const float *ref, size_t n) {
-  float *out = gpu_read(d, n);
-  CHECK_REL_ERR(rel_err(out, ref, n), bf16_tol, "%s %s", op, shape);
-  free(out);
-  gpu->ops->free(gpu, d);
+/* Compare GPU buffer d against the CPU's ref. */
+static void check_against(const char *op, const char *shape, const void *d, const float *ref, size_t n) {
+  CHECK_REL_ERR(rel_err(gpu_read(d, n), ref, n), bf16_tol, "%s %s", op, shape);
 }
 
 /* --- transfers ------------------------------------------------------------------------ */
@@ -138,21 +156,16 @@ static void test_transfers(void) {
   for (int i = 0; i < 4; ++i) rounding_ok &= back[i] == bf16_round(tricky[i]);
   CHECK(rounding_ok, "upload_f32 rounds to nearest even (%g -> %g, %g -> %g)", tricky[0], back[0], tricky[1],
         back[1]);
-  gpu->ops->free(gpu, d);
-  free(src);
-  free(back);
 
   const size_t n_i = 100003;
   int32_t *idx = random_indices(n_i, INT32_MAX);
   int32_t *di = gpu_from_i32(idx, n_i), *idx_back = xmalloc(sizeof(int32_t) * n_i);
   gpu->ops->download_i32(gpu, idx_back, di, n_i);
   CHECK(memcmp(idx, idx_back, sizeof(int32_t) * n_i) == 0, "upload_i32/download_i32 round trip of %zu values", n_i);
-  gpu->ops->free(gpu, di);
-  free(idx);
-  free(idx_back);
 
   const size_t avail = gpu->ops->memory_available(gpu);
   CHECK(avail > ((size_t)1 << 30), "memory_available reports %.2f GiB free", avail / 1073741824.0);
+  release_buffers();
 }
 
 /* --- per-token ops -------------------------------------------------------------------- */
@@ -168,47 +181,26 @@ static void test_embed(int32_t vocab, int32_t n_tokens, int32_t dim) {
   int32_t *d_tokens = gpu_from_i32(tokens, (size_t)n_tokens);
   gpu->ops->embed(gpu, d_out, d_table, d_tokens, n_tokens, dim);
   check_against("embed", shape, d_out, ref, (size_t)n_tokens * dim);
-  gpu->ops->free(gpu, d_table);
-  gpu->ops->free(gpu, d_tokens);
-  free(table);
-  free(ref);
-  free(tokens);
+  release_buffers();
 }
 
-static void test_rmsnorm(int32_t rows, int32_t dim) {
-  char shape[64];
-  snprintf(shape, sizeof shape, "%d x %d", rows, dim);
-  const size_t n = (size_t)rows * dim;
-  float *x = random_bf16(n, 4.0f), *w = random_bf16((size_t)dim, 2.0f), *ref = xmalloc(sizeof(float) * n);
-  cpu->ops->rmsnorm(cpu, ref, x, w, rows, dim, 1e-5f);
-  void *dx = gpu_from(x, n), *dw = gpu_from(w, (size_t)dim), *d_out = gpu_poisoned(n);
-  gpu->ops->rmsnorm(gpu, d_out, dx, dw, rows, dim, 1e-5f);
-  check_against("rmsnorm", shape, d_out, ref, n);
-  gpu->ops->free(gpu, dx);
-  gpu->ops->free(gpu, dw);
-  free(x);
-  free(w);
-  free(ref);
-}
-
-static void test_add_rmsnorm(int32_t rows, int32_t dim) {
+/* rmsnorm of res, then add_rmsnorm of x into res (both outputs checked). */
+static void test_norms(int32_t rows, int32_t dim) {
   char shape[64];
   snprintf(shape, sizeof shape, "%d x %d", rows, dim);
   const size_t n = (size_t)rows * dim;
   float *res = random_bf16(n, 4.0f), *x = random_bf16(n, 1.0f), *w = random_bf16((size_t)dim, 2.0f);
   float *res_ref = copy_floats(res, n), *ref = xmalloc(sizeof(float) * n);
-  cpu->ops->add_rmsnorm(cpu, ref, res_ref, x, w, rows, dim, 1e-5f);
   void *d_res = gpu_from(res, n), *dx = gpu_from(x, n), *dw = gpu_from(w, (size_t)dim), *d_out = gpu_poisoned(n);
+  cpu->ops->rmsnorm(cpu, ref, res_ref, w, rows, dim, 1e-5f);
+  gpu->ops->rmsnorm(gpu, d_out, d_res, dw, rows, dim, 1e-5f);
+  check_against("rmsnorm", shape, d_out, ref, n);
+  d_out = gpu_poisoned(n);
+  cpu->ops->add_rmsnorm(cpu, ref, res_ref, x, w, rows, dim, 1e-5f);
   gpu->ops->add_rmsnorm(gpu, d_out, d_res, dx, dw, rows, dim, 1e-5f);
   check_against("add_rmsnorm out", shape, d_out, ref, n);
   check_against("add_rmsnorm residual", shape, d_res, res_ref, n);
-  gpu->ops->free(gpu, dx);
-  gpu->ops->free(gpu, dw);
-  free(res);
-  free(x);
-  free(w);
-  free(res_ref);
-  free(ref);
+  release_buffers();
 }
 
 /* a_offset > 0 shifts a by that many elements inside its buffer: a pointer that is not
@@ -225,12 +217,7 @@ static void test_matmul(int32_t m, int32_t n, int32_t k, int32_t a_offset) {
   void *da = gpu_from(a_padded, na + (size_t)a_offset), *dw = gpu_from(w, nw), *d_out = gpu_poisoned(no);
   gpu->ops->matmul(gpu, d_out, (uint16_t *)da + a_offset, dw, m, n, k);
   check_against("matmul", shape, d_out, ref, no);
-  gpu->ops->free(gpu, da);
-  gpu->ops->free(gpu, dw);
-  free(a);
-  free(a_padded);
-  free(w);
-  free(ref);
+  release_buffers();
 }
 
 /* Frequencies: the model's own (llama3-scaled) where the head size matches, else plain
@@ -256,16 +243,11 @@ static void test_rope(int32_t n_heads, int32_t n_kv_heads, int32_t head_dim, int
   void *d_qkv = gpu_from(qkv, n);
   int32_t *d_pos = gpu_from_i32(positions, (size_t)n_tokens);
   /* fp32 frequencies travel as raw bytes, as engine/model.c sends them */
-  float *d_freq = gpu->ops->alloc(gpu, sizeof(float) * (size_t)half, "test inv_freq");
+  float *d_freq = gpu_alloc(sizeof(float) * (size_t)half);
   gpu->ops->upload_i32(gpu, (int32_t *)d_freq, (const int32_t *)inv_freq, (size_t)half);
   gpu->ops->rope(gpu, d_qkv, d_pos, d_freq, n_tokens, &sh);
   check_against("rope", shape, d_qkv, ref, n);
-  gpu->ops->free(gpu, d_pos);
-  gpu->ops->free(gpu, d_freq);
-  free(inv_freq);
-  free(positions);
-  free(qkv);
-  free(ref);
+  release_buffers();
 }
 
 static void test_swiglu(int32_t rows, int32_t inter) {
@@ -277,9 +259,7 @@ static void test_swiglu(int32_t rows, int32_t inter) {
   void *d_in = gpu_from(gate_up, n_in), *d_out = gpu_poisoned(n_out);
   gpu->ops->swiglu(gpu, d_out, d_in, rows, inter);
   check_against("swiglu", shape, d_out, ref, n_out);
-  gpu->ops->free(gpu, d_in);
-  free(gate_up);
-  free(ref);
+  release_buffers();
 }
 
 static void test_gather(int32_t src_rows, int32_t n_rows, int32_t dim) {
@@ -303,16 +283,7 @@ static void test_gather(int32_t src_rows, int32_t n_rows, int32_t dim) {
   gpu->ops->download_i32(gpu, out_i, d_out_i, (size_t)n_rows);
   CHECK(memcmp(out_i, ref_i, sizeof(int32_t) * (size_t)n_rows) == 0, "gather_i32 %d of %d values: exact", n_rows,
         src_rows);
-  gpu->ops->free(gpu, d_src);
-  gpu->ops->free(gpu, d_rows);
-  gpu->ops->free(gpu, d_vals);
-  gpu->ops->free(gpu, d_out_i);
-  free(src);
-  free(ref);
-  free(rows);
-  free(vals);
-  free(ref_i);
-  free(out_i);
+  release_buffers();
 }
 
 /* bf16 values in [-1, 1) already tie often at the maximum (resolution 2^-8 near 1);
@@ -333,11 +304,7 @@ static void test_argmax(int32_t rows, int32_t cols) {
   for (int32_t r = 0; r < rows; ++r) wrong += out[r] != ref[r];
   CHECK(wrong == 0, "argmax_rows %d x %d with ties: %d rows differ (row 0: gpu %d, cpu %d)", rows, cols, wrong,
         out[0], ref[0]);
-  gpu->ops->free(gpu, dx);
-  free(x);
-  free(where);
-  free(ref);
-  free(out);
+  release_buffers();
 }
 
 /* Two sequences write into a pool whose blocks are a random permutation (a scattered
@@ -377,16 +344,7 @@ static void test_kv_store(int32_t n_heads, int32_t n_kv_heads, int32_t head_dim)
   gpu->ops->kv_store(gpu, &gpu_pool, d_qkv, d_slots, n_tokens, &sh);
   check_against("kv_store K pool", shape, gpu_pool.k, k_ref, pool_n);
   check_against("kv_store V pool", shape, gpu_pool.v, v_ref, pool_n);
-  gpu->ops->free(gpu, d_qkv);
-  gpu->ops->free(gpu, d_slots);
-  free(perm);
-  free(swaps);
-  free(slots);
-  free(k0);
-  free(v0);
-  free(qkv);
-  free(k_ref);
-  free(v_ref);
+  release_buffers();
 }
 
 int main(void) {
@@ -410,10 +368,8 @@ int main(void) {
   /* llama-3.1-8b sizes, then odd ones that take the one-element-per-access paths */
   test_embed(1000, 300, 4096);
   test_embed(77, 13, 1001);
-  test_rmsnorm(300, 4096);
-  test_rmsnorm(17, 1001);
-  test_add_rmsnorm(300, 4096);
-  test_add_rmsnorm(17, 1001);
+  test_norms(300, 4096);
+  test_norms(17, 1001);
   test_swiglu(300, 14336);
   test_swiglu(7, 1003);
   test_gather(500, 300, 4096);

@@ -1,12 +1,14 @@
-/* backend_select.c — backend choice: CPU reference always; CUDA when built, a GPU is
- * present and the CUDA op backend exists (it does not yet: the CUDA issue adds it, and
- * until then a GPU machine runs the CPU backend and says so). */
+/* backend_select.c — backend choice: the CPU reference always; the CUDA backend when
+ * this build has CUDA and a GPU is visible, on device local_rank % device_count so the
+ * ranks of one node spread over its GPUs. --backend auto takes the GPU when there is
+ * one and falls back to the CPU, with a notice, when it cannot be used. */
 #include "launcher/backend_select.h"
 
 #include <stdio.h>
 
 #include "kernels/cpu/cpu_backend.h"
 #ifdef UNIPREFILL_HAVE_CUDA
+#include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/cuda_device.h"
 #endif
 
@@ -19,20 +21,45 @@ int up_backend_gpu_present(void) {
 #endif
 }
 
+#ifdef UNIPREFILL_HAVE_CUDA
+/* The CUDA backend for this rank, or NULL with the reason in err. */
+static up_backend *create_cuda(int local_rank, char *err, size_t err_size) {
+  char why[256];
+  const int count = up_cuda_device_count(why, sizeof why);
+  if (count == 0) {
+    snprintf(err, err_size, "no usable CUDA device%s%s", why[0] ? ": " : "", why);
+    return NULL;
+  }
+  const int device = (local_rank < 0 ? 0 : local_rank) % count;
+  return up_cuda_backend_create(device, err, err_size);
+}
+#endif
+
 up_backend *up_backend_select(up_backend_choice choice, int threads, int local_rank, char *notice,
                               size_t notice_size, char *err, size_t err_size) {
-  (void)local_rank;
   notice[0] = '\0';
   if (choice == UP_BACKEND_CUDA) {
 #ifdef UNIPREFILL_HAVE_CUDA
-    snprintf(err, err_size, "--backend cuda: the CUDA op backend is not implemented yet (only GPU discovery is); "
-             "use --backend cpu");
+    char why[512];
+    up_backend *be = create_cuda(local_rank, why, sizeof why);
+    if (!be) snprintf(err, err_size, "--backend cuda: %s", why);
+    return be;
 #else
+    (void)local_rank;
     snprintf(err, err_size, "--backend cuda: this build has no CUDA support (configure with -DUNIPREFILL_CUDA=ON)");
-#endif
     return NULL;
+#endif
   }
-  if (choice == UP_BACKEND_AUTO && up_backend_gpu_present())
-    snprintf(notice, notice_size, "a GPU is present but the CUDA op backend is not implemented yet: running on the CPU");
+#ifdef UNIPREFILL_HAVE_CUDA
+  if (choice == UP_BACKEND_AUTO && up_backend_gpu_present()) {
+    char why[512];
+    up_backend *be = create_cuda(local_rank, why, sizeof why);
+    if (be) return be;
+    snprintf(notice, notice_size, "a GPU is present but the CUDA backend could not start (%s): running on the CPU",
+             why);
+  }
+#else
+  (void)local_rank;
+#endif
   return up_cpu_backend_create(threads);
 }

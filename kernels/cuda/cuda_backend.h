@@ -1,0 +1,25 @@
+/* cuda_backend.h — the CUDA op backend (C-callable): bf16 activations and weights in
+ * GPU memory, fp32 arithmetic, one stream per backend on which every op is queued. */
+#ifndef UP_CUDA_BACKEND_H
+#define UP_CUDA_BACKEND_H
+
+#include <cuda_runtime_api.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+#include "kernels/ops.h"
+
+/* A backend on GPU `device` (made current for the calling thread), or NULL with the
+ * reason in err when the device cannot be used. */
+up_backend *up_cuda_backend_create(int device, char *err, size_t err_size);
+
+/* The stream every op of `be` runs on, for tools that time ops with CUDA events. */
+cudaStream_t up_cuda_backend_stream(up_backend *be);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

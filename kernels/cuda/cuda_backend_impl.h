@@ -1,0 +1,104 @@
+/* cuda_backend_impl.h — private to kernels/cuda: the CUDA backend's state (be->impl),
+ * shared by the .cu files that implement its ops, and the op functions that
+ * cuda_backend.cu puts in the table. Nothing outside kernels/cuda includes this. */
+#ifndef UP_CUDA_BACKEND_IMPL_H
+#define UP_CUDA_BACKEND_IMPL_H
+
+#include <cublasLt.h>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+#include "kernels/cuda/cuda_check.h"
+
+extern "C" {
+#include "kernels/ops.h"
+}
+
+/* One cached cuBLASLt plan: the layouts and the heuristic's algorithm for a shape and
+ * the alignments of its pointers (an algorithm chosen for 256-byte aligned buffers may
+ * not run on less aligned ones, so alignment is part of the key). */
+typedef struct up_cuda_matmul_plan {
+  int32_t m, n, k;
+  uint16_t align_a, align_w, align_out;
+  int used;
+  cublasLtMatrixLayout_t w_layout, a_layout, out_layout;
+  cublasLtMatmulAlgo_t algo;
+} up_cuda_matmul_plan;
+
+/* Prefill row counts change every step, so misses are normal: a small table with
+ * round-robin replacement keeps lookups a short scan and memory bounded. */
+enum { UP_CUDA_MATMUL_PLANS = 64 };
+
+/* A negative row index or a slot outside the pool, seen by a kernel. Kernels cannot
+ * end the job, so they record the first one here and the host reports it through
+ * UP_FATAL at the next call that synchronises (synchronize, downloads, argmax). */
+typedef struct up_cuda_index_error {
+  int32_t flagged;
+  int32_t op; /* up_cuda_index_op */
+  int32_t row;
+  int32_t value;
+} up_cuda_index_error;
+
+typedef enum up_cuda_index_op {
+  UP_CUDA_OP_EMBED = 1,
+  UP_CUDA_OP_GATHER_ROWS,
+  UP_CUDA_OP_GATHER_I32,
+  UP_CUDA_OP_KV_STORE,
+} up_cuda_index_op;
+
+/* Host-side staging for fp32 <-> bf16 transfers: two pinned buffers used in turn, so
+ * converting one chunk on the host overlaps the copy of the previous one. */
+enum { UP_CUDA_STAGING_ELEMS = 1 << 22 }; /* 8 MiB of bf16 per buffer */
+
+typedef struct up_cuda_backend {
+  int device;
+  int sm_count;
+  cudaStream_t stream;
+  cublasLtHandle_t lt;
+  cublasLtMatmulDesc_t matmul_desc; /* bf16 x bf16 -> bf16, fp32 compute, W transposed */
+  void *lt_workspace;
+  size_t lt_workspace_bytes;
+  up_cuda_matmul_plan plans[UP_CUDA_MATMUL_PLANS];
+  int32_t next_victim;
+  int32_t last_hit;
+  __nv_bfloat16 *staging[2]; /* pinned host */
+  cudaEvent_t staging_free[2]; /* recorded after the copy that last read staging[i] */
+  int32_t next_staging;
+  up_cuda_index_error *index_error;      /* device */
+  up_cuda_index_error *index_error_host; /* pinned host copy */
+  int32_t *argmax_out;                   /* device, argmax_capacity entries */
+  int32_t argmax_capacity;
+} up_cuda_backend;
+
+static inline up_cuda_backend *up_cuda_impl(up_backend *be) { return (up_cuda_backend *)be->impl; }
+
+/* Wait for the stream, then report any index error a kernel recorded (cuda_backend.cu). */
+void up_cuda_sync_and_check(up_cuda_backend *cb);
+
+/* cuda_elementwise.cu: the memory-bound per-token ops. */
+extern "C" {
+void up_cuda_embed(up_backend *be, void *out, const void *table, const int32_t *tokens, int32_t n_tokens,
+                   int32_t dim);
+void up_cuda_rmsnorm(up_backend *be, void *out, const void *x, const void *weight, int32_t n_rows, int32_t dim,
+                     float eps);
+void up_cuda_add_rmsnorm(up_backend *be, void *out, void *residual, const void *x, const void *weight,
+                         int32_t n_rows, int32_t dim, float eps);
+void up_cuda_rope(up_backend *be, void *qkv, const int32_t *positions, const float *inv_freq, int32_t n_tokens,
+                  const up_attn_shape *shape);
+void up_cuda_swiglu(up_backend *be, void *out, const void *gate_up, int32_t n_rows, int32_t inter);
+void up_cuda_gather_rows(up_backend *be, void *dst, const void *src, const int32_t *rows, int32_t n_rows,
+                         int32_t dim);
+void up_cuda_gather_i32(up_backend *be, int32_t *dst, const int32_t *src, const int32_t *rows, int32_t n_rows);
+void up_cuda_argmax_rows(up_backend *be, int32_t *dst_host, const void *x, int32_t n_rows, int32_t n_cols);
+void up_cuda_kv_store(up_backend *be, const up_kv_pool *pool, const void *qkv, const int32_t *slot_mapping,
+                      int32_t n_tokens, const up_attn_shape *shape);
+
+/* cuda_matmul.cu: cuBLASLt GEMM and its plan cache. */
+void up_cuda_matmul(up_backend *be, void *out, const void *a, const void *w, int32_t m, int32_t n, int32_t k);
+/* The matmul descriptor and workspace: 0, or -1 with the reason in err. */
+int up_cuda_matmul_init(up_cuda_backend *cb, char *err, size_t err_size);
+void up_cuda_matmul_release(up_cuda_backend *cb); /* plans, descriptor, workspace */
+}
+
+#endif

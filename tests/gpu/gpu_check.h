@@ -1,0 +1,44 @@
+/* gpu_check.h — the tiny harness of the GPU test programs (the GPU machine has no
+ * Criterion): CHECK counts and prints one line per check, gpu_check_finish prints the
+ * "N passed, M failed" line and gives the exit code, and gpu_check_skip ends with 77
+ * (CTest's SKIP_RETURN_CODE) where no GPU is visible. One test program per process. */
+#ifndef UP_GPU_CHECK_H
+#define UP_GPU_CHECK_H
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static int gpu_check_passed, gpu_check_failed;
+
+/* Record a check: a line "PASS <what>" or "FAIL <what>". */
+#define CHECK(cond, ...)                                          \
+  do {                                                            \
+    const int gpu_check_ok_ = (cond) ? 1 : 0;                     \
+    if (gpu_check_ok_) ++gpu_check_passed; else ++gpu_check_failed; \
+    printf("%s ", gpu_check_ok_ ? "PASS" : "FAIL");               \
+    printf(__VA_ARGS__);                                          \
+    printf("\n");                                                 \
+    fflush(stdout);                                               \
+  } while (0)
+
+/* A normalized error below tol (NaN never passes), the value printed either way. */
+#define CHECK_REL_ERR(err, tol, ...)                                                        \
+  do {                                                                                      \
+    char gpu_check_what_[256];                                                              \
+    snprintf(gpu_check_what_, sizeof gpu_check_what_, __VA_ARGS__);                         \
+    const double gpu_check_err_ = (err);                                                    \
+    CHECK(gpu_check_err_ < (tol), "%s: rel err %.3e (< %.0e)", gpu_check_what_, gpu_check_err_, (double)(tol)); \
+  } while (0)
+
+static inline int gpu_check_finish(void) {
+  printf("%d passed, %d failed\n", gpu_check_passed, gpu_check_failed);
+  return gpu_check_failed ? 1 : 0;
+}
+
+static inline void gpu_check_skip(const char *reason) {
+  printf("SKIP: no CUDA device: %s\n", reason);
+  exit(77);
+}
+
+#endif

@@ -8,7 +8,10 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
+/* fatal.h is a C header without extern "C" guards of its own. */
+extern "C" {
 #include "kernels/fatal.h"
+}
 
 /* Every runtime call and launch is checked: file, line, the call and the runtime's message. */
 #define UP_ATTN_CHECK(call)                                                                   \

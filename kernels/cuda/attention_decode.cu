@@ -22,32 +22,17 @@ enum {
 };
 
 typedef struct decode_params {
-  const __nv_bfloat16 *qkv;
-  const __nv_bfloat16 *k_pool;
-  const __nv_bfloat16 *v_pool;
-  const int32_t *cu_seqlens;
-  const int32_t *kv_lens;
-  const int32_t *block_tables;
+  up_attn_args a;
   float *ws_o;  /* [n_seqs][n_heads][DECODE_MAX_ROWS][n_splits][head_dim] */
   float *ws_ml; /* same without head_dim, then {max, sum} */
-  __nv_bfloat16 *out;
-  int64_t qkv_stride;
-  int64_t out_stride;
-  int32_t n_seqs;
-  int32_t max_blocks_per_seq;
-  int32_t n_heads;
-  int32_t group;
-  int32_t kv_dim;
   int32_t n_splits;
   int32_t n_qblocks; /* ceil(group * DECODE_MAX_ROWS / DEC_MAXQ) */
-  up_attn_divider block_tokens;
-  float scale_log2;
 } decode_params;
 
 /* Index of (sequence, query head, row, split) in the workspace. */
 __device__ __forceinline__ int64_t ws_index(const decode_params &p, int32_t s, int32_t head, int32_t t,
                                             int32_t split) {
-  return (((int64_t)s * p.n_heads + head) * UP_ATTN_DECODE_MAX_ROWS + t) * p.n_splits + split;
+  return (((int64_t)s * p.a.n_heads + head) * UP_ATTN_DECODE_MAX_ROWS + t) * p.n_splits + split;
 }
 
 /* grid: x = key split, y = kv head * n_qblocks + query block, z = sequence. Query qi of
@@ -71,26 +56,26 @@ __global__ void __launch_bounds__(DEC_THREADS) decode_split_kernel(const decode_
   const int32_t s = blockIdx.z;
   const int32_t split = blockIdx.x;
   const int32_t kvh = blockIdx.y / p.n_qblocks, qb = blockIdx.y % p.n_qblocks;
-  const int32_t row0 = __ldg(p.cu_seqlens + s);
-  const int32_t n_rows = __ldg(p.cu_seqlens + s + 1) - row0;
+  const int32_t row0 = __ldg(p.a.cu_seqlens + s);
+  const int32_t n_rows = __ldg(p.a.cu_seqlens + s + 1) - row0;
   if (n_rows <= 0 || n_rows > UP_ATTN_DECODE_MAX_ROWS) return;
   const int32_t q_first = qb * DEC_MAXQ;
-  const int32_t nq = min(DEC_MAXQ, p.group * n_rows - q_first);
+  const int32_t nq = min(DEC_MAXQ, p.a.group * n_rows - q_first);
   if (nq <= 0) return;
-  const int32_t kv_len = __ldg(p.kv_lens + s);
+  const int32_t kv_len = __ldg(p.a.kv_lens + s);
   const int32_t prior = kv_len - n_rows;
   int32_t per_split = (kv_len + p.n_splits - 1) / p.n_splits;
   per_split = (per_split + DEC_CHUNK - 1) / DEC_CHUNK * DEC_CHUNK;
   const int32_t k_begin = split * per_split;
   const int32_t k_end = min(kv_len, k_begin + per_split);
-  const int32_t *block_table = p.block_tables + (int64_t)s * p.max_blocks_per_seq;
+  const int32_t *block_table = p.a.block_tables + (int64_t)s * p.a.max_blocks_per_seq;
 
   for (int i = tid; i < DEC_MAXQ * HD; i += DEC_THREADS) {
     const int qi = i / HD, d = i % HD;
     float v = 0.0f;
     if (qi < nq) {
       const int32_t g = (q_first + qi) / n_rows, t = (q_first + qi) % n_rows;
-      v = __bfloat162float(p.qkv[(int64_t)(row0 + t) * p.qkv_stride + (int64_t)(kvh * p.group + g) * HD + d]);
+      v = __bfloat162float(p.a.qkv[(int64_t)(row0 + t) * p.a.qkv_stride + (int64_t)(kvh * p.a.group + g) * HD + d]);
     }
     q_sm[i] = v;
   }
@@ -110,9 +95,9 @@ __global__ void __launch_bounds__(DEC_THREADS) decode_split_kernel(const decode_
       const int32_t e = c0 + r;
       const bool valid = e < k_end;
       const int64_t off =
-          valid ? up_attn_entry_offset(block_table, e, p.block_tokens, p.kv_dim) + kvh * HD + c * 8 : 0;
-      up_attn_cp_async16(up_attn_smem_u32(k_sm + r * KS + c * 8), p.k_pool + off, valid ? 16 : 0);
-      up_attn_cp_async16(up_attn_smem_u32(v_sm + r * KS + c * 8), p.v_pool + off, valid ? 16 : 0);
+          valid ? up_attn_entry_offset(block_table, e, p.a.block_tokens, p.a.kv_dim) + kvh * HD + c * 8 : 0;
+      up_attn_cp_async16(up_attn_smem_u32(k_sm + r * KS + c * 8), p.a.k_pool + off, valid ? 16 : 0);
+      up_attn_cp_async16(up_attn_smem_u32(v_sm + r * KS + c * 8), p.a.v_pool + off, valid ? 16 : 0);
     }
     up_attn_cp_async_commit();
     up_attn_cp_async_wait<0>();
@@ -153,7 +138,7 @@ __global__ void __launch_bounds__(DEC_THREADS) decode_split_kernel(const decode_
         const int qi = qg + k * QG;
         const int32_t t = (q_first + qi) % n_rows;
         const bool valid = qi < nq && key < k_end && key <= prior + t;
-        p_sm[qi * DEC_CHUNK + kc] = valid ? dot[k] * p.scale_log2 : -INFINITY;
+        p_sm[qi * DEC_CHUNK + kc] = valid ? dot[k] * p.a.scale_log2 : -INFINITY;
       }
     }
     __syncthreads();
@@ -213,7 +198,7 @@ __global__ void __launch_bounds__(DEC_THREADS) decode_split_kernel(const decode_
     const int qi = qs + k * QSETS;
     if (qi < nq) {
       const int32_t g = (q_first + qi) / n_rows, t = (q_first + qi) % n_rows;
-      const int64_t w = ws_index(p, s, kvh * p.group + g, t, split);
+      const int64_t w = ws_index(p, s, kvh * p.a.group + g, t, split);
       *(float2 *)(p.ws_o + w * HD + 2 * dp) = make_float2(acc[k][0], acc[k][1]);
       if (dp == 0) *(float2 *)(p.ws_ml + 2 * w) = make_float2(m_sm[qi], l_sm[qi]);
     }
@@ -225,8 +210,8 @@ __global__ void __launch_bounds__(DEC_THREADS) decode_split_kernel(const decode_
 template <int HD>
 __global__ void __launch_bounds__(HD) decode_combine_kernel(const decode_params p) {
   const int32_t s = blockIdx.y, head = blockIdx.x, d = threadIdx.x;
-  const int32_t row0 = __ldg(p.cu_seqlens + s);
-  const int32_t n_rows = __ldg(p.cu_seqlens + s + 1) - row0;
+  const int32_t row0 = __ldg(p.a.cu_seqlens + s);
+  const int32_t n_rows = __ldg(p.a.cu_seqlens + s + 1) - row0;
   if (n_rows <= 0 || n_rows > UP_ATTN_DECODE_MAX_ROWS) return;
   for (int32_t t = 0; t < n_rows; ++t) {
     const int64_t w0 = ws_index(p, s, head, t, 0);
@@ -240,7 +225,7 @@ __global__ void __launch_bounds__(HD) decode_combine_kernel(const decode_params 
       den += wgt * p.ws_ml[2 * (w0 + i) + 1];
       num += wgt * p.ws_o[(w0 + i) * HD + d];
     }
-    p.out[(int64_t)(row0 + t) * p.out_stride + (int64_t)head * HD + d] =
+    p.a.out[(int64_t)(row0 + t) * p.a.out_stride + (int64_t)head * HD + d] =
         __float2bfloat16(den > 0.0f ? num / den : 0.0f);
   }
 }
@@ -276,13 +261,13 @@ template <int HD>
 static void launch_decode(cudaStream_t stream, const decode_params &p, int32_t n_kv_heads) {
   const size_t smem = decode_smem_bytes(HD);
   UP_ATTN_CHECK(cudaFuncSetAttribute(decode_split_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-  if (p.n_seqs > 65535 || (int64_t)n_kv_heads * p.n_qblocks > 65535)
-    UP_FATAL("attention: decode grid of %d sequences x %d kv heads x %d query blocks exceeds 65535", p.n_seqs,
+  if (p.a.n_seqs > 65535 || (int64_t)n_kv_heads * p.n_qblocks > 65535)
+    UP_FATAL("attention: decode grid of %d sequences x %d kv heads x %d query blocks exceeds 65535", p.a.n_seqs,
              n_kv_heads, p.n_qblocks);
-  const dim3 grid((unsigned)p.n_splits, (unsigned)(n_kv_heads * p.n_qblocks), (unsigned)p.n_seqs);
+  const dim3 grid((unsigned)p.n_splits, (unsigned)(n_kv_heads * p.n_qblocks), (unsigned)p.a.n_seqs);
   decode_split_kernel<HD><<<grid, DEC_THREADS, smem, stream>>>(p);
   UP_ATTN_CHECK(cudaGetLastError());
-  decode_combine_kernel<HD><<<dim3((unsigned)p.n_heads, (unsigned)p.n_seqs), HD, 0, stream>>>(p);
+  decode_combine_kernel<HD><<<dim3((unsigned)p.a.n_heads, (unsigned)p.a.n_seqs), HD, 0, stream>>>(p);
   UP_ATTN_CHECK(cudaGetLastError());
 }
 
@@ -291,27 +276,12 @@ extern "C" void up_cuda_attention_decode(cudaStream_t stream, void *out, const v
                                          void *workspace) {
   if (batch->n_tokens <= 0 || batch->n_seqs <= 0) return;
   decode_params p;
-  p.qkv = (const __nv_bfloat16 *)qkv;
-  p.k_pool = (const __nv_bfloat16 *)pool->k;
-  p.v_pool = (const __nv_bfloat16 *)pool->v;
-  p.cu_seqlens = batch->cu_seqlens;
-  p.kv_lens = batch->kv_lens;
-  p.block_tables = batch->block_tables;
+  p.a = up_attn_args_make(out, qkv, pool, batch, shape);
   const size_t partials = (size_t)batch->n_seqs * (size_t)shape->n_heads * UP_ATTN_DECODE_MAX_ROWS * (size_t)n_splits;
   p.ws_o = (float *)workspace;
   p.ws_ml = p.ws_o + partials * (size_t)shape->head_dim;
-  p.out = (__nv_bfloat16 *)out;
-  p.qkv_stride = (int64_t)(shape->n_heads + 2 * shape->n_kv_heads) * shape->head_dim;
-  p.out_stride = (int64_t)shape->n_heads * shape->head_dim;
-  p.n_seqs = batch->n_seqs;
-  p.max_blocks_per_seq = batch->max_blocks_per_seq;
-  p.n_heads = shape->n_heads;
-  p.group = shape->n_heads / shape->n_kv_heads;
-  p.kv_dim = pool->kv_dim;
   p.n_splits = n_splits;
-  p.n_qblocks = (p.group * UP_ATTN_DECODE_MAX_ROWS + DEC_MAXQ - 1) / DEC_MAXQ;
-  p.block_tokens = up_attn_divider_make(pool->block_tokens);
-  p.scale_log2 = shape->scale * UP_ATTN_LOG2E;
+  p.n_qblocks = (p.a.group * UP_ATTN_DECODE_MAX_ROWS + DEC_MAXQ - 1) / DEC_MAXQ;
   switch (shape->head_dim) {
     case 64: launch_decode<64>(stream, p, shape->n_kv_heads); break;
     case 128: launch_decode<128>(stream, p, shape->n_kv_heads); break;

@@ -20,23 +20,7 @@
 #include "kernels/cuda/attn_common.cuh"
 #include "kernels/cuda/cuda_attention.h"
 
-typedef struct prefill_params {
-  __nv_bfloat16 *out;
-  const __nv_bfloat16 *qkv;
-  const __nv_bfloat16 *k_pool;
-  const __nv_bfloat16 *v_pool;
-  const int32_t *cu_seqlens;
-  const int32_t *kv_lens;
-  const int32_t *block_tables;
-  int64_t qkv_stride; /* elements per qkv row */
-  int64_t out_stride; /* elements per output row */
-  int32_t n_seqs;
-  int32_t max_blocks_per_seq;
-  int32_t group; /* query heads per kv head */
-  up_attn_divider block_tokens;
-  int32_t kv_dim;
-  float scale_log2; /* softmax scale * log2(e) */
-} prefill_params;
+typedef up_attn_args prefill_params;
 
 /* Shared-memory tiles are rows of HD bf16 = HD/8 chunks of 16 bytes. Chunk c of row r
  * is stored at chunk c ^ (r & 7): the 8 rows an ldmatrix phase reads at one logical
@@ -304,22 +288,7 @@ static void launch_prefill(cudaStream_t stream, const prefill_params &p, int32_t
 extern "C" void up_cuda_attention_prefill(cudaStream_t stream, void *out, const void *qkv, const up_kv_pool *pool,
                                           const up_attn_batch *batch, const up_attn_shape *shape, int variant) {
   if (batch->n_tokens <= 0 || batch->n_seqs <= 0) return;
-  prefill_params p;
-  p.out = (__nv_bfloat16 *)out;
-  p.qkv = (const __nv_bfloat16 *)qkv;
-  p.k_pool = (const __nv_bfloat16 *)pool->k;
-  p.v_pool = (const __nv_bfloat16 *)pool->v;
-  p.cu_seqlens = batch->cu_seqlens;
-  p.kv_lens = batch->kv_lens;
-  p.block_tables = batch->block_tables;
-  p.qkv_stride = (int64_t)(shape->n_heads + 2 * shape->n_kv_heads) * shape->head_dim;
-  p.out_stride = (int64_t)shape->n_heads * shape->head_dim;
-  p.n_seqs = batch->n_seqs;
-  p.max_blocks_per_seq = batch->max_blocks_per_seq;
-  p.group = shape->n_heads / shape->n_kv_heads;
-  p.block_tokens = up_attn_divider_make(pool->block_tokens);
-  p.kv_dim = pool->kv_dim;
-  p.scale_log2 = shape->scale * UP_ATTN_LOG2E;
+  const prefill_params p = up_attn_args_make(out, qkv, pool, batch, shape);
   /* Tile choices (docs/kernels/attention.md): 8 warps x 16 rows share each K/V tile.
    * head_dim 128: variant 0 takes 32-key tiles (128 registers, no spill, 64 KB of
    * shared memory: two CTAs per SM), variant 1 64-key tiles (182 registers: one CTA

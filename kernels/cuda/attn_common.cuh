@@ -12,6 +12,7 @@
 extern "C" {
 #include "kernels/fatal.h"
 }
+#include "kernels/ops.h"
 
 /* Every runtime call and launch is checked: file, line, the call and the runtime's message. */
 #define UP_ATTN_CHECK(call)                                                                   \
@@ -99,6 +100,48 @@ __device__ __forceinline__ float up_attn_exp2(float x) {
   float y;
   asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
   return y;
+}
+
+/* What both attention paths read, filled once per call on the host. */
+typedef struct up_attn_args {
+  __nv_bfloat16 *out;
+  const __nv_bfloat16 *qkv;
+  const __nv_bfloat16 *k_pool;
+  const __nv_bfloat16 *v_pool;
+  const int32_t *cu_seqlens;
+  const int32_t *kv_lens;
+  const int32_t *block_tables;
+  int64_t qkv_stride; /* elements per qkv row */
+  int64_t out_stride; /* elements per output row */
+  int32_t n_seqs;
+  int32_t max_blocks_per_seq;
+  int32_t n_heads;
+  int32_t group; /* query heads per kv head */
+  int32_t kv_dim;
+  up_attn_divider block_tokens;
+  float scale_log2; /* softmax scale * log2(e) */
+} up_attn_args;
+
+static inline up_attn_args up_attn_args_make(void *out, const void *qkv, const up_kv_pool *pool,
+                                             const up_attn_batch *batch, const up_attn_shape *shape) {
+  up_attn_args a;
+  a.out = (__nv_bfloat16 *)out;
+  a.qkv = (const __nv_bfloat16 *)qkv;
+  a.k_pool = (const __nv_bfloat16 *)pool->k;
+  a.v_pool = (const __nv_bfloat16 *)pool->v;
+  a.cu_seqlens = batch->cu_seqlens;
+  a.kv_lens = batch->kv_lens;
+  a.block_tables = batch->block_tables;
+  a.qkv_stride = (int64_t)(shape->n_heads + 2 * shape->n_kv_heads) * shape->head_dim;
+  a.out_stride = (int64_t)shape->n_heads * shape->head_dim;
+  a.n_seqs = batch->n_seqs;
+  a.max_blocks_per_seq = batch->max_blocks_per_seq;
+  a.n_heads = shape->n_heads;
+  a.group = shape->n_heads / shape->n_kv_heads;
+  a.kv_dim = pool->kv_dim;
+  a.block_tokens = up_attn_divider_make(pool->block_tokens);
+  a.scale_log2 = shape->scale * UP_ATTN_LOG2E;
+  return a;
 }
 
 #endif

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/rng.h"
+#include "kernels/rng.h"
 #include "kernels/fatal.h"
 
 /* Weight stream ids: tensor kind in the low bits, layer above, so each tensor is an
@@ -21,18 +21,6 @@ enum weight_stream {
 };
 static uint64_t weight_stream_id(int32_t layer, enum weight_stream kind) {
   return ((uint64_t)(layer + 1) << 8) | (uint64_t)kind;
-}
-
-/* Upload n values drawn uniformly from [-bound, bound), in chunks so host memory stays small. */
-static void upload_uniform(up_backend *be, void *dst, size_t n, float bound, uint64_t seed, uint64_t stream) {
-  enum { CHUNK = 1 << 20 };
-  float *buf = up_malloc_or_die(sizeof(float) * (n < CHUNK ? n : CHUNK), "weight init buffer");
-  for (size_t off = 0; off < n; off += CHUNK) {
-    const size_t len = n - off < CHUNK ? n - off : CHUNK;
-    for (size_t i = 0; i < len; ++i) buf[i] = bound * up_rng_symmetric(seed, stream, off + i);
-    be->ops->upload_f32(be, dst, off, buf, len);
-  }
-  free(buf);
 }
 
 static void upload_constant(up_backend *be, void *dst, size_t n, float value) {
@@ -63,9 +51,9 @@ up_model *up_model_create_random(const up_model_config *cfg, up_backend *be, uin
    * the residual stream stays O(1) however deep the model is. */
   const float residual_scale = 1.0f / sqrtf(2.0f * (float)cfg->n_layers);
   m->embed = alloc_tensor(m, vocab * h, "embedding table");
-  upload_uniform(be, m->embed, vocab * h, sqrtf(3.0f), seed, weight_stream_id(-1, STREAM_EMBED));
+  be->ops->fill_uniform(be, m->embed, 0, vocab * h, sqrtf(3.0f), seed, weight_stream_id(-1, STREAM_EMBED));
   m->lm_head = alloc_tensor(m, vocab * h, "LM head");
-  upload_uniform(be, m->lm_head, vocab * h, sqrtf(3.0f / (float)h), seed, weight_stream_id(-1, STREAM_LM_HEAD));
+  be->ops->fill_uniform(be, m->lm_head, 0, vocab * h, sqrtf(3.0f / (float)h), seed, weight_stream_id(-1, STREAM_LM_HEAD));
   m->final_norm = alloc_tensor(m, h, "final norm");
   upload_constant(be, m->final_norm, h, 1.0f);
   m->layers = up_calloc_or_die((size_t)cfg->n_layers, sizeof(up_layer_weights), "layer weights");
@@ -76,14 +64,14 @@ up_model *up_model_create_random(const up_model_config *cfg, up_backend *be, uin
     w->mlp_norm = alloc_tensor(m, h, "MLP norm");
     upload_constant(be, w->mlp_norm, h, 1.0f);
     w->wqkv = alloc_tensor(m, qkv_dim * h, "QKV projection");
-    upload_uniform(be, w->wqkv, qkv_dim * h, sqrtf(3.0f / (float)h), seed, weight_stream_id(l, STREAM_WQKV));
+    be->ops->fill_uniform(be, w->wqkv, 0, qkv_dim * h, sqrtf(3.0f / (float)h), seed, weight_stream_id(l, STREAM_WQKV));
     w->wo = alloc_tensor(m, h * q_dim, "output projection");
-    upload_uniform(be, w->wo, h * q_dim, residual_scale * sqrtf(3.0f / (float)q_dim), seed,
+    be->ops->fill_uniform(be, w->wo, 0, h * q_dim, residual_scale * sqrtf(3.0f / (float)q_dim), seed,
                    weight_stream_id(l, STREAM_WO));
     w->w_gate_up = alloc_tensor(m, 2 * inter * h, "gate/up projection");
-    upload_uniform(be, w->w_gate_up, 2 * inter * h, sqrtf(3.0f / (float)h), seed, weight_stream_id(l, STREAM_GATE_UP));
+    be->ops->fill_uniform(be, w->w_gate_up, 0, 2 * inter * h, sqrtf(3.0f / (float)h), seed, weight_stream_id(l, STREAM_GATE_UP));
     w->w_down = alloc_tensor(m, h * inter, "down projection");
-    upload_uniform(be, w->w_down, h * inter, residual_scale * sqrtf(3.0f / (float)inter), seed,
+    be->ops->fill_uniform(be, w->w_down, 0, h * inter, residual_scale * sqrtf(3.0f / (float)inter), seed,
                    weight_stream_id(l, STREAM_DOWN));
   }
   float *inv_freq = up_malloc_or_die(sizeof(float) * (size_t)(cfg->head_dim / 2), "RoPE frequencies");

@@ -10,6 +10,10 @@
 
 #include <stddef.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef void (*up_abort_hook)(int exit_code);
 
 /* Replace the function that ends the process after a fatal error (NULL: exit). */
@@ -37,5 +41,9 @@ void up_assert_fail(const char *file, int line, const char *condition, const cha
 /* malloc/calloc that name what they allocate when memory runs out. */
 void *up_malloc_or_die(size_t bytes, const char *what);
 void *up_calloc_or_die(size_t count, size_t size, const char *what);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -6,7 +6,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "engine/rng.h"
+#include "kernels/rng.h"
 #include "engine/scheduler.h"
 
 typedef struct fake_engine {

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/rng.h"
+#include "kernels/rng.h"
 #include "kernels/fatal.h"
 #include "workloads/workload.h"
 

@@ -10,6 +10,7 @@
 
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/fatal.h"
+#include "kernels/rng.h"
 
 static void *cpu_alloc(up_backend *be, size_t bytes, const char *what) { return up_malloc_or_die(bytes, what); }
 
@@ -44,6 +45,12 @@ static void cpu_download_i32(up_backend *be, int32_t *dst_host, const int32_t *s
   memcpy(dst_host, src, sizeof(int32_t) * n);
 }
 
+static void cpu_fill_uniform(up_backend *be, void *dst, size_t offset, size_t n, float bound, uint64_t seed,
+                             uint64_t stream) {
+  float *out = (float *)dst + offset;
+  for (size_t i = 0; i < n; ++i) out[i] = bound * up_rng_symmetric(seed, stream, i);
+}
+
 static void cpu_synchronize(up_backend *be) {} /* every op finishes before it returns */
 
 static void cpu_destroy(up_backend *be) { free(be); }
@@ -57,6 +64,7 @@ static const up_backend_ops cpu_op_table = {
     .download_f32 = cpu_download_f32,
     .upload_i32 = cpu_upload_i32,
     .download_i32 = cpu_download_i32,
+    .fill_uniform = cpu_fill_uniform,
     .synchronize = cpu_synchronize,
     .embed = up_cpu_embed,
     .rmsnorm = up_cpu_rmsnorm,

@@ -112,6 +112,7 @@ static void cuda_destroy(up_backend *be) {
   up_cuda_backend *cb = up_cuda_impl(be);
   if (cb) {
     if (cb->stream) UP_CUDA_CHECK(cudaStreamSynchronize(cb->stream));
+    up_cuda_attention_release(be);
     up_cuda_matmul_release(cb);
     for (int i = 0; i < 2; ++i) {
       if (cb->staging[i]) UP_CUDA_CHECK(cudaFreeHost(cb->staging[i]));
@@ -136,6 +137,7 @@ static const up_backend_ops cuda_op_table = {
     .download_f32 = cuda_download_f32,
     .upload_i32 = cuda_upload_i32,
     .download_i32 = cuda_download_i32,
+    .fill_uniform = up_cuda_fill_uniform,
     .synchronize = cuda_synchronize,
     .embed = up_cuda_embed,
     .rmsnorm = up_cuda_rmsnorm,

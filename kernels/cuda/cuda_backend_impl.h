@@ -11,9 +11,7 @@
 
 #include "kernels/cuda/cuda_check.h"
 
-extern "C" {
 #include "kernels/ops.h"
-}
 
 /* One cached cuBLASLt plan: the layouts and the heuristic's algorithm for a shape and
  * the alignments of its pointers (an algorithm chosen for 256-byte aligned buffers may
@@ -78,6 +76,8 @@ void up_cuda_sync_and_check(up_cuda_backend *cb);
 
 /* cuda_elementwise.cu: the memory-bound per-token ops. */
 extern "C" {
+void up_cuda_fill_uniform(up_backend *be, void *dst, size_t offset, size_t n, float bound, uint64_t seed,
+                          uint64_t stream);
 void up_cuda_embed(up_backend *be, void *out, const void *table, const int32_t *tokens, int32_t n_tokens,
                    int32_t dim);
 void up_cuda_rmsnorm(up_backend *be, void *out, const void *x, const void *weight, int32_t n_rows, int32_t dim,

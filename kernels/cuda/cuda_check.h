@@ -8,13 +8,7 @@
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 
-#ifdef __cplusplus
-extern "C" {
-#endif
 #include "kernels/fatal.h"
-#ifdef __cplusplus
-}
-#endif
 
 #define UP_CUDA_CHECK(call)                                                                              \
   do {                                                                                                   \

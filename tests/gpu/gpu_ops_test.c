@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "engine/model_config.h"
-#include "engine/rng.h"
+#include "kernels/rng.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/cuda_device.h"
@@ -169,6 +169,20 @@ static void test_transfers(void) {
 }
 
 /* --- per-token ops -------------------------------------------------------------------- */
+
+/* Device-side weight init draws the host's values: equal after bf16 rounding. */
+static void test_fill_uniform(size_t n, size_t offset) {
+  float *ref = xmalloc(sizeof(float) * (n + offset));
+  cpu->ops->fill_uniform(cpu, ref, offset, n, 0.75f, seed, 12345);
+  void *d = gpu_alloc(2 * (n + offset));
+  gpu->ops->fill_uniform(gpu, d, offset, n, 0.75f, seed, 12345);
+  char shape[64];
+  snprintf(shape, sizeof shape, "n=%zu offset=%zu", n, offset);
+  float *got = gpu_read(d, n + offset);
+  CHECK_REL_ERR(rel_err(got + offset, ref + offset, n), bf16_tol, "fill_uniform %s", shape);
+  free(got);
+  free(ref);
+}
 
 static void test_embed(int32_t vocab, int32_t n_tokens, int32_t dim) {
   char shape[96];
@@ -364,6 +378,8 @@ int main(void) {
          (unsigned long long)seed, (unsigned long long)seed);
 
   test_transfers();
+  test_fill_uniform(3000001, 0);
+  test_fill_uniform(1000, 7);
 
   /* llama-3.1-8b sizes, then odd ones that take the one-element-per-access paths */
   test_embed(1000, 300, 4096);

@@ -1,0 +1,308 @@
+/* attention_prefill.cu — the prefill path of the CUDA attention op: a FlashAttention-2
+ * style forward over the paged KV pool for every sequence with more than
+ * UP_ATTN_DECODE_MAX_ROWS rows this step (shorter ones belong to attention_decode.cu).
+ *
+ * One CTA = one query head x one tile of BM rows of one sequence; each warp owns 16
+ * rows. Keys and values stream through shared memory in tiles of BN entries with
+ * cp.async, two stages deep, each 16-byte chunk addressed through the block table.
+ * S = Q K^T and O += P V run on bf16 mma.sync m16n8k16 with fp32 accumulators; the
+ * softmax is online, in base 2, in fp32. Ampere-level instructions on purpose: the
+ * Hopper version (wgmma + TMA, warp-specialised) is the next step (docs/kernels/attention.md).
+ *
+ * Sequence lengths live on the device, so the grid is sized from what the host knows:
+ * sequence s owns the virtual tiles starting at cu_seqlens[s] / BM + s, which leaves
+ * room for its ceil(rows / BM) tiles, and the whole batch needs at most
+ * n_tokens / BM + n_seqs of them. A CTA finds its sequence by binary search over
+ * cu_seqlens and exits when its tile is past the sequence's end (or the sequence is a
+ * decode one). */
+#include <math.h>
+
+#include "kernels/cuda/attn_common.cuh"
+#include "kernels/cuda/cuda_attention.h"
+
+typedef up_attn_args prefill_params;
+
+/* Shared-memory tiles are rows of HD bf16 = HD/8 chunks of 16 bytes. Chunk c of row r
+ * is stored at chunk c ^ (r & 7): the 8 rows an ldmatrix phase reads at one logical
+ * chunk land on 8 different 16-byte bank groups, and cp.async writes whole chunks, so
+ * the writer and the readers agree through this one function. */
+template <int HD>
+__device__ __forceinline__ int swz(int r, int c) {
+  return r * HD + ((c ^ (r & 7)) << 3);
+}
+
+/* Copy ROWS cache entries starting at key `first` of one kv head into a swizzled tile;
+ * entries at or past kv_len become zeros (they are masked, and the block table may hold
+ * anything there). Each thread keeps one chunk column, so one lookup per row. */
+template <int HD, int ROWS, int THREADS>
+__device__ __forceinline__ void load_kv_tile(__nv_bfloat16 *tile, const __nv_bfloat16 *pool,
+                                             const int32_t *block_table, int32_t first, int32_t kv_len,
+                                             int32_t head_offset, const prefill_params &p) {
+  constexpr int CH = HD / 8;
+  constexpr int RSTEP = THREADS / CH;
+  static_assert(THREADS % CH == 0 && ROWS % RSTEP == 0, "tile load mapping");
+  const int c = threadIdx.x % CH;
+#pragma unroll
+  for (int i = 0; i < ROWS / RSTEP; ++i) {
+    const int r = threadIdx.x / CH + i * RSTEP;
+    const int32_t e = first + r;
+    const bool valid = e < kv_len;
+    const int64_t off = valid ? up_attn_entry_offset(block_table, e, p.block_tokens, p.kv_dim) + head_offset + c * 8 : 0;
+    up_attn_cp_async16(up_attn_smem_u32(tile + swz<HD>(r, c)), pool + off, valid ? 16 : 0);
+  }
+}
+
+/* HD: head_dim; WARPS: 16 query rows each (BM = 16 * WARPS); BN: keys per tile;
+ * MIN_CTAS: CTAs per SM promised to the register allocator. */
+template <int HD, int WARPS, int BN, int MIN_CTAS>
+__global__ void __launch_bounds__(WARPS * 32, MIN_CTAS) prefill_kernel(const prefill_params p) {
+  constexpr int BM = 16 * WARPS;
+  constexpr int THREADS = WARPS * 32;
+  constexpr int CH = HD / 8;
+  constexpr int NT = BN / 8;  /* n-tiles of S per warp */
+  constexpr int DT = HD / 8;  /* n-tiles of O per warp */
+  extern __shared__ __align__(128) unsigned char smem_raw[];
+  __nv_bfloat16 *q_s = (__nv_bfloat16 *)smem_raw;
+  __nv_bfloat16 *k_s = q_s + BM * HD; /* [2][BN][HD] */
+  __nv_bfloat16 *v_s = k_s + 2 * BN * HD;
+
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int h = blockIdx.x;
+  /* Reversed: the last virtual tiles are the latest rows, the longest under the causal
+   * mask; starting them first shortens the tail of the launch. */
+  const int32_t vtile = (int32_t)(gridDim.y - 1 - blockIdx.y);
+
+  int32_t lo = 0, hi = p.n_seqs - 1;
+  while (lo < hi) {
+    const int32_t mid = (lo + hi + 1) >> 1;
+    if (__ldg(p.cu_seqlens + mid) / BM + mid <= vtile)
+      lo = mid;
+    else
+      hi = mid - 1;
+  }
+  const int32_t s = lo;
+  const int32_t row0 = __ldg(p.cu_seqlens + s);
+  const int32_t n_rows = __ldg(p.cu_seqlens + s + 1) - row0;
+  const int32_t q0 = (vtile - (row0 / BM + s)) * BM;
+  if (n_rows <= UP_ATTN_DECODE_MAX_ROWS || q0 >= n_rows) return;
+
+  const int32_t kv_len = __ldg(p.kv_lens + s);
+  const int32_t prior = kv_len - n_rows; /* entries cached before this step's rows */
+  const int32_t kvh = h / p.group;
+  const int32_t *block_table = p.block_tables + (int64_t)s * p.max_blocks_per_seq;
+  const int32_t kv_head_offset = kvh * HD;
+  const int32_t q_end = min(q0 + BM, n_rows);
+  const int32_t n_tiles = (prior + q_end + BN - 1) / BN; /* the tile's last row sees prior + q_end keys */
+
+  /* Q tile: rows past the sequence's end are zeros and never written back. */
+  {
+    const int c = tid % CH;
+#pragma unroll
+    for (int i = 0; i < BM / (THREADS / CH); ++i) {
+      const int r = tid / CH + i * (THREADS / CH);
+      const bool valid = q0 + r < n_rows;
+      const int64_t off = valid ? (int64_t)(row0 + q0 + r) * p.qkv_stride + (int64_t)h * HD + c * 8 : 0;
+      up_attn_cp_async16(up_attn_smem_u32(q_s + swz<HD>(r, c)), p.qkv + off, valid ? 16 : 0);
+    }
+  }
+  load_kv_tile<HD, BN, THREADS>(k_s, p.k_pool, block_table, 0, kv_len, kv_head_offset, p);
+  up_attn_cp_async_commit();
+  load_kv_tile<HD, BN, THREADS>(v_s, p.v_pool, block_table, 0, kv_len, kv_head_offset, p);
+  up_attn_cp_async_commit();
+
+  float o[DT][4];
+#pragma unroll
+  for (int d = 0; d < DT; ++d) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.0f;
+  /* Per thread: rows g = lane/4 and g + 8 of the warp's 16; m is the raw running max. */
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+  const int32_t warp_row = q0 + warp * 16;  /* first row of this warp, within the sequence */
+  const int32_t my_row = warp_row + (lane >> 2);
+
+  /* ldmatrix lane addresses. Every 16x16 block a lane reads sits at row r with
+   * r & 7 == lane & 7, logical chunk 2i + b (b one bit of the lane id); since row
+   * starts are 128-byte aligned, the chunk swizzle of i is an XOR of (i & 3) << 5 on
+   * the byte address and the rest is an added multiple of 128. So four precomputed
+   * addresses per operand cover every k-step, everything else is an immediate. */
+  uint32_t q_addr[4], k_addr[4], v_addr[4];
+  {
+    const int qr = warp * 16 + (lane & 15), qb = lane >> 4;
+    const int kr = (lane & 7) + ((lane >> 4) << 3), kb = (lane >> 3) & 1;
+    const int vr = (lane & 7) + (((lane >> 3) & 1) << 3), vb = lane >> 4;
+    const uint32_t q0a = up_attn_smem_u32(q_s) + 2 * swz<HD>(qr, qb);
+    const uint32_t k0a = up_attn_smem_u32(k_s) + 2 * swz<HD>(kr, kb);
+    const uint32_t v0a = up_attn_smem_u32(v_s) + 2 * swz<HD>(vr, vb);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      q_addr[i] = q0a ^ (uint32_t)(i << 5);
+      k_addr[i] = k0a ^ (uint32_t)(i << 5);
+      v_addr[i] = v0a ^ (uint32_t)(i << 5);
+    }
+  }
+  for (int32_t j = 0; j < n_tiles; ++j) {
+    const int buf = j & 1;
+    const int32_t k_first = j * BN;
+    /* Groups in flight: ..., K_j, V_j. Wait for K_j (and Q), then reuse the other K
+     * stage, which every warp finished reading in iteration j-1. */
+    up_attn_cp_async_wait<1>();
+    __syncthreads();
+    if (j + 1 < n_tiles)
+      load_kv_tile<HD, BN, THREADS>(k_s + (buf ^ 1) * BN * HD, p.k_pool, block_table, k_first + BN, kv_len,
+                                    kv_head_offset, p);
+    up_attn_cp_async_commit(); /* possibly empty: keeps the wait counts uniform */
+
+    /* A warp whose rows all precede this tile has nothing to add (causal). */
+    const bool warp_active = k_first <= prior + warp_row + 15;
+    uint32_t pa[BN / 16][4];
+    if (warp_active) {
+      float sc[NT][4];
+#pragma unroll
+      for (int t = 0; t < NT; ++t) sc[t][0] = sc[t][1] = sc[t][2] = sc[t][3] = 0.0f;
+      const uint32_t k_stage = (uint32_t)(buf * BN * HD * 2);
+#pragma unroll
+      for (int kk = 0; kk < HD / 16; ++kk) {
+        uint32_t a[4];
+        up_attn_ldmatrix_x4(a, q_addr[kk & 3] + (kk >> 2) * 128);
+#pragma unroll
+        for (int np = 0; np < BN / 16; ++np) {
+          uint32_t b[4];
+          up_attn_ldmatrix_x4(b, k_addr[kk & 3] + k_stage + np * 16 * HD * 2 + (kk >> 2) * 128);
+          up_attn_mma_bf16(sc[2 * np], a, b[0], b[1]);
+          up_attn_mma_bf16(sc[2 * np + 1], a, b[2], b[3]);
+        }
+      }
+
+      /* Causal limit (row t sees entries <= prior + t) and the cache end; only the
+       * tiles that reach past the CTA's first row or past kv_len need it. */
+      if (k_first + BN - 1 > prior + q0 || k_first + BN > kv_len) {
+#pragma unroll
+        for (int t = 0; t < NT; ++t)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int32_t key = k_first + t * 8 + 2 * (lane & 3) + (e & 1);
+            const int32_t row = my_row + (e >> 1) * 8;
+            if (key > prior + row || key >= kv_len) sc[t][e] = -INFINITY;
+          }
+      }
+
+      /* Online softmax. A row with every key so far masked keeps m = -inf; its base is
+       * then 0 so that exp2(-inf - base) = 0 instead of NaN. */
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        float mx = m[r];
+#pragma unroll
+        for (int t = 0; t < NT; ++t) mx = fmaxf(mx, fmaxf(sc[t][2 * r], sc[t][2 * r + 1]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float base = mx == -INFINITY ? 0.0f : mx * p.scale_log2;
+        const float corr = up_attn_exp2(m[r] * p.scale_log2 - base);
+        m[r] = mx;
+        float sum = 0.0f;
+#pragma unroll
+        for (int t = 0; t < NT; ++t) {
+          sc[t][2 * r] = up_attn_exp2(fmaf(sc[t][2 * r], p.scale_log2, -base));
+          sc[t][2 * r + 1] = up_attn_exp2(fmaf(sc[t][2 * r + 1], p.scale_log2, -base));
+          sum += sc[t][2 * r] + sc[t][2 * r + 1];
+        }
+        l[r] = l[r] * corr + sum;
+#pragma unroll
+        for (int d = 0; d < DT; ++d) {
+          o[d][2 * r] *= corr;
+          o[d][2 * r + 1] *= corr;
+        }
+      }
+      /* The S accumulator layout of n-tiles 2kk and 2kk+1 is the A-operand layout of
+       * k-step kk: P never leaves registers. */
+#pragma unroll
+      for (int kk = 0; kk < BN / 16; ++kk) {
+        pa[kk][0] = up_attn_pack_bf16(sc[2 * kk][0], sc[2 * kk][1]);
+        pa[kk][1] = up_attn_pack_bf16(sc[2 * kk][2], sc[2 * kk][3]);
+        pa[kk][2] = up_attn_pack_bf16(sc[2 * kk + 1][0], sc[2 * kk + 1][1]);
+        pa[kk][3] = up_attn_pack_bf16(sc[2 * kk + 1][2], sc[2 * kk + 1][3]);
+      }
+    }
+
+    /* Wait for V_j; the other V stage was last read in iteration j-1's P V. */
+    up_attn_cp_async_wait<1>();
+    __syncthreads();
+    if (j + 1 < n_tiles)
+      load_kv_tile<HD, BN, THREADS>(v_s + (buf ^ 1) * BN * HD, p.v_pool, block_table, k_first + BN, kv_len,
+                                    kv_head_offset, p);
+    up_attn_cp_async_commit();
+
+    if (warp_active) {
+      const uint32_t v_stage = (uint32_t)(buf * BN * HD * 2);
+#pragma unroll
+      for (int kk = 0; kk < BN / 16; ++kk) {
+#pragma unroll
+        for (int dp = 0; dp < HD / 16; ++dp) {
+          uint32_t b[4];
+          up_attn_ldmatrix_x4_trans(b, v_addr[dp & 3] + v_stage + kk * 16 * HD * 2 + (dp >> 2) * 128);
+          up_attn_mma_bf16(o[2 * dp], pa[kk], b[0], b[1]);
+          up_attn_mma_bf16(o[2 * dp + 1], pa[kk], b[2], b[3]);
+        }
+      }
+    }
+  }
+  up_attn_cp_async_wait<0>();
+
+  /* Normalise and stage the warp's 16 rows in its own (finished) rows of the Q tile,
+   * then write 16-byte chunks of whole rows. */
+  __syncwarp();
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float sum = l[r];
+    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+    const int row = warp * 16 + (lane >> 2) + r * 8;
+#pragma unroll
+    for (int d = 0; d < DT; ++d)
+      *(uint32_t *)(q_s + swz<HD>(row, d) + 2 * (lane & 3)) =
+          up_attn_pack_bf16(o[d][2 * r] * inv, o[d][2 * r + 1] * inv);
+  }
+  __syncwarp();
+#pragma unroll
+  for (int i = lane; i < 16 * CH; i += 32) {
+    const int r = i / CH, c = i % CH;
+    const int32_t t = warp_row + r;
+    if (t < n_rows)
+      *(uint4 *)(p.out + (int64_t)(row0 + t) * p.out_stride + (int64_t)h * HD + c * 8) =
+          *(const uint4 *)(q_s + swz<HD>(warp * 16 + r, c));
+  }
+}
+
+template <int HD, int WARPS, int BN, int MIN_CTAS>
+static void launch_prefill(cudaStream_t stream, const prefill_params &p, int32_t n_heads, int32_t n_tokens) {
+  constexpr int BM = 16 * WARPS;
+  const size_t smem = (size_t)(BM * HD + 4 * BN * HD) * sizeof(__nv_bfloat16);
+  const int64_t tiles = (int64_t)n_tokens / BM + p.n_seqs;
+  if (tiles > 65535) UP_FATAL("attention: %lld query tiles exceed the grid limit 65535", (long long)tiles);
+  /* Cheap and per device: set each call rather than track which devices have it. */
+  UP_ATTN_CHECK(cudaFuncSetAttribute(prefill_kernel<HD, WARPS, BN, MIN_CTAS>,
+                                     cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+  const dim3 grid((unsigned)n_heads, (unsigned)tiles);
+  prefill_kernel<HD, WARPS, BN, MIN_CTAS><<<grid, WARPS * 32, smem, stream>>>(p);
+  UP_ATTN_CHECK(cudaGetLastError());
+}
+
+extern "C" void up_cuda_attention_prefill(cudaStream_t stream, void *out, const void *qkv, const up_kv_pool *pool,
+                                          const up_attn_batch *batch, const up_attn_shape *shape, int variant) {
+  if (batch->n_tokens <= 0 || batch->n_seqs <= 0) return;
+  const prefill_params p = up_attn_args_make(out, qkv, pool, batch, shape);
+  /* Tile choices (docs/kernels/attention.md): 8 warps x 16 rows share each K/V tile.
+   * head_dim 128: variant 0 takes 32-key tiles (128 registers, no spill, 64 KB of
+   * shared memory: two CTAs per SM), variant 1 64-key tiles (182 registers: one CTA
+   * per SM, half the per-tile overhead); the benchmark times both. At 256 the
+   * accumulators double, so 4 warps and 32-key tiles keep two CTAs per SM. */
+  switch (shape->head_dim) {
+    case 64: launch_prefill<64, 8, 64, 2>(stream, p, shape->n_heads, batch->n_tokens); break;
+    case 128:
+      if (variant == 1)
+        launch_prefill<128, 8, 64, 1>(stream, p, shape->n_heads, batch->n_tokens);
+      else
+        launch_prefill<128, 8, 32, 2>(stream, p, shape->n_heads, batch->n_tokens);
+      break;
+    case 256: launch_prefill<256, 4, 32, 2>(stream, p, shape->n_heads, batch->n_tokens); break;
+    default: UP_FATAL("attention: head_dim %d not supported by the CUDA kernels (64, 128, 256)", shape->head_dim);
+  }
+}

@@ -1,0 +1,144 @@
+/* attn_common.cuh — what the attention kernels share: the checked-call macro, the
+ * inline-PTX wrappers (cp.async, ldmatrix, bf16 mma.sync m16n8k16, ex2) and the
+ * paged-pool address rule. Included by .cu files only. */
+#ifndef UP_ATTN_COMMON_CUH
+#define UP_ATTN_COMMON_CUH
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+#include "kernels/fatal.h"
+#include "kernels/ops.h"
+
+/* Every runtime call and launch is checked: file, line, the call and the runtime's message. */
+#define UP_ATTN_CHECK(call)                                                                   \
+  do {                                                                                        \
+    const cudaError_t up_attn_rc_ = (call);                                                   \
+    if (up_attn_rc_ != cudaSuccess)                                                           \
+      up_fatal_at(__FILE__, __LINE__, "%s failed: %s", #call, cudaGetErrorString(up_attn_rc_)); \
+  } while (0)
+
+/* log2(e): softmax runs in base 2 so each exponential is one ex2 instruction. */
+#define UP_ATTN_LOG2E 1.4426950408889634f
+
+/* Division by block_tokens without a divide: q = (umulhi(e, magic) + e) >> shift with
+ * shift = ceil(log2 d) and magic = floor(2^32 (2^shift - d) / d) + 1 (Granlund and
+ * Montgomery), exact for every e < 2^31; a power of two gets magic 1 (umulhi 0). */
+typedef struct up_attn_divider {
+  int32_t d;
+  uint32_t magic;
+  uint32_t shift;
+} up_attn_divider;
+
+static inline up_attn_divider up_attn_divider_make(int32_t d) {
+  up_attn_divider v;
+  v.d = d;
+  v.shift = 0;
+  while ((1ull << v.shift) < (uint64_t)d) ++v.shift;
+  v.magic = (uint32_t)(((1ull << 32) * ((1ull << v.shift) - (uint64_t)d)) / (uint64_t)d + 1);
+  return v;
+}
+
+/* Where cache entry e of a sequence sits in the pool, in elements, before the head
+ * offset: the block table names the block, the remainder the slot inside it. */
+__device__ __forceinline__ int64_t up_attn_entry_offset(const int32_t *block_table, int32_t e,
+                                                        up_attn_divider bt, int32_t kv_dim) {
+  const int32_t b = (int32_t)((__umulhi((uint32_t)e, bt.magic) + (uint32_t)e) >> bt.shift);
+  const int32_t off = e - b * bt.d;
+  const int32_t block = __ldg(block_table + b);
+  return ((int64_t)block * bt.d + off) * kv_dim;
+}
+
+__device__ __forceinline__ uint32_t up_attn_smem_u32(const void *p) {
+  return (uint32_t)__cvta_generic_to_shared(p);
+}
+
+/* 16-byte global -> shared copy, bypassing L1; src_bytes 0 writes zeros (rows past the end). */
+__device__ __forceinline__ void up_attn_cp_async16(uint32_t dst, const void *src, int32_t src_bytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
+}
+__device__ __forceinline__ void up_attn_cp_async_commit(void) {
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+/* Wait until at most n groups committed by this thread are still in flight. */
+template <int N>
+__device__ __forceinline__ void up_attn_cp_async_wait(void) {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
+__device__ __forceinline__ void up_attn_ldmatrix_x4(uint32_t r[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+__device__ __forceinline__ void up_attn_ldmatrix_x4_trans(uint32_t r[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+
+/* c[16x8] += a[16x16] (row-major bf16) * b[16x8] (col-major bf16), fp32 accumulate. */
+__device__ __forceinline__ void up_attn_mma_bf16(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+/* Two floats to a bf16 pair, the first in the low half (the lower column of a fragment). */
+__device__ __forceinline__ uint32_t up_attn_pack_bf16(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *(const uint32_t *)&v;
+}
+
+/* 2^x; -inf gives +0, which the masked scores rely on. */
+__device__ __forceinline__ float up_attn_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
+/* What both attention paths read, filled once per call on the host. */
+typedef struct up_attn_args {
+  __nv_bfloat16 *out;
+  const __nv_bfloat16 *qkv;
+  const __nv_bfloat16 *k_pool;
+  const __nv_bfloat16 *v_pool;
+  const int32_t *cu_seqlens;
+  const int32_t *kv_lens;
+  const int32_t *block_tables;
+  int64_t qkv_stride; /* elements per qkv row */
+  int64_t out_stride; /* elements per output row */
+  int32_t n_seqs;
+  int32_t max_blocks_per_seq;
+  int32_t n_heads;
+  int32_t group; /* query heads per kv head */
+  int32_t kv_dim;
+  up_attn_divider block_tokens;
+  float scale_log2; /* softmax scale * log2(e) */
+} up_attn_args;
+
+static inline up_attn_args up_attn_args_make(void *out, const void *qkv, const up_kv_pool *pool,
+                                             const up_attn_batch *batch, const up_attn_shape *shape) {
+  up_attn_args a;
+  a.out = (__nv_bfloat16 *)out;
+  a.qkv = (const __nv_bfloat16 *)qkv;
+  a.k_pool = (const __nv_bfloat16 *)pool->k;
+  a.v_pool = (const __nv_bfloat16 *)pool->v;
+  a.cu_seqlens = batch->cu_seqlens;
+  a.kv_lens = batch->kv_lens;
+  a.block_tables = batch->block_tables;
+  a.qkv_stride = (int64_t)(shape->n_heads + 2 * shape->n_kv_heads) * shape->head_dim;
+  a.out_stride = (int64_t)shape->n_heads * shape->head_dim;
+  a.n_seqs = batch->n_seqs;
+  a.max_blocks_per_seq = batch->max_blocks_per_seq;
+  a.n_heads = shape->n_heads;
+  a.group = shape->n_heads / shape->n_kv_heads;
+  a.kv_dim = pool->kv_dim;
+  a.block_tokens = up_attn_divider_make(pool->block_tokens);
+  a.scale_log2 = shape->scale * UP_ATTN_LOG2E;
+  return a;
+}
+
+#endif

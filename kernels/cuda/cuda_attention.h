@@ -1,0 +1,57 @@
+/* cuda_attention.h — the CUDA backend's causal GQA attention over the paged KV pool
+ * (the `attention` op of kernels/ops.h), bf16 activations and pool, fp32 softmax.
+ *
+ * One call launches two paths on the backend's stream, each skipping the sequences
+ * of the other, because which sequences are prefill and which decode is known only
+ * on the device: sequences of more than UP_ATTN_DECODE_MAX_ROWS rows go through the
+ * tensor-core prefill kernel (attention_prefill.cu), shorter ones through the split-K
+ * decode kernels (attention_decode.cu). Nothing here synchronizes the host or reads
+ * device arrays on the host. */
+#ifndef UP_CUDA_ATTENTION_H
+#define UP_CUDA_ATTENTION_H
+
+#include <cuda_runtime_api.h>
+
+#include "kernels/ops.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Sequences with at most this many rows this step take the decode path. */
+#define UP_ATTN_DECODE_MAX_ROWS 4
+
+/* The stream every op of backend `be` runs on. Implemented by the CUDA backend
+ * (kernels/cuda/cuda_backend*.c); test programs without the backend supply their own. */
+cudaStream_t up_cuda_backend_stream(up_backend *be);
+
+/* ops->attention for the CUDA backend: out [n_tokens][n_heads*head_dim] bf16, qkv rows
+ * as in ops.h (bf16), pool->k / pool->v bf16; batch arrays are device int32 arrays.
+ * head_dim must be 64, 128 or 256. The first call per backend (and a call needing a
+ * larger decode workspace than any before) allocates device memory; steady-state
+ * calls do not. */
+void up_cuda_attention(up_backend *be, void *out, const void *qkv, const up_kv_pool *pool,
+                       const up_attn_batch *batch, const up_attn_shape *shape);
+
+/* Free the per-backend attention state (decode workspace); the backend's destroy calls it. */
+void up_cuda_attention_release(up_backend *be);
+
+/* --- internal: the two paths, called by up_cuda_attention (cuda_attention.cu) --- */
+/* Prefill path; `variant` picks the head_dim-128 tiling (0 the default, 1 the other,
+ * see attention_prefill.cu) so that the test and the benchmark can cover both. */
+void up_cuda_attention_prefill(cudaStream_t stream, void *out, const void *qkv, const up_kv_pool *pool,
+                               const up_attn_batch *batch, const up_attn_shape *shape, int variant);
+/* Decode path: workspace of up_cuda_attention_decode_workspace_bytes(...) bytes. */
+size_t up_cuda_attention_decode_workspace_bytes(const up_attn_batch *batch, const up_attn_shape *shape,
+                                                int32_t n_splits);
+int32_t up_cuda_attention_decode_splits(const up_kv_pool *pool, const up_attn_batch *batch,
+                                        const up_attn_shape *shape, int32_t n_sms);
+void up_cuda_attention_decode(cudaStream_t stream, void *out, const void *qkv, const up_kv_pool *pool,
+                              const up_attn_batch *batch, const up_attn_shape *shape, int32_t n_splits,
+                              void *workspace);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

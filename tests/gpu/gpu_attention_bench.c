@@ -1,0 +1,121 @@
+/* gpu_attention_bench.c — times the CUDA attention op on the shapes of
+ * ../shared/ALGORITHMS.md: causal prefill, 32 q / 8 kv heads, head_dim 128, batch 1 at
+ * 4K..128K (both head_dim-128 tilings), and decode, 16 sequences x 1 row over 32K cached
+ * entries. CUDA events around each run, warm-up first, median of the repeats.
+ * TFLOP/s counts 2 * 2 * L^2/2 * d per head (the FlashAttention convention); decode
+ * GB/s counts the K and V bytes read. Prints a table; writes CSV to argv[1] if given.
+ * A benchmark, not a test: run gpu_attention_test for correctness. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "kernels/cuda/cuda_attention.h"
+#include "kernels/cuda/cuda_backend.h"
+#include "tests/gpu/attn_check.h"
+#include "tests/gpu/attn_inputs.h"
+
+enum { WARMUP = 3, REPEATS = 15, BLOCK_TOKENS = 16 };
+
+static int cmp_float(const void *a, const void *b) {
+  const float x = *(const float *)a, y = *(const float *)b;
+  return (x > y) - (x < y);
+}
+
+/* variant < 0: the public op (default tiling, decode path included); else the prefill
+ * path alone with that tiling. Returns the median milliseconds. */
+static float time_op(cudaStream_t stream, up_backend *be, const attn_problem *p, int variant) {
+  up_kv_pool pool;
+  up_attn_batch batch;
+  attn_problem_device_view(p, &pool, &batch);
+  cudaEvent_t start, stop;
+  ATTN_CUDA(cudaEventCreate(&start));
+  ATTN_CUDA(cudaEventCreate(&stop));
+  float ms[REPEATS];
+  for (int i = -WARMUP; i < REPEATS; ++i) {
+    ATTN_CUDA(cudaEventRecord(start, stream));
+    if (variant < 0)
+      up_cuda_attention(be, p->out_d, p->qkv_d, &pool, &batch, &p->shape);
+    else
+      up_cuda_attention_prefill(stream, p->out_d, p->qkv_d, &pool, &batch, &p->shape, variant);
+    ATTN_CUDA(cudaEventRecord(stop, stream));
+    ATTN_CUDA(cudaEventSynchronize(stop));
+    ATTN_CUDA(cudaGetLastError());
+    if (i >= 0) ATTN_CUDA(cudaEventElapsedTime(&ms[i], start, stop));
+  }
+  ATTN_CUDA(cudaEventDestroy(start));
+  ATTN_CUDA(cudaEventDestroy(stop));
+  qsort(ms, REPEATS, sizeof ms[0], cmp_float);
+  return ms[REPEATS / 2];
+}
+
+int main(int argc, char **argv) {
+  attn_require_device();
+  FILE *csv = NULL;
+  if (argc > 1) {
+    csv = fopen(argv[1], "w");
+    if (!csv) UP_FATAL("cannot open %s for writing", argv[1]);
+    fprintf(csv, "case,seq_len,batch,path,median_ms,tflops,gbps\n");
+  }
+  char name[256];
+  struct cudaDeviceProp prop;
+  ATTN_CUDA(cudaGetDeviceProperties(&prop, 0));
+  snprintf(name, sizeof name, "%s", prop.name);
+  printf("# gpu_attention_bench on %s: 32 q heads, 8 kv heads, head_dim 128, block_tokens %d, median of %d\n", name,
+         BLOCK_TOKENS, REPEATS);
+  printf("%-8s %8s %6s %-22s %12s %10s %10s\n", "case", "seq_len", "batch", "path", "median(ms)", "TFLOP/s",
+         "GB/s");
+  char err[256];
+  up_backend *be = up_cuda_backend_create(0, err, sizeof err);
+  if (!be) {
+    printf("cannot create the CUDA backend: %s\n", err);
+    return 1;
+  }
+  const cudaStream_t stream = up_cuda_backend_stream(be);
+  uint64_t rng = (uint64_t)time(NULL) | 1u;
+  const up_attn_shape shape = {32, 8, 128, 1.0f / sqrtf(128.0f)};
+
+  const int32_t lens[] = {4096, 16384, 32768, 65536, 131072};
+  for (size_t i = 0; i < sizeof lens / sizeof lens[0]; ++i) {
+    const int32_t L = lens[i];
+    size_t free_b = 0, total_b = 0;
+    ATTN_CUDA(cudaMemGetInfo(&free_b, &total_b));
+    const double need = (double)L * (6144 + 4096 + 2 * 1024) * 2.0 * 1.1;
+    if (need > (double)free_b) {
+      printf("# %d skipped: needs %.1f GB, %.1f GB free\n", L, need / 1e9, (double)free_b / 1e9);
+      continue;
+    }
+    attn_problem p;
+    attn_problem_make(&p, &rng, &shape, 1, &L, NULL, BLOCK_TOKENS, 0);
+    const double flops = 2.0 * 2.0 * (double)L * (double)L / 2.0 * 128.0 * 32.0;
+    const char *paths[] = {"op (32-key tiles)", "prefill 64-key tiles"};
+    for (int v = 0; v < 2; ++v) {
+      const float ms = time_op(stream, be, &p, v == 0 ? -1 : 1);
+      const double tflops = flops / (ms * 1e-3) / 1e12;
+      printf("%-8s %8d %6d %-22s %12.3f %10.1f %10s\n", "prefill", L, 1, paths[v], ms, tflops, "-");
+      if (csv) fprintf(csv, "prefill,%d,1,%s,%.4f,%.2f,\n", L, paths[v], ms, tflops);
+      fflush(stdout);
+    }
+    attn_problem_free(&p);
+  }
+
+  {
+    enum { N_DEC = 16 };
+    int32_t rows[N_DEC], prior[N_DEC];
+    for (int s = 0; s < N_DEC; ++s) {
+      rows[s] = 1;
+      prior[s] = 32768 - 1;
+    }
+    attn_problem p;
+    attn_problem_make(&p, &rng, &shape, N_DEC, rows, prior, BLOCK_TOKENS, 0);
+    const float ms = time_op(stream, be, &p, -1);
+    const double bytes = (double)N_DEC * 32768.0 * 1024.0 * 2.0 * 2.0;
+    const double gbps = bytes / (ms * 1e-3) / 1e9;
+    printf("%-8s %8d %6d %-22s %12.3f %10s %10.1f\n", "decode", 32768, N_DEC, "op (split-K)", ms, "-", gbps);
+    if (csv) fprintf(csv, "decode,32768,%d,op (split-K),%.4f,,%.1f\n", N_DEC, ms, gbps);
+    attn_problem_free(&p);
+  }
+  be->ops->destroy(be);
+  if (csv) fclose(csv);
+  return 0;
+}

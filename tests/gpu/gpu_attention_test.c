@@ -1,0 +1,182 @@
+/* gpu_attention_test.c — checks up_cuda_attention against the CPU backend's fp32
+ * attention on the same bf16-rounded inputs: head_dim 64/128/256, GQA 32/8, 8/8 and
+ * 4/1, packed batches of mixed lengths over shuffled paged blocks (block_tokens 16, 64
+ * and a non-power-of-two 24), prior cached entries, pure decode, and a long sequence
+ * compared on sampled rows. Fresh random inputs every run (seed printed; UP_TEST_SEED
+ * repeats one). Plain C with its own harness: exit 77 without a GPU. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kernels/cpu/cpu_backend.h"
+#include "kernels/cuda/cuda_attention.h"
+#include "kernels/cuda/cuda_backend.h"
+#include "tests/gpu/attn_check.h"
+#include "tests/gpu/attn_inputs.h"
+
+#define MAX_ERR 2e-2
+
+typedef struct attn_case {
+  const char *name;
+  int32_t head_dim, n_heads, n_kv_heads, block_tokens;
+  int32_t n_seqs;
+  int32_t rows[8];
+  int32_t prior[8];
+  int32_t sampled_rows; /* > 0: one sequence, compare this many of its rows */
+  int variant;          /* head_dim-128 prefill tiling; != 0 goes through the internal entry points */
+} attn_case;
+
+static const attn_case CASES[] = {
+    {"hd128 gqa 32/8 mixed prefill bt16", 128, 32, 8, 16, 6, {1, 17, 64, 100, 1000, 4100}, {0}, 0, 0},
+    {"hd64 8/8 mixed chunked bt64", 64, 8, 8, 64, 6, {1, 17, 64, 100, 1000, 4100}, {0, 5, 0, 300, 77, 0}, 0, 0},
+    {"hd256 gqa 4/1 mixed chunked bt16", 256, 4, 1, 16, 6, {1, 17, 64, 100, 1000, 4100}, {3000, 0, 40, 0, 0, 1}, 0, 0},
+    {"hd128 gqa 32/8 few rows over caches bt24", 128, 32, 8, 24, 6, {2, 3, 4, 5, 6, 130},
+     {100, 1000, 0, 17, 4000, 50}, 0, 0},
+    {"hd128 gqa 32/8 pure decode bt16", 128, 32, 8, 16, 8, {1, 1, 1, 1, 1, 1, 1, 1},
+     {99, 256, 999, 4096, 19999, 0, 32, 6999}, 0, 0},
+    {"hd64 8/8 pure decode bt64", 64, 8, 8, 64, 4, {1, 1, 1, 1}, {4999, 63, 64, 11999}, 0, 0},
+    {"hd256 gqa 4/1 decode bt16", 256, 4, 1, 16, 3, {1, 4, 1}, {2999, 100, 9998}, 0, 0},
+    {"hd128 gqa 32/8 mixed chunked bt64, 64-key tiles", 128, 32, 8, 64, 6, {1, 17, 64, 100, 1000, 4100},
+     {0, 5, 0, 300, 77, 0}, 0, 1},
+    {"hd128 gqa 32/8 long 16384 rows bt64 (64 sampled rows)", 128, 32, 8, 64, 1, {16384}, {0}, 64, 0},
+};
+
+/* Rows of the long case the CPU recomputes: the ends, both sides of tile edges, random. */
+static void pick_rows(uint64_t *rng, int32_t n_rows, int32_t n_pick, int32_t *picked) {
+  const int32_t fixed[] = {0, 1, 15, 16, 31, 32, 63, 64, 127, 128, 129, 255, 4095, 4096, n_rows - 2, n_rows - 1};
+  int32_t k = 0;
+  for (size_t i = 0; i < sizeof fixed / sizeof fixed[0] && k < n_pick; ++i)
+    if (fixed[i] >= 0 && fixed[i] < n_rows) picked[k++] = fixed[i];
+  while (k < n_pick) picked[k++] = (int32_t)(attn_rng_next(rng) % (uint64_t)n_rows);
+}
+
+/* ||gpu - ref|| / ||ref|| over n rows of width values; non-finite GPU values counted apart. */
+static double rel_error(const float *gpu, const float *ref, size_t n, size_t *bad) {
+  double num = 0.0, den = 0.0;
+  *bad = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (!isfinite(gpu[i])) {
+      ++*bad;
+      continue;
+    }
+    const double d = (double)gpu[i] - (double)ref[i];
+    num += d * d;
+    den += (double)ref[i] * (double)ref[i];
+  }
+  return den > 0.0 ? sqrt(num / den) : sqrt(num);
+}
+
+static void run_case(attn_tally *tally, up_backend *cpu, up_backend *gpu, uint64_t *rng, const attn_case *c) {
+  const cudaStream_t stream = up_cuda_backend_stream(gpu);
+  const up_attn_shape shape = {c->n_heads, c->n_kv_heads, c->head_dim, 1.0f / sqrtf((float)c->head_dim)};
+  attn_problem p;
+  attn_problem_make(&p, rng, &shape, c->n_seqs, c->rows, c->prior, c->block_tokens, 1);
+  up_kv_pool pool_d;
+  up_attn_batch batch_d;
+  attn_problem_device_view(&p, &pool_d, &batch_d);
+
+  /* GPU: poison the output (0xFFFF is a NaN in bf16), run, read back. */
+  const size_t out_n = (size_t)p.n_tokens * (size_t)p.out_stride;
+  ATTN_CUDA(cudaMemsetAsync(p.out_d, 0xFF, 2 * out_n, stream));
+  void *ws = NULL;
+  if (c->variant == 0) {
+    up_cuda_attention(gpu, p.out_d, p.qkv_d, &pool_d, &batch_d, &shape);
+  } else {
+    const int32_t splits = up_cuda_attention_decode_splits(&pool_d, &batch_d, &shape, 132);
+    ATTN_CUDA(cudaMalloc(&ws, up_cuda_attention_decode_workspace_bytes(&batch_d, &shape, splits)));
+    up_cuda_attention_prefill(stream, p.out_d, p.qkv_d, &pool_d, &batch_d, &shape, c->variant);
+    up_cuda_attention_decode(stream, p.out_d, p.qkv_d, &pool_d, &batch_d, &shape, splits, ws);
+  }
+  ATTN_CUDA(cudaStreamSynchronize(stream));
+  ATTN_CUDA(cudaGetLastError());
+  if (ws) ATTN_CUDA(cudaFree(ws));
+  uint16_t *out_h = up_malloc_or_die(2 * out_n, "gpu out");
+  ATTN_CUDA(cudaMemcpy(out_h, p.out_d, 2 * out_n, cudaMemcpyDeviceToHost));
+
+  /* CPU reference on the same values. For sampled rows, row t of the sequence is a
+   * one-row sequence over the first prior + t + 1 entries of the same block table. */
+  const int32_t n_cmp = c->sampled_rows > 0 ? c->sampled_rows : p.n_tokens;
+  int32_t *cmp_rows = up_malloc_or_die(sizeof(int32_t) * (size_t)n_cmp, "compared rows");
+  up_attn_batch batch_h = {0};
+  int32_t *cu_h = NULL, *kv_h = NULL, *bt_h = NULL;
+  if (c->sampled_rows > 0) {
+    pick_rows(rng, c->rows[0], n_cmp, cmp_rows);
+    cu_h = up_malloc_or_die(sizeof(int32_t) * ((size_t)n_cmp + 1), "sample cu");
+    kv_h = up_malloc_or_die(sizeof(int32_t) * (size_t)n_cmp, "sample kv");
+    bt_h = up_malloc_or_die(sizeof(int32_t) * (size_t)n_cmp * (size_t)p.max_blocks_per_seq, "sample bt");
+    for (int32_t i = 0; i <= n_cmp; ++i) cu_h[i] = i;
+    for (int32_t i = 0; i < n_cmp; ++i) {
+      kv_h[i] = p.kv_lens[0] - p.cu_seqlens[1] + cmp_rows[i] + 1;
+      memcpy(bt_h + (int64_t)i * p.max_blocks_per_seq, p.block_tables, sizeof(int32_t) * (size_t)p.max_blocks_per_seq);
+    }
+    batch_h.n_seqs = n_cmp;
+    batch_h.cu_seqlens = cu_h;
+    batch_h.kv_lens = kv_h;
+    batch_h.block_tables = bt_h;
+  } else {
+    for (int32_t i = 0; i < n_cmp; ++i) cmp_rows[i] = i;
+    batch_h.n_seqs = p.n_seqs;
+    batch_h.cu_seqlens = p.cu_seqlens;
+    batch_h.kv_lens = p.kv_lens;
+    batch_h.block_tables = p.block_tables;
+  }
+  batch_h.n_tokens = n_cmp;
+  batch_h.max_blocks_per_seq = p.max_blocks_per_seq;
+  float *qkv_f = up_malloc_or_die(sizeof(float) * (size_t)n_cmp * (size_t)p.qkv_stride, "qkv f32");
+  for (int32_t i = 0; i < n_cmp; ++i)
+    for (int64_t j = 0; j < p.qkv_stride; ++j)
+      qkv_f[(int64_t)i * p.qkv_stride + j] = attn_bf16_to_f32(p.qkv_h[(int64_t)cmp_rows[i] * p.qkv_stride + j]);
+  const up_kv_pool pool_h = {p.k_f, p.v_f, p.n_blocks, p.block_tokens, pool_d.kv_dim};
+  float *ref = up_malloc_or_die(sizeof(float) * (size_t)n_cmp * (size_t)p.out_stride, "reference out");
+  const clock_t t0 = clock();
+  cpu->ops->attention(cpu, ref, qkv_f, &pool_h, &batch_h, &shape);
+  const double cpu_s = (double)(clock() - t0) / CLOCKS_PER_SEC;
+
+  float *gpu_out = up_malloc_or_die(sizeof(float) * (size_t)n_cmp * (size_t)p.out_stride, "gpu_out out f32");
+  for (int32_t i = 0; i < n_cmp; ++i)
+    for (int64_t j = 0; j < p.out_stride; ++j)
+      gpu_out[(int64_t)i * p.out_stride + j] = attn_bf16_to_f32(out_h[(int64_t)cmp_rows[i] * p.out_stride + j]);
+  /* Every element written: the poison is a NaN, so any unwritten element is non-finite. */
+  size_t all_bad = 0;
+  for (size_t i = 0; i < out_n; ++i)
+    if (!isfinite(attn_bf16_to_f32(out_h[i]))) ++all_bad;
+  size_t bad = 0;
+  const double err = rel_error(gpu_out, ref, (size_t)n_cmp * (size_t)p.out_stride, &bad);
+  attn_check(tally, all_bad == 0, "%s: all %zu outputs written and finite (%zu not)", c->name, out_n, all_bad);
+  attn_check(tally, bad == 0 && err < MAX_ERR, "%s: relative error %.3e over %d rows (limit %.0e; cpu %.1f s)",
+             c->name, err, n_cmp, MAX_ERR, cpu_s);
+
+  free(gpu_out);
+  free(ref);
+  free(qkv_f);
+  free(cmp_rows);
+  free(cu_h);
+  free(kv_h);
+  free(bt_h);
+  free(out_h);
+  attn_problem_free(&p);
+}
+
+int main(void) {
+  attn_require_device();
+  uint64_t seed = (uint64_t)time(NULL) * 0x9E3779B97F4A7C15ull;
+  const char *env = getenv("UP_TEST_SEED");
+  if (env) seed = strtoull(env, NULL, 0);
+  if (!seed) seed = 1;
+  printf("# gpu_attention_test: seed %llu (UP_TEST_SEED repeats it)\n", (unsigned long long)seed);
+  uint64_t rng = seed;
+  char err[256];
+  up_backend *gpu = up_cuda_backend_create(0, err, sizeof err);
+  if (!gpu) {
+    printf("cannot create the CUDA backend: %s\n", err);
+    return 1;
+  }
+  up_backend *cpu = up_cpu_backend_create(0);
+  attn_tally tally = {0, 0};
+  for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; ++i) run_case(&tally, cpu, gpu, &rng, &CASES[i]);
+  cpu->ops->destroy(cpu);
+  gpu->ops->destroy(gpu);
+  return attn_tally_finish(&tally);
+}

@@ -178,10 +178,9 @@ static void test_fill_uniform(size_t n, size_t offset) {
   gpu->ops->fill_uniform(gpu, d, offset, n, 0.75f, seed, 12345);
   char shape[64];
   snprintf(shape, sizeof shape, "n=%zu offset=%zu", n, offset);
-  float *got = gpu_read(d, n + offset);
+  const float *got = gpu_read(d, n + offset);
   CHECK_REL_ERR(rel_err(got + offset, ref + offset, n), bf16_tol, "fill_uniform %s", shape);
-  free(got);
-  free(ref);
+  release_buffers();
 }
 
 static void test_embed(int32_t vocab, int32_t n_tokens, int32_t dim) {

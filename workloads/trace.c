@@ -47,6 +47,7 @@ typedef struct trace_builder {
   int32_t cap_rows;
   int64_t cap_hash;
   int64_t *ticks;
+  int64_t line; /* the line being parsed */
 } trace_builder;
 
 static up_trace_row *builder_add_row(trace_builder *b, int64_t ticks) {
@@ -62,6 +63,7 @@ static up_trace_row *builder_add_row(trace_builder *b, int64_t ticks) {
   up_trace_row *row = &t->rows[t->n_rows++];
   memset(row, 0, sizeof *row);
   row->hash_first = t->n_hash_ids;
+  row->line = b->line;
   return row;
 }
 
@@ -314,7 +316,7 @@ up_trace *up_trace_read(const char *path, up_trace_format format, bool lenient, 
   ssize_t len;
   int64_t line_no = 0;
   while (ok && (len = getline(&line, &line_cap, f)) >= 0) {
-    line_no++;
+    b.line = ++line_no;
     while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
     if (is_blank(line)) continue;
     line_error e = {{0}};

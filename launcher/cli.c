@@ -245,6 +245,20 @@ static bool up_flag_fraction(const char *flag, const char *text, bool lo_open, f
   return true;
 }
 
+/* A value that must be one of `names`: *out is its index. */
+static bool up_flag_choice(const char *flag, const char *text, const char *const *names, int n, int *out, char *err,
+                           size_t err_size) {
+  for (int i = 0; i < n; i++)
+    if (strcmp(text, names[i]) == 0) {
+      *out = i;
+      return true;
+    }
+  char list[128] = "";
+  for (int i = 0, used = 0; i < n && used < (int)sizeof list; i++)
+    used += snprintf(list + used, sizeof list - (size_t)used, "%s%s", i ? ", " : "", names[i]);
+  return up_fail(err, err_size, "--%s: '%s' is not one of %s", flag, text, list);
+}
+
 /* A finite real >= 0 (or > 0 when positive); "inf" too when allow_inf. */
 static bool up_parse_real(const char *text, bool positive, bool allow_inf, double *out) {
   if (allow_inf && strcmp(text, "inf") == 0) {
@@ -437,6 +451,7 @@ static bool up_apply_flag(const up_flag_info *flag, const char *v, up_options *o
   const char *name = flag->name;
   up_select_params *sel = &opt->uniprefill_defaults.select;
   int64_t wide = 0;
+  int choice = 0;
   switch (flag->id) {
     case UP_FLAG_MODEL:
       opt->model_given = true;
@@ -445,12 +460,12 @@ static bool up_apply_flag(const up_flag_info *flag, const char *v, up_options *o
       if (!up_flag_int64(name, v, 0, UP_MAX_LAYERS, &wide, err, err_size)) return false;
       opt->layers = (int32_t)wide;
       return true;
-    case UP_FLAG_BACKEND:
-      if (strcmp(v, "auto") == 0) opt->backend = UP_BACKEND_AUTO;
-      else if (strcmp(v, "cpu") == 0) opt->backend = UP_BACKEND_CPU;
-      else if (strcmp(v, "cuda") == 0) opt->backend = UP_BACKEND_CUDA;
-      else return up_fail(err, err_size, "--backend: '%s' is not one of auto, cpu, cuda", v);
+    case UP_FLAG_BACKEND: {
+      static const char *const names[] = {"auto", "cpu", "cuda"}; /* up_backend_choice order */
+      if (!up_flag_choice(name, v, names, 3, &choice, err, err_size)) return false;
+      opt->backend = (up_backend_choice)choice;
       return true;
+    }
     case UP_FLAG_CTX:
       opt->ctx_given = true;
       return up_flag_sweep(name, v, opt->ctx, &opt->n_ctx, err, err_size);
@@ -471,12 +486,12 @@ static bool up_apply_flag(const up_flag_info *flag, const char *v, up_options *o
       opt->output_len_dist_given = true;
       return up_flag_length_dist(name, v, &opt->output_len_dist, err, err_size);
     case UP_FLAG_TRACE: return up_copy_text(name, v, opt->trace_path, sizeof(opt->trace_path), err, err_size);
-    case UP_FLAG_TRACE_FORMAT:
-      if (strcmp(v, "auto") == 0) opt->trace_format = UP_TRACE_FORMAT_AUTO;
-      else if (strcmp(v, "azure") == 0) opt->trace_format = UP_TRACE_FORMAT_AZURE;
-      else if (strcmp(v, "mooncake") == 0) opt->trace_format = UP_TRACE_FORMAT_MOONCAKE;
-      else return up_fail(err, err_size, "--trace-format: '%s' is not one of auto, azure, mooncake", v);
+    case UP_FLAG_TRACE_FORMAT: {
+      static const char *const names[] = {"auto", "azure", "mooncake"}; /* up_trace_format order */
+      if (!up_flag_choice(name, v, names, 3, &choice, err, err_size)) return false;
+      opt->trace_format = (up_trace_format)choice;
       return true;
+    }
     case UP_FLAG_TRACE_SPEEDUP: return up_flag_real(name, v, false, &opt->trace_speedup, err, err_size);
     case UP_FLAG_TRACE_WINDOW: return up_flag_trace_window(v, opt, err, err_size);
     case UP_FLAG_TRACE_LIMIT: return up_flag_int32(name, v, 1, &opt->trace_limit, err, err_size);
@@ -502,12 +517,12 @@ static bool up_apply_flag(const up_flag_info *flag, const char *v, up_options *o
     case UP_FLAG_UNIPREFILL_LAST_Q: return up_flag_int32(name, v, 1, &sel->last_q, err, err_size);
     case UP_FLAG_DROP_LAYERS: return up_flag_drop_layers(v, &opt->uniprefill_defaults, err, err_size);
     case UP_FLAG_OUTPUT: return up_copy_text(name, v, opt->output_path, sizeof(opt->output_path), err, err_size);
-    case UP_FLAG_FORMAT:
-      if (strcmp(v, "md") == 0) opt->format = UP_FORMAT_MARKDOWN;
-      else if (strcmp(v, "csv") == 0) opt->format = UP_FORMAT_CSV;
-      else if (strcmp(v, "json") == 0) opt->format = UP_FORMAT_JSON;
-      else return up_fail(err, err_size, "--format: '%s' is not one of md, csv, json", v);
+    case UP_FLAG_FORMAT: {
+      static const char *const names[] = {"md", "csv", "json"}; /* up_output_format order */
+      if (!up_flag_choice(name, v, names, 3, &choice, err, err_size)) return false;
+      opt->format = (up_output_format)choice;
       return true;
+    }
     case UP_FLAG_QUIET: opt->quiet = true; return true;
     case UP_FLAG_HELP:
     case UP_FLAG_VERSION:

@@ -44,7 +44,7 @@ Test(length_dist, parses_every_form) {
 
 Test(length_dist, rejects_malformed_specs) {
   expect_parse_error("", "empty");
-  expect_parse_error("gauss:100:1", "unknown distribution 'gauss'");
+  expect_parse_error("gauss:100:1", "'gauss:100:1': unknown distribution");
   expect_parse_error("fixed", "not a length");
   expect_parse_error("fixed:0", "not a length");
   expect_parse_error("fixed:12x", "not a length");
@@ -52,6 +52,7 @@ Test(length_dist, rejects_malformed_specs) {
   expect_parse_error("uniform::0.5", "takes 2 fields");
   expect_parse_error("uniform:100:1.0", "range ratio");
   expect_parse_error("uniform:100:-0.1", "range ratio");
+  expect_parse_error(":100", "unknown distribution");
   expect_parse_error("lognormal:100:0", "sigma");
   expect_parse_error("fixed:100:3", "takes 1 field");
 }

@@ -26,51 +26,48 @@ static up_trace *read_ok(const char *path, up_trace_format format, bool lenient)
   return t;
 }
 
-static void expect_ordered_from_zero(const up_trace *t) {
+/* Read a shared trace and check its row count, first row and ordered arrivals from 0. */
+static up_trace *read_shared(const char *name, up_trace_format format, up_trace_format detected, int32_t n_rows,
+                             int64_t input0, int64_t output0) {
+  up_trace *t = read_ok(name, format, false);
+  cr_expect_eq(t->format, detected);
+  cr_expect_eq(t->n_rows, n_rows);
+  cr_expect_eq(t->rows[0].input_len, input0);
+  cr_expect_eq(t->rows[0].output_len, output0);
   cr_expect_eq(t->rows[0].arrival_s, 0.0);
   for (int32_t i = 1; i < t->n_rows; ++i)
     cr_assert_geq(t->rows[i].arrival_s, t->rows[i - 1].arrival_s, "row %d goes back in time", i);
+  return t;
 }
 
 Test(trace, azure_code) {
-  up_trace *t = read_ok(TRACE_DIR "AzureLLMInferenceTrace_code.csv", UP_TRACE_FORMAT_AUTO, false);
-  cr_expect_eq(t->format, UP_TRACE_FORMAT_AZURE);
-  cr_expect_eq(t->n_rows, 8819);
-  cr_expect_eq(t->rows[0].input_len, 4808);
-  cr_expect_eq(t->rows[0].output_len, 10);
+  up_trace *t = read_shared(TRACE_DIR "AzureLLMInferenceTrace_code.csv", UP_TRACE_FORMAT_AUTO, UP_TRACE_FORMAT_AZURE,
+                            8819, 4808, 10);
   cr_expect_eq(t->rows[0].line, 2);
   cr_expect_eq(t->rows[0].n_hash_ids, 0);
-  expect_ordered_from_zero(t);
   /* One hour of traffic. */
   cr_expect(t->rows[t->n_rows - 1].arrival_s > 3000.0 && t->rows[t->n_rows - 1].arrival_s < 3700.0);
   up_trace_free(t);
 }
 
 Test(trace, azure_conv) {
-  up_trace *t = read_ok(TRACE_DIR "AzureLLMInferenceTrace_conv.csv", UP_TRACE_FORMAT_AZURE, false);
-  cr_expect_eq(t->n_rows, 19366);
-  cr_expect_eq(t->rows[0].input_len, 374);
-  cr_expect_eq(t->rows[0].output_len, 44);
+  up_trace *t = read_shared(TRACE_DIR "AzureLLMInferenceTrace_conv.csv", UP_TRACE_FORMAT_AZURE, UP_TRACE_FORMAT_AZURE,
+                            19366, 374, 44);
   cr_expect_eq(t->rows[1].input_len, 396);
   /* 18:15:50.9951690 - 18:15:46.6805900, all 7 decimals kept. */
   cr_expect(fabs(t->rows[1].arrival_s - 4.314579) < 1e-9, "%.9f", t->rows[1].arrival_s);
   int64_t max_input = 0;
   for (int32_t i = 0; i < t->n_rows; ++i) max_input = t->rows[i].input_len > max_input ? t->rows[i].input_len : max_input;
   cr_expect_eq(max_input, 14050);
-  expect_ordered_from_zero(t);
   up_trace_free(t);
 }
 
 Test(trace, mooncake_synthetic) {
-  up_trace *t = read_ok(TRACE_DIR "synthetic_trace.jsonl", UP_TRACE_FORMAT_AUTO, false);
-  cr_expect_eq(t->format, UP_TRACE_FORMAT_MOONCAKE);
-  cr_expect_eq(t->n_rows, 3993);
-  cr_expect_eq(t->rows[0].input_len, 40160);
-  cr_expect_eq(t->rows[0].output_len, 6);
+  up_trace *t = read_shared(TRACE_DIR "synthetic_trace.jsonl", UP_TRACE_FORMAT_AUTO, UP_TRACE_FORMAT_MOONCAKE, 3993,
+                            40160, 6);
   cr_expect_eq(t->rows[0].n_hash_ids, 79);
   cr_expect_eq(t->hash_ids[t->rows[0].hash_first], 0);
   cr_expect_eq(t->hash_ids[t->rows[0].hash_first + 78], 78);
-  expect_ordered_from_zero(t);
   cr_expect(fabs(t->rows[t->n_rows - 1].arrival_s - 1022.025) < 1e-9);
   up_trace_free(t);
 }

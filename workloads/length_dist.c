@@ -5,25 +5,12 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine/rng.h"
 #include "workloads/sampling.h"
-
-static bool dist_fail(char *err, size_t err_size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static bool dist_fail(char *err, size_t err_size, const char *fmt, ...) {
-  if (err && err_size > 0) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_size, fmt, ap);
-    va_end(ap);
-  }
-  return false;
-}
 
 /* A token count >= 1 with an optional k (1024) or M suffix. */
 static bool parse_length(const char *text, int32_t *out) {
@@ -49,11 +36,11 @@ static bool parse_real(const char *text, double *out) {
   return true;
 }
 
-bool up_length_dist_parse(const char *text, up_length_dist *dist, char *err, size_t err_size) {
-  static const char *const usage = "use fixed:N, uniform:N:RATIO or lognormal:MEDIAN:SIGMA, or a bare size like 4k";
+/* NULL when text is a valid spec (written to *dist), else what is wrong with it. */
+static const char *parse_spec(const char *text, up_length_dist *dist) {
   char buf[96];
-  if (text[0] == '\0') return dist_fail(err, err_size, "empty distribution (%s)", usage);
-  if (strlen(text) >= sizeof buf) return dist_fail(err, err_size, "'%s' is too long", text);
+  if (text[0] == '\0') return "empty distribution";
+  if (strlen(text) >= sizeof buf) return "too long";
   snprintf(buf, sizeof buf, "%s", text);
   char *parts[4] = {NULL};
   int n = 0;
@@ -64,28 +51,34 @@ bool up_length_dist_parse(const char *text, up_length_dist *dist, char *err, siz
   for (const char *p = text; *p; ++p) n_colons += *p == ':';
   memset(dist, 0, sizeof *dist);
   if (n_colons == 0) {
-    if (!parse_length(parts[0], &dist->value)) return dist_fail(err, err_size, "'%s' is not a length (%s)", text, usage);
     dist->kind = UP_LENGTH_FIXED;
-    return true;
+    return parse_length(parts[0], &dist->value) ? NULL : "not a length";
   }
-  const char *kind = n > 0 ? parts[0] : "";
-  int expected = 0;
-  if (strcmp(kind, "fixed") == 0) dist->kind = UP_LENGTH_FIXED, expected = 2;
-  else if (strcmp(kind, "uniform") == 0) dist->kind = UP_LENGTH_UNIFORM, expected = 3;
-  else if (strcmp(kind, "lognormal") == 0) dist->kind = UP_LENGTH_LOGNORMAL, expected = 3;
-  else return dist_fail(err, err_size, "'%s': unknown distribution '%s' (%s)", text, kind, usage);
-  if (n != expected || n_colons != expected - 1)
-    return dist_fail(err, err_size, "'%s': %s takes %d field%s after the name (%s)", text, kind, expected - 1,
-                     expected == 2 ? "" : "s", usage);
-  if (!parse_length(parts[1], &dist->value))
-    return dist_fail(err, err_size, "'%s': '%s' is not a length >= 1", text, parts[1]);
+  static const char *const kinds[] = {"fixed", "uniform", "lognormal"}; /* up_length_kind order */
+  static const int fields[] = {1, 2, 2};
+  static const char *const wrong_fields[] = {"fixed takes 1 field", "uniform takes 2 fields",
+                                             "lognormal takes 2 fields"};
+  int k = 0;
+  while (k < 3 && strcmp(parts[0] ? parts[0] : "", kinds[k]) != 0) k++;
+  if (k == 3) return "unknown distribution";
+  dist->kind = (up_length_kind)k;
+  if (n != fields[k] + 1 || n_colons != fields[k]) return wrong_fields[k];
+  if (!parse_length(parts[1], &dist->value)) return "not a length >= 1";
   if (dist->kind == UP_LENGTH_UNIFORM &&
       (!parse_real(parts[2], &dist->range_ratio) || dist->range_ratio < 0.0 || dist->range_ratio >= 1.0))
-    return dist_fail(err, err_size, "'%s': range ratio '%s' must be a number in [0, 1)", text, parts[2]);
-  if (dist->kind == UP_LENGTH_LOGNORMAL && (!parse_real(parts[2], &dist->sigma) || dist->sigma <= 0.0 ||
-                                            dist->sigma > 10.0))
-    return dist_fail(err, err_size, "'%s': sigma '%s' must be a number in (0, 10]", text, parts[2]);
-  return true;
+    return "the range ratio must be a number in [0, 1)";
+  if (dist->kind == UP_LENGTH_LOGNORMAL &&
+      (!parse_real(parts[2], &dist->sigma) || dist->sigma <= 0.0 || dist->sigma > 10.0))
+    return "sigma must be a number in (0, 10]";
+  return NULL;
+}
+
+bool up_length_dist_parse(const char *text, up_length_dist *dist, char *err, size_t err_size) {
+  const char *what = parse_spec(text, dist);
+  if (what && err && err_size > 0)
+    snprintf(err, err_size, "'%s': %s (use fixed:N, uniform:N:RATIO or lognormal:MEDIAN:SIGMA, or a size like 4k)",
+             text, what);
+  return what == NULL;
 }
 
 static int32_t clamp_length(double v) {

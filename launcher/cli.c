@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "kernels/fatal.h"
+#include "workloads/open_loop.h"
 
 #define UP_METHOD_TEXT_MAX ((int32_t)sizeof(((up_method_spec *)0)->label))
 #define UP_NUMBER_TEXT_MAX 32
@@ -28,6 +29,18 @@ typedef enum up_flag_id {
   UP_FLAG_METHOD,
   UP_FLAG_REQUESTS,
   UP_FLAG_OUTPUT_LEN,
+  UP_FLAG_MAX_CONCURRENCY,
+  UP_FLAG_REQUEST_RATE,
+  UP_FLAG_BURSTINESS,
+  UP_FLAG_DURATION,
+  UP_FLAG_PROMPT_LEN,
+  UP_FLAG_OUTPUT_LEN_DIST,
+  UP_FLAG_TRACE,
+  UP_FLAG_TRACE_FORMAT,
+  UP_FLAG_TRACE_SPEEDUP,
+  UP_FLAG_TRACE_WINDOW,
+  UP_FLAG_TRACE_LIMIT,
+  UP_FLAG_TRACE_LENIENT,
   UP_FLAG_SEED,
   UP_FLAG_WARMUP,
   UP_FLAG_MAX_SEQS,
@@ -46,12 +59,14 @@ typedef enum up_flag_id {
   UP_FLAG_QUIET,
   UP_FLAG_HELP,
   UP_FLAG_VERSION,
+  UP_FLAG_COUNT,
 } up_flag_id;
 
 typedef enum up_flag_group {
   UP_GROUP_MODEL,
   UP_GROUP_SWEEP,
   UP_GROUP_WORKLOAD,
+  UP_GROUP_TIMED,
   UP_GROUP_ENGINE,
   UP_GROUP_UNIPREFILL,
   UP_GROUP_OUTPUT,
@@ -59,7 +74,9 @@ typedef enum up_flag_group {
 } up_flag_group;
 
 static const char *const up_group_titles[UP_GROUP_COUNT] = {
-    "Model & backend", "Sweep", "Workload", "Serving engine", "UniPrefill", "Output",
+    "Model & backend", "Sweep", "Workload",
+    "Open loop and trace replay (--concurrency caps requests in flight)",
+    "Serving engine", "UniPrefill", "Output",
 };
 
 typedef struct up_flag_info {
@@ -80,8 +97,28 @@ static const up_flag_info up_flags[] = {
     {UP_FLAG_CONCURRENCY, "concurrency", 0, "LIST", UP_GROUP_SWEEP, "requests in flight (default 1,4)"},
     {UP_FLAG_METHOD, "method", 0, "LIST", UP_GROUP_SWEEP, "method specs, see below (default dense,uniprefill)"},
     {UP_FLAG_REQUESTS, "requests", 0, "N", UP_GROUP_WORKLOAD,
-     "requests per point, 0 = the point's concurrency (default 0)"},
+     "requests per point, 0 = the point's concurrency; open loop: arrivals to issue (default 0)"},
     {UP_FLAG_OUTPUT_LEN, "output-len", 0, "N", UP_GROUP_WORKLOAD, "tokens generated per request (default 8)"},
+    {UP_FLAG_MAX_CONCURRENCY, "max-concurrency", 0, "LIST", UP_GROUP_TIMED,
+     "cap on requests in flight: another name for --concurrency"},
+    {UP_FLAG_REQUEST_RATE, "request-rate", 0, "R", UP_GROUP_TIMED,
+     "open loop: requests per second, or inf for all at once (default off: closed loop)"},
+    {UP_FLAG_BURSTINESS, "burstiness", 0, "B", UP_GROUP_TIMED,
+     "gamma shape of inter-arrival times, 1 = Poisson, < 1 burstier (default 1)"},
+    {UP_FLAG_DURATION, "duration", 0, "S", UP_GROUP_TIMED,
+     "open loop: issue arrivals for S seconds (with or instead of --requests)"},
+    {UP_FLAG_PROMPT_LEN, "prompt-len", 0, "DIST", UP_GROUP_TIMED,
+     "open loop prompt lengths: fixed:N, uniform:N:RATIO, lognormal:MEDIAN:SIGMA (default fixed:1k)"},
+    {UP_FLAG_OUTPUT_LEN_DIST, "output-len-dist", 0, "DIST", UP_GROUP_TIMED,
+     "output lengths, same forms; with --trace replaces the trace's (default fixed:8)"},
+    {UP_FLAG_TRACE, "trace", 0, "FILE", UP_GROUP_TIMED, "replay an Azure LLM CSV or Mooncake JSONL trace"},
+    {UP_FLAG_TRACE_FORMAT, "trace-format", 0, "F", UP_GROUP_TIMED, "auto, azure or mooncake (default auto)"},
+    {UP_FLAG_TRACE_SPEEDUP, "trace-speedup", 0, "X", UP_GROUP_TIMED, "divide trace arrival times by X (default 1)"},
+    {UP_FLAG_TRACE_WINDOW, "trace-window", 0, "START:DUR", UP_GROUP_TIMED,
+     "replay rows arriving in [START, START+DUR) s of trace time"},
+    {UP_FLAG_TRACE_LIMIT, "trace-limit", 0, "N", UP_GROUP_TIMED, "replay the first N rows (default 0 = all)"},
+    {UP_FLAG_TRACE_LENIENT, "trace-lenient", 0, NULL, UP_GROUP_TIMED,
+     "skip and count malformed trace lines instead of failing"},
     {UP_FLAG_SEED, "seed", 0, "N", UP_GROUP_WORKLOAD, "seed for weights and prompts (default 42)"},
     {UP_FLAG_WARMUP, "warmup", 0, "N", UP_GROUP_WORKLOAD, "unrecorded requests before each point (default 1)"},
     {UP_FLAG_MAX_SEQS, "max-seqs", 0, "N", UP_GROUP_ENGINE,
@@ -205,6 +242,63 @@ static bool up_flag_fraction(const char *flag, const char *text, bool lo_open, f
   if ((lo_open ? v <= 0.0 : v < 0.0) || v > 1.0)
     return up_fail(err, err_size, "--%s: '%s' must be in %s0, 1]", flag, text, lo_open ? "(" : "[");
   *out = (float)v;
+  return true;
+}
+
+/* A value that must be one of `names`: *out is its index. */
+static bool up_flag_choice(const char *flag, const char *text, const char *const *names, int n, int *out, char *err,
+                           size_t err_size) {
+  for (int i = 0; i < n; i++)
+    if (strcmp(text, names[i]) == 0) {
+      *out = i;
+      return true;
+    }
+  char list[128] = "";
+  for (int i = 0, used = 0; i < n && used < (int)sizeof list; i++)
+    used += snprintf(list + used, sizeof list - (size_t)used, "%s%s", i ? ", " : "", names[i]);
+  return up_fail(err, err_size, "--%s: '%s' is not one of %s", flag, text, list);
+}
+
+/* A finite real >= 0 (or > 0 when positive); "inf" too when allow_inf. */
+static bool up_parse_real(const char *text, bool positive, bool allow_inf, double *out) {
+  if (allow_inf && strcmp(text, "inf") == 0) {
+    *out = INFINITY;
+    return true;
+  }
+  if (!up_starts_like_number(text, false) && text[0] != '.') return false;
+  char *end = NULL;
+  errno = 0;
+  const double v = strtod(text, &end);
+  if (errno == ERANGE || *end != '\0' || !isfinite(v) || (positive ? v <= 0.0 : v < 0.0)) return false;
+  *out = v;
+  return true;
+}
+
+static bool up_flag_real(const char *flag, const char *text, bool allow_inf, double *out, char *err,
+                         size_t err_size) {
+  if (!up_parse_real(text, true, allow_inf, out))
+    return up_fail(err, err_size, "--%s: '%s' is not a number > 0%s", flag, text, allow_inf ? " or inf" : "");
+  return true;
+}
+
+static bool up_flag_length_dist(const char *flag, const char *text, up_length_dist *dist, char *err,
+                                size_t err_size) {
+  char sub[256];
+  if (!up_length_dist_parse(text, dist, sub, sizeof sub)) return up_fail(err, err_size, "--%s: %s", flag, sub);
+  return true;
+}
+
+/* "START:DURATION" in seconds: START >= 0, DURATION > 0. */
+static bool up_flag_trace_window(const char *text, up_options *opt, char *err, size_t err_size) {
+  char buf[UP_NUMBER_TEXT_MAX * 2];
+  const char *colon = strchr(text, ':');
+  if (!colon || strlen(text) >= sizeof buf)
+    return up_fail(err, err_size, "--trace-window: '%s' is not START:DURATION (seconds, e.g. 600:300)", text);
+  snprintf(buf, sizeof buf, "%.*s", (int)(colon - text), text);
+  if (!up_parse_real(buf, false, false, &opt->trace_window_start_s) ||
+      !up_parse_real(colon + 1, true, false, &opt->trace_window_s))
+    return up_fail(err, err_size,
+                   "--trace-window: '%s' is not START:DURATION with START >= 0 and DURATION > 0 seconds", text);
   return true;
 }
 
@@ -357,6 +451,7 @@ static bool up_apply_flag(const up_flag_info *flag, const char *v, up_options *o
   const char *name = flag->name;
   up_select_params *sel = &opt->uniprefill_defaults.select;
   int64_t wide = 0;
+  int choice = 0;
   switch (flag->id) {
     case UP_FLAG_MODEL:
       opt->model_given = true;
@@ -365,12 +460,12 @@ static bool up_apply_flag(const up_flag_info *flag, const char *v, up_options *o
       if (!up_flag_int64(name, v, 0, UP_MAX_LAYERS, &wide, err, err_size)) return false;
       opt->layers = (int32_t)wide;
       return true;
-    case UP_FLAG_BACKEND:
-      if (strcmp(v, "auto") == 0) opt->backend = UP_BACKEND_AUTO;
-      else if (strcmp(v, "cpu") == 0) opt->backend = UP_BACKEND_CPU;
-      else if (strcmp(v, "cuda") == 0) opt->backend = UP_BACKEND_CUDA;
-      else return up_fail(err, err_size, "--backend: '%s' is not one of auto, cpu, cuda", v);
+    case UP_FLAG_BACKEND: {
+      static const char *const names[] = {"auto", "cpu", "cuda"}; /* up_backend_choice order */
+      if (!up_flag_choice(name, v, names, 3, &choice, err, err_size)) return false;
+      opt->backend = (up_backend_choice)choice;
       return true;
+    }
     case UP_FLAG_CTX:
       opt->ctx_given = true;
       return up_flag_sweep(name, v, opt->ctx, &opt->n_ctx, err, err_size);
@@ -380,6 +475,27 @@ static bool up_apply_flag(const up_flag_info *flag, const char *v, up_options *o
     case UP_FLAG_METHOD: return up_flag_methods(v, methods, err, err_size);
     case UP_FLAG_REQUESTS: return up_flag_int32(name, v, 0, &opt->requests, err, err_size);
     case UP_FLAG_OUTPUT_LEN: return up_flag_int32(name, v, 1, &opt->output_len, err, err_size);
+    case UP_FLAG_MAX_CONCURRENCY:
+      opt->concurrency_given = true;
+      return up_flag_sweep(name, v, opt->concurrency, &opt->n_concurrency, err, err_size);
+    case UP_FLAG_REQUEST_RATE: return up_flag_real(name, v, true, &opt->request_rate, err, err_size);
+    case UP_FLAG_BURSTINESS: return up_flag_real(name, v, false, &opt->burstiness, err, err_size);
+    case UP_FLAG_DURATION: return up_flag_real(name, v, false, &opt->duration_s, err, err_size);
+    case UP_FLAG_PROMPT_LEN: return up_flag_length_dist(name, v, &opt->prompt_len, err, err_size);
+    case UP_FLAG_OUTPUT_LEN_DIST:
+      opt->output_len_dist_given = true;
+      return up_flag_length_dist(name, v, &opt->output_len_dist, err, err_size);
+    case UP_FLAG_TRACE: return up_copy_text(name, v, opt->trace_path, sizeof(opt->trace_path), err, err_size);
+    case UP_FLAG_TRACE_FORMAT: {
+      static const char *const names[] = {"auto", "azure", "mooncake"}; /* up_trace_format order */
+      if (!up_flag_choice(name, v, names, 3, &choice, err, err_size)) return false;
+      opt->trace_format = (up_trace_format)choice;
+      return true;
+    }
+    case UP_FLAG_TRACE_SPEEDUP: return up_flag_real(name, v, false, &opt->trace_speedup, err, err_size);
+    case UP_FLAG_TRACE_WINDOW: return up_flag_trace_window(v, opt, err, err_size);
+    case UP_FLAG_TRACE_LIMIT: return up_flag_int32(name, v, 1, &opt->trace_limit, err, err_size);
+    case UP_FLAG_TRACE_LENIENT: opt->trace_lenient = true; return true;
     case UP_FLAG_SEED: return up_flag_uint64(name, v, &opt->seed, err, err_size);
     case UP_FLAG_WARMUP: return up_flag_int32(name, v, 0, &opt->warmup, err, err_size);
     case UP_FLAG_MAX_SEQS: return up_flag_int32(name, v, 0, &opt->max_seqs, err, err_size);
@@ -401,15 +517,16 @@ static bool up_apply_flag(const up_flag_info *flag, const char *v, up_options *o
     case UP_FLAG_UNIPREFILL_LAST_Q: return up_flag_int32(name, v, 1, &sel->last_q, err, err_size);
     case UP_FLAG_DROP_LAYERS: return up_flag_drop_layers(v, &opt->uniprefill_defaults, err, err_size);
     case UP_FLAG_OUTPUT: return up_copy_text(name, v, opt->output_path, sizeof(opt->output_path), err, err_size);
-    case UP_FLAG_FORMAT:
-      if (strcmp(v, "md") == 0) opt->format = UP_FORMAT_MARKDOWN;
-      else if (strcmp(v, "csv") == 0) opt->format = UP_FORMAT_CSV;
-      else if (strcmp(v, "json") == 0) opt->format = UP_FORMAT_JSON;
-      else return up_fail(err, err_size, "--format: '%s' is not one of md, csv, json", v);
+    case UP_FLAG_FORMAT: {
+      static const char *const names[] = {"md", "csv", "json"}; /* up_output_format order */
+      if (!up_flag_choice(name, v, names, 3, &choice, err, err_size)) return false;
+      opt->format = (up_output_format)choice;
       return true;
+    }
     case UP_FLAG_QUIET: opt->quiet = true; return true;
     case UP_FLAG_HELP:
-    case UP_FLAG_VERSION: break; /* handled by the caller: they end parsing */
+    case UP_FLAG_VERSION:
+    case UP_FLAG_COUNT: break; /* help and version end parsing in the caller; COUNT is no flag */
   }
   return true;
 }
@@ -434,6 +551,11 @@ void up_options_default(up_options *opt) {
   UP_ASSERT(ok, "default methods '%s': %s", UP_DEFAULT_METHODS, err);
   opt->requests = 0;
   opt->output_len = 8;
+  opt->burstiness = 1.0;
+  opt->prompt_len = (up_length_dist){.kind = UP_LENGTH_FIXED, .value = 1024};
+  opt->output_len_dist = (up_length_dist){.kind = UP_LENGTH_FIXED, .value = 8};
+  opt->trace_format = UP_TRACE_FORMAT_AUTO;
+  opt->trace_speedup = 1.0;
   opt->seed = 42;
   opt->warmup = 1;
   opt->max_seqs = 0;
@@ -458,9 +580,81 @@ static const up_flag_info *up_find_short(char c) {
   return NULL;
 }
 
+/* Flags that belong to one workload: given without it they would be silently ignored. */
+typedef struct up_flag_needs {
+  up_flag_id flag;
+  up_flag_id needs;     /* this flag must be given too ... */
+  up_flag_id or_needs;  /* ... or this one (UP_FLAG_COUNT: no alternative) */
+  const char *why;
+} up_flag_needs;
+
+static const up_flag_needs up_flag_requirements[] = {
+    {UP_FLAG_BURSTINESS, UP_FLAG_REQUEST_RATE, UP_FLAG_COUNT, "it shapes open-loop arrivals"},
+    {UP_FLAG_DURATION, UP_FLAG_REQUEST_RATE, UP_FLAG_COUNT, "it bounds open-loop arrivals"},
+    {UP_FLAG_PROMPT_LEN, UP_FLAG_REQUEST_RATE, UP_FLAG_COUNT, "closed loop takes --ctx"},
+    {UP_FLAG_OUTPUT_LEN_DIST, UP_FLAG_REQUEST_RATE, UP_FLAG_TRACE, "closed loop takes --output-len"},
+    {UP_FLAG_MAX_CONCURRENCY, UP_FLAG_REQUEST_RATE, UP_FLAG_TRACE, "closed loop takes --concurrency"},
+    {UP_FLAG_TRACE_FORMAT, UP_FLAG_TRACE, UP_FLAG_COUNT, "it describes the trace"},
+    {UP_FLAG_TRACE_SPEEDUP, UP_FLAG_TRACE, UP_FLAG_COUNT, "it scales the trace"},
+    {UP_FLAG_TRACE_WINDOW, UP_FLAG_TRACE, UP_FLAG_COUNT, "it selects trace rows"},
+    {UP_FLAG_TRACE_LIMIT, UP_FLAG_TRACE, UP_FLAG_COUNT, "it selects trace rows"},
+    {UP_FLAG_TRACE_LENIENT, UP_FLAG_TRACE, UP_FLAG_COUNT, "it reads the trace"},
+};
+
+/* Pairs that cannot be given together. */
+typedef struct up_flag_conflict {
+  up_flag_id a, b;
+  const char *why;
+} up_flag_conflict;
+
+static const up_flag_conflict up_flag_conflicts[] = {
+    {UP_FLAG_TRACE, UP_FLAG_REQUEST_RATE, "a trace brings its own arrival times"},
+    {UP_FLAG_TRACE_WINDOW, UP_FLAG_TRACE_LIMIT, "choose rows by time or by count"},
+    {UP_FLAG_CONCURRENCY, UP_FLAG_MAX_CONCURRENCY, "they name the same sweep dimension"},
+    {UP_FLAG_CTX, UP_FLAG_REQUEST_RATE, "open-loop prompt lengths come from --prompt-len"},
+    {UP_FLAG_CTX, UP_FLAG_TRACE, "prompt lengths come from the trace"},
+    {UP_FLAG_OUTPUT_LEN, UP_FLAG_REQUEST_RATE, "open-loop output lengths come from --output-len-dist"},
+    {UP_FLAG_OUTPUT_LEN, UP_FLAG_TRACE, "output lengths come from the trace or --output-len-dist"},
+    {UP_FLAG_REQUESTS, UP_FLAG_TRACE, "use --trace-limit to replay fewer rows"},
+};
+
+static const char *up_flag_name(up_flag_id id) {
+  for (int32_t i = 0; i < UP_N_FLAGS; i++)
+    if (up_flags[i].id == id) return up_flags[i].name;
+  return "?";
+}
+
+static bool up_check_workload_flags(const up_options *opt, const bool *seen, char *err, size_t err_size) {
+  for (size_t i = 0; i < sizeof up_flag_requirements / sizeof up_flag_requirements[0]; i++) {
+    const up_flag_needs *r = &up_flag_requirements[i];
+    if (!seen[r->flag] || seen[r->needs] || (r->or_needs != UP_FLAG_COUNT && seen[r->or_needs])) continue;
+    if (r->or_needs == UP_FLAG_COUNT)
+      return up_fail(err, err_size, "--%s needs --%s (%s)", up_flag_name(r->flag), up_flag_name(r->needs), r->why);
+    return up_fail(err, err_size, "--%s needs --%s or --%s (%s)", up_flag_name(r->flag), up_flag_name(r->needs),
+                   up_flag_name(r->or_needs), r->why);
+  }
+  for (size_t i = 0; i < sizeof up_flag_conflicts / sizeof up_flag_conflicts[0]; i++) {
+    const up_flag_conflict *c = &up_flag_conflicts[i];
+    if (seen[c->a] && seen[c->b])
+      return up_fail(err, err_size, "--%s and --%s cannot be combined (%s)", up_flag_name(c->a), up_flag_name(c->b),
+                     c->why);
+  }
+  if (opt->request_rate > 0.0) {
+    if (opt->requests == 0 && opt->duration_s == 0.0)
+      return up_fail(err, err_size, "--request-rate needs --requests N or --duration S to know when arrivals stop");
+    if (opt->requests == 0 && isinf(opt->request_rate))
+      return up_fail(err, err_size, "--request-rate inf issues every request at once: give --requests N");
+    if (opt->requests == 0 && opt->request_rate * opt->duration_s > UP_OPEN_LOOP_MAX_REQUESTS)
+      return up_fail(err, err_size, "--request-rate %g over --duration %g s is more than %d requests", opt->request_rate,
+                     opt->duration_s, UP_OPEN_LOOP_MAX_REQUESTS);
+  }
+  return true;
+}
+
 /* Cross-flag checks that need no model. */
-static bool up_check_combinations(const up_options *opt, char *err, size_t err_size) {
-  if (opt->requests > 0)
+static bool up_check_combinations(const up_options *opt, const bool *seen, char *err, size_t err_size) {
+  if (!up_check_workload_flags(opt, seen, err, err_size)) return false;
+  if (opt->requests > 0 && opt->request_rate == 0.0)
     for (int32_t i = 0; i < opt->n_concurrency; i++)
       if (opt->requests < opt->concurrency[i])
         return up_fail(err, err_size,
@@ -472,6 +666,7 @@ static bool up_check_combinations(const up_options *opt, char *err, size_t err_s
 
 up_parse_status up_options_parse(int argc, char **argv, up_options *opt, FILE *out, char *err, size_t err_size) {
   up_options_default(opt);
+  bool seen[UP_FLAG_COUNT] = {false};
   up_method_texts methods;
   up_flag_methods(UP_DEFAULT_METHODS, &methods, err, err_size);
   for (int i = 1; i < argc; i++) {
@@ -532,10 +727,11 @@ up_parse_status up_options_parse(int argc, char **argv, up_options *opt, FILE *o
       value = argv[++i];
     }
     if (!up_apply_flag(flag, value, opt, &methods, err, err_size)) return UP_PARSE_ERROR;
+    seen[flag->id] = true;
   }
   if (!opt->model_given && opt->backend == UP_BACKEND_CUDA)
     snprintf(opt->model, sizeof(opt->model), "%s", "llama-3.1-8b");
-  if (!up_check_combinations(opt, err, err_size)) return UP_PARSE_ERROR;
+  if (!up_check_combinations(opt, seen, err, err_size)) return UP_PARSE_ERROR;
   if (!up_resolve_methods(&methods, opt, err, err_size)) return UP_PARSE_ERROR;
   return UP_PARSE_OK;
 }

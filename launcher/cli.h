@@ -10,6 +10,8 @@
 #include <stdio.h>
 
 #include "engine/method.h"
+#include "workloads/length_dist.h"
+#include "workloads/trace.h"
 
 #define UP_MAX_SWEEP 32
 #define UP_PATH_MAX 1024
@@ -32,8 +34,23 @@ typedef struct up_options {
   int32_t n_methods;
   up_method_spec methods[UP_MAX_SWEEP]; /* parsed after every other flag, so uniprefill defaults apply */
   up_method_spec uniprefill_defaults;   /* --uniprefill-* and --drop-layers */
-  int32_t requests;            /* per point; 0: equal to the concurrency */
+  int32_t requests;            /* per point; 0: equal to the concurrency (open loop: no count limit) */
   int32_t output_len;
+  /* Open loop (request_rate > 0) and trace replay (trace_path set); the concurrency
+   * list is then the cap on requests in flight. */
+  double request_rate;         /* requests/s; INFINITY: all at 0; 0: closed loop */
+  double burstiness;           /* gamma shape of inter-arrival times, 1 = Poisson */
+  double duration_s;           /* open loop: arrivals stop after this; 0: no limit */
+  up_length_dist prompt_len;   /* open loop */
+  up_length_dist output_len_dist;
+  bool output_len_dist_given;  /* trace replay: replaces the trace's output lengths */
+  char trace_path[UP_PATH_MAX];
+  up_trace_format trace_format;
+  double trace_speedup;
+  double trace_window_start_s;
+  double trace_window_s;       /* 0: no window */
+  int32_t trace_limit;         /* 0: every row */
+  bool trace_lenient;
   uint64_t seed;
   int32_t warmup;              /* unrecorded requests before each point */
   int32_t max_seqs;            /* 0: the point's concurrency */

@@ -38,6 +38,11 @@ typedef struct up_point_params {
   int32_t output_len;
   int32_t n_requests;
   uint64_t seed;
+  const char *workload;      /* "closed-loop", "open-loop rate=...", "trace:FILE speedup=..." */
+  int64_t prompts_clamped;   /* timed workloads: lengths fitted to the model (open_loop.h) */
+  int64_t prompts_raised;
+  int64_t outputs_raised;
+  int64_t lines_skipped;     /* trace lines skipped with --trace-lenient */
   float top_p;               /* UniPrefill knobs; NaN for other methods */
   float keep_fraction;
   int32_t block;

@@ -1,6 +1,7 @@
 /* sweep.c — the sweep driver (see sweep.h). Ranks share each point's requests
- * data-parallel: closed-loop slot k belongs to rank k % world, request i to slot i % C,
- * so the union of all ranks' requests is the same for any rank count. */
+ * data-parallel: closed-loop slot k belongs to rank k % world, request i to slot i % C;
+ * in open-loop and trace workloads request i belongs to rank i % world at its global
+ * arrival time. Either way the union of all ranks' requests is the same for any rank count. */
 #include "launcher/sweep.h"
 
 #include <errno.h>
@@ -22,10 +23,12 @@
 #include "launcher/point_summary.h"
 #include "launcher/report_table.h"
 #include "launcher/results_h5.h"
+#include "launcher/workload_plan.h"
 
 /* One point's share on this rank and the engine sizing that follows from it. */
 typedef struct point_plan {
-  int32_t ctx, concurrency, n_requests;
+  int32_t ctx, concurrency, n_requests; /* ctx 0: lengths vary (open loop, trace) */
+  int32_t warmup_len;
   const up_method *method;
   int32_t rank_concurrency;
   int32_t rank_requests;
@@ -38,31 +41,47 @@ static int32_t rank_slots(int32_t concurrency, int rank, int world) {
   return n;
 }
 
+/* Timed workloads (open loop, trace) size the engine from this rank's share of the
+ * schedule; the closed loop from its fixed lengths. */
 static void plan_point(const up_options *opt, const up_model_config *cfg, up_dtype dtype, const up_topology *topo,
-                       int32_t ctx, int32_t concurrency, const up_method *method, point_plan *p) {
+                       const up_workload_plan *wp, int32_t ctx, int32_t concurrency, const up_method *method,
+                       point_plan *p) {
   memset(p, 0, sizeof *p);
-  p->ctx = ctx;
+  const int timed = wp->kind != UP_WORKLOAD_CLOSED_LOOP;
+  p->ctx = timed ? 0 : ctx;
   p->concurrency = concurrency;
   p->method = method;
-  p->n_requests = opt->requests > 0 ? opt->requests : concurrency;
   p->rank_concurrency = rank_slots(concurrency, topo->world_rank, topo->world_size);
-  for (int32_t i = 0; i < p->n_requests; ++i)
-    if ((i % concurrency) % topo->world_size == topo->world_rank) p->rank_requests++;
   up_engine_params *e = &p->engine;
   e->rank = topo->world_rank;
   e->max_seqs = opt->max_seqs > 0 ? opt->max_seqs : (p->rank_concurrency > 0 ? p->rank_concurrency : 1);
   e->max_batch_tokens = opt->max_batch_tokens;
   e->kv_block_tokens = opt->kv_block;
-  /* Requests longer than the context fail at submission: size nothing for them. */
-  const int64_t entries = (int64_t)ctx + opt->output_len < cfg->max_context ? (int64_t)ctx + opt->output_len
-                                                                            : cfg->max_context;
-  const int64_t rows = ctx < cfg->max_context ? ctx : cfg->max_context;
-  e->max_seq_entries = entries;
-  const int64_t blocks_per_layer = (entries + opt->kv_block - 1) / opt->kv_block;
+  int64_t blocks_per_layer = 0, rows_per_step = 0;
+  if (timed) {
+    up_rank_sizing sz;
+    up_workload_plan_rank_sizing(wp, topo->world_rank, topo->world_size, e->max_seqs, opt->kv_block, &sz);
+    p->n_requests = wp->n_requests;
+    p->rank_requests = sz.n_requests;
+    p->warmup_len = sz.max_prompt_len;
+    e->max_seq_entries = sz.max_seq_entries > 0 ? sz.max_seq_entries : 1;
+    blocks_per_layer = sz.kv_blocks_per_layer;
+    rows_per_step = sz.max_step_rows > 0 ? sz.max_step_rows : 1;
+  } else {
+    p->n_requests = opt->requests > 0 ? opt->requests : concurrency;
+    for (int32_t i = 0; i < p->n_requests; ++i)
+      if ((i % concurrency) % topo->world_size == topo->world_rank) p->rank_requests++;
+    p->warmup_len = ctx;
+    /* Requests longer than the context fail at submission: size nothing for them. */
+    const int64_t entries = (int64_t)ctx + opt->output_len;
+    e->max_seq_entries = entries < cfg->max_context ? entries : cfg->max_context;
+    blocks_per_layer = (e->max_seq_entries + opt->kv_block - 1) / opt->kv_block * e->max_seqs;
+    rows_per_step = (int64_t)e->max_seqs * (ctx < cfg->max_context ? ctx : cfg->max_context);
+  }
+  if (p->warmup_len > 256) p->warmup_len = 256;
   const int64_t block_bytes = 2 * (int64_t)opt->kv_block * cfg->n_kv_heads * cfg->head_dim * (int64_t)up_dtype_size(dtype);
   e->kv_blocks = opt->kv_cache_mib > 0 ? opt->kv_cache_mib * 1024 * 1024 / block_bytes
-                                       : blocks_per_layer * cfg->n_layers * e->max_seqs;
-  const int64_t rows_per_step = (int64_t)e->max_seqs * rows;
+                                       : blocks_per_layer * cfg->n_layers;
   e->workspace_tokens = opt->max_batch_tokens > 0 && opt->max_batch_tokens + e->max_seqs < rows_per_step
                             ? opt->max_batch_tokens + e->max_seqs
                             : rows_per_step;
@@ -135,7 +154,7 @@ static void run_warmup(const up_model *model, const point_plan *p, const up_opti
   if (opt->warmup <= 0 || p->rank_requests == 0) return;
   int64_t *ids = up_malloc_or_die(sizeof(int64_t) * (size_t)opt->warmup, "warm-up ids");
   for (int32_t i = 0; i < opt->warmup; ++i) ids[i] = -1 - i; /* never a measured id */
-  const int32_t len = p->ctx < 256 ? p->ctx : 256;
+  const int32_t len = p->warmup_len;
   up_closed_loop_params wl = {.concurrency = 1, .n_requests = opt->warmup, .request_ids = ids, .prompt_len = len,
                               .output_len = 2, .vocab = model->cfg.vocab, .n_layers = model->cfg.n_layers,
                               .seed = opt->seed};
@@ -149,8 +168,9 @@ static void run_warmup(const up_model *model, const point_plan *p, const up_opti
   free(ids);
 }
 
-static void fill_point_params(const up_options *opt, const point_plan *p, const up_point_result *merged,
-                              int32_t index, char *layers_buf, size_t layers_size, up_point_params *pp) {
+static void fill_point_params(const up_options *opt, const up_workload_plan *wp, const point_plan *p,
+                              const up_point_result *merged, int32_t index, char *layers_buf, size_t layers_size,
+                              up_point_params *pp) {
   const up_method_spec *m = &p->method->spec;
   const int uni = m->kind == UP_METHOD_UNIPREFILL;
   size_t used = 0;
@@ -159,7 +179,10 @@ static void fill_point_params(const up_options *opt, const point_plan *p, const 
     used += (size_t)snprintf(layers_buf + used, layers_size - used, "%s%d", i ? "," : "", (int)m->drop_layers[i]);
   *pp = (up_point_params){
       .index = index, .method = m->label, .ctx = p->ctx, .concurrency = p->concurrency,
-      .output_len = opt->output_len, .n_requests = p->n_requests, .seed = opt->seed,
+      .output_len = wp->kind == UP_WORKLOAD_CLOSED_LOOP ? opt->output_len : 0, .n_requests = p->n_requests,
+      .seed = opt->seed, .workload = wp->description, .prompts_clamped = wp->stats.prompts_clamped,
+      .prompts_raised = wp->stats.prompts_raised, .outputs_raised = wp->stats.outputs_raised,
+      .lines_skipped = wp->stats.lines_skipped,
       .top_p = uni ? m->select.top_p : NAN, .keep_fraction = uni ? m->select.keep_fraction : NAN,
       .block = uni ? m->select.block : 0, .sink = uni ? m->select.sink : 0, .last_q = uni ? m->select.last_q : 0,
       .drop_layers = layers_buf, .max_seqs = p->engine.max_seqs, .max_batch_tokens = p->engine.max_batch_tokens,
@@ -228,14 +251,31 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
     return 2;
   }
 
+  /* The workload (a trace is read and checked here), before anything is written. */
+  up_workload_plan wp;
+  const int plan_failed = up_workload_plan_init(&wp, opt, &cfg, err, sizeof err) != 0;
+  if (agree_on_failure(topo, plan_failed, err)) {
+    be->ops->destroy(be);
+    return 2;
+  }
+  const int timed = wp.kind != UP_WORKLOAD_CLOSED_LOOP;
+  /* Timed workloads bring their own lengths: one ctx entry, recorded as 0. */
+  const int32_t n_ctx = timed ? 1 : opt->n_ctx;
+  if (root && !opt->quiet && timed)
+    fprintf(stderr,
+            "uniprefill-bench: workload %s: %d requests; %lld prompts clamped to the context, %lld empty prompts "
+            "and %lld outputs < 1 raised to 1, %lld bad trace lines skipped\n",
+            wp.description, (int)wp.n_requests, (long long)wp.stats.prompts_clamped,
+            (long long)wp.stats.prompts_raised, (long long)wp.stats.outputs_raised, (long long)wp.stats.lines_skipped);
+
   /* Every point must fit this rank's memory before anything is written. */
   const int64_t weight_bytes = up_model_weight_bytes(&cfg, be->act_dtype);
   int64_t worst_point = 0;
   int budget_error = 0;
-  for (int32_t c = 0; c < opt->n_ctx; ++c)
+  for (int32_t c = 0; c < n_ctx; ++c)
     for (int32_t k = 0; k < opt->n_concurrency; ++k) {
       point_plan p;
-      plan_point(opt, &cfg, be->act_dtype, topo, opt->ctx[c], opt->concurrency[k], &methods[0], &p);
+      plan_point(opt, &cfg, be->act_dtype, topo, &wp, opt->ctx[c], opt->concurrency[k], &methods[0], &p);
       if (opt->max_batch_tokens > 0 && opt->max_batch_tokens < p.engine.max_seqs) {
         snprintf(err, sizeof err, "--max-batch-tokens %lld is below the %d sequences a step may hold: decode "
                  "tokens alone could not fit (raise it or lower --max-seqs)", (long long)opt->max_batch_tokens,
@@ -247,6 +287,7 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
     }
   if (agree_on_failure(topo, budget_error, err)) {
     be->ops->destroy(be);
+    up_workload_plan_free(&wp);
     return 2;
   }
   const int64_t available = (int64_t)be->ops->memory_available(be);
@@ -256,6 +297,7 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
            cfg.name, weight_bytes / 1073741824.0, worst_point / 1073741824.0, be->ops->name, available / 1073741824.0);
   if (agree_on_failure(topo, need > available, err)) {
     be->ops->destroy(be);
+    up_workload_plan_free(&wp);
     return 2;
   }
 
@@ -292,35 +334,42 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
     free(hostnames);
     free(devices);
     be->ops->destroy(be);
+    up_workload_plan_free(&wp);
     return 1;
   }
 
   up_model *model = up_model_create_random(&cfg, be, opt->seed);
-  const int32_t n_points = opt->n_ctx * opt->n_concurrency * opt->n_methods;
+  const int32_t n_points = n_ctx * opt->n_concurrency * opt->n_methods;
   up_point_summary *rows = root ? up_calloc_or_die((size_t)n_points, sizeof(up_point_summary), "summary rows") : NULL;
   const int progress = root && !opt->quiet && isatty(STDERR_FILENO);
   int exit_code = 0;
   int32_t index = 0;
-  for (int32_t c = 0; c < opt->n_ctx; ++c) {
+  for (int32_t c = 0; c < n_ctx; ++c) {
     for (int32_t k = 0; k < opt->n_concurrency; ++k) {
       for (int32_t m = 0; m < opt->n_methods; ++m, ++index) {
         point_plan p;
-        plan_point(opt, &cfg, be->act_dtype, topo, opt->ctx[c], opt->concurrency[k], &methods[m], &p);
+        plan_point(opt, &cfg, be->act_dtype, topo, &wp, opt->ctx[c], opt->concurrency[k], &methods[m], &p);
         if (progress)
           fprintf(stderr, "[%d/%d] %s ctx=%d concurrency=%d ...", (int)index + 1, (int)n_points, methods[m].spec.label,
                   (int)p.ctx, (int)p.concurrency);
         run_warmup(model, &p, opt);
+        const int32_t rank_cap = p.rank_concurrency > 0 ? p.rank_concurrency : 1;
         int64_t *ids = up_malloc_or_die(sizeof(int64_t) * (size_t)(p.rank_requests + 1), "request ids");
-        int32_t n_ids = 0;
-        for (int32_t i = 0; i < p.n_requests; ++i)
-          if ((i % p.concurrency) % topo->world_size == topo->world_rank) ids[n_ids++] = i;
-        up_closed_loop_params wl = {.concurrency = p.rank_concurrency > 0 ? p.rank_concurrency : 1,
-                                    .n_requests = n_ids, .request_ids = ids, .prompt_len = p.ctx,
-                                    .output_len = opt->output_len, .vocab = cfg.vocab, .n_layers = cfg.n_layers,
-                                    .seed = opt->seed};
-        up_workload *w = up_workload_closed_loop_create(&wl);
+        up_workload *w = NULL;
+        if (timed) {
+          w = up_workload_plan_source(&wp, topo->world_rank, topo->world_size, rank_cap, cfg.n_layers);
+        } else {
+          int32_t n_ids = 0;
+          for (int32_t i = 0; i < p.n_requests; ++i)
+            if ((i % p.concurrency) % topo->world_size == topo->world_rank) ids[n_ids++] = i;
+          up_closed_loop_params wl = {.concurrency = rank_cap, .n_requests = n_ids, .request_ids = ids,
+                                      .prompt_len = p.ctx, .output_len = opt->output_len, .vocab = cfg.vocab,
+                                      .n_layers = cfg.n_layers, .seed = opt->seed};
+          w = up_workload_closed_loop_create(&wl);
+        }
         up_point_result mine, merged;
-        UP_CHECK_MPI(MPI_Barrier(MPI_COMM_WORLD)); /* ranks start each point together */
+        /* Ranks start each point together: timed arrivals are on each rank's engine clock from here. */
+        UP_CHECK_MPI(MPI_Barrier(MPI_COMM_WORLD));
         up_engine_run_point(model, &p.engine, &methods[m], w, &mine);
         w->ops->destroy(w);
         free(ids);
@@ -333,12 +382,12 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
           snprintf(row->method, sizeof row->method, "%s", methods[m].spec.label);
           row->ctx = p.ctx;
           row->concurrency = p.concurrency;
-          row->output_len = opt->output_len;
+          row->output_len = timed ? 0 : opt->output_len;
           up_point_summary_compute(row, merged.requests, merged.n_requests, merged.wall_s);
           up_point_summary_fill_speedups(rows, index + 1);
           char layers[512];
           up_point_params pp;
-          fill_point_params(opt, &p, &merged, index, layers, sizeof layers, &pp);
+          fill_point_params(opt, &wp, &p, &merged, index, layers, sizeof layers, &pp);
           write_failed = up_results_write_point(results, &pp, row, &merged, err, sizeof err) != 0;
           if (progress)
             fprintf(stderr, " ttft %.1f ms, kept %.3f%s\n", row->ttft_mean_ms, row->kept_fraction,
@@ -373,5 +422,6 @@ done:
   free(devices);
   up_model_destroy(model);
   be->ops->destroy(be);
+  up_workload_plan_free(&wp);
   return exit_code;
 }

@@ -1,6 +1,7 @@
-/* workload.h — the interface every workload source implements (closed-loop sweep now;
- * open-loop arrivals and trace replay later). A source owns the clock of arrivals:
- * the engine asks it which requests have arrived and submits them. */
+/* workload.h — the interface every workload source implements (closed loop here; the
+ * timed open-loop and trace-replay sources in open_loop.h and trace_replay.h). A
+ * source owns the clock of arrivals: the engine asks it which requests have arrived
+ * and submits them. */
 #ifndef UP_WORKLOAD_H
 #define UP_WORKLOAD_H
 

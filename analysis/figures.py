@@ -16,10 +16,11 @@ Figures, each skipped with a printed note when the runs lack what it needs:
                             panel per context length (concurrencies pooled)
   kept_per_layer            mean fraction of prompt tokens entering each layer, a line
                             per method, a panel per context length
-  trace_ttft_over_time      TTFT of each request at its arrival time, per method, for
-                            points whose `workload` attribute starts with "trace"
+  trace_ttft_over_time      TTFT of each request at its arrival time, per method, a
+                            panel per trace, context length and concurrency, for points
+                            whose `workload` attribute starts with "trace"
   trace_queue_over_time     requests arrived but not yet admitted, over time, for those
-                            points
+                            points (from the request table's arrival and admission times)
 
 Methods keep one colour in every figure (dense always dark grey, the others from a
 fixed palette in sorted label order); with several runs, each run has its own line
@@ -36,6 +37,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: CI and SSH sessions have no display
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -265,11 +267,16 @@ def trace_points(runs):
 
 
 def trace_panels(runs):
-    """Trace points grouped into one panel per (workload, ctx)."""
+    """Trace points grouped into one panel per (workload, ctx, concurrency), so a panel
+    holds one point per method and run."""
     panels = {}
     for run, p in trace_points(runs):
-        panels.setdefault((p.workload, p.ctx), []).append((run, p))
+        panels.setdefault((p.workload, p.ctx, p.concurrency), []).append((run, p))
     return panels
+
+
+def trace_title(workload, ctx, conc):
+    return f"{workload}, ctx {size_label(ctx)}, concurrency {conc}"
 
 
 def fig_trace_ttft(runs, colors, out_dir, written):
@@ -277,7 +284,7 @@ def fig_trace_ttft(runs, colors, out_dir, written):
     if not panels:
         return "no point has a workload attribute starting with 'trace'"
     fig, axes = panel_grid(len(panels), "TTFT over a trace replay")
-    for ax, ((workload, ctx), pts) in zip(axes, sorted(panels.items())):
+    for ax, ((workload, ctx, conc), pts) in zip(axes, sorted(panels.items())):
         for run, p in pts:
             ok = p.ok_mask()
             ri = runs.index(run)
@@ -286,7 +293,7 @@ def fig_trace_ttft(runs, colors, out_dir, written):
                     label=series_label(p.method, run, runs))
         ax.set_xlabel("arrival time (s from the point's start)")
         ax.set_ylabel("TTFT (ms)")
-        ax.set_title(f"{workload}, ctx {size_label(ctx)}", fontsize=9)
+        ax.set_title(trace_title(workload, ctx, conc), fontsize=9)
         ax.grid(alpha=0.3)
         legend(ax)
     save(fig, out_dir, "trace_ttft_over_time", runs, written)
@@ -310,16 +317,19 @@ def fig_trace_queue(runs, colors, out_dir, written):
     if not panels:
         return "no point has a workload attribute starting with 'trace'"
     fig, axes = panel_grid(len(panels), "Waiting queue over a trace replay")
-    for ax, ((workload, ctx), pts) in zip(axes, sorted(panels.items())):
+    for ax, ((workload, ctx, conc), pts) in zip(axes, sorted(panels.items())):
+        longest = 0
         for run, p in pts:
             t, q = queue_length(p.requests)
+            longest = max(longest, int(q.max()) if q.size else 0)
             ri = runs.index(run)
             ax.step(np.concatenate([[0.0], t]), np.concatenate([[0], q]), where="post", color=colors[p.method],
                     linestyle=RUN_STYLES[ri % len(RUN_STYLES)], label=series_label(p.method, run, runs))
         ax.set_xlabel("time (s from the point's start)")
         ax.set_ylabel("requests waiting for admission")
-        ax.set_ylim(bottom=0)
-        ax.set_title(f"{workload}, ctx {size_label(ctx)}", fontsize=9)
+        ax.set_ylim(0, max(1, longest) * 1.1)  # an empty queue still shows a 0..1 axis
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(trace_title(workload, ctx, conc), fontsize=9)
         ax.grid(alpha=0.3)
         legend(ax)
     save(fig, out_dir, "trace_queue_over_time", runs, written)

@@ -104,31 +104,49 @@ def distinct(values):
     return sorted(set(values))
 
 
+def run_style(run_index):
+    return RUN_STYLES[run_index % len(RUN_STYLES)]
+
+
+def log2_axis(ax, ticks, labels, xlabel):
+    """A log-2 x axis labelled only at the swept values."""
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ticks, labels)
+    ax.minorticks_off()
+    ax.set_xlabel(xlabel)
+
+
+def finish_panel(ax, ylabel, title, title_color="black"):
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9, color=title_color)
+    ax.grid(alpha=0.3)
+    legend(ax)
+
+
+def plot_method_lines(ax, runs, colors, x, y, keep):
+    """One line per method and run through the summary rows keep() accepts: y over x."""
+    for ri, run in enumerate(runs):
+        for method in distinct(r["method"] for r in run.summary):
+            pts = sorted((r[x], r[y]) for r in run.summary
+                         if r["method"] == method and keep(r) and math.isfinite(r[y]))
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", color=colors[method],
+                        linestyle=run_style(ri), label=series_label(method, run, runs))
+
+
 # ---- summary figures ------------------------------------------------------------
 
 def fig_ttft_vs_ctx(runs, colors, out_dir, written):
-    rows = [(run, r) for run in runs for r in run.summary]
-    ctxs = distinct(r["ctx"] for _, r in rows)
+    rows = [r for run in runs for r in run.summary]
+    ctxs = distinct(r["ctx"] for r in rows)
     if len(ctxs) < 2:
         return "needs two or more context lengths"
-    concs = distinct(r["concurrency"] for _, r in rows)
+    concs = distinct(r["concurrency"] for r in rows)
     fig, axes = panel_grid(len(concs), "Time to first token vs prompt length")
     for ax, conc in zip(axes, concs):
-        for ri, run in enumerate(runs):
-            for method in distinct(r["method"] for r in run.summary):
-                pts = sorted((r["ctx"], r["ttft_mean_ms"]) for r in run.summary
-                             if r["method"] == method and r["concurrency"] == conc)
-                if pts:
-                    ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", color=colors[method],
-                            linestyle=RUN_STYLES[ri % len(RUN_STYLES)], label=series_label(method, run, runs))
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(ctxs, [size_label(c) for c in ctxs])
-        ax.minorticks_off()
-        ax.set_xlabel("prompt length (tokens)")
-        ax.set_ylabel("TTFT, mean (ms)")
-        ax.set_title(f"concurrency {conc}", fontsize=9)
-        ax.grid(alpha=0.3)
-        legend(ax)
+        plot_method_lines(ax, runs, colors, "ctx", "ttft_mean_ms", lambda r, c=conc: r["concurrency"] == c)
+        log2_axis(ax, ctxs, [size_label(c) for c in ctxs], "prompt length (tokens)")
+        finish_panel(ax, "TTFT, mean (ms)", f"concurrency {conc}")
     save(fig, out_dir, "ttft_vs_ctx", runs, written)
     return None
 
@@ -147,6 +165,7 @@ def fig_speedup_vs_concurrency(runs, colors, out_dir, written):
     ctx_color = {c: cmap(0.85 * i / max(1, len(ctxs) - 1)) for i, c in enumerate(ctxs)}
     fig, axes = panel_grid(len(methods), "TTFT speedup over dense vs concurrency")
     for ax, method in zip(axes, methods):
+        # Here lines are context lengths; the method is the panel (titled in its colour).
         for ri, run in enumerate(runs):
             for ctx in ctxs:
                 pts = sorted((r["concurrency"], r["speedup_vs_dense"]) for r in run.summary
@@ -154,16 +173,10 @@ def fig_speedup_vs_concurrency(runs, colors, out_dir, written):
                 if pts:
                     label = f"ctx {size_label(ctx)}" + ("" if len(runs) == 1 else f" ({run.name})")
                     ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", color=ctx_color[ctx],
-                            linestyle=RUN_STYLES[ri % len(RUN_STYLES)], label=label)
+                            linestyle=run_style(ri), label=label)
         ax.axhline(1.0, color=DENSE_COLOR, linewidth=0.8, linestyle=":")
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(concs, [str(c) for c in concs])
-        ax.minorticks_off()
-        ax.set_xlabel("concurrency (requests in flight)")
-        ax.set_ylabel("speedup over dense (×, mean TTFT)")
-        ax.set_title(method, fontsize=9, color=colors[method])
-        ax.grid(alpha=0.3)
-        legend(ax)
+        log2_axis(ax, concs, [str(c) for c in concs], "concurrency (requests in flight)")
+        finish_panel(ax, "speedup over dense (×, mean TTFT)", method, colors[method])
     save(fig, out_dir, "speedup_vs_concurrency", runs, written)
     return None
 
@@ -176,22 +189,10 @@ def fig_throughput_vs_concurrency(runs, colors, out_dir, written):
     ctxs = distinct(r["ctx"] for r in rows)
     fig, axes = panel_grid(len(ctxs), "Prefill throughput vs concurrency")
     for ax, ctx in zip(axes, ctxs):
-        for ri, run in enumerate(runs):
-            for method in distinct(r["method"] for r in run.summary):
-                pts = sorted((r["concurrency"], r["prefill_tokens_per_s"]) for r in run.summary
-                             if r["method"] == method and r["ctx"] == ctx)
-                if pts:
-                    ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", color=colors[method],
-                            linestyle=RUN_STYLES[ri % len(RUN_STYLES)], label=series_label(method, run, runs))
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(concs, [str(c) for c in concs])
-        ax.minorticks_off()
-        ax.set_xlabel("concurrency (requests in flight)")
-        ax.set_ylabel("prefill throughput (prompt tokens/s)")
-        ax.set_title(f"prompt length {size_label(ctx)} tokens", fontsize=9)
+        plot_method_lines(ax, runs, colors, "concurrency", "prefill_tokens_per_s", lambda r, c=ctx: r["ctx"] == c)
+        log2_axis(ax, concs, [str(c) for c in concs], "concurrency (requests in flight)")
         ax.set_ylim(bottom=0)
-        ax.grid(alpha=0.3)
-        legend(ax)
+        finish_panel(ax, "prefill throughput (prompt tokens/s)", f"prompt length {size_label(ctx)} tokens")
     save(fig, out_dir, "throughput_vs_concurrency", runs, written)
     return None
 
@@ -218,13 +219,10 @@ def fig_ttft_cdf(runs, colors, out_dir, written):
                     continue
                 frac = np.arange(1, ttft.size + 1) / ttft.size
                 ax.step(ttft, frac, where="post", color=colors[method],
-                        linestyle=RUN_STYLES[ri % len(RUN_STYLES)], label=series_label(method, run, runs))
+                        linestyle=run_style(ri), label=series_label(method, run, runs))
         ax.set_xlabel("TTFT (ms)")
-        ax.set_ylabel("fraction of requests")
         ax.set_ylim(0, 1.02)
-        ax.set_title(f"prompt length {size_label(ctx)} tokens", fontsize=9)
-        ax.grid(alpha=0.3)
-        legend(ax)
+        finish_panel(ax, "fraction of requests", f"prompt length {size_label(ctx)} tokens")
     save(fig, out_dir, "ttft_cdf", runs, written)
     return None
 
@@ -248,15 +246,12 @@ def fig_kept_per_layer(runs, colors, out_dir, written):
                 kept = np.concatenate(rows).mean(axis=0)
                 n_layers = max(n_layers, kept.size)
                 ax.plot(np.arange(kept.size), kept, marker="o", markersize=3, color=colors[method],
-                        linestyle=RUN_STYLES[ri % len(RUN_STYLES)], drawstyle="steps-mid",
+                        linestyle=run_style(ri), drawstyle="steps-mid",
                         label=series_label(method, run, runs))
         ax.set_xlabel("layer (0-indexed)")
-        ax.set_ylabel("prompt tokens entering the layer (fraction)")
         ax.set_ylim(0, 1.05)
         ax.set_xticks(range(0, n_layers, max(1, n_layers // 8)))
-        ax.set_title(f"prompt length {size_label(ctx)} tokens", fontsize=9)
-        ax.grid(alpha=0.3)
-        legend(ax)
+        finish_panel(ax, "prompt tokens entering the layer (fraction)", f"prompt length {size_label(ctx)} tokens")
     save(fig, out_dir, "kept_per_layer", runs, written)
     return None
 
@@ -289,13 +284,10 @@ def fig_trace_ttft(runs, colors, out_dir, written):
             ok = p.ok_mask()
             ri = runs.index(run)
             ax.plot(p.requests["arrival_s"][ok], p.requests["ttft_ms"][ok], marker="o", markersize=3,
-                    linestyle=RUN_STYLES[ri % len(RUN_STYLES)], linewidth=0.6, color=colors[p.method],
+                    linestyle=run_style(ri), linewidth=0.6, color=colors[p.method],
                     label=series_label(p.method, run, runs))
         ax.set_xlabel("arrival time (s from the point's start)")
-        ax.set_ylabel("TTFT (ms)")
-        ax.set_title(trace_title(workload, ctx, conc), fontsize=9)
-        ax.grid(alpha=0.3)
-        legend(ax)
+        finish_panel(ax, "TTFT (ms)", trace_title(workload, ctx, conc))
     save(fig, out_dir, "trace_ttft_over_time", runs, written)
     return None
 
@@ -324,14 +316,11 @@ def fig_trace_queue(runs, colors, out_dir, written):
             longest = max(longest, int(q.max()) if q.size else 0)
             ri = runs.index(run)
             ax.step(np.concatenate([[0.0], t]), np.concatenate([[0], q]), where="post", color=colors[p.method],
-                    linestyle=RUN_STYLES[ri % len(RUN_STYLES)], label=series_label(p.method, run, runs))
+                    linestyle=run_style(ri), label=series_label(p.method, run, runs))
         ax.set_xlabel("time (s from the point's start)")
-        ax.set_ylabel("requests waiting for admission")
         ax.set_ylim(0, max(1, longest) * 1.1)  # an empty queue still shows a 0..1 axis
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_title(trace_title(workload, ctx, conc), fontsize=9)
-        ax.grid(alpha=0.3)
-        legend(ax)
+        finish_panel(ax, "requests waiting for admission", trace_title(workload, ctx, conc))
     save(fig, out_dir, "trace_queue_over_time", runs, written)
     return None
 

@@ -42,10 +42,8 @@ static void make_rows(up_point_summary *rows) {
   }
 }
 
-/* Print the rows in one format into a malloc'd string. */
-static char *render(up_output_format format) {
-  up_point_summary rows[N_ROWS];
-  make_rows(rows);
+/* Print N_ROWS rows in one format into a malloc'd string. */
+static char *render_rows(up_output_format format, const up_point_summary *rows) {
   char *text = NULL;
   size_t size = 0;
   FILE *out = open_memstream(&text, &size);
@@ -53,6 +51,13 @@ static char *render(up_output_format format) {
   up_report_table_print(out, format, rows, N_ROWS);
   fclose(out);
   return text;
+}
+
+/* The sample rows in one format. */
+static char *render(up_output_format format) {
+  up_point_summary rows[N_ROWS];
+  make_rows(rows);
+  return render_rows(format, rows);
 }
 
 /* Split text into lines in place; returns the count (no trailing empty line). */
@@ -167,12 +172,7 @@ Test(report_table, markdown_adds_goodput_only_with_an_slo) {
   make_rows(rows);
   rows[0].goodput_requests_per_s = 1.75;
   rows[1].goodput_requests_per_s = 0.0;
-  char *text = NULL;
-  size_t size = 0;
-  FILE *out = open_memstream(&text, &size);
-  cr_assert_not_null(out);
-  up_report_table_print(out, UP_FORMAT_MARKDOWN, rows, N_ROWS);
-  fclose(out);
+  char *text = render_rows(UP_FORMAT_MARKDOWN, rows);
   cr_expect_not_null(strstr(text, "goodput_req_s |"), "%s", text);
   cr_expect_not_null(strstr(text, " 1.8 |"), "%s", text);
   char *lines[16];

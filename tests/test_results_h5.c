@@ -175,6 +175,15 @@ static void make_tmp(void) {
   snprintf(tmp_file, sizeof tmp_file, "%s/run.h5", tmp_dir);
 }
 
+/* A fresh temp dir and a run file opened in it. */
+static up_results_file *open_tmp_run(void) {
+  make_tmp();
+  char err[512] = "";
+  up_results_file *f = up_results_open(tmp_file, &sample_info, err, sizeof err);
+  cr_assert_not_null(f, "open: %s", err);
+  return f;
+}
+
 static void remove_tmp(void) {
   unlink(tmp_file);
   rmdir(tmp_dir);
@@ -482,12 +491,10 @@ Test(results_h5, missing_directory_names_the_path) {
 }
 
 Test(results_h5, bad_token_offsets_are_refused) {
-  make_tmp();
+  up_results_file *f = open_tmp_run();
   char err[512] = "";
   sample_point p;
   make_point(&p, 1);
-  up_results_file *f = up_results_open(tmp_file, &sample_info, err, sizeof err);
-  cr_assert_not_null(f, "%s", err);
   p.result.token_offsets[1] = 5; /* then 3: offsets decrease */
   cr_expect_eq(up_results_write_point(f, &p.params, &p.summary, &p.result, err, sizeof err), -1);
   cr_expect(strstr(err, "token offsets decrease") != NULL, "%s", err);
@@ -507,13 +514,11 @@ Test(results_h5, bad_token_offsets_are_refused) {
 
 /* A point whose every request was lost to a crash still gets offsets {0} and no times. */
 Test(results_h5, point_without_requests_has_one_offset) {
-  make_tmp();
+  up_results_file *f = open_tmp_run();
   char err[512] = "";
   sample_point p;
   make_point(&p, 1);
   up_point_result empty = {.n_layers = N_LAYERS};
-  up_results_file *f = up_results_open(tmp_file, &sample_info, err, sizeof err);
-  cr_assert_not_null(f, "%s", err);
   cr_assert_eq(up_results_write_point(f, &p.params, &p.summary, &empty, err, sizeof err), 0, "%s", err);
   cr_assert_eq(up_results_close(f, err, sizeof err), 0, "%s", err);
   const hid_t file = H5Fopen(tmp_file, H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -530,12 +535,10 @@ Test(results_h5, point_without_requests_has_one_offset) {
 }
 
 Test(results_h5, point_written_twice_fails) {
-  make_tmp();
+  up_results_file *f = open_tmp_run();
   char err[512] = "";
   sample_point p;
   make_point(&p, 1);
-  up_results_file *f = up_results_open(tmp_file, &sample_info, err, sizeof err);
-  cr_assert_not_null(f, "%s", err);
   write_points(f, &p, 1);
   cr_expect_eq(up_results_write_point(f, &p.params, &p.summary, &p.result, err, sizeof err), -1);
   cr_expect(strstr(err, "/points/0001") != NULL, "message lacks the group: %s", err);

@@ -53,6 +53,8 @@ void up_point_result_free(up_point_result *res) {
   free(res->request_layer_tokens);
   free(res->steps);
   free(res->step_layer_tokens);
+  free(res->token_offsets);
+  free(res->token_times);
   memset(res, 0, sizeof *res);
 }
 
@@ -61,6 +63,8 @@ typedef struct record_sink {
   up_point_result *res;
   int32_t cap_requests;
   int32_t cap_steps;
+  int32_t cap_offsets;     /* entries of res->token_offsets: one more than the requests */
+  int64_t cap_token_times;
 } record_sink;
 
 /* Grow two parallel record arrays together when `used` reaches the capacity. */
@@ -73,6 +77,28 @@ static void grow_records(void **records, size_t record_bytes, void **layer_rows,
   if (!*records || !*layer_rows) UP_FATAL("out of host memory for %s records", what);
 }
 
+/* Append a request's output-token times to the flat array and close its offset range. */
+static void sink_token_times(record_sink *sink, const up_request *req) {
+  up_point_result *res = sink->res;
+  if (res->n_requests + 2 > sink->cap_offsets) {
+    sink->cap_offsets = sink->cap_requests + 1;
+    res->token_offsets = realloc(res->token_offsets, sizeof(int64_t) * (size_t)sink->cap_offsets);
+    if (!res->token_offsets) UP_FATAL("out of host memory for token offsets");
+    if (res->n_requests == 0) res->token_offsets[0] = 0;
+  }
+  const int64_t start = res->token_offsets[res->n_requests];
+  const int64_t end = start + req->n_generated;
+  if (end > sink->cap_token_times) {
+    while (end > sink->cap_token_times)
+      sink->cap_token_times = sink->cap_token_times ? 2 * sink->cap_token_times : 256;
+    res->token_times = realloc(res->token_times, sizeof(double) * (size_t)sink->cap_token_times);
+    if (!res->token_times) UP_FATAL("out of host memory for token times");
+  }
+  if (req->n_generated > 0)
+    memcpy(res->token_times + start, req->token_times_s, sizeof(double) * (size_t)req->n_generated);
+  res->token_offsets[res->n_requests + 1] = end;
+}
+
 static void sink_request(record_sink *sink, const up_request *req, int32_t rank) {
   up_point_result *res = sink->res;
   const size_t layer_bytes = sizeof(int32_t) * (size_t)res->n_layers;
@@ -80,6 +106,7 @@ static void sink_request(record_sink *sink, const up_request *req, int32_t rank)
                res->n_requests, &sink->cap_requests, "request");
   up_request_to_record(req, rank, &res->requests[res->n_requests]);
   memcpy(res->request_layer_tokens + (size_t)res->n_requests * res->n_layers, req->kept_per_layer, layer_bytes);
+  sink_token_times(sink, req);
   res->n_requests++;
 }
 
@@ -109,14 +136,28 @@ void up_point_result_sort_requests(up_point_result *res) {
   qsort(order, (size_t)n, sizeof(id_order), compare_id_order);
   up_request_record *records = up_malloc_or_die(sizeof(up_request_record) * (size_t)n, "sorted records");
   int32_t *layers = up_malloc_or_die(sizeof(int32_t) * (size_t)n * L, "sorted layer rows");
+  UP_ASSERT(res->token_offsets != NULL, "%d requests without token offsets", (int)n);
+  const int64_t n_times = res->token_offsets[n];
+  int64_t *offsets = up_malloc_or_die(sizeof(int64_t) * (size_t)(n + 1), "sorted token offsets");
+  double *times = up_malloc_or_die(sizeof(double) * (size_t)(n_times > 0 ? n_times : 1), "sorted token times");
+  offsets[0] = 0;
   for (int32_t i = 0; i < n; ++i) {
-    records[i] = res->requests[order[i].index];
-    memcpy(layers + (size_t)i * L, res->request_layer_tokens + (size_t)order[i].index * L, sizeof(int32_t) * (size_t)L);
+    const int32_t from = order[i].index;
+    records[i] = res->requests[from];
+    memcpy(layers + (size_t)i * L, res->request_layer_tokens + (size_t)from * L, sizeof(int32_t) * (size_t)L);
+    const int64_t count = res->token_offsets[from + 1] - res->token_offsets[from];
+    if (count > 0)
+      memcpy(times + offsets[i], res->token_times + res->token_offsets[from], sizeof(double) * (size_t)count);
+    offsets[i + 1] = offsets[i] + count;
   }
   free(res->requests);
   free(res->request_layer_tokens);
+  free(res->token_offsets);
+  free(res->token_times);
   res->requests = records;
   res->request_layer_tokens = layers;
+  res->token_offsets = offsets;
+  res->token_times = times;
   free(order);
 }
 

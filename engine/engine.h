@@ -26,6 +26,10 @@ typedef struct up_point_result {
   int32_t n_requests;
   up_request_record *requests;   /* ordered by id */
   int32_t *request_layer_tokens; /* [n_requests][n_layers] prompt tokens entering each layer */
+  /* Ragged output-token times (engine clock, s) for inter-token latencies: request i's
+   * are token_times[token_offsets[i] .. token_offsets[i + 1]], one per output token. */
+  int64_t *token_offsets;        /* [n_requests + 1], token_offsets[0] = 0; NULL while n_requests is 0 */
+  double *token_times;           /* [token_offsets[n_requests]] */
   int32_t n_steps;
   up_step_record *steps;
   int64_t *step_layer_tokens;    /* [n_steps][n_layers] rows entering each layer */
@@ -37,7 +41,8 @@ typedef struct up_point_result {
 
 void up_point_result_free(up_point_result *res);
 
-/* Order requests by id, keeping each one's per-layer rows beside it (records arrive in finish order). */
+/* Order requests by id, keeping each one's per-layer row and token times beside it
+ * (records arrive in finish order). */
 void up_point_result_sort_requests(up_point_result *res);
 
 /* Run the workload to completion. Fails (UP_FATAL) only on internal errors; requests

@@ -56,6 +56,7 @@ typedef enum up_flag_id {
   UP_FLAG_DROP_LAYERS,
   UP_FLAG_OUTPUT,
   UP_FLAG_FORMAT,
+  UP_FLAG_SLO,
   UP_FLAG_QUIET,
   UP_FLAG_HELP,
   UP_FLAG_VERSION,
@@ -142,6 +143,8 @@ static const up_flag_info up_flags[] = {
     {UP_FLAG_OUTPUT, "output", 'o', "PATH", UP_GROUP_OUTPUT,
      "HDF5 results file (default results/runs/<UTC timestamp>.h5)"},
     {UP_FLAG_FORMAT, "format", 0, "FMT", UP_GROUP_OUTPUT, "terminal table: md, csv or json (default md)"},
+    {UP_FLAG_SLO, "slo", 0, "SPEC", UP_GROUP_OUTPUT,
+     "goodput objectives ttft:MS,tpot:MS, either part optional (default none: no goodput)"},
     {UP_FLAG_QUIET, "quiet", 0, NULL, UP_GROUP_OUTPUT, "print only the results table"},
     {UP_FLAG_HELP, "help", 'h', NULL, UP_GROUP_OUTPUT, "print this help and exit"},
     {UP_FLAG_VERSION, "version", 0, NULL, UP_GROUP_OUTPUT, "print the version and exit"},
@@ -402,6 +405,35 @@ static bool up_flag_drop_layers(const char *text, up_method_spec *spec, char *er
   return true;
 }
 
+/* --slo ttft:MS,tpot:MS: each part at most once, a positive number of milliseconds. */
+static bool up_flag_slo(const char *text, up_slo *slo, char *err, size_t err_size) {
+  up_slo parsed = up_slo_none();
+  char item[UP_NUMBER_TEXT_MAX + 8];
+  char sub[256];
+  up_list_cursor c = up_list_begin(text);
+  int status;
+  while ((status = up_list_next(&c, item, sizeof(item), 2, sub, sizeof(sub))) == 1) {
+    char *colon = strchr(item, ':');
+    if (colon == NULL)
+      return up_fail(err, err_size, "--slo: '%s' is not KEY:MS (keys: ttft, tpot)", item);
+    *colon = '\0';
+    const char *value = colon + 1;
+    double *part = strcmp(item, "ttft") == 0 ? &parsed.ttft_ms : strcmp(item, "tpot") == 0 ? &parsed.tpot_ms : NULL;
+    if (part == NULL) return up_fail(err, err_size, "--slo: unknown objective '%s' (keys: ttft, tpot)", item);
+    if (!isnan(*part)) return up_fail(err, err_size, "--slo: '%s' appears twice in '%s'", item, text);
+    char *end = NULL;
+    errno = 0;
+    const double ms = up_starts_like_number(value, false) || value[0] == '.' ? strtod(value, &end) : NAN;
+    if (end == NULL || *end != '\0' || errno == ERANGE || !isfinite(ms))
+      return up_fail(err, err_size, "--slo: %s: '%s' is not a number of milliseconds", item, value);
+    if (ms <= 0.0) return up_fail(err, err_size, "--slo: %s: '%s' must be > 0", item, value);
+    *part = ms;
+  }
+  if (status < 0) return up_fail(err, err_size, "--slo: %s", sub);
+  *slo = parsed;
+  return true;
+}
+
 /* Method entries are kept as text until every flag is read (see the file comment). */
 typedef struct up_method_texts {
   int32_t n;
@@ -523,6 +555,7 @@ static bool up_apply_flag(const up_flag_info *flag, const char *v, up_options *o
       opt->format = (up_output_format)choice;
       return true;
     }
+    case UP_FLAG_SLO: return up_flag_slo(v, &opt->slo, err, err_size);
     case UP_FLAG_QUIET: opt->quiet = true; return true;
     case UP_FLAG_HELP:
     case UP_FLAG_VERSION:
@@ -565,6 +598,7 @@ void up_options_default(up_options *opt) {
   opt->threads = 0;
   opt->output_path[0] = '\0';
   opt->format = UP_FORMAT_MARKDOWN;
+  opt->slo = up_slo_none();
   opt->quiet = false;
 }
 
@@ -764,5 +798,9 @@ void up_options_print_help(FILE *out) {
           "  (any subset of the keys; unset keys take the --uniprefill-* and --drop-layers values).\n"
           "  --uniprefill-keep F is the fixed-budget mode: at each drop layer, keep the highest-scoring\n"
           "  blocks until a fraction F of that layer's current blocks is kept (so drops compound).\n"
-          "  It is meant for speed studies on random weights, where top-p keeps nearly every block.\n");
+          "  It is meant for speed studies on random weights, where top-p keeps nearly every block.\n"
+          "\n"
+          "Goodput (--slo): successful requests per second whose TTFT (arrival to first token) and TPOT\n"
+          "  ((E2E - TTFT) / (output tokens - 1)) are within every given objective, e.g. --slo ttft:2000,tpot:200.\n"
+          "  It is shown in the table and stored per point in the results file.\n");
 }

@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "engine/method.h"
+#include "launcher/serving_metrics.h"
 #include "workloads/length_dist.h"
 #include "workloads/trace.h"
 
@@ -60,6 +61,7 @@ typedef struct up_options {
   int32_t threads;             /* CPU threads per rank, 0: cores / local ranks */
   char output_path[UP_PATH_MAX]; /* "" : results/runs/<UTC timestamp>.h5 */
   up_output_format format;
+  up_slo slo;                  /* --slo for goodput; NaN parts are not set */
   bool quiet;
 } up_options;
 

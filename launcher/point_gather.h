@@ -1,6 +1,6 @@
 /* point_gather.h — brings every rank's records of a sweep point to rank 0: requests
- * merged in id order with their per-layer rows, steps in rank order, the longest
- * rank's wall time, and the KV pool figures summed over ranks. */
+ * merged in id order with their per-layer rows and output-token times, steps in rank
+ * order, the longest rank's wall time, and the KV pool figures summed over ranks. */
 #ifndef UP_POINT_GATHER_H
 #define UP_POINT_GATHER_H
 

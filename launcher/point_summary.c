@@ -1,61 +1,68 @@
-/* point_summary.c — per-point metrics from request records: TTFT statistics over the
- * successful requests (failures are counted beside them, never mixed in), prefill
+/* point_summary.c — one summary row per point: the serving metrics (serving_metrics.c)
+ * copied into the row's flat fields, plus what only this benchmark reports: prefill
  * throughput, kept-token fraction, and the speedup over dense at the same point. */
 #include "launcher/point_summary.h"
 
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "engine/request.h"
-#include "kernels/fatal.h"
 
-static int compare_double(const void *a, const void *b) {
-  const double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-double up_percentile(const double *values, int32_t n, double pct) {
-  if (n <= 0) return NAN;
-  double *sorted = up_malloc_or_die(sizeof(double) * (size_t)n, "percentile buffer");
-  memcpy(sorted, values, sizeof(double) * (size_t)n);
-  qsort(sorted, (size_t)n, sizeof(double), compare_double);
-  const double rank = pct / 100.0 * (double)(n - 1);
-  const int32_t lo = (int32_t)floor(rank);
-  const int32_t hi = lo + 1 < n ? lo + 1 : lo;
-  const double v = sorted[lo] + (sorted[hi] - sorted[lo]) * (rank - (double)lo);
-  free(sorted);
-  return v;
-}
-
-void up_point_summary_compute(up_point_summary *sum, const up_request_record *records, int32_t n, double wall_s) {
-  double *ttft = up_malloc_or_die(sizeof(double) * (size_t)(n > 0 ? n : 1), "ttft values");
-  int32_t n_ok = 0;
-  double ttft_sum = 0.0, prompt_tokens = 0.0, kept_tokens = 0.0;
+void up_point_summary_compute(up_point_summary *sum, const up_request_record *records, int32_t n,
+                              const double *token_times, const int64_t *token_offsets, const up_slo *slo,
+                              double wall_s) {
+  up_serving_metrics m;
+  up_serving_metrics_compute(&m, records, n, token_times, token_offsets, slo);
+  double prompt_tokens = 0.0, kept_tokens = 0.0;
   double first_arrival = INFINITY, last_first_token = -INFINITY;
   for (int32_t i = 0; i < n; ++i) {
     if (records[i].status != UP_REQUEST_FINISHED) continue;
     first_arrival = fmin(first_arrival, records[i].arrival_s);
     last_first_token = fmax(last_first_token, records[i].first_token_s);
-    ttft[n_ok++] = records[i].ttft_ms;
-    ttft_sum += records[i].ttft_ms;
     prompt_tokens += records[i].prompt_len;
     kept_tokens += records[i].kept_len;
   }
-  sum->n_requests = n;
-  sum->n_ok = n_ok;
-  sum->n_failed = n - n_ok;
-  sum->ttft_mean_ms = n_ok ? ttft_sum / n_ok : NAN;
-  sum->ttft_p50_ms = up_percentile(ttft, n_ok, 50.0);
-  sum->ttft_p99_ms = up_percentile(ttft, n_ok, 99.0);
+  sum->n_requests = m.n_requests;
+  sum->n_ok = m.n_ok;
+  sum->n_failed = m.n_failed;
+  sum->ttft_mean_ms = m.ttft.mean;
+  sum->ttft_p50_ms = m.ttft.median;
+  sum->ttft_p99_ms = m.ttft.p99;
   /* Prefill throughput over the span in which prompts were being prefilled, not the
-   * point's wall time, which also holds the decode tail. */
+   * point's duration, which also holds the decode tail. */
   const double prefill_span = last_first_token - first_arrival;
-  sum->prefill_tokens_per_s = (n_ok && prefill_span > 0.0) ? prompt_tokens / prefill_span : NAN;
+  sum->prefill_tokens_per_s = (m.n_ok && prefill_span > 0.0) ? prompt_tokens / prefill_span : NAN;
   sum->kept_fraction = prompt_tokens > 0.0 ? kept_tokens / prompt_tokens : NAN;
   sum->speedup_vs_dense = NAN;
   sum->wall_s = wall_s;
-  free(ttft);
+  sum->ttft_std_ms = m.ttft.std;
+  sum->ttft_p90_ms = m.ttft.p90;
+  sum->tpot_mean_ms = m.tpot.mean;
+  sum->tpot_p50_ms = m.tpot.median;
+  sum->tpot_std_ms = m.tpot.std;
+  sum->tpot_p90_ms = m.tpot.p90;
+  sum->tpot_p99_ms = m.tpot.p99;
+  sum->itl_mean_ms = m.itl.mean;
+  sum->itl_p50_ms = m.itl.median;
+  sum->itl_std_ms = m.itl.std;
+  sum->itl_p90_ms = m.itl.p90;
+  sum->itl_p99_ms = m.itl.p99;
+  sum->e2e_mean_ms = m.e2e.mean;
+  sum->e2e_p50_ms = m.e2e.median;
+  sum->e2e_std_ms = m.e2e.std;
+  sum->e2e_p90_ms = m.e2e.p90;
+  sum->e2e_p99_ms = m.e2e.p99;
+  sum->duration_s = m.duration_s;
+  sum->requests_per_s = m.request_throughput;
+  sum->input_tokens_per_s = m.input_tokens_per_s;
+  sum->output_tokens_per_s = m.output_tokens_per_s;
+  sum->total_tokens_per_s = m.total_tokens_per_s;
+  const up_slo none = up_slo_none();
+  const up_slo *given = slo != NULL ? slo : &none;
+  sum->slo_ttft_ms = given->ttft_ms;
+  sum->slo_tpot_ms = given->tpot_ms;
+  sum->n_good = m.n_good;
+  sum->goodput_requests_per_s = m.goodput;
 }
 
 void up_point_summary_fill_speedups(up_point_summary *rows, int32_t n_rows) {

@@ -1,6 +1,8 @@
-/* report_table.c — the terminal results table: the same columns as markdown (for
- * people: aligned, "-" for a missing value), CSV (for spreadsheets: empty field) and
- * JSON (for scripts: full-precision numbers, null). Reads summaries; computes nothing. */
+/* report_table.c — the terminal results table: markdown (for people: aligned, "-" for
+ * a missing value), CSV (for spreadsheets: empty field) and JSON (for scripts:
+ * full-precision numbers, null). Markdown keeps to the prefill columns so it stays
+ * readable on one screen, plus goodput when --slo set it; CSV and JSON also carry the
+ * decode-side latencies and throughputs. Reads summaries; computes nothing. */
 #include "launcher/report_table.h"
 
 #include <cjson/cJSON.h>
@@ -23,26 +25,40 @@ typedef enum up_column_kind {
   UP_COL_SPEEDUP,  /* 2 decimals, "x" suffix in markdown */
 } up_column_kind;
 
+/* Which formats show a column. */
+typedef enum up_column_show {
+  UP_SHOW_ALWAYS,
+  UP_SHOW_MACHINE,  /* CSV and JSON only */
+  UP_SHOW_WITH_SLO, /* CSV and JSON always; markdown when some row has a goodput (--slo given) */
+} up_column_show;
+
 typedef struct up_column {
   const char *name;
   up_column_kind kind;
   size_t offset; /* of the field in up_point_summary: int32_t for integers, double otherwise */
+  up_column_show show;
 } up_column;
 
-#define UP_COLUMN(name, kind, field) {name, kind, offsetof(up_point_summary, field)}
+#define UP_COLUMN(name, kind, field, show) {name, kind, offsetof(up_point_summary, field), show}
 
 static const up_column up_columns[] = {
-    UP_COLUMN("method", UP_COL_TEXT, method),
-    UP_COLUMN("ctx", UP_COL_INTEGER, ctx),
-    UP_COLUMN("conc", UP_COL_INTEGER, concurrency),
-    UP_COLUMN("requests", UP_COL_INTEGER, n_requests),
-    UP_COLUMN("failed", UP_COL_INTEGER, n_failed),
-    UP_COLUMN("ttft_mean_ms", UP_COL_MS, ttft_mean_ms),
-    UP_COLUMN("ttft_p50_ms", UP_COL_MS, ttft_p50_ms),
-    UP_COLUMN("ttft_p99_ms", UP_COL_MS, ttft_p99_ms),
-    UP_COLUMN("prefill_tok_s", UP_COL_RATE, prefill_tokens_per_s),
-    UP_COLUMN("kept_frac", UP_COL_FRACTION, kept_fraction),
-    UP_COLUMN("speedup_vs_dense", UP_COL_SPEEDUP, speedup_vs_dense),
+    UP_COLUMN("method", UP_COL_TEXT, method, UP_SHOW_ALWAYS),
+    UP_COLUMN("ctx", UP_COL_INTEGER, ctx, UP_SHOW_ALWAYS),
+    UP_COLUMN("conc", UP_COL_INTEGER, concurrency, UP_SHOW_ALWAYS),
+    UP_COLUMN("requests", UP_COL_INTEGER, n_requests, UP_SHOW_ALWAYS),
+    UP_COLUMN("failed", UP_COL_INTEGER, n_failed, UP_SHOW_ALWAYS),
+    UP_COLUMN("ttft_mean_ms", UP_COL_MS, ttft_mean_ms, UP_SHOW_ALWAYS),
+    UP_COLUMN("ttft_p50_ms", UP_COL_MS, ttft_p50_ms, UP_SHOW_ALWAYS),
+    UP_COLUMN("ttft_p99_ms", UP_COL_MS, ttft_p99_ms, UP_SHOW_ALWAYS),
+    UP_COLUMN("prefill_tok_s", UP_COL_RATE, prefill_tokens_per_s, UP_SHOW_ALWAYS),
+    UP_COLUMN("kept_frac", UP_COL_FRACTION, kept_fraction, UP_SHOW_ALWAYS),
+    UP_COLUMN("speedup_vs_dense", UP_COL_SPEEDUP, speedup_vs_dense, UP_SHOW_ALWAYS),
+    UP_COLUMN("tpot_p99_ms", UP_COL_MS, tpot_p99_ms, UP_SHOW_MACHINE),
+    UP_COLUMN("itl_p99_ms", UP_COL_MS, itl_p99_ms, UP_SHOW_MACHINE),
+    UP_COLUMN("e2e_p99_ms", UP_COL_MS, e2e_p99_ms, UP_SHOW_MACHINE),
+    UP_COLUMN("req_s", UP_COL_RATE, requests_per_s, UP_SHOW_MACHINE),
+    UP_COLUMN("output_tok_s", UP_COL_RATE, output_tokens_per_s, UP_SHOW_MACHINE),
+    UP_COLUMN("goodput_req_s", UP_COL_RATE, goodput_requests_per_s, UP_SHOW_WITH_SLO),
 };
 
 #define UP_N_COLUMNS ((int32_t)(sizeof(up_columns) / sizeof(up_columns[0])))
@@ -86,33 +102,51 @@ static void up_format_cell(char *cell, const up_point_summary *row, int32_t col,
   }
 }
 
+/* Indices of the columns a format shows, in table order; returns their count. */
+static int32_t up_visible_columns(up_output_format format, const up_point_summary *rows, int32_t n_rows,
+                                  int32_t *cols) {
+  bool any_goodput = false;
+  for (int32_t r = 0; r < n_rows; r++) any_goodput = any_goodput || isfinite(rows[r].goodput_requests_per_s);
+  const bool markdown = format == UP_FORMAT_MARKDOWN;
+  int32_t n = 0;
+  for (int32_t c = 0; c < UP_N_COLUMNS; c++) {
+    const up_column_show show = up_columns[c].show;
+    if (!markdown || show == UP_SHOW_ALWAYS || (show == UP_SHOW_WITH_SLO && any_goodput)) cols[n++] = c;
+  }
+  return n;
+}
+
 static void up_print_markdown(FILE *out, const up_point_summary *rows, int32_t n_rows) {
+  int32_t cols[UP_N_COLUMNS];
+  const int32_t n_cols = up_visible_columns(UP_FORMAT_MARKDOWN, rows, n_rows, cols);
   char(*cells)[UP_N_COLUMNS][UP_CELL_MAX] =
       up_malloc_or_die(sizeof(*cells) * (size_t)(n_rows > 0 ? n_rows : 1), "markdown table cells");
   int widths[UP_N_COLUMNS];
-  for (int32_t c = 0; c < UP_N_COLUMNS; c++) {
-    widths[c] = (int)strlen(up_columns[c].name);
-    if (widths[c] < 3) widths[c] = 3; /* the separator needs "---" or "--:" */
+  for (int32_t i = 0; i < n_cols; i++) {
+    widths[i] = (int)strlen(up_columns[cols[i]].name);
+    if (widths[i] < 3) widths[i] = 3; /* the separator needs "---" or "--:" */
   }
   for (int32_t r = 0; r < n_rows; r++)
-    for (int32_t c = 0; c < UP_N_COLUMNS; c++) {
-      up_format_cell(cells[r][c], &rows[r], c, true, "-");
-      const int len = (int)strlen(cells[r][c]);
-      if (len > widths[c]) widths[c] = len;
+    for (int32_t i = 0; i < n_cols; i++) {
+      up_format_cell(cells[r][i], &rows[r], cols[i], true, "-");
+      const int len = (int)strlen(cells[r][i]);
+      if (len > widths[i]) widths[i] = len;
     }
-  for (int32_t c = 0; c < UP_N_COLUMNS; c++)
-    fprintf(out, "| %*s ", up_columns[c].kind == UP_COL_TEXT ? -widths[c] : widths[c], up_columns[c].name);
+  for (int32_t i = 0; i < n_cols; i++) {
+    const up_column *col = &up_columns[cols[i]];
+    fprintf(out, "| %*s ", col->kind == UP_COL_TEXT ? -widths[i] : widths[i], col->name);
+  }
   fprintf(out, "|\n");
-  for (int32_t c = 0; c < UP_N_COLUMNS; c++) {
-    const bool right = up_columns[c].kind != UP_COL_TEXT;
+  for (int32_t i = 0; i < n_cols; i++) {
+    const bool right = up_columns[cols[i]].kind != UP_COL_TEXT;
     fputs("| ", out);
-    for (int i = 0; i < widths[c] - (right ? 1 : 0); i++) fputc('-', out);
+    for (int k = 0; k < widths[i] - (right ? 1 : 0); k++) fputc('-', out);
     fputs(right ? ": " : " ", out);
   }
   fprintf(out, "|\n");
   for (int32_t r = 0; r < n_rows; r++) {
-    for (int32_t c = 0; c < UP_N_COLUMNS; c++)
-      fprintf(out, "| %*s ", up_columns[c].kind == UP_COL_TEXT ? -widths[c] : widths[c], cells[r][c]);
+    for (int32_t i = 0; i < n_cols; i++)
+      fprintf(out, "| %*s ", up_columns[cols[i]].kind == UP_COL_TEXT ? -widths[i] : widths[i], cells[r][i]);
     fprintf(out, "|\n");
   }
   free(cells);
@@ -133,13 +167,15 @@ static void up_print_csv_field(FILE *out, const char *field) {
 }
 
 static void up_print_csv(FILE *out, const up_point_summary *rows, int32_t n_rows) {
-  for (int32_t c = 0; c < UP_N_COLUMNS; c++) fprintf(out, "%s%s", c ? "," : "", up_columns[c].name);
+  int32_t cols[UP_N_COLUMNS];
+  const int32_t n_cols = up_visible_columns(UP_FORMAT_CSV, rows, n_rows, cols);
+  for (int32_t i = 0; i < n_cols; i++) fprintf(out, "%s%s", i ? "," : "", up_columns[cols[i]].name);
   fputc('\n', out);
   char cell[UP_CELL_MAX];
   for (int32_t r = 0; r < n_rows; r++) {
-    for (int32_t c = 0; c < UP_N_COLUMNS; c++) {
-      if (c) fputc(',', out);
-      up_format_cell(cell, &rows[r], c, false, "");
+    for (int32_t i = 0; i < n_cols; i++) {
+      if (i) fputc(',', out);
+      up_format_cell(cell, &rows[r], cols[i], false, "");
       up_print_csv_field(out, cell);
     }
     fputc('\n', out);
@@ -151,13 +187,16 @@ static void up_check_json(const void *item, const char *what) {
 }
 
 static void up_print_json(FILE *out, const up_point_summary *rows, int32_t n_rows) {
+  int32_t cols[UP_N_COLUMNS];
+  const int32_t n_cols = up_visible_columns(UP_FORMAT_JSON, rows, n_rows, cols);
   cJSON *array = cJSON_CreateArray();
   up_check_json(array, "the results array");
   for (int32_t r = 0; r < n_rows; r++) {
     cJSON *obj = cJSON_CreateObject();
     up_check_json(obj, "a results row");
     cJSON_AddItemToArray(array, obj);
-    for (int32_t c = 0; c < UP_N_COLUMNS; c++) {
+    for (int32_t i = 0; i < n_cols; i++) {
+      const int32_t c = cols[i];
       if (up_columns[c].kind == UP_COL_TEXT) {
         up_check_json(cJSON_AddStringToObject(obj, up_columns[c].name, rows[r].method), "a method name");
         continue;

@@ -1,9 +1,10 @@
 /* results_h5.c — writes the HDF5 run file described in results/README.md: root
  * attributes, one group per sweep point (parameter attributes, request and step tables,
- * per-layer token datasets) and the appendable /summary table. Owns the mapping from the
- * record structs to HDF5 compound types; it never computes metrics (point_summary.c
- * does) and never talks MPI (only rank 0 calls it). Every HDF5 call is checked and a
- * failure becomes a message naming the file, the object and HDF5's own cause. */
+ * per-layer token datasets, ragged output-token times) and the appendable /summary
+ * table. Owns the mapping from the record structs to HDF5 compound types; it never
+ * computes metrics (point_summary.c does) and never talks MPI (only rank 0 calls it).
+ * Every HDF5 call is checked and a failure becomes a message naming the file, the
+ * object and HDF5's own cause. */
 #include "launcher/results_h5.h"
 
 #include <hdf5.h>
@@ -16,8 +17,8 @@
 
 #include "kernels/fatal.h"
 
-/* Enough for the widest record (up_point_summary has 15 members). */
-#define UP_TABLE_MAX_FIELDS 24
+/* Enough for the widest record (up_point_summary has 41 members). */
+#define UP_TABLE_MAX_FIELDS 48
 /* Records per chunk of the per-point tables: large enough to keep chunk overhead low
  * for thousands of requests, small enough not to bloat tiny points. */
 #define UP_TABLE_CHUNK_RECORDS 1024
@@ -133,6 +134,32 @@ static const up_field_spec up_summary_specs[] = {
     UP_FIELD(up_point_summary, kept_fraction, UP_KIND_F64),
     UP_FIELD(up_point_summary, speedup_vs_dense, UP_KIND_F64),
     UP_FIELD(up_point_summary, wall_s, UP_KIND_F64),
+    UP_FIELD(up_point_summary, ttft_std_ms, UP_KIND_F64),
+    UP_FIELD(up_point_summary, ttft_p90_ms, UP_KIND_F64),
+    UP_FIELD(up_point_summary, tpot_mean_ms, UP_KIND_F64),
+    UP_FIELD(up_point_summary, tpot_p50_ms, UP_KIND_F64),
+    UP_FIELD(up_point_summary, tpot_std_ms, UP_KIND_F64),
+    UP_FIELD(up_point_summary, tpot_p90_ms, UP_KIND_F64),
+    UP_FIELD(up_point_summary, tpot_p99_ms, UP_KIND_F64),
+    UP_FIELD(up_point_summary, itl_mean_ms, UP_KIND_F64),
+    UP_FIELD(up_point_summary, itl_p50_ms, UP_KIND_F64),
+    UP_FIELD(up_point_summary, itl_std_ms, UP_KIND_F64),
+    UP_FIELD(up_point_summary, itl_p90_ms, UP_KIND_F64),
+    UP_FIELD(up_point_summary, itl_p99_ms, UP_KIND_F64),
+    UP_FIELD(up_point_summary, e2e_mean_ms, UP_KIND_F64),
+    UP_FIELD(up_point_summary, e2e_p50_ms, UP_KIND_F64),
+    UP_FIELD(up_point_summary, e2e_std_ms, UP_KIND_F64),
+    UP_FIELD(up_point_summary, e2e_p90_ms, UP_KIND_F64),
+    UP_FIELD(up_point_summary, e2e_p99_ms, UP_KIND_F64),
+    UP_FIELD(up_point_summary, duration_s, UP_KIND_F64),
+    UP_FIELD(up_point_summary, requests_per_s, UP_KIND_F64),
+    UP_FIELD(up_point_summary, input_tokens_per_s, UP_KIND_F64),
+    UP_FIELD(up_point_summary, output_tokens_per_s, UP_KIND_F64),
+    UP_FIELD(up_point_summary, total_tokens_per_s, UP_KIND_F64),
+    UP_FIELD(up_point_summary, slo_ttft_ms, UP_KIND_F64),
+    UP_FIELD(up_point_summary, slo_tpot_ms, UP_KIND_F64),
+    UP_FIELD(up_point_summary, n_good, UP_KIND_I32),
+    UP_FIELD(up_point_summary, goodput_requests_per_s, UP_KIND_F64),
 };
 
 static const up_field_spec up_request_specs[] = {
@@ -352,12 +379,13 @@ static int up_write_root_attrs(hid_t file, const up_run_info *info, const up_h5_
 
 /* ---- datasets --------------------------------------------------------------- */
 
-/* A plain 2-D dataset [rows][cols]; either may be zero, then nothing is written (an
- * empty selection has no buffer to read from). */
-static int up_matrix_write(hid_t loc, const char *loc_name, const char *name, hid_t type, hsize_t rows,
-                           hsize_t cols, const void *data, const up_h5_err *e) {
-  const hsize_t dims[2] = {rows, cols};
-  const hid_t space = H5Screate_simple(2, dims, NULL);
+/* A plain 1-D or 2-D dataset; when any dimension is zero nothing is written (an empty
+ * selection has no buffer to read from). */
+static int up_array_write(hid_t loc, const char *loc_name, const char *name, hid_t type, int rank,
+                          const hsize_t *dims, const void *data, const up_h5_err *e) {
+  hsize_t n_elems = 1;
+  for (int i = 0; i < rank; i++) n_elems *= dims[i];
+  const hid_t space = H5Screate_simple(rank, dims, NULL);
   if (space < 0) {
     up_h5_fail(e, "cannot create the dataspace of dataset '%s/%s'", loc_name, name);
     return -1;
@@ -367,7 +395,7 @@ static int up_matrix_write(hid_t loc, const char *loc_name, const char *name, hi
   if (dset < 0) {
     up_h5_fail(e, "cannot create dataset '%s/%s'", loc_name, name);
     rc = -1;
-  } else if (rows > 0 && cols > 0 && H5Dwrite(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
+  } else if (n_elems > 0 && H5Dwrite(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
     up_h5_fail(e, "cannot write dataset '%s/%s'", loc_name, name);
     rc = -1;
   }
@@ -380,6 +408,31 @@ static int up_matrix_write(hid_t loc, const char *loc_name, const char *name, hi
     rc = -1;
   }
   return rc;
+}
+
+static int up_matrix_write(hid_t loc, const char *loc_name, const char *name, hid_t type, hsize_t rows,
+                           hsize_t cols, const void *data, const up_h5_err *e) {
+  const hsize_t dims[2] = {rows, cols};
+  return up_array_write(loc, loc_name, name, type, 2, dims, data, e);
+}
+
+static int up_vector_write(hid_t loc, const char *loc_name, const char *name, hid_t type, hsize_t n,
+                           const void *data, const up_h5_err *e) {
+  return up_array_write(loc, loc_name, name, type, 1, &n, data, e);
+}
+
+/* The ragged output-token times: token_offsets [n_requests + 1] and token_times flat,
+ * so readers slice request i as token_times[token_offsets[i]:token_offsets[i + 1]]. A
+ * point without requests has the offsets {0} and no times. */
+static int up_token_times_write(hid_t group, const char *full, const up_point_result *r, const up_h5_err *e) {
+  static const int64_t no_offsets[1] = {0};
+  const int64_t *offsets = r->n_requests > 0 ? r->token_offsets : no_offsets;
+  const hsize_t n_times = (hsize_t)offsets[r->n_requests];
+  if (up_vector_write(group, full, "token_offsets", H5T_NATIVE_INT64, (hsize_t)r->n_requests + 1, offsets, e) < 0 ||
+      up_vector_write(group, full, "token_times", H5T_NATIVE_DOUBLE, n_times, r->token_times, e) < 0) {
+    return -1;
+  }
+  return 0;
 }
 
 /* ---- public API ------------------------------------------------------------- */
@@ -479,6 +532,25 @@ static int up_check_point_args(const up_point_params *params, const up_point_sum
     up_h5_fail_plain(e, "point %d: result has records counted but no arrays", params->index);
     return -1;
   }
+  if (r->n_requests > 0) {
+    /* The offsets must describe a ragged array the writer can slice. */
+    const int64_t *o = r->token_offsets;
+    if (o == NULL || o[0] != 0) {
+      up_h5_fail_plain(e, "point %d: token offsets missing or not starting at 0", params->index);
+      return -1;
+    }
+    for (int32_t i = 0; i < r->n_requests; i++) {
+      if (o[i + 1] < o[i]) {
+        up_h5_fail_plain(e, "point %d: token offsets decrease at request row %d", params->index, i);
+        return -1;
+      }
+    }
+    if (o[r->n_requests] > 0 && r->token_times == NULL) {
+      up_h5_fail_plain(e, "point %d: %lld token times counted but no array", params->index,
+                       (long long)o[r->n_requests]);
+      return -1;
+    }
+  }
   return 0;
 }
 
@@ -510,7 +582,8 @@ int up_results_write_point(up_results_file *file, const up_point_params *params,
       up_matrix_write(group, full, "request_layer_tokens", H5T_NATIVE_INT32, (hsize_t)result->n_requests,
                       (hsize_t)result->n_layers, result->request_layer_tokens, &e) < 0 ||
       up_matrix_write(group, full, "step_layer_tokens", H5T_NATIVE_INT64, (hsize_t)result->n_steps,
-                      (hsize_t)result->n_layers, result->step_layer_tokens, &e) < 0) {
+                      (hsize_t)result->n_layers, result->step_layer_tokens, &e) < 0 ||
+      up_token_times_write(group, full, result, &e) < 0) {
     rc = -1;
   }
   if (H5Gclose(group) < 0 && rc == 0) {

@@ -11,7 +11,9 @@
 #include "engine/engine.h"
 #include "launcher/point_summary.h"
 
-#define UP_RESULTS_SCHEMA_VERSION 1
+/* 2: summary gained the serving metrics (TPOT, ITL, E2E, throughputs, goodput) and
+ * points the ragged token_times / token_offsets datasets. */
+#define UP_RESULTS_SCHEMA_VERSION 2
 
 typedef struct up_results_file up_results_file;
 
@@ -62,8 +64,10 @@ typedef struct up_point_params {
 up_results_file *up_results_open(const char *path, const up_run_info *info, char *err, size_t err_size);
 
 /* Write one point: group /points/NNNN with attributes, tables "requests" and "steps",
- * datasets "request_layer_tokens" [n_requests][n_layers] and "step_layer_tokens"
- * [n_steps][n_layers]; append its row to /summary; flush. Returns 0 or -1 with err set. */
+ * datasets "request_layer_tokens" [n_requests][n_layers], "step_layer_tokens"
+ * [n_steps][n_layers], "token_offsets" [n_requests + 1] and "token_times"
+ * [token_offsets[n_requests]]; append its row to /summary; flush. Returns 0 or -1
+ * with err set. */
 int up_results_write_point(up_results_file *file, const up_point_params *params, const up_point_summary *summary,
                            const up_point_result *result, char *err, size_t err_size);
 

@@ -383,7 +383,8 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
           row->ctx = p.ctx;
           row->concurrency = p.concurrency;
           row->output_len = timed ? 0 : opt->output_len;
-          up_point_summary_compute(row, merged.requests, merged.n_requests, merged.wall_s);
+          up_point_summary_compute(row, merged.requests, merged.n_requests, merged.token_times, merged.token_offsets,
+                                   &opt->slo, merged.wall_s);
           up_point_summary_fill_speedups(rows, index + 1);
           char layers[512];
           up_point_params pp;

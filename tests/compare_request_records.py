@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """compare_request_records.py — checks that two uniprefill-bench runs of the same sweep
 produced the same per-request records, whatever their rank counts: same points, and per
-request the same id, status, prompt, kept and output lengths, first token and kept
-tokens per layer. Timing fields are ignored. Exit 0 when equal, 1 otherwise."""
+request the same id, status, prompt, kept and output lengths, first token, kept
+tokens per layer and number of recorded output-token times (token_offsets, which the
+multi-rank gather rebuilds). Timing values are ignored. Exit 0 when equal, 1 otherwise."""
 import sys
 
 import h5py
@@ -31,6 +32,11 @@ def main(a_path, b_path):
             lb = b["points"][name]["request_layer_tokens"][()]
             if not np.array_equal(la, lb):
                 print(f"{name}: kept tokens per layer differ")
+                return 1
+            ca = np.diff(a["points"][name]["token_offsets"][()])
+            cb = np.diff(b["points"][name]["token_offsets"][()])
+            if not np.array_equal(ca, cb) or not np.array_equal(cb, rb["output_len"]):
+                print(f"{name}: token times per request differ: {ca} vs {cb}")
                 return 1
             ranks.update(int(r) for r in rb["rank"])
         print(f"{len(pa)} points equal; second run's requests came from ranks {sorted(ranks)}")

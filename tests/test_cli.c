@@ -363,7 +363,7 @@ Test(cli, help_mentions_every_flag) {
                          "--requests", "--output-len", "--seed", "--warmup", "--max-seqs", "--max-batch-tokens",
                          "--kv-block", "--kv-cache-mib", "--threads", "--uniprefill-p", "--uniprefill-keep",
                          "--uniprefill-block", "--uniprefill-sink", "--uniprefill-last-q", "--drop-layers",
-                         "--output", "-o", "--format", "--quiet", "--help", "-h", "--version"};
+                         "--output", "-o", "--format", "--slo", "--quiet", "--help", "-h", "--version"};
   for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
     /* Match whole flag names: "--uniprefill-p" must not be found inside "--uniprefill-block". */
     bool found = false;
@@ -391,4 +391,42 @@ Test(cli, version) {
   const char prefix[] = "uniprefill-bench " UNIPREFILL_VERSION " (";
   cr_expect_eq(strncmp(r->out, prefix, strlen(prefix)), 0, "%s", r->out);
   free_result(r);
+}
+
+Test(cli, slo_parts_are_optional_and_validated) {
+  parse_result *r = PARSE("--ctx", "1k");
+  cr_assert_eq(r->status, UP_PARSE_OK, "%s", r->err);
+  cr_expect(isnan(r->opt.slo.ttft_ms) && isnan(r->opt.slo.tpot_ms), "no --slo must leave both parts unset");
+  free_result(r);
+
+  r = PARSE("--slo", "ttft:2000,tpot:200");
+  cr_assert_eq(r->status, UP_PARSE_OK, "%s", r->err);
+  cr_expect_float_eq(r->opt.slo.ttft_ms, 2000.0, 1e-12);
+  cr_expect_float_eq(r->opt.slo.tpot_ms, 200.0, 1e-12);
+  free_result(r);
+
+  r = PARSE("--slo=tpot:0.5");
+  cr_assert_eq(r->status, UP_PARSE_OK, "%s", r->err);
+  cr_expect(isnan(r->opt.slo.ttft_ms));
+  cr_expect_float_eq(r->opt.slo.tpot_ms, 0.5, 1e-12);
+  free_result(r);
+
+  r = PARSE("--slo", "ttft:150");
+  cr_assert_eq(r->status, UP_PARSE_OK, "%s", r->err);
+  cr_expect_float_eq(r->opt.slo.ttft_ms, 150.0, 1e-12);
+  cr_expect(isnan(r->opt.slo.tpot_ms));
+  free_result(r);
+
+  const error_case cases[] = {
+      {{"--slo", "ttft"}, "--slo", "KEY:MS"},
+      {{"--slo", "e2e:100"}, "--slo", "unknown objective 'e2e'"},
+      {{"--slo", "ttft:100,ttft:200"}, "--slo", "twice"},
+      {{"--slo", "ttft:0"}, "--slo", "> 0"},
+      {{"--slo", "ttft:-5"}, "--slo", "'-5'"},
+      {{"--slo", "tpot:fast"}, "--slo", "'fast'"},
+      {{"--slo", "ttft:1,"}, "--slo", "empty item"},
+      {{"--slo", "ttft:1,tpot:2,ttft:3"}, "--slo", "more than 2"},
+      {{"--slo", ""}, "--slo", NULL},
+  };
+  EXPECT_ERRORS(cases);
 }

@@ -33,7 +33,7 @@ Test(point_summary, failures_are_counted_not_averaged) {
   recs[3].ttft_ms = NAN;
   up_point_summary s;
   memset(&s, 0, sizeof s);
-  up_point_summary_compute(&s, recs, 4, 2.0);
+  up_point_summary_compute(&s, recs, 4, NULL, NULL, NULL, 2.0);
   cr_assert_eq(s.n_requests, 4);
   cr_assert_eq(s.n_ok, 3);
   cr_assert_eq(s.n_failed, 1);
@@ -44,6 +44,10 @@ Test(point_summary, failures_are_counted_not_averaged) {
   /* 4000 prompt tokens from the first arrival (0.0) to the last first token (1.0). */
   cr_assert_float_eq(s.prefill_tokens_per_s, 4000.0, 1e-9);
   cr_assert(isnan(s.speedup_vs_dense));
+  /* No token times and no SLO: no ITL, no goodput, and the SLO columns say so. */
+  cr_assert(isnan(s.itl_mean_ms) && isnan(s.goodput_requests_per_s));
+  cr_assert(isnan(s.slo_ttft_ms) && isnan(s.slo_tpot_ms));
+  cr_assert_eq(s.n_good, 0);
 }
 
 Test(point_summary, all_failed_gives_nan_statistics) {
@@ -51,7 +55,7 @@ Test(point_summary, all_failed_gives_nan_statistics) {
   memset(&r, 0, sizeof r);
   r.status = UP_REQUEST_ERROR;
   up_point_summary s;
-  up_point_summary_compute(&s, &r, 1, 1.0);
+  up_point_summary_compute(&s, &r, 1, NULL, NULL, NULL, 1.0);
   cr_assert_eq(s.n_failed, 1);
   cr_assert(isnan(s.ttft_mean_ms) && isnan(s.ttft_p50_ms) && isnan(s.prefill_tokens_per_s));
 }

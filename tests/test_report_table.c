@@ -1,6 +1,7 @@
 /* test_report_table.c — the results table in each format on a few rows, one with a
- * missing speedup (NaN): markdown lines up, CSV keeps its field count and leaves the
- * missing value empty, JSON parses back with null for it. */
+ * missing speedup (NaN): markdown lines up and keeps to the prefill columns (plus
+ * goodput once an SLO gave one), CSV keeps its field count and leaves the missing value
+ * empty, JSON parses back with null for it. */
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <math.h>
@@ -11,7 +12,8 @@
 #include "launcher/report_table.h"
 
 #define N_ROWS 3
-#define N_COLUMNS 11
+#define N_MD_COLUMNS 11 /* markdown without an SLO */
+#define N_COLUMNS 17    /* CSV and JSON */
 
 /* One row per case: a plain dense row, one with sub-millisecond TTFT (3 significant
  * digits), one with a failure and no dense reference (NaN speedup). */
@@ -26,6 +28,12 @@ static void make_rows(up_point_summary *rows) {
   };
   for (int i = 0; i < N_ROWS; i++) {
     rows[i] = cases[i];
+    rows[i].tpot_p99_ms = 20.0 + i;
+    rows[i].itl_p99_ms = 21.5;
+    rows[i].e2e_p99_ms = 1500.0;
+    rows[i].requests_per_s = 2.5;
+    rows[i].output_tokens_per_s = 40.0;
+    rows[i].goodput_requests_per_s = NAN; /* no --slo */
     rows[i].point_index = i;
     rows[i].ctx = 32768;
     rows[i].concurrency = 4;
@@ -34,10 +42,8 @@ static void make_rows(up_point_summary *rows) {
   }
 }
 
-/* Print the rows in one format into a malloc'd string. */
-static char *render(up_output_format format) {
-  up_point_summary rows[N_ROWS];
-  make_rows(rows);
+/* Print N_ROWS rows in one format into a malloc'd string. */
+static char *render_rows(up_output_format format, const up_point_summary *rows) {
   char *text = NULL;
   size_t size = 0;
   FILE *out = open_memstream(&text, &size);
@@ -45,6 +51,13 @@ static char *render(up_output_format format) {
   up_report_table_print(out, format, rows, N_ROWS);
   fclose(out);
   return text;
+}
+
+/* The sample rows in one format. */
+static char *render(up_output_format format) {
+  up_point_summary rows[N_ROWS];
+  make_rows(rows);
+  return render_rows(format, rows);
 }
 
 /* Split text into lines in place; returns the count (no trailing empty line). */
@@ -86,17 +99,19 @@ Test(report_table, csv_fields_and_empty_nan) {
   const int n = split_lines(text, lines, 16);
   cr_assert_eq(n, 1 + N_ROWS);
   cr_expect_str_eq(lines[0], "method,ctx,conc,requests,failed,ttft_mean_ms,ttft_p50_ms,ttft_p99_ms,prefill_tok_s,"
-                             "kept_frac,speedup_vs_dense");
+                             "kept_frac,speedup_vs_dense,tpot_p99_ms,itl_p99_ms,e2e_p99_ms,req_s,output_tok_s,"
+                             "goodput_req_s");
   for (int i = 0; i < n; i++) {
     int commas = 0;
     for (const char *p = lines[i]; *p; p++) commas += *p == ',';
     cr_expect_eq(commas, N_COLUMNS - 1, "line %d: %s", i, lines[i]);
   }
-  cr_expect_str_eq(lines[1], "dense,32768,4,4,0,1396.25,1390.00,1402.12,93900.4,1.000,1.00");
-  cr_expect_str_eq(lines[2], "uniprefill:keep=0.3,32768,4,4,0,0.0123,0.5,600.00,12.0,0.300,2.35");
-  /* Missing speedup: empty last field. */
-  const char *last = lines[3];
-  cr_expect_eq(last[strlen(last) - 1], ',', "%s", last);
+  cr_expect_str_eq(lines[1], "dense,32768,4,4,0,1396.25,1390.00,1402.12,93900.4,1.000,1.00,20.00,21.50,1500.00,2.5,"
+                             "40.0,");
+  cr_expect_str_eq(lines[2], "uniprefill:keep=0.3,32768,4,4,0,0.0123,0.5,600.00,12.0,0.300,2.35,21.00,21.50,1500.00,"
+                             "2.5,40.0,");
+  /* Missing speedup: an empty field. */
+  cr_expect_not_null(strstr(lines[3], ",0.500,,22.00,"), "%s", lines[3]);
   free(text);
 }
 
@@ -108,7 +123,8 @@ Test(report_table, json_parses_back_with_null_for_nan) {
   cr_assert_eq(cJSON_GetArraySize(root), N_ROWS);
   const char *keys[N_COLUMNS] = {"method",      "ctx",         "conc",          "requests",  "failed",
                                  "ttft_mean_ms", "ttft_p50_ms", "ttft_p99_ms", "prefill_tok_s", "kept_frac",
-                                 "speedup_vs_dense"};
+                                 "speedup_vs_dense", "tpot_p99_ms", "itl_p99_ms", "e2e_p99_ms", "req_s",
+                                 "output_tok_s", "goodput_req_s"};
   for (int r = 0; r < N_ROWS; r++) {
     const cJSON *row = cJSON_GetArrayItem(root, r);
     cr_assert(cJSON_IsObject(row));
@@ -123,6 +139,8 @@ Test(report_table, json_parses_back_with_null_for_nan) {
   const cJSON *row2 = cJSON_GetArrayItem(root, 2);
   cr_expect(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(row2, "speedup_vs_dense")));
   cr_expect_eq(cJSON_GetObjectItemCaseSensitive(row2, "failed")->valueint, 1);
+  cr_expect(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(row2, "goodput_req_s")), "no SLO: null goodput");
+  cr_expect_float_eq(cJSON_GetObjectItemCaseSensitive(row2, "tpot_p99_ms")->valuedouble, 22.0, 1e-12);
   cJSON_Delete(root);
   free(text);
 }
@@ -137,5 +155,28 @@ Test(report_table, empty_table_prints_headers) {
   fclose(out);
   cr_expect_not_null(strstr(text, "| method"), "%s", text);
   cr_expect_not_null(strstr(text, "[]"), "%s", text);
+  free(text);
+}
+
+/* Markdown shows the decode-side columns never, and goodput only once --slo gave one. */
+Test(report_table, markdown_adds_goodput_only_with_an_slo) {
+  char *plain = render(UP_FORMAT_MARKDOWN);
+  cr_expect_null(strstr(plain, "goodput"), "%s", plain);
+  cr_expect_null(strstr(plain, "tpot_p99_ms"), "%s", plain);
+  int bars = 0;
+  for (const char *p = plain; *p && *p != '\n'; p++) bars += *p == '|';
+  cr_expect_eq(bars, N_MD_COLUMNS + 1, "%s", plain);
+  free(plain);
+
+  up_point_summary rows[N_ROWS];
+  make_rows(rows);
+  rows[0].goodput_requests_per_s = 1.75;
+  rows[1].goodput_requests_per_s = 0.0;
+  char *text = render_rows(UP_FORMAT_MARKDOWN, rows);
+  cr_expect_not_null(strstr(text, "goodput_req_s |"), "%s", text);
+  cr_expect_not_null(strstr(text, " 1.8 |"), "%s", text);
+  char *lines[16];
+  const int n = split_lines(text, lines, 16);
+  for (int i = 1; i < n; i++) cr_expect_eq(strlen(lines[i]), strlen(lines[0]), "line %d", i);
   free(text);
 }

@@ -1,7 +1,8 @@
 /* test_results_h5.c — the HDF5 run file read back with the plain HDF5 API (not the
  * writer's own layouts): root and point attributes, request and step tables, layer-token
- * datasets, the summary table and its rewritten speedups; errors that name the path;
- * and a run killed after a point keeps that point. When UP_TEST_KEEP_H5 is set, the
+ * datasets, the ragged token_times / token_offsets datasets, the summary table with
+ * every serving metric and its rewritten speedups; errors that name the path (bad token
+ * offsets included); and a run killed after a point keeps that point. When UP_TEST_KEEP_H5 is set, the
  * round-trip file is written there and kept, for the summarize.py CTest fixture. */
 #define _DEFAULT_SOURCE /* mkdtemp, fork */
 #include <criterion/criterion.h>
@@ -108,6 +109,15 @@ static void make_point(sample_point *p, int32_t index) {
     bad->tpot_ms = NAN;
     snprintf(bad->error, sizeof bad->error, "%s", failed_message);
   }
+  /* Request i produced i + 1 output tokens (the failed one too, so the writer must not
+   * assume finished requests only); times are distinct per token. */
+  r->token_offsets = calloc((size_t)n_req + 1, sizeof(int64_t));
+  cr_assert(r->token_offsets != NULL);
+  for (int32_t i = 0; i < n_req; i++) r->token_offsets[i + 1] = r->token_offsets[i] + i + 1;
+  const int64_t n_times = r->token_offsets[n_req];
+  r->token_times = calloc((size_t)n_times, sizeof(double));
+  cr_assert(r->token_times != NULL);
+  for (int64_t t = 0; t < n_times; t++) r->token_times[t] = 0.05 + 0.0125 * (double)t + index;
   r->n_steps = n_steps;
   if (n_steps > 0) {
     r->steps = calloc((size_t)n_steps, sizeof *r->steps);
@@ -137,9 +147,17 @@ static void make_point(sample_point *p, int32_t index) {
   sum->kept_fraction = index == 0 ? 1.0 : 0.3;
   sum->speedup_vs_dense = NAN;
   sum->wall_s = 0.75 + index;
+  /* Every schema-2 metric gets its own value, so a field mapped to the wrong offset shows. */
+  double *metric = &sum->ttft_std_ms;
+  for (double *m = metric; m <= &sum->slo_tpot_ms; m++) *m = 3.0 + (double)(m - metric) + 0.5 * index;
+  if (index == 0) sum->slo_tpot_ms = NAN; /* one SLO part not set */
+  sum->n_good = 1 + index;
+  sum->goodput_requests_per_s = 0.25 * (index + 1);
 }
 
 static void free_point(sample_point *p) {
+  free(p->result.token_offsets);
+  free(p->result.token_times);
   free(p->result.requests);
   free(p->result.request_layer_tokens);
   free(p->result.steps);
@@ -155,6 +173,15 @@ static void make_tmp(void) {
   snprintf(tmp_dir, sizeof tmp_dir, "/tmp/up_results_h5_XXXXXX");
   cr_assert(mkdtemp(tmp_dir) != NULL);
   snprintf(tmp_file, sizeof tmp_file, "%s/run.h5", tmp_dir);
+}
+
+/* A fresh temp dir and a run file opened in it. */
+static up_results_file *open_tmp_run(void) {
+  make_tmp();
+  char err[512] = "";
+  up_results_file *f = up_results_open(tmp_file, &sample_info, err, sizeof err);
+  cr_assert_not_null(f, "open: %s", err);
+  return f;
 }
 
 static void remove_tmp(void) {
@@ -219,6 +246,16 @@ static const field summary_fields[] = {
     F(up_point_summary, n_ok),         F(up_point_summary, n_failed),      F(up_point_summary, ttft_mean_ms),
     F(up_point_summary, ttft_p50_ms),  F(up_point_summary, ttft_p99_ms),   F(up_point_summary, prefill_tokens_per_s),
     F(up_point_summary, kept_fraction), F(up_point_summary, speedup_vs_dense), F(up_point_summary, wall_s),
+    F(up_point_summary, ttft_std_ms),  F(up_point_summary, ttft_p90_ms),   F(up_point_summary, tpot_mean_ms),
+    F(up_point_summary, tpot_p50_ms),  F(up_point_summary, tpot_std_ms),   F(up_point_summary, tpot_p90_ms),
+    F(up_point_summary, tpot_p99_ms),  F(up_point_summary, itl_mean_ms),   F(up_point_summary, itl_p50_ms),
+    F(up_point_summary, itl_std_ms),   F(up_point_summary, itl_p90_ms),    F(up_point_summary, itl_p99_ms),
+    F(up_point_summary, e2e_mean_ms),  F(up_point_summary, e2e_p50_ms),    F(up_point_summary, e2e_std_ms),
+    F(up_point_summary, e2e_p90_ms),   F(up_point_summary, e2e_p99_ms),    F(up_point_summary, duration_s),
+    F(up_point_summary, requests_per_s), F(up_point_summary, input_tokens_per_s),
+    F(up_point_summary, output_tokens_per_s), F(up_point_summary, total_tokens_per_s),
+    F(up_point_summary, slo_ttft_ms),  F(up_point_summary, slo_tpot_ms),   F(up_point_summary, n_good),
+    F(up_point_summary, goodput_requests_per_s),
 };
 #undef F
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
@@ -230,8 +267,8 @@ static hsize_t read_table(hid_t loc, const char *name, const field *fields, size
   hsize_t nf = 0, nr = 0;
   cr_assert(H5TBget_table_info(loc, name, &nf, &nr) >= 0, "table %s missing", name);
   cr_assert_eq(nf, n_fields, "table %s has %llu fields", name, (unsigned long long)nf);
-  char *names[32];
-  size_t sizes[32], offsets[32], dst_offsets[32], dst_sizes[32], type_size = 0;
+  char *names[64];
+  size_t sizes[64], offsets[64], dst_offsets[64], dst_sizes[64], type_size = 0;
   for (size_t i = 0; i < n_fields; i++) names[i] = calloc(1, 256);
   cr_assert(H5TBget_field_info(loc, name, names, sizes, offsets, &type_size) >= 0);
   for (size_t i = 0; i < n_fields; i++) {
@@ -260,6 +297,28 @@ static void *read_matrix(hid_t loc, const char *name, hid_t type, size_t elem, h
   void *buf = NULL;
   if (rows * cols > 0) {
     buf = calloc(rows * cols, elem);
+    cr_assert(H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0);
+  }
+  H5Sclose(s);
+  H5Dclose(d);
+  return buf;
+}
+
+/* Reads a 1-D dataset of n elements; returns a malloc'd buffer (NULL when empty). */
+static void *read_vector(hid_t loc, const char *name, hid_t type, size_t elem, hsize_t n) {
+  const hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
+  cr_assert(d >= 0, "dataset %s missing", name);
+  const hid_t s = H5Dget_space(d);
+  cr_assert_eq(H5Sget_simple_extent_ndims(s), 1, "%s must be 1-D", name);
+  hsize_t dim = 99;
+  H5Sget_simple_extent_dims(s, &dim, NULL);
+  cr_expect_eq(dim, n, "%s has %llu elements", name, (unsigned long long)dim);
+  const hid_t t = H5Dget_type(d);
+  cr_expect(H5Tequal(t, type) > 0, "%s has the wrong element type", name);
+  H5Tclose(t);
+  void *buf = NULL;
+  if (n > 0) {
+    buf = calloc(n, elem);
     cr_assert(H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0);
   }
   H5Sclose(s);
@@ -345,6 +404,14 @@ static void check_point(hid_t file, const sample_point *p) {
     cr_expect_eq(memcmp(slt, r->step_layer_tokens, sizeof(int64_t) * (size_t)r->n_steps * N_LAYERS), 0);
   }
   free(slt);
+
+  int64_t *offsets = read_vector(g, "token_offsets", H5T_NATIVE_INT64, sizeof(int64_t), (hsize_t)r->n_requests + 1);
+  cr_expect_eq(memcmp(offsets, r->token_offsets, sizeof(int64_t) * ((size_t)r->n_requests + 1)), 0);
+  const int64_t n_times = r->token_offsets[r->n_requests];
+  double *times = read_vector(g, "token_times", H5T_IEEE_F64LE, sizeof(double), (hsize_t)n_times);
+  cr_expect_eq(memcmp(times, r->token_times, sizeof(double) * (size_t)n_times), 0);
+  free(offsets);
+  free(times);
   H5Gclose(g);
 }
 
@@ -423,13 +490,55 @@ Test(results_h5, missing_directory_names_the_path) {
   cr_expect(strstr(err, path) != NULL, "message lacks the path: %s", err);
 }
 
-Test(results_h5, point_written_twice_fails) {
-  make_tmp();
+Test(results_h5, bad_token_offsets_are_refused) {
+  up_results_file *f = open_tmp_run();
   char err[512] = "";
   sample_point p;
   make_point(&p, 1);
-  up_results_file *f = up_results_open(tmp_file, &sample_info, err, sizeof err);
-  cr_assert_not_null(f, "%s", err);
+  p.result.token_offsets[1] = 5; /* then 3: offsets decrease */
+  cr_expect_eq(up_results_write_point(f, &p.params, &p.summary, &p.result, err, sizeof err), -1);
+  cr_expect(strstr(err, "token offsets decrease") != NULL, "%s", err);
+  p.result.token_offsets[1] = 1;
+  p.result.token_offsets[0] = 1;
+  cr_expect_eq(up_results_write_point(f, &p.params, &p.summary, &p.result, err, sizeof err), -1);
+  cr_expect(strstr(err, "not starting at 0") != NULL, "%s", err);
+  p.result.token_offsets[0] = 0;
+  int64_t *offsets = p.result.token_offsets;
+  p.result.token_offsets = NULL;
+  cr_expect_eq(up_results_write_point(f, &p.params, &p.summary, &p.result, err, sizeof err), -1);
+  p.result.token_offsets = offsets;
+  cr_expect_eq(up_results_close(f, err, sizeof err), 0, "%s", err);
+  free_point(&p);
+  remove_tmp();
+}
+
+/* A point whose every request was lost to a crash still gets offsets {0} and no times. */
+Test(results_h5, point_without_requests_has_one_offset) {
+  up_results_file *f = open_tmp_run();
+  char err[512] = "";
+  sample_point p;
+  make_point(&p, 1);
+  up_point_result empty = {.n_layers = N_LAYERS};
+  cr_assert_eq(up_results_write_point(f, &p.params, &p.summary, &empty, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(up_results_close(f, err, sizeof err), 0, "%s", err);
+  const hid_t file = H5Fopen(tmp_file, H5F_ACC_RDONLY, H5P_DEFAULT);
+  cr_assert(file >= 0);
+  const hid_t g = H5Gopen2(file, "/points/0001", H5P_DEFAULT);
+  int64_t *offsets = read_vector(g, "token_offsets", H5T_NATIVE_INT64, sizeof(int64_t), 1);
+  cr_expect_eq(offsets[0], 0);
+  free(offsets);
+  cr_expect_null(read_vector(g, "token_times", H5T_IEEE_F64LE, sizeof(double), 0));
+  H5Gclose(g);
+  H5Fclose(file);
+  free_point(&p);
+  remove_tmp();
+}
+
+Test(results_h5, point_written_twice_fails) {
+  up_results_file *f = open_tmp_run();
+  char err[512] = "";
+  sample_point p;
+  make_point(&p, 1);
   write_points(f, &p, 1);
   cr_expect_eq(up_results_write_point(f, &p.params, &p.summary, &p.result, err, sizeof err), -1);
   cr_expect(strstr(err, "/points/0001") != NULL, "message lacks the group: %s", err);

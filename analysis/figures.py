@@ -1,0 +1,366 @@
+#!/usr/bin/env python3
+"""figures.py — paper-style figures of one or more uniprefill-bench runs, written
+headless (matplotlib Agg) as PNG and PDF into one directory.
+
+Owns plotting only: reading is analysis/runfile.py's, the metrics come from the files.
+Figures, each skipped with a printed note when the runs lack what it needs:
+
+  ttft_vs_ctx               mean TTFT against prompt length, a line per method, a panel
+                            per concurrency (needs two or more context lengths)
+  speedup_vs_concurrency    TTFT speedup over dense against concurrency, a line per
+                            context length, a panel per method (needs two or more
+                            concurrencies and dense twins)
+  throughput_vs_concurrency prefill throughput against concurrency, a line per method,
+                            a panel per context length (needs two or more concurrencies)
+  ttft_cdf                  TTFT distribution of the successful requests per method, a
+                            panel per context length (concurrencies pooled)
+  kept_per_layer            mean fraction of prompt tokens entering each layer, a line
+                            per method, a panel per context length
+  trace_ttft_over_time      TTFT of each request at its arrival time, per method, a
+                            panel per trace, context length and concurrency, for points
+                            whose `workload` attribute starts with "trace"
+  trace_queue_over_time     requests arrived but not yet admitted, over time, for those
+                            points (from the request table's arrival and admission times)
+
+Methods keep one colour in every figure (dense always dark grey, the others from a
+fixed palette in sorted label order); with several runs, each run has its own line
+style. Each figure's last line names the runs' model, device and commit.
+
+    /usr/bin/python3 analysis/figures.py RUN.h5 [RUN2.h5 ...] -o DIR
+"""
+import argparse
+import math
+import os
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: CI and SSH sessions have no display
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import runfile  # noqa: E402  (the shared reader lives beside this script)
+
+DENSE = "dense"
+DENSE_COLOR = "#404040"
+# tab10 without its grey, which is dense's.
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
+           "#bcbd22", "#17becf")
+RUN_STYLES = ("-", "--", ":", "-.")
+PANEL_W, PANEL_H = 4.2, 3.2
+MAX_PANEL_COLS = 3
+
+
+# ---- shared plumbing ------------------------------------------------------------
+
+def method_colors(runs):
+    """One colour per method label over all runs, the same in every figure."""
+    labels = sorted({row["method"] for run in runs for row in run.summary} - {DENSE})
+    colors = {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(labels)}
+    colors[DENSE] = DENSE_COLOR
+    return colors
+
+
+def size_label(tokens):
+    return f"{tokens // 1024}k" if tokens >= 1024 and tokens % 1024 == 0 else str(tokens)
+
+
+def series_label(method, run, runs):
+    return method if len(runs) == 1 else f"{method} ({run.name})"
+
+
+def panel_grid(n, title):
+    """A figure with n panels in rows of at most MAX_PANEL_COLS; returns (fig, axes)."""
+    cols = min(n, MAX_PANEL_COLS)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(PANEL_W * cols, PANEL_H * rows + 0.6), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    fig.suptitle(title)
+    return fig, list(axes.flat[:n])
+
+
+def save(fig, out_dir, name, runs, written):
+    """Caption, layout, PNG and PDF; records the written paths."""
+    fig.text(0.01, 0.005, "; ".join(run.caption() for run in runs), fontsize=7, color="#555555",
+             ha="left", va="bottom")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    for ext in ("png", "pdf"):
+        path = os.path.join(out_dir, f"{name}.{ext}")
+        fig.savefig(path, dpi=150)
+        written.append(path)
+    plt.close(fig)
+
+
+def legend(ax):
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(fontsize=7, frameon=False)
+
+
+def distinct(values):
+    return sorted(set(values))
+
+
+def run_style(run_index):
+    return RUN_STYLES[run_index % len(RUN_STYLES)]
+
+
+def log2_axis(ax, ticks, labels, xlabel):
+    """A log-2 x axis labelled only at the swept values."""
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ticks, labels)
+    ax.minorticks_off()
+    ax.set_xlabel(xlabel)
+
+
+def finish_panel(ax, ylabel, title, title_color="black"):
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9, color=title_color)
+    ax.grid(alpha=0.3)
+    legend(ax)
+
+
+def plot_method_lines(ax, runs, colors, x, y, keep):
+    """One line per method and run through the summary rows keep() accepts: y over x."""
+    for ri, run in enumerate(runs):
+        for method in distinct(r["method"] for r in run.summary):
+            pts = sorted((r[x], r[y]) for r in run.summary
+                         if r["method"] == method and keep(r) and math.isfinite(r[y]))
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", color=colors[method],
+                        linestyle=run_style(ri), label=series_label(method, run, runs))
+
+
+# ---- summary figures ------------------------------------------------------------
+
+def fig_ttft_vs_ctx(runs, colors, out_dir, written):
+    rows = [r for run in runs for r in run.summary]
+    ctxs = distinct(r["ctx"] for r in rows)
+    if len(ctxs) < 2:
+        return "needs two or more context lengths"
+    concs = distinct(r["concurrency"] for r in rows)
+    fig, axes = panel_grid(len(concs), "Time to first token vs prompt length")
+    for ax, conc in zip(axes, concs):
+        plot_method_lines(ax, runs, colors, "ctx", "ttft_mean_ms", lambda r, c=conc: r["concurrency"] == c)
+        log2_axis(ax, ctxs, [size_label(c) for c in ctxs], "prompt length (tokens)")
+        finish_panel(ax, "TTFT, mean (ms)", f"concurrency {conc}")
+    save(fig, out_dir, "ttft_vs_ctx", runs, written)
+    return None
+
+
+def fig_speedup_vs_concurrency(runs, colors, out_dir, written):
+    rows = [r for run in runs for r in run.summary]
+    concs = distinct(r["concurrency"] for r in rows)
+    if len(concs) < 2:
+        return "needs two or more concurrencies"
+    methods = distinct(r["method"] for r in rows
+                       if r["method"] != DENSE and math.isfinite(r["speedup_vs_dense"]))
+    if not methods:
+        return "needs a non-dense method with a dense twin"
+    ctxs = distinct(r["ctx"] for r in rows)
+    cmap = plt.get_cmap("viridis")
+    ctx_color = {c: cmap(0.85 * i / max(1, len(ctxs) - 1)) for i, c in enumerate(ctxs)}
+    fig, axes = panel_grid(len(methods), "TTFT speedup over dense vs concurrency")
+    for ax, method in zip(axes, methods):
+        # Here lines are context lengths; the method is the panel (titled in its colour).
+        for ri, run in enumerate(runs):
+            for ctx in ctxs:
+                pts = sorted((r["concurrency"], r["speedup_vs_dense"]) for r in run.summary
+                             if r["method"] == method and r["ctx"] == ctx and math.isfinite(r["speedup_vs_dense"]))
+                if pts:
+                    label = f"ctx {size_label(ctx)}" + ("" if len(runs) == 1 else f" ({run.name})")
+                    ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", color=ctx_color[ctx],
+                            linestyle=run_style(ri), label=label)
+        ax.axhline(1.0, color=DENSE_COLOR, linewidth=0.8, linestyle=":")
+        log2_axis(ax, concs, [str(c) for c in concs], "concurrency (requests in flight)")
+        finish_panel(ax, "speedup over dense (×, mean TTFT)", method, colors[method])
+    save(fig, out_dir, "speedup_vs_concurrency", runs, written)
+    return None
+
+
+def fig_throughput_vs_concurrency(runs, colors, out_dir, written):
+    rows = [r for run in runs for r in run.summary]
+    concs = distinct(r["concurrency"] for r in rows)
+    if len(concs) < 2:
+        return "needs two or more concurrencies"
+    ctxs = distinct(r["ctx"] for r in rows)
+    fig, axes = panel_grid(len(ctxs), "Prefill throughput vs concurrency")
+    for ax, ctx in zip(axes, ctxs):
+        plot_method_lines(ax, runs, colors, "concurrency", "prefill_tokens_per_s", lambda r, c=ctx: r["ctx"] == c)
+        log2_axis(ax, concs, [str(c) for c in concs], "concurrency (requests in flight)")
+        ax.set_ylim(bottom=0)
+        finish_panel(ax, "prefill throughput (prompt tokens/s)", f"prompt length {size_label(ctx)} tokens")
+    save(fig, out_dir, "throughput_vs_concurrency", runs, written)
+    return None
+
+
+# ---- request-level figures --------------------------------------------------------
+
+def points_of(runs):
+    return [(run, p) for run in runs for p in run.points if p.requests is not None]
+
+
+def fig_ttft_cdf(runs, colors, out_dir, written):
+    pts = points_of(runs)
+    if not any(p.ok_mask().any() for _, p in pts):
+        return "no successful request to plot"
+    ctxs = distinct(p.ctx for _, p in pts)
+    fig, axes = panel_grid(len(ctxs), "TTFT distribution (successful requests, concurrencies pooled)")
+    for ax, ctx in zip(axes, ctxs):
+        for ri, run in enumerate(runs):
+            for method in distinct(p.method for p in run.points):
+                values = [p.requests["ttft_ms"][p.ok_mask()] for p in run.points
+                          if p.method == method and p.ctx == ctx and p.requests is not None]
+                ttft = np.sort(np.concatenate(values)) if values else np.zeros(0)
+                if ttft.size == 0:
+                    continue
+                frac = np.arange(1, ttft.size + 1) / ttft.size
+                ax.step(ttft, frac, where="post", color=colors[method],
+                        linestyle=run_style(ri), label=series_label(method, run, runs))
+        ax.set_xlabel("TTFT (ms)")
+        ax.set_ylim(0, 1.02)
+        finish_panel(ax, "fraction of requests", f"prompt length {size_label(ctx)} tokens")
+    save(fig, out_dir, "ttft_cdf", runs, written)
+    return None
+
+
+def fig_kept_per_layer(runs, colors, out_dir, written):
+    pts = [(run, p) for run, p in points_of(runs)
+           if p.request_layer_tokens is not None and p.request_layer_tokens.ndim == 2
+           and p.request_layer_tokens.shape[1] > 0 and p.ok_mask().any()]
+    if not pts:
+        return "no per-layer token counts of successful requests"
+    ctxs = distinct(p.ctx for _, p in pts)
+    fig, axes = panel_grid(len(ctxs), "Prompt tokens kept per layer")
+    for ax, ctx in zip(axes, ctxs):
+        n_layers = 0
+        for ri, run in enumerate(runs):
+            for method in distinct(p.method for r, p in pts if r is run):
+                rows = [p.request_layer_tokens[p.ok_mask()] / p.requests["prompt_len"][p.ok_mask()][:, None]
+                        for r, p in pts if r is run and p.method == method and p.ctx == ctx]
+                if not rows:
+                    continue
+                kept = np.concatenate(rows).mean(axis=0)
+                n_layers = max(n_layers, kept.size)
+                ax.plot(np.arange(kept.size), kept, marker="o", markersize=3, color=colors[method],
+                        linestyle=run_style(ri), drawstyle="steps-mid",
+                        label=series_label(method, run, runs))
+        ax.set_xlabel("layer (0-indexed)")
+        ax.set_ylim(0, 1.05)
+        ax.set_xticks(range(0, n_layers, max(1, n_layers // 8)))
+        finish_panel(ax, "prompt tokens entering the layer (fraction)", f"prompt length {size_label(ctx)} tokens")
+    save(fig, out_dir, "kept_per_layer", runs, written)
+    return None
+
+
+def trace_points(runs):
+    return [(run, p) for run, p in points_of(runs)
+            if p.workload is not None and p.workload.startswith("trace") and len(p.requests) > 0]
+
+
+def trace_panels(runs):
+    """Trace points grouped into one panel per (workload, ctx, concurrency), so a panel
+    holds one point per method and run."""
+    panels = {}
+    for run, p in trace_points(runs):
+        panels.setdefault((p.workload, p.ctx, p.concurrency), []).append((run, p))
+    return panels
+
+
+def trace_title(workload, ctx, conc):
+    return f"{workload}, ctx {size_label(ctx)}, concurrency {conc}"
+
+
+def fig_trace_ttft(runs, colors, out_dir, written):
+    panels = trace_panels(runs)
+    if not panels:
+        return "no point has a workload attribute starting with 'trace'"
+    fig, axes = panel_grid(len(panels), "TTFT over a trace replay")
+    for ax, ((workload, ctx, conc), pts) in zip(axes, sorted(panels.items())):
+        for run, p in pts:
+            ok = p.ok_mask()
+            ri = runs.index(run)
+            ax.plot(p.requests["arrival_s"][ok], p.requests["ttft_ms"][ok], marker="o", markersize=3,
+                    linestyle=run_style(ri), linewidth=0.6, color=colors[p.method],
+                    label=series_label(p.method, run, runs))
+        ax.set_xlabel("arrival time (s from the point's start)")
+        finish_panel(ax, "TTFT (ms)", trace_title(workload, ctx, conc))
+    save(fig, out_dir, "trace_ttft_over_time", runs, written)
+    return None
+
+
+def queue_length(requests):
+    """Step times and the number of requests arrived but not yet admitted after each;
+    a request never admitted (failed) leaves the queue when it fails."""
+    arrive = requests["arrival_s"]
+    leave = np.where(np.isfinite(requests["admitted_s"]), requests["admitted_s"], requests["finish_s"])
+    times = np.concatenate([arrive, leave])
+    deltas = np.concatenate([np.ones_like(arrive), -np.ones_like(leave)])
+    # At equal times admissions go first, so a request admitted on arrival never counts.
+    order = np.lexsort((deltas, times))
+    return times[order], np.cumsum(deltas[order])
+
+
+def fig_trace_queue(runs, colors, out_dir, written):
+    panels = trace_panels(runs)
+    if not panels:
+        return "no point has a workload attribute starting with 'trace'"
+    fig, axes = panel_grid(len(panels), "Waiting queue over a trace replay")
+    for ax, ((workload, ctx, conc), pts) in zip(axes, sorted(panels.items())):
+        longest = 0
+        for run, p in pts:
+            t, q = queue_length(p.requests)
+            longest = max(longest, int(q.max()) if q.size else 0)
+            ri = runs.index(run)
+            ax.step(np.concatenate([[0.0], t]), np.concatenate([[0], q]), where="post", color=colors[p.method],
+                    linestyle=run_style(ri), label=series_label(p.method, run, runs))
+        ax.set_xlabel("time (s from the point's start)")
+        ax.set_ylim(0, max(1, longest) * 1.1)  # an empty queue still shows a 0..1 axis
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        finish_panel(ax, "requests waiting for admission", trace_title(workload, ctx, conc))
+    save(fig, out_dir, "trace_queue_over_time", runs, written)
+    return None
+
+
+FIGURES = (
+    ("ttft_vs_ctx", fig_ttft_vs_ctx),
+    ("speedup_vs_concurrency", fig_speedup_vs_concurrency),
+    ("throughput_vs_concurrency", fig_throughput_vs_concurrency),
+    ("ttft_cdf", fig_ttft_cdf),
+    ("kept_per_layer", fig_kept_per_layer),
+    ("trace_ttft_over_time", fig_trace_ttft),
+    ("trace_queue_over_time", fig_trace_queue),
+)
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(prog="figures.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", metavar="RUN.h5", help="run files")
+    parser.add_argument("-o", "--output", required=True, metavar="DIR", help="directory for the figures")
+    args = parser.parse_args(argv)
+    try:
+        runs = [runfile.load_run(path) for path in args.runs]
+    except runfile.RunFileError as exc:
+        print(f"figures.py: error: {exc}", file=sys.stderr)
+        return 2
+    if not any(run.summary for run in runs):
+        print("figures.py: error: no run has a finished point", file=sys.stderr)
+        return 2
+    os.makedirs(args.output, exist_ok=True)
+    colors = method_colors(runs)
+    written = []
+    for name, make in FIGURES:
+        why_not = make(runs, colors, args.output, written)
+        if why_not:
+            print(f"figures.py: note: skipped {name}: {why_not}")
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,143 @@
+"""runfile.py — the one reader of uniprefill-bench run files, shared by summarize.py,
+figures.py and compare.py: it opens a file, checks that it is a run of a schema version
+these scripts understand, and hands back the root attributes, the /summary rows and
+the per-point groups (parameters, request and step tables, per-layer token counts,
+ragged output-token times) as plain Python and numpy values.
+
+Owns reading and validation only; the schema is written by launcher/results_h5.c and
+documented in results/README.md. Computes no metric. Needs h5py and numpy (Debian's
+/usr/bin/python3 has both).
+"""
+import os
+
+import h5py
+import numpy as np
+
+# Versions whose layout these scripts read. Version 2 adds the serving-metric summary
+# fields and each point's token_times / token_offsets; a version-1 file reads the same
+# way without them (Point.token_times is None, summary rows lack the new fields).
+SUPPORTED_SCHEMA_VERSIONS = (1, 2)
+
+# Root attributes worth showing a reader, in display order.
+ROOT_ATTRS = ("tool", "tool_version", "git_commit", "model", "backend", "world_size",
+              "device_names", "hostnames", "library_versions", "started_utc", "argv")
+
+# request.status of a request that produced all its output (engine/request.h).
+STATUS_FINISHED = 2
+
+
+# The workload attribute of a closed-loop point (launcher/workload_plan.c writes it).
+CLOSED_LOOP = "closed-loop"
+
+class RunFileError(Exception):
+    """The file is missing, not HDF5, not a uniprefill-bench run, or of an unknown
+    schema version; the message names the path."""
+
+
+def as_text(value):
+    """Attributes are str from h5py; fixed-length strings (table fields) are bytes."""
+    if isinstance(value, (bytes, np.bytes_)):
+        return value.decode("utf-8", "replace").rstrip("\0")
+    if isinstance(value, np.ndarray) and value.shape == ():
+        return as_text(value[()])
+    return str(value)
+
+
+def _plain(value):
+    """A numpy scalar or string as the matching Python value."""
+    if isinstance(value, (bytes, np.bytes_, str)):
+        return as_text(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+class Point:
+    """One /points/NNNN group: its parameters (attrs, plus the common ones as
+    attributes), its tables as numpy structured arrays and its per-layer counts.
+    workload is the point's `workload` attribute; runs written before that attribute
+    existed were all closed-loop sweeps, so its absence reads as CLOSED_LOOP."""
+
+    def __init__(self, group):
+        self.attrs = {name: _plain(group.attrs[name]) for name in group.attrs}
+        self.index = int(self.attrs.get("index", int(group.name.rsplit("/", 1)[-1])))
+        self.method = str(self.attrs.get("method", ""))
+        self.ctx = int(self.attrs.get("ctx", 0))
+        self.concurrency = int(self.attrs.get("concurrency", 0))
+        self.output_len = int(self.attrs.get("output_len", 0))
+        self.workload = str(self.attrs.get("workload", CLOSED_LOOP))
+        self.requests = group["requests"][...] if "requests" in group else None
+        self.steps = group["steps"][...] if "steps" in group else None
+        self.request_layer_tokens = (group["request_layer_tokens"][...]
+                                     if "request_layer_tokens" in group else None)
+        if "token_times" in group and "token_offsets" in group:
+            self.token_times = group["token_times"][...]
+            self.token_offsets = group["token_offsets"][...]
+        else:
+            self.token_times = self.token_offsets = None
+
+    def key(self):
+        """The parameters that identify a point across runs."""
+        return (self.method, self.ctx, self.concurrency, self.output_len, self.workload)
+
+    def ok_mask(self):
+        """Boolean mask of the requests that finished (failures are never timed)."""
+        if self.requests is None or len(self.requests) == 0:
+            return np.zeros(0, dtype=bool)
+        return self.requests["status"] == STATUS_FINISHED
+
+
+class Run:
+    """A whole run file read into memory: path, name (file stem), schema_version,
+    attrs (root attributes as text), summary_fields (the /summary field names in file
+    order), summary (list of dicts, one per /summary row, each with the point's
+    workload added under "workload") and points (list of Point, in index order)."""
+
+    def __init__(self, path, schema_version, attrs, summary_fields, summary, points):
+        self.path = path
+        self.name = os.path.splitext(os.path.basename(path))[0]
+        self.schema_version = schema_version
+        self.attrs = attrs
+        self.summary_fields = summary_fields
+        self.summary = summary
+        self.points = points
+
+    def caption(self):
+        """One line naming what produced the run: model, device, commit."""
+        devices = sorted(set(self.attrs.get("device_names", "?").split(",")))
+        return (f"{self.name}: model {self.attrs.get('model', '?')}, "
+                f"device {' + '.join(devices)}, commit {self.attrs.get('git_commit', '?')}")
+
+
+def load_run(path, with_points=True):
+    """Read a run file; raises RunFileError on anything that is not a readable run of
+    a supported schema version. with_points=False skips the per-point groups."""
+    if not os.path.isfile(path):
+        raise RunFileError(f"'{path}': no such file")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise RunFileError(f"'{path}': cannot read as HDF5: {exc}") from exc
+    with f:
+        if "schema_version" not in f.attrs:
+            raise RunFileError(f"'{path}' is not a uniprefill-bench run (no schema_version attribute)")
+        version = int(f.attrs["schema_version"])
+        if version not in SUPPORTED_SCHEMA_VERSIONS:
+            raise RunFileError(f"'{path}' has schema_version {version}; these scripts read "
+                               f"{', '.join(str(v) for v in SUPPORTED_SCHEMA_VERSIONS)}")
+        if "summary" not in f:
+            raise RunFileError(f"'{path}' has no /summary table")
+        attrs = {name: as_text(f.attrs[name]) for name in f.attrs}
+        table = f["summary"][...]
+        groups = f["points"] if "points" in f else {}
+        points = [Point(groups[name]) for name in sorted(groups)] if with_points else []
+        # Workloads are cheap attributes: read them even without the points.
+        workloads = {int(name): (as_text(groups[name].attrs["workload"])
+                                 if "workload" in groups[name].attrs else CLOSED_LOOP)
+                     for name in groups}
+        summary = []
+        for row in table:
+            entry = {name: _plain(row[name]) for name in table.dtype.names}
+            entry["workload"] = workloads.get(int(entry["point_index"]), CLOSED_LOOP)
+            summary.append(entry)
+        return Run(path, version, attrs, tuple(table.dtype.names), summary, points)

@@ -1,0 +1,217 @@
+#!/usr/bin/env python3
+"""test_analysis.py — the analysis scripts against real run files, without pytest (a
+plain script: it exits non-zero on the first failure).
+
+- compare.py: a baseline against itself exits 0; copies edited with h5py (UniPrefill
+  TTFT inflated, a kept fraction moved, a failure added) exit 1; a faster copy exits 0;
+  foreign, missing or disjoint files and a bad threshold exit 2.
+- figures.py: on the baseline every figure it can make exists as PNG and PDF, the trace
+  figures appear once points carry a "trace..." workload, and a one-context run skips
+  the figure that needs two.
+- A fresh run of the binary: schema 2, token_offsets / token_times consistent with the
+  request table, and the summary's ITL and goodput recomputed from them.
+
+    test_analysis.py BINARY ANALYSIS_DIR BASELINE.h5
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import h5py
+import numpy as np
+
+PYTHON = sys.executable
+SUMMARY_FIGURES = ("ttft_vs_ctx", "speedup_vs_concurrency", "throughput_vs_concurrency", "ttft_cdf",
+                   "kept_per_layer")
+TRACE_FIGURES = ("trace_ttft_over_time", "trace_queue_over_time")
+
+
+def fail(message):
+    print(f"FAIL: {message}")
+    sys.exit(1)
+
+
+def check(condition, message):
+    if not condition:
+        fail(message)
+
+
+def run(args, expect_rc, what):
+    proc = subprocess.run(args, capture_output=True, text=True)
+    if proc.returncode != expect_rc:
+        fail(f"{what}: exit {proc.returncode}, expected {expect_rc}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}")
+    print(f"ok: {what} (exit {expect_rc})")
+    return proc
+
+
+def edited_copy(src, dst, edit):
+    """Copy a run file and let edit(summary_array, h5file) change it in place."""
+    shutil.copyfile(src, dst)
+    with h5py.File(dst, "r+") as f:
+        table = f["summary"][...]
+        edit(table, f)
+        f["summary"][...] = table
+    return dst
+
+
+def methods_of(table):
+    return np.array([m.decode() for m in table["method"]])
+
+
+def test_compare(compare, baseline, tmp):
+    cmp = [PYTHON, compare]
+    run(cmp + [baseline, baseline], 0, "compare: baseline against itself")
+
+    def slower_uniprefill(table, _f):
+        table["ttft_mean_ms"][methods_of(table) != "dense"] *= 2.0
+
+    slow = edited_copy(baseline, os.path.join(tmp, "slow.h5"), slower_uniprefill)
+    out = run(cmp + [baseline, slow, "--max-regress", "40%"], 1, "compare: UniPrefill TTFT doubled (CI tolerance)")
+    check("uniprefill" in out.stdout and "REGRESSED" in out.stdout, "the regressed rows are not named")
+    # The same slowdown passes a threshold above it: the verdict follows the threshold.
+    run(cmp + [baseline, slow, "--max-regress", "150%"], 0, "compare: doubled TTFT under a 150% threshold")
+
+    def faster_uniprefill(table, _f):
+        table["ttft_mean_ms"][methods_of(table) != "dense"] *= 0.5
+
+    fast = edited_copy(baseline, os.path.join(tmp, "fast.h5"), faster_uniprefill)
+    out = run(cmp + [baseline, fast], 0, "compare: UniPrefill TTFT halved")
+    check("better" in out.stdout, "an improvement is not marked")
+
+    def slower_dense(table, _f):
+        # Dense slower, UniPrefill unchanged: the ratio shrinks, no regression; the
+        # absolute times (--absolute) do regress.
+        table["ttft_mean_ms"][methods_of(table) == "dense"] *= 2.0
+
+    dense_slow = edited_copy(baseline, os.path.join(tmp, "dense_slow.h5"), slower_dense)
+    run(cmp + [baseline, dense_slow], 0, "compare: only dense slower, ratios only")
+    run(cmp + [baseline, dense_slow, "--absolute"], 1, "compare: only dense slower, --absolute")
+
+    def kept_moved(table, _f):
+        rows = methods_of(table) != "dense"
+        table["kept_fraction"][rows] += 0.05
+
+    kept = edited_copy(baseline, os.path.join(tmp, "kept.h5"), kept_moved)
+    run(cmp + [baseline, kept], 1, "compare: kept fraction moved by 0.05")
+
+    def one_failure(table, _f):
+        table["n_failed"][0] += 1
+
+    failed = edited_copy(baseline, os.path.join(tmp, "failed.h5"), one_failure)
+    run(cmp + [baseline, failed], 1, "compare: a request failed")
+
+    def other_ctx(table, _f):
+        table["ctx"] += 1
+
+    disjoint = edited_copy(baseline, os.path.join(tmp, "disjoint.h5"), other_ctx)
+    run(cmp + [baseline, disjoint], 2, "compare: no point in common")
+
+    not_h5 = os.path.join(tmp, "not_a_run.h5")
+    with open(not_h5, "w") as f:
+        f.write("not HDF5\n")
+    run(cmp + [baseline, not_h5], 2, "compare: not an HDF5 file")
+    run(cmp + [baseline, os.path.join(tmp, "missing.h5")], 2, "compare: missing file")
+    run(cmp + [baseline, baseline, "--max-regress", "five"], 2, "compare: bad threshold")
+
+    def future_schema(_table, f):
+        f.attrs["schema_version"] = np.int32(99)
+
+    future = edited_copy(baseline, os.path.join(tmp, "future.h5"), future_schema)
+    run(cmp + [baseline, future], 2, "compare: unknown schema version")
+
+
+def expect_figures(out_dir, names, absent=()):
+    for name in names:
+        for ext in ("png", "pdf"):
+            path = os.path.join(out_dir, f"{name}.{ext}")
+            check(os.path.isfile(path) and os.path.getsize(path) > 1000, f"{path} missing or empty")
+    for name in absent:
+        check(not os.path.exists(os.path.join(out_dir, f"{name}.png")), f"{name} drawn without its data")
+
+
+def test_figures(figures, baseline, fresh, tmp):
+    out = os.path.join(tmp, "fig_base")
+    proc = run([PYTHON, figures, baseline, "-o", out], 0, "figures: baseline")
+    expect_figures(out, SUMMARY_FIGURES, absent=TRACE_FIGURES)
+    check("skipped trace_ttft_over_time" in proc.stdout, "the trace figure's skip is not reported")
+
+    def as_trace(_table, f):
+        for name in f["points"]:
+            f["points"][name].attrs["workload"] = "trace:test.jsonl"
+
+    trace = edited_copy(baseline, os.path.join(tmp, "trace.h5"), as_trace)
+    out = os.path.join(tmp, "fig_trace")
+    run([PYTHON, figures, trace, "-o", out], 0, "figures: trace workload")
+    expect_figures(out, SUMMARY_FIGURES + TRACE_FIGURES)
+
+    out = os.path.join(tmp, "fig_two")
+    run([PYTHON, figures, baseline, trace, "-o", out], 0, "figures: two runs")
+    expect_figures(out, SUMMARY_FIGURES + TRACE_FIGURES)
+
+    out = os.path.join(tmp, "fig_fresh")
+    proc = run([PYTHON, figures, fresh, "-o", out], 0, "figures: one context length")
+    check("skipped ttft_vs_ctx" in proc.stdout, "a one-context run must skip ttft_vs_ctx")
+    expect_figures(out, ("speedup_vs_concurrency", "ttft_cdf", "kept_per_layer"), absent=("ttft_vs_ctx",))
+    run([PYTHON, figures, os.path.join(tmp, "missing.h5"), "-o", out], 2, "figures: missing file")
+
+
+def test_fresh_run(binary, fresh):
+    slo_ttft_ms = 1e5  # generous: every request is good
+    args = [binary, "--ctx", "300", "--concurrency", "1,2", "--requests", "3", "--output-len", "4",
+            "--method", "dense,uniprefill:keep=0.5", "--warmup", "0", "--threads", "1", "--quiet",
+            "--slo", f"ttft:{slo_ttft_ms:g}", "-o", fresh]
+    run(args, 0, "binary: small sweep with --slo")
+    with h5py.File(fresh, "r") as f:
+        check(int(f.attrs["schema_version"]) == 2, "schema_version is not 2")
+        summary = f["summary"][...]
+        for row in summary:
+            point = f["points"][f"{row['point_index']:04d}"]
+            req = point["requests"][...]
+            offsets, times = point["token_offsets"][...], point["token_times"][...]
+            check(offsets.dtype == np.int64 and times.dtype == np.float64, "token dataset types")
+            check(len(offsets) == len(req) + 1 and offsets[0] == 0 and offsets[-1] == len(times),
+                  "token_offsets do not frame token_times")
+            check(np.array_equal(np.diff(offsets), req["output_len"]), "token counts differ from output_len")
+            first = times[offsets[:-1]]
+            last = times[offsets[1:] - 1]
+            check(np.allclose(first, req["first_token_s"]) and np.allclose(last, req["finish_s"]),
+                  "token times do not start at the first token and end at the finish")
+            gaps = np.concatenate([np.diff(times[a:b]) for a, b in zip(offsets[:-1], offsets[1:])]) * 1e3
+            check(np.isclose(gaps.mean(), row["itl_mean_ms"]) and np.isclose(np.median(gaps), row["itl_p50_ms"]),
+                  "summary ITL differs from the token times")
+            check(np.isclose(np.percentile(gaps, 99), row["itl_p99_ms"]), "summary ITL p99 differs")
+            tpot = (req["e2e_ms"] - req["ttft_ms"]) / (req["output_len"] - 1)
+            check(np.isclose(tpot.mean(), row["tpot_mean_ms"]) and np.isclose(tpot.std(), row["tpot_std_ms"]),
+                  "summary TPOT differs from the requests")
+            check(row["slo_ttft_ms"] == slo_ttft_ms and np.isnan(row["slo_tpot_ms"]), "SLO not recorded")
+            check(row["n_good"] == len(req), "every request should meet the generous SLO")
+            duration = req["finish_s"].max() - req["arrival_s"].min()
+            check(np.isclose(row["duration_s"], duration), "duration differs")
+            check(np.isclose(row["goodput_requests_per_s"], len(req) / duration), "goodput differs")
+    print("ok: fresh run's token times and serving metrics")
+
+
+def main(argv):
+    if len(argv) != 4:
+        sys.exit("usage: test_analysis.py BINARY ANALYSIS_DIR BASELINE.h5")
+    binary, analysis, baseline = (os.path.abspath(a) for a in argv[1:])
+    compare = os.path.join(analysis, "compare.py")
+    figures = os.path.join(analysis, "figures.py")
+    tmp = tempfile.mkdtemp(prefix="up_analysis_")
+    # Matplotlib's font cache goes to a writable, throwaway place.
+    os.environ.setdefault("MPLCONFIGDIR", os.path.join(tmp, "mpl"))
+    try:
+        fresh = os.path.join(tmp, "fresh.h5")
+        test_fresh_run(binary, fresh)
+        test_compare(compare, baseline, tmp)
+        test_figures(figures, baseline, fresh, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("all analysis checks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -83,6 +83,13 @@ __global__ void __launch_bounds__(DEC_THREADS) decode_split_kernel(const decode_
     m_sm[tid] = -INFINITY;
     l_sm[tid] = 0.0f;
   }
+  /* Warp 0 initialised m and l, but other warps read them: in the chunk loop (after its
+   * barriers) and, for a split whose key range is empty and so runs no loop at all, in
+   * the partials at the end. Without this barrier that last read races with the
+   * initialisation (head_dim 128: queries 1, 3, ... belong to warp 2; 64: warps 1-3)
+   * and can pick up a stale max and sum from shared memory, which the combine then
+   * weighs in as a real split. */
+  __syncthreads();
 
   const int dp = tid % (HD / 2), qs = tid / (HD / 2);
   float acc[QPT][2];

@@ -3,7 +3,10 @@
  * 4/1, packed batches of mixed lengths over shuffled paged blocks (block_tokens 16, 64
  * and a non-power-of-two 24), prior cached entries, pure decode, and a long sequence
  * compared on sampled rows. Fresh random inputs every run (seed printed; UP_TEST_SEED
- * repeats one). Plain C with its own harness: exit 77 without a GPU. */
+ * repeats one). Each case runs twice on the GPU and must give identical bits: the kernels
+ * have no atomics, so a difference means a race. A case that fails, or lands above the
+ * bf16 noise level, prints a per-sequence breakdown ("#" lines) that says which sequence,
+ * row and head carry the error. Plain C with its own harness: exit 77 without a GPU. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +20,9 @@
 #include "tests/gpu/attn_inputs.h"
 
 #define MAX_ERR 2e-2
+/* Above this a passing case still prints its breakdown: the bf16 rounding of the output
+ * (and of P in prefill) gives 1.5e-3 to 2.5e-3, so more means something real. */
+#define SUSPECT_ERR 5e-3
 
 typedef struct attn_case {
   const char *name;
@@ -41,6 +47,11 @@ static const attn_case CASES[] = {
     {"hd128 gqa 32/8 mixed chunked bt64, 64-key tiles", 128, 32, 8, 64, 6, {1, 17, 64, 100, 1000, 4100},
      {0, 5, 0, 300, 77, 0}, 0, 1},
     {"hd128 gqa 32/8 long 16384 rows bt64 (64 sampled rows)", 128, 32, 8, 64, 1, {16384}, {0}, 64, 0},
+    /* Decode over tiny caches: most key splits are empty, and several queries per CTA
+     * (group x rows >= 2) put the partials of one split in more than one warp. */
+    {"hd128 gqa 32/8 decode over tiny caches bt16", 128, 32, 8, 16, 7, {1, 2, 3, 4, 1, 4, 2},
+     {0, 0, 0, 0, 1, 60, 3}, 0, 0},
+    {"hd64 8/8 multi-row decode over tiny caches bt64", 64, 8, 8, 64, 5, {2, 3, 4, 4, 2}, {0, 1, 0, 70, 5}, 0, 0},
 };
 
 /* Rows of the long case the CPU recomputes: the ends, both sides of tile edges, random. */
@@ -68,8 +79,127 @@ static double rel_error(const float *gpu, const float *ref, size_t n, size_t *ba
   return den > 0.0 ? sqrt(num / den) : sqrt(num);
 }
 
-static void run_case(attn_tally *tally, up_backend *cpu, up_backend *gpu, uint64_t *rng, const attn_case *c) {
+/* Where the error of a case sits: one "#" line per sequence (rows, prior, which path
+ * took it, relative error over its rows, the worst row by relative error with its worst
+ * head, rows over the limit and where they start and end), then how the (row, head)
+ * pairs over the limit spread over the members of a GQA group and over the 16-row
+ * slots of a 128-row tile (the prefill kernels' warps). For a sampled case the one
+ * sequence's compared rows stand in for all of them. row_of[i] is compared row i's
+ * index within its sequence. */
+typedef struct attn_acc {
+  double num, den;
+} attn_acc;
+
+static double acc_rel(attn_acc a) { return a.den > 0.0 ? sqrt(a.num / a.den) : sqrt(a.num); }
+
+static attn_acc acc_span(const float *gpu, const float *ref, size_t n, size_t *bad) {
+  attn_acc a = {0.0, 0.0};
+  for (size_t i = 0; i < n; ++i) {
+    if (!isfinite(gpu[i])) {
+      ++*bad;
+      continue;
+    }
+    const double d = (double)gpu[i] - (double)ref[i];
+    a.num += d * d;
+    a.den += (double)ref[i] * (double)ref[i];
+  }
+  return a;
+}
+
+static void print_breakdown(const attn_case *c, const attn_problem *p, const int32_t *cmp_rows, int32_t n_cmp,
+                            const float *gpu, const float *ref) {
+  const int32_t hd = c->head_dim, n_heads = c->n_heads, group = c->n_heads / c->n_kv_heads;
+  const int64_t stride = p->out_stride;
+  const int32_t n_parts = c->sampled_rows > 0 ? 1 : p->n_seqs;
+  int64_t bad_by_member[64] = {0}, bad_by_slot[8] = {0};
+  printf("# %s: per sequence (rows, prior, path, rel error, worst row t of the sequence with its "
+         "error and worst head, rows over %.0e)\n",
+         c->name, MAX_ERR);
+  for (int32_t s = 0; s < n_parts; ++s) {
+    const int32_t n_rows = p->cu_seqlens[s + 1] - p->cu_seqlens[s];
+    const int32_t prior = p->kv_lens[s] - n_rows;
+    /* Compared rows of this sequence: all of them, or the sampled ones. */
+    const int32_t first = c->sampled_rows > 0 ? 0 : p->cu_seqlens[s];
+    const int32_t count = c->sampled_rows > 0 ? n_cmp : n_rows;
+    attn_acc seq = {0.0, 0.0};
+    size_t nonfinite = 0;
+    double worst = -1.0, worst_head_err = 0.0;
+    int32_t worst_t = -1, worst_head = -1, bad_rows = 0, first_bad = -1, last_bad = -1;
+    for (int32_t i = first; i < first + count; ++i) {
+      const int32_t t = c->sampled_rows > 0 ? cmp_rows[i] : i - first;
+      size_t row_nonfinite = 0;
+      double row_worst_head_err = -1.0;
+      int32_t row_worst_head = -1;
+      attn_acc row = {0.0, 0.0};
+      for (int32_t h = 0; h < n_heads; ++h) {
+        size_t head_nonfinite = 0;
+        const attn_acc a = acc_span(gpu + (int64_t)i * stride + (int64_t)h * hd, ref + (int64_t)i * stride + (int64_t)h * hd,
+                                    (size_t)hd, &head_nonfinite);
+        const double e = head_nonfinite ? INFINITY : acc_rel(a);
+        if (e > row_worst_head_err) {
+          row_worst_head_err = e;
+          row_worst_head = h;
+        }
+        if (!(e < MAX_ERR)) {
+          ++bad_by_member[h % group < 64 ? h % group : 63];
+          ++bad_by_slot[(t % 128) / 16];
+        }
+        row.num += a.num;
+        row.den += a.den;
+        row_nonfinite += head_nonfinite;
+      }
+      seq.num += row.num;
+      seq.den += row.den;
+      nonfinite += row_nonfinite;
+      const double e = row_nonfinite ? INFINITY : acc_rel(row);
+      if (e > worst) {
+        worst = e;
+        worst_t = t;
+        worst_head = row_worst_head;
+        worst_head_err = row_worst_head_err;
+      }
+      if (!(e < MAX_ERR)) {
+        ++bad_rows;
+        if (first_bad < 0) first_bad = t;
+        last_bad = t;
+      }
+    }
+    printf("#   seq %d: %d rows, prior %d, %s: rel error %.3e (%zu non-finite); worst row t=%d (cache index %d) "
+           "%.3e, its worst head %d (member %d of the group) %.3e; %d rows over, t %d..%d\n",
+           s, n_rows, prior, n_rows <= UP_ATTN_DECODE_MAX_ROWS ? "decode" : "prefill", acc_rel(seq), nonfinite,
+           worst_t, prior + worst_t, worst, worst_head, worst_head >= 0 ? worst_head % group : -1, worst_head_err,
+           bad_rows, first_bad, last_bad);
+  }
+  printf("#   (row, head) pairs over the limit by group member:");
+  for (int32_t g = 0; g < group && g < 64; ++g) printf(" %lld", (long long)bad_by_member[g]);
+  printf("\n#   ... by 16-row slot of a 128-row tile (row %% 128 / 16):");
+  for (int i = 0; i < 8; ++i) printf(" %lld", (long long)bad_by_slot[i]);
+  printf("\n");
+  fflush(stdout);
+}
+
+/* Poison the output (0xFFFF is a NaN in bf16), run the GPU op the case asks for, read back. */
+static void gpu_run(up_backend *gpu, const attn_case *c, const attn_problem *p, const up_kv_pool *pool_d,
+                    const up_attn_batch *batch_d, const up_attn_shape *shape, uint16_t *out_h) {
   const cudaStream_t stream = up_cuda_backend_stream(gpu);
+  const size_t out_n = (size_t)p->n_tokens * (size_t)p->out_stride;
+  ATTN_CUDA(cudaMemsetAsync(p->out_d, 0xFF, 2 * out_n, stream));
+  void *ws = NULL;
+  if (c->variant == 0) {
+    up_cuda_attention(gpu, p->out_d, p->qkv_d, pool_d, batch_d, shape);
+  } else {
+    const int32_t splits = up_cuda_attention_decode_splits(pool_d, batch_d, shape, 132);
+    ATTN_CUDA(cudaMalloc(&ws, up_cuda_attention_decode_workspace_bytes(batch_d, shape, splits)));
+    up_cuda_attention_prefill(stream, p->out_d, p->qkv_d, pool_d, batch_d, shape, c->variant);
+    up_cuda_attention_decode(stream, p->out_d, p->qkv_d, pool_d, batch_d, shape, splits, ws);
+  }
+  ATTN_CUDA(cudaStreamSynchronize(stream));
+  ATTN_CUDA(cudaGetLastError());
+  if (ws) ATTN_CUDA(cudaFree(ws));
+  ATTN_CUDA(cudaMemcpy(out_h, p->out_d, 2 * out_n, cudaMemcpyDeviceToHost));
+}
+
+static void run_case(attn_tally *tally, up_backend *cpu, up_backend *gpu, uint64_t *rng, const attn_case *c) {
   const up_attn_shape shape = {c->n_heads, c->n_kv_heads, c->head_dim, 1.0f / sqrtf((float)c->head_dim)};
   attn_problem p;
   attn_problem_make(&p, rng, &shape, c->n_seqs, c->rows, c->prior, c->block_tokens, 1);
@@ -77,23 +207,20 @@ static void run_case(attn_tally *tally, up_backend *cpu, up_backend *gpu, uint64
   up_attn_batch batch_d;
   attn_problem_device_view(&p, &pool_d, &batch_d);
 
-  /* GPU: poison the output (0xFFFF is a NaN in bf16), run, read back. */
+  /* GPU, twice: same inputs, same launch, so the same bits unless something races. */
   const size_t out_n = (size_t)p.n_tokens * (size_t)p.out_stride;
-  ATTN_CUDA(cudaMemsetAsync(p.out_d, 0xFF, 2 * out_n, stream));
-  void *ws = NULL;
-  if (c->variant == 0) {
-    up_cuda_attention(gpu, p.out_d, p.qkv_d, &pool_d, &batch_d, &shape);
-  } else {
-    const int32_t splits = up_cuda_attention_decode_splits(&pool_d, &batch_d, &shape, 132);
-    ATTN_CUDA(cudaMalloc(&ws, up_cuda_attention_decode_workspace_bytes(&batch_d, &shape, splits)));
-    up_cuda_attention_prefill(stream, p.out_d, p.qkv_d, &pool_d, &batch_d, &shape, c->variant);
-    up_cuda_attention_decode(stream, p.out_d, p.qkv_d, &pool_d, &batch_d, &shape, splits, ws);
-  }
-  ATTN_CUDA(cudaStreamSynchronize(stream));
-  ATTN_CUDA(cudaGetLastError());
-  if (ws) ATTN_CUDA(cudaFree(ws));
   uint16_t *out_h = up_malloc_or_die(2 * out_n, "gpu out");
-  ATTN_CUDA(cudaMemcpy(out_h, p.out_d, 2 * out_n, cudaMemcpyDeviceToHost));
+  uint16_t *again_h = up_malloc_or_die(2 * out_n, "gpu out, second run");
+  gpu_run(gpu, c, &p, &pool_d, &batch_d, &shape, out_h);
+  gpu_run(gpu, c, &p, &pool_d, &batch_d, &shape, again_h);
+  size_t n_differ = 0;
+  int64_t first_differ = -1;
+  for (size_t i = 0; i < out_n; ++i)
+    if (out_h[i] != again_h[i]) {
+      if (first_differ < 0) first_differ = (int64_t)i;
+      ++n_differ;
+    }
+  free(again_h);
 
   /* CPU reference on the same values. For sampled rows, row t of the sequence is a
    * one-row sequence over the first prior + t + 1 entries of the same block table. */
@@ -145,8 +272,12 @@ static void run_case(attn_tally *tally, up_backend *cpu, up_backend *gpu, uint64
   size_t bad = 0;
   const double err = rel_error(gpu_out, ref, (size_t)n_cmp * (size_t)p.out_stride, &bad);
   attn_check(tally, all_bad == 0, "%s: all %zu outputs written and finite (%zu not)", c->name, out_n, all_bad);
+  attn_check(tally, n_differ == 0, "%s: two GPU runs bitwise identical (%zu of %zu values differ, first at row %lld head %lld)",
+             c->name, n_differ, out_n, first_differ < 0 ? -1ll : (long long)(first_differ / p.out_stride),
+             first_differ < 0 ? -1ll : (long long)(first_differ % p.out_stride / c->head_dim));
   attn_check(tally, bad == 0 && err < MAX_ERR, "%s: relative error %.3e over %d rows (limit %.0e; cpu %.1f s)",
              c->name, err, n_cmp, MAX_ERR, cpu_s);
+  if (bad != 0 || !(err < SUSPECT_ERR)) print_breakdown(c, &p, cmp_rows, n_cmp, gpu_out, ref);
 
   free(gpu_out);
   free(ref);

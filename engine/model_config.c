@@ -79,6 +79,12 @@ int64_t up_model_config_body_params(const up_model_config *cfg) {
   return per_layer * cfg->n_layers + h; /* + final norm */
 }
 
+double up_model_config_prefill_flops(const up_model_config *cfg, int64_t prompt_len) {
+  const double L = (double)prompt_len;
+  return 2.0 * (double)up_model_config_body_params(cfg) * L + 2.0 * cfg->hidden * (double)cfg->vocab +
+         (double)cfg->n_layers * 2.0 * L * L * cfg->n_heads * cfg->head_dim;
+}
+
 int64_t up_model_config_total_params(const up_model_config *cfg) {
   return up_model_config_body_params(cfg) + 2 * (int64_t)cfg->vocab * cfg->hidden;
 }

@@ -94,7 +94,7 @@ static const up_flag_info up_flags[] = {
      "model preset (default: tiny-llama on cpu, llama-3.1-8b on cuda)"},
     {UP_FLAG_LAYERS, "layers", 0, "N", UP_GROUP_MODEL, "reduced depth, 0 = the preset's (default 0)"},
     {UP_FLAG_BACKEND, "backend", 0, "B", UP_GROUP_MODEL, "auto, cpu or cuda (default auto)"},
-    {UP_FLAG_CTX, "ctx", 0, "LIST", UP_GROUP_SWEEP, "prompt lengths, sizes like 4096, 4k, 1M (default 1k,4k)"},
+    {UP_FLAG_CTX, "ctx", 0, "LIST", UP_GROUP_SWEEP, "prompt lengths, sizes like 4096, 4k, 1M (default 1k,4k on cpu, 8k,32k on cuda)"},
     {UP_FLAG_CONCURRENCY, "concurrency", 0, "LIST", UP_GROUP_SWEEP, "requests in flight (default 1,4)"},
     {UP_FLAG_METHOD, "method", 0, "LIST", UP_GROUP_SWEEP, "method specs, see below (default dense,uniprefill)"},
     {UP_FLAG_REQUESTS, "requests", 0, "N", UP_GROUP_WORKLOAD,

@@ -10,10 +10,10 @@
 
 void up_point_summary_compute(up_point_summary *sum, const up_request_record *records, int32_t n,
                               const double *token_times, const int64_t *token_offsets, const up_slo *slo,
-                              double wall_s) {
+                              const up_model_config *model, double wall_s) {
   up_serving_metrics m;
   up_serving_metrics_compute(&m, records, n, token_times, token_offsets, slo);
-  double prompt_tokens = 0.0, kept_tokens = 0.0;
+  double prompt_tokens = 0.0, kept_tokens = 0.0, model_flops = 0.0;
   double first_arrival = INFINITY, last_first_token = -INFINITY;
   for (int32_t i = 0; i < n; ++i) {
     if (records[i].status != UP_REQUEST_FINISHED) continue;
@@ -21,6 +21,7 @@ void up_point_summary_compute(up_point_summary *sum, const up_request_record *re
     last_first_token = fmax(last_first_token, records[i].first_token_s);
     prompt_tokens += records[i].prompt_len;
     kept_tokens += records[i].kept_len;
+    if (model) model_flops += up_model_config_prefill_flops(model, records[i].prompt_len);
   }
   sum->n_requests = m.n_requests;
   sum->n_ok = m.n_ok;
@@ -32,6 +33,7 @@ void up_point_summary_compute(up_point_summary *sum, const up_request_record *re
    * point's duration, which also holds the decode tail. */
   const double prefill_span = last_first_token - first_arrival;
   sum->prefill_tokens_per_s = (m.n_ok && prefill_span > 0.0) ? prompt_tokens / prefill_span : NAN;
+  sum->model_tflops_per_s = (model && m.n_ok && prefill_span > 0.0) ? model_flops / prefill_span / 1e12 : NAN;
   sum->kept_fraction = prompt_tokens > 0.0 ? kept_tokens / prompt_tokens : NAN;
   sum->speedup_vs_dense = NAN;
   sum->wall_s = wall_s;

@@ -6,6 +6,7 @@
 
 #include <stdint.h>
 
+#include "engine/model_config.h"
 #include "engine/records.h"
 #include "launcher/serving_metrics.h"
 
@@ -24,6 +25,7 @@ typedef struct up_point_summary {
   double ttft_p50_ms;
   double ttft_p99_ms;
   double prefill_tokens_per_s; /* prompt tokens of successful requests / (last first token - first arrival) */
+  double model_tflops_per_s;   /* dense prefill FLOPs of those prompts (up_model_config_prefill_flops) / the same span */
   double kept_fraction;      /* sum kept_len / sum prompt_len over successful requests */
   double speedup_vs_dense;   /* dense mean TTFT / this mean TTFT at the same ctx and concurrency; NaN when no dense */
   double wall_s;             /* longest rank's point duration */
@@ -60,7 +62,7 @@ typedef struct up_point_summary {
  * token times (both token arrays may be NULL: no ITL). slo may be NULL (no goodput). */
 void up_point_summary_compute(up_point_summary *sum, const up_request_record *records, int32_t n,
                               const double *token_times, const int64_t *token_offsets, const up_slo *slo,
-                              double wall_s);
+                              const up_model_config *model, double wall_s);
 
 /* Set speedup_vs_dense of every row from the dense row with the same ctx, concurrency and output length. */
 void up_point_summary_fill_speedups(up_point_summary *rows, int32_t n_rows);

@@ -51,6 +51,7 @@ static const up_column up_columns[] = {
     UP_COLUMN("ttft_p50_ms", UP_COL_MS, ttft_p50_ms, UP_SHOW_ALWAYS),
     UP_COLUMN("ttft_p99_ms", UP_COL_MS, ttft_p99_ms, UP_SHOW_ALWAYS),
     UP_COLUMN("prefill_tok_s", UP_COL_RATE, prefill_tokens_per_s, UP_SHOW_ALWAYS),
+    UP_COLUMN("model_tflops", UP_COL_RATE, model_tflops_per_s, UP_SHOW_ALWAYS),
     UP_COLUMN("kept_frac", UP_COL_FRACTION, kept_fraction, UP_SHOW_ALWAYS),
     UP_COLUMN("speedup_vs_dense", UP_COL_SPEEDUP, speedup_vs_dense, UP_SHOW_ALWAYS),
     UP_COLUMN("tpot_p99_ms", UP_COL_MS, tpot_p99_ms, UP_SHOW_MACHINE),

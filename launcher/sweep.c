@@ -260,7 +260,11 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
   }
   const int timed = wp.kind != UP_WORKLOAD_CLOSED_LOOP;
   /* Timed workloads bring their own lengths: one ctx entry, recorded as 0. */
-  const int32_t n_ctx = timed ? 1 : opt->n_ctx;
+  /* Without --ctx, a GPU sweeps prompt lengths worth measuring there. */
+  static const int32_t gpu_default_ctx[] = {8192, 32768};
+  const int gpu_defaults = !opt->ctx_given && strcmp(be->ops->name, "cuda") == 0;
+  const int32_t *ctx_list = gpu_defaults ? gpu_default_ctx : opt->ctx;
+  const int32_t n_ctx = timed ? 1 : (gpu_defaults ? 2 : opt->n_ctx);
   if (root && !opt->quiet && timed)
     fprintf(stderr,
             "uniprefill-bench: workload %s: %d requests; %lld prompts clamped to the context, %lld empty prompts "
@@ -275,7 +279,7 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
   for (int32_t c = 0; c < n_ctx; ++c)
     for (int32_t k = 0; k < opt->n_concurrency; ++k) {
       point_plan p;
-      plan_point(opt, &cfg, be->act_dtype, topo, &wp, opt->ctx[c], opt->concurrency[k], &methods[0], &p);
+      plan_point(opt, &cfg, be->act_dtype, topo, &wp, ctx_list[c], opt->concurrency[k], &methods[0], &p);
       if (opt->max_batch_tokens > 0 && opt->max_batch_tokens < p.engine.max_seqs) {
         snprintf(err, sizeof err, "--max-batch-tokens %lld is below the %d sequences a step may hold: decode "
                  "tokens alone could not fit (raise it or lower --max-seqs)", (long long)opt->max_batch_tokens,
@@ -348,7 +352,7 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
     for (int32_t k = 0; k < opt->n_concurrency; ++k) {
       for (int32_t m = 0; m < opt->n_methods; ++m, ++index) {
         point_plan p;
-        plan_point(opt, &cfg, be->act_dtype, topo, &wp, opt->ctx[c], opt->concurrency[k], &methods[m], &p);
+        plan_point(opt, &cfg, be->act_dtype, topo, &wp, ctx_list[c], opt->concurrency[k], &methods[m], &p);
         if (progress)
           fprintf(stderr, "[%d/%d] %s ctx=%d concurrency=%d ...", (int)index + 1, (int)n_points, methods[m].spec.label,
                   (int)p.ctx, (int)p.concurrency);
@@ -384,7 +388,7 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
           row->concurrency = p.concurrency;
           row->output_len = timed ? 0 : opt->output_len;
           up_point_summary_compute(row, merged.requests, merged.n_requests, merged.token_times, merged.token_offsets,
-                                   &opt->slo, merged.wall_s);
+                                   &opt->slo, &cfg, merged.wall_s);
           up_point_summary_fill_speedups(rows, index + 1);
           char layers[512];
           up_point_params pp;

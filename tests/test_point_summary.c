@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "engine/request.h"
+#include "engine/model_config.h"
 #include "launcher/point_summary.h"
 
 static up_request_record ok_record(int64_t id, double arrival, double first, int32_t prompt, int32_t kept) {
@@ -33,7 +34,7 @@ Test(point_summary, failures_are_counted_not_averaged) {
   recs[3].ttft_ms = NAN;
   up_point_summary s;
   memset(&s, 0, sizeof s);
-  up_point_summary_compute(&s, recs, 4, NULL, NULL, NULL, 2.0);
+  up_point_summary_compute(&s, recs, 4, NULL, NULL, NULL, NULL, 2.0);
   cr_assert_eq(s.n_requests, 4);
   cr_assert_eq(s.n_ok, 3);
   cr_assert_eq(s.n_failed, 1);
@@ -55,7 +56,7 @@ Test(point_summary, all_failed_gives_nan_statistics) {
   memset(&r, 0, sizeof r);
   r.status = UP_REQUEST_ERROR;
   up_point_summary s;
-  up_point_summary_compute(&s, &r, 1, NULL, NULL, NULL, 1.0);
+  up_point_summary_compute(&s, &r, 1, NULL, NULL, NULL, NULL, 1.0);
   cr_assert_eq(s.n_failed, 1);
   cr_assert(isnan(s.ttft_mean_ms) && isnan(s.ttft_p50_ms) && isnan(s.prefill_tokens_per_s));
 }
@@ -85,4 +86,16 @@ Test(point_summary, speedup_pairs_with_dense_at_the_same_point) {
   cr_assert_float_eq(rows[0].speedup_vs_dense, 4.0, 1e-12);
   cr_assert_float_eq(rows[1].speedup_vs_dense, 1.0, 1e-12);
   cr_assert_float_eq(rows[3].speedup_vs_dense, 0.75, 1e-12);
+}
+
+Test(point_summary, model_tflops_count_dense_prefill_flops_over_the_prefill_span) {
+  const up_model_config *cfg = up_model_preset_find("llama-3.1-8b");
+  up_request_record recs[2] = {ok_record(0, 0.0, 0.25, 8192, 8192), ok_record(1, 0.25, 0.5, 8192, 4096)};
+  up_point_summary s;
+  memset(&s, 0, sizeof s);
+  up_point_summary_compute(&s, recs, 2, NULL, NULL, NULL, cfg, 1.0);
+  /* Two 8K prefills in 0.5 s; UniPrefill's kept tokens do not change the credited FLOPs. */
+  cr_assert_float_eq(s.model_tflops_per_s, 2.0 * up_model_config_prefill_flops(cfg, 8192) / 0.5 / 1e12, 1e-9);
+  up_point_summary_compute(&s, recs, 2, NULL, NULL, NULL, NULL, 1.0);
+  cr_assert(isnan(s.model_tflops_per_s), "no model, no FLOP rate");
 }

@@ -12,8 +12,8 @@
 #include "launcher/report_table.h"
 
 #define N_ROWS 3
-#define N_MD_COLUMNS 11 /* markdown without an SLO */
-#define N_COLUMNS 17    /* CSV and JSON */
+#define N_MD_COLUMNS 12 /* markdown without an SLO */
+#define N_COLUMNS 18    /* CSV and JSON */
 
 /* One row per case: a plain dense row, one with sub-millisecond TTFT (3 significant
  * digits), one with a failure and no dense reference (NaN speedup). */
@@ -34,6 +34,7 @@ static void make_rows(up_point_summary *rows) {
     rows[i].requests_per_s = 2.5;
     rows[i].output_tokens_per_s = 40.0;
     rows[i].goodput_requests_per_s = NAN; /* no --slo */
+    rows[i].model_tflops_per_s = 500.0 + i;
     rows[i].point_index = i;
     rows[i].ctx = 32768;
     rows[i].concurrency = 4;
@@ -99,16 +100,16 @@ Test(report_table, csv_fields_and_empty_nan) {
   const int n = split_lines(text, lines, 16);
   cr_assert_eq(n, 1 + N_ROWS);
   cr_expect_str_eq(lines[0], "method,ctx,conc,requests,failed,ttft_mean_ms,ttft_p50_ms,ttft_p99_ms,prefill_tok_s,"
-                             "kept_frac,speedup_vs_dense,tpot_p99_ms,itl_p99_ms,e2e_p99_ms,req_s,output_tok_s,"
+                             "model_tflops,kept_frac,speedup_vs_dense,tpot_p99_ms,itl_p99_ms,e2e_p99_ms,req_s,output_tok_s,"
                              "goodput_req_s");
   for (int i = 0; i < n; i++) {
     int commas = 0;
     for (const char *p = lines[i]; *p; p++) commas += *p == ',';
     cr_expect_eq(commas, N_COLUMNS - 1, "line %d: %s", i, lines[i]);
   }
-  cr_expect_str_eq(lines[1], "dense,32768,4,4,0,1396.25,1390.00,1402.12,93900.4,1.000,1.00,20.00,21.50,1500.00,2.5,"
+  cr_expect_str_eq(lines[1], "dense,32768,4,4,0,1396.25,1390.00,1402.12,93900.4,500.0,1.000,1.00,20.00,21.50,1500.00,2.5,"
                              "40.0,");
-  cr_expect_str_eq(lines[2], "uniprefill:keep=0.3,32768,4,4,0,0.0123,0.5,600.00,12.0,0.300,2.35,21.00,21.50,1500.00,"
+  cr_expect_str_eq(lines[2], "uniprefill:keep=0.3,32768,4,4,0,0.0123,0.5,600.00,12.0,501.0,0.300,2.35,21.00,21.50,1500.00,"
                              "2.5,40.0,");
   /* Missing speedup: an empty field. */
   cr_expect_not_null(strstr(lines[3], ",0.500,,22.00,"), "%s", lines[3]);
@@ -122,7 +123,7 @@ Test(report_table, json_parses_back_with_null_for_nan) {
   cr_assert(cJSON_IsArray(root));
   cr_assert_eq(cJSON_GetArraySize(root), N_ROWS);
   const char *keys[N_COLUMNS] = {"method",      "ctx",         "conc",          "requests",  "failed",
-                                 "ttft_mean_ms", "ttft_p50_ms", "ttft_p99_ms", "prefill_tok_s", "kept_frac",
+                                 "ttft_mean_ms", "ttft_p50_ms", "ttft_p99_ms", "prefill_tok_s", "model_tflops", "kept_frac",
                                  "speedup_vs_dense", "tpot_p99_ms", "itl_p99_ms", "e2e_p99_ms", "req_s",
                                  "output_tok_s", "goodput_req_s"};
   for (int r = 0; r < N_ROWS; r++) {

@@ -173,7 +173,7 @@ Test(serving_metrics, summary_row_carries_every_metric) {
   const up_slo slo = {.ttft_ms = 300.0, .tpot_ms = 120.0};
   up_point_summary s;
   memset(&s, 0, sizeof s);
-  up_point_summary_compute(&s, recs, N_REQ, token_times, token_offsets, &slo, 1.5);
+  up_point_summary_compute(&s, recs, N_REQ, token_times, token_offsets, &slo, NULL, 1.5);
   cr_expect_eq(s.n_failed, 1);
   cr_expect_float_eq(s.ttft_mean_ms, 300.0, EPS);
   cr_expect_float_eq(s.ttft_p50_ms, 300.0, EPS);

@@ -32,6 +32,7 @@ import argparse
 import math
 import os
 import sys
+import textwrap
 
 import matplotlib
 
@@ -65,6 +66,12 @@ def method_colors(runs):
 
 def size_label(tokens):
     return f"{tokens // 1024}k" if tokens >= 1024 and tokens % 1024 == 0 else str(tokens)
+
+
+def ctx_label(ctx):
+    """Panel label for a prompt length; 0 marks timed workloads (open loop, traces),
+    whose prompts have many lengths."""
+    return f"prompt length {size_label(ctx)} tokens" if ctx > 0 else "prompts of mixed lengths"
 
 
 def series_label(method, run, runs):
@@ -192,7 +199,7 @@ def fig_throughput_vs_concurrency(runs, colors, out_dir, written):
         plot_method_lines(ax, runs, colors, "concurrency", "prefill_tokens_per_s", lambda r, c=ctx: r["ctx"] == c)
         log2_axis(ax, concs, [str(c) for c in concs], "concurrency (requests in flight)")
         ax.set_ylim(bottom=0)
-        finish_panel(ax, "prefill throughput (prompt tokens/s)", f"prompt length {size_label(ctx)} tokens")
+        finish_panel(ax, "prefill throughput (prompt tokens/s)", ctx_label(ctx))
     save(fig, out_dir, "throughput_vs_concurrency", runs, written)
     return None
 
@@ -222,7 +229,7 @@ def fig_ttft_cdf(runs, colors, out_dir, written):
                         linestyle=run_style(ri), label=series_label(method, run, runs))
         ax.set_xlabel("TTFT (ms)")
         ax.set_ylim(0, 1.02)
-        finish_panel(ax, "fraction of requests", f"prompt length {size_label(ctx)} tokens")
+        finish_panel(ax, "fraction of requests", ctx_label(ctx))
     save(fig, out_dir, "ttft_cdf", runs, written)
     return None
 
@@ -251,7 +258,7 @@ def fig_kept_per_layer(runs, colors, out_dir, written):
         ax.set_xlabel("layer (0-indexed)")
         ax.set_ylim(0, 1.05)
         ax.set_xticks(range(0, n_layers, max(1, n_layers // 8)))
-        finish_panel(ax, "prompt tokens entering the layer (fraction)", f"prompt length {size_label(ctx)} tokens")
+        finish_panel(ax, "prompt tokens entering the layer (fraction)", ctx_label(ctx))
     save(fig, out_dir, "kept_per_layer", runs, written)
     return None
 
@@ -271,7 +278,9 @@ def trace_panels(runs):
 
 
 def trace_title(workload, ctx, conc):
-    return f"{workload}, ctx {size_label(ctx)}, concurrency {conc}"
+    """Wrapped, since trace descriptions are longer than a panel is wide."""
+    text = f"{workload}, {ctx_label(ctx)}, concurrency {conc}"
+    return "\n".join(textwrap.wrap(text, 48))
 
 
 def fig_trace_ttft(runs, colors, out_dir, written):

@@ -53,11 +53,7 @@ enum { SEL_ERR_KV_LEN = 1, SEL_ERR_NAN_SCORE = 2 };
 
 /* What every kernel of the op reads, filled once per call on the host. */
 typedef struct sel_args {
-  const __nv_bfloat16 *qkv;
-  const __nv_bfloat16 *k_pool;
-  const int32_t *cu_seqlens;
-  const int32_t *kv_lens;
-  const int32_t *block_tables;
+  up_attn_args attn;          /* qkv, K pool, batch arrays, strides, GQA group, scale (attn_common.cuh) */
   const uint8_t *candidate;
   float2 *partial;            /* [virtual chunk][kv head][rows_pad]: pass A's (log2 max, sum) */
   float *row_off;             /* [seq][kv head][rows_pad]: log2 max + log2 sum per scoring row */
@@ -69,16 +65,12 @@ typedef struct sel_args {
   int32_t *tile_counts;       /* kept rows per compaction tile */
   int32_t *excl;              /* [n_tokens + 1]: kept rows before each packed row */
   int32_t *out;               /* [n_seqs + 1 offsets, then SEL_OUT_EXTRA error words] */
-  int64_t qkv_stride;
-  int32_t n_seqs, n_tokens, max_blocks_per_seq;
-  int32_t group, n_kv_heads, kv_dim;
+  int32_t n_tokens, n_kv_heads;
   int32_t last_q, sink, block;
   int32_t min_rows;           /* candidates with at most sink + last_q rows are left alone */
   int32_t rows, rows_pad;     /* scoring rows per kv head: group * last_q, padded to SEL_QT */
   int32_t chunk;              /* keys per score CTA */
   int32_t sort_in_smem;
-  up_attn_divider block_tokens;
-  float scale_log2;           /* softmax scale * log2(e) */
   float top_p, keep_fraction;
 } sel_args;
 
@@ -103,7 +95,7 @@ __device__ __forceinline__ int32_t sel_seq_of(const int32_t *cu, int32_t n_seqs,
 /* A sequence is scored when it is a candidate, longer than sink + last_q, and its
  * cache holds exactly its rows (anything else is reported by the choice kernel). */
 __device__ __forceinline__ bool sel_scored(const sel_args &a, int32_t s, int32_t n) {
-  return a.candidate[s] && n > a.min_rows && __ldg(a.kv_lens + s) == n;
+  return a.candidate[s] && n > a.min_rows && __ldg(a.attn.kv_lens + s) == n;
 }
 
 /* Chunk c of row r of a tile with HD-value rows sits at chunk c ^ (r & 7), so the 8 rows
@@ -115,7 +107,7 @@ __device__ __forceinline__ int sel_swizzle(int r, int c) {
 
 /* Record the first error a kernel sees; the host reports it after the final copy. */
 __device__ void sel_report(const sel_args &a, int32_t code, int32_t s, int32_t value) {
-  int32_t *err = a.out + a.n_seqs + 1;
+  int32_t *err = a.out + a.attn.n_seqs + 1;
   if (atomicCAS(err, 0, code) == 0) {
     err[1] = s;
     err[2] = value;
@@ -136,9 +128,9 @@ __device__ __forceinline__ void sel_load_q_tile(__nv_bfloat16 *dst, const sel_ar
     int64_t off = 0;
     if (valid) {
       const int32_t hq = qr / a.last_q, qi = qr - hq * a.last_q;
-      off = (int64_t)(first_row + qi) * a.qkv_stride + (int64_t)(g * a.group + hq) * HD + c * 8;
+      off = (int64_t)(first_row + qi) * a.attn.qkv_stride + (int64_t)(g * a.attn.group + hq) * HD + c * 8;
     }
-    up_attn_cp_async16(up_attn_smem_u32(dst + sel_swizzle<HD>(r, c)), a.qkv + off, valid ? 16 : 0);
+    up_attn_cp_async16(up_attn_smem_u32(dst + sel_swizzle<HD>(r, c)), a.attn.qkv + off, valid ? 16 : 0);
   }
 }
 
@@ -169,8 +161,8 @@ __global__ void __launch_bounds__(SEL_THREADS, HD == 256 ? 1 : 2) sel_score_kern
 
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int32_t g = blockIdx.x, v = blockIdx.y;
-  const int32_t s = sel_seq_of(a.cu_seqlens, a.n_seqs, v, CK, 1);
-  const int32_t row0 = __ldg(a.cu_seqlens + s), n = __ldg(a.cu_seqlens + s + 1) - row0;
+  const int32_t s = sel_seq_of(a.attn.cu_seqlens, a.attn.n_seqs, v, CK, 1);
+  const int32_t row0 = __ldg(a.attn.cu_seqlens + s), n = __ldg(a.attn.cu_seqlens + s + 1) - row0;
   if (!sel_scored(a, s, n)) return;
   const int32_t k0 = (v - (row0 / CK + s)) * CK;
   if (k0 >= n) return;
@@ -181,13 +173,13 @@ __global__ void __launch_bounds__(SEL_THREADS, HD == 256 ? 1 : 2) sel_score_kern
   /* The key chunk: one block-table lookup per 16-byte chunk; entries past the sequence
    * are zeros (masked below, never read through the table). */
   {
-    const int32_t *table = a.block_tables + (int64_t)s * a.max_blocks_per_seq;
+    const int32_t *table = a.attn.block_tables + (int64_t)s * a.attn.max_blocks_per_seq;
     const int c = tid % CH;
     for (int r = tid / CH; r < CK; r += SEL_THREADS / CH) {
       const int32_t e = k0 + r;
       const bool valid = e < n;
-      const int64_t off = valid ? up_attn_entry_offset(table, e, a.block_tokens, a.kv_dim) + g * HD + c * 8 : 0;
-      up_attn_cp_async16(up_attn_smem_u32(k_s + sel_swizzle<HD>(r, c)), a.k_pool + off, valid ? 16 : 0);
+      const int64_t off = valid ? up_attn_entry_offset(table, e, a.attn.block_tokens, a.attn.kv_dim) + g * HD + c * 8 : 0;
+      up_attn_cp_async16(up_attn_smem_u32(k_s + sel_swizzle<HD>(r, c)), a.attn.k_pool + off, valid ? 16 : 0);
     }
   }
   up_attn_cp_async_commit();
@@ -277,13 +269,13 @@ __global__ void __launch_bounds__(SEL_THREADS, HD == 256 ? 1 : 2) sel_score_kern
           mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
           mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
           /* A row with all of this warp's keys masked keeps base -inf and sum 0. */
-          const float base = mx == -INFINITY ? -INFINITY : mx * a.scale_log2;
+          const float base = mx == -INFINITY ? -INFINITY : mx * a.attn.scale_log2;
           const float shift = mx == -INFINITY ? 0.0f : base;
           float sum = 0.0f;
 #pragma unroll
           for (int nt = 0; nt < NT; ++nt)
-            sum += up_attn_exp2(fmaf(acc[nt][2 * h], a.scale_log2, -shift)) +
-                   up_attn_exp2(fmaf(acc[nt][2 * h + 1], a.scale_log2, -shift));
+            sum += up_attn_exp2(fmaf(acc[nt][2 * h], a.attn.scale_log2, -shift)) +
+                   up_attn_exp2(fmaf(acc[nt][2 * h + 1], a.attn.scale_log2, -shift));
           sum += __shfl_xor_sync(0xffffffffu, sum, 1);
           sum += __shfl_xor_sync(0xffffffffu, sum, 2);
           if ((lane & 3) == 0)
@@ -296,8 +288,8 @@ __global__ void __launch_bounds__(SEL_THREADS, HD == 256 ? 1 : 2) sel_score_kern
           const float off = off_s[buf * SEL_QT + mt * 16 + (lane >> 2) + 8 * h];
 #pragma unroll
           for (int nt = 0; nt < NT; ++nt) {
-            ksum[nt][0] += up_attn_exp2(fmaf(acc[nt][2 * h], a.scale_log2, -off));
-            ksum[nt][1] += up_attn_exp2(fmaf(acc[nt][2 * h + 1], a.scale_log2, -off));
+            ksum[nt][0] += up_attn_exp2(fmaf(acc[nt][2 * h], a.attn.scale_log2, -off));
+            ksum[nt][1] += up_attn_exp2(fmaf(acc[nt][2 * h + 1], a.attn.scale_log2, -off));
           }
         }
       }
@@ -350,7 +342,7 @@ __global__ void __launch_bounds__(SEL_THREADS) sel_combine_kernel(const sel_args
   __shared__ float2 part_s[SEL_WARPS][32];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int32_t s = blockIdx.z, g = blockIdx.y, r = blockIdx.x * 32 + lane;
-  const int32_t row0 = __ldg(a.cu_seqlens + s), n = __ldg(a.cu_seqlens + s + 1) - row0;
+  const int32_t row0 = __ldg(a.attn.cu_seqlens + s), n = __ldg(a.attn.cu_seqlens + s + 1) - row0;
   if (!sel_scored(a, s, n)) return;
   const int32_t v0 = row0 / a.chunk + s, n_chunks = (n + a.chunk - 1) / a.chunk;
   float b = -INFINITY, l = 0.0f;
@@ -386,8 +378,8 @@ __global__ void __launch_bounds__(SEL_THREADS) sel_block_sum_kernel(const sel_ar
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int32_t vb = blockIdx.x * SEL_WARPS + warp;
   if (vb >= n_units) return;
-  const int32_t s = sel_seq_of(a.cu_seqlens, a.n_seqs, vb, a.block, 1);
-  const int32_t row0 = __ldg(a.cu_seqlens + s), n = __ldg(a.cu_seqlens + s + 1) - row0;
+  const int32_t s = sel_seq_of(a.attn.cu_seqlens, a.attn.n_seqs, vb, a.block, 1);
+  const int32_t row0 = __ldg(a.attn.cu_seqlens + s), n = __ldg(a.attn.cu_seqlens + s + 1) - row0;
   if (!sel_scored(a, s, n)) return;
   const int64_t lo = (int64_t)(vb - (row0 / a.block + s)) * a.block;
   if (lo >= n) return;
@@ -447,9 +439,9 @@ __global__ void __launch_bounds__(SEL_SORT_THREADS) sel_choose_kernel(const sel_
   __shared__ int32_t stop_s;
   const int tid = threadIdx.x;
   const int32_t s = blockIdx.x;
-  const int32_t row0 = __ldg(a.cu_seqlens + s), n = __ldg(a.cu_seqlens + s + 1) - row0;
+  const int32_t row0 = __ldg(a.attn.cu_seqlens + s), n = __ldg(a.attn.cu_seqlens + s + 1) - row0;
   if (!a.candidate[s] || n <= a.min_rows) return;
-  const int32_t kv_len = __ldg(a.kv_lens + s);
+  const int32_t kv_len = __ldg(a.attn.kv_lens + s);
   if (kv_len != n) {
     if (tid == 0) sel_report(a, SEL_ERR_KV_LEN, s, kv_len);
     return;
@@ -518,16 +510,16 @@ __global__ void __launch_bounds__(SEL_SORT_THREADS) sel_choose_kernel(const sel_
 /* Keep bits of packed rows [x0, x0 + SEL_ROWS_PER_THREAD): bit i for row x0 + i. */
 __device__ uint32_t sel_row_bits(const sel_args &a, int32_t x0) {
   if (x0 >= a.n_tokens) return 0;
-  int32_t s = sel_seq_of(a.cu_seqlens, a.n_seqs, x0, 1, 0);
-  int32_t row0 = __ldg(a.cu_seqlens + s), end = __ldg(a.cu_seqlens + s + 1);
+  int32_t s = sel_seq_of(a.attn.cu_seqlens, a.attn.n_seqs, x0, 1, 0);
+  int32_t row0 = __ldg(a.attn.cu_seqlens + s), end = __ldg(a.attn.cu_seqlens + s + 1);
   bool scored = sel_scored(a, s, end - row0);
   const int32_t x_end = x0 + SEL_ROWS_PER_THREAD < a.n_tokens ? x0 + SEL_ROWS_PER_THREAD : a.n_tokens;
   uint32_t bits = 0;
   for (int32_t x = x0; x < x_end; ++x) {
-    while (x >= end && s + 1 < a.n_seqs) {
+    while (x >= end && s + 1 < a.attn.n_seqs) {
       ++s;
       row0 = end;
-      end = __ldg(a.cu_seqlens + s + 1);
+      end = __ldg(a.attn.cu_seqlens + s + 1);
       scored = sel_scored(a, s, end - row0);
     }
     const int32_t t = x - row0, n = end - row0;
@@ -594,7 +586,7 @@ __global__ void __launch_bounds__(SEL_THREADS) sel_compact_kernel(const sel_args
 
 /* New offsets: the kept rows before each sequence's first row. */
 __global__ void __launch_bounds__(SEL_THREADS) sel_offsets_kernel(const sel_args a) {
-  for (int32_t s = threadIdx.x; s <= a.n_seqs; s += SEL_THREADS) a.out[s] = a.excl[__ldg(a.cu_seqlens + s)];
+  for (int32_t s = threadIdx.x; s <= a.attn.n_seqs; s += SEL_THREADS) a.out[s] = a.excl[__ldg(a.attn.cu_seqlens + s)];
 }
 
 /* --- host side ------------------------------------------------------------------------ */
@@ -675,16 +667,17 @@ template <int HD>
 static void sel_launch_scores(cudaStream_t stream, const sel_args &a) {
   constexpr int CK = SEL_WARPS * SEL_KW(HD);
   const size_t smem = sel_score_smem_bytes<HD>();
-  const int64_t chunks = (int64_t)a.n_tokens / CK + a.n_seqs;
-  if (chunks > 65535)
-    UP_FATAL("uniprefill_select: %lld key chunks exceed the grid limit 65535", (long long)chunks);
+  const int64_t chunks = (int64_t)a.n_tokens / CK + a.attn.n_seqs;
+  if (chunks > 65535 || a.attn.n_seqs > 65535)
+    UP_FATAL("uniprefill_select: %lld key chunks or %d sequences exceed the grid limit 65535", (long long)chunks,
+             a.attn.n_seqs);
   /* Cheap and per device: set at each call rather than track which devices have it. */
   UP_CUDA_CHECK(cudaFuncSetAttribute(sel_score_kernel<HD, 0>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
   UP_CUDA_CHECK(cudaFuncSetAttribute(sel_score_kernel<HD, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
   const dim3 grid((unsigned)a.n_kv_heads, (unsigned)chunks);
   sel_score_kernel<HD, 0><<<grid, SEL_THREADS, smem, stream>>>(a);
   UP_CUDA_CHECK_LAUNCH();
-  const dim3 combine_grid((unsigned)(a.rows_pad / 32), (unsigned)a.n_kv_heads, (unsigned)a.n_seqs);
+  const dim3 combine_grid((unsigned)(a.rows_pad / 32), (unsigned)a.n_kv_heads, (unsigned)a.attn.n_seqs);
   sel_combine_kernel<<<combine_grid, SEL_THREADS, 0, stream>>>(a);
   UP_CUDA_CHECK_LAUNCH();
   sel_score_kernel<HD, 1><<<grid, SEL_THREADS, smem, stream>>>(a);
@@ -746,19 +739,10 @@ extern "C" int32_t up_cuda_uniprefill_select(up_backend *be, int32_t *keep_rows,
 
   sel_args a;
   memset(&a, 0, sizeof a);
-  a.qkv = (const __nv_bfloat16 *)qkv;
-  a.k_pool = (const __nv_bfloat16 *)pool->k;
-  a.cu_seqlens = batch->cu_seqlens;
-  a.kv_lens = batch->kv_lens;
-  a.block_tables = batch->block_tables;
+  a.attn = up_attn_args_make(NULL, qkv, pool, batch, shape);
   a.keep_rows = keep_rows;
-  a.qkv_stride = (int64_t)(shape->n_heads + 2 * n_kv) * hd;
-  a.n_seqs = n_seqs;
   a.n_tokens = n_tokens;
-  a.max_blocks_per_seq = batch->max_blocks_per_seq;
-  a.group = group;
   a.n_kv_heads = n_kv;
-  a.kv_dim = pool->kv_dim;
   a.last_q = params->last_q;
   a.sink = params->sink;
   a.block = params->block;
@@ -768,8 +752,6 @@ extern "C" int32_t up_cuda_uniprefill_select(up_backend *be, int32_t *keep_rows,
   a.rows_pad = (int32_t)rows_pad;
   a.chunk = chunk;
   a.sort_in_smem = cap_max <= SEL_SORT_SMEM_KEYS;
-  a.block_tokens = up_attn_divider_make(pool->block_tokens);
-  a.scale_log2 = shape->scale * UP_ATTN_LOG2E;
   a.top_p = params->top_p;
   a.keep_fraction = params->keep_fraction;
 

@@ -87,21 +87,10 @@ static int candidate_scored(const sel_problem *sp, int32_t s, const up_select_pa
   return sp->cand[s] && n > prm->sink + prm->last_q;
 }
 
-typedef struct ranked {
-  double score;
-  int32_t index;
-} ranked;
-
-static int cmp_ranked(const void *a, const void *b) {
-  const ranked *x = a, *y = b;
-  if (x->score != y->score) return x->score > y->score ? -1 : 1;
-  return (x->index > y->index) - (x->index < y->index);
-}
-
 /* CPU token scores of every scored sequence (0 elsewhere), and the smallest relative
  * distance of any scored sequence from a different decision: the gap between the
- * scores ranked on both sides of the kept boundary, and (top-p) how far the sums
- * before the first dropped and the last kept rank are from p * total. */
+ * lowest kept and the highest dropped block score, and (top-p) how far the sums before
+ * the first dropped and before the last kept rank lie from p * total. */
 static double cpu_scores_and_margin(const sel_problem *sp, const up_select_params *prm, double *token_scores) {
   const attn_problem *p = &sp->p;
   double margin = INFINITY;
@@ -113,37 +102,30 @@ static double cpu_scores_and_margin(const sel_problem *sp, const up_select_param
                            p->block_tables + (size_t)s * (size_t)p->max_blocks_per_seq, &p->shape, prm->last_q,
                            token_scores + first);
     const int32_t nb = (n + prm->block - 1) / prm->block;
-    ranked *r = up_malloc_or_die(sizeof(ranked) * (size_t)nb, "ranked blocks");
-    double total = 0.0;
+    double *bs = up_calloc_or_die((size_t)nb, sizeof(double), "block scores");
+    uint8_t *keep = up_malloc_or_die((size_t)nb, "block mask");
+    for (int32_t t = 0; t < n; ++t) bs[t / prm->block] += token_scores[first + t];
+    const int32_t kept = up_select_blocks(bs, nb, prm->top_p, prm->keep_fraction, keep);
+    double total = 0.0, sum_kept = 0.0, min_kept = INFINITY, max_dropped = 0.0;
     for (int32_t b = 0; b < nb; ++b) {
-      r[b] = (ranked){0.0, b};
-      for (int32_t t = b * prm->block; t < n && t < (b + 1) * prm->block; ++t) r[b].score += token_scores[first + t];
-    }
-    qsort(r, (size_t)nb, sizeof(ranked), cmp_ranked);
-    for (int32_t b = 0; b < nb; ++b) total += r[b].score;
-    int32_t kept = nb;
-    double before_kept = 0.0, before_last = 0.0;
-    if (prm->keep_fraction > 0.0f) {
-      kept = (int32_t)ceil((double)prm->keep_fraction * nb - 1e-4);
-      kept = kept < 1 ? 1 : (kept > nb ? nb : kept);
-    } else if (prm->top_p < 1.0f) {
-      double before = 0.0;
-      for (int32_t b = 0; b < nb; ++b) {
-        if (b > 0 && before > (double)prm->top_p * total) {
-          kept = b;
-          break;
-        }
-        before_last = before;
-        before += r[b].score;
+      total += bs[b];
+      if (keep[b]) {
+        sum_kept += bs[b];
+        min_kept = fmin(min_kept, bs[b]);
+      } else {
+        max_dropped = fmax(max_dropped, bs[b]);
       }
-      before_kept = before;
-      const double limit = (double)prm->top_p * total;
-      if (kept < nb) margin = fmin(margin, (before_kept - limit) / total);
-      if (kept > 1) margin = fmin(margin, (limit - before_last) / total);
     }
-    if (kept < nb && (prm->keep_fraction > 0.0f || prm->top_p < 1.0f))
-      margin = fmin(margin, (r[kept - 1].score - r[kept].score) / r[kept - 1].score);
-    free(r);
+    const int top_p_mode = prm->keep_fraction <= 0.0f && prm->top_p < 1.0f;
+    if (kept < nb && (top_p_mode || prm->keep_fraction > 0.0f))
+      margin = fmin(margin, (min_kept - max_dropped) / min_kept);
+    if (top_p_mode) {
+      const double limit = (double)prm->top_p * total;
+      if (kept < nb) margin = fmin(margin, (sum_kept - limit) / total);
+      if (kept > 1) margin = fmin(margin, (limit - (sum_kept - min_kept)) / total);
+    }
+    free(bs);
+    free(keep);
   }
   return margin;
 }
@@ -383,14 +365,7 @@ static void run_no_candidates(void) {
 
 int main(void) {
   setvbuf(stdout, NULL, _IOLBF, 0);
-  char why[256];
-  if (up_cuda_device_count(why, sizeof why) == 0) gpu_check_skip(why[0] ? why : "none visible");
-  char err[512];
-  gpu = up_cuda_backend_create(0, err, sizeof err);
-  if (!gpu) {
-    printf("FAIL could not create the CUDA backend: %s\n", err);
-    return 1;
-  }
+  gpu = gpu_check_cuda_backend();
   cpu = up_cpu_backend_create(0);
   const char *fixed = getenv("UP_GPU_TEST_SEED");
   const uint64_t seed = fixed ? strtoull(fixed, NULL, 0) : (uint64_t)time(NULL);

@@ -37,12 +37,10 @@ static const bench_case CASES[] = {
 
 int main(int argc, char **argv) {
   attn_require_device();
-  FILE *csv = NULL;
-  if (argc > 1) {
-    csv = fopen(argv[1], "w");
-    if (!csv) UP_FATAL("cannot open %s for writing", argv[1]);
+  FILE *csv = argc > 1 ? fopen(argv[1], "w") : NULL;
+  if (argc > 1 && !csv) UP_FATAL("cannot open %s for writing", argv[1]);
+  if (csv)
     fprintf(csv, "batch,seq_len,median_ms,min_ms,target_ms,reference_ms,speedup_vs_reference,gflop,tflops,kept_frac\n");
-  }
   struct cudaDeviceProp prop;
   ATTN_CUDA(cudaGetDeviceProperties(&prop, 0));
   printf("# gpu_select_bench on %s: 32 q heads, 8 kv heads, head_dim 128, p 0.99, block 64, sink 128, last_q 128, "

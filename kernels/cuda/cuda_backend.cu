@@ -2,7 +2,7 @@
  * handles, GPU memory, host transfers (fp32 <-> bf16 converted on the host through
  * pinned staging buffers), the kernels' index-error report, and the op table. The
  * kernels live in cuda_elementwise.cu, the GEMM in cuda_matmul.cu, attention in
- * cuda_attention.cu. */
+ * cuda_attention.cu, the UniPrefill selection in uniprefill_select.cu. */
 #include "kernels/cuda/cuda_backend.h"
 
 #include <stdio.h>
@@ -12,6 +12,7 @@
 #include "kernels/cuda/cuda_attention.h"
 #include "kernels/cuda/cuda_backend_impl.h"
 #include "kernels/cuda/cuda_device.h"
+#include "kernels/cuda/uniprefill_select.h"
 
 static void *cuda_alloc(up_backend *be, size_t bytes, const char *what) {
   void *ptr = NULL;
@@ -113,6 +114,7 @@ static void cuda_destroy(up_backend *be) {
   if (cb) {
     if (cb->stream) UP_CUDA_CHECK(cudaStreamSynchronize(cb->stream));
     up_cuda_attention_release(be);
+    up_cuda_uniprefill_select_release(cb);
     up_cuda_matmul_release(cb);
     for (int i = 0; i < 2; ++i) {
       if (cb->staging[i]) UP_CUDA_CHECK(cudaFreeHost(cb->staging[i]));
@@ -150,7 +152,7 @@ static const up_backend_ops cuda_op_table = {
     .argmax_rows = up_cuda_argmax_rows,
     .kv_store = up_cuda_kv_store,
     .attention = up_cuda_attention,
-    .uniprefill_select = NULL, /* not yet: the engine refuses UniPrefill on this backend */
+    .uniprefill_select = up_cuda_uniprefill_select,
     .destroy = cuda_destroy,
 };
 

@@ -49,6 +49,9 @@ typedef enum up_cuda_index_op {
  * converting one chunk on the host overlaps the copy of the previous one. */
 enum { UP_CUDA_STAGING_ELEMS = 1 << 22 }; /* 8 MiB of bf16 per buffer */
 
+/* The UniPrefill selection's workspace, allocated by its first call (uniprefill_select.cu). */
+typedef struct up_cuda_select_state up_cuda_select_state;
+
 typedef struct up_cuda_backend {
   int device;
   int sm_count;
@@ -67,6 +70,7 @@ typedef struct up_cuda_backend {
   up_cuda_index_error *index_error_host; /* pinned host copy */
   int32_t *argmax_out;                   /* device, argmax_capacity entries */
   int32_t argmax_capacity;
+  up_cuda_select_state *select_state;    /* NULL until the first uniprefill_select */
 } up_cuda_backend;
 
 static inline up_cuda_backend *up_cuda_impl(up_backend *be) { return (up_cuda_backend *)be->impl; }
@@ -99,6 +103,9 @@ void up_cuda_matmul(up_backend *be, void *out, const void *a, const void *w, int
 /* The matmul descriptor and workspace: 0, or -1 with the reason in err. */
 int up_cuda_matmul_init(up_cuda_backend *cb, char *err, size_t err_size);
 void up_cuda_matmul_release(up_cuda_backend *cb); /* plans, descriptor, workspace */
+
+/* uniprefill_select.cu: the selection op (declared in uniprefill_select.h) and its workspace. */
+void up_cuda_uniprefill_select_release(up_cuda_backend *cb);
 }
 
 #endif

@@ -1,13 +1,17 @@
 /* gpu_check.h — the tiny harness of the GPU test programs (the GPU machine has no
  * Criterion): CHECK counts and prints one line per check, gpu_check_finish prints the
- * "N passed, M failed" line and gives the exit code, and gpu_check_skip ends with 77
- * (CTest's SKIP_RETURN_CODE) where no GPU is visible. One test program per process. */
+ * "N passed, M failed" line and gives the exit code, gpu_check_skip ends with 77
+ * (CTest's SKIP_RETURN_CODE) where no GPU is visible, and gpu_check_cuda_backend opens
+ * the backend or skips. One test program per process. */
 #ifndef UP_GPU_CHECK_H
 #define UP_GPU_CHECK_H
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+#include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/cuda_device.h"
 
 static int gpu_check_passed, gpu_check_failed;
 
@@ -39,6 +43,20 @@ static inline int gpu_check_finish(void) {
 static inline void gpu_check_skip(const char *reason) {
   printf("SKIP: no CUDA device: %s\n", reason);
   exit(77);
+}
+
+/* The CUDA backend on device 0; exits 77 (skip) where no GPU is visible and 1 (with a
+ * FAIL line) where the backend cannot be created. */
+static inline up_backend *gpu_check_cuda_backend(void) {
+  char why[256];
+  if (up_cuda_device_count(why, sizeof why) == 0) gpu_check_skip(why[0] ? why : "none visible");
+  char err[512];
+  up_backend *be = up_cuda_backend_create(0, err, sizeof err);
+  if (!be) {
+    printf("FAIL could not create the CUDA backend: %s\n", err);
+    exit(1);
+  }
+  return be;
 }
 
 #endif

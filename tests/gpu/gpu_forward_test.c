@@ -118,14 +118,7 @@ static void compare_model(const char *label, const up_model_config *cfg, up_back
 
 int main(void) {
   setvbuf(stdout, NULL, _IOLBF, 0);
-  char why[256];
-  if (up_cuda_device_count(why, sizeof why) == 0) gpu_check_skip(why[0] ? why : "none visible");
-  char err[512];
-  up_backend *gpu = up_cuda_backend_create(0, err, sizeof err);
-  if (!gpu) {
-    printf("FAIL could not create the CUDA backend: %s\n", err);
-    return 1;
-  }
+  up_backend *gpu = gpu_check_cuda_backend();
   up_backend *cpu = up_cpu_backend_create(0);
   compare_model("tiny-llama", up_model_preset_find("tiny-llama"), cpu, gpu);
   up_model_config two = *up_model_preset_find("llama-3.1-8b");

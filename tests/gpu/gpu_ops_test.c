@@ -362,14 +362,7 @@ static void test_kv_store(int32_t n_heads, int32_t n_kv_heads, int32_t head_dim)
 
 int main(void) {
   setvbuf(stdout, NULL, _IOLBF, 0);
-  char why[256];
-  if (up_cuda_device_count(why, sizeof why) == 0) gpu_check_skip(why[0] ? why : "none visible");
-  char err[512];
-  gpu = up_cuda_backend_create(0, err, sizeof err);
-  if (!gpu) {
-    printf("FAIL could not create the CUDA backend: %s\n", err);
-    return 1;
-  }
+  gpu = gpu_check_cuda_backend();
   cpu = up_cpu_backend_create(0);
   const char *fixed = getenv("UP_GPU_TEST_SEED");
   seed = fixed ? strtoull(fixed, NULL, 0) : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);

@@ -27,22 +27,27 @@ ctest --test-dir "$build" -L gpu --output-on-failure >"$out/ctest-gpu.log" 2>&1
 gpu_rc=$?
 log "ctest -L gpu: rc=$gpu_rc; $(grep -E 'tests passed|tests failed' "$out/ctest-gpu.log" | tail -1)"
 
-if [[ -x "$build/tests/gpu/gpu_matmul_bench" ]]; then
-  timeout 300 "$build/tests/gpu/gpu_matmul_bench" --csv "$out/matmul.csv" >"$out/matmul.txt" 2>&1
-  log "gpu_matmul_bench: rc=$?"
-fi
-if [[ -x "$build/tests/gpu/gpu_attention_bench" ]]; then
-  timeout 300 "$build/tests/gpu/gpu_attention_bench" "$out/attention.csv" >"$out/attention.txt" 2>&1
-  log "gpu_attention_bench: rc=$?"
-fi
+# Kernel benchmarks; BENCHES selects (default: all of them).
+for bench in ${BENCHES:-matmul attention select}; do
+  exe="$build/tests/gpu/gpu_${bench}_bench"
+  [[ -x "$exe" ]] || continue
+  case $bench in
+    matmul) args=(--csv "$out/matmul.csv") ;;
+    *) args=("$out/$bench.csv") ;;
+  esac
+  timeout 300 "$exe" "${args[@]}" >"$out/$bench.txt" 2>&1
+  log "gpu_${bench}_bench: rc=$?"
+done
 
-# End to end: dense prefill of Llama-3.1-8B (random weights), batch 1 and 4 x 8K.
+# End to end on Llama-3.1-8B (random weights): dense against UniPrefill at top-p 0.99
+# (random weights keep nearly everything) and at fixed budgets, batch 1 and 4 x 8K.
 if [[ ${SKIP_E2E:-0} != 1 ]]; then
-  timeout 600 "$build/uniprefill-bench" --backend cuda --model llama-3.1-8b --ctx 8k,32k,64k,128k --concurrency 1 \
-    --method dense --output-len 1 --requests 2 -o "$out/e2e_batch1.h5" >"$out/e2e_batch1.txt" 2>&1
+  methods=dense,uniprefill,uniprefill:keep=0.3,uniprefill:keep=0.5
+  timeout 600 "$build/uniprefill-bench" --backend cuda --model llama-3.1-8b --ctx ${E2E_CTX:-8k,32k,64k} \
+    --concurrency 1 --method $methods --output-len 1 --requests 2 -o "$out/e2e_batch1.h5" >"$out/e2e_batch1.txt" 2>&1
   log "e2e batch 1: rc=$?"
   timeout 300 "$build/uniprefill-bench" --backend cuda --model llama-3.1-8b --ctx 8k --concurrency 4 \
-    --method dense --output-len 4 --requests 8 -o "$out/e2e_4x8k.h5" >"$out/e2e_4x8k.txt" 2>&1
+    --method $methods --output-len 4 --requests 8 -o "$out/e2e_4x8k.h5" >"$out/e2e_4x8k.txt" 2>&1
   log "e2e 4 x 8K: rc=$?"
 fi
 

@@ -23,7 +23,7 @@ if ! cmake --build "$build" -j "$jobs" >"$out/build.log" 2>&1; then
 fi
 log "build ok"
 
-ctest --test-dir "$build" -L gpu --output-on-failure >"$out/ctest-gpu.log" 2>&1
+ctest --test-dir "$build" -L gpu -V >"$out/ctest-gpu.log" 2>&1
 gpu_rc=$?
 log "ctest -L gpu: rc=$gpu_rc; $(grep -E 'tests passed|tests failed' "$out/ctest-gpu.log" | tail -1)"
 

@@ -28,6 +28,7 @@ typedef struct up_point_summary {
   double model_tflops_per_s;   /* dense prefill FLOPs of those prompts (up_model_config_prefill_flops) / the same span */
   double kept_fraction;      /* sum kept_len / sum prompt_len over successful requests */
   double speedup_vs_dense;   /* dense mean TTFT / this mean TTFT at the same ctx and concurrency; NaN when no dense */
+  double predicted_speedup;  /* dense FLOPs / the FLOPs of the tokens each layer saw (launcher/speed_model.h) */
   double wall_s;             /* longest rank's point duration */
   /* --- schema 2: the vLLM / MLPerf serving metrics --- */
   double ttft_std_ms;

@@ -54,6 +54,7 @@ static const up_column up_columns[] = {
     UP_COLUMN("model_tflops", UP_COL_RATE, model_tflops_per_s, UP_SHOW_ALWAYS),
     UP_COLUMN("kept_frac", UP_COL_FRACTION, kept_fraction, UP_SHOW_ALWAYS),
     UP_COLUMN("speedup_vs_dense", UP_COL_SPEEDUP, speedup_vs_dense, UP_SHOW_ALWAYS),
+    UP_COLUMN("predicted_speedup", UP_COL_SPEEDUP, predicted_speedup, UP_SHOW_ALWAYS),
     UP_COLUMN("tpot_p99_ms", UP_COL_MS, tpot_p99_ms, UP_SHOW_MACHINE),
     UP_COLUMN("itl_p99_ms", UP_COL_MS, itl_p99_ms, UP_SHOW_MACHINE),
     UP_COLUMN("e2e_p99_ms", UP_COL_MS, e2e_p99_ms, UP_SHOW_MACHINE),

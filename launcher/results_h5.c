@@ -134,6 +134,7 @@ static const up_field_spec up_summary_specs[] = {
     UP_FIELD(up_point_summary, model_tflops_per_s, UP_KIND_F64),
     UP_FIELD(up_point_summary, kept_fraction, UP_KIND_F64),
     UP_FIELD(up_point_summary, speedup_vs_dense, UP_KIND_F64),
+    UP_FIELD(up_point_summary, predicted_speedup, UP_KIND_F64),
     UP_FIELD(up_point_summary, wall_s, UP_KIND_F64),
     UP_FIELD(up_point_summary, ttft_std_ms, UP_KIND_F64),
     UP_FIELD(up_point_summary, ttft_p90_ms, UP_KIND_F64),

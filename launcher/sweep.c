@@ -23,6 +23,7 @@
 #include "launcher/point_summary.h"
 #include "launcher/report_table.h"
 #include "launcher/results_h5.h"
+#include "launcher/speed_model.h"
 #include "launcher/workload_plan.h"
 
 /* One point's share on this rank and the engine sizing that follows from it. */
@@ -389,6 +390,8 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
           row->output_len = timed ? 0 : opt->output_len;
           up_point_summary_compute(row, merged.requests, merged.n_requests, merged.token_times, merged.token_offsets,
                                    &opt->slo, &cfg, merged.wall_s);
+          row->predicted_speedup = up_speed_model_predicted_speedup(&cfg, merged.requests, merged.request_layer_tokens,
+                                                                    merged.n_requests);
           up_point_summary_fill_speedups(rows, index + 1);
           char layers[512];
           up_point_params pp;

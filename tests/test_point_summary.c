@@ -9,6 +9,7 @@
 #include "engine/request.h"
 #include "engine/model_config.h"
 #include "launcher/point_summary.h"
+#include "launcher/speed_model.h"
 
 static up_request_record ok_record(int64_t id, double arrival, double first, int32_t prompt, int32_t kept) {
   up_request_record r;
@@ -98,4 +99,31 @@ Test(point_summary, model_tflops_count_dense_prefill_flops_over_the_prefill_span
   cr_assert_float_eq(s.model_tflops_per_s, 2.0 * up_model_config_prefill_flops(cfg, 8192) / 0.5 / 1e12, 1e-9);
   up_point_summary_compute(&s, recs, 2, NULL, NULL, NULL, NULL, 1.0);
   cr_assert(isnan(s.model_tflops_per_s), "no model, no FLOP rate");
+}
+
+Test(speed_model, no_drop_predicts_one_and_drops_predict_the_flop_ratio) {
+  up_model_config cfg = *up_model_preset_find("tiny-llama");
+  const int32_t L = cfg.n_layers;
+  up_request_record recs[2] = {ok_record(0, 0.0, 0.1, 4096, 4096), ok_record(1, 0.0, 0.1, 4096, 4096)};
+  int32_t rows[2 * 8];
+  for (int32_t l = 0; l < 2 * L; ++l) rows[l] = 4096;
+  cr_assert_float_eq(up_speed_model_predicted_speedup(&cfg, recs, rows, 2), 1.0, 1e-12);
+  /* Both requests keep half their tokens from layer 2 on (a drop after layer 1). */
+  for (int32_t i = 0; i < 2; ++i) {
+    for (int32_t l = 2; l < L; ++l) rows[i * L + l] = 2048;
+    recs[i].kept_len = 2048;
+  }
+  const double h = cfg.hidden, q = cfg.n_heads * cfg.head_dim;
+  const double attn_params = h * up_model_config_qkv_dim(&cfg) + h * q, mlp = 3.0 * h * cfg.intermediate;
+  const double head = 2.0 * h * cfg.vocab;
+  double dropped = head;
+  for (int32_t l = 0; l < L; ++l) {
+    const double n = l < 2 ? 4096.0 : 2048.0, after = l < 1 ? 4096.0 : 2048.0;
+    dropped += 2.0 * attn_params * n + 2.0 * n * n * q + 2.0 * mlp * after;
+  }
+  double dense = head;
+  for (int32_t l = 0; l < L; ++l) dense += 2.0 * attn_params * 4096.0 + 2.0 * 4096.0 * 4096.0 * q + 2.0 * mlp * 4096.0;
+  const double expect = dense / dropped;
+  cr_assert_float_eq(up_speed_model_predicted_speedup(&cfg, recs, rows, 2), expect, 1e-9);
+  cr_assert_gt(expect, 1.5);
 }

@@ -12,8 +12,8 @@
 #include "launcher/report_table.h"
 
 #define N_ROWS 3
-#define N_MD_COLUMNS 12 /* markdown without an SLO */
-#define N_COLUMNS 18    /* CSV and JSON */
+#define N_MD_COLUMNS 13 /* markdown without an SLO */
+#define N_COLUMNS 19    /* CSV and JSON */
 
 /* One row per case: a plain dense row, one with sub-millisecond TTFT (3 significant
  * digits), one with a failure and no dense reference (NaN speedup). */
@@ -35,6 +35,7 @@ static void make_rows(up_point_summary *rows) {
     rows[i].output_tokens_per_s = 40.0;
     rows[i].goodput_requests_per_s = NAN; /* no --slo */
     rows[i].model_tflops_per_s = 500.0 + i;
+    rows[i].predicted_speedup = 3.0;
     rows[i].point_index = i;
     rows[i].ctx = 32768;
     rows[i].concurrency = 4;
@@ -88,9 +89,9 @@ Test(report_table, markdown_lines_up) {
   /* Separator: method left-aligned, numbers right-aligned. */
   cr_expect_eq(strncmp(lines[1], "| ---", 5), 0, "%s", lines[1]);
   cr_expect_not_null(strstr(lines[1], "-: |"), "%s", lines[1]);
-  /* The NaN speedup row ends in "-" right-aligned in its column. */
+  /* The NaN speedup shows "-" right-aligned in its column, before the predicted speedup. */
   const char *last = lines[n - 1];
-  cr_expect_str_eq(last + strlen(last) - 4, " - |", "%s", last);
+  cr_expect_not_null(strstr(last, " - |             3.00x |"), "%s", last);
   free(text);
 }
 
@@ -100,19 +101,19 @@ Test(report_table, csv_fields_and_empty_nan) {
   const int n = split_lines(text, lines, 16);
   cr_assert_eq(n, 1 + N_ROWS);
   cr_expect_str_eq(lines[0], "method,ctx,conc,requests,failed,ttft_mean_ms,ttft_p50_ms,ttft_p99_ms,prefill_tok_s,"
-                             "model_tflops,kept_frac,speedup_vs_dense,tpot_p99_ms,itl_p99_ms,e2e_p99_ms,req_s,output_tok_s,"
+                             "model_tflops,kept_frac,speedup_vs_dense,predicted_speedup,tpot_p99_ms,itl_p99_ms,e2e_p99_ms,req_s,output_tok_s,"
                              "goodput_req_s");
   for (int i = 0; i < n; i++) {
     int commas = 0;
     for (const char *p = lines[i]; *p; p++) commas += *p == ',';
     cr_expect_eq(commas, N_COLUMNS - 1, "line %d: %s", i, lines[i]);
   }
-  cr_expect_str_eq(lines[1], "dense,32768,4,4,0,1396.25,1390.00,1402.12,93900.4,500.0,1.000,1.00,20.00,21.50,1500.00,2.5,"
+  cr_expect_str_eq(lines[1], "dense,32768,4,4,0,1396.25,1390.00,1402.12,93900.4,500.0,1.000,1.00,3.00,20.00,21.50,1500.00,2.5,"
                              "40.0,");
-  cr_expect_str_eq(lines[2], "uniprefill:keep=0.3,32768,4,4,0,0.0123,0.5,600.00,12.0,501.0,0.300,2.35,21.00,21.50,1500.00,"
+  cr_expect_str_eq(lines[2], "uniprefill:keep=0.3,32768,4,4,0,0.0123,0.5,600.00,12.0,501.0,0.300,2.35,3.00,21.00,21.50,1500.00,"
                              "2.5,40.0,");
   /* Missing speedup: an empty field. */
-  cr_expect_not_null(strstr(lines[3], ",0.500,,22.00,"), "%s", lines[3]);
+  cr_expect_not_null(strstr(lines[3], ",0.500,,3.00,22.00,"), "%s", lines[3]);
   free(text);
 }
 
@@ -124,7 +125,7 @@ Test(report_table, json_parses_back_with_null_for_nan) {
   cr_assert_eq(cJSON_GetArraySize(root), N_ROWS);
   const char *keys[N_COLUMNS] = {"method",      "ctx",         "conc",          "requests",  "failed",
                                  "ttft_mean_ms", "ttft_p50_ms", "ttft_p99_ms", "prefill_tok_s", "model_tflops", "kept_frac",
-                                 "speedup_vs_dense", "tpot_p99_ms", "itl_p99_ms", "e2e_p99_ms", "req_s",
+                                 "speedup_vs_dense", "predicted_speedup", "tpot_p99_ms", "itl_p99_ms", "e2e_p99_ms", "req_s",
                                  "output_tok_s", "goodput_req_s"};
   for (int r = 0; r < N_ROWS; r++) {
     const cJSON *row = cJSON_GetArrayItem(root, r);

@@ -246,7 +246,7 @@ static const field summary_fields[] = {
     F(up_point_summary, n_ok),         F(up_point_summary, n_failed),      F(up_point_summary, ttft_mean_ms),
     F(up_point_summary, ttft_p50_ms),  F(up_point_summary, ttft_p99_ms),   F(up_point_summary, prefill_tokens_per_s),
     F(up_point_summary, model_tflops_per_s),
-    F(up_point_summary, kept_fraction), F(up_point_summary, speedup_vs_dense), F(up_point_summary, wall_s),
+    F(up_point_summary, kept_fraction), F(up_point_summary, speedup_vs_dense), F(up_point_summary, predicted_speedup), F(up_point_summary, wall_s),
     F(up_point_summary, ttft_std_ms),  F(up_point_summary, ttft_p90_ms),   F(up_point_summary, tpot_mean_ms),
     F(up_point_summary, tpot_p50_ms),  F(up_point_summary, tpot_std_ms),   F(up_point_summary, tpot_p90_ms),
     F(up_point_summary, tpot_p99_ms),  F(up_point_summary, itl_mean_ms),   F(up_point_summary, itl_p50_ms),

@@ -19,7 +19,7 @@
 typedef enum up_column_kind {
   UP_COL_TEXT,     /* left-aligned in markdown */
   UP_COL_INTEGER,
-  UP_COL_MS,       /* 2 decimals, or 3 significant digits below 1 ms */
+  UP_COL_MS,       /* 2 decimals, or 3 significant digits below 1 */
   UP_COL_RATE,     /* 1 decimal */
   UP_COL_FRACTION, /* 3 decimals */
   UP_COL_SPEEDUP,  /* 2 decimals, "x" suffix in markdown */
@@ -51,7 +51,8 @@ static const up_column up_columns[] = {
     UP_COLUMN("ttft_p50_ms", UP_COL_MS, ttft_p50_ms, UP_SHOW_ALWAYS),
     UP_COLUMN("ttft_p99_ms", UP_COL_MS, ttft_p99_ms, UP_SHOW_ALWAYS),
     UP_COLUMN("prefill_tok_s", UP_COL_RATE, prefill_tokens_per_s, UP_SHOW_ALWAYS),
-    UP_COLUMN("model_tflops", UP_COL_RATE, model_tflops_per_s, UP_SHOW_ALWAYS),
+    /* CPU runs sit far below 1 TFLOP/s: the small-value format keeps their digits. */
+    UP_COLUMN("model_tflops", UP_COL_MS, model_tflops_per_s, UP_SHOW_ALWAYS),
     UP_COLUMN("kept_frac", UP_COL_FRACTION, kept_fraction, UP_SHOW_ALWAYS),
     UP_COLUMN("speedup_vs_dense", UP_COL_SPEEDUP, speedup_vs_dense, UP_SHOW_ALWAYS),
     UP_COLUMN("predicted_speedup", UP_COL_SPEEDUP, predicted_speedup, UP_SHOW_ALWAYS),

@@ -108,9 +108,9 @@ Test(report_table, csv_fields_and_empty_nan) {
     for (const char *p = lines[i]; *p; p++) commas += *p == ',';
     cr_expect_eq(commas, N_COLUMNS - 1, "line %d: %s", i, lines[i]);
   }
-  cr_expect_str_eq(lines[1], "dense,32768,4,4,0,1396.25,1390.00,1402.12,93900.4,500.0,1.000,1.00,3.00,20.00,21.50,1500.00,2.5,"
+  cr_expect_str_eq(lines[1], "dense,32768,4,4,0,1396.25,1390.00,1402.12,93900.4,500.00,1.000,1.00,3.00,20.00,21.50,1500.00,2.5,"
                              "40.0,");
-  cr_expect_str_eq(lines[2], "uniprefill:keep=0.3,32768,4,4,0,0.0123,0.5,600.00,12.0,501.0,0.300,2.35,3.00,21.00,21.50,1500.00,"
+  cr_expect_str_eq(lines[2], "uniprefill:keep=0.3,32768,4,4,0,0.0123,0.5,600.00,12.0,501.00,0.300,2.35,3.00,21.00,21.50,1500.00,"
                              "2.5,40.0,");
   /* Missing speedup: an empty field. */
   cr_expect_not_null(strstr(lines[3], ",0.500,,3.00,22.00,"), "%s", lines[3]);

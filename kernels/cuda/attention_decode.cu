@@ -267,15 +267,15 @@ extern "C" int32_t up_cuda_attention_decode_splits(const up_kv_pool *pool, const
 template <int HD>
 static void launch_decode(cudaStream_t stream, const decode_params &p, int32_t n_kv_heads) {
   const size_t smem = decode_smem_bytes(HD);
-  UP_ATTN_CHECK(cudaFuncSetAttribute(decode_split_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+  UP_CUDA_CHECK(cudaFuncSetAttribute(decode_split_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
   if (p.a.n_seqs > 65535 || (int64_t)n_kv_heads * p.n_qblocks > 65535)
     UP_FATAL("attention: decode grid of %d sequences x %d kv heads x %d query blocks exceeds 65535", p.a.n_seqs,
              n_kv_heads, p.n_qblocks);
   const dim3 grid((unsigned)p.n_splits, (unsigned)(n_kv_heads * p.n_qblocks), (unsigned)p.a.n_seqs);
   decode_split_kernel<HD><<<grid, DEC_THREADS, smem, stream>>>(p);
-  UP_ATTN_CHECK(cudaGetLastError());
+  UP_CUDA_CHECK_LAUNCH();
   decode_combine_kernel<HD><<<dim3((unsigned)p.a.n_heads, (unsigned)p.a.n_seqs), HD, 0, stream>>>(p);
-  UP_ATTN_CHECK(cudaGetLastError());
+  UP_CUDA_CHECK_LAUNCH();
 }
 
 extern "C" void up_cuda_attention_decode(cudaStream_t stream, void *out, const void *qkv, const up_kv_pool *pool,

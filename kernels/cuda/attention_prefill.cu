@@ -278,11 +278,11 @@ static void launch_prefill(cudaStream_t stream, const prefill_params &p, int32_t
   const int64_t tiles = (int64_t)n_tokens / BM + p.n_seqs;
   if (tiles > 65535) UP_FATAL("attention: %lld query tiles exceed the grid limit 65535", (long long)tiles);
   /* Cheap and per device: set each call rather than track which devices have it. */
-  UP_ATTN_CHECK(cudaFuncSetAttribute(prefill_kernel<HD, WARPS, BN, MIN_CTAS>,
+  UP_CUDA_CHECK(cudaFuncSetAttribute(prefill_kernel<HD, WARPS, BN, MIN_CTAS>,
                                      cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
   const dim3 grid((unsigned)n_heads, (unsigned)tiles);
   prefill_kernel<HD, WARPS, BN, MIN_CTAS><<<grid, WARPS * 32, smem, stream>>>(p);
-  UP_ATTN_CHECK(cudaGetLastError());
+  UP_CUDA_CHECK_LAUNCH();
 }
 
 extern "C" void up_cuda_attention_prefill(cudaStream_t stream, void *out, const void *qkv, const up_kv_pool *pool,

@@ -1,4 +1,4 @@
-/* attn_common.cuh — what the attention kernels share: the checked-call macro, the
+/* attn_common.cuh — what the attention kernels share: the
  * inline-PTX wrappers (cp.async, ldmatrix, bf16 mma.sync m16n8k16, ex2) and the
  * paged-pool address rule. Included by .cu files only. */
 #ifndef UP_ATTN_COMMON_CUH
@@ -8,16 +8,8 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
-#include "kernels/fatal.h"
+#include "kernels/cuda/cuda_check.h"
 #include "kernels/ops.h"
-
-/* Every runtime call and launch is checked: file, line, the call and the runtime's message. */
-#define UP_ATTN_CHECK(call)                                                                   \
-  do {                                                                                        \
-    const cudaError_t up_attn_rc_ = (call);                                                   \
-    if (up_attn_rc_ != cudaSuccess)                                                           \
-      up_fatal_at(__FILE__, __LINE__, "%s failed: %s", #call, cudaGetErrorString(up_attn_rc_)); \
-  } while (0)
 
 /* log2(e): softmax runs in base 2 so each exponential is one ex2 instruction. */
 #define UP_ATTN_LOG2E 1.4426950408889634f

@@ -29,8 +29,8 @@ static attn_state *attn_state_of(up_backend *be) {
   }
   if (!free_slot) UP_FATAL("attention: more than %d CUDA backends alive", ATTN_MAX_BACKENDS);
   int dev = 0;
-  UP_ATTN_CHECK(cudaGetDevice(&dev));
-  UP_ATTN_CHECK(cudaDeviceGetAttribute(&free_slot->n_sms, cudaDevAttrMultiProcessorCount, dev));
+  UP_CUDA_CHECK(cudaGetDevice(&dev));
+  UP_CUDA_CHECK(cudaDeviceGetAttribute(&free_slot->n_sms, cudaDevAttrMultiProcessorCount, dev));
   free_slot->be = be;
   free_slot->workspace = NULL;
   free_slot->workspace_bytes = 0;
@@ -40,7 +40,7 @@ static attn_state *attn_state_of(up_backend *be) {
 extern "C" void up_cuda_attention_release(up_backend *be) {
   for (int i = 0; i < ATTN_MAX_BACKENDS; ++i) {
     if (attn_states[i].be != be) continue;
-    if (attn_states[i].workspace) UP_ATTN_CHECK(cudaFree(attn_states[i].workspace));
+    if (attn_states[i].workspace) UP_CUDA_CHECK(cudaFree(attn_states[i].workspace));
     attn_states[i].be = NULL;
     attn_states[i].workspace = NULL;
     attn_states[i].workspace_bytes = 0;
@@ -68,9 +68,9 @@ extern "C" void up_cuda_attention(up_backend *be, void *out, const void *qkv, co
   const size_t need = up_cuda_attention_decode_workspace_bytes(batch, shape, n_splits);
   if (need > st->workspace_bytes) {
     /* cudaFree waits for queued work that may still read the old buffer. */
-    if (st->workspace) UP_ATTN_CHECK(cudaFree(st->workspace));
+    if (st->workspace) UP_CUDA_CHECK(cudaFree(st->workspace));
     st->workspace = NULL;
-    UP_ATTN_CHECK(cudaMalloc(&st->workspace, need));
+    UP_CUDA_CHECK(cudaMalloc(&st->workspace, need));
     st->workspace_bytes = need;
   }
   up_cuda_attention_prefill(stream, out, qkv, pool, batch, shape, 0);

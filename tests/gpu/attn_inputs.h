@@ -11,7 +11,8 @@
 #include <string.h>
 
 #include "kernels/ops.h"
-#include "tests/gpu/attn_check.h"
+#include "kernels/cuda/cuda_check.h"
+#include "tests/gpu/gpu_check.h"
 
 static inline uint64_t attn_rng_next(uint64_t *s) { /* xorshift64* */
   *s ^= *s >> 12;
@@ -111,19 +112,19 @@ static inline void attn_problem_make(attn_problem *p, uint64_t *rng, const up_at
   attn_fill_random(rng, p->k_h, p->k_f, pool_n, 1.0f);
   attn_fill_random(rng, p->v_h, p->v_f, pool_n, 1.0f);
 
-  ATTN_CUDA(cudaMalloc(&p->qkv_d, 2 * qkv_n));
-  ATTN_CUDA(cudaMalloc(&p->k_d, 2 * pool_n));
-  ATTN_CUDA(cudaMalloc(&p->v_d, 2 * pool_n));
-  ATTN_CUDA(cudaMalloc(&p->out_d, 2 * (size_t)p->n_tokens * (size_t)p->out_stride));
-  ATTN_CUDA(cudaMalloc((void **)&p->cu_d, sizeof(int32_t) * ((size_t)n_seqs + 1)));
-  ATTN_CUDA(cudaMalloc((void **)&p->kv_d, sizeof(int32_t) * (size_t)n_seqs));
-  ATTN_CUDA(cudaMalloc((void **)&p->bt_d, sizeof(int32_t) * (size_t)n_seqs * (size_t)p->max_blocks_per_seq));
-  ATTN_CUDA(cudaMemcpy(p->qkv_d, p->qkv_h, 2 * qkv_n, cudaMemcpyHostToDevice));
-  ATTN_CUDA(cudaMemcpy(p->k_d, p->k_h, 2 * pool_n, cudaMemcpyHostToDevice));
-  ATTN_CUDA(cudaMemcpy(p->v_d, p->v_h, 2 * pool_n, cudaMemcpyHostToDevice));
-  ATTN_CUDA(cudaMemcpy(p->cu_d, p->cu_seqlens, sizeof(int32_t) * ((size_t)n_seqs + 1), cudaMemcpyHostToDevice));
-  ATTN_CUDA(cudaMemcpy(p->kv_d, p->kv_lens, sizeof(int32_t) * (size_t)n_seqs, cudaMemcpyHostToDevice));
-  ATTN_CUDA(cudaMemcpy(p->bt_d, p->block_tables, sizeof(int32_t) * (size_t)n_seqs * (size_t)p->max_blocks_per_seq,
+  UP_CUDA_CHECK(cudaMalloc(&p->qkv_d, 2 * qkv_n));
+  UP_CUDA_CHECK(cudaMalloc(&p->k_d, 2 * pool_n));
+  UP_CUDA_CHECK(cudaMalloc(&p->v_d, 2 * pool_n));
+  UP_CUDA_CHECK(cudaMalloc(&p->out_d, 2 * (size_t)p->n_tokens * (size_t)p->out_stride));
+  UP_CUDA_CHECK(cudaMalloc((void **)&p->cu_d, sizeof(int32_t) * ((size_t)n_seqs + 1)));
+  UP_CUDA_CHECK(cudaMalloc((void **)&p->kv_d, sizeof(int32_t) * (size_t)n_seqs));
+  UP_CUDA_CHECK(cudaMalloc((void **)&p->bt_d, sizeof(int32_t) * (size_t)n_seqs * (size_t)p->max_blocks_per_seq));
+  UP_CUDA_CHECK(cudaMemcpy(p->qkv_d, p->qkv_h, 2 * qkv_n, cudaMemcpyHostToDevice));
+  UP_CUDA_CHECK(cudaMemcpy(p->k_d, p->k_h, 2 * pool_n, cudaMemcpyHostToDevice));
+  UP_CUDA_CHECK(cudaMemcpy(p->v_d, p->v_h, 2 * pool_n, cudaMemcpyHostToDevice));
+  UP_CUDA_CHECK(cudaMemcpy(p->cu_d, p->cu_seqlens, sizeof(int32_t) * ((size_t)n_seqs + 1), cudaMemcpyHostToDevice));
+  UP_CUDA_CHECK(cudaMemcpy(p->kv_d, p->kv_lens, sizeof(int32_t) * (size_t)n_seqs, cudaMemcpyHostToDevice));
+  UP_CUDA_CHECK(cudaMemcpy(p->bt_d, p->block_tables, sizeof(int32_t) * (size_t)n_seqs * (size_t)p->max_blocks_per_seq,
                        cudaMemcpyHostToDevice));
 }
 
@@ -151,13 +152,13 @@ static inline void attn_problem_free(attn_problem *p) {
   free(p->v_h);
   free(p->k_f);
   free(p->v_f);
-  ATTN_CUDA(cudaFree(p->qkv_d));
-  ATTN_CUDA(cudaFree(p->k_d));
-  ATTN_CUDA(cudaFree(p->v_d));
-  ATTN_CUDA(cudaFree(p->out_d));
-  ATTN_CUDA(cudaFree(p->cu_d));
-  ATTN_CUDA(cudaFree(p->kv_d));
-  ATTN_CUDA(cudaFree(p->bt_d));
+  UP_CUDA_CHECK(cudaFree(p->qkv_d));
+  UP_CUDA_CHECK(cudaFree(p->k_d));
+  UP_CUDA_CHECK(cudaFree(p->v_d));
+  UP_CUDA_CHECK(cudaFree(p->out_d));
+  UP_CUDA_CHECK(cudaFree(p->cu_d));
+  UP_CUDA_CHECK(cudaFree(p->kv_d));
+  UP_CUDA_CHECK(cudaFree(p->bt_d));
 }
 
 #endif

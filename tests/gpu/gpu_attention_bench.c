@@ -12,7 +12,8 @@
 
 #include "kernels/cuda/cuda_attention.h"
 #include "kernels/cuda/cuda_backend.h"
-#include "tests/gpu/attn_check.h"
+#include "kernels/cuda/cuda_check.h"
+#include "tests/gpu/gpu_check.h"
 #include "tests/gpu/attn_inputs.h"
 
 enum { WARMUP = 3, REPEATS = 15, BLOCK_TOKENS = 16 };
@@ -29,28 +30,27 @@ static float time_op(cudaStream_t stream, up_backend *be, const attn_problem *p,
   up_attn_batch batch;
   attn_problem_device_view(p, &pool, &batch);
   cudaEvent_t start, stop;
-  ATTN_CUDA(cudaEventCreate(&start));
-  ATTN_CUDA(cudaEventCreate(&stop));
+  UP_CUDA_CHECK(cudaEventCreate(&start));
+  UP_CUDA_CHECK(cudaEventCreate(&stop));
   float ms[REPEATS];
   for (int i = -WARMUP; i < REPEATS; ++i) {
-    ATTN_CUDA(cudaEventRecord(start, stream));
+    UP_CUDA_CHECK(cudaEventRecord(start, stream));
     if (variant < 0)
       up_cuda_attention(be, p->out_d, p->qkv_d, &pool, &batch, &p->shape);
     else
       up_cuda_attention_prefill(stream, p->out_d, p->qkv_d, &pool, &batch, &p->shape, variant);
-    ATTN_CUDA(cudaEventRecord(stop, stream));
-    ATTN_CUDA(cudaEventSynchronize(stop));
-    ATTN_CUDA(cudaGetLastError());
-    if (i >= 0) ATTN_CUDA(cudaEventElapsedTime(&ms[i], start, stop));
+    UP_CUDA_CHECK(cudaEventRecord(stop, stream));
+    UP_CUDA_CHECK(cudaEventSynchronize(stop));
+    UP_CUDA_CHECK(cudaGetLastError());
+    if (i >= 0) UP_CUDA_CHECK(cudaEventElapsedTime(&ms[i], start, stop));
   }
-  ATTN_CUDA(cudaEventDestroy(start));
-  ATTN_CUDA(cudaEventDestroy(stop));
+  UP_CUDA_CHECK(cudaEventDestroy(start));
+  UP_CUDA_CHECK(cudaEventDestroy(stop));
   qsort(ms, REPEATS, sizeof ms[0], cmp_float);
   return ms[REPEATS / 2];
 }
 
 int main(int argc, char **argv) {
-  attn_require_device();
   FILE *csv = NULL;
   if (argc > 1) {
     csv = fopen(argv[1], "w");
@@ -59,18 +59,13 @@ int main(int argc, char **argv) {
   }
   char name[256];
   struct cudaDeviceProp prop;
-  ATTN_CUDA(cudaGetDeviceProperties(&prop, 0));
+  UP_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
   snprintf(name, sizeof name, "%s", prop.name);
   printf("# gpu_attention_bench on %s: 32 q heads, 8 kv heads, head_dim 128, block_tokens %d, median of %d\n", name,
          BLOCK_TOKENS, REPEATS);
   printf("%-8s %8s %6s %-22s %12s %10s %10s\n", "case", "seq_len", "batch", "path", "median(ms)", "TFLOP/s",
          "GB/s");
-  char err[256];
-  up_backend *be = up_cuda_backend_create(0, err, sizeof err);
-  if (!be) {
-    printf("cannot create the CUDA backend: %s\n", err);
-    return 1;
-  }
+  up_backend *be = gpu_check_cuda_backend();
   const cudaStream_t stream = up_cuda_backend_stream(be);
   uint64_t rng = (uint64_t)time(NULL) | 1u;
   const up_attn_shape shape = {32, 8, 128, 1.0f / sqrtf(128.0f)};
@@ -79,7 +74,7 @@ int main(int argc, char **argv) {
   for (size_t i = 0; i < sizeof lens / sizeof lens[0]; ++i) {
     const int32_t L = lens[i];
     size_t free_b = 0, total_b = 0;
-    ATTN_CUDA(cudaMemGetInfo(&free_b, &total_b));
+    UP_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
     const double need = (double)L * (6144 + 4096 + 2 * 1024) * 2.0 * 1.1;
     if (need > (double)free_b) {
       printf("# %d skipped: needs %.1f GB, %.1f GB free\n", L, need / 1e9, (double)free_b / 1e9);

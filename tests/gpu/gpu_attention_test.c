@@ -16,7 +16,8 @@
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cuda/cuda_attention.h"
 #include "kernels/cuda/cuda_backend.h"
-#include "tests/gpu/attn_check.h"
+#include "kernels/cuda/cuda_check.h"
+#include "tests/gpu/gpu_check.h"
 #include "tests/gpu/attn_inputs.h"
 
 #define MAX_ERR 2e-2
@@ -183,23 +184,23 @@ static void gpu_run(up_backend *gpu, const attn_case *c, const attn_problem *p, 
                     const up_attn_batch *batch_d, const up_attn_shape *shape, uint16_t *out_h) {
   const cudaStream_t stream = up_cuda_backend_stream(gpu);
   const size_t out_n = (size_t)p->n_tokens * (size_t)p->out_stride;
-  ATTN_CUDA(cudaMemsetAsync(p->out_d, 0xFF, 2 * out_n, stream));
+  UP_CUDA_CHECK(cudaMemsetAsync(p->out_d, 0xFF, 2 * out_n, stream));
   void *ws = NULL;
   if (c->variant == 0) {
     up_cuda_attention(gpu, p->out_d, p->qkv_d, pool_d, batch_d, shape);
   } else {
     const int32_t splits = up_cuda_attention_decode_splits(pool_d, batch_d, shape, 132);
-    ATTN_CUDA(cudaMalloc(&ws, up_cuda_attention_decode_workspace_bytes(batch_d, shape, splits)));
+    UP_CUDA_CHECK(cudaMalloc(&ws, up_cuda_attention_decode_workspace_bytes(batch_d, shape, splits)));
     up_cuda_attention_prefill(stream, p->out_d, p->qkv_d, pool_d, batch_d, shape, c->variant);
     up_cuda_attention_decode(stream, p->out_d, p->qkv_d, pool_d, batch_d, shape, splits, ws);
   }
-  ATTN_CUDA(cudaStreamSynchronize(stream));
-  ATTN_CUDA(cudaGetLastError());
-  if (ws) ATTN_CUDA(cudaFree(ws));
-  ATTN_CUDA(cudaMemcpy(out_h, p->out_d, 2 * out_n, cudaMemcpyDeviceToHost));
+  UP_CUDA_CHECK(cudaStreamSynchronize(stream));
+  UP_CUDA_CHECK(cudaGetLastError());
+  if (ws) UP_CUDA_CHECK(cudaFree(ws));
+  UP_CUDA_CHECK(cudaMemcpy(out_h, p->out_d, 2 * out_n, cudaMemcpyDeviceToHost));
 }
 
-static void run_case(attn_tally *tally, up_backend *cpu, up_backend *gpu, uint64_t *rng, const attn_case *c) {
+static void run_case(up_backend *cpu, up_backend *gpu, uint64_t *rng, const attn_case *c) {
   const up_attn_shape shape = {c->n_heads, c->n_kv_heads, c->head_dim, 1.0f / sqrtf((float)c->head_dim)};
   attn_problem p;
   attn_problem_make(&p, rng, &shape, c->n_seqs, c->rows, c->prior, c->block_tokens, 1);
@@ -271,11 +272,11 @@ static void run_case(attn_tally *tally, up_backend *cpu, up_backend *gpu, uint64
     if (!isfinite(attn_bf16_to_f32(out_h[i]))) ++all_bad;
   size_t bad = 0;
   const double err = rel_error(gpu_out, ref, (size_t)n_cmp * (size_t)p.out_stride, &bad);
-  attn_check(tally, all_bad == 0, "%s: all %zu outputs written and finite (%zu not)", c->name, out_n, all_bad);
-  attn_check(tally, n_differ == 0, "%s: two GPU runs bitwise identical (%zu of %zu values differ, first at row %lld head %lld)",
+  CHECK(all_bad == 0, "%s: all %zu outputs written and finite (%zu not)", c->name, out_n, all_bad);
+  CHECK(n_differ == 0, "%s: two GPU runs bitwise identical (%zu of %zu values differ, first at row %lld head %lld)",
              c->name, n_differ, out_n, first_differ < 0 ? -1ll : (long long)(first_differ / p.out_stride),
              first_differ < 0 ? -1ll : (long long)(first_differ % p.out_stride / c->head_dim));
-  attn_check(tally, bad == 0 && err < MAX_ERR, "%s: relative error %.3e over %d rows (limit %.0e; cpu %.1f s)",
+  CHECK(bad == 0 && err < MAX_ERR, "%s: relative error %.3e over %d rows (limit %.0e; cpu %.1f s)",
              c->name, err, n_cmp, MAX_ERR, cpu_s);
   if (bad != 0 || !(err < SUSPECT_ERR)) print_breakdown(c, &p, cmp_rows, n_cmp, gpu_out, ref);
 
@@ -291,23 +292,16 @@ static void run_case(attn_tally *tally, up_backend *cpu, up_backend *gpu, uint64
 }
 
 int main(void) {
-  attn_require_device();
   uint64_t seed = (uint64_t)time(NULL) * 0x9E3779B97F4A7C15ull;
   const char *env = getenv("UP_TEST_SEED");
   if (env) seed = strtoull(env, NULL, 0);
   if (!seed) seed = 1;
   printf("# gpu_attention_test: seed %llu (UP_TEST_SEED repeats it)\n", (unsigned long long)seed);
   uint64_t rng = seed;
-  char err[256];
-  up_backend *gpu = up_cuda_backend_create(0, err, sizeof err);
-  if (!gpu) {
-    printf("cannot create the CUDA backend: %s\n", err);
-    return 1;
-  }
+  up_backend *gpu = gpu_check_cuda_backend();
   up_backend *cpu = up_cpu_backend_create(0);
-  attn_tally tally = {0, 0};
-  for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; ++i) run_case(&tally, cpu, gpu, &rng, &CASES[i]);
+  for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; ++i) run_case(cpu, gpu, &rng, &CASES[i]);
   cpu->ops->destroy(cpu);
   gpu->ops->destroy(gpu);
-  return attn_tally_finish(&tally);
+  return gpu_check_finish();
 }

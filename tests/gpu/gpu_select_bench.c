@@ -14,7 +14,8 @@
 
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/uniprefill_select.h"
-#include "tests/gpu/attn_check.h"
+#include "kernels/cuda/cuda_check.h"
+#include "tests/gpu/gpu_check.h"
 #include "tests/gpu/attn_inputs.h"
 
 enum { WARMUP = 3, REPEATS = 15, BLOCK_TOKENS = 16, MAX_SEQS = 16 };
@@ -36,13 +37,12 @@ static const bench_case CASES[] = {
 };
 
 int main(int argc, char **argv) {
-  attn_require_device();
   FILE *csv = argc > 1 ? fopen(argv[1], "w") : NULL;
   if (argc > 1 && !csv) UP_FATAL("cannot open %s for writing", argv[1]);
   if (csv)
     fprintf(csv, "batch,seq_len,median_ms,min_ms,target_ms,reference_ms,speedup_vs_reference,gflop,tflops,kept_frac\n");
   struct cudaDeviceProp prop;
-  ATTN_CUDA(cudaGetDeviceProperties(&prop, 0));
+  UP_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
   printf("# gpu_select_bench on %s: 32 q heads, 8 kv heads, head_dim 128, p 0.99, block 64, sink 128, last_q 128, "
          "block_tokens %d, median of %d\n",
          prop.name, BLOCK_TOKENS, REPEATS);
@@ -51,9 +51,7 @@ int main(int argc, char **argv) {
   const up_attn_shape shape = {32, 8, 128, 1.0f / sqrtf(128.0f)};
   const up_select_params prm = {.top_p = 0.99f, .keep_fraction = 0.0f, .block = 64, .sink = 128, .last_q = 128};
   uint64_t rng = 0x5e1ec7ull; /* fixed inputs: runs compare */
-  char err[256];
-  up_backend *be = up_cuda_backend_create(0, err, sizeof err);
-  if (!be) UP_FATAL("cannot create the CUDA backend: %s", err);
+  up_backend *be = gpu_check_cuda_backend();
   const cudaStream_t stream = up_cuda_backend_stream(be);
 
   for (size_t c = 0; c < sizeof CASES / sizeof CASES[0]; ++c) {
@@ -70,18 +68,18 @@ int main(int argc, char **argv) {
     up_attn_batch batch;
     attn_problem_device_view(&p, &pool, &batch);
     int32_t *keep_d = NULL, cu[MAX_SEQS + 1];
-    ATTN_CUDA(cudaMalloc((void **)&keep_d, sizeof(int32_t) * (size_t)p.n_tokens));
+    UP_CUDA_CHECK(cudaMalloc((void **)&keep_d, sizeof(int32_t) * (size_t)p.n_tokens));
     cudaEvent_t start, stop;
-    ATTN_CUDA(cudaEventCreate(&start));
-    ATTN_CUDA(cudaEventCreate(&stop));
+    UP_CUDA_CHECK(cudaEventCreate(&start));
+    UP_CUDA_CHECK(cudaEventCreate(&stop));
     float ms[REPEATS];
     int32_t kept = 0;
     for (int i = -WARMUP; i < REPEATS; ++i) {
-      ATTN_CUDA(cudaEventRecord(start, stream));
+      UP_CUDA_CHECK(cudaEventRecord(start, stream));
       kept = be->ops->uniprefill_select(be, keep_d, cu, p.qkv_d, &pool, &batch, &shape, cand, &prm);
-      ATTN_CUDA(cudaEventRecord(stop, stream));
-      ATTN_CUDA(cudaEventSynchronize(stop));
-      if (i >= 0) ATTN_CUDA(cudaEventElapsedTime(&ms[i], start, stop));
+      UP_CUDA_CHECK(cudaEventRecord(stop, stream));
+      UP_CUDA_CHECK(cudaEventSynchronize(stop));
+      if (i >= 0) UP_CUDA_CHECK(cudaEventElapsedTime(&ms[i], start, stop));
     }
     qsort(ms, REPEATS, sizeof ms[0], cmp_float);
     const double med = ms[REPEATS / 2];
@@ -99,9 +97,9 @@ int main(int argc, char **argv) {
               bc->target_ms > 0.0 ? target : "", bc->reference_ms, bc->reference_ms / med, gflop, gflop / med,
               kept_frac);
     fflush(stdout);
-    ATTN_CUDA(cudaEventDestroy(start));
-    ATTN_CUDA(cudaEventDestroy(stop));
-    ATTN_CUDA(cudaFree(keep_d));
+    UP_CUDA_CHECK(cudaEventDestroy(start));
+    UP_CUDA_CHECK(cudaEventDestroy(stop));
+    UP_CUDA_CHECK(cudaFree(keep_d));
     attn_problem_free(&p);
   }
   be->ops->destroy(be);

@@ -23,7 +23,8 @@
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/cuda_device.h"
 #include "kernels/cuda/uniprefill_select.h"
-#include "tests/gpu/attn_check.h"
+#include "kernels/cuda/cuda_check.h"
+#include "tests/gpu/gpu_check.h"
 #include "tests/gpu/attn_inputs.h"
 #include "tests/gpu/gpu_check.h"
 
@@ -59,7 +60,7 @@ static void problem_make(sel_problem *sp, uint64_t seed, const up_attn_shape *sh
     }
     sp->qkv_f[i] = x;
   }
-  ATTN_CUDA(cudaMemcpy(p->qkv_d, p->qkv_h, 2 * qkv_n, cudaMemcpyHostToDevice));
+  UP_CUDA_CHECK(cudaMemcpy(p->qkv_d, p->qkv_h, 2 * qkv_n, cudaMemcpyHostToDevice));
   sp->pool_f = (up_kv_pool){.k = p->k_f, .v = p->v_f, .n_blocks = p->n_blocks, .block_tokens = BLOCK_TOKENS,
                             .kv_dim = shape->n_kv_heads * shape->head_dim};
   sp->batch_h = (up_attn_batch){.n_seqs = n_seqs, .n_tokens = p->n_tokens, .cu_seqlens = p->cu_seqlens,
@@ -78,8 +79,8 @@ static void problem_upload(sel_problem *sp) {
   const attn_problem *p = &sp->p;
   const size_t qkv_n = (size_t)p->n_tokens * (size_t)p->qkv_stride;
   const size_t pool_n = (size_t)p->n_blocks * BLOCK_TOKENS * (size_t)sp->pool_f.kv_dim;
-  ATTN_CUDA(cudaMemcpy(p->qkv_d, p->qkv_h, 2 * qkv_n, cudaMemcpyHostToDevice));
-  ATTN_CUDA(cudaMemcpy(p->k_d, p->k_h, 2 * pool_n, cudaMemcpyHostToDevice));
+  UP_CUDA_CHECK(cudaMemcpy(p->qkv_d, p->qkv_h, 2 * qkv_n, cudaMemcpyHostToDevice));
+  UP_CUDA_CHECK(cudaMemcpy(p->k_d, p->k_h, 2 * pool_n, cudaMemcpyHostToDevice));
 }
 
 static int candidate_scored(const sel_problem *sp, int32_t s, const up_select_params *prm) {
@@ -140,16 +141,16 @@ static int compare_backends(const char *what, const sel_problem *sp, const up_se
   const int32_t kept_cpu = cpu->ops->uniprefill_select(cpu, rows_cpu, cu_cpu, sp->qkv_f, &sp->pool_f, &sp->batch_h,
                                                        &p->shape, sp->cand, prm);
   int32_t *rows_d = NULL;
-  ATTN_CUDA(cudaMalloc((void **)&rows_d, sizeof(int32_t) * (size_t)n_tokens));
-  ATTN_CUDA(cudaMemset(rows_d, 0xff, sizeof(int32_t) * (size_t)n_tokens)); /* -1: unwritten rows show */
+  UP_CUDA_CHECK(cudaMalloc((void **)&rows_d, sizeof(int32_t) * (size_t)n_tokens));
+  UP_CUDA_CHECK(cudaMemset(rows_d, 0xff, sizeof(int32_t) * (size_t)n_tokens)); /* -1: unwritten rows show */
   up_kv_pool pool;
   up_attn_batch batch;
   attn_problem_device_view(p, &pool, &batch);
   for (int32_t s = 0; s <= n_seqs; ++s) cu_gpu[s] = -7;
   const int32_t kept_gpu =
       gpu->ops->uniprefill_select(gpu, rows_d, cu_gpu, p->qkv_d, &pool, &batch, &p->shape, sp->cand, prm);
-  ATTN_CUDA(cudaMemcpy(rows_gpu, rows_d, sizeof(int32_t) * (size_t)n_tokens, cudaMemcpyDeviceToHost));
-  ATTN_CUDA(cudaFree(rows_d));
+  UP_CUDA_CHECK(cudaMemcpy(rows_gpu, rows_d, sizeof(int32_t) * (size_t)n_tokens, cudaMemcpyDeviceToHost));
+  UP_CUDA_CHECK(cudaFree(rows_d));
   int32_t cu_diff = 0, row_diff = 0, first_diff = -1;
   for (int32_t s = 0; s <= n_seqs; ++s) cu_diff += cu_cpu[s] != cu_gpu[s];
   const int32_t n_cmp = kept_cpu < kept_gpu ? kept_cpu : kept_gpu;
@@ -253,10 +254,10 @@ static void run_random_case(const random_case *c, uint64_t seed0) {
       up_kv_pool pool;
       up_attn_batch batch;
       attn_problem_device_view(&sp.p, &pool, &batch);
-      ATTN_CUDA(cudaMalloc((void **)&rows_d, sizeof(int32_t) * (size_t)sp.p.n_tokens));
+      UP_CUDA_CHECK(cudaMalloc((void **)&rows_d, sizeof(int32_t) * (size_t)sp.p.n_tokens));
       const int32_t kept =
           gpu->ops->uniprefill_select(gpu, rows_d, cu, sp.p.qkv_d, &pool, &batch, &shape, sp.cand, prm);
-      ATTN_CUDA(cudaFree(rows_d));
+      UP_CUDA_CHECK(cudaFree(rows_d));
       CHECK(kept == sp.p.n_tokens, "%s: p = 1 keeps all %d rows on the GPU (kept %d)", c->name, sp.p.n_tokens, kept);
     }
   }
@@ -329,12 +330,12 @@ static void run_ties_case(void) {
     up_kv_pool pool;
     up_attn_batch batch;
     attn_problem_device_view(p, &pool, &batch);
-    ATTN_CUDA(cudaMalloc((void **)&rows_d, sizeof(int32_t) * (size_t)p->n_tokens));
+    UP_CUDA_CHECK(cudaMalloc((void **)&rows_d, sizeof(int32_t) * (size_t)p->n_tokens));
     const int32_t kept = gpu->ops->uniprefill_select(gpu, rows_d, cu, p->qkv_d, &pool, &batch, &shape, cand,
                                                      &expect[k].prm);
     int32_t *got = up_malloc_or_die(sizeof(int32_t) * (size_t)p->n_tokens, "rows");
-    ATTN_CUDA(cudaMemcpy(got, rows_d, sizeof(int32_t) * (size_t)kept, cudaMemcpyDeviceToHost));
-    ATTN_CUDA(cudaFree(rows_d));
+    UP_CUDA_CHECK(cudaMemcpy(got, rows_d, sizeof(int32_t) * (size_t)kept, cudaMemcpyDeviceToHost));
+    UP_CUDA_CHECK(cudaFree(rows_d));
     int32_t want = 0, wrong = 0;
     for (int32_t t = 0; t < p->n_tokens; ++t) {
       int keep = t >= n || t < 128 || t >= n - 128;

@@ -18,7 +18,7 @@
 
 #define UP_METHOD_TEXT_MAX ((int32_t)sizeof(((up_method_spec *)0)->label))
 #define UP_NUMBER_TEXT_MAX 32
-#define UP_DEFAULT_METHODS "dense,uniprefill"
+#define UP_DEFAULT_METHODS "dense,uniprefill,uniprefill:keep=0.3"
 
 typedef enum up_flag_id {
   UP_FLAG_MODEL,
@@ -96,7 +96,7 @@ static const up_flag_info up_flags[] = {
     {UP_FLAG_BACKEND, "backend", 0, "B", UP_GROUP_MODEL, "auto, cpu or cuda (default auto)"},
     {UP_FLAG_CTX, "ctx", 0, "LIST", UP_GROUP_SWEEP, "prompt lengths, sizes like 4096, 4k, 1M (default 1k,4k on cpu, 8k,32k on cuda)"},
     {UP_FLAG_CONCURRENCY, "concurrency", 0, "LIST", UP_GROUP_SWEEP, "requests in flight (default 1,4)"},
-    {UP_FLAG_METHOD, "method", 0, "LIST", UP_GROUP_SWEEP, "method specs, see below (default dense,uniprefill)"},
+    {UP_FLAG_METHOD, "method", 0, "LIST", UP_GROUP_SWEEP, "method specs, see below (default dense,uniprefill,uniprefill:keep=0.3)"},
     {UP_FLAG_REQUESTS, "requests", 0, "N", UP_GROUP_WORKLOAD,
      "requests per point, 0 = the point's concurrency; open loop: arrivals to issue (default 0)"},
     {UP_FLAG_OUTPUT_LEN, "output-len", 0, "N", UP_GROUP_WORKLOAD, "tokens generated per request (default 8)"},

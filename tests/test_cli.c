@@ -81,11 +81,13 @@ Test(cli, defaults) {
   cr_expect_eq(o->n_concurrency, 2);
   cr_expect_eq(o->concurrency[0], 1);
   cr_expect_eq(o->concurrency[1], 4);
-  cr_expect_eq(o->n_methods, 2);
+  cr_expect_eq(o->n_methods, 3);
   cr_expect_eq(o->methods[0].kind, UP_METHOD_DENSE);
   cr_expect_str_eq(o->methods[0].label, "dense");
   cr_expect_eq(o->methods[1].kind, UP_METHOD_UNIPREFILL);
   cr_expect_str_eq(o->methods[1].label, "uniprefill");
+  cr_expect_str_eq(o->methods[2].label, "uniprefill:keep=0.3");
+  cr_expect_float_eq(o->methods[2].select.keep_fraction, 0.3f, 1e-6);
   cr_expect_eq(o->requests, 0);
   cr_expect_eq(o->output_len, 8);
   cr_expect_eq(o->seed, 42u);
@@ -108,7 +110,7 @@ Test(cli, defaults) {
 
   up_options d;
   up_options_default(&d);
-  cr_expect_eq(d.n_methods, 2);
+  cr_expect_eq(d.n_methods, 3);
   cr_expect_eq(d.kv_block, 16);
 }
 

@@ -232,7 +232,8 @@ static bool mooncake_fields(const cJSON *obj, trace_builder *b, line_error *e) {
   for (size_t i = 0; i < sizeof required / sizeof required[0]; ++i)
     if (!cJSON_GetObjectItemCaseSensitive(obj, required[i])) return line_fail(e, "missing field '%s'", required[i]);
   const cJSON *ts = cJSON_GetObjectItemCaseSensitive(obj, "timestamp");
-  if (!cJSON_IsNumber(ts) || !isfinite(ts->valuedouble) || fabs(ts->valuedouble) > 1e15)
+  /* 4e14 ms (12,000 years) keeps ticks, and any difference of two, inside int64. */
+  if (!cJSON_IsNumber(ts) || !isfinite(ts->valuedouble) || fabs(ts->valuedouble) > 4e14)
     return line_fail(e, "bad 'timestamp' (expected a number of milliseconds)");
   int64_t input = 0, output = 0;
   if (!json_count(cJSON_GetObjectItemCaseSensitive(obj, "input_length"), &input))

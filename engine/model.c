@@ -197,7 +197,8 @@ static void swap_ptr(void **a, void **b) {
 }
 
 /* Describe layer `layer` of the batch to the backend: entry counts including this
- * step's rows, where each row's K/V go, and the block tables. */
+ * step's rows, where each row's K/V go, and the block tables. The sequence offsets
+ * change only at a drop: up_forward uploads them then, not per layer. */
 static void upload_layer_view(up_forward_workspace *ws, const up_kv_cache *cache, const up_forward_seq *seqs,
                               int32_t n_seqs, int32_t layer, int32_t n_rows, up_attn_batch *view) {
   up_backend *be = ws->be;
@@ -214,7 +215,6 @@ static void upload_layer_view(up_forward_workspace *ws, const up_kv_cache *cache
   be->ops->upload_i32(be, ws->kv_lens, ws->h_kv_lens, (size_t)n_seqs);
   be->ops->upload_i32(be, ws->slot_mapping, ws->h_slot_mapping, (size_t)n_rows);
   be->ops->upload_i32(be, ws->block_tables, ws->h_block_tables, (size_t)n_seqs * maxb);
-  be->ops->upload_i32(be, ws->cu_seqlens, ws->h_cu_seqlens, (size_t)n_seqs + 1);
   *view = (up_attn_batch){.n_seqs = n_seqs, .n_tokens = n_rows, .cu_seqlens = ws->cu_seqlens,
                           .kv_lens = ws->kv_lens, .block_tables = ws->block_tables, .max_blocks_per_seq = maxb};
 }
@@ -249,6 +249,7 @@ void up_forward(const up_model *model, up_forward_workspace *ws, up_kv_cache *ca
   }
   ops->upload_i32(be, ws->tokens, ws->h_tokens, (size_t)n_rows);
   ops->upload_i32(be, ws->positions, ws->h_positions, (size_t)n_rows);
+  ops->upload_i32(be, ws->cu_seqlens, ws->h_cu_seqlens, (size_t)n_seqs + 1);
 
   const int32_t h = cfg->hidden, qkv_dim = up_model_config_qkv_dim(cfg), q_dim = cfg->n_heads * cfg->head_dim;
   const up_attn_shape shape = {.n_heads = cfg->n_heads, .n_kv_heads = cfg->n_kv_heads, .head_dim = cfg->head_dim,
@@ -292,6 +293,7 @@ void up_forward(const up_model *model, up_forward_workspace *ws, up_kv_cache *ca
           ws->h_cu_seqlens[s + 1] = ws->h_new_cu_seqlens[s + 1];
           ws->h_seq_rows[s] = ws->h_new_cu_seqlens[s + 1] - ws->h_new_cu_seqlens[s];
         }
+        ops->upload_i32(be, ws->cu_seqlens, ws->h_cu_seqlens, (size_t)n_seqs + 1);
         n_rows = kept;
       }
     }

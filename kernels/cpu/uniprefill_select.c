@@ -22,17 +22,15 @@ void up_select_token_scores(const float *q_rows, int32_t n_tokens, const up_kv_p
   const int32_t n_q = last_q < n_tokens ? last_q : n_tokens;
   const int32_t first_q = n_tokens - n_q;
   float *keys = up_malloc_or_die(sizeof(float) * (size_t)n_tokens * (size_t)hd, "selection keys");
-  float *queries = up_malloc_or_die(sizeof(float) * (size_t)n_q * (size_t)hd, "selection queries");
   float *logits = up_malloc_or_die(sizeof(float) * (size_t)n_q * (size_t)n_tokens, "selection logits");
   memset(scores, 0, sizeof(double) * (size_t)n_tokens);
   for (int32_t g = 0; g < shape->n_kv_heads; ++g) {
     up_cpu_kv_gather(pool, block_table, n_tokens, g, hd, 0, keys);
     for (int32_t h = g * group; h < (g + 1) * group; ++h) {
-      for (int32_t i = 0; i < n_q; ++i)
-        memcpy(queries + (size_t)i * hd, q_rows + (size_t)(first_q + i) * row_stride + (size_t)h * hd,
-               sizeof(float) * (size_t)hd);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_q, n_tokens, hd, shape->scale, queries, hd, keys, hd,
-                  0.0f, logits, n_tokens);
+      /* The head's queries read in place from the fused rows (leading dimension row_stride). */
+      const float *queries = q_rows + (size_t)first_q * row_stride + (size_t)h * hd;
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_q, n_tokens, hd, shape->scale, queries, row_stride,
+                  keys, hd, 0.0f, logits, n_tokens);
       for (int32_t i = 0; i < n_q; ++i) {
         const int32_t visible = first_q + i + 1; /* causal: keys 0..first_q+i */
         const float *row = logits + (size_t)i * n_tokens;
@@ -45,7 +43,6 @@ void up_select_token_scores(const float *q_rows, int32_t n_tokens, const up_kv_p
     }
   }
   free(keys);
-  free(queries);
   free(logits);
 }
 

@@ -64,12 +64,12 @@ bool up_model_config_truncate(up_model_config *cfg, int32_t n_layers);
 int64_t up_model_config_body_params(const up_model_config *cfg);
 /* Every parameter, embedding and LM head included (for memory sizing). */
 int64_t up_model_config_total_params(const up_model_config *cfg);
-int32_t up_model_config_qkv_dim(const up_model_config *cfg);
+int32_t up_model_config_qkv_dim(const up_model_config *cfg); /* (n_heads + 2 n_kv_heads) * head_dim */
 /* Dense prefill FLOPs of one prompt of L tokens, counted as ../shared/ALGORITHMS.md
  * does: 2 x body parameters x L + the LM head on the last token + causal attention
  * (n_layers x 2 x L^2 x n_heads x head_dim). UniPrefill runs are credited the same
  * dense FLOPs, so their rate reads as an effective rate. */
-double up_model_config_prefill_flops(const up_model_config *cfg, int64_t prompt_len); /* (n_heads + 2 n_kv_heads) * head_dim */
+double up_model_config_prefill_flops(const up_model_config *cfg, int64_t prompt_len);
 bool up_model_config_is_drop_layer(const up_model_config *cfg, int32_t layer);
 
 /* The head_dim/2 RoPE frequencies after the config's scaling. */

@@ -84,7 +84,8 @@ static int32_t timed_poll(up_workload *w, double now_s, int32_t in_flight, up_re
   return n;
 }
 
-/* The next arrival, or INFINITY while one has arrived but waits for a completion. */
+/* The next request's scheduled arrival (already past while the cap holds it back), or
+ * INFINITY once every request has been handed out. */
 static double timed_next_arrival(const up_workload *w) {
   const timed_source *ts = w->impl;
   if (ts->issued >= ts->n) return INFINITY;

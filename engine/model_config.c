@@ -89,12 +89,6 @@ int64_t up_model_config_total_params(const up_model_config *cfg) {
   return up_model_config_body_params(cfg) + 2 * (int64_t)cfg->vocab * cfg->hidden;
 }
 
-bool up_model_config_is_drop_layer(const up_model_config *cfg, int32_t layer) {
-  for (int32_t i = 0; i < cfg->n_drop_layers; ++i)
-    if (cfg->drop_layers[i] == layer) return true;
-  return false;
-}
-
 void up_model_config_rope_inv_freq(const up_model_config *cfg, float *inv_freq) {
   const int32_t half = cfg->head_dim / 2;
   const double pi = 3.14159265358979323846;

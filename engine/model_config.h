@@ -70,7 +70,6 @@ int32_t up_model_config_qkv_dim(const up_model_config *cfg); /* (n_heads + 2 n_k
  * (n_layers x 2 x L^2 x n_heads x head_dim). UniPrefill runs are credited the same
  * dense FLOPs, so their rate reads as an effective rate. */
 double up_model_config_prefill_flops(const up_model_config *cfg, int64_t prompt_len);
-bool up_model_config_is_drop_layer(const up_model_config *cfg, int32_t layer);
 
 /* The head_dim/2 RoPE frequencies after the config's scaling. */
 void up_model_config_rope_inv_freq(const up_model_config *cfg, float *inv_freq);

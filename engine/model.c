@@ -116,7 +116,7 @@ struct up_forward_workspace {
   int32_t *keep_rows, *last_rows;
   /* host mirrors */
   int32_t *h_tokens, *h_positions, *h_slot_mapping, *h_cu_seqlens, *h_new_cu_seqlens, *h_kv_lens;
-  int32_t *h_block_tables, *h_last_rows, *h_seq_rows;
+  int32_t *h_block_tables, *h_last_rows;
   uint8_t *h_is_candidate;
 };
 
@@ -166,7 +166,6 @@ up_forward_workspace *up_forward_workspace_create(const up_model *model, int64_t
   ws->h_new_cu_seqlens = up_malloc_or_die((S + 1) * i4, "sequence offsets");
   ws->h_kv_lens = up_malloc_or_die(S * i4, "KV lengths");
   ws->h_last_rows = up_malloc_or_die(S * i4, "last rows");
-  ws->h_seq_rows = up_malloc_or_die(S * i4, "rows per sequence");
   ws->h_block_tables = up_malloc_or_die(S * (size_t)max_blocks_per_seq * i4, "block tables");
   ws->h_is_candidate = up_malloc_or_die(S, "selection candidates");
   return ws;
@@ -181,7 +180,7 @@ void up_forward_workspace_destroy(up_forward_workspace *ws) {
                  ws->kv_lens, ws->last_rows, ws->block_tables};
   for (size_t i = 0; i < sizeof dev / sizeof dev[0]; ++i) be->ops->free(be, dev[i]);
   void *host[] = {ws->h_tokens, ws->h_positions, ws->h_slot_mapping, ws->h_cu_seqlens, ws->h_new_cu_seqlens,
-                  ws->h_kv_lens, ws->h_last_rows, ws->h_seq_rows, ws->h_block_tables, ws->h_is_candidate};
+                  ws->h_kv_lens, ws->h_last_rows, ws->h_block_tables, ws->h_is_candidate};
   for (size_t i = 0; i < sizeof host / sizeof host[0]; ++i) free(host[i]);
   free(ws);
 }
@@ -189,6 +188,11 @@ void up_forward_workspace_destroy(up_forward_workspace *ws) {
 int64_t up_forward_workspace_bytes(const up_forward_workspace *ws) { return ws->bytes; }
 
 /* --- forward ------------------------------------------------------------------- */
+
+/* Rows of sequence s in the current (possibly compacted) batch. */
+static int32_t seq_rows(const up_forward_workspace *ws, int32_t s) {
+  return ws->h_cu_seqlens[s + 1] - ws->h_cu_seqlens[s];
+}
 
 static void swap_ptr(void **a, void **b) {
   void *t = *a;
@@ -205,7 +209,7 @@ static void upload_layer_view(up_forward_workspace *ws, const up_kv_cache *cache
   const int32_t maxb = ws->max_blocks_per_seq;
   for (int32_t s = 0; s < n_seqs; ++s) {
     const int32_t cached = up_kv_cache_len(cache, seqs[s].slot, layer);
-    const int32_t rows = ws->h_seq_rows[s];
+    const int32_t rows = seq_rows(ws, s);
     ws->h_kv_lens[s] = cached + rows;
     for (int32_t t = 0; t < rows; ++t)
       ws->h_slot_mapping[ws->h_cu_seqlens[s] + t] = up_kv_cache_slot_of(cache, seqs[s].slot, layer, cached + t);
@@ -243,7 +247,6 @@ void up_forward(const up_model *model, up_forward_workspace *ws, up_kv_cache *ca
     }
     n_rows += seqs[s].n_tokens;
     ws->h_cu_seqlens[s + 1] = n_rows;
-    ws->h_seq_rows[s] = seqs[s].n_tokens;
     ws->h_is_candidate[s] = seqs[s].is_prefill;
     any_prefill = any_prefill || seqs[s].is_prefill;
   }
@@ -264,7 +267,7 @@ void up_forward(const up_model *model, up_forward_workspace *ws, up_kv_cache *ca
     const up_layer_weights *w = &model->layers[l];
     if (out->layer_rows) out->layer_rows[l] = n_rows;
     if (out->seq_layer_rows)
-      for (int32_t s = 0; s < n_seqs; ++s) out->seq_layer_rows[(size_t)s * cfg->n_layers + l] = ws->h_seq_rows[s];
+      for (int32_t s = 0; s < n_seqs; ++s) out->seq_layer_rows[(size_t)s * cfg->n_layers + l] = seq_rows(ws, s);
 
     up_attn_batch view;
     upload_layer_view(ws, cache, seqs, n_seqs, l, n_rows, &view);
@@ -275,7 +278,7 @@ void up_forward(const up_model *model, up_forward_workspace *ws, up_kv_cache *ca
       mops->attention(method, be, ws->attn, ws->qkv, pool, &view, &shape);
     else
       ops->attention(be, ws->attn, ws->qkv, pool, &view, &shape);
-    for (int32_t s = 0; s < n_seqs; ++s) up_kv_cache_append(cache, seqs[s].slot, l, ws->h_seq_rows[s]);
+    for (int32_t s = 0; s < n_seqs; ++s) up_kv_cache_append(cache, seqs[s].slot, l, seq_rows(ws, s));
     ops->matmul(be, ws->delta, ws->attn, w->wo, n_rows, h, q_dim);
     ops->add_rmsnorm(be, normed, residual, ws->delta, w->mlp_norm, n_rows, h, cfg->norm_eps);
 
@@ -289,10 +292,7 @@ void up_forward(const up_model *model, up_forward_workspace *ws, up_kv_cache *ca
         swap_ptr(&residual, &spare_residual);
         swap_ptr(&normed, &spare_normed);
         swap_ptr((void **)&positions, (void **)&spare_positions);
-        for (int32_t s = 0; s < n_seqs; ++s) {
-          ws->h_cu_seqlens[s + 1] = ws->h_new_cu_seqlens[s + 1];
-          ws->h_seq_rows[s] = ws->h_new_cu_seqlens[s + 1] - ws->h_new_cu_seqlens[s];
-        }
+        for (int32_t s = 0; s < n_seqs; ++s) ws->h_cu_seqlens[s + 1] = ws->h_new_cu_seqlens[s + 1];
         ops->upload_i32(be, ws->cu_seqlens, ws->h_cu_seqlens, (size_t)n_seqs + 1);
         n_rows = kept;
       }
@@ -305,7 +305,8 @@ void up_forward(const up_model *model, up_forward_workspace *ws, up_kv_cache *ca
       ops->add_rmsnorm(be, normed, residual, ws->delta, model->layers[l + 1].attn_norm, n_rows, h, cfg->norm_eps);
   }
 
-  if (out->seq_kept_rows) memcpy(out->seq_kept_rows, ws->h_seq_rows, sizeof(int32_t) * (size_t)n_seqs);
+  if (out->seq_kept_rows)
+    for (int32_t s = 0; s < n_seqs; ++s) out->seq_kept_rows[s] = seq_rows(ws, s);
   /* Logits only for each sequence's last row (always kept). */
   for (int32_t s = 0; s < n_seqs; ++s) ws->h_last_rows[s] = ws->h_cu_seqlens[s + 1] - 1;
   ops->upload_i32(be, ws->last_rows, ws->h_last_rows, (size_t)n_seqs);

@@ -421,7 +421,7 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
     }
   }
   if (root) {
-    up_point_summary_fill_speedups(rows, n_points);
+    /* The last point's pass above already set every row's speedup_vs_dense. */
     if (up_results_update_speedups(results, rows, n_points, err, sizeof err) != 0) {
       fprintf(stderr, "uniprefill-bench: error: %s\n", err);
       exit_code = 1;

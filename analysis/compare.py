@@ -2,9 +2,9 @@
 """compare.py — regression check of one uniprefill-bench run against a baseline run.
 
 Owns matching points across two runs and the verdict; reading is analysis/runfile.py's.
-Points are matched by their parameters: method label, ctx, concurrency, output_len and,
-when the runs have one, workload. Tracked by default (machine-independent, so a
-baseline taken on one machine can judge a run on another):
+Points are matched by their parameters: method label, ctx, concurrency, output_len and
+workload (closed-loop for runs that predate it). Tracked by default (machine-independent,
+so a baseline taken on one machine can judge a run on another):
 
   ttft_vs_dense   for every point with a dense twin in its own run (same ctx,
                   concurrency, output length, workload): its mean TTFT / the twin's.
@@ -93,7 +93,7 @@ def dense_ratios(rows):
 def format_key(key):
     method, ctx, conc, out, workload = key
     text = f"{method} ctx={ctx} conc={conc} out={out}"
-    return text + (f" workload={workload}" if workload is not None else "")
+    return f"{text} workload={workload}"
 
 
 class Check:

@@ -49,8 +49,8 @@ def summarize(path):
         print("(no points finished)")
         return
     names = list(run.summary_fields)
-    if any(row["workload"] is not None for row in run.summary):
-        names.insert(names.index("method") + 1, "workload")
+    # runfile gives every row a workload (CLOSED_LOOP for runs that predate the attribute).
+    names.insert(names.index("method") + 1, "workload")
     print(markdown_table(names, run.summary))
 
 

@@ -27,7 +27,7 @@ typedef struct up_run_info {
   const char *backend;
   const char *device_names;  /* comma-separated, one per rank */
   const char *model;
-  const char *library_versions; /* "hdf5 1.10.8, openmpi 4.1.4, ..." */
+  const char *library_versions; /* "hdf5 1.10.8; Open MPI v4.1.4" */
   const char *started_utc;   /* ISO 8601 */
 } up_run_info;
 

@@ -125,7 +125,7 @@ static void library_versions(char *buf, size_t size) {
   H5get_libversion(&maj, &min, &rel);
   char mpi[MPI_MAX_LIBRARY_VERSION_STRING] = "";
   int len = 0;
-  MPI_Get_library_version(mpi, &len);
+  UP_CHECK_MPI(MPI_Get_library_version(mpi, &len));
   char *nl = strpbrk(mpi, ",\n");
   if (nl) *nl = '\0';
   snprintf(buf, size, "hdf5 %u.%u.%u; %s", maj, min, rel, mpi);
@@ -242,6 +242,17 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
     return 2;
   }
   if (root && notice[0] && !opt->quiet) fprintf(stderr, "uniprefill-bench: note: %s\n", notice);
+  /* --backend auto may fall back to the CPU on some ranks only; the default model and
+   * ctx list, and so the number of points and collectives, follow the backend. */
+  const int on_gpu_here = strcmp(be->ops->name, "cuda") == 0;
+  int on_gpu_any = 0;
+  UP_CHECK_MPI(MPI_Allreduce(&on_gpu_here, &on_gpu_any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+  snprintf(err, sizeof err, "this rank runs on the %s backend but another on cuda (use --backend cpu or give "
+           "every rank a usable GPU)", be->ops->name);
+  if (agree_on_failure(topo, on_gpu_here != on_gpu_any, err)) {
+    be->ops->destroy(be);
+    return 2;
+  }
 
   /* Model and methods: identical on every rank, so every rank agrees on errors. */
   up_model_config cfg;
@@ -410,7 +421,7 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
     }
   }
   if (root) {
-    up_point_summary_fill_speedups(rows, n_points);
+    /* The last point's pass above already set every row's speedup_vs_dense. */
     if (up_results_update_speedups(results, rows, n_points, err, sizeof err) != 0) {
       fprintf(stderr, "uniprefill-bench: error: %s\n", err);
       exit_code = 1;

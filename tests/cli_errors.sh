@@ -7,9 +7,11 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 failures=0
+total=0
 
 expect_error() {
   local pattern=$1; shift
+  total=$((total + 1))
   "$bin" "$@" -o "$work/out.h5" >"$work/stdout" 2>"$work/stderr"
   local rc=$?
   if [[ $rc -ne 2 ]]; then
@@ -35,5 +37,5 @@ expect_error "--layers" --model tiny-llama --layers 99
 expect_error "GiB" --model llama-3.1-70b --ctx 1k --backend cpu
 expect_error "--backend" --backend tpu
 
-echo "$(( 10 - failures )) passed, $failures failed"
+echo "$(( total - failures )) passed, $failures failed"
 [[ $failures -eq 0 ]]

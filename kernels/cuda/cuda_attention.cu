@@ -1,50 +1,20 @@
 /* cuda_attention.cu — the attention op's entry point for the CUDA backend: checks the
- * shapes, keeps the per-backend decode workspace, and queues the prefill and decode
+ * shapes, keeps the backend's decode workspace, and queues the prefill and decode
  * paths on the backend's stream (each skips the other's sequences on the device).
  *
- * The op has no init hook, so per-backend state lives in a small table keyed on the
- * backend pointer: the first call of a backend allocates the workspace (cudaMalloc,
- * which may synchronize: once), a call that needs more grows it, steady-state calls
- * allocate nothing. up_cuda_attention_release frees an entry. */
+ * The decode workspace lives in the backend's state (up_cuda_backend.attn_workspace,
+ * like the selection's select_state): the first call allocates it (cudaMalloc, which
+ * may synchronize: once), a call that needs more grows it, steady-state calls allocate
+ * nothing. up_cuda_attention_release frees it from the backend's destroy. */
 #include "kernels/cuda/attn_common.cuh"
 #include "kernels/cuda/cuda_attention.h"
-
-enum { ATTN_MAX_BACKENDS = 16 };
-
-typedef struct attn_state {
-  up_backend *be;
-  int32_t n_sms;
-  void *workspace;
-  size_t workspace_bytes;
-} attn_state;
-
-/* One process drives its backends from one thread (one rank, one GPU). */
-static attn_state attn_states[ATTN_MAX_BACKENDS];
-
-static attn_state *attn_state_of(up_backend *be) {
-  attn_state *free_slot = NULL;
-  for (int i = 0; i < ATTN_MAX_BACKENDS; ++i) {
-    if (attn_states[i].be == be) return &attn_states[i];
-    if (!attn_states[i].be && !free_slot) free_slot = &attn_states[i];
-  }
-  if (!free_slot) UP_FATAL("attention: more than %d CUDA backends alive", ATTN_MAX_BACKENDS);
-  int dev = 0;
-  UP_CUDA_CHECK(cudaGetDevice(&dev));
-  UP_CUDA_CHECK(cudaDeviceGetAttribute(&free_slot->n_sms, cudaDevAttrMultiProcessorCount, dev));
-  free_slot->be = be;
-  free_slot->workspace = NULL;
-  free_slot->workspace_bytes = 0;
-  return free_slot;
-}
+#include "kernels/cuda/cuda_backend_impl.h"
 
 extern "C" void up_cuda_attention_release(up_backend *be) {
-  for (int i = 0; i < ATTN_MAX_BACKENDS; ++i) {
-    if (attn_states[i].be != be) continue;
-    if (attn_states[i].workspace) UP_CUDA_CHECK(cudaFree(attn_states[i].workspace));
-    attn_states[i].be = NULL;
-    attn_states[i].workspace = NULL;
-    attn_states[i].workspace_bytes = 0;
-  }
+  up_cuda_backend *cb = up_cuda_impl(be);
+  if (cb->attn_workspace) UP_CUDA_CHECK(cudaFree(cb->attn_workspace));
+  cb->attn_workspace = NULL;
+  cb->attn_workspace_bytes = 0;
 }
 
 extern "C" void up_cuda_attention(up_backend *be, void *out, const void *qkv, const up_kv_pool *pool,
@@ -62,17 +32,18 @@ extern "C" void up_cuda_attention(up_backend *be, void *out, const void *qkv, co
   if (pool->block_tokens <= 0) UP_FATAL("attention: block_tokens %d must be positive", pool->block_tokens);
   if (batch->n_tokens <= 0 || batch->n_seqs <= 0) return;
 
-  attn_state *st = attn_state_of(be);
-  const cudaStream_t stream = up_cuda_backend_stream(be);
-  const int32_t n_splits = up_cuda_attention_decode_splits(pool, batch, shape, st->n_sms);
+  up_cuda_backend *cb = up_cuda_impl(be);
+  const cudaStream_t stream = cb->stream;
+  const int32_t n_splits = up_cuda_attention_decode_splits(pool, batch, shape, cb->sm_count);
   const size_t need = up_cuda_attention_decode_workspace_bytes(batch, shape, n_splits);
-  if (need > st->workspace_bytes) {
+  if (need > cb->attn_workspace_bytes) {
     /* cudaFree waits for queued work that may still read the old buffer. */
-    if (st->workspace) UP_CUDA_CHECK(cudaFree(st->workspace));
-    st->workspace = NULL;
-    UP_CUDA_CHECK(cudaMalloc(&st->workspace, need));
-    st->workspace_bytes = need;
+    if (cb->attn_workspace) UP_CUDA_CHECK(cudaFree(cb->attn_workspace));
+    cb->attn_workspace = NULL;
+    cb->attn_workspace_bytes = 0;
+    UP_CUDA_CHECK(cudaMalloc(&cb->attn_workspace, need));
+    cb->attn_workspace_bytes = need;
   }
   up_cuda_attention_prefill(stream, out, qkv, pool, batch, shape, 0);
-  up_cuda_attention_decode(stream, out, qkv, pool, batch, shape, n_splits, st->workspace);
+  up_cuda_attention_decode(stream, out, qkv, pool, batch, shape, n_splits, cb->attn_workspace);
 }

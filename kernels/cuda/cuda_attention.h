@@ -21,15 +21,12 @@ extern "C" {
 /* Sequences with at most this many rows this step take the decode path. */
 #define UP_ATTN_DECODE_MAX_ROWS 4
 
-/* The stream every op of backend `be` runs on. Implemented by the CUDA backend
- * (kernels/cuda/cuda_backend*.c); test programs without the backend supply their own. */
-cudaStream_t up_cuda_backend_stream(up_backend *be);
-
 /* ops->attention for the CUDA backend: out [n_tokens][n_heads*head_dim] bf16, qkv rows
  * as in ops.h (bf16), pool->k / pool->v bf16; batch arrays are device int32 arrays.
- * head_dim must be 64, 128 or 256. The first call per backend (and a call needing a
- * larger decode workspace than any before) allocates device memory; steady-state
- * calls do not. */
+ * head_dim must be 64, 128 or 256. `be` must be a CUDA backend (up_cuda_backend_create):
+ * the op runs on its stream and keeps its decode workspace in its state. The first call
+ * per backend (and a call needing a larger decode workspace than any before) allocates
+ * device memory; steady-state calls do not. */
 void up_cuda_attention(up_backend *be, void *out, const void *qkv, const up_kv_pool *pool,
                        const up_attn_batch *batch, const up_attn_shape *shape);
 

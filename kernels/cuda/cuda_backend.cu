@@ -212,7 +212,8 @@ extern "C" up_backend *up_cuda_backend_create(int device, char *err, size_t err_
   if (up_cuda_matmul_init(cb, err, err_size) != 0) goto fail;
   rc = cudaStreamSynchronize(cb->stream);
   if (rc != cudaSuccess) {
-    snprintf(err, err_size, "CUDA device %d: %s", device, cudaGetErrorString(rc));
+    snprintf(err, err_size, "CUDA device %d: cudaStreamSynchronize after setup failed: %s", device,
+             cudaGetErrorString(rc));
     goto fail;
   }
   return be;

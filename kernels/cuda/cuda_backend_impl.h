@@ -71,6 +71,8 @@ typedef struct up_cuda_backend {
   int32_t *argmax_out;                   /* device, argmax_capacity entries */
   int32_t argmax_capacity;
   up_cuda_select_state *select_state;    /* NULL until the first uniprefill_select */
+  void *attn_workspace;                  /* device: attention's decode partials (cuda_attention.cu) */
+  size_t attn_workspace_bytes;
 } up_cuda_backend;
 
 static inline up_cuda_backend *up_cuda_impl(up_backend *be) { return (up_cuda_backend *)be->impl; }

@@ -57,15 +57,11 @@ int main(int argc, char **argv) {
     if (!csv) UP_FATAL("cannot open %s for writing", argv[1]);
     fprintf(csv, "case,seq_len,batch,path,median_ms,tflops,gbps\n");
   }
-  char name[256];
-  struct cudaDeviceProp prop;
-  UP_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
-  snprintf(name, sizeof name, "%s", prop.name);
-  printf("# gpu_attention_bench on %s: 32 q heads, 8 kv heads, head_dim 128, block_tokens %d, median of %d\n", name,
-         BLOCK_TOKENS, REPEATS);
+  up_backend *be = gpu_check_cuda_backend(); /* skips (77) where no GPU is visible */
+  printf("# gpu_attention_bench on %s: 32 q heads, 8 kv heads, head_dim 128, block_tokens %d, median of %d\n",
+         be->device_name, BLOCK_TOKENS, REPEATS);
   printf("%-8s %8s %6s %-22s %12s %10s %10s\n", "case", "seq_len", "batch", "path", "median(ms)", "TFLOP/s",
          "GB/s");
-  up_backend *be = gpu_check_cuda_backend();
   const cudaStream_t stream = up_cuda_backend_stream(be);
   uint64_t rng = (uint64_t)time(NULL) | 1u;
   const up_attn_shape shape = {32, 8, 128, 1.0f / sqrtf(128.0f)};

@@ -14,16 +14,8 @@
 
 #include "kernels/rng.h"
 #include "kernels/cuda/cuda_backend.h"
-#include "kernels/cuda/cuda_device.h"
-
-#define BENCH_CUDA(call)                                                                              \
-  do {                                                                                                \
-    const cudaError_t rc_ = (call);                                                                   \
-    if (rc_ != cudaSuccess) {                                                                         \
-      fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(rc_)); \
-      exit(1);                                                                                        \
-    }                                                                                                 \
-  } while (0)
+#include "kernels/cuda/cuda_check.h"
+#include "tests/gpu/gpu_check.h"
 
 enum { FLUSH_BYTES = 256 << 20, FILL_CHUNK = 1 << 20, MAX_REPEATS = 1000 };
 
@@ -68,16 +60,7 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
-  char err[512];
-  if (up_cuda_device_count(err, sizeof err) == 0) {
-    printf("SKIP: no CUDA device: %s\n", err[0] ? err : "none visible");
-    return 77;
-  }
-  up_backend *be = up_cuda_backend_create(0, err, sizeof err);
-  if (!be) {
-    fprintf(stderr, "gpu_matmul_bench: %s\n", err);
-    return 1;
-  }
+  up_backend *be = gpu_check_cuda_backend();
   cudaStream_t stream = up_cuda_backend_stream(be);
   FILE *csv = NULL;
   if (csv_path && !(csv = fopen(csv_path, "w"))) {
@@ -91,8 +74,8 @@ int main(int argc, char **argv) {
   void *flush = be->ops->alloc(be, FLUSH_BYTES, "L2 flush buffer");
   cudaEvent_t start[MAX_REPEATS], stop[MAX_REPEATS];
   for (long r = 0; r < repeats; ++r) {
-    BENCH_CUDA(cudaEventCreate(&start[r]));
-    BENCH_CUDA(cudaEventCreate(&stop[r]));
+    UP_CUDA_CHECK(cudaEventCreate(&start[r]));
+    UP_CUDA_CHECK(cudaEventCreate(&stop[r]));
   }
 
   const bench_shape shapes[] = {{"qkv", 6144, 4096}, {"o", 4096, 4096}, {"gate_up", 28672, 4096},
@@ -113,13 +96,13 @@ int main(int argc, char **argv) {
     for (long r = 0; r < warmup; ++r) be->ops->matmul(be, out, a, w, m, n, k);
     float ms[MAX_REPEATS];
     for (long r = 0; r < repeats; ++r) {
-      BENCH_CUDA(cudaMemsetAsync(flush, (int)(r & 0xff), FLUSH_BYTES, stream));
-      BENCH_CUDA(cudaEventRecord(start[r], stream));
+      UP_CUDA_CHECK(cudaMemsetAsync(flush, (int)(r & 0xff), FLUSH_BYTES, stream));
+      UP_CUDA_CHECK(cudaEventRecord(start[r], stream));
       be->ops->matmul(be, out, a, w, m, n, k);
-      BENCH_CUDA(cudaEventRecord(stop[r], stream));
+      UP_CUDA_CHECK(cudaEventRecord(stop[r], stream));
     }
     be->ops->synchronize(be);
-    for (long r = 0; r < repeats; ++r) BENCH_CUDA(cudaEventElapsedTime(&ms[r], start[r], stop[r]));
+    for (long r = 0; r < repeats; ++r) UP_CUDA_CHECK(cudaEventElapsedTime(&ms[r], start[r], stop[r]));
     qsort(ms, (size_t)repeats, sizeof ms[0], cmp_float);
     const double median = repeats % 2 ? ms[repeats / 2] : 0.5 * (ms[repeats / 2 - 1] + ms[repeats / 2]);
     const double tflops = 2.0 * m * (double)n * k / (median * 1e-3) / 1e12;
@@ -130,8 +113,8 @@ int main(int argc, char **argv) {
     be->ops->free(be, out);
   }
   for (long r = 0; r < repeats; ++r) {
-    BENCH_CUDA(cudaEventDestroy(start[r]));
-    BENCH_CUDA(cudaEventDestroy(stop[r]));
+    UP_CUDA_CHECK(cudaEventDestroy(start[r]));
+    UP_CUDA_CHECK(cudaEventDestroy(stop[r]));
   }
   be->ops->free(be, flush);
   be->ops->destroy(be);

@@ -41,17 +41,15 @@ int main(int argc, char **argv) {
   if (argc > 1 && !csv) UP_FATAL("cannot open %s for writing", argv[1]);
   if (csv)
     fprintf(csv, "batch,seq_len,median_ms,min_ms,target_ms,reference_ms,speedup_vs_reference,gflop,tflops,kept_frac\n");
-  struct cudaDeviceProp prop;
-  UP_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+  up_backend *be = gpu_check_cuda_backend(); /* skips (77) where no GPU is visible */
   printf("# gpu_select_bench on %s: 32 q heads, 8 kv heads, head_dim 128, p 0.99, block 64, sink 128, last_q 128, "
          "block_tokens %d, median of %d\n",
-         prop.name, BLOCK_TOKENS, REPEATS);
+         be->device_name, BLOCK_TOKENS, REPEATS);
   printf("%6s %8s %11s %9s %10s %13s %9s %8s %9s %6s\n", "batch", "seq_len", "median(ms)", "min(ms)", "target(ms)",
          "reference(ms)", "vs ref", "GFLOP", "TFLOP/s", "kept");
   const up_attn_shape shape = {32, 8, 128, 1.0f / sqrtf(128.0f)};
   const up_select_params prm = {.top_p = 0.99f, .keep_fraction = 0.0f, .block = 64, .sink = 128, .last_q = 128};
   uint64_t rng = 0x5e1ec7ull; /* fixed inputs: runs compare */
-  up_backend *be = gpu_check_cuda_backend();
   const cudaStream_t stream = up_cuda_backend_stream(be);
 
   for (size_t c = 0; c < sizeof CASES / sizeof CASES[0]; ++c) {

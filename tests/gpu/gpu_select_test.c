@@ -26,7 +26,6 @@
 #include "kernels/cuda/cuda_check.h"
 #include "tests/gpu/gpu_check.h"
 #include "tests/gpu/attn_inputs.h"
-#include "tests/gpu/gpu_check.h"
 
 enum { BLOCK_TOKENS = 16, MAX_SEQS = 8, MAX_TRIES = 6 };
 static const double k_min_margin = 1e-3;

@@ -47,6 +47,7 @@ typedef enum up_flag_id {
   UP_FLAG_MAX_BATCH_TOKENS,
   UP_FLAG_KV_BLOCK,
   UP_FLAG_KV_CACHE_MIB,
+  UP_FLAG_GPU_MEM_FRACTION,
   UP_FLAG_THREADS,
   UP_FLAG_UNIPREFILL_P,
   UP_FLAG_UNIPREFILL_KEEP,
@@ -129,6 +130,9 @@ static const up_flag_info up_flags[] = {
     {UP_FLAG_KV_BLOCK, "kv-block", 0, "N", UP_GROUP_ENGINE, "KV entries per cache block, a power of two (default 16)"},
     {UP_FLAG_KV_CACHE_MIB, "kv-cache-mib", 0, "N", UP_GROUP_ENGINE,
      "KV cache size per rank, 0 = sized to the point's need (default 0)"},
+    {UP_FLAG_GPU_MEM_FRACTION, "gpu-mem-fraction", 0, "F", UP_GROUP_ENGINE,
+     "KV cache = this fraction of the backend's free memory after weights and workspace, "
+     "0 = sized to the point's need (default 0)"},
     {UP_FLAG_THREADS, "threads", 0, "N", UP_GROUP_ENGINE, "CPU threads per rank, 0 = cores / local ranks (default 0)"},
     {UP_FLAG_UNIPREFILL_P, "uniprefill-p", 0, "F", UP_GROUP_UNIPREFILL,
      "top-p share of block scores kept, 0 < F <= 1 (default 0.99)"},
@@ -541,6 +545,7 @@ static bool up_apply_flag(const up_flag_info *flag, const char *v, up_options *o
         return up_fail(err, err_size, "--%s: '%s' is not a power of two", name, v);
       return true;
     case UP_FLAG_KV_CACHE_MIB: return up_flag_int64(name, v, 0, INT64_MAX, &opt->kv_cache_mib, err, err_size);
+    case UP_FLAG_GPU_MEM_FRACTION: return up_flag_fraction(name, v, false, &opt->gpu_mem_fraction, err, err_size);
     case UP_FLAG_THREADS: return up_flag_int32(name, v, 0, &opt->threads, err, err_size);
     case UP_FLAG_UNIPREFILL_P: return up_flag_fraction(name, v, true, &sel->top_p, err, err_size);
     case UP_FLAG_UNIPREFILL_KEEP: return up_flag_fraction(name, v, false, &sel->keep_fraction, err, err_size);
@@ -595,6 +600,7 @@ void up_options_default(up_options *opt) {
   opt->max_batch_tokens = 0;
   opt->kv_block = 16;
   opt->kv_cache_mib = 0;
+  opt->gpu_mem_fraction = 0.0f;
   opt->threads = 0;
   opt->output_path[0] = '\0';
   opt->format = UP_FORMAT_MARKDOWN;
@@ -644,6 +650,7 @@ typedef struct up_flag_conflict {
 static const up_flag_conflict up_flag_conflicts[] = {
     {UP_FLAG_TRACE, UP_FLAG_REQUEST_RATE, "a trace brings its own arrival times"},
     {UP_FLAG_TRACE_WINDOW, UP_FLAG_TRACE_LIMIT, "choose rows by time or by count"},
+    {UP_FLAG_KV_CACHE_MIB, UP_FLAG_GPU_MEM_FRACTION, "both size the KV cache"},
     {UP_FLAG_CONCURRENCY, UP_FLAG_MAX_CONCURRENCY, "they name the same sweep dimension"},
     {UP_FLAG_CTX, UP_FLAG_REQUEST_RATE, "open-loop prompt lengths come from --prompt-len"},
     {UP_FLAG_CTX, UP_FLAG_TRACE, "prompt lengths come from the trace"},

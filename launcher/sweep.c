@@ -42,6 +42,11 @@ static int32_t rank_slots(int32_t concurrency, int rank, int world) {
   return n;
 }
 
+/* Bytes of one KV block (K and V, one layer). */
+static int64_t kv_block_bytes(const up_model_config *cfg, up_dtype dtype, int32_t block_tokens) {
+  return 2 * (int64_t)block_tokens * cfg->n_kv_heads * cfg->head_dim * (int64_t)up_dtype_size(dtype);
+}
+
 /* Timed workloads (open loop, trace) size the engine from this rank's share of the
  * schedule; the closed loop from its fixed lengths. */
 static void plan_point(const up_options *opt, const up_model_config *cfg, up_dtype dtype, const up_topology *topo,
@@ -80,8 +85,7 @@ static void plan_point(const up_options *opt, const up_model_config *cfg, up_dty
     rows_per_step = (int64_t)e->max_seqs * (ctx < cfg->max_context ? ctx : cfg->max_context);
   }
   if (p->warmup_len > 256) p->warmup_len = 256;
-  const int64_t block_bytes = 2 * (int64_t)opt->kv_block * cfg->n_kv_heads * cfg->head_dim * (int64_t)up_dtype_size(dtype);
-  e->kv_blocks = opt->kv_cache_mib > 0 ? opt->kv_cache_mib * 1024 * 1024 / block_bytes
+  e->kv_blocks = opt->kv_cache_mib > 0 ? opt->kv_cache_mib * 1024 * 1024 / kv_block_bytes(cfg, dtype, opt->kv_block)
                                        : blocks_per_layer * cfg->n_layers;
   e->workspace_tokens = opt->max_batch_tokens > 0 && opt->max_batch_tokens + e->max_seqs < rows_per_step
                             ? opt->max_batch_tokens + e->max_seqs
@@ -91,10 +95,25 @@ static void plan_point(const up_options *opt, const up_model_config *cfg, up_dty
 /* Backend bytes a point needs beyond the weights: KV pool plus workspace, estimated. */
 static int64_t point_bytes(const up_model_config *cfg, up_dtype dtype, const point_plan *p) {
   const int64_t es = (int64_t)up_dtype_size(dtype);
-  const int64_t kv = p->engine.kv_blocks * 2 * p->engine.kv_block_tokens * cfg->n_kv_heads * cfg->head_dim * es;
+  const int64_t kv = p->engine.kv_blocks * kv_block_bytes(cfg, dtype, p->engine.kv_block_tokens);
   const int64_t per_row = (5LL * cfg->hidden + up_model_config_qkv_dim(cfg) + (int64_t)cfg->n_heads * cfg->head_dim +
                            3LL * cfg->intermediate) * es + 6 * 4;
   return kv + p->engine.workspace_tokens * per_row + (int64_t)p->engine.max_seqs * cfg->vocab * es;
+}
+
+/* --gpu-mem-fraction: the KV pool takes that share of what the backend has free now
+ * (weights loaded, the previous point's buffers released) once this point's workspace
+ * is set aside. Fewer blocks than a request needs fails that request, not the run. */
+static void size_kv_from_free_memory(const up_options *opt, const up_model_config *cfg, up_backend *be,
+                                     point_plan *p) {
+  p->engine.kv_blocks = 0;
+  const int64_t workspace = point_bytes(cfg, be->act_dtype, p);
+  const int64_t free_bytes = (int64_t)be->ops->memory_available(be) - workspace;
+  const int64_t blocks =
+      free_bytes > 0 ? (int64_t)((double)opt->gpu_mem_fraction * (double)free_bytes) /
+                           kv_block_bytes(cfg, be->act_dtype, p->engine.kv_block_tokens)
+                     : 0;
+  p->engine.kv_blocks = blocks >= 1 ? (blocks < INT32_MAX ? blocks : INT32_MAX) : 1;
 }
 
 static void utc_now(char *buf, size_t size, const char *fmt) {
@@ -298,6 +317,7 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
                  (int)p.engine.max_seqs);
         budget_error = 1;
       }
+      if (opt->gpu_mem_fraction > 0.0f) p.engine.kv_blocks = 0; /* the pool then takes a share of what is free */
       const int64_t bytes = point_bytes(&cfg, be->act_dtype, &p);
       worst_point = bytes > worst_point ? bytes : worst_point;
     }
@@ -368,6 +388,7 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
         if (progress)
           fprintf(stderr, "[%d/%d] %s ctx=%d concurrency=%d ...", (int)index + 1, (int)n_points, methods[m].spec.label,
                   (int)p.ctx, (int)p.concurrency);
+        if (opt->gpu_mem_fraction > 0.0f) size_kv_from_free_memory(opt, &cfg, be, &p);
         run_warmup(model, &p, opt);
         const int32_t rank_cap = p.rank_concurrency > 0 ? p.rank_concurrency : 1;
         int64_t *ids = up_malloc_or_die(sizeof(int64_t) * (size_t)(p.rank_requests + 1), "request ids");

@@ -432,3 +432,18 @@ Test(cli, slo_parts_are_optional_and_validated) {
   };
   EXPECT_ERRORS(cases);
 }
+
+Test(cli, gpu_mem_fraction_sizes_the_kv_cache_alone) {
+  parse_result *r = PARSE("--gpu-mem-fraction", "0.9");
+  cr_assert_eq(r->status, UP_PARSE_OK, "%s", r->err);
+  cr_expect_float_eq(r->opt.gpu_mem_fraction, 0.9f, 1e-6);
+  cr_expect_eq(r->opt.kv_cache_mib, 0);
+  free_result(r);
+  const error_case cases[] = {
+      {{"--gpu-mem-fraction", "1.5"}, "--gpu-mem-fraction", "1.5"},
+      {{"--gpu-mem-fraction", "-0.1"}, "--gpu-mem-fraction", NULL},
+      {{"--gpu-mem-fraction", "half"}, "--gpu-mem-fraction", "not a number"},
+      {{"--gpu-mem-fraction", "0.5", "--kv-cache-mib", "100"}, "--gpu-mem-fraction", "--kv-cache-mib"},
+  };
+  EXPECT_ERRORS(cases);
+}

@@ -252,8 +252,15 @@ void up_engine_run_point(const up_model *model, const up_engine_params *params, 
     up_forward_out fout = {.next_tokens = next_tokens, .seq_layer_rows = seq_layer_rows, .layer_rows = layer_rows,
                            .seq_kept_rows = seq_kept_rows};
     up_forward(model, ws, cache, &pool, method, seqs, n_entries, &fout);
+    double phase_ms[UP_PHASE_COUNT] = {0};
+    if (be->ops->phase_collect) be->ops->phase_collect(be, phase_ms);
     be->ops->synchronize(be);
     step.end_s = monotonic_s() - t0;
+    const int timed = be->ops->phase_collect != NULL;
+    step.gemm_ms = timed ? phase_ms[UP_PHASE_GEMM] : NAN;
+    step.attention_ms = timed ? phase_ms[UP_PHASE_ATTENTION] : NAN;
+    step.selection_ms = timed ? phase_ms[UP_PHASE_SELECTION] : NAN;
+    step.other_ms = timed ? phase_ms[UP_PHASE_OTHER] : NAN;
     memcpy(sink_step(&sink, &step), layer_rows, sizeof(int64_t) * (size_t)L);
 
     for (int32_t i = 0; i < n_entries; ++i) {

@@ -194,6 +194,11 @@ static int32_t seq_rows(const up_forward_workspace *ws, int32_t s) {
   return ws->h_cu_seqlens[s + 1] - ws->h_cu_seqlens[s];
 }
 
+/* Attribute the work queued from here on to a phase of the step's time breakdown. */
+static void mark(up_backend *be, up_phase phase) {
+  if (be->ops->phase_mark) be->ops->phase_mark(be, phase);
+}
+
 static void swap_ptr(void **a, void **b) {
   void *t = *a;
   *a = *b;
@@ -261,6 +266,7 @@ void up_forward(const up_model *model, up_forward_workspace *ws, up_kv_cache *ca
        *spare_normed = ws->spare_normed;
   int32_t *positions = ws->positions, *spare_positions = ws->spare_positions;
 
+  mark(be, UP_PHASE_OTHER);
   ops->embed(be, residual, model->embed, ws->tokens, n_rows, h);
   ops->rmsnorm(be, normed, residual, model->layers[0].attn_norm, n_rows, h, cfg->norm_eps);
   for (int32_t l = 0; l < cfg->n_layers; ++l) {
@@ -271,20 +277,27 @@ void up_forward(const up_model *model, up_forward_workspace *ws, up_kv_cache *ca
 
     up_attn_batch view;
     upload_layer_view(ws, cache, seqs, n_seqs, l, n_rows, &view);
+    mark(be, UP_PHASE_GEMM);
     ops->matmul(be, ws->qkv, normed, w->wqkv, n_rows, qkv_dim, h);
+    mark(be, UP_PHASE_OTHER);
     ops->rope(be, ws->qkv, positions, model->inv_freq, n_rows, &shape);
     ops->kv_store(be, pool, ws->qkv, ws->slot_mapping, n_rows, &shape);
+    mark(be, UP_PHASE_ATTENTION);
     if (mops->attention)
       mops->attention(method, be, ws->attn, ws->qkv, pool, &view, &shape);
     else
       ops->attention(be, ws->attn, ws->qkv, pool, &view, &shape);
     for (int32_t s = 0; s < n_seqs; ++s) up_kv_cache_append(cache, seqs[s].slot, l, seq_rows(ws, s));
+    mark(be, UP_PHASE_GEMM);
     ops->matmul(be, ws->delta, ws->attn, w->wo, n_rows, h, q_dim);
+    mark(be, UP_PHASE_OTHER);
     ops->add_rmsnorm(be, normed, residual, ws->delta, w->mlp_norm, n_rows, h, cfg->norm_eps);
 
     if (any_prefill && mops->drops_after && mops->drops_after(method, l)) {
+      mark(be, UP_PHASE_SELECTION);
       const int32_t kept = mops->select(method, be, ws->keep_rows, ws->h_new_cu_seqlens, ws->qkv, pool, &view,
                                         &shape, ws->h_is_candidate);
+      mark(be, UP_PHASE_OTHER);
       if (kept < n_rows) {
         ops->gather_rows(be, spare_residual, residual, ws->keep_rows, kept, h);
         ops->gather_rows(be, spare_normed, normed, ws->keep_rows, kept, h);
@@ -298,9 +311,13 @@ void up_forward(const up_model *model, up_forward_workspace *ws, up_kv_cache *ca
       }
     }
 
+    mark(be, UP_PHASE_GEMM);
     ops->matmul(be, ws->gate_up, normed, w->w_gate_up, n_rows, 2 * cfg->intermediate, h);
+    mark(be, UP_PHASE_OTHER);
     ops->swiglu(be, ws->mlp_act, ws->gate_up, n_rows, cfg->intermediate);
+    mark(be, UP_PHASE_GEMM);
     ops->matmul(be, ws->delta, ws->mlp_act, w->w_down, n_rows, h, cfg->intermediate);
+    mark(be, UP_PHASE_OTHER);
     if (l + 1 < cfg->n_layers)
       ops->add_rmsnorm(be, normed, residual, ws->delta, model->layers[l + 1].attn_norm, n_rows, h, cfg->norm_eps);
   }
@@ -314,7 +331,9 @@ void up_forward(const up_model *model, up_forward_workspace *ws, up_kv_cache *ca
   ops->gather_rows(be, ws->last_delta, ws->delta, ws->last_rows, n_seqs, h);
   ops->add_rmsnorm(be, ws->last_normed, ws->last_residual, ws->last_delta, model->final_norm, n_seqs, h,
                    cfg->norm_eps);
+  mark(be, UP_PHASE_GEMM);
   ops->matmul(be, ws->logits, ws->last_normed, model->lm_head, n_seqs, cfg->vocab, h);
+  mark(be, UP_PHASE_OTHER);
   ops->argmax_rows(be, out->next_tokens, ws->logits, n_seqs, cfg->vocab);
   if (out->logits) ops->download_f32(be, out->logits, ws->logits, 0, (size_t)n_seqs * cfg->vocab);
 }

@@ -34,6 +34,12 @@ typedef struct up_step_record {
   int64_t decode_tokens;
   double start_s;
   double end_s;
+  /* Where the step's time went (ops.h up_phase): device time on a GPU, wall time on
+   * the CPU; NaN when the backend has no breakdown. */
+  double gemm_ms;
+  double attention_ms;
+  double selection_ms;
+  double other_ms;
 } up_step_record;
 
 #endif

@@ -71,6 +71,15 @@ typedef struct up_select_params {
   int32_t last_q;       /* last tokens: the scoring queries, always kept (128) */
 } up_select_params;
 
+/* Where a step's time goes, for the per-step breakdown in the results. */
+typedef enum up_phase {
+  UP_PHASE_GEMM = 0,      /* matmul */
+  UP_PHASE_ATTENTION = 1, /* attention */
+  UP_PHASE_SELECTION = 2, /* uniprefill_select */
+  UP_PHASE_OTHER = 3,     /* everything else: norms, RoPE, KV stores, gathers, uploads, gaps */
+  UP_PHASE_COUNT = 4
+} up_phase;
+
 typedef struct up_backend up_backend;
 
 typedef struct up_backend_ops {
@@ -145,6 +154,14 @@ typedef struct up_backend_ops {
                                const void *qkv, const up_kv_pool *pool, const up_attn_batch *batch,
                                const up_attn_shape *shape, const uint8_t *is_candidate_host,
                                const up_select_params *params);
+
+  /* --- step timing ------------------------------------------------------- */
+  /* Work queued from now on counts toward `phase`, until the next mark. */
+  void (*phase_mark)(up_backend *be, up_phase phase);
+  /* Wait for the queued work, add each phase's milliseconds since the step's first mark
+   * to ms[UP_PHASE_COUNT], and start over. Device time on a GPU (events on the stream),
+   * wall time on the CPU. */
+  void (*phase_collect)(up_backend *be, double *ms);
 
   /* --- lifetime ---------------------------------------------------------- */
   void (*destroy)(up_backend *be);

@@ -190,6 +190,10 @@ static const up_field_spec up_step_specs[] = {
     UP_FIELD(up_step_record, decode_tokens, UP_KIND_I64),
     UP_FIELD(up_step_record, start_s, UP_KIND_F64),
     UP_FIELD(up_step_record, end_s, UP_KIND_F64),
+    UP_FIELD(up_step_record, gemm_ms, UP_KIND_F64),
+    UP_FIELD(up_step_record, attention_ms, UP_KIND_F64),
+    UP_FIELD(up_step_record, selection_ms, UP_KIND_F64),
+    UP_FIELD(up_step_record, other_ms, UP_KIND_F64),
 };
 
 static const up_field_spec up_run_info_specs[] = {

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "engine/kv_cache.h"
 #include "engine/method.h"
@@ -278,5 +279,57 @@ Test(forward, decode_after_drop_matches_replayed_recomputation) {
   for (int32_t d = 0; d < 2; ++d) free(rec.kept[d]);
   free(logits);
   free(ref);
+  harness_free(&h);
+}
+
+/* The step-time breakdown: every phase is accounted for, selection only where a method selects. */
+static void timed_prefill(harness *h, const up_method *method, double *ms, double *wall_ms) {
+  const int32_t lens[2] = {900, 700};
+  int32_t *prompts[2], slots[2];
+  for (int32_t s = 0; s < 2; ++s) {
+    prompts[s] = malloc(sizeof(int32_t) * (size_t)lens[s]);
+    random_prompt(prompts[s], lens[s], 500 + (uint32_t)s);
+  }
+  int32_t rows[2 * N_LAYERS];
+  float *logits = malloc(sizeof(float) * 2 * (size_t)h->model->cfg.vocab);
+  struct timespec a, b;
+  clock_gettime(CLOCK_MONOTONIC, &a);
+  prefill(h, method, prompts, lens, 2, slots, logits, rows);
+  for (int p = 0; p < UP_PHASE_COUNT; ++p) ms[p] = 0.0;
+  h->be->ops->phase_collect(h->be, ms);
+  clock_gettime(CLOCK_MONOTONIC, &b);
+  *wall_ms = 1e3 * (double)(b.tv_sec - a.tv_sec) + 1e-6 * (double)(b.tv_nsec - a.tv_nsec);
+  release_all(h, slots, 2);
+  for (int32_t s = 0; s < 2; ++s) free(prompts[s]);
+  free(logits);
+}
+
+Test(forward, step_time_breakdown_accounts_for_the_forward) {
+  harness h;
+  harness_init(&h);
+  const up_model_config cfg = small_config();
+  up_method_spec dense_spec, uni_spec;
+  up_method_spec_default(&dense_spec, UP_METHOD_DENSE);
+  up_method_spec_default(&uni_spec, UP_METHOD_UNIPREFILL);
+  uni_spec.select.keep_fraction = 0.4f;
+  char err[256];
+  cr_assert(up_method_spec_resolve(&uni_spec, &cfg, err, sizeof err), "%s", err);
+  up_method dense, uni;
+  up_method_init(&dense, &dense_spec);
+  up_method_init(&uni, &uni_spec);
+  double ms[UP_PHASE_COUNT], wall;
+  timed_prefill(&h, &dense, ms, &wall);
+  double sum = 0.0;
+  for (int p = 0; p < UP_PHASE_COUNT; ++p) {
+    cr_assert_geq(ms[p], 0.0);
+    sum += ms[p];
+  }
+  cr_assert_eq(ms[UP_PHASE_SELECTION], 0.0, "dense never selects");
+  cr_assert_gt(ms[UP_PHASE_GEMM], 0.0);
+  cr_assert_gt(ms[UP_PHASE_ATTENTION], 0.0);
+  cr_assert_leq(sum, wall + 1e-3, "phases %.3f ms within the forward's %.3f ms", sum, wall);
+  cr_assert_geq(sum, 0.9 * wall, "phases %.3f ms cover the forward's %.3f ms", sum, wall);
+  timed_prefill(&h, &uni, ms, &wall);
+  cr_assert_gt(ms[UP_PHASE_SELECTION], 0.0, "UniPrefill's selection is timed");
   harness_free(&h);
 }

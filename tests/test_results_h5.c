@@ -238,7 +238,8 @@ static const field request_fields[] = {
 static const field step_fields[] = {
     F(up_step_record, index),          F(up_step_record, rank),          F(up_step_record, n_seqs),
     F(up_step_record, prefill_tokens), F(up_step_record, decode_tokens), F(up_step_record, start_s),
-    F(up_step_record, end_s),
+    F(up_step_record, end_s),          F(up_step_record, gemm_ms),       F(up_step_record, attention_ms),
+    F(up_step_record, selection_ms),   F(up_step_record, other_ms),
 };
 static const field summary_fields[] = {
     F(up_point_summary, point_index),  F(up_point_summary, method),        F(up_point_summary, ctx),

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/fatal.h"
@@ -53,7 +54,40 @@ static void cpu_fill_uniform(up_backend *be, void *dst, size_t offset, size_t n,
 
 static void cpu_synchronize(up_backend *be) {} /* every op finishes before it returns */
 
-static void cpu_destroy(up_backend *be) { free(be); }
+/* The step-phase clock: the phase in progress and when it began. */
+typedef struct cpu_phase_clock {
+  int active;
+  up_phase phase;
+  double since_s;
+  double ms[UP_PHASE_COUNT];
+} cpu_phase_clock;
+
+static double cpu_now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void cpu_phase_mark(up_backend *be, up_phase phase) {
+  cpu_phase_clock *c = be->impl;
+  const double now = cpu_now_s();
+  if (c->active) c->ms[c->phase] += 1e3 * (now - c->since_s);
+  c->active = 1;
+  c->phase = phase;
+  c->since_s = now;
+}
+
+static void cpu_phase_collect(up_backend *be, double *ms) {
+  cpu_phase_clock *c = be->impl;
+  if (c->active) c->ms[c->phase] += 1e3 * (cpu_now_s() - c->since_s);
+  for (int p = 0; p < UP_PHASE_COUNT; ++p) ms[p] += c->ms[p];
+  memset(c, 0, sizeof *c);
+}
+
+static void cpu_destroy(up_backend *be) {
+  free(be->impl);
+  free(be);
+}
 
 static const up_backend_ops cpu_op_table = {
     .name = "cpu",
@@ -78,6 +112,8 @@ static const up_backend_ops cpu_op_table = {
     .kv_store = up_cpu_kv_store,
     .attention = up_cpu_attention,
     .uniprefill_select = up_cpu_uniprefill_select,
+    .phase_mark = cpu_phase_mark,
+    .phase_collect = cpu_phase_collect,
     .destroy = cpu_destroy,
 };
 
@@ -104,6 +140,7 @@ up_backend *up_cpu_backend_create(int n_threads) {
   up_backend *be = up_calloc_or_die(1, sizeof *be, "cpu backend");
   be->ops = &cpu_op_table;
   be->act_dtype = UP_DTYPE_F32;
+  be->impl = up_calloc_or_die(1, sizeof(cpu_phase_clock), "cpu phase clock");
   describe_cpu(be->device_name, sizeof be->device_name);
   if (n_threads > 0) openblas_set_num_threads(n_threads);
   return be;

@@ -116,6 +116,7 @@ static void cuda_destroy(up_backend *be) {
     up_cuda_attention_release(be);
     up_cuda_uniprefill_select_release(cb);
     up_cuda_matmul_release(cb);
+    up_cuda_phase_release(cb);
     for (int i = 0; i < 2; ++i) {
       if (cb->staging[i]) UP_CUDA_CHECK(cudaFreeHost(cb->staging[i]));
       if (cb->staging_free[i]) UP_CUDA_CHECK(cudaEventDestroy(cb->staging_free[i]));
@@ -153,6 +154,8 @@ static const up_backend_ops cuda_op_table = {
     .kv_store = up_cuda_kv_store,
     .attention = up_cuda_attention,
     .uniprefill_select = up_cuda_uniprefill_select,
+    .phase_mark = up_cuda_phase_mark,
+    .phase_collect = up_cuda_phase_collect,
     .destroy = cuda_destroy,
 };
 
@@ -210,6 +213,7 @@ extern "C" up_backend *up_cuda_backend_create(int device, char *err, size_t err_
     }
   }
   if (up_cuda_matmul_init(cb, err, err_size) != 0) goto fail;
+  if (up_cuda_phase_init(cb, err, err_size) != 0) goto fail;
   rc = cudaStreamSynchronize(cb->stream);
   if (rc != cudaSuccess) {
     snprintf(err, err_size, "CUDA device %d: cudaStreamSynchronize after setup failed: %s", device,

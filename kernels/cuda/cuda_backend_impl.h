@@ -52,6 +52,9 @@ enum { UP_CUDA_STAGING_ELEMS = 1 << 22 }; /* 8 MiB of bf16 per buffer */
 /* The UniPrefill selection's workspace, allocated by its first call (uniprefill_select.cu). */
 typedef struct up_cuda_select_state up_cuda_select_state;
 
+/* A Llama-3.1-70B step marks about 12 phases per layer (80 layers). */
+#define UP_CUDA_PHASE_EVENTS 2048
+
 typedef struct up_cuda_backend {
   int device;
   int sm_count;
@@ -73,12 +76,25 @@ typedef struct up_cuda_backend {
   up_cuda_select_state *select_state;    /* NULL until the first uniprefill_select */
   void *attn_workspace;                  /* device: attention's decode partials (cuda_attention.cu) */
   size_t attn_workspace_bytes;
+  /* Step phases: an event per mark on the stream, its phase beside it; one slot stays
+   * free for the closing event. Marks past the capacity extend the last phase. */
+  cudaEvent_t phase_events[UP_CUDA_PHASE_EVENTS];
+  uint8_t phase_of[UP_CUDA_PHASE_EVENTS];
+  int32_t n_phase_marks;
 } up_cuda_backend;
 
 static inline up_cuda_backend *up_cuda_impl(up_backend *be) { return (up_cuda_backend *)be->impl; }
 
 /* Wait for the stream, then report any index error a kernel recorded (cuda_backend.cu). */
 void up_cuda_sync_and_check(up_cuda_backend *cb);
+
+/* cuda_phase_timing.cu: per-step phase breakdown with events. */
+int up_cuda_phase_init(up_cuda_backend *cb, char *err, size_t err_size);
+void up_cuda_phase_release(up_cuda_backend *cb);
+extern "C" {
+void up_cuda_phase_mark(up_backend *be, up_phase phase);
+void up_cuda_phase_collect(up_backend *be, double *ms);
+}
 
 /* cuda_elementwise.cu: the memory-bound per-token ops. */
 extern "C" {

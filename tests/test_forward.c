@@ -103,6 +103,45 @@ static void release_all(harness *h, const int32_t *slots, int32_t n) {
   for (int32_t s = 0; s < n; ++s) up_kv_cache_release_slot(h->cache, slots[s]);
 }
 
+/* n random prompts of the given lengths; prompt s is drawn from seed + s. */
+static void make_prompts(int32_t **prompts, const int32_t *lens, int32_t n, uint32_t seed) {
+  for (int32_t s = 0; s < n; ++s) {
+    prompts[s] = malloc(sizeof(int32_t) * (size_t)lens[s]);
+    random_prompt(prompts[s], lens[s], seed + (uint32_t)s);
+  }
+}
+
+static void free_prompts(int32_t **prompts, int32_t n) {
+  for (int32_t s = 0; s < n; ++s) free(prompts[s]);
+}
+
+static up_method dense_method(void) {
+  up_method_spec spec;
+  up_method_spec_default(&spec, UP_METHOD_DENSE);
+  up_method m;
+  up_method_init(&m, &spec);
+  return m;
+}
+
+/* UniPrefill at the small model's drop layers with the given top-p and fixed budget (0: off). */
+static up_method_spec uniprefill_spec(float top_p, float keep_fraction) {
+  up_method_spec spec;
+  up_method_spec_default(&spec, UP_METHOD_UNIPREFILL);
+  spec.select.top_p = top_p;
+  spec.select.keep_fraction = keep_fraction;
+  const up_model_config cfg = small_config();
+  char err[256];
+  cr_assert(up_method_spec_resolve(&spec, &cfg, err, sizeof err), "%s", err);
+  return spec;
+}
+
+static up_method uniprefill_method(float top_p, float keep_fraction) {
+  const up_method_spec spec = uniprefill_spec(top_p, keep_fraction);
+  up_method m;
+  up_method_init(&m, &spec);
+  return m;
+}
+
 static void check_batch_equals_alone(const up_method_spec *spec) {
   harness h;
   harness_init(&h);
@@ -110,10 +149,7 @@ static void check_batch_equals_alone(const up_method_spec *spec) {
   up_method_init(&method, spec);
   const int32_t lens[3] = {700, 40, 520};
   int32_t *prompts[3];
-  for (int32_t s = 0; s < 3; ++s) {
-    prompts[s] = malloc(sizeof(int32_t) * (size_t)lens[s]);
-    random_prompt(prompts[s], lens[s], (uint32_t)s + 1);
-  }
+  make_prompts(prompts, lens, 3, 1);
   const int32_t vocab = h.model->cfg.vocab;
   float *batch_logits = malloc(sizeof(float) * 3 * (size_t)vocab), *alone_logits = malloc(sizeof(float) * (size_t)vocab);
   int32_t batch_rows[3 * N_LAYERS], alone_rows[N_LAYERS], slots[3];
@@ -127,7 +163,7 @@ static void check_batch_equals_alone(const up_method_spec *spec) {
     const double err = max_rel_diff(batch_logits + (size_t)s * vocab, alone_logits, vocab);
     cr_assert_lt(err, 1e-4, "%s: request %d logits differ by %g", spec->label, s, err);
   }
-  for (int32_t s = 0; s < 3; ++s) free(prompts[s]);
+  free_prompts(prompts, 3);
   free(batch_logits);
   free(alone_logits);
   harness_free(&h);
@@ -140,12 +176,7 @@ Test(forward, packed_batch_equals_each_request_alone_dense) {
 }
 
 Test(forward, packed_batch_equals_each_request_alone_uniprefill) {
-  up_method_spec spec;
-  up_method_spec_default(&spec, UP_METHOD_UNIPREFILL);
-  spec.select.keep_fraction = 0.3f;
-  const up_model_config cfg = small_config();
-  char err[256];
-  cr_assert(up_method_spec_resolve(&spec, &cfg, err, sizeof err), "%s", err);
+  const up_method_spec spec = uniprefill_spec(0.99f, 0.3f);
   check_batch_equals_alone(&spec);
 }
 
@@ -153,21 +184,10 @@ Test(forward, uniprefill_at_p_one_is_dense) {
   harness h;
   harness_init(&h);
   const up_model_config cfg = small_config();
-  up_method_spec dense_spec, uni_spec;
-  up_method_spec_default(&dense_spec, UP_METHOD_DENSE);
-  up_method_spec_default(&uni_spec, UP_METHOD_UNIPREFILL);
-  uni_spec.select.top_p = 1.0f;
-  char err[256];
-  cr_assert(up_method_spec_resolve(&uni_spec, &cfg, err, sizeof err), "%s", err);
-  up_method dense, uni;
-  up_method_init(&dense, &dense_spec);
-  up_method_init(&uni, &uni_spec);
+  const up_method dense = dense_method(), uni = uniprefill_method(1.0f, 0.0f);
   const int32_t lens[2] = {900, 300};
   int32_t *prompts[2];
-  for (int32_t s = 0; s < 2; ++s) {
-    prompts[s] = malloc(sizeof(int32_t) * (size_t)lens[s]);
-    random_prompt(prompts[s], lens[s], 77 + (uint32_t)s);
-  }
+  make_prompts(prompts, lens, 2, 77);
   float *a = malloc(sizeof(float) * 2 * cfg.vocab), *b = malloc(sizeof(float) * 2 * cfg.vocab);
   int32_t rows_a[2 * N_LAYERS], rows_b[2 * N_LAYERS], slots[2];
   prefill(&h, &dense, prompts, lens, 2, slots, a, rows_a);
@@ -176,7 +196,7 @@ Test(forward, uniprefill_at_p_one_is_dense) {
   release_all(&h, slots, 2);
   for (int32_t i = 0; i < 2 * N_LAYERS; ++i) cr_assert_eq(rows_a[i], rows_b[i]);
   cr_assert_lt(max_rel_diff(b, a, 2 * cfg.vocab), 1e-6);
-  for (int32_t s = 0; s < 2; ++s) free(prompts[s]);
+  free_prompts(prompts, 2);
   free(a);
   free(b);
   harness_free(&h);
@@ -225,11 +245,7 @@ Test(forward, decode_after_drop_matches_replayed_recomputation) {
   harness h;
   harness_init(&h);
   const up_model_config cfg = small_config();
-  up_method_spec spec;
-  up_method_spec_default(&spec, UP_METHOD_UNIPREFILL);
-  spec.select.keep_fraction = 0.4f;
-  char err[256];
-  cr_assert(up_method_spec_resolve(&spec, &cfg, err, sizeof err), "%s", err);
+  const up_method_spec spec = uniprefill_spec(0.99f, 0.4f);
   drop_record rec = {0};
   const up_method_ops recording_ops = {.name = "recording", .drops_after = up_method_ops_for(UP_METHOD_UNIPREFILL)->drops_after,
                                        .select = recording_select};
@@ -286,10 +302,7 @@ Test(forward, decode_after_drop_matches_replayed_recomputation) {
 static void timed_prefill(harness *h, const up_method *method, double *ms, double *wall_ms) {
   const int32_t lens[2] = {900, 700};
   int32_t *prompts[2], slots[2];
-  for (int32_t s = 0; s < 2; ++s) {
-    prompts[s] = malloc(sizeof(int32_t) * (size_t)lens[s]);
-    random_prompt(prompts[s], lens[s], 500 + (uint32_t)s);
-  }
+  make_prompts(prompts, lens, 2, 500);
   int32_t rows[2 * N_LAYERS];
   float *logits = malloc(sizeof(float) * 2 * (size_t)h->model->cfg.vocab);
   struct timespec a, b;
@@ -300,23 +313,14 @@ static void timed_prefill(harness *h, const up_method *method, double *ms, doubl
   clock_gettime(CLOCK_MONOTONIC, &b);
   *wall_ms = 1e3 * (double)(b.tv_sec - a.tv_sec) + 1e-6 * (double)(b.tv_nsec - a.tv_nsec);
   release_all(h, slots, 2);
-  for (int32_t s = 0; s < 2; ++s) free(prompts[s]);
+  free_prompts(prompts, 2);
   free(logits);
 }
 
 Test(forward, step_time_breakdown_accounts_for_the_forward) {
   harness h;
   harness_init(&h);
-  const up_model_config cfg = small_config();
-  up_method_spec dense_spec, uni_spec;
-  up_method_spec_default(&dense_spec, UP_METHOD_DENSE);
-  up_method_spec_default(&uni_spec, UP_METHOD_UNIPREFILL);
-  uni_spec.select.keep_fraction = 0.4f;
-  char err[256];
-  cr_assert(up_method_spec_resolve(&uni_spec, &cfg, err, sizeof err), "%s", err);
-  up_method dense, uni;
-  up_method_init(&dense, &dense_spec);
-  up_method_init(&uni, &uni_spec);
+  const up_method dense = dense_method(), uni = uniprefill_method(0.99f, 0.4f);
   double ms[UP_PHASE_COUNT], wall;
   timed_prefill(&h, &dense, ms, &wall);
   double sum = 0.0;

@@ -1,6 +1,8 @@
 # Makefile — the user's front door. `make bench` and `make test` install what is
 # missing (Debian packages), configure and build, then run the default job or every
 # test (a second time under AddressSanitizer and UndefinedBehaviorSanitizer).
+# `make model` fetches the SmolLM2 GGUF the engine is checked against; bench and
+# test-release try it too, but go on without it (its tests then skip).
 # `make figures RUN=...` draws a run's figures.
 BUILD      ?= build
 BUILD_ASAN ?= build-asan
@@ -13,7 +15,7 @@ PYTHON     ?= /usr/bin/python3
 export OMPI_ALLOW_RUN_AS_ROOT = 1
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM = 1
 
-.PHONY: all deps build bench test test-release test-asan figures clean
+.PHONY: all deps build model model-if-online bench test test-release test-asan figures clean
 
 all: build
 
@@ -24,16 +26,25 @@ build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_ARGS)
 	cmake --build $(BUILD) -j $(JOBS)
 
-bench: build
+# The real small model (SmolLM2-135M-Instruct, Q4_1 GGUF) in the model cache.
+model:
+	@scripts/fetch-smollm2.sh
+
+# The same, for targets that can do without it: a failed fetch is a note, not an error.
+model-if-online:
+	@scripts/fetch-smollm2.sh >/dev/null || \
+	  echo "make: NOTE: SmolLM2 model not fetched (see above); tests that need it will skip" >&2
+
+bench: build model-if-online
 	./$(BUILD)/uniprefill-bench $(BENCH_ARGS)
 
 test: test-release test-asan
 
-test-release: build
+test-release: build model-if-online
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 
 # The sanitizer pass covers the CPU code: CUDA stays off there.
-test-asan: deps
+test-asan: deps model-if-online
 	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DUNIPREFILL_SANITIZE=ON -DUNIPREFILL_CUDA=OFF $(CMAKE_ARGS)
 	cmake --build $(BUILD_ASAN) -j $(JOBS)
 	ctest --test-dir $(BUILD_ASAN) --output-on-failure -j $(JOBS) -L cpu

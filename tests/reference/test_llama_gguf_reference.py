@@ -28,14 +28,11 @@ CHATML_FRANCE = ("<|im_start|>system\nYou are a helpful AI assistant named SmolL
                  "<|im_end|>\n<|im_start|>assistant\n")
 
 
-def fail(message):
-    print(f"FAIL: {message}")
-    sys.exit(1)
-
-
 def check(condition, message):
+    """Stops the script at the first broken expectation, naming it."""
     if not condition:
-        fail(message)
+        print(f"FAIL: {message}")
+        sys.exit(1)
 
 
 def f16_bytes(value):
@@ -132,12 +129,13 @@ def test_tiny_llama_parse(path):
         with open(path, "rb") as src:
             cut.write(src.read(os.path.getsize(path) // 2))
         cut.flush()
+        refusal = ""
         try:
-            truncated = ref.GGUFReader(cut.name)
-            truncated.tensor("output.weight")
-            fail("a GGUF cut in half was accepted")
+            ref.GGUFReader(cut.name).tensor("output.weight")
         except ref.GGUFError as err:
-            check("truncated" in str(err) or "past the end" in str(err), f"message: {err}")
+            refusal = str(err)
+        check("truncated" in refusal or "past the end" in refusal,
+              f"a GGUF cut in half: expected a truncation error, got {refusal or 'none'!r}")
     print("ok: tiny Llama-2 GGUF metadata, shapes, SentencePiece split; truncated copy refused")
 
 

@@ -11,6 +11,8 @@ packages=(
   libopenblas-dev
   libcjson-dev
   libcriterion-dev
+  zlib1g-dev
+  gnu-standards  # prose for the eval tasks' haystacks (workloads/haystack_corpus.h)
   python3 python3-h5py python3-numpy python3-matplotlib
 )
 

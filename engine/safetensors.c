@@ -4,10 +4,8 @@
  * alive with the reader: tensor names and metadata values point into it. */
 #include "engine/safetensors.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,12 +14,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "engine/json_input.h"
 #include "kernels/fatal.h"
 #include "kernels/float16.h"
-
-/* Integers in the header are JSON numbers, which cJSON holds as doubles: only values
- * up to 2^53 are exact, far beyond any real file size. */
-#define JSON_MAX_EXACT_INTEGER 9007199254740992.0
 
 struct up_safetensors {
   char *name;
@@ -33,7 +28,7 @@ struct up_safetensors {
   const cJSON *metadata; /* the "__metadata__" object, or NULL */
   int64_t n_tensors;
   up_st_tensor *tensors; /* header order */
-  int64_t *by_name;      /* tensor indices sorted by name */
+  const up_st_tensor **by_name; /* sorted by name */
 };
 
 size_t up_st_dtype_size(up_st_dtype dtype) { return dtype == UP_ST_F32 ? 4 : 2; }
@@ -69,29 +64,6 @@ static bool is_known_unsupported_dtype(const char *s) {
   return false;
 }
 
-/* A non-negative integral JSON number that a double holds exactly. */
-static bool json_u64(const cJSON *item, uint64_t *out) {
-  if (!cJSON_IsNumber(item)) return false;
-  const double v = item->valuedouble;
-  if (!isfinite(v) || v < 0.0 || v > JSON_MAX_EXACT_INTEGER || floor(v) != v) return false;
-  *out = (uint64_t)v;
-  return true;
-}
-
-/* Reject an object whose member `key` appears twice: cJSON keeps both and lookups
- * would silently take the first. */
-static const cJSON *unique_member(const cJSON *obj, const char *key, bool *duplicated) {
-  const cJSON *found = NULL, *child = NULL;
-  *duplicated = false;
-  cJSON_ArrayForEach(child, obj) {
-    if (child->string && strcmp(child->string, key) == 0) {
-      if (found) *duplicated = true;
-      found = child;
-    }
-  }
-  return found;
-}
-
 /* Validate one header entry and fill t (data pointer included). */
 static bool parse_tensor_entry(const up_safetensors *st, const cJSON *entry, up_st_tensor *t, char *err,
                                size_t err_size) {
@@ -101,13 +73,13 @@ static bool parse_tensor_entry(const up_safetensors *st, const cJSON *entry, up_
     return fail(err, err_size, "%s: tensor '%s': entry is not a JSON object", file, name);
   t->name = name;
 
+  const char *dup = up_json_duplicate_key(entry);
+  if (dup) return fail(err, err_size, "%s: tensor '%s': field '%s' appears twice", file, name, dup);
   static const char *const fields[] = {"dtype", "shape", "data_offsets"};
   const cJSON *field[3];
   for (int i = 0; i < 3; ++i) {
-    bool duplicated;
-    field[i] = unique_member(entry, fields[i], &duplicated);
+    field[i] = cJSON_GetObjectItemCaseSensitive(entry, fields[i]);
     if (!field[i]) return fail(err, err_size, "%s: tensor '%s': missing field '%s'", file, name, fields[i]);
-    if (duplicated) return fail(err, err_size, "%s: tensor '%s': field '%s' appears twice", file, name, fields[i]);
   }
   const cJSON *dtype = field[0], *shape = field[1], *offsets = field[2];
 
@@ -131,23 +103,25 @@ static bool parse_tensor_entry(const up_safetensors *st, const cJSON *entry, up_
   int dim = 0;
   const cJSON *extent = NULL;
   cJSON_ArrayForEach(extent, shape) {
-    uint64_t v;
-    if (!json_u64(extent, &v))
+    int64_t v;
+    if (!up_json_integer(extent, 0, INT64_MAX, &v))
       return fail(err, err_size, "%s: tensor '%s': shape[%d] is not an integer in 0..2^53", file, name, dim);
-    if (__builtin_mul_overflow(n_elements, v, &n_elements) || n_elements > (uint64_t)INT64_MAX)
+    if (__builtin_mul_overflow(n_elements, (uint64_t)v, &n_elements) || n_elements > (uint64_t)INT64_MAX)
       return fail(err, err_size, "%s: tensor '%s': shape's element count overflows", file, name);
-    t->shape[dim++] = (int64_t)v;
+    t->shape[dim++] = v;
   }
   t->n_elements = (int64_t)n_elements;
   uint64_t n_bytes;
   if (__builtin_mul_overflow(n_elements, (uint64_t)up_st_dtype_size(t->dtype), &n_bytes))
     return fail(err, err_size, "%s: tensor '%s': byte size overflows", file, name);
 
-  uint64_t begin, end;
+  int64_t first, last;
   if (!cJSON_IsArray(offsets) || cJSON_GetArraySize(offsets) != 2 ||
-      !json_u64(cJSON_GetArrayItem(offsets, 0), &begin) || !json_u64(cJSON_GetArrayItem(offsets, 1), &end))
+      !up_json_integer(cJSON_GetArrayItem(offsets, 0), 0, INT64_MAX, &first) ||
+      !up_json_integer(cJSON_GetArrayItem(offsets, 1), 0, INT64_MAX, &last))
     return fail(err, err_size, "%s: tensor '%s': 'data_offsets' is not [begin, end] of integers in 0..2^53",
                 file, name);
+  const uint64_t begin = (uint64_t)first, end = (uint64_t)last;
   if (begin > end)
     return fail(err, err_size, "%s: tensor '%s': data_offsets [%llu, %llu] end before they begin", file, name,
                 (unsigned long long)begin, (unsigned long long)end);
@@ -174,36 +148,23 @@ static bool parse_metadata(const up_safetensors *st, const cJSON *meta, char *er
   return true;
 }
 
-/* Sort helpers: qsort's comparators see only the elements, so they carry what they
- * compare by. */
-typedef struct named_index {
-  const char *name;
-  int64_t index;
-} named_index;
-
-static int compare_named(const void *a, const void *b) {
-  return strcmp(((const named_index *)a)->name, ((const named_index *)b)->name);
+static int compare_tensor_names(const void *a, const void *b) {
+  return strcmp((*(const up_st_tensor *const *)a)->name, (*(const up_st_tensor *const *)b)->name);
 }
 
-/* Names of an object's members sorted, for finding duplicates; names[i].index is the
- * member's position. Returns the array (count entries), or NULL for an empty object. */
-static named_index *sorted_member_names(const cJSON *obj, int64_t count) {
-  if (count == 0) return NULL;
-  named_index *names = up_malloc_or_die(sizeof *names * (size_t)count, "safetensors header names");
-  int64_t i = 0;
-  const cJSON *child = NULL;
-  cJSON_ArrayForEach(child, obj) {
-    names[i].name = child->string ? child->string : "";
-    names[i].index = i;
-    ++i;
+void up_st_sort_by_name(const up_st_tensor **tensors, int64_t count) {
+  if (count > 1) qsort(tensors, (size_t)count, sizeof *tensors, compare_tensor_names);
+}
+
+const up_st_tensor *up_st_find_sorted(const up_st_tensor *const *sorted, int64_t count, const char *name) {
+  int64_t lo = 0, hi = count;
+  while (lo < hi) {
+    const int64_t mid = lo + (hi - lo) / 2;
+    const int c = strcmp(sorted[mid]->name, name);
+    if (c == 0) return sorted[mid];
+    if (c < 0) lo = mid + 1;
+    else hi = mid;
   }
-  qsort(names, (size_t)count, sizeof *names, compare_named);
-  return names;
-}
-
-static const char *first_duplicate(const named_index *names, int64_t count) {
-  for (int64_t i = 1; i < count; ++i)
-    if (strcmp(names[i - 1].name, names[i].name) == 0) return names[i].name;
   return NULL;
 }
 
@@ -252,25 +213,13 @@ static bool parse_header(up_safetensors *st, const uint8_t *file, uint64_t size,
   st->data_section = file + 8 + header_len;
   st->data_size = size - 8 - header_len;
 
-  /* The header is not NUL-terminated in the file: parse a terminated copy, and refuse
-   * an embedded NUL, which would end the copy's text early. */
-  const char *text = (const char *)file + 8;
-  if (memchr(text, '\0', header_len))
-    return fail(err, err_size, "%s: header contains a NUL byte", st->name);
-  char *copy = up_malloc_or_die(header_len + 1, "safetensors header");
-  memcpy(copy, text, header_len);
-  copy[header_len] = '\0';
-  const char *parse_end = NULL;
-  st->header = cJSON_ParseWithOpts(copy, &parse_end, true);
-  const size_t error_at = parse_end ? (size_t)(parse_end - copy) : 0;
-  free(copy);
-  if (!st->header) return fail(err, err_size, "%s: header is not valid JSON (near byte %zu)", st->name, error_at);
+  char source[4200]; /* a path and ": header" */
+  snprintf(source, sizeof source, "%s: header", st->name);
+  st->header = up_json_parse_text((const char *)file + 8, header_len, source, err, err_size);
+  if (!st->header) return false;
   if (!cJSON_IsObject(st->header)) return fail(err, err_size, "%s: header is not a JSON object", st->name);
 
-  const int64_t n_members = cJSON_GetArraySize(st->header);
-  named_index *names = sorted_member_names(st->header, n_members);
-  const char *dup = first_duplicate(names, n_members);
-  free(names);
+  const char *dup = up_json_duplicate_key(st->header);
   if (dup) return fail(err, err_size, "%s: '%s' appears twice in the header", st->name, dup);
 
   const cJSON *entry = NULL;
@@ -281,14 +230,8 @@ static bool parse_header(up_safetensors *st, const uint8_t *file, uint64_t size,
   }
   if (st->metadata && !parse_metadata(st, st->metadata, err, err_size)) return false;
   if (st->metadata && cJSON_IsNull(st->metadata)) st->metadata = NULL;
-  if (st->metadata) {
-    const int64_t n_keys = cJSON_GetArraySize(st->metadata);
-    named_index *keys = sorted_member_names(st->metadata, n_keys);
-    const char *dup_key = first_duplicate(keys, n_keys);
-    const bool ok = !dup_key || fail(err, err_size, "%s: '__metadata__' key '%s' appears twice", st->name, dup_key);
-    free(keys);
-    if (!ok) return false;
-  }
+  const char *dup_key = st->metadata ? up_json_duplicate_key(st->metadata) : NULL;
+  if (dup_key) return fail(err, err_size, "%s: '__metadata__' key '%s' appears twice", st->name, dup_key);
 
   st->tensors = up_calloc_or_die((size_t)st->n_tensors + 1, sizeof *st->tensors, "safetensors tensors");
   int64_t i = 0;
@@ -299,11 +242,8 @@ static bool parse_header(up_safetensors *st, const uint8_t *file, uint64_t size,
   if (!check_no_overlap(st, err, err_size)) return false;
 
   st->by_name = up_malloc_or_die(sizeof *st->by_name * ((size_t)st->n_tensors + 1), "safetensors name index");
-  named_index *sorted = up_malloc_or_die(sizeof *sorted * ((size_t)st->n_tensors + 1), "safetensors name index");
-  for (int64_t t = 0; t < st->n_tensors; ++t) sorted[t] = (named_index){st->tensors[t].name, t};
-  qsort(sorted, (size_t)st->n_tensors, sizeof *sorted, compare_named);
-  for (int64_t t = 0; t < st->n_tensors; ++t) st->by_name[t] = sorted[t].index;
-  free(sorted);
+  for (int64_t t = 0; t < st->n_tensors; ++t) st->by_name[t] = &st->tensors[t];
+  up_st_sort_by_name(st->by_name, st->n_tensors);
   return true;
 }
 
@@ -386,15 +326,7 @@ const up_st_tensor *up_safetensors_tensor_at(const up_safetensors *st, int64_t i
 }
 
 const up_st_tensor *up_safetensors_find(const up_safetensors *st, const char *name) {
-  int64_t lo = 0, hi = st->n_tensors;
-  while (lo < hi) {
-    const int64_t mid = lo + (hi - lo) / 2;
-    const int c = strcmp(st->tensors[st->by_name[mid]].name, name);
-    if (c == 0) return &st->tensors[st->by_name[mid]];
-    if (c < 0) lo = mid + 1;
-    else hi = mid;
-  }
-  return NULL;
+  return up_st_find_sorted(st->by_name, st->n_tensors, name);
 }
 
 const char *up_safetensors_metadata(const up_safetensors *st, const char *key) {

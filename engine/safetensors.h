@@ -57,6 +57,11 @@ int64_t up_safetensors_tensor_count(const up_safetensors *st);
 const up_st_tensor *up_safetensors_tensor_at(const up_safetensors *st, int64_t index); /* NULL out of range */
 const up_st_tensor *up_safetensors_find(const up_safetensors *st, const char *name);   /* NULL when absent */
 
+/* Name indexes (here and across a checkpoint's shards): sort pointers by tensor name,
+ * then find by binary search; NULL when absent. */
+void up_st_sort_by_name(const up_st_tensor **tensors, int64_t count);
+const up_st_tensor *up_st_find_sorted(const up_st_tensor *const *sorted, int64_t count, const char *name);
+
 /* A "__metadata__" value (for example "format" -> "pt"); NULL when absent. */
 const char *up_safetensors_metadata(const up_safetensors *st, const char *key);
 

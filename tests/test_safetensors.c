@@ -329,3 +329,18 @@ Test(safetensors, null_metadata_is_no_metadata) {
   cr_assert_null(up_safetensors_metadata(st, "format"));
   up_safetensors_close(st);
 }
+
+Test(safetensors, header_padded_with_spaces) {
+  /* The reference writer pads the header with spaces so the data starts 8-aligned. */
+  const char header[] = "{\"t\":{\"dtype\":\"BF16\",\"shape\":[1],\"data_offsets\":[0,2]}}     ";
+  uint8_t buf[8 + sizeof header - 1 + 2] = {sizeof header - 1};
+  memcpy(buf + 8, header, sizeof header - 1);
+  buf[sizeof buf - 1] = 0x3F, buf[sizeof buf - 2] = 0x80; /* bf16 1.0, little-endian */
+  char err[256] = "";
+  up_safetensors *st = up_safetensors_open_buffer(buf, sizeof buf, "padded", err, sizeof err);
+  cr_assert_not_null(st, "%s", err);
+  float v = 0.0f;
+  cr_assert(up_safetensors_to_f32(up_safetensors_find(st, "t"), &v, 0, 1, err, sizeof err), "%s", err);
+  cr_assert_eq(v, 1.0f);
+  up_safetensors_close(st);
+}

@@ -8,7 +8,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,21 +30,9 @@ struct up_hf_checkpoint {
   const up_st_tensor **by_name;
 };
 
-static bool fail(char *err, size_t err_size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static bool fail(char *err, size_t err_size, const char *fmt, ...) {
-  if (err && err_size) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_size, fmt, ap);
-    va_end(ap);
-  }
-  return false;
-}
-
 static bool join_path(char *out, size_t out_size, const char *dir, const char *file, char *err, size_t err_size) {
   const int n = snprintf(out, out_size, "%s/%s", dir, file);
-  if (n < 0 || (size_t)n >= out_size) return fail(err, err_size, "%s: path to '%s' is too long", dir, file);
+  if (n < 0 || (size_t)n >= out_size) return up_error(err, err_size, "%s: path to '%s' is too long", dir, file);
   return true;
 }
 
@@ -94,14 +81,14 @@ static int32_t shard_index(const char *const *names, int32_t n, const char *file
 /* The index's top level: an object with a non-empty "weight_map" object, no key twice. */
 static bool check_index_shape(const cJSON *root, const char *index_path, const cJSON **map, char *err,
                               size_t err_size) {
-  if (!cJSON_IsObject(root)) return fail(err, err_size, "%s: not a JSON object", index_path);
+  if (!cJSON_IsObject(root)) return up_error(err, err_size, "%s: not a JSON object", index_path);
   const char *dup = up_json_duplicate_key(root);
-  if (dup) return fail(err, err_size, "%s: key '%s' appears twice", index_path, dup);
+  if (dup) return up_error(err, err_size, "%s: key '%s' appears twice", index_path, dup);
   *map = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
   if (!cJSON_IsObject(*map) || !(*map)->child)
-    return fail(err, err_size, "%s: 'weight_map' must be a non-empty object (tensor name -> shard file)", index_path);
+    return up_error(err, err_size, "%s: 'weight_map' must be a non-empty object (tensor name -> shard file)", index_path);
   dup = up_json_duplicate_key(*map);
-  if (dup) return fail(err, err_size, "%s: tensor '%s' appears twice in 'weight_map'", index_path, dup);
+  if (dup) return up_error(err, err_size, "%s: tensor '%s' appears twice in 'weight_map'", index_path, dup);
   return true;
 }
 
@@ -114,7 +101,7 @@ static bool collect_shard_files(const cJSON *map, const char *index_path, const 
   const cJSON *entry = NULL;
   cJSON_ArrayForEach(entry, map) {
     if (!cJSON_IsString(entry) || !is_plain_file_name(entry->valuestring))
-      return fail(err, err_size, "%s: tensor '%s' is mapped to something other than a file name in the directory",
+      return up_error(err, err_size, "%s: tensor '%s' is mapped to something other than a file name in the directory",
                   index_path, entry->string);
     (*names)[n++] = entry->valuestring;
   }
@@ -131,7 +118,7 @@ static bool open_shards(up_hf_checkpoint *ck, const char *index_path, const char
   for (int32_t i = 0; i < n; ++i) {
     char inner[1024];
     if (!add_shard(ck, names[i], inner, sizeof inner))
-      return fail(err, err_size, "%s: shard '%s': %s", index_path, names[i], inner);
+      return up_error(err, err_size, "%s: shard '%s': %s", index_path, names[i], inner);
   }
   return true;
 }
@@ -146,7 +133,7 @@ static bool index_matches_shards(const up_hf_checkpoint *ck, const char *index_p
     const int32_t s = shard_index(names, ck->n_shards, entry->valuestring);
     UP_ASSERT(s >= 0, "shard '%s' was collected from this map", entry->valuestring);
     if (!up_safetensors_find(ck->shards[s], entry->string))
-      return fail(err, err_size, "%s: tensor '%s' is mapped to shard '%s' but is not in it", index_path,
+      return up_error(err, err_size, "%s: tensor '%s' is mapped to shard '%s' but is not in it", index_path,
                   entry->string, entry->valuestring);
     ++n_mapped;
   }
@@ -160,10 +147,10 @@ static bool index_matches_shards(const up_hf_checkpoint *ck, const char *index_p
       const char *tensor = up_safetensors_tensor_at(ck->shards[s], t)->name;
       const cJSON *mapped = cJSON_GetObjectItemCaseSensitive(map, tensor);
       if (!mapped)
-        return fail(err, err_size, "%s: shard '%s' holds tensor '%s', which 'weight_map' does not list", index_path,
+        return up_error(err, err_size, "%s: shard '%s' holds tensor '%s', which 'weight_map' does not list", index_path,
                     names[s], tensor);
       if (strcmp(mapped->valuestring, names[s]) != 0)
-        return fail(err, err_size, "%s: tensor '%s' is in shard '%s' too, but 'weight_map' maps it to '%s'",
+        return up_error(err, err_size, "%s: tensor '%s' is in shard '%s' too, but 'weight_map' maps it to '%s'",
                     index_path, tensor, names[s], mapped->valuestring);
     }
   UP_FATAL("%lld tensors in shards, %lld mapped, yet each is mapped to its shard", (long long)in_shards,
@@ -198,7 +185,7 @@ static bool open_single(up_hf_checkpoint *ck, char *err, size_t err_size) {
   if (path_exists(single)) return add_shard(ck, SINGLE_FILE, err, err_size);
 
   DIR *d = opendir(ck->dir);
-  if (!d) return fail(err, err_size, "%s: cannot list: %s", ck->dir, strerror(errno));
+  if (!d) return up_error(err, err_size, "%s: cannot list: %s", ck->dir, strerror(errno));
   char found[3][256];
   int32_t n_found = 0;
   const struct dirent *e;
@@ -209,12 +196,12 @@ static bool open_single(up_hf_checkpoint *ck, char *err, size_t err_size) {
     ++n_found;
   }
   const int read_errno = errno;
-  if (closedir(d) != 0) return fail(err, err_size, "%s: closedir failed: %s", ck->dir, strerror(errno));
-  if (read_errno != 0) return fail(err, err_size, "%s: cannot list: %s", ck->dir, strerror(read_errno));
+  if (closedir(d) != 0) return up_error(err, err_size, "%s: closedir failed: %s", ck->dir, strerror(errno));
+  if (read_errno != 0) return up_error(err, err_size, "%s: cannot list: %s", ck->dir, strerror(read_errno));
   if (n_found == 0)
-    return fail(err, err_size, "%s: no " INDEX_FILE ", " SINGLE_FILE " or other .safetensors file", ck->dir);
+    return up_error(err, err_size, "%s: no " INDEX_FILE ", " SINGLE_FILE " or other .safetensors file", ck->dir);
   if (n_found > 1)
-    return fail(err, err_size, "%s: %d .safetensors files (%s, %s%s) and no " INDEX_FILE " to say which to load",
+    return up_error(err, err_size, "%s: %d .safetensors files (%s, %s%s) and no " INDEX_FILE " to say which to load",
                 ck->dir, (int)n_found, found[0], found[1], n_found > 2 ? ", ..." : "");
   return add_shard(ck, found[0], err, err_size);
 }
@@ -237,11 +224,11 @@ static void build_name_index(up_hf_checkpoint *ck) {
 up_hf_checkpoint *up_hf_checkpoint_open(const char *dir, char *err, size_t err_size) {
   struct stat sb;
   if (stat(dir, &sb) != 0) {
-    fail(err, err_size, "%s: cannot open checkpoint directory: %s", dir, strerror(errno));
+    up_error(err, err_size, "%s: cannot open checkpoint directory: %s", dir, strerror(errno));
     return NULL;
   }
   if (!S_ISDIR(sb.st_mode)) {
-    fail(err, err_size, "%s: not a directory (a checkpoint is a directory with config.json)", dir);
+    up_error(err, err_size, "%s: not a directory (a checkpoint is a directory with config.json)", dir);
     return NULL;
   }
   up_hf_checkpoint *ck = up_calloc_or_die(1, sizeof *ck, "checkpoint");

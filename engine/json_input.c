@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,21 +10,11 @@
 
 #include "kernels/fatal.h"
 
-static void set_error(char *err, size_t err_size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void set_error(char *err, size_t err_size, const char *fmt, ...) {
-  if (!err || !err_size) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, err_size, fmt, ap);
-  va_end(ap);
-}
-
 cJSON *up_json_parse_text(const char *text, size_t len, const char *source, char *err, size_t err_size) {
   /* cJSON wants a terminated string: parse a terminated copy, and refuse an embedded
    * NUL, which would end the copy's text early and hide what follows it. */
   if (memchr(text, '\0', len)) {
-    set_error(err, err_size, "%s: contains a NUL byte", source);
+    up_error(err, err_size, "%s: contains a NUL byte", source);
     return NULL;
   }
   char *copy = up_malloc_or_die(len + 1, "JSON text");
@@ -34,7 +23,7 @@ cJSON *up_json_parse_text(const char *text, size_t len, const char *source, char
   const char *parse_end = NULL;
   cJSON *root = cJSON_ParseWithOpts(copy, &parse_end, true);
   if (!root)
-    set_error(err, err_size, "%s: not valid JSON (near byte %zu)", source, parse_end ? (size_t)(parse_end - copy) : 0);
+    up_error(err, err_size, "%s: not valid JSON (near byte %zu)", source, parse_end ? (size_t)(parse_end - copy) : 0);
   free(copy);
   return root;
 }
@@ -42,27 +31,27 @@ cJSON *up_json_parse_text(const char *text, size_t len, const char *source, char
 cJSON *up_json_parse_file(const char *path, size_t max_bytes, char *err, size_t err_size) {
   FILE *f = fopen(path, "rb");
   if (!f) {
-    set_error(err, err_size, "%s: cannot open: %s", path, strerror(errno));
+    up_error(err, err_size, "%s: cannot open: %s", path, strerror(errno));
     return NULL;
   }
   struct stat sb;
   cJSON *root = NULL;
   if (fstat(fileno(f), &sb) != 0) {
-    set_error(err, err_size, "%s: cannot stat: %s", path, strerror(errno));
+    up_error(err, err_size, "%s: cannot stat: %s", path, strerror(errno));
   } else if (!S_ISREG(sb.st_mode)) {
-    set_error(err, err_size, "%s: not a regular file", path);
+    up_error(err, err_size, "%s: not a regular file", path);
   } else if ((uint64_t)sb.st_size > max_bytes) {
-    set_error(err, err_size, "%s: %lld bytes, over the %zu-byte limit", path, (long long)sb.st_size, max_bytes);
+    up_error(err, err_size, "%s: %lld bytes, over the %zu-byte limit", path, (long long)sb.st_size, max_bytes);
   } else {
     const size_t size = (size_t)sb.st_size;
     char *text = up_malloc_or_die(size + 1, "JSON file");
     const size_t len = fread(text, 1, size, f);
-    if (len != size) set_error(err, err_size, "%s: read %zu of %zu bytes: %s", path, len, size, strerror(errno));
+    if (len != size) up_error(err, err_size, "%s: read %zu of %zu bytes: %s", path, len, size, strerror(errno));
     else root = up_json_parse_text(text, len, path, err, err_size);
     free(text);
   }
   if (fclose(f) != 0 && root) {
-    set_error(err, err_size, "%s: close failed: %s", path, strerror(errno));
+    up_error(err, err_size, "%s: close failed: %s", path, strerror(errno));
     cJSON_Delete(root);
     return NULL;
   }

@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,18 +41,6 @@ const char *up_st_dtype_name(up_st_dtype dtype) {
   return "?";
 }
 
-static bool fail(char *err, size_t err_size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static bool fail(char *err, size_t err_size, const char *fmt, ...) {
-  if (err && err_size) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_size, fmt, ap);
-    va_end(ap);
-  }
-  return false;
-}
-
 /* Dtypes the format defines that the engine does not read: named in the error so a
  * user sees "F64 is not supported" rather than "unknown dtype". */
 static bool is_known_unsupported_dtype(const char *s) {
@@ -68,36 +55,36 @@ static bool is_known_unsupported_dtype(const char *s) {
 static bool parse_tensor_entry(const up_safetensors *st, const cJSON *entry, up_st_tensor *t, char *err,
                                size_t err_size) {
   const char *file = st->name, *name = entry->string;
-  if (!name || !name[0]) return fail(err, err_size, "%s: a tensor has an empty name", file);
+  if (!name || !name[0]) return up_error(err, err_size, "%s: a tensor has an empty name", file);
   if (!cJSON_IsObject(entry))
-    return fail(err, err_size, "%s: tensor '%s': entry is not a JSON object", file, name);
+    return up_error(err, err_size, "%s: tensor '%s': entry is not a JSON object", file, name);
   t->name = name;
 
   const char *dup = up_json_duplicate_key(entry);
-  if (dup) return fail(err, err_size, "%s: tensor '%s': field '%s' appears twice", file, name, dup);
+  if (dup) return up_error(err, err_size, "%s: tensor '%s': field '%s' appears twice", file, name, dup);
   static const char *const fields[] = {"dtype", "shape", "data_offsets"};
   const cJSON *field[3];
   for (int i = 0; i < 3; ++i) {
     field[i] = cJSON_GetObjectItemCaseSensitive(entry, fields[i]);
-    if (!field[i]) return fail(err, err_size, "%s: tensor '%s': missing field '%s'", file, name, fields[i]);
+    if (!field[i]) return up_error(err, err_size, "%s: tensor '%s': missing field '%s'", file, name, fields[i]);
   }
   const cJSON *dtype = field[0], *shape = field[1], *offsets = field[2];
 
   if (!cJSON_IsString(dtype))
-    return fail(err, err_size, "%s: tensor '%s': 'dtype' is not a string", file, name);
+    return up_error(err, err_size, "%s: tensor '%s': 'dtype' is not a string", file, name);
   const char *d = dtype->valuestring;
   if (strcmp(d, "F32") == 0) t->dtype = UP_ST_F32;
   else if (strcmp(d, "F16") == 0) t->dtype = UP_ST_F16;
   else if (strcmp(d, "BF16") == 0) t->dtype = UP_ST_BF16;
   else if (is_known_unsupported_dtype(d))
-    return fail(err, err_size, "%s: tensor '%s': dtype %s is not supported (BF16, F16 or F32)", file, name, d);
+    return up_error(err, err_size, "%s: tensor '%s': dtype %s is not supported (BF16, F16 or F32)", file, name, d);
   else
-    return fail(err, err_size, "%s: tensor '%s': unknown dtype '%.32s'", file, name, d);
+    return up_error(err, err_size, "%s: tensor '%s': unknown dtype '%.32s'", file, name, d);
 
-  if (!cJSON_IsArray(shape)) return fail(err, err_size, "%s: tensor '%s': 'shape' is not an array", file, name);
+  if (!cJSON_IsArray(shape)) return up_error(err, err_size, "%s: tensor '%s': 'shape' is not an array", file, name);
   const int n_dims = cJSON_GetArraySize(shape);
   if (n_dims > UP_ST_MAX_DIMS)
-    return fail(err, err_size, "%s: tensor '%s': %d dimensions (at most %d)", file, name, n_dims, UP_ST_MAX_DIMS);
+    return up_error(err, err_size, "%s: tensor '%s': %d dimensions (at most %d)", file, name, n_dims, UP_ST_MAX_DIMS);
   t->n_dims = n_dims;
   uint64_t n_elements = 1;
   int dim = 0;
@@ -105,31 +92,31 @@ static bool parse_tensor_entry(const up_safetensors *st, const cJSON *entry, up_
   cJSON_ArrayForEach(extent, shape) {
     int64_t v;
     if (!up_json_integer(extent, 0, INT64_MAX, &v))
-      return fail(err, err_size, "%s: tensor '%s': shape[%d] is not an integer in 0..2^53", file, name, dim);
+      return up_error(err, err_size, "%s: tensor '%s': shape[%d] is not an integer in 0..2^53", file, name, dim);
     if (__builtin_mul_overflow(n_elements, (uint64_t)v, &n_elements) || n_elements > (uint64_t)INT64_MAX)
-      return fail(err, err_size, "%s: tensor '%s': shape's element count overflows", file, name);
+      return up_error(err, err_size, "%s: tensor '%s': shape's element count overflows", file, name);
     t->shape[dim++] = v;
   }
   t->n_elements = (int64_t)n_elements;
   uint64_t n_bytes;
   if (__builtin_mul_overflow(n_elements, (uint64_t)up_st_dtype_size(t->dtype), &n_bytes))
-    return fail(err, err_size, "%s: tensor '%s': byte size overflows", file, name);
+    return up_error(err, err_size, "%s: tensor '%s': byte size overflows", file, name);
 
   int64_t first, last;
   if (!cJSON_IsArray(offsets) || cJSON_GetArraySize(offsets) != 2 ||
       !up_json_integer(cJSON_GetArrayItem(offsets, 0), 0, INT64_MAX, &first) ||
       !up_json_integer(cJSON_GetArrayItem(offsets, 1), 0, INT64_MAX, &last))
-    return fail(err, err_size, "%s: tensor '%s': 'data_offsets' is not [begin, end] of integers in 0..2^53",
+    return up_error(err, err_size, "%s: tensor '%s': 'data_offsets' is not [begin, end] of integers in 0..2^53",
                 file, name);
   const uint64_t begin = (uint64_t)first, end = (uint64_t)last;
   if (begin > end)
-    return fail(err, err_size, "%s: tensor '%s': data_offsets [%llu, %llu] end before they begin", file, name,
+    return up_error(err, err_size, "%s: tensor '%s': data_offsets [%llu, %llu] end before they begin", file, name,
                 (unsigned long long)begin, (unsigned long long)end);
   if (end > st->data_size)
-    return fail(err, err_size, "%s: tensor '%s': data_offsets end at %llu, past the %llu data bytes", file, name,
+    return up_error(err, err_size, "%s: tensor '%s': data_offsets end at %llu, past the %llu data bytes", file, name,
                 (unsigned long long)end, (unsigned long long)st->data_size);
   if (end - begin != n_bytes)
-    return fail(err, err_size, "%s: tensor '%s': data_offsets span %llu bytes but %s shape needs %llu", file, name,
+    return up_error(err, err_size, "%s: tensor '%s': data_offsets span %llu bytes but %s shape needs %llu", file, name,
                 (unsigned long long)(end - begin), d, (unsigned long long)n_bytes);
   t->offset = begin;
   t->n_bytes = n_bytes;
@@ -139,11 +126,11 @@ static bool parse_tensor_entry(const up_safetensors *st, const cJSON *entry, up_
 
 static bool parse_metadata(const up_safetensors *st, const cJSON *meta, char *err, size_t err_size) {
   if (cJSON_IsNull(meta)) return true;
-  if (!cJSON_IsObject(meta)) return fail(err, err_size, "%s: '__metadata__' is not a JSON object", st->name);
+  if (!cJSON_IsObject(meta)) return up_error(err, err_size, "%s: '__metadata__' is not a JSON object", st->name);
   const cJSON *item = NULL;
   cJSON_ArrayForEach(item, meta) {
     if (!cJSON_IsString(item))
-      return fail(err, err_size, "%s: '__metadata__' value of '%.64s' is not a string", st->name, item->string);
+      return up_error(err, err_size, "%s: '__metadata__' value of '%.64s' is not a string", st->name, item->string);
   }
   return true;
 }
@@ -192,7 +179,7 @@ static bool check_no_overlap(const up_safetensors *st, char *err, size_t err_siz
   bool ok = true;
   for (int64_t i = 1; i < n && ok; ++i)
     if (r[i].begin < r[i - 1].end)
-      ok = fail(err, err_size, "%s: tensors '%s' and '%s' overlap in the data section", st->name,
+      ok = up_error(err, err_size, "%s: tensors '%s' and '%s' overlap in the data section", st->name,
                 st->tensors[r[i - 1].index].name, st->tensors[r[i].index].name);
   free(r);
   return ok;
@@ -200,15 +187,15 @@ static bool check_no_overlap(const up_safetensors *st, char *err, size_t err_siz
 
 static bool parse_header(up_safetensors *st, const uint8_t *file, uint64_t size, char *err, size_t err_size) {
   if (size < 8)
-    return fail(err, err_size, "%s: %llu bytes, too short for the 8-byte header length", st->name,
+    return up_error(err, err_size, "%s: %llu bytes, too short for the 8-byte header length", st->name,
                 (unsigned long long)size);
   uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | file[i];
   if (header_len < 2 || header_len > size - 8)
-    return fail(err, err_size, "%s: header length %llu does not fit the %llu bytes after the length field",
+    return up_error(err, err_size, "%s: header length %llu does not fit the %llu bytes after the length field",
                 st->name, (unsigned long long)header_len, (unsigned long long)(size - 8));
   if (header_len > UP_ST_MAX_HEADER_BYTES)
-    return fail(err, err_size, "%s: header length %llu exceeds the %u-byte limit", st->name,
+    return up_error(err, err_size, "%s: header length %llu exceeds the %u-byte limit", st->name,
                 (unsigned long long)header_len, UP_ST_MAX_HEADER_BYTES);
   st->data_section = file + 8 + header_len;
   st->data_size = size - 8 - header_len;
@@ -217,10 +204,10 @@ static bool parse_header(up_safetensors *st, const uint8_t *file, uint64_t size,
   snprintf(source, sizeof source, "%s: header", st->name);
   st->header = up_json_parse_text((const char *)file + 8, header_len, source, err, err_size);
   if (!st->header) return false;
-  if (!cJSON_IsObject(st->header)) return fail(err, err_size, "%s: header is not a JSON object", st->name);
+  if (!cJSON_IsObject(st->header)) return up_error(err, err_size, "%s: header is not a JSON object", st->name);
 
   const char *dup = up_json_duplicate_key(st->header);
-  if (dup) return fail(err, err_size, "%s: '%s' appears twice in the header", st->name, dup);
+  if (dup) return up_error(err, err_size, "%s: '%s' appears twice in the header", st->name, dup);
 
   const cJSON *entry = NULL;
   st->n_tensors = 0;
@@ -231,7 +218,7 @@ static bool parse_header(up_safetensors *st, const uint8_t *file, uint64_t size,
   if (st->metadata && !parse_metadata(st, st->metadata, err, err_size)) return false;
   if (st->metadata && cJSON_IsNull(st->metadata)) st->metadata = NULL;
   const char *dup_key = st->metadata ? up_json_duplicate_key(st->metadata) : NULL;
-  if (dup_key) return fail(err, err_size, "%s: '__metadata__' key '%s' appears twice", st->name, dup_key);
+  if (dup_key) return up_error(err, err_size, "%s: '__metadata__' key '%s' appears twice", st->name, dup_key);
 
   st->tensors = up_calloc_or_die((size_t)st->n_tensors + 1, sizeof *st->tensors, "safetensors tensors");
   int64_t i = 0;
@@ -267,17 +254,17 @@ up_safetensors *up_safetensors_open_buffer(const void *data, size_t size, const 
 up_safetensors *up_safetensors_open(const char *path, char *err, size_t err_size) {
   const int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    fail(err, err_size, "%s: cannot open: %s", path, strerror(errno));
+    up_error(err, err_size, "%s: cannot open: %s", path, strerror(errno));
     return NULL;
   }
   struct stat sb;
   if (fstat(fd, &sb) != 0) {
-    fail(err, err_size, "%s: cannot stat: %s", path, strerror(errno));
+    up_error(err, err_size, "%s: cannot stat: %s", path, strerror(errno));
     close(fd);
     return NULL;
   }
   if (!S_ISREG(sb.st_mode)) {
-    fail(err, err_size, "%s: not a regular file", path);
+    up_error(err, err_size, "%s: not a regular file", path);
     close(fd);
     return NULL;
   }
@@ -287,7 +274,7 @@ up_safetensors *up_safetensors_open(const char *path, char *err, size_t err_size
     st->map = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
     if (st->map == MAP_FAILED) {
       st->map = NULL;
-      fail(err, err_size, "%s: cannot map %llu bytes: %s", path, (unsigned long long)size, strerror(errno));
+      up_error(err, err_size, "%s: cannot map %llu bytes: %s", path, (unsigned long long)size, strerror(errno));
       close(fd);
       up_safetensors_close(st);
       return NULL;
@@ -295,7 +282,7 @@ up_safetensors *up_safetensors_open(const char *path, char *err, size_t err_size
     st->map_size = (size_t)size;
   }
   if (close(fd) != 0) {
-    fail(err, err_size, "%s: close failed: %s", path, strerror(errno));
+    up_error(err, err_size, "%s: close failed: %s", path, strerror(errno));
     up_safetensors_close(st);
     return NULL;
   }
@@ -338,7 +325,7 @@ const char *up_safetensors_metadata(const up_safetensors *st, const char *key) {
 bool up_safetensors_to_f32(const up_st_tensor *t, float *out, int64_t first, int64_t count, char *err,
                            size_t err_size) {
   if (first < 0 || count < 0 || first > t->n_elements || count > t->n_elements - first)
-    return fail(err, err_size, "tensor '%s': elements [%lld, +%lld) are outside its %lld elements", t->name,
+    return up_error(err, err_size, "tensor '%s': elements [%lld, +%lld) are outside its %lld elements", t->name,
                 (long long)first, (long long)count, (long long)t->n_elements);
   /* Bytes are assembled little-endian explicitly: the data has no alignment guarantee
    * and the file's byte order is fixed whatever the host's. */

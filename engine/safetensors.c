@@ -339,7 +339,7 @@ bool up_safetensors_to_f32(const up_st_tensor *t, float *out, int64_t first, int
       }
       break;
     case UP_ST_F16:
-      for (int64_t i = 0; i < count; ++i, p += 2) out[i] = up_f16_to_f32((uint16_t)(p[0] | p[1] << 8));
+      for (int64_t i = 0; i < count; ++i, p += 2) out[i] = up_fp16_to_f32((uint16_t)(p[0] | p[1] << 8));
       break;
     case UP_ST_BF16:
       for (int64_t i = 0; i < count; ++i, p += 2) out[i] = up_bf16_to_f32((uint16_t)(p[0] | p[1] << 8));

@@ -9,7 +9,7 @@ static float float_from_bits(uint32_t bits) {
   return f;
 }
 
-float up_f16_to_f32(uint16_t bits) {
+float up_fp16_to_f32(uint16_t bits) {
   const uint32_t sign = (uint32_t)(bits & 0x8000u) << 16;
   const uint32_t exponent = (bits >> 10) & 0x1Fu;
   uint32_t mantissa = bits & 0x3FFu;

@@ -10,7 +10,7 @@
 extern "C" {
 #endif
 
-float up_f16_to_f32(uint16_t bits);
+float up_fp16_to_f32(uint16_t bits);
 float up_bf16_to_f32(uint16_t bits);
 
 #ifdef __cplusplus

@@ -12,7 +12,7 @@ Test(float16, every_fp16_bit_pattern) {
     const int sign = bits & 0x8000 ? -1 : 1;
     const int exponent = (bits >> 10) & 0x1F;
     const int mantissa = bits & 0x3FF;
-    const float got = up_f16_to_f32((uint16_t)bits);
+    const float got = up_fp16_to_f32((uint16_t)bits);
     if (exponent == 0x1F) {
       if (mantissa) cr_assert(isnan(got), "0x%04x is NaN", bits);
       else cr_assert(isinf(got) && (got > 0) == (sign > 0), "0x%04x is %cinf", bits, sign > 0 ? '+' : '-');

@@ -1,9 +1,11 @@
 # Makefile — the user's front door. `make bench` and `make test` install what is
 # missing (Debian packages), configure and build, then run the default job or every
-# test (a second time under AddressSanitizer and UndefinedBehaviorSanitizer).
+# test (a second time under AddressSanitizer and UndefinedBehaviorSanitizer), then fuzz
+# the file parsers for a bounded time.
 # `make figures RUN=...` draws a run's figures.
 BUILD      ?= build
 BUILD_ASAN ?= build-asan
+BUILD_FUZZ ?= build-fuzz
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 BENCH_ARGS ?=
@@ -13,7 +15,7 @@ PYTHON     ?= /usr/bin/python3
 export OMPI_ALLOW_RUN_AS_ROOT = 1
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM = 1
 
-.PHONY: all deps build bench test test-release test-asan figures clean
+.PHONY: all deps build bench test test-release test-asan test-fuzz figures clean
 
 all: build
 
@@ -27,7 +29,7 @@ build: deps
 bench: build
 	./$(BUILD)/uniprefill-bench $(BENCH_ARGS)
 
-test: test-release test-asan
+test: test-release test-asan test-fuzz
 
 test-release: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
@@ -38,6 +40,13 @@ test-asan: deps
 	cmake --build $(BUILD_ASAN) -j $(JOBS)
 	ctest --test-dir $(BUILD_ASAN) --output-on-failure -j $(JOBS) -L cpu
 
+# libFuzzer over the file parsers (tests/fuzz), each target for UP_FUZZ_SECONDS (30 s):
+# clang only, a build tree of the parsers alone; a crash fails the test.
+test-fuzz: deps
+	CC=clang cmake -S . -B $(BUILD_FUZZ) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DUNIPREFILL_FUZZ=ON -DUNIPREFILL_CUDA=OFF $(CMAKE_ARGS)
+	cmake --build $(BUILD_FUZZ) -j $(JOBS)
+	ctest --test-dir $(BUILD_FUZZ) --output-on-failure -j $(JOBS) -L fuzz
+
 # Paper figures of one run: make figures RUN=results/runs/X.h5 [OUT=dir]
 RUN ?=
 OUT ?= results/figures/$(basename $(notdir $(RUN)))
@@ -46,4 +55,4 @@ figures:
 	$(PYTHON) analysis/figures.py $(RUN) -o $(OUT)
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)

@@ -276,12 +276,17 @@ static bool check_name(parse_ctx *c, up_gguf_str s, const char *what, uint64_t i
   return true;
 }
 
+/* A header count must fit the bytes left at min_bytes per item, before anything is
+ * allocated for it. */
+static bool check_header_count(parse_ctx *c, uint64_t count, uint64_t min_bytes, const char *what) {
+  if (count <= bytes_left(c) / min_bytes) return true;
+  return fail(c, "header claims %" PRIu64 " %s, more than the %" PRIu64 " bytes left can hold", count, what,
+              bytes_left(c));
+}
+
 static bool parse_metadata(parse_ctx *c, uint64_t n_kv) {
   up_gguf *g = c->g;
-  if (n_kv > bytes_left(c) / GGUF_MIN_KV_BYTES) {
-    return fail(c, "header claims %" PRIu64 " metadata entries, more than the %" PRIu64 " bytes left can hold", n_kv,
-                bytes_left(c));
-  }
+  if (!check_header_count(c, n_kv, GGUF_MIN_KV_BYTES, "metadata entries")) return false;
   g->kv = calloc(n_kv ? n_kv : 1, sizeof *g->kv);
   if (!g->kv || !table_init(&g->key_table, (int64_t)n_kv)) {
     return fail(c, "out of memory for %" PRIu64 " metadata entries", n_kv);
@@ -391,10 +396,7 @@ static bool check_tensor_data(parse_ctx *c, up_gguf_tensor *t) {
 
 static bool parse_tensors(parse_ctx *c, uint64_t n_tensors) {
   up_gguf *g = c->g;
-  if (n_tensors > bytes_left(c) / GGUF_MIN_TENSOR_INFO_BYTES) {
-    return fail(c, "header claims %" PRIu64 " tensors, more than the %" PRIu64 " bytes left can describe", n_tensors,
-                bytes_left(c));
-  }
+  if (!check_header_count(c, n_tensors, GGUF_MIN_TENSOR_INFO_BYTES, "tensors")) return false;
   up_gguf_str *names = calloc(n_tensors ? n_tensors : 1, sizeof *names);
   g->tensors = calloc(n_tensors ? n_tensors : 1, sizeof *g->tensors);
   if (!names || !g->tensors || !table_init(&g->tensor_table, (int64_t)n_tensors)) {
@@ -684,43 +686,43 @@ static const gguf_kv *numeric_array(const up_gguf *g, const char *key, uint64_t 
   return kv;
 }
 
-/* Both array getters check every element before writing any, so out is untouched on
- * failure. */
-bool up_gguf_get_array_f32(const up_gguf *g, const char *key, float *out, uint64_t count) {
+/* Element converters of the numeric array getters: false when the element does not fit. */
+typedef bool (*number_converter)(const number *n, void *out);
+
+static bool convert_to_f32(const number *n, void *out) { return number_to_f32(n, out); }
+
+static bool convert_to_i32(const number *n, void *out) {
+  int64_t value;
+  if (!number_to_int(n, INT32_MIN, INT32_MAX, &value, NULL)) return false;
+  *(int32_t *)out = (int32_t)value;
+  return true;
+}
+
+/* Every element is checked before any is written, so out is untouched on failure. */
+static bool get_numeric_array(const up_gguf *g, const char *key, uint64_t count, number_converter convert,
+                              void *out, size_t out_elem_bytes) {
   const gguf_kv *kv = numeric_array(g, key, count);
   if (!kv) return false;
   uint64_t stride = scalar_bytes(kv->elem_type);
   const uint8_t *p = g->base + kv->value_pos;
   number n;
-  float value;
+  union { float f; int32_t i; } scratch;
   for (uint64_t i = 0; i < count; i++) {
-    if (!load_number(p + i * stride, kv->elem_type, &n) || !number_to_f32(&n, &value)) return false;
+    if (!load_number(p + i * stride, kv->elem_type, &n) || !convert(&n, &scratch)) return false;
   }
   for (uint64_t i = 0; i < count; i++) {
     load_number(p + i * stride, kv->elem_type, &n);
-    number_to_f32(&n, &out[i]);
+    convert(&n, (char *)out + i * out_elem_bytes);
   }
   return true;
 }
 
+bool up_gguf_get_array_f32(const up_gguf *g, const char *key, float *out, uint64_t count) {
+  return get_numeric_array(g, key, count, convert_to_f32, out, sizeof *out);
+}
+
 bool up_gguf_get_array_i32(const up_gguf *g, const char *key, int32_t *out, uint64_t count) {
-  const gguf_kv *kv = numeric_array(g, key, count);
-  if (!kv) return false;
-  uint64_t stride = scalar_bytes(kv->elem_type);
-  const uint8_t *p = g->base + kv->value_pos;
-  number n;
-  int64_t value;
-  for (uint64_t i = 0; i < count; i++) {
-    if (!load_number(p + i * stride, kv->elem_type, &n) || !number_to_int(&n, INT32_MIN, INT32_MAX, &value, NULL)) {
-      return false;
-    }
-  }
-  for (uint64_t i = 0; i < count; i++) {
-    load_number(p + i * stride, kv->elem_type, &n);
-    number_to_int(&n, INT32_MIN, INT32_MAX, &value, NULL);
-    out[i] = (int32_t)value;
-  }
-  return true;
+  return get_numeric_array(g, key, count, convert_to_i32, out, sizeof *out);
 }
 
 int64_t up_gguf_kv_count(const up_gguf *g) { return g->n_kv; }

@@ -72,6 +72,14 @@ static void put_kv_str(gguf_buf *b, const char *key, const char *v) {
   put_str(b, v);
 }
 
+/* Key, ARRAY, element type and count; the caller writes the elements. */
+static void put_array_header(gguf_buf *b, const char *key, uint32_t elem_type, uint64_t count) {
+  put_str(b, key);
+  put_u32(b, UP_GGUF_ARRAY);
+  put_u32(b, elem_type);
+  put_u64(b, count);
+}
+
 static void put_tensor_info(gguf_buf *b, const char *name, uint32_t n_dims, const uint64_t *dims, uint32_t type,
                             uint64_t offset) {
   put_str(b, name);
@@ -111,25 +119,16 @@ static gguf_buf small_file(void) {
   uint64_t huge_bits;
   memcpy(&huge_bits, &huge, 8);
   put_u64(&b, huge_bits);
-  put_str(&b, "tokenizer.ggml.tokens");
-  put_u32(&b, UP_GGUF_ARRAY);
-  put_u32(&b, UP_GGUF_STRING);
-  put_u64(&b, 4);
+  put_array_header(&b, "tokenizer.ggml.tokens", UP_GGUF_STRING, 4);
   put_str(&b, "<unk>");
   put_str(&b, "");
   put_str(&b, "hello");
   put_str(&b, "world!");
-  put_str(&b, "tokenizer.ggml.scores");
-  put_u32(&b, UP_GGUF_ARRAY);
-  put_u32(&b, UP_GGUF_F32);
-  put_u64(&b, 3);
+  put_array_header(&b, "tokenizer.ggml.scores", UP_GGUF_F32, 3);
   put_f32(&b, 0.5f);
   put_f32(&b, -1.25f);
   put_f32(&b, 3.0f);
-  put_str(&b, "tokenizer.ggml.token_type");
-  put_u32(&b, UP_GGUF_ARRAY);
-  put_u32(&b, UP_GGUF_I16);
-  put_u64(&b, 2);
+  put_array_header(&b, "tokenizer.ggml.token_type", UP_GGUF_I16, 2);
   put_u8(&b, 0xfe); /* -2 */
   put_u8(&b, 0xff);
   put_u8(&b, 7);
@@ -188,6 +187,12 @@ static bool str_eq(up_gguf_str s, const char *expect) {
   return s.len == strlen(expect) && memcmp(s.data, expect, s.len) == 0;
 }
 
+static void assert_u32_key(const up_gguf *g, const char *key, uint32_t expect) {
+  uint32_t value = 0;
+  cr_assert(up_gguf_get_u32(g, key, &value), "key %s readable as u32", key);
+  cr_assert_eq(value, expect, "%s is %u, expected %u", key, value, expect);
+}
+
 /* ---- round trip and getters ------------------------------------------------------- */
 
 Test(gguf, small_file_round_trips) {
@@ -205,9 +210,7 @@ Test(gguf, small_file_round_trips) {
   up_gguf_str s;
   cr_assert(up_gguf_get_str(g, "general.architecture", &s));
   cr_assert(str_eq(s, "llama"));
-  uint32_t u = 0;
-  cr_assert(up_gguf_get_u32(g, "llama.block_count", &u));
-  cr_assert_eq(u, 2);
+  assert_u32_key(g, "llama.block_count", 2);
   float f = 0;
   cr_assert(up_gguf_get_f32(g, "llama.rope.freq_base", &f));
   cr_assert_eq(f, 10000.0f);
@@ -488,19 +491,13 @@ Test(gguf, huge_string_length) {
 Test(gguf, huge_array_count) {
   gguf_buf b = {0};
   put_header(&b, 3, 0, 1);
-  put_str(&b, "tokenizer.ggml.tokens");
-  put_u32(&b, UP_GGUF_ARRAY);
-  put_u32(&b, UP_GGUF_STRING);
-  put_u64(&b, 1ull << 60);
+  put_array_header(&b, "tokenizer.ggml.tokens", UP_GGUF_STRING, 1ull << 60);
   put_str(&b, "a");
   expect_rejected(b, "metadata 'tokenizer.ggml.tokens': array of 1152921504606846976 string elements", "cannot fit");
 
   gguf_buf n = {0};
   put_header(&n, 3, 0, 1);
-  put_str(&n, "tokenizer.ggml.scores");
-  put_u32(&n, UP_GGUF_ARRAY);
-  put_u32(&n, UP_GGUF_F32);
-  put_u64(&n, UINT64_MAX / 2);
+  put_array_header(&n, "tokenizer.ggml.scores", UP_GGUF_F32, UINT64_MAX / 2);
   put_f32(&n, 1.0f);
   expect_rejected(n, "metadata 'tokenizer.ggml.scores': array of", "cannot fit");
 }
@@ -538,10 +535,7 @@ Test(gguf, duplicate_key) {
 Test(gguf, malformed_values) {
   gguf_buf nested = {0};
   put_header(&nested, 3, 0, 1);
-  put_str(&nested, "test.nested");
-  put_u32(&nested, UP_GGUF_ARRAY);
-  put_u32(&nested, UP_GGUF_ARRAY);
-  put_u64(&nested, 0);
+  put_array_header(&nested, "test.nested", UP_GGUF_ARRAY, 0);
   expect_rejected(nested, "metadata 'test.nested': nested arrays are not supported", NULL);
 
   gguf_buf type = {0};
@@ -715,17 +709,11 @@ Test(gguf, shared_tiny_llama) {
   up_gguf_str s;
   cr_assert(up_gguf_get_str(g, "general.architecture", &s));
   cr_assert(str_eq(s, "llama"));
-  uint32_t u;
-  cr_assert(up_gguf_get_u32(g, "llama.block_count", &u));
-  cr_assert_eq(u, 1);
-  cr_assert(up_gguf_get_u32(g, "llama.embedding_length", &u));
-  cr_assert_eq(u, 8);
-  cr_assert(up_gguf_get_u32(g, "llama.attention.head_count", &u));
-  cr_assert_eq(u, 2);
-  cr_assert(up_gguf_get_u32(g, "llama.attention.head_count_kv", &u));
-  cr_assert_eq(u, 2);
-  cr_assert(up_gguf_get_u32(g, "llama.feed_forward_length", &u));
-  cr_assert_eq(u, 32);
+  assert_u32_key(g, "llama.block_count", 1);
+  assert_u32_key(g, "llama.embedding_length", 8);
+  assert_u32_key(g, "llama.attention.head_count", 2);
+  assert_u32_key(g, "llama.attention.head_count_kv", 2);
+  assert_u32_key(g, "llama.feed_forward_length", 32);
   float eps;
   cr_assert(up_gguf_get_f32(g, "llama.attention.layer_norm_rms_epsilon", &eps));
   cr_assert_float_eq(eps, 1e-5f, 1e-12f);
@@ -823,13 +811,9 @@ Test(gguf, smollm2_135m_q4_1) {
   cr_assert_eq(q->dims[0], 576);
   cr_assert_eq(q->dims[1], 576);
 
-  uint32_t u;
-  cr_assert(up_gguf_get_u32(g, "llama.block_count", &u));
-  cr_assert_eq(u, 30);
-  cr_assert(up_gguf_get_u32(g, "llama.attention.head_count", &u));
-  cr_assert_eq(u, 9);
-  cr_assert(up_gguf_get_u32(g, "llama.attention.head_count_kv", &u));
-  cr_assert_eq(u, 3);
+  assert_u32_key(g, "llama.block_count", 30);
+  assert_u32_key(g, "llama.attention.head_count", 9);
+  assert_u32_key(g, "llama.attention.head_count_kv", 3);
   float base;
   cr_assert(up_gguf_get_f32(g, "llama.rope.freq_base", &base));
   cr_assert_eq(base, 100000.0f);

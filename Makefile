@@ -1,11 +1,13 @@
 # Makefile — the user's front door. `make bench` and `make test` install what is
 # missing (Debian packages), configure and build, then run the default job or every
-# test (a second time under AddressSanitizer and UndefinedBehaviorSanitizer).
-# `make model` fetches the SmolLM2 GGUF the engine is checked against; bench and
-# test-release try it too, but go on without it (its tests then skip).
+# test (a second time under AddressSanitizer and UndefinedBehaviorSanitizer), then fuzz
+# the file parsers for a bounded time. `make model` fetches the SmolLM2 GGUF the engine
+# is checked against; bench and the test passes try it too, but go on without it (its
+# tests then skip).
 # `make figures RUN=...` draws a run's figures.
 BUILD      ?= build
 BUILD_ASAN ?= build-asan
+BUILD_FUZZ ?= build-fuzz
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 BENCH_ARGS ?=
@@ -15,7 +17,7 @@ PYTHON     ?= /usr/bin/python3
 export OMPI_ALLOW_RUN_AS_ROOT = 1
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM = 1
 
-.PHONY: all deps build model model-if-online bench test test-release test-asan figures clean
+.PHONY: all deps build model model-if-online bench test test-release test-asan test-fuzz figures clean
 
 all: build
 
@@ -38,7 +40,7 @@ model-if-online:
 bench: build model-if-online
 	./$(BUILD)/uniprefill-bench $(BENCH_ARGS)
 
-test: test-release test-asan
+test: test-release test-asan test-fuzz
 
 test-release: build model-if-online
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
@@ -49,6 +51,13 @@ test-asan: deps model-if-online
 	cmake --build $(BUILD_ASAN) -j $(JOBS)
 	ctest --test-dir $(BUILD_ASAN) --output-on-failure -j $(JOBS) -L cpu
 
+# libFuzzer over the file parsers (tests/fuzz), each target for UP_FUZZ_SECONDS (30 s):
+# clang only, a build tree of the parsers alone; a crash fails the test.
+test-fuzz: deps
+	CC=clang cmake -S . -B $(BUILD_FUZZ) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DUNIPREFILL_FUZZ=ON -DUNIPREFILL_CUDA=OFF $(CMAKE_ARGS)
+	cmake --build $(BUILD_FUZZ) -j $(JOBS)
+	ctest --test-dir $(BUILD_FUZZ) --output-on-failure -j $(JOBS) -L fuzz
+
 # Paper figures of one run: make figures RUN=results/runs/X.h5 [OUT=dir]
 RUN ?=
 OUT ?= results/figures/$(basename $(notdir $(RUN)))
@@ -57,4 +66,4 @@ figures:
 	$(PYTHON) analysis/figures.py $(RUN) -o $(OUT)
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)

@@ -6,6 +6,7 @@ set -euo pipefail
 
 packages=(
   cmake make gcc pkg-config
+  clang libclang-rt-14-dev
   libopenmpi-dev openmpi-bin
   libhdf5-dev
   libopenblas-dev

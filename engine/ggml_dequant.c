@@ -63,10 +63,6 @@ bool up_ggml_bytes_for(up_ggml_type type, int64_t n_elements, uint64_t *out) {
 
 static uint16_t load_u16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 
-static uint32_t load_u32(const uint8_t *p) {
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 static void dequantize_q8_0(const uint8_t *src, float *dst, int64_t n_blocks) {
   for (int64_t b = 0; b < n_blocks; b++, src += 2 + QK, dst += QK) {
     float d = up_fp16_to_f32(load_u16(src));
@@ -103,7 +99,7 @@ bool up_ggml_dequantize(up_ggml_type type, const void *src, float *dst, int64_t 
   const uint8_t *bytes = src;
   switch (type) {
   case UP_GGML_F32:
-    for (int64_t i = 0; i < n; i++) dst[i] = bits_to_f32(load_u32(bytes + 4 * i));
+    memcpy(dst, bytes, sizeof(float) * (size_t)n); /* little-endian files on little-endian hosts */
     return true;
   case UP_GGML_F16:
     for (int64_t i = 0; i < n; i++) dst[i] = up_fp16_to_f32(load_u16(bytes + 2 * i));

@@ -311,20 +311,21 @@ static void launch_prefill(cudaStream_t stream, const prefill_params &p, int32_t
  * 1: 8 warps x 16 rows, 32-key tiles (128 registers, 64 KB, 2 CTAs/SM: the v1 default);
  * 2: 4 warps x 32 rows, 32-key tiles (2 CTAs/SM); 3: 8 warps x 32 rows, 64-key tiles
  * (256-row CTAs, 1 CTA/SM); 4: 4 warps x 32 rows, 64-key tiles (96 KB, 255 registers,
- * 2 CTAs/SM); 5: the Hopper wgmma kernel (attention_prefill_sm90.cu) where the device
- * has it, else the default mma.sync one. 0 (and anything else) is the default. */
-enum { PREFILL_HD128_DEFAULT = 4 };
+ * 2 CTAs/SM); 5 and 6: the Hopper wgmma kernels (attention_prefill_sm90.cu; 6 overlaps
+ * the softmax with the products) where the device has them, else the mma.sync default.
+ * 0 (and anything else): 6 on Hopper, else the fastest mma.sync one. */
+enum { PREFILL_HD128_MMA_DEFAULT = 3, PREFILL_HD128_SM90_DEFAULT = 6 };
 
 extern "C" void up_cuda_attention_prefill(cudaStream_t stream, void *out, const void *qkv, const up_kv_pool *pool,
                                           const up_attn_batch *batch, const up_attn_shape *shape, int variant) {
   if (batch->n_tokens <= 0 || batch->n_seqs <= 0) return;
-  if (shape->head_dim == 128 && (variant < 1 || variant > 5)) variant = PREFILL_HD128_DEFAULT;
-  if (shape->head_dim == 128 && variant == 5) {
+  if (shape->head_dim == 128 && (variant < 1 || variant > 6)) variant = PREFILL_HD128_SM90_DEFAULT;
+  if (shape->head_dim == 128 && variant >= 5) {
     if (up_cuda_attention_prefill_sm90_available()) {
-      up_cuda_attention_prefill_sm90(stream, out, qkv, pool, batch, shape);
+      up_cuda_attention_prefill_sm90(stream, out, qkv, pool, batch, shape, variant == 6);
       return;
     }
-    variant = 4;
+    variant = PREFILL_HD128_MMA_DEFAULT;
   }
   const prefill_params p = up_attn_args_make(out, qkv, pool, batch, shape);
   /* 8 warps share each K/V tile at head_dim 64; at 256 the accumulators double, so 4
@@ -335,8 +336,8 @@ extern "C" void up_cuda_attention_prefill(cudaStream_t stream, void *out, const 
       switch (variant) {
         case 1: launch_prefill<128, 8, 1, 32, 2>(stream, p, shape->n_heads, batch->n_tokens); break;
         case 2: launch_prefill<128, 4, 2, 32, 2>(stream, p, shape->n_heads, batch->n_tokens); break;
-        case 3: launch_prefill<128, 8, 2, 64, 1>(stream, p, shape->n_heads, batch->n_tokens); break;
-        default: launch_prefill<128, 4, 2, 64, 2>(stream, p, shape->n_heads, batch->n_tokens); break;
+        case 4: launch_prefill<128, 4, 2, 64, 2>(stream, p, shape->n_heads, batch->n_tokens); break;
+        default: launch_prefill<128, 8, 2, 64, 1>(stream, p, shape->n_heads, batch->n_tokens); break;
       }
       break;
     case 256: launch_prefill<256, 4, 1, 32, 2>(stream, p, shape->n_heads, batch->n_tokens); break;

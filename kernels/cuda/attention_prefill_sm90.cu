@@ -61,7 +61,11 @@ __device__ __forceinline__ void fence_accumulators(float (&d)[N]) {
 }
 __device__ __forceinline__ void wgmma_fence(void) { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit(void) { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void wgmma_wait_all(void) { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+/* Wait until at most N of this warpgroup's committed groups are still running. */
+template <int N>
+__device__ __forceinline__ void wgmma_wait(void) {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
 /* cp.async writes are generic-proxy writes; wgmma reads through the async proxy. */
 __device__ __forceinline__ void fence_proxy_async(void) { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 
@@ -115,24 +119,16 @@ __device__ __forceinline__ void load_kv_tile_sw128(uint32_t tile, const __nv_bfl
   }
 }
 
-#endif /* UP_ATTN_HAVE_WGMMA */
+/* Where a CTA works: its sequence and first row, or false when it has nothing to do
+ * (past its sequence's tiles, or a decode sequence). Sequence s owns the virtual tiles
+ * from cu_seqlens[s] / BM + s on; the grid runs them in reverse (latest rows first). */
+struct prefill_job {
+  int32_t row0, n_rows, q0, kv_len, prior, n_tiles;
+  const int32_t *block_table;
+};
 
-__global__ void __launch_bounds__(THREADS, 1) prefill_sm90_kernel(const up_attn_args p) {
-#if !UP_ATTN_HAVE_WGMMA
-  __trap(); /* built for a target without wgmma: the host never launches this there */
-#else
-  extern __shared__ unsigned char smem_raw[];
-  /* The swizzle works on address bits, so every tile starts 1024-byte aligned. */
-  const uint32_t smem = (up_attn_smem_u32(smem_raw) + 1023u) & ~1023u;
-  const uint32_t q_s = smem;
-  const uint32_t kv_s = smem + Q_BYTES; /* stage s: K at kv_s + 2 s TILE_BYTES, V after it */
-
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  const int wg = warp >> 2;          /* warpgroup: rows 64 wg .. 64 wg + 63 of the tile */
-  const int wrow = (warp & 3) * 16;  /* the warp's 16 rows within its warpgroup */
-  const int h = blockIdx.x;
-  const int32_t vtile = (int32_t)(gridDim.y - 1 - blockIdx.y); /* latest rows first */
-
+__device__ __forceinline__ bool find_job(const up_attn_args &p, prefill_job &jb) {
+  const int32_t vtile = (int32_t)(gridDim.y - 1 - blockIdx.y);
   int32_t lo = 0, hi = p.n_seqs - 1;
   while (lo < hi) {
     const int32_t mid = (lo + hi + 1) >> 1;
@@ -141,143 +137,115 @@ __global__ void __launch_bounds__(THREADS, 1) prefill_sm90_kernel(const up_attn_
     else
       hi = mid - 1;
   }
-  const int32_t s = lo;
-  const int32_t row0 = __ldg(p.cu_seqlens + s);
-  const int32_t n_rows = __ldg(p.cu_seqlens + s + 1) - row0;
-  const int32_t q0 = (vtile - (row0 / BM + s)) * BM;
-  if (n_rows <= UP_ATTN_DECODE_MAX_ROWS || q0 >= n_rows) return;
+  jb.row0 = __ldg(p.cu_seqlens + lo);
+  jb.n_rows = __ldg(p.cu_seqlens + lo + 1) - jb.row0;
+  jb.q0 = (vtile - (jb.row0 / BM + lo)) * BM;
+  if (jb.n_rows <= UP_ATTN_DECODE_MAX_ROWS || jb.q0 >= jb.n_rows) return false;
+  jb.kv_len = __ldg(p.kv_lens + lo);
+  jb.prior = jb.kv_len - jb.n_rows;
+  jb.block_table = p.block_tables + (int64_t)lo * p.max_blocks_per_seq;
+  jb.n_tiles = (jb.prior + min(jb.q0 + BM, jb.n_rows) + BN - 1) / BN; /* the last row's keys */
+  return true;
+}
 
-  const int32_t kv_len = __ldg(p.kv_lens + s);
-  const int32_t prior = kv_len - n_rows;
-  const int32_t *block_table = p.block_tables + (int64_t)s * p.max_blocks_per_seq;
-  const int32_t kv_head_offset = (h / p.group) * HD;
-  const int32_t q_end = min(q0 + BM, n_rows);
-  const int32_t n_tiles = (prior + q_end + BN - 1) / BN;
-
-  /* Prologue: Q with tile 0 in one commit group, then tiles 1 .. STAGES-2. */
-  {
-    const int c = tid & 15;
+/* The CTA's BM query rows into a swizzled tile; rows past the sequence are zeros. */
+__device__ __forceinline__ void load_q_tile(uint32_t q_s, const up_attn_args &p, const prefill_job &jb) {
+  const int c = threadIdx.x & 15;
 #pragma unroll
-    for (int i = 0; i < BM / (THREADS / 16); ++i) {
-      const int r = (tid >> 4) + i * (THREADS / 16);
-      const bool valid = q0 + r < n_rows;
-      const int64_t off = valid ? (int64_t)(row0 + q0 + r) * p.qkv_stride + (int64_t)h * HD + c * 8 : 0;
-      up_attn_cp_async16(q_s + sw128(BM, r, c), p.qkv + off, valid ? 16 : 0);
-    }
+  for (int i = 0; i < BM / (THREADS / 16); ++i) {
+    const int r = (threadIdx.x >> 4) + i * (THREADS / 16);
+    const bool valid = jb.q0 + r < jb.n_rows;
+    const int64_t off = valid ? (int64_t)(jb.row0 + jb.q0 + r) * p.qkv_stride + (int64_t)blockIdx.x * HD + c * 8 : 0;
+    up_attn_cp_async16(q_s + sw128(BM, r, c), p.qkv + off, valid ? 16 : 0);
   }
+}
+
+/* Issue S = Q K^T for the warpgroup's 64 rows against one K tile (not waited). */
+__device__ __forceinline__ void issue_scores(float (&sc)[64], uint32_t q_wg, uint32_t k_t) {
+  wgmma_fence();
 #pragma unroll
-  for (int t = 0; t < STAGES - 1; ++t) {
-    if (t < n_tiles) {
-      const uint32_t k_t = kv_s + (uint32_t)(2 * t * TILE_BYTES);
-      load_kv_tile_sw128(k_t, p.k_pool, block_table, t * BN, kv_len, kv_head_offset, p);
-      load_kv_tile_sw128(k_t + TILE_BYTES, p.v_pool, block_table, t * BN, kv_len, kv_head_offset, p);
-    }
-    up_attn_cp_async_commit();
+  for (int kk = 0; kk < HD / 16; ++kk) {
+    const uint32_t koff = (uint32_t)((kk & 3) * 32); /* 16 columns = 32 bytes into the swizzled row */
+    wgmma_ss_m64n128(sc, sw128_desc(q_wg + (uint32_t)((kk >> 2) * BM * 128) + koff, 16, 1024),
+                     sw128_desc(k_t + (uint32_t)((kk >> 2) * BN * 128) + koff, 16, 1024), kk > 0);
   }
+  wgmma_commit();
+}
 
-  float o[64];
+/* Issue O += P V for one V tile (not waited); P in registers, V read MN-major. */
+__device__ __forceinline__ void issue_pv(float (&o)[64], const uint32_t (&pa)[BN / 16][4], uint32_t v_t) {
+  wgmma_fence();
 #pragma unroll
-  for (int i = 0; i < 64; ++i) o[i] = 0.0f;
-  /* Rows g = lane/4 and g + 8 of the warp's 16; m is the raw running max. */
-  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
-  const int32_t wg_row = q0 + wg * 64;                /* first row of the warpgroup */
-  const int32_t my_row = wg_row + wrow + (lane >> 2); /* within the sequence */
-  const uint32_t q_wg = q_s + (uint32_t)(wg * 64 * 128);
+  for (int kk = 0; kk < BN / 16; ++kk)
+    wgmma_rs_m64n128_bt(o, pa[kk], sw128_desc(v_t + (uint32_t)(kk * 16 * 128), BN * 128, 1024));
+  wgmma_commit();
+}
 
-  for (int32_t j = 0; j < n_tiles; ++j) {
-    const int stage = j % STAGES;
-    const int32_t k_first = j * BN;
-    up_attn_cp_async_wait<STAGES - 2>(); /* this thread's part of tile j has landed */
-    fence_proxy_async();
-    __syncthreads(); /* everyone's part has; every read of tile j-1's stage is done */
-    if (j + STAGES - 1 < n_tiles) {
-      const uint32_t k_t = kv_s + (uint32_t)(2 * ((j + STAGES - 1) % STAGES) * TILE_BYTES);
-      load_kv_tile_sw128(k_t, p.k_pool, block_table, k_first + (STAGES - 1) * BN, kv_len, kv_head_offset, p);
-      load_kv_tile_sw128(k_t + TILE_BYTES, p.v_pool, block_table, k_first + (STAGES - 1) * BN, kv_len,
-                         kv_head_offset, p);
-    }
-    up_attn_cp_async_commit();
-
-    /* A warpgroup whose 64 rows all precede this tile has nothing to add (causal). */
-    if (k_first > prior + wg_row + 63) continue;
-    const uint32_t k_t = kv_s + (uint32_t)(2 * stage * TILE_BYTES);
-    const uint32_t v_t = k_t + TILE_BYTES;
-
-    float sc[64];
-    wgmma_fence();
+/* Mask a score tile and turn it into unnormalised probabilities in place (online
+ * softmax in base 2), updating the running max and sum; returns through corr the
+ * factor that rescales the output rows. sc[4t + e] is row my_row + 8 (e >> 1), entry
+ * k_first + 8t + 2 (lane & 3) + (e & 1). A row with every key so far masked keeps
+ * m = -inf and uses base 0 so that exp2(-inf - base) = 0 rather than NaN. */
+__device__ __forceinline__ void softmax_tile(float (&sc)[64], float (&m)[2], float (&l)[2], float (&corr)[2],
+                                             int32_t k_first, int32_t my_row, int32_t wg_row, const prefill_job &jb,
+                                             float scale_log2) {
+  const int lane = threadIdx.x & 31;
+  if (k_first + BN - 1 > jb.prior + wg_row || k_first + BN > jb.kv_len) {
 #pragma unroll
-    for (int kk = 0; kk < HD / 16; ++kk) {
-      const uint32_t koff = (uint32_t)((kk & 3) * 32); /* 16 columns = 32 bytes into the swizzled row */
-      wgmma_ss_m64n128(sc, sw128_desc(q_wg + (uint32_t)((kk >> 2) * BM * 128) + koff, 16, 1024),
-                       sw128_desc(k_t + (uint32_t)((kk >> 2) * BN * 128) + koff, 16, 1024), kk > 0);
-    }
-    wgmma_commit();
-    wgmma_wait_all();
-    fence_accumulators(sc);
-
-    /* sc[4t + e]: row g + 8 (e >> 1), entry k_first + 8t + 2 (lane & 3) + (e & 1). */
-    if (k_first + BN - 1 > prior + wg_row || k_first + BN > kv_len) {
+    for (int t = 0; t < BN / 8; ++t)
 #pragma unroll
-      for (int t = 0; t < BN / 8; ++t)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int32_t key = k_first + t * 8 + 2 * (lane & 3) + (e & 1);
-          const int32_t row = my_row + (e >> 1) * 8;
-          if (key > prior + row || key >= kv_len) sc[4 * t + e] = -INFINITY;
-        }
-    }
-    /* Online softmax in base 2; a row with every key so far masked keeps m = -inf and
-     * uses base 0 so that exp2(-inf - base) = 0 rather than NaN. */
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      float mx = m[r];
-#pragma unroll
-      for (int t = 0; t < BN / 8; ++t) mx = fmaxf(mx, fmaxf(sc[4 * t + 2 * r], sc[4 * t + 2 * r + 1]));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float base = mx == -INFINITY ? 0.0f : mx * p.scale_log2;
-      const float corr = up_attn_exp2(m[r] * p.scale_log2 - base);
-      m[r] = mx;
-      float sum = 0.0f;
-#pragma unroll
-      for (int t = 0; t < BN / 8; ++t) {
-        sc[4 * t + 2 * r] = up_attn_exp2(fmaf(sc[4 * t + 2 * r], p.scale_log2, -base));
-        sc[4 * t + 2 * r + 1] = up_attn_exp2(fmaf(sc[4 * t + 2 * r + 1], p.scale_log2, -base));
-        sum += sc[4 * t + 2 * r] + sc[4 * t + 2 * r + 1];
+      for (int e = 0; e < 4; ++e) {
+        const int32_t key = k_first + t * 8 + 2 * (lane & 3) + (e & 1);
+        const int32_t row = my_row + (e >> 1) * 8;
+        if (key > jb.prior + row || key >= jb.kv_len) sc[4 * t + e] = -INFINITY;
       }
-      l[r] = l[r] * corr + sum;
-#pragma unroll
-      for (int t = 0; t < HD / 8; ++t) {
-        o[4 * t + 2 * r] *= corr;
-        o[4 * t + 2 * r + 1] *= corr;
-      }
-    }
-    /* Accumulator n-tiles 2kk, 2kk+1 are the register A operand of k-step kk. */
-    uint32_t pa[BN / 16][4];
-#pragma unroll
-    for (int kk = 0; kk < BN / 16; ++kk) {
-      pa[kk][0] = up_attn_pack_bf16(sc[8 * kk + 0], sc[8 * kk + 1]);
-      pa[kk][1] = up_attn_pack_bf16(sc[8 * kk + 2], sc[8 * kk + 3]);
-      pa[kk][2] = up_attn_pack_bf16(sc[8 * kk + 4], sc[8 * kk + 5]);
-      pa[kk][3] = up_attn_pack_bf16(sc[8 * kk + 6], sc[8 * kk + 7]);
-    }
-    fence_accumulators(o);
-    wgmma_fence();
-#pragma unroll
-    for (int kk = 0; kk < BN / 16; ++kk)
-      wgmma_rs_m64n128_bt(o, pa[kk], sw128_desc(v_t + (uint32_t)(kk * 16 * 128), BN * 128, 1024));
-    wgmma_commit();
-    wgmma_wait_all();
-    fence_accumulators(o);
   }
-  up_attn_cp_async_wait<0>();
-  /* Every product of both warpgroups is complete before any Q row is overwritten. */
-  __syncthreads();
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float mx = m[r];
+#pragma unroll
+    for (int t = 0; t < BN / 8; ++t) mx = fmaxf(mx, fmaxf(sc[4 * t + 2 * r], sc[4 * t + 2 * r + 1]));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    const float base = mx == -INFINITY ? 0.0f : mx * scale_log2;
+    corr[r] = up_attn_exp2(m[r] * scale_log2 - base);
+    m[r] = mx;
+    float sum = 0.0f;
+#pragma unroll
+    for (int t = 0; t < BN / 8; ++t) {
+      sc[4 * t + 2 * r] = up_attn_exp2(fmaf(sc[4 * t + 2 * r], scale_log2, -base));
+      sc[4 * t + 2 * r + 1] = up_attn_exp2(fmaf(sc[4 * t + 2 * r + 1], scale_log2, -base));
+      sum += sc[4 * t + 2 * r] + sc[4 * t + 2 * r + 1];
+    }
+    l[r] = l[r] * corr[r] + sum;
+  }
+}
 
-  /* Normalise and stage the warp's 16 rows in its own rows of the Q tile (the products
-   * that read them are complete), then write whole rows in 16-byte chunks. */
-  __syncwarp();
-  unsigned char *smem_gen = smem_raw + (smem - up_attn_smem_u32(smem_raw));
+/* Rescale the output rows, then pack P as the register A operand: accumulator n-tiles
+ * 2kk and 2kk+1 are the A fragment of k-step kk. */
+__device__ __forceinline__ void rescale_and_pack(float (&o)[64], const float (&corr)[2], const float (&sc)[64],
+                                                 uint32_t (&pa)[BN / 16][4]) {
+#pragma unroll
+  for (int t = 0; t < HD / 8; ++t) {
+    o[4 * t + 0] *= corr[0];
+    o[4 * t + 1] *= corr[0];
+    o[4 * t + 2] *= corr[1];
+    o[4 * t + 3] *= corr[1];
+  }
+#pragma unroll
+  for (int kk = 0; kk < BN / 16; ++kk) {
+    pa[kk][0] = up_attn_pack_bf16(sc[8 * kk + 0], sc[8 * kk + 1]);
+    pa[kk][1] = up_attn_pack_bf16(sc[8 * kk + 2], sc[8 * kk + 3]);
+    pa[kk][2] = up_attn_pack_bf16(sc[8 * kk + 4], sc[8 * kk + 5]);
+    pa[kk][3] = up_attn_pack_bf16(sc[8 * kk + 6], sc[8 * kk + 7]);
+  }
+}
+
+/* Normalise the warp's 16 rows, stage them in its own rows of the Q tile (every
+ * product has completed: the caller's barrier), then write whole rows in 16-byte chunks. */
+__device__ __forceinline__ void write_out(const float (&o)[64], const float (&l)[2], unsigned char *q_gen,
+                                          const up_attn_args &p, const prefill_job &jb, int wg, int wrow) {
+  const int lane = threadIdx.x & 31;
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     float sum = l[r];
@@ -287,18 +255,183 @@ __global__ void __launch_bounds__(THREADS, 1) prefill_sm90_kernel(const up_attn_
     const int row = wg * 64 + wrow + (lane >> 2) + r * 8;
 #pragma unroll
     for (int t = 0; t < HD / 8; ++t)
-      *(uint32_t *)(smem_gen + sw128(BM, row, t) + 4 * (lane & 3)) =
+      *(uint32_t *)(q_gen + sw128(BM, row, t) + 4 * (lane & 3)) =
           up_attn_pack_bf16(o[4 * t + 2 * r] * inv, o[4 * t + 2 * r + 1] * inv);
   }
   __syncwarp();
 #pragma unroll
   for (int i = lane; i < 16 * (HD / 8); i += 32) {
     const int r = i / (HD / 8), c = i % (HD / 8);
-    const int32_t t = wg_row + wrow + r;
-    if (t < n_rows)
-      *(uint4 *)(p.out + (int64_t)(row0 + t) * p.out_stride + (int64_t)h * HD + c * 8) =
-          *(const uint4 *)(smem_gen + sw128(BM, wg * 64 + wrow + r, c));
+    const int32_t t = jb.q0 + wg * 64 + wrow + r;
+    if (t < jb.n_rows)
+      *(uint4 *)(p.out + (int64_t)(jb.row0 + t) * p.out_stride + (int64_t)blockIdx.x * HD + c * 8) =
+          *(const uint4 *)(q_gen + sw128(BM, wg * 64 + wrow + r, c));
   }
+}
+
+#endif /* UP_ATTN_HAVE_WGMMA */
+
+/* Version 1: per tile, S, softmax and P V in sequence within each warpgroup; K/V three
+ * tiles deep (Q 32 KB + 3 x 64 KB). */
+__global__ void __launch_bounds__(THREADS, 1) prefill_sm90_kernel(const up_attn_args p) {
+#if !UP_ATTN_HAVE_WGMMA
+  __trap(); /* built for a target without wgmma: the host never launches this there */
+#else
+  extern __shared__ unsigned char smem_raw[];
+  /* The swizzle works on address bits, so every tile starts 1024-byte aligned. */
+  const uint32_t smem = (up_attn_smem_u32(smem_raw) + 1023u) & ~1023u;
+  const uint32_t q_s = smem;
+  const uint32_t kv_s = smem + Q_BYTES; /* stage s: K at kv_s + 2 s TILE_BYTES, V after it */
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int wg = warp >> 2;         /* warpgroup: rows 64 wg .. 64 wg + 63 of the tile */
+  const int wrow = (warp & 3) * 16; /* the warp's 16 rows within its warpgroup */
+  prefill_job jb;
+  if (!find_job(p, jb)) return;
+  const int32_t kv_head_offset = (blockIdx.x / p.group) * HD;
+
+  /* Prologue: Q with tile 0 in one commit group, then tiles 1 .. STAGES-2. */
+  load_q_tile(q_s, p, jb);
+#pragma unroll
+  for (int t = 0; t < STAGES - 1; ++t) {
+    if (t < jb.n_tiles) {
+      const uint32_t k_t = kv_s + (uint32_t)(2 * t * TILE_BYTES);
+      load_kv_tile_sw128(k_t, p.k_pool, jb.block_table, t * BN, jb.kv_len, kv_head_offset, p);
+      load_kv_tile_sw128(k_t + TILE_BYTES, p.v_pool, jb.block_table, t * BN, jb.kv_len, kv_head_offset, p);
+    }
+    up_attn_cp_async_commit();
+  }
+
+  float o[64];
+#pragma unroll
+  for (int i = 0; i < 64; ++i) o[i] = 0.0f;
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+  const int32_t wg_row = jb.q0 + wg * 64;
+  const int32_t my_row = wg_row + wrow + (lane >> 2);
+  const uint32_t q_wg = q_s + (uint32_t)(wg * 64 * 128);
+
+  for (int32_t j = 0; j < jb.n_tiles; ++j) {
+    const int32_t k_first = j * BN;
+    up_attn_cp_async_wait<STAGES - 2>(); /* this thread's part of tile j has landed */
+    fence_proxy_async();
+    __syncthreads(); /* everyone's part has; every read of tile j-1's stage is done */
+    if (j + STAGES - 1 < jb.n_tiles) {
+      const uint32_t k_t = kv_s + (uint32_t)(2 * ((j + STAGES - 1) % STAGES) * TILE_BYTES);
+      load_kv_tile_sw128(k_t, p.k_pool, jb.block_table, k_first + (STAGES - 1) * BN, jb.kv_len, kv_head_offset, p);
+      load_kv_tile_sw128(k_t + TILE_BYTES, p.v_pool, jb.block_table, k_first + (STAGES - 1) * BN, jb.kv_len,
+                         kv_head_offset, p);
+    }
+    up_attn_cp_async_commit();
+
+    /* A warpgroup whose 64 rows all precede this tile has nothing to add (causal). */
+    if (k_first > jb.prior + wg_row + 63) continue;
+    const uint32_t k_t = kv_s + (uint32_t)(2 * (j % STAGES) * TILE_BYTES);
+    float sc[64], corr[2];
+    uint32_t pa[BN / 16][4];
+    issue_scores(sc, q_wg, k_t);
+    wgmma_wait<0>();
+    fence_accumulators(sc);
+    softmax_tile(sc, m, l, corr, k_first, my_row, wg_row, jb, p.scale_log2);
+    rescale_and_pack(o, corr, sc, pa);
+    issue_pv(o, pa, k_t + TILE_BYTES);
+    wgmma_wait<0>();
+    fence_accumulators(o);
+  }
+  up_attn_cp_async_wait<0>();
+  __syncthreads(); /* every product of both warpgroups is complete before Q rows are overwritten */
+  write_out(o, l, smem_raw + (smem - up_attn_smem_u32(smem_raw)), p, jb, wg, wrow);
+#endif
+}
+
+/* Version 2 (FlashAttention-3's intra-warpgroup overlap): step j issues S_{j+1} =
+ * Q K_{j+1}^T and then P_j V_j, and computes the softmax of S_{j+1} while the tensor
+ * cores run P_j V_j; one score register set, P_j held packed. One barrier per step; at
+ * the barrier of step j every warpgroup has finished S_j and P_{j-1} V_{j-1}, so step j
+ * loads K_{j+2} over K_j and V_{j+1} over V_{j-1}: two stages each (Q 32 KB + 4 x 32 KB). */
+constexpr size_t OV_SMEM_BYTES = Q_BYTES + (size_t)4 * TILE_BYTES + 1024;
+
+__global__ void __launch_bounds__(THREADS, 1) prefill_sm90_overlap_kernel(const up_attn_args p) {
+#if !UP_ATTN_HAVE_WGMMA
+  __trap(); /* built for a target without wgmma: the host never launches this there */
+#else
+  extern __shared__ unsigned char smem_raw[];
+  const uint32_t smem = (up_attn_smem_u32(smem_raw) + 1023u) & ~1023u; /* swizzle atoms: 1024-aligned */
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int wg = warp >> 2, wrow = (warp & 3) * 16;
+  prefill_job jb;
+  if (!find_job(p, jb)) return;
+  const uint32_t q_wg = smem + (uint32_t)(wg * 64 * 128);
+  const uint32_t k_s = smem + Q_BYTES, v_s = k_s + 2 * TILE_BYTES; /* [2] K tiles, [2] V tiles */
+  const int32_t wg_row = jb.q0 + wg * 64;
+  const int32_t my_row = wg_row + wrow + (lane >> 2);
+  const int32_t kv_head_offset = (blockIdx.x / p.group) * HD;
+  /* Tiles this warpgroup takes part in (causal); at least one, since every row sees key 0. */
+  const int32_t n_wg = min(jb.n_tiles, (jb.prior + wg_row + 63) / BN + 1);
+
+  /* Prologue: Q, K_0, V_0 and K_1 land; S_0 and its softmax give P_0. */
+  load_q_tile(smem, p, jb);
+  load_kv_tile_sw128(k_s, p.k_pool, jb.block_table, 0, jb.kv_len, kv_head_offset, p);
+  load_kv_tile_sw128(v_s, p.v_pool, jb.block_table, 0, jb.kv_len, kv_head_offset, p);
+  if (jb.n_tiles > 1) load_kv_tile_sw128(k_s + TILE_BYTES, p.k_pool, jb.block_table, BN, jb.kv_len, kv_head_offset, p);
+  up_attn_cp_async_commit();
+  up_attn_cp_async_wait<0>();
+  fence_proxy_async();
+  __syncthreads();
+
+  float o[64], sc[64], corr[2];
+  uint32_t pa[BN / 16][4];
+#pragma unroll
+  for (int i = 0; i < 64; ++i) o[i] = 0.0f;
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+  issue_scores(sc, q_wg, k_s);
+  wgmma_wait<0>();
+  fence_accumulators(sc);
+  softmax_tile(sc, m, l, corr, 0, my_row, wg_row, jb, p.scale_log2);
+  rescale_and_pack(o, corr, sc, pa);
+
+  /* Step j begins when K_{j+1} and V_j (issued at step j-1) have landed for everyone,
+   * which also means every warpgroup is done with S_j and P_{j-1} V_{j-1}; it then
+   * loads K_{j+2} over K_j and V_{j+1} over V_{j-1}. The steps where this warpgroup has
+   * products to issue come as separate loops without branches around the wgmmas (a
+   * divergent-looking branch makes ptxas serialise them). */
+  auto begin_step = [&]() {
+    up_attn_cp_async_wait<0>();
+    fence_proxy_async();
+    __syncthreads();
+  };
+  auto load_ahead = [&](int32_t j) {
+    if (j + 2 < jb.n_tiles)
+      load_kv_tile_sw128(k_s + (uint32_t)((j & 1) * TILE_BYTES), p.k_pool, jb.block_table, (j + 2) * BN, jb.kv_len,
+                         kv_head_offset, p);
+    if (j + 1 < jb.n_tiles)
+      load_kv_tile_sw128(v_s + (uint32_t)(((j + 1) & 1) * TILE_BYTES), p.v_pool, jb.block_table, (j + 1) * BN,
+                         jb.kv_len, kv_head_offset, p);
+    up_attn_cp_async_commit();
+  };
+  int32_t j = 0;
+  for (; j < n_wg - 1; ++j) {
+    begin_step();
+    issue_scores(sc, q_wg, k_s + (uint32_t)(((j + 1) & 1) * TILE_BYTES));
+    issue_pv(o, pa, v_s + (uint32_t)((j & 1) * TILE_BYTES));
+    load_ahead(j);
+    wgmma_wait<1>(); /* S_{j+1} complete; P_j V_j may still run */
+    fence_accumulators(sc);
+    softmax_tile(sc, m, l, corr, (j + 1) * BN, my_row, wg_row, jb, p.scale_log2);
+    wgmma_wait<0>(); /* P_j V_j complete: O and P may change */
+    fence_accumulators(o);
+    rescale_and_pack(o, corr, sc, pa);
+  }
+  begin_step(); /* this warpgroup's last tile */
+  issue_pv(o, pa, v_s + (uint32_t)((j & 1) * TILE_BYTES));
+  load_ahead(j);
+  wgmma_wait<0>();
+  fence_accumulators(o);
+  for (++j; j < jb.n_tiles; ++j) { /* the other warpgroup's remaining tiles */
+    begin_step();
+    load_ahead(j);
+  }
+  up_attn_cp_async_wait<0>();
+  __syncthreads(); /* every product of both warpgroups is complete before Q rows are overwritten */
+  write_out(o, l, smem_raw + (smem - up_attn_smem_u32(smem_raw)), p, jb, wg, wrow);
 #endif
 }
 
@@ -313,14 +446,21 @@ extern "C" bool up_cuda_attention_prefill_sm90_available(void) {
 }
 
 extern "C" void up_cuda_attention_prefill_sm90(cudaStream_t stream, void *out, const void *qkv, const up_kv_pool *pool,
-                                               const up_attn_batch *batch, const up_attn_shape *shape) {
+                                               const up_attn_batch *batch, const up_attn_shape *shape, int overlap) {
   if (shape->head_dim != HD) UP_FATAL("attention: the sm_90a prefill kernel takes head_dim %d, not %d", HD, shape->head_dim);
   if (batch->n_tokens <= 0 || batch->n_seqs <= 0) return;
   const up_attn_args p = up_attn_args_make(out, qkv, pool, batch, shape);
   const int64_t tiles = (int64_t)batch->n_tokens / BM + p.n_seqs;
   if (tiles > 65535) UP_FATAL("attention: %lld query tiles exceed the grid limit 65535", (long long)tiles);
+  const dim3 grid((unsigned)shape->n_heads, (unsigned)tiles);
   /* Cheap and per device: set each call rather than track which devices have it. */
-  UP_CUDA_CHECK(cudaFuncSetAttribute(prefill_sm90_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)SMEM_BYTES));
-  prefill_sm90_kernel<<<dim3((unsigned)shape->n_heads, (unsigned)tiles), THREADS, SMEM_BYTES, stream>>>(p);
+  if (overlap) {
+    UP_CUDA_CHECK(cudaFuncSetAttribute(prefill_sm90_overlap_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       (int)OV_SMEM_BYTES));
+    prefill_sm90_overlap_kernel<<<grid, THREADS, OV_SMEM_BYTES, stream>>>(p);
+  } else {
+    UP_CUDA_CHECK(cudaFuncSetAttribute(prefill_sm90_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)SMEM_BYTES));
+    prefill_sm90_kernel<<<grid, THREADS, SMEM_BYTES, stream>>>(p);
+  }
   UP_CUDA_CHECK_LAUNCH();
 }

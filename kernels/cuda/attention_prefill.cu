@@ -6,8 +6,8 @@
  * rows. Keys and values stream through shared memory in tiles of BN entries with
  * cp.async, two stages deep, each 16-byte chunk addressed through the block table.
  * S = Q K^T and O += P V run on bf16 mma.sync m16n8k16 with fp32 accumulators; the
- * softmax is online, in base 2, in fp32. Ampere-level instructions on purpose: the
- * Hopper version (wgmma + TMA, warp-specialised) is the next step (docs/kernels/attention.md).
+ * softmax is online, in base 2, in fp32. Ampere-level instructions: on Hopper, head_dim
+ * 128 goes to the wgmma kernel of attention_prefill_sm90.cu instead (docs/kernels/attention.md).
  *
  * Sequence lengths live on the device, so the grid is sized from what the host knows:
  * sequence s owns the virtual tiles starting at cu_seqlens[s] / BM + s, which leaves
@@ -308,24 +308,22 @@ static void launch_prefill(cudaStream_t stream, const prefill_params &p, int32_t
 }
 
 /* head_dim-128 kernels by `variant` (docs/kernels/attention.md has their timings):
- * 1: 8 warps x 16 rows, 32-key tiles (128 registers, 64 KB, 2 CTAs/SM: the v1 default);
- * 2: 4 warps x 32 rows, 32-key tiles (2 CTAs/SM); 3: 8 warps x 32 rows, 64-key tiles
- * (256-row CTAs, 1 CTA/SM); 4: 4 warps x 32 rows, 64-key tiles (96 KB, 255 registers,
- * 2 CTAs/SM); 5 and 6: the Hopper wgmma kernels (attention_prefill_sm90.cu; 6 overlaps
- * the softmax with the products) where the device has them, else the mma.sync default.
- * 0 (and anything else): 6 on Hopper, else the fastest mma.sync one. */
-enum { PREFILL_HD128_MMA_DEFAULT = 3, PREFILL_HD128_SM90_DEFAULT = 6 };
+ * 1: 8 warps x 16 rows, 32-key tiles (128 registers, 64 KB, 2 CTAs/SM: the v1 kernel);
+ * 2: 8 warps x 32 rows, 64-key tiles (256-row CTAs, 255 registers, 160 KB, 1 CTA/SM);
+ * 3: the Hopper wgmma kernel (attention_prefill_sm90.cu) where the device has it, else 2.
+ * 0 (and anything else): 3 on Hopper, else 2. */
+enum { PREFILL_HD128_MMA_SYNC = 2, PREFILL_HD128_SM90 = 3 };
 
 extern "C" void up_cuda_attention_prefill(cudaStream_t stream, void *out, const void *qkv, const up_kv_pool *pool,
                                           const up_attn_batch *batch, const up_attn_shape *shape, int variant) {
   if (batch->n_tokens <= 0 || batch->n_seqs <= 0) return;
-  if (shape->head_dim == 128 && (variant < 1 || variant > 6)) variant = PREFILL_HD128_SM90_DEFAULT;
-  if (shape->head_dim == 128 && variant >= 5) {
+  if (shape->head_dim == 128 && (variant < 1 || variant > PREFILL_HD128_SM90)) variant = PREFILL_HD128_SM90;
+  if (shape->head_dim == 128 && variant == PREFILL_HD128_SM90) {
     if (up_cuda_attention_prefill_sm90_available()) {
-      up_cuda_attention_prefill_sm90(stream, out, qkv, pool, batch, shape, variant == 6);
+      up_cuda_attention_prefill_sm90(stream, out, qkv, pool, batch, shape);
       return;
     }
-    variant = PREFILL_HD128_MMA_DEFAULT;
+    variant = PREFILL_HD128_MMA_SYNC;
   }
   const prefill_params p = up_attn_args_make(out, qkv, pool, batch, shape);
   /* 8 warps share each K/V tile at head_dim 64; at 256 the accumulators double, so 4
@@ -333,12 +331,10 @@ extern "C" void up_cuda_attention_prefill(cudaStream_t stream, void *out, const 
   switch (shape->head_dim) {
     case 64: launch_prefill<64, 8, 1, 64, 2>(stream, p, shape->n_heads, batch->n_tokens); break;
     case 128:
-      switch (variant) {
-        case 1: launch_prefill<128, 8, 1, 32, 2>(stream, p, shape->n_heads, batch->n_tokens); break;
-        case 2: launch_prefill<128, 4, 2, 32, 2>(stream, p, shape->n_heads, batch->n_tokens); break;
-        case 4: launch_prefill<128, 4, 2, 64, 2>(stream, p, shape->n_heads, batch->n_tokens); break;
-        default: launch_prefill<128, 8, 2, 64, 1>(stream, p, shape->n_heads, batch->n_tokens); break;
-      }
+      if (variant == 1)
+        launch_prefill<128, 8, 1, 32, 2>(stream, p, shape->n_heads, batch->n_tokens);
+      else
+        launch_prefill<128, 8, 2, 64, 1>(stream, p, shape->n_heads, batch->n_tokens);
       break;
     case 256: launch_prefill<256, 4, 1, 32, 2>(stream, p, shape->n_heads, batch->n_tokens); break;
     default: UP_FATAL("attention: head_dim %d not supported by the CUDA kernels (64, 128, 256)", shape->head_dim);

@@ -7,9 +7,9 @@
  *
  * CTA = one query head x 128 rows of one sequence = two warpgroups of 64 rows (no
  * producer warp: every thread issues cp.async, since a paged pool needs one address per
- * cache entry). K and V tiles of 128 entries stream through shared memory three stages
- * deep with one barrier per tile, so the two warpgroups drift apart inside a tile and
- * one's softmax overlaps the other's products on the tensor cores.
+ * cache entry). K and V tiles of 128 entries stream through shared memory, two stages
+ * each, one barrier per tile. Within a warpgroup the softmax of one tile overlaps the
+ * P V product of the previous one (FlashAttention-3's intra-warpgroup overlap).
  *
  * Shared-memory tiles use wgmma's 128-byte swizzle: a tile of R rows x 128 bf16 is two
  * halves (columns 0-63, 64-127) of R rows x 128 bytes; 16-byte chunk c of row r sits at
@@ -33,11 +33,9 @@ namespace {
 constexpr int HD = 128;
 constexpr int BM = 128;      /* query rows per CTA: two warpgroups of 64 */
 constexpr int BN = 128;      /* cache entries per K/V tile */
-constexpr int STAGES = 3;    /* K/V tiles in shared memory */
 constexpr int THREADS = 256; /* two warpgroups */
 constexpr int TILE_BYTES = BN * HD * 2;
 constexpr int Q_BYTES = BM * HD * 2;
-constexpr size_t SMEM_BYTES = Q_BYTES + (size_t)STAGES * 2 * TILE_BYTES + 1024; /* + alignment slack */
 
 #if UP_ATTN_HAVE_WGMMA
 /* Byte offset of 16-byte chunk c (0..15) of row r in a swizzled tile of `rows` rows. */
@@ -67,14 +65,21 @@ __device__ __forceinline__ void wgmma_wait(void) {
   asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
 }
 /* cp.async writes are generic-proxy writes; wgmma reads through the async proxy. */
-__device__ __forceinline__ void fence_proxy_async(void) { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+__device__ __forceinline__ void fence_proxy_async(void) {
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
 
 /* d[64x128] (+)= A[64x16] B[16x128]: A and B K-major in shared memory (descriptors);
  * accumulate 0 overwrites d. */
 __device__ __forceinline__ void wgmma_ss_m64n128(float d[64], uint64_t desc_a, uint64_t desc_b, int accumulate) {
   asm volatile(
       "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1, 0, 0;\n}\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
+      "%64, %65, p, 1, 1, 0, 0;\n}\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
         "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
         "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
@@ -91,7 +96,12 @@ __device__ __forceinline__ void wgmma_ss_m64n128(float d[64], uint64_t desc_a, u
 __device__ __forceinline__ void wgmma_rs_m64n128_bt(float d[64], const uint32_t a[4], uint64_t desc_b) {
   asm volatile(
       "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
+      "{%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
         "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
         "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
@@ -114,7 +124,8 @@ __device__ __forceinline__ void load_kv_tile_sw128(uint32_t tile, const __nv_bfl
     const int r = (threadIdx.x >> 4) + i * (THREADS / 16);
     const int32_t e = first + r;
     const bool valid = e < kv_len;
-    const int64_t off = valid ? up_attn_entry_offset(block_table, e, p.block_tokens, p.kv_dim) + head_offset + c * 8 : 0;
+    const int64_t off =
+        valid ? up_attn_entry_offset(block_table, e, p.block_tokens, p.kv_dim) + head_offset + c * 8 : 0;
     up_attn_cp_async16(tile + sw128(BN, r, c), pool + off, valid ? 16 : 0);
   }
 }
@@ -271,85 +282,14 @@ __device__ __forceinline__ void write_out(const float (&o)[64], const float (&l)
 
 #endif /* UP_ATTN_HAVE_WGMMA */
 
-/* Version 1: per tile, S, softmax and P V in sequence within each warpgroup; K/V three
- * tiles deep (Q 32 KB + 3 x 64 KB). */
-__global__ void __launch_bounds__(THREADS, 1) prefill_sm90_kernel(const up_attn_args p) {
-#if !UP_ATTN_HAVE_WGMMA
-  __trap(); /* built for a target without wgmma: the host never launches this there */
-#else
-  extern __shared__ unsigned char smem_raw[];
-  /* The swizzle works on address bits, so every tile starts 1024-byte aligned. */
-  const uint32_t smem = (up_attn_smem_u32(smem_raw) + 1023u) & ~1023u;
-  const uint32_t q_s = smem;
-  const uint32_t kv_s = smem + Q_BYTES; /* stage s: K at kv_s + 2 s TILE_BYTES, V after it */
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int wg = warp >> 2;         /* warpgroup: rows 64 wg .. 64 wg + 63 of the tile */
-  const int wrow = (warp & 3) * 16; /* the warp's 16 rows within its warpgroup */
-  prefill_job jb;
-  if (!find_job(p, jb)) return;
-  const int32_t kv_head_offset = (blockIdx.x / p.group) * HD;
-
-  /* Prologue: Q with tile 0 in one commit group, then tiles 1 .. STAGES-2. */
-  load_q_tile(q_s, p, jb);
-#pragma unroll
-  for (int t = 0; t < STAGES - 1; ++t) {
-    if (t < jb.n_tiles) {
-      const uint32_t k_t = kv_s + (uint32_t)(2 * t * TILE_BYTES);
-      load_kv_tile_sw128(k_t, p.k_pool, jb.block_table, t * BN, jb.kv_len, kv_head_offset, p);
-      load_kv_tile_sw128(k_t + TILE_BYTES, p.v_pool, jb.block_table, t * BN, jb.kv_len, kv_head_offset, p);
-    }
-    up_attn_cp_async_commit();
-  }
-
-  float o[64];
-#pragma unroll
-  for (int i = 0; i < 64; ++i) o[i] = 0.0f;
-  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
-  const int32_t wg_row = jb.q0 + wg * 64;
-  const int32_t my_row = wg_row + wrow + (lane >> 2);
-  const uint32_t q_wg = q_s + (uint32_t)(wg * 64 * 128);
-
-  for (int32_t j = 0; j < jb.n_tiles; ++j) {
-    const int32_t k_first = j * BN;
-    up_attn_cp_async_wait<STAGES - 2>(); /* this thread's part of tile j has landed */
-    fence_proxy_async();
-    __syncthreads(); /* everyone's part has; every read of tile j-1's stage is done */
-    if (j + STAGES - 1 < jb.n_tiles) {
-      const uint32_t k_t = kv_s + (uint32_t)(2 * ((j + STAGES - 1) % STAGES) * TILE_BYTES);
-      load_kv_tile_sw128(k_t, p.k_pool, jb.block_table, k_first + (STAGES - 1) * BN, jb.kv_len, kv_head_offset, p);
-      load_kv_tile_sw128(k_t + TILE_BYTES, p.v_pool, jb.block_table, k_first + (STAGES - 1) * BN, jb.kv_len,
-                         kv_head_offset, p);
-    }
-    up_attn_cp_async_commit();
-
-    /* A warpgroup whose 64 rows all precede this tile has nothing to add (causal). */
-    if (k_first > jb.prior + wg_row + 63) continue;
-    const uint32_t k_t = kv_s + (uint32_t)(2 * (j % STAGES) * TILE_BYTES);
-    float sc[64], corr[2];
-    uint32_t pa[BN / 16][4];
-    issue_scores(sc, q_wg, k_t);
-    wgmma_wait<0>();
-    fence_accumulators(sc);
-    softmax_tile(sc, m, l, corr, k_first, my_row, wg_row, jb, p.scale_log2);
-    rescale_and_pack(o, corr, sc, pa);
-    issue_pv(o, pa, k_t + TILE_BYTES);
-    wgmma_wait<0>();
-    fence_accumulators(o);
-  }
-  up_attn_cp_async_wait<0>();
-  __syncthreads(); /* every product of both warpgroups is complete before Q rows are overwritten */
-  write_out(o, l, smem_raw + (smem - up_attn_smem_u32(smem_raw)), p, jb, wg, wrow);
-#endif
-}
-
-/* Version 2 (FlashAttention-3's intra-warpgroup overlap): step j issues S_{j+1} =
+/* FlashAttention-3's intra-warpgroup overlap: step j issues S_{j+1} =
  * Q K_{j+1}^T and then P_j V_j, and computes the softmax of S_{j+1} while the tensor
  * cores run P_j V_j; one score register set, P_j held packed. One barrier per step; at
  * the barrier of step j every warpgroup has finished S_j and P_{j-1} V_{j-1}, so step j
  * loads K_{j+2} over K_j and V_{j+1} over V_{j-1}: two stages each (Q 32 KB + 4 x 32 KB). */
-constexpr size_t OV_SMEM_BYTES = Q_BYTES + (size_t)4 * TILE_BYTES + 1024;
+constexpr size_t SMEM_BYTES = Q_BYTES + (size_t)4 * TILE_BYTES + 1024; /* + alignment slack */
 
-__global__ void __launch_bounds__(THREADS, 1) prefill_sm90_overlap_kernel(const up_attn_args p) {
+__global__ void __launch_bounds__(THREADS, 1) prefill_sm90_kernel(const up_attn_args p) {
 #if !UP_ATTN_HAVE_WGMMA
   __trap(); /* built for a target without wgmma: the host never launches this there */
 #else
@@ -446,21 +386,16 @@ extern "C" bool up_cuda_attention_prefill_sm90_available(void) {
 }
 
 extern "C" void up_cuda_attention_prefill_sm90(cudaStream_t stream, void *out, const void *qkv, const up_kv_pool *pool,
-                                               const up_attn_batch *batch, const up_attn_shape *shape, int overlap) {
-  if (shape->head_dim != HD) UP_FATAL("attention: the sm_90a prefill kernel takes head_dim %d, not %d", HD, shape->head_dim);
+                                               const up_attn_batch *batch, const up_attn_shape *shape) {
+  if (shape->head_dim != HD)
+    UP_FATAL("attention: the sm_90a prefill kernel takes head_dim %d, not %d", HD, shape->head_dim);
   if (batch->n_tokens <= 0 || batch->n_seqs <= 0) return;
   const up_attn_args p = up_attn_args_make(out, qkv, pool, batch, shape);
   const int64_t tiles = (int64_t)batch->n_tokens / BM + p.n_seqs;
   if (tiles > 65535) UP_FATAL("attention: %lld query tiles exceed the grid limit 65535", (long long)tiles);
-  const dim3 grid((unsigned)shape->n_heads, (unsigned)tiles);
   /* Cheap and per device: set each call rather than track which devices have it. */
-  if (overlap) {
-    UP_CUDA_CHECK(cudaFuncSetAttribute(prefill_sm90_overlap_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       (int)OV_SMEM_BYTES));
-    prefill_sm90_overlap_kernel<<<grid, THREADS, OV_SMEM_BYTES, stream>>>(p);
-  } else {
-    UP_CUDA_CHECK(cudaFuncSetAttribute(prefill_sm90_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)SMEM_BYTES));
-    prefill_sm90_kernel<<<grid, THREADS, SMEM_BYTES, stream>>>(p);
-  }
+  UP_CUDA_CHECK(
+      cudaFuncSetAttribute(prefill_sm90_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)SMEM_BYTES));
+  prefill_sm90_kernel<<<dim3((unsigned)shape->n_heads, (unsigned)tiles), THREADS, SMEM_BYTES, stream>>>(p);
   UP_CUDA_CHECK_LAUNCH();
 }

@@ -39,11 +39,10 @@ void up_cuda_attention_release(up_backend *be);
  * listed in attention_prefill.cu, so that the test and the benchmark cover each). */
 void up_cuda_attention_prefill(cudaStream_t stream, void *out, const void *qkv, const up_kv_pool *pool,
                                const up_attn_batch *batch, const up_attn_shape *shape, int variant);
-/* The Hopper (sm_90a, wgmma) prefill kernels for head_dim 128 (attention_prefill_sm90.cu;
- * overlap != 0 the one that overlaps the softmax with the next scores), and whether the
- * current device can run them (compute capability 9.0). */
+/* The Hopper (sm_90a, wgmma) prefill kernel for head_dim 128 (attention_prefill_sm90.cu),
+ * and whether the current device can run it (compute capability 9.0). */
 void up_cuda_attention_prefill_sm90(cudaStream_t stream, void *out, const void *qkv, const up_kv_pool *pool,
-                                    const up_attn_batch *batch, const up_attn_shape *shape, int overlap);
+                                    const up_attn_batch *batch, const up_attn_shape *shape);
 bool up_cuda_attention_prefill_sm90_available(void);
 /* Decode path: workspace of up_cuda_attention_decode_workspace_bytes(...) bytes. */
 size_t up_cuda_attention_decode_workspace_bytes(const up_attn_batch *batch, const up_attn_shape *shape,

@@ -22,10 +22,9 @@
 enum { WARMUP = 3, REPEATS = 15, BLOCK_TOKENS = 16 };
 
 /* By path + 1: the op, then the variants of up_cuda_attention_prefill. */
-enum { N_PATHS = 8 };
-static const char *const PATH_NAMES[N_PATHS] = {
-    "op (default)",       "prefill default", "v1 16rows/w 32keys", "32rows/w 32keys",
-    "256-row CTA 64keys", "32rows/w 64keys", "sm90 wgmma",         "sm90 wgmma overlap"};
+enum { N_PATHS = 5 };
+static const char *const PATH_NAMES[N_PATHS] = {"op (default)", "prefill default", "mma.sync v1 16rows/w",
+                                                "mma.sync 256-row CTA", "sm90 wgmma"};
 
 static int cmp_float(const void *a, const void *b) {
   const float x = *(const float *)a, y = *(const float *)b;

@@ -2,8 +2,8 @@
  * style forward over the paged KV pool for every sequence with more than
  * UP_ATTN_DECODE_MAX_ROWS rows this step (shorter ones belong to attention_decode.cu).
  *
- * One CTA = one query head x one tile of BM rows of one sequence; each warp owns 16
- * rows. Keys and values stream through shared memory in tiles of BN entries with
+ * One CTA = one query head x one tile of BM rows of one sequence; each warp owns 16 or
+ * 32 rows (one or two m16 tiles sharing every K/V fragment it reads). Keys and values stream through shared memory in tiles of BN entries with
  * cp.async, two stages deep, each 16-byte chunk addressed through the block table.
  * S = Q K^T and O += P V run on bf16 mma.sync m16n8k16 with fp32 accumulators; the
  * softmax is online, in base 2, in fp32. Ampere-level instructions: on Hopper, head_dim

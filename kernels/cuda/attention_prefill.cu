@@ -74,15 +74,7 @@ __global__ void __launch_bounds__(WARPS * 32, MIN_CTAS) prefill_kernel(const pre
    * mask; starting them first shortens the tail of the launch. */
   const int32_t vtile = (int32_t)(gridDim.y - 1 - blockIdx.y);
 
-  int32_t lo = 0, hi = p.n_seqs - 1;
-  while (lo < hi) {
-    const int32_t mid = (lo + hi + 1) >> 1;
-    if (__ldg(p.cu_seqlens + mid) / BM + mid <= vtile)
-      lo = mid;
-    else
-      hi = mid - 1;
-  }
-  const int32_t s = lo;
+  const int32_t s = up_attn_tile_seq(p.cu_seqlens, p.n_seqs, vtile, BM);
   const int32_t row0 = __ldg(p.cu_seqlens + s);
   const int32_t n_rows = __ldg(p.cu_seqlens + s + 1) - row0;
   const int32_t q0 = (vtile - (row0 / BM + s)) * BM;

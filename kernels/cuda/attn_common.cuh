@@ -42,6 +42,21 @@ __device__ __forceinline__ int64_t up_attn_entry_offset(const int32_t *block_tab
   return ((int64_t)block * bt.d + off) * kv_dim;
 }
 
+/* The sequence that owns virtual query tile `vtile` of a prefill launch: sequence s
+ * owns the tiles from cu_seqlens[s] / bm + s on (room for its ceil(rows / bm) tiles). */
+__device__ __forceinline__ int32_t up_attn_tile_seq(const int32_t *cu_seqlens, int32_t n_seqs, int32_t vtile,
+                                                    int32_t bm) {
+  int32_t lo = 0, hi = n_seqs - 1;
+  while (lo < hi) {
+    const int32_t mid = (lo + hi + 1) >> 1;
+    if (__ldg(cu_seqlens + mid) / bm + mid <= vtile)
+      lo = mid;
+    else
+      hi = mid - 1;
+  }
+  return lo;
+}
+
 __device__ __forceinline__ uint32_t up_attn_smem_u32(const void *p) {
   return (uint32_t)__cvta_generic_to_shared(p);
 }

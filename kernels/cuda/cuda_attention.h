@@ -11,6 +11,7 @@
 #define UP_CUDA_ATTENTION_H
 
 #include <cuda_runtime_api.h>
+#include <stdbool.h>
 
 #include "kernels/ops.h"
 
@@ -34,10 +35,15 @@ void up_cuda_attention(up_backend *be, void *out, const void *qkv, const up_kv_p
 void up_cuda_attention_release(up_backend *be);
 
 /* --- internal: the two paths, called by up_cuda_attention (cuda_attention.cu) --- */
-/* Prefill path; `variant` picks the head_dim-128 tiling (0 the default, 1 the other,
- * see attention_prefill.cu) so that the test and the benchmark can cover both. */
+/* Prefill path; `variant` picks the head_dim-128 kernel (0 the default; the others,
+ * listed in attention_prefill.cu, so that the test and the benchmark cover each). */
 void up_cuda_attention_prefill(cudaStream_t stream, void *out, const void *qkv, const up_kv_pool *pool,
                                const up_attn_batch *batch, const up_attn_shape *shape, int variant);
+/* The Hopper (sm_90a, wgmma) prefill kernel for head_dim 128 (attention_prefill_sm90.cu),
+ * and whether the current device can run it (compute capability 9.0). */
+void up_cuda_attention_prefill_sm90(cudaStream_t stream, void *out, const void *qkv, const up_kv_pool *pool,
+                                    const up_attn_batch *batch, const up_attn_shape *shape);
+bool up_cuda_attention_prefill_sm90_available(void);
 /* Decode path: workspace of up_cuda_attention_decode_workspace_bytes(...) bytes. */
 size_t up_cuda_attention_decode_workspace_bytes(const up_attn_batch *batch, const up_attn_shape *shape,
                                                 int32_t n_splits);

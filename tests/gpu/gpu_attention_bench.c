@@ -1,13 +1,16 @@
 /* gpu_attention_bench.c — times the CUDA attention op on the shapes of
  * ../shared/ALGORITHMS.md: causal prefill, 32 q / 8 kv heads, head_dim 128, batch 1 at
- * 4K..128K (both head_dim-128 tilings), and decode, 16 sequences x 1 row over 32K cached
- * entries. CUDA events around each run, warm-up first, median of the repeats.
+ * 4K..128K (the op, then each head_dim-128 prefill kernel alone), and decode, 16
+ * sequences x 1 row over 32K cached entries. CUDA events around each run, warm-up first, median of the repeats.
  * TFLOP/s counts 2 * 2 * L^2/2 * d per head (the FlashAttention convention); decode
- * GB/s counts the K and V bytes read. Prints a table; writes CSV to argv[1] if given.
+ * GB/s counts the K and V bytes read. Prints a table; writes CSV to argv[1] if given
+ * ("-" for none); further arguments pick the prefill paths to time (-1 the op, else a
+ * variant of up_cuda_attention_prefill; default all).
  * A benchmark, not a test: run gpu_attention_test for correctness. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "kernels/cuda/cuda_attention.h"
@@ -17,6 +20,11 @@
 #include "tests/gpu/attn_inputs.h"
 
 enum { WARMUP = 3, REPEATS = 15, BLOCK_TOKENS = 16 };
+
+/* By path + 1: the op, then the variants of up_cuda_attention_prefill. */
+enum { N_PATHS = 5 };
+static const char *const PATH_NAMES[N_PATHS] = {"op (default)", "prefill default", "mma.sync v1 16rows/w",
+                                                "mma.sync 256-row CTA", "sm90 wgmma"};
 
 static int cmp_float(const void *a, const void *b) {
   const float x = *(const float *)a, y = *(const float *)b;
@@ -52,11 +60,23 @@ static float time_op(cudaStream_t stream, up_backend *be, const attn_problem *p,
 
 int main(int argc, char **argv) {
   FILE *csv = NULL;
-  if (argc > 1) {
+  if (argc > 1 && strcmp(argv[1], "-") != 0) {
     csv = fopen(argv[1], "w");
     if (!csv) UP_FATAL("cannot open %s for writing", argv[1]);
     fprintf(csv, "case,seq_len,batch,path,median_ms,tflops,gbps\n");
   }
+  /* The op (default kernel, decode path included), then each head_dim-128 prefill
+   * kernel alone (the variants listed in attention_prefill.cu). */
+  int paths[N_PATHS], n_paths = 0;
+  for (int i = 2; i < argc && n_paths < N_PATHS; ++i) {
+    char *end = NULL;
+    const long v = strtol(argv[i], &end, 10);
+    if (*end != '\0' || v < -1 || v >= N_PATHS - 1) UP_FATAL("bench: path '%s' is not -1..%d", argv[i], N_PATHS - 2);
+    paths[n_paths++] = (int)v;
+  }
+  if (n_paths == 0)
+    for (int v = -1; v < N_PATHS - 1; ++v)
+      if (v != 0) paths[n_paths++] = v; /* 0 is the op's prefill kernel */
   up_backend *be = gpu_check_cuda_backend(); /* skips (77) where no GPU is visible */
   printf("# gpu_attention_bench on %s: 32 q heads, 8 kv heads, head_dim 128, block_tokens %d, median of %d\n",
          be->device_name, BLOCK_TOKENS, REPEATS);
@@ -79,12 +99,13 @@ int main(int argc, char **argv) {
     attn_problem p;
     attn_problem_make(&p, &rng, &shape, 1, &L, NULL, BLOCK_TOKENS, 0);
     const double flops = 2.0 * 2.0 * (double)L * (double)L / 2.0 * 128.0 * 32.0;
-    const char *paths[] = {"op (32-key tiles)", "prefill 64-key tiles"};
-    for (int v = 0; v < 2; ++v) {
-      const float ms = time_op(stream, be, &p, v == 0 ? -1 : 1);
+    /* The op (default kernel, decode path included), then each head_dim-128 prefill
+     * kernel alone (the variants of attention_prefill.cu). */
+    for (int v = 0; v < n_paths; ++v) {
+      const float ms = time_op(stream, be, &p, paths[v]);
       const double tflops = flops / (ms * 1e-3) / 1e12;
-      printf("%-8s %8d %6d %-22s %12.3f %10.1f %10s\n", "prefill", L, 1, paths[v], ms, tflops, "-");
-      if (csv) fprintf(csv, "prefill,%d,1,%s,%.4f,%.2f,\n", L, paths[v], ms, tflops);
+      printf("%-8s %8d %6d %-22s %12.3f %10.1f %10s\n", "prefill", L, 1, PATH_NAMES[paths[v] + 1], ms, tflops, "-");
+      if (csv) fprintf(csv, "prefill,%d,1,%s,%.4f,%.2f,\n", L, PATH_NAMES[paths[v] + 1], ms, tflops);
       fflush(stdout);
     }
     attn_problem_free(&p);

@@ -32,7 +32,7 @@ typedef struct attn_case {
   int32_t rows[8];
   int32_t prior[8];
   int32_t sampled_rows; /* > 0: one sequence, compare this many of its rows */
-  int variant;          /* head_dim-128 prefill tiling; != 0 goes through the internal entry points */
+  int variant;          /* head_dim-128 prefill kernel; != 0 goes through the internal entry points */
 } attn_case;
 
 static const attn_case CASES[] = {
@@ -45,14 +45,23 @@ static const attn_case CASES[] = {
      {99, 256, 999, 4096, 19999, 0, 32, 6999}, 0, 0},
     {"hd64 8/8 pure decode bt64", 64, 8, 8, 64, 4, {1, 1, 1, 1}, {4999, 63, 64, 11999}, 0, 0},
     {"hd256 gqa 4/1 decode bt16", 256, 4, 1, 16, 3, {1, 4, 1}, {2999, 100, 9998}, 0, 0},
-    {"hd128 gqa 32/8 mixed chunked bt64, 64-key tiles", 128, 32, 8, 64, 6, {1, 17, 64, 100, 1000, 4100},
-     {0, 5, 0, 300, 77, 0}, 0, 1},
+    /* The head_dim-128 mma.sync kernels (the default on Hopper is the wgmma one). */
+    {"hd128 gqa 32/8 mixed chunked bt64, mma.sync 16 rows/warp, 32 keys", 128, 32, 8, 64, 6,
+     {1, 17, 64, 100, 1000, 4100}, {0, 5, 0, 300, 77, 0}, 0, 1},
+    {"hd128 gqa 32/8 mixed chunked bt64, mma.sync 256-row CTAs, 64 keys", 128, 32, 8, 64, 6,
+     {1, 17, 64, 100, 1000, 4100}, {0, 5, 0, 300, 77, 0}, 0, 2},
+    {"hd128 gqa 32/8 mixed prefill bt16, mma.sync 256-row CTAs, 64 keys", 128, 32, 8, 16, 6,
+     {1, 17, 64, 100, 1000, 4100}, {0}, 0, 2},
     {"hd128 gqa 32/8 long 16384 rows bt64 (64 sampled rows)", 128, 32, 8, 64, 1, {16384}, {0}, 64, 0},
     /* Decode over tiny caches: most key splits are empty, and several queries per CTA
      * (group x rows >= 2) put the partials of one split in more than one warp. */
     {"hd128 gqa 32/8 decode over tiny caches bt16", 128, 32, 8, 16, 7, {1, 2, 3, 4, 1, 4, 2},
      {0, 0, 0, 0, 1, 60, 3}, 0, 0},
     {"hd64 8/8 multi-row decode over tiny caches bt64", 64, 8, 8, 64, 5, {2, 3, 4, 4, 2}, {0, 1, 0, 70, 5}, 0, 0},
+    /* The Hopper kernel by name, last: a fault there leaves every case above reported (on
+     * a Hopper GPU the default cases above run it too). */
+    {"hd128 gqa 32/8 mixed chunked bt64, sm90 wgmma", 128, 32, 8, 64, 6, {1, 17, 64, 100, 1000, 4100},
+     {0, 5, 0, 300, 77, 0}, 0, 3},
 };
 
 /* Rows of the long case the CPU recomputes: the ends, both sides of tile edges, random. */

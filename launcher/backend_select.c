@@ -5,6 +5,7 @@
 #include "launcher/backend_select.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "kernels/cpu/cpu_backend.h"
 #ifdef UNIPREFILL_HAVE_CUDA
@@ -19,6 +20,19 @@ int up_backend_gpu_present(void) {
 #else
   return 0;
 #endif
+}
+
+int up_backend_device_count(const up_backend *be) {
+#ifdef UNIPREFILL_HAVE_CUDA
+  if (strcmp(be->ops->name, "cuda") == 0) {
+    char why[256];
+    const int count = up_cuda_device_count(why, sizeof why);
+    return count > 0 ? count : 1;
+  }
+#else
+  (void)be;
+#endif
+  return 1;
 }
 
 #ifdef UNIPREFILL_HAVE_CUDA

@@ -305,6 +305,9 @@ int up_kernel_bench_run(const up_options *opt, int argc, char **argv, const up_t
   up_kernel_record *mine = up_malloc_or_die(sizeof *mine * (size_t)(plan.n_cases > 0 ? plan.n_cases : 1),
                                             "kernel rows");
   up_kernel_rows all = {0};
+  const up_kernel_table_params table_params = {
+      .kv_block_tokens = plan.block_tokens, .top_p = plan.select.top_p, .keep_fraction = plan.select.keep_fraction,
+      .block = plan.select.block, .sink = plan.select.sink, .last_q = plan.select.last_q, .seed = opt->seed};
   const int progress = root && !opt->quiet && isatty(STDERR_FILENO);
   int exit_code = 0;
   /* One kernel at a time: its cases on every benching rank, then one gather and one
@@ -325,7 +328,7 @@ int up_kernel_bench_run(const up_options *opt, int argc, char **argv, const up_t
     up_kernel_record *gathered = up_gather_rows(topo, mine, n_mine, all.n, &n_gathered);
     int write_failed = 0;
     if (root) {
-      write_failed = up_results_append_kernels(results, gathered, n_gathered, err, sizeof err) != 0;
+      write_failed = up_results_append_kernels(results, &table_params, gathered, n_gathered, err, sizeof err) != 0;
       up_rows_append(&all, gathered, n_gathered);
     }
     free(gathered);

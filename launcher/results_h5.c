@@ -244,6 +244,16 @@ static const up_field_spec up_kernel_specs[] = {
     UP_FIELD(up_kernel_record, kept_fraction, UP_KIND_F64),
 };
 
+static const up_field_spec up_kernel_table_specs[] = {
+    UP_FIELD(up_kernel_table_params, kv_block_tokens, UP_KIND_I32),
+    UP_FIELD(up_kernel_table_params, top_p, UP_KIND_F32),
+    UP_FIELD(up_kernel_table_params, keep_fraction, UP_KIND_F32),
+    UP_FIELD(up_kernel_table_params, block, UP_KIND_I32),
+    UP_FIELD(up_kernel_table_params, sink, UP_KIND_I32),
+    UP_FIELD(up_kernel_table_params, last_q, UP_KIND_I32),
+    UP_FIELD(up_kernel_table_params, seed, UP_KIND_U64),
+};
+
 static const up_field_spec up_run_info_specs[] = {
     UP_FIELD(up_run_info, tool_version, UP_KIND_CSTR),
     UP_FIELD(up_run_info, git_commit, UP_KIND_CSTR),
@@ -689,11 +699,26 @@ int up_results_update_speedups(up_results_file *file, const up_point_summary *ro
   return 0;
 }
 
-int up_results_append_kernels(up_results_file *file, const up_kernel_record *rows, int32_t n_rows, char *err,
-                              size_t err_size) {
+/* Open /kernels and write the run's settings as its attributes. */
+static int up_kernel_attrs_write(hid_t file, const up_kernel_table_params *params, const up_h5_err *e) {
+  const hid_t table = H5Dopen2(file, "kernels", H5P_DEFAULT);
+  if (table < 0) {
+    up_h5_fail(e, "cannot open table '/kernels' to write its attributes");
+    return -1;
+  }
+  int rc = up_attrs_write(table, "/kernels", params, up_kernel_table_specs, UP_N_SPECS(up_kernel_table_specs), e);
+  if (H5Dclose(table) < 0 && rc == 0) {
+    up_h5_fail(e, "cannot close table '/kernels'");
+    rc = -1;
+  }
+  return rc;
+}
+
+int up_results_append_kernels(up_results_file *file, const up_kernel_table_params *params,
+                              const up_kernel_record *rows, int32_t n_rows, char *err, size_t err_size) {
   const up_h5_err e = {.path = file != NULL ? file->path : "(none)", .buf = err, .size = err_size};
-  if (file == NULL || n_rows < 0 || (rows == NULL && n_rows > 0)) {
-    up_h5_fail_plain(&e, "append_kernels needs an open file and %d rows", n_rows);
+  if (file == NULL || params == NULL || n_rows < 0 || (rows == NULL && n_rows > 0)) {
+    up_h5_fail_plain(&e, "append_kernels needs an open file, the table's parameters and %d rows", n_rows);
     return -1;
   }
   if (!file->kernels_created) {
@@ -701,7 +726,8 @@ int up_results_append_kernels(up_results_file *file, const up_kernel_record *row
          up_layout_build(&file->kernel_layout, "kernel cases", sizeof(up_kernel_record), up_kernel_specs,
                          UP_N_SPECS(up_kernel_specs), &e) < 0) ||
         up_table_create(file->file, "", "kernels", &file->kernel_layout, UP_KERNELS_CHUNK_RECORDS, (hsize_t)n_rows,
-                        rows, &e) < 0) {
+                        rows, &e) < 0 ||
+        up_kernel_attrs_write(file->file, params, &e) < 0) {
       return -1;
     }
     file->kernels_created = true;

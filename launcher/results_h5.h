@@ -77,10 +77,22 @@ int up_results_write_point(up_results_file *file, const up_point_params *params,
 int up_results_update_speedups(up_results_file *file, const up_point_summary *rows, int32_t n_rows, char *err,
                                size_t err_size);
 
-/* Append rows to the /kernels table (the first call creates it, with zero rows too),
- * then flush. Returns 0 or -1 with err set. */
-int up_results_append_kernels(up_results_file *file, const up_kernel_record *rows, int32_t n_rows, char *err,
-                              size_t err_size);
+/* The --kernels run's settings, stored as attributes of /kernels: what every row's
+ * inputs were made with beyond its own fields. */
+typedef struct up_kernel_table_params {
+  int32_t kv_block_tokens; /* KV pool block size of the attention and selection cases */
+  float top_p;             /* the selection's knobs (--uniprefill-*) */
+  float keep_fraction;
+  int32_t block;
+  int32_t sink;
+  int32_t last_q;
+  uint64_t seed;           /* of the random inputs */
+} up_kernel_table_params;
+
+/* Append rows to the /kernels table (the first call creates it, with zero rows too,
+ * and writes params as its attributes), then flush. Returns 0 or -1 with err set. */
+int up_results_append_kernels(up_results_file *file, const up_kernel_table_params *params,
+                              const up_kernel_record *rows, int32_t n_rows, char *err, size_t err_size);
 
 /* Close the file; returns 0 or -1 with err set. */
 int up_results_close(up_results_file *file, char *err, size_t err_size);

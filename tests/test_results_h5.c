@@ -635,7 +635,18 @@ static void make_kernel_rows(up_kernel_record *rows, int32_t n, int32_t first) {
   }
 }
 
+static const up_kernel_table_params sample_kernel_params = {
+    .kv_block_tokens = 16, .top_p = 0.99f, .keep_fraction = 0.0f, .block = 64, .sink = 128, .last_q = 128, .seed = 42};
+
 static void expect_kernel_rows(hid_t file, const up_kernel_record *want, hsize_t n_want) {
+  const hid_t table = H5Dopen2(file, "kernels", H5P_DEFAULT);
+  cr_assert(table >= 0);
+  cr_expect_eq(attr_i32(table, "last_q"), 128);
+  cr_expect_eq(attr_i32(table, "kv_block_tokens"), 16);
+  float top_p = 0.0f;
+  read_attr(table, "top_p", H5T_NATIVE_FLOAT, &top_p);
+  cr_expect_float_eq(top_p, 0.99f, 1e-7);
+  H5Dclose(table);
   up_kernel_record *got = NULL;
   const hsize_t n = read_table(file, "kernels", kernel_fields, N_OF(kernel_fields), sizeof(up_kernel_record),
                                (void **)&got);
@@ -658,9 +669,9 @@ Test(results_h5, kernels_table_grows_by_appends) {
   make_kernel_rows(rows, 3, 0);
   make_kernel_rows(rows + 3, 2, 3);
   char err[512] = "";
-  cr_assert_eq(up_results_append_kernels(f, rows, 3, err, sizeof err), 0, "%s", err);
-  cr_assert_eq(up_results_append_kernels(f, rows, 0, err, sizeof err), 0, "%s", err);
-  cr_assert_eq(up_results_append_kernels(f, rows + 3, 2, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(up_results_append_kernels(f, &sample_kernel_params, rows, 3, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(up_results_append_kernels(f, &sample_kernel_params, rows, 0, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(up_results_append_kernels(f, &sample_kernel_params, rows + 3, 2, err, sizeof err), 0, "%s", err);
   cr_assert_eq(up_results_close(f, err, sizeof err), 0, "%s", err);
   const hid_t file = H5Fopen(tmp_file, H5F_ACC_RDONLY, H5P_DEFAULT);
   cr_assert(file >= 0);
@@ -680,7 +691,7 @@ Test(results_h5, killed_run_keeps_its_kernel_rows) {
     char err[512] = "";
     up_results_file *f = up_results_open(tmp_file, &sample_info, err, sizeof err);
     if (f == NULL) _exit(2);
-    if (up_results_append_kernels(f, rows, 2, err, sizeof err) != 0) _exit(3);
+    if (up_results_append_kernels(f, &sample_kernel_params, rows, 2, err, sizeof err) != 0) _exit(3);
     _exit(0);
   }
   int status = 0;

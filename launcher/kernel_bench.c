@@ -203,14 +203,15 @@ static void up_time_case(up_backend *be, const up_kernel_plan *plan, up_kernel_c
   up_kernel_targets_judge(r);
 }
 
-/* The largest backend footprint of the plan: its biggest case plus the flush buffer. */
+/* The largest backend footprint of the plan: its biggest case, a sixteenth more for
+ * the ops' own workspaces (decode partials, GEMM plans), and the flush buffer. */
 static int64_t up_plan_bytes(const up_kernel_plan *plan) {
   int64_t worst = 0;
   for (int32_t i = 0; i < plan->n_cases; ++i) {
     const int64_t bytes = up_kernel_case_bytes(plan, &plan->cases[i]);
     worst = bytes > worst ? bytes : worst;
   }
-  return worst + plan->flush_bytes;
+  return worst + worst / 16 + plan->flush_bytes;
 }
 
 /* Rank 0's table of every gathered row. */

@@ -44,15 +44,30 @@ static void make_rows(up_point_summary *rows) {
   }
 }
 
+/* A stream whose text ends up in a malloc'd string once capture_end closes it. */
+typedef struct capture {
+  char *text;
+  size_t size;
+  FILE *out;
+} capture;
+
+static FILE *capture_begin(capture *c) {
+  c->text = NULL;
+  c->out = open_memstream(&c->text, &c->size);
+  cr_assert_not_null(c->out);
+  return c->out;
+}
+
+static char *capture_end(capture *c) {
+  fclose(c->out);
+  return c->text;
+}
+
 /* Print N_ROWS rows in one format into a malloc'd string. */
 static char *render_rows(up_output_format format, const up_point_summary *rows) {
-  char *text = NULL;
-  size_t size = 0;
-  FILE *out = open_memstream(&text, &size);
-  cr_assert_not_null(out);
-  up_report_table_print(out, format, rows, N_ROWS);
-  fclose(out);
-  return text;
+  capture c;
+  up_report_table_print(capture_begin(&c), format, rows, N_ROWS);
+  return capture_end(&c);
 }
 
 /* The sample rows in one format. */
@@ -148,13 +163,11 @@ Test(report_table, json_parses_back_with_null_for_nan) {
 }
 
 Test(report_table, empty_table_prints_headers) {
-  char *text = NULL;
-  size_t size = 0;
-  FILE *out = open_memstream(&text, &size);
-  cr_assert_not_null(out);
+  capture c;
+  FILE *out = capture_begin(&c);
   up_report_table_print(out, UP_FORMAT_MARKDOWN, NULL, 0);
   up_report_table_print(out, UP_FORMAT_JSON, NULL, 0);
-  fclose(out);
+  char *text = capture_end(&c);
   cr_expect_not_null(strstr(text, "| method"), "%s", text);
   cr_expect_not_null(strstr(text, "[]"), "%s", text);
   free(text);
@@ -202,13 +215,9 @@ static void make_kernel_rows(up_kernel_record *rows) {
 }
 
 static char *render_kernels(up_output_format format, const up_kernel_record *rows, int32_t n) {
-  char *text = NULL;
-  size_t size = 0;
-  FILE *out = open_memstream(&text, &size);
-  cr_assert_not_null(out);
-  up_report_kernels_print(out, format, rows, n);
-  fclose(out);
-  return text;
+  capture c;
+  up_report_kernels_print(capture_begin(&c), format, rows, n);
+  return capture_end(&c);
 }
 
 Test(report_table, kernel_rows_show_targets_and_verdicts) {

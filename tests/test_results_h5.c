@@ -569,6 +569,17 @@ Test(results_h5, point_written_twice_fails) {
   remove_tmp();
 }
 
+/* Wait for a child that wrote tmp_file and exited without closing it (as a killed run
+ * would), then open what it left. */
+static hid_t open_after_killed_writer(pid_t child) {
+  int status = 0;
+  cr_assert_eq(waitpid(child, &status, 0), child);
+  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child failed: status %d", status);
+  const hid_t file = H5Fopen(tmp_file, H5F_ACC_RDONLY, H5P_DEFAULT);
+  cr_assert(file >= 0, "a killed run's file must open");
+  return file;
+}
+
 Test(results_h5, killed_run_keeps_finished_points) {
   make_tmp();
   const pid_t child = fork();
@@ -583,12 +594,7 @@ Test(results_h5, killed_run_keeps_finished_points) {
     if (up_results_write_point(f, &p.params, &p.summary, &p.result, err, sizeof err) != 0) _exit(3);
     _exit(0);
   }
-  int status = 0;
-  cr_assert_eq(waitpid(child, &status, 0), child);
-  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child failed: status %d", status);
-
-  const hid_t file = H5Fopen(tmp_file, H5F_ACC_RDONLY, H5P_DEFAULT);
-  cr_assert(file >= 0, "a killed run's file must open");
+  const hid_t file = open_after_killed_writer(child);
   cr_expect(H5Lexists(file, "points", H5P_DEFAULT) > 0);
   const hid_t points = H5Gopen2(file, "points", H5P_DEFAULT);
   cr_assert(points >= 0);
@@ -694,11 +700,7 @@ Test(results_h5, killed_run_keeps_its_kernel_rows) {
     if (up_results_append_kernels(f, &sample_kernel_params, rows, 2, err, sizeof err) != 0) _exit(3);
     _exit(0);
   }
-  int status = 0;
-  cr_assert_eq(waitpid(child, &status, 0), child);
-  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child failed: status %d", status);
-  const hid_t file = H5Fopen(tmp_file, H5F_ACC_RDONLY, H5P_DEFAULT);
-  cr_assert(file >= 0, "a killed run's file must open");
+  const hid_t file = open_after_killed_writer(child);
   expect_kernel_rows(file, rows, 2);
   H5Fclose(file);
   remove_tmp();

@@ -22,17 +22,15 @@ int up_backend_gpu_present(void) {
 #endif
 }
 
-int up_backend_device_count(const up_backend *be) {
+void up_backend_device_key(const up_backend *be, char *key, size_t key_size) {
 #ifdef UNIPREFILL_HAVE_CUDA
   if (strcmp(be->ops->name, "cuda") == 0) {
-    char why[256];
-    const int count = up_cuda_device_count(why, sizeof why);
-    return count > 0 ? count : 1;
+    char id[64];
+    snprintf(key, key_size, "cuda:%s", up_cuda_current_device_pci_bus_id(id, sizeof id) ? id : "?");
+    return;
   }
-#else
-  (void)be;
 #endif
-  return 1;
+  snprintf(key, key_size, "%s", be->ops->name);
 }
 
 #ifdef UNIPREFILL_HAVE_CUDA

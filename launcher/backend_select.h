@@ -13,10 +13,10 @@
 up_backend *up_backend_select(up_backend_choice choice, int threads, int local_rank, char *notice,
                               size_t notice_size, char *err, size_t err_size);
 
-/* Devices of be's kind this process can use (1 for the CPU): on one host, the rank of
- * local rank r runs on device r % this count, so ranks from this count on share a
- * device with a lower local rank. */
-int up_backend_device_count(const up_backend *be);
+/* A name for the physical device be runs on, equal for two ranks of one host exactly
+ * when they share it: "cuda:<PCI bus id>" for a GPU ("cuda:?" when the id cannot be
+ * read, so that ranks are taken to share), "cpu" for the host's processors. */
+void up_backend_device_key(const up_backend *be, char *key, size_t key_size);
 
 /* Whether a usable GPU is visible to this process (false without the CUDA build). */
 int up_backend_gpu_present(void);

@@ -214,6 +214,21 @@ static int64_t up_plan_bytes(const up_kernel_plan *plan) {
   return worst + worst / 16 + plan->flush_bytes;
 }
 
+/* Collective: whether this rank times kernels, i.e. no lower rank runs on the same
+ * device (same host, same device key). */
+static int up_first_on_device(const up_topology *topo, const up_backend *be) {
+  enum { KEY_SIZE = 384 };
+  char device[64], mine[KEY_SIZE];
+  up_backend_device_key(be, device, sizeof device);
+  snprintf(mine, sizeof mine, "%s|%s", topo->hostname, device);
+  char *all = up_malloc_or_die((size_t)KEY_SIZE * (size_t)topo->world_size, "device keys");
+  UP_CHECK_MPI(MPI_Allgather(mine, KEY_SIZE, MPI_CHAR, all, KEY_SIZE, MPI_CHAR, MPI_COMM_WORLD));
+  int first = 1;
+  for (int r = 0; r < topo->world_rank; ++r) first = first && strcmp(all + (size_t)r * KEY_SIZE, mine) != 0;
+  free(all);
+  return first;
+}
+
 /* Rank 0's table of every gathered row. */
 typedef struct up_kernel_rows {
   up_kernel_record *rows;
@@ -265,7 +280,8 @@ int up_kernel_bench_run(const up_options *opt, int argc, char **argv, const up_t
   up_backend *be = up_run_select_backend(opt, topo);
   if (!be) return 2;
 
-  /* Model and cases depend only on the options and the backend's kind, which every rank shares. */
+  /* The model and the checks of the case list depend only on the options and the
+   * backend's kind, which every rank shares: every rank reaches the same verdict. */
   up_model_config cfg;
   up_kernel_plan plan;
   const up_kernel_device dev = {.on_gpu = up_run_on_gpu(be), .dtype = be->act_dtype, .name = be->device_name};
@@ -276,7 +292,7 @@ int up_kernel_bench_run(const up_options *opt, int argc, char **argv, const up_t
     return 2;
   }
 
-  const int bencher = topo->local_rank < up_backend_device_count(be);
+  const int bencher = up_first_on_device(topo, be);
   const int64_t need = up_plan_bytes(&plan), available = (int64_t)be->ops->memory_available(be);
   snprintf(err, sizeof err, "the largest kernel case of model %s needs %.2f GiB on the %s backend, but only %.2f GiB "
            "is available (reduce --ctx, --kernel-tokens or --kernel-batches)",

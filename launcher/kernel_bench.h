@@ -6,10 +6,11 @@
  * them as the /kernels table of the run file, a group of cases (one kernel) at a time.
  *
  * With several ranks, every rank that is the first on its host to use its device
- * times the cases on that device, all at once (a loaded node, as in serving), and
- * rank 0 gathers the rows, each tagged with its rank. Ranks that share a device with
- * a lower local rank (more ranks than GPUs, or the CPU backend) only wait: two ranks
- * timing on one device would measure each other. */
+ * (GPUs told apart by PCI bus id, so any CUDA_VISIBLE_DEVICES split works) times the
+ * cases on that device, all at once (a loaded node, as in serving), and rank 0
+ * gathers the rows, each tagged with its rank. Ranks that share a device with a lower
+ * rank (more ranks than GPUs, or the CPU backend) only wait: two ranks timing on one
+ * device would measure each other. */
 #ifndef UP_KERNEL_BENCH_H
 #define UP_KERNEL_BENCH_H
 

@@ -21,6 +21,10 @@ Figures, each skipped with a printed note when the runs lack what it needs:
                             whose `workload` attribute starts with "trace"
   trace_queue_over_time     requests arrived but not yet admitted, over time, for those
                             points (from the request table's arrival and admission times)
+  attention_tflops_vs_ctx   `--kernels` runs: causal prefill attention TFLOP/s (median)
+                            against context length, a line per run and rank, with the
+                            issue's target and goal and the published reference where
+                            the file has them (needs two or more attention lengths)
 
 Methods keep one colour in every figure (dense always dark grey, the others from a
 fixed palette in sorted label order); with several runs, each run has its own line
@@ -334,6 +338,46 @@ def fig_trace_queue(runs, colors, out_dir, written):
     return None
 
 
+# ---- kernel figures ---------------------------------------------------------------
+
+def fig_attention_tflops(runs, colors, out_dir, written):
+    series = {}
+    for ri, run in enumerate(runs):
+        for row in run.kernels:
+            if row["kernel"] == "attention" and row["batch"] == 1:
+                series.setdefault((ri, row["rank"]), []).append(row)
+    lengths = distinct(row["seq_len"] for rows in series.values() for row in rows)
+    if len(lengths) < 2:
+        return "needs a --kernels run with two or more attention lengths"
+    fig, axes = panel_grid(1, "Causal attention, batch 1")
+    ax = axes[0]
+    several_ranks = len({rank for _, rank in series}) > 1
+    for i, ((ri, rank), rows) in enumerate(sorted(series.items())):
+        rows = sorted(rows, key=lambda r: r["seq_len"])
+        label = runs[ri].name if len(runs) > 1 else "measured"
+        if several_ranks:
+            label += f", rank {rank}"
+        ax.plot([r["seq_len"] for r in rows], [r["tflops_per_s"] for r in rows], marker="o",
+                color=PALETTE[i % len(PALETTE)], linestyle=run_style(ri), label=label)
+    rows = [row for rows in series.values() for row in rows]
+    for field, name, style in (("target_tflops_per_s", "target", "--"), ("goal_tflops_per_s", "goal", ":")):
+        values = distinct(r[field] for r in rows if math.isfinite(r[field]))
+        for value in values:
+            ax.axhline(value, color=DENSE_COLOR, linewidth=0.9, linestyle=style, label=f"{name} {value:g}")
+    refs = sorted({(r["seq_len"], r["reference_tflops_per_s"]) for r in rows
+                   if math.isfinite(r["reference_tflops_per_s"])})
+    if refs:
+        ax.plot([p[0] for p in refs], [p[1] for p in refs], linestyle="none", marker="x", color=DENSE_COLOR,
+                label="reference (ALGORITHMS.md)")
+    ax.set_ylim(bottom=0)
+    log2_axis(ax, lengths, [size_label(n) for n in lengths], "context (tokens)")
+    heads = rows[0]
+    finish_panel(ax, "TFLOP/s (median)", f"{heads['n_heads']} q / {heads['n_kv_heads']} kv heads, "
+                                         f"head_dim {heads['head_dim']}")
+    save(fig, out_dir, "attention_tflops_vs_ctx", runs, written)
+    return None
+
+
 FIGURES = (
     ("ttft_vs_ctx", fig_ttft_vs_ctx),
     ("speedup_vs_concurrency", fig_speedup_vs_concurrency),
@@ -342,6 +386,7 @@ FIGURES = (
     ("kept_per_layer", fig_kept_per_layer),
     ("trace_ttft_over_time", fig_trace_ttft),
     ("trace_queue_over_time", fig_trace_queue),
+    ("attention_tflops_vs_ctx", fig_attention_tflops),
 )
 
 
@@ -356,8 +401,8 @@ def main(argv):
     except runfile.RunFileError as exc:
         print(f"figures.py: error: {exc}", file=sys.stderr)
         return 2
-    if not any(run.summary for run in runs):
-        print("figures.py: error: no run has a finished point", file=sys.stderr)
+    if not any(run.summary or run.kernels for run in runs):
+        print("figures.py: error: no run has a finished point or kernel case", file=sys.stderr)
         return 2
     os.makedirs(args.output, exist_ok=True)
     colors = method_colors(runs)

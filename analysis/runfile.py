@@ -1,8 +1,9 @@
 """runfile.py — the one reader of uniprefill-bench run files, shared by summarize.py,
 figures.py and compare.py: it opens a file, checks that it is a run of a schema version
-these scripts understand, and hands back the root attributes, the /summary rows and
-the per-point groups (parameters, request and step tables, per-layer token counts,
-ragged output-token times) as plain Python and numpy values.
+these scripts understand, and hands back the root attributes, the /summary rows, the
+per-point groups (parameters, request and step tables, per-layer token counts, ragged
+output-token times) and, for `--kernels` runs, the /kernels rows, as plain Python and
+numpy values.
 
 Owns reading and validation only; the schema is written by launcher/results_h5.c and
 documented in results/README.md. Computes no metric. Needs h5py and numpy (Debian's
@@ -91,9 +92,12 @@ class Run:
     """A whole run file read into memory: path, name (file stem), schema_version,
     attrs (root attributes as text), summary_fields (the /summary field names in file
     order), summary (list of dicts, one per /summary row, each with the point's
-    workload added under "workload") and points (list of Point, in index order)."""
+    workload added under "workload"), points (list of Point, in index order),
+    kernel_fields and kernels (the /kernels field names and rows as dicts; empty for a
+    sweep, which has no /kernels table) and kernel_attrs (the table's attributes)."""
 
-    def __init__(self, path, schema_version, attrs, summary_fields, summary, points):
+    def __init__(self, path, schema_version, attrs, summary_fields, summary, points,
+                 kernel_fields=(), kernels=(), kernel_attrs=None):
         self.path = path
         self.name = os.path.splitext(os.path.basename(path))[0]
         self.schema_version = schema_version
@@ -101,6 +105,9 @@ class Run:
         self.summary_fields = summary_fields
         self.summary = summary
         self.points = points
+        self.kernel_fields = tuple(kernel_fields)
+        self.kernels = list(kernels)
+        self.kernel_attrs = kernel_attrs or {}
 
     def caption(self):
         """One line naming what produced the run: model, device, commit."""
@@ -140,4 +147,12 @@ def load_run(path, with_points=True):
             entry = {name: _plain(row[name]) for name in table.dtype.names}
             entry["workload"] = workloads.get(int(entry["point_index"]), CLOSED_LOOP)
             summary.append(entry)
-        return Run(path, version, attrs, tuple(table.dtype.names), summary, points)
+        kernel_fields, kernels, kernel_attrs = (), [], {}
+        if "kernels" in f:
+            ktable = f["kernels"][...]
+            kernel_fields = ktable.dtype.names
+            kernels = [{name: _plain(row[name]) for name in kernel_fields} for row in ktable]
+            kernel_attrs = {name: _plain(f["kernels"].attrs[name]) for name in f["kernels"].attrs
+                            if not name.startswith("FIELD_") and name not in ("CLASS", "VERSION", "TITLE")}
+        return Run(path, version, attrs, tuple(table.dtype.names), summary, points,
+                   kernel_fields, kernels, kernel_attrs)

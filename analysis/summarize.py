@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """summarize.py — print one uniprefill-bench run file as markdown: the producer and
-machine (root attributes) and the /summary table, one row per sweep point.
+machine (root attributes), the /summary table, one row per sweep point, and for a
+`--kernels` run a "kernels" section, one row per timed kernel case.
 
 Owns only formatting; reading and schema checks are analysis/runfile.py's, the schema
 is documented in results/README.md. Needs h5py and numpy (Debian's /usr/bin/python3
@@ -35,6 +36,25 @@ def markdown_table(names, rows):
     return "\n".join(lines)
 
 
+# The /kernels columns worth reading at a glance (the file has every field).
+KERNEL_COLUMNS = ("label", "shape", "rank", "median_ms", "min_ms", "tflops_per_s", "gb_per_s", "floor_ms",
+                  "floor_fraction", "kept_fraction", "target", "target_met", "goal_met")
+VERDICTS = {1: "met", 0: "missed"}
+
+
+def kernels_section(run):
+    """The kernel cases as markdown, verdicts in words; "-" where a field has no value."""
+    rows = []
+    for row in run.kernels:
+        shown = dict(row)
+        for name in ("target_met", "goal_met"):
+            shown[name] = VERDICTS.get(row[name])
+        shown["target"] = row["target"] or None
+        rows.append(shown)
+    settings = ", ".join(f"{name} {format_cell(value)}" for name, value in sorted(run.kernel_attrs.items()))
+    return f"## kernels\n\n{settings}\n\n" + markdown_table(KERNEL_COLUMNS, rows)
+
+
 def summarize(path):
     try:
         run = runfile.load_run(path, with_points=False)
@@ -45,13 +65,15 @@ def summarize(path):
         if name in run.attrs:
             print(f"- {name}: {run.attrs[name]}")
     print(f"- schema_version: {run.schema_version}\n")
-    if not run.summary:
+    if run.summary:
+        names = list(run.summary_fields)
+        # runfile gives every row a workload (CLOSED_LOOP for runs that predate the attribute).
+        names.insert(names.index("method") + 1, "workload")
+        print(markdown_table(names, run.summary))
+    elif not run.kernels:
         print("(no points finished)")
-        return
-    names = list(run.summary_fields)
-    # runfile gives every row a workload (CLOSED_LOOP for runs that predate the attribute).
-    names.insert(names.index("method") + 1, "workload")
-    print(markdown_table(names, run.summary))
+    if run.kernels:
+        print(("\n" if run.summary else "") + kernels_section(run))
 
 
 def main(argv):

@@ -5,6 +5,7 @@
 #include "launcher/backend_select.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "kernels/cpu/cpu_backend.h"
 #ifdef UNIPREFILL_HAVE_CUDA
@@ -19,6 +20,17 @@ int up_backend_gpu_present(void) {
 #else
   return 0;
 #endif
+}
+
+void up_backend_device_key(const up_backend *be, char *key, size_t key_size) {
+#ifdef UNIPREFILL_HAVE_CUDA
+  if (strcmp(be->ops->name, "cuda") == 0) {
+    char id[64];
+    snprintf(key, key_size, "cuda:%s", up_cuda_current_device_pci_bus_id(id, sizeof id) ? id : "?");
+    return;
+  }
+#endif
+  snprintf(key, key_size, "%s", be->ops->name);
 }
 
 #ifdef UNIPREFILL_HAVE_CUDA

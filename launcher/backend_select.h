@@ -13,6 +13,11 @@
 up_backend *up_backend_select(up_backend_choice choice, int threads, int local_rank, char *notice,
                               size_t notice_size, char *err, size_t err_size);
 
+/* A name for the physical device be runs on, equal for two ranks of one host exactly
+ * when they share it: "cuda:<PCI bus id>" for a GPU ("cuda:?" when the id cannot be
+ * read, so that ranks are taken to share), "cpu" for the host's processors. */
+void up_backend_device_key(const up_backend *be, char *key, size_t key_size);
+
 /* Whether a usable GPU is visible to this process (false without the CUDA build). */
 int up_backend_gpu_present(void);
 

@@ -19,6 +19,7 @@
 #define UP_METHOD_TEXT_MAX ((int32_t)sizeof(((up_method_spec *)0)->label))
 #define UP_NUMBER_TEXT_MAX 32
 #define UP_DEFAULT_METHODS "dense,uniprefill,uniprefill:keep=0.3"
+#define UP_KERNELS_RUN_NO_SWEEP "--kernels times kernels alone and runs no sweep"
 
 typedef enum up_flag_id {
   UP_FLAG_MODEL,
@@ -59,6 +60,12 @@ typedef enum up_flag_id {
   UP_FLAG_FORMAT,
   UP_FLAG_SLO,
   UP_FLAG_QUIET,
+  UP_FLAG_KERNELS,
+  UP_FLAG_KERNEL_CASES,
+  UP_FLAG_KERNEL_TOKENS,
+  UP_FLAG_KERNEL_BATCHES,
+  UP_FLAG_KERNEL_WARMUP,
+  UP_FLAG_KERNEL_REPEATS,
   UP_FLAG_HELP,
   UP_FLAG_VERSION,
   UP_FLAG_COUNT,
@@ -72,6 +79,7 @@ typedef enum up_flag_group {
   UP_GROUP_ENGINE,
   UP_GROUP_UNIPREFILL,
   UP_GROUP_OUTPUT,
+  UP_GROUP_KERNELS,
   UP_GROUP_COUNT,
 } up_flag_group;
 
@@ -79,6 +87,7 @@ static const char *const up_group_titles[UP_GROUP_COUNT] = {
     "Model & backend", "Sweep", "Workload",
     "Open loop and trace replay (--concurrency caps requests in flight)",
     "Serving engine", "UniPrefill", "Output",
+    "Kernel benchmark (--kernels; --ctx, --kv-block, --seed, --threads and --uniprefill-* apply too)",
 };
 
 typedef struct up_flag_info {
@@ -95,7 +104,9 @@ static const up_flag_info up_flags[] = {
      "model preset (default: tiny-llama on cpu, llama-3.1-8b on cuda)"},
     {UP_FLAG_LAYERS, "layers", 0, "N", UP_GROUP_MODEL, "reduced depth, 0 = the preset's (default 0)"},
     {UP_FLAG_BACKEND, "backend", 0, "B", UP_GROUP_MODEL, "auto, cpu or cuda (default auto)"},
-    {UP_FLAG_CTX, "ctx", 0, "LIST", UP_GROUP_SWEEP, "prompt lengths, sizes like 4096, 4k, 1M (default 1k,4k on cpu, 8k,32k on cuda)"},
+    {UP_FLAG_CTX, "ctx", 0, "LIST", UP_GROUP_SWEEP,
+     "prompt lengths, sizes like 4096, 4k, 1M (default 1k,4k on cpu, 8k,32k on cuda; with --kernels "
+     "512,1k on cpu, 4k,16k,32k,64k,128k on cuda)"},
     {UP_FLAG_CONCURRENCY, "concurrency", 0, "LIST", UP_GROUP_SWEEP, "requests in flight (default 1,4)"},
     {UP_FLAG_METHOD, "method", 0, "LIST", UP_GROUP_SWEEP, "method specs, see below (default dense,uniprefill,uniprefill:keep=0.3)"},
     {UP_FLAG_REQUESTS, "requests", 0, "N", UP_GROUP_WORKLOAD,
@@ -150,6 +161,18 @@ static const up_flag_info up_flags[] = {
     {UP_FLAG_SLO, "slo", 0, "SPEC", UP_GROUP_OUTPUT,
      "goodput objectives ttft:MS,tpot:MS, either part optional (default none: no goodput)"},
     {UP_FLAG_QUIET, "quiet", 0, NULL, UP_GROUP_OUTPUT, "print only the results table"},
+    {UP_FLAG_KERNELS, "kernels", 0, NULL, UP_GROUP_KERNELS,
+     "time the engine's kernels at the model's shapes (GEMMs, attention, decode, selection) instead of the sweep"},
+    {UP_FLAG_KERNEL_CASES, "kernel-cases", 0, "LIST", UP_GROUP_KERNELS,
+     "kernels to time: gemm, attention, decode, selection (default all)"},
+    {UP_FLAG_KERNEL_TOKENS, "kernel-tokens", 0, "SIZE", UP_GROUP_KERNELS,
+     "rows of the GEMMs (default 32k on cuda, 512 on cpu)"},
+    {UP_FLAG_KERNEL_BATCHES, "kernel-batches", 0, "LIST", UP_GROUP_KERNELS,
+     "decode and selection batches NxL: N sequences of L tokens (default 4x8k,16x8k,4x32k,16x32k on cuda, "
+     "4x512 on cpu); selection also runs 1xL at each --ctx"},
+    {UP_FLAG_KERNEL_WARMUP, "kernel-warmup", 0, "N", UP_GROUP_KERNELS, "untimed calls before each case (default 3)"},
+    {UP_FLAG_KERNEL_REPEATS, "kernel-repeats", 0, "N", UP_GROUP_KERNELS,
+     "timed calls per case, 1..1000; median, min and max are reported (default 15)"},
     {UP_FLAG_HELP, "help", 'h', NULL, UP_GROUP_OUTPUT, "print this help and exit"},
     {UP_FLAG_VERSION, "version", 0, NULL, UP_GROUP_OUTPUT, "print the version and exit"},
 };
@@ -438,6 +461,55 @@ static bool up_flag_slo(const char *text, up_slo *slo, char *err, size_t err_siz
   return true;
 }
 
+/* --kernel-cases: kernel kinds, each at most once. */
+static bool up_flag_kernel_cases(const char *text, uint32_t *kinds, char *err, size_t err_size) {
+  char sub[256];
+  char item[UP_NUMBER_TEXT_MAX];
+  up_list_cursor c = up_list_begin(text);
+  uint32_t parsed = 0;
+  int status;
+  while ((status = up_list_next(&c, item, sizeof(item), UP_KERNEL_KIND_COUNT, sub, sizeof(sub))) == 1) {
+    int kind = 0;
+    if (!up_flag_choice("kernel-cases", item, up_kernel_kind_names, UP_KERNEL_KIND_COUNT, &kind, err, err_size))
+      return false;
+    if (parsed & (1u << kind)) return up_fail(err, err_size, "--kernel-cases: '%s' appears twice in '%s'", item, text);
+    parsed |= 1u << kind;
+  }
+  if (status < 0) return up_fail(err, err_size, "--kernel-cases: %s", sub);
+  *kinds = parsed;
+  return true;
+}
+
+/* --kernel-batches: NxL items (N sequences of L tokens, L a size), no batch twice, at
+ * most INT32_MAX tokens in one. */
+static bool up_flag_kernel_batches(const char *text, up_options *opt, char *err, size_t err_size) {
+  char sub[256];
+  char item[UP_NUMBER_TEXT_MAX];
+  up_list_cursor c = up_list_begin(text);
+  int status;
+  while ((status = up_list_next(&c, item, sizeof(item), UP_MAX_SWEEP, sub, sizeof(sub))) == 1) {
+    char *x = strchr(item, 'x');
+    int64_t seqs = 0, len = 0;
+    if (x) *x = '\0';
+    if (!x || !up_parse_size(item, &seqs) || !up_parse_size(x + 1, &len) || seqs < 1 || len < 1) {
+      if (x) *x = 'x';
+      return up_fail(err, err_size, "--kernel-batches: '%s' is not NxL with N, L >= 1 (e.g. 16x8k)", item);
+    }
+    *x = 'x';
+    if (seqs * len > INT32_MAX)
+      return up_fail(err, err_size, "--kernel-batches: '%s' is more than %d tokens", item, INT32_MAX);
+    const int32_t i = c.count - 1;
+    for (int32_t j = 0; j < i; j++)
+      if (opt->kernel_batch_seqs[j] == seqs && opt->kernel_batch_len[j] == len)
+        return up_fail(err, err_size, "--kernel-batches: '%s' appears twice in '%s'", item, text);
+    opt->kernel_batch_seqs[i] = (int32_t)seqs;
+    opt->kernel_batch_len[i] = (int32_t)len;
+  }
+  if (status < 0) return up_fail(err, err_size, "--kernel-batches: %s", sub);
+  opt->n_kernel_batches = c.count;
+  return true;
+}
+
 /* Method entries are kept as text until every flag is read (see the file comment). */
 typedef struct up_method_texts {
   int32_t n;
@@ -562,6 +634,20 @@ static bool up_apply_flag(const up_flag_info *flag, const char *v, up_options *o
     }
     case UP_FLAG_SLO: return up_flag_slo(v, &opt->slo, err, err_size);
     case UP_FLAG_QUIET: opt->quiet = true; return true;
+    case UP_FLAG_KERNELS: opt->kernels = true; return true;
+    case UP_FLAG_KERNEL_CASES: return up_flag_kernel_cases(v, &opt->kernel_kinds, err, err_size);
+    case UP_FLAG_KERNEL_TOKENS:
+      if (!up_parse_size(v, &wide) || wide < 1 || wide > INT32_MAX)
+        return up_fail(err, err_size, "--%s: '%s' is not a size from 1 to %d (use e.g. 4096, 32k)", name, v,
+                       INT32_MAX);
+      opt->kernel_tokens = (int32_t)wide;
+      return true;
+    case UP_FLAG_KERNEL_BATCHES: return up_flag_kernel_batches(v, opt, err, err_size);
+    case UP_FLAG_KERNEL_WARMUP: return up_flag_int32(name, v, 0, &opt->kernel_warmup, err, err_size);
+    case UP_FLAG_KERNEL_REPEATS:
+      if (!up_flag_int64(name, v, 1, UP_KERNEL_MAX_REPEATS, &wide, err, err_size)) return false;
+      opt->kernel_repeats = (int32_t)wide;
+      return true;
     case UP_FLAG_HELP:
     case UP_FLAG_VERSION:
     case UP_FLAG_COUNT: break; /* help and version end parsing in the caller; COUNT is no flag */
@@ -606,6 +692,12 @@ void up_options_default(up_options *opt) {
   opt->format = UP_FORMAT_MARKDOWN;
   opt->slo = up_slo_none();
   opt->quiet = false;
+  opt->kernels = false;
+  opt->kernel_kinds = (1u << UP_KERNEL_KIND_COUNT) - 1;
+  opt->kernel_tokens = 0;
+  opt->n_kernel_batches = 0;
+  opt->kernel_warmup = 3;
+  opt->kernel_repeats = 15;
 }
 
 static const up_flag_info *up_find_long(const char *name, size_t len) {
@@ -639,6 +731,11 @@ static const up_flag_needs up_flag_requirements[] = {
     {UP_FLAG_TRACE_WINDOW, UP_FLAG_TRACE, UP_FLAG_COUNT, "it selects trace rows"},
     {UP_FLAG_TRACE_LIMIT, UP_FLAG_TRACE, UP_FLAG_COUNT, "it selects trace rows"},
     {UP_FLAG_TRACE_LENIENT, UP_FLAG_TRACE, UP_FLAG_COUNT, "it reads the trace"},
+    {UP_FLAG_KERNEL_CASES, UP_FLAG_KERNELS, UP_FLAG_COUNT, "it picks the kernels to time"},
+    {UP_FLAG_KERNEL_TOKENS, UP_FLAG_KERNELS, UP_FLAG_COUNT, "it sizes the kernel benchmark's GEMMs"},
+    {UP_FLAG_KERNEL_BATCHES, UP_FLAG_KERNELS, UP_FLAG_COUNT, "it sizes the kernel benchmark's batches"},
+    {UP_FLAG_KERNEL_WARMUP, UP_FLAG_KERNELS, UP_FLAG_COUNT, "it belongs to the kernel benchmark"},
+    {UP_FLAG_KERNEL_REPEATS, UP_FLAG_KERNELS, UP_FLAG_COUNT, "it belongs to the kernel benchmark"},
 };
 
 /* Pairs that cannot be given together. */
@@ -657,6 +754,21 @@ static const up_flag_conflict up_flag_conflicts[] = {
     {UP_FLAG_OUTPUT_LEN, UP_FLAG_REQUEST_RATE, "open-loop output lengths come from --output-len-dist"},
     {UP_FLAG_OUTPUT_LEN, UP_FLAG_TRACE, "output lengths come from the trace or --output-len-dist"},
     {UP_FLAG_REQUESTS, UP_FLAG_TRACE, "use --trace-limit to replay fewer rows"},
+    /* The kernel benchmark runs no engine: the sweep's flags would be silently ignored. */
+    {UP_FLAG_KERNELS, UP_FLAG_METHOD, UP_KERNELS_RUN_NO_SWEEP},
+    {UP_FLAG_KERNELS, UP_FLAG_CONCURRENCY, UP_KERNELS_RUN_NO_SWEEP},
+    {UP_FLAG_KERNELS, UP_FLAG_MAX_CONCURRENCY, UP_KERNELS_RUN_NO_SWEEP},
+    {UP_FLAG_KERNELS, UP_FLAG_REQUESTS, UP_KERNELS_RUN_NO_SWEEP},
+    {UP_FLAG_KERNELS, UP_FLAG_OUTPUT_LEN, UP_KERNELS_RUN_NO_SWEEP},
+    {UP_FLAG_KERNELS, UP_FLAG_REQUEST_RATE, UP_KERNELS_RUN_NO_SWEEP},
+    {UP_FLAG_KERNELS, UP_FLAG_TRACE, UP_KERNELS_RUN_NO_SWEEP},
+    {UP_FLAG_KERNELS, UP_FLAG_WARMUP, "--kernels takes --kernel-warmup"},
+    {UP_FLAG_KERNELS, UP_FLAG_MAX_SEQS, UP_KERNELS_RUN_NO_SWEEP},
+    {UP_FLAG_KERNELS, UP_FLAG_MAX_BATCH_TOKENS, UP_KERNELS_RUN_NO_SWEEP},
+    {UP_FLAG_KERNELS, UP_FLAG_KV_CACHE_MIB, UP_KERNELS_RUN_NO_SWEEP},
+    {UP_FLAG_KERNELS, UP_FLAG_GPU_MEM_FRACTION, UP_KERNELS_RUN_NO_SWEEP},
+    {UP_FLAG_KERNELS, UP_FLAG_SLO, UP_KERNELS_RUN_NO_SWEEP},
+    {UP_FLAG_KERNELS, UP_FLAG_DROP_LAYERS, UP_KERNELS_RUN_NO_SWEEP},
 };
 
 static const char *up_flag_name(up_flag_id id) {

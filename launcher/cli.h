@@ -10,12 +10,14 @@
 #include <stdio.h>
 
 #include "engine/method.h"
+#include "launcher/kernel_record.h"
 #include "launcher/serving_metrics.h"
 #include "workloads/length_dist.h"
 #include "workloads/trace.h"
 
 #define UP_MAX_SWEEP 32
 #define UP_PATH_MAX 1024
+#define UP_KERNEL_MAX_REPEATS 1000
 
 typedef enum up_output_format { UP_FORMAT_MARKDOWN = 0, UP_FORMAT_CSV = 1, UP_FORMAT_JSON = 2 } up_output_format;
 
@@ -64,6 +66,16 @@ typedef struct up_options {
   up_output_format format;
   up_slo slo;                  /* --slo for goodput; NaN parts are not set */
   bool quiet;
+  /* --kernels: time the engine's kernels at the model's shapes instead of the sweep;
+   * --ctx then lists the attention and selection lengths. */
+  bool kernels;
+  uint32_t kernel_kinds;       /* bit (1 << up_kernel_kind) per kind to time; default all */
+  int32_t kernel_tokens;       /* GEMM rows; 0: the backend's default */
+  int32_t n_kernel_batches;    /* decode and selection batches, NxL; 0: the backend's default */
+  int32_t kernel_batch_seqs[UP_MAX_SWEEP];
+  int32_t kernel_batch_len[UP_MAX_SWEEP];
+  int32_t kernel_warmup;       /* untimed calls before each case */
+  int32_t kernel_repeats;      /* timed calls per case */
 } up_options;
 
 typedef enum up_parse_status {

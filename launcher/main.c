@@ -1,11 +1,13 @@
 /* main.c — the uniprefill-bench entry point: MPI start-up with every MPI error routed
- * to a message and MPI_Abort (so no rank hangs), option parsing, the sweep, shutdown. */
+ * to a message and MPI_Abort (so no rank hangs), option parsing, the sweep or the
+ * kernel benchmark (--kernels), shutdown. */
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "kernels/fatal.h"
 #include "launcher/cli.h"
+#include "launcher/kernel_bench.h"
 #include "launcher/mpi_check.h"
 #include "launcher/sweep.h"
 #include "launcher/topology.h"
@@ -40,7 +42,7 @@ int main(int argc, char **argv) {
       fprintf(stderr, "uniprefill-bench: error: %s\nTry 'uniprefill-bench --help'.\n", err);
     exit_code = 2;
   } else if (status == UP_PARSE_OK) {
-    exit_code = up_sweep_run(opt, argc, argv, &topo);
+    exit_code = opt->kernels ? up_kernel_bench_run(opt, argc, argv, &topo) : up_sweep_run(opt, argc, argv, &topo);
   }
   free(opt);
   MPI_Finalize();

@@ -1,5 +1,6 @@
 /* point_gather.c — MPI gathers of one point's records and output-token times (as bytes:
- * every rank runs the same binary on the same architecture) and their merge on rank 0. */
+ * every rank runs the same binary on the same architecture) and their merge on rank 0;
+ * the byte gather itself is shared with the kernel benchmark. */
 #include "launcher/point_gather.h"
 
 #include <stdlib.h>
@@ -7,9 +8,7 @@
 
 #include "launcher/mpi_check.h"
 
-/* Gather n_items items of item_bytes from each rank into a root buffer; counts[] are
- * the per-rank item counts (root only). Returns the malloc'd buffer on root. */
-static void *gather_items(const up_topology *topo, const void *items, int32_t n_items, size_t item_bytes,
+void *up_gather_items(const up_topology *topo, const void *items, int32_t n_items, size_t item_bytes,
                           const int32_t *counts) {
   const int root = topo->world_rank == 0;
   int *byte_counts = NULL, *displs = NULL;
@@ -56,20 +55,20 @@ void up_point_gather(const up_topology *topo, const up_point_result *mine, up_po
       merged->n_steps += step_counts[r];
     }
   }
-  merged->requests = gather_items(topo, mine->requests, mine->n_requests, sizeof(up_request_record), request_counts);
+  merged->requests = up_gather_items(topo, mine->requests, mine->n_requests, sizeof(up_request_record), request_counts);
   merged->request_layer_tokens =
-      gather_items(topo, mine->request_layer_tokens, mine->n_requests, sizeof(int32_t) * (size_t)L, request_counts);
-  merged->steps = gather_items(topo, mine->steps, mine->n_steps, sizeof(up_step_record), step_counts);
+      up_gather_items(topo, mine->request_layer_tokens, mine->n_requests, sizeof(int32_t) * (size_t)L, request_counts);
+  merged->steps = up_gather_items(topo, mine->steps, mine->n_steps, sizeof(up_step_record), step_counts);
   merged->step_layer_tokens =
-      gather_items(topo, mine->step_layer_tokens, mine->n_steps, sizeof(int64_t) * (size_t)L, step_counts);
+      up_gather_items(topo, mine->step_layer_tokens, mine->n_steps, sizeof(int64_t) * (size_t)L, step_counts);
   /* Token times travel flat; offsets are rank-local, so each request's token count
    * travels instead and rank 0 rebuilds the offsets over the merged order. */
   int64_t *my_token_counts = up_malloc_or_die(sizeof(int64_t) * (size_t)(mine->n_requests + 1), "token counts");
   for (int32_t i = 0; i < mine->n_requests; ++i)
     my_token_counts[i] = mine->token_offsets[i + 1] - mine->token_offsets[i];
-  int64_t *token_counts = gather_items(topo, my_token_counts, mine->n_requests, sizeof(int64_t), request_counts);
+  int64_t *token_counts = up_gather_items(topo, my_token_counts, mine->n_requests, sizeof(int64_t), request_counts);
   free(my_token_counts);
-  merged->token_times = gather_items(topo, mine->token_times, (int32_t)my_times, sizeof(double), time_counts);
+  merged->token_times = up_gather_items(topo, mine->token_times, (int32_t)my_times, sizeof(double), time_counts);
   if (root) {
     merged->token_offsets = up_malloc_or_die(sizeof(int64_t) * (size_t)(merged->n_requests + 1), "token offsets");
     merged->token_offsets[0] = 0;

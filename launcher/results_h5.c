@@ -10,6 +10,7 @@
 #include <hdf5.h>
 #include <hdf5_hl.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,8 @@
 #define UP_TABLE_CHUNK_RECORDS 1024
 /* /summary grows one row per point; a sweep has tens to hundreds of points. */
 #define UP_SUMMARY_CHUNK_RECORDS 64
+/* /kernels grows a group of cases at a time; a run has tens of cases per rank. */
+#define UP_KERNELS_CHUNK_RECORDS 64
 
 /* A record struct described as an H5TB table: names, offsets and sizes from the C
  * struct, HDF5 member types owned (copied) so they can all be closed the same way. */
@@ -45,6 +48,8 @@ struct up_results_file {
   up_table_layout summary_layout;
   up_table_layout request_layout;
   up_table_layout step_layout;
+  up_table_layout kernel_layout; /* built by the first kernel append (n_fields 0 until then) */
+  bool kernels_created;
 };
 
 /* Where a failure is reported: the file's path names it in every message. */
@@ -194,6 +199,59 @@ static const up_field_spec up_step_specs[] = {
     UP_FIELD(up_step_record, attention_ms, UP_KIND_F64),
     UP_FIELD(up_step_record, selection_ms, UP_KIND_F64),
     UP_FIELD(up_step_record, other_ms, UP_KIND_F64),
+};
+
+static const up_field_spec up_kernel_specs[] = {
+    UP_FIELD(up_kernel_record, index, UP_KIND_I32),
+    UP_FIELD(up_kernel_record, rank, UP_KIND_I32),
+    UP_FIELD(up_kernel_record, kernel, UP_KIND_CHARS),
+    UP_FIELD(up_kernel_record, label, UP_KIND_CHARS),
+    UP_FIELD(up_kernel_record, shape, UP_KIND_CHARS),
+    UP_FIELD(up_kernel_record, m, UP_KIND_I64),
+    UP_FIELD(up_kernel_record, n, UP_KIND_I64),
+    UP_FIELD(up_kernel_record, k, UP_KIND_I64),
+    UP_FIELD(up_kernel_record, batch, UP_KIND_I32),
+    UP_FIELD(up_kernel_record, seq_len, UP_KIND_I32),
+    UP_FIELD(up_kernel_record, tokens, UP_KIND_I64),
+    UP_FIELD(up_kernel_record, n_heads, UP_KIND_I32),
+    UP_FIELD(up_kernel_record, n_kv_heads, UP_KIND_I32),
+    UP_FIELD(up_kernel_record, head_dim, UP_KIND_I32),
+    UP_FIELD(up_kernel_record, warmup, UP_KIND_I32),
+    UP_FIELD(up_kernel_record, repeats, UP_KIND_I32),
+    UP_FIELD(up_kernel_record, flush_bytes, UP_KIND_I64),
+    UP_FIELD(up_kernel_record, median_ms, UP_KIND_F64),
+    UP_FIELD(up_kernel_record, min_ms, UP_KIND_F64),
+    UP_FIELD(up_kernel_record, max_ms, UP_KIND_F64),
+    UP_FIELD(up_kernel_record, flop, UP_KIND_F64),
+    UP_FIELD(up_kernel_record, bytes, UP_KIND_F64),
+    UP_FIELD(up_kernel_record, tflops_per_s, UP_KIND_F64),
+    UP_FIELD(up_kernel_record, gb_per_s, UP_KIND_F64),
+    UP_FIELD(up_kernel_record, peak_tflops_per_s, UP_KIND_F64),
+    UP_FIELD(up_kernel_record, peak_gb_per_s, UP_KIND_F64),
+    UP_FIELD(up_kernel_record, flop_floor_ms, UP_KIND_F64),
+    UP_FIELD(up_kernel_record, byte_floor_ms, UP_KIND_F64),
+    UP_FIELD(up_kernel_record, floor_ms, UP_KIND_F64),
+    UP_FIELD(up_kernel_record, floor_fraction, UP_KIND_F64),
+    UP_FIELD(up_kernel_record, target, UP_KIND_CHARS),
+    UP_FIELD(up_kernel_record, target_tflops_per_s, UP_KIND_F64),
+    UP_FIELD(up_kernel_record, target_ms, UP_KIND_F64),
+    UP_FIELD(up_kernel_record, goal_tflops_per_s, UP_KIND_F64),
+    UP_FIELD(up_kernel_record, target_met, UP_KIND_I32),
+    UP_FIELD(up_kernel_record, goal_met, UP_KIND_I32),
+    UP_FIELD(up_kernel_record, reference_tflops_per_s, UP_KIND_F64),
+    UP_FIELD(up_kernel_record, reference_ms, UP_KIND_F64),
+    UP_FIELD(up_kernel_record, basis, UP_KIND_CHARS),
+    UP_FIELD(up_kernel_record, kept_fraction, UP_KIND_F64),
+};
+
+static const up_field_spec up_kernel_table_specs[] = {
+    UP_FIELD(up_kernel_table_params, kv_block_tokens, UP_KIND_I32),
+    UP_FIELD(up_kernel_table_params, top_p, UP_KIND_F32),
+    UP_FIELD(up_kernel_table_params, keep_fraction, UP_KIND_F32),
+    UP_FIELD(up_kernel_table_params, block, UP_KIND_I32),
+    UP_FIELD(up_kernel_table_params, sink, UP_KIND_I32),
+    UP_FIELD(up_kernel_table_params, last_q, UP_KIND_I32),
+    UP_FIELD(up_kernel_table_params, seed, UP_KIND_U64),
 };
 
 static const up_field_spec up_run_info_specs[] = {
@@ -641,6 +699,53 @@ int up_results_update_speedups(up_results_file *file, const up_point_summary *ro
   return 0;
 }
 
+/* Open /kernels and write the run's settings as its attributes. */
+static int up_kernel_attrs_write(hid_t file, const up_kernel_table_params *params, const up_h5_err *e) {
+  const hid_t table = H5Dopen2(file, "kernels", H5P_DEFAULT);
+  if (table < 0) {
+    up_h5_fail(e, "cannot open table '/kernels' to write its attributes");
+    return -1;
+  }
+  int rc = up_attrs_write(table, "/kernels", params, up_kernel_table_specs, UP_N_SPECS(up_kernel_table_specs), e);
+  if (H5Dclose(table) < 0 && rc == 0) {
+    up_h5_fail(e, "cannot close table '/kernels'");
+    rc = -1;
+  }
+  return rc;
+}
+
+int up_results_append_kernels(up_results_file *file, const up_kernel_table_params *params,
+                              const up_kernel_record *rows, int32_t n_rows, char *err, size_t err_size) {
+  const up_h5_err e = {.path = file != NULL ? file->path : "(none)", .buf = err, .size = err_size};
+  if (file == NULL || params == NULL || n_rows < 0 || (rows == NULL && n_rows > 0)) {
+    up_h5_fail_plain(&e, "append_kernels needs an open file, the table's parameters and %d rows", n_rows);
+    return -1;
+  }
+  if (!file->kernels_created) {
+    if ((file->kernel_layout.n_fields == 0 &&
+         up_layout_build(&file->kernel_layout, "kernel cases", sizeof(up_kernel_record), up_kernel_specs,
+                         UP_N_SPECS(up_kernel_specs), &e) < 0) ||
+        up_table_create(file->file, "", "kernels", &file->kernel_layout, UP_KERNELS_CHUNK_RECORDS, (hsize_t)n_rows,
+                        rows, &e) < 0 ||
+        up_kernel_attrs_write(file->file, params, &e) < 0) {
+      return -1;
+    }
+    file->kernels_created = true;
+  } else if (n_rows > 0) {
+    const up_table_layout *l = &file->kernel_layout;
+    if (H5TBappend_records(file->file, "kernels", (hsize_t)n_rows, l->record_size, l->offsets, l->sizes, rows) < 0) {
+      up_h5_fail(&e, "cannot append %d rows to table '/kernels'", n_rows);
+      return -1;
+    }
+  }
+  /* Flush now so a run that fails later keeps these cases. */
+  if (H5Fflush(file->file, H5F_SCOPE_GLOBAL) < 0) {
+    up_h5_fail(&e, "cannot flush after writing kernel cases");
+    return -1;
+  }
+  return 0;
+}
+
 int up_results_close(up_results_file *file, char *err, size_t err_size) {
   if (file == NULL) return 0;
   const up_h5_err e = {.path = file->path, .buf = err, .size = err_size};
@@ -652,6 +757,7 @@ int up_results_close(up_results_file *file, char *err, size_t err_size) {
   if (up_layout_close(&file->summary_layout, &e) < 0) rc = -1;
   if (up_layout_close(&file->request_layout, &e) < 0) rc = -1;
   if (up_layout_close(&file->step_layout, &e) < 0) rc = -1;
+  if (up_layout_close(&file->kernel_layout, &e) < 0) rc = -1;
   if (H5Fclose(file->file) < 0 && rc == 0) {
     up_h5_fail(&e, "cannot close the file (an object may still be open)");
     rc = -1;

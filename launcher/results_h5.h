@@ -1,14 +1,16 @@
 /* results_h5.h — the HDF5 run file (schema in results/README.md): root attributes that
  * describe the producer and the machine, one group per sweep point with its
- * parameters as attributes and compound tables of requests and steps, and a summary
- * table with one row per point. Every point is flushed as soon as it is written, so a
- * killed run keeps all finished points. Only rank 0 writes. */
+ * parameters as attributes and compound tables of requests and steps, a summary
+ * table with one row per point, and for --kernels a table with one row per kernel
+ * case. Every point (every group of kernel cases) is flushed as soon as it is written,
+ * so a killed run keeps all finished ones. Only rank 0 writes. */
 #ifndef UP_RESULTS_H5_H
 #define UP_RESULTS_H5_H
 
 #include <stdint.h>
 
 #include "engine/engine.h"
+#include "launcher/kernel_record.h"
 #include "launcher/point_summary.h"
 
 /* 2: summary gained the serving metrics (TPOT, ITL, E2E, throughputs, goodput) and
@@ -74,6 +76,23 @@ int up_results_write_point(up_results_file *file, const up_point_params *params,
 /* Rewrite the speedup column of /summary once all points are known (rows in point order). */
 int up_results_update_speedups(up_results_file *file, const up_point_summary *rows, int32_t n_rows, char *err,
                                size_t err_size);
+
+/* The --kernels run's settings, stored as attributes of /kernels: what every row's
+ * inputs were made with beyond its own fields. */
+typedef struct up_kernel_table_params {
+  int32_t kv_block_tokens; /* KV pool block size of the attention and selection cases */
+  float top_p;             /* the selection's knobs (--uniprefill-*) */
+  float keep_fraction;
+  int32_t block;
+  int32_t sink;
+  int32_t last_q;
+  uint64_t seed;           /* of the random inputs */
+} up_kernel_table_params;
+
+/* Append rows to the /kernels table (the first call creates it, with zero rows too,
+ * and writes params as its attributes), then flush. Returns 0 or -1 with err set. */
+int up_results_append_kernels(up_results_file *file, const up_kernel_table_params *params,
+                              const up_kernel_record *rows, int32_t n_rows, char *err, size_t err_size);
 
 /* Close the file; returns 0 or -1 with err set. */
 int up_results_close(up_results_file *file, char *err, size_t err_size);

@@ -4,25 +4,21 @@
  * arrival time. Either way the union of all ranks' requests is the same for any rank count. */
 #include "launcher/sweep.h"
 
-#include <errno.h>
-#include <hdf5.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "engine/engine.h"
 #include "engine/model.h"
 #include "kernels/fatal.h"
-#include "launcher/backend_select.h"
 #include "launcher/mpi_check.h"
 #include "launcher/point_gather.h"
 #include "launcher/point_summary.h"
 #include "launcher/report_table.h"
 #include "launcher/results_h5.h"
+#include "launcher/run_setup.h"
 #include "launcher/speed_model.h"
 #include "launcher/workload_plan.h"
 
@@ -116,60 +112,6 @@ static void size_kv_from_free_memory(const up_options *opt, const up_model_confi
   p->engine.kv_blocks = blocks >= 1 ? (blocks < INT32_MAX ? blocks : INT32_MAX) : 1;
 }
 
-static void utc_now(char *buf, size_t size, const char *fmt) {
-  const time_t t = time(NULL);
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  strftime(buf, size, fmt, &tm);
-}
-
-/* mkdir -p of the directory part of path. */
-static int make_parent_dirs(const char *path, char *err, size_t err_size) {
-  char buf[UP_PATH_MAX];
-  snprintf(buf, sizeof buf, "%s", path);
-  for (char *p = buf + 1; *p; ++p) {
-    if (*p != '/') continue;
-    *p = '\0';
-    if (mkdir(buf, 0775) != 0 && errno != EEXIST) {
-      snprintf(err, err_size, "cannot create directory %.900s: %s", buf, strerror(errno));
-      return -1;
-    }
-    *p = '/';
-  }
-  return 0;
-}
-
-static void library_versions(char *buf, size_t size) {
-  unsigned maj = 0, min = 0, rel = 0;
-  H5get_libversion(&maj, &min, &rel);
-  char mpi[MPI_MAX_LIBRARY_VERSION_STRING] = "";
-  int len = 0;
-  UP_CHECK_MPI(MPI_Get_library_version(mpi, &len));
-  char *nl = strpbrk(mpi, ",\n");
-  if (nl) *nl = '\0';
-  snprintf(buf, size, "hdf5 %u.%u.%u; %s", maj, min, rel, mpi);
-}
-
-static void join_argv(int argc, char **argv, char *buf, size_t size) {
-  size_t used = 0;
-  buf[0] = '\0';
-  for (int i = 0; i < argc && used + 1 < size; ++i)
-    used += (size_t)snprintf(buf + used, size - used, "%s%s", i ? " " : "", argv[i]);
-}
-
-/* Every rank reaches the same verdict; each failing rank says why. */
-static int agree_on_failure(const up_topology *topo, int failed_here, const char *msg) {
-  if (failed_here) {
-    if (topo->world_size > 1)
-      fprintf(stderr, "uniprefill-bench: rank %d: error: %s\n", topo->world_rank, msg);
-    else
-      fprintf(stderr, "uniprefill-bench: error: %s\n", msg);
-  }
-  int failed_any = 0;
-  UP_CHECK_MPI(MPI_Allreduce(&failed_here, &failed_any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
-  return failed_any;
-}
-
 static void run_warmup(const up_model *model, const point_plan *p, const up_options *opt) {
   if (opt->warmup <= 0 || p->rank_requests == 0) return;
   int64_t *ids = up_malloc_or_die(sizeof(int64_t) * (size_t)opt->warmup, "warm-up ids");
@@ -215,23 +157,7 @@ static void fill_point_params(const up_options *opt, const up_workload_plan *wp,
  * message when the options name something this model or backend cannot run. */
 static bool resolve_model_and_methods(const up_options *opt, const up_backend *be, up_model_config *cfg,
                                       up_method *methods, char *err, size_t err_size) {
-  const bool on_gpu = strcmp(be->ops->name, "cuda") == 0;
-  const char *model_name = opt->model_given ? opt->model : (on_gpu ? "llama-3.1-8b" : "tiny-llama");
-  const up_model_config *preset = up_model_preset_find(model_name);
-  if (!preset) {
-    size_t used = (size_t)snprintf(err, err_size, "--model: unknown preset '%s' (known:", model_name);
-    for (int32_t i = 0; i < up_model_preset_count() && used < err_size; ++i)
-      used += (size_t)snprintf(err + used, err_size - used, " %s", up_model_preset_at(i)->name);
-    if (used < err_size) snprintf(err + used, err_size - used, ")");
-    return false;
-  }
-  *cfg = *preset;
-  if (opt->layers > 0 && !up_model_config_truncate(cfg, opt->layers)) {
-    snprintf(err, err_size, "--layers %d: model %s has %d layers", (int)opt->layers, preset->name,
-             (int)preset->n_layers);
-    return false;
-  }
-  if (!up_model_config_validate(cfg, err, err_size)) return false;
+  if (!up_run_resolve_model(opt, be, cfg, err, err_size)) return false;
   for (int32_t i = 0; i < opt->n_methods; ++i) {
     up_method_spec spec = opt->methods[i];
     char why[512];
@@ -251,27 +177,11 @@ static bool resolve_model_and_methods(const up_options *opt, const up_backend *b
 
 int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology *topo) {
   const int root = topo->world_rank == 0;
-  char err[1024] = "", notice[256] = "";
+  char err[1024] = "";
 
   /* The backend first: the default model depends on it. */
-  up_backend *be = up_backend_select(opt->backend, opt->threads, topo->local_rank, notice, sizeof notice, err,
-                                     sizeof err);
-  if (agree_on_failure(topo, be == NULL, err)) {
-    if (be) be->ops->destroy(be);
-    return 2;
-  }
-  if (root && notice[0] && !opt->quiet) fprintf(stderr, "uniprefill-bench: note: %s\n", notice);
-  /* --backend auto may fall back to the CPU on some ranks only; the default model and
-   * ctx list, and so the number of points and collectives, follow the backend. */
-  const int on_gpu_here = strcmp(be->ops->name, "cuda") == 0;
-  int on_gpu_any = 0;
-  UP_CHECK_MPI(MPI_Allreduce(&on_gpu_here, &on_gpu_any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
-  snprintf(err, sizeof err, "this rank runs on the %s backend but another on cuda (use --backend cpu or give "
-           "every rank a usable GPU)", be->ops->name);
-  if (agree_on_failure(topo, on_gpu_here != on_gpu_any, err)) {
-    be->ops->destroy(be);
-    return 2;
-  }
+  up_backend *be = up_run_select_backend(opt, topo);
+  if (!be) return 2;
 
   /* Model and methods: identical on every rank, so every rank agrees on errors. */
   up_model_config cfg;
@@ -285,7 +195,7 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
   /* The workload (a trace is read and checked here), before anything is written. */
   up_workload_plan wp;
   const int plan_failed = up_workload_plan_init(&wp, opt, &cfg, err, sizeof err) != 0;
-  if (agree_on_failure(topo, plan_failed, err)) {
+  if (up_run_agree_on_failure(topo, plan_failed, err)) {
     be->ops->destroy(be);
     return 2;
   }
@@ -293,7 +203,7 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
   /* Timed workloads bring their own lengths: one ctx entry, recorded as 0. */
   /* Without --ctx, a GPU sweeps prompt lengths worth measuring there. */
   static const int32_t gpu_default_ctx[] = {8192, 32768};
-  const int gpu_defaults = !opt->ctx_given && strcmp(be->ops->name, "cuda") == 0;
+  const int gpu_defaults = !opt->ctx_given && up_run_on_gpu(be);
   const int32_t *ctx_list = gpu_defaults ? gpu_default_ctx : opt->ctx;
   const int32_t n_ctx = timed ? 1 : (gpu_defaults ? 2 : opt->n_ctx);
   if (root && !opt->quiet && timed)
@@ -321,7 +231,7 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
       const int64_t bytes = point_bytes(&cfg, be->act_dtype, &p);
       worst_point = bytes > worst_point ? bytes : worst_point;
     }
-  if (agree_on_failure(topo, budget_error, err)) {
+  if (up_run_agree_on_failure(topo, budget_error, err)) {
     be->ops->destroy(be);
     up_workload_plan_free(&wp);
     return 2;
@@ -331,44 +241,17 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
   snprintf(err, sizeof err, "model %s needs %.2f GiB of weights plus %.2f GiB for the largest point on the %s "
            "backend, but only %.2f GiB is available (reduce --ctx, --concurrency or --layers, or set --kv-cache-mib)",
            cfg.name, weight_bytes / 1073741824.0, worst_point / 1073741824.0, be->ops->name, available / 1073741824.0);
-  if (agree_on_failure(topo, need > available, err)) {
+  if (up_run_agree_on_failure(topo, need > available, err)) {
     be->ops->destroy(be);
     up_workload_plan_free(&wp);
     return 2;
   }
 
-  /* Run metadata, then the results file (rank 0), then the model. */
-  char *hostnames = up_topology_gather_strings(topo, topo->hostname);
-  char *devices = up_topology_gather_strings(topo, be->device_name);
-  char path[UP_PATH_MAX], started[64], argv_joined[4096], libs[512];
-  utc_now(started, sizeof started, "%Y-%m-%dT%H:%M:%SZ");
-  if (opt->output_path[0]) {
-    snprintf(path, sizeof path, "%s", opt->output_path);
-  } else {
-    char stamp[32];
-    utc_now(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ");
-    snprintf(path, sizeof path, "results/runs/%s.h5", stamp);
-  }
-  UP_CHECK_MPI(MPI_Bcast(path, (int)sizeof path, MPI_CHAR, 0, MPI_COMM_WORLD));
-  join_argv(argc, argv, argv_joined, sizeof argv_joined);
-  library_versions(libs, sizeof libs);
-  up_results_file *results = NULL;
+  /* The results file (rank 0), then the model. */
+  char path[UP_PATH_MAX];
   int open_failed = 0;
-  if (root) {
-    if (!opt->output_path[0] && make_parent_dirs(path, err, sizeof err) != 0) {
-      open_failed = 1;
-    } else {
-      const up_run_info info = {.tool_version = UNIPREFILL_VERSION, .git_commit = UNIPREFILL_GIT_COMMIT,
-                                .argv_joined = argv_joined, .hostnames = hostnames, .world_size = topo->world_size,
-                                .backend = be->ops->name, .device_names = devices, .model = cfg.name,
-                                .library_versions = libs, .started_utc = started};
-      results = up_results_open(path, &info, err, sizeof err);
-      open_failed = results == NULL;
-    }
-  }
-  if (agree_on_failure(topo, open_failed, err)) {
-    free(hostnames);
-    free(devices);
+  up_results_file *results = up_run_open_results(opt, argc, argv, topo, be, cfg.name, path, &open_failed);
+  if (open_failed) {
     be->ops->destroy(be);
     up_workload_plan_free(&wp);
     return 1;
@@ -434,7 +317,7 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
                     row->n_failed ? ", some requests failed" : "");
         }
         up_point_result_free(&merged);
-        if (agree_on_failure(topo, write_failed, err)) {
+        if (up_run_agree_on_failure(topo, write_failed, err)) {
           exit_code = 1;
           goto done;
         }
@@ -458,8 +341,6 @@ done:
   }
   UP_CHECK_MPI(MPI_Bcast(&exit_code, 1, MPI_INT, 0, MPI_COMM_WORLD));
   free(rows);
-  free(hostnames);
-  free(devices);
   up_model_destroy(model);
   be->ops->destroy(be);
   up_workload_plan_free(&wp);

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # gpu-suite.sh — everything a GPU machine should run in one go: configure with CUDA,
-# build, run the gpu-labelled tests, then the kernel benchmarks and an end-to-end
-# sweep, writing every log and CSV under OUTDIR and printing a short summary last.
+# build, run the gpu-labelled tests, then the kernel benchmark (uniprefill-bench
+# --kernels) and an end-to-end sweep, writing every log, table and run file under
+# OUTDIR and printing a short summary last.
 # Usage: scripts/gpu-suite.sh OUTDIR [extra cmake args...]
+# Environment: KERNEL_CASES (default gemm,attention,decode,selection), KERNEL_ARGS (more
+# --kernels flags, e.g. "--ctx 4k,32k"), SKIP_E2E=1, E2E_CTX, BUILD_GPU, PYTHON.
 set -uo pipefail
 out=${1:?usage: scripts/gpu-suite.sh OUTDIR [cmake args...]}
 shift
@@ -27,17 +30,21 @@ ctest --test-dir "$build" -L gpu -V >"$out/ctest-gpu.log" 2>&1
 gpu_rc=$?
 log "ctest -L gpu: rc=$gpu_rc; $(grep -E 'tests passed|tests failed' "$out/ctest-gpu.log" | tail -1)"
 
-# Kernel benchmarks; BENCHES selects (default: all of them).
-for bench in ${BENCHES:-matmul attention select}; do
-  exe="$build/tests/gpu/gpu_${bench}_bench"
-  [[ -x "$exe" ]] || continue
-  case $bench in
-    matmul) args=(--csv "$out/matmul.csv") ;;
-    *) args=("$out/$bench.csv") ;;
-  esac
-  timeout 300 "$exe" "${args[@]}" >"$out/$bench.txt" 2>&1
-  log "gpu_${bench}_bench: rc=$?"
-done
+# Kernel timings at the Llama-3.1-8B shapes (GEMMs at 32K tokens, attention 4K..128K,
+# decode and selection batches): the table in kernels.md, every field in kernels.h5,
+# whose values check_kernels_table.py then checks against the shape formulas.
+python=${PYTHON:-/usr/bin/python3}
+# shellcheck disable=SC2086 # KERNEL_ARGS is a list of flags
+timeout 600 "$build/uniprefill-bench" --kernels --backend cuda --model llama-3.1-8b \
+  --kernel-cases "${KERNEL_CASES:-gemm,attention,decode,selection}" --kernel-repeats 20 ${KERNEL_ARGS:-} \
+  -o "$out/kernels.h5" >"$out/kernels.md" 2>"$out/kernels.log"
+kernels_rc=$?
+log "kernels: rc=$kernels_rc"
+cat "$out/kernels.md" >>"$out/summary.txt"
+if [[ $kernels_rc -eq 0 ]] && "$python" -c "import h5py" 2>/dev/null; then
+  "$python" tests/check_kernels_table.py "$out/kernels.h5" >"$out/kernels-check.txt" 2>&1
+  log "kernels table check: rc=$?; $(tail -1 "$out/kernels-check.txt")"
+fi
 
 # End to end on Llama-3.1-8B (random weights): dense against UniPrefill at top-p 0.99
 # (random weights keep nearly everything) and at fixed budgets, batch 1 and 4 x 8K.

@@ -36,6 +36,16 @@ expect_error "drop layer" --method uniprefill:layers=3+40
 expect_error "--layers" --model tiny-llama --layers 99
 expect_error "GiB" --model llama-3.1-70b --ctx 1k --backend cpu
 expect_error "--backend" --backend tpu
+# --kernels: flags, cases the model cannot run, memory.
+expect_error "--kernel-tokens needs --kernels" --kernel-tokens 4k
+expect_error "--kernel-tokens" --kernels --kernel-tokens 0
+expect_error "--kernel-cases" --kernels --kernel-cases gemm,softmax
+expect_error "--kernel-batches" --kernels --kernel-batches 4x
+expect_error "--kernel-repeats" --kernels --kernel-repeats 0
+expect_error "cannot be combined" --kernels --method dense
+expect_error "sink + last_q" --kernels --backend cpu --ctx 200
+expect_error "context of" --kernels --backend cpu --ctx 256k --kernel-cases attention
+expect_error "GiB" --kernels --backend cpu --model llama-3.1-70b --kernel-tokens 1M --kernel-cases gemm
 
 echo "$(( total - failures )) passed, $failures failed"
 [[ $failures -eq 0 ]]

@@ -10,6 +10,9 @@ plain script: it exits non-zero on the first failure).
   the figure that needs two.
 - A fresh run of the binary: schema 2, token_offsets / token_times consistent with the
   request table, and the summary's ITL and goodput recomputed from them.
+- A `--kernels` run: summarize.py prints its kernels section, figures.py draws the
+  attention figure (with the target lines once the rows carry targets) and none of
+  the sweep figures; a sweep skips the attention figure.
 
     test_analysis.py BINARY ANALYSIS_DIR BASELINE.h5
 """
@@ -193,6 +196,39 @@ def test_fresh_run(binary, fresh):
     print("ok: fresh run's token times and serving metrics")
 
 
+def test_kernels_run(binary, analysis, baseline, tmp):
+    kern = os.path.join(tmp, "kernels.h5")
+    run([binary, "--kernels", "--backend", "cpu", "--threads", "1", "--kernel-tokens", "64", "--ctx", "300,512",
+         "--kernel-batches", "2x300", "--kernel-repeats", "2", "--kernel-warmup", "0", "--quiet", "-o", kern],
+        0, "binary: small --kernels run")
+    proc = run([PYTHON, os.path.join(analysis, "summarize.py"), kern], 0, "summarize: kernels run")
+    for text in ("## kernels", "| selection 2x300 |", "| gemm gate_up |", "top_p 0.99", "last_q 128"):
+        check(text in proc.stdout, f"summarize output lacks '{text}':\n{proc.stdout}")
+    check("(no points finished)" not in proc.stdout, "a kernels run is reported as an empty sweep")
+    proc = run([PYTHON, os.path.join(analysis, "summarize.py"), baseline], 0, "summarize: sweep")
+    check("## kernels" not in proc.stdout, "a sweep has no kernels section")
+
+    figures = os.path.join(analysis, "figures.py")
+    out = os.path.join(tmp, "fig_kernels")
+    run([PYTHON, figures, kern, "-o", out], 0, "figures: kernels run")
+    expect_figures(out, ("attention_tflops_vs_ctx",), absent=SUMMARY_FIGURES)
+
+    def with_targets(_table, f):
+        rows = f["kernels"][...]
+        attention = rows["kernel"] == b"attention"
+        rows["target_tflops_per_s"][attention] = 350.0
+        rows["goal_tflops_per_s"][attention] = 600.0
+        rows["reference_tflops_per_s"][attention] = 238.0
+        f["kernels"][...] = rows
+
+    targeted = edited_copy(kern, os.path.join(tmp, "kernels_targets.h5"), with_targets)
+    out = os.path.join(tmp, "fig_kernels_targets")
+    run([PYTHON, figures, targeted, "-o", out], 0, "figures: kernels run with targets")
+    expect_figures(out, ("attention_tflops_vs_ctx",))
+    proc = run([PYTHON, figures, baseline, "-o", os.path.join(tmp, "fig_sweep")], 0, "figures: sweep")
+    check("skipped attention_tflops_vs_ctx" in proc.stdout, "a sweep must skip the attention figure")
+
+
 def main(argv):
     if len(argv) != 4:
         sys.exit("usage: test_analysis.py BINARY ANALYSIS_DIR BASELINE.h5")
@@ -207,6 +243,7 @@ def main(argv):
         test_fresh_run(binary, fresh)
         test_compare(compare, baseline, tmp)
         test_figures(figures, baseline, fresh, tmp)
+        test_kernels_run(binary, analysis, baseline, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print("all analysis checks passed")

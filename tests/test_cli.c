@@ -365,7 +365,9 @@ Test(cli, help_mentions_every_flag) {
                          "--requests", "--output-len", "--seed", "--warmup", "--max-seqs", "--max-batch-tokens",
                          "--kv-block", "--kv-cache-mib", "--threads", "--uniprefill-p", "--uniprefill-keep",
                          "--uniprefill-block", "--uniprefill-sink", "--uniprefill-last-q", "--drop-layers",
-                         "--output", "-o", "--format", "--slo", "--quiet", "--help", "-h", "--version"};
+                         "--output", "-o", "--format", "--slo", "--quiet", "--help", "-h", "--version",
+                         "--kernels", "--kernel-cases", "--kernel-tokens", "--kernel-batches", "--kernel-warmup",
+                         "--kernel-repeats"};
   for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
     /* Match whole flag names: "--uniprefill-p" must not be found inside "--uniprefill-block". */
     bool found = false;
@@ -377,7 +379,8 @@ Test(cli, help_mentions_every_flag) {
   }
   cr_expect_neq(strstr(r->out, "mpirun -np N uniprefill-bench [options]"), NULL);
   cr_expect_neq(strstr(r->out, "uniprefill:keep=F:p=P:block=B:sink=S:last_q=Q:layers=L+L+L"), NULL);
-  const char *groups[] = {"Model & backend:", "Sweep:", "Workload:", "Serving engine:", "UniPrefill:", "Output:"};
+  const char *groups[] = {"Model & backend:", "Sweep:",  "Workload:",       "Serving engine:",
+                          "UniPrefill:",     "Output:", "Kernel benchmark"};
   for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
     cr_expect_neq(strstr(r->out, groups[i]), NULL, "help lacks group %s", groups[i]);
   free_result(r);
@@ -444,6 +447,62 @@ Test(cli, gpu_mem_fraction_sizes_the_kv_cache_alone) {
       {{"--gpu-mem-fraction", "-0.1"}, "--gpu-mem-fraction", NULL},
       {{"--gpu-mem-fraction", "half"}, "--gpu-mem-fraction", "not a number"},
       {{"--gpu-mem-fraction", "0.5", "--kv-cache-mib", "100"}, "--gpu-mem-fraction", "--kv-cache-mib"},
+  };
+  EXPECT_ERRORS(cases);
+}
+
+Test(cli, kernel_flags) {
+  parse_result *r = PARSE("--ctx", "1k");
+  cr_assert_eq(r->status, UP_PARSE_OK, "%s", r->err);
+  cr_expect(!r->opt.kernels);
+  cr_expect_eq(r->opt.kernel_kinds, (1u << UP_KERNEL_KIND_COUNT) - 1, "every kernel by default");
+  cr_expect_eq(r->opt.kernel_tokens, 0, "0: the backend's default");
+  cr_expect_eq(r->opt.n_kernel_batches, 0, "0: the backend's default");
+  cr_expect_eq(r->opt.kernel_warmup, 3);
+  cr_expect_eq(r->opt.kernel_repeats, 15);
+  free_result(r);
+
+  r = PARSE("--kernels", "--kernel-cases", "selection,gemm", "--kernel-tokens=4k", "--kernel-batches", "2x1k,16x8K",
+            "--kernel-warmup", "0", "--kernel-repeats=7", "--ctx", "2k", "--uniprefill-block", "32");
+  cr_assert_eq(r->status, UP_PARSE_OK, "%s", r->err);
+  const up_options *o = &r->opt;
+  cr_expect(o->kernels);
+  cr_expect_eq(o->kernel_kinds, (1u << UP_KERNEL_GEMM) | (1u << UP_KERNEL_SELECTION));
+  cr_expect_eq(o->kernel_tokens, 4096);
+  cr_assert_eq(o->n_kernel_batches, 2);
+  cr_expect_eq(o->kernel_batch_seqs[0], 2);
+  cr_expect_eq(o->kernel_batch_len[0], 1024);
+  cr_expect_eq(o->kernel_batch_seqs[1], 16);
+  cr_expect_eq(o->kernel_batch_len[1], 8192);
+  cr_expect_eq(o->kernel_warmup, 0);
+  cr_expect_eq(o->kernel_repeats, 7);
+  cr_expect_eq(o->uniprefill_defaults.select.block, 32);
+  free_result(r);
+}
+
+Test(cli, kernel_flag_errors) {
+  const error_case cases[] = {
+      {{"--kernel-tokens", "4k"}, "--kernel-tokens needs --kernels", NULL},
+      {{"--kernel-repeats", "3"}, "--kernel-repeats needs --kernels", NULL},
+      {{"--kernels", "--kernel-tokens", "0"}, "--kernel-tokens", "'0'"},
+      {{"--kernels", "--kernel-tokens", "3G"}, "--kernel-tokens", "'3G'"},
+      {{"--kernels", "--kernel-tokens", "4096M"}, "--kernel-tokens", "from 1 to"},
+      {{"--kernels", "--kernel-cases", "gemm,softmax"}, "--kernel-cases", "'softmax' is not one of gemm, attention"},
+      {{"--kernels", "--kernel-cases", "gemm,gemm"}, "--kernel-cases", "appears twice"},
+      {{"--kernels", "--kernel-cases", ""}, "--kernel-cases", "empty list"},
+      {{"--kernels", "--kernel-batches", "4x"}, "--kernel-batches", "'4x' is not NxL"},
+      {{"--kernels", "--kernel-batches", "0x8k"}, "--kernel-batches", "'0x8k'"},
+      {{"--kernels", "--kernel-batches", "8k"}, "--kernel-batches", "'8k' is not NxL"},
+      {{"--kernels", "--kernel-batches", "4x8k,4x8192"}, "--kernel-batches", "appears twice"},
+      {{"--kernels", "--kernel-batches", "64kx64k"}, "--kernel-batches", "more than"},
+      {{"--kernels", "--kernel-repeats", "0"}, "--kernel-repeats", ">= 1"},
+      {{"--kernels", "--kernel-repeats", "1001"}, "--kernel-repeats", "<= 1000"},
+      {{"--kernels", "--kernel-warmup", "-1"}, "--kernel-warmup", NULL},
+      {{"--kernels=yes"}, "--kernels takes no value", NULL},
+      {{"--kernels", "--method", "dense"}, "--kernels and --method cannot be combined", "no sweep"},
+      {{"--kernels", "--concurrency", "4"}, "--kernels and --concurrency cannot be combined", NULL},
+      {{"--kernels", "--warmup", "2"}, "--kernels and --warmup cannot be combined", "--kernel-warmup"},
+      {{"--kernels", "--trace", "t.csv"}, "cannot be combined", NULL},
   };
   EXPECT_ERRORS(cases);
 }

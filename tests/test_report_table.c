@@ -44,15 +44,30 @@ static void make_rows(up_point_summary *rows) {
   }
 }
 
+/* A stream whose text ends up in a malloc'd string once capture_end closes it. */
+typedef struct capture {
+  char *text;
+  size_t size;
+  FILE *out;
+} capture;
+
+static FILE *capture_begin(capture *c) {
+  c->text = NULL;
+  c->out = open_memstream(&c->text, &c->size);
+  cr_assert_not_null(c->out);
+  return c->out;
+}
+
+static char *capture_end(capture *c) {
+  fclose(c->out);
+  return c->text;
+}
+
 /* Print N_ROWS rows in one format into a malloc'd string. */
 static char *render_rows(up_output_format format, const up_point_summary *rows) {
-  char *text = NULL;
-  size_t size = 0;
-  FILE *out = open_memstream(&text, &size);
-  cr_assert_not_null(out);
-  up_report_table_print(out, format, rows, N_ROWS);
-  fclose(out);
-  return text;
+  capture c;
+  up_report_table_print(capture_begin(&c), format, rows, N_ROWS);
+  return capture_end(&c);
 }
 
 /* The sample rows in one format. */
@@ -148,13 +163,11 @@ Test(report_table, json_parses_back_with_null_for_nan) {
 }
 
 Test(report_table, empty_table_prints_headers) {
-  char *text = NULL;
-  size_t size = 0;
-  FILE *out = open_memstream(&text, &size);
-  cr_assert_not_null(out);
+  capture c;
+  FILE *out = capture_begin(&c);
   up_report_table_print(out, UP_FORMAT_MARKDOWN, NULL, 0);
   up_report_table_print(out, UP_FORMAT_JSON, NULL, 0);
-  fclose(out);
+  char *text = capture_end(&c);
   cr_expect_not_null(strstr(text, "| method"), "%s", text);
   cr_expect_not_null(strstr(text, "[]"), "%s", text);
   free(text);
@@ -180,5 +193,76 @@ Test(report_table, markdown_adds_goodput_only_with_an_slo) {
   char *lines[16];
   const int n = split_lines(text, lines, 16);
   for (int i = 1; i < n; i++) cr_expect_eq(strlen(lines[i]), strlen(lines[0]), "line %d", i);
+  free(text);
+}
+
+/* Kernel rows: a GEMM with a target it missed, an attention case with a target met and
+ * a goal missed, a CPU-like case with no peaks and no target. */
+static void make_kernel_rows(up_kernel_record *rows) {
+  const up_kernel_record cases[3] = {
+      {.label = "gemm qkv", .shape = "32768x6144x4096", .median_ms = 2.019, .min_ms = 2.0, .tflops_per_s = 816.7,
+       .gb_per_s = 357.1, .floor_ms = 1.667, .floor_fraction = 0.826, .target = ">= 742.9 TFLOP/s",
+       .target_met = UP_VERDICT_MET, .goal_met = UP_VERDICT_NONE, .kept_fraction = NAN},
+      {.label = "attention 1x32K", .shape = "1x32768 h32/8 d128", .median_ms = 34.73, .min_ms = 34.5,
+       .tflops_per_s = 253.3, .gb_per_s = 19.3, .floor_ms = 8.89, .floor_fraction = 0.256,
+       .target = ">= 350 TFLOP/s (goal 600)", .target_met = UP_VERDICT_MISSED, .goal_met = UP_VERDICT_MISSED,
+       .kept_fraction = NAN},
+      {.label = "selection 1x512", .shape = "1x512 h4/2 d64", .median_ms = 3.93, .min_ms = 2.88, .tflops_per_s = 0.0171,
+       .gb_per_s = 0.1, .floor_ms = NAN, .floor_fraction = NAN, .target_met = UP_VERDICT_NONE,
+       .goal_met = UP_VERDICT_NONE, .kept_fraction = 1.0},
+  };
+  memcpy(rows, cases, sizeof cases);
+}
+
+static char *render_kernels(up_output_format format, const up_kernel_record *rows, int32_t n) {
+  capture c;
+  up_report_kernels_print(capture_begin(&c), format, rows, n);
+  return capture_end(&c);
+}
+
+Test(report_table, kernel_rows_show_targets_and_verdicts) {
+  up_kernel_record rows[3];
+  make_kernel_rows(rows);
+  char *text = render_kernels(UP_FORMAT_MARKDOWN, rows, 3);
+  char *lines[8];
+  const int n = split_lines(text, lines, 8);
+  cr_assert_eq(n, 5, "%s", text);
+  for (int i = 1; i < n; i++) cr_expect_eq(strlen(lines[i]), strlen(lines[0]), "line %d", i);
+  cr_expect_not_null(strstr(lines[0], "| case "), "%s", lines[0]);
+  cr_expect_not_null(strstr(lines[0], " target "), "%s", lines[0]);
+  cr_expect_not_null(strstr(lines[0], " goal_met |"), "%s", lines[0]);
+  cr_expect_null(strstr(lines[0], "max_ms"), "machine-only column in markdown: %s", lines[0]);
+  cr_expect_not_null(strstr(lines[2], "816.70"), "%s", lines[2]);
+  cr_expect_not_null(strstr(lines[2], "| >= 742.9 TFLOP/s "), "%s", lines[2]);
+  cr_expect_not_null(strstr(lines[2], "|    met |"), "%s", lines[2]);
+  cr_expect_not_null(strstr(lines[3], "| missed |   missed |"), "%s", lines[3]);
+  cr_expect_not_null(strstr(lines[4], "0.0171"), "%s", lines[4]);
+  cr_expect_not_null(strstr(lines[4], "|      - |        - |"), "no target: %s", lines[4]);
+  free(text);
+
+  /* Without floors or targets (a CPU run) markdown drops those columns. */
+  text = render_kernels(UP_FORMAT_MARKDOWN, rows + 2, 1);
+  cr_expect_null(strstr(text, "target"), "%s", text);
+  cr_expect_null(strstr(text, "floor"), "%s", text);
+  cr_expect_not_null(strstr(text, "kept_frac"), "%s", text);
+  free(text);
+
+  text = render_kernels(UP_FORMAT_JSON, rows, 3);
+  cJSON *root = cJSON_Parse(text);
+  cr_assert_not_null(root, "%s", text);
+  cr_assert_eq(cJSON_GetArraySize(root), 3);
+  cr_expect(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(root, 0), "met")));
+  cr_expect(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(root, 1), "goal_met")));
+  cr_expect(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(root, 2), "met")));
+  cr_expect(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(root, 2), "floor_ms")));
+  cr_expect_str_eq(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(root, 2), "target")->valuestring, "");
+  cJSON_Delete(root);
+  free(text);
+
+  text = render_kernels(UP_FORMAT_CSV, rows, 3);
+  cr_expect_not_null(strstr(text, "case,shape,rank,median_ms,min_ms,max_ms,tflops,gb_s,floor_ms,of_floor,kept_frac,"
+                                  "target,met,goal_met\n"), "%s", text);
+  cr_expect_not_null(strstr(text, "gemm qkv,32768x6144x4096,0,2.02,2.00,0.00,816.70,357.1,1.67,0.826,,>= 742.9 "
+                                  "TFLOP/s,met,\n"), "%s", text);
   free(text);
 }

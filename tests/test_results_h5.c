@@ -2,7 +2,8 @@
  * writer's own layouts): root and point attributes, request and step tables, layer-token
  * datasets, the ragged token_times / token_offsets datasets, the summary table with
  * every serving metric and its rewritten speedups; errors that name the path (bad token
- * offsets included); and a run killed after a point keeps that point. When UP_TEST_KEEP_H5 is set, the
+ * offsets included); and a run killed after a point keeps that point; the --kernels table
+ * grows by appends and a run killed after one keeps its rows. When UP_TEST_KEEP_H5 is set, the
  * round-trip file is written there and kept, for the summarize.py CTest fixture. */
 #define _DEFAULT_SOURCE /* mkdtemp, fork */
 #include <criterion/criterion.h>
@@ -258,6 +259,22 @@ static const field summary_fields[] = {
     F(up_point_summary, output_tokens_per_s), F(up_point_summary, total_tokens_per_s),
     F(up_point_summary, slo_ttft_ms),  F(up_point_summary, slo_tpot_ms),   F(up_point_summary, n_good),
     F(up_point_summary, goodput_requests_per_s),
+};
+static const field kernel_fields[] = {
+    F(up_kernel_record, index),        F(up_kernel_record, rank),          F(up_kernel_record, kernel),
+    F(up_kernel_record, label),        F(up_kernel_record, shape),         F(up_kernel_record, m),
+    F(up_kernel_record, n),            F(up_kernel_record, k),             F(up_kernel_record, batch),
+    F(up_kernel_record, seq_len),      F(up_kernel_record, tokens),        F(up_kernel_record, n_heads),
+    F(up_kernel_record, n_kv_heads),   F(up_kernel_record, head_dim),      F(up_kernel_record, warmup),
+    F(up_kernel_record, repeats),      F(up_kernel_record, flush_bytes),   F(up_kernel_record, median_ms),
+    F(up_kernel_record, min_ms),       F(up_kernel_record, max_ms),        F(up_kernel_record, flop),
+    F(up_kernel_record, bytes),        F(up_kernel_record, tflops_per_s),  F(up_kernel_record, gb_per_s),
+    F(up_kernel_record, peak_tflops_per_s), F(up_kernel_record, peak_gb_per_s), F(up_kernel_record, flop_floor_ms),
+    F(up_kernel_record, byte_floor_ms), F(up_kernel_record, floor_ms),     F(up_kernel_record, floor_fraction),
+    F(up_kernel_record, target),       F(up_kernel_record, target_tflops_per_s), F(up_kernel_record, target_ms),
+    F(up_kernel_record, goal_tflops_per_s), F(up_kernel_record, target_met), F(up_kernel_record, goal_met),
+    F(up_kernel_record, reference_tflops_per_s), F(up_kernel_record, reference_ms), F(up_kernel_record, basis),
+    F(up_kernel_record, kept_fraction),
 };
 #undef F
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
@@ -552,6 +569,17 @@ Test(results_h5, point_written_twice_fails) {
   remove_tmp();
 }
 
+/* Wait for a child that wrote tmp_file and exited without closing it (as a killed run
+ * would), then open what it left. */
+static hid_t open_after_killed_writer(pid_t child) {
+  int status = 0;
+  cr_assert_eq(waitpid(child, &status, 0), child);
+  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child failed: status %d", status);
+  const hid_t file = H5Fopen(tmp_file, H5F_ACC_RDONLY, H5P_DEFAULT);
+  cr_assert(file >= 0, "a killed run's file must open");
+  return file;
+}
+
 Test(results_h5, killed_run_keeps_finished_points) {
   make_tmp();
   const pid_t child = fork();
@@ -566,12 +594,7 @@ Test(results_h5, killed_run_keeps_finished_points) {
     if (up_results_write_point(f, &p.params, &p.summary, &p.result, err, sizeof err) != 0) _exit(3);
     _exit(0);
   }
-  int status = 0;
-  cr_assert_eq(waitpid(child, &status, 0), child);
-  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child failed: status %d", status);
-
-  const hid_t file = H5Fopen(tmp_file, H5F_ACC_RDONLY, H5P_DEFAULT);
-  cr_assert(file >= 0, "a killed run's file must open");
+  const hid_t file = open_after_killed_writer(child);
   cr_expect(H5Lexists(file, "points", H5P_DEFAULT) > 0);
   const hid_t points = H5Gopen2(file, "points", H5P_DEFAULT);
   cr_assert(points >= 0);
@@ -584,6 +607,112 @@ Test(results_h5, killed_run_keeps_finished_points) {
   cr_expect_eq(sum[0].point_index, 0);
   cr_expect_str_eq(sum[0].method, "dense");
   free(sum);
+  H5Fclose(file);
+  remove_tmp();
+}
+
+/* Kernel rows as the --kernels mode writes them: one group, then the next. */
+static void make_kernel_rows(up_kernel_record *rows, int32_t n, int32_t first) {
+  for (int32_t i = 0; i < n; i++) {
+    up_kernel_record *r = &rows[i];
+    memset(r, 0, sizeof *r); /* zero padding, so records compare with memcmp */
+    r->index = first + i;
+    r->rank = i % 2;
+    snprintf(r->kernel, sizeof r->kernel, "%s", first == 0 ? "gemm" : "selection");
+    snprintf(r->label, sizeof r->label, "case %d", (int)(first + i));
+    snprintf(r->shape, sizeof r->shape, "%dx%d", 32768, 4096 + i);
+    r->m = 32768;
+    r->n = 4096 + i;
+    r->k = 14336;
+    r->tokens = 32768;
+    r->repeats = 15;
+    r->flush_bytes = 256LL << 20;
+    r->median_ms = 5.0 + i;
+    r->min_ms = 4.5;
+    r->max_ms = 6.5;
+    r->flop = 2.0 * r->m * r->n * r->k;
+    r->tflops_per_s = r->flop / (r->median_ms * 1e-3) / 1e12;
+    r->peak_tflops_per_s = NAN;
+    r->target_ms = i == 0 ? 0.5 : NAN;
+    r->target_met = i == 0 ? UP_VERDICT_MISSED : UP_VERDICT_NONE;
+    snprintf(r->target, sizeof r->target, "%s", i == 0 ? "<= 0.5 ms" : "");
+    snprintf(r->basis, sizeof r->basis, "issue 4");
+    r->kept_fraction = 0.25 * i;
+  }
+}
+
+static const up_kernel_table_params sample_kernel_params = {
+    .kv_block_tokens = 16, .top_p = 0.99f, .keep_fraction = 0.0f, .block = 64, .sink = 128, .last_q = 128, .seed = 42};
+
+static void expect_kernel_rows(hid_t file, const up_kernel_record *want, hsize_t n_want) {
+  const hid_t table = H5Dopen2(file, "kernels", H5P_DEFAULT);
+  cr_assert(table >= 0);
+  cr_expect_eq(attr_i32(table, "last_q"), 128);
+  cr_expect_eq(attr_i32(table, "kv_block_tokens"), 16);
+  float top_p = 0.0f;
+  read_attr(table, "top_p", H5T_NATIVE_FLOAT, &top_p);
+  cr_expect_float_eq(top_p, 0.99f, 1e-7);
+  H5Dclose(table);
+  up_kernel_record *got = NULL;
+  const hsize_t n = read_table(file, "kernels", kernel_fields, N_OF(kernel_fields), sizeof(up_kernel_record),
+                               (void **)&got);
+  cr_assert_eq(n, n_want);
+  for (hsize_t i = 0; i < n; i++) {
+    cr_expect_str_eq(got[i].label, want[i].label);
+    cr_expect_eq(got[i].index, want[i].index);
+    cr_expect_float_eq(got[i].flop, want[i].flop, 1e-3);
+    cr_expect(isnan(got[i].peak_tflops_per_s), "NaN stays NaN");
+    cr_expect_eq(got[i].target_met, want[i].target_met);
+    cr_expect_eq(memcmp(&got[i], &want[i], offsetof(up_kernel_record, peak_tflops_per_s)), 0, "row %llu",
+                 (unsigned long long)i);
+  }
+  free(got);
+}
+
+Test(results_h5, kernels_table_grows_by_appends) {
+  up_results_file *f = open_tmp_run();
+  up_kernel_record rows[5];
+  make_kernel_rows(rows, 3, 0);
+  make_kernel_rows(rows + 3, 2, 3);
+  char err[512] = "";
+  cr_assert_eq(up_results_append_kernels(f, &sample_kernel_params, rows, 3, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(up_results_append_kernels(f, &sample_kernel_params, rows, 0, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(up_results_append_kernels(f, &sample_kernel_params, rows + 3, 2, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(up_results_close(f, err, sizeof err), 0, "%s", err);
+  const hid_t file = H5Fopen(tmp_file, H5F_ACC_RDONLY, H5P_DEFAULT);
+  cr_assert(file >= 0);
+  expect_kernel_rows(file, rows, 5);
+  H5Fclose(file);
+  remove_tmp();
+}
+
+Test(results_h5, killed_run_keeps_its_kernel_rows) {
+  make_tmp();
+  up_kernel_record rows[2];
+  make_kernel_rows(rows, 2, 0);
+  const pid_t child = fork();
+  cr_assert(child >= 0);
+  if (child == 0) {
+    /* One group of cases written, then death without closing, as a run that fails in the next group. */
+    char err[512] = "";
+    up_results_file *f = up_results_open(tmp_file, &sample_info, err, sizeof err);
+    if (f == NULL) _exit(2);
+    if (up_results_append_kernels(f, &sample_kernel_params, rows, 2, err, sizeof err) != 0) _exit(3);
+    _exit(0);
+  }
+  const hid_t file = open_after_killed_writer(child);
+  expect_kernel_rows(file, rows, 2);
+  H5Fclose(file);
+  remove_tmp();
+}
+
+Test(results_h5, sweep_files_have_no_kernels_table) {
+  up_results_file *f = open_tmp_run();
+  char err[512] = "";
+  cr_assert_eq(up_results_close(f, err, sizeof err), 0, "%s", err);
+  const hid_t file = H5Fopen(tmp_file, H5F_ACC_RDONLY, H5P_DEFAULT);
+  cr_assert(file >= 0);
+  cr_expect_eq(H5Lexists(file, "kernels", H5P_DEFAULT), 0);
   H5Fclose(file);
   remove_tmp();
 }

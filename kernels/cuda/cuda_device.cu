@@ -29,3 +29,14 @@ extern "C" int up_cuda_device_describe(int index, char *name, size_t name_size) 
            (double)prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0));
   return 1;
 }
+
+extern "C" int up_cuda_current_device_pci_bus_id(char *id, size_t id_size) {
+  int device = 0;
+  cudaError_t rc = cudaGetDevice(&device);
+  if (rc == cudaSuccess) rc = cudaDeviceGetPCIBusId(id, (int)id_size, device);
+  if (rc != cudaSuccess) {
+    snprintf(id, id_size, "cudaDeviceGetPCIBusId failed: %s", cudaGetErrorString(rc));
+    return 0;
+  }
+  return 1;
+}

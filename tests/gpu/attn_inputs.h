@@ -1,4 +1,4 @@
-/* attn_inputs.h — inputs of the GPU attention test and benchmark: a packed batch over a
+/* attn_inputs.h — inputs of the GPU attention and selection tests: a packed batch over a
  * paged KV pool whose blocks are handed out in shuffled order, random bf16-representable
  * values (host bf16 bits for the device, the same values as fp32 for the CPU reference),
  * and the device copies. */

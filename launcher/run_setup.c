@@ -1,0 +1,152 @@
+/* run_setup.c — the set-up every mode shares (see run_setup.h): backend choice and its
+ * agreement across ranks, the model preset, and the results file with the run's
+ * metadata (producer, command line, hosts, devices, library versions, start time). */
+#include "launcher/run_setup.h"
+
+#include <errno.h>
+#include <hdf5.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "kernels/fatal.h"
+#include "launcher/backend_select.h"
+#include "launcher/mpi_check.h"
+
+int up_run_agree_on_failure(const up_topology *topo, int failed_here, const char *msg) {
+  if (failed_here) {
+    if (topo->world_size > 1)
+      fprintf(stderr, "uniprefill-bench: rank %d: error: %s\n", topo->world_rank, msg);
+    else
+      fprintf(stderr, "uniprefill-bench: error: %s\n", msg);
+  }
+  int failed_any = 0;
+  UP_CHECK_MPI(MPI_Allreduce(&failed_here, &failed_any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+  return failed_any;
+}
+
+bool up_run_on_gpu(const up_backend *be) { return strcmp(be->ops->name, "cuda") == 0; }
+
+up_backend *up_run_select_backend(const up_options *opt, const up_topology *topo) {
+  char err[1024] = "", notice[256] = "";
+  up_backend *be = up_backend_select(opt->backend, opt->threads, topo->local_rank, notice, sizeof notice, err,
+                                     sizeof err);
+  if (up_run_agree_on_failure(topo, be == NULL, err)) {
+    if (be) be->ops->destroy(be);
+    return NULL;
+  }
+  if (topo->world_rank == 0 && notice[0] && !opt->quiet) fprintf(stderr, "uniprefill-bench: note: %s\n", notice);
+  /* --backend auto may fall back to the CPU on some ranks only; the defaults (model,
+   * contexts), and so the number of collectives, follow the backend. */
+  const int on_gpu_here = up_run_on_gpu(be);
+  int on_gpu_any = 0;
+  UP_CHECK_MPI(MPI_Allreduce(&on_gpu_here, &on_gpu_any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+  snprintf(err, sizeof err, "this rank runs on the %s backend but another on cuda (use --backend cpu or give "
+           "every rank a usable GPU)", be->ops->name);
+  if (up_run_agree_on_failure(topo, on_gpu_here != on_gpu_any, err)) {
+    be->ops->destroy(be);
+    return NULL;
+  }
+  return be;
+}
+
+bool up_run_resolve_model(const up_options *opt, const up_backend *be, up_model_config *cfg, char *err,
+                          size_t err_size) {
+  const char *model_name = opt->model_given ? opt->model : (up_run_on_gpu(be) ? "llama-3.1-8b" : "tiny-llama");
+  const up_model_config *preset = up_model_preset_find(model_name);
+  if (!preset) {
+    size_t used = (size_t)snprintf(err, err_size, "--model: unknown preset '%s' (known:", model_name);
+    for (int32_t i = 0; i < up_model_preset_count() && used < err_size; ++i)
+      used += (size_t)snprintf(err + used, err_size - used, " %s", up_model_preset_at(i)->name);
+    if (used < err_size) snprintf(err + used, err_size - used, ")");
+    return false;
+  }
+  *cfg = *preset;
+  if (opt->layers > 0 && !up_model_config_truncate(cfg, opt->layers)) {
+    snprintf(err, err_size, "--layers %d: model %s has %d layers", (int)opt->layers, preset->name,
+             (int)preset->n_layers);
+    return false;
+  }
+  return up_model_config_validate(cfg, err, err_size);
+}
+
+static void utc_now(char *buf, size_t size, const char *fmt) {
+  const time_t t = time(NULL);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  strftime(buf, size, fmt, &tm);
+}
+
+/* mkdir -p of the directory part of path. */
+static int make_parent_dirs(const char *path, char *err, size_t err_size) {
+  char buf[UP_PATH_MAX];
+  snprintf(buf, sizeof buf, "%s", path);
+  for (char *p = buf + 1; *p; ++p) {
+    if (*p != '/') continue;
+    *p = '\0';
+    if (mkdir(buf, 0775) != 0 && errno != EEXIST) {
+      snprintf(err, err_size, "cannot create directory %.900s: %s", buf, strerror(errno));
+      return -1;
+    }
+    *p = '/';
+  }
+  return 0;
+}
+
+static void library_versions(char *buf, size_t size) {
+  unsigned maj = 0, min = 0, rel = 0;
+  H5get_libversion(&maj, &min, &rel);
+  char mpi[MPI_MAX_LIBRARY_VERSION_STRING] = "";
+  int len = 0;
+  UP_CHECK_MPI(MPI_Get_library_version(mpi, &len));
+  char *nl = strpbrk(mpi, ",\n");
+  if (nl) *nl = '\0';
+  snprintf(buf, size, "hdf5 %u.%u.%u; %s", maj, min, rel, mpi);
+}
+
+static void join_argv(int argc, char **argv, char *buf, size_t size) {
+  size_t used = 0;
+  buf[0] = '\0';
+  for (int i = 0; i < argc && used + 1 < size; ++i)
+    used += (size_t)snprintf(buf + used, size - used, "%s%s", i ? " " : "", argv[i]);
+}
+
+up_results_file *up_run_open_results(const up_options *opt, int argc, char **argv, const up_topology *topo,
+                                     const up_backend *be, const char *model_name, char *path, int *failed) {
+  const int root = topo->world_rank == 0;
+  char *hostnames = up_topology_gather_strings(topo, topo->hostname);
+  char *devices = up_topology_gather_strings(topo, be->device_name);
+  char started[64], argv_joined[4096], libs[512], err[1024] = "";
+  utc_now(started, sizeof started, "%Y-%m-%dT%H:%M:%SZ");
+  if (opt->output_path[0]) {
+    snprintf(path, UP_PATH_MAX, "%s", opt->output_path);
+  } else {
+    char stamp[32];
+    utc_now(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ");
+    snprintf(path, UP_PATH_MAX, "results/runs/%s.h5", stamp);
+  }
+  UP_CHECK_MPI(MPI_Bcast(path, UP_PATH_MAX, MPI_CHAR, 0, MPI_COMM_WORLD));
+  join_argv(argc, argv, argv_joined, sizeof argv_joined);
+  library_versions(libs, sizeof libs);
+  up_results_file *results = NULL;
+  int open_failed = 0;
+  if (root) {
+    if (!opt->output_path[0] && make_parent_dirs(path, err, sizeof err) != 0) {
+      open_failed = 1;
+    } else {
+      const up_run_info info = {.tool_version = UNIPREFILL_VERSION, .git_commit = UNIPREFILL_GIT_COMMIT,
+                                .argv_joined = argv_joined, .hostnames = hostnames, .world_size = topo->world_size,
+                                .backend = be->ops->name, .device_names = devices, .model = model_name,
+                                .library_versions = libs, .started_utc = started};
+      results = up_results_open(path, &info, err, sizeof err);
+      open_failed = results == NULL;
+    }
+  }
+  free(hostnames);
+  free(devices);
+  *failed = up_run_agree_on_failure(topo, open_failed, err);
+  return results;
+}

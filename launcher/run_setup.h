@@ -1,0 +1,43 @@
+/* run_setup.h — what every mode of uniprefill-bench (the sweep, --kernels) does around
+ * its measurements: pick this rank's backend and check that every rank got the same
+ * kind, resolve the model preset the backend defaults to, create the results file on
+ * rank 0 with the run's metadata, and agree on failures so that every rank returns the
+ * same exit code. All collective over MPI_COMM_WORLD. */
+#ifndef UP_RUN_SETUP_H
+#define UP_RUN_SETUP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "engine/model_config.h"
+#include "kernels/ops.h"
+#include "launcher/cli.h"
+#include "launcher/results_h5.h"
+#include "launcher/topology.h"
+
+/* Every rank reaches the same verdict: non-zero when any rank failed. Each failing rank
+ * prints msg. */
+int up_run_agree_on_failure(const up_topology *topo, int failed_here, const char *msg);
+
+/* This rank's backend (--backend), the same kind on every rank; NULL on every rank,
+ * with the reason printed, when one cannot be had (exit code 2). Rank 0 prints the
+ * note of an automatic fall-back to the CPU unless --quiet. */
+up_backend *up_run_select_backend(const up_options *opt, const up_topology *topo);
+
+/* Whether the backend is the GPU one (whose defaults differ: model, contexts). */
+bool up_run_on_gpu(const up_backend *be);
+
+/* The model config: --model or the backend's default preset (tiny-llama on the CPU,
+ * llama-3.1-8b on a GPU), reduced to --layers, validated; false with a message. */
+bool up_run_resolve_model(const up_options *opt, const up_backend *be, up_model_config *cfg, char *err,
+                          size_t err_size);
+
+/* Rank 0 creates the results file (-o PATH, or results/runs/<UTC timestamp>.h5 with its
+ * directories) holding the run's metadata; path (UP_PATH_MAX chars) receives its name on
+ * every rank. Returns
+ * the file on rank 0 and NULL elsewhere; *failed is the same on every rank, non-zero
+ * (after the message) when it could not be created. */
+up_results_file *up_run_open_results(const up_options *opt, int argc, char **argv, const up_topology *topo,
+                                     const up_backend *be, const char *model_name, char *path, int *failed);
+
+#endif

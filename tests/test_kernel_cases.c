@@ -1,0 +1,248 @@
+/* test_kernel_cases.c — the --kernels case list: which cases the CPU and GPU defaults
+ * give, the work formulas (FLOPs and bytes) from the shapes, floors at the device's
+ * peaks (and none for an unknown device), the issue's targets attached only to the
+ * shapes they were set for, met / missed, and the errors that name the flag. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "launcher/cli.h"
+#include "launcher/device_peaks.h"
+#include "launcher/kernel_cases.h"
+#include "launcher/kernel_targets.h"
+
+#define H100_NAME "NVIDIA H100 80GB HBM3 (sm_90, 79.1 GiB)"
+
+static const up_kernel_device cpu_device = {.on_gpu = false, .dtype = UP_DTYPE_F32, .name = "AMD EPYC (2 cores)"};
+static const up_kernel_device h100_device = {.on_gpu = true, .dtype = UP_DTYPE_BF16, .name = H100_NAME};
+
+/* Options from a command line (NULL-terminated, argv[0] added). */
+static up_options parse(const char *const *args) {
+  char *argv[32] = {"uniprefill-bench"};
+  int argc = 1;
+  for (; *args; ++args) argv[argc++] = (char *)*args;
+  up_options opt;
+  char err[512] = "";
+  FILE *out = fopen("/dev/null", "w");
+  cr_assert_not_null(out);
+  const up_parse_status status = up_options_parse(argc, argv, &opt, out, err, sizeof err);
+  fclose(out);
+  cr_assert_eq(status, UP_PARSE_OK, "%s", err);
+  return opt;
+}
+
+#define OPTIONS(...) parse((const char *const[]){__VA_ARGS__, NULL})
+
+static up_kernel_plan build(const up_options *opt, const char *model, const up_kernel_device *dev) {
+  up_kernel_plan plan;
+  char err[512] = "";
+  cr_assert(up_kernel_plan_build(&plan, opt, up_model_preset_find(model), dev, err, sizeof err), "%s", err);
+  return plan;
+}
+
+static const up_kernel_record *find(const up_kernel_plan *plan, const char *label) {
+  for (int32_t i = 0; i < plan->n_cases; ++i)
+    if (strcmp(plan->cases[i].record.label, label) == 0) return &plan->cases[i].record;
+  cr_assert_fail("no case '%s'", label);
+  return NULL;
+}
+
+Test(kernel_cases, cpu_defaults_and_work_formulas) {
+  const up_options opt = OPTIONS("--kernels");
+  up_kernel_plan plan = build(&opt, "tiny-llama", &cpu_device);
+  const char *labels[] = {"gemm qkv",       "gemm o",         "gemm gate_up",   "gemm down",       "attention 1x512",
+                          "attention 1x1K", "decode 4x512",   "selection 1x512", "selection 1x1K", "selection 4x512"};
+  cr_assert_eq(plan.n_cases, 10);
+  for (int32_t i = 0; i < plan.n_cases; ++i) {
+    const up_kernel_record *r = &plan.cases[i].record;
+    cr_expect_str_eq(r->label, labels[i]);
+    cr_expect_eq(r->index, i);
+    cr_expect(isnan(r->median_ms), "not measured yet");
+    cr_expect(isnan(r->floor_ms), "%s: a CPU has no known peaks", r->label);
+    cr_expect_eq(r->target_met, UP_VERDICT_NONE, "%s: no targets on the CPU", r->label);
+    cr_expect_str_eq(r->target, "");
+    cr_expect_eq(r->flush_bytes, 0);
+    cr_expect_eq(r->warmup, 3);
+    cr_expect_eq(r->repeats, 15);
+  }
+  /* tiny-llama: hidden 256, 4 q / 2 kv heads of 64, intermediate 704; fp32 on the CPU. */
+  const up_kernel_record *qkv = find(&plan, "gemm qkv");
+  cr_expect_eq(qkv->m, 512);
+  cr_expect_eq(qkv->n, (4 + 2 * 2) * 64);
+  cr_expect_eq(qkv->k, 256);
+  cr_expect_str_eq(qkv->shape, "512x512x256");
+  cr_expect_float_eq(qkv->flop, 2.0 * 512 * 512 * 256, 1e-6);
+  cr_expect_float_eq(qkv->bytes, 4.0 * (512 * 256 + 512 * 256 + 512 * 512), 1e-6);
+  const up_kernel_record *gate_up = find(&plan, "gemm gate_up");
+  cr_expect_eq(gate_up->n, 2 * 704);
+  const up_kernel_record *down = find(&plan, "gemm down");
+  cr_expect_eq(down->n, 256);
+  cr_expect_eq(down->k, 704);
+  const up_kernel_record *attn = find(&plan, "attention 1x1K");
+  cr_expect_eq(attn->tokens, 1024);
+  cr_expect_eq(attn->n_heads, 4);
+  cr_expect_eq(attn->n_kv_heads, 2);
+  cr_expect_eq(attn->head_dim, 64);
+  cr_expect_float_eq(attn->flop, 2.0 * 1024.0 * 1024.0 * 64 * 4, 1e-3); /* 4 L^2/2 d per head */
+  cr_expect_float_eq(attn->bytes, 4.0 * (2.0 * 1024 * 256 + 2.0 * 1024 * 128), 1e-6);
+  const up_kernel_record *decode = find(&plan, "decode 4x512");
+  cr_expect_eq(decode->tokens, 4, "one new row per sequence");
+  cr_expect_eq(decode->seq_len, 512);
+  cr_expect_float_eq(decode->flop, 4 * 4.0 * 512 * 64 * 4, 1e-6);
+  cr_expect_float_eq(decode->bytes, 4 * 4.0 * (2.0 * 256 + 2.0 * 512 * 128), 1e-6);
+  const up_kernel_record *select = find(&plan, "selection 4x512");
+  cr_expect_eq(select->tokens, 2048);
+  cr_expect_float_eq(select->flop, 2048 * 4.0 * 64 * 4 * 128, 1e-3); /* two passes over last_q = 128 queries */
+  cr_expect_float_eq(select->bytes, 2048 * 2.0 * 4 * 128, 1e-6);
+  /* Memory: a GEMM's three operands; a batch its rows, pool (whole 16-entry blocks) and output. */
+  cr_expect_eq(up_kernel_case_bytes(&plan, &plan.cases[0]), 4 * (512 * 256 + 512 * 256 + 512 * 512));
+  cr_expect_eq(up_kernel_case_pool_blocks(&plan, &plan.cases[6]), 4 * 32);
+  up_kernel_plan_free(&plan);
+}
+
+Test(kernel_cases, flags_choose_the_cases) {
+  const up_options opt = OPTIONS("--kernels", "--kernel-cases", "selection,decode", "--ctx", "300,2k",
+                                 "--kernel-batches", "1x2k,3x1000", "--kernel-repeats", "2", "--kernel-warmup", "0");
+  up_kernel_plan plan = build(&opt, "tiny-llama", &cpu_device);
+  /* decode at both batches, the selection at each ctx and at 3x1000; 1x2k repeats a ctx case. */
+  const char *labels[] = {"decode 1x2K", "decode 3x1000", "selection 1x300", "selection 1x2K", "selection 3x1000"};
+  cr_assert_eq(plan.n_cases, 5);
+  for (int32_t i = 0; i < plan.n_cases; ++i) {
+    cr_expect_str_eq(plan.cases[i].record.label, labels[i]);
+    cr_expect_eq(plan.cases[i].record.repeats, 2);
+    cr_expect_eq(plan.cases[i].record.warmup, 0);
+  }
+  cr_expect_eq(plan.cases[0].kind, UP_KERNEL_DECODE);
+  cr_expect_eq(plan.cases[4].kind, UP_KERNEL_SELECTION);
+  cr_expect_str_eq(plan.cases[4].record.kernel, "selection");
+  up_kernel_plan_free(&plan);
+}
+
+Test(kernel_cases, gpu_defaults_floors_and_targets) {
+  const up_options opt = OPTIONS("--kernels");
+  up_kernel_plan plan = build(&opt, "llama-3.1-8b", &h100_device);
+  cr_expect_eq(plan.n_cases, 4 + 5 + 4 + 5 + 4, "GEMMs, attention 4K..128K, four decode batches, 9 selections");
+  cr_expect_eq(plan.flush_bytes, 256LL << 20);
+  const up_kernel_record *qkv = find(&plan, "gemm qkv");
+  cr_expect_str_eq(qkv->shape, "32768x6144x4096");
+  cr_expect_float_eq(qkv->peak_tflops_per_s, 989.5, 1e-9);
+  cr_expect_float_eq(qkv->peak_gb_per_s, 3350.0, 1e-9);
+  cr_expect_float_eq(qkv->flop_floor_ms, 2.0 * 32768 * 6144 * 4096 / 989.5e12 * 1e3, 1e-9);
+  cr_expect_float_eq(qkv->byte_floor_ms, 2.0 * (32768.0 * 4096 + 6144.0 * 4096 + 32768.0 * 6144) / 3350e9 * 1e3, 1e-9);
+  cr_expect_float_eq(qkv->floor_ms, qkv->flop_floor_ms, 1e-12, "compute-bound");
+  cr_expect_float_eq(qkv->target_tflops_per_s, 0.95 * 782.0, 1e-9);
+  cr_expect_float_eq(qkv->reference_tflops_per_s, 782.0, 1e-9);
+  cr_expect_str_eq(qkv->target, ">= 742.9 TFLOP/s");
+  cr_expect(isnan(find(&plan, "gemm o")->target_tflops_per_s), "ALGORITHMS.md has no o reference");
+  cr_expect_float_eq(find(&plan, "gemm down")->target_tflops_per_s, 0.95 * 736.0, 1e-9);
+
+  const up_kernel_record *attn16 = find(&plan, "attention 1x16K");
+  cr_expect_float_eq(attn16->target_tflops_per_s, 350.0, 1e-9);
+  cr_expect_float_eq(attn16->goal_tflops_per_s, 600.0, 1e-9);
+  cr_expect_float_eq(attn16->reference_tflops_per_s, 343.0, 1e-9);
+  cr_expect(isnan(find(&plan, "attention 1x32K")->reference_tflops_per_s));
+
+  const up_kernel_record *decode = find(&plan, "decode 16x32K");
+  cr_expect_eq(decode->target_met, UP_VERDICT_NONE);
+  cr_expect_float_eq(decode->floor_ms, decode->byte_floor_ms, 1e-12, "memory-bound");
+
+  cr_expect_float_eq(find(&plan, "selection 1x32K")->target_ms, 0.5, 1e-12);
+  cr_expect_float_eq(find(&plan, "selection 1x128K")->target_ms, 2.0, 1e-12);
+  cr_expect_float_eq(find(&plan, "selection 16x8K")->target_ms, 1.0, 1e-12);
+  cr_expect_float_eq(find(&plan, "selection 16x8K")->reference_ms, 50.1, 1e-12);
+  const up_kernel_record *four = find(&plan, "selection 4x8K");
+  cr_expect(isnan(four->target_ms), "no target at 4x8K");
+  cr_expect_float_eq(four->reference_ms, 11.3, 1e-12);
+  find(&plan, "selection 16x32K");
+  up_kernel_plan_free(&plan);
+}
+
+Test(kernel_cases, targets_only_for_their_shapes) {
+  /* Other GEMM rows, other heads (70B: 64 q heads), other selection knobs: no target. */
+  up_options opt = OPTIONS("--kernels", "--kernel-tokens", "16k", "--ctx", "32k", "--uniprefill-block", "128");
+  up_kernel_plan plan = build(&opt, "llama-3.1-8b", &h100_device);
+  cr_expect(isnan(find(&plan, "gemm qkv")->target_tflops_per_s));
+  cr_expect(isnan(find(&plan, "selection 1x32K")->target_ms));
+  cr_expect_float_eq(find(&plan, "attention 1x32K")->target_tflops_per_s, 350.0, 1e-9);
+  up_kernel_plan_free(&plan);
+  opt = OPTIONS("--kernels", "--ctx", "32k", "--kernel-batches", "16x8k");
+  plan = build(&opt, "llama-3.1-70b", &h100_device);
+  for (int32_t i = 0; i < plan.n_cases; ++i) {
+    const up_kernel_record *r = &plan.cases[i].record;
+    cr_expect(isnan(r->target_tflops_per_s) && isnan(r->target_ms), "%s has a target", r->label);
+    cr_expect(!isnan(r->floor_ms), "%s: the H100's peaks hold for any model", r->label);
+  }
+  up_kernel_plan_free(&plan);
+}
+
+Test(kernel_cases, judge_met_and_missed) {
+  up_kernel_record r = {.n_heads = 32, .n_kv_heads = 8, .head_dim = 128, .batch = 1, .seq_len = 16384};
+  up_kernel_targets_attach(&r, UP_KERNEL_ATTENTION, &(up_select_params){0.99f, 0.0f, 64, 128, 128}, true);
+  r.median_ms = 5.0;
+  r.tflops_per_s = 400.0;
+  up_kernel_targets_judge(&r);
+  cr_expect_eq(r.target_met, UP_VERDICT_MET);
+  cr_expect_eq(r.goal_met, UP_VERDICT_MISSED);
+  r.tflops_per_s = 254.0;
+  up_kernel_targets_judge(&r);
+  cr_expect_eq(r.target_met, UP_VERDICT_MISSED);
+
+  up_kernel_record s = {.n_heads = 32, .n_kv_heads = 8, .head_dim = 128, .batch = 16, .seq_len = 8192};
+  up_kernel_targets_attach(&s, UP_KERNEL_SELECTION, &(up_select_params){0.99f, 0.0f, 64, 128, 128}, true);
+  s.median_ms = 1.183;
+  up_kernel_targets_judge(&s);
+  cr_expect_eq(s.target_met, UP_VERDICT_MISSED, "1.183 ms against 1 ms");
+  cr_expect_eq(s.goal_met, UP_VERDICT_NONE);
+  s.median_ms = 1.0;
+  up_kernel_targets_judge(&s);
+  cr_expect_eq(s.target_met, UP_VERDICT_MET, "the bound is inclusive");
+
+  up_kernel_targets_attach(&s, UP_KERNEL_SELECTION, &(up_select_params){0.99f, 0.0f, 64, 128, 128}, false);
+  up_kernel_targets_judge(&s);
+  cr_expect_eq(s.target_met, UP_VERDICT_NONE, "GPU targets do not apply to the CPU");
+}
+
+Test(kernel_cases, device_peaks_by_name) {
+  cr_expect_str_eq(up_device_peaks_find(H100_NAME).name, "H100 SXM");
+  cr_expect_str_eq(up_device_peaks_find("NVIDIA H100 PCIe (sm_90, 79.1 GiB)").name, "H100 PCIe");
+  cr_expect_float_eq(up_device_peaks_find("NVIDIA H100 PCIe").gb_per_s, 2000.0, 1e-9);
+  cr_expect_str_eq(up_device_peaks_find("NVIDIA H100 NVL").name, "H100 NVL");
+  cr_expect_str_eq(up_device_peaks_find("NVIDIA H200 (sm_90, 139.8 GiB)").name, "H200 SXM");
+  cr_expect_float_eq(up_device_peaks_find("NVIDIA H200").gb_per_s, 4800.0, 1e-9);
+  const char *unknown[] = {"NVIDIA A10G", "Intel(R) Xeon(R) CPU (16 cores)", "cpu", "", NULL};
+  for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; ++i) {
+    const up_device_peaks p = up_device_peaks_find(unknown[i]);
+    cr_expect_str_eq(p.name, "unknown");
+    cr_expect(isnan(p.bf16_tflops) && isnan(p.gb_per_s));
+  }
+}
+
+Test(kernel_cases, errors_name_the_flag) {
+  struct {
+    const char *args[8];
+    const char *model;
+    const char *want1, *want2;
+  } cases[] = {
+      {{"--kernels", "--ctx", "256k"}, "llama-3.1-8b", "--ctx: 262144 tokens", "context of 131072"},
+      {{"--kernels", "--ctx", "256"}, "tiny-llama", "--ctx", "sink + last_q = 256"},
+      {{"--kernels", "--kernel-batches", "2x200"}, "tiny-llama", "--kernel-batches", "selection"},
+      {{"--kernels", "--kernel-batches", "2x200k", "--kernel-cases", "decode"}, "tiny-llama", "--kernel-batches",
+       "longer than model tiny-llama's context"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
+    const up_options opt = parse(cases[i].args);
+    up_kernel_plan plan;
+    char err[512] = "";
+    const bool ok = up_kernel_plan_build(&plan, &opt, up_model_preset_find(cases[i].model), &cpu_device, err, sizeof err);
+    cr_expect(!ok, "case %zu built", i);
+    cr_expect_not_null(strstr(err, cases[i].want1), "'%s' lacks '%s'", err, cases[i].want1);
+    cr_expect_not_null(strstr(err, cases[i].want2), "'%s' lacks '%s'", err, cases[i].want2);
+  }
+  /* Short prompts are fine for attention and decode alone. */
+  const up_options opt = OPTIONS("--kernels", "--ctx", "64", "--kernel-batches", "2x64", "--kernel-cases",
+                                 "attention,decode");
+  up_kernel_plan plan = build(&opt, "tiny-llama", &cpu_device);
+  cr_expect_eq(plan.n_cases, 2);
+  up_kernel_plan_free(&plan);
+}

@@ -10,6 +10,7 @@ packages=(
   libhdf5-dev
   libopenblas-dev
   libcjson-dev
+  libpcre2-dev
   libcriterion-dev
   python3 python3-h5py python3-numpy python3-matplotlib
 )

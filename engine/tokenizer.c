@@ -1,7 +1,8 @@
 /* tokenizer.c — the tokenizer as callers see it: loading the vocabulary and special ids
  * from GGUF metadata, the piece -> id hash map, splitting text at special tokens before
  * handing the stretches between them to the byte-level BPE (tokenizer_bpe.c) or the
- * SentencePiece BPE (tokenizer_spm.c), and decoding ids back to valid UTF-8. */
+ * SentencePiece BPE (tokenizer_spm.c), the merge heap both use, and decoding ids back to
+ * valid UTF-8. */
 #include "engine/tokenizer.h"
 
 #include <stdarg.h>
@@ -78,6 +79,39 @@ void up_byte_buffer_append(up_byte_buffer *buf, const void *bytes, size_t n) {
   }
   memcpy(buf->data + buf->len, bytes, n);
   buf->len += n;
+}
+
+/* --- merge heap ------------------------------------------------------------------------- */
+
+static bool candidate_before(const up_merge_candidate *a, const up_merge_candidate *b) {
+  return a->priority != b->priority ? a->priority < b->priority : a->left < b->left;
+}
+
+void up_merge_heap_push(up_merge_heap *heap, up_merge_candidate c) {
+  size_t i = heap->len++;
+  while (i > 0) {
+    const size_t parent = (i - 1) / 2;
+    if (!candidate_before(&c, &heap->items[parent])) break;
+    heap->items[i] = heap->items[parent];
+    i = parent;
+  }
+  heap->items[i] = c;
+}
+
+up_merge_candidate up_merge_heap_pop(up_merge_heap *heap) {
+  const up_merge_candidate top = heap->items[0];
+  const up_merge_candidate last = heap->items[--heap->len];
+  size_t i = 0;
+  for (;;) {
+    size_t child = 2 * i + 1;
+    if (child >= heap->len) break;
+    if (child + 1 < heap->len && candidate_before(&heap->items[child + 1], &heap->items[child])) child++;
+    if (!candidate_before(&heap->items[child], &last)) break;
+    heap->items[i] = heap->items[child];
+    i = child;
+  }
+  if (heap->len > 0) heap->items[i] = last;
+  return top;
 }
 
 /* --- vocabulary hash map ---------------------------------------------------------------- */
@@ -283,8 +317,9 @@ up_tokenizer *up_tokenizer_from_gguf(const up_gguf *g, char *err, size_t err_siz
   } else if (model.len == 5 && memcmp(model.data, "llama", 5) == 0) {
     tok->kind = UP_TOKENIZER_SENTENCEPIECE;
   } else {
-    set_error(err, err_size, "%s: %s is \"%.*s\"; supported are \"gpt2\" (byte-level BPE) and \"llama\" (SentencePiece)",
-              file, KEY_MODEL, (int)(model.len > 64 ? 64 : model.len), model.data);
+    set_error(err, err_size,
+              "%s: %s is \"%.*s\"; supported are \"gpt2\" (byte-level BPE) and \"llama\" (SentencePiece)", file,
+              KEY_MODEL, (int)(model.len > 64 ? 64 : model.len), model.data);
     goto fail;
   }
 

@@ -315,58 +315,20 @@ void up_bpe_free(up_bpe *bpe) {
 
 /* --- encoding ----------------------------------------------------------------------------- */
 
-typedef struct merge_candidate {
-  int32_t rank;
-  int32_t left;     /* symbol index of the left half */
-  int32_t left_id;  /* the pair it was found for; stale once either side changed */
-  int32_t right_id;
-} merge_candidate;
-
 /* Scratch of one encode call, sized for its longest piece. */
 typedef struct bpe_scratch {
   int32_t *id, *next, *prev; /* symbols; id -1 once merged into the left neighbour */
-  merge_candidate *heap;
-  size_t heap_len;
-  char *mapped; /* a piece in byte-level characters */
+  up_merge_heap heap;        /* tags: the halves' token ids */
+  char *mapped;              /* a piece in byte-level characters */
 } bpe_scratch;
-
-static bool candidate_before(const merge_candidate *a, const merge_candidate *b) {
-  return a->rank != b->rank ? a->rank < b->rank : a->left < b->left;
-}
-
-static void heap_push(bpe_scratch *s, merge_candidate c) {
-  size_t i = s->heap_len++;
-  while (i > 0) {
-    const size_t parent = (i - 1) / 2;
-    if (!candidate_before(&c, &s->heap[parent])) break;
-    s->heap[i] = s->heap[parent];
-    i = parent;
-  }
-  s->heap[i] = c;
-}
-
-static merge_candidate heap_pop(bpe_scratch *s) {
-  const merge_candidate top = s->heap[0];
-  const merge_candidate last = s->heap[--s->heap_len];
-  size_t i = 0;
-  for (;;) {
-    size_t child = 2 * i + 1;
-    if (child >= s->heap_len) break;
-    if (child + 1 < s->heap_len && candidate_before(&s->heap[child + 1], &s->heap[child])) child++;
-    if (!candidate_before(&s->heap[child], &last)) break;
-    s->heap[i] = s->heap[child];
-    i = child;
-  }
-  if (s->heap_len > 0) s->heap[i] = last;
-  return top;
-}
 
 static void consider_pair(const up_bpe *bpe, bpe_scratch *s, int32_t left) {
   if (left < 0 || s->next[left] < 0) return;
   const int32_t right = s->next[left];
   if (s->id[left] < 0 || s->id[right] < 0) return; /* a byte without a piece */
   const merge_slot *m = find_merge(bpe, s->id[left], s->id[right]);
-  if (m) heap_push(s, (merge_candidate){m->rank, left, s->id[left], s->id[right]});
+  if (m)
+    up_merge_heap_push(&s->heap, (up_merge_candidate){m->rank, left, s->id[left], s->id[right], m->merged});
 }
 
 /* Merge one pre-tokenized piece from single bytes up. Each merge removes a symbol and
@@ -387,13 +349,13 @@ static void encode_piece(const up_tokenizer *tok, const up_bpe *bpe, bpe_scratch
     s->prev[i] = i - 1;
     s->next[i] = i + 1 < n ? i + 1 : -1;
   }
-  s->heap_len = 0;
+  s->heap.len = 0;
   for (int32_t i = 0; i + 1 < n; ++i) consider_pair(bpe, s, i);
-  while (s->heap_len > 0) {
-    const merge_candidate c = heap_pop(s);
+  while (s->heap.len > 0) {
+    const up_merge_candidate c = up_merge_heap_pop(&s->heap);
     const int32_t left = c.left, right = s->next[left];
-    if (s->id[left] != c.left_id || right < 0 || s->id[right] != c.right_id) continue; /* stale */
-    s->id[left] = find_merge(bpe, c.left_id, c.right_id)->merged;
+    if (s->id[left] != c.left_tag || right < 0 || s->id[right] != c.right_tag) continue; /* stale */
+    s->id[left] = c.id;
     s->id[right] = -1;
     s->next[left] = s->next[right];
     if (s->next[right] >= 0) s->prev[s->next[right]] = left;
@@ -421,7 +383,7 @@ bool up_bpe_encode(const up_tokenizer *tok, const char *text, size_t len, up_tok
       .id = up_malloc_or_die(longest * sizeof *s.id, "BPE symbols"),
       .next = up_malloc_or_die(longest * sizeof *s.next, "BPE symbols"),
       .prev = up_malloc_or_die(longest * sizeof *s.prev, "BPE symbols"),
-      .heap = up_malloc_or_die(3 * longest * sizeof *s.heap, "BPE merge heap"),
+      .heap.items = up_malloc_or_die(3 * longest * sizeof *s.heap.items, "BPE merge heap"),
       .mapped = up_malloc_or_die(2 * longest, "BPE mapped piece"),
   };
   for (int64_t i = 0; i < n_spans; ++i)
@@ -429,7 +391,7 @@ bool up_bpe_encode(const up_tokenizer *tok, const char *text, size_t len, up_tok
   free(s.id);
   free(s.next);
   free(s.prev);
-  free(s.heap);
+  free(s.heap.items);
   free(s.mapped);
   free(spans);
   return true;

@@ -2,7 +2,8 @@
  * tokenizer (and its test) may use: the tokenizer struct, the vocabulary lookup, the
  * token sink encoders write to, the byte buffer decoders append to, and the entry points
  * of the byte-level BPE (tokenizer_bpe.c) and SentencePiece (tokenizer_spm.c) halves.
- * tokenizer.c owns the struct, the vocabulary and the special-token splitting. */
+ * tokenizer.c owns the struct, the vocabulary, the special-token splitting and the merge
+ * heap both halves merge from. */
 #ifndef UP_TOKENIZER_INTERNAL_H
 #define UP_TOKENIZER_INTERNAL_H
 
@@ -71,6 +72,23 @@ void up_byte_buffer_append(up_byte_buffer *buf, const void *bytes, size_t n);
  * *valid set; or, *valid cleared, the length of the maximal ill-formed subpart there
  * (at least 1; the bytes one U+FFFD replaces). */
 size_t up_utf8_scan(const char *s, size_t avail, bool *valid);
+
+/* A possible merge of two adjacent symbols, for the min-heap both BPE flavours merge
+ * from: lowest priority first, leftmost on ties. */
+typedef struct up_merge_candidate {
+  double priority;              /* BPE: the merge's rank; SentencePiece: minus the piece's score */
+  int32_t left;                 /* symbol index of the left half */
+  int32_t left_tag, right_tag;  /* what both halves were when found; stale once either changed */
+  int32_t id;                   /* the merged piece */
+} up_merge_candidate;
+
+typedef struct up_merge_heap {
+  up_merge_candidate *items; /* sized by the caller for every push it will make */
+  size_t len;
+} up_merge_heap;
+
+void up_merge_heap_push(up_merge_heap *heap, up_merge_candidate c);
+up_merge_candidate up_merge_heap_pop(up_merge_heap *heap); /* len > 0 */
 
 /* --- byte-level BPE (tokenizer_bpe.c) ------------------------------------------------ */
 

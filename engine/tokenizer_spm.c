@@ -45,20 +45,12 @@ typedef struct spm_node {
   int32_t left, right; /* halves it was merged from, -1 for a character */
 } spm_node;
 
-typedef struct spm_candidate {
-  float score;
-  int32_t left;                   /* symbol index */
-  int32_t left_node, right_node;  /* the nodes it joins; stale once either changed */
-  int32_t id;
-} spm_candidate;
-
 typedef struct spm_scratch {
   const char *text;
   spm_node *nodes;
   int32_t n_nodes;
   int32_t *node, *prev, *next; /* symbols: current node, neighbours; node -1 once merged away */
-  spm_candidate *heap;
-  size_t heap_len;
+  up_merge_heap heap;          /* tags: the halves' node indices */
 } spm_scratch;
 
 static int32_t mergeable_piece(const up_tokenizer *tok, const char *s, size_t len) {
@@ -68,42 +60,13 @@ static int32_t mergeable_piece(const up_tokenizer *tok, const char *s, size_t le
   return t == UP_TOKEN_NORMAL || t == UP_TOKEN_USER_DEFINED || t == UP_TOKEN_UNUSED ? id : -1;
 }
 
-static bool candidate_before(const spm_candidate *a, const spm_candidate *b) {
-  return a->score != b->score ? a->score > b->score : a->left < b->left;
-}
-
-static void heap_push(spm_scratch *s, spm_candidate c) {
-  size_t i = s->heap_len++;
-  while (i > 0) {
-    const size_t parent = (i - 1) / 2;
-    if (!candidate_before(&c, &s->heap[parent])) break;
-    s->heap[i] = s->heap[parent];
-    i = parent;
-  }
-  s->heap[i] = c;
-}
-
-static spm_candidate heap_pop(spm_scratch *s) {
-  const spm_candidate top = s->heap[0];
-  const spm_candidate last = s->heap[--s->heap_len];
-  size_t i = 0;
-  for (;;) {
-    size_t child = 2 * i + 1;
-    if (child >= s->heap_len) break;
-    if (child + 1 < s->heap_len && candidate_before(&s->heap[child + 1], &s->heap[child])) child++;
-    if (!candidate_before(&s->heap[child], &last)) break;
-    s->heap[i] = s->heap[child];
-    i = child;
-  }
-  if (s->heap_len > 0) s->heap[i] = last;
-  return top;
-}
-
 static void consider_pair(const up_tokenizer *tok, spm_scratch *s, int32_t left) {
   if (left < 0 || s->next[left] < 0) return;
   const spm_node *a = &s->nodes[s->node[left]], *b = &s->nodes[s->node[s->next[left]]];
   const int32_t id = mergeable_piece(tok, s->text + a->start, (size_t)(a->len + b->len));
-  if (id >= 0) heap_push(s, (spm_candidate){tok->score[id], left, s->node[left], s->node[s->next[left]], id});
+  if (id >= 0)
+    up_merge_heap_push(&s->heap, (up_merge_candidate){-(double)tok->score[id], left, s->node[left],
+                                                      s->node[s->next[left]], id});
 }
 
 static void emit_node(const up_tokenizer *tok, const spm_scratch *s, int32_t n, up_token_sink *sink) {
@@ -148,7 +111,7 @@ bool up_spm_encode(const up_tokenizer *tok, const char *text, size_t len, bool s
   s.node = up_malloc_or_die(n * sizeof *s.node, "SentencePiece symbols");
   s.prev = up_malloc_or_die(n * sizeof *s.prev, "SentencePiece symbols");
   s.next = up_malloc_or_die(n * sizeof *s.next, "SentencePiece symbols");
-  s.heap = up_malloc_or_die(3 * n * sizeof *s.heap, "SentencePiece merge heap");
+  s.heap.items = up_malloc_or_die(3 * n * sizeof *s.heap.items, "SentencePiece merge heap");
 
   /* One symbol per character; bytes that are not UTF-8 stay alone and fall back to bytes. */
   int32_t n_symbols = 0;
@@ -167,13 +130,13 @@ bool up_spm_encode(const up_tokenizer *tok, const char *text, size_t len, bool s
   s.n_nodes = n_symbols;
 
   for (int32_t i = 0; i + 1 < n_symbols; ++i) consider_pair(tok, &s, i);
-  while (s.heap_len > 0) {
-    const spm_candidate c = heap_pop(&s);
+  while (s.heap.len > 0) {
+    const up_merge_candidate c = up_merge_heap_pop(&s.heap);
     const int32_t left = c.left, right = s.next[left];
-    if (s.node[left] != c.left_node || right < 0 || s.node[right] != c.right_node) continue; /* stale */
-    const spm_node *a = &s.nodes[c.left_node], *b = &s.nodes[c.right_node];
+    if (s.node[left] != c.left_tag || right < 0 || s.node[right] != c.right_tag) continue; /* stale */
+    const spm_node *a = &s.nodes[c.left_tag], *b = &s.nodes[c.right_tag];
     s.nodes[s.n_nodes] = (spm_node){.start = a->start, .len = a->len + b->len, .id = c.id,
-                                    .left = c.left_node, .right = c.right_node};
+                                    .left = c.left_tag, .right = c.right_tag};
     s.node[left] = s.n_nodes++;
     s.node[right] = -1;
     s.next[left] = s.next[right];
@@ -187,7 +150,7 @@ bool up_spm_encode(const up_tokenizer *tok, const char *text, size_t len, bool s
   free(s.node);
   free(s.prev);
   free(s.next);
-  free(s.heap);
+  free(s.heap.items);
   free(escaped);
   return true;
 }

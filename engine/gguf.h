@@ -61,6 +61,8 @@ void up_gguf_close(up_gguf *g);
 uint32_t up_gguf_version(const up_gguf *g);
 const char *up_gguf_name(const up_gguf *g); /* path or buffer name */
 uint64_t up_gguf_alignment(const up_gguf *g);
+/* File offset where the data section (and tensor offset 0) starts. */
+uint64_t up_gguf_data_offset(const up_gguf *g);
 
 /* --- metadata ------------------------------------------------------------------
  * Getters return false when the key is absent or its type cannot represent the
@@ -79,6 +81,12 @@ bool up_gguf_get_array_str(const up_gguf *g, const char *key, uint64_t i, up_ggu
  * count from up_gguf_get_array_info); false on a type that cannot convert. */
 bool up_gguf_get_array_f32(const up_gguf *g, const char *key, float *out, uint64_t count);
 bool up_gguf_get_array_i32(const up_gguf *g, const char *key, int32_t *out, uint64_t count);
+/* Walking all metadata in file order: the key (no NUL inside) and value type of entry
+ * index; false when index is out of range. */
+int64_t up_gguf_kv_count(const up_gguf *g);
+bool up_gguf_kv_at(const up_gguf *g, int64_t index, up_gguf_str *key, up_gguf_value_type *type);
+/* "u8", "string", "array", ...; "unknown" outside the enum. */
+const char *up_gguf_value_type_name(up_gguf_value_type type);
 
 /* --- tensors -------------------------------------------------------------------- */
 int64_t up_gguf_tensor_count(const up_gguf *g);

@@ -1,5 +1,5 @@
-/* model.c — a model on a backend: seeded random weights (the seam where checkpoint
- * loading will fill the same tensors), the per-step workspace, and the forward pass
+/* model.c — a model on a backend: seeded random weights or a checkpoint's weights in
+ * the same tensors, the per-step workspace, and the forward pass
  * over a packed batch of prefill and decode sequences. Per layer: RMSNorm, fused QKV,
  * RoPE at each row's original position, KV append at the layer's own length, causal
  * GQA attention, output projection, residual + RMSNorm, then — at a method's drop
@@ -40,39 +40,25 @@ static void *alloc_tensor(up_model *m, size_t n, const char *what) {
   return m->be->ops->alloc(m->be, bytes, what);
 }
 
-up_model *up_model_create_random(const up_model_config *cfg, up_backend *be, uint64_t seed) {
+/* Every weight tensor allocated, contents undefined; RoPE frequencies uploaded. */
+static up_model *model_alloc(const up_model_config *cfg, up_backend *be) {
   up_model *m = up_calloc_or_die(1, sizeof *m, "model");
   m->cfg = *cfg;
   m->be = be;
   const size_t h = (size_t)cfg->hidden, inter = (size_t)cfg->intermediate, vocab = (size_t)cfg->vocab;
   const size_t q_dim = (size_t)cfg->n_heads * cfg->head_dim, qkv_dim = (size_t)up_model_config_qkv_dim(cfg);
-  /* Uniform(-b, b) has variance b^2/3: b = sqrt(3/fan_in) keeps projections at unit
-   * variance; the two residual writers per layer are further scaled by 1/sqrt(2 L) so
-   * the residual stream stays O(1) however deep the model is. */
-  const float residual_scale = 1.0f / sqrtf(2.0f * (float)cfg->n_layers);
   m->embed = alloc_tensor(m, vocab * h, "embedding table");
-  be->ops->fill_uniform(be, m->embed, 0, vocab * h, sqrtf(3.0f), seed, weight_stream_id(-1, STREAM_EMBED));
   m->lm_head = alloc_tensor(m, vocab * h, "LM head");
-  be->ops->fill_uniform(be, m->lm_head, 0, vocab * h, sqrtf(3.0f / (float)h), seed, weight_stream_id(-1, STREAM_LM_HEAD));
   m->final_norm = alloc_tensor(m, h, "final norm");
-  upload_constant(be, m->final_norm, h, 1.0f);
   m->layers = up_calloc_or_die((size_t)cfg->n_layers, sizeof(up_layer_weights), "layer weights");
   for (int32_t l = 0; l < cfg->n_layers; ++l) {
     up_layer_weights *w = &m->layers[l];
     w->attn_norm = alloc_tensor(m, h, "attention norm");
-    upload_constant(be, w->attn_norm, h, 1.0f);
     w->mlp_norm = alloc_tensor(m, h, "MLP norm");
-    upload_constant(be, w->mlp_norm, h, 1.0f);
     w->wqkv = alloc_tensor(m, qkv_dim * h, "QKV projection");
-    be->ops->fill_uniform(be, w->wqkv, 0, qkv_dim * h, sqrtf(3.0f / (float)h), seed, weight_stream_id(l, STREAM_WQKV));
     w->wo = alloc_tensor(m, h * q_dim, "output projection");
-    be->ops->fill_uniform(be, w->wo, 0, h * q_dim, residual_scale * sqrtf(3.0f / (float)q_dim), seed,
-                   weight_stream_id(l, STREAM_WO));
     w->w_gate_up = alloc_tensor(m, 2 * inter * h, "gate/up projection");
-    be->ops->fill_uniform(be, w->w_gate_up, 0, 2 * inter * h, sqrtf(3.0f / (float)h), seed, weight_stream_id(l, STREAM_GATE_UP));
     w->w_down = alloc_tensor(m, h * inter, "down projection");
-    be->ops->fill_uniform(be, w->w_down, 0, h * inter, residual_scale * sqrtf(3.0f / (float)inter), seed,
-                   weight_stream_id(l, STREAM_DOWN));
   }
   float *inv_freq = up_malloc_or_die(sizeof(float) * (size_t)(cfg->head_dim / 2), "RoPE frequencies");
   up_model_config_rope_inv_freq(cfg, inv_freq);
@@ -80,6 +66,78 @@ up_model *up_model_create_random(const up_model_config *cfg, up_backend *be, uin
   /* inv_freq is fp32 on every backend: copy the bytes, not through the activation dtype. */
   be->ops->upload_i32(be, (int32_t *)m->inv_freq, (const int32_t *)inv_freq, (size_t)(cfg->head_dim / 2));
   free(inv_freq);
+  return m;
+}
+
+up_model *up_model_create_random(const up_model_config *cfg, up_backend *be, uint64_t seed) {
+  up_model *m = model_alloc(cfg, be);
+  const size_t h = (size_t)cfg->hidden, inter = (size_t)cfg->intermediate, vocab = (size_t)cfg->vocab;
+  const size_t q_dim = (size_t)cfg->n_heads * cfg->head_dim, qkv_dim = (size_t)up_model_config_qkv_dim(cfg);
+  /* Uniform(-b, b) has variance b^2/3: b = sqrt(3/fan_in) keeps projections at unit
+   * variance; the two residual writers per layer are further scaled by 1/sqrt(2 L) so
+   * the residual stream stays O(1) however deep the model is. */
+  const float residual_scale = 1.0f / sqrtf(2.0f * (float)cfg->n_layers);
+  be->ops->fill_uniform(be, m->embed, 0, vocab * h, sqrtf(3.0f), seed, weight_stream_id(-1, STREAM_EMBED));
+  be->ops->fill_uniform(be, m->lm_head, 0, vocab * h, sqrtf(3.0f / (float)h), seed, weight_stream_id(-1, STREAM_LM_HEAD));
+  upload_constant(be, m->final_norm, h, 1.0f);
+  for (int32_t l = 0; l < cfg->n_layers; ++l) {
+    up_layer_weights *w = &m->layers[l];
+    upload_constant(be, w->attn_norm, h, 1.0f);
+    upload_constant(be, w->mlp_norm, h, 1.0f);
+    be->ops->fill_uniform(be, w->wqkv, 0, qkv_dim * h, sqrtf(3.0f / (float)h), seed, weight_stream_id(l, STREAM_WQKV));
+    be->ops->fill_uniform(be, w->wo, 0, h * q_dim, residual_scale * sqrtf(3.0f / (float)q_dim), seed,
+                   weight_stream_id(l, STREAM_WO));
+    be->ops->fill_uniform(be, w->w_gate_up, 0, 2 * inter * h, sqrtf(3.0f / (float)h), seed, weight_stream_id(l, STREAM_GATE_UP));
+    be->ops->fill_uniform(be, w->w_down, 0, h * inter, residual_scale * sqrtf(3.0f / (float)inter), seed,
+                   weight_stream_id(l, STREAM_DOWN));
+  }
+  return m;
+}
+
+/* One checkpoint weight into dst at element offset `at` (fused tensors take several). */
+static bool load_role(up_model *m, const up_checkpoint *ck, up_weight_role role, int32_t layer, void *dst,
+                      size_t at, float *buf, char *err, size_t err_size) {
+  int64_t rows, cols;
+  up_checkpoint_role_shape(&m->cfg, role, &rows, &cols);
+  if (!up_checkpoint_read(ck, role, layer, buf, err, err_size)) return false;
+  m->be->ops->upload_f32(m->be, dst, at, buf, (size_t)(rows * cols));
+  return true;
+}
+
+up_model *up_model_create_from_checkpoint(const up_checkpoint *ck, up_backend *be, char *err, size_t err_size) {
+  const up_model_config *cfg = up_checkpoint_config(ck);
+  up_model *m = model_alloc(cfg, be);
+  const size_t h = (size_t)cfg->hidden, inter = (size_t)cfg->intermediate;
+  const size_t q_rows = (size_t)cfg->n_heads * cfg->head_dim, kv_rows = (size_t)cfg->n_kv_heads * cfg->head_dim;
+  /* One host buffer big enough for the largest single weight. */
+  size_t largest = 0;
+  for (int r = 0; r < UP_WEIGHT_ROLE_COUNT; ++r) {
+    int64_t rows, cols;
+    up_checkpoint_role_shape(cfg, (up_weight_role)r, &rows, &cols);
+    largest = (size_t)(rows * cols) > largest ? (size_t)(rows * cols) : largest;
+  }
+  float *buf = up_malloc_or_die(sizeof(float) * largest, "checkpoint staging buffer");
+  bool ok = load_role(m, ck, UP_WEIGHT_EMBED, -1, m->embed, 0, buf, err, err_size) &&
+            load_role(m, ck, UP_WEIGHT_LM_HEAD, -1, m->lm_head, 0, buf, err, err_size) &&
+            load_role(m, ck, UP_WEIGHT_FINAL_NORM, -1, m->final_norm, 0, buf, err, err_size);
+  for (int32_t l = 0; ok && l < cfg->n_layers; ++l) {
+    up_layer_weights *w = &m->layers[l];
+    /* Fused layouts: wqkv is [q rows; k rows; v rows], w_gate_up is [gate rows; up rows]. */
+    ok = load_role(m, ck, UP_WEIGHT_ATTN_NORM, l, w->attn_norm, 0, buf, err, err_size) &&
+         load_role(m, ck, UP_WEIGHT_Q, l, w->wqkv, 0, buf, err, err_size) &&
+         load_role(m, ck, UP_WEIGHT_K, l, w->wqkv, q_rows * h, buf, err, err_size) &&
+         load_role(m, ck, UP_WEIGHT_V, l, w->wqkv, (q_rows + kv_rows) * h, buf, err, err_size) &&
+         load_role(m, ck, UP_WEIGHT_O, l, w->wo, 0, buf, err, err_size) &&
+         load_role(m, ck, UP_WEIGHT_MLP_NORM, l, w->mlp_norm, 0, buf, err, err_size) &&
+         load_role(m, ck, UP_WEIGHT_GATE, l, w->w_gate_up, 0, buf, err, err_size) &&
+         load_role(m, ck, UP_WEIGHT_UP, l, w->w_gate_up, inter * h, buf, err, err_size) &&
+         load_role(m, ck, UP_WEIGHT_DOWN, l, w->w_down, 0, buf, err, err_size);
+  }
+  free(buf);
+  if (!ok) {
+    up_model_destroy(m);
+    return NULL;
+  }
   return m;
 }
 

@@ -1,12 +1,14 @@
-/* model.h — a model instance on a backend: its weights (seeded random now, checkpoint
- * loading later through the same struct), and the forward pass over a packed batch
+/* model.h — a model instance on a backend: its weights (seeded random, or a trained
+ * checkpoint's), and the forward pass over a packed batch
  * of prefill and decode sequences with method hooks at drop layers. */
 #ifndef UP_MODEL_H
 #define UP_MODEL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
+#include "engine/checkpoint.h"
 #include "engine/kv_cache.h"
 #include "engine/method.h"
 #include "engine/model_config.h"
@@ -36,6 +38,10 @@ typedef struct up_model {
  * activations stay O(1) through every layer: the same seed gives the same model on any
  * backend and rank. */
 up_model *up_model_create_random(const up_model_config *cfg, up_backend *be, uint64_t seed);
+/* Weights of a trained checkpoint (engine/checkpoint.h), dequantized to fp32 on the host
+ * and stored in the backend's activation dtype. NULL with a message naming the file and
+ * tensor when a weight is missing or misshapen. */
+up_model *up_model_create_from_checkpoint(const up_checkpoint *ck, up_backend *be, char *err, size_t err_size);
 void up_model_destroy(up_model *model);
 /* Backend bytes the weights of cfg take, for checking before allocating. */
 int64_t up_model_weight_bytes(const up_model_config *cfg, up_dtype dtype);

@@ -4,19 +4,27 @@
 #include "engine/model_config.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "kernels/fatal.h"
+
+/* A preset whose drop layers come from up_model_config_drop_layers_by_depth, filled in
+ * on first access to the registry. */
+#define DROP_LAYERS_BY_DEPTH .n_drop_layers = -1
 
 /* Llama-3.1 RoPE: theta 500000 with llama3 scaling (factor 8, low 1, high 4, original 8192). */
 #define LLAMA31_ROPE                                                                        \
   .rope_theta = 500000.0f, .rope_scaling = UP_ROPE_SCALING_LLAMA3, .rope_factor = 8.0f,     \
   .rope_low_freq_factor = 1.0f, .rope_high_freq_factor = 4.0f, .rope_original_context = 8192
 
-static const up_model_config g_presets[] = {
+static up_model_config g_presets[] = {
     {
         /* A shrunken Llama-3.1 for CPU runs: GQA (2 query heads per kv head), head_dim 64,
          * the same RoPE and context, 8 layers. Drop layers stand in proportionally for
-         * Llama-3.1-8B's 7..27 of 32 (first drop a quarter in, then every quarter). */
+         * Llama-3.1-8B's 7..27 of 32 (first drop a quarter in, then every quarter); at 8
+         * layers the depth rule would drop after six of the eight. */
         .name = "tiny-llama", .architecture = "llama",
         .n_layers = 8, .hidden = 256, .n_heads = 4, .n_kv_heads = 2, .head_dim = 64,
         .intermediate = 704, .vocab = 32000, .max_context = 131072, .norm_eps = 1e-5f,
@@ -28,27 +36,53 @@ static const up_model_config g_presets[] = {
         .n_layers = 32, .hidden = 4096, .n_heads = 32, .n_kv_heads = 8, .head_dim = 128,
         .intermediate = 14336, .vocab = 128256, .max_context = 131072, .norm_eps = 1e-5f,
         LLAMA31_ROPE,
-        .n_drop_layers = 6, .drop_layers = {7, 11, 15, 19, 23, 27}, .default_top_p = 0.99f,
+        DROP_LAYERS_BY_DEPTH, .default_top_p = 0.99f, /* the reference layers themselves */
     },
     {
-        /* The reference code gives no 70B drop layers: these scale 8B's by depth (x2.5). */
+        /* The reference code gives no 70B drop layers: 8B's scaled by depth (x2.5). */
         .name = "llama-3.1-70b", .architecture = "llama",
         .n_layers = 80, .hidden = 8192, .n_heads = 64, .n_kv_heads = 8, .head_dim = 128,
         .intermediate = 28672, .vocab = 128256, .max_context = 131072, .norm_eps = 1e-5f,
         LLAMA31_ROPE,
-        .n_drop_layers = 6, .drop_layers = {17, 27, 37, 47, 57, 67}, .default_top_p = 0.99f,
+        DROP_LAYERS_BY_DEPTH, .default_top_p = 0.99f,
     },
 };
+
+int32_t up_model_config_drop_layers_by_depth(int32_t n_layers, int32_t drop_layers[UP_MAX_LAYERS]) {
+  static const int32_t reference[] = {7, 11, 15, 19, 23, 27}; /* Llama-3.1-8B, UniPrefill reference code */
+  const int32_t reference_depth = 32;
+  UP_ASSERT(n_layers >= 1 && n_layers <= UP_MAX_LAYERS, "%d layers", (int)n_layers);
+  int32_t n = 0;
+  for (size_t i = 0; i < sizeof reference / sizeof reference[0]; ++i) {
+    const int32_t layer = (int32_t)((int64_t)reference[i] * n_layers / reference_depth);
+    if (n == 0 || layer > drop_layers[n - 1]) drop_layers[n++] = layer;
+  }
+  return n;
+}
+
+static pthread_once_t g_presets_once = PTHREAD_ONCE_INIT;
+
+static void presets_fill_drop_layers(void) {
+  for (size_t i = 0; i < sizeof g_presets / sizeof g_presets[0]; ++i)
+    if (g_presets[i].n_drop_layers < 0)
+      g_presets[i].n_drop_layers = up_model_config_drop_layers_by_depth(g_presets[i].n_layers, g_presets[i].drop_layers);
+}
+
+static const up_model_config *presets(void) {
+  const int rc = pthread_once(&g_presets_once, presets_fill_drop_layers);
+  UP_ASSERT(rc == 0, "pthread_once for the preset registry failed (%d)", rc);
+  return g_presets;
+}
 
 int32_t up_model_preset_count(void) { return (int32_t)(sizeof g_presets / sizeof g_presets[0]); }
 
 const up_model_config *up_model_preset_at(int32_t index) {
-  return (index >= 0 && index < up_model_preset_count()) ? &g_presets[index] : NULL;
+  return (index >= 0 && index < up_model_preset_count()) ? &presets()[index] : NULL;
 }
 
 const up_model_config *up_model_preset_find(const char *name) {
   for (int32_t i = 0; i < up_model_preset_count(); ++i)
-    if (strcmp(g_presets[i].name, name) == 0) return &g_presets[i];
+    if (strcmp(presets()[i].name, name) == 0) return &presets()[i];
   return NULL;
 }
 

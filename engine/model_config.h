@@ -46,6 +46,7 @@ typedef struct up_model_config {
   int32_t rope_original_context; /* llama3: 8192 */
   up_layer_kind layer_kind[UP_MAX_LAYERS];
   up_mlp_kind mlp_kind[UP_MAX_LAYERS];
+  bool tie_word_embeddings; /* the LM head is the input embedding (no lm_head tensor in a checkpoint) */
   int32_t n_drop_layers;                /* UniPrefill preset drop layers, ascending */
   int32_t drop_layers[UP_MAX_LAYERS];
   float default_top_p;
@@ -55,6 +56,12 @@ typedef struct up_model_config {
 const up_model_config *up_model_preset_find(const char *name);
 int32_t up_model_preset_count(void);
 const up_model_config *up_model_preset_at(int32_t index);
+
+/* UniPrefill drop layers for a model with no reference list of its own: Llama-3.1-8B's
+ * reference layers (7, 11, ..., 27 of 32) scaled to n_layers (floor(l x n_layers / 32)),
+ * repeats removed. Writes them ascending into drop_layers and returns their count. The
+ * 8B and 70B presets and Hugging Face checkpoints take their drop layers from here. */
+int32_t up_model_config_drop_layers_by_depth(int32_t n_layers, int32_t drop_layers[UP_MAX_LAYERS]);
 
 /* Keep only the first n_layers layers (reduced-depth variants, labelled in the name);
  * drop layers beyond the new depth are removed. Returns false if n_layers is out of range. */

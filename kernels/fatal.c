@@ -41,6 +41,16 @@ void up_assert_fail(const char *file, int line, const char *condition, const cha
   report_and_end(file, line, condition, fmt, ap);
 }
 
+bool up_error(char *err, size_t err_size, const char *fmt, ...) {
+  if (err && err_size) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, err_size, fmt, ap);
+    va_end(ap);
+  }
+  return false;
+}
+
 void *up_malloc_or_die(size_t bytes, const char *what) {
   void *p = malloc(bytes ? bytes : 1);
   if (!p) UP_FATAL("out of host memory allocating %zu bytes for %s", bytes, what);

@@ -4,10 +4,12 @@
  * library call) is reported once with file, line, what failed and why, then the
  * process ends through an abort hook. The launcher points that hook at MPI_Abort so a
  * failing rank takes the whole job down instead of leaving the other ranks hanging;
- * tests and tools without MPI keep the default, exit(1). */
+ * tests and tools without MPI keep the default, exit(1). Errors in input a reader
+ * can refuse (a malformed file) are not fatal: up_error only formats their message. */
 #ifndef UP_FATAL_H
 #define UP_FATAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #ifdef __cplusplus
@@ -37,6 +39,11 @@ void up_assert_fail(const char *file, int line, const char *condition, const cha
   do {                                                              \
     if (!(cond)) up_assert_fail(__FILE__, __LINE__, #cond, __VA_ARGS__); \
   } while (0)
+
+/* The recoverable counterpart, for readers of untrusted input: write a message into
+ * the caller's err buffer (nothing when err is NULL or err_size 0) and return false,
+ * so a check can end with `return up_error(err, err_size, "...", ...)`. */
+bool up_error(char *err, size_t err_size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* malloc/calloc that name what they allocate when memory runs out. */
 void *up_malloc_or_die(size_t bytes, const char *what);

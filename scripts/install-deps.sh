@@ -6,12 +6,15 @@ set -euo pipefail
 
 packages=(
   cmake make gcc pkg-config
+  clang libclang-rt-14-dev
   libopenmpi-dev openmpi-bin
   libhdf5-dev
   libopenblas-dev
   libcjson-dev
   libpcre2-dev
   libcriterion-dev
+  zlib1g-dev
+  gnu-standards  # prose for the eval tasks' haystacks (workloads/haystack_corpus.h)
   python3 python3-h5py python3-numpy python3-matplotlib
 )
 

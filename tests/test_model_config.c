@@ -67,3 +67,28 @@ Test(model_config, truncate_and_validate) {
   cr_assert(strstr(err, "kv heads") != NULL, "%s", err);
   cr_assert_null(up_model_preset_find("no-such-model"));
 }
+
+Test(model_config, drop_layers_by_depth) {
+  int32_t layers[UP_MAX_LAYERS];
+  const int32_t at_32[] = {7, 11, 15, 19, 23, 27};
+  cr_assert_eq(up_model_config_drop_layers_by_depth(32, layers), 6);
+  for (int i = 0; i < 6; ++i) cr_assert_eq(layers[i], at_32[i], "the reference layers at the reference depth");
+  const up_model_config *c70 = up_model_preset_find("llama-3.1-70b");
+  const int32_t at_80[] = {17, 27, 37, 47, 57, 67};
+  cr_assert_eq(c70->n_drop_layers, 6);
+  for (int i = 0; i < 6; ++i) cr_assert_eq(c70->drop_layers[i], at_80[i], "70B preset: 8B's scaled by 2.5");
+  cr_assert_eq(up_model_config_drop_layers_by_depth(2, layers), 2, "repeats are removed");
+  cr_assert(layers[0] == 0 && layers[1] == 1);
+  cr_assert_eq(up_model_config_drop_layers_by_depth(1, layers), 1);
+  cr_assert_eq(layers[0], 0);
+  for (int32_t depth = 1; depth <= UP_MAX_LAYERS; ++depth) {
+    const int32_t n = up_model_config_drop_layers_by_depth(depth, layers);
+    cr_assert(n >= 1 && n <= 6);
+    for (int32_t i = 0; i < n; ++i) {
+      cr_assert(layers[i] >= 0 && layers[i] < depth, "depth %d: layer %d in range", depth, layers[i]);
+      if (i) cr_assert_gt(layers[i], layers[i - 1], "depth %d: ascending", depth);
+    }
+  }
+  for (int32_t i = 0; i < up_model_preset_count(); ++i)
+    cr_assert_not(up_model_preset_at(i)->tie_word_embeddings, "presets have their own LM head");
+}

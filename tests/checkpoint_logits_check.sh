@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# checkpoint_logits_check.sh — the engine's logits for a real checkpoint against an
+# independent numpy recomputation (tests/reference/llama_gguf_reference.py): the
+# engine loads MODEL on BACKEND, prefills TOKENS, and its last-position logits must
+# match the reference within MAX_REL_ERR (normalised) with the same top-1 token.
+# Exit 77 (skip) when the model or the backend is absent.
+set -euo pipefail
+tool=$1 python=$2 refdir=$3 backend=$4 model=$5 tokens=$6 max_rel_err=$7
+# "smollm2" names the real model where scripts/fetch-smollm2.sh puts it.
+if [ "$model" = smollm2 ]; then
+  model=${UNIPREFILL_MODEL_CACHE:-$HOME/.cache/uniprefill-bench/models}/SmolLM2-135M-Instruct.Q4_1.gguf
+fi
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+set +e
+"$tool" "$backend" "$model" "$tokens" "$work/engine.f32" 8
+rc=$?
+set -e
+[ $rc -eq 77 ] && exit 77
+[ $rc -eq 0 ] || { echo "checkpoint_logits failed (exit $rc)"; exit 1; }
+"$python" "$refdir/llama_gguf_reference.py" "$model" --tokens "$tokens" --out "$work/reference.f32"
+"$python" "$refdir/compare_logits.py" "$work/engine.f32" "$work/reference.f32" --max-rel-err "$max_rel_err" \
+  --require-argmax

@@ -1,0 +1,84 @@
+/* checkpoint_logits.c — loads a checkpoint through the engine (engine/checkpoint.h) on
+ * a chosen backend, prefills one prompt given as token ids and writes the last
+ * position's logits as raw little-endian float32, for comparison with an independent
+ * recomputation (tests/reference/llama_gguf_reference.py). Also prints the greedy
+ * continuation's ids, so a run shows whether a real model answers coherently.
+ * Exit 77 when the backend or the model file is absent (CTest's skip code). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "engine/checkpoint.h"
+#include "engine/generation.h"
+#include "engine/method.h"
+#include "engine/model.h"
+#include "launcher/backend_select.h"
+
+static int usage(void) {
+  fprintf(stderr, "usage: checkpoint_logits cpu|cuda MODEL TOKENS(comma list) OUT.f32 [GREEDY_TOKENS]\n");
+  return 2;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 5) return usage();
+  const char *backend_name = argv[1], *model_path = argv[2], *out_path = argv[4];
+  const int32_t n_greedy = argc > 5 ? atoi(argv[5]) : 1;
+  struct stat st;
+  if (stat(model_path, &st) != 0) {
+    printf("SKIP: %s is absent (scripts/fetch-smollm2.sh fetches the real model)\n", model_path);
+    return 77;
+  }
+  int32_t tokens[4096], n = 0;
+  for (char *p = argv[3]; *p && n < 4096;) {
+    char *end;
+    tokens[n++] = (int32_t)strtol(p, &end, 10);
+    if (end == p) return usage();
+    p = *end == ',' ? end + 1 : end;
+  }
+  char err[1024] = "", notice[256] = "";
+  const up_backend_choice choice = strcmp(backend_name, "cuda") == 0 ? UP_BACKEND_CUDA : UP_BACKEND_CPU;
+  up_backend *be = up_backend_select(choice, 0, 0, notice, sizeof notice, err, sizeof err);
+  if (!be) {
+    printf("SKIP: no %s backend here: %s\n", backend_name, err);
+    return 77;
+  }
+  up_checkpoint *ck = up_checkpoint_open(model_path, err, sizeof err);
+  if (!ck) {
+    fprintf(stderr, "checkpoint_logits: %s\n", err);
+    return 1;
+  }
+  up_model *model = up_model_create_from_checkpoint(ck, be, err, sizeof err);
+  if (!model) {
+    fprintf(stderr, "checkpoint_logits: %s\n", err);
+    return 1;
+  }
+  const int32_t max_new = n_greedy > 0 ? n_greedy : 1;
+  up_generator *gen = up_generator_create(model, 1, n, max_new, err, sizeof err);
+  if (!gen) {
+    fprintf(stderr, "checkpoint_logits: %s\n", err);
+    return 1;
+  }
+  up_method_spec spec;
+  up_method_spec_default(&spec, UP_METHOD_DENSE);
+  up_method dense;
+  up_method_init(&dense, &spec);
+  const int32_t *prompts[1] = {tokens};
+  up_generation g;
+  up_generator_run(gen, &dense, prompts, &n, 1, max_new, NULL, 0, &g);
+  FILE *f = fopen(out_path, "wb");
+  const int32_t vocab = up_checkpoint_config(ck)->vocab;
+  if (!f || fwrite(g.first_logits, sizeof(float), (size_t)vocab, f) != (size_t)vocab || fclose(f) != 0) {
+    fprintf(stderr, "checkpoint_logits: cannot write %s\n", out_path);
+    return 1;
+  }
+  printf("greedy:");
+  for (int32_t i = 0; i < g.n_tokens; ++i) printf("%s%d", i ? "," : " ", (int)g.tokens[i]);
+  printf("\n");
+  up_generation_free(&g);
+  up_generator_destroy(gen);
+  up_model_destroy(model);
+  up_checkpoint_close(ck);
+  be->ops->destroy(be);
+  return 0;
+}

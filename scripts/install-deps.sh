@@ -11,6 +11,7 @@ packages=(
   libhdf5-dev
   libopenblas-dev
   libcjson-dev
+  libpcre2-dev
   libcriterion-dev
   zlib1g-dev
   gnu-standards  # prose for the eval tasks' haystacks (workloads/haystack_corpus.h)

@@ -14,85 +14,12 @@
 #include "engine/ggml_dequant.h"
 #include "kernels/float16.h"
 #include "engine/gguf.h"
+#include "tests/gguf_writer.h"
 
 #ifndef UP_SHARED_DIR
 #error "UP_SHARED_DIR must point at ../shared (tests/CMakeLists.txt defines it)"
 #endif
 #define TINY_LLAMA_GGUF UP_SHARED_DIR "/models/llama-2-tiny-random.gguf"
-
-/* ---- a minimal GGUF writer ------------------------------------------------------- */
-
-typedef struct gguf_buf {
-  uint8_t *data;
-  size_t len, cap;
-} gguf_buf;
-
-static void put(gguf_buf *b, const void *bytes, size_t n) {
-  if (b->len + n > b->cap) {
-    b->cap = (b->len + n) * 2 + 64;
-    b->data = realloc(b->data, b->cap);
-    cr_assert_not_null(b->data);
-  }
-  if (n) memcpy(b->data + b->len, bytes, n);
-  b->len += n;
-}
-
-static void put_u8(gguf_buf *b, uint8_t v) { put(b, &v, 1); }
-static void put_u32(gguf_buf *b, uint32_t v) {
-  for (int i = 0; i < 4; i++) put_u8(b, (uint8_t)(v >> (8 * i)));
-}
-static void put_u64(gguf_buf *b, uint64_t v) {
-  for (int i = 0; i < 8; i++) put_u8(b, (uint8_t)(v >> (8 * i)));
-}
-static void put_f32(gguf_buf *b, float f) {
-  uint32_t bits;
-  memcpy(&bits, &f, 4);
-  put_u32(b, bits);
-}
-static void put_str(gguf_buf *b, const char *s) {
-  put_u64(b, strlen(s));
-  put(b, s, strlen(s));
-}
-
-static void put_header(gguf_buf *b, uint32_t version, uint64_t n_tensors, uint64_t n_kv) {
-  put(b, "GGUF", 4);
-  put_u32(b, version);
-  put_u64(b, n_tensors);
-  put_u64(b, n_kv);
-}
-
-static void put_kv_u32(gguf_buf *b, const char *key, uint32_t v) {
-  put_str(b, key);
-  put_u32(b, UP_GGUF_U32);
-  put_u32(b, v);
-}
-
-static void put_kv_str(gguf_buf *b, const char *key, const char *v) {
-  put_str(b, key);
-  put_u32(b, UP_GGUF_STRING);
-  put_str(b, v);
-}
-
-/* Key, ARRAY, element type and count; the caller writes the elements. */
-static void put_array_header(gguf_buf *b, const char *key, uint32_t elem_type, uint64_t count) {
-  put_str(b, key);
-  put_u32(b, UP_GGUF_ARRAY);
-  put_u32(b, elem_type);
-  put_u64(b, count);
-}
-
-static void put_tensor_info(gguf_buf *b, const char *name, uint32_t n_dims, const uint64_t *dims, uint32_t type,
-                            uint64_t offset) {
-  put_str(b, name);
-  put_u32(b, n_dims);
-  for (uint32_t d = 0; d < n_dims; d++) put_u64(b, dims[d]);
-  put_u32(b, type);
-  put_u64(b, offset);
-}
-
-static void pad_to(gguf_buf *b, size_t alignment) {
-  while (b->len % alignment) put_u8(b, 0);
-}
 
 /* The small valid file: every scalar kind of metadata, a string array, numeric arrays,
  * and three tensors (F32 [4], Q8_0 [32, 2], F16 [2, 3]) whose data ends at the file's

@@ -20,6 +20,8 @@
 #define UP_NUMBER_TEXT_MAX 32
 #define UP_DEFAULT_METHODS "dense,uniprefill,uniprefill:keep=0.3"
 #define UP_KERNELS_RUN_NO_SWEEP "--kernels times kernels alone and runs no sweep"
+#define UP_EVAL_RUNS_NO_SWEEP "--eval runs its own task prompts and no serving sweep"
+#define UP_EVAL_MAX_BATCH 256
 
 typedef enum up_flag_id {
   UP_FLAG_MODEL,
@@ -66,6 +68,12 @@ typedef enum up_flag_id {
   UP_FLAG_KERNEL_BATCHES,
   UP_FLAG_KERNEL_WARMUP,
   UP_FLAG_KERNEL_REPEATS,
+  UP_FLAG_EVAL,
+  UP_FLAG_EVAL_SAMPLES,
+  UP_FLAG_EVAL_MAX_NEW,
+  UP_FLAG_EVAL_BATCH,
+  UP_FLAG_EVAL_CORPUS,
+  UP_FLAG_CHAT_TEMPLATE,
   UP_FLAG_HELP,
   UP_FLAG_VERSION,
   UP_FLAG_COUNT,
@@ -80,6 +88,7 @@ typedef enum up_flag_group {
   UP_GROUP_UNIPREFILL,
   UP_GROUP_OUTPUT,
   UP_GROUP_KERNELS,
+  UP_GROUP_EVAL,
   UP_GROUP_COUNT,
 } up_flag_group;
 
@@ -88,6 +97,7 @@ static const char *const up_group_titles[UP_GROUP_COUNT] = {
     "Open loop and trace replay (--concurrency caps requests in flight)",
     "Serving engine", "UniPrefill", "Output",
     "Kernel benchmark (--kernels; --ctx, --kv-block, --seed, --threads and --uniprefill-* apply too)",
+    "Fidelity evaluation (--eval; --model PATH.gguf, --ctx, --method, --seed and --uniprefill-* apply too)",
 };
 
 typedef struct up_flag_info {
@@ -173,6 +183,16 @@ static const up_flag_info up_flags[] = {
     {UP_FLAG_KERNEL_WARMUP, "kernel-warmup", 0, "N", UP_GROUP_KERNELS, "untimed calls before each case (default 3)"},
     {UP_FLAG_KERNEL_REPEATS, "kernel-repeats", 0, "N", UP_GROUP_KERNELS,
      "timed calls per case, 1..1000; median, min and max are reported (default 15)"},
+    {UP_FLAG_EVAL, "eval", 0, "TASKS", UP_GROUP_EVAL,
+     "RULER-style tasks instead of the sweep: niah_single, niah_multikey, niah_multivalue, kv_retrieval, vt, or "
+     "niah / all; greedy answers scored by string match, compared with dense (ctx default 2k,4k,8k)"},
+    {UP_FLAG_EVAL_SAMPLES, "eval-samples", 0, "N", UP_GROUP_EVAL, "samples per task and context (default 4)"},
+    {UP_FLAG_EVAL_MAX_NEW, "eval-max-new", 0, "N", UP_GROUP_EVAL, "answer tokens generated at most (default 32)"},
+    {UP_FLAG_EVAL_BATCH, "eval-batch", 0, "N", UP_GROUP_EVAL, "prompts per forward, 1..256 (default 4)"},
+    {UP_FLAG_EVAL_CORPUS, "eval-corpus", 0, "PATHS", UP_GROUP_EVAL,
+     "haystack prose files (.txt or .gz), comma-separated (default: Debian's gnu-standards texts)"},
+    {UP_FLAG_CHAT_TEMPLATE, "chat-template", 0, "NAME", UP_GROUP_EVAL,
+     "prompt format: chatml, llama3, llama2 or plain (default: recognised from the checkpoint's template)"},
     {UP_FLAG_HELP, "help", 'h', NULL, UP_GROUP_OUTPUT, "print this help and exit"},
     {UP_FLAG_VERSION, "version", 0, NULL, UP_GROUP_OUTPUT, "print the version and exit"},
 };
@@ -648,6 +668,20 @@ static bool up_apply_flag(const up_flag_info *flag, const char *v, up_options *o
       if (!up_flag_int64(name, v, 1, UP_KERNEL_MAX_REPEATS, &wide, err, err_size)) return false;
       opt->kernel_repeats = (int32_t)wide;
       return true;
+    case UP_FLAG_EVAL: return up_copy_text(name, v, opt->eval_tasks, sizeof(opt->eval_tasks), err, err_size);
+    case UP_FLAG_EVAL_SAMPLES: return up_flag_int32(name, v, 1, &opt->eval_samples, err, err_size);
+    case UP_FLAG_EVAL_MAX_NEW: return up_flag_int32(name, v, 1, &opt->eval_max_new, err, err_size);
+    case UP_FLAG_EVAL_BATCH:
+      if (!up_flag_int64(name, v, 1, UP_EVAL_MAX_BATCH, &wide, err, err_size)) return false;
+      opt->eval_batch = (int32_t)wide;
+      return true;
+    case UP_FLAG_EVAL_CORPUS: return up_copy_text(name, v, opt->eval_corpus, sizeof(opt->eval_corpus), err, err_size);
+    case UP_FLAG_CHAT_TEMPLATE: {
+      static const char *const names[] = {"chatml", "llama3", "llama2", "plain"};
+      if (!up_flag_choice(name, v, names, 4, &choice, err, err_size)) return false;
+      snprintf(opt->chat_template, sizeof opt->chat_template, "%s", names[choice]);
+      return true;
+    }
     case UP_FLAG_HELP:
     case UP_FLAG_VERSION:
     case UP_FLAG_COUNT: break; /* help and version end parsing in the caller; COUNT is no flag */
@@ -698,6 +732,12 @@ void up_options_default(up_options *opt) {
   opt->n_kernel_batches = 0;
   opt->kernel_warmup = 3;
   opt->kernel_repeats = 15;
+  opt->eval_tasks[0] = '\0';
+  opt->eval_samples = 4;
+  opt->eval_max_new = 32;
+  opt->eval_batch = 4;
+  opt->eval_corpus[0] = '\0';
+  opt->chat_template[0] = '\0';
 }
 
 static const up_flag_info *up_find_long(const char *name, size_t len) {
@@ -736,6 +776,11 @@ static const up_flag_needs up_flag_requirements[] = {
     {UP_FLAG_KERNEL_BATCHES, UP_FLAG_KERNELS, UP_FLAG_COUNT, "it sizes the kernel benchmark's batches"},
     {UP_FLAG_KERNEL_WARMUP, UP_FLAG_KERNELS, UP_FLAG_COUNT, "it belongs to the kernel benchmark"},
     {UP_FLAG_KERNEL_REPEATS, UP_FLAG_KERNELS, UP_FLAG_COUNT, "it belongs to the kernel benchmark"},
+    {UP_FLAG_EVAL_SAMPLES, UP_FLAG_EVAL, UP_FLAG_COUNT, "it belongs to the fidelity evaluation"},
+    {UP_FLAG_EVAL_MAX_NEW, UP_FLAG_EVAL, UP_FLAG_COUNT, "it belongs to the fidelity evaluation"},
+    {UP_FLAG_EVAL_BATCH, UP_FLAG_EVAL, UP_FLAG_COUNT, "it belongs to the fidelity evaluation"},
+    {UP_FLAG_EVAL_CORPUS, UP_FLAG_EVAL, UP_FLAG_COUNT, "it belongs to the fidelity evaluation"},
+    {UP_FLAG_CHAT_TEMPLATE, UP_FLAG_EVAL, UP_FLAG_COUNT, "only the fidelity evaluation writes prompts as text"},
 };
 
 /* Pairs that cannot be given together. */
@@ -769,6 +814,15 @@ static const up_flag_conflict up_flag_conflicts[] = {
     {UP_FLAG_KERNELS, UP_FLAG_GPU_MEM_FRACTION, UP_KERNELS_RUN_NO_SWEEP},
     {UP_FLAG_KERNELS, UP_FLAG_SLO, UP_KERNELS_RUN_NO_SWEEP},
     {UP_FLAG_KERNELS, UP_FLAG_DROP_LAYERS, UP_KERNELS_RUN_NO_SWEEP},
+    /* The evaluation runs its own prompts, one group at a time, untimed as a workload. */
+    {UP_FLAG_EVAL, UP_FLAG_KERNELS, "they are different modes"},
+    {UP_FLAG_EVAL, UP_FLAG_CONCURRENCY, UP_EVAL_RUNS_NO_SWEEP},
+    {UP_FLAG_EVAL, UP_FLAG_MAX_CONCURRENCY, UP_EVAL_RUNS_NO_SWEEP},
+    {UP_FLAG_EVAL, UP_FLAG_REQUESTS, UP_EVAL_RUNS_NO_SWEEP},
+    {UP_FLAG_EVAL, UP_FLAG_OUTPUT_LEN, "--eval takes --eval-max-new"},
+    {UP_FLAG_EVAL, UP_FLAG_REQUEST_RATE, UP_EVAL_RUNS_NO_SWEEP},
+    {UP_FLAG_EVAL, UP_FLAG_TRACE, UP_EVAL_RUNS_NO_SWEEP},
+    {UP_FLAG_EVAL, UP_FLAG_SLO, UP_EVAL_RUNS_NO_SWEEP},
 };
 
 static const char *up_flag_name(up_flag_id id) {

@@ -24,7 +24,8 @@ typedef enum up_output_format { UP_FORMAT_MARKDOWN = 0, UP_FORMAT_CSV = 1, UP_FO
 typedef enum up_backend_choice { UP_BACKEND_AUTO = 0, UP_BACKEND_CPU = 1, UP_BACKEND_CUDA = 2 } up_backend_choice;
 
 typedef struct up_options {
-  char model[64];              /* preset name; default: "tiny-llama" on cpu, "llama-3.1-8b" on cuda */
+  char model[UP_PATH_MAX];     /* preset name, .gguf file or Hugging Face directory; default: "tiny-llama"
+                                  on cpu, "llama-3.1-8b" on cuda */
   bool model_given;
   int32_t layers;              /* 0: the preset's depth; else a reduced-depth variant */
   up_backend_choice backend;
@@ -76,6 +77,14 @@ typedef struct up_options {
   int32_t kernel_batch_len[UP_MAX_SWEEP];
   int32_t kernel_warmup;       /* untimed calls before each case */
   int32_t kernel_repeats;      /* timed calls per case */
+  /* --eval TASKS: the fidelity evaluation of each method on a trained checkpoint
+   * (--model PATH.gguf) instead of the sweep; "" when not asked for. */
+  char eval_tasks[256];
+  int32_t eval_samples;        /* samples per task and context */
+  int32_t eval_max_new;        /* greedy tokens generated per answer at most */
+  int32_t eval_batch;          /* prompts per forward */
+  char eval_corpus[UP_PATH_MAX]; /* haystack files, comma-separated; "": gnu-standards */
+  char chat_template[16];      /* "": from the checkpoint; else chatml, llama3, llama2 or plain */
 } up_options;
 
 typedef enum up_parse_status {

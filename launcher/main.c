@@ -1,12 +1,13 @@
 /* main.c — the uniprefill-bench entry point: MPI start-up with every MPI error routed
- * to a message and MPI_Abort (so no rank hangs), option parsing, the sweep or the
- * kernel benchmark (--kernels), shutdown. */
+ * to a message and MPI_Abort (so no rank hangs), option parsing, the sweep, the
+ * kernel benchmark (--kernels) or the fidelity evaluation (--eval), shutdown. */
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "kernels/fatal.h"
 #include "launcher/cli.h"
+#include "launcher/eval_mode.h"
 #include "launcher/kernel_bench.h"
 #include "launcher/mpi_check.h"
 #include "launcher/sweep.h"
@@ -42,7 +43,9 @@ int main(int argc, char **argv) {
       fprintf(stderr, "uniprefill-bench: error: %s\nTry 'uniprefill-bench --help'.\n", err);
     exit_code = 2;
   } else if (status == UP_PARSE_OK) {
-    exit_code = opt->kernels ? up_kernel_bench_run(opt, argc, argv, &topo) : up_sweep_run(opt, argc, argv, &topo);
+    if (opt->kernels) exit_code = up_kernel_bench_run(opt, argc, argv, &topo);
+    else if (opt->eval_tasks[0]) exit_code = up_eval_mode_run(opt, argc, argv, &topo);
+    else exit_code = up_sweep_run(opt, argc, argv, &topo);
   }
   free(opt);
   MPI_Finalize();

@@ -50,6 +50,10 @@ struct up_results_file {
   up_table_layout step_layout;
   up_table_layout kernel_layout; /* built by the first kernel append (n_fields 0 until then) */
   bool kernels_created;
+  up_table_layout eval_sample_layout;  /* --eval tables, built by the first append */
+  up_table_layout eval_summary_layout;
+  bool eval_samples_created, eval_summary_created;
+  int32_t n_eval_groups;               /* /eval_layer_rows/NNNN datasets written */
 };
 
 /* Where a failure is reported: the file's path names it in every message. */
@@ -199,6 +203,42 @@ static const up_field_spec up_step_specs[] = {
     UP_FIELD(up_step_record, attention_ms, UP_KIND_F64),
     UP_FIELD(up_step_record, selection_ms, UP_KIND_F64),
     UP_FIELD(up_step_record, other_ms, UP_KIND_F64),
+};
+
+static const up_field_spec up_eval_sample_specs[] = {
+    UP_FIELD(up_eval_record, method, UP_KIND_CHARS),
+    UP_FIELD(up_eval_record, task, UP_KIND_CHARS),
+    UP_FIELD(up_eval_record, ctx, UP_KIND_I32),
+    UP_FIELD(up_eval_record, sample, UP_KIND_I32),
+    UP_FIELD(up_eval_record, prompt_tokens, UP_KIND_I32),
+    UP_FIELD(up_eval_record, depth, UP_KIND_F32),
+    UP_FIELD(up_eval_record, score, UP_KIND_F32),
+    UP_FIELD(up_eval_record, partial, UP_KIND_F32),
+    UP_FIELD(up_eval_record, first_token, UP_KIND_I32),
+    UP_FIELD(up_eval_record, dense_first_token, UP_KIND_I32),
+    UP_FIELD(up_eval_record, top1_agrees, UP_KIND_I32),
+    UP_FIELD(up_eval_record, kl_vs_dense, UP_KIND_F64),
+    UP_FIELD(up_eval_record, kept_fraction, UP_KIND_F32),
+    UP_FIELD(up_eval_record, generated_tokens, UP_KIND_I32),
+    UP_FIELD(up_eval_record, stopped, UP_KIND_I32),
+    UP_FIELD(up_eval_record, prefill_decode_ms, UP_KIND_F64),
+    UP_FIELD(up_eval_record, expected, UP_KIND_CHARS),
+    UP_FIELD(up_eval_record, generated, UP_KIND_CHARS),
+};
+
+static const up_field_spec up_eval_summary_specs[] = {
+    UP_FIELD(up_eval_summary, method, UP_KIND_CHARS),
+    UP_FIELD(up_eval_summary, task, UP_KIND_CHARS),
+    UP_FIELD(up_eval_summary, ctx, UP_KIND_I32),
+    UP_FIELD(up_eval_summary, n_samples, UP_KIND_I32),
+    UP_FIELD(up_eval_summary, accuracy, UP_KIND_F64),
+    UP_FIELD(up_eval_summary, partial, UP_KIND_F64),
+    UP_FIELD(up_eval_summary, top1_agreement, UP_KIND_F64),
+    UP_FIELD(up_eval_summary, kl_mean, UP_KIND_F64),
+    UP_FIELD(up_eval_summary, kl_max, UP_KIND_F64),
+    UP_FIELD(up_eval_summary, kept_fraction, UP_KIND_F64),
+    UP_FIELD(up_eval_summary, kept_after_drops, UP_KIND_CHARS),
+    UP_FIELD(up_eval_summary, prompt_tokens_mean, UP_KIND_F64),
 };
 
 static const up_field_spec up_kernel_specs[] = {
@@ -714,6 +754,25 @@ static int up_kernel_attrs_write(hid_t file, const up_kernel_table_params *param
   return rc;
 }
 
+/* Append rows to a root-level table, creating it (and its layout) on first use; the
+ * modes that add tables after the sweep's (--kernels, --eval) share this. */
+static int up_root_table_append(hid_t file, const char *name, const char *what, const up_field_spec *specs,
+                                size_t n_specs, size_t record_size, up_table_layout *layout, bool *created,
+                                const void *rows, int32_t n_rows, const up_h5_err *e) {
+  if (!*created) {
+    if ((layout->n_fields == 0 && up_layout_build(layout, what, record_size, specs, n_specs, e) < 0) ||
+        up_table_create(file, "", name, layout, UP_KERNELS_CHUNK_RECORDS, (hsize_t)n_rows, rows, e) < 0)
+      return -1;
+    *created = true;
+  } else if (n_rows > 0 &&
+             H5TBappend_records(file, name, (hsize_t)n_rows, layout->record_size, layout->offsets, layout->sizes,
+                                rows) < 0) {
+    up_h5_fail(e, "cannot append %d rows to table '/%s'", n_rows, name);
+    return -1;
+  }
+  return 0;
+}
+
 int up_results_append_kernels(up_results_file *file, const up_kernel_table_params *params,
                               const up_kernel_record *rows, int32_t n_rows, char *err, size_t err_size) {
   const up_h5_err e = {.path = file != NULL ? file->path : "(none)", .buf = err, .size = err_size};
@@ -721,26 +780,59 @@ int up_results_append_kernels(up_results_file *file, const up_kernel_table_param
     up_h5_fail_plain(&e, "append_kernels needs an open file, the table's parameters and %d rows", n_rows);
     return -1;
   }
-  if (!file->kernels_created) {
-    if ((file->kernel_layout.n_fields == 0 &&
-         up_layout_build(&file->kernel_layout, "kernel cases", sizeof(up_kernel_record), up_kernel_specs,
-                         UP_N_SPECS(up_kernel_specs), &e) < 0) ||
-        up_table_create(file->file, "", "kernels", &file->kernel_layout, UP_KERNELS_CHUNK_RECORDS, (hsize_t)n_rows,
-                        rows, &e) < 0 ||
-        up_kernel_attrs_write(file->file, params, &e) < 0) {
-      return -1;
-    }
-    file->kernels_created = true;
-  } else if (n_rows > 0) {
-    const up_table_layout *l = &file->kernel_layout;
-    if (H5TBappend_records(file->file, "kernels", (hsize_t)n_rows, l->record_size, l->offsets, l->sizes, rows) < 0) {
-      up_h5_fail(&e, "cannot append %d rows to table '/kernels'", n_rows);
-      return -1;
-    }
-  }
+  const bool first = !file->kernels_created;
+  if (up_root_table_append(file->file, "kernels", "kernel cases", up_kernel_specs, UP_N_SPECS(up_kernel_specs),
+                           sizeof(up_kernel_record), &file->kernel_layout, &file->kernels_created, rows, n_rows,
+                           &e) < 0 ||
+      (first && up_kernel_attrs_write(file->file, params, &e) < 0))
+    return -1;
   /* Flush now so a run that fails later keeps these cases. */
   if (H5Fflush(file->file, H5F_SCOPE_GLOBAL) < 0) {
     up_h5_fail(&e, "cannot flush after writing kernel cases");
+    return -1;
+  }
+  return 0;
+}
+
+int up_results_append_eval(up_results_file *file, const up_eval_record *records, const int32_t *layer_rows,
+                           int32_t n_records, int32_t n_layers, const up_eval_summary *summaries,
+                           int32_t n_summaries, char *err, size_t err_size) {
+  const up_h5_err e = {.path = file != NULL ? file->path : "(none)", .buf = err, .size = err_size};
+  if (file == NULL || n_records < 0 || n_summaries < 0 || n_layers < 1) {
+    up_h5_fail_plain(&e, "append_eval needs an open file, rows and the model's depth");
+    return -1;
+  }
+  if (up_root_table_append(file->file, "eval_samples", "eval samples", up_eval_sample_specs,
+                           UP_N_SPECS(up_eval_sample_specs), sizeof(up_eval_record), &file->eval_sample_layout,
+                           &file->eval_samples_created, records, n_records, &e) < 0 ||
+      up_root_table_append(file->file, "eval_summary", "eval summary", up_eval_summary_specs,
+                           UP_N_SPECS(up_eval_summary_specs), sizeof(up_eval_summary), &file->eval_summary_layout,
+                           &file->eval_summary_created, summaries, n_summaries, &e) < 0)
+    return -1;
+  /* Prompt rows entering each layer, one dataset per call, rows in eval_samples order. */
+  if (file->n_eval_groups == 0) {
+    const hid_t g = H5Gcreate2(file->file, "eval_layer_rows", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0 || H5Gclose(g) < 0) {
+      up_h5_fail(&e, "cannot create group '/eval_layer_rows'");
+      return -1;
+    }
+  }
+  char name[64];
+  snprintf(name, sizeof name, "%04d", (int)file->n_eval_groups);
+  const hid_t g = H5Gopen2(file->file, "eval_layer_rows", H5P_DEFAULT);
+  if (g < 0) {
+    up_h5_fail(&e, "cannot open group '/eval_layer_rows'");
+    return -1;
+  }
+  const int rc = up_matrix_write(g, "/eval_layer_rows", name, H5T_NATIVE_INT32, (hsize_t)n_records, (hsize_t)n_layers,
+                                 layer_rows, &e);
+  if (H5Gclose(g) < 0 || rc < 0) {
+    if (rc == 0) up_h5_fail(&e, "cannot close group '/eval_layer_rows'");
+    return -1;
+  }
+  file->n_eval_groups += 1;
+  if (H5Fflush(file->file, H5F_SCOPE_GLOBAL) < 0) {
+    up_h5_fail(&e, "cannot flush after writing eval rows");
     return -1;
   }
   return 0;
@@ -758,6 +850,8 @@ int up_results_close(up_results_file *file, char *err, size_t err_size) {
   if (up_layout_close(&file->request_layout, &e) < 0) rc = -1;
   if (up_layout_close(&file->step_layout, &e) < 0) rc = -1;
   if (up_layout_close(&file->kernel_layout, &e) < 0) rc = -1;
+  if (up_layout_close(&file->eval_sample_layout, &e) < 0) rc = -1;
+  if (up_layout_close(&file->eval_summary_layout, &e) < 0) rc = -1;
   if (H5Fclose(file->file) < 0 && rc == 0) {
     up_h5_fail(&e, "cannot close the file (an object may still be open)");
     rc = -1;

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "engine/engine.h"
+#include "launcher/eval_record.h"
 #include "launcher/kernel_record.h"
 #include "launcher/point_summary.h"
 
@@ -93,6 +94,13 @@ typedef struct up_kernel_table_params {
  * and writes params as its attributes), then flush. Returns 0 or -1 with err set. */
 int up_results_append_kernels(up_results_file *file, const up_kernel_table_params *params,
                               const up_kernel_record *rows, int32_t n_rows, char *err, size_t err_size);
+
+/* Append one group of --eval rows (one context: every method's samples and summary
+ * rows) to the /eval_samples and /eval_summary tables, and the samples' prompt rows per
+ * layer [n_records][n_layers] as /eval_layer_rows/NNNN; flush. 0 or -1 with err set. */
+int up_results_append_eval(up_results_file *file, const up_eval_record *records, const int32_t *layer_rows,
+                           int32_t n_records, int32_t n_layers, const up_eval_summary *summaries,
+                           int32_t n_summaries, char *err, size_t err_size);
 
 /* Close the file; returns 0 or -1 with err set. */
 int up_results_close(up_results_file *file, char *err, size_t err_size);

@@ -3,6 +3,8 @@
  * metadata (producer, command line, hosts, devices, library versions, start time). */
 #include "launcher/run_setup.h"
 
+#include "engine/checkpoint.h"
+
 #include <errno.h>
 #include <hdf5.h>
 #include <mpi.h>
@@ -57,6 +59,18 @@ bool up_run_resolve_model(const up_options *opt, const up_backend *be, up_model_
                           size_t err_size) {
   const char *model_name = opt->model_given ? opt->model : (up_run_on_gpu(be) ? "llama-3.1-8b" : "tiny-llama");
   const up_model_config *preset = up_model_preset_find(model_name);
+  if (!preset && up_checkpoint_is_path(model_name)) {
+    up_checkpoint *ck = up_checkpoint_open(model_name, err, err_size);
+    if (!ck) return false;
+    *cfg = *up_checkpoint_config(ck);
+    up_checkpoint_close(ck);
+    if (opt->layers > 0 && opt->layers != cfg->n_layers) {
+      snprintf(err, err_size, "--layers %d: a checkpoint (%s) keeps its own depth of %d layers", (int)opt->layers,
+               model_name, (int)cfg->n_layers);
+      return false;
+    }
+    return true;
+  }
   if (!preset) {
     size_t used = (size_t)snprintf(err, err_size, "--model: unknown preset '%s' (known:", model_name);
     for (int32_t i = 0; i < up_model_preset_count() && used < err_size; ++i)
@@ -71,6 +85,16 @@ bool up_run_resolve_model(const up_options *opt, const up_backend *be, up_model_
     return false;
   }
   return up_model_config_validate(cfg, err, err_size);
+}
+
+up_model *up_run_create_model(const up_options *opt, const up_model_config *cfg, up_backend *be, char *err,
+                               size_t err_size) {
+  if (!opt->model_given || up_model_preset_find(opt->model)) return up_model_create_random(cfg, be, opt->seed);
+  up_checkpoint *ck = up_checkpoint_open(opt->model, err, err_size);
+  if (!ck) return NULL;
+  up_model *model = up_model_create_from_checkpoint(ck, be, err, err_size);
+  up_checkpoint_close(ck);
+  return model;
 }
 
 static void utc_now(char *buf, size_t size, const char *fmt) {

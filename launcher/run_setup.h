@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "engine/model.h"
 #include "engine/model_config.h"
 #include "kernels/ops.h"
 #include "launcher/cli.h"
@@ -27,10 +28,16 @@ up_backend *up_run_select_backend(const up_options *opt, const up_topology *topo
 /* Whether the backend is the GPU one (whose defaults differ: model, contexts). */
 bool up_run_on_gpu(const up_backend *be);
 
-/* The model config: --model or the backend's default preset (tiny-llama on the CPU,
- * llama-3.1-8b on a GPU), reduced to --layers, validated; false with a message. */
+/* The model config: --model (a preset, or a checkpoint's config.json / GGUF metadata) or
+ * the backend's default preset (tiny-llama on the CPU, llama-3.1-8b on a GPU), a preset
+ * reduced to --layers, validated; false with a message. */
 bool up_run_resolve_model(const up_options *opt, const up_backend *be, up_model_config *cfg, char *err,
                           size_t err_size);
+
+/* The model the config came from: seeded random weights for a preset, the checkpoint's
+ * weights for a path. NULL with a message when the checkpoint cannot be loaded. */
+up_model *up_run_create_model(const up_options *opt, const up_model_config *cfg, up_backend *be, char *err,
+                              size_t err_size);
 
 /* Rank 0 creates the results file (-o PATH, or results/runs/<UTC timestamp>.h5 with its
  * directories) holding the run's metadata; path (UP_PATH_MAX chars) receives its name on

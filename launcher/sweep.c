@@ -257,7 +257,14 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
     return 1;
   }
 
-  up_model *model = up_model_create_random(&cfg, be, opt->seed);
+  char model_err[1024] = "";
+  up_model *model = up_run_create_model(opt, &cfg, be, model_err, sizeof model_err);
+  if (up_run_agree_on_failure(topo, model == NULL, model_err)) {
+    if (results) up_results_close(results, model_err, sizeof model_err);
+    be->ops->destroy(be);
+    up_workload_plan_free(&wp);
+    return 1;
+  }
   const int32_t n_points = n_ctx * opt->n_concurrency * opt->n_methods;
   up_point_summary *rows = root ? up_calloc_or_die((size_t)n_points, sizeof(up_point_summary), "summary rows") : NULL;
   const int progress = root && !opt->quiet && isatty(STDERR_FILENO);

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # gpu-suite.sh — everything a GPU machine should run in one go: configure with CUDA,
 # build, run the gpu-labelled tests, then the kernel benchmark (uniprefill-bench
-# --kernels) and an end-to-end sweep, writing every log, table and run file under
-# OUTDIR and printing a short summary last.
+# --kernels), an end-to-end check, the fidelity evaluation on the real model and the
+# context x concurrency sweep, writing every log, table and run file under OUTDIR and
+# a short summary to OUTDIR/summary.txt.
 # Usage: scripts/gpu-suite.sh OUTDIR [extra cmake args...]
-# Environment: KERNEL_CASES (default gemm,attention,decode,selection), KERNEL_ARGS (more
-# --kernels flags, e.g. "--ctx 4k,32k"), SKIP_E2E=1, E2E_CTX, BUILD_GPU, PYTHON.
+# Environment: STAGES (comma list of build, test, kernels, e2e, eval, sweep; default
+# build,test,kernels,e2e,eval), KERNEL_CASES (default gemm,attention,decode,selection),
+# KERNEL_ARGS (more --kernels flags, e.g. "--ctx 4k,32k"), E2E_CTX, EVAL_MODEL (default
+# the SmolLM2 GGUF in the model cache), EVAL_ARGS (more --eval flags, e.g.
+# --eval-corpus), SWEEP_TIMEOUT (seconds, default 560), BUILD_GPU, PYTHON.
 set -uo pipefail
 out=${1:?usage: scripts/gpu-suite.sh OUTDIR [cmake args...]}
 shift
@@ -13,27 +17,35 @@ mkdir -p "$out"
 build=${BUILD_GPU:-build-gpu}
 jobs=$(nproc)
 
+stages=,${STAGES:-build,test,kernels,e2e,eval},
 log() { echo "[gpu-suite] $*" | tee -a "$out/summary.txt"; }
+stage() { [[ $stages == *",$1,"* ]]; }
+python=${PYTHON:-/usr/bin/python3}
+gpu_rc=0
 
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv >"$out/gpu.txt" 2>&1
 log "gpu: $(tail -n +2 "$out/gpu.txt" | head -1)"
 
-if ! cmake -S . -B "$build" -DUNIPREFILL_CUDA=ON -DCMAKE_BUILD_TYPE=Release "$@" >"$out/configure.log" 2>&1; then
-  log "configure failed"; tail -40 "$out/configure.log"; exit 1
+if stage build; then
+  if ! cmake -S . -B "$build" -DUNIPREFILL_CUDA=ON -DCMAKE_BUILD_TYPE=Release "$@" >"$out/configure.log" 2>&1; then
+    log "configure failed"; tail -40 "$out/configure.log"; exit 1
+  fi
+  if ! cmake --build "$build" -j "$jobs" >"$out/build.log" 2>&1; then
+    log "build failed"; grep -E "error|Error" "$out/build.log" | head -40; exit 1
+  fi
+  log "build ok"
 fi
-if ! cmake --build "$build" -j "$jobs" >"$out/build.log" 2>&1; then
-  log "build failed"; grep -E "error|Error" "$out/build.log" | head -40; exit 1
-fi
-log "build ok"
 
-ctest --test-dir "$build" -L gpu -V >"$out/ctest-gpu.log" 2>&1
-gpu_rc=$?
-log "ctest -L gpu: rc=$gpu_rc; $(grep -E 'tests passed|tests failed' "$out/ctest-gpu.log" | tail -1)"
+if stage test; then
+  ctest --test-dir "$build" -L gpu -V >"$out/ctest-gpu.log" 2>&1
+  gpu_rc=$?
+  log "ctest -L gpu: rc=$gpu_rc; $(grep -E 'tests passed|tests failed' "$out/ctest-gpu.log" | tail -1)"
+fi
 
 # Kernel timings at the Llama-3.1-8B shapes (GEMMs at 32K tokens, attention 4K..128K,
 # decode and selection batches): the table in kernels.md, every field in kernels.h5,
 # whose values check_kernels_table.py then checks against the shape formulas.
-python=${PYTHON:-/usr/bin/python3}
+if stage kernels; then
 # shellcheck disable=SC2086 # KERNEL_ARGS is a list of flags
 timeout 600 "$build/uniprefill-bench" --kernels --backend cuda --model llama-3.1-8b \
   --kernel-cases "${KERNEL_CASES:-gemm,attention,decode,selection}" --kernel-repeats 20 ${KERNEL_ARGS:-} \
@@ -45,10 +57,11 @@ if [[ $kernels_rc -eq 0 ]] && "$python" -c "import h5py" 2>/dev/null; then
   "$python" tests/check_kernels_table.py "$out/kernels.h5" >"$out/kernels-check.txt" 2>&1
   log "kernels table check: rc=$?; $(tail -1 "$out/kernels-check.txt")"
 fi
+fi
 
 # End to end on Llama-3.1-8B (random weights): dense against UniPrefill at top-p 0.99
 # (random weights keep nearly everything) and at fixed budgets, batch 1 and 4 x 8K.
-if [[ ${SKIP_E2E:-0} != 1 ]]; then
+if stage e2e; then
   methods=dense,uniprefill,uniprefill:keep=0.3,uniprefill:keep=0.5
   timeout 600 "$build/uniprefill-bench" --backend cuda --model llama-3.1-8b --ctx ${E2E_CTX:-8k,32k,64k} \
     --concurrency 1 --method $methods --output-len 1 --requests 2 -o "$out/e2e_batch1.h5" >"$out/e2e_batch1.txt" 2>&1
@@ -56,6 +69,40 @@ if [[ ${SKIP_E2E:-0} != 1 ]]; then
   timeout 300 "$build/uniprefill-bench" --backend cuda --model llama-3.1-8b --ctx 8k --concurrency 4 \
     --method $methods --output-len 4 --requests 8 -o "$out/e2e_4x8k.h5" >"$out/e2e_4x8k.txt" 2>&1
   log "e2e 4 x 8K: rc=$?"
+fi
+
+# Fidelity on the real model (SmolLM2-135M-Instruct): every RULER-style task at 2K, 4K
+# and 8K for dense, UniPrefill at top-p 0.99 and 0.9, and a fixed budget.
+if stage eval; then
+  model=${EVAL_MODEL:-${UNIPREFILL_MODEL_CACHE:-$HOME/.cache/uniprefill-bench/models}/SmolLM2-135M-Instruct.Q4_1.gguf}
+  start=$(date +%s)
+  # shellcheck disable=SC2086 # EVAL_ARGS is a list of flags
+  timeout 600 "$build/uniprefill-bench" --backend cuda --model "$model" --eval all --ctx 2k,4k,8k \
+    --eval-samples 8 --eval-batch 8 --method dense,uniprefill,uniprefill:p=0.9,uniprefill:keep=0.3 ${EVAL_ARGS:-} \
+    -o "$out/eval.h5" >"$out/eval.md" 2>"$out/eval.log"
+  log "eval: rc=$? in $(( $(date +%s) - start )) s"
+  cat "$out/eval.md" >>"$out/summary.txt"
+fi
+
+# Issue 5's sweep on Llama-3.1-8B (random weights): context x concurrency for dense,
+# fixed budgets 0.2 / 0.3 / 0.5 and top-p 0.99; long contexts at the concurrencies the
+# 80 GB fit (more requests than the KV pool holds wait in the queue).
+if stage sweep; then
+  methods=dense,uniprefill:keep=0.2,uniprefill:keep=0.3,uniprefill:keep=0.5,uniprefill
+  t=${SWEEP_TIMEOUT:-560}
+  start=$(date +%s)
+  timeout "$t" "$build/uniprefill-bench" --backend cuda --model llama-3.1-8b --ctx 8k,32k --concurrency 1,4,8,16 \
+    --method $methods --output-len 4 --gpu-mem-fraction 0.9 -o "$out/sweep_8k_32k.h5" >"$out/sweep_8k_32k.md" \
+    2>"$out/sweep_8k_32k.log"
+  log "sweep 8K/32K x 1/4/8/16: rc=$? in $(( $(date +%s) - start )) s"
+  for point in "64k 1,4" "128k 1"; do
+    set -- $point
+    start=$(date +%s)
+    timeout "$t" "$build/uniprefill-bench" --backend cuda --model llama-3.1-8b --ctx "$1" --concurrency "$2" \
+      --method $methods --output-len 2 --warmup 0 --gpu-mem-fraction 0.9 -o "$out/sweep_$1.h5" \
+      >"$out/sweep_$1.md" 2>"$out/sweep_$1.log"
+    log "sweep $1 x $2: rc=$? in $(( $(date +%s) - start )) s"
+  done
 fi
 
 exit $gpu_rc

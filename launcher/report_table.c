@@ -1,7 +1,7 @@
 /* report_table.c — the terminal results table: markdown (for people: aligned, "-" for
  * a missing value), CSV (for spreadsheets: empty field) and JSON (for scripts:
- * full-precision numbers, null). Markdown keeps to the prefill columns so it stays
- * readable on one screen, plus goodput when --slo set it; CSV and JSON also carry the
+ * full-precision numbers, null). Markdown keeps to the prefill and KV-footprint columns
+ * so it stays readable on one screen, plus goodput when --slo set it; CSV and JSON also carry the
  * decode-side latencies and throughputs. Reads summaries; computes nothing. */
 #include "launcher/report_table.h"
 
@@ -23,6 +23,7 @@ typedef enum up_column_kind {
   UP_COL_RATE,     /* 1 decimal */
   UP_COL_FRACTION, /* 3 decimals */
   UP_COL_SPEEDUP,  /* 2 decimals, "x" suffix in markdown */
+  UP_COL_MIB,      /* a byte count shown in MiB, formatted as UP_COL_MS */
 } up_column_kind;
 
 /* Which formats show a column. */
@@ -56,6 +57,9 @@ static const up_column up_columns[] = {
     UP_COLUMN("kept_frac", UP_COL_FRACTION, kept_fraction, UP_SHOW_ALWAYS),
     UP_COLUMN("speedup_vs_dense", UP_COL_SPEEDUP, speedup_vs_dense, UP_SHOW_ALWAYS),
     UP_COLUMN("predicted_speedup", UP_COL_SPEEDUP, predicted_speedup, UP_SHOW_ALWAYS),
+    UP_COLUMN("kv_mib_req", UP_COL_MIB, kv_bytes_per_request, UP_SHOW_ALWAYS),
+    UP_COLUMN("kv_vs_dense", UP_COL_FRACTION, kv_fraction_of_dense, UP_SHOW_ALWAYS),
+    UP_COLUMN("max_resident", UP_COL_INTEGER, max_resident, UP_SHOW_ALWAYS),
     UP_COLUMN("tpot_p99_ms", UP_COL_MS, tpot_p99_ms, UP_SHOW_MACHINE),
     UP_COLUMN("itl_p99_ms", UP_COL_MS, itl_p99_ms, UP_SHOW_MACHINE),
     UP_COLUMN("e2e_p99_ms", UP_COL_MS, e2e_p99_ms, UP_SHOW_MACHINE),
@@ -76,7 +80,7 @@ static double up_column_value(const up_point_summary *row, int32_t col) {
   }
   double v;
   memcpy(&v, field, sizeof(v));
-  return v;
+  return up_columns[col].kind == UP_COL_MIB ? v / 1048576.0 : v;
 }
 
 /* One cell as text; a missing (non-finite) number becomes `missing`. */
@@ -95,6 +99,7 @@ static void up_format_cell(char *cell, const up_point_summary *row, int32_t col,
   switch (kind) {
     case UP_COL_INTEGER: snprintf(cell, UP_CELL_MAX, "%.0f", v); break;
     case UP_COL_MS:
+    case UP_COL_MIB:
       if (v != 0.0 && fabs(v) < 1.0) snprintf(cell, UP_CELL_MAX, "%.3g", v);
       else snprintf(cell, UP_CELL_MAX, "%.2f", v);
       break;

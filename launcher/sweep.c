@@ -208,6 +208,7 @@ static void fill_point_params(const up_options *opt, const up_workload_plan *wp,
       .drop_layers = layers_buf, .max_seqs = p->engine.max_seqs, .max_batch_tokens = p->engine.max_batch_tokens,
       .kv_block_tokens = p->engine.kv_block_tokens, .kv_blocks_total = merged->kv_blocks_total,
       .kv_blocks_peak = merged->kv_blocks_peak, .kv_block_bytes = merged->kv_block_bytes,
+      .max_resident = merged->max_resident,
   };
 }
 
@@ -424,6 +425,7 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
                                    &opt->slo, &cfg, merged.wall_s);
           row->predicted_speedup = up_speed_model_predicted_speedup(&cfg, merged.requests, merged.request_layer_tokens,
                                                                     merged.n_requests);
+          row->max_resident = merged.max_resident;
           up_point_summary_fill_speedups(rows, index + 1);
           char layers[512];
           up_point_params pp;

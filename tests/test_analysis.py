@@ -3,13 +3,14 @@
 plain script: it exits non-zero on the first failure).
 
 - compare.py: a baseline against itself exits 0; copies edited with h5py (UniPrefill
-  TTFT inflated, a kept fraction moved, a failure added) exit 1; a faster copy exits 0;
+  TTFT inflated, a kept fraction or KV fraction moved, a failure added) exit 1; a faster copy exits 0;
   foreign, missing or disjoint files and a bad threshold exit 2.
 - figures.py: on the baseline every figure it can make exists as PNG and PDF, the trace
   figures appear once points carry a "trace..." workload, and a one-context run skips
   the figure that needs two.
 - A fresh run of the binary: schema 2, token_offsets / token_times consistent with the
-  request table, and the summary's ITL and goodput recomputed from them.
+  request table, and the summary's ITL and goodput recomputed from them; each request's
+  KV bytes recomputed from its per-layer token counts, and the summary's KV means.
 
     test_analysis.py BINARY ANALYSIS_DIR BASELINE.h5
 """
@@ -60,7 +61,7 @@ def methods_of(table):
     return np.array([m.decode() for m in table["method"]])
 
 
-def test_compare(compare, baseline, tmp):
+def test_compare(compare, baseline, fresh, tmp):
     cmp = [PYTHON, compare]
     run(cmp + [baseline, baseline], 0, "compare: baseline against itself")
 
@@ -101,6 +102,17 @@ def test_compare(compare, baseline, tmp):
 
     failed = edited_copy(baseline, os.path.join(tmp, "failed.h5"), one_failure)
     run(cmp + [baseline, failed], 1, "compare: a request failed")
+
+    # The committed baseline predates the KV fields; a fresh run has them. Compared with
+    # itself a fresh run tracks its KV fraction, and a moved one regresses.
+    out = run(cmp + [fresh, fresh], 0, "compare: fresh run with KV fields against itself")
+    check("kv_fraction_of_dense" in out.stdout, "the KV fraction is not tracked")
+
+    def kv_moved(table, _f):
+        table["kv_fraction_of_dense"][methods_of(table) != "dense"] -= 0.05
+
+    kv = edited_copy(fresh, os.path.join(tmp, "kv.h5"), kv_moved)
+    run(cmp + [fresh, kv], 1, "compare: KV fraction moved by 0.05")
 
     def other_ctx(table, _f):
         table["ctx"] += 1
@@ -191,6 +203,35 @@ def test_fresh_run(binary, fresh):
             check(np.isclose(row["duration_s"], duration), "duration differs")
             check(np.isclose(row["goodput_requests_per_s"], len(req) / duration), "goodput differs")
     print("ok: fresh run's token times and serving metrics")
+    check_kv_footprint(fresh)
+
+
+def check_kv_footprint(path):
+    """Each request's KV bytes against its per-layer token counts and the point's block
+    size; the summary's KV means and fraction against the requests."""
+    with h5py.File(path, "r") as f:
+        for row in f["summary"][...]:
+            point = f["points"][f"{row['point_index']:04d}"]
+            req = point["requests"][...]
+            layers = point["request_layer_tokens"][...]
+            block_tokens = int(point.attrs["kv_block_tokens"])
+            entry = int(point.attrs["kv_block_bytes"]) // block_tokens
+            n_layers = layers.shape[1]
+            check(np.array_equal(req["kv_bytes"], layers.sum(axis=1) * entry), "kv_bytes differ from the layer counts")
+            check(np.array_equal(req["kv_dense_bytes"], req["prompt_len"].astype(np.int64) * n_layers * entry),
+                  "kv_dense_bytes differ from prompt x layers x entry bytes")
+            blocks = -(-(layers.astype(np.int64) + req["output_len"][:, None] - 1) // block_tokens)
+            check(np.array_equal(req["kv_held_bytes"], blocks.sum(axis=1) * block_tokens * entry),
+                  "kv_held_bytes differ from the block-rounded layer counts")
+            method = row["method"].decode()
+            fraction = req["kv_bytes"].sum() / req["kv_dense_bytes"].sum()
+            check(np.isclose(row["kv_fraction_of_dense"], fraction), "summary kv_fraction_of_dense differs")
+            check(np.isclose(row["kv_bytes_per_request"], req["kv_bytes"].mean()), "summary kv bytes differ")
+            # Dense holds every token; UniPrefill less as soon as it dropped any.
+            expect_less = method != "dense" and row["kept_fraction"] < 1.0
+            check(fraction < 1.0 if expect_less else fraction == 1.0, f"{method}: KV fraction {fraction}")
+            check(1 <= row["max_resident"] <= row["concurrency"], "max_resident outside 1..concurrency")
+    print("ok: fresh run's KV bytes per request")
 
 
 def main(argv):
@@ -205,7 +246,7 @@ def main(argv):
     try:
         fresh = os.path.join(tmp, "fresh.h5")
         test_fresh_run(binary, fresh)
-        test_compare(compare, baseline, tmp)
+        test_compare(compare, baseline, fresh, tmp)
         test_figures(figures, baseline, fresh, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

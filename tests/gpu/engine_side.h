@@ -1,7 +1,8 @@
 /* engine_side.h — what the GPU forward tests hold per backend to run the same steps on
  * the CPU reference and on the CUDA backend: a seeded random model, a paged KV cache
- * with its pool, and a forward workspace; plus the normalized error their logits are
- * compared by. Header-only: each test program is one translation unit. */
+ * with its pool, and a forward workspace; the normalized error their logits are
+ * compared by; and their main, over the two models they cover. Header-only: each test
+ * program is one translation unit. */
 #ifndef UP_ENGINE_SIDE_H
 #define UP_ENGINE_SIDE_H
 
@@ -11,6 +12,8 @@
 
 #include "engine/kv_cache.h"
 #include "engine/model.h"
+#include "kernels/cpu/cpu_backend.h"
+#include "tests/gpu/gpu_check.h"
 
 enum { ENGINE_SIDE_MAX_SEQS = 8, ENGINE_SIDE_BLOCK_TOKENS = 16, ENGINE_SIDE_SEED = 2026 };
 
@@ -57,6 +60,22 @@ static inline double logits_rel_err(const float *a, const float *ref, size_t n) 
     den += (double)ref[i] * ref[i];
   }
   return sqrt(num / (den > 0.0 ? den : 1.0));
+}
+
+/* A GPU forward test's main: `test` on tiny-llama, then on Llama-3.1-8B cut to 2 layers
+ * (its preset drop layers all lie deeper, so it has none); exits 77 without a GPU. */
+typedef void (*engine_side_test)(const char *label, const up_model_config *cfg, up_backend *cpu, up_backend *gpu);
+static inline int engine_side_main(engine_side_test test) {
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  up_backend *gpu = gpu_check_cuda_backend();
+  up_backend *cpu = up_cpu_backend_create(0);
+  test("tiny-llama", up_model_preset_find("tiny-llama"), cpu, gpu);
+  up_model_config two = *up_model_preset_find("llama-3.1-8b");
+  up_model_config_truncate(&two, 2);
+  test("llama-3.1-8b-2layers", &two, cpu, gpu);
+  cpu->ops->destroy(cpu);
+  gpu->ops->destroy(gpu);
+  return gpu_check_finish();
 }
 
 #endif

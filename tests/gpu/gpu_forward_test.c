@@ -11,9 +11,6 @@
 #include "engine/kv_cache.h"
 #include "engine/method.h"
 #include "engine/model.h"
-#include "kernels/cpu/cpu_backend.h"
-#include "kernels/cuda/cuda_backend.h"
-#include "kernels/cuda/cuda_device.h"
 #include "tests/gpu/engine_side.h"
 #include "tests/gpu/gpu_check.h"
 
@@ -76,15 +73,4 @@ static void compare_model(const char *label, const up_model_config *cfg, up_back
   engine_side_free(&gpu);
 }
 
-int main(void) {
-  setvbuf(stdout, NULL, _IOLBF, 0);
-  up_backend *gpu = gpu_check_cuda_backend();
-  up_backend *cpu = up_cpu_backend_create(0);
-  compare_model("tiny-llama", up_model_preset_find("tiny-llama"), cpu, gpu);
-  up_model_config two = *up_model_preset_find("llama-3.1-8b");
-  up_model_config_truncate(&two, 2);
-  compare_model("llama-3.1-8b-2layers", &two, cpu, gpu);
-  cpu->ops->destroy(cpu);
-  gpu->ops->destroy(gpu);
-  return gpu_check_finish();
-}
+int main(void) { return engine_side_main(compare_model); }

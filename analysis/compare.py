@@ -12,6 +12,10 @@ so a baseline taken on one machine can judge a run on another):
   kept_fraction   prompt tokens kept / prompt tokens, per point. Deterministic for a
                   fixed seed, so a change either way beyond --kept-tol (absolute) is a
                   regression: the method now drops different tokens.
+  kv_fraction_of_dense
+                  KV bytes held after prefill / dense's for the same prompts, per
+                  point, judged like kept_fraction; only where both runs have it (runs
+                  written before the field existed lack it).
   n_failed        failed requests; any increase is a regression.
 
 With --absolute also raw times and rates, which only compare on the same machine:
@@ -33,6 +37,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import runfile  # noqa: E402  (the shared reader lives beside this script)
 
 DENSE = "dense"
+
+# Fractions fixed by the seed, judged by absolute drift (--kept-tol).
+DETERMINISTIC_FRACTIONS = ("kept_fraction", "kv_fraction_of_dense")
 
 # --absolute metrics: summary field and whether a larger value is worse.
 ABSOLUTE_METRICS = (
@@ -136,11 +143,11 @@ def compare(base_run, new_run, threshold, kept_tol, absolute):
             checks.append(relative_check(key, "ttft_vs_dense", base_ratios[key], new_ratios[key],
                                          threshold, True))
         b, n = base_rows[key], new_rows[key]
-        bk, nk = b.get("kept_fraction"), n.get("kept_fraction")
-        if finite(bk) and finite(nk):
-            drift = abs(nk - bk)
-            checks.append(Check(key, "kept_fraction", bk, nk,
-                                "REGRESSED" if drift > kept_tol else "ok", nk - bk))
+        for field in DETERMINISTIC_FRACTIONS:
+            bk, nk = b.get(field), n.get(field)
+            if finite(bk) and finite(nk):
+                drift = abs(nk - bk)
+                checks.append(Check(key, field, bk, nk, "REGRESSED" if drift > kept_tol else "ok", nk - bk))
         bf, nf = b.get("n_failed", 0), n.get("n_failed", 0)
         checks.append(Check(key, "n_failed", bf, nf, "REGRESSED" if nf > bf else "ok", nf - bf))
         if absolute:
@@ -159,7 +166,7 @@ def format_value(value):
 def format_change(check):
     if not finite(check.change):
         return "-"
-    if check.metric == "kept_fraction":
+    if check.metric in DETERMINISTIC_FRACTIONS:
         return f"{check.change:+.4f}"
     if check.metric == "n_failed":
         return f"{check.change:+d}"
@@ -189,7 +196,8 @@ def parse_args(argv):
                         help="relative growth of a tracked ratio (or, with --absolute, time) that counts "
                              "as a regression, e.g. 5%% or 0.05 (default 5%%)")
     parser.add_argument("--kept-tol", default="0.01", metavar="F",
-                        help="absolute change of kept_fraction that counts as a regression (default 0.01)")
+                        help="absolute change of kept_fraction or kv_fraction_of_dense that counts as a regression "
+                             "(default 0.01)")
     parser.add_argument("--absolute", action="store_true",
                         help="also track absolute times and rates (same machine only)")
     return parser.parse_args(argv)

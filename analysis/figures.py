@@ -12,6 +12,17 @@ Figures, each skipped with a printed note when the runs lack what it needs:
                             concurrencies and dense twins)
   throughput_vs_concurrency prefill throughput against concurrency, a line per method,
                             a panel per context length (needs two or more concurrencies)
+  speedup_vs_predicted      measured TTFT speedup over dense / the speed model's predicted
+                            speedup against concurrency, a line per method, a panel per
+                            context length (1 = the implementation turns every FLOP saved
+                            into time; the band is +-10%)
+  kept_fraction             prompt tokens kept after the last layer and KV bytes kept
+                            relative to dense, against prompt length, a line per method
+  kv_per_request            KV cache MiB a request holds after its prefill against prompt
+                            length, a line per method, beside dense's for the same prompts
+  resident_vs_concurrency   most requests holding KV at once against concurrency, a line
+                            per method, a panel per context length (below the diagonal:
+                            the KV pool, not the workload, capped the batch)
   ttft_cdf                  TTFT distribution of the successful requests per method, a
                             panel per context length (concurrencies pooled)
   kept_per_layer            mean fraction of prompt tokens entering each layer, a line
@@ -26,7 +37,8 @@ Figures, each skipped with a printed note when the runs lack what it needs:
                             issue's target and goal and the published reference where
                             the file has them (needs two or more attention lengths)
 
-Methods keep one colour in every figure (dense always dark grey, the others from a
+Runs written before the KV fields existed (kv_*, max_resident) skip the figures that
+need them. Methods keep one colour in every figure (dense always dark grey, the others from a
 fixed palette in sorted label order); with several runs, each run has its own line
 style. Each figure's last line names the runs' model, device and commit.
 
@@ -208,6 +220,124 @@ def fig_throughput_vs_concurrency(runs, colors, out_dir, written):
     return None
 
 
+def finite(value):
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def rows_with(runs, *fields):
+    """Summary rows of all runs (with their run) that have every field, finite."""
+    return [(run, r) for run in runs for r in run.summary if all(finite(r.get(f)) for f in fields)]
+
+
+def ctx_axis(ax, ctxs):
+    """Prompt lengths as evenly spaced categories (a timed workload's 0 included)."""
+    ax.set_xticks(range(len(ctxs)), [size_label(c) if c > 0 else "mixed" for c in ctxs])
+    ax.set_xlim(-0.5, len(ctxs) - 0.5)
+    ax.set_xlabel("prompt length (tokens)")
+
+
+def plot_over_ctx(ax, runs, rows, colors, ctxs, value, methods=None, linestyle=None, label_suffix=""):
+    """One line per method and run: value(row) against the prompt-length category, the
+    mean over the run's points at that length (concurrencies pooled: what is kept
+    depends on the prompts, not on the load)."""
+    for ri, run in enumerate(runs):
+        for method in methods or distinct(r["method"] for rr, r in rows if rr is run):
+            xs, ys = [], []
+            for i, ctx in enumerate(ctxs):
+                vals = [value(r) for rr, r in rows if rr is run and r["method"] == method and r["ctx"] == ctx]
+                if vals:
+                    xs.append(i)
+                    ys.append(float(np.mean(vals)))
+            if xs:
+                ax.plot(xs, ys, marker="o", color=colors[method], linestyle=linestyle or run_style(ri),
+                        label=series_label(method, run, runs) + label_suffix)
+
+
+def fig_speedup_vs_predicted(runs, colors, out_dir, written):
+    rows = [(run, r) for run, r in rows_with(runs, "speedup_vs_dense", "predicted_speedup")
+            if r["method"] != DENSE and r["predicted_speedup"] > 0]
+    if not rows:
+        return "needs a non-dense point with a dense twin and a predicted speedup"
+    ctxs = distinct(r["ctx"] for _, r in rows)
+    concs = distinct(r["concurrency"] for _, r in rows)
+    fig, axes = panel_grid(len(ctxs), "Measured TTFT speedup / speed-model prediction")
+    for ax, ctx in zip(axes, ctxs):
+        for ri, run in enumerate(runs):
+            for method in distinct(r["method"] for rr, r in rows if rr is run):
+                pts = sorted((r["concurrency"], r["speedup_vs_dense"] / r["predicted_speedup"]) for rr, r in rows
+                             if rr is run and r["method"] == method and r["ctx"] == ctx)
+                if pts:
+                    ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", color=colors[method],
+                            linestyle=run_style(ri), label=series_label(method, run, runs))
+        ax.axhspan(0.9, 1.1, color=DENSE_COLOR, alpha=0.08, linewidth=0)
+        ax.axhline(1.0, color=DENSE_COLOR, linewidth=0.8, linestyle=":")
+        log2_axis(ax, concs, [str(c) for c in concs], "concurrency (requests in flight)")
+        finish_panel(ax, "measured / predicted speedup", ctx_label(ctx))
+    save(fig, out_dir, "speedup_vs_predicted", runs, written)
+    return None
+
+
+def fig_kept_fraction(runs, colors, out_dir, written):
+    kept = rows_with(runs, "kept_fraction")
+    if not kept:
+        return "no point with a kept fraction"
+    kv = rows_with(runs, "kv_fraction_of_dense")
+    ctxs = distinct(r["ctx"] for _, r in kept)
+    panels = [("kept_fraction", kept, "prompt tokens kept after the last layer", "tokens kept (fraction)")]
+    if kv:
+        panels.append(("kv_fraction_of_dense", kv, "KV bytes held after prefill, relative to dense",
+                       "KV kept (fraction of dense)"))
+    fig, axes = panel_grid(len(panels), "What the methods keep")
+    for ax, (field, rows, title, ylabel) in zip(axes, panels):
+        plot_over_ctx(ax, runs, rows, colors, ctxs, lambda r, f=field: r[f])
+        ctx_axis(ax, ctxs)
+        ax.set_ylim(0, 1.05)
+        finish_panel(ax, ylabel, title)
+    save(fig, out_dir, "kept_fraction", runs, written)
+    return None
+
+
+def fig_kv_per_request(runs, colors, out_dir, written):
+    rows = rows_with(runs, "kv_bytes_per_request")
+    if not rows:
+        return "no point records KV bytes per request (a run written before those fields)"
+    ctxs = distinct(r["ctx"] for _, r in rows)
+    fig, axes = panel_grid(1, "KV cache per request after its prefill")
+    ax = axes[0]
+    plot_over_ctx(ax, runs, rows, colors, ctxs, lambda r: r["kv_bytes_per_request"] / 2**20)
+    # What dense prefill of the same prompts holds, for runs without a dense point.
+    dense = [(run, r) for run, r in rows_with(runs, "kv_dense_bytes_per_request") if r["method"] != DENSE]
+    if dense:
+        methods = distinct(r["method"] for _, r in dense)
+        plot_over_ctx(ax, runs, [(run, dict(r, method=DENSE)) for run, r in dense if r["method"] == methods[0]],
+                      colors, ctxs, lambda r: r["kv_dense_bytes_per_request"] / 2**20, methods=[DENSE],
+                      linestyle=":", label_suffix=" equivalent")
+    ctx_axis(ax, ctxs)
+    ax.set_ylim(bottom=0)
+    finish_panel(ax, "KV cache per request (MiB, mean)", "K and V of every layer, tokens each layer kept")
+    save(fig, out_dir, "kv_per_request", runs, written)
+    return None
+
+
+def fig_resident_vs_concurrency(runs, colors, out_dir, written):
+    rows = rows_with(runs, "max_resident")
+    if not rows:
+        return "no point records max_resident (a run written before that field)"
+    ctxs = distinct(r["ctx"] for _, r in rows)
+    concs = distinct(r["concurrency"] for _, r in rows)
+    fig, axes = panel_grid(len(ctxs), "Requests resident at once (holding KV)")
+    for ax, ctx in zip(axes, ctxs):
+        plot_method_lines(ax, runs, colors, "concurrency", "max_resident", lambda r, c=ctx: r["ctx"] == c
+                          and "max_resident" in r)
+        ax.plot(concs, concs, color=DENSE_COLOR, linewidth=0.8, linestyle=":", label="every request in flight")
+        log2_axis(ax, concs, [str(c) for c in concs], "concurrency (requests in flight)")
+        ax.set_ylim(bottom=0)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        finish_panel(ax, "most requests resident at once", ctx_label(ctx))
+    save(fig, out_dir, "resident_vs_concurrency", runs, written)
+    return None
+
+
 # ---- request-level figures --------------------------------------------------------
 
 def points_of(runs):
@@ -382,6 +512,10 @@ FIGURES = (
     ("ttft_vs_ctx", fig_ttft_vs_ctx),
     ("speedup_vs_concurrency", fig_speedup_vs_concurrency),
     ("throughput_vs_concurrency", fig_throughput_vs_concurrency),
+    ("speedup_vs_predicted", fig_speedup_vs_predicted),
+    ("kept_fraction", fig_kept_fraction),
+    ("kv_per_request", fig_kv_per_request),
+    ("resident_vs_concurrency", fig_resident_vs_concurrency),
     ("ttft_cdf", fig_ttft_cdf),
     ("kept_per_layer", fig_kept_per_layer),
     ("trace_ttft_over_time", fig_trace_ttft),

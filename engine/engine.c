@@ -26,7 +26,7 @@ static void sleep_s(double seconds) {
   nanosleep(&ts, NULL);
 }
 
-void up_request_to_record(const up_request *req, int32_t rank, up_request_record *rec) {
+void up_request_to_record(const up_request *req, int32_t rank, const up_kv_geometry *kv, up_request_record *rec) {
   memset(rec, 0, sizeof *rec);
   rec->id = req->id;
   rec->rank = rank;
@@ -43,6 +43,9 @@ void up_request_to_record(const up_request *req, int32_t rank, up_request_record
   rec->ttft_ms = has_first ? 1e3 * (req->first_token_s - req->arrival_s) : NAN;
   rec->tpot_ms = req->n_generated > 1 ? 1e3 * (req->finish_s - req->first_token_s) / (req->n_generated - 1) : NAN;
   rec->e2e_ms = 1e3 * (req->finish_s - req->arrival_s);
+  rec->kv_bytes = req->kv_entries * kv->entry_bytes;
+  rec->kv_held_bytes = req->kv_blocks * kv->block_tokens * kv->entry_bytes;
+  rec->kv_dense_bytes = (int64_t)req->prompt_len * kv->n_layers * kv->entry_bytes;
   _Static_assert(sizeof rec->error == sizeof req->error, "request and record error lengths differ");
   memcpy(rec->error, req->error, sizeof rec->error);
   rec->error[sizeof rec->error - 1] = '\0';
@@ -61,6 +64,7 @@ void up_point_result_free(up_point_result *res) {
 /* Growable arrays of the point's records. */
 typedef struct record_sink {
   up_point_result *res;
+  up_kv_geometry kv;
   int32_t cap_requests;
   int32_t cap_steps;
   int32_t cap_offsets;     /* entries of res->token_offsets: one more than the requests */
@@ -104,7 +108,7 @@ static void sink_request(record_sink *sink, const up_request *req, int32_t rank)
   const size_t layer_bytes = sizeof(int32_t) * (size_t)res->n_layers;
   grow_records((void **)&res->requests, sizeof(up_request_record), (void **)&res->request_layer_tokens, layer_bytes,
                res->n_requests, &sink->cap_requests, "request");
-  up_request_to_record(req, rank, &res->requests[res->n_requests]);
+  up_request_to_record(req, rank, &sink->kv, &res->requests[res->n_requests]);
   memcpy(res->request_layer_tokens + (size_t)res->n_requests * res->n_layers, req->kept_per_layer, layer_bytes);
   sink_token_times(sink, req);
   res->n_requests++;
@@ -195,6 +199,7 @@ void up_engine_run_point(const up_model *model, const up_engine_params *params, 
   pool.v = be->ops->alloc(be, block_bytes * (size_t)params->kv_blocks, "KV cache values");
   out->kv_block_bytes = 2 * (int64_t)block_bytes;
   out->kv_blocks_total = params->kv_blocks;
+  sink.kv = (up_kv_geometry){.n_layers = L, .block_tokens = bt, .entry_bytes = out->kv_block_bytes / bt};
 
   const up_scheduler_limits limits = {.max_seqs = params->max_seqs, .max_batch_tokens = params->max_batch_tokens,
                                       .max_context = cfg->max_context};
@@ -220,6 +225,7 @@ void up_engine_run_point(const up_model *model, const up_engine_params *params, 
     const int32_t n_entries = up_scheduler_plan_step(sched, &plan, now);
     const int64_t used = up_kv_cache_total_blocks(cache) - up_kv_cache_free_blocks(cache);
     if (used > out->kv_blocks_peak) out->kv_blocks_peak = used;
+    if (up_scheduler_running(sched) > out->max_resident) out->max_resident = up_scheduler_running(sched);
     if (n_entries == 0) {
       drain_finished(sched, &sink, params->rank, arrivals, cap);
       if (workload->ops->done(workload) && up_scheduler_in_flight(sched) == 0) break;

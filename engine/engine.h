@@ -37,6 +37,8 @@ typedef struct up_point_result {
   int64_t kv_block_bytes;        /* bytes of one block, K and V, one layer */
   int64_t kv_blocks_total;
   int64_t kv_blocks_peak;        /* most blocks in use at once */
+  int32_t max_resident;          /* most requests holding a KV slot at once (rank 0 after a
+                                  * gather: each rank's most, summed, as kv_blocks_peak) */
 } up_point_result;
 
 void up_point_result_free(up_point_result *res);
@@ -50,7 +52,14 @@ void up_point_result_sort_requests(up_point_result *res);
 void up_engine_run_point(const up_model *model, const up_engine_params *params, const up_method *method,
                          up_workload *workload, up_point_result *out);
 
+/* The KV cache's shape, which turns a request's entry and block counts into bytes. */
+typedef struct up_kv_geometry {
+  int32_t n_layers;
+  int32_t block_tokens;
+  int64_t entry_bytes; /* one token at one layer, K and V: 2 x n_kv_heads x head_dim x dtype size */
+} up_kv_geometry;
+
 /* Convert a finished request into its record. */
-void up_request_to_record(const up_request *req, int32_t rank, up_request_record *rec);
+void up_request_to_record(const up_request *req, int32_t rank, const up_kv_geometry *kv, up_request_record *rec);
 
 #endif

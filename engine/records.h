@@ -23,6 +23,12 @@ typedef struct up_request_record {
   double ttft_ms;          /* first token - arrival */
   double tpot_ms;          /* (finish - first token) / (output - 1); NaN when output <= 1 */
   double e2e_ms;           /* finish - arrival */
+  /* KV cache footprint after the prefill (K and V, every layer); 0 for a request that
+   * never ran, except kv_dense_bytes, which depends on the prompt only. */
+  int64_t kv_bytes;        /* entries cached per layer (the tokens kept there) x bytes per entry */
+  int64_t kv_held_bytes;   /* pool blocks held after the post-prefill trim x block bytes (block-rounded,
+                            * with room for the decode tokens still to come) */
+  int64_t kv_dense_bytes;  /* what dense prefill caches for the same prompt: prompt_len x layers x bytes per entry */
   char error[UP_RECORD_ERROR_LEN]; /* empty unless status is ERROR */
 } up_request_record;
 

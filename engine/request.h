@@ -35,6 +35,11 @@ typedef struct up_request {
   double first_token_s;
   double finish_s;
   double *token_times_s;  /* [output_len] time each output token was produced, owned */
+  /* KV footprint once the prefill is cached (0 until then), set by the scheduler:
+   * entries stored over all layers, and pool blocks held over all layers after the
+   * reservation was trimmed to them plus the decode tokens still to come. */
+  int64_t kv_entries;
+  int64_t kv_blocks;
   char error[160];
 } up_request;
 

@@ -203,10 +203,16 @@ void up_scheduler_complete_step(up_scheduler *sched, const up_step_plan *plan, c
       req->first_token = token;
       req->first_token_s = now_s;
       /* Layers after a drop hold fewer entries than the prompt: give back what the
-       * reservation made for them beyond their own length plus the decodes to come. */
+       * reservation made for them beyond their own length plus the decodes to come.
+       * What is left is the request's KV footprint, recorded before a one-token
+       * request releases its slot below. */
+      req->kv_entries = 0;
+      req->kv_blocks = 0;
       for (int32_t layer = 0; layer < sched->n_layers; ++layer) {
-        const int64_t needed = (int64_t)up_kv_cache_len(sched->cache, req->slot, layer) + req->output_len - 1;
-        up_kv_cache_trim(sched->cache, req->slot, layer, needed);
+        const int32_t entries = up_kv_cache_len(sched->cache, req->slot, layer);
+        up_kv_cache_trim(sched->cache, req->slot, layer, (int64_t)entries + req->output_len - 1);
+        req->kv_entries += entries;
+        req->kv_blocks += up_kv_cache_blocks_held(sched->cache, req->slot, layer);
       }
     }
     req->token_times_s[req->n_generated] = now_s;

@@ -50,7 +50,8 @@ int32_t up_scheduler_plan_step(up_scheduler *sched, up_step_plan *plan, double n
 
 /* Record the step's outcome: next_tokens[i] is the token produced for plan entry i.
  * Updates timestamps, trims each prefilled request's KV reservation to what its
- * layers now hold plus its remaining decode tokens, finishes requests that produced
+ * layers now hold plus its remaining decode tokens (recording that footprint in
+ * kv_entries and kv_blocks), finishes requests that produced
  * all their tokens and frees their slots. */
 void up_scheduler_complete_step(up_scheduler *sched, const up_step_plan *plan, const int32_t *next_tokens,
                                 double now_s);

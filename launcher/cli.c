@@ -51,6 +51,7 @@ typedef enum up_flag_id {
   UP_FLAG_KV_BLOCK,
   UP_FLAG_KV_CACHE_MIB,
   UP_FLAG_GPU_MEM_FRACTION,
+  UP_FLAG_MEM_LIMIT_MIB,
   UP_FLAG_THREADS,
   UP_FLAG_UNIPREFILL_P,
   UP_FLAG_UNIPREFILL_KEEP,
@@ -154,6 +155,10 @@ static const up_flag_info up_flags[] = {
     {UP_FLAG_GPU_MEM_FRACTION, "gpu-mem-fraction", 0, "F", UP_GROUP_ENGINE,
      "KV cache = this fraction of the backend's free memory after weights and workspace, "
      "0 = sized to the point's need (default 0)"},
+    {UP_FLAG_MEM_LIMIT_MIB, "mem-limit-mib", 0, "N", UP_GROUP_ENGINE,
+     "backend memory per rank the run may use, weights included; a point that does not fit gets a "
+     "one-prompt step budget and the KV pool that is left, so requests queue (0 = what the backend "
+     "has free, default 0)"},
     {UP_FLAG_THREADS, "threads", 0, "N", UP_GROUP_ENGINE, "CPU threads per rank, 0 = cores / local ranks (default 0)"},
     {UP_FLAG_UNIPREFILL_P, "uniprefill-p", 0, "F", UP_GROUP_UNIPREFILL,
      "top-p share of block scores kept, 0 < F <= 1 (default 0.99)"},
@@ -638,6 +643,7 @@ static bool up_apply_flag(const up_flag_info *flag, const char *v, up_options *o
       return true;
     case UP_FLAG_KV_CACHE_MIB: return up_flag_int64(name, v, 0, INT64_MAX, &opt->kv_cache_mib, err, err_size);
     case UP_FLAG_GPU_MEM_FRACTION: return up_flag_fraction(name, v, false, &opt->gpu_mem_fraction, err, err_size);
+    case UP_FLAG_MEM_LIMIT_MIB: return up_flag_int64(name, v, 0, INT64_MAX / (1024 * 1024), &opt->mem_limit_mib, err, err_size);
     case UP_FLAG_THREADS: return up_flag_int32(name, v, 0, &opt->threads, err, err_size);
     case UP_FLAG_UNIPREFILL_P: return up_flag_fraction(name, v, true, &sel->top_p, err, err_size);
     case UP_FLAG_UNIPREFILL_KEEP: return up_flag_fraction(name, v, false, &sel->keep_fraction, err, err_size);
@@ -721,6 +727,7 @@ void up_options_default(up_options *opt) {
   opt->kv_block = 16;
   opt->kv_cache_mib = 0;
   opt->gpu_mem_fraction = 0.0f;
+  opt->mem_limit_mib = 0;
   opt->threads = 0;
   opt->output_path[0] = '\0';
   opt->format = UP_FORMAT_MARKDOWN;

@@ -62,6 +62,7 @@ typedef struct up_options {
   int32_t kv_block;            /* KV entries per block */
   int64_t kv_cache_mib;        /* 0: size the cache for the point's need */
   float gpu_mem_fraction;      /* > 0: KV cache = this share of free backend memory after weights and workspace */
+  int64_t mem_limit_mib;       /* > 0: backend memory the run may use per rank (weights included); 0: what is free */
   int32_t threads;             /* CPU threads per rank, 0: cores / local ranks */
   char output_path[UP_PATH_MAX]; /* "" : results/runs/<UTC timestamp>.h5 */
   up_output_format format;

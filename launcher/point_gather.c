@@ -79,14 +79,16 @@ void up_point_gather(const up_topology *topo, const up_point_result *mine, up_po
 
   double wall = 0.0;
   UP_CHECK_MPI(MPI_Reduce(&mine->wall_s, &wall, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD));
-  int64_t kv_in[2] = {mine->kv_blocks_total, mine->kv_blocks_peak}, kv_sum[2] = {0, 0};
-  UP_CHECK_MPI(MPI_Reduce(kv_in, kv_sum, 2, MPI_INT64_T, MPI_SUM, 0, MPI_COMM_WORLD));
+  /* Each rank has its own pool: totals, peaks and residents add up over ranks. */
+  int64_t kv_in[3] = {mine->kv_blocks_total, mine->kv_blocks_peak, mine->max_resident}, kv_sum[3] = {0, 0, 0};
+  UP_CHECK_MPI(MPI_Reduce(kv_in, kv_sum, 3, MPI_INT64_T, MPI_SUM, 0, MPI_COMM_WORLD));
   if (root) {
     merged->n_layers = L;
     merged->wall_s = wall;
     merged->kv_block_bytes = mine->kv_block_bytes;
     merged->kv_blocks_total = kv_sum[0];
     merged->kv_blocks_peak = kv_sum[1];
+    merged->max_resident = (int32_t)kv_sum[2];
     up_point_result_sort_requests(merged);
   }
   free(counts);

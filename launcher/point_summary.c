@@ -1,6 +1,7 @@
 /* point_summary.c — one summary row per point: the serving metrics (serving_metrics.c)
  * copied into the row's flat fields, plus what only this benchmark reports: prefill
- * throughput, kept-token fraction, and the speedup over dense at the same point. */
+ * throughput, kept-token fraction, KV footprint per request, and the speedup over
+ * dense at the same point. */
 #include "launcher/point_summary.h"
 
 #include <math.h>
@@ -14,6 +15,7 @@ void up_point_summary_compute(up_point_summary *sum, const up_request_record *re
   up_serving_metrics m;
   up_serving_metrics_compute(&m, records, n, token_times, token_offsets, slo);
   double prompt_tokens = 0.0, kept_tokens = 0.0, model_flops = 0.0;
+  double kv_bytes = 0.0, kv_held_bytes = 0.0, kv_dense_bytes = 0.0;
   double first_arrival = INFINITY, last_first_token = -INFINITY;
   for (int32_t i = 0; i < n; ++i) {
     if (records[i].status != UP_REQUEST_FINISHED) continue;
@@ -21,6 +23,9 @@ void up_point_summary_compute(up_point_summary *sum, const up_request_record *re
     last_first_token = fmax(last_first_token, records[i].first_token_s);
     prompt_tokens += records[i].prompt_len;
     kept_tokens += records[i].kept_len;
+    kv_bytes += (double)records[i].kv_bytes;
+    kv_held_bytes += (double)records[i].kv_held_bytes;
+    kv_dense_bytes += (double)records[i].kv_dense_bytes;
     if (model) model_flops += up_model_config_prefill_flops(model, records[i].prompt_len);
   }
   sum->n_requests = m.n_requests;
@@ -65,6 +70,10 @@ void up_point_summary_compute(up_point_summary *sum, const up_request_record *re
   sum->slo_tpot_ms = given->tpot_ms;
   sum->n_good = m.n_good;
   sum->goodput_requests_per_s = m.goodput;
+  sum->kv_bytes_per_request = m.n_ok ? kv_bytes / m.n_ok : NAN;
+  sum->kv_held_bytes_per_request = m.n_ok ? kv_held_bytes / m.n_ok : NAN;
+  sum->kv_dense_bytes_per_request = m.n_ok ? kv_dense_bytes / m.n_ok : NAN;
+  sum->kv_fraction_of_dense = kv_dense_bytes > 0.0 ? kv_bytes / kv_dense_bytes : NAN;
 }
 
 void up_point_summary_fill_speedups(up_point_summary *rows, int32_t n_rows) {

@@ -57,9 +57,16 @@ typedef struct up_point_summary {
   double slo_tpot_ms;
   int32_t n_good;            /* successful requests meeting every set SLO part */
   double goodput_requests_per_s; /* n_good / duration; NaN when no SLO part is set */
+  /* --- KV cache footprint after prefill, over successful requests (records.h) --- */
+  double kv_bytes_per_request;       /* mean kv_bytes; NaN when n_ok is 0 */
+  double kv_held_bytes_per_request;  /* mean kv_held_bytes (pool blocks, block-rounded) */
+  double kv_dense_bytes_per_request; /* mean kv_dense_bytes (dense prefill of the same prompts) */
+  double kv_fraction_of_dense;       /* sum kv_bytes / sum kv_dense_bytes (1 for dense) */
+  int32_t max_resident;              /* most requests holding KV at once (up_point_result; set by the sweep) */
 } up_point_summary;
 
-/* Fill everything but the parameters and speedup_vs_dense from the point's records and
+/* Fill everything but the parameters, speedup_vs_dense, predicted_speedup and
+ * max_resident (which need the whole sweep or the point result) from the point's records and
  * token times (both token arrays may be NULL: no ITL). slo may be NULL (no goodput). */
 void up_point_summary_compute(up_point_summary *sum, const up_request_record *records, int32_t n,
                               const double *token_times, const int64_t *token_offsets, const up_slo *slo,

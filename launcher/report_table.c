@@ -1,7 +1,8 @@
 /* report_table.c — the terminal tables, one printer for every row type: markdown (for
  * people: aligned, "-" for a missing value), CSV (for spreadsheets: empty field) and
  * JSON (for scripts: full-precision numbers, null). The sweep's markdown keeps to the
- * prefill columns so it stays readable on one screen, plus goodput when --slo set it;
+ * prefill and KV-footprint columns so it stays readable on one screen, plus goodput
+ * when --slo set it;
  * CSV and JSON also carry the decode-side latencies and throughputs. The --kernels
  * table shows floors and targets in markdown only where some case has them. Reads
  * rows; computes nothing. */
@@ -36,6 +37,9 @@ static const up_table_column up_point_columns[] = {
     UP_COLUMN("kept_frac", UP_COL_FRACTION, kept_fraction, UP_SHOW_ALWAYS),
     UP_COLUMN("speedup_vs_dense", UP_COL_SPEEDUP, speedup_vs_dense, UP_SHOW_ALWAYS),
     UP_COLUMN("predicted_speedup", UP_COL_SPEEDUP, predicted_speedup, UP_SHOW_ALWAYS),
+    UP_COLUMN("kv_mib_req", UP_COL_MIB, kv_bytes_per_request, UP_SHOW_ALWAYS),
+    UP_COLUMN("kv_vs_dense", UP_COL_FRACTION, kv_fraction_of_dense, UP_SHOW_ALWAYS),
+    UP_COLUMN("max_resident", UP_COL_INTEGER, max_resident, UP_SHOW_ALWAYS),
     UP_COLUMN("tpot_p99_ms", UP_COL_MS, tpot_p99_ms, UP_SHOW_MACHINE),
     UP_COLUMN("itl_p99_ms", UP_COL_MS, itl_p99_ms, UP_SHOW_MACHINE),
     UP_COLUMN("e2e_p99_ms", UP_COL_MS, e2e_p99_ms, UP_SHOW_MACHINE),
@@ -93,7 +97,7 @@ static double up_column_value(const up_table_column *col, const void *row) {
   }
   double v;
   memcpy(&v, field, sizeof(v));
-  return v;
+  return col->kind == UP_COL_MIB ? v / 1048576.0 : v;
 }
 
 /* A text column's string (a char array in the row). */
@@ -117,6 +121,7 @@ static void up_format_cell(char *cell, const up_table_column *col, const void *r
   switch (col->kind) {
     case UP_COL_INTEGER: snprintf(cell, UP_CELL_MAX, "%.0f", v); break;
     case UP_COL_MS:
+    case UP_COL_MIB:
       if (v != 0.0 && fabs(v) < 1.0) snprintf(cell, UP_CELL_MAX, "%.3g", v);
       else snprintf(cell, UP_CELL_MAX, "%.2f", v);
       break;

@@ -21,6 +21,7 @@ typedef enum up_column_kind {
   UP_COL_FRACTION, /* double: 3 decimals */
   UP_COL_SPEEDUP,  /* double: 2 decimals, "x" suffix in markdown */
   UP_COL_VERDICT,  /* int32_t: 1 "met", 0 "missed", anything else missing; a boolean in JSON */
+  UP_COL_MIB,      /* double: a byte count shown in MiB, formatted as UP_COL_MS */
 } up_column_kind;
 
 /* Which formats show a column. */

@@ -18,8 +18,8 @@
 
 #include "kernels/fatal.h"
 
-/* Enough for the widest record (up_point_summary has 41 members). */
-#define UP_TABLE_MAX_FIELDS 48
+/* Enough for the widest record (up_point_summary has 48 members). */
+#define UP_TABLE_MAX_FIELDS 56
 /* Records per chunk of the per-point tables: large enough to keep chunk overhead low
  * for thousands of requests, small enough not to bloat tiny points. */
 #define UP_TABLE_CHUNK_RECORDS 1024
@@ -171,6 +171,11 @@ static const up_field_spec up_summary_specs[] = {
     UP_FIELD(up_point_summary, slo_tpot_ms, UP_KIND_F64),
     UP_FIELD(up_point_summary, n_good, UP_KIND_I32),
     UP_FIELD(up_point_summary, goodput_requests_per_s, UP_KIND_F64),
+    UP_FIELD(up_point_summary, kv_bytes_per_request, UP_KIND_F64),
+    UP_FIELD(up_point_summary, kv_held_bytes_per_request, UP_KIND_F64),
+    UP_FIELD(up_point_summary, kv_dense_bytes_per_request, UP_KIND_F64),
+    UP_FIELD(up_point_summary, kv_fraction_of_dense, UP_KIND_F64),
+    UP_FIELD(up_point_summary, max_resident, UP_KIND_I32),
 };
 
 static const up_field_spec up_request_specs[] = {
@@ -188,6 +193,9 @@ static const up_field_spec up_request_specs[] = {
     UP_FIELD(up_request_record, ttft_ms, UP_KIND_F64),
     UP_FIELD(up_request_record, tpot_ms, UP_KIND_F64),
     UP_FIELD(up_request_record, e2e_ms, UP_KIND_F64),
+    UP_FIELD(up_request_record, kv_bytes, UP_KIND_I64),
+    UP_FIELD(up_request_record, kv_held_bytes, UP_KIND_I64),
+    UP_FIELD(up_request_record, kv_dense_bytes, UP_KIND_I64),
     UP_FIELD(up_request_record, error, UP_KIND_CHARS),
 };
 
@@ -332,6 +340,7 @@ static const up_field_spec up_point_params_specs[] = {
     UP_FIELD(up_point_params, kv_blocks_total, UP_KIND_I64),
     UP_FIELD(up_point_params, kv_blocks_peak, UP_KIND_I64),
     UP_FIELD(up_point_params, kv_block_bytes, UP_KIND_I64),
+    UP_FIELD(up_point_params, max_resident, UP_KIND_I32),
 };
 
 /* A new HDF5 type for one member (the caller closes it): native numbers; a fixed,

@@ -60,6 +60,7 @@ typedef struct up_point_params {
   int64_t kv_blocks_total;
   int64_t kv_blocks_peak;
   int64_t kv_block_bytes;
+  int32_t max_resident;      /* most requests holding KV at once (summed over ranks) */
 } up_point_params;
 
 /* Create (truncate) the file and its parent directories' absence is an error; returns

@@ -15,6 +15,7 @@
 #include "kernels/fatal.h"
 #include "launcher/mpi_check.h"
 #include "launcher/point_gather.h"
+#include "launcher/point_memory.h"
 #include "launcher/point_summary.h"
 #include "launcher/report_table.h"
 #include "launcher/results_h5.h"
@@ -26,6 +27,7 @@
 typedef struct point_plan {
   int32_t ctx, concurrency, n_requests; /* ctx 0: lengths vary (open loop, trace) */
   int32_t warmup_len;
+  int32_t longest_prompt;               /* of this rank's requests (closed loop: ctx) */
   const up_method *method;
   int32_t rank_concurrency;
   int32_t rank_requests;
@@ -36,11 +38,6 @@ static int32_t rank_slots(int32_t concurrency, int rank, int world) {
   int32_t n = 0;
   for (int32_t k = rank; k < concurrency; k += world) ++n;
   return n;
-}
-
-/* Bytes of one KV block (K and V, one layer). */
-static int64_t kv_block_bytes(const up_model_config *cfg, up_dtype dtype, int32_t block_tokens) {
-  return 2 * (int64_t)block_tokens * cfg->n_kv_heads * cfg->head_dim * (int64_t)up_dtype_size(dtype);
 }
 
 /* Timed workloads (open loop, trace) size the engine from this rank's share of the
@@ -66,6 +63,7 @@ static void plan_point(const up_options *opt, const up_model_config *cfg, up_dty
     p->n_requests = wp->n_requests;
     p->rank_requests = sz.n_requests;
     p->warmup_len = sz.max_prompt_len;
+    p->longest_prompt = sz.max_prompt_len;
     e->max_seq_entries = sz.max_seq_entries > 0 ? sz.max_seq_entries : 1;
     blocks_per_layer = sz.kv_blocks_per_layer;
     rows_per_step = sz.max_step_rows > 0 ? sz.max_step_rows : 1;
@@ -74,6 +72,7 @@ static void plan_point(const up_options *opt, const up_model_config *cfg, up_dty
     for (int32_t i = 0; i < p->n_requests; ++i)
       if ((i % concurrency) % topo->world_size == topo->world_rank) p->rank_requests++;
     p->warmup_len = ctx;
+    p->longest_prompt = ctx < cfg->max_context ? ctx : cfg->max_context;
     /* Requests longer than the context fail at submission: size nothing for them. */
     const int64_t entries = (int64_t)ctx + opt->output_len;
     e->max_seq_entries = entries < cfg->max_context ? entries : cfg->max_context;
@@ -81,33 +80,67 @@ static void plan_point(const up_options *opt, const up_model_config *cfg, up_dty
     rows_per_step = (int64_t)e->max_seqs * (ctx < cfg->max_context ? ctx : cfg->max_context);
   }
   if (p->warmup_len > 256) p->warmup_len = 256;
-  e->kv_blocks = opt->kv_cache_mib > 0 ? opt->kv_cache_mib * 1024 * 1024 / kv_block_bytes(cfg, dtype, opt->kv_block)
+  e->kv_blocks = opt->kv_cache_mib > 0 ? opt->kv_cache_mib * 1024 * 1024 / up_point_kv_block_bytes(cfg, dtype, opt->kv_block)
                                        : blocks_per_layer * cfg->n_layers;
   e->workspace_tokens = opt->max_batch_tokens > 0 && opt->max_batch_tokens + e->max_seqs < rows_per_step
                             ? opt->max_batch_tokens + e->max_seqs
                             : rows_per_step;
 }
 
-/* Backend bytes a point needs beyond the weights: KV pool plus workspace, estimated. */
-static int64_t point_bytes(const up_model_config *cfg, up_dtype dtype, const point_plan *p) {
-  const int64_t es = (int64_t)up_dtype_size(dtype);
-  const int64_t kv = p->engine.kv_blocks * kv_block_bytes(cfg, dtype, p->engine.kv_block_tokens);
-  const int64_t per_row = (5LL * cfg->hidden + up_model_config_qkv_dim(cfg) + (int64_t)cfg->n_heads * cfg->head_dim +
-                           3LL * cfg->intermediate) * es + 6 * 4;
-  return kv + p->engine.workspace_tokens * per_row + (int64_t)p->engine.max_seqs * cfg->vocab * es;
+/* The point planned, then fitted into budget_bytes (the memory left beside the
+ * weights; point_memory.h). --gpu-mem-fraction leaves the pool at 0 here: it takes its
+ * share of what is free at run time (size_kv_from_free_memory). False with a message
+ * when the point cannot fit. */
+static bool plan_point_in_budget(const up_options *opt, const up_model_config *cfg, up_dtype dtype,
+                                 const up_topology *topo, const up_workload_plan *wp, int32_t ctx, int32_t concurrency,
+                                 const up_method *method, int64_t budget_bytes, point_plan *p, up_point_fit *fit,
+                                 char *err, size_t err_size) {
+  plan_point(opt, cfg, dtype, topo, wp, ctx, concurrency, method, p);
+  const bool kv_from_fraction = opt->gpu_mem_fraction > 0.0f;
+  if (kv_from_fraction) p->engine.kv_blocks = 0;
+  char why[512];
+  if (up_point_memory_fit(cfg, dtype, budget_bytes, p->longest_prompt, opt->kv_cache_mib > 0 || kv_from_fraction,
+                          opt->max_batch_tokens > 0, &p->engine, fit, why, sizeof why))
+    return true;
+  snprintf(err, err_size, "model %s on the %s: point ctx=%d concurrency=%d does not fit: %s (reduce --ctx, "
+           "--concurrency or --layers, or raise --mem-limit-mib)", cfg->name, topo->hostname, (int)p->ctx,
+           (int)p->concurrency, why);
+  return false;
+}
+
+/* Tells what fitting a point into memory changed (rank 0's sizes). */
+static void note_fitted_point(const up_model_config *cfg, up_dtype dtype, const point_plan *p,
+                              const up_point_fit *fit, int64_t budget_bytes) {
+  const up_engine_params *e = &p->engine;
+  const int64_t per_request = (e->max_seq_entries + e->kv_block_tokens - 1) / e->kv_block_tokens * cfg->n_layers;
+  const int64_t room = per_request > 0 ? e->kv_blocks / per_request : 0;
+  char before[32] = "unlimited", now[32] = "unlimited", outcome[96];
+  if (fit->max_batch_tokens_before > 0) snprintf(before, sizeof before, "%lld", (long long)fit->max_batch_tokens_before);
+  if (e->max_batch_tokens > 0) snprintf(now, sizeof now, "%lld", (long long)e->max_batch_tokens);
+  if (room > 0)
+    snprintf(outcome, sizeof outcome, "room for %lld request(s) at once, the others wait for KV", (long long)room);
+  else
+    snprintf(outcome, sizeof outcome, "no request fits: each fails with an error status");
+  fprintf(stderr,
+          "uniprefill-bench: note: %s ctx=%d concurrency=%d does not fit the %.2f GiB beside the weights at full size: "
+          "step budget %s tokens (was %s), KV pool %.2f GiB = %lld blocks (was %lld): %s\n",
+          p->method->spec.label, (int)p->ctx, (int)p->concurrency, (double)budget_bytes / 1073741824.0, now, before,
+          (double)e->kv_blocks * (double)up_point_kv_block_bytes(cfg, dtype, e->kv_block_tokens) / 1073741824.0,
+          (long long)e->kv_blocks, (long long)fit->kv_blocks_before, outcome);
 }
 
 /* --gpu-mem-fraction: the KV pool takes that share of what the backend has free now
- * (weights loaded, the previous point's buffers released) once this point's workspace
- * is set aside. Fewer blocks than a request needs fails that request, not the run. */
+ * (weights loaded, the previous point's buffers released; at most the budget beside the
+ * weights, for --mem-limit-mib) once this point's workspace is set aside. Fewer blocks than a request needs fails that request, not the run. */
 static void size_kv_from_free_memory(const up_options *opt, const up_model_config *cfg, up_backend *be,
-                                     point_plan *p) {
+                                     int64_t point_budget, point_plan *p) {
   p->engine.kv_blocks = 0;
-  const int64_t workspace = point_bytes(cfg, be->act_dtype, p);
-  const int64_t free_bytes = (int64_t)be->ops->memory_available(be) - workspace;
+  const int64_t workspace = up_point_memory_bytes(cfg, be->act_dtype, &p->engine);
+  const int64_t free_now = (int64_t)be->ops->memory_available(be);
+  const int64_t free_bytes = (free_now < point_budget ? free_now : point_budget) - workspace;
   const int64_t blocks =
       free_bytes > 0 ? (int64_t)((double)opt->gpu_mem_fraction * (double)free_bytes) /
-                           kv_block_bytes(cfg, be->act_dtype, p->engine.kv_block_tokens)
+                           up_point_kv_block_bytes(cfg, be->act_dtype, p->engine.kv_block_tokens)
                      : 0;
   p->engine.kv_blocks = blocks >= 1 ? (blocks < INT32_MAX ? blocks : INT32_MAX) : 1;
 }
@@ -150,6 +183,7 @@ static void fill_point_params(const up_options *opt, const up_workload_plan *wp,
       .drop_layers = layers_buf, .max_seqs = p->engine.max_seqs, .max_batch_tokens = p->engine.max_batch_tokens,
       .kv_block_tokens = p->engine.kv_block_tokens, .kv_blocks_total = merged->kv_blocks_total,
       .kv_blocks_peak = merged->kv_blocks_peak, .kv_block_bytes = merged->kv_block_bytes,
+      .max_resident = merged->max_resident,
   };
 }
 
@@ -213,35 +247,39 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
             wp.description, (int)wp.n_requests, (long long)wp.stats.prompts_clamped,
             (long long)wp.stats.prompts_raised, (long long)wp.stats.outputs_raised, (long long)wp.stats.lines_skipped);
 
-  /* Every point must fit this rank's memory before anything is written. */
+  /* The weights must fit this rank's memory (at most --mem-limit-mib); every point is
+   * then fitted into what is left beside them (point_memory.h), before anything is
+   * written. The loop below plans each point again against the same budget. */
   const int64_t weight_bytes = up_model_weight_bytes(&cfg, be->act_dtype);
-  int64_t worst_point = 0;
-  int budget_error = 0;
-  for (int32_t c = 0; c < n_ctx; ++c)
-    for (int32_t k = 0; k < opt->n_concurrency; ++k) {
+  int64_t available = (int64_t)be->ops->memory_available(be);
+  const int limited = opt->mem_limit_mib > 0 && opt->mem_limit_mib * 1048576 < available;
+  if (limited) available = opt->mem_limit_mib * 1048576;
+  snprintf(err, sizeof err, "model %s needs %.2f GiB of weights on the %s backend, but only %.2f GiB is %s "
+           "(use --layers for a shallower variant)", cfg.name, weight_bytes / 1073741824.0, be->ops->name,
+           available / 1073741824.0, limited ? "allowed by --mem-limit-mib" : "available");
+  if (up_run_agree_on_failure(topo, weight_bytes >= available, err)) {
+    be->ops->destroy(be);
+    up_workload_plan_free(&wp);
+    return 2;
+  }
+  const int64_t point_budget = available - weight_bytes;
+  int plan_error = 0;
+  for (int32_t c = 0; c < n_ctx && !plan_error; ++c)
+    for (int32_t k = 0; k < opt->n_concurrency && !plan_error; ++k) {
       point_plan p;
+      up_point_fit fit;
       plan_point(opt, &cfg, be->act_dtype, topo, &wp, ctx_list[c], opt->concurrency[k], &methods[0], &p);
       if (opt->max_batch_tokens > 0 && opt->max_batch_tokens < p.engine.max_seqs) {
         snprintf(err, sizeof err, "--max-batch-tokens %lld is below the %d sequences a step may hold: decode "
                  "tokens alone could not fit (raise it or lower --max-seqs)", (long long)opt->max_batch_tokens,
                  (int)p.engine.max_seqs);
-        budget_error = 1;
+        plan_error = 1;
+      } else if (!plan_point_in_budget(opt, &cfg, be->act_dtype, topo, &wp, ctx_list[c], opt->concurrency[k],
+                                       &methods[0], point_budget, &p, &fit, err, sizeof err)) {
+        plan_error = 1;
       }
-      if (opt->gpu_mem_fraction > 0.0f) p.engine.kv_blocks = 0; /* the pool then takes a share of what is free */
-      const int64_t bytes = point_bytes(&cfg, be->act_dtype, &p);
-      worst_point = bytes > worst_point ? bytes : worst_point;
     }
-  if (up_run_agree_on_failure(topo, budget_error, err)) {
-    be->ops->destroy(be);
-    up_workload_plan_free(&wp);
-    return 2;
-  }
-  const int64_t available = (int64_t)be->ops->memory_available(be);
-  const int64_t need = weight_bytes + worst_point;
-  snprintf(err, sizeof err, "model %s needs %.2f GiB of weights plus %.2f GiB for the largest point on the %s "
-           "backend, but only %.2f GiB is available (reduce --ctx, --concurrency or --layers, or set --kv-cache-mib)",
-           cfg.name, weight_bytes / 1073741824.0, worst_point / 1073741824.0, be->ops->name, available / 1073741824.0);
-  if (up_run_agree_on_failure(topo, need > available, err)) {
+  if (up_run_agree_on_failure(topo, plan_error, err)) {
     be->ops->destroy(be);
     up_workload_plan_free(&wp);
     return 2;
@@ -274,11 +312,16 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
     for (int32_t k = 0; k < opt->n_concurrency; ++k) {
       for (int32_t m = 0; m < opt->n_methods; ++m, ++index) {
         point_plan p;
-        plan_point(opt, &cfg, be->act_dtype, topo, &wp, ctx_list[c], opt->concurrency[k], &methods[m], &p);
+        up_point_fit fit;
+        /* Fitted before the run started, so it fits again: same plan, same budget. */
+        if (!plan_point_in_budget(opt, &cfg, be->act_dtype, topo, &wp, ctx_list[c], opt->concurrency[k], &methods[m],
+                                  point_budget, &p, &fit, err, sizeof err))
+          UP_FATAL("%s", err);
+        if (root && fit.shrunk && !opt->quiet) note_fitted_point(&cfg, be->act_dtype, &p, &fit, point_budget);
         if (progress)
           fprintf(stderr, "[%d/%d] %s ctx=%d concurrency=%d ...", (int)index + 1, (int)n_points, methods[m].spec.label,
                   (int)p.ctx, (int)p.concurrency);
-        if (opt->gpu_mem_fraction > 0.0f) size_kv_from_free_memory(opt, &cfg, be, &p);
+        if (opt->gpu_mem_fraction > 0.0f) size_kv_from_free_memory(opt, &cfg, be, point_budget, &p);
         run_warmup(model, &p, opt);
         const int32_t rank_cap = p.rank_concurrency > 0 ? p.rank_concurrency : 1;
         int64_t *ids = up_malloc_or_die(sizeof(int64_t) * (size_t)(p.rank_requests + 1), "request ids");
@@ -314,6 +357,7 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
                                    &opt->slo, &cfg, merged.wall_s);
           row->predicted_speedup = up_speed_model_predicted_speedup(&cfg, merged.requests, merged.request_layer_tokens,
                                                                     merged.n_requests);
+          row->max_resident = merged.max_resident;
           up_point_summary_fill_speedups(rows, index + 1);
           char layers[512];
           up_point_params pp;

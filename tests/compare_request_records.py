@@ -1,15 +1,21 @@
 #!/usr/bin/env python3
 """compare_request_records.py — checks that two uniprefill-bench runs of the same sweep
 produced the same per-request records, whatever their rank counts: same points, and per
-request the same id, status, prompt, kept and output lengths, first token, kept
+request the same id, status, prompt, kept and output lengths, first token, KV bytes, kept
 tokens per layer and number of recorded output-token times (token_offsets, which the
-multi-rank gather rebuilds). Timing values are ignored. Exit 0 when equal, 1 otherwise."""
+multi-rank gather rebuilds), and the same per-request KV means in the summary. Timing
+values are ignored. Exit 0 when equal, 1 otherwise."""
 import sys
 
 import h5py
 import numpy as np
 
-FIELDS = ("id", "status", "prompt_len", "kept_len", "output_len", "first_token")
+FIELDS = ("id", "status", "prompt_len", "kept_len", "output_len", "first_token", "kv_bytes", "kv_held_bytes",
+          "kv_dense_bytes")
+# Per-request KV means of the summary: the same requests give the same means on any
+# rank count (max_resident is not among them: each rank has its own pool).
+SUMMARY_FIELDS = ("kv_bytes_per_request", "kv_held_bytes_per_request", "kv_dense_bytes_per_request",
+                  "kv_fraction_of_dense")
 
 
 def main(a_path, b_path):
@@ -18,6 +24,11 @@ def main(a_path, b_path):
         if pa != pb:
             print(f"different points: {pa} vs {pb}")
             return 1
+        sa, sb = a["summary"][()], b["summary"][()]
+        for field in SUMMARY_FIELDS:
+            if not np.allclose(sa[field], sb[field], rtol=1e-12, equal_nan=True):
+                print(f"summary field {field} differs: {sa[field]} vs {sb[field]}")
+                return 1
         ranks = set()
         for name in pa:
             ra, rb = a["points"][name]["requests"][()], b["points"][name]["requests"][()]

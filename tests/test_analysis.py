@@ -3,13 +3,17 @@
 plain script: it exits non-zero on the first failure).
 
 - compare.py: a baseline against itself exits 0; copies edited with h5py (UniPrefill
-  TTFT inflated, a kept fraction moved, a failure added) exit 1; a faster copy exits 0;
+  TTFT inflated, a kept fraction or KV fraction moved, a failure added) exit 1; a faster copy exits 0;
   foreign, missing or disjoint files and a bad threshold exit 2.
-- figures.py: on the baseline every figure it can make exists as PNG and PDF, the trace
-  figures appear once points carry a "trace..." workload, and a one-context run skips
-  the figure that needs two.
+- figures.py: on the baseline every figure it can make exists as PNG and PDF (those of
+  fields it predates are skipped with a note), the trace figures appear once points
+  carry a "trace..." workload, and a one-context run skips the figure that needs two.
+  A small sweep over context x concurrency x methods draws every summary figure:
+  speedup, measured / predicted speedup, kept fraction, KV per request, residents,
+  throughput.
 - A fresh run of the binary: schema 2, token_offsets / token_times consistent with the
-  request table, and the summary's ITL and goodput recomputed from them.
+  request table, and the summary's ITL and goodput recomputed from them; each request's
+  KV bytes recomputed from its per-layer token counts, and the summary's KV means.
 - A `--kernels` run: summarize.py prints its kernels section, figures.py draws the
   attention figure (with the target lines once the rows carry targets) and none of
   the sweep figures; a sweep skips the attention figure.
@@ -27,7 +31,10 @@ import numpy as np
 
 PYTHON = sys.executable
 SUMMARY_FIGURES = ("ttft_vs_ctx", "speedup_vs_concurrency", "throughput_vs_concurrency", "ttft_cdf",
-                   "kept_per_layer")
+                   "kept_per_layer", "kept_fraction")
+# Figures of fields the committed baseline predates (the speed model's prediction, the
+# KV footprint, residents): a run of today's binary has them.
+NEW_FIELD_FIGURES = ("speedup_vs_predicted", "kv_per_request", "resident_vs_concurrency")
 TRACE_FIGURES = ("trace_ttft_over_time", "trace_queue_over_time")
 
 
@@ -63,7 +70,7 @@ def methods_of(table):
     return np.array([m.decode() for m in table["method"]])
 
 
-def test_compare(compare, baseline, tmp):
+def test_compare(compare, baseline, fresh, tmp):
     cmp = [PYTHON, compare]
     run(cmp + [baseline, baseline], 0, "compare: baseline against itself")
 
@@ -105,6 +112,17 @@ def test_compare(compare, baseline, tmp):
     failed = edited_copy(baseline, os.path.join(tmp, "failed.h5"), one_failure)
     run(cmp + [baseline, failed], 1, "compare: a request failed")
 
+    # The committed baseline predates the KV fields; a fresh run has them. Compared with
+    # itself a fresh run tracks its KV fraction, and a moved one regresses.
+    out = run(cmp + [fresh, fresh], 0, "compare: fresh run with KV fields against itself")
+    check("kv_fraction_of_dense" in out.stdout, "the KV fraction is not tracked")
+
+    def kv_moved(table, _f):
+        table["kv_fraction_of_dense"][methods_of(table) != "dense"] -= 0.05
+
+    kv = edited_copy(fresh, os.path.join(tmp, "kv.h5"), kv_moved)
+    run(cmp + [fresh, kv], 1, "compare: KV fraction moved by 0.05")
+
     def other_ctx(table, _f):
         table["ctx"] += 1
 
@@ -137,8 +155,10 @@ def expect_figures(out_dir, names, absent=()):
 def test_figures(figures, baseline, fresh, tmp):
     out = os.path.join(tmp, "fig_base")
     proc = run([PYTHON, figures, baseline, "-o", out], 0, "figures: baseline")
-    expect_figures(out, SUMMARY_FIGURES, absent=TRACE_FIGURES)
+    expect_figures(out, SUMMARY_FIGURES, absent=TRACE_FIGURES + NEW_FIELD_FIGURES)
     check("skipped trace_ttft_over_time" in proc.stdout, "the trace figure's skip is not reported")
+    for name in NEW_FIELD_FIGURES:
+        check(f"skipped {name}" in proc.stdout, f"the skip of {name} on an older run is not reported")
 
     def as_trace(_table, f):
         for name in f["points"]:
@@ -156,8 +176,37 @@ def test_figures(figures, baseline, fresh, tmp):
     out = os.path.join(tmp, "fig_fresh")
     proc = run([PYTHON, figures, fresh, "-o", out], 0, "figures: one context length")
     check("skipped ttft_vs_ctx" in proc.stdout, "a one-context run must skip ttft_vs_ctx")
-    expect_figures(out, ("speedup_vs_concurrency", "ttft_cdf", "kept_per_layer"), absent=("ttft_vs_ctx",))
+    expect_figures(out, ("speedup_vs_concurrency", "ttft_cdf", "kept_per_layer") + NEW_FIELD_FIGURES,
+                   absent=("ttft_vs_ctx",))
     run([PYTHON, figures, os.path.join(tmp, "missing.h5"), "-o", out], 2, "figures: missing file")
+
+    # A fresh run beside the older baseline: figures of the new fields come from it alone.
+    out = os.path.join(tmp, "fig_mixed")
+    run([PYTHON, figures, baseline, fresh, "-o", out], 0, "figures: an older and a fresh run")
+    expect_figures(out, SUMMARY_FIGURES + NEW_FIELD_FIGURES)
+
+
+def test_sweep_figures(binary, figures, tmp):
+    """Issue 5's sweep figures from a small CPU sweep over context x concurrency x
+    methods: every summary figure is drawn, and the values they plot are there."""
+    sweep = os.path.join(tmp, "sweep.h5")
+    run([binary, "--ctx", "512,1k", "--concurrency", "1,2", "--method", "dense,uniprefill:keep=0.3",
+         "--output-len", "2", "--warmup", "0", "--threads", "1", "--quiet", "-o", sweep], 0,
+        "binary: ctx x concurrency x method sweep")
+    with h5py.File(sweep, "r") as f:
+        summary = f["summary"][...]
+    check(len(summary) == 8, f"{len(summary)} points, expected 2 x 2 x 2")
+    uni = summary[methods_of(summary) != "dense"]
+    check(np.all(np.isfinite(uni["speedup_vs_dense"])) and np.all(uni["predicted_speedup"] > 1.0),
+          "UniPrefill points lack a measured or predicted speedup")
+    check(np.all(uni["kv_fraction_of_dense"] < 1.0) and np.all(uni["kept_fraction"] < 1.0),
+          "UniPrefill kept everything at 512 and 1k tokens")
+    check(np.all(summary["max_resident"] == summary["concurrency"]), "the default pool held back requests")
+    out = os.path.join(tmp, "fig_sweep")
+    proc = run([PYTHON, figures, sweep, "-o", out], 0, "figures: sweep")
+    expect_figures(out, SUMMARY_FIGURES + NEW_FIELD_FIGURES, absent=TRACE_FIGURES)
+    for name in SUMMARY_FIGURES + NEW_FIELD_FIGURES:
+        check(f"skipped {name}" not in proc.stdout, f"{name} skipped on a full sweep")
 
 
 def test_fresh_run(binary, fresh):
@@ -194,6 +243,35 @@ def test_fresh_run(binary, fresh):
             check(np.isclose(row["duration_s"], duration), "duration differs")
             check(np.isclose(row["goodput_requests_per_s"], len(req) / duration), "goodput differs")
     print("ok: fresh run's token times and serving metrics")
+    check_kv_footprint(fresh)
+
+
+def check_kv_footprint(path):
+    """Each request's KV bytes against its per-layer token counts and the point's block
+    size; the summary's KV means and fraction against the requests."""
+    with h5py.File(path, "r") as f:
+        for row in f["summary"][...]:
+            point = f["points"][f"{row['point_index']:04d}"]
+            req = point["requests"][...]
+            layers = point["request_layer_tokens"][...]
+            block_tokens = int(point.attrs["kv_block_tokens"])
+            entry = int(point.attrs["kv_block_bytes"]) // block_tokens
+            n_layers = layers.shape[1]
+            check(np.array_equal(req["kv_bytes"], layers.sum(axis=1) * entry), "kv_bytes differ from the layer counts")
+            check(np.array_equal(req["kv_dense_bytes"], req["prompt_len"].astype(np.int64) * n_layers * entry),
+                  "kv_dense_bytes differ from prompt x layers x entry bytes")
+            blocks = -(-(layers.astype(np.int64) + req["output_len"][:, None] - 1) // block_tokens)
+            check(np.array_equal(req["kv_held_bytes"], blocks.sum(axis=1) * block_tokens * entry),
+                  "kv_held_bytes differ from the block-rounded layer counts")
+            method = row["method"].decode()
+            fraction = req["kv_bytes"].sum() / req["kv_dense_bytes"].sum()
+            check(np.isclose(row["kv_fraction_of_dense"], fraction), "summary kv_fraction_of_dense differs")
+            check(np.isclose(row["kv_bytes_per_request"], req["kv_bytes"].mean()), "summary kv bytes differ")
+            # Dense holds every token; UniPrefill less as soon as it dropped any.
+            expect_less = method != "dense" and row["kept_fraction"] < 1.0
+            check(fraction < 1.0 if expect_less else fraction == 1.0, f"{method}: KV fraction {fraction}")
+            check(1 <= row["max_resident"] <= row["concurrency"], "max_resident outside 1..concurrency")
+    print("ok: fresh run's KV bytes per request")
 
 
 def test_kernels_run(binary, analysis, baseline, tmp):
@@ -241,9 +319,10 @@ def main(argv):
     try:
         fresh = os.path.join(tmp, "fresh.h5")
         test_fresh_run(binary, fresh)
-        test_compare(compare, baseline, tmp)
+        test_compare(compare, baseline, fresh, tmp)
         test_figures(figures, baseline, fresh, tmp)
         test_kernels_run(binary, analysis, baseline, tmp)
+        test_sweep_figures(binary, figures, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print("all analysis checks passed")

@@ -363,7 +363,7 @@ Test(cli, help_mentions_every_flag) {
   cr_assert_not_null(r->out);
   const char *flags[] = {"--model", "--layers", "--backend", "--ctx", "--concurrency", "--method",
                          "--requests", "--output-len", "--seed", "--warmup", "--max-seqs", "--max-batch-tokens",
-                         "--kv-block", "--kv-cache-mib", "--threads", "--uniprefill-p", "--uniprefill-keep",
+                         "--kv-block", "--kv-cache-mib", "--mem-limit-mib", "--threads", "--uniprefill-p", "--uniprefill-keep",
                          "--uniprefill-block", "--uniprefill-sink", "--uniprefill-last-q", "--drop-layers",
                          "--output", "-o", "--format", "--slo", "--quiet", "--help", "-h", "--version",
                          "--kernels", "--kernel-cases", "--kernel-tokens", "--kernel-batches", "--kernel-warmup",
@@ -432,6 +432,25 @@ Test(cli, slo_parts_are_optional_and_validated) {
       {{"--slo", "ttft:1,"}, "--slo", "empty item"},
       {{"--slo", "ttft:1,tpot:2,ttft:3"}, "--slo", "more than 2"},
       {{"--slo", ""}, "--slo", NULL},
+  };
+  EXPECT_ERRORS(cases);
+}
+
+Test(cli, mem_limit_caps_the_memory_a_rank_uses) {
+  parse_result *r = PARSE("--mem-limit-mib", "40000");
+  cr_assert_eq(r->status, UP_PARSE_OK, "%s", r->err);
+  cr_expect_eq(r->opt.mem_limit_mib, 40000);
+  free_result(r);
+  r = PARSE("--ctx", "1k");
+  cr_expect_eq(r->opt.mem_limit_mib, 0, "no limit by default");
+  free_result(r);
+  /* Beside the pool options: the limit bounds what they may take. */
+  r = PARSE("--mem-limit-mib", "500", "--gpu-mem-fraction", "0.5");
+  cr_assert_eq(r->status, UP_PARSE_OK, "%s", r->err);
+  free_result(r);
+  const error_case cases[] = {
+      {{"--mem-limit-mib", "-5"}, "--mem-limit-mib", NULL},
+      {{"--mem-limit-mib", "lots"}, "--mem-limit-mib", "'lots'"},
   };
   EXPECT_ERRORS(cases);
 }

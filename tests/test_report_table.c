@@ -1,5 +1,5 @@
 /* test_report_table.c — the results table in each format on a few rows, one with a
- * missing speedup (NaN): markdown lines up and keeps to the prefill columns (plus
+ * missing speedup (NaN): markdown lines up and keeps to the prefill and KV columns (plus
  * goodput once an SLO gave one), CSV keeps its field count and leaves the missing value
  * empty, JSON parses back with null for it. */
 #include <cjson/cJSON.h>
@@ -12,8 +12,8 @@
 #include "launcher/report_table.h"
 
 #define N_ROWS 3
-#define N_MD_COLUMNS 13 /* markdown without an SLO */
-#define N_COLUMNS 19    /* CSV and JSON */
+#define N_MD_COLUMNS 16 /* markdown without an SLO */
+#define N_COLUMNS 22    /* CSV and JSON */
 
 /* One row per case: a plain dense row, one with sub-millisecond TTFT (3 significant
  * digits), one with a failure and no dense reference (NaN speedup). */
@@ -36,6 +36,9 @@ static void make_rows(up_point_summary *rows) {
     rows[i].goodput_requests_per_s = NAN; /* no --slo */
     rows[i].model_tflops_per_s = 500.0 + i;
     rows[i].predicted_speedup = 3.0;
+    rows[i].kv_bytes_per_request = 3.5 * 1048576.0 / (i + 1); /* 3.50, 1.75, 1.17 MiB */
+    rows[i].kv_fraction_of_dense = 1.0 / (i + 1);
+    rows[i].max_resident = 4 - i;
     rows[i].point_index = i;
     rows[i].ctx = 32768;
     rows[i].concurrency = 4;
@@ -96,6 +99,8 @@ Test(report_table, markdown_lines_up) {
   cr_expect_not_null(strstr(text, "0.0123"), "%s", text);
   cr_expect_not_null(strstr(text, "1000000.0"), "%s", text);
   cr_expect_not_null(strstr(text, "0.300"), "%s", text);
+  cr_expect_not_null(strstr(text, "| kv_mib_req | kv_vs_dense | max_resident |"), "%s", text);
+  cr_expect_not_null(strstr(text, "|       3.50 |       1.000 |            4 |"), "%s", text);
   char *lines[16];
   const int n = split_lines(text, lines, 16);
   cr_assert_eq(n, 2 + N_ROWS, "%d lines", n);
@@ -116,19 +121,19 @@ Test(report_table, csv_fields_and_empty_nan) {
   const int n = split_lines(text, lines, 16);
   cr_assert_eq(n, 1 + N_ROWS);
   cr_expect_str_eq(lines[0], "method,ctx,conc,requests,failed,ttft_mean_ms,ttft_p50_ms,ttft_p99_ms,prefill_tok_s,"
-                             "model_tflops,kept_frac,speedup_vs_dense,predicted_speedup,tpot_p99_ms,itl_p99_ms,e2e_p99_ms,req_s,output_tok_s,"
-                             "goodput_req_s");
+                             "model_tflops,kept_frac,speedup_vs_dense,predicted_speedup,kv_mib_req,kv_vs_dense,max_resident,tpot_p99_ms,"
+                             "itl_p99_ms,e2e_p99_ms,req_s,output_tok_s,goodput_req_s");
   for (int i = 0; i < n; i++) {
     int commas = 0;
     for (const char *p = lines[i]; *p; p++) commas += *p == ',';
     cr_expect_eq(commas, N_COLUMNS - 1, "line %d: %s", i, lines[i]);
   }
-  cr_expect_str_eq(lines[1], "dense,32768,4,4,0,1396.25,1390.00,1402.12,93900.4,500.00,1.000,1.00,3.00,20.00,21.50,1500.00,2.5,"
-                             "40.0,");
-  cr_expect_str_eq(lines[2], "uniprefill:keep=0.3,32768,4,4,0,0.0123,0.5,600.00,12.0,501.00,0.300,2.35,3.00,21.00,21.50,1500.00,"
-                             "2.5,40.0,");
+  cr_expect_str_eq(lines[1], "dense,32768,4,4,0,1396.25,1390.00,1402.12,93900.4,500.00,1.000,1.00,3.00,3.50,1.000,4,20.00,"
+                             "21.50,1500.00,2.5,40.0,");
+  cr_expect_str_eq(lines[2], "uniprefill:keep=0.3,32768,4,4,0,0.0123,0.5,600.00,12.0,501.00,0.300,2.35,3.00,1.75,0.500,3,"
+                             "21.00,21.50,1500.00,2.5,40.0,");
   /* Missing speedup: an empty field. */
-  cr_expect_not_null(strstr(lines[3], ",0.500,,3.00,22.00,"), "%s", lines[3]);
+  cr_expect_not_null(strstr(lines[3], ",0.500,,3.00,1.17,0.333,2,22.00,"), "%s", lines[3]);
   free(text);
 }
 
@@ -140,8 +145,8 @@ Test(report_table, json_parses_back_with_null_for_nan) {
   cr_assert_eq(cJSON_GetArraySize(root), N_ROWS);
   const char *keys[N_COLUMNS] = {"method",      "ctx",         "conc",          "requests",  "failed",
                                  "ttft_mean_ms", "ttft_p50_ms", "ttft_p99_ms", "prefill_tok_s", "model_tflops", "kept_frac",
-                                 "speedup_vs_dense", "predicted_speedup", "tpot_p99_ms", "itl_p99_ms", "e2e_p99_ms", "req_s",
-                                 "output_tok_s", "goodput_req_s"};
+                                 "speedup_vs_dense", "predicted_speedup", "kv_mib_req", "kv_vs_dense", "max_resident",
+                                 "tpot_p99_ms", "itl_p99_ms", "e2e_p99_ms", "req_s", "output_tok_s", "goodput_req_s"};
   for (int r = 0; r < N_ROWS; r++) {
     const cJSON *row = cJSON_GetArrayItem(root, r);
     cr_assert(cJSON_IsObject(row));
@@ -153,6 +158,9 @@ Test(report_table, json_parses_back_with_null_for_nan) {
   cr_expect_str_eq(cJSON_GetObjectItemCaseSensitive(row1, "method")->valuestring, "uniprefill:keep=0.3");
   cr_expect_eq(cJSON_GetObjectItemCaseSensitive(row1, "ctx")->valueint, 32768);
   cr_expect_float_eq(cJSON_GetObjectItemCaseSensitive(row1, "speedup_vs_dense")->valuedouble, 2.346, 1e-12);
+  /* Bytes are shown in MiB at full precision. */
+  cr_expect_float_eq(cJSON_GetObjectItemCaseSensitive(row1, "kv_mib_req")->valuedouble, 1.75, 1e-12);
+  cr_expect_eq(cJSON_GetObjectItemCaseSensitive(row1, "max_resident")->valueint, 3);
   const cJSON *row2 = cJSON_GetArrayItem(root, 2);
   cr_expect(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(row2, "speedup_vs_dense")));
   cr_expect_eq(cJSON_GetObjectItemCaseSensitive(row2, "failed")->valueint, 1);

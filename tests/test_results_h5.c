@@ -60,6 +60,9 @@ static void fill_request(up_request_record *r, int64_t id, int32_t rank, double 
   r->ttft_ms = 50.0;
   r->tpot_ms = 10.0;
   r->e2e_ms = 120.0;
+  r->kv_bytes = 3000000000ll + id; /* above 2^31: the fields must be 64-bit */
+  r->kv_held_bytes = 3000100000ll + id;
+  r->kv_dense_bytes = 5000000000ll + id;
 }
 
 /* Point 0: dense, 3 requests (the last failed), 2 steps. Point 1: uniprefill, 2
@@ -88,6 +91,7 @@ static void make_point(sample_point *p, int32_t index) {
       .kv_blocks_total = 1000,
       .kv_blocks_peak = 37 + index,
       .kv_block_bytes = 8192,
+      .max_resident = 2 + index,
   };
   up_point_result *r = &p->result;
   r->n_layers = N_LAYERS;
@@ -154,6 +158,11 @@ static void make_point(sample_point *p, int32_t index) {
   if (index == 0) sum->slo_tpot_ms = NAN; /* one SLO part not set */
   sum->n_good = 1 + index;
   sum->goodput_requests_per_s = 0.25 * (index + 1);
+  sum->kv_bytes_per_request = 3e9 + index;
+  sum->kv_held_bytes_per_request = 3.1e9 + index;
+  sum->kv_dense_bytes_per_request = 5e9;
+  sum->kv_fraction_of_dense = index == 0 ? 1.0 : 0.6;
+  sum->max_resident = 2 + index;
 }
 
 static void free_point(sample_point *p) {
@@ -234,7 +243,8 @@ static const field request_fields[] = {
     F(up_request_record, prompt_len),  F(up_request_record, kept_len),   F(up_request_record, output_len),
     F(up_request_record, first_token), F(up_request_record, arrival_s),  F(up_request_record, admitted_s),
     F(up_request_record, first_token_s), F(up_request_record, finish_s), F(up_request_record, ttft_ms),
-    F(up_request_record, tpot_ms),     F(up_request_record, e2e_ms),     F(up_request_record, error),
+    F(up_request_record, tpot_ms),     F(up_request_record, e2e_ms),     F(up_request_record, kv_bytes),
+    F(up_request_record, kv_held_bytes), F(up_request_record, kv_dense_bytes), F(up_request_record, error),
 };
 static const field step_fields[] = {
     F(up_step_record, index),          F(up_step_record, rank),          F(up_step_record, n_seqs),
@@ -258,7 +268,9 @@ static const field summary_fields[] = {
     F(up_point_summary, requests_per_s), F(up_point_summary, input_tokens_per_s),
     F(up_point_summary, output_tokens_per_s), F(up_point_summary, total_tokens_per_s),
     F(up_point_summary, slo_ttft_ms),  F(up_point_summary, slo_tpot_ms),   F(up_point_summary, n_good),
-    F(up_point_summary, goodput_requests_per_s),
+    F(up_point_summary, goodput_requests_per_s), F(up_point_summary, kv_bytes_per_request),
+    F(up_point_summary, kv_held_bytes_per_request), F(up_point_summary, kv_dense_bytes_per_request),
+    F(up_point_summary, kv_fraction_of_dense), F(up_point_summary, max_resident),
 };
 static const field kernel_fields[] = {
     F(up_kernel_record, index),        F(up_kernel_record, rank),          F(up_kernel_record, kernel),
@@ -380,6 +392,7 @@ static void check_point(hid_t file, const sample_point *p) {
   cr_expect_eq(attr_i64(g, "kv_blocks_total"), pp->kv_blocks_total);
   cr_expect_eq(attr_i64(g, "kv_blocks_peak"), pp->kv_blocks_peak);
   cr_expect_eq(attr_i64(g, "kv_block_bytes"), pp->kv_block_bytes);
+  cr_expect_eq(attr_i32(g, "max_resident"), pp->max_resident);
   double wall = 0;
   read_attr(g, "wall_s", H5T_NATIVE_DOUBLE, &wall);
   cr_expect_eq(wall, p->summary.wall_s);

@@ -11,53 +11,10 @@
 #include "engine/kv_cache.h"
 #include "engine/method.h"
 #include "engine/model.h"
-#include "kernels/cpu/cpu_backend.h"
-#include "kernels/cuda/cuda_backend.h"
-#include "kernels/cuda/cuda_device.h"
+#include "tests/gpu/engine_side.h"
 #include "tests/gpu/gpu_check.h"
 
-enum { MAX_SEQS = 4, BLOCK_TOKENS = 16, DECODE_STEPS = 3 };
-
-/* One backend's model, cache and workspace. */
-typedef struct engine_side {
-  up_backend *be;
-  up_model *model;
-  up_kv_cache *cache;
-  up_kv_pool pool;
-  up_forward_workspace *ws;
-  int32_t slots[MAX_SEQS];
-} engine_side;
-
-static void side_init(engine_side *e, up_backend *be, const up_model_config *cfg, int32_t max_entries) {
-  e->be = be;
-  e->model = up_model_create_random(cfg, be, 2026);
-  const int32_t maxb = (max_entries + BLOCK_TOKENS - 1) / BLOCK_TOKENS;
-  const int32_t n_blocks = maxb * cfg->n_layers * MAX_SEQS;
-  e->cache = up_kv_cache_create(n_blocks, BLOCK_TOKENS, cfg->n_layers, MAX_SEQS, maxb);
-  const int32_t kv_dim = cfg->n_kv_heads * cfg->head_dim;
-  const size_t bytes = (size_t)n_blocks * BLOCK_TOKENS * kv_dim * up_dtype_size(be->act_dtype);
-  e->pool = (up_kv_pool){.k = be->ops->alloc(be, bytes, "K pool"), .v = be->ops->alloc(be, bytes, "V pool"),
-                         .n_blocks = n_blocks, .block_tokens = BLOCK_TOKENS, .kv_dim = kv_dim};
-  e->ws = up_forward_workspace_create(e->model, (int64_t)MAX_SEQS * max_entries, MAX_SEQS, maxb);
-}
-
-static void side_free(engine_side *e) {
-  up_forward_workspace_destroy(e->ws);
-  e->be->ops->free(e->be, e->pool.k);
-  e->be->ops->free(e->be, e->pool.v);
-  up_kv_cache_destroy(e->cache);
-  up_model_destroy(e->model);
-}
-
-static double rel_err(const float *a, const float *ref, size_t n) {
-  double num = 0.0, den = 0.0;
-  for (size_t i = 0; i < n; ++i) {
-    if (!isfinite(a[i])) return INFINITY;
-    num += ((double)a[i] - ref[i]) * ((double)a[i] - ref[i]);
-    den += (double)ref[i] * ref[i];
-  }
-  return sqrt(num / (den > 0.0 ? den : 1.0));
-}
+enum { MAX_SEQS = 4, DECODE_STEPS = 3 };
 
 /* Prefill the prompts together, then DECODE_STEPS decode steps feeding the CPU's
  * greedy tokens to both sides (so both decode the same inputs). */
@@ -65,8 +22,8 @@ static void compare_model(const char *label, const up_model_config *cfg, up_back
   const int32_t lens[3] = {300, 17, 1000};
   const int32_t n_seqs = 3, max_entries = 1000 + DECODE_STEPS + 1;
   engine_side cpu, gpu;
-  side_init(&cpu, cpu_be, cfg, max_entries);
-  side_init(&gpu, gpu_be, cfg, max_entries);
+  engine_side_init(&cpu, cpu_be, cfg, MAX_SEQS, max_entries, (int64_t)MAX_SEQS * max_entries);
+  engine_side_init(&gpu, gpu_be, cfg, MAX_SEQS, max_entries, (int64_t)MAX_SEQS * max_entries);
   up_method_spec spec;
   up_method_spec_default(&spec, UP_METHOD_DENSE);
   up_method dense;
@@ -105,26 +62,15 @@ static void compare_model(const char *label, const up_model_config *cfg, up_back
     }
     int agree = 0;
     for (int32_t s = 0; s < n_seqs; ++s) agree += cpu_next[s] == gpu_next[s];
-    CHECK_REL_ERR(rel_err(gpu_logits, cpu_logits, n_logits), 3e-2, "%s %s logits (greedy tokens agree %d/%d)", label,
+    CHECK_REL_ERR(logits_rel_err(gpu_logits, cpu_logits, n_logits), 3e-2, "%s %s logits (greedy tokens agree %d/%d)", label,
                   step == 0 ? "prefill 300+17+1000" : "decode step", agree, (int)n_seqs);
     for (int32_t s = 0; s < n_seqs; ++s) tokens[s] = cpu_next[s];
   }
   for (int32_t s = 0; s < n_seqs; ++s) free(prompts[s]);
   free(cpu_logits);
   free(gpu_logits);
-  side_free(&cpu);
-  side_free(&gpu);
+  engine_side_free(&cpu);
+  engine_side_free(&gpu);
 }
 
-int main(void) {
-  setvbuf(stdout, NULL, _IOLBF, 0);
-  up_backend *gpu = gpu_check_cuda_backend();
-  up_backend *cpu = up_cpu_backend_create(0);
-  compare_model("tiny-llama", up_model_preset_find("tiny-llama"), cpu, gpu);
-  up_model_config two = *up_model_preset_find("llama-3.1-8b");
-  up_model_config_truncate(&two, 2);
-  compare_model("llama-3.1-8b-2layers", &two, cpu, gpu);
-  cpu->ops->destroy(cpu);
-  gpu->ops->destroy(gpu);
-  return gpu_check_finish();
-}
+int main(void) { return engine_side_main(compare_model); }

@@ -119,9 +119,10 @@ static bool open_inputs(const up_options *opt, const up_backend *be, eval_inputs
     if (in->n_ctx == 0) in->ctx[in->n_ctx++] = cfg->max_context;
   }
   for (int32_t c = 0; c < in->n_ctx; ++c)
-    if (in->ctx[c] + opt->eval_max_new > cfg->max_context) {
-      snprintf(err, err_size, "--ctx %d plus --eval-max-new %d exceeds %s's context of %d tokens", (int)in->ctx[c],
-               (int)opt->eval_max_new, cfg->name, (int)cfg->max_context);
+    if (in->ctx[c] > cfg->max_context || in->ctx[c] <= opt->eval_max_new) {
+      snprintf(err, err_size, "--ctx %d: an eval context holds the prompt and --eval-max-new %d answer tokens, and "
+               "must be above that and at most %s's context of %d tokens", (int)in->ctx[c], (int)opt->eval_max_new,
+               cfg->name, (int)cfg->max_context);
       return false;
     }
   /* Dense is the reference every other method is compared with: run it first, listed
@@ -170,9 +171,9 @@ static bool build_prompts(const up_options *opt, eval_inputs *in, up_eval_genera
     if (!(in->task_mask & (1u << k))) continue;
     for (int32_t i = 0; i < per_task; ++i) {
       eval_prompt *p = &prompts[n];
-      /* The generator's target bounds the prompt; leave room for the answer. */
+      /* The context holds prompt and answer: the prompt gets what the answer leaves. */
       const up_eval_request req = {.kind = (up_eval_task_kind)k, .seed = opt->seed, .sample_index = (uint64_t)i,
-                                   .target_tokens = ctx, .depth = -1.0};
+                                   .target_tokens = ctx - opt->eval_max_new, .depth = -1.0};
       if (!up_eval_generate(gen, &req, &p->sample, err, err_size)) {
         *out = prompts;
         *n_out = n;

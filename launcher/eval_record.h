@@ -13,7 +13,7 @@
 typedef struct up_eval_record {
   char method[64];
   char task[24];
-  int32_t ctx;               /* the prompt-token target */
+  int32_t ctx;               /* the context budget: prompt plus --eval-max-new answer tokens */
   int32_t sample;            /* index within (task, ctx) */
   int32_t prompt_tokens;
   float depth;               /* of the asked-for needle, in [0, 1] */

@@ -3,7 +3,11 @@
  * position's logits as raw little-endian float32, for comparison with an independent
  * recomputation (tests/reference/llama_gguf_reference.py). Also prints the greedy
  * continuation's ids, so a run shows whether a real model answers coherently.
- * Exit 77 when the backend or the model file is absent (CTest's skip code). */
+ * `checkpoint_logits compare A.f32 B.f32 MAX_REL_ERR` compares two such dumps (for
+ * machines without numpy, where the CPU engine, itself checked against numpy, is the
+ * reference of the GPU one). Exit 77 when the backend or the model file is absent
+ * (CTest's skip code). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,11 +20,54 @@
 #include "launcher/backend_select.h"
 
 static int usage(void) {
-  fprintf(stderr, "usage: checkpoint_logits cpu|cuda MODEL TOKENS(comma list) OUT.f32 [GREEDY_TOKENS]\n");
+  fprintf(stderr, "usage: checkpoint_logits cpu|cuda MODEL TOKENS(comma list) OUT.f32 [GREEDY_TOKENS]\n"
+                  "       checkpoint_logits compare TEST.f32 REFERENCE.f32 MAX_REL_ERR\n");
   return 2;
 }
 
+/* A whole float32 dump; NULL (message printed) when unreadable. */
+static float *read_dump(const char *path, long *n) {
+  FILE *f = fopen(path, "rb");
+  float *data = NULL;
+  if (f && fseek(f, 0, SEEK_END) == 0 && (*n = ftell(f) / (long)sizeof(float)) > 0 && fseek(f, 0, SEEK_SET) == 0 &&
+      (data = malloc(sizeof(float) * (size_t)*n)) && fread(data, sizeof(float), (size_t)*n, f) != (size_t)*n) {
+    free(data);
+    data = NULL;
+  }
+  if (f) fclose(f);
+  if (!data) fprintf(stderr, "checkpoint_logits: cannot read %s\n", path);
+  return data;
+}
+
+/* ||a - b|| / ||b|| and the same argmax, as tests/reference/compare_logits.py judges. */
+static int compare_dumps(const char *test_path, const char *ref_path, double max_rel_err) {
+  long n = 0, m = 0;
+  float *a = read_dump(test_path, &n), *b = read_dump(ref_path, &m);
+  if (!a || !b || n != m) {
+    if (a && b) fprintf(stderr, "checkpoint_logits: %ld logits against %ld\n", n, m);
+    free(a);
+    free(b);
+    return 2;
+  }
+  double diff = 0.0, norm = 0.0;
+  long arg_a = 0, arg_b = 0;
+  int finite = 1;
+  for (long i = 0; i < n; ++i) {
+    finite &= isfinite(a[i]) && isfinite(b[i]);
+    diff += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+    norm += (double)b[i] * b[i];
+    if (a[i] > a[arg_a]) arg_a = i;
+    if (b[i] > b[arg_b]) arg_b = i;
+  }
+  const double rel = sqrt(diff / norm);
+  printf("normalised error ||a-b||/||b|| = %.3e (tolerance %.3e); argmax %ld vs %ld\n", rel, max_rel_err, arg_a, arg_b);
+  free(a);
+  free(b);
+  return finite && rel <= max_rel_err && arg_a == arg_b ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
+  if (argc == 5 && strcmp(argv[1], "compare") == 0) return compare_dumps(argv[2], argv[3], atof(argv[4]));
   if (argc < 5) return usage();
   const char *backend_name = argv[1], *model_path = argv[2], *out_path = argv[4];
   const int32_t n_greedy = argc > 5 ? atoi(argv[5]) : 1;

@@ -75,7 +75,8 @@ typedef struct eval_inputs {
 } eval_inputs;
 
 static bool open_inputs(const up_options *opt, const up_backend *be, eval_inputs *in, char *err, size_t err_size) {
-  if (!opt->model_given || !up_checkpoint_is_path(opt->model)) {
+  /* A preset name stays a preset even where a file of that name exists (as in the sweep). */
+  if (!opt->model_given || up_model_preset_find(opt->model) || !up_checkpoint_is_path(opt->model)) {
     snprintf(err, err_size, "--eval needs --model PATH: a trained checkpoint with a tokenizer (a .gguf file); "
              "presets have random weights, so there is no answer to check");
     return false;

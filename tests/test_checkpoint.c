@@ -279,6 +279,23 @@ static void write_hf(const scratch *s, const tiny_model *m, const variant *v) {
   free(w);
 }
 
+/* Every test gets the tiny model and an empty scratch directory (Criterion runs each
+ * test in its own process, so these are per test). */
+static tiny_model source;
+static scratch files;
+
+static void suite_init(void) {
+  tiny_model_make(&source);
+  scratch_make(&files);
+}
+
+static void suite_fini(void) {
+  scratch_remove(&files);
+  tiny_model_free(&source);
+}
+
+TestSuite(checkpoint, .init = suite_init, .fini = suite_fini);
+
 static up_checkpoint *open_ok(const char *path) {
   char err[1024] = "";
   up_checkpoint *ck = up_checkpoint_open(path, err, sizeof err);
@@ -374,25 +391,21 @@ static void expect_weights(const up_checkpoint *ck, const tiny_model *m, up_weig
   free(buf);
 }
 
+static void expect_tiny_shape(const up_model_config *c) {
+  cr_assert_str_eq(c->architecture, "llama");
+  cr_assert_eq(c->n_layers, N_LAYERS);
+  cr_assert_eq(c->hidden, HIDDEN);
+  cr_assert_eq(c->n_heads, N_HEADS);
+  cr_assert_eq(c->n_kv_heads, N_KV_HEADS);
+  cr_assert_eq(c->head_dim, HEAD_DIM);
+  cr_assert_eq(c->intermediate, INTER);
+  cr_assert_eq(c->vocab, VOCAB);
+  cr_assert_eq(c->max_context, CONTEXT);
+}
+
 static void expect_same_config(const up_model_config *a, const up_model_config *b) {
-  cr_assert_str_eq(a->architecture, "llama");
-  cr_assert_str_eq(b->architecture, "llama");
-  cr_assert_eq(a->n_layers, N_LAYERS);
-  cr_assert_eq(a->hidden, HIDDEN);
-  cr_assert_eq(a->n_heads, N_HEADS);
-  cr_assert_eq(a->n_kv_heads, N_KV_HEADS);
-  cr_assert_eq(a->head_dim, HEAD_DIM);
-  cr_assert_eq(a->intermediate, INTER);
-  cr_assert_eq(a->vocab, VOCAB);
-  cr_assert_eq(a->max_context, CONTEXT);
-  cr_assert_eq(a->n_layers, b->n_layers);
-  cr_assert_eq(a->hidden, b->hidden);
-  cr_assert_eq(a->n_heads, b->n_heads);
-  cr_assert_eq(a->n_kv_heads, b->n_kv_heads);
-  cr_assert_eq(a->head_dim, b->head_dim);
-  cr_assert_eq(a->intermediate, b->intermediate);
-  cr_assert_eq(a->vocab, b->vocab);
-  cr_assert_eq(a->max_context, b->max_context);
+  expect_tiny_shape(a);
+  expect_tiny_shape(b);
   cr_assert_eq(a->norm_eps, b->norm_eps);
   cr_assert_eq(a->rope_theta, b->rope_theta);
   cr_assert_eq(a->rope_scaling, b->rope_scaling);
@@ -401,13 +414,9 @@ static void expect_same_config(const up_model_config *a, const up_model_config *
 
 /* Both formats of one variant: same config, the source weights, identical logits and tokens. */
 static void check_formats_agree(const variant *v) {
-  tiny_model m;
-  tiny_model_make(&m);
-  scratch s;
-  scratch_make(&s);
-  write_gguf(&s, &m, v);
-  write_hf(&s, &m, v);
-  up_checkpoint *gguf = open_ok(s.gguf), *hf = open_ok(s.hf);
+  write_gguf(&files, &source, v);
+  write_hf(&files, &source, v);
+  up_checkpoint *gguf = open_ok(files.gguf), *hf = open_ok(files.hf);
   cr_assert_eq(up_checkpoint_format_of(gguf), UP_CHECKPOINT_GGUF);
   cr_assert_eq(up_checkpoint_format_of(hf), UP_CHECKPOINT_HF);
   cr_assert_not_null(up_checkpoint_gguf(gguf));
@@ -415,8 +424,8 @@ static void check_formats_agree(const variant *v) {
   expect_same_config(up_checkpoint_config(gguf), up_checkpoint_config(hf));
   cr_assert_eq(up_checkpoint_config(gguf)->tie_word_embeddings, v->tied);
   const up_weight_role head = v->tied ? UP_WEIGHT_EMBED : UP_WEIGHT_LM_HEAD;
-  expect_weights(gguf, &m, head);
-  expect_weights(hf, &m, head);
+  expect_weights(gguf, &source, head);
+  expect_weights(hf, &source, head);
   const run_result a = generate(gguf), b = generate(hf);
   cr_assert(memcmp(a.logits, b.logits, sizeof a.logits) == 0, "GGUF and HF logits differ by up to %g",
             max_abs_diff(a.logits, b.logits, VOCAB));
@@ -426,8 +435,6 @@ static void check_formats_agree(const variant *v) {
   cr_assert_gt(spread, 1e-3, "the logits depend on the token (spread %g)", spread);
   up_checkpoint_close(gguf);
   up_checkpoint_close(hf);
-  scratch_remove(&s);
-  tiny_model_free(&m);
 }
 
 Test(checkpoint, gguf_and_hugging_face_give_the_same_weights_and_logits) {
@@ -443,18 +450,14 @@ Test(checkpoint, tied_embeddings_in_both_formats) {
 /* The comparison above would notice a loader that left llama.cpp's rotary rows as they
  * are: a GGUF whose q/k rows are in HF order loads to different weights and logits. */
 Test(checkpoint, rotary_row_order_matters) {
-  tiny_model m;
-  tiny_model_make(&m);
-  scratch s;
-  scratch_make(&s);
   const variant plain = {0}, unpermuted = {.rotary_rows_unpermuted = true};
-  write_hf(&s, &m, &plain);
-  write_gguf(&s, &m, &unpermuted);
-  up_checkpoint *gguf = open_ok(s.gguf), *hf = open_ok(s.hf);
+  write_hf(&files, &source, &plain);
+  write_gguf(&files, &source, &unpermuted);
+  up_checkpoint *gguf = open_ok(files.gguf), *hf = open_ok(files.hf);
   float *q = malloc(sizeof(float) * N_HEADS * HEAD_DIM * HIDDEN);
   char err[1024] = "";
   cr_assert(up_checkpoint_read(gguf, UP_WEIGHT_Q, 0, q, err, sizeof err), "%s", err);
-  const tiny_tensor *hf_q = tiny_find(&m, UP_WEIGHT_Q, 0);
+  const tiny_tensor *hf_q = tiny_find(&source, UP_WEIGHT_Q, 0);
   cr_assert(memcmp(q, hf_q->values, sizeof(float) * N_HEADS * HEAD_DIM * HIDDEN) != 0);
   /* Row j*half + i of the engine's layout is file row 2i + j: head 0, i = 1, j = 0 is file row 2. */
   cr_assert(memcmp(q + 1 * HIDDEN, hf_q->values + 2 * HIDDEN, sizeof(float) * HIDDEN) == 0);
@@ -463,79 +466,47 @@ Test(checkpoint, rotary_row_order_matters) {
   free(q);
   up_checkpoint_close(gguf);
   up_checkpoint_close(hf);
-  scratch_remove(&s);
-  tiny_model_free(&m);
 }
 
 Test(checkpoint, untied_hugging_face_config_without_lm_head_is_refused) {
-  tiny_model m;
-  tiny_model_make(&m);
-  scratch s;
-  scratch_make(&s);
   const variant v = {.tied = true, .hf_claims_untied = true};
-  write_hf(&s, &m, &v);
-  expect_load_error(s.hf, "lm_head.weight", "missing");
-  scratch_remove(&s);
-  tiny_model_free(&m);
+  write_hf(&files, &source, &v);
+  expect_load_error(files.hf, "lm_head.weight", "missing");
 }
 
 Test(checkpoint, missing_tensor_names_file_and_tensor) {
-  tiny_model m;
-  tiny_model_make(&m);
-  scratch s;
-  scratch_make(&s);
   const variant gguf_v = {.omit = "blk.1.ffn_down.weight"}, hf_v = {.omit = "model.layers.1.mlp.down_proj.weight"};
-  write_gguf(&s, &m, &gguf_v);
-  write_hf(&s, &m, &hf_v);
-  expect_load_error(s.gguf, "blk.1.ffn_down.weight", "missing");
-  expect_load_error(s.hf, "model.layers.1.mlp.down_proj.weight", "missing");
+  write_gguf(&files, &source, &gguf_v);
+  write_hf(&files, &source, &hf_v);
+  expect_load_error(files.gguf, "blk.1.ffn_down.weight", "missing");
+  expect_load_error(files.hf, "model.layers.1.mlp.down_proj.weight", "missing");
   /* The embedding is needed before any weight is read: the GGUF config takes its vocab there. */
   const variant no_embed = {.omit = "token_embd.weight"};
-  write_gguf(&s, &m, &no_embed);
-  expect_open_error(s.gguf, "'token_embd.weight'");
-  scratch_remove(&s);
-  tiny_model_free(&m);
+  write_gguf(&files, &source, &no_embed);
+  expect_open_error(files.gguf, "'token_embd.weight'");
 }
 
 Test(checkpoint, misshapen_tensor_names_file_and_tensor) {
-  tiny_model m;
-  tiny_model_make(&m);
-  scratch s;
-  scratch_make(&s);
   const variant gguf_v = {.transpose = "blk.0.attn_k.weight"},
                 hf_v = {.transpose = "model.layers.0.self_attn.k_proj.weight"};
-  write_gguf(&s, &m, &gguf_v);
-  write_hf(&s, &m, &hf_v);
-  expect_load_error(s.gguf, "blk.0.attn_k.weight", "the config needs [16, 8]");
-  expect_load_error(s.hf, "model.layers.0.self_attn.k_proj.weight", "the config needs [8, 16]");
-  scratch_remove(&s);
-  tiny_model_free(&m);
+  write_gguf(&files, &source, &gguf_v);
+  write_hf(&files, &source, &hf_v);
+  expect_load_error(files.gguf, "blk.0.attn_k.weight", "the config needs [16, 8]");
+  expect_load_error(files.hf, "model.layers.0.self_attn.k_proj.weight", "the config needs [8, 16]");
 }
 
 Test(checkpoint, unsupported_architecture_is_refused) {
-  tiny_model m;
-  tiny_model_make(&m);
-  scratch s;
-  scratch_make(&s);
   const variant v = {.architecture = "gemma3"};
-  write_gguf(&s, &m, &v);
-  write_hf(&s, &m, &v);
-  expect_open_error(s.gguf, "architecture 'gemma3' is not supported");
-  expect_open_error(s.hf, "gemma3");
-  scratch_remove(&s);
-  tiny_model_free(&m);
+  write_gguf(&files, &source, &v);
+  write_hf(&files, &source, &v);
+  expect_open_error(files.gguf, "architecture 'gemma3' is not supported");
+  expect_open_error(files.hf, "gemma3");
 }
 
 Test(checkpoint, partial_rotary_is_refused) {
-  tiny_model m;
-  tiny_model_make(&m);
-  scratch s;
-  scratch_make(&s);
   const variant v = {.rope_dims = HEAD_DIM / 2};
-  write_gguf(&s, &m, &v);
-  expect_open_error(s.gguf, "llama.rope.dimension_count 4 differs from head_dim 8");
-  scratch_remove(&s);
-  tiny_model_free(&m);
+  write_gguf(&files, &source, &v);
+  expect_open_error(files.gguf, "llama.rope.dimension_count 4 differs from head_dim 8");
 }
 
 /* Llama-3.1's published scaling (factor 8, low 1, high 4, original context 8192) as
@@ -556,10 +527,6 @@ static void llama3_divisors(float theta, float *out) {
 }
 
 Test(checkpoint, rope_freqs_must_be_llama3_scaling) {
-  tiny_model m;
-  tiny_model_make(&m);
-  scratch s;
-  scratch_make(&s);
   /* theta 500000 puts the four frequencies in every band: unscaled, unscaled, smoothed, divided by 8. */
   float divisors[HEAD_DIM / 2];
   llama3_divisors(500000.0f, divisors);
@@ -567,8 +534,8 @@ Test(checkpoint, rope_freqs_must_be_llama3_scaling) {
   cr_assert(divisors[2] > 1.0f && divisors[2] < 8.0f, "a smoothed band: %g", (double)divisors[2]);
   cr_assert_float_eq(divisors[3], 8.0f, 1e-6);
   const variant llama3 = {.rope_theta = 500000.0f, .rope_freqs = divisors, .n_rope_freqs = HEAD_DIM / 2};
-  write_gguf(&s, &m, &llama3);
-  up_checkpoint *ck = open_ok(s.gguf);
+  write_gguf(&files, &source, &llama3);
+  up_checkpoint *ck = open_ok(files.gguf);
   const up_model_config *cfg = up_checkpoint_config(ck);
   cr_assert_eq(cfg->rope_scaling, UP_ROPE_SCALING_LLAMA3);
   cr_assert_eq(cfg->rope_factor, 8.0f);
@@ -583,28 +550,20 @@ Test(checkpoint, rope_freqs_must_be_llama3_scaling) {
 
   const float ones[HEAD_DIM / 2] = {1.0f, 1.0f, 1.0f, 1.0f};
   const variant unscaled = {.rope_theta = 500000.0f, .rope_freqs = ones, .n_rope_freqs = HEAD_DIM / 2};
-  write_gguf(&s, &m, &unscaled);
-  expect_open_error(s.gguf, "'rope_freqs.weight'");
-  expect_open_error(s.gguf, "other than Llama-3.1's llama3 scaling");
+  write_gguf(&files, &source, &unscaled);
+  expect_open_error(files.gguf, "'rope_freqs.weight'");
+  expect_open_error(files.gguf, "other than Llama-3.1's llama3 scaling");
   const variant short_tensor = {.rope_theta = 500000.0f, .rope_freqs = divisors, .n_rope_freqs = 3};
-  write_gguf(&s, &m, &short_tensor);
-  expect_open_error(s.gguf, "'rope_freqs.weight' has 3 elements");
-  scratch_remove(&s);
-  tiny_model_free(&m);
+  write_gguf(&files, &source, &short_tensor);
+  expect_open_error(files.gguf, "'rope_freqs.weight' has 3 elements");
 }
 
 Test(checkpoint, truncated_gguf_names_the_file) {
-  tiny_model m;
-  tiny_model_make(&m);
-  scratch s;
-  scratch_make(&s);
   const variant v = {0};
-  gguf_buf file = gguf_bytes(&m, &v);
-  write_file_or_die(s.gguf, file.data, file.len - 100);
-  expect_open_error(s.gguf, "beyond the end of the file");
+  gguf_buf file = gguf_bytes(&source, &v);
+  write_file_or_die(files.gguf, file.data, file.len - 100);
+  expect_open_error(files.gguf, "beyond the end of the file");
   free(file.data);
-  scratch_remove(&s);
-  tiny_model_free(&m);
 }
 
 Test(checkpoint, is_path_tells_paths_from_presets) {
@@ -617,17 +576,14 @@ Test(checkpoint, is_path_tells_paths_from_presets) {
   cr_assert(up_checkpoint_is_path("models/llama"));
   cr_assert_not(up_checkpoint_is_path("model.gguf.txt"));
   /* A bare name is a path when it exists in the working directory. */
-  scratch s;
-  scratch_make(&s);
   char cwd[PATH_MAX];
   cr_assert_not_null(getcwd(cwd, sizeof cwd));
-  cr_assert_eq(chdir(s.dir), 0);
+  cr_assert_eq(chdir(files.dir), 0);
   cr_assert_not(up_checkpoint_is_path("hf-checkpoint"));
   cr_assert_eq(mkdir("hf-checkpoint", 0700), 0);
   cr_assert(up_checkpoint_is_path("hf-checkpoint"));
   cr_assert_eq(rmdir("hf-checkpoint"), 0);
   cr_assert_eq(chdir(cwd), 0);
-  scratch_remove(&s);
 }
 
 Test(checkpoint, missing_path_is_refused) {

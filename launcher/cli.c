@@ -21,7 +21,6 @@
 #define UP_DEFAULT_METHODS "dense,uniprefill,uniprefill:keep=0.3"
 #define UP_KERNELS_RUN_NO_SWEEP "--kernels times kernels alone and runs no sweep"
 #define UP_EVAL_RUNS_NO_SWEEP "--eval runs its own task prompts and no serving sweep"
-#define UP_EVAL_MAX_BATCH 256
 
 typedef enum up_flag_id {
   UP_FLAG_MODEL,

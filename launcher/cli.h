@@ -18,6 +18,7 @@
 #define UP_MAX_SWEEP 32
 #define UP_PATH_MAX 1024
 #define UP_KERNEL_MAX_REPEATS 1000
+#define UP_EVAL_MAX_BATCH 256 /* --eval-batch: prompts per forward */
 
 typedef enum up_output_format { UP_FORMAT_MARKDOWN = 0, UP_FORMAT_CSV = 1, UP_FORMAT_JSON = 2 } up_output_format;
 

@@ -75,7 +75,8 @@ typedef struct eval_inputs {
 } eval_inputs;
 
 static bool open_inputs(const up_options *opt, const up_backend *be, eval_inputs *in, char *err, size_t err_size) {
-  if (!opt->model_given || !up_checkpoint_is_path(opt->model)) {
+  /* A preset name stays a preset even where a file of that name exists (as in the sweep). */
+  if (!opt->model_given || up_model_preset_find(opt->model) || !up_checkpoint_is_path(opt->model)) {
     snprintf(err, err_size, "--eval needs --model PATH: a trained checkpoint with a tokenizer (a .gguf file); "
              "presets have random weights, so there is no answer to check");
     return false;
@@ -275,8 +276,8 @@ static int32_t run_context(const up_options *opt, const eval_inputs *in, up_gene
                            int32_t *layer_rows) {
   const up_model_config *cfg = up_checkpoint_config(in->ck);
   const int32_t V = cfg->vocab, L = cfg->n_layers;
-  int32_t mine[4096], n_mine = 0;
-  for (int32_t i = 0; i < n_prompts && n_mine < 4096; ++i)
+  int32_t *mine = up_calloc_or_die((size_t)n_prompts + 1, sizeof(int32_t), "this rank's prompts"), n_mine = 0;
+  for (int32_t i = 0; i < n_prompts; ++i)
     if (i % topo->world_size == topo->world_rank) mine[n_mine++] = i;
   float *dense_logits = up_malloc_or_die(sizeof(float) * (size_t)V * (size_t)(n_mine + 1), "dense logits");
   int32_t *dense_first = up_calloc_or_die((size_t)n_mine + 1, sizeof(int32_t), "dense first tokens");
@@ -289,13 +290,13 @@ static int32_t run_context(const up_options *opt, const eval_inputs *in, up_gene
     const bool is_dense = m == 0;
     for (int32_t b = 0; b < n_mine; b += opt->eval_batch) {
       const int32_t nb = n_mine - b < opt->eval_batch ? n_mine - b : opt->eval_batch;
-      const int32_t *batch_tokens[UP_MAX_SWEEP * 8];
-      int32_t batch_lens[UP_MAX_SWEEP * 8];
+      const int32_t *batch_tokens[UP_EVAL_MAX_BATCH];
+      int32_t batch_lens[UP_EVAL_MAX_BATCH];
       for (int32_t j = 0; j < nb; ++j) {
         batch_tokens[j] = prompts[mine[b + j]].tokens;
         batch_lens[j] = prompts[mine[b + j]].n_tokens;
       }
-      up_generation out[UP_MAX_SWEEP * 8];
+      up_generation out[UP_EVAL_MAX_BATCH];
       const double t0 = now_ms();
       up_generator_run(gen, &in->methods[m], batch_tokens, batch_lens, nb, opt->eval_max_new, stops, n_stop, out);
       const double ms = (now_ms() - t0) / nb;
@@ -314,6 +315,7 @@ static int32_t run_context(const up_options *opt, const eval_inputs *in, up_gene
       }
     }
   }
+  free(mine);
   free(dense_logits);
   free(dense_first);
   return n_rec;

@@ -57,6 +57,12 @@ static inline void put_kv_u32(gguf_buf *b, const char *key, uint32_t v) {
   put_u32(b, v);
 }
 
+static inline void put_kv_f32(gguf_buf *b, const char *key, float v) {
+  put_str(b, key);
+  put_u32(b, UP_GGUF_F32);
+  put_f32(b, v);
+}
+
 static inline void put_kv_bool(gguf_buf *b, const char *key, bool v) {
   put_str(b, key);
   put_u32(b, UP_GGUF_BOOL);

@@ -13,23 +13,9 @@
 #include "engine/method.h"
 #include "engine/model.h"
 #include "kernels/cpu/cpu_backend.h"
+#include "tests/small_model.h"
 
-enum { N_LAYERS = 4, BLOCK_TOKENS = 16, MAX_SEQS = 4, MAX_ENTRIES = 1024 };
-
-static up_model_config small_config(void) {
-  up_model_config cfg = *up_model_preset_find("tiny-llama");
-  cfg.n_layers = N_LAYERS;
-  cfg.hidden = 64;
-  cfg.n_heads = 4;
-  cfg.n_kv_heads = 2;
-  cfg.head_dim = 16;
-  cfg.intermediate = 128;
-  cfg.vocab = 512;
-  cfg.n_drop_layers = 2;
-  cfg.drop_layers[0] = 1;
-  cfg.drop_layers[1] = 2;
-  return cfg;
-}
+enum { N_LAYERS = SMALL_N_LAYERS, BLOCK_TOKENS = 16, MAX_SEQS = 4, MAX_ENTRIES = 1024 };
 
 /* A model, a cache and a workspace that a test runs forwards through. */
 typedef struct harness {
@@ -61,26 +47,6 @@ static void harness_free(harness *h) {
   up_kv_cache_destroy(h->cache);
   up_model_destroy(h->model);
   h->be->ops->destroy(h->be);
-}
-
-static void random_prompt(int32_t *tokens, int32_t n, uint32_t seed) {
-  uint32_t x = seed * 2654435761u + 1;
-  for (int32_t i = 0; i < n; ++i) {
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    tokens[i] = (int32_t)(x % 512);
-  }
-}
-
-static double max_rel_diff(const float *a, const float *b, int32_t n) {
-  double diff = 0.0, scale = 0.0;
-  for (int32_t i = 0; i < n; ++i) {
-    cr_assert(!isnan(a[i]) && !isnan(b[i]), "NaN in logits at %d", i);
-    diff = fmax(diff, fabs((double)a[i] - b[i]));
-    scale = fmax(scale, fabs((double)b[i]));
-  }
-  return diff / scale;
 }
 
 /* Prefill the given prompts together in fresh slots; logits [n][vocab], rows per layer [n][L]. */
@@ -121,18 +87,6 @@ static up_method dense_method(void) {
   up_method m;
   up_method_init(&m, &spec);
   return m;
-}
-
-/* UniPrefill at the small model's drop layers with the given top-p and fixed budget (0: off). */
-static up_method_spec uniprefill_spec(float top_p, float keep_fraction) {
-  up_method_spec spec;
-  up_method_spec_default(&spec, UP_METHOD_UNIPREFILL);
-  spec.select.top_p = top_p;
-  spec.select.keep_fraction = keep_fraction;
-  const up_model_config cfg = small_config();
-  char err[256];
-  cr_assert(up_method_spec_resolve(&spec, &cfg, err, sizeof err), "%s", err);
-  return spec;
 }
 
 static up_method uniprefill_method(float top_p, float keep_fraction) {

@@ -75,7 +75,7 @@ expect_error "hf-no-weights: no model.safetensors.index.json, model.safetensors 
   --model hf-no-weights --ctx 32
 if [[ -n "$tiny" ]]; then
   expect_error "unknown eval task 'bogus_task'" --eval bogus_task --model "$tiny"
-  expect_error "exceeds llama-2-tiny-random's context" --eval niah_single --model "$tiny" --ctx 1M
+  expect_error "at most llama-2-tiny-random's context of 4096 tokens" --eval niah_single --model "$tiny" --ctx 1M
   expect_error "a checkpoint ($tiny) keeps its own depth" --model "$tiny" --layers 3
   # Cut in the metadata (the sweep), and in the tensor data (--eval).
   head -c 100000 "$tiny" >cut-metadata.gguf

@@ -275,8 +275,10 @@ static int32_t run_context(const up_options *opt, const eval_inputs *in, up_gene
                            int32_t *layer_rows) {
   const up_model_config *cfg = up_checkpoint_config(in->ck);
   const int32_t V = cfg->vocab, L = cfg->n_layers;
-  int32_t mine[4096], n_mine = 0;
-  for (int32_t i = 0; i < n_prompts && n_mine < 4096; ++i)
+  /* Sized to the prompts: a fixed array would drop prompts past its end unnoticed. */
+  int32_t *mine = up_malloc_or_die(sizeof(int32_t) * (size_t)(n_prompts + 1), "this rank's eval prompts");
+  int32_t n_mine = 0;
+  for (int32_t i = 0; i < n_prompts; ++i)
     if (i % topo->world_size == topo->world_rank) mine[n_mine++] = i;
   float *dense_logits = up_malloc_or_die(sizeof(float) * (size_t)V * (size_t)(n_mine + 1), "dense logits");
   int32_t *dense_first = up_calloc_or_die((size_t)n_mine + 1, sizeof(int32_t), "dense first tokens");
@@ -316,6 +318,7 @@ static int32_t run_context(const up_options *opt, const eval_inputs *in, up_gene
   }
   free(dense_logits);
   free(dense_first);
+  free(mine);
   return n_rec;
 }
 

@@ -111,8 +111,9 @@ typedef struct up_flag_info {
 } up_flag_info;
 
 static const up_flag_info up_flags[] = {
-    {UP_FLAG_MODEL, "model", 0, "NAME", UP_GROUP_MODEL,
-     "model preset (default: tiny-llama on cpu, llama-3.1-8b on cuda)"},
+    {UP_FLAG_MODEL, "model", 0, "NAME|PATH", UP_GROUP_MODEL,
+     "model preset, or a checkpoint: a .gguf file or a Hugging Face directory (default: tiny-llama on cpu, "
+     "llama-3.1-8b on cuda)"},
     {UP_FLAG_LAYERS, "layers", 0, "N", UP_GROUP_MODEL, "reduced depth, 0 = the preset's (default 0)"},
     {UP_FLAG_BACKEND, "backend", 0, "B", UP_GROUP_MODEL, "auto, cpu or cuda (default auto)"},
     {UP_FLAG_CTX, "ctx", 0, "LIST", UP_GROUP_SWEEP,

@@ -343,7 +343,8 @@ int up_eval_mode_run(const up_options *opt, int argc, char **argv, const up_topo
   for (int32_t c = 0; c < in.n_ctx; ++c) max_ctx = in.ctx[c] > max_ctx ? in.ctx[c] : max_ctx;
 
   up_model *model = up_model_create_from_checkpoint(in.ck, be, err, sizeof err);
-  up_generator *gen = model ? up_generator_create(model, opt->eval_batch, max_ctx, opt->eval_max_new, err, sizeof err)
+  up_generator *gen = model ? up_generator_create(model, opt->eval_batch, max_ctx - opt->eval_max_new,
+                                                  opt->eval_max_new, err, sizeof err)
                             : NULL;
   if (up_run_agree_on_failure(topo, gen == NULL, err)) {
     up_generator_destroy(gen);

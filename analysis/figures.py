@@ -36,6 +36,14 @@ Figures, each skipped with a printed note when the runs lack what it needs:
                             against context length, a line per run and rank, with the
                             issue's target and goal and the published reference where
                             the file has them (needs two or more attention lengths)
+  eval_accuracy_vs_ctx      `--eval` runs: exact-match accuracy against prompt length, a
+                            line per method, a panel per task plus "all" (tasks pooled)
+  eval_kl_vs_ctx            `--eval` runs: mean KL(dense || method) at the answer
+                            position against prompt length, a line per non-dense method,
+                            a panel per task plus "all"
+  eval_kept_per_layer       `--eval` runs: mean fraction of prompt tokens entering each
+                            layer (/eval_layer_rows), a line per method, a panel per
+                            context length; the steps sit after each drop layer
 
 Runs written before the KV fields existed (kv_*, max_resident) skip the figures that
 need them. Methods keep one colour in every figure (dense always dark grey, the others from a
@@ -73,8 +81,9 @@ MAX_PANEL_COLS = 3
 # ---- shared plumbing ------------------------------------------------------------
 
 def method_colors(runs):
-    """One colour per method label over all runs, the same in every figure."""
-    labels = sorted({row["method"] for run in runs for row in run.summary} - {DENSE})
+    """One colour per method label over all runs (sweep and eval rows), the same in
+    every figure."""
+    labels = sorted({row["method"] for run in runs for row in run.summary + run.eval.summary} - {DENSE})
     colors = {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(labels)}
     colors[DENSE] = DENSE_COLOR
     return colors
@@ -368,6 +377,19 @@ def fig_ttft_cdf(runs, colors, out_dir, written):
     return None
 
 
+def plot_kept_curve(ax, kept, color, style, label):
+    """Fraction of prompt tokens entering each layer, stepped so a drop shows as a step."""
+    ax.plot(np.arange(kept.size), kept, marker="o", markersize=3, color=color, linestyle=style,
+            drawstyle="steps-mid", label=label)
+
+
+def finish_kept_panel(ax, n_layers, title):
+    ax.set_xlabel("layer (0-indexed)")
+    ax.set_ylim(0, 1.05)
+    ax.set_xticks(range(0, n_layers, max(1, n_layers // 8)))
+    finish_panel(ax, "prompt tokens entering the layer (fraction)", title)
+
+
 def fig_kept_per_layer(runs, colors, out_dir, written):
     pts = [(run, p) for run, p in points_of(runs)
            if p.request_layer_tokens is not None and p.request_layer_tokens.ndim == 2
@@ -386,13 +408,8 @@ def fig_kept_per_layer(runs, colors, out_dir, written):
                     continue
                 kept = np.concatenate(rows).mean(axis=0)
                 n_layers = max(n_layers, kept.size)
-                ax.plot(np.arange(kept.size), kept, marker="o", markersize=3, color=colors[method],
-                        linestyle=run_style(ri), drawstyle="steps-mid",
-                        label=series_label(method, run, runs))
-        ax.set_xlabel("layer (0-indexed)")
-        ax.set_ylim(0, 1.05)
-        ax.set_xticks(range(0, n_layers, max(1, n_layers // 8)))
-        finish_panel(ax, "prompt tokens entering the layer (fraction)", ctx_label(ctx))
+                plot_kept_curve(ax, kept, colors[method], run_style(ri), series_label(method, run, runs))
+        finish_kept_panel(ax, n_layers, ctx_label(ctx))
     save(fig, out_dir, "kept_per_layer", runs, written)
     return None
 
@@ -508,6 +525,107 @@ def fig_attention_tflops(runs, colors, out_dir, written):
     return None
 
 
+# ---- eval figures (--eval runs) -----------------------------------------------------
+
+EVAL_ALL_TASKS = "all"
+
+
+def eval_task_panels(runs):
+    """The tasks of the eval summaries in file order, "all" (tasks pooled) last."""
+    tasks = dict.fromkeys(r["task"] for run in runs for r in run.eval.summary if r["task"] != EVAL_ALL_TASKS)
+    return list(tasks) + [EVAL_ALL_TASKS]
+
+
+def eval_ctx_axis(ax, runs):
+    ctxs = distinct(r["ctx"] for run in runs for r in run.eval.summary)
+    log2_axis(ax, ctxs, [size_label(c) for c in ctxs], "prompt length (tokens)")
+
+
+# Accuracy takes few distinct values, so methods often coincide; dodging each line
+# sideways by this share of an octave keeps every one visible.
+EVAL_DODGE_OCTAVES = 0.04
+
+
+def eval_method_lines(ax, runs, colors, field, task, methods_shown, dodge=False):
+    """One line per method and run through the eval summary rows of `task`: field over
+    ctx, for the methods methods_shown() accepts, each line shifted sideways when dodge;
+    returns the values drawn."""
+    series = []
+    for ri, run in enumerate(runs):
+        rows = [r for r in run.eval.summary if r["task"] == task and r["n_samples"] > 0]
+        for method in distinct(r["method"] for r in rows):
+            pts = sorted((r["ctx"], r[field]) for r in rows if r["method"] == method and math.isfinite(r[field]))
+            if pts and methods_shown(method):
+                series.append((ri, run, method, pts))
+    for k, (ri, run, method, pts) in enumerate(series):
+        shift = 2.0 ** (EVAL_DODGE_OCTAVES * (k - (len(series) - 1) / 2)) if dodge else 1.0
+        ax.plot([p[0] * shift for p in pts], [p[1] for p in pts], marker="o", color=colors[method],
+                linestyle=run_style(ri), label=series_label(method, run, runs))
+    return [p[1] for *_, pts in series for p in pts]
+
+
+def task_title(task):
+    return "all tasks" if task == EVAL_ALL_TASKS else task
+
+
+def fig_eval_accuracy(runs, colors, out_dir, written):
+    if not any(run.eval.summary for run in runs):
+        return "no run has --eval tables"
+    tasks = eval_task_panels(runs)
+    fig, axes = panel_grid(len(tasks), "Answer accuracy vs prompt length")
+    for ax, task in zip(axes, tasks):
+        eval_method_lines(ax, runs, colors, "accuracy", task, lambda m: True, dodge=True)
+        eval_ctx_axis(ax, runs)
+        ax.set_ylim(-0.03, 1.05)
+        finish_panel(ax, "accuracy (exact match)", task_title(task))
+    save(fig, out_dir, "eval_accuracy_vs_ctx", runs, written)
+    return None
+
+
+def fig_eval_kl(runs, colors, out_dir, written):
+    rows = [r for run in runs for r in run.eval.summary if r["method"] != DENSE and r["n_samples"] > 0]
+    if not rows:
+        return "no run has --eval rows of a method other than dense"
+    tasks = eval_task_panels(runs)
+    fig, axes = panel_grid(len(tasks), "KL(dense || method) at the answer position vs prompt length")
+    for ax, task in zip(axes, tasks):
+        # Dense is the reference (KL 0 by definition), so it has no line.
+        values = eval_method_lines(ax, runs, colors, "kl_mean", task, lambda m: m != DENSE)
+        # KL spans orders of magnitude between methods; a log axis needs positive values.
+        if values and min(values) > 0:
+            ax.set_yscale("log")
+        else:
+            ax.set_ylim(bottom=0)
+        eval_ctx_axis(ax, runs)
+        finish_panel(ax, "KL, mean over samples (nats)", task_title(task))
+    save(fig, out_dir, "eval_kl_vs_ctx", runs, written)
+    return None
+
+
+def fig_eval_kept_per_layer(runs, colors, out_dir, written):
+    usable = [run for run in runs if run.eval.samples and run.eval.layer_rows is not None]
+    if not usable:
+        return "no run has --eval per-layer rows (/eval_layer_rows)"
+    ctxs = distinct(s["ctx"] for run in usable for s in run.eval.samples)
+    fig, axes = panel_grid(len(ctxs), "Prompt tokens kept per layer (eval prompts)")
+    for ax, ctx in zip(axes, ctxs):
+        n_layers = 0
+        for run in usable:
+            ri = runs.index(run)
+            samples = run.eval.samples
+            prompt = np.array([s["prompt_tokens"] for s in samples], dtype=float)
+            for method in distinct(s["method"] for s in samples):
+                pick = np.array([s["method"] == method and s["ctx"] == ctx for s in samples])
+                if not pick.any():
+                    continue
+                kept = (run.eval.layer_rows[pick] / prompt[pick][:, None]).mean(axis=0)
+                n_layers = max(n_layers, kept.size)
+                plot_kept_curve(ax, kept, colors[method], run_style(ri), series_label(method, run, runs))
+        finish_kept_panel(ax, n_layers, ctx_label(ctx))
+    save(fig, out_dir, "eval_kept_per_layer", runs, written)
+    return None
+
+
 FIGURES = (
     ("ttft_vs_ctx", fig_ttft_vs_ctx),
     ("speedup_vs_concurrency", fig_speedup_vs_concurrency),
@@ -521,6 +639,9 @@ FIGURES = (
     ("trace_ttft_over_time", fig_trace_ttft),
     ("trace_queue_over_time", fig_trace_queue),
     ("attention_tflops_vs_ctx", fig_attention_tflops),
+    ("eval_accuracy_vs_ctx", fig_eval_accuracy),
+    ("eval_kl_vs_ctx", fig_eval_kl),
+    ("eval_kept_per_layer", fig_eval_kept_per_layer),
 )
 
 
@@ -535,8 +656,8 @@ def main(argv):
     except runfile.RunFileError as exc:
         print(f"figures.py: error: {exc}", file=sys.stderr)
         return 2
-    if not any(run.summary or run.kernels for run in runs):
-        print("figures.py: error: no run has a finished point or kernel case", file=sys.stderr)
+    if not any(run.summary or run.kernels or run.eval for run in runs):
+        print("figures.py: error: no run has a finished point, kernel case or eval row", file=sys.stderr)
         return 2
     os.makedirs(args.output, exist_ok=True)
     colors = method_colors(runs)

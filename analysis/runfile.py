@@ -2,8 +2,9 @@
 figures.py and compare.py: it opens a file, checks that it is a run of a schema version
 these scripts understand, and hands back the root attributes, the /summary rows, the
 per-point groups (parameters, request and step tables, per-layer token counts, ragged
-output-token times) and, for `--kernels` runs, the /kernels rows, as plain Python and
-numpy values.
+output-token times), for `--kernels` runs the /kernels rows, and for `--eval` runs the
+/eval_samples and /eval_summary rows and the /eval_layer_rows matrices, as plain Python
+and numpy values. Files without the kernel or eval tables read with those parts empty.
 
 Owns reading and validation only; the schema is written by launcher/results_h5.c and
 documented in results/README.md. Computes no metric. Needs h5py and numpy (Debian's
@@ -88,16 +89,34 @@ class Point:
         return self.requests["status"] == STATUS_FINISHED
 
 
+class EvalTables:
+    """The tables of an `--eval` run: samples (list of dicts, one per /eval_samples row:
+    a method's answer to one prompt), summary (list of dicts, one per /eval_summary row:
+    a method, context and task, or task "all"), and layer_rows (int array
+    [len(samples)][n_layers], prompt rows entering each layer, row i belonging to
+    samples[i]; None when the file has no /eval_layer_rows). Empty for other runs."""
+
+    def __init__(self, samples=(), summary=(), layer_rows=None):
+        self.samples = list(samples)
+        self.summary = list(summary)
+        self.layer_rows = layer_rows
+
+    def __bool__(self):
+        return bool(self.samples or self.summary)
+
+
 class Run:
     """A whole run file read into memory: path, name (file stem), schema_version,
     attrs (root attributes as text), summary_fields (the /summary field names in file
     order), summary (list of dicts, one per /summary row, each with the point's
     workload added under "workload"), points (list of Point, in index order),
     kernel_fields and kernels (the /kernels field names and rows as dicts; empty for a
-    sweep, which has no /kernels table) and kernel_attrs (the table's attributes)."""
+    sweep, which has no /kernels table), kernel_attrs (the table's attributes) and
+    eval (EvalTables; false for a run without --eval, whose /summary is then the one
+    with rows: an --eval run leaves /summary and /points empty)."""
 
     def __init__(self, path, schema_version, attrs, summary_fields, summary, points,
-                 kernel_fields=(), kernels=(), kernel_attrs=None):
+                 kernel_fields=(), kernels=(), kernel_attrs=None, eval_tables=None):
         self.path = path
         self.name = os.path.splitext(os.path.basename(path))[0]
         self.schema_version = schema_version
@@ -108,12 +127,37 @@ class Run:
         self.kernel_fields = tuple(kernel_fields)
         self.kernels = list(kernels)
         self.kernel_attrs = kernel_attrs or {}
+        self.eval = eval_tables if eval_tables is not None else EvalTables()
 
     def caption(self):
         """One line naming what produced the run: model, device, commit."""
         devices = sorted(set(self.attrs.get("device_names", "?").split(",")))
         return (f"{self.name}: model {self.attrs.get('model', '?')}, "
                 f"device {' + '.join(devices)}, commit {self.attrs.get('git_commit', '?')}")
+
+
+def _table_rows(dataset):
+    """A compound table as a list of dicts of plain values."""
+    table = dataset[...]
+    return [{name: _plain(row[name]) for name in table.dtype.names} for row in table]
+
+
+def _read_eval(f, path):
+    """The --eval tables, or an empty EvalTables when the file has none. The
+    /eval_layer_rows datasets (one per context, in name order) stack into one matrix
+    whose rows pair with /eval_samples' rows; counts that disagree are an error."""
+    if "eval_samples" not in f and "eval_summary" not in f:
+        return EvalTables()
+    samples = _table_rows(f["eval_samples"]) if "eval_samples" in f else []
+    summary = _table_rows(f["eval_summary"]) if "eval_summary" in f else []
+    layer_rows = None
+    if "eval_layer_rows" in f and len(f["eval_layer_rows"]) > 0:
+        group = f["eval_layer_rows"]
+        layer_rows = np.concatenate([group[name][...] for name in sorted(group)], axis=0)
+        if layer_rows.shape[0] != len(samples):
+            raise RunFileError(f"'{path}': /eval_layer_rows has {layer_rows.shape[0]} rows but /eval_samples "
+                               f"has {len(samples)}; they must pair one to one")
+    return EvalTables(samples, summary, layer_rows)
 
 
 def load_run(path, with_points=True):
@@ -149,10 +193,9 @@ def load_run(path, with_points=True):
             summary.append(entry)
         kernel_fields, kernels, kernel_attrs = (), [], {}
         if "kernels" in f:
-            ktable = f["kernels"][...]
-            kernel_fields = ktable.dtype.names
-            kernels = [{name: _plain(row[name]) for name in kernel_fields} for row in ktable]
+            kernel_fields = f["kernels"].dtype.names
+            kernels = _table_rows(f["kernels"])
             kernel_attrs = {name: _plain(f["kernels"].attrs[name]) for name in f["kernels"].attrs
                             if not name.startswith("FIELD_") and name not in ("CLASS", "VERSION", "TITLE")}
         return Run(path, version, attrs, tuple(table.dtype.names), summary, points,
-                   kernel_fields, kernels, kernel_attrs)
+                   kernel_fields, kernels, kernel_attrs, _read_eval(f, path))

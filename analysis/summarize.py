@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """summarize.py — print one uniprefill-bench run file as markdown: the producer and
-machine (root attributes), the /summary table, one row per sweep point, and for a
-`--kernels` run a "kernels" section, one row per timed kernel case.
+machine (root attributes), the /summary table, one row per sweep point, for a
+`--kernels` run a "kernels" section, one row per timed kernel case, and for an `--eval`
+run an "eval" section: per method and context (all tasks pooled) the accuracy, top-1
+agreement and KL(dense || method) at the answer position and the kept fractions, then
+the accuracy of each task.
 
 Owns only formatting; reading and schema checks are analysis/runfile.py's, the schema
 is documented in results/README.md. Needs h5py and numpy (Debian's /usr/bin/python3
@@ -55,6 +58,38 @@ def kernels_section(run):
     return f"## kernels\n\n{settings}\n\n" + markdown_table(KERNEL_COLUMNS, rows)
 
 
+# The /eval_summary columns of the pooled ("all") rows, in display order.
+EVAL_COLUMNS = ("method", "ctx", "n_samples", "prompt_tokens_mean", "accuracy", "top1_agreement", "kl_mean",
+                "kl_max", "kept_fraction", "kept_after_drops")
+EVAL_ALL_TASKS = "all"
+
+
+def eval_section(run):
+    """The eval summary as markdown: one row per method and context over every task
+    (KL in nats; dense, the reference, drops nothing and shows "-" after drops), then
+    one row per method and context with each task's accuracy."""
+    pooled = []
+    for row in run.eval.summary:
+        if row["task"] == EVAL_ALL_TASKS:
+            shown = dict(row)
+            shown["kept_after_drops"] = row["kept_after_drops"] or None
+            pooled.append(shown)
+    tasks = list(dict.fromkeys(r["task"] for r in run.eval.summary if r["task"] != EVAL_ALL_TASKS))
+    per_task = {}  # (method, ctx) -> a row with one accuracy column per task
+    for row in run.eval.summary:
+        if row["task"] != EVAL_ALL_TASKS:
+            entry = per_task.setdefault((row["method"], row["ctx"]),
+                                        dict({"method": row["method"], "ctx": row["ctx"]}, **dict.fromkeys(tasks)))
+            entry[row["task"]] = row["accuracy"]
+    text = ("## eval\n\nAll tasks pooled; top-1 agreement and KL(dense || method, nats) at the answer "
+            "position; kept fraction = prompt rows over all layers / (layers x prompt tokens); "
+            "kept after drops = rows entering the layer after each drop layer / prompt tokens.\n\n"
+            + markdown_table(EVAL_COLUMNS, pooled))
+    if tasks:
+        text += "\n\nAccuracy per task:\n\n" + markdown_table(("method", "ctx") + tuple(tasks), per_task.values())
+    return text
+
+
 def summarize(path):
     try:
         run = runfile.load_run(path, with_points=False)
@@ -70,10 +105,12 @@ def summarize(path):
         # runfile gives every row a workload (CLOSED_LOOP for runs that predate the attribute).
         names.insert(names.index("method") + 1, "workload")
         print(markdown_table(names, run.summary))
-    elif not run.kernels:
+    elif not run.kernels and not run.eval:
         print("(no points finished)")
     if run.kernels:
         print(("\n" if run.summary else "") + kernels_section(run))
+    if run.eval:
+        print(("\n" if run.summary or run.kernels else "") + eval_section(run))
 
 
 def main(argv):

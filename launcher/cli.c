@@ -110,8 +110,9 @@ typedef struct up_flag_info {
 } up_flag_info;
 
 static const up_flag_info up_flags[] = {
-    {UP_FLAG_MODEL, "model", 0, "NAME", UP_GROUP_MODEL,
-     "model preset (default: tiny-llama on cpu, llama-3.1-8b on cuda)"},
+    {UP_FLAG_MODEL, "model", 0, "NAME|PATH", UP_GROUP_MODEL,
+     "model preset, or a checkpoint: a .gguf file or a Hugging Face directory (default: tiny-llama on cpu, "
+     "llama-3.1-8b on cuda)"},
     {UP_FLAG_LAYERS, "layers", 0, "N", UP_GROUP_MODEL, "reduced depth, 0 = the preset's (default 0)"},
     {UP_FLAG_BACKEND, "backend", 0, "B", UP_GROUP_MODEL, "auto, cpu or cuda (default auto)"},
     {UP_FLAG_CTX, "ctx", 0, "LIST", UP_GROUP_SWEEP,
@@ -189,9 +190,10 @@ static const up_flag_info up_flags[] = {
      "timed calls per case, 1..1000; median, min and max are reported (default 15)"},
     {UP_FLAG_EVAL, "eval", 0, "TASKS", UP_GROUP_EVAL,
      "RULER-style tasks instead of the sweep: niah_single, niah_multikey, niah_multivalue, kv_retrieval, vt, or "
-     "niah / all; greedy answers scored by string match, compared with dense (ctx default 2k,4k,8k)"},
+     "niah / all; greedy answers scored by string match, compared with dense (--ctx: prompt plus answer tokens, "
+     "default 2k,4k,8k within the model's context)"},
     {UP_FLAG_EVAL_SAMPLES, "eval-samples", 0, "N", UP_GROUP_EVAL, "samples per task and context (default 4)"},
-    {UP_FLAG_EVAL_MAX_NEW, "eval-max-new", 0, "N", UP_GROUP_EVAL, "answer tokens generated at most (default 32)"},
+    {UP_FLAG_EVAL_MAX_NEW, "eval-max-new", 0, "N", UP_GROUP_EVAL, "answer tokens generated at most, kept free in each --ctx (default 32)"},
     {UP_FLAG_EVAL_BATCH, "eval-batch", 0, "N", UP_GROUP_EVAL, "prompts per forward, 1..256 (default 4)"},
     {UP_FLAG_EVAL_CORPUS, "eval-corpus", 0, "PATHS", UP_GROUP_EVAL,
      "haystack prose files (.txt or .gz), comma-separated (default: Debian's gnu-standards texts)"},

@@ -276,7 +276,8 @@ static int32_t run_context(const up_options *opt, const eval_inputs *in, up_gene
                            int32_t *layer_rows) {
   const up_model_config *cfg = up_checkpoint_config(in->ck);
   const int32_t V = cfg->vocab, L = cfg->n_layers;
-  int32_t *mine = up_calloc_or_die((size_t)n_prompts + 1, sizeof(int32_t), "this rank's prompts"), n_mine = 0;
+  /* Sized to the prompts: a fixed array would drop prompts past its end unnoticed. */
+  int32_t *mine = up_calloc_or_die((size_t)n_prompts + 1, sizeof(int32_t), "this rank's eval prompts"), n_mine = 0;
   for (int32_t i = 0; i < n_prompts; ++i)
     if (i % topo->world_size == topo->world_rank) mine[n_mine++] = i;
   float *dense_logits = up_malloc_or_die(sizeof(float) * (size_t)V * (size_t)(n_mine + 1), "dense logits");
@@ -318,6 +319,7 @@ static int32_t run_context(const up_options *opt, const eval_inputs *in, up_gene
   free(mine);
   free(dense_logits);
   free(dense_first);
+  free(mine);
   return n_rec;
 }
 
@@ -342,7 +344,8 @@ int up_eval_mode_run(const up_options *opt, int argc, char **argv, const up_topo
   for (int32_t c = 0; c < in.n_ctx; ++c) max_ctx = in.ctx[c] > max_ctx ? in.ctx[c] : max_ctx;
 
   up_model *model = up_model_create_from_checkpoint(in.ck, be, err, sizeof err);
-  up_generator *gen = model ? up_generator_create(model, opt->eval_batch, max_ctx, opt->eval_max_new, err, sizeof err)
+  up_generator *gen = model ? up_generator_create(model, opt->eval_batch, max_ctx - opt->eval_max_new,
+                                                  opt->eval_max_new, err, sizeof err)
                             : NULL;
   if (up_run_agree_on_failure(topo, gen == NULL, err)) {
     up_generator_destroy(gen);

@@ -17,8 +17,12 @@ plain script: it exits non-zero on the first failure).
 - A `--kernels` run: summarize.py prints its kernels section, figures.py draws the
   attention figure (with the target lines once the rows carry targets) and none of
   the sweep figures; a sweep skips the attention figure.
+- An `--eval` run of the tiny random Llama-2 GGUF (SHARED_DIR/models): its tables pair
+  up, summarize.py prints the eval section, figures.py draws the eval figures and none
+  of the sweep's; a sweep skips the eval figures; a copy whose /eval_layer_rows lost a
+  row is refused by name.
 
-    test_analysis.py BINARY ANALYSIS_DIR BASELINE.h5
+    test_analysis.py BINARY ANALYSIS_DIR BASELINE.h5 SHARED_DIR
 """
 import os
 import shutil
@@ -36,6 +40,8 @@ SUMMARY_FIGURES = ("ttft_vs_ctx", "speedup_vs_concurrency", "throughput_vs_concu
 # KV footprint, residents): a run of today's binary has them.
 NEW_FIELD_FIGURES = ("speedup_vs_predicted", "kv_per_request", "resident_vs_concurrency")
 TRACE_FIGURES = ("trace_ttft_over_time", "trace_queue_over_time")
+EVAL_FIGURES = ("eval_accuracy_vs_ctx", "eval_kl_vs_ctx", "eval_kept_per_layer")
+TINY_GGUF = os.path.join("models", "llama-2-tiny-random.gguf")
 
 
 def fail(message):
@@ -307,10 +313,56 @@ def test_kernels_run(binary, analysis, baseline, tmp):
     check("skipped attention_tflops_vs_ctx" in proc.stdout, "a sweep must skip the attention figure")
 
 
+def test_eval_run(binary, analysis, baseline, shared, tmp):
+    model = os.path.join(shared, TINY_GGUF)
+    check(os.path.isfile(model), f"{model} is missing (the shared tiny model is always present)")
+    ev = os.path.join(tmp, "eval.h5")
+    methods = ("dense", "uniprefill:keep=0.3")
+    run([binary, "--model", model, "--eval", "niah_single", "--ctx", "256", "--eval-samples", "1",
+         "--eval-max-new", "2", "--method", ",".join(methods), "--threads", "1", "--quiet", "-o", ev],
+        0, "binary: small --eval run")
+    with h5py.File(ev, "r") as f:
+        check(int(f.attrs["schema_version"]) == 2, "an --eval run's schema_version is not 2")
+        check(len(f["summary"]) == 0 and len(f["points"]) == 0, "an --eval run must leave /summary and /points empty")
+        samples = f["eval_samples"][...]
+        check([m.decode() for m in samples["method"]] == list(methods), "one sample row per method, dense first")
+        layer_rows = f["eval_layer_rows"]["0000"][...]
+        check(layer_rows.shape[0] == len(samples), "/eval_layer_rows/0000 does not pair with /eval_samples")
+        check(np.array_equal(layer_rows[:, 0], samples["prompt_tokens"]), "every prompt row enters layer 0")
+        tasks = {t.decode() for t in f["eval_summary"][...]["task"]}
+        check(tasks == {"niah_single", "all"}, f"eval_summary tasks {tasks}")
+
+    summarize = os.path.join(analysis, "summarize.py")
+    proc = run([PYTHON, summarize, ev], 0, "summarize: eval run")
+    for text in ("## eval", "| uniprefill:keep=0.3 | 256 |", "top1_agreement", "kept_after_drops",
+                 "Accuracy per task", "niah_single"):
+        check(text in proc.stdout, f"summarize output lacks '{text}':\n{proc.stdout}")
+    check("(no points finished)" not in proc.stdout, "an eval run is reported as an empty sweep")
+    proc = run([PYTHON, summarize, baseline], 0, "summarize: sweep without eval tables")
+    check("## eval" not in proc.stdout, "a sweep has no eval section")
+
+    figures = os.path.join(analysis, "figures.py")
+    out = os.path.join(tmp, "fig_eval")
+    run([PYTHON, figures, ev, "-o", out], 0, "figures: eval run")
+    expect_figures(out, EVAL_FIGURES, absent=SUMMARY_FIGURES)
+    proc = run([PYTHON, figures, baseline, "-o", os.path.join(tmp, "fig_sweep_eval")], 0, "figures: sweep, no eval")
+    for name in EVAL_FIGURES:
+        check(f"skipped {name}" in proc.stdout, f"a sweep must skip {name}")
+
+    def lose_layer_row(_table, f):
+        rows = f["eval_layer_rows"]["0000"][...]
+        del f["eval_layer_rows"]["0000"]
+        f["eval_layer_rows"]["0000"] = rows[:-1]
+
+    broken = edited_copy(ev, os.path.join(tmp, "eval_unpaired.h5"), lose_layer_row)
+    proc = run([PYTHON, summarize, broken], 1, "summarize: eval layer rows that do not pair")
+    check("/eval_layer_rows" in proc.stderr, f"the unpaired table is not named:\n{proc.stderr}")
+
+
 def main(argv):
-    if len(argv) != 4:
-        sys.exit("usage: test_analysis.py BINARY ANALYSIS_DIR BASELINE.h5")
-    binary, analysis, baseline = (os.path.abspath(a) for a in argv[1:])
+    if len(argv) != 5:
+        sys.exit("usage: test_analysis.py BINARY ANALYSIS_DIR BASELINE.h5 SHARED_DIR")
+    binary, analysis, baseline, shared = (os.path.abspath(a) for a in argv[1:])
     compare = os.path.join(analysis, "compare.py")
     figures = os.path.join(analysis, "figures.py")
     tmp = tempfile.mkdtemp(prefix="up_analysis_")
@@ -323,6 +375,7 @@ def main(argv):
         test_figures(figures, baseline, fresh, tmp)
         test_kernels_run(binary, analysis, baseline, tmp)
         test_sweep_figures(binary, figures, tmp)
+        test_eval_run(binary, analysis, baseline, shared, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print("all analysis checks passed")

@@ -319,7 +319,6 @@ static int32_t run_context(const up_options *opt, const eval_inputs *in, up_gene
   free(mine);
   free(dense_logits);
   free(dense_first);
-  free(mine);
   return n_rec;
 }
 

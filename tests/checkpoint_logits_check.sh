@@ -14,8 +14,8 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 set +e
-"$tool" "$backend" "$model" "$tokens" "$work/engine.f32" 8
-rc=$?
+"$tool" "$backend" "$model" "$tokens" "$work/engine.f32" 8 | tee "$work/engine.txt"
+rc=${PIPESTATUS[0]}
 set -e
 [ $rc -eq 77 ] && exit 77
 [ $rc -eq 0 ] || { echo "checkpoint_logits failed (exit $rc)"; exit 1; }
@@ -27,8 +27,11 @@ elif [ "$backend" != cpu ]; then
   # No numpy here (the lent GPU machines): the CPU engine, which CI checks against the
   # numpy recomputation, is the reference.
   echo "no numpy: comparing with the engine's CPU backend instead"
-  "$tool" cpu "$model" "$tokens" "$work/reference.f32" 1
+  "$tool" cpu "$model" "$tokens" "$work/reference.f32" 8 | tee "$work/reference.txt"
   "$tool" compare "$work/engine.f32" "$work/reference.f32" "$max_rel_err"
+  # bf16 weights and activations through a deep model move the logits by a few percent
+  # (see the bound in tests/CMakeLists.txt); the answer itself must not change.
+  cmp -s "$work/engine.txt" "$work/reference.txt" || { echo "greedy continuations differ"; exit 1; }
 else
   echo "SKIP: $python has no numpy for the reference recomputation"
   exit 77

@@ -12,7 +12,7 @@
 #include "launcher/kernel_cases.h"
 #include "launcher/kernel_targets.h"
 
-#define H100_NAME "NVIDIA H100 80GB HBM3 (sm_90, 79.1 GiB)"
+#define H100_NAME "NVIDIA H100 80GB HBM3 (sm_90; 79.1 GiB)"
 
 static const up_kernel_device cpu_device = {.on_gpu = false, .dtype = UP_DTYPE_F32, .name = "AMD EPYC (2 cores)"};
 static const up_kernel_device h100_device = {.on_gpu = true, .dtype = UP_DTYPE_BF16, .name = H100_NAME};
@@ -205,10 +205,10 @@ Test(kernel_cases, judge_met_and_missed) {
 
 Test(kernel_cases, device_peaks_by_name) {
   cr_expect_str_eq(up_device_peaks_find(H100_NAME).name, "H100 SXM");
-  cr_expect_str_eq(up_device_peaks_find("NVIDIA H100 PCIe (sm_90, 79.1 GiB)").name, "H100 PCIe");
+  cr_expect_str_eq(up_device_peaks_find("NVIDIA H100 PCIe (sm_90; 79.1 GiB)").name, "H100 PCIe");
   cr_expect_float_eq(up_device_peaks_find("NVIDIA H100 PCIe").gb_per_s, 2000.0, 1e-9);
   cr_expect_str_eq(up_device_peaks_find("NVIDIA H100 NVL").name, "H100 NVL");
-  cr_expect_str_eq(up_device_peaks_find("NVIDIA H200 (sm_90, 139.8 GiB)").name, "H200 SXM");
+  cr_expect_str_eq(up_device_peaks_find("NVIDIA H200 (sm_90; 139.8 GiB)").name, "H200 SXM");
   cr_expect_float_eq(up_device_peaks_find("NVIDIA H200").gb_per_s, 4800.0, 1e-9);
   const char *unknown[] = {"NVIDIA A10G", "Intel(R) Xeon(R) CPU (16 cores)", "cpu", "", NULL};
   for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; ++i) {

@@ -25,7 +25,8 @@ extern "C" int up_cuda_device_describe(int index, char *name, size_t name_size) 
     snprintf(name, name_size, "cudaGetDeviceProperties(%d) failed: %s", index, cudaGetErrorString(rc));
     return 0;
   }
-  snprintf(name, name_size, "%s (sm_%d%d, %.1f GiB)", prop.name, prop.major, prop.minor,
+  /* No comma: run files join the names of all ranks with commas. */
+  snprintf(name, name_size, "%s (sm_%d%d; %.1f GiB)", prop.name, prop.major, prop.minor,
            (double)prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0));
   return 1;
 }

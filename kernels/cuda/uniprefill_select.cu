@@ -139,7 +139,7 @@ __device__ __forceinline__ void sel_load_q_tile(__nv_bfloat16 *dst, const sel_ar
 }
 
 /* Measurement variants of the score kernels (bit flags; removed before landing). */
-enum { SEL_V_PIPE = 1, SEL_V_M2 = 2, SEL_V_POLY = 4, SEL_V_FASTQ = 8, SEL_V_HOIST = 16 };
+enum { SEL_V_PIPE = 1, SEL_V_M2 = 2, SEL_V_POLY = 4, SEL_V_FASTQ = 8, SEL_V_HOIST = 16, SEL_V_POLY_HALF = 32 };
 
 /* 2^x on the FMA pipe, for the share of exponentials taken off the exponential unit:
  * x = j + f with j = round(x), 2^f by a degree-6 polynomial on [-0.5, 0.5] (relative
@@ -250,13 +250,15 @@ __device__ __forceinline__ void sel_mtile_prepare(float (&acc)[NT][4], const sel
 
 /* Exponential j of the thread's 4 * NT logits (row half j / (2 NT), n-tile (j / 2) % NT,
  * column j % 2): into the row sum (pass A) or the key's running sum (pass B). */
-template <int NT, int PASS, bool POLY>
+template <int NT, int PASS, int POLY>
 __device__ __forceinline__ void sel_mtile_exp(const float (&acc)[NT][4], int j, const sel_args &a,
                                               const float (&shift)[2], float (&sum)[2], float (&ksum)[NT][2]) {
   const int h = j / (2 * NT), nt = (j / 2) % NT, e = j % 2;
   const float x = fmaf(acc[nt][2 * h + e], a.attn.scale_log2, -shift[h]);
-  /* With POLY a quarter of the key columns (the same ones in every row) use the FMA pipe. */
-  const float p = POLY && (2 * nt + e) % 4 == 3 ? sel_exp2_fma(x) : up_attn_exp2(x);
+  /* With POLY 1 a quarter, with 2 half of the key columns (the same ones in every row)
+   * use the FMA pipe. */
+  const float p = (POLY == 1 && (2 * nt + e) % 4 == 3) || (POLY == 2 && (2 * nt + e) % 2 == 1) ? sel_exp2_fma(x)
+                                                                                              : up_attn_exp2(x);
   if (PASS == 0)
     sum[h] += p;
   else
@@ -278,7 +280,7 @@ __device__ __forceinline__ void sel_mtile_store(float (&sum)[2], const float (&b
 }
 
 /* One m-tile's logits to their end: prepare, every exponential, store. */
-template <int NT, int PASS, bool MASK, bool POLY>
+template <int NT, int PASS, bool MASK, int POLY>
 __device__ __forceinline__ void sel_mtile_finish(float (&acc)[NT][4], const sel_args &a, int32_t r_lo,
                                                  int32_t first_q, int32_t key_lane, float2 *stat_row,
                                                  const float *off_row, float (&ksum)[NT][2], bool need_mask) {
@@ -292,7 +294,7 @@ __device__ __forceinline__ void sel_mtile_finish(float (&acc)[NT][4], const sel_
 /* The logits of the next m-tile into acc_next while finishing acc: the exponentials of
  * acc are spread evenly over the k-steps, so one warp's instruction stream alternates
  * mma and exp2 and keeps the tensor and exponential pipes busy together. */
-template <int HD, int PASS, bool MASK, bool POLY>
+template <int HD, int PASS, bool MASK, int POLY>
 __device__ __forceinline__ void sel_mtile_overlap(float (&acc_next)[SEL_KW(HD) / 8][4], uint32_t q_tile_next,
                                                   const uint32_t (&q_x)[4],
                                                   const uint32_t (&kb)[HD / 16][SEL_KW(HD) / 8][2],
@@ -351,7 +353,7 @@ __device__ __forceinline__ void sel_score_tiles(const sel_args &a, __nv_bfloat16
     float2 *stat_w = stat_s + (buf * SEL_WARPS + warp) * SEL_QT;
     const float *off_b = off_s + buf * SEL_QT;
     const int32_t r_tile = t * SEL_QT + (lane >> 2);
-    constexpr bool POLY = (VAR & SEL_V_POLY) != 0;
+    constexpr int POLY = (VAR & SEL_V_POLY) ? 1 : (VAR & SEL_V_POLY_HALF) ? 2 : 0;
     if (VAR & SEL_V_PIPE) {
       float acc[2][NT][4];
       sel_mtile_logits<HD>(acc[0], q_buf, q_x, kb);
@@ -891,6 +893,8 @@ static void sel_launch_scores(cudaStream_t stream, const sel_args &a) {
     case 5: sel_launch_scores_with<HD, SEL_V_FASTQ | SEL_V_POLY>(stream, a); break;
     case 6: sel_launch_scores_with<HD, SEL_V_FASTQ | SEL_V_M2 | SEL_V_HOIST>(stream, a); break;
     case 7: sel_launch_scores_with<HD, SEL_V_FASTQ | SEL_V_M2 | SEL_V_POLY | SEL_V_HOIST>(stream, a); break;
+    case 8: sel_launch_scores_with<HD, SEL_V_FASTQ | SEL_V_M2 | SEL_V_POLY_HALF>(stream, a); break;
+    case 9: sel_launch_scores_with<HD, SEL_V_FASTQ | SEL_V_POLY_HALF>(stream, a); break;
     default: sel_launch_scores_with<HD, 0>(stream, a); break;
   }
 }

@@ -139,7 +139,7 @@ __device__ __forceinline__ void sel_load_q_tile(__nv_bfloat16 *dst, const sel_ar
 }
 
 /* Measurement variants of the score kernels (bit flags; removed before landing). */
-enum { SEL_V_PIPE = 1, SEL_V_M2 = 2, SEL_V_POLY = 4, SEL_V_FASTQ = 8, SEL_V_HOIST = 16, SEL_V_POLY_HALF = 32 };
+enum { SEL_V_PIPE = 1, SEL_V_M2 = 2, SEL_V_POLY = 4, SEL_V_FASTQ = 8, SEL_V_HOIST = 16, SEL_V_POLY_HALF = 32, SEL_V_ONEBAR = 64 };
 
 /* 2^x on the FMA pipe, for the share of exponentials taken off the exponential unit:
  * x = j + f with j = round(x), 2^f by a degree-6 polynomial on [-0.5, 0.5] (relative
@@ -322,6 +322,28 @@ __device__ __forceinline__ void sel_mtile_overlap(float (&acc_next)[SEL_KW(HD) /
   sel_mtile_store<PASS>(sum, base, stat_row);
 }
 
+/* Pass A: the 8 warps' partials of tile t's rows (stat_s[buf]) into one partial per row,
+ * written to the chunk's slice. All 256 threads: 4 per row, each merging two warps,
+ * then a fixed two-step shuffle merge across the 4 (deterministic). */
+__device__ __forceinline__ void sel_merge_rows_all(const sel_args &a, const float2 *stat_b, int32_t v, int32_t g,
+                                                   int32_t t) {
+  const int tid = threadIdx.x, row = tid >> 2, part = tid & 3;
+  const float2 p0 = stat_b[(2 * part) * SEL_QT + row], p1 = stat_b[(2 * part + 1) * SEL_QT + row];
+  float b = fmaxf(p0.x, p1.x);
+  float l = b == -INFINITY ? 0.0f : p0.y * exp2f(p0.x - b) + p1.y * exp2f(p1.x - b);
+#pragma unroll
+  for (int o = 1; o <= 2; o <<= 1) {
+    const float bo = __shfl_xor_sync(0xffffffffu, b, o), lo = __shfl_xor_sync(0xffffffffu, l, o);
+    /* Lower part first, so both lanes of a pair compute the same value. */
+    const float b_lo = (part & o) ? bo : b, l_lo = (part & o) ? lo : l;
+    const float b_hi = (part & o) ? b : bo, l_hi = (part & o) ? l : lo;
+    const float m = fmaxf(b_lo, b_hi);
+    l = m == -INFINITY ? 0.0f : l_lo * exp2f(b_lo - m) + l_hi * exp2f(b_hi - m);
+    b = m;
+  }
+  if (part == 0) a.partial[((int64_t)v * a.n_kv_heads + g) * a.rows_pad + t * SEL_QT + row] = make_float2(b, l);
+}
+
 /* The scoring-row tiles of one CTA: the two-stage cp.async stream of query tiles and,
  * per tile, its SEL_QT / 16 m-tiles. With PIPE the m-tiles of a tile are software
  * pipelined: the mma of m-tile mt + 1 are issued before the exponentials of m-tile mt,
@@ -337,8 +359,15 @@ __device__ __forceinline__ void sel_score_tiles(const sel_args &a, __nv_bfloat16
   constexpr int MT = SEL_QT / 16;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int32_t n_qt = a.rows_pad / SEL_QT;
+  constexpr bool ONEBAR = (VAR & SEL_V_ONEBAR) != 0;
   for (int32_t t = 0; t < n_qt; ++t) {
     const int buf = t & 1;
+    if (ONEBAR) {
+      /* One barrier per tile: tile t has landed and is visible, and every warp is done
+       * with tile t - 1 (its query buffer is free for tile t + 1, its partials complete). */
+      up_attn_cp_async_wait<0>();
+      __syncthreads();
+    }
     if (t + 1 < n_qt) {
       sel_load_q_tile<HD, (VAR & SEL_V_FASTQ) != 0>(q_s + (buf ^ 1) * SEL_QT * HD, a, t + 1, g, q_row0);
       if (PASS == 1 && tid < SEL_QT / 4)
@@ -346,8 +375,12 @@ __device__ __forceinline__ void sel_score_tiles(const sel_args &a, __nv_bfloat16
                            a.row_off + off_base + (t + 1) * SEL_QT + 4 * tid, 16);
     }
     up_attn_cp_async_commit(); /* possibly empty: keeps the wait count uniform */
-    up_attn_cp_async_wait<1>();
-    __syncthreads();
+    if (!ONEBAR) {
+      up_attn_cp_async_wait<1>();
+      __syncthreads();
+    } else if (PASS == 0 && t > 0) {
+      sel_merge_rows_all(a, stat_s + (buf ^ 1) * SEL_WARPS * SEL_QT, v, g, t - 1);
+    }
 
     const uint32_t q_buf = q_lane + (uint32_t)(buf * SEL_QT * HD * 2);
     float2 *stat_w = stat_s + (buf * SEL_WARPS + warp) * SEL_QT;
@@ -386,6 +419,7 @@ __device__ __forceinline__ void sel_score_tiles(const sel_args &a, __nv_bfloat16
                                                off_b + mt * 16, ksum, need_mask);
       }
     }
+    if (ONEBAR) continue;
     __syncthreads(); /* every warp is done with q_s[buf] (and has written stat_s[buf]) */
 
     if (PASS == 0 && tid < SEL_QT) {
@@ -404,6 +438,10 @@ __device__ __forceinline__ void sel_score_tiles(const sel_args &a, __nv_bfloat16
       }
       a.partial[((int64_t)v * a.n_kv_heads + g) * a.rows_pad + t * SEL_QT + tid] = make_float2(b, l);
     }
+  }
+  if (ONEBAR && PASS == 0) {
+    __syncthreads();
+    sel_merge_rows_all(a, stat_s + ((n_qt - 1) & 1) * SEL_WARPS * SEL_QT, v, g, n_qt - 1);
   }
 }
 
@@ -895,6 +933,8 @@ static void sel_launch_scores(cudaStream_t stream, const sel_args &a) {
     case 7: sel_launch_scores_with<HD, SEL_V_FASTQ | SEL_V_M2 | SEL_V_POLY | SEL_V_HOIST>(stream, a); break;
     case 8: sel_launch_scores_with<HD, SEL_V_FASTQ | SEL_V_M2 | SEL_V_POLY_HALF>(stream, a); break;
     case 9: sel_launch_scores_with<HD, SEL_V_FASTQ | SEL_V_POLY_HALF>(stream, a); break;
+    case 10: sel_launch_scores_with<HD, SEL_V_FASTQ | SEL_V_ONEBAR>(stream, a); break;
+    case 11: sel_launch_scores_with<HD, SEL_V_FASTQ | SEL_V_M2 | SEL_V_POLY | SEL_V_ONEBAR>(stream, a); break;
     default: sel_launch_scores_with<HD, 0>(stream, a); break;
   }
 }

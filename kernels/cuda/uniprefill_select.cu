@@ -118,9 +118,10 @@ __device__ void sel_report(const sel_args &a, int32_t code, int32_t s, int32_t v
 
 /* Scoring rows [t * SEL_QT, +SEL_QT) of kv head g into a swizzled tile: row r is query
  * i = r % last_q of query head g * group + r / last_q, i.e. sequence row n - last_q + i.
- * Rows past group * last_q become zeros. FASTQ divides by multiplication (an integer
- * divide costs conversions and a reciprocal on the exponential unit). */
-template <int HD, bool FASTQ>
+ * Rows past group * last_q become zeros. r / last_q is a multiply and shift (an integer
+ * divide by a runtime value costs conversions and a reciprocal on the exponential unit,
+ * redone by ptxas for every chunk). */
+template <int HD>
 __device__ __forceinline__ void sel_load_q_tile(__nv_bfloat16 *dst, const sel_args &a, int32_t t, int32_t g,
                                                 int32_t first_row) {
   constexpr int CH = HD / 8;
@@ -130,7 +131,7 @@ __device__ __forceinline__ void sel_load_q_tile(__nv_bfloat16 *dst, const sel_ar
     const bool valid = qr < a.rows;
     int64_t off = 0;
     if (valid) {
-      const int32_t hq = FASTQ ? (int32_t)(((uint64_t)qr * a.last_q_mul) >> a.last_q_shift) : qr / a.last_q;
+      const int32_t hq = (int32_t)(((uint64_t)qr * a.last_q_mul) >> a.last_q_shift);
       const int32_t qi = qr - hq * a.last_q;
       off = (int64_t)(first_row + qi) * a.attn.qkv_stride + (int64_t)(g * a.attn.group + hq) * HD + c * 8;
     }
@@ -138,74 +139,7 @@ __device__ __forceinline__ void sel_load_q_tile(__nv_bfloat16 *dst, const sel_ar
   }
 }
 
-/* Measurement variants of the score kernels (bit flags; removed before landing). */
-enum { SEL_V_PIPE = 1, SEL_V_M2 = 2, SEL_V_POLY = 4, SEL_V_FASTQ = 8, SEL_V_HOIST = 16, SEL_V_POLY_HALF = 32, SEL_V_ONEBAR = 64 };
-
-/* 2^x on the FMA pipe, for the share of exponentials taken off the exponential unit:
- * x = j + f with j = round(x), 2^f by a degree-6 polynomial on [-0.5, 0.5] (relative
- * error below 1e-7, the size of ex2.approx's own), times 2^j made in the exponent bits.
- * Like ex2.approx.ftz: 0 below 2^-126 and for -inf; NaN stays NaN. */
-__device__ __forceinline__ float sel_exp2_fma(float x) {
-  const bool tiny = x < -126.0f;
-  const float xc = tiny ? -126.0f : x;
-  const float t = xc + 12582912.0f; /* 1.5 * 2^23: round(xc) lands in the low mantissa bits */
-  const float f = xc - (t - 12582912.0f);
-  float p = 1.5345811e-4f;
-  p = fmaf(p, f, 1.3399932e-3f);
-  p = fmaf(p, f, 9.6184891e-3f);
-  p = fmaf(p, f, 5.5503286e-2f);
-  p = fmaf(p, f, 2.4022646e-1f);
-  p = fmaf(p, f, 6.9314718e-1f);
-  p = fmaf(p, f, 1.0f);
-  /* t's bits are 0x4B400000 + j; 0x4B400000 << 23 vanishes mod 2^32. */
-  const float scale = __int_as_float((__float_as_int(t) + 127) << 23);
-  return tiny ? 0.0f : p * scale;
-}
-
 /* --- stage 1: token scores ------------------------------------------------------------ */
-
-/* The 16 x KW logits of one m-tile (16 scoring rows against this warp's keys): KS
- * k-steps, each one ldmatrix of query rows feeding NT mma with the resident keys. */
-template <int HD>
-__device__ __forceinline__ void sel_mtile_logits(float (&acc)[SEL_KW(HD) / 8][4], uint32_t q_tile,
-                                                 const uint32_t (&q_x)[4],
-                                                 const uint32_t (&kb)[HD / 16][SEL_KW(HD) / 8][2]) {
-  constexpr int NT = SEL_KW(HD) / 8, KS = HD / 16;
-#pragma unroll
-  for (int nt = 0; nt < NT; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
-#pragma unroll
-  for (int kk = 0; kk < KS; ++kk) {
-    uint32_t af[4];
-    up_attn_ldmatrix_x4(af, q_tile + (kk >> 2) * 128 + q_x[kk & 3]);
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt) up_attn_mma_bf16(acc[nt], af, kb[kk][nt][0], kb[kk][nt][1]);
-  }
-}
-
-/* The logits of two consecutive m-tiles at once (q_tile and the 16 rows after it):
- * eight independent accumulator chains per warp instead of four. */
-template <int HD>
-__device__ __forceinline__ void sel_mtile2_logits(float (&acc0)[SEL_KW(HD) / 8][4], float (&acc1)[SEL_KW(HD) / 8][4],
-                                                  uint32_t q_tile, const uint32_t (&q_x)[4],
-                                                  const uint32_t (&kb)[HD / 16][SEL_KW(HD) / 8][2]) {
-  constexpr int NT = SEL_KW(HD) / 8, KS = HD / 16;
-#pragma unroll
-  for (int nt = 0; nt < NT; ++nt) {
-    acc0[nt][0] = acc0[nt][1] = acc0[nt][2] = acc0[nt][3] = 0.0f;
-    acc1[nt][0] = acc1[nt][1] = acc1[nt][2] = acc1[nt][3] = 0.0f;
-  }
-#pragma unroll
-  for (int kk = 0; kk < KS; ++kk) {
-    uint32_t a0[4], a1[4];
-    up_attn_ldmatrix_x4(a0, q_tile + (kk >> 2) * 128 + q_x[kk & 3]);
-    up_attn_ldmatrix_x4(a1, q_tile + (uint32_t)(16 * HD * 2) + (kk >> 2) * 128 + q_x[kk & 3]);
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt) {
-      up_attn_mma_bf16(acc0[nt], a0, kb[kk][nt][0], kb[kk][nt][1]);
-      up_attn_mma_bf16(acc1[nt], a1, kb[kk][nt][0], kb[kk][nt][1]);
-    }
-  }
-}
 
 /* What an m-tile's logits become, in three steps so that the exponentials can be
  * spread over the next m-tile's mma. This thread holds rows r_lo (values 0, 1 of each
@@ -217,9 +151,9 @@ __device__ __forceinline__ void sel_mtile2_logits(float (&acc0)[SEL_KW(HD) / 8][
 template <int NT, int PASS, bool MASK>
 __device__ __forceinline__ void sel_mtile_prepare(float (&acc)[NT][4], const sel_args &a, int32_t r_lo,
                                                   int32_t first_q, int32_t key_lane, const float *off_row,
-                                                  float (&shift)[2], float (&base)[2], bool need_mask) {
+                                                  float (&shift)[2], float (&base)[2]) {
   const int lane = threadIdx.x & 31;
-  if (MASK && need_mask) {
+  if (MASK) {
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       const int32_t limit = first_q + (r_lo + 8 * h) % a.last_q; /* the last key this query sees */
@@ -250,15 +184,11 @@ __device__ __forceinline__ void sel_mtile_prepare(float (&acc)[NT][4], const sel
 
 /* Exponential j of the thread's 4 * NT logits (row half j / (2 NT), n-tile (j / 2) % NT,
  * column j % 2): into the row sum (pass A) or the key's running sum (pass B). */
-template <int NT, int PASS, int POLY>
+template <int NT, int PASS>
 __device__ __forceinline__ void sel_mtile_exp(const float (&acc)[NT][4], int j, const sel_args &a,
                                               const float (&shift)[2], float (&sum)[2], float (&ksum)[NT][2]) {
   const int h = j / (2 * NT), nt = (j / 2) % NT, e = j % 2;
-  const float x = fmaf(acc[nt][2 * h + e], a.attn.scale_log2, -shift[h]);
-  /* With POLY 1 a quarter, with 2 half of the key columns (the same ones in every row)
-   * use the FMA pipe. */
-  const float p = (POLY == 1 && (2 * nt + e) % 4 == 3) || (POLY == 2 && (2 * nt + e) % 2 == 1) ? sel_exp2_fma(x)
-                                                                                              : up_attn_exp2(x);
+  const float p = up_attn_exp2(fmaf(acc[nt][2 * h + e], a.attn.scale_log2, -shift[h]));
   if (PASS == 0)
     sum[h] += p;
   else
@@ -280,31 +210,33 @@ __device__ __forceinline__ void sel_mtile_store(float (&sum)[2], const float (&b
 }
 
 /* One m-tile's logits to their end: prepare, every exponential, store. */
-template <int NT, int PASS, bool MASK, int POLY>
+template <int NT, int PASS, bool MASK>
 __device__ __forceinline__ void sel_mtile_finish(float (&acc)[NT][4], const sel_args &a, int32_t r_lo,
                                                  int32_t first_q, int32_t key_lane, float2 *stat_row,
-                                                 const float *off_row, float (&ksum)[NT][2], bool need_mask) {
+                                                 const float *off_row, float (&ksum)[NT][2]) {
   float shift[2], base[2], sum[2] = {0.0f, 0.0f};
-  sel_mtile_prepare<NT, PASS, MASK>(acc, a, r_lo, first_q, key_lane, off_row, shift, base, need_mask);
+  sel_mtile_prepare<NT, PASS, MASK>(acc, a, r_lo, first_q, key_lane, off_row, shift, base);
 #pragma unroll
-  for (int j = 0; j < 4 * NT; ++j) sel_mtile_exp<NT, PASS, POLY>(acc, j, a, shift, sum, ksum);
+  for (int j = 0; j < 4 * NT; ++j) sel_mtile_exp<NT, PASS>(acc, j, a, shift, sum, ksum);
   sel_mtile_store<PASS>(sum, base, stat_row);
 }
 
-/* The logits of the next m-tile into acc_next while finishing acc: the exponentials of
- * acc are spread evenly over the k-steps, so one warp's instruction stream alternates
- * mma and exp2 and keeps the tensor and exponential pipes busy together. */
-template <int HD, int PASS, bool MASK, int POLY>
-__device__ __forceinline__ void sel_mtile_overlap(float (&acc_next)[SEL_KW(HD) / 8][4], uint32_t q_tile_next,
+/* The 16 x KW logits of the next m-tile (16 scoring rows against this warp's keys) into
+ * acc_next: KS k-steps, each one A fragment feeding NT mma with the resident keys. With
+ * FINISH it finishes acc (the previous m-tile) at the same time: the source spreads
+ * acc's exponentials evenly over the k-steps; ptxas (CUDA 13.0) still groups the mma
+ * ahead of them, but the two m-tiles' work is independent within one block, which is
+ * what measured faster (docs/kernels/uniprefill_select.md, v2). */
+template <int HD, int PASS, bool MASK, bool FINISH>
+__device__ __forceinline__ void sel_mtile_logits(float (&acc_next)[SEL_KW(HD) / 8][4], uint32_t q_tile_next,
                                                   const uint32_t (&q_x)[4],
                                                   const uint32_t (&kb)[HD / 16][SEL_KW(HD) / 8][2],
                                                   float (&acc)[SEL_KW(HD) / 8][4], const sel_args &a, int32_t r_lo,
                                                   int32_t first_q, int32_t key_lane, float2 *stat_row,
-                                                  const float *off_row, float (&ksum)[SEL_KW(HD) / 8][2],
-                                                  bool need_mask) {
+                                                  const float *off_row, float (&ksum)[SEL_KW(HD) / 8][2]) {
   constexpr int NT = SEL_KW(HD) / 8, KS = HD / 16, E = 4 * NT;
-  float shift[2], base[2], sum[2] = {0.0f, 0.0f};
-  sel_mtile_prepare<NT, PASS, MASK>(acc, a, r_lo, first_q, key_lane, off_row, shift, base, need_mask);
+  float shift[2] = {0.0f, 0.0f}, base[2] = {0.0f, 0.0f}, sum[2] = {0.0f, 0.0f};
+  if (FINISH) sel_mtile_prepare<NT, PASS, MASK>(acc, a, r_lo, first_q, key_lane, off_row, shift, base);
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt) acc_next[nt][0] = acc_next[nt][1] = acc_next[nt][2] = acc_next[nt][3] = 0.0f;
 #pragma unroll
@@ -315,111 +247,58 @@ __device__ __forceinline__ void sel_mtile_overlap(float (&acc_next)[SEL_KW(HD) /
     for (int nt = 0; nt < NT; ++nt) {
       up_attn_mma_bf16(acc_next[nt], af, kb[kk][nt][0], kb[kk][nt][1]);
 #pragma unroll
-      for (int j = 0; j < E; ++j)
-        if (j * KS * NT / E == kk * NT + nt) sel_mtile_exp<NT, PASS, POLY>(acc, j, a, shift, sum, ksum);
+      for (int j = 0; j < E; ++j) /* exponential j goes with mma slot j * KS * NT / E */
+        if (FINISH && j * KS * NT / E == kk * NT + nt) sel_mtile_exp<NT, PASS>(acc, j, a, shift, sum, ksum);
     }
   }
-  sel_mtile_store<PASS>(sum, base, stat_row);
-}
-
-/* Pass A: the 8 warps' partials of tile t's rows (stat_s[buf]) into one partial per row,
- * written to the chunk's slice. All 256 threads: 4 per row, each merging two warps,
- * then a fixed two-step shuffle merge across the 4 (deterministic). */
-__device__ __forceinline__ void sel_merge_rows_all(const sel_args &a, const float2 *stat_b, int32_t v, int32_t g,
-                                                   int32_t t) {
-  const int tid = threadIdx.x, row = tid >> 2, part = tid & 3;
-  const float2 p0 = stat_b[(2 * part) * SEL_QT + row], p1 = stat_b[(2 * part + 1) * SEL_QT + row];
-  float b = fmaxf(p0.x, p1.x);
-  float l = b == -INFINITY ? 0.0f : p0.y * exp2f(p0.x - b) + p1.y * exp2f(p1.x - b);
-#pragma unroll
-  for (int o = 1; o <= 2; o <<= 1) {
-    const float bo = __shfl_xor_sync(0xffffffffu, b, o), lo = __shfl_xor_sync(0xffffffffu, l, o);
-    /* Lower part first, so both lanes of a pair compute the same value. */
-    const float b_lo = (part & o) ? bo : b, l_lo = (part & o) ? lo : l;
-    const float b_hi = (part & o) ? b : bo, l_hi = (part & o) ? l : lo;
-    const float m = fmaxf(b_lo, b_hi);
-    l = m == -INFINITY ? 0.0f : l_lo * exp2f(b_lo - m) + l_hi * exp2f(b_hi - m);
-    b = m;
-  }
-  if (part == 0) a.partial[((int64_t)v * a.n_kv_heads + g) * a.rows_pad + t * SEL_QT + row] = make_float2(b, l);
+  if (FINISH) sel_mtile_store<PASS>(sum, base, stat_row);
 }
 
 /* The scoring-row tiles of one CTA: the two-stage cp.async stream of query tiles and,
- * per tile, its SEL_QT / 16 m-tiles. With PIPE the m-tiles of a tile are software
- * pipelined: the mma of m-tile mt + 1 are issued before the exponentials of m-tile mt,
- * so one warp keeps the tensor and exponential pipes busy together (two accumulator
- * sets); without it each m-tile finishes before the next one starts. */
-template <int HD, int PASS, bool MASK, int VAR>
+ * per tile, its SEL_QT / 16 m-tiles, software pipelined: the mma of m-tile mt + 1 are
+ * issued before the exponentials of m-tile mt (two accumulator sets), so a warp has
+ * independent tensor work in flight while it waits on the exponential unit. MASK: the
+ * chunk reaches the scoring rows and the causal limit applies (decided once per CTA,
+ * so the m-tile loop carries no branch). */
+template <int HD, int PASS, bool MASK>
 __device__ __forceinline__ void sel_score_tiles(const sel_args &a, __nv_bfloat16 *q_s, float2 *stat_s, float *off_s,
                                                 const uint32_t (&kb)[HD / 16][SEL_KW(HD) / 8][2],
                                                 const uint32_t (&q_x)[4], uint32_t q_lane, int32_t g, int32_t v,
                                                 int32_t q_row0, int32_t first_q, int32_t key_lane, int64_t off_base,
-                                                float (&ksum)[SEL_KW(HD) / 8][2], bool need_mask) {
+                                                float (&ksum)[SEL_KW(HD) / 8][2]) {
   constexpr int NT = SEL_KW(HD) / 8;
   constexpr int MT = SEL_QT / 16;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int32_t n_qt = a.rows_pad / SEL_QT;
-  constexpr bool ONEBAR = (VAR & SEL_V_ONEBAR) != 0;
   for (int32_t t = 0; t < n_qt; ++t) {
     const int buf = t & 1;
-    if (ONEBAR) {
-      /* One barrier per tile: tile t has landed and is visible, and every warp is done
-       * with tile t - 1 (its query buffer is free for tile t + 1, its partials complete). */
-      up_attn_cp_async_wait<0>();
-      __syncthreads();
-    }
     if (t + 1 < n_qt) {
-      sel_load_q_tile<HD, (VAR & SEL_V_FASTQ) != 0>(q_s + (buf ^ 1) * SEL_QT * HD, a, t + 1, g, q_row0);
+      sel_load_q_tile<HD>(q_s + (buf ^ 1) * SEL_QT * HD, a, t + 1, g, q_row0);
       if (PASS == 1 && tid < SEL_QT / 4)
         up_attn_cp_async16(up_attn_smem_u32(off_s + (buf ^ 1) * SEL_QT + 4 * tid),
                            a.row_off + off_base + (t + 1) * SEL_QT + 4 * tid, 16);
     }
     up_attn_cp_async_commit(); /* possibly empty: keeps the wait count uniform */
-    if (!ONEBAR) {
-      up_attn_cp_async_wait<1>();
-      __syncthreads();
-    } else if (PASS == 0 && t > 0) {
-      sel_merge_rows_all(a, stat_s + (buf ^ 1) * SEL_WARPS * SEL_QT, v, g, t - 1);
-    }
+    up_attn_cp_async_wait<1>();
+    __syncthreads();
 
     const uint32_t q_buf = q_lane + (uint32_t)(buf * SEL_QT * HD * 2);
     float2 *stat_w = stat_s + (buf * SEL_WARPS + warp) * SEL_QT;
     const float *off_b = off_s + buf * SEL_QT;
     const int32_t r_tile = t * SEL_QT + (lane >> 2);
-    constexpr int POLY = (VAR & SEL_V_POLY) ? 1 : (VAR & SEL_V_POLY_HALF) ? 2 : 0;
-    if (VAR & SEL_V_PIPE) {
-      float acc[2][NT][4];
-      sel_mtile_logits<HD>(acc[0], q_buf, q_x, kb);
+    float acc[2][NT][4];
+    sel_mtile_logits<HD, PASS, MASK, false>(acc[0], q_buf, q_x, kb, acc[1], a, r_tile, first_q, key_lane, stat_w,
+                                            off_b, ksum);
 #pragma unroll
-      for (int mt = 0; mt < MT; ++mt) {
-        if (mt + 1 < MT)
-          sel_mtile_overlap<HD, PASS, MASK, POLY>(acc[(mt + 1) & 1], q_buf + (uint32_t)((mt + 1) * 16 * HD * 2), q_x,
-                                                  kb, acc[mt & 1], a, r_tile + mt * 16, first_q, key_lane,
-                                                  stat_w + mt * 16, off_b + mt * 16, ksum, need_mask);
-        else
-          sel_mtile_finish<NT, PASS, MASK, POLY>(acc[mt & 1], a, r_tile + mt * 16, first_q, key_lane,
-                                                 stat_w + mt * 16, off_b + mt * 16, ksum, need_mask);
-      }
-    } else if (VAR & SEL_V_M2) {
-#pragma unroll 1
-      for (int mt = 0; mt < MT; mt += 2) {
-        float acc0[NT][4], acc1[NT][4];
-        sel_mtile2_logits<HD>(acc0, acc1, q_buf + (uint32_t)(mt * 16 * HD * 2), q_x, kb);
-        sel_mtile_finish<NT, PASS, MASK, POLY>(acc0, a, r_tile + mt * 16, first_q, key_lane, stat_w + mt * 16,
-                                               off_b + mt * 16, ksum, need_mask);
-        sel_mtile_finish<NT, PASS, MASK, POLY>(acc1, a, r_tile + mt * 16 + 16, first_q, key_lane,
-                                               stat_w + mt * 16 + 16, off_b + mt * 16 + 16, ksum, need_mask);
-      }
-    } else {
-#pragma unroll 1
-      for (int mt = 0; mt < MT; ++mt) {
-        float acc[NT][4];
-        sel_mtile_logits<HD>(acc, q_buf + (uint32_t)(mt * 16 * HD * 2), q_x, kb);
-        sel_mtile_finish<NT, PASS, MASK, POLY>(acc, a, r_tile + mt * 16, first_q, key_lane, stat_w + mt * 16,
-                                               off_b + mt * 16, ksum, need_mask);
-      }
+    for (int mt = 0; mt < MT; ++mt) {
+      if (mt + 1 < MT)
+        sel_mtile_logits<HD, PASS, MASK, true>(acc[(mt + 1) & 1], q_buf + (uint32_t)((mt + 1) * 16 * HD * 2), q_x,
+                                               kb, acc[mt & 1], a, r_tile + mt * 16, first_q, key_lane,
+                                               stat_w + mt * 16, off_b + mt * 16, ksum);
+      else
+        sel_mtile_finish<NT, PASS, MASK>(acc[mt & 1], a, r_tile + mt * 16, first_q, key_lane, stat_w + mt * 16,
+                                         off_b + mt * 16, ksum);
     }
-    if (ONEBAR) continue;
     __syncthreads(); /* every warp is done with q_s[buf] (and has written stat_s[buf]) */
 
     if (PASS == 0 && tid < SEL_QT) {
@@ -439,22 +318,18 @@ __device__ __forceinline__ void sel_score_tiles(const sel_args &a, __nv_bfloat16
       a.partial[((int64_t)v * a.n_kv_heads + g) * a.rows_pad + t * SEL_QT + tid] = make_float2(b, l);
     }
   }
-  if (ONEBAR && PASS == 0) {
-    __syncthreads();
-    sel_merge_rows_all(a, stat_s + ((n_qt - 1) & 1) * SEL_WARPS * SEL_QT, v, g, n_qt - 1);
-  }
 }
 
 /* One CTA = one kv head g x one chunk of CK keys of one sequence, against all
  * group * last_q scoring rows of that kv head. Each warp keeps the B fragments of its
  * KW keys in registers (64 registers at head_dim 128 and 256) and streams the scoring rows through
- * shared memory in tiles of SEL_QT, two stages deep, one 16-row m-tile at a time.
+ * shared memory in tiles of SEL_QT, two stages deep, 16-row m-tiles software pipelined.
  * PASS 0 (pass A) reduces each row over the CTA's keys to (log2 max, sum of exp2) and
  * writes that partial; PASS 1 (pass B) turns each logit into its probability with the
  * row's final offset, sums over rows per key in registers, reduces over the warp's
  * lanes and adds each key's total once per CTA. The causal limit matters only in the
  * chunk that reaches the scoring rows themselves. */
-template <int HD, int PASS, int VAR>
+template <int HD, int PASS>
 __global__ void __launch_bounds__(SEL_THREADS, HD == 256 ? 1 : 2) sel_score_kernel(const sel_args a) {
   constexpr int KW = SEL_KW(HD);      /* keys per warp */
   constexpr int CK = SEL_WARPS * KW;  /* keys per CTA */
@@ -491,7 +366,7 @@ __global__ void __launch_bounds__(SEL_THREADS, HD == 256 ? 1 : 2) sel_score_kern
     }
   }
   up_attn_cp_async_commit();
-  sel_load_q_tile<HD, (VAR & SEL_V_FASTQ) != 0>(q_s, a, 0, g, row0 + first_q);
+  sel_load_q_tile<HD>(q_s, a, 0, g, row0 + first_q);
   if (PASS == 1 && tid < SEL_QT / 4)
     up_attn_cp_async16(up_attn_smem_u32(off_s + 4 * tid), a.row_off + off_base + 4 * tid, 16);
   up_attn_cp_async_commit();
@@ -528,16 +403,12 @@ __global__ void __launch_bounds__(SEL_THREADS, HD == 256 ? 1 : 2) sel_score_kern
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt) ksum[nt][0] = ksum[nt][1] = 0.0f;
   /* Some key lies past query 0's causal limit: only then the tiles apply the mask. */
-  const bool need_mask = k0 + CK - 1 > first_q;
-  if (!(VAR & SEL_V_HOIST))
-    sel_score_tiles<HD, PASS, true, VAR>(a, q_s, stat_s, off_s, kb, q_x, q_lane, g, v, row0 + first_q, first_q,
-                                         key_lane, off_base, ksum, need_mask);
-  else if (need_mask)
-    sel_score_tiles<HD, PASS, true, VAR>(a, q_s, stat_s, off_s, kb, q_x, q_lane, g, v, row0 + first_q, first_q,
-                                         key_lane, off_base, ksum, true);
+  if (k0 + CK - 1 > first_q)
+    sel_score_tiles<HD, PASS, true>(a, q_s, stat_s, off_s, kb, q_x, q_lane, g, v, row0 + first_q, first_q, key_lane,
+                                    off_base, ksum);
   else
-    sel_score_tiles<HD, PASS, false, VAR>(a, q_s, stat_s, off_s, kb, q_x, q_lane, g, v, row0 + first_q, first_q,
-                                          key_lane, off_base, ksum, false);
+    sel_score_tiles<HD, PASS, false>(a, q_s, stat_s, off_s, kb, q_x, q_lane, g, v, row0 + first_q, first_q, key_lane,
+                                     off_base, ksum);
   up_attn_cp_async_wait<0>();
 
   if (PASS == 1) {
@@ -887,19 +758,9 @@ static size_t sel_score_smem_bytes(void) {
          ck * sizeof(float);
 }
 
-/* Measurement switch (removed before landing): UP_SEL_VARIANT picks the score kernels. */
-static int sel_variant(void) {
-  static int variant = -1;
-  if (variant < 0) {
-    const char *e = getenv("UP_SEL_VARIANT");
-    variant = e ? atoi(e) : 0;
-  }
-  return variant;
-}
-
 /* Pass A, the combine, pass B for head_dim HD. */
-template <int HD, int VAR>
-static void sel_launch_scores_with(cudaStream_t stream, const sel_args &a) {
+template <int HD>
+static void sel_launch_scores(cudaStream_t stream, const sel_args &a) {
   constexpr int CK = SEL_WARPS * SEL_KW(HD);
   const size_t smem = sel_score_smem_bytes<HD>();
   const int64_t chunks = (int64_t)a.n_tokens / CK + a.attn.n_seqs;
@@ -907,36 +768,16 @@ static void sel_launch_scores_with(cudaStream_t stream, const sel_args &a) {
     UP_FATAL("uniprefill_select: %lld key chunks or %d sequences exceed the grid limit 65535", (long long)chunks,
              a.attn.n_seqs);
   /* Cheap and per device: set at each call rather than track which devices have it. */
-  UP_CUDA_CHECK(cudaFuncSetAttribute(sel_score_kernel<HD, 0, VAR>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                     (int)smem));
-  UP_CUDA_CHECK(cudaFuncSetAttribute(sel_score_kernel<HD, 1, VAR>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                     (int)smem));
+  UP_CUDA_CHECK(cudaFuncSetAttribute(sel_score_kernel<HD, 0>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+  UP_CUDA_CHECK(cudaFuncSetAttribute(sel_score_kernel<HD, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
   const dim3 grid((unsigned)a.n_kv_heads, (unsigned)chunks);
-  sel_score_kernel<HD, 0, VAR><<<grid, SEL_THREADS, smem, stream>>>(a);
+  sel_score_kernel<HD, 0><<<grid, SEL_THREADS, smem, stream>>>(a);
   UP_CUDA_CHECK_LAUNCH();
   const dim3 combine_grid((unsigned)(a.rows_pad / 32), (unsigned)a.n_kv_heads, (unsigned)a.attn.n_seqs);
   sel_combine_kernel<<<combine_grid, SEL_THREADS, 0, stream>>>(a);
   UP_CUDA_CHECK_LAUNCH();
-  sel_score_kernel<HD, 1, VAR><<<grid, SEL_THREADS, smem, stream>>>(a);
+  sel_score_kernel<HD, 1><<<grid, SEL_THREADS, smem, stream>>>(a);
   UP_CUDA_CHECK_LAUNCH();
-}
-
-template <int HD>
-static void sel_launch_scores(cudaStream_t stream, const sel_args &a) {
-  switch (sel_variant()) {
-    case 1: sel_launch_scores_with<HD, SEL_V_FASTQ>(stream, a); break;
-    case 2: sel_launch_scores_with<HD, SEL_V_FASTQ | SEL_V_PIPE | SEL_V_HOIST>(stream, a); break;
-    case 3: sel_launch_scores_with<HD, SEL_V_FASTQ | SEL_V_M2>(stream, a); break;
-    case 4: sel_launch_scores_with<HD, SEL_V_FASTQ | SEL_V_M2 | SEL_V_POLY>(stream, a); break;
-    case 5: sel_launch_scores_with<HD, SEL_V_FASTQ | SEL_V_POLY>(stream, a); break;
-    case 6: sel_launch_scores_with<HD, SEL_V_FASTQ | SEL_V_M2 | SEL_V_HOIST>(stream, a); break;
-    case 7: sel_launch_scores_with<HD, SEL_V_FASTQ | SEL_V_M2 | SEL_V_POLY | SEL_V_HOIST>(stream, a); break;
-    case 8: sel_launch_scores_with<HD, SEL_V_FASTQ | SEL_V_M2 | SEL_V_POLY_HALF>(stream, a); break;
-    case 9: sel_launch_scores_with<HD, SEL_V_FASTQ | SEL_V_POLY_HALF>(stream, a); break;
-    case 10: sel_launch_scores_with<HD, SEL_V_FASTQ | SEL_V_ONEBAR>(stream, a); break;
-    case 11: sel_launch_scores_with<HD, SEL_V_FASTQ | SEL_V_M2 | SEL_V_POLY | SEL_V_ONEBAR>(stream, a); break;
-    default: sel_launch_scores_with<HD, 0>(stream, a); break;
-  }
 }
 
 static void sel_validate(const up_kv_pool *pool, const up_attn_batch *batch, const up_attn_shape *shape,

@@ -71,6 +71,8 @@ typedef struct sel_args {
   int32_t rows, rows_pad;     /* scoring rows per kv head: group * last_q, padded to SEL_QT */
   int32_t chunk;              /* keys per score CTA */
   int32_t sort_in_smem;
+  uint64_t last_q_mul;        /* r / last_q = (r * last_q_mul) >> last_q_shift for r < 2^24 */
+  int32_t last_q_shift;
   float top_p, keep_fraction;
 } sel_args;
 
@@ -116,7 +118,9 @@ __device__ void sel_report(const sel_args &a, int32_t code, int32_t s, int32_t v
 
 /* Scoring rows [t * SEL_QT, +SEL_QT) of kv head g into a swizzled tile: row r is query
  * i = r % last_q of query head g * group + r / last_q, i.e. sequence row n - last_q + i.
- * Rows past group * last_q become zeros. */
+ * Rows past group * last_q become zeros. r / last_q is a multiply and shift (an integer
+ * divide by a runtime value costs conversions and a reciprocal on the exponential unit,
+ * redone by ptxas for every chunk). */
 template <int HD>
 __device__ __forceinline__ void sel_load_q_tile(__nv_bfloat16 *dst, const sel_args &a, int32_t t, int32_t g,
                                                 int32_t first_row) {
@@ -127,7 +131,8 @@ __device__ __forceinline__ void sel_load_q_tile(__nv_bfloat16 *dst, const sel_ar
     const bool valid = qr < a.rows;
     int64_t off = 0;
     if (valid) {
-      const int32_t hq = qr / a.last_q, qi = qr - hq * a.last_q;
+      const int32_t hq = (int32_t)(((uint64_t)qr * a.last_q_mul) >> a.last_q_shift);
+      const int32_t qi = qr - hq * a.last_q;
       off = (int64_t)(first_row + qi) * a.attn.qkv_stride + (int64_t)(g * a.attn.group + hq) * HD + c * 8;
     }
     up_attn_cp_async16(up_attn_smem_u32(dst + sel_swizzle<HD>(r, c)), a.attn.qkv + off, valid ? 16 : 0);
@@ -136,10 +141,189 @@ __device__ __forceinline__ void sel_load_q_tile(__nv_bfloat16 *dst, const sel_ar
 
 /* --- stage 1: token scores ------------------------------------------------------------ */
 
+/* What an m-tile's logits become, in three steps so that the exponentials can be
+ * spread over the next m-tile's mma. This thread holds rows r_lo (values 0, 1 of each
+ * n-tile) and r_lo + 8 (values 2, 3), counted from scoring row 0.
+ * Prepare: MASK applies the causal limit (only the chunk that reaches the scoring rows
+ * needs it); shift[h] becomes what each logit * scale_log2 of row half h loses before
+ * its exp2: the row offset in pass B, the warp's row max in pass A (base[h] keeps it
+ * for the partial, -inf for a row with all of this warp's keys masked). */
+template <int NT, int PASS, bool MASK>
+__device__ __forceinline__ void sel_mtile_prepare(float (&acc)[NT][4], const sel_args &a, int32_t r_lo,
+                                                  int32_t first_q, int32_t key_lane, const float *off_row,
+                                                  float (&shift)[2], float (&base)[2]) {
+  const int lane = threadIdx.x & 31;
+  if (MASK) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int32_t limit = first_q + (r_lo + 8 * h) % a.last_q; /* the last key this query sees */
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) {
+        if (key_lane + nt * 8 > limit) acc[nt][2 * h] = -INFINITY;
+        if (key_lane + nt * 8 + 1 > limit) acc[nt][2 * h + 1] = -INFINITY;
+      }
+    }
+  }
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    if (PASS == 0) {
+      float mx = -INFINITY;
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) mx = fmaxf(mx, fmaxf(acc[nt][2 * h], acc[nt][2 * h + 1]));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      base[h] = mx == -INFINITY ? -INFINITY : mx * a.attn.scale_log2;
+      shift[h] = mx == -INFINITY ? 0.0f : base[h];
+    } else {
+      /* Padding rows carry +inf: their probabilities are exp2(-inf) = 0. */
+      shift[h] = off_row[(lane >> 2) + 8 * h];
+      base[h] = 0.0f;
+    }
+  }
+}
+
+/* Exponential j of the thread's 4 * NT logits (row half j / (2 NT), n-tile (j / 2) % NT,
+ * column j % 2): into the row sum (pass A) or the key's running sum (pass B). */
+template <int NT, int PASS>
+__device__ __forceinline__ void sel_mtile_exp(const float (&acc)[NT][4], int j, const sel_args &a,
+                                              const float (&shift)[2], float (&sum)[2], float (&ksum)[NT][2]) {
+  const int h = j / (2 * NT), nt = (j / 2) % NT, e = j % 2;
+  const float p = up_attn_exp2(fmaf(acc[nt][2 * h + e], a.attn.scale_log2, -shift[h]));
+  if (PASS == 0)
+    sum[h] += p;
+  else
+    ksum[nt][e] += p;
+}
+
+/* Pass A: the row sums over the warp's keys (lanes with equal lane / 4) and the partial. */
+template <int PASS>
+__device__ __forceinline__ void sel_mtile_store(float (&sum)[2], const float (&base)[2], float2 *stat_row) {
+  const int lane = threadIdx.x & 31;
+  if (PASS == 0) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      sum[h] += __shfl_xor_sync(0xffffffffu, sum[h], 1);
+      sum[h] += __shfl_xor_sync(0xffffffffu, sum[h], 2);
+      if ((lane & 3) == 0) stat_row[(lane >> 2) + 8 * h] = make_float2(base[h], sum[h]);
+    }
+  }
+}
+
+/* One m-tile's logits to their end: prepare, every exponential, store. */
+template <int NT, int PASS, bool MASK>
+__device__ __forceinline__ void sel_mtile_finish(float (&acc)[NT][4], const sel_args &a, int32_t r_lo,
+                                                 int32_t first_q, int32_t key_lane, float2 *stat_row,
+                                                 const float *off_row, float (&ksum)[NT][2]) {
+  float shift[2], base[2], sum[2] = {0.0f, 0.0f};
+  sel_mtile_prepare<NT, PASS, MASK>(acc, a, r_lo, first_q, key_lane, off_row, shift, base);
+#pragma unroll
+  for (int j = 0; j < 4 * NT; ++j) sel_mtile_exp<NT, PASS>(acc, j, a, shift, sum, ksum);
+  sel_mtile_store<PASS>(sum, base, stat_row);
+}
+
+/* The 16 x KW logits of the next m-tile (16 scoring rows against this warp's keys) into
+ * acc_next: KS k-steps, each one A fragment feeding NT mma with the resident keys. With
+ * FINISH it finishes acc (the previous m-tile) at the same time: the source spreads
+ * acc's exponentials evenly over the k-steps; ptxas (CUDA 13.0) still groups the mma
+ * ahead of them, but the two m-tiles' work is independent within one block, which is
+ * what measured faster (docs/kernels/uniprefill_select.md, v2). */
+template <int HD, int PASS, bool MASK, bool FINISH>
+__device__ __forceinline__ void sel_mtile_logits(float (&acc_next)[SEL_KW(HD) / 8][4], uint32_t q_tile_next,
+                                                  const uint32_t (&q_x)[4],
+                                                  const uint32_t (&kb)[HD / 16][SEL_KW(HD) / 8][2],
+                                                  float (&acc)[SEL_KW(HD) / 8][4], const sel_args &a, int32_t r_lo,
+                                                  int32_t first_q, int32_t key_lane, float2 *stat_row,
+                                                  const float *off_row, float (&ksum)[SEL_KW(HD) / 8][2]) {
+  constexpr int NT = SEL_KW(HD) / 8, KS = HD / 16, E = 4 * NT;
+  float shift[2] = {0.0f, 0.0f}, base[2] = {0.0f, 0.0f}, sum[2] = {0.0f, 0.0f};
+  if (FINISH) sel_mtile_prepare<NT, PASS, MASK>(acc, a, r_lo, first_q, key_lane, off_row, shift, base);
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) acc_next[nt][0] = acc_next[nt][1] = acc_next[nt][2] = acc_next[nt][3] = 0.0f;
+#pragma unroll
+  for (int kk = 0; kk < KS; ++kk) {
+    uint32_t af[4];
+    up_attn_ldmatrix_x4(af, q_tile_next + (kk >> 2) * 128 + q_x[kk & 3]);
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+      up_attn_mma_bf16(acc_next[nt], af, kb[kk][nt][0], kb[kk][nt][1]);
+#pragma unroll
+      for (int j = 0; j < E; ++j) /* exponential j goes with mma slot j * KS * NT / E */
+        if (FINISH && j * KS * NT / E == kk * NT + nt) sel_mtile_exp<NT, PASS>(acc, j, a, shift, sum, ksum);
+    }
+  }
+  if (FINISH) sel_mtile_store<PASS>(sum, base, stat_row);
+}
+
+/* The scoring-row tiles of one CTA: the two-stage cp.async stream of query tiles and,
+ * per tile, its SEL_QT / 16 m-tiles, software pipelined: the mma of m-tile mt + 1 are
+ * issued before the exponentials of m-tile mt (two accumulator sets), so a warp has
+ * independent tensor work in flight while it waits on the exponential unit. MASK: the
+ * chunk reaches the scoring rows and the causal limit applies (decided once per CTA,
+ * so the m-tile loop carries no branch). */
+template <int HD, int PASS, bool MASK>
+__device__ __forceinline__ void sel_score_tiles(const sel_args &a, __nv_bfloat16 *q_s, float2 *stat_s, float *off_s,
+                                                const uint32_t (&kb)[HD / 16][SEL_KW(HD) / 8][2],
+                                                const uint32_t (&q_x)[4], uint32_t q_lane, int32_t g, int32_t v,
+                                                int32_t q_row0, int32_t first_q, int32_t key_lane, int64_t off_base,
+                                                float (&ksum)[SEL_KW(HD) / 8][2]) {
+  constexpr int NT = SEL_KW(HD) / 8;
+  constexpr int MT = SEL_QT / 16;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int32_t n_qt = a.rows_pad / SEL_QT;
+  for (int32_t t = 0; t < n_qt; ++t) {
+    const int buf = t & 1;
+    if (t + 1 < n_qt) {
+      sel_load_q_tile<HD>(q_s + (buf ^ 1) * SEL_QT * HD, a, t + 1, g, q_row0);
+      if (PASS == 1 && tid < SEL_QT / 4)
+        up_attn_cp_async16(up_attn_smem_u32(off_s + (buf ^ 1) * SEL_QT + 4 * tid),
+                           a.row_off + off_base + (t + 1) * SEL_QT + 4 * tid, 16);
+    }
+    up_attn_cp_async_commit(); /* possibly empty: keeps the wait count uniform */
+    up_attn_cp_async_wait<1>();
+    __syncthreads();
+
+    const uint32_t q_buf = q_lane + (uint32_t)(buf * SEL_QT * HD * 2);
+    float2 *stat_w = stat_s + (buf * SEL_WARPS + warp) * SEL_QT;
+    const float *off_b = off_s + buf * SEL_QT;
+    const int32_t r_tile = t * SEL_QT + (lane >> 2);
+    float acc[2][NT][4];
+    sel_mtile_logits<HD, PASS, MASK, false>(acc[0], q_buf, q_x, kb, acc[1], a, r_tile, first_q, key_lane, stat_w,
+                                            off_b, ksum);
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt) {
+      if (mt + 1 < MT)
+        sel_mtile_logits<HD, PASS, MASK, true>(acc[(mt + 1) & 1], q_buf + (uint32_t)((mt + 1) * 16 * HD * 2), q_x,
+                                               kb, acc[mt & 1], a, r_tile + mt * 16, first_q, key_lane,
+                                               stat_w + mt * 16, off_b + mt * 16, ksum);
+      else
+        sel_mtile_finish<NT, PASS, MASK>(acc[mt & 1], a, r_tile + mt * 16, first_q, key_lane, stat_w + mt * 16,
+                                         off_b + mt * 16, ksum);
+    }
+    __syncthreads(); /* every warp is done with q_s[buf] (and has written stat_s[buf]) */
+
+    if (PASS == 0 && tid < SEL_QT) {
+      /* Merge the 8 warps' partials of row tid. stat_s[buf] is rewritten only in tile
+       * t + 2, after the next tile's barrier, which these threads reach after this. */
+      float b = -INFINITY;
+#pragma unroll
+      for (int w = 0; w < SEL_WARPS; ++w) b = fmaxf(b, stat_s[(buf * SEL_WARPS + w) * SEL_QT + tid].x);
+      float l = 0.0f;
+      if (b != -INFINITY) {
+#pragma unroll
+        for (int w = 0; w < SEL_WARPS; ++w) {
+          const float2 p = stat_s[(buf * SEL_WARPS + w) * SEL_QT + tid];
+          l += p.y * exp2f(p.x - b); /* a warp with every key masked: 0 * exp2(-inf) = 0 */
+        }
+      }
+      a.partial[((int64_t)v * a.n_kv_heads + g) * a.rows_pad + t * SEL_QT + tid] = make_float2(b, l);
+    }
+  }
+}
+
 /* One CTA = one kv head g x one chunk of CK keys of one sequence, against all
  * group * last_q scoring rows of that kv head. Each warp keeps the B fragments of its
  * KW keys in registers (64 registers at head_dim 128 and 256) and streams the scoring rows through
- * shared memory in tiles of SEL_QT, two stages deep, one 16-row m-tile at a time.
+ * shared memory in tiles of SEL_QT, two stages deep, 16-row m-tiles software pipelined.
  * PASS 0 (pass A) reduces each row over the CTA's keys to (log2 max, sum of exp2) and
  * writes that partial; PASS 1 (pass B) turns each logit into its probability with the
  * row's final offset, sums over rows per key in registers, reduces over the warp's
@@ -167,7 +351,6 @@ __global__ void __launch_bounds__(SEL_THREADS, HD == 256 ? 1 : 2) sel_score_kern
   const int32_t k0 = (v - (row0 / CK + s)) * CK;
   if (k0 >= n) return;
   const int32_t first_q = n - a.last_q; /* sequence row of scoring query 0 */
-  const int32_t n_qt = a.rows_pad / SEL_QT;
   const int64_t off_base = ((int64_t)s * a.n_kv_heads + g) * a.rows_pad;
 
   /* The key chunk: one block-table lookup per 16-byte chunk; entries past the sequence
@@ -215,104 +398,17 @@ __global__ void __launch_bounds__(SEL_THREADS, HD == 256 ? 1 : 2) sel_score_kern
 #pragma unroll
   for (int i = 0; i < 4; ++i) q_x[i] = (uint32_t)(((2 * i + (lane >> 4)) ^ (lane & 7)) << 4);
 
-  const bool need_mask = k0 + CK - 1 > first_q; /* some key lies past query 0's causal limit */
   const int32_t key_lane = k0 + warp * KW + 2 * (lane & 3); /* sequence index of this lane's first column */
   float ksum[NT][2];
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt) ksum[nt][0] = ksum[nt][1] = 0.0f;
-
-  for (int32_t t = 0; t < n_qt; ++t) {
-    const int buf = t & 1;
-    if (t + 1 < n_qt) {
-      sel_load_q_tile<HD>(q_s + (buf ^ 1) * SEL_QT * HD, a, t + 1, g, row0 + first_q);
-      if (PASS == 1 && tid < SEL_QT / 4)
-        up_attn_cp_async16(up_attn_smem_u32(off_s + (buf ^ 1) * SEL_QT + 4 * tid),
-                           a.row_off + off_base + (t + 1) * SEL_QT + 4 * tid, 16);
-    }
-    up_attn_cp_async_commit(); /* possibly empty: keeps the wait count uniform */
-    up_attn_cp_async_wait<1>();
-    __syncthreads();
-
-#pragma unroll 1
-    for (int mt = 0; mt < SEL_QT / 16; ++mt) {
-      float acc[NT][4];
-#pragma unroll
-      for (int nt = 0; nt < NT; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
-      const uint32_t q_tile = q_lane + (uint32_t)((buf * SEL_QT + mt * 16) * HD * 2);
-#pragma unroll
-      for (int kk = 0; kk < KS; ++kk) {
-        uint32_t af[4];
-        up_attn_ldmatrix_x4(af, q_tile + (kk >> 2) * 128 + q_x[kk & 3]);
-#pragma unroll
-        for (int nt = 0; nt < NT; ++nt) up_attn_mma_bf16(acc[nt], af, kb[kk][nt][0], kb[kk][nt][1]);
-      }
-      /* This thread's rows: tile row lane / 4 (values 0, 1) and lane / 4 + 8 (values 2, 3). */
-      const int32_t r_lo = t * SEL_QT + mt * 16 + (lane >> 2);
-      if (need_mask) {
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          const int32_t r = r_lo + 8 * h;
-          const int32_t limit = first_q + r % a.last_q; /* the last key this query sees */
-#pragma unroll
-          for (int nt = 0; nt < NT; ++nt) {
-            if (key_lane + nt * 8 > limit) acc[nt][2 * h] = -INFINITY;
-            if (key_lane + nt * 8 + 1 > limit) acc[nt][2 * h + 1] = -INFINITY;
-          }
-        }
-      }
-      if (PASS == 0) {
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          float mx = -INFINITY;
-#pragma unroll
-          for (int nt = 0; nt < NT; ++nt) mx = fmaxf(mx, fmaxf(acc[nt][2 * h], acc[nt][2 * h + 1]));
-          mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-          mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-          /* A row with all of this warp's keys masked keeps base -inf and sum 0. */
-          const float base = mx == -INFINITY ? -INFINITY : mx * a.attn.scale_log2;
-          const float shift = mx == -INFINITY ? 0.0f : base;
-          float sum = 0.0f;
-#pragma unroll
-          for (int nt = 0; nt < NT; ++nt)
-            sum += up_attn_exp2(fmaf(acc[nt][2 * h], a.attn.scale_log2, -shift)) +
-                   up_attn_exp2(fmaf(acc[nt][2 * h + 1], a.attn.scale_log2, -shift));
-          sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-          sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-          if ((lane & 3) == 0)
-            stat_s[(buf * SEL_WARPS + warp) * SEL_QT + mt * 16 + (lane >> 2) + 8 * h] = make_float2(base, sum);
-        }
-      } else {
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          /* Padding rows carry +inf: their probabilities are exp2(-inf) = 0. */
-          const float off = off_s[buf * SEL_QT + mt * 16 + (lane >> 2) + 8 * h];
-#pragma unroll
-          for (int nt = 0; nt < NT; ++nt) {
-            ksum[nt][0] += up_attn_exp2(fmaf(acc[nt][2 * h], a.attn.scale_log2, -off));
-            ksum[nt][1] += up_attn_exp2(fmaf(acc[nt][2 * h + 1], a.attn.scale_log2, -off));
-          }
-        }
-      }
-    }
-    __syncthreads(); /* every warp is done with q_s[buf] (and has written stat_s[buf]) */
-
-    if (PASS == 0 && tid < SEL_QT) {
-      /* Merge the 8 warps' partials of row tid. stat_s[buf] is rewritten only in tile
-       * t + 2, after the next tile's barrier, which these threads reach after this. */
-      float b = -INFINITY;
-#pragma unroll
-      for (int w = 0; w < SEL_WARPS; ++w) b = fmaxf(b, stat_s[(buf * SEL_WARPS + w) * SEL_QT + tid].x);
-      float l = 0.0f;
-      if (b != -INFINITY) {
-#pragma unroll
-        for (int w = 0; w < SEL_WARPS; ++w) {
-          const float2 p = stat_s[(buf * SEL_WARPS + w) * SEL_QT + tid];
-          l += p.y * exp2f(p.x - b); /* a warp with every key masked: 0 * exp2(-inf) = 0 */
-        }
-      }
-      a.partial[((int64_t)v * a.n_kv_heads + g) * a.rows_pad + t * SEL_QT + tid] = make_float2(b, l);
-    }
-  }
+  /* Some key lies past query 0's causal limit: only then the tiles apply the mask. */
+  if (k0 + CK - 1 > first_q)
+    sel_score_tiles<HD, PASS, true>(a, q_s, stat_s, off_s, kb, q_x, q_lane, g, v, row0 + first_q, first_q, key_lane,
+                                    off_base, ksum);
+  else
+    sel_score_tiles<HD, PASS, false>(a, q_s, stat_s, off_s, kb, q_x, q_lane, g, v, row0 + first_q, first_q, key_lane,
+                                     off_base, ksum);
   up_attn_cp_async_wait<0>();
 
   if (PASS == 1) {
@@ -744,6 +840,14 @@ extern "C" int32_t up_cuda_uniprefill_select(up_backend *be, int32_t *keep_rows,
   a.n_tokens = n_tokens;
   a.n_kv_heads = n_kv;
   a.last_q = params->last_q;
+  {
+    /* Division by last_q without a divide: with L = ceil(log2 last_q) and
+     * M = ceil(2^(32 + L) / last_q), (r * M) >> (32 + L) = r / last_q for r < 2^24. */
+    int32_t l = 0;
+    while ((1LL << l) < (int64_t)params->last_q) ++l;
+    a.last_q_shift = 32 + l;
+    a.last_q_mul = ((1ULL << (32 + l)) + (uint64_t)params->last_q - 1) / (uint64_t)params->last_q;
+  }
   a.sink = params->sink;
   a.block = params->block;
   a.min_rows = (int32_t)((int64_t)params->sink + params->last_q < INT32_MAX ? params->sink + params->last_q

@@ -110,18 +110,34 @@ __device__ __forceinline__ void wgmma_rs_m64n128_bt(float d[64], const uint32_t 
 }
 
 /* Copy BN cache entries from key `first` of one kv head into a swizzled tile; entries
- * at or past kv_len become zeros (masked later; the block table may hold anything). */
+ * at or past kv_len become zeros (masked later; the block table may hold anything).
+ * The pool row of each of the thread's entries (-1 past kv_len) goes to rows, so that
+ * the V tile of the same keys can skip the block-table lookups. */
 __device__ __forceinline__ void load_kv_tile_sw128(uint32_t tile, const __nv_bfloat16 *pool, const int32_t *block_table,
                                                    int32_t first, int32_t kv_len, int32_t head_offset,
-                                                   const up_attn_args &p) {
+                                                   const up_attn_args &p, int32_t (&rows)[BN / (THREADS / 16)]) {
   const int c = threadIdx.x & 15;
 #pragma unroll
   for (int i = 0; i < BN / (THREADS / 16); ++i) {
     const int r = (threadIdx.x >> 4) + i * (THREADS / 16);
     const int32_t e = first + r;
     const bool valid = e < kv_len;
-    const int64_t off =
-        valid ? up_attn_entry_offset(block_table, e, p.block_tokens, p.kv_dim) + head_offset + c * 8 : 0;
+    rows[i] = valid ? up_attn_entry_row(block_table, e, p.block_tokens) : -1;
+    const int64_t off = valid ? (int64_t)rows[i] * p.kv_dim + head_offset + c * 8 : 0;
+    up_attn_cp_async16(tile + sw128(BN, r, c), pool + off, valid ? 16 : 0);
+  }
+}
+
+/* The same copy from pool rows found by an earlier load_kv_tile_sw128 of these keys. */
+__device__ __forceinline__ void load_kv_tile_rows(uint32_t tile, const __nv_bfloat16 *pool,
+                                                  const int32_t (&rows)[BN / (THREADS / 16)], int32_t head_offset,
+                                                  const up_attn_args &p) {
+  const int c = threadIdx.x & 15;
+#pragma unroll
+  for (int i = 0; i < BN / (THREADS / 16); ++i) {
+    const int r = (threadIdx.x >> 4) + i * (THREADS / 16);
+    const bool valid = rows[i] >= 0;
+    const int64_t off = valid ? (int64_t)rows[i] * p.kv_dim + head_offset + c * 8 : 0;
     up_attn_cp_async16(tile + sw128(BN, r, c), pool + off, valid ? 16 : 0);
   }
 }
@@ -276,7 +292,9 @@ __device__ __forceinline__ void write_out(const float (&o)[64], const float (&l)
  * cores run P_j V_j; one score register set, P_j held packed. One barrier per step; at
  * the barrier of step j every warpgroup has finished S_j and P_{j-1} V_{j-1}, so step j
  * loads K_{j+2} over K_j and V_{j+1} over V_{j-1}: two stages each (Q 32 KB + 4 x 32 KB). */
-constexpr size_t SMEM_BYTES = Q_BYTES + (size_t)4 * TILE_BYTES + 1024; /* + alignment slack */
+constexpr int KV_ROWS = BN / (THREADS / 16); /* cache entries each thread copies per tile */
+constexpr int STAGES = 2; /* a third stage measured no faster (docs/kernels/attention.md) */
+constexpr size_t SMEM_BYTES = Q_BYTES + (size_t)2 * STAGES * TILE_BYTES + 1024; /* + alignment slack */
 
 __global__ void __launch_bounds__(THREADS, 1) prefill_sm90_kernel(const up_attn_args p) {
 #if !UP_ATTN_HAVE_WGMMA
@@ -289,20 +307,30 @@ __global__ void __launch_bounds__(THREADS, 1) prefill_sm90_kernel(const up_attn_
   prefill_job jb;
   if (!find_job(p, jb)) return;
   const uint32_t q_wg = smem + (uint32_t)(wg * 64 * 128);
-  const uint32_t k_s = smem + Q_BYTES, v_s = k_s + 2 * TILE_BYTES; /* [2] K tiles, [2] V tiles */
+  const uint32_t k_s = smem + Q_BYTES, v_s = k_s + STAGES * TILE_BYTES; /* [STAGES] K tiles, [STAGES] V tiles */
   const int32_t wg_row = jb.q0 + wg * 64;
   const int32_t my_row = wg_row + wrow + (lane >> 2);
   const int32_t kv_head_offset = (blockIdx.x / p.group) * HD;
   /* Tiles this warpgroup takes part in (causal); at least one, since every row sees key 0. */
   const int32_t n_wg = min(jb.n_tiles, (jb.prior + wg_row + 63) / BN + 1);
+  /* Pool rows of the newest K tile loaded: the V tile of the same keys, loaded one step
+   * later, reuses them instead of repeating the block-table loads and address math. */
+  int32_t rows[KV_ROWS];
+  auto load_k = [&](int32_t t) {
+    load_kv_tile_sw128(k_s + (uint32_t)((t % STAGES) * TILE_BYTES), p.k_pool, jb.block_table, t * BN, jb.kv_len,
+                       kv_head_offset, p, rows);
+  };
+  auto load_v = [&](int32_t t) { /* K_t must be the newest K tile loaded */
+    load_kv_tile_rows(v_s + (uint32_t)((t % STAGES) * TILE_BYTES), p.v_pool, rows, kv_head_offset, p);
+  };
 
   /* Prologue: Q, K_0, V_0 and K_1 land; S_0 and its softmax give P_0. */
   load_q_tile(smem, p, jb);
-  load_kv_tile_sw128(k_s, p.k_pool, jb.block_table, 0, jb.kv_len, kv_head_offset, p);
-  load_kv_tile_sw128(v_s, p.v_pool, jb.block_table, 0, jb.kv_len, kv_head_offset, p);
-  if (jb.n_tiles > 1) load_kv_tile_sw128(k_s + TILE_BYTES, p.k_pool, jb.block_table, BN, jb.kv_len, kv_head_offset, p);
+  load_k(0);
+  load_v(0);
+  if (jb.n_tiles > 1) load_k(1);
   up_attn_cp_async_commit();
-  up_attn_cp_async_wait<0>();
+  up_attn_cp_async_wait<STAGES - 2>();
   fence_proxy_async();
   __syncthreads();
 
@@ -317,30 +345,27 @@ __global__ void __launch_bounds__(THREADS, 1) prefill_sm90_kernel(const up_attn_
   softmax_tile(sc, m, l, corr, 0, my_row, wg_row, jb, p.scale_log2);
   rescale_and_pack(o, corr, sc, pa);
 
-  /* Step j begins when K_{j+1} and V_j (issued at step j-1) have landed for everyone,
-   * which also means every warpgroup is done with S_j and P_{j-1} V_{j-1}; it then
-   * loads K_{j+2} over K_j and V_{j+1} over V_{j-1}. The steps where this warpgroup has
-   * products to issue come as separate loops without branches around the wgmmas (a
-   * divergent-looking branch makes ptxas serialise them). */
+  /* Step j begins when K_{j+1} and V_j have landed for everyone (issued STAGES - 1
+   * steps before), which also means every warpgroup is done with S_j and
+   * P_{j-1} V_{j-1}; it then loads V_{j+STAGES-1} over V_{j-1} and K_{j+STAGES} over
+   * K_j. The steps where this warpgroup has products to issue come as separate loops
+   * without branches around the wgmmas (a divergent-looking branch makes ptxas
+   * serialise them). */
   auto begin_step = [&]() {
-    up_attn_cp_async_wait<0>();
+    up_attn_cp_async_wait<STAGES - 2>();
     fence_proxy_async();
     __syncthreads();
   };
   auto load_ahead = [&](int32_t j) {
-    if (j + 2 < jb.n_tiles)
-      load_kv_tile_sw128(k_s + (uint32_t)((j & 1) * TILE_BYTES), p.k_pool, jb.block_table, (j + 2) * BN, jb.kv_len,
-                         kv_head_offset, p);
-    if (j + 1 < jb.n_tiles)
-      load_kv_tile_sw128(v_s + (uint32_t)(((j + 1) & 1) * TILE_BYTES), p.v_pool, jb.block_table, (j + 1) * BN,
-                         jb.kv_len, kv_head_offset, p);
+    if (j + STAGES - 1 < jb.n_tiles) load_v(j + STAGES - 1);
+    if (j + STAGES < jb.n_tiles) load_k(j + STAGES);
     up_attn_cp_async_commit();
   };
   int32_t j = 0;
   for (; j < n_wg - 1; ++j) {
     begin_step();
-    issue_scores(sc, q_wg, k_s + (uint32_t)(((j + 1) & 1) * TILE_BYTES));
-    issue_pv(o, pa, v_s + (uint32_t)((j & 1) * TILE_BYTES));
+    issue_scores(sc, q_wg, k_s + (uint32_t)(((j + 1) % STAGES) * TILE_BYTES));
+    issue_pv(o, pa, v_s + (uint32_t)((j % STAGES) * TILE_BYTES));
     load_ahead(j);
     wgmma_wait<1>(); /* S_{j+1} complete; P_j V_j may still run */
     fence_accumulators(sc);
@@ -350,7 +375,7 @@ __global__ void __launch_bounds__(THREADS, 1) prefill_sm90_kernel(const up_attn_
     rescale_and_pack(o, corr, sc, pa);
   }
   begin_step(); /* this warpgroup's last tile */
-  issue_pv(o, pa, v_s + (uint32_t)((j & 1) * TILE_BYTES));
+  issue_pv(o, pa, v_s + (uint32_t)((j % STAGES) * TILE_BYTES));
   load_ahead(j);
   wgmma_wait<0>();
   fence_accumulators(o);

@@ -32,11 +32,23 @@ static inline up_attn_divider up_attn_divider_make(int32_t d) {
   return v;
 }
 
+/* The block-table slot of cache entry e of a sequence: e / block_tokens. */
+__device__ __forceinline__ int32_t up_attn_entry_block(int32_t e, up_attn_divider bt) {
+  return (int32_t)((__umulhi((uint32_t)e, bt.magic) + (uint32_t)e) >> bt.shift);
+}
+
+/* The pool row (cache entry of the whole pool) that holds entry e of a sequence; fits
+ * int32 for any pool under 2^31 entries. */
+__device__ __forceinline__ int32_t up_attn_entry_row(const int32_t *block_table, int32_t e, up_attn_divider bt) {
+  const int32_t b = up_attn_entry_block(e, bt);
+  return __ldg(block_table + b) * bt.d + (e - b * bt.d);
+}
+
 /* Where cache entry e of a sequence sits in the pool, in elements, before the head
  * offset: the block table names the block, the remainder the slot inside it. */
 __device__ __forceinline__ int64_t up_attn_entry_offset(const int32_t *block_table, int32_t e,
                                                         up_attn_divider bt, int32_t kv_dim) {
-  const int32_t b = (int32_t)((__umulhi((uint32_t)e, bt.magic) + (uint32_t)e) >> bt.shift);
+  const int32_t b = up_attn_entry_block(e, bt);
   const int32_t off = e - b * bt.d;
   const int32_t block = __ldg(block_table + b);
   return ((int64_t)block * bt.d + off) * kv_dim;

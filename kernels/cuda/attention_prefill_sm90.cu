@@ -292,7 +292,6 @@ __device__ __forceinline__ void write_out(const float (&o)[64], const float (&l)
  * cores run P_j V_j; one score register set, P_j held packed. One barrier per step; at
  * the barrier of step j every warpgroup has finished S_j and P_{j-1} V_{j-1}, so step j
  * loads K_{j+2} over K_j and V_{j+1} over V_{j-1}: two stages each (Q 32 KB + 4 x 32 KB). */
-constexpr int KV_ROWS = BN / (THREADS / 16); /* cache entries each thread copies per tile */
 constexpr int STAGES = 2; /* a third stage measured no faster (docs/kernels/attention.md) */
 constexpr size_t SMEM_BYTES = Q_BYTES + (size_t)2 * STAGES * TILE_BYTES + 1024; /* + alignment slack */
 
@@ -314,7 +313,9 @@ __global__ void __launch_bounds__(THREADS, 1) prefill_sm90_kernel(const up_attn_
   /* Tiles this warpgroup takes part in (causal); at least one, since every row sees key 0. */
   const int32_t n_wg = min(jb.n_tiles, (jb.prior + wg_row + 63) / BN + 1);
   /* Pool rows of the newest K tile loaded: the V tile of the same keys, loaded one step
-   * later, reuses them instead of repeating the block-table loads and address math. */
+   * later, reuses them instead of repeating the block-table loads and address math.
+   * (Declared here, not at namespace scope: the PTX-only pass never reaches this.) */
+  constexpr int KV_ROWS = BN / (THREADS / 16); /* cache entries each thread copies per tile */
   int32_t rows[KV_ROWS];
   auto load_k = [&](int32_t t) {
     load_kv_tile_sw128(k_s + (uint32_t)((t % STAGES) * TILE_BYTES), p.k_pool, jb.block_table, t * BN, jb.kv_len,

@@ -72,11 +72,11 @@ typedef struct eval_inputs {
   int32_t n_ctx;
   up_method methods[UP_MAX_SWEEP + 1];
   int32_t n_methods;
+  prompt_encoder enc;          /* how prompts are counted and encoded: one rule for both */
 } eval_inputs;
 
 static bool open_inputs(const up_options *opt, const up_backend *be, eval_inputs *in, char *err, size_t err_size) {
-  /* A preset name stays a preset even where a file of that name exists (as in the sweep). */
-  if (!opt->model_given || up_model_preset_find(opt->model) || !up_checkpoint_is_path(opt->model)) {
+  if (!up_run_model_is_checkpoint(opt)) {
     snprintf(err, err_size, "--eval needs --model PATH: a trained checkpoint with a tokenizer (a .gguf file); "
              "presets have random weights, so there is no answer to check");
     return false;
@@ -94,6 +94,8 @@ static bool open_inputs(const up_options *opt, const up_backend *be, eval_inputs
   if (!up_chat_template_resolve(opt->chat_template[0] ? opt->chat_template : NULL,
                                 up_tokenizer_chat_template(in->tok), &in->chat, err, err_size))
     return false;
+  in->enc = (prompt_encoder){.tok = in->tok,
+                             .add_bos = up_tokenizer_add_bos(in->tok) && !up_chat_renders_bos(in->chat.format)};
   if (opt->eval_corpus[0]) {
     /* A comma-separated list of files. */
     char buf[UP_PATH_MAX];
@@ -166,7 +168,6 @@ static bool build_prompts(const up_options *opt, eval_inputs *in, up_eval_genera
   const int32_t per_task = opt->eval_samples;
   eval_prompt *prompts = up_calloc_or_die((size_t)UP_EVAL_TASK_COUNT * (size_t)per_task, sizeof *prompts,
                                           "eval prompts");
-  const bool add_bos = up_tokenizer_add_bos(in->tok) && !up_chat_renders_bos(in->chat.format);
   int32_t n = 0;
   for (int32_t k = 0; k < UP_EVAL_TASK_COUNT; ++k) {
     if (!(in->task_mask & (1u << k))) continue;
@@ -183,11 +184,18 @@ static bool build_prompts(const up_options *opt, eval_inputs *in, up_eval_genera
       n += 1;
       p->ctx = ctx;
       p->sample_index = i;
-      const size_t len = strlen(p->sample.prompt);
-      const int32_t count = up_tokenizer_encode(in->tok, p->sample.prompt, len, add_bos, true, NULL, 0, err, err_size);
-      if (count < 1) return (*out = prompts, *n_out = n, false);
-      p->tokens = up_malloc_or_die(sizeof(int32_t) * (size_t)count, "eval prompt tokens");
-      p->n_tokens = up_tokenizer_encode(in->tok, p->sample.prompt, len, add_bos, true, p->tokens, count, err, err_size);
+      /* The generator counted the prompt with this encoder, so that count sizes it. */
+      const int32_t count = p->sample.prompt_tokens;
+      p->tokens = up_malloc_or_die(sizeof(int32_t) * (size_t)(count > 0 ? count : 1), "eval prompt tokens");
+      p->n_tokens = up_tokenizer_encode(in->tok, p->sample.prompt, strlen(p->sample.prompt), in->enc.add_bos, true,
+                                        p->tokens, count, err, err_size);
+      if (p->n_tokens < 1 || p->n_tokens != count) {
+        if (p->n_tokens >= 1)
+          snprintf(err, err_size, "eval prompt encodes to %d tokens, its count said %d", (int)p->n_tokens, (int)count);
+        *out = prompts;
+        *n_out = n;
+        return false;
+      }
     }
   }
   *out = prompts;
@@ -336,9 +344,7 @@ int up_eval_mode_run(const up_options *opt, int argc, char **argv, const up_topo
     return 2;
   }
   const up_model_config *cfg = up_checkpoint_config(in.ck);
-  prompt_encoder enc = {.tok = in.tok,
-                        .add_bos = up_tokenizer_add_bos(in.tok) && !up_chat_renders_bos(in.chat.format)};
-  up_eval_generator *tasks = up_eval_generator_create(in.corpus, &in.chat, count_prompt_tokens, &enc);
+  up_eval_generator *tasks = up_eval_generator_create(in.corpus, &in.chat, count_prompt_tokens, &in.enc);
   int32_t max_ctx = 0;
   for (int32_t c = 0; c < in.n_ctx; ++c) max_ctx = in.ctx[c] > max_ctx ? in.ctx[c] : max_ctx;
 

@@ -59,7 +59,7 @@ bool up_run_resolve_model(const up_options *opt, const up_backend *be, up_model_
                           size_t err_size) {
   const char *model_name = opt->model_given ? opt->model : (up_run_on_gpu(be) ? "llama-3.1-8b" : "tiny-llama");
   const up_model_config *preset = up_model_preset_find(model_name);
-  if (!preset && up_checkpoint_is_path(model_name)) {
+  if (up_run_model_is_checkpoint(opt)) {
     up_checkpoint *ck = up_checkpoint_open(model_name, err, err_size);
     if (!ck) return false;
     *cfg = *up_checkpoint_config(ck);
@@ -87,9 +87,14 @@ bool up_run_resolve_model(const up_options *opt, const up_backend *be, up_model_
   return up_model_config_validate(cfg, err, err_size);
 }
 
+bool up_run_model_is_checkpoint(const up_options *opt) {
+  /* A preset name stays a preset even where a file of that name exists. */
+  return opt->model_given && !up_model_preset_find(opt->model) && up_checkpoint_is_path(opt->model);
+}
+
 up_model *up_run_create_model(const up_options *opt, const up_model_config *cfg, up_backend *be, char *err,
                                size_t err_size) {
-  if (!opt->model_given || up_model_preset_find(opt->model)) return up_model_create_random(cfg, be, opt->seed);
+  if (!up_run_model_is_checkpoint(opt)) return up_model_create_random(cfg, be, opt->seed);
   up_checkpoint *ck = up_checkpoint_open(opt->model, err, err_size);
   if (!ck) return NULL;
   up_model *model = up_model_create_from_checkpoint(ck, be, err, err_size);

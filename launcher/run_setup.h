@@ -34,6 +34,10 @@ bool up_run_on_gpu(const up_backend *be);
 bool up_run_resolve_model(const up_options *opt, const up_backend *be, up_model_config *cfg, char *err,
                           size_t err_size);
 
+/* Whether --model names a checkpoint (a .gguf file or a Hugging Face directory) rather
+ * than a preset; the one rule every mode uses. */
+bool up_run_model_is_checkpoint(const up_options *opt);
+
 /* The model the config came from: seeded random weights for a preset, the checkpoint's
  * weights for a path. NULL with a message when the checkpoint cannot be loaded. */
 up_model *up_run_create_model(const up_options *opt, const up_model_config *cfg, up_backend *be, char *err,

@@ -9,6 +9,7 @@
 
 #include "kernels/cpu/cpu_backend.h"
 #ifdef UNIPREFILL_HAVE_CUDA
+#include "kernels/cuda/cuda_attention.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/cuda_device.h"
 #endif
@@ -74,4 +75,36 @@ up_backend *up_backend_select(up_backend_choice choice, int threads, int local_r
   (void)local_rank;
 #endif
   return up_cpu_backend_create(threads);
+}
+
+bool up_backend_set_attention_kernel(up_backend *be, up_attention_kernel kernel, int32_t kv_block, char *err,
+                                     size_t err_size) {
+  if (kernel == UP_ATTN_KERNEL_AUTO) return true;
+  const char *name = up_attention_kernel_names[kernel];
+  if (strcmp(be->ops->name, "cuda") != 0) {
+    snprintf(err, err_size, "--attention-kernel %s: picks a CUDA kernel, but this rank runs on the %s backend", name,
+             be->ops->name);
+    return false;
+  }
+#ifdef UNIPREFILL_HAVE_CUDA
+  /* up_cuda_attention_prefill's variant numbers, in up_attention_kernel order. */
+  static const int variant_of[UP_ATTN_KERNEL_COUNT] = {0, 4, 5, 6, 3, 2};
+  const bool hopper = kernel != UP_ATTN_KERNEL_MMA_SYNC;
+  const bool tma = kernel >= UP_ATTN_KERNEL_TMA && kernel <= UP_ATTN_KERNEL_TMA_THREE_STAGES;
+  if (hopper && !up_cuda_attention_prefill_sm90_available()) {
+    snprintf(err, err_size, "--attention-kernel %s: needs a Hopper GPU (compute capability 9.0)", name);
+    return false;
+  }
+  if (tma && !(kv_block >= 8 && kv_block <= 128 && 128 % kv_block == 0)) {
+    snprintf(err, err_size, "--attention-kernel %s: copies whole KV blocks into 128-entry tiles, so --kv-block must "
+             "divide 128 and be at least 8 (it is %d)", name, (int)kv_block);
+    return false;
+  }
+  up_cuda_backend_set_attention_variant(be, variant_of[kernel]);
+  return true;
+#else
+  (void)kv_block;
+  snprintf(err, err_size, "--attention-kernel %s: this build has no CUDA support", name);
+  return false;
+#endif
 }

@@ -3,7 +3,9 @@
 #ifndef UP_BACKEND_SELECT_H
 #define UP_BACKEND_SELECT_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "kernels/ops.h"
 #include "launcher/cli.h"
@@ -17,6 +19,12 @@ up_backend *up_backend_select(up_backend_choice choice, int threads, int local_r
  * when they share it: "cuda:<PCI bus id>" for a GPU ("cuda:?" when the id cannot be
  * read, so that ranks are taken to share), "cpu" for the host's processors. */
 void up_backend_device_key(const up_backend *be, char *key, size_t key_size);
+
+/* Make `be` run the --attention-kernel choice for KV blocks of kv_block entries; false
+ * with the reason in err when it cannot (a non-CUDA backend, a Hopper kernel on another
+ * GPU, TMA page copies with a block size that does not divide 128). AUTO always works. */
+bool up_backend_set_attention_kernel(up_backend *be, up_attention_kernel kernel, int32_t kv_block, char *err,
+                                     size_t err_size);
 
 /* Whether a usable GPU is visible to this process (false without the CUDA build). */
 int up_backend_gpu_present(void);

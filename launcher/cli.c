@@ -26,6 +26,7 @@ typedef enum up_flag_id {
   UP_FLAG_MODEL,
   UP_FLAG_LAYERS,
   UP_FLAG_BACKEND,
+  UP_FLAG_ATTENTION_KERNEL,
   UP_FLAG_CTX,
   UP_FLAG_CONCURRENCY,
   UP_FLAG_METHOD,
@@ -100,6 +101,9 @@ static const char *const up_group_titles[UP_GROUP_COUNT] = {
     "Fidelity evaluation (--eval; --model PATH.gguf, --ctx, --method, --seed and --uniprefill-* apply too)",
 };
 
+const char *const up_attention_kernel_names[UP_ATTN_KERNEL_COUNT] = {
+    "auto", "tma", "tma-no-pingpong", "tma-3-stages", "wgmma-cp-async", "mma-sync"}; /* up_attention_kernel order */
+
 typedef struct up_flag_info {
   up_flag_id id;
   const char *name;    /* long name without "--" */
@@ -115,6 +119,9 @@ static const up_flag_info up_flags[] = {
      "llama-3.1-8b on cuda)"},
     {UP_FLAG_LAYERS, "layers", 0, "N", UP_GROUP_MODEL, "reduced depth, 0 = the preset's (default 0)"},
     {UP_FLAG_BACKEND, "backend", 0, "B", UP_GROUP_MODEL, "auto, cpu or cuda (default auto)"},
+    {UP_FLAG_ATTENTION_KERNEL, "attention-kernel", 0, "K", UP_GROUP_MODEL,
+     "CUDA prefill attention kernel at head_dim 128: auto, tma, tma-no-pingpong, tma-3-stages, wgmma-cp-async or "
+     "mma-sync (default auto: tma on Hopper where the KV block size divides 128)"},
     {UP_FLAG_CTX, "ctx", 0, "LIST", UP_GROUP_SWEEP,
      "prompt lengths, sizes like 4096, 4k, 1M (default 1k,4k on cpu, 8k,32k on cuda; with --kernels "
      "512,1k on cpu, 4k,16k,32k,64k,128k on cuda)"},
@@ -600,6 +607,11 @@ static bool up_apply_flag(const up_flag_info *flag, const char *v, up_options *o
       opt->backend = (up_backend_choice)choice;
       return true;
     }
+    case UP_FLAG_ATTENTION_KERNEL:
+      if (!up_flag_choice(name, v, up_attention_kernel_names, UP_ATTN_KERNEL_COUNT, &choice, err, err_size))
+        return false;
+      opt->attention_kernel = (up_attention_kernel)choice;
+      return true;
     case UP_FLAG_CTX:
       opt->ctx_given = true;
       return up_flag_sweep(name, v, opt->ctx, &opt->n_ctx, err, err_size);

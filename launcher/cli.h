@@ -24,12 +24,26 @@ typedef enum up_output_format { UP_FORMAT_MARKDOWN = 0, UP_FORMAT_CSV = 1, UP_FO
 
 typedef enum up_backend_choice { UP_BACKEND_AUTO = 0, UP_BACKEND_CPU = 1, UP_BACKEND_CUDA = 2 } up_backend_choice;
 
+/* --attention-kernel: the CUDA backend's head_dim-128 prefill attention kernel
+ * (kernels/cuda/attention_prefill.cu lists them; docs/kernels/attention.md times them). */
+typedef enum up_attention_kernel {
+  UP_ATTN_KERNEL_AUTO = 0,         /* TMA on Hopper where the page size allows, else cp.async, else mma.sync */
+  UP_ATTN_KERNEL_TMA = 1,          /* warp-specialised, TMA page copies, ping-pong consumers */
+  UP_ATTN_KERNEL_TMA_NO_PINGPONG = 2,
+  UP_ATTN_KERNEL_TMA_THREE_STAGES = 3,
+  UP_ATTN_KERNEL_WGMMA_CP_ASYNC = 4, /* wgmma, every thread copies with cp.async, any page size */
+  UP_ATTN_KERNEL_MMA_SYNC = 5,     /* mma.sync (FlashAttention-2 structure), any GPU */
+  UP_ATTN_KERNEL_COUNT = 6
+} up_attention_kernel;
+extern const char *const up_attention_kernel_names[UP_ATTN_KERNEL_COUNT];
+
 typedef struct up_options {
   char model[UP_PATH_MAX];     /* preset name, .gguf file or Hugging Face directory; default: "tiny-llama"
                                   on cpu, "llama-3.1-8b" on cuda */
   bool model_given;
   int32_t layers;              /* 0: the preset's depth; else a reduced-depth variant */
   up_backend_choice backend;
+  up_attention_kernel attention_kernel;
   int32_t n_ctx;
   int32_t ctx[UP_MAX_SWEEP];   /* prompt lengths, "1k" = 1024 */
   bool ctx_given;

@@ -41,6 +41,11 @@ up_backend *up_run_select_backend(const up_options *opt, const up_topology *topo
     return NULL;
   }
   if (topo->world_rank == 0 && notice[0] && !opt->quiet) fprintf(stderr, "uniprefill-bench: note: %s\n", notice);
+  const bool kernel_ok = up_backend_set_attention_kernel(be, opt->attention_kernel, opt->kv_block, err, sizeof err);
+  if (up_run_agree_on_failure(topo, !kernel_ok, err)) {
+    be->ops->destroy(be);
+    return NULL;
+  }
   /* --backend auto may fall back to the CPU on some ranks only; the defaults (model,
    * contexts), and so the number of collectives, follow the backend. */
   const int on_gpu_here = up_run_on_gpu(be);

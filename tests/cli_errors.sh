@@ -38,6 +38,7 @@ expect_error "drop layer" --method uniprefill:layers=3+40
 expect_error "--layers" --model tiny-llama --layers 99
 expect_error "GiB" --model llama-3.1-70b --ctx 1k --backend cpu
 expect_error "--backend" --backend tpu
+expect_error "picks a CUDA kernel, but this rank runs on the cpu backend" --backend cpu --attention-kernel tma
 # --kernels: flags, cases the model cannot run, memory.
 expect_error "--kernel-tokens needs --kernels" --kernel-tokens 4k
 expect_error "--kernel-tokens" --kernels --kernel-tokens 0

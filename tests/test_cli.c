@@ -114,6 +114,19 @@ Test(cli, defaults) {
   cr_expect_eq(d.kv_block, 16);
 }
 
+Test(cli, attention_kernel_names_each_kernel) {
+  parse_result *r = PARSE("--backend", "cuda");
+  cr_assert_eq(r->status, UP_PARSE_OK, "%s", r->err);
+  cr_expect_eq(r->opt.attention_kernel, UP_ATTN_KERNEL_AUTO);
+  free_result(r);
+  for (int k = 0; k < UP_ATTN_KERNEL_COUNT; ++k) {
+    r = PARSE("--attention-kernel", up_attention_kernel_names[k]);
+    cr_assert_eq(r->status, UP_PARSE_OK, "%s: %s", up_attention_kernel_names[k], r->err);
+    cr_expect_eq((int)r->opt.attention_kernel, k, "%s", up_attention_kernel_names[k]);
+    free_result(r);
+  }
+}
+
 Test(cli, cuda_backend_defaults_to_the_8b_model_unless_given) {
   parse_result *r = PARSE("--backend", "cuda");
   cr_assert_eq(r->status, UP_PARSE_OK, "%s", r->err);
@@ -333,6 +346,7 @@ Test(cli, unknown_and_misplaced_arguments) {
       {{"--", "stray"}, "'stray'", NULL},
       {{"--format", "xml"}, "--format", "'xml'"},
       {{"--backend", "rocm"}, "--backend", "'rocm'"},
+      {{"--attention-kernel", "fa3"}, "--attention-kernel", "'fa3'"},
       {{"--output", ""}, "--output", "empty"},
       {{"--model", ""}, "--model", "empty"},
   };
@@ -361,7 +375,7 @@ Test(cli, help_mentions_every_flag) {
   parse_result *r = PARSE("--ctx", "1k", "--help", "--bogus");
   cr_assert_eq(r->status, UP_PARSE_HELP);
   cr_assert_not_null(r->out);
-  const char *flags[] = {"--model", "--layers", "--backend", "--ctx", "--concurrency", "--method",
+  const char *flags[] = {"--model", "--layers", "--backend", "--attention-kernel", "--ctx", "--concurrency", "--method",
                          "--requests", "--output-len", "--seed", "--warmup", "--max-seqs", "--max-batch-tokens",
                          "--kv-block", "--kv-cache-mib", "--mem-limit-mib", "--threads", "--uniprefill-p", "--uniprefill-keep",
                          "--uniprefill-block", "--uniprefill-sink", "--uniprefill-last-q", "--drop-layers",

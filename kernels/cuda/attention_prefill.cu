@@ -302,16 +302,23 @@ static void launch_prefill(cudaStream_t stream, const prefill_params &p, int32_t
 /* head_dim-128 kernels by `variant` (docs/kernels/attention.md has their timings):
  * 1: 8 warps x 16 rows, 32-key tiles (128 registers, 64 KB, 2 CTAs/SM: the v1 kernel);
  * 2: 8 warps x 32 rows, 64-key tiles (256-row CTAs, 255 registers, 160 KB, 1 CTA/SM);
- * 3: the Hopper wgmma kernel (attention_prefill_sm90.cu) where the device has it, else 2.
- * 0 (and anything else): 3 on Hopper, else 2. */
-enum { PREFILL_HD128_MMA_SYNC = 2, PREFILL_HD128_SM90 = 3 };
+ * 3: the Hopper wgmma kernel with cp.async loads (attention_prefill_sm90.cu), else 2;
+ * 4, 5, 6: the warp-specialised Hopper kernel with TMA page copies
+ *    (attention_prefill_sm90_tma.cu; ping-pong, no ping-pong, three stages) where the
+ *    device and the page size allow, else 3.
+ * 0 (and anything else): 4 on Hopper where the page size allows, else 3, else 2. */
+enum { PREFILL_HD128_MMA_SYNC = 2, PREFILL_HD128_SM90 = 3, PREFILL_HD128_SM90_TMA = 4, PREFILL_HD128_LAST = 6 };
 
 extern "C" void up_cuda_attention_prefill(cudaStream_t stream, void *out, const void *qkv, const up_kv_pool *pool,
                                           const up_attn_batch *batch, const up_attn_shape *shape, int variant) {
   if (batch->n_tokens <= 0 || batch->n_seqs <= 0) return;
-  if (shape->head_dim == 128 && (variant < 1 || variant > PREFILL_HD128_SM90)) variant = PREFILL_HD128_SM90;
-  if (shape->head_dim == 128 && variant == PREFILL_HD128_SM90) {
+  if (shape->head_dim == 128 && (variant < 1 || variant > PREFILL_HD128_LAST)) variant = PREFILL_HD128_SM90_TMA;
+  if (shape->head_dim == 128 && variant >= PREFILL_HD128_SM90) {
     if (up_cuda_attention_prefill_sm90_available()) {
+      if (variant >= PREFILL_HD128_SM90_TMA && up_cuda_attention_prefill_sm90_tma_fits(pool)) {
+        up_cuda_attention_prefill_sm90_tma(stream, out, qkv, pool, batch, shape, variant - PREFILL_HD128_SM90_TMA);
+        return;
+      }
       up_cuda_attention_prefill_sm90(stream, out, qkv, pool, batch, shape);
       return;
     }

@@ -44,6 +44,6 @@ extern "C" void up_cuda_attention(up_backend *be, void *out, const void *qkv, co
     UP_CUDA_CHECK(cudaMalloc(&cb->attn_workspace, need));
     cb->attn_workspace_bytes = need;
   }
-  up_cuda_attention_prefill(stream, out, qkv, pool, batch, shape, 0);
+  up_cuda_attention_prefill(stream, out, qkv, pool, batch, shape, cb->attn_prefill_variant);
   up_cuda_attention_decode(stream, out, qkv, pool, batch, shape, n_splits, cb->attn_workspace);
 }

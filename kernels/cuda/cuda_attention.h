@@ -44,6 +44,18 @@ void up_cuda_attention_prefill(cudaStream_t stream, void *out, const void *qkv, 
 void up_cuda_attention_prefill_sm90(cudaStream_t stream, void *out, const void *qkv, const up_kv_pool *pool,
                                     const up_attn_batch *batch, const up_attn_shape *shape);
 bool up_cuda_attention_prefill_sm90_available(void);
+/* The warp-specialised Hopper kernel (attention_prefill_sm90_tma.cu): a producer warp
+ * copies K/V pages by TMA. It needs pages that tile a 128-entry K/V tile evenly
+ * (block_tokens 8..128 dividing 128) and 16-byte-aligned pools: _fits says whether
+ * this pool qualifies. `schedule` picks the variant the test and the benchmark cover. */
+enum {
+  UP_ATTN_TMA_DEFAULT = 0,      /* two stages, consumer warpgroups take turns (ping-pong) */
+  UP_ATTN_TMA_NO_PINGPONG = 1,  /* two stages, consumers issue whenever ready */
+  UP_ATTN_TMA_THREE_STAGES = 2, /* three stages, ping-pong */
+};
+bool up_cuda_attention_prefill_sm90_tma_fits(const up_kv_pool *pool);
+void up_cuda_attention_prefill_sm90_tma(cudaStream_t stream, void *out, const void *qkv, const up_kv_pool *pool,
+                                        const up_attn_batch *batch, const up_attn_shape *shape, int schedule);
 /* Decode path: workspace of up_cuda_attention_decode_workspace_bytes(...) bytes. */
 size_t up_cuda_attention_decode_workspace_bytes(const up_attn_batch *batch, const up_attn_shape *shape,
                                                 int32_t n_splits);

@@ -228,3 +228,7 @@ fail:
 }
 
 extern "C" cudaStream_t up_cuda_backend_stream(up_backend *be) { return up_cuda_impl(be)->stream; }
+
+extern "C" void up_cuda_backend_set_attention_variant(up_backend *be, int variant) {
+  up_cuda_impl(be)->attn_prefill_variant = variant;
+}

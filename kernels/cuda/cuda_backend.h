@@ -15,6 +15,10 @@ extern "C" {
  * reason in err when the device cannot be used. */
 up_backend *up_cuda_backend_create(int device, char *err, size_t err_size);
 
+/* The head_dim-128 prefill attention kernel `be` runs from now on, by the `variant`
+ * numbers of up_cuda_attention_prefill (cuda_attention.h; 0: the default choice). */
+void up_cuda_backend_set_attention_variant(up_backend *be, int variant);
+
 /* The stream every op of `be` runs on, for tools that time ops with CUDA events. */
 cudaStream_t up_cuda_backend_stream(up_backend *be);
 

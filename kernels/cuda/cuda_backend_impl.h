@@ -76,6 +76,7 @@ typedef struct up_cuda_backend {
   up_cuda_select_state *select_state;    /* NULL until the first uniprefill_select */
   void *attn_workspace;                  /* device: attention's decode partials (cuda_attention.cu) */
   size_t attn_workspace_bytes;
+  int attn_prefill_variant;              /* up_cuda_attention_prefill's `variant`; 0: the default */
   /* Step phases: an event per mark on the stream, its phase beside it; one slot stays
    * free for the closing event. Marks past the capacity extend the last phase. */
   cudaEvent_t phase_events[UP_CUDA_PHASE_EVENTS];

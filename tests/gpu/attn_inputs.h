@@ -128,6 +128,30 @@ static inline void attn_problem_make(attn_problem *p, uint64_t *rng, const up_at
                        cudaMemcpyHostToDevice));
 }
 
+/* Pool rows that hold no entry of any sequence (the tail of each sequence's last page,
+ * and the unused blocks) become bf16 NaNs on the device: a kernel that multiplies a
+ * zero probability by such a row, instead of zeroing or skipping it, turns its output
+ * into NaN. The fp32 copies are left alone: the reference reads only real entries. */
+static inline void attn_problem_poison_unused(attn_problem *p) {
+  const int64_t rows = (int64_t)p->n_blocks * p->block_tokens;
+  const int32_t kv_dim = p->shape.n_kv_heads * p->shape.head_dim;
+  unsigned char *used = up_calloc_or_die((size_t)rows, 1, "pool rows in use");
+  for (int32_t s = 0; s < p->n_seqs; ++s)
+    for (int32_t e = 0; e < p->kv_lens[s]; ++e)
+      used[(int64_t)p->block_tables[(int64_t)s * p->max_blocks_per_seq + e / p->block_tokens] * p->block_tokens +
+           e % p->block_tokens] = 1;
+  for (int64_t r = 0; r < rows; ++r)
+    if (!used[r])
+      for (int32_t j = 0; j < kv_dim; ++j) {
+        p->k_h[r * kv_dim + j] = 0xFFFF;
+        p->v_h[r * kv_dim + j] = 0xFFFF;
+      }
+  free(used);
+  const size_t pool_n = (size_t)rows * (size_t)kv_dim;
+  UP_CUDA_CHECK(cudaMemcpy(p->k_d, p->k_h, 2 * pool_n, cudaMemcpyHostToDevice));
+  UP_CUDA_CHECK(cudaMemcpy(p->v_d, p->v_h, 2 * pool_n, cudaMemcpyHostToDevice));
+}
+
 /* The device view of the problem, as up_cuda_attention takes it. */
 static inline void attn_problem_device_view(const attn_problem *p, up_kv_pool *pool, up_attn_batch *batch) {
   pool->k = p->k_d;

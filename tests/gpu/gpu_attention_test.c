@@ -58,10 +58,22 @@ static const attn_case CASES[] = {
     {"hd128 gqa 32/8 decode over tiny caches bt16", 128, 32, 8, 16, 7, {1, 2, 3, 4, 1, 4, 2},
      {0, 0, 0, 0, 1, 60, 3}, 0, 0},
     {"hd64 8/8 multi-row decode over tiny caches bt64", 64, 8, 8, 64, 5, {2, 3, 4, 4, 2}, {0, 1, 0, 70, 5}, 0, 0},
-    /* The Hopper kernel by name, last: a fault there leaves every case above reported (on
-     * a Hopper GPU the default cases above run it too). */
-    {"hd128 gqa 32/8 mixed chunked bt64, sm90 wgmma", 128, 32, 8, 64, 6, {1, 17, 64, 100, 1000, 4100},
+    /* The Hopper kernels by name, last: a fault there leaves every case above reported (on
+     * a Hopper GPU the default cases above run them too: the TMA kernel where the page size
+     * divides 128, the cp.async one for bt24). */
+    {"hd128 gqa 32/8 mixed chunked bt64, sm90 wgmma cp.async", 128, 32, 8, 64, 6, {1, 17, 64, 100, 1000, 4100},
      {0, 5, 0, 300, 77, 0}, 0, 3},
+    {"hd128 gqa 32/8 mixed chunked bt16, sm90 TMA", 128, 32, 8, 16, 6, {1, 17, 64, 100, 1000, 4100},
+     {0, 5, 0, 300, 77, 130}, 0, 4},
+    {"hd128 gqa 32/8 mixed chunked bt8, sm90 TMA", 128, 32, 8, 8, 6, {5, 130, 64, 255, 1000, 2049},
+     {3, 0, 64, 1, 77, 0}, 0, 4},
+    {"hd128 gqa 32/8 mixed chunked bt128, sm90 TMA", 128, 32, 8, 128, 6, {1, 129, 64, 127, 1000, 4100},
+     {0, 1, 128, 300, 0, 5}, 0, 4},
+    {"hd128 gqa 32/8 mixed chunked bt16, sm90 TMA no ping-pong", 128, 32, 8, 16, 6, {1, 17, 64, 100, 1000, 4100},
+     {0, 5, 0, 300, 77, 130}, 0, 5},
+    {"hd128 gqa 32/8 mixed chunked bt32, sm90 TMA three stages", 128, 32, 8, 32, 6, {1, 17, 64, 100, 1000, 4100},
+     {0, 5, 0, 300, 77, 130}, 0, 6},
+    {"hd128 gqa 32/8 long 16384 rows bt16, sm90 TMA (64 sampled rows)", 128, 32, 8, 16, 1, {16384}, {0}, 64, 4},
 };
 
 /* Rows of the long case the CPU recomputes: the ends, both sides of tile edges, random. */
@@ -213,6 +225,7 @@ static void run_case(up_backend *cpu, up_backend *gpu, uint64_t *rng, const attn
   const up_attn_shape shape = {c->n_heads, c->n_kv_heads, c->head_dim, 1.0f / sqrtf((float)c->head_dim)};
   attn_problem p;
   attn_problem_make(&p, rng, &shape, c->n_seqs, c->rows, c->prior, c->block_tokens, 1);
+  attn_problem_poison_unused(&p);
   up_kv_pool pool_d;
   up_attn_batch batch_d;
   attn_problem_device_view(&p, &pool_d, &batch_d);

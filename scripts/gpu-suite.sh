@@ -7,7 +7,8 @@
 # Usage: scripts/gpu-suite.sh OUTDIR [extra cmake args...]
 # Environment: STAGES (comma list of build, test, kernels, e2e, eval, sweep; default
 # build,test,kernels,e2e,eval), KERNEL_CASES (default gemm,attention,decode,selection),
-# KERNEL_ARGS (more --kernels flags, e.g. "--ctx 4k,32k"), E2E_CTX, EVAL_MODEL (default
+# KERNEL_ARGS (more --kernels flags, e.g. "--ctx 4k,32k"), ATTENTION_KERNELS (the other
+# --attention-kernel choices timed after the default; "" for none), E2E_CTX, EVAL_MODEL (default
 # the SmolLM2 GGUF in the model cache), EVAL_ARGS (more --eval flags, e.g.
 # --eval-corpus), SWEEP_TIMEOUT (seconds, default 560), BUILD_GPU, PYTHON.
 set -uo pipefail
@@ -57,6 +58,14 @@ if [[ $kernels_rc -eq 0 ]] && "$python" -c "import h5py" 2>/dev/null; then
   "$python" tests/check_kernels_table.py "$out/kernels.h5" >"$out/kernels-check.txt" 2>&1
   log "kernels table check: rc=$?; $(tail -1 "$out/kernels-check.txt")"
 fi
+# The other head_dim-128 prefill kernels at the same shapes (docs/kernels/attention.md
+# compares them): what the default gains over each.
+for kernel in ${ATTENTION_KERNELS-tma-no-pingpong tma-3-stages wgmma-cp-async}; do
+  timeout 300 "$build/uniprefill-bench" --kernels --backend cuda --model llama-3.1-8b --kernel-cases attention \
+    --ctx 16k,32k,64k --kernel-repeats 10 --attention-kernel "$kernel" -o "$out/kernels-$kernel.h5" \
+    >"$out/kernels-$kernel.md" 2>"$out/kernels-$kernel.log"
+  log "attention --attention-kernel $kernel: rc=$?; TFLOP/s $(grep -E '^\| attention' "$out/kernels-$kernel.md" | awk -F'|' '{printf "%s", $6}')"
+done
 fi
 
 # End to end on Llama-3.1-8B (random weights): dense against UniPrefill at top-p 0.99

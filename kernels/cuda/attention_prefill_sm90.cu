@@ -10,8 +10,9 @@
  * CTA = one query head x 128 rows of one sequence = two warpgroups of 64 rows (no
  * producer warp: every thread issues cp.async, one address per cache entry). K and V
  * tiles of 128 entries stream through shared memory, two stages each, one barrier per
- * tile. Within a warpgroup the softmax of one tile overlaps the P V product of the
- * previous one (FlashAttention-3's intra-warpgroup overlap). */
+ * tile. The source orders each step for FlashAttention-3's intra-warpgroup overlap
+ * (the softmax of one tile under the P V product of the previous one); ptxas places the
+ * wait for that product ahead of the exponentials (docs/kernels/attention.md, v4). */
 #include "kernels/cuda/attn_sm90_tiles.cuh"
 #include "kernels/cuda/cuda_attention.h"
 

@@ -9,17 +9,20 @@
  *   of the page's first entry), written in wgmma's 128-byte swizzle by the copy engine
  *   itself; each stage completes on a "full" mbarrier counting the bytes;
  * - two consumers (warpgroups 1 and 2, 64 query rows each, setmaxnreg 240) run the
- *   products and the softmax of attention_prefill_sm90.cu (intra-warpgroup overlap:
- *   the softmax of S_{j+1} under P_j V_j) and hand each stage back on an "empty"
- *   mbarrier as soon as the product that read it has completed.
+ *   products and the softmax of attention_prefill_sm90.cu and hand each stage back on
+ *   an "empty" mbarrier as soon as the product that read it has completed. The source
+ *   issues S_{j+1} and P_j V_j together and computes the softmax of S_{j+1} before
+ *   waiting for P_j V_j (FlashAttention-3's intra-warpgroup overlap), but ptxas places
+ *   that wait ahead of the exponentials; the attempts to keep it behind them measured
+ *   slower (docs/kernels/attention.md, v4).
  * No __syncthreads in the loop: the consumers run out of phase, and (PINGPONG) named
  * barriers make them take turns issuing their products, so one warpgroup's softmax
  * runs while the other's products occupy the tensor cores.
  *
- * Rows of a tile at or past kv_len are never masked by value: scores there are set to
- * -inf, and the V rows there are zeroed in shared memory before the last product (a
- * page's tail may hold anything, and a page past kv_len is not copied at all), so that
- * P = 0 never meets a NaN. */
+ * Cache entries at or past kv_len are never used by value: their scores are set to
+ * -inf, and their V rows are zeroed in shared memory before the last product (a page's
+ * tail may hold anything, and a page past kv_len is not copied at all), so that P = 0
+ * never meets a NaN. */
 #include <cuda.h>
 
 #include "kernels/cuda/attn_sm90_tiles.cuh"

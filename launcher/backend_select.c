@@ -87,15 +87,21 @@ bool up_backend_set_attention_kernel(up_backend *be, up_attention_kernel kernel,
     return false;
   }
 #ifdef UNIPREFILL_HAVE_CUDA
-  /* up_cuda_attention_prefill's variant numbers, in up_attention_kernel order. */
-  static const int variant_of[UP_ATTN_KERNEL_COUNT] = {0, 4, 5, 6, 3, 2};
+  /* up_cuda_attention_prefill's variants, in up_attention_kernel order. */
+  static const int variant_of[UP_ATTN_KERNEL_COUNT] = {
+      UP_ATTN_PREFILL_DEFAULT,
+      UP_ATTN_PREFILL_SM90_TMA + UP_ATTN_TMA_DEFAULT,
+      UP_ATTN_PREFILL_SM90_TMA + UP_ATTN_TMA_NO_PINGPONG,
+      UP_ATTN_PREFILL_SM90_TMA + UP_ATTN_TMA_THREE_STAGES,
+      UP_ATTN_PREFILL_SM90,
+      UP_ATTN_PREFILL_MMA_SYNC};
   const bool hopper = kernel != UP_ATTN_KERNEL_MMA_SYNC;
   const bool tma = kernel >= UP_ATTN_KERNEL_TMA && kernel <= UP_ATTN_KERNEL_TMA_THREE_STAGES;
   if (hopper && !up_cuda_attention_prefill_sm90_available()) {
     snprintf(err, err_size, "--attention-kernel %s: needs a Hopper GPU (compute capability 9.0)", name);
     return false;
   }
-  if (tma && !(kv_block >= 8 && kv_block <= 128 && 128 % kv_block == 0)) {
+  if (tma && !up_cuda_attention_prefill_sm90_tma_block_fits(kv_block)) {
     snprintf(err, err_size, "--attention-kernel %s: copies whole KV blocks into 128-entry tiles, so --kv-block must "
              "divide 128 and be at least 8 (it is %d)", name, (int)kv_block);
     return false;

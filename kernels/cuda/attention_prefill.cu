@@ -307,22 +307,21 @@ static void launch_prefill(cudaStream_t stream, const prefill_params &p, int32_t
  *    (attention_prefill_sm90_tma.cu; ping-pong, no ping-pong, three stages) where the
  *    device and the page size allow, else 3.
  * 0 (and anything else): 4 on Hopper where the page size allows, else 3, else 2. */
-enum { PREFILL_HD128_MMA_SYNC = 2, PREFILL_HD128_SM90 = 3, PREFILL_HD128_SM90_TMA = 4, PREFILL_HD128_LAST = 6 };
-
 extern "C" void up_cuda_attention_prefill(cudaStream_t stream, void *out, const void *qkv, const up_kv_pool *pool,
                                           const up_attn_batch *batch, const up_attn_shape *shape, int variant) {
   if (batch->n_tokens <= 0 || batch->n_seqs <= 0) return;
-  if (shape->head_dim == 128 && (variant < 1 || variant > PREFILL_HD128_LAST)) variant = PREFILL_HD128_SM90_TMA;
-  if (shape->head_dim == 128 && variant >= PREFILL_HD128_SM90) {
+  if (shape->head_dim == 128 && (variant < UP_ATTN_PREFILL_MMA_SYNC_V1 || variant > UP_ATTN_PREFILL_LAST))
+    variant = UP_ATTN_PREFILL_SM90_TMA;
+  if (shape->head_dim == 128 && variant >= UP_ATTN_PREFILL_SM90) {
     if (up_cuda_attention_prefill_sm90_available()) {
-      if (variant >= PREFILL_HD128_SM90_TMA && up_cuda_attention_prefill_sm90_tma_fits(pool)) {
-        up_cuda_attention_prefill_sm90_tma(stream, out, qkv, pool, batch, shape, variant - PREFILL_HD128_SM90_TMA);
+      if (variant >= UP_ATTN_PREFILL_SM90_TMA && up_cuda_attention_prefill_sm90_tma_fits(pool)) {
+        up_cuda_attention_prefill_sm90_tma(stream, out, qkv, pool, batch, shape, variant - UP_ATTN_PREFILL_SM90_TMA);
         return;
       }
       up_cuda_attention_prefill_sm90(stream, out, qkv, pool, batch, shape);
       return;
     }
-    variant = PREFILL_HD128_MMA_SYNC;
+    variant = UP_ATTN_PREFILL_MMA_SYNC;
   }
   const prefill_params p = up_attn_args_make(out, qkv, pool, batch, shape);
   /* 8 warps share each K/V tile at head_dim 64; at 256 the accumulators double, so 4
@@ -330,7 +329,7 @@ extern "C" void up_cuda_attention_prefill(cudaStream_t stream, void *out, const 
   switch (shape->head_dim) {
     case 64: launch_prefill<64, 8, 1, 64, 2>(stream, p, shape->n_heads, batch->n_tokens); break;
     case 128:
-      if (variant == 1)
+      if (variant == UP_ATTN_PREFILL_MMA_SYNC_V1)
         launch_prefill<128, 8, 1, 32, 2>(stream, p, shape->n_heads, batch->n_tokens);
       else
         launch_prefill<128, 8, 2, 64, 1>(stream, p, shape->n_heads, batch->n_tokens);

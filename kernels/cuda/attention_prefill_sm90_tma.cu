@@ -84,6 +84,17 @@ __device__ __forceinline__ void regs_inc(void) {
   asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(REGS));
 }
 
+/* The mbarriers after the stages: full K [STAGES], full V [STAGES], empty K [STAGES],
+ * empty V [STAGES] (kv: 0 K, 1 V). */
+template <int STAGES>
+__device__ __forceinline__ uint32_t full_bar(uint32_t bars, int kv, int s) {
+  return bars + (uint32_t)((kv * STAGES + s) * 8);
+}
+template <int STAGES>
+__device__ __forceinline__ uint32_t empty_bar(uint32_t bars, int kv, int s) {
+  return bars + (uint32_t)(((2 + kv) * STAGES + s) * 8);
+}
+
 /* Producer warp: K_t and V_t for every tile t of the CTA, in that order, each into stage
  * t % STAGES once both consumers have released that stage's previous tile. Lane i copies
  * (page i / 2, half i % 2) of each tile, in rounds of 32. */
@@ -99,8 +110,8 @@ __device__ __forceinline__ void produce(const CUtensorMap *k_map, const CUtensor
     const int32_t first_page = t * pages_per_tile;
     const int32_t pages = min(pages_per_tile, (jb.kv_len - t * BN + bt - 1) / bt); /* pages holding keys < kv_len */
     for (int kv = 0; kv < 2; ++kv) {
-      const uint32_t full = bars + (uint32_t)((kv * STAGES + s) * 8);
-      const uint32_t empty = bars + (uint32_t)(((2 + kv) * STAGES + s) * 8);
+      const uint32_t full = full_bar<STAGES>(bars, kv, s);
+      const uint32_t empty = empty_bar<STAGES>(bars, kv, s);
       const uint32_t tile = (kv == 0 ? k_s : v_s) + (uint32_t)(s * TILE_BYTES);
       if (t >= STAGES) mbar_wait(empty, parity);
       if (lane == 0) mbar_arrive_expect_tx(full, (uint32_t)pages * page_bytes);
@@ -136,7 +147,7 @@ constexpr size_t tma_smem_bytes(void) {
 template <int STAGES, bool PINGPONG>
 __global__ void __launch_bounds__(TMA_THREADS, 1)
     prefill_sm90_tma_kernel(const __grid_constant__ up_attn_args p, const __grid_constant__ CUtensorMap k_map,
-                            const __grid_constant__ CUtensorMap v_map, int32_t block_tokens) {
+                            const __grid_constant__ CUtensorMap v_map) {
 #if !UP_ATTN_HAVE_WGMMA
   __trap(); /* built for a target without wgmma: the host never launches this there */
 #else
@@ -146,16 +157,13 @@ __global__ void __launch_bounds__(TMA_THREADS, 1)
   prefill_job jb;
   if (!find_job(p, jb)) return;
   const uint32_t k_s = smem + Q_BYTES, v_s = k_s + STAGES * TILE_BYTES;
-  /* mbarriers: full K [STAGES], full V [STAGES], empty K [STAGES], empty V [STAGES]. */
   const uint32_t bars = v_s + STAGES * TILE_BYTES;
-  auto full_bar = [&](int kv, int s) { return bars + (uint32_t)((kv * STAGES + s) * 8); };
-  auto empty_bar = [&](int kv, int s) { return bars + (uint32_t)(((2 + kv) * STAGES + s) * 8); };
   if (threadIdx.x == 0) {
     for (int s = 0; s < STAGES; ++s) {
-      mbar_init(full_bar(0, s), 1);
-      mbar_init(full_bar(1, s), 1);
-      mbar_init(empty_bar(0, s), EMPTY_ARRIVALS);
-      mbar_init(empty_bar(1, s), EMPTY_ARRIVALS);
+      mbar_init(full_bar<STAGES>(bars, 0, s), 1);
+      mbar_init(full_bar<STAGES>(bars, 1, s), 1);
+      mbar_init(empty_bar<STAGES>(bars, 0, s), EMPTY_ARRIVALS);
+      mbar_init(empty_bar<STAGES>(bars, 1, s), EMPTY_ARRIVALS);
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory"); /* visible to the copy engine */
   }
@@ -165,7 +173,7 @@ __global__ void __launch_bounds__(TMA_THREADS, 1)
   const int32_t kv_col = (blockIdx.x / p.group) * HD; /* the kv head's first column in a pool row */
   if (warp < 4) { /* producer warpgroup */
     regs_dec<PRODUCER_REGS>();
-    if (warp == 0) produce<STAGES>(&k_map, &v_map, jb, kv_col, block_tokens, k_s, v_s, bars);
+    if (warp == 0) produce<STAGES>(&k_map, &v_map, jb, kv_col, p.block_tokens.d, k_s, v_s, bars);
     return;
   }
   regs_inc<CONSUMER_REGS>();
@@ -191,9 +199,11 @@ __global__ void __launch_bounds__(TMA_THREADS, 1)
   };
   if (PINGPONG && cwg == 1) named_arrive(BAR_TURN0, 256);
   auto release = [&](int kv, int32_t t) {
-    if (lane == 0) mbar_arrive(empty_bar(kv, t % STAGES));
+    if (lane == 0) mbar_arrive(empty_bar<STAGES>(bars, kv, t % STAGES));
   };
-  auto wait_full = [&](int kv, int32_t t) { mbar_wait(full_bar(kv, t % STAGES), (uint32_t)((t / STAGES) & 1)); };
+  auto wait_full = [&](int kv, int32_t t) {
+    mbar_wait(full_bar<STAGES>(bars, kv, t % STAGES), (uint32_t)((t / STAGES) & 1));
+  };
 
   float o[64], sc[64], corr[2];
   uint32_t pa[BN / 16][4];
@@ -292,16 +302,19 @@ void launch_tma(cudaStream_t stream, const up_attn_args &p, const up_kv_pool *po
   UP_CUDA_CHECK(cudaFuncSetAttribute(prefill_sm90_tma_kernel<STAGES, PINGPONG>,
                                      cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
   prefill_sm90_tma_kernel<STAGES, PINGPONG><<<dim3((unsigned)n_heads, (unsigned)tiles), TMA_THREADS, smem, stream>>>(
-      p, k_map, v_map, pool->block_tokens);
+      p, k_map, v_map);
   UP_CUDA_CHECK_LAUNCH();
 }
 
 } /* namespace */
 
+extern "C" bool up_cuda_attention_prefill_sm90_tma_block_fits(int32_t block_tokens) {
+  return block_tokens >= 8 && block_tokens <= BN && BN % block_tokens == 0;
+}
+
 extern "C" bool up_cuda_attention_prefill_sm90_tma_fits(const up_kv_pool *pool) {
-  const int32_t bt = pool->block_tokens;
-  return bt >= 8 && bt <= BN && BN % bt == 0 && ((uintptr_t)pool->k & 15u) == 0 && ((uintptr_t)pool->v & 15u) == 0 &&
-         ((int64_t)pool->kv_dim * 2) % 16 == 0;
+  return up_cuda_attention_prefill_sm90_tma_block_fits(pool->block_tokens) && ((uintptr_t)pool->k & 15u) == 0 &&
+         ((uintptr_t)pool->v & 15u) == 0 && ((int64_t)pool->kv_dim * 2) % 16 == 0;
 }
 
 extern "C" void up_cuda_attention_prefill_sm90_tma(cudaStream_t stream, void *out, const void *qkv,

@@ -36,7 +36,15 @@ void up_cuda_attention_release(up_backend *be);
 
 /* --- internal: the two paths, called by up_cuda_attention (cuda_attention.cu) --- */
 /* Prefill path; `variant` picks the head_dim-128 kernel (0 the default; the others,
- * listed in attention_prefill.cu, so that the test and the benchmark cover each). */
+ * described in attention_prefill.cu, so that the test and the benchmark cover each). */
+enum {
+  UP_ATTN_PREFILL_DEFAULT = 0,     /* SM90_TMA on Hopper where the pages allow, else SM90, else MMA_SYNC */
+  UP_ATTN_PREFILL_MMA_SYNC_V1 = 1, /* mma.sync, 16 rows per warp, 32-key tiles */
+  UP_ATTN_PREFILL_MMA_SYNC = 2,    /* mma.sync, 256-row CTAs, 64-key tiles */
+  UP_ATTN_PREFILL_SM90 = 3,        /* wgmma, cp.async loads, any page size */
+  UP_ATTN_PREFILL_SM90_TMA = 4,    /* wgmma, TMA page copies; + UP_ATTN_TMA_* schedule (4, 5, 6) */
+  UP_ATTN_PREFILL_LAST = 6,
+};
 void up_cuda_attention_prefill(cudaStream_t stream, void *out, const void *qkv, const up_kv_pool *pool,
                                const up_attn_batch *batch, const up_attn_shape *shape, int variant);
 /* The Hopper (sm_90a, wgmma) prefill kernel for head_dim 128 (attention_prefill_sm90.cu),
@@ -54,6 +62,8 @@ enum {
   UP_ATTN_TMA_THREE_STAGES = 2, /* three stages, ping-pong */
 };
 bool up_cuda_attention_prefill_sm90_tma_fits(const up_kv_pool *pool);
+/* The page-size part of that rule, for choosing before any pool exists. */
+bool up_cuda_attention_prefill_sm90_tma_block_fits(int32_t block_tokens);
 void up_cuda_attention_prefill_sm90_tma(cudaStream_t stream, void *out, const void *qkv, const up_kv_pool *pool,
                                         const up_attn_batch *batch, const up_attn_shape *shape, int schedule);
 /* Decode path: workspace of up_cuda_attention_decode_workspace_bytes(...) bytes. */

@@ -6,7 +6,7 @@ output-token times), for `--kernels` runs the /kernels rows, and for `--eval` ru
 /eval_samples and /eval_summary rows and the /eval_layer_rows matrices, as plain Python
 and numpy values. Files without the kernel or eval tables read with those parts empty.
 
-Owns reading and validation only; the schema is written by launcher/results_h5.c and
+Owns reading and validation only; the schema is written by launcher/output/results_h5.c and
 documented in results/README.md. Computes no metric. Needs h5py and numpy (Debian's
 /usr/bin/python3 has both).
 """
@@ -24,11 +24,11 @@ SUPPORTED_SCHEMA_VERSIONS = (1, 2)
 ROOT_ATTRS = ("tool", "tool_version", "git_commit", "model", "backend", "world_size",
               "device_names", "hostnames", "library_versions", "started_utc", "argv")
 
-# request.status of a request that produced all its output (engine/request.h).
+# request.status of a request that produced all its output (engine/serve/request.h).
 STATUS_FINISHED = 2
 
 
-# The workload attribute of a closed-loop point (launcher/workload_plan.c writes it).
+# The workload attribute of a closed-loop point (launcher/sweep/workload_plan.c writes it).
 CLOSED_LOOP = "closed-loop"
 
 class RunFileError(Exception):

@@ -27,14 +27,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/dtype.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-typedef enum up_dtype { UP_DTYPE_F32 = 0, UP_DTYPE_BF16 = 1 } up_dtype;
-
-size_t up_dtype_size(up_dtype dtype);
-const char *up_dtype_name(up_dtype dtype);
 
 typedef struct up_attn_shape {
   int32_t n_heads;    /* query heads */
@@ -96,7 +93,7 @@ typedef struct up_backend_ops {
   void (*download_f32)(up_backend *be, float *dst, const void *src, size_t offset, size_t n);
   void (*upload_i32)(up_backend *be, int32_t *dst, const int32_t *src_host, size_t n);
   void (*download_i32)(up_backend *be, int32_t *dst_host, const int32_t *src, size_t n);
-  /* dst[offset + i] = bound * up_rng_symmetric(seed, stream, i) for i < n (kernels/rng.h),
+  /* dst[offset + i] = bound * up_rng_symmetric(seed, stream, i) for i < n (core/rng.h),
    * drawn where the memory lives: weights of any size initialise without host traffic,
    * and every backend gets the same values before rounding to its dtype. */
   void (*fill_uniform)(up_backend *be, void *dst, size_t offset, size_t n, float bound, uint64_t seed,

@@ -9,7 +9,7 @@
 
 #include "kernels/cpu/cpu_backend.h"
 #ifdef UNIPREFILL_HAVE_CUDA
-#include "kernels/cuda/cuda_attention.h"
+#include "kernels/cuda/attention/cuda_attention.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/cuda_device.h"
 #endif

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels/fatal.h"
+#include "core/fatal.h"
 #include "workloads/open_loop.h"
 
 #define UP_METHOD_TEXT_MAX ((int32_t)sizeof(((up_method_spec *)0)->label))

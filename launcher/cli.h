@@ -9,9 +9,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "engine/method.h"
-#include "launcher/kernel_record.h"
-#include "launcher/serving_metrics.h"
+#include "engine/methods/method.h"
+#include "launcher/kernels/kernel_record.h"
+#include "launcher/sweep/serving_metrics.h"
 #include "workloads/length_dist.h"
 #include "workloads/trace.h"
 
@@ -25,7 +25,7 @@ typedef enum up_output_format { UP_FORMAT_MARKDOWN = 0, UP_FORMAT_CSV = 1, UP_FO
 typedef enum up_backend_choice { UP_BACKEND_AUTO = 0, UP_BACKEND_CPU = 1, UP_BACKEND_CUDA = 2 } up_backend_choice;
 
 /* --attention-kernel: the CUDA backend's head_dim-128 prefill attention kernel
- * (kernels/cuda/attention_prefill.cu lists them; docs/kernels/attention.md times them). */
+ * (kernels/cuda/attention/attention_prefill.cu lists them; docs/kernels/attention.md times them). */
 typedef enum up_attention_kernel {
   UP_ATTN_KERNEL_AUTO = 0,         /* TMA on Hopper where the page size allows, else cp.async, else mma.sync */
   UP_ATTN_KERNEL_TMA = 1,          /* warp-specialised, TMA page copies, ping-pong consumers */

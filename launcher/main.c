@@ -5,12 +5,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "kernels/fatal.h"
+#include "core/fatal.h"
 #include "launcher/cli.h"
-#include "launcher/eval_mode.h"
-#include "launcher/kernel_bench.h"
+#include "launcher/eval/eval_mode.h"
+#include "launcher/kernels/kernel_bench.h"
 #include "launcher/mpi_check.h"
-#include "launcher/sweep.h"
+#include "launcher/sweep/sweep.h"
 #include "launcher/topology.h"
 
 static void abort_job(int exit_code) { MPI_Abort(MPI_COMM_WORLD, exit_code); }

@@ -5,7 +5,7 @@
 
 #include <mpi.h>
 
-#include "kernels/fatal.h"
+#include "core/fatal.h"
 
 #define UP_CHECK_MPI(call)                                                          \
   do {                                                                              \

@@ -3,7 +3,7 @@
  * metadata (producer, command line, hosts, devices, library versions, start time). */
 #include "launcher/run_setup.h"
 
-#include "engine/checkpoint.h"
+#include "engine/checkpoint/checkpoint.h"
 
 #include <errno.h>
 #include <hdf5.h>
@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "kernels/fatal.h"
+#include "core/fatal.h"
 #include "launcher/backend_select.h"
 #include "launcher/mpi_check.h"
 

@@ -9,11 +9,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "engine/model.h"
-#include "engine/model_config.h"
+#include "engine/model/model.h"
+#include "engine/model/model_config.h"
 #include "kernels/ops.h"
 #include "launcher/cli.h"
-#include "launcher/results_h5.h"
+#include "launcher/output/results_h5.h"
 #include "launcher/topology.h"
 
 /* Every rank reaches the same verdict: non-zero when any rank failed. Each failing rank

@@ -14,7 +14,7 @@ packages=(
   libpcre2-dev
   libcriterion-dev
   zlib1g-dev
-  gnu-standards  # prose for the eval tasks' haystacks (workloads/haystack_corpus.h)
+  gnu-standards  # prose for the eval tasks' haystacks (workloads/eval/haystack_corpus.h)
   python3 python3-h5py python3-numpy python3-matplotlib
 )
 

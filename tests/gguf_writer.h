@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/gguf.h"
-#include "kernels/fatal.h"
+#include "engine/checkpoint/gguf.h"
+#include "core/fatal.h"
 
 typedef struct gguf_buf {
   uint8_t *data;

@@ -2,7 +2,7 @@
 # kv_pool_sizing.sh — how the KV pool is sized from backend memory, end to end.
 # --gpu-mem-fraction: a share too small for any request fails each request with the
 # cache message (the run still exits 0 and records them), a reasonable share lets them
-# all finish. --mem-limit-mib (points fitted "as memory allows", launcher/point_memory.h):
+# all finish. --mem-limit-mib (points fitted "as memory allows", launcher/sweep/point_memory.h):
 # a limit with room for one request at admission size makes dense requests queue (one
 # resident at most, all finish) while UniPrefill's trimmed footprints let two in; a
 # limit with room for none fails every request but still writes the run (exit 0); a

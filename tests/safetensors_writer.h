@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels/fatal.h"
+#include "core/fatal.h"
 
 typedef struct st_writer {
   char json[16384];

@@ -9,8 +9,8 @@
 #include <math.h>
 #include <stdint.h>
 
-#include "engine/method.h"
-#include "engine/model_config.h"
+#include "engine/methods/method.h"
+#include "engine/model/model_config.h"
 
 enum { SMALL_N_LAYERS = 4, SMALL_VOCAB = 512 };
 

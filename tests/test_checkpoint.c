@@ -1,4 +1,4 @@
-/* test_checkpoint.c — engine/checkpoint.h on checkpoints written here: one tiny llama
+/* test_checkpoint.c — engine/checkpoint/checkpoint.h on checkpoints written here: one tiny llama
  * (2 layers, 2 query heads and 1 KV head of head_dim 8, F32 and F16 tensors of random
  * values) saved as a GGUF file, its query and key rows in llama.cpp's rotary order, and
  * as a Hugging Face directory, in transformers' order. Both must give the engine the
@@ -17,12 +17,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine/checkpoint.h"
-#include "engine/generation.h"
-#include "engine/method.h"
-#include "engine/model.h"
+#include "engine/checkpoint/checkpoint.h"
+#include "engine/serve/generation.h"
+#include "engine/methods/method.h"
+#include "engine/model/model.h"
 #include "kernels/cpu/cpu_backend.h"
-#include "kernels/float16.h"
+#include "core/float16.h"
 #include "tests/gguf_writer.h"
 #include "tests/safetensors_writer.h"
 

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels/rng.h"
+#include "core/rng.h"
 #include "kernels/cpu/cpu_backend.h"
 
 static const double max_rel_err = 1e-5; /* fp32 op vs double formula */

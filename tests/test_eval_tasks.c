@@ -14,10 +14,10 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "workloads/chat_template.h"
-#include "workloads/eval_score.h"
-#include "workloads/eval_tasks.h"
-#include "workloads/haystack_corpus.h"
+#include "workloads/eval/chat_template.h"
+#include "workloads/eval/eval_score.h"
+#include "workloads/eval/eval_tasks.h"
+#include "workloads/eval/haystack_corpus.h"
 
 /* ---- helpers ---- */
 

@@ -4,7 +4,7 @@
 #include <criterion/criterion.h>
 #include <math.h>
 
-#include "launcher/fidelity_metrics.h"
+#include "launcher/eval/fidelity_metrics.h"
 
 Test(fidelity_metrics, kl_is_zero_for_equal_and_shifted_logits) {
   const float a[] = {1.0f, -2.0f, 0.5f, 3.0f};

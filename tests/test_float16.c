@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "kernels/float16.h"
+#include "core/float16.h"
 
 Test(float16, every_fp16_bit_pattern) {
   for (uint32_t bits = 0; bits < 65536; ++bits) {

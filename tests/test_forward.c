@@ -9,9 +9,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "engine/kv_cache.h"
-#include "engine/method.h"
-#include "engine/model.h"
+#include "engine/memory/kv_cache.h"
+#include "engine/methods/method.h"
+#include "engine/model/model.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "tests/small_model.h"
 

@@ -1,4 +1,4 @@
-/* test_generation.c — engine/generation.h on the CPU backend with a small random llama:
+/* test_generation.c — engine/serve/generation.h on the CPU backend with a small random llama:
  * greedy generation ends at the first stop id (included, flagged) or at max_new, and a
  * sequence that stops early in a batch leaves the others decoding as alone; each
  * generated token is what a fresh prefill of the prompt plus the tokens before it picks;
@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/generation.h"
-#include "engine/method.h"
-#include "engine/model.h"
+#include "engine/serve/generation.h"
+#include "engine/methods/method.h"
+#include "engine/model/model.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "tests/small_model.h"
 

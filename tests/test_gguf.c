@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/ggml_dequant.h"
-#include "kernels/float16.h"
-#include "engine/gguf.h"
+#include "engine/checkpoint/ggml_dequant.h"
+#include "core/float16.h"
+#include "engine/checkpoint/gguf.h"
 #include "tests/gguf_writer.h"
 
 #ifndef UP_SHARED_DIR

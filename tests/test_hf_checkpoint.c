@@ -16,8 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine/hf_checkpoint.h"
-#include "engine/hf_config.h"
+#include "engine/checkpoint/hf_checkpoint.h"
+#include "engine/checkpoint/hf_config.h"
 #include "tests/safetensors_writer.h"
 
 /* Meta-Llama-3.1-8B's config.json, as published. */

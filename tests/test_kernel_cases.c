@@ -8,9 +8,9 @@
 #include <string.h>
 
 #include "launcher/cli.h"
-#include "launcher/device_peaks.h"
-#include "launcher/kernel_cases.h"
-#include "launcher/kernel_targets.h"
+#include "launcher/kernels/device_peaks.h"
+#include "launcher/kernels/kernel_cases.h"
+#include "launcher/kernels/kernel_targets.h"
 
 #define H100_NAME "NVIDIA H100 80GB HBM3 (sm_90; 79.1 GiB)"
 

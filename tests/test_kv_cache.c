@@ -2,7 +2,7 @@
  * trim and release, per-layer lengths, table lookups, and the limits it refuses. */
 #include <criterion/criterion.h>
 
-#include "engine/kv_cache.h"
+#include "engine/memory/kv_cache.h"
 
 /* Blocks held by a slot summed over all layers. */
 static int32_t held_by_slot(const up_kv_cache *cache, int32_t slot) {

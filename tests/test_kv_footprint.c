@@ -11,13 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/engine.h"
-#include "engine/method.h"
-#include "engine/model.h"
-#include "engine/request.h"
+#include "engine/serve/point_engine.h"
+#include "engine/methods/method.h"
+#include "engine/model/model.h"
+#include "engine/serve/request.h"
 #include "kernels/cpu/cpu_backend.h"
-#include "launcher/point_summary.h"
-#include "workloads/workload.h"
+#include "launcher/sweep/point_summary.h"
+#include "workloads/closed_loop.h"
 
 enum { BLOCK_TOKENS = 16, PROMPT = 600, OUTPUT = 3, SEED = 7 };
 

@@ -6,7 +6,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "engine/model_config.h"
+#include "engine/model/model_config.h"
 
 Test(model_config, llama_3_1_8b_shapes_and_parameters) {
   const up_model_config *c = up_model_preset_find("llama-3.1-8b");

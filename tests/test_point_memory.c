@@ -7,7 +7,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "launcher/point_memory.h"
+#include "launcher/sweep/point_memory.h"
 
 enum { PROMPT = 2048, SEQS = 4, BLOCK = 16 };
 

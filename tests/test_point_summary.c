@@ -6,10 +6,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "engine/request.h"
-#include "engine/model_config.h"
-#include "launcher/point_summary.h"
-#include "launcher/speed_model.h"
+#include "engine/serve/request.h"
+#include "engine/model/model_config.h"
+#include "launcher/sweep/point_summary.h"
+#include "launcher/sweep/speed_model.h"
 
 static up_request_record ok_record(int64_t id, double arrival, double first, int32_t prompt, int32_t kept) {
   up_request_record r;

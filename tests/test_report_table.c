@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "launcher/report_table.h"
+#include "launcher/output/report_table.h"
 
 #define N_ROWS 3
 #define N_MD_COLUMNS 16 /* markdown without an SLO */

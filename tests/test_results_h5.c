@@ -17,7 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "launcher/results_h5.h"
+#include "launcher/output/results_h5.h"
 
 #define N_LAYERS 4
 

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "engine/safetensors.h"
+#include "engine/checkpoint/safetensors.h"
 #include "tests/safetensors_writer.h"
 
 static const float k_f32_values[6] = {1.0f, -2.5f, 3.25e-3f, 65504.0f, -0.0f, 1e30f};

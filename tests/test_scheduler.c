@@ -6,8 +6,8 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "kernels/rng.h"
-#include "engine/scheduler.h"
+#include "core/rng.h"
+#include "engine/serve/scheduler.h"
 
 typedef struct fake_engine {
   up_kv_cache *cache;

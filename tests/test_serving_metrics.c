@@ -8,9 +8,9 @@
 #include <math.h>
 #include <string.h>
 
-#include "engine/request.h"
-#include "launcher/point_summary.h"
-#include "launcher/serving_metrics.h"
+#include "engine/serve/request.h"
+#include "launcher/sweep/point_summary.h"
+#include "launcher/sweep/serving_metrics.h"
 
 #define N_REQ 4
 #define EPS 1e-9

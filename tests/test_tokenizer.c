@@ -13,9 +13,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "engine/gguf.h"
-#include "engine/tokenizer.h"
-#include "engine/tokenizer_internal.h"
+#include "engine/checkpoint/gguf.h"
+#include "engine/tokenizer/tokenizer.h"
+#include "engine/tokenizer/tokenizer_internal.h"
 #include "tests/gguf_writer.h"
 
 #define LLAMA2_PATH UP_SHARED_DIR "/models/llama-2-tiny-random.gguf"

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels/rng.h"
+#include "core/rng.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/uniprefill_select.h"
 

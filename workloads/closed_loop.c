@@ -5,11 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels/rng.h"
-#include "kernels/fatal.h"
-#include "workloads/workload.h"
+#include "core/rng.h"
+#include "core/fatal.h"
+#include "workloads/closed_loop.h"
 
-/* Stream id of prompt tokens: distinct from the weight streams (engine/model.c). */
+/* Stream id of prompt tokens: distinct from the weight streams (engine/model/model.c). */
 #define UP_PROMPT_STREAM_BASE 0x50524F4D50540000ull
 
 typedef struct closed_loop {

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels/rng.h"
+#include "core/rng.h"
 #include "workloads/sampling.h"
 
 /* A token count >= 1 with an optional k (1024) or M suffix. */

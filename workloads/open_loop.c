@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels/fatal.h"
+#include "core/fatal.h"
 #include "workloads/sampling.h"
 
 /* Streams of the schedule: distinct from the prompt and weight streams. */

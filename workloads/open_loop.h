@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #include "workloads/length_dist.h"
-#include "workloads/workload.h"
+#include "workloads/closed_loop.h"
 
 /* One scheduled request of a timed workload. */
 typedef struct up_timed_request {

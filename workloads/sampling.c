@@ -3,7 +3,7 @@
 
 #include <math.h>
 
-#include "kernels/rng.h"
+#include "core/rng.h"
 
 /* Uniform in (0, 1]: safe under log(). */
 static double unit_open_low(uint64_t seed, uint64_t stream, uint64_t index) {

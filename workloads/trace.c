@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels/fatal.h"
+#include "core/fatal.h"
 
 #define TICKS_PER_S 10000000LL
 

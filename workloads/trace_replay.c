@@ -5,8 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "kernels/rng.h"
-#include "kernels/fatal.h"
+#include "core/rng.h"
+#include "core/fatal.h"
+#include "workloads/closed_loop.h"
 
 /* Streams: prefix blocks by hash id, and output lengths drawn when the trace's are replaced. */
 #define UP_HASH_BLOCK_STREAM_BASE 0x48415348424C0000ull

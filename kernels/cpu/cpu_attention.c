@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "kernels/cpu/cpu_backend.h"
-#include "kernels/fatal.h"
+#include "core/fatal.h"
 
 /* Query rows per tile: enough for efficient GEMMs, few enough that a tile's scores
  * (rows x cached entries) stay small for long prompts and little of the causal

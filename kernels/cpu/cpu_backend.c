@@ -10,8 +10,8 @@
 #include <time.h>
 
 #include "kernels/cpu/cpu_ops.h"
-#include "kernels/fatal.h"
-#include "kernels/rng.h"
+#include "core/fatal.h"
+#include "core/rng.h"
 
 static void *cpu_alloc(up_backend *be, size_t bytes, const char *what) { return up_malloc_or_die(bytes, what); }
 

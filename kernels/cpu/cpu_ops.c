@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels/fatal.h"
+#include "core/fatal.h"
 
 void up_cpu_embed(up_backend *be, void *out, const void *table, const int32_t *tokens, int32_t n_tokens,
                   int32_t dim) {

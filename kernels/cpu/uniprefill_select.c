@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "kernels/cpu/cpu_backend.h"
-#include "kernels/fatal.h"
+#include "core/fatal.h"
 
 void up_select_token_scores(const float *q_rows, int32_t n_tokens, const up_kv_pool *pool,
                             const int32_t *block_table, const up_attn_shape *shape, int32_t last_q,

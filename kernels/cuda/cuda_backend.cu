@@ -9,10 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels/cuda/cuda_attention.h"
+#include "kernels/cuda/attention/cuda_attention.h"
 #include "kernels/cuda/cuda_backend_impl.h"
 #include "kernels/cuda/cuda_device.h"
-#include "kernels/cuda/uniprefill_select.h"
+#include "kernels/cuda/selection/uniprefill_select.h"
 
 static void *cuda_alloc(up_backend *be, size_t bytes, const char *what) {
   void *ptr = NULL;

@@ -8,7 +8,7 @@
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 
-#include "kernels/fatal.h"
+#include "core/fatal.h"
 
 #define UP_CUDA_CHECK(call)                                                                              \
   do {                                                                                                   \

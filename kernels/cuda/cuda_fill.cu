@@ -1,8 +1,8 @@
 /* cuda_fill.cu — device-side weight initialisation: the same counter-based draws as the
- * host (kernels/rng.h), computed where the weights live, so an 8B-parameter model
+ * host (core/rng.h), computed where the weights live, so an 8B-parameter model
  * initialises in milliseconds instead of streaming tens of GB from the host. */
 #include "kernels/cuda/cuda_backend_impl.h"
-#include "kernels/rng.h"
+#include "core/rng.h"
 
 static __global__ void fill_uniform_kernel(__nv_bfloat16 *dst, int64_t n, float bound, uint64_t seed,
                                            uint64_t stream) {

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/ggml_dequant.h"
-#include "engine/gguf.h"
+#include "engine/checkpoint/ggml_dequant.h"
+#include "engine/checkpoint/gguf.h"
 
 /* Tensors up to this many elements are dequantized (larger ones are only range-checked). */
 #define DEQUANT_MAX_ELEMENTS (1 << 16)

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/safetensors.h"
-#include "kernels/fatal.h"
+#include "engine/checkpoint/safetensors.h"
+#include "core/fatal.h"
 
 #define FUZZ_MAX_CONVERTED 4096 /* elements converted per tensor */
 

@@ -10,8 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine/kv_cache.h"
-#include "engine/model.h"
+#include "engine/memory/kv_cache.h"
+#include "engine/model/model.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "tests/gpu/gpu_check.h"
 

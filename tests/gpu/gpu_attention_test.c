@@ -14,7 +14,7 @@
 #include <time.h>
 
 #include "kernels/cpu/cpu_backend.h"
-#include "kernels/cuda/cuda_attention.h"
+#include "kernels/cuda/attention/cuda_attention.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/cuda_check.h"
 #include "tests/gpu/gpu_check.h"

@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/kv_cache.h"
-#include "engine/method.h"
-#include "engine/model.h"
+#include "engine/memory/kv_cache.h"
+#include "engine/methods/method.h"
+#include "engine/model/model.h"
 #include "tests/gpu/engine_side.h"
 #include "tests/gpu/gpu_check.h"
 

@@ -12,8 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "engine/model_config.h"
-#include "kernels/rng.h"
+#include "engine/model/model_config.h"
+#include "core/rng.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/cuda_device.h"
@@ -255,7 +255,7 @@ static void test_rope(int32_t n_heads, int32_t n_kv_heads, int32_t head_dim, int
   cpu->ops->rope(cpu, ref, positions, inv_freq, n_tokens, &sh);
   void *d_qkv = gpu_from(qkv, n);
   int32_t *d_pos = gpu_from_i32(positions, (size_t)n_tokens);
-  /* fp32 frequencies travel as raw bytes, as engine/model.c sends them */
+  /* fp32 frequencies travel as raw bytes, as engine/model/model.c sends them */
   float *d_freq = gpu_alloc(sizeof(float) * (size_t)half);
   gpu->ops->upload_i32(gpu, (int32_t *)d_freq, (const int32_t *)inv_freq, (size_t)half);
   gpu->ops->rope(gpu, d_qkv, d_pos, d_freq, n_tokens, &sh);

@@ -22,7 +22,7 @@
 #include "kernels/cpu/uniprefill_select.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/cuda_device.h"
-#include "kernels/cuda/uniprefill_select.h"
+#include "kernels/cuda/selection/uniprefill_select.h"
 #include "kernels/cuda/cuda_check.h"
 #include "tests/gpu/gpu_check.h"
 #include "tests/gpu/attn_inputs.h"

@@ -1,4 +1,4 @@
-/* checkpoint_logits.c — loads a checkpoint through the engine (engine/checkpoint.h) on
+/* checkpoint_logits.c — loads a checkpoint through the engine (engine/checkpoint/checkpoint.h) on
  * a chosen backend, prefills one prompt given as token ids and writes the last
  * position's logits as raw little-endian float32, for comparison with an independent
  * recomputation (tests/reference/llama_gguf_reference.py). Also prints the greedy
@@ -13,10 +13,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "engine/checkpoint.h"
-#include "engine/generation.h"
-#include "engine/method.h"
-#include "engine/model.h"
+#include "engine/checkpoint/checkpoint.h"
+#include "engine/serve/generation.h"
+#include "engine/methods/method.h"
+#include "engine/model/model.h"
 #include "launcher/backend_select.h"
 
 static int usage(void) {

@@ -1,0 +1,191 @@
+/* checkpoint_gguf.c — the GGUF side of engine/checkpoint/checkpoint.h: llama hyper-parameters from
+ * the file's metadata, tensor names as llama.cpp's converter writes them, and the one
+ * layout difference from the engine: the converter reorders the rows of the query and
+ * key projections so that rotary pairs are adjacent (x[2i], x[2i+1]), while the engine
+ * rotates halves (x[i], x[i + head_dim/2]); rows are put back here. */
+#include "engine/checkpoint/checkpoint_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/checkpoint/ggml_dequant.h"
+#include "engine/checkpoint/gguf.h"
+#include "core/fatal.h"
+
+static bool get_required_u32(const up_gguf *g, const char *key, int32_t *out, char *err, size_t err_size) {
+  uint32_t v = 0;
+  if (!up_gguf_get_u32(g, key, &v) || v == 0 || v > (uint32_t)INT32_MAX) {
+    snprintf(err, err_size, "%s: metadata '%s' is missing or not a positive 32-bit integer", up_gguf_name(g), key);
+    return false;
+  }
+  *out = (int32_t)v;
+  return true;
+}
+
+static void get_optional_u32(const up_gguf *g, const char *key, int32_t *out) {
+  uint32_t v = 0;
+  if (up_gguf_get_u32(g, key, &v) && v > 0 && v <= (uint32_t)INT32_MAX) *out = (int32_t)v;
+}
+
+/* llama.cpp stores Llama-3.1's rotary scaling as a per-frequency divisor tensor rather
+ * than as parameters. The engine computes the divisors from the llama3 parameters, so
+ * accept the tensor only when it equals what Llama-3.1's published parameters give. */
+static bool check_rope_freqs(const up_gguf *g, up_model_config *cfg, char *err, size_t err_size) {
+  const up_gguf_tensor *t = up_gguf_find_tensor(g, "rope_freqs.weight");
+  if (!t) return true;
+  const int32_t half = cfg->head_dim / 2;
+  if (t->n_elements != half) {
+    snprintf(err, err_size, "%s: tensor 'rope_freqs.weight' has %lld elements, expected head_dim/2 = %d",
+             up_gguf_name(g), (long long)t->n_elements, (int)half);
+    return false;
+  }
+  float *divisors = up_malloc_or_die(sizeof(float) * (size_t)half, "rope_freqs");
+  float *plain = up_malloc_or_die(sizeof(float) * (size_t)half, "rope frequencies");
+  float *scaled = up_malloc_or_die(sizeof(float) * (size_t)half, "rope frequencies");
+  bool ok = up_gguf_tensor_to_f32(t, divisors, err, err_size);
+  if (ok) {
+    up_model_config probe = *cfg;
+    probe.rope_scaling = UP_ROPE_SCALING_NONE;
+    up_model_config_rope_inv_freq(&probe, plain);
+    probe.rope_scaling = UP_ROPE_SCALING_LLAMA3;
+    probe.rope_factor = 8.0f;
+    probe.rope_low_freq_factor = 1.0f;
+    probe.rope_high_freq_factor = 4.0f;
+    probe.rope_original_context = 8192;
+    up_model_config_rope_inv_freq(&probe, scaled);
+    for (int32_t i = 0; ok && i < half; ++i) {
+      const double expected = (double)plain[i] / (double)scaled[i];
+      if (!(fabs((double)divisors[i] - expected) <= 1e-3 * expected)) {
+        snprintf(err, err_size, "%s: tensor 'rope_freqs.weight' holds rotary divisors (entry %d = %g) other than "
+                 "Llama-3.1's llama3 scaling (%g); other rope scalings are not supported yet",
+                 up_gguf_name(g), (int)i, (double)divisors[i], expected);
+        ok = false;
+      }
+    }
+    if (ok) *cfg = probe;
+  }
+  free(divisors);
+  free(plain);
+  free(scaled);
+  return ok;
+}
+
+bool up_checkpoint_gguf_config(const up_gguf *g, up_model_config *cfg, char *err, size_t err_size) {
+  memset(cfg, 0, sizeof *cfg);
+  up_gguf_str arch;
+  if (!up_gguf_get_str(g, "general.architecture", &arch)) {
+    snprintf(err, err_size, "%s: metadata 'general.architecture' is missing", up_gguf_name(g));
+    return false;
+  }
+  if (!(arch.len == 5 && memcmp(arch.data, "llama", 5) == 0)) {
+    snprintf(err, err_size, "%s: architecture '%.*s' is not supported yet (llama is; gemma3 and qwen3next are planned)",
+             up_gguf_name(g), (int)(arch.len > 64 ? 64 : arch.len), arch.data);
+    return false;
+  }
+  snprintf(cfg->architecture, sizeof cfg->architecture, "llama");
+  if (!get_required_u32(g, "llama.block_count", &cfg->n_layers, err, err_size) ||
+      !get_required_u32(g, "llama.embedding_length", &cfg->hidden, err, err_size) ||
+      !get_required_u32(g, "llama.feed_forward_length", &cfg->intermediate, err, err_size) ||
+      !get_required_u32(g, "llama.attention.head_count", &cfg->n_heads, err, err_size))
+    return false;
+  cfg->n_kv_heads = cfg->n_heads;
+  get_optional_u32(g, "llama.attention.head_count_kv", &cfg->n_kv_heads);
+  cfg->head_dim = cfg->hidden / cfg->n_heads;
+  get_optional_u32(g, "llama.attention.key_length", &cfg->head_dim);
+  int32_t rope_dims = cfg->head_dim;
+  get_optional_u32(g, "llama.rope.dimension_count", &rope_dims);
+  if (rope_dims != cfg->head_dim) {
+    snprintf(err, err_size, "%s: llama.rope.dimension_count %d differs from head_dim %d (partial rotary embeddings "
+             "are not supported)", up_gguf_name(g), (int)rope_dims, (int)cfg->head_dim);
+    return false;
+  }
+  cfg->max_context = 4096;
+  get_optional_u32(g, "llama.context_length", &cfg->max_context);
+  cfg->norm_eps = 1e-5f;
+  up_gguf_get_f32(g, "llama.attention.layer_norm_rms_epsilon", &cfg->norm_eps);
+  cfg->rope_theta = 10000.0f;
+  up_gguf_get_f32(g, "llama.rope.freq_base", &cfg->rope_theta);
+  up_gguf_str scaling;
+  if (up_gguf_get_str(g, "llama.rope.scaling.type", &scaling) &&
+      !(scaling.len == 4 && memcmp(scaling.data, "none", 4) == 0)) {
+    snprintf(err, err_size, "%s: rope scaling '%.*s' is not supported yet", up_gguf_name(g),
+             (int)(scaling.len > 32 ? 32 : scaling.len), scaling.data);
+    return false;
+  }
+  const up_gguf_tensor *embd = up_gguf_find_tensor(g, "token_embd.weight");
+  if (!embd || embd->n_dims != 2) {
+    snprintf(err, err_size, "%s: tensor 'token_embd.weight' is missing or not 2-D", up_gguf_name(g));
+    return false;
+  }
+  cfg->vocab = (int32_t)embd->dims[1];
+  get_optional_u32(g, "llama.vocab_size", &cfg->vocab);
+  cfg->tie_word_embeddings = up_gguf_find_tensor(g, "output.weight") == NULL;
+  if (!check_rope_freqs(g, cfg, err, err_size)) return false;
+  const char *slash = strrchr(up_gguf_name(g), '/');
+  const char *base = slash ? slash + 1 : up_gguf_name(g);
+  snprintf(cfg->name, sizeof cfg->name, "%.*s", (int)(strlen(base) > 5 && strcmp(base + strlen(base) - 5, ".gguf") == 0
+                                                           ? strlen(base) - 5 : strlen(base)), base);
+  cfg->n_drop_layers = up_model_config_drop_layers_by_depth(cfg->n_layers, cfg->drop_layers);
+  cfg->default_top_p = 0.99f;
+  return true;
+}
+
+/* llama.cpp's tensor name of a role; false for roles a file may lack (a tied head). */
+static void gguf_tensor_name(up_weight_role role, int32_t layer, char *name, size_t size) {
+  static const char *const per_layer[UP_WEIGHT_ROLE_COUNT] = {
+      [UP_WEIGHT_ATTN_NORM] = "attn_norm", [UP_WEIGHT_Q] = "attn_q", [UP_WEIGHT_K] = "attn_k",
+      [UP_WEIGHT_V] = "attn_v", [UP_WEIGHT_O] = "attn_output", [UP_WEIGHT_MLP_NORM] = "ffn_norm",
+      [UP_WEIGHT_GATE] = "ffn_gate", [UP_WEIGHT_UP] = "ffn_up", [UP_WEIGHT_DOWN] = "ffn_down",
+  };
+  switch (role) {
+    case UP_WEIGHT_EMBED: snprintf(name, size, "token_embd.weight"); return;
+    case UP_WEIGHT_LM_HEAD: snprintf(name, size, "output.weight"); return;
+    case UP_WEIGHT_FINAL_NORM: snprintf(name, size, "output_norm.weight"); return;
+    default: snprintf(name, size, "blk.%d.%s.weight", (int)layer, per_layer[role]); return;
+  }
+}
+
+/* GGUF row 2i + j of a head holds rotate-half row j*half + i. */
+static void unpermute_rotary_rows(const float *src, float *dst, int64_t rows, int64_t cols, int32_t head_dim) {
+  const int32_t half = head_dim / 2;
+  for (int64_t head_start = 0; head_start < rows; head_start += head_dim)
+    for (int32_t i = 0; i < half; ++i)
+      for (int32_t j = 0; j < 2; ++j)
+        memcpy(dst + (head_start + (int64_t)j * half + i) * cols, src + (head_start + 2 * (int64_t)i + j) * cols,
+               sizeof(float) * (size_t)cols);
+}
+
+bool up_checkpoint_gguf_read(const up_gguf *g, const up_model_config *cfg, up_weight_role role, int32_t layer,
+                             float *out, char *err, size_t err_size) {
+  if (role == UP_WEIGHT_LM_HEAD && cfg->tie_word_embeddings) role = UP_WEIGHT_EMBED;
+  char name[96];
+  gguf_tensor_name(role, layer, name, sizeof name);
+  const up_gguf_tensor *t = up_gguf_find_tensor(g, name);
+  if (!t) {
+    snprintf(err, err_size, "%s: tensor '%s' is missing", up_gguf_name(g), name);
+    return false;
+  }
+  int64_t rows, cols;
+  up_checkpoint_role_shape(cfg, role, &rows, &cols);
+  /* ggml order: dims[0] is the contiguous one, so a [rows][cols] matrix is {cols, rows}. */
+  const bool vector = rows == 1;
+  const bool shape_ok = vector ? (t->n_dims == 1 && t->dims[0] == cols)
+                               : (t->n_dims == 2 && t->dims[0] == cols && t->dims[1] == rows);
+  if (!shape_ok) {
+    char got[96] = "";
+    size_t used = 0;
+    for (int32_t d = 0; d < t->n_dims && used < sizeof got; ++d)
+      used += (size_t)snprintf(got + used, sizeof got - used, "%s%lld", d ? ", " : "", (long long)t->dims[d]);
+    snprintf(err, err_size, "%s: tensor '%s' has ggml dims [%s], the config needs [%lld, %lld]", up_gguf_name(g), name,
+             got, (long long)cols, (long long)rows);
+    return false;
+  }
+  if (role != UP_WEIGHT_Q && role != UP_WEIGHT_K) return up_gguf_tensor_to_f32(t, out, err, err_size);
+  float *file_order = up_malloc_or_die(sizeof(float) * (size_t)(rows * cols), "rotary rows");
+  const bool ok = up_gguf_tensor_to_f32(t, file_order, err, err_size);
+  if (ok) unpermute_rotary_rows(file_order, out, rows, cols, cfg->head_dim);
+  free(file_order);
+  return ok;
+}

@@ -1,0 +1,250 @@
+/* hf_config.c — config.json to up_model_config (see hf_config.h): dispatch on
+ * model_type, then the llama mapper reads each field with its Hugging Face default
+ * where the library has one the task allows, checks it, and the result goes through
+ * up_model_config_validate. */
+#include "engine/checkpoint/hf_config.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "engine/checkpoint/json_input.h"
+
+/* What a mapper gets: the parsed file and where to report. */
+typedef struct config_reader {
+  const cJSON *root;
+  const char *source;
+  char *err;
+  size_t err_size;
+} config_reader;
+
+static bool reader_fail(const config_reader *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static bool reader_fail(const config_reader *r, const char *fmt, ...) {
+  if (!r->err || !r->err_size) return false;
+  const int n = snprintf(r->err, r->err_size, "%s: ", r->source);
+  if (n >= 0 && (size_t)n < r->err_size) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->err + n, r->err_size - (size_t)n, fmt, ap);
+    va_end(ap);
+  }
+  return false;
+}
+
+/* An integer field in [min, max]; absent: *out = fallback when has_fallback, else an error. */
+static bool read_int(const config_reader *r, const cJSON *obj, const char *key, int64_t min, int64_t max,
+                     bool has_fallback, int64_t fallback, int64_t *out) {
+  const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
+  if (!item || (has_fallback && cJSON_IsNull(item))) {
+    if (!has_fallback) return reader_fail(r, "missing field '%s'", key);
+    *out = fallback;
+    return true;
+  }
+  if (!up_json_integer(item, min, max, out))
+    return reader_fail(r, "'%s' must be an integer in %lld..%lld", key, (long long)min, (long long)max);
+  return true;
+}
+
+/* A positive finite number field; absent: fallback when has_fallback, else an error. */
+static bool read_positive(const config_reader *r, const cJSON *obj, const char *key, bool has_fallback,
+                          double fallback, float *out) {
+  const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
+  if (!item) {
+    if (!has_fallback) return reader_fail(r, "missing field '%s'", key);
+    *out = (float)fallback;
+    return true;
+  }
+  if (!cJSON_IsNumber(item) || !isfinite(item->valuedouble) || item->valuedouble <= 0.0 ||
+      !isfinite((float)item->valuedouble) || (float)item->valuedouble <= 0.0f)
+    return reader_fail(r, "'%s' must be a positive number", key);
+  *out = (float)item->valuedouble;
+  return true;
+}
+
+static bool read_bool(const config_reader *r, const cJSON *obj, const char *key, bool fallback, bool *out) {
+  const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
+  if (!item || cJSON_IsNull(item)) {
+    *out = fallback;
+    return true;
+  }
+  if (!cJSON_IsBool(item)) return reader_fail(r, "'%s' must be true or false", key);
+  *out = cJSON_IsTrue(item);
+  return true;
+}
+
+/* An optional string field: NULL when absent, an error when present but not a string. */
+static bool read_optional_string(const config_reader *r, const cJSON *obj, const char *key, const char **out) {
+  const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
+  *out = NULL;
+  if (!item || cJSON_IsNull(item)) return true;
+  if (!cJSON_IsString(item)) return reader_fail(r, "'%s' must be a string", key);
+  *out = item->valuestring;
+  return true;
+}
+
+/* RoPE scaling: transformers < 5 writes rope_theta at the top and "rope_scaling"
+ * (null, or an object whose "rope_type", formerly "type", names the scheme);
+ * transformers 5 writes both into one "rope_parameters" object. */
+static bool read_rope(const config_reader *r, up_model_config *cfg) {
+  const cJSON *params = cJSON_GetObjectItemCaseSensitive(r->root, "rope_parameters");
+  const cJSON *scaling = cJSON_GetObjectItemCaseSensitive(r->root, "rope_scaling");
+  const char *scaling_key = "rope_scaling";
+  const cJSON *theta_holder = r->root;
+  if (params && !cJSON_IsNull(params)) {
+    if (!cJSON_IsObject(params)) return reader_fail(r, "'rope_parameters' must be an object");
+    scaling = params;
+    scaling_key = "rope_parameters";
+    if (cJSON_GetObjectItemCaseSensitive(params, "rope_theta")) theta_holder = params;
+  }
+  if (!read_positive(r, theta_holder, "rope_theta", true, 10000.0, &cfg->rope_theta)) return false;
+  cfg->rope_scaling = UP_ROPE_SCALING_NONE;
+  if (!scaling || cJSON_IsNull(scaling)) return true;
+  if (!cJSON_IsObject(scaling)) return reader_fail(r, "'%s' must be null or an object", scaling_key);
+  const char *dup = up_json_duplicate_key(scaling);
+  if (dup) return reader_fail(r, "'%s' has key '%s' twice", scaling_key, dup);
+
+  const cJSON *type = cJSON_GetObjectItemCaseSensitive(scaling, "rope_type");
+  if (!type) type = cJSON_GetObjectItemCaseSensitive(scaling, "type");
+  if (!cJSON_IsString(type)) return reader_fail(r, "'%s' has no 'rope_type' string", scaling_key);
+  if (strcmp(type->valuestring, "default") == 0) return true;
+  if (strcmp(type->valuestring, "llama3") != 0)
+    return reader_fail(r, "%s type '%.40s' is not supported (llama3, default or none)", scaling_key,
+                       type->valuestring);
+
+  int64_t original;
+  if (!read_positive(r, scaling, "factor", false, 0.0, &cfg->rope_factor) ||
+      !read_positive(r, scaling, "low_freq_factor", false, 0.0, &cfg->rope_low_freq_factor) ||
+      !read_positive(r, scaling, "high_freq_factor", false, 0.0, &cfg->rope_high_freq_factor) ||
+      !read_int(r, scaling, "original_max_position_embeddings", 1, INT32_MAX, false, 0, &original))
+    return false;
+  /* The blend between the two wavelengths divides by their factors' difference. */
+  if (!(cfg->rope_high_freq_factor > cfg->rope_low_freq_factor))
+    return reader_fail(r, "llama3 rope scaling needs high_freq_factor > low_freq_factor (got %g and %g)",
+                       (double)cfg->rope_high_freq_factor, (double)cfg->rope_low_freq_factor);
+  cfg->rope_original_context = (int32_t)original;
+  cfg->rope_scaling = UP_ROPE_SCALING_LLAMA3;
+  return true;
+}
+
+/* Features of LlamaConfig the engine's layer does not have: refused, not ignored. */
+static bool check_llama_features(const config_reader *r) {
+  const cJSON *archs = cJSON_GetObjectItemCaseSensitive(r->root, "architectures");
+  if (archs && !cJSON_IsNull(archs)) {
+    if (!cJSON_IsArray(archs)) return reader_fail(r, "'architectures' must be an array of strings");
+    bool causal_lm = false;
+    const cJSON *a = NULL;
+    cJSON_ArrayForEach(a, archs) {
+      if (!cJSON_IsString(a)) return reader_fail(r, "'architectures' must be an array of strings");
+      if (strcmp(a->valuestring, "LlamaForCausalLM") == 0) causal_lm = true;
+    }
+    if (!causal_lm) return reader_fail(r, "'architectures' does not list LlamaForCausalLM (only a causal LM runs)");
+  }
+  const char *act;
+  if (!read_optional_string(r, r->root, "hidden_act", &act)) return false;
+  if (act && strcmp(act, "silu") != 0)
+    return reader_fail(r, "hidden_act '%.40s' is not supported (silu: SwiGLU MLP)", act);
+  static const char *const biases[] = {"attention_bias", "mlp_bias"};
+  for (int i = 0; i < 2; ++i) {
+    bool bias = false;
+    if (!read_bool(r, r->root, biases[i], false, &bias)) return false;
+    if (bias) return reader_fail(r, "'%s' is true; the engine's layers have no bias terms", biases[i]);
+  }
+  const char *dtype; /* informational: weights are converted to the backend's dtype */
+  return read_optional_string(r, r->root, "torch_dtype", &dtype) && read_optional_string(r, r->root, "dtype", &dtype);
+}
+
+static bool map_llama(const config_reader *r, up_model_config *cfg) {
+  if (!check_llama_features(r)) return false;
+  int64_t layers, hidden, heads, kv_heads, head_dim, intermediate, vocab, context;
+  /* Bounds keep every product the engine forms (qkv_dim, parameter counts) in range. */
+  if (!read_int(r, r->root, "num_hidden_layers", 1, UP_MAX_LAYERS, false, 0, &layers) ||
+      !read_int(r, r->root, "hidden_size", 1, 1 << 20, false, 0, &hidden) ||
+      !read_int(r, r->root, "num_attention_heads", 1, 1 << 12, false, 0, &heads) ||
+      !read_int(r, r->root, "num_key_value_heads", 1, 1 << 12, true, heads, &kv_heads) ||
+      !read_int(r, r->root, "intermediate_size", 1, 1 << 24, false, 0, &intermediate) ||
+      !read_int(r, r->root, "vocab_size", 2, 1 << 24, false, 0, &vocab) ||
+      !read_int(r, r->root, "max_position_embeddings", 1, INT32_MAX, false, 0, &context))
+    return false;
+  const cJSON *head_dim_item = cJSON_GetObjectItemCaseSensitive(r->root, "head_dim");
+  if ((!head_dim_item || cJSON_IsNull(head_dim_item)) && hidden % heads != 0)
+    return reader_fail(r, "no 'head_dim', and hidden_size %lld is not a multiple of num_attention_heads %lld",
+                       (long long)hidden, (long long)heads);
+  if (!read_int(r, r->root, "head_dim", 1, 1 << 12, true, hidden / heads, &head_dim) ||
+      !read_positive(r, r->root, "rms_norm_eps", false, 0.0, &cfg->norm_eps) ||
+      !read_bool(r, r->root, "tie_word_embeddings", false, &cfg->tie_word_embeddings) || !read_rope(r, cfg))
+    return false;
+  snprintf(cfg->architecture, sizeof cfg->architecture, "llama");
+  cfg->n_layers = (int32_t)layers;
+  cfg->hidden = (int32_t)hidden;
+  cfg->n_heads = (int32_t)heads;
+  cfg->n_kv_heads = (int32_t)kv_heads;
+  cfg->head_dim = (int32_t)head_dim;
+  cfg->intermediate = (int32_t)intermediate;
+  cfg->vocab = (int32_t)vocab;
+  cfg->max_context = (int32_t)context;
+  return true; /* layer_kind / mlp_kind stay zero: full attention and SwiGLU everywhere */
+}
+
+typedef bool (*config_mapper)(const config_reader *r, up_model_config *cfg);
+
+/* model_type -> mapper; NULL marks a type that is planned but not implemented. */
+static const struct {
+  const char *model_type;
+  config_mapper map;
+} k_mappers[] = {
+    {"llama", map_llama},
+    {"gemma3", NULL},
+    {"gemma3_text", NULL},
+    {"qwen3_next", NULL},
+};
+
+static bool config_from_json(const config_reader *r, const char *name, up_model_config *cfg) {
+  if (!cJSON_IsObject(r->root)) return reader_fail(r, "not a JSON object");
+  const char *dup = up_json_duplicate_key(r->root);
+  if (dup) return reader_fail(r, "key '%s' appears twice", dup);
+  const char *model_type;
+  if (!read_optional_string(r, r->root, "model_type", &model_type)) return false;
+  if (!model_type) return reader_fail(r, "missing field 'model_type'");
+
+  config_mapper map = NULL;
+  bool known = false;
+  for (size_t i = 0; i < sizeof k_mappers / sizeof k_mappers[0]; ++i)
+    if (strcmp(k_mappers[i].model_type, model_type) == 0) {
+      known = true;
+      map = k_mappers[i].map;
+    }
+  if (!known)
+    return reader_fail(r, "model_type '%.40s' is not supported (llama; gemma3 and qwen3_next are planned)",
+                       model_type);
+  if (!map) return reader_fail(r, "architecture %s is not supported yet (planned)", model_type);
+
+  memset(cfg, 0, sizeof *cfg);
+  snprintf(cfg->name, sizeof cfg->name, "%s", name ? name : "");
+  cfg->default_top_p = 0.99f;
+  if (!map(r, cfg)) return false;
+  cfg->n_drop_layers = up_model_config_drop_layers_by_depth(cfg->n_layers, cfg->drop_layers);
+  char why[256];
+  if (!up_model_config_validate(cfg, why, sizeof why)) return reader_fail(r, "%s", why);
+  return true;
+}
+
+bool up_hf_config_parse(const char *text, size_t len, const char *name, const char *source, up_model_config *cfg,
+                        char *err, size_t err_size) {
+  cJSON *root = up_json_parse_text(text, len, source, err, err_size);
+  if (!root) return false;
+  const config_reader r = {root, source, err, err_size};
+  const bool ok = config_from_json(&r, name, cfg);
+  cJSON_Delete(root);
+  return ok;
+}
+
+bool up_hf_config_load(const char *path, const char *name, up_model_config *cfg, char *err, size_t err_size) {
+  cJSON *root = up_json_parse_file(path, UP_HF_CONFIG_MAX_BYTES, err, err_size);
+  if (!root) return false;
+  const config_reader r = {root, path, err, err_size};
+  const bool ok = config_from_json(&r, name, cfg);
+  cJSON_Delete(root);
+  return ok;
+}

@@ -1,0 +1,79 @@
+/* model.h — a model instance on a backend: its weights (seeded random, or a trained
+ * checkpoint's), and the forward pass over a packed batch
+ * of prefill and decode sequences with method hooks at drop layers. */
+#ifndef UP_MODEL_H
+#define UP_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/checkpoint/checkpoint.h"
+#include "engine/memory/kv_cache.h"
+#include "engine/methods/method.h"
+#include "engine/model/model_config.h"
+#include "kernels/ops.h"
+
+typedef struct up_layer_weights {
+  void *attn_norm; /* [hidden] */
+  void *wqkv;      /* [qkv_dim][hidden] */
+  void *wo;        /* [hidden][n_heads*head_dim] */
+  void *mlp_norm;  /* [hidden] */
+  void *w_gate_up; /* [2*intermediate][hidden]: gate rows then up rows */
+  void *w_down;    /* [hidden][intermediate] */
+} up_layer_weights;
+
+typedef struct up_model {
+  up_model_config cfg;
+  up_backend *be;
+  void *embed;      /* [vocab][hidden] */
+  void *final_norm; /* [hidden] */
+  void *lm_head;    /* [vocab][hidden] */
+  float *inv_freq;  /* [head_dim/2] backend memory, fp32 */
+  up_layer_weights *layers;
+  int64_t weight_bytes;
+} up_model;
+
+/* Weights drawn from a seeded generator, one independent stream per tensor, scaled so
+ * activations stay O(1) through every layer: the same seed gives the same model on any
+ * backend and rank. */
+up_model *up_model_create_random(const up_model_config *cfg, up_backend *be, uint64_t seed);
+/* Weights of a trained checkpoint (engine/checkpoint/checkpoint.h), dequantized to fp32 on the host
+ * and stored in the backend's activation dtype. NULL with a message naming the file and
+ * tensor when a weight is missing or misshapen. */
+up_model *up_model_create_from_checkpoint(const up_checkpoint *ck, up_backend *be, char *err, size_t err_size);
+void up_model_destroy(up_model *model);
+/* Backend bytes the weights of cfg take, for checking before allocating. */
+int64_t up_model_weight_bytes(const up_model_config *cfg, up_dtype dtype);
+
+/* One sequence of a forward batch. */
+typedef struct up_forward_seq {
+  int32_t slot;          /* KV cache slot, reserved for at least kv_len + n_tokens entries at every layer */
+  int32_t n_tokens;      /* prompt length (prefill) or 1 (decode) */
+  const int32_t *tokens; /* host */
+  int32_t first_position;/* original position of the first token */
+  bool is_prefill;       /* whole prompt on an empty cache: may be dropped from */
+} up_forward_seq;
+
+/* Per-step workspace sized for a token and sequence capacity; no allocation per step. */
+typedef struct up_forward_workspace up_forward_workspace;
+up_forward_workspace *up_forward_workspace_create(const up_model *model, int64_t max_tokens, int32_t max_seqs,
+                                                  int32_t max_blocks_per_seq);
+void up_forward_workspace_destroy(up_forward_workspace *ws);
+int64_t up_forward_workspace_bytes(const up_forward_workspace *ws);
+
+/* What one forward reports back (host arrays owned by the caller). */
+typedef struct up_forward_out {
+  int32_t *next_tokens;     /* [n_seqs] greedy token of each sequence's last row */
+  int32_t *seq_layer_rows;  /* [n_seqs][n_layers] rows of each sequence entering each layer; may be NULL */
+  int64_t *layer_rows;      /* [n_layers] batch rows entering each layer; may be NULL */
+  int32_t *seq_kept_rows;   /* [n_seqs] rows of each sequence left after the last layer; may be NULL */
+  float *logits;            /* [n_seqs][vocab] last-row logits, for tests; may be NULL */
+} up_forward_out;
+
+/* Run every layer over the batch: KV entries are appended to the cache at each layer's
+ * own length; the method may drop prefill rows after its drop layers. */
+void up_forward(const up_model *model, up_forward_workspace *ws, up_kv_cache *cache, const up_kv_pool *pool,
+                const up_method *method, const up_forward_seq *seqs, int32_t n_seqs, up_forward_out *out);
+
+#endif

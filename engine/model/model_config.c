@@ -1,0 +1,176 @@
+/* model_config.c — the preset registry and config arithmetic (parameter counts, RoPE
+ * frequencies with llama3 scaling, validation). Shapes follow each model's published
+ * config.json; drop layers follow the UniPrefill reference code where it gives them. */
+#include "engine/model/model_config.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/fatal.h"
+
+/* A preset whose drop layers come from up_model_config_drop_layers_by_depth, filled in
+ * on first access to the registry. */
+#define DROP_LAYERS_BY_DEPTH .n_drop_layers = -1
+
+/* Llama-3.1 RoPE: theta 500000 with llama3 scaling (factor 8, low 1, high 4, original 8192). */
+#define LLAMA31_ROPE                                                                        \
+  .rope_theta = 500000.0f, .rope_scaling = UP_ROPE_SCALING_LLAMA3, .rope_factor = 8.0f,     \
+  .rope_low_freq_factor = 1.0f, .rope_high_freq_factor = 4.0f, .rope_original_context = 8192
+
+static up_model_config g_presets[] = {
+    {
+        /* A shrunken Llama-3.1 for CPU runs: GQA (2 query heads per kv head), head_dim 64,
+         * the same RoPE and context, 8 layers. Drop layers stand in proportionally for
+         * Llama-3.1-8B's 7..27 of 32 (first drop a quarter in, then every quarter); at 8
+         * layers the depth rule would drop after six of the eight. */
+        .name = "tiny-llama", .architecture = "llama",
+        .n_layers = 8, .hidden = 256, .n_heads = 4, .n_kv_heads = 2, .head_dim = 64,
+        .intermediate = 704, .vocab = 32000, .max_context = 131072, .norm_eps = 1e-5f,
+        LLAMA31_ROPE,
+        .n_drop_layers = 3, .drop_layers = {1, 3, 5}, .default_top_p = 0.99f,
+    },
+    {
+        .name = "llama-3.1-8b", .architecture = "llama",
+        .n_layers = 32, .hidden = 4096, .n_heads = 32, .n_kv_heads = 8, .head_dim = 128,
+        .intermediate = 14336, .vocab = 128256, .max_context = 131072, .norm_eps = 1e-5f,
+        LLAMA31_ROPE,
+        DROP_LAYERS_BY_DEPTH, .default_top_p = 0.99f, /* the reference layers themselves */
+    },
+    {
+        /* The reference code gives no 70B drop layers: 8B's scaled by depth (x2.5). */
+        .name = "llama-3.1-70b", .architecture = "llama",
+        .n_layers = 80, .hidden = 8192, .n_heads = 64, .n_kv_heads = 8, .head_dim = 128,
+        .intermediate = 28672, .vocab = 128256, .max_context = 131072, .norm_eps = 1e-5f,
+        LLAMA31_ROPE,
+        DROP_LAYERS_BY_DEPTH, .default_top_p = 0.99f,
+    },
+};
+
+int32_t up_model_config_drop_layers_by_depth(int32_t n_layers, int32_t drop_layers[UP_MAX_LAYERS]) {
+  static const int32_t reference[] = {7, 11, 15, 19, 23, 27}; /* Llama-3.1-8B, UniPrefill reference code */
+  const int32_t reference_depth = 32;
+  UP_ASSERT(n_layers >= 1 && n_layers <= UP_MAX_LAYERS, "%d layers", (int)n_layers);
+  int32_t n = 0;
+  for (size_t i = 0; i < sizeof reference / sizeof reference[0]; ++i) {
+    const int32_t layer = (int32_t)((int64_t)reference[i] * n_layers / reference_depth);
+    if (n == 0 || layer > drop_layers[n - 1]) drop_layers[n++] = layer;
+  }
+  return n;
+}
+
+static pthread_once_t g_presets_once = PTHREAD_ONCE_INIT;
+
+static void presets_fill_drop_layers(void) {
+  for (size_t i = 0; i < sizeof g_presets / sizeof g_presets[0]; ++i)
+    if (g_presets[i].n_drop_layers < 0)
+      g_presets[i].n_drop_layers = up_model_config_drop_layers_by_depth(g_presets[i].n_layers, g_presets[i].drop_layers);
+}
+
+static const up_model_config *presets(void) {
+  const int rc = pthread_once(&g_presets_once, presets_fill_drop_layers);
+  UP_ASSERT(rc == 0, "pthread_once for the preset registry failed (%d)", rc);
+  return g_presets;
+}
+
+int32_t up_model_preset_count(void) { return (int32_t)(sizeof g_presets / sizeof g_presets[0]); }
+
+const up_model_config *up_model_preset_at(int32_t index) {
+  return (index >= 0 && index < up_model_preset_count()) ? &presets()[index] : NULL;
+}
+
+const up_model_config *up_model_preset_find(const char *name) {
+  for (int32_t i = 0; i < up_model_preset_count(); ++i)
+    if (strcmp(presets()[i].name, name) == 0) return &presets()[i];
+  return NULL;
+}
+
+bool up_model_config_truncate(up_model_config *cfg, int32_t n_layers) {
+  if (n_layers < 1 || n_layers > cfg->n_layers) return false;
+  if (n_layers == cfg->n_layers) return true;
+  cfg->n_layers = n_layers;
+  int32_t kept = 0;
+  for (int32_t i = 0; i < cfg->n_drop_layers; ++i)
+    if (cfg->drop_layers[i] < n_layers) cfg->drop_layers[kept++] = cfg->drop_layers[i];
+  cfg->n_drop_layers = kept;
+  char name[sizeof cfg->name];
+  snprintf(name, sizeof name, "%s", cfg->name);
+  snprintf(cfg->name, sizeof cfg->name, "%.40s-%dlayers", name, (int)n_layers);
+  return true;
+}
+
+int32_t up_model_config_qkv_dim(const up_model_config *cfg) {
+  return (cfg->n_heads + 2 * cfg->n_kv_heads) * cfg->head_dim;
+}
+
+int64_t up_model_config_body_params(const up_model_config *cfg) {
+  const int64_t h = cfg->hidden;
+  const int64_t per_layer = 2 * h                                     /* two norms */
+                            + h * up_model_config_qkv_dim(cfg)        /* wqkv */
+                            + h * (int64_t)cfg->n_heads * cfg->head_dim /* wo */
+                            + 3 * h * cfg->intermediate;              /* gate, up, down */
+  return per_layer * cfg->n_layers + h; /* + final norm */
+}
+
+double up_model_config_prefill_flops(const up_model_config *cfg, int64_t prompt_len) {
+  const double L = (double)prompt_len;
+  return 2.0 * (double)up_model_config_body_params(cfg) * L + 2.0 * cfg->hidden * (double)cfg->vocab +
+         (double)cfg->n_layers * 2.0 * L * L * cfg->n_heads * cfg->head_dim;
+}
+
+int64_t up_model_config_total_params(const up_model_config *cfg) {
+  return up_model_config_body_params(cfg) + 2 * (int64_t)cfg->vocab * cfg->hidden;
+}
+
+void up_model_config_rope_inv_freq(const up_model_config *cfg, float *inv_freq) {
+  const int32_t half = cfg->head_dim / 2;
+  const double pi = 3.14159265358979323846;
+  for (int32_t i = 0; i < half; ++i) {
+    double freq = 1.0 / pow((double)cfg->rope_theta, (double)(2 * i) / (double)cfg->head_dim);
+    if (cfg->rope_scaling == UP_ROPE_SCALING_LLAMA3) {
+      /* Long wavelengths are slowed by the factor, short ones kept, the band between blended. */
+      const double old_ctx = cfg->rope_original_context;
+      const double low_wavelen = old_ctx / cfg->rope_low_freq_factor;
+      const double high_wavelen = old_ctx / cfg->rope_high_freq_factor;
+      const double wavelen = 2.0 * pi / freq;
+      if (wavelen > low_wavelen) {
+        freq /= cfg->rope_factor;
+      } else if (wavelen >= high_wavelen) {
+        const double smooth = (old_ctx / wavelen - cfg->rope_low_freq_factor) /
+                              (cfg->rope_high_freq_factor - cfg->rope_low_freq_factor);
+        freq = (1.0 - smooth) * freq / cfg->rope_factor + smooth * freq;
+      }
+    }
+    inv_freq[i] = (float)freq;
+  }
+}
+
+bool up_model_config_validate(const up_model_config *cfg, char *err, size_t err_size) {
+#define FAIL(...) do { snprintf(err, err_size, __VA_ARGS__); return false; } while (0)
+  if (cfg->n_layers < 1 || cfg->n_layers > UP_MAX_LAYERS)
+    FAIL("model %s: %d layers (must be 1..%d)", cfg->name, (int)cfg->n_layers, UP_MAX_LAYERS);
+  if (cfg->hidden < 1 || cfg->intermediate < 1 || cfg->vocab < 2 || cfg->max_context < 1)
+    FAIL("model %s: hidden, intermediate, vocab and context must be positive", cfg->name);
+  if (cfg->n_heads < 1 || cfg->n_kv_heads < 1 || cfg->n_heads % cfg->n_kv_heads != 0)
+    FAIL("model %s: %d query heads are not a multiple of %d kv heads", cfg->name, (int)cfg->n_heads,
+         (int)cfg->n_kv_heads);
+  if (cfg->head_dim < 2 || cfg->head_dim % 2 != 0)
+    FAIL("model %s: head_dim %d must be even (RoPE pairs)", cfg->name, (int)cfg->head_dim);
+  for (int32_t l = 0; l < cfg->n_layers; ++l) {
+    if (cfg->layer_kind[l] != UP_LAYER_FULL_ATTENTION)
+      FAIL("model %s: layer %d is not full attention; sliding-window and linear-attention layers are not "
+           "implemented yet", cfg->name, (int)l);
+    if (cfg->mlp_kind[l] != UP_MLP_SWIGLU)
+      FAIL("model %s: layer %d uses MoE, which is not implemented yet", cfg->name, (int)l);
+  }
+  for (int32_t i = 0; i < cfg->n_drop_layers; ++i) {
+    const int32_t l = cfg->drop_layers[i];
+    if (l < 0 || l >= cfg->n_layers) FAIL("model %s: drop layer %d out of range", cfg->name, (int)l);
+    if (cfg->layer_kind[l] != UP_LAYER_FULL_ATTENTION)
+      FAIL("model %s: drop layer %d is not a full-attention layer", cfg->name, (int)l);
+    if (i > 0 && l <= cfg->drop_layers[i - 1]) FAIL("model %s: drop layers must ascend", cfg->name);
+  }
+  return true;
+#undef FAIL
+}

@@ -1,0 +1,145 @@
+/* generation.c — packed prefill and batched greedy decode over one KV pool (see
+ * generation.h). Decode rows go through the same forward as any serving step, so a
+ * method's per-layer KV lengths after a drop are what decode attends. */
+#include "engine/serve/generation.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/memory/kv_cache.h"
+#include "core/fatal.h"
+
+enum { GEN_BLOCK_TOKENS = 64 };
+
+struct up_generator {
+  const up_model *model;
+  int32_t max_seqs, max_prompt, max_new;
+  up_kv_cache *cache;
+  up_kv_pool pool;
+  up_forward_workspace *ws;
+  int64_t bytes;
+};
+
+up_generator *up_generator_create(const up_model *model, int32_t max_seqs, int32_t max_prompt, int32_t max_new,
+                                  char *err, size_t err_size) {
+  UP_ASSERT(max_seqs >= 1 && max_prompt >= 1 && max_new >= 1, "generator: bad sizes");
+  up_backend *be = model->be;
+  const up_model_config *cfg = &model->cfg;
+  const int64_t entries = (int64_t)max_prompt + max_new;
+  const int32_t blocks_per_seq = (int32_t)((entries + GEN_BLOCK_TOKENS - 1) / GEN_BLOCK_TOKENS);
+  const int64_t n_blocks = (int64_t)blocks_per_seq * cfg->n_layers * max_seqs;
+  const int32_t kv_dim = cfg->n_kv_heads * cfg->head_dim;
+  const size_t block_bytes = (size_t)GEN_BLOCK_TOKENS * (size_t)kv_dim * up_dtype_size(be->act_dtype);
+  const int64_t pool_bytes = 2 * (int64_t)block_bytes * n_blocks;
+  const int64_t available = (int64_t)be->ops->memory_available(be);
+  if (n_blocks > INT32_MAX || pool_bytes > available) {
+    snprintf(err, err_size, "generation of %d prompts of %d tokens (+%d new) needs %.2f GiB of KV cache on the %s "
+             "backend; %.2f GiB is available", (int)max_seqs, (int)max_prompt, (int)max_new,
+             pool_bytes / 1073741824.0, be->ops->name, available / 1073741824.0);
+    return NULL;
+  }
+  up_generator *gen = up_calloc_or_die(1, sizeof *gen, "generator");
+  *gen = (up_generator){.model = model, .max_seqs = max_seqs, .max_prompt = max_prompt, .max_new = max_new};
+  gen->cache = up_kv_cache_create((int32_t)n_blocks, GEN_BLOCK_TOKENS, cfg->n_layers, max_seqs, blocks_per_seq);
+  gen->pool = (up_kv_pool){.n_blocks = (int32_t)n_blocks, .block_tokens = GEN_BLOCK_TOKENS, .kv_dim = kv_dim};
+  gen->pool.k = be->ops->alloc(be, block_bytes * (size_t)n_blocks, "generation KV keys");
+  gen->pool.v = be->ops->alloc(be, block_bytes * (size_t)n_blocks, "generation KV values");
+  gen->ws = up_forward_workspace_create(model, (int64_t)max_seqs * max_prompt, max_seqs, blocks_per_seq);
+  gen->bytes = pool_bytes + up_forward_workspace_bytes(gen->ws);
+  return gen;
+}
+
+void up_generator_destroy(up_generator *gen) {
+  if (!gen) return;
+  up_backend *be = gen->model->be;
+  up_forward_workspace_destroy(gen->ws);
+  be->ops->free(be, gen->pool.k);
+  be->ops->free(be, gen->pool.v);
+  up_kv_cache_destroy(gen->cache);
+  free(gen);
+}
+
+int64_t up_generator_bytes(const up_generator *gen) { return gen->bytes; }
+
+static bool is_stop(int32_t token, const int32_t *stop_ids, int32_t n_stop) {
+  for (int32_t i = 0; i < n_stop; ++i)
+    if (token == stop_ids[i]) return true;
+  return false;
+}
+
+void up_generator_run(up_generator *gen, const up_method *method, const int32_t *const *prompts,
+                      const int32_t *prompt_lens, int32_t n, int32_t max_new, const int32_t *stop_ids,
+                      int32_t n_stop, up_generation *out) {
+  const up_model_config *cfg = &gen->model->cfg;
+  UP_ASSERT(n >= 1 && n <= gen->max_seqs, "generator: %d prompts for room of %d", (int)n, (int)gen->max_seqs);
+  UP_ASSERT(max_new >= 1 && max_new <= gen->max_new, "generator: %d new tokens for room of %d", (int)max_new,
+            (int)gen->max_new);
+  const int32_t L = cfg->n_layers, V = cfg->vocab;
+  up_forward_seq *seqs = up_calloc_or_die((size_t)n, sizeof *seqs, "generation batch");
+  int32_t *slots = up_calloc_or_die((size_t)n, sizeof(int32_t), "generation slots");
+  int32_t *next = up_calloc_or_die((size_t)n, sizeof(int32_t), "next tokens");
+  int32_t *layer_rows = up_calloc_or_die((size_t)n * L, sizeof(int32_t), "rows per layer");
+  float *logits = up_calloc_or_die((size_t)n * V, sizeof(float), "first logits");
+  for (int32_t s = 0; s < n; ++s) {
+    UP_ASSERT(prompt_lens[s] >= 1 && prompt_lens[s] <= gen->max_prompt, "generator: prompt %d has %d tokens (room %d)",
+              (int)s, (int)prompt_lens[s], (int)gen->max_prompt);
+    slots[s] = up_kv_cache_acquire_slot(gen->cache);
+    UP_ASSERT(slots[s] >= 0 && up_kv_cache_reserve(gen->cache, slots[s], (int64_t)prompt_lens[s] + max_new),
+              "generator: KV cache sized for this batch is full");
+    seqs[s] = (up_forward_seq){.slot = slots[s], .n_tokens = prompt_lens[s], .tokens = prompts[s],
+                               .first_position = 0, .is_prefill = true};
+    out[s] = (up_generation){.first_logits = up_malloc_or_die(sizeof(float) * (size_t)V, "first logits"),
+                             .tokens = up_calloc_or_die((size_t)max_new, sizeof(int32_t), "generated tokens"),
+                             .layer_rows = up_malloc_or_die(sizeof(int32_t) * (size_t)L, "rows per layer")};
+  }
+  up_forward_out fout = {.next_tokens = next, .seq_layer_rows = layer_rows, .logits = logits};
+  up_forward(gen->model, gen->ws, gen->cache, &gen->pool, method, seqs, n, &fout);
+  for (int32_t s = 0; s < n; ++s) {
+    memcpy(out[s].first_logits, logits + (size_t)s * V, sizeof(float) * (size_t)V);
+    memcpy(out[s].layer_rows, layer_rows + (size_t)s * L, sizeof(int32_t) * (size_t)L);
+  }
+  /* Decode: every unfinished sequence feeds back its last token at its next position. */
+  int32_t *active = up_calloc_or_die((size_t)n, sizeof(int32_t), "active sequences");
+  int32_t *positions = up_calloc_or_die((size_t)n, sizeof(int32_t), "decode positions");
+  int32_t n_active = 0;
+  for (int32_t s = 0; s < n; ++s) {
+    out[s].tokens[out[s].n_tokens++] = next[s];
+    positions[s] = prompt_lens[s];
+    if (is_stop(next[s], stop_ids, n_stop)) out[s].stopped = true;
+    else if (out[s].n_tokens < max_new) active[n_active++] = s;
+  }
+  fout = (up_forward_out){.next_tokens = next};
+  while (n_active > 0) {
+    for (int32_t a = 0; a < n_active; ++a) {
+      const int32_t s = active[a];
+      seqs[a] = (up_forward_seq){.slot = slots[s], .n_tokens = 1, .tokens = &out[s].tokens[out[s].n_tokens - 1],
+                                 .first_position = positions[s], .is_prefill = false};
+    }
+    up_forward(gen->model, gen->ws, gen->cache, &gen->pool, method, seqs, n_active, &fout);
+    int32_t still = 0;
+    for (int32_t a = 0; a < n_active; ++a) {
+      const int32_t s = active[a];
+      out[s].tokens[out[s].n_tokens++] = next[a];
+      positions[s] += 1;
+      if (is_stop(next[a], stop_ids, n_stop)) out[s].stopped = true;
+      else if (out[s].n_tokens < max_new) active[still++] = s;
+    }
+    n_active = still;
+  }
+  for (int32_t s = 0; s < n; ++s) up_kv_cache_release_slot(gen->cache, slots[s]);
+  free(active);
+  free(positions);
+  free(seqs);
+  free(slots);
+  free(next);
+  free(layer_rows);
+  free(logits);
+}
+
+void up_generation_free(up_generation *g) {
+  free(g->first_logits);
+  free(g->tokens);
+  free(g->layer_rows);
+  memset(g, 0, sizeof *g);
+}

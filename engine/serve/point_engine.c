@@ -1,0 +1,294 @@
+/* point_engine.c — one sweep point on one rank: the loop that moves requests from the
+ * workload into the scheduler, executes each planned step through the forward pass,
+ * and records requests and steps with monotonic engine-clock timestamps. Owns the KV
+ * pool and the workspace for the point's lifetime: nothing is allocated per step
+ * except the growing record arrays. */
+#include "engine/serve/point_engine.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine/memory/kv_cache.h"
+#include "engine/serve/scheduler.h"
+#include "core/fatal.h"
+
+static double monotonic_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void sleep_s(double seconds) {
+  if (seconds <= 0.0) return;
+  struct timespec ts = {.tv_sec = (time_t)seconds, .tv_nsec = (long)((seconds - floor(seconds)) * 1e9)};
+  nanosleep(&ts, NULL);
+}
+
+void up_request_to_record(const up_request *req, int32_t rank, const up_kv_geometry *kv, up_request_record *rec) {
+  memset(rec, 0, sizeof *rec);
+  rec->id = req->id;
+  rec->rank = rank;
+  rec->status = (int32_t)req->status;
+  rec->prompt_len = req->prompt_len;
+  rec->kept_len = req->kept_len;
+  rec->output_len = req->n_generated;
+  rec->first_token = req->first_token;
+  rec->arrival_s = req->arrival_s;
+  rec->admitted_s = req->admitted_s;
+  rec->first_token_s = req->first_token_s;
+  rec->finish_s = req->finish_s;
+  const bool has_first = req->n_generated >= 1;
+  rec->ttft_ms = has_first ? 1e3 * (req->first_token_s - req->arrival_s) : NAN;
+  rec->tpot_ms = req->n_generated > 1 ? 1e3 * (req->finish_s - req->first_token_s) / (req->n_generated - 1) : NAN;
+  rec->e2e_ms = 1e3 * (req->finish_s - req->arrival_s);
+  rec->kv_bytes = req->kv_entries * kv->entry_bytes;
+  rec->kv_held_bytes = req->kv_blocks * kv->block_tokens * kv->entry_bytes;
+  rec->kv_dense_bytes = (int64_t)req->prompt_len * kv->n_layers * kv->entry_bytes;
+  _Static_assert(sizeof rec->error == sizeof req->error, "request and record error lengths differ");
+  memcpy(rec->error, req->error, sizeof rec->error);
+  rec->error[sizeof rec->error - 1] = '\0';
+}
+
+void up_point_result_free(up_point_result *res) {
+  free(res->requests);
+  free(res->request_layer_tokens);
+  free(res->steps);
+  free(res->step_layer_tokens);
+  free(res->token_offsets);
+  free(res->token_times);
+  memset(res, 0, sizeof *res);
+}
+
+/* Growable arrays of the point's records. */
+typedef struct record_sink {
+  up_point_result *res;
+  up_kv_geometry kv;
+  int32_t cap_requests;
+  int32_t cap_steps;
+  int32_t cap_offsets;     /* entries of res->token_offsets: one more than the requests */
+  int64_t cap_token_times;
+} record_sink;
+
+/* Grow two parallel record arrays together when `used` reaches the capacity. */
+static void grow_records(void **records, size_t record_bytes, void **layer_rows, size_t layer_bytes, int32_t used,
+                         int32_t *cap, const char *what) {
+  if (used < *cap) return;
+  *cap = *cap ? 2 * *cap : 64;
+  *records = realloc(*records, record_bytes * (size_t)*cap);
+  *layer_rows = realloc(*layer_rows, layer_bytes * (size_t)*cap);
+  if (!*records || !*layer_rows) UP_FATAL("out of host memory for %s records", what);
+}
+
+/* Append a request's output-token times to the flat array and close its offset range. */
+static void sink_token_times(record_sink *sink, const up_request *req) {
+  up_point_result *res = sink->res;
+  if (res->n_requests + 2 > sink->cap_offsets) {
+    sink->cap_offsets = sink->cap_requests + 1;
+    res->token_offsets = realloc(res->token_offsets, sizeof(int64_t) * (size_t)sink->cap_offsets);
+    if (!res->token_offsets) UP_FATAL("out of host memory for token offsets");
+    if (res->n_requests == 0) res->token_offsets[0] = 0;
+  }
+  const int64_t start = res->token_offsets[res->n_requests];
+  const int64_t end = start + req->n_generated;
+  if (end > sink->cap_token_times) {
+    while (end > sink->cap_token_times)
+      sink->cap_token_times = sink->cap_token_times ? 2 * sink->cap_token_times : 256;
+    res->token_times = realloc(res->token_times, sizeof(double) * (size_t)sink->cap_token_times);
+    if (!res->token_times) UP_FATAL("out of host memory for token times");
+  }
+  if (req->n_generated > 0)
+    memcpy(res->token_times + start, req->token_times_s, sizeof(double) * (size_t)req->n_generated);
+  res->token_offsets[res->n_requests + 1] = end;
+}
+
+static void sink_request(record_sink *sink, const up_request *req, int32_t rank) {
+  up_point_result *res = sink->res;
+  const size_t layer_bytes = sizeof(int32_t) * (size_t)res->n_layers;
+  grow_records((void **)&res->requests, sizeof(up_request_record), (void **)&res->request_layer_tokens, layer_bytes,
+               res->n_requests, &sink->cap_requests, "request");
+  up_request_to_record(req, rank, &sink->kv, &res->requests[res->n_requests]);
+  memcpy(res->request_layer_tokens + (size_t)res->n_requests * res->n_layers, req->kept_per_layer, layer_bytes);
+  sink_token_times(sink, req);
+  res->n_requests++;
+}
+
+static int64_t *sink_step(record_sink *sink, const up_step_record *step) {
+  up_point_result *res = sink->res;
+  grow_records((void **)&res->steps, sizeof(up_step_record), (void **)&res->step_layer_tokens,
+               sizeof(int64_t) * (size_t)res->n_layers, res->n_steps, &sink->cap_steps, "step");
+  res->steps[res->n_steps] = *step;
+  return res->step_layer_tokens + (size_t)res->n_steps++ * res->n_layers;
+}
+
+typedef struct id_order {
+  int64_t id;
+  int32_t index;
+} id_order;
+
+static int compare_id_order(const void *a, const void *b) {
+  const id_order *x = a, *y = b;
+  return (x->id > y->id) - (x->id < y->id);
+}
+
+void up_point_result_sort_requests(up_point_result *res) {
+  const int32_t n = res->n_requests, L = res->n_layers;
+  if (n < 2) return;
+  id_order *order = up_malloc_or_die(sizeof(id_order) * (size_t)n, "request order");
+  for (int32_t i = 0; i < n; ++i) order[i] = (id_order){res->requests[i].id, i};
+  qsort(order, (size_t)n, sizeof(id_order), compare_id_order);
+  up_request_record *records = up_malloc_or_die(sizeof(up_request_record) * (size_t)n, "sorted records");
+  int32_t *layers = up_malloc_or_die(sizeof(int32_t) * (size_t)n * L, "sorted layer rows");
+  UP_ASSERT(res->token_offsets != NULL, "%d requests without token offsets", (int)n);
+  const int64_t n_times = res->token_offsets[n];
+  int64_t *offsets = up_malloc_or_die(sizeof(int64_t) * (size_t)(n + 1), "sorted token offsets");
+  double *times = up_malloc_or_die(sizeof(double) * (size_t)(n_times > 0 ? n_times : 1), "sorted token times");
+  offsets[0] = 0;
+  for (int32_t i = 0; i < n; ++i) {
+    const int32_t from = order[i].index;
+    records[i] = res->requests[from];
+    memcpy(layers + (size_t)i * L, res->request_layer_tokens + (size_t)from * L, sizeof(int32_t) * (size_t)L);
+    const int64_t count = res->token_offsets[from + 1] - res->token_offsets[from];
+    if (count > 0)
+      memcpy(times + offsets[i], res->token_times + res->token_offsets[from], sizeof(double) * (size_t)count);
+    offsets[i + 1] = offsets[i] + count;
+  }
+  free(res->requests);
+  free(res->request_layer_tokens);
+  free(res->token_offsets);
+  free(res->token_times);
+  res->requests = records;
+  res->request_layer_tokens = layers;
+  res->token_offsets = offsets;
+  res->token_times = times;
+  free(order);
+}
+
+/* Move finished requests into the records and free them. */
+static void drain_finished(up_scheduler *sched, record_sink *sink, int32_t rank, up_request **buf, int32_t cap) {
+  int32_t n;
+  while ((n = up_scheduler_take_finished(sched, buf, cap)) > 0) {
+    for (int32_t i = 0; i < n; ++i) {
+      sink_request(sink, buf[i], rank);
+      up_request_free(buf[i]);
+      free(buf[i]);
+    }
+  }
+}
+
+void up_engine_run_point(const up_model *model, const up_engine_params *params, const up_method *method,
+                         up_workload *workload, up_point_result *out) {
+  const up_model_config *cfg = &model->cfg;
+  up_backend *be = model->be;
+  const int32_t L = cfg->n_layers;
+  memset(out, 0, sizeof *out);
+  out->n_layers = L;
+  record_sink sink = {.res = out};
+
+  const int32_t bt = params->kv_block_tokens;
+  const int32_t max_blocks_per_seq = (int32_t)((params->max_seq_entries + bt - 1) / bt);
+  UP_ASSERT(params->kv_blocks >= 1 && params->kv_blocks <= INT32_MAX, "bad KV block count %lld",
+            (long long)params->kv_blocks);
+  up_kv_cache *cache = up_kv_cache_create((int32_t)params->kv_blocks, bt, L, params->max_seqs,
+                                          max_blocks_per_seq > 0 ? max_blocks_per_seq : 1);
+  const int32_t kv_dim = cfg->n_kv_heads * cfg->head_dim;
+  const size_t block_bytes = (size_t)bt * kv_dim * up_dtype_size(be->act_dtype);
+  up_kv_pool pool = {.n_blocks = (int32_t)params->kv_blocks, .block_tokens = bt, .kv_dim = kv_dim};
+  pool.k = be->ops->alloc(be, block_bytes * (size_t)params->kv_blocks, "KV cache keys");
+  pool.v = be->ops->alloc(be, block_bytes * (size_t)params->kv_blocks, "KV cache values");
+  out->kv_block_bytes = 2 * (int64_t)block_bytes;
+  out->kv_blocks_total = params->kv_blocks;
+  sink.kv = (up_kv_geometry){.n_layers = L, .block_tokens = bt, .entry_bytes = out->kv_block_bytes / bt};
+
+  const up_scheduler_limits limits = {.max_seqs = params->max_seqs, .max_batch_tokens = params->max_batch_tokens,
+                                      .max_context = cfg->max_context};
+  up_scheduler *sched = up_scheduler_create(&limits, cache);
+  up_forward_workspace *ws = up_forward_workspace_create(model, params->workspace_tokens, params->max_seqs,
+                                                         up_kv_cache_max_blocks_per_seq(cache));
+  const int32_t cap = params->max_seqs > 16 ? params->max_seqs : 16;
+  up_request **arrivals = up_calloc_or_die((size_t)cap, sizeof(up_request *), "arrival buffer");
+  up_forward_seq *seqs = up_calloc_or_die((size_t)params->max_seqs, sizeof(up_forward_seq), "forward batch");
+  int32_t *next_tokens = up_calloc_or_die((size_t)params->max_seqs, sizeof(int32_t), "next tokens");
+  int32_t *seq_layer_rows = up_calloc_or_die((size_t)params->max_seqs * L, sizeof(int32_t), "rows per layer");
+  int32_t *seq_kept_rows = up_calloc_or_die((size_t)params->max_seqs, sizeof(int32_t), "kept rows");
+  int64_t *layer_rows = up_calloc_or_die((size_t)L, sizeof(int64_t), "rows per layer");
+
+  const double t0 = monotonic_s();
+  up_step_plan plan;
+  for (;;) {
+    double now = monotonic_s() - t0;
+    int32_t n_new;
+    while ((n_new = workload->ops->poll(workload, now, up_scheduler_in_flight(sched), arrivals, cap)) > 0)
+      for (int32_t i = 0; i < n_new; ++i) up_scheduler_submit(sched, arrivals[i], now);
+
+    const int32_t n_entries = up_scheduler_plan_step(sched, &plan, now);
+    const int64_t used = up_kv_cache_total_blocks(cache) - up_kv_cache_free_blocks(cache);
+    if (used > out->kv_blocks_peak) out->kv_blocks_peak = used;
+    if (up_scheduler_running(sched) > out->max_resident) out->max_resident = up_scheduler_running(sched);
+    if (n_entries == 0) {
+      drain_finished(sched, &sink, params->rank, arrivals, cap);
+      if (workload->ops->done(workload) && up_scheduler_in_flight(sched) == 0) break;
+      const double next = workload->ops->next_arrival_s(workload);
+      if (isinf(next)) {
+        /* Closed loop with nothing runnable: only possible when requests are waiting
+         * that the scheduler will never admit, which submit() rules out. */
+        UP_ASSERT(up_scheduler_in_flight(sched) == 0, "scheduler stalled with %d requests waiting",
+                  (int)up_scheduler_waiting(sched));
+        continue;
+      }
+      sleep_s(next - (monotonic_s() - t0));
+      continue;
+    }
+
+    for (int32_t i = 0; i < n_entries; ++i) {
+      const up_step_entry *e = &plan.entries[i];
+      up_request *req = e->req;
+      seqs[i] = (up_forward_seq){
+          .slot = req->slot,
+          .n_tokens = e->n_tokens,
+          .tokens = e->is_prefill ? req->prompt : &req->last_token,
+          .first_position = e->is_prefill ? 0 : req->prompt_len + req->n_generated - 1,
+          .is_prefill = e->is_prefill,
+      };
+    }
+    up_step_record step = {.index = out->n_steps, .rank = params->rank, .n_seqs = n_entries,
+                           .prefill_tokens = plan.prefill_tokens, .decode_tokens = plan.decode_tokens};
+    step.start_s = monotonic_s() - t0;
+    up_forward_out fout = {.next_tokens = next_tokens, .seq_layer_rows = seq_layer_rows, .layer_rows = layer_rows,
+                           .seq_kept_rows = seq_kept_rows};
+    up_forward(model, ws, cache, &pool, method, seqs, n_entries, &fout);
+    double phase_ms[UP_PHASE_COUNT] = {0};
+    if (be->ops->phase_collect) be->ops->phase_collect(be, phase_ms);
+    be->ops->synchronize(be);
+    step.end_s = monotonic_s() - t0;
+    const int timed = be->ops->phase_collect != NULL;
+    step.gemm_ms = timed ? phase_ms[UP_PHASE_GEMM] : NAN;
+    step.attention_ms = timed ? phase_ms[UP_PHASE_ATTENTION] : NAN;
+    step.selection_ms = timed ? phase_ms[UP_PHASE_SELECTION] : NAN;
+    step.other_ms = timed ? phase_ms[UP_PHASE_OTHER] : NAN;
+    memcpy(sink_step(&sink, &step), layer_rows, sizeof(int64_t) * (size_t)L);
+
+    for (int32_t i = 0; i < n_entries; ++i) {
+      if (!plan.entries[i].is_prefill) continue;
+      up_request *req = plan.entries[i].req;
+      memcpy(req->kept_per_layer, seq_layer_rows + (size_t)i * L, sizeof(int32_t) * (size_t)L);
+      req->kept_len = seq_kept_rows[i];
+    }
+    up_scheduler_complete_step(sched, &plan, next_tokens, step.end_s);
+    drain_finished(sched, &sink, params->rank, arrivals, cap);
+  }
+  out->wall_s = monotonic_s() - t0;
+  up_point_result_sort_requests(out);
+  free(arrivals);
+  free(seqs);
+  free(next_tokens);
+  free(seq_layer_rows);
+  free(seq_kept_rows);
+  free(layer_rows);
+  up_forward_workspace_destroy(ws);
+  up_scheduler_destroy(sched);
+  be->ops->free(be, pool.k);
+  be->ops->free(be, pool.v);
+  up_kv_cache_destroy(cache);
+}

@@ -1,0 +1,243 @@
+/* scheduler.c — continuous batching: the FIFO of waiting requests, the running set,
+ * and the list of finished ones not yet taken. Plans each step (decodes first, then
+ * whole-prompt prefills in strict arrival order) and books KV reservations in the
+ * up_kv_cache; never touches the model or the requests' kept counts (the engine's). */
+#include "engine/serve/scheduler.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/fatal.h"
+
+/* A growable ring buffer of requests: O(1) push at the back and pop at the front. */
+typedef struct request_fifo {
+  up_request **items;
+  int32_t capacity;
+  int32_t head;
+  int32_t count;
+} request_fifo;
+
+static void request_fifo_push(request_fifo *fifo, up_request *req) {
+  if (fifo->count == fifo->capacity) {
+    const int32_t capacity = fifo->capacity ? 2 * fifo->capacity : 16;
+    up_request **items = up_malloc_or_die(sizeof *items * (size_t)capacity, "scheduler request queue");
+    for (int32_t i = 0; i < fifo->count; ++i) items[i] = fifo->items[(fifo->head + i) % fifo->capacity];
+    free(fifo->items);
+    fifo->items = items;
+    fifo->capacity = capacity;
+    fifo->head = 0;
+  }
+  fifo->items[(fifo->head + fifo->count) % fifo->capacity] = req;
+  ++fifo->count;
+}
+
+static up_request *request_fifo_front(const request_fifo *fifo) {
+  return fifo->count ? fifo->items[fifo->head] : NULL;
+}
+
+static up_request *request_fifo_pop(request_fifo *fifo) {
+  UP_ASSERT(fifo->count > 0, "pop from an empty request queue");
+  up_request *req = fifo->items[fifo->head];
+  fifo->head = (fifo->head + 1) % fifo->capacity;
+  --fifo->count;
+  return req;
+}
+
+struct up_scheduler {
+  up_scheduler_limits limits;
+  up_kv_cache *cache;
+  int32_t n_layers;
+
+  request_fifo waiting;
+  request_fifo finished;
+  up_request **running;  /* [max_seqs], in admission order so decode order is stable */
+  int32_t n_running;
+
+  up_step_entry *entries;  /* [max_seqs], the plan's storage */
+};
+
+up_scheduler *up_scheduler_create(const up_scheduler_limits *limits, up_kv_cache *cache) {
+  UP_ASSERT(limits->max_seqs >= 1, "max_seqs must be at least 1 (got %d)", limits->max_seqs);
+  UP_ASSERT(limits->max_batch_tokens >= 0, "max_batch_tokens must be 0 (unlimited) or positive (got %lld)",
+            (long long)limits->max_batch_tokens);
+  /* Every running request gets one decode token per step regardless of the budget, so a
+   * budget below max_seqs could not be kept. */
+  UP_ASSERT(limits->max_batch_tokens == 0 || limits->max_batch_tokens >= limits->max_seqs,
+            "max_batch_tokens %lld is below max_seqs %d: the decode tokens alone would exceed it",
+            (long long)limits->max_batch_tokens, limits->max_seqs);
+  UP_ASSERT(limits->max_context >= 1, "max_context must be positive (got %d)", limits->max_context);
+  up_scheduler *sched = up_calloc_or_die(1, sizeof *sched, "scheduler");
+  sched->limits = *limits;
+  sched->cache = cache;
+  sched->n_layers = up_kv_cache_layers(cache);
+  sched->running = up_calloc_or_die((size_t)limits->max_seqs, sizeof *sched->running, "scheduler running set");
+  sched->entries = up_calloc_or_die((size_t)limits->max_seqs, sizeof *sched->entries, "scheduler step plan");
+  return sched;
+}
+
+void up_scheduler_destroy(up_scheduler *sched) {
+  if (!sched) return;
+  free(sched->waiting.items);
+  free(sched->finished.items);
+  free(sched->running);
+  free(sched->entries);
+  free(sched);
+}
+
+/* KV entries a request must have room for over its life: the prompt and every decode
+ * token it appends (the last output token is never fed back, so it needs none). */
+static int64_t lifetime_entries(const up_request *req) {
+  return (int64_t)req->prompt_len + req->output_len - 1;
+}
+
+/* Fails the request with a message when no state of the engine could ever run it. */
+static bool reject_if_never_runnable(const up_scheduler *sched, up_request *req, double now_s) {
+  const up_scheduler_limits *lim = &sched->limits;
+  if (req->prompt_len < 1 || req->output_len < 1) {
+    up_request_fail(req, now_s, "request needs at least 1 prompt token and 1 output token (got %d and %d)",
+                    req->prompt_len, req->output_len);
+    return true;
+  }
+  const int64_t total = (int64_t)req->prompt_len + req->output_len;
+  if (total > lim->max_context) {
+    up_request_fail(req, now_s, "prompt of %d tokens + %d output tokens exceeds the model context of %d",
+                    req->prompt_len, req->output_len, lim->max_context);
+    return true;
+  }
+  if (lim->max_batch_tokens > 0 && req->prompt_len > lim->max_batch_tokens) {
+    up_request_fail(req, now_s, "prompt of %d tokens exceeds the step token budget of %lld (prefill is whole-prompt)",
+                    req->prompt_len, (long long)lim->max_batch_tokens);
+    return true;
+  }
+  const int32_t blocks_per_layer = up_kv_cache_blocks_for(sched->cache, lifetime_entries(req));
+  const int32_t max_per_seq = up_kv_cache_max_blocks_per_seq(sched->cache);
+  if (blocks_per_layer > max_per_seq) {
+    up_request_fail(req, now_s, "request needs %d KV blocks per layer, more than the %d a sequence may hold",
+                    blocks_per_layer, max_per_seq);
+    return true;
+  }
+  const int64_t blocks_all_layers = (int64_t)blocks_per_layer * sched->n_layers;
+  const int32_t pool = up_kv_cache_total_blocks(sched->cache);
+  if (blocks_all_layers > pool) {
+    up_request_fail(req, now_s, "request needs %lld KV blocks (%d per layer x %d layers), more than the %d in the cache",
+                    (long long)blocks_all_layers, blocks_per_layer, sched->n_layers, pool);
+    return true;
+  }
+  return false;
+}
+
+void up_scheduler_submit(up_scheduler *sched, up_request *req, double now_s) {
+  req->slot = -1;
+  if (reject_if_never_runnable(sched, req, now_s)) {
+    request_fifo_push(&sched->finished, req);
+    return;
+  }
+  req->status = UP_REQUEST_WAITING;
+  request_fifo_push(&sched->waiting, req);
+}
+
+/* Admit the head of the queue if a slot, the step budget and its KV reservation allow. */
+static bool try_admit(up_scheduler *sched, up_request *req, int64_t step_tokens, double now_s) {
+  const up_scheduler_limits *lim = &sched->limits;
+  if (sched->n_running >= lim->max_seqs) return false;
+  if (lim->max_batch_tokens > 0 && step_tokens + req->prompt_len > lim->max_batch_tokens) return false;
+  const int32_t slot = up_kv_cache_acquire_slot(sched->cache);
+  if (slot < 0) return false;
+  if (!up_kv_cache_reserve(sched->cache, slot, lifetime_entries(req))) {
+    up_kv_cache_release_slot(sched->cache, slot);
+    return false;
+  }
+  req->status = UP_REQUEST_RUNNING;
+  req->slot = slot;
+  req->admitted_s = now_s;
+  sched->running[sched->n_running++] = req;
+  return true;
+}
+
+int32_t up_scheduler_plan_step(up_scheduler *sched, up_step_plan *plan, double now_s) {
+  const int32_t max_seqs = sched->limits.max_seqs;
+  plan->entries = sched->entries;
+  plan->n_entries = 0;
+  plan->prefill_tokens = 0;
+  plan->decode_tokens = 0;
+
+  for (int32_t i = 0; i < sched->n_running && plan->n_entries < max_seqs; ++i) {
+    up_request *req = sched->running[i];
+    if (req->n_generated < 1 || req->n_generated >= req->output_len) continue;
+    plan->entries[plan->n_entries++] = (up_step_entry){.req = req, .is_prefill = false, .n_tokens = 1};
+    plan->decode_tokens += 1;
+  }
+
+  /* Strict FIFO: the first waiting request that does not fit stops admission, so a
+   * large request is never overtaken by smaller ones behind it. */
+  while (plan->n_entries < max_seqs) {
+    up_request *req = request_fifo_front(&sched->waiting);
+    if (!req || !try_admit(sched, req, plan->prefill_tokens + plan->decode_tokens, now_s)) break;
+    request_fifo_pop(&sched->waiting);
+    plan->entries[plan->n_entries++] = (up_step_entry){.req = req, .is_prefill = true, .n_tokens = req->prompt_len};
+    plan->prefill_tokens += req->prompt_len;
+  }
+  return plan->n_entries;
+}
+
+static void remove_running(up_scheduler *sched, const up_request *req) {
+  for (int32_t i = 0; i < sched->n_running; ++i) {
+    if (sched->running[i] != req) continue;
+    memmove(&sched->running[i], &sched->running[i + 1], sizeof *sched->running * (size_t)(sched->n_running - i - 1));
+    --sched->n_running;
+    return;
+  }
+  UP_FATAL("request %lld finished but is not in the running set", (long long)req->id);
+}
+
+void up_scheduler_complete_step(up_scheduler *sched, const up_step_plan *plan, const int32_t *next_tokens,
+                                double now_s) {
+  for (int32_t i = 0; i < plan->n_entries; ++i) {
+    const up_step_entry *entry = &plan->entries[i];
+    up_request *req = entry->req;
+    UP_ASSERT(req->status == UP_REQUEST_RUNNING && req->n_generated < req->output_len,
+              "request %lld completed a step while %s with %d of %d tokens", (long long)req->id,
+              up_request_status_name(req->status), req->n_generated, req->output_len);
+    const int32_t token = next_tokens[i];
+    if (entry->is_prefill) {
+      req->first_token = token;
+      req->first_token_s = now_s;
+      /* Layers after a drop hold fewer entries than the prompt: give back what the
+       * reservation made for them beyond their own length plus the decodes to come.
+       * What is left is the request's KV footprint, recorded before a one-token
+       * request releases its slot below. */
+      req->kv_entries = 0;
+      req->kv_blocks = 0;
+      for (int32_t layer = 0; layer < sched->n_layers; ++layer) {
+        const int32_t entries = up_kv_cache_len(sched->cache, req->slot, layer);
+        up_kv_cache_trim(sched->cache, req->slot, layer, (int64_t)entries + req->output_len - 1);
+        req->kv_entries += entries;
+        req->kv_blocks += up_kv_cache_blocks_held(sched->cache, req->slot, layer);
+      }
+    }
+    req->token_times_s[req->n_generated] = now_s;
+    ++req->n_generated;
+    req->last_token = token;
+    if (req->n_generated == req->output_len) {
+      req->status = UP_REQUEST_FINISHED;
+      req->finish_s = now_s;
+      up_kv_cache_release_slot(sched->cache, req->slot);
+      req->slot = -1;
+      remove_running(sched, req);
+      request_fifo_push(&sched->finished, req);
+    }
+  }
+}
+
+int32_t up_scheduler_take_finished(up_scheduler *sched, up_request **out, int32_t max) {
+  int32_t taken = 0;
+  while (taken < max && sched->finished.count > 0) out[taken++] = request_fifo_pop(&sched->finished);
+  return taken;
+}
+
+int32_t up_scheduler_waiting(const up_scheduler *sched) { return sched->waiting.count; }
+int32_t up_scheduler_running(const up_scheduler *sched) { return sched->n_running; }
+
+int32_t up_scheduler_in_flight(const up_scheduler *sched) {
+  return sched->waiting.count + sched->n_running + sched->finished.count;
+}

@@ -1,0 +1,335 @@
+/* attention_prefill_sm90_tma.cu — the warp-specialised Hopper (sm_90a) prefill kernel
+ * for head_dim 128, used where the pool's pages tile a 128-entry K/V tile evenly
+ * (block_tokens 8, 16, 32, 64 or 128): FlashAttention-3's structure on the paged pool.
+ *
+ * CTA = one query head x 128 rows of one sequence, three warpgroups:
+ * - a producer (warpgroup 0, one warp working, its registers given up by setmaxnreg)
+ *   copies each K and V tile page by page with the tensor-memory accelerator: one 2-D
+ *   bulk tensor copy per (page, 64-column half), addressed by (kv head column, pool row
+ *   of the page's first entry), written in wgmma's 128-byte swizzle by the copy engine
+ *   itself; each stage completes on a "full" mbarrier counting the bytes;
+ * - two consumers (warpgroups 1 and 2, 64 query rows each, setmaxnreg 240) run the
+ *   products and the softmax of attention_prefill_sm90.cu and hand each stage back on
+ *   an "empty" mbarrier as soon as the product that read it has completed. The source
+ *   issues S_{j+1} and P_j V_j together and computes the softmax of S_{j+1} before
+ *   waiting for P_j V_j (FlashAttention-3's intra-warpgroup overlap), but ptxas places
+ *   that wait ahead of the exponentials; the attempts to keep it behind them measured
+ *   slower (docs/kernels/attention.md, v4).
+ * No __syncthreads in the loop: the consumers run out of phase, and (PINGPONG) named
+ * barriers make them take turns issuing their products, so one warpgroup's softmax
+ * runs while the other's products occupy the tensor cores.
+ *
+ * Cache entries at or past kv_len are never used by value: their scores are set to
+ * -inf, and their V rows are zeroed in shared memory before the last product (a page's
+ * tail may hold anything, and a page past kv_len is not copied at all), so that P = 0
+ * never meets a NaN. */
+#include <cuda.h>
+
+#include "kernels/cuda/attention/attn_sm90_tiles.cuh"
+#include "kernels/cuda/attention/cuda_attention.h"
+
+namespace {
+
+constexpr int TMA_THREADS = 384;     /* producer warpgroup + two consumer warpgroups */
+
+#if UP_ATTN_HAVE_WGMMA
+constexpr int PRODUCER_REGS = 24;    /* setmaxnreg: 128 x 24 + 256 x 240 <= 65536 */
+constexpr int CONSUMER_REGS = 240;
+constexpr int EMPTY_ARRIVALS = 8;    /* lane 0 of each consumer warp releases a stage */
+constexpr int BAR_CONSUMER0 = 1;     /* named barriers 1, 2: one consumer warpgroup's own */
+constexpr int BAR_TURN0 = 3;         /* 3, 4: ping-pong turns (both consumer warpgroups) */
+
+__device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
+  asm volatile("mbarrier.arrive.release.cta.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+/* Arrive and add `bytes` to the transactions the current phase waits for. */
+__device__ __forceinline__ void mbar_arrive_expect_tx(uint32_t bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.release.cta.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes)
+               : "memory");
+}
+/* Block until the phase of parity `parity` has completed. */
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
+  asm volatile(
+      "{\n.reg .pred done;\nWAIT:\n"
+      "mbarrier.try_wait.parity.acquire.cta.shared::cta.b64 done, [%0], %1;\n"
+      "@!done bra WAIT;\n}\n" ::"r"(bar),
+      "r"(parity)
+      : "memory");
+}
+/* One 2-D box of the tensor map (coordinates: column, row) into shared memory,
+ * completing on `bar` with its byte count. */
+__device__ __forceinline__ void tma_load_2d(uint32_t dst, const CUtensorMap *map, int32_t col, int32_t row,
+                                            uint32_t bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::"r"(
+          dst),
+      "l"((uint64_t)map), "r"(col), "r"(row), "r"(bar)
+      : "memory");
+}
+__device__ __forceinline__ void named_sync(int id, int threads) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+__device__ __forceinline__ void named_arrive(int id, int threads) {
+  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+template <int REGS>
+__device__ __forceinline__ void regs_dec(void) {
+  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(REGS));
+}
+template <int REGS>
+__device__ __forceinline__ void regs_inc(void) {
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(REGS));
+}
+
+/* The mbarriers after the stages: full K [STAGES], full V [STAGES], empty K [STAGES],
+ * empty V [STAGES] (kv: 0 K, 1 V). */
+template <int STAGES>
+__device__ __forceinline__ uint32_t full_bar(uint32_t bars, int kv, int s) {
+  return bars + (uint32_t)((kv * STAGES + s) * 8);
+}
+template <int STAGES>
+__device__ __forceinline__ uint32_t empty_bar(uint32_t bars, int kv, int s) {
+  return bars + (uint32_t)(((2 + kv) * STAGES + s) * 8);
+}
+
+/* Producer warp: K_t and V_t for every tile t of the CTA, in that order, each into stage
+ * t % STAGES once both consumers have released that stage's previous tile. Lane i copies
+ * (page i / 2, half i % 2) of each tile, in rounds of 32. */
+template <int STAGES>
+__device__ __forceinline__ void produce(const CUtensorMap *k_map, const CUtensorMap *v_map, const prefill_job &jb,
+                                        int32_t kv_col, int32_t bt, uint32_t k_s, uint32_t v_s, uint32_t bars) {
+  const int lane = threadIdx.x & 31;
+  const int32_t pages_per_tile = BN / bt;
+  const uint32_t page_bytes = (uint32_t)bt * HD * 2;
+  for (int32_t t = 0; t < jb.n_tiles; ++t) {
+    const int s = t % STAGES;
+    const uint32_t parity = (uint32_t)((t / STAGES) & 1) ^ 1u;
+    const int32_t first_page = t * pages_per_tile;
+    const int32_t pages = min(pages_per_tile, (jb.kv_len - t * BN + bt - 1) / bt); /* pages holding keys < kv_len */
+    for (int kv = 0; kv < 2; ++kv) {
+      const uint32_t full = full_bar<STAGES>(bars, kv, s);
+      const uint32_t empty = empty_bar<STAGES>(bars, kv, s);
+      const uint32_t tile = (kv == 0 ? k_s : v_s) + (uint32_t)(s * TILE_BYTES);
+      if (t >= STAGES) mbar_wait(empty, parity);
+      if (lane == 0) mbar_arrive_expect_tx(full, (uint32_t)pages * page_bytes);
+      __syncwarp();
+      for (int i = lane; i < 2 * pages; i += 32) {
+        const int32_t page = i >> 1, half = i & 1;
+        const int32_t row = __ldg(jb.block_table + first_page + page) * bt;
+        tma_load_2d(tile + (uint32_t)(half * BN * 128 + page * bt * 128), kv == 0 ? k_map : v_map,
+                    kv_col + half * 64, row, full);
+      }
+    }
+  }
+}
+
+/* Zero V rows [from, BN) of a stage (both halves) by one consumer warpgroup, then make
+ * the writes visible to its products. */
+__device__ __forceinline__ void zero_v_rows(unsigned char *tile_gen, int32_t from, int ctid, int cwg) {
+  for (int i = ctid; i < (BN - from) * 16; i += 128) {
+    const int r = from + (i >> 4), c = i & 15;
+    *(uint4 *)(tile_gen + sw128(BN, r, c)) = make_uint4(0u, 0u, 0u, 0u);
+  }
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+  named_sync(BAR_CONSUMER0 + cwg, 128);
+}
+#endif /* UP_ATTN_HAVE_WGMMA */
+
+template <int STAGES>
+constexpr size_t tma_smem_bytes(void) {
+  /* Q, K and V stages, 1024-byte alignment slack, then 4 x STAGES mbarriers. */
+  return (size_t)Q_BYTES + (size_t)2 * STAGES * TILE_BYTES + 1024 + (size_t)4 * STAGES * 8;
+}
+
+template <int STAGES, bool PINGPONG>
+__global__ void __launch_bounds__(TMA_THREADS, 1)
+    prefill_sm90_tma_kernel(const __grid_constant__ up_attn_args p, const __grid_constant__ CUtensorMap k_map,
+                            const __grid_constant__ CUtensorMap v_map) {
+#if !UP_ATTN_HAVE_WGMMA
+  __trap(); /* built for a target without wgmma: the host never launches this there */
+#else
+  extern __shared__ unsigned char smem_raw[];
+  const uint32_t smem = (up_attn_smem_u32(smem_raw) + 1023u) & ~1023u;
+  unsigned char *smem_gen = smem_raw + (smem - up_attn_smem_u32(smem_raw));
+  prefill_job jb;
+  if (!find_job(p, jb)) return;
+  const uint32_t k_s = smem + Q_BYTES, v_s = k_s + STAGES * TILE_BYTES;
+  const uint32_t bars = v_s + STAGES * TILE_BYTES;
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < STAGES; ++s) {
+      mbar_init(full_bar<STAGES>(bars, 0, s), 1);
+      mbar_init(full_bar<STAGES>(bars, 1, s), 1);
+      mbar_init(empty_bar<STAGES>(bars, 0, s), EMPTY_ARRIVALS);
+      mbar_init(empty_bar<STAGES>(bars, 1, s), EMPTY_ARRIVALS);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory"); /* visible to the copy engine */
+  }
+  __syncthreads();
+
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int32_t kv_col = (blockIdx.x / p.group) * HD; /* the kv head's first column in a pool row */
+  if (warp < 4) { /* producer warpgroup */
+    regs_dec<PRODUCER_REGS>();
+    if (warp == 0) produce<STAGES>(&k_map, &v_map, jb, kv_col, p.block_tokens.d, k_s, v_s, bars);
+    return;
+  }
+  regs_inc<CONSUMER_REGS>();
+  const int cwg = (warp >> 2) - 1, ctid = threadIdx.x - 128 * (cwg + 1), wrow = (warp & 3) * 16;
+  const uint32_t q_wg = smem + (uint32_t)(cwg * 64 * 128);
+  const int32_t wg_row = jb.q0 + cwg * 64;
+  const int32_t my_row = wg_row + wrow + (lane >> 2);
+  const int32_t n = jb.n_tiles; /* both warpgroups run every tile (a fully masked one costs one step) */
+
+  /* This warpgroup's 64 query rows (the copy engine is busy with K and V meanwhile). */
+  load_q_rows<128>(smem, p, jb, ctid, cwg * 64, 64);
+  up_attn_cp_async_commit();
+  up_attn_cp_async_wait<0>();
+  fence_proxy_async();
+  named_sync(BAR_CONSUMER0 + cwg, 128);
+
+  /* Ping-pong: warpgroup 0 issues first; each issue turn waits for the other's. */
+  auto turn_begin = [&]() {
+    if (PINGPONG) named_sync(BAR_TURN0 + cwg, 256);
+  };
+  auto turn_end = [&]() {
+    if (PINGPONG) named_arrive(BAR_TURN0 + (cwg ^ 1), 256);
+  };
+  if (PINGPONG && cwg == 1) named_arrive(BAR_TURN0, 256);
+  auto release = [&](int kv, int32_t t) {
+    if (lane == 0) mbar_arrive(empty_bar<STAGES>(bars, kv, t % STAGES));
+  };
+  auto wait_full = [&](int kv, int32_t t) {
+    mbar_wait(full_bar<STAGES>(bars, kv, t % STAGES), (uint32_t)((t / STAGES) & 1));
+  };
+
+  float o[64], sc[64], corr[2];
+  uint32_t pa[BN / 16][4];
+#pragma unroll
+  for (int i = 0; i < 64; ++i) o[i] = 0.0f;
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+
+  wait_full(0, 0);
+  turn_begin();
+  issue_scores(sc, q_wg, k_s);
+  turn_end();
+  wgmma_wait<0>();
+  fence_accumulators(sc);
+  release(0, 0);
+  softmax_tile(sc, m, l, corr, 0, my_row, wg_row, jb, p.scale_log2);
+  rescale_and_pack(o, corr, sc, pa);
+
+  /* Tiles before the last are wholly below kv_len: (n - 1) * BN < kv_len. */
+  for (int32_t j = 0; j < n - 1; ++j) {
+    wait_full(0, j + 1);
+    wait_full(1, j);
+    turn_begin();
+    issue_scores(sc, q_wg, k_s + (uint32_t)(((j + 1) % STAGES) * TILE_BYTES));
+    issue_pv(o, pa, v_s + (uint32_t)((j % STAGES) * TILE_BYTES));
+    turn_end();
+    wgmma_wait<1>(); /* S_{j+1} complete; P_j V_j may still run */
+    fence_accumulators(sc);
+    release(0, j + 1);
+    softmax_tile(sc, m, l, corr, (j + 1) * BN, my_row, wg_row, jb, p.scale_log2);
+    wgmma_wait<0>(); /* P_j V_j complete: O and P may change */
+    fence_accumulators(o);
+    release(1, j);
+    rescale_and_pack(o, corr, sc, pa);
+  }
+  const int32_t last = n - 1;
+  wait_full(1, last);
+  const int32_t valid_rows = jb.kv_len - last * BN;
+  if (valid_rows < BN)
+    zero_v_rows(smem_gen + (v_s - smem) + (size_t)(last % STAGES) * TILE_BYTES, valid_rows, ctid, cwg);
+  turn_begin();
+  issue_pv(o, pa, v_s + (uint32_t)((last % STAGES) * TILE_BYTES));
+  turn_end();
+  wgmma_wait<0>();
+  fence_accumulators(o);
+  release(1, last);
+  if (PINGPONG && cwg == 0) named_sync(BAR_TURN0, 256); /* the other's last turn_end */
+  /* Only this warpgroup's products read its Q rows, and they have completed. */
+  write_out(o, l, smem_gen, p, jb, cwg, wrow);
+#endif
+}
+
+/* cuTensorMapEncodeTiled from the driver, found once through the runtime (the build
+ * links no libcuda, so that the binaries load on machines without a GPU driver). */
+typedef CUresult (*encode_tiled_fn)(CUtensorMap *, CUtensorMapDataType, cuuint32_t, void *, const cuuint64_t *,
+                                    const cuuint64_t *, const cuuint32_t *, const cuuint32_t *, CUtensorMapInterleave,
+                                    CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+
+encode_tiled_fn encode_tiled(void) {
+  static encode_tiled_fn fn = NULL;
+  if (!fn) {
+    void *sym = NULL;
+    cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;
+    UP_CUDA_CHECK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &sym, 12000, cudaEnableDefault, &found));
+    if (found != cudaDriverEntryPointSuccess || !sym)
+      UP_FATAL("attention: the driver has no cuTensorMapEncodeTiled (query result %d)", (int)found);
+    fn = (encode_tiled_fn)sym;
+  }
+  return fn;
+}
+
+/* A map of the pool [rows][kv_dim] bf16 whose box is one page of one 64-column half. */
+CUtensorMap page_map(const void *pool, int64_t pool_rows, int32_t kv_dim, int32_t block_tokens, const char *which) {
+  CUtensorMap map;
+  const cuuint64_t dims[2] = {(cuuint64_t)kv_dim, (cuuint64_t)pool_rows};
+  const cuuint64_t strides[1] = {(cuuint64_t)kv_dim * 2};
+  const cuuint32_t box[2] = {64, (cuuint32_t)block_tokens};
+  const cuuint32_t elem_strides[2] = {1, 1};
+  const CUresult r = encode_tiled()(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<void *>(pool), dims, strides,
+                                    box, elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                                    CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (r != CUDA_SUCCESS)
+    UP_FATAL("attention: cuTensorMapEncodeTiled for the %s pool failed (CUresult %d; %lld rows x %d, page %d)", which,
+             (int)r, (long long)pool_rows, kv_dim, block_tokens);
+  return map;
+}
+
+template <int STAGES, bool PINGPONG>
+void launch_tma(cudaStream_t stream, const up_attn_args &p, const up_kv_pool *pool, const up_attn_batch *batch,
+                int32_t n_heads) {
+  const int64_t pool_rows = (int64_t)pool->n_blocks * pool->block_tokens;
+  const CUtensorMap k_map = page_map(pool->k, pool_rows, pool->kv_dim, pool->block_tokens, "K");
+  const CUtensorMap v_map = page_map(pool->v, pool_rows, pool->kv_dim, pool->block_tokens, "V");
+  const int64_t tiles = (int64_t)batch->n_tokens / BM + p.n_seqs;
+  if (tiles > 65535) UP_FATAL("attention: %lld query tiles exceed the grid limit 65535", (long long)tiles);
+  constexpr size_t smem = tma_smem_bytes<STAGES>();
+  UP_CUDA_CHECK(cudaFuncSetAttribute(prefill_sm90_tma_kernel<STAGES, PINGPONG>,
+                                     cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+  prefill_sm90_tma_kernel<STAGES, PINGPONG><<<dim3((unsigned)n_heads, (unsigned)tiles), TMA_THREADS, smem, stream>>>(
+      p, k_map, v_map);
+  UP_CUDA_CHECK_LAUNCH();
+}
+
+} /* namespace */
+
+extern "C" bool up_cuda_attention_prefill_sm90_tma_block_fits(int32_t block_tokens) {
+  return block_tokens >= 8 && block_tokens <= BN && BN % block_tokens == 0;
+}
+
+extern "C" bool up_cuda_attention_prefill_sm90_tma_fits(const up_kv_pool *pool) {
+  return up_cuda_attention_prefill_sm90_tma_block_fits(pool->block_tokens) && ((uintptr_t)pool->k & 15u) == 0 &&
+         ((uintptr_t)pool->v & 15u) == 0 && ((int64_t)pool->kv_dim * 2) % 16 == 0;
+}
+
+extern "C" void up_cuda_attention_prefill_sm90_tma(cudaStream_t stream, void *out, const void *qkv,
+                                                   const up_kv_pool *pool, const up_attn_batch *batch,
+                                                   const up_attn_shape *shape, int schedule) {
+  if (shape->head_dim != HD)
+    UP_FATAL("attention: the sm_90a TMA prefill kernel takes head_dim %d, not %d", HD, shape->head_dim);
+  if (!up_cuda_attention_prefill_sm90_tma_fits(pool))
+    UP_FATAL("attention: the sm_90a TMA prefill kernel needs pages that divide %d entries (block_tokens %d)", BN,
+             pool->block_tokens);
+  if (batch->n_tokens <= 0 || batch->n_seqs <= 0) return;
+  const up_attn_args p = up_attn_args_make(out, qkv, pool, batch, shape);
+  switch (schedule) {
+    case UP_ATTN_TMA_NO_PINGPONG: launch_tma<2, false>(stream, p, pool, batch, shape->n_heads); break;
+    case UP_ATTN_TMA_THREE_STAGES: launch_tma<3, true>(stream, p, pool, batch, shape->n_heads); break;
+    default: launch_tma<2, true>(stream, p, pool, batch, shape->n_heads); break;
+  }
+}

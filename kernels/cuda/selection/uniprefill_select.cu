@@ -1,0 +1,937 @@
+/* uniprefill_select.cu — the CUDA backend's UniPrefill token selection (the
+ * `uniprefill_select` op of kernels/ops.h), equal in its choices to the CPU reference
+ * kernels/cpu/uniprefill_select.c, and the per-backend workspace it keeps.
+ *
+ * Stages, all queued on the backend's stream (docs/kernels/uniprefill_select.md):
+ *  1. token scores s_j = sum over the query heads and the last last_q rows of
+ *     causal softmax(q . k_j * scale), streaming over keys in two passes on bf16
+ *     mma.sync: pass A gives every (head, query) row its softmax max and sum as split
+ *     partials per key chunk, a combine kernel merges them into one log2-domain offset
+ *     per row, pass B recomputes the logits and adds exp2(logit - offset) into s_j;
+ *  2. block sums (block = params->block tokens, the last block may be short);
+ *  3. block choice, one CTA per candidate: bitonic sort of (score, index) keys, then
+ *     top-p over a deterministic prefix sum, or the fixed budget;
+ *  4. the token mask (kept blocks, sinks, last queries; everything else passes);
+ *  5. compaction: a two-kernel scan over packed rows writes keep_rows and the new
+ *     offsets, then one small device-to-host copy brings the offsets (and an error
+ *     word) back: the op's only wait on the GPU.
+ * Sequence lengths live on the device, so grids are sized from what the host knows,
+ * as in attention_prefill.cu: sequence s owns the virtual units (key chunks, scoring
+ * blocks) from cu_seqlens[s] / unit + s on, and a CTA finds its sequence by binary
+ * search. Nothing is copied from the device before the final copy.
+ *
+ * Determinism: pass B adds each CTA's per-key sums with atomicAdd (fp32), so token
+ * scores vary in their last bits from run to run; block sums, the sort and the
+ * prefix sum are deterministic functions of those scores, so the mask changes only
+ * when two block scores (or a prefix and p * total) are within rounding of each other.
+ * Exactly equal scores always rank the lower block index first. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/cuda/attention/attn_common.cuh"
+#include "kernels/cuda/cuda_backend_impl.h"
+#include "kernels/cuda/selection/uniprefill_select.h"
+
+enum {
+  SEL_WARPS = 8,
+  SEL_THREADS = SEL_WARPS * 32,
+  SEL_QT = 64,                  /* scoring rows per streamed query tile */
+  SEL_ROWS_PER_THREAD = 8,      /* packed rows per thread in the mask and compaction kernels */
+  SEL_TILE_ROWS = SEL_THREADS * SEL_ROWS_PER_THREAD,
+  SEL_SORT_THREADS = 1024,
+  SEL_SORT_SMEM_KEYS = 16384,   /* beyond this many blocks per sequence, the sort runs in global memory */
+  SEL_OUT_EXTRA = 3,            /* error code, sequence, value after the n_seqs + 1 offsets */
+};
+
+/* Keys per warp in the score kernels: their B fragments take HD * KW / 64 registers,
+ * 64 at head_dim 128 and 256 (32 at 64, where 64 keys per warp would spill in pass B). */
+#define SEL_KW(HD) ((HD) == 256 ? 16 : 32)
+
+/* Error codes a kernel leaves in the output word; reported by the host after the copy. */
+enum { SEL_ERR_KV_LEN = 1, SEL_ERR_NAN_SCORE = 2 };
+
+/* What every kernel of the op reads, filled once per call on the host. */
+typedef struct sel_args {
+  up_attn_args attn;          /* qkv, K pool, batch arrays, strides, GQA group, scale (attn_common.cuh) */
+  const uint8_t *candidate;
+  float2 *partial;            /* [virtual chunk][kv head][rows_pad]: pass A's (log2 max, sum) */
+  float *row_off;             /* [seq][kv head][rows_pad]: log2 max + log2 sum per scoring row */
+  float *token_scores;        /* [n_tokens] */
+  float *block_scores;        /* [virtual block] */
+  uint8_t *keep_block;        /* [virtual block] */
+  unsigned long long *sort_scratch; /* [2 * virtual blocks] when the sort does not fit shared memory */
+  int32_t *keep_rows;
+  int32_t *tile_counts;       /* kept rows per compaction tile */
+  int32_t *excl;              /* [n_tokens + 1]: kept rows before each packed row */
+  int32_t *out;               /* [n_seqs + 1 offsets, then SEL_OUT_EXTRA error words] */
+  int32_t n_tokens, n_kv_heads;
+  int32_t last_q, sink, block;
+  int32_t min_rows;           /* candidates with at most sink + last_q rows are left alone */
+  int32_t rows, rows_pad;     /* scoring rows per kv head: group * last_q, padded to SEL_QT */
+  int32_t chunk;              /* keys per score CTA */
+  int32_t sort_in_smem;
+  uint64_t last_q_mul;        /* r / last_q = (r * last_q_mul) >> last_q_shift for r < 2^24 */
+  int32_t last_q_shift;
+  float top_p, keep_fraction;
+} sel_args;
+
+/* --- device helpers ------------------------------------------------------------------ */
+
+/* The sequence owning virtual unit v: the largest s with cu[s] / unit + s * with_index
+ * <= v. With with_index 0 and unit 1 it is the sequence holding packed row v (empty
+ * sequences are skipped because the largest such s is taken). */
+__device__ __forceinline__ int32_t sel_seq_of(const int32_t *cu, int32_t n_seqs, int32_t v, int32_t unit,
+                                              int32_t with_index) {
+  int32_t lo = 0, hi = n_seqs - 1;
+  while (lo < hi) {
+    const int32_t mid = (lo + hi + 1) >> 1;
+    if (__ldg(cu + mid) / unit + mid * with_index <= v)
+      lo = mid;
+    else
+      hi = mid - 1;
+  }
+  return lo;
+}
+
+/* A sequence is scored when it is a candidate, longer than sink + last_q, and its
+ * cache holds exactly its rows (anything else is reported by the choice kernel). */
+__device__ __forceinline__ bool sel_scored(const sel_args &a, int32_t s, int32_t n) {
+  return a.candidate[s] && n > a.min_rows && __ldg(a.attn.kv_lens + s) == n;
+}
+
+/* Chunk c of row r of a tile with HD-value rows sits at chunk c ^ (r & 7), so the 8 rows
+ * of an ldmatrix phase hit 8 different bank groups. */
+template <int HD>
+__device__ __forceinline__ int sel_swizzle(int r, int c) {
+  return r * HD + ((c ^ (r & 7)) << 3);
+}
+
+/* Record the first error a kernel sees; the host reports it after the final copy. */
+__device__ void sel_report(const sel_args &a, int32_t code, int32_t s, int32_t value) {
+  int32_t *err = a.out + a.attn.n_seqs + 1;
+  if (atomicCAS(err, 0, code) == 0) {
+    err[1] = s;
+    err[2] = value;
+  }
+}
+
+/* Scoring rows [t * SEL_QT, +SEL_QT) of kv head g into a swizzled tile: row r is query
+ * i = r % last_q of query head g * group + r / last_q, i.e. sequence row n - last_q + i.
+ * Rows past group * last_q become zeros. r / last_q is a multiply and shift (an integer
+ * divide by a runtime value costs conversions and a reciprocal on the exponential unit,
+ * redone by ptxas for every chunk). */
+template <int HD>
+__device__ __forceinline__ void sel_load_q_tile(__nv_bfloat16 *dst, const sel_args &a, int32_t t, int32_t g,
+                                                int32_t first_row) {
+  constexpr int CH = HD / 8;
+  for (int i = threadIdx.x; i < SEL_QT * CH; i += SEL_THREADS) {
+    const int r = i / CH, c = i % CH;
+    const int32_t qr = t * SEL_QT + r;
+    const bool valid = qr < a.rows;
+    int64_t off = 0;
+    if (valid) {
+      const int32_t hq = (int32_t)(((uint64_t)qr * a.last_q_mul) >> a.last_q_shift);
+      const int32_t qi = qr - hq * a.last_q;
+      off = (int64_t)(first_row + qi) * a.attn.qkv_stride + (int64_t)(g * a.attn.group + hq) * HD + c * 8;
+    }
+    up_attn_cp_async16(up_attn_smem_u32(dst + sel_swizzle<HD>(r, c)), a.attn.qkv + off, valid ? 16 : 0);
+  }
+}
+
+/* --- stage 1: token scores ------------------------------------------------------------ */
+
+/* What an m-tile's logits become, in three steps so that the exponentials can be
+ * spread over the next m-tile's mma. This thread holds rows r_lo (values 0, 1 of each
+ * n-tile) and r_lo + 8 (values 2, 3), counted from scoring row 0.
+ * Prepare: MASK applies the causal limit (only the chunk that reaches the scoring rows
+ * needs it); shift[h] becomes what each logit * scale_log2 of row half h loses before
+ * its exp2: the row offset in pass B, the warp's row max in pass A (base[h] keeps it
+ * for the partial, -inf for a row with all of this warp's keys masked). */
+template <int NT, int PASS, bool MASK>
+__device__ __forceinline__ void sel_mtile_prepare(float (&acc)[NT][4], const sel_args &a, int32_t r_lo,
+                                                  int32_t first_q, int32_t key_lane, const float *off_row,
+                                                  float (&shift)[2], float (&base)[2]) {
+  const int lane = threadIdx.x & 31;
+  if (MASK) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int32_t limit = first_q + (r_lo + 8 * h) % a.last_q; /* the last key this query sees */
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) {
+        if (key_lane + nt * 8 > limit) acc[nt][2 * h] = -INFINITY;
+        if (key_lane + nt * 8 + 1 > limit) acc[nt][2 * h + 1] = -INFINITY;
+      }
+    }
+  }
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    if (PASS == 0) {
+      float mx = -INFINITY;
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) mx = fmaxf(mx, fmaxf(acc[nt][2 * h], acc[nt][2 * h + 1]));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      base[h] = mx == -INFINITY ? -INFINITY : mx * a.attn.scale_log2;
+      shift[h] = mx == -INFINITY ? 0.0f : base[h];
+    } else {
+      /* Padding rows carry +inf: their probabilities are exp2(-inf) = 0. */
+      shift[h] = off_row[(lane >> 2) + 8 * h];
+      base[h] = 0.0f;
+    }
+  }
+}
+
+/* Exponential j of the thread's 4 * NT logits (row half j / (2 NT), n-tile (j / 2) % NT,
+ * column j % 2): into the row sum (pass A) or the key's running sum (pass B). */
+template <int NT, int PASS>
+__device__ __forceinline__ void sel_mtile_exp(const float (&acc)[NT][4], int j, const sel_args &a,
+                                              const float (&shift)[2], float (&sum)[2], float (&ksum)[NT][2]) {
+  const int h = j / (2 * NT), nt = (j / 2) % NT, e = j % 2;
+  const float p = up_attn_exp2(fmaf(acc[nt][2 * h + e], a.attn.scale_log2, -shift[h]));
+  if (PASS == 0)
+    sum[h] += p;
+  else
+    ksum[nt][e] += p;
+}
+
+/* Pass A: the row sums over the warp's keys (lanes with equal lane / 4) and the partial. */
+template <int PASS>
+__device__ __forceinline__ void sel_mtile_store(float (&sum)[2], const float (&base)[2], float2 *stat_row) {
+  const int lane = threadIdx.x & 31;
+  if (PASS == 0) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      sum[h] += __shfl_xor_sync(0xffffffffu, sum[h], 1);
+      sum[h] += __shfl_xor_sync(0xffffffffu, sum[h], 2);
+      if ((lane & 3) == 0) stat_row[(lane >> 2) + 8 * h] = make_float2(base[h], sum[h]);
+    }
+  }
+}
+
+/* One m-tile's logits to their end: prepare, every exponential, store. */
+template <int NT, int PASS, bool MASK>
+__device__ __forceinline__ void sel_mtile_finish(float (&acc)[NT][4], const sel_args &a, int32_t r_lo,
+                                                 int32_t first_q, int32_t key_lane, float2 *stat_row,
+                                                 const float *off_row, float (&ksum)[NT][2]) {
+  float shift[2], base[2], sum[2] = {0.0f, 0.0f};
+  sel_mtile_prepare<NT, PASS, MASK>(acc, a, r_lo, first_q, key_lane, off_row, shift, base);
+#pragma unroll
+  for (int j = 0; j < 4 * NT; ++j) sel_mtile_exp<NT, PASS>(acc, j, a, shift, sum, ksum);
+  sel_mtile_store<PASS>(sum, base, stat_row);
+}
+
+/* The 16 x KW logits of the next m-tile (16 scoring rows against this warp's keys) into
+ * acc_next: KS k-steps, each one A fragment feeding NT mma with the resident keys. With
+ * FINISH it finishes acc (the previous m-tile) at the same time: the source spreads
+ * acc's exponentials evenly over the k-steps; ptxas (CUDA 13.0) still groups the mma
+ * ahead of them, but the two m-tiles' work is independent within one block, which is
+ * what measured faster (docs/kernels/uniprefill_select.md, v2). */
+template <int HD, int PASS, bool MASK, bool FINISH>
+__device__ __forceinline__ void sel_mtile_logits(float (&acc_next)[SEL_KW(HD) / 8][4], uint32_t q_tile_next,
+                                                  const uint32_t (&q_x)[4],
+                                                  const uint32_t (&kb)[HD / 16][SEL_KW(HD) / 8][2],
+                                                  float (&acc)[SEL_KW(HD) / 8][4], const sel_args &a, int32_t r_lo,
+                                                  int32_t first_q, int32_t key_lane, float2 *stat_row,
+                                                  const float *off_row, float (&ksum)[SEL_KW(HD) / 8][2]) {
+  constexpr int NT = SEL_KW(HD) / 8, KS = HD / 16, E = 4 * NT;
+  float shift[2] = {0.0f, 0.0f}, base[2] = {0.0f, 0.0f}, sum[2] = {0.0f, 0.0f};
+  if (FINISH) sel_mtile_prepare<NT, PASS, MASK>(acc, a, r_lo, first_q, key_lane, off_row, shift, base);
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) acc_next[nt][0] = acc_next[nt][1] = acc_next[nt][2] = acc_next[nt][3] = 0.0f;
+#pragma unroll
+  for (int kk = 0; kk < KS; ++kk) {
+    uint32_t af[4];
+    up_attn_ldmatrix_x4(af, q_tile_next + (kk >> 2) * 128 + q_x[kk & 3]);
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+      up_attn_mma_bf16(acc_next[nt], af, kb[kk][nt][0], kb[kk][nt][1]);
+#pragma unroll
+      for (int j = 0; j < E; ++j) /* exponential j goes with mma slot j * KS * NT / E */
+        if (FINISH && j * KS * NT / E == kk * NT + nt) sel_mtile_exp<NT, PASS>(acc, j, a, shift, sum, ksum);
+    }
+  }
+  if (FINISH) sel_mtile_store<PASS>(sum, base, stat_row);
+}
+
+/* The scoring-row tiles of one CTA: the two-stage cp.async stream of query tiles and,
+ * per tile, its SEL_QT / 16 m-tiles, software pipelined: the mma of m-tile mt + 1 are
+ * issued before the exponentials of m-tile mt (two accumulator sets), so a warp has
+ * independent tensor work in flight while it waits on the exponential unit. MASK: the
+ * chunk reaches the scoring rows and the causal limit applies (decided once per CTA,
+ * so the m-tile loop carries no branch). */
+template <int HD, int PASS, bool MASK>
+__device__ __forceinline__ void sel_score_tiles(const sel_args &a, __nv_bfloat16 *q_s, float2 *stat_s, float *off_s,
+                                                const uint32_t (&kb)[HD / 16][SEL_KW(HD) / 8][2],
+                                                const uint32_t (&q_x)[4], uint32_t q_lane, int32_t g, int32_t v,
+                                                int32_t q_row0, int32_t first_q, int32_t key_lane, int64_t off_base,
+                                                float (&ksum)[SEL_KW(HD) / 8][2]) {
+  constexpr int NT = SEL_KW(HD) / 8;
+  constexpr int MT = SEL_QT / 16;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int32_t n_qt = a.rows_pad / SEL_QT;
+  for (int32_t t = 0; t < n_qt; ++t) {
+    const int buf = t & 1;
+    if (t + 1 < n_qt) {
+      sel_load_q_tile<HD>(q_s + (buf ^ 1) * SEL_QT * HD, a, t + 1, g, q_row0);
+      if (PASS == 1 && tid < SEL_QT / 4)
+        up_attn_cp_async16(up_attn_smem_u32(off_s + (buf ^ 1) * SEL_QT + 4 * tid),
+                           a.row_off + off_base + (t + 1) * SEL_QT + 4 * tid, 16);
+    }
+    up_attn_cp_async_commit(); /* possibly empty: keeps the wait count uniform */
+    up_attn_cp_async_wait<1>();
+    __syncthreads();
+
+    const uint32_t q_buf = q_lane + (uint32_t)(buf * SEL_QT * HD * 2);
+    float2 *stat_w = stat_s + (buf * SEL_WARPS + warp) * SEL_QT;
+    const float *off_b = off_s + buf * SEL_QT;
+    const int32_t r_tile = t * SEL_QT + (lane >> 2);
+    float acc[2][NT][4];
+    sel_mtile_logits<HD, PASS, MASK, false>(acc[0], q_buf, q_x, kb, acc[1], a, r_tile, first_q, key_lane, stat_w,
+                                            off_b, ksum);
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt) {
+      if (mt + 1 < MT)
+        sel_mtile_logits<HD, PASS, MASK, true>(acc[(mt + 1) & 1], q_buf + (uint32_t)((mt + 1) * 16 * HD * 2), q_x,
+                                               kb, acc[mt & 1], a, r_tile + mt * 16, first_q, key_lane,
+                                               stat_w + mt * 16, off_b + mt * 16, ksum);
+      else
+        sel_mtile_finish<NT, PASS, MASK>(acc[mt & 1], a, r_tile + mt * 16, first_q, key_lane, stat_w + mt * 16,
+                                         off_b + mt * 16, ksum);
+    }
+    __syncthreads(); /* every warp is done with q_s[buf] (and has written stat_s[buf]) */
+
+    if (PASS == 0 && tid < SEL_QT) {
+      /* Merge the 8 warps' partials of row tid. stat_s[buf] is rewritten only in tile
+       * t + 2, after the next tile's barrier, which these threads reach after this. */
+      float b = -INFINITY;
+#pragma unroll
+      for (int w = 0; w < SEL_WARPS; ++w) b = fmaxf(b, stat_s[(buf * SEL_WARPS + w) * SEL_QT + tid].x);
+      float l = 0.0f;
+      if (b != -INFINITY) {
+#pragma unroll
+        for (int w = 0; w < SEL_WARPS; ++w) {
+          const float2 p = stat_s[(buf * SEL_WARPS + w) * SEL_QT + tid];
+          l += p.y * exp2f(p.x - b); /* a warp with every key masked: 0 * exp2(-inf) = 0 */
+        }
+      }
+      a.partial[((int64_t)v * a.n_kv_heads + g) * a.rows_pad + t * SEL_QT + tid] = make_float2(b, l);
+    }
+  }
+}
+
+/* One CTA = one kv head g x one chunk of CK keys of one sequence, against all
+ * group * last_q scoring rows of that kv head. Each warp keeps the B fragments of its
+ * KW keys in registers (64 registers at head_dim 128 and 256) and streams the scoring rows through
+ * shared memory in tiles of SEL_QT, two stages deep, 16-row m-tiles software pipelined.
+ * PASS 0 (pass A) reduces each row over the CTA's keys to (log2 max, sum of exp2) and
+ * writes that partial; PASS 1 (pass B) turns each logit into its probability with the
+ * row's final offset, sums over rows per key in registers, reduces over the warp's
+ * lanes and adds each key's total once per CTA. The causal limit matters only in the
+ * chunk that reaches the scoring rows themselves. */
+template <int HD, int PASS>
+__global__ void __launch_bounds__(SEL_THREADS, HD == 256 ? 1 : 2) sel_score_kernel(const sel_args a) {
+  constexpr int KW = SEL_KW(HD);      /* keys per warp */
+  constexpr int CK = SEL_WARPS * KW;  /* keys per CTA */
+  constexpr int NT = KW / 8;          /* n-tiles per warp */
+  constexpr int KS = HD / 16;         /* k-steps */
+  constexpr int CH = HD / 8;          /* 16-byte chunks per row */
+  extern __shared__ __align__(128) unsigned char smem_raw[];
+  __nv_bfloat16 *k_s = (__nv_bfloat16 *)smem_raw;                 /* [CK][HD] */
+  __nv_bfloat16 *q_s = k_s + CK * HD;                               /* [2][SEL_QT][HD] */
+  float2 *stat_s = (float2 *)(q_s + 2 * SEL_QT * HD);               /* [2][SEL_WARPS][SEL_QT] */
+  float *off_s = (float *)(stat_s + 2 * SEL_WARPS * SEL_QT);        /* [2][SEL_QT] */
+  float *sum_s = off_s + 2 * SEL_QT;                                /* [CK] */
+
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int32_t g = blockIdx.x, v = blockIdx.y;
+  const int32_t s = sel_seq_of(a.attn.cu_seqlens, a.attn.n_seqs, v, CK, 1);
+  const int32_t row0 = __ldg(a.attn.cu_seqlens + s), n = __ldg(a.attn.cu_seqlens + s + 1) - row0;
+  if (!sel_scored(a, s, n)) return;
+  const int32_t k0 = (v - (row0 / CK + s)) * CK;
+  if (k0 >= n) return;
+  const int32_t first_q = n - a.last_q; /* sequence row of scoring query 0 */
+  const int64_t off_base = ((int64_t)s * a.n_kv_heads + g) * a.rows_pad;
+
+  /* The key chunk: one block-table lookup per 16-byte chunk; entries past the sequence
+   * are zeros (masked below, never read through the table). */
+  {
+    const int32_t *table = a.attn.block_tables + (int64_t)s * a.attn.max_blocks_per_seq;
+    const int c = tid % CH;
+    for (int r = tid / CH; r < CK; r += SEL_THREADS / CH) {
+      const int32_t e = k0 + r;
+      const bool valid = e < n;
+      const int64_t off = valid ? up_attn_entry_offset(table, e, a.attn.block_tokens, a.attn.kv_dim) + g * HD + c * 8 : 0;
+      up_attn_cp_async16(up_attn_smem_u32(k_s + sel_swizzle<HD>(r, c)), a.attn.k_pool + off, valid ? 16 : 0);
+    }
+  }
+  up_attn_cp_async_commit();
+  sel_load_q_tile<HD>(q_s, a, 0, g, row0 + first_q);
+  if (PASS == 1 && tid < SEL_QT / 4)
+    up_attn_cp_async16(up_attn_smem_u32(off_s + 4 * tid), a.row_off + off_base + 4 * tid, 16);
+  up_attn_cp_async_commit();
+  up_attn_cp_async_wait<1>();
+  __syncthreads();
+
+  /* B fragments of this warp's keys: ldmatrix x4 over 16 keys x 16 dims gives the
+   * (low, high) k-halves of two n-tiles. */
+  uint32_t kb[KS][NT][2];
+  {
+    const int kr = warp * KW + (lane & 7) + ((lane >> 4) << 3), kc = (lane >> 3) & 1;
+#pragma unroll
+    for (int np = 0; np < NT / 2; ++np)
+#pragma unroll
+      for (int kk = 0; kk < KS; ++kk) {
+        uint32_t b[4];
+        up_attn_ldmatrix_x4(b, up_attn_smem_u32(k_s + sel_swizzle<HD>(kr + np * 16, 2 * kk + kc)));
+        kb[kk][2 * np][0] = b[0];
+        kb[kk][2 * np][1] = b[1];
+        kb[kk][2 * np + 1][0] = b[2];
+        kb[kk][2 * np + 1][1] = b[3];
+      }
+  }
+  /* A-operand addresses: row lane & 15 of an m-tile, logical chunk 2 * kk + (lane >> 4).
+   * Rows of an m-tile start at multiples of 8, so the swizzle XORs the low three chunk
+   * bits with lane & 7: four per-lane offsets cover every k-step (kk >> 2 adds 128 B). */
+  const uint32_t q_lane = up_attn_smem_u32(q_s) + (uint32_t)((lane & 15) * HD * 2);
+  uint32_t q_x[4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i) q_x[i] = (uint32_t)(((2 * i + (lane >> 4)) ^ (lane & 7)) << 4);
+
+  const int32_t key_lane = k0 + warp * KW + 2 * (lane & 3); /* sequence index of this lane's first column */
+  float ksum[NT][2];
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) ksum[nt][0] = ksum[nt][1] = 0.0f;
+  /* Some key lies past query 0's causal limit: only then the tiles apply the mask. */
+  if (k0 + CK - 1 > first_q)
+    sel_score_tiles<HD, PASS, true>(a, q_s, stat_s, off_s, kb, q_x, q_lane, g, v, row0 + first_q, first_q, key_lane,
+                                    off_base, ksum);
+  else
+    sel_score_tiles<HD, PASS, false>(a, q_s, stat_s, off_s, kb, q_x, q_lane, g, v, row0 + first_q, first_q, key_lane,
+                                     off_base, ksum);
+  up_attn_cp_async_wait<0>();
+
+  if (PASS == 1) {
+    /* Sum each key's column over the 8 row groups of the warp (lanes with equal lane & 3),
+     * then one atomicAdd per key for the whole CTA. */
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        float x = ksum[nt][e];
+        x += __shfl_xor_sync(0xffffffffu, x, 4);
+        x += __shfl_xor_sync(0xffffffffu, x, 8);
+        x += __shfl_xor_sync(0xffffffffu, x, 16);
+        if (lane < 4) sum_s[warp * KW + nt * 8 + 2 * lane + e] = x;
+      }
+    __syncthreads();
+    for (int i = tid; i < CK; i += SEL_THREADS)
+      if (k0 + i < n) atomicAdd(a.token_scores + row0 + k0 + i, sum_s[i]);
+  }
+}
+
+/* Merge pass A's per-chunk partials of each scoring row into its offset
+ * log2 max + log2 sum (padding rows get +inf). Grid (rows_pad / 32, kv heads, seqs);
+ * lane = row, the 8 warps take every 8th chunk, then warp 0 merges the 8 results in a
+ * fixed order. */
+__global__ void __launch_bounds__(SEL_THREADS) sel_combine_kernel(const sel_args a) {
+  __shared__ float2 part_s[SEL_WARPS][32];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int32_t s = blockIdx.z, g = blockIdx.y, r = blockIdx.x * 32 + lane;
+  const int32_t row0 = __ldg(a.attn.cu_seqlens + s), n = __ldg(a.attn.cu_seqlens + s + 1) - row0;
+  if (!sel_scored(a, s, n)) return;
+  const int32_t v0 = row0 / a.chunk + s, n_chunks = (n + a.chunk - 1) / a.chunk;
+  float b = -INFINITY, l = 0.0f;
+  for (int32_t c = warp; c < n_chunks; c += SEL_WARPS) {
+    const float2 p = a.partial[((int64_t)(v0 + c) * a.n_kv_heads + g) * a.rows_pad + r];
+    if (p.x == -INFINITY) continue;
+    if (p.x > b) {
+      l = l * exp2f(b - p.x) + p.y;
+      b = p.x;
+    } else {
+      l += p.y * exp2f(p.x - b);
+    }
+  }
+  part_s[warp][lane] = make_float2(b, l);
+  __syncthreads();
+  if (warp != 0) return;
+  float bm = -INFINITY;
+#pragma unroll
+  for (int w = 0; w < SEL_WARPS; ++w) bm = fmaxf(bm, part_s[w][lane].x);
+  float lm = 0.0f;
+  if (bm != -INFINITY)
+#pragma unroll
+    for (int w = 0; w < SEL_WARPS; ++w) lm += part_s[w][lane].y * exp2f(part_s[w][lane].x - bm);
+  a.row_off[((int64_t)s * a.n_kv_heads + g) * a.rows_pad + r] =
+      r < a.rows && lm > 0.0f ? bm + log2f(lm) : INFINITY;
+}
+
+/* --- stage 2: block sums -------------------------------------------------------------- */
+
+/* One warp per virtual scoring block: a lane-strided sum and a fixed shuffle tree, so
+ * the block sum is a deterministic function of the token scores. */
+__global__ void __launch_bounds__(SEL_THREADS) sel_block_sum_kernel(const sel_args a, int32_t n_units) {
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int32_t vb = blockIdx.x * SEL_WARPS + warp;
+  if (vb >= n_units) return;
+  const int32_t s = sel_seq_of(a.attn.cu_seqlens, a.attn.n_seqs, vb, a.block, 1);
+  const int32_t row0 = __ldg(a.attn.cu_seqlens + s), n = __ldg(a.attn.cu_seqlens + s + 1) - row0;
+  if (!sel_scored(a, s, n)) return;
+  const int64_t lo = (int64_t)(vb - (row0 / a.block + s)) * a.block;
+  if (lo >= n) return;
+  const int64_t hi = lo + a.block < n ? lo + a.block : n;
+  float sum = 0.0f;
+  for (int64_t t = lo + lane; t < hi; t += 32) sum += a.token_scores[row0 + t];
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+  if (lane == 0) a.block_scores[vb] = sum;
+}
+
+/* --- stage 3: block choice ------------------------------------------------------------ */
+
+/* Sort key: descending order of the key is descending score (non-negative floats order
+ * as their bits), then ascending block index. Padding keys are 0 and sort last. */
+__device__ __forceinline__ unsigned long long sel_sort_key(float score, int32_t index) {
+  const uint32_t bits = score > 0.0f ? __float_as_uint(score) : 0u;
+  return ((unsigned long long)bits << 32) | (unsigned long long)(~(uint32_t)index);
+}
+
+/* Inclusive scan of x over the CTA's 32 warps (in double, fixed order); returns the
+ * exclusive prefix and leaves the CTA total in *total. */
+__device__ double sel_block_scan_excl(double x, double *warp_s, double *total) {
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  double incl = x;
+#pragma unroll
+  for (int o = 1; o < 32; o <<= 1) {
+    const double y = __shfl_up_sync(0xffffffffu, incl, o);
+    if (lane >= o) incl += y;
+  }
+  double excl = __shfl_up_sync(0xffffffffu, incl, 1);
+  if (lane == 0) excl = 0.0;
+  if (lane == 31) warp_s[warp] = incl;
+  __syncthreads();
+  if (warp == 0) {
+    double wi = warp_s[lane];
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+      const double y = __shfl_up_sync(0xffffffffu, wi, o);
+      if (lane >= o) wi += y;
+    }
+    warp_s[lane] = wi; /* inclusive totals per warp */
+  }
+  __syncthreads();
+  *total = warp_s[31];
+  return (warp > 0 ? warp_s[warp - 1] : 0.0) + excl;
+}
+
+/* One CTA per sequence. Scored sequences sort their blocks' keys (bitonic, in shared
+ * memory up to SEL_SORT_SMEM_KEYS blocks, else in the sequence's slice of a global
+ * scratch), then keep the first K ranks: K = the fixed budget, or the first rank r > 0
+ * whose preceding score sum exceeds p * total (p >= 1 keeps every block outright,
+ * which the CPU reaches through its sequential sums). */
+__global__ void __launch_bounds__(SEL_SORT_THREADS) sel_choose_kernel(const sel_args a) {
+  extern __shared__ unsigned long long keys_smem[];
+  __shared__ double warp_s[32];
+  __shared__ int32_t stop_s;
+  const int tid = threadIdx.x;
+  const int32_t s = blockIdx.x;
+  const int32_t row0 = __ldg(a.attn.cu_seqlens + s), n = __ldg(a.attn.cu_seqlens + s + 1) - row0;
+  if (!a.candidate[s] || n <= a.min_rows) return;
+  const int32_t kv_len = __ldg(a.attn.kv_lens + s);
+  if (kv_len != n) {
+    if (tid == 0) sel_report(a, SEL_ERR_KV_LEN, s, kv_len);
+    return;
+  }
+  const int32_t vb0 = row0 / a.block + s;
+  const int32_t nb = (n - 1) / a.block + 1;
+  int32_t cap = 1;
+  while (cap < nb) cap <<= 1;
+  unsigned long long *keys = a.sort_in_smem ? keys_smem : a.sort_scratch + 2 * (int64_t)vb0;
+  for (int32_t i = tid; i < cap; i += SEL_SORT_THREADS) {
+    unsigned long long k = 0;
+    if (i < nb) {
+      const float score = a.block_scores[vb0 + i];
+      if (isnan(score)) sel_report(a, SEL_ERR_NAN_SCORE, s, i);
+      k = sel_sort_key(score, i);
+    }
+    keys[i] = k;
+  }
+  __syncthreads();
+  for (int32_t k = 2; k <= cap; k <<= 1)
+    for (int32_t j = k >> 1; j > 0; j >>= 1) {
+      for (int32_t i = tid; i < cap; i += SEL_SORT_THREADS) {
+        const int32_t l = i ^ j;
+        if (l > i) {
+          const unsigned long long x = keys[i], y = keys[l];
+          /* Runs with bit k clear end up descending; at k = cap that is all of them. */
+          if ((i & k) == 0 ? x < y : x > y) {
+            keys[i] = y;
+            keys[l] = x;
+          }
+        }
+      }
+      __syncthreads();
+    }
+
+  int32_t kept = nb;
+  if (a.keep_fraction > 0.0f) {
+    /* The CPU's formula: 0.4f * 5 is 2.00000003 and must count as 2. */
+    kept = (int32_t)ceil((double)a.keep_fraction * nb - 1e-4);
+    kept = kept < 1 ? 1 : (kept > nb ? nb : kept);
+  } else if (a.top_p < 1.0f) {
+    const int32_t per = (nb + SEL_SORT_THREADS - 1) / SEL_SORT_THREADS;
+    const int32_t lo = tid * per < nb ? tid * per : nb, hi = lo + per < nb ? lo + per : nb;
+    double local = 0.0;
+    for (int32_t r = lo; r < hi; ++r) local += (double)__uint_as_float((uint32_t)(keys[r] >> 32));
+    if (tid == 0) stop_s = nb;
+    double total;
+    double before = sel_block_scan_excl(local, warp_s, &total);
+    const double limit = (double)a.top_p * total;
+    for (int32_t r = lo; r < hi; ++r) {
+      if (r > 0 && before > limit) {
+        atomicMin(&stop_s, r);
+        break;
+      }
+      before += (double)__uint_as_float((uint32_t)(keys[r] >> 32));
+    }
+    __syncthreads();
+    kept = stop_s;
+  }
+  for (int32_t r = tid; r < nb; r += SEL_SORT_THREADS)
+    a.keep_block[vb0 + (int32_t)~(uint32_t)(keys[r] & 0xffffffffu)] = r < kept;
+}
+
+/* --- stages 4 and 5: token mask and compaction ---------------------------------------- */
+
+/* Keep bits of packed rows [x0, x0 + SEL_ROWS_PER_THREAD): bit i for row x0 + i. */
+__device__ uint32_t sel_row_bits(const sel_args &a, int32_t x0) {
+  if (x0 >= a.n_tokens) return 0;
+  int32_t s = sel_seq_of(a.attn.cu_seqlens, a.attn.n_seqs, x0, 1, 0);
+  int32_t row0 = __ldg(a.attn.cu_seqlens + s), end = __ldg(a.attn.cu_seqlens + s + 1);
+  bool scored = sel_scored(a, s, end - row0);
+  const int32_t x_end = x0 + SEL_ROWS_PER_THREAD < a.n_tokens ? x0 + SEL_ROWS_PER_THREAD : a.n_tokens;
+  uint32_t bits = 0;
+  for (int32_t x = x0; x < x_end; ++x) {
+    while (x >= end && s + 1 < a.attn.n_seqs) {
+      ++s;
+      row0 = end;
+      end = __ldg(a.attn.cu_seqlens + s + 1);
+      scored = sel_scored(a, s, end - row0);
+    }
+    const int32_t t = x - row0, n = end - row0;
+    const bool keep = !scored || t < a.sink || t >= n - a.last_q || a.keep_block[row0 / a.block + s + t / a.block];
+    bits |= (uint32_t)keep << (x - x0);
+  }
+  return bits;
+}
+
+/* Sum of x over the CTA (all threads get it). */
+__device__ int32_t sel_block_sum_i32(int32_t x, int32_t *warp_s) {
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
+  __syncthreads(); /* warp_s may still be read from a previous call */
+  if (lane == 0) warp_s[warp] = x;
+  __syncthreads();
+  int32_t total = 0;
+#pragma unroll
+  for (int w = 0; w < SEL_WARPS; ++w) total += warp_s[w];
+  return total;
+}
+
+/* Kept rows per tile of SEL_TILE_ROWS packed rows. */
+__global__ void __launch_bounds__(SEL_THREADS) sel_count_kernel(const sel_args a) {
+  __shared__ int32_t warp_s[SEL_WARPS];
+  const uint32_t bits = sel_row_bits(a, blockIdx.x * SEL_TILE_ROWS + threadIdx.x * SEL_ROWS_PER_THREAD);
+  const int32_t total = sel_block_sum_i32(__popc(bits), warp_s);
+  if (threadIdx.x == 0) a.tile_counts[blockIdx.x] = total;
+}
+
+/* Each tile adds up the counts of the tiles before it, scans its own rows and writes
+ * keep_rows in order plus every row's exclusive kept count (the last tile also the total). */
+__global__ void __launch_bounds__(SEL_THREADS) sel_compact_kernel(const sel_args a) {
+  __shared__ int32_t warp_s[SEL_WARPS];
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  int32_t before = 0;
+  for (int32_t i = tid; i < (int32_t)blockIdx.x; i += SEL_THREADS) before += a.tile_counts[i];
+  before = sel_block_sum_i32(before, warp_s);
+  const int32_t x0 = blockIdx.x * SEL_TILE_ROWS + tid * SEL_ROWS_PER_THREAD;
+  const uint32_t bits = sel_row_bits(a, x0);
+  const int32_t cnt = __popc(bits);
+  int32_t incl = cnt;
+#pragma unroll
+  for (int o = 1; o < 32; o <<= 1) {
+    const int32_t y = __shfl_up_sync(0xffffffffu, incl, o);
+    if (lane >= o) incl += y;
+  }
+  __syncthreads(); /* warp_s was read by sel_block_sum_i32 */
+  if (lane == 31) warp_s[warp] = incl;
+  __syncthreads();
+  int32_t pos = before + incl - cnt, tile_total = 0;
+#pragma unroll
+  for (int w = 0; w < SEL_WARPS; ++w) {
+    pos += w < warp ? warp_s[w] : 0;
+    tile_total += warp_s[w];
+  }
+  for (int i = 0; i < SEL_ROWS_PER_THREAD && x0 + i < a.n_tokens; ++i) {
+    a.excl[x0 + i] = pos;
+    if (bits >> i & 1u) a.keep_rows[pos++] = x0 + i;
+  }
+  if (blockIdx.x == gridDim.x - 1 && tid == 0) a.excl[a.n_tokens] = before + tile_total;
+}
+
+/* New offsets: the kept rows before each sequence's first row. */
+__global__ void __launch_bounds__(SEL_THREADS) sel_offsets_kernel(const sel_args a) {
+  for (int32_t s = threadIdx.x; s <= a.attn.n_seqs; s += SEL_THREADS) a.out[s] = a.excl[__ldg(a.attn.cu_seqlens + s)];
+}
+
+/* --- host side ------------------------------------------------------------------------ */
+
+typedef enum sel_buffer {
+  SEL_BUF_CANDIDATE,
+  SEL_BUF_TOKEN_SCORES,
+  SEL_BUF_PARTIAL,
+  SEL_BUF_ROW_OFF,
+  SEL_BUF_BLOCK_SCORES,
+  SEL_BUF_KEEP_BLOCK,
+  SEL_BUF_SORT,
+  SEL_BUF_TILE_COUNTS,
+  SEL_BUF_EXCL,
+  SEL_BUF_OUT,
+  SEL_BUF_COUNT
+} sel_buffer;
+
+/* The per-backend workspace (cb->select_state): device buffers that only grow, and two
+ * pinned host buffers for the candidate flags going up and the offsets coming back. */
+struct up_cuda_select_state {
+  void *dev[SEL_BUF_COUNT];
+  size_t dev_bytes[SEL_BUF_COUNT];
+  uint8_t *candidate_host;
+  size_t candidate_host_bytes;
+  int32_t *out_host;
+  size_t out_host_bytes;
+  int32_t last_n_tokens; /* rows of the last call, for the token-score diagnostic */
+};
+
+/* A buffer of at least `bytes`: reallocated (a quarter larger, so slowly growing
+ * batches do not reallocate every step) only when the current one is too small.
+ * cudaFree waits for queued work that may still use the old one. */
+static void *sel_device_buffer(up_cuda_select_state *st, sel_buffer which, size_t bytes) {
+  if (bytes > st->dev_bytes[which] || !st->dev[which]) {
+    if (st->dev[which]) UP_CUDA_CHECK(cudaFree(st->dev[which]));
+    st->dev[which] = NULL;
+    st->dev_bytes[which] = 0;
+    const size_t cap = (bytes ? bytes : 16) + bytes / 4;
+    UP_CUDA_CHECK(cudaMalloc(&st->dev[which], cap));
+    st->dev_bytes[which] = cap;
+  }
+  return st->dev[which];
+}
+
+static void *sel_pinned_buffer(void **ptr, size_t *have, size_t bytes) {
+  if (bytes > *have || !*ptr) {
+    if (*ptr) UP_CUDA_CHECK(cudaFreeHost(*ptr));
+    *ptr = NULL;
+    *have = 0;
+    const size_t cap = (bytes ? bytes : 16) + bytes / 4;
+    UP_CUDA_CHECK(cudaHostAlloc(ptr, cap, cudaHostAllocDefault));
+    *have = cap;
+  }
+  return *ptr;
+}
+
+void up_cuda_uniprefill_select_release(up_cuda_backend *cb) {
+  up_cuda_select_state *st = cb->select_state;
+  if (!st) return;
+  for (int i = 0; i < SEL_BUF_COUNT; ++i)
+    if (st->dev[i]) UP_CUDA_CHECK(cudaFree(st->dev[i]));
+  if (st->candidate_host) UP_CUDA_CHECK(cudaFreeHost(st->candidate_host));
+  if (st->out_host) UP_CUDA_CHECK(cudaFreeHost(st->out_host));
+  free(st);
+  cb->select_state = NULL;
+}
+
+template <int HD>
+static size_t sel_score_smem_bytes(void) {
+  const size_t ck = SEL_WARPS * SEL_KW(HD);
+  return ck * HD * 2 + 2 * SEL_QT * HD * 2 + 2 * SEL_WARPS * SEL_QT * sizeof(float2) + 2 * SEL_QT * sizeof(float) +
+         ck * sizeof(float);
+}
+
+/* Pass A, the combine, pass B for head_dim HD. */
+template <int HD>
+static void sel_launch_scores(cudaStream_t stream, const sel_args &a) {
+  constexpr int CK = SEL_WARPS * SEL_KW(HD);
+  const size_t smem = sel_score_smem_bytes<HD>();
+  const int64_t chunks = (int64_t)a.n_tokens / CK + a.attn.n_seqs;
+  if (chunks > 65535 || a.attn.n_seqs > 65535)
+    UP_FATAL("uniprefill_select: %lld key chunks or %d sequences exceed the grid limit 65535", (long long)chunks,
+             a.attn.n_seqs);
+  /* Cheap and per device: set at each call rather than track which devices have it. */
+  UP_CUDA_CHECK(cudaFuncSetAttribute(sel_score_kernel<HD, 0>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+  UP_CUDA_CHECK(cudaFuncSetAttribute(sel_score_kernel<HD, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+  const dim3 grid((unsigned)a.n_kv_heads, (unsigned)chunks);
+  sel_score_kernel<HD, 0><<<grid, SEL_THREADS, smem, stream>>>(a);
+  UP_CUDA_CHECK_LAUNCH();
+  const dim3 combine_grid((unsigned)(a.rows_pad / 32), (unsigned)a.n_kv_heads, (unsigned)a.attn.n_seqs);
+  sel_combine_kernel<<<combine_grid, SEL_THREADS, 0, stream>>>(a);
+  UP_CUDA_CHECK_LAUNCH();
+  sel_score_kernel<HD, 1><<<grid, SEL_THREADS, smem, stream>>>(a);
+  UP_CUDA_CHECK_LAUNCH();
+}
+
+static void sel_validate(const up_kv_pool *pool, const up_attn_batch *batch, const up_attn_shape *shape,
+                         const up_select_params *params) {
+  if (shape->n_kv_heads <= 0 || shape->n_heads <= 0 || shape->n_heads % shape->n_kv_heads != 0)
+    UP_FATAL("uniprefill_select: n_heads %d is not a multiple of n_kv_heads %d", shape->n_heads, shape->n_kv_heads);
+  if (shape->head_dim != 64 && shape->head_dim != 128 && shape->head_dim != 256)
+    UP_FATAL("uniprefill_select: head_dim %d not supported by the CUDA kernels (64, 128, 256)", shape->head_dim);
+  if (pool->kv_dim != shape->n_kv_heads * shape->head_dim)
+    UP_FATAL("uniprefill_select: pool kv_dim %d != n_kv_heads %d * head_dim %d", pool->kv_dim, shape->n_kv_heads,
+             shape->head_dim);
+  if (pool->block_tokens <= 0) UP_FATAL("uniprefill_select: block_tokens %d must be positive", pool->block_tokens);
+  /* Row maxima of raw dot products order the softmax only for a positive scale. */
+  if (!(shape->scale > 0.0f)) UP_FATAL("uniprefill_select: softmax scale %g must be positive", (double)shape->scale);
+  if (params->block < 1 || params->sink < 0 || params->last_q < 1)
+    UP_FATAL("uniprefill_select: block %d, sink %d, last_q %d out of range", params->block, params->sink,
+             params->last_q);
+  if (!(params->top_p >= 0.0f && params->top_p <= 1.0f) ||
+      !(params->keep_fraction >= 0.0f && params->keep_fraction <= 1.0f))
+    UP_FATAL("uniprefill_select: top_p %g and keep_fraction %g must lie in [0, 1]", (double)params->top_p,
+             (double)params->keep_fraction);
+  if (batch->n_seqs < 0 || batch->n_tokens < 0)
+    UP_FATAL("uniprefill_select: %d sequences, %d rows", batch->n_seqs, batch->n_tokens);
+}
+
+extern "C" int32_t up_cuda_uniprefill_select(up_backend *be, int32_t *keep_rows, int32_t *new_cu_seqlens_host,
+                                             const void *qkv, const up_kv_pool *pool, const up_attn_batch *batch,
+                                             const up_attn_shape *shape, const uint8_t *is_candidate_host,
+                                             const up_select_params *params) {
+  sel_validate(pool, batch, shape, params);
+  const int32_t n_seqs = batch->n_seqs, n_tokens = batch->n_tokens;
+  up_cuda_backend *cb = up_cuda_impl(be);
+  if (!cb->select_state)
+    cb->select_state = (up_cuda_select_state *)up_calloc_or_die(1, sizeof(up_cuda_select_state), "selection state");
+  up_cuda_select_state *st = cb->select_state;
+  st->last_n_tokens = n_tokens;
+  for (int32_t s = 0; s <= n_seqs; ++s) new_cu_seqlens_host[s] = 0;
+  if (n_seqs == 0 || n_tokens == 0) return 0;
+  const cudaStream_t stream = cb->stream;
+
+  const int32_t hd = shape->head_dim, n_kv = shape->n_kv_heads, group = shape->n_heads / n_kv;
+  const int32_t chunk = SEL_WARPS * SEL_KW(hd);
+  const int64_t rows = (int64_t)group * params->last_q;
+  const int64_t rows_pad = (rows + SEL_QT - 1) / SEL_QT * SEL_QT;
+  if (rows_pad > (1 << 24)) UP_FATAL("uniprefill_select: %lld scoring rows per kv head", (long long)rows);
+  const int64_t n_chunks = (int64_t)n_tokens / chunk + n_seqs;
+  const int64_t n_units = (int64_t)n_tokens / params->block + n_seqs; /* virtual scoring blocks */
+  const int64_t n_tiles = ((int64_t)n_tokens + SEL_TILE_ROWS - 1) / SEL_TILE_ROWS;
+  const int64_t max_blocks = ((int64_t)n_tokens - 1) / params->block + 1;
+  int64_t cap_max = 1;
+  while (cap_max < max_blocks) cap_max <<= 1;
+
+  bool any_candidate = false;
+  for (int32_t s = 0; s < n_seqs; ++s) any_candidate = any_candidate || is_candidate_host[s];
+
+  sel_args a;
+  memset(&a, 0, sizeof a);
+  a.attn = up_attn_args_make(NULL, qkv, pool, batch, shape);
+  a.keep_rows = keep_rows;
+  a.n_tokens = n_tokens;
+  a.n_kv_heads = n_kv;
+  a.last_q = params->last_q;
+  {
+    /* Division by last_q without a divide: with L = ceil(log2 last_q) and
+     * M = ceil(2^(32 + L) / last_q), (r * M) >> (32 + L) = r / last_q for r < 2^24. */
+    int32_t l = 0;
+    while ((1LL << l) < (int64_t)params->last_q) ++l;
+    a.last_q_shift = 32 + l;
+    a.last_q_mul = ((1ULL << (32 + l)) + (uint64_t)params->last_q - 1) / (uint64_t)params->last_q;
+  }
+  a.sink = params->sink;
+  a.block = params->block;
+  a.min_rows = (int32_t)((int64_t)params->sink + params->last_q < INT32_MAX ? params->sink + params->last_q
+                                                                            : INT32_MAX);
+  a.rows = (int32_t)rows;
+  a.rows_pad = (int32_t)rows_pad;
+  a.chunk = chunk;
+  a.sort_in_smem = cap_max <= SEL_SORT_SMEM_KEYS;
+  a.top_p = params->top_p;
+  a.keep_fraction = params->keep_fraction;
+
+  a.candidate = (const uint8_t *)sel_device_buffer(st, SEL_BUF_CANDIDATE, (size_t)n_seqs);
+  a.token_scores = (float *)sel_device_buffer(st, SEL_BUF_TOKEN_SCORES, sizeof(float) * (size_t)n_tokens);
+  a.tile_counts = (int32_t *)sel_device_buffer(st, SEL_BUF_TILE_COUNTS, sizeof(int32_t) * (size_t)n_tiles);
+  a.excl = (int32_t *)sel_device_buffer(st, SEL_BUF_EXCL, sizeof(int32_t) * ((size_t)n_tokens + 1));
+  const size_t out_n = (size_t)n_seqs + 1 + SEL_OUT_EXTRA;
+  a.out = (int32_t *)sel_device_buffer(st, SEL_BUF_OUT, sizeof(int32_t) * out_n);
+  if (any_candidate) {
+    a.partial = (float2 *)sel_device_buffer(st, SEL_BUF_PARTIAL,
+                                            sizeof(float2) * (size_t)n_chunks * (size_t)n_kv * (size_t)rows_pad);
+    a.row_off = (float *)sel_device_buffer(st, SEL_BUF_ROW_OFF,
+                                           sizeof(float) * (size_t)n_seqs * (size_t)n_kv * (size_t)rows_pad);
+    a.block_scores = (float *)sel_device_buffer(st, SEL_BUF_BLOCK_SCORES, sizeof(float) * (size_t)n_units);
+    a.keep_block = (uint8_t *)sel_device_buffer(st, SEL_BUF_KEEP_BLOCK, (size_t)n_units);
+    if (!a.sort_in_smem)
+      a.sort_scratch = (unsigned long long *)sel_device_buffer(st, SEL_BUF_SORT,
+                                                               sizeof(unsigned long long) * 2 * (size_t)n_units);
+  }
+
+  /* Candidate flags up through pinned memory (the previous call's copy has finished:
+   * every call ends with a stream synchronisation). */
+  uint8_t *cand_host = (uint8_t *)sel_pinned_buffer((void **)&st->candidate_host, &st->candidate_host_bytes,
+                                                    (size_t)n_seqs);
+  memcpy(cand_host, is_candidate_host, (size_t)n_seqs);
+  UP_CUDA_CHECK(cudaMemcpyAsync((void *)a.candidate, cand_host, (size_t)n_seqs, cudaMemcpyHostToDevice, stream));
+  UP_CUDA_CHECK(cudaMemsetAsync(a.token_scores, 0, sizeof(float) * (size_t)n_tokens, stream));
+  UP_CUDA_CHECK(cudaMemsetAsync(a.out + n_seqs + 1, 0, sizeof(int32_t) * SEL_OUT_EXTRA, stream));
+
+  if (any_candidate) {
+    switch (hd) {
+      case 64: sel_launch_scores<64>(stream, a); break;
+      case 128: sel_launch_scores<128>(stream, a); break;
+      default: sel_launch_scores<256>(stream, a); break;
+    }
+    sel_block_sum_kernel<<<(unsigned)((n_units + SEL_WARPS - 1) / SEL_WARPS), SEL_THREADS, 0, stream>>>(
+        a, (int32_t)n_units);
+    UP_CUDA_CHECK_LAUNCH();
+    const size_t sort_smem = a.sort_in_smem ? sizeof(unsigned long long) * (size_t)cap_max : 0;
+    UP_CUDA_CHECK(cudaFuncSetAttribute(sel_choose_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       (int)(sizeof(unsigned long long) * SEL_SORT_SMEM_KEYS)));
+    sel_choose_kernel<<<(unsigned)n_seqs, SEL_SORT_THREADS, sort_smem, stream>>>(a);
+    UP_CUDA_CHECK_LAUNCH();
+  }
+  sel_count_kernel<<<(unsigned)n_tiles, SEL_THREADS, 0, stream>>>(a);
+  UP_CUDA_CHECK_LAUNCH();
+  sel_compact_kernel<<<(unsigned)n_tiles, SEL_THREADS, 0, stream>>>(a);
+  UP_CUDA_CHECK_LAUNCH();
+  sel_offsets_kernel<<<1, SEL_THREADS, 0, stream>>>(a);
+  UP_CUDA_CHECK_LAUNCH();
+
+  /* The op's one device-to-host copy: the offsets the caller needs on the host, with the
+   * error word behind them. */
+  int32_t *out_host =
+      (int32_t *)sel_pinned_buffer((void **)&st->out_host, &st->out_host_bytes, sizeof(int32_t) * out_n);
+  UP_CUDA_CHECK(cudaMemcpyAsync(out_host, a.out, sizeof(int32_t) * out_n, cudaMemcpyDeviceToHost, stream));
+  UP_CUDA_CHECK(cudaStreamSynchronize(stream));
+  const int32_t *err = out_host + n_seqs + 1;
+  if (err[0] == SEL_ERR_KV_LEN)
+    UP_FATAL("selection needs a whole-prompt prefill: sequence %d has %d cached entries for its rows", err[1], err[2]);
+  if (err[0] == SEL_ERR_NAN_SCORE)
+    UP_FATAL("uniprefill_select: sequence %d: block %d has a NaN score (NaN or inf in its queries or keys?)", err[1],
+             err[2]);
+  memcpy(new_cu_seqlens_host, out_host, sizeof(int32_t) * ((size_t)n_seqs + 1));
+  return new_cu_seqlens_host[n_seqs];
+}
+
+extern "C" void up_cuda_uniprefill_select_token_scores(up_backend *be, float *dst_host, int32_t n_tokens) {
+  up_cuda_backend *cb = up_cuda_impl(be);
+  const up_cuda_select_state *st = cb->select_state;
+  if (!st || n_tokens > st->last_n_tokens || n_tokens < 0)
+    UP_FATAL("uniprefill_select token scores: %d rows asked, the last call had %d", n_tokens,
+             st ? st->last_n_tokens : 0);
+  if (n_tokens == 0) return;
+  UP_CUDA_CHECK(cudaMemcpyAsync(dst_host, st->dev[SEL_BUF_TOKEN_SCORES], sizeof(float) * (size_t)n_tokens,
+                                cudaMemcpyDeviceToHost, cb->stream));
+  UP_CUDA_CHECK(cudaStreamSynchronize(cb->stream));
+}

@@ -1,0 +1,36 @@
+/* uniprefill_select.h — the CUDA backend's UniPrefill token-selection op (the
+ * `uniprefill_select` entry of kernels/ops.h; kernels/cuda/selection/uniprefill_select.cu) and one
+ * diagnostic that tests use to compare the GPU's token scores with the CPU reference's.
+ * C-callable. */
+#ifndef UP_CUDA_UNIPREFILL_SELECT_H
+#define UP_CUDA_UNIPREFILL_SELECT_H
+
+#include <stdint.h>
+
+#include "kernels/ops.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ops->uniprefill_select for the CUDA backend: qkv rows and the pool bf16 in GPU memory,
+ * batch arrays and keep_rows device int32, is_candidate_host and params host. Queues
+ * every stage on the backend's stream and ends with the one device-to-host copy the
+ * contract needs (the new offsets), so it returns with the stream drained. head_dim
+ * must be 64, 128 or 256. The first call (and a call needing more room than any
+ * before) allocates the backend's selection workspace. */
+int32_t up_cuda_uniprefill_select(up_backend *be, int32_t *keep_rows, int32_t *new_cu_seqlens_host,
+                                  const void *qkv, const up_kv_pool *pool, const up_attn_batch *batch,
+                                  const up_attn_shape *shape, const uint8_t *is_candidate_host,
+                                  const up_select_params *params);
+
+/* Diagnostic: the fp32 token scores of the last call, one per packed row (rows of
+ * sequences that were not scored hold 0), copied to dst_host[n_tokens]; n_tokens must
+ * not exceed the last call's. Synchronizes. */
+void up_cuda_uniprefill_select_token_scores(up_backend *be, float *dst_host, int32_t n_tokens);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,229 @@
+/* kernel_cases.c — builds the --kernels case list (see kernel_cases.h): defaults per
+ * backend, the checks against the model, each case's shape, work, floors and targets. */
+#include "launcher/kernels/kernel_cases.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/fatal.h"
+#include "launcher/kernels/device_peaks.h"
+#include "launcher/kernels/kernel_targets.h"
+
+/* GPU defaults: the shapes of ../shared/ALGORITHMS.md's reference measurements. */
+static const int32_t up_gpu_ctx[] = {4096, 16384, 32768, 65536, 131072};
+static const int32_t up_gpu_batch_seqs[] = {4, 16, 4, 16};
+static const int32_t up_gpu_batch_len[] = {8192, 8192, 32768, 32768};
+#define UP_GPU_GEMM_TOKENS 32768
+/* More than any GPU's L2 (50 MB on an H100), so every timed call starts from HBM. */
+#define UP_GPU_FLUSH_BYTES (256LL << 20)
+
+/* CPU defaults: enough to exercise every op of the fp32 reference in seconds. */
+static const int32_t up_cpu_ctx[] = {512, 1024};
+static const int32_t up_cpu_batch_seqs[] = {4};
+static const int32_t up_cpu_batch_len[] = {512};
+#define UP_CPU_GEMM_TOKENS 512
+
+/* Allowance for the selection op's workspace per token (token scores, per-row counts,
+ * the first pass's partial sums: about 140 bytes on the GPU). */
+#define UP_SELECT_WORKSPACE_PER_TOKEN 256
+
+#define UP_N(a) ((int32_t)(sizeof(a) / sizeof((a)[0])))
+
+/* "32K" for whole multiples of 1024, else the number. */
+static void up_size_text(char *buf, size_t size, int64_t n) {
+  if (n >= 1024 && n % 1024 == 0)
+    snprintf(buf, size, "%lldK", (long long)(n / 1024));
+  else
+    snprintf(buf, size, "%lld", (long long)n);
+}
+
+static up_kernel_case *up_plan_add(up_kernel_plan *plan, int32_t *capacity, up_kernel_kind kind) {
+  if (plan->n_cases == *capacity) {
+    *capacity = *capacity ? 2 * *capacity : 16;
+    up_kernel_case *grown = realloc(plan->cases, sizeof *grown * (size_t)*capacity);
+    if (!grown) UP_FATAL("out of host memory for %d kernel cases", (int)*capacity);
+    plan->cases = grown;
+  }
+  up_kernel_case *c = &plan->cases[plan->n_cases++];
+  memset(c, 0, sizeof *c);
+  c->kind = kind;
+  snprintf(c->record.kernel, sizeof c->record.kernel, "%s", up_kernel_kind_names[kind]);
+  c->record.batch = 1;
+  c->record.warmup = plan->warmup;
+  c->record.repeats = plan->repeats;
+  c->record.flush_bytes = plan->flush_bytes;
+  c->record.median_ms = c->record.min_ms = c->record.max_ms = NAN;
+  c->record.tflops_per_s = c->record.gb_per_s = c->record.floor_fraction = NAN;
+  c->record.kept_fraction = NAN;
+  return c;
+}
+
+static void up_add_gemm(up_kernel_plan *plan, int32_t *capacity, const char *name, int64_t m, int64_t n, int64_t k) {
+  up_kernel_record *r = &up_plan_add(plan, capacity, UP_KERNEL_GEMM)->record;
+  snprintf(r->label, sizeof r->label, "gemm %s", name);
+  snprintf(r->shape, sizeof r->shape, "%lldx%lldx%lld", (long long)m, (long long)n, (long long)k);
+  r->m = m;
+  r->n = n;
+  r->k = k;
+  r->tokens = m;
+  r->flop = 2.0 * (double)m * (double)n * (double)k;
+  r->bytes = (double)plan->elem_size * ((double)m * (double)k + (double)n * (double)k + (double)m * (double)n);
+}
+
+/* Attention, decode or selection over batch sequences of seq_len cached entries each. */
+static void up_add_attention_kind(up_kernel_plan *plan, int32_t *capacity, up_kernel_kind kind, int32_t batch,
+                                  int32_t seq_len) {
+  up_kernel_record *r = &up_plan_add(plan, capacity, kind)->record;
+  const up_attn_shape *s = &plan->shape;
+  char len_text[16];
+  up_size_text(len_text, sizeof len_text, seq_len);
+  snprintf(r->label, sizeof r->label, "%s %dx%s", up_kernel_kind_names[kind], (int)batch, len_text);
+  snprintf(r->shape, sizeof r->shape, "%dx%d h%d/%d d%d", (int)batch, (int)seq_len, (int)s->n_heads,
+           (int)s->n_kv_heads, (int)s->head_dim);
+  r->batch = batch;
+  r->seq_len = seq_len;
+  r->n_heads = s->n_heads;
+  r->n_kv_heads = s->n_kv_heads;
+  r->head_dim = s->head_dim;
+  const double e = (double)plan->elem_size, L = seq_len, d = s->head_dim, H = s->n_heads;
+  const double q_dim = H * d, kv_dim = (double)s->n_kv_heads * d;
+  switch (kind) {
+    case UP_KERNEL_ATTENTION:
+      r->tokens = (int64_t)batch * seq_len;
+      r->flop = batch * 2.0 * L * L * d * H;
+      r->bytes = batch * e * (2.0 * L * q_dim + 2.0 * L * kv_dim);
+      break;
+    case UP_KERNEL_DECODE:
+      r->tokens = batch;
+      r->flop = batch * 4.0 * L * d * H;
+      r->bytes = batch * e * (2.0 * q_dim + 2.0 * L * kv_dim);
+      break;
+    case UP_KERNEL_SELECTION:
+      r->tokens = (int64_t)batch * seq_len;
+      r->flop = (double)r->tokens * 4.0 * d * H * plan->select.last_q;
+      r->bytes = (double)r->tokens * 2.0 * e * kv_dim;
+      break;
+    case UP_KERNEL_GEMM:
+    case UP_KERNEL_KIND_COUNT: UP_FATAL("kernel kind %d is no attention case", (int)kind);
+  }
+}
+
+/* Floors at the device's peaks (NaN when unknown) and the targets that apply. */
+static void up_finish_cases(up_kernel_plan *plan, const up_kernel_device *dev) {
+  const up_device_peaks peaks = up_device_peaks_find(dev->name);
+  for (int32_t i = 0; i < plan->n_cases; ++i) {
+    up_kernel_case *c = &plan->cases[i];
+    up_kernel_record *r = &c->record;
+    r->index = i;
+    r->peak_tflops_per_s = peaks.bf16_tflops;
+    r->peak_gb_per_s = peaks.gb_per_s;
+    r->flop_floor_ms = r->flop / (peaks.bf16_tflops * 1e12) * 1e3;
+    r->byte_floor_ms = r->bytes / (peaks.gb_per_s * 1e9) * 1e3;
+    r->floor_ms = fmax(r->flop_floor_ms, r->byte_floor_ms); /* NaN only when both are */
+    up_kernel_targets_attach(r, c->kind, &plan->select, dev->on_gpu);
+  }
+}
+
+/* A length the model can hold; for the selection also one it would score. */
+static bool up_check_length(const up_kernel_plan *plan, const up_model_config *cfg, const char *flag, int32_t len,
+                            bool selection, char *err, size_t err_size) {
+  if (len > cfg->max_context) {
+    snprintf(err, err_size, "%s: %d tokens is longer than model %s's context of %d", flag, (int)len, cfg->name,
+             (int)cfg->max_context);
+    return false;
+  }
+  const int32_t short_len = plan->select.sink + plan->select.last_q;
+  if (selection && len <= short_len) {
+    snprintf(err, err_size,
+             "%s: the selection leaves prompts of at most sink + last_q = %d tokens alone, so %d would time "
+             "nothing (give longer prompts, or leave selection out of --kernel-cases)",
+             flag, (int)short_len, (int)len);
+    return false;
+  }
+  return true;
+}
+
+bool up_kernel_plan_build(up_kernel_plan *plan, const up_options *opt, const up_model_config *cfg,
+                          const up_kernel_device *dev, char *err, size_t err_size) {
+  memset(plan, 0, sizeof *plan);
+  plan->shape = (up_attn_shape){cfg->n_heads, cfg->n_kv_heads, cfg->head_dim, 1.0f / sqrtf((float)cfg->head_dim)};
+  plan->hidden = cfg->hidden;
+  plan->intermediate = cfg->intermediate;
+  plan->select = opt->uniprefill_defaults.select;
+  plan->block_tokens = opt->kv_block;
+  plan->warmup = opt->kernel_warmup;
+  plan->repeats = opt->kernel_repeats;
+  plan->flush_bytes = dev->on_gpu ? UP_GPU_FLUSH_BYTES : 0;
+  plan->elem_size = up_dtype_size(dev->dtype);
+
+  const bool gpu = dev->on_gpu;
+  const int32_t *ctx = opt->ctx_given ? opt->ctx : gpu ? up_gpu_ctx : up_cpu_ctx;
+  const int32_t n_ctx = opt->ctx_given ? opt->n_ctx : gpu ? UP_N(up_gpu_ctx) : UP_N(up_cpu_ctx);
+  const int32_t *batch_seqs = opt->n_kernel_batches ? opt->kernel_batch_seqs : gpu ? up_gpu_batch_seqs : up_cpu_batch_seqs;
+  const int32_t *batch_len = opt->n_kernel_batches ? opt->kernel_batch_len : gpu ? up_gpu_batch_len : up_cpu_batch_len;
+  const int32_t n_batches =
+      opt->n_kernel_batches ? opt->n_kernel_batches : gpu ? UP_N(up_gpu_batch_seqs) : UP_N(up_cpu_batch_seqs);
+  const int64_t m = opt->kernel_tokens > 0 ? opt->kernel_tokens : gpu ? UP_GPU_GEMM_TOKENS : UP_CPU_GEMM_TOKENS;
+  const uint32_t kinds = opt->kernel_kinds;
+  const bool want_attention = kinds & (1u << UP_KERNEL_ATTENTION), want_decode = kinds & (1u << UP_KERNEL_DECODE);
+  const bool want_selection = kinds & (1u << UP_KERNEL_SELECTION);
+
+  for (int32_t i = 0; i < n_ctx; ++i)
+    if ((want_attention || want_selection) && !up_check_length(plan, cfg, "--ctx", ctx[i], want_selection, err, err_size))
+      return false;
+  for (int32_t i = 0; i < n_batches; ++i)
+    if ((want_decode || want_selection) &&
+        !up_check_length(plan, cfg, "--kernel-batches", batch_len[i], want_selection, err, err_size))
+      return false;
+
+  int32_t capacity = 0;
+  if (kinds & (1u << UP_KERNEL_GEMM)) {
+    const int64_t q_dim = (int64_t)cfg->n_heads * cfg->head_dim;
+    up_add_gemm(plan, &capacity, "qkv", m, up_model_config_qkv_dim(cfg), cfg->hidden);
+    up_add_gemm(plan, &capacity, "o", m, cfg->hidden, q_dim);
+    up_add_gemm(plan, &capacity, "gate_up", m, 2LL * cfg->intermediate, cfg->hidden);
+    up_add_gemm(plan, &capacity, "down", m, cfg->hidden, cfg->intermediate);
+  }
+  for (int32_t i = 0; want_attention && i < n_ctx; ++i)
+    up_add_attention_kind(plan, &capacity, UP_KERNEL_ATTENTION, 1, ctx[i]);
+  for (int32_t i = 0; want_decode && i < n_batches; ++i)
+    up_add_attention_kind(plan, &capacity, UP_KERNEL_DECODE, batch_seqs[i], batch_len[i]);
+  for (int32_t i = 0; want_selection && i < n_ctx; ++i)
+    up_add_attention_kind(plan, &capacity, UP_KERNEL_SELECTION, 1, ctx[i]);
+  for (int32_t i = 0; want_selection && i < n_batches; ++i) {
+    bool listed = false; /* a 1xL batch may repeat a --ctx case */
+    for (int32_t j = 0; j < n_ctx; ++j) listed = listed || (batch_seqs[i] == 1 && batch_len[i] == ctx[j]);
+    if (!listed) up_add_attention_kind(plan, &capacity, UP_KERNEL_SELECTION, batch_seqs[i], batch_len[i]);
+  }
+  up_finish_cases(plan, dev);
+  return true;
+}
+
+void up_kernel_plan_free(up_kernel_plan *plan) {
+  free(plan->cases);
+  plan->cases = NULL;
+  plan->n_cases = 0;
+}
+
+int32_t up_kernel_case_pool_blocks(const up_kernel_plan *plan, const up_kernel_case *c) {
+  const int64_t per_seq = (c->record.seq_len + plan->block_tokens - 1) / plan->block_tokens;
+  return (int32_t)(per_seq * c->record.batch);
+}
+
+int64_t up_kernel_case_bytes(const up_kernel_plan *plan, const up_kernel_case *c) {
+  const up_kernel_record *r = &c->record;
+  const int64_t e = (int64_t)plan->elem_size;
+  if (c->kind == UP_KERNEL_GEMM) return e * (r->m * r->k + r->n * r->k + r->m * r->n);
+  const up_attn_shape *s = &plan->shape;
+  const int64_t qkv_dim = (int64_t)(s->n_heads + 2 * s->n_kv_heads) * s->head_dim;
+  const int64_t kv_dim = (int64_t)s->n_kv_heads * s->head_dim;
+  const int64_t blocks = up_kernel_case_pool_blocks(plan, c);
+  const int64_t pool = 2 * blocks * plan->block_tokens * kv_dim * e;
+  const int64_t index_arrays = 4 * (2LL * r->batch + 1 + blocks);
+  const int64_t qkv = r->tokens * qkv_dim * e;
+  if (c->kind == UP_KERNEL_SELECTION)
+    return qkv + pool + index_arrays + r->tokens * (4 + UP_SELECT_WORKSPACE_PER_TOKEN);
+  return qkv + pool + index_arrays + r->tokens * (int64_t)s->n_heads * s->head_dim * e;
+}

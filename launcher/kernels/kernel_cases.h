@@ -1,0 +1,66 @@
+/* kernel_cases.h — the case list of --kernels: which calls of which op, at which
+ * shapes, are timed, and the work each does. From the model config: the four GEMMs of
+ * a layer (qkv, o, gate_up, down) at --kernel-tokens rows; causal prefill attention of
+ * one prompt at each --ctx; decode attention (one new row per sequence over a cache)
+ * and the UniPrefill selection at each --kernel-batches NxL, the selection also at 1xL
+ * for each --ctx. Defaults follow the backend (large on a GPU, small on the CPU).
+ *
+ * Work counted per call (element size e of the backend's activations):
+ *   gemm       flop 2 m n k; bytes e (m k + n k + m n)
+ *   attention  flop 2 L^2 d H per sequence (4 L^2/2 d per head, the FlashAttention
+ *              convention); bytes e (2 tokens H d + 2 L kv_dim) per sequence (Q, O, K, V once)
+ *   decode     flop 4 L d H per sequence; bytes e (2 H d + 2 L kv_dim) per sequence
+ *   selection  flop 4 d H last_q per token (two score passes); bytes 2 e kv_dim per token (K read per pass)
+ * Floors are these at the device's peaks (device_peaks.h). Only descriptions here:
+ * kernel_bench.c runs and times them. */
+#ifndef UP_KERNEL_CASES_H
+#define UP_KERNEL_CASES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/model/model_config.h"
+#include "kernels/ops.h"
+#include "launcher/cli.h"
+#include "launcher/kernels/kernel_record.h"
+
+/* The device the cases are for. */
+typedef struct up_kernel_device {
+  bool on_gpu;      /* GPU defaults, targets and the L2 flush */
+  up_dtype dtype;   /* activation dtype: the element size of every buffer */
+  const char *name; /* the reported device name, for its peaks */
+} up_kernel_device;
+
+typedef struct up_kernel_case {
+  up_kernel_kind kind;
+  up_kernel_record record; /* described: shape, work, floors, targets; times NaN until measured */
+} up_kernel_case;
+
+typedef struct up_kernel_plan {
+  int32_t n_cases;
+  up_kernel_case *cases;   /* grouped by kind, in up_kernel_kind order */
+  up_attn_shape shape;     /* the model's attention heads */
+  int32_t hidden, intermediate;
+  up_select_params select; /* the --uniprefill-* knobs */
+  int32_t block_tokens;    /* KV pool block size (--kv-block) */
+  int32_t warmup, repeats;
+  int64_t flush_bytes;     /* written before each timed call on a GPU: more than any L2 */
+  size_t elem_size;
+} up_kernel_plan;
+
+/* The cases for this model, options and device; false with a message (naming the flag)
+ * when the options ask for something the model cannot do. */
+bool up_kernel_plan_build(up_kernel_plan *plan, const up_options *opt, const up_model_config *cfg,
+                          const up_kernel_device *dev, char *err, size_t err_size);
+
+void up_kernel_plan_free(up_kernel_plan *plan);
+
+/* Backend bytes one case needs: its inputs, outputs, KV pool and an allowance for the
+ * op's workspace (the L2 flush buffer not included). */
+int64_t up_kernel_case_bytes(const up_kernel_plan *plan, const up_kernel_case *c);
+
+/* KV pool blocks of a case: every sequence's cached entries in whole blocks. */
+int32_t up_kernel_case_pool_blocks(const up_kernel_plan *plan, const up_kernel_case *c);
+
+#endif

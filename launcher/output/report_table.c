@@ -1,0 +1,278 @@
+/* report_table.c — the terminal tables, one printer for every row type: markdown (for
+ * people: aligned, "-" for a missing value), CSV (for spreadsheets: empty field) and
+ * JSON (for scripts: full-precision numbers, null). The sweep's markdown keeps to the
+ * prefill and KV-footprint columns so it stays readable on one screen, plus goodput
+ * when --slo set it;
+ * CSV and JSON also carry the decode-side latencies and throughputs. The --kernels
+ * table shows floors and targets in markdown only where some case has them. Reads
+ * rows; computes nothing. */
+#include "launcher/output/report_table.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/fatal.h"
+
+#define UP_CELL_MAX 80
+#define UP_MAX_COLUMNS 32
+
+#define UP_COLUMN(name, kind, field, show) {name, kind, offsetof(up_point_summary, field), show}
+
+static const up_table_column up_point_columns[] = {
+    UP_COLUMN("method", UP_COL_TEXT, method, UP_SHOW_ALWAYS),
+    UP_COLUMN("ctx", UP_COL_INTEGER, ctx, UP_SHOW_ALWAYS),
+    UP_COLUMN("conc", UP_COL_INTEGER, concurrency, UP_SHOW_ALWAYS),
+    UP_COLUMN("requests", UP_COL_INTEGER, n_requests, UP_SHOW_ALWAYS),
+    UP_COLUMN("failed", UP_COL_INTEGER, n_failed, UP_SHOW_ALWAYS),
+    UP_COLUMN("ttft_mean_ms", UP_COL_MS, ttft_mean_ms, UP_SHOW_ALWAYS),
+    UP_COLUMN("ttft_p50_ms", UP_COL_MS, ttft_p50_ms, UP_SHOW_ALWAYS),
+    UP_COLUMN("ttft_p99_ms", UP_COL_MS, ttft_p99_ms, UP_SHOW_ALWAYS),
+    UP_COLUMN("prefill_tok_s", UP_COL_RATE, prefill_tokens_per_s, UP_SHOW_ALWAYS),
+    /* CPU runs sit far below 1 TFLOP/s: the small-value format keeps their digits. */
+    UP_COLUMN("model_tflops", UP_COL_MS, model_tflops_per_s, UP_SHOW_ALWAYS),
+    UP_COLUMN("kept_frac", UP_COL_FRACTION, kept_fraction, UP_SHOW_ALWAYS),
+    UP_COLUMN("speedup_vs_dense", UP_COL_SPEEDUP, speedup_vs_dense, UP_SHOW_ALWAYS),
+    UP_COLUMN("predicted_speedup", UP_COL_SPEEDUP, predicted_speedup, UP_SHOW_ALWAYS),
+    UP_COLUMN("kv_mib_req", UP_COL_MIB, kv_bytes_per_request, UP_SHOW_ALWAYS),
+    UP_COLUMN("kv_vs_dense", UP_COL_FRACTION, kv_fraction_of_dense, UP_SHOW_ALWAYS),
+    UP_COLUMN("max_resident", UP_COL_INTEGER, max_resident, UP_SHOW_ALWAYS),
+    UP_COLUMN("tpot_p99_ms", UP_COL_MS, tpot_p99_ms, UP_SHOW_MACHINE),
+    UP_COLUMN("itl_p99_ms", UP_COL_MS, itl_p99_ms, UP_SHOW_MACHINE),
+    UP_COLUMN("e2e_p99_ms", UP_COL_MS, e2e_p99_ms, UP_SHOW_MACHINE),
+    UP_COLUMN("req_s", UP_COL_RATE, requests_per_s, UP_SHOW_MACHINE),
+    UP_COLUMN("output_tok_s", UP_COL_RATE, output_tokens_per_s, UP_SHOW_MACHINE),
+    /* Goodput exists only with --slo. */
+    UP_COLUMN("goodput_req_s", UP_COL_RATE, goodput_requests_per_s, UP_SHOW_WHEN_SET),
+};
+
+#undef UP_COLUMN
+
+static const up_table_spec up_point_table = {up_point_columns, sizeof up_point_columns / sizeof up_point_columns[0],
+                                             sizeof(up_point_summary)};
+
+#define UP_KERNEL_COLUMN(name, kind, field, show) {name, kind, offsetof(up_kernel_record, field), show}
+
+/* Floors need known device peaks and targets exist only for the issue's shapes on a
+ * GPU: markdown shows those columns only when some case has them. */
+static const up_table_column up_kernel_columns[] = {
+    UP_KERNEL_COLUMN("case", UP_COL_TEXT, label, UP_SHOW_ALWAYS),
+    UP_KERNEL_COLUMN("shape", UP_COL_TEXT, shape, UP_SHOW_ALWAYS),
+    UP_KERNEL_COLUMN("rank", UP_COL_INTEGER, rank, UP_SHOW_MACHINE),
+    UP_KERNEL_COLUMN("median_ms", UP_COL_MS, median_ms, UP_SHOW_ALWAYS),
+    UP_KERNEL_COLUMN("min_ms", UP_COL_MS, min_ms, UP_SHOW_ALWAYS),
+    UP_KERNEL_COLUMN("max_ms", UP_COL_MS, max_ms, UP_SHOW_MACHINE),
+    UP_KERNEL_COLUMN("tflops", UP_COL_MS, tflops_per_s, UP_SHOW_ALWAYS),
+    UP_KERNEL_COLUMN("gb_s", UP_COL_RATE, gb_per_s, UP_SHOW_ALWAYS),
+    UP_KERNEL_COLUMN("floor_ms", UP_COL_MS, floor_ms, UP_SHOW_WHEN_SET),
+    UP_KERNEL_COLUMN("of_floor", UP_COL_FRACTION, floor_fraction, UP_SHOW_WHEN_SET),
+    UP_KERNEL_COLUMN("kept_frac", UP_COL_FRACTION, kept_fraction, UP_SHOW_WHEN_SET),
+    UP_KERNEL_COLUMN("target", UP_COL_TEXT, target, UP_SHOW_WHEN_SET),
+    UP_KERNEL_COLUMN("met", UP_COL_VERDICT, target_met, UP_SHOW_WHEN_SET),
+    UP_KERNEL_COLUMN("goal_met", UP_COL_VERDICT, goal_met, UP_SHOW_WHEN_SET),
+};
+
+#undef UP_KERNEL_COLUMN
+
+static const up_table_spec up_kernel_table = {
+    up_kernel_columns, sizeof up_kernel_columns / sizeof up_kernel_columns[0], sizeof(up_kernel_record)};
+
+/* A row of the table by index. */
+static const void *up_row_at(const up_table_spec *spec, const void *rows, int32_t r) {
+  return (const char *)rows + (size_t)r * spec->row_size;
+}
+
+/* The value of a numeric column of a row as a double; a verdict other than met (1) or
+ * missed (0) is missing (NaN). */
+static double up_column_value(const up_table_column *col, const void *row) {
+  const char *field = (const char *)row + col->offset;
+  if (col->kind == UP_COL_INTEGER || col->kind == UP_COL_VERDICT) {
+    int32_t v;
+    memcpy(&v, field, sizeof(v));
+    if (col->kind == UP_COL_VERDICT && v != 0 && v != 1) return NAN;
+    return v;
+  }
+  double v;
+  memcpy(&v, field, sizeof(v));
+  return col->kind == UP_COL_MIB ? v / 1048576.0 : v;
+}
+
+/* A text column's string (a char array in the row). */
+static const char *up_column_text(const up_table_column *col, const void *row) {
+  return (const char *)row + col->offset;
+}
+
+/* One cell as text; a missing value (a non-finite number, an empty text) becomes `missing`. */
+static void up_format_cell(char *cell, const up_table_column *col, const void *row, bool markdown,
+                           const char *missing) {
+  if (col->kind == UP_COL_TEXT) {
+    const char *text = up_column_text(col, row);
+    snprintf(cell, UP_CELL_MAX, "%s", text[0] ? text : missing);
+    return;
+  }
+  const double v = up_column_value(col, row);
+  if (!isfinite(v)) {
+    snprintf(cell, UP_CELL_MAX, "%s", missing);
+    return;
+  }
+  switch (col->kind) {
+    case UP_COL_INTEGER: snprintf(cell, UP_CELL_MAX, "%.0f", v); break;
+    case UP_COL_MS:
+    case UP_COL_MIB:
+      if (v != 0.0 && fabs(v) < 1.0) snprintf(cell, UP_CELL_MAX, "%.3g", v);
+      else snprintf(cell, UP_CELL_MAX, "%.2f", v);
+      break;
+    case UP_COL_RATE: snprintf(cell, UP_CELL_MAX, "%.1f", v); break;
+    case UP_COL_FRACTION: snprintf(cell, UP_CELL_MAX, "%.3f", v); break;
+    case UP_COL_SPEEDUP: snprintf(cell, UP_CELL_MAX, markdown ? "%.2fx" : "%.2f", v); break;
+    case UP_COL_VERDICT: snprintf(cell, UP_CELL_MAX, "%s", v == 1.0 ? "met" : "missed"); break;
+    case UP_COL_TEXT: break;
+  }
+}
+
+/* Whether some row has a value in the column. */
+static bool up_column_has_value(const up_table_spec *spec, int32_t c, const void *rows, int32_t n_rows) {
+  const up_table_column *col = &spec->columns[c];
+  for (int32_t r = 0; r < n_rows; r++) {
+    const void *row = up_row_at(spec, rows, r);
+    if (col->kind == UP_COL_TEXT ? up_column_text(col, row)[0] != '\0' : isfinite(up_column_value(col, row)))
+      return true;
+  }
+  return false;
+}
+
+/* Indices of the columns a format shows, in table order; returns their count. */
+static int32_t up_visible_columns(up_output_format format, const up_table_spec *spec, const void *rows,
+                                  int32_t n_rows, int32_t *cols) {
+  UP_ASSERT(spec->n_columns <= UP_MAX_COLUMNS, "a table of %d columns", (int)spec->n_columns);
+  const bool markdown = format == UP_FORMAT_MARKDOWN;
+  int32_t n = 0;
+  for (int32_t c = 0; c < spec->n_columns; c++) {
+    const up_column_show show = spec->columns[c].show;
+    if (!markdown || show == UP_SHOW_ALWAYS || (show == UP_SHOW_WHEN_SET && up_column_has_value(spec, c, rows, n_rows)))
+      cols[n++] = c;
+  }
+  return n;
+}
+
+static void up_print_markdown(FILE *out, const up_table_spec *spec, const void *rows, int32_t n_rows) {
+  int32_t cols[UP_MAX_COLUMNS];
+  const int32_t n_cols = up_visible_columns(UP_FORMAT_MARKDOWN, spec, rows, n_rows, cols);
+  char(*cells)[UP_MAX_COLUMNS][UP_CELL_MAX] =
+      up_malloc_or_die(sizeof(*cells) * (size_t)(n_rows > 0 ? n_rows : 1), "markdown table cells");
+  int widths[UP_MAX_COLUMNS];
+  for (int32_t i = 0; i < n_cols; i++) {
+    widths[i] = (int)strlen(spec->columns[cols[i]].name);
+    if (widths[i] < 3) widths[i] = 3; /* the separator needs "---" or "--:" */
+  }
+  for (int32_t r = 0; r < n_rows; r++)
+    for (int32_t i = 0; i < n_cols; i++) {
+      up_format_cell(cells[r][i], &spec->columns[cols[i]], up_row_at(spec, rows, r), true, "-");
+      const int len = (int)strlen(cells[r][i]);
+      if (len > widths[i]) widths[i] = len;
+    }
+  for (int32_t i = 0; i < n_cols; i++) {
+    const up_table_column *col = &spec->columns[cols[i]];
+    fprintf(out, "| %*s ", col->kind == UP_COL_TEXT ? -widths[i] : widths[i], col->name);
+  }
+  fprintf(out, "|\n");
+  for (int32_t i = 0; i < n_cols; i++) {
+    const bool right = spec->columns[cols[i]].kind != UP_COL_TEXT;
+    fputs("| ", out);
+    for (int k = 0; k < widths[i] - (right ? 1 : 0); k++) fputc('-', out);
+    fputs(right ? ": " : " ", out);
+  }
+  fprintf(out, "|\n");
+  for (int32_t r = 0; r < n_rows; r++) {
+    for (int32_t i = 0; i < n_cols; i++)
+      fprintf(out, "| %*s ", spec->columns[cols[i]].kind == UP_COL_TEXT ? -widths[i] : widths[i], cells[r][i]);
+    fprintf(out, "|\n");
+  }
+  free(cells);
+}
+
+/* RFC 4180: quote a field only when it holds a comma, quote or line break. */
+static void up_print_csv_field(FILE *out, const char *field) {
+  if (strpbrk(field, ",\"\r\n") == NULL) {
+    fputs(field, out);
+    return;
+  }
+  fputc('"', out);
+  for (const char *p = field; *p; p++) {
+    if (*p == '"') fputc('"', out);
+    fputc(*p, out);
+  }
+  fputc('"', out);
+}
+
+static void up_print_csv(FILE *out, const up_table_spec *spec, const void *rows, int32_t n_rows) {
+  int32_t cols[UP_MAX_COLUMNS];
+  const int32_t n_cols = up_visible_columns(UP_FORMAT_CSV, spec, rows, n_rows, cols);
+  for (int32_t i = 0; i < n_cols; i++) fprintf(out, "%s%s", i ? "," : "", spec->columns[cols[i]].name);
+  fputc('\n', out);
+  char cell[UP_CELL_MAX];
+  for (int32_t r = 0; r < n_rows; r++) {
+    for (int32_t i = 0; i < n_cols; i++) {
+      if (i) fputc(',', out);
+      up_format_cell(cell, &spec->columns[cols[i]], up_row_at(spec, rows, r), false, "");
+      up_print_csv_field(out, cell);
+    }
+    fputc('\n', out);
+  }
+}
+
+static void up_check_json(const void *item, const char *what) {
+  if (item == NULL) UP_FATAL("cJSON could not allocate %s", what);
+}
+
+static void up_print_json(FILE *out, const up_table_spec *spec, const void *rows, int32_t n_rows) {
+  int32_t cols[UP_MAX_COLUMNS];
+  const int32_t n_cols = up_visible_columns(UP_FORMAT_JSON, spec, rows, n_rows, cols);
+  cJSON *array = cJSON_CreateArray();
+  up_check_json(array, "the results array");
+  for (int32_t r = 0; r < n_rows; r++) {
+    cJSON *obj = cJSON_CreateObject();
+    up_check_json(obj, "a results row");
+    cJSON_AddItemToArray(array, obj);
+    const void *row = up_row_at(spec, rows, r);
+    for (int32_t i = 0; i < n_cols; i++) {
+      const up_table_column *col = &spec->columns[cols[i]];
+      if (col->kind == UP_COL_TEXT) {
+        up_check_json(cJSON_AddStringToObject(obj, col->name, up_column_text(col, row)), "a text cell");
+        continue;
+      }
+      const double v = up_column_value(col, row);
+      /* JSON has no NaN or infinity; a verdict is a boolean. */
+      const cJSON *item = !isfinite(v) ? cJSON_AddNullToObject(obj, col->name)
+                          : col->kind == UP_COL_VERDICT ? cJSON_AddBoolToObject(obj, col->name, v == 1.0)
+                                                        : cJSON_AddNumberToObject(obj, col->name, v);
+      up_check_json(item, "a results value");
+    }
+  }
+  char *text = cJSON_Print(array);
+  up_check_json(text, "the JSON text");
+  fprintf(out, "%s\n", text);
+  cJSON_free(text);
+  cJSON_Delete(array);
+}
+
+void up_report_rows_print(FILE *out, up_output_format format, const up_table_spec *spec, const void *rows,
+                          int32_t n_rows) {
+  switch (format) {
+    case UP_FORMAT_MARKDOWN: up_print_markdown(out, spec, rows, n_rows); return;
+    case UP_FORMAT_CSV: up_print_csv(out, spec, rows, n_rows); return;
+    case UP_FORMAT_JSON: up_print_json(out, spec, rows, n_rows); return;
+  }
+  UP_FATAL("unknown output format %d", (int)format);
+}
+
+void up_report_table_print(FILE *out, up_output_format format, const up_point_summary *rows, int32_t n_rows) {
+  up_report_rows_print(out, format, &up_point_table, rows, n_rows);
+}
+
+void up_report_kernels_print(FILE *out, up_output_format format, const up_kernel_record *rows, int32_t n_rows) {
+  up_report_rows_print(out, format, &up_kernel_table, rows, n_rows);
+}

@@ -1,0 +1,103 @@
+/* point_memory.c — a point's memory estimate and its fitting into a budget (see
+ * point_memory.h). Pure arithmetic on the engine sizes: allocates nothing. */
+#include "launcher/sweep/point_memory.h"
+
+#include <stdio.h>
+
+int64_t up_point_kv_block_bytes(const up_model_config *cfg, up_dtype dtype, int32_t block_tokens) {
+  return 2 * (int64_t)block_tokens * cfg->n_kv_heads * cfg->head_dim * (int64_t)up_dtype_size(dtype);
+}
+
+/* Workspace bytes per activation row: residual, normed, delta and their compaction
+ * spares, one more hidden row of slack, QKV, attention output, gate/up and SwiGLU
+ * output, plus six int32 index arrays (model.c's workspace). */
+static int64_t workspace_row_bytes(const up_model_config *cfg, up_dtype dtype) {
+  return (5LL * cfg->hidden + up_model_config_qkv_dim(cfg) + (int64_t)cfg->n_heads * cfg->head_dim +
+          3LL * cfg->intermediate) * (int64_t)up_dtype_size(dtype) + 6 * 4;
+}
+
+/* Bytes that do not scale with rows or blocks: one row of logits per sequence. */
+static int64_t per_step_bytes(const up_model_config *cfg, up_dtype dtype, int32_t max_seqs) {
+  return (int64_t)max_seqs * cfg->vocab * (int64_t)up_dtype_size(dtype);
+}
+
+int64_t up_point_memory_bytes(const up_model_config *cfg, up_dtype dtype, const up_engine_params *e) {
+  return e->kv_blocks * up_point_kv_block_bytes(cfg, dtype, e->kv_block_tokens) +
+         e->workspace_tokens * workspace_row_bytes(cfg, dtype) + per_step_bytes(cfg, dtype, e->max_seqs);
+}
+
+/* Workspace rows for a step budget, as the sweep sizes them: the budget plus one row
+ * per sequence. */
+static int64_t rows_for_budget(const up_engine_params *e, int64_t batch_tokens) {
+  return batch_tokens + e->max_seqs;
+}
+
+bool up_point_memory_fit(const up_model_config *cfg, up_dtype dtype, int64_t budget_bytes, int32_t longest_prompt,
+                         bool kv_fixed, bool batch_fixed, up_engine_params *e, up_point_fit *fit, char *err,
+                         size_t err_size) {
+  *fit = (up_point_fit){.kv_blocks_before = e->kv_blocks, .max_batch_tokens_before = e->max_batch_tokens};
+  if (up_point_memory_bytes(cfg, dtype, e) <= budget_bytes) return true;
+  const int64_t target = (int64_t)(UP_POINT_FIT_SHARE * (double)(budget_bytes > 0 ? budget_bytes : 0));
+  const int64_t block_bytes = up_point_kv_block_bytes(cfg, dtype, e->kv_block_tokens);
+
+  const int64_t rows_before = e->workspace_tokens;
+  /* One whole prompt per step, beside a decode token of every other sequence: prefills
+   * then run one after another and the memory goes to KV, i.e. to residents. */
+  if (!batch_fixed) {
+    const int64_t one_prompt = (int64_t)longest_prompt + e->max_seqs;
+    if (rows_for_budget(e, one_prompt) < e->workspace_tokens) {
+      e->max_batch_tokens = one_prompt;
+      e->workspace_tokens = rows_for_budget(e, one_prompt);
+      fit->shrunk = true;
+    }
+  }
+  /* The KV pool takes what the workspace leaves; at least one block, so that requests
+   * larger than the pool fail with the cache's message rather than the run. */
+  if (!kv_fixed && up_point_memory_bytes(cfg, dtype, e) > target) {
+    const int64_t planned = e->kv_blocks;
+    e->kv_blocks = 0;
+    const int64_t left = target - up_point_memory_bytes(cfg, dtype, e);
+    const int64_t blocks = left > 0 ? left / block_bytes : 0;
+    e->kv_blocks = blocks < 1 ? 1 : (blocks < planned ? blocks : planned);
+    fit->shrunk = true;
+  }
+  /* The whole pool fits beside one prompt's workspace: what is left goes back to the
+   * step budget, so several prompts may again share a step. */
+  if (!batch_fixed && e->kv_blocks == fit->kv_blocks_before && e->workspace_tokens < rows_before) {
+    const int64_t one_prompt_rows = e->workspace_tokens;
+    e->workspace_tokens = 0;
+    const int64_t left = target - up_point_memory_bytes(cfg, dtype, e);
+    const int64_t rows = left / workspace_row_bytes(cfg, dtype);
+    e->workspace_tokens = rows < one_prompt_rows ? one_prompt_rows : (rows < rows_before ? rows : rows_before);
+    if (e->workspace_tokens == rows_before) {
+      e->max_batch_tokens = fit->max_batch_tokens_before;
+    } else {
+      e->max_batch_tokens = e->workspace_tokens - e->max_seqs;
+    }
+  }
+  /* Not even one prompt's workspace fits: the step budget takes what does, and prompts
+   * longer than it fail alone. */
+  if (!batch_fixed && up_point_memory_bytes(cfg, dtype, e) > target) {
+    const int64_t saved_rows = e->workspace_tokens;
+    e->workspace_tokens = 0;
+    const int64_t left = target - up_point_memory_bytes(cfg, dtype, e);
+    const int64_t rows = left > 0 ? left / workspace_row_bytes(cfg, dtype) : 0;
+    const int64_t batch_tokens = rows - e->max_seqs;
+    if (batch_tokens >= e->max_seqs) {
+      e->max_batch_tokens = batch_tokens;
+      e->workspace_tokens = rows_for_budget(e, batch_tokens);
+      fit->shrunk = true;
+    } else {
+      e->workspace_tokens = saved_rows;
+    }
+  }
+  const int64_t need = up_point_memory_bytes(cfg, dtype, e);
+  if (need <= budget_bytes) return true;
+  snprintf(err, err_size,
+           "%.2f GiB left beside the weights, but even reduced the point needs %.2f GiB (KV pool of %lld blocks%s, "
+           "workspace of %lld rows%s, %d sequences)",
+           (double)budget_bytes / 1073741824.0, (double)need / 1073741824.0, (long long)e->kv_blocks,
+           kv_fixed ? " as the options set it" : "", (long long)e->workspace_tokens,
+           batch_fixed ? " for --max-batch-tokens" : "", (int)e->max_seqs);
+  return false;
+}

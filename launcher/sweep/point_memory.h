@@ -1,0 +1,49 @@
+/* point_memory.h — what a sweep point takes in backend memory beyond the weights (the
+ * KV pool plus the forward workspace, estimated from the model's shape), and fitting a
+ * point into the memory a rank has, so big sweeps run "as memory allows": a point whose
+ * full sizing does not fit gets a step budget of one whole prompt (plus a decode token
+ * per other sequence) and the KV pool that is left, and its requests wait in the queue
+ * for KV instead of the run refusing to start. Requests that can never fit the fitted
+ * sizes fail alone, with an error status (the scheduler's checks). Sizes the user set
+ * (--kv-cache-mib, --gpu-mem-fraction, --max-batch-tokens) are kept as given. */
+#ifndef UP_POINT_MEMORY_H
+#define UP_POINT_MEMORY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/serve/point_engine.h"
+#include "engine/model/model_config.h"
+#include "kernels/ops.h"
+
+/* Bytes of one KV block: K and V of block_tokens entries at one layer. */
+int64_t up_point_kv_block_bytes(const up_model_config *cfg, up_dtype dtype, int32_t block_tokens);
+
+/* Backend bytes of the point's KV pool and workspace (estimated), beyond the weights. */
+int64_t up_point_memory_bytes(const up_model_config *cfg, up_dtype dtype, const up_engine_params *e);
+
+/* What fitting changed. */
+typedef struct up_point_fit {
+  bool shrunk;                     /* the sizes were reduced to fit the budget */
+  int64_t kv_blocks_before;        /* as planned for the point */
+  int64_t max_batch_tokens_before; /* 0: unlimited */
+} up_point_fit;
+
+/* Keep e as it is when it fits budget_bytes (the memory left after the weights);
+ * otherwise shrink it to fit UP_POINT_FIT_SHARE of the budget: first the step budget to
+ * longest_prompt + max_seqs tokens (unless batch_fixed), then the KV pool to what is
+ * left (unless kv_fixed); if the whole pool fits, the rest goes back to the step
+ * budget; when not even one prompt's workspace fits, the step budget takes what does
+ * (longer prompts then fail). False with a message naming the sizes when even that
+ * does not fit. */
+bool up_point_memory_fit(const up_model_config *cfg, up_dtype dtype, int64_t budget_bytes, int32_t longest_prompt,
+                         bool kv_fixed, bool batch_fixed, up_engine_params *e, up_point_fit *fit, char *err,
+                         size_t err_size);
+
+/* A fitted point takes at most this share of the budget: the estimate leaves out
+ * allocator rounding and library workspaces (cuBLASLt), so sizing a point to the last
+ * byte would risk an out-of-memory abort mid-sweep. */
+#define UP_POINT_FIT_SHARE 0.9
+
+#endif

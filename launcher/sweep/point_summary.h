@@ -1,0 +1,78 @@
+/* point_summary.h — one row per sweep point: the point's parameters and the metrics
+ * the terminal table and the HDF5 summary table show, computed on rank 0 from the
+ * gathered request records and output-token times (serving_metrics.h defines them). */
+#ifndef UP_POINT_SUMMARY_H
+#define UP_POINT_SUMMARY_H
+
+#include <stdint.h>
+
+#include "engine/model/model_config.h"
+#include "engine/serve/records.h"
+#include "launcher/sweep/serving_metrics.h"
+
+/* Latency statistics are over successful requests only and NaN when there are none;
+ * failures are counted in n_failed beside them. Field names are the HDF5 field names. */
+typedef struct up_point_summary {
+  int32_t point_index;
+  char method[64];           /* method label, e.g. "uniprefill:keep=0.3" */
+  int32_t ctx;               /* prompt tokens per request */
+  int32_t concurrency;
+  int32_t output_len;
+  int32_t n_requests;
+  int32_t n_ok;
+  int32_t n_failed;
+  double ttft_mean_ms;
+  double ttft_p50_ms;
+  double ttft_p99_ms;
+  double prefill_tokens_per_s; /* prompt tokens of successful requests / (last first token - first arrival) */
+  double model_tflops_per_s;   /* dense prefill FLOPs of those prompts (up_model_config_prefill_flops) / the same span */
+  double kept_fraction;      /* sum kept_len / sum prompt_len over successful requests */
+  double speedup_vs_dense;   /* dense mean TTFT / this mean TTFT at the same ctx and concurrency; NaN when no dense */
+  double predicted_speedup;  /* dense FLOPs / the FLOPs of the tokens each layer saw (launcher/sweep/speed_model.h) */
+  double wall_s;             /* longest rank's point duration */
+  /* --- schema 2: the vLLM / MLPerf serving metrics --- */
+  double ttft_std_ms;
+  double ttft_p90_ms;
+  double tpot_mean_ms;       /* over requests with more than one output token */
+  double tpot_p50_ms;
+  double tpot_std_ms;
+  double tpot_p90_ms;
+  double tpot_p99_ms;
+  double itl_mean_ms;        /* pooled inter-token gaps */
+  double itl_p50_ms;
+  double itl_std_ms;
+  double itl_p90_ms;
+  double itl_p99_ms;
+  double e2e_mean_ms;
+  double e2e_p50_ms;
+  double e2e_std_ms;
+  double e2e_p90_ms;
+  double e2e_p99_ms;
+  double duration_s;         /* last finish - first arrival */
+  double requests_per_s;     /* successful requests / duration */
+  double input_tokens_per_s;
+  double output_tokens_per_s;
+  double total_tokens_per_s;
+  double slo_ttft_ms;        /* the SLO goodput was measured against; NaN: that part not set */
+  double slo_tpot_ms;
+  int32_t n_good;            /* successful requests meeting every set SLO part */
+  double goodput_requests_per_s; /* n_good / duration; NaN when no SLO part is set */
+  /* --- KV cache footprint after prefill, over successful requests (records.h) --- */
+  double kv_bytes_per_request;       /* mean kv_bytes; NaN when n_ok is 0 */
+  double kv_held_bytes_per_request;  /* mean kv_held_bytes (pool blocks, block-rounded) */
+  double kv_dense_bytes_per_request; /* mean kv_dense_bytes (dense prefill of the same prompts) */
+  double kv_fraction_of_dense;       /* sum kv_bytes / sum kv_dense_bytes (1 for dense) */
+  int32_t max_resident;              /* most requests holding KV at once (up_point_result; set by the sweep) */
+} up_point_summary;
+
+/* Fill everything but the parameters, speedup_vs_dense, predicted_speedup and
+ * max_resident (which need the whole sweep or the point result) from the point's records and
+ * token times (both token arrays may be NULL: no ITL). slo may be NULL (no goodput). */
+void up_point_summary_compute(up_point_summary *sum, const up_request_record *records, int32_t n,
+                              const double *token_times, const int64_t *token_offsets, const up_slo *slo,
+                              const up_model_config *model, double wall_s);
+
+/* Set speedup_vs_dense of every row from the dense row with the same ctx, concurrency and output length. */
+void up_point_summary_fill_speedups(up_point_summary *rows, int32_t n_rows);
+
+#endif

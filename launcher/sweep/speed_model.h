@@ -1,0 +1,20 @@
+/* speed_model.h — what a point's TTFT speedup over dense should be, given the tokens
+ * each layer actually processed: linear work (projections, MLP) scales with the tokens
+ * a layer sees, attention with their square. The measured speedup beside it says how
+ * much of the saving the implementation turns into time. */
+#ifndef UP_SPEED_MODEL_H
+#define UP_SPEED_MODEL_H
+
+#include <stdint.h>
+
+#include "engine/model/model_config.h"
+#include "engine/serve/records.h"
+
+/* The FLOPs of the finished requests' prompts with every token through every layer, divided by the FLOPs they cost with the
+ * rows recorded per layer. layer_tokens[i][l] is the number of request i's prompt tokens
+ * entering layer l; a drop layer's MLP sees the tokens entering the next layer (the
+ * kept_len of the record after the last layer). NaN when no request finished. */
+double up_speed_model_predicted_speedup(const up_model_config *cfg, const up_request_record *records,
+                                        const int32_t *layer_tokens, int32_t n_requests);
+
+#endif

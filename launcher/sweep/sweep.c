@@ -1,0 +1,400 @@
+/* sweep.c — the sweep driver (see sweep.h). Ranks share each point's requests
+ * data-parallel: closed-loop slot k belongs to rank k % world, request i to slot i % C;
+ * in open-loop and trace workloads request i belongs to rank i % world at its global
+ * arrival time. Either way the union of all ranks' requests is the same for any rank count. */
+#include "launcher/sweep/sweep.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine/serve/point_engine.h"
+#include "engine/model/model.h"
+#include "workloads/closed_loop.h"
+#include "core/fatal.h"
+#include "launcher/mpi_check.h"
+#include "launcher/sweep/point_gather.h"
+#include "launcher/sweep/point_memory.h"
+#include "launcher/sweep/point_summary.h"
+#include "launcher/output/report_table.h"
+#include "launcher/output/results_h5.h"
+#include "launcher/run_setup.h"
+#include "launcher/sweep/speed_model.h"
+#include "launcher/sweep/workload_plan.h"
+
+/* One point's share on this rank and the engine sizing that follows from it. */
+typedef struct point_plan {
+  int32_t ctx, concurrency, n_requests; /* ctx 0: lengths vary (open loop, trace) */
+  int32_t warmup_len;
+  int32_t longest_prompt;               /* of this rank's requests (closed loop: ctx) */
+  const up_method *method;
+  int32_t rank_concurrency;
+  int32_t rank_requests;
+  up_engine_params engine;
+} point_plan;
+
+static int32_t rank_slots(int32_t concurrency, int rank, int world) {
+  int32_t n = 0;
+  for (int32_t k = rank; k < concurrency; k += world) ++n;
+  return n;
+}
+
+/* Timed workloads (open loop, trace) size the engine from this rank's share of the
+ * schedule; the closed loop from its fixed lengths. */
+static void plan_point(const up_options *opt, const up_model_config *cfg, up_dtype dtype, const up_topology *topo,
+                       const up_workload_plan *wp, int32_t ctx, int32_t concurrency, const up_method *method,
+                       point_plan *p) {
+  memset(p, 0, sizeof *p);
+  const int timed = wp->kind != UP_WORKLOAD_CLOSED_LOOP;
+  p->ctx = timed ? 0 : ctx;
+  p->concurrency = concurrency;
+  p->method = method;
+  p->rank_concurrency = rank_slots(concurrency, topo->world_rank, topo->world_size);
+  up_engine_params *e = &p->engine;
+  e->rank = topo->world_rank;
+  e->max_seqs = opt->max_seqs > 0 ? opt->max_seqs : (p->rank_concurrency > 0 ? p->rank_concurrency : 1);
+  e->max_batch_tokens = opt->max_batch_tokens;
+  e->kv_block_tokens = opt->kv_block;
+  int64_t blocks_per_layer = 0, rows_per_step = 0;
+  if (timed) {
+    up_rank_sizing sz;
+    up_workload_plan_rank_sizing(wp, topo->world_rank, topo->world_size, e->max_seqs, opt->kv_block, &sz);
+    p->n_requests = wp->n_requests;
+    p->rank_requests = sz.n_requests;
+    p->warmup_len = sz.max_prompt_len;
+    p->longest_prompt = sz.max_prompt_len;
+    e->max_seq_entries = sz.max_seq_entries > 0 ? sz.max_seq_entries : 1;
+    blocks_per_layer = sz.kv_blocks_per_layer;
+    rows_per_step = sz.max_step_rows > 0 ? sz.max_step_rows : 1;
+  } else {
+    p->n_requests = opt->requests > 0 ? opt->requests : concurrency;
+    for (int32_t i = 0; i < p->n_requests; ++i)
+      if ((i % concurrency) % topo->world_size == topo->world_rank) p->rank_requests++;
+    p->warmup_len = ctx;
+    p->longest_prompt = ctx < cfg->max_context ? ctx : cfg->max_context;
+    /* Requests longer than the context fail at submission: size nothing for them. */
+    const int64_t entries = (int64_t)ctx + opt->output_len;
+    e->max_seq_entries = entries < cfg->max_context ? entries : cfg->max_context;
+    blocks_per_layer = (e->max_seq_entries + opt->kv_block - 1) / opt->kv_block * e->max_seqs;
+    rows_per_step = (int64_t)e->max_seqs * (ctx < cfg->max_context ? ctx : cfg->max_context);
+  }
+  if (p->warmup_len > 256) p->warmup_len = 256;
+  e->kv_blocks = opt->kv_cache_mib > 0 ? opt->kv_cache_mib * 1024 * 1024 / up_point_kv_block_bytes(cfg, dtype, opt->kv_block)
+                                       : blocks_per_layer * cfg->n_layers;
+  e->workspace_tokens = opt->max_batch_tokens > 0 && opt->max_batch_tokens + e->max_seqs < rows_per_step
+                            ? opt->max_batch_tokens + e->max_seqs
+                            : rows_per_step;
+}
+
+/* The point planned, then fitted into budget_bytes (the memory left beside the
+ * weights; point_memory.h). --gpu-mem-fraction leaves the pool at 0 here: it takes its
+ * share of what is free at run time (size_kv_from_free_memory). False with a message
+ * when the point cannot fit. */
+static bool plan_point_in_budget(const up_options *opt, const up_model_config *cfg, up_dtype dtype,
+                                 const up_topology *topo, const up_workload_plan *wp, int32_t ctx, int32_t concurrency,
+                                 const up_method *method, int64_t budget_bytes, point_plan *p, up_point_fit *fit,
+                                 char *err, size_t err_size) {
+  plan_point(opt, cfg, dtype, topo, wp, ctx, concurrency, method, p);
+  const bool kv_from_fraction = opt->gpu_mem_fraction > 0.0f;
+  if (kv_from_fraction) p->engine.kv_blocks = 0;
+  char why[512];
+  if (up_point_memory_fit(cfg, dtype, budget_bytes, p->longest_prompt, opt->kv_cache_mib > 0 || kv_from_fraction,
+                          opt->max_batch_tokens > 0, &p->engine, fit, why, sizeof why))
+    return true;
+  snprintf(err, err_size, "model %s on the %s: point ctx=%d concurrency=%d does not fit: %s (reduce --ctx, "
+           "--concurrency or --layers, or raise --mem-limit-mib)", cfg->name, topo->hostname, (int)p->ctx,
+           (int)p->concurrency, why);
+  return false;
+}
+
+/* Tells what fitting a point into memory changed (rank 0's sizes). */
+static void note_fitted_point(const up_model_config *cfg, up_dtype dtype, const point_plan *p,
+                              const up_point_fit *fit, int64_t budget_bytes) {
+  const up_engine_params *e = &p->engine;
+  const int64_t per_request = (e->max_seq_entries + e->kv_block_tokens - 1) / e->kv_block_tokens * cfg->n_layers;
+  const int64_t room = per_request > 0 ? e->kv_blocks / per_request : 0;
+  char before[32] = "unlimited", now[32] = "unlimited", outcome[96];
+  if (fit->max_batch_tokens_before > 0) snprintf(before, sizeof before, "%lld", (long long)fit->max_batch_tokens_before);
+  if (e->max_batch_tokens > 0) snprintf(now, sizeof now, "%lld", (long long)e->max_batch_tokens);
+  if (room > 0)
+    snprintf(outcome, sizeof outcome, "room for %lld request(s) at once, the others wait for KV", (long long)room);
+  else
+    snprintf(outcome, sizeof outcome, "no request fits: each fails with an error status");
+  fprintf(stderr,
+          "uniprefill-bench: note: %s ctx=%d concurrency=%d does not fit the %.2f GiB beside the weights at full size: "
+          "step budget %s tokens (was %s), KV pool %.2f GiB = %lld blocks (was %lld): %s\n",
+          p->method->spec.label, (int)p->ctx, (int)p->concurrency, (double)budget_bytes / 1073741824.0, now, before,
+          (double)e->kv_blocks * (double)up_point_kv_block_bytes(cfg, dtype, e->kv_block_tokens) / 1073741824.0,
+          (long long)e->kv_blocks, (long long)fit->kv_blocks_before, outcome);
+}
+
+/* --gpu-mem-fraction: the KV pool takes that share of what the backend has free now
+ * (weights loaded, the previous point's buffers released; at most the budget beside the
+ * weights, for --mem-limit-mib) once this point's workspace is set aside. Fewer blocks than a request needs fails that request, not the run. */
+static void size_kv_from_free_memory(const up_options *opt, const up_model_config *cfg, up_backend *be,
+                                     int64_t point_budget, point_plan *p) {
+  p->engine.kv_blocks = 0;
+  const int64_t workspace = up_point_memory_bytes(cfg, be->act_dtype, &p->engine);
+  const int64_t free_now = (int64_t)be->ops->memory_available(be);
+  const int64_t free_bytes = (free_now < point_budget ? free_now : point_budget) - workspace;
+  const int64_t blocks =
+      free_bytes > 0 ? (int64_t)((double)opt->gpu_mem_fraction * (double)free_bytes) /
+                           up_point_kv_block_bytes(cfg, be->act_dtype, p->engine.kv_block_tokens)
+                     : 0;
+  p->engine.kv_blocks = blocks >= 1 ? (blocks < INT32_MAX ? blocks : INT32_MAX) : 1;
+}
+
+static void run_warmup(const up_model *model, const point_plan *p, const up_options *opt) {
+  if (opt->warmup <= 0 || p->rank_requests == 0) return;
+  int64_t *ids = up_malloc_or_die(sizeof(int64_t) * (size_t)opt->warmup, "warm-up ids");
+  for (int32_t i = 0; i < opt->warmup; ++i) ids[i] = -1 - i; /* never a measured id */
+  const int32_t len = p->warmup_len;
+  up_closed_loop_params wl = {.concurrency = 1, .n_requests = opt->warmup, .request_ids = ids, .prompt_len = len,
+                              .output_len = 2, .vocab = model->cfg.vocab, .n_layers = model->cfg.n_layers,
+                              .seed = opt->seed};
+  up_workload *w = up_workload_closed_loop_create(&wl);
+  up_engine_params e = p->engine;
+  e.max_seq_entries = len + 2;
+  up_point_result res;
+  up_engine_run_point(model, &e, p->method, w, &res);
+  up_point_result_free(&res);
+  w->ops->destroy(w);
+  free(ids);
+}
+
+static void fill_point_params(const up_options *opt, const up_workload_plan *wp, const point_plan *p,
+                              const up_point_result *merged, int32_t index, char *layers_buf, size_t layers_size,
+                              up_point_params *pp) {
+  const up_method_spec *m = &p->method->spec;
+  const int uni = m->kind == UP_METHOD_UNIPREFILL;
+  size_t used = 0;
+  layers_buf[0] = '\0';
+  for (int32_t i = 0; uni && i < m->n_drop_layers && used + 1 < layers_size; ++i)
+    used += (size_t)snprintf(layers_buf + used, layers_size - used, "%s%d", i ? "," : "", (int)m->drop_layers[i]);
+  *pp = (up_point_params){
+      .index = index, .method = m->label, .ctx = p->ctx, .concurrency = p->concurrency,
+      .output_len = wp->kind == UP_WORKLOAD_CLOSED_LOOP ? opt->output_len : 0, .n_requests = p->n_requests,
+      .seed = opt->seed, .workload = wp->description, .prompts_clamped = wp->stats.prompts_clamped,
+      .prompts_raised = wp->stats.prompts_raised, .outputs_raised = wp->stats.outputs_raised,
+      .lines_skipped = wp->stats.lines_skipped,
+      .top_p = uni ? m->select.top_p : NAN, .keep_fraction = uni ? m->select.keep_fraction : NAN,
+      .block = uni ? m->select.block : 0, .sink = uni ? m->select.sink : 0, .last_q = uni ? m->select.last_q : 0,
+      .drop_layers = layers_buf, .max_seqs = p->engine.max_seqs, .max_batch_tokens = p->engine.max_batch_tokens,
+      .kv_block_tokens = p->engine.kv_block_tokens, .kv_blocks_total = merged->kv_blocks_total,
+      .kv_blocks_peak = merged->kv_blocks_peak, .kv_block_bytes = merged->kv_block_bytes,
+      .max_resident = merged->max_resident,
+  };
+}
+
+/* The model config (preset, reduced depth) and the resolved methods; false with a
+ * message when the options name something this model or backend cannot run. */
+static bool resolve_model_and_methods(const up_options *opt, const up_backend *be, up_model_config *cfg,
+                                      up_method *methods, char *err, size_t err_size) {
+  if (!up_run_resolve_model(opt, be, cfg, err, err_size)) return false;
+  for (int32_t i = 0; i < opt->n_methods; ++i) {
+    up_method_spec spec = opt->methods[i];
+    char why[512];
+    if (!up_method_spec_resolve(&spec, cfg, why, sizeof why)) {
+      snprintf(err, err_size, "--method: %s", why);
+      return false;
+    }
+    if (spec.kind == UP_METHOD_UNIPREFILL && !be->ops->uniprefill_select) {
+      snprintf(err, err_size, "--method %s: the %s backend has no UniPrefill selection operator yet", spec.label,
+               be->ops->name);
+      return false;
+    }
+    up_method_init(&methods[i], &spec);
+  }
+  return true;
+}
+
+int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology *topo) {
+  const int root = topo->world_rank == 0;
+  char err[1024] = "";
+
+  /* The backend first: the default model depends on it. */
+  up_backend *be = up_run_select_backend(opt, topo);
+  if (!be) return 2;
+
+  /* Model and methods: identical on every rank, so every rank agrees on errors. */
+  up_model_config cfg;
+  up_method methods[UP_MAX_SWEEP];
+  if (!resolve_model_and_methods(opt, be, &cfg, methods, err, sizeof err)) {
+    if (root) fprintf(stderr, "uniprefill-bench: error: %s\n", err);
+    be->ops->destroy(be);
+    return 2;
+  }
+
+  /* The workload (a trace is read and checked here), before anything is written. */
+  up_workload_plan wp;
+  const int plan_failed = up_workload_plan_init(&wp, opt, &cfg, err, sizeof err) != 0;
+  if (up_run_agree_on_failure(topo, plan_failed, err)) {
+    be->ops->destroy(be);
+    return 2;
+  }
+  const int timed = wp.kind != UP_WORKLOAD_CLOSED_LOOP;
+  /* Timed workloads bring their own lengths: one ctx entry, recorded as 0. */
+  /* Without --ctx, a GPU sweeps prompt lengths worth measuring there. */
+  static const int32_t gpu_default_ctx[] = {8192, 32768};
+  const int gpu_defaults = !opt->ctx_given && up_run_on_gpu(be);
+  const int32_t *ctx_list = gpu_defaults ? gpu_default_ctx : opt->ctx;
+  const int32_t n_ctx = timed ? 1 : (gpu_defaults ? 2 : opt->n_ctx);
+  if (root && !opt->quiet && timed)
+    fprintf(stderr,
+            "uniprefill-bench: workload %s: %d requests; %lld prompts clamped to the context, %lld empty prompts "
+            "and %lld outputs < 1 raised to 1, %lld bad trace lines skipped\n",
+            wp.description, (int)wp.n_requests, (long long)wp.stats.prompts_clamped,
+            (long long)wp.stats.prompts_raised, (long long)wp.stats.outputs_raised, (long long)wp.stats.lines_skipped);
+
+  /* The weights must fit this rank's memory (at most --mem-limit-mib); every point is
+   * then fitted into what is left beside them (point_memory.h), before anything is
+   * written. The loop below plans each point again against the same budget. */
+  const int64_t weight_bytes = up_model_weight_bytes(&cfg, be->act_dtype);
+  int64_t available = (int64_t)be->ops->memory_available(be);
+  const int limited = opt->mem_limit_mib > 0 && opt->mem_limit_mib * 1048576 < available;
+  if (limited) available = opt->mem_limit_mib * 1048576;
+  snprintf(err, sizeof err, "model %s needs %.2f GiB of weights on the %s backend, but only %.2f GiB is %s "
+           "(use --layers for a shallower variant)", cfg.name, weight_bytes / 1073741824.0, be->ops->name,
+           available / 1073741824.0, limited ? "allowed by --mem-limit-mib" : "available");
+  if (up_run_agree_on_failure(topo, weight_bytes >= available, err)) {
+    be->ops->destroy(be);
+    up_workload_plan_free(&wp);
+    return 2;
+  }
+  const int64_t point_budget = available - weight_bytes;
+  int plan_error = 0;
+  for (int32_t c = 0; c < n_ctx && !plan_error; ++c)
+    for (int32_t k = 0; k < opt->n_concurrency && !plan_error; ++k) {
+      point_plan p;
+      up_point_fit fit;
+      plan_point(opt, &cfg, be->act_dtype, topo, &wp, ctx_list[c], opt->concurrency[k], &methods[0], &p);
+      if (opt->max_batch_tokens > 0 && opt->max_batch_tokens < p.engine.max_seqs) {
+        snprintf(err, sizeof err, "--max-batch-tokens %lld is below the %d sequences a step may hold: decode "
+                 "tokens alone could not fit (raise it or lower --max-seqs)", (long long)opt->max_batch_tokens,
+                 (int)p.engine.max_seqs);
+        plan_error = 1;
+      } else if (!plan_point_in_budget(opt, &cfg, be->act_dtype, topo, &wp, ctx_list[c], opt->concurrency[k],
+                                       &methods[0], point_budget, &p, &fit, err, sizeof err)) {
+        plan_error = 1;
+      }
+    }
+  if (up_run_agree_on_failure(topo, plan_error, err)) {
+    be->ops->destroy(be);
+    up_workload_plan_free(&wp);
+    return 2;
+  }
+
+  /* The results file (rank 0), then the model. */
+  char path[UP_PATH_MAX];
+  int open_failed = 0;
+  up_results_file *results = up_run_open_results(opt, argc, argv, topo, be, cfg.name, path, &open_failed);
+  if (open_failed) {
+    be->ops->destroy(be);
+    up_workload_plan_free(&wp);
+    return 1;
+  }
+
+  char model_err[1024] = "";
+  up_model *model = up_run_create_model(opt, &cfg, be, model_err, sizeof model_err);
+  if (up_run_agree_on_failure(topo, model == NULL, model_err)) {
+    if (results) up_results_close(results, model_err, sizeof model_err);
+    be->ops->destroy(be);
+    up_workload_plan_free(&wp);
+    return 1;
+  }
+  const int32_t n_points = n_ctx * opt->n_concurrency * opt->n_methods;
+  up_point_summary *rows = root ? up_calloc_or_die((size_t)n_points, sizeof(up_point_summary), "summary rows") : NULL;
+  const int progress = root && !opt->quiet && isatty(STDERR_FILENO);
+  int exit_code = 0;
+  int32_t index = 0;
+  for (int32_t c = 0; c < n_ctx; ++c) {
+    for (int32_t k = 0; k < opt->n_concurrency; ++k) {
+      for (int32_t m = 0; m < opt->n_methods; ++m, ++index) {
+        point_plan p;
+        up_point_fit fit;
+        /* Fitted before the run started, so it fits again: same plan, same budget. */
+        if (!plan_point_in_budget(opt, &cfg, be->act_dtype, topo, &wp, ctx_list[c], opt->concurrency[k], &methods[m],
+                                  point_budget, &p, &fit, err, sizeof err))
+          UP_FATAL("%s", err);
+        if (root && fit.shrunk && !opt->quiet) note_fitted_point(&cfg, be->act_dtype, &p, &fit, point_budget);
+        if (progress)
+          fprintf(stderr, "[%d/%d] %s ctx=%d concurrency=%d ...", (int)index + 1, (int)n_points, methods[m].spec.label,
+                  (int)p.ctx, (int)p.concurrency);
+        if (opt->gpu_mem_fraction > 0.0f) size_kv_from_free_memory(opt, &cfg, be, point_budget, &p);
+        run_warmup(model, &p, opt);
+        const int32_t rank_cap = p.rank_concurrency > 0 ? p.rank_concurrency : 1;
+        int64_t *ids = up_malloc_or_die(sizeof(int64_t) * (size_t)(p.rank_requests + 1), "request ids");
+        up_workload *w = NULL;
+        if (timed) {
+          w = up_workload_plan_source(&wp, topo->world_rank, topo->world_size, rank_cap, cfg.n_layers);
+        } else {
+          int32_t n_ids = 0;
+          for (int32_t i = 0; i < p.n_requests; ++i)
+            if ((i % p.concurrency) % topo->world_size == topo->world_rank) ids[n_ids++] = i;
+          up_closed_loop_params wl = {.concurrency = rank_cap, .n_requests = n_ids, .request_ids = ids,
+                                      .prompt_len = p.ctx, .output_len = opt->output_len, .vocab = cfg.vocab,
+                                      .n_layers = cfg.n_layers, .seed = opt->seed};
+          w = up_workload_closed_loop_create(&wl);
+        }
+        up_point_result mine, merged;
+        /* Ranks start each point together: timed arrivals are on each rank's engine clock from here. */
+        UP_CHECK_MPI(MPI_Barrier(MPI_COMM_WORLD));
+        up_engine_run_point(model, &p.engine, &methods[m], w, &mine);
+        w->ops->destroy(w);
+        free(ids);
+        up_point_gather(topo, &mine, &merged);
+        up_point_result_free(&mine);
+        int write_failed = 0;
+        if (root) {
+          up_point_summary *row = &rows[index];
+          row->point_index = index;
+          snprintf(row->method, sizeof row->method, "%s", methods[m].spec.label);
+          row->ctx = p.ctx;
+          row->concurrency = p.concurrency;
+          row->output_len = timed ? 0 : opt->output_len;
+          up_point_summary_compute(row, merged.requests, merged.n_requests, merged.token_times, merged.token_offsets,
+                                   &opt->slo, &cfg, merged.wall_s);
+          row->predicted_speedup = up_speed_model_predicted_speedup(&cfg, merged.requests, merged.request_layer_tokens,
+                                                                    merged.n_requests);
+          row->max_resident = merged.max_resident;
+          up_point_summary_fill_speedups(rows, index + 1);
+          char layers[512];
+          up_point_params pp;
+          fill_point_params(opt, &wp, &p, &merged, index, layers, sizeof layers, &pp);
+          write_failed = up_results_write_point(results, &pp, row, &merged, err, sizeof err) != 0;
+          if (progress)
+            fprintf(stderr, " ttft %.1f ms, kept %.3f%s\n", row->ttft_mean_ms, row->kept_fraction,
+                    row->n_failed ? ", some requests failed" : "");
+        }
+        up_point_result_free(&merged);
+        if (up_run_agree_on_failure(topo, write_failed, err)) {
+          exit_code = 1;
+          goto done;
+        }
+      }
+    }
+  }
+  if (root) {
+    /* The last point's pass above already set every row's speedup_vs_dense. */
+    if (up_results_update_speedups(results, rows, n_points, err, sizeof err) != 0) {
+      fprintf(stderr, "uniprefill-bench: error: %s\n", err);
+      exit_code = 1;
+    }
+    up_report_table_print(stdout, opt->format, rows, n_points);
+    fflush(stdout);
+    if (!opt->quiet) fprintf(stderr, "uniprefill-bench: wrote %s\n", path);
+  }
+done:
+  if (root && results && up_results_close(results, err, sizeof err) != 0) {
+    fprintf(stderr, "uniprefill-bench: error: %s\n", err);
+    exit_code = 1;
+  }
+  UP_CHECK_MPI(MPI_Bcast(&exit_code, 1, MPI_INT, 0, MPI_COMM_WORLD));
+  free(rows);
+  up_model_destroy(model);
+  be->ops->destroy(be);
+  up_workload_plan_free(&wp);
+  return exit_code;
+}

@@ -32,7 +32,8 @@ enum { GGUF_ALIGNMENT = 32, PROMPT_TOKENS = 20, MAX_NEW = 6 };
 /* One tensor of the tiny model: its role, both formats' names, its [rows][cols] shape
  * (rows 0: a vector of cols), and its values in Hugging Face order. */
 typedef struct tiny_tensor {
-  up_weight_role role;
+  up_tensor_role role; /* the engine weight it is part of */
+  int32_t part;        /* which part of it (Q, K, V of the fused QKV; gate, up) */
   int32_t layer;
   char hf_name[96], gguf_name[96];
   int64_t rows, cols;
@@ -55,11 +56,11 @@ static uint32_t next_random(uint32_t *state) {
   return *state = x;
 }
 
-static void add_tensor(tiny_model *m, up_weight_role role, int32_t layer, const char *hf, const char *gguf,
-                       int64_t rows, int64_t cols, bool f16) {
+static void add_tensor(tiny_model *m, up_tensor_role role, int32_t part, int32_t layer, const char *hf,
+                       const char *gguf, int64_t rows, int64_t cols, bool f16) {
   cr_assert_lt(m->n, MAX_TENSORS);
   tiny_tensor *t = &m->t[m->n];
-  *t = (tiny_tensor){.role = role, .layer = layer, .rows = rows, .cols = cols, .f16 = f16};
+  *t = (tiny_tensor){.role = role, .part = part, .layer = layer, .rows = rows, .cols = cols, .f16 = f16};
   if (layer < 0) {
     snprintf(t->hf_name, sizeof t->hf_name, "%s.weight", hf);
     snprintf(t->gguf_name, sizeof t->gguf_name, "%s.weight", gguf);
@@ -90,20 +91,20 @@ static void add_tensor(tiny_model *m, up_weight_role role, int32_t layer, const 
  * ones included. */
 static void tiny_model_make(tiny_model *m) {
   memset(m, 0, sizeof *m);
-  add_tensor(m, UP_WEIGHT_EMBED, -1, "model.embed_tokens", "token_embd", VOCAB, HIDDEN, false);
-  add_tensor(m, UP_WEIGHT_LM_HEAD, -1, "lm_head", "output", VOCAB, HIDDEN, true);
-  add_tensor(m, UP_WEIGHT_FINAL_NORM, -1, "model.norm", "output_norm", 0, HIDDEN, false);
+  add_tensor(m, UP_TENSOR_EMBED, 0, -1, "model.embed_tokens", "token_embd", VOCAB, HIDDEN, false);
+  add_tensor(m, UP_TENSOR_LM_HEAD, 0, -1, "lm_head", "output", VOCAB, HIDDEN, true);
+  add_tensor(m, UP_TENSOR_FINAL_NORM, 0, -1, "model.norm", "output_norm", 0, HIDDEN, false);
   for (int32_t l = 0; l < N_LAYERS; ++l) {
     const bool odd = l % 2 == 1;
-    add_tensor(m, UP_WEIGHT_ATTN_NORM, l, "input_layernorm", "attn_norm", 0, HIDDEN, false);
-    add_tensor(m, UP_WEIGHT_Q, l, "self_attn.q_proj", "attn_q", N_HEADS * HEAD_DIM, HIDDEN, !odd);
-    add_tensor(m, UP_WEIGHT_K, l, "self_attn.k_proj", "attn_k", N_KV_HEADS * HEAD_DIM, HIDDEN, !odd);
-    add_tensor(m, UP_WEIGHT_V, l, "self_attn.v_proj", "attn_v", N_KV_HEADS * HEAD_DIM, HIDDEN, odd);
-    add_tensor(m, UP_WEIGHT_O, l, "self_attn.o_proj", "attn_output", HIDDEN, N_HEADS * HEAD_DIM, true);
-    add_tensor(m, UP_WEIGHT_MLP_NORM, l, "post_attention_layernorm", "ffn_norm", 0, HIDDEN, false);
-    add_tensor(m, UP_WEIGHT_GATE, l, "mlp.gate_proj", "ffn_gate", INTER, HIDDEN, true);
-    add_tensor(m, UP_WEIGHT_UP, l, "mlp.up_proj", "ffn_up", INTER, HIDDEN, odd);
-    add_tensor(m, UP_WEIGHT_DOWN, l, "mlp.down_proj", "ffn_down", HIDDEN, INTER, !odd);
+    add_tensor(m, UP_TENSOR_ATTN_NORM, 0, l, "input_layernorm", "attn_norm", 0, HIDDEN, false);
+    add_tensor(m, UP_TENSOR_ATTN_QKV, 0, l, "self_attn.q_proj", "attn_q", N_HEADS * HEAD_DIM, HIDDEN, !odd);
+    add_tensor(m, UP_TENSOR_ATTN_QKV, 1, l, "self_attn.k_proj", "attn_k", N_KV_HEADS * HEAD_DIM, HIDDEN, !odd);
+    add_tensor(m, UP_TENSOR_ATTN_QKV, 2, l, "self_attn.v_proj", "attn_v", N_KV_HEADS * HEAD_DIM, HIDDEN, odd);
+    add_tensor(m, UP_TENSOR_ATTN_OUT, 0, l, "self_attn.o_proj", "attn_output", HIDDEN, N_HEADS * HEAD_DIM, true);
+    add_tensor(m, UP_TENSOR_MLP_NORM, 0, l, "post_attention_layernorm", "ffn_norm", 0, HIDDEN, false);
+    add_tensor(m, UP_TENSOR_MLP_GATE_UP, 0, l, "mlp.gate_proj", "ffn_gate", INTER, HIDDEN, true);
+    add_tensor(m, UP_TENSOR_MLP_GATE_UP, 1, l, "mlp.up_proj", "ffn_up", INTER, HIDDEN, odd);
+    add_tensor(m, UP_TENSOR_MLP_DOWN, 0, l, "mlp.down_proj", "ffn_down", HIDDEN, INTER, !odd);
   }
 }
 
@@ -114,10 +115,10 @@ static void tiny_model_free(tiny_model *m) {
   }
 }
 
-static const tiny_tensor *tiny_find(const tiny_model *m, up_weight_role role, int32_t layer) {
+static const tiny_tensor *tiny_find(const tiny_model *m, up_tensor_role role, int32_t part, int32_t layer) {
   for (int i = 0; i < m->n; ++i)
-    if (m->t[i].role == role && m->t[i].layer == layer) return &m->t[i];
-  cr_assert_fail("no tensor for role %d layer %d", (int)role, (int)layer);
+    if (m->t[i].role == role && m->t[i].part == part && m->t[i].layer == layer) return &m->t[i];
+  cr_assert_fail("no tensor for role %d part %d layer %d", (int)role, (int)part, (int)layer);
   return NULL;
 }
 
@@ -136,14 +137,15 @@ typedef struct variant {
 } variant;
 
 static bool written(const variant *v, const tiny_tensor *t, const char *name) {
-  if (v->tied && t->role == UP_WEIGHT_LM_HEAD) return false;
+  if (v->tied && t->role == UP_TENSOR_LM_HEAD) return false;
   return !(v->omit && strcmp(v->omit, name) == 0);
 }
 
 /* The Hugging Face row stored at GGUF row r of a query or key matrix: llama.cpp's
  * converter writes, per head, HF row j*half + i at GGUF row 2i + j. */
 static int64_t hf_row_of_gguf_row(const tiny_tensor *t, const variant *v, int64_t r) {
-  if ((t->role != UP_WEIGHT_Q && t->role != UP_WEIGHT_K) || v->rotary_rows_unpermuted) return r;
+  const bool query_or_key = t->role == UP_TENSOR_ATTN_QKV && t->part < 2;
+  if (!query_or_key || v->rotary_rows_unpermuted) return r;
   const int64_t head = r / HEAD_DIM, within = r % HEAD_DIM, half = HEAD_DIM / 2;
   return head * HEAD_DIM + (within % 2) * half + within / 2;
 }
@@ -370,19 +372,29 @@ static double max_abs_diff(const float *a, const float *b, int64_t n) {
   return d;
 }
 
-/* Every weight of ck equals the source values (for LM_HEAD: of lm_head_source). */
-static void expect_weights(const up_checkpoint *ck, const tiny_model *m, up_weight_role lm_head_source) {
-  const up_model_config *cfg = up_checkpoint_config(ck);
+/* The architecture's description of a tiny tensor: the names written here and the
+ * shape (a tied LM head is the embedding's tensor). */
+static up_file_tensor file_tensor_of(const up_checkpoint *ck, const tiny_tensor *t, const tiny_tensor *stored) {
+  up_file_tensor f;
+  cr_assert(up_arch_file_tensor(up_checkpoint_config(ck), t->role, t->layer, t->part, &f), "%s is not in the table",
+            t->hf_name);
+  cr_assert_str_eq(f.hf_name, stored->hf_name);
+  cr_assert_str_eq(f.gguf_name, stored->gguf_name);
+  cr_assert_eq(f.rows, t->rows ? t->rows : 1, "%s rows", t->hf_name);
+  cr_assert_eq(f.cols, t->cols, "%s cols", t->hf_name);
+  return f;
+}
+
+/* Every weight of ck equals the source values (for the LM head: of lm_head_source). */
+static void expect_weights(const up_checkpoint *ck, const tiny_model *m, up_tensor_role lm_head_source) {
   float *buf = malloc(sizeof(float) * VOCAB * HIDDEN);
   for (int i = 0; i < m->n; ++i) {
     const tiny_tensor *t = &m->t[i];
-    const tiny_tensor *src = t->role == UP_WEIGHT_LM_HEAD ? tiny_find(m, lm_head_source, -1) : t;
-    int64_t rows, cols;
-    up_checkpoint_role_shape(cfg, t->role, &rows, &cols);
-    cr_assert_eq(rows, t->rows ? t->rows : 1, "%s rows", t->hf_name);
-    cr_assert_eq(cols, t->cols, "%s cols", t->hf_name);
+    const tiny_tensor *src = t->role == UP_TENSOR_LM_HEAD ? tiny_find(m, lm_head_source, 0, -1) : t;
+    const up_file_tensor f = file_tensor_of(ck, t, src);
+    const int64_t rows = f.rows, cols = f.cols;
     char err[1024] = "";
-    cr_assert(up_checkpoint_read(ck, t->role, t->layer, buf, err, sizeof err), "%s", err);
+    cr_assert(up_checkpoint_read(ck, &f, buf, err, sizeof err), "%s", err);
     for (int64_t e = 0; e < rows * cols; ++e)
       cr_assert_eq(buf[e], src->values[e], "%s: %s element %lld (row %lld) is %g, expected %g",
                    up_checkpoint_path(ck), t->hf_name, (long long)e, (long long)(e / cols), (double)buf[e],
@@ -423,7 +435,7 @@ static void check_formats_agree(const variant *v) {
   cr_assert_null(up_checkpoint_gguf(hf));
   expect_same_config(up_checkpoint_config(gguf), up_checkpoint_config(hf));
   cr_assert_eq(up_checkpoint_config(gguf)->tie_word_embeddings, v->tied);
-  const up_weight_role head = v->tied ? UP_WEIGHT_EMBED : UP_WEIGHT_LM_HEAD;
+  const up_tensor_role head = v->tied ? UP_TENSOR_EMBED : UP_TENSOR_LM_HEAD;
   expect_weights(gguf, &source, head);
   expect_weights(hf, &source, head);
   const run_result a = generate(gguf), b = generate(hf);
@@ -456,8 +468,9 @@ Test(checkpoint, rotary_row_order_matters) {
   up_checkpoint *gguf = open_ok(files.gguf), *hf = open_ok(files.hf);
   float *q = malloc(sizeof(float) * N_HEADS * HEAD_DIM * HIDDEN);
   char err[1024] = "";
-  cr_assert(up_checkpoint_read(gguf, UP_WEIGHT_Q, 0, q, err, sizeof err), "%s", err);
-  const tiny_tensor *hf_q = tiny_find(&source, UP_WEIGHT_Q, 0);
+  const tiny_tensor *hf_q = tiny_find(&source, UP_TENSOR_ATTN_QKV, 0, 0);
+  const up_file_tensor f = file_tensor_of(gguf, hf_q, hf_q);
+  cr_assert(up_checkpoint_read(gguf, &f, q, err, sizeof err), "%s", err);
   cr_assert(memcmp(q, hf_q->values, sizeof(float) * N_HEADS * HEAD_DIM * HIDDEN) != 0);
   /* Row j*half + i of the engine's layout is file row 2i + j: head 0, i = 1, j = 0 is file row 2. */
   cr_assert(memcmp(q + 1 * HIDDEN, hf_q->values + 2 * HIDDEN, sizeof(float) * HIDDEN) == 0);

@@ -18,6 +18,7 @@
 
 #include "engine/checkpoint/hf_checkpoint.h"
 #include "engine/checkpoint/hf_config.h"
+#include "engine/model/layer_cost.h"
 #include "tests/safetensors_writer.h"
 
 /* Meta-Llama-3.1-8B's config.json, as published. */
@@ -104,7 +105,7 @@ Test(hf_config, llama_3_1_8b_matches_the_preset) {
   up_model_config_rope_inv_freq(&cfg, f_cfg);
   up_model_config_rope_inv_freq(p, f_preset);
   cr_assert(memcmp(f_cfg, f_preset, sizeof f_cfg) == 0, "same RoPE frequencies");
-  cr_assert_eq(up_model_config_body_params(&cfg), up_model_config_body_params(p));
+  cr_assert_eq(up_model_body_params(&cfg), up_model_body_params(p));
 }
 
 Test(hf_config, defaults_and_optional_fields) {

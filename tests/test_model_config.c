@@ -6,6 +6,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "engine/model/layer_cost.h"
 #include "engine/model/model_config.h"
 
 Test(model_config, llama_3_1_8b_shapes_and_parameters) {
@@ -18,8 +19,8 @@ Test(model_config, llama_3_1_8b_shapes_and_parameters) {
   cr_assert_eq(c->intermediate, 14336);
   cr_assert_eq(c->vocab, 128256);
   /* ALGORITHMS.md: parameters other than the input embedding and LM head, 6.98e9. */
-  cr_assert(fabs((double)up_model_config_body_params(c) - 6.98e9) < 0.005e9, "%lld",
-            (long long)up_model_config_body_params(c));
+  cr_assert(fabs((double)up_model_body_params(c) - 6.98e9) < 0.005e9, "%lld",
+            (long long)up_model_body_params(c));
   const int32_t expect[] = {7, 11, 15, 19, 23, 27};
   cr_assert_eq(c->n_drop_layers, 6);
   for (int i = 0; i < 6; ++i) cr_assert_eq(c->drop_layers[i], expect[i]);
@@ -28,11 +29,11 @@ Test(model_config, llama_3_1_8b_shapes_and_parameters) {
 Test(model_config, prefill_flops_match_the_reference_count) {
   const up_model_config *c = up_model_preset_find("llama-3.1-8b");
   const double L = 8192.0;
-  const double expect = 2.0 * (double)up_model_config_body_params(c) * L + 2.0 * 4096.0 * 128256.0 +
+  const double expect = 2.0 * (double)up_model_body_params(c) * L + 2.0 * 4096.0 * 128256.0 +
                         32.0 * 2.0 * L * L * 4096.0;
-  cr_assert_float_eq(up_model_config_prefill_flops(c, 8192), expect, 1.0);
+  cr_assert_float_eq(up_model_prefill_flops(c, 8192), expect, 1.0);
   /* ALGORITHMS.md: 258 ms at 1x8K is 510 TFLOP/s. */
-  cr_assert(fabs(up_model_config_prefill_flops(c, 8192) / 0.258 / 1e12 - 510.0) < 3.0);
+  cr_assert(fabs(up_model_prefill_flops(c, 8192) / 0.258 / 1e12 - 510.0) < 3.0);
 }
 
 Test(model_config, llama3_rope_scaling) {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "engine/serve/request.h"
+#include "engine/model/layer_cost.h"
 #include "engine/model/model_config.h"
 #include "launcher/sweep/point_summary.h"
 #include "launcher/sweep/speed_model.h"
@@ -96,7 +97,7 @@ Test(point_summary, model_tflops_count_dense_prefill_flops_over_the_prefill_span
   memset(&s, 0, sizeof s);
   up_point_summary_compute(&s, recs, 2, NULL, NULL, NULL, cfg, 1.0);
   /* Two 8K prefills in 0.5 s; UniPrefill's kept tokens do not change the credited FLOPs. */
-  cr_assert_float_eq(s.model_tflops_per_s, 2.0 * up_model_config_prefill_flops(cfg, 8192) / 0.5 / 1e12, 1e-9);
+  cr_assert_float_eq(s.model_tflops_per_s, 2.0 * up_model_prefill_flops(cfg, 8192) / 0.5 / 1e12, 1e-9);
   up_point_summary_compute(&s, recs, 2, NULL, NULL, NULL, NULL, 1.0);
   cr_assert(isnan(s.model_tflops_per_s), "no model, no FLOP rate");
 }

@@ -1,5 +1,5 @@
-/* checkpoint.c — opening a checkpoint of either format, the engine-layout shapes of the
- * weight roles, and dispatch of weight reads to the format's side. */
+/* checkpoint.c — opening a checkpoint of either format and dispatch of tensor reads
+ * to the format's side. */
 #include "engine/checkpoint/checkpoint.h"
 
 #include <stdio.h>
@@ -70,28 +70,8 @@ const up_model_config *up_checkpoint_config(const up_checkpoint *ck) { return &c
 const char *up_checkpoint_path(const up_checkpoint *ck) { return ck->path; }
 const up_gguf *up_checkpoint_gguf(const up_checkpoint *ck) { return ck->gguf; }
 
-void up_checkpoint_role_shape(const up_model_config *cfg, up_weight_role role, int64_t *rows, int64_t *cols) {
-  const int64_t h = cfg->hidden, q = (int64_t)cfg->n_heads * cfg->head_dim,
-                kv = (int64_t)cfg->n_kv_heads * cfg->head_dim, inter = cfg->intermediate;
-  switch (role) {
-    case UP_WEIGHT_EMBED:
-    case UP_WEIGHT_LM_HEAD: *rows = cfg->vocab; *cols = h; return;
-    case UP_WEIGHT_FINAL_NORM:
-    case UP_WEIGHT_ATTN_NORM:
-    case UP_WEIGHT_MLP_NORM: *rows = 1; *cols = h; return;
-    case UP_WEIGHT_Q: *rows = q; *cols = h; return;
-    case UP_WEIGHT_K:
-    case UP_WEIGHT_V: *rows = kv; *cols = h; return;
-    case UP_WEIGHT_O: *rows = h; *cols = q; return;
-    case UP_WEIGHT_GATE:
-    case UP_WEIGHT_UP: *rows = inter; *cols = h; return;
-    case UP_WEIGHT_DOWN: *rows = h; *cols = inter; return;
-    default: UP_FATAL("checkpoint: unknown weight role %d", (int)role);
-  }
-}
-
-bool up_checkpoint_read(const up_checkpoint *ck, up_weight_role role, int32_t layer, float *out, char *err,
+bool up_checkpoint_read(const up_checkpoint *ck, const up_file_tensor *tensor, float *out, char *err,
                         size_t err_size) {
-  if (ck->format == UP_CHECKPOINT_GGUF) return up_checkpoint_gguf_read(ck->gguf, &ck->cfg, role, layer, out, err, err_size);
-  return up_checkpoint_hf_read(ck->hf, &ck->cfg, role, layer, out, err, err_size);
+  if (ck->format == UP_CHECKPOINT_GGUF) return up_checkpoint_gguf_read(ck->gguf, tensor, out, err, err_size);
+  return up_checkpoint_hf_read(ck->hf, tensor, out, err, err_size);
 }

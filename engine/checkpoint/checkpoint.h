@@ -1,8 +1,10 @@
 /* checkpoint.h — a trained model on disk, in either format the suite reads: a GGUF file
  * (llama.cpp) or a Hugging Face directory (config.json + safetensors). Owns the mapping
- * from each format's metadata to up_model_config and from its tensor names and layouts
- * to the engine's weights (GGUF's rotary row order undone, tied embeddings resolved), so
- * the model code asks for "layer 3's query projection" and never sees a file format. */
+ * from each format's metadata to up_model_config and the reading of one tensor into the
+ * engine's layout (dequantized, shape checked, GGUF's rotary row order undone where the
+ * tensor says so). Which tensors a model has, and their names, are its architecture's
+ * (engine/model/arch.h): the model code asks for "layer 3's query projection" by the
+ * architecture's table and never sees a file format. */
 #ifndef UP_CHECKPOINT_H
 #define UP_CHECKPOINT_H
 
@@ -10,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "engine/model/arch.h"
 #include "engine/model/model_config.h"
 
 typedef struct up_gguf up_gguf;
@@ -19,23 +22,6 @@ typedef enum up_checkpoint_format {
   UP_CHECKPOINT_GGUF = 0,
   UP_CHECKPOINT_HF = 1,
 } up_checkpoint_format;
-
-/* The weights the llama-family forward pass needs; per layer unless noted. */
-typedef enum up_weight_role {
-  UP_WEIGHT_EMBED = 0,      /* model-wide [vocab][hidden] */
-  UP_WEIGHT_LM_HEAD,        /* model-wide [vocab][hidden]; the embedding when tied */
-  UP_WEIGHT_FINAL_NORM,     /* model-wide [hidden] */
-  UP_WEIGHT_ATTN_NORM,      /* [hidden] */
-  UP_WEIGHT_Q,              /* [n_heads*head_dim][hidden], rotary halves in rotate-half order */
-  UP_WEIGHT_K,              /* [n_kv_heads*head_dim][hidden], same order */
-  UP_WEIGHT_V,              /* [n_kv_heads*head_dim][hidden] */
-  UP_WEIGHT_O,              /* [hidden][n_heads*head_dim] */
-  UP_WEIGHT_MLP_NORM,       /* [hidden] */
-  UP_WEIGHT_GATE,           /* [intermediate][hidden] */
-  UP_WEIGHT_UP,             /* [intermediate][hidden] */
-  UP_WEIGHT_DOWN,           /* [hidden][intermediate] */
-  UP_WEIGHT_ROLE_COUNT
-} up_weight_role;
 
 /* True when a --model argument names a file or directory rather than a preset. */
 bool up_checkpoint_is_path(const char *model_arg);
@@ -52,11 +38,11 @@ const char *up_checkpoint_path(const up_checkpoint *ck);
  * Hugging Face directories. */
 const up_gguf *up_checkpoint_gguf(const up_checkpoint *ck);
 
-/* Shape [rows][cols] of a role in the engine's layout (norms are [1][hidden]). */
-void up_checkpoint_role_shape(const up_model_config *cfg, up_weight_role role, int64_t *rows, int64_t *cols);
-/* Dequantize one weight into out (rows*cols floats, engine layout). False with a
- * message naming the file and tensor when it is missing or misshapen. */
-bool up_checkpoint_read(const up_checkpoint *ck, up_weight_role role, int32_t layer, float *out, char *err,
+/* Dequantize one checkpoint tensor, as the architecture's table describes it
+ * (engine/model/arch.h: up_arch_file_tensor), into out (rows*cols floats, engine
+ * layout). False with a message naming the file and tensor when it is missing or
+ * misshapen. */
+bool up_checkpoint_read(const up_checkpoint *ck, const up_file_tensor *tensor, float *out, char *err,
                         size_t err_size);
 
 #endif

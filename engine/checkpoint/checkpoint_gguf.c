@@ -1,8 +1,9 @@
 /* checkpoint_gguf.c — the GGUF side of engine/checkpoint/checkpoint.h: llama hyper-parameters from
- * the file's metadata, tensor names as llama.cpp's converter writes them, and the one
- * layout difference from the engine: the converter reorders the rows of the query and
- * key projections so that rotary pairs are adjacent (x[2i], x[2i+1]), while the engine
- * rotates halves (x[i], x[i + head_dim/2]); rows are put back here. */
+ * the file's metadata, tensors read by the names the architecture's table gives, and
+ * one layout difference from the engine: llama.cpp's converter reorders the rows of
+ * some tensors (Llama's query and key projections; the table says which) so that
+ * rotary pairs are adjacent (x[2i], x[2i+1]), while the engine rotates halves
+ * (x[i], x[i + head_dim/2]); rows are put back here. */
 #include "engine/checkpoint/checkpoint_internal.h"
 
 #include <math.h>
@@ -132,21 +133,6 @@ bool up_checkpoint_gguf_config(const up_gguf *g, up_model_config *cfg, char *err
   return true;
 }
 
-/* llama.cpp's tensor name of a role; false for roles a file may lack (a tied head). */
-static void gguf_tensor_name(up_weight_role role, int32_t layer, char *name, size_t size) {
-  static const char *const per_layer[UP_WEIGHT_ROLE_COUNT] = {
-      [UP_WEIGHT_ATTN_NORM] = "attn_norm", [UP_WEIGHT_Q] = "attn_q", [UP_WEIGHT_K] = "attn_k",
-      [UP_WEIGHT_V] = "attn_v", [UP_WEIGHT_O] = "attn_output", [UP_WEIGHT_MLP_NORM] = "ffn_norm",
-      [UP_WEIGHT_GATE] = "ffn_gate", [UP_WEIGHT_UP] = "ffn_up", [UP_WEIGHT_DOWN] = "ffn_down",
-  };
-  switch (role) {
-    case UP_WEIGHT_EMBED: snprintf(name, size, "token_embd.weight"); return;
-    case UP_WEIGHT_LM_HEAD: snprintf(name, size, "output.weight"); return;
-    case UP_WEIGHT_FINAL_NORM: snprintf(name, size, "output_norm.weight"); return;
-    default: snprintf(name, size, "blk.%d.%s.weight", (int)layer, per_layer[role]); return;
-  }
-}
-
 /* GGUF row 2i + j of a head holds rotate-half row j*half + i. */
 static void unpermute_rotary_rows(const float *src, float *dst, int64_t rows, int64_t cols, int32_t head_dim) {
   const int32_t half = head_dim / 2;
@@ -157,18 +143,15 @@ static void unpermute_rotary_rows(const float *src, float *dst, int64_t rows, in
                sizeof(float) * (size_t)cols);
 }
 
-bool up_checkpoint_gguf_read(const up_gguf *g, const up_model_config *cfg, up_weight_role role, int32_t layer,
-                             float *out, char *err, size_t err_size) {
-  if (role == UP_WEIGHT_LM_HEAD && cfg->tie_word_embeddings) role = UP_WEIGHT_EMBED;
-  char name[96];
-  gguf_tensor_name(role, layer, name, sizeof name);
+bool up_checkpoint_gguf_read(const up_gguf *g, const up_file_tensor *tensor, float *out, char *err,
+                             size_t err_size) {
+  const char *name = tensor->gguf_name;
   const up_gguf_tensor *t = up_gguf_find_tensor(g, name);
   if (!t) {
     snprintf(err, err_size, "%s: tensor '%s' is missing", up_gguf_name(g), name);
     return false;
   }
-  int64_t rows, cols;
-  up_checkpoint_role_shape(cfg, role, &rows, &cols);
+  const int64_t rows = tensor->rows, cols = tensor->cols;
   /* ggml order: dims[0] is the contiguous one, so a [rows][cols] matrix is {cols, rows}. */
   const bool vector = rows == 1;
   const bool shape_ok = vector ? (t->n_dims == 1 && t->dims[0] == cols)
@@ -182,10 +165,10 @@ bool up_checkpoint_gguf_read(const up_gguf *g, const up_model_config *cfg, up_we
              got, (long long)cols, (long long)rows);
     return false;
   }
-  if (role != UP_WEIGHT_Q && role != UP_WEIGHT_K) return up_gguf_tensor_to_f32(t, out, err, err_size);
+  if (tensor->gguf_rotary_head_dim <= 0) return up_gguf_tensor_to_f32(t, out, err, err_size);
   float *file_order = up_malloc_or_die(sizeof(float) * (size_t)(rows * cols), "rotary rows");
   const bool ok = up_gguf_tensor_to_f32(t, file_order, err, err_size);
-  if (ok) unpermute_rotary_rows(file_order, out, rows, cols, cfg->head_dim);
+  if (ok) unpermute_rotary_rows(file_order, out, rows, cols, tensor->gguf_rotary_head_dim);
   free(file_order);
   return ok;
 }

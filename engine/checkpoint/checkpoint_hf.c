@@ -1,6 +1,7 @@
-/* checkpoint_hf.c — the Hugging Face side of engine/checkpoint/checkpoint.h: tensor names as
- * transformers' Llama writes them. Its [out][in] row-major layout and rotate-half
- * rotary order are already the engine's, so weights convert element for element. */
+/* checkpoint_hf.c — the Hugging Face side of engine/checkpoint/checkpoint.h: tensors read
+ * by the names the architecture's table gives. Safetensors' [out][in] row-major layout
+ * and rotate-half rotary order are already the engine's, so weights convert element
+ * for element. */
 #include "engine/checkpoint/checkpoint_internal.h"
 
 #include <stdio.h>
@@ -8,33 +9,15 @@
 #include "engine/checkpoint/hf_checkpoint.h"
 #include "engine/checkpoint/safetensors.h"
 
-static void hf_tensor_name(up_weight_role role, int32_t layer, char *name, size_t size) {
-  static const char *const per_layer[UP_WEIGHT_ROLE_COUNT] = {
-      [UP_WEIGHT_ATTN_NORM] = "input_layernorm", [UP_WEIGHT_Q] = "self_attn.q_proj",
-      [UP_WEIGHT_K] = "self_attn.k_proj", [UP_WEIGHT_V] = "self_attn.v_proj", [UP_WEIGHT_O] = "self_attn.o_proj",
-      [UP_WEIGHT_MLP_NORM] = "post_attention_layernorm", [UP_WEIGHT_GATE] = "mlp.gate_proj",
-      [UP_WEIGHT_UP] = "mlp.up_proj", [UP_WEIGHT_DOWN] = "mlp.down_proj",
-  };
-  switch (role) {
-    case UP_WEIGHT_EMBED: snprintf(name, size, "model.embed_tokens.weight"); return;
-    case UP_WEIGHT_LM_HEAD: snprintf(name, size, "lm_head.weight"); return;
-    case UP_WEIGHT_FINAL_NORM: snprintf(name, size, "model.norm.weight"); return;
-    default: snprintf(name, size, "model.layers.%d.%s.weight", (int)layer, per_layer[role]); return;
-  }
-}
-
-bool up_checkpoint_hf_read(const up_hf_checkpoint *hf, const up_model_config *cfg, up_weight_role role,
-                           int32_t layer, float *out, char *err, size_t err_size) {
-  if (role == UP_WEIGHT_LM_HEAD && cfg->tie_word_embeddings) role = UP_WEIGHT_EMBED;
-  char name[128];
-  hf_tensor_name(role, layer, name, sizeof name);
+bool up_checkpoint_hf_read(const up_hf_checkpoint *hf, const up_file_tensor *tensor, float *out, char *err,
+                           size_t err_size) {
+  const char *name = tensor->hf_name;
   const up_st_tensor *t = up_hf_checkpoint_find(hf, name);
   if (!t) {
     snprintf(err, err_size, "%s: tensor '%s' is missing", up_hf_checkpoint_dir(hf), name);
     return false;
   }
-  int64_t rows, cols;
-  up_checkpoint_role_shape(cfg, role, &rows, &cols);
+  const int64_t rows = tensor->rows, cols = tensor->cols;
   const bool shape_ok = rows == 1 ? (t->n_dims == 1 && t->shape[0] == cols)
                                   : (t->n_dims == 2 && t->shape[0] == rows && t->shape[1] == cols);
   if (!shape_ok) {

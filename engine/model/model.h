@@ -1,6 +1,7 @@
 /* model.h — a model instance on a backend: its weights (seeded random, or a trained
- * checkpoint's), and the forward pass over a packed batch
- * of prefill and decode sequences with method hooks at drop layers. */
+ * checkpoint's), allocated by its architecture's tensor table (arch.h), and the
+ * forward pass over a packed batch of prefill and decode sequences with method hooks
+ * at drop layers. */
 #ifndef UP_MODEL_H
 #define UP_MODEL_H
 
@@ -10,29 +11,24 @@
 
 #include "engine/checkpoint/checkpoint.h"
 #include "engine/memory/kv_cache.h"
+#include "engine/model/arch.h"
 #include "engine/methods/method.h"
 #include "engine/model/model_config.h"
 #include "kernels/ops.h"
 
-typedef struct up_layer_weights {
-  void *attn_norm; /* [hidden] */
-  void *wqkv;      /* [qkv_dim][hidden] */
-  void *wo;        /* [hidden][n_heads*head_dim] */
-  void *mlp_norm;  /* [hidden] */
-  void *w_gate_up; /* [2*intermediate][hidden]: gate rows then up rows */
-  void *w_down;    /* [hidden][intermediate] */
-} up_layer_weights;
-
 typedef struct up_model {
   up_model_config cfg;
+  const up_arch *arch;
   up_backend *be;
-  void *embed;      /* [vocab][hidden] */
-  void *final_norm; /* [hidden] */
-  void *lm_head;    /* [vocab][hidden] */
+  /* Backend tensors by role: model-wide ones at [role], layer l's at
+   * [(l + 1) * UP_TENSOR_ROLE_COUNT + role]; NULL where the architecture has none. */
+  void **weights;
   float *inv_freq;  /* [head_dim/2] backend memory, fp32 */
-  up_layer_weights *layers;
   int64_t weight_bytes;
 } up_model;
+
+/* The backend tensor of a role at a layer (-1: model-wide); NULL when the model has none. */
+void *up_model_weight(const up_model *model, up_tensor_role role, int32_t layer);
 
 /* Weights drawn from a seeded generator, one independent stream per tensor, scaled so
  * activations stay O(1) through every layer: the same seed gives the same model on any

@@ -1,6 +1,7 @@
-/* model_config.c — the preset registry and config arithmetic (parameter counts, RoPE
- * frequencies with llama3 scaling, validation). Shapes follow each model's published
- * config.json; drop layers follow the UniPrefill reference code where it gives them. */
+/* model_config.c — the preset registry and config arithmetic (RoPE frequencies with
+ * llama3 scaling, validation; parameter counts are layer_cost.c's). Shapes follow each
+ * model's published config.json; drop layers follow the UniPrefill reference code
+ * where it gives them. */
 #include "engine/model/model_config.h"
 
 #include <math.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 
 #include "core/fatal.h"
+#include "engine/model/arch.h"
 
 /* A preset whose drop layers come from up_model_config_drop_layers_by_depth, filled in
  * on first access to the registry. */
@@ -104,25 +106,6 @@ int32_t up_model_config_qkv_dim(const up_model_config *cfg) {
   return (cfg->n_heads + 2 * cfg->n_kv_heads) * cfg->head_dim;
 }
 
-int64_t up_model_config_body_params(const up_model_config *cfg) {
-  const int64_t h = cfg->hidden;
-  const int64_t per_layer = 2 * h                                     /* two norms */
-                            + h * up_model_config_qkv_dim(cfg)        /* wqkv */
-                            + h * (int64_t)cfg->n_heads * cfg->head_dim /* wo */
-                            + 3 * h * cfg->intermediate;              /* gate, up, down */
-  return per_layer * cfg->n_layers + h; /* + final norm */
-}
-
-double up_model_config_prefill_flops(const up_model_config *cfg, int64_t prompt_len) {
-  const double L = (double)prompt_len;
-  return 2.0 * (double)up_model_config_body_params(cfg) * L + 2.0 * cfg->hidden * (double)cfg->vocab +
-         (double)cfg->n_layers * 2.0 * L * L * cfg->n_heads * cfg->head_dim;
-}
-
-int64_t up_model_config_total_params(const up_model_config *cfg) {
-  return up_model_config_body_params(cfg) + 2 * (int64_t)cfg->vocab * cfg->hidden;
-}
-
 void up_model_config_rope_inv_freq(const up_model_config *cfg, float *inv_freq) {
   const int32_t half = cfg->head_dim / 2;
   const double pi = 3.14159265358979323846;
@@ -148,6 +131,9 @@ void up_model_config_rope_inv_freq(const up_model_config *cfg, float *inv_freq) 
 
 bool up_model_config_validate(const up_model_config *cfg, char *err, size_t err_size) {
 #define FAIL(...) do { snprintf(err, err_size, __VA_ARGS__); return false; } while (0)
+  if (!up_arch_find(cfg->architecture))
+    FAIL("model %s: architecture '%s' is not registered (engine/model/arch_registry.c)", cfg->name,
+         cfg->architecture);
   if (cfg->n_layers < 1 || cfg->n_layers > UP_MAX_LAYERS)
     FAIL("model %s: %d layers (must be 1..%d)", cfg->name, (int)cfg->n_layers, UP_MAX_LAYERS);
   if (cfg->hidden < 1 || cfg->intermediate < 1 || cfg->vocab < 2 || cfg->max_context < 1)

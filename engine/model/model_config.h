@@ -67,16 +67,8 @@ int32_t up_model_config_drop_layers_by_depth(int32_t n_layers, int32_t drop_laye
  * drop layers beyond the new depth are removed. Returns false if n_layers is out of range. */
 bool up_model_config_truncate(up_model_config *cfg, int32_t n_layers);
 
-/* Parameters, counted as ALGORITHMS.md does: all but the input embedding and LM head. */
-int64_t up_model_config_body_params(const up_model_config *cfg);
-/* Every parameter, embedding and LM head included (for memory sizing). */
-int64_t up_model_config_total_params(const up_model_config *cfg);
 int32_t up_model_config_qkv_dim(const up_model_config *cfg); /* (n_heads + 2 n_kv_heads) * head_dim */
-/* Dense prefill FLOPs of one prompt of L tokens, counted as ../shared/ALGORITHMS.md
- * does: 2 x body parameters x L + the LM head on the last token + causal attention
- * (n_layers x 2 x L^2 x n_heads x head_dim). UniPrefill runs are credited the same
- * dense FLOPs, so their rate reads as an effective rate. */
-double up_model_config_prefill_flops(const up_model_config *cfg, int64_t prompt_len);
+/* Parameter counts and FLOPs: engine/model/layer_cost.h. */
 
 /* The head_dim/2 RoPE frequencies after the config's scaling. */
 void up_model_config_rope_inv_freq(const up_model_config *cfg, float *inv_freq);

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "engine/memory/kv_cache.h"
+#include "engine/model/layer_cost.h"
 #include "engine/serve/scheduler.h"
 #include "core/fatal.h"
 
@@ -45,7 +46,7 @@ void up_request_to_record(const up_request *req, int32_t rank, const up_kv_geome
   rec->e2e_ms = 1e3 * (req->finish_s - req->arrival_s);
   rec->kv_bytes = req->kv_entries * kv->entry_bytes;
   rec->kv_held_bytes = req->kv_blocks * kv->block_tokens * kv->entry_bytes;
-  rec->kv_dense_bytes = (int64_t)req->prompt_len * kv->n_layers * kv->entry_bytes;
+  rec->kv_dense_bytes = up_model_dense_kv_bytes(kv->cfg, kv->dtype, req->prompt_len);
   _Static_assert(sizeof rec->error == sizeof req->error, "request and record error lengths differ");
   memcpy(rec->error, req->error, sizeof rec->error);
   rec->error[sizeof rec->error - 1] = '\0';
@@ -199,7 +200,8 @@ void up_engine_run_point(const up_model *model, const up_engine_params *params, 
   pool.v = be->ops->alloc(be, block_bytes * (size_t)params->kv_blocks, "KV cache values");
   out->kv_block_bytes = 2 * (int64_t)block_bytes;
   out->kv_blocks_total = params->kv_blocks;
-  sink.kv = (up_kv_geometry){.n_layers = L, .block_tokens = bt, .entry_bytes = out->kv_block_bytes / bt};
+  sink.kv = (up_kv_geometry){.cfg = cfg, .dtype = be->act_dtype, .block_tokens = bt,
+                             .entry_bytes = up_model_kv_entry_bytes(cfg, be->act_dtype)};
 
   const up_scheduler_limits limits = {.max_seqs = params->max_seqs, .max_batch_tokens = params->max_batch_tokens,
                                       .max_context = cfg->max_context};

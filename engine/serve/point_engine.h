@@ -54,9 +54,10 @@ void up_engine_run_point(const up_model *model, const up_engine_params *params, 
 
 /* The KV cache's shape, which turns a request's entry and block counts into bytes. */
 typedef struct up_kv_geometry {
-  int32_t n_layers;
+  const up_model_config *cfg; /* per-layer KV entries and windows: engine/model/layer_cost.h */
+  up_dtype dtype;
   int32_t block_tokens;
-  int64_t entry_bytes; /* one token at one layer, K and V: 2 x n_kv_heads x head_dim x dtype size */
+  int64_t entry_bytes; /* one token at one layer, K and V (up_model_kv_entry_bytes) */
 } up_kv_geometry;
 
 /* Convert a finished request into its record. */

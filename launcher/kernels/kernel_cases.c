@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/fatal.h"
+#include "engine/model/layer_cost.h"
 #include "launcher/kernels/device_peaks.h"
 #include "launcher/kernels/kernel_targets.h"
 
@@ -180,11 +181,9 @@ bool up_kernel_plan_build(up_kernel_plan *plan, const up_options *opt, const up_
 
   int32_t capacity = 0;
   if (kinds & (1u << UP_KERNEL_GEMM)) {
-    const int64_t q_dim = (int64_t)cfg->n_heads * cfg->head_dim;
-    up_add_gemm(plan, &capacity, "qkv", m, up_model_config_qkv_dim(cfg), cfg->hidden);
-    up_add_gemm(plan, &capacity, "o", m, cfg->hidden, q_dim);
-    up_add_gemm(plan, &capacity, "gate_up", m, 2LL * cfg->intermediate, cfg->hidden);
-    up_add_gemm(plan, &capacity, "down", m, cfg->hidden, cfg->intermediate);
+    up_gemm_shape gemms[UP_MAX_LAYER_TENSORS];
+    const int32_t n_gemms = up_layer_gemm_shapes(cfg, 0, gemms);
+    for (int32_t i = 0; i < n_gemms; ++i) up_add_gemm(plan, &capacity, gemms[i].name, m, gemms[i].n, gemms[i].k);
   }
   for (int32_t i = 0; want_attention && i < n_ctx; ++i)
     up_add_attention_kind(plan, &capacity, UP_KERNEL_ATTENTION, 1, ctx[i]);

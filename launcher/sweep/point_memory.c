@@ -4,8 +4,10 @@
 
 #include <stdio.h>
 
+#include "engine/model/layer_cost.h"
+
 int64_t up_point_kv_block_bytes(const up_model_config *cfg, up_dtype dtype, int32_t block_tokens) {
-  return 2 * (int64_t)block_tokens * cfg->n_kv_heads * cfg->head_dim * (int64_t)up_dtype_size(dtype);
+  return (int64_t)block_tokens * up_model_kv_entry_bytes(cfg, dtype);
 }
 
 /* Workspace bytes per activation row: residual, normed, delta and their compaction

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "engine/model/layer_cost.h"
 #include "engine/serve/request.h"
 
 void up_point_summary_compute(up_point_summary *sum, const up_request_record *records, int32_t n,
@@ -26,7 +27,7 @@ void up_point_summary_compute(up_point_summary *sum, const up_request_record *re
     kv_bytes += (double)records[i].kv_bytes;
     kv_held_bytes += (double)records[i].kv_held_bytes;
     kv_dense_bytes += (double)records[i].kv_dense_bytes;
-    if (model) model_flops += up_model_config_prefill_flops(model, records[i].prompt_len);
+    if (model) model_flops += up_model_prefill_flops(model, records[i].prompt_len);
   }
   sum->n_requests = m.n_requests;
   sum->n_ok = m.n_ok;

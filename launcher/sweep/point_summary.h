@@ -25,7 +25,7 @@ typedef struct up_point_summary {
   double ttft_p50_ms;
   double ttft_p99_ms;
   double prefill_tokens_per_s; /* prompt tokens of successful requests / (last first token - first arrival) */
-  double model_tflops_per_s;   /* dense prefill FLOPs of those prompts (up_model_config_prefill_flops) / the same span */
+  double model_tflops_per_s;   /* dense prefill FLOPs of those prompts (up_model_prefill_flops) / the same span */
   double kept_fraction;      /* sum kept_len / sum prompt_len over successful requests */
   double speedup_vs_dense;   /* dense mean TTFT / this mean TTFT at the same ctx and concurrency; NaN when no dense */
   double predicted_speedup;  /* dense FLOPs / the FLOPs of the tokens each layer saw (launcher/sweep/speed_model.h) */

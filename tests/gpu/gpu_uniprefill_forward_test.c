@@ -240,10 +240,10 @@ static void tie_queries_to_keys(up_model *model, float gain) {
   float *w = up_malloc_or_die(sizeof(float) * head, "key head weights");
   for (int32_t l = 0; l < cfg->n_layers; ++l)
     for (int32_t g = 0; g < cfg->n_kv_heads; ++g) {
-      be->ops->download_f32(be, w, model->layers[l].wqkv, ((size_t)cfg->n_heads + g) * head, head);
+      be->ops->download_f32(be, w, up_model_weight(model, UP_TENSOR_ATTN_QKV, l), ((size_t)cfg->n_heads + g) * head, head);
       for (size_t i = 0; i < head; ++i) w[i] *= gain;
       for (int32_t h = g * group; h < (g + 1) * group; ++h)
-        be->ops->upload_f32(be, model->layers[l].wqkv, (size_t)h * head, w, head);
+        be->ops->upload_f32(be, up_model_weight(model, UP_TENSOR_ATTN_QKV, l), (size_t)h * head, w, head);
     }
   free(w);
 }

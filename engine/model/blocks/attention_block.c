@@ -1,0 +1,59 @@
+/* attention_block.c — the attention block every architecture with attention layers
+ * shares: the batch described to the backend at this layer's cache lengths, fused QKV
+ * GEMM, RoPE, KV store, attention (the method's hook when it has one), cache append,
+ * output GEMM. Its input norm and residual add are the layer loop's (model.c). */
+#include "engine/model/blocks/attention_block.h"
+
+#include <string.h>
+
+/* Describe layer `layer` of the batch to the backend: entry counts including this
+ * step's rows, where each row's K/V go, and the block tables. The sequence offsets
+ * change only at a drop: the loop uploads them then, not per layer. */
+static void upload_layer_view(up_forward_step *step, int32_t layer) {
+  up_forward_workspace *ws = step->ws;
+  up_backend *be = ws->be;
+  const int32_t maxb = ws->max_blocks_per_seq;
+  for (int32_t s = 0; s < step->n_seqs; ++s) {
+    const int32_t slot = step->seqs[s].slot;
+    const int32_t cached = up_kv_cache_len(step->cache, slot, layer);
+    const int32_t rows = up_forward_seq_rows(ws, s);
+    ws->h_kv_lens[s] = cached + rows;
+    for (int32_t t = 0; t < rows; ++t)
+      ws->h_slot_mapping[ws->h_cu_seqlens[s] + t] = up_kv_cache_slot_of(step->cache, slot, layer, cached + t);
+    memcpy(ws->h_block_tables + (size_t)s * maxb, up_kv_cache_block_table(step->cache, slot, layer),
+           sizeof(int32_t) * (size_t)maxb);
+  }
+  be->ops->upload_i32(be, ws->kv_lens, ws->h_kv_lens, (size_t)step->n_seqs);
+  be->ops->upload_i32(be, ws->slot_mapping, ws->h_slot_mapping, (size_t)step->n_rows);
+  be->ops->upload_i32(be, ws->block_tables, ws->h_block_tables, (size_t)step->n_seqs * maxb);
+  step->view = (up_attn_batch){.n_seqs = step->n_seqs, .n_tokens = step->n_rows, .cu_seqlens = ws->cu_seqlens,
+                               .kv_lens = ws->kv_lens, .block_tables = ws->block_tables, .max_blocks_per_seq = maxb};
+}
+
+void up_attention_block(up_forward_step *step, int32_t layer) {
+  const up_model *model = step->model;
+  const up_model_config *cfg = &model->cfg;
+  up_forward_workspace *ws = step->ws;
+  up_backend *be = model->be;
+  const up_backend_ops *ops = be->ops;
+  const up_method *method = step->method;
+  const int32_t n_rows = step->n_rows, h = cfg->hidden;
+  const int32_t qkv_dim = up_model_config_qkv_dim(cfg), q_dim = cfg->n_heads * cfg->head_dim;
+
+  upload_layer_view(step, layer);
+  up_forward_mark(be, UP_PHASE_GEMM);
+  ops->matmul(be, ws->qkv, step->normed, up_model_weight(model, UP_TENSOR_ATTN_QKV, layer), n_rows, qkv_dim, h);
+  up_forward_mark(be, UP_PHASE_OTHER);
+  ops->rope(be, ws->qkv, step->positions, model->inv_freq, n_rows, &step->shape);
+  ops->kv_store(be, step->pool, ws->qkv, ws->slot_mapping, n_rows, &step->shape);
+  up_forward_mark(be, UP_PHASE_ATTENTION);
+  if (method->ops->attention)
+    method->ops->attention(method, be, ws->attn, ws->qkv, step->pool, &step->view, &step->shape);
+  else
+    ops->attention(be, ws->attn, ws->qkv, step->pool, &step->view, &step->shape);
+  for (int32_t s = 0; s < step->n_seqs; ++s)
+    up_kv_cache_append(step->cache, step->seqs[s].slot, layer, up_forward_seq_rows(ws, s));
+  up_forward_mark(be, UP_PHASE_GEMM);
+  ops->matmul(be, ws->delta, ws->attn, up_model_weight(model, UP_TENSOR_ATTN_OUT, layer), n_rows, h, q_dim);
+  up_forward_mark(be, UP_PHASE_OTHER);
+}

@@ -1,0 +1,37 @@
+/* forward_step.h — the state of one forward step as the layer loop (model.c) hands it
+ * to the shared blocks: the batch, the residual stream and its normalised copy (both
+ * swapped for compacted copies when a method drops rows), the cache and the method.
+ * A block reads `normed` (already normalised by its input norm) and writes ws->delta;
+ * the loop adds the delta and normalises for the next block. */
+#ifndef UP_FORWARD_STEP_H
+#define UP_FORWARD_STEP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "engine/model/forward_workspace.h"
+#include "engine/model/model.h"
+
+typedef struct up_forward_step {
+  const up_model *model;
+  up_forward_workspace *ws;
+  up_kv_cache *cache;
+  const up_kv_pool *pool;
+  const up_method *method;
+  const up_forward_seq *seqs;
+  int32_t n_seqs;
+  bool any_prefill;         /* a decode-only step never drops: the selection is skipped */
+  int32_t n_rows;           /* rows in the batch now: fewer after a drop */
+  void *residual, *normed;  /* [n_rows][hidden] */
+  void *spare_residual, *spare_normed;
+  int32_t *positions, *spare_positions; /* original position of each row */
+  up_attn_shape shape;
+  up_attn_batch view;       /* the batch as the last attention block saw it: the drop hook selects over it */
+} up_forward_step;
+
+/* Attribute the work queued from here on to a phase of the step's time breakdown. */
+static inline void up_forward_mark(up_backend *be, up_phase phase) {
+  if (be->ops->phase_mark) be->ops->phase_mark(be, phase);
+}
+
+#endif

@@ -1,0 +1,22 @@
+/* mlp_block.c — the SwiGLU MLP block: fused gate/up GEMM, silu(gate) * up, down GEMM.
+ * Its input norm and residual add are the layer loop's (model.c). */
+#include "engine/model/blocks/mlp_block.h"
+
+void up_mlp_block(up_forward_step *step, int32_t layer) {
+  const up_model *model = step->model;
+  const up_model_config *cfg = &model->cfg;
+  up_forward_workspace *ws = step->ws;
+  up_backend *be = model->be;
+  const up_backend_ops *ops = be->ops;
+  const int32_t n_rows = step->n_rows, h = cfg->hidden;
+
+  up_forward_mark(be, UP_PHASE_GEMM);
+  ops->matmul(be, ws->gate_up, step->normed, up_model_weight(model, UP_TENSOR_MLP_GATE_UP, layer), n_rows,
+              2 * cfg->intermediate, h);
+  up_forward_mark(be, UP_PHASE_OTHER);
+  ops->swiglu(be, ws->mlp_act, ws->gate_up, n_rows, cfg->intermediate);
+  up_forward_mark(be, UP_PHASE_GEMM);
+  ops->matmul(be, ws->delta, ws->mlp_act, up_model_weight(model, UP_TENSOR_MLP_DOWN, layer), n_rows, h,
+              cfg->intermediate);
+  up_forward_mark(be, UP_PHASE_OTHER);
+}

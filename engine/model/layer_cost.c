@@ -1,0 +1,119 @@
+/* layer_cost.c — geometry and cost from the architecture's tables (see layer_cost.h).
+ * Parameters are summed over the weights the tensor table gives each layer; what a
+ * block keeps per token or per sequence follows the layer's kind. */
+#include "engine/model/layer_cost.h"
+
+#include <string.h>
+
+#include "core/fatal.h"
+
+static bool layer_runs(const up_model_config *cfg, int32_t layer, up_block_kind block) {
+  up_block_kind blocks[UP_MAX_LAYER_BLOCKS];
+  const int32_t n = up_arch_layer_blocks(cfg, layer, blocks);
+  for (int32_t i = 0; i < n; ++i)
+    if (blocks[i] == block) return true;
+  return false;
+}
+
+void up_layer_cost_of(const up_model_config *cfg, up_dtype dtype, int32_t layer, up_layer_cost *out) {
+  memset(out, 0, sizeof *out);
+  up_tensor_desc tensors[UP_MAX_LAYER_TENSORS];
+  const int32_t n = up_arch_layer_tensors(cfg, layer, tensors);
+  for (int32_t i = 0; i < n; ++i) {
+    const int64_t params = tensors[i].rows * tensors[i].cols;
+    if (tensors[i].spec->rows == UP_DIM_ONE) {
+      out->vector_params += params;
+      continue;
+    }
+    switch (tensors[i].spec->block) {
+      case UP_BLOCK_ATTENTION: out->mixer_gemm_params += params; break;
+      case UP_BLOCK_MLP: out->ffn_gemm_params += params; break;
+      case UP_BLOCK_MODEL: UP_FATAL("layer %d lists the model weight '%s'", (int)layer, tensors[i].spec->name);
+    }
+  }
+  if (layer_runs(cfg, layer, UP_BLOCK_ATTENTION)) {
+    UP_ASSERT(cfg->layer_kind[layer] == UP_LAYER_FULL_ATTENTION,
+              "layer %d: only full attention has a KV geometry so far", (int)layer);
+    out->kv_entry_bytes = 2 * (int64_t)cfg->n_kv_heads * cfg->head_dim * (int64_t)up_dtype_size(dtype);
+    out->window = 0;
+  }
+}
+
+double up_layer_attention_flops(const up_model_config *cfg, int32_t layer, int64_t q_len, int64_t k_len) {
+  if (!layer_runs(cfg, layer, UP_BLOCK_ATTENTION)) return 0.0;
+  UP_ASSERT(cfg->layer_kind[layer] == UP_LAYER_FULL_ATTENTION && q_len <= k_len,
+            "layer %d: attention FLOPs of %lld queries over %lld keys", (int)layer, (long long)q_len,
+            (long long)k_len);
+  const double q = (double)q_len, k = (double)k_len;
+  const double scores = q * k - 0.5 * q * q;
+  return 4.0 * scores * (double)up_dim_size(cfg, UP_DIM_Q);
+}
+
+int32_t up_layer_gemm_shapes(const up_model_config *cfg, int32_t layer, up_gemm_shape out[UP_MAX_LAYER_TENSORS]) {
+  up_tensor_desc tensors[UP_MAX_LAYER_TENSORS];
+  const int32_t n = up_arch_layer_tensors(cfg, layer, tensors);
+  int32_t n_gemms = 0;
+  for (int32_t i = 0; i < n; ++i) {
+    if (tensors[i].spec->rows == UP_DIM_ONE) continue;
+    up_gemm_shape *g = &out[n_gemms++];
+    g->name = tensors[i].spec->name;
+    g->n = tensors[i].rows;
+    g->k = tensors[i].cols;
+  }
+  return n_gemms;
+}
+
+/* Parameters of the model-wide weights, with or without the embedding and LM head. */
+static int64_t model_wide_params(const up_model_config *cfg, bool with_vocab_matrices) {
+  up_tensor_desc tensors[UP_MAX_LAYER_TENSORS];
+  const int32_t n = up_arch_layer_tensors(cfg, -1, tensors);
+  int64_t params = 0;
+  for (int32_t i = 0; i < n; ++i) {
+    const bool vocab_matrix = tensors[i].role == UP_TENSOR_EMBED || tensors[i].role == UP_TENSOR_LM_HEAD;
+    if (with_vocab_matrices || !vocab_matrix) params += tensors[i].rows * tensors[i].cols;
+  }
+  return params;
+}
+
+static int64_t layers_params(const up_model_config *cfg) {
+  int64_t params = 0;
+  for (int32_t l = 0; l < cfg->n_layers; ++l) {
+    up_layer_cost c;
+    up_layer_cost_of(cfg, UP_DTYPE_F32, l, &c);
+    params += c.mixer_gemm_params + c.ffn_gemm_params + c.vector_params;
+  }
+  return params;
+}
+
+int64_t up_model_body_params(const up_model_config *cfg) { return layers_params(cfg) + model_wide_params(cfg, false); }
+
+int64_t up_model_total_params(const up_model_config *cfg) { return layers_params(cfg) + model_wide_params(cfg, true); }
+
+int64_t up_model_kv_entry_bytes(const up_model_config *cfg, up_dtype dtype) {
+  int64_t largest = 0;
+  for (int32_t l = 0; l < cfg->n_layers; ++l) {
+    up_layer_cost c;
+    up_layer_cost_of(cfg, dtype, l, &c);
+    if (c.kv_entry_bytes > largest) largest = c.kv_entry_bytes;
+  }
+  return largest;
+}
+
+int64_t up_model_dense_kv_bytes(const up_model_config *cfg, up_dtype dtype, int64_t prompt_len) {
+  int64_t bytes = 0;
+  for (int32_t l = 0; l < cfg->n_layers; ++l) {
+    up_layer_cost c;
+    up_layer_cost_of(cfg, dtype, l, &c);
+    const int64_t kept = c.window > 0 && c.window < prompt_len ? c.window : prompt_len;
+    bytes += kept * c.kv_entry_bytes + c.state_bytes;
+  }
+  return bytes;
+}
+
+double up_model_prefill_flops(const up_model_config *cfg, int64_t prompt_len) {
+  double attention = 0.0;
+  for (int32_t l = 0; l < cfg->n_layers; ++l) attention += up_layer_attention_flops(cfg, l, prompt_len, prompt_len);
+  const double L = (double)prompt_len;
+  const double lm_head = 2.0 * (double)up_dim_size(cfg, UP_DIM_HIDDEN) * (double)up_dim_size(cfg, UP_DIM_VOCAB);
+  return 2.0 * (double)up_model_body_params(cfg) * L + lm_head + attention;
+}

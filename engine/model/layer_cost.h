@@ -1,0 +1,58 @@
+/* layer_cost.h — the one place a model's geometry and cost are computed from: per
+ * layer, the memory a request holds (KV entry bytes, window, recurrent state) and the
+ * work a token does (GEMM parameters, attention FLOPs); per model, the parameter
+ * counts, the KV pool's entry, a prompt's dense KV bytes and its dense prefill FLOPs
+ * as ../shared/ALGORITHMS.md counts them. Weights come from the architecture's tensor
+ * table (arch.h), so the engine's records, the memory fit, the speed model and
+ * --kernels agree with the weights the forward pass allocates. Arithmetic only. */
+#ifndef UP_LAYER_COST_H
+#define UP_LAYER_COST_H
+
+#include <stdint.h>
+
+#include "core/dtype.h"
+#include "engine/model/arch.h"
+#include "engine/model/model_config.h"
+
+typedef struct up_layer_cost {
+  int64_t mixer_gemm_params; /* matrices of the token mixer (attention: the QKV and output projections) */
+  int64_t ffn_gemm_params;   /* matrices of the feed-forward block (gate, up, down) */
+  int64_t vector_params;     /* norm weights: no GEMM, but parameters */
+  int64_t kv_entry_bytes;    /* K and V of one token (0: the layer keeps no KV) */
+  int32_t window;            /* KV entries kept per sequence (0: all) */
+  int64_t state_bytes;       /* fixed recurrent state per sequence (0: none) */
+} up_layer_cost;
+
+void up_layer_cost_of(const up_model_config *cfg, up_dtype dtype, int32_t layer, up_layer_cost *out);
+
+/* Attention FLOPs of q_len queries, the last of k_len causal positions, at one layer,
+ * counted as ALGORITHMS.md does: two matmuls of 2 head_dim FLOPs per score per query
+ * head, over q_len k_len - q_len^2 / 2 scores (a prompt's L^2 / 2 triangle, diagonal
+ * not counted); so a whole prompt of L tokens costs 2 L^2 n_heads head_dim. */
+double up_layer_attention_flops(const up_model_config *cfg, int32_t layer, int64_t q_len, int64_t k_len);
+
+/* One GEMM of a layer: out[m][n] = in[m][k] x weight[n][k]^T, m being the token count. */
+typedef struct up_gemm_shape {
+  const char *name; /* the weight's short name in its architecture's table ("qkv") */
+  int64_t n, k;
+} up_gemm_shape;
+
+/* The GEMMs a token runs through at `layer`, in forward order; returns how many. */
+int32_t up_layer_gemm_shapes(const up_model_config *cfg, int32_t layer, up_gemm_shape out[UP_MAX_LAYER_TENSORS]);
+
+/* Parameters, counted as ALGORITHMS.md does: all but the input embedding and LM head. */
+int64_t up_model_body_params(const up_model_config *cfg);
+/* Every parameter, embedding and LM head included (for memory sizing). */
+int64_t up_model_total_params(const up_model_config *cfg);
+
+/* Bytes of one KV-pool entry (one token's K and V at one layer): the largest of any layer's. */
+int64_t up_model_kv_entry_bytes(const up_model_config *cfg, up_dtype dtype);
+/* KV bytes a prompt of prompt_len tokens holds at every layer when nothing is dropped. */
+int64_t up_model_dense_kv_bytes(const up_model_config *cfg, up_dtype dtype, int64_t prompt_len);
+
+/* Dense prefill FLOPs of one prompt of L tokens: 2 x body parameters x L + the LM head
+ * on the last token + each layer's attention over the prompt. UniPrefill runs are
+ * credited the same dense FLOPs, so their rate reads as an effective rate. */
+double up_model_prefill_flops(const up_model_config *cfg, int64_t prompt_len);
+
+#endif

@@ -293,16 +293,18 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
   if (open_failed) {
     be->ops->destroy(be);
     up_workload_plan_free(&wp);
-    return 1;
+    return 2;
   }
 
+  /* A checkpoint that cannot load (a tensor's shape, a missing tensor) is bad input:
+   * closing the results file before its first point leaves nothing at -o. */
   char model_err[1024] = "";
   up_model *model = up_run_create_model(opt, &cfg, be, model_err, sizeof model_err);
   if (up_run_agree_on_failure(topo, model == NULL, model_err)) {
     if (results) up_results_close(results, model_err, sizeof model_err);
     be->ops->destroy(be);
     up_workload_plan_free(&wp);
-    return 1;
+    return 2;
   }
   const int32_t n_points = n_ctx * opt->n_concurrency * opt->n_methods;
   up_point_summary *rows = root ? up_calloc_or_die((size_t)n_points, sizeof(up_point_summary), "summary rows") : NULL;

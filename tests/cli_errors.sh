@@ -160,5 +160,20 @@ while (( ${#header} % 8 )); do header+=" "; done
 expect_output_refused "hf-no-head: tensor 'lm_head.weight'" "$work/out.h5" --model hf-no-head --ctx 32 --concurrency 1
 rm -f "$work/out.h5"
 
+# Traces: regular files only, lines of at most 1 MiB, one JSON object per line with
+# distinct keys.
+expect_error "trace /dev/zero: is a character device, not a regular file" --trace /dev/zero
+mkfifo fifo.csv
+expect_error "trace fifo.csv: is a FIFO (named pipe), not a regular file" --trace fifo.csv
+head -c 2000000 /dev/zero | tr '\0' 7 >long.csv
+expect_error "trace long.csv:1: line longer than 1048576 bytes" --trace long.csv
+row='{"timestamp": 0, "input_length": 10, "output_length": 2}'
+echo "$row $row" >two.jsonl
+expect_error "trace two.jsonl:1: text after the JSON object at column 58" --trace two.jsonl
+echo "$row," >comma.jsonl
+expect_error "trace comma.jsonl:1: text after the JSON object" --trace comma.jsonl
+echo '{"timestamp": 0, "input_length": 10, "input_length": 20, "output_length": 2}' >duplicate.jsonl
+expect_error "trace duplicate.jsonl:1: duplicate key 'input_length'" --trace duplicate.jsonl
+
 echo "$(( total - failures )) passed, $failures failed"
 [[ $failures -eq 0 ]]

@@ -247,6 +247,9 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
             "and %lld outputs < 1 raised to 1, %lld bad trace lines skipped\n",
             wp.description, (int)wp.n_requests, (long long)wp.stats.prompts_clamped,
             (long long)wp.stats.prompts_raised, (long long)wp.stats.outputs_raised, (long long)wp.stats.lines_skipped);
+  char gap_warning[1024];
+  if (root && wp.trace && up_trace_long_gap(wp.trace, opt->trace_path, gap_warning, sizeof gap_warning))
+    fprintf(stderr, "uniprefill-bench: warning: %s\n", gap_warning);
 
   /* The weights must fit this rank's memory (at most --mem-limit-mib); every point is
    * then fitted into what is left beside them (point_memory.h), before anything is

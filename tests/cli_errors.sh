@@ -175,5 +175,24 @@ expect_error "trace comma.jsonl:1: text after the JSON object" --trace comma.jso
 echo '{"timestamp": 0, "input_length": 10, "input_length": 20, "output_length": 2}' >duplicate.jsonl
 expect_error "trace duplicate.jsonl:1: duplicate key 'input_length'" --trace duplicate.jsonl
 
+# GGUF metadata the engine would take silently or assert on, and overlapping tensors.
+if [[ -n "$tiny" ]]; then
+  # Metadata values: the key, its u32 type, then the value.
+  eps=llama.attention.layer_norm_rms_epsilon
+  patched_gguf nan-eps.gguf $eps 4 '\x00\x00\xc0\x7f'
+  expect_error "nan-eps.gguf: metadata '$eps' must be a positive finite number" --model nan-eps.gguf --ctx 256
+  patched_gguf negative-eps.gguf $eps 4 '\x00\x00\x80\xbf'
+  expect_error "negative-eps.gguf: metadata '$eps' must be a positive finite number" --model negative-eps.gguf
+  patched_gguf deep.gguf llama.block_count 4 '\xc8\x00\x00\x00'
+  expect_error "deep.gguf: metadata 'llama.block_count' is 200, outside 1..128" --model deep.gguf --ctx 256
+  for key in llama.context_length llama.attention.head_count_kv llama.rope.dimension_count; do
+    patched_gguf zero.gguf $key 4 '\x00\x00\x00\x00'
+    expect_error "zero.gguf: metadata '$key' is 0, outside 1.." --model zero.gguf --ctx 256
+  done
+  patched_gguf overlap.gguf blk.0.attn_k.weight 24 "$(le64 "$(u64_after "$tiny" blk.0.attn_q.weight 24)")"
+  expect_error "overlap.gguf: tensors 'blk.0.attn_q.weight' .* and 'blk.0.attn_k.weight' .* overlap" \
+    --model overlap.gguf --ctx 256
+fi
+
 echo "$(( total - failures )) passed, $failures failed"
 [[ $failures -eq 0 ]]

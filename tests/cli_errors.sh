@@ -194,5 +194,10 @@ if [[ -n "$tiny" ]]; then
     --model overlap.gguf --ctx 256
 fi
 
+# Sizes that would trip an internal check or an allocation of gigabytes.
+expect_error "--kv-cache-mib 1 holds no block of --kv-block 2048 entries" --kv-block 2048 --kv-cache-mib 1 \
+  --ctx 256 --concurrency 1
+expect_error "--requests: '2000000000' must be <= 10000000" --requests 2000000000
+
 echo "$(( total - failures )) passed, $failures failed"
 [[ $failures -eq 0 ]]

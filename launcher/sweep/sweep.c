@@ -81,7 +81,7 @@ static void plan_point(const up_options *opt, const up_model_config *cfg, up_dty
     rows_per_step = (int64_t)e->max_seqs * (ctx < cfg->max_context ? ctx : cfg->max_context);
   }
   if (p->warmup_len > 256) p->warmup_len = 256;
-  e->kv_blocks = opt->kv_cache_mib > 0 ? opt->kv_cache_mib * 1024 * 1024 / up_point_kv_block_bytes(cfg, dtype, opt->kv_block)
+  e->kv_blocks = opt->kv_cache_mib > 0 ? up_point_kv_blocks_in_mib(cfg, dtype, opt->kv_cache_mib, opt->kv_block)
                                        : blocks_per_layer * cfg->n_layers;
   e->workspace_tokens = opt->max_batch_tokens > 0 && opt->max_batch_tokens + e->max_seqs < rows_per_step
                             ? opt->max_batch_tokens + e->max_seqs
@@ -97,6 +97,8 @@ static bool plan_point_in_budget(const up_options *opt, const up_model_config *c
                                  const up_method *method, int64_t budget_bytes, point_plan *p, up_point_fit *fit,
                                  char *err, size_t err_size) {
   plan_point(opt, cfg, dtype, topo, wp, ctx, concurrency, method, p);
+  if (opt->kv_cache_mib > 0 && !up_point_kv_cache_check(cfg, dtype, opt->kv_cache_mib, opt->kv_block, err, err_size))
+    return false;
   const bool kv_from_fraction = opt->gpu_mem_fraction > 0.0f;
   if (kv_from_fraction) p->engine.kv_blocks = 0;
   char why[512];

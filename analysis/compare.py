@@ -22,9 +22,12 @@ With --absolute also raw times and rates, which only compare on the same machine
 TTFT mean and p99, TPOT, ITL and E2E means (growing is bad), prefill and output token
 throughput and request throughput (shrinking is bad), each against --max-regress.
 
-Prints a markdown table of every tracked value (base, new, change, verdict). Exit
-status: 0 when nothing regressed, 1 when something did, 2 on bad input (unreadable or
-foreign files, a bad threshold, or no point in common).
+Prints a markdown table of every tracked value (base, new, change, verdict). A point of
+the baseline that the new run lacks is a regression too (a run that lost most of its
+points must not pass on the few it kept); points only in the new run are noted. Exit
+status: 0 when nothing regressed, 1 when something did or points are missing (each
+listed), 2 on bad input (unreadable or foreign files, a bad threshold, or no point in
+common).
 
     /usr/bin/python3 analysis/compare.py results/baselines/ci-cpu.h5 new.h5 --max-regress 25%
 """
@@ -124,12 +127,15 @@ def relative_check(key, metric, base, new, threshold, larger_is_worse):
     return Check(key, metric, base, new, verdict, change)
 
 
+def missing_points(base_run, new_run):
+    """The number of the baseline's points, and the keys of those the new run lacks."""
+    base_keys, new_rows = list(rows_by_key(base_run)), rows_by_key(new_run)
+    return len(base_keys), [key for key in base_keys if key not in new_rows]
+
+
 def compare(base_run, new_run, threshold, kept_tol, absolute):
     base_rows, new_rows = rows_by_key(base_run), rows_by_key(new_run)
     common = [k for k in base_rows if k in new_rows]
-    for key in base_rows:
-        if key not in new_rows:
-            print(f"compare.py: note: {format_key(key)} is only in the baseline", file=sys.stderr)
     for key in new_rows:
         if key not in base_rows:
             print(f"compare.py: note: {format_key(key)} is only in the new run", file=sys.stderr)
@@ -219,9 +225,15 @@ def main(argv):
     print_table(checks, with_workload)
     regressed = [c for c in checks if c.verdict == "REGRESSED"]
     limit = f"{100.0 * threshold:g}%"
+    n_base, missing = missing_points(base_run, new_run)
+    if missing:
+        print(f"\n{len(missing)} of the baseline's {n_base} points are missing from the new run:")
+        for key in missing:
+            print(f"- {format_key(key)}")
     if regressed:
         print(f"\n{len(regressed)} of {len(checks)} tracked values regressed (threshold {limit}, "
               f"kept-fraction tolerance {kept_tol:g})")
+    if regressed or missing:
         return 1
     print(f"\nno regression in {len(checks)} tracked values (threshold {limit}, kept-fraction tolerance {kept_tol:g})")
     return 0

@@ -128,7 +128,7 @@ static const up_flag_info up_flags[] = {
     {UP_FLAG_CONCURRENCY, "concurrency", 0, "LIST", UP_GROUP_SWEEP, "requests in flight (default 1,4)"},
     {UP_FLAG_METHOD, "method", 0, "LIST", UP_GROUP_SWEEP, "method specs, see below (default dense,uniprefill,uniprefill:keep=0.3)"},
     {UP_FLAG_REQUESTS, "requests", 0, "N", UP_GROUP_WORKLOAD,
-     "requests per point, 0 = the point's concurrency; open loop: arrivals to issue (default 0)"},
+     "requests per point, at most 10M, 0 = the point's concurrency; open loop: arrivals to issue (default 0)"},
     {UP_FLAG_OUTPUT_LEN, "output-len", 0, "N", UP_GROUP_WORKLOAD, "tokens generated per request (default 8)"},
     {UP_FLAG_MAX_CONCURRENCY, "max-concurrency", 0, "LIST", UP_GROUP_TIMED,
      "cap on requests in flight: another name for --concurrency"},
@@ -619,7 +619,13 @@ static bool up_apply_flag(const up_flag_info *flag, const char *v, up_options *o
       opt->concurrency_given = true;
       return up_flag_sweep(name, v, opt->concurrency, &opt->n_concurrency, err, err_size);
     case UP_FLAG_METHOD: return up_flag_methods(v, methods, err, err_size);
-    case UP_FLAG_REQUESTS: return up_flag_int32(name, v, 0, &opt->requests, err, err_size);
+    case UP_FLAG_REQUESTS:
+      /* Every request of a point is planned and recorded up front (a record of about
+       * 300 bytes plus per-layer counts and token times, gathered on rank 0): the bound
+       * of open-loop schedules, 10 million, keeps that within a few GB. */
+      if (!up_flag_int64(name, v, 0, UP_OPEN_LOOP_MAX_REQUESTS, &wide, err, err_size)) return false;
+      opt->requests = (int32_t)wide;
+      return true;
     case UP_FLAG_OUTPUT_LEN: return up_flag_int32(name, v, 1, &opt->output_len, err, err_size);
     case UP_FLAG_MAX_CONCURRENCY:
       opt->concurrency_given = true;

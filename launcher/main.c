@@ -1,6 +1,7 @@
 /* main.c — the uniprefill-bench entry point: MPI start-up with every MPI error routed
- * to a message and MPI_Abort (so no rank hangs), option parsing, the sweep, the
- * kernel benchmark (--kernels) or the fidelity evaluation (--eval), shutdown. */
+ * to a message and MPI_Abort (so no rank hangs), option parsing, the check that -o
+ * spares the run's inputs, the sweep, the kernel benchmark (--kernels) or the fidelity
+ * evaluation (--eval), shutdown. */
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,8 @@
 #include "launcher/eval/eval_mode.h"
 #include "launcher/kernels/kernel_bench.h"
 #include "launcher/mpi_check.h"
+#include "launcher/output/output_path.h"
+#include "launcher/run_setup.h"
 #include "launcher/sweep/sweep.h"
 #include "launcher/topology.h"
 
@@ -43,7 +46,10 @@ int main(int argc, char **argv) {
       fprintf(stderr, "uniprefill-bench: error: %s\nTry 'uniprefill-bench --help'.\n", err);
     exit_code = 2;
   } else if (status == UP_PARSE_OK) {
-    if (opt->kernels) exit_code = up_kernel_bench_run(opt, argc, argv, &topo);
+    /* -o must not replace an input; only rank 0 writes it, so only rank 0 looks. */
+    const int bad_output = topo.world_rank == 0 && !up_output_path_check_options(opt, err, sizeof err);
+    if (up_run_agree_on_failure(&topo, bad_output, err)) exit_code = 2;
+    else if (opt->kernels) exit_code = up_kernel_bench_run(opt, argc, argv, &topo);
     else if (opt->eval_tasks[0]) exit_code = up_eval_mode_run(opt, argc, argv, &topo);
     else exit_code = up_sweep_run(opt, argc, argv, &topo);
   }

@@ -11,21 +11,47 @@ cd "$work"
 failures=0
 total=0
 
+# Run the binary with "$@"; true when it exited 2 with pattern in its stderr, else
+# false after saying why.
+exits_2_with() {
+  local pattern=$1; shift
+  "$bin" "$@" >"$work/stdout" 2>"$work/stderr"
+  local rc=$?
+  if [[ $rc -ne 2 ]]; then
+    echo "FAIL: '$*' exited $rc, expected 2"; return 1
+  elif ! grep -q -- "$pattern" "$work/stderr"; then
+    echo "FAIL: '$*' stderr lacks '$pattern':"; cat "$work/stderr"; return 1
+  fi
+}
+
 expect_error() {
   local pattern=$1; shift
   total=$((total + 1))
-  "$bin" "$@" -o "$work/out.h5" >"$work/stdout" 2>"$work/stderr"
-  local rc=$?
-  if [[ $rc -ne 2 ]]; then
-    echo "FAIL: '$*' exited $rc, expected 2"; failures=$((failures + 1))
-  elif ! grep -q -- "$pattern" "$work/stderr"; then
-    echo "FAIL: '$*' stderr lacks '$pattern':"; cat "$work/stderr"; failures=$((failures + 1))
+  if ! exits_2_with "$pattern" "$@" -o "$work/out.h5"; then
+    failures=$((failures + 1))
   elif [[ -e "$work/out.h5" || -d "$work/results" ]]; then
     echo "FAIL: '$*' left a results file behind"; failures=$((failures + 1))
   else
     echo "ok: '$*' -> $(head -n1 "$work/stderr")"
   fi
   rm -f "$work/out.h5"
+}
+
+# As expect_error, with -o OUT given here: OUT (an input of the run, or a path no file
+# can be written to) must be byte for byte what it was, and no temporary file is left.
+expect_output_refused() {
+  local pattern=$1 out=$2; shift 2
+  total=$((total + 1))
+  local before; before=$(cksum "$out" 2>/dev/null)
+  if ! exits_2_with "$pattern" "$@" -o "$out"; then
+    failures=$((failures + 1))
+  elif [[ "$(cksum "$out" 2>/dev/null)" != "$before" ]]; then
+    echo "FAIL: '$* -o $out' changed $out"; failures=$((failures + 1))
+  elif compgen -G "$work/.*.tmp" >/dev/null; then
+    echo "FAIL: '$* -o $out' left a temporary file behind"; failures=$((failures + 1))
+  else
+    echo "ok: '$* -o $out' -> $(head -n1 "$work/stderr")"
+  fi
 }
 
 expect_error "--no-such-flag" --no-such-flag
@@ -85,6 +111,93 @@ if [[ -n "$tiny" ]]; then
   expect_error "cut-data.gguf: tensor '.*': data .* lies beyond the end of the file" --eval niah_single \
     --model cut-data.gguf --ctx 256
 fi
+
+# --- Hostile input (issue 18): refused before anything is written ------------------
+le64() { # a number as the printf escapes of its 8 little-endian bytes
+  local i; for i in 0 1 2 3 4 5 6 7; do printf '\\x%02x' $(( ($1 >> (8 * i)) & 255 )); done
+}
+# patched_gguf OUT STRING SKIP BYTES: the tiny GGUF with BYTES (printf escapes) written
+# SKIP bytes after the first occurrence of STRING (a metadata key or tensor name).
+patched_gguf() {
+  local out=$1 string=$2 skip=$3 bytes=$4 at
+  cp "$tiny" "$out" && chmod u+w "$out"
+  at=$(grep -obUa -- "$string" "$out" | head -n1 | cut -d: -f1)
+  printf "$bytes" | dd of="$out" bs=1 seek=$((at + ${#string} + skip)) conv=notrunc status=none
+}
+# u64_after FILE STRING SKIP: the little-endian u64 at SKIP bytes after STRING.
+u64_after() { od -A n -t u8 -j $(( $(grep -obUa -- "$2" "$1" | head -n1 | cut -d: -f1) + ${#2} + $3 )) -N 8 "$1"; }
+
+# -o may not replace an input of the run, however it is named.
+printf 'TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46,30,4\n' >trace.csv
+expect_output_refused "-o trace.csv is the --trace file trace.csv" trace.csv --trace trace.csv
+ln -s trace.csv trace-link.h5
+expect_output_refused "-o trace-link.h5 is the --trace file $work/trace.csv" trace-link.h5 --trace "$work/trace.csv"
+expect_output_refused "-o hf-no-weights/config.json is hf-no-weights/config.json, a file of the --model directory" \
+  hf-no-weights/config.json --model hf-no-weights --ctx 32
+echo "Some haystack prose." >corpus.txt
+ln corpus.txt corpus-hard-link.h5
+expect_output_refused "-o corpus-hard-link.h5 is the --eval-corpus file corpus.txt" corpus-hard-link.h5 \
+  --eval niah_single --eval-corpus corpus.txt
+# -o names a file in a directory that exists, in words rather than HDF5's error stack.
+expect_output_refused "-o $work is a directory" "$work"
+expect_output_refused "-o $work/no-dir/run.h5: directory $work/no-dir: No such file or directory" "$work/no-dir/run.h5"
+expect_output_refused "-o /dev/null is a character device, not a regular file" /dev/null
+
+# Checkpoint errors found only while the weights load: exit 2, and an existing results
+# file is untouched (a GGUF tensor of swapped dims, an HF directory without the head).
+echo "earlier results" >"$work/out.h5"
+if [[ -n "$tiny" ]]; then
+  # Tensor infos: the name, n_dims (u32), the dims (u64 each), the type (u32), the data offset.
+  patched_gguf bad-shape.gguf blk.0.ffn_gate.weight 4 \
+    "$(le64 "$(u64_after "$tiny" blk.0.ffn_gate.weight 12)")$(le64 "$(u64_after "$tiny" blk.0.ffn_gate.weight 4)")"
+  expect_output_refused "bad-shape.gguf: tensor 'blk.0.ffn_gate.weight' has ggml dims" "$work/out.h5" \
+    --model bad-shape.gguf --ctx 256 --concurrency 1
+fi
+cp -r hf-no-weights hf-no-head
+header='{"model.embed_tokens.weight":{"dtype":"F32","shape":[32,8],"data_offsets":[0,1024]}}'
+while (( ${#header} % 8 )); do header+=" "; done
+{ printf "$(le64 ${#header})"; printf '%s' "$header"; head -c 1024 /dev/zero; } >hf-no-head/model.safetensors
+expect_output_refused "hf-no-head: tensor 'lm_head.weight'" "$work/out.h5" --model hf-no-head --ctx 32 --concurrency 1
+rm -f "$work/out.h5"
+
+# Traces: regular files only, lines of at most 1 MiB, one JSON object per line with
+# distinct keys.
+expect_error "trace /dev/zero: is a character device, not a regular file" --trace /dev/zero
+mkfifo fifo.csv
+expect_error "trace fifo.csv: is a FIFO (named pipe), not a regular file" --trace fifo.csv
+head -c 2000000 /dev/zero | tr '\0' 7 >long.csv
+expect_error "trace long.csv:1: line longer than 1048576 bytes" --trace long.csv
+row='{"timestamp": 0, "input_length": 10, "output_length": 2}'
+echo "$row $row" >two.jsonl
+expect_error "trace two.jsonl:1: text after the JSON object at column 58" --trace two.jsonl
+echo "$row," >comma.jsonl
+expect_error "trace comma.jsonl:1: text after the JSON object" --trace comma.jsonl
+echo '{"timestamp": 0, "input_length": 10, "input_length": 20, "output_length": 2}' >duplicate.jsonl
+expect_error "trace duplicate.jsonl:1: duplicate key 'input_length'" --trace duplicate.jsonl
+
+# GGUF metadata the engine would take silently or assert on, and overlapping tensors.
+if [[ -n "$tiny" ]]; then
+  # Metadata values: the key, its u32 type, then the value.
+  eps=llama.attention.layer_norm_rms_epsilon
+  patched_gguf nan-eps.gguf $eps 4 '\x00\x00\xc0\x7f'
+  expect_error "nan-eps.gguf: metadata '$eps' must be a positive finite number" --model nan-eps.gguf --ctx 256
+  patched_gguf negative-eps.gguf $eps 4 '\x00\x00\x80\xbf'
+  expect_error "negative-eps.gguf: metadata '$eps' must be a positive finite number" --model negative-eps.gguf
+  patched_gguf deep.gguf llama.block_count 4 '\xc8\x00\x00\x00'
+  expect_error "deep.gguf: metadata 'llama.block_count' is 200, outside 1..128" --model deep.gguf --ctx 256
+  for key in llama.context_length llama.attention.head_count_kv llama.rope.dimension_count; do
+    patched_gguf zero.gguf $key 4 '\x00\x00\x00\x00'
+    expect_error "zero.gguf: metadata '$key' is 0, outside 1.." --model zero.gguf --ctx 256
+  done
+  patched_gguf overlap.gguf blk.0.attn_k.weight 24 "$(le64 "$(u64_after "$tiny" blk.0.attn_q.weight 24)")"
+  expect_error "overlap.gguf: tensors 'blk.0.attn_q.weight' .* and 'blk.0.attn_k.weight' .* overlap" \
+    --model overlap.gguf --ctx 256
+fi
+
+# Sizes that would trip an internal check or an allocation of gigabytes.
+expect_error "--kv-cache-mib 1 holds no block of --kv-block 2048 entries" --kv-block 2048 --kv-cache-mib 1 \
+  --ctx 256 --concurrency 1
+expect_error "--requests: '2000000000' must be <= 10000000" --requests 2000000000
 
 echo "$(( total - failures )) passed, $failures failed"
 [[ $failures -eq 0 ]]

@@ -135,6 +135,21 @@ def test_compare(compare, baseline, fresh, tmp):
     disjoint = edited_copy(baseline, os.path.join(tmp, "disjoint.h5"), other_ctx)
     run(cmp + [baseline, disjoint], 2, "compare: no point in common")
 
+    def one_point_moved(table, _f):
+        table["ctx"][0] += 1
+
+    # The new run lacks one of the baseline's points (and has one the baseline lacks):
+    # everything it kept passes, yet the lost point fails the comparison, by name.
+    partial = edited_copy(baseline, os.path.join(tmp, "partial.h5"), one_point_moved)
+    out = run(cmp + [baseline, partial], 1, "compare: a baseline point missing from the new run")
+    check("missing from the new run" in out.stdout and "REGRESSED" not in out.stdout,
+          "the missing point is not the reason given")
+    with h5py.File(baseline, "r") as f:
+        first = f["summary"][0]
+    lost = f"{first['method'].decode()} ctx={first['ctx']} conc={first['concurrency']}"
+    check(lost in out.stdout, f"the missing point '{lost}' is not listed")
+    run(cmp + [partial, baseline], 1, "compare: the other way round, the moved point is missing")
+
     not_h5 = os.path.join(tmp, "not_a_run.h5")
     with open(not_h5, "w") as f:
         f.write("not HDF5\n")

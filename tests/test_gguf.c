@@ -376,6 +376,34 @@ Test(gguf, tensor_data_past_the_end_of_the_file) {
                   "lies beyond the end of the file");
 }
 
+/* Two tensors whose data share bytes: each would read the other's values. */
+Test(gguf, overlapping_tensor_data) {
+  const uint64_t dims[] = {16};
+  gguf_buf b = {0};
+  put_header(&b, 3, 3, 0);
+  put_tensor_info(&b, "blk.0.attn_norm.weight", 1, dims, UP_GGML_F32, 0);
+  put_tensor_info(&b, "blk.0.ffn_norm.weight", 1, dims, UP_GGML_F32, 128);
+  put_tensor_info(&b, "output_norm.weight", 1, dims, UP_GGML_F32, 32);
+  pad_to(&b, 32);
+  for (int i = 0; i < 192; i++) put_u8(&b, 0);
+  expect_rejected(b, "tensors 'blk.0.attn_norm.weight' (data offsets [0..64)) and 'output_norm.weight' ([32..96))",
+                  "overlap");
+  /* Back to back is fine, in any order of the tensor infos. */
+  gguf_buf ok = {0};
+  put_header(&ok, 3, 2, 0);
+  put_tensor_info(&ok, "b", 1, dims, UP_GGML_F32, 64);
+  put_tensor_info(&ok, "a", 1, dims, UP_GGML_F32, 0);
+  pad_to(&ok, 32);
+  for (int i = 0; i < 128; i++) put_u8(&ok, 0);
+  char err[512] = "";
+  uint8_t *copy;
+  up_gguf *g = open_exact(ok.data, ok.len, err, sizeof err, &copy);
+  cr_expect_not_null(g, "adjacent tensors refused: %s", err);
+  up_gguf_close(g);
+  free(copy);
+  free(ok.data);
+}
+
 Test(gguf, dims_overflow) {
   const uint64_t dims[] = {1ull << 40, 1ull << 40};
   expect_rejected(file_with_tensor("big", 2, dims, UP_GGML_F32, 0, 0), "tensor 'big'", "overflows");

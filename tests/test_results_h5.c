@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -722,10 +724,113 @@ Test(results_h5, killed_run_keeps_its_kernel_rows) {
 Test(results_h5, sweep_files_have_no_kernels_table) {
   up_results_file *f = open_tmp_run();
   char err[512] = "";
+  sample_point p;
+  make_point(&p, 0);
+  write_points(f, &p, 1);
+  free_point(&p);
   cr_assert_eq(up_results_close(f, err, sizeof err), 0, "%s", err);
   const hid_t file = H5Fopen(tmp_file, H5F_ACC_RDONLY, H5P_DEFAULT);
   cr_assert(file >= 0);
   cr_expect_eq(H5Lexists(file, "kernels", H5P_DEFAULT), 0);
   H5Fclose(file);
+  remove_tmp();
+}
+
+/* ---- the file appears at its path with its first point (issue 18) ------------------ */
+
+static void write_text(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  cr_assert_not_null(f);
+  fputs(text, f);
+  fclose(f);
+}
+
+static void expect_text(const char *path, const char *text) {
+  char buf[256] = "";
+  FILE *f = fopen(path, "r");
+  cr_assert_not_null(f, "%s is gone", path);
+  const size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  cr_expect_str_eq(buf, text, "%s was changed", path);
+}
+
+static int entries_in(const char *dir) {
+  DIR *d = opendir(dir);
+  cr_assert_not_null(d);
+  int n = 0;
+  for (const struct dirent *e = readdir(d); e; e = readdir(d)) n += e->d_name[0] != '.' || strlen(e->d_name) > 2;
+  closedir(d);
+  return n;
+}
+
+/* A run file opened over an earlier file at the same path. */
+static up_results_file *open_over_earlier_results(void) {
+  make_tmp();
+  write_text(tmp_file, "earlier results\n");
+  char err[512] = "";
+  up_results_file *f = up_results_open(tmp_file, &sample_info, err, sizeof err);
+  cr_assert_not_null(f, "open: %s", err);
+  return f;
+}
+
+/* A run that fails before its first point (a checkpoint that cannot load) leaves an
+ * existing file as it was, and no temporary file behind. */
+Test(results_h5, a_run_without_points_leaves_the_old_file) {
+  up_results_file *f = open_over_earlier_results();
+  char err[512] = "";
+  expect_text(tmp_file, "earlier results\n");
+  cr_expect_eq(entries_in(tmp_dir), 2, "the run is written beside its path, not over it");
+  cr_assert_eq(up_results_close(f, err, sizeof err), 0, "%s", err);
+  expect_text(tmp_file, "earlier results\n");
+  cr_expect_eq(entries_in(tmp_dir), 1, "the temporary file was left behind");
+  remove_tmp();
+}
+
+Test(results_h5, the_first_point_replaces_the_old_file) {
+  up_results_file *f = open_over_earlier_results();
+  char err[512] = "";
+  sample_point p[2];
+  make_point(&p[0], 0);
+  make_point(&p[1], 1);
+  write_points(f, p, 1);
+  cr_expect_eq(entries_in(tmp_dir), 1, "the file was not moved into place");
+  /* HDF5 will not open a file a second time in the process that writes it: the
+   * signature shows the path now holds the run (killed_run_keeps_finished_points reads
+   * a published file whose writer died). */
+  char signature[8] = "";
+  FILE *raw = fopen(tmp_file, "rb");
+  cr_assert_not_null(raw);
+  cr_expect_eq(fread(signature, 1, sizeof signature, raw), sizeof signature);
+  fclose(raw);
+  cr_expect_eq(memcmp(signature, "\x89HDF\r\n\x1a\n", 8), 0, "the path does not hold the HDF5 file yet");
+  write_points(f, p + 1, 1);
+  cr_assert_eq(up_results_close(f, err, sizeof err), 0, "%s", err);
+  const hid_t file = H5Fopen(tmp_file, H5F_ACC_RDONLY, H5P_DEFAULT);
+  cr_assert(file >= 0);
+  check_point(file, &p[0]);
+  check_point(file, &p[1]);
+  H5Fclose(file);
+  free_point(&p[0]);
+  free_point(&p[1]);
+  remove_tmp();
+}
+
+/* Output-path problems are plain words, not HDF5's error stack. */
+Test(results_h5, path_errors_are_plain) {
+  make_tmp();
+  char err[512] = "";
+  cr_expect_null(up_results_open(tmp_dir, &sample_info, err, sizeof err));
+  cr_expect(strstr(err, tmp_dir) != NULL && strstr(err, "is a directory") != NULL, "%s", err);
+  char path[192];
+  snprintf(path, sizeof path, "%s/no_dir/run.h5", tmp_dir);
+  cr_expect_null(up_results_open(path, &sample_info, err, sizeof err));
+  cr_expect(strstr(err, "cannot create a file in directory") != NULL && strstr(err, "No such file or directory"),
+            "%s", err);
+  cr_expect(strstr(err, "H5") == NULL, "HDF5 internals in '%s'", err);
+  write_text(tmp_file, "a file, not a directory\n");
+  snprintf(path, sizeof path, "%s/run.h5", tmp_file);
+  cr_expect_null(up_results_open(path, &sample_info, err, sizeof err));
+  cr_expect(strstr(err, "Not a directory") != NULL, "%s", err);
   remove_tmp();
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "workloads/trace.h"
@@ -290,4 +291,105 @@ Test(trace, unordered_rows_crlf_and_reordered_columns) {
   cr_expect_null(up_trace_read(tt.path, UP_TRACE_FORMAT_MOONCAKE, false, err, sizeof err));
   cr_expect(strstr(err, "mixed.csv:1:") != NULL, "%s", err);
   remove_temp(&tt);
+}
+
+/* ---- hostile input (issue 18) ------------------------------------------------- */
+
+#define MC_ROW(ts) "{\"timestamp\": " #ts ", \"input_length\": 10, \"output_length\": 2}"
+
+Test(trace, strict_jsonl_refuses_what_it_would_drop) {
+  expect_bad_line("two_objects.jsonl", MC_ROW(0) "\n" MC_ROW(5) " " MC_ROW(9) "\n", 2,
+                  "text after the JSON object at column 58", 1);
+  expect_bad_line("garbage.jsonl", MC_ROW(0) "\n" MC_ROW(5) ",\n", 2, "text after the JSON object", 1);
+  expect_bad_line("duplicate.jsonl",
+                  MC_ROW(0) "\n{\"timestamp\": 5, \"input_length\": 10, \"input_length\": 99, \"output_length\": 2}\n",
+                  2, "duplicate key 'input_length'", 1);
+  /* Trailing white space is no garbage. */
+  const temp_trace tt = write_temp("spaces.jsonl", MC_ROW(0) "  \t\r\n" MC_ROW(5) "\n");
+  up_trace *t = read_ok(tt.path, UP_TRACE_FORMAT_AUTO, false);
+  cr_expect_eq(t->n_rows, 2);
+  up_trace_free(t);
+  remove_temp(&tt);
+}
+
+Test(trace, nul_bytes_are_no_text) {
+  const temp_trace tt = write_temp("nul.csv", "");
+  FILE *f = fopen(tt.path, "w");
+  cr_assert_not_null(f);
+  static const char content[] = AZ_HEADER "2023-11-16 18:15:46,3,4\n2023-11-16 18:15:47,3\0,4\n";
+  fwrite(content, 1, sizeof content - 1, f);
+  fclose(f);
+  char err[1024] = "";
+  cr_expect_null(up_trace_read(tt.path, UP_TRACE_FORMAT_AUTO, false, err, sizeof err));
+  cr_expect(strstr(err, "nul.csv:3: contains a NUL byte") != NULL, "%s", err);
+  up_trace *t = read_ok(tt.path, UP_TRACE_FORMAT_AUTO, true);
+  cr_expect_eq(t->n_rows, 1);
+  cr_expect_eq(t->lines_skipped, 1);
+  up_trace_free(t);
+  remove_temp(&tt);
+}
+
+/* A line past the cap is an error at that line; lenient reading skips it whole (the
+ * row after it still counts), so no line is ever held in memory beyond the cap. */
+Test(trace, line_length_is_capped) {
+  const size_t long_len = (size_t)UP_TRACE_MAX_LINE_BYTES + 10;
+  char *content = malloc(long_len + 256);
+  cr_assert_not_null(content);
+  int n = snprintf(content, 256, AZ_HEADER "2023-11-16 18:15:46,3,4\n");
+  memset(content + n, '7', long_len);
+  snprintf(content + n + long_len, 256, "\n2023-11-16 18:15:48,5,6\n");
+  expect_bad_line("long.csv", content, 3, "line longer than 1048576 bytes", 2);
+  free(content);
+}
+
+static void expect_not_regular(const char *path, const char *kind) {
+  char err[1024] = "";
+  for (int lenient = 0; lenient < 2; ++lenient) {
+    cr_expect_null(up_trace_read(path, UP_TRACE_FORMAT_AUTO, lenient, err, sizeof err), "%s accepted", path);
+    cr_expect(strstr(err, path) != NULL && strstr(err, kind) != NULL && strstr(err, "not a regular file") != NULL,
+              "message '%s' lacks '%s' or '%s'", err, path, kind);
+  }
+}
+
+Test(trace, only_regular_files_are_read) {
+  expect_not_regular("/dev/zero", "a character device");
+  char dir[] = "/tmp/up_trace_XXXXXX";
+  cr_assert_not_null(mkdtemp(dir));
+  expect_not_regular(dir, "a directory");
+  char fifo[64];
+  snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+  cr_assert_eq(mkfifo(fifo, 0600), 0);
+  expect_not_regular(fifo, "a FIFO"); /* refused without opening: opening would block */
+  unlink(fifo);
+  rmdir(dir);
+}
+
+Test(trace, utf8_bom_before_the_header_is_skipped) {
+  const temp_trace tt = write_temp("bom.csv", "\xEF\xBB\xBF" AZ_HEADER "2023-11-16 18:15:46,3,4\n");
+  up_trace *t = read_ok(tt.path, UP_TRACE_FORMAT_AUTO, false);
+  cr_expect_eq(t->format, UP_TRACE_FORMAT_AZURE);
+  cr_expect_eq(t->n_rows, 1);
+  up_trace_free(t);
+  remove_temp(&tt);
+  const temp_trace mc = write_temp("bom.jsonl", "\xEF\xBB\xBF" MC_ROW(0) "\n");
+  t = read_ok(mc.path, UP_TRACE_FORMAT_AUTO, false);
+  cr_expect_eq(t->format, UP_TRACE_FORMAT_MOONCAKE);
+  up_trace_free(t);
+  remove_temp(&mc);
+}
+
+Test(trace, a_wait_of_more_than_a_day_is_named) {
+  const temp_trace tt = write_temp("gap.csv", AZ_HEADER "2023-11-16 18:15:46,3,4\n2023-11-16 18:15:47,3,4\n"
+                                              "2053-11-16 18:15:47,3,4\n");
+  up_trace *t = read_ok(tt.path, UP_TRACE_FORMAT_AUTO, false);
+  char msg[512] = "";
+  cr_assert(up_trace_long_gap(t, "gap.csv", msg, sizeof msg));
+  cr_expect(strstr(msg, "gap.csv:4 arrives 10958.0 days after the row before it (line 3)") != NULL, "%s", msg);
+  up_trace_free(t);
+  remove_temp(&tt);
+  const temp_trace ok = write_temp("hours.csv", AZ_HEADER "2023-11-16 18:15:46,3,4\n2023-11-17 17:15:46,3,4\n");
+  t = read_ok(ok.path, UP_TRACE_FORMAT_AUTO, false);
+  cr_expect_not(up_trace_long_gap(t, "hours.csv", msg, sizeof msg), "23 hours warned: %s", msg);
+  up_trace_free(t);
+  remove_temp(&ok);
 }

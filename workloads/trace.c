@@ -1,7 +1,9 @@
-/* trace.c — the trace readers (see trace.h): one pass over the file line by line,
- * format-specific row parsers that either fill a row or say what is wrong with the
- * line, then a stable sort by time. Times are kept as integer 100 ns ticks until the
- * earliest is subtracted, so Azure's absolute datetimes keep their 7 decimals. */
+/* trace.c — the trace readers (see trace.h): one pass over the file line by line
+ * (regular files only, lines bounded by UP_TRACE_MAX_LINE_BYTES, so memory stays
+ * bounded whatever the file holds), format-specific row parsers that either fill a row
+ * or say what is wrong with the line, then a stable sort by time. Times are kept as
+ * integer 100 ns ticks until the earliest is subtracted, so Azure's absolute datetimes
+ * keep their 7 decimals. */
 #include "workloads/trace.h"
 
 #include <cjson/cJSON.h>
@@ -12,8 +14,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/fatal.h"
+#include "core/file_kind.h"
+#include "engine/checkpoint/json_input.h"
 
 #define TICKS_PER_S 10000000LL
 
@@ -259,10 +264,21 @@ static bool mooncake_fields(const cJSON *obj, trace_builder *b, line_error *e) {
   return true;
 }
 
+/* One JSON object per line, strictly: text after it (a second object, a stray comma)
+ * and a key given twice would otherwise be dropped or shadowed without a word. */
 static bool mooncake_row(const char *line, size_t len, trace_builder *b, line_error *e) {
-  cJSON *obj = cJSON_ParseWithLength(line, len);
+  const char *end = NULL;
+  cJSON *obj = cJSON_ParseWithLengthOpts(line, len, &end, false);
   if (!obj) return line_fail(e, "not valid JSON (truncated line?)");
-  const bool ok = cJSON_IsObject(obj) ? mooncake_fields(obj, b, e) : line_fail(e, "not a JSON object");
+  while (end < line + len && isspace((unsigned char)*end)) end++;
+  const char *dup = NULL;
+  bool ok;
+  if (!cJSON_IsObject(obj)) ok = line_fail(e, "not a JSON object");
+  else if (end < line + len)
+    ok = line_fail(e, "text after the JSON object at column %zu: '%.20s' (one object per line)",
+                   (size_t)(end - line) + 1, end);
+  else if ((dup = up_json_duplicate_key_anywhere(obj)) != NULL) ok = line_fail(e, "duplicate key '%.60s'", dup);
+  else ok = mooncake_fields(obj, b, e);
   cJSON_Delete(obj);
   return ok;
 }
@@ -294,6 +310,15 @@ static void finish_rows(trace_builder *b) {
   free(t->rows);
   t->rows = sorted;
   free(order);
+  /* The longest wait between consecutive arrivals, for up_trace_long_gap. */
+  for (int32_t i = 1; i < t->n_rows; ++i) {
+    const double gap = t->rows[i].arrival_s - t->rows[i - 1].arrival_s;
+    if (gap > t->longest_gap_s) {
+      t->longest_gap_s = gap;
+      t->longest_gap_line = t->rows[i].line;
+      t->longest_gap_previous_line = t->rows[i - 1].line;
+    }
+  }
 }
 
 static bool is_blank(const char *s) {
@@ -302,41 +327,98 @@ static bool is_blank(const char *s) {
   return true;
 }
 
-up_trace *up_trace_read(const char *path, up_trace_format format, bool lenient, char *err, size_t err_size) {
+typedef enum line_status { LINE_OK, LINE_TOO_LONG, LINE_END_OF_FILE } line_status;
+
+/* One line without its '\n' into buf (UP_TRACE_MAX_LINE_BYTES + 1 bytes, NUL-terminated;
+ * *len counts embedded NULs too). A longer line is read to its end but not kept. */
+static line_status read_line(FILE *f, char *buf, size_t *len) {
+  size_t n = 0;
+  bool any = false, too_long = false;
+  int c;
+  while ((c = getc_unlocked(f)) != EOF) {
+    any = true;
+    if (c == '\n') break;
+    if (n < UP_TRACE_MAX_LINE_BYTES) buf[n++] = (char)c;
+    else too_long = true;
+  }
+  buf[n] = '\0';
+  *len = n;
+  if (!any) return LINE_END_OF_FILE;
+  return too_long ? LINE_TOO_LONG : LINE_OK;
+}
+
+/* Only a regular file has an end: a device (/dev/zero) or a pipe could be read forever,
+ * and opening a FIFO would block. Checked before opening, then again on the open file. */
+static FILE *open_regular(const char *path, char *err, size_t err_size) {
+  struct stat st;
+  if (stat(path, &st) != 0) {
+    snprintf(err, err_size, "trace %s: cannot open: %s", path, strerror(errno));
+    return NULL;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    snprintf(err, err_size, "trace %s: is %s, not a regular file", path, up_file_kind(st.st_mode));
+    return NULL;
+  }
   FILE *f = fopen(path, "r");
   if (!f) {
     snprintf(err, err_size, "trace %s: cannot open: %s", path, strerror(errno));
     return NULL;
   }
+  if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+    snprintf(err, err_size, "trace %s: changed while being opened and is no longer a regular file", path);
+    fclose(f);
+    return NULL;
+  }
+  return f;
+}
+
+/* A line that cannot hold a row whatever the format: too long, or with a NUL byte. */
+static bool line_readable(line_status status, const char *line, size_t len, line_error *e) {
+  if (status == LINE_TOO_LONG)
+    return line_fail(e, "line longer than %d bytes (not a trace line)", UP_TRACE_MAX_LINE_BYTES);
+  if (memchr(line, '\0', len)) return line_fail(e, "contains a NUL byte (not a text line)");
+  return true;
+}
+
+up_trace *up_trace_read(const char *path, up_trace_format format, bool lenient, char *err, size_t err_size) {
+  FILE *f = open_regular(path, err, err_size);
+  if (!f) return NULL;
   up_trace *t = up_calloc_or_die(1, sizeof *t, "trace");
   trace_builder b = {.trace = t};
   azure_columns cols = {.index = {0, 1, 2}, .n_needed = 3};
   bool seen_content = false, ok = true;
-  char *line = NULL;
-  size_t line_cap = 0;
-  ssize_t len;
+  char *buf = up_malloc_or_die(UP_TRACE_MAX_LINE_BYTES + 1, "trace line");
+  size_t len = 0;
+  line_status status;
   int64_t line_no = 0;
-  while (ok && (len = getline(&line, &line_cap, f)) >= 0) {
+  while (ok && (status = read_line(f, buf, &len)) != LINE_END_OF_FILE) {
     b.line = ++line_no;
-    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
-    if (is_blank(line)) continue;
+    char *line = buf;
+    /* A UTF-8 byte order mark (spreadsheet exports write one) is no part of the header. */
+    if (line_no == 1 && len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) line += 3, len -= 3;
+    while (len > 0 && line[len - 1] == '\r') line[--len] = '\0';
     line_error e = {{0}};
     bool row_ok;
-    if (!seen_content) {
-      seen_content = true;
-      const char *first = line + strspn(line, " \t");
-      if (format == UP_TRACE_FORMAT_AUTO) format = *first == '{' ? UP_TRACE_FORMAT_MOONCAKE : UP_TRACE_FORMAT_AZURE;
-      t->format = format;
-      /* An Azure file opens with its header; a first line that starts like a datetime has none. */
-      if (format == UP_TRACE_FORMAT_AZURE && !isdigit((unsigned char)*first)) {
-        if (!azure_header(line, &cols, &e)) {
-          snprintf(err, err_size, "trace %s:%lld: %s", path, (long long)line_no, e.text);
-          ok = false;
+    if (!line_readable(status, line, len, &e)) {
+      row_ok = false;
+    } else {
+      if (is_blank(line)) continue;
+      if (!seen_content) {
+        seen_content = true;
+        const char *first = line + strspn(line, " \t");
+        if (format == UP_TRACE_FORMAT_AUTO) format = *first == '{' ? UP_TRACE_FORMAT_MOONCAKE : UP_TRACE_FORMAT_AZURE;
+        t->format = format;
+        /* An Azure file opens with its header; a first line that starts like a datetime has none. */
+        if (format == UP_TRACE_FORMAT_AZURE && !isdigit((unsigned char)*first)) {
+          if (!azure_header(line, &cols, &e)) {
+            snprintf(err, err_size, "trace %s:%lld: %s", path, (long long)line_no, e.text);
+            ok = false;
+          }
+          continue;
         }
-        continue;
       }
+      row_ok = format == UP_TRACE_FORMAT_MOONCAKE ? mooncake_row(line, len, &b, &e) : azure_row(line, &cols, &b, &e);
     }
-    row_ok = format == UP_TRACE_FORMAT_MOONCAKE ? mooncake_row(line, (size_t)len, &b, &e) : azure_row(line, &cols, &b, &e);
     if (row_ok) continue;
     if (lenient) {
       t->lines_skipped++;
@@ -346,14 +428,14 @@ up_trace *up_trace_read(const char *path, up_trace_format format, bool lenient, 
     }
   }
   const bool read_error = ferror(f);
-  free(line);
+  free(buf);
   fclose(f);
   if (ok && read_error) {
     snprintf(err, err_size, "trace %s: read error after line %lld", path, (long long)line_no);
     ok = false;
   }
   if (ok && t->n_rows == 0) {
-    if (!seen_content) snprintf(err, err_size, "trace %s: empty file", path);
+    if (!seen_content && t->lines_skipped == 0) snprintf(err, err_size, "trace %s: empty file", path);
     else if (t->lines_skipped > 0)
       snprintf(err, err_size, "trace %s: no valid request rows (%lld bad lines skipped)", path,
                (long long)t->lines_skipped);
@@ -368,6 +450,16 @@ up_trace *up_trace_read(const char *path, up_trace_format format, bool lenient, 
   finish_rows(&b);
   free(b.ticks);
   return t;
+}
+
+bool up_trace_long_gap(const up_trace *trace, const char *path, char *msg, size_t msg_size) {
+  if (!(trace->longest_gap_s > UP_TRACE_LONG_GAP_S)) return false;
+  snprintf(msg, msg_size,
+           "trace %s:%lld arrives %.1f days after the row before it (line %lld): replaying it waits that long "
+           "(--trace-window or --trace-limit can leave it out)",
+           path, (long long)trace->longest_gap_line, trace->longest_gap_s / 86400.0,
+           (long long)trace->longest_gap_previous_line);
+  return true;
 }
 
 void up_trace_free(up_trace *trace) {

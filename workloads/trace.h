@@ -37,12 +37,30 @@ typedef struct up_trace {
   int64_t *hash_ids;
   int64_t n_hash_ids;
   int64_t lines_skipped; /* bad lines skipped in lenient mode */
+  /* The longest wait between consecutive arrivals and the lines of its two rows. */
+  double longest_gap_s;
+  int64_t longest_gap_line, longest_gap_previous_line;
 } up_trace;
 
+/* Longest line read: real rows take under 100 bytes (Azure) or a few KB (Mooncake hash
+ * ids of a 128K-token prompt); anything longer is not a trace line, and the cap keeps a
+ * file without newlines from filling memory. */
+#define UP_TRACE_MAX_LINE_BYTES (1 << 20)
+
+/* A wait between consecutive arrivals longer than this (one day) is worth a warning:
+ * usually one mistyped timestamp, which would otherwise stall the replay for as long. */
+#define UP_TRACE_LONG_GAP_S 86400.0
+
 /* Read a whole trace. Returns NULL with a message "FILE:LINE: what" (or "FILE: what")
- * in err when the file cannot be read, has no request rows, or (unless lenient) has a
- * bad line. Free with up_trace_free. */
+ * in err when the file is not a regular file or cannot be read, has no request rows, or
+ * (unless lenient) has a bad line: malformed, longer than UP_TRACE_MAX_LINE_BYTES, with
+ * a NUL byte, or (Mooncake) not exactly one JSON object with distinct keys. A UTF-8 byte
+ * order mark before the first line is skipped. Free with up_trace_free. */
 up_trace *up_trace_read(const char *path, up_trace_format format, bool lenient, char *err, size_t err_size);
+
+/* A warning naming both lines and the wait when two consecutive arrivals lie more than
+ * UP_TRACE_LONG_GAP_S apart; false (msg untouched) otherwise. */
+bool up_trace_long_gap(const up_trace *trace, const char *path, char *msg, size_t msg_size);
 
 void up_trace_free(up_trace *trace);
 

@@ -15,19 +15,46 @@
 #include "engine/checkpoint/gguf.h"
 #include "core/fatal.h"
 
-static bool get_required_u32(const up_gguf *g, const char *key, int32_t *out, char *err, size_t err_size) {
+/* Bounds of the shape keys, as the Hugging Face reader has them (hf_config.c): every
+ * product the engine forms from them stays in range, and the depth fits the engine's
+ * per-layer tables (UP_MAX_LAYERS). */
+#define GGUF_MAX_WIDTH (1 << 20)
+#define GGUF_MAX_FFN (1 << 24)
+#define GGUF_MAX_HEADS (1 << 12)
+#define GGUF_MAX_VOCAB (1 << 24)
+
+/* An integer key in [1, max]; out untouched when the key is absent and not required.
+ * A key that is present must hold such a value: 0 must not quietly mean "default". */
+static bool get_count(const up_gguf *g, const char *key, bool required, int64_t max, int32_t *out, char *err,
+                      size_t err_size) {
+  if (!up_gguf_has_key(g, key)) {
+    if (!required) return true;
+    snprintf(err, err_size, "%s: metadata '%s' is missing", up_gguf_name(g), key);
+    return false;
+  }
   uint32_t v = 0;
-  if (!up_gguf_get_u32(g, key, &v) || v == 0 || v > (uint32_t)INT32_MAX) {
-    snprintf(err, err_size, "%s: metadata '%s' is missing or not a positive 32-bit integer", up_gguf_name(g), key);
+  if (!up_gguf_get_u32(g, key, &v) || v == 0 || v > (uint64_t)max) {
+    if (up_gguf_get_u32(g, key, &v))
+      snprintf(err, err_size, "%s: metadata '%s' is %u, outside 1..%lld", up_gguf_name(g), key, v, (long long)max);
+    else
+      snprintf(err, err_size, "%s: metadata '%s' is not an integer in 1..%lld", up_gguf_name(g), key,
+               (long long)max);
     return false;
   }
   *out = (int32_t)v;
   return true;
 }
 
-static void get_optional_u32(const up_gguf *g, const char *key, int32_t *out) {
-  uint32_t v = 0;
-  if (up_gguf_get_u32(g, key, &v) && v > 0 && v <= (uint32_t)INT32_MAX) *out = (int32_t)v;
+/* A positive finite number key; out untouched when absent. */
+static bool get_optional_positive(const up_gguf *g, const char *key, float *out, char *err, size_t err_size) {
+  if (!up_gguf_has_key(g, key)) return true;
+  float v = 0.0f;
+  if (!up_gguf_get_f32(g, key, &v) || !isfinite(v) || !(v > 0.0f)) {
+    snprintf(err, err_size, "%s: metadata '%s' must be a positive finite number", up_gguf_name(g), key);
+    return false;
+  }
+  *out = v;
+  return true;
 }
 
 /* llama.cpp stores Llama-3.1's rotary scaling as a per-frequency divisor tensor rather
@@ -86,28 +113,31 @@ bool up_checkpoint_gguf_config(const up_gguf *g, up_model_config *cfg, char *err
     return false;
   }
   snprintf(cfg->architecture, sizeof cfg->architecture, "llama");
-  if (!get_required_u32(g, "llama.block_count", &cfg->n_layers, err, err_size) ||
-      !get_required_u32(g, "llama.embedding_length", &cfg->hidden, err, err_size) ||
-      !get_required_u32(g, "llama.feed_forward_length", &cfg->intermediate, err, err_size) ||
-      !get_required_u32(g, "llama.attention.head_count", &cfg->n_heads, err, err_size))
+  if (!get_count(g, "llama.block_count", true, UP_MAX_LAYERS, &cfg->n_layers, err, err_size) ||
+      !get_count(g, "llama.embedding_length", true, GGUF_MAX_WIDTH, &cfg->hidden, err, err_size) ||
+      !get_count(g, "llama.feed_forward_length", true, GGUF_MAX_FFN, &cfg->intermediate, err, err_size) ||
+      !get_count(g, "llama.attention.head_count", true, GGUF_MAX_HEADS, &cfg->n_heads, err, err_size))
     return false;
   cfg->n_kv_heads = cfg->n_heads;
-  get_optional_u32(g, "llama.attention.head_count_kv", &cfg->n_kv_heads);
   cfg->head_dim = cfg->hidden / cfg->n_heads;
-  get_optional_u32(g, "llama.attention.key_length", &cfg->head_dim);
-  int32_t rope_dims = cfg->head_dim;
-  get_optional_u32(g, "llama.rope.dimension_count", &rope_dims);
+  int32_t rope_dims = 0;
+  if (!get_count(g, "llama.attention.head_count_kv", false, GGUF_MAX_HEADS, &cfg->n_kv_heads, err, err_size) ||
+      !get_count(g, "llama.attention.key_length", false, GGUF_MAX_HEADS, &cfg->head_dim, err, err_size) ||
+      !get_count(g, "llama.rope.dimension_count", false, GGUF_MAX_HEADS, &rope_dims, err, err_size))
+    return false;
+  if (rope_dims == 0) rope_dims = cfg->head_dim;
   if (rope_dims != cfg->head_dim) {
     snprintf(err, err_size, "%s: llama.rope.dimension_count %d differs from head_dim %d (partial rotary embeddings "
              "are not supported)", up_gguf_name(g), (int)rope_dims, (int)cfg->head_dim);
     return false;
   }
   cfg->max_context = 4096;
-  get_optional_u32(g, "llama.context_length", &cfg->max_context);
   cfg->norm_eps = 1e-5f;
-  up_gguf_get_f32(g, "llama.attention.layer_norm_rms_epsilon", &cfg->norm_eps);
   cfg->rope_theta = 10000.0f;
-  up_gguf_get_f32(g, "llama.rope.freq_base", &cfg->rope_theta);
+  if (!get_count(g, "llama.context_length", false, INT32_MAX, &cfg->max_context, err, err_size) ||
+      !get_optional_positive(g, "llama.attention.layer_norm_rms_epsilon", &cfg->norm_eps, err, err_size) ||
+      !get_optional_positive(g, "llama.rope.freq_base", &cfg->rope_theta, err, err_size))
+    return false;
   up_gguf_str scaling;
   if (up_gguf_get_str(g, "llama.rope.scaling.type", &scaling) &&
       !(scaling.len == 4 && memcmp(scaling.data, "none", 4) == 0)) {
@@ -120,8 +150,13 @@ bool up_checkpoint_gguf_config(const up_gguf *g, up_model_config *cfg, char *err
     snprintf(err, err_size, "%s: tensor 'token_embd.weight' is missing or not 2-D", up_gguf_name(g));
     return false;
   }
+  if (embd->dims[1] > GGUF_MAX_VOCAB) {
+    snprintf(err, err_size, "%s: tensor 'token_embd.weight' has %lld rows, more than the %d tokens a vocabulary may "
+             "have", up_gguf_name(g), (long long)embd->dims[1], GGUF_MAX_VOCAB);
+    return false;
+  }
   cfg->vocab = (int32_t)embd->dims[1];
-  get_optional_u32(g, "llama.vocab_size", &cfg->vocab);
+  if (!get_count(g, "llama.vocab_size", false, GGUF_MAX_VOCAB, &cfg->vocab, err, err_size)) return false;
   cfg->tie_word_embeddings = up_gguf_find_tensor(g, "output.weight") == NULL;
   if (!check_rope_freqs(g, cfg, err, err_size)) return false;
   const char *slash = strrchr(up_gguf_name(g), '/');

@@ -430,6 +430,33 @@ static bool parse_tensors(parse_ctx *c, uint64_t n_tensors) {
   return ok;
 }
 
+static int compare_tensor_offsets(const void *a, const void *b) {
+  const up_gguf_tensor *x = *(const up_gguf_tensor *const *)a, *y = *(const up_gguf_tensor *const *)b;
+  return (x->offset > y->offset) - (x->offset < y->offset);
+}
+
+/* Two tensors sharing bytes would each read the other's data: sorted by offset, every
+ * tensor must end where (or before) the next begins. Empty tensors share nothing. */
+static bool check_no_overlap(parse_ctx *c) {
+  up_gguf *g = c->g;
+  const up_gguf_tensor **by_offset = malloc(sizeof *by_offset * (size_t)(g->n_tensors ? g->n_tensors : 1));
+  if (!by_offset) return fail(c, "out of memory for %" PRId64 " tensor offsets", g->n_tensors);
+  int64_t n = 0;
+  for (int64_t i = 0; i < g->n_tensors; i++)
+    if (g->tensors[i].n_bytes > 0) by_offset[n++] = &g->tensors[i];
+  qsort(by_offset, (size_t)n, sizeof *by_offset, compare_tensor_offsets);
+  bool ok = true;
+  for (int64_t i = 1; ok && i < n; i++) {
+    const up_gguf_tensor *a = by_offset[i - 1], *b = by_offset[i];
+    if (a->offset + a->n_bytes > b->offset) /* no overflow: both lie inside the file */
+      ok = fail(c, "tensors '%s' (data offsets [%" PRIu64 "..%" PRIu64 ")) and '%s' ([%" PRIu64 "..%" PRIu64
+                   ")) overlap",
+                a->name, a->offset, a->offset + a->n_bytes, b->name, b->offset, b->offset + b->n_bytes);
+  }
+  free(by_offset);
+  return ok;
+}
+
 static bool parse_data_section(parse_ctx *c) {
   up_gguf *g = c->g;
   uint64_t header_end = c->pos;
@@ -445,7 +472,7 @@ static bool parse_data_section(parse_ctx *c) {
   for (int64_t i = 0; i < g->n_tensors; i++) {
     if (!check_tensor_data(c, &g->tensors[i])) return false;
   }
-  return true;
+  return check_no_overlap(c);
 }
 
 static bool parse(parse_ctx *c) {

@@ -77,6 +77,17 @@ const char *up_json_duplicate_key(const cJSON *object) {
   return dup;
 }
 
+const char *up_json_duplicate_key_anywhere(const cJSON *item) {
+  const char *dup = cJSON_IsObject(item) ? up_json_duplicate_key(item) : NULL;
+  const cJSON *child = NULL;
+  if (cJSON_IsObject(item) || cJSON_IsArray(item))
+    cJSON_ArrayForEach(child, item) {
+      if (dup) break;
+      dup = up_json_duplicate_key_anywhere(child);
+    }
+  return dup;
+}
+
 bool up_json_integer(const cJSON *item, int64_t min, int64_t max, int64_t *out) {
   if (!cJSON_IsNumber(item)) return false;
   const double v = item->valuedouble;

@@ -25,6 +25,10 @@ cJSON *up_json_parse_file(const char *path, size_t max_bytes, char *err, size_t 
  * NULL when all are distinct. */
 const char *up_json_duplicate_key(const cJSON *object);
 
+/* The same over every object nested in item (arrays included), depth first: the first
+ * duplicate found, or NULL. */
+const char *up_json_duplicate_key_anywhere(const cJSON *item);
+
 /* An integral JSON number in [min, max] (bounds within +-2^53). */
 bool up_json_integer(const cJSON *item, int64_t min, int64_t max, int64_t *out);
 

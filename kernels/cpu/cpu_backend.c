@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/host_memory.h"
 #include "core/fatal.h"
 #include "core/rng.h"
 
@@ -17,18 +18,9 @@ static void *cpu_alloc(up_backend *be, size_t bytes, const char *what) { return 
 
 static void cpu_free(up_backend *be, void *ptr) { free(ptr); }
 
-/* MemAvailable counts reclaimable page cache, which is what a large allocation can
- * really get; MemFree would understate it on a busy node. */
-static size_t cpu_memory_available(up_backend *be) {
-  FILE *f = fopen("/proc/meminfo", "r");
-  if (!f) return 0;
-  char line[256];
-  unsigned long long kib = 0;
-  while (fgets(line, sizeof line, f))
-    if (sscanf(line, "MemAvailable: %llu kB", &kib) == 1) break;
-  fclose(f);
-  return (size_t)kib * 1024;
-}
+/* MemAvailable (which counts reclaimable page cache, what a large allocation can really
+ * get), or less where RLIMIT_AS or a cgroup limit leaves less (host_memory.h). */
+static size_t cpu_memory_available(up_backend *be) { return (size_t)up_host_memory_available(); }
 
 static void cpu_upload_f32(up_backend *be, void *dst, size_t offset, const float *src, size_t n) {
   memcpy((float *)dst + offset, src, sizeof(float) * n);

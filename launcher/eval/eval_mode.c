@@ -358,12 +358,12 @@ int up_eval_mode_run(const up_options *opt, int argc, char **argv, const up_topo
     up_eval_generator_free(tasks);
     close_inputs(&in);
     be->ops->destroy(be);
-    return 1;
+    return 2; /* a checkpoint that cannot load is bad input */
   }
   char path[UP_PATH_MAX];
   int open_failed = 0;
   up_results_file *results = up_run_open_results(opt, argc, argv, topo, be, cfg->name, path, &open_failed);
-  int exit_code = open_failed ? 1 : 0;
+  int exit_code = open_failed ? 2 : 0;
   up_eval_summary *summaries = NULL;
   int32_t n_summaries = 0;
   for (int32_t c = 0; c < in.n_ctx && exit_code == 0; ++c) {

@@ -309,7 +309,7 @@ int up_kernel_bench_run(const up_options *opt, int argc, char **argv, const up_t
   if (open_failed) {
     up_kernel_plan_free(&plan);
     be->ops->destroy(be);
-    return 1;
+    return 2;
   }
   int n_benchers = 0;
   UP_CHECK_MPI(MPI_Allreduce(&bencher, &n_benchers, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD));

@@ -4,9 +4,14 @@
  * table. Owns the mapping from the record structs to HDF5 compound types; it never
  * computes metrics (point_summary.c does) and never talks MPI (only rank 0 calls it).
  * Every HDF5 call is checked and a failure becomes a message naming the file, the
- * object and HDF5's own cause. */
+ * object and HDF5's own cause. The file is written under a temporary name beside its
+ * target and renamed into place when its first point (eval context, kernel group) is
+ * flushed: a run that fails before that leaves nothing, and an existing file at the
+ * target stays untouched. */
 #include "launcher/output/results_h5.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <hdf5.h>
 #include <hdf5_hl.h>
 #include <stdarg.h>
@@ -15,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/fatal.h"
 
@@ -42,6 +49,8 @@ typedef struct up_table_layout {
 
 struct up_results_file {
   char *path;
+  char *temp_path; /* where the file is written until it is published at path */
+  bool published;
   hid_t file;
   hid_t points; /* the /points group */
   hsize_t n_summary_rows;
@@ -552,7 +561,53 @@ static int up_token_times_write(hid_t group, const char *full, const up_point_re
 
 static void up_results_free(up_results_file *f) {
   free(f->path);
+  free(f->temp_path);
   free(f);
+}
+
+/* Attempts at a free temporary name before giving up (names carry the pid, so only a
+ * leftover of a killed run with the same pid can be in the way). */
+#define UP_TEMP_NAME_ATTEMPTS 100
+
+/* Create an empty file ".BASE.PID.N.tmp" beside path, created here rather than by HDF5
+ * so that a directory that is missing or not writable gets errno's plain words. */
+static char *up_create_temp(const char *path, const up_h5_err *e) {
+  const char *slash = strrchr(path, '/');
+  const int dir_len = slash ? (int)(slash - path) + 1 : 0;
+  const char *base = slash ? slash + 1 : path;
+  const size_t size = strlen(path) + 64;
+  char *temp = up_malloc_or_die(size, "temporary results path");
+  for (int n = 0; n < UP_TEMP_NAME_ATTEMPTS; n++) {
+    snprintf(temp, size, "%.*s.%s.%ld.%d.tmp", dir_len, path, base, (long)getpid(), n);
+    const int fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd >= 0) {
+      close(fd);
+      return temp;
+    }
+    if (errno != EEXIST) {
+      const int err_no = errno;
+      char dir[4096] = ".";
+      if (dir_len > 0) snprintf(dir, sizeof dir, "%.*s", dir_len > 1 ? dir_len - 1 : 1, path);
+      up_h5_fail_plain(e, "cannot create a file in directory '%s': %s", dir, strerror(err_no));
+      free(temp);
+      return NULL;
+    }
+  }
+  up_h5_fail_plain(e, "%d temporary names beside it are taken (leftovers of killed runs?)", UP_TEMP_NAME_ATTEMPTS);
+  free(temp);
+  return NULL;
+}
+
+/* Rename the flushed file into place, once: from then on the target holds every point
+ * flushed so far, and a killed run keeps them. */
+static int up_results_publish(up_results_file *f, const up_h5_err *e) {
+  if (f->published) return 0;
+  if (rename(f->temp_path, f->path) != 0) {
+    up_h5_fail_plain(e, "cannot move the written file %s into place: %s", f->temp_path, strerror(errno));
+    return -1;
+  }
+  f->published = true;
+  return 0;
 }
 
 up_results_file *up_results_open(const char *path, const up_run_info *info, char *err, size_t err_size) {
@@ -564,9 +619,19 @@ up_results_file *up_results_open(const char *path, const up_run_info *info, char
     return NULL;
   }
 
+  struct stat st;
+  if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+    up_h5_fail_plain(&e, "is a directory (give a file name inside it)");
+    return NULL;
+  }
   up_results_file *f = up_calloc_or_die(1, sizeof *f, "results file handle");
   f->path = strdup(path);
   if (f->path == NULL) UP_FATAL("out of memory copying the results path");
+  f->temp_path = up_create_temp(path, &e);
+  if (f->temp_path == NULL) {
+    up_results_free(f);
+    return NULL;
+  }
   f->file = H5I_INVALID_HID;
   f->points = H5I_INVALID_HID;
   if (up_layout_build(&f->summary_layout, "point summary", sizeof(up_point_summary), up_summary_specs,
@@ -588,10 +653,10 @@ up_results_file *up_results_open(const char *path, const up_run_info *info, char
     if (fapl >= 0) H5Pclose(fapl);
     goto fail_layouts;
   }
-  f->file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+  f->file = H5Fcreate(f->temp_path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
   if (f->file < 0) {
     /* Before H5Pclose: every API call clears the error stack the cause is read from. */
-    up_h5_fail(&e, "cannot create the file (does its directory exist and is it writable?)");
+    up_h5_fail(&e, "cannot create the file as %s", f->temp_path);
     H5Pclose(fapl);
     goto fail_layouts;
   }
@@ -621,6 +686,7 @@ fail_layouts:
   up_layout_close(&f->summary_layout, &e);
   up_layout_close(&f->request_layout, &e);
   up_layout_close(&f->step_layout, &e);
+  unlink(f->temp_path);
   up_results_free(f);
   return NULL;
 }
@@ -716,7 +782,7 @@ int up_results_write_point(up_results_file *file, const up_point_params *params,
     up_h5_fail(&e, "cannot flush after writing point '%s'", full);
     return -1;
   }
-  return 0;
+  return up_results_publish(file, &e);
 }
 
 int up_results_update_speedups(up_results_file *file, const up_point_summary *rows, int32_t n_rows, char *err,
@@ -800,7 +866,7 @@ int up_results_append_kernels(up_results_file *file, const up_kernel_table_param
     up_h5_fail(&e, "cannot flush after writing kernel cases");
     return -1;
   }
-  return 0;
+  return up_results_publish(file, &e);
 }
 
 int up_results_append_eval(up_results_file *file, const up_eval_record *records, const int32_t *layer_rows,
@@ -844,7 +910,7 @@ int up_results_append_eval(up_results_file *file, const up_eval_record *records,
     up_h5_fail(&e, "cannot flush after writing eval rows");
     return -1;
   }
-  return 0;
+  return up_results_publish(file, &e);
 }
 
 int up_results_close(up_results_file *file, char *err, size_t err_size) {
@@ -863,6 +929,12 @@ int up_results_close(up_results_file *file, char *err, size_t err_size) {
   if (up_layout_close(&file->eval_summary_layout, &e) < 0) rc = -1;
   if (H5Fclose(file->file) < 0 && rc == 0) {
     up_h5_fail(&e, "cannot close the file (an object may still be open)");
+    rc = -1;
+  }
+  /* Nothing was flushed: the run failed before its first point, and the target keeps
+   * whatever it held. */
+  if (!file->published && unlink(file->temp_path) != 0 && rc == 0) {
+    up_h5_fail_plain(&e, "cannot remove the unused file %s: %s", file->temp_path, strerror(errno));
     rc = -1;
   }
   up_results_free(file);

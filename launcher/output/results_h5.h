@@ -3,7 +3,10 @@
  * parameters as attributes and compound tables of requests and steps, a summary
  * table with one row per point, and for --kernels a table with one row per kernel
  * case. Every point (every group of kernel cases) is flushed as soon as it is written,
- * so a killed run keeps all finished ones. Only rank 0 writes. */
+ * so a killed run keeps all finished ones. The file is written beside its path under a
+ * temporary name (".NAME.PID.N.tmp") and renamed to its path by the first flush of a
+ * point, eval context or kernel group: a run that fails before that writes nothing and
+ * leaves an existing file at the path as it was. Only rank 0 writes. */
 #ifndef UP_RESULTS_H5_H
 #define UP_RESULTS_H5_H
 
@@ -63,8 +66,9 @@ typedef struct up_point_params {
   int32_t max_resident;      /* most requests holding KV at once (summed over ranks) */
 } up_point_params;
 
-/* Create (truncate) the file and its parent directories' absence is an error; returns
- * NULL with a message naming the path and the cause. */
+/* Create the file under its temporary name (its directory must exist and be
+ * writable; path must not be a directory); returns NULL with a message naming the path
+ * and the cause. */
 up_results_file *up_results_open(const char *path, const up_run_info *info, char *err, size_t err_size);
 
 /* Write one point: group /points/NNNN with attributes, tables "requests" and "steps",
@@ -103,7 +107,8 @@ int up_results_append_eval(up_results_file *file, const up_eval_record *records,
                            int32_t n_records, int32_t n_layers, const up_eval_summary *summaries,
                            int32_t n_summaries, char *err, size_t err_size);
 
-/* Close the file; returns 0 or -1 with err set. */
+/* Close the file, and remove it when nothing was flushed to it (it never reached its
+ * path); returns 0 or -1 with err set. */
 int up_results_close(up_results_file *file, char *err, size_t err_size);
 
 #endif

@@ -10,6 +10,38 @@ int64_t up_point_kv_block_bytes(const up_model_config *cfg, up_dtype dtype, int3
   return (int64_t)block_tokens * up_model_kv_entry_bytes(cfg, dtype);
 }
 
+#define MIB 1048576
+
+int64_t up_point_kv_blocks_in_mib(const up_model_config *cfg, up_dtype dtype, int64_t kv_cache_mib,
+                                  int32_t block_tokens) {
+  const int64_t block_bytes = up_point_kv_block_bytes(cfg, dtype, block_tokens);
+  /* floor(kv_cache_mib * MIB / block_bytes) without forming the product: with
+   * kv_cache_mib = whole * block_bytes + rest, it is whole * MIB + rest * MIB / block_bytes. */
+  const int64_t whole = kv_cache_mib / block_bytes, rest = kv_cache_mib % block_bytes;
+  if (whole > INT64_MAX / MIB - 1) return INT64_MAX;
+  const int64_t part = rest <= INT64_MAX / MIB ? rest * MIB / block_bytes : (int64_t)((double)rest / block_bytes * MIB);
+  return whole * MIB + part;
+}
+
+bool up_point_kv_cache_check(const up_model_config *cfg, up_dtype dtype, int64_t kv_cache_mib, int32_t block_tokens,
+                             char *err, size_t err_size) {
+  const int64_t blocks = up_point_kv_blocks_in_mib(cfg, dtype, kv_cache_mib, block_tokens);
+  const double block_mib = (double)up_point_kv_block_bytes(cfg, dtype, block_tokens) / MIB;
+  if (blocks < 1) {
+    snprintf(err, err_size, "--kv-cache-mib %lld holds no block of --kv-block %d entries: one block of model %s takes "
+             "%.2f MiB (K and V of %d entries at one layer); raise --kv-cache-mib or lower --kv-block",
+             (long long)kv_cache_mib, (int)block_tokens, cfg->name, block_mib, (int)block_tokens);
+    return false;
+  }
+  if (blocks > INT32_MAX) {
+    snprintf(err, err_size, "--kv-cache-mib %lld makes %lld blocks of --kv-block %d entries, more than the KV pool's "
+             "limit of %d blocks; lower --kv-cache-mib or raise --kv-block", (long long)kv_cache_mib,
+             (long long)blocks, (int)block_tokens, INT32_MAX);
+    return false;
+  }
+  return true;
+}
+
 /* Workspace bytes per activation row: residual, normed, delta and their compaction
  * spares, one more hidden row of slack, QKV, attention output, gate/up and SwiGLU
  * output, plus six int32 index arrays (model.c's workspace). */

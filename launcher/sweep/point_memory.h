@@ -20,6 +20,16 @@
 /* Bytes of one KV block: K and V of block_tokens entries at one layer. */
 int64_t up_point_kv_block_bytes(const up_model_config *cfg, up_dtype dtype, int32_t block_tokens);
 
+/* KV blocks of block_tokens entries that fit kv_cache_mib MiB (--kv-cache-mib), without
+ * overflow for any MiB count. */
+int64_t up_point_kv_blocks_in_mib(const up_model_config *cfg, up_dtype dtype, int64_t kv_cache_mib,
+                                  int32_t block_tokens);
+
+/* Whether a --kv-cache-mib pool holds between one block and the engine's limit of
+ * INT32_MAX blocks; false with a message naming --kv-cache-mib and --kv-block. */
+bool up_point_kv_cache_check(const up_model_config *cfg, up_dtype dtype, int64_t kv_cache_mib, int32_t block_tokens,
+                             char *err, size_t err_size);
+
 /* Backend bytes of the point's KV pool and workspace (estimated), beyond the weights. */
 int64_t up_point_memory_bytes(const up_model_config *cfg, up_dtype dtype, const up_engine_params *e);
 

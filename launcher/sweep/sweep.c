@@ -81,7 +81,7 @@ static void plan_point(const up_options *opt, const up_model_config *cfg, up_dty
     rows_per_step = (int64_t)e->max_seqs * (ctx < cfg->max_context ? ctx : cfg->max_context);
   }
   if (p->warmup_len > 256) p->warmup_len = 256;
-  e->kv_blocks = opt->kv_cache_mib > 0 ? opt->kv_cache_mib * 1024 * 1024 / up_point_kv_block_bytes(cfg, dtype, opt->kv_block)
+  e->kv_blocks = opt->kv_cache_mib > 0 ? up_point_kv_blocks_in_mib(cfg, dtype, opt->kv_cache_mib, opt->kv_block)
                                        : blocks_per_layer * cfg->n_layers;
   e->workspace_tokens = opt->max_batch_tokens > 0 && opt->max_batch_tokens + e->max_seqs < rows_per_step
                             ? opt->max_batch_tokens + e->max_seqs
@@ -97,6 +97,8 @@ static bool plan_point_in_budget(const up_options *opt, const up_model_config *c
                                  const up_method *method, int64_t budget_bytes, point_plan *p, up_point_fit *fit,
                                  char *err, size_t err_size) {
   plan_point(opt, cfg, dtype, topo, wp, ctx, concurrency, method, p);
+  if (opt->kv_cache_mib > 0 && !up_point_kv_cache_check(cfg, dtype, opt->kv_cache_mib, opt->kv_block, err, err_size))
+    return false;
   const bool kv_from_fraction = opt->gpu_mem_fraction > 0.0f;
   if (kv_from_fraction) p->engine.kv_blocks = 0;
   char why[512];
@@ -247,6 +249,9 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
             "and %lld outputs < 1 raised to 1, %lld bad trace lines skipped\n",
             wp.description, (int)wp.n_requests, (long long)wp.stats.prompts_clamped,
             (long long)wp.stats.prompts_raised, (long long)wp.stats.outputs_raised, (long long)wp.stats.lines_skipped);
+  char gap_warning[1024];
+  if (root && wp.trace && up_trace_long_gap(wp.trace, opt->trace_path, gap_warning, sizeof gap_warning))
+    fprintf(stderr, "uniprefill-bench: warning: %s\n", gap_warning);
 
   /* The weights must fit this rank's memory (at most --mem-limit-mib); every point is
    * then fitted into what is left beside them (point_memory.h), before anything is
@@ -293,16 +298,18 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
   if (open_failed) {
     be->ops->destroy(be);
     up_workload_plan_free(&wp);
-    return 1;
+    return 2;
   }
 
+  /* A checkpoint that cannot load (a tensor's shape, a missing tensor) is bad input:
+   * closing the results file before its first point leaves nothing at -o. */
   char model_err[1024] = "";
   up_model *model = up_run_create_model(opt, &cfg, be, model_err, sizeof model_err);
   if (up_run_agree_on_failure(topo, model == NULL, model_err)) {
     if (results) up_results_close(results, model_err, sizeof model_err);
     be->ops->destroy(be);
     up_workload_plan_free(&wp);
-    return 1;
+    return 2;
   }
   const int32_t n_points = n_ctx * opt->n_concurrency * opt->n_methods;
   up_point_summary *rows = root ? up_calloc_or_die((size_t)n_points, sizeof(up_point_summary), "summary rows") : NULL;

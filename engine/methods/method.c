@@ -152,8 +152,8 @@ static int32_t uniprefill_select(const up_method *m, up_backend *be, int32_t *ke
                                  int32_t *new_cu_seqlens_host, const void *qkv, const up_kv_pool *pool,
                                  const up_attn_batch *batch, const up_attn_shape *shape,
                                  const uint8_t *is_candidate_host) {
-  return be->ops->uniprefill_select(be, keep_rows, new_cu_seqlens_host, qkv, pool, batch, shape, is_candidate_host,
-                                    &m->spec.select);
+  return up_uniprefill_select(be, keep_rows, new_cu_seqlens_host, qkv, pool, batch, shape, is_candidate_host,
+                              &m->spec.select);
 }
 
 static const up_method_ops g_dense_ops = {.name = "dense"};

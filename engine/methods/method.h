@@ -11,6 +11,7 @@
 
 #include "engine/model/model_config.h"
 #include "kernels/ops.h"
+#include "kernels/uniprefill_ops.h"
 
 typedef enum up_method_kind {
   UP_METHOD_DENSE = 0,
@@ -44,7 +45,7 @@ typedef struct up_method_ops {
   const char *name;
   /* True when tokens may be dropped after this layer's attention. */
   bool (*drops_after)(const up_method *m, int32_t layer);
-  /* Choose surviving rows (see up_backend_ops.uniprefill_select); returns the kept count. */
+  /* Choose surviving rows (kernels/uniprefill_ops.h); returns the kept count. */
   int32_t (*select)(const up_method *m, up_backend *be, int32_t *keep_rows, int32_t *new_cu_seqlens_host,
                     const void *qkv, const up_kv_pool *pool, const up_attn_batch *batch,
                     const up_attn_shape *shape, const uint8_t *is_candidate_host);

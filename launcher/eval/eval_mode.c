@@ -75,7 +75,7 @@ typedef struct eval_inputs {
   prompt_encoder enc;          /* how prompts are counted and encoded: one rule for both */
 } eval_inputs;
 
-static bool open_inputs(const up_options *opt, const up_backend *be, eval_inputs *in, char *err, size_t err_size) {
+static bool open_inputs(const up_options *opt, up_backend *be, eval_inputs *in, char *err, size_t err_size) {
   if (!up_run_model_is_checkpoint(opt)) {
     snprintf(err, err_size, "--eval needs --model PATH: a trained checkpoint with a tokenizer (a .gguf file); "
              "presets have random weights, so there is no answer to check");
@@ -145,7 +145,7 @@ static bool open_inputs(const up_options *opt, const up_backend *be, eval_inputs
       snprintf(err, err_size, "--method: %s", why);
       return false;
     }
-    if (specs[i].kind == UP_METHOD_UNIPREFILL && !be->ops->uniprefill_select) {
+    if (specs[i].kind == UP_METHOD_UNIPREFILL && !up_uniprefill_select_kernel(be)) {
       snprintf(err, err_size, "--method %s: the %s backend has no UniPrefill selection operator", specs[i].label,
                be->ops->name);
       return false;

@@ -190,7 +190,7 @@ static void fill_point_params(const up_options *opt, const up_workload_plan *wp,
 
 /* The model config (preset, reduced depth) and the resolved methods; false with a
  * message when the options name something this model or backend cannot run. */
-static bool resolve_model_and_methods(const up_options *opt, const up_backend *be, up_model_config *cfg,
+static bool resolve_model_and_methods(const up_options *opt, up_backend *be, up_model_config *cfg,
                                       up_method *methods, char *err, size_t err_size) {
   if (!up_run_resolve_model(opt, be, cfg, err, err_size)) return false;
   for (int32_t i = 0; i < opt->n_methods; ++i) {
@@ -200,7 +200,7 @@ static bool resolve_model_and_methods(const up_options *opt, const up_backend *b
       snprintf(err, err_size, "--method: %s", why);
       return false;
     }
-    if (spec.kind == UP_METHOD_UNIPREFILL && !be->ops->uniprefill_select) {
+    if (spec.kind == UP_METHOD_UNIPREFILL && !up_uniprefill_select_kernel(be)) {
       snprintf(err, err_size, "--method %s: the %s backend has no UniPrefill selection operator yet", spec.label,
                be->ops->name);
       return false;

@@ -194,7 +194,7 @@ static int32_t checked_select_rows(const up_method *m, up_backend *be, int32_t *
   int32_t cu[ENGINE_SIDE_MAX_SEQS + 1];
   be->ops->download_i32(be, cu, batch->cu_seqlens, (size_t)n_seqs + 1);
   const int32_t kept =
-      be->ops->uniprefill_select(be, keep_rows, new_cu, qkv, pool, batch, shape, is_candidate, prm);
+      up_uniprefill_select(be, keep_rows, new_cu, qkv, pool, batch, shape, is_candidate, prm);
   int32_t *rows = up_malloc_or_die(sizeof(int32_t) * (size_t)(cu[n_seqs] > 0 ? cu[n_seqs] : 1), "kept rows");
   be->ops->download_i32(be, rows, keep_rows, (size_t)kept);
 

@@ -341,8 +341,11 @@ void up_forward(const up_model *model, up_forward_workspace *ws, up_kv_cache *ca
     ops->rope(be, ws->qkv, positions, model->inv_freq, n_rows, &shape);
     ops->kv_store(be, pool, ws->qkv, ws->slot_mapping, n_rows, &shape);
     mark(be, UP_PHASE_ATTENTION);
+    const up_method_layer at = {.layer = l, .n_seqs = n_seqs, .is_prefill_host = ws->h_is_candidate,
+                                .cu_seqlens_host = ws->h_cu_seqlens, .kv_lens_host = ws->h_kv_lens, .qkv = ws->qkv,
+                                .pool = pool, .batch = &view, .shape = &shape};
     if (mops->attention)
-      mops->attention(method, be, ws->attn, ws->qkv, pool, &view, &shape);
+      mops->attention(method, be, &at, ws->attn);
     else
       ops->attention(be, ws->attn, ws->qkv, pool, &view, &shape);
     for (int32_t s = 0; s < n_seqs; ++s) up_kv_cache_append(cache, seqs[s].slot, l, seq_rows(ws, s));
@@ -353,8 +356,7 @@ void up_forward(const up_model *model, up_forward_workspace *ws, up_kv_cache *ca
 
     if (any_prefill && mops->drops_after && mops->drops_after(method, l)) {
       mark(be, UP_PHASE_SELECTION);
-      const int32_t kept = mops->select(method, be, ws->keep_rows, ws->h_new_cu_seqlens, ws->qkv, pool, &view,
-                                        &shape, ws->h_is_candidate);
+      const int32_t kept = mops->select(method, be, &at, ws->keep_rows, ws->h_new_cu_seqlens);
       mark(be, UP_PHASE_OTHER);
       if (kept < n_rows) {
         ops->gather_rows(be, spare_residual, residual, ws->keep_rows, kept, h);

@@ -149,6 +149,38 @@ Test(forward, uniprefill_at_p_one_is_dense) {
   harness_free(&h);
 }
 
+/* The per-layer record of attention work: dense and UniPrefill attend every causal
+ * pair of the rows that enter a layer, so computed equals causal, and the causal
+ * pairs of a prefill on an empty cache are r (r + 1) / 2 for r rows entering. */
+Test(forward, attention_work_record_counts_the_rows_entering_each_layer) {
+  harness h;
+  harness_init(&h);
+  const up_method uni = uniprefill_method(h.be, 0.99f, 0.4f);
+  const int32_t lens[2] = {700, 40};
+  int32_t *prompts[2], slots[2];
+  make_prompts(prompts, lens, 2, 31);
+  up_forward_seq seqs[2];
+  for (int32_t s = 0; s < 2; ++s) {
+    slots[s] = up_kv_cache_acquire_slot(h.cache);
+    cr_assert(slots[s] >= 0 && up_kv_cache_reserve(h.cache, slots[s], lens[s] + 1));
+    seqs[s] = (up_forward_seq){.slot = slots[s], .n_tokens = lens[s], .tokens = prompts[s], .is_prefill = true};
+  }
+  int32_t next[2], rows[2 * N_LAYERS];
+  up_attn_work work[N_LAYERS];
+  up_forward_out out = {.next_tokens = next, .seq_layer_rows = rows, .layer_attn = work};
+  up_forward(h.model, h.ws, h.cache, &h.pool, &uni, seqs, 2, &out);
+  for (int32_t l = 0; l < N_LAYERS; ++l) {
+    double causal = 0.0;
+    for (int32_t s = 0; s < 2; ++s) causal += rows[s * N_LAYERS + l] * (rows[s * N_LAYERS + l] + 1.0) / 2.0;
+    cr_expect_float_eq(work[l].causal, causal, 1e-9, "layer %d", l);
+    cr_expect_eq(work[l].computed, work[l].causal, "layer %d: dense attention computes every causal pair", l);
+  }
+  cr_expect_lt(work[N_LAYERS - 1].causal, work[0].causal, "the drops shrink the later layers' work");
+  release_all(&h, slots, 2);
+  free_prompts(prompts, 2);
+  harness_free(&h);
+}
+
 /* --- decode after a drop --------------------------------------------------------- */
 
 /* Records which rows UniPrefill keeps at each drop layer of one sequence. */

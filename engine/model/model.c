@@ -344,10 +344,14 @@ void up_forward(const up_model *model, up_forward_workspace *ws, up_kv_cache *ca
     const up_method_layer at = {.layer = l, .n_seqs = n_seqs, .is_prefill_host = ws->h_is_candidate,
                                 .cu_seqlens_host = ws->h_cu_seqlens, .kv_lens_host = ws->h_kv_lens, .qkv = ws->qkv,
                                 .pool = pool, .batch = &view, .shape = &shape};
-    if (mops->attention)
-      mops->attention(method, be, &at, ws->attn);
-    else
+    up_attn_work work = {.causal = up_method_causal_pairs(&at)};
+    if (mops->attention) {
+      work.computed = mops->attention(method, be, &at, ws->attn);
+    } else {
       ops->attention(be, ws->attn, ws->qkv, pool, &view, &shape);
+      work.computed = work.causal; /* dense causal attention computes every causal pair */
+    }
+    if (out->layer_attn) out->layer_attn[l] = work;
     for (int32_t s = 0; s < n_seqs; ++s) up_kv_cache_append(cache, seqs[s].slot, l, seq_rows(ws, s));
     mark(be, UP_PHASE_GEMM);
     ops->matmul(be, ws->delta, ws->attn, w->wo, n_rows, h, q_dim);

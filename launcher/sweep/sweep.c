@@ -188,9 +188,11 @@ static void method_layers_attr(const up_method_spec *m, const char *attr, char *
 
 static void fill_point_params(const up_options *opt, const up_workload_plan *wp, const point_plan *p,
                               const up_point_result *merged, int32_t index, char *layers_buf, size_t layers_size,
-                              up_point_params *pp) {
+                              char *spec_buf, size_t spec_size, up_point_params *pp) {
   const up_method_spec *m = &p->method->spec;
   method_layers_attr(m, "drop_layers", layers_buf, layers_size);
+  if (!up_method_spec_describe(m, spec_buf, spec_size))
+    UP_FATAL("method %s: its description is longer than %zu characters", m->label, spec_size - 1);
   *pp = (up_point_params){
       .index = index, .method = m->label, .ctx = p->ctx, .concurrency = p->concurrency,
       .output_len = wp->kind == UP_WORKLOAD_CLOSED_LOOP ? opt->output_len : 0, .n_requests = p->n_requests,
@@ -199,7 +201,7 @@ static void fill_point_params(const up_options *opt, const up_workload_plan *wp,
       .lines_skipped = wp->stats.lines_skipped,
       .top_p = method_real_attr(m, "top_p"), .keep_fraction = method_real_attr(m, "keep_fraction"),
       .block = method_int_attr(m, "block"), .sink = method_int_attr(m, "sink"), .last_q = method_int_attr(m, "last_q"),
-      .drop_layers = layers_buf, .max_seqs = p->engine.max_seqs,
+      .drop_layers = layers_buf, .method_spec = spec_buf, .max_seqs = p->engine.max_seqs,
       .max_batch_tokens = p->engine.max_batch_tokens,
       .kv_block_tokens = p->engine.kv_block_tokens, .kv_blocks_total = merged->kv_blocks_total,
       .kv_blocks_peak = merged->kv_blocks_peak, .kv_block_bytes = merged->kv_block_bytes,
@@ -377,9 +379,9 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
                                                                     merged.n_requests);
           row->max_resident = merged.max_resident;
           up_point_summary_fill_speedups(rows, index + 1);
-          char layers[512];
+          char layers[512], method_spec[UP_METHOD_TEXT_MAX];
           up_point_params pp;
-          fill_point_params(opt, &wp, &p, &merged, index, layers, sizeof layers, &pp);
+          fill_point_params(opt, &wp, &p, &merged, index, layers, sizeof layers, method_spec, sizeof method_spec, &pp);
           write_failed = up_results_write_point(results, &pp, row, &merged, err, sizeof err) != 0;
           if (progress)
             fprintf(stderr, " ttft %.1f ms, kept %.3f%s\n", row->ttft_mean_ms, row->kept_fraction,

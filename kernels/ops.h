@@ -59,25 +59,20 @@ typedef struct up_kv_pool {
   int32_t kv_dim;        /* n_kv_heads * head_dim */
 } up_kv_pool;
 
-/* UniPrefill selection knobs (see ../shared/ALGORITHMS.md). */
-typedef struct up_select_params {
-  float top_p;          /* cumulative block-score share kept; 1 keeps every block */
-  float keep_fraction;  /* > 0: fixed-budget mode, keep the top ceil(F * blocks) blocks instead of top-p */
-  int32_t block;        /* tokens per scoring block (64) */
-  int32_t sink;         /* first tokens always kept (128) */
-  int32_t last_q;       /* last tokens: the scoring queries, always kept (128) */
-} up_select_params;
-
 /* Where a step's time goes, for the per-step breakdown in the results. */
 typedef enum up_phase {
   UP_PHASE_GEMM = 0,      /* matmul */
   UP_PHASE_ATTENTION = 1, /* attention */
-  UP_PHASE_SELECTION = 2, /* uniprefill_select */
+  UP_PHASE_SELECTION = 2, /* a method's token selection (a method kernel) */
   UP_PHASE_OTHER = 3,     /* everything else: norms, RoPE, KV stores, gathers, uploads, gaps */
   UP_PHASE_COUNT = 4
 } up_phase;
 
 typedef struct up_backend up_backend;
+
+/* A method kernel as the op table hands it out: a generic function pointer, cast back
+ * to its real type by the method kernel header that names it (see method_kernel). */
+typedef void (*up_method_kernel_fn)(void);
 
 typedef struct up_backend_ops {
   const char *name;
@@ -137,20 +132,12 @@ typedef struct up_backend_ops {
   void (*attention)(up_backend *be, void *out, const void *qkv, const up_kv_pool *pool,
                     const up_attn_batch *batch, const up_attn_shape *shape);
 
-  /* --- UniPrefill ---------------------------------------------------------- */
-  /* Token selection over a packed batch. Sequences with is_candidate_host[s] == 0
-   * (decode rows) keep every row, and so do candidates of at most sink + last_q rows
-   * (the algorithm leaves short requests alone). For the others: score blocks by the
-   * attention that the sequence's last last_q rows pay each cached entry, keep by top-p
-   * (or fixed budget) plus sinks and last queries, per ../shared/ALGORITHMS.md; ties
-   * in block score go to the lower block index. Writes the packed row indices that
-   * survive, in order, to keep_rows (backend memory, capacity n_tokens) and the new
-   * per-sequence offsets to new_cu_seqlens_host; returns the number of kept rows.
-   * A candidate's cache must hold exactly its current rows (whole-prompt prefill). */
-  int32_t (*uniprefill_select)(up_backend *be, int32_t *keep_rows, int32_t *new_cu_seqlens_host,
-                               const void *qkv, const up_kv_pool *pool, const up_attn_batch *batch,
-                               const up_attn_shape *shape, const uint8_t *is_candidate_host,
-                               const up_select_params *params);
+  /* --- method kernels ------------------------------------------------------ */
+  /* A kernel that belongs to one method (its types and contract live in that method's
+   * kernel header, e.g. kernels/uniprefill_ops.h, which casts the result back to the
+   * kernel's own type), looked up by the name that header gives it; NULL when this
+   * backend has no such kernel. Keeps this interface free of any method's types. */
+  up_method_kernel_fn (*method_kernel)(up_backend *be, const char *name);
 
   /* --- step timing ------------------------------------------------------- */
   /* Work queued from now on counts toward `phase`, until the next mark. */

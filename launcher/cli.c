@@ -2,7 +2,8 @@
  * parser and --help, so a flag cannot exist without being documented. Validates
  * everything that needs no model (numbers, ranges, lists, duplicates); checks against
  * the model (ctx vs context length, drop layers vs depth) belong to main. Method specs
- * are parsed last so --uniprefill-* flags apply wherever they appear on the line. */
+ * are parsed last so the alias flags of method options (--uniprefill-*, --drop-layers)
+ * apply wherever they appear on the line; the methods layer interprets their values. */
 #include "launcher/cli.h"
 
 #include <ctype.h>
@@ -16,7 +17,7 @@
 #include "core/fatal.h"
 #include "workloads/open_loop.h"
 
-#define UP_METHOD_TEXT_MAX ((int32_t)sizeof(((up_method_spec *)0)->label))
+#define UP_METHOD_TEXT_MAX UP_METHOD_LABEL_MAX
 #define UP_NUMBER_TEXT_MAX 32
 #define UP_DEFAULT_METHODS "dense,uniprefill,uniprefill:keep=0.3"
 #define UP_KERNELS_RUN_NO_SWEEP "--kernels times kernels alone and runs no sweep"
@@ -168,15 +169,17 @@ static const up_flag_info up_flags[] = {
      "has free, default 0)"},
     {UP_FLAG_THREADS, "threads", 0, "N", UP_GROUP_ENGINE, "CPU threads per rank, 0 = cores / local ranks (default 0)"},
     {UP_FLAG_UNIPREFILL_P, "uniprefill-p", 0, "F", UP_GROUP_UNIPREFILL,
-     "top-p share of block scores kept, 0 < F <= 1 (default 0.99)"},
+     "uniprefill's p for every uniprefill spec: top-p share of block scores kept, 0 < F <= 1 (default 0.99)"},
     {UP_FLAG_UNIPREFILL_KEEP, "uniprefill-keep", 0, "F", UP_GROUP_UNIPREFILL,
-     "fixed-budget mode: keep a fraction F of blocks, 0 = off, top-p (default 0)"},
-    {UP_FLAG_UNIPREFILL_BLOCK, "uniprefill-block", 0, "N", UP_GROUP_UNIPREFILL, "tokens per scoring block (default 64)"},
-    {UP_FLAG_UNIPREFILL_SINK, "uniprefill-sink", 0, "N", UP_GROUP_UNIPREFILL, "first tokens always kept (default 128)"},
+     "uniprefill's keep: fixed-budget mode, keep a fraction F of blocks, 0 = off, top-p (default 0)"},
+    {UP_FLAG_UNIPREFILL_BLOCK, "uniprefill-block", 0, "N", UP_GROUP_UNIPREFILL,
+     "uniprefill's block: tokens per scoring block (default 64)"},
+    {UP_FLAG_UNIPREFILL_SINK, "uniprefill-sink", 0, "N", UP_GROUP_UNIPREFILL,
+     "uniprefill's sink: first tokens always kept (default 128)"},
     {UP_FLAG_UNIPREFILL_LAST_Q, "uniprefill-last-q", 0, "N", UP_GROUP_UNIPREFILL,
-     "last tokens: scoring queries, always kept (default 128)"},
+     "uniprefill's last_q: last tokens, the scoring queries, always kept (default 128)"},
     {UP_FLAG_DROP_LAYERS, "drop-layers", 0, "LIST", UP_GROUP_UNIPREFILL,
-     "0-indexed layers that drop tokens, or preset (default preset)"},
+     "uniprefill's layers: 0-indexed layers that drop tokens, or preset (default preset)"},
     {UP_FLAG_OUTPUT, "output", 'o', "PATH", UP_GROUP_OUTPUT,
      "HDF5 results file (default results/runs/<UTC timestamp>.h5)"},
     {UP_FLAG_FORMAT, "format", 0, "FMT", UP_GROUP_OUTPUT, "terminal table: md, csv or json (default md)"},
@@ -440,28 +443,31 @@ static bool up_flag_sweep(const char *flag, const char *text, int32_t *values, i
   return true;
 }
 
-static bool up_flag_drop_layers(const char *text, up_method_spec *spec, char *err, size_t err_size) {
-  if (strcmp(text, "preset") == 0) {
-    spec->n_drop_layers = -1;
-    return true;
-  }
-  int32_t layers[UP_MAX_LAYERS];
-  char item[UP_NUMBER_TEXT_MAX];
+/* Flags that are other names of a method option: each sets that option's default for
+ * every spec of the method, which the methods layer parses and checks. */
+typedef struct up_option_alias {
+  up_flag_id flag;
+  const char *method;
+  const char *option;
+} up_option_alias;
+
+static const up_option_alias up_option_aliases[] = {
+    {UP_FLAG_UNIPREFILL_P, "uniprefill", "p"},         {UP_FLAG_UNIPREFILL_KEEP, "uniprefill", "keep"},
+    {UP_FLAG_UNIPREFILL_BLOCK, "uniprefill", "block"}, {UP_FLAG_UNIPREFILL_SINK, "uniprefill", "sink"},
+    {UP_FLAG_UNIPREFILL_LAST_Q, "uniprefill", "last_q"}, {UP_FLAG_DROP_LAYERS, "uniprefill", "layers"},
+};
+
+static const up_option_alias *up_find_alias(up_flag_id flag) {
+  for (size_t i = 0; i < sizeof up_option_aliases / sizeof up_option_aliases[0]; i++)
+    if (up_option_aliases[i].flag == flag) return &up_option_aliases[i];
+  return NULL;
+}
+
+static bool up_flag_method_default(const up_option_alias *alias, const char *flag, const char *text,
+                                   up_method_defaults *defaults, char *err, size_t err_size) {
   char sub[256];
-  up_list_cursor c = up_list_begin(text);
-  int status;
-  while ((status = up_list_next(&c, item, sizeof(item), UP_MAX_LAYERS, sub, sizeof(sub))) == 1) {
-    int64_t v = 0;
-    if (!up_parse_int64(item, &v) || v < 0 || v >= UP_MAX_LAYERS)
-      return up_fail(err, err_size, "--drop-layers: '%s' is not a layer index (0..%d) or 'preset'", item,
-                     UP_MAX_LAYERS - 1);
-    layers[c.count - 1] = (int32_t)v;
-  }
-  if (status < 0) return up_fail(err, err_size, "--drop-layers: %s", sub);
-  const int32_t dup = up_find_duplicate(layers, c.count);
-  if (dup >= 0) return up_fail(err, err_size, "--drop-layers: %" PRId32 " appears twice in '%s'", layers[dup], text);
-  spec->n_drop_layers = c.count;
-  memcpy(spec->drop_layers, layers, sizeof(int32_t) * (size_t)c.count);
+  if (!up_method_defaults_set(defaults, alias->method, alias->option, text, sub, sizeof sub))
+    return up_fail(err, err_size, "--%s: %s", flag, sub);
   return true;
 }
 
@@ -569,7 +575,7 @@ static bool up_resolve_methods(const up_method_texts *texts, up_options *opt, ch
   char sub[256];
   for (int32_t i = 0; i < texts->n; i++) {
     sub[0] = '\0';
-    if (!up_method_spec_parse(texts->items[i], &opt->uniprefill_defaults, &opt->methods[i], sub, sizeof(sub)))
+    if (!up_method_spec_parse(texts->items[i], &opt->method_defaults, &opt->methods[i], sub, sizeof(sub)))
       return up_fail(err, err_size, "--method: '%s': %s", texts->items[i], sub);
   }
   opt->n_methods = texts->n;
@@ -590,7 +596,8 @@ static bool up_copy_text(const char *flag, const char *text, char *dst, size_t d
 static bool up_apply_flag(const up_flag_info *flag, const char *v, up_options *opt, up_method_texts *methods,
                           char *err, size_t err_size) {
   const char *name = flag->name;
-  up_select_params *sel = &opt->uniprefill_defaults.select;
+  const up_option_alias *alias = up_find_alias(flag->id);
+  if (alias) return up_flag_method_default(alias, name, v, &opt->method_defaults, err, err_size);
   int64_t wide = 0;
   int choice = 0;
   switch (flag->id) {
@@ -664,12 +671,12 @@ static bool up_apply_flag(const up_flag_info *flag, const char *v, up_options *o
     case UP_FLAG_GPU_MEM_FRACTION: return up_flag_fraction(name, v, false, &opt->gpu_mem_fraction, err, err_size);
     case UP_FLAG_MEM_LIMIT_MIB: return up_flag_int64(name, v, 0, INT64_MAX / (1024 * 1024), &opt->mem_limit_mib, err, err_size);
     case UP_FLAG_THREADS: return up_flag_int32(name, v, 0, &opt->threads, err, err_size);
-    case UP_FLAG_UNIPREFILL_P: return up_flag_fraction(name, v, true, &sel->top_p, err, err_size);
-    case UP_FLAG_UNIPREFILL_KEEP: return up_flag_fraction(name, v, false, &sel->keep_fraction, err, err_size);
-    case UP_FLAG_UNIPREFILL_BLOCK: return up_flag_int32(name, v, 1, &sel->block, err, err_size);
-    case UP_FLAG_UNIPREFILL_SINK: return up_flag_int32(name, v, 0, &sel->sink, err, err_size);
-    case UP_FLAG_UNIPREFILL_LAST_Q: return up_flag_int32(name, v, 1, &sel->last_q, err, err_size);
-    case UP_FLAG_DROP_LAYERS: return up_flag_drop_layers(v, &opt->uniprefill_defaults, err, err_size);
+    case UP_FLAG_UNIPREFILL_P:
+    case UP_FLAG_UNIPREFILL_KEEP:
+    case UP_FLAG_UNIPREFILL_BLOCK:
+    case UP_FLAG_UNIPREFILL_SINK:
+    case UP_FLAG_UNIPREFILL_LAST_Q:
+    case UP_FLAG_DROP_LAYERS: break; /* method option aliases, applied above */
     case UP_FLAG_OUTPUT: return up_copy_text(name, v, opt->output_path, sizeof(opt->output_path), err, err_size);
     case UP_FLAG_FORMAT: {
       static const char *const names[] = {"md", "csv", "json"}; /* up_output_format order */
@@ -726,7 +733,7 @@ void up_options_default(up_options *opt) {
   opt->n_concurrency = 2;
   opt->concurrency[0] = 1;
   opt->concurrency[1] = 4;
-  up_method_spec_default(&opt->uniprefill_defaults, UP_METHOD_UNIPREFILL);
+  up_method_defaults_init(&opt->method_defaults);
   up_method_texts texts;
   char err[256];
   const bool ok = up_flag_methods(UP_DEFAULT_METHODS, &texts, err, sizeof(err)) &&
@@ -993,11 +1000,10 @@ void up_options_print_help(FILE *out) {
   }
   fprintf(out,
           "\n"
-          "Method specs: dense, uniprefill, or uniprefill:keep=F:p=P:block=B:sink=S:last_q=Q:layers=L+L+L\n"
-          "  (any subset of the keys; unset keys take the --uniprefill-* and --drop-layers values).\n"
-          "  --uniprefill-keep F is the fixed-budget mode: at each drop layer, keep the highest-scoring\n"
-          "  blocks until a fraction F of that layer's current blocks is kept (so drops compound).\n"
-          "  It is meant for speed studies on random weights, where top-p keeps nearly every block.\n"
+          "Method specs: NAME or NAME:KEY=VALUE:..., one of the methods below. Unset keys take the\n"
+          "  method's defaults; the UniPrefill flags above set those of every uniprefill spec.\n");
+  up_method_print_help(out);
+  fprintf(out,
           "\n"
           "Goodput (--slo): successful requests per second whose TTFT (arrival to first token) and TPOT\n"
           "  ((E2E - TTFT) / (output tokens - 1)) are within every given objective, e.g. --slo ttft:2000,tpot:200.\n"

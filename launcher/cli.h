@@ -51,8 +51,9 @@ typedef struct up_options {
   int32_t concurrency[UP_MAX_SWEEP];
   bool concurrency_given;
   int32_t n_methods;
-  up_method_spec methods[UP_MAX_SWEEP]; /* parsed after every other flag, so uniprefill defaults apply */
-  up_method_spec uniprefill_defaults;   /* --uniprefill-* and --drop-layers */
+  up_method_spec methods[UP_MAX_SWEEP]; /* parsed after every other flag, so the defaults below apply */
+  up_method_defaults method_defaults;   /* what each method's specs start from; alias flags
+                                           (--uniprefill-*, --drop-layers) change them */
   int32_t requests;            /* per point; 0: equal to the concurrency (open loop: no count limit) */
   int32_t output_len;
   /* Open loop (request_rate > 0) and trace replay (trace_path set); the concurrency

@@ -8,6 +8,7 @@
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "engine/methods/method.h"
 #include "engine/model/model_config.h"
@@ -51,16 +52,29 @@ static inline double max_rel_diff(const float *a, const float *b, int32_t n) {
   return diff / scale;
 }
 
-/* UniPrefill at the small model's drop layers with the given top-p and fixed budget (0: off). */
-static inline up_method_spec uniprefill_spec(float top_p, float keep_fraction) {
+/* A method spec (e.g. "dense") resolved against the small model. */
+static inline up_method_spec small_spec(const char *text) {
   up_method_spec spec;
-  up_method_spec_default(&spec, UP_METHOD_UNIPREFILL);
-  spec.select.top_p = top_p;
-  spec.select.keep_fraction = keep_fraction;
   const up_model_config cfg = small_config();
   char err[256];
+  cr_assert(up_method_spec_parse(text, NULL, &spec, err, sizeof err), "%s: %s", text, err);
   cr_assert(up_method_spec_resolve(&spec, &cfg, err, sizeof err), "%s", err);
   return spec;
+}
+
+/* UniPrefill at the small model's drop layers with the given top-p and fixed budget (0: off). */
+static inline up_method_spec uniprefill_spec(float top_p, float keep_fraction) {
+  char text[96];
+  snprintf(text, sizeof text, "uniprefill:p=%.9g:keep=%.9g", (double)top_p, (double)keep_fraction);
+  return small_spec(text);
+}
+
+/* An instance of a resolved spec on a backend. */
+static inline up_method small_method(const up_method_spec *spec, up_backend *be) {
+  up_method m;
+  char err[256];
+  cr_assert(up_method_init(&m, spec, be, err, sizeof err), "%s: %s", spec->label, err);
+  return m;
 }
 
 #endif

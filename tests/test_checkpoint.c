@@ -348,9 +348,10 @@ static run_result generate(const up_checkpoint *ck) {
   const int32_t *prompts[1] = {prompt};
   const int32_t lens[1] = {PROMPT_TOKENS};
   up_method_spec spec;
-  up_method_spec_default(&spec, UP_METHOD_DENSE);
+  up_method_spec_reference(&spec);
   up_method dense;
-  up_method_init(&dense, &spec);
+  char method_err[256];
+  cr_assert(up_method_init(&dense, &spec, be, method_err, sizeof method_err), "%s", method_err);
   up_generation g;
   up_generator_run(gen, &dense, prompts, lens, 1, MAX_NEW, NULL, 0, &g);
   run_result r;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/methods/uniprefill.h"
 #include "launcher/cli.h"
 
 #define MAX_ARGS 32
@@ -45,6 +46,11 @@ static void free_result(parse_result *r) {
 
 #define PARSE(...) parse_argv((const char *const[]){__VA_ARGS__, NULL})
 
+/* What every uniprefill spec starts from (the --uniprefill-* and --drop-layers aliases set it). */
+static const up_uniprefill_options *uniprefill_defaults(const up_options *o) {
+  return up_uniprefill_options_of(up_method_defaults_of(&o->method_defaults, "uniprefill"));
+}
+
 /* A command line that must fail with a message containing want1 and, if set, want2. */
 typedef struct error_case {
   const char *args[6]; /* NULL-terminated by the zero padding */
@@ -82,12 +88,12 @@ Test(cli, defaults) {
   cr_expect_eq(o->concurrency[0], 1);
   cr_expect_eq(o->concurrency[1], 4);
   cr_expect_eq(o->n_methods, 3);
-  cr_expect_eq(o->methods[0].kind, UP_METHOD_DENSE);
+  cr_expect_eq(o->methods[0].method, up_method_find("dense"));
   cr_expect_str_eq(o->methods[0].label, "dense");
-  cr_expect_eq(o->methods[1].kind, UP_METHOD_UNIPREFILL);
+  cr_expect_eq(o->methods[1].method, up_method_find("uniprefill"));
   cr_expect_str_eq(o->methods[1].label, "uniprefill");
   cr_expect_str_eq(o->methods[2].label, "uniprefill:keep=0.3");
-  cr_expect_float_eq(o->methods[2].select.keep_fraction, 0.3f, 1e-6);
+  cr_expect_float_eq(up_uniprefill_options_of(&o->methods[2])->select.keep_fraction, 0.3f, 1e-6);
   cr_expect_eq(o->requests, 0);
   cr_expect_eq(o->output_len, 8);
   cr_expect_eq(o->seed, 42u);
@@ -97,12 +103,12 @@ Test(cli, defaults) {
   cr_expect_eq(o->kv_block, 16);
   cr_expect_eq(o->kv_cache_mib, 0);
   cr_expect_eq(o->threads, 0);
-  cr_expect_float_eq(o->uniprefill_defaults.select.top_p, 0.99f, 1e-6);
-  cr_expect_float_eq(o->uniprefill_defaults.select.keep_fraction, 0.0f, 1e-9);
-  cr_expect_eq(o->uniprefill_defaults.select.block, 64);
-  cr_expect_eq(o->uniprefill_defaults.select.sink, 128);
-  cr_expect_eq(o->uniprefill_defaults.select.last_q, 128);
-  cr_expect_eq(o->uniprefill_defaults.n_drop_layers, -1);
+  cr_expect_float_eq(uniprefill_defaults(o)->select.top_p, 0.99f, 1e-6);
+  cr_expect_float_eq(uniprefill_defaults(o)->select.keep_fraction, 0.0f, 1e-9);
+  cr_expect_eq(uniprefill_defaults(o)->select.block, 64);
+  cr_expect_eq(uniprefill_defaults(o)->select.sink, 128);
+  cr_expect_eq(uniprefill_defaults(o)->select.last_q, 128);
+  cr_expect_eq(uniprefill_defaults(o)->layers.n, -1);
   cr_expect_str_eq(o->output_path, "");
   cr_expect_eq(o->format, UP_FORMAT_MARKDOWN);
   cr_expect(!o->quiet);
@@ -188,38 +194,48 @@ Test(cli, uniprefill_flags_fill_the_defaults) {
   parse_result *r = PARSE("--uniprefill-p", "0.95", "--uniprefill-keep=0.25", "--uniprefill-block", "128",
                           "--uniprefill-sink=0", "--uniprefill-last-q", "64", "--drop-layers", "7,11,3");
   cr_assert_eq(r->status, UP_PARSE_OK, "%s", r->err);
-  const up_method_spec *d = &r->opt.uniprefill_defaults;
+  const up_uniprefill_options *d = uniprefill_defaults(&r->opt);
   cr_expect_float_eq(d->select.top_p, 0.95f, 1e-6);
   cr_expect_float_eq(d->select.keep_fraction, 0.25f, 1e-6);
   cr_expect_eq(d->select.block, 128);
   cr_expect_eq(d->select.sink, 0);
   cr_expect_eq(d->select.last_q, 64);
-  cr_expect_eq(d->n_drop_layers, 3);
-  cr_expect_eq(d->drop_layers[0], 7);
-  cr_expect_eq(d->drop_layers[1], 11);
-  cr_expect_eq(d->drop_layers[2], 3);
+  cr_expect_eq(d->layers.n, 3);
+  cr_expect_eq(d->layers.layers[0], 7);
+  cr_expect_eq(d->layers.layers[1], 11);
+  cr_expect_eq(d->layers.layers[2], 3);
   free_result(r);
 
   r = PARSE("--drop-layers", "1,2", "--drop-layers=preset", "--uniprefill-p=1");
   cr_assert_eq(r->status, UP_PARSE_OK, "%s", r->err);
-  cr_expect_eq(r->opt.uniprefill_defaults.n_drop_layers, -1);
-  cr_expect_float_eq(r->opt.uniprefill_defaults.select.top_p, 1.0f, 1e-9);
+  cr_expect_eq(uniprefill_defaults(&r->opt)->layers.n, -1);
+  cr_expect_float_eq(uniprefill_defaults(&r->opt)->select.top_p, 1.0f, 1e-9);
   free_result(r);
 }
 
 Test(cli, uniprefill_flags_after_method_apply_to_its_specs) {
   parse_result *r = PARSE("--method", "dense,uniprefill", "--uniprefill-keep", "0.3", "--drop-layers", "2,5");
   cr_assert_eq(r->status, UP_PARSE_OK, "%s", r->err);
-  const up_method_spec *u = &r->opt.methods[1];
-  cr_expect_eq(u->kind, UP_METHOD_UNIPREFILL);
+  const up_uniprefill_options *u = up_uniprefill_options_of(&r->opt.methods[1]);
+  cr_assert_not_null(u, "the second spec is a uniprefill one");
   cr_expect_float_eq(u->select.keep_fraction, 0.3f, 1e-6);
-  cr_expect_eq(u->n_drop_layers, 2);
-  cr_expect_eq(u->drop_layers[1], 5);
+  cr_expect_eq(u->layers.n, 2);
+  cr_expect_eq(u->layers.layers[1], 5);
+  free_result(r);
+  /* A spec's own key wins over the alias; the keys it leaves unset take the alias. */
+  r = PARSE("--method", "uniprefill:p=0.7:layers=2", "--uniprefill-p", "0.5", "--uniprefill-keep", "0.2",
+            "--drop-layers", "5,1");
+  cr_assert_eq(r->status, UP_PARSE_OK, "%s", r->err);
+  const up_uniprefill_options *own = up_uniprefill_options_of(&r->opt.methods[0]);
+  cr_expect_float_eq(own->select.top_p, 0.7f, 1e-6);
+  cr_expect_float_eq(own->select.keep_fraction, 0.2f, 1e-6);
+  cr_expect_eq(own->layers.n, 1);
+  cr_expect_eq(own->layers.layers[0], 2);
   free_result(r);
   /* The default method list sees the flags too. */
   r = PARSE("--uniprefill-keep", "0.5");
   cr_assert_eq(r->status, UP_PARSE_OK, "%s", r->err);
-  cr_expect_float_eq(r->opt.methods[1].select.keep_fraction, 0.5f, 1e-6);
+  cr_expect_float_eq(up_uniprefill_options_of(&r->opt.methods[1])->select.keep_fraction, 0.5f, 1e-6);
   free_result(r);
 }
 
@@ -305,6 +321,27 @@ Test(cli, out_of_range_values) {
   parse_result *r = PARSE("--uniprefill-keep", "0", "--uniprefill-sink", "0", "--requests", "0");
   cr_expect_eq(r->status, UP_PARSE_OK, "%s", r->err);
   free_result(r);
+}
+
+/* The alias flags keep the messages the flags always gave: the flag, then the value. */
+Test(cli, uniprefill_flag_messages_name_the_flag_and_value) {
+  const char *const cases[][3] = {
+      {"--uniprefill-p", "0", "--uniprefill-p: '0' must be in (0, 1]"},
+      {"--uniprefill-p", "0.9x", "--uniprefill-p: '0.9x' is not a number"},
+      {"--uniprefill-keep", "1.5", "--uniprefill-keep: '1.5' must be in [0, 1]"},
+      {"--uniprefill-block", "0", "--uniprefill-block: '0' must be >= 1"},
+      {"--uniprefill-sink", "-1", "--uniprefill-sink: '-1' must be >= 0"},
+      {"--uniprefill-last-q", "x", "--uniprefill-last-q: 'x' is not an integer"},
+      {"--drop-layers", "7,x", "--drop-layers: 'x' is not a layer index (0..127) or 'preset'"},
+      {"--drop-layers", "3,3", "--drop-layers: 3 appears twice in '3,3'"},
+      {"--drop-layers", "3,,4", "--drop-layers: empty item in '3,,4'"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    parse_result *r = PARSE(cases[i][0], cases[i][1]);
+    cr_expect_eq(r->status, UP_PARSE_ERROR, "%s %s", cases[i][0], cases[i][1]);
+    cr_expect_str_eq(r->err, cases[i][2]);
+    free_result(r);
+  }
 }
 
 Test(cli, list_errors) {
@@ -509,7 +546,7 @@ Test(cli, kernel_flags) {
   cr_expect_eq(o->kernel_batch_len[1], 8192);
   cr_expect_eq(o->kernel_warmup, 0);
   cr_expect_eq(o->kernel_repeats, 7);
-  cr_expect_eq(o->uniprefill_defaults.select.block, 32);
+  cr_expect_eq(uniprefill_defaults(o)->select.block, 32);
   free_result(r);
 }
 

@@ -8,6 +8,7 @@
 
 #include "core/rng.h"
 #include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/uniprefill_select.h"
 
 static const double max_rel_err = 1e-5; /* fp32 op vs double formula */
 
@@ -71,9 +72,12 @@ Test(cpu_ops, backend_fills_every_op_and_describes_itself) {
       (const void *)ops->rmsnorm,      (const void *)ops->add_rmsnorm,  (const void *)ops->matmul,
       (const void *)ops->rope,         (const void *)ops->swiglu,       (const void *)ops->gather_rows,
       (const void *)ops->gather_i32,   (const void *)ops->argmax_rows,  (const void *)ops->kv_store,
-      (const void *)ops->attention,    (const void *)ops->uniprefill_select, (const void *)ops->destroy,
+      (const void *)ops->attention,    (const void *)ops->method_kernel, (const void *)ops->destroy,
   };
   for (size_t i = 0; i < sizeof entries / sizeof entries[0]; ++i) cr_expect_not_null(entries[i], "op %zu", i);
+  cr_expect(up_uniprefill_select_kernel(be) == (up_uniprefill_select_fn)up_cpu_uniprefill_select,
+            "the CPU backend lists its UniPrefill selection kernel");
+  cr_expect_null((const void *)ops->method_kernel(be, "no_such_kernel"), "an unknown method kernel is NULL");
   cr_expect_str_eq(ops->name, "cpu");
   cr_expect_eq(be->act_dtype, UP_DTYPE_F32);
   cr_expect_gt(strlen(be->device_name), 0);

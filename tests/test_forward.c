@@ -81,26 +81,20 @@ static void free_prompts(int32_t **prompts, int32_t n) {
   for (int32_t s = 0; s < n; ++s) free(prompts[s]);
 }
 
-static up_method dense_method(void) {
-  up_method_spec spec;
-  up_method_spec_default(&spec, UP_METHOD_DENSE);
-  up_method m;
-  up_method_init(&m, &spec);
-  return m;
+static up_method dense_method(up_backend *be) {
+  const up_method_spec spec = small_spec("dense");
+  return small_method(&spec, be);
 }
 
-static up_method uniprefill_method(float top_p, float keep_fraction) {
+static up_method uniprefill_method(up_backend *be, float top_p, float keep_fraction) {
   const up_method_spec spec = uniprefill_spec(top_p, keep_fraction);
-  up_method m;
-  up_method_init(&m, &spec);
-  return m;
+  return small_method(&spec, be);
 }
 
 static void check_batch_equals_alone(const up_method_spec *spec) {
   harness h;
   harness_init(&h);
-  up_method method;
-  up_method_init(&method, spec);
+  const up_method method = small_method(spec, h.be);
   const int32_t lens[3] = {700, 40, 520};
   int32_t *prompts[3];
   make_prompts(prompts, lens, 3, 1);
@@ -124,8 +118,7 @@ static void check_batch_equals_alone(const up_method_spec *spec) {
 }
 
 Test(forward, packed_batch_equals_each_request_alone_dense) {
-  up_method_spec spec;
-  up_method_spec_default(&spec, UP_METHOD_DENSE);
+  const up_method_spec spec = small_spec("dense");
   check_batch_equals_alone(&spec);
 }
 
@@ -138,7 +131,7 @@ Test(forward, uniprefill_at_p_one_is_dense) {
   harness h;
   harness_init(&h);
   const up_model_config cfg = small_config();
-  const up_method dense = dense_method(), uni = uniprefill_method(1.0f, 0.0f);
+  const up_method dense = dense_method(h.be), uni = uniprefill_method(h.be, 1.0f, 0.0f);
   const int32_t lens[2] = {900, 300};
   int32_t *prompts[2];
   make_prompts(prompts, lens, 2, 77);
@@ -156,6 +149,38 @@ Test(forward, uniprefill_at_p_one_is_dense) {
   harness_free(&h);
 }
 
+/* The per-layer record of attention work: dense and UniPrefill attend every causal
+ * pair of the rows that enter a layer, so computed equals causal, and the causal
+ * pairs of a prefill on an empty cache are r (r + 1) / 2 for r rows entering. */
+Test(forward, attention_work_record_counts_the_rows_entering_each_layer) {
+  harness h;
+  harness_init(&h);
+  const up_method uni = uniprefill_method(h.be, 0.99f, 0.4f);
+  const int32_t lens[2] = {700, 40};
+  int32_t *prompts[2], slots[2];
+  make_prompts(prompts, lens, 2, 31);
+  up_forward_seq seqs[2];
+  for (int32_t s = 0; s < 2; ++s) {
+    slots[s] = up_kv_cache_acquire_slot(h.cache);
+    cr_assert(slots[s] >= 0 && up_kv_cache_reserve(h.cache, slots[s], lens[s] + 1));
+    seqs[s] = (up_forward_seq){.slot = slots[s], .n_tokens = lens[s], .tokens = prompts[s], .is_prefill = true};
+  }
+  int32_t next[2], rows[2 * N_LAYERS];
+  up_attn_work work[N_LAYERS];
+  up_forward_out out = {.next_tokens = next, .seq_layer_rows = rows, .layer_attn = work};
+  up_forward(h.model, h.ws, h.cache, &h.pool, &uni, seqs, 2, &out);
+  for (int32_t l = 0; l < N_LAYERS; ++l) {
+    double causal = 0.0;
+    for (int32_t s = 0; s < 2; ++s) causal += rows[s * N_LAYERS + l] * (rows[s * N_LAYERS + l] + 1.0) / 2.0;
+    cr_expect_float_eq(work[l].causal, causal, 1e-9, "layer %d", l);
+    cr_expect_eq(work[l].computed, work[l].causal, "layer %d: dense attention computes every causal pair", l);
+  }
+  cr_expect_lt(work[N_LAYERS - 1].causal, work[0].causal, "the drops shrink the later layers' work");
+  release_all(&h, slots, 2);
+  free_prompts(prompts, 2);
+  harness_free(&h);
+}
+
 /* --- decode after a drop --------------------------------------------------------- */
 
 /* Records which rows UniPrefill keeps at each drop layer of one sequence. */
@@ -167,26 +192,23 @@ typedef struct drop_record {
   int32_t prompt_rows[N_LAYERS];
 } drop_record;
 
-static int32_t recording_select(const up_method *m, up_backend *be, int32_t *keep_rows, int32_t *new_cu,
-                                const void *qkv, const up_kv_pool *pool, const up_attn_batch *batch,
-                                const up_attn_shape *shape, const uint8_t *is_candidate) {
+static int32_t recording_select(const up_method *m, up_backend *be, const up_method_layer *at, int32_t *keep_rows,
+                                int32_t *new_cu) {
   drop_record *rec = m->state;
-  const int32_t kept = up_method_ops_for(UP_METHOD_UNIPREFILL)->select(m, be, keep_rows, new_cu, qkv, pool, batch,
-                                                                       shape, is_candidate);
+  const int32_t kept = m->spec.method->select(m, be, at, keep_rows, new_cu);
   rec->kept[rec->n_drops] = malloc(sizeof(int32_t) * (size_t)kept);
   memcpy(rec->kept[rec->n_drops], keep_rows, sizeof(int32_t) * (size_t)kept);
-  rec->prompt_rows[rec->n_drops] = batch->n_tokens;
+  rec->prompt_rows[rec->n_drops] = at->batch->n_tokens;
   rec->n_kept[rec->n_drops++] = kept;
   return kept;
 }
 
 /* Replays recorded drops on the prompt rows and keeps every row after them. */
-static int32_t replay_select(const up_method *m, up_backend *be, int32_t *keep_rows, int32_t *new_cu,
-                             const void *qkv, const up_kv_pool *pool, const up_attn_batch *batch,
-                             const up_attn_shape *shape, const uint8_t *is_candidate) {
+static int32_t replay_select(const up_method *m, up_backend *be, const up_method_layer *at, int32_t *keep_rows,
+                             int32_t *new_cu) {
   drop_record *rec = m->state;
   const int32_t d = rec->n_drops++;
-  cr_assert_eq(batch->n_tokens, rec->prompt_rows[d] + rec->extra_rows, "replay sees the recorded rows plus extras");
+  cr_assert_eq(at->batch->n_tokens, rec->prompt_rows[d] + rec->extra_rows, "replay sees the recorded rows plus extras");
   int32_t n = 0;
   for (int32_t i = 0; i < rec->n_kept[d]; ++i) keep_rows[n++] = rec->kept[d][i];
   for (int32_t i = 0; i < rec->extra_rows; ++i) keep_rows[n++] = rec->prompt_rows[d] + i;
@@ -201,7 +223,7 @@ Test(forward, decode_after_drop_matches_replayed_recomputation) {
   const up_model_config cfg = small_config();
   const up_method_spec spec = uniprefill_spec(0.99f, 0.4f);
   drop_record rec = {0};
-  const up_method_ops recording_ops = {.name = "recording", .drops_after = up_method_ops_for(UP_METHOD_UNIPREFILL)->drops_after,
+  const up_method_ops recording_ops = {.name = "recording", .drops_after = spec.method->drops_after,
                                        .select = recording_select};
   const up_method recording = {.ops = &recording_ops, .spec = spec, .state = &rec};
 
@@ -274,7 +296,7 @@ static void timed_prefill(harness *h, const up_method *method, double *ms, doubl
 Test(forward, step_time_breakdown_accounts_for_the_forward) {
   harness h;
   harness_init(&h);
-  const up_method dense = dense_method(), uni = uniprefill_method(0.99f, 0.4f);
+  const up_method dense = dense_method(h.be), uni = uniprefill_method(h.be, 0.99f, 0.4f);
   double ms[UP_PHASE_COUNT], wall;
   timed_prefill(&h, &dense, ms, &wall);
   double sum = 0.0;

@@ -39,16 +39,9 @@ static void fixture_free(fixture *f) {
   f->be->ops->destroy(f->be);
 }
 
-static up_method method_of(const up_method_spec *spec) {
-  up_method m;
-  up_method_init(&m, spec);
-  return m;
-}
-
-static up_method dense(void) {
-  up_method_spec spec;
-  up_method_spec_default(&spec, UP_METHOD_DENSE);
-  return method_of(&spec);
+static up_method dense(up_backend *be) {
+  const up_method_spec spec = small_spec("dense");
+  return small_method(&spec, be);
 }
 
 /* One prompt alone. */
@@ -75,7 +68,7 @@ static bool contains(const int32_t *v, int32_t n, int32_t x) {
 Test(generation, length_cap_and_stop_ids) {
   fixture f;
   fixture_init(&f);
-  const up_method m = dense();
+  const up_method m = dense(f.be);
   int32_t prompt[100];
   random_prompt(prompt, 100, 5);
 
@@ -124,7 +117,7 @@ Test(generation, length_cap_and_stop_ids) {
 Test(generation, batch_with_an_early_stop_equals_each_alone) {
   fixture f;
   fixture_init(&f);
-  const up_method m = dense();
+  const up_method m = dense(f.be);
   int32_t a[100], b[60];
   random_prompt(a, 100, 5);
   random_prompt(b, 60, 6);
@@ -156,7 +149,7 @@ Test(generation, batch_with_an_early_stop_equals_each_alone) {
 Test(generation, decoded_tokens_equal_fresh_prefills) {
   fixture f;
   fixture_init(&f);
-  const up_method m = dense();
+  const up_method m = dense(f.be);
   int32_t tokens[300 + MAX_NEW];
   random_prompt(tokens, 300, 9);
   up_generation full = run_one(&f, &m, tokens, 300, MAX_NEW, NULL, 0);
@@ -174,7 +167,7 @@ Test(generation, decoded_tokens_equal_fresh_prefills) {
 static void check_batch_equals_alone(const up_method_spec *spec, bool expect_drops) {
   fixture f;
   fixture_init(&f);
-  const up_method m = method_of(spec);
+  const up_method m = small_method(spec, f.be);
   const int32_t lens[MAX_SEQS] = {700, 40, 520};
   int32_t *prompts[MAX_SEQS];
   for (int32_t s = 0; s < MAX_SEQS; ++s) {
@@ -211,8 +204,7 @@ static void check_batch_equals_alone(const up_method_spec *spec, bool expect_dro
 }
 
 Test(generation, batch_equals_each_prompt_alone_dense) {
-  up_method_spec spec;
-  up_method_spec_default(&spec, UP_METHOD_DENSE);
+  const up_method_spec spec = small_spec("dense");
   check_batch_equals_alone(&spec, false);
 }
 

@@ -45,14 +45,13 @@ static void bench_free(kv_bench *b) {
   b->be->ops->destroy(b->be);
 }
 
-static up_method make_method(const up_model_config *cfg, const char *text) {
-  up_method_spec defaults, spec;
-  up_method_spec_default(&defaults, UP_METHOD_UNIPREFILL);
+static up_method make_method(const up_model_config *cfg, up_backend *be, const char *text) {
+  up_method_spec spec;
   char err[256];
-  cr_assert(up_method_spec_parse(text, &defaults, &spec, err, sizeof err), "%s", err);
+  cr_assert(up_method_spec_parse(text, NULL, &spec, err, sizeof err), "%s", err);
   cr_assert(up_method_spec_resolve(&spec, cfg, err, sizeof err), "%s", err);
   up_method m;
-  up_method_init(&m, &spec);
+  cr_assert(up_method_init(&m, &spec, be, err, sizeof err), "%s", err);
   return m;
 }
 
@@ -61,7 +60,7 @@ static up_method make_method(const up_model_config *cfg, const char *text) {
 static void run_point(const kv_bench *b, const char *method_text, int32_t concurrency, int32_t n_requests,
                       int32_t prompt_len, int64_t kv_blocks, up_point_result *out) {
   const up_model_config *cfg = &b->model->cfg;
-  const up_method method = make_method(cfg, method_text);
+  const up_method method = make_method(cfg, b->be, method_text);
   const int64_t entries = (int64_t)prompt_len + OUTPUT;
   const int64_t blocks_per_seq = (entries + BLOCK_TOKENS - 1) / BLOCK_TOKENS;
   const up_engine_params params = {

@@ -87,6 +87,7 @@ static void make_point(sample_point *p, int32_t index) {
       .sink = 4,
       .last_q = 16,
       .drop_layers = index == 0 ? "" : "1,2",
+      .method_spec = index == 0 ? "dense" : "uniprefill:p=0.9:keep=0.3:block=64:sink=4:last_q=16:layers=1+2",
       .max_seqs = 8,
       .max_batch_tokens = 4096,
       .kv_block_tokens = 16,
@@ -129,12 +130,19 @@ static void make_point(sample_point *p, int32_t index) {
   if (n_steps > 0) {
     r->steps = calloc((size_t)n_steps, sizeof *r->steps);
     r->step_layer_tokens = calloc((size_t)n_steps * N_LAYERS, sizeof(int64_t));
-    cr_assert(r->steps != NULL && r->step_layer_tokens != NULL);
+    r->step_layer_attn = calloc((size_t)n_steps * N_LAYERS, sizeof(up_attn_work));
+    cr_assert(r->steps != NULL && r->step_layer_tokens != NULL && r->step_layer_attn != NULL);
   }
   for (int32_t s = 0; s < n_steps; s++) {
     r->steps[s] = (up_step_record){.index = s, .rank = 0, .n_seqs = 2, .prefill_tokens = 256 - 100 * s,
                                    .decode_tokens = s, .start_s = 0.02 * s, .end_s = 0.02 * s + 0.015};
-    for (int32_t l = 0; l < N_LAYERS; l++) r->step_layer_tokens[s * N_LAYERS + l] = 5000000000ll + 100 * s + l;
+    for (int32_t l = 0; l < N_LAYERS; l++) {
+      r->step_layer_tokens[s * N_LAYERS + l] = 5000000000ll + 100 * s + l;
+      /* Step s computes a fraction (l + 1) / (s + 2) of layer l's causal pairs; layer 0
+       * of step 1 saw none (NaN density). */
+      const double causal = s == 1 && l == 0 ? 0.0 : 1000.0 * (s + 1);
+      r->step_layer_attn[s * N_LAYERS + l] = (up_attn_work){.computed = causal * (l + 1) / (s + 2), .causal = causal};
+    }
   }
   r->wall_s = 0.5 + index;
   up_point_summary *sum = &p->summary;
@@ -174,6 +182,7 @@ static void free_point(sample_point *p) {
   free(p->result.request_layer_tokens);
   free(p->result.steps);
   free(p->result.step_layer_tokens);
+  free(p->result.step_layer_attn);
 }
 
 /* ---- temp dir ---------------------------------------------------------------- */
@@ -359,6 +368,29 @@ static void *read_vector(hid_t loc, const char *name, hid_t type, size_t elem, h
   return buf;
 }
 
+/* Per step and layer computed / causal pairs, and per layer their sums' ratio; NaN
+ * where a layer saw no causal work. */
+static void check_attention_density(hid_t g, const up_point_result *r) {
+  double *step = read_matrix(g, "step_attention_density", H5T_NATIVE_DOUBLE, sizeof(double), (hsize_t)r->n_steps,
+                             N_LAYERS);
+  double *point = read_vector(g, "attention_density", H5T_IEEE_F64LE, sizeof(double), N_LAYERS);
+  for (int32_t l = 0; l < N_LAYERS; l++) {
+    double computed = 0.0, causal = 0.0;
+    for (int32_t s = 0; s < r->n_steps; s++) {
+      const up_attn_work w = r->step_layer_attn[s * N_LAYERS + l];
+      if (w.causal == 0.0) cr_expect(isnan(step[s * N_LAYERS + l]), "step %d layer %d: no work, NaN", s, l);
+      else cr_expect_float_eq(step[s * N_LAYERS + l], (l + 1.0) / (s + 2.0), 1e-12, "step %d layer %d", s, l);
+      computed += w.computed;
+      causal += w.causal;
+    }
+    if (r->n_steps == 0) cr_expect(isnan(point[l]), "layer %d of a point without steps: NaN", l);
+    else cr_expect_float_eq(point[l], computed / causal, 1e-12, "layer %d over the point", l);
+  }
+  if (r->n_steps > 0) cr_expect_float_eq(point[0], 0.5, 1e-12, "layer 0: only step 0's work, half of it");
+  free(step);
+  free(point);
+}
+
 static void check_point(hid_t file, const sample_point *p) {
   char name[32];
   snprintf(name, sizeof name, "/points/%04d", p->params.index);
@@ -388,6 +420,7 @@ static void check_point(hid_t file, const sample_point *p) {
   cr_expect_eq(attr_i32(g, "sink"), pp->sink);
   cr_expect_eq(attr_i32(g, "last_q"), pp->last_q);
   expect_attr_str(g, "drop_layers", pp->drop_layers);
+  expect_attr_str(g, "method_spec", pp->method_spec);
   cr_expect_eq(attr_i32(g, "max_seqs"), pp->max_seqs);
   cr_expect_eq(attr_i64(g, "max_batch_tokens"), pp->max_batch_tokens);
   cr_expect_eq(attr_i32(g, "kv_block_tokens"), pp->kv_block_tokens);
@@ -438,6 +471,7 @@ static void check_point(hid_t file, const sample_point *p) {
     cr_expect_eq(memcmp(slt, r->step_layer_tokens, sizeof(int64_t) * (size_t)r->n_steps * N_LAYERS), 0);
   }
   free(slt);
+  check_attention_density(g, r);
 
   int64_t *offsets = read_vector(g, "token_offsets", H5T_NATIVE_INT64, sizeof(int64_t), (hsize_t)r->n_requests + 1);
   cr_expect_eq(memcmp(offsets, r->token_offsets, sizeof(int64_t) * ((size_t)r->n_requests + 1)), 0);

@@ -1,70 +1,206 @@
-/* method.h — prefill methods as plug-ins. A method may drop tokens after a layer's
- * attention (UniPrefill: which tokens survive into later layers) and, later, may
- * replace the attention of full-attention layers (the sparse-attention baselines:
- * which keys each query sees). The forward pass calls only these hooks. */
+/* method.h — the interface every prefill method implements (dense, UniPrefill, later
+ * the sparse-attention baselines), after a backend's op table: a method is one
+ * up_method_ops table in its own file (engine/methods/<name>.c) plus one line in the
+ * registry (method_registry.c). The table carries the method's name, its options
+ * (parsed and described generically from a declarative list), validation against the
+ * model, supports(backend), init/destroy of per-instance state, and the hooks the
+ * forward pass calls: drops_after/select (which tokens survive into later layers)
+ * and attention (which keys each query sees). Nothing outside engine/methods names a
+ * method; the launcher asks these functions instead. */
 #ifndef UP_METHOD_H
 #define UP_METHOD_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "engine/model/model_config.h"
 #include "kernels/ops.h"
 
-typedef enum up_method_kind {
-  UP_METHOD_DENSE = 0,
-  UP_METHOD_UNIPREFILL = 1,
-} up_method_kind;
+typedef struct up_method up_method;
+typedef struct up_method_ops up_method_ops;
 
-/* Everything a method is configured with; parsed from "name[:key=value...]". */
+/* ---- options --------------------------------------------------------------- */
+
+typedef enum up_method_option_kind {
+  UP_OPTION_REAL,   /* float in [lo, hi], or (lo, hi] when lo_open */
+  UP_OPTION_INT,    /* int32 in [lo, hi] */
+  UP_OPTION_LAYERS, /* up_layer_list: "preset", or layer indices joined by '+' (or ','), each once */
+} up_method_option_kind;
+
+/* Layers an option names; n == -1 stands for the model's preset until the spec is
+ * resolved against a model. */
+typedef struct up_layer_list {
+  int32_t n;
+  int32_t layers[UP_MAX_LAYERS];
+} up_layer_list;
+
+/* One option of a method, as written in a spec ("uniprefill:p=0.95"): where its value
+ * lives in the method's options struct, its range and its default. */
+typedef struct up_method_option {
+  const char *key;
+  up_method_option_kind kind;
+  size_t offset;             /* of the float, int32_t or up_layer_list in the options struct */
+  double lo, hi;             /* REAL and INT range */
+  bool lo_open;              /* REAL: lo itself is out of range */
+  const char *default_value; /* parsed like a user's value */
+  const char *run_file_attr; /* the fixed point attribute the run file has always kept this
+                              * option in (results/README.md), or NULL */
+  const char *help;
+} up_method_option;
+
+enum {
+  UP_METHOD_OPTIONS_BYTES = 768, /* room for any method's options struct */
+  UP_METHOD_LABEL_MAX = 64,      /* a label as tables store it; --method entries fit it whole */
+  UP_METHOD_TEXT_MAX = 1024,     /* a spec's text, long enough for a description naming every layer */
+  UP_METHOD_REGISTRY_MAX = 16,   /* methods the registry may hold */
+};
+
+/* A method with its options: parsed from "name[:key=value...]". Copyable by value. */
 typedef struct up_method_spec {
-  up_method_kind kind;
-  char label[64];              /* as the user wrote it, e.g. "uniprefill:keep=0.3" */
-  up_select_params select;     /* UniPrefill knobs */
-  int32_t n_drop_layers;       /* -1: the model preset's drop layers */
-  int32_t drop_layers[UP_MAX_LAYERS];
+  const up_method_ops *method;
+  char label[UP_METHOD_LABEL_MAX]; /* as the user wrote it, e.g. "uniprefill:keep=0.3"; a longer
+                                      text (a description parsed back) keeps its first 63 characters */
+  _Alignas(max_align_t) unsigned char options[UP_METHOD_OPTIONS_BYTES]; /* the method's options struct */
 } up_method_spec;
 
-/* Defaults for a method kind (top_p 0.99, block 64, sink 128, last_q 128, preset layers). */
-void up_method_spec_default(up_method_spec *spec, up_method_kind kind);
+/* The defaults each method's specs start from: the built-in ones, changed by alias
+ * flags such as --uniprefill-p (launcher/cli.c). Indexed like the registry. */
+typedef struct up_method_defaults {
+  up_method_spec spec[UP_METHOD_REGISTRY_MAX];
+} up_method_defaults;
 
-/* Parse "dense", "uniprefill", "uniprefill:keep=0.3:p=0.95:block=64:sink=128:last_q=128:layers=7+11"
- * over a base spec holding the command-line defaults. On error writes a message and returns false. */
-bool up_method_spec_parse(const char *text, const up_method_spec *uniprefill_defaults, up_method_spec *out,
-                          char *err, size_t err_size);
+/* Every registered method at its built-in defaults. */
+void up_method_defaults_init(up_method_defaults *defaults);
 
-/* Resolve preset drop layers against a model and check ranges; false with a message on error. */
+/* Set the default of option `key` of `method` to `value` (the option's own syntax).
+ * False with a message naming the value (and for an unknown method or key, those). */
+bool up_method_defaults_set(up_method_defaults *defaults, const char *method, const char *key, const char *value,
+                            char *err, size_t err_size);
+
+/* The spec a method's entries start from; NULL for an unknown method. */
+const up_method_spec *up_method_defaults_of(const up_method_defaults *defaults, const char *method);
+
+/* A spec of `method` at its built-in defaults, labelled with the method's name. */
+void up_method_spec_default(up_method_spec *spec, const up_method_ops *method);
+
+/* Parse "name[:key=value...]" over `defaults` (NULL: built-in). Unknown methods and
+ * keys, a key given twice, an empty option (a trailing ':'), a value that is not
+ * key=value or is out of range are errors whose message names the option. */
+bool up_method_spec_parse(const char *text, const up_method_defaults *defaults, up_method_spec *out, char *err,
+                          size_t err_size);
+
+/* The spec with every option spelled out in table order, e.g.
+ * "uniprefill:p=0.99:keep=0:block=64:sink=128:last_q=128:layers=1+3+5": what the run
+ * file records, and a valid --method entry that parses back to the same options.
+ * False when it does not fit `size`. */
+bool up_method_spec_describe(const up_method_spec *spec, char *buf, size_t size);
+
+/* Check the options against the model and fill what depends on it (a preset layer
+ * list); false with "method 'LABEL': why" on error. */
 bool up_method_spec_resolve(up_method_spec *spec, const up_model_config *cfg, char *err, size_t err_size);
 
-typedef struct up_method up_method;
+/* The option whose value the run file's fixed attribute `attr` has always held, or NULL. */
+const up_method_option *up_method_spec_option_for_attr(const up_method_spec *spec, const char *attr);
+/* The value of a REAL or INT option of spec's method. */
+double up_method_spec_number(const up_method_spec *spec, const up_method_option *option);
+/* The value of a LAYERS option of spec's method. */
+const up_layer_list *up_method_spec_layers(const up_method_spec *spec, const up_method_option *option);
 
-/* The hooks the forward pass calls. A NULL hook means the method does nothing there. */
-typedef struct up_method_ops {
+/* The method every other one is compared with (the fidelity evaluation's reference):
+ * whether spec is one of it, and a spec of it at its defaults. */
+bool up_method_spec_is_reference(const up_method_spec *spec);
+void up_method_spec_reference(up_method_spec *spec);
+
+/* ---- the forward pass's view -------------------------------------------------- */
+
+/* What the hooks see of one layer of a forward batch. */
+typedef struct up_method_layer {
+  int32_t layer;
+  int32_t n_seqs;
+  const uint8_t *is_prefill_host; /* [n_seqs] 1: whole-prompt prefill (may be dropped from); 0: decode */
+  const int32_t *cu_seqlens_host; /* [n_seqs + 1] rows of each sequence entering the layer */
+  const int32_t *kv_lens_host;    /* [n_seqs] cache entries including this step's rows */
+  const void *qkv;                /* this layer's fused QKV rows (backend memory) */
+  const up_kv_pool *pool;
+  const up_attn_batch *batch;     /* the same batch as backend arrays */
+  const up_attn_shape *shape;
+} up_method_layer;
+
+/* The attention work of a layer, in query-key pairs: what was computed against what
+ * causal attention over the rows entering the layer computes. Density is their ratio
+ * (1 for dense attention; a sparse method counts the causal pairs of the blocks it
+ * computed). */
+typedef struct up_attn_work {
+  double computed;
+  double causal;
+} up_attn_work;
+
+/* Causal query-key pairs of a layer: row t of a sequence with n rows and kv entries
+ * attends kv - n + t + 1 of them. */
+double up_method_causal_pairs(const up_method_layer *at);
+
+/* ---- the method table ------------------------------------------------------------ */
+
+struct up_method_ops {
   const char *name;
-  /* True when tokens may be dropped after this layer's attention. */
-  bool (*drops_after)(const up_method *m, int32_t layer);
-  /* Choose surviving rows (see up_backend_ops.uniprefill_select); returns the kept count. */
-  int32_t (*select)(const up_method *m, up_backend *be, int32_t *keep_rows, int32_t *new_cu_seqlens_host,
-                    const void *qkv, const up_kv_pool *pool, const up_attn_batch *batch,
-                    const up_attn_shape *shape, const uint8_t *is_candidate_host);
-  /* Sparse attention for full-attention layers; NULL: dense causal attention. */
-  void (*attention)(const up_method *m, up_backend *be, void *out, const void *qkv, const up_kv_pool *pool,
-                    const up_attn_batch *batch, const up_attn_shape *shape);
-} up_method_ops;
+  const char *usage;   /* the spec form --help shows, e.g. "dense" */
+  const char *summary; /* one line for --help */
+  const up_method_option *options;
+  int32_t n_options;
+  size_t options_size; /* bytes of the options struct, at most UP_METHOD_OPTIONS_BYTES */
 
-/* A method instance: its hooks, its resolved spec, and whatever state it keeps
- * (the sparse-attention baselines will keep per-head patterns there). */
+  /* Check the options against the model and fill what depends on it; the message
+   * needs no label. NULL: nothing to check. */
+  bool (*resolve)(void *options, const up_model_config *cfg, char *err, size_t err_size);
+  /* False with the reason when the backend lacks a kernel the method needs. NULL: any. */
+  bool (*supports)(const up_method_spec *spec, up_backend *be, char *why, size_t why_size);
+  /* Per-instance state in m->state (the sparse baselines keep per-head patterns
+   * there). NULL: none. */
+  bool (*init)(up_method *m, up_backend *be, char *err, size_t err_size);
+  void (*destroy)(up_method *m);
+
+  /* Hooks of the forward pass; NULL means the method does nothing there. */
+  /* True when prefill rows may be dropped after this layer's attention. */
+  bool (*drops_after)(const up_method *m, int32_t layer);
+  /* Choose the surviving rows at such a layer (a decode row always survives): writes
+   * their packed indices to keep_rows (backend memory) and the new offsets to
+   * new_cu_seqlens_host; returns the kept count. */
+  int32_t (*select)(const up_method *m, up_backend *be, const up_method_layer *at, int32_t *keep_rows,
+                    int32_t *new_cu_seqlens_host);
+  /* Attention of the layer into out (n_heads*head_dim values per row); returns the
+   * query-key pairs computed. NULL: the backend's dense causal attention. */
+  double (*attention)(const up_method *m, up_backend *be, const up_method_layer *at, void *out);
+};
+
+/* A method instance: its hooks (the spec's method's, or a test's own), its resolved
+ * spec and its state. */
 struct up_method {
   const up_method_ops *ops;
   up_method_spec spec;
   void *state;
 };
 
-/* The built-in method for a resolved spec. */
-void up_method_init(up_method *m, const up_method_spec *spec);
+/* An instance of a resolved spec on a backend: false with a message when the backend
+ * cannot run the method or its state cannot be made. */
+bool up_method_init(up_method *m, const up_method_spec *spec, up_backend *be, char *err, size_t err_size);
+void up_method_destroy(up_method *m);
 
-const up_method_ops *up_method_ops_for(up_method_kind kind);
-const char *up_method_kind_name(up_method_kind kind);
+/* True when the method drops tokens after some layer of an n_layers model. */
+bool up_method_drops_tokens(const up_method *m, int32_t n_layers);
+
+/* ---- the registry (method_registry.c) --------------------------------------------- */
+
+int32_t up_method_count(void);
+const up_method_ops *up_method_at(int32_t index);
+/* The method registered under name, NULL when none is. */
+const up_method_ops *up_method_find(const char *name);
+/* Index of a registered method, -1 for another table. */
+int32_t up_method_index(const up_method_ops *method);
+/* "dense, uniprefill": every registered name, for messages. */
+void up_method_names(char *buf, size_t size);
+/* Every method with its spec form and options, for --help. */
+void up_method_print_help(FILE *out);
 
 #endif

@@ -199,8 +199,7 @@ static void drop_after_attention(up_forward_step *step, int32_t layer) {
   const up_backend_ops *ops = be->ops;
   const int32_t h = step->model->cfg.hidden;
   up_forward_mark(be, UP_PHASE_SELECTION);
-  const int32_t kept = mops->select(method, be, ws->keep_rows, ws->h_new_cu_seqlens, ws->qkv, step->pool, &step->view,
-                                    &step->shape, ws->h_is_candidate);
+  const int32_t kept = mops->select(method, be, &step->at, ws->keep_rows, ws->h_new_cu_seqlens);
   up_forward_mark(be, UP_PHASE_OTHER);
   if (kept >= step->n_rows) return;
   ops->gather_rows(be, step->spare_residual, step->residual, ws->keep_rows, kept, h);
@@ -226,6 +225,7 @@ void up_forward(const up_model *model, up_forward_workspace *ws, up_kv_cache *ca
   /* Pack the batch: token ids, original positions, per-sequence offsets. */
   up_forward_step step = {
       .model = model, .ws = ws, .cache = cache, .pool = pool, .method = method, .seqs = seqs, .n_seqs = n_seqs,
+      .layer_attn = out->layer_attn,
       .residual = ws->residual, .normed = ws->normed, .spare_residual = ws->spare_residual,
       .spare_normed = ws->spare_normed, .positions = ws->positions, .spare_positions = ws->spare_positions,
       .shape = {.n_heads = cfg->n_heads, .n_kv_heads = cfg->n_kv_heads, .head_dim = cfg->head_dim,

@@ -65,6 +65,7 @@ typedef struct up_forward_out {
   int64_t *layer_rows;      /* [n_layers] batch rows entering each layer; may be NULL */
   int32_t *seq_kept_rows;   /* [n_seqs] rows of each sequence left after the last layer; may be NULL */
   float *logits;            /* [n_seqs][vocab] last-row logits, for tests; may be NULL */
+  up_attn_work *layer_attn;  /* [n_layers] attention work of each layer (method.h); may be NULL */
 } up_forward_out;
 
 /* Run every layer over the batch: KV entries are appended to the cache at each layer's

@@ -57,6 +57,7 @@ void up_point_result_free(up_point_result *res) {
   free(res->request_layer_tokens);
   free(res->steps);
   free(res->step_layer_tokens);
+  free(res->step_layer_attn);
   free(res->token_offsets);
   free(res->token_times);
   memset(res, 0, sizeof *res);
@@ -115,12 +116,21 @@ static void sink_request(record_sink *sink, const up_request *req, int32_t rank)
   res->n_requests++;
 }
 
-static int64_t *sink_step(record_sink *sink, const up_step_record *step) {
+static void sink_step(record_sink *sink, const up_step_record *step, const int64_t *layer_rows,
+                      const up_attn_work *layer_attn) {
   up_point_result *res = sink->res;
-  grow_records((void **)&res->steps, sizeof(up_step_record), (void **)&res->step_layer_tokens,
-               sizeof(int64_t) * (size_t)res->n_layers, res->n_steps, &sink->cap_steps, "step");
+  const size_t L = (size_t)res->n_layers;
+  const int32_t cap = sink->cap_steps;
+  grow_records((void **)&res->steps, sizeof(up_step_record), (void **)&res->step_layer_tokens, sizeof(int64_t) * L,
+               res->n_steps, &sink->cap_steps, "step");
+  if (sink->cap_steps != cap) {
+    res->step_layer_attn = realloc(res->step_layer_attn, sizeof(up_attn_work) * L * (size_t)sink->cap_steps);
+    if (!res->step_layer_attn) UP_FATAL("out of host memory for step records");
+  }
   res->steps[res->n_steps] = *step;
-  return res->step_layer_tokens + (size_t)res->n_steps++ * res->n_layers;
+  memcpy(res->step_layer_tokens + (size_t)res->n_steps * L, layer_rows, sizeof(int64_t) * L);
+  memcpy(res->step_layer_attn + (size_t)res->n_steps * L, layer_attn, sizeof(up_attn_work) * L);
+  res->n_steps++;
 }
 
 typedef struct id_order {
@@ -215,6 +225,7 @@ void up_engine_run_point(const up_model *model, const up_engine_params *params, 
   int32_t *seq_layer_rows = up_calloc_or_die((size_t)params->max_seqs * L, sizeof(int32_t), "rows per layer");
   int32_t *seq_kept_rows = up_calloc_or_die((size_t)params->max_seqs, sizeof(int32_t), "kept rows");
   int64_t *layer_rows = up_calloc_or_die((size_t)L, sizeof(int64_t), "rows per layer");
+  up_attn_work *layer_attn = up_calloc_or_die((size_t)L, sizeof(up_attn_work), "attention work per layer");
 
   const double t0 = monotonic_s();
   up_step_plan plan;
@@ -258,7 +269,7 @@ void up_engine_run_point(const up_model *model, const up_engine_params *params, 
                            .prefill_tokens = plan.prefill_tokens, .decode_tokens = plan.decode_tokens};
     step.start_s = monotonic_s() - t0;
     up_forward_out fout = {.next_tokens = next_tokens, .seq_layer_rows = seq_layer_rows, .layer_rows = layer_rows,
-                           .seq_kept_rows = seq_kept_rows};
+                           .seq_kept_rows = seq_kept_rows, .layer_attn = layer_attn};
     up_forward(model, ws, cache, &pool, method, seqs, n_entries, &fout);
     double phase_ms[UP_PHASE_COUNT] = {0};
     if (be->ops->phase_collect) be->ops->phase_collect(be, phase_ms);
@@ -269,7 +280,7 @@ void up_engine_run_point(const up_model *model, const up_engine_params *params, 
     step.attention_ms = timed ? phase_ms[UP_PHASE_ATTENTION] : NAN;
     step.selection_ms = timed ? phase_ms[UP_PHASE_SELECTION] : NAN;
     step.other_ms = timed ? phase_ms[UP_PHASE_OTHER] : NAN;
-    memcpy(sink_step(&sink, &step), layer_rows, sizeof(int64_t) * (size_t)L);
+    sink_step(&sink, &step, layer_rows, layer_attn);
 
     for (int32_t i = 0; i < n_entries; ++i) {
       if (!plan.entries[i].is_prefill) continue;
@@ -288,6 +299,7 @@ void up_engine_run_point(const up_model *model, const up_engine_params *params, 
   free(seq_layer_rows);
   free(seq_kept_rows);
   free(layer_rows);
+  free(layer_attn);
   up_forward_workspace_destroy(ws);
   up_scheduler_destroy(sched);
   be->ops->free(be, pool.k);

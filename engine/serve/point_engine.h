@@ -33,6 +33,7 @@ typedef struct up_point_result {
   int32_t n_steps;
   up_step_record *steps;
   int64_t *step_layer_tokens;    /* [n_steps][n_layers] rows entering each layer */
+  up_attn_work *step_layer_attn; /* [n_steps][n_layers] attention work at each layer (method.h) */
   double wall_s;                 /* point duration on this rank */
   int64_t kv_block_bytes;        /* bytes of one block, K and V, one layer */
   int64_t kv_blocks_total;

@@ -11,6 +11,8 @@
 
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/host_memory.h"
+#include "kernels/cpu/uniprefill_select.h"
+#include "kernels/method_kernels.h"
 #include "core/fatal.h"
 #include "core/rng.h"
 
@@ -81,6 +83,15 @@ static void cpu_destroy(up_backend *be) {
   free(be);
 }
 
+/* The kernels of individual methods this backend has (kernels/method_kernels.h). */
+static const up_method_kernel_entry cpu_method_kernels[] = {
+    {UP_UNIPREFILL_SELECT_KERNEL, (up_method_kernel_fn)up_cpu_uniprefill_select},
+};
+
+static up_method_kernel_fn cpu_method_kernel(up_backend *be, const char *name) {
+  return up_method_kernel_lookup(cpu_method_kernels, sizeof cpu_method_kernels / sizeof cpu_method_kernels[0], name);
+}
+
 static const up_backend_ops cpu_op_table = {
     .name = "cpu",
     .alloc = cpu_alloc,
@@ -103,7 +114,7 @@ static const up_backend_ops cpu_op_table = {
     .argmax_rows = up_cpu_argmax_rows,
     .kv_store = up_cpu_kv_store,
     .attention = up_cpu_attention,
-    .uniprefill_select = up_cpu_uniprefill_select,
+    .method_kernel = cpu_method_kernel,
     .phase_mark = cpu_phase_mark,
     .phase_collect = cpu_phase_collect,
     .destroy = cpu_destroy,

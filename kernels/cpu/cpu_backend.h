@@ -13,10 +13,4 @@ up_backend *up_cpu_backend_create(int n_threads);
 void up_cpu_kv_gather(const up_kv_pool *pool, const int32_t *block_table, int32_t n_entries, int32_t kv_head,
                       int32_t head_dim, int which_v, float *dst);
 
-/* The uniprefill_select op of the CPU backend (kernels/cpu/uniprefill_select.c). */
-int32_t up_cpu_uniprefill_select(up_backend *be, int32_t *keep_rows, int32_t *new_cu_seqlens_host,
-                                 const void *qkv, const up_kv_pool *pool, const up_attn_batch *batch,
-                                 const up_attn_shape *shape, const uint8_t *is_candidate_host,
-                                 const up_select_params *params);
-
 #endif

@@ -1,13 +1,21 @@
-/* uniprefill_select.h — the pieces of the UniPrefill selection reference, exposed so
- * tests can check each against hand-worked examples and the CUDA operator can be
- * checked piece by piece: token scores, block choice (top-p or fixed budget), and the
- * token mask with sinks and last queries. */
+/* uniprefill_select.h — the CPU reference of UniPrefill's selection kernel
+ * (kernels/uniprefill_ops.h), listed in the CPU backend's method-kernel table, and its
+ * pieces, exposed so tests can check each against hand-worked examples and the CUDA
+ * operator can be checked piece by piece: token scores, block choice (top-p or fixed
+ * budget), and the token mask with sinks and last queries. */
 #ifndef UP_UNIPREFILL_SELECT_H
 #define UP_UNIPREFILL_SELECT_H
 
 #include <stdint.h>
 
 #include "kernels/ops.h"
+#include "kernels/uniprefill_ops.h"
+
+/* The selection kernel (an up_uniprefill_select_fn) on the CPU backend. */
+int32_t up_cpu_uniprefill_select(up_backend *be, int32_t *keep_rows, int32_t *new_cu_seqlens_host,
+                                 const void *qkv, const up_kv_pool *pool, const up_attn_batch *batch,
+                                 const up_attn_shape *shape, const uint8_t *is_candidate_host,
+                                 const up_select_params *params);
 
 /* s_j = sum over query heads h and the last min(last_q, n) rows i of
  * softmax_j<=i(q_i . k_j * scale) for one sequence whose cache holds exactly its n

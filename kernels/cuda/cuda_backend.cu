@@ -13,6 +13,7 @@
 #include "kernels/cuda/cuda_backend_impl.h"
 #include "kernels/cuda/cuda_device.h"
 #include "kernels/cuda/selection/uniprefill_select.h"
+#include "kernels/method_kernels.h"
 
 static void *cuda_alloc(up_backend *be, size_t bytes, const char *what) {
   void *ptr = NULL;
@@ -131,6 +132,16 @@ static void cuda_destroy(up_backend *be) {
   free(be);
 }
 
+/* The kernels of individual methods this backend has (kernels/method_kernels.h). */
+static const up_method_kernel_entry cuda_method_kernels[] = {
+    {UP_UNIPREFILL_SELECT_KERNEL, (up_method_kernel_fn)up_cuda_uniprefill_select},
+};
+
+static up_method_kernel_fn cuda_method_kernel(up_backend *be, const char *name) {
+  return up_method_kernel_lookup(cuda_method_kernels, sizeof cuda_method_kernels / sizeof cuda_method_kernels[0],
+                                 name);
+}
+
 static const up_backend_ops cuda_op_table = {
     .name = "cuda",
     .alloc = cuda_alloc,
@@ -153,7 +164,7 @@ static const up_backend_ops cuda_op_table = {
     .argmax_rows = up_cuda_argmax_rows,
     .kv_store = up_cuda_kv_store,
     .attention = up_cuda_attention,
-    .uniprefill_select = up_cuda_uniprefill_select,
+    .method_kernel = cuda_method_kernel,
     .phase_mark = up_cuda_phase_mark,
     .phase_collect = up_cuda_phase_collect,
     .destroy = cuda_destroy,

@@ -75,7 +75,7 @@ typedef struct eval_inputs {
   prompt_encoder enc;          /* how prompts are counted and encoded: one rule for both */
 } eval_inputs;
 
-static bool open_inputs(const up_options *opt, const up_backend *be, eval_inputs *in, char *err, size_t err_size) {
+static bool open_inputs(const up_options *opt, up_backend *be, eval_inputs *in, char *err, size_t err_size) {
   if (!up_run_model_is_checkpoint(opt)) {
     snprintf(err, err_size, "--eval needs --model PATH: a trained checkpoint with a tokenizer (a .gguf file); "
              "presets have random weights, so there is no answer to check");
@@ -132,10 +132,10 @@ static bool open_inputs(const up_options *opt, const up_backend *be, eval_inputs
    * or not. */
   int32_t dense_at = -1;
   for (int32_t i = 0; i < opt->n_methods; ++i)
-    if (opt->methods[i].kind == UP_METHOD_DENSE) dense_at = i;
+    if (up_method_spec_is_reference(&opt->methods[i])) dense_at = i;
   up_method_spec specs[UP_MAX_SWEEP + 1];
   int32_t n = 0;
-  if (dense_at < 0) up_method_spec_default(&specs[n++], UP_METHOD_DENSE);
+  if (dense_at < 0) up_method_spec_reference(&specs[n++]);
   else specs[n++] = opt->methods[dense_at];
   for (int32_t i = 0; i < opt->n_methods; ++i)
     if (i != dense_at) specs[n++] = opt->methods[i];
@@ -145,18 +145,18 @@ static bool open_inputs(const up_options *opt, const up_backend *be, eval_inputs
       snprintf(err, err_size, "--method: %s", why);
       return false;
     }
-    if (specs[i].kind == UP_METHOD_UNIPREFILL && !be->ops->uniprefill_select) {
-      snprintf(err, err_size, "--method %s: the %s backend has no UniPrefill selection operator", specs[i].label,
-               be->ops->name);
+    if (!up_method_init(&in->methods[i], &specs[i], be, why, sizeof why)) {
+      snprintf(err, err_size, "--method %s: %s", specs[i].label, why);
       return false;
     }
-    up_method_init(&in->methods[i], &specs[i]);
+    in->n_methods = i + 1; /* what close_inputs destroys */
   }
   in->n_methods = n;
   return true;
 }
 
 static void close_inputs(eval_inputs *in) {
+  for (int32_t m = 0; m < in->n_methods; ++m) up_method_destroy(&in->methods[m]);
   if (in->corpus) up_haystack_corpus_free(in->corpus);
   if (in->tok) up_tokenizer_free(in->tok);
   if (in->ck) up_checkpoint_close(in->ck);

@@ -11,12 +11,16 @@
 #include "workloads/eval/eval_tasks.h"
 
 /* Fold the records of one method and context that match `task` ("all": every task).
- * kept_after_drops follows the method's own drop layers (a `layers=` spec or
- * --drop-layers may differ from the model's), so dense, which drops nothing, has none. */
-static void summarize_group(const up_model_config *cfg, const up_method_spec *spec, const char *task, int32_t ctx,
+ * kept_after_drops follows the layers the method itself drops after, ascending (a
+ * `layers=` spec or --drop-layers may differ from the model's), so dense, which drops
+ * nothing, has none. */
+static void summarize_group(const up_model_config *cfg, const up_method *m, const char *task, int32_t ctx,
                             const up_eval_record *records, const int32_t *layer_rows, int32_t n_records,
                             up_eval_summary *row) {
-  const char *method = spec->label;
+  const char *method = m->spec.label;
+  int32_t drops[UP_MAX_LAYERS], n_drops = 0;
+  for (int32_t l = 0; m->ops->drops_after && l < cfg->n_layers; ++l)
+    if (m->ops->drops_after(m, l)) drops[n_drops++] = l;
   memset(row, 0, sizeof *row);
   snprintf(row->method, sizeof row->method, "%s", method);
   snprintf(row->task, sizeof row->task, "%s", task);
@@ -35,8 +39,8 @@ static void summarize_group(const up_model_config *cfg, const up_method_spec *sp
     row->kept_fraction += r->kept_fraction;
     row->prompt_tokens_mean += r->prompt_tokens;
     /* Rows entering the layer after each drop layer: what the drop left. */
-    for (int32_t d = 0; d < spec->n_drop_layers; ++d) {
-      const int32_t next = spec->drop_layers[d] + 1;
+    for (int32_t d = 0; d < n_drops; ++d) {
+      const int32_t next = drops[d] + 1;
       if (next < cfg->n_layers)
         after_drop[d] += (double)layer_rows[(size_t)i * cfg->n_layers + next] / r->prompt_tokens;
     }
@@ -50,7 +54,7 @@ static void summarize_group(const up_model_config *cfg, const up_method_spec *sp
   row->kept_fraction /= n;
   row->prompt_tokens_mean /= n;
   size_t used = 0;
-  for (int32_t d = 0; d < spec->n_drop_layers && spec->drop_layers[d] + 1 < cfg->n_layers; ++d)
+  for (int32_t d = 0; d < n_drops && drops[d] + 1 < cfg->n_layers; ++d)
     if (used < sizeof row->kept_after_drops)
       used += (size_t)snprintf(row->kept_after_drops + used, sizeof row->kept_after_drops - used, "%s%.3f",
                                d ? "," : "", after_drop[d] / n);
@@ -65,9 +69,9 @@ int32_t up_eval_summarize(const up_model_config *cfg, const up_method *methods, 
   for (int32_t m = 0; m < n_methods; ++m) {
     for (int32_t k = 0; k < UP_EVAL_TASK_COUNT; ++k)
       if (task_mask & (1u << k))
-        summarize_group(cfg, &methods[m].spec, up_eval_task_name((up_eval_task_kind)k), ctx, records, layer_rows,
+        summarize_group(cfg, &methods[m], up_eval_task_name((up_eval_task_kind)k), ctx, records, layer_rows,
                         n_records, &(*rows)[n++]);
-    summarize_group(cfg, &methods[m].spec, "all", ctx, records, layer_rows, n_records, &(*rows)[n++]);
+    summarize_group(cfg, &methods[m], "all", ctx, records, layer_rows, n_records, &(*rows)[n++]);
   }
   return n;
 }

@@ -149,8 +149,8 @@ static int32_t up_run_once(up_backend *be, const up_kernel_plan *plan, const up_
     case UP_KERNEL_ATTENTION:
     case UP_KERNEL_DECODE: be->ops->attention(be, in->out, in->qkv, &in->pool, &in->batch, &plan->shape); return 0;
     case UP_KERNEL_SELECTION:
-      return be->ops->uniprefill_select(be, in->keep_rows, in->new_cu_seqlens_host, in->qkv, &in->pool, &in->batch,
-                                        &plan->shape, in->is_candidate_host, &plan->select);
+      return up_uniprefill_select(be, in->keep_rows, in->new_cu_seqlens_host, in->qkv, &in->pool, &in->batch,
+                                  &plan->shape, in->is_candidate_host, &plan->select);
     case UP_KERNEL_KIND_COUNT: break;
   }
   UP_FATAL("kernel case '%s' has no kind", r->label);

@@ -9,6 +9,7 @@
 
 #include "core/fatal.h"
 #include "engine/model/layer_cost.h"
+#include "engine/methods/uniprefill.h"
 #include "launcher/kernels/device_peaks.h"
 #include "launcher/kernels/kernel_targets.h"
 
@@ -152,7 +153,8 @@ bool up_kernel_plan_build(up_kernel_plan *plan, const up_options *opt, const up_
   plan->shape = (up_attn_shape){cfg->n_heads, cfg->n_kv_heads, cfg->head_dim, 1.0f / sqrtf((float)cfg->head_dim)};
   plan->hidden = cfg->hidden;
   plan->intermediate = cfg->intermediate;
-  plan->select = opt->uniprefill_defaults.select;
+  /* The selection kernel is UniPrefill's: time it with that method's defaults (--uniprefill-*). */
+  plan->select = up_uniprefill_options_of(up_method_defaults_of(&opt->method_defaults, "uniprefill"))->select;
   plan->block_tokens = opt->kv_block;
   plan->warmup = opt->kernel_warmup;
   plan->repeats = opt->kernel_repeats;

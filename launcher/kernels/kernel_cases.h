@@ -22,6 +22,7 @@
 
 #include "engine/model/model_config.h"
 #include "kernels/ops.h"
+#include "kernels/uniprefill_ops.h"
 #include "launcher/cli.h"
 #include "launcher/kernels/kernel_record.h"
 

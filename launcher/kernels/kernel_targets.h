@@ -13,6 +13,7 @@
 #include <stdbool.h>
 
 #include "kernels/ops.h"
+#include "kernels/uniprefill_ops.h"
 #include "launcher/kernels/kernel_record.h"
 
 /* Fill the target, goal, reference and basis fields of a described case (NaN, "" and

@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <hdf5.h>
 #include <hdf5_hl.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -343,6 +344,7 @@ static const up_field_spec up_point_params_specs[] = {
     UP_FIELD(up_point_params, sink, UP_KIND_I32),
     UP_FIELD(up_point_params, last_q, UP_KIND_I32),
     UP_FIELD(up_point_params, drop_layers, UP_KIND_CSTR),
+    UP_FIELD(up_point_params, method_spec, UP_KIND_CSTR),
     UP_FIELD(up_point_params, max_seqs, UP_KIND_I32),
     UP_FIELD(up_point_params, max_batch_tokens, UP_KIND_I64),
     UP_FIELD(up_point_params, kv_block_tokens, UP_KIND_I32),
@@ -557,6 +559,32 @@ static int up_token_times_write(hid_t group, const char *full, const up_point_re
   return 0;
 }
 
+/* Attention density (engine/methods/method.h): computed over causal query-key pairs,
+ * per step and layer (step_attention_density) and per layer over the point's steps
+ * (attention_density); NaN where a layer saw no causal work. */
+static int up_attention_density_write(hid_t group, const char *full, const up_point_result *r, const up_h5_err *e) {
+  const size_t L = (size_t)r->n_layers, n = (size_t)r->n_steps;
+  double *steps = up_malloc_or_die(sizeof(double) * (n * L > 0 ? n * L : 1), "step attention density");
+  double *point = up_malloc_or_die(sizeof(double) * (L > 0 ? L : 1), "attention density");
+  for (size_t l = 0; l < L; l++) {
+    double computed = 0.0, causal = 0.0;
+    for (size_t i = 0; i < n; i++) {
+      const up_attn_work *w = &r->step_layer_attn[i * L + l];
+      steps[i * L + l] = w->causal > 0.0 ? w->computed / w->causal : NAN;
+      computed += w->computed;
+      causal += w->causal;
+    }
+    point[l] = causal > 0.0 ? computed / causal : NAN;
+  }
+  int rc = 0;
+  if (up_matrix_write(group, full, "step_attention_density", H5T_NATIVE_DOUBLE, n, L, steps, e) < 0 ||
+      up_vector_write(group, full, "attention_density", H5T_NATIVE_DOUBLE, L, point, e) < 0)
+    rc = -1;
+  free(steps);
+  free(point);
+  return rc;
+}
+
 /* ---- public API ------------------------------------------------------------- */
 
 static void up_results_free(up_results_file *f) {
@@ -707,7 +735,8 @@ static int up_check_point_args(const up_point_params *params, const up_point_sum
     return -1;
   }
   if ((r->n_requests > 0 && (r->requests == NULL || (r->n_layers > 0 && r->request_layer_tokens == NULL))) ||
-      (r->n_steps > 0 && (r->steps == NULL || (r->n_layers > 0 && r->step_layer_tokens == NULL)))) {
+      (r->n_steps > 0 && (r->steps == NULL || (r->n_layers > 0 && (r->step_layer_tokens == NULL ||
+                                                                    r->step_layer_attn == NULL))))) {
     up_h5_fail_plain(e, "point %d: result has records counted but no arrays", params->index);
     return -1;
   }
@@ -762,7 +791,7 @@ int up_results_write_point(up_results_file *file, const up_point_params *params,
                       (hsize_t)result->n_layers, result->request_layer_tokens, &e) < 0 ||
       up_matrix_write(group, full, "step_layer_tokens", H5T_NATIVE_INT64, (hsize_t)result->n_steps,
                       (hsize_t)result->n_layers, result->step_layer_tokens, &e) < 0 ||
-      up_token_times_write(group, full, result, &e) < 0) {
+      up_attention_density_write(group, full, result, &e) < 0 || up_token_times_write(group, full, result, &e) < 0) {
     rc = -1;
   }
   if (H5Gclose(group) < 0 && rc == 0) {

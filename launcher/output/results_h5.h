@@ -57,6 +57,7 @@ typedef struct up_point_params {
   int32_t sink;
   int32_t last_q;
   const char *drop_layers;   /* "7,11,15" or "" */
+  const char *method_spec;   /* the method with every option spelled out (up_method_spec_describe) */
   int32_t max_seqs;
   int64_t max_batch_tokens;
   int32_t kv_block_tokens;
@@ -73,7 +74,8 @@ up_results_file *up_results_open(const char *path, const up_run_info *info, char
 
 /* Write one point: group /points/NNNN with attributes, tables "requests" and "steps",
  * datasets "request_layer_tokens" [n_requests][n_layers], "step_layer_tokens"
- * [n_steps][n_layers], "token_offsets" [n_requests + 1] and "token_times"
+ * [n_steps][n_layers], "step_attention_density" [n_steps][n_layers],
+ * "attention_density" [n_layers], "token_offsets" [n_requests + 1] and "token_times"
  * [token_offsets[n_requests]]; append its row to /summary; flush. Returns 0 or -1
  * with err set. */
 int up_results_write_point(up_results_file *file, const up_point_params *params, const up_point_summary *summary,

@@ -61,6 +61,8 @@ void up_point_gather(const up_topology *topo, const up_point_result *mine, up_po
   merged->steps = up_gather_items(topo, mine->steps, mine->n_steps, sizeof(up_step_record), step_counts);
   merged->step_layer_tokens =
       up_gather_items(topo, mine->step_layer_tokens, mine->n_steps, sizeof(int64_t) * (size_t)L, step_counts);
+  merged->step_layer_attn =
+      up_gather_items(topo, mine->step_layer_attn, mine->n_steps, sizeof(up_attn_work) * (size_t)L, step_counts);
   /* Token times travel flat; offsets are rank-local, so each request's token count
    * travels instead and rank 0 rebuilds the offsets over the merged order. */
   int64_t *my_token_counts = up_malloc_or_die(sizeof(int64_t) * (size_t)(mine->n_requests + 1), "token counts");

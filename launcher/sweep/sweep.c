@@ -166,24 +166,45 @@ static void run_warmup(const up_model *model, const point_plan *p, const up_opti
   free(ids);
 }
 
+/* The point attributes top_p .. drop_layers predate the method description: each
+ * holds the method option that names it as its run_file_attr, NaN / 0 / "" where the
+ * method has none. */
+static float method_real_attr(const up_method_spec *m, const char *attr) {
+  const up_method_option *o = up_method_spec_option_for_attr(m, attr);
+  return o ? (float)up_method_spec_number(m, o) : NAN;
+}
+
+static int32_t method_int_attr(const up_method_spec *m, const char *attr) {
+  const up_method_option *o = up_method_spec_option_for_attr(m, attr);
+  return o ? (int32_t)up_method_spec_number(m, o) : 0;
+}
+
+static void method_layers_attr(const up_method_spec *m, const char *attr, char *buf, size_t size) {
+  const up_method_option *o = up_method_spec_option_for_attr(m, attr);
+  const up_layer_list *layers = o ? up_method_spec_layers(m, o) : NULL;
+  size_t used = 0;
+  buf[0] = '\0';
+  for (int32_t i = 0; layers && i < layers->n && used + 1 < size; ++i)
+    used += (size_t)snprintf(buf + used, size - used, "%s%d", i ? "," : "", (int)layers->layers[i]);
+}
+
 static void fill_point_params(const up_options *opt, const up_workload_plan *wp, const point_plan *p,
                               const up_point_result *merged, int32_t index, char *layers_buf, size_t layers_size,
-                              up_point_params *pp) {
+                              char *spec_buf, size_t spec_size, up_point_params *pp) {
   const up_method_spec *m = &p->method->spec;
-  const int uni = m->kind == UP_METHOD_UNIPREFILL;
-  size_t used = 0;
-  layers_buf[0] = '\0';
-  for (int32_t i = 0; uni && i < m->n_drop_layers && used + 1 < layers_size; ++i)
-    used += (size_t)snprintf(layers_buf + used, layers_size - used, "%s%d", i ? "," : "", (int)m->drop_layers[i]);
+  method_layers_attr(m, "drop_layers", layers_buf, layers_size);
+  if (!up_method_spec_describe(m, spec_buf, spec_size))
+    UP_FATAL("method %s: its description is longer than %zu characters", m->label, spec_size - 1);
   *pp = (up_point_params){
       .index = index, .method = m->label, .ctx = p->ctx, .concurrency = p->concurrency,
       .output_len = wp->kind == UP_WORKLOAD_CLOSED_LOOP ? opt->output_len : 0, .n_requests = p->n_requests,
       .seed = opt->seed, .workload = wp->description, .prompts_clamped = wp->stats.prompts_clamped,
       .prompts_raised = wp->stats.prompts_raised, .outputs_raised = wp->stats.outputs_raised,
       .lines_skipped = wp->stats.lines_skipped,
-      .top_p = uni ? m->select.top_p : NAN, .keep_fraction = uni ? m->select.keep_fraction : NAN,
-      .block = uni ? m->select.block : 0, .sink = uni ? m->select.sink : 0, .last_q = uni ? m->select.last_q : 0,
-      .drop_layers = layers_buf, .max_seqs = p->engine.max_seqs, .max_batch_tokens = p->engine.max_batch_tokens,
+      .top_p = method_real_attr(m, "top_p"), .keep_fraction = method_real_attr(m, "keep_fraction"),
+      .block = method_int_attr(m, "block"), .sink = method_int_attr(m, "sink"), .last_q = method_int_attr(m, "last_q"),
+      .drop_layers = layers_buf, .method_spec = spec_buf, .max_seqs = p->engine.max_seqs,
+      .max_batch_tokens = p->engine.max_batch_tokens,
       .kv_block_tokens = p->engine.kv_block_tokens, .kv_blocks_total = merged->kv_blocks_total,
       .kv_blocks_peak = merged->kv_blocks_peak, .kv_block_bytes = merged->kv_block_bytes,
       .max_resident = merged->max_resident,
@@ -192,7 +213,7 @@ static void fill_point_params(const up_options *opt, const up_workload_plan *wp,
 
 /* The model config (preset, reduced depth) and the resolved methods; false with a
  * message when the options name something this model or backend cannot run. */
-static bool resolve_model_and_methods(const up_options *opt, const up_backend *be, up_model_config *cfg,
+static bool resolve_model_and_methods(const up_options *opt, up_backend *be, up_model_config *cfg,
                                       up_method *methods, char *err, size_t err_size) {
   if (!up_run_resolve_model(opt, be, cfg, err, err_size)) return false;
   for (int32_t i = 0; i < opt->n_methods; ++i) {
@@ -202,12 +223,10 @@ static bool resolve_model_and_methods(const up_options *opt, const up_backend *b
       snprintf(err, err_size, "--method: %s", why);
       return false;
     }
-    if (spec.kind == UP_METHOD_UNIPREFILL && !be->ops->uniprefill_select) {
-      snprintf(err, err_size, "--method %s: the %s backend has no UniPrefill selection operator yet", spec.label,
-               be->ops->name);
+    if (!up_method_init(&methods[i], &spec, be, why, sizeof why)) {
+      snprintf(err, err_size, "--method %s: %s", spec.label, why);
       return false;
     }
-    up_method_init(&methods[i], &spec);
   }
   return true;
 }
@@ -367,9 +386,9 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
                                                                     merged.n_requests);
           row->max_resident = merged.max_resident;
           up_point_summary_fill_speedups(rows, index + 1);
-          char layers[512];
+          char layers[512], method_spec[UP_METHOD_TEXT_MAX];
           up_point_params pp;
-          fill_point_params(opt, &wp, &p, &merged, index, layers, sizeof layers, &pp);
+          fill_point_params(opt, &wp, &p, &merged, index, layers, sizeof layers, method_spec, sizeof method_spec, &pp);
           write_failed = up_results_write_point(results, &pp, row, &merged, err, sizeof err) != 0;
           if (progress)
             fprintf(stderr, " ttft %.1f ms, kept %.3f%s\n", row->ttft_mean_ms, row->kept_fraction,
@@ -400,6 +419,7 @@ done:
   }
   UP_CHECK_MPI(MPI_Bcast(&exit_code, 1, MPI_INT, 0, MPI_COMM_WORLD));
   free(rows);
+  for (int32_t m = 0; m < opt->n_methods; ++m) up_method_destroy(&methods[m]);
   up_model_destroy(model);
   be->ops->destroy(be);
   up_workload_plan_free(&wp);

@@ -25,9 +25,13 @@ static void compare_model(const char *label, const up_model_config *cfg, up_back
   engine_side_init(&cpu, cpu_be, cfg, MAX_SEQS, max_entries, (int64_t)MAX_SEQS * max_entries);
   engine_side_init(&gpu, gpu_be, cfg, MAX_SEQS, max_entries, (int64_t)MAX_SEQS * max_entries);
   up_method_spec spec;
-  up_method_spec_default(&spec, UP_METHOD_DENSE);
+  up_method_spec_reference(&spec);
   up_method dense;
-  up_method_init(&dense, &spec);
+  char err[256];
+  if (!up_method_init(&dense, &spec, gpu_be, err, sizeof err)) {
+    printf("FAIL %s: dense method: %s\n", label, err);
+    exit(1);
+  }
 
   int32_t *prompts[3];
   uint32_t x = 12345;

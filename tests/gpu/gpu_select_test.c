@@ -137,8 +137,8 @@ static int compare_backends(const char *what, const sel_problem *sp, const up_se
   int32_t *rows_cpu = up_malloc_or_die(sizeof(int32_t) * (size_t)n_tokens, "cpu rows");
   int32_t *rows_gpu = up_malloc_or_die(sizeof(int32_t) * (size_t)n_tokens, "gpu rows");
   int32_t cu_cpu[MAX_SEQS + 1], cu_gpu[MAX_SEQS + 1];
-  const int32_t kept_cpu = cpu->ops->uniprefill_select(cpu, rows_cpu, cu_cpu, sp->qkv_f, &sp->pool_f, &sp->batch_h,
-                                                       &p->shape, sp->cand, prm);
+  const int32_t kept_cpu = up_uniprefill_select(cpu, rows_cpu, cu_cpu, sp->qkv_f, &sp->pool_f, &sp->batch_h,
+                                                &p->shape, sp->cand, prm);
   int32_t *rows_d = NULL;
   UP_CUDA_CHECK(cudaMalloc((void **)&rows_d, sizeof(int32_t) * (size_t)n_tokens));
   UP_CUDA_CHECK(cudaMemset(rows_d, 0xff, sizeof(int32_t) * (size_t)n_tokens)); /* -1: unwritten rows show */
@@ -147,7 +147,7 @@ static int compare_backends(const char *what, const sel_problem *sp, const up_se
   attn_problem_device_view(p, &pool, &batch);
   for (int32_t s = 0; s <= n_seqs; ++s) cu_gpu[s] = -7;
   const int32_t kept_gpu =
-      gpu->ops->uniprefill_select(gpu, rows_d, cu_gpu, p->qkv_d, &pool, &batch, &p->shape, sp->cand, prm);
+      up_uniprefill_select(gpu, rows_d, cu_gpu, p->qkv_d, &pool, &batch, &p->shape, sp->cand, prm);
   UP_CUDA_CHECK(cudaMemcpy(rows_gpu, rows_d, sizeof(int32_t) * (size_t)n_tokens, cudaMemcpyDeviceToHost));
   UP_CUDA_CHECK(cudaFree(rows_d));
   int32_t cu_diff = 0, row_diff = 0, first_diff = -1;
@@ -255,7 +255,7 @@ static void run_random_case(const random_case *c, uint64_t seed0) {
       attn_problem_device_view(&sp.p, &pool, &batch);
       UP_CUDA_CHECK(cudaMalloc((void **)&rows_d, sizeof(int32_t) * (size_t)sp.p.n_tokens));
       const int32_t kept =
-          gpu->ops->uniprefill_select(gpu, rows_d, cu, sp.p.qkv_d, &pool, &batch, &shape, sp.cand, prm);
+          up_uniprefill_select(gpu, rows_d, cu, sp.p.qkv_d, &pool, &batch, &shape, sp.cand, prm);
       UP_CUDA_CHECK(cudaFree(rows_d));
       CHECK(kept == sp.p.n_tokens, "%s: p = 1 keeps all %d rows on the GPU (kept %d)", c->name, sp.p.n_tokens, kept);
     }
@@ -330,8 +330,8 @@ static void run_ties_case(void) {
     up_attn_batch batch;
     attn_problem_device_view(p, &pool, &batch);
     UP_CUDA_CHECK(cudaMalloc((void **)&rows_d, sizeof(int32_t) * (size_t)p->n_tokens));
-    const int32_t kept = gpu->ops->uniprefill_select(gpu, rows_d, cu, p->qkv_d, &pool, &batch, &shape, cand,
-                                                     &expect[k].prm);
+    const int32_t kept = up_uniprefill_select(gpu, rows_d, cu, p->qkv_d, &pool, &batch, &shape, cand,
+                                              &expect[k].prm);
     int32_t *got = up_malloc_or_die(sizeof(int32_t) * (size_t)p->n_tokens, "rows");
     UP_CUDA_CHECK(cudaMemcpy(got, rows_d, sizeof(int32_t) * (size_t)kept, cudaMemcpyDeviceToHost));
     UP_CUDA_CHECK(cudaFree(rows_d));

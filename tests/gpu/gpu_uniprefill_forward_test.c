@@ -34,6 +34,7 @@
 
 #include "engine/memory/kv_cache.h"
 #include "engine/methods/method.h"
+#include "engine/methods/uniprefill.h"
 #include "engine/model/model.h"
 #include "kernels/cpu/uniprefill_select.h"
 #include "core/fatal.h"
@@ -181,11 +182,15 @@ static void compare_selection(checked_select *cs, const selection *own, const se
   }
 }
 
-static int32_t checked_select_rows(const up_method *m, up_backend *be, int32_t *keep_rows, int32_t *new_cu,
-                                   const void *qkv, const up_kv_pool *pool, const up_attn_batch *batch,
-                                   const up_attn_shape *shape, const uint8_t *is_candidate) {
+static int32_t checked_select_rows(const up_method *m, up_backend *be, const up_method_layer *at, int32_t *keep_rows,
+                                   int32_t *new_cu) {
   checked_select *cs = m->state;
-  const up_select_params *prm = &m->spec.select;
+  const up_select_params *prm = &up_uniprefill_options_of(&m->spec)->select;
+  const void *qkv = at->qkv;
+  const up_kv_pool *pool = at->pool;
+  const up_attn_batch *batch = at->batch;
+  const up_attn_shape *shape = at->shape;
+  const uint8_t *is_candidate = at->is_prefill_host;
   const int32_t n_seqs = batch->n_seqs, d = cs->own->n_calls;
   if (d >= MAX_DROPS) {
     printf("FAIL %s: more than %d drops in one forward\n", cs->side, MAX_DROPS);
@@ -194,7 +199,7 @@ static int32_t checked_select_rows(const up_method *m, up_backend *be, int32_t *
   int32_t cu[ENGINE_SIDE_MAX_SEQS + 1];
   be->ops->download_i32(be, cu, batch->cu_seqlens, (size_t)n_seqs + 1);
   const int32_t kept =
-      be->ops->uniprefill_select(be, keep_rows, new_cu, qkv, pool, batch, shape, is_candidate, prm);
+      up_uniprefill_select(be, keep_rows, new_cu, qkv, pool, batch, shape, is_candidate, prm);
   int32_t *rows = up_malloc_or_die(sizeof(int32_t) * (size_t)(cu[n_seqs] > 0 ? cu[n_seqs] : 1), "kept rows");
   be->ops->download_i32(be, rows, keep_rows, (size_t)kept);
 
@@ -308,7 +313,7 @@ static int32_t step_batch(const scenario *sc, const engine_side *side, int32_t s
 
 static up_method checked_method(const up_method_spec *spec, checked_select *cs, up_method_ops *ops) {
   *ops = (up_method_ops){.name = "checked uniprefill",
-                         .drops_after = up_method_ops_for(UP_METHOD_UNIPREFILL)->drops_after,
+                         .drops_after = spec->method->drops_after,
                          .select = checked_select_rows};
   return (up_method){.ops = ops, .spec = *spec, .state = cs};
 }
@@ -441,12 +446,10 @@ static void run_alone(scenario *sc, engine_side *gpu) {
 static void run_scenario(const char *label, const up_model_config *cfg, up_backend *cpu_be, up_backend *gpu_be) {
   const char *layers = cfg->n_drop_layers > 0 ? NULL : "0";
   scenario sc = {.label = label, .cfg = cfg, .max_entries = 1024 + N_STEPS + 1};
-  up_method_spec defaults;
-  up_method_spec_default(&defaults, UP_METHOD_UNIPREFILL);
   char text[64], err[256];
   snprintf(text, sizeof text, METHOD_SPEC "%s%s", layers ? ":layers=" : "",
            layers ? layers : "");
-  if (!up_method_spec_parse(text, &defaults, &sc.spec, err, sizeof err) ||
+  if (!up_method_spec_parse(text, NULL, &sc.spec, err, sizeof err) ||
       !up_method_spec_resolve(&sc.spec, cfg, err, sizeof err)) {
     printf("FAIL %s: method %s: %s\n", label, text, err);
     exit(1);

@@ -107,9 +107,13 @@ int main(int argc, char **argv) {
     return 1;
   }
   up_method_spec spec;
-  up_method_spec_default(&spec, UP_METHOD_DENSE);
+  up_method_spec_reference(&spec);
   up_method dense;
-  up_method_init(&dense, &spec);
+  char method_err[256];
+  if (!up_method_init(&dense, &spec, be, method_err, sizeof method_err)) {
+    fprintf(stderr, "checkpoint_logits: %s\n", method_err);
+    return 1;
+  }
   const int32_t *prompts[1] = {tokens};
   up_generation g;
   up_generator_run(gen, &dense, prompts, &n, 1, max_new, NULL, 0, &g);

@@ -47,10 +47,17 @@ void up_attention_block(up_forward_step *step, int32_t layer) {
   ops->rope(be, ws->qkv, step->positions, model->inv_freq, n_rows, &step->shape);
   ops->kv_store(be, step->pool, ws->qkv, ws->slot_mapping, n_rows, &step->shape);
   up_forward_mark(be, UP_PHASE_ATTENTION);
-  if (method->ops->attention)
-    method->ops->attention(method, be, ws->attn, ws->qkv, step->pool, &step->view, &step->shape);
-  else
+  step->at = (up_method_layer){.layer = layer, .n_seqs = step->n_seqs, .is_prefill_host = ws->h_is_candidate,
+                                .cu_seqlens_host = ws->h_cu_seqlens, .kv_lens_host = ws->h_kv_lens, .qkv = ws->qkv,
+                                .pool = step->pool, .batch = &step->view, .shape = &step->shape};
+  up_attn_work work = {.causal = up_method_causal_pairs(&step->at)};
+  if (method->ops->attention) {
+    work.computed = method->ops->attention(method, be, &step->at, ws->attn);
+  } else {
     ops->attention(be, ws->attn, ws->qkv, step->pool, &step->view, &step->shape);
+    work.computed = work.causal; /* dense causal attention computes every causal pair */
+  }
+  if (step->layer_attn) step->layer_attn[layer] = work;
   for (int32_t s = 0; s < step->n_seqs; ++s)
     up_kv_cache_append(step->cache, step->seqs[s].slot, layer, up_forward_seq_rows(ws, s));
   up_forward_mark(be, UP_PHASE_GEMM);

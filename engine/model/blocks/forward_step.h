@@ -1,6 +1,7 @@
 /* forward_step.h — the state of one forward step as the layer loop (model.c) hands it
  * to the shared blocks: the batch, the residual stream and its normalised copy (both
- * swapped for compacted copies when a method drops rows), the cache and the method.
+ * swapped for compacted copies when a method drops rows), the cache, the method and
+ * the layer as the method's hooks see it.
  * A block reads `normed` (already normalised by its input norm) and writes ws->delta;
  * the loop adds the delta and normalises for the next block. */
 #ifndef UP_FORWARD_STEP_H
@@ -27,6 +28,8 @@ typedef struct up_forward_step {
   int32_t *positions, *spare_positions; /* original position of each row */
   up_attn_shape shape;
   up_attn_batch view;       /* the batch as the last attention block saw it: the drop hook selects over it */
+  up_method_layer at;       /* the same layer as the method's hooks see it */
+  up_attn_work *layer_attn; /* [n_layers] attention work per layer (up_forward_out); may be NULL */
 } up_forward_step;
 
 /* Attribute the work queued from here on to a phase of the step's time breakdown. */

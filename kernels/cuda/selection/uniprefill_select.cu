@@ -1,5 +1,5 @@
 /* uniprefill_select.cu — the CUDA backend's UniPrefill token selection (the
- * `uniprefill_select` op of kernels/ops.h), equal in its choices to the CPU reference
+ * kernel of kernels/uniprefill_ops.h), equal in its choices to the CPU reference
  * kernels/cpu/uniprefill_select.c, and the per-backend workspace it keeps.
  *
  * Stages, all queued on the backend's stream (docs/kernels/uniprefill_select.md):

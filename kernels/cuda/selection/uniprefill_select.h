@@ -1,5 +1,6 @@
-/* uniprefill_select.h — the CUDA backend's UniPrefill token-selection op (the
- * `uniprefill_select` entry of kernels/ops.h; kernels/cuda/selection/uniprefill_select.cu) and one
+/* uniprefill_select.h — the CUDA backend's UniPrefill token-selection kernel (an
+ * up_uniprefill_select_fn of kernels/uniprefill_ops.h, listed in the backend's
+ * method-kernel table; kernels/cuda/selection/uniprefill_select.cu) and one
  * diagnostic that tests use to compare the GPU's token scores with the CPU reference's.
  * C-callable. */
 #ifndef UP_CUDA_UNIPREFILL_SELECT_H
@@ -8,12 +9,13 @@
 #include <stdint.h>
 
 #include "kernels/ops.h"
+#include "kernels/uniprefill_ops.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* ops->uniprefill_select for the CUDA backend: qkv rows and the pool bf16 in GPU memory,
+/* The selection kernel of the CUDA backend: qkv rows and the pool bf16 in GPU memory,
  * batch arrays and keep_rows device int32, is_candidate_host and params host. Queues
  * every stage on the backend's stream and ends with the one device-to-host copy the
  * contract needs (the new offsets), so it returns with the stream drained. head_dim

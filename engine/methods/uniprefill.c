@@ -1,0 +1,96 @@
+/* uniprefill.c — UniPrefill: after each of its drop layers, the backend's selection
+ * kernel (kernels/uniprefill_ops.h) scores the prompt's blocks by the attention its
+ * last queries pay them and keeps the top-p share (or a fixed budget) plus sinks and
+ * last queries; later layers see only the kept tokens. Attention itself stays dense
+ * over the rows that enter a layer. Owns the method's options, their checks against
+ * the model and its hooks; the kernels are kernels/cpu and kernels/cuda/selection. */
+#include "engine/methods/uniprefill.h"
+
+#include <stddef.h>
+#include <string.h>
+
+extern const up_method_ops up_method_uniprefill; /* defined at the end, after its hooks */
+
+_Static_assert(sizeof(up_uniprefill_options) <= UP_METHOD_OPTIONS_BYTES, "UniPrefill options outgrow a spec");
+
+#define UP_UNIPREFILL_OPTION(member) offsetof(up_uniprefill_options, member)
+
+static const up_method_option up_uniprefill_option_table[] = {
+    {"p", UP_OPTION_REAL, UP_UNIPREFILL_OPTION(select.top_p), 0.0, 1.0, true, "0.99", "top_p",
+     "top-p share of block scores kept, 0 < P <= 1"},
+    {"keep", UP_OPTION_REAL, UP_UNIPREFILL_OPTION(select.keep_fraction), 0.0, 1.0, false, "0", "keep_fraction",
+     "fixed-budget mode, 0 = off (top-p): at each drop layer keep the highest-scoring blocks until a fraction F of "
+     "that layer's current blocks is kept (so drops compound); meant for speed studies on random weights, where "
+     "top-p keeps nearly every block"},
+    {"block", UP_OPTION_INT, UP_UNIPREFILL_OPTION(select.block), 1.0, 1 << 20, false, "64", "block",
+     "tokens per scoring block"},
+    {"sink", UP_OPTION_INT, UP_UNIPREFILL_OPTION(select.sink), 0.0, 1 << 24, false, "128", "sink",
+     "first tokens always kept"},
+    {"last_q", UP_OPTION_INT, UP_UNIPREFILL_OPTION(select.last_q), 1.0, 1 << 20, false, "128", "last_q",
+     "last tokens: the scoring queries, always kept"},
+    {"layers", UP_OPTION_LAYERS, UP_UNIPREFILL_OPTION(layers), 0.0, 0.0, false, "preset", "drop_layers",
+     "0-indexed layers after which tokens are dropped, L+L+L, or preset (the model's)"},
+};
+
+const up_uniprefill_options *up_uniprefill_options_of(const up_method_spec *spec) {
+  return spec->method == &up_method_uniprefill ? (const up_uniprefill_options *)(const void *)spec->options : NULL;
+}
+
+static const up_uniprefill_options *options_of(const up_method *m) {
+  return (const up_uniprefill_options *)(const void *)m->spec.options;
+}
+
+/* The preset drop layers come from the model; every drop layer must be one of its
+ * full-attention layers. */
+static bool uniprefill_resolve(void *options, const up_model_config *cfg, char *err, size_t err_size) {
+  up_layer_list *layers = &((up_uniprefill_options *)options)->layers;
+  if (layers->n < 0) {
+    layers->n = cfg->n_drop_layers;
+    memcpy(layers->layers, cfg->drop_layers, sizeof(int32_t) * (size_t)cfg->n_drop_layers);
+  }
+  for (int32_t i = 0; i < layers->n; ++i) {
+    const int32_t l = layers->layers[i];
+    if (l < 0 || l >= cfg->n_layers) {
+      snprintf(err, err_size, "drop layer %d is outside model %s's layers 0..%d", (int)l, cfg->name,
+               (int)cfg->n_layers - 1);
+      return false;
+    }
+    if (cfg->layer_kind[l] != UP_LAYER_FULL_ATTENTION) {
+      snprintf(err, err_size, "drop layer %d of %s is not a full-attention layer", (int)l, cfg->name);
+      return false;
+    }
+  }
+  return true;
+}
+
+static bool uniprefill_supports(const up_method_spec *spec, up_backend *be, char *why, size_t why_size) {
+  if (up_uniprefill_select_kernel(be)) return true;
+  snprintf(why, why_size, "the %s backend has no UniPrefill selection operator", be->ops->name);
+  return false;
+}
+
+static bool uniprefill_drops_after(const up_method *m, int32_t layer) {
+  const up_layer_list *layers = &options_of(m)->layers;
+  for (int32_t i = 0; i < layers->n; ++i)
+    if (layers->layers[i] == layer) return true;
+  return false;
+}
+
+static int32_t uniprefill_select(const up_method *m, up_backend *be, const up_method_layer *at, int32_t *keep_rows,
+                                 int32_t *new_cu_seqlens_host) {
+  return up_uniprefill_select(be, keep_rows, new_cu_seqlens_host, at->qkv, at->pool, at->batch, at->shape,
+                              at->is_prefill_host, &options_of(m)->select);
+}
+
+const up_method_ops up_method_uniprefill = {
+    .name = "uniprefill",
+    .usage = "uniprefill:keep=F:p=P:block=B:sink=S:last_q=Q:layers=L+L+L",
+    .summary = "token dropping at chosen layers (any subset of the keys)",
+    .options = up_uniprefill_option_table,
+    .n_options = (int32_t)(sizeof up_uniprefill_option_table / sizeof up_uniprefill_option_table[0]),
+    .options_size = sizeof(up_uniprefill_options),
+    .resolve = uniprefill_resolve,
+    .supports = uniprefill_supports,
+    .drops_after = uniprefill_drops_after,
+    .select = uniprefill_select,
+};

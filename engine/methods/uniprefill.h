@@ -1,0 +1,19 @@
+/* uniprefill.h — UniPrefill's options as the method stores them in a spec
+ * (engine/methods/uniprefill.c), for the code that runs its kernel outside a forward
+ * pass (--kernels) and for tests. Everything else reaches UniPrefill through the
+ * method interface (method.h). */
+#ifndef UP_METHOD_UNIPREFILL_H
+#define UP_METHOD_UNIPREFILL_H
+
+#include "engine/methods/method.h"
+#include "kernels/uniprefill_ops.h"
+
+typedef struct up_uniprefill_options {
+  up_select_params select; /* p, keep, block, sink, last_q */
+  up_layer_list layers;    /* drop layers: after each, the selection keeps a subset of the prompt */
+} up_uniprefill_options;
+
+/* The options of a uniprefill spec; NULL for another method's. */
+const up_uniprefill_options *up_uniprefill_options_of(const up_method_spec *spec);
+
+#endif

@@ -344,7 +344,7 @@ void up_forward(const up_model *model, up_forward_workspace *ws, up_kv_cache *ca
     if (mops->attention)
       mops->attention(method, be, ws->attn, ws->qkv, pool, &view, &shape);
     else
-      ops->attention(be, ws->attn, ws->qkv, pool, &view, &shape);
+      ops->attention(be, ws->attn, ws->qkv, pool, &view, &shape, 0);
     for (int32_t s = 0; s < n_seqs; ++s) up_kv_cache_append(cache, seqs[s].slot, l, seq_rows(ws, s));
     mark(be, UP_PHASE_GEMM);
     ops->matmul(be, ws->delta, ws->attn, w->wo, n_rows, h, q_dim);

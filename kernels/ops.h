@@ -20,7 +20,21 @@
  * - The paged KV pool holds n_blocks blocks of block_tokens entries, each entry
  *   n_kv_heads*head_dim values, for K and for V. Entry e of sequence s lives in
  *   block block_tables[s*max_blocks_per_seq + e/block_tokens] at offset
- *   e%block_tokens; slot = block*block_tokens + offset. */
+ *   e%block_tokens; slot = block*block_tokens + offset.
+ * - Sliding window (the attention op's `window`, 0 = full causal): with W > 0 the row
+ *   at cache index i attends to entries max(0, i-W+1)..i only, itself and the W-1
+ *   entries before it (transformers' sliding_window semantics). Blocks that lie wholly
+ *   before the first entry any row of a sequence sees may be -1 in its block table
+ *   (the layer-memory door gives them back to the pool) and are never read.
+ *   The window counts cache entries, not original positions. Without token drops the
+ *   two are the same (entry i is the token at position i). After UniPrefill drops
+ *   tokens, a later layer's cache holds only the kept tokens, and the window then
+ *   reaches back W kept tokens, which may span more than W original positions. This is
+ *   what the UniPrefill reference does on Gemma 3 (../shared/HYBRIDS.md D.3: its
+ *   FlashAttention window runs over the compacted KV, with no conversion to
+ *   positions), so our results stay comparable with it. It is also what the memory
+ *   can honour: a sliding layer keeps only the last W entries' blocks, and positions
+ *   are not stored per entry. */
 #ifndef UP_OPS_H
 #define UP_OPS_H
 
@@ -128,9 +142,11 @@ typedef struct up_backend_ops {
   void (*kv_store)(up_backend *be, const up_kv_pool *pool, const void *qkv, const int32_t *slot_mapping,
                    int32_t n_tokens, const up_attn_shape *shape);
   /* Causal GQA attention of every row's query over its sequence's cached entries
-   * (conventions above); out has n_heads*head_dim values per row. */
+   * (conventions above), prefill and decode rows alike; out has n_heads*head_dim
+   * values per row. window: 0 for full causal attention, W > 0 for a sliding window
+   * of W cache entries (conventions above); negative is a caller bug. */
   void (*attention)(up_backend *be, void *out, const void *qkv, const up_kv_pool *pool,
-                    const up_attn_batch *batch, const up_attn_shape *shape);
+                    const up_attn_batch *batch, const up_attn_shape *shape, int32_t window);
 
   /* --- method kernels ------------------------------------------------------ */
   /* A kernel that belongs to one method (its types and contract live in that method's

@@ -297,17 +297,26 @@ Test(cpu_ops, kv_store_writes_keys_and_values_to_scattered_slots) {
 }
 
 /* A packed batch with its cache: rows[s] new rows per sequence over kv_lens[s] cached
- * entries (the last rows[s] of them this step's keys and values). */
+ * entries (the last rows[s] of them this step's keys and values), and the attention
+ * window (0: full causal). */
 typedef struct attn_case {
   int32_t n_seqs;
   const int32_t *rows;
   const int32_t *kv_lens;
   int32_t n_heads, n_kv_heads, head_dim;
   uint64_t seed;
+  int32_t window;
 } attn_case;
 
+/* The first cache entry the row at cache index i sees under the window. */
+static int32_t window_start(int32_t i, int32_t window) { return window > 0 && i - window + 1 > 0 ? i - window + 1 : 0; }
+
 /* Builds the batch with blocks scattered out of order through a pool whose unused
- * entries are NaN, runs the op, and compares with a full causal softmax per row. */
+ * entries are NaN, runs the op, and compares with a plain softmax per row over the
+ * entries its window (or full causal mask) lets it see. With a window, the blocks
+ * wholly before each sequence's first visible entry leave its block table (-1), as
+ * the layer memory gives them back; a window at least as long as every cache must
+ * give exactly the full causal result. */
 static void check_attention(const attn_case *c) {
   enum { block_tokens = 16 };
   const int32_t hd = c->head_dim, kv_dim = c->n_kv_heads * hd;
@@ -358,20 +367,21 @@ static void check_attention(const attn_case *c) {
   for (int s = 0; s < c->n_seqs; ++s)
     for (int t = 0; t < c->rows[s]; ++t) {
       const int32_t visible = c->kv_lens[s] - c->rows[s] + t + 1;
+      const int32_t from = window_start(visible - 1, c->window);
       cr_assert_leq(visible, 4096);
       for (int h = 0; h < c->n_heads; ++h) {
         const float *q = qkv + (size_t)(cu[s] + t) * stride + h * hd;
         const int kvh = h / group;
         double max = -INFINITY, sum = 0.0;
-        for (int j = 0; j < visible; ++j) {
+        for (int j = from; j < visible; ++j) {
           double dot = 0.0;
           for (int d = 0; d < hd; ++d) dot += (double)q[d] * cache_k[s][(size_t)j * kv_dim + kvh * hd + d];
           p[j] = dot * scale;
           if (p[j] > max) max = p[j];
         }
-        for (int j = 0; j < visible; ++j) sum += p[j] = exp(p[j] - max);
+        for (int j = from; j < visible; ++j) sum += p[j] = exp(p[j] - max);
         double *o = ref + (size_t)(cu[s] + t) * c->n_heads * hd + h * hd;
-        for (int j = 0; j < visible; ++j)
+        for (int j = from; j < visible; ++j)
           for (int d = 0; d < hd; ++d) o[d] += p[j] / sum * cache_v[s][(size_t)j * kv_dim + kvh * hd + d];
       }
     }
@@ -380,9 +390,24 @@ static void check_attention(const attn_case *c) {
                                .kv_lens = c->kv_lens, .block_tables = tables, .max_blocks_per_seq = max_blocks};
   const up_attn_shape shape = {.n_heads = c->n_heads, .n_kv_heads = c->n_kv_heads, .head_dim = hd,
                                .scale = (float)scale};
-  float *out = nan_floats((size_t)n_tokens * c->n_heads * hd);
-  be->ops->attention(be, out, qkv, &pool, &batch, &shape);
-  expect_close(out, ref, (size_t)n_tokens * c->n_heads * hd, "attention");
+  int32_t longest = 0, dead_blocks = 0;
+  for (int s = 0; s < c->n_seqs; ++s) {
+    if (c->kv_lens[s] > longest) longest = c->kv_lens[s];
+    for (int b = 0; b < window_start(c->kv_lens[s] - c->rows[s], c->window) / block_tokens; ++b, ++dead_blocks)
+      tables[s * max_blocks + b] = -1;
+  }
+  const size_t out_n = (size_t)n_tokens * c->n_heads * hd;
+  float *out = nan_floats(out_n);
+  be->ops->attention(be, out, qkv, &pool, &batch, &shape, c->window);
+  expect_close(out, ref, out_n, "attention");
+  if (c->window >= longest) {
+    cr_assert_eq(dead_blocks, 0);
+    float *full = nan_floats(out_n);
+    be->ops->attention(be, full, qkv, &pool, &batch, &shape, 0);
+    cr_assert_arr_eq(out, full, sizeof(float) * out_n, "window %d >= every cache differs from full causal",
+                     c->window);
+    free(full);
+  }
 
   for (int s = 0; s < c->n_seqs; ++s) free(cache_k[s]), free(cache_v[s]);
   free(cache_k), free(cache_v), free(block_ids), free(tables), free(qkv), free(pool.k), free(pool.v);
@@ -423,4 +448,38 @@ Test(cpu_ops, attention_chunk_over_prior_entries_without_grouping) {
   const int32_t rows[] = {33, 2, 140}, kv_lens[] = {48, 2, 300};
   check_attention(&(attn_case){.n_seqs = 3, .rows = rows, .kv_lens = kv_lens, .n_heads = 4, .n_kv_heads = 4,
                                .head_dim = 32, .seed = 16});
+}
+
+Test(cpu_ops, attention_sliding_window_prefill_across_tiles) {
+  const int32_t rows[] = {37, 300, 5}; /* 300 rows: three query tiles, each over its own key span */
+  check_attention(&(attn_case){.n_seqs = 3, .rows = rows, .kv_lens = rows, .n_heads = 4, .n_kv_heads = 2,
+                               .head_dim = 32, .seed = 21, .window = 24});
+}
+
+Test(cpu_ops, attention_sliding_window_decode_and_chunks_skip_returned_blocks) {
+  /* Decode rows over long caches and a chunk over prior entries: their first blocks
+   * are gone from the tables. */
+  const int32_t rows[] = {1, 20, 1, 150}, kv_lens[] = {101, 57, 17, 170};
+  check_attention(&(attn_case){.n_seqs = 4, .rows = rows, .kv_lens = kv_lens, .n_heads = 4, .n_kv_heads = 2,
+                               .head_dim = 64, .seed = 22, .window = 7});
+}
+
+Test(cpu_ops, attention_window_of_one_sees_only_itself) {
+  const int32_t rows[] = {40, 1}, kv_lens[] = {40, 33};
+  check_attention(&(attn_case){.n_seqs = 2, .rows = rows, .kv_lens = kv_lens, .n_heads = 4, .n_kv_heads = 4,
+                               .head_dim = 32, .seed = 23, .window = 1});
+}
+
+Test(cpu_ops, attention_window_at_least_the_length_is_full_causal) {
+  const int32_t rows[] = {37, 300, 5}, kv_lens[] = {37, 300, 9};
+  check_attention(&(attn_case){.n_seqs = 3, .rows = rows, .kv_lens = kv_lens, .n_heads = 4, .n_kv_heads = 2,
+                               .head_dim = 32, .seed = 24, .window = 300});
+  check_attention(&(attn_case){.n_seqs = 3, .rows = rows, .kv_lens = kv_lens, .n_heads = 4, .n_kv_heads = 2,
+                               .head_dim = 32, .seed = 24, .window = 4096});
+}
+
+Test(cpu_ops, attention_negative_window_is_fatal, .exit_code = 1) {
+  const int32_t rows[] = {4};
+  check_attention(&(attn_case){.n_seqs = 1, .rows = rows, .kv_lens = rows, .n_heads = 2, .n_kv_heads = 2,
+                               .head_dim = 32, .seed = 25, .window = -1});
 }

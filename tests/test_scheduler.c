@@ -10,7 +10,8 @@
 #include "engine/serve/scheduler.h"
 
 typedef struct fake_engine {
-  up_kv_cache *cache;
+  up_layer_memory *memory;
+  up_kv_cache *cache; /* the memory's KV bookkeeping, which the fake forward appends to */
   up_scheduler *sched;
   up_scheduler_limits limits;
   int32_t n_layers;
@@ -26,18 +27,40 @@ typedef struct fake_engine {
   int32_t steps_with_decode_and_prefill;
 } fake_engine;
 
-static void fake_engine_init(fake_engine *fe, int32_t max_seqs, int64_t max_batch_tokens, int32_t max_context,
-                             int32_t n_blocks, int32_t block_tokens, int32_t n_layers, int32_t max_blocks_per_seq,
-                             int32_t n_reqs) {
+/* Layer memory of n_layers full-attention layers (Llama's kind), 2 bytes per entry;
+ * with odd_window > 0 the odd layers are sliding-window layers of that window. */
+static up_layer_memory *test_memory(int32_t n_blocks, int32_t block_tokens, int32_t n_layers, int32_t odd_window,
+                                    int32_t max_seqs, int32_t max_blocks_per_seq) {
+  up_memory_layout layout = {.n_layers = n_layers, .block_tokens = block_tokens, .kv_entry_bytes = 2};
+  for (int32_t l = 1; odd_window > 0 && l < n_layers; l += 2) {
+    layout.kind[l] = UP_MEMORY_SLIDING_KV;
+    layout.window[l] = odd_window;
+  }
+  const up_layer_memory_capacity capacity = {.kv_blocks = n_blocks, .max_seqs = max_seqs,
+                                             .max_blocks_per_seq = max_blocks_per_seq};
+  return up_layer_memory_create(&layout, &capacity);
+}
+
+static void fake_engine_init_windowed(fake_engine *fe, int32_t max_seqs, int64_t max_batch_tokens,
+                                      int32_t max_context, int32_t n_blocks, int32_t block_tokens, int32_t n_layers,
+                                      int32_t odd_window, int32_t max_blocks_per_seq, int32_t n_reqs) {
   memset(fe, 0, sizeof *fe);
   fe->limits = (up_scheduler_limits){.max_seqs = max_seqs, .max_batch_tokens = max_batch_tokens,
                                      .max_context = max_context};
   fe->n_layers = n_layers;
-  fe->cache = up_kv_cache_create(n_blocks, block_tokens, n_layers, max_seqs, max_blocks_per_seq);
-  fe->sched = up_scheduler_create(&fe->limits, fe->cache);
+  fe->memory = test_memory(n_blocks, block_tokens, n_layers, odd_window, max_seqs, max_blocks_per_seq);
+  fe->cache = up_layer_memory_kv(fe->memory);
+  fe->sched = up_scheduler_create(&fe->limits, fe->memory);
   fe->reqs = calloc((size_t)n_reqs, sizeof *fe->reqs);
   fe->times_taken = calloc((size_t)n_reqs, sizeof *fe->times_taken);
   fe->n_reqs = n_reqs;
+}
+
+static void fake_engine_init(fake_engine *fe, int32_t max_seqs, int64_t max_batch_tokens, int32_t max_context,
+                             int32_t n_blocks, int32_t block_tokens, int32_t n_layers, int32_t max_blocks_per_seq,
+                             int32_t n_reqs) {
+  fake_engine_init_windowed(fe, max_seqs, max_batch_tokens, max_context, n_blocks, block_tokens, n_layers, 0,
+                            max_blocks_per_seq, n_reqs);
 }
 
 static void fake_engine_destroy(fake_engine *fe) {
@@ -45,7 +68,7 @@ static void fake_engine_destroy(fake_engine *fe) {
   free(fe->reqs);
   free(fe->times_taken);
   up_scheduler_destroy(fe->sched);
-  up_kv_cache_destroy(fe->cache);
+  up_layer_memory_destroy(fe->memory);
 }
 
 /* Initialise request `id` and hand it to the scheduler at the current step. */
@@ -357,6 +380,48 @@ Test(scheduler, trimming_after_a_drop_admits_more) {
   cr_assert_lt(second_admission_minus_first_finish(1), 0.0, "after the drop the second should fit at once");
 }
 
+Test(scheduler, sliding_window_layers_let_more_requests_in) {
+  /* As above, but layer 1 keeps a 32-entry window: admission reserves its prompt's 16
+   * blocks there (17 + 16 = 33 per request, two do not fit 56), and after the prefill
+   * it keeps 3 (the window's 2 and the next entry's), so the second request starts
+   * while the first still decodes. */
+  fake_engine fe;
+  fake_engine_init_windowed(&fe, 4, 0, 4096, 56, 16, 2, 32, 32, 2);
+  up_request *a = submit(&fe, 0, 256, 8);
+  up_request *b = submit(&fe, 1, 256, 8);
+  run_step(&fe);
+  cr_assert_eq(b->status, UP_REQUEST_WAITING);
+  cr_assert_eq(up_kv_cache_blocks_held(fe.cache, a->slot, 0), 17);
+  cr_assert_eq(up_kv_cache_blocks_held(fe.cache, a->slot, 1), 3);
+  cr_assert_eq(a->kv_entries, 256 + 32, "the sliding layer counts its window");
+  cr_assert_eq(a->kv_blocks, 20);
+  run_step(&fe);
+  cr_assert_eq(b->status, UP_REQUEST_RUNNING);
+  cr_assert_eq(a->status, UP_REQUEST_RUNNING);
+  run_to_end(&fe);
+  assert_all_done(&fe);
+  cr_assert_lt(b->admitted_s, a->finish_s);
+  fake_engine_destroy(&fe);
+}
+
+Test(scheduler, random_workload_with_sliding_layers_keeps_every_limit) {
+  fake_engine fe;
+  const int32_t n = 60;
+  fake_engine_init_windowed(&fe, 5, 300, 1024, 120, 16, 4, 40, 64, n);
+  fe.drop_from_layer = 2;
+  fe.kept_tokens = 40;
+  for (int32_t i = 0; i < n; ++i) {
+    submit(&fe, i, 1 + (int32_t)(up_rng_u64(9, 1, (uint64_t)i) % 280), 1 + (int32_t)(up_rng_u64(9, 2, (uint64_t)i) % 30));
+    if (i % 2 == 1) run_step(&fe);
+  }
+  run_to_end(&fe);
+  assert_all_done(&fe);
+  assert_fifo_admission(&fe);
+  for (int32_t i = 0; i < n; ++i) cr_assert_eq(fe.reqs[i].status, UP_REQUEST_FINISHED);
+  cr_assert_eq(up_kv_cache_promised_blocks(fe.cache), 0);
+  fake_engine_destroy(&fe);
+}
+
 Test(scheduler, single_output_token_finishes_at_prefill) {
   fake_engine fe;
   fake_engine_init(&fe, 3, 0, 4096, 32, 16, 2, 16, 3);
@@ -386,13 +451,13 @@ Test(scheduler, sequence_cap_limits_admission) {
 }
 
 Test(scheduler, zero_max_seqs_is_fatal, .exit_code = 1) {
-  up_kv_cache *cache = up_kv_cache_create(8, 4, 1, 1, 4);
+  up_layer_memory *memory = test_memory(8, 4, 1, 0, 1, 4);
   const up_scheduler_limits limits = {.max_seqs = 0, .max_batch_tokens = 0, .max_context = 64};
-  up_scheduler_create(&limits, cache);
+  up_scheduler_create(&limits, memory);
 }
 
 Test(scheduler, budget_below_the_sequence_cap_is_fatal, .exit_code = 1) {
-  up_kv_cache *cache = up_kv_cache_create(8, 4, 1, 4, 4);
+  up_layer_memory *memory = test_memory(8, 4, 1, 0, 4, 4);
   const up_scheduler_limits limits = {.max_seqs = 4, .max_batch_tokens = 3, .max_context = 64};
-  up_scheduler_create(&limits, cache);
+  up_scheduler_create(&limits, memory);
 }

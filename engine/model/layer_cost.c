@@ -32,11 +32,19 @@ void up_layer_cost_of(const up_model_config *cfg, up_dtype dtype, int32_t layer,
     }
   }
   if (layer_runs(cfg, layer, UP_BLOCK_ATTENTION)) {
-    UP_ASSERT(cfg->layer_kind[layer] == UP_LAYER_FULL_ATTENTION,
-              "layer %d: only full attention has a KV geometry so far", (int)layer);
-    out->kv_entry_bytes = 2 * (int64_t)cfg->n_kv_heads * cfg->head_dim * (int64_t)up_dtype_size(dtype);
-    out->window = 0;
+    UP_ASSERT(cfg->layer_kind[layer] == UP_LAYER_FULL_ATTENTION || cfg->layer_kind[layer] == UP_LAYER_SLIDING_WINDOW,
+              "layer %d: only full and sliding-window attention have a KV geometry so far", (int)layer);
+    out->kv_entry_bytes = up_attention_kv_entry_bytes(cfg, dtype);
+    out->window = up_layer_window(cfg, layer);
   }
+}
+
+int64_t up_attention_kv_entry_bytes(const up_model_config *cfg, up_dtype dtype) {
+  return 2 * (int64_t)cfg->n_kv_heads * cfg->head_dim * (int64_t)up_dtype_size(dtype);
+}
+
+int32_t up_layer_window(const up_model_config *cfg, int32_t layer) {
+  return cfg->layer_kind[layer] == UP_LAYER_SLIDING_WINDOW ? cfg->sliding_window : 0;
 }
 
 double up_layer_attention_flops(const up_model_config *cfg, int32_t layer, int64_t q_len, int64_t k_len) {

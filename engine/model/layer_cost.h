@@ -25,6 +25,12 @@ typedef struct up_layer_cost {
 
 void up_layer_cost_of(const up_model_config *cfg, up_dtype dtype, int32_t layer, up_layer_cost *out);
 
+/* Cache entries each query of `layer` sees (itself and the window - 1 before it); 0 for
+ * full attention. The attention op, the layer memory and the cost all take it from here. */
+int32_t up_layer_window(const up_model_config *cfg, int32_t layer);
+/* K and V of one token at an attention layer (any window): 2 x kv heads x head_dim x dtype. */
+int64_t up_attention_kv_entry_bytes(const up_model_config *cfg, up_dtype dtype);
+
 /* Attention FLOPs of q_len queries, the last of k_len causal positions, at one layer,
  * counted as ALGORITHMS.md does: two matmuls of 2 head_dim FLOPs per score per query
  * head, over q_len k_len - q_len^2 / 2 scores (a prompt's L^2 / 2 triangle, diagonal

@@ -45,6 +45,8 @@ typedef struct up_model_config {
   float rope_high_freq_factor; /* llama3: 4 */
   int32_t rope_original_context; /* llama3: 8192 */
   up_layer_kind layer_kind[UP_MAX_LAYERS];
+  int32_t sliding_window; /* UP_LAYER_SLIDING_WINDOW layers: cache entries each query sees (itself and the
+                            W-1 before it, kernels/ops.h); 0 when the model has none */
   up_mlp_kind mlp_kind[UP_MAX_LAYERS];
   bool tie_word_embeddings; /* the LM head is the input embedding (no lm_head tensor in a checkpoint) */
   int32_t n_drop_layers;                /* UniPrefill preset drop layers, ascending */

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/memory/kv_cache.h"
+#include "engine/memory/layer_memory.h"
 #include "core/fatal.h"
 
 enum { GEN_BLOCK_TOKENS = 64 };
@@ -15,7 +15,7 @@ enum { GEN_BLOCK_TOKENS = 64 };
 struct up_generator {
   const up_model *model;
   int32_t max_seqs, max_prompt, max_new;
-  up_kv_cache *cache;
+  up_layer_memory *memory;
   up_kv_pool pool;
   up_forward_workspace *ws;
   int64_t bytes;
@@ -26,9 +26,14 @@ up_generator *up_generator_create(const up_model *model, int32_t max_seqs, int32
   UP_ASSERT(max_seqs >= 1 && max_prompt >= 1 && max_new >= 1, "generator: bad sizes");
   up_backend *be = model->be;
   const up_model_config *cfg = &model->cfg;
-  const int64_t entries = (int64_t)max_prompt + max_new;
-  const int32_t blocks_per_seq = (int32_t)((entries + GEN_BLOCK_TOKENS - 1) / GEN_BLOCK_TOKENS);
-  const int64_t n_blocks = (int64_t)blocks_per_seq * cfg->n_layers * max_seqs;
+  up_memory_layout layout;
+  if (!up_memory_layout_from_config(cfg, be->act_dtype, GEN_BLOCK_TOKENS, &layout, err, err_size)) return NULL;
+  /* Each sequence reserves its prompt plus max_new entries (one more than its decodes
+   * append, as this pool always has): the need of max_new + 1 output tokens. */
+  const up_memory_need need = up_memory_layout_need(&layout, max_prompt, (int64_t)max_new + 1);
+  const int32_t blocks_per_seq = need.table_blocks;
+  const int64_t seq_blocks = need.blocks[UP_MEMORY_FULL_KV] + need.blocks[UP_MEMORY_SLIDING_KV];
+  const int64_t n_blocks = (seq_blocks > 0 ? seq_blocks : 1) * max_seqs;
   const int32_t kv_dim = cfg->n_kv_heads * cfg->head_dim;
   const size_t block_bytes = (size_t)GEN_BLOCK_TOKENS * (size_t)kv_dim * up_dtype_size(be->act_dtype);
   const int64_t pool_bytes = 2 * (int64_t)block_bytes * n_blocks;
@@ -41,7 +46,10 @@ up_generator *up_generator_create(const up_model *model, int32_t max_seqs, int32
   }
   up_generator *gen = up_calloc_or_die(1, sizeof *gen, "generator");
   *gen = (up_generator){.model = model, .max_seqs = max_seqs, .max_prompt = max_prompt, .max_new = max_new};
-  gen->cache = up_kv_cache_create((int32_t)n_blocks, GEN_BLOCK_TOKENS, cfg->n_layers, max_seqs, blocks_per_seq);
+  const up_layer_memory_capacity capacity = {
+      .kv_blocks = (int32_t)n_blocks, .max_seqs = max_seqs, .max_blocks_per_seq = blocks_per_seq,
+      .state_slots = up_memory_layout_layers_of(&layout, UP_MEMORY_RECURRENT) > 0 ? max_seqs : 0};
+  gen->memory = up_layer_memory_create(&layout, &capacity);
   gen->pool = (up_kv_pool){.n_blocks = (int32_t)n_blocks, .block_tokens = GEN_BLOCK_TOKENS, .kv_dim = kv_dim};
   gen->pool.k = be->ops->alloc(be, block_bytes * (size_t)n_blocks, "generation KV keys");
   gen->pool.v = be->ops->alloc(be, block_bytes * (size_t)n_blocks, "generation KV values");
@@ -56,7 +64,7 @@ void up_generator_destroy(up_generator *gen) {
   up_forward_workspace_destroy(gen->ws);
   be->ops->free(be, gen->pool.k);
   be->ops->free(be, gen->pool.v);
-  up_kv_cache_destroy(gen->cache);
+  up_layer_memory_destroy(gen->memory);
   free(gen);
 }
 
@@ -84,8 +92,9 @@ void up_generator_run(up_generator *gen, const up_method *method, const int32_t 
   for (int32_t s = 0; s < n; ++s) {
     UP_ASSERT(prompt_lens[s] >= 1 && prompt_lens[s] <= gen->max_prompt, "generator: prompt %d has %d tokens (room %d)",
               (int)s, (int)prompt_lens[s], (int)gen->max_prompt);
-    slots[s] = up_kv_cache_acquire_slot(gen->cache);
-    UP_ASSERT(slots[s] >= 0 && up_kv_cache_reserve(gen->cache, slots[s], (int64_t)prompt_lens[s] + max_new),
+    slots[s] = up_layer_memory_acquire(gen->memory);
+    UP_ASSERT(slots[s] >= 0 && up_layer_memory_reserve(gen->memory, slots[s], prompt_lens[s],
+                                                       (int64_t)prompt_lens[s] + max_new),
               "generator: KV cache sized for this batch is full");
     seqs[s] = (up_forward_seq){.slot = slots[s], .n_tokens = prompt_lens[s], .tokens = prompts[s],
                                .first_position = 0, .is_prefill = true};
@@ -94,7 +103,7 @@ void up_generator_run(up_generator *gen, const up_method *method, const int32_t 
                              .layer_rows = up_malloc_or_die(sizeof(int32_t) * (size_t)L, "rows per layer")};
   }
   up_forward_out fout = {.next_tokens = next, .seq_layer_rows = layer_rows, .logits = logits};
-  up_forward(gen->model, gen->ws, gen->cache, &gen->pool, method, seqs, n, &fout);
+  up_forward(gen->model, gen->ws, up_layer_memory_kv(gen->memory), &gen->pool, method, seqs, n, &fout);
   for (int32_t s = 0; s < n; ++s) {
     memcpy(out[s].first_logits, logits + (size_t)s * V, sizeof(float) * (size_t)V);
     memcpy(out[s].layer_rows, layer_rows + (size_t)s * L, sizeof(int32_t) * (size_t)L);
@@ -116,7 +125,7 @@ void up_generator_run(up_generator *gen, const up_method *method, const int32_t 
       seqs[a] = (up_forward_seq){.slot = slots[s], .n_tokens = 1, .tokens = &out[s].tokens[out[s].n_tokens - 1],
                                  .first_position = positions[s], .is_prefill = false};
     }
-    up_forward(gen->model, gen->ws, gen->cache, &gen->pool, method, seqs, n_active, &fout);
+    up_forward(gen->model, gen->ws, up_layer_memory_kv(gen->memory), &gen->pool, method, seqs, n_active, &fout);
     int32_t still = 0;
     for (int32_t a = 0; a < n_active; ++a) {
       const int32_t s = active[a];
@@ -127,7 +136,7 @@ void up_generator_run(up_generator *gen, const up_method *method, const int32_t 
     }
     n_active = still;
   }
-  for (int32_t s = 0; s < n; ++s) up_kv_cache_release_slot(gen->cache, slots[s]);
+  for (int32_t s = 0; s < n; ++s) up_layer_memory_release(gen->memory, slots[s]);
   free(active);
   free(positions);
   free(seqs);

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "engine/memory/kv_cache.h"
+#include "engine/memory/layer_memory.h"
 #include "engine/model/layer_cost.h"
 #include "engine/serve/scheduler.h"
 #include "core/fatal.h"
@@ -201,8 +201,14 @@ void up_engine_run_point(const up_model *model, const up_engine_params *params, 
   const int32_t max_blocks_per_seq = (int32_t)((params->max_seq_entries + bt - 1) / bt);
   UP_ASSERT(params->kv_blocks >= 1 && params->kv_blocks <= INT32_MAX, "bad KV block count %lld",
             (long long)params->kv_blocks);
-  up_kv_cache *cache = up_kv_cache_create((int32_t)params->kv_blocks, bt, L, params->max_seqs,
-                                          max_blocks_per_seq > 0 ? max_blocks_per_seq : 1);
+  up_memory_layout layout;
+  char why[256];
+  if (!up_memory_layout_from_config(cfg, be->act_dtype, bt, &layout, why, sizeof why)) UP_FATAL("%s", why);
+  const up_layer_memory_capacity capacity = {
+      .kv_blocks = (int32_t)params->kv_blocks, .max_seqs = params->max_seqs,
+      .max_blocks_per_seq = max_blocks_per_seq > 0 ? max_blocks_per_seq : 1,
+      .state_slots = up_memory_layout_layers_of(&layout, UP_MEMORY_RECURRENT) > 0 ? params->max_seqs : 0};
+  up_layer_memory *memory = up_layer_memory_create(&layout, &capacity);
   const int32_t kv_dim = cfg->n_kv_heads * cfg->head_dim;
   const size_t block_bytes = (size_t)bt * kv_dim * up_dtype_size(be->act_dtype);
   up_kv_pool pool = {.n_blocks = (int32_t)params->kv_blocks, .block_tokens = bt, .kv_dim = kv_dim};
@@ -215,9 +221,9 @@ void up_engine_run_point(const up_model *model, const up_engine_params *params, 
 
   const up_scheduler_limits limits = {.max_seqs = params->max_seqs, .max_batch_tokens = params->max_batch_tokens,
                                       .max_context = cfg->max_context};
-  up_scheduler *sched = up_scheduler_create(&limits, cache);
+  up_scheduler *sched = up_scheduler_create(&limits, memory);
   up_forward_workspace *ws = up_forward_workspace_create(model, params->workspace_tokens, params->max_seqs,
-                                                         up_kv_cache_max_blocks_per_seq(cache));
+                                                         up_layer_memory_max_blocks_per_seq(memory));
   const int32_t cap = params->max_seqs > 16 ? params->max_seqs : 16;
   up_request **arrivals = up_calloc_or_die((size_t)cap, sizeof(up_request *), "arrival buffer");
   up_forward_seq *seqs = up_calloc_or_die((size_t)params->max_seqs, sizeof(up_forward_seq), "forward batch");
@@ -236,8 +242,6 @@ void up_engine_run_point(const up_model *model, const up_engine_params *params, 
       for (int32_t i = 0; i < n_new; ++i) up_scheduler_submit(sched, arrivals[i], now);
 
     const int32_t n_entries = up_scheduler_plan_step(sched, &plan, now);
-    const int64_t used = up_kv_cache_total_blocks(cache) - up_kv_cache_free_blocks(cache);
-    if (used > out->kv_blocks_peak) out->kv_blocks_peak = used;
     if (up_scheduler_running(sched) > out->max_resident) out->max_resident = up_scheduler_running(sched);
     if (n_entries == 0) {
       drain_finished(sched, &sink, params->rank, arrivals, cap);
@@ -270,7 +274,7 @@ void up_engine_run_point(const up_model *model, const up_engine_params *params, 
     step.start_s = monotonic_s() - t0;
     up_forward_out fout = {.next_tokens = next_tokens, .seq_layer_rows = seq_layer_rows, .layer_rows = layer_rows,
                            .seq_kept_rows = seq_kept_rows, .layer_attn = layer_attn};
-    up_forward(model, ws, cache, &pool, method, seqs, n_entries, &fout);
+    up_forward(model, ws, up_layer_memory_kv(memory), &pool, method, seqs, n_entries, &fout);
     double phase_ms[UP_PHASE_COUNT] = {0};
     if (be->ops->phase_collect) be->ops->phase_collect(be, phase_ms);
     be->ops->synchronize(be);
@@ -292,6 +296,7 @@ void up_engine_run_point(const up_model *model, const up_engine_params *params, 
     drain_finished(sched, &sink, params->rank, arrivals, cap);
   }
   out->wall_s = monotonic_s() - t0;
+  out->kv_blocks_peak = up_layer_memory_usage_now(memory).blocks_peak;
   up_point_result_sort_requests(out);
   free(arrivals);
   free(seqs);
@@ -304,5 +309,5 @@ void up_engine_run_point(const up_model *model, const up_engine_params *params, 
   up_scheduler_destroy(sched);
   be->ops->free(be, pool.k);
   be->ops->free(be, pool.v);
-  up_kv_cache_destroy(cache);
+  up_layer_memory_destroy(memory);
 }

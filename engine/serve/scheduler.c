@@ -1,7 +1,7 @@
 /* scheduler.c — continuous batching: the FIFO of waiting requests, the running set,
  * and the list of finished ones not yet taken. Plans each step (decodes first, then
- * whole-prompt prefills in strict arrival order) and books KV reservations in the
- * up_kv_cache; never touches the model or the requests' kept counts (the engine's). */
+ * whole-prompt prefills in strict arrival order) and books reservations through the
+ * layer-memory door; never touches the model or the requests' kept counts (the engine's). */
 #include "engine/serve/scheduler.h"
 
 #include <stdlib.h>
@@ -45,7 +45,7 @@ static up_request *request_fifo_pop(request_fifo *fifo) {
 
 struct up_scheduler {
   up_scheduler_limits limits;
-  up_kv_cache *cache;
+  up_layer_memory *memory;
   int32_t n_layers;
 
   request_fifo waiting;
@@ -56,7 +56,7 @@ struct up_scheduler {
   up_step_entry *entries;  /* [max_seqs], the plan's storage */
 };
 
-up_scheduler *up_scheduler_create(const up_scheduler_limits *limits, up_kv_cache *cache) {
+up_scheduler *up_scheduler_create(const up_scheduler_limits *limits, up_layer_memory *memory) {
   UP_ASSERT(limits->max_seqs >= 1, "max_seqs must be at least 1 (got %d)", limits->max_seqs);
   UP_ASSERT(limits->max_batch_tokens >= 0, "max_batch_tokens must be 0 (unlimited) or positive (got %lld)",
             (long long)limits->max_batch_tokens);
@@ -68,8 +68,8 @@ up_scheduler *up_scheduler_create(const up_scheduler_limits *limits, up_kv_cache
   UP_ASSERT(limits->max_context >= 1, "max_context must be positive (got %d)", limits->max_context);
   up_scheduler *sched = up_calloc_or_die(1, sizeof *sched, "scheduler");
   sched->limits = *limits;
-  sched->cache = cache;
-  sched->n_layers = up_kv_cache_layers(cache);
+  sched->memory = memory;
+  sched->n_layers = up_layer_memory_layout(memory)->n_layers;
   sched->running = up_calloc_or_die((size_t)limits->max_seqs, sizeof *sched->running, "scheduler running set");
   sched->entries = up_calloc_or_die((size_t)limits->max_seqs, sizeof *sched->entries, "scheduler step plan");
   return sched;
@@ -109,18 +109,11 @@ static bool reject_if_never_runnable(const up_scheduler *sched, up_request *req,
                     req->prompt_len, (long long)lim->max_batch_tokens);
     return true;
   }
-  const int32_t blocks_per_layer = up_kv_cache_blocks_for(sched->cache, lifetime_entries(req));
-  const int32_t max_per_seq = up_kv_cache_max_blocks_per_seq(sched->cache);
-  if (blocks_per_layer > max_per_seq) {
-    up_request_fail(req, now_s, "request needs %d KV blocks per layer, more than the %d a sequence may hold",
-                    blocks_per_layer, max_per_seq);
-    return true;
-  }
-  const int64_t blocks_all_layers = (int64_t)blocks_per_layer * sched->n_layers;
-  const int32_t pool = up_kv_cache_total_blocks(sched->cache);
-  if (blocks_all_layers > pool) {
-    up_request_fail(req, now_s, "request needs %lld KV blocks (%d per layer x %d layers), more than the %d in the cache",
-                    (long long)blocks_all_layers, blocks_per_layer, sched->n_layers, pool);
+  const up_memory_need need = up_memory_layout_need(up_layer_memory_layout(sched->memory), req->prompt_len,
+                                                    req->output_len);
+  char why[sizeof req->error];
+  if (!up_layer_memory_could_hold(sched->memory, &need, why, sizeof why)) {
+    up_request_fail(req, now_s, "%s", why);
     return true;
   }
   return false;
@@ -136,15 +129,15 @@ void up_scheduler_submit(up_scheduler *sched, up_request *req, double now_s) {
   request_fifo_push(&sched->waiting, req);
 }
 
-/* Admit the head of the queue if a slot, the step budget and its KV reservation allow. */
+/* Admit the head of the queue if a slot, the step budget and its memory reservation allow. */
 static bool try_admit(up_scheduler *sched, up_request *req, int64_t step_tokens, double now_s) {
   const up_scheduler_limits *lim = &sched->limits;
   if (sched->n_running >= lim->max_seqs) return false;
   if (lim->max_batch_tokens > 0 && step_tokens + req->prompt_len > lim->max_batch_tokens) return false;
-  const int32_t slot = up_kv_cache_acquire_slot(sched->cache);
+  const int32_t slot = up_layer_memory_acquire(sched->memory);
   if (slot < 0) return false;
-  if (!up_kv_cache_reserve(sched->cache, slot, lifetime_entries(req))) {
-    up_kv_cache_release_slot(sched->cache, slot);
+  if (!up_layer_memory_reserve(sched->memory, slot, req->prompt_len, lifetime_entries(req))) {
+    up_layer_memory_release(sched->memory, slot);
     return false;
   }
   req->status = UP_REQUEST_RUNNING;
@@ -202,17 +195,17 @@ void up_scheduler_complete_step(up_scheduler *sched, const up_step_plan *plan, c
     if (entry->is_prefill) {
       req->first_token = token;
       req->first_token_s = now_s;
-      /* Layers after a drop hold fewer entries than the prompt: give back what the
-       * reservation made for them beyond their own length plus the decodes to come.
-       * What is left is the request's KV footprint, recorded before a one-token
-       * request releases its slot below. */
+      /* Layers after a drop hold fewer entries than the prompt, and a sliding-window
+       * layer only its window: give back what the reservation made for them beyond
+       * their own length plus the decodes to come. What is left is the request's KV
+       * footprint, recorded before a one-token request releases its slot below. */
       req->kv_entries = 0;
       req->kv_blocks = 0;
       for (int32_t layer = 0; layer < sched->n_layers; ++layer) {
-        const int32_t entries = up_kv_cache_len(sched->cache, req->slot, layer);
-        up_kv_cache_trim(sched->cache, req->slot, layer, (int64_t)entries + req->output_len - 1);
-        req->kv_entries += entries;
-        req->kv_blocks += up_kv_cache_blocks_held(sched->cache, req->slot, layer);
+        const int32_t entries = up_layer_memory_len(sched->memory, req->slot, layer);
+        up_layer_memory_trim(sched->memory, req->slot, layer, (int64_t)entries + req->output_len - 1);
+        req->kv_entries += up_layer_memory_counted_entries(sched->memory, req->slot, layer);
+        req->kv_blocks += up_layer_memory_blocks_held(sched->memory, req->slot, layer);
       }
     }
     req->token_times_s[req->n_generated] = now_s;
@@ -221,7 +214,7 @@ void up_scheduler_complete_step(up_scheduler *sched, const up_step_plan *plan, c
     if (req->n_generated == req->output_len) {
       req->status = UP_REQUEST_FINISHED;
       req->finish_s = now_s;
-      up_kv_cache_release_slot(sched->cache, req->slot);
+      up_layer_memory_release(sched->memory, req->slot);
       req->slot = -1;
       remove_running(sched, req);
       request_fifo_push(&sched->finished, req);

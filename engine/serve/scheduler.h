@@ -1,18 +1,19 @@
 /* scheduler.h — continuous batching. Holds the waiting queue (FIFO) and the running
  * set, and plans each engine step: one decode token for every running request that
  * is past its prefill, then whole-prompt prefills of waiting requests in arrival
- * order while the sequence cap, the token budget and the KV cache allow (prefill and
- * decode share the step: prefill-decode co-processing). KV blocks are reserved at
- * admission for the request's whole life at every layer and freed at finish; a
- * request that can never fit fails with a message and the run goes on. The scheduler
- * never touches the model: the engine executes the plan and reports back. */
+ * order while the sequence cap, the token budget and the layer memory allow (prefill
+ * and decode share the step: prefill-decode co-processing). Layer memory (KV blocks,
+ * recurrent state) is reserved through the layer-memory door at admission for the
+ * request's whole life at every layer and freed at finish; a request that can never
+ * fit fails with a message and the run goes on. The scheduler never touches the
+ * model: the engine executes the plan and reports back. */
 #ifndef UP_SCHEDULER_H
 #define UP_SCHEDULER_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "engine/memory/kv_cache.h"
+#include "engine/memory/layer_memory.h"
 #include "engine/serve/request.h"
 
 typedef struct up_scheduler_limits {
@@ -36,22 +37,22 @@ typedef struct up_step_plan {
 
 typedef struct up_scheduler up_scheduler;
 
-up_scheduler *up_scheduler_create(const up_scheduler_limits *limits, up_kv_cache *cache);
+up_scheduler *up_scheduler_create(const up_scheduler_limits *limits, up_layer_memory *memory);
 void up_scheduler_destroy(up_scheduler *sched);
 
 /* Queue a request (status WAITING). A request that can never run (prompt plus output
- * longer than the context, longer than the token budget, or needing more KV blocks
- * than the whole cache) is failed at once and reported by the next take_finished. */
+ * longer than the context, longer than the token budget, or needing more than the
+ * whole layer memory) is failed at once and reported by the next take_finished. */
 void up_scheduler_submit(up_scheduler *sched, up_request *req, double now_s);
 
 /* Plan the next step into *plan (valid until the next call). Admitted requests get a
- * KV slot and their reservation. Returns the number of entries (0: nothing to run). */
+ * memory slot and their reservation. Returns the number of entries (0: nothing to run). */
 int32_t up_scheduler_plan_step(up_scheduler *sched, up_step_plan *plan, double now_s);
 
 /* Record the step's outcome: next_tokens[i] is the token produced for plan entry i.
- * Updates timestamps, trims each prefilled request's KV reservation to what its
- * layers now hold plus its remaining decode tokens (recording that footprint in
- * kv_entries and kv_blocks), finishes requests that produced
+ * Updates timestamps, trims each prefilled request's reservation to what its layers
+ * now hold plus its remaining decode tokens (recording that footprint in kv_entries,
+ * where a sliding-window layer counts at most its window, and kv_blocks), finishes requests that produced
  * all their tokens and frees their slots. */
 void up_scheduler_complete_step(up_scheduler *sched, const up_step_plan *plan, const int32_t *next_tokens,
                                 double now_s);

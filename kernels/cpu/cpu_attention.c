@@ -1,7 +1,8 @@
 /* cpu_attention.c — the CPU backend's paged KV cache writes and causal GQA attention
- * over it. Attention gathers one kv head of one sequence into contiguous scratch, then
- * works through query rows in tiles with two GEMMs each, so a 4096-token prefill stays
- * well under a second per layer on two cores. */
+ * over it, full or over a sliding window of cache entries (kernels/ops.h). Attention
+ * gathers one kv head of one sequence into contiguous scratch, then works through
+ * query rows in tiles with two GEMMs each, so a 4096-token prefill stays well under a
+ * second per layer on two cores; a tile's GEMMs span only the keys its rows see. */
 #include "kernels/cpu/cpu_ops.h"
 
 #include <cblas.h>
@@ -43,28 +44,38 @@ void up_cpu_kv_store(up_backend *be, const up_kv_pool *pool, const void *qkv, co
   }
 }
 
-/* Row r of scores sees entries 0..first_index+r: mask the rest, then softmax in place.
- * Masked entries become exact zeros so the P V GEMM can run over the whole tile. */
-static void causal_softmax_rows(float *scores, int32_t n_rows, int32_t n_keys, int32_t first_index) {
+/* The first cache entry the row at cache index `index` sees (window 0: the first). */
+static int32_t first_visible(int32_t index, int32_t window) {
+  return window > 0 && index - window + 1 > 0 ? index - window + 1 : 0;
+}
+
+/* Row r of scores holds keys from cache entry key0 on and sees entries
+ * first_visible(first_index + r)..first_index + r: mask the rest, then softmax in
+ * place. Masked entries become exact zeros so the P V GEMM can run over the whole tile. */
+static void causal_softmax_rows(float *scores, int32_t n_rows, int32_t n_keys, int32_t first_index, int32_t key0,
+                                int32_t window) {
   for (int32_t r = 0; r < n_rows; ++r) {
     float *row = scores + (int64_t)r * n_keys;
-    const int32_t visible = first_index + r + 1;
-    float max = row[0];
-    for (int32_t j = 1; j < visible; ++j) max = row[j] > max ? row[j] : max;
+    const int32_t from = first_visible(first_index + r, window) - key0;
+    const int32_t visible = first_index + r + 1 - key0;
+    for (int32_t j = 0; j < from; ++j) row[j] = 0.0f;
+    float max = row[from];
+    for (int32_t j = from + 1; j < visible; ++j) max = row[j] > max ? row[j] : max;
     double sum = 0.0;
-    for (int32_t j = 0; j < visible; ++j) {
+    for (int32_t j = from; j < visible; ++j) {
       row[j] = expf(row[j] - max);
       sum += row[j];
     }
     const float inv_sum = (float)(1.0 / sum);
-    for (int32_t j = 0; j < visible; ++j) row[j] *= inv_sum;
+    for (int32_t j = from; j < visible; ++j) row[j] *= inv_sum;
     for (int32_t j = visible; j < n_keys; ++j) row[j] = 0.0f;
   }
 }
 
 void up_cpu_attention(up_backend *be, void *out, const void *qkv, const up_kv_pool *pool,
-                      const up_attn_batch *batch, const up_attn_shape *shape) {
+                      const up_attn_batch *batch, const up_attn_shape *shape, int32_t window) {
   check_pool_shape(pool, shape, "attention");
+  if (window < 0) UP_FATAL("attention: window %d must be 0 (full causal) or positive", window);
   const int32_t hd = shape->head_dim, group = shape->n_heads / shape->n_kv_heads;
   const int64_t qkv_stride = (int64_t)(shape->n_heads + 2 * shape->n_kv_heads) * hd;
   const int64_t out_stride = (int64_t)shape->n_heads * hd;
@@ -77,8 +88,10 @@ void up_cpu_attention(up_backend *be, void *out, const void *qkv, const up_kv_po
     if (n_rows < 0 || entries < n_rows || entries > seq_capacity)
       UP_FATAL("attention: sequence %d has %d rows and %d cached entries (block table holds %lld)", s, n_rows,
                entries, (long long)seq_capacity);
+    /* Blocks wholly before the first row's window may have gone back to the pool. */
     const int32_t *block_table = batch->block_tables + (int64_t)s * batch->max_blocks_per_seq;
-    for (int32_t b = 0; b * pool->block_tokens < entries; ++b)
+    for (int32_t b = first_visible(entries - n_rows, window) / pool->block_tokens; b * pool->block_tokens < entries;
+         ++b)
       if (block_table[b] < 0 || block_table[b] >= pool->n_blocks)
         UP_FATAL("attention: sequence %d block %d is %d, outside the pool's %d blocks", s, b, block_table[b],
                  pool->n_blocks);
@@ -95,20 +108,26 @@ void up_cpu_attention(up_backend *be, void *out, const void *qkv, const up_kv_po
     const int32_t n_rows = batch->cu_seqlens[s + 1] - first_row;
     if (n_rows == 0) continue;
     const int32_t prior = batch->kv_lens[s] - n_rows; /* entries cached before this step */
-    const int32_t *block_table = batch->block_tables + (int64_t)s * batch->max_blocks_per_seq;
+    /* Gather from the block of the first entry any row sees: entry e sits at e - base. */
+    const int32_t first_block = first_visible(prior, window) / pool->block_tokens;
+    const int32_t base = first_block * pool->block_tokens;
+    const int32_t *block_table = batch->block_tables + (int64_t)s * batch->max_blocks_per_seq + first_block;
     for (int32_t kvh = 0; kvh < shape->n_kv_heads; ++kvh) {
-      up_cpu_kv_gather(pool, block_table, batch->kv_lens[s], kvh, hd, 0, keys);
-      up_cpu_kv_gather(pool, block_table, batch->kv_lens[s], kvh, hd, 1, values);
+      up_cpu_kv_gather(pool, block_table, batch->kv_lens[s] - base, kvh, hd, 0, keys);
+      up_cpu_kv_gather(pool, block_table, batch->kv_lens[s] - base, kvh, hd, 1, values);
       for (int32_t h = kvh * group; h < (kvh + 1) * group; ++h) {
         for (int32_t t0 = 0; t0 < n_rows; t0 += ATTN_TILE_ROWS) {
           const int32_t tile = n_rows - t0 < ATTN_TILE_ROWS ? n_rows - t0 : ATTN_TILE_ROWS;
-          const int32_t n_keys = prior + t0 + tile; /* what the tile's last row sees */
+          /* The tile's keys: from what its first row sees to what its last row sees. */
+          const int32_t key0 = first_visible(prior + t0, window);
+          const int32_t n_keys = prior + t0 + tile - key0;
           const float *q = (const float *)qkv + (first_row + t0) * qkv_stride + (int64_t)h * hd;
+          const float *k = keys + (int64_t)(key0 - base) * hd, *v = values + (int64_t)(key0 - base) * hd;
           float *o = (float *)out + (first_row + t0) * out_stride + (int64_t)h * hd;
           cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, tile, n_keys, hd, shape->scale, q,
-                      (int)qkv_stride, keys, hd, 0.0f, scores, n_keys);
-          causal_softmax_rows(scores, tile, n_keys, prior + t0);
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, tile, hd, n_keys, 1.0f, scores, n_keys, values,
+                      (int)qkv_stride, k, hd, 0.0f, scores, n_keys);
+          causal_softmax_rows(scores, tile, n_keys, prior + t0, key0, window);
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, tile, hd, n_keys, 1.0f, scores, n_keys, v,
                       hd, 0.0f, o, (int)out_stride);
         }
       }

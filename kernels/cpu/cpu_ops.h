@@ -25,6 +25,6 @@ void up_cpu_argmax_rows(up_backend *be, int32_t *dst_host, const void *x, int32_
 void up_cpu_kv_store(up_backend *be, const up_kv_pool *pool, const void *qkv, const int32_t *slot_mapping,
                      int32_t n_tokens, const up_attn_shape *shape);
 void up_cpu_attention(up_backend *be, void *out, const void *qkv, const up_kv_pool *pool,
-                      const up_attn_batch *batch, const up_attn_shape *shape);
+                      const up_attn_batch *batch, const up_attn_shape *shape, int32_t window);
 
 #endif

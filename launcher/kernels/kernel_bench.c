@@ -147,7 +147,7 @@ static int32_t up_run_once(up_backend *be, const up_kernel_plan *plan, const up_
       be->ops->matmul(be, in->out, in->a, in->w, (int32_t)r->m, (int32_t)r->n, (int32_t)r->k);
       return 0;
     case UP_KERNEL_ATTENTION:
-    case UP_KERNEL_DECODE: be->ops->attention(be, in->out, in->qkv, &in->pool, &in->batch, &plan->shape); return 0;
+    case UP_KERNEL_DECODE: be->ops->attention(be, in->out, in->qkv, &in->pool, &in->batch, &plan->shape, 0); return 0;
     case UP_KERNEL_SELECTION:
       return up_uniprefill_select(be, in->keep_rows, in->new_cu_seqlens_host, in->qkv, &in->pool, &in->batch,
                                   &plan->shape, in->is_candidate_host, &plan->select);

@@ -208,7 +208,7 @@ static void gpu_run(up_backend *gpu, const attn_case *c, const attn_problem *p, 
   UP_CUDA_CHECK(cudaMemsetAsync(p->out_d, 0xFF, 2 * out_n, stream));
   void *ws = NULL;
   if (c->variant == 0) {
-    up_cuda_attention(gpu, p->out_d, p->qkv_d, pool_d, batch_d, shape);
+    up_cuda_attention(gpu, p->out_d, p->qkv_d, pool_d, batch_d, shape, 0);
   } else {
     const int32_t splits = up_cuda_attention_decode_splits(pool_d, batch_d, shape, 132);
     UP_CUDA_CHECK(cudaMalloc(&ws, up_cuda_attention_decode_workspace_bytes(batch_d, shape, splits)));
@@ -281,7 +281,7 @@ static void run_case(up_backend *cpu, up_backend *gpu, uint64_t *rng, const attn
   const up_kv_pool pool_h = {p.k_f, p.v_f, p.n_blocks, p.block_tokens, pool_d.kv_dim};
   float *ref = up_malloc_or_die(sizeof(float) * (size_t)n_cmp * (size_t)p.out_stride, "reference out");
   const clock_t t0 = clock();
-  cpu->ops->attention(cpu, ref, qkv_f, &pool_h, &batch_h, &shape);
+  cpu->ops->attention(cpu, ref, qkv_f, &pool_h, &batch_h, &shape, 0);
   const double cpu_s = (double)(clock() - t0) / CLOCKS_PER_SEC;
 
   float *gpu_out = up_malloc_or_die(sizeof(float) * (size_t)n_cmp * (size_t)p.out_stride, "gpu_out out f32");

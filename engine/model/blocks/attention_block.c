@@ -6,6 +6,8 @@
 
 #include <string.h>
 
+#include "engine/model/layer_cost.h"
+
 /* Describe layer `layer` of the batch to the backend: entry counts including this
  * step's rows, where each row's K/V go, and the block tables. The sequence offsets
  * change only at a drop: the loop uploads them then, not per layer. */
@@ -54,7 +56,7 @@ void up_attention_block(up_forward_step *step, int32_t layer) {
   if (method->ops->attention) {
     work.computed = method->ops->attention(method, be, &step->at, ws->attn);
   } else {
-    ops->attention(be, ws->attn, ws->qkv, step->pool, &step->view, &step->shape);
+    ops->attention(be, ws->attn, ws->qkv, step->pool, &step->view, &step->shape, up_layer_window(cfg, layer));
     work.computed = work.causal; /* dense causal attention computes every causal pair */
   }
   if (step->layer_attn) step->layer_attn[layer] = work;

@@ -18,7 +18,11 @@ extern "C" void up_cuda_attention_release(up_backend *be) {
 }
 
 extern "C" void up_cuda_attention(up_backend *be, void *out, const void *qkv, const up_kv_pool *pool,
-                                  const up_attn_batch *batch, const up_attn_shape *shape) {
+                                  const up_attn_batch *batch, const up_attn_shape *shape, int32_t window) {
+  if (window < 0) UP_FATAL("attention: window %d must be 0 (full causal) or positive", window);
+  if (window > 0)
+    UP_FATAL("attention: sliding window of %d entries requested, but the CUDA backend's attention kernels are full "
+             "causal only; sliding-window CUDA kernels come with Gemma 3 (issue 12)", window);
   if (shape->n_kv_heads <= 0 || shape->n_heads % shape->n_kv_heads != 0)
     UP_FATAL("attention: n_heads %d is not a multiple of n_kv_heads %d", shape->n_heads, shape->n_kv_heads);
   if (pool->kv_dim != shape->n_kv_heads * shape->head_dim)

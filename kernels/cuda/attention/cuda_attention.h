@@ -27,9 +27,11 @@ extern "C" {
  * head_dim must be 64, 128 or 256. `be` must be a CUDA backend (up_cuda_backend_create):
  * the op runs on its stream and keeps its decode workspace in its state. The first call
  * per backend (and a call needing a larger decode workspace than any before) allocates
- * device memory; steady-state calls do not. */
+ * device memory; steady-state calls do not. Only window 0 (full causal) has kernels:
+ * a sliding window (window > 0) stops with UP_FATAL until the sliding-window kernels
+ * come with Gemma 3 (issue 12); the engine sends none before then. */
 void up_cuda_attention(up_backend *be, void *out, const void *qkv, const up_kv_pool *pool,
-                       const up_attn_batch *batch, const up_attn_shape *shape);
+                       const up_attn_batch *batch, const up_attn_shape *shape, int32_t window);
 
 /* Free the per-backend attention state (decode workspace); the backend's destroy calls it. */
 void up_cuda_attention_release(up_backend *be);

@@ -11,12 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "engine/checkpoint/checkpoint.h"
 #include "engine/serve/generation.h"
 #include "engine/model/model.h"
 #include "engine/tokenizer/tokenizer.h"
+#include "core/clock.h"
 #include "core/fatal.h"
 #include "launcher/eval/eval_record.h"
 #include "launcher/eval/eval_report.h"
@@ -48,11 +48,7 @@ typedef struct eval_prompt {
   int32_t n_tokens;
 } eval_prompt;
 
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
+static double now_ms(void) { return 1e3 * up_clock_monotonic_s(); }
 
 static void copy_joined(char *dst, size_t size, char *const *parts, int32_t n) {
   size_t used = 0;

@@ -19,6 +19,7 @@
 #include "launcher/sweep/point_gather.h"
 #include "launcher/output/report_table.h"
 #include "launcher/output/results_h5.h"
+#include "launcher/harness.h"
 #include "launcher/run_setup.h"
 
 /* Random streams of the inputs (core/rng.h), one per buffer. */
@@ -277,19 +278,20 @@ static up_kernel_record *up_gather_rows(const up_topology *topo, const up_kernel
 int up_kernel_bench_run(const up_options *opt, int argc, char **argv, const up_topology *topo) {
   const int root = topo->world_rank == 0;
   char err[1024] = "";
-  up_backend *be = up_run_select_backend(opt, topo);
-  if (!be) return 2;
+  up_harness h;
+  if (!up_harness_begin(&h, "kernels", opt, argc, argv, topo)) return 2;
+  up_backend *be = h.be;
 
   /* The model and the checks of the case list depend only on the options and the
-   * backend's kind, which every rank shares: every rank reaches the same verdict. */
+   * backend's kind, which every rank shares. */
   up_model_config cfg;
   up_kernel_plan plan;
   const up_kernel_device dev = {.on_gpu = up_run_on_gpu(be), .dtype = be->act_dtype, .name = be->device_name};
-  if (!up_run_resolve_model(opt, be, &cfg, err, sizeof err) ||
-      !up_kernel_plan_build(&plan, opt, &cfg, &dev, err, sizeof err)) {
-    if (root) fprintf(stderr, "uniprefill-bench: error: %s\n", err);
-    be->ops->destroy(be);
-    return 2;
+  const bool planned = up_run_resolve_model(opt, be, &cfg, err, sizeof err) &&
+                       up_kernel_plan_build(&plan, opt, &cfg, &dev, err, sizeof err);
+  if (up_harness_check_failed(&h, !planned, err)) {
+    if (planned) up_kernel_plan_free(&plan);
+    return up_harness_end(&h, 2);
   }
 
   const int bencher = up_first_on_device(topo, be);
@@ -297,20 +299,16 @@ int up_kernel_bench_run(const up_options *opt, int argc, char **argv, const up_t
   snprintf(err, sizeof err, "the largest kernel case of model %s needs %.2f GiB on the %s backend, but only %.2f GiB "
            "is available (reduce --ctx, --kernel-tokens or --kernel-batches)",
            cfg.name, need / 1073741824.0, be->ops->name, available / 1073741824.0);
-  if (up_run_agree_on_failure(topo, bencher && need > available, err)) {
+  if (up_harness_failed(&h, bencher && need > available, err)) {
     up_kernel_plan_free(&plan);
-    be->ops->destroy(be);
-    return 2;
+    return up_harness_end(&h, 2);
   }
 
-  char path[UP_PATH_MAX];
-  int open_failed = 0;
-  up_results_file *results = up_run_open_results(opt, argc, argv, topo, be, cfg.name, path, &open_failed);
-  if (open_failed) {
+  if (!up_harness_open_results(&h, cfg.name)) {
     up_kernel_plan_free(&plan);
-    be->ops->destroy(be);
-    return 1;
+    return up_harness_end(&h, 1);
   }
+  up_results_file *results = h.results;
   int n_benchers = 0;
   UP_CHECK_MPI(MPI_Allreduce(&bencher, &n_benchers, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD));
   if (root && !opt->quiet && n_benchers < topo->world_size)
@@ -349,7 +347,7 @@ int up_kernel_bench_run(const up_options *opt, int argc, char **argv, const up_t
       up_rows_append(&all, gathered, n_gathered);
     }
     free(gathered);
-    if (up_run_agree_on_failure(topo, write_failed, err)) {
+    if (up_harness_failed(&h, write_failed, err)) {
       exit_code = 1;
       break;
     }
@@ -357,17 +355,11 @@ int up_kernel_bench_run(const up_options *opt, int argc, char **argv, const up_t
   if (root && exit_code == 0) {
     up_report_kernels_print(stdout, opt->format, all.rows, all.n);
     fflush(stdout);
-    if (!opt->quiet) fprintf(stderr, "uniprefill-bench: wrote %s\n", path);
+    up_harness_note_written(&h);
   }
-  if (root && up_results_close(results, err, sizeof err) != 0) {
-    fprintf(stderr, "uniprefill-bench: error: %s\n", err);
-    exit_code = 1;
-  }
-  UP_CHECK_MPI(MPI_Bcast(&exit_code, 1, MPI_INT, 0, MPI_COMM_WORLD));
   free(all.rows);
   free(mine);
   if (flush) be->ops->free(be, flush);
   up_kernel_plan_free(&plan);
-  be->ops->destroy(be);
-  return exit_code;
+  return up_harness_end(&h, exit_code);
 }

@@ -24,13 +24,21 @@ static void format_rank_line(char *line, const up_topology *topo, const up_backe
 
 void up_preamble_print(FILE *out, const char *mode, int argc, char **argv, const up_topology *topo,
                        const up_backend *be, int quiet) {
-  if (quiet) return;
+  /* Every rank joins the gather unless all are quiet: ranks launched with different
+   * flags (mpirun's MPMD form) must not leave rank 0 waiting. */
+  const int loud_here = !quiet;
+  int loud_any = 0;
+  UP_CHECK_MPI(MPI_Allreduce(&loud_here, &loud_any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+  if (!loud_any) return;
   const int root = topo->world_rank == 0;
   char mine[UP_PREAMBLE_LINE];
   format_rank_line(mine, topo, be);
   char *lines = root ? up_malloc_or_die((size_t)UP_PREAMBLE_LINE * (size_t)topo->world_size, "preamble lines") : NULL;
   UP_CHECK_MPI(MPI_Gather(mine, UP_PREAMBLE_LINE, MPI_CHAR, lines, UP_PREAMBLE_LINE, MPI_CHAR, 0, MPI_COMM_WORLD));
-  if (!root) return;
+  if (!root || quiet) {
+    free(lines);
+    return;
+  }
   char joined[4096];
   up_run_join_argv(argc, argv, joined, sizeof joined);
   fprintf(out, "# uniprefill-bench %s, commit %s\n", UNIPREFILL_VERSION, UNIPREFILL_GIT_COMMIT);

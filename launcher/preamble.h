@@ -12,8 +12,8 @@
 #include "kernels/ops.h"
 #include "launcher/topology.h"
 
-/* Collective over MPI_COMM_WORLD (every rank must call it, with the same `quiet`).
- * mode: "sweep", "kernels" or "eval". Rank 0 writes to `out`. */
+/* Collective over MPI_COMM_WORLD (every rank calls it). mode: "sweep", "kernels" or
+ * "eval". Rank 0 writes to `out` unless its own `quiet` is set. */
 void up_preamble_print(FILE *out, const char *mode, int argc, char **argv, const up_topology *topo,
                        const up_backend *be, int quiet);
 

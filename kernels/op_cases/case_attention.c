@@ -178,7 +178,7 @@ void up_op_attention_view_of(up_backend *be, void *inputs, const void *reference
                                  .got = rows_under_test(be, inputs, r), .seq = r->seq, .row_in_seq = r->row_in_seq};
 }
 
-const void *up_op_attention_output(void *inputs, size_t *n) {
+void *up_op_attention_output(void *inputs, size_t *n) {
   const attention_inputs *in = inputs;
   *n = (size_t)in->pb.n_tokens * (size_t)in->width;
   return in->out;

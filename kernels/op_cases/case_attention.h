@@ -20,7 +20,7 @@ typedef struct up_op_attention_view {
 } up_op_attention_view;
 
 /* The output buffer of an attention case's inputs (backend memory, *n values). */
-const void *up_op_attention_output(void *inputs, size_t *n);
+void *up_op_attention_output(void *inputs, size_t *n);
 
 /* The view of an attention case's inputs (after run) and reference. */
 void up_op_attention_view_of(up_backend *be, void *inputs, const void *reference, up_op_attention_view *view);

@@ -65,8 +65,6 @@ static const up_table_column up_kernel_columns[] = {
     UP_KERNEL_COLUMN("median_ms", UP_COL_MS, median_ms, UP_SHOW_ALWAYS),
     UP_KERNEL_COLUMN("min_ms", UP_COL_MS, min_ms, UP_SHOW_ALWAYS),
     UP_KERNEL_COLUMN("max_ms", UP_COL_MS, max_ms, UP_SHOW_MACHINE),
-    UP_KERNEL_COLUMN("error", UP_COL_MS, error, UP_SHOW_ALWAYS),
-    UP_KERNEL_COLUMN("error_limit", UP_COL_MS, error_limit, UP_SHOW_MACHINE),
     UP_KERNEL_COLUMN("tflops", UP_COL_MS, tflops_per_s, UP_SHOW_ALWAYS),
     UP_KERNEL_COLUMN("gb_s", UP_COL_RATE, gb_per_s, UP_SHOW_ALWAYS),
     UP_KERNEL_COLUMN("floor_ms", UP_COL_MS, floor_ms, UP_SHOW_WHEN_SET),
@@ -75,6 +73,9 @@ static const up_table_column up_kernel_columns[] = {
     UP_KERNEL_COLUMN("target", UP_COL_TEXT, target, UP_SHOW_WHEN_SET),
     UP_KERNEL_COLUMN("met", UP_COL_VERDICT, target_met, UP_SHOW_WHEN_SET),
     UP_KERNEL_COLUMN("goal_met", UP_COL_VERDICT, goal_met, UP_SHOW_WHEN_SET),
+    /* Last, so the columns before keep their places for readers that count them. */
+    UP_KERNEL_COLUMN("error", UP_COL_MS, error, UP_SHOW_ALWAYS),
+    UP_KERNEL_COLUMN("error_limit", UP_COL_MS, error_limit, UP_SHOW_MACHINE),
 };
 
 #undef UP_KERNEL_COLUMN

@@ -87,25 +87,30 @@ static void matmul_off_by_five_percent(up_backend *be, void *out, const void *a,
   for (int64_t i = 0; i < (int64_t)m * n; ++i) ((float *)out)[i] *= 1.05f;
 }
 
-/* Every row attends one entry short of its cache: the last key is never seen. */
+/* Every row attends one entry short of its cache: its own key is never seen. */
 static void attention_one_short(up_backend *be, void *out, const void *qkv, const up_kv_pool *pool,
                                 const up_attn_batch *batch, const up_attn_shape *shape) {
   int32_t *kv_lens = malloc(sizeof(int32_t) * (size_t)batch->n_seqs);
-  for (int32_t s = 0; s < batch->n_seqs; ++s) kv_lens[s] = batch->kv_lens[s];
-  int32_t *cu = malloc(sizeof(int32_t) * ((size_t)batch->n_seqs + 1));
-  memcpy(cu, batch->cu_seqlens, sizeof(int32_t) * ((size_t)batch->n_seqs + 1));
-  /* Drop each sequence's last row from the batch and its entry from the cache. */
+  for (int32_t s = 0; s < batch->n_seqs; ++s) kv_lens[s] = batch->kv_lens[s] - 1;
   up_attn_batch shorter = *batch;
   shorter.kv_lens = kv_lens;
-  for (int32_t s = 0; s < batch->n_seqs; ++s) kv_lens[s] -= 1;
   right_ops->attention(be, out, qkv, pool, &shorter, shape);
   free(kv_lens);
-  free(cu);
 }
 
 static void argmax_off_by_one(up_backend *be, int32_t *dst_host, const void *x, int32_t n_rows, int32_t n_cols) {
   right_ops->argmax_rows(be, dst_host, x, n_rows, n_cols);
   for (int32_t r = 0; r < n_rows; ++r) dst_host[r] = (dst_host[r] + 1) % n_cols;
+}
+
+/* Keeps every row, whatever the scores say. */
+static int32_t select_keeps_everything(up_backend *be, int32_t *keep_rows, int32_t *new_cu_seqlens_host,
+                                       const void *qkv, const up_kv_pool *pool, const up_attn_batch *batch,
+                                       const up_attn_shape *shape, const uint8_t *is_candidate_host,
+                                       const up_select_params *params) {
+  be->ops->download_i32(be, new_cu_seqlens_host, batch->cu_seqlens, (size_t)batch->n_seqs + 1);
+  for (int32_t t = 0; t < batch->n_tokens; ++t) keep_rows[t] = t; /* host memory on the CPU backend */
+  return batch->n_tokens;
 }
 
 static up_backend *wrong_backend(void) {
@@ -115,21 +120,26 @@ static up_backend *wrong_backend(void) {
   wrong_ops.matmul = matmul_off_by_five_percent;
   wrong_ops.attention = attention_one_short;
   wrong_ops.argmax_rows = argmax_off_by_one;
+  wrong_ops.uniprefill_select = select_keeps_everything;
   be->ops = &wrong_ops;
   return be;
 }
 
 Test(op_cases, a_wrong_op_is_caught) {
   up_backend *ref = up_cpu_backend_create(1), *be = wrong_backend();
-  up_op_case cases[3] = {
+  enum { N_CASES = 4 };
+  up_op_case cases[N_CASES] = {
       {.driver = &up_op_matmul, .label = "matmul", .tolerance = 2e-2, .gemm = {.m = 40, .n = 24, .k = 16}},
       {.driver = &up_op_attention, .label = "attention", .tolerance = 2e-2, .sample = 5},
       {.driver = &up_op_argmax_rows, .label = "argmax", .tolerance = 0.0, .rows = {.rows = 6, .dim = 50}},
+      {.driver = &up_op_selection, .label = "selection", .tolerance = 0.0},
   };
-  up_op_batch_dims *d = &cases[1].batch;
-  *d = (up_op_batch_dims){.shape = {4, 2, 16, 0.25f}, .block_tokens = 8, .n_seqs = 2, .rows_each = 30,
-                          .prior_each = 3, .query_bound = 2.0f, .qkv_bound = 2.0f, .pool_bound = 1.0f};
-  for (int i = 0; i < 3; ++i) {
+  cases[1].batch = (up_op_batch_dims){.shape = {4, 2, 16, 0.25f}, .block_tokens = 8, .n_seqs = 2, .rows_each = 30,
+                                      .prior_each = 3, .query_bound = 2.0f, .qkv_bound = 2.0f, .pool_bound = 1.0f};
+  cases[3].batch = (up_op_batch_dims){.shape = {4, 2, 16, 0.25f}, .block_tokens = 16, .n_seqs = 2, .rows_each = 400,
+                                      .query_bound = 8.0f, .qkv_bound = 2.0f, .pool_bound = 1.0f,
+                                      .select = {.top_p = 0.5f, .block = 32, .sink = 16, .last_q = 32}};
+  for (int i = 0; i < N_CASES; ++i) {
     up_op_check check;
     up_op_case_check(&cases[i], be, ref, 99, &check);
     cr_expect(!check.passed, "%s: a wrong op passed with error %.3e (%s)", cases[i].label, check.error, check.detail);
@@ -137,7 +147,7 @@ Test(op_cases, a_wrong_op_is_caught) {
   }
   /* The same cases pass on an honest backend: the failures above are the ops' own. */
   up_backend *honest = up_cpu_backend_create(1);
-  for (int i = 0; i < 3; ++i) {
+  for (int i = 0; i < N_CASES; ++i) {
     up_op_check check;
     up_op_case_check(&cases[i], honest, ref, 99, &check);
     cr_expect(check.passed, "%s: error %.3e (%s)", cases[i].label, check.error, check.detail);

@@ -90,9 +90,9 @@ static int32_t symmetric_difference(const int32_t *a, int32_t na, int32_t a_base
   int32_t i = 0, j = 0, differ = 0;
   while (i < na || j < nb) {
     const int64_t x = i < na ? (int64_t)a[i] - a_base : INT64_MAX, y = j < nb ? (int64_t)b[j] - b_base : INT64_MAX;
-    if (x == y) ++i, ++j;
-    else if (x < y) ++i, ++differ;
-    else ++j, ++differ;
+    differ += x != y;
+    if (x <= y) ++i;
+    if (y <= x) ++j;
   }
   return differ;
 }

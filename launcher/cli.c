@@ -6,8 +6,6 @@
  * apply wherever they appear on the line; the methods layer interprets their values. */
 #include "launcher/cli.h"
 
-#include <ctype.h>
-#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
@@ -229,52 +227,16 @@ static bool up_fail(char *err, size_t err_size, const char *fmt, ...) {
   return false;
 }
 
-/* ---- numbers ----------------------------------------------------------- */
-
-/* strto* skip leading white space and accept a sign: the command line should not. */
-static bool up_starts_like_number(const char *text, bool allow_minus) {
-  if (text[0] == '-' && allow_minus) text++;
-  return isdigit((unsigned char)text[0]);
-}
-
-static bool up_parse_int64(const char *text, int64_t *value) {
-  if (!up_starts_like_number(text, true)) return false;
-  char *end = NULL;
-  errno = 0;
-  const long long v = strtoll(text, &end, 10);
-  if (errno == ERANGE || *end != '\0') return false;
-  *value = (int64_t)v;
-  return true;
-}
-
-bool up_parse_size(const char *text, int64_t *value) {
-  if (!up_starts_like_number(text, false)) return false;
-  char *end = NULL;
-  errno = 0;
-  const long long v = strtoll(text, &end, 10);
-  if (errno == ERANGE) return false;
-  int64_t multiplier = 1;
-  if (*end == 'k' || *end == 'K') {
-    multiplier = 1024;
-    end++;
-  } else if (*end == 'm' || *end == 'M') {
-    multiplier = 1024 * 1024;
-    end++;
-  }
-  if (*end != '\0' || v > INT64_MAX / multiplier) return false;
-  *value = (int64_t)v * multiplier;
-  return true;
-}
+/* ---- numbers (core/parse_number.h parses; the messages are the command line's) ---- */
 
 /* Integer flag within [min, max]; the message names the flag and the text. */
 static bool up_flag_int64(const char *flag, const char *text, int64_t min, int64_t max, int64_t *out, char *err,
                           size_t err_size) {
-  int64_t v = 0;
-  if (!up_parse_int64(text, &v)) return up_fail(err, err_size, "--%s: '%s' is not an integer", flag, text);
-  if (v < min) return up_fail(err, err_size, "--%s: '%s' must be >= %" PRId64, flag, text, min);
-  if (v > max) return up_fail(err, err_size, "--%s: '%s' must be <= %" PRId64, flag, text, max);
-  *out = v;
-  return true;
+  up_number_error why = UP_NUMBER_OK;
+  if (up_parse_int64(text, min, max, out, &why)) return true;
+  if (why == UP_NUMBER_BELOW_MIN) return up_fail(err, err_size, "--%s: '%s' must be >= %" PRId64, flag, text, min);
+  if (why == UP_NUMBER_ABOVE_MAX) return up_fail(err, err_size, "--%s: '%s' must be <= %" PRId64, flag, text, max);
+  return up_fail(err, err_size, "--%s: '%s' is not an integer", flag, text);
 }
 
 static bool up_flag_int32(const char *flag, const char *text, int32_t min, int32_t *out, char *err,
@@ -286,25 +248,18 @@ static bool up_flag_int32(const char *flag, const char *text, int32_t min, int32
 }
 
 static bool up_flag_uint64(const char *flag, const char *text, uint64_t *out, char *err, size_t err_size) {
-  if (!up_starts_like_number(text, false))
+  up_number_error why = UP_NUMBER_OK;
+  if (up_parse_uint64(text, out, &why)) return true;
+  if (why == UP_NUMBER_NOT_NUMBER)
     return up_fail(err, err_size, "--%s: '%s' is not a non-negative integer", flag, text);
-  char *end = NULL;
-  errno = 0;
-  const unsigned long long v = strtoull(text, &end, 10);
-  if (errno == ERANGE || *end != '\0')
-    return up_fail(err, err_size, "--%s: '%s' is not a non-negative 64-bit integer", flag, text);
-  *out = (uint64_t)v;
-  return true;
+  return up_fail(err, err_size, "--%s: '%s' is not a non-negative 64-bit integer", flag, text);
 }
 
 /* Float flag in (lo, hi] or [lo, hi] depending on lo_open. */
 static bool up_flag_fraction(const char *flag, const char *text, bool lo_open, float *out, char *err,
                              size_t err_size) {
-  char *end = NULL;
-  errno = 0;
-  const double v = up_starts_like_number(text, true) || text[0] == '.' ? strtod(text, &end) : NAN;
-  if (end == NULL || *end != '\0' || errno == ERANGE || !isfinite(v))
-    return up_fail(err, err_size, "--%s: '%s' is not a number", flag, text);
+  double v = 0.0;
+  if (!up_parse_real(text, true, &v, NULL)) return up_fail(err, err_size, "--%s: '%s' is not a number", flag, text);
   if ((lo_open ? v <= 0.0 : v < 0.0) || v > 1.0)
     return up_fail(err, err_size, "--%s: '%s' must be in %s0, 1]", flag, text, lo_open ? "(" : "[");
   *out = (float)v;
@@ -326,23 +281,20 @@ static bool up_flag_choice(const char *flag, const char *text, const char *const
 }
 
 /* A finite real >= 0 (or > 0 when positive); "inf" too when allow_inf. */
-static bool up_parse_real(const char *text, bool positive, bool allow_inf, double *out) {
+static bool up_nonnegative_real(const char *text, bool positive, bool allow_inf, double *out) {
   if (allow_inf && strcmp(text, "inf") == 0) {
     *out = INFINITY;
     return true;
   }
-  if (!up_starts_like_number(text, false) && text[0] != '.') return false;
-  char *end = NULL;
-  errno = 0;
-  const double v = strtod(text, &end);
-  if (errno == ERANGE || *end != '\0' || !isfinite(v) || (positive ? v <= 0.0 : v < 0.0)) return false;
+  double v = 0.0;
+  if (!up_parse_real(text, false, &v, NULL) || (positive ? v <= 0.0 : v < 0.0)) return false;
   *out = v;
   return true;
 }
 
 static bool up_flag_real(const char *flag, const char *text, bool allow_inf, double *out, char *err,
                          size_t err_size) {
-  if (!up_parse_real(text, true, allow_inf, out))
+  if (!up_nonnegative_real(text, true, allow_inf, out))
     return up_fail(err, err_size, "--%s: '%s' is not a number > 0%s", flag, text, allow_inf ? " or inf" : "");
   return true;
 }
@@ -361,8 +313,8 @@ static bool up_flag_trace_window(const char *text, up_options *opt, char *err, s
   if (!colon || strlen(text) >= sizeof buf)
     return up_fail(err, err_size, "--trace-window: '%s' is not START:DURATION (seconds, e.g. 600:300)", text);
   snprintf(buf, sizeof buf, "%.*s", (int)(colon - text), text);
-  if (!up_parse_real(buf, false, false, &opt->trace_window_start_s) ||
-      !up_parse_real(colon + 1, true, false, &opt->trace_window_s))
+  if (!up_nonnegative_real(buf, false, false, &opt->trace_window_start_s) ||
+      !up_nonnegative_real(colon + 1, true, false, &opt->trace_window_s))
     return up_fail(err, err_size,
                    "--trace-window: '%s' is not START:DURATION with START >= 0 and DURATION > 0 seconds", text);
   return true;
@@ -487,10 +439,8 @@ static bool up_flag_slo(const char *text, up_slo *slo, char *err, size_t err_siz
     double *part = strcmp(item, "ttft") == 0 ? &parsed.ttft_ms : strcmp(item, "tpot") == 0 ? &parsed.tpot_ms : NULL;
     if (part == NULL) return up_fail(err, err_size, "--slo: unknown objective '%s' (keys: ttft, tpot)", item);
     if (!isnan(*part)) return up_fail(err, err_size, "--slo: '%s' appears twice in '%s'", item, text);
-    char *end = NULL;
-    errno = 0;
-    const double ms = up_starts_like_number(value, false) || value[0] == '.' ? strtod(value, &end) : NAN;
-    if (end == NULL || *end != '\0' || errno == ERANGE || !isfinite(ms))
+    double ms = 0.0;
+    if (!up_parse_real(value, false, &ms, NULL))
       return up_fail(err, err_size, "--slo: %s: '%s' is not a number of milliseconds", item, value);
     if (ms <= 0.0) return up_fail(err, err_size, "--slo: %s: '%s' must be > 0", item, value);
     *part = ms;

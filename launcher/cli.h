@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "core/parse_number.h"
 #include "engine/methods/method.h"
 #include "launcher/kernels/kernel_record.h"
 #include "launcher/sweep/serving_metrics.h"
@@ -118,8 +119,7 @@ up_parse_status up_options_parse(int argc, char **argv, up_options *opt, FILE *o
 
 void up_options_print_help(FILE *out);
 
-/* Parse "1k", "4096", "2M" (k = 1024); false when malformed, negative or out of int64 range. */
-bool up_parse_size(const char *text, int64_t *value);
+/* Sizes ("1k", "4096", "2M") are parsed by up_parse_size (core/parse_number.h). */
 /* Parse a comma list of sizes into values (at most max); false with a message on error. */
 bool up_parse_size_list(const char *text, int32_t *values, int32_t max, int32_t *count, char *err, size_t err_size);
 

@@ -30,6 +30,18 @@ int up_run_agree_on_failure(const up_topology *topo, int failed_here, const char
   return failed_any;
 }
 
+int up_run_agree_on_check(const up_topology *topo, int failed_here, const char *msg) {
+  int failed[2] = {failed_here, !failed_here}, totals[2] = {0, 0}; /* any failed, any passed */
+  UP_CHECK_MPI(MPI_Allreduce(failed, totals, 2, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+  if (!totals[0]) return 0;
+  if (totals[1]) { /* some ranks passed: the failure is this rank's own, so it says which rank it is */
+    if (failed_here) fprintf(stderr, "uniprefill-bench: rank %d: error: %s\n", topo->world_rank, msg);
+  } else if (topo->world_rank == 0) {
+    fprintf(stderr, "uniprefill-bench: error: %s\n", msg);
+  }
+  return 1;
+}
+
 bool up_run_on_gpu(const up_backend *be) { return strcmp(be->ops->name, "cuda") == 0; }
 
 up_backend *up_run_select_backend(const up_options *opt, const up_topology *topo) {
@@ -141,7 +153,7 @@ static void library_versions(char *buf, size_t size) {
   snprintf(buf, size, "hdf5 %u.%u.%u; %s", maj, min, rel, mpi);
 }
 
-static void join_argv(int argc, char **argv, char *buf, size_t size) {
+void up_run_join_argv(int argc, char **argv, char *buf, size_t size) {
   size_t used = 0;
   buf[0] = '\0';
   for (int i = 0; i < argc && used + 1 < size; ++i)
@@ -163,7 +175,7 @@ up_results_file *up_run_open_results(const up_options *opt, int argc, char **arg
     snprintf(path, UP_PATH_MAX, "results/runs/%s.h5", stamp);
   }
   UP_CHECK_MPI(MPI_Bcast(path, UP_PATH_MAX, MPI_CHAR, 0, MPI_COMM_WORLD));
-  join_argv(argc, argv, argv_joined, sizeof argv_joined);
+  up_run_join_argv(argc, argv, argv_joined, sizeof argv_joined);
   library_versions(libs, sizeof libs);
   up_results_file *results = NULL;
   int open_failed = 0;

@@ -1,8 +1,9 @@
-/* run_setup.h — what every mode of uniprefill-bench (the sweep, --kernels) does around
- * its measurements: pick this rank's backend and check that every rank got the same
- * kind, resolve the model preset the backend defaults to, create the results file on
- * rank 0 with the run's metadata, and agree on failures so that every rank returns the
- * same exit code. All collective over MPI_COMM_WORLD. */
+/* run_setup.h — the set-up steps every mode of uniprefill-bench (the sweep, --kernels,
+ * --eval) takes, which harness.h strings together: pick this rank's backend and check
+ * that every rank got the same kind, resolve the model (a preset, by default the one
+ * the backend suggests, or a checkpoint), create the results file on rank 0 with the
+ * run's metadata, and agree on failures so that every rank returns the same exit code.
+ * All collective over MPI_COMM_WORLD. */
 #ifndef UP_RUN_SETUP_H
 #define UP_RUN_SETUP_H
 
@@ -19,6 +20,11 @@
 /* Every rank reaches the same verdict: non-zero when any rank failed. Each failing rank
  * prints msg. */
 int up_run_agree_on_failure(const up_topology *topo, int failed_here, const char *msg);
+
+/* The same verdict for a check every rank makes on the same inputs (the options, the
+ * model config): where every rank failed, rank 0 alone prints msg, once; where only
+ * some did (a file one host cannot read), each of those prints it with its rank. */
+int up_run_agree_on_check(const up_topology *topo, int failed_here, const char *msg);
 
 /* This rank's backend (--backend), the same kind on every rank; NULL on every rank,
  * with the reason printed, when one cannot be had (exit code 2). Rank 0 prints the
@@ -42,6 +48,9 @@ bool up_run_model_is_checkpoint(const up_options *opt);
  * weights for a path. NULL with a message when the checkpoint cannot be loaded. */
 up_model *up_run_create_model(const up_options *opt, const up_model_config *cfg, up_backend *be, char *err,
                               size_t err_size);
+
+/* argv joined by spaces into buf (cut at size), as the run file and the preamble show it. */
+void up_run_join_argv(int argc, char **argv, char *buf, size_t size);
 
 /* Rank 0 creates the results file (-o PATH, or results/runs/<UTC timestamp>.h5 with its
  * directories) holding the run's metadata; path (UP_PATH_MAX chars) receives its name on

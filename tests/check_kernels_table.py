@@ -3,7 +3,8 @@
 run file against the schema of results/README.md: every row timed (positive, ordered
 min <= median <= max), FLOPs and bytes equal to the shape formulas, rates consistent
 with them, floors present exactly when the device's peaks are known, targets only on
-a GPU, verdicts that follow from the measured numbers.
+a GPU, verdicts that follow from the measured numbers, and every case's sample within
+its error limit of the CPU reference (0 on the CPU, which is the reference).
 
     check_kernels_table.py RUN.h5 [--cases N]
 
@@ -46,7 +47,14 @@ def expected_work(row, elem, last_q):
     return tokens * 4 * d * heads * last_q, tokens * 2 * elem * kv_dim
 
 
-def check_row(row, elem, last_q, on_gpu, problems):
+def expected_error_limit(row, block):
+    """The error a case accepts (launcher/kernels/kernel_cases.h)."""
+    if text(row["kernel"]) == "selection":
+        return 2.0 * block / float(row["seq_len"])  # one block swapped at the boundary per sequence
+    return 2e-2  # normalised error of bf16 outputs against fp32
+
+
+def check_row(row, elem, last_q, block, on_gpu, problems):
     label = text(row["label"])
 
     def expect(cond, message):
@@ -91,6 +99,13 @@ def check_row(row, elem, last_q, on_gpu, problems):
     else:
         expect(row["target_met"] == -1 and text(row["target"]) == "", "a verdict without a target")
     expect((row["flush_bytes"] > 0) == on_gpu, f"flush_bytes {row['flush_bytes']} on the {'GPU' if on_gpu else 'CPU'}")
+    error, limit = float(row["error"]), float(row["error_limit"])
+    expect(close(limit, expected_error_limit(row, block)), f"error_limit {limit} != {expected_error_limit(row, block)}")
+    expect(math.isfinite(error) and error >= 0.0, f"error {error} is not a finite non-negative number")
+    if on_gpu:
+        expect(error <= limit, f"error {error:.3g} above its limit {limit:.3g}: the backend disagrees with the CPU")
+    else:
+        expect(error == 0.0, f"error {error} on the CPU backend, which is the reference")
 
 
 def check(path, n_cases):
@@ -105,6 +120,7 @@ def check(path, n_cases):
         table = f["kernels"]
         rows = table[...]
         last_q = int(table.attrs["last_q"])
+        block = int(table.attrs["block"])
     elem = ELEMENT_BYTES.get(backend)
     if elem is None:
         return [f"unknown backend '{backend}'"]
@@ -121,8 +137,11 @@ def check(path, n_cases):
             problems.append(f"rank {rank} has a label twice: {labels}")
         if n_cases is not None and len(labels) != n_cases:
             problems.append(f"rank {rank} has {len(labels)} cases, expected {n_cases}")
+    for field in ("error", "error_limit"):
+        if field not in rows.dtype.names:
+            return [f"/kernels has no {field} column (written before the CPU check existed?)"]
     for row in rows:
-        check_row(row, elem, last_q, backend == "cuda", problems)
+        check_row(row, elem, last_q, block, backend == "cuda", problems)
     if not problems:
         print(f"ok: {path}: {len(rows)} kernel rows from rank(s) {ranks} on {backend}")
     return problems

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # kernels_mode.sh — end to end: `uniprefill-bench --kernels` on the CPU backend with
 # tiny-llama at tiny sizes finishes in seconds, exits 0, prints one table row per case
-# and writes a /kernels table that check_kernels_table.py accepts (positive times, FLOPs
-# and bytes equal to the shape formulas, no floors or targets on a CPU); then two ranks
+# with an error column and writes a /kernels table that check_kernels_table.py accepts
+# (positive times, FLOPs and bytes equal to the shape formulas, no floors or targets on
+# a CPU, error 0: the CPU is the reference); then two ranks
 # on this one host: only the first times (they share the CPU), and rank 0 writes the
 # same cases. Usage: kernels_mode.sh BINARY PYTHON CHECK_SCRIPT MPIEXEC
 set -u
@@ -28,6 +29,9 @@ fi
 rows=$(grep -c '^| [a-z]' "$work/stdout")
 if [[ $rows -ne $((cases + 1)) ]]; then # the header row starts with "| case"
   echo "FAIL: the table has $((rows - 1)) case rows, expected $cases:"; cat "$work/stdout"; exit 1
+fi
+if ! grep -Eq '^\| case .*\| +error +\|$' "$work/stdout"; then
+  echo "FAIL: the table has no error column (the last):"; cat "$work/stdout"; exit 1
 fi
 echo "ok: --kernels on the CPU in ${elapsed}s, $cases rows"
 if [[ $elapsed -gt 60 ]]; then

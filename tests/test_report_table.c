@@ -210,14 +210,15 @@ static void make_kernel_rows(up_kernel_record *rows) {
   const up_kernel_record cases[3] = {
       {.label = "gemm qkv", .shape = "32768x6144x4096", .median_ms = 2.019, .min_ms = 2.0, .tflops_per_s = 816.7,
        .gb_per_s = 357.1, .floor_ms = 1.667, .floor_fraction = 0.826, .target = ">= 742.9 TFLOP/s",
-       .target_met = UP_VERDICT_MET, .goal_met = UP_VERDICT_NONE, .kept_fraction = NAN},
+       .target_met = UP_VERDICT_MET, .goal_met = UP_VERDICT_NONE, .kept_fraction = NAN, .error = 0.0031,
+       .error_limit = 0.02},
       {.label = "attention 1x32K", .shape = "1x32768 h32/8 d128", .median_ms = 34.73, .min_ms = 34.5,
        .tflops_per_s = 253.3, .gb_per_s = 19.3, .floor_ms = 8.89, .floor_fraction = 0.256,
        .target = ">= 350 TFLOP/s (goal 600)", .target_met = UP_VERDICT_MISSED, .goal_met = UP_VERDICT_MISSED,
-       .kept_fraction = NAN},
+       .kept_fraction = NAN, .error = 0.0024, .error_limit = 0.02},
       {.label = "selection 1x512", .shape = "1x512 h4/2 d64", .median_ms = 3.93, .min_ms = 2.88, .tflops_per_s = 0.0171,
        .gb_per_s = 0.1, .floor_ms = NAN, .floor_fraction = NAN, .target_met = UP_VERDICT_NONE,
-       .goal_met = UP_VERDICT_NONE, .kept_fraction = 1.0},
+       .goal_met = UP_VERDICT_NONE, .kept_fraction = 1.0, .error = 0.0, .error_limit = 0.25},
   };
   memcpy(rows, cases, sizeof cases);
 }
@@ -238,8 +239,10 @@ Test(report_table, kernel_rows_show_targets_and_verdicts) {
   for (int i = 1; i < n; i++) cr_expect_eq(strlen(lines[i]), strlen(lines[0]), "line %d", i);
   cr_expect_not_null(strstr(lines[0], "| case "), "%s", lines[0]);
   cr_expect_not_null(strstr(lines[0], " target "), "%s", lines[0]);
-  cr_expect_not_null(strstr(lines[0], " goal_met |"), "%s", lines[0]);
+  cr_expect_not_null(strstr(lines[0], " goal_met |  error |"), "the error last: %s", lines[0]);
   cr_expect_null(strstr(lines[0], "max_ms"), "machine-only column in markdown: %s", lines[0]);
+  cr_expect_null(strstr(lines[0], "error_limit"), "machine-only column in markdown: %s", lines[0]);
+  cr_expect_not_null(strstr(lines[2], "| 0.0031 |"), "%s", lines[2]);
   cr_expect_not_null(strstr(lines[2], "816.70"), "%s", lines[2]);
   cr_expect_not_null(strstr(lines[2], "| >= 742.9 TFLOP/s "), "%s", lines[2]);
   cr_expect_not_null(strstr(lines[2], "|    met |"), "%s", lines[2]);
@@ -269,8 +272,8 @@ Test(report_table, kernel_rows_show_targets_and_verdicts) {
 
   text = render_kernels(UP_FORMAT_CSV, rows, 3);
   cr_expect_not_null(strstr(text, "case,shape,rank,median_ms,min_ms,max_ms,tflops,gb_s,floor_ms,of_floor,kept_frac,"
-                                  "target,met,goal_met\n"), "%s", text);
+                                  "target,met,goal_met,error,error_limit\n"), "%s", text);
   cr_expect_not_null(strstr(text, "gemm qkv,32768x6144x4096,0,2.02,2.00,0.00,816.70,357.1,1.67,0.826,,>= 742.9 "
-                                  "TFLOP/s,met,\n"), "%s", text);
+                                  "TFLOP/s,met,,0.0031,0.02\n"), "%s", text);
   free(text);
 }

@@ -297,7 +297,7 @@ static const field kernel_fields[] = {
     F(up_kernel_record, target),       F(up_kernel_record, target_tflops_per_s), F(up_kernel_record, target_ms),
     F(up_kernel_record, goal_tflops_per_s), F(up_kernel_record, target_met), F(up_kernel_record, goal_met),
     F(up_kernel_record, reference_tflops_per_s), F(up_kernel_record, reference_ms), F(up_kernel_record, basis),
-    F(up_kernel_record, kept_fraction),
+    F(up_kernel_record, kept_fraction), F(up_kernel_record, error),    F(up_kernel_record, error_limit),
 };
 #undef F
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))

@@ -13,13 +13,10 @@
 #include "engine/memory/layer_memory.h"
 #include "engine/model/layer_cost.h"
 #include "engine/serve/scheduler.h"
+#include "core/clock.h"
 #include "core/fatal.h"
 
-static double monotonic_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+static double monotonic_s(void) { return up_clock_monotonic_s(); }
 
 static void sleep_s(double seconds) {
   if (seconds <= 0.0) return;

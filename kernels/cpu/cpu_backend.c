@@ -7,9 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "kernels/cpu/cpu_ops.h"
+#include "core/clock.h"
 #include "kernels/cpu/host_memory.h"
 #include "kernels/cpu/uniprefill_select.h"
 #include "kernels/method_kernels.h"
@@ -56,11 +56,7 @@ typedef struct cpu_phase_clock {
   double ms[UP_PHASE_COUNT];
 } cpu_phase_clock;
 
-static double cpu_now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+static double cpu_now_s(void) { return up_clock_monotonic_s(); }
 
 static void cpu_phase_mark(up_backend *be, up_phase phase) {
   cpu_phase_clock *c = be->impl;

@@ -11,17 +11,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "engine/checkpoint/checkpoint.h"
 #include "engine/serve/generation.h"
 #include "engine/model/model.h"
 #include "engine/tokenizer/tokenizer.h"
+#include "core/clock.h"
 #include "core/fatal.h"
 #include "launcher/eval/eval_record.h"
 #include "launcher/eval/eval_report.h"
 #include "launcher/eval/fidelity_metrics.h"
 #include "launcher/mpi_check.h"
+#include "launcher/harness.h"
 #include "launcher/run_setup.h"
 #include "workloads/eval/eval_score.h"
 #include "workloads/eval/eval_tasks.h"
@@ -48,11 +49,7 @@ typedef struct eval_prompt {
   int32_t n_tokens;
 } eval_prompt;
 
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
+static double now_ms(void) { return 1e3 * up_clock_monotonic_s(); }
 
 static void copy_joined(char *dst, size_t size, char *const *parts, int32_t n) {
   size_t used = 0;
@@ -333,15 +330,15 @@ static int32_t run_context(const up_options *opt, const eval_inputs *in, up_gene
 int up_eval_mode_run(const up_options *opt, int argc, char **argv, const up_topology *topo) {
   const int root = topo->world_rank == 0;
   char err[1024] = "";
-  up_backend *be = up_run_select_backend(opt, topo);
-  if (!be) return 2;
+  up_harness h;
+  if (!up_harness_begin(&h, "eval", opt, argc, argv, topo)) return 2;
+  up_backend *be = h.be;
   eval_inputs in;
   memset(&in, 0, sizeof in);
   const int bad_inputs = !open_inputs(opt, be, &in, err, sizeof err);
-  if (up_run_agree_on_failure(topo, bad_inputs, err)) {
+  if (up_harness_failed(&h, bad_inputs, err)) {
     close_inputs(&in);
-    be->ops->destroy(be);
-    return 2;
+    return up_harness_end(&h, 2);
   }
   const up_model_config *cfg = up_checkpoint_config(in.ck);
   up_eval_generator *tasks = up_eval_generator_create(in.corpus, &in.chat, count_prompt_tokens, &in.enc);
@@ -352,25 +349,22 @@ int up_eval_mode_run(const up_options *opt, int argc, char **argv, const up_topo
   up_generator *gen = model ? up_generator_create(model, opt->eval_batch, max_ctx - opt->eval_max_new,
                                                   opt->eval_max_new, err, sizeof err)
                             : NULL;
-  if (up_run_agree_on_failure(topo, gen == NULL, err)) {
+  if (up_harness_failed(&h, gen == NULL, err)) {
     up_generator_destroy(gen);
     up_model_destroy(model);
     up_eval_generator_free(tasks);
     close_inputs(&in);
-    be->ops->destroy(be);
-    return 2; /* a checkpoint that cannot load is bad input */
+    return up_harness_end(&h, 2); /* a checkpoint that cannot load is bad input */
   }
-  char path[UP_PATH_MAX];
-  int open_failed = 0;
-  up_results_file *results = up_run_open_results(opt, argc, argv, topo, be, cfg->name, path, &open_failed);
-  int exit_code = open_failed ? 2 : 0;
+  int exit_code = up_harness_open_results(&h, cfg->name) ? 0 : 2; /* an -o that cannot be written is bad input */
+  up_results_file *results = h.results;
   up_eval_summary *summaries = NULL;
   int32_t n_summaries = 0;
   for (int32_t c = 0; c < in.n_ctx && exit_code == 0; ++c) {
     eval_prompt *prompts = NULL;
     int32_t n_prompts = 0;
     const int bad = !build_prompts(opt, &in, tasks, in.ctx[c], &prompts, &n_prompts, err, sizeof err);
-    if (up_run_agree_on_failure(topo, bad, err)) {
+    if (up_harness_failed(&h, bad, err)) {
       free_prompts(prompts, n_prompts);
       exit_code = 2;
       break;
@@ -403,23 +397,17 @@ int up_eval_mode_run(const up_options *opt, int argc, char **argv, const up_topo
     free(records);
     free(layer_rows);
     free_prompts(prompts, n_prompts);
-    if (up_run_agree_on_failure(topo, write_failed, err)) exit_code = 1;
+    if (up_harness_failed(&h, write_failed, err)) exit_code = 1;
   }
   if (root && exit_code == 0) {
     up_eval_report_print(stdout, opt->format, summaries, n_summaries);
     fflush(stdout);
-    if (!opt->quiet) fprintf(stderr, "uniprefill-bench: wrote %s\n", path);
+    up_harness_note_written(&h);
   }
-  if (root && results && up_results_close(results, err, sizeof err) != 0) {
-    fprintf(stderr, "uniprefill-bench: error: %s\n", err);
-    exit_code = 1;
-  }
-  UP_CHECK_MPI(MPI_Bcast(&exit_code, 1, MPI_INT, 0, MPI_COMM_WORLD));
   free(summaries);
   up_generator_destroy(gen);
   up_model_destroy(model);
   up_eval_generator_free(tasks);
   close_inputs(&in);
-  be->ops->destroy(be);
-  return exit_code;
+  return up_harness_end(&h, exit_code);
 }

@@ -1,6 +1,7 @@
-/* kernel_bench.c — the --kernels mode (see kernel_bench.h): inputs for each case in
- * backend memory, the timing loop, the per-kernel gather to rank 0, the /kernels table
- * and the terminal table. The case list and its work counts are kernel_cases.c's. */
+/* kernel_bench.c — the --kernels mode (see kernel_bench.h): each case's check against
+ * the CPU reference and its timing loop, the per-kernel gather to rank 0, the /kernels
+ * table and the terminal table. The case list and its work counts are kernel_cases.c's;
+ * making inputs, running the op and comparing are its op case's (kernels/op_cases). */
 #include "launcher/kernels/kernel_bench.h"
 
 #include <math.h>
@@ -11,7 +12,8 @@
 #include <unistd.h>
 
 #include "core/fatal.h"
-#include "core/rng.h"
+#include "kernels/cpu/cpu_backend.h"
+#include "kernels/op_cases/op_check.h"
 #include "launcher/backend_select.h"
 #include "launcher/kernels/kernel_cases.h"
 #include "launcher/kernels/kernel_targets.h"
@@ -19,141 +21,31 @@
 #include "launcher/sweep/point_gather.h"
 #include "launcher/output/report_table.h"
 #include "launcher/output/results_h5.h"
+#include "launcher/harness.h"
 #include "launcher/run_setup.h"
 
-/* Random streams of the inputs (core/rng.h), one per buffer. */
-enum {
-  UP_STREAM_GEMM_A = 1,
-  UP_STREAM_GEMM_W,
-  UP_STREAM_QKV,
-  UP_STREAM_POOL_K,
-  UP_STREAM_POOL_V,
-  UP_STREAM_BLOCKS,
-  UP_STREAM_FLUSH, /* + repeat index */
-};
+/* The L2 flush's random stream (+ repeat index), apart from the cases' input streams. */
+#define UP_STREAM_FLUSH 7
 
-/* Queries at twice the keys' range: scores of a few units, a softmax far from uniform. */
-#define UP_QUERY_BOUND 2.0f
-#define UP_VALUE_BOUND 1.0f
-
-/* One case's backend buffers: a GEMM's operands, or a packed batch over a paged pool. */
-typedef struct up_case_inputs {
-  void *a, *w, *out;
-  void *qkv;
-  up_kv_pool pool;
-  up_attn_batch batch;
-  int32_t *cu_seqlens, *kv_lens, *block_tables, *keep_rows; /* backend int32 */
-  int32_t *new_cu_seqlens_host;
-  uint8_t *is_candidate_host;
-} up_case_inputs;
-
-static void *up_alloc_filled(up_backend *be, size_t n, size_t elem_size, float bound, uint64_t seed, uint64_t stream,
-                             const char *what) {
-  void *p = be->ops->alloc(be, n * elem_size, what);
-  be->ops->fill_uniform(be, p, 0, n, bound, seed, stream);
-  return p;
-}
-
-static int32_t *up_upload_index(up_backend *be, const int32_t *host, size_t n, const char *what) {
-  int32_t *dev = be->ops->alloc(be, sizeof(int32_t) * n, what);
-  be->ops->upload_i32(be, dev, host, n);
-  return dev;
-}
-
-/* A packed batch of record->batch sequences, every one with seq_len cached entries:
- * prefill and selection rows are the whole sequence, decode one new row each. Blocks are
- * handed out in a shuffled order, as a pool that has served other requests would. */
-static void up_make_batch(up_backend *be, const up_kernel_plan *plan, const up_kernel_case *c, uint64_t seed,
-                          up_case_inputs *in) {
-  const up_kernel_record *r = &c->record;
-  const int32_t n_seqs = r->batch, rows = c->kind == UP_KERNEL_DECODE ? 1 : r->seq_len;
-  const int32_t blocks_per_seq = (r->seq_len + plan->block_tokens - 1) / plan->block_tokens;
-  const int32_t n_blocks = up_kernel_case_pool_blocks(plan, c);
-  const size_t e = plan->elem_size;
-  const int32_t kv_dim = plan->shape.n_kv_heads * plan->shape.head_dim;
-  const int64_t qkv_dim = (int64_t)(plan->shape.n_heads + 2 * plan->shape.n_kv_heads) * plan->shape.head_dim;
-
-  int32_t *cu = up_malloc_or_die(sizeof(int32_t) * ((size_t)n_seqs + 1), "kernel case offsets");
-  int32_t *kv_lens = up_malloc_or_die(sizeof(int32_t) * (size_t)n_seqs, "kernel case cache lengths");
-  int32_t *tables = up_malloc_or_die(sizeof(int32_t) * (size_t)n_blocks, "kernel case block tables");
-  for (int32_t s = 0; s <= n_seqs; ++s) cu[s] = s * rows;
-  for (int32_t s = 0; s < n_seqs; ++s) kv_lens[s] = r->seq_len;
-  for (int32_t i = 0; i < n_blocks; ++i) tables[i] = i;
-  for (int32_t i = n_blocks - 1; i > 0; --i) { /* Fisher-Yates */
-    const int32_t j = (int32_t)(up_rng_u64(seed, UP_STREAM_BLOCKS, (uint64_t)i) % (uint64_t)(i + 1));
-    const int32_t t = tables[i];
-    tables[i] = tables[j];
-    tables[j] = t;
-  }
-  in->cu_seqlens = up_upload_index(be, cu, (size_t)n_seqs + 1, "kernel case offsets");
-  in->kv_lens = up_upload_index(be, kv_lens, (size_t)n_seqs, "kernel case cache lengths");
-  in->block_tables = up_upload_index(be, tables, (size_t)n_blocks, "kernel case block tables");
-  free(cu);
-  free(kv_lens);
-  free(tables);
-
-  const size_t pool_n = (size_t)n_blocks * (size_t)plan->block_tokens * (size_t)kv_dim;
-  in->pool = (up_kv_pool){
-      .k = up_alloc_filled(be, pool_n, e, UP_VALUE_BOUND, seed, UP_STREAM_POOL_K, "kernel case K pool"),
-      .v = up_alloc_filled(be, pool_n, e, UP_VALUE_BOUND, seed, UP_STREAM_POOL_V, "kernel case V pool"),
-      .n_blocks = n_blocks, .block_tokens = plan->block_tokens, .kv_dim = kv_dim};
-  in->batch = (up_attn_batch){.n_seqs = n_seqs, .n_tokens = (int32_t)r->tokens, .cu_seqlens = in->cu_seqlens,
-                              .kv_lens = in->kv_lens, .block_tables = in->block_tables,
-                              .max_blocks_per_seq = blocks_per_seq};
-  in->qkv = up_alloc_filled(be, (size_t)r->tokens * (size_t)qkv_dim, e, UP_QUERY_BOUND, seed, UP_STREAM_QKV,
-                            "kernel case qkv rows");
-  if (c->kind == UP_KERNEL_SELECTION) {
-    in->keep_rows = be->ops->alloc(be, sizeof(int32_t) * (size_t)r->tokens, "kernel case kept rows");
-    in->new_cu_seqlens_host = up_malloc_or_die(sizeof(int32_t) * ((size_t)n_seqs + 1), "kernel case new offsets");
-    in->is_candidate_host = up_malloc_or_die((size_t)n_seqs, "kernel case candidates");
-    memset(in->is_candidate_host, 1, (size_t)n_seqs);
-  } else {
-    const size_t out_n = (size_t)r->tokens * (size_t)plan->shape.n_heads * (size_t)plan->shape.head_dim;
-    in->out = be->ops->alloc(be, out_n * e, "kernel case attention output");
-  }
-}
-
-static void up_inputs_make(up_backend *be, const up_kernel_plan *plan, const up_kernel_case *c, uint64_t seed,
-                           up_case_inputs *in) {
-  memset(in, 0, sizeof *in);
-  const up_kernel_record *r = &c->record;
-  if (c->kind == UP_KERNEL_GEMM) {
-    /* Random operands, never zeros: a GEMM on zeros runs faster than on real data. */
-    in->a = up_alloc_filled(be, (size_t)(r->m * r->k), plan->elem_size, UP_VALUE_BOUND, seed, UP_STREAM_GEMM_A,
-                            "kernel case GEMM activations");
-    in->w = up_alloc_filled(be, (size_t)(r->n * r->k), plan->elem_size, UP_VALUE_BOUND, seed, UP_STREAM_GEMM_W,
-                            "kernel case GEMM weights");
-    in->out = be->ops->alloc(be, (size_t)(r->m * r->n) * plan->elem_size, "kernel case GEMM output");
+/* A sample of the case's outputs against the CPU reference, on the inputs that are then
+ * timed: the record's error and its limit. The CPU backend is the reference itself
+ * (ref NULL): error 0. A rank that times on another backend says when a case is off. */
+static void up_validate_case(up_backend *be, up_backend *ref, up_kernel_case *c, void *inputs,
+                             const up_topology *topo) {
+  up_kernel_record *r = &c->record;
+  r->error_limit = c->op.tolerance;
+  if (!ref) {
+    r->error = 0.0;
     return;
   }
-  up_make_batch(be, plan, c, seed, in);
-}
-
-static void up_inputs_free(up_backend *be, up_case_inputs *in) {
-  void *const buffers[] = {in->a, in->w, in->out, in->qkv, in->pool.k, in->pool.v, in->cu_seqlens, in->kv_lens,
-                           in->block_tables, in->keep_rows};
-  for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; ++i)
-    if (buffers[i]) be->ops->free(be, buffers[i]);
-  free(in->new_cu_seqlens_host);
-  free(in->is_candidate_host);
-  memset(in, 0, sizeof *in);
-}
-
-/* One call of the case's op; returns the kept rows of a selection (0 otherwise). */
-static int32_t up_run_once(up_backend *be, const up_kernel_plan *plan, const up_kernel_case *c, up_case_inputs *in) {
-  const up_kernel_record *r = &c->record;
-  switch (c->kind) {
-    case UP_KERNEL_GEMM:
-      be->ops->matmul(be, in->out, in->a, in->w, (int32_t)r->m, (int32_t)r->n, (int32_t)r->k);
-      return 0;
-    case UP_KERNEL_ATTENTION:
-    case UP_KERNEL_DECODE: be->ops->attention(be, in->out, in->qkv, &in->pool, &in->batch, &plan->shape, 0); return 0;
-    case UP_KERNEL_SELECTION:
-      return up_uniprefill_select(be, in->keep_rows, in->new_cu_seqlens_host, in->qkv, &in->pool, &in->batch,
-                                  &plan->shape, in->is_candidate_host, &plan->select);
-    case UP_KERNEL_KIND_COUNT: break;
-  }
-  UP_FATAL("kernel case '%s' has no kind", r->label);
+  up_op_check check;
+  up_op_case_validate(&c->op, be, inputs, ref, &check);
+  r->error = check.error;
+  if (check.passed) return;
+  char who[32] = "";
+  if (topo->world_size > 1) snprintf(who, sizeof who, "rank %d: ", topo->world_rank);
+  fprintf(stderr, "uniprefill-bench: %swarning: %s: the %s backend differs from the CPU reference by %.3g (limit "
+          "%.3g): %s\n", who, r->label, be->ops->name, check.error, c->op.tolerance, check.detail);
 }
 
 static up_phase up_phase_of(up_kernel_kind kind) {
@@ -165,15 +57,16 @@ static int up_cmp_double(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-/* Warm-up calls, then timed repeats, each preceded by the L2 flush (when there is a
+/* The validation, warm-up calls, then timed repeats, each preceded by the L2 flush (when there is a
  * flush buffer) and timed alone by the backend's phase clock. Fills the record's times
  * and the figures that follow from them. */
-static void up_time_case(up_backend *be, const up_kernel_plan *plan, up_kernel_case *c, void *flush,
-                         uint64_t seed) {
+static void up_time_case(up_backend *be, up_backend *ref, const up_kernel_plan *plan, up_kernel_case *c, void *flush,
+                         uint64_t seed, const up_topology *topo) {
   up_kernel_record *r = &c->record;
-  up_case_inputs in;
-  up_inputs_make(be, plan, c, seed, &in);
-  for (int32_t i = 0; i < plan->warmup; ++i) up_run_once(be, plan, c, &in);
+  const up_op_driver *op = c->op.driver;
+  void *in = op->make(be, &c->op, seed);
+  up_validate_case(be, ref, c, in, topo);
+  for (int32_t i = 0; i < plan->warmup; ++i) op->run(be, &c->op, in);
   const up_phase phase = up_phase_of(c->kind);
   const size_t flush_n = (size_t)plan->flush_bytes / plan->elem_size;
   double *ms = up_malloc_or_die(sizeof(double) * (size_t)plan->repeats, "kernel case times");
@@ -182,12 +75,12 @@ static void up_time_case(up_backend *be, const up_kernel_plan *plan, up_kernel_c
     if (flush) be->ops->fill_uniform(be, flush, 0, flush_n, 1.0f, seed, UP_STREAM_FLUSH + (uint64_t)i);
     double phase_ms[UP_PHASE_COUNT] = {0};
     be->ops->phase_mark(be, phase);
-    kept = up_run_once(be, plan, c, &in);
+    kept = (int32_t)op->run(be, &c->op, in);
     be->ops->phase_collect(be, phase_ms);
     ms[i] = phase_ms[phase];
   }
   be->ops->synchronize(be); /* reports an error a kernel recorded */
-  up_inputs_free(be, &in);
+  op->destroy(be, in);
 
   const int32_t n = plan->repeats;
   qsort(ms, (size_t)n, sizeof ms[0], up_cmp_double);
@@ -277,19 +170,20 @@ static up_kernel_record *up_gather_rows(const up_topology *topo, const up_kernel
 int up_kernel_bench_run(const up_options *opt, int argc, char **argv, const up_topology *topo) {
   const int root = topo->world_rank == 0;
   char err[1024] = "";
-  up_backend *be = up_run_select_backend(opt, topo);
-  if (!be) return 2;
+  up_harness h;
+  if (!up_harness_begin(&h, "kernels", opt, argc, argv, topo)) return 2;
+  up_backend *be = h.be;
 
   /* The model and the checks of the case list depend only on the options and the
-   * backend's kind, which every rank shares: every rank reaches the same verdict. */
+   * backend's kind, which every rank shares. */
   up_model_config cfg;
   up_kernel_plan plan;
   const up_kernel_device dev = {.on_gpu = up_run_on_gpu(be), .dtype = be->act_dtype, .name = be->device_name};
-  if (!up_run_resolve_model(opt, be, &cfg, err, sizeof err) ||
-      !up_kernel_plan_build(&plan, opt, &cfg, &dev, err, sizeof err)) {
-    if (root) fprintf(stderr, "uniprefill-bench: error: %s\n", err);
-    be->ops->destroy(be);
-    return 2;
+  const bool planned = up_run_resolve_model(opt, be, &cfg, err, sizeof err) &&
+                       up_kernel_plan_build(&plan, opt, &cfg, &dev, err, sizeof err);
+  if (up_harness_check_failed(&h, !planned, err)) {
+    if (planned) up_kernel_plan_free(&plan);
+    return up_harness_end(&h, 2);
   }
 
   const int bencher = up_first_on_device(topo, be);
@@ -297,26 +191,24 @@ int up_kernel_bench_run(const up_options *opt, int argc, char **argv, const up_t
   snprintf(err, sizeof err, "the largest kernel case of model %s needs %.2f GiB on the %s backend, but only %.2f GiB "
            "is available (reduce --ctx, --kernel-tokens or --kernel-batches)",
            cfg.name, need / 1073741824.0, be->ops->name, available / 1073741824.0);
-  if (up_run_agree_on_failure(topo, bencher && need > available, err)) {
+  if (up_harness_failed(&h, bencher && need > available, err)) {
     up_kernel_plan_free(&plan);
-    be->ops->destroy(be);
-    return 2;
+    return up_harness_end(&h, 2);
   }
 
-  char path[UP_PATH_MAX];
-  int open_failed = 0;
-  up_results_file *results = up_run_open_results(opt, argc, argv, topo, be, cfg.name, path, &open_failed);
-  if (open_failed) {
+  if (!up_harness_open_results(&h, cfg.name)) {
     up_kernel_plan_free(&plan);
-    be->ops->destroy(be);
-    return 2;
+    return up_harness_end(&h, 2);
   }
+  up_results_file *results = h.results;
   int n_benchers = 0;
   UP_CHECK_MPI(MPI_Allreduce(&bencher, &n_benchers, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD));
   if (root && !opt->quiet && n_benchers < topo->world_size)
     fprintf(stderr, "uniprefill-bench: note: %d of %d ranks time kernels (one per device); the others share a "
             "device with them and wait\n", n_benchers, topo->world_size);
 
+  /* The CPU reference every other backend's cases are checked against first. */
+  up_backend *ref = bencher && strcmp(be->ops->name, "cpu") != 0 ? up_cpu_backend_create(opt->threads) : NULL;
   void *flush = bencher && plan.flush_bytes > 0 ? be->ops->alloc(be, (size_t)plan.flush_bytes, "L2 flush buffer")
                                                 : NULL;
   up_kernel_record *mine = up_malloc_or_die(sizeof *mine * (size_t)(plan.n_cases > 0 ? plan.n_cases : 1),
@@ -335,7 +227,7 @@ int up_kernel_bench_run(const up_options *opt, int argc, char **argv, const up_t
     for (int32_t i = begin; bencher && i < end; ++i) {
       up_kernel_case *c = &plan.cases[i];
       if (progress) fprintf(stderr, "[%d/%d] %s ...", (int)i + 1, (int)plan.n_cases, c->record.label);
-      up_time_case(be, &plan, c, flush, opt->seed);
+      up_time_case(be, ref, &plan, c, flush, opt->seed, topo);
       if (progress) fprintf(stderr, " median %.3g ms\n", c->record.median_ms);
       c->record.rank = topo->world_rank;
       mine[n_mine++] = c->record;
@@ -349,7 +241,7 @@ int up_kernel_bench_run(const up_options *opt, int argc, char **argv, const up_t
       up_rows_append(&all, gathered, n_gathered);
     }
     free(gathered);
-    if (up_run_agree_on_failure(topo, write_failed, err)) {
+    if (up_harness_failed(&h, write_failed, err)) {
       exit_code = 1;
       break;
     }
@@ -357,17 +249,12 @@ int up_kernel_bench_run(const up_options *opt, int argc, char **argv, const up_t
   if (root && exit_code == 0) {
     up_report_kernels_print(stdout, opt->format, all.rows, all.n);
     fflush(stdout);
-    if (!opt->quiet) fprintf(stderr, "uniprefill-bench: wrote %s\n", path);
+    up_harness_note_written(&h);
   }
-  if (root && up_results_close(results, err, sizeof err) != 0) {
-    fprintf(stderr, "uniprefill-bench: error: %s\n", err);
-    exit_code = 1;
-  }
-  UP_CHECK_MPI(MPI_Bcast(&exit_code, 1, MPI_INT, 0, MPI_COMM_WORLD));
   free(all.rows);
   free(mine);
   if (flush) be->ops->free(be, flush);
+  if (ref) ref->ops->destroy(ref);
   up_kernel_plan_free(&plan);
-  be->ops->destroy(be);
-  return exit_code;
+  return up_harness_end(&h, exit_code);
 }

@@ -2,7 +2,9 @@
  * attention, uniprefill_select) at the model's shapes on the selected backend, on
  * random inputs, with the backend's own clock (kernels/ops.h phase timing: CUDA events
  * on the GPU, the host clock on the CPU): untimed warm-up calls, then timed repeats,
- * each preceded on a GPU by a write that evicts L2. Prints one row per case and stores
+ * each preceded on a GPU by a write that evicts L2; before them, a backend other than
+ * the CPU checks a sample of the case's outputs against the CPU reference on the same
+ * inputs (the error column). Prints one row per case and stores
  * them as the /kernels table of the run file, a group of cases (one kernel) at a time.
  *
  * With several ranks, every rank that is the first on its host to use its device

@@ -27,6 +27,16 @@ static const int32_t up_cpu_batch_seqs[] = {4};
 static const int32_t up_cpu_batch_len[] = {512};
 #define UP_CPU_GEMM_TOKENS 512
 
+/* Rows of each case checked against the CPU before it is timed (kernel_cases.h). */
+#define UP_GEMM_SAMPLE_ROWS 16
+#define UP_ATTENTION_SAMPLE_ROWS 8
+#define UP_DECODE_SAMPLE_ROWS 4
+#define UP_SELECTION_SAMPLE_SEQS 1
+#define UP_VALUES_TOLERANCE 2e-2
+/* Queries at twice the keys' range: scores of a few units, a softmax far from uniform. */
+#define UP_QUERY_BOUND 2.0f
+#define UP_VALUE_BOUND 1.0f
+
 /* Allowance for the selection op's workspace per token (token scores, per-row counts,
  * the first pass's partial sums: about 140 bytes on the GPU). */
 #define UP_SELECT_WORKSPACE_PER_TOKEN 256
@@ -59,11 +69,15 @@ static up_kernel_case *up_plan_add(up_kernel_plan *plan, int32_t *capacity, up_k
   c->record.median_ms = c->record.min_ms = c->record.max_ms = NAN;
   c->record.tflops_per_s = c->record.gb_per_s = c->record.floor_fraction = NAN;
   c->record.kept_fraction = NAN;
+  c->record.error = c->record.error_limit = NAN;
   return c;
 }
 
 static void up_add_gemm(up_kernel_plan *plan, int32_t *capacity, const char *name, int64_t m, int64_t n, int64_t k) {
-  up_kernel_record *r = &up_plan_add(plan, capacity, UP_KERNEL_GEMM)->record;
+  up_kernel_case *c = up_plan_add(plan, capacity, UP_KERNEL_GEMM);
+  c->op = (up_op_case){.driver = &up_op_matmul, .tolerance = UP_VALUES_TOLERANCE, .sample = UP_GEMM_SAMPLE_ROWS,
+                       .gemm = {.m = m, .n = n, .k = k}};
+  up_kernel_record *r = &c->record;
   snprintf(r->label, sizeof r->label, "gemm %s", name);
   snprintf(r->shape, sizeof r->shape, "%lldx%lldx%lld", (long long)m, (long long)n, (long long)k);
   r->m = m;
@@ -74,11 +88,30 @@ static void up_add_gemm(up_kernel_plan *plan, int32_t *capacity, const char *nam
   r->bytes = (double)plan->elem_size * ((double)m * (double)k + (double)n * (double)k + (double)m * (double)n);
 }
 
+/* The op call of an attention, decode or selection case: batch sequences, each with
+ * seq_len cached entries (prefill and selection: all of them this step's rows; decode:
+ * one new row), over pages handed out in shuffled order. */
+static void up_describe_batch(const up_kernel_plan *plan, up_kernel_kind kind, int32_t batch, int32_t seq_len,
+                              up_op_case *op) {
+  const bool decode = kind == UP_KERNEL_DECODE, selection = kind == UP_KERNEL_SELECTION;
+  *op = (up_op_case){.driver = selection ? &up_op_selection : &up_op_attention,
+                     .tolerance = selection ? 2.0 * plan->select.block / seq_len : UP_VALUES_TOLERANCE,
+                     .sample = selection ? UP_SELECTION_SAMPLE_SEQS
+                               : decode  ? UP_DECODE_SAMPLE_ROWS
+                                         : UP_ATTENTION_SAMPLE_ROWS};
+  op->batch = (up_op_batch_dims){.shape = plan->shape, .block_tokens = plan->block_tokens, .n_seqs = batch,
+                                 .rows_each = decode ? 1 : seq_len, .prior_each = decode ? seq_len - 1 : 0,
+                                 .query_bound = UP_QUERY_BOUND, .qkv_bound = UP_QUERY_BOUND,
+                                 .pool_bound = UP_VALUE_BOUND, .select = plan->select};
+}
+
 /* Attention, decode or selection over batch sequences of seq_len cached entries each. */
 static void up_add_attention_kind(up_kernel_plan *plan, int32_t *capacity, up_kernel_kind kind, int32_t batch,
                                   int32_t seq_len) {
-  up_kernel_record *r = &up_plan_add(plan, capacity, kind)->record;
+  up_kernel_case *c = up_plan_add(plan, capacity, kind);
+  up_kernel_record *r = &c->record;
   const up_attn_shape *s = &plan->shape;
+  up_describe_batch(plan, kind, batch, seq_len, &c->op);
   char len_text[16];
   up_size_text(len_text, sizeof len_text, seq_len);
   snprintf(r->label, sizeof r->label, "%s %dx%s", up_kernel_kind_names[kind], (int)batch, len_text);
@@ -119,6 +152,7 @@ static void up_finish_cases(up_kernel_plan *plan, const up_kernel_device *dev) {
     up_kernel_case *c = &plan->cases[i];
     up_kernel_record *r = &c->record;
     r->index = i;
+    snprintf(c->op.label, sizeof c->op.label, "%s", r->label);
     r->peak_tflops_per_s = peaks.bf16_tflops;
     r->peak_gb_per_s = peaks.gb_per_s;
     r->flop_floor_ms = r->flop / (peaks.bf16_tflops * 1e12) * 1e3;
@@ -145,6 +179,10 @@ static bool up_check_length(const up_kernel_plan *plan, const up_model_config *c
     return false;
   }
   return true;
+}
+
+int32_t up_kernel_layer_gemms(const up_model_config *cfg, up_gemm_shape gemms[UP_MAX_LAYER_TENSORS]) {
+  return up_layer_gemm_shapes(cfg, 0, gemms);
 }
 
 bool up_kernel_plan_build(up_kernel_plan *plan, const up_options *opt, const up_model_config *cfg,
@@ -184,8 +222,8 @@ bool up_kernel_plan_build(up_kernel_plan *plan, const up_options *opt, const up_
   int32_t capacity = 0;
   if (kinds & (1u << UP_KERNEL_GEMM)) {
     up_gemm_shape gemms[UP_MAX_LAYER_TENSORS];
-    const int32_t n_gemms = up_layer_gemm_shapes(cfg, 0, gemms);
-    for (int32_t i = 0; i < n_gemms; ++i) up_add_gemm(plan, &capacity, gemms[i].name, m, gemms[i].n, gemms[i].k);
+    const int32_t n_gemms = up_kernel_layer_gemms(cfg, gemms);
+    for (int32_t g = 0; g < n_gemms; ++g) up_add_gemm(plan, &capacity, gemms[g].name, m, gemms[g].n, gemms[g].k);
   }
   for (int32_t i = 0; want_attention && i < n_ctx; ++i)
     up_add_attention_kind(plan, &capacity, UP_KERNEL_ATTENTION, 1, ctx[i]);

@@ -11,8 +11,13 @@
  *              convention); bytes e (2 tokens H d + 2 L kv_dim) per sequence (Q, O, K, V once)
  *   decode     flop 4 L d H per sequence; bytes e (2 H d + 2 L kv_dim) per sequence
  *   selection  flop 4 d H last_q per token (two score passes); bytes 2 e kv_dim per token (K read per pass)
- * Floors are these at the device's peaks (device_peaks.h). Only descriptions here:
- * kernel_bench.c runs and times them. */
+ * Floors are these at the device's peaks (device_peaks.h). Each case also carries the
+ * op case (kernels/op_cases) that makes its inputs, runs it, and checks a sample of its
+ * outputs against the CPU reference: 16 GEMM rows, 8 attention rows, 4 decode rows
+ * (each its own sequence), one selection sequence; the selection may differ from the
+ * CPU by one block swapped at the boundary (a near tie of bf16 and fp32 sums) per
+ * sequence, 2 block / L of its rows. Only descriptions here: kernel_bench.c runs and
+ * times them. */
 #ifndef UP_KERNEL_CASES_H
 #define UP_KERNEL_CASES_H
 
@@ -20,7 +25,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "engine/model/layer_cost.h"
 #include "engine/model/model_config.h"
+#include "kernels/op_cases/op_case.h"
 #include "kernels/ops.h"
 #include "kernels/uniprefill_ops.h"
 #include "launcher/cli.h"
@@ -36,7 +43,13 @@ typedef struct up_kernel_device {
 typedef struct up_kernel_case {
   up_kernel_kind kind;
   up_kernel_record record; /* described: shape, work, floors, targets; times NaN until measured */
+  up_op_case op;           /* the op call it times, its inputs and the sample checked against the CPU */
 } up_kernel_case;
+
+/* The GEMMs of one layer of cfg (qkv, o, gate_up, down for Llama) into gemms; returns
+ * how many. The one source of the GEMM shapes for --kernels and the op-case list:
+ * the first layer's, as the architecture's table gives them (engine/model/layer_cost). */
+int32_t up_kernel_layer_gemms(const up_model_config *cfg, up_gemm_shape gemms[UP_MAX_LAYER_TENSORS]);
 
 typedef struct up_kernel_plan {
   int32_t n_cases;

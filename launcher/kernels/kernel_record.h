@@ -59,6 +59,10 @@ typedef struct up_kernel_record {
   double reference_ms;
   char basis[96];          /* where the target and reference come from */
   double kept_fraction;    /* selection: kept rows / rows of the last call; NaN for the other kernels */
+  double error;            /* a sample of the outputs against the CPU reference before timing (kernel_cases.h):
+                              normalised error, for the selection the share of rows decided otherwise; 0 on the
+                              CPU backend, which is the reference */
+  double error_limit;      /* the most error the case accepts */
 } up_kernel_record;
 
 #endif

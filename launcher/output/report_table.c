@@ -73,6 +73,9 @@ static const up_table_column up_kernel_columns[] = {
     UP_KERNEL_COLUMN("target", UP_COL_TEXT, target, UP_SHOW_WHEN_SET),
     UP_KERNEL_COLUMN("met", UP_COL_VERDICT, target_met, UP_SHOW_WHEN_SET),
     UP_KERNEL_COLUMN("goal_met", UP_COL_VERDICT, goal_met, UP_SHOW_WHEN_SET),
+    /* Last, so the columns before keep their places for readers that count them. */
+    UP_KERNEL_COLUMN("error", UP_COL_MS, error, UP_SHOW_ALWAYS),
+    UP_KERNEL_COLUMN("error_limit", UP_COL_MS, error_limit, UP_SHOW_MACHINE),
 };
 
 #undef UP_KERNEL_COLUMN

@@ -300,6 +300,8 @@ static const up_field_spec up_kernel_specs[] = {
     UP_FIELD(up_kernel_record, reference_ms, UP_KIND_F64),
     UP_FIELD(up_kernel_record, basis, UP_KIND_CHARS),
     UP_FIELD(up_kernel_record, kept_fraction, UP_KIND_F64),
+    UP_FIELD(up_kernel_record, error, UP_KIND_F64),
+    UP_FIELD(up_kernel_record, error_limit, UP_KIND_F64),
 };
 
 static const up_field_spec up_kernel_table_specs[] = {

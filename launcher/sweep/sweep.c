@@ -20,6 +20,7 @@
 #include "launcher/sweep/point_summary.h"
 #include "launcher/output/report_table.h"
 #include "launcher/output/results_h5.h"
+#include "launcher/harness.h"
 #include "launcher/run_setup.h"
 #include "launcher/sweep/speed_model.h"
 #include "launcher/sweep/workload_plan.h"
@@ -236,25 +237,20 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
   char err[1024] = "";
 
   /* The backend first: the default model depends on it. */
-  up_backend *be = up_run_select_backend(opt, topo);
-  if (!be) return 2;
+  up_harness h;
+  if (!up_harness_begin(&h, "sweep", opt, argc, argv, topo)) return 2;
+  up_backend *be = h.be;
 
-  /* Model and methods: identical on every rank, so every rank agrees on errors. */
+  /* Model and methods: the same check on every rank. */
   up_model_config cfg;
   up_method methods[UP_MAX_SWEEP];
-  if (!resolve_model_and_methods(opt, be, &cfg, methods, err, sizeof err)) {
-    if (root) fprintf(stderr, "uniprefill-bench: error: %s\n", err);
-    be->ops->destroy(be);
-    return 2;
-  }
+  if (up_harness_check_failed(&h, !resolve_model_and_methods(opt, be, &cfg, methods, err, sizeof err), err))
+    return up_harness_end(&h, 2);
 
   /* The workload (a trace is read and checked here), before anything is written. */
   up_workload_plan wp;
   const int plan_failed = up_workload_plan_init(&wp, opt, &cfg, err, sizeof err) != 0;
-  if (up_run_agree_on_failure(topo, plan_failed, err)) {
-    be->ops->destroy(be);
-    return 2;
-  }
+  if (up_harness_failed(&h, plan_failed, err)) return up_harness_end(&h, 2);
   const int timed = wp.kind != UP_WORKLOAD_CLOSED_LOOP;
   /* Timed workloads bring their own lengths: one ctx entry, recorded as 0. */
   /* Without --ctx, a GPU sweeps prompt lengths worth measuring there. */
@@ -282,10 +278,9 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
   snprintf(err, sizeof err, "model %s needs %.2f GiB of weights on the %s backend, but only %.2f GiB is %s "
            "(use --layers for a shallower variant)", cfg.name, weight_bytes / 1073741824.0, be->ops->name,
            available / 1073741824.0, limited ? "allowed by --mem-limit-mib" : "available");
-  if (up_run_agree_on_failure(topo, weight_bytes >= available, err)) {
-    be->ops->destroy(be);
+  if (up_harness_failed(&h, weight_bytes >= available, err)) {
     up_workload_plan_free(&wp);
-    return 2;
+    return up_harness_end(&h, 2);
   }
   const int64_t point_budget = available - weight_bytes;
   int plan_error = 0;
@@ -304,31 +299,25 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
         plan_error = 1;
       }
     }
-  if (up_run_agree_on_failure(topo, plan_error, err)) {
-    be->ops->destroy(be);
+  if (up_harness_failed(&h, plan_error, err)) {
     up_workload_plan_free(&wp);
-    return 2;
+    return up_harness_end(&h, 2);
   }
 
   /* The results file (rank 0), then the model. */
-  char path[UP_PATH_MAX];
-  int open_failed = 0;
-  up_results_file *results = up_run_open_results(opt, argc, argv, topo, be, cfg.name, path, &open_failed);
-  if (open_failed) {
-    be->ops->destroy(be);
+  if (!up_harness_open_results(&h, cfg.name)) {
     up_workload_plan_free(&wp);
-    return 2;
+    return up_harness_end(&h, 2);
   }
+  up_results_file *results = h.results;
 
   /* A checkpoint that cannot load (a tensor's shape, a missing tensor) is bad input:
    * closing the results file before its first point leaves nothing at -o. */
   char model_err[1024] = "";
   up_model *model = up_run_create_model(opt, &cfg, be, model_err, sizeof model_err);
-  if (up_run_agree_on_failure(topo, model == NULL, model_err)) {
-    if (results) up_results_close(results, model_err, sizeof model_err);
-    be->ops->destroy(be);
+  if (up_harness_failed(&h, model == NULL, model_err)) {
     up_workload_plan_free(&wp);
-    return 2;
+    return up_harness_end(&h, 2);
   }
   const int32_t n_points = n_ctx * opt->n_concurrency * opt->n_methods;
   up_point_summary *rows = root ? up_calloc_or_die((size_t)n_points, sizeof(up_point_summary), "summary rows") : NULL;
@@ -395,7 +384,7 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
                     row->n_failed ? ", some requests failed" : "");
         }
         up_point_result_free(&merged);
-        if (up_run_agree_on_failure(topo, write_failed, err)) {
+        if (up_harness_failed(&h, write_failed, err)) {
           exit_code = 1;
           goto done;
         }
@@ -410,18 +399,12 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
     }
     up_report_table_print(stdout, opt->format, rows, n_points);
     fflush(stdout);
-    if (!opt->quiet) fprintf(stderr, "uniprefill-bench: wrote %s\n", path);
+    up_harness_note_written(&h);
   }
 done:
-  if (root && results && up_results_close(results, err, sizeof err) != 0) {
-    fprintf(stderr, "uniprefill-bench: error: %s\n", err);
-    exit_code = 1;
-  }
-  UP_CHECK_MPI(MPI_Bcast(&exit_code, 1, MPI_INT, 0, MPI_COMM_WORLD));
   free(rows);
   for (int32_t m = 0; m < opt->n_methods; ++m) up_method_destroy(&methods[m]);
   up_model_destroy(model);
-  be->ops->destroy(be);
   up_workload_plan_free(&wp);
-  return exit_code;
+  return up_harness_end(&h, exit_code);
 }

@@ -1,7 +1,7 @@
 # tests/gpu/attention.cmake — the CUDA attention test (label gpu, skips with 77 where no
 # GPU is visible); included from tests/gpu/CMakeLists.txt.
 add_executable(gpu_attention_test gpu_attention_test.c)
-target_link_libraries(gpu_attention_test PRIVATE up_kernels_cuda)
+target_link_libraries(gpu_attention_test PRIVATE up_launcher up_kernels_cuda)
 add_test(NAME gpu_attention_test COMMAND gpu_attention_test)
 set_tests_properties(gpu_attention_test PROPERTIES LABELS gpu SKIP_RETURN_CODE 77 TIMEOUT 900
                      ENVIRONMENT "OPENBLAS_NUM_THREADS=4")

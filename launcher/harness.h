@@ -1,0 +1,54 @@
+/* harness.h — one life cycle for the three modes of uniprefill-bench (the sweep,
+ * --kernels, --eval), so none repeats it: begin (the backend, chosen and agreed on by
+ * every rank, then the `#` preamble), agreement on each set-up failure so every rank
+ * leaves with one exit code and none waits in a collective the others skipped, the
+ * run file, and end (rank 0 closes the file, every rank takes rank 0's exit code, the
+ * backend goes). A mode adds only what is its own: methods, workload, cases, tasks.
+ * The steps themselves are run_setup.h's; this file owns their order. */
+#ifndef UP_HARNESS_H
+#define UP_HARNESS_H
+
+#include <stdbool.h>
+
+#include "kernels/ops.h"
+#include "launcher/cli.h"
+#include "launcher/output/results_h5.h"
+#include "launcher/topology.h"
+
+typedef struct up_harness {
+  const up_options *opt;
+  const up_topology *topo;
+  int argc;
+  char **argv;
+  up_backend *be;
+  up_results_file *results; /* rank 0, once up_harness_open_results succeeded; NULL elsewhere */
+  char path[UP_PATH_MAX];   /* the run file's name on every rank, once opened */
+} up_harness;
+
+/* Collective. The backend (--backend, --attention-kernel) on every rank, then the
+ * preamble (unless --quiet). false on every rank, with the reason printed, when no
+ * backend can be had: the mode returns 2 and must not call up_harness_end. */
+bool up_harness_begin(up_harness *h, const char *mode, const up_options *opt, int argc, char **argv,
+                      const up_topology *topo);
+
+/* Collective: whether any rank failed a check that every rank makes on the same inputs
+ * (up_run_agree_on_check: reported once where all failed). */
+bool up_harness_check_failed(const up_harness *h, int failed_here, const char *msg);
+
+/* Collective: whether any rank failed a step that may fail on some ranks only (memory,
+ * files, devices); each failing rank reports its own (up_run_agree_on_failure). */
+bool up_harness_failed(const up_harness *h, int failed_here, const char *msg);
+
+/* Collective: rank 0 creates the run file (-o, or results/runs/<UTC>.h5) with the run's
+ * metadata; false on every rank, after the message, when it could not. */
+bool up_harness_open_results(up_harness *h, const char *model_name);
+
+/* Rank 0 says where the run file is ("wrote PATH"), unless --quiet. */
+void up_harness_note_written(const up_harness *h);
+
+/* Collective, the last call of a mode: rank 0 closes the run file (a failure there makes
+ * the exit code 1), every rank takes rank 0's exit code, the backend is destroyed (the
+ * mode destroys what it built on it first). Returns the exit code. */
+int up_harness_end(up_harness *h, int exit_code);
+
+#endif

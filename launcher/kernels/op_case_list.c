@@ -1,0 +1,267 @@
+/* op_case_list.c — the correctness cases of op_case_list.h, op by op. Tolerances: bf16
+ * storage rounds to 2^-9, and sums of thousands of products keep the normalised error
+ * near 1e-2 at worst, so 2e-2 for values; indices, copies and the selection's kept
+ * rows must match exactly (a selection difference on a near tie is flagged, not
+ * failed). */
+#include "launcher/kernels/op_case_list.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/fatal.h"
+#include "engine/model/model_config.h"
+#include "launcher/kernels/kernel_cases.h"
+
+#define UP_VALUES_TOL 2e-2
+#define UP_EXACT 0.0
+
+typedef struct case_list {
+  up_op_case *cases;
+  int32_t n, capacity;
+} case_list;
+
+static up_op_case *add(case_list *l, const up_op_driver *driver, double tolerance, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static up_op_case *add(case_list *l, const up_op_driver *driver, double tolerance, const char *fmt, ...) {
+  if (l->n == l->capacity) {
+    l->capacity = l->capacity ? 2 * l->capacity : 64;
+    l->cases = realloc(l->cases, sizeof *l->cases * (size_t)l->capacity);
+    if (!l->cases) UP_FATAL("out of host memory for %d op cases", (int)l->capacity);
+  }
+  up_op_case *c = &l->cases[l->n++];
+  memset(c, 0, sizeof *c);
+  c->driver = driver;
+  c->tolerance = tolerance;
+  c->poison = true;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(c->label, sizeof c->label, fmt, ap);
+  va_end(ap);
+  return c;
+}
+
+static up_attn_shape heads(int32_t n_heads, int32_t n_kv_heads, int32_t head_dim) {
+  return (up_attn_shape){n_heads, n_kv_heads, head_dim, 1.0f / sqrtf((float)head_dim)};
+}
+
+/* A batch of n sequences (at most UP_OP_CASE_MAX_SEQS) with their rows, prior entries
+ * and candidate flags (NULL: every sequence a candidate). */
+static void set_batch(up_op_case *c, up_attn_shape shape, int32_t block_tokens, int32_t n, const int32_t *rows,
+                      const int32_t *prior, const uint8_t *candidate) {
+  UP_ASSERT(n <= UP_OP_CASE_MAX_SEQS, "%d sequences in a listed batch", (int)n);
+  up_op_batch_dims *d = &c->batch;
+  d->shape = shape;
+  d->block_tokens = block_tokens;
+  d->n_seqs = n;
+  d->per_sequence = true;
+  for (int32_t s = 0; s < n; ++s) {
+    d->rows[s] = rows[s];
+    d->prior[s] = prior ? prior[s] : 0;
+    d->candidate[s] = candidate ? candidate[s] : 1;
+  }
+  d->query_bound = d->qkv_bound = d->pool_bound = 1.0f;
+  d->spare_blocks = true;
+}
+
+static void add_per_token_ops(case_list *l, const up_model_config *llama) {
+  const int32_t hidden = llama->hidden, inter = llama->intermediate, vocab = llama->vocab;
+  /* Llama-3.1-8B sizes, then odd ones that take the one-element-per-access paths. */
+  const int32_t norm_shapes[2][2] = {{300, hidden}, {17, 1001}};
+  for (int i = 0; i < 2; ++i) {
+    const int32_t r = norm_shapes[i][0], d = norm_shapes[i][1];
+    add(l, &up_op_rmsnorm, UP_VALUES_TOL, "rmsnorm %d x %d", r, d)->rows = (up_op_rows_dims){r, d, 0};
+    add(l, &up_op_add_rmsnorm, UP_VALUES_TOL, "add_rmsnorm %d x %d", r, d)->rows = (up_op_rows_dims){r, d, 0};
+  }
+  add(l, &up_op_embed, UP_VALUES_TOL, "embed 300 tokens x %d (vocab 1000)", hidden)->rows =
+      (up_op_rows_dims){300, hidden, 1000};
+  add(l, &up_op_embed, UP_VALUES_TOL, "embed 13 tokens x 1001 (vocab 77)")->rows = (up_op_rows_dims){13, 1001, 77};
+  add(l, &up_op_swiglu, UP_VALUES_TOL, "swiglu 300 x %d", inter)->rows = (up_op_rows_dims){300, inter, 0};
+  add(l, &up_op_swiglu, UP_VALUES_TOL, "swiglu 7 x 1003")->rows = (up_op_rows_dims){7, 1003, 0};
+  const int32_t gather_shapes[2][3] = {{300, hidden, 500}, {19, 1001, 50}};
+  for (int i = 0; i < 2; ++i) {
+    const up_op_rows_dims d = {gather_shapes[i][0], gather_shapes[i][1], gather_shapes[i][2]};
+    add(l, &up_op_gather_rows, UP_VALUES_TOL, "gather_rows %d of %d rows x %d", d.rows, d.src_rows, d.dim)->rows = d;
+    add(l, &up_op_gather_i32, UP_EXACT, "gather_i32 %d of %d values", d.rows, d.src_rows)->rows = d;
+  }
+  add(l, &up_op_argmax_rows, UP_EXACT, "argmax_rows 9 x %d", vocab)->rows = (up_op_rows_dims){9, vocab, 0};
+  add(l, &up_op_argmax_rows, UP_EXACT, "argmax_rows 5 x 1001")->rows = (up_op_rows_dims){5, 1001, 0};
+}
+
+/* Frequencies: the model's own (llama3-scaled) at its head size, else theta 10000.
+ * Positions at both ends of the context. */
+static void add_rope(case_list *l, const up_model_config *llama) {
+  static float llama_inv_freq[128]; /* head_dim / 2 frequencies, for head sizes up to 256 */
+  UP_ASSERT(llama->head_dim / 2 <= 128, "head_dim %d", (int)llama->head_dim);
+  up_model_config_rope_inv_freq(llama, llama_inv_freq);
+  const up_attn_shape llama_heads = heads(llama->n_heads, llama->n_kv_heads, llama->head_dim);
+  const int32_t last = llama->max_context - 64;
+  const struct {
+    up_attn_shape shape;
+    int32_t n_tokens, first;
+    const float *inv_freq;
+  } ropes[] = {{llama_heads, 64, 0, llama_inv_freq},
+               {llama_heads, 64, last, llama_inv_freq},
+               {heads(4, 2, 64), 33, 100000, NULL},
+               {heads(3, 1, 6), 11, 131060, NULL}}; /* half = 3: the scalar path */
+  for (size_t i = 0; i < sizeof ropes / sizeof ropes[0]; ++i) {
+    up_op_case *c = add(l, &up_op_rope, UP_VALUES_TOL, "rope %d tokens of %d/%d heads x %d at %d", ropes[i].n_tokens,
+                        ropes[i].shape.n_heads, ropes[i].shape.n_kv_heads, ropes[i].shape.head_dim, ropes[i].first);
+    c->rope = (up_op_rope_dims){ropes[i].shape, ropes[i].n_tokens, ropes[i].first, ropes[i].inv_freq};
+  }
+}
+
+/* One sequence continues a cache at entry 5, one starts empty. */
+static void add_kv_store(case_list *l, const up_model_config *llama) {
+  const int32_t rows[2] = {37, 60}, prior[2] = {5, 0};
+  const up_attn_shape shapes[2] = {heads(llama->n_heads, llama->n_kv_heads, llama->head_dim), heads(3, 1, 6)};
+  for (int i = 0; i < 2; ++i) {
+    up_op_case *c = add(l, &up_op_kv_store, UP_VALUES_TOL, "kv_store %d/%d heads x %d, shuffled blocks",
+                        shapes[i].n_heads, shapes[i].n_kv_heads, shapes[i].head_dim);
+    set_batch(c, shapes[i], 16, 2, rows, prior, NULL);
+  }
+}
+
+/* The layer's projections at 1 to 2048 rows, then odd shapes: tiny, a misaligned a
+ * (cuBLASLt must be told), and k = 0. */
+static void add_matmul(case_list *l, const up_model_config *llama) {
+  up_gemm_shape gemms[UP_MAX_LAYER_TENSORS];
+  const int32_t n_gemms = up_kernel_layer_gemms(llama, gemms);
+  const int32_t ms[4] = {1, 7, 333, 2048};
+  for (int32_t g = 0; g < n_gemms; ++g)
+    for (int j = 0; j < 4; ++j)
+      add(l, &up_op_matmul, UP_VALUES_TOL, "matmul %s m=%d n=%lld k=%lld", gemms[g].name, ms[j],
+          (long long)gemms[g].n, (long long)gemms[g].k)->gemm = (up_op_gemm_dims){ms[j], gemms[g].n, gemms[g].k, 0};
+  const int32_t odd[4][4] = {{5, 37, 19, 0}, {33, 64, 64, 1}, {64, 128, 256, 8}, {3, 5, 0, 0}};
+  for (int i = 0; i < 4; ++i)
+    add(l, &up_op_matmul, UP_VALUES_TOL, "matmul m=%d n=%d k=%d%s", odd[i][0], odd[i][1], odd[i][2],
+        odd[i][3] ? " (a misaligned)" : "")->gemm = (up_op_gemm_dims){odd[i][0], odd[i][1], odd[i][2], odd[i][3]};
+}
+
+/* Head sizes 64/128/256 and GQA groups 4, 1 and 4; packed batches of mixed lengths
+ * after prior entries over shuffled pages of 8 to 128 entries (24: not a power of two),
+ * pure decode, decode over tiny caches, and long prompts compared on sampled rows.
+ * Queries twice the keys' range: scores of a few units, a softmax far from uniform. */
+static void add_attention(case_list *l) {
+  enum { N = 6 };
+  static const int32_t mixed[N] = {1, 17, 64, 100, 1000, 4100}, chunked[N] = {0, 5, 0, 300, 77, 0};
+  static const int32_t chunked_tail[N] = {0, 5, 0, 300, 77, 130};
+  const struct {
+    const char *name;
+    up_attn_shape shape;
+    int32_t block_tokens, n_seqs;
+    const int32_t *rows, *prior;
+    int32_t sample;
+  } cases[] = {
+      {"hd128 gqa 32/8 mixed prefill bt16", heads(32, 8, 128), 16, N, mixed, NULL, 0},
+      {"hd64 8/8 mixed chunked bt64", heads(8, 8, 64), 64, N, mixed, chunked, 0},
+      {"hd256 gqa 4/1 mixed chunked bt16", heads(4, 1, 256), 16, N, mixed, (const int32_t[]){3000, 0, 40, 0, 0, 1}, 0},
+      {"hd128 gqa 32/8 few rows over caches bt24", heads(32, 8, 128), 24, N, (const int32_t[]){2, 3, 4, 5, 6, 130},
+       (const int32_t[]){100, 1000, 0, 17, 4000, 50}, 0},
+      {"hd128 gqa 32/8 pure decode bt16", heads(32, 8, 128), 16, 8, (const int32_t[]){1, 1, 1, 1, 1, 1, 1, 1},
+       (const int32_t[]){99, 256, 999, 4096, 19999, 0, 32, 6999}, 0},
+      {"hd64 8/8 pure decode bt64", heads(8, 8, 64), 64, 4, (const int32_t[]){1, 1, 1, 1},
+       (const int32_t[]){4999, 63, 64, 11999}, 0},
+      {"hd256 gqa 4/1 decode bt16", heads(4, 1, 256), 16, 3, (const int32_t[]){1, 4, 1},
+       (const int32_t[]){2999, 100, 9998}, 0},
+      {"hd128 gqa 32/8 mixed chunked bt64", heads(32, 8, 128), 64, N, mixed, chunked, 0},
+      {"hd128 gqa 32/8 mixed chunked bt16", heads(32, 8, 128), 16, N, mixed, chunked_tail, 0},
+      {"hd128 gqa 32/8 mixed chunked bt32", heads(32, 8, 128), 32, N, mixed, chunked_tail, 0},
+      {"hd128 gqa 32/8 mixed chunked bt8", heads(32, 8, 128), 8, N, (const int32_t[]){5, 130, 64, 255, 1000, 2049},
+       (const int32_t[]){3, 0, 64, 1, 77, 0}, 0},
+      {"hd128 gqa 32/8 mixed chunked bt128", heads(32, 8, 128), 128, N, (const int32_t[]){1, 129, 64, 127, 1000, 4100},
+       (const int32_t[]){0, 1, 128, 300, 0, 5}, 0},
+      /* Decode over tiny caches: most key splits are empty, and several queries per CTA
+       * put the partials of one split in more than one warp. */
+      {"hd128 gqa 32/8 decode over tiny caches bt16", heads(32, 8, 128), 16, 7, (const int32_t[]){1, 2, 3, 4, 1, 4, 2},
+       (const int32_t[]){0, 0, 0, 0, 1, 60, 3}, 0},
+      {"hd64 8/8 multi-row decode over tiny caches bt64", heads(8, 8, 64), 64, 5, (const int32_t[]){2, 3, 4, 4, 2},
+       (const int32_t[]){0, 1, 0, 70, 5}, 0},
+      {"hd128 gqa 32/8 long 16384 rows bt64", heads(32, 8, 128), 64, 1, (const int32_t[]){16384}, NULL, 64},
+      {"hd128 gqa 32/8 long 16384 rows bt16", heads(32, 8, 128), 16, 1, (const int32_t[]){16384}, NULL, 64},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
+    up_op_case *c = add(l, &up_op_attention, UP_VALUES_TOL, "attention %s%s", cases[i].name,
+                        cases[i].sample ? " (sampled rows)" : "");
+    set_batch(c, cases[i].shape, cases[i].block_tokens, cases[i].n_seqs, cases[i].rows, cases[i].prior, NULL);
+    c->batch.query_bound = c->batch.qkv_bound = 2.0f;
+    c->batch.poison_unowned = true;
+    c->sample = cases[i].sample;
+  }
+}
+
+/* Long candidates (short last blocks), a short candidate (at most sink + last_q: left
+ * alone), decode rows and a long non-candidate, over head sizes 64/128/256 and GQA
+ * groups 2-4, at top-p 0.9 / 0.5 / 0.75, fixed budgets 0.3 / 0.45, p = 1, odd block /
+ * sink / last_q and 1-token blocks (the global-memory sort). Queries at 4x the keys'
+ * range so attention is peaked (a power of two: the bf16 values stay exact). */
+static void add_selection(case_list *l) {
+  const up_select_params defaults = {.top_p = 0.99f, .keep_fraction = 0.0f, .block = 64, .sink = 128, .last_q = 128};
+  up_select_params p90 = defaults, p50 = defaults, keep30 = defaults, p100 = defaults, p70 = defaults, p80 = defaults;
+  p90.top_p = 0.9f, p50.top_p = 0.5f, keep30.keep_fraction = 0.3f, p100.top_p = 1.0f, p70.top_p = 0.7f, p80.top_p = 0.8f;
+  const up_select_params odd75 = {.top_p = 0.75f, .block = 48, .sink = 37, .last_q = 100};
+  const up_select_params odd45 = {.top_p = 0.99f, .keep_fraction = 0.45f, .block = 48, .sink = 37, .last_q = 100};
+  const up_select_params blocks1 = {.top_p = 0.3f, .block = 1, .sink = 16, .last_q = 64};
+  const struct {
+    const char *name;
+    up_attn_shape shape;
+    int32_t n_seqs;
+    const int32_t *rows, *prior;
+    const uint8_t *candidate;
+    up_select_params params;
+  } cases[] = {
+#define MIXED_BATCH 7, (const int32_t[]){700, 1, 4100, 200, 1, 2000, 9000}, (const int32_t[]){0, 40, 0, 0, 70, 0, 0}, \
+                    (const uint8_t[]){1, 0, 1, 1, 0, 0, 1}
+      {"hd128 8/2 mixed batch", heads(8, 2, 128), MIXED_BATCH, p90},
+      {"hd128 8/2 mixed batch", heads(8, 2, 128), MIXED_BATCH, p50},
+      {"hd128 8/2 mixed batch", heads(8, 2, 128), MIXED_BATCH, keep30},
+      {"hd128 8/2 mixed batch", heads(8, 2, 128), MIXED_BATCH, p100},
+#undef MIXED_BATCH
+      {"hd128 32/8 llama shape", heads(32, 8, 128), 3, (const int32_t[]){3000, 1, 5000}, (const int32_t[]){0, 33, 0},
+       (const uint8_t[]){1, 0, 1}, p90},
+      {"hd64 8/2", heads(8, 2, 64), 2, (const int32_t[]){1500, 3}, (const int32_t[]){0, 0}, (const uint8_t[]){1, 1}, p70},
+      {"hd64 8/2", heads(8, 2, 64), 2, (const int32_t[]){1500, 3}, (const int32_t[]){0, 0}, (const uint8_t[]){1, 1},
+       keep30},
+      {"hd256 4/2", heads(4, 2, 256), 2, (const int32_t[]){2500, 1}, (const int32_t[]){0, 9}, (const uint8_t[]){1, 0},
+       p80},
+      {"hd128 6/2", heads(6, 2, 128), 3, (const int32_t[]){1000, 1, 2100}, (const int32_t[]){0, 5, 0},
+       (const uint8_t[]){1, 0, 1}, odd75},
+      {"hd128 6/2", heads(6, 2, 128), 3, (const int32_t[]){1000, 1, 2100}, (const int32_t[]){0, 5, 0},
+       (const uint8_t[]){1, 0, 1}, odd45},
+      {"hd128 8/2 1-token blocks (global-memory sort)", heads(8, 2, 128), 2, (const int32_t[]){20000, 1},
+       (const int32_t[]){0, 3}, (const uint8_t[]){1, 0}, blocks1},
+      {"hd128 8/2 no candidates", heads(8, 2, 128), 3, (const int32_t[]){5, 1, 300}, (const int32_t[]){0, 12, 0},
+       (const uint8_t[]){0, 0, 0}, p50},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
+    const up_select_params *p = &cases[i].params;
+    up_op_case *c = add(l, &up_op_selection, UP_EXACT, "selection %s, %s %.2f, block %d sink %d last_q %d",
+                        cases[i].name, p->keep_fraction > 0.0f ? "keep" : "top-p",
+                        (double)(p->keep_fraction > 0.0f ? p->keep_fraction : p->top_p), (int)p->block, (int)p->sink,
+                        (int)p->last_q);
+    set_batch(c, cases[i].shape, 16, cases[i].n_seqs, cases[i].rows, cases[i].prior, cases[i].candidate);
+    c->batch.select = *p;
+    c->batch.query_bound = 8.0f;
+    c->batch.qkv_bound = 2.0f;
+  }
+}
+
+int32_t up_op_case_list(up_op_case **cases) {
+  const up_model_config *llama = up_model_preset_find("llama-3.1-8b");
+  UP_ASSERT(llama != NULL, "the llama-3.1-8b preset is missing");
+  case_list l = {0};
+  add(&l, &up_op_transfers, UP_EXACT, "transfers: 10000019 values at offset 5")->span = (up_op_span_dims){10000019, 5};
+  add(&l, &up_op_fill, UP_VALUES_TOL, "fill_uniform 3000001 values")->span = (up_op_span_dims){3000001, 0};
+  add(&l, &up_op_fill, UP_VALUES_TOL, "fill_uniform 1000 values at offset 7")->span = (up_op_span_dims){1000, 7};
+  add_per_token_ops(&l, llama);
+  add_rope(&l, llama);
+  add_kv_store(&l, llama);
+  add_matmul(&l, llama);
+  add_attention(&l);
+  add_selection(&l);
+  *cases = l.cases;
+  return l.n;
+}

@@ -213,20 +213,6 @@ static const up_flag_info up_flags[] = {
 
 #define UP_N_FLAGS ((int32_t)(sizeof(up_flags) / sizeof(up_flags[0])))
 
-/* ---- errors ------------------------------------------------------------ */
-
-static bool up_fail(char *err, size_t err_size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static bool up_fail(char *err, size_t err_size, const char *fmt, ...) {
-  if (err && err_size > 0) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_size, fmt, ap);
-    va_end(ap);
-  }
-  return false;
-}
-
 /* ---- numbers (core/parse_number.h parses; the messages are the command line's) ---- */
 
 /* Integer flag within [min, max]; the message names the flag and the text. */
@@ -234,9 +220,9 @@ static bool up_flag_int64(const char *flag, const char *text, int64_t min, int64
                           size_t err_size) {
   up_number_error why = UP_NUMBER_OK;
   if (up_parse_int64(text, min, max, out, &why)) return true;
-  if (why == UP_NUMBER_BELOW_MIN) return up_fail(err, err_size, "--%s: '%s' must be >= %" PRId64, flag, text, min);
-  if (why == UP_NUMBER_ABOVE_MAX) return up_fail(err, err_size, "--%s: '%s' must be <= %" PRId64, flag, text, max);
-  return up_fail(err, err_size, "--%s: '%s' is not an integer", flag, text);
+  if (why == UP_NUMBER_BELOW_MIN) return up_error(err, err_size, "--%s: '%s' must be >= %" PRId64, flag, text, min);
+  if (why == UP_NUMBER_ABOVE_MAX) return up_error(err, err_size, "--%s: '%s' must be <= %" PRId64, flag, text, max);
+  return up_error(err, err_size, "--%s: '%s' is not an integer", flag, text);
 }
 
 static bool up_flag_int32(const char *flag, const char *text, int32_t min, int32_t *out, char *err,
@@ -251,17 +237,17 @@ static bool up_flag_uint64(const char *flag, const char *text, uint64_t *out, ch
   up_number_error why = UP_NUMBER_OK;
   if (up_parse_uint64(text, out, &why)) return true;
   if (why == UP_NUMBER_NOT_NUMBER)
-    return up_fail(err, err_size, "--%s: '%s' is not a non-negative integer", flag, text);
-  return up_fail(err, err_size, "--%s: '%s' is not a non-negative 64-bit integer", flag, text);
+    return up_error(err, err_size, "--%s: '%s' is not a non-negative integer", flag, text);
+  return up_error(err, err_size, "--%s: '%s' is not a non-negative 64-bit integer", flag, text);
 }
 
 /* Float flag in (lo, hi] or [lo, hi] depending on lo_open. */
 static bool up_flag_fraction(const char *flag, const char *text, bool lo_open, float *out, char *err,
                              size_t err_size) {
   double v = 0.0;
-  if (!up_parse_real(text, true, &v, NULL)) return up_fail(err, err_size, "--%s: '%s' is not a number", flag, text);
+  if (!up_parse_real(text, true, &v, NULL)) return up_error(err, err_size, "--%s: '%s' is not a number", flag, text);
   if ((lo_open ? v <= 0.0 : v < 0.0) || v > 1.0)
-    return up_fail(err, err_size, "--%s: '%s' must be in %s0, 1]", flag, text, lo_open ? "(" : "[");
+    return up_error(err, err_size, "--%s: '%s' must be in %s0, 1]", flag, text, lo_open ? "(" : "[");
   *out = (float)v;
   return true;
 }
@@ -277,7 +263,7 @@ static bool up_flag_choice(const char *flag, const char *text, const char *const
   char list[128] = "";
   for (int i = 0, used = 0; i < n && used < (int)sizeof list; i++)
     used += snprintf(list + used, sizeof list - (size_t)used, "%s%s", i ? ", " : "", names[i]);
-  return up_fail(err, err_size, "--%s: '%s' is not one of %s", flag, text, list);
+  return up_error(err, err_size, "--%s: '%s' is not one of %s", flag, text, list);
 }
 
 /* A finite real >= 0 (or > 0 when positive); "inf" too when allow_inf. */
@@ -295,14 +281,14 @@ static bool up_nonnegative_real(const char *text, bool positive, bool allow_inf,
 static bool up_flag_real(const char *flag, const char *text, bool allow_inf, double *out, char *err,
                          size_t err_size) {
   if (!up_nonnegative_real(text, true, allow_inf, out))
-    return up_fail(err, err_size, "--%s: '%s' is not a number > 0%s", flag, text, allow_inf ? " or inf" : "");
+    return up_error(err, err_size, "--%s: '%s' is not a number > 0%s", flag, text, allow_inf ? " or inf" : "");
   return true;
 }
 
 static bool up_flag_length_dist(const char *flag, const char *text, up_length_dist *dist, char *err,
                                 size_t err_size) {
   char sub[256];
-  if (!up_length_dist_parse(text, dist, sub, sizeof sub)) return up_fail(err, err_size, "--%s: %s", flag, sub);
+  if (!up_length_dist_parse(text, dist, sub, sizeof sub)) return up_error(err, err_size, "--%s: %s", flag, sub);
   return true;
 }
 
@@ -311,11 +297,11 @@ static bool up_flag_trace_window(const char *text, up_options *opt, char *err, s
   char buf[UP_NUMBER_TEXT_MAX * 2];
   const char *colon = strchr(text, ':');
   if (!colon || strlen(text) >= sizeof buf)
-    return up_fail(err, err_size, "--trace-window: '%s' is not START:DURATION (seconds, e.g. 600:300)", text);
+    return up_error(err, err_size, "--trace-window: '%s' is not START:DURATION (seconds, e.g. 600:300)", text);
   snprintf(buf, sizeof buf, "%.*s", (int)(colon - text), text);
   if (!up_nonnegative_real(buf, false, false, &opt->trace_window_start_s) ||
       !up_nonnegative_real(colon + 1, true, false, &opt->trace_window_s))
-    return up_fail(err, err_size,
+    return up_error(err, err_size,
                    "--trace-window: '%s' is not START:DURATION with START >= 0 and DURATION > 0 seconds", text);
   return true;
 }
@@ -336,20 +322,20 @@ static up_list_cursor up_list_begin(const char *text) { return (up_list_cursor){
 static int up_list_next(up_list_cursor *c, char *item, size_t item_size, int32_t max, char *err, size_t err_size) {
   if (c->next == NULL) return 0;
   if (c->text[0] == '\0') {
-    up_fail(err, err_size, "empty list");
+    up_error(err, err_size, "empty list");
     return -1;
   }
   const size_t len = strcspn(c->next, ",");
   if (len == 0) {
-    up_fail(err, err_size, "empty item in '%s'", c->text);
+    up_error(err, err_size, "empty item in '%s'", c->text);
     return -1;
   }
   if (c->count == max) {
-    up_fail(err, err_size, "more than %" PRId32 " items in '%s'", max, c->text);
+    up_error(err, err_size, "more than %" PRId32 " items in '%s'", max, c->text);
     return -1;
   }
   if (len >= item_size) {
-    up_fail(err, err_size, "'%.*s' is too long (at most %zu characters)", (int)len, c->next, item_size - 1);
+    up_error(err, err_size, "'%.*s' is too long (at most %zu characters)", (int)len, c->next, item_size - 1);
     return -1;
   }
   memcpy(item, c->next, len);
@@ -365,8 +351,8 @@ bool up_parse_size_list(const char *text, int32_t *values, int32_t max, int32_t 
   int status;
   while ((status = up_list_next(&c, item, sizeof(item), max, err, err_size)) == 1) {
     int64_t v = 0;
-    if (!up_parse_size(item, &v)) return up_fail(err, err_size, "'%s' is not a size (use e.g. 4096, 4k, 1M)", item);
-    if (v > INT32_MAX) return up_fail(err, err_size, "'%s' is too large (at most %d)", item, INT32_MAX);
+    if (!up_parse_size(item, &v)) return up_error(err, err_size, "'%s' is not a size (use e.g. 4096, 4k, 1M)", item);
+    if (v > INT32_MAX) return up_error(err, err_size, "'%s' is too large (at most %d)", item, INT32_MAX);
     values[c.count - 1] = (int32_t)v;
   }
   if (status < 0) return false;
@@ -387,11 +373,11 @@ static bool up_flag_sweep(const char *flag, const char *text, int32_t *values, i
                           size_t err_size) {
   char sub[256];
   if (!up_parse_size_list(text, values, UP_MAX_SWEEP, count, sub, sizeof(sub)))
-    return up_fail(err, err_size, "--%s: %s", flag, sub);
+    return up_error(err, err_size, "--%s: %s", flag, sub);
   for (int32_t i = 0; i < *count; i++)
-    if (values[i] < 1) return up_fail(err, err_size, "--%s: %" PRId32 " in '%s' must be >= 1", flag, values[i], text);
+    if (values[i] < 1) return up_error(err, err_size, "--%s: %" PRId32 " in '%s' must be >= 1", flag, values[i], text);
   const int32_t dup = up_find_duplicate(values, *count);
-  if (dup >= 0) return up_fail(err, err_size, "--%s: %" PRId32 " appears twice in '%s'", flag, values[dup], text);
+  if (dup >= 0) return up_error(err, err_size, "--%s: %" PRId32 " appears twice in '%s'", flag, values[dup], text);
   return true;
 }
 
@@ -419,7 +405,7 @@ static bool up_flag_method_default(const up_option_alias *alias, const char *fla
                                    up_method_defaults *defaults, char *err, size_t err_size) {
   char sub[256];
   if (!up_method_defaults_set(defaults, alias->method, alias->option, text, sub, sizeof sub))
-    return up_fail(err, err_size, "--%s: %s", flag, sub);
+    return up_error(err, err_size, "--%s: %s", flag, sub);
   return true;
 }
 
@@ -433,19 +419,19 @@ static bool up_flag_slo(const char *text, up_slo *slo, char *err, size_t err_siz
   while ((status = up_list_next(&c, item, sizeof(item), 2, sub, sizeof(sub))) == 1) {
     char *colon = strchr(item, ':');
     if (colon == NULL)
-      return up_fail(err, err_size, "--slo: '%s' is not KEY:MS (keys: ttft, tpot)", item);
+      return up_error(err, err_size, "--slo: '%s' is not KEY:MS (keys: ttft, tpot)", item);
     *colon = '\0';
     const char *value = colon + 1;
     double *part = strcmp(item, "ttft") == 0 ? &parsed.ttft_ms : strcmp(item, "tpot") == 0 ? &parsed.tpot_ms : NULL;
-    if (part == NULL) return up_fail(err, err_size, "--slo: unknown objective '%s' (keys: ttft, tpot)", item);
-    if (!isnan(*part)) return up_fail(err, err_size, "--slo: '%s' appears twice in '%s'", item, text);
+    if (part == NULL) return up_error(err, err_size, "--slo: unknown objective '%s' (keys: ttft, tpot)", item);
+    if (!isnan(*part)) return up_error(err, err_size, "--slo: '%s' appears twice in '%s'", item, text);
     double ms = 0.0;
     if (!up_parse_real(value, false, &ms, NULL))
-      return up_fail(err, err_size, "--slo: %s: '%s' is not a number of milliseconds", item, value);
-    if (ms <= 0.0) return up_fail(err, err_size, "--slo: %s: '%s' must be > 0", item, value);
+      return up_error(err, err_size, "--slo: %s: '%s' is not a number of milliseconds", item, value);
+    if (ms <= 0.0) return up_error(err, err_size, "--slo: %s: '%s' must be > 0", item, value);
     *part = ms;
   }
-  if (status < 0) return up_fail(err, err_size, "--slo: %s", sub);
+  if (status < 0) return up_error(err, err_size, "--slo: %s", sub);
   *slo = parsed;
   return true;
 }
@@ -461,10 +447,10 @@ static bool up_flag_kernel_cases(const char *text, uint32_t *kinds, char *err, s
     int kind = 0;
     if (!up_flag_choice("kernel-cases", item, up_kernel_kind_names, UP_KERNEL_KIND_COUNT, &kind, err, err_size))
       return false;
-    if (parsed & (1u << kind)) return up_fail(err, err_size, "--kernel-cases: '%s' appears twice in '%s'", item, text);
+    if (parsed & (1u << kind)) return up_error(err, err_size, "--kernel-cases: '%s' appears twice in '%s'", item, text);
     parsed |= 1u << kind;
   }
-  if (status < 0) return up_fail(err, err_size, "--kernel-cases: %s", sub);
+  if (status < 0) return up_error(err, err_size, "--kernel-cases: %s", sub);
   *kinds = parsed;
   return true;
 }
@@ -482,19 +468,19 @@ static bool up_flag_kernel_batches(const char *text, up_options *opt, char *err,
     if (x) *x = '\0';
     if (!x || !up_parse_size(item, &seqs) || !up_parse_size(x + 1, &len) || seqs < 1 || len < 1) {
       if (x) *x = 'x';
-      return up_fail(err, err_size, "--kernel-batches: '%s' is not NxL with N, L >= 1 (e.g. 16x8k)", item);
+      return up_error(err, err_size, "--kernel-batches: '%s' is not NxL with N, L >= 1 (e.g. 16x8k)", item);
     }
     *x = 'x';
     if (seqs * len > INT32_MAX)
-      return up_fail(err, err_size, "--kernel-batches: '%s' is more than %d tokens", item, INT32_MAX);
+      return up_error(err, err_size, "--kernel-batches: '%s' is more than %d tokens", item, INT32_MAX);
     const int32_t i = c.count - 1;
     for (int32_t j = 0; j < i; j++)
       if (opt->kernel_batch_seqs[j] == seqs && opt->kernel_batch_len[j] == len)
-        return up_fail(err, err_size, "--kernel-batches: '%s' appears twice in '%s'", item, text);
+        return up_error(err, err_size, "--kernel-batches: '%s' appears twice in '%s'", item, text);
     opt->kernel_batch_seqs[i] = (int32_t)seqs;
     opt->kernel_batch_len[i] = (int32_t)len;
   }
-  if (status < 0) return up_fail(err, err_size, "--kernel-batches: %s", sub);
+  if (status < 0) return up_error(err, err_size, "--kernel-batches: %s", sub);
   opt->n_kernel_batches = c.count;
   return true;
 }
@@ -513,10 +499,10 @@ static bool up_flag_methods(const char *text, up_method_texts *texts, char *err,
   while ((status = up_list_next(&c, item, sizeof(item), UP_MAX_SWEEP, sub, sizeof(sub))) == 1) {
     for (int32_t j = 0; j < c.count - 1; j++)
       if (strcmp(item, texts->items[j]) == 0)
-        return up_fail(err, err_size, "--method: '%s' appears twice in '%s'", item, text);
+        return up_error(err, err_size, "--method: '%s' appears twice in '%s'", item, text);
     memcpy(texts->items[c.count - 1], item, sizeof(item));
   }
-  if (status < 0) return up_fail(err, err_size, "--method: %s", sub);
+  if (status < 0) return up_error(err, err_size, "--method: %s", sub);
   texts->n = c.count;
   return true;
 }
@@ -526,7 +512,7 @@ static bool up_resolve_methods(const up_method_texts *texts, up_options *opt, ch
   for (int32_t i = 0; i < texts->n; i++) {
     sub[0] = '\0';
     if (!up_method_spec_parse(texts->items[i], &opt->method_defaults, &opt->methods[i], sub, sizeof(sub)))
-      return up_fail(err, err_size, "--method: '%s': %s", texts->items[i], sub);
+      return up_error(err, err_size, "--method: '%s': %s", texts->items[i], sub);
   }
   opt->n_methods = texts->n;
   return true;
@@ -536,9 +522,9 @@ static bool up_resolve_methods(const up_method_texts *texts, up_options *opt, ch
 
 static bool up_copy_text(const char *flag, const char *text, char *dst, size_t dst_size, char *err,
                          size_t err_size) {
-  if (text[0] == '\0') return up_fail(err, err_size, "--%s: empty value", flag);
+  if (text[0] == '\0') return up_error(err, err_size, "--%s: empty value", flag);
   if (strlen(text) >= dst_size)
-    return up_fail(err, err_size, "--%s: '%s' is too long (at most %zu characters)", flag, text, dst_size - 1);
+    return up_error(err, err_size, "--%s: '%s' is too long (at most %zu characters)", flag, text, dst_size - 1);
   memcpy(dst, text, strlen(text) + 1);
   return true;
 }
@@ -610,12 +596,12 @@ static bool up_apply_flag(const up_flag_info *flag, const char *v, up_options *o
     case UP_FLAG_MAX_SEQS: return up_flag_int32(name, v, 0, &opt->max_seqs, err, err_size);
     case UP_FLAG_MAX_BATCH_TOKENS:
       if (!up_parse_size(v, &opt->max_batch_tokens))
-        return up_fail(err, err_size, "--%s: '%s' is not a size (use e.g. 4096, 4k, 1M)", name, v);
+        return up_error(err, err_size, "--%s: '%s' is not a size (use e.g. 4096, 4k, 1M)", name, v);
       return true;
     case UP_FLAG_KV_BLOCK:
       if (!up_flag_int32(name, v, 1, &opt->kv_block, err, err_size)) return false;
       if ((opt->kv_block & (opt->kv_block - 1)) != 0)
-        return up_fail(err, err_size, "--%s: '%s' is not a power of two", name, v);
+        return up_error(err, err_size, "--%s: '%s' is not a power of two", name, v);
       return true;
     case UP_FLAG_KV_CACHE_MIB: return up_flag_int64(name, v, 0, INT64_MAX, &opt->kv_cache_mib, err, err_size);
     case UP_FLAG_GPU_MEM_FRACTION: return up_flag_fraction(name, v, false, &opt->gpu_mem_fraction, err, err_size);
@@ -640,7 +626,7 @@ static bool up_apply_flag(const up_flag_info *flag, const char *v, up_options *o
     case UP_FLAG_KERNEL_CASES: return up_flag_kernel_cases(v, &opt->kernel_kinds, err, err_size);
     case UP_FLAG_KERNEL_TOKENS:
       if (!up_parse_size(v, &wide) || wide < 1 || wide > INT32_MAX)
-        return up_fail(err, err_size, "--%s: '%s' is not a size from 1 to %d (use e.g. 4096, 32k)", name, v,
+        return up_error(err, err_size, "--%s: '%s' is not a size from 1 to %d (use e.g. 4096, 32k)", name, v,
                        INT32_MAX);
       opt->kernel_tokens = (int32_t)wide;
       return true;
@@ -819,23 +805,23 @@ static bool up_check_workload_flags(const up_options *opt, const bool *seen, cha
     const up_flag_needs *r = &up_flag_requirements[i];
     if (!seen[r->flag] || seen[r->needs] || (r->or_needs != UP_FLAG_COUNT && seen[r->or_needs])) continue;
     if (r->or_needs == UP_FLAG_COUNT)
-      return up_fail(err, err_size, "--%s needs --%s (%s)", up_flag_name(r->flag), up_flag_name(r->needs), r->why);
-    return up_fail(err, err_size, "--%s needs --%s or --%s (%s)", up_flag_name(r->flag), up_flag_name(r->needs),
+      return up_error(err, err_size, "--%s needs --%s (%s)", up_flag_name(r->flag), up_flag_name(r->needs), r->why);
+    return up_error(err, err_size, "--%s needs --%s or --%s (%s)", up_flag_name(r->flag), up_flag_name(r->needs),
                    up_flag_name(r->or_needs), r->why);
   }
   for (size_t i = 0; i < sizeof up_flag_conflicts / sizeof up_flag_conflicts[0]; i++) {
     const up_flag_conflict *c = &up_flag_conflicts[i];
     if (seen[c->a] && seen[c->b])
-      return up_fail(err, err_size, "--%s and --%s cannot be combined (%s)", up_flag_name(c->a), up_flag_name(c->b),
+      return up_error(err, err_size, "--%s and --%s cannot be combined (%s)", up_flag_name(c->a), up_flag_name(c->b),
                      c->why);
   }
   if (opt->request_rate > 0.0) {
     if (opt->requests == 0 && opt->duration_s == 0.0)
-      return up_fail(err, err_size, "--request-rate needs --requests N or --duration S to know when arrivals stop");
+      return up_error(err, err_size, "--request-rate needs --requests N or --duration S to know when arrivals stop");
     if (opt->requests == 0 && isinf(opt->request_rate))
-      return up_fail(err, err_size, "--request-rate inf issues every request at once: give --requests N");
+      return up_error(err, err_size, "--request-rate inf issues every request at once: give --requests N");
     if (opt->requests == 0 && opt->request_rate * opt->duration_s > UP_OPEN_LOOP_MAX_REQUESTS)
-      return up_fail(err, err_size, "--request-rate %g over --duration %g s is more than %d requests", opt->request_rate,
+      return up_error(err, err_size, "--request-rate %g over --duration %g s is more than %d requests", opt->request_rate,
                      opt->duration_s, UP_OPEN_LOOP_MAX_REQUESTS);
   }
   return true;
@@ -847,7 +833,7 @@ static bool up_check_combinations(const up_options *opt, const bool *seen, char 
   if (opt->requests > 0 && opt->request_rate == 0.0)
     for (int32_t i = 0; i < opt->n_concurrency; i++)
       if (opt->requests < opt->concurrency[i])
-        return up_fail(err, err_size,
+        return up_error(err, err_size,
                        "--requests: %" PRId32 " is less than --concurrency %" PRId32
                        " (the point could never reach its concurrency; 0 means as many as the concurrency)",
                        opt->requests, opt->concurrency[i]);
@@ -865,7 +851,7 @@ up_parse_status up_options_parse(int argc, char **argv, up_options *opt, FILE *o
     const char *value = NULL;
     if (strcmp(arg, "--") == 0) {
       if (i + 1 < argc) {
-        up_fail(err, err_size, "unexpected argument '%s' (all options are flags; see --help)", argv[i + 1]);
+        up_error(err, err_size, "unexpected argument '%s' (all options are flags; see --help)", argv[i + 1]);
         return UP_PARSE_ERROR;
       }
       break;
@@ -875,29 +861,29 @@ up_parse_status up_options_parse(int argc, char **argv, up_options *opt, FILE *o
       const size_t len = eq ? (size_t)(eq - name) : strlen(name);
       flag = up_find_long(name, len);
       if (!flag) {
-        up_fail(err, err_size, "unknown flag '--%.*s' (see --help)", (int)len, name);
+        up_error(err, err_size, "unknown flag '--%.*s' (see --help)", (int)len, name);
         return UP_PARSE_ERROR;
       }
       if (eq && !flag->metavar) {
-        up_fail(err, err_size, "--%s takes no value (got '%s')", flag->name, eq + 1);
+        up_error(err, err_size, "--%s takes no value (got '%s')", flag->name, eq + 1);
         return UP_PARSE_ERROR;
       }
       if (eq) value = eq + 1;
     } else if (arg[0] == '-' && arg[1] != '\0') {
       flag = up_find_short(arg[1]);
       if (!flag) {
-        up_fail(err, err_size, "unknown flag '%s' (see --help)", arg);
+        up_error(err, err_size, "unknown flag '%s' (see --help)", arg);
         return UP_PARSE_ERROR;
       }
       if (arg[2] != '\0') {
         if (!flag->metavar) {
-          up_fail(err, err_size, "-%c takes no value (got '%s')", arg[1], arg);
+          up_error(err, err_size, "-%c takes no value (got '%s')", arg[1], arg);
           return UP_PARSE_ERROR;
         }
         value = arg + 2;
       }
     } else {
-      up_fail(err, err_size, "unexpected argument '%s' (all options are flags; see --help)", arg);
+      up_error(err, err_size, "unexpected argument '%s' (all options are flags; see --help)", arg);
       return UP_PARSE_ERROR;
     }
     if (flag->id == UP_FLAG_HELP) {
@@ -911,7 +897,7 @@ up_parse_status up_options_parse(int argc, char **argv, up_options *opt, FILE *o
     /* A following flag is never a value: `--ctx --concurrency 4` is a missing value. */
     if (flag->metavar && !value) {
       if (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0) {
-        up_fail(err, err_size, "--%s: missing value (%s)", flag->name, flag->metavar);
+        up_error(err, err_size, "--%s: missing value (%s)", flag->name, flag->metavar);
         return UP_PARSE_ERROR;
       }
       value = argv[++i];

@@ -22,15 +22,6 @@
 #define KEY_ADD_SPACE_PREFIX "tokenizer.ggml.add_space_prefix"
 #define KEY_CHAT_TEMPLATE "tokenizer.chat_template"
 
-static void set_error(char *err, size_t err_size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void set_error(char *err, size_t err_size, const char *fmt, ...) {
-  if (!err || err_size == 0) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, err_size, fmt, ap);
-  va_end(ap);
-}
 
 /* --- UTF-8 and byte buffers ------------------------------------------------------------ */
 
@@ -160,11 +151,11 @@ static bool load_pieces(up_tokenizer *tok, const up_gguf *g, char *err, size_t e
   up_gguf_value_type elem;
   uint64_t count;
   if (!up_gguf_get_array_info(g, KEY_TOKENS, &elem, &count)) {
-    set_error(err, err_size, "%s: %s is missing or not an array", file, KEY_TOKENS);
+    up_error(err, err_size, "%s: %s is missing or not an array", file, KEY_TOKENS);
     return false;
   }
   if (elem != UP_GGUF_STRING || count == 0 || count > INT32_MAX) {
-    set_error(err, err_size, "%s: %s must be a non-empty string array of at most %d entries", file, KEY_TOKENS,
+    up_error(err, err_size, "%s: %s must be a non-empty string array of at most %d entries", file, KEY_TOKENS,
               INT32_MAX);
     return false;
   }
@@ -175,11 +166,11 @@ static bool load_pieces(up_tokenizer *tok, const up_gguf *g, char *err, size_t e
   for (uint64_t i = 0; i < count; ++i) {
     up_gguf_str s;
     if (!up_gguf_get_array_str(g, KEY_TOKENS, i, &s)) {
-      set_error(err, err_size, "%s: %s[%llu] cannot be read", file, KEY_TOKENS, (unsigned long long)i);
+      up_error(err, err_size, "%s: %s[%llu] cannot be read", file, KEY_TOKENS, (unsigned long long)i);
       return false;
     }
     if (s.len > UINT32_MAX / 2) {
-      set_error(err, err_size, "%s: %s[%llu] is %llu bytes long", file, KEY_TOKENS, (unsigned long long)i,
+      up_error(err, err_size, "%s: %s[%llu] is %llu bytes long", file, KEY_TOKENS, (unsigned long long)i,
                 (unsigned long long)s.len);
       return false;
     }
@@ -199,14 +190,14 @@ static bool load_pieces(up_tokenizer *tok, const up_gguf *g, char *err, size_t e
   memset(tok->type, UP_TOKEN_NORMAL, count);
   if (up_gguf_has_key(g, KEY_TOKEN_TYPE)) {
     if (!up_gguf_get_array_info(g, KEY_TOKEN_TYPE, &elem, &count) || count != (uint64_t)tok->n_vocab) {
-      set_error(err, err_size, "%s: %s must be an array of %d token types", file, KEY_TOKEN_TYPE, tok->n_vocab);
+      up_error(err, err_size, "%s: %s must be an array of %d token types", file, KEY_TOKEN_TYPE, tok->n_vocab);
       return false;
     }
     int32_t *types = up_malloc_or_die(count * sizeof *types, "tokenizer token types");
     const bool ok = up_gguf_get_array_i32(g, KEY_TOKEN_TYPE, types, count);
     for (uint64_t i = 0; ok && i < count; ++i) {
       if (types[i] < UP_TOKEN_UNDEFINED || types[i] > UP_TOKEN_BYTE) {
-        set_error(err, err_size, "%s: %s[%llu] is %d, not a token type (0..6)", file, KEY_TOKEN_TYPE,
+        up_error(err, err_size, "%s: %s[%llu] is %d, not a token type (0..6)", file, KEY_TOKEN_TYPE,
                   (unsigned long long)i, types[i]);
         free(types);
         return false;
@@ -215,7 +206,7 @@ static bool load_pieces(up_tokenizer *tok, const up_gguf *g, char *err, size_t e
     }
     free(types);
     if (!ok) {
-      set_error(err, err_size, "%s: %s is not an integer array", file, KEY_TOKEN_TYPE);
+      up_error(err, err_size, "%s: %s is not an integer array", file, KEY_TOKEN_TYPE);
       return false;
     }
   }
@@ -226,13 +217,13 @@ static bool load_scores(up_tokenizer *tok, const up_gguf *g, char *err, size_t e
   up_gguf_value_type elem;
   uint64_t count;
   if (!up_gguf_get_array_info(g, KEY_SCORES, &elem, &count) || count != (uint64_t)tok->n_vocab) {
-    set_error(err, err_size, "%s: %s must be an array of %d scores (SentencePiece merges by score)",
+    up_error(err, err_size, "%s: %s must be an array of %d scores (SentencePiece merges by score)",
               up_gguf_name(g), KEY_SCORES, tok->n_vocab);
     return false;
   }
   tok->score = up_malloc_or_die(count * sizeof *tok->score, "tokenizer scores");
   if (!up_gguf_get_array_f32(g, KEY_SCORES, tok->score, count)) {
-    set_error(err, err_size, "%s: %s is not a numeric array", up_gguf_name(g), KEY_SCORES);
+    up_error(err, err_size, "%s: %s is not a numeric array", up_gguf_name(g), KEY_SCORES);
     return false;
   }
   return true;
@@ -245,7 +236,7 @@ static bool load_special_id(const up_tokenizer *tok, const up_gguf *g, const cha
   if (!up_gguf_has_key(g, key)) return true;
   uint32_t id;
   if (!up_gguf_get_u32(g, key, &id) || id >= (uint32_t)tok->n_vocab) {
-    set_error(err, err_size, "%s: %s must be a token id below the vocabulary size %d", up_gguf_name(g), key,
+    up_error(err, err_size, "%s: %s must be a token id below the vocabulary size %d", up_gguf_name(g), key,
               tok->n_vocab);
     return false;
   }
@@ -296,7 +287,7 @@ up_tokenizer *up_tokenizer_from_gguf(const up_gguf *g, char *err, size_t err_siz
   const char *file = up_gguf_name(g);
   up_gguf_str model;
   if (!up_gguf_get_str(g, KEY_MODEL, &model)) {
-    set_error(err, err_size, "%s: %s is missing (the file carries no tokenizer)", file, KEY_MODEL);
+    up_error(err, err_size, "%s: %s is missing (the file carries no tokenizer)", file, KEY_MODEL);
     return NULL;
   }
   up_tokenizer *tok = up_calloc_or_die(1, sizeof *tok, "tokenizer");
@@ -307,7 +298,7 @@ up_tokenizer *up_tokenizer_from_gguf(const up_gguf *g, char *err, size_t err_siz
     up_gguf_str pre;
     if (up_gguf_get_str(g, KEY_PRE, &pre)) {
       if (pre.len >= sizeof pre_name) {
-        set_error(err, err_size, "%s: %s is %llu bytes long, no known pre-tokenizer", file, KEY_PRE,
+        up_error(err, err_size, "%s: %s is %llu bytes long, no known pre-tokenizer", file, KEY_PRE,
                   (unsigned long long)pre.len);
         goto fail;
       }
@@ -317,7 +308,7 @@ up_tokenizer *up_tokenizer_from_gguf(const up_gguf *g, char *err, size_t err_siz
   } else if (model.len == 5 && memcmp(model.data, "llama", 5) == 0) {
     tok->kind = UP_TOKENIZER_SENTENCEPIECE;
   } else {
-    set_error(err, err_size,
+    up_error(err, err_size,
               "%s: %s is \"%.*s\"; supported are \"gpt2\" (byte-level BPE) and \"llama\" (SentencePiece)", file,
               KEY_MODEL, (int)(model.len > 64 ? 64 : model.len), model.data);
     goto fail;
@@ -341,14 +332,14 @@ up_tokenizer *up_tokenizer_from_gguf(const up_gguf *g, char *err, size_t err_siz
 
   tok->add_bos = spm || up_bpe_pre_is_llama3(pre_name);
   if (up_gguf_has_key(g, KEY_ADD_BOS) && !up_gguf_get_bool(g, KEY_ADD_BOS, &tok->add_bos)) {
-    set_error(err, err_size, "%s: %s is not a bool", file, KEY_ADD_BOS);
+    up_error(err, err_size, "%s: %s is not a bool", file, KEY_ADD_BOS);
     goto fail;
   }
   /* Byte-level BPE encodes spaces as characters of their own and ignores this key. */
   tok->add_space_prefix = spm;
   if (spm && up_gguf_has_key(g, KEY_ADD_SPACE_PREFIX) &&
       !up_gguf_get_bool(g, KEY_ADD_SPACE_PREFIX, &tok->add_space_prefix)) {
-    set_error(err, err_size, "%s: %s is not a bool", file, KEY_ADD_SPACE_PREFIX);
+    up_error(err, err_size, "%s: %s is not a bool", file, KEY_ADD_SPACE_PREFIX);
     goto fail;
   }
   up_gguf_str chat;
@@ -415,18 +406,18 @@ static bool encode_stretch(const up_tokenizer *tok, const char *text, size_t len
 int32_t up_tokenizer_encode(const up_tokenizer *tok, const char *text, size_t len, bool add_bos,
                             bool parse_special, int32_t *out, int32_t cap, char *err, size_t err_size) {
   if ((!text && len > 0) || cap < 0 || (!out && cap > 0)) {
-    set_error(err, err_size, "tokenizer encode: NULL text or output buffer, or negative capacity");
+    up_error(err, err_size, "tokenizer encode: NULL text or output buffer, or negative capacity");
     return -1;
   }
   if (len > (size_t)INT32_MAX) {
-    set_error(err, err_size, "tokenizer encode: text of %zu bytes is longer than the %d bytes supported", len,
+    up_error(err, err_size, "tokenizer encode: text of %zu bytes is longer than the %d bytes supported", len,
               INT32_MAX);
     return -1;
   }
   up_token_sink sink = {.out = out, .cap = cap, .count = 0};
   if (add_bos) {
     if (tok->bos < 0) {
-      set_error(err, err_size, "tokenizer encode: BOS requested but the vocabulary has no BOS token");
+      up_error(err, err_size, "tokenizer encode: BOS requested but the vocabulary has no BOS token");
       return -1;
     }
     up_token_sink_push(&sink, tok->bos);
@@ -451,7 +442,7 @@ int32_t up_tokenizer_encode(const up_tokenizer *tok, const char *text, size_t le
   if (!encode_stretch(tok, text + stretch_start, len - stretch_start, after_special, &sink, err, err_size))
     return -1;
   if (sink.count > INT32_MAX) {
-    set_error(err, err_size, "tokenizer encode: %lld tokens do not fit an int32 count", (long long)sink.count);
+    up_error(err, err_size, "tokenizer encode: %lld tokens do not fit an int32 count", (long long)sink.count);
     return -1;
   }
   return (int32_t)sink.count;
@@ -485,7 +476,7 @@ static int64_t write_valid_utf8(const char *bytes, size_t n, char *out, size_t c
 int64_t up_tokenizer_decode(const up_tokenizer *tok, const int32_t *ids, size_t n_ids, bool render_special,
                             char *out, size_t cap, char *err, size_t err_size) {
   if ((!ids && n_ids > 0) || (!out && cap > 0)) {
-    set_error(err, err_size, "tokenizer decode: NULL ids or output buffer");
+    up_error(err, err_size, "tokenizer decode: NULL ids or output buffer");
     return -1;
   }
   up_byte_buffer buf = {0};
@@ -493,7 +484,7 @@ int64_t up_tokenizer_decode(const up_tokenizer *tok, const int32_t *ids, size_t 
   for (size_t i = 0; i < n_ids; ++i) {
     const int32_t id = ids[i];
     if (id < 0 || id >= tok->n_vocab) {
-      set_error(err, err_size, "tokenizer decode: token %zu is id %d, outside the vocabulary of %d", i, id,
+      up_error(err, err_size, "tokenizer decode: token %zu is id %d, outside the vocabulary of %d", i, id,
                 tok->n_vocab);
       free(buf.data);
       return -1;

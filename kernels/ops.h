@@ -134,7 +134,10 @@ typedef struct up_backend_ops {
                       int32_t dim);
   /* dst[r] = src[rows[r]] for int32 values (positions). */
   void (*gather_i32)(up_backend *be, int32_t *dst, const int32_t *src, const int32_t *rows, int32_t n_rows);
-  /* dst_host[r] = index of the largest of row r's n_cols values (lowest index on ties). */
+  /* dst_host[r] = index of the largest of row r's n_cols values (lowest index on ties),
+   * or -1 when the row holds a NaN or +inf: non-finite activations, which the caller
+   * turns into a failed sequence (checked here, where every value is read anyway). -inf
+   * is an ordinary value: no maximum depends on it, and a mask may write it. */
   void (*argmax_rows)(up_backend *be, int32_t *dst_host, const void *x, int32_t n_rows, int32_t n_cols);
 
   /* --- attention and KV -------------------------------------------------- */

@@ -34,7 +34,9 @@ typedef struct up_select_params {
  * most sink + last_q rows (the algorithm leaves short requests alone). For the others:
  * score blocks by the attention that the sequence's last last_q rows pay each cached
  * entry, keep by top-p (or fixed budget) plus sinks and last queries, per
- * ../shared/ALGORITHMS.md; ties in block score go to the lower block index. Writes the
+ * ../shared/ALGORITHMS.md; ties in block score go to the lower block index. A candidate
+ * with a NaN or infinite block score (non-finite queries or keys) keeps every row: its
+ * logits then carry the non-finite values, and argmax_rows flags it. Writes the
  * packed row indices that survive, in order, to keep_rows (backend memory, capacity
  * n_tokens) and the new per-sequence offsets to new_cu_seqlens_host; returns the
  * number of kept rows. A candidate's cache must hold exactly its current rows

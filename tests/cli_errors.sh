@@ -158,6 +158,14 @@ header='{"model.embed_tokens.weight":{"dtype":"F32","shape":[32,8],"data_offsets
 while (( ${#header} % 8 )); do header+=" "; done
 { printf "$(le64 ${#header})"; printf '%s' "$header"; head -c 1024 /dev/zero; } >hf-no-head/model.safetensors
 expect_output_refused "hf-no-head: tensor 'lm_head.weight'" "$work/out.h5" --model hf-no-head --ctx 32 --concurrency 1
+# A tensor the engine would leave out: refused when the checkpoint opens.
+cp -r hf-no-weights hf-bias
+header='{"model.embed_tokens.weight":{"dtype":"F32","shape":[32,8],"data_offsets":[0,1024]},'
+header+='"model.layers.0.self_attn.q_proj.bias":{"dtype":"F32","shape":[8],"data_offsets":[1024,1056]}}'
+while (( ${#header} % 8 )); do header+=" "; done
+{ printf "$(le64 ${#header})"; printf '%s' "$header"; head -c 1056 /dev/zero; } >hf-bias/model.safetensors
+expect_output_refused "hf-bias/model.safetensors: tensor 'model.layers.0.self_attn.q_proj.bias' is not a weight" \
+  "$work/out.h5" --model hf-bias --ctx 32 --concurrency 1
 rm -f "$work/out.h5"
 
 # Traces: regular files only, lines of at most 1 MiB, one JSON object per line with
@@ -189,6 +197,10 @@ if [[ -n "$tiny" ]]; then
     patched_gguf zero.gguf $key 4 '\x00\x00\x00\x00'
     expect_error "zero.gguf: metadata '$key' is 0, outside 1.." --model zero.gguf --ctx 256
   done
+  # A tensor the engine would leave out (renamed in place: same length).
+  patched_gguf qkv-bias.gguf blk.0.attn_q.weight -19 'blk.0.attn_qkv.bias'
+  expect_error "qkv-bias.gguf: tensor 'blk.0.attn_qkv.bias' is not a weight of this 1-layer llama model" \
+    --model qkv-bias.gguf --ctx 256
   patched_gguf overlap.gguf blk.0.attn_k.weight 24 "$(le64 "$(u64_after "$tiny" blk.0.attn_q.weight 24)")"
   expect_error "overlap.gguf: tensors 'blk.0.attn_q.weight' .* and 'blk.0.attn_k.weight' .* overlap" \
     --model overlap.gguf --ctx 256

@@ -134,10 +134,16 @@ typedef struct variant {
   const char *omit;           /* a tensor name (either format's) left out */
   const char *transpose;      /* a tensor name written with its two dimensions swapped */
   bool rotary_rows_unpermuted;/* GGUF q/k rows left in Hugging Face order */
+  const char *extra_gguf[3];  /* tensors added to the GGUF file: F32 vectors of EXTRA_VALUES */
+  const char *extra_hf[3];    /* the same for the Hugging Face file */
+  bool head_stored_anyway;    /* with tied: the HF file still holds lm_head.weight */
 } variant;
 
+enum { EXTRA_VALUES = N_HEADS * HEAD_DIM }; /* a query bias's length; any length is as unknown */
+
 static bool written(const variant *v, const tiny_tensor *t, const char *name) {
-  if (v->tied && t->role == UP_TENSOR_LM_HEAD) return false;
+  if (v->tied && !v->head_stored_anyway && t->role == UP_TENSOR_LM_HEAD) return false;
+  if (v->tied && t->role == UP_TENSOR_LM_HEAD && strcmp(name, t->gguf_name) == 0) return false;
   return !(v->omit && strcmp(v->omit, name) == 0);
 }
 
@@ -195,6 +201,13 @@ static gguf_buf gguf_bytes(const tiny_model *m, const variant *v) {
     pad_to(&data, GGUF_ALIGNMENT);
     cr_assert_eq(data.len % GGUF_ALIGNMENT, 0);
     cr_assert_geq(data.len, tensor_bytes(t));
+    ++n_tensors;
+  }
+  for (int i = 0; i < 3 && v->extra_gguf[i]; ++i) {
+    const uint64_t dims[1] = {EXTRA_VALUES};
+    put_tensor_info(&infos, v->extra_gguf[i], 1, dims, UP_GGML_F32, data.len);
+    for (int32_t e = 0; e < EXTRA_VALUES; ++e) put_f32(&data, 0.25f);
+    pad_to(&data, GGUF_ALIGNMENT);
     ++n_tensors;
   }
   if (v->rope_freqs) {
@@ -276,6 +289,10 @@ static void write_hf(const scratch *s, const tiny_model *m, const variant *v) {
     st_writer_add(w, t->hf_name, t->f16 ? "F16" : "F32", t->rows ? shape : vec, t->rows ? 2 : 1, bytes,
                   tensor_bytes(t));
   }
+  static const float extra_values[EXTRA_VALUES] = {0.25f};
+  const int64_t extra_shape[1] = {EXTRA_VALUES};
+  for (int i = 0; i < 3 && v->extra_hf[i]; ++i)
+    st_writer_add(w, v->extra_hf[i], "F32", extra_shape, 1, extra_values, sizeof extra_values);
   snprintf(path, sizeof path, "%s/model.safetensors", s->hf);
   st_writer_save(w, path);
   free(w);
@@ -602,4 +619,57 @@ Test(checkpoint, is_path_tells_paths_from_presets) {
 
 Test(checkpoint, missing_path_is_refused) {
   expect_open_error("/nonexistent/model.gguf", "no such file or directory");
+}
+
+/* Issue 18: a tensor the engine does not use would be left out of the answer; the
+ * checkpoint is refused at open, naming the file, the first such tensor and the count. */
+Test(checkpoint, unused_bias_is_refused_by_name) {
+  const variant gguf_v = {.extra_gguf = {"blk.0.attn_q.bias"}},
+                hf_v = {.extra_hf = {"model.layers.0.self_attn.q_proj.bias"}};
+  write_gguf(&files, &source, &gguf_v);
+  write_hf(&files, &source, &hf_v);
+  expect_open_error(files.gguf, "tensor 'blk.0.attn_q.bias' is not a weight of this 2-layer llama model");
+  expect_open_error(files.gguf, "(1 tensor of the checkpoint is unknown or unused)");
+  char shard[PATH_MAX + 32];
+  snprintf(shard, sizeof shard, "%s/model.safetensors", files.hf);
+  expect_open_error(files.hf, shard);
+  expect_open_error(files.hf, "tensor 'model.layers.0.self_attn.q_proj.bias' is not a weight");
+}
+
+Test(checkpoint, every_unknown_tensor_is_counted) {
+  /* A bias, a layer past the config's depth, another architecture's weight. */
+  const variant gguf_v = {.extra_gguf = {"blk.1.attn_k.bias", "blk.2.attn_q.weight", "v.patch_embd.weight"}},
+                hf_v = {.extra_hf = {"model.layers.1.mlp.up_proj.bias", "model.layers.2.mlp.up_proj.weight",
+                                     "vision_tower.embeddings.weight"}};
+  write_gguf(&files, &source, &gguf_v);
+  write_hf(&files, &source, &hf_v);
+  expect_open_error(files.gguf, "'blk.1.attn_k.bias'");
+  expect_open_error(files.gguf, "(3 tensors of the checkpoint are unknown or unused)");
+  /* Safetensors headers come back sorted by name: the first unknown is the first name. */
+  expect_open_error(files.hf, "'model.layers.1.mlp.up_proj.bias'");
+  expect_open_error(files.hf, "(3 tensors of the checkpoint are unknown or unused)");
+  /* The untied head is a weight of an untied model only. */
+  const variant tied = {.tied = true, .extra_gguf = {"output.weight"}};
+  write_gguf(&files, &source, &tied);
+  up_checkpoint *ck = open_ok(files.gguf);
+  cr_assert_not(up_checkpoint_config(ck)->tie_word_embeddings, "a GGUF with output.weight is untied");
+  up_checkpoint_close(ck);
+}
+
+/* What transformers itself drops on load is accepted, and the weights are as without it:
+ * a tied model's stored head (the embedding is the head) and rotary inverse frequencies
+ * (derived from the config). GGUF's rope_freqs.weight: rope_freqs_must_be_llama3_scaling. */
+Test(checkpoint, tensors_transformers_ignores_are_accepted) {
+  const variant v = {.tied = true, .head_stored_anyway = true,
+                     .extra_hf = {"model.layers.0.self_attn.rotary_emb.inv_freq",
+                                  "model.layers.1.self_attn.rotary_emb.inv_freq"}};
+  write_hf(&files, &source, &v);
+  up_checkpoint *ck = open_ok(files.hf);
+  cr_assert(up_checkpoint_config(ck)->tie_word_embeddings);
+  expect_weights(ck, &source, UP_TENSOR_EMBED);
+  up_checkpoint_close(ck);
+  /* A stored head of the wrong shape is a broken checkpoint, tied or not. */
+  const variant misshapen = {.tied = true, .head_stored_anyway = true, .transpose = "lm_head.weight"};
+  write_hf(&files, &source, &misshapen);
+  expect_open_error(files.hf, "tensor 'lm_head.weight' of a tied model has 2 dims (first 16), the config needs [32, 16]");
 }

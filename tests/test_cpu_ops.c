@@ -271,6 +271,23 @@ Test(cpu_ops, argmax_rows_takes_lowest_index_on_ties) {
   for (int r = 0; r < rows; ++r) cr_expect_eq(out[r], expected[r], "row %d: got %d", r, out[r]);
 }
 
+/* Issue 18: a NaN or +inf anywhere in a row (non-finite activations) gives -1, so the
+ * caller fails that sequence alone; -inf is an ordinary value. */
+Test(cpu_ops, argmax_rows_flags_non_finite_rows) {
+  enum { rows = 5, cols = 4 };
+  const float x[rows][cols] = {
+      {1, NAN, 2, 0},            /* NaN off the maximum */
+      {NAN, NAN, NAN, NAN},
+      {1, 2, 3, INFINITY},       /* +inf would win an ordinary comparison */
+      {-INFINITY, 4, 1, 2},      /* -inf: the maximum is still 4 */
+      {0, 1, 2, NAN},            /* NaN in the last column */
+  };
+  const int32_t expected[rows] = {-1, -1, -1, 1, -1};
+  int32_t out[rows] = {7, 7, 7, 7, 7};
+  be->ops->argmax_rows(be, out, x, rows, cols);
+  for (int r = 0; r < rows; ++r) cr_expect_eq(out[r], expected[r], "row %d: got %d", r, out[r]);
+}
+
 /* --- KV store and attention ---------------------------------------------------------- */
 
 Test(cpu_ops, kv_store_writes_keys_and_values_to_scattered_slots) {

@@ -19,6 +19,10 @@ typedef struct fake_engine {
    * (0: no drop). */
   int32_t drop_from_layer;
   int32_t kept_tokens;
+  /* Simulated non-finite logits: the forward reports -1 for request non_finite_id[k]
+   * at its output token non_finite_at[k] (ids -1: none). */
+  int64_t non_finite_id[2];
+  int32_t non_finite_at[2];
 
   up_request *reqs;       /* id == index */
   int32_t n_reqs;
@@ -48,6 +52,7 @@ static void fake_engine_init_windowed(fake_engine *fe, int32_t max_seqs, int64_t
   fe->limits = (up_scheduler_limits){.max_seqs = max_seqs, .max_batch_tokens = max_batch_tokens,
                                      .max_context = max_context};
   fe->n_layers = n_layers;
+  fe->non_finite_id[0] = fe->non_finite_id[1] = -1;
   fe->memory = test_memory(n_blocks, block_tokens, n_layers, odd_window, max_seqs, max_blocks_per_seq);
   fe->cache = up_layer_memory_kv(fe->memory);
   fe->sched = up_scheduler_create(&fe->limits, fe->memory);
@@ -143,6 +148,8 @@ static int32_t run_step(fake_engine *fe) {
     }
     if (plan.entries[i].is_prefill) req->kept_len = req->kept_per_layer[fe->n_layers - 1];
     tokens[i] = (int32_t)(req->id * 1000 + req->n_generated);
+    for (int k = 0; k < 2; ++k)
+      if (req->id == fe->non_finite_id[k] && req->n_generated == fe->non_finite_at[k]) tokens[i] = -1;
   }
   up_scheduler_complete_step(fe->sched, &plan, tokens, plan_time + 0.5);
   free(tokens);
@@ -434,6 +441,36 @@ Test(scheduler, single_output_token_finishes_at_prefill) {
   }
   cr_assert_eq(up_scheduler_in_flight(fe.sched), 0);
   assert_all_done(&fe);
+  fake_engine_destroy(&fe);
+}
+
+/* Issue 18: a sequence whose logits turn NaN or inf (the forward reports -1) fails alone,
+ * at its prefill or at a decode step, with a message; its slot comes back and the
+ * requests batched with it finish. */
+Test(scheduler, non_finite_logits_fail_one_request) {
+  fake_engine fe;
+  fake_engine_init(&fe, 3, 0, 4096, 64, 16, 2, 16, 3);
+  fe.non_finite_id[0] = 1;
+  fe.non_finite_at[0] = 2; /* its third output token: a decode step */
+  fe.non_finite_id[1] = 2;
+  fe.non_finite_at[1] = 0; /* its prefill */
+  for (int32_t i = 0; i < 3; ++i) submit(&fe, i, 40 + i, 4);
+  cr_assert_eq(run_step(&fe), 3, "all three prefill in one step");
+  run_to_end(&fe);
+  assert_all_done(&fe);
+  cr_assert_eq(fe.reqs[0].status, UP_REQUEST_FINISHED);
+  cr_assert_eq(fe.reqs[0].n_generated, 4);
+  const up_request *decode = &fe.reqs[1], *prefill = &fe.reqs[2];
+  cr_assert_eq(decode->status, UP_REQUEST_ERROR);
+  cr_assert_eq(decode->n_generated, 2, "the tokens before the failure stay counted");
+  cr_assert_eq(decode->first_token, 1000);
+  cr_assert(strstr(decode->error, "non-finite activations: the logits of a decode step held NaN or inf "
+                                  "(output token 3)") != NULL, "%s", decode->error);
+  cr_assert_eq(prefill->status, UP_REQUEST_ERROR);
+  cr_assert_eq(prefill->n_generated, 0);
+  cr_assert_eq(prefill->first_token, -1);
+  cr_assert(strstr(prefill->error, "the prompt's last position") != NULL, "%s", prefill->error);
+  cr_assert_eq(prefill->finish_s, 0.5, "failed when the prefill step completed");
   fake_engine_destroy(&fe);
 }
 

@@ -81,6 +81,18 @@ Test(select_blocks, kept_set_grows_with_p) {
   }
 }
 
+/* Issue 18: NaN or inf activations used to abort the run here. A non-finite score keeps
+ * every block (the sequence stays as dense would have it; its logits then fail it). */
+Test(select_blocks, non_finite_scores_keep_every_block) {
+  const double with_nan[4] = {1, NAN, 2, 1}, with_inf[4] = {1, INFINITY, 0, 0}, with_minus_inf[3] = {-INFINITY, 1, 1};
+  uint8_t keep[4];
+  cr_assert_eq(up_select_blocks(with_nan, 4, 0.5f, 0.0f, keep), 4);
+  for (int b = 0; b < 4; ++b) cr_assert(keep[b], "block %d", b);
+  cr_assert_eq(up_select_blocks(with_inf, 4, 0.99f, 0.25f, keep), 4, "the fixed budget too");
+  for (int b = 0; b < 4; ++b) cr_assert(keep[b], "block %d", b);
+  cr_assert_eq(up_select_blocks(with_minus_inf, 3, 0.1f, 0.0f, keep), 3);
+}
+
 Test(select_token_mask, sinks_and_last_queries_always_kept) {
   const up_select_params p = {.top_p = 0.5f, .block = 64, .sink = 128, .last_q = 128};
   enum { N = 1000 };
@@ -268,4 +280,37 @@ Test(uniprefill_select, packed_batch_equals_each_sequence_alone) {
                f.n_tokens, "p = 1 keeps every row");
   free(keep_rows);
   fixture_free(&f);
+}
+
+/* A NaN or an infinity in one sequence's last queries: that sequence keeps every row,
+ * the other sequence of the batch is selected as it would be alone. */
+static void check_non_finite_query(float bad) {
+  const int32_t lens[2] = {700, 1000};
+  const uint8_t candidate[2] = {1, 1};
+  batch_fixture f;
+  fixture_init(&f, lens, 2, 9, 3.0f);
+  f.qkv[(size_t)(700 - 1) * 8 * 16 + 3] = bad; /* sequence 0's last query, head 0 */
+  const up_attn_batch view = fixture_view(&f);
+  up_select_params p = k_default_params;
+  p.top_p = 0.6f;
+  int32_t *keep_rows = malloc(sizeof(int32_t) * (size_t)f.n_tokens);
+  int32_t new_cu[3], rows_alone[1000], cu_out[2];
+  up_cpu_uniprefill_select(f.be, keep_rows, new_cu, f.qkv, &f.pool, &view, &f.shape, candidate, &p);
+  cr_assert_eq(new_cu[1], 700, "the sequence with %g keeps every row", (double)bad);
+  for (int32_t t = 0; t < 700; ++t) cr_assert_eq(keep_rows[t], t);
+  const int32_t cu_alone[2] = {0, 1000};
+  const up_attn_batch alone = {.n_seqs = 1, .n_tokens = 1000, .cu_seqlens = cu_alone, .kv_lens = &f.kv_lens[1],
+                               .block_tables = f.block_tables + f.max_blocks, .max_blocks_per_seq = f.max_blocks};
+  const int32_t kept_alone = up_cpu_uniprefill_select(f.be, rows_alone, cu_out, f.qkv + (size_t)700 * 8 * 16,
+                                                      &f.pool, &alone, &f.shape, &candidate[1], &p);
+  cr_assert_lt(kept_alone, 1000, "the healthy sequence is still selected");
+  cr_assert_eq(new_cu[2] - new_cu[1], kept_alone);
+  for (int32_t i = 0; i < kept_alone; ++i) cr_assert_eq(keep_rows[700 + i], 700 + rows_alone[i], "row %d", i);
+  free(keep_rows);
+  fixture_free(&f);
+}
+
+Test(uniprefill_select, non_finite_query_keeps_its_sequence_whole) {
+  check_non_finite_query(NAN);
+  check_non_finite_query(INFINITY);
 }

@@ -1,5 +1,5 @@
-/* checkpoint.c — opening a checkpoint of either format and dispatch of tensor reads
- * to the format's side. */
+/* checkpoint.c — opening a checkpoint of either format (its config validated and every
+ * stored tensor one the model uses) and dispatch of tensor reads to the format's side. */
 #include "engine/checkpoint/checkpoint.h"
 
 #include <stdio.h>
@@ -51,6 +51,10 @@ up_checkpoint *up_checkpoint_open(const char *path, char *err, size_t err_size) 
     ok = ck->gguf && up_checkpoint_gguf_config(ck->gguf, &ck->cfg, err, err_size);
   }
   if (ok) ok = up_model_config_validate(&ck->cfg, err, err_size);
+  /* Only a valid config resolves the architecture's table that the names are checked against. */
+  if (ok)
+    ok = ck->format == UP_CHECKPOINT_GGUF ? up_checkpoint_gguf_check_tensors(ck->gguf, &ck->cfg, err, err_size)
+                                          : up_checkpoint_hf_check_tensors(ck->hf, &ck->cfg, err, err_size);
   if (!ok) {
     up_checkpoint_close(ck);
     return NULL;

@@ -27,7 +27,10 @@ typedef enum up_checkpoint_format {
 bool up_checkpoint_is_path(const char *model_arg);
 
 /* Open a .gguf file or a Hugging Face checkpoint directory and derive its config
- * (validated). NULL with a message naming the path and the cause on failure. */
+ * (validated). Every tensor the checkpoint stores must be a weight of that model (or
+ * one its reader consumes knowingly: checkpoint_tensor_names.c): one the engine would
+ * ignore is refused, not approximated. NULL with a message naming the path and the
+ * cause on failure. */
 up_checkpoint *up_checkpoint_open(const char *path, char *err, size_t err_size);
 void up_checkpoint_close(up_checkpoint *ck);
 

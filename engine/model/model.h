@@ -60,7 +60,9 @@ int64_t up_forward_workspace_bytes(const up_forward_workspace *ws);
 
 /* What one forward reports back (host arrays owned by the caller). */
 typedef struct up_forward_out {
-  int32_t *next_tokens;     /* [n_seqs] greedy token of each sequence's last row */
+  int32_t *next_tokens;     /* [n_seqs] greedy token of each sequence's last row; -1 where its
+                             * logits hold a NaN or +inf (non-finite activations: the caller
+                             * fails that sequence alone) */
   int32_t *seq_layer_rows;  /* [n_seqs][n_layers] rows of each sequence entering each layer; may be NULL */
   int64_t *layer_rows;      /* [n_layers] batch rows entering each layer; may be NULL */
   int32_t *seq_kept_rows;   /* [n_seqs] rows of each sequence left after the last layer; may be NULL */

@@ -76,6 +76,18 @@ static bool is_stop(int32_t token, const int32_t *stop_ids, int32_t n_stop) {
   return false;
 }
 
+/* Append a step's token to g; true while the sequence goes on decoding. A -1 token
+ * (non-finite logits) ends it without a token. */
+static bool take_token(up_generation *g, int32_t token, int32_t max_new, const int32_t *stop_ids, int32_t n_stop) {
+  if (token < 0) {
+    g->non_finite = true;
+    return false;
+  }
+  g->tokens[g->n_tokens++] = token;
+  g->stopped = is_stop(token, stop_ids, n_stop);
+  return !g->stopped && g->n_tokens < max_new;
+}
+
 void up_generator_run(up_generator *gen, const up_method *method, const int32_t *const *prompts,
                       const int32_t *prompt_lens, int32_t n, int32_t max_new, const int32_t *stop_ids,
                       int32_t n_stop, up_generation *out) {
@@ -113,10 +125,8 @@ void up_generator_run(up_generator *gen, const up_method *method, const int32_t 
   int32_t *positions = up_calloc_or_die((size_t)n, sizeof(int32_t), "decode positions");
   int32_t n_active = 0;
   for (int32_t s = 0; s < n; ++s) {
-    out[s].tokens[out[s].n_tokens++] = next[s];
     positions[s] = prompt_lens[s];
-    if (is_stop(next[s], stop_ids, n_stop)) out[s].stopped = true;
-    else if (out[s].n_tokens < max_new) active[n_active++] = s;
+    if (take_token(&out[s], next[s], max_new, stop_ids, n_stop)) active[n_active++] = s;
   }
   fout = (up_forward_out){.next_tokens = next};
   while (n_active > 0) {
@@ -129,10 +139,8 @@ void up_generator_run(up_generator *gen, const up_method *method, const int32_t 
     int32_t still = 0;
     for (int32_t a = 0; a < n_active; ++a) {
       const int32_t s = active[a];
-      out[s].tokens[out[s].n_tokens++] = next[a];
       positions[s] += 1;
-      if (is_stop(next[a], stop_ids, n_stop)) out[s].stopped = true;
-      else if (out[s].n_tokens < max_new) active[still++] = s;
+      if (take_token(&out[s], next[a], max_new, stop_ids, n_stop)) active[still++] = s;
     }
     n_active = still;
   }

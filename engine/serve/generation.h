@@ -29,12 +29,16 @@ typedef struct up_generation {
   float *first_logits;     /* [vocab] logits at the prompt's last position */
   int32_t *tokens;         /* [max_new] generated ids, stop token included when one was hit */
   int32_t n_tokens;
-  bool stopped;            /* a stop token ended it (else the length cap) */
+  bool stopped;            /* a stop token ended it (else the length cap or non_finite) */
+  bool non_finite;         /* the logits turned NaN or inf (non-finite activations): generation
+                            * ended there, tokens holds what came before (none when it was the
+                            * prefill's), and first_logits may hold the non-finite values */
   int32_t *layer_rows;     /* [n_layers] prompt rows entering each layer (drops show here) */
 } up_generation;
 
 /* Generate for n prompts (n <= max_seqs) at once. out[i] arrays are allocated here and
- * freed by up_generation_free. Stop ids end a sequence (n_stop may be 0). */
+ * freed by up_generation_free. Stop ids end a sequence (n_stop may be 0); so do
+ * non-finite logits, for that sequence alone (out[i].non_finite). */
 void up_generator_run(up_generator *gen, const up_method *method, const int32_t *const *prompts,
                       const int32_t *prompt_lens, int32_t n, int32_t max_new, const int32_t *stop_ids,
                       int32_t n_stop, up_generation *out);

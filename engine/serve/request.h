@@ -10,7 +10,8 @@ typedef enum up_request_status {
   UP_REQUEST_WAITING = 0,
   UP_REQUEST_RUNNING = 1,
   UP_REQUEST_FINISHED = 2, /* produced all its output tokens */
-  UP_REQUEST_ERROR = 3,    /* could never run (too long for the model or the cache); see error */
+  UP_REQUEST_ERROR = 3,    /* could never run (too long for the model or the cache), or its
+                            * activations turned NaN or inf while running; see error */
 } up_request_status;
 
 const char *up_request_status_name(up_request_status status);

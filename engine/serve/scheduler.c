@@ -183,6 +183,14 @@ static void remove_running(up_scheduler *sched, const up_request *req) {
   UP_FATAL("request %lld finished but is not in the running set", (long long)req->id);
 }
 
+/* A running request that finished or failed gives back its memory and waits to be taken. */
+static void retire(up_scheduler *sched, up_request *req) {
+  up_layer_memory_release(sched->memory, req->slot);
+  req->slot = -1;
+  remove_running(sched, req);
+  request_fifo_push(&sched->finished, req);
+}
+
 void up_scheduler_complete_step(up_scheduler *sched, const up_step_plan *plan, const int32_t *next_tokens,
                                 double now_s) {
   for (int32_t i = 0; i < plan->n_entries; ++i) {
@@ -192,6 +200,14 @@ void up_scheduler_complete_step(up_scheduler *sched, const up_step_plan *plan, c
               "request %lld completed a step while %s with %d of %d tokens", (long long)req->id,
               up_request_status_name(req->status), req->n_generated, req->output_len);
     const int32_t token = next_tokens[i];
+    if (token < 0) {
+      /* The forward pass found NaN or inf in this sequence's logits: its answer is
+       * meaningless, so it fails alone and the batch's other requests go on. */
+      up_request_fail(req, now_s, "non-finite activations: the logits of %s held NaN or inf (output token %d)",
+                      entry->is_prefill ? "the prompt's last position" : "a decode step", req->n_generated + 1);
+      retire(sched, req);
+      continue;
+    }
     if (entry->is_prefill) {
       req->first_token = token;
       req->first_token_s = now_s;
@@ -214,10 +230,7 @@ void up_scheduler_complete_step(up_scheduler *sched, const up_step_plan *plan, c
     if (req->n_generated == req->output_len) {
       req->status = UP_REQUEST_FINISHED;
       req->finish_s = now_s;
-      up_layer_memory_release(sched->memory, req->slot);
-      req->slot = -1;
-      remove_running(sched, req);
-      request_fifo_push(&sched->finished, req);
+      retire(sched, req);
     }
   }
 }

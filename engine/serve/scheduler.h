@@ -49,8 +49,9 @@ void up_scheduler_submit(up_scheduler *sched, up_request *req, double now_s);
  * memory slot and their reservation. Returns the number of entries (0: nothing to run). */
 int32_t up_scheduler_plan_step(up_scheduler *sched, up_step_plan *plan, double now_s);
 
-/* Record the step's outcome: next_tokens[i] is the token produced for plan entry i.
- * Updates timestamps, trims each prefilled request's reservation to what its layers
+/* Record the step's outcome: next_tokens[i] is the token produced for plan entry i, or
+ * -1 when its logits were not finite (that request fails with a message and frees its
+ * slot; the others are unaffected). Updates timestamps, trims each prefilled request's reservation to what its layers
  * now hold plus its remaining decode tokens (recording that footprint in kv_entries,
  * where a sliding-window layer counts at most its window, and kv_blocks), finishes requests that produced
  * all their tokens and frees their slots. */

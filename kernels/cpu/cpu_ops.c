@@ -114,8 +114,11 @@ void up_cpu_argmax_rows(up_backend *be, int32_t *dst_host, const void *x, int32_
   for (int32_t r = 0; r < n_rows; ++r) {
     const float *row = (const float *)x + (int64_t)r * n_cols;
     int32_t best = 0;
-    for (int32_t c = 1; c < n_cols; ++c)
+    bool below_inf = row[0] < INFINITY; /* false for NaN and +inf */
+    for (int32_t c = 1; c < n_cols; ++c) {
+      below_inf = below_inf && row[c] < INFINITY;
       if (row[c] > row[best]) best = c; /* strict: the first of equal maxima wins */
-    dst_host[r] = best;
+    }
+    dst_host[r] = below_inf ? best : -1;
   }
 }

@@ -62,9 +62,18 @@ int32_t up_select_blocks(const double *block_scores, int32_t n_blocks, float top
                          uint8_t *keep_block) {
   memset(keep_block, 0, (size_t)n_blocks);
   if (n_blocks <= 0) return 0;
+  for (int32_t b = 0; b < n_blocks; ++b) {
+    if (isfinite(block_scores[b])) continue;
+    /* NaN or inf in the sequence's queries or keys: no ranking means anything. Keeping
+     * every block leaves the sequence as dense would, and the non-finite values reach
+     * its logits, where the argmax flags the sequence and its request fails alone. */
+    memset(keep_block, 1, (size_t)n_blocks);
+    return n_blocks;
+  }
   ranked_block *ranked = up_malloc_or_die(sizeof(ranked_block) * (size_t)n_blocks, "ranked blocks");
   for (int32_t b = 0; b < n_blocks; ++b) {
-    UP_ASSERT(block_scores[b] >= 0.0 && !isnan(block_scores[b]), "block %d has score %g", (int)b, block_scores[b]);
+    /* Sums of softmax probabilities: a finite negative score is a bug, not an input. */
+    UP_ASSERT(block_scores[b] >= 0.0, "block %d has score %g", (int)b, block_scores[b]);
     ranked[b] = (ranked_block){block_scores[b], b};
   }
   qsort(ranked, (size_t)n_blocks, sizeof(ranked_block), compare_ranked);

@@ -24,7 +24,8 @@ void up_select_token_scores(const float *q_rows, int32_t n_tokens, const up_kv_p
                             const int32_t *block_table, const up_attn_shape *shape, int32_t last_q,
                             double *scores);
 
-/* Choose blocks from non-negative block scores (any scale). Top-p: rank blocks by score
+/* Choose blocks from non-negative block scores (any scale); a NaN or infinite score
+ * (non-finite activations) keeps every block. Top-p: rank blocks by score
  * (ties: lower index first) and keep each block while the share of the blocks ranked
  * before it is <= top_p, so the block that crosses p is kept and the top block always
  * is. Fixed budget (keep_fraction > 0): keep the top ceil(F * n_blocks) blocks (at

@@ -333,7 +333,8 @@ static __device__ __forceinline__ void argmax_merge(float *best_v, int32_t *best
 
 /* One block per row. Each thread scans its columns in increasing order with a strict
  * comparison, then the block merges pairs, lowest index winning ties: the result is
- * the first maximum, as the CPU reference defines it. Rows holding NaN: unspecified. */
+ * the first maximum, as the CPU reference defines it. A row holding a NaN or +inf
+ * gives -1 (non-finite activations), as on the CPU. */
 template <int VEC>
 static __global__ void argmax_kernel(int32_t *out, const __nv_bfloat16 *x, int32_t n_cols) {
   __shared__ float part_v[32];
@@ -341,12 +342,15 @@ static __global__ void argmax_kernel(int32_t *out, const __nv_bfloat16 *x, int32
   const __nv_bfloat16 *row = x + (int64_t)blockIdx.x * n_cols;
   float best_v = -FLT_MAX;
   int32_t best_i = INT_MAX;
+  int finite = 1;
   for (int32_t c = threadIdx.x * VEC; c < n_cols; c += blockDim.x * VEC) {
     float v[VEC];
     load_f32<VEC>(row + c, v);
 #pragma unroll
-    for (int j = 0; j < VEC; ++j)
+    for (int j = 0; j < VEC; ++j) {
+      finite &= v[j] < INFINITY ? 1 : 0; /* false for NaN and +inf */
       if (best_i == INT_MAX || v[j] > best_v) best_v = v[j], best_i = c + j;
+    }
   }
 #pragma unroll
   for (int off = 16; off > 0; off >>= 1) {
@@ -356,7 +360,7 @@ static __global__ void argmax_kernel(int32_t *out, const __nv_bfloat16 *x, int32
   }
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, n_warps = blockDim.x / 32;
   if (lane == 0) part_v[warp] = best_v, part_i[warp] = best_i;
-  __syncthreads();
+  const int row_finite = __syncthreads_and(finite); /* also the barrier before part_v is read */
   if (warp == 0) {
     best_v = lane < n_warps ? part_v[lane] : -FLT_MAX;
     best_i = lane < n_warps ? part_i[lane] : INT_MAX;
@@ -366,7 +370,7 @@ static __global__ void argmax_kernel(int32_t *out, const __nv_bfloat16 *x, int32
       const int32_t oi = __shfl_xor_sync(0xffffffffu, best_i, off);
       argmax_merge(&best_v, &best_i, ov, oi);
     }
-    if (lane == 0) out[blockIdx.x] = best_i;
+    if (lane == 0) out[blockIdx.x] = row_finite ? best_i : -1;
   }
 }
 

@@ -234,10 +234,19 @@ static void fill_record(const eval_inputs *in, const up_method *method, const ev
   copy_joined(r->expected, sizeof r->expected, p->sample.answers, p->sample.n_answers);
   r->score = (float)score.all_found;
   r->partial = (float)score.fraction;
-  r->first_token = g->tokens[0];
+  r->first_token = g->n_tokens > 0 ? g->tokens[0] : -1;
   r->dense_first_token = dense_logits ? dense_first : r->first_token;
-  r->top1_agrees = r->first_token == r->dense_first_token;
+  r->top1_agrees = r->first_token >= 0 && r->first_token == r->dense_first_token;
   r->kl_vs_dense = dense_logits ? up_kl_from_logits(dense_logits, g->first_logits, cfg->vocab) : 0.0;
+  if (g->non_finite) {
+    /* NaN or inf activations: no answer to score, whatever text came before; the note
+     * stands in the answer's place and the KL is undefined (NaN). */
+    snprintf(r->generated, sizeof r->generated, "[non-finite logits (NaN or inf activations) after %d tokens: "
+             "scored 0]", (int)g->n_tokens);
+    r->score = 0.0f;
+    r->partial = 0.0f;
+    r->kl_vs_dense = NAN;
+  }
   int64_t rows = 0;
   for (int32_t l = 0; l < cfg->n_layers; ++l) rows += g->layer_rows[l];
   r->kept_fraction = (float)((double)rows / ((double)cfg->n_layers * p->n_tokens));
@@ -310,7 +319,7 @@ static int32_t run_context(const up_options *opt, const eval_inputs *in, up_gene
         const int32_t local = b + j;
         if (is_dense) {
           memcpy(dense_logits + (size_t)local * V, out[j].first_logits, sizeof(float) * (size_t)V);
-          dense_first[local] = out[j].tokens[0];
+          dense_first[local] = out[j].n_tokens > 0 ? out[j].tokens[0] : -1;
         }
         fill_record(in, &in->methods[m], &prompts[mine[local]], &out[j],
                     is_dense ? NULL : dense_logits + (size_t)local * V, dense_first[local], eot, eos, ms,

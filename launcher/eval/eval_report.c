@@ -27,6 +27,7 @@ static void summarize_group(const up_model_config *cfg, const up_method *m, cons
   row->ctx = ctx;
   const bool all = strcmp(task, "all") == 0;
   double after_drop[UP_MAX_LAYERS] = {0};
+  int32_t n_kl = 0;
   for (int32_t i = 0; i < n_records; ++i) {
     const up_eval_record *r = &records[i];
     if (strcmp(r->method, method) != 0 || r->ctx != ctx || (!all && strcmp(r->task, task) != 0)) continue;
@@ -34,8 +35,13 @@ static void summarize_group(const up_model_config *cfg, const up_method *m, cons
     row->accuracy += r->score;
     row->partial += r->partial;
     row->top1_agreement += r->top1_agrees;
-    row->kl_mean += r->kl_vs_dense;
-    row->kl_max = r->kl_vs_dense > row->kl_max ? r->kl_vs_dense : row->kl_max;
+    /* A sample with non-finite logits has no KL (NaN; it scores 0): the KL columns
+     * cover the samples that have one, rather than turning NaN for the whole group. */
+    if (!isnan(r->kl_vs_dense)) {
+      n_kl += 1;
+      row->kl_mean += r->kl_vs_dense;
+      row->kl_max = r->kl_vs_dense > row->kl_max ? r->kl_vs_dense : row->kl_max;
+    }
     row->kept_fraction += r->kept_fraction;
     row->prompt_tokens_mean += r->prompt_tokens;
     /* Rows entering the layer after each drop layer: what the drop left. */
@@ -50,7 +56,8 @@ static void summarize_group(const up_model_config *cfg, const up_method *m, cons
   row->accuracy /= n;
   row->partial /= n;
   row->top1_agreement /= n;
-  row->kl_mean /= n;
+  row->kl_mean = n_kl > 0 ? row->kl_mean / n_kl : NAN;
+  if (n_kl == 0) row->kl_max = NAN;
   row->kept_fraction /= n;
   row->prompt_tokens_mean /= n;
   size_t used = 0;

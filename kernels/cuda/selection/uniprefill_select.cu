@@ -49,7 +49,7 @@ enum {
 #define SEL_KW(HD) ((HD) == 256 ? 16 : 32)
 
 /* Error codes a kernel leaves in the output word; reported by the host after the copy. */
-enum { SEL_ERR_KV_LEN = 1, SEL_ERR_NAN_SCORE = 2 };
+enum { SEL_ERR_KV_LEN = 1 };
 
 /* What every kernel of the op reads, filled once per call on the host. */
 typedef struct sel_args {
@@ -524,7 +524,8 @@ __device__ double sel_block_scan_excl(double x, double *warp_s, double *total) {
   return (warp > 0 ? warp_s[warp - 1] : 0.0) + excl;
 }
 
-/* One CTA per sequence. Scored sequences sort their blocks' keys (bitonic, in shared
+/* One CTA per sequence. A sequence with a NaN or infinite block score keeps every block
+ * (the CPU reference's rule). Scored sequences sort their blocks' keys (bitonic, in shared
  * memory up to SEL_SORT_SMEM_KEYS blocks, else in the sequence's slice of a global
  * scratch), then keep the first K ranks: K = the fixed budget, or the first rank r > 0
  * whose preceding score sum exceeds p * total (p >= 1 keeps every block outright,
@@ -533,6 +534,7 @@ __global__ void __launch_bounds__(SEL_SORT_THREADS) sel_choose_kernel(const sel_
   extern __shared__ unsigned long long keys_smem[];
   __shared__ double warp_s[32];
   __shared__ int32_t stop_s;
+  __shared__ int32_t non_finite_s;
   const int tid = threadIdx.x;
   const int32_t s = blockIdx.x;
   const int32_t row0 = __ldg(a.attn.cu_seqlens + s), n = __ldg(a.attn.cu_seqlens + s + 1) - row0;
@@ -547,16 +549,24 @@ __global__ void __launch_bounds__(SEL_SORT_THREADS) sel_choose_kernel(const sel_
   int32_t cap = 1;
   while (cap < nb) cap <<= 1;
   unsigned long long *keys = a.sort_in_smem ? keys_smem : a.sort_scratch + 2 * (int64_t)vb0;
+  if (tid == 0) non_finite_s = 0;
+  __syncthreads();
   for (int32_t i = tid; i < cap; i += SEL_SORT_THREADS) {
     unsigned long long k = 0;
     if (i < nb) {
       const float score = a.block_scores[vb0 + i];
-      if (isnan(score)) sel_report(a, SEL_ERR_NAN_SCORE, s, i);
+      if (!isfinite(score)) non_finite_s = 1;
       k = sel_sort_key(score, i);
     }
     keys[i] = k;
   }
   __syncthreads();
+  if (non_finite_s) {
+    /* NaN or inf in the sequence's queries or keys, as the CPU reference: keep every
+     * block; the values reach the logits, where argmax_rows flags the sequence. */
+    for (int32_t r = tid; r < nb; r += SEL_SORT_THREADS) a.keep_block[vb0 + r] = 1;
+    return;
+  }
   for (int32_t k = 2; k <= cap; k <<= 1)
     for (int32_t j = k >> 1; j > 0; j >>= 1) {
       for (int32_t i = tid; i < cap; i += SEL_SORT_THREADS) {
@@ -917,9 +927,6 @@ extern "C" int32_t up_cuda_uniprefill_select(up_backend *be, int32_t *keep_rows,
   const int32_t *err = out_host + n_seqs + 1;
   if (err[0] == SEL_ERR_KV_LEN)
     UP_FATAL("selection needs a whole-prompt prefill: sequence %d has %d cached entries for its rows", err[1], err[2]);
-  if (err[0] == SEL_ERR_NAN_SCORE)
-    UP_FATAL("uniprefill_select: sequence %d: block %d has a NaN score (NaN or inf in its queries or keys?)", err[1],
-             err[2]);
   memcpy(new_cu_seqlens_host, out_host, sizeof(int32_t) * ((size_t)n_seqs + 1));
   return new_cu_seqlens_host[n_seqs];
 }

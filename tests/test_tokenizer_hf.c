@@ -18,6 +18,7 @@
 #include "engine/checkpoint/gguf.h"
 #include "engine/tokenizer/tokenizer.h"
 #include "tests/tokenizer_checks.h"
+#include "workloads/eval/chat_template.h"
 #include "workloads/eval/haystack_corpus.h"
 
 #define TINY_DIR UP_TEST_DATA_DIR "/hf_tokenizer_tiny"
@@ -148,6 +149,10 @@ Test(hf_tokenizer, tiny_metadata_and_decoding) {
   const char *chat = up_tokenizer_chat_template(tok);
   cr_assert(chat && strstr(chat, "<|im_start|>") && !strstr(chat, "[TOOLS]"), "the \"default\" template: %s",
             chat ? chat : "(none)");
+  up_chat_template resolved;
+  char err[256] = "";
+  cr_assert(up_chat_template_resolve(NULL, chat, &resolved, err, sizeof err), "%s", err);
+  cr_assert_eq(resolved.format, UP_CHAT_CHATML);
   const int32_t text[] = {13, 14, 8, 12};
   char *back = decode(tok, text, 4, false);
   cr_assert_str_eq(back, "abc ab\n a");
@@ -288,6 +293,8 @@ EDIT(added_without_special, cJSON_DeleteItemFromObject(cJSON_GetArrayItem(cJSON_
                                                        "special"))
 EDIT(bos_not_a_token, SET(*c, "bos_token", "\"<s>\""))
 EDIT(eos_not_a_string, SET(*c, "eos_token", "{\"text\":\"<|im_end|>\"}"))
+EDIT(add_bos_without_bos, cJSON_DeleteItemFromObject(*c, "bos_token");
+     cJSON_AddItemToObject(*c, "add_bos_token", cJSON_CreateTrue()))
 EDIT(add_eos, cJSON_AddItemToObject(*c, "add_eos_token", cJSON_CreateTrue()))
 EDIT(no_default_template, cJSON_DeleteItemFromArray(cJSON_GetObjectItem(*c, "chat_template"), 1))
 EDIT(prefix_not_bos, SET(t, "post_processor", "{\"type\":\"TemplateProcessing\",\"single\":["
@@ -326,6 +333,7 @@ Test(hf_tokenizer, refuses_what_it_does_not_implement_by_name) {
       {added_without_special, "added_tokens[3] has no \"special\""},
       {bos_not_a_token, "bos_token \"<s>\" is not a token"},
       {eos_not_a_string, "eos_token is neither a string nor an object"},
+      {add_bos_without_bos, "add_bos_token is true but no bos_token"},
       {add_eos, "add_eos_token"},
       {no_default_template, "no template named \"default\""},
       {prefix_not_bos, "is not the BOS token"},

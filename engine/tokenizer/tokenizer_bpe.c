@@ -1,7 +1,9 @@
-/* tokenizer_bpe.c — GPT-2-style byte-level BPE (tokenizer.ggml.model "gpt2"): the
- * pre-tokenizer regexes named by tokenizer.ggml.pre (run with PCRE2 in UTF + Unicode
- * property mode), the byte <-> printable-character map GPT-2 introduced, merge ranks read
- * from tokenizer.ggml.merges, and the merge loop (lowest rank first, leftmost on ties,
+/* tokenizer_bpe.c — GPT-2-style byte-level BPE (tokenizer.ggml.model "gpt2", and the
+ * one behind Hugging Face's tokenizer.json): the pre-tokenizer regexes named by
+ * tokenizer.ggml.pre or given by the tokenizer.json loader (run with PCRE2 in UTF +
+ * Unicode property mode), the byte <-> printable-character map GPT-2 introduced, the
+ * merge table (filled from tokenizer.ggml.merges here, or by the tokenizer.json loader
+ * through up_bpe_add_merge), and the merge loop (lowest rank first, leftmost on ties,
  * through a binary heap so a long word costs O(n log n)). */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>

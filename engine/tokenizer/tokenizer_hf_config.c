@@ -128,6 +128,8 @@ bool up_hf_read_tokenizer_config(up_tokenizer *tok, const char *dir, const char 
       return up_error(err, err_size, "%s/tokenizer.json: post_processor adds \"%.64s\" first, which is not the BOS "
                       "token of tokenizer_config.json", dir, prefix_token);
   }
+  if (ok && tok->add_bos && tok->bos < 0)
+    return up_error(err, err_size, "%s/tokenizer_config.json: add_bos_token is true but no bos_token is named", dir);
   if (ok && !tok->chat_template) ok = jinja_chat_template(tok, dir, err, err_size);
   return ok;
 }

@@ -129,7 +129,7 @@ int32_t up_tokenizer_vocab_find(const up_tokenizer *tok, const char *s, size_t l
 }
 
 /* Duplicate pieces keep the lowest id; empty pieces are never looked up. */
-static void build_vocab_map(up_tokenizer *tok) {
+void up_tokenizer_build_vocab_map(up_tokenizer *tok) {
   uint64_t slots = 16;
   while (slots < 2 * (uint64_t)tok->n_vocab) slots *= 2;
   tok->vocab_mask = slots - 1;
@@ -246,7 +246,7 @@ static bool load_special_id(const up_tokenizer *tok, const up_gguf *g, const cha
 
 /* The turn-ending token when the file does not name one: the texts chat models use,
  * most specific first (<|endoftext|> ends documents too, so it comes late). */
-static int32_t find_eot_by_text(const up_tokenizer *tok) {
+int32_t up_tokenizer_find_eot_by_text(const up_tokenizer *tok) {
   static const char *const texts[] = {"<|eot_id|>", "<|im_end|>", "<|end|>",         "<end_of_turn>",
                                       "<|endoftext|>", "<|end_of_text|>", "<EOT>"};
   for (size_t i = 0; i < sizeof texts / sizeof texts[0]; ++i) {
@@ -267,7 +267,7 @@ static int compare_special_longest_first(const void *a, const void *b) {
   return x->id < y->id ? -1 : (x->id > y->id);
 }
 
-static void build_special_list(up_tokenizer *tok) {
+void up_tokenizer_build_special_list(up_tokenizer *tok) {
   special_entry *entries = up_malloc_or_die((size_t)tok->n_vocab * sizeof *entries, "tokenizer special tokens");
   for (int32_t id = 0; id < tok->n_vocab; ++id) {
     const uint8_t t = tok->type[id];
@@ -291,7 +291,7 @@ up_tokenizer *up_tokenizer_from_gguf(const up_gguf *g, char *err, size_t err_siz
     return NULL;
   }
   up_tokenizer *tok = up_calloc_or_die(1, sizeof *tok, "tokenizer");
-  tok->bos = tok->eos = tok->eot = tok->unk = -1;
+  tok->bos = tok->eos = tok->eot = tok->unk = tok->pad = -1;
   char pre_name[64] = "default";
   if (model.len == 4 && memcmp(model.data, "gpt2", 4) == 0) {
     tok->kind = UP_TOKENIZER_BYTE_LEVEL_BPE;
@@ -315,7 +315,7 @@ up_tokenizer *up_tokenizer_from_gguf(const up_gguf *g, char *err, size_t err_siz
   }
 
   if (!load_pieces(tok, g, err, err_size)) goto fail;
-  build_vocab_map(tok);
+  up_tokenizer_build_vocab_map(tok);
   const bool spm = tok->kind == UP_TOKENIZER_SENTENCEPIECE;
   if (spm && !load_scores(tok, g, err, err_size)) goto fail;
 
@@ -325,10 +325,15 @@ up_tokenizer *up_tokenizer_from_gguf(const up_gguf *g, char *err, size_t err_siz
       !load_special_id(tok, g, "tokenizer.ggml.unknown_token_id", spm ? 0 : -1, &tok->unk, err, err_size) ||
       !load_special_id(tok, g, "tokenizer.ggml.eot_token_id", -1, &tok->eot, err, err_size))
     goto fail;
+  /* Nothing here pads, and converters write placeholder padding ids: one outside the
+   * vocabulary means none rather than a broken file. */
+  uint32_t pad;
+  if (up_gguf_get_u32(g, "tokenizer.ggml.padding_token_id", &pad) && pad < (uint32_t)tok->n_vocab)
+    tok->pad = (int32_t)pad;
   if (tok->bos >= tok->n_vocab) tok->bos = -1;
   if (tok->eos >= tok->n_vocab) tok->eos = -1;
   if (tok->unk >= tok->n_vocab) tok->unk = -1;
-  if (tok->eot < 0) tok->eot = find_eot_by_text(tok);
+  if (tok->eot < 0) tok->eot = up_tokenizer_find_eot_by_text(tok);
 
   tok->add_bos = spm || up_bpe_pre_is_llama3(pre_name);
   if (up_gguf_has_key(g, KEY_ADD_BOS) && !up_gguf_get_bool(g, KEY_ADD_BOS, &tok->add_bos)) {
@@ -349,7 +354,7 @@ up_tokenizer *up_tokenizer_from_gguf(const up_gguf *g, char *err, size_t err_siz
     tok->chat_template[chat.len] = '\0';
   }
 
-  build_special_list(tok);
+  up_tokenizer_build_special_list(tok);
   if (spm) {
     tok->spm = up_spm_create(tok, err, err_size);
     if (!tok->spm) goto fail;
@@ -530,5 +535,6 @@ up_token_type up_tokenizer_token_type(const up_tokenizer *tok, int32_t id) {
 int32_t up_tokenizer_bos(const up_tokenizer *tok) { return tok->bos; }
 int32_t up_tokenizer_eos(const up_tokenizer *tok) { return tok->eos; }
 int32_t up_tokenizer_eot(const up_tokenizer *tok) { return tok->eot; }
+int32_t up_tokenizer_pad(const up_tokenizer *tok) { return tok->pad; }
 bool up_tokenizer_add_bos(const up_tokenizer *tok) { return tok->add_bos; }
 const char *up_tokenizer_chat_template(const up_tokenizer *tok) { return tok->chat_template; }

@@ -1,9 +1,10 @@
-/* tokenizer.h — text <-> token ids for the vocabularies GGUF files carry: the GPT-2-style
- * byte-level BPE (tokenizer.ggml.model "gpt2": SmolLM2, Llama-3) and the SentencePiece
- * BPE with byte fallback (tokenizer.ggml.model "llama": Llama-2). A tokenizer is built
- * once from a GGUF reader, copies what it needs (the reader may be closed afterwards)
- * and is immutable from then on, so any number of threads may encode and decode with
- * one tokenizer at the same time. */
+/* tokenizer.h — text <-> token ids for the vocabularies checkpoints carry: the GPT-2-style
+ * byte-level BPE (GGUF tokenizer.ggml.model "gpt2": SmolLM2, Llama-3; or a Hugging Face
+ * directory's tokenizer.json) and the SentencePiece BPE with byte fallback
+ * (tokenizer.ggml.model "llama": Llama-2). A tokenizer is built once from a GGUF reader
+ * or a directory, copies what it needs (the reader may be closed afterwards) and is
+ * immutable from then on, so any number of threads may encode and decode with one
+ * tokenizer at the same time. */
 #ifndef UP_TOKENIZER_H
 #define UP_TOKENIZER_H
 
@@ -18,6 +19,7 @@ extern "C" {
 #endif
 
 typedef struct up_tokenizer up_tokenizer;
+typedef struct up_checkpoint up_checkpoint;
 
 typedef enum up_tokenizer_kind {
   UP_TOKENIZER_BYTE_LEVEL_BPE = 0, /* "gpt2" */
@@ -38,6 +40,17 @@ typedef enum up_token_type {
 /* Build the tokenizer described by the tokenizer.* metadata. On failure returns NULL
  * and writes a message naming the file and the key (or token index) into err. */
 up_tokenizer *up_tokenizer_from_gguf(const up_gguf *gguf, char *err, size_t err_size);
+
+/* Build the tokenizer of a Hugging Face checkpoint directory from its tokenizer.json (a
+ * BPE model over byte-level pieces: vocab, merges, added tokens with their special flags;
+ * pre_tokenizer ByteLevel or a Sequence of Split regexes and Digits ending in ByteLevel;
+ * no normalizer; decoder ByteLevel) and its tokenizer_config.json when present (BOS,
+ * EOS, unknown and padding tokens, add_bos_token, chat_template). Anything else that
+ * would change the ids is refused. NULL with a message naming the file and the key. */
+up_tokenizer *up_tokenizer_from_hf_dir(const char *dir, char *err, size_t err_size);
+
+/* The tokenizer of an open checkpoint: its GGUF metadata, or its directory's files. */
+up_tokenizer *up_tokenizer_from_checkpoint(const up_checkpoint *ck, char *err, size_t err_size);
 void up_tokenizer_free(up_tokenizer *tok);
 
 /* Encode len bytes of text (UTF-8; invalid bytes are still encoded, byte by byte, except
@@ -78,10 +91,14 @@ up_token_type up_tokenizer_token_type(const up_tokenizer *tok, int32_t id);
 int32_t up_tokenizer_bos(const up_tokenizer *tok);
 int32_t up_tokenizer_eos(const up_tokenizer *tok);
 int32_t up_tokenizer_eot(const up_tokenizer *tok);
+/* The padding token (tokenizer.ggml.padding_token_id, tokenizer_config.json's pad_token). */
+int32_t up_tokenizer_pad(const up_tokenizer *tok);
 /* Whether the model wants BOS first (tokenizer.ggml.add_bos_token; when absent, true for
- * SentencePiece and Llama-3, false otherwise). */
+ * SentencePiece and Llama-3, false otherwise; tokenizer_config.json's add_bos_token,
+ * else whether tokenizer.json's post-processor puts BOS first). */
 bool up_tokenizer_add_bos(const up_tokenizer *tok);
-/* tokenizer.chat_template (Jinja source) or NULL when the file has none. */
+/* The chat template's Jinja source (tokenizer.chat_template; tokenizer_config.json's
+ * chat_template, or chat_template.jinja) or NULL when the checkpoint has none. */
 const char *up_tokenizer_chat_template(const up_tokenizer *tok);
 
 #ifdef __cplusplus

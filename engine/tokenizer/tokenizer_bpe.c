@@ -1,7 +1,9 @@
-/* tokenizer_bpe.c — GPT-2-style byte-level BPE (tokenizer.ggml.model "gpt2"): the
- * pre-tokenizer regexes named by tokenizer.ggml.pre (run with PCRE2 in UTF + Unicode
- * property mode), the byte <-> printable-character map GPT-2 introduced, merge ranks read
- * from tokenizer.ggml.merges, and the merge loop (lowest rank first, leftmost on ties,
+/* tokenizer_bpe.c — GPT-2-style byte-level BPE (tokenizer.ggml.model "gpt2", and the
+ * one behind Hugging Face's tokenizer.json): the pre-tokenizer regexes named by
+ * tokenizer.ggml.pre or given by the tokenizer.json loader (run with PCRE2 in UTF +
+ * Unicode property mode), the byte <-> printable-character map GPT-2 introduced, the
+ * merge table (filled from tokenizer.ggml.merges here, or by the tokenizer.json loader
+ * through up_bpe_add_merge), and the merge loop (lowest rank first, leftmost on ties,
  * through a binary heap so a long word costs O(n log n)). */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -16,39 +18,33 @@
 
 /* --- pre-tokenizer ---------------------------------------------------------------------- */
 
-/* GPT-2's split (as Hugging Face's ByteLevel pre-tokenizer writes it): English
- * contractions, letters with an optional leading space, numbers likewise, other symbols
- * likewise, whitespace not followed by a non-space (so the last space joins the next
- * word), any remaining whitespace. */
-#define PATTERN_GPT2 "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
 /* Llama-3's split: case-insensitive contractions, letters led by at most one
  * non-letter/non-digit that is not a line break, numbers of at most three digits,
  * symbols with their trailing line breaks, line-break runs, then whitespace as GPT-2. */
 #define PATTERN_LLAMA3                                                                              \
   "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|" \
   "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
-#define MAX_PRETOKENIZER_REGEXES 4
 
 typedef struct pretokenizer_spec {
   const char *names[4];
-  const char *patterns[MAX_PRETOKENIZER_REGEXES];
+  const char *patterns[UP_BPE_MAX_PRETOKENIZER_REGEXES];
   bool ignore_merges; /* a word that is itself a token is not merged up from bytes */
 } pretokenizer_spec;
 
 static const pretokenizer_spec g_pretokenizers[] = {
     /* SmolLM2 (and StarCoder): every digit alone, then GPT-2's split. */
-    {.names = {"smollm", "starcoder"}, .patterns = {"\\p{N}", PATTERN_GPT2}},
-    {.names = {"gpt2", "gpt-2"}, .patterns = {PATTERN_GPT2}},
+    {.names = {"smollm", "starcoder"}, .patterns = {"\\p{N}", UP_BPE_PATTERN_GPT2}},
+    {.names = {"gpt2", "gpt-2"}, .patterns = {UP_BPE_PATTERN_GPT2}},
     {.names = {"llama-bpe", "llama3", "llama-v3"}, .patterns = {PATTERN_LLAMA3}, .ignore_merges = true},
     /* What llama.cpp applies to "default" (and to files without the key): punctuation
      * runs, GPT-2's split, digit runs, then groups of three ASCII digits. */
     {.names = {"default"},
-     .patterns = {"[\\p{P}\\$\\+<=>\\^~\\|]+", PATTERN_GPT2, "\\p{N}+", "[0-9][0-9][0-9]"}},
+     .patterns = {"[\\p{P}\\$\\+<=>\\^~\\|]+", UP_BPE_PATTERN_GPT2, "\\p{N}+", "[0-9][0-9][0-9]"}},
 };
 
 struct up_bpe_pretokenizer {
   int n_regexes;
-  pcre2_code *regexes[MAX_PRETOKENIZER_REGEXES];
+  pcre2_code *regexes[UP_BPE_MAX_PRETOKENIZER_REGEXES];
   bool ignore_merges;
 };
 
@@ -64,27 +60,27 @@ bool up_bpe_pre_is_llama3(const char *pre_name) {
   return spec && strcmp(spec->names[0], "llama-bpe") == 0;
 }
 
-up_bpe_pretokenizer *up_bpe_pretokenizer_create(const char *pre_name, char *err, size_t err_size) {
-  const pretokenizer_spec *spec = find_pretokenizer(pre_name);
-  if (!spec) {
-    snprintf(err, err_size,
-             "pre-tokenizer \"%s\" is not supported (known: smollm, starcoder, gpt2, llama-bpe/llama3, default)",
-             pre_name);
+up_bpe_pretokenizer *up_bpe_pretokenizer_from_patterns(const char *const *patterns, int n_patterns,
+                                                       bool ignore_merges, const char *label, char *err,
+                                                       size_t err_size) {
+  if (n_patterns < 0 || n_patterns > UP_BPE_MAX_PRETOKENIZER_REGEXES) {
+    snprintf(err, err_size, "pre-tokenizer \"%s\": %d regexes, at most %d are supported", label, n_patterns,
+             UP_BPE_MAX_PRETOKENIZER_REGEXES);
     return NULL;
   }
   up_bpe_pretokenizer *pre = up_calloc_or_die(1, sizeof *pre, "BPE pre-tokenizer");
-  pre->ignore_merges = spec->ignore_merges;
-  for (int i = 0; i < MAX_PRETOKENIZER_REGEXES && spec->patterns[i]; ++i) {
+  pre->ignore_merges = ignore_merges;
+  for (int i = 0; i < n_patterns; ++i) {
     int code;
     PCRE2_SIZE offset;
     /* MATCH_INVALID_UTF: bytes that are not UTF-8 never match and so stay pieces of their
      * own, which the byte-level BPE still encodes exactly. */
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)spec->patterns[i], PCRE2_ZERO_TERMINATED,
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)patterns[i], PCRE2_ZERO_TERMINATED,
                                    PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &code, &offset, NULL);
     if (!re) {
       PCRE2_UCHAR msg[256];
       pcre2_get_error_message(code, msg, sizeof msg);
-      snprintf(err, err_size, "pre-tokenizer \"%s\": regex %d does not compile at offset %zu: %s", pre_name, i,
+      snprintf(err, err_size, "pre-tokenizer \"%s\": regex %d does not compile at offset %zu: %s", label, i,
                (size_t)offset, (const char *)msg);
       up_bpe_pretokenizer_free(pre);
       return NULL;
@@ -94,6 +90,19 @@ up_bpe_pretokenizer *up_bpe_pretokenizer_create(const char *pre_name, char *err,
     pre->regexes[pre->n_regexes++] = re;
   }
   return pre;
+}
+
+up_bpe_pretokenizer *up_bpe_pretokenizer_create(const char *pre_name, char *err, size_t err_size) {
+  const pretokenizer_spec *spec = find_pretokenizer(pre_name);
+  if (!spec) {
+    snprintf(err, err_size,
+             "pre-tokenizer \"%s\" is not supported (known: smollm, starcoder, gpt2, llama-bpe/llama3, default)",
+             pre_name);
+    return NULL;
+  }
+  int n = 0;
+  while (n < UP_BPE_MAX_PRETOKENIZER_REGEXES && spec->patterns[n]) n++;
+  return up_bpe_pretokenizer_from_patterns(spec->patterns, n, spec->ignore_merges, pre_name, err, err_size);
 }
 
 void up_bpe_pretokenizer_free(up_bpe_pretokenizer *pre) {
@@ -226,70 +235,9 @@ static const merge_slot *find_merge(const up_bpe *bpe, int32_t left, int32_t rig
   }
 }
 
-/* Each merge "a b" joins two pieces into the piece "ab"; its index is its rank. Merges
- * whose halves or result are not in the vocabulary can never apply and are skipped. */
-static bool load_merges(up_bpe *bpe, const up_tokenizer *tok, const up_gguf *g, char *err, size_t err_size) {
-  const char *file = up_gguf_name(g);
-  up_gguf_value_type elem;
-  uint64_t count;
-  if (!up_gguf_get_array_info(g, KEY_MERGES, &elem, &count) || elem != UP_GGUF_STRING || count > INT32_MAX) {
-    snprintf(err, err_size, "%s: %s is missing or not a string array (byte-level BPE needs its merges)", file,
-             KEY_MERGES);
-    return false;
-  }
-  uint64_t slots = 16;
-  while (slots < 2 * count) slots *= 2;
-  bpe->merge_mask = slots - 1;
-  bpe->merges = up_malloc_or_die(slots * sizeof *bpe->merges, "BPE merge table");
-  for (uint64_t s = 0; s < slots; ++s) bpe->merges[s].rank = -1;
-  char *joined = NULL;
-  size_t joined_cap = 0;
-  for (uint64_t i = 0; i < count; ++i) {
-    up_gguf_str m;
-    if (!up_gguf_get_array_str(g, KEY_MERGES, i, &m)) {
-      snprintf(err, err_size, "%s: %s[%llu] cannot be read", file, KEY_MERGES, (unsigned long long)i);
-      free(joined);
-      return false;
-    }
-    /* Pieces never hold a raw space, so the first space (after the first byte: a piece
-     * is never empty) separates the halves. */
-    const char *sep = m.len > 1 ? memchr(m.data + 1, ' ', m.len - 1) : NULL;
-    if (!sep || sep + 1 == m.data + m.len) {
-      snprintf(err, err_size, "%s: %s[%llu] is \"%.*s\", not two pieces separated by a space", file, KEY_MERGES,
-               (unsigned long long)i, (int)(m.len > 64 ? 64 : m.len), m.data);
-      free(joined);
-      return false;
-    }
-    const size_t left_len = (size_t)(sep - m.data), right_len = m.len - left_len - 1;
-    const int32_t left = up_tokenizer_vocab_find(tok, m.data, left_len);
-    const int32_t right = up_tokenizer_vocab_find(tok, sep + 1, right_len);
-    if (left_len + right_len > joined_cap) {
-      joined_cap = 2 * (left_len + right_len);
-      free(joined);
-      joined = up_malloc_or_die(joined_cap, "BPE merge text");
-    }
-    memcpy(joined, m.data, left_len);
-    memcpy(joined + left_len, sep + 1, right_len);
-    const int32_t merged = up_tokenizer_vocab_find(tok, joined, left_len + right_len);
-    if (left < 0 || right < 0 || merged < 0 || find_merge(bpe, left, right)) continue;
-    const uint64_t pair = (uint64_t)(uint32_t)left << 32 | (uint32_t)right;
-    uint64_t s = hash_pair(pair) & bpe->merge_mask;
-    while (bpe->merges[s].rank >= 0) s = (s + 1) & bpe->merge_mask;
-    bpe->merges[s] = (merge_slot){.pair = pair, .rank = (int32_t)i, .merged = merged};
-  }
-  free(joined);
-  return true;
-}
-
-up_bpe *up_bpe_create(const up_tokenizer *tok, const up_gguf *g, const char *pre_name, char *err, size_t err_size) {
+up_bpe *up_bpe_begin(const up_tokenizer *tok, up_bpe_pretokenizer *pre, uint64_t n_merges) {
   up_bpe *bpe = up_calloc_or_die(1, sizeof *bpe, "byte-level BPE");
-  char pre_err[256];
-  bpe->pre = up_bpe_pretokenizer_create(pre_name, pre_err, sizeof pre_err);
-  if (!bpe->pre) {
-    snprintf(err, err_size, "%s: tokenizer.ggml.pre: %s", up_gguf_name(g), pre_err);
-    up_bpe_free(bpe);
-    return NULL;
-  }
+  bpe->pre = pre;
   build_byte_map(bpe);
   /* A vocabulary may lack a few bytes (SmolLM2 has no piece for some control bytes nor
    * for bytes UTF-8 never uses): those stay -1 and are dropped when met, as Hugging Face
@@ -299,7 +247,78 @@ up_bpe *up_bpe_create(const up_tokenizer *tok, const up_gguf *g, const char *pre
     const size_t n = encode_char(bpe->byte_to_char[b], utf8);
     bpe->byte_token[b] = up_tokenizer_vocab_find(tok, utf8, n);
   }
-  if (!load_merges(bpe, tok, g, err, err_size)) {
+  uint64_t slots = 16;
+  while (slots < 2 * n_merges) slots *= 2;
+  bpe->merge_mask = slots - 1;
+  bpe->merges = up_malloc_or_die(slots * sizeof *bpe->merges, "BPE merge table");
+  for (uint64_t s = 0; s < slots; ++s) bpe->merges[s].rank = -1;
+  return bpe;
+}
+
+/* A merge joins two pieces into the piece that is their concatenation; rank orders it.
+ * A repeated pair keeps its first (lowest) rank. */
+up_bpe_merge_status up_bpe_add_merge(up_bpe *bpe, const up_tokenizer *tok, const char *left_text, size_t left_len,
+                                     const char *right_text, size_t right_len, int32_t rank) {
+  const int32_t left = up_tokenizer_vocab_find(tok, left_text, left_len);
+  const int32_t right = up_tokenizer_vocab_find(tok, right_text, right_len);
+  if (left < 0 || right < 0) return UP_BPE_MERGE_HALF_NOT_IN_VOCAB;
+  char stack[256];
+  char *joined = left_len + right_len <= sizeof stack ? stack : up_malloc_or_die(left_len + right_len, "BPE merge");
+  memcpy(joined, left_text, left_len);
+  memcpy(joined + left_len, right_text, right_len);
+  const int32_t merged = up_tokenizer_vocab_find(tok, joined, left_len + right_len);
+  if (joined != stack) free(joined);
+  if (merged < 0) return UP_BPE_MERGE_RESULT_NOT_IN_VOCAB;
+  if (find_merge(bpe, left, right)) return UP_BPE_MERGE_REPEATED;
+  const uint64_t pair = (uint64_t)(uint32_t)left << 32 | (uint32_t)right;
+  uint64_t s = hash_pair(pair) & bpe->merge_mask;
+  while (bpe->merges[s].rank >= 0) s = (s + 1) & bpe->merge_mask;
+  bpe->merges[s] = (merge_slot){.pair = pair, .rank = rank, .merged = merged};
+  return UP_BPE_MERGE_ADDED;
+}
+
+/* tokenizer.ggml.merges: "a b" strings, each index its rank. Merges whose halves or
+ * result are not in the vocabulary can never apply and are skipped, as llama.cpp does. */
+static bool load_gguf_merges(up_bpe *bpe, const up_tokenizer *tok, const up_gguf *g, uint64_t count, char *err,
+                             size_t err_size) {
+  const char *file = up_gguf_name(g);
+  for (uint64_t i = 0; i < count; ++i) {
+    up_gguf_str m;
+    if (!up_gguf_get_array_str(g, KEY_MERGES, i, &m)) {
+      snprintf(err, err_size, "%s: %s[%llu] cannot be read", file, KEY_MERGES, (unsigned long long)i);
+      return false;
+    }
+    /* Pieces never hold a raw space, so the first space (after the first byte: a piece
+     * is never empty) separates the halves. */
+    const char *sep = m.len > 1 ? memchr(m.data + 1, ' ', m.len - 1) : NULL;
+    if (!sep || sep + 1 == m.data + m.len) {
+      snprintf(err, err_size, "%s: %s[%llu] is \"%.*s\", not two pieces separated by a space", file, KEY_MERGES,
+               (unsigned long long)i, (int)(m.len > 64 ? 64 : m.len), m.data);
+      return false;
+    }
+    const size_t left_len = (size_t)(sep - m.data);
+    (void)up_bpe_add_merge(bpe, tok, m.data, left_len, sep + 1, m.len - left_len - 1, (int32_t)i);
+  }
+  return true;
+}
+
+up_bpe *up_bpe_create(const up_tokenizer *tok, const up_gguf *g, const char *pre_name, char *err, size_t err_size) {
+  char pre_err[256];
+  up_bpe_pretokenizer *pre = up_bpe_pretokenizer_create(pre_name, pre_err, sizeof pre_err);
+  if (!pre) {
+    snprintf(err, err_size, "%s: tokenizer.ggml.pre: %s", up_gguf_name(g), pre_err);
+    return NULL;
+  }
+  up_gguf_value_type elem;
+  uint64_t count;
+  if (!up_gguf_get_array_info(g, KEY_MERGES, &elem, &count) || elem != UP_GGUF_STRING || count > INT32_MAX) {
+    snprintf(err, err_size, "%s: %s is missing or not a string array (byte-level BPE needs its merges)",
+             up_gguf_name(g), KEY_MERGES);
+    up_bpe_pretokenizer_free(pre);
+    return NULL;
+  }
+  up_bpe *bpe = up_bpe_begin(tok, pre, count);
+  if (!load_gguf_merges(bpe, tok, g, count, err, err_size)) {
     up_bpe_free(bpe);
     return NULL;
   }

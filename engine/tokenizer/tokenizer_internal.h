@@ -1,9 +1,10 @@
-/* tokenizer_internal.h — what the tokenizer's three files share and nothing outside the
- * tokenizer (and its test) may use: the tokenizer struct, the vocabulary lookup, the
+/* tokenizer_internal.h — what the tokenizer's files share and nothing outside the
+ * tokenizer (and its tests) may use: the tokenizer struct, the vocabulary lookup, the
  * token sink encoders write to, the byte buffer decoders append to, and the entry points
  * of the byte-level BPE (tokenizer_bpe.c) and SentencePiece (tokenizer_spm.c) halves.
  * tokenizer.c owns the struct, the vocabulary, the special-token splitting and the merge
- * heap both halves merge from. */
+ * heap both halves merge from; the loaders (GGUF metadata in tokenizer.c, Hugging Face's
+ * tokenizer.json in tokenizer_hf*.c) fill the same struct through these entry points. */
 #ifndef UP_TOKENIZER_INTERNAL_H
 #define UP_TOKENIZER_INTERNAL_H
 
@@ -35,7 +36,7 @@ struct up_tokenizer {
   int32_t n_special;
   uint8_t special_first_byte[32]; /* bitmap of their first bytes */
 
-  int32_t bos, eos, eot, unk; /* -1 when absent */
+  int32_t bos, eos, eot, unk, pad; /* -1 when absent */
   bool add_bos;
   bool add_space_prefix; /* SentencePiece: "▁" before text at the start and after specials */
   char *chat_template;
@@ -47,6 +48,14 @@ struct up_tokenizer {
 /* Id of the piece whose text is s[0..len), or -1. */
 int32_t up_tokenizer_vocab_find(const up_tokenizer *tok, const char *s, size_t len);
 const char *up_tokenizer_piece(const up_tokenizer *tok, int32_t id);
+
+/* Loading steps every loader shares, in this order once pieces and types are filled:
+ * the piece -> id map (duplicate pieces keep the lowest id), then the list of tokens
+ * matched whole in text; the turn-ending token by its usual text where the source names
+ * none. */
+void up_tokenizer_build_vocab_map(up_tokenizer *tok);
+void up_tokenizer_build_special_list(up_tokenizer *tok);
+int32_t up_tokenizer_find_eot_by_text(const up_tokenizer *tok);
 
 /* Where encoders put ids: the first cap go to out, all are counted. */
 typedef struct up_token_sink {
@@ -92,10 +101,25 @@ up_merge_candidate up_merge_heap_pop(up_merge_heap *heap); /* len > 0 */
 
 /* --- byte-level BPE (tokenizer_bpe.c) ------------------------------------------------ */
 
+/* GPT-2's split (as Hugging Face's ByteLevel pre-tokenizer writes it): English
+ * contractions, letters with an optional leading space, numbers likewise, other symbols
+ * likewise, whitespace not followed by a non-space (so the last space joins the next
+ * word), any remaining whitespace. */
+#define UP_BPE_PATTERN_GPT2 \
+  "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
+#define UP_BPE_MAX_PRETOKENIZER_REGEXES 4
+
 /* The pre-tokenizer named by tokenizer.ggml.pre ("smollm", "llama-bpe", "gpt2", ...):
  * a list of Unicode regexes, each splitting every piece into its matches and the text
  * between them. NULL with a message for a name it does not know. */
 up_bpe_pretokenizer *up_bpe_pretokenizer_create(const char *pre_name, char *err, size_t err_size);
+/* A pre-tokenizer of the given regexes (applied in order, each splitting every piece
+ * into its matches and the text between them); ignore_merges: a piece that is itself a
+ * token is taken whole. label names it in messages. NULL with a message when a regex
+ * does not compile or there are too many. */
+up_bpe_pretokenizer *up_bpe_pretokenizer_from_patterns(const char *const *patterns, int n_patterns,
+                                                       bool ignore_merges, const char *label, char *err,
+                                                       size_t err_size);
 void up_bpe_pretokenizer_free(up_bpe_pretokenizer *pre);
 
 typedef struct up_text_span {
@@ -108,7 +132,23 @@ typedef struct up_text_span {
 int64_t up_bpe_pretokenize(const up_bpe_pretokenizer *pre, const char *text, size_t len, up_text_span **spans,
                            size_t *capacity, char *err, size_t err_size);
 
-/* Build the merge table and byte maps for tok (its vocabulary already loaded). */
+/* The byte maps and an empty merge table sized for n_merges, for tok (its vocabulary
+ * already mapped); takes ownership of pre. Merges are then added in rank order. */
+up_bpe *up_bpe_begin(const up_tokenizer *tok, up_bpe_pretokenizer *pre, uint64_t n_merges);
+
+typedef enum up_bpe_merge_status {
+  UP_BPE_MERGE_ADDED = 0,
+  UP_BPE_MERGE_REPEATED = 1, /* the pair is there already, with its earlier rank */
+  UP_BPE_MERGE_HALF_NOT_IN_VOCAB = 2,
+  UP_BPE_MERGE_RESULT_NOT_IN_VOCAB = 3,
+} up_bpe_merge_status;
+
+/* Add the merge of two pieces (given as their vocabulary text) at rank. */
+up_bpe_merge_status up_bpe_add_merge(up_bpe *bpe, const up_tokenizer *tok, const char *left_text, size_t left_len,
+                                     const char *right_text, size_t right_len, int32_t rank);
+
+/* Build the merge table and byte maps for tok from tokenizer.ggml.merges and the
+ * pre-tokenizer named pre_name (tok's vocabulary already loaded). */
 up_bpe *up_bpe_create(const up_tokenizer *tok, const up_gguf *gguf, const char *pre_name, char *err,
                       size_t err_size);
 void up_bpe_free(up_bpe *bpe);

@@ -74,19 +74,14 @@ typedef struct eval_inputs {
 
 static bool open_inputs(const up_options *opt, up_backend *be, eval_inputs *in, char *err, size_t err_size) {
   if (!up_run_model_is_checkpoint(opt)) {
-    snprintf(err, err_size, "--eval needs --model PATH: a trained checkpoint with a tokenizer (a .gguf file); "
+    snprintf(err, err_size, "--eval needs --model PATH: a trained checkpoint with a tokenizer (a .gguf file or a Hugging Face "
+             "directory with tokenizer.json); "
              "presets have random weights, so there is no answer to check");
     return false;
   }
   in->ck = up_checkpoint_open(opt->model, err, err_size);
   if (!in->ck) return false;
-  const up_gguf *g = up_checkpoint_gguf(in->ck);
-  if (!g) {
-    snprintf(err, err_size, "--eval: %.300s is a Hugging Face directory; its tokenizer.json is not read yet, so --eval "
-             "needs a .gguf checkpoint (which carries its tokenizer)", opt->model);
-    return false;
-  }
-  in->tok = up_tokenizer_from_gguf(g, err, err_size);
+  in->tok = up_tokenizer_from_checkpoint(in->ck, err, err_size);
   if (!in->tok) return false;
   if (!up_chat_template_resolve(opt->chat_template[0] ? opt->chat_template : NULL,
                                 up_tokenizer_chat_template(in->tok), &in->chat, err, err_size))

@@ -1,7 +1,9 @@
 /* chat_template.h — rendering one user turn plus the assistant's generation prompt in
  * the chat formats of the models we evaluate: ChatML (SmolLM2, Qwen), Llama-3,
  * Llama-2 ([INST]) and plain text. The format is recognised from marker substrings of
- * the model's Jinja template (GGUF key tokenizer.chat_template) or named explicitly;
+ * the model's Jinja template (GGUF key tokenizer.chat_template, or a Hugging Face
+ * directory's tokenizer_config.json "chat_template" / chat_template.jinja, both as the
+ * tokenizer hands it over: up_tokenizer_chat_template) or named explicitly;
  * Jinja itself is not interpreted. ChatML's default system prompt is taken from the
  * template when it is written there as a literal, as SmolLM2's is. */
 #ifndef UP_CHAT_TEMPLATE_H

@@ -6,7 +6,7 @@
       when given); each row's source_file and source_line name a line of one of the
       files, whose answers are the row's expected text; task is the line's "dataset"
       or the file's name; RULER rows are scored by string match (every answer contained,
-      partial = share contained) and LongBench-like rows by exact match (after
+      partial = share contained, any_found = one contained) and LongBench-like rows by exact match (after
       stripping and ASCII case folding), recomputed here from the generated text; ctx is
       C for every file row (0: samples at their own lengths), and /eval_summary's
       per-task sample counts add up.
@@ -42,15 +42,15 @@ def file_lines(paths):
 
 
 def recomputed(sample, generated):
-    """(score, partial, scoring) by the rule of the sample's layout, ASCII-only case."""
+    """(score, partial, any_found, scoring) by the rule of the sample's layout, ASCII-only case."""
     out = generated.encode().lower()
-    if "outputs" in sample:
-        found = [a.encode().lower() in out for a in sample["outputs"]]
-        return float(all(found)), sum(found) / len(found), "string_match"
-    answers = sample["answers"]
-    exact = any(a.encode().strip().lower() == out.strip() and a.strip() for a in answers)
+    answers = sample.get("outputs", sample.get("answers"))
     contained = [a.encode().lower() in out for a in answers]
-    return float(exact), sum(contained) / len(contained), "exact"
+    partial, any_found = sum(contained) / len(contained), float(any(contained))
+    if "outputs" in sample:
+        return float(all(contained)), partial, any_found, "string_match"
+    exact = any(a.encode().strip().lower() == out.strip() and a.strip() for a in answers)
+    return float(exact), partial, any_found, "exact"
 
 
 def main():
@@ -88,10 +88,12 @@ def main():
             fail(f"{source}:{line}: ctx {int(r['ctx'])}, expected {args.ctx}")
         if args.ctx and int(r["prompt_tokens"]) + 1 > args.ctx:
             fail(f"{source}:{line}: {int(r['prompt_tokens'])} prompt tokens do not leave room in ctx {args.ctx}")
-        score, partial, scoring = recomputed(sample, text(r["generated"]))
-        if text(r["scoring"]) != scoring or float(r["score"]) != score or abs(float(r["partial"]) - partial) > 1e-6:
+        score, partial, any_found, scoring = recomputed(sample, text(r["generated"]))
+        if (text(r["scoring"]) != scoring or float(r["score"]) != score or float(r["any_found"]) != any_found
+                or abs(float(r["partial"]) - partial) > 1e-6):
             fail(f"{source}:{line} ({method}): scoring {text(r['scoring'])} score {r['score']} partial "
-                 f"{r['partial']}, recomputed {scoring} {score} {partial} from '{text(r['generated'])}'")
+                 f"{r['partial']} any {r['any_found']}, recomputed {scoring} {score} {partial} {any_found} "
+                 f"from '{text(r['generated'])}'")
     counts = {len(s) for s in seen.values()}
     if len(counts) != 1:
         fail(f"methods ran different sample counts: { {m: len(s) for m, s in seen.items()} }")

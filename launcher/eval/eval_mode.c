@@ -279,12 +279,12 @@ static void fill_record(const eval_inputs *in, const up_method *method, const ev
   text[0] = '\0';
   if (need > 0) up_tokenizer_decode(in->tok, g->tokens, (size_t)n_text, false, text, (size_t)need + 1, err, sizeof err);
   const bool exact = p->from_file && p->from_file->exact;
-  const up_eval_score score = (exact ? up_eval_score_exact : up_eval_score_answers)(
-      text, (const char *const *)p->sample.answers, p->sample.n_answers);
-  /* Partial credit is the share of answers contained, whichever rule gives the score. */
-  const double contained =
-      exact ? up_eval_score_answers(text, (const char *const *)p->sample.answers, p->sample.n_answers).fraction
-            : score.fraction;
+  const char *const *answers = (const char *const *)p->sample.answers;
+  /* Containment gives partial credit (RULER's string_match_all per sample) and any_found
+   * (its string_match_part) whichever rule gives the score. */
+  const up_eval_score contained = up_eval_score_answers(text, answers, p->sample.n_answers);
+  const up_eval_score score = exact ? up_eval_score_exact(text, answers, p->sample.n_answers) : contained;
+  r->any_found = contained.n_found > 0 ? 1.0f : 0.0f;
   snprintf(r->scoring, sizeof r->scoring, "%s", exact ? "exact" : "string_match");
   if (p->from_file) {
     snprintf(r->source_file, sizeof r->source_file, "%s", p->from_file->source_file);
@@ -294,7 +294,7 @@ static void fill_record(const eval_inputs *in, const up_method *method, const ev
   free(text);
   copy_joined(r->expected, sizeof r->expected, p->sample.answers, p->sample.n_answers);
   r->score = (float)score.all_found;
-  r->partial = (float)contained;
+  r->partial = (float)contained.fraction;
   r->first_token = g->tokens[0];
   r->dense_first_token = dense_logits ? dense_first : r->first_token;
   r->top1_agrees = r->first_token == r->dense_first_token;

@@ -36,6 +36,7 @@ typedef struct up_eval_record {
   char source_file[UP_EVAL_SOURCE_MAX]; /* the path as given (cut to fit) */
   int32_t source_line;                  /* 1-based line in it */
   char scoring[16];          /* how score was computed: "string_match" (every answer contained) or "exact" */
+  float any_found;           /* 1 when at least one expected answer is in the output */
 } up_eval_record;
 
 typedef struct up_eval_summary {

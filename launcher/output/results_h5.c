@@ -245,6 +245,7 @@ static const up_field_spec up_eval_sample_specs[] = {
     UP_FIELD(up_eval_record, source_file, UP_KIND_CHARS),
     UP_FIELD(up_eval_record, source_line, UP_KIND_I32),
     UP_FIELD(up_eval_record, scoring, UP_KIND_CHARS),
+    UP_FIELD(up_eval_record, any_found, UP_KIND_F32),
 };
 
 static const up_field_spec up_eval_summary_specs[] = {

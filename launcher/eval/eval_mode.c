@@ -4,7 +4,9 @@
  * the checkpoint's own tokenizer; every method then prefills and greedily decodes them
  * (engine/serve/generation.h), dense first, so each method's answer position can be compared
  * with dense's (top-1, KL). Samples are spread over ranks; rank 0 gathers each
- * context's rows, writes them to the run file, flushes, and prints the summary. */
+ * context's rows, writes them to the run file, flushes, and prints the summary.
+ * --eval-file samples (eval_file_set.h) join each context's prompts and take the same
+ * path, scored by their file's rule. */
 #include "launcher/eval/eval_mode.h"
 
 #include <math.h>

@@ -19,7 +19,7 @@ typedef struct up_eval_record {
                               * --eval-file sample run at its own length (no --ctx) */
   int32_t sample;            /* index within (task, ctx) */
   int32_t prompt_tokens;
-  float depth;               /* of the asked-for needle, in [0, 1] */
+  float depth;               /* of the asked-for needle, in [0, 1]; NaN for --eval-file samples */
   float score;               /* 1 when every expected answer is in the output */
   float partial;             /* share of expected answers found */
   int32_t first_token;       /* greedy token at the answer position */

@@ -51,6 +51,19 @@ echo "== --eval-lenient skips and counts the bad lines"
 grep -q "skipped: 5 malformed line(s)" "$work/lenient.err" || { cat "$work/lenient.err"; exit 1; }
 "$python" "$checker" "$work/lenient.h5" --methods "$methods" --files "$bad" --ctx 0 --expect-lines 1
 
+echo "== a file task named like a generated task beside it: exit 2"
+printf '%s\n' '{"context": "c", "input": "q", "answers": ["a"], "dataset": "niah_single"}' >"$work/clash.jsonl"
+set +e
+"$bin" "${args[@]}" --eval niah_single --eval-samples 1 --ctx 512 --eval-file "$work/clash.jsonl" -o "$work/clash.h5" \
+  >/dev/null 2>"$work/clash.err"
+rc=$?
+set -e
+[ "$rc" -eq 2 ] || { echo "exit $rc, expected 2"; cat "$work/clash.err"; exit 1; }
+grep -q "clash.jsonl:1: its task 'niah_single' is also a generated --eval task" "$work/clash.err" || {
+  cat "$work/clash.err"
+  exit 1
+}
+
 echo "== flags: --eval-lenient needs --eval-file; --eval-file runs no sweep"
 for extra in "--eval-lenient" "--eval-file $ruler --concurrency 2"; do
   set +e

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "workloads/eval/eval_file.h"
@@ -128,6 +129,26 @@ Test(eval_file, detection_from_first_valid_line) {
   cr_expect_str_eq(f->samples[0].task, "mixed_start");
   up_eval_file_free(f);
   remove_temp(&t);
+}
+
+Test(eval_file, ruler_validation_file_is_named_by_its_directory) {
+  /* RULER writes every task to <task>/validation.jsonl. */
+  char dir[] = "/tmp/up_eval_file_XXXXXX";
+  cr_assert_not_null(mkdtemp(dir));
+  char task_dir[128], path[192];
+  snprintf(task_dir, sizeof task_dir, "%s/niah_multikey_2", dir);
+  cr_assert_eq(mkdir(task_dir, 0700), 0);
+  snprintf(path, sizeof path, "%s/validation.jsonl", task_dir);
+  FILE *f = fopen(path, "w");
+  cr_assert_not_null(f);
+  fputs(GOOD_RULER, f);
+  cr_assert_eq(fclose(f), 0);
+  up_eval_file *file = read_ok(path, false);
+  cr_expect_str_eq(file->samples[0].task, "niah_multikey_2");
+  up_eval_file_free(file);
+  unlink(path);
+  rmdir(task_dir);
+  rmdir(dir);
 }
 
 Test(eval_file, bom_and_crlf) {

@@ -86,6 +86,15 @@ static bool open_eval_files(const up_options *opt, eval_inputs *in, const up_mod
                                     .model_context = cfg->max_context};
   in->files = up_eval_file_set_open(opt->eval_files, opt->eval_lenient, &setup, err, err_size);
   if (!in->files) return false;
+  /* A file task named like a generated one would share its rows and sample indices. */
+  for (int32_t i = 0; i < in->files->n_prompts; ++i) {
+    const up_eval_file_prompt *p = &in->files->prompts[i];
+    for (int32_t k = 0; k < UP_EVAL_TASK_COUNT; ++k)
+      if ((in->task_mask & (1u << k)) && strcmp(p->task, up_eval_task_name((up_eval_task_kind)k)) == 0)
+        return up_error(err, err_size, "--eval-file %s:%d: its task '%s' is also a generated --eval task; rename the "
+                        "file (or its \"dataset\") or leave the task out of --eval", p->source_file,
+                        (int)p->source_line, p->task);
+  }
   if (in->n_ctx == 0) in->ctx[in->n_ctx++] = 0;
   if (in->files->longest_kept == 0 && in->task_mask == 0) {
     char what[512];

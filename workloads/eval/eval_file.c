@@ -35,12 +35,24 @@ static char *copy_string(const char *s) {
   return c;
 }
 
-/* The file's name without directory and extension: the task name of its samples. */
+/* The task name of a file's samples: its name without directory and extension, or for
+ * RULER's output name, validation.jsonl, which every task shares, the directory's name
+ * (RULER writes <task>/validation.jsonl). */
 static char *file_stem(const char *path) {
   const char *slash = strrchr(path, '/');
   char *stem = copy_string(slash ? slash + 1 : path);
   char *dot = strrchr(stem, '.');
   if (dot && dot != stem) *dot = '\0';
+  if (strcmp(stem, "validation") == 0 && slash && slash != path) {
+    const char *dir_end = slash, *dir = slash;
+    while (dir > path && dir[-1] != '/') dir--;
+    if (dir_end > dir && !(dir_end - dir == 1 && dir[0] == '.')) {
+      free(stem);
+      stem = up_malloc_or_die((size_t)(dir_end - dir) + 1, "eval file task name");
+      memcpy(stem, dir, (size_t)(dir_end - dir));
+      stem[dir_end - dir] = '\0';
+    }
+  }
   if (strlen(stem) > UP_EVAL_FILE_TASK_MAX) stem[UP_EVAL_FILE_TASK_MAX] = '\0';
   return stem;
 }

@@ -46,7 +46,8 @@ typedef struct up_eval_file_sample {
   char *answer_prefix; /* RULER's answer_prefix, "" when none */
   char **answers;      /* at least one, none empty */
   int32_t n_answers;
-  char *task;          /* LongBench's "dataset" when given, else the file's name without directory and extension */
+  char *task;          /* LongBench's "dataset" when given, else the file's name without directory and
+                        * extension (for RULER's DIR/validation.jsonl: DIR), cut to UP_EVAL_FILE_TASK_MAX */
   int64_t line;        /* 1-based line in the file */
   int64_t file_length; /* the line's "length" (tokens in the data's own tokenizer), -1 when absent */
 } up_eval_file_sample;

@@ -77,6 +77,9 @@ typedef struct eval_inputs {
   up_eval_file_set *files;     /* --eval-file samples; NULL when none */
 } eval_inputs;
 
+/* Distinct --eval-file task names one context may hold (a table row each). */
+#define UP_EVAL_MAX_TASK_NAMES 256
+
 /* The --eval-file samples, bucketed into the contexts; without contexts (--eval-file
  * alone and no --ctx) one group, ctx 0, of samples at their own lengths. */
 static bool open_eval_files(const up_options *opt, eval_inputs *in, const up_model_config *cfg, char *err,
@@ -96,6 +99,12 @@ static bool open_eval_files(const up_options *opt, eval_inputs *in, const up_mod
                         (int)p->source_line, p->task);
   }
   if (in->n_ctx == 0) in->ctx[in->n_ctx++] = 0;
+  for (int32_t c = 0; c < in->n_ctx; ++c) {
+    const char *names[UP_EVAL_MAX_TASK_NAMES + 1];
+    if (up_eval_file_set_tasks(in->files, in->ctx[c], names, UP_EVAL_MAX_TASK_NAMES + 1) > UP_EVAL_MAX_TASK_NAMES)
+      return up_error(err, err_size, "--eval-file: more than %d distinct tasks (\"dataset\" values or file names) in "
+                      "one context", UP_EVAL_MAX_TASK_NAMES);
+  }
   if (in->files->longest_kept == 0 && in->task_mask == 0) {
     char what[512];
     up_eval_file_set_describe(in->files, what, sizeof what);
@@ -262,7 +271,6 @@ static void free_prompts(eval_prompt *prompts, int32_t n) {
 
 /* Task names of one context's group: the file samples' (in order of first appearance),
  * then the generated tasks'. */
-#define UP_EVAL_MAX_TASK_NAMES 256
 static int32_t group_task_names(const eval_inputs *in, int32_t ctx, const char **names) {
   int32_t n = in->files ? up_eval_file_set_tasks(in->files, ctx, names, UP_EVAL_MAX_TASK_NAMES) : 0;
   for (int32_t k = 0; k < UP_EVAL_TASK_COUNT; ++k)
@@ -467,10 +475,10 @@ int up_eval_mode_run(const up_options *opt, int argc, char **argv, const up_topo
     int write_failed = 0;
     if (root) {
       up_eval_summary *rows = NULL;
-      const char *tasks[UP_EVAL_TASK_COUNT + UP_EVAL_MAX_TASK_NAMES];
-      const int32_t n_tasks = group_task_names(&in, in.ctx[c], tasks);
-      const int32_t n_rows = up_eval_summarize_tasks(cfg, in.methods, in.n_methods, tasks, n_tasks, all, all_layers,
-                                                     n_all, &rows);
+      const char *task_names[UP_EVAL_TASK_COUNT + UP_EVAL_MAX_TASK_NAMES];
+      const int32_t n_tasks = group_task_names(&in, in.ctx[c], task_names);
+      const int32_t n_rows = up_eval_summarize_tasks(cfg, in.methods, in.n_methods, task_names, n_tasks, all,
+                                                     all_layers, n_all, &rows);
       write_failed = up_results_append_eval(results, all, all_layers, n_all, cfg->n_layers, rows, n_rows, err,
                                             sizeof err) != 0;
       summaries = realloc(summaries, sizeof *summaries * (size_t)(n_summaries + n_rows));

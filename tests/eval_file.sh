@@ -64,6 +64,15 @@ grep -q "clash.jsonl:1: its task 'niah_single' is also a generated --eval task" 
   exit 1
 }
 
+echo "== -o naming an eval file is refused and leaves it intact"
+cp "$ruler" "$work/input.jsonl"
+set +e
+"$bin" "${args[@]}" --eval-file "$work/input.jsonl" -o "$work/input.jsonl" >/dev/null 2>"$work/self.err"
+rc=$?
+set -e
+[ "$rc" -eq 2 ] || { echo "exit $rc, expected 2"; cat "$work/self.err"; exit 1; }
+cmp -s "$ruler" "$work/input.jsonl" || { echo "the eval file was changed"; exit 1; }
+
 echo "== flags: --eval-lenient needs --eval-file; --eval-file runs no sweep"
 for extra in "--eval-lenient" "--eval-file $ruler --concurrency 2"; do
   set +e

@@ -74,6 +74,8 @@ typedef enum up_flag_id {
   UP_FLAG_EVAL_BATCH,
   UP_FLAG_EVAL_CORPUS,
   UP_FLAG_CHAT_TEMPLATE,
+  UP_FLAG_EVAL_FILE,
+  UP_FLAG_EVAL_LENIENT,
   UP_FLAG_HELP,
   UP_FLAG_VERSION,
   UP_FLAG_COUNT,
@@ -207,6 +209,12 @@ static const up_flag_info up_flags[] = {
      "haystack prose files (.txt or .gz), comma-separated (default: Debian's gnu-standards texts)"},
     {UP_FLAG_CHAT_TEMPLATE, "chat-template", 0, "NAME", UP_GROUP_EVAL,
      "prompt format: chatml, llama3, llama2 or plain (default: recognised from the checkpoint's template)"},
+    {UP_FLAG_EVAL_FILE, "eval-file", 0, "FILES", UP_GROUP_EVAL,
+     "JSONL samples to evaluate, comma-separated: RULER's generated files (input, outputs) or LongBench-like "
+     "(context, input, answers); alone it implies eval mode; sorted into --ctx buckets, else run at their own "
+     "lengths"},
+    {UP_FLAG_EVAL_LENIENT, "eval-lenient", 0, NULL, UP_GROUP_EVAL,
+     "skip and count malformed --eval-file lines instead of failing"},
     {UP_FLAG_HELP, "help", 'h', NULL, UP_GROUP_OUTPUT, "print this help and exit"},
     {UP_FLAG_VERSION, "version", 0, NULL, UP_GROUP_OUTPUT, "print the version and exit"},
 };
@@ -644,6 +652,8 @@ static bool up_apply_flag(const up_flag_info *flag, const char *v, up_options *o
       opt->eval_batch = (int32_t)wide;
       return true;
     case UP_FLAG_EVAL_CORPUS: return up_copy_text(name, v, opt->eval_corpus, sizeof(opt->eval_corpus), err, err_size);
+    case UP_FLAG_EVAL_FILE: return up_copy_text(name, v, opt->eval_files, sizeof(opt->eval_files), err, err_size);
+    case UP_FLAG_EVAL_LENIENT: opt->eval_lenient = true; return true;
     case UP_FLAG_CHAT_TEMPLATE: {
       static const char *const names[] = {"chatml", "llama3", "llama2", "plain"};
       if (!up_flag_choice(name, v, names, 4, &choice, err, err_size)) return false;
@@ -706,6 +716,8 @@ void up_options_default(up_options *opt) {
   opt->eval_max_new = 32;
   opt->eval_batch = 4;
   opt->eval_corpus[0] = '\0';
+  opt->eval_files[0] = '\0';
+  opt->eval_lenient = false;
   opt->chat_template[0] = '\0';
 }
 
@@ -746,10 +758,11 @@ static const up_flag_needs up_flag_requirements[] = {
     {UP_FLAG_KERNEL_WARMUP, UP_FLAG_KERNELS, UP_FLAG_COUNT, "it belongs to the kernel benchmark"},
     {UP_FLAG_KERNEL_REPEATS, UP_FLAG_KERNELS, UP_FLAG_COUNT, "it belongs to the kernel benchmark"},
     {UP_FLAG_EVAL_SAMPLES, UP_FLAG_EVAL, UP_FLAG_COUNT, "it belongs to the fidelity evaluation"},
-    {UP_FLAG_EVAL_MAX_NEW, UP_FLAG_EVAL, UP_FLAG_COUNT, "it belongs to the fidelity evaluation"},
-    {UP_FLAG_EVAL_BATCH, UP_FLAG_EVAL, UP_FLAG_COUNT, "it belongs to the fidelity evaluation"},
-    {UP_FLAG_EVAL_CORPUS, UP_FLAG_EVAL, UP_FLAG_COUNT, "it belongs to the fidelity evaluation"},
-    {UP_FLAG_CHAT_TEMPLATE, UP_FLAG_EVAL, UP_FLAG_COUNT, "only the fidelity evaluation writes prompts as text"},
+    {UP_FLAG_EVAL_MAX_NEW, UP_FLAG_EVAL, UP_FLAG_EVAL_FILE, "it belongs to the fidelity evaluation"},
+    {UP_FLAG_EVAL_BATCH, UP_FLAG_EVAL, UP_FLAG_EVAL_FILE, "it belongs to the fidelity evaluation"},
+    {UP_FLAG_EVAL_CORPUS, UP_FLAG_EVAL, UP_FLAG_COUNT, "it fills the generated tasks' haystacks"},
+    {UP_FLAG_CHAT_TEMPLATE, UP_FLAG_EVAL, UP_FLAG_EVAL_FILE, "only the fidelity evaluation writes prompts as text"},
+    {UP_FLAG_EVAL_LENIENT, UP_FLAG_EVAL_FILE, UP_FLAG_COUNT, "it reads the eval files"},
 };
 
 /* Pairs that cannot be given together. */
@@ -792,6 +805,15 @@ static const up_flag_conflict up_flag_conflicts[] = {
     {UP_FLAG_EVAL, UP_FLAG_REQUEST_RATE, UP_EVAL_RUNS_NO_SWEEP},
     {UP_FLAG_EVAL, UP_FLAG_TRACE, UP_EVAL_RUNS_NO_SWEEP},
     {UP_FLAG_EVAL, UP_FLAG_SLO, UP_EVAL_RUNS_NO_SWEEP},
+    /* --eval-file alone is the same evaluation, on the file's prompts. */
+    {UP_FLAG_EVAL_FILE, UP_FLAG_KERNELS, "they are different modes"},
+    {UP_FLAG_EVAL_FILE, UP_FLAG_CONCURRENCY, UP_EVAL_RUNS_NO_SWEEP},
+    {UP_FLAG_EVAL_FILE, UP_FLAG_MAX_CONCURRENCY, UP_EVAL_RUNS_NO_SWEEP},
+    {UP_FLAG_EVAL_FILE, UP_FLAG_REQUESTS, UP_EVAL_RUNS_NO_SWEEP},
+    {UP_FLAG_EVAL_FILE, UP_FLAG_OUTPUT_LEN, "--eval-file takes --eval-max-new"},
+    {UP_FLAG_EVAL_FILE, UP_FLAG_REQUEST_RATE, UP_EVAL_RUNS_NO_SWEEP},
+    {UP_FLAG_EVAL_FILE, UP_FLAG_TRACE, UP_EVAL_RUNS_NO_SWEEP},
+    {UP_FLAG_EVAL_FILE, UP_FLAG_SLO, UP_EVAL_RUNS_NO_SWEEP},
 };
 
 static const char *up_flag_name(up_flag_id id) {

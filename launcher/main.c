@@ -50,7 +50,7 @@ int main(int argc, char **argv) {
     const int bad_output = topo.world_rank == 0 && !up_output_path_check_options(opt, err, sizeof err);
     if (up_run_agree_on_failure(&topo, bad_output, err)) exit_code = 2;
     else if (opt->kernels) exit_code = up_kernel_bench_run(opt, argc, argv, &topo);
-    else if (opt->eval_tasks[0]) exit_code = up_eval_mode_run(opt, argc, argv, &topo);
+    else if (opt->eval_tasks[0] || opt->eval_files[0]) exit_code = up_eval_mode_run(opt, argc, argv, &topo);
     else exit_code = up_sweep_run(opt, argc, argv, &topo);
   }
   free(opt);

@@ -123,6 +123,11 @@ def sorted_tables(path):
     return samples[order], layer_rows[order], summary[summary_order]
 
 
+def same_value(a, b):
+    """Equal, or both NaN (an --eval-file sample has no needle depth)."""
+    return a == b or (isinstance(a, (float, np.floating)) and np.isnan(a) and np.isnan(b))
+
+
 def check_same(a_path, b_path):
     sa, la, ua = sorted_tables(a_path)
     sb, lb, ub = sorted_tables(b_path)
@@ -130,7 +135,7 @@ def check_same(a_path, b_path):
     for field in sa.dtype.names:
         if field in TIMING_FIELDS:
             continue
-        differ = [sample_key(sa[i]) for i in range(len(sa)) if sa[field][i] != sb[field][i]]
+        differ = [sample_key(sa[i]) for i in range(len(sa)) if not same_value(sa[field][i], sb[field][i])]
         require(not differ, f"field {field} differs for {differ}")
     require(np.array_equal(la, lb), "per-layer rows differ")
     require(len(ua) == len(ub) and all(np.array_equal(ua[n], ub[n]) for n in ua.dtype.names), "summaries differ")

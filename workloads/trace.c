@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "core/fatal.h"
 #include "core/file_kind.h"
@@ -347,31 +346,6 @@ static line_status read_line(FILE *f, char *buf, size_t *len) {
   return too_long ? LINE_TOO_LONG : LINE_OK;
 }
 
-/* Only a regular file has an end: a device (/dev/zero) or a pipe could be read forever,
- * and opening a FIFO would block. Checked before opening, then again on the open file. */
-static FILE *open_regular(const char *path, char *err, size_t err_size) {
-  struct stat st;
-  if (stat(path, &st) != 0) {
-    snprintf(err, err_size, "trace %s: cannot open: %s", path, strerror(errno));
-    return NULL;
-  }
-  if (!S_ISREG(st.st_mode)) {
-    snprintf(err, err_size, "trace %s: is %s, not a regular file", path, up_file_kind(st.st_mode));
-    return NULL;
-  }
-  FILE *f = fopen(path, "r");
-  if (!f) {
-    snprintf(err, err_size, "trace %s: cannot open: %s", path, strerror(errno));
-    return NULL;
-  }
-  if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-    snprintf(err, err_size, "trace %s: changed while being opened and is no longer a regular file", path);
-    fclose(f);
-    return NULL;
-  }
-  return f;
-}
-
 /* A line that cannot hold a row whatever the format: too long, or with a NUL byte. */
 static bool line_readable(line_status status, const char *line, size_t len, line_error *e) {
   if (status == LINE_TOO_LONG)
@@ -381,7 +355,7 @@ static bool line_readable(line_status status, const char *line, size_t len, line
 }
 
 up_trace *up_trace_read(const char *path, up_trace_format format, bool lenient, char *err, size_t err_size) {
-  FILE *f = open_regular(path, err, err_size);
+  FILE *f = up_open_regular_file(path, "trace", err, err_size);
   if (!f) return NULL;
   up_trace *t = up_calloc_or_die(1, sizeof *t, "trace");
   trace_builder b = {.trace = t};

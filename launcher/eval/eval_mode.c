@@ -4,7 +4,9 @@
  * the checkpoint's own tokenizer; every method then prefills and greedily decodes them
  * (engine/serve/generation.h), dense first, so each method's answer position can be compared
  * with dense's (top-1, KL). Samples are spread over ranks; rank 0 gathers each
- * context's rows, writes them to the run file, flushes, and prints the summary. */
+ * context's rows, writes them to the run file, flushes, and prints the summary.
+ * --eval-file samples (eval_file_set.h) join each context's prompts and take the same
+ * path, scored by their file's rule. */
 #include "launcher/eval/eval_mode.h"
 
 #include <math.h>
@@ -18,6 +20,7 @@
 #include "engine/tokenizer/tokenizer.h"
 #include "core/clock.h"
 #include "core/fatal.h"
+#include "launcher/eval/eval_file_set.h"
 #include "launcher/eval/eval_record.h"
 #include "launcher/eval/eval_report.h"
 #include "launcher/eval/fidelity_metrics.h"
@@ -47,6 +50,7 @@ typedef struct eval_prompt {
   int32_t sample_index;
   int32_t *tokens;
   int32_t n_tokens;
+  const up_eval_file_prompt *from_file; /* an --eval-file sample (which owns sample and tokens); NULL: generated */
 } eval_prompt;
 
 static double now_ms(void) { return 1e3 * up_clock_monotonic_s(); }
@@ -70,7 +74,45 @@ typedef struct eval_inputs {
   up_method methods[UP_MAX_SWEEP + 1];
   int32_t n_methods;
   prompt_encoder enc;          /* how prompts are counted and encoded: one rule for both */
+  up_eval_file_set *files;     /* --eval-file samples; NULL when none */
 } eval_inputs;
+
+/* Distinct --eval-file task names one context may hold (a table row each). */
+#define UP_EVAL_MAX_TASK_NAMES 256
+
+/* The --eval-file samples, bucketed into the contexts; without contexts (--eval-file
+ * alone and no --ctx) one group, ctx 0, of samples at their own lengths. */
+static bool open_eval_files(const up_options *opt, eval_inputs *in, const up_model_config *cfg, char *err,
+                            size_t err_size) {
+  const up_eval_file_setup setup = {.tok = in->tok, .add_bos = in->enc.add_bos, .chat = &in->chat, .ctx = in->ctx,
+                                    .n_ctx = in->n_ctx, .max_new = opt->eval_max_new,
+                                    .model_context = cfg->max_context};
+  in->files = up_eval_file_set_open(opt->eval_files, opt->eval_lenient, &setup, err, err_size);
+  if (!in->files) return false;
+  /* A file task named like a generated one would share its rows and sample indices. */
+  for (int32_t i = 0; i < in->files->n_prompts; ++i) {
+    const up_eval_file_prompt *p = &in->files->prompts[i];
+    for (int32_t k = 0; k < UP_EVAL_TASK_COUNT; ++k)
+      if ((in->task_mask & (1u << k)) && strcmp(p->task, up_eval_task_name((up_eval_task_kind)k)) == 0)
+        return up_error(err, err_size, "--eval-file %s:%d: its task '%s' is also a generated --eval task; rename the "
+                        "file (or its \"dataset\") or leave the task out of --eval", p->source_file,
+                        (int)p->source_line, p->task);
+  }
+  if (in->n_ctx == 0) in->ctx[in->n_ctx++] = 0;
+  for (int32_t c = 0; c < in->n_ctx; ++c) {
+    const char *names[UP_EVAL_MAX_TASK_NAMES + 1];
+    if (up_eval_file_set_tasks(in->files, in->ctx[c], names, UP_EVAL_MAX_TASK_NAMES + 1) > UP_EVAL_MAX_TASK_NAMES)
+      return up_error(err, err_size, "--eval-file: more than %d distinct tasks (\"dataset\" values or file names) in "
+                      "one context", UP_EVAL_MAX_TASK_NAMES);
+  }
+  if (in->files->longest_kept == 0 && in->task_mask == 0) {
+    char what[512];
+    up_eval_file_set_describe(in->files, what, sizeof what);
+    up_error(err, err_size, "--eval-file: no sample fits (%s)", what);
+    return false;
+  }
+  return true;
+}
 
 static bool open_inputs(const up_options *opt, up_backend *be, eval_inputs *in, char *err, size_t err_size) {
   if (!up_run_model_is_checkpoint(opt)) {
@@ -88,7 +130,9 @@ static bool open_inputs(const up_options *opt, up_backend *be, eval_inputs *in, 
     return false;
   in->enc = (prompt_encoder){.tok = in->tok,
                              .add_bos = up_tokenizer_add_bos(in->tok) && !up_chat_renders_bos(in->chat.format)};
-  if (opt->eval_corpus[0]) {
+  if (!opt->eval_tasks[0]) {
+    /* --eval-file alone: no generated task, so no haystack to load. */
+  } else if (opt->eval_corpus[0]) {
     /* A comma-separated list of files. */
     char buf[UP_PATH_MAX];
     snprintf(buf, sizeof buf, "%s", opt->eval_corpus);
@@ -100,15 +144,15 @@ static bool open_inputs(const up_options *opt, up_backend *be, eval_inputs *in, 
   } else {
     in->corpus = up_haystack_corpus_load_default(err, err_size);
   }
-  if (!in->corpus) return false;
-  if (!up_eval_tasks_parse(opt->eval_tasks, &in->task_mask, err, err_size)) return false;
+  if (opt->eval_tasks[0] && (!in->corpus || !up_eval_tasks_parse(opt->eval_tasks, &in->task_mask, err, err_size)))
+    return false;
   const up_model_config *cfg = up_checkpoint_config(in->ck);
   /* Default contexts: 2K, 4K and 8K, as far as the model's context reaches. */
   static const int32_t default_ctx[] = {2048, 4096, 8192};
   if (opt->ctx_given) {
     in->n_ctx = opt->n_ctx;
     memcpy(in->ctx, opt->ctx, sizeof(int32_t) * (size_t)opt->n_ctx);
-  } else {
+  } else if (in->task_mask) {
     for (size_t i = 0; i < sizeof default_ctx / sizeof default_ctx[0]; ++i)
       if (default_ctx[i] <= cfg->max_context) in->ctx[in->n_ctx++] = default_ctx[i];
     if (in->n_ctx == 0) in->ctx[in->n_ctx++] = cfg->max_context;
@@ -120,6 +164,7 @@ static bool open_inputs(const up_options *opt, up_backend *be, eval_inputs *in, 
                cfg->name, (int)cfg->max_context);
       return false;
     }
+  if (opt->eval_files[0] && !open_eval_files(opt, in, cfg, err, err_size)) return false;
   /* Dense is the reference every other method is compared with: run it first, listed
    * or not. */
   int32_t dense_at = -1;
@@ -150,17 +195,32 @@ static bool open_inputs(const up_options *opt, up_backend *be, eval_inputs *in, 
 static void close_inputs(eval_inputs *in) {
   for (int32_t m = 0; m < in->n_methods; ++m) up_method_destroy(&in->methods[m]);
   if (in->corpus) up_haystack_corpus_free(in->corpus);
+  up_eval_file_set_free(in->files);
   if (in->tok) up_tokenizer_free(in->tok);
   if (in->ck) up_checkpoint_close(in->ck);
 }
 
-/* Every sample of one context, in a fixed order (task, then index), on every rank. */
+/* The file samples of bucket ctx as prompts that borrow the set's sample and tokens. */
+static int32_t add_file_prompts(const up_eval_file_set *files, int32_t ctx, eval_prompt *prompts) {
+  int32_t n = 0;
+  for (int32_t i = 0; files && i < files->n_prompts; ++i) {
+    const up_eval_file_prompt *f = &files->prompts[i];
+    if (f->ctx != ctx) continue;
+    prompts[n++] = (eval_prompt){.sample = f->sample, .ctx = ctx, .sample_index = f->index, .tokens = f->tokens,
+                                 .n_tokens = f->n_tokens, .from_file = f};
+  }
+  return n;
+}
+
+/* Every sample of one context, in a fixed order (the --eval-file samples in file order,
+ * then the generated tasks, task then index), on every rank. */
 static bool build_prompts(const up_options *opt, eval_inputs *in, up_eval_generator *gen, int32_t ctx,
                           eval_prompt **out, int32_t *n_out, char *err, size_t err_size) {
   const int32_t per_task = opt->eval_samples;
-  eval_prompt *prompts = up_calloc_or_die((size_t)UP_EVAL_TASK_COUNT * (size_t)per_task, sizeof *prompts,
-                                          "eval prompts");
-  int32_t n = 0;
+  const int32_t n_file = in->files ? in->files->n_prompts : 0;
+  eval_prompt *prompts = up_calloc_or_die((size_t)UP_EVAL_TASK_COUNT * (size_t)per_task + (size_t)n_file + 1,
+                                          sizeof *prompts, "eval prompts");
+  int32_t n = add_file_prompts(in->files, ctx, prompts);
   for (int32_t k = 0; k < UP_EVAL_TASK_COUNT; ++k) {
     if (!(in->task_mask & (1u << k))) continue;
     for (int32_t i = 0; i < per_task; ++i) {
@@ -197,10 +257,20 @@ static bool build_prompts(const up_options *opt, eval_inputs *in, up_eval_genera
 
 static void free_prompts(eval_prompt *prompts, int32_t n) {
   for (int32_t i = 0; i < n; ++i) {
+    if (prompts[i].from_file) continue;
     up_eval_sample_free(&prompts[i].sample);
     free(prompts[i].tokens);
   }
   free(prompts);
+}
+
+/* Task names of one context's group: the file samples' (in order of first appearance),
+ * then the generated tasks'. */
+static int32_t group_task_names(const eval_inputs *in, int32_t ctx, const char **names) {
+  int32_t n = in->files ? up_eval_file_set_tasks(in->files, ctx, names, UP_EVAL_MAX_TASK_NAMES) : 0;
+  for (int32_t k = 0; k < UP_EVAL_TASK_COUNT; ++k)
+    if (in->task_mask & (1u << k)) names[n++] = up_eval_task_name((up_eval_task_kind)k);
+  return n;
 }
 
 /* One finished generation as a record; dense_logits NULL for dense itself. */
@@ -210,7 +280,7 @@ static void fill_record(const eval_inputs *in, const up_method *method, const ev
   const up_model_config *cfg = up_checkpoint_config(in->ck);
   memset(r, 0, sizeof *r);
   snprintf(r->method, sizeof r->method, "%s", method->spec.label);
-  snprintf(r->task, sizeof r->task, "%s", up_eval_task_name(p->sample.kind));
+  snprintf(r->task, sizeof r->task, "%s", p->from_file ? p->from_file->task : up_eval_task_name(p->sample.kind));
   r->ctx = p->ctx;
   r->sample = p->sample_index;
   r->prompt_tokens = p->n_tokens;
@@ -222,13 +292,23 @@ static void fill_record(const eval_inputs *in, const up_method *method, const ev
   char *text = up_malloc_or_die((size_t)(need > 0 ? need : 0) + 1, "generated text");
   text[0] = '\0';
   if (need > 0) up_tokenizer_decode(in->tok, g->tokens, (size_t)n_text, false, text, (size_t)need + 1, err, sizeof err);
-  const up_eval_score score =
-      up_eval_score_answers(text, (const char *const *)p->sample.answers, p->sample.n_answers);
+  const bool exact = p->from_file && p->from_file->exact;
+  const char *const *answers = (const char *const *)p->sample.answers;
+  /* Containment gives partial credit (RULER's string_match_all per sample) and any_found
+   * (its string_match_part) whichever rule gives the score. */
+  const up_eval_score contained = up_eval_score_answers(text, answers, p->sample.n_answers);
+  const up_eval_score score = exact ? up_eval_score_exact(text, answers, p->sample.n_answers) : contained;
+  r->any_found = contained.n_found > 0 ? 1.0f : 0.0f;
+  snprintf(r->scoring, sizeof r->scoring, "%s", exact ? "exact" : "string_match");
+  if (p->from_file) {
+    snprintf(r->source_file, sizeof r->source_file, "%s", p->from_file->source_file);
+    r->source_line = p->from_file->source_line;
+  }
   snprintf(r->generated, sizeof r->generated, "%s", text);
   free(text);
   copy_joined(r->expected, sizeof r->expected, p->sample.answers, p->sample.n_answers);
   r->score = (float)score.all_found;
-  r->partial = (float)score.fraction;
+  r->partial = (float)contained.fraction;
   r->first_token = g->n_tokens > 0 ? g->tokens[0] : -1;
   r->dense_first_token = dense_logits ? dense_first : r->first_token;
   r->top1_agrees = r->first_token >= 0 && r->first_token == r->dense_first_token;
@@ -240,6 +320,7 @@ static void fill_record(const eval_inputs *in, const up_method *method, const ev
              "scored 0]", (int)g->n_tokens);
     r->score = 0.0f;
     r->partial = 0.0f;
+    r->any_found = 0.0f;
     r->kl_vs_dense = NAN;
   }
   int64_t rows = 0;
@@ -345,12 +426,21 @@ int up_eval_mode_run(const up_options *opt, int argc, char **argv, const up_topo
     return up_harness_end(&h, 2);
   }
   const up_model_config *cfg = up_checkpoint_config(in.ck);
-  up_eval_generator *tasks = up_eval_generator_create(in.corpus, &in.chat, count_prompt_tokens, &in.enc);
-  int32_t max_ctx = 0;
-  for (int32_t c = 0; c < in.n_ctx; ++c) max_ctx = in.ctx[c] > max_ctx ? in.ctx[c] : max_ctx;
+  /* --eval-file alone generates nothing, so it has no corpus and no generator. */
+  up_eval_generator *tasks = in.corpus ? up_eval_generator_create(in.corpus, &in.chat, count_prompt_tokens, &in.enc)
+                                       : NULL;
+  /* The longest prompt any group holds: a context's share, or the longest file sample. */
+  int32_t max_prompt = in.files ? in.files->longest_kept : 0;
+  for (int32_t c = 0; c < in.n_ctx; ++c)
+    if (in.ctx[c] - opt->eval_max_new > max_prompt) max_prompt = in.ctx[c] - opt->eval_max_new;
+  if (root && in.files && !opt->quiet) {
+    char what[512];
+    up_eval_file_set_describe(in.files, what, sizeof what);
+    fprintf(stderr, "uniprefill-bench: %s\n", what);
+  }
 
   up_model *model = up_model_create_from_checkpoint(in.ck, be, err, sizeof err);
-  up_generator *gen = model ? up_generator_create(model, opt->eval_batch, max_ctx - opt->eval_max_new,
+  up_generator *gen = model ? up_generator_create(model, opt->eval_batch, max_prompt,
                                                   opt->eval_max_new, err, sizeof err)
                             : NULL;
   if (up_harness_failed(&h, gen == NULL, err)) {
@@ -373,6 +463,10 @@ int up_eval_mode_run(const up_options *opt, int argc, char **argv, const up_topo
       exit_code = 2;
       break;
     }
+    if (n_prompts == 0) { /* a bucket no file sample fell into, without generated tasks */
+      free_prompts(prompts, n_prompts);
+      continue;
+    }
     if (root && !opt->quiet)
       fprintf(stderr, "uniprefill-bench: eval ctx %d: %d prompts x %d methods on %d rank(s)\n", (int)in.ctx[c],
               (int)n_prompts, (int)in.n_methods, (int)topo->world_size);
@@ -386,8 +480,10 @@ int up_eval_mode_run(const up_options *opt, int argc, char **argv, const up_topo
     int write_failed = 0;
     if (root) {
       up_eval_summary *rows = NULL;
-      const int32_t n_rows = up_eval_summarize(cfg, in.methods, in.n_methods, in.task_mask, all, all_layers, n_all,
-                                               &rows);
+      const char *task_names[UP_EVAL_TASK_COUNT + UP_EVAL_MAX_TASK_NAMES];
+      const int32_t n_tasks = group_task_names(&in, in.ctx[c], task_names);
+      const int32_t n_rows = up_eval_summarize_tasks(cfg, in.methods, in.n_methods, task_names, n_tasks, all,
+                                                     all_layers, n_all, &rows);
       write_failed = up_results_append_eval(results, all, all_layers, n_all, cfg->n_layers, rows, n_rows, err,
                                             sizeof err) != 0;
       summaries = realloc(summaries, sizeof *summaries * (size_t)(n_summaries + n_rows));

@@ -9,14 +9,17 @@
 #include <stdint.h>
 
 #define UP_EVAL_TEXT_MAX 192
+#define UP_EVAL_SOURCE_MAX 128
+#define UP_EVAL_TASK_MAX 48 /* a task name, or an --eval-file's name or dataset, cut to fit */
 
 typedef struct up_eval_record {
   char method[64];
-  char task[24];
-  int32_t ctx;               /* the context budget: prompt plus --eval-max-new answer tokens */
+  char task[UP_EVAL_TASK_MAX];
+  int32_t ctx;               /* the context budget: prompt plus --eval-max-new answer tokens; 0: an
+                              * --eval-file sample run at its own length (no --ctx) */
   int32_t sample;            /* index within (task, ctx) */
   int32_t prompt_tokens;
-  float depth;               /* of the asked-for needle, in [0, 1] */
+  float depth;               /* of the asked-for needle, in [0, 1]; NaN for --eval-file samples */
   float score;               /* 1 when every expected answer is in the output */
   float partial;             /* share of expected answers found */
   int32_t first_token;       /* greedy token at the answer position */
@@ -29,11 +32,16 @@ typedef struct up_eval_record {
   double prefill_decode_ms;  /* wall time of the sample's batch, divided by its size */
   char expected[UP_EVAL_TEXT_MAX];  /* answers joined by '|' (cut to fit) */
   char generated[UP_EVAL_TEXT_MAX]; /* decoded output without the stop token (cut to fit) */
+  /* Where an --eval-file sample came from; "" and 0 for generated tasks. */
+  char source_file[UP_EVAL_SOURCE_MAX]; /* the path as given (cut to fit) */
+  int32_t source_line;                  /* 1-based line in it */
+  char scoring[16];          /* how score was computed: "string_match" (every answer contained) or "exact" */
+  float any_found;           /* 1 when at least one expected answer is in the output */
 } up_eval_record;
 
 typedef struct up_eval_summary {
   char method[64];
-  char task[24];             /* a task name or "all" */
+  char task[UP_EVAL_TASK_MAX]; /* a task name or "all" */
   int32_t ctx;
   int32_t n_samples;
   double accuracy;           /* mean score */

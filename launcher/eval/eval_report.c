@@ -70,14 +70,22 @@ static void summarize_group(const up_model_config *cfg, const up_method *m, cons
 int32_t up_eval_summarize(const up_model_config *cfg, const up_method *methods, int32_t n_methods, uint32_t task_mask,
                           const up_eval_record *records, const int32_t *layer_rows, int32_t n_records,
                           up_eval_summary **rows) {
+  const char *tasks[UP_EVAL_TASK_COUNT];
+  int32_t n_tasks = 0;
+  for (int32_t k = 0; k < UP_EVAL_TASK_COUNT; ++k)
+    if (task_mask & (1u << k)) tasks[n_tasks++] = up_eval_task_name((up_eval_task_kind)k);
+  return up_eval_summarize_tasks(cfg, methods, n_methods, tasks, n_tasks, records, layer_rows, n_records, rows);
+}
+
+int32_t up_eval_summarize_tasks(const up_model_config *cfg, const up_method *methods, int32_t n_methods,
+                                const char *const *tasks, int32_t n_tasks, const up_eval_record *records,
+                                const int32_t *layer_rows, int32_t n_records, up_eval_summary **rows) {
   const int32_t ctx = n_records > 0 ? records[0].ctx : 0;
-  *rows = up_calloc_or_die((size_t)n_methods * (UP_EVAL_TASK_COUNT + 1), sizeof(up_eval_summary), "eval summary");
+  *rows = up_calloc_or_die((size_t)n_methods * (size_t)(n_tasks + 1), sizeof(up_eval_summary), "eval summary");
   int32_t n = 0;
   for (int32_t m = 0; m < n_methods; ++m) {
-    for (int32_t k = 0; k < UP_EVAL_TASK_COUNT; ++k)
-      if (task_mask & (1u << k))
-        summarize_group(cfg, &methods[m], up_eval_task_name((up_eval_task_kind)k), ctx, records, layer_rows,
-                        n_records, &(*rows)[n++]);
+    for (int32_t k = 0; k < n_tasks; ++k)
+      summarize_group(cfg, &methods[m], tasks[k], ctx, records, layer_rows, n_records, &(*rows)[n++]);
     summarize_group(cfg, &methods[m], "all", ctx, records, layer_rows, n_records, &(*rows)[n++]);
   }
   return n;

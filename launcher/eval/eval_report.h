@@ -19,6 +19,12 @@ int32_t up_eval_summarize(const up_model_config *cfg, const up_method *methods, 
                           const up_eval_record *records, const int32_t *layer_rows, int32_t n_records,
                           up_eval_summary **rows);
 
+/* The same over named tasks (generated task names, --eval-file task names), in the
+ * order given; a task name compares with the records' task field as stored (cut to fit). */
+int32_t up_eval_summarize_tasks(const up_model_config *cfg, const up_method *methods, int32_t n_methods,
+                                const char *const *tasks, int32_t n_tasks, const up_eval_record *records,
+                                const int32_t *layer_rows, int32_t n_records, up_eval_summary **rows);
+
 void up_eval_report_print(FILE *out, up_output_format format, const up_eval_summary *rows, int32_t n_rows);
 
 #endif

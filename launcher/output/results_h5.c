@@ -242,6 +242,10 @@ static const up_field_spec up_eval_sample_specs[] = {
     UP_FIELD(up_eval_record, prefill_decode_ms, UP_KIND_F64),
     UP_FIELD(up_eval_record, expected, UP_KIND_CHARS),
     UP_FIELD(up_eval_record, generated, UP_KIND_CHARS),
+    UP_FIELD(up_eval_record, source_file, UP_KIND_CHARS),
+    UP_FIELD(up_eval_record, source_line, UP_KIND_I32),
+    UP_FIELD(up_eval_record, scoring, UP_KIND_CHARS),
+    UP_FIELD(up_eval_record, any_found, UP_KIND_F32),
 };
 
 static const up_field_spec up_eval_summary_specs[] = {

@@ -60,3 +60,32 @@ double up_eval_scoreboard_task_mean(const up_eval_scoreboard *board) {
   }
   return n_tasks ? sum / n_tasks : NAN;
 }
+
+/* The bytes of s without leading and trailing whitespace: [*start, *start + *len). */
+static void trimmed(const char *s, const char **start, size_t *len) {
+  while (isspace((unsigned char)*s)) s++;
+  size_t n = strlen(s);
+  while (n > 0 && isspace((unsigned char)s[n - 1])) n--;
+  *start = s;
+  *len = n;
+}
+
+static bool equal_normalised(const char *a, const char *b) {
+  const char *sa, *sb;
+  size_t na, nb;
+  trimmed(a, &sa, &na);
+  trimmed(b, &sb, &nb);
+  if (na != nb || na == 0) return false;
+  for (size_t i = 0; i < na; ++i)
+    if (tolower((unsigned char)sa[i]) != tolower((unsigned char)sb[i])) return false;
+  return true;
+}
+
+up_eval_score up_eval_score_exact(const char *generated, const char *const *expected, int32_t n_expected) {
+  UP_ASSERT(n_expected > 0, "scoring needs at least one expected answer, got %d", n_expected);
+  up_eval_score score = {.n_expected = n_expected};
+  for (int32_t i = 0; i < n_expected; ++i) score.n_found += equal_normalised(generated, expected[i]);
+  score.all_found = score.n_found > 0 ? 1.0 : 0.0;
+  score.fraction = (double)score.n_found / (double)n_expected;
+  return score;
+}

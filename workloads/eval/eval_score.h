@@ -19,6 +19,13 @@ typedef struct up_eval_score {
 
 up_eval_score up_eval_score_answers(const char *generated, const char *const *expected, int32_t n_expected);
 
+/* Exact match, for answers that are the whole output (LongBench-like --eval-file data):
+ * the output and each expected answer are normalised by dropping leading and trailing
+ * whitespace and folding ASCII case, and an answer counts as found when the two are then
+ * equal. all_found is 1 when any expected answer matches (they are alternatives), and
+ * fraction the share that match. */
+up_eval_score up_eval_score_exact(const char *generated, const char *const *expected, int32_t n_expected);
+
 typedef struct up_eval_tally {
   int64_t n_samples;
   double sum_all_found;

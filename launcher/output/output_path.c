@@ -13,7 +13,7 @@
 
 #include "core/file_kind.h"
 
-#define UP_MAX_RUN_INPUTS 24 /* --model, --trace and the --eval-corpus files (eval_mode.c reads 16 at most) */
+#define UP_MAX_RUN_INPUTS 40 /* --model, --trace, the --eval-corpus and --prompt-source files (16 at most each) */
 
 static bool same_file(const struct stat *a, const struct stat *b) {
   return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
@@ -114,5 +114,10 @@ bool up_output_path_check_options(const up_options *opt, char *err, size_t err_s
   for (char *save = NULL, *p = strtok_r(corpus, ",", &save); p && n < UP_MAX_RUN_INPUTS;
        p = strtok_r(NULL, ",", &save))
     inputs[n++] = (up_run_input){"--eval-corpus", p};
+  char prompts[UP_PROMPT_CHOICE_MAX];
+  snprintf(prompts, sizeof prompts, "%s", opt->prompt_source.paths);
+  for (char *save = NULL, *p = strtok_r(prompts, ",", &save); p && n < UP_MAX_RUN_INPUTS;
+       p = strtok_r(NULL, ",", &save))
+    inputs[n++] = (up_run_input){"--prompt-source", p};
   return up_output_path_check(opt->output_path, inputs, n, err, err_size);
 }

@@ -7,7 +7,6 @@
 
 #include "core/rng.h"
 #include "core/fatal.h"
-#include "workloads/closed_loop.h"
 
 /* Stream of the output lengths drawn when the trace's are replaced. */#define UP_TRACE_OUTPUT_LEN_STREAM 0x54524F55544C454Eull
 

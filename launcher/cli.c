@@ -44,6 +44,7 @@ typedef enum up_flag_id {
   UP_FLAG_TRACE_LIMIT,
   UP_FLAG_TRACE_LENIENT,
   UP_FLAG_SEED,
+  UP_FLAG_PROMPT_SOURCE,
   UP_FLAG_WARMUP,
   UP_FLAG_MAX_SEQS,
   UP_FLAG_MAX_BATCH_TOKENS,
@@ -152,6 +153,10 @@ static const up_flag_info up_flags[] = {
     {UP_FLAG_TRACE_LENIENT, "trace-lenient", 0, NULL, UP_GROUP_TIMED,
      "skip and count malformed trace lines instead of failing"},
     {UP_FLAG_SEED, "seed", 0, "N", UP_GROUP_WORKLOAD, "seed for weights and prompts (default 42)"},
+    {UP_FLAG_PROMPT_SOURCE, "prompt-source", 0, "SRC", UP_GROUP_WORKLOAD,
+     "prompt tokens: random (seeded ids), text (real prose cut to the exact length by the checkpoint's tokenizer; "
+     "text:PATHS for your .txt or .gz files) or FILE.jsonl ({\"text\": ...} or {\"ids\": [...]} per line, cut or "
+     "repeated to --ctx) (default text with --model PATH, random with a preset)"},
     {UP_FLAG_WARMUP, "warmup", 0, "N", UP_GROUP_WORKLOAD, "unrecorded requests before each point (default 1)"},
     {UP_FLAG_MAX_SEQS, "max-seqs", 0, "N", UP_GROUP_ENGINE,
      "sequences running at once, 0 = the point's concurrency (default 0)"},
@@ -600,6 +605,12 @@ static bool up_apply_flag(const up_flag_info *flag, const char *v, up_options *o
     case UP_FLAG_TRACE_LIMIT: return up_flag_int32(name, v, 1, &opt->trace_limit, err, err_size);
     case UP_FLAG_TRACE_LENIENT: opt->trace_lenient = true; return true;
     case UP_FLAG_SEED: return up_flag_uint64(name, v, &opt->seed, err, err_size);
+    case UP_FLAG_PROMPT_SOURCE: {
+      char sub[256];
+      if (!up_prompt_choice_parse(v, &opt->prompt_source, sub, sizeof sub))
+        return up_error(err, err_size, "--%s: %s", name, sub);
+      return true;
+    }
     case UP_FLAG_WARMUP: return up_flag_int32(name, v, 0, &opt->warmup, err, err_size);
     case UP_FLAG_MAX_SEQS: return up_flag_int32(name, v, 0, &opt->max_seqs, err, err_size);
     case UP_FLAG_MAX_BATCH_TOKENS:
@@ -814,6 +825,8 @@ static const up_flag_conflict up_flag_conflicts[] = {
     {UP_FLAG_EVAL_FILE, UP_FLAG_REQUEST_RATE, UP_EVAL_RUNS_NO_SWEEP},
     {UP_FLAG_EVAL_FILE, UP_FLAG_TRACE, UP_EVAL_RUNS_NO_SWEEP},
     {UP_FLAG_EVAL_FILE, UP_FLAG_SLO, UP_EVAL_RUNS_NO_SWEEP},
+    {UP_FLAG_EVAL, UP_FLAG_PROMPT_SOURCE, "--eval builds its own task prompts"},
+    {UP_FLAG_KERNELS, UP_FLAG_PROMPT_SOURCE, UP_KERNELS_RUN_NO_SWEEP},
 };
 
 static const char *up_flag_name(up_flag_id id) {
@@ -849,9 +862,28 @@ static bool up_check_workload_flags(const up_options *opt, const bool *seen, cha
   return true;
 }
 
+/* A prompt file brings its own prompts and lengths: it is cut or repeated to --ctx in the
+ * closed loop, replayed at its own lengths in the open loop, and has no prefix blocks
+ * for a trace's hash ids. */
+static bool up_check_prompt_file(const up_options *opt, const bool *seen, char *err, size_t err_size) {
+  if (opt->prompt_source.kind != UP_PROMPTS_FILE) return true;
+  if (seen[UP_FLAG_TRACE])
+    return up_error(err, err_size, "--prompt-source %s and --trace cannot be combined (the trace brings its own "
+                    "lengths and shared prefixes; use text or random)", opt->prompt_source.paths);
+  if (seen[UP_FLAG_PROMPT_LEN])
+    return up_error(err, err_size, "--prompt-source %s and --prompt-len cannot be combined (open-loop prompts from a "
+                    "file keep their own lengths)", opt->prompt_source.paths);
+  if (opt->request_rate == 0.0 && !seen[UP_FLAG_CTX] && !seen[UP_FLAG_EVAL] && !seen[UP_FLAG_KERNELS])
+    return up_error(err, err_size, "--prompt-source %s in the closed loop needs --ctx: each prompt is cut or repeated "
+                    "to each length (with --request-rate the prompts run at their own lengths)",
+                    opt->prompt_source.paths);
+  return true;
+}
+
 /* Cross-flag checks that need no model. */
 static bool up_check_combinations(const up_options *opt, const bool *seen, char *err, size_t err_size) {
   if (!up_check_workload_flags(opt, seen, err, err_size)) return false;
+  if (!up_check_prompt_file(opt, seen, err, err_size)) return false;
   if (opt->requests > 0 && opt->request_rate == 0.0)
     for (int32_t i = 0; i < opt->n_concurrency; i++)
       if (opt->requests < opt->concurrency[i])

@@ -14,6 +14,7 @@
 #include "launcher/kernels/kernel_record.h"
 #include "launcher/sweep/serving_metrics.h"
 #include "workloads/length_dist.h"
+#include "workloads/prompt_source.h"
 #include "workloads/trace.h"
 
 #define UP_MAX_SWEEP 32
@@ -73,6 +74,7 @@ typedef struct up_options {
   int32_t trace_limit;         /* 0: every row */
   bool trace_lenient;
   uint64_t seed;
+  up_prompt_choice prompt_source; /* --prompt-source; UP_PROMPTS_DEFAULT: text on a checkpoint, random on a preset */
   int32_t warmup;              /* unrecorded requests before each point */
   int32_t max_seqs;            /* 0: the point's concurrency */
   int64_t max_batch_tokens;    /* 0: unlimited */

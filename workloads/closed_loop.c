@@ -1,6 +1,6 @@
 /* closed_loop.c — the closed-loop workload: a fixed number of requests in flight, a
  * new one issued the moment one finishes, fixed prompt and output lengths, prompts of
- * random token ids drawn from (seed, request id). */
+ * random token ids drawn from (seed, request id) or from a prompt source. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +8,7 @@
 #include "core/rng.h"
 #include "core/fatal.h"
 #include "workloads/closed_loop.h"
+#include "workloads/prompt_source.h"
 
 /* Stream id of prompt tokens: distinct from the weight streams (engine/model/model.c). */
 #define UP_PROMPT_STREAM_BASE 0x50524F4D50540000ull
@@ -30,7 +31,8 @@ static int32_t closed_loop_poll(up_workload *w, double now_s, int32_t in_flight,
     up_request *req = up_malloc_or_die(sizeof *req, "closed-loop request");
     const int64_t id = cl->ids[cl->issued++];
     up_request_init(req, id, cl->params.prompt_len, cl->params.output_len, cl->params.n_layers, now_s);
-    up_workload_random_prompt(cl->params.seed, id, cl->params.vocab, req->prompt, cl->params.prompt_len);
+    if (cl->params.prompts) up_prompt_source_fill(cl->params.prompts, id, req->prompt, cl->params.prompt_len);
+    else up_workload_random_prompt(cl->params.seed, id, cl->params.vocab, req->prompt, cl->params.prompt_len);
     out[n++] = req;
   }
   return n;

@@ -7,9 +7,11 @@
 
 #include "engine/serve/request_source.h"
 
+struct up_prompt_source;
+
 /* Closed loop: keep `concurrency` requests in flight until `n_requests` have been
- * issued. Request ids are given (this rank's share); prompts are random token ids
- * drawn from (seed, id) alone, so every rank layout yields the same prompts. */
+ * issued. Request ids are given (this rank's share); prompts depend on (seed, id)
+ * alone (random ids, or the prompt source's), so every rank layout yields the same prompts. */
 typedef struct up_closed_loop_params {
   int32_t concurrency;
   int32_t n_requests;
@@ -19,6 +21,7 @@ typedef struct up_closed_loop_params {
   int32_t vocab;
   int32_t n_layers;
   uint64_t seed;
+  const struct up_prompt_source *prompts; /* NULL: random ids from (seed, id); else must outlive the workload */
 } up_closed_loop_params;
 
 up_workload *up_workload_closed_loop_create(const up_closed_loop_params *params);

@@ -16,8 +16,7 @@
 #include <string.h>
 
 #include "core/fatal.h"
-#include "core/file_kind.h"
-#include "engine/checkpoint/json_input.h"
+#include "workloads/jsonl_line.h"
 
 #define TICKS_PER_S 10000000LL
 
@@ -263,21 +262,11 @@ static bool mooncake_fields(const cJSON *obj, trace_builder *b, line_error *e) {
   return true;
 }
 
-/* One JSON object per line, strictly: text after it (a second object, a stray comma)
- * and a key given twice would otherwise be dropped or shadowed without a word. */
+/* One JSON object per line with distinct keys (jsonl_line.h says why). */
 static bool mooncake_row(const char *line, size_t len, trace_builder *b, line_error *e) {
-  const char *end = NULL;
-  cJSON *obj = cJSON_ParseWithLengthOpts(line, len, &end, false);
-  if (!obj) return line_fail(e, "not valid JSON (truncated line?)");
-  while (end < line + len && isspace((unsigned char)*end)) end++;
-  const char *dup = NULL;
-  bool ok;
-  if (!cJSON_IsObject(obj)) ok = line_fail(e, "not a JSON object");
-  else if (end < line + len)
-    ok = line_fail(e, "text after the JSON object at column %zu: '%.20s' (one object per line)",
-                   (size_t)(end - line) + 1, end);
-  else if ((dup = up_json_duplicate_key_anywhere(obj)) != NULL) ok = line_fail(e, "duplicate key '%.60s'", dup);
-  else ok = mooncake_fields(obj, b, e);
+  cJSON *obj = up_jsonl_object(line, len, e->text, sizeof e->text);
+  if (!obj) return false;
+  const bool ok = mooncake_fields(obj, b, e);
   cJSON_Delete(obj);
   return ok;
 }
@@ -326,29 +315,9 @@ static bool is_blank(const char *s) {
   return true;
 }
 
-typedef enum line_status { LINE_OK, LINE_TOO_LONG, LINE_END_OF_FILE } line_status;
-
-/* One line without its '\n' into buf (UP_TRACE_MAX_LINE_BYTES + 1 bytes, NUL-terminated;
- * *len counts embedded NULs too). A longer line is read to its end but not kept. */
-static line_status read_line(FILE *f, char *buf, size_t *len) {
-  size_t n = 0;
-  bool any = false, too_long = false;
-  int c;
-  while ((c = getc_unlocked(f)) != EOF) {
-    any = true;
-    if (c == '\n') break;
-    if (n < UP_TRACE_MAX_LINE_BYTES) buf[n++] = (char)c;
-    else too_long = true;
-  }
-  buf[n] = '\0';
-  *len = n;
-  if (!any) return LINE_END_OF_FILE;
-  return too_long ? LINE_TOO_LONG : LINE_OK;
-}
-
 /* A line that cannot hold a row whatever the format: too long, or with a NUL byte. */
-static bool line_readable(line_status status, const char *line, size_t len, line_error *e) {
-  if (status == LINE_TOO_LONG)
+static bool line_readable(up_line_status status, const char *line, size_t len, line_error *e) {
+  if (status == UP_LINE_TOO_LONG)
     return line_fail(e, "line longer than %d bytes (not a trace line)", UP_TRACE_MAX_LINE_BYTES);
   if (memchr(line, '\0', len)) return line_fail(e, "contains a NUL byte (not a text line)");
   return true;
@@ -363,9 +332,9 @@ up_trace *up_trace_read(const char *path, up_trace_format format, bool lenient, 
   bool seen_content = false, ok = true;
   char *buf = up_malloc_or_die(UP_TRACE_MAX_LINE_BYTES + 1, "trace line");
   size_t len = 0;
-  line_status status;
+  up_line_status status;
   int64_t line_no = 0;
-  while (ok && (status = read_line(f, buf, &len)) != LINE_END_OF_FILE) {
+  while (ok && (status = up_read_bounded_line(f, buf, UP_TRACE_MAX_LINE_BYTES, &len)) != UP_LINE_END_OF_FILE) {
     b.line = ++line_no;
     char *line = buf;
     /* A UTF-8 byte order mark (spreadsheet exports write one) is no part of the header. */

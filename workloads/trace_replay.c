@@ -7,11 +7,8 @@
 
 #include "core/rng.h"
 #include "core/fatal.h"
-#include "workloads/closed_loop.h"
 
-/* Streams: prefix blocks by hash id, and output lengths drawn when the trace's are replaced. */
-#define UP_HASH_BLOCK_STREAM_BASE 0x48415348424C0000ull
-#define UP_TRACE_OUTPUT_LEN_STREAM 0x54524F55544C454Eull
+/* Stream of the output lengths drawn when the trace's are replaced. */#define UP_TRACE_OUTPUT_LEN_STREAM 0x54524F55544C454Eull
 
 static int32_t to_int32(int64_t v) { return v > INT32_MAX ? INT32_MAX : (int32_t)v; }
 
@@ -36,8 +33,8 @@ up_trace_replay *up_trace_replay_create(const up_trace *trace, const up_trace_re
   up_trace_replay *r = up_calloc_or_die(1, sizeof *r, "trace replay");
   r->trace = trace;
   r->n_requests = end - first;
-  r->vocab = params->vocab;
-  r->seed = params->seed;
+  up_prompt_source_random(&r->random, params->seed, params->vocab);
+  r->prompts = params->prompts ? params->prompts : &r->random;
   r->requests = up_malloc_or_die(sizeof *r->requests * (size_t)r->n_requests, "replayed requests");
   r->rows = up_malloc_or_die(sizeof *r->rows * (size_t)r->n_requests, "replayed rows");
   const double t0 = trace->rows[first].arrival_s;
@@ -68,13 +65,13 @@ void up_trace_replay_destroy(up_trace_replay *replay) {
 void up_trace_replay_fill_prompt(const void *ctx, int64_t id, int32_t *tokens, int32_t n) {
   const up_trace_replay *r = ctx;
   UP_ASSERT(id >= 0 && id < r->n_requests, "request %lld is not in the replay", (long long)id);
-  up_workload_random_prompt(r->seed, id, r->vocab, tokens, n);
+  up_prompt_source_fill(r->prompts, id, tokens, n);
   const up_trace_row *row = &r->trace->rows[r->rows[id]];
   const int64_t *hashes = r->trace->hash_ids + row->hash_first;
   for (int32_t b = 0; b < row->n_hash_ids && (int64_t)b * UP_TRACE_HASH_BLOCK < n; ++b) {
-    const uint64_t stream = UP_HASH_BLOCK_STREAM_BASE + (uint64_t)hashes[b];
-    for (int32_t j = 0; j < UP_TRACE_HASH_BLOCK && b * UP_TRACE_HASH_BLOCK + j < n; ++j)
-      tokens[b * UP_TRACE_HASH_BLOCK + j] = (int32_t)(up_rng_u64(r->seed, stream, (uint64_t)j) % (uint64_t)r->vocab);
+    const int32_t at = b * UP_TRACE_HASH_BLOCK;
+    up_prompt_source_fill_block(r->prompts, (uint64_t)hashes[b], tokens + at,
+                                n - at < UP_TRACE_HASH_BLOCK ? n - at : UP_TRACE_HASH_BLOCK);
   }
 }
 

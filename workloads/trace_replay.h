@@ -10,6 +10,7 @@
 
 #include "workloads/length_dist.h"
 #include "workloads/open_loop.h"
+#include "workloads/prompt_source.h"
 #include "workloads/trace.h"
 
 typedef struct up_trace_replay_params {
@@ -21,6 +22,7 @@ typedef struct up_trace_replay_params {
   int32_t max_context;      /* model context: prompt + output are fitted to it */
   int32_t vocab;
   uint64_t seed;
+  const up_prompt_source *prompts; /* NULL: random ids; else RANDOM or TEXT, outliving the replay */
 } up_trace_replay_params;
 
 /* The selected requests, ready to replay; the trace must outlive it. */
@@ -29,8 +31,8 @@ typedef struct up_trace_replay {
   up_timed_request *requests; /* id i = the i-th selected row, arrival re-based so the first is at 0 */
   int32_t n_requests;
   int32_t *rows;              /* [n_requests] the trace row of each request */
-  int32_t vocab;
-  uint64_t seed;
+  up_prompt_source random;    /* the prompts when the params gave none */
+  const up_prompt_source *prompts;
   up_workload_stats stats;    /* fitting counts and the trace's skipped lines */
 } up_trace_replay;
 
@@ -44,8 +46,9 @@ up_workload *up_trace_replay_source(const up_trace_replay *replay, int32_t rank,
                                     int32_t max_concurrency, int32_t n_layers);
 
 /* Tokens of request `id` (an up_prompt_fill_fn over the replay): each hash id is a
- * block of UP_TRACE_HASH_BLOCK tokens drawn from (seed, hash id), so requests sharing
- * leading ids share those tokens; the rest come from (seed, id). */
+ * block of UP_TRACE_HASH_BLOCK tokens of the prompt source's shared blocks (random ids
+ * or prose from (seed, hash id)), so requests sharing leading ids share those tokens;
+ * the rest is the source's prompt of request id. */
 void up_trace_replay_fill_prompt(const void *replay, int64_t id, int32_t *tokens, int32_t n);
 
 #endif

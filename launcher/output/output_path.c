@@ -13,7 +13,7 @@
 
 #include "core/file_kind.h"
 
-#define UP_MAX_RUN_INPUTS 40 /* --model, --trace, the --eval-corpus and --eval-file files (16 each at most) */
+#define UP_MAX_RUN_INPUTS 56 /* --model, --trace, the --eval-corpus, --eval-file and --prompt-source files (16 at most each) */
 
 static bool same_file(const struct stat *a, const struct stat *b) {
   return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
@@ -119,5 +119,10 @@ bool up_output_path_check_options(const up_options *opt, char *err, size_t err_s
   for (char *save = NULL, *p = strtok_r(eval_files, ",", &save); p && n < UP_MAX_RUN_INPUTS;
        p = strtok_r(NULL, ",", &save))
     inputs[n++] = (up_run_input){"--eval-file", p};
+  char prompts[UP_PROMPT_CHOICE_MAX];
+  snprintf(prompts, sizeof prompts, "%s", opt->prompt_source.paths);
+  for (char *save = NULL, *p = strtok_r(prompts, ",", &save); p && n < UP_MAX_RUN_INPUTS;
+       p = strtok_r(NULL, ",", &save))
+    inputs[n++] = (up_run_input){"--prompt-source", p};
   return up_output_path_check(opt->output_path, inputs, n, err, err_size);
 }

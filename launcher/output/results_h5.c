@@ -340,6 +340,7 @@ static const up_field_spec up_point_params_specs[] = {
     UP_FIELD(up_point_params, n_requests, UP_KIND_I32),
     UP_FIELD(up_point_params, seed, UP_KIND_U64),
     UP_FIELD(up_point_params, workload, UP_KIND_CSTR),
+    UP_FIELD(up_point_params, prompt_source, UP_KIND_CSTR),
     UP_FIELD(up_point_params, prompts_clamped, UP_KIND_I64),
     UP_FIELD(up_point_params, prompts_raised, UP_KIND_I64),
     UP_FIELD(up_point_params, outputs_raised, UP_KIND_I64),

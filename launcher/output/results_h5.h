@@ -47,6 +47,7 @@ typedef struct up_point_params {
   int32_t n_requests;
   uint64_t seed;
   const char *workload;      /* "closed-loop", "open-loop rate=...", "trace:FILE speedup=..." */
+  const char *prompt_source; /* --prompt-source as resolved: "random", "text", "text:PATHS" or FILE.jsonl */
   int64_t prompts_clamped;   /* timed workloads: lengths fitted to the model (open_loop.h) */
   int64_t prompts_raised;
   int64_t outputs_raised;

@@ -199,7 +199,7 @@ static void fill_point_params(const up_options *opt, const up_workload_plan *wp,
   *pp = (up_point_params){
       .index = index, .method = m->label, .ctx = p->ctx, .concurrency = p->concurrency,
       .output_len = wp->kind == UP_WORKLOAD_CLOSED_LOOP ? opt->output_len : 0, .n_requests = p->n_requests,
-      .seed = opt->seed, .workload = wp->description, .prompts_clamped = wp->stats.prompts_clamped,
+      .seed = opt->seed, .workload = wp->description, .prompt_source = wp->prompts.spec, .prompts_clamped = wp->stats.prompts_clamped,
       .prompts_raised = wp->stats.prompts_raised, .outputs_raised = wp->stats.outputs_raised,
       .lines_skipped = wp->stats.lines_skipped,
       .top_p = method_real_attr(m, "top_p"), .keep_fraction = method_real_attr(m, "keep_fraction"),
@@ -264,6 +264,7 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
             "and %lld outputs < 1 raised to 1, %lld bad trace lines skipped\n",
             wp.description, (int)wp.n_requests, (long long)wp.stats.prompts_clamped,
             (long long)wp.stats.prompts_raised, (long long)wp.stats.outputs_raised, (long long)wp.stats.lines_skipped);
+  if (root && !opt->quiet) fprintf(stderr, "# prompts: %s\n", wp.prompt_note);
   char gap_warning[1024];
   if (root && wp.trace && up_trace_long_gap(wp.trace, opt->trace_path, gap_warning, sizeof gap_warning))
     fprintf(stderr, "uniprefill-bench: warning: %s\n", gap_warning);
@@ -350,7 +351,7 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
             if ((i % p.concurrency) % topo->world_size == topo->world_rank) ids[n_ids++] = i;
           up_closed_loop_params wl = {.concurrency = rank_cap, .n_requests = n_ids, .request_ids = ids,
                                       .prompt_len = p.ctx, .output_len = opt->output_len, .vocab = cfg.vocab,
-                                      .n_layers = cfg.n_layers, .seed = opt->seed};
+                                      .n_layers = cfg.n_layers, .seed = opt->seed, .prompts = &wp.prompts};
           w = up_workload_closed_loop_create(&wl);
         }
         up_point_result mine, merged;

@@ -6,23 +6,123 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/fatal.h"
+#include "engine/checkpoint/checkpoint.h"
+#include "engine/tokenizer/tokenizer.h"
+#include "launcher/run_setup.h"
 
 static const char *base_name(const char *path) {
   const char *slash = strrchr(path, '/');
   return slash ? slash + 1 : path;
 }
 
+/* ---- prompts -------------------------------------------------------------------- */
+
+typedef struct plan_tokenizer {
+  up_tokenizer *tok;
+  up_prompt_tokenizer as_prompts;
+  char name[UP_PATH_MAX + 32];
+} plan_tokenizer;
+
+static int32_t encode_text(void *ctx, const char *text, size_t len, bool parse_special, int32_t *out, int32_t cap,
+                           char *err, size_t err_size) {
+  return up_tokenizer_encode(ctx, text, len, false, parse_special, out, cap, err, err_size);
+}
+
+/* The checkpoint's tokenizer. 1: loaded; 0: the model has none (why says so: a preset,
+ * a GGUF without tokenizer metadata, a Hugging Face directory); -1: error in err. */
+static int load_tokenizer(const up_options *opt, plan_tokenizer *pt, char *err, size_t err_size) {
+  if (!up_run_model_is_checkpoint(opt)) {
+    snprintf(err, err_size, "the model is a preset, with random weights and no vocabulary");
+    return 0;
+  }
+  up_checkpoint *ck = up_checkpoint_open(opt->model, err, err_size);
+  if (!ck) return -1;
+  const up_gguf *g = up_checkpoint_gguf(ck);
+  int rc = 1;
+  char tokenizer_json[4200];
+  snprintf(tokenizer_json, sizeof tokenizer_json, "%s/tokenizer.json", opt->model);
+  struct stat st;
+  if (g && !up_gguf_has_key(g, "tokenizer.ggml.model")) {
+    snprintf(err, err_size, "%.300s carries no tokenizer (no tokenizer.ggml.model)", opt->model);
+    rc = 0;
+  } else if (!g && stat(tokenizer_json, &st) != 0) {
+    snprintf(err, err_size, "%.300s has no tokenizer.json", opt->model);
+    rc = 0;
+  } else if (!(pt->tok = up_tokenizer_from_checkpoint(ck, err, err_size))) {
+    rc = -1;
+  }
+  up_checkpoint_close(ck);
+  if (rc != 1) return rc;
+  snprintf(pt->name, sizeof pt->name, "the tokenizer of %s", base_name(opt->model));
+  const int32_t bos = up_tokenizer_bos(pt->tok);
+  pt->as_prompts = (up_prompt_tokenizer){.encode = encode_text, .ctx = pt->tok,
+                                         .bos = up_tokenizer_add_bos(pt->tok) && bos >= 0 ? bos : -1,
+                                         .name = pt->name};
+  return 1;
+}
+
+static int plan_prompts(up_workload_plan *plan, const up_options *opt, const up_model_config *cfg, char *err,
+                        size_t err_size) {
+  up_prompt_choice choice = opt->prompt_source;
+  const bool needs_tokenizer = choice.kind == UP_PROMPTS_DEFAULT || choice.kind == UP_PROMPTS_TEXT ||
+                               (choice.kind == UP_PROMPTS_FILE && up_run_model_is_checkpoint(opt));
+  plan_tokenizer pt = {0};
+  char why[640] = "";
+  const int have = needs_tokenizer ? load_tokenizer(opt, &pt, why, sizeof why) : 0;
+  if (have < 0) {
+    snprintf(err, err_size, "--prompt-source: %s", why);
+    return -1;
+  }
+  if (choice.kind == UP_PROMPTS_DEFAULT) choice.kind = have ? UP_PROMPTS_TEXT : UP_PROMPTS_RANDOM;
+  if (choice.kind == UP_PROMPTS_TEXT && !have) {
+    snprintf(err, err_size, "--prompt-source text needs the checkpoint's tokenizer, but %s (use random, or token ids "
+             "in a FILE.jsonl)", why);
+    return -1;
+  }
+  char sub[1024];
+  const bool ok = up_prompt_source_open(&plan->prompts, &choice, have ? &pt.as_prompts : NULL, opt->seed, cfg->vocab,
+                                        sub, sizeof sub);
+  if (pt.tok) up_tokenizer_free(pt.tok);
+  if (!ok) {
+    char spelled[UP_PROMPT_CHOICE_MAX + 16];
+    up_prompt_choice_format(&choice, spelled, sizeof spelled);
+    snprintf(err, err_size, "--prompt-source %.600s: %s", spelled, sub);
+    return -1;
+  }
+  const up_prompt_source *src = &plan->prompts;
+  if (src->kind == UP_PROMPTS_TEXT)
+    snprintf(plan->prompt_note, sizeof plan->prompt_note, "%.400s: %lld tokens of prose by %.300s, read cyclically from a "
+             "per-request offset%s", src->spec, (long long)src->text->n_tokens, pt.name,
+             src->text->bos >= 0 ? ", BOS first" : "");
+  else if (src->kind == UP_PROMPTS_FILE)
+    snprintf(plan->prompt_note, sizeof plan->prompt_note, "%.400s: %d prompts, the longest %d tokens", src->spec,
+             (int)src->file->n_prompts, (int)src->file->longest);
+  else
+    snprintf(plan->prompt_note, sizeof plan->prompt_note, "random token ids from (seed, request id)%s%s%s",
+             opt->prompt_source.kind == UP_PROMPTS_DEFAULT ? " (the default: " : "",
+             opt->prompt_source.kind == UP_PROMPTS_DEFAULT ? why : "",
+             opt->prompt_source.kind == UP_PROMPTS_DEFAULT ? ")" : "");
+  return 0;
+}
+
+/* ---- timed workloads ------------------------------------------------------------- */
+
 static int plan_open_loop(up_workload_plan *plan, const up_options *opt, const up_model_config *cfg) {
   const up_open_loop_params p = {.request_rate = opt->request_rate, .burstiness = opt->burstiness,
                                  .max_requests = opt->requests, .duration_s = opt->duration_s,
                                  .prompt_len = opt->prompt_len, .output_len = opt->output_len_dist, .seed = opt->seed};
   plan->schedule = up_open_loop_schedule(&p, &plan->n_requests);
+  /* A prompt file's prompts keep their own lengths. */
+  const up_prompt_file *file = plan->prompts.file;
+  for (int32_t i = 0; file && i < plan->n_requests; ++i)
+    plan->schedule[i].prompt_len = up_prompt_file_length(file, plan->schedule[i].id);
   up_timed_requests_fit(plan->schedule, plan->n_requests, cfg->max_context, &plan->stats);
-  plan->prompts = (up_random_prompts){.seed = opt->seed, .vocab = cfg->vocab};
   char prompt[64], output[64];
-  up_length_dist_format(&opt->prompt_len, prompt, sizeof prompt);
+  if (file) snprintf(prompt, sizeof prompt, "from-file");
+  else up_length_dist_format(&opt->prompt_len, prompt, sizeof prompt);
   up_length_dist_format(&opt->output_len_dist, output, sizeof output);
   snprintf(plan->description, sizeof plan->description,
            "open-loop rate=%g burstiness=%g requests=%d duration=%g prompt=%s output=%s", opt->request_rate,
@@ -37,7 +137,8 @@ static int plan_trace(up_workload_plan *plan, const up_options *opt, const up_mo
   const up_trace_replay_params p = {.speedup = opt->trace_speedup, .window_start_s = opt->trace_window_start_s,
                                     .window_duration_s = opt->trace_window_s, .limit = opt->trace_limit,
                                     .output_len = opt->output_len_dist_given ? &opt->output_len_dist : NULL,
-                                    .max_context = cfg->max_context, .vocab = cfg->vocab, .seed = opt->seed};
+                                    .max_context = cfg->max_context, .vocab = cfg->vocab, .seed = opt->seed,
+                                    .prompts = &plan->prompts};
   plan->replay = up_trace_replay_create(plan->trace, &p, err, err_size);
   if (!plan->replay) return -1;
   plan->stats = plan->replay->stats;
@@ -60,7 +161,11 @@ static int plan_trace(up_workload_plan *plan, const up_options *opt, const up_mo
 int up_workload_plan_init(up_workload_plan *plan, const up_options *opt, const up_model_config *cfg, char *err,
                           size_t err_size) {
   memset(plan, 0, sizeof *plan);
-  int rc = 0;
+  int rc = plan_prompts(plan, opt, cfg, err, err_size);
+  if (rc != 0) {
+    up_workload_plan_free(plan);
+    return rc;
+  }
   if (opt->trace_path[0]) {
     plan->kind = UP_WORKLOAD_TRACE;
     rc = plan_trace(plan, opt, cfg, err, err_size);
@@ -84,6 +189,7 @@ void up_workload_plan_free(up_workload_plan *plan) {
   up_trace_replay_destroy(plan->replay);
   up_trace_free(plan->trace);
   free(plan->schedule);
+  up_prompt_source_close(&plan->prompts);
   memset(plan, 0, sizeof *plan);
 }
 
@@ -130,6 +236,6 @@ up_workload *up_workload_plan_source(const up_workload_plan *plan, int32_t rank,
   UP_ASSERT(plan->kind == UP_WORKLOAD_OPEN_LOOP, "no timed source for the closed loop");
   const up_timed_source_params p = {.requests = plan->requests, .n_requests = plan->n_requests, .rank = rank,
                                     .world = world, .max_concurrency = max_concurrency, .n_layers = n_layers,
-                                    .fill = up_random_prompts_fill, .fill_ctx = &plan->prompts};
+                                    .fill = up_prompt_source_fill, .fill_ctx = &plan->prompts};
   return up_workload_timed_create(&p);
 }

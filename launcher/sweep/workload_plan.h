@@ -2,7 +2,8 @@
  * written: the closed loop (per point, in sweep.c), an open-loop schedule, or a trace
  * read, selected and fitted to the model. Gives each point its per-rank source, the
  * engine sizing the rank's share needs, and the description and fitting counts that
- * are stored with every point. */
+ * are stored with every point. Also chooses where prompts come from (--prompt-source,
+ * by default text on a checkpoint with a tokenizer, random otherwise) and loads them. */
 #ifndef UP_WORKLOAD_PLAN_H
 #define UP_WORKLOAD_PLAN_H
 
@@ -12,6 +13,7 @@
 #include "engine/model/model_config.h"
 #include "launcher/cli.h"
 #include "workloads/open_loop.h"
+#include "workloads/prompt_source.h"
 #include "workloads/trace_replay.h"
 
 typedef enum up_workload_kind {
@@ -26,9 +28,12 @@ typedef struct up_workload_plan {
   const up_timed_request *requests;  /* timed kinds: the whole schedule */
   int32_t n_requests;
   up_workload_stats stats;
+  /* Every kind's prompts (the closed loop's too); prompts.spec is the run file's
+   * prompt_source, prompt_note says more for the preamble. */
+  up_prompt_source prompts;
+  char prompt_note[1024];
   /* owned */
   up_timed_request *schedule;
-  up_random_prompts prompts;
   up_trace *trace;
   up_trace_replay *replay;
 } up_workload_plan;
@@ -42,8 +47,9 @@ typedef struct up_rank_sizing {
   int32_t max_prompt_len;
 } up_rank_sizing;
 
-/* Build the plan from the options (reads and checks the trace). Returns 0, or -1 with
- * a message naming the flag or file. Every rank builds the same plan. */
+/* Build the plan from the options (reads and checks the trace, loads and tokenizes the
+ * prompts). Returns 0, or -1 with a message naming the flag or file. Every rank builds
+ * the same plan. */
 int up_workload_plan_init(up_workload_plan *plan, const up_options *opt, const up_model_config *cfg, char *err,
                           size_t err_size);
 void up_workload_plan_free(up_workload_plan *plan);

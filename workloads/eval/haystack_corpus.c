@@ -262,6 +262,25 @@ up_haystack_corpus *up_haystack_corpus_load_default(char *err, size_t err_size) 
   return corpus;
 }
 
+up_haystack_corpus *up_haystack_corpus_load_list(const char *comma_list, char *err, size_t err_size) {
+  char *copy = up_malloc_or_die(strlen(comma_list) + 1, "haystack file list");
+  strcpy(copy, comma_list);
+  const char *paths[UP_HAYSTACK_MAX_FILES];
+  int32_t n = 0;
+  bool ok = true;
+  for (char *save = NULL, *p = strtok_r(copy, ",", &save); p && ok; p = strtok_r(NULL, ",", &save)) {
+    if (n == UP_HAYSTACK_MAX_FILES) {
+      snprintf(err, err_size, "haystack corpus %s: more than %d files", comma_list, UP_HAYSTACK_MAX_FILES);
+      ok = false;
+    } else {
+      paths[n++] = p;
+    }
+  }
+  up_haystack_corpus *corpus = ok ? up_haystack_corpus_load(paths, n, err, err_size) : NULL;
+  free(copy);
+  return corpus;
+}
+
 void up_haystack_corpus_free(up_haystack_corpus *corpus) {
   if (!corpus) return;
   free(corpus->text);

@@ -45,6 +45,10 @@ up_haystack_corpus *up_haystack_corpus_load(const char *const *paths, int32_t n_
 /* The gnu-standards files above; a missing file's message says which package to install. */
 up_haystack_corpus *up_haystack_corpus_load_default(char *err, size_t err_size);
 
+/* The files of a comma-separated list (at most UP_HAYSTACK_MAX_FILES, none empty). */
+#define UP_HAYSTACK_MAX_FILES 16
+up_haystack_corpus *up_haystack_corpus_load_list(const char *comma_list, char *err, size_t err_size);
+
 void up_haystack_corpus_free(up_haystack_corpus *corpus);
 
 static inline const char *up_haystack_sentence(const up_haystack_corpus *corpus, int32_t i) {

@@ -18,6 +18,7 @@
 #include "engine/tokenizer/tokenizer.h"
 #include "core/clock.h"
 #include "core/fatal.h"
+#include "launcher/eval/eval_diagnostics.h"
 #include "launcher/eval/eval_record.h"
 #include "launcher/eval/eval_report.h"
 #include "launcher/eval/fidelity_metrics.h"
@@ -47,6 +48,8 @@ typedef struct eval_prompt {
   int32_t sample_index;
   int32_t *tokens;
   int32_t n_tokens;
+  up_token_span needle_spans[UP_EVAL_MAX_NEEDLES]; /* the answer's needles in tokens (eval_diagnostics.h) */
+  int32_t n_needle_spans;        /* < 1: none known */
 } eval_prompt;
 
 static double now_ms(void) { return 1e3 * up_clock_monotonic_s(); }
@@ -70,6 +73,7 @@ typedef struct eval_inputs {
   up_method methods[UP_MAX_SWEEP + 1];
   int32_t n_methods;
   prompt_encoder enc;          /* how prompts are counted and encoded: one rule for both */
+  uint8_t *content_tokens;     /* [vocab] tokens that carry content (fidelity_metrics.h) */
 } eval_inputs;
 
 static bool open_inputs(const up_options *opt, up_backend *be, eval_inputs *in, char *err, size_t err_size) {
@@ -93,6 +97,7 @@ static bool open_inputs(const up_options *opt, up_backend *be, eval_inputs *in, 
     return false;
   in->enc = (prompt_encoder){.tok = in->tok,
                              .add_bos = up_tokenizer_add_bos(in->tok) && !up_chat_renders_bos(in->chat.format)};
+  in->content_tokens = up_content_token_mask(in->tok);
   if (opt->eval_corpus[0]) {
     /* A comma-separated list of files. */
     char buf[UP_PATH_MAX];
@@ -156,6 +161,7 @@ static void close_inputs(eval_inputs *in) {
   for (int32_t m = 0; m < in->n_methods; ++m) up_method_destroy(&in->methods[m]);
   if (in->corpus) up_haystack_corpus_free(in->corpus);
   if (in->tok) up_tokenizer_free(in->tok);
+  free(in->content_tokens);
   if (in->ck) up_checkpoint_close(in->ck);
 }
 
@@ -193,6 +199,8 @@ static bool build_prompts(const up_options *opt, eval_inputs *in, up_eval_genera
         *n_out = n;
         return false;
       }
+      p->n_needle_spans = up_answer_needle_spans(in->tok, p->tokens, p->n_tokens, in->enc.add_bos ? 1 : 0, &p->sample,
+                                                 p->needle_spans, UP_EVAL_MAX_NEEDLES);
     }
   }
   *out = prompts;
@@ -210,8 +218,8 @@ static void free_prompts(eval_prompt *prompts, int32_t n) {
 
 /* One finished generation as a record; dense_logits NULL for dense itself. */
 static void fill_record(const eval_inputs *in, const up_method *method, const eval_prompt *p, const up_generation *g,
-                        const float *dense_logits, int32_t dense_first, int32_t stop_eot, int32_t stop_eos,
-                        double ms, up_eval_record *r) {
+                        const float *dense_logits, int32_t dense_first, const up_dense_answer *dense_answer,
+                        int32_t stop_eot, int32_t stop_eos, double ms, up_eval_record *r) {
   const up_model_config *cfg = up_checkpoint_config(in->ck);
   memset(r, 0, sizeof *r);
   snprintf(r->method, sizeof r->method, "%s", method->spec.label);
@@ -244,6 +252,8 @@ static void fill_record(const eval_inputs *in, const up_method *method, const ev
   r->generated_tokens = g->n_tokens;
   r->stopped = g->stopped;
   r->prefill_decode_ms = ms;
+  up_eval_record_diagnostics(r, g, dense_logits ? dense_answer : NULL, in->content_tokens, cfg->vocab,
+                             p->needle_spans, p->n_needle_spans);
 }
 
 /* Rank 0 receives every rank's rows (records and their per-layer prompt rows). */
@@ -287,6 +297,7 @@ static int32_t run_context(const up_options *opt, const eval_inputs *in, up_gene
     if (i % topo->world_size == topo->world_rank) mine[n_mine++] = i;
   float *dense_logits = up_malloc_or_die(sizeof(float) * (size_t)V * (size_t)(n_mine + 1), "dense logits");
   int32_t *dense_first = up_calloc_or_die((size_t)n_mine + 1, sizeof(int32_t), "dense first tokens");
+  up_dense_answer *dense_answers = up_calloc_or_die((size_t)n_mine + 1, sizeof *dense_answers, "dense answers");
   int32_t stops[2], n_stop = 0;
   const int32_t eot = up_tokenizer_eot(in->tok), eos = up_tokenizer_eos(in->tok);
   if (eot >= 0) stops[n_stop++] = eot;
@@ -311,10 +322,11 @@ static int32_t run_context(const up_options *opt, const eval_inputs *in, up_gene
         if (is_dense) {
           memcpy(dense_logits + (size_t)local * V, out[j].first_logits, sizeof(float) * (size_t)V);
           dense_first[local] = out[j].tokens[0];
+          up_dense_answer_keep(&dense_answers[local], &out[j], V);
         }
         fill_record(in, &in->methods[m], &prompts[mine[local]], &out[j],
-                    is_dense ? NULL : dense_logits + (size_t)local * V, dense_first[local], eot, eos, ms,
-                    &records[n_rec]);
+                    is_dense ? NULL : dense_logits + (size_t)local * V, dense_first[local], &dense_answers[local],
+                    eot, eos, ms, &records[n_rec]);
         memcpy(layer_rows + (size_t)n_rec * L, out[j].layer_rows, sizeof(int32_t) * (size_t)L);
         n_rec += 1;
         up_generation_free(&out[j]);
@@ -324,6 +336,8 @@ static int32_t run_context(const up_options *opt, const eval_inputs *in, up_gene
   free(mine);
   free(dense_logits);
   free(dense_first);
+  for (int32_t i = 0; i < n_mine; ++i) up_dense_answer_free(&dense_answers[i]);
+  free(dense_answers);
   return n_rec;
 }
 
@@ -356,6 +370,7 @@ int up_eval_mode_run(const up_options *opt, int argc, char **argv, const up_topo
     close_inputs(&in);
     return up_harness_end(&h, 2); /* a checkpoint that cannot load is bad input */
   }
+  up_generator_set_diagnostics(gen, in.content_tokens, true);
   int exit_code = up_harness_open_results(&h, cfg->name) ? 0 : 2; /* an -o that cannot be written is bad input */
   up_results_file *results = h.results;
   up_eval_summary *summaries = NULL;

@@ -7,11 +7,16 @@
       method's dense_first_token is dense's first token for the same prompt; prompts fit
       their context; /eval_summary's rows are the means of the sample rows, per task and
       "all"; each /eval_layer_rows/NNNN is [rows of that context, L] and starts at the
-      prompt length. With --accuracy, every method's accuracy must be at least X.
+      prompt length. The diagnostic fields hold together: the content step and token are
+      dense's, a content top-1 of 1 means the same tokens up to it and a finite KL, an
+      answer that differs before it has none; same_answer means dense's text; needle
+      survival counts lie between -1 (no needle) and the method's drop layers, and the
+      summary's rates are the rows' shares. With --accuracy, every method's accuracy
+      must be at least X.
   check_eval_file.py --same A B
       two runs of the same evaluation (any rank counts) have the same sample rows,
       per-layer rows and summaries once sorted by (method, ctx, task, sample); wall times
-      are ignored.
+      are ignored, and NaN equals NaN.
 Exit 0 when every check holds, 1 (with the reason) otherwise."""
 import argparse
 import sys
@@ -43,6 +48,76 @@ class Failure(Exception):
 def require(condition, message):
     if not condition:
         raise Failure(message)
+
+
+def same_values(a, b):
+    """Equal arrays, NaN where both have NaN counting as equal."""
+    if a.dtype.kind == "f":
+        return np.array_equal(a, b, equal_nan=True)
+    return np.array_equal(a, b)
+
+
+def survival_rates(value):
+    return [float(x) for x in text(value).split(",")] if text(value) else []
+
+
+def check_diagnostics(path, samples):
+    """Per-row rules of the content-token, same-answer and needle fields."""
+    dense = {sample_key(r)[1:]: r for r in samples if text(r["method"]) == "dense"}
+    for r in samples:
+        key = sample_key(r)
+        d = dense[key[1:]]
+        where = f"{path}: {key}"
+        require(r["content_step"] == d["content_step"], f"{where}: content_step is not dense's")
+        require(r["dense_content_token"] == d["content_token"], f"{where}: dense_content_token is not dense's")
+        agrees, kl = int(r["top1_content_agrees"]), float(r["kl_content"])
+        if r["content_step"] < 0:
+            require(agrees == -1 and np.isnan(kl) and r["dense_content_token"] == -1,
+                    f"{where}: no content step, yet top-1 {agrees} / KL {kl}")
+        else:
+            require(agrees in (0, 1), f"{where}: top1_content_agrees {agrees}")
+            require(agrees == 0 or (r["content_token"] == r["dense_content_token"] and kl >= -1e-9),
+                    f"{where}: agrees at the content step without the same token or a KL")
+            require(np.isnan(kl) or kl >= -1e-9, f"{where}: negative content KL {kl}")
+        require(r["same_answer"] in (0, 1), f"{where}: same_answer {r['same_answer']}")
+        if r["same_answer"]:
+            require(r["generated"] == d["generated"] and r["generated_tokens"] == d["generated_tokens"],
+                    f"{where}: same_answer, yet {text(r['generated'])!r} vs dense's {text(d['generated'])!r}")
+            require(agrees != 0 and (r["content_step"] < 0 or not np.isnan(kl)), f"{where}: same answer disagrees")
+        if text(r["method"]) == "dense":
+            require(r["same_answer"] == 1 and agrees in (-1, 1), f"{where}: dense differs from itself")
+            require(r["content_step"] < 0 or kl == 0.0, f"{where}: dense content KL {kl}")
+            require(r["needle_drops_survived"] in (-1, 0), f"{where}: dense drops nothing")
+        require(r["needle_drops_survived"] >= -1, f"{where}: needle_drops_survived {r['needle_drops_survived']}")
+        require((r["needle_tokens"] > 0) == (r["needle_drops_survived"] >= 0),
+                f"{where}: needle_tokens {r['needle_tokens']} with survival {r['needle_drops_survived']}")
+
+
+def check_summary_diagnostics(where, s, chosen):
+    same = float(np.mean([r["same_answer"] for r in chosen]))
+    require(abs(s["same_answer"] - same) < 1e-9, f"{where}: same_answer {s['same_answer']} vs {same}")
+    counted = [r["top1_content_agrees"] for r in chosen if r["top1_content_agrees"] >= 0]
+    expected = float(np.mean(counted)) if counted else float("nan")
+    require(same_values(np.array([s["top1_content_agreement"]]), np.array([expected])),
+            f"{where}: top1_content_agreement {s['top1_content_agreement']} vs {expected}")
+    kls = [float(r["kl_content"]) for r in chosen if not np.isnan(r["kl_content"])]
+    require(s["n_kl_content"] == len(kls), f"{where}: n_kl_content {s['n_kl_content']} vs {len(kls)}")
+    expected = float(np.mean(kls)) if kls else float("nan")
+    require(same_values(np.array([s["kl_content_mean"]]), np.array([expected])),
+            f"{where}: kl_content_mean {s['kl_content_mean']} vs {expected}")
+    known = [int(r["needle_drops_survived"]) for r in chosen if r["needle_drops_survived"] >= 0]
+    require(s["n_needle_samples"] == len(known), f"{where}: n_needle_samples {s['n_needle_samples']} vs {len(known)}")
+    rates = survival_rates(s["needle_survival"])
+    if not known:
+        require(not rates and np.isnan(s["needle_survival_all"]), f"{where}: needle rates without needles")
+        return
+    require(all(v <= len(rates) for v in known), f"{where}: a sample survived more drops than {len(rates)}")
+    for d, rate in enumerate(rates):
+        share = sum(v > d for v in known) / len(known)
+        require(abs(rate - share) < 1e-3, f"{where}: needle survival at drop {d}: {rate} vs {share}")
+    require(all(a >= b for a, b in zip(rates, rates[1:])), f"{where}: needle survival rises: {rates}")
+    share = sum(v >= len(rates) for v in known) / len(known)
+    require(abs(s["needle_survival_all"] - share) < 1e-9, f"{where}: needle_survival_all {s['needle_survival_all']}")
 
 
 def check_file(path, rows, ctx, layers, methods, max_new, min_accuracy):
@@ -86,6 +161,7 @@ def check_file(path, rows, ctx, layers, methods, max_new, min_accuracy):
                 f"{path}: {key}: layer rows {lr} (layer 0 takes the whole prompt, later layers no more)")
         expected_kept = lr.sum() / (layers * r["prompt_tokens"])
         require(abs(r["kept_fraction"] - expected_kept) < 1e-6, f"{path}: {key}: kept fraction vs layer rows")
+    check_diagnostics(path, samples)
     # Summaries: the mean of the sample rows per (method, ctx, task) and per (method, ctx) as "all".
     tasks = sorted({k[2] for k in keys})
     require(len(summary) == len(methods) * (len(tasks) + 1),
@@ -102,13 +178,16 @@ def check_file(path, rows, ctx, layers, methods, max_new, min_accuracy):
             mean = float(np.mean([r[column] for r in chosen]))
             require(abs(s[field] - mean) < 1e-6, f"{where}: {field} {s[field]} vs mean {mean}")
         require(abs(s["kl_max"] - max(float(r["kl_vs_dense"]) for r in chosen)) < 1e-9, f"{where}: kl_max")
+        check_summary_diagnostics(where, s, chosen)
         if min_accuracy is not None:
             require(s["accuracy"] >= min_accuracy, f"{where}: accuracy {s['accuracy']} < {min_accuracy}; "
                     f"answers {[text(r['generated']) for r in chosen]} for {[text(r['expected']) for r in chosen]}")
     for r in samples:
         print(f"{text(r['method'])} {text(r['task'])} ctx {r['ctx']} sample {r['sample']}: {r['prompt_tokens']} "
               f"prompt tokens, expected {text(r['expected'])!r}, generated {text(r['generated'])!r}, "
-              f"score {r['score']}, KL {r['kl_vs_dense']:.3g}, kept {r['kept_fraction']:.3f}")
+              f"score {r['score']}, KL {r['kl_vs_dense']:.3g}, kept {r['kept_fraction']:.3f}, "
+              f"content top-1 {r['top1_content_agrees']} KL {r['kl_content']:.3g}, same answer {r['same_answer']}, "
+              f"needle drops survived {r['needle_drops_survived']}")
     print(f"{path}: {rows} sample rows and {len(summary)} summary rows check out")
 
 
@@ -123,11 +202,6 @@ def sorted_tables(path):
     return samples[order], layer_rows[order], summary[summary_order]
 
 
-def same_value(a, b):
-    """Equal, or both NaN (an --eval-file sample has no needle depth)."""
-    return a == b or (isinstance(a, (float, np.floating)) and np.isnan(a) and np.isnan(b))
-
-
 def check_same(a_path, b_path):
     sa, la, ua = sorted_tables(a_path)
     sb, lb, ub = sorted_tables(b_path)
@@ -135,10 +209,10 @@ def check_same(a_path, b_path):
     for field in sa.dtype.names:
         if field in TIMING_FIELDS:
             continue
-        differ = [sample_key(sa[i]) for i in range(len(sa)) if not same_value(sa[field][i], sb[field][i])]
+        differ = [sample_key(sa[i]) for i in range(len(sa)) if not same_values(sa[field][i:i + 1], sb[field][i:i + 1])]
         require(not differ, f"field {field} differs for {differ}")
     require(np.array_equal(la, lb), "per-layer rows differ")
-    require(len(ua) == len(ub) and all(np.array_equal(ua[n], ub[n]) for n in ua.dtype.names), "summaries differ")
+    require(len(ua) == len(ub) and all(same_values(ua[n], ub[n]) for n in ua.dtype.names), "summaries differ")
     print(f"{a_path} and {b_path}: the same {len(sa)} sample rows, layer rows and {len(ua)} summary rows")
 
 

@@ -18,6 +18,9 @@ mpi=("$mpiexec" -np 2 --oversubscribe --bind-to none)
 echo "== one sample, one rank"
 "$bin" "${eval_args[@]}" --eval niah_single --eval-samples 1 -o "$work/one.h5" >"$work/one.txt"
 grep -q "uniprefill:keep=0.3 | 512 | niah_single" "$work/one.txt" || { cat "$work/one.txt"; exit 1; }
+for column in "top-1 content = dense" "KL content" "same answer" "needles after drops"; do
+  grep -q "| $column |" "$work/one.txt" || { echo "the table lacks '$column'"; cat "$work/one.txt"; exit 1; }
+done
 "${check[@]}" "$work/one.h5" --rows 2 --ctx 512 --layers 1 --methods "$methods" --max-new 4
 
 echo "== the same on two ranks (the second has no prompt)"
@@ -29,6 +32,22 @@ echo "== two tasks x 3 samples in batches of 2, one rank and two"
 "${mpi[@]}" "$bin" "${eval_args[@]}" --eval niah_single,kv_retrieval --eval-samples 3 --eval-batch 2 \
   -o "$work/six_2ranks.h5" >/dev/null
 "${check[@]}" "$work/six.h5" --rows 12 --ctx 512 --layers 1 --methods "$methods" --max-new 4 >/dev/null
+"$python" - "$work/six.h5" <<'PY'
+import sys
+import h5py
+with h5py.File(sys.argv[1], "r") as f:
+    samples = f["eval_samples"][()]
+    summary = f["eval_summary"][()]
+# Both tasks place needles the answer depends on (a niah sentence, a JSON pair): every
+# sample knows its needle's tokens, and the method (one drop layer) has one rate.
+assert all(samples["needle_tokens"] > 0), samples["needle_tokens"]
+for s in summary:
+    rates = s["needle_survival"].decode()
+    expected = 0 if s["method"] == b"dense" else 1
+    assert (len(rates.split(",")) if rates else 0) == expected, (s["method"], rates)
+    assert s["n_needle_samples"] == s["n_samples"], s
+print(f"{sys.argv[1]}: every sample's needle placed, one survival rate per drop layer")
+PY
 "${check[@]}" --same "$work/six.h5" "$work/six_2ranks.h5"
 
 echo "== the serving sweep with --model PATH"

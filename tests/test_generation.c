@@ -224,3 +224,60 @@ Test(generation, oversized_generator_is_refused) {
   up_model_destroy(model);
   be->ops->destroy(be);
 }
+
+/* Diagnostics on (eval): per prompt token, the drop layers it survived, consistent with
+ * the rows entering each layer after a drop (drops at layers 1 and 2); the logits of
+ * every step up to the first content token, each picking that step's token; the
+ * generated tokens are the same as without diagnostics. */
+Test(generation, diagnostics_report_surviving_rows_and_lead_logits) {
+  fixture f;
+  fixture_init(&f);
+  const up_method_spec spec = uniprefill_spec(0.99f, 0.3f);
+  const up_method m = small_method(&spec, f.be);
+  const int32_t lens[MAX_SEQS] = {700, 40, 520};
+  int32_t *prompts[MAX_SEQS];
+  for (int32_t s = 0; s < MAX_SEQS; ++s) {
+    prompts[s] = malloc(sizeof(int32_t) * (size_t)lens[s]);
+    random_prompt(prompts[s], lens[s], 200 + (uint32_t)s);
+  }
+  up_generation plain[MAX_SEQS], watched[MAX_SEQS];
+  up_generator_run(f.gen, &m, (const int32_t *const *)prompts, lens, MAX_SEQS, MAX_NEW, NULL, 0, plain);
+  /* Every seventh token carries content: answers reach one after a few steps, or not. */
+  uint8_t content[SMALL_VOCAB];
+  for (int32_t v = 0; v < SMALL_VOCAB; ++v) content[v] = v % 7 == 0;
+  up_generator_set_diagnostics(f.gen, content, true);
+  up_generator_run(f.gen, &m, (const int32_t *const *)prompts, lens, MAX_SEQS, MAX_NEW, NULL, 0, watched);
+  const int32_t drop_layers[] = {1, 2};
+  for (int32_t s = 0; s < MAX_SEQS; ++s) {
+    const up_generation *g = &watched[s];
+    cr_assert_null(plain[s].prompt_drops_survived);
+    cr_assert_null(plain[s].lead_logits);
+    cr_assert_eq(g->n_tokens, plain[s].n_tokens);
+    cr_assert(memcmp(g->tokens, plain[s].tokens, sizeof(int32_t) * (size_t)g->n_tokens) == 0,
+              "prompt %d: diagnostics changed the answer", (int)s);
+    cr_assert_not_null(g->prompt_drops_survived);
+    for (int32_t d = 0; d < 2; ++d) {
+      int32_t survivors = 0;
+      for (int32_t t = 0; t < lens[s]; ++t) survivors += g->prompt_drops_survived[t] > d;
+      cr_assert_eq(survivors, g->layer_rows[drop_layers[d] + 1], "prompt %d: rows after drop %d", (int)s, (int)d);
+    }
+    for (int32_t t = 0; t < lens[s]; ++t)
+      cr_assert(g->prompt_drops_survived[t] >= 0 && g->prompt_drops_survived[t] <= 2);
+    cr_assert_eq(g->prompt_drops_survived[lens[s] - 1], 2, "the last row is always kept");
+    int32_t first_content = -1;
+    for (int32_t k = 0; k < g->n_tokens && first_content < 0; ++k)
+      if (content[g->tokens[k]]) first_content = k;
+    cr_assert_eq(g->n_lead, first_content >= 0 ? first_content + 1 : g->n_tokens, "prompt %d", (int)s);
+    cr_assert(memcmp(g->lead_logits, g->first_logits, sizeof(float) * SMALL_VOCAB) == 0);
+    for (int32_t k = 0; k < g->n_lead; ++k)
+      cr_assert_eq(argmax(g->lead_logits + (size_t)k * SMALL_VOCAB, SMALL_VOCAB), g->tokens[k],
+                   "prompt %d step %d: kept logits pick the step's token", (int)s, (int)k);
+  }
+  cr_assert_lt(watched[0].layer_rows[SMALL_N_LAYERS - 1], lens[0], "the long prompt lost rows");
+  for (int32_t s = 0; s < MAX_SEQS; ++s) {
+    up_generation_free(&plain[s]);
+    up_generation_free(&watched[s]);
+    free(prompts[s]);
+  }
+  fixture_free(&f);
+}

@@ -213,6 +213,29 @@ static void drop_after_attention(up_forward_step *step, int32_t layer) {
   step->n_rows = kept;
 }
 
+/* After drop layer `layer`: one more survived drop for every input row still present.
+ * Rows are found by their original positions, which compaction carries. */
+static void count_surviving_rows(const up_forward_step *step, int32_t layer, int32_t *row_drops_survived) {
+  const up_method *method = step->method;
+  if (!(step->any_prefill && method->ops->drops_after && method->ops->drops_after(method, layer))) return;
+  up_forward_workspace *ws = step->ws;
+  int32_t *kept_positions = up_malloc_or_die(sizeof(int32_t) * (size_t)(step->n_rows > 0 ? step->n_rows : 1),
+                                             "surviving row positions");
+  ws->be->ops->download_i32(ws->be, kept_positions, step->positions, (size_t)step->n_rows);
+  int64_t input_start = 0;
+  for (int32_t s = 0; s < step->n_seqs; ++s) {
+    const up_forward_seq *seq = &step->seqs[s];
+    for (int32_t r = ws->h_cu_seqlens[s]; r < ws->h_cu_seqlens[s + 1]; ++r) {
+      const int32_t offset = kept_positions[r] - seq->first_position;
+      UP_ASSERT(offset >= 0 && offset < seq->n_tokens, "kept row at position %d outside sequence %d",
+                (int)kept_positions[r], (int)s);
+      row_drops_survived[input_start + offset] += 1;
+    }
+    input_start += seq->n_tokens;
+  }
+  free(kept_positions);
+}
+
 void up_forward(const up_model *model, up_forward_workspace *ws, up_kv_cache *cache, const up_kv_pool *pool,
                 const up_method *method, const up_forward_seq *seqs, int32_t n_seqs, up_forward_out *out) {
   const up_model_config *cfg = &model->cfg;
@@ -265,7 +288,10 @@ void up_forward(const up_model *model, up_forward_workspace *ws, up_kv_cache *ca
       const void *next_norm = next_block_norm(model, l, b, n_blocks, blocks);
       if (next_norm)
         ops->add_rmsnorm(be, step.normed, step.residual, ws->delta, next_norm, step.n_rows, h, cfg->norm_eps);
-      if (blocks[b] == UP_BLOCK_ATTENTION) drop_after_attention(&step, l);
+      if (blocks[b] == UP_BLOCK_ATTENTION) {
+        drop_after_attention(&step, l);
+        if (out->row_drops_survived) count_surviving_rows(&step, l, out->row_drops_survived);
+      }
     }
   }
 

@@ -68,6 +68,13 @@ typedef struct up_forward_out {
   int32_t *seq_kept_rows;   /* [n_seqs] rows of each sequence left after the last layer; may be NULL */
   float *logits;            /* [n_seqs][vocab] last-row logits, for tests; may be NULL */
   up_attn_work *layer_attn;  /* [n_layers] attention work of each layer (method.h); may be NULL */
+  /* [input rows, packed in sequence order] how many of the method's drop layers each
+   * input row survived: d when the row was dropped at the d-th drop layer (from 0),
+   * the number of drop layers when it was kept to the end. Drops nest (a dropped row
+   * never returns), so "survived drop d" is "value > d". Filled by downloading the kept
+   * rows' positions after each drop layer, so only diagnostics should ask; may be NULL
+   * (then nothing is downloaded). The caller zeroes it. */
+  int32_t *row_drops_survived;
 } up_forward_out;
 
 /* Run every layer over the batch: KV entries are appended to the cache at each layer's

@@ -19,7 +19,27 @@ struct up_generator {
   up_kv_pool pool;
   up_forward_workspace *ws;
   int64_t bytes;
+  const uint8_t *content_tokens; /* diagnostics (up_generator_set_diagnostics) */
+  bool track_drops;
 };
+
+void up_generator_set_diagnostics(up_generator *gen, const uint8_t *content_tokens, bool track_drops) {
+  gen->content_tokens = content_tokens;
+  gen->track_drops = track_drops;
+}
+
+/* Whether sequence g still needs its next step's logits: no token so far carried content. */
+static bool wants_lead_logits(const up_generator *gen, const up_generation *g) {
+  return gen->content_tokens && g->n_lead == g->n_tokens &&
+         (g->n_tokens == 0 || !gen->content_tokens[g->tokens[g->n_tokens - 1]]);
+}
+
+static void keep_lead_logits(up_generation *g, const float *logits, int32_t vocab) {
+  g->lead_logits = realloc(g->lead_logits, sizeof(float) * (size_t)vocab * (size_t)(g->n_lead + 1));
+  if (!g->lead_logits) UP_FATAL("out of memory for %d steps of answer logits", (int)(g->n_lead + 1));
+  memcpy(g->lead_logits + (size_t)g->n_lead * vocab, logits, sizeof(float) * (size_t)vocab);
+  g->n_lead += 1;
+}
 
 up_generator *up_generator_create(const up_model *model, int32_t max_seqs, int32_t max_prompt, int32_t max_new,
                                   char *err, size_t err_size) {
@@ -114,12 +134,23 @@ void up_generator_run(up_generator *gen, const up_method *method, const int32_t 
                              .tokens = up_calloc_or_die((size_t)max_new, sizeof(int32_t), "generated tokens"),
                              .layer_rows = up_malloc_or_die(sizeof(int32_t) * (size_t)L, "rows per layer")};
   }
-  up_forward_out fout = {.next_tokens = next, .seq_layer_rows = layer_rows, .logits = logits};
+  int64_t batch_prompt_tokens = 0;
+  for (int32_t s = 0; s < n; ++s) batch_prompt_tokens += prompt_lens[s];
+  int32_t *drops_survived =
+      gen->track_drops ? up_calloc_or_die((size_t)batch_prompt_tokens, sizeof(int32_t), "drops survived") : NULL;
+  up_forward_out fout = {.next_tokens = next, .seq_layer_rows = layer_rows, .logits = logits,
+                         .row_drops_survived = drops_survived};
   up_forward(gen->model, gen->ws, up_layer_memory_kv(gen->memory), &gen->pool, method, seqs, n, &fout);
-  for (int32_t s = 0; s < n; ++s) {
+  for (int32_t s = 0, row = 0; s < n; row += prompt_lens[s], ++s) {
     memcpy(out[s].first_logits, logits + (size_t)s * V, sizeof(float) * (size_t)V);
     memcpy(out[s].layer_rows, layer_rows + (size_t)s * L, sizeof(int32_t) * (size_t)L);
+    if (wants_lead_logits(gen, &out[s])) keep_lead_logits(&out[s], out[s].first_logits, V);
+    if (drops_survived) {
+      out[s].prompt_drops_survived = up_malloc_or_die(sizeof(int32_t) * (size_t)prompt_lens[s], "drops survived");
+      memcpy(out[s].prompt_drops_survived, drops_survived + row, sizeof(int32_t) * (size_t)prompt_lens[s]);
+    }
   }
+  free(drops_survived);
   /* Decode: every unfinished sequence feeds back its last token at its next position. */
   int32_t *active = up_calloc_or_die((size_t)n, sizeof(int32_t), "active sequences");
   int32_t *positions = up_calloc_or_die((size_t)n, sizeof(int32_t), "decode positions");
@@ -130,15 +161,19 @@ void up_generator_run(up_generator *gen, const up_method *method, const int32_t 
   }
   fout = (up_forward_out){.next_tokens = next};
   while (n_active > 0) {
+    bool lead_step = false; /* some answer has no content token yet: its logits are kept */
     for (int32_t a = 0; a < n_active; ++a) {
       const int32_t s = active[a];
       seqs[a] = (up_forward_seq){.slot = slots[s], .n_tokens = 1, .tokens = &out[s].tokens[out[s].n_tokens - 1],
                                  .first_position = positions[s], .is_prefill = false};
+      lead_step = lead_step || wants_lead_logits(gen, &out[s]);
     }
+    fout.logits = lead_step ? logits : NULL;
     up_forward(gen->model, gen->ws, up_layer_memory_kv(gen->memory), &gen->pool, method, seqs, n_active, &fout);
     int32_t still = 0;
     for (int32_t a = 0; a < n_active; ++a) {
       const int32_t s = active[a];
+      if (lead_step && wants_lead_logits(gen, &out[s])) keep_lead_logits(&out[s], logits + (size_t)a * V, V);
       positions[s] += 1;
       if (take_token(&out[s], next[a], max_new, stop_ids, n_stop)) active[still++] = s;
     }
@@ -158,5 +193,7 @@ void up_generation_free(up_generation *g) {
   free(g->first_logits);
   free(g->tokens);
   free(g->layer_rows);
+  free(g->lead_logits);
+  free(g->prompt_drops_survived);
   memset(g, 0, sizeof *g);
 }

@@ -34,7 +34,20 @@ typedef struct up_generation {
                             * ended there, tokens holds what came before (none when it was the
                             * prefill's), and first_logits may hold the non-finite values */
   int32_t *layer_rows;     /* [n_layers] prompt rows entering each layer (drops show here) */
+  /* Diagnostics, NULL unless up_generator_set_diagnostics asked for them: */
+  float *lead_logits;      /* [n_lead][vocab] logits of steps 0 .. n_lead - 1: every step up to and
+                            * including the first whose token carries content */
+  int32_t n_lead;
+  int32_t *prompt_drops_survived; /* [prompt tokens] drop layers each prompt token survived
+                                   * (up_forward_out.row_drops_survived) */
 } up_generation;
+
+/* Evaluation diagnostics, off until set (the serving sweep never sets them, and they
+ * cost nothing there). content_tokens ([vocab], 1 where a token carries content, owned
+ * by the caller and alive while the generator runs; NULL: off) keeps each answer's
+ * logits up to its first content token; track_drops reports per prompt token how many
+ * of the method's drop layers it survived (one download of positions per drop layer). */
+void up_generator_set_diagnostics(up_generator *gen, const uint8_t *content_tokens, bool track_drops);
 
 /* Generate for n prompts (n <= max_seqs) at once. out[i] arrays are allocated here and
  * freed by up_generation_free. Stop ids end a sequence (n_stop may be 0); so do

@@ -21,6 +21,7 @@
 #include "core/clock.h"
 #include "core/fatal.h"
 #include "launcher/eval/eval_file_set.h"
+#include "launcher/eval/eval_diagnostics.h"
 #include "launcher/eval/eval_record.h"
 #include "launcher/eval/eval_report.h"
 #include "launcher/eval/fidelity_metrics.h"
@@ -51,6 +52,8 @@ typedef struct eval_prompt {
   int32_t *tokens;
   int32_t n_tokens;
   const up_eval_file_prompt *from_file; /* an --eval-file sample (which owns sample and tokens); NULL: generated */
+  up_token_span needle_spans[UP_EVAL_MAX_NEEDLES]; /* the answer's needles in tokens (eval_diagnostics.h) */
+  int32_t n_needle_spans;        /* < 1: none known */
 } eval_prompt;
 
 static double now_ms(void) { return 1e3 * up_clock_monotonic_s(); }
@@ -75,6 +78,7 @@ typedef struct eval_inputs {
   int32_t n_methods;
   prompt_encoder enc;          /* how prompts are counted and encoded: one rule for both */
   up_eval_file_set *files;     /* --eval-file samples; NULL when none */
+  uint8_t *content_tokens;     /* [vocab] tokens that carry content (fidelity_metrics.h) */
 } eval_inputs;
 
 /* Distinct --eval-file task names one context may hold (a table row each). */
@@ -130,6 +134,7 @@ static bool open_inputs(const up_options *opt, up_backend *be, eval_inputs *in, 
     return false;
   in->enc = (prompt_encoder){.tok = in->tok,
                              .add_bos = up_tokenizer_add_bos(in->tok) && !up_chat_renders_bos(in->chat.format)};
+  in->content_tokens = up_content_token_mask(in->tok);
   if (!opt->eval_tasks[0]) {
     /* --eval-file alone: no generated task, so no haystack to load. */
   } else if (opt->eval_corpus[0]) {
@@ -197,6 +202,7 @@ static void close_inputs(eval_inputs *in) {
   if (in->corpus) up_haystack_corpus_free(in->corpus);
   up_eval_file_set_free(in->files);
   if (in->tok) up_tokenizer_free(in->tok);
+  free(in->content_tokens);
   if (in->ck) up_checkpoint_close(in->ck);
 }
 
@@ -248,6 +254,8 @@ static bool build_prompts(const up_options *opt, eval_inputs *in, up_eval_genera
         *n_out = n;
         return false;
       }
+      p->n_needle_spans = up_answer_needle_spans(in->tok, p->tokens, p->n_tokens, in->enc.add_bos ? 1 : 0, &p->sample,
+                                                 p->needle_spans, UP_EVAL_MAX_NEEDLES);
     }
   }
   *out = prompts;
@@ -275,8 +283,8 @@ static int32_t group_task_names(const eval_inputs *in, int32_t ctx, const char *
 
 /* One finished generation as a record; dense_logits NULL for dense itself. */
 static void fill_record(const eval_inputs *in, const up_method *method, const eval_prompt *p, const up_generation *g,
-                        const float *dense_logits, int32_t dense_first, int32_t stop_eot, int32_t stop_eos,
-                        double ms, up_eval_record *r) {
+                        const float *dense_logits, int32_t dense_first, const up_dense_answer *dense_answer,
+                        int32_t stop_eot, int32_t stop_eos, double ms, up_eval_record *r) {
   const up_model_config *cfg = up_checkpoint_config(in->ck);
   memset(r, 0, sizeof *r);
   snprintf(r->method, sizeof r->method, "%s", method->spec.label);
@@ -329,6 +337,8 @@ static void fill_record(const eval_inputs *in, const up_method *method, const ev
   r->generated_tokens = g->n_tokens;
   r->stopped = g->stopped;
   r->prefill_decode_ms = ms;
+  up_eval_record_diagnostics(r, g, dense_logits ? dense_answer : NULL, in->content_tokens, cfg->vocab,
+                             p->needle_spans, p->n_needle_spans);
 }
 
 /* Rank 0 receives every rank's rows (records and their per-layer prompt rows). */
@@ -372,6 +382,7 @@ static int32_t run_context(const up_options *opt, const eval_inputs *in, up_gene
     if (i % topo->world_size == topo->world_rank) mine[n_mine++] = i;
   float *dense_logits = up_malloc_or_die(sizeof(float) * (size_t)V * (size_t)(n_mine + 1), "dense logits");
   int32_t *dense_first = up_calloc_or_die((size_t)n_mine + 1, sizeof(int32_t), "dense first tokens");
+  up_dense_answer *dense_answers = up_calloc_or_die((size_t)n_mine + 1, sizeof *dense_answers, "dense answers");
   int32_t stops[2], n_stop = 0;
   const int32_t eot = up_tokenizer_eot(in->tok), eos = up_tokenizer_eos(in->tok);
   if (eot >= 0) stops[n_stop++] = eot;
@@ -396,10 +407,11 @@ static int32_t run_context(const up_options *opt, const eval_inputs *in, up_gene
         if (is_dense) {
           memcpy(dense_logits + (size_t)local * V, out[j].first_logits, sizeof(float) * (size_t)V);
           dense_first[local] = out[j].n_tokens > 0 ? out[j].tokens[0] : -1;
+          up_dense_answer_keep(&dense_answers[local], &out[j], V);
         }
         fill_record(in, &in->methods[m], &prompts[mine[local]], &out[j],
-                    is_dense ? NULL : dense_logits + (size_t)local * V, dense_first[local], eot, eos, ms,
-                    &records[n_rec]);
+                    is_dense ? NULL : dense_logits + (size_t)local * V, dense_first[local], &dense_answers[local],
+                    eot, eos, ms, &records[n_rec]);
         memcpy(layer_rows + (size_t)n_rec * L, out[j].layer_rows, sizeof(int32_t) * (size_t)L);
         n_rec += 1;
         up_generation_free(&out[j]);
@@ -409,6 +421,8 @@ static int32_t run_context(const up_options *opt, const eval_inputs *in, up_gene
   free(mine);
   free(dense_logits);
   free(dense_first);
+  for (int32_t i = 0; i < n_mine; ++i) up_dense_answer_free(&dense_answers[i]);
+  free(dense_answers);
   return n_rec;
 }
 
@@ -450,6 +464,7 @@ int up_eval_mode_run(const up_options *opt, int argc, char **argv, const up_topo
     close_inputs(&in);
     return up_harness_end(&h, 2); /* a checkpoint that cannot load is bad input */
   }
+  up_generator_set_diagnostics(gen, in.content_tokens, true);
   int exit_code = up_harness_open_results(&h, cfg->name) ? 0 : 2; /* an -o that cannot be written is bad input */
   up_results_file *results = h.results;
   up_eval_summary *summaries = NULL;

@@ -28,6 +28,8 @@ static void summarize_group(const up_model_config *cfg, const up_method *m, cons
   const bool all = strcmp(task, "all") == 0;
   double after_drop[UP_MAX_LAYERS] = {0};
   int32_t n_kl = 0;
+  int32_t needle_survived[UP_MAX_LAYERS] = {0}; /* samples whose answer needles survived drop d */
+  int32_t n_content = 0, needle_survived_all = 0;
   for (int32_t i = 0; i < n_records; ++i) {
     const up_eval_record *r = &records[i];
     if (strcmp(r->method, method) != 0 || r->ctx != ctx || (!all && strcmp(r->task, task) != 0)) continue;
@@ -44,6 +46,20 @@ static void summarize_group(const up_model_config *cfg, const up_method *m, cons
     }
     row->kept_fraction += r->kept_fraction;
     row->prompt_tokens_mean += r->prompt_tokens;
+    row->same_answer += r->same_answer;
+    if (r->top1_content_agrees >= 0) {
+      n_content += 1;
+      row->top1_content_agreement += r->top1_content_agrees;
+    }
+    if (!isnan(r->kl_content)) {
+      row->n_kl_content += 1;
+      row->kl_content_mean += r->kl_content;
+    }
+    if (r->needle_drops_survived >= 0) {
+      row->n_needle_samples += 1;
+      needle_survived_all += r->needle_drops_survived >= n_drops;
+      for (int32_t d = 0; d < n_drops; ++d) needle_survived[d] += r->needle_drops_survived > d;
+    }
     /* Rows entering the layer after each drop layer: what the drop left. */
     for (int32_t d = 0; d < n_drops; ++d) {
       const int32_t next = drops[d] + 1;
@@ -60,11 +76,21 @@ static void summarize_group(const up_model_config *cfg, const up_method *m, cons
   if (n_kl == 0) row->kl_max = NAN;
   row->kept_fraction /= n;
   row->prompt_tokens_mean /= n;
+  row->same_answer /= n;
+  row->top1_content_agreement = n_content > 0 ? row->top1_content_agreement / n_content : NAN;
+  row->kl_content_mean = row->n_kl_content > 0 ? row->kl_content_mean / row->n_kl_content : NAN;
+  row->needle_survival_all = row->n_needle_samples > 0 ? (double)needle_survived_all / row->n_needle_samples : NAN;
   size_t used = 0;
   for (int32_t d = 0; d < n_drops && drops[d] + 1 < cfg->n_layers; ++d)
     if (used < sizeof row->kept_after_drops)
       used += (size_t)snprintf(row->kept_after_drops + used, sizeof row->kept_after_drops - used, "%s%.3f",
                                d ? "," : "", after_drop[d] / n);
+  /* Every drop layer counts here, the last layer's too: a needle lost there is lost. */
+  used = 0;
+  for (int32_t d = 0; row->n_needle_samples > 0 && d < n_drops; ++d)
+    if (used < sizeof row->needle_survival)
+      used += (size_t)snprintf(row->needle_survival + used, sizeof row->needle_survival - used, "%s%.3f",
+                               d ? "," : "", (double)needle_survived[d] / row->n_needle_samples);
 }
 
 int32_t up_eval_summarize(const up_model_config *cfg, const up_method *methods, int32_t n_methods, uint32_t task_mask,
@@ -105,6 +131,12 @@ static const up_table_column g_eval_columns[] = {
     COL("KL max", UP_COL_MS, kl_max, UP_SHOW_MACHINE),
     COL("kept", UP_COL_FRACTION, kept_fraction, UP_SHOW_ALWAYS),
     COL("kept after drops", UP_COL_TEXT, kept_after_drops, UP_SHOW_ALWAYS),
+    /* Added later, so every column before keeps its place for readers that count. */
+    COL("top-1 content = dense", UP_COL_FRACTION, top1_content_agreement, UP_SHOW_ALWAYS),
+    COL("KL content", UP_COL_MS, kl_content_mean, UP_SHOW_ALWAYS),
+    COL("same answer", UP_COL_FRACTION, same_answer, UP_SHOW_ALWAYS),
+    COL("needles after drops", UP_COL_TEXT, needle_survival, UP_SHOW_ALWAYS),
+    COL("needles kept", UP_COL_FRACTION, needle_survival_all, UP_SHOW_MACHINE),
 };
 
 void up_eval_report_print(FILE *out, up_output_format format, const up_eval_summary *rows, int32_t n_rows) {

@@ -246,6 +246,14 @@ static const up_field_spec up_eval_sample_specs[] = {
     UP_FIELD(up_eval_record, source_line, UP_KIND_I32),
     UP_FIELD(up_eval_record, scoring, UP_KIND_CHARS),
     UP_FIELD(up_eval_record, any_found, UP_KIND_F32),
+    UP_FIELD(up_eval_record, content_step, UP_KIND_I32),
+    UP_FIELD(up_eval_record, content_token, UP_KIND_I32),
+    UP_FIELD(up_eval_record, dense_content_token, UP_KIND_I32),
+    UP_FIELD(up_eval_record, top1_content_agrees, UP_KIND_I32),
+    UP_FIELD(up_eval_record, kl_content, UP_KIND_F64),
+    UP_FIELD(up_eval_record, same_answer, UP_KIND_I32),
+    UP_FIELD(up_eval_record, needle_tokens, UP_KIND_I32),
+    UP_FIELD(up_eval_record, needle_drops_survived, UP_KIND_I32),
 };
 
 static const up_field_spec up_eval_summary_specs[] = {
@@ -261,6 +269,13 @@ static const up_field_spec up_eval_summary_specs[] = {
     UP_FIELD(up_eval_summary, kept_fraction, UP_KIND_F64),
     UP_FIELD(up_eval_summary, kept_after_drops, UP_KIND_CHARS),
     UP_FIELD(up_eval_summary, prompt_tokens_mean, UP_KIND_F64),
+    UP_FIELD(up_eval_summary, top1_content_agreement, UP_KIND_F64),
+    UP_FIELD(up_eval_summary, kl_content_mean, UP_KIND_F64),
+    UP_FIELD(up_eval_summary, n_kl_content, UP_KIND_I32),
+    UP_FIELD(up_eval_summary, same_answer, UP_KIND_F64),
+    UP_FIELD(up_eval_summary, needle_survival, UP_KIND_CHARS),
+    UP_FIELD(up_eval_summary, needle_survival_all, UP_KIND_F64),
+    UP_FIELD(up_eval_summary, n_needle_samples, UP_KIND_I32),
 };
 
 static const up_field_spec up_kernel_specs[] = {

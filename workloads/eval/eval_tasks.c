@@ -14,7 +14,7 @@
 #include "workloads/eval/text_buffer.h"
 
 enum {
-  MAX_NEEDLES = 8,
+  MAX_NEEDLES = UP_EVAL_MAX_NEEDLES,
   MULTIKEY_DISTRACTORS = 3,
   MULTIVALUE_VALUES = 4,
   VT_HOPS = 4,
@@ -109,6 +109,7 @@ typedef struct task_text {
   up_text_buffer head, question, prefix;
   char *needles[MAX_NEEDLES];
   double needle_depth[MAX_NEEDLES]; /* asked for; achieved depths are computed when placed */
+  bool distractor[MAX_NEEDLES];     /* a needle the answer does not depend on */
   int32_t n_needles;                /* needle 0 is the one the sample's depth refers to */
   char *answers[MAX_NEEDLES];
   int32_t n_answers;
@@ -173,6 +174,7 @@ static void make_niah(task_text *t, up_eval_task_kind kind, draws *d, double ask
       while (in_list(keys, k, keys[k]));
       seven_digits(d, number, sizeof number);
       add_needle(t, format_alloc(niah_needle, keys[k], number), draw_unit(d));
+      t->distractor[t->n_needles - 1] = true;
     }
   }
   up_text_buffer_printf(&t->question, "Question: Which special magic number does the text above give for %s?",
@@ -403,6 +405,7 @@ static void build(const up_eval_generator *gen, const task_text *t, const unit_l
           .offset = text.len,
           .length = strlen(t->needles[j]),
           .depth = total > 0 ? (double)tokens_before / (double)total : 0.0,
+          .carries_answer = !t->distractor[j],
       };
       if (j == 0) out->asked_position = next_needle;
       up_text_buffer_append_str(&text, t->needles[j]);
@@ -575,6 +578,11 @@ bool up_eval_generate(up_eval_generator *gen, const up_eval_request *req, up_eva
   sample->n_needles = t.n_needles;
   sample->needles = up_malloc_or_die((size_t)t.n_needles * sizeof *sample->needles, "eval needles");
   memcpy(sample->needles, result.needles, (size_t)t.n_needles * sizeof *sample->needles);
+  /* Every chat format writes the user text verbatim once, after fixed markers. */
+  const char *user_at = strstr(sample->prompt, sample->user_text);
+  UP_ASSERT(user_at, "eval task %s: the chat rendering does not hold the user text verbatim", task);
+  for (int32_t i = 0; i < sample->n_needles; ++i)
+    sample->needles[i].prompt_offset = (size_t)(user_at - sample->prompt) + sample->needles[i].offset;
   sample->depth = result.needles[result.asked_position].depth;
   task_text_free(&t);
   return true;

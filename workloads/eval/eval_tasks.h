@@ -73,10 +73,14 @@ typedef struct up_eval_request {
   double depth;           /* the asked-for needle's depth in [0, 1]; negative: drawn from the seed */
 } up_eval_request;
 
+#define UP_EVAL_MAX_NEEDLES 8 /* needles one sample holds at most */
+
 typedef struct up_eval_needle {
   size_t offset; /* bytes into user_text */
   size_t length;
   double depth;  /* share of the context's tokens before it, in [0, 1] */
+  size_t prompt_offset; /* bytes into prompt (the chat rendering puts user_text there verbatim) */
+  bool carries_answer;  /* the answer depends on it; false for niah_multikey's distractors */
 } up_eval_needle;
 
 typedef struct up_eval_sample {

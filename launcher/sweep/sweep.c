@@ -405,7 +405,7 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
           up_point_params pp;
           fill_point_params(opt, &wp, &p, &rounds.all, index, layers, sizeof layers, method_spec, sizeof method_spec,
                             &pp);
-          pp.n_requests = rounds.all.n_requests; /* every round's: the rows of the requests table */
+          pp.n_requests = p.n_requests * n_rounds; /* issued in every round: the rows of the requests table */
           pp.repetitions = n_rounds;
           pp.request_rounds = rounds.request_round;
           pp.step_rounds = rounds.step_round;

@@ -30,6 +30,7 @@ typedef enum up_flag_id {
   UP_FLAG_CONCURRENCY,
   UP_FLAG_METHOD,
   UP_FLAG_REQUESTS,
+  UP_FLAG_REPETITIONS,
   UP_FLAG_OUTPUT_LEN,
   UP_FLAG_MAX_CONCURRENCY,
   UP_FLAG_REQUEST_RATE,
@@ -131,6 +132,9 @@ static const up_flag_info up_flags[] = {
     {UP_FLAG_METHOD, "method", 0, "LIST", UP_GROUP_SWEEP, "method specs, see below (default dense,uniprefill,uniprefill:keep=0.3)"},
     {UP_FLAG_REQUESTS, "requests", 0, "N", UP_GROUP_WORKLOAD,
      "requests per point, at most 10M, 0 = the point's concurrency; open loop: arrivals to issue (default 0)"},
+    {UP_FLAG_REPETITIONS, "repetitions", 0, "N", UP_GROUP_WORKLOAD,
+     "closed loop: rounds of each point's requests, 1..1000; the table shows mean +- stddev over rounds and "
+     "percentiles over every request (default 5; open loop and trace replay: 1, the only value they take)"},
     {UP_FLAG_OUTPUT_LEN, "output-len", 0, "N", UP_GROUP_WORKLOAD, "tokens generated per request (default 8)"},
     {UP_FLAG_MAX_CONCURRENCY, "max-concurrency", 0, "LIST", UP_GROUP_TIMED,
      "cap on requests in flight: another name for --concurrency"},
@@ -187,7 +191,9 @@ static const up_flag_info up_flags[] = {
      "uniprefill's layers: 0-indexed layers that drop tokens, or preset (default preset)"},
     {UP_FLAG_OUTPUT, "output", 'o', "PATH", UP_GROUP_OUTPUT,
      "HDF5 results file (default results/runs/<UTC timestamp>.h5)"},
-    {UP_FLAG_FORMAT, "format", 0, "FMT", UP_GROUP_OUTPUT, "terminal table: md, csv or json (default md)"},
+    {UP_FLAG_FORMAT, "format", 0, "FMT", UP_GROUP_OUTPUT,
+     "terminal table: md, csv, json, or jsonl (sweep: one line per point as it finishes, with the run's "
+     "identity) (default md)"},
     {UP_FLAG_SLO, "slo", 0, "SPEC", UP_GROUP_OUTPUT,
      "goodput objectives ttft:MS,tpot:MS, either part optional (default none: no goodput)"},
     {UP_FLAG_QUIET, "quiet", 0, NULL, UP_GROUP_OUTPUT, "print only the results table"},
@@ -582,6 +588,10 @@ static bool up_apply_flag(const up_flag_info *flag, const char *v, up_options *o
       if (!up_flag_int64(name, v, 0, UP_OPEN_LOOP_MAX_REQUESTS, &wide, err, err_size)) return false;
       opt->requests = (int32_t)wide;
       return true;
+    case UP_FLAG_REPETITIONS:
+      if (!up_flag_int64(name, v, 1, UP_MAX_REPETITIONS, &wide, err, err_size)) return false;
+      opt->repetitions = (int32_t)wide;
+      return true;
     case UP_FLAG_OUTPUT_LEN: return up_flag_int32(name, v, 1, &opt->output_len, err, err_size);
     case UP_FLAG_MAX_CONCURRENCY:
       opt->concurrency_given = true;
@@ -634,8 +644,8 @@ static bool up_apply_flag(const up_flag_info *flag, const char *v, up_options *o
     case UP_FLAG_DROP_LAYERS: break; /* method option aliases, applied above */
     case UP_FLAG_OUTPUT: return up_copy_text(name, v, opt->output_path, sizeof(opt->output_path), err, err_size);
     case UP_FLAG_FORMAT: {
-      static const char *const names[] = {"md", "csv", "json"}; /* up_output_format order */
-      if (!up_flag_choice(name, v, names, 3, &choice, err, err_size)) return false;
+      static const char *const names[] = {"md", "csv", "json", "jsonl"}; /* up_output_format order */
+      if (!up_flag_choice(name, v, names, 4, &choice, err, err_size)) return false;
       opt->format = (up_output_format)choice;
       return true;
     }
@@ -797,6 +807,7 @@ static const up_flag_conflict up_flag_conflicts[] = {
     {UP_FLAG_KERNELS, UP_FLAG_CONCURRENCY, UP_KERNELS_RUN_NO_SWEEP},
     {UP_FLAG_KERNELS, UP_FLAG_MAX_CONCURRENCY, UP_KERNELS_RUN_NO_SWEEP},
     {UP_FLAG_KERNELS, UP_FLAG_REQUESTS, UP_KERNELS_RUN_NO_SWEEP},
+    {UP_FLAG_KERNELS, UP_FLAG_REPETITIONS, "--kernels takes --kernel-repeats"},
     {UP_FLAG_KERNELS, UP_FLAG_OUTPUT_LEN, UP_KERNELS_RUN_NO_SWEEP},
     {UP_FLAG_KERNELS, UP_FLAG_REQUEST_RATE, UP_KERNELS_RUN_NO_SWEEP},
     {UP_FLAG_KERNELS, UP_FLAG_TRACE, UP_KERNELS_RUN_NO_SWEEP},
@@ -812,6 +823,7 @@ static const up_flag_conflict up_flag_conflicts[] = {
     {UP_FLAG_EVAL, UP_FLAG_CONCURRENCY, UP_EVAL_RUNS_NO_SWEEP},
     {UP_FLAG_EVAL, UP_FLAG_MAX_CONCURRENCY, UP_EVAL_RUNS_NO_SWEEP},
     {UP_FLAG_EVAL, UP_FLAG_REQUESTS, UP_EVAL_RUNS_NO_SWEEP},
+    {UP_FLAG_EVAL, UP_FLAG_REPETITIONS, UP_EVAL_RUNS_NO_SWEEP},
     {UP_FLAG_EVAL, UP_FLAG_OUTPUT_LEN, "--eval takes --eval-max-new"},
     {UP_FLAG_EVAL, UP_FLAG_REQUEST_RATE, UP_EVAL_RUNS_NO_SWEEP},
     {UP_FLAG_EVAL, UP_FLAG_TRACE, UP_EVAL_RUNS_NO_SWEEP},
@@ -862,6 +874,33 @@ static bool up_check_workload_flags(const up_options *opt, const bool *seen, cha
   return true;
 }
 
+int32_t up_options_repetitions(const up_options *opt) {
+  if (opt->repetitions > 0) return opt->repetitions;
+  return opt->request_rate > 0.0 || opt->trace_path[0] ? 1 : UP_DEFAULT_REPETITIONS;
+}
+
+/* --repetitions against the workload, and the rounds' requests against the bound of one
+ * point's records (--requests). */
+static bool up_check_repetitions(const up_options *opt, char *err, size_t err_size) {
+  if (opt->repetitions > 1 && (opt->request_rate > 0.0 || opt->trace_path[0]))
+    return up_error(err, err_size,
+                    "--repetitions %" PRId32 " cannot be combined with --%s: open loop and trace replay run each point "
+                    "in one pass (give --repetitions 1 or leave it out)",
+                    opt->repetitions, opt->trace_path[0] ? "trace" : "request-rate");
+  if (opt->request_rate > 0.0 || opt->trace_path[0]) return true;
+  int32_t per_round = opt->requests; /* 0: each point's concurrency, the largest counts */
+  for (int32_t i = 0; opt->requests == 0 && i < opt->n_concurrency; i++)
+    if (opt->concurrency[i] > per_round) per_round = opt->concurrency[i];
+  const int64_t total = (int64_t)per_round * up_options_repetitions(opt);
+  if (total > UP_OPEN_LOOP_MAX_REQUESTS)
+    return up_error(err, err_size,
+                    "%" PRId32 " requests per round x %" PRId32 " rounds (--repetitions%s) is more than %d requests "
+                    "in one point: lower --requests or --repetitions",
+                    per_round, up_options_repetitions(opt), opt->repetitions > 0 ? "" : ", default 5",
+                    UP_OPEN_LOOP_MAX_REQUESTS);
+  return true;
+}
+
 /* A prompt file brings its own prompts and lengths: it is cut or repeated to --ctx in the
  * closed loop, replayed at its own lengths in the open loop, and has no prefix blocks
  * for a trace's hash ids. */
@@ -884,6 +923,10 @@ static bool up_check_prompt_file(const up_options *opt, const bool *seen, char *
 static bool up_check_combinations(const up_options *opt, const bool *seen, char *err, size_t err_size) {
   if (!up_check_workload_flags(opt, seen, err, err_size)) return false;
   if (!up_check_prompt_file(opt, seen, err, err_size)) return false;
+  if (!up_check_repetitions(opt, err, err_size)) return false;
+  if (opt->format == UP_FORMAT_JSONL && (opt->kernels || opt->eval_tasks[0]))
+    return up_error(err, err_size, "--format jsonl streams sweep points: --%s prints md, csv or json",
+                    opt->kernels ? "kernels" : "eval");
   if (opt->requests > 0 && opt->request_rate == 0.0)
     for (int32_t i = 0; i < opt->n_concurrency; i++)
       if (opt->requests < opt->concurrency[i])

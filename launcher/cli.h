@@ -21,8 +21,17 @@
 #define UP_PATH_MAX 1024
 #define UP_KERNEL_MAX_REPEATS 1000
 #define UP_EVAL_MAX_BATCH 256 /* --eval-batch: prompts per forward */
+#define UP_MAX_REPETITIONS 1000      /* --repetitions */
+#define UP_DEFAULT_REPETITIONS 5     /* closed-loop rounds per point without --repetitions */
 
-typedef enum up_output_format { UP_FORMAT_MARKDOWN = 0, UP_FORMAT_CSV = 1, UP_FORMAT_JSON = 2 } up_output_format;
+/* JSONL: one JSON object per finished sweep point on its own line, streamed as points
+ * finish, each carrying the run's identity (sweep only). */
+typedef enum up_output_format {
+  UP_FORMAT_MARKDOWN = 0,
+  UP_FORMAT_CSV = 1,
+  UP_FORMAT_JSON = 2,
+  UP_FORMAT_JSONL = 3
+} up_output_format;
 
 typedef enum up_backend_choice { UP_BACKEND_AUTO = 0, UP_BACKEND_CPU = 1, UP_BACKEND_CUDA = 2 } up_backend_choice;
 
@@ -57,6 +66,8 @@ typedef struct up_options {
   up_method_defaults method_defaults;   /* what each method's specs start from; alias flags
                                            (--uniprefill-*, --drop-layers) change them */
   int32_t requests;            /* per point; 0: equal to the concurrency (open loop: no count limit) */
+  int32_t repetitions;         /* closed loop: rounds of each point's requests; 0: not given (UP_DEFAULT_REPETITIONS
+                                  in closed loop, 1 in open loop and trace replay: up_options_repetitions) */
   int32_t output_len;
   /* Open loop (request_rate > 0) and trace replay (trace_path set); the concurrency
    * list is then the cap on requests in flight. */
@@ -119,6 +130,10 @@ typedef enum up_parse_status {
 
 /* Defaults for everything (the no-argument run). */
 void up_options_default(up_options *opt);
+
+/* Rounds per point: --repetitions, or its default for the workload (closed loop
+ * UP_DEFAULT_REPETITIONS; open loop and trace replay are one pass by construction). */
+int32_t up_options_repetitions(const up_options *opt);
 
 /* Parse argv (argv[0] skipped). --help/--version print to `out`. */
 up_parse_status up_options_parse(int argc, char **argv, up_options *opt, FILE *out, char *err, size_t err_size);

@@ -51,8 +51,8 @@ PY
 "${check[@]}" --same "$work/six.h5" "$work/six_2ranks.h5"
 
 echo "== the serving sweep with --model PATH"
-"$bin" --model "$model" --ctx 256 --concurrency 1 --method dense --output-len 2 --warmup 0 --threads 1 --quiet \
-  -o "$work/sweep.h5" >/dev/null
+"$bin" --model "$model" --ctx 256 --concurrency 1 --method dense --output-len 2 --warmup 0 --repetitions 1 \
+  --threads 1 --quiet -o "$work/sweep.h5" >/dev/null
 "$python" - "$work/sweep.h5" <<'PY'
 import sys
 import h5py

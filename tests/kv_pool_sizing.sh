@@ -13,11 +13,12 @@ set -eu
 bin=$(realpath "$1") python=$2
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-args=(--ctx 512 --concurrency 2 --method dense --output-len 2 --warmup 0 --threads 1 --quiet)
+# One round each (--repetitions 1): the checks below count one point's requests.
+args=(--ctx 512 --concurrency 2 --method dense --output-len 2 --warmup 0 --repetitions 1 --threads 1 --quiet)
 "$bin" "${args[@]}" --gpu-mem-fraction 0.000001 -o "$work/tiny.h5" >/dev/null
 "$bin" "${args[@]}" --gpu-mem-fraction 0.01 -o "$work/some.h5" >/dev/null
 
-limit=(--ctx 1k --concurrency 4 --output-len 2 --warmup 0 --threads 1)
+limit=(--ctx 1k --concurrency 4 --output-len 2 --warmup 0 --repetitions 1 --threads 1)
 "$bin" "${limit[@]}" --method dense,uniprefill:keep=0.3 --mem-limit-mib 120 -o "$work/queue.h5" \
   >"$work/queue.txt" 2>"$work/queue.err"
 grep -q "does not fit .* room for 1 request(s) at once, the others wait for KV" "$work/queue.err" \

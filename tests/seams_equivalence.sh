@@ -19,7 +19,9 @@ common=(--threads 1 --warmup 0 --seed 7 --quiet -o "$work/run.h5")
 
 case $case in
   sweep_tiny_llama)
-    "$bin" --ctx 1k,2k --concurrency 1,4 --method dense,uniprefill,uniprefill:keep=0.3 "${common[@]}" >"$work/out.txt" ;;
+    # One round, as the records were taken before --repetitions existed (its default is 5).
+    "$bin" --ctx 1k,2k --concurrency 1,4 --method dense,uniprefill,uniprefill:keep=0.3 --repetitions 1 "${common[@]}" \
+      >"$work/out.txt" ;;
   eval_tiny_llama2)
     "$bin" --model "$model" --eval niah_single,kv_retrieval --eval-samples 2 --ctx 512 --eval-max-new 4 \
       --method dense,uniprefill:keep=0.3:layers=0 "${common[@]}" >"$work/out.txt" ;;

@@ -211,8 +211,9 @@ def test_sweep_figures(binary, figures, tmp):
     """Issue 5's sweep figures from a small CPU sweep over context x concurrency x
     methods: every summary figure is drawn, and the values they plot are there."""
     sweep = os.path.join(tmp, "sweep.h5")
+    # Two rounds per point: the figures read a repeated run's summary as any other.
     run([binary, "--ctx", "512,1k", "--concurrency", "1,2", "--method", "dense,uniprefill:keep=0.3",
-         "--output-len", "2", "--warmup", "0", "--threads", "1", "--quiet", "-o", sweep], 0,
+         "--output-len", "2", "--warmup", "0", "--repetitions", "2", "--threads", "1", "--quiet", "-o", sweep], 0,
         "binary: ctx x concurrency x method sweep")
     with h5py.File(sweep, "r") as f:
         summary = f["summary"][...]
@@ -232,8 +233,10 @@ def test_sweep_figures(binary, figures, tmp):
 
 def test_fresh_run(binary, fresh):
     slo_ttft_ms = 1e5  # generous: every request is good
+    # One round: the checks recompute duration and goodput from the requests' own clock,
+    # which a point run in rounds has one of per round.
     args = [binary, "--ctx", "300", "--concurrency", "1,2", "--requests", "3", "--output-len", "4",
-            "--method", "dense,uniprefill:keep=0.5", "--warmup", "0", "--threads", "1", "--quiet",
+            "--method", "dense,uniprefill:keep=0.5", "--warmup", "0", "--repetitions", "1", "--threads", "1", "--quiet",
             "--slo", f"ttft:{slo_ttft_ms:g}", "-o", fresh]
     run(args, 0, "binary: small sweep with --slo")
     with h5py.File(fresh, "r") as f:

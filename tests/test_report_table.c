@@ -1,7 +1,8 @@
 /* test_report_table.c — the results table in each format on a few rows, one with a
  * missing speedup (NaN): markdown lines up and keeps to the prefill and KV columns (plus
  * goodput once an SLO gave one), CSV keeps its field count and leaves the missing value
- * empty, JSON parses back with null for it. */
+ * empty, JSON parses back with null for it; rounds show "mean +- stddev" and a "*" on
+ * percentiles over few requests; JSONL lines parse back with the run's identity. */
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <math.h>
@@ -13,7 +14,7 @@
 
 #define N_ROWS 3
 #define N_MD_COLUMNS 16 /* markdown without an SLO */
-#define N_COLUMNS 22    /* CSV and JSON */
+#define N_COLUMNS 30    /* CSV and JSON */
 
 /* One row per case: a plain dense row, one with sub-millisecond TTFT (3 significant
  * digits), one with a failure and no dense reference (NaN speedup). */
@@ -44,6 +45,11 @@ static void make_rows(up_point_summary *rows) {
     rows[i].concurrency = 4;
     rows[i].n_requests = 4;
     rows[i].n_ok = 4 - rows[i].n_failed;
+    /* As a one-round point: no spread; percentiles_few_requests stays 0 here (the tests
+     * of rounds below set it). */
+    rows[i].repetitions = 1;
+    double *spread = &rows[i].ttft_mean_round_std_ms;
+    for (double *m = spread; m <= &rows[i].goodput_requests_per_s_round_std; m++) *m = NAN;
   }
 }
 
@@ -122,16 +128,18 @@ Test(report_table, csv_fields_and_empty_nan) {
   cr_assert_eq(n, 1 + N_ROWS);
   cr_expect_str_eq(lines[0], "method,ctx,conc,requests,failed,ttft_mean_ms,ttft_p50_ms,ttft_p99_ms,prefill_tok_s,"
                              "model_tflops,kept_frac,speedup_vs_dense,predicted_speedup,kv_mib_req,kv_vs_dense,max_resident,tpot_p99_ms,"
-                             "itl_p99_ms,e2e_p99_ms,req_s,output_tok_s,goodput_req_s");
+                             "itl_p99_ms,e2e_p99_ms,req_s,output_tok_s,goodput_req_s,repetitions,percentiles_few_requests,"
+                             "ttft_mean_round_std_ms,prefill_tok_s_round_std,model_tflops_round_std,req_s_round_std,"
+                             "output_tok_s_round_std,goodput_req_s_round_std");
   for (int i = 0; i < n; i++) {
     int commas = 0;
     for (const char *p = lines[i]; *p; p++) commas += *p == ',';
     cr_expect_eq(commas, N_COLUMNS - 1, "line %d: %s", i, lines[i]);
   }
   cr_expect_str_eq(lines[1], "dense,32768,4,4,0,1396.25,1390.00,1402.12,93900.4,500.00,1.000,1.00,3.00,3.50,1.000,4,20.00,"
-                             "21.50,1500.00,2.5,40.0,");
+                             "21.50,1500.00,2.5,40.0,,1,0,,,,,,");
   cr_expect_str_eq(lines[2], "uniprefill:keep=0.3,32768,4,4,0,0.0123,0.5,600.00,12.0,501.00,0.300,2.35,3.00,1.75,0.500,3,"
-                             "21.00,21.50,1500.00,2.5,40.0,");
+                             "21.00,21.50,1500.00,2.5,40.0,,1,0,,,,,,");
   /* Missing speedup: an empty field. */
   cr_expect_not_null(strstr(lines[3], ",0.500,,3.00,1.17,0.333,2,22.00,"), "%s", lines[3]);
   free(text);
@@ -146,7 +154,10 @@ Test(report_table, json_parses_back_with_null_for_nan) {
   const char *keys[N_COLUMNS] = {"method",      "ctx",         "conc",          "requests",  "failed",
                                  "ttft_mean_ms", "ttft_p50_ms", "ttft_p99_ms", "prefill_tok_s", "model_tflops", "kept_frac",
                                  "speedup_vs_dense", "predicted_speedup", "kv_mib_req", "kv_vs_dense", "max_resident",
-                                 "tpot_p99_ms", "itl_p99_ms", "e2e_p99_ms", "req_s", "output_tok_s", "goodput_req_s"};
+                                 "tpot_p99_ms", "itl_p99_ms", "e2e_p99_ms", "req_s", "output_tok_s", "goodput_req_s",
+                                 "repetitions", "percentiles_few_requests", "ttft_mean_round_std_ms",
+                                 "prefill_tok_s_round_std", "model_tflops_round_std", "req_s_round_std",
+                                 "output_tok_s_round_std", "goodput_req_s_round_std"};
   for (int r = 0; r < N_ROWS; r++) {
     const cJSON *row = cJSON_GetArrayItem(root, r);
     cr_assert(cJSON_IsObject(row));
@@ -201,6 +212,76 @@ Test(report_table, markdown_adds_goodput_only_with_an_slo) {
   char *lines[16];
   const int n = split_lines(text, lines, 16);
   for (int i = 1; i < n; i++) cr_expect_eq(strlen(lines[i]), strlen(lines[0]), "line %d", i);
+  free(text);
+}
+
+/* A point run in rounds: markdown reads "mean +- stddev" in the mean and rate cells, a
+ * "*" on the percentiles of a point with fewer than 20 successful requests and one
+ * footnote under the table; CSV gives the spreads columns of their own. */
+Test(report_table, rounds_show_spread_and_few_request_marks) {
+  up_point_summary rows[N_ROWS];
+  make_rows(rows);
+  rows[0].repetitions = 5;
+  rows[0].ttft_mean_round_std_ms = 2.25;
+  rows[0].prefill_tokens_per_s_round_std = 150.25;
+  rows[0].n_ok = 20; /* enough: no mark */
+  rows[1].repetitions = 5;
+  rows[1].percentiles_few_requests = 1;
+  char *text = render_rows(UP_FORMAT_MARKDOWN, rows);
+  cr_expect_not_null(strstr(text, " 1396.25 +- 2.25 |"), "%s", text);
+  cr_expect_not_null(strstr(text, " 93900.4 +- 150.2 |"), "%s", text);
+  cr_expect_not_null(strstr(text, " 0.5* |"), "%s", text);
+  cr_expect_not_null(strstr(text, " 600.00* |"), "%s", text);
+  cr_expect_null(strstr(text, "1390.00*"), "%s", text);
+  cr_expect_not_null(strstr(text, "\n* percentile over fewer than 20 successful requests"), "%s", text);
+  char *lines[16];
+  const int n = split_lines(text, lines, 16);
+  cr_assert_eq(n, 2 + N_ROWS + 1, "%d lines", n);
+  for (int i = 1; i < 2 + N_ROWS; i++) cr_expect_eq(strlen(lines[i]), strlen(lines[0]), "line %d", i);
+  free(text);
+
+  text = render_rows(UP_FORMAT_CSV, rows);
+  cr_assert_eq(split_lines(text, lines, 16), 1 + N_ROWS);
+  cr_expect_not_null(strstr(lines[1], ",5,0,2.25,150.2,,,,"), "%s", lines[1]);
+  cr_expect_not_null(strstr(lines[2], ",5,1,,,,,,"), "%s", lines[2]);
+  free(text);
+}
+
+/* JSONL: one compact line per row; a sweep point's line starts with the run's identity
+ * and has every field of the json format. */
+Test(report_table, jsonl_lines_parse_back_with_the_identity) {
+  up_point_summary rows[N_ROWS];
+  make_rows(rows);
+  const up_report_identity id = {.tool_version = "0.1.0", .git_commit = "abc123", .backend = "cpu",
+                                 .device_names = "cpu0,cpu1", .model = "tiny-llama", .world_size = 2};
+  capture c;
+  FILE *out = capture_begin(&c);
+  for (int r = 0; r < N_ROWS; r++) up_report_point_jsonl(out, &id, &rows[r]);
+  char *text = capture_end(&c);
+  char *lines[16];
+  const int n = split_lines(text, lines, 16);
+  cr_assert_eq(n, N_ROWS, "%s", text);
+  for (int r = 0; r < N_ROWS; r++) {
+    cJSON *obj = cJSON_Parse(lines[r]);
+    cr_assert_not_null(obj, "line %d: %s", r, lines[r]);
+    cr_expect_eq(cJSON_GetArraySize(obj), N_COLUMNS + 6, "line %d: %s", r, lines[r]);
+    cr_expect_str_eq(cJSON_GetObjectItemCaseSensitive(obj, "git_commit")->valuestring, "abc123");
+    cr_expect_str_eq(cJSON_GetObjectItemCaseSensitive(obj, "device_names")->valuestring, "cpu0,cpu1");
+    cr_expect_str_eq(cJSON_GetObjectItemCaseSensitive(obj, "model")->valuestring, "tiny-llama");
+    cr_expect_eq(cJSON_GetObjectItemCaseSensitive(obj, "world_size")->valueint, 2);
+    cr_expect_str_eq(cJSON_GetObjectItemCaseSensitive(obj, "method")->valuestring, rows[r].method);
+    cr_expect(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(obj, "ttft_mean_round_std_ms")), "one round: null");
+    cJSON_Delete(obj);
+  }
+  free(text);
+
+  /* The table printer's JSONL: the same rows, one per line, without the identity. */
+  text = render_rows(UP_FORMAT_JSONL, rows);
+  cr_assert_eq(split_lines(text, lines, 16), N_ROWS);
+  cJSON *first = cJSON_Parse(lines[0]);
+  cr_assert_not_null(first, "%s", lines[0]);
+  cr_expect_eq(cJSON_GetArraySize(first), N_COLUMNS);
+  cJSON_Delete(first);
   free(text);
 }
 

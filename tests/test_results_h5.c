@@ -1,7 +1,8 @@
 /* test_results_h5.c — the HDF5 run file read back with the plain HDF5 API (not the
  * writer's own layouts): root and point attributes, request and step tables, layer-token
- * datasets, the ragged token_times / token_offsets datasets, the summary table with
- * every serving metric and its rewritten speedups; errors that name the path (bad token
+ * datasets, the ragged token_times / token_offsets datasets, the round of each request
+ * and step and the per-round rows (--repetitions), the summary table with every serving
+ * metric, the spreads over rounds and its rewritten speedups; errors that name the path (bad token
  * offsets included); and a run killed after a point keeps that point; the --kernels table
  * grows by appends and a run killed after one keeps its rows. When UP_TEST_KEEP_H5 is set, the
  * round-trip file is written there and kept, for the summarize.py CTest fixture. */
@@ -29,6 +30,9 @@ typedef struct sample_point {
   up_point_params params;
   up_point_summary summary;
   up_point_result result;
+  /* Point 1 ran in two rounds: each request's and step's round, and a row per round. */
+  int32_t request_rounds[2];
+  up_point_summary round_rows[2];
 } sample_point;
 
 static const up_run_info sample_info = {
@@ -173,6 +177,26 @@ static void make_point(sample_point *p, int32_t index) {
   sum->kv_dense_bytes_per_request = 5e9;
   sum->kv_fraction_of_dense = index == 0 ? 1.0 : 0.6;
   sum->max_resident = 2 + index;
+  /* The repetition fields, each its own value; point 0 ran in one round and gives the
+   * writer no round arrays (every row is round 0), point 1 in two. */
+  sum->repetitions = 1 + index;
+  sum->percentiles_few_requests = 1;
+  double *spread = &sum->ttft_mean_round_std_ms;
+  for (double *m = spread; m <= &sum->goodput_requests_per_s_round_std; m++)
+    *m = index == 0 ? NAN : 0.125 + (double)(m - spread);
+  p->params.repetitions = 1 + index;
+  if (index == 1) {
+    p->request_rounds[0] = 0;
+    p->request_rounds[1] = 1;
+    for (int32_t k = 0; k < 2; k++) {
+      memcpy(&p->round_rows[k], sum, sizeof *sum);
+      p->round_rows[k].repetitions = 1;
+      p->round_rows[k].ttft_mean_ms = 48.0 + 4.0 * k;
+    }
+    p->params.request_rounds = p->request_rounds;
+    p->params.round_rows = p->round_rows;
+    p->params.n_round_rows = 2;
+  }
 }
 
 static void free_point(sample_point *p) {
@@ -248,21 +272,35 @@ typedef struct field {
   size_t offset, size;
 } field;
 
+/* A request or step row as read back: the engine's record, then the round field. */
+typedef struct request_row {
+  up_request_record record;
+  int32_t round;
+} request_row;
+
+typedef struct step_row {
+  up_step_record record;
+  int32_t round;
+} step_row;
+
 #define F(st, m) {#m, offsetof(st, m), sizeof(((st *)0)->m)}
+#define R(st, m) {#m, offsetof(st, record.m), sizeof(((st *)0)->record.m)}
 static const field request_fields[] = {
-    F(up_request_record, id),          F(up_request_record, rank),       F(up_request_record, status),
-    F(up_request_record, prompt_len),  F(up_request_record, kept_len),   F(up_request_record, output_len),
-    F(up_request_record, first_token), F(up_request_record, arrival_s),  F(up_request_record, admitted_s),
-    F(up_request_record, first_token_s), F(up_request_record, finish_s), F(up_request_record, ttft_ms),
-    F(up_request_record, tpot_ms),     F(up_request_record, e2e_ms),     F(up_request_record, kv_bytes),
-    F(up_request_record, kv_held_bytes), F(up_request_record, kv_dense_bytes), F(up_request_record, error),
+    R(request_row, id),          R(request_row, rank),       R(request_row, status),
+    R(request_row, prompt_len),  R(request_row, kept_len),   R(request_row, output_len),
+    R(request_row, first_token), R(request_row, arrival_s),  R(request_row, admitted_s),
+    R(request_row, first_token_s), R(request_row, finish_s), R(request_row, ttft_ms),
+    R(request_row, tpot_ms),     R(request_row, e2e_ms),     R(request_row, kv_bytes),
+    R(request_row, kv_held_bytes), R(request_row, kv_dense_bytes), R(request_row, error),
+    F(request_row, round),
 };
 static const field step_fields[] = {
-    F(up_step_record, index),          F(up_step_record, rank),          F(up_step_record, n_seqs),
-    F(up_step_record, prefill_tokens), F(up_step_record, decode_tokens), F(up_step_record, start_s),
-    F(up_step_record, end_s),          F(up_step_record, gemm_ms),       F(up_step_record, attention_ms),
-    F(up_step_record, selection_ms),   F(up_step_record, other_ms),
+    R(step_row, index),          R(step_row, rank),          R(step_row, n_seqs),
+    R(step_row, prefill_tokens), R(step_row, decode_tokens), R(step_row, start_s),
+    R(step_row, end_s),          R(step_row, gemm_ms),       R(step_row, attention_ms),
+    R(step_row, selection_ms),   R(step_row, other_ms),      F(step_row, round),
 };
+#undef R
 static const field summary_fields[] = {
     F(up_point_summary, point_index),  F(up_point_summary, method),        F(up_point_summary, ctx),
     F(up_point_summary, concurrency),  F(up_point_summary, output_len),    F(up_point_summary, n_requests),
@@ -282,6 +320,13 @@ static const field summary_fields[] = {
     F(up_point_summary, goodput_requests_per_s), F(up_point_summary, kv_bytes_per_request),
     F(up_point_summary, kv_held_bytes_per_request), F(up_point_summary, kv_dense_bytes_per_request),
     F(up_point_summary, kv_fraction_of_dense), F(up_point_summary, max_resident),
+    F(up_point_summary, repetitions),  F(up_point_summary, percentiles_few_requests),
+    F(up_point_summary, ttft_mean_round_std_ms), F(up_point_summary, tpot_mean_round_std_ms),
+    F(up_point_summary, itl_mean_round_std_ms), F(up_point_summary, e2e_mean_round_std_ms),
+    F(up_point_summary, prefill_tokens_per_s_round_std), F(up_point_summary, model_tflops_per_s_round_std),
+    F(up_point_summary, duration_round_std_s), F(up_point_summary, requests_per_s_round_std),
+    F(up_point_summary, input_tokens_per_s_round_std), F(up_point_summary, output_tokens_per_s_round_std),
+    F(up_point_summary, total_tokens_per_s_round_std), F(up_point_summary, goodput_requests_per_s_round_std),
 };
 static const field kernel_fields[] = {
     F(up_kernel_record, index),        F(up_kernel_record, rank),          F(up_kernel_record, kernel),
@@ -309,8 +354,8 @@ static hsize_t read_table(hid_t loc, const char *name, const field *fields, size
   hsize_t nf = 0, nr = 0;
   cr_assert(H5TBget_table_info(loc, name, &nf, &nr) >= 0, "table %s missing", name);
   cr_assert_eq(nf, n_fields, "table %s has %llu fields", name, (unsigned long long)nf);
-  char *names[64];
-  size_t sizes[64], offsets[64], dst_offsets[64], dst_sizes[64], type_size = 0;
+  char *names[96];
+  size_t sizes[96], offsets[96], dst_offsets[96], dst_sizes[96], type_size = 0;
   for (size_t i = 0; i < n_fields; i++) names[i] = calloc(1, 256);
   cr_assert(H5TBget_field_info(loc, name, names, sizes, offsets, &type_size) >= 0);
   for (size_t i = 0; i < n_fields; i++) {
@@ -428,38 +473,52 @@ static void check_point(hid_t file, const sample_point *p) {
   cr_expect_eq(attr_i64(g, "kv_blocks_peak"), pp->kv_blocks_peak);
   cr_expect_eq(attr_i64(g, "kv_block_bytes"), pp->kv_block_bytes);
   cr_expect_eq(attr_i32(g, "max_resident"), pp->max_resident);
+  cr_expect_eq(attr_i32(g, "repetitions"), pp->repetitions);
   double wall = 0;
   read_attr(g, "wall_s", H5T_NATIVE_DOUBLE, &wall);
   cr_expect_eq(wall, p->summary.wall_s);
 
   const up_point_result *r = &p->result;
-  up_request_record *reqs = NULL;
-  const hsize_t nr =
-      read_table(g, "requests", request_fields, N_OF(request_fields), sizeof(up_request_record), (void **)&reqs);
+  request_row *reqs = NULL;
+  const hsize_t nr = read_table(g, "requests", request_fields, N_OF(request_fields), sizeof(request_row), (void **)&reqs);
   cr_assert_eq(nr, (hsize_t)r->n_requests);
   for (hsize_t i = 0; i < nr; i++) {
     /* memcmp also covers NaN fields bit for bit; the explicit checks say which failed. */
-    cr_expect_eq(reqs[i].id, r->requests[i].id);
-    cr_expect_eq(reqs[i].status, r->requests[i].status);
-    cr_expect_str_eq(reqs[i].error, r->requests[i].error);
-    cr_expect_eq(memcmp(&reqs[i], &r->requests[i], sizeof reqs[i]), 0, "request %llu differs",
+    cr_expect_eq(reqs[i].record.id, r->requests[i].id);
+    cr_expect_eq(reqs[i].record.status, r->requests[i].status);
+    cr_expect_str_eq(reqs[i].record.error, r->requests[i].error);
+    cr_expect_eq(memcmp(&reqs[i].record, &r->requests[i], sizeof reqs[i].record), 0, "request %llu differs",
+                 (unsigned long long)i);
+    cr_expect_eq(reqs[i].round, pp->request_rounds ? pp->request_rounds[i] : 0, "request %llu's round",
                  (unsigned long long)i);
   }
   if (pp->index == 0) {
-    cr_expect_eq(reqs[2].status, 3);
-    cr_expect_str_eq(reqs[2].error, failed_message);
-    cr_expect(isnan(reqs[2].tpot_ms));
-    cr_expect_str_eq(reqs[0].error, "");
+    cr_expect_eq(reqs[2].record.status, 3);
+    cr_expect_str_eq(reqs[2].record.error, failed_message);
+    cr_expect(isnan(reqs[2].record.tpot_ms));
+    cr_expect_str_eq(reqs[0].record.error, "");
   }
   free(reqs);
 
-  up_step_record *steps = NULL;
-  const hsize_t ns = read_table(g, "steps", step_fields, N_OF(step_fields), sizeof(up_step_record), (void **)&steps);
+  step_row *steps = NULL;
+  const hsize_t ns = read_table(g, "steps", step_fields, N_OF(step_fields), sizeof(step_row), (void **)&steps);
   cr_assert_eq(ns, (hsize_t)r->n_steps);
   for (hsize_t i = 0; i < ns; i++) {
-    cr_expect_eq(memcmp(&steps[i], &r->steps[i], sizeof steps[i]), 0, "step %llu differs", (unsigned long long)i);
+    cr_expect_eq(memcmp(&steps[i].record, &r->steps[i], sizeof steps[i].record), 0, "step %llu differs",
+                 (unsigned long long)i);
+    cr_expect_eq(steps[i].round, 0, "step %llu's round", (unsigned long long)i);
   }
   free(steps);
+
+  /* The rounds table: /summary's fields, one row per round given. */
+  up_point_summary *rounds = NULL;
+  const hsize_t n_rounds = read_table(g, "rounds", summary_fields, N_OF(summary_fields), sizeof(up_point_summary),
+                                      (void **)&rounds);
+  cr_assert_eq(n_rounds, (hsize_t)(pp->round_rows ? pp->n_round_rows : 0));
+  for (hsize_t k = 0; k < n_rounds; k++)
+    cr_expect_eq(memcmp(&rounds[k], &pp->round_rows[k], sizeof rounds[k]), 0, "round row %llu differs",
+                 (unsigned long long)k);
+  free(rounds);
 
   int32_t *rlt = read_matrix(g, "request_layer_tokens", H5T_NATIVE_INT32, sizeof(int32_t), (hsize_t)r->n_requests,
                              N_LAYERS);

@@ -1,9 +1,10 @@
 /* report_table.c — the terminal tables, one printer for every row type: markdown (for
- * people: aligned, "-" for a missing value), CSV (for spreadsheets: empty field) and
- * JSON (for scripts: full-precision numbers, null). The sweep's markdown keeps to the
- * prefill and KV-footprint columns so it stays readable on one screen, plus goodput
- * when --slo set it;
- * CSV and JSON also carry the decode-side latencies and throughputs. The --kernels
+ * people: aligned, "-" for a missing value, a spread as "+- S", a flag as "*"), CSV (for
+ * spreadsheets: empty field) and JSON (for scripts: full-precision numbers, null), as
+ * one array or as one line per row (JSONL, which the sweep streams point by point).
+ * The sweep's markdown keeps to the prefill and KV-footprint columns so it stays
+ * readable on one screen, plus goodput when --slo set it; CSV and JSON also carry the
+ * decode-side latencies and throughputs and the spreads over rounds. The --kernels
  * table shows floors and targets in markdown only where some case has them. Reads
  * rows; computes nothing. */
 #include "launcher/output/report_table.h"
@@ -18,7 +19,7 @@
 #include "core/fatal.h"
 
 #define UP_CELL_MAX 80
-#define UP_MAX_COLUMNS 32
+#define UP_MAX_COLUMNS 40
 
 #define UP_COLUMN(name, kind, field, show) {name, kind, offsetof(up_point_summary, field), show}
 
@@ -47,12 +48,45 @@ static const up_table_column up_point_columns[] = {
     UP_COLUMN("output_tok_s", UP_COL_RATE, output_tokens_per_s, UP_SHOW_MACHINE),
     /* Goodput exists only with --slo. */
     UP_COLUMN("goodput_req_s", UP_COL_RATE, goodput_requests_per_s, UP_SHOW_WHEN_SET),
+    /* Repetitions: after every earlier column, so those keep their places. Markdown
+     * shows the spreads inside the mean cells and the flag as "*" (up_point_markups). */
+    UP_COLUMN("repetitions", UP_COL_INTEGER, repetitions, UP_SHOW_MACHINE),
+    UP_COLUMN("percentiles_few_requests", UP_COL_INTEGER, percentiles_few_requests, UP_SHOW_MACHINE),
+    UP_COLUMN("ttft_mean_round_std_ms", UP_COL_MS, ttft_mean_round_std_ms, UP_SHOW_MACHINE),
+    UP_COLUMN("prefill_tok_s_round_std", UP_COL_RATE, prefill_tokens_per_s_round_std, UP_SHOW_MACHINE),
+    UP_COLUMN("model_tflops_round_std", UP_COL_MS, model_tflops_per_s_round_std, UP_SHOW_MACHINE),
+    UP_COLUMN("req_s_round_std", UP_COL_RATE, requests_per_s_round_std, UP_SHOW_MACHINE),
+    UP_COLUMN("output_tok_s_round_std", UP_COL_RATE, output_tokens_per_s_round_std, UP_SHOW_MACHINE),
+    UP_COLUMN("goodput_req_s_round_std", UP_COL_RATE, goodput_requests_per_s_round_std, UP_SHOW_MACHINE),
 };
 
 #undef UP_COLUMN
 
-static const up_table_spec up_point_table = {up_point_columns, sizeof up_point_columns / sizeof up_point_columns[0],
-                                             sizeof(up_point_summary)};
+#define UP_MARKUP(column, kind, field) {column, kind, offsetof(up_point_summary, field)}
+
+/* Means over rounds read "mean +- stddev" as llama-bench prints its repetitions. */
+static const up_column_markup up_point_markups[] = {
+    UP_MARKUP("ttft_mean_ms", UP_MARKUP_SPREAD, ttft_mean_round_std_ms),
+    UP_MARKUP("ttft_p50_ms", UP_MARKUP_FLAG, percentiles_few_requests),
+    UP_MARKUP("ttft_p99_ms", UP_MARKUP_FLAG, percentiles_few_requests),
+    UP_MARKUP("prefill_tok_s", UP_MARKUP_SPREAD, prefill_tokens_per_s_round_std),
+    UP_MARKUP("model_tflops", UP_MARKUP_SPREAD, model_tflops_per_s_round_std),
+    UP_MARKUP("goodput_req_s", UP_MARKUP_SPREAD, goodput_requests_per_s_round_std),
+};
+
+#undef UP_MARKUP
+
+#define UP_FEW_REQUESTS_NOTE_(n) "percentile over fewer than " #n " successful requests (raise --requests or --repetitions)"
+#define UP_FEW_REQUESTS_NOTE(n) UP_FEW_REQUESTS_NOTE_(n)
+
+static const up_table_spec up_point_table = {
+    .columns = up_point_columns,
+    .n_columns = sizeof up_point_columns / sizeof up_point_columns[0],
+    .row_size = sizeof(up_point_summary),
+    .markups = up_point_markups,
+    .n_markups = sizeof up_point_markups / sizeof up_point_markups[0],
+    .flag_note = UP_FEW_REQUESTS_NOTE(UP_PERCENTILE_MIN_REQUESTS),
+};
 
 #define UP_KERNEL_COLUMN(name, kind, field, show) {name, kind, offsetof(up_kernel_record, field), show}
 
@@ -80,8 +114,9 @@ static const up_table_column up_kernel_columns[] = {
 
 #undef UP_KERNEL_COLUMN
 
-static const up_table_spec up_kernel_table = {
-    up_kernel_columns, sizeof up_kernel_columns / sizeof up_kernel_columns[0], sizeof(up_kernel_record)};
+static const up_table_spec up_kernel_table = {.columns = up_kernel_columns,
+                                              .n_columns = sizeof up_kernel_columns / sizeof up_kernel_columns[0],
+                                              .row_size = sizeof(up_kernel_record)};
 
 /* A row of the table by index. */
 static const void *up_row_at(const up_table_spec *spec, const void *rows, int32_t r) {
@@ -136,6 +171,36 @@ static void up_format_cell(char *cell, const up_table_column *col, const void *r
   }
 }
 
+/* The markdown cell of a column: its value, then what the table's markups add from the
+ * row (" +- SPREAD", a trailing "*"). *flagged is set when a "*" was added. */
+static void up_format_markdown_cell(char *cell, const up_table_spec *spec, const up_table_column *col,
+                                    const void *row, bool *flagged) {
+  up_format_cell(cell, col, row, true, "-");
+  if (col->kind == UP_COL_TEXT || !isfinite(up_column_value(col, row))) return;
+  for (int32_t m = 0; m < spec->n_markups; m++) {
+    const up_column_markup *mk = &spec->markups[m];
+    if (strcmp(mk->column, col->name) != 0) continue;
+    const char *field = (const char *)row + mk->offset;
+    const size_t used = strlen(cell);
+    if (mk->kind == UP_MARKUP_SPREAD) {
+      double spread;
+      memcpy(&spread, field, sizeof spread);
+      if (!isfinite(spread)) continue;
+      /* The spread in the value's own format and unit, through a copy of the column. */
+      const up_table_column as_value = {col->name, col->kind, 0, col->show};
+      char text[UP_CELL_MAX];
+      up_format_cell(text, &as_value, &spread, true, "-");
+      snprintf(cell + used, UP_CELL_MAX - used, " +- %s", text);
+    } else {
+      int32_t flag;
+      memcpy(&flag, field, sizeof flag);
+      if (flag == 0) continue;
+      snprintf(cell + used, UP_CELL_MAX - used, "*");
+      *flagged = true;
+    }
+  }
+}
+
 /* Whether some row has a value in the column. */
 static bool up_column_has_value(const up_table_spec *spec, int32_t c, const void *rows, int32_t n_rows) {
   const up_table_column *col = &spec->columns[c];
@@ -171,9 +236,10 @@ static void up_print_markdown(FILE *out, const up_table_spec *spec, const void *
     widths[i] = (int)strlen(spec->columns[cols[i]].name);
     if (widths[i] < 3) widths[i] = 3; /* the separator needs "---" or "--:" */
   }
+  bool flagged = false;
   for (int32_t r = 0; r < n_rows; r++)
     for (int32_t i = 0; i < n_cols; i++) {
-      up_format_cell(cells[r][i], &spec->columns[cols[i]], up_row_at(spec, rows, r), true, "-");
+      up_format_markdown_cell(cells[r][i], spec, &spec->columns[cols[i]], up_row_at(spec, rows, r), &flagged);
       const int len = (int)strlen(cells[r][i]);
       if (len > widths[i]) widths[i] = len;
     }
@@ -194,6 +260,7 @@ static void up_print_markdown(FILE *out, const up_table_spec *spec, const void *
       fprintf(out, "| %*s ", spec->columns[cols[i]].kind == UP_COL_TEXT ? -widths[i] : widths[i], cells[r][i]);
     fprintf(out, "|\n");
   }
+  if (flagged && spec->flag_note) fprintf(out, "\n* %s\n", spec->flag_note);
   free(cells);
 }
 
@@ -231,6 +298,44 @@ static void up_check_json(const void *item, const char *what) {
   if (item == NULL) UP_FATAL("cJSON could not allocate %s", what);
 }
 
+/* Add the row's visible columns to obj, one member each. */
+static void up_add_json_row(cJSON *obj, const up_table_spec *spec, const int32_t *cols, int32_t n_cols,
+                            const void *row) {
+  for (int32_t i = 0; i < n_cols; i++) {
+    const up_table_column *col = &spec->columns[cols[i]];
+    if (col->kind == UP_COL_TEXT) {
+      up_check_json(cJSON_AddStringToObject(obj, col->name, up_column_text(col, row)), "a text cell");
+      continue;
+    }
+    const double v = up_column_value(col, row);
+    /* JSON has no NaN or infinity; a verdict is a boolean. */
+    const cJSON *item = !isfinite(v) ? cJSON_AddNullToObject(obj, col->name)
+                        : col->kind == UP_COL_VERDICT ? cJSON_AddBoolToObject(obj, col->name, v == 1.0)
+                                                      : cJSON_AddNumberToObject(obj, col->name, v);
+    up_check_json(item, "a results value");
+  }
+}
+
+/* One object per line, written compact; the object is freed. */
+static void up_print_json_line(FILE *out, cJSON *obj) {
+  char *text = cJSON_PrintUnformatted(obj);
+  up_check_json(text, "a JSON line");
+  fprintf(out, "%s\n", text);
+  cJSON_free(text);
+  cJSON_Delete(obj);
+}
+
+static void up_print_jsonl(FILE *out, const up_table_spec *spec, const void *rows, int32_t n_rows) {
+  int32_t cols[UP_MAX_COLUMNS];
+  const int32_t n_cols = up_visible_columns(UP_FORMAT_JSON, spec, rows, n_rows, cols);
+  for (int32_t r = 0; r < n_rows; r++) {
+    cJSON *obj = cJSON_CreateObject();
+    up_check_json(obj, "a results row");
+    up_add_json_row(obj, spec, cols, n_cols, up_row_at(spec, rows, r));
+    up_print_json_line(out, obj);
+  }
+}
+
 static void up_print_json(FILE *out, const up_table_spec *spec, const void *rows, int32_t n_rows) {
   int32_t cols[UP_MAX_COLUMNS];
   const int32_t n_cols = up_visible_columns(UP_FORMAT_JSON, spec, rows, n_rows, cols);
@@ -240,20 +345,7 @@ static void up_print_json(FILE *out, const up_table_spec *spec, const void *rows
     cJSON *obj = cJSON_CreateObject();
     up_check_json(obj, "a results row");
     cJSON_AddItemToArray(array, obj);
-    const void *row = up_row_at(spec, rows, r);
-    for (int32_t i = 0; i < n_cols; i++) {
-      const up_table_column *col = &spec->columns[cols[i]];
-      if (col->kind == UP_COL_TEXT) {
-        up_check_json(cJSON_AddStringToObject(obj, col->name, up_column_text(col, row)), "a text cell");
-        continue;
-      }
-      const double v = up_column_value(col, row);
-      /* JSON has no NaN or infinity; a verdict is a boolean. */
-      const cJSON *item = !isfinite(v) ? cJSON_AddNullToObject(obj, col->name)
-                          : col->kind == UP_COL_VERDICT ? cJSON_AddBoolToObject(obj, col->name, v == 1.0)
-                                                        : cJSON_AddNumberToObject(obj, col->name, v);
-      up_check_json(item, "a results value");
-    }
+    up_add_json_row(obj, spec, cols, n_cols, up_row_at(spec, rows, r));
   }
   char *text = cJSON_Print(array);
   up_check_json(text, "the JSON text");
@@ -268,12 +360,29 @@ void up_report_rows_print(FILE *out, up_output_format format, const up_table_spe
     case UP_FORMAT_MARKDOWN: up_print_markdown(out, spec, rows, n_rows); return;
     case UP_FORMAT_CSV: up_print_csv(out, spec, rows, n_rows); return;
     case UP_FORMAT_JSON: up_print_json(out, spec, rows, n_rows); return;
+    case UP_FORMAT_JSONL: up_print_jsonl(out, spec, rows, n_rows); return;
   }
   UP_FATAL("unknown output format %d", (int)format);
 }
 
 void up_report_table_print(FILE *out, up_output_format format, const up_point_summary *rows, int32_t n_rows) {
   up_report_rows_print(out, format, &up_point_table, rows, n_rows);
+}
+
+void up_report_point_jsonl(FILE *out, const up_report_identity *identity, const up_point_summary *row) {
+  int32_t cols[UP_MAX_COLUMNS];
+  const int32_t n_cols = up_visible_columns(UP_FORMAT_JSON, &up_point_table, row, 1, cols);
+  cJSON *obj = cJSON_CreateObject();
+  up_check_json(obj, "a results line");
+  const char *const texts[][2] = {{"tool_version", identity->tool_version}, {"git_commit", identity->git_commit},
+                                  {"backend", identity->backend},           {"device_names", identity->device_names},
+                                  {"model", identity->model}};
+  for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
+    up_check_json(cJSON_AddStringToObject(obj, texts[i][0], texts[i][1] ? texts[i][1] : ""), "an identity field");
+  up_check_json(cJSON_AddNumberToObject(obj, "world_size", identity->world_size), "an identity field");
+  up_add_json_row(obj, &up_point_table, cols, n_cols, row);
+  up_print_json_line(out, obj);
+  fflush(out);
 }
 
 void up_report_kernels_print(FILE *out, up_output_format format, const up_kernel_record *rows, int32_t n_rows) {

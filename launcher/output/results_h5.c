@@ -26,8 +26,8 @@
 
 #include "core/fatal.h"
 
-/* Enough for the widest record (up_point_summary has 48 members). */
-#define UP_TABLE_MAX_FIELDS 56
+/* Enough for the widest record (up_point_summary has 62 members). */
+#define UP_TABLE_MAX_FIELDS 72
 /* Records per chunk of the per-point tables: large enough to keep chunk overhead low
  * for thousands of requests, small enough not to bloat tiny points. */
 #define UP_TABLE_CHUNK_RECORDS 1024
@@ -186,41 +186,72 @@ static const up_field_spec up_summary_specs[] = {
     UP_FIELD(up_point_summary, kv_dense_bytes_per_request, UP_KIND_F64),
     UP_FIELD(up_point_summary, kv_fraction_of_dense, UP_KIND_F64),
     UP_FIELD(up_point_summary, max_resident, UP_KIND_I32),
+    UP_FIELD(up_point_summary, repetitions, UP_KIND_I32),
+    UP_FIELD(up_point_summary, percentiles_few_requests, UP_KIND_I32),
+    UP_FIELD(up_point_summary, ttft_mean_round_std_ms, UP_KIND_F64),
+    UP_FIELD(up_point_summary, tpot_mean_round_std_ms, UP_KIND_F64),
+    UP_FIELD(up_point_summary, itl_mean_round_std_ms, UP_KIND_F64),
+    UP_FIELD(up_point_summary, e2e_mean_round_std_ms, UP_KIND_F64),
+    UP_FIELD(up_point_summary, prefill_tokens_per_s_round_std, UP_KIND_F64),
+    UP_FIELD(up_point_summary, model_tflops_per_s_round_std, UP_KIND_F64),
+    UP_FIELD(up_point_summary, duration_round_std_s, UP_KIND_F64),
+    UP_FIELD(up_point_summary, requests_per_s_round_std, UP_KIND_F64),
+    UP_FIELD(up_point_summary, input_tokens_per_s_round_std, UP_KIND_F64),
+    UP_FIELD(up_point_summary, output_tokens_per_s_round_std, UP_KIND_F64),
+    UP_FIELD(up_point_summary, total_tokens_per_s_round_std, UP_KIND_F64),
+    UP_FIELD(up_point_summary, goodput_requests_per_s_round_std, UP_KIND_F64),
 };
 
+/* The rows of the per-point request and step tables: the engine's record and the round
+ * (--repetitions) it belongs to, which only the sweep knows. */
+typedef struct up_request_row {
+  up_request_record record;
+  int32_t round;
+} up_request_row;
+
+typedef struct up_step_row {
+  up_step_record record;
+  int32_t round;
+} up_step_row;
+
+/* A member of the record inside a row, named as the record names it. */
+#define UP_ROW_FIELD(st, m, kind) {#m, offsetof(st, record.m), sizeof(((st *)0)->record.m), kind}
+
 static const up_field_spec up_request_specs[] = {
-    UP_FIELD(up_request_record, id, UP_KIND_I64),
-    UP_FIELD(up_request_record, rank, UP_KIND_I32),
-    UP_FIELD(up_request_record, status, UP_KIND_I32),
-    UP_FIELD(up_request_record, prompt_len, UP_KIND_I32),
-    UP_FIELD(up_request_record, kept_len, UP_KIND_I32),
-    UP_FIELD(up_request_record, output_len, UP_KIND_I32),
-    UP_FIELD(up_request_record, first_token, UP_KIND_I32),
-    UP_FIELD(up_request_record, arrival_s, UP_KIND_F64),
-    UP_FIELD(up_request_record, admitted_s, UP_KIND_F64),
-    UP_FIELD(up_request_record, first_token_s, UP_KIND_F64),
-    UP_FIELD(up_request_record, finish_s, UP_KIND_F64),
-    UP_FIELD(up_request_record, ttft_ms, UP_KIND_F64),
-    UP_FIELD(up_request_record, tpot_ms, UP_KIND_F64),
-    UP_FIELD(up_request_record, e2e_ms, UP_KIND_F64),
-    UP_FIELD(up_request_record, kv_bytes, UP_KIND_I64),
-    UP_FIELD(up_request_record, kv_held_bytes, UP_KIND_I64),
-    UP_FIELD(up_request_record, kv_dense_bytes, UP_KIND_I64),
-    UP_FIELD(up_request_record, error, UP_KIND_CHARS),
+    UP_ROW_FIELD(up_request_row, id, UP_KIND_I64),
+    UP_ROW_FIELD(up_request_row, rank, UP_KIND_I32),
+    UP_ROW_FIELD(up_request_row, status, UP_KIND_I32),
+    UP_ROW_FIELD(up_request_row, prompt_len, UP_KIND_I32),
+    UP_ROW_FIELD(up_request_row, kept_len, UP_KIND_I32),
+    UP_ROW_FIELD(up_request_row, output_len, UP_KIND_I32),
+    UP_ROW_FIELD(up_request_row, first_token, UP_KIND_I32),
+    UP_ROW_FIELD(up_request_row, arrival_s, UP_KIND_F64),
+    UP_ROW_FIELD(up_request_row, admitted_s, UP_KIND_F64),
+    UP_ROW_FIELD(up_request_row, first_token_s, UP_KIND_F64),
+    UP_ROW_FIELD(up_request_row, finish_s, UP_KIND_F64),
+    UP_ROW_FIELD(up_request_row, ttft_ms, UP_KIND_F64),
+    UP_ROW_FIELD(up_request_row, tpot_ms, UP_KIND_F64),
+    UP_ROW_FIELD(up_request_row, e2e_ms, UP_KIND_F64),
+    UP_ROW_FIELD(up_request_row, kv_bytes, UP_KIND_I64),
+    UP_ROW_FIELD(up_request_row, kv_held_bytes, UP_KIND_I64),
+    UP_ROW_FIELD(up_request_row, kv_dense_bytes, UP_KIND_I64),
+    UP_ROW_FIELD(up_request_row, error, UP_KIND_CHARS),
+    UP_FIELD(up_request_row, round, UP_KIND_I32),
 };
 
 static const up_field_spec up_step_specs[] = {
-    UP_FIELD(up_step_record, index, UP_KIND_I64),
-    UP_FIELD(up_step_record, rank, UP_KIND_I32),
-    UP_FIELD(up_step_record, n_seqs, UP_KIND_I32),
-    UP_FIELD(up_step_record, prefill_tokens, UP_KIND_I64),
-    UP_FIELD(up_step_record, decode_tokens, UP_KIND_I64),
-    UP_FIELD(up_step_record, start_s, UP_KIND_F64),
-    UP_FIELD(up_step_record, end_s, UP_KIND_F64),
-    UP_FIELD(up_step_record, gemm_ms, UP_KIND_F64),
-    UP_FIELD(up_step_record, attention_ms, UP_KIND_F64),
-    UP_FIELD(up_step_record, selection_ms, UP_KIND_F64),
-    UP_FIELD(up_step_record, other_ms, UP_KIND_F64),
+    UP_ROW_FIELD(up_step_row, index, UP_KIND_I64),
+    UP_ROW_FIELD(up_step_row, rank, UP_KIND_I32),
+    UP_ROW_FIELD(up_step_row, n_seqs, UP_KIND_I32),
+    UP_ROW_FIELD(up_step_row, prefill_tokens, UP_KIND_I64),
+    UP_ROW_FIELD(up_step_row, decode_tokens, UP_KIND_I64),
+    UP_ROW_FIELD(up_step_row, start_s, UP_KIND_F64),
+    UP_ROW_FIELD(up_step_row, end_s, UP_KIND_F64),
+    UP_ROW_FIELD(up_step_row, gemm_ms, UP_KIND_F64),
+    UP_ROW_FIELD(up_step_row, attention_ms, UP_KIND_F64),
+    UP_ROW_FIELD(up_step_row, selection_ms, UP_KIND_F64),
+    UP_ROW_FIELD(up_step_row, other_ms, UP_KIND_F64),
+    UP_FIELD(up_step_row, round, UP_KIND_I32),
 };
 
 static const up_field_spec up_eval_sample_specs[] = {
@@ -374,6 +405,7 @@ static const up_field_spec up_point_params_specs[] = {
     UP_FIELD(up_point_params, kv_blocks_peak, UP_KIND_I64),
     UP_FIELD(up_point_params, kv_block_bytes, UP_KIND_I64),
     UP_FIELD(up_point_params, max_resident, UP_KIND_I32),
+    UP_FIELD(up_point_params, repetitions, UP_KIND_I32),
 };
 
 /* A new HDF5 type for one member (the caller closes it): native numbers; a fixed,
@@ -686,9 +718,9 @@ up_results_file *up_results_open(const char *path, const up_run_info *info, char
   f->points = H5I_INVALID_HID;
   if (up_layout_build(&f->summary_layout, "point summary", sizeof(up_point_summary), up_summary_specs,
                       UP_N_SPECS(up_summary_specs), &e) < 0 ||
-      up_layout_build(&f->request_layout, "requests", sizeof(up_request_record), up_request_specs,
+      up_layout_build(&f->request_layout, "requests", sizeof(up_request_row), up_request_specs,
                       UP_N_SPECS(up_request_specs), &e) < 0 ||
-      up_layout_build(&f->step_layout, "steps", sizeof(up_step_record), up_step_specs, UP_N_SPECS(up_step_specs),
+      up_layout_build(&f->step_layout, "steps", sizeof(up_step_row), up_step_specs, UP_N_SPECS(up_step_specs),
                       &e) < 0) {
     goto fail_layouts;
   }
@@ -784,6 +816,28 @@ static int up_check_point_args(const up_point_params *params, const up_point_sum
   return 0;
 }
 
+/* The request and step tables' rows: each record with its round from `rounds` (NULL: round 0). */
+static up_request_row *up_request_rows(const up_point_result *r, const int32_t *rounds) {
+  up_request_row *rows = up_calloc_or_die((size_t)(r->n_requests > 0 ? r->n_requests : 1), sizeof *rows, "request rows");
+  for (int32_t i = 0; i < r->n_requests; i++) rows[i] = (up_request_row){r->requests[i], rounds ? rounds[i] : 0};
+  return rows;
+}
+
+static up_step_row *up_step_rows(const up_point_result *r, const int32_t *rounds) {
+  up_step_row *rows = up_calloc_or_die((size_t)(r->n_steps > 0 ? r->n_steps : 1), sizeof *rows, "step rows");
+  for (int32_t i = 0; i < r->n_steps; i++) rows[i] = (up_step_row){r->steps[i], rounds ? rounds[i] : 0};
+  return rows;
+}
+
+/* The point's "rounds" table: /summary's fields, one row per round. */
+static int up_rounds_write(up_results_file *file, hid_t group, const char *full, const up_point_params *params,
+                           const up_h5_err *e) {
+  up_table_layout layout = file->summary_layout; /* shares the types; only the title differs */
+  layout.title = "point rounds";
+  return up_table_create(group, full, "rounds", &layout, UP_SUMMARY_CHUNK_RECORDS,
+                         (hsize_t)(params->round_rows ? params->n_round_rows : 0), params->round_rows, e);
+}
+
 int up_results_write_point(up_results_file *file, const up_point_params *params, const up_point_summary *summary,
                            const up_point_result *result, char *err, size_t err_size) {
   const up_h5_err e = {.path = file != NULL ? file->path : "(none)", .buf = err, .size = err_size};
@@ -803,12 +857,15 @@ int up_results_write_point(up_results_file *file, const up_point_params *params,
   }
   /* The point's duration is the longest rank's, as in /summary. */
   int rc = 0;
+  up_request_row *request_rows = up_request_rows(result, params->request_rounds);
+  up_step_row *step_rows = up_step_rows(result, params->step_rounds);
   if (up_attrs_write(group, full, params, up_point_params_specs, UP_N_SPECS(up_point_params_specs), &e) < 0 ||
       up_attr_write(group, full, "wall_s", H5T_NATIVE_DOUBLE, &summary->wall_s, &e) < 0 ||
       up_table_create(group, full, "requests", &file->request_layout, UP_TABLE_CHUNK_RECORDS,
-                      (hsize_t)result->n_requests, result->requests, &e) < 0 ||
+                      (hsize_t)result->n_requests, request_rows, &e) < 0 ||
       up_table_create(group, full, "steps", &file->step_layout, UP_TABLE_CHUNK_RECORDS, (hsize_t)result->n_steps,
-                      result->steps, &e) < 0 ||
+                      step_rows, &e) < 0 ||
+      up_rounds_write(file, group, full, params, &e) < 0 ||
       up_matrix_write(group, full, "request_layer_tokens", H5T_NATIVE_INT32, (hsize_t)result->n_requests,
                       (hsize_t)result->n_layers, result->request_layer_tokens, &e) < 0 ||
       up_matrix_write(group, full, "step_layer_tokens", H5T_NATIVE_INT64, (hsize_t)result->n_steps,
@@ -816,6 +873,8 @@ int up_results_write_point(up_results_file *file, const up_point_params *params,
       up_attention_density_write(group, full, result, &e) < 0 || up_token_times_write(group, full, result, &e) < 0) {
     rc = -1;
   }
+  free(request_rows);
+  free(step_rows);
   if (H5Gclose(group) < 0 && rc == 0) {
     up_h5_fail(&e, "cannot close group '%s'", full);
     rc = -1;

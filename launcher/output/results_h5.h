@@ -66,6 +66,13 @@ typedef struct up_point_params {
   int64_t kv_blocks_peak;
   int64_t kv_block_bytes;
   int32_t max_resident;      /* most requests holding KV at once (summed over ranks) */
+  int32_t repetitions;       /* rounds the point's requests ran in (--repetitions) */
+  /* Not attributes: the round of each request row and each step row (NULL: all 0), and
+   * the point's rounds as summary rows, round r in row r (the "rounds" table; NULL: none). */
+  const int32_t *request_rounds;
+  const int32_t *step_rounds;
+  const up_point_summary *round_rows;
+  int32_t n_round_rows;
 } up_point_params;
 
 /* Create the file under its temporary name (its directory must exist and be
@@ -73,7 +80,7 @@ typedef struct up_point_params {
  * and the cause. */
 up_results_file *up_results_open(const char *path, const up_run_info *info, char *err, size_t err_size);
 
-/* Write one point: group /points/NNNN with attributes, tables "requests" and "steps",
+/* Write one point: group /points/NNNN with attributes, tables "requests", "steps" and "rounds",
  * datasets "request_layer_tokens" [n_requests][n_layers], "step_layer_tokens"
  * [n_steps][n_layers], "step_attention_density" [n_steps][n_layers],
  * "attention_density" [n_layers], "token_offsets" [n_requests + 1] and "token_times"

@@ -63,7 +63,31 @@ typedef struct up_point_summary {
   double kv_dense_bytes_per_request; /* mean kv_dense_bytes (dense prefill of the same prompts) */
   double kv_fraction_of_dense;       /* sum kv_bytes / sum kv_dense_bytes (1 for dense) */
   int32_t max_resident;              /* most requests holding KV at once (up_point_result; set by the sweep) */
+  /* --- repetitions: a closed-loop point runs its requests in several rounds (--repetitions).
+   * The means and rates above are then the mean over rounds of each round's value, the
+   * counts, percentiles and request-level std are pooled over every request of every
+   * round, and wall_s is the rounds' sum. Each *_round_std is the sample standard
+   * deviation (n - 1) of that per-round value; NaN with fewer than two rounds that have one. */
+  int32_t repetitions;               /* rounds the point ran (1 for open loop and trace) */
+  int32_t percentiles_few_requests;  /* 1 when the pooled percentiles rest on fewer than
+                                      * UP_PERCENTILE_MIN_REQUESTS successful requests */
+  double ttft_mean_round_std_ms;
+  double tpot_mean_round_std_ms;
+  double itl_mean_round_std_ms;
+  double e2e_mean_round_std_ms;
+  double prefill_tokens_per_s_round_std;
+  double model_tflops_per_s_round_std;
+  double duration_round_std_s;
+  double requests_per_s_round_std;
+  double input_tokens_per_s_round_std;
+  double output_tokens_per_s_round_std;
+  double total_tokens_per_s_round_std;
+  double goodput_requests_per_s_round_std;
 } up_point_summary;
+
+/* Below this many successful requests a p50 / p99 is flagged as resting on few samples
+ * (a p99 of 19 values is the largest one). */
+#define UP_PERCENTILE_MIN_REQUESTS 20
 
 /* Fill everything but the parameters, speedup_vs_dense, predicted_speedup and
  * max_resident (which need the whole sweep or the point result) from the point's records and
@@ -71,6 +95,14 @@ typedef struct up_point_summary {
 void up_point_summary_compute(up_point_summary *sum, const up_request_record *records, int32_t n,
                               const double *token_times, const int64_t *token_offsets, const up_slo *slo,
                               const up_model_config *model, double wall_s);
+
+/* Turn a row computed over every round's records pooled (up_point_summary_compute)
+ * into the point's row: each mean and rate becomes the mean of the rounds' values
+ * (rounds[r], each computed over round r's records alone) with its _round_std beside
+ * it, wall_s the rounds' sum, plus repetitions and percentiles_few_requests. Rounds
+ * whose value is NaN (no successful request) are left out of that value's mean. With
+ * one round the row keeps every value it had. */
+void up_point_summary_combine_rounds(up_point_summary *pooled, const up_point_summary *rounds, int32_t n_rounds);
 
 /* Set speedup_vs_dense of every row from the dense row with the same ctx, concurrency and output length. */
 void up_point_summary_fill_speedups(up_point_summary *rows, int32_t n_rows);

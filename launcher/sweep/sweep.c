@@ -1,7 +1,9 @@
 /* sweep.c — the sweep driver (see sweep.h). Ranks share each point's requests
  * data-parallel: closed-loop slot k belongs to rank k % world, request i to slot i % C;
  * in open-loop and trace workloads request i belongs to rank i % world at its global
- * arrival time. Either way the union of all ranks' requests is the same for any rank count. */
+ * arrival time. Either way the union of all ranks' requests is the same for any rank count.
+ * A closed-loop point runs its requests in --repetitions rounds after one warm-up, each
+ * round split over the ranks the same way (point_rounds.h numbers the rounds' requests). */
 #include "launcher/sweep/sweep.h"
 
 #include <math.h>
@@ -17,12 +19,12 @@
 #include "launcher/mpi_check.h"
 #include "launcher/sweep/point_gather.h"
 #include "launcher/sweep/point_memory.h"
+#include "launcher/sweep/point_rounds.h"
 #include "launcher/sweep/point_summary.h"
 #include "launcher/output/report_table.h"
 #include "launcher/output/results_h5.h"
 #include "launcher/harness.h"
 #include "launcher/run_setup.h"
-#include "launcher/sweep/speed_model.h"
 #include "launcher/sweep/workload_plan.h"
 
 /* One point's share on this rank and the engine sizing that follows from it. */
@@ -165,6 +167,36 @@ static void run_warmup(const up_model *model, const point_plan *p, const up_opti
   up_point_result_free(&res);
   w->ops->destroy(w);
   free(ids);
+}
+
+/* This rank's requests of round r (point_rounds.h numbers them): a closed loop over its
+ * slots, or the timed workload's schedule, which runs in one round. */
+static up_workload *round_workload(const up_options *opt, const up_workload_plan *wp, const point_plan *p,
+                                   const up_model_config *cfg, const up_topology *topo, int32_t round) {
+  const int32_t rank_cap = p->rank_concurrency > 0 ? p->rank_concurrency : 1;
+  if (wp->kind != UP_WORKLOAD_CLOSED_LOOP)
+    return up_workload_plan_source(wp, topo->world_rank, topo->world_size, rank_cap, cfg->n_layers);
+  int64_t *ids = up_malloc_or_die(sizeof(int64_t) * (size_t)(p->rank_requests + 1), "request ids");
+  int32_t n_ids = 0;
+  for (int32_t i = 0; i < p->n_requests; ++i)
+    if ((i % p->concurrency) % topo->world_size == topo->world_rank)
+      ids[n_ids++] = up_round_request_id(round, p->n_requests, i);
+  up_closed_loop_params wl = {.concurrency = rank_cap, .n_requests = n_ids, .request_ids = ids,
+                              .prompt_len = p->ctx, .output_len = opt->output_len, .vocab = cfg->vocab,
+                              .n_layers = cfg->n_layers, .seed = opt->seed, .prompts = &wp->prompts};
+  up_workload *w = up_workload_closed_loop_create(&wl);
+  free(ids);
+  return w;
+}
+
+/* The parameter fields of a summary row (the metrics are point_rounds.c's). */
+static void label_row(up_point_summary *row, int32_t index, const char *method, int32_t ctx, int32_t concurrency,
+                      int32_t output_len) {
+  row->point_index = index;
+  snprintf(row->method, sizeof row->method, "%s", method);
+  row->ctx = ctx;
+  row->concurrency = concurrency;
+  row->output_len = output_len;
 }
 
 /* The point attributes top_p .. drop_layers predate the method description: each
@@ -321,6 +353,12 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
     return up_harness_end(&h, 2);
   }
   const int32_t n_points = n_ctx * opt->n_concurrency * opt->n_methods;
+  const int32_t n_rounds = up_options_repetitions(opt);
+  /* JSONL lines carry the run's identity: every rank's device, gathered once. */
+  char *device_names = opt->format == UP_FORMAT_JSONL ? up_topology_gather_strings(topo, be->device_name) : NULL;
+  const up_report_identity identity = {.tool_version = UNIPREFILL_VERSION, .git_commit = UNIPREFILL_GIT_COMMIT,
+                                       .backend = be->ops->name, .device_names = device_names, .model = cfg.name,
+                                       .world_size = topo->world_size};
   up_point_summary *rows = root ? up_calloc_or_die((size_t)n_points, sizeof(up_point_summary), "summary rows") : NULL;
   const int progress = root && !opt->quiet && isatty(STDERR_FILENO);
   int exit_code = 0;
@@ -340,51 +378,48 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
                   (int)p.ctx, (int)p.concurrency);
         if (opt->gpu_mem_fraction > 0.0f) size_kv_from_free_memory(opt, &cfg, be, point_budget, &p);
         run_warmup(model, &p, opt);
-        const int32_t rank_cap = p.rank_concurrency > 0 ? p.rank_concurrency : 1;
-        int64_t *ids = up_malloc_or_die(sizeof(int64_t) * (size_t)(p.rank_requests + 1), "request ids");
-        up_workload *w = NULL;
-        if (timed) {
-          w = up_workload_plan_source(&wp, topo->world_rank, topo->world_size, rank_cap, cfg.n_layers);
-        } else {
-          int32_t n_ids = 0;
-          for (int32_t i = 0; i < p.n_requests; ++i)
-            if ((i % p.concurrency) % topo->world_size == topo->world_rank) ids[n_ids++] = i;
-          up_closed_loop_params wl = {.concurrency = rank_cap, .n_requests = n_ids, .request_ids = ids,
-                                      .prompt_len = p.ctx, .output_len = opt->output_len, .vocab = cfg.vocab,
-                                      .n_layers = cfg.n_layers, .seed = opt->seed, .prompts = &wp.prompts};
-          w = up_workload_closed_loop_create(&wl);
+        up_point_rounds rounds;
+        if (root) up_point_rounds_init(&rounds, cfg.n_layers);
+        for (int32_t r = 0; r < n_rounds; ++r) {
+          up_workload *w = round_workload(opt, &wp, &p, &cfg, topo, r);
+          up_point_result mine, merged;
+          /* Ranks start each round together: timed arrivals are on each rank's engine clock from here. */
+          UP_CHECK_MPI(MPI_Barrier(MPI_COMM_WORLD));
+          up_engine_run_point(model, &p.engine, &methods[m], w, &mine);
+          w->ops->destroy(w);
+          up_point_gather(topo, &mine, &merged);
+          up_point_result_free(&mine);
+          if (root) up_point_rounds_add(&rounds, &merged);
+          up_point_result_free(&merged);
         }
-        up_point_result mine, merged;
-        /* Ranks start each point together: timed arrivals are on each rank's engine clock from here. */
-        UP_CHECK_MPI(MPI_Barrier(MPI_COMM_WORLD));
-        up_engine_run_point(model, &p.engine, &methods[m], w, &mine);
-        w->ops->destroy(w);
-        free(ids);
-        up_point_gather(topo, &mine, &merged);
-        up_point_result_free(&mine);
         int write_failed = 0;
         if (root) {
           up_point_summary *row = &rows[index];
-          row->point_index = index;
-          snprintf(row->method, sizeof row->method, "%s", methods[m].spec.label);
-          row->ctx = p.ctx;
-          row->concurrency = p.concurrency;
-          row->output_len = timed ? 0 : opt->output_len;
-          up_point_summary_compute(row, merged.requests, merged.n_requests, merged.token_times, merged.token_offsets,
-                                   &opt->slo, &cfg, merged.wall_s);
-          row->predicted_speedup = up_speed_model_predicted_speedup(&cfg, merged.requests, merged.request_layer_tokens,
-                                                                    merged.n_requests);
-          row->max_resident = merged.max_resident;
+          up_point_summary *round_rows = up_calloc_or_die((size_t)n_rounds, sizeof *round_rows, "round rows");
+          up_point_rounds_summarize(&rounds, &opt->slo, &cfg, round_rows, row);
+          const int32_t output_len = timed ? 0 : opt->output_len;
+          label_row(row, index, methods[m].spec.label, p.ctx, p.concurrency, output_len);
+          for (int32_t r = 0; r < n_rounds; ++r)
+            label_row(&round_rows[r], index, methods[m].spec.label, p.ctx, p.concurrency, output_len);
           up_point_summary_fill_speedups(rows, index + 1);
           char layers[512], method_spec[UP_METHOD_TEXT_MAX];
           up_point_params pp;
-          fill_point_params(opt, &wp, &p, &merged, index, layers, sizeof layers, method_spec, sizeof method_spec, &pp);
-          write_failed = up_results_write_point(results, &pp, row, &merged, err, sizeof err) != 0;
+          fill_point_params(opt, &wp, &p, &rounds.all, index, layers, sizeof layers, method_spec, sizeof method_spec,
+                            &pp);
+          pp.n_requests = p.n_requests * n_rounds; /* issued in every round: the rows of the requests table */
+          pp.repetitions = n_rounds;
+          pp.request_rounds = rounds.request_round;
+          pp.step_rounds = rounds.step_round;
+          pp.round_rows = round_rows;
+          pp.n_round_rows = n_rounds;
+          write_failed = up_results_write_point(results, &pp, row, &rounds.all, err, sizeof err) != 0;
+          if (!write_failed && opt->format == UP_FORMAT_JSONL) up_report_point_jsonl(stdout, &identity, row);
           if (progress)
             fprintf(stderr, " ttft %.1f ms, kept %.3f%s\n", row->ttft_mean_ms, row->kept_fraction,
                     row->n_failed ? ", some requests failed" : "");
+          free(round_rows);
+          up_point_rounds_free(&rounds);
         }
-        up_point_result_free(&merged);
         if (up_harness_failed(&h, write_failed, err)) {
           exit_code = 1;
           goto done;
@@ -398,12 +433,14 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
       fprintf(stderr, "uniprefill-bench: error: %s\n", err);
       exit_code = 1;
     }
-    up_report_table_print(stdout, opt->format, rows, n_points);
+    /* JSONL streamed each point as it finished. */
+    if (opt->format != UP_FORMAT_JSONL) up_report_table_print(stdout, opt->format, rows, n_points);
     fflush(stdout);
     up_harness_note_written(&h);
   }
 done:
   free(rows);
+  free(device_names);
   for (int32_t m = 0; m < opt->n_methods; ++m) up_method_destroy(&methods[m]);
   up_model_destroy(model);
   up_workload_plan_free(&wp);

@@ -100,7 +100,7 @@ with h5py.File(sys.argv[1], "r") as f:
     print(f"{sys.argv[1]}: {len(samples)} samples with NaN logits, each scored 0 with a note")
 PY
 # The sweep on the same copy: every request fails with the error status, counted, exit 0.
-"$bin" --model "$work/nan.gguf" --ctx 256 --concurrency 2 --method "$methods" --output-len 2 --warmup 0 --threads 1 \
+"$bin" --model "$work/nan.gguf" --ctx 256 --concurrency 2 --method "$methods" --output-len 2 --warmup 0 --threads 1 --repetitions 1 \
   --quiet -o "$work/nan_sweep.h5" >/dev/null
 "$python" - "$work/nan_sweep.h5" <<'PY'
 import sys

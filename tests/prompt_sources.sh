@@ -20,7 +20,7 @@ model=$(realpath "$model")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
-small=(--concurrency 2 --method dense --output-len 1 --warmup 0 --threads 1)
+small=(--concurrency 2 --method dense --output-len 1 --warmup 0 --threads 1 --repetitions 1)
 
 # check FILE SOURCE LENGTHS...: every point's prompt_source and its requests' prompt lengths.
 check() {
@@ -84,7 +84,7 @@ echo "== a JSONL file: cut or repeated to --ctx in the closed loop, its own leng
   echo
   echo '{"ids": [12, 13, 14]}'
 } >prompts.jsonl
-"$bin" --model "$model" --ctx 4,64 --concurrency 3 --method dense --output-len 1 --warmup 0 --threads 1 --quiet \
+"$bin" --model "$model" --ctx 4,64 --concurrency 3 --method dense --output-len 1 --warmup 0 --threads 1 --quiet --repetitions 1 \
   --prompt-source prompts.jsonl -o file-closed.h5 >/dev/null
 check file-closed.h5 prompts.jsonl 4 4 4 64 64 64
 "$bin" --model "$model" --request-rate inf --requests 3 --concurrency 3 --method dense --warmup 0 --threads 1 \

@@ -3,23 +3,37 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/fatal.h"
 #include "core/file_kind.h"
 #include "engine/checkpoint/json_input.h"
 
-up_line_status up_read_bounded_line(FILE *f, char *buf, size_t max_bytes, size_t *len) {
+up_line_status up_read_bounded_line(FILE *f, char **buf, size_t *cap, size_t max_bytes, size_t *len) {
   size_t n = 0;
   bool any = false, too_long = false;
   int c;
+  if (*cap == 0) {
+    *cap = max_bytes + 1 < 4096 ? max_bytes + 1 : 4096;
+    *buf = up_malloc_or_die(*cap, "input line");
+  }
   while ((c = getc_unlocked(f)) != EOF) {
     any = true;
     if (c == '\n') break;
-    if (n < max_bytes) buf[n++] = (char)c;
-    else too_long = true;
+    if (n == max_bytes) {
+      too_long = true;
+      continue;
+    }
+    if (n + 1 >= *cap) { /* grow by doubling, never past max_bytes + 1 */
+      *cap = *cap * 2 > max_bytes + 1 ? max_bytes + 1 : *cap * 2;
+      *buf = realloc(*buf, *cap);
+      if (!*buf) UP_FATAL("out of host memory for an input line of %zu bytes", *cap);
+    }
+    (*buf)[n++] = (char)c;
   }
-  buf[n] = '\0';
+  (*buf)[n] = '\0';
   *len = n;
   if (!any) return UP_LINE_END_OF_FILE;
   return too_long ? UP_LINE_TOO_LONG : UP_LINE_OK;

@@ -16,9 +16,11 @@
 
 typedef enum up_line_status { UP_LINE_OK, UP_LINE_TOO_LONG, UP_LINE_END_OF_FILE } up_line_status;
 
-/* One line without its '\n' into buf (max_bytes + 1 bytes, NUL-terminated; *len counts
- * embedded NULs too). A longer line is read to its end but not kept (UP_LINE_TOO_LONG). */
-up_line_status up_read_bounded_line(FILE *f, char *buf, size_t max_bytes, size_t *len);
+/* One line without its '\n' into *buf, NUL-terminated (*len counts embedded NULs too).
+ * The buffer grows by doubling up to max_bytes + 1 bytes: start with *buf NULL and *cap
+ * 0, and free *buf after the last line. A longer line is read to its end but not kept
+ * (UP_LINE_TOO_LONG), so memory stays bounded whatever the file holds. */
+up_line_status up_read_bounded_line(FILE *f, char **buf, size_t *cap, size_t max_bytes, size_t *len);
 
 /* Exactly one JSON object on the line (whitespace around it allowed), with distinct keys
  * at every depth. NULL with the reason (no file or line) in why. */

@@ -119,12 +119,13 @@ up_prompt_file *up_prompt_file_read(const char *path, const up_prompt_tokenizer 
   FILE *f = up_open_regular_file(path, "prompt file", err, err_size);
   if (!f) return NULL;
   file_builder b = {.file = up_calloc_or_die(1, sizeof(up_prompt_file), "prompt file")};
-  char *buf = up_malloc_or_die(UP_PROMPT_FILE_MAX_LINE_BYTES + 1, "prompt file line");
+  char *buf = NULL;
+  size_t buf_cap = 0;
   size_t len = 0;
   up_line_status status;
   int64_t line_no = 0;
   bool ok = true;
-  while (ok && (status = up_read_bounded_line(f, buf, UP_PROMPT_FILE_MAX_LINE_BYTES, &len)) != UP_LINE_END_OF_FILE) {
+  while (ok && (status = up_read_bounded_line(f, &buf, &buf_cap, UP_PROMPT_FILE_MAX_LINE_BYTES, &len)) != UP_LINE_END_OF_FILE) {
     ++line_no;
     char *line = buf;
     if (line_no == 1 && len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) line += 3, len -= 3;

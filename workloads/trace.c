@@ -330,11 +330,12 @@ up_trace *up_trace_read(const char *path, up_trace_format format, bool lenient, 
   trace_builder b = {.trace = t};
   azure_columns cols = {.index = {0, 1, 2}, .n_needed = 3};
   bool seen_content = false, ok = true;
-  char *buf = up_malloc_or_die(UP_TRACE_MAX_LINE_BYTES + 1, "trace line");
+  char *buf = NULL;
+  size_t buf_cap = 0;
   size_t len = 0;
   up_line_status status;
   int64_t line_no = 0;
-  while (ok && (status = up_read_bounded_line(f, buf, UP_TRACE_MAX_LINE_BYTES, &len)) != UP_LINE_END_OF_FILE) {
+  while (ok && (status = up_read_bounded_line(f, &buf, &buf_cap, UP_TRACE_MAX_LINE_BYTES, &len)) != UP_LINE_END_OF_FILE) {
     b.line = ++line_no;
     char *line = buf;
     /* A UTF-8 byte order mark (spreadsheet exports write one) is no part of the header. */

@@ -12,6 +12,7 @@
 #include "core/fatal.h"
 #include "core/file_kind.h"
 #include "engine/checkpoint/json_input.h"
+#include "workloads/jsonl_line.h"
 
 const char *up_eval_file_format_name(up_eval_file_format format) {
   switch (format) {
@@ -196,34 +197,6 @@ static bool parse_line(const char *line, size_t len, up_eval_file *file, int64_t
 
 /* ---- the file ----------------------------------------------------------------------- */
 
-typedef enum read_status { READ_LINE, READ_TOO_LONG, READ_END } read_status;
-
-/* One line without its '\n' into *buf (grown as needed up to the cap); a longer line is
- * read to its end but not kept. */
-static read_status next_line(FILE *f, char **buf, size_t *cap, size_t *len) {
-  size_t n = 0;
-  bool any = false, too_long = false;
-  int c;
-  while ((c = getc_unlocked(f)) != EOF) {
-    any = true;
-    if (c == '\n') break;
-    if (n == UP_EVAL_FILE_MAX_LINE_BYTES) {
-      too_long = true;
-      continue;
-    }
-    if (n + 1 >= *cap) {
-      *cap = *cap * 2 > UP_EVAL_FILE_MAX_LINE_BYTES + 1 ? UP_EVAL_FILE_MAX_LINE_BYTES + 1 : *cap * 2;
-      *buf = realloc(*buf, *cap);
-      if (!*buf) UP_FATAL("out of host memory for an eval file line");
-    }
-    (*buf)[n++] = (char)c;
-  }
-  (*buf)[n] = '\0';
-  *len = n;
-  if (!any) return READ_END;
-  return too_long ? READ_TOO_LONG : READ_LINE;
-}
-
 static bool blank(const char *s, size_t len) {
   for (size_t i = 0; i < len; ++i)
     if (!isspace((unsigned char)s[i])) return false;
@@ -236,23 +209,23 @@ up_eval_file *up_eval_file_read(const char *path, bool lenient, char *err, size_
   up_eval_file *file = up_calloc_or_die(1, sizeof *file, "eval file");
   file->path = copy_string(path);
   char *stem = file_stem(path);
-  size_t cap = 4096, len = 0;
-  char *buf = up_malloc_or_die(cap, "eval file line");
+  size_t cap = 0, len = 0;
+  char *buf = NULL;
   int32_t cap_samples = 0;
   int64_t line_no = 0, format_line = 0;
   bool ok = true, any_content = false;
-  read_status status;
-  while (ok && (status = next_line(f, &buf, &cap, &len)) != READ_END) {
+  up_line_status status;
+  while (ok && (status = up_read_bounded_line(f, &buf, &cap, UP_EVAL_FILE_MAX_LINE_BYTES, &len)) != UP_LINE_END_OF_FILE) {
     char *line = buf;
     ++line_no;
     if (line_no == 1 && len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) line += 3, len -= 3;
     while (len > 0 && line[len - 1] == '\r') line[--len] = '\0';
-    if (status == READ_LINE && blank(line, len)) continue;
+    if (status == UP_LINE_OK && blank(line, len)) continue;
     any_content = true;
     line_problem p = {{0}};
     up_eval_file_sample s;
     bool good;
-    if (status == READ_TOO_LONG) good = problem(&p, "line longer than %d bytes", UP_EVAL_FILE_MAX_LINE_BYTES);
+    if (status == UP_LINE_TOO_LONG) good = problem(&p, "line longer than %d bytes", UP_EVAL_FILE_MAX_LINE_BYTES);
     else good = parse_line(line, len, file, &format_line, line_no, stem, &s, &p);
     if (good) {
       if (file->n_samples == cap_samples) {

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # gpu-ab.sh — a before/after check on a lent GPU machine, in one command: build this tree
 # ("after") and an older commit ("before", unpacked in .carry/before) side by side, run
-# `ctest -L gpu` on the tree, optionally a --kernels run (KERNELS: its flags), then dense
-# Llama-3.1-8B 1 x E2E_CTX (default 32k) alternating before / after / before / after.
+# `ctest -L gpu` on the tree, dense Llama-3.1-8B 1 x E2E_CTX (default 32k) alternating
+# before / after / before / after, then optionally a --kernels run (KERNELS: its flags).
 # Prepare here, then carry .carry with the call:
 #   mkdir -p .carry/before .carry/debs && git archive COMMIT | tar -x -C .carry/before
 #   (cd .carry/debs && apt-get download libcjson1 libcjson-dev libpcre2-dev)
@@ -26,10 +26,6 @@ build . "${AFTER:-after}" build_after.log & build .carry/before "${BEFORE:-befor
 [[ -x build-gpu/uniprefill-bench && -x .carry/before/build-gpu/uniprefill-bench ]] || exit 1
 ctest --test-dir build-gpu -L gpu --output-on-failure >"$w/ctest_gpu.log" 2>&1; echo "ctest -L gpu rc=$?"
 grep -E "tests passed|Failed|Skipped|\*\*\*" "$w/ctest_gpu.log"
-if [[ -n ${KERNELS:-} ]]; then
-  timeout 300 build-gpu/uniprefill-bench --kernels --backend cuda --model llama-3.1-8b $KERNELS \
-    -o "$w/kernels.h5" >"$w/kernels.md" 2>"$w/kernels.log"; echo "kernels rc=$?"; cat "$w/kernels.md"
-fi
 for i in 1 2; do for side in before after; do
   bin=build-gpu/uniprefill-bench; extra=${AFTER_ARGS:-}
   [[ $side == before ]] && { bin=.carry/before/build-gpu/uniprefill-bench; extra=; }
@@ -38,3 +34,7 @@ for i in 1 2; do for side in before after; do
     --format csv -o "$w/e2e_${side}_$i.h5" >"$w/e2e_${side}_$i.csv" 2>"$w/e2e_${side}_$i.log"
   echo "$side $i rc=$? $(tail -n +2 "$w/e2e_${side}_$i.csv" | cut -d, -f1-2,6-8 | tr '\n' ' ')"
 done; done
+if [[ -n ${KERNELS:-} ]]; then
+  timeout ${KERNELS_TIMEOUT:-300} build-gpu/uniprefill-bench --kernels --backend cuda --model llama-3.1-8b $KERNELS \
+    -o "$w/kernels.h5" >"$w/kernels.md" 2>"$w/kernels.log"; echo "kernels rc=$?"; cat "$w/kernels.md"
+fi

@@ -24,7 +24,7 @@ build() { # dir commit log
 }
 build . "${AFTER:-after}" build_after.log & build .carry/before "${BEFORE:-before}" build_before.log & wait
 [[ -x build-gpu/uniprefill-bench && -x .carry/before/build-gpu/uniprefill-bench ]] || exit 1
-ctest --test-dir build-gpu -L gpu --output-on-failure >"$w/ctest_gpu.log" 2>&1; echo "ctest -L gpu rc=$?"
+timeout ${CTEST_TIMEOUT:-300} ctest --test-dir build-gpu -L gpu --output-on-failure >"$w/ctest_gpu.log" 2>&1; echo "ctest -L gpu rc=$?"
 grep -E "tests passed|Failed|Skipped|\*\*\*" "$w/ctest_gpu.log"
 for i in 1 2; do for side in before after; do
   bin=build-gpu/uniprefill-bench; extra=${AFTER_ARGS:-}

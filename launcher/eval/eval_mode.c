@@ -138,14 +138,7 @@ static bool open_inputs(const up_options *opt, up_backend *be, eval_inputs *in, 
   if (!opt->eval_tasks[0]) {
     /* --eval-file alone: no generated task, so no haystack to load. */
   } else if (opt->eval_corpus[0]) {
-    /* A comma-separated list of files. */
-    char buf[UP_PATH_MAX];
-    snprintf(buf, sizeof buf, "%s", opt->eval_corpus);
-    const char *paths[16];
-    int32_t n = 0;
-    for (char *save = NULL, *p = strtok_r(buf, ",", &save); p && n < 16; p = strtok_r(NULL, ",", &save))
-      paths[n++] = p;
-    in->corpus = up_haystack_corpus_load(paths, n, err, err_size);
+    in->corpus = up_haystack_corpus_load_list(opt->eval_corpus, err, err_size);
   } else {
     in->corpus = up_haystack_corpus_load_default(err, err_size);
   }

@@ -18,7 +18,7 @@ exits_2_with() {
   "$bin" "$@" >"$work/stdout" 2>"$work/stderr"
   local rc=$?
   if [[ $rc -ne 2 ]]; then
-    echo "FAIL: '$*' exited $rc, expected 2"; return 1
+    echo "FAIL: '$*' exited $rc, expected 2; its stderr:"; head -n 60 "$work/stderr"; return 1
   elif ! grep -q -- "$pattern" "$work/stderr"; then
     echo "FAIL: '$*' stderr lacks '$pattern':"; cat "$work/stderr"; return 1
   fi

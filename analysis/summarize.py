@@ -35,13 +35,15 @@ def markdown_table(names, rows):
     lines = ["| " + " | ".join(names) + " |",
              "|" + "|".join("---" for _ in names) + "|"]
     for row in rows:
-        lines.append("| " + " | ".join(format_cell(row[n]) for n in names) + " |")
+        lines.append("| " + " | ".join(format_cell(row.get(n)) for n in names) + " |")
     return "\n".join(lines)
 
 
-# The /kernels columns worth reading at a glance (the file has every field).
+# The /kernels columns worth reading at a glance (the file has every field; a column an
+# older file lacks shows "-"). error is the case's normalised error against the CPU
+# reference, measured before it was timed.
 KERNEL_COLUMNS = ("label", "shape", "rank", "median_ms", "min_ms", "tflops_per_s", "gb_per_s", "floor_ms",
-                  "floor_fraction", "kept_fraction", "target", "target_met", "goal_met")
+                  "floor_fraction", "error", "error_limit", "kept_fraction", "target", "target_met", "goal_met")
 VERDICTS = {1: "met", 0: "missed"}
 
 
@@ -60,7 +62,10 @@ def kernels_section(run):
 
 # The /eval_summary columns of the pooled ("all") rows, in display order.
 EVAL_COLUMNS = ("method", "ctx", "n_samples", "prompt_tokens_mean", "accuracy", "top1_agreement", "kl_mean",
-                "kl_max", "kept_fraction", "kept_after_drops")
+                "kl_max", "top1_content_agreement", "kl_content_mean", "same_answer", "needle_survival",
+                "kept_fraction", "kept_after_drops")
+# Columns run files written before the fidelity diagnostics lack: shown as "-".
+EVAL_OPTIONAL_COLUMNS = ("top1_content_agreement", "kl_content_mean", "same_answer", "needle_survival")
 EVAL_ALL_TASKS = "all"
 
 
@@ -73,6 +78,9 @@ def eval_section(run):
         if row["task"] == EVAL_ALL_TASKS:
             shown = dict(row)
             shown["kept_after_drops"] = row["kept_after_drops"] or None
+            for name in EVAL_OPTIONAL_COLUMNS:
+                value = row.get(name)
+                shown[name] = None if value in ("", b"") else value  # 0 is a value, "" is none
             pooled.append(shown)
     tasks = list(dict.fromkeys(r["task"] for r in run.eval.summary if r["task"] != EVAL_ALL_TASKS))
     per_task = {}  # (method, ctx) -> a row with one accuracy column per task
@@ -82,7 +90,9 @@ def eval_section(run):
                                         dict({"method": row["method"], "ctx": row["ctx"]}, **dict.fromkeys(tasks)))
             entry[row["task"]] = row["accuracy"]
     text = ("## eval\n\nAll tasks pooled; top-1 agreement and KL(dense || method, nats) at the answer "
-            "position; kept fraction = prompt rows over all layers / (layers x prompt tokens); "
+            "position, and at the first answer token that carries content (dense's); same answer = share "
+            "of answers identical to dense's; needle survival = share of samples whose needle tokens all "
+            "survived each drop layer; kept fraction = prompt rows over all layers / (layers x prompt tokens); "
             "kept after drops = rows entering the layer after each drop layer / prompt tokens.\n\n"
             + markdown_table(EVAL_COLUMNS, pooled))
     if tasks:

@@ -8,6 +8,7 @@ It writes the small fixture tests/test_gated_deltanet_fixture.c compares the C C
 with:
 
     gated_deltanet_reference.py OUT.txt
+    gated_deltanet_reference.py --check FIXTURE.txt   (exit 1 unless FIXTURE is what it writes)
 
 Two cases on one set of weights (2 key heads, 4 value heads of 16, conv width 4):
 `fresh`, 80 tokens from zero states (one full chunk and a short one, through the
@@ -130,7 +131,8 @@ def layer_core(p, mixed, a, b, z, conv_state, state, form):
 
 
 def main(argv):
-    if len(argv) != 2:
+    check = len(argv) == 3 and argv[1] == "--check"
+    if len(argv) != 2 and not check:
         print(__doc__, file=sys.stderr)
         return 2
     rng = np.random.default_rng(14)
@@ -155,14 +157,26 @@ def main(argv):
         arrays["state_in"] = state
         arrays.update(out=y, state_out=S, conv_state_out=conv_next)
         cases.append((name, with_state, arrays))
+    line = lambda key, arr: f"{key} {arr.size} " + " ".join(f"{x:.9g}" for x in arr.ravel()) + "\n"
+    text = f"shape {HK} {HV} {D} {WIDTH}\n"
+    text += "".join(line(key, p[key]) for key in ("conv_weight", "a_log", "dt_bias", "norm_weight"))
+    for name, with_state, arrays in cases:
+        text += f"case {name} {arrays['mixed'].shape[0]} {int(with_state)}\n"
+        text += "".join(line(key, arr) for key, arr in arrays.items())
+    if check:
+        try:
+            with open(argv[2]) as f:
+                same = f.read() == text
+        except OSError as err:
+            print(f"cannot read {argv[2]}: {err}", file=sys.stderr)
+            return 2
+        if not same:
+            print(f"{argv[2]} is not what this script writes: regenerate it", file=sys.stderr)
+            return 1
+        print(f"{argv[2]} is current")
+        return 0
     with open(argv[1], "w") as f:
-        f.write(f"shape {HK} {HV} {D} {WIDTH}\n")
-        for key in ("conv_weight", "a_log", "dt_bias", "norm_weight"):
-            f.write(f"{key} {p[key].size} " + " ".join(f"{x:.9g}" for x in p[key].ravel()) + "\n")
-        for name, with_state, arrays in cases:
-            f.write(f"case {name} {arrays['mixed'].shape[0]} {int(with_state)}\n")
-            for key, arr in arrays.items():
-                f.write(f"{key} {arr.size} " + " ".join(f"{x:.9g}" for x in arr.ravel()) + "\n")
+        f.write(text)
     return 0
 
 

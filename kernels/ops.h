@@ -82,6 +82,35 @@ typedef enum up_phase {
   UP_PHASE_COUNT = 4
 } up_phase;
 
+/* --- Qwen3-Next op types (issue 14; the ops are the last section of up_backend_ops) --- */
+
+/* The sequences of a packed batch as the recurrent (state-carrying) ops see them: each
+ * sequence owns one state slot, which the op reads as its starting state when
+ * has_initial_state[s] is nonzero (a cached prefix continues, or a decode step) and
+ * zeros otherwise, and which holds the state after the sequence's last row when the op
+ * returns. A one-row sequence with a state is a decode step: the same op, no other path.
+ * All arrays are backend memory. */
+typedef struct up_recurrent_batch {
+  int32_t n_seqs;
+  int32_t n_tokens;
+  const int32_t *cu_seqlens;        /* [n_seqs + 1], as for attention */
+  const int32_t *state_slots;       /* [n_seqs] slot of each sequence in the state pools */
+  const int32_t *has_initial_state; /* [n_seqs] nonzero: start from the slot's state */
+} up_recurrent_batch;
+
+/* Gated DeltaNet heads (../shared/HYBRIDS.md C.3): n_value_heads is a multiple of
+ * n_key_heads and value head j reads key head j / (n_value_heads / n_key_heads)
+ * (grouped, the checkpoint's order). q and k rows hold n_key_heads*head_dim values,
+ * v rows n_value_heads*head_dim; the three share one row stride (they are slices of
+ * the convolved q|k|v row). */
+typedef struct up_gdn_shape {
+  int32_t n_key_heads;
+  int32_t n_value_heads;
+  int32_t head_dim;   /* dk = dv */
+  int32_t qkv_stride; /* values from one row of q (and of k, v) to the next */
+  float scale;        /* multiplies the l2-normalised queries: 1/sqrt(head_dim) */
+} up_gdn_shape;
+
 typedef struct up_backend up_backend;
 
 /* A method kernel as the op table hands it out: a generic function pointer, cast back
@@ -165,6 +194,66 @@ typedef struct up_backend_ops {
    * to ms[UP_PHASE_COUNT], and start over. Device time on a GPU (events on the stream),
    * wall time on the CPU. */
   void (*phase_collect)(up_backend *be, double *ms);
+
+  /* --- Qwen3-Next ops (issue 14: ../shared/HYBRIDS.md C.3-C.8) --------------------
+   * Gated DeltaNet, MoE routing and the gated attention's helpers. CPU reference in
+   * kernels/cpu/cpu_{causal_conv,gated_deltanet,moe,gated_attention}.c, CUDA in
+   * kernels/cuda/deltanet/. g, beta, router weights and the DeltaNet state are fp32
+   * backend memory whatever the activation dtype; everything else follows the header. */
+  /* Depthwise causal conv over each sequence of the batch, then SiLU:
+   * out[t][c] = silu(sum_j weight[c][j] * x[t - width + 1 + j][c]), where rows before the
+   * sequence's first come from conv_state (oldest first) when it has an initial state,
+   * else are zero. x rows are x_stride values apart, out is [n_tokens][channels].
+   * conv_state: activation dtype [slots][width - 1][channels] (pre-conv inputs, so the
+   * dtype loses nothing); it ends holding each sequence's last width - 1 inputs. */
+  void (*causal_conv1d)(up_backend *be, void *out, const void *x, int32_t x_stride, const void *weight,
+                        void *conv_state, const up_recurrent_batch *batch, int32_t channels, int32_t width);
+  /* Per token and value head: g = -exp(a_log[h]) * softplus(a[t][h] + dt_bias[h])
+   * (softplus(x) = x above 20, as torch) and beta = sigmoid(b[t][h]); a and b rows are
+   * ab_stride values apart; g and beta are fp32 [n_tokens][n_heads]. */
+  void (*gdn_gates)(up_backend *be, float *g, float *beta, const void *a, const void *b, int32_t ab_stride,
+                    const void *a_log, const void *dt_bias, int32_t n_tokens, int32_t n_heads);
+  /* The gated delta rule over every sequence of the batch (C.3 step 4-5), chunked by 64
+   * rows from each sequence's start (C.4): q and k are l2-normalised per head (eps 1e-6
+   * inside the root), q scaled by shape->scale; state is fp32
+   * [slots][n_value_heads][head_dim (k)][head_dim (v)]; out [n_tokens][n_value_heads *
+   * head_dim]. Equal to the per-token recurrence up to rounding. */
+  void (*gated_deltanet)(up_backend *be, void *out, const void *q, const void *k, const void *v, const float *g,
+                         const float *beta, float *state, const up_recurrent_batch *batch, const up_gdn_shape *shape);
+  /* out[t][h] = x[t][h] / rms(x[t][h]) * weight * silu(z[t][h]) per head of head_dim
+   * values (plain weight, not 1 + w); x and out are [n_tokens][n_heads*head_dim], z
+   * rows are z_stride values apart. */
+  void (*gated_rmsnorm)(up_backend *be, void *out, const void *x, const void *z, int32_t z_stride,
+                        const void *weight, int32_t n_tokens, int32_t n_heads, int32_t head_dim, float eps);
+  /* The MoE router: fp32 softmax of each logits row over n_experts, its top_k
+   * probabilities in descending order (the lower expert first on ties) into experts
+   * (int32 [n_tokens][top_k]) and weights (fp32, divided by their sum when renormalize). */
+  void (*moe_route)(up_backend *be, float *weights, int32_t *experts, const void *logits, int32_t n_tokens,
+                    int32_t n_experts, int32_t top_k, int32_t renormalize);
+  /* Groups the n_tokens*top_k (token, choice) pairs by expert, in pair order within an
+   * expert: source_rows[i] is the token of the i-th grouped pair (gather_rows makes the
+   * experts' inputs with it), slot_of[t*top_k + j] where pair (t, j) went, and
+   * expert_offsets_host[e] .. [e + 1] the grouped rows of expert e (host, n_experts + 1
+   * values: the caller sizes each expert's GEMM from them, so this op waits). */
+  void (*moe_sort)(up_backend *be, int32_t *source_rows, int32_t *slot_of, int32_t *expert_offsets_host,
+                   const int32_t *experts, int32_t n_tokens, int32_t top_k, int32_t n_experts);
+  /* out[t] = sum_j weights[t][j] * expert_out[slot_of[t*top_k + j]], plus
+   * sigmoid(shared_gate[t]) * shared_out[t] when shared_out is not NULL (shared_gate:
+   * one logit per token); rows of dim values. */
+  void (*moe_combine)(up_backend *be, void *out, const void *expert_out, const int32_t *slot_of,
+                      const float *weights, const void *shared_out, const void *shared_gate, int32_t n_tokens,
+                      int32_t top_k, int32_t dim);
+  /* qg rows hold n_heads x [query (head_dim) | gate (head_dim)]: the queries go to q
+   * (rows q_stride values apart, e.g. the fused qkv row), the gates to gate
+   * [n_tokens][n_heads*head_dim]. */
+  void (*split_query_gate)(up_backend *be, void *q, int32_t q_stride, void *gate, const void *qg, int32_t n_tokens,
+                           int32_t n_heads, int32_t head_dim);
+  /* x[r][i] *= sigmoid(gate[r][i]): the attention output gate. */
+  void (*sigmoid_gate)(up_backend *be, void *x, const void *gate, int32_t n_rows, int32_t dim);
+  /* rope (above) on the first rotary_dim dims of each query and key head only, pairs
+   * (i, i + rotary_dim/2); inv_freq holds rotary_dim/2 frequencies; the other dims pass. */
+  void (*rope_partial)(up_backend *be, void *qkv, const int32_t *positions, const float *inv_freq,
+                       int32_t n_tokens, const up_attn_shape *shape, int32_t rotary_dim);
 
   /* --- lifetime ---------------------------------------------------------- */
   void (*destroy)(up_backend *be);

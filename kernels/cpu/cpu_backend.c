@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/cpu/cpu_deltanet.h"
+#include "kernels/cpu/cpu_moe.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "core/clock.h"
 #include "kernels/cpu/host_memory.h"
@@ -113,6 +115,17 @@ static const up_backend_ops cpu_op_table = {
     .method_kernel = cpu_method_kernel,
     .phase_mark = cpu_phase_mark,
     .phase_collect = cpu_phase_collect,
+    /* Qwen3-Next ops (issue 14): cpu_causal_conv.c, cpu_gated_deltanet.c, cpu_moe.c, cpu_gated_attention.c */
+    .causal_conv1d = up_cpu_causal_conv1d,
+    .gdn_gates = up_cpu_gdn_gates,
+    .gated_deltanet = up_cpu_gated_deltanet,
+    .gated_rmsnorm = up_cpu_gated_rmsnorm,
+    .moe_route = up_cpu_moe_route,
+    .moe_sort = up_cpu_moe_sort,
+    .moe_combine = up_cpu_moe_combine,
+    .split_query_gate = up_cpu_split_query_gate,
+    .sigmoid_gate = up_cpu_sigmoid_gate,
+    .rope_partial = up_cpu_rope_partial,
     .destroy = cpu_destroy,
 };
 

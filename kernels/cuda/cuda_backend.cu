@@ -12,6 +12,7 @@
 #include "kernels/cuda/attention/cuda_attention.h"
 #include "kernels/cuda/cuda_backend_impl.h"
 #include "kernels/cuda/cuda_device.h"
+#include "kernels/cuda/deltanet/deltanet_ops.h"
 #include "kernels/cuda/selection/uniprefill_select.h"
 #include "kernels/method_kernels.h"
 
@@ -167,6 +168,17 @@ static const up_backend_ops cuda_op_table = {
     .method_kernel = cuda_method_kernel,
     .phase_mark = up_cuda_phase_mark,
     .phase_collect = up_cuda_phase_collect,
+    /* Qwen3-Next ops (issue 14): kernels/cuda/deltanet/ */
+    .causal_conv1d = up_cuda_causal_conv1d,
+    .gdn_gates = up_cuda_gdn_gates,
+    .gated_deltanet = up_cuda_gated_deltanet,
+    .gated_rmsnorm = up_cuda_gated_rmsnorm,
+    .moe_route = up_cuda_moe_route,
+    .moe_sort = up_cuda_moe_sort,
+    .moe_combine = up_cuda_moe_combine,
+    .split_query_gate = up_cuda_split_query_gate,
+    .sigmoid_gate = up_cuda_sigmoid_gate,
+    .rope_partial = up_cuda_rope_partial,
     .destroy = cuda_destroy,
 };
 

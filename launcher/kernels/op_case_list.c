@@ -13,6 +13,7 @@
 
 #include "core/fatal.h"
 #include "engine/model/model_config.h"
+#include "kernels/op_cases/case_qwen.h"
 #include "launcher/kernels/kernel_cases.h"
 
 #define UP_VALUES_TOL 2e-2
@@ -249,6 +250,71 @@ static void add_selection(case_list *l) {
   }
 }
 
+/* --- Qwen3-Next ops (issue 14; drivers in kernels/op_cases/case_qwen.h) ----------------
+ * Shapes of Qwen3-Next-80B-A3B (../shared/HYBRIDS.md C.1), written out here until its
+ * preset lands (then they come from it): DeltaNet 16 key / 32 value heads of 128,
+ * attention 16 / 2 heads of 256, 512 experts, top 10, hidden 2048. Small shapes beside
+ * them run CPU against CPU in test_op_cases; the 8192-row prefill is the GPU's (and
+ * its time, printed by gpu_ops_test, the first-cut kernel's). */
+enum { QN_KEY_HEADS = 16, QN_VALUE_HEADS = 32, QN_GDN_DIM = 128, QN_HEADS = 16, QN_KV_HEADS = 2, QN_HEAD_DIM = 256,
+       QN_EXPERTS = 512, QN_TOP_K = 10, QN_HIDDEN = 2048 };
+
+static void add_qwen3_next_ops(case_list *l) {
+  const up_attn_shape gdn = {QN_VALUE_HEADS, QN_KEY_HEADS, QN_GDN_DIM, 0.0f}, gdn_small = {4, 2, 32, 0.0f};
+  /* Lengths at, below and above the 64-row chunk, decode rows (1 row from a state) and
+   * a prefill continuing a cached prefix. */
+  const int32_t rows[6] = {1, 63, 64, 65, 200, 1}, prior[6] = {0, 0, 0, 1, 1, 1};
+  const struct {
+    const char *name;
+    up_attn_shape shape;
+    int32_t n_seqs;
+    const int32_t *rows, *prior;
+  } batches[] = {
+      {"4/2 heads x 32 mixed", gdn_small, 6, rows, prior},
+      {"Qwen3-Next 32/16 heads x 128 mixed", gdn, 6, rows, prior},
+      {"Qwen3-Next 32/16 heads x 128 decode", gdn, 4, (const int32_t[]){1, 1, 1, 1}, (const int32_t[]){1, 1, 1, 1}},
+      {"Qwen3-Next 32/16 heads x 128 prefill 8192", gdn, 1, (const int32_t[]){8192}, (const int32_t[]){0}},
+  };
+  for (size_t i = 0; i < sizeof batches / sizeof batches[0]; ++i) {
+    up_op_case *c = add(l, &up_op_gated_deltanet, UP_VALUES_TOL, "gated_deltanet %s", batches[i].name);
+    set_batch(c, batches[i].shape, 16, batches[i].n_seqs, batches[i].rows, batches[i].prior, NULL);
+    if (i < 3) {
+      c = add(l, &up_op_causal_conv1d, UP_VALUES_TOL, "causal_conv1d %s", batches[i].name);
+      set_batch(c, batches[i].shape, 16, batches[i].n_seqs, batches[i].rows, batches[i].prior, NULL);
+    }
+  }
+  add(l, &up_op_gdn_gates, UP_VALUES_TOL, "gdn_gates 300 x %d heads", QN_VALUE_HEADS)->rows =
+      (up_op_rows_dims){300, QN_VALUE_HEADS, 0};
+  add(l, &up_op_gdn_gates, UP_VALUES_TOL, "gdn_gates 7 x 3 heads")->rows = (up_op_rows_dims){7, 3, 0};
+  add(l, &up_op_gated_rmsnorm, UP_VALUES_TOL, "gated_rmsnorm 300 x %d heads x %d", QN_VALUE_HEADS, QN_GDN_DIM)->rows =
+      (up_op_rows_dims){300, QN_GDN_DIM, QN_VALUE_HEADS};
+  add(l, &up_op_gated_rmsnorm, UP_VALUES_TOL, "gated_rmsnorm 5 x 3 heads x 37")->rows = (up_op_rows_dims){5, 37, 3};
+  add(l, &up_op_moe_route, UP_VALUES_TOL, "moe_route 300 x top %d of %d", QN_TOP_K, QN_EXPERTS)->rows =
+      (up_op_rows_dims){300, QN_EXPERTS, QN_TOP_K};
+  add(l, &up_op_moe_route, UP_VALUES_TOL, "moe_route 9 x top 2 of 6")->rows = (up_op_rows_dims){9, 6, 2};
+  add(l, &up_op_moe_sort, UP_EXACT, "moe_sort 300 x top %d of %d", QN_TOP_K, QN_EXPERTS)->rows =
+      (up_op_rows_dims){300, QN_EXPERTS, QN_TOP_K};
+  add(l, &up_op_moe_sort, UP_EXACT, "moe_sort 4096 x top %d of %d", QN_TOP_K, QN_EXPERTS)->rows =
+      (up_op_rows_dims){4096, QN_EXPERTS, QN_TOP_K};
+  add(l, &up_op_moe_sort, UP_EXACT, "moe_sort 9 x top 2 of 6")->rows = (up_op_rows_dims){9, 6, 2};
+  add(l, &up_op_moe_combine, UP_VALUES_TOL, "moe_combine 300 x top %d x %d + shared", QN_TOP_K, QN_HIDDEN)->gemm =
+      (up_op_gemm_dims){300, QN_HIDDEN, QN_TOP_K, 1};
+  add(l, &up_op_moe_combine, UP_VALUES_TOL, "moe_combine 5 x top 2 x 7")->gemm = (up_op_gemm_dims){5, 7, 2, 0};
+  const up_op_rope_dims attn = {heads(QN_HEADS, QN_KV_HEADS, QN_HEAD_DIM), 300, 0, NULL};
+  const up_op_rope_dims attn_late = {heads(QN_HEADS, QN_KV_HEADS, QN_HEAD_DIM), 64, 262080, NULL};
+  const up_op_rope_dims odd = {heads(3, 1, 12), 7, 5, NULL};
+  add(l, &up_op_split_query_gate, UP_VALUES_TOL, "split_query_gate 300 x %d heads x %d", QN_HEADS, QN_HEAD_DIM)->rope =
+      attn;
+  add(l, &up_op_split_query_gate, UP_VALUES_TOL, "split_query_gate 7 x 3 heads x 12")->rope = odd;
+  add(l, &up_op_sigmoid_gate, UP_VALUES_TOL, "sigmoid_gate 300 x %d", QN_HEADS * QN_HEAD_DIM)->rope = attn;
+  add(l, &up_op_sigmoid_gate, UP_VALUES_TOL, "sigmoid_gate 7 x 36")->rope = odd;
+  add(l, &up_op_rope_partial, UP_VALUES_TOL, "rope_partial 64 of %d, 300 tokens at 0", QN_HEAD_DIM)->rope = attn;
+  add(l, &up_op_rope_partial, UP_VALUES_TOL, "rope_partial 64 of %d, 64 tokens at 262080", QN_HEAD_DIM)->rope =
+      attn_late;
+  add(l, &up_op_rope_partial, UP_VALUES_TOL, "rope_partial 4 of 16, 7 tokens at 5")->rope =
+      (up_op_rope_dims){heads(3, 1, 16), 7, 5, NULL};
+}
+
 int32_t up_op_case_list(up_op_case **cases) {
   const up_model_config *llama = up_model_preset_find("llama-3.1-8b");
   UP_ASSERT(llama != NULL, "the llama-3.1-8b preset is missing");
@@ -262,6 +328,7 @@ int32_t up_op_case_list(up_op_case **cases) {
   add_matmul(&l, llama);
   add_attention(&l);
   add_selection(&l);
+  add_qwen3_next_ops(&l);
   *cases = l.cases;
   return l.n;
 }

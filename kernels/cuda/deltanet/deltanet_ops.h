@@ -1,0 +1,56 @@
+/* deltanet_ops.h — private to kernels/cuda: the CUDA versions of the Qwen3-Next ops of
+ * kernels/ops.h (issue 14) that cuda_backend.cu puts in its table, and the helpers the
+ * .cu files of this folder share. bf16 activations, fp32 arithmetic, and fp32 g, beta,
+ * router weights and DeltaNet state, as the op contracts say. */
+#ifndef UP_CUDA_DELTANET_OPS_H
+#define UP_CUDA_DELTANET_OPS_H
+
+#include "kernels/cuda/cuda_backend_impl.h"
+
+/* Blocks for a grid-stride loop over n items of 256 threads, capped (the loops stride). */
+static inline unsigned up_deltanet_blocks(int64_t n) {
+  const int64_t blocks = (n + 255) / 256;
+  return (unsigned)(blocks < 1 ? 1 : blocks < (1 << 20) ? blocks : (1 << 20));
+}
+
+/* Index of the sequence that owns row t of a packed batch: the last s with cu[s] <= t. */
+static __device__ __forceinline__ int32_t up_deltanet_seq_of(const int32_t *cu, int32_t n_seqs, int32_t t) {
+  int32_t lo = 0, hi = n_seqs - 1;
+  while (lo < hi) {
+    const int32_t mid = (lo + hi + 1) / 2;
+    if (cu[mid] <= t) lo = mid; else hi = mid - 1;
+  }
+  return lo;
+}
+
+static __device__ __forceinline__ float up_deltanet_sigmoid(float x) { return 1.0f / (1.0f + __expf(-x)); }
+
+extern "C" {
+/* cuda_causal_conv.cu */
+void up_cuda_causal_conv1d(up_backend *be, void *out, const void *x, int32_t x_stride, const void *weight,
+                           void *conv_state, const up_recurrent_batch *batch, int32_t channels, int32_t width);
+/* cuda_gated_deltanet.cu */
+void up_cuda_gdn_gates(up_backend *be, float *g, float *beta, const void *a, const void *b, int32_t ab_stride,
+                       const void *a_log, const void *dt_bias, int32_t n_tokens, int32_t n_heads);
+void up_cuda_gated_deltanet(up_backend *be, void *out, const void *q, const void *k, const void *v, const float *g,
+                            const float *beta, float *state, const up_recurrent_batch *batch,
+                            const up_gdn_shape *shape);
+void up_cuda_gated_rmsnorm(up_backend *be, void *out, const void *x, const void *z, int32_t z_stride,
+                           const void *weight, int32_t n_tokens, int32_t n_heads, int32_t head_dim, float eps);
+/* cuda_moe.cu */
+void up_cuda_moe_route(up_backend *be, float *weights, int32_t *experts, const void *logits, int32_t n_tokens,
+                       int32_t n_experts, int32_t top_k, int32_t renormalize);
+void up_cuda_moe_sort(up_backend *be, int32_t *source_rows, int32_t *slot_of, int32_t *expert_offsets_host,
+                      const int32_t *experts, int32_t n_tokens, int32_t top_k, int32_t n_experts);
+void up_cuda_moe_combine(up_backend *be, void *out, const void *expert_out, const int32_t *slot_of,
+                         const float *weights, const void *shared_out, const void *shared_gate, int32_t n_tokens,
+                         int32_t top_k, int32_t dim);
+/* cuda_gated_attention.cu */
+void up_cuda_split_query_gate(up_backend *be, void *q, int32_t q_stride, void *gate, const void *qg,
+                              int32_t n_tokens, int32_t n_heads, int32_t head_dim);
+void up_cuda_sigmoid_gate(up_backend *be, void *x, const void *gate, int32_t n_rows, int32_t dim);
+void up_cuda_rope_partial(up_backend *be, void *qkv, const int32_t *positions, const float *inv_freq,
+                          int32_t n_tokens, const up_attn_shape *shape, int32_t rotary_dim);
+}
+
+#endif

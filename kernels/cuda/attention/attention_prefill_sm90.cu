@@ -22,18 +22,20 @@ constexpr int THREADS = 256; /* two warpgroups */
 
 #if UP_ATTN_HAVE_WGMMA
 /* Copy BN cache entries from key `first` of one kv head into a swizzled tile; entries
- * at or past kv_len become zeros (masked later; the block table may hold anything).
- * The pool row of each of the thread's entries (-1 past kv_len) goes to rows, so that
+ * at or past kv_len, or (WINDOW) before k_lo, the first any row of the CTA sees, become
+ * zeros (masked later; the block table may hold anything there, -1 behind a window).
+ * The pool row of each of the thread's entries (-1 where zeroed) goes to rows, so that
  * the V tile of the same keys can skip the block-table lookups. */
+template <bool WINDOW>
 __device__ __forceinline__ void load_kv_tile_sw128(uint32_t tile, const __nv_bfloat16 *pool, const int32_t *block_table,
-                                                   int32_t first, int32_t kv_len, int32_t head_offset,
+                                                   int32_t first, int32_t k_lo, int32_t kv_len, int32_t head_offset,
                                                    const up_attn_args &p, int32_t (&rows)[BN / (THREADS / 16)]) {
   const int c = threadIdx.x & 15;
 #pragma unroll
   for (int i = 0; i < BN / (THREADS / 16); ++i) {
     const int r = (threadIdx.x >> 4) + i * (THREADS / 16);
     const int32_t e = first + r;
-    const bool valid = e < kv_len;
+    const bool valid = (!WINDOW || e >= k_lo) && e < kv_len;
     rows[i] = valid ? up_attn_entry_row(block_table, e, p.block_tokens) : -1;
     const int64_t off = valid ? (int64_t)rows[i] * p.kv_dim + head_offset + c * 8 : 0;
     up_attn_cp_async16(tile + sw128(BN, r, c), pool + off, valid ? 16 : 0);
@@ -64,6 +66,10 @@ __device__ __forceinline__ void load_kv_tile_rows(uint32_t tile, const __nv_bflo
 constexpr int STAGES = 2; /* a third stage measured no faster (docs/kernels/attention.md) */
 constexpr size_t SMEM_BYTES = Q_BYTES + (size_t)2 * STAGES * TILE_BYTES + 1024; /* + alignment slack */
 
+/* WINDOW: sliding-window attention (p.window > 0): the CTA starts at the tile of the
+ * first entry its first row sees, and masks each row's window start. false: full
+ * causal, the code as it was before windows existed. */
+template <bool WINDOW>
 __global__ void __launch_bounds__(THREADS, 1) prefill_sm90_kernel(const up_attn_args p) {
 #if !UP_ATTN_HAVE_WGMMA
   __trap(); /* built for a target without wgmma: the host never launches this there */
@@ -79,26 +85,30 @@ __global__ void __launch_bounds__(THREADS, 1) prefill_sm90_kernel(const up_attn_
   const int32_t wg_row = jb.q0 + wg * 64;
   const int32_t my_row = wg_row + wrow + (lane >> 2);
   const int32_t kv_head_offset = (blockIdx.x / p.group) * HD;
-  /* Tiles this warpgroup takes part in (causal); at least one, since every row sees key 0. */
+  /* Tiles this warpgroup takes part in (causal): j0 .. n_wg - 1, at least one, since
+   * every row sees its own entry, which lies at or after k_lo. Both warpgroups start at
+   * j0: under a window the second one may find its first tile wholly masked (one step). */
   const int32_t n_wg = min(jb.n_tiles, (jb.prior + wg_row + 63) / BN + 1);
+  const int32_t k_lo = job_first_entry<WINDOW>(p, jb);
+  const int32_t j0 = k_lo / BN;
   /* Pool rows of the newest K tile loaded: the V tile of the same keys, loaded one step
    * later, reuses them instead of repeating the block-table loads and address math.
    * (Declared here, not at namespace scope: the PTX-only pass never reaches this.) */
   constexpr int KV_ROWS = BN / (THREADS / 16); /* cache entries each thread copies per tile */
   int32_t rows[KV_ROWS];
   auto load_k = [&](int32_t t) {
-    load_kv_tile_sw128(k_s + (uint32_t)((t % STAGES) * TILE_BYTES), p.k_pool, jb.block_table, t * BN, jb.kv_len,
-                       kv_head_offset, p, rows);
+    load_kv_tile_sw128<WINDOW>(k_s + (uint32_t)((t % STAGES) * TILE_BYTES), p.k_pool, jb.block_table, t * BN, k_lo,
+                               jb.kv_len, kv_head_offset, p, rows);
   };
   auto load_v = [&](int32_t t) { /* K_t must be the newest K tile loaded */
     load_kv_tile_rows(v_s + (uint32_t)((t % STAGES) * TILE_BYTES), p.v_pool, rows, kv_head_offset, p);
   };
 
-  /* Prologue: Q, K_0, V_0 and K_1 land; S_0 and its softmax give P_0. */
+  /* Prologue: Q, K_j0, V_j0 and K_j0+1 land; S_j0 and its softmax give P_j0. */
   load_q_rows<THREADS>(smem, p, jb, threadIdx.x, 0, BM);
-  load_k(0);
-  load_v(0);
-  if (jb.n_tiles > 1) load_k(1);
+  load_k(j0);
+  load_v(j0);
+  if (jb.n_tiles > j0 + 1) load_k(j0 + 1);
   up_attn_cp_async_commit();
   up_attn_cp_async_wait<STAGES - 2>();
   fence_proxy_async();
@@ -109,10 +119,10 @@ __global__ void __launch_bounds__(THREADS, 1) prefill_sm90_kernel(const up_attn_
 #pragma unroll
   for (int i = 0; i < 64; ++i) o[i] = 0.0f;
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
-  issue_scores(sc, q_wg, k_s);
+  issue_scores(sc, q_wg, k_s + (uint32_t)((j0 % STAGES) * TILE_BYTES));
   wgmma_wait<0>();
   fence_accumulators(sc);
-  softmax_tile(sc, m, l, corr, 0, my_row, wg_row, jb, p.scale_log2);
+  softmax_tile<WINDOW>(sc, m, l, corr, j0 * BN, my_row, wg_row, jb, p.scale_log2, p.window);
   rescale_and_pack(o, corr, sc, pa);
 
   /* Step j begins when K_{j+1} and V_j have landed for everyone (issued STAGES - 1
@@ -131,7 +141,7 @@ __global__ void __launch_bounds__(THREADS, 1) prefill_sm90_kernel(const up_attn_
     if (j + STAGES < jb.n_tiles) load_k(j + STAGES);
     up_attn_cp_async_commit();
   };
-  int32_t j = 0;
+  int32_t j = j0;
   for (; j < n_wg - 1; ++j) {
     begin_step();
     issue_scores(sc, q_wg, k_s + (uint32_t)(((j + 1) % STAGES) * TILE_BYTES));
@@ -139,7 +149,7 @@ __global__ void __launch_bounds__(THREADS, 1) prefill_sm90_kernel(const up_attn_
     load_ahead(j);
     wgmma_wait<1>(); /* S_{j+1} complete; P_j V_j may still run */
     fence_accumulators(sc);
-    softmax_tile(sc, m, l, corr, (j + 1) * BN, my_row, wg_row, jb, p.scale_log2);
+    softmax_tile<WINDOW>(sc, m, l, corr, (j + 1) * BN, my_row, wg_row, jb, p.scale_log2, p.window);
     wgmma_wait<0>(); /* P_j V_j complete: O and P may change */
     fence_accumulators(o);
     rescale_and_pack(o, corr, sc, pa);
@@ -159,6 +169,16 @@ __global__ void __launch_bounds__(THREADS, 1) prefill_sm90_kernel(const up_attn_
 #endif
 }
 
+/* One instance of the kernel: its shared memory limit, then the launch. */
+template <bool WINDOW>
+void launch_sm90(cudaStream_t stream, const up_attn_args &p, int32_t n_heads, int64_t tiles) {
+  /* Cheap and per device: set each call rather than track which devices have it. */
+  UP_CUDA_CHECK(cudaFuncSetAttribute(prefill_sm90_kernel<WINDOW>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                     (int)SMEM_BYTES));
+  prefill_sm90_kernel<WINDOW><<<dim3((unsigned)n_heads, (unsigned)tiles), THREADS, SMEM_BYTES, stream>>>(p);
+  UP_CUDA_CHECK_LAUNCH();
+}
+
 } /* namespace */
 
 extern "C" bool up_cuda_attention_prefill_sm90_available(void) {
@@ -170,16 +190,17 @@ extern "C" bool up_cuda_attention_prefill_sm90_available(void) {
 }
 
 extern "C" void up_cuda_attention_prefill_sm90(cudaStream_t stream, void *out, const void *qkv, const up_kv_pool *pool,
-                                               const up_attn_batch *batch, const up_attn_shape *shape) {
+                                               const up_attn_batch *batch, const up_attn_shape *shape,
+                                               int32_t window) {
   if (shape->head_dim != HD)
     UP_FATAL("attention: the sm_90a prefill kernel takes head_dim %d, not %d", HD, shape->head_dim);
   if (batch->n_tokens <= 0 || batch->n_seqs <= 0) return;
-  const up_attn_args p = up_attn_args_make(out, qkv, pool, batch, shape);
+  up_attn_args p = up_attn_args_make(out, qkv, pool, batch, shape);
+  p.window = window;
   const int64_t tiles = (int64_t)batch->n_tokens / BM + p.n_seqs;
   if (tiles > 65535) UP_FATAL("attention: %lld query tiles exceed the grid limit 65535", (long long)tiles);
-  /* Cheap and per device: set each call rather than track which devices have it. */
-  UP_CUDA_CHECK(
-      cudaFuncSetAttribute(prefill_sm90_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)SMEM_BYTES));
-  prefill_sm90_kernel<<<dim3((unsigned)shape->n_heads, (unsigned)tiles), THREADS, SMEM_BYTES, stream>>>(p);
-  UP_CUDA_CHECK_LAUNCH();
+  if (window > 0)
+    launch_sm90<true>(stream, p, shape->n_heads, tiles);
+  else
+    launch_sm90<false>(stream, p, shape->n_heads, tiles);
 }

@@ -95,41 +95,50 @@ __device__ __forceinline__ uint32_t empty_bar(uint32_t bars, int kv, int s) {
   return bars + (uint32_t)(((2 + kv) * STAGES + s) * 8);
 }
 
-/* Producer warp: K_t and V_t for every tile t of the CTA, in that order, each into stage
- * t % STAGES once both consumers have released that stage's previous tile. Lane i copies
- * (page i / 2, half i % 2) of each tile, in rounds of 32. */
-template <int STAGES>
+/* Producer warp: K_t and V_t for every tile t = j0 .. n_tiles - 1 of the CTA, in that
+ * order, the i-th tile (t = j0 + i) into stage i % STAGES once both consumers have
+ * released that stage's previous tile. Lane i copies (page i / 2, half i % 2) of each
+ * tile, in rounds of 32. Pages wholly before k_lo (the first entry any row of the CTA
+ * sees under a sliding window; 0 without one) are not copied: their block-table entries
+ * may be -1. */
+template <int STAGES, bool WINDOW>
 __device__ __forceinline__ void produce(const CUtensorMap *k_map, const CUtensorMap *v_map, const prefill_job &jb,
-                                        int32_t kv_col, int32_t bt, uint32_t k_s, uint32_t v_s, uint32_t bars) {
+                                        int32_t j0, int32_t k_lo, int32_t kv_col, int32_t bt, uint32_t k_s,
+                                        uint32_t v_s, uint32_t bars) {
   const int lane = threadIdx.x & 31;
   const int32_t pages_per_tile = BN / bt;
   const uint32_t page_bytes = (uint32_t)bt * HD * 2;
-  for (int32_t t = 0; t < jb.n_tiles; ++t) {
-    const int s = t % STAGES;
-    const uint32_t parity = (uint32_t)((t / STAGES) & 1) ^ 1u;
-    const int32_t first_page = t * pages_per_tile;
-    const int32_t pages = min(pages_per_tile, (jb.kv_len - t * BN + bt - 1) / bt); /* pages holding keys < kv_len */
+  for (int32_t t = j0; t < jb.n_tiles; ++t) {
+    const int32_t i = t - j0;
+    const int s = i % STAGES;
+    const uint32_t parity = (uint32_t)((i / STAGES) & 1) ^ 1u;
+    /* Pages skip .. end of the tile: from the page holding k_lo (only the first tile
+     * has skipped ones) to the last page holding keys < kv_len. */
+    const int32_t skip = WINDOW && t == j0 ? (k_lo - t * BN) / bt : 0;
+    const int32_t end = min(pages_per_tile, (jb.kv_len - t * BN + bt - 1) / bt);
+    const int32_t first_page = t * pages_per_tile + skip;
+    const int32_t pages = end - skip;
     for (int kv = 0; kv < 2; ++kv) {
       const uint32_t full = full_bar<STAGES>(bars, kv, s);
       const uint32_t empty = empty_bar<STAGES>(bars, kv, s);
       const uint32_t tile = (kv == 0 ? k_s : v_s) + (uint32_t)(s * TILE_BYTES);
-      if (t >= STAGES) mbar_wait(empty, parity);
+      if (i >= STAGES) mbar_wait(empty, parity);
       if (lane == 0) mbar_arrive_expect_tx(full, (uint32_t)pages * page_bytes);
       __syncwarp();
       for (int i = lane; i < 2 * pages; i += 32) {
         const int32_t page = i >> 1, half = i & 1;
         const int32_t row = __ldg(jb.block_table + first_page + page) * bt;
-        tma_load_2d(tile + (uint32_t)(half * BN * 128 + page * bt * 128), kv == 0 ? k_map : v_map,
+        tma_load_2d(tile + (uint32_t)(half * BN * 128 + (skip + page) * bt * 128), kv == 0 ? k_map : v_map,
                     kv_col + half * 64, row, full);
       }
     }
   }
 }
 
-/* Zero V rows [from, BN) of a stage (both halves) by one consumer warpgroup, then make
+/* Zero V rows [from, to) of a stage (both halves) by one consumer warpgroup, then make
  * the writes visible to its products. */
-__device__ __forceinline__ void zero_v_rows(unsigned char *tile_gen, int32_t from, int ctid, int cwg) {
-  for (int i = ctid; i < (BN - from) * 16; i += 128) {
+__device__ __forceinline__ void zero_v_rows(unsigned char *tile_gen, int32_t from, int32_t to, int ctid, int cwg) {
+  for (int i = ctid; i < (to - from) * 16; i += 128) {
     const int r = from + (i >> 4), c = i & 15;
     *(uint4 *)(tile_gen + sw128(BN, r, c)) = make_uint4(0u, 0u, 0u, 0u);
   }
@@ -144,7 +153,10 @@ constexpr size_t tma_smem_bytes(void) {
   return (size_t)Q_BYTES + (size_t)2 * STAGES * TILE_BYTES + 1024 + (size_t)4 * STAGES * 8;
 }
 
-template <int STAGES, bool PINGPONG>
+/* WINDOW: sliding-window attention (p.window > 0): the CTA's tiles start at the one
+ * holding the first entry its first row sees, and each row's window start is masked.
+ * false: full causal, the code as it was before windows existed. */
+template <int STAGES, bool PINGPONG, bool WINDOW>
 __global__ void __launch_bounds__(TMA_THREADS, 1)
     prefill_sm90_tma_kernel(const __grid_constant__ up_attn_args p, const __grid_constant__ CUtensorMap k_map,
                             const __grid_constant__ CUtensorMap v_map) {
@@ -171,9 +183,11 @@ __global__ void __launch_bounds__(TMA_THREADS, 1)
 
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int32_t kv_col = (blockIdx.x / p.group) * HD; /* the kv head's first column in a pool row */
+  const int32_t k_lo = job_first_entry<WINDOW>(p, jb);
+  const int32_t j0 = k_lo / BN;
   if (warp < 4) { /* producer warpgroup */
     regs_dec<PRODUCER_REGS>();
-    if (warp == 0) produce<STAGES>(&k_map, &v_map, jb, kv_col, p.block_tokens.d, k_s, v_s, bars);
+    if (warp == 0) produce<STAGES, WINDOW>(&k_map, &v_map, jb, j0, k_lo, kv_col, p.block_tokens.d, k_s, v_s, bars);
     return;
   }
   regs_inc<CONSUMER_REGS>();
@@ -181,7 +195,8 @@ __global__ void __launch_bounds__(TMA_THREADS, 1)
   const uint32_t q_wg = smem + (uint32_t)(cwg * 64 * 128);
   const int32_t wg_row = jb.q0 + cwg * 64;
   const int32_t my_row = wg_row + wrow + (lane >> 2);
-  const int32_t n = jb.n_tiles; /* both warpgroups run every tile (a fully masked one costs one step) */
+  /* Both warpgroups run every tile j0 .. n_tiles - 1 (a fully masked one costs one step). */
+  const int32_t n = jb.n_tiles;
 
   /* This warpgroup's 64 query rows (the copy engine is busy with K and V meanwhile). */
   load_q_rows<128>(smem, p, jb, ctid, cwg * 64, 64);
@@ -198,11 +213,21 @@ __global__ void __launch_bounds__(TMA_THREADS, 1)
     if (PINGPONG) named_arrive(BAR_TURN0 + (cwg ^ 1), 256);
   };
   if (PINGPONG && cwg == 1) named_arrive(BAR_TURN0, 256);
+  /* Tile t is the (t - j0)-th the producer copies: its stage and barrier phase count from j0. */
+  auto stage = [&](int32_t t) { return (int)((t - j0) % STAGES); };
   auto release = [&](int kv, int32_t t) {
-    if (lane == 0) mbar_arrive(empty_bar<STAGES>(bars, kv, t % STAGES));
+    if (lane == 0) mbar_arrive(empty_bar<STAGES>(bars, kv, stage(t)));
   };
   auto wait_full = [&](int kv, int32_t t) {
-    mbar_wait(full_bar<STAGES>(bars, kv, t % STAGES), (uint32_t)((t / STAGES) & 1));
+    mbar_wait(full_bar<STAGES>(bars, kv, stage(t)), (uint32_t)(((t - j0) / STAGES) & 1));
+  };
+  /* Under a window the first tile's V rows before k_lo may be pages that were not
+   * copied (stale shared memory, possibly NaN): zero them before P V reads them. The
+   * tail past kv_len of the last tile likewise. */
+  auto zero_v_edges = [&](int32_t t) {
+    unsigned char *tile_gen = smem_gen + (v_s - smem) + (size_t)stage(t) * TILE_BYTES;
+    if (WINDOW && t == j0 && k_lo > t * BN) zero_v_rows(tile_gen, 0, k_lo - t * BN, ctid, cwg);
+    if (t == n - 1 && jb.kv_len - t * BN < BN) zero_v_rows(tile_gen, jb.kv_len - t * BN, BN, ctid, cwg);
   };
 
   float o[64], sc[64], corr[2];
@@ -211,28 +236,29 @@ __global__ void __launch_bounds__(TMA_THREADS, 1)
   for (int i = 0; i < 64; ++i) o[i] = 0.0f;
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
 
-  wait_full(0, 0);
+  wait_full(0, j0);
   turn_begin();
-  issue_scores(sc, q_wg, k_s);
+  issue_scores(sc, q_wg, k_s + (uint32_t)(stage(j0) * TILE_BYTES));
   turn_end();
   wgmma_wait<0>();
   fence_accumulators(sc);
-  release(0, 0);
-  softmax_tile(sc, m, l, corr, 0, my_row, wg_row, jb, p.scale_log2);
+  release(0, j0);
+  softmax_tile<WINDOW>(sc, m, l, corr, j0 * BN, my_row, wg_row, jb, p.scale_log2, p.window);
   rescale_and_pack(o, corr, sc, pa);
 
   /* Tiles before the last are wholly below kv_len: (n - 1) * BN < kv_len. */
-  for (int32_t j = 0; j < n - 1; ++j) {
+  for (int32_t j = j0; j < n - 1; ++j) {
     wait_full(0, j + 1);
     wait_full(1, j);
+    if (WINDOW && j == j0) zero_v_edges(j);
     turn_begin();
-    issue_scores(sc, q_wg, k_s + (uint32_t)(((j + 1) % STAGES) * TILE_BYTES));
-    issue_pv(o, pa, v_s + (uint32_t)((j % STAGES) * TILE_BYTES));
+    issue_scores(sc, q_wg, k_s + (uint32_t)(stage(j + 1) * TILE_BYTES));
+    issue_pv(o, pa, v_s + (uint32_t)(stage(j) * TILE_BYTES));
     turn_end();
     wgmma_wait<1>(); /* S_{j+1} complete; P_j V_j may still run */
     fence_accumulators(sc);
     release(0, j + 1);
-    softmax_tile(sc, m, l, corr, (j + 1) * BN, my_row, wg_row, jb, p.scale_log2);
+    softmax_tile<WINDOW>(sc, m, l, corr, (j + 1) * BN, my_row, wg_row, jb, p.scale_log2, p.window);
     wgmma_wait<0>(); /* P_j V_j complete: O and P may change */
     fence_accumulators(o);
     release(1, j);
@@ -240,11 +266,9 @@ __global__ void __launch_bounds__(TMA_THREADS, 1)
   }
   const int32_t last = n - 1;
   wait_full(1, last);
-  const int32_t valid_rows = jb.kv_len - last * BN;
-  if (valid_rows < BN)
-    zero_v_rows(smem_gen + (v_s - smem) + (size_t)(last % STAGES) * TILE_BYTES, valid_rows, ctid, cwg);
+  zero_v_edges(last);
   turn_begin();
-  issue_pv(o, pa, v_s + (uint32_t)((last % STAGES) * TILE_BYTES));
+  issue_pv(o, pa, v_s + (uint32_t)(stage(last) * TILE_BYTES));
   turn_end();
   wgmma_wait<0>();
   fence_accumulators(o);
@@ -290,7 +314,7 @@ CUtensorMap page_map(const void *pool, int64_t pool_rows, int32_t kv_dim, int32_
   return map;
 }
 
-template <int STAGES, bool PINGPONG>
+template <int STAGES, bool PINGPONG, bool WINDOW>
 void launch_tma(cudaStream_t stream, const up_attn_args &p, const up_kv_pool *pool, const up_attn_batch *batch,
                 int32_t n_heads) {
   const int64_t pool_rows = (int64_t)pool->n_blocks * pool->block_tokens;
@@ -299,11 +323,21 @@ void launch_tma(cudaStream_t stream, const up_attn_args &p, const up_kv_pool *po
   const int64_t tiles = (int64_t)batch->n_tokens / BM + p.n_seqs;
   if (tiles > 65535) UP_FATAL("attention: %lld query tiles exceed the grid limit 65535", (long long)tiles);
   constexpr size_t smem = tma_smem_bytes<STAGES>();
-  UP_CUDA_CHECK(cudaFuncSetAttribute(prefill_sm90_tma_kernel<STAGES, PINGPONG>,
+  UP_CUDA_CHECK(cudaFuncSetAttribute(prefill_sm90_tma_kernel<STAGES, PINGPONG, WINDOW>,
                                      cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-  prefill_sm90_tma_kernel<STAGES, PINGPONG><<<dim3((unsigned)n_heads, (unsigned)tiles), TMA_THREADS, smem, stream>>>(
-      p, k_map, v_map);
+  prefill_sm90_tma_kernel<STAGES, PINGPONG, WINDOW>
+      <<<dim3((unsigned)n_heads, (unsigned)tiles), TMA_THREADS, smem, stream>>>(p, k_map, v_map);
   UP_CUDA_CHECK_LAUNCH();
+}
+
+/* One schedule, full causal or sliding window (p.window > 0). */
+template <int STAGES, bool PINGPONG>
+void launch_schedule(cudaStream_t stream, const up_attn_args &p, const up_kv_pool *pool, const up_attn_batch *batch,
+                     int32_t n_heads) {
+  if (p.window > 0)
+    launch_tma<STAGES, PINGPONG, true>(stream, p, pool, batch, n_heads);
+  else
+    launch_tma<STAGES, PINGPONG, false>(stream, p, pool, batch, n_heads);
 }
 
 } /* namespace */
@@ -319,17 +353,18 @@ extern "C" bool up_cuda_attention_prefill_sm90_tma_fits(const up_kv_pool *pool) 
 
 extern "C" void up_cuda_attention_prefill_sm90_tma(cudaStream_t stream, void *out, const void *qkv,
                                                    const up_kv_pool *pool, const up_attn_batch *batch,
-                                                   const up_attn_shape *shape, int schedule) {
+                                                   const up_attn_shape *shape, int32_t window, int schedule) {
   if (shape->head_dim != HD)
     UP_FATAL("attention: the sm_90a TMA prefill kernel takes head_dim %d, not %d", HD, shape->head_dim);
   if (!up_cuda_attention_prefill_sm90_tma_fits(pool))
     UP_FATAL("attention: the sm_90a TMA prefill kernel needs pages that divide %d entries (block_tokens %d)", BN,
              pool->block_tokens);
   if (batch->n_tokens <= 0 || batch->n_seqs <= 0) return;
-  const up_attn_args p = up_attn_args_make(out, qkv, pool, batch, shape);
+  up_attn_args p = up_attn_args_make(out, qkv, pool, batch, shape);
+  p.window = window;
   switch (schedule) {
-    case UP_ATTN_TMA_NO_PINGPONG: launch_tma<2, false>(stream, p, pool, batch, shape->n_heads); break;
-    case UP_ATTN_TMA_THREE_STAGES: launch_tma<3, true>(stream, p, pool, batch, shape->n_heads); break;
-    default: launch_tma<2, true>(stream, p, pool, batch, shape->n_heads); break;
+    case UP_ATTN_TMA_NO_PINGPONG: launch_schedule<2, false>(stream, p, pool, batch, shape->n_heads); break;
+    case UP_ATTN_TMA_THREE_STAGES: launch_schedule<3, true>(stream, p, pool, batch, shape->n_heads); break;
+    default: launch_schedule<2, true>(stream, p, pool, batch, shape->n_heads); break;
   }
 }

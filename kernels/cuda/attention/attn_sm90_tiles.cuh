@@ -164,23 +164,35 @@ __device__ __forceinline__ void issue_pv(float (&o)[64], const uint32_t (&pa)[BN
   wgmma_commit();
 }
 
+/* The first cache entry any row of the CTA sees: 0 under full causal attention (the
+ * WINDOW = false kernels, whose code stays that of the full-causal kernel), else
+ * the first row's window start (kernels/ops.h). */
+template <bool WINDOW>
+__device__ __forceinline__ int32_t job_first_entry(const up_attn_args &p, const prefill_job &jb) {
+  return WINDOW ? up_attn_window_start(jb.prior + jb.q0, p.window) : 0;
+}
+
 /* Mask a score tile and turn it into unnormalised probabilities in place (online
  * softmax in base 2), updating the running max and sum; returns through corr the
  * factor that rescales the output rows. sc[4t + e] is row my_row + 8 (e >> 1), entry
  * k_first + 8t + 2 (lane & 3) + (e & 1). A row with every key so far masked keeps
- * m = -inf and uses base 0 so that exp2(-inf - base) = 0 rather than NaN. */
+ * m = -inf and uses base 0 so that exp2(-inf - base) = 0 rather than NaN. WINDOW
+ * also masks the keys before each row's sliding-window start. */
+template <bool WINDOW>
 __device__ __forceinline__ void softmax_tile(float (&sc)[64], float (&m)[2], float (&l)[2], float (&corr)[2],
                                              int32_t k_first, int32_t my_row, int32_t wg_row, const prefill_job &jb,
-                                             float scale_log2) {
+                                             float scale_log2, int32_t window) {
   const int lane = threadIdx.x & 31;
-  if (k_first + BN - 1 > jb.prior + wg_row || k_first + BN > jb.kv_len) {
+  if (k_first + BN - 1 > jb.prior + wg_row || k_first + BN > jb.kv_len ||
+      (WINDOW && k_first < up_attn_window_start(jb.prior + wg_row + 63, window))) {
 #pragma unroll
     for (int t = 0; t < BN / 8; ++t)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int32_t key = k_first + t * 8 + 2 * (lane & 3) + (e & 1);
         const int32_t row = my_row + (e >> 1) * 8;
-        if (key > jb.prior + row || key >= jb.kv_len) sc[4 * t + e] = -INFINITY;
+        if (key > jb.prior + row || key >= jb.kv_len || (WINDOW && key < up_attn_window_start(jb.prior + row, window)))
+          sc[4 * t + e] = -INFINITY;
       }
   }
 #pragma unroll

@@ -1,5 +1,6 @@
 /* cuda_attention.h — the CUDA backend's causal GQA attention over the paged KV pool
- * (the `attention` op of kernels/ops.h), bf16 activations and pool, fp32 softmax.
+ * (the `attention` op of kernels/ops.h), full or over a sliding window of cache
+ * entries, bf16 activations and pool, fp32 softmax.
  *
  * One call launches two paths on the backend's stream, each skipping the sequences
  * of the other, because which sequences are prefill and which decode is known only
@@ -27,9 +28,10 @@ extern "C" {
  * head_dim must be 64, 128 or 256. `be` must be a CUDA backend (up_cuda_backend_create):
  * the op runs on its stream and keeps its decode workspace in its state. The first call
  * per backend (and a call needing a larger decode workspace than any before) allocates
- * device memory; steady-state calls do not. Only window 0 (full causal) has kernels:
- * a sliding window (window > 0) stops with UP_FATAL until the sliding-window kernels
- * come with Gemma 3 (issue 12); the engine sends none before then. */
+ * device memory; steady-state calls do not. window > 0: each row sees its own entry and
+ * the window - 1 before it (kernels/ops.h); key tiles and blocks wholly before the
+ * first entry a CTA's rows see are never read, so table entries behind the window may
+ * be -1 (docs/kernels/sliding_window.md). */
 void up_cuda_attention(up_backend *be, void *out, const void *qkv, const up_kv_pool *pool,
                        const up_attn_batch *batch, const up_attn_shape *shape, int32_t window);
 
@@ -48,11 +50,11 @@ enum {
   UP_ATTN_PREFILL_LAST = 6,
 };
 void up_cuda_attention_prefill(cudaStream_t stream, void *out, const void *qkv, const up_kv_pool *pool,
-                               const up_attn_batch *batch, const up_attn_shape *shape, int variant);
+                               const up_attn_batch *batch, const up_attn_shape *shape, int32_t window, int variant);
 /* The Hopper (sm_90a, wgmma) prefill kernel for head_dim 128 (attention_prefill_sm90.cu),
  * and whether the current device can run it (compute capability 9.0). */
 void up_cuda_attention_prefill_sm90(cudaStream_t stream, void *out, const void *qkv, const up_kv_pool *pool,
-                                    const up_attn_batch *batch, const up_attn_shape *shape);
+                                    const up_attn_batch *batch, const up_attn_shape *shape, int32_t window);
 bool up_cuda_attention_prefill_sm90_available(void);
 /* The warp-specialised Hopper kernel (attention_prefill_sm90_tma.cu): a producer warp
  * copies K/V pages by TMA. It needs pages that tile a 128-entry K/V tile evenly
@@ -67,15 +69,16 @@ bool up_cuda_attention_prefill_sm90_tma_fits(const up_kv_pool *pool);
 /* The page-size part of that rule, for choosing before any pool exists. */
 bool up_cuda_attention_prefill_sm90_tma_block_fits(int32_t block_tokens);
 void up_cuda_attention_prefill_sm90_tma(cudaStream_t stream, void *out, const void *qkv, const up_kv_pool *pool,
-                                        const up_attn_batch *batch, const up_attn_shape *shape, int schedule);
+                                        const up_attn_batch *batch, const up_attn_shape *shape, int32_t window,
+                                        int schedule);
 /* Decode path: workspace of up_cuda_attention_decode_workspace_bytes(...) bytes. */
 size_t up_cuda_attention_decode_workspace_bytes(const up_attn_batch *batch, const up_attn_shape *shape,
                                                 int32_t n_splits);
 int32_t up_cuda_attention_decode_splits(const up_kv_pool *pool, const up_attn_batch *batch,
-                                        const up_attn_shape *shape, int32_t n_sms);
+                                        const up_attn_shape *shape, int32_t window, int32_t n_sms);
 void up_cuda_attention_decode(cudaStream_t stream, void *out, const void *qkv, const up_kv_pool *pool,
-                              const up_attn_batch *batch, const up_attn_shape *shape, int32_t n_splits,
-                              void *workspace);
+                              const up_attn_batch *batch, const up_attn_shape *shape, int32_t window,
+                              int32_t n_splits, void *workspace);
 
 #ifdef __cplusplus
 }

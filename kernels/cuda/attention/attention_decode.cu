@@ -4,7 +4,9 @@
  * keys of each sequence are split across CTAs (flash-decoding): each CTA reads its key
  * range of one kv head once for every query of that head's GQA group, keeps a partial
  * (max, sum, unnormalised output) per query in an fp32 workspace, and a combine kernel
- * merges the splits by log-sum-exp and writes bf16.
+ * merges the splits by log-sum-exp and writes bf16. Under a sliding window the splits
+ * share only the entries from the first one the sequence's first row sees, so decode
+ * reads the last window entries, not the whole cache.
  *
  * The arithmetic is plain fp32 FMA: at group x rows <= 16 queries per kv head it is
  * 4 to 16 FMAs per byte of cache read, at or under what the CUDA cores sustain next to

@@ -1,13 +1,16 @@
 /* attention_prefill.cu — the prefill path of the CUDA attention op: a FlashAttention-2
  * style forward over the paged KV pool for every sequence with more than
- * UP_ATTN_DECODE_MAX_ROWS rows this step (shorter ones belong to attention_decode.cu).
+ * UP_ATTN_DECODE_MAX_ROWS rows this step (shorter ones belong to attention_decode.cu),
+ * full causal or over a sliding window (a CTA starts at the key tile of the first
+ * entry its first row sees, so a sliding layer costs O(rows x window)).
  *
  * One CTA = one query head x one tile of BM rows of one sequence; each warp owns 16 or
  * 32 rows (one or two m16 tiles sharing every K/V fragment it reads). Keys and values stream through shared memory in tiles of BN entries with
  * cp.async, two stages deep, each 16-byte chunk addressed through the block table.
  * S = Q K^T and O += P V run on bf16 mma.sync m16n8k16 with fp32 accumulators; the
  * softmax is online, in base 2, in fp32. Ampere-level instructions: on Hopper, head_dim
- * 128 goes to the wgmma kernel of attention_prefill_sm90.cu instead (docs/kernels/attention.md).
+ * 128 and 256 go to the wgmma kernels of attention_prefill_sm90*.cu instead
+ * (docs/kernels/attention.md, docs/kernels/sliding_window.md).
  *
  * Sequence lengths live on the device, so the grid is sized from what the host knows:
  * sequence s owns the virtual tiles starting at cu_seqlens[s] / BM + s, which leaves
@@ -318,16 +321,19 @@ static void launch_prefill(cudaStream_t stream, const prefill_params &p, int32_t
  * 4, 5, 6: the warp-specialised Hopper kernel with TMA page copies
  *    (attention_prefill_sm90_tma.cu; ping-pong, no ping-pong, three stages) where the
  *    device and the page size allow, else 3.
- * 0 (and anything else): 4 on Hopper where the page size allows, else 3, else 2. */
+ * 0 (and anything else): 4 on Hopper where the page size allows, else 3, else 2.
+ * head_dim 256 takes the same numbers, its Hopper kernels with 64-entry K/V tiles
+ * (docs/kernels/sliding_window.md); 1 and 2 are both its one mma.sync kernel. */
 extern "C" void up_cuda_attention_prefill(cudaStream_t stream, void *out, const void *qkv, const up_kv_pool *pool,
                                           const up_attn_batch *batch, const up_attn_shape *shape, int32_t window,
                                           int variant) {
   if (batch->n_tokens <= 0 || batch->n_seqs <= 0) return;
-  if (shape->head_dim == 128 && (variant < UP_ATTN_PREFILL_MMA_SYNC_V1 || variant > UP_ATTN_PREFILL_LAST))
+  const bool hopper_head_dim = shape->head_dim == 128 || shape->head_dim == 256;
+  if (hopper_head_dim && (variant < UP_ATTN_PREFILL_MMA_SYNC_V1 || variant > UP_ATTN_PREFILL_LAST))
     variant = UP_ATTN_PREFILL_SM90_TMA;
-  if (shape->head_dim == 128 && variant >= UP_ATTN_PREFILL_SM90) {
+  if (hopper_head_dim && variant >= UP_ATTN_PREFILL_SM90) {
     if (up_cuda_attention_prefill_sm90_available()) {
-      if (variant >= UP_ATTN_PREFILL_SM90_TMA && up_cuda_attention_prefill_sm90_tma_fits(pool)) {
+      if (variant >= UP_ATTN_PREFILL_SM90_TMA && up_cuda_attention_prefill_sm90_tma_fits(pool, shape->head_dim)) {
         up_cuda_attention_prefill_sm90_tma(stream, out, qkv, pool, batch, shape, window,
                                            variant - UP_ATTN_PREFILL_SM90_TMA);
         return;

@@ -31,6 +31,12 @@ def close(a, b, rel=1e-9):
     return math.isclose(a, b, rel_tol=rel, abs_tol=0.0)
 
 
+def sliding_window(row):
+    """The window of a sliding-window attention row (its shape ends in ' wW'), else 0."""
+    last = text(row["shape"]).split()[-1]
+    return float(last[1:]) if last.startswith("w") and last[1:].isdigit() else 0.0
+
+
 def expected_work(row, elem, last_q):
     """(flop, bytes) of one call by the formulas of results/README.md."""
     kind = text(row["kernel"])
@@ -41,7 +47,9 @@ def expected_work(row, elem, last_q):
     if kind == "gemm":
         return 2 * m * n * k, elem * (m * k + n * k + m * n)
     if kind == "attention":
-        return batch * 2 * length ** 2 * d * heads, batch * elem * (2 * length * q_dim + 2 * length * kv_dim)
+        window = sliding_window(row)
+        pairs = length * window - window ** 2 / 2 if 0 < window < length else length ** 2 / 2
+        return batch * 4 * pairs * d * heads, batch * elem * (2 * length * q_dim + 2 * length * kv_dim)
     if kind == "decode":
         return batch * 4 * length * d * heads, batch * elem * (2 * q_dim + 2 * length * kv_dim)
     return tokens * 4 * d * heads * last_q, tokens * 2 * elem * kv_dim

@@ -176,6 +176,43 @@ Test(kernel_cases, targets_only_for_their_shapes) {
   up_kernel_plan_free(&plan);
 }
 
+/* A model with sliding layers: each full attention case is followed by the same prompt
+ * over the model's window and, on a GPU, windows 512 / 1024 / 4096 shorter than it,
+ * with FLOPs from the pairs the window leaves, the bytes of the full case, no target. */
+Test(kernel_cases, sliding_window_cases_beside_full_attention) {
+  up_model_config sliding = *up_model_preset_find("llama-3.1-8b");
+  sliding.sliding_window = 1024;
+  up_options opt = OPTIONS("--kernels", "--kernel-cases", "attention", "--ctx", "4k,32k");
+  up_kernel_plan plan;
+  char err[512] = "";
+  cr_assert(up_kernel_plan_build(&plan, &opt, &sliding, &h100_device, err, sizeof err), "%s", err);
+  const char *labels[] = {"attention 1x4K", "attention 1x4K w512", "attention 1x4K w1024", "attention 1x32K",
+                          "attention 1x32K w512", "attention 1x32K w1024", "attention 1x32K w4096"};
+  cr_assert_eq(plan.n_cases, 7);
+  for (int32_t i = 0; i < plan.n_cases; ++i) cr_expect_str_eq(plan.cases[i].record.label, labels[i]);
+  const up_kernel_record *full = find(&plan, "attention 1x32K"), *w = find(&plan, "attention 1x32K w4096");
+  cr_expect_str_eq(w->shape, "1x32768 h32/8 d128 w4096");
+  cr_expect_float_eq(w->flop, 4.0 * (32768.0 * 4096 - 4096.0 * 4096 / 2) * 128 * 32, 1e-3);
+  cr_expect_float_eq(w->bytes, full->bytes, 1e-6, "every entry is read once either way");
+  cr_expect_float_eq(w->flop_floor_ms / full->flop_floor_ms, (32768.0 * 4096 - 4096.0 * 4096 / 2) / (32768.0 * 32768 / 2),
+                     1e-9, "the window's floor is its share of the pairs");
+  cr_expect(isnan(w->target_tflops_per_s) && w->target[0] == '\0', "no full-attention target on a window");
+  cr_expect_float_eq(full->target_tflops_per_s, 350.0, 1e-9);
+  cr_expect_eq(plan.cases[6].op.batch.window, 4096);
+  cr_expect_eq(plan.cases[3].op.batch.window, 0);
+  up_kernel_plan_free(&plan);
+  /* On the CPU only the model's own window, and only below the prompt's length. */
+  sliding = *up_model_preset_find("tiny-llama");
+  sliding.sliding_window = 512;
+  opt = OPTIONS("--kernels", "--kernel-cases", "attention");
+  cr_assert(up_kernel_plan_build(&plan, &opt, &sliding, &cpu_device, err, sizeof err), "%s", err);
+  const char *cpu_labels[] = {"attention 1x512", "attention 1x1K", "attention 1x1K w512"};
+  cr_assert_eq(plan.n_cases, 3);
+  for (int32_t i = 0; i < plan.n_cases; ++i) cr_expect_str_eq(plan.cases[i].record.label, cpu_labels[i]);
+  cr_expect_float_eq(plan.cases[2].record.flop, 4.0 * (1024.0 * 512 - 512.0 * 512 / 2) * 64 * 4, 1e-3);
+  up_kernel_plan_free(&plan);
+}
+
 Test(kernel_cases, judge_met_and_missed) {
   up_kernel_record r = {.n_heads = 32, .n_kv_heads = 8, .head_dim = 128, .batch = 1, .seq_len = 16384};
   up_kernel_targets_attach(&r, UP_KERNEL_ATTENTION, &(up_select_params){0.99f, 0.0f, 64, 128, 128}, true);

@@ -164,18 +164,21 @@ Test(op_cases, a_wrong_op_is_caught) {
 }
 
 /* --kernels validates every case on a sample before timing it: on a second CPU backend
- * the samples must agree, through the same make / validate path kernel_bench.c takes. */
-Test(op_cases, kernel_cases_validate_on_samples) {
-  char *argv[] = {"uniprefill-bench", "--kernels", "--kernel-tokens", "200", "--ctx", "300",
-                  "--kernel-batches", "3x300"};
+ * the samples must agree, through the same make / validate path kernel_bench.c takes.
+ * The plan of the command line args (argv[0] added) for model cfg. */
+static void validate_kernel_cases(const char *const *args, int n_args, const up_model_config *cfg,
+                                  int32_t expected_cases) {
+  char *argv[16] = {"uniprefill-bench"};
+  for (int i = 0; i < n_args; ++i) argv[i + 1] = (char *)args[i];
   up_options opt;
   char err[512] = "";
   FILE *devnull = fopen("/dev/null", "w");
-  cr_assert_eq(up_options_parse(8, argv, &opt, devnull, err, sizeof err), UP_PARSE_OK, "%s", err);
+  cr_assert_eq(up_options_parse(n_args + 1, argv, &opt, devnull, err, sizeof err), UP_PARSE_OK, "%s", err);
   fclose(devnull);
   const up_kernel_device dev = {.on_gpu = false, .dtype = UP_DTYPE_F32, .name = "cpu"};
   up_kernel_plan plan;
-  cr_assert(up_kernel_plan_build(&plan, &opt, up_model_preset_find("tiny-llama"), &dev, err, sizeof err), "%s", err);
+  cr_assert(up_kernel_plan_build(&plan, &opt, cfg, &dev, err, sizeof err), "%s", err);
+  if (expected_cases > 0) cr_assert_eq(plan.n_cases, expected_cases);
   up_backend *ref = up_cpu_backend_create(1), *be = up_cpu_backend_create(1);
   for (int32_t i = 0; i < plan.n_cases; ++i) {
     up_kernel_case *c = &plan.cases[i];
@@ -189,6 +192,50 @@ Test(op_cases, kernel_cases_validate_on_samples) {
     c->op.driver->destroy(be, inputs);
   }
   up_kernel_plan_free(&plan);
+  be->ops->destroy(be);
+  ref->ops->destroy(ref);
+}
+
+Test(op_cases, kernel_cases_validate_on_samples) {
+  const char *args[] = {"--kernels", "--kernel-tokens", "200", "--ctx", "300", "--kernel-batches", "3x300"};
+  validate_kernel_cases(args, 7, up_model_preset_find("tiny-llama"), 0);
+}
+
+/* The sliding-window --kernels cases of a model with sliding layers validate the same
+ * way (full attention, then the model's window of 100 under the prompt's 300 rows). */
+Test(op_cases, sliding_window_kernel_cases_validate_on_samples) {
+  up_model_config sliding = *up_model_preset_find("tiny-llama");
+  sliding.sliding_window = 100;
+  const char *args[] = {"--kernels", "--kernel-cases", "attention", "--ctx", "300"};
+  validate_kernel_cases(args, 5, &sliding, 2);
+}
+
+/* Windowed attention cases are not the full ones under another name: a backend that
+ * ignores the window fails them, and one that keeps it passes. */
+static void attention_ignoring_window(up_backend *be, void *out, const void *qkv, const up_kv_pool *pool,
+                                      const up_attn_batch *batch, const up_attn_shape *shape, int32_t window) {
+  (void)window;
+  right_ops->attention(be, out, qkv, pool, batch, shape, 0);
+}
+
+Test(op_cases, a_backend_ignoring_the_window_is_caught) {
+  up_backend *ref = up_cpu_backend_create(1), *be = up_cpu_backend_create(1);
+  right_ops = be->ops;
+  wrong_ops = *be->ops;
+  wrong_ops.attention = attention_ignoring_window;
+  be->ops = &wrong_ops;
+  /* No cached prefix: every block stays in the table, so ignoring the window reads
+   * only real entries and shows as a wrong value, not a crash. */
+  up_op_case c = {.driver = &up_op_attention, .label = "window", .tolerance = 2e-2, .sample = 6};
+  c.batch = (up_op_batch_dims){.shape = {4, 2, 16, 0.25f}, .block_tokens = 8, .n_seqs = 2, .rows_each = 90,
+                               .query_bound = 2.0f, .qkv_bound = 2.0f, .pool_bound = 1.0f, .window = 20};
+  up_op_check check;
+  up_op_case_check(&c, be, ref, 5, &check);
+  cr_expect(!check.passed, "a backend ignoring the window passed with error %.3e (%s)", check.error, check.detail);
+  up_backend *honest = up_cpu_backend_create(1);
+  up_op_case_check(&c, honest, ref, 5, &check);
+  cr_expect(check.passed, "error %.3e (%s)", check.error, check.detail);
+  honest->ops->destroy(honest);
   be->ops->destroy(be);
   ref->ops->destroy(ref);
 }

@@ -1,8 +1,11 @@
 /* case_attention.c — the driver of attention over a paged batch (prefill rows, decode
- * rows, or both in one call). The reference recomputes every row, or a sample: the
- * rows at tile edges (0, 1, 15, 16, ..., 4096) and the last two, then rows spread evenly;
- * each sampled row becomes a one-row sequence over the entries it attends to, which
- * gives it the same output as in the batch at a fraction of the work. */
+ * rows, or both in one call), full causal or over a sliding window (the case's
+ * batch.window; the blocks behind each sequence's window are -1 in its table,
+ * paged_batch.h). The reference recomputes every row, or a sample: the rows at tile
+ * edges (0, 1, 15, 16, ..., 4096) and the last two, then rows spread evenly; each
+ * sampled row becomes a one-row sequence over the entries up to its own, which gives it
+ * the same output as in the batch (the window is the same rule on the same cache index)
+ * at a fraction of the work. */
 #include "kernels/op_cases/case_attention.h"
 
 #include <math.h>
@@ -133,9 +136,11 @@ static void attention_compare(up_backend *be, const up_op_case *c, void *inputs,
     free(all);
     if (unwritten) check->error = INFINITY;
   }
-  snprintf(check->detail, sizeof check->detail, "%d seqs, %d rows (%d compared), %d/%d heads x %d, block %d%s",
+  char window[32] = "";
+  if (c->batch.window > 0) snprintf(window, sizeof window, ", window %d", (int)c->batch.window);
+  snprintf(check->detail, sizeof check->detail, "%d seqs, %d rows (%d compared), %d/%d heads x %d, block %d%s%s",
            (int)in->pb.n_seqs, (int)in->pb.n_tokens, (int)r->n_rows, (int)c->batch.shape.n_heads,
-           (int)c->batch.shape.n_kv_heads, (int)c->batch.shape.head_dim, (int)in->pb.block_tokens,
+           (int)c->batch.shape.n_kv_heads, (int)c->batch.shape.head_dim, (int)in->pb.block_tokens, window,
            unwritten ? ", some outputs unwritten or not finite" : "");
 }
 
@@ -155,13 +160,24 @@ static void attention_destroy(up_backend *be, void *inputs) {
   free(in);
 }
 
+/* (row, entry) pairs of n rows after `prior` cached entries, each row seeing its own
+ * entry and, under a window W > 0, at most W - 1 before it. */
+double up_op_attention_pairs(double n, double prior, double window) {
+  const double full = n * prior + n * (n + 1) / 2;
+  if (window <= 0.0 || window >= prior + n) return full;
+  /* Rows at cache index i < W - 1 see i + 1 entries, the rest W each. */
+  const double short_rows = fmax(0.0, fmin(n, window - 1 - prior)); /* rows with index < W - 1 */
+  const double first = prior + 1, last = prior + short_rows;          /* their entry counts */
+  return short_rows * (first + last) / 2 + (n - short_rows) * window;
+}
+
 /* The reference's multiply-adds: each compared row against the entries it sees. */
 static double attention_work(const up_op_case *c) {
   const up_op_batch_dims *d = &c->batch;
   double entries = 0.0, rows = 0.0;
   for (int32_t s = 0; s < d->n_seqs; ++s) {
     const double n = up_op_batch_rows(d, s), prior = up_op_batch_prior(d, s);
-    entries += n * prior + n * (n + 1) / 2;
+    entries += up_op_attention_pairs(n, prior, d->window);
     rows += n;
   }
   const double share = c->sample > 0 && c->sample < rows ? c->sample / rows : 1.0;

@@ -22,6 +22,10 @@ typedef struct up_op_attention_view {
 /* The output buffer of an attention case's inputs (backend memory, *n values). */
 void *up_op_attention_output(void *inputs, size_t *n);
 
+/* (row, entry) pairs that n rows after `prior` cached entries attend to: each row its
+ * own entry and the ones before it, at most `window` in all when window > 0. */
+double up_op_attention_pairs(double n, double prior, double window);
+
 /* The view of an attention case's inputs (after run) and reference. */
 void up_op_attention_view_of(up_backend *be, void *inputs, const void *reference, up_op_attention_view *view);
 

@@ -25,6 +25,17 @@ int32_t up_op_batch_prior(const up_op_batch_dims *d, int32_t s) {
   return d->per_sequence ? d->prior[s] : d->prior_each;
 }
 
+int32_t up_op_batch_window_start(int32_t index, int32_t window) {
+  return window > 0 && index - window + 1 > 0 ? index - window + 1 : 0;
+}
+
+/* Blocks of sequence s that lie wholly before the first entry its first row sees: the
+ * layer-memory door gives them back to the pool, so they get no pool block here and
+ * -1 in the table (kernels/ops.h). None without a window. */
+static int32_t blocks_behind_window(const up_op_batch_dims *d, int32_t s) {
+  return up_op_batch_window_start(up_op_batch_prior(d, s), d->window) / d->block_tokens;
+}
+
 static void fill_qkv(up_backend *be, const up_op_batch_dims *d, uint64_t seed, up_op_paged_batch *pb) {
   const size_t n = (size_t)pb->n_tokens * (size_t)pb->qkv_dim;
   pb->qkv = be->ops->alloc(be, (n ? n : 1) * up_dtype_size(be->act_dtype), "op case qkv rows");
@@ -46,9 +57,10 @@ static void poison_unowned_rows(up_backend *be, up_op_paged_batch *pb) {
   const int64_t rows = (int64_t)pb->n_blocks * pb->block_tokens;
   uint8_t *owned = up_calloc_or_die((size_t)rows, 1, "owned pool rows");
   for (int32_t s = 0; s < pb->n_seqs; ++s)
-    for (int32_t e = 0; e < pb->kv_lens[s]; ++e)
-      owned[(int64_t)pb->block_tables[(int64_t)s * pb->max_blocks_per_seq + e / pb->block_tokens] *
-                pb->block_tokens + e % pb->block_tokens] = 1;
+    for (int32_t e = 0; e < pb->kv_lens[s]; ++e) {
+      const int32_t block = pb->block_tables[(int64_t)s * pb->max_blocks_per_seq + e / pb->block_tokens];
+      if (block >= 0) owned[(int64_t)block * pb->block_tokens + e % pb->block_tokens] = 1;
+    }
   for (int64_t r = 0; r < rows; ++r) {
     if (owned[r]) continue;
     int64_t end = r;
@@ -76,7 +88,7 @@ void up_op_paged_batch_make(up_backend *be, const up_op_batch_dims *d, uint64_t 
     pb->kv_lens[s] = up_op_batch_rows(d, s) + up_op_batch_prior(d, s);
     pb->candidate[s] = d->per_sequence ? d->candidate[s] : 1;
     const int32_t blocks = (pb->kv_lens[s] + bt - 1) / bt;
-    used_blocks += blocks;
+    used_blocks += blocks - blocks_behind_window(d, s);
     if (blocks > pb->max_blocks_per_seq) pb->max_blocks_per_seq = blocks;
   }
   pb->n_tokens = pb->cu_seqlens[n_seqs];
@@ -93,9 +105,12 @@ void up_op_paged_batch_make(up_backend *be, const up_op_batch_dims *d, uint64_t 
   }
   const size_t table_n = (size_t)n_seqs * (size_t)pb->max_blocks_per_seq;
   pb->block_tables = up_malloc_or_die(sizeof(int32_t) * table_n, "op case block tables");
-  for (int32_t s = 0, next = 0; s < n_seqs; ++s)
+  for (int32_t s = 0, next = 0; s < n_seqs; ++s) {
+    const int32_t behind = blocks_behind_window(d, s);
     for (int32_t b = 0; b < pb->max_blocks_per_seq; ++b)
-      pb->block_tables[(int64_t)s * pb->max_blocks_per_seq + b] = b * bt < pb->kv_lens[s] ? perm[next++] : -1;
+      pb->block_tables[(int64_t)s * pb->max_blocks_per_seq + b] =
+          b >= behind && b * bt < pb->kv_lens[s] ? perm[next++] : -1;
+  }
   free(perm);
 
   fill_qkv(be, d, seed, pb);
@@ -131,15 +146,17 @@ static void copy_blocks(up_backend *be, const up_op_paged_batch *pb, const int32
                         up_op_host_batch *hb, int32_t *host_table) {
   const int32_t bt = pb->block_tokens, maxb = pb->max_blocks_per_seq;
   const size_t block_n = (size_t)bt * (size_t)pb->kv_dim;
-  int32_t n_blocks = 0;
-  for (int32_t k = 0; k < n; ++k) n_blocks += (pb->kv_lens[seqs[k]] + bt - 1) / bt;
+  int32_t n_blocks = 0; /* the blocks the tables name (none behind a window) */
+  for (int32_t k = 0; k < n; ++k)
+    for (int32_t b = 0; b * bt < pb->kv_lens[seqs[k]]; ++b)
+      n_blocks += pb->block_tables[(int64_t)seqs[k] * maxb + b] >= 0;
   hb->pool = (up_kv_pool){.k = up_malloc_or_die(sizeof(float) * block_n * (size_t)(n_blocks ? n_blocks : 1), "K"),
                           .v = up_malloc_or_die(sizeof(float) * block_n * (size_t)(n_blocks ? n_blocks : 1), "V"),
                           .n_blocks = n_blocks, .block_tokens = bt, .kv_dim = pb->kv_dim};
   for (int32_t k = 0, next = 0; k < n; ++k)
     for (int32_t b = 0; b < maxb; ++b) {
       const int32_t src = pb->block_tables[(int64_t)seqs[k] * maxb + b];
-      const int owned = b * bt < pb->kv_lens[seqs[k]];
+      const int owned = b * bt < pb->kv_lens[seqs[k]] && src >= 0;
       host_table[(int64_t)k * maxb + b] = owned ? next : -1;
       if (!owned) continue;
       be->ops->download_f32(be, (float *)hb->pool.k + (size_t)next * block_n, pb->pool.k, (size_t)src * block_n,

@@ -16,7 +16,8 @@ typedef struct up_op_paged_batch {
   int32_t kv_dim, qkv_dim; /* values per cache entry, per fused qkv row */
   int32_t *cu_seqlens;     /* host [n_seqs + 1] */
   int32_t *kv_lens;        /* host [n_seqs] */
-  int32_t *block_tables;   /* host [n_seqs * max_blocks_per_seq]; -1 past a sequence's blocks */
+  int32_t *block_tables;   /* host [n_seqs * max_blocks_per_seq]; -1 past a sequence's blocks, and (window > 0)
+                              for the blocks wholly before the first entry its first row sees */
   uint8_t *candidate;      /* host [n_seqs] */
   void *qkv;               /* backend [n_tokens][qkv_dim] */
   up_kv_pool pool;         /* backend */
@@ -26,8 +27,13 @@ typedef struct up_op_paged_batch {
 /* Rows and cached entries before them of sequence s of a case. */
 int32_t up_op_batch_rows(const up_op_batch_dims *d, int32_t s);
 int32_t up_op_batch_prior(const up_op_batch_dims *d, int32_t s);
+/* The first cache entry the row at cache index `index` sees under a sliding window of
+ * `window` entries (0: full causal, the first entry), as kernels/ops.h defines it. */
+int32_t up_op_batch_window_start(int32_t index, int32_t window);
 
-/* Draw the batch of d on be from seed. */
+/* Draw the batch of d on be from seed. With d->window > 0 the blocks behind each
+ * sequence's window are -1 in its table and absent from the pool, as the engine leaves
+ * them, so a kernel that reads one fails or shows NaN (poison_unowned). */
 void up_op_paged_batch_make(up_backend *be, const up_op_batch_dims *d, uint64_t seed, up_op_paged_batch *pb);
 void up_op_paged_batch_free(up_backend *be, up_op_paged_batch *pb);
 

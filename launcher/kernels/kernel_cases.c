@@ -21,6 +21,10 @@ static const int32_t up_gpu_batch_len[] = {8192, 8192, 32768, 32768};
 /* More than any GPU's L2 (50 MB on an H100), so every timed call starts from HBM. */
 #define UP_GPU_FLUSH_BYTES (256LL << 20)
 
+/* Sliding windows timed beside full attention at each --ctx for a model with sliding
+ * layers (besides the model's own window), on a GPU: Gemma 3's 512 and 1024, and 4096. */
+static const int32_t up_gpu_windows[] = {512, 1024, 4096};
+
 /* CPU defaults: enough to exercise every op of the fp32 reference in seconds. */
 static const int32_t up_cpu_ctx[] = {512, 1024};
 static const int32_t up_cpu_batch_seqs[] = {4};
@@ -88,6 +92,12 @@ static void up_add_gemm(up_kernel_plan *plan, int32_t *capacity, const char *nam
   r->bytes = (double)plan->elem_size * ((double)m * (double)k + (double)n * (double)k + (double)m * (double)n);
 }
 
+double up_kernel_attention_pairs(int32_t seq_len, int32_t window) {
+  const double L = seq_len, W = window;
+  if (window <= 0 || window >= seq_len) return L * L / 2.0;
+  return L * W - W * W / 2.0;
+}
+
 /* The op call of an attention, decode or selection case: batch sequences, each with
  * seq_len cached entries (prefill and selection: all of them this step's rows; decode:
  * one new row), over pages handed out in shuffled order. */
@@ -105,18 +115,21 @@ static void up_describe_batch(const up_kernel_plan *plan, up_kernel_kind kind, i
                                  .pool_bound = UP_VALUE_BOUND, .select = plan->select};
 }
 
-/* Attention, decode or selection over batch sequences of seq_len cached entries each. */
+/* Attention, decode or selection over batch sequences of seq_len cached entries each;
+ * window > 0 (attention only): a sliding window of that many entries, labelled "w<W>". */
 static void up_add_attention_kind(up_kernel_plan *plan, int32_t *capacity, up_kernel_kind kind, int32_t batch,
-                                  int32_t seq_len) {
+                                  int32_t seq_len, int32_t window) {
   up_kernel_case *c = up_plan_add(plan, capacity, kind);
   up_kernel_record *r = &c->record;
   const up_attn_shape *s = &plan->shape;
   up_describe_batch(plan, kind, batch, seq_len, &c->op);
-  char len_text[16];
+  c->op.batch.window = window;
+  char len_text[16], window_text[24] = "";
   up_size_text(len_text, sizeof len_text, seq_len);
-  snprintf(r->label, sizeof r->label, "%s %dx%s", up_kernel_kind_names[kind], (int)batch, len_text);
-  snprintf(r->shape, sizeof r->shape, "%dx%d h%d/%d d%d", (int)batch, (int)seq_len, (int)s->n_heads,
-           (int)s->n_kv_heads, (int)s->head_dim);
+  if (window > 0) snprintf(window_text, sizeof window_text, " w%d", (int)window);
+  snprintf(r->label, sizeof r->label, "%s %dx%s%s", up_kernel_kind_names[kind], (int)batch, len_text, window_text);
+  snprintf(r->shape, sizeof r->shape, "%dx%d h%d/%d d%d%s", (int)batch, (int)seq_len, (int)s->n_heads,
+           (int)s->n_kv_heads, (int)s->head_dim, window_text);
   r->batch = batch;
   r->seq_len = seq_len;
   r->n_heads = s->n_heads;
@@ -127,7 +140,7 @@ static void up_add_attention_kind(up_kernel_plan *plan, int32_t *capacity, up_ke
   switch (kind) {
     case UP_KERNEL_ATTENTION:
       r->tokens = (int64_t)batch * seq_len;
-      r->flop = batch * 2.0 * L * L * d * H;
+      r->flop = batch * 4.0 * up_kernel_attention_pairs(seq_len, window) * d * H;
       r->bytes = batch * e * (2.0 * L * q_dim + 2.0 * L * kv_dim);
       break;
     case UP_KERNEL_DECODE:
@@ -145,6 +158,26 @@ static void up_add_attention_kind(up_kernel_plan *plan, int32_t *capacity, up_ke
   }
 }
 
+/* A model with sliding layers: after the full-attention case at seq_len, the same
+ * prompt over the model's window and (GPU) the windows of up_gpu_windows, each shorter
+ * than the prompt and timed once, ascending. */
+static void up_add_window_cases(up_kernel_plan *plan, int32_t *capacity, const up_model_config *cfg, bool gpu,
+                                int32_t seq_len) {
+  if (cfg->sliding_window <= 0) return;
+  int32_t windows[UP_N(up_gpu_windows) + 1], n = 0;
+  for (int32_t i = 0; gpu && i < UP_N(up_gpu_windows); ++i) windows[n++] = up_gpu_windows[i];
+  windows[n++] = cfg->sliding_window;
+  for (int32_t i = 1; i < n; ++i) /* ascending */
+    for (int32_t j = i; j > 0 && windows[j - 1] > windows[j]; --j) {
+      const int32_t t = windows[j];
+      windows[j] = windows[j - 1];
+      windows[j - 1] = t;
+    }
+  for (int32_t i = 0; i < n; ++i)
+    if (windows[i] < seq_len && (i == 0 || windows[i] != windows[i - 1]))
+      up_add_attention_kind(plan, capacity, UP_KERNEL_ATTENTION, 1, seq_len, windows[i]);
+}
+
 /* Floors at the device's peaks (NaN when unknown) and the targets that apply. */
 static void up_finish_cases(up_kernel_plan *plan, const up_kernel_device *dev) {
   const up_device_peaks peaks = up_device_peaks_find(dev->name);
@@ -158,7 +191,9 @@ static void up_finish_cases(up_kernel_plan *plan, const up_kernel_device *dev) {
     r->flop_floor_ms = r->flop / (peaks.bf16_tflops * 1e12) * 1e3;
     r->byte_floor_ms = r->bytes / (peaks.gb_per_s * 1e9) * 1e3;
     r->floor_ms = fmax(r->flop_floor_ms, r->byte_floor_ms); /* NaN only when both are */
-    up_kernel_targets_attach(r, c->kind, &plan->select, dev->on_gpu);
+    /* Issue 4's targets and FlashAttention-2's references are for full causal
+     * attention: a sliding-window case gets none (as on the CPU). */
+    up_kernel_targets_attach(r, c->kind, &plan->select, dev->on_gpu && c->op.batch.window == 0);
   }
 }
 
@@ -225,16 +260,18 @@ bool up_kernel_plan_build(up_kernel_plan *plan, const up_options *opt, const up_
     const int32_t n_gemms = up_kernel_layer_gemms(cfg, gemms);
     for (int32_t g = 0; g < n_gemms; ++g) up_add_gemm(plan, &capacity, gemms[g].name, m, gemms[g].n, gemms[g].k);
   }
-  for (int32_t i = 0; want_attention && i < n_ctx; ++i)
-    up_add_attention_kind(plan, &capacity, UP_KERNEL_ATTENTION, 1, ctx[i]);
+  for (int32_t i = 0; want_attention && i < n_ctx; ++i) {
+    up_add_attention_kind(plan, &capacity, UP_KERNEL_ATTENTION, 1, ctx[i], 0);
+    up_add_window_cases(plan, &capacity, cfg, gpu, ctx[i]);
+  }
   for (int32_t i = 0; want_decode && i < n_batches; ++i)
-    up_add_attention_kind(plan, &capacity, UP_KERNEL_DECODE, batch_seqs[i], batch_len[i]);
+    up_add_attention_kind(plan, &capacity, UP_KERNEL_DECODE, batch_seqs[i], batch_len[i], 0);
   for (int32_t i = 0; want_selection && i < n_ctx; ++i)
-    up_add_attention_kind(plan, &capacity, UP_KERNEL_SELECTION, 1, ctx[i]);
+    up_add_attention_kind(plan, &capacity, UP_KERNEL_SELECTION, 1, ctx[i], 0);
   for (int32_t i = 0; want_selection && i < n_batches; ++i) {
     bool listed = false; /* a 1xL batch may repeat a --ctx case */
     for (int32_t j = 0; j < n_ctx; ++j) listed = listed || (batch_seqs[i] == 1 && batch_len[i] == ctx[j]);
-    if (!listed) up_add_attention_kind(plan, &capacity, UP_KERNEL_SELECTION, batch_seqs[i], batch_len[i]);
+    if (!listed) up_add_attention_kind(plan, &capacity, UP_KERNEL_SELECTION, batch_seqs[i], batch_len[i], 0);
   }
   up_finish_cases(plan, dev);
   return true;

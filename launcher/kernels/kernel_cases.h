@@ -8,7 +8,13 @@
  * Work counted per call (element size e of the backend's activations):
  *   gemm       flop 2 m n k; bytes e (m k + n k + m n)
  *   attention  flop 2 L^2 d H per sequence (4 L^2/2 d per head, the FlashAttention
- *              convention); bytes e (2 tokens H d + 2 L kv_dim) per sequence (Q, O, K, V once)
+ *              convention); bytes e (2 tokens H d + 2 L kv_dim) per sequence (Q, O, K, V once);
+ *              over a sliding window W < L, 4 (L W - W^2/2) d H (the same convention on the
+ *              (row, entry) pairs the window leaves), bytes unchanged
+ * A model with sliding layers (cfg->sliding_window > 0) also gets, after each full
+ * attention case, the same prompt over its window and, on a GPU, over windows 512, 1024
+ * and 4096 (those shorter than the prompt): "attention 1x32K w1024". They carry no
+ * target (issue 4's are for full causal attention).
  *   decode     flop 4 L d H per sequence; bytes e (2 H d + 2 L kv_dim) per sequence
  *   selection  flop 4 d H last_q per token (two score passes); bytes 2 e kv_dim per token (K read per pass)
  * Floors are these at the device's peaks (device_peaks.h). Each case also carries the
@@ -69,6 +75,11 @@ bool up_kernel_plan_build(up_kernel_plan *plan, const up_options *opt, const up_
                           const up_kernel_device *dev, char *err, size_t err_size);
 
 void up_kernel_plan_free(up_kernel_plan *plan);
+
+/* (row, entry) pairs of a causal prompt of seq_len rows, under a sliding window of
+ * `window` entries when 0 < window < seq_len, in the FlashAttention convention (L^2/2
+ * for full attention): the flop count of an attention case is 4 d H times this. */
+double up_kernel_attention_pairs(int32_t seq_len, int32_t window);
 
 /* Backend bytes one case needs: its inputs, outputs, KV pool and an allowance for the
  * op's workspace (the L2 flush buffer not included). */

@@ -142,7 +142,59 @@ static void add_matmul(case_list *l, const up_model_config *llama) {
         odd[i][3] ? " (a misaligned)" : "")->gemm = (up_op_gemm_dims){odd[i][0], odd[i][1], odd[i][2], odd[i][3]};
 }
 
-/* Head sizes 64/128/256 and GQA groups 4, 1 and 4; packed batches of mixed lengths
+/* Sliding-window attention (kernels/ops.h; the blocks behind each sequence's window
+ * are -1 in its table, kernels/op_cases/paged_batch.h): windows smaller than, equal to
+ * and larger than the sequences, none a multiple of a key tile but one (64), W = 1;
+ * prefill continuing a cached prefix longer than the window; decode over long caches;
+ * head sizes 64/128/256 over pages of 8 to 128 entries (24 and 128 take the Hopper
+ * cp.async kernel, 8-64 the TMA one at head_dim 256); long prompts on sampled rows. */
+static void add_attention_windows(case_list *l) {
+  enum { N = 6 };
+  static const int32_t mixed[N] = {1, 17, 64, 100, 1000, 4100}, chunked[N] = {0, 5, 0, 300, 77, 2000};
+  static const int32_t cont_rows[N] = {5, 130, 64, 255, 1000, 2049}, cont_prior[N] = {3, 0, 3000, 1, 77, 5000};
+  const struct {
+    const char *name;
+    up_attn_shape shape;
+    int32_t block_tokens, window, n_seqs;
+    const int32_t *rows, *prior;
+    int32_t sample;
+  } cases[] = {
+      {"hd128 gqa 32/8 window 100 mixed prefill bt16", heads(32, 8, 128), 16, 100, N, mixed, NULL, 0},
+      {"hd128 gqa 32/8 window 1000 mixed chunked bt64", heads(32, 8, 128), 64, 1000, N, mixed, chunked, 0},
+      {"hd128 gqa 32/8 window 300 continued prefix bt8", heads(32, 8, 128), 8, 300, N, cont_rows, cont_prior, 0},
+      {"hd128 gqa 32/8 window 300 continued prefix bt128", heads(32, 8, 128), 128, 300, N, cont_rows, cont_prior, 0},
+      {"hd128 gqa 32/8 window 700 continued prefix bt24", heads(32, 8, 128), 24, 700, N, cont_rows, cont_prior, 0},
+      {"hd128 gqa 32/8 window 1 bt16", heads(32, 8, 128), 16, 1, 4, (const int32_t[]){1, 17, 130, 300},
+       (const int32_t[]){0, 5, 0, 200}, 0},
+      {"hd128 gqa 32/8 window 100000 (wider than every sequence) bt16", heads(32, 8, 128), 16, 100000, N, mixed,
+       chunked, 0},
+      {"hd64 8/8 window 64 mixed chunked bt64", heads(8, 8, 64), 64, 64, N, mixed, chunked, 0},
+      {"hd64 8/8 window 200 continued prefix bt16", heads(8, 8, 64), 16, 200, N, cont_rows, cont_prior, 0},
+      {"hd256 gqa 4/1 window 512 mixed chunked bt16", heads(4, 1, 256), 16, 512, N, mixed, chunked, 0},
+      {"hd256 gqa 16/8 window 1000 continued prefix bt64", heads(16, 8, 256), 64, 1000, N, cont_rows, cont_prior, 0},
+      {"hd256 gqa 16/8 window 333 continued prefix bt8", heads(16, 8, 256), 8, 333, N, cont_rows, cont_prior, 0},
+      {"hd256 gqa 16/8 window 333 continued prefix bt128", heads(16, 8, 256), 128, 333, N, cont_rows, cont_prior, 0},
+      {"hd128 gqa 32/8 decode window 1000 bt16", heads(32, 8, 128), 16, 1000, 8,
+       (const int32_t[]){1, 1, 1, 1, 2, 4, 1, 3}, (const int32_t[]){99, 999, 1000, 4096, 19999, 5000, 0, 998}, 0},
+      {"hd256 gqa 16/8 decode window 512 bt16", heads(16, 8, 256), 16, 512, 4, (const int32_t[]){1, 4, 1, 2},
+       (const int32_t[]){2999, 100, 511, 9998}, 0},
+      {"hd128 gqa 32/8 long 16384 rows window 4096 bt16", heads(32, 8, 128), 16, 4096, 1, (const int32_t[]){16384},
+       NULL, 64},
+      {"hd256 gqa 16/8 long 8192 rows after 8192 window 1000 bt16", heads(16, 8, 256), 16, 1000, 1,
+       (const int32_t[]){8192}, (const int32_t[]){8192}, 64},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
+    up_op_case *c = add(l, &up_op_attention, UP_VALUES_TOL, "attention %s%s", cases[i].name,
+                        cases[i].sample ? " (sampled rows)" : "");
+    set_batch(c, cases[i].shape, cases[i].block_tokens, cases[i].n_seqs, cases[i].rows, cases[i].prior, NULL);
+    c->batch.window = cases[i].window;
+    c->batch.query_bound = c->batch.qkv_bound = 2.0f;
+    c->batch.poison_unowned = true;
+    c->sample = cases[i].sample;
+  }
+}
+
+/* Head sizes 64/128/256 and GQA groups 4, 1, 2 and 4; packed batches of mixed lengths
  * after prior entries over shuffled pages of 8 to 128 entries (24: not a power of two),
  * pure decode, decode over tiny caches, and long prompts compared on sampled rows.
  * Queries twice the keys' range: scores of a few units, a softmax far from uniform. */
@@ -183,6 +235,15 @@ static void add_attention(case_list *l) {
        (const int32_t[]){0, 1, 0, 70, 5}, 0},
       {"hd128 gqa 32/8 long 16384 rows bt64", heads(32, 8, 128), 64, 1, (const int32_t[]){16384}, NULL, 64},
       {"hd128 gqa 32/8 long 16384 rows bt16", heads(32, 8, 128), 16, 1, (const int32_t[]){16384}, NULL, 64},
+      /* Gemma 3 12B's heads, over pages that take the Hopper TMA kernel (8-64) and
+       * the cp.async one (128, 24) at head_dim 256. */
+      {"hd256 gqa 16/8 mixed chunked bt64", heads(16, 8, 256), 64, N, mixed, chunked_tail, 0},
+      {"hd256 gqa 16/8 mixed chunked bt8", heads(16, 8, 256), 8, N, (const int32_t[]){5, 130, 64, 255, 1000, 2049},
+       (const int32_t[]){3, 0, 64, 1, 77, 0}, 0},
+      {"hd256 gqa 16/8 mixed chunked bt128", heads(16, 8, 256), 128, N, (const int32_t[]){1, 129, 64, 127, 1000, 4100},
+       (const int32_t[]){0, 1, 128, 300, 0, 5}, 0},
+      {"hd256 gqa 16/8 mixed chunked bt24", heads(16, 8, 256), 24, N, mixed, chunked, 0},
+      {"hd256 gqa 16/8 long 16384 rows bt16", heads(16, 8, 256), 16, 1, (const int32_t[]){16384}, NULL, 64},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
     up_op_case *c = add(l, &up_op_attention, UP_VALUES_TOL, "attention %s%s", cases[i].name,
@@ -327,6 +388,7 @@ int32_t up_op_case_list(up_op_case **cases) {
   add_kv_store(&l, llama);
   add_matmul(&l, llama);
   add_attention(&l);
+  add_attention_windows(&l);
   add_selection(&l);
   add_qwen3_next_ops(&l);
   *cases = l.cases;

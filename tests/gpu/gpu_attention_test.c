@@ -1,8 +1,9 @@
 /* gpu_attention_test.c — the CUDA attention op beyond what gpu_ops_test checks: every
  * attention case of the shared op-case list (launcher/kernels/op_case_list.c: head_dim
- * 64/128/256, GQA 32/8, 8/8 and 4/1, mixed packed batches over shuffled pages of 8 to
- * 128 entries, prior cached entries, pure decode, long prompts on sampled rows) through
- * the default kernel and, where a head_dim-128 sequence takes the prefill path, through
+ * 64/128/256, GQA 32/8, 16/8, 8/8 and 4/1, mixed packed batches over shuffled pages of
+ * 8 to 128 entries, prior cached entries, pure decode, long prompts on sampled rows,
+ * sliding windows with the blocks behind them -1 in the table) through the default
+ * kernel and, where a head_dim-128 or 256 sequence takes the prefill path, through
  * every prefill variant by number (cuda_attention.h; on a GPU without the Hopper
  * kernels a variant falls back as the op does). Each run happens twice on the same
  * inputs and must give identical bits: the kernels have no atomics, so a difference
@@ -158,9 +159,10 @@ static void run_variant(up_backend *gpu, const up_op_case *c, void *inputs, cons
   up_cuda_backend_set_attention_variant(gpu, UP_ATTN_PREFILL_DEFAULT);
 }
 
-/* Whether some sequence of the case takes the head_dim-128 prefill path. */
-static int uses_prefill_128(const up_op_case *c) {
-  if (c->batch.shape.head_dim != 128) return 0;
+/* Whether some sequence of the case takes the prefill path at a head_dim with Hopper
+ * kernels (128, 256), whose variants the test then runs one by one. */
+static int uses_hopper_prefill(const up_op_case *c) {
+  if (c->batch.shape.head_dim != 128 && c->batch.shape.head_dim != 256) return 0;
   for (int32_t s = 0; s < c->batch.n_seqs; ++s)
     if (up_op_batch_rows(&c->batch, s) > UP_ATTN_DECODE_MAX_ROWS) return 1;
   return 0;
@@ -183,7 +185,7 @@ int main(void) {
     const clock_t t0 = clock();
     void *reference = c->driver->reference(gpu, c, inputs, cpu);
     printf("# %s: reference in %.1f s of CPU\n", c->label, (double)(clock() - t0) / CLOCKS_PER_SEC);
-    const int last = uses_prefill_128(c) ? UP_ATTN_PREFILL_LAST : UP_ATTN_PREFILL_DEFAULT;
+    const int last = uses_hopper_prefill(c) ? UP_ATTN_PREFILL_LAST : UP_ATTN_PREFILL_DEFAULT;
     for (int variant = UP_ATTN_PREFILL_DEFAULT; variant <= last; ++variant)
       run_variant(gpu, c, inputs, reference, variant);
     c->driver->free_reference(reference);

@@ -4,7 +4,9 @@
  * keys of each sequence are split across CTAs (flash-decoding): each CTA reads its key
  * range of one kv head once for every query of that head's GQA group, keeps a partial
  * (max, sum, unnormalised output) per query in an fp32 workspace, and a combine kernel
- * merges the splits by log-sum-exp and writes bf16.
+ * merges the splits by log-sum-exp and writes bf16. Under a sliding window the splits
+ * share only the entries from the first one the sequence's first row sees, so decode
+ * reads the last window entries, not the whole cache.
  *
  * The arithmetic is plain fp32 FMA: at group x rows <= 16 queries per kv head it is
  * 4 to 16 FMAs per byte of cache read, at or under what the CUDA cores sustain next to
@@ -64,9 +66,13 @@ __global__ void __launch_bounds__(DEC_THREADS) decode_split_kernel(const decode_
   if (nq <= 0) return;
   const int32_t kv_len = __ldg(p.a.kv_lens + s);
   const int32_t prior = kv_len - n_rows;
-  int32_t per_split = (kv_len + p.n_splits - 1) / p.n_splits;
+  /* The splits share the entries from the first one the sequence's first row sees (0
+   * under full causal attention, the window's start under a sliding window: the
+   * entries before it, and their blocks, are never touched) to the cache end. */
+  const int32_t k_lo = up_attn_window_start(prior, p.a.window);
+  int32_t per_split = (kv_len - k_lo + p.n_splits - 1) / p.n_splits;
   per_split = (per_split + DEC_CHUNK - 1) / DEC_CHUNK * DEC_CHUNK;
-  const int32_t k_begin = split * per_split;
+  const int32_t k_begin = k_lo + split * per_split;
   const int32_t k_end = min(kv_len, k_begin + per_split);
   const int32_t *block_table = p.a.block_tables + (int64_t)s * p.a.max_blocks_per_seq;
 
@@ -144,7 +150,8 @@ __global__ void __launch_bounds__(DEC_THREADS) decode_split_kernel(const decode_
       for (int k = 0; k < DEC_MAXQ / QG; ++k) {
         const int qi = qg + k * QG;
         const int32_t t = (q_first + qi) % n_rows;
-        const bool valid = qi < nq && key < k_end && key <= prior + t;
+        const bool valid =
+            qi < nq && key < k_end && key <= prior + t && key >= up_attn_window_start(prior + t, p.a.window);
         p_sm[qi * DEC_CHUNK + kc] = valid ? dot[k] * p.a.scale_log2 : -INFINITY;
       }
     }
@@ -249,14 +256,17 @@ extern "C" size_t up_cuda_attention_decode_workspace_bytes(const up_attn_batch *
 }
 
 /* Enough CTAs for a couple of waves when every sequence is a decode one, never more
- * splits than 64-key chunks a sequence could hold (the block table's capacity). */
+ * splits than 64-key chunks a sequence could read (the block table's capacity, or a
+ * sliding window's entries plus the rows of a multi-row step). */
 extern "C" int32_t up_cuda_attention_decode_splits(const up_kv_pool *pool, const up_attn_batch *batch,
-                                                   const up_attn_shape *shape, int32_t n_sms) {
+                                                   const up_attn_shape *shape, int32_t window, int32_t n_sms) {
   const int32_t group = shape->n_heads / shape->n_kv_heads;
   const int64_t n_qblocks = (group * UP_ATTN_DECODE_MAX_ROWS + DEC_MAXQ - 1) / DEC_MAXQ;
   const int64_t ctas = (int64_t)(batch->n_seqs > 0 ? batch->n_seqs : 1) * shape->n_kv_heads * n_qblocks;
   int64_t splits = ((int64_t)n_sms * DEC_TARGET_CTAS_PER_SM + ctas - 1) / ctas;
-  const int64_t capacity = (int64_t)batch->max_blocks_per_seq * pool->block_tokens;
+  int64_t capacity = (int64_t)batch->max_blocks_per_seq * pool->block_tokens;
+  if (window > 0 && (int64_t)window + UP_ATTN_DECODE_MAX_ROWS - 1 < capacity)
+    capacity = (int64_t)window + UP_ATTN_DECODE_MAX_ROWS - 1;
   const int64_t max_useful = (capacity + DEC_CHUNK - 1) / DEC_CHUNK;
   if (splits > max_useful) splits = max_useful;
   if (splits > 64) splits = 64;
@@ -279,11 +289,12 @@ static void launch_decode(cudaStream_t stream, const decode_params &p, int32_t n
 }
 
 extern "C" void up_cuda_attention_decode(cudaStream_t stream, void *out, const void *qkv, const up_kv_pool *pool,
-                                         const up_attn_batch *batch, const up_attn_shape *shape, int32_t n_splits,
-                                         void *workspace) {
+                                         const up_attn_batch *batch, const up_attn_shape *shape, int32_t window,
+                                         int32_t n_splits, void *workspace) {
   if (batch->n_tokens <= 0 || batch->n_seqs <= 0) return;
   decode_params p;
   p.a = up_attn_args_make(out, qkv, pool, batch, shape);
+  p.a.window = window;
   const size_t partials = (size_t)batch->n_seqs * (size_t)shape->n_heads * UP_ATTN_DECODE_MAX_ROWS * (size_t)n_splits;
   p.ws_o = (float *)workspace;
   p.ws_ml = p.ws_o + partials * (size_t)shape->head_dim;

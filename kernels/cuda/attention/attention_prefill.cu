@@ -1,13 +1,16 @@
 /* attention_prefill.cu — the prefill path of the CUDA attention op: a FlashAttention-2
  * style forward over the paged KV pool for every sequence with more than
- * UP_ATTN_DECODE_MAX_ROWS rows this step (shorter ones belong to attention_decode.cu).
+ * UP_ATTN_DECODE_MAX_ROWS rows this step (shorter ones belong to attention_decode.cu),
+ * full causal or over a sliding window (a CTA starts at the key tile of the first
+ * entry its first row sees, so a sliding layer costs O(rows x window)).
  *
  * One CTA = one query head x one tile of BM rows of one sequence; each warp owns 16 or
  * 32 rows (one or two m16 tiles sharing every K/V fragment it reads). Keys and values stream through shared memory in tiles of BN entries with
  * cp.async, two stages deep, each 16-byte chunk addressed through the block table.
  * S = Q K^T and O += P V run on bf16 mma.sync m16n8k16 with fp32 accumulators; the
  * softmax is online, in base 2, in fp32. Ampere-level instructions: on Hopper, head_dim
- * 128 goes to the wgmma kernel of attention_prefill_sm90.cu instead (docs/kernels/attention.md).
+ * 128 and 256 go to the wgmma kernels of attention_prefill_sm90*.cu instead
+ * (docs/kernels/attention.md, docs/kernels/sliding_window.md).
  *
  * Sequence lengths live on the device, so the grid is sized from what the host knows:
  * sequence s owns the virtual tiles starting at cu_seqlens[s] / BM + s, which leaves
@@ -32,11 +35,13 @@ __device__ __forceinline__ int swz(int r, int c) {
 }
 
 /* Copy ROWS cache entries starting at key `first` of one kv head into a swizzled tile;
- * entries at or past kv_len become zeros (they are masked, and the block table may hold
- * anything there). Each thread keeps one chunk column, so one lookup per row. */
+ * entries before k_lo (the first any row of the CTA sees under a sliding window) or at
+ * or past kv_len become zeros: they are masked, and the block table may hold anything
+ * there (-1 for blocks given back behind the window). Each thread keeps one chunk
+ * column, so one lookup per row. */
 template <int HD, int ROWS, int THREADS>
 __device__ __forceinline__ void load_kv_tile(__nv_bfloat16 *tile, const __nv_bfloat16 *pool,
-                                             const int32_t *block_table, int32_t first, int32_t kv_len,
+                                             const int32_t *block_table, int32_t first, int32_t k_lo, int32_t kv_len,
                                              int32_t head_offset, const prefill_params &p) {
   constexpr int CH = HD / 8;
   constexpr int RSTEP = THREADS / CH;
@@ -46,7 +51,7 @@ __device__ __forceinline__ void load_kv_tile(__nv_bfloat16 *tile, const __nv_bfl
   for (int i = 0; i < ROWS / RSTEP; ++i) {
     const int r = threadIdx.x / CH + i * RSTEP;
     const int32_t e = first + r;
-    const bool valid = e < kv_len;
+    const bool valid = e >= k_lo && e < kv_len;
     const int64_t off = valid ? up_attn_entry_offset(block_table, e, p.block_tokens, p.kv_dim) + head_offset + c * 8 : 0;
     up_attn_cp_async16(up_attn_smem_u32(tile + swz<HD>(r, c)), pool + off, valid ? 16 : 0);
   }
@@ -87,6 +92,10 @@ __global__ void __launch_bounds__(WARPS * 32, MIN_CTAS) prefill_kernel(const pre
   const int32_t kv_head_offset = kvh * HD;
   const int32_t q_end = min(q0 + BM, n_rows);
   const int32_t n_tiles = (prior + q_end + BN - 1) / BN; /* the tile's last row sees prior + q_end keys */
+  /* Under a sliding window the CTA's first row sees nothing before k_lo: the key tiles
+   * wholly before it are never loaded (a sliding layer costs O(rows x window)). */
+  const int32_t k_lo = up_attn_window_start(prior + q0, p.window);
+  const int32_t j0 = k_lo / BN;
 
   /* Q tile: rows past the sequence's end are zeros and never written back. */
   {
@@ -99,9 +108,9 @@ __global__ void __launch_bounds__(WARPS * 32, MIN_CTAS) prefill_kernel(const pre
       up_attn_cp_async16(up_attn_smem_u32(q_s + swz<HD>(r, c)), p.qkv + off, valid ? 16 : 0);
     }
   }
-  load_kv_tile<HD, BN, THREADS>(k_s, p.k_pool, block_table, 0, kv_len, kv_head_offset, p);
+  load_kv_tile<HD, BN, THREADS>(k_s, p.k_pool, block_table, j0 * BN, k_lo, kv_len, kv_head_offset, p);
   up_attn_cp_async_commit();
-  load_kv_tile<HD, BN, THREADS>(v_s, p.v_pool, block_table, 0, kv_len, kv_head_offset, p);
+  load_kv_tile<HD, BN, THREADS>(v_s, p.v_pool, block_table, j0 * BN, k_lo, kv_len, kv_head_offset, p);
   up_attn_cp_async_commit();
 
   float o[MT][DT][4];
@@ -115,6 +124,9 @@ __global__ void __launch_bounds__(WARPS * 32, MIN_CTAS) prefill_kernel(const pre
   for (int mt = 0; mt < MT; ++mt) m[mt][0] = m[mt][1] = -INFINITY, l[mt][0] = l[mt][1] = 0.0f;
   const int32_t warp_row = q0 + warp * WR;  /* first row of this warp, within the sequence */
   const int32_t my_row = warp_row + (lane >> 2);
+  /* The first entry the warp's first row sees, and the first its last row sees. */
+  const int32_t warp_lo_first = up_attn_window_start(prior + warp_row, p.window);
+  const int32_t warp_lo_last = up_attn_window_start(prior + warp_row + WR - 1, p.window);
 
   /* ldmatrix lane addresses. Every operand is read in 16x16 blocks with lane l at row
    * l & 15 of the block, logical chunk 2i + (l >> 4): the four 8x8 matrices are rows
@@ -133,20 +145,21 @@ __global__ void __launch_bounds__(WARPS * 32, MIN_CTAS) prefill_kernel(const pre
       kv_addr[i] = k0a ^ (uint32_t)(i << 5);
     }
   }
-  for (int32_t j = 0; j < n_tiles; ++j) {
-    const int buf = j & 1;
+  for (int32_t j = j0; j < n_tiles; ++j) {
+    const int buf = (j - j0) & 1;
     const int32_t k_first = j * BN;
     /* Groups in flight: ..., K_j, V_j. Wait for K_j (and Q), then reuse the other K
      * stage, which every warp finished reading in iteration j-1. */
     up_attn_cp_async_wait<1>();
     __syncthreads();
     if (j + 1 < n_tiles)
-      load_kv_tile<HD, BN, THREADS>(k_s + (buf ^ 1) * BN * HD, p.k_pool, block_table, k_first + BN, kv_len,
+      load_kv_tile<HD, BN, THREADS>(k_s + (buf ^ 1) * BN * HD, p.k_pool, block_table, k_first + BN, k_lo, kv_len,
                                     kv_head_offset, p);
     up_attn_cp_async_commit(); /* possibly empty: keeps the wait counts uniform */
 
-    /* A warp whose rows all precede this tile has nothing to add (causal). */
-    const bool warp_active = k_first <= prior + warp_row + WR - 1;
+    /* A warp whose rows all precede this tile (causal) or whose rows' windows all start
+     * after it has nothing to add. */
+    const bool warp_active = k_first <= prior + warp_row + WR - 1 && k_first + BN > warp_lo_first;
     uint32_t pa[MT][BN / 16][4];
     if (warp_active) {
       float sc[MT][NT][4];
@@ -174,9 +187,10 @@ __global__ void __launch_bounds__(WARPS * 32, MIN_CTAS) prefill_kernel(const pre
         }
       }
 
-      /* Causal limit (row t sees entries <= prior + t) and the cache end; only the
-       * tiles that reach past the CTA's first row or past kv_len need it. */
-      if (k_first + BN - 1 > prior + warp_row || k_first + BN > kv_len) {
+      /* Causal limit (row t sees entries <= prior + t), the window's start and the cache
+       * end; only the tiles that reach past the warp's first row, start before its last
+       * row's window or reach past kv_len need it. */
+      if (k_first + BN - 1 > prior + warp_row || k_first < warp_lo_last || k_first + BN > kv_len) {
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
@@ -185,7 +199,8 @@ __global__ void __launch_bounds__(WARPS * 32, MIN_CTAS) prefill_kernel(const pre
             for (int e = 0; e < 4; ++e) {
               const int32_t key = k_first + t * 8 + 2 * (lane & 3) + (e & 1);
               const int32_t row = my_row + mt * 16 + (e >> 1) * 8;
-              if (key > prior + row || key >= kv_len) sc[mt][t][e] = -INFINITY;
+              if (key > prior + row || key < up_attn_window_start(prior + row, p.window) || key >= kv_len)
+                sc[mt][t][e] = -INFINITY;
             }
       }
 
@@ -234,7 +249,7 @@ __global__ void __launch_bounds__(WARPS * 32, MIN_CTAS) prefill_kernel(const pre
     up_attn_cp_async_wait<1>();
     __syncthreads();
     if (j + 1 < n_tiles)
-      load_kv_tile<HD, BN, THREADS>(v_s + (buf ^ 1) * BN * HD, p.v_pool, block_table, k_first + BN, kv_len,
+      load_kv_tile<HD, BN, THREADS>(v_s + (buf ^ 1) * BN * HD, p.v_pool, block_table, k_first + BN, k_lo, kv_len,
                                     kv_head_offset, p);
     up_attn_cp_async_commit();
 
@@ -306,24 +321,30 @@ static void launch_prefill(cudaStream_t stream, const prefill_params &p, int32_t
  * 4, 5, 6: the warp-specialised Hopper kernel with TMA page copies
  *    (attention_prefill_sm90_tma.cu; ping-pong, no ping-pong, three stages) where the
  *    device and the page size allow, else 3.
- * 0 (and anything else): 4 on Hopper where the page size allows, else 3, else 2. */
+ * 0 (and anything else): 4 on Hopper where the page size allows, else 3, else 2.
+ * head_dim 256 takes the same numbers, its Hopper kernels with 64-entry K/V tiles
+ * (docs/kernels/sliding_window.md); 1 and 2 are both its one mma.sync kernel. */
 extern "C" void up_cuda_attention_prefill(cudaStream_t stream, void *out, const void *qkv, const up_kv_pool *pool,
-                                          const up_attn_batch *batch, const up_attn_shape *shape, int variant) {
+                                          const up_attn_batch *batch, const up_attn_shape *shape, int32_t window,
+                                          int variant) {
   if (batch->n_tokens <= 0 || batch->n_seqs <= 0) return;
-  if (shape->head_dim == 128 && (variant < UP_ATTN_PREFILL_MMA_SYNC_V1 || variant > UP_ATTN_PREFILL_LAST))
+  const bool hopper_head_dim = shape->head_dim == 128 || shape->head_dim == 256;
+  if (hopper_head_dim && (variant < UP_ATTN_PREFILL_MMA_SYNC_V1 || variant > UP_ATTN_PREFILL_LAST))
     variant = UP_ATTN_PREFILL_SM90_TMA;
-  if (shape->head_dim == 128 && variant >= UP_ATTN_PREFILL_SM90) {
+  if (hopper_head_dim && variant >= UP_ATTN_PREFILL_SM90) {
     if (up_cuda_attention_prefill_sm90_available()) {
-      if (variant >= UP_ATTN_PREFILL_SM90_TMA && up_cuda_attention_prefill_sm90_tma_fits(pool)) {
-        up_cuda_attention_prefill_sm90_tma(stream, out, qkv, pool, batch, shape, variant - UP_ATTN_PREFILL_SM90_TMA);
+      if (variant >= UP_ATTN_PREFILL_SM90_TMA && up_cuda_attention_prefill_sm90_tma_fits(pool, shape->head_dim)) {
+        up_cuda_attention_prefill_sm90_tma(stream, out, qkv, pool, batch, shape, window,
+                                           variant - UP_ATTN_PREFILL_SM90_TMA);
         return;
       }
-      up_cuda_attention_prefill_sm90(stream, out, qkv, pool, batch, shape);
+      up_cuda_attention_prefill_sm90(stream, out, qkv, pool, batch, shape, window);
       return;
     }
     variant = UP_ATTN_PREFILL_MMA_SYNC;
   }
-  const prefill_params p = up_attn_args_make(out, qkv, pool, batch, shape);
+  prefill_params p = up_attn_args_make(out, qkv, pool, batch, shape);
+  p.window = window;
   /* 8 warps share each K/V tile at head_dim 64; at 256 the accumulators double, so 4
    * warps and 32-key tiles keep two CTAs per SM. */
   switch (shape->head_dim) {

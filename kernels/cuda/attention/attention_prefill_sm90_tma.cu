@@ -1,11 +1,12 @@
 /* attention_prefill_sm90_tma.cu — the warp-specialised Hopper (sm_90a) prefill kernel
- * for head_dim 128, used where the pool's pages tile a 128-entry K/V tile evenly
- * (block_tokens 8, 16, 32, 64 or 128): FlashAttention-3's structure on the paged pool.
+ * for head_dim 128 and 256, used where the pool's pages tile a K/V tile evenly
+ * (block_tokens 8, 16, 32, 64 or 128 for the 128-entry tiles of head_dim 128; 8 to 64
+ * for the 64-entry tiles of 256): FlashAttention-3's structure on the paged pool.
  *
  * CTA = one query head x 128 rows of one sequence, three warpgroups:
  * - a producer (warpgroup 0, one warp working, its registers given up by setmaxnreg)
  *   copies each K and V tile page by page with the tensor-memory accelerator: one 2-D
- *   bulk tensor copy per (page, 64-column half), addressed by (kv head column, pool row
+ *   bulk tensor copy per (page, 64-column block), addressed by (kv head column, pool row
  *   of the page's first entry), written in wgmma's 128-byte swizzle by the copy engine
  *   itself; each stage completes on a "full" mbarrier counting the bytes;
  * - two consumers (warpgroups 1 and 2, 64 query rows each, setmaxnreg 240) run the
@@ -95,56 +96,72 @@ __device__ __forceinline__ uint32_t empty_bar(uint32_t bars, int kv, int s) {
   return bars + (uint32_t)(((2 + kv) * STAGES + s) * 8);
 }
 
-/* Producer warp: K_t and V_t for every tile t of the CTA, in that order, each into stage
- * t % STAGES once both consumers have released that stage's previous tile. Lane i copies
- * (page i / 2, half i % 2) of each tile, in rounds of 32. */
-template <int STAGES>
+/* Producer warp: K_t and V_t for every tile t = j0 .. n_tiles - 1 of the CTA, in that
+ * order, the nth tile (t = j0 + nth) into stage nth % STAGES once both consumers have
+ * released that stage's previous tile. Lane i copies (page i / B, column block i % B)
+ * of each tile, B = HD / 64 blocks, in rounds of 32. Pages wholly before k_lo (the
+ * first entry any row of the CTA sees under a sliding window; 0 without one) are not
+ * copied: their block-table entries may be -1. */
+template <int HD, int STAGES, bool WINDOW>
 __device__ __forceinline__ void produce(const CUtensorMap *k_map, const CUtensorMap *v_map, const prefill_job &jb,
-                                        int32_t kv_col, int32_t bt, uint32_t k_s, uint32_t v_s, uint32_t bars) {
+                                        int32_t j0, int32_t k_lo, int32_t kv_col, int32_t bt, uint32_t k_s,
+                                        uint32_t v_s, uint32_t bars) {
+  constexpr int BN = sm90_geom<HD>::BN, TILE_BYTES = sm90_geom<HD>::TILE_BYTES, BLOCKS = HD / 64;
   const int lane = threadIdx.x & 31;
   const int32_t pages_per_tile = BN / bt;
   const uint32_t page_bytes = (uint32_t)bt * HD * 2;
-  for (int32_t t = 0; t < jb.n_tiles; ++t) {
-    const int s = t % STAGES;
-    const uint32_t parity = (uint32_t)((t / STAGES) & 1) ^ 1u;
-    const int32_t first_page = t * pages_per_tile;
-    const int32_t pages = min(pages_per_tile, (jb.kv_len - t * BN + bt - 1) / bt); /* pages holding keys < kv_len */
+  for (int32_t t = j0; t < jb.n_tiles; ++t) {
+    const int32_t nth = t - j0;
+    const int s = nth % STAGES;
+    const uint32_t parity = (uint32_t)((nth / STAGES) & 1) ^ 1u;
+    /* Pages skip .. end of the tile: from the page holding k_lo (only the first tile
+     * has skipped ones) to the last page holding keys < kv_len. */
+    const int32_t skip = WINDOW && t == j0 ? (k_lo - t * BN) / bt : 0;
+    const int32_t end = min(pages_per_tile, (jb.kv_len - t * BN + bt - 1) / bt);
+    const int32_t first_page = t * pages_per_tile + skip;
+    const int32_t pages = end - skip;
     for (int kv = 0; kv < 2; ++kv) {
       const uint32_t full = full_bar<STAGES>(bars, kv, s);
       const uint32_t empty = empty_bar<STAGES>(bars, kv, s);
       const uint32_t tile = (kv == 0 ? k_s : v_s) + (uint32_t)(s * TILE_BYTES);
-      if (t >= STAGES) mbar_wait(empty, parity);
+      if (nth >= STAGES) mbar_wait(empty, parity);
       if (lane == 0) mbar_arrive_expect_tx(full, (uint32_t)pages * page_bytes);
       __syncwarp();
-      for (int i = lane; i < 2 * pages; i += 32) {
-        const int32_t page = i >> 1, half = i & 1;
+      for (int i = lane; i < BLOCKS * pages; i += 32) {
+        const int32_t page = i / BLOCKS, block = i % BLOCKS;
         const int32_t row = __ldg(jb.block_table + first_page + page) * bt;
-        tma_load_2d(tile + (uint32_t)(half * BN * 128 + page * bt * 128), kv == 0 ? k_map : v_map,
-                    kv_col + half * 64, row, full);
+        tma_load_2d(tile + (uint32_t)(block * BN * 128 + (skip + page) * bt * 128), kv == 0 ? k_map : v_map,
+                    kv_col + block * 64, row, full);
       }
     }
   }
 }
 
-/* Zero V rows [from, BN) of a stage (both halves) by one consumer warpgroup, then make
- * the writes visible to its products. */
-__device__ __forceinline__ void zero_v_rows(unsigned char *tile_gen, int32_t from, int ctid, int cwg) {
-  for (int i = ctid; i < (BN - from) * 16; i += 128) {
-    const int r = from + (i >> 4), c = i & 15;
-    *(uint4 *)(tile_gen + sw128(BN, r, c)) = make_uint4(0u, 0u, 0u, 0u);
+/* Zero V rows [from, to) of a stage (every column block) by one consumer warpgroup,
+ * then make the writes visible to its products. */
+template <int HD>
+__device__ __forceinline__ void zero_v_rows(unsigned char *tile_gen, int32_t from, int32_t to, int ctid, int cwg) {
+  constexpr int CH = sm90_geom<HD>::CH;
+  for (int i = ctid; i < (to - from) * CH; i += 128) {
+    const int r = from + i / CH, c = i % CH;
+    *(uint4 *)(tile_gen + sw128(sm90_geom<HD>::BN, r, c)) = make_uint4(0u, 0u, 0u, 0u);
   }
   asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
   named_sync(BAR_CONSUMER0 + cwg, 128);
 }
 #endif /* UP_ATTN_HAVE_WGMMA */
 
-template <int STAGES>
+template <int HD, int STAGES>
 constexpr size_t tma_smem_bytes(void) {
   /* Q, K and V stages, 1024-byte alignment slack, then 4 x STAGES mbarriers. */
-  return (size_t)Q_BYTES + (size_t)2 * STAGES * TILE_BYTES + 1024 + (size_t)4 * STAGES * 8;
+  return (size_t)sm90_geom<HD>::Q_BYTES + (size_t)2 * STAGES * sm90_geom<HD>::TILE_BYTES + 1024 +
+         (size_t)4 * STAGES * 8;
 }
 
-template <int STAGES, bool PINGPONG>
+/* WINDOW: sliding-window attention (p.window > 0): the CTA's tiles start at the one
+ * holding the first entry its first row sees, and each row's window start is masked.
+ * false: full causal, the code as it was before windows existed. */
+template <int HD, int STAGES, bool PINGPONG, bool WINDOW>
 __global__ void __launch_bounds__(TMA_THREADS, 1)
     prefill_sm90_tma_kernel(const __grid_constant__ up_attn_args p, const __grid_constant__ CUtensorMap k_map,
                             const __grid_constant__ CUtensorMap v_map) {
@@ -154,9 +171,11 @@ __global__ void __launch_bounds__(TMA_THREADS, 1)
   extern __shared__ unsigned char smem_raw[];
   const uint32_t smem = (up_attn_smem_u32(smem_raw) + 1023u) & ~1023u;
   unsigned char *smem_gen = smem_raw + (smem - up_attn_smem_u32(smem_raw));
+  using G = sm90_geom<HD>;
+  constexpr int BN = G::BN, TILE_BYTES = G::TILE_BYTES;
   prefill_job jb;
-  if (!find_job(p, jb)) return;
-  const uint32_t k_s = smem + Q_BYTES, v_s = k_s + STAGES * TILE_BYTES;
+  if (!find_job<HD>(p, jb)) return;
+  const uint32_t k_s = smem + G::Q_BYTES, v_s = k_s + STAGES * TILE_BYTES;
   const uint32_t bars = v_s + STAGES * TILE_BYTES;
   if (threadIdx.x == 0) {
     for (int s = 0; s < STAGES; ++s) {
@@ -171,9 +190,11 @@ __global__ void __launch_bounds__(TMA_THREADS, 1)
 
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int32_t kv_col = (blockIdx.x / p.group) * HD; /* the kv head's first column in a pool row */
+  const int32_t k_lo = job_first_entry<WINDOW>(p, jb);
+  const int32_t j0 = k_lo / BN;
   if (warp < 4) { /* producer warpgroup */
     regs_dec<PRODUCER_REGS>();
-    if (warp == 0) produce<STAGES>(&k_map, &v_map, jb, kv_col, p.block_tokens.d, k_s, v_s, bars);
+    if (warp == 0) produce<HD, STAGES, WINDOW>(&k_map, &v_map, jb, j0, k_lo, kv_col, p.block_tokens.d, k_s, v_s, bars);
     return;
   }
   regs_inc<CONSUMER_REGS>();
@@ -181,10 +202,11 @@ __global__ void __launch_bounds__(TMA_THREADS, 1)
   const uint32_t q_wg = smem + (uint32_t)(cwg * 64 * 128);
   const int32_t wg_row = jb.q0 + cwg * 64;
   const int32_t my_row = wg_row + wrow + (lane >> 2);
-  const int32_t n = jb.n_tiles; /* both warpgroups run every tile (a fully masked one costs one step) */
+  /* Both warpgroups run every tile j0 .. n_tiles - 1 (a fully masked one costs one step). */
+  const int32_t n = jb.n_tiles;
 
   /* This warpgroup's 64 query rows (the copy engine is busy with K and V meanwhile). */
-  load_q_rows<128>(smem, p, jb, ctid, cwg * 64, 64);
+  load_q_rows<HD, 128>(smem, p, jb, ctid, cwg * 64, 64);
   up_attn_cp_async_commit();
   up_attn_cp_async_wait<0>();
   fence_proxy_async();
@@ -198,60 +220,69 @@ __global__ void __launch_bounds__(TMA_THREADS, 1)
     if (PINGPONG) named_arrive(BAR_TURN0 + (cwg ^ 1), 256);
   };
   if (PINGPONG && cwg == 1) named_arrive(BAR_TURN0, 256);
+  /* Tile t is the (t - j0)-th the producer copies: its stage and barrier phase count from j0. */
+  auto stage = [&](int32_t t) { return (int)((t - j0) % STAGES); };
   auto release = [&](int kv, int32_t t) {
-    if (lane == 0) mbar_arrive(empty_bar<STAGES>(bars, kv, t % STAGES));
+    if (lane == 0) mbar_arrive(empty_bar<STAGES>(bars, kv, stage(t)));
   };
   auto wait_full = [&](int kv, int32_t t) {
-    mbar_wait(full_bar<STAGES>(bars, kv, t % STAGES), (uint32_t)((t / STAGES) & 1));
+    mbar_wait(full_bar<STAGES>(bars, kv, stage(t)), (uint32_t)(((t - j0) / STAGES) & 1));
+  };
+  /* Under a window the first tile's V rows before k_lo may be pages that were not
+   * copied (stale shared memory, possibly NaN): zero them before P V reads them. The
+   * tail past kv_len of the last tile likewise. */
+  auto zero_v_edges = [&](int32_t t) {
+    unsigned char *tile_gen = smem_gen + (v_s - smem) + (size_t)stage(t) * TILE_BYTES;
+    if (WINDOW && t == j0 && k_lo > t * BN) zero_v_rows<HD>(tile_gen, 0, k_lo - t * BN, ctid, cwg);
+    if (t == n - 1 && jb.kv_len - t * BN < BN) zero_v_rows<HD>(tile_gen, jb.kv_len - t * BN, BN, ctid, cwg);
   };
 
-  float o[64], sc[64], corr[2];
+  float o[G::O_REGS], sc[G::S_REGS], corr[2];
   uint32_t pa[BN / 16][4];
 #pragma unroll
-  for (int i = 0; i < 64; ++i) o[i] = 0.0f;
+  for (int i = 0; i < G::O_REGS; ++i) o[i] = 0.0f;
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
 
-  wait_full(0, 0);
+  wait_full(0, j0);
   turn_begin();
-  issue_scores(sc, q_wg, k_s);
+  issue_scores<HD>(sc, q_wg, k_s + (uint32_t)(stage(j0) * TILE_BYTES));
   turn_end();
   wgmma_wait<0>();
   fence_accumulators(sc);
-  release(0, 0);
-  softmax_tile(sc, m, l, corr, 0, my_row, wg_row, jb, p.scale_log2);
-  rescale_and_pack(o, corr, sc, pa);
+  release(0, j0);
+  softmax_tile<HD, WINDOW>(sc, m, l, corr, j0 * BN, my_row, wg_row, jb, p.scale_log2, p.window);
+  rescale_and_pack<HD>(o, corr, sc, pa);
 
   /* Tiles before the last are wholly below kv_len: (n - 1) * BN < kv_len. */
-  for (int32_t j = 0; j < n - 1; ++j) {
+  for (int32_t j = j0; j < n - 1; ++j) {
     wait_full(0, j + 1);
     wait_full(1, j);
+    if (WINDOW && j == j0) zero_v_edges(j);
     turn_begin();
-    issue_scores(sc, q_wg, k_s + (uint32_t)(((j + 1) % STAGES) * TILE_BYTES));
-    issue_pv(o, pa, v_s + (uint32_t)((j % STAGES) * TILE_BYTES));
+    issue_scores<HD>(sc, q_wg, k_s + (uint32_t)(stage(j + 1) * TILE_BYTES));
+    issue_pv<HD>(o, pa, v_s + (uint32_t)(stage(j) * TILE_BYTES));
     turn_end();
     wgmma_wait<1>(); /* S_{j+1} complete; P_j V_j may still run */
     fence_accumulators(sc);
     release(0, j + 1);
-    softmax_tile(sc, m, l, corr, (j + 1) * BN, my_row, wg_row, jb, p.scale_log2);
+    softmax_tile<HD, WINDOW>(sc, m, l, corr, (j + 1) * BN, my_row, wg_row, jb, p.scale_log2, p.window);
     wgmma_wait<0>(); /* P_j V_j complete: O and P may change */
     fence_accumulators(o);
     release(1, j);
-    rescale_and_pack(o, corr, sc, pa);
+    rescale_and_pack<HD>(o, corr, sc, pa);
   }
   const int32_t last = n - 1;
   wait_full(1, last);
-  const int32_t valid_rows = jb.kv_len - last * BN;
-  if (valid_rows < BN)
-    zero_v_rows(smem_gen + (v_s - smem) + (size_t)(last % STAGES) * TILE_BYTES, valid_rows, ctid, cwg);
+  zero_v_edges(last);
   turn_begin();
-  issue_pv(o, pa, v_s + (uint32_t)((last % STAGES) * TILE_BYTES));
+  issue_pv<HD>(o, pa, v_s + (uint32_t)(stage(last) * TILE_BYTES));
   turn_end();
   wgmma_wait<0>();
   fence_accumulators(o);
   release(1, last);
   if (PINGPONG && cwg == 0) named_sync(BAR_TURN0, 256); /* the other's last turn_end */
   /* Only this warpgroup's products read its Q rows, and they have completed. */
-  write_out(o, l, smem_gen, p, jb, cwg, wrow);
+  write_out<HD>(o, l, smem_gen, p, jb, cwg, wrow);
 #endif
 }
 
@@ -274,7 +305,7 @@ encode_tiled_fn encode_tiled(void) {
   return fn;
 }
 
-/* A map of the pool [rows][kv_dim] bf16 whose box is one page of one 64-column half. */
+/* A map of the pool [rows][kv_dim] bf16 whose box is one page of one 64-column block. */
 CUtensorMap page_map(const void *pool, int64_t pool_rows, int32_t kv_dim, int32_t block_tokens, const char *which) {
   CUtensorMap map;
   const cuuint64_t dims[2] = {(cuuint64_t)kv_dim, (cuuint64_t)pool_rows};
@@ -290,7 +321,7 @@ CUtensorMap page_map(const void *pool, int64_t pool_rows, int32_t kv_dim, int32_
   return map;
 }
 
-template <int STAGES, bool PINGPONG>
+template <int HD, int STAGES, bool PINGPONG, bool WINDOW>
 void launch_tma(cudaStream_t stream, const up_attn_args &p, const up_kv_pool *pool, const up_attn_batch *batch,
                 int32_t n_heads) {
   const int64_t pool_rows = (int64_t)pool->n_blocks * pool->block_tokens;
@@ -298,38 +329,69 @@ void launch_tma(cudaStream_t stream, const up_attn_args &p, const up_kv_pool *po
   const CUtensorMap v_map = page_map(pool->v, pool_rows, pool->kv_dim, pool->block_tokens, "V");
   const int64_t tiles = (int64_t)batch->n_tokens / BM + p.n_seqs;
   if (tiles > 65535) UP_FATAL("attention: %lld query tiles exceed the grid limit 65535", (long long)tiles);
-  constexpr size_t smem = tma_smem_bytes<STAGES>();
-  UP_CUDA_CHECK(cudaFuncSetAttribute(prefill_sm90_tma_kernel<STAGES, PINGPONG>,
+  constexpr size_t smem = tma_smem_bytes<HD, STAGES>();
+  UP_CUDA_CHECK(cudaFuncSetAttribute(prefill_sm90_tma_kernel<HD, STAGES, PINGPONG, WINDOW>,
                                      cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-  prefill_sm90_tma_kernel<STAGES, PINGPONG><<<dim3((unsigned)n_heads, (unsigned)tiles), TMA_THREADS, smem, stream>>>(
-      p, k_map, v_map);
+  prefill_sm90_tma_kernel<HD, STAGES, PINGPONG, WINDOW>
+      <<<dim3((unsigned)n_heads, (unsigned)tiles), TMA_THREADS, smem, stream>>>(p, k_map, v_map);
   UP_CUDA_CHECK_LAUNCH();
+}
+
+/* One schedule, full causal or sliding window (p.window > 0). */
+template <int HD, int STAGES, bool PINGPONG>
+void launch_schedule(cudaStream_t stream, const up_attn_args &p, const up_kv_pool *pool, const up_attn_batch *batch,
+                     int32_t n_heads) {
+  if (p.window > 0)
+    launch_tma<HD, STAGES, PINGPONG, true>(stream, p, pool, batch, n_heads);
+  else
+    launch_tma<HD, STAGES, PINGPONG, false>(stream, p, pool, batch, n_heads);
+}
+
+/* The schedules of one head_dim. Three stages of head_dim 256 would need 256 KB of
+ * shared memory: that schedule runs with two there. */
+template <int HD>
+void launch_head_dim(cudaStream_t stream, const up_attn_args &p, const up_kv_pool *pool, const up_attn_batch *batch,
+                     int32_t n_heads, int schedule) {
+  constexpr bool three_fit = tma_smem_bytes<HD, 3>() <= 227u * 1024u;
+  switch (schedule) {
+    case UP_ATTN_TMA_NO_PINGPONG: launch_schedule<HD, 2, false>(stream, p, pool, batch, n_heads); break;
+    case UP_ATTN_TMA_THREE_STAGES: launch_schedule<HD, three_fit ? 3 : 2, true>(stream, p, pool, batch, n_heads); break;
+    default: launch_schedule<HD, 2, true>(stream, p, pool, batch, n_heads); break;
+  }
+}
+
+/* Pages that tile a K/V tile of tile_entries evenly, at least 8 entries (a TMA box row
+ * count the copies stay efficient at). */
+bool pages_tile(int32_t block_tokens, int32_t tile_entries) {
+  return block_tokens >= 8 && block_tokens <= tile_entries && tile_entries % block_tokens == 0;
 }
 
 } /* namespace */
 
 extern "C" bool up_cuda_attention_prefill_sm90_tma_block_fits(int32_t block_tokens) {
-  return block_tokens >= 8 && block_tokens <= BN && BN % block_tokens == 0;
+  return pages_tile(block_tokens, sm90_geom<128>::BN);
 }
 
-extern "C" bool up_cuda_attention_prefill_sm90_tma_fits(const up_kv_pool *pool) {
-  return up_cuda_attention_prefill_sm90_tma_block_fits(pool->block_tokens) && ((uintptr_t)pool->k & 15u) == 0 &&
+extern "C" bool up_cuda_attention_prefill_sm90_tma_fits(const up_kv_pool *pool, int32_t head_dim) {
+  const int32_t tile_entries = head_dim == 128 ? sm90_geom<128>::BN : head_dim == 256 ? sm90_geom<256>::BN : 0;
+  return pages_tile(pool->block_tokens, tile_entries) && ((uintptr_t)pool->k & 15u) == 0 &&
          ((uintptr_t)pool->v & 15u) == 0 && ((int64_t)pool->kv_dim * 2) % 16 == 0;
 }
 
 extern "C" void up_cuda_attention_prefill_sm90_tma(cudaStream_t stream, void *out, const void *qkv,
                                                    const up_kv_pool *pool, const up_attn_batch *batch,
-                                                   const up_attn_shape *shape, int schedule) {
-  if (shape->head_dim != HD)
-    UP_FATAL("attention: the sm_90a TMA prefill kernel takes head_dim %d, not %d", HD, shape->head_dim);
-  if (!up_cuda_attention_prefill_sm90_tma_fits(pool))
-    UP_FATAL("attention: the sm_90a TMA prefill kernel needs pages that divide %d entries (block_tokens %d)", BN,
-             pool->block_tokens);
+                                                   const up_attn_shape *shape, int32_t window, int schedule) {
+  if (shape->head_dim != 128 && shape->head_dim != 256)
+    UP_FATAL("attention: the sm_90a TMA prefill kernel takes head_dim 128 or 256, not %d", shape->head_dim);
+  if (!up_cuda_attention_prefill_sm90_tma_fits(pool, shape->head_dim))
+    UP_FATAL("attention: the sm_90a TMA prefill kernel at head_dim %d needs pages of at least 8 entries that divide "
+             "%d (block_tokens %d) and 16-byte-aligned pools",
+             shape->head_dim, shape->head_dim == 128 ? sm90_geom<128>::BN : sm90_geom<256>::BN, pool->block_tokens);
   if (batch->n_tokens <= 0 || batch->n_seqs <= 0) return;
-  const up_attn_args p = up_attn_args_make(out, qkv, pool, batch, shape);
-  switch (schedule) {
-    case UP_ATTN_TMA_NO_PINGPONG: launch_tma<2, false>(stream, p, pool, batch, shape->n_heads); break;
-    case UP_ATTN_TMA_THREE_STAGES: launch_tma<3, true>(stream, p, pool, batch, shape->n_heads); break;
-    default: launch_tma<2, true>(stream, p, pool, batch, shape->n_heads); break;
-  }
+  up_attn_args p = up_attn_args_make(out, qkv, pool, batch, shape);
+  p.window = window;
+  if (shape->head_dim == 128)
+    launch_head_dim<128>(stream, p, pool, batch, shape->n_heads, schedule);
+  else
+    launch_head_dim<256>(stream, p, pool, batch, shape->n_heads, schedule);
 }

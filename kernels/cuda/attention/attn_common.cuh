@@ -54,6 +54,15 @@ __device__ __forceinline__ int64_t up_attn_entry_offset(const int32_t *block_tab
   return ((int64_t)block * bt.d + off) * kv_dim;
 }
 
+/* The first cache entry the row at cache index `index` sees: 0 under full causal
+ * attention (window 0), else max(0, index - window + 1), itself and the window - 1
+ * entries before it (kernels/ops.h). Nondecreasing in index, so a tile's first row
+ * gives the first entry any of its rows sees, and its last row the first entry all of
+ * them see. */
+__device__ __forceinline__ int32_t up_attn_window_start(int32_t index, int32_t window) {
+  return window > 0 ? max(0, index - window + 1) : 0;
+}
+
 /* The sequence that owns virtual query tile `vtile` of a prefill launch: sequence s
  * owns the tiles from cu_seqlens[s] / bm + s on (room for its ceil(rows / bm) tiles). */
 __device__ __forceinline__ int32_t up_attn_tile_seq(const int32_t *cu_seqlens, int32_t n_seqs, int32_t vtile,
@@ -136,6 +145,7 @@ typedef struct up_attn_args {
   int32_t kv_dim;
   up_attn_divider block_tokens;
   float scale_log2; /* softmax scale * log2(e) */
+  int32_t window;   /* cache entries each row sees (kernels/ops.h); 0: full causal */
 } up_attn_args;
 
 static inline up_attn_args up_attn_args_make(void *out, const void *qkv, const up_kv_pool *pool,
@@ -157,6 +167,7 @@ static inline up_attn_args up_attn_args_make(void *out, const void *qkv, const u
   a.kv_dim = pool->kv_dim;
   a.block_tokens = up_attn_divider_make(pool->block_tokens);
   a.scale_log2 = shape->scale * UP_ATTN_LOG2E;
+  a.window = 0; /* the attention paths set theirs; the selection's scores are full causal */
   return a;
 }
 

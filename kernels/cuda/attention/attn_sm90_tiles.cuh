@@ -1,15 +1,22 @@
-/* attn_sm90_tiles.cuh — what the Hopper (sm_90a) head_dim-128 prefill kernels share:
- * the wgmma wrappers and 128-byte-swizzled tile addressing, the CTA-to-query-tile rule,
- * the Q load, the two products, the online softmax of one 64 x 128 score tile and the
- * output write. attention_prefill_sm90.cu (every thread copies K/V with cp.async, any
- * page size) and attention_prefill_sm90_tma.cu (a producer warp copies whole pages by
- * TMA) differ only in how K/V tiles reach shared memory and how the warpgroups wait
- * for them. Included by .cu files only.
+/* attn_sm90_tiles.cuh — what the Hopper (sm_90a) prefill kernels share, for head_dim
+ * 128 and 256: the wgmma wrappers and 128-byte-swizzled tile addressing, the
+ * CTA-to-query-tile rule, the Q load, the two products, the online softmax of one
+ * 64 x BN score tile and the output write. attention_prefill_sm90.cu (every thread
+ * copies K/V with cp.async, any page size) and attention_prefill_sm90_tma.cu (a
+ * producer warp copies whole pages by TMA) differ only in how K/V tiles reach shared
+ * memory and how the warpgroups wait for them. Included by .cu files only.
  *
- * Shared-memory tiles use wgmma's 128-byte swizzle: a tile of R rows x 128 bf16 is two
- * halves (columns 0-63, 64-127) of R rows x 128 bytes; 16-byte chunk c of row r sits at
- * chunk c ^ (r & 7) of its 128-byte row, in 1024-byte-aligned groups of 8 rows (the
- * layout TMA's 128-byte swizzle writes). Q and K are read K-major, V MN-major. */
+ * Shared-memory tiles use wgmma's 128-byte swizzle: a tile of R rows x HD bf16 is
+ * HD / 64 column blocks (columns 0-63, 64-127, ...) of R rows x 128 bytes; 16-byte
+ * chunk c of row r sits at chunk c ^ (r & 7) of its 128-byte row, in 1024-byte-aligned
+ * groups of 8 rows (the layout TMA's 128-byte swizzle writes). Q and K are read
+ * K-major, V MN-major.
+ *
+ * Tile sizes per head_dim (sm90_geom): 128 query rows per CTA (two warpgroups of 64)
+ * for both; K/V tiles of 128 entries at head_dim 128 (the kernel as measured in
+ * docs/kernels/attention.md), 64 at 256, where the output accumulator doubles to 128
+ * registers a thread and a 128-entry tile would need 256 KB of shared memory for two
+ * stages (docs/kernels/sliding_window.md). */
 #ifndef UP_ATTN_SM90_TILES_CUH
 #define UP_ATTN_SM90_TILES_CUH
 
@@ -28,14 +35,22 @@
 
 namespace {
 
-constexpr int HD = 128;
-constexpr int BM = 128;      /* query rows per CTA: two warpgroups of 64 */
-constexpr int BN = 128;      /* cache entries per K/V tile */
-constexpr int TILE_BYTES = BN * HD * 2;
-constexpr int Q_BYTES = BM * HD * 2;
+constexpr int BM = 128; /* query rows per CTA: two warpgroups of 64 */
+
+/* The tile geometry of head_dim HD (128 or 256). */
+template <int HD>
+struct sm90_geom {
+  static_assert(HD == 128 || HD == 256, "the Hopper kernels take head_dim 128 or 256");
+  static constexpr int BN = HD == 128 ? 128 : 64; /* cache entries per K/V tile */
+  static constexpr int CH = HD / 8;               /* 16-byte chunks per row */
+  static constexpr int TILE_BYTES = BN * HD * 2;
+  static constexpr int Q_BYTES = BM * HD * 2;
+  static constexpr int S_REGS = BN / 2; /* score accumulators a thread holds (64 rows x BN / 128) */
+  static constexpr int O_REGS = HD / 2; /* output accumulators a thread holds */
+};
 
 #if UP_ATTN_HAVE_WGMMA
-/* Byte offset of 16-byte chunk c (0..15) of row r in a swizzled tile of `rows` rows. */
+/* Byte offset of 16-byte chunk c (0 .. HD/8 - 1) of row r in a swizzled tile of `rows` rows. */
 __device__ __forceinline__ uint32_t sw128(int rows, int r, int c) {
   return (uint32_t)((c >> 3) * rows * 128 + r * 128 + (((c & 7) ^ (r & 7)) << 4));
 }
@@ -66,43 +81,63 @@ __device__ __forceinline__ void fence_proxy_async(void) {
   asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
 }
 
-/* The 64 fp32 accumulators of an m64n128 wgmma: asm operands %0..%63 and their list. */
-#define WGMMA_D64_REGS \
+/* Accumulator operand lists: %0..%31 (m64n64), %0..%63 (m64n128), %0..%127 (m64n256). */
+#define WGMMA_D32_REGS \
   "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
-  "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, " \
-  "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, " \
-  "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
-#define WGMMA_D64_OUTPUTS(d) \
-  "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
-  "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), \
-  "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
-  "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), \
-  "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), \
-  "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), \
-  "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), \
-  "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+  "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
+#define WGMMA_D64_REGS \
+  WGMMA_D32_REGS ", %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, " \
+  "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+#define WGMMA_D128_REGS \
+  WGMMA_D64_REGS ", %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, " \
+  "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, " \
+  "%96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, " \
+  "%112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127"
+#define WGMMA_OUT8(d, i) \
+  "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]), "+f"(d[i + 6]), \
+      "+f"(d[i + 7])
+#define WGMMA_D32_OUTPUTS(d) WGMMA_OUT8(d, 0), WGMMA_OUT8(d, 8), WGMMA_OUT8(d, 16), WGMMA_OUT8(d, 24)
+#define WGMMA_D64_OUTPUTS(d) WGMMA_D32_OUTPUTS(d), WGMMA_OUT8(d, 32), WGMMA_OUT8(d, 40), WGMMA_OUT8(d, 48), WGMMA_OUT8(d, 56)
+#define WGMMA_D128_OUTPUTS(d) \
+  WGMMA_D64_OUTPUTS(d), WGMMA_OUT8(d, 64), WGMMA_OUT8(d, 72), WGMMA_OUT8(d, 80), WGMMA_OUT8(d, 88), \
+      WGMMA_OUT8(d, 96), WGMMA_OUT8(d, 104), WGMMA_OUT8(d, 112), WGMMA_OUT8(d, 120)
 
-/* d[64x128] (+)= A[64x16] B[16x128]: A and B K-major in shared memory (descriptors);
- * accumulate 0 overwrites d. */
-__device__ __forceinline__ void wgmma_ss_m64n128(float d[64], uint64_t desc_a, uint64_t desc_b, int accumulate) {
+/* d[64xN] (+)= A[64x16] B[16xN]: A and B K-major in shared memory (descriptors);
+ * accumulate 0 overwrites d. N = 128 (head_dim 128's score tile) or 64 (256's). */
+__device__ __forceinline__ void wgmma_ss(float (&d)[64], uint64_t desc_a, uint64_t desc_b, int accumulate) {
   asm volatile(
       "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {"
-      WGMMA_D64_REGS
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {" WGMMA_D64_REGS "}, "
       "%64, %65, p, 1, 1, 0, 0;\n}\n"
       : WGMMA_D64_OUTPUTS(d)
       : "l"(desc_a), "l"(desc_b), "r"(accumulate));
 }
+__device__ __forceinline__ void wgmma_ss(float (&d)[32], uint64_t desc_a, uint64_t desc_b, int accumulate) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {" WGMMA_D32_REGS "}, "
+      "%32, %33, p, 1, 1, 0, 0;\n}\n"
+      : WGMMA_D32_OUTPUTS(d)
+      : "l"(desc_a), "l"(desc_b), "r"(accumulate));
+}
 
-/* d[64x128] += A[64x16] B[16x128]: A in registers (the mma.sync m16n8k16 A layout per
- * warp), B MN-major in shared memory (transposed: rows of B's K are contiguous N). */
-__device__ __forceinline__ void wgmma_rs_m64n128_bt(float d[64], const uint32_t a[4], uint64_t desc_b) {
+/* d[64xN] += A[64x16] B[16xN]: A in registers (the mma.sync m16n8k16 A layout per
+ * warp), B MN-major in shared memory (transposed: rows of B's K are contiguous N).
+ * N = head_dim: 128 or 256. */
+__device__ __forceinline__ void wgmma_rs_bt(float (&d)[64], const uint32_t (&a)[4], uint64_t desc_b) {
   asm volatile(
       "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {"
-      WGMMA_D64_REGS
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {" WGMMA_D64_REGS "}, "
       "{%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
       : WGMMA_D64_OUTPUTS(d)
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b));
+}
+__device__ __forceinline__ void wgmma_rs_bt(float (&d)[128], const uint32_t (&a)[4], uint64_t desc_b) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 {" WGMMA_D128_REGS "}, "
+      "{%128, %129, %130, %131}, %132, p, 1, 1, 1;\n}\n"
+      : WGMMA_D128_OUTPUTS(d)
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b));
 }
 
@@ -114,7 +149,9 @@ struct prefill_job {
   const int32_t *block_table;
 };
 
+template <int HD>
 __device__ __forceinline__ bool find_job(const up_attn_args &p, prefill_job &jb) {
+  constexpr int BN = sm90_geom<HD>::BN;
   const int32_t vtile = (int32_t)(gridDim.y - 1 - blockIdx.y);
   const int32_t lo = up_attn_tile_seq(p.cu_seqlens, p.n_seqs, vtile, BM);
   jb.row0 = __ldg(p.cu_seqlens + lo);
@@ -130,13 +167,14 @@ __device__ __forceinline__ bool find_job(const up_attn_args &p, prefill_job &jb)
 
 /* Query rows [row_begin, row_begin + n) of the CTA's BM into the swizzled Q tile, by
  * NT threads (tid 0..NT-1); rows past the sequence are zeros. */
-template <int NT>
+template <int HD, int NT>
 __device__ __forceinline__ void load_q_rows(uint32_t q_s, const up_attn_args &p, const prefill_job &jb, int tid,
                                             int row_begin, int n) {
-  const int c = tid & 15;
+  constexpr int CH = sm90_geom<HD>::CH;
+  const int c = tid % CH;
 #pragma unroll
-  for (int i = 0; i < n / (NT / 16); ++i) {
-    const int r = row_begin + (tid >> 4) + i * (NT / 16);
+  for (int i = 0; i < n / (NT / CH); ++i) {
+    const int r = row_begin + tid / CH + i * (NT / CH);
     const bool valid = jb.q0 + r < jb.n_rows;
     const int64_t off = valid ? (int64_t)(jb.row0 + jb.q0 + r) * p.qkv_stride + (int64_t)blockIdx.x * HD + c * 8 : 0;
     up_attn_cp_async16(q_s + sw128(BM, r, c), p.qkv + off, valid ? 16 : 0);
@@ -144,43 +182,61 @@ __device__ __forceinline__ void load_q_rows(uint32_t q_s, const up_attn_args &p,
 }
 
 /* Issue S = Q K^T for the warpgroup's 64 rows against one K tile (not waited). */
-__device__ __forceinline__ void issue_scores(float (&sc)[64], uint32_t q_wg, uint32_t k_t) {
+template <int HD>
+__device__ __forceinline__ void issue_scores(float (&sc)[sm90_geom<HD>::S_REGS], uint32_t q_wg, uint32_t k_t) {
+  constexpr int BN = sm90_geom<HD>::BN;
   wgmma_fence();
 #pragma unroll
   for (int kk = 0; kk < HD / 16; ++kk) {
     const uint32_t koff = (uint32_t)((kk & 3) * 32); /* 16 columns = 32 bytes into the swizzled row */
-    wgmma_ss_m64n128(sc, sw128_desc(q_wg + (uint32_t)((kk >> 2) * BM * 128) + koff, 16, 1024),
-                     sw128_desc(k_t + (uint32_t)((kk >> 2) * BN * 128) + koff, 16, 1024), kk > 0);
+    wgmma_ss(sc, sw128_desc(q_wg + (uint32_t)((kk >> 2) * BM * 128) + koff, 16, 1024),
+             sw128_desc(k_t + (uint32_t)((kk >> 2) * BN * 128) + koff, 16, 1024), kk > 0);
   }
   wgmma_commit();
 }
 
-/* Issue O += P V for one V tile (not waited); P in registers, V read MN-major. */
-__device__ __forceinline__ void issue_pv(float (&o)[64], const uint32_t (&pa)[BN / 16][4], uint32_t v_t) {
+/* Issue O += P V for one V tile (not waited); P in registers, V read MN-major: the
+ * head_dim's column blocks lie BN * 128 bytes apart (the leading byte offset). */
+template <int HD>
+__device__ __forceinline__ void issue_pv(float (&o)[sm90_geom<HD>::O_REGS],
+                                         const uint32_t (&pa)[sm90_geom<HD>::BN / 16][4], uint32_t v_t) {
+  constexpr int BN = sm90_geom<HD>::BN;
   wgmma_fence();
 #pragma unroll
-  for (int kk = 0; kk < BN / 16; ++kk)
-    wgmma_rs_m64n128_bt(o, pa[kk], sw128_desc(v_t + (uint32_t)(kk * 16 * 128), BN * 128, 1024));
+  for (int kk = 0; kk < BN / 16; ++kk) wgmma_rs_bt(o, pa[kk], sw128_desc(v_t + (uint32_t)(kk * 16 * 128), BN * 128, 1024));
   wgmma_commit();
+}
+
+/* The first cache entry any row of the CTA sees: 0 under full causal attention (the
+ * WINDOW = false kernels, whose code stays that of the full-causal kernel), else
+ * the first row's window start (kernels/ops.h). */
+template <bool WINDOW>
+__device__ __forceinline__ int32_t job_first_entry(const up_attn_args &p, const prefill_job &jb) {
+  return WINDOW ? up_attn_window_start(jb.prior + jb.q0, p.window) : 0;
 }
 
 /* Mask a score tile and turn it into unnormalised probabilities in place (online
  * softmax in base 2), updating the running max and sum; returns through corr the
  * factor that rescales the output rows. sc[4t + e] is row my_row + 8 (e >> 1), entry
  * k_first + 8t + 2 (lane & 3) + (e & 1). A row with every key so far masked keeps
- * m = -inf and uses base 0 so that exp2(-inf - base) = 0 rather than NaN. */
-__device__ __forceinline__ void softmax_tile(float (&sc)[64], float (&m)[2], float (&l)[2], float (&corr)[2],
-                                             int32_t k_first, int32_t my_row, int32_t wg_row, const prefill_job &jb,
-                                             float scale_log2) {
+ * m = -inf and uses base 0 so that exp2(-inf - base) = 0 rather than NaN. WINDOW
+ * also masks the keys before each row's sliding-window start. */
+template <int HD, bool WINDOW>
+__device__ __forceinline__ void softmax_tile(float (&sc)[sm90_geom<HD>::S_REGS], float (&m)[2], float (&l)[2],
+                                             float (&corr)[2], int32_t k_first, int32_t my_row, int32_t wg_row,
+                                             const prefill_job &jb, float scale_log2, int32_t window) {
+  constexpr int BN = sm90_geom<HD>::BN;
   const int lane = threadIdx.x & 31;
-  if (k_first + BN - 1 > jb.prior + wg_row || k_first + BN > jb.kv_len) {
+  if (k_first + BN - 1 > jb.prior + wg_row || k_first + BN > jb.kv_len ||
+      (WINDOW && k_first < up_attn_window_start(jb.prior + wg_row + 63, window))) {
 #pragma unroll
     for (int t = 0; t < BN / 8; ++t)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int32_t key = k_first + t * 8 + 2 * (lane & 3) + (e & 1);
         const int32_t row = my_row + (e >> 1) * 8;
-        if (key > jb.prior + row || key >= jb.kv_len) sc[4 * t + e] = -INFINITY;
+        if (key > jb.prior + row || key >= jb.kv_len || (WINDOW && key < up_attn_window_start(jb.prior + row, window)))
+          sc[4 * t + e] = -INFINITY;
       }
   }
 #pragma unroll
@@ -206,8 +262,10 @@ __device__ __forceinline__ void softmax_tile(float (&sc)[64], float (&m)[2], flo
 
 /* Rescale the output rows, then pack P as the register A operand: accumulator n-tiles
  * 2kk and 2kk+1 are the A fragment of k-step kk. */
-__device__ __forceinline__ void rescale_and_pack(float (&o)[64], const float (&corr)[2], const float (&sc)[64],
-                                                 uint32_t (&pa)[BN / 16][4]) {
+template <int HD>
+__device__ __forceinline__ void rescale_and_pack(float (&o)[sm90_geom<HD>::O_REGS], const float (&corr)[2],
+                                                 const float (&sc)[sm90_geom<HD>::S_REGS],
+                                                 uint32_t (&pa)[sm90_geom<HD>::BN / 16][4]) {
 #pragma unroll
   for (int t = 0; t < HD / 8; ++t) {
     o[4 * t + 0] *= corr[0];
@@ -216,7 +274,7 @@ __device__ __forceinline__ void rescale_and_pack(float (&o)[64], const float (&c
     o[4 * t + 3] *= corr[1];
   }
 #pragma unroll
-  for (int kk = 0; kk < BN / 16; ++kk) {
+  for (int kk = 0; kk < sm90_geom<HD>::BN / 16; ++kk) {
     pa[kk][0] = up_attn_pack_bf16(sc[8 * kk + 0], sc[8 * kk + 1]);
     pa[kk][1] = up_attn_pack_bf16(sc[8 * kk + 2], sc[8 * kk + 3]);
     pa[kk][2] = up_attn_pack_bf16(sc[8 * kk + 4], sc[8 * kk + 5]);
@@ -226,8 +284,10 @@ __device__ __forceinline__ void rescale_and_pack(float (&o)[64], const float (&c
 
 /* Normalise the warp's 16 rows, stage them in its own rows of the Q tile (every
  * product has completed: the caller's barrier), then write whole rows in 16-byte chunks. */
-__device__ __forceinline__ void write_out(const float (&o)[64], const float (&l)[2], unsigned char *q_gen,
-                                          const up_attn_args &p, const prefill_job &jb, int wg, int wrow) {
+template <int HD>
+__device__ __forceinline__ void write_out(const float (&o)[sm90_geom<HD>::O_REGS], const float (&l)[2],
+                                          unsigned char *q_gen, const up_attn_args &p, const prefill_job &jb, int wg,
+                                          int wrow) {
   const int lane = threadIdx.x & 31;
 #pragma unroll
   for (int r = 0; r < 2; ++r) {

@@ -20,9 +20,6 @@ extern "C" void up_cuda_attention_release(up_backend *be) {
 extern "C" void up_cuda_attention(up_backend *be, void *out, const void *qkv, const up_kv_pool *pool,
                                   const up_attn_batch *batch, const up_attn_shape *shape, int32_t window) {
   if (window < 0) UP_FATAL("attention: window %d must be 0 (full causal) or positive", window);
-  if (window > 0)
-    UP_FATAL("attention: sliding window of %d entries requested, but the CUDA backend's attention kernels are full "
-             "causal only; sliding-window CUDA kernels come with Gemma 3 (issue 12)", window);
   if (shape->n_kv_heads <= 0 || shape->n_heads % shape->n_kv_heads != 0)
     UP_FATAL("attention: n_heads %d is not a multiple of n_kv_heads %d", shape->n_heads, shape->n_kv_heads);
   if (pool->kv_dim != shape->n_kv_heads * shape->head_dim)
@@ -38,7 +35,7 @@ extern "C" void up_cuda_attention(up_backend *be, void *out, const void *qkv, co
 
   up_cuda_backend *cb = up_cuda_impl(be);
   const cudaStream_t stream = cb->stream;
-  const int32_t n_splits = up_cuda_attention_decode_splits(pool, batch, shape, cb->sm_count);
+  const int32_t n_splits = up_cuda_attention_decode_splits(pool, batch, shape, window, cb->sm_count);
   const size_t need = up_cuda_attention_decode_workspace_bytes(batch, shape, n_splits);
   if (need > cb->attn_workspace_bytes) {
     /* cudaFree waits for queued work that may still read the old buffer. */
@@ -48,6 +45,6 @@ extern "C" void up_cuda_attention(up_backend *be, void *out, const void *qkv, co
     UP_CUDA_CHECK(cudaMalloc(&cb->attn_workspace, need));
     cb->attn_workspace_bytes = need;
   }
-  up_cuda_attention_prefill(stream, out, qkv, pool, batch, shape, cb->attn_prefill_variant);
-  up_cuda_attention_decode(stream, out, qkv, pool, batch, shape, n_splits, cb->attn_workspace);
+  up_cuda_attention_prefill(stream, out, qkv, pool, batch, shape, window, cb->attn_prefill_variant);
+  up_cuda_attention_decode(stream, out, qkv, pool, batch, shape, window, n_splits, cb->attn_workspace);
 }

@@ -1,5 +1,6 @@
 /* cuda_attention.h — the CUDA backend's causal GQA attention over the paged KV pool
- * (the `attention` op of kernels/ops.h), bf16 activations and pool, fp32 softmax.
+ * (the `attention` op of kernels/ops.h), full or over a sliding window of cache
+ * entries, bf16 activations and pool, fp32 softmax.
  *
  * One call launches two paths on the backend's stream, each skipping the sequences
  * of the other, because which sequences are prefill and which decode is known only
@@ -27,9 +28,10 @@ extern "C" {
  * head_dim must be 64, 128 or 256. `be` must be a CUDA backend (up_cuda_backend_create):
  * the op runs on its stream and keeps its decode workspace in its state. The first call
  * per backend (and a call needing a larger decode workspace than any before) allocates
- * device memory; steady-state calls do not. Only window 0 (full causal) has kernels:
- * a sliding window (window > 0) stops with UP_FATAL until the sliding-window kernels
- * come with Gemma 3 (issue 12); the engine sends none before then. */
+ * device memory; steady-state calls do not. window > 0: each row sees its own entry and
+ * the window - 1 before it (kernels/ops.h); key tiles and blocks wholly before the
+ * first entry a CTA's rows see are never read, so table entries behind the window may
+ * be -1 (docs/kernels/sliding_window.md). */
 void up_cuda_attention(up_backend *be, void *out, const void *qkv, const up_kv_pool *pool,
                        const up_attn_batch *batch, const up_attn_shape *shape, int32_t window);
 
@@ -37,8 +39,9 @@ void up_cuda_attention(up_backend *be, void *out, const void *qkv, const up_kv_p
 void up_cuda_attention_release(up_backend *be);
 
 /* --- internal: the two paths, called by up_cuda_attention (cuda_attention.cu) --- */
-/* Prefill path; `variant` picks the head_dim-128 kernel (0 the default; the others,
- * described in attention_prefill.cu, so that the test and the benchmark cover each). */
+/* Prefill path; `variant` picks the head_dim-128 or 256 kernel (0 the default; the
+ * others, described in attention_prefill.cu, so that the test and the benchmark cover
+ * each; at head_dim 256 the two mma.sync variants are the same kernel). */
 enum {
   UP_ATTN_PREFILL_DEFAULT = 0,     /* SM90_TMA on Hopper where the pages allow, else SM90, else MMA_SYNC */
   UP_ATTN_PREFILL_MMA_SYNC_V1 = 1, /* mma.sync, 16 rows per warp, 32-key tiles */
@@ -48,34 +51,39 @@ enum {
   UP_ATTN_PREFILL_LAST = 6,
 };
 void up_cuda_attention_prefill(cudaStream_t stream, void *out, const void *qkv, const up_kv_pool *pool,
-                               const up_attn_batch *batch, const up_attn_shape *shape, int variant);
-/* The Hopper (sm_90a, wgmma) prefill kernel for head_dim 128 (attention_prefill_sm90.cu),
- * and whether the current device can run it (compute capability 9.0). */
+                               const up_attn_batch *batch, const up_attn_shape *shape, int32_t window, int variant);
+/* The Hopper (sm_90a, wgmma) prefill kernel for head_dim 128 and 256
+ * (attention_prefill_sm90.cu), and whether the current device can run it (compute
+ * capability 9.0). */
 void up_cuda_attention_prefill_sm90(cudaStream_t stream, void *out, const void *qkv, const up_kv_pool *pool,
-                                    const up_attn_batch *batch, const up_attn_shape *shape);
+                                    const up_attn_batch *batch, const up_attn_shape *shape, int32_t window);
 bool up_cuda_attention_prefill_sm90_available(void);
 /* The warp-specialised Hopper kernel (attention_prefill_sm90_tma.cu): a producer warp
- * copies K/V pages by TMA. It needs pages that tile a 128-entry K/V tile evenly
- * (block_tokens 8..128 dividing 128) and 16-byte-aligned pools: _fits says whether
- * this pool qualifies. `schedule` picks the variant the test and the benchmark cover. */
+ * copies K/V pages by TMA. It needs pages that tile a K/V tile evenly (block_tokens
+ * 8..128 dividing 128 at head_dim 128; 8..64 dividing 64 at 256, whose tiles hold 64
+ * entries) and 16-byte-aligned pools: _fits says whether this pool qualifies at this
+ * head_dim. `schedule` picks the variant the test and the benchmark cover (three
+ * stages do not fit at head_dim 256, which runs that schedule with two). */
 enum {
   UP_ATTN_TMA_DEFAULT = 0,      /* two stages, consumer warpgroups take turns (ping-pong) */
   UP_ATTN_TMA_NO_PINGPONG = 1,  /* two stages, consumers issue whenever ready */
   UP_ATTN_TMA_THREE_STAGES = 2, /* three stages, ping-pong */
 };
-bool up_cuda_attention_prefill_sm90_tma_fits(const up_kv_pool *pool);
-/* The page-size part of that rule, for choosing before any pool exists. */
+bool up_cuda_attention_prefill_sm90_tma_fits(const up_kv_pool *pool, int32_t head_dim);
+/* The page-size part of that rule at head_dim 128, for choosing before any pool exists
+ * (at head_dim 256 a page of 128 entries takes the cp.async kernel instead). */
 bool up_cuda_attention_prefill_sm90_tma_block_fits(int32_t block_tokens);
 void up_cuda_attention_prefill_sm90_tma(cudaStream_t stream, void *out, const void *qkv, const up_kv_pool *pool,
-                                        const up_attn_batch *batch, const up_attn_shape *shape, int schedule);
+                                        const up_attn_batch *batch, const up_attn_shape *shape, int32_t window,
+                                        int schedule);
 /* Decode path: workspace of up_cuda_attention_decode_workspace_bytes(...) bytes. */
 size_t up_cuda_attention_decode_workspace_bytes(const up_attn_batch *batch, const up_attn_shape *shape,
                                                 int32_t n_splits);
 int32_t up_cuda_attention_decode_splits(const up_kv_pool *pool, const up_attn_batch *batch,
-                                        const up_attn_shape *shape, int32_t n_sms);
+                                        const up_attn_shape *shape, int32_t window, int32_t n_sms);
 void up_cuda_attention_decode(cudaStream_t stream, void *out, const void *qkv, const up_kv_pool *pool,
-                              const up_attn_batch *batch, const up_attn_shape *shape, int32_t n_splits,
-                              void *workspace);
+                              const up_attn_batch *batch, const up_attn_shape *shape, int32_t window,
+                              int32_t n_splits, void *workspace);
 
 #ifdef __cplusplus
 }

@@ -136,15 +136,17 @@ void up_sparse_rows_write(const up_sparse_rows *rows, up_sparse_pattern *pattern
     }
 }
 
-typedef struct capped_block {
-  double score;
-  int32_t index; /* qb * nq + kb */
-} capped_block;
-
-static int compare_capped(const void *a, const void *b) {
-  const capped_block *x = a, *y = b;
+static int compare_ranked(const void *a, const void *b) {
+  const up_sparse_ranked *x = a, *y = b;
   if (x->score != y->score) return x->score > y->score ? -1 : 1;
   return (x->index > y->index) - (x->index < y->index);
+}
+
+up_sparse_ranked *up_sparse_rank(const double *scores, int32_t n) {
+  up_sparse_ranked *r = up_malloc_or_die(sizeof(up_sparse_ranked) * (size_t)(n > 0 ? n : 1), "sparse ranking");
+  for (int32_t i = 0; i < n; ++i) r[i] = (up_sparse_ranked){scores[i], i};
+  qsort(r, (size_t)(n > 0 ? n : 0), sizeof(up_sparse_ranked), compare_ranked);
+  return r;
 }
 
 void up_sparse_block_cap(uint8_t *mask, const double *score, int32_t nq, float cap) {
@@ -153,15 +155,15 @@ void up_sparse_block_cap(uint8_t *mask, const double *score, int32_t nq, float c
   const int64_t forced = nq > 1 ? 2 * (int64_t)nq - 1 : 1;
   /* the float cap times an integer: 0.3f * 10 must count as 3 */
   int64_t budget = (int64_t)((double)cap * (double)causal + 1e-6) - forced;
-  capped_block *others = up_malloc_or_die(sizeof(capped_block) * (size_t)(causal ? causal : 1), "capped blocks");
+  up_sparse_ranked *others = up_malloc_or_die(sizeof(up_sparse_ranked) * (size_t)(causal ? causal : 1), "capped blocks");
   int64_t n_others = 0;
   for (int32_t qb = 0; qb < nq; ++qb)
     for (int32_t kb = 1; kb < qb; ++kb)
       if (mask[(int64_t)qb * nq + kb])
-        others[n_others++] = (capped_block){score[(int64_t)qb * nq + kb], qb * nq + kb};
+        others[n_others++] = (up_sparse_ranked){score[(int64_t)qb * nq + kb], qb * nq + kb};
   if (budget < 0) budget = 0;
   if (n_others > budget) {
-    qsort(others, (size_t)n_others, sizeof(capped_block), compare_capped);
+    qsort(others, (size_t)n_others, sizeof(up_sparse_ranked), compare_ranked);
     for (int64_t i = budget; i < n_others; ++i) mask[others[i].index] = 0;
   }
   free(others);

@@ -11,28 +11,10 @@
 #include "core/fatal.h"
 #include "kernels/cpu/sparse_ops.h"
 
-typedef struct ranked {
-  double score;
-  int32_t index;
-} ranked;
-
-static int compare_ranked(const void *a, const void *b) {
-  const ranked *x = a, *y = b;
-  if (x->score != y->score) return x->score > y->score ? -1 : 1;
-  return (x->index > y->index) - (x->index < y->index);
-}
-
-static ranked *rank(const double *scores, int32_t n) {
-  ranked *r = up_malloc_or_die(sizeof(ranked) * (size_t)(n ? n : 1), "flexprefill ranking");
-  for (int32_t i = 0; i < n; ++i) r[i] = (ranked){scores[i], i};
-  qsort(r, (size_t)n, sizeof(ranked), compare_ranked);
-  return r;
-}
-
 /* Tokens needed to cover gamma of a distribution: the count of descending prefix sums
  * <= gamma, plus one (the authors' score_cover_topk). */
 static int32_t cover_count(const double *scores, int32_t n, double gamma) {
-  ranked *r = rank(scores, n);
+  up_sparse_ranked *r = up_sparse_rank(scores, n);
   double sum = 0.0;
   int32_t count = 0;
   for (int32_t i = 0; i < n; ++i) {
@@ -142,7 +124,7 @@ int up_flexprefill_head_mask(const float *q, const float *k, int32_t n, int32_t 
   vert_b[0] = INFINITY;
   slash_b[nb - 1] = INFINITY;
   memset(mask, 0, (size_t)nb * (size_t)nb);
-  ranked *rv = rank(vert_b, nb), *rs = rank(slash_b, nb);
+  up_sparse_ranked *rv = up_sparse_rank(vert_b, nb), *rs = up_sparse_rank(slash_b, nb);
   for (int32_t i = 0; i < n_vertical; ++i)
     for (int32_t r = rv[i].index; r < nb; ++r) mask[(int64_t)r * nb + rv[i].index] = 1;
   for (int32_t i = 0; i < n_slash; ++i) {
@@ -173,7 +155,7 @@ int up_flexprefill_head_mask(const float *q, const float *k, int32_t n, int32_t 
       for (int32_t j = 0; j < nb; ++j)
         att[(int64_t)i * nb + j] = j <= i ? (double)(float)(exp(att[(int64_t)i * nb + j] - m) / z) : 0.0;
     }
-    ranked *ra = rank(att, nb * nb);
+    up_sparse_ranked *ra = up_sparse_rank(att, nb * nb);
     double cum = 0.0;
     for (int32_t i = 0; i < nb * nb; ++i) {
       cum += ra[i].score;

@@ -12,18 +12,6 @@
 
 enum { MINFERENCE_BLOCK = 64, MINFERENCE_MIN_VERTICAL = 30, MINFERENCE_MIN_SLASH = 50 };
 
-typedef struct ranked {
-  double score;
-  int32_t index;
-} ranked;
-
-/* Descending score, ties to the lower index. */
-static int compare_ranked(const void *a, const void *b) {
-  const ranked *x = a, *y = b;
-  if (x->score != y->score) return x->score > y->score ? -1 : 1;
-  return (x->index > y->index) - (x->index < y->index);
-}
-
 static int ascending(const void *a, const void *b) {
   const int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
   return (x > y) - (x < y);
@@ -33,9 +21,7 @@ static int descending(const void *a, const void *b) { return ascending(b, a); }
 
 /* The indices of the k highest of scores[0..n) into out. */
 static void top_k(const double *scores, int32_t n, int32_t k, int32_t *out) {
-  ranked *r = up_malloc_or_die(sizeof(ranked) * (size_t)n, "minference ranking");
-  for (int32_t i = 0; i < n; ++i) r[i] = (ranked){scores[i], i};
-  qsort(r, (size_t)n, sizeof(ranked), compare_ranked);
+  up_sparse_ranked *r = up_sparse_rank(scores, n);
   for (int32_t i = 0; i < k; ++i) out[i] = r[i].index;
   free(r);
 }

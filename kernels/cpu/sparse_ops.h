@@ -27,6 +27,14 @@ double up_cpu_xattention_estimate(up_backend *be, up_sparse_pattern *pattern, co
 
 /* ---- shared pieces (sparse_common.c) --------------------------------------------- */
 
+/* An index with its score, and scores[0..n) ranked descending, ties to the lower index
+ * (malloc'd; the caller frees it). */
+typedef struct up_sparse_ranked {
+  double score;
+  int32_t index;
+} up_sparse_ranked;
+up_sparse_ranked *up_sparse_rank(const double *scores, int32_t n);
+
 /* x rounded to the nearest bfloat16 (ties to even), as an fp32 value; NaN stays NaN. */
 float up_sparse_round_bf16(float x);
 

@@ -40,19 +40,8 @@ void up_xattention_head_scores(const float *q, const float *k, int32_t n, int32_
   free(sums);
 }
 
-typedef struct ranked {
-  double score;
-  int32_t index;
-} ranked;
-
-static int compare_ranked(const void *a, const void *b) {
-  const ranked *x = a, *y = b;
-  if (x->score != y->score) return x->score > y->score ? -1 : 1;
-  return (x->index > y->index) - (x->index < y->index);
-}
-
 void up_xattention_head_mask(const double *w, int32_t nq, double threshold, uint8_t *mask) {
-  ranked *others = up_malloc_or_die(sizeof(ranked) * (size_t)nq, "xattention ranking");
+  double *others = up_malloc_or_die(sizeof(double) * (size_t)nq, "xattention others");
   memset(mask, 0, (size_t)nq * (size_t)nq);
   for (int32_t qb = 0; qb < nq; ++qb) {
     const double *wr = w + (int64_t)qb * nq;
@@ -61,14 +50,16 @@ void up_xattention_head_mask(const double *w, int32_t nq, double threshold, uint
     for (int32_t kb = 0; kb < nq; ++kb) total += wr[kb];
     mr[0] = mr[qb] = 1;
     double before = wr[0] + (qb > 0 ? wr[qb] : 0.0);
-    int32_t n_others = 0;
-    for (int32_t kb = 1; kb < qb; ++kb) others[n_others++] = (ranked){wr[kb], kb};
-    qsort(others, (size_t)n_others, sizeof(ranked), compare_ranked);
+    /* the causal non-forced blocks 1..qb-1, ranked */
+    const int32_t n_others = qb > 1 ? qb - 1 : 0;
+    for (int32_t kb = 1; kb < qb; ++kb) others[kb - 1] = wr[kb];
+    up_sparse_ranked *ranked = up_sparse_rank(others, n_others);
     const double required = total * threshold;
     for (int32_t i = 0; i < n_others && before < required; ++i) {
-      mr[others[i].index] = 1;
-      before += others[i].score;
+      mr[ranked[i].index + 1] = 1;
+      before += ranked[i].score;
     }
+    free(ranked);
   }
   free(others);
 }

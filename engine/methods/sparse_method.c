@@ -140,7 +140,9 @@ double up_sparse_method_attention(const up_method *m, up_backend *be, const up_m
   ops->upload_i32(be, (int32_t *)pattern.qblock_start, st->qblock_start_host, (size_t)at->n_seqs + 1);
   /* estimation time is the method's selection phase, beside the attention it saves */
   if (ops->phase_mark) ops->phase_mark(be, UP_PHASE_SELECTION);
-  pairs += kind->estimate(m, be, at, &pattern);
+  /* the estimator sums over heads; a layer's work counts pairs per row (method.h), so
+   * the sparse sequences contribute the mean over heads */
+  pairs += kind->estimate(m, be, at, &pattern) / at->shape->n_heads;
   if (ops->phase_mark) ops->phase_mark(be, UP_PHASE_ATTENTION);
   up_sparse_attention_kernel(be)(be, out, at->qkv, at->pool, at->batch, at->shape, &pattern);
   return pairs;

@@ -3,7 +3,8 @@
  * what is wrong; a backend without the kernels is refused with a reason; through the
  * attention hook, a packed batch equals each request alone (decode rows dense), the
  * pairs reported match the pattern, gamma 1 equals dense attention, FlexPrefill leaves
- * short prompts dense, non-full layers stay dense, and the density cap holds. */
+ * short prompts dense, non-full layers stay dense, and the density cap holds; the
+ * speed model scales each layer's attention by the density recorded there. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
@@ -15,6 +16,8 @@
 #include "engine/methods/method.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/cpu_ops.h"
+#include "engine/serve/request.h"
+#include "launcher/sweep/speed_model.h"
 #include "tests/small_model.h"
 
 static bool parse_and_resolve(const char *text, const up_model_config *cfg, up_method_spec *spec, char *err,
@@ -332,4 +335,38 @@ Test(sparse_methods, the_density_cap_bounds_the_computed_pairs) {
   up_method_destroy(&open);
   up_method_destroy(&capped);
   hook_batch_free(&b);
+}
+
+Test(sparse_methods, the_speed_model_scales_attention_by_the_recorded_density) {
+  up_model_config cfg = *up_model_preset_find("tiny-llama");
+  const int32_t L = cfg.n_layers;
+  /* two steps: a half-dense sparse prefill, and a dense decode row, at every layer */
+  up_attn_work work[2 * UP_MAX_LAYERS];
+  for (int32_t l = 0; l < L; ++l) {
+    work[l] = (up_attn_work){.computed = 500.0, .causal = 1000.0};
+    work[L + l] = (up_attn_work){.computed = 0.0, .causal = 0.0};
+  }
+  work[L + 1] = (up_attn_work){.computed = 1000.0, .causal = 1000.0};
+  double density[UP_MAX_LAYERS];
+  up_speed_model_layer_density(work, 2, L, density);
+  cr_expect_float_eq(density[0], 0.5, 1e-12);
+  cr_expect_float_eq(density[1], 0.75, 1e-12);
+
+  up_request_record rec = {.status = UP_REQUEST_FINISHED, .prompt_len = 4096, .kept_len = 4096};
+  int32_t rows[UP_MAX_LAYERS];
+  for (int32_t l = 0; l < L; ++l) rows[l] = 4096;
+  double ones[UP_MAX_LAYERS];
+  for (int32_t l = 0; l < L; ++l) ones[l] = 1.0;
+  cr_expect_float_eq(up_speed_model_predicted_speedup_sparse(&cfg, &rec, rows, 1, ones), 1.0, 1e-12);
+  cr_expect_float_eq(up_speed_model_predicted_speedup_sparse(&cfg, &rec, rows, 1, NULL), 1.0, 1e-12);
+  /* attention at density rho: dense / (dense - (1 - rho) * attention) */
+  const double q = cfg.n_heads * cfg.head_dim, n = 4096.0, h = cfg.hidden;
+  const double linear = 2.0 * n * (h * up_model_config_qkv_dim(&cfg) + h * q + 3.0 * h * cfg.intermediate);
+  const double attention = 2.0 * n * n * q, head = 2.0 * h * cfg.vocab;
+  double sparse = head, dense = head;
+  for (int32_t l = 0; l < L; ++l) {
+    dense += linear + attention;
+    sparse += linear + density[l] * attention;
+  }
+  cr_expect_float_eq(up_speed_model_predicted_speedup_sparse(&cfg, &rec, rows, 1, density), dense / sparse, 1e-9);
 }

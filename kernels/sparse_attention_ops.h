@@ -110,8 +110,14 @@ typedef void (*up_sparse_attention_fn)(up_backend *be, void *out, const void *qk
  * covers summed over sparse sequences and heads, i.e. sum over rows t and heads of
  * |K(t)|: the `computed` side of the layer's attention work (engine/methods/method.h)
  * before the non-sparse sequences' dense pairs are added. On a GPU this count is the one
- * small host copy per layer. Selections break exact ties by the lower index (the
- * authors' torch.topk/sort leave tie order unspecified).
+ * small host copy per layer. (Pairs are summed over heads here; the method divides by
+ * n_heads to record pairs per row as engine/methods/method.h counts them.) Queries and
+ * keys are read as bf16 (rounded to nearest even where the backend holds fp32), as the
+ * authors' tensors are, so the CPU and GPU estimates see the same values; each
+ * estimator then rounds to bf16 where the authors' bf16 products do (below) and keeps
+ * probabilities in fp32. Selections break exact ties by the lower index (the
+ * authors' torch.topk/sort leave tie order unspecified); real options arrive as float
+ * (0.9f, not the authors' double 0.9).
  *
  * Density cap (all three): with 0 < density_cap < 1, each (sequence, head) keeps at most
  * floor(density_cap * C) of its C causal key blocks of the method's block size (C =

@@ -61,6 +61,10 @@ expect_error "--uniprefill-p" --uniprefill-p 1.5
 expect_error "unknown preset" --model llama-9000
 expect_error "unknown method" --method dense,sparse
 expect_error "drop layer" --method uniprefill:layers=3+40
+expect_error "option stride: 12 is not 4, 8 or 16" --method dense,xattention:stride=12
+expect_error "option gamma" --method flexprefill:gamma=1.5
+expect_error "option density" --method minference:density=0
+expect_error "table file '/nonexistent/table.txt'" --method minference:table=/nonexistent/table.txt
 expect_error "--layers" --model tiny-llama --layers 99
 expect_error "GiB" --model llama-3.1-70b --ctx 1k --backend cpu
 expect_error "--backend" --backend tpu

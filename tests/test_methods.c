@@ -55,7 +55,7 @@ Test(methods, registry_lists_dense_and_uniprefill_once_each) {
   cr_expect_null(up_method_at(up_method_count()));
   char names[256];
   up_method_names(names, sizeof names);
-  cr_expect_str_eq(names, "dense, uniprefill");
+  cr_expect_str_eq(names, "dense, uniprefill, minference, flexprefill, xattention");
 }
 
 Test(methods, every_method_parses_its_defaults_and_round_trips_its_description) {

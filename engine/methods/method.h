@@ -27,6 +27,7 @@ typedef enum up_method_option_kind {
   UP_OPTION_REAL,   /* float in [lo, hi], or (lo, hi] when lo_open */
   UP_OPTION_INT,    /* int32 in [lo, hi] */
   UP_OPTION_LAYERS, /* up_layer_list: "preset", or layer indices joined by '+' (or ','), each once */
+  UP_OPTION_PATH,   /* char[UP_METHOD_PATH_MAX]: a file name ("" = none), without ':' or ',' (spec separators) */
 } up_method_option_kind;
 
 /* Layers an option names; n == -1 stands for the model's preset until the spec is
@@ -55,6 +56,7 @@ enum {
   UP_METHOD_LABEL_MAX = 64,      /* a label as tables store it; --method entries fit it whole */
   UP_METHOD_TEXT_MAX = 1024,     /* a spec's text, long enough for a description naming every layer */
   UP_METHOD_REGISTRY_MAX = 16,   /* methods the registry may hold */
+  UP_METHOD_PATH_MAX = 256,      /* a PATH option's room, its terminating NUL included */
 };
 
 /* A method with its options: parsed from "name[:key=value...]". Copyable by value. */

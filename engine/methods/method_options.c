@@ -79,6 +79,12 @@ static bool parse_value(const up_method_option *o, const char *text, void *optio
     case UP_OPTION_REAL: return parse_real(o, text, (float *)(void *)at, err, err_size);
     case UP_OPTION_INT: return parse_int(o, text, (int32_t *)(void *)at, err, err_size);
     case UP_OPTION_LAYERS: return parse_layers(text, (up_layer_list *)(void *)at, err, err_size);
+    case UP_OPTION_PATH:
+      if (strlen(text) >= UP_METHOD_PATH_MAX)
+        return up_error(err, err_size, "file name longer than %d characters", UP_METHOD_PATH_MAX - 1);
+      if (strpbrk(text, ":,")) return up_error(err, err_size, "'%s': a file name here may not contain ':' or ','", text);
+      snprintf((char *)at, UP_METHOD_PATH_MAX, "%s", text);
+      return true;
   }
   return up_error(err, err_size, "option %s has no kind", o->key);
 }
@@ -96,6 +102,7 @@ static size_t format_value(const up_method_option *o, const void *options, char 
   switch (o->kind) {
     case UP_OPTION_REAL: format_real(*(const float *)(const void *)at, buf, size); break;
     case UP_OPTION_INT: snprintf(buf, size, "%" PRId32, *(const int32_t *)(const void *)at); break;
+    case UP_OPTION_PATH: snprintf(buf, size, "%s", (const char *)at); break;
     case UP_OPTION_LAYERS: {
       const up_layer_list *list = (const up_layer_list *)(const void *)at;
       if (list->n < 0) {

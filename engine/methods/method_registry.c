@@ -7,10 +7,16 @@
 
 extern const up_method_ops up_method_dense;      /* dense.c */
 extern const up_method_ops up_method_uniprefill; /* uniprefill.c */
+extern const up_method_ops up_method_minference;  /* minference.c */
+extern const up_method_ops up_method_flexprefill; /* flexprefill.c */
+extern const up_method_ops up_method_xattention;  /* xattention.c */
 
 static const up_method_ops *const up_method_table[] = {
     &up_method_dense,
     &up_method_uniprefill,
+    &up_method_minference,
+    &up_method_flexprefill,
+    &up_method_xattention,
 };
 
 #define UP_N_METHODS ((int32_t)(sizeof up_method_table / sizeof up_method_table[0]))

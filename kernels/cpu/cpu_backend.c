@@ -13,6 +13,7 @@
 #include "kernels/cpu/cpu_ops.h"
 #include "core/clock.h"
 #include "kernels/cpu/host_memory.h"
+#include "kernels/cpu/sparse_ops.h"
 #include "kernels/cpu/uniprefill_select.h"
 #include "kernels/method_kernels.h"
 #include "core/fatal.h"
@@ -84,6 +85,10 @@ static void cpu_destroy(up_backend *be) {
 /* The kernels of individual methods this backend has (kernels/method_kernels.h). */
 static const up_method_kernel_entry cpu_method_kernels[] = {
     {UP_UNIPREFILL_SELECT_KERNEL, (up_method_kernel_fn)up_cpu_uniprefill_select},
+    {UP_SPARSE_ATTENTION_KERNEL, (up_method_kernel_fn)up_cpu_sparse_attention},
+    {UP_MINFERENCE_ESTIMATE_KERNEL, (up_method_kernel_fn)up_cpu_minference_estimate},
+    {UP_FLEXPREFILL_ESTIMATE_KERNEL, (up_method_kernel_fn)up_cpu_flexprefill_estimate},
+    {UP_XATTENTION_ESTIMATE_KERNEL, (up_method_kernel_fn)up_cpu_xattention_estimate},
 };
 
 static up_method_kernel_fn cpu_method_kernel(up_backend *be, const char *name) {

@@ -87,28 +87,40 @@ void up_point_rounds_add(up_point_rounds *rounds, const up_point_result *round) 
   rounds->n_rounds = r + 1;
 }
 
-/* The metrics of requests [begin, end) of the joined result. */
-static void summarize_rows(const up_point_result *all, int32_t begin, int32_t end, const up_slo *slo,
-                           const up_model_config *cfg, double wall_s, int32_t max_resident, up_point_summary *row) {
+/* The metrics of requests [begin, end) of the joined result, whose steps are rows
+ * [step_begin, step_end) (for the attention density each layer computed). */
+static void summarize_rows(const up_point_result *all, int32_t begin, int32_t end, int64_t step_begin,
+                           int64_t step_end, const up_slo *slo, const up_model_config *cfg, double wall_s,
+                           int32_t max_resident, up_point_summary *row) {
   memset(row, 0, sizeof *row);
   const up_request_record *records = all->requests ? all->requests + begin : NULL;
   /* Offsets index token_times as a whole, so a slice of them still finds its times. */
   up_point_summary_compute(row, records, end - begin, all->token_times, all->token_offsets + begin, slo, cfg, wall_s);
+  double density[UP_MAX_LAYERS];
+  if (cfg && all->step_layer_attn)
+    up_speed_model_layer_density(all->step_layer_attn + step_begin * cfg->n_layers, step_end - step_begin,
+                                 cfg->n_layers, density);
   row->predicted_speedup =
       cfg && end > begin
-          ? up_speed_model_predicted_speedup(cfg, records, all->request_layer_tokens + (size_t)begin * (size_t)cfg->n_layers,
-                                             end - begin)
+          ? up_speed_model_predicted_speedup_sparse(cfg, records,
+                                                    all->request_layer_tokens + (size_t)begin * (size_t)cfg->n_layers,
+                                                    end - begin, all->step_layer_attn ? density : NULL)
           : NAN;
   row->max_resident = max_resident;
 }
 
 void up_point_rounds_summarize(const up_point_rounds *rounds, const up_slo *slo, const up_model_config *cfg,
                                up_point_summary *round_rows, up_point_summary *point) {
-  for (int32_t r = 0; r < rounds->n_rounds; ++r)
-    summarize_rows(&rounds->all, rounds->round_begin[r], rounds->round_begin[r + 1], slo, cfg,
+  int64_t step_begin = 0;
+  for (int32_t r = 0; r < rounds->n_rounds; ++r) {
+    int64_t step_end = step_begin; /* a round's steps are contiguous, in round order */
+    while (step_end < rounds->all.n_steps && rounds->step_round[step_end] == r) ++step_end;
+    summarize_rows(&rounds->all, rounds->round_begin[r], rounds->round_begin[r + 1], step_begin, step_end, slo, cfg,
                    rounds->round_wall_s[r], rounds->round_max_resident[r], &round_rows[r]);
-  summarize_rows(&rounds->all, 0, rounds->all.n_requests, slo, cfg, rounds->all.wall_s, rounds->all.max_resident,
-                 point);
+    step_begin = step_end;
+  }
+  summarize_rows(&rounds->all, 0, rounds->all.n_requests, 0, rounds->all.n_steps, slo, cfg, rounds->all.wall_s,
+                 rounds->all.max_resident, point);
   up_point_summary_combine_rounds(point, round_rows, rounds->n_rounds);
 }
 

@@ -7,6 +7,7 @@
 
 #include <stdint.h>
 
+#include "engine/methods/method.h"
 #include "engine/model/model_config.h"
 #include "engine/serve/records.h"
 
@@ -16,5 +17,17 @@
  * kept_len of the record after the last layer). NaN when no request finished. */
 double up_speed_model_predicted_speedup(const up_model_config *cfg, const up_request_record *records,
                                         const int32_t *layer_tokens, int32_t n_requests);
+
+/* The same with layer l's attention FLOPs scaled by layer_density[l] (NULL: 1), the
+ * fraction of causal query-key pairs a sparse-attention method computed there
+ * (../shared/BASELINES.md 4: the attention term follows the work the kernel does; the
+ * methods' estimation FLOPs are not counted). */
+double up_speed_model_predicted_speedup_sparse(const up_model_config *cfg, const up_request_record *records,
+                                               const int32_t *layer_tokens, int32_t n_requests,
+                                               const double *layer_density);
+
+/* density[l] = sum of computed / sum of causal pairs at layer l over n_steps step rows of
+ * work [n_steps][n_layers] (1 where no causal work was recorded). */
+void up_speed_model_layer_density(const up_attn_work *work, int64_t n_steps, int32_t n_layers, double *density);
 
 #endif

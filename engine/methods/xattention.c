@@ -1,0 +1,89 @@
+/* xattention.c — XAttention's antidiagonal-scored block-sparse prefill
+ * (../shared/BASELINES.md 3, the Triton path's semantics): on every full-attention
+ * layer, each whole-prompt prefill gets per-head 128 x 128 blocks whose strided
+ * antidiagonal scores reach the threshold (block 0 and the diagonal forced, the
+ * crossing block kept), and attends through the block-sparse kernel; decode rows and
+ * other layers stay dense. Owns the options and the hook; the kernels are
+ * kernels/sparse_attention_ops.h. */
+#include <stddef.h>
+
+#include "engine/methods/sparse_method.h"
+
+#include "core/fatal.h"
+
+typedef struct xattention_options {
+  float density_cap;
+  float threshold;
+  int32_t stride;
+  up_sparse_layers layers; /* resolved */
+} xattention_options;
+
+_Static_assert(sizeof(xattention_options) <= UP_METHOD_OPTIONS_BYTES, "XAttention options outgrow a spec");
+
+enum { XATTENTION_BLOCK = 128 };
+
+static const up_method_option xattention_option_table[] = {
+    {"threshold", UP_OPTION_REAL, offsetof(xattention_options, threshold), 0.0, 1.0, true, "0.9", NULL,
+     "share of each query block's estimated attention its kept blocks must reach, 0 < T <= 1"},
+    {"stride", UP_OPTION_INT, offsetof(xattention_options, stride), 4.0, 16.0, false, "8", NULL,
+     "antidiagonal stride of the estimate: 4, 8 or 16"},
+    UP_SPARSE_DENSITY_OPTION(xattention_options),
+};
+
+static const xattention_options *options_of(const up_method *m) {
+  return (const xattention_options *)(const void *)m->spec.options;
+}
+
+static bool xattention_resolve(void *options, const up_model_config *cfg, char *err, size_t err_size) {
+  xattention_options *o = options;
+  if (o->stride != 4 && o->stride != 8 && o->stride != 16)
+    return up_error(err, err_size, "option stride: %d is not 4, 8 or 16", (int)o->stride);
+  up_sparse_layers_resolve(&o->layers, cfg);
+  return true;
+}
+
+static bool xattention_supports(const up_method_spec *spec, up_backend *be, char *why, size_t why_size) {
+  return up_sparse_method_supports(be, UP_XATTENTION_ESTIMATE_KERNEL, why, why_size);
+}
+
+static bool xattention_init(up_method *m, up_backend *be, char *err, size_t err_size) {
+  return up_sparse_method_init(m, be, NULL, err, err_size);
+}
+
+/* No length threshold in the authors' code: one block is trivially dense. */
+static bool xattention_sparse_sequence(const up_method *m, int32_t n) { return n > 0; }
+
+static int32_t no_columns(const up_method *m, int32_t layer) { return 0; }
+
+static double xattention_estimate(const up_method *m, up_backend *be, const up_method_layer *at,
+                                  up_sparse_pattern *pattern) {
+  const xattention_options *o = options_of(m);
+  const up_xattention_params params = {.stride = o->stride, .threshold = o->threshold, .threshold_host = NULL,
+                                       .density_cap = o->density_cap};
+  return up_xattention_estimate_kernel(be)(be, pattern, at->qkv, at->pool, at->batch, at->shape, &params);
+}
+
+static const up_sparse_method_kind xattention_kind = {
+    .block = XATTENTION_BLOCK,
+    .sparse_sequence = xattention_sparse_sequence,
+    .max_columns = no_columns,
+    .estimate = xattention_estimate,
+};
+
+static double xattention_attention(const up_method *m, up_backend *be, const up_method_layer *at, void *out) {
+  return up_sparse_method_attention(m, be, at, out, &xattention_kind, &options_of(m)->layers);
+}
+
+const up_method_ops up_method_xattention = {
+    .name = "xattention",
+    .usage = "xattention:threshold=T:stride=S:density=F",
+    .summary = "XAttention antidiagonal-scored block-sparse attention on full-attention layers (all tokens kept)",
+    .options = xattention_option_table,
+    .n_options = (int32_t)(sizeof xattention_option_table / sizeof xattention_option_table[0]),
+    .options_size = sizeof(xattention_options),
+    .resolve = xattention_resolve,
+    .supports = xattention_supports,
+    .init = xattention_init,
+    .destroy = up_sparse_method_destroy,
+    .attention = xattention_attention,
+};

@@ -13,7 +13,9 @@
 
 #include "engine/tokenizer/tokenizer.h"
 
+#ifndef FIXTURE_PATH /* a test may read another fixture of the same format */
 #define FIXTURE_PATH UP_TEST_DATA_DIR "/tokenizer_fixture.txt"
+#endif
 
 static inline void smollm2_path(char *out, size_t size) {
   const char *cache = getenv("UNIPREFILL_MODEL_CACHE");

@@ -9,8 +9,6 @@
 #define FIXTURE_PATH UP_TEST_DATA_DIR "/gemma3_tokenizer_fixture.txt"
 #include "tests/tokenizer_checks.h"
 
-#include <time.h>
-
 #include "engine/checkpoint/gguf.h"
 #include "tests/gemma_model.h"
 
@@ -141,18 +139,12 @@ Test(tokenizer_gemma3, real_vocabulary_encodes_32k_tokens_fast) {
       "In the beginning of the twentieth century, the city grew quickly along the river. Merchants built "
       "warehouses near the docks, and  families moved into narrow houses on the hills above. By 1923 the "
       "population had doubled, and the council debated <whether> to build a second bridge or a tunnel.\n\n";
-  const size_t reps = 540;
-  const size_t len = reps * (sizeof paragraph - 1);
-  char *text = malloc(len + 1);
-  for (size_t i = 0; i < reps; ++i) memcpy(text + i * (sizeof paragraph - 1), paragraph, sizeof paragraph - 1);
-  text[len] = '\0';
+  size_t len;
+  char *text = repeat_text(paragraph, 540, &len);
   int32_t *out = malloc(len * sizeof *out);
   for (int parse_special = 0; parse_special <= 1; ++parse_special) {
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    const int32_t n = up_tokenizer_encode(v.tok, text, len, false, parse_special, out, (int32_t)len, NULL, 0);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    const double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    int32_t n;
+    const double ms = encode_ms(v.tok, text, len, parse_special, out, (int32_t)len, &n);
     cr_log_info("parse_special %d: %d tokens (%zu bytes) in %.2f ms", parse_special, n, len, ms);
     cr_assert_geq(n, 32000);
     /* The bound leaves room for a loaded CI machine and the sanitizers while catching a

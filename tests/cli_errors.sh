@@ -88,7 +88,7 @@ expect_error "--eval and --trace cannot be combined" --eval niah_single --trace 
 expect_error "--eval-samples needs --eval" --eval-samples 2
 expect_error "--eval-batch: '0' must be >= 1" --eval niah_single --eval-batch 0
 expect_error "--eval-batch: '257' must be <= 256" --eval niah_single --eval-batch 257
-expect_error "--chat-template: 'bogus' is not one of chatml, llama3, llama2, plain" --eval niah_single \
+expect_error "--chat-template: 'bogus' is not one of chatml, llama3, llama2, gemma, plain" --eval niah_single \
   --chat-template bogus
 # Checkpoints that cannot be opened name the path (the sweep and --eval open them apart).
 expect_error "/nonexistent.gguf: no such file or directory" --model /nonexistent.gguf

@@ -1,11 +1,15 @@
 /* gemma_model.h — where the tests find the real Gemma 3 270M checkpoint that
- * scripts/fetch-gemma3.sh caches (the tests that need it skip when it is absent). */
+ * scripts/fetch-gemma3.sh caches, and opening it or skipping the test visibly when it
+ * is absent (Criterion tests only). */
 #ifndef UP_TEST_GEMMA_MODEL_H
 #define UP_TEST_GEMMA_MODEL_H
 
+#include <criterion/criterion.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+#include "engine/checkpoint/gguf.h"
 
 #define UP_GEMMA3_270M_FILE "gemma-3-270m-q4_k_m.gguf"
 
@@ -20,6 +24,17 @@ static inline bool up_test_gemma3_270m_path(char *path, size_t size) {
   if (!probe) return false;
   fclose(probe);
   return true;
+}
+
+/* The real checkpoint's reader; skips the calling test when the file is not cached. */
+static inline up_gguf *up_test_open_gemma3_270m_or_skip(void) {
+  char path[1024];
+  if (!up_test_gemma3_270m_path(path, sizeof path))
+    cr_skip_test("Gemma 3 270M is not cached at %s (scripts/fetch-gemma3.sh fetches it)", path);
+  char err[512] = "";
+  up_gguf *g = up_gguf_open(path, err, sizeof err);
+  cr_assert_not_null(g, "%s", err);
+  return g;
 }
 
 #endif

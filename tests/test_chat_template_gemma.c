@@ -39,12 +39,8 @@ Test(chat_template_gemma, recognised_and_rendered) {
 }
 
 Test(chat_template_gemma, base_checkpoint_is_plain_and_it_prompt_tokenizes) {
-  char path[1024];
-  if (!up_test_gemma3_270m_path(path, sizeof path))
-    cr_skip_test("Gemma 3 270M is not cached at %s (scripts/fetch-gemma3.sh fetches it)", path);
+  up_gguf *g = up_test_open_gemma3_270m_or_skip();
   char err[512] = "";
-  up_gguf *g = up_gguf_open(path, err, sizeof err);
-  cr_assert_not_null(g, "%s", err);
   up_tokenizer *tok = up_tokenizer_from_gguf(g, err, sizeof err);
   cr_assert_not_null(tok, "%s", err);
 

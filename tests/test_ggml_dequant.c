@@ -208,12 +208,8 @@ static const reference_tensor g_reference[] = {
 };
 
 Test(ggml_dequant, gemma3_270m_tensors_match_hybrids_a6) {
-  char path[1024];
-  if (!up_test_gemma3_270m_path(path, sizeof path))
-    cr_skip_test("Gemma 3 270M is not cached at %s (scripts/fetch-gemma3.sh fetches it)", path);
+  up_gguf *g = up_test_open_gemma3_270m_or_skip();
   char err[512] = "";
-  up_gguf *g = up_gguf_open(path, err, sizeof err);
-  cr_assert_not_null(g, "%s", err);
   cr_assert_eq(up_gguf_tensor_count(g), 236);
   for (size_t i = 0; i < sizeof g_reference / sizeof g_reference[0]; i++) {
     const reference_tensor *r = &g_reference[i];

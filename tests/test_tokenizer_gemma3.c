@@ -21,11 +21,10 @@ typedef struct gemma_vocab {
   uint64_t n_original;
 } gemma_vocab;
 
-static gemma_vocab open_vocab(const char *path, bool subset) {
+/* The tokenizer of an open reader; subset: map ids back through test.original_id. */
+static gemma_vocab vocab_of(up_gguf *gguf, bool subset) {
   char err[512] = "";
-  gemma_vocab v = {0};
-  v.gguf = up_gguf_open(path, err, sizeof err);
-  cr_assert_not_null(v.gguf, "%s", err);
+  gemma_vocab v = {.gguf = gguf};
   v.tok = up_tokenizer_from_gguf(v.gguf, err, sizeof err);
   cr_assert_not_null(v.tok, "%s", err);
   if (subset) {
@@ -44,11 +43,13 @@ static void close_vocab(gemma_vocab v) {
   free(v.original_id);
 }
 
-static gemma_vocab open_full_or_skip(void) {
-  char path[1024];
-  if (!up_test_gemma3_270m_path(path, sizeof path))
-    cr_skip_test("Gemma 3 270M is not cached at %s (scripts/fetch-gemma3.sh fetches it)", path);
-  return open_vocab(path, false);
+static gemma_vocab open_full_or_skip(void) { return vocab_of(up_test_open_gemma3_270m_or_skip(), false); }
+
+static gemma_vocab open_subset(void) {
+  char err[512] = "";
+  up_gguf *g = up_gguf_open(SUBSET_PATH, err, sizeof err);
+  cr_assert_not_null(g, "%s", err);
+  return vocab_of(g, true);
 }
 
 /* Every fixture line encoded (ids in the full vocabulary's numbering) and compared;
@@ -73,7 +74,7 @@ static int check_gemma_encodings(const gemma_vocab *v) {
 }
 
 Test(tokenizer_gemma3, subset_vocabulary_matches_sentencepiece) {
-  gemma_vocab v = open_vocab(SUBSET_PATH, true);
+  gemma_vocab v = open_subset();
   cr_assert_eq(up_tokenizer_get_kind(v.tok), UP_TOKENIZER_SENTENCEPIECE);
   cr_assert_geq(check_gemma_encodings(&v), 16);
   check_fixture_round_trips(v.tok);

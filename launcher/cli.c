@@ -219,7 +219,7 @@ static const up_flag_info up_flags[] = {
     {UP_FLAG_EVAL_CORPUS, "eval-corpus", 0, "PATHS", UP_GROUP_EVAL,
      "haystack prose files (.txt or .gz), comma-separated (default: Debian's gnu-standards texts)"},
     {UP_FLAG_CHAT_TEMPLATE, "chat-template", 0, "NAME", UP_GROUP_EVAL,
-     "prompt format: chatml, llama3, llama2 or plain (default: recognised from the checkpoint's template)"},
+     "prompt format: chatml, llama3, llama2, gemma or plain (default: recognised from the checkpoint's template)"},
     {UP_FLAG_EVAL_FILE, "eval-file", 0, "FILES", UP_GROUP_EVAL,
      "JSONL samples to evaluate, comma-separated: RULER's generated files (input, outputs) or LongBench-like "
      "(context, input, answers); alone it implies eval mode; sorted into --ctx buckets, else run at their own "
@@ -676,8 +676,8 @@ static bool up_apply_flag(const up_flag_info *flag, const char *v, up_options *o
     case UP_FLAG_EVAL_FILE: return up_copy_text(name, v, opt->eval_files, sizeof(opt->eval_files), err, err_size);
     case UP_FLAG_EVAL_LENIENT: opt->eval_lenient = true; return true;
     case UP_FLAG_CHAT_TEMPLATE: {
-      static const char *const names[] = {"chatml", "llama3", "llama2", "plain"};
-      if (!up_flag_choice(name, v, names, 4, &choice, err, err_size)) return false;
+      static const char *const names[] = {"chatml", "llama3", "llama2", "gemma", "plain"};
+      if (!up_flag_choice(name, v, names, 5, &choice, err, err_size)) return false;
       snprintf(opt->chat_template, sizeof opt->chat_template, "%s", names[choice]);
       return true;
     }

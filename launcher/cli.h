@@ -115,7 +115,7 @@ typedef struct up_options {
   int32_t eval_max_new;        /* greedy tokens generated per answer at most */
   int32_t eval_batch;          /* prompts per forward */
   char eval_corpus[UP_PATH_MAX]; /* haystack files, comma-separated; "": gnu-standards */
-  char chat_template[16];      /* "": from the checkpoint; else chatml, llama3, llama2 or plain */
+  char chat_template[16];      /* "": from the checkpoint; else chatml, llama3, llama2, gemma or plain */
   /* --eval-file FILES: JSONL samples evaluated like --eval's tasks (alone it selects the
    * evaluation); comma-separated, "" when not given. */
   char eval_files[UP_PATH_MAX];

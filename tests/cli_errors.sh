@@ -5,6 +5,7 @@
 set -u
 bin=$(realpath "$1")
 tiny=${2:+$(realpath "$2")}
+tests_dir=$(dirname "$(realpath "$0")")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
@@ -92,11 +93,13 @@ expect_error "--eval and --trace cannot be combined" --eval niah_single --trace 
 expect_error "--eval-samples needs --eval" --eval-samples 2
 expect_error "--eval-batch: '0' must be >= 1" --eval niah_single --eval-batch 0
 expect_error "--eval-batch: '257' must be <= 256" --eval niah_single --eval-batch 257
-expect_error "--chat-template: 'bogus' is not one of chatml, llama3, llama2, plain" --eval niah_single \
+expect_error "--chat-template: 'bogus' is not one of chatml, llama3, llama2, gemma, plain" --eval niah_single \
   --chat-template bogus
 # Checkpoints that cannot be opened name the path (the sweep and --eval open them apart).
 expect_error "/nonexistent.gguf: no such file or directory" --model /nonexistent.gguf
 expect_error "/nonexistent.gguf: no such file or directory" --eval niah_single --model /nonexistent.gguf
+# A tensor in a quantisation type the engine does not decode (Q5_K): named with the type.
+expect_error "tensor 'w': unsupported ggml type Q5_K (id 13" --model "$tests_dir/fuzz/corpus/gguf/bad_unknown_type.gguf"
 mkdir hf-no-weights
 echo '{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 8, "intermediate_size": 16,
   "num_attention_heads": 2, "num_hidden_layers": 1, "vocab_size": 32, "max_position_embeddings": 64,

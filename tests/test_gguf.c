@@ -425,8 +425,10 @@ Test(gguf, bad_tensor_shapes) {
 
 Test(gguf, unknown_tensor_type) {
   const uint64_t dims[] = {32};
-  expect_rejected(file_with_tensor("blk.3.ffn_down.weight", 1, dims, 12 /* Q4_K */, 0, 256),
-                  "tensor 'blk.3.ffn_down.weight': unsupported ggml type id 12", NULL);
+  expect_rejected(file_with_tensor("blk.3.ffn_down.weight", 1, dims, 13 /* Q5_K */, 0, 256),
+                  "tensor 'blk.3.ffn_down.weight': unsupported ggml type Q5_K (id 13", NULL);
+  expect_rejected(file_with_tensor("w", 1, dims, 200, 0, 256), "tensor 'w': unsupported ggml type unknown (id 200",
+                  NULL);
 }
 
 Test(gguf, huge_string_length) {
@@ -560,7 +562,7 @@ Test(ggml_dequant, block_layouts_and_sizes) {
   cr_assert_eq(up_ggml_block_bytes(UP_GGML_Q8_0), 34);
   cr_assert_eq(up_ggml_block_bytes(UP_GGML_Q4_0), 18);
   cr_assert_eq(up_ggml_block_bytes(UP_GGML_Q4_1), 20);
-  cr_assert_not(up_ggml_type_is_known(12));
+  cr_assert_not(up_ggml_type_is_known(13));
   cr_assert(up_ggml_type_is_known(30));
   cr_assert_str_eq(up_ggml_type_name(UP_GGML_Q4_1), "Q4_1");
   cr_assert_str_eq(up_ggml_type_name((up_ggml_type)99), "unknown");

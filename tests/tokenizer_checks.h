@@ -10,10 +10,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "engine/tokenizer/tokenizer.h"
 
+#ifndef FIXTURE_PATH /* a test may read another fixture of the same format */
 #define FIXTURE_PATH UP_TEST_DATA_DIR "/tokenizer_fixture.txt"
+#endif
 
 static inline void smollm2_path(char *out, size_t size) {
   const char *cache = getenv("UNIPREFILL_MODEL_CACHE");
@@ -182,6 +185,27 @@ static inline void check_extra_round_trips(const up_tokenizer *tok) {
   for (int c = 1; c < 128; ++c)
     if (c >= 0x20 || c == '\t' || c == '\n' || c == '\r') ascii[n++] = (char)c;
   assert_round_trip(tok, ascii, n, false);
+}
+
+/* Milliseconds one encode of text takes (without BOS); *n gets the token count. */
+static inline double encode_ms(const up_tokenizer *tok, const char *text, size_t len, bool parse_special,
+                               int32_t *out, int32_t cap, int32_t *n) {
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  *n = up_tokenizer_encode(tok, text, len, false, parse_special, out, cap, NULL, 0);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  return (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+}
+
+/* text repeated reps times, NUL-terminated; *len gets its length. free() it. */
+static inline char *repeat_text(const char *text, size_t reps, size_t *len) {
+  const size_t one = strlen(text);
+  *len = reps * one;
+  char *out = malloc(*len + 1);
+  cr_assert_not_null(out);
+  for (size_t i = 0; i < reps; ++i) memcpy(out + i * one, text, one);
+  out[*len] = '\0';
+  return out;
 }
 
 typedef struct expected_metadata {

@@ -360,8 +360,8 @@ static bool parse_tensor_info(parse_ctx *c, int64_t index, up_gguf_str *name) {
   t->n_elements = n_elements;
   if (!read_u32(c, &type_id, "tensor type")) return false;
   if (!up_ggml_type_is_known(type_id)) {
-    return fail(c, "tensor '%.*s': unsupported ggml type id %u (accepted: F32, F16, BF16, Q8_0, Q4_0, Q4_1)", name_len,
-                name->data, type_id);
+    return fail(c, "tensor '%.*s': unsupported ggml type %s (id %u; accepted: %s)", name_len, name->data,
+                up_ggml_type_id_name(type_id), type_id, up_ggml_accepted_type_names());
   }
   t->type = (up_ggml_type)type_id;
   int64_t block = up_ggml_block_size(t->type);

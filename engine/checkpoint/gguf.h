@@ -26,7 +26,7 @@ typedef enum up_gguf_value_type {
  * any other type id is a load error naming the tensor. */
 typedef enum up_ggml_type {
   UP_GGML_F32 = 0, UP_GGML_F16 = 1, UP_GGML_Q4_0 = 2, UP_GGML_Q4_1 = 3,
-  UP_GGML_Q8_0 = 8, UP_GGML_BF16 = 30,
+  UP_GGML_Q5_0 = 6, UP_GGML_Q8_0 = 8, UP_GGML_Q4_K = 12, UP_GGML_Q6_K = 14, UP_GGML_BF16 = 30,
 } up_ggml_type;
 
 #define UP_GGUF_MAX_DIMS 4

@@ -1,7 +1,8 @@
 /* tokenizer.h — text <-> token ids for the vocabularies checkpoints carry: the GPT-2-style
  * byte-level BPE (GGUF tokenizer.ggml.model "gpt2": SmolLM2, Llama-3; or a Hugging Face
  * directory's tokenizer.json) and the SentencePiece BPE with byte fallback
- * (tokenizer.ggml.model "llama": Llama-2). A tokenizer is built once from a GGUF reader
+ * (tokenizer.ggml.model "llama": Llama-2; Gemma 3, whose user-defined pieces — runs of
+ * spaces, newlines and tabs, HTML tags — are matched in the raw text first). A tokenizer is built once from a GGUF reader
  * or a directory, copies what it needs (the reader may be closed afterwards) and is
  * immutable from then on, so any number of threads may encode and decode with one
  * tokenizer at the same time. */
@@ -87,7 +88,8 @@ const char *up_tokenizer_id_to_piece(const up_tokenizer *tok, int32_t id, size_t
 up_token_type up_tokenizer_token_type(const up_tokenizer *tok, int32_t id);
 
 /* Special ids, -1 where the vocabulary has none. eot ends a chat turn (<|im_end|>,
- * <|eot_id|>): tokenizer.ggml.eot_token_id, else found by its usual text. */
+ * <|eot_id|>, Gemma's <end_of_turn>): tokenizer.ggml.eot_token_id, else found by its
+ * usual text, as llama.cpp does; generation stops at eos or eot. */
 int32_t up_tokenizer_bos(const up_tokenizer *tok);
 int32_t up_tokenizer_eos(const up_tokenizer *tok);
 int32_t up_tokenizer_eot(const up_tokenizer *tok);

@@ -31,10 +31,14 @@ struct up_tokenizer {
   uint64_t vocab_mask;    /* slot count - 1 (a power of two) */
 
   /* Tokens matched as a whole in text before the model splits the rest: control,
-   * unknown and user-defined ones, longest first. */
+   * unknown and user-defined ones (special_ids, with parse_special) or the user-defined
+   * ones alone (always). Each list is grouped by first byte, longest first in a group:
+   * the group of byte b is [start[b], start[b + 1]). */
   int32_t *special_ids;
+  int32_t special_start[257];
   int32_t n_special;
-  uint8_t special_first_byte[32]; /* bitmap of their first bytes */
+  int32_t *user_defined_ids;
+  int32_t user_defined_start[257];
 
   int32_t bos, eos, eot, unk, pad; /* -1 when absent */
   bool add_bos;

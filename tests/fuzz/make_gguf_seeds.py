@@ -8,10 +8,13 @@ import struct
 
 U8, I8, U16, I16, U32, I32, F32, BOOL, STRING, ARRAY, U64, I64, F64 = range(13)
 GGML_F32, GGML_F16, GGML_Q4_0, GGML_Q4_1, GGML_Q8_0, GGML_BF16 = 0, 1, 2, 3, 8, 30
+GGML_Q5_0, GGML_Q4_K, GGML_Q6_K = 6, 12, 14
+GGML_Q5_K = 13  # a real ggml type the reader does not decode
 SCALAR_FORMAT = {U8: "<B", I8: "<b", U16: "<H", I16: "<h", U32: "<I", I32: "<i", F32: "<f",
                  BOOL: "<B", U64: "<Q", I64: "<q", F64: "<d"}
 BLOCK = {GGML_F32: (1, 4), GGML_F16: (1, 2), GGML_BF16: (1, 2),
-         GGML_Q8_0: (32, 34), GGML_Q4_0: (32, 18), GGML_Q4_1: (32, 20)}
+         GGML_Q8_0: (32, 34), GGML_Q4_0: (32, 18), GGML_Q4_1: (32, 20),
+         GGML_Q5_0: (32, 22), GGML_Q4_K: (256, 144), GGML_Q6_K: (256, 210)}
 
 
 def gguf_str(s):
@@ -88,7 +91,8 @@ def main():
                    ("v.arr_bool", ARRAY, (BOOL, [0, 1])), ("v.arr_empty", ARRAY, (STRING, [])),
                    ("general.alignment", U32, 64)]
     quant = [("q8", [64, 2], GGML_Q8_0), ("q4_0", [32, 3], GGML_Q4_0), ("q4_1", [32], GGML_Q4_1),
-             ("bf16", [4, 2, 2], GGML_BF16), ("f32", [2, 1, 1, 2], GGML_F32), ("f16", [6], GGML_F16)]
+             ("bf16", [4, 2, 2], GGML_BF16), ("f32", [2, 1, 1, 2], GGML_F32), ("f16", [6], GGML_F16),
+             ("q5_0", [64], GGML_Q5_0), ("q4_k", [256, 2], GGML_Q4_K), ("q6_k", [256], GGML_Q6_K)]
     seeds["every_type_align64.gguf"] = gguf_file(every_value, quant, alignment=64)
     seeds["v2_quant.gguf"] = gguf_file([("general.architecture", STRING, "llama")], quant, version=2)
     seeds["metadata_only.gguf"] = gguf_file(every_value[:-1], [])
@@ -100,10 +104,16 @@ def main():
     seeds["bad_alignment.gguf"] = gguf_file([("general.alignment", U32, 24)], quant[:1])
     seeds["bad_duplicate_tensor.gguf"] = gguf_file([], [("w", [4], GGML_F32), ("w", [4], GGML_F32)])
     seeds["bad_unknown_type.gguf"] = gguf_file([], [("w", [32], GGML_Q8_0)]).replace(
-        struct.pack("<I", GGML_Q8_0) + struct.pack("<Q", 0), struct.pack("<I", 12) + struct.pack("<Q", 0), 1)
+        struct.pack("<I", GGML_Q8_0) + struct.pack("<Q", 0), struct.pack("<I", GGML_Q5_K) + struct.pack("<Q", 0), 1)
     seeds["bad_nested_array.gguf"] = (b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + gguf_str("a") +
                                       struct.pack("<IIQ", ARRAY, ARRAY, 0))
 
+    write_corpus(corpus, seeds)
+
+
+def write_corpus(corpus, seeds):
+    """Replaces the files of the directory corpus by seeds ({name: bytes})."""
+    os.makedirs(corpus, exist_ok=True)
     for name in os.listdir(corpus):
         os.remove(os.path.join(corpus, name))
     for name, data in sorted(seeds.items()):

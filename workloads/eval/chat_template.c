@@ -8,14 +8,16 @@
 
 #include "workloads/eval/text_buffer.h"
 
-static const char *const format_names[] = {"plain", "chatml", "llama3", "llama2"}; /* up_chat_format order */
+static const char *const format_names[] = {"plain", "chatml", "llama3", "llama2", "gemma"}; /* up_chat_format order */
 #define N_FORMATS (sizeof format_names / sizeof format_names[0])
 
 const char *up_chat_format_name(up_chat_format format) {
   return (unsigned)format < N_FORMATS ? format_names[format] : "unknown";
 }
 
-bool up_chat_renders_bos(up_chat_format format) { return format == UP_CHAT_LLAMA2 || format == UP_CHAT_LLAMA3; }
+bool up_chat_renders_bos(up_chat_format format) {
+  return format == UP_CHAT_LLAMA2 || format == UP_CHAT_LLAMA3 || format == UP_CHAT_GEMMA;
+}
 
 /* The literal system prompt written after "<|im_start|>system" and a newline (a real one
  * or Jinja's two-character escape) up to "<|im_end|>", if one is there: a span holding
@@ -49,7 +51,7 @@ bool up_chat_template_resolve(const char *override_name, const char *template_te
     size_t k = 0;
     while (k < N_FORMATS && strcmp(override_name, format_names[k]) != 0) k++;
     if (k == N_FORMATS) {
-      snprintf(err, err_size, "unknown chat template '%s' (use plain, chatml, llama3 or llama2)", override_name);
+      snprintf(err, err_size, "unknown chat template '%s' (use plain, chatml, llama3, llama2 or gemma)", override_name);
       return false;
     }
     out->format = (up_chat_format)k;
@@ -61,10 +63,12 @@ bool up_chat_template_resolve(const char *override_name, const char *template_te
     out->format = UP_CHAT_LLAMA3;
   } else if (strstr(template_text, "[INST]")) {
     out->format = UP_CHAT_LLAMA2;
+  } else if (strstr(template_text, "<start_of_turn>")) {
+    out->format = UP_CHAT_GEMMA;
   } else {
     snprintf(err, err_size,
-             "unrecognised chat template (none of the markers <|im_start|>, <|start_header_id|>, [INST]): "
-             "name one (plain, chatml, llama3 or llama2)");
+             "unrecognised chat template (none of the markers <|im_start|>, <|start_header_id|>, [INST], "
+             "<start_of_turn>): name one (plain, chatml, llama3, llama2 or gemma)");
     return false;
   }
   if (out->format == UP_CHAT_CHATML && template_text)
@@ -90,6 +94,12 @@ char *up_chat_render_user_turn(const up_chat_template *chat, const char *content
     case UP_CHAT_LLAMA2:
       /* The assistant's answer follows "[/INST]" after one space. */
       up_text_buffer_printf(&out, "<s>[INST] %s [/INST]%s%s", content, prefix[0] ? " " : "", prefix);
+      break;
+    case UP_CHAT_GEMMA:
+      /* Gemma 3's template: the model's turn is "model"; a system prompt would be folded
+       * into the user text, and none is used here. */
+      up_text_buffer_printf(&out, "<bos><start_of_turn>user\n%s<end_of_turn>\n<start_of_turn>model\n%s", content,
+                            prefix);
       break;
     case UP_CHAT_PLAIN:
     default:

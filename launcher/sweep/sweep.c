@@ -89,6 +89,9 @@ static void plan_point(const up_options *opt, const up_model_config *cfg, up_dty
     blocks_per_layer = (e->max_seq_entries + opt->kv_block - 1) / opt->kv_block * e->max_seqs;
     rows_per_step = (int64_t)e->max_seqs * (ctx < cfg->max_context ? ctx : cfg->max_context);
   }
+  /* Chunked prefill: a step holds at most one chunk per sequence. */
+  const int64_t chunk_rows = (int64_t)e->max_seqs * e->prefill_chunk;
+  if (e->prefill_chunk > 0 && chunk_rows < rows_per_step) rows_per_step = chunk_rows;
   if (p->warmup_len > 256) p->warmup_len = 256;
   e->kv_blocks = opt->kv_cache_mib > 0 ? up_point_kv_blocks_in_mib(cfg, dtype, opt->kv_cache_mib, opt->kv_block)
                                        : blocks_per_layer * cfg->n_layers;

@@ -159,7 +159,7 @@ static void note_point_memory(const up_options *opt, const up_model_config *cfg,
   workspace_only.kv_blocks = 0;
   fprintf(stderr,
           "uniprefill-bench: note: %s ctx=%d concurrency=%d %s: step budget %s tokens (was %s), workspace %lld rows "
-          "= %.2f GiB, KV pool %.2f GiB = %lld blocks (planned %lld): %s\n",
+          "= %.3g GiB, KV pool %.3g GiB = %lld blocks (planned %lld): %s\n",
           p->method->spec.label, (int)p->ctx, (int)p->concurrency, why, now, before, (long long)e->workspace_tokens,
           (double)up_point_memory_bytes(cfg, dtype, &workspace_only) / gib,
           (double)e->kv_blocks * (double)up_point_kv_block_bytes(cfg, dtype, e->kv_block_tokens) / gib,

@@ -184,8 +184,8 @@ static const up_flag_info up_flags[] = {
      "Sarathi-Serve); methods that drop tokens or bring their own attention keep whole-prompt prefill; "
      "0 = whole prompt (default 0)"},
     {UP_FLAG_STEP_TIMEOUT, "step-timeout", 0, "SECONDS", UP_GROUP_ENGINE,
-     "watchdog: a rank that waits longer than this for the others at a round's start or its record gather "
-     "aborts the job (exit 3), naming the ranks that did not arrive (stopped or hung); 0 = wait forever "
+     "watchdog: a rank that waits longer than this for the others at a round's start, its record gather or "
+     "a point's end aborts the job (exit 3), naming the ranks that did not arrive (stopped or hung); 0 = wait forever "
      "(default 0)"},
     {UP_FLAG_UNIPREFILL_P, "uniprefill-p", 0, "F", UP_GROUP_UNIPREFILL,
      "uniprefill's p for every uniprefill spec: top-p share of block scores kept, 0 < F <= 1 (default 0.99)"},

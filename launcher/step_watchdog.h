@@ -1,10 +1,10 @@
-/* step_watchdog.h — --step-timeout: the sweep's synchronization points (a round's start
- * and its record gather) under a deadline, so a rank that was stopped (SIGSTOP) or hangs
+/* step_watchdog.h — --step-timeout: the sweep's synchronization points (a round's start,
+ * its record gather, a point's end) under a deadline, so a rank that was stopped (SIGSTOP) or hangs
  * cannot make the others wait forever. Each rank checks in with rank 0 by a non-blocking
  * message and waits for rank 0's go, polling: rank 0 names the ranks that did not check
  * in within the timeout, the others name rank 0 when its go does not come, and the job is
  * aborted (MPI_Abort, exit code UP_STEP_WATCHDOG_EXIT). A blocking call the caller makes
- * right after a check-in (the gather) runs under an alarm of the same timeout, since a
+ * right after a check-in (the gather, the point's agreement) runs under an alarm of the same timeout, since a
  * rank can stop between the two. Owns its own communicator and the SIGALRM handler while
  * armed; touches nothing of the engine. */
 #ifndef UP_STEP_WATCHDOG_H

@@ -398,7 +398,7 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
   up_step_watchdog watchdog;
   up_step_watchdog_init(&watchdog, opt->step_timeout_s);
   if (root && !opt->quiet && opt->step_timeout_s > 0.0)
-    fprintf(stderr, "# step timeout: %g s (a rank silent that long at a round's start or gather aborts the job)\n",
+    fprintf(stderr, "# step timeout: %g s (a rank silent that long at a round's start, gather or end aborts the job)\n",
             opt->step_timeout_s);
   for (int32_t c = 0; c < n_ctx; ++c) {
     for (int32_t k = 0; k < opt->n_concurrency; ++k) {
@@ -461,7 +461,12 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
           free(round_rows);
           up_point_rounds_free(&rounds);
         }
-        if (up_harness_failed(&h, write_failed, err)) {
+        /* The point's end agrees on the write across ranks: watched like a round's gather. */
+        if (opt->step_timeout_s > 0.0) up_step_watchdog_sync(&watchdog, "the end of a point");
+        up_step_watchdog_arm(&watchdog, "the end of a point");
+        const bool point_failed = up_harness_failed(&h, write_failed, err);
+        up_step_watchdog_disarm(&watchdog);
+        if (point_failed) {
           exit_code = 1;
           goto done;
         }

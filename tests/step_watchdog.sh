@@ -20,7 +20,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-timeout_s=4
+timeout_s=10
 bound_s=120
 
 "$mpiexec" -np 2 --oversubscribe --bind-to none "$bin" --ctx 128 --concurrency 2 --requests 2 --repetitions 1000 \

@@ -54,6 +54,8 @@ typedef enum up_flag_id {
   UP_FLAG_GPU_MEM_FRACTION,
   UP_FLAG_MEM_LIMIT_MIB,
   UP_FLAG_THREADS,
+  UP_FLAG_PREFILL_CHUNK,
+  UP_FLAG_STEP_TIMEOUT,
   UP_FLAG_UNIPREFILL_P,
   UP_FLAG_UNIPREFILL_KEEP,
   UP_FLAG_UNIPREFILL_BLOCK,
@@ -177,6 +179,14 @@ static const up_flag_info up_flags[] = {
      "one-prompt step budget and the KV pool that is left, so requests queue (0 = what the backend "
      "has free, default 0)"},
     {UP_FLAG_THREADS, "threads", 0, "N", UP_GROUP_ENGINE, "CPU threads per rank, 0 = cores / local ranks (default 0)"},
+    {UP_FLAG_PREFILL_CHUNK, "prefill-chunk", 0, "N", UP_GROUP_ENGINE,
+     "chunked prefill: a prompt puts at most N tokens in each step, beside other requests' decodes (vLLM, "
+     "Sarathi-Serve); methods that drop tokens or bring their own attention keep whole-prompt prefill; "
+     "0 = whole prompt (default 0)"},
+    {UP_FLAG_STEP_TIMEOUT, "step-timeout", 0, "SECONDS", UP_GROUP_ENGINE,
+     "watchdog: a rank that waits longer than this for the others at a round's start, its record gather or "
+     "a point's end aborts the job (exit 3), naming the ranks that did not arrive (stopped or hung); 0 = wait forever "
+     "(default 0)"},
     {UP_FLAG_UNIPREFILL_P, "uniprefill-p", 0, "F", UP_GROUP_UNIPREFILL,
      "uniprefill's p for every uniprefill spec: top-p share of block scores kept, 0 < F <= 1 (default 0.99)"},
     {UP_FLAG_UNIPREFILL_KEEP, "uniprefill-keep", 0, "F", UP_GROUP_UNIPREFILL,
@@ -636,6 +646,11 @@ static bool up_apply_flag(const up_flag_info *flag, const char *v, up_options *o
     case UP_FLAG_GPU_MEM_FRACTION: return up_flag_fraction(name, v, false, &opt->gpu_mem_fraction, err, err_size);
     case UP_FLAG_MEM_LIMIT_MIB: return up_flag_int64(name, v, 0, INT64_MAX / (1024 * 1024), &opt->mem_limit_mib, err, err_size);
     case UP_FLAG_THREADS: return up_flag_int32(name, v, 0, &opt->threads, err, err_size);
+    case UP_FLAG_PREFILL_CHUNK: return up_flag_int32(name, v, 0, &opt->prefill_chunk, err, err_size);
+    case UP_FLAG_STEP_TIMEOUT:
+      if (!up_nonnegative_real(v, false, false, &opt->step_timeout_s))
+        return up_error(err, err_size, "--%s: '%s' is not a number of seconds >= 0", name, v);
+      return true;
     case UP_FLAG_UNIPREFILL_P:
     case UP_FLAG_UNIPREFILL_KEEP:
     case UP_FLAG_UNIPREFILL_BLOCK:
@@ -722,6 +737,8 @@ void up_options_default(up_options *opt) {
   opt->gpu_mem_fraction = 0.0f;
   opt->mem_limit_mib = 0;
   opt->threads = 0;
+  opt->prefill_chunk = 0;
+  opt->step_timeout_s = 0.0;
   opt->output_path[0] = '\0';
   opt->format = UP_FORMAT_MARKDOWN;
   opt->slo = up_slo_none();
@@ -814,6 +831,8 @@ static const up_flag_conflict up_flag_conflicts[] = {
     {UP_FLAG_KERNELS, UP_FLAG_WARMUP, "--kernels takes --kernel-warmup"},
     {UP_FLAG_KERNELS, UP_FLAG_MAX_SEQS, UP_KERNELS_RUN_NO_SWEEP},
     {UP_FLAG_KERNELS, UP_FLAG_MAX_BATCH_TOKENS, UP_KERNELS_RUN_NO_SWEEP},
+    {UP_FLAG_KERNELS, UP_FLAG_PREFILL_CHUNK, UP_KERNELS_RUN_NO_SWEEP},
+    {UP_FLAG_KERNELS, UP_FLAG_STEP_TIMEOUT, UP_KERNELS_RUN_NO_SWEEP},
     {UP_FLAG_KERNELS, UP_FLAG_KV_CACHE_MIB, UP_KERNELS_RUN_NO_SWEEP},
     {UP_FLAG_KERNELS, UP_FLAG_GPU_MEM_FRACTION, UP_KERNELS_RUN_NO_SWEEP},
     {UP_FLAG_KERNELS, UP_FLAG_SLO, UP_KERNELS_RUN_NO_SWEEP},
@@ -824,6 +843,8 @@ static const up_flag_conflict up_flag_conflicts[] = {
     {UP_FLAG_EVAL, UP_FLAG_MAX_CONCURRENCY, UP_EVAL_RUNS_NO_SWEEP},
     {UP_FLAG_EVAL, UP_FLAG_REQUESTS, UP_EVAL_RUNS_NO_SWEEP},
     {UP_FLAG_EVAL, UP_FLAG_REPETITIONS, UP_EVAL_RUNS_NO_SWEEP},
+    {UP_FLAG_EVAL, UP_FLAG_PREFILL_CHUNK, UP_EVAL_RUNS_NO_SWEEP},
+    {UP_FLAG_EVAL, UP_FLAG_STEP_TIMEOUT, UP_EVAL_RUNS_NO_SWEEP},
     {UP_FLAG_EVAL, UP_FLAG_OUTPUT_LEN, "--eval takes --eval-max-new"},
     {UP_FLAG_EVAL, UP_FLAG_REQUEST_RATE, UP_EVAL_RUNS_NO_SWEEP},
     {UP_FLAG_EVAL, UP_FLAG_TRACE, UP_EVAL_RUNS_NO_SWEEP},

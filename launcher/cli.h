@@ -94,6 +94,8 @@ typedef struct up_options {
   float gpu_mem_fraction;      /* > 0: KV cache = this share of free backend memory after weights and workspace */
   int64_t mem_limit_mib;       /* > 0: backend memory the run may use per rank (weights included); 0: what is free */
   int32_t threads;             /* CPU threads per rank, 0: cores / local ranks */
+  int32_t prefill_chunk;       /* --prefill-chunk: prompt tokens per step for dense attention; 0: whole prompt */
+  double step_timeout_s;       /* --step-timeout: most seconds a rank waits for the others; 0: forever */
   char output_path[UP_PATH_MAX]; /* "" : results/runs/<UTC timestamp>.h5 */
   up_output_format format;
   up_slo slo;                  /* --slo for goodput; NaN parts are not set */

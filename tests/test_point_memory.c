@@ -136,3 +136,42 @@ Test(point_memory, sizes_the_user_set_are_kept) {
   cr_expect_eq(e.max_batch_tokens, 4 * PROMPT);
   cr_expect_lt(e.kv_blocks, planned.kv_blocks);
 }
+
+/* --gpu-mem-fraction: with room for the planned pool beside the planned workspace, both
+ * stay (prompts keep sharing steps); without it, the workspace becomes one prompt's step
+ * and the pool takes what that frees, holding at least one whole request. */
+Test(point_memory, a_fraction_keeps_the_workspace_only_while_the_pool_still_fits) {
+  const up_engine_params planned = full_size();
+  up_engine_params e = planned;
+  up_point_fit f;
+  up_engine_params no_pool = planned;
+  no_pool.kv_blocks = 0;
+  const int64_t plenty = 4 * bytes_of(&planned);
+  up_point_memory_fit_fraction(tiny(), UP_DTYPE_F32, plenty, 0.9, PROMPT, planned.kv_blocks, false, &e, &f);
+  cr_expect(!f.shrunk);
+  cr_expect_eq(e.workspace_tokens, planned.workspace_tokens);
+  cr_expect_geq(e.kv_blocks, planned.kv_blocks);
+
+  /* The planned workspace plus half a request's KV: the pool would hold no request. */
+  const int64_t one_request = (PROMPT + 2 + BLOCK - 1) / BLOCK * tiny()->n_layers;
+  const int64_t block_bytes = up_point_kv_block_bytes(tiny(), UP_DTYPE_F32, BLOCK);
+  const int64_t tight = bytes_of(&no_pool) + one_request / 2 * block_bytes;
+  e = planned;
+  up_point_memory_fit_fraction(tiny(), UP_DTYPE_F32, tight, 1.0, PROMPT, planned.kv_blocks, false, &e, &f);
+  cr_expect(f.shrunk);
+  cr_expect_eq(e.max_batch_tokens, PROMPT + SEQS, "one prompt beside a decode per sequence");
+  cr_expect_eq(e.workspace_tokens, PROMPT + 2 * SEQS);
+  cr_expect_geq(e.kv_blocks, one_request, "%lld blocks, one request needs %lld", (long long)e.kv_blocks,
+                (long long)one_request);
+  cr_expect_eq(up_point_longest_runnable_prompt(tiny(), UP_DTYPE_F32, &e, PROMPT, 2, false), PROMPT);
+  cr_expect_geq(up_point_requests_resident(tiny(), UP_DTYPE_F32, &e, PROMPT, 2), 1);
+
+  /* --max-batch-tokens fixes the workspace: the pool gets what is left, too small. */
+  e = planned;
+  up_point_memory_fit_fraction(tiny(), UP_DTYPE_F32, tight, 1.0, PROMPT, planned.kv_blocks, true, &e, &f);
+  cr_expect(!f.shrunk);
+  cr_expect_eq(e.workspace_tokens, planned.workspace_tokens);
+  cr_expect_lt(e.kv_blocks, one_request);
+  cr_expect_eq(up_point_requests_resident(tiny(), UP_DTYPE_F32, &e, PROMPT, 2), 0);
+  cr_expect_lt(up_point_longest_runnable_prompt(tiny(), UP_DTYPE_F32, &e, PROMPT, 2, false), PROMPT);
+}

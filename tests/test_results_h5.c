@@ -59,6 +59,7 @@ static void fill_request(up_request_record *r, int64_t id, int32_t rank, double 
   r->kept_len = 40 + (int32_t)id;
   r->output_len = 8;
   r->first_token = 1000 + (int32_t)id;
+  r->prefill_steps = 1 + (int32_t)(id % 3);
   r->arrival_s = arrival;
   r->admitted_s = arrival + 0.001;
   r->first_token_s = arrival + 0.05;
@@ -288,7 +289,7 @@ typedef struct step_row {
 static const field request_fields[] = {
     R(request_row, id),          R(request_row, rank),       R(request_row, status),
     R(request_row, prompt_len),  R(request_row, kept_len),   R(request_row, output_len),
-    R(request_row, first_token), R(request_row, arrival_s),  R(request_row, admitted_s),
+    R(request_row, first_token), R(request_row, prefill_steps), R(request_row, arrival_s), R(request_row, admitted_s),
     R(request_row, first_token_s), R(request_row, finish_s), R(request_row, ttft_ms),
     R(request_row, tpot_ms),     R(request_row, e2e_ms),     R(request_row, kv_bytes),
     R(request_row, kv_held_bytes), R(request_row, kv_dense_bytes), R(request_row, error),

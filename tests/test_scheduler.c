@@ -29,6 +29,7 @@ typedef struct fake_engine {
   int32_t *times_taken;   /* per request, how often take_finished returned it */
   int64_t step;
   int32_t steps_with_decode_and_prefill;
+  int32_t *prompt_rows_run; /* per request, prompt rows the fake forward has run */
 } fake_engine;
 
 /* Layer memory of n_layers full-attention layers (Llama's kind), 2 bytes per entry;
@@ -58,6 +59,7 @@ static void fake_engine_init_windowed(fake_engine *fe, int32_t max_seqs, int64_t
   fe->sched = up_scheduler_create(&fe->limits, fe->memory);
   fe->reqs = calloc((size_t)n_reqs, sizeof *fe->reqs);
   fe->times_taken = calloc((size_t)n_reqs, sizeof *fe->times_taken);
+  fe->prompt_rows_run = calloc((size_t)n_reqs, sizeof *fe->prompt_rows_run);
   fe->n_reqs = n_reqs;
 }
 
@@ -72,6 +74,7 @@ static void fake_engine_destroy(fake_engine *fe) {
   for (int32_t i = 0; i < fe->n_reqs; ++i) up_request_free(&fe->reqs[i]);
   free(fe->reqs);
   free(fe->times_taken);
+  free(fe->prompt_rows_run);
   up_scheduler_destroy(fe->sched);
   up_layer_memory_destroy(fe->memory);
 }
@@ -122,7 +125,16 @@ static int32_t run_step(fake_engine *fe) {
     cr_assert_geq(e->req->slot, 0);
     if (e->is_prefill) {
       seen_prefill = true;
-      cr_assert_eq(e->n_tokens, e->req->prompt_len);
+      if (fe->limits.prefill_chunk > 0) {
+        /* A chunk: where the prompt's progress stands, at most one chunk, none past the end. */
+        cr_assert_eq(e->prompt_offset, e->req->prefilled);
+        cr_assert_eq(e->prompt_offset, fe->prompt_rows_run[e->req->id]);
+        cr_assert_leq(e->n_tokens, fe->limits.prefill_chunk);
+        cr_assert_leq(e->prompt_offset + e->n_tokens, e->req->prompt_len);
+        cr_assert_geq(e->n_tokens, 1);
+      } else {
+        cr_assert_eq(e->n_tokens, e->req->prompt_len);
+      }
       cr_assert_eq(e->req->n_generated, 0);
       prefill += e->n_tokens;
     } else {
@@ -141,8 +153,11 @@ static int32_t run_step(fake_engine *fe) {
   int32_t *tokens = calloc((size_t)(n > 0 ? n : 1), sizeof *tokens);
   for (int32_t i = 0; i < n; ++i) {
     up_request *req = plan.entries[i].req;
+    const bool chunk = plan.entries[i].is_prefill && plan.entries[i].n_tokens < req->prompt_len;
+    if (plan.entries[i].is_prefill) fe->prompt_rows_run[req->id] += plan.entries[i].n_tokens;
     for (int32_t layer = 0; layer < fe->n_layers; ++layer) {
-      const int32_t count = plan.entries[i].is_prefill ? prefill_entries_at(fe, req, layer) : 1;
+      const int32_t count = chunk ? plan.entries[i].n_tokens
+                                  : plan.entries[i].is_prefill ? prefill_entries_at(fe, req, layer) : 1;
       if (plan.entries[i].is_prefill) req->kept_per_layer[layer] = count;
       up_kv_cache_append(fe->cache, req->slot, layer, count);
     }
@@ -497,4 +512,41 @@ Test(scheduler, budget_below_the_sequence_cap_is_fatal, .exit_code = 1) {
   up_layer_memory *memory = test_memory(8, 4, 1, 0, 4, 4);
   const up_scheduler_limits limits = {.max_seqs = 4, .max_batch_tokens = 3, .max_context = 64};
   up_scheduler_create(&limits, memory);
+}
+
+/* Chunked prefill (prefill_chunk 24 within a 64-token budget): each prompt runs in order
+ * in chunks of at most 24 tokens, cut to the budget left, beside other requests'
+ * decodes; its first token comes only with its last chunk, and a prompt longer than the
+ * budget runs instead of failing. Without a budget a prompt takes ceil(len / chunk) steps. */
+Test(scheduler, chunked_prefill_spreads_prompts_over_steps_beside_decodes) {
+  fake_engine fe;
+  fake_engine_init(&fe, 3, 64, 4096, 512, 16, 2, 64, 4);
+  up_scheduler_destroy(fe.sched);
+  fe.limits.prefill_chunk = 24;
+  fe.sched = up_scheduler_create(&fe.limits, fe.memory);
+  const int32_t prompts[4] = {50, 70, 10, 200};
+  for (int32_t i = 0; i < 4; ++i) submit(&fe, i, prompts[i], 4);
+  run_to_end(&fe);
+  assert_all_done(&fe);
+  assert_fifo_admission(&fe);
+  for (int32_t i = 0; i < 4; ++i) {
+    cr_expect_eq(fe.reqs[i].status, UP_REQUEST_FINISHED, "request %d: %s", i, fe.reqs[i].error);
+    cr_expect_eq(fe.prompt_rows_run[i], prompts[i]);
+    cr_expect_eq(fe.reqs[i].prefilled, prompts[i]);
+    cr_expect_geq(fe.reqs[i].prefill_steps, (prompts[i] + 23) / 24);
+  }
+  cr_expect_gt(fe.steps_with_decode_and_prefill, 0);
+  fake_engine_destroy(&fe);
+
+  fake_engine_init(&fe, 2, 0, 4096, 512, 16, 2, 64, 2);
+  up_scheduler_destroy(fe.sched);
+  fe.limits.prefill_chunk = 24;
+  fe.sched = up_scheduler_create(&fe.limits, fe.memory);
+  submit(&fe, 0, 100, 2);
+  submit(&fe, 1, 48, 2);
+  run_to_end(&fe);
+  assert_all_done(&fe);
+  cr_expect_eq(fe.reqs[0].prefill_steps, 5);
+  cr_expect_eq(fe.reqs[1].prefill_steps, 2);
+  fake_engine_destroy(&fe);
 }

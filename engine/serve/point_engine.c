@@ -33,6 +33,7 @@ void up_request_to_record(const up_request *req, int32_t rank, const up_kv_geome
   rec->kept_len = req->kept_len;
   rec->output_len = req->n_generated;
   rec->first_token = req->first_token;
+  rec->prefill_steps = req->prefill_steps;
   rec->arrival_s = req->arrival_s;
   rec->admitted_s = req->admitted_s;
   rec->first_token_s = req->first_token_s;
@@ -185,6 +186,21 @@ static void drain_finished(up_scheduler *sched, record_sink *sink, int32_t rank,
   }
 }
 
+int32_t up_prefill_chunk_for(const up_method *m, int32_t n_layers, int32_t requested) {
+  if (requested <= 0 || up_method_drops_tokens(m, n_layers) || m->ops->attention) return 0;
+  return requested;
+}
+
+/* The scheduler's token budget per step: the one asked for, and never more rows than
+ * the workspace holds (at least a decode token per sequence, which the scheduler always
+ * plans; a workspace below that serves fewer requests than sequences, whose steps stay
+ * within it). */
+static int64_t step_token_budget(const up_engine_params *params) {
+  int64_t budget = params->workspace_tokens;
+  if (params->max_batch_tokens > 0 && params->max_batch_tokens < budget) budget = params->max_batch_tokens;
+  return budget > params->max_seqs ? budget : params->max_seqs;
+}
+
 void up_engine_run_point(const up_model *model, const up_engine_params *params, const up_method *method,
                          up_workload *workload, up_point_result *out) {
   const up_model_config *cfg = &model->cfg;
@@ -216,8 +232,9 @@ void up_engine_run_point(const up_model *model, const up_engine_params *params, 
   sink.kv = (up_kv_geometry){.cfg = cfg, .dtype = be->act_dtype, .block_tokens = bt,
                              .entry_bytes = up_model_kv_entry_bytes(cfg, be->act_dtype)};
 
-  const up_scheduler_limits limits = {.max_seqs = params->max_seqs, .max_batch_tokens = params->max_batch_tokens,
-                                      .max_context = cfg->max_context};
+  const up_scheduler_limits limits = {.max_seqs = params->max_seqs,
+                                      .max_batch_tokens = step_token_budget(params),
+                                      .max_context = cfg->max_context, .prefill_chunk = params->prefill_chunk};
   up_scheduler *sched = up_scheduler_create(&limits, memory);
   up_forward_workspace *ws = up_forward_workspace_create(model, params->workspace_tokens, params->max_seqs,
                                                          up_layer_memory_max_blocks_per_seq(memory));
@@ -261,9 +278,10 @@ void up_engine_run_point(const up_model *model, const up_engine_params *params, 
       seqs[i] = (up_forward_seq){
           .slot = req->slot,
           .n_tokens = e->n_tokens,
-          .tokens = e->is_prefill ? req->prompt : &req->last_token,
-          .first_position = e->is_prefill ? 0 : req->prompt_len + req->n_generated - 1,
-          .is_prefill = e->is_prefill,
+          .tokens = e->is_prefill ? req->prompt + e->prompt_offset : &req->last_token,
+          .first_position = e->is_prefill ? e->prompt_offset : req->prompt_len + req->n_generated - 1,
+          /* Only a whole prompt on an empty cache is one the method may drop from. */
+          .is_prefill = e->is_prefill && e->prompt_offset == 0 && e->n_tokens == req->prompt_len,
       };
     }
     up_step_record step = {.index = out->n_steps, .rank = params->rank, .n_seqs = n_entries,
@@ -283,11 +301,14 @@ void up_engine_run_point(const up_model *model, const up_engine_params *params, 
     step.other_ms = timed ? phase_ms[UP_PHASE_OTHER] : NAN;
     sink_step(&sink, &step, layer_rows, layer_attn);
 
+    /* A chunked prompt's rows per layer add up over its chunks. */
     for (int32_t i = 0; i < n_entries; ++i) {
       if (!plan.entries[i].is_prefill) continue;
       up_request *req = plan.entries[i].req;
-      memcpy(req->kept_per_layer, seq_layer_rows + (size_t)i * L, sizeof(int32_t) * (size_t)L);
-      req->kept_len = seq_kept_rows[i];
+      const bool first_chunk = plan.entries[i].prompt_offset == 0;
+      for (int32_t l = 0; l < L; ++l)
+        req->kept_per_layer[l] = (first_chunk ? 0 : req->kept_per_layer[l]) + seq_layer_rows[(size_t)i * L + l];
+      req->kept_len = (first_chunk ? 0 : req->kept_len) + seq_kept_rows[i];
     }
     up_scheduler_complete_step(sched, &plan, next_tokens, step.end_s);
     drain_finished(sched, &sink, params->rank, arrivals, cap);

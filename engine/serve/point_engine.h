@@ -18,6 +18,8 @@ typedef struct up_engine_params {
   int64_t kv_blocks;         /* blocks in the pool */
   int64_t workspace_tokens;  /* activation rows the workspace holds (>= largest step) */
   int64_t max_seq_entries;   /* longest prompt + output a request may have (sizes block tables) */
+  int32_t prefill_chunk;     /* prompt tokens a prefilling request puts in one step; 0 = whole prompt
+                              * (up_prefill_chunk_for gives what a method may use) */
   int32_t rank;              /* stamped into records */
 } up_engine_params;
 
@@ -47,6 +49,13 @@ void up_point_result_free(up_point_result *res);
 /* Order requests by id, keeping each one's per-layer row and token times beside it
  * (records arrive in finish order). */
 void up_point_result_sort_requests(up_point_result *res);
+
+/* The prefill chunk a point of method m on an n_layers model runs with when the user
+ * asks for `requested` (--prefill-chunk; 0 = off): a method that drops tokens or brings
+ * its own attention decides from the whole prompt (UniPrefill's drop needs the prompt's
+ * last queries), so it keeps whole-prompt prefill (0); dense attention takes the chunk,
+ * as vLLM and Sarathi-Serve schedule prefills. */
+int32_t up_prefill_chunk_for(const up_method *m, int32_t n_layers, int32_t requested);
 
 /* Run the workload to completion. Fails (UP_FATAL) only on internal errors; requests
  * that cannot run end with an error status in their record. */

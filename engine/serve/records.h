@@ -16,6 +16,7 @@ typedef struct up_request_record {
   int32_t kept_len;        /* prompt tokens left after the last drop layer */
   int32_t output_len;      /* output tokens produced */
   int32_t first_token;     /* first output token id, -1 when none */
+  int32_t prefill_steps;   /* engine steps its prompt took: 1 whole-prompt, more when chunked; 0 never prefilled */
   double arrival_s;        /* engine clock, seconds from the point's start on that rank */
   double admitted_s;
   double first_token_s;

@@ -31,6 +31,8 @@ typedef struct up_request {
   int32_t last_token;     /* the most recent output token (the next decode input) */
   int32_t first_token;    /* the first output token (kept for cross-run checks) */
   int32_t kept_len;       /* prompt tokens still present after the last drop layer */
+  int32_t prefilled;      /* prompt tokens already through the forward pass (a chunked prefill's progress) */
+  int32_t prefill_steps;  /* steps that carried some of its prompt */
   int32_t *kept_per_layer;/* [n_layers] prompt tokens entering each layer, owned */
   double admitted_s;
   double first_token_s;

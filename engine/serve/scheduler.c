@@ -1,6 +1,6 @@
 /* scheduler.c — continuous batching: the FIFO of waiting requests, the running set,
- * and the list of finished ones not yet taken. Plans each step (decodes first, then
- * whole-prompt prefills in strict arrival order) and books reservations through the
+ * and the list of finished ones not yet taken. Plans each step (decodes first, then the
+ * chunks of running prefills, then new prefills in strict arrival order) and books reservations through the
  * layer-memory door; never touches the model or the requests' kept counts (the engine's). */
 #include "engine/serve/scheduler.h"
 
@@ -66,6 +66,8 @@ up_scheduler *up_scheduler_create(const up_scheduler_limits *limits, up_layer_me
             "max_batch_tokens %lld is below max_seqs %d: the decode tokens alone would exceed it",
             (long long)limits->max_batch_tokens, limits->max_seqs);
   UP_ASSERT(limits->max_context >= 1, "max_context must be positive (got %d)", limits->max_context);
+  UP_ASSERT(limits->prefill_chunk >= 0, "prefill_chunk must be 0 (whole prompt) or positive (got %d)",
+            limits->prefill_chunk);
   up_scheduler *sched = up_calloc_or_die(1, sizeof *sched, "scheduler");
   sched->limits = *limits;
   sched->memory = memory;
@@ -104,7 +106,7 @@ static bool reject_if_never_runnable(const up_scheduler *sched, up_request *req,
                     req->prompt_len, req->output_len, lim->max_context);
     return true;
   }
-  if (lim->max_batch_tokens > 0 && req->prompt_len > lim->max_batch_tokens) {
+  if (lim->prefill_chunk == 0 && lim->max_batch_tokens > 0 && req->prompt_len > lim->max_batch_tokens) {
     up_request_fail(req, now_s, "prompt of %d tokens exceeds the step token budget of %lld (prefill is whole-prompt)",
                     req->prompt_len, (long long)lim->max_batch_tokens);
     return true;
@@ -129,11 +131,28 @@ void up_scheduler_submit(up_scheduler *sched, up_request *req, double now_s) {
   request_fifo_push(&sched->waiting, req);
 }
 
-/* Admit the head of the queue if a slot, the step budget and its memory reservation allow. */
-static bool try_admit(up_scheduler *sched, up_request *req, int64_t step_tokens, double now_s) {
+/* Prompt tokens of req this step may carry, step_tokens being planned already: the rest
+ * of its prompt, or with chunking at most one chunk cut to the budget left; 0 when the
+ * budget has no room for them. */
+static int32_t prefill_tokens_now(const up_scheduler *sched, const up_request *req, int64_t step_tokens) {
+  const up_scheduler_limits *lim = &sched->limits;
+  int64_t tokens = (int64_t)req->prompt_len - req->prefilled;
+  if (lim->prefill_chunk > 0 && tokens > lim->prefill_chunk) tokens = lim->prefill_chunk;
+  if (lim->max_batch_tokens > 0) {
+    const int64_t room = lim->max_batch_tokens - step_tokens;
+    if (lim->prefill_chunk > 0 && tokens > room) tokens = room;
+    if (tokens > room) return 0;
+  }
+  return tokens > 0 ? (int32_t)tokens : 0;
+}
+
+/* Admit the head of the queue if a slot, the step budget and its memory reservation
+ * allow; *tokens gets the prompt tokens it carries this step. */
+static bool try_admit(up_scheduler *sched, up_request *req, int64_t step_tokens, int32_t *tokens, double now_s) {
   const up_scheduler_limits *lim = &sched->limits;
   if (sched->n_running >= lim->max_seqs) return false;
-  if (lim->max_batch_tokens > 0 && step_tokens + req->prompt_len > lim->max_batch_tokens) return false;
+  *tokens = prefill_tokens_now(sched, req, step_tokens);
+  if (*tokens < 1) return false;
   const int32_t slot = up_layer_memory_acquire(sched->memory);
   if (slot < 0) return false;
   if (!up_layer_memory_reserve(sched->memory, slot, req->prompt_len, lifetime_entries(req))) {
@@ -161,14 +180,26 @@ int32_t up_scheduler_plan_step(up_scheduler *sched, up_step_plan *plan, double n
     plan->decode_tokens += 1;
   }
 
+  /* Chunked prefills under way go on before anyone new is admitted, in admission order. */
+  for (int32_t i = 0; i < sched->n_running && plan->n_entries < max_seqs; ++i) {
+    up_request *req = sched->running[i];
+    if (req->n_generated > 0 || req->prefilled >= req->prompt_len || req->prefilled == 0) continue;
+    const int32_t tokens = prefill_tokens_now(sched, req, plan->prefill_tokens + plan->decode_tokens);
+    if (tokens < 1) break;
+    plan->entries[plan->n_entries++] =
+        (up_step_entry){.req = req, .is_prefill = true, .n_tokens = tokens, .prompt_offset = req->prefilled};
+    plan->prefill_tokens += tokens;
+  }
+
   /* Strict FIFO: the first waiting request that does not fit stops admission, so a
    * large request is never overtaken by smaller ones behind it. */
   while (plan->n_entries < max_seqs) {
     up_request *req = request_fifo_front(&sched->waiting);
-    if (!req || !try_admit(sched, req, plan->prefill_tokens + plan->decode_tokens, now_s)) break;
+    int32_t tokens = 0;
+    if (!req || !try_admit(sched, req, plan->prefill_tokens + plan->decode_tokens, &tokens, now_s)) break;
     request_fifo_pop(&sched->waiting);
-    plan->entries[plan->n_entries++] = (up_step_entry){.req = req, .is_prefill = true, .n_tokens = req->prompt_len};
-    plan->prefill_tokens += req->prompt_len;
+    plan->entries[plan->n_entries++] = (up_step_entry){.req = req, .is_prefill = true, .n_tokens = tokens};
+    plan->prefill_tokens += tokens;
   }
   return plan->n_entries;
 }
@@ -209,6 +240,10 @@ void up_scheduler_complete_step(up_scheduler *sched, const up_step_plan *plan, c
       continue;
     }
     if (entry->is_prefill) {
+      req->prefilled += entry->n_tokens;
+      req->prefill_steps += 1;
+      /* A chunk before the prompt's last: its row's token is not an output. */
+      if (req->prefilled < req->prompt_len) continue;
       req->first_token = token;
       req->first_token_s = now_s;
       /* Layers after a drop hold fewer entries than the prompt, and a sliding-window

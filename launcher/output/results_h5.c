@@ -225,6 +225,7 @@ static const up_field_spec up_request_specs[] = {
     UP_ROW_FIELD(up_request_row, kept_len, UP_KIND_I32),
     UP_ROW_FIELD(up_request_row, output_len, UP_KIND_I32),
     UP_ROW_FIELD(up_request_row, first_token, UP_KIND_I32),
+    UP_ROW_FIELD(up_request_row, prefill_steps, UP_KIND_I32),
     UP_ROW_FIELD(up_request_row, arrival_s, UP_KIND_F64),
     UP_ROW_FIELD(up_request_row, admitted_s, UP_KIND_F64),
     UP_ROW_FIELD(up_request_row, first_token_s, UP_KIND_F64),
@@ -406,6 +407,7 @@ static const up_field_spec up_point_params_specs[] = {
     UP_FIELD(up_point_params, kv_block_bytes, UP_KIND_I64),
     UP_FIELD(up_point_params, max_resident, UP_KIND_I32),
     UP_FIELD(up_point_params, repetitions, UP_KIND_I32),
+    UP_FIELD(up_point_params, prefill_chunk, UP_KIND_I32),
 };
 
 /* A new HDF5 type for one member (the caller closes it): native numbers; a fixed,

@@ -67,6 +67,7 @@ typedef struct up_point_params {
   int64_t kv_block_bytes;
   int32_t max_resident;      /* most requests holding KV at once (summed over ranks) */
   int32_t repetitions;       /* rounds the point's requests ran in (--repetitions) */
+  int32_t prefill_chunk;     /* prefill policy the point ran: 0 whole prompt, N chunks of N tokens */
   /* Not attributes: the round of each request row and each step row (NULL: all 0), and
    * the point's rounds as summary rows, round r in row r (the "rounds" table; NULL: none). */
   const int32_t *request_rounds;

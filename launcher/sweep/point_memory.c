@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 
+#include "engine/memory/memory_layout.h"
 #include "engine/model/layer_cost.h"
 
 int64_t up_point_kv_block_bytes(const up_model_config *cfg, up_dtype dtype, int32_t block_tokens) {
@@ -96,8 +97,10 @@ bool up_point_memory_fit(const up_model_config *cfg, up_dtype dtype, int64_t bud
     fit->shrunk = true;
   }
   /* The whole pool fits beside one prompt's workspace: what is left goes back to the
-   * step budget, so several prompts may again share a step. */
-  if (!batch_fixed && e->kv_blocks == fit->kv_blocks_before && e->workspace_tokens < rows_before) {
+   * step budget, so several prompts may again share a step. A pool of 0 blocks is one
+   * --gpu-mem-fraction sizes at run time (up_point_memory_fit_fraction): nothing is
+   * left over for the workspace before it has taken its share. */
+  if (!batch_fixed && fit->kv_blocks_before > 0 && e->kv_blocks == fit->kv_blocks_before && e->workspace_tokens < rows_before) {
     const int64_t one_prompt_rows = e->workspace_tokens;
     e->workspace_tokens = 0;
     const int64_t left = target - up_point_memory_bytes(cfg, dtype, e);
@@ -134,4 +137,65 @@ bool up_point_memory_fit(const up_model_config *cfg, up_dtype dtype, int64_t bud
            kv_fixed ? " as the options set it" : "", (long long)e->workspace_tokens,
            batch_fixed ? " for --max-batch-tokens" : "", (int)e->max_seqs);
   return false;
+}
+
+/* Blocks `fraction` of free_bytes holds once the workspace of e is set aside. */
+static int64_t fraction_blocks(const up_model_config *cfg, up_dtype dtype, int64_t free_bytes, double fraction,
+                               up_engine_params *e) {
+  e->kv_blocks = 0;
+  const int64_t left = free_bytes - up_point_memory_bytes(cfg, dtype, e);
+  if (left <= 0) return 0;
+  return (int64_t)(fraction * (double)left) / up_point_kv_block_bytes(cfg, dtype, e->kv_block_tokens);
+}
+
+void up_point_memory_fit_fraction(const up_model_config *cfg, up_dtype dtype, int64_t free_bytes, double fraction,
+                                  int32_t one_step_prompt, int64_t planned_kv_blocks, bool batch_fixed,
+                                  up_engine_params *e, up_point_fit *fit) {
+  *fit = (up_point_fit){.kv_blocks_before = planned_kv_blocks, .max_batch_tokens_before = e->max_batch_tokens};
+  int64_t blocks = fraction_blocks(cfg, dtype, free_bytes, fraction, e);
+  const int64_t one_step = (int64_t)one_step_prompt + e->max_seqs;
+  if (!batch_fixed && blocks < planned_kv_blocks && rows_for_budget(e, one_step) < e->workspace_tokens) {
+    e->max_batch_tokens = one_step;
+    e->workspace_tokens = rows_for_budget(e, one_step);
+    fit->shrunk = true;
+    blocks = fraction_blocks(cfg, dtype, free_bytes, fraction, e);
+  }
+  e->kv_blocks = blocks < 1 ? 1 : (blocks < INT32_MAX ? blocks : INT32_MAX);
+}
+
+/* Pool blocks the admission of one request reserves: every paged layer's peak. */
+static int64_t reserved_blocks(const up_memory_layout *layout, int64_t prompt_tokens, int64_t output_tokens) {
+  const up_memory_need need = up_memory_layout_need(layout, prompt_tokens, output_tokens);
+  return need.blocks[UP_MEMORY_FULL_KV] + need.blocks[UP_MEMORY_SLIDING_KV];
+}
+
+static bool layout_of(const up_model_config *cfg, up_dtype dtype, const up_engine_params *e, up_memory_layout *out) {
+  char why[256];
+  return up_memory_layout_from_config(cfg, dtype, e->kv_block_tokens, out, why, sizeof why);
+}
+
+int64_t up_point_requests_resident(const up_model_config *cfg, up_dtype dtype, const up_engine_params *e,
+                                   int64_t prompt_tokens, int64_t output_tokens) {
+  up_memory_layout layout;
+  if (!layout_of(cfg, dtype, e, &layout)) return 0;
+  const int64_t per_request = reserved_blocks(&layout, prompt_tokens, output_tokens);
+  return per_request > 0 ? e->kv_blocks / per_request : 0;
+}
+
+int32_t up_point_longest_runnable_prompt(const up_model_config *cfg, up_dtype dtype, const up_engine_params *e,
+                                         int32_t max_prompt, int32_t output_tokens, bool chunked) {
+  up_memory_layout layout;
+  if (!layout_of(cfg, dtype, e, &layout)) return 0;
+  int64_t hi = max_prompt;
+  if (!chunked && e->max_batch_tokens > 0 && e->max_batch_tokens < hi) hi = e->max_batch_tokens;
+  /* Reservations grow with the prompt: the longest that fits is found by bisection. */
+  int64_t lo = 0;
+  while (lo < hi) {
+    const int64_t mid = lo + (hi - lo + 1) / 2;
+    if (reserved_blocks(&layout, mid, output_tokens) <= e->kv_blocks)
+      lo = mid;
+    else
+      hi = mid - 1;
+  }
+  return (int32_t)lo;
 }

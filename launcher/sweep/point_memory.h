@@ -51,6 +51,29 @@ bool up_point_memory_fit(const up_model_config *cfg, up_dtype dtype, int64_t bud
                          bool kv_fixed, bool batch_fixed, up_engine_params *e, up_point_fit *fit, char *err,
                          size_t err_size);
 
+/* --gpu-mem-fraction: the KV pool takes `fraction` of free_bytes once the workspace is
+ * set aside. The planned workspace (the point's prompts together in one step) stays
+ * when the pool still gets planned_kv_blocks beside it (every sequence's whole life)
+ * or when batch_fixed (--max-batch-tokens); otherwise the step budget becomes what the
+ * scheduler must put in one step (one_step_prompt tokens of one prompt, beside a decode
+ * token per other sequence) and the memory it frees goes to the pool, so a request whose
+ * KV and one step fit runs instead of failing beside a workspace it never fills. The
+ * pool holds between 1 and INT32_MAX blocks; fit says what changed. */
+void up_point_memory_fit_fraction(const up_model_config *cfg, up_dtype dtype, int64_t free_bytes, double fraction,
+                                  int32_t one_step_prompt, int64_t planned_kv_blocks, bool batch_fixed,
+                                  up_engine_params *e, up_point_fit *fit);
+
+/* Requests of prompt_tokens + output_tokens tokens the pool of e holds at once (their
+ * admission reservations, memory_layout.h); 0 when not even one fits. */
+int64_t up_point_requests_resident(const up_model_config *cfg, up_dtype dtype, const up_engine_params *e,
+                                   int64_t prompt_tokens, int64_t output_tokens);
+
+/* The longest prompt (at most max_prompt) whose request, with output_tokens outputs,
+ * the sizes of e can run: its reservation in the pool and, unless prefill is chunked
+ * (chunked), the whole prompt in one step's budget. 0 when none can. */
+int32_t up_point_longest_runnable_prompt(const up_model_config *cfg, up_dtype dtype, const up_engine_params *e,
+                                         int32_t max_prompt, int32_t output_tokens, bool chunked);
+
 /* A fitted point takes at most this share of the budget: the estimate leaves out
  * allocator rounding and library workspaces (cuBLASLt), so sizing a point to the last
  * byte would risk an out-of-memory abort mid-sweep. */

@@ -25,6 +25,7 @@
 #include "launcher/output/results_h5.h"
 #include "launcher/harness.h"
 #include "launcher/run_setup.h"
+#include "launcher/step_watchdog.h"
 #include "launcher/sweep/workload_plan.h"
 
 /* One point's share on this rank and the engine sizing that follows from it. */
@@ -32,6 +33,8 @@ typedef struct point_plan {
   int32_t ctx, concurrency, n_requests; /* ctx 0: lengths vary (open loop, trace) */
   int32_t warmup_len;
   int32_t longest_prompt;               /* of this rank's requests (closed loop: ctx) */
+  int32_t output_len;                   /* of the longest request (closed loop: --output-len) */
+  int64_t planned_kv_blocks;            /* every sequence's whole life, before fitting */
   const up_method *method;
   int32_t rank_concurrency;
   int32_t rank_requests;
@@ -60,6 +63,7 @@ static void plan_point(const up_options *opt, const up_model_config *cfg, up_dty
   e->max_seqs = opt->max_seqs > 0 ? opt->max_seqs : (p->rank_concurrency > 0 ? p->rank_concurrency : 1);
   e->max_batch_tokens = opt->max_batch_tokens;
   e->kv_block_tokens = opt->kv_block;
+  e->prefill_chunk = up_prefill_chunk_for(method, cfg->n_layers, opt->prefill_chunk);
   int64_t blocks_per_layer = 0, rows_per_step = 0;
   if (timed) {
     up_rank_sizing sz;
@@ -68,6 +72,7 @@ static void plan_point(const up_options *opt, const up_model_config *cfg, up_dty
     p->rank_requests = sz.n_requests;
     p->warmup_len = sz.max_prompt_len;
     p->longest_prompt = sz.max_prompt_len;
+    p->output_len = (int32_t)(sz.max_seq_entries - sz.max_prompt_len);
     e->max_seq_entries = sz.max_seq_entries > 0 ? sz.max_seq_entries : 1;
     blocks_per_layer = sz.kv_blocks_per_layer;
     rows_per_step = sz.max_step_rows > 0 ? sz.max_step_rows : 1;
@@ -77,18 +82,29 @@ static void plan_point(const up_options *opt, const up_model_config *cfg, up_dty
       if ((i % concurrency) % topo->world_size == topo->world_rank) p->rank_requests++;
     p->warmup_len = ctx;
     p->longest_prompt = ctx < cfg->max_context ? ctx : cfg->max_context;
+    p->output_len = opt->output_len;
     /* Requests longer than the context fail at submission: size nothing for them. */
     const int64_t entries = (int64_t)ctx + opt->output_len;
     e->max_seq_entries = entries < cfg->max_context ? entries : cfg->max_context;
     blocks_per_layer = (e->max_seq_entries + opt->kv_block - 1) / opt->kv_block * e->max_seqs;
     rows_per_step = (int64_t)e->max_seqs * (ctx < cfg->max_context ? ctx : cfg->max_context);
   }
+  /* Chunked prefill: a step holds at most one chunk per sequence. */
+  const int64_t chunk_rows = (int64_t)e->max_seqs * e->prefill_chunk;
+  if (e->prefill_chunk > 0 && chunk_rows < rows_per_step) rows_per_step = chunk_rows;
   if (p->warmup_len > 256) p->warmup_len = 256;
   e->kv_blocks = opt->kv_cache_mib > 0 ? up_point_kv_blocks_in_mib(cfg, dtype, opt->kv_cache_mib, opt->kv_block)
                                        : blocks_per_layer * cfg->n_layers;
   e->workspace_tokens = opt->max_batch_tokens > 0 && opt->max_batch_tokens + e->max_seqs < rows_per_step
                             ? opt->max_batch_tokens + e->max_seqs
                             : rows_per_step;
+  p->planned_kv_blocks = e->kv_blocks;
+}
+
+/* The most prompt tokens one request puts in a step: its whole prompt, or a chunk. */
+static int32_t one_step_prompt(const point_plan *p) {
+  const int32_t chunk = p->engine.prefill_chunk;
+  return chunk > 0 && chunk < p->longest_prompt ? chunk : p->longest_prompt;
 }
 
 /* The point planned, then fitted into budget_bytes (the memory left beside the
@@ -105,7 +121,7 @@ static bool plan_point_in_budget(const up_options *opt, const up_model_config *c
   const bool kv_from_fraction = opt->gpu_mem_fraction > 0.0f;
   if (kv_from_fraction) p->engine.kv_blocks = 0;
   char why[512];
-  if (up_point_memory_fit(cfg, dtype, budget_bytes, p->longest_prompt, opt->kv_cache_mib > 0 || kv_from_fraction,
+  if (up_point_memory_fit(cfg, dtype, budget_bytes, one_step_prompt(p), opt->kv_cache_mib > 0 || kv_from_fraction,
                           opt->max_batch_tokens > 0, &p->engine, fit, why, sizeof why))
     return true;
   snprintf(err, err_size, "model %s on the %s: point ctx=%d concurrency=%d does not fit: %s (reduce --ctx, "
@@ -114,41 +130,57 @@ static bool plan_point_in_budget(const up_options *opt, const up_model_config *c
   return false;
 }
 
-/* Tells what fitting a point into memory changed (rank 0's sizes). */
-static void note_fitted_point(const up_model_config *cfg, up_dtype dtype, const point_plan *p,
+/* Tells the memory sizes a point runs with when fitting or --gpu-mem-fraction chose
+ * them (rank 0's sizes): the step budget, the workspace, the KV pool, and which requests
+ * the pool can hold, found from the memory layout as admission finds it. */
+static void note_point_memory(const up_options *opt, const up_model_config *cfg, up_dtype dtype, const point_plan *p,
                               const up_point_fit *fit, int64_t budget_bytes) {
   const up_engine_params *e = &p->engine;
-  const int64_t per_request = (e->max_seq_entries + e->kv_block_tokens - 1) / e->kv_block_tokens * cfg->n_layers;
-  const int64_t room = per_request > 0 ? e->kv_blocks / per_request : 0;
-  char before[32] = "unlimited", now[32] = "unlimited", outcome[96];
+  const double gib = 1073741824.0;
+  char before[32] = "unlimited", now[32] = "unlimited", why[128], outcome[192];
   if (fit->max_batch_tokens_before > 0) snprintf(before, sizeof before, "%lld", (long long)fit->max_batch_tokens_before);
   if (e->max_batch_tokens > 0) snprintf(now, sizeof now, "%lld", (long long)e->max_batch_tokens);
+  if (opt->gpu_mem_fraction > 0.0f)
+    snprintf(why, sizeof why, "takes --gpu-mem-fraction %g of the memory free beside the weights",
+             (double)opt->gpu_mem_fraction);
+  else
+    snprintf(why, sizeof why, "does not fit the %.2f GiB beside the weights at full size", (double)budget_bytes / gib);
+  const int64_t room = up_point_requests_resident(cfg, dtype, e, p->longest_prompt, p->output_len);
+  const int32_t runnable = up_point_longest_runnable_prompt(cfg, dtype, e, p->longest_prompt, p->output_len,
+                                                            e->prefill_chunk > 0);
   if (room > 0)
     snprintf(outcome, sizeof outcome, "room for %lld request(s) at once, the others wait for KV", (long long)room);
-  else
+  else if (runnable < 1 || p->ctx > 0)
     snprintf(outcome, sizeof outcome, "no request fits: each fails with an error status");
+  else
+    snprintf(outcome, sizeof outcome, "prompts above %d tokens fail with an error status, shorter ones run",
+             (int)runnable);
+  up_engine_params workspace_only = *e;
+  workspace_only.kv_blocks = 0;
   fprintf(stderr,
-          "uniprefill-bench: note: %s ctx=%d concurrency=%d does not fit the %.2f GiB beside the weights at full size: "
-          "step budget %s tokens (was %s), KV pool %.2f GiB = %lld blocks (was %lld): %s\n",
-          p->method->spec.label, (int)p->ctx, (int)p->concurrency, (double)budget_bytes / 1073741824.0, now, before,
-          (double)e->kv_blocks * (double)up_point_kv_block_bytes(cfg, dtype, e->kv_block_tokens) / 1073741824.0,
+          "uniprefill-bench: note: %s ctx=%d concurrency=%d %s: step budget %s tokens (was %s), workspace %lld rows "
+          "= %.3g GiB, KV pool %.3g GiB = %lld blocks (planned %lld): %s\n",
+          p->method->spec.label, (int)p->ctx, (int)p->concurrency, why, now, before, (long long)e->workspace_tokens,
+          (double)up_point_memory_bytes(cfg, dtype, &workspace_only) / gib,
+          (double)e->kv_blocks * (double)up_point_kv_block_bytes(cfg, dtype, e->kv_block_tokens) / gib,
           (long long)e->kv_blocks, (long long)fit->kv_blocks_before, outcome);
 }
 
 /* --gpu-mem-fraction: the KV pool takes that share of what the backend has free now
  * (weights loaded, the previous point's buffers released; at most the budget beside the
- * weights, for --mem-limit-mib) once this point's workspace is set aside. Fewer blocks than a request needs fails that request, not the run. */
+ * weights, for --mem-limit-mib) once this point's workspace is set aside; the workspace
+ * gives way to one prompt's step when the planned one would starve the pool
+ * (point_memory.h). Fewer blocks than a request needs fails that request, not the run. */
 static void size_kv_from_free_memory(const up_options *opt, const up_model_config *cfg, up_backend *be,
-                                     int64_t point_budget, point_plan *p) {
-  p->engine.kv_blocks = 0;
-  const int64_t workspace = up_point_memory_bytes(cfg, be->act_dtype, &p->engine);
+                                     int64_t point_budget, point_plan *p, up_point_fit *fit) {
   const int64_t free_now = (int64_t)be->ops->memory_available(be);
-  const int64_t free_bytes = (free_now < point_budget ? free_now : point_budget) - workspace;
-  const int64_t blocks =
-      free_bytes > 0 ? (int64_t)((double)opt->gpu_mem_fraction * (double)free_bytes) /
-                           up_point_kv_block_bytes(cfg, be->act_dtype, p->engine.kv_block_tokens)
-                     : 0;
-  p->engine.kv_blocks = blocks >= 1 ? (blocks < INT32_MAX ? blocks : INT32_MAX) : 1;
+  const bool shrunk_before = fit->shrunk;
+  const int64_t batch_before = fit->max_batch_tokens_before;
+  up_point_memory_fit_fraction(cfg, be->act_dtype, free_now < point_budget ? free_now : point_budget,
+                               (double)opt->gpu_mem_fraction, one_step_prompt(p), p->planned_kv_blocks,
+                               opt->max_batch_tokens > 0, &p->engine, fit);
+  fit->shrunk = fit->shrunk || shrunk_before;
+  if (shrunk_before) fit->max_batch_tokens_before = batch_before;
 }
 
 static void run_warmup(const up_model *model, const point_plan *p, const up_options *opt) {
@@ -240,7 +272,7 @@ static void fill_point_params(const up_options *opt, const up_workload_plan *wp,
       .max_batch_tokens = p->engine.max_batch_tokens,
       .kv_block_tokens = p->engine.kv_block_tokens, .kv_blocks_total = merged->kv_blocks_total,
       .kv_blocks_peak = merged->kv_blocks_peak, .kv_block_bytes = merged->kv_block_bytes,
-      .max_resident = merged->max_resident,
+      .max_resident = merged->max_resident, .prefill_chunk = p->engine.prefill_chunk,
   };
 }
 
@@ -363,6 +395,11 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
   const int progress = root && !opt->quiet && isatty(STDERR_FILENO);
   int exit_code = 0;
   int32_t index = 0;
+  up_step_watchdog watchdog;
+  up_step_watchdog_init(&watchdog, opt->step_timeout_s);
+  if (root && !opt->quiet && opt->step_timeout_s > 0.0)
+    fprintf(stderr, "# step timeout: %g s (a rank silent that long at a round's start, gather or end aborts the job)\n",
+            opt->step_timeout_s);
   for (int32_t c = 0; c < n_ctx; ++c) {
     for (int32_t k = 0; k < opt->n_concurrency; ++k) {
       for (int32_t m = 0; m < opt->n_methods; ++m, ++index) {
@@ -372,11 +409,12 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
         if (!plan_point_in_budget(opt, &cfg, be->act_dtype, topo, &wp, ctx_list[c], opt->concurrency[k], &methods[m],
                                   point_budget, &p, &fit, err, sizeof err))
           UP_FATAL("%s", err);
-        if (root && fit.shrunk && !opt->quiet) note_fitted_point(&cfg, be->act_dtype, &p, &fit, point_budget);
+        if (opt->gpu_mem_fraction > 0.0f) size_kv_from_free_memory(opt, &cfg, be, point_budget, &p, &fit);
+        if (root && (fit.shrunk || opt->gpu_mem_fraction > 0.0f) && !opt->quiet)
+          note_point_memory(opt, &cfg, be->act_dtype, &p, &fit, point_budget);
         if (progress)
           fprintf(stderr, "[%d/%d] %s ctx=%d concurrency=%d ...", (int)index + 1, (int)n_points, methods[m].spec.label,
                   (int)p.ctx, (int)p.concurrency);
-        if (opt->gpu_mem_fraction > 0.0f) size_kv_from_free_memory(opt, &cfg, be, point_budget, &p);
         run_warmup(model, &p, opt);
         up_point_rounds rounds;
         if (root) up_point_rounds_init(&rounds, cfg.n_layers);
@@ -384,10 +422,13 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
           up_workload *w = round_workload(opt, &wp, &p, &cfg, topo, r);
           up_point_result mine, merged;
           /* Ranks start each round together: timed arrivals are on each rank's engine clock from here. */
-          UP_CHECK_MPI(MPI_Barrier(MPI_COMM_WORLD));
+          up_step_watchdog_sync(&watchdog, "the start of a round");
           up_engine_run_point(model, &p.engine, &methods[m], w, &mine);
           w->ops->destroy(w);
+          if (opt->step_timeout_s > 0.0) up_step_watchdog_sync(&watchdog, "the record gather");
+          up_step_watchdog_arm(&watchdog, "the record gather");
           up_point_gather(topo, &mine, &merged);
+          up_step_watchdog_disarm(&watchdog);
           up_point_result_free(&mine);
           if (root) up_point_rounds_add(&rounds, &merged);
           up_point_result_free(&merged);
@@ -420,7 +461,12 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
           free(round_rows);
           up_point_rounds_free(&rounds);
         }
-        if (up_harness_failed(&h, write_failed, err)) {
+        /* The point's end agrees on the write across ranks: watched like a round's gather. */
+        if (opt->step_timeout_s > 0.0) up_step_watchdog_sync(&watchdog, "the end of a point");
+        up_step_watchdog_arm(&watchdog, "the end of a point");
+        const bool point_failed = up_harness_failed(&h, write_failed, err);
+        up_step_watchdog_disarm(&watchdog);
+        if (point_failed) {
           exit_code = 1;
           goto done;
         }
@@ -439,6 +485,7 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
     up_harness_note_written(&h);
   }
 done:
+  up_step_watchdog_free(&watchdog);
   free(rows);
   free(device_names);
   for (int32_t m = 0; m < opt->n_methods; ++m) up_method_destroy(&methods[m]);

@@ -21,14 +21,13 @@
   .rope_theta = 500000.0f, .rope_scaling = UP_ROPE_SCALING_LLAMA3, .rope_factor = 8.0f,     \
   .rope_low_freq_factor = 1.0f, .rope_high_freq_factor = 4.0f, .rope_original_context = 8192
 
-/* Gemma 3 (../shared/HYBRIDS.md B.2): the period-6 pattern and the GeGLU MLPs are filled
- * in on first access (presets_fill), RoPE base 1e6 on the global layers and 1e4 on the sliding
- * ones, softmax scale from query_pre_attn_scalar, embeddings x sqrt(hidden), tied head.
- * UniPrefill: p 0.975 and no drop on a step of 1024 rows or fewer (the reference's
- * Gemma 3 settings, D.3). */
+/* Gemma 3 (../shared/HYBRIDS.md B.2): the period-6 pattern, the GeGLU MLPs and the
+ * UniPrefill defaults (up_model_config_gemma3_uniprefill_defaults) are filled in on first
+ * access (presets_fill); RoPE base 1e6 on the global layers and 1e4 on the sliding ones,
+ * softmax scale from query_pre_attn_scalar, embeddings x sqrt(hidden), tied head. */
 #define GEMMA3_COMMON                                                                             \
   .architecture = "gemma3", .norm_eps = 1e-6f, .rope_theta = 1000000.0f, .rope_sliding_theta = 10000.0f, \
-  .scale_embeddings = true, .tie_word_embeddings = true, .default_top_p = 0.975f, .drop_min_rows = 1024
+  .scale_embeddings = true, .tie_word_embeddings = true
 #define GEMMA3_LINEAR_X8 .rope_scaling = UP_ROPE_SCALING_LINEAR, .rope_factor = 8.0f
 
 static up_model_config g_presets[] = {
@@ -59,40 +58,38 @@ static up_model_config g_presets[] = {
         DROP_LAYERS_BY_DEPTH, .default_top_p = 0.99f,
     },
     {
-        /* Globals 5, 11, 17. The reference has no drop layer this shallow (it runs the
-         * 270M dense): 5 and 11 are this suite's choice, so UniPrefill can be measured
-         * on the one real Gemma 3 checkpoint the suite can load. */
+        /* Globals 5, 11, 17: drops at 5 and 11 (the suite's choice: the reference runs
+         * the 270M dense), so UniPrefill can be measured on a real Gemma 3 checkpoint. */
         .name = "gemma-3-270m", GEMMA3_COMMON,
         .n_layers = 18, .hidden = 640, .n_heads = 4, .n_kv_heads = 1, .head_dim = 256,
         .intermediate = 2048, .vocab = 262144, .max_context = 32768, .sliding_window = 512,
-        .query_pre_attn_scalar = 256.0f, .n_drop_layers = 2, .drop_layers = {5, 11},
+        .query_pre_attn_scalar = 256.0f,
     },
     {
-        /* Globals 5, 11, 17, 23; the reference runs the 1B dense too: 11 and 17 are this
-         * suite's choice (the middle globals, as 29/35/41 are the 48-layer 12B's). */
+        /* Globals 5, 11, 17, 23: drops at 5, 11, 17 (the suite's choice, as for the 270M). */
         .name = "gemma-3-1b", GEMMA3_COMMON,
         .n_layers = 26, .hidden = 1152, .n_heads = 4, .n_kv_heads = 1, .head_dim = 256,
         .intermediate = 6912, .vocab = 262144, .max_context = 32768, .sliding_window = 512,
-        .query_pre_attn_scalar = 256.0f, .n_drop_layers = 2, .drop_layers = {11, 17},
+        .query_pre_attn_scalar = 256.0f,
     },
     {
         /* Of the reference's 29, 35, 41 only 29 exists in 34 layers. */
         .name = "gemma-3-4b", GEMMA3_COMMON, GEMMA3_LINEAR_X8,
         .n_layers = 34, .hidden = 2560, .n_heads = 8, .n_kv_heads = 4, .head_dim = 256,
         .intermediate = 10240, .vocab = 262208, .max_context = 131072, .sliding_window = 1024,
-        .query_pre_attn_scalar = 256.0f, .n_drop_layers = 1, .drop_layers = {29},
+        .query_pre_attn_scalar = 256.0f,
     },
     {
         .name = "gemma-3-12b", GEMMA3_COMMON, GEMMA3_LINEAR_X8,
         .n_layers = 48, .hidden = 3840, .n_heads = 16, .n_kv_heads = 8, .head_dim = 256,
         .intermediate = 15360, .vocab = 262208, .max_context = 131072, .sliding_window = 1024,
-        .query_pre_attn_scalar = 256.0f, .n_drop_layers = 3, .drop_layers = {29, 35, 41},
+        .query_pre_attn_scalar = 256.0f,
     },
     {
         .name = "gemma-3-27b", GEMMA3_COMMON, GEMMA3_LINEAR_X8,
         .n_layers = 62, .hidden = 5376, .n_heads = 32, .n_kv_heads = 16, .head_dim = 128,
         .intermediate = 21504, .vocab = 262208, .max_context = 131072, .sliding_window = 1024,
-        .query_pre_attn_scalar = 168.0f, .n_drop_layers = 3, .drop_layers = {29, 35, 41},
+        .query_pre_attn_scalar = 168.0f,
     },
 };
 
@@ -117,8 +114,26 @@ static void presets_fill(void) {
     if (strcmp(g_presets[i].architecture, "gemma3") == 0) {
       up_model_config_set_sliding_pattern(&g_presets[i], 6);
       for (int32_t l = 0; l < g_presets[i].n_layers; ++l) g_presets[i].mlp_kind[l] = UP_MLP_GEGLU_TANH;
+      up_model_config_gemma3_uniprefill_defaults(&g_presets[i]);
     }
   }
+}
+
+void up_model_config_gemma3_uniprefill_defaults(up_model_config *cfg) {
+  static const int32_t reference[] = {29, 35, 41}; /* UniPrefill reference, Gemma 3 12B/27B (HYBRIDS.md D.3) */
+  cfg->n_drop_layers = 0;
+  for (size_t i = 0; i < sizeof reference / sizeof reference[0]; ++i)
+    if (reference[i] < cfg->n_layers && cfg->layer_kind[reference[i]] == UP_LAYER_FULL_ATTENTION)
+      cfg->drop_layers[cfg->n_drop_layers++] = reference[i];
+  if (cfg->n_drop_layers == 0) {
+    int32_t last_global = -1;
+    for (int32_t l = 0; l < cfg->n_layers; ++l)
+      if (cfg->layer_kind[l] == UP_LAYER_FULL_ATTENTION) last_global = l;
+    for (int32_t l = 0; l < last_global; ++l)
+      if (cfg->layer_kind[l] == UP_LAYER_FULL_ATTENTION) cfg->drop_layers[cfg->n_drop_layers++] = l;
+  }
+  cfg->default_top_p = 0.975f;
+  cfg->drop_min_rows = 1024;
 }
 
 void up_model_config_set_sliding_pattern(up_model_config *cfg, int32_t period) {

@@ -81,6 +81,12 @@ const up_model_config *up_model_preset_at(int32_t index);
  * 8B and 70B presets and Hugging Face checkpoints take their drop layers from here. */
 int32_t up_model_config_drop_layers_by_depth(int32_t n_layers, int32_t drop_layers[UP_MAX_LAYERS]);
 
+/* Gemma 3's UniPrefill defaults, from its layer kinds: the reference's drop layers 29,
+ * 35, 41 where they are global layers of this depth (12B, 27B; only 29 on the 4B);
+ * where none is (270M, 1B, which the reference runs dense), every global layer but
+ * the last, this suite's choice. p 0.975, no drop on a step of 1024 rows or fewer. */
+void up_model_config_gemma3_uniprefill_defaults(up_model_config *cfg);
+
 /* Keep only the first n_layers layers (reduced-depth variants, labelled in the name);
  * drop layers beyond the new depth are removed. Returns false if n_layers is out of range. */
 bool up_model_config_truncate(up_model_config *cfg, int32_t n_layers);

@@ -276,12 +276,20 @@ Test(gemma3, cpu_ops_follow_their_formulas) {
 
 /* --- the forward's window ------------------------------------------------------------ */
 
-/* A small random Gemma whose layers are all sliding (window 4) unless `global_last`:
- * the last row then sees back n_layers x 3 positions, so an earlier token cannot
- * change its logits; with a global last layer it can. */
-static void last_logits(bool global_last, const int32_t *tokens, int32_t n, float *logits) {
+/* A small random Gemma of n_layers whose global layers are every `period`-th (1000: all
+ * sliding, window 4 either way), run with a method spec for max_new tokens: the last
+ * prompt row's logits, the prompt rows entering each layer and the tokens generated. */
+typedef struct small_run {
+  float logits[64];
+  int32_t layer_rows[8];
+  int32_t tokens[8];
+  int32_t n_tokens;
+} small_run;
+
+static small_run run_small(int32_t n_layers, int32_t period, const char *method, const int32_t *tokens, int32_t n,
+                           int32_t max_new) {
   up_model_config cfg = *preset("gemma-3-270m");
-  cfg.n_layers = 2;
+  cfg.n_layers = n_layers;
   cfg.hidden = 32;
   cfg.n_heads = 2;
   cfg.n_kv_heads = 1;
@@ -289,38 +297,60 @@ static void last_logits(bool global_last, const int32_t *tokens, int32_t n, floa
   cfg.intermediate = 48;
   cfg.vocab = 64;
   cfg.sliding_window = 4;
-  cfg.n_drop_layers = 0;
-  up_model_config_set_sliding_pattern(&cfg, 1000);
-  if (global_last) cfg.layer_kind[1] = UP_LAYER_FULL_ATTENTION;
+  up_model_config_set_sliding_pattern(&cfg, period);
+  up_model_config_gemma3_uniprefill_defaults(&cfg);
   char err[256] = "";
   cr_assert(up_model_config_validate(&cfg, err, sizeof err), "%s", err);
   up_backend *be = up_cpu_backend_create(1);
   up_model *model = up_model_create_random(&cfg, be, 5);
-  up_generator *gen = up_generator_create(model, 1, n, 1, err, sizeof err);
+  up_generator *gen = up_generator_create(model, 1, n, max_new, err, sizeof err);
   cr_assert_not_null(gen, "%s", err);
   up_method_spec spec;
-  up_method_spec_reference(&spec);
-  up_method dense;
-  cr_assert(up_method_init(&dense, &spec, be, err, sizeof err), "%s", err);
+  cr_assert(up_method_spec_parse(method, NULL, &spec, err, sizeof err), "%s", err);
+  cr_assert(up_method_spec_resolve(&spec, &cfg, err, sizeof err), "%s", err);
+  up_method m;
+  cr_assert(up_method_init(&m, &spec, be, err, sizeof err), "%s", err);
   up_generation g;
-  up_generator_run(gen, &dense, &tokens, &n, 1, 1, NULL, 0, &g);
-  memcpy(logits, g.first_logits, sizeof(float) * (size_t)cfg.vocab);
+  up_generator_run(gen, &m, &tokens, &n, 1, max_new, NULL, 0, &g);
+  small_run out = {.n_tokens = g.n_tokens};
+  cr_assert(!g.non_finite && g.n_tokens <= 8);
+  memcpy(out.logits, g.first_logits, sizeof out.logits);
+  memcpy(out.layer_rows, g.layer_rows, sizeof(int32_t) * (size_t)n_layers);
+  memcpy(out.tokens, g.tokens, sizeof(int32_t) * (size_t)g.n_tokens);
   up_generation_free(&g);
-  up_method_destroy(&dense);
+  up_method_destroy(&m);
   up_generator_destroy(gen);
   up_model_destroy(model);
   be->ops->destroy(be);
+  return out;
 }
 
 Test(gemma3, a_sliding_layer_sees_only_its_window) {
   int32_t a[20], b[20];
   for (int i = 0; i < 20; ++i) a[i] = b[i] = (i * 13 + 5) % 64;
   b[2] = (a[2] + 1) % 64; /* 17 positions before the last: beyond two windows of 4 */
-  float la[64], lb[64];
-  last_logits(false, a, 20, la);
-  last_logits(false, b, 20, lb);
-  cr_assert(memcmp(la, lb, sizeof la) == 0, "a token outside every window changed the logits");
-  last_logits(true, a, 20, la);
-  last_logits(true, b, 20, lb);
-  cr_assert(memcmp(la, lb, sizeof la) != 0, "a global layer sees every earlier token");
+  small_run ra = run_small(2, 1000, "dense", a, 20, 1), rb = run_small(2, 1000, "dense", b, 20, 1);
+  cr_assert(memcmp(ra.logits, rb.logits, sizeof ra.logits) == 0, "a token outside every window changed the logits");
+  ra = run_small(2, 2, "dense", a, 20, 1); /* layer 1 global */
+  rb = run_small(2, 2, "dense", b, 20, 1);
+  cr_assert(memcmp(ra.logits, rb.logits, sizeof ra.logits) != 0, "a global layer sees every earlier token");
+}
+
+/* UniPrefill drops after global layer 1 of 4 (layer 3 global too); the sliding layer 2
+ * then runs over the kept rows, and decoding continues over the windows. min_rows at
+ * the prompt's length or above skips the drop. */
+Test(gemma3, uniprefill_drops_at_a_global_layer_and_sliding_layers_follow) {
+  enum { N = 300 };
+  int32_t prompt[N];
+  for (int i = 0; i < N; ++i) prompt[i] = (i * 29 + 3) % 64;
+  const small_run dense = run_small(4, 2, "dense", prompt, N, 4);
+  const small_run dropped = run_small(4, 2, "uniprefill:keep=0.3:layers=1:min_rows=0:sink=16:last_q=16", prompt, N, 4);
+  cr_assert(dropped.layer_rows[0] == N && dropped.layer_rows[1] == N, "layers up to the drop see the prompt");
+  cr_assert_lt(dropped.layer_rows[2], N, "layer 2 runs on the kept rows");
+  cr_assert_eq(dropped.layer_rows[3], dropped.layer_rows[2]);
+  cr_assert_eq(dropped.n_tokens, 4, "decoding goes on after the drop");
+  const small_run skipped = run_small(4, 2, "uniprefill:keep=0.3:layers=1:min_rows=300:sink=16:last_q=16", prompt, N, 4);
+  for (int l = 0; l < 4; ++l) cr_assert_eq(skipped.layer_rows[l], N, "min_rows 300: layer %d keeps the prompt", l);
+  cr_assert(memcmp(skipped.logits, dense.logits, sizeof dense.logits) == 0, "a skipped drop is dense");
+  cr_assert(memcmp(skipped.tokens, dense.tokens, sizeof(int32_t) * 4) == 0);
 }

@@ -143,7 +143,7 @@ typedef struct up_backend_ops {
   /* out[t] = table[tokens[t]] for n_tokens rows of dim. */
   void (*embed)(up_backend *be, void *out, const void *table, const int32_t *tokens, int32_t n_tokens,
                 int32_t dim);
-  /* out = x / rms(x) * weight per row. */
+  /* out = x / rms(x) * weight per row; out may be x. */
   void (*rmsnorm)(up_backend *be, void *out, const void *x, const void *weight, int32_t n_rows, int32_t dim,
                   float eps);
   /* residual += x; out = rmsnorm(residual) * weight (one pass: the fused pre-norm of the next sub-block). */
@@ -158,6 +158,18 @@ typedef struct up_backend_ops {
                const up_attn_shape *shape);
   /* out[t][i] = silu(gate_up[t][i]) * gate_up[t][inter + i]. */
   void (*swiglu)(up_backend *be, void *out, const void *gate_up, int32_t n_rows, int32_t inter);
+  /* out[t][i] = gelu_tanh(gate_up[t][i]) * gate_up[t][inter + i], where
+   * gelu_tanh(x) = x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): Gemma's GeGLU
+   * (transformers' gelu_pytorch_tanh, ggml's gelu). */
+  void (*geglu)(up_backend *be, void *out, const void *gate_up, int32_t n_rows, int32_t inter);
+  /* RMSNorm of each head, in place: in each of n_rows rows (row_stride values apart),
+   * n_heads heads of head_dim values from column first_col each become
+   * x / rms(x) * weight, the head_dim weights shared by every head (Gemma 3's per-head
+   * query and key norms on the fused qkv rows, before RoPE). */
+  void (*head_rmsnorm)(up_backend *be, void *x, const void *weight, int32_t n_rows, int32_t row_stride,
+                       int32_t first_col, int32_t n_heads, int32_t head_dim, float eps);
+  /* x[i] *= factor for the n values at x (Gemma's embedding scale). */
+  void (*scale)(up_backend *be, void *x, size_t n, float factor);
   /* dst[r] = src[rows[r]] for activation rows of dim values. */
   void (*gather_rows)(up_backend *be, void *dst, const void *src, const int32_t *rows, int32_t n_rows,
                       int32_t dim);

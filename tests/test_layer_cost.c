@@ -1,5 +1,5 @@
 /* test_layer_cost.c — engine/model/layer_cost.h against the formulas it replaced, on
- * every preset (tiny-llama, llama-3.1-8b, llama-3.1-70b): parameter counts, the dense
+ * every Llama preset (tiny-llama, llama-3.1-8b, llama-3.1-70b): parameter counts, the dense
  * prefill FLOPs (model_config.c's count), KV entry, block and dense bytes (the point
  * engine's records and point_memory.c), each layer's GEMM shapes (kernel_cases.c's
  * four GEMMs) and the speed model's per-request FLOPs — the same numbers, compared
@@ -42,12 +42,16 @@ static double old_request_flops(const up_model_config *cfg, const int32_t *enter
   return flops;
 }
 
+/* The formulas above are Llama's; Gemma 3's costs are test_gemma3.c's. */
+static bool is_llama(const up_model_config *c) { return strcmp(c->architecture, "llama") == 0; }
+
 static const int64_t prompt_lengths[] = {1, 2, 7, 1000, 4097, 8192, 32768, 100003, 131071, 131072};
 enum { N_LENGTHS = sizeof prompt_lengths / sizeof prompt_lengths[0] };
 
 Test(layer_cost, parameters_and_prefill_flops_as_before) {
   for (int32_t i = 0; i < up_model_preset_count(); ++i) {
     const up_model_config *c = up_model_preset_at(i);
+    if (!is_llama(c)) continue;
     cr_assert_eq(up_model_body_params(c), old_body_params(c), "%s", c->name);
     cr_assert_eq(up_model_total_params(c), old_body_params(c) + 2 * (int64_t)c->vocab * c->hidden, "%s", c->name);
     for (int32_t k = 0; k < N_LENGTHS; ++k) {
@@ -61,6 +65,7 @@ Test(layer_cost, parameters_and_prefill_flops_as_before) {
 Test(layer_cost, per_layer_parameters_split_by_block) {
   for (int32_t i = 0; i < up_model_preset_count(); ++i) {
     const up_model_config *c = up_model_preset_at(i);
+    if (!is_llama(c)) continue;
     const int64_t h = c->hidden, q = (int64_t)c->n_heads * c->head_dim;
     for (int32_t l = 0; l < c->n_layers; ++l) {
       up_layer_cost cost;
@@ -78,6 +83,7 @@ Test(layer_cost, kv_bytes_as_before) {
   static const up_dtype dtypes[] = {UP_DTYPE_F32, UP_DTYPE_BF16};
   for (int32_t i = 0; i < up_model_preset_count(); ++i) {
     const up_model_config *c = up_model_preset_at(i);
+    if (!is_llama(c)) continue;
     for (int32_t d = 0; d < 2; ++d) {
       const int64_t es = (int64_t)up_dtype_size(dtypes[d]);
       const int64_t entry = 2 * (int64_t)c->n_kv_heads * c->head_dim * es;
@@ -102,6 +108,7 @@ Test(layer_cost, kv_bytes_as_before) {
 Test(layer_cost, gemm_shapes_are_the_four_llama_gemms) {
   for (int32_t i = 0; i < up_model_preset_count(); ++i) {
     const up_model_config *c = up_model_preset_at(i);
+    if (!is_llama(c)) continue;
     const struct { const char *name; int64_t n, k; } want[] = {
         {"qkv", up_model_config_qkv_dim(c), c->hidden},
         {"o", c->hidden, (int64_t)c->n_heads * c->head_dim},
@@ -136,6 +143,7 @@ Test(layer_cost, attention_flops_count_the_causal_half) {
 Test(layer_cost, speed_model_flops_as_before) {
   for (int32_t i = 0; i < up_model_preset_count(); ++i) {
     const up_model_config *c = up_model_preset_at(i);
+    if (!is_llama(c)) continue;
     enum { N_REQ = 3 };
     up_request_record recs[N_REQ];
     int32_t rows[N_REQ * UP_MAX_LAYERS];

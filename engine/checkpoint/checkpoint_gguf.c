@@ -1,5 +1,5 @@
-/* checkpoint_gguf.c — the GGUF side of engine/checkpoint/checkpoint.h: llama hyper-parameters from
- * the file's metadata, tensors read by the names the architecture's table gives, and
+/* checkpoint_gguf.c — the GGUF side of engine/checkpoint/checkpoint.h: llama and gemma3
+ * hyper-parameters from the file's metadata, tensors read by the names the architecture's table gives, and
  * one layout difference from the engine: llama.cpp's converter reorders the rows of
  * some tensors (Llama's query and key projections; the table says which) so that
  * rotary pairs are adjacent (x[2i], x[2i+1]), while the engine rotates halves
@@ -100,50 +100,120 @@ static bool check_rope_freqs(const up_gguf *g, up_model_config *cfg, char *err, 
   return ok;
 }
 
+/* "<arch>.<suffix>": the architecture's own metadata key. */
+static const char *arch_key(char *buf, size_t size, const char *arch, const char *suffix) {
+  snprintf(buf, size, "%s.%s", arch, suffix);
+  return buf;
+}
+
+/* Gemma 3's keys beyond Llama's (../shared/HYBRIDS.md A.2, A.7): the window, and the
+ * pattern and local RoPE base that older conversions leave out (llama.cpp then uses 6
+ * and 10,000), linear RoPE scaling of the global layers; llama.cpp's attention scale
+ * (1/sqrt(head_dim), but 1/sqrt(hidden / heads) for the 62-layer 27B). Norm weights
+ * already hold the converter's + 1, so the architecture's table reads them as they are. */
+static bool gemma3_config(const up_gguf *g, up_model_config *cfg, char *err, size_t err_size) {
+  int32_t window = 0, period = 6;
+  if (!get_count(g, "gemma3.attention.sliding_window", true, INT32_MAX, &window, err, err_size) ||
+      !get_count(g, "gemma3.attention.sliding_window_pattern", false, UP_MAX_LAYERS, &period, err, err_size))
+    return false;
+  cfg->sliding_window = window;
+  up_model_config_set_sliding_pattern(cfg, period);
+  for (int32_t l = 0; l < cfg->n_layers; ++l) cfg->mlp_kind[l] = UP_MLP_GEGLU_TANH;
+  cfg->rope_sliding_theta = 10000.0f;
+  cfg->rope_theta = 1000000.0f;
+  if (!get_optional_positive(g, "gemma3.rope.freq_base_swa", &cfg->rope_sliding_theta, err, err_size) ||
+      !get_optional_positive(g, "gemma3.rope.freq_base", &cfg->rope_theta, err, err_size))
+    return false;
+  up_gguf_str scaling;
+  if (up_gguf_get_str(g, "gemma3.rope.scaling.type", &scaling) &&
+      !(scaling.len == 4 && memcmp(scaling.data, "none", 4) == 0)) {
+    if (!(scaling.len == 6 && memcmp(scaling.data, "linear", 6) == 0)) {
+      snprintf(err, err_size, "%s: gemma3 rope scaling '%.*s' is not supported (linear or none)", up_gguf_name(g),
+               (int)(scaling.len > 32 ? 32 : scaling.len), scaling.data);
+      return false;
+    }
+    cfg->rope_scaling = UP_ROPE_SCALING_LINEAR;
+    if (!up_gguf_has_key(g, "gemma3.rope.scaling.factor")) {
+      snprintf(err, err_size, "%s: linear rope scaling without 'gemma3.rope.scaling.factor'", up_gguf_name(g));
+      return false;
+    }
+    if (!get_optional_positive(g, "gemma3.rope.scaling.factor", &cfg->rope_factor, err, err_size)) return false;
+  }
+  if (up_gguf_has_key(g, "gemma3.final_logit_softcapping") &&
+      !get_optional_positive(g, "gemma3.final_logit_softcapping", &cfg->final_logit_softcap, err, err_size))
+    return false;
+  cfg->query_pre_attn_scalar =
+      cfg->n_layers == 62 ? (float)cfg->hidden / (float)cfg->n_heads : (float)cfg->head_dim;
+  cfg->scale_embeddings = true;
+  up_model_config_gemma3_uniprefill_defaults(cfg);
+  return true;
+}
+
 bool up_checkpoint_gguf_config(const up_gguf *g, up_model_config *cfg, char *err, size_t err_size) {
   memset(cfg, 0, sizeof *cfg);
-  up_gguf_str arch;
-  if (!up_gguf_get_str(g, "general.architecture", &arch)) {
+  up_gguf_str arch_str;
+  if (!up_gguf_get_str(g, "general.architecture", &arch_str)) {
     snprintf(err, err_size, "%s: metadata 'general.architecture' is missing", up_gguf_name(g));
     return false;
   }
-  if (!(arch.len == 5 && memcmp(arch.data, "llama", 5) == 0)) {
-    snprintf(err, err_size, "%s: architecture '%.*s' is not supported yet (llama is; gemma3 and qwen3next are planned)",
-             up_gguf_name(g), (int)(arch.len > 64 ? 64 : arch.len), arch.data);
+  const bool llama = arch_str.len == 5 && memcmp(arch_str.data, "llama", 5) == 0;
+  const bool gemma3 = arch_str.len == 6 && memcmp(arch_str.data, "gemma3", 6) == 0;
+  if (!llama && !gemma3) {
+    snprintf(err, err_size, "%s: architecture '%.*s' is not supported yet (llama and gemma3 are; qwen3next is planned)",
+             up_gguf_name(g), (int)(arch_str.len > 64 ? 64 : arch_str.len), arch_str.data);
     return false;
   }
-  snprintf(cfg->architecture, sizeof cfg->architecture, "llama");
-  if (!get_count(g, "llama.block_count", true, UP_MAX_LAYERS, &cfg->n_layers, err, err_size) ||
-      !get_count(g, "llama.embedding_length", true, GGUF_MAX_WIDTH, &cfg->hidden, err, err_size) ||
-      !get_count(g, "llama.feed_forward_length", true, GGUF_MAX_FFN, &cfg->intermediate, err, err_size) ||
-      !get_count(g, "llama.attention.head_count", true, GGUF_MAX_HEADS, &cfg->n_heads, err, err_size))
+  const char *arch = llama ? "llama" : "gemma3";
+  char k[96];
+  snprintf(cfg->architecture, sizeof cfg->architecture, "%s", arch);
+  if (!get_count(g, arch_key(k, sizeof k, arch, "block_count"), true, UP_MAX_LAYERS, &cfg->n_layers, err, err_size) ||
+      !get_count(g, arch_key(k, sizeof k, arch, "embedding_length"), true, GGUF_MAX_WIDTH, &cfg->hidden, err,
+                 err_size) ||
+      !get_count(g, arch_key(k, sizeof k, arch, "feed_forward_length"), true, GGUF_MAX_FFN, &cfg->intermediate, err,
+                 err_size) ||
+      !get_count(g, arch_key(k, sizeof k, arch, "attention.head_count"), true, GGUF_MAX_HEADS, &cfg->n_heads, err,
+                 err_size))
     return false;
   cfg->n_kv_heads = cfg->n_heads;
   cfg->head_dim = cfg->hidden / cfg->n_heads;
-  int32_t rope_dims = 0;
-  if (!get_count(g, "llama.attention.head_count_kv", false, GGUF_MAX_HEADS, &cfg->n_kv_heads, err, err_size) ||
-      !get_count(g, "llama.attention.key_length", false, GGUF_MAX_HEADS, &cfg->head_dim, err, err_size) ||
-      !get_count(g, "llama.rope.dimension_count", false, GGUF_MAX_HEADS, &rope_dims, err, err_size))
+  int32_t rope_dims = 0, value_dim = 0;
+  if (!get_count(g, arch_key(k, sizeof k, arch, "attention.head_count_kv"), false, GGUF_MAX_HEADS, &cfg->n_kv_heads,
+                 err, err_size) ||
+      !get_count(g, arch_key(k, sizeof k, arch, "attention.key_length"), false, GGUF_MAX_HEADS, &cfg->head_dim, err,
+                 err_size) ||
+      !get_count(g, arch_key(k, sizeof k, arch, "attention.value_length"), false, GGUF_MAX_HEADS, &value_dim, err,
+                 err_size) ||
+      !get_count(g, arch_key(k, sizeof k, arch, "rope.dimension_count"), false, GGUF_MAX_HEADS, &rope_dims, err,
+                 err_size))
     return false;
   if (rope_dims == 0) rope_dims = cfg->head_dim;
   if (rope_dims != cfg->head_dim) {
-    snprintf(err, err_size, "%s: llama.rope.dimension_count %d differs from head_dim %d (partial rotary embeddings "
-             "are not supported)", up_gguf_name(g), (int)rope_dims, (int)cfg->head_dim);
+    snprintf(err, err_size, "%s: %s.rope.dimension_count %d differs from head_dim %d (partial rotary embeddings "
+             "are not supported)", up_gguf_name(g), arch, (int)rope_dims, (int)cfg->head_dim);
+    return false;
+  }
+  if (value_dim != 0 && value_dim != cfg->head_dim) {
+    snprintf(err, err_size, "%s: %s.attention.value_length %d differs from key_length %d (the engine's heads have "
+             "one size)", up_gguf_name(g), arch, (int)value_dim, (int)cfg->head_dim);
     return false;
   }
   cfg->max_context = 4096;
   cfg->norm_eps = 1e-5f;
   cfg->rope_theta = 10000.0f;
-  if (!get_count(g, "llama.context_length", false, INT32_MAX, &cfg->max_context, err, err_size) ||
-      !get_optional_positive(g, "llama.attention.layer_norm_rms_epsilon", &cfg->norm_eps, err, err_size) ||
-      !get_optional_positive(g, "llama.rope.freq_base", &cfg->rope_theta, err, err_size))
+  if (!get_count(g, arch_key(k, sizeof k, arch, "context_length"), false, INT32_MAX, &cfg->max_context, err,
+                 err_size) ||
+      !get_optional_positive(g, arch_key(k, sizeof k, arch, "attention.layer_norm_rms_epsilon"), &cfg->norm_eps, err,
+                             err_size))
     return false;
-  up_gguf_str scaling;
-  if (up_gguf_get_str(g, "llama.rope.scaling.type", &scaling) &&
-      !(scaling.len == 4 && memcmp(scaling.data, "none", 4) == 0)) {
-    snprintf(err, err_size, "%s: rope scaling '%.*s' is not supported yet", up_gguf_name(g),
-             (int)(scaling.len > 32 ? 32 : scaling.len), scaling.data);
-    return false;
+  if (llama) {
+    up_gguf_str scaling;
+    if (!get_optional_positive(g, "llama.rope.freq_base", &cfg->rope_theta, err, err_size)) return false;
+    if (up_gguf_get_str(g, "llama.rope.scaling.type", &scaling) &&
+        !(scaling.len == 4 && memcmp(scaling.data, "none", 4) == 0)) {
+      snprintf(err, err_size, "%s: rope scaling '%.*s' is not supported yet", up_gguf_name(g),
+               (int)(scaling.len > 32 ? 32 : scaling.len), scaling.data);
+      return false;
+    }
   }
   const up_gguf_tensor *embd = up_gguf_find_tensor(g, "token_embd.weight");
   if (!embd || embd->n_dims != 2) {
@@ -156,7 +226,8 @@ bool up_checkpoint_gguf_config(const up_gguf *g, up_model_config *cfg, char *err
     return false;
   }
   cfg->vocab = (int32_t)embd->dims[1];
-  if (!get_count(g, "llama.vocab_size", false, GGUF_MAX_VOCAB, &cfg->vocab, err, err_size)) return false;
+  if (!get_count(g, arch_key(k, sizeof k, arch, "vocab_size"), false, GGUF_MAX_VOCAB, &cfg->vocab, err, err_size))
+    return false;
   cfg->tie_word_embeddings = up_gguf_find_tensor(g, "output.weight") == NULL;
   if (!check_rope_freqs(g, cfg, err, err_size)) return false;
   const char *slash = strrchr(up_gguf_name(g), '/');
@@ -165,7 +236,7 @@ bool up_checkpoint_gguf_config(const up_gguf *g, up_model_config *cfg, char *err
                                                            ? strlen(base) - 5 : strlen(base)), base);
   cfg->n_drop_layers = up_model_config_drop_layers_by_depth(cfg->n_layers, cfg->drop_layers);
   cfg->default_top_p = 0.99f;
-  return true;
+  return gemma3 ? gemma3_config(g, cfg, err, err_size) : true;
 }
 
 /* GGUF row 2i + j of a head holds rotate-half row j*half + i. */

@@ -1,7 +1,7 @@
 /* hf_config.c — config.json to up_model_config (see hf_config.h): dispatch on
- * model_type, then the llama mapper reads each field with its Hugging Face default
- * where the library has one the task allows, checks it, and the result goes through
- * up_model_config_validate. */
+ * model_type, then the llama or gemma3_text mapper reads each field with its Hugging
+ * Face default where the library has one the task allows, checks it, and the result
+ * goes through up_model_config_validate. */
 #include "engine/checkpoint/hf_config.h"
 
 #include <math.h>
@@ -187,6 +187,131 @@ static bool map_llama(const config_reader *r, up_model_config *cfg) {
   return true; /* layer_kind / mlp_kind stay zero: full attention and SwiGLU everywhere */
 }
 
+/* --- Gemma 3 (text), ../shared/HYBRIDS.md B.1 ----------------------------------- */
+
+/* A linear scaling object (or null / "default"): factor into cfg, full-attention layers only. */
+static bool read_gemma3_scaling(const config_reader *r, const cJSON *scaling, const char *key, up_model_config *cfg) {
+  cfg->rope_scaling = UP_ROPE_SCALING_NONE;
+  if (!scaling || cJSON_IsNull(scaling)) return true;
+  if (!cJSON_IsObject(scaling)) return reader_fail(r, "'%s' must be null or an object", key);
+  const cJSON *type = cJSON_GetObjectItemCaseSensitive(scaling, "rope_type");
+  if (!type) type = cJSON_GetObjectItemCaseSensitive(scaling, "type");
+  if (!cJSON_IsString(type)) return reader_fail(r, "'%s' has no 'rope_type' string", key);
+  if (strcmp(type->valuestring, "default") == 0) return true;
+  if (strcmp(type->valuestring, "linear") != 0)
+    return reader_fail(r, "%s type '%.40s' is not supported for gemma3 (linear, default or none)", key,
+                       type->valuestring);
+  cfg->rope_scaling = UP_ROPE_SCALING_LINEAR;
+  return read_positive(r, scaling, "factor", false, 0.0, &cfg->rope_factor);
+}
+
+/* transformers 5: "rope_parameters": {"full_attention": {...}, "sliding_attention": {...}};
+ * before: rope_theta, rope_local_base_freq and rope_scaling (global layers only). */
+static bool read_gemma3_rope(const config_reader *r, up_model_config *cfg) {
+  const cJSON *params = cJSON_GetObjectItemCaseSensitive(r->root, "rope_parameters");
+  if (params && !cJSON_IsNull(params)) {
+    if (!cJSON_IsObject(params)) return reader_fail(r, "'rope_parameters' must be an object");
+    const cJSON *full = cJSON_GetObjectItemCaseSensitive(params, "full_attention");
+    const cJSON *sliding = cJSON_GetObjectItemCaseSensitive(params, "sliding_attention");
+    if (!cJSON_IsObject(full) || !cJSON_IsObject(sliding))
+      return reader_fail(r, "'rope_parameters' needs 'full_attention' and 'sliding_attention' objects");
+    const cJSON *sliding_type = cJSON_GetObjectItemCaseSensitive(sliding, "rope_type");
+    if (sliding_type && !(cJSON_IsString(sliding_type) && strcmp(sliding_type->valuestring, "default") == 0))
+      return reader_fail(r, "rope_parameters.sliding_attention must be unscaled (rope_type default)");
+    return read_positive(r, full, "rope_theta", true, 1000000.0, &cfg->rope_theta) &&
+           read_positive(r, sliding, "rope_theta", true, 10000.0, &cfg->rope_sliding_theta) &&
+           read_gemma3_scaling(r, full, "rope_parameters.full_attention", cfg);
+  }
+  return read_positive(r, r->root, "rope_theta", true, 1000000.0, &cfg->rope_theta) &&
+         read_positive(r, r->root, "rope_local_base_freq", true, 10000.0, &cfg->rope_sliding_theta) &&
+         read_gemma3_scaling(r, cJSON_GetObjectItemCaseSensitive(r->root, "rope_scaling"), "rope_scaling", cfg);
+}
+
+/* layer_types when listed, else the period (sliding_window_pattern, default 6). */
+static bool read_gemma3_layer_types(const config_reader *r, up_model_config *cfg) {
+  const cJSON *types = cJSON_GetObjectItemCaseSensitive(r->root, "layer_types");
+  if (!types || cJSON_IsNull(types)) {
+    int64_t period;
+    if (!read_int(r, r->root, "sliding_window_pattern", 1, UP_MAX_LAYERS, true, 6, &period)) return false;
+    up_model_config_set_sliding_pattern(cfg, (int32_t)period);
+    return true;
+  }
+  if (!cJSON_IsArray(types) || cJSON_GetArraySize(types) != cfg->n_layers)
+    return reader_fail(r, "'layer_types' must list one type per layer (%d)", (int)cfg->n_layers);
+  int32_t l = 0;
+  const cJSON *t = NULL;
+  cJSON_ArrayForEach(t, types) {
+    if (cJSON_IsString(t) && strcmp(t->valuestring, "sliding_attention") == 0)
+      cfg->layer_kind[l] = UP_LAYER_SLIDING_WINDOW;
+    else if (cJSON_IsString(t) && strcmp(t->valuestring, "full_attention") == 0)
+      cfg->layer_kind[l] = UP_LAYER_FULL_ATTENTION;
+    else
+      return reader_fail(r, "layer_types[%d] must be \"sliding_attention\" or \"full_attention\"", (int)l);
+    ++l;
+  }
+  return true;
+}
+
+/* Gemma3TextConfig features the engine's layer does not have: refused, not ignored. */
+static bool check_gemma3_features(const config_reader *r, up_model_config *cfg) {
+  const char *act;
+  if (!read_optional_string(r, r->root, "hidden_activation", &act)) return false;
+  if (act && strcmp(act, "gelu_pytorch_tanh") != 0)
+    return reader_fail(r, "hidden_activation '%.40s' is not supported (gelu_pytorch_tanh: GeGLU)", act);
+  bool flag = false;
+  if (!read_bool(r, r->root, "attention_bias", false, &flag)) return false;
+  if (flag) return reader_fail(r, "'attention_bias' is true; the engine's layers have no bias terms");
+  if (!read_bool(r, r->root, "use_bidirectional_attention", false, &flag)) return false;
+  if (flag) return reader_fail(r, "'use_bidirectional_attention' is true (EmbeddingGemma); only causal LMs run");
+  const cJSON *cap = cJSON_GetObjectItemCaseSensitive(r->root, "final_logit_softcapping");
+  if (cap && !cJSON_IsNull(cap) && !read_positive(r, r->root, "final_logit_softcapping", false, 0.0,
+                                                  &cfg->final_logit_softcap))
+    return false;
+  const char *dtype; /* informational: weights are converted to the backend's dtype */
+  return read_optional_string(r, r->root, "torch_dtype", &dtype) && read_optional_string(r, r->root, "dtype", &dtype);
+}
+
+/* read_int into an int32 field (max <= INT32_MAX). */
+static bool read_int32(const config_reader *r, const char *key, int64_t min, int64_t max, bool has_fallback,
+                       int64_t fallback, int32_t *out) {
+  int64_t v;
+  if (!read_int(r, r->root, key, min, max, has_fallback, fallback, &v)) return false;
+  *out = (int32_t)v;
+  return true;
+}
+
+static bool map_gemma3_text(const config_reader *r, up_model_config *cfg) {
+  if (!read_int32(r, "num_hidden_layers", 1, UP_MAX_LAYERS, false, 0, &cfg->n_layers) ||
+      !read_int32(r, "hidden_size", 1, 1 << 20, false, 0, &cfg->hidden) ||
+      !read_int32(r, "num_attention_heads", 1, 1 << 12, false, 0, &cfg->n_heads) ||
+      !read_int32(r, "num_key_value_heads", 1, 1 << 12, false, 0, &cfg->n_kv_heads) ||
+      !read_int32(r, "head_dim", 1, 1 << 12, true, 256, &cfg->head_dim) ||
+      !read_int32(r, "intermediate_size", 1, 1 << 24, false, 0, &cfg->intermediate) ||
+      !read_int32(r, "vocab_size", 2, 1 << 24, false, 0, &cfg->vocab) ||
+      !read_int32(r, "max_position_embeddings", 1, INT32_MAX, true, 131072, &cfg->max_context) ||
+      !read_int32(r, "sliding_window", 1, INT32_MAX, true, 4096, &cfg->sliding_window) ||
+      !read_positive(r, r->root, "rms_norm_eps", true, 1e-6, &cfg->norm_eps) ||
+      !read_positive(r, r->root, "query_pre_attn_scalar", true, 256.0, &cfg->query_pre_attn_scalar) ||
+      !read_bool(r, r->root, "tie_word_embeddings", true, &cfg->tie_word_embeddings) ||
+      !check_gemma3_features(r, cfg) || !read_gemma3_rope(r, cfg))
+    return false;
+  snprintf(cfg->architecture, sizeof cfg->architecture, "gemma3");
+  cfg->scale_embeddings = true;
+  for (int32_t l = 0; l < cfg->n_layers; ++l) cfg->mlp_kind[l] = UP_MLP_GEGLU_TANH;
+  if (!read_gemma3_layer_types(r, cfg)) return false;
+  up_model_config_gemma3_uniprefill_defaults(cfg);
+  return true;
+}
+
+/* The multimodal Gemma3ForConditionalGeneration (4B, 12B, 27B): its language model's
+ * tensors are named under language_model and a vision tower sits beside them. */
+static bool map_gemma3_multimodal(const config_reader *r, up_model_config *cfg) {
+  (void)cfg;
+  return reader_fail(r, "model_type gemma3 is the multimodal Gemma 3 (a vision tower, and the language model's "
+                        "tensors under language_model.*): only text-only gemma3_text checkpoints load (270M, 1B); "
+                        "use the gemma-3-4b/12b/27b presets for those shapes");
+}
+
 typedef bool (*config_mapper)(const config_reader *r, up_model_config *cfg);
 
 /* model_type -> mapper; NULL marks a type that is planned but not implemented. */
@@ -195,8 +320,8 @@ static const struct {
   config_mapper map;
 } k_mappers[] = {
     {"llama", map_llama},
-    {"gemma3", NULL},
-    {"gemma3_text", NULL},
+    {"gemma3", map_gemma3_multimodal},
+    {"gemma3_text", map_gemma3_text},
     {"qwen3_next", NULL},
 };
 
@@ -216,7 +341,7 @@ static bool config_from_json(const config_reader *r, const char *name, up_model_
       map = k_mappers[i].map;
     }
   if (!known)
-    return reader_fail(r, "model_type '%.40s' is not supported (llama; gemma3 and qwen3_next are planned)",
+    return reader_fail(r, "model_type '%.40s' is not supported (llama, gemma3_text; qwen3_next is planned)",
                        model_type);
   if (!map) return reader_fail(r, "architecture %s is not supported yet (planned)", model_type);
 
@@ -224,7 +349,8 @@ static bool config_from_json(const config_reader *r, const char *name, up_model_
   snprintf(cfg->name, sizeof cfg->name, "%s", name ? name : "");
   cfg->default_top_p = 0.99f;
   if (!map(r, cfg)) return false;
-  cfg->n_drop_layers = up_model_config_drop_layers_by_depth(cfg->n_layers, cfg->drop_layers);
+  if (strcmp(cfg->architecture, "llama") == 0)
+    cfg->n_drop_layers = up_model_config_drop_layers_by_depth(cfg->n_layers, cfg->drop_layers);
   char why[256];
   if (!up_model_config_validate(cfg, why, sizeof why)) return reader_fail(r, "%s", why);
   return true;

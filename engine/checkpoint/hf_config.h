@@ -1,10 +1,10 @@
 /* hf_config.h — maps a Hugging Face config.json onto up_model_config. One mapper per
- * model_type: "llama" (LlamaForCausalLM) is read now; "gemma3", "gemma3_text" and
- * "qwen3_next" are recognised and refused as planned, and slot in as mappers of their
- * own once the engine has their layer kinds. Every field is type- and range-checked;
- * a config the engine cannot run exactly (another RoPE scaling, biases, a non-SiLU
- * MLP) is an error naming the file and field, never a silent approximation.
- * UniPrefill drop layers come from up_model_config_drop_layers_by_depth. */
+ * model_type: "llama" (LlamaForCausalLM) and "gemma3_text" (Gemma3ForCausalLM) are
+ * read; the multimodal "gemma3" and "qwen3_next" are recognised and refused with the
+ * reason. Every field is type- and range-checked; a config the engine cannot run
+ * exactly (another RoPE scaling, biases, another activation) is an error naming the
+ * file and field, never a silent approximation. UniPrefill drop layers come from
+ * up_model_config_drop_layers_by_depth (llama) or Gemma 3's defaults. */
 #ifndef UP_HF_CONFIG_H
 #define UP_HF_CONFIG_H
 

@@ -6,6 +6,7 @@
  * the model and its hooks; the kernels are kernels/cpu and kernels/cuda/selection. */
 #include "engine/methods/uniprefill.h"
 
+#include <math.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -29,7 +30,12 @@ static const up_method_option up_uniprefill_option_table[] = {
     {"last_q", UP_OPTION_INT, UP_UNIPREFILL_OPTION(select.last_q), 1.0, 1 << 20, false, "128", "last_q",
      "last tokens: the scoring queries, always kept"},
     {"layers", UP_OPTION_LAYERS, UP_UNIPREFILL_OPTION(layers), 0.0, 0.0, false, "preset", "drop_layers",
-     "0-indexed layers after which tokens are dropped, L+L+L, or preset (the model's)"},
+     "0-indexed layers after which tokens are dropped, L+L+L, or preset (the model's: Gemma 3 12B/27B 29+35+41 as "
+     "the reference; 270M 5+11 and 1B 5+11+17 are this suite's choice, the reference runs them dense); each must "
+     "be a full-attention (global) layer"},
+    {"min_rows", UP_OPTION_INT, UP_UNIPREFILL_OPTION(min_rows), -1.0, 1 << 30, false, "-1", NULL,
+     "skip a drop layer when the step has at most N rows left (the reference's Gemma 3 rule: 1024); -1: the "
+     "model's (1024 on Gemma 3, 0 elsewhere)"},
 };
 
 const up_uniprefill_options *up_uniprefill_options_of(const up_method_spec *spec) {
@@ -44,6 +50,8 @@ static const up_uniprefill_options *options_of(const up_method *m) {
  * full-attention layers. */
 static bool uniprefill_resolve(void *options, const up_model_config *cfg, char *err, size_t err_size) {
   up_layer_list *layers = &((up_uniprefill_options *)options)->layers;
+  int32_t *min_rows = &((up_uniprefill_options *)options)->min_rows;
+  if (*min_rows < 0) *min_rows = cfg->drop_min_rows;
   if (layers->n < 0) {
     layers->n = cfg->n_drop_layers;
     memcpy(layers->layers, cfg->drop_layers, sizeof(int32_t) * (size_t)cfg->n_drop_layers);
@@ -56,7 +64,14 @@ static bool uniprefill_resolve(void *options, const up_model_config *cfg, char *
       return false;
     }
     if (cfg->layer_kind[l] != UP_LAYER_FULL_ATTENTION) {
-      snprintf(err, err_size, "drop layer %d of %s is not a full-attention layer", (int)l, cfg->name);
+      char globals[256] = "";
+      size_t used = 0;
+      for (int32_t g = 0; g < cfg->n_layers && used < sizeof globals; ++g)
+        if (cfg->layer_kind[g] == UP_LAYER_FULL_ATTENTION)
+          used += (size_t)snprintf(globals + used, sizeof globals - used, "%s%d", used ? "+" : "", (int)g);
+      snprintf(err, err_size, "drop layer %d of %s is not a full-attention layer (it is %s; the full-attention layers "
+               "are %s)", (int)l, cfg->name, cfg->layer_kind[l] == UP_LAYER_SLIDING_WINDOW ? "sliding-window" : "linear attention",
+               globals[0] ? globals : "none");
       return false;
     }
   }
@@ -78,13 +93,19 @@ static bool uniprefill_drops_after(const up_method *m, int32_t layer) {
 
 static int32_t uniprefill_select(const up_method *m, up_backend *be, const up_method_layer *at, int32_t *keep_rows,
                                  int32_t *new_cu_seqlens_host) {
-  return up_uniprefill_select(be, keep_rows, new_cu_seqlens_host, at->qkv, at->pool, at->batch, at->shape,
+  /* A step this short keeps every row (the forward leaves the rows as they are). */
+  if (at->batch->n_tokens <= options_of(m)->min_rows) return at->batch->n_tokens;
+  /* The selector scores with 1/sqrt(head_dim) whatever the model's own scale (Gemma 3
+   * 27B attends with 1/sqrt(168)): the reference's operator (HYBRIDS.md D.3). */
+  up_attn_shape scoring = *at->shape;
+  scoring.scale = 1.0f / sqrtf((float)scoring.head_dim);
+  return up_uniprefill_select(be, keep_rows, new_cu_seqlens_host, at->qkv, at->pool, at->batch, &scoring,
                               at->is_prefill_host, &options_of(m)->select);
 }
 
 const up_method_ops up_method_uniprefill = {
     .name = "uniprefill",
-    .usage = "uniprefill:keep=F:p=P:block=B:sink=S:last_q=Q:layers=L+L+L",
+    .usage = "uniprefill:keep=F:p=P:block=B:sink=S:last_q=Q:layers=L+L+L:min_rows=N",
     .summary = "token dropping at chosen layers (any subset of the keys)",
     .options = up_uniprefill_option_table,
     .n_options = (int32_t)(sizeof up_uniprefill_option_table / sizeof up_uniprefill_option_table[0]),

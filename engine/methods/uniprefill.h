@@ -11,6 +11,8 @@
 typedef struct up_uniprefill_options {
   up_select_params select; /* p, keep, block, sink, last_q */
   up_layer_list layers;    /* drop layers: after each, the selection keeps a subset of the prompt */
+  int32_t min_rows;        /* a drop layer is skipped when the step has at most this many rows left;
+                              -1 until resolved: the model's (drop_min_rows) */
 } up_uniprefill_options;
 
 /* The options of a uniprefill spec; NULL for another method's. */

@@ -18,6 +18,7 @@ int64_t up_dim_size(const up_model_config *cfg, up_dim dim) {
     case UP_DIM_QKV: return up_model_config_qkv_dim(cfg);
     case UP_DIM_INTERMEDIATE: return cfg->intermediate;
     case UP_DIM_GATE_UP: return 2 * (int64_t)cfg->intermediate;
+    case UP_DIM_HEAD: return cfg->head_dim;
   }
   UP_FATAL("unknown weight dimension %d", (int)dim);
 }
@@ -85,6 +86,7 @@ bool up_arch_file_tensor(const up_model_config *cfg, up_tensor_role role, int32_
   out->rows = up_dim_size(cfg, ps->rows);
   out->cols = up_dim_size(cfg, spec->cols);
   out->gguf_rotary_head_dim = ps->gguf_rotary_pairs ? cfg->head_dim : 0;
+  out->hf_one_plus = ps->hf_one_plus;
   if (layer < 0) {
     snprintf(out->gguf_name, sizeof out->gguf_name, "%s.weight", ps->gguf);
     snprintf(out->hf_name, sizeof out->hf_name, "%s.weight", ps->hf);

@@ -27,16 +27,21 @@ typedef enum up_tensor_role {
   UP_TENSOR_MLP_NORM,    /* MLP block's input norm */
   UP_TENSOR_MLP_GATE_UP, /* fused [gate rows; up rows][hidden]: one GEMM */
   UP_TENSOR_MLP_DOWN,    /* [hidden][intermediate] */
+  UP_TENSOR_ATTN_Q_NORM, /* [head_dim]: RMSNorm of each query head before RoPE (Gemma 3) */
+  UP_TENSOR_ATTN_K_NORM, /* [head_dim]: RMSNorm of each key head before RoPE */
+  UP_TENSOR_ATTN_POST_NORM, /* [hidden]: RMSNorm of the attention block's output before the residual add */
+  UP_TENSOR_MLP_POST_NORM,  /* [hidden]: RMSNorm of the MLP block's output before the residual add */
   UP_TENSOR_ROLE_COUNT
 } up_tensor_role;
 
 /* The shared blocks a layer may run. Each is pre-norm: it reads the hidden state
- * normalised by its own input norm and writes a delta that the residual adds. Model
- * weights (embedding, head, final norm) belong to UP_BLOCK_MODEL. */
+ * normalised by its own input norm and writes a delta that the residual adds (a
+ * block whose layer has its post-norm weight normalises the delta first: Gemma's
+ * sandwich norms). Model weights (embedding, head, final norm) belong to UP_BLOCK_MODEL. */
 typedef enum up_block_kind {
   UP_BLOCK_MODEL = 0,
-  UP_BLOCK_ATTENTION, /* full attention (sliding-window layers will run it with a window) */
-  UP_BLOCK_MLP,       /* SwiGLU MLP */
+  UP_BLOCK_ATTENTION, /* attention: full, or over the layer's window on sliding-window layers */
+  UP_BLOCK_MLP,       /* gated MLP: SwiGLU or GeGLU by the layer's mlp_kind */
 } up_block_kind;
 
 #define UP_MAX_LAYER_BLOCKS 4
@@ -53,6 +58,7 @@ typedef enum up_dim {
   UP_DIM_QKV,        /* Q + 2 KV */
   UP_DIM_INTERMEDIATE,
   UP_DIM_GATE_UP,    /* 2 x intermediate */
+  UP_DIM_HEAD,       /* head_dim: per-head norm weights */
 } up_dim;
 
 /* How a seeded model draws a weight (model.c's up_model_create_random). */
@@ -76,13 +82,16 @@ enum {
 };
 
 /* One checkpoint tensor a weight is made of: its rows (the weight's columns), its
- * name stem in each format, and whether llama.cpp's converter stored its rows with
- * rotary pairs adjacent (the engine rotates halves; the GGUF reader puts rows back). */
+ * name stem in each format, whether llama.cpp's converter stored its rows with
+ * rotary pairs adjacent (the engine rotates halves; the GGUF reader puts rows back),
+ * and whether Hugging Face stores w for a norm that multiplies by 1 + w (Gemma: the
+ * loader adds the 1; llama.cpp's converter already did for GGUF). */
 typedef struct up_tensor_part_spec {
   up_dim rows;
   const char *gguf; /* "attn_q" -> blk.<layer>.attn_q.weight; model-wide "token_embd" -> token_embd.weight */
   const char *hf;   /* "self_attn.q_proj" -> <hf_layer_prefix><layer>.self_attn.q_proj.weight */
   bool gguf_rotary_pairs;
+  bool hf_one_plus;
 } up_tensor_part_spec;
 
 /* One line of an architecture's weight table. */
@@ -105,6 +114,9 @@ typedef struct up_arch {
   int32_t n_tensors;
   /* The blocks layer `layer` runs, in order; returns how many (at most UP_MAX_LAYER_BLOCKS). */
   int32_t (*layer_blocks)(const up_model_config *cfg, int32_t layer, up_block_kind blocks[UP_MAX_LAYER_BLOCKS]);
+  /* The layer kinds and MLP kinds this architecture runs: false with a message naming
+   * the layer otherwise (called by up_model_config_validate, so layer_blocks may assert). */
+  bool (*check_config)(const up_model_config *cfg, char *err, size_t err_size);
 } up_arch;
 
 /* A weight of one model: its line of the table at a layer (-1: model-wide). */
@@ -127,6 +139,7 @@ typedef struct up_file_tensor {
   char gguf_name[96];
   char hf_name[128];
   int32_t gguf_rotary_head_dim; /* > 0: GGUF rows are in rotary-pair order per head of this size */
+  bool hf_one_plus;             /* Hugging Face stores w where the engine multiplies by 1 + w */
 } up_file_tensor;
 
 typedef enum up_tensor_names {

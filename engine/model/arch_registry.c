@@ -6,9 +6,11 @@
 #include "engine/model/arch.h"
 
 extern const up_arch up_arch_llama;
+extern const up_arch up_arch_gemma3;
 
 static const up_arch *const g_archs[] = {
     &up_arch_llama,
+    &up_arch_gemma3,
 };
 
 int32_t up_arch_count(void) { return (int32_t)(sizeof g_archs / sizeof g_archs[0]); }

@@ -47,13 +47,29 @@ int32_t up_layer_window(const up_model_config *cfg, int32_t layer) {
   return cfg->layer_kind[layer] == UP_LAYER_SLIDING_WINDOW ? cfg->sliding_window : 0;
 }
 
+/* Keys the queries at cache indices k_len - q_len .. k_len - 1 see when each sees at
+ * most `window` (itself included): exact, as integers. */
+static double windowed_keys(int64_t q_len, int64_t k_len, int64_t window) {
+  const int64_t first = k_len - q_len;
+  /* Queries at index i < window see i + 1 keys, the rest see window. */
+  const int64_t growing_end = window < k_len ? window : k_len; /* exclusive */
+  const int64_t n_growing = growing_end > first ? growing_end - first : 0;
+  const double growing = (double)n_growing * (double)(first + 1) + 0.5 * (double)n_growing * (double)(n_growing - 1);
+  return growing + (double)(q_len - n_growing) * (double)window;
+}
+
 double up_layer_attention_flops(const up_model_config *cfg, int32_t layer, int64_t q_len, int64_t k_len) {
   if (!layer_runs(cfg, layer, UP_BLOCK_ATTENTION)) return 0.0;
-  UP_ASSERT(cfg->layer_kind[layer] == UP_LAYER_FULL_ATTENTION && q_len <= k_len,
+  UP_ASSERT((cfg->layer_kind[layer] == UP_LAYER_FULL_ATTENTION || cfg->layer_kind[layer] == UP_LAYER_SLIDING_WINDOW) &&
+                q_len <= k_len,
             "layer %d: attention FLOPs of %lld queries over %lld keys", (int)layer, (long long)q_len,
             (long long)k_len);
   const double q = (double)q_len, k = (double)k_len;
-  const double scores = q * k - 0.5 * q * q;
+  double scores = q * k - 0.5 * q * q;
+  const int32_t window = up_layer_window(cfg, layer);
+  /* A window only matters once some query could see more keys than it holds. The full
+   * count leaves out half the diagonal (q/2 scores); the windowed one does the same. */
+  if (window > 0 && window < k_len) scores = windowed_keys(q_len, k_len, window) - 0.5 * q;
   return 4.0 * scores * (double)up_dim_size(cfg, UP_DIM_Q);
 }
 
@@ -78,6 +94,8 @@ static int64_t model_wide_params(const up_model_config *cfg, bool with_vocab_mat
   int64_t params = 0;
   for (int32_t i = 0; i < n; ++i) {
     const bool vocab_matrix = tensors[i].role == UP_TENSOR_EMBED || tensors[i].role == UP_TENSOR_LM_HEAD;
+    /* A tied head is the embedding: stored once (model.c allocates it once). */
+    if (tensors[i].role == UP_TENSOR_LM_HEAD && cfg->tie_word_embeddings) continue;
     if (with_vocab_matrices || !vocab_matrix) params += tensors[i].rows * tensors[i].cols;
   }
   return params;

@@ -45,6 +45,34 @@ void *up_model_weight(const up_model *m, up_tensor_role role, int32_t layer) {
   return *weight_slot(m, role, layer);
 }
 
+const float *up_model_rope_inv_freq(const up_model *m, int32_t layer) {
+  return m->inv_freq_sliding && up_layer_window(&m->cfg, layer) > 0 ? m->inv_freq_sliding : m->inv_freq;
+}
+
+/* A tied head reads the embedding: it is neither allocated, filled nor freed apart. */
+static bool is_tied_head(const up_model_config *cfg, up_tensor_role role) {
+  return role == UP_TENSOR_LM_HEAD && cfg->tie_word_embeddings;
+}
+
+/* The fp32 value nearest to what the activation dtype stores for v (round to nearest
+ * even): transformers multiplies bf16 embeddings by the scale cast to bf16 (HYBRIDS.md B.6). */
+static float round_to_dtype(float v, up_dtype dtype) {
+  if (dtype != UP_DTYPE_BF16) return v;
+  uint32_t bits;
+  memcpy(&bits, &v, sizeof bits);
+  bits = (bits + 0x7fffu + ((bits >> 16) & 1u)) & 0xffff0000u;
+  memcpy(&v, &bits, sizeof v);
+  return v;
+}
+
+/* Frequencies of head_dim/2 values in backend memory: fp32 on every backend, so the
+ * bytes are copied, not converted through the activation dtype. */
+static float *upload_inv_freq(up_backend *be, const float *host, int32_t half) {
+  float *dev = be->ops->alloc(be, sizeof(float) * (size_t)half, "RoPE frequencies");
+  be->ops->upload_i32(be, (int32_t *)dev, (const int32_t *)host, (size_t)half);
+  return dev;
+}
+
 /* Every weight the table lists allocated, contents undefined; RoPE frequencies uploaded. */
 static up_model *model_alloc(const up_model_config *cfg, up_backend *be) {
   up_model *m = up_calloc_or_die(1, sizeof *m, "model");
@@ -57,6 +85,7 @@ static up_model *model_alloc(const up_model_config *cfg, up_backend *be) {
     up_tensor_desc tensors[UP_MAX_LAYER_TENSORS];
     const int32_t n = up_arch_layer_tensors(cfg, layer, tensors);
     for (int32_t i = 0; i < n; ++i) {
+      if (is_tied_head(cfg, tensors[i].role)) continue;
       const size_t bytes = (size_t)(tensors[i].rows * tensors[i].cols) * elem;
       void **slot = weight_slot(m, tensors[i].role, layer);
       UP_ASSERT(!*slot, "%s lists weight '%s' twice in layer %d", m->arch->name, tensors[i].spec->name, (int)layer);
@@ -64,12 +93,17 @@ static up_model *model_alloc(const up_model_config *cfg, up_backend *be) {
       m->weight_bytes += (int64_t)bytes;
     }
   }
-  float *inv_freq = up_malloc_or_die(sizeof(float) * (size_t)(cfg->head_dim / 2), "RoPE frequencies");
+  if (cfg->tie_word_embeddings) *weight_slot(m, UP_TENSOR_LM_HEAD, -1) = *weight_slot(m, UP_TENSOR_EMBED, -1);
+  const int32_t half = cfg->head_dim / 2;
+  float *inv_freq = up_malloc_or_die(sizeof(float) * (size_t)half, "RoPE frequencies");
   up_model_config_rope_inv_freq(cfg, inv_freq);
-  m->inv_freq = be->ops->alloc(be, sizeof(float) * (size_t)(cfg->head_dim / 2), "RoPE frequencies");
-  /* inv_freq is fp32 on every backend: copy the bytes, not through the activation dtype. */
-  be->ops->upload_i32(be, (int32_t *)m->inv_freq, (const int32_t *)inv_freq, (size_t)(cfg->head_dim / 2));
+  m->inv_freq = upload_inv_freq(be, inv_freq, half);
+  if (up_model_config_has_sliding_rope(cfg)) {
+    up_model_config_rope_inv_freq_sliding(cfg, inv_freq);
+    m->inv_freq_sliding = upload_inv_freq(be, inv_freq, half);
+  }
   free(inv_freq);
+  m->embed_scale = cfg->scale_embeddings ? round_to_dtype(sqrtf((float)cfg->hidden), be->act_dtype) : 1.0f;
   return m;
 }
 
@@ -84,6 +118,7 @@ up_model *up_model_create_random(const up_model_config *cfg, up_backend *be, uin
     const int32_t n = up_arch_layer_tensors(cfg, layer, tensors);
     for (int32_t i = 0; i < n; ++i) {
       const up_tensor_desc *t = &tensors[i];
+      if (is_tied_head(cfg, t->role)) continue;
       void *dst = up_model_weight(m, t->role, layer);
       const size_t count = (size_t)(t->rows * t->cols);
       const uint64_t stream = weight_stream_id(layer, t->spec->stream);
@@ -110,6 +145,8 @@ static bool load_weight(up_model *m, const up_checkpoint *ck, const up_tensor_de
     UP_ASSERT(up_arch_file_tensor(&m->cfg, t->role, t->layer, p, &f), "weight '%s' has no part %d",
               t->spec->name, (int)p);
     if (!up_checkpoint_read(ck, &f, buf, err, err_size)) return false;
+    if (f.hf_one_plus && up_checkpoint_format_of(ck) == UP_CHECKPOINT_HF)
+      for (int64_t i = 0; i < f.rows * f.cols; ++i) buf[i] += 1.0f;
     m->be->ops->upload_f32(m->be, up_model_weight(m, t->role, t->layer), (size_t)(f.row_offset * f.cols), buf,
                            (size_t)(f.rows * f.cols));
   }
@@ -135,7 +172,8 @@ up_model *up_model_create_from_checkpoint(const up_checkpoint *ck, up_backend *b
   for (int32_t layer = -1; ok && layer < cfg->n_layers; ++layer) {
     up_tensor_desc tensors[UP_MAX_LAYER_TENSORS];
     const int32_t n = up_arch_layer_tensors(cfg, layer, tensors);
-    for (int32_t i = 0; ok && i < n; ++i) ok = load_weight(m, ck, &tensors[i], buf, err, err_size);
+    for (int32_t i = 0; ok && i < n; ++i)
+      if (!is_tied_head(cfg, tensors[i].role)) ok = load_weight(m, ck, &tensors[i], buf, err, err_size);
   }
   free(buf);
   if (!ok) {
@@ -150,8 +188,9 @@ void up_model_destroy(up_model *m) {
   up_backend *be = m->be;
   const size_t n_slots = (size_t)(m->cfg.n_layers + 1) * UP_TENSOR_ROLE_COUNT;
   for (size_t i = 0; i < n_slots; ++i)
-    if (m->weights[i]) be->ops->free(be, m->weights[i]);
+    if (m->weights[i] && !(i == UP_TENSOR_LM_HEAD && m->cfg.tie_word_embeddings)) be->ops->free(be, m->weights[i]);
   be->ops->free(be, m->inv_freq);
+  if (m->inv_freq_sliding) be->ops->free(be, m->inv_freq_sliding);
   free(m->weights);
   free(m);
 }
@@ -252,7 +291,7 @@ void up_forward(const up_model *model, up_forward_workspace *ws, up_kv_cache *ca
       .residual = ws->residual, .normed = ws->normed, .spare_residual = ws->spare_residual,
       .spare_normed = ws->spare_normed, .positions = ws->positions, .spare_positions = ws->spare_positions,
       .shape = {.n_heads = cfg->n_heads, .n_kv_heads = cfg->n_kv_heads, .head_dim = cfg->head_dim,
-                .scale = 1.0f / sqrtf((float)cfg->head_dim)},
+                .scale = up_model_config_attention_scale(cfg)},
   };
   ws->h_cu_seqlens[0] = 0;
   for (int32_t s = 0; s < n_seqs; ++s) {
@@ -275,6 +314,7 @@ void up_forward(const up_model *model, up_forward_workspace *ws, up_kv_cache *ca
   const int32_t h = cfg->hidden;
   up_forward_mark(be, UP_PHASE_OTHER);
   ops->embed(be, step.residual, up_model_weight(model, UP_TENSOR_EMBED, -1), ws->tokens, step.n_rows, h);
+  if (model->embed_scale != 1.0f) ops->scale(be, step.residual, (size_t)step.n_rows * (size_t)h, model->embed_scale);
   ops->rmsnorm(be, step.normed, step.residual, first_block_norm(model, 0), step.n_rows, h, cfg->norm_eps);
   for (int32_t l = 0; l < cfg->n_layers; ++l) {
     if (out->layer_rows) out->layer_rows[l] = step.n_rows;

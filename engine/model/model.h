@@ -24,11 +24,16 @@ typedef struct up_model {
    * [(l + 1) * UP_TENSOR_ROLE_COUNT + role]; NULL where the architecture has none. */
   void **weights;
   float *inv_freq;  /* [head_dim/2] backend memory, fp32 */
+  float *inv_freq_sliding; /* sliding-window layers' own frequencies, or NULL: they use inv_freq */
+  float embed_scale;       /* embeddings times this (1: none), already rounded to the activation dtype */
   int64_t weight_bytes;
 } up_model;
 
-/* The backend tensor of a role at a layer (-1: model-wide); NULL when the model has none. */
+/* The backend tensor of a role at a layer (-1: model-wide); NULL when the model has none.
+ * A tied model's LM head is its embedding table (one allocation). */
 void *up_model_weight(const up_model *model, up_tensor_role role, int32_t layer);
+/* The RoPE frequencies layer `layer` rotates with (backend memory, fp32). */
+const float *up_model_rope_inv_freq(const up_model *model, int32_t layer);
 
 /* Weights drawn from a seeded generator, one independent stream per tensor, scaled so
  * activations stay O(1) through every layer: the same seed gives the same model on any

@@ -1,7 +1,7 @@
 /* model_config.c — the preset registry and config arithmetic (RoPE frequencies with
- * llama3 scaling, validation; parameter counts are layer_cost.c's). Shapes follow each
- * model's published config.json; drop layers follow the UniPrefill reference code
- * where it gives them. */
+ * llama3 or linear scaling, per layer type; validation; parameter counts are
+ * layer_cost.c's). Shapes follow each model's published config.json; drop layers
+ * follow the UniPrefill reference code where it gives them. */
 #include "engine/model/model_config.h"
 
 #include <math.h>
@@ -20,6 +20,15 @@
 #define LLAMA31_ROPE                                                                        \
   .rope_theta = 500000.0f, .rope_scaling = UP_ROPE_SCALING_LLAMA3, .rope_factor = 8.0f,     \
   .rope_low_freq_factor = 1.0f, .rope_high_freq_factor = 4.0f, .rope_original_context = 8192
+
+/* Gemma 3 (../shared/HYBRIDS.md B.2): the period-6 pattern, the GeGLU MLPs and the
+ * UniPrefill defaults (up_model_config_gemma3_uniprefill_defaults) are filled in on first
+ * access (presets_fill); RoPE base 1e6 on the global layers and 1e4 on the sliding ones,
+ * softmax scale from query_pre_attn_scalar, embeddings x sqrt(hidden), tied head. */
+#define GEMMA3_COMMON                                                                             \
+  .architecture = "gemma3", .norm_eps = 1e-6f, .rope_theta = 1000000.0f, .rope_sliding_theta = 10000.0f, \
+  .scale_embeddings = true, .tie_word_embeddings = true
+#define GEMMA3_LINEAR_X8 .rope_scaling = UP_ROPE_SCALING_LINEAR, .rope_factor = 8.0f
 
 static up_model_config g_presets[] = {
     {
@@ -48,6 +57,40 @@ static up_model_config g_presets[] = {
         LLAMA31_ROPE,
         DROP_LAYERS_BY_DEPTH, .default_top_p = 0.99f,
     },
+    {
+        /* Globals 5, 11, 17: drops at 5 and 11 (the suite's choice: the reference runs
+         * the 270M dense), so UniPrefill can be measured on a real Gemma 3 checkpoint. */
+        .name = "gemma-3-270m", GEMMA3_COMMON,
+        .n_layers = 18, .hidden = 640, .n_heads = 4, .n_kv_heads = 1, .head_dim = 256,
+        .intermediate = 2048, .vocab = 262144, .max_context = 32768, .sliding_window = 512,
+        .query_pre_attn_scalar = 256.0f,
+    },
+    {
+        /* Globals 5, 11, 17, 23: drops at 5, 11, 17 (the suite's choice, as for the 270M). */
+        .name = "gemma-3-1b", GEMMA3_COMMON,
+        .n_layers = 26, .hidden = 1152, .n_heads = 4, .n_kv_heads = 1, .head_dim = 256,
+        .intermediate = 6912, .vocab = 262144, .max_context = 32768, .sliding_window = 512,
+        .query_pre_attn_scalar = 256.0f,
+    },
+    {
+        /* Of the reference's 29, 35, 41 only 29 exists in 34 layers. */
+        .name = "gemma-3-4b", GEMMA3_COMMON, GEMMA3_LINEAR_X8,
+        .n_layers = 34, .hidden = 2560, .n_heads = 8, .n_kv_heads = 4, .head_dim = 256,
+        .intermediate = 10240, .vocab = 262208, .max_context = 131072, .sliding_window = 1024,
+        .query_pre_attn_scalar = 256.0f,
+    },
+    {
+        .name = "gemma-3-12b", GEMMA3_COMMON, GEMMA3_LINEAR_X8,
+        .n_layers = 48, .hidden = 3840, .n_heads = 16, .n_kv_heads = 8, .head_dim = 256,
+        .intermediate = 15360, .vocab = 262208, .max_context = 131072, .sliding_window = 1024,
+        .query_pre_attn_scalar = 256.0f,
+    },
+    {
+        .name = "gemma-3-27b", GEMMA3_COMMON, GEMMA3_LINEAR_X8,
+        .n_layers = 62, .hidden = 5376, .n_heads = 32, .n_kv_heads = 16, .head_dim = 128,
+        .intermediate = 21504, .vocab = 262208, .max_context = 131072, .sliding_window = 1024,
+        .query_pre_attn_scalar = 168.0f,
+    },
 };
 
 int32_t up_model_config_drop_layers_by_depth(int32_t n_layers, int32_t drop_layers[UP_MAX_LAYERS]) {
@@ -64,14 +107,43 @@ int32_t up_model_config_drop_layers_by_depth(int32_t n_layers, int32_t drop_laye
 
 static pthread_once_t g_presets_once = PTHREAD_ONCE_INIT;
 
-static void presets_fill_drop_layers(void) {
-  for (size_t i = 0; i < sizeof g_presets / sizeof g_presets[0]; ++i)
+static void presets_fill(void) {
+  for (size_t i = 0; i < sizeof g_presets / sizeof g_presets[0]; ++i) {
     if (g_presets[i].n_drop_layers < 0)
       g_presets[i].n_drop_layers = up_model_config_drop_layers_by_depth(g_presets[i].n_layers, g_presets[i].drop_layers);
+    if (strcmp(g_presets[i].architecture, "gemma3") == 0) {
+      up_model_config_set_sliding_pattern(&g_presets[i], 6);
+      for (int32_t l = 0; l < g_presets[i].n_layers; ++l) g_presets[i].mlp_kind[l] = UP_MLP_GEGLU_TANH;
+      up_model_config_gemma3_uniprefill_defaults(&g_presets[i]);
+    }
+  }
+}
+
+void up_model_config_gemma3_uniprefill_defaults(up_model_config *cfg) {
+  static const int32_t reference[] = {29, 35, 41}; /* UniPrefill reference, Gemma 3 12B/27B (HYBRIDS.md D.3) */
+  cfg->n_drop_layers = 0;
+  for (size_t i = 0; i < sizeof reference / sizeof reference[0]; ++i)
+    if (reference[i] < cfg->n_layers && cfg->layer_kind[reference[i]] == UP_LAYER_FULL_ATTENTION)
+      cfg->drop_layers[cfg->n_drop_layers++] = reference[i];
+  if (cfg->n_drop_layers == 0) {
+    int32_t last_global = -1;
+    for (int32_t l = 0; l < cfg->n_layers; ++l)
+      if (cfg->layer_kind[l] == UP_LAYER_FULL_ATTENTION) last_global = l;
+    for (int32_t l = 0; l < last_global; ++l)
+      if (cfg->layer_kind[l] == UP_LAYER_FULL_ATTENTION) cfg->drop_layers[cfg->n_drop_layers++] = l;
+  }
+  cfg->default_top_p = 0.975f;
+  cfg->drop_min_rows = 1024;
+}
+
+void up_model_config_set_sliding_pattern(up_model_config *cfg, int32_t period) {
+  UP_ASSERT(period >= 1 && cfg->n_layers <= UP_MAX_LAYERS, "sliding pattern of period %d", (int)period);
+  for (int32_t l = 0; l < UP_MAX_LAYERS; ++l)
+    cfg->layer_kind[l] = l >= cfg->n_layers || (l + 1) % period == 0 ? UP_LAYER_FULL_ATTENTION : UP_LAYER_SLIDING_WINDOW;
 }
 
 static const up_model_config *presets(void) {
-  const int rc = pthread_once(&g_presets_once, presets_fill_drop_layers);
+  const int rc = pthread_once(&g_presets_once, presets_fill);
   UP_ASSERT(rc == 0, "pthread_once for the preset registry failed (%d)", rc);
   return g_presets;
 }
@@ -106,11 +178,26 @@ int32_t up_model_config_qkv_dim(const up_model_config *cfg) {
   return (cfg->n_heads + 2 * cfg->n_kv_heads) * cfg->head_dim;
 }
 
+float up_model_config_attention_scale(const up_model_config *cfg) {
+  const float scalar = cfg->query_pre_attn_scalar > 0.0f ? cfg->query_pre_attn_scalar : (float)cfg->head_dim;
+  return 1.0f / sqrtf(scalar);
+}
+
+bool up_model_config_has_sliding_rope(const up_model_config *cfg) { return cfg->rope_sliding_theta > 0.0f; }
+
+void up_model_config_rope_inv_freq_sliding(const up_model_config *cfg, float *inv_freq) {
+  UP_ASSERT(up_model_config_has_sliding_rope(cfg), "model %s has no RoPE base of its own for sliding layers",
+            cfg->name);
+  for (int32_t i = 0; i < cfg->head_dim / 2; ++i)
+    inv_freq[i] = (float)(1.0 / pow((double)cfg->rope_sliding_theta, (double)(2 * i) / (double)cfg->head_dim));
+}
+
 void up_model_config_rope_inv_freq(const up_model_config *cfg, float *inv_freq) {
   const int32_t half = cfg->head_dim / 2;
   const double pi = 3.14159265358979323846;
   for (int32_t i = 0; i < half; ++i) {
     double freq = 1.0 / pow((double)cfg->rope_theta, (double)(2 * i) / (double)cfg->head_dim);
+    if (cfg->rope_scaling == UP_ROPE_SCALING_LINEAR) freq /= cfg->rope_factor;
     if (cfg->rope_scaling == UP_ROPE_SCALING_LLAMA3) {
       /* Long wavelengths are slowed by the factor, short ones kept, the band between blended. */
       const double old_ctx = cfg->rope_original_context;
@@ -143,18 +230,42 @@ bool up_model_config_validate(const up_model_config *cfg, char *err, size_t err_
          (int)cfg->n_kv_heads);
   if (cfg->head_dim < 2 || cfg->head_dim % 2 != 0)
     FAIL("model %s: head_dim %d must be even (RoPE pairs)", cfg->name, (int)cfg->head_dim);
+  if (cfg->rope_scaling == UP_ROPE_SCALING_LINEAR && !(cfg->rope_factor > 0.0f && isfinite(cfg->rope_factor)))
+    FAIL("model %s: linear rope scaling needs a positive factor (rope_factor %g)", cfg->name,
+         (double)cfg->rope_factor);
+  if (!(cfg->query_pre_attn_scalar >= 0.0f && isfinite(cfg->query_pre_attn_scalar)))
+    FAIL("model %s: query_pre_attn_scalar %g must be positive", cfg->name, (double)cfg->query_pre_attn_scalar);
+  if (!(cfg->rope_sliding_theta >= 0.0f && isfinite(cfg->rope_sliding_theta)))
+    FAIL("model %s: the sliding layers' rope theta %g must be positive", cfg->name, (double)cfg->rope_sliding_theta);
+  if (cfg->final_logit_softcap != 0.0f)
+    FAIL("model %s: final_logit_softcapping %g is not implemented (no Gemma 3 release sets it)", cfg->name,
+         (double)cfg->final_logit_softcap);
+  if (cfg->drop_min_rows < 0) FAIL("model %s: drop_min_rows %d is negative", cfg->name, (int)cfg->drop_min_rows);
+  bool any_sliding = false;
   for (int32_t l = 0; l < cfg->n_layers; ++l) {
-    if (cfg->layer_kind[l] != UP_LAYER_FULL_ATTENTION)
-      FAIL("model %s: layer %d is not full attention; sliding-window and linear-attention layers are not "
-           "implemented yet", cfg->name, (int)l);
-    if (cfg->mlp_kind[l] != UP_MLP_SWIGLU)
+    if (cfg->layer_kind[l] == UP_LAYER_LINEAR_ATTENTION)
+      FAIL("model %s: layer %d is linear attention, which is not implemented yet", cfg->name, (int)l);
+    if (cfg->layer_kind[l] != UP_LAYER_FULL_ATTENTION && cfg->layer_kind[l] != UP_LAYER_SLIDING_WINDOW)
+      FAIL("model %s: layer %d has unknown kind %d", cfg->name, (int)l, (int)cfg->layer_kind[l]);
+    any_sliding = any_sliding || cfg->layer_kind[l] == UP_LAYER_SLIDING_WINDOW;
+    if (cfg->mlp_kind[l] == UP_MLP_MOE)
       FAIL("model %s: layer %d uses MoE, which is not implemented yet", cfg->name, (int)l);
+    if (cfg->mlp_kind[l] != UP_MLP_SWIGLU && cfg->mlp_kind[l] != UP_MLP_GEGLU_TANH)
+      FAIL("model %s: layer %d has unknown MLP kind %d", cfg->name, (int)l, (int)cfg->mlp_kind[l]);
   }
+  if (any_sliding && cfg->sliding_window < 1)
+    FAIL("model %s: sliding-window layers need sliding_window >= 1 (got %d)", cfg->name, (int)cfg->sliding_window);
+  if (any_sliding && cfg->sliding_window > cfg->max_context)
+    FAIL("model %s: sliding_window %d is larger than the context (max_position_embeddings / context_length %d)",
+         cfg->name, (int)cfg->sliding_window, (int)cfg->max_context);
+  const up_arch *arch = up_arch_find(cfg->architecture);
+  if (arch->check_config && !arch->check_config(cfg, err, err_size)) return false;
   for (int32_t i = 0; i < cfg->n_drop_layers; ++i) {
     const int32_t l = cfg->drop_layers[i];
     if (l < 0 || l >= cfg->n_layers) FAIL("model %s: drop layer %d out of range", cfg->name, (int)l);
     if (cfg->layer_kind[l] != UP_LAYER_FULL_ATTENTION)
-      FAIL("model %s: drop layer %d is not a full-attention layer", cfg->name, (int)l);
+      FAIL("model %s: drop layer %d is a sliding-window layer; drop layers must be full-attention (global) layers",
+           cfg->name, (int)l);
     if (i > 0 && l <= cfg->drop_layers[i - 1]) FAIL("model %s: drop layers must ascend", cfg->name);
   }
   return true;

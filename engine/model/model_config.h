@@ -12,23 +12,25 @@
 
 typedef enum up_layer_kind {
   UP_LAYER_FULL_ATTENTION = 0,
-  UP_LAYER_SLIDING_WINDOW = 1,   /* Gemma 3 local layers (not implemented yet) */
+  UP_LAYER_SLIDING_WINDOW = 1,   /* Gemma 3 local layers: attention over the last sliding_window entries */
   UP_LAYER_LINEAR_ATTENTION = 2, /* Qwen3-Next Gated DeltaNet (not implemented yet) */
 } up_layer_kind;
 
 typedef enum up_mlp_kind {
   UP_MLP_SWIGLU = 0,
   UP_MLP_MOE = 1, /* not implemented yet */
+  UP_MLP_GEGLU_TANH = 2, /* Gemma: gelu_tanh(gate) * up (transformers' gelu_pytorch_tanh) */
 } up_mlp_kind;
 
 typedef enum up_rope_scaling {
   UP_ROPE_SCALING_NONE = 0,
   UP_ROPE_SCALING_LLAMA3 = 1,
+  UP_ROPE_SCALING_LINEAR = 2, /* every frequency divided by rope_factor (positions / factor) */
 } up_rope_scaling;
 
 typedef struct up_model_config {
   char name[64];
-  char architecture[32]; /* "llama" */
+  char architecture[32]; /* "llama", "gemma3" */
   int32_t n_layers;
   int32_t hidden;
   int32_t n_heads;
@@ -44,6 +46,17 @@ typedef struct up_model_config {
   float rope_low_freq_factor;  /* llama3: 1 */
   float rope_high_freq_factor; /* llama3: 4 */
   int32_t rope_original_context; /* llama3: 8192 */
+  /* UP_LAYER_SLIDING_WINDOW layers' own RoPE: base rope_sliding_theta, never scaled (Gemma 3:
+   * 10,000 while the full-attention layers use rope_theta with rope_scaling). 0: the
+   * sliding layers share the full layers' frequencies. */
+  float rope_sliding_theta;
+  /* Softmax scale is query_pre_attn_scalar^-1/2 (Gemma 3 27B: 168); 0 means head_dim. */
+  float query_pre_attn_scalar;
+  /* Token embeddings are multiplied by sqrt(hidden) before the first layer (Gemma); the
+   * tied LM head still reads the unscaled table. */
+  bool scale_embeddings;
+  /* logits = cap * tanh(logits / cap) when > 0 (Gemma 2 style; no Gemma 3 release sets it). */
+  float final_logit_softcap;
   up_layer_kind layer_kind[UP_MAX_LAYERS];
   int32_t sliding_window; /* UP_LAYER_SLIDING_WINDOW layers: cache entries each query sees (itself and the
                             W-1 before it, kernels/ops.h); 0 when the model has none */
@@ -52,6 +65,9 @@ typedef struct up_model_config {
   int32_t n_drop_layers;                /* UniPrefill preset drop layers, ascending */
   int32_t drop_layers[UP_MAX_LAYERS];
   float default_top_p;
+  /* UniPrefill skips a drop layer when the step has at most this many rows left (the
+   * reference's Gemma 3 rule: 1024); 0: never skips for length. */
+  int32_t drop_min_rows;
 } up_model_config;
 
 /* Preset by name ("tiny-llama", "llama-3.1-8b", "llama-3.1-70b"); NULL when unknown. */
@@ -65,6 +81,12 @@ const up_model_config *up_model_preset_at(int32_t index);
  * 8B and 70B presets and Hugging Face checkpoints take their drop layers from here. */
 int32_t up_model_config_drop_layers_by_depth(int32_t n_layers, int32_t drop_layers[UP_MAX_LAYERS]);
 
+/* Gemma 3's UniPrefill defaults, from its layer kinds: the reference's drop layers 29,
+ * 35, 41 where they are global layers of this depth (12B, 27B; only 29 on the 4B);
+ * where none is (270M, 1B, which the reference runs dense), every global layer but
+ * the last, this suite's choice. p 0.975, no drop on a step of 1024 rows or fewer. */
+void up_model_config_gemma3_uniprefill_defaults(up_model_config *cfg);
+
 /* Keep only the first n_layers layers (reduced-depth variants, labelled in the name);
  * drop layers beyond the new depth are removed. Returns false if n_layers is out of range. */
 bool up_model_config_truncate(up_model_config *cfg, int32_t n_layers);
@@ -72,8 +94,17 @@ bool up_model_config_truncate(up_model_config *cfg, int32_t n_layers);
 int32_t up_model_config_qkv_dim(const up_model_config *cfg); /* (n_heads + 2 n_kv_heads) * head_dim */
 /* Parameter counts and FLOPs: engine/model/layer_cost.h. */
 
-/* The head_dim/2 RoPE frequencies after the config's scaling. */
+/* The head_dim/2 RoPE frequencies after the config's scaling (full-attention layers). */
 void up_model_config_rope_inv_freq(const up_model_config *cfg, float *inv_freq);
+/* True when sliding-window layers rotate with frequencies of their own
+ * (rope_sliding_theta set), which up_model_config_rope_inv_freq_sliding gives. */
+bool up_model_config_has_sliding_rope(const up_model_config *cfg);
+void up_model_config_rope_inv_freq_sliding(const up_model_config *cfg, float *inv_freq);
+/* The attention softmax scale: 1/sqrt(query_pre_attn_scalar), or 1/sqrt(head_dim). */
+float up_model_config_attention_scale(const up_model_config *cfg);
+/* Layers of the period-`period` pattern of Gemma 3: sliding except every period-th
+ * (layer l is full attention iff (l + 1) % period == 0). */
+void up_model_config_set_sliding_pattern(up_model_config *cfg, int32_t period);
 
 /* Check internal consistency; on failure writes a message to err and returns false. */
 bool up_model_config_validate(const up_model_config *cfg, char *err, size_t err_size);

@@ -1,6 +1,6 @@
 /* cpu_backend.c — builds the CPU reference backend: host memory behind the memory ops,
  * the device name from /proc/cpuinfo, and the op table pointing at cpu_ops.c,
- * cpu_attention.c and uniprefill_select.c. */
+ * cpu_gemma_ops.c, cpu_attention.c and uniprefill_select.c. */
 #include "kernels/cpu/cpu_backend.h"
 
 #include <cblas.h>
@@ -112,6 +112,9 @@ static const up_backend_ops cpu_op_table = {
     .matmul = up_cpu_matmul,
     .rope = up_cpu_rope,
     .swiglu = up_cpu_swiglu,
+    .geglu = up_cpu_geglu,
+    .head_rmsnorm = up_cpu_head_rmsnorm,
+    .scale = up_cpu_scale,
     .gather_rows = up_cpu_gather_rows,
     .gather_i32 = up_cpu_gather_i32,
     .argmax_rows = up_cpu_argmax_rows,

@@ -21,6 +21,12 @@ void up_cpu_gather_rows(up_backend *be, void *dst, const void *src, const int32_
 void up_cpu_gather_i32(up_backend *be, int32_t *dst, const int32_t *src, const int32_t *rows, int32_t n_rows);
 void up_cpu_argmax_rows(up_backend *be, int32_t *dst_host, const void *x, int32_t n_rows, int32_t n_cols);
 
+/* cpu_gemma_ops.c: the ops Gemma 3's layer adds */
+void up_cpu_geglu(up_backend *be, void *out, const void *gate_up, int32_t n_rows, int32_t inter);
+void up_cpu_head_rmsnorm(up_backend *be, void *x, const void *weight, int32_t n_rows, int32_t row_stride,
+                         int32_t first_col, int32_t n_heads, int32_t head_dim, float eps);
+void up_cpu_scale(up_backend *be, void *x, size_t n, float factor);
+
 /* cpu_attention.c: the paged KV cache and attention over it */
 void up_cpu_kv_store(up_backend *be, const up_kv_pool *pool, const void *qkv, const int32_t *slot_mapping,
                      int32_t n_tokens, const up_attn_shape *shape);

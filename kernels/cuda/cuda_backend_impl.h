@@ -117,6 +117,14 @@ void up_cuda_argmax_rows(up_backend *be, int32_t *dst_host, const void *x, int32
 void up_cuda_kv_store(up_backend *be, const up_kv_pool *pool, const void *qkv, const int32_t *slot_mapping,
                       int32_t n_tokens, const up_attn_shape *shape);
 
+/* cuda_gemma_ops.cu: the ops Gemma 3's layer adds. */
+extern "C" {
+void up_cuda_geglu(up_backend *be, void *out, const void *gate_up, int32_t n_rows, int32_t inter);
+void up_cuda_head_rmsnorm(up_backend *be, void *x, const void *weight, int32_t n_rows, int32_t row_stride,
+                          int32_t first_col, int32_t n_heads, int32_t head_dim, float eps);
+void up_cuda_scale(up_backend *be, void *x, size_t n, float factor);
+}
+
 /* cuda_matmul.cu: cuBLASLt GEMM and its plan cache. */
 void up_cuda_matmul(up_backend *be, void *out, const void *a, const void *w, int32_t m, int32_t n, int32_t k);
 /* The matmul descriptor and workspace: 0, or -1 with the reason in err. */

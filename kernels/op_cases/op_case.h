@@ -128,6 +128,9 @@ extern const up_op_driver up_op_embed;
 extern const up_op_driver up_op_rmsnorm;
 extern const up_op_driver up_op_add_rmsnorm;
 extern const up_op_driver up_op_swiglu;
+extern const up_op_driver up_op_geglu;        /* rows dims: rows x dim out */
+extern const up_op_driver up_op_head_rmsnorm; /* rope dims: the qkv rows' shape and count */
+extern const up_op_driver up_op_scale;        /* rows dims: rows x dim values */
 extern const up_op_driver up_op_gather_rows;
 extern const up_op_driver up_op_gather_i32;
 extern const up_op_driver up_op_argmax_rows;

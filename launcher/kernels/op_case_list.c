@@ -82,6 +82,15 @@ static void add_per_token_ops(case_list *l, const up_model_config *llama) {
   add(l, &up_op_embed, UP_VALUES_TOL, "embed 13 tokens x 1001 (vocab 77)")->rows = (up_op_rows_dims){13, 1001, 77};
   add(l, &up_op_swiglu, UP_VALUES_TOL, "swiglu 300 x %d", inter)->rows = (up_op_rows_dims){300, inter, 0};
   add(l, &up_op_swiglu, UP_VALUES_TOL, "swiglu 7 x 1003")->rows = (up_op_rows_dims){7, 1003, 0};
+  /* Gemma 3: GeGLU at the 12B's width and an odd one; q/k head norms at head_dim 256
+   * (270M's 4/1 heads) and 128 (27B's 32/16); the embedding scale over 270M's rows. */
+  add(l, &up_op_geglu, UP_VALUES_TOL, "geglu 300 x 15360")->rows = (up_op_rows_dims){300, 15360, 0};
+  add(l, &up_op_geglu, UP_VALUES_TOL, "geglu 7 x 1003")->rows = (up_op_rows_dims){7, 1003, 0};
+  add(l, &up_op_head_rmsnorm, UP_VALUES_TOL, "head_rmsnorm 300 rows of 4/1 heads x 256")->rope =
+      (up_op_rope_dims){heads(4, 1, 256), 300, 0, NULL};
+  add(l, &up_op_head_rmsnorm, UP_VALUES_TOL, "head_rmsnorm 33 rows of 32/16 heads x 128")->rope =
+      (up_op_rope_dims){heads(32, 16, 128), 33, 0, NULL};
+  add(l, &up_op_scale, UP_VALUES_TOL, "scale 300 x 640")->rows = (up_op_rows_dims){300, 640, 0};
   const int32_t gather_shapes[2][3] = {{300, hidden, 500}, {19, 1001, 50}};
   for (int i = 0; i < 2; ++i) {
     const up_op_rows_dims d = {gather_shapes[i][0], gather_shapes[i][1], gather_shapes[i][2]};

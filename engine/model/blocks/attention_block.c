@@ -1,7 +1,9 @@
 /* attention_block.c — the attention block every architecture with attention layers
  * shares: the batch described to the backend at this layer's cache lengths, fused QKV
- * GEMM, RoPE, KV store, attention (the method's hook when it has one), cache append,
- * output GEMM. Its input norm and residual add are the layer loop's (model.c). */
+ * GEMM, per-head q/k norms (where the layer has their weights), RoPE with the layer's
+ * frequencies, KV store, attention over the layer's window (the method's hook when it
+ * has one), cache append, output GEMM and its post-norm (where the layer has one).
+ * Its input norm and residual add are the layer loop's (model.c). */
 #include "engine/model/blocks/attention_block.h"
 
 #include <string.h>
@@ -32,6 +34,18 @@ static void upload_layer_view(up_forward_step *step, int32_t layer) {
                                .kv_lens = ws->kv_lens, .block_tables = ws->block_tables, .max_blocks_per_seq = maxb};
 }
 
+/* Query-key pairs dense attention computes at a sliding layer: each row sees at most
+ * `window` entries, itself included (the causal count when no row reaches that far). */
+static double windowed_pairs(const up_method_layer *at, int32_t window) {
+  double pairs = 0.0;
+  for (int32_t s = 0; s < at->n_seqs; ++s) {
+    const int64_t rows = at->cu_seqlens_host[s + 1] - at->cu_seqlens_host[s];
+    const int64_t first = at->kv_lens_host[s] - rows; /* cache index of the first row */
+    for (int64_t i = first; i < first + rows; ++i) pairs += (double)(i + 1 < window ? i + 1 : window);
+  }
+  return pairs;
+}
+
 void up_attention_block(up_forward_step *step, int32_t layer) {
   const up_model *model = step->model;
   const up_model_config *cfg = &model->cfg;
@@ -46,7 +60,13 @@ void up_attention_block(up_forward_step *step, int32_t layer) {
   up_forward_mark(be, UP_PHASE_GEMM);
   ops->matmul(be, ws->qkv, step->normed, up_model_weight(model, UP_TENSOR_ATTN_QKV, layer), n_rows, qkv_dim, h);
   up_forward_mark(be, UP_PHASE_OTHER);
-  ops->rope(be, ws->qkv, step->positions, model->inv_freq, n_rows, &step->shape);
+  const void *q_norm = up_model_weight(model, UP_TENSOR_ATTN_Q_NORM, layer);
+  const void *k_norm = up_model_weight(model, UP_TENSOR_ATTN_K_NORM, layer);
+  if (q_norm)
+    ops->head_rmsnorm(be, ws->qkv, q_norm, n_rows, qkv_dim, 0, cfg->n_heads, cfg->head_dim, cfg->norm_eps);
+  if (k_norm)
+    ops->head_rmsnorm(be, ws->qkv, k_norm, n_rows, qkv_dim, q_dim, cfg->n_kv_heads, cfg->head_dim, cfg->norm_eps);
+  ops->rope(be, ws->qkv, step->positions, up_model_rope_inv_freq(model, layer), n_rows, &step->shape);
   ops->kv_store(be, step->pool, ws->qkv, ws->slot_mapping, n_rows, &step->shape);
   up_forward_mark(be, UP_PHASE_ATTENTION);
   step->at = (up_method_layer){.layer = layer, .n_seqs = step->n_seqs, .is_prefill_host = ws->h_is_candidate,
@@ -56,8 +76,10 @@ void up_attention_block(up_forward_step *step, int32_t layer) {
   if (method->ops->attention) {
     work.computed = method->ops->attention(method, be, &step->at, ws->attn);
   } else {
-    ops->attention(be, ws->attn, ws->qkv, step->pool, &step->view, &step->shape, up_layer_window(cfg, layer));
-    work.computed = work.causal; /* dense causal attention computes every causal pair */
+    const int32_t window = up_layer_window(cfg, layer);
+    ops->attention(be, ws->attn, ws->qkv, step->pool, &step->view, &step->shape, window);
+    /* dense causal attention computes every causal pair; a window, those it reaches */
+    work.computed = window > 0 ? windowed_pairs(&step->at, window) : work.causal;
   }
   if (step->layer_attn) step->layer_attn[layer] = work;
   for (int32_t s = 0; s < step->n_seqs; ++s)
@@ -65,4 +87,6 @@ void up_attention_block(up_forward_step *step, int32_t layer) {
   up_forward_mark(be, UP_PHASE_GEMM);
   ops->matmul(be, ws->delta, ws->attn, up_model_weight(model, UP_TENSOR_ATTN_OUT, layer), n_rows, h, q_dim);
   up_forward_mark(be, UP_PHASE_OTHER);
+  const void *post_norm = up_model_weight(model, UP_TENSOR_ATTN_POST_NORM, layer);
+  if (post_norm) ops->rmsnorm(be, ws->delta, ws->delta, post_norm, n_rows, h, cfg->norm_eps);
 }

@@ -1,5 +1,7 @@
-/* mlp_block.c — the SwiGLU MLP block: fused gate/up GEMM, silu(gate) * up, down GEMM.
- * Its input norm and residual add are the layer loop's (model.c). */
+/* mlp_block.c — the gated MLP block: fused gate/up GEMM, silu(gate) * up (SwiGLU) or
+ * gelu_tanh(gate) * up (GeGLU) by the layer's MLP kind, down GEMM, and the post-norm
+ * where the layer has one (Gemma). Its input norm and residual add are the layer
+ * loop's (model.c). */
 #include "engine/model/blocks/mlp_block.h"
 
 void up_mlp_block(up_forward_step *step, int32_t layer) {
@@ -14,9 +16,14 @@ void up_mlp_block(up_forward_step *step, int32_t layer) {
   ops->matmul(be, ws->gate_up, step->normed, up_model_weight(model, UP_TENSOR_MLP_GATE_UP, layer), n_rows,
               2 * cfg->intermediate, h);
   up_forward_mark(be, UP_PHASE_OTHER);
-  ops->swiglu(be, ws->mlp_act, ws->gate_up, n_rows, cfg->intermediate);
+  if (cfg->mlp_kind[layer] == UP_MLP_GEGLU_TANH)
+    ops->geglu(be, ws->mlp_act, ws->gate_up, n_rows, cfg->intermediate);
+  else
+    ops->swiglu(be, ws->mlp_act, ws->gate_up, n_rows, cfg->intermediate);
   up_forward_mark(be, UP_PHASE_GEMM);
   ops->matmul(be, ws->delta, ws->mlp_act, up_model_weight(model, UP_TENSOR_MLP_DOWN, layer), n_rows, h,
               cfg->intermediate);
   up_forward_mark(be, UP_PHASE_OTHER);
+  const void *post_norm = up_model_weight(model, UP_TENSOR_MLP_POST_NORM, layer);
+  if (post_norm) ops->rmsnorm(be, ws->delta, ws->delta, post_norm, n_rows, h, cfg->norm_eps);
 }

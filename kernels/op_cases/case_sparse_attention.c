@@ -101,8 +101,12 @@ static void draw_list_row(const up_op_sparse_dims *sd, int32_t n, int32_t m0, in
     push(&hp->column_index, key);
     ++e;
   }
-  for (int32_t t = m0; t < end; ++t)
-    for (int32_t key = 0; key <= t; ++key) *pairs += covered[key];
+  /* row t sees the covered keys <= t: a running count over the keys */
+  int64_t seen = 0;
+  for (int32_t key = 0; key < end; ++key) {
+    seen += covered[key];
+    if (key >= m0) *pairs += (double)seen;
+  }
 }
 
 static void draw_pattern(const up_op_batch_dims *d, uint64_t seed, host_pattern *hp, double *pairs) {

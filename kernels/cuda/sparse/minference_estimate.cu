@@ -62,6 +62,15 @@ __device__ __forceinline__ int32_t seg_rows(const mi_params &p, int32_t seg, int
   return __ldg(p.cu_seqlens + s + 1) - *row0;
 }
 
+/* The segment's sequence is a whole-prompt prefill of the pattern's shape (else
+ * reported, and the CTA reads nothing). */
+__device__ __forceinline__ bool segment_ok(const mi_params &p, int32_t seg) {
+  const int32_t s = __ldg(p.seg_seq + seg);
+  const int32_t rows = __ldg(p.cu_seqlens + s + 1) - __ldg(p.cu_seqlens + s);
+  const int32_t nq = __ldg(p.qblock_start + s + 1) - __ldg(p.qblock_start + s);
+  return up_sparse_sequence_ok(p.error, s, rows, __ldg(p.kv_lens + s), nq, MI_BLOCK);
+}
+
 /* Logits of the lq last queries against the chunk's keys into logit[r][c] (fp32), -inf
  * where masked (key after the query, past n, or row past lq). Shared layout: queries
  * [MI_MAX_LAST_Q][d], keys [MI_CHUNK][d], bf16. */
@@ -118,12 +127,7 @@ __global__ void __launch_bounds__(MI_THREADS) mi_row_stats(const mi_params p) {
   float *logit = (float *)(k_s + MI_CHUNK * p.head_dim);
   const int32_t chunk = blockIdx.x, seg = __ldg(p.chunk_seg + chunk), first_key = __ldg(p.chunk_first + chunk);
   const int32_t chunk_in_seg = first_key / MI_CHUNK;
-  {
-    const int32_t s = __ldg(p.seg_seq + seg);
-    const int32_t rows = __ldg(p.cu_seqlens + s + 1) - __ldg(p.cu_seqlens + s);
-    const int32_t nq = __ldg(p.qblock_start + s + 1) - __ldg(p.qblock_start + s);
-    if (!up_sparse_sequence_ok(p.error, s, rows, __ldg(p.kv_lens + s), nq, MI_BLOCK)) return;
-  }
+  if (!segment_ok(p, seg)) return;
   int32_t n, lq;
   chunk_logits(p, seg, first_key, q_s, k_s, logit, &n, &lq);
   /* each of the first 64 threads folds one query row over the chunk, in key order */
@@ -162,6 +166,7 @@ __global__ void __launch_bounds__(MI_THREADS) mi_accumulate(const mi_params p) {
   float *logit = (float *)(k_s + MI_CHUNK * p.head_dim);
   double *diag = (double *)(logit + MI_MAX_LAST_Q * MI_CHUNK); /* [MI_CHUNK + MI_MAX_LAST_Q] */
   const int32_t chunk = blockIdx.x, seg = __ldg(p.chunk_seg + chunk), first_key = __ldg(p.chunk_first + chunk);
+  if (!segment_ok(p, seg)) return; /* reported by mi_row_stats; no pool reads past the cache */
   for (int32_t i = threadIdx.x; i < MI_CHUNK + MI_MAX_LAST_Q; i += blockDim.x) diag[i] = 0.0;
   int32_t n, lq;
   chunk_logits(p, seg, first_key, q_s, k_s, logit, &n, &lq);

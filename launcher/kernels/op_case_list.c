@@ -325,6 +325,7 @@ static void add_sparse_estimates(case_list *l) {
        (const int32_t[]){0, 40, 0, 0}, (const uint8_t[]){1, 0, 0, 1}, 8, 0.7f},
       {"hd256 4/1 stride 16", heads(4, 1, 256), 2, (const int32_t[]){1500, 700}, (const int32_t[]){0, 0},
        (const uint8_t[]){1, 1}, 16, 0.5f},
+      {"hd128 8/2 stride 4", heads(8, 2, 128), 1, (const int32_t[]){1000}, NULL, NULL, 4, 0.8f},
   };
   for (size_t i = 0; i < sizeof xattention / sizeof xattention[0]; ++i) {
     up_op_case *c = add(l, &up_op_xattention_estimate, 0.02, "xattention estimate %s, stride %d threshold %.2f",

@@ -30,7 +30,7 @@ double up_cuda_minference_estimate(up_backend *be, up_sparse_pattern *pattern, c
 
 /* UP_XATTENTION_ESTIMATE_KERNEL (xattention_estimate.cu): the pattern of the batch's
  * sparse sequences, written in device memory, and the covered pairs (the one host copy;
- * returns with the stream drained). Strides 8, 16, 32, 64, 128; sequences of at most
+ * returns with the stream drained). Strides 2, 4, 8, 16, 32; sequences of at most
  * 1024 query blocks (128K tokens); head_dim a multiple of 8. The density cap is refused
  * (not on the GPU yet). */
 double up_cuda_xattention_estimate(up_backend *be, up_sparse_pattern *pattern, const void *qkv,

@@ -110,10 +110,10 @@ __global__ void __launch_bounds__(XA_THREADS) xa_block_scores(const xa_params p)
   const int32_t kvh = h / p.group;
   const int32_t *block_table = p.block_tables + (int64_t)s * p.max_blocks_per_seq;
   const int32_t n_r = (n + S - 1) / S; /* reshaped rows holding a real query */
-  const int split = XA_THREADS / (P * P);
-  const int pair = threadIdx.x / split, part = threadIdx.x % split;
-  const int rr = pair / P, cc = pair % P;
-  const int32_t r = b * P + rr;
+  /* below 256 pairs (S >= 8) adjacent threads split a dot; from 256 on (S <= 4) each
+   * thread takes every (256)th pair */
+  const int split = P * P >= XA_THREADS ? 1 : XA_THREADS / (P * P);
+  const int part = threadIdx.x % split;
   float *w_row = p.w + ((int64_t)qb_global * p.n_heads + h) * p.max_nq;
 
   load_reshaped(q_s, padded, p, true, row0, block_table, h, kvh, b, n);
@@ -123,11 +123,14 @@ __global__ void __launch_bounds__(XA_THREADS) xa_block_scores(const xa_params p)
       __syncthreads(); /* the previous key block's readers are done */
       load_reshaped(k_s, padded, p, false, row0, block_table, h, kvh, kb, n);
       __syncthreads();
-      const int32_t c = kb * P + cc;
-      const float dot = reshaped_score(q_s, k_s, row_len, padded, rr, cc, part, split);
-      const bool live = r < n_r && c <= r;
-      if (part == 0)
-        tile[rr * P + cc] = live ? (double)__bfloat162float(__float2bfloat16_rn(dot)) * p.scale : -INFINITY;
+      for (int pair = threadIdx.x / split; pair < P * P; pair += XA_THREADS / split) {
+        const int rr = pair / P, cc = pair % P;
+        const int32_t r = b * P + rr, c = kb * P + cc;
+        const float dot = reshaped_score(q_s, k_s, row_len, padded, rr, cc, part, split);
+        const bool live = r < n_r && c <= r;
+        if (part == 0)
+          tile[rr * P + cc] = live ? (double)__bfloat162float(__float2bfloat16_rn(dot)) * p.scale : -INFINITY;
+      }
       __syncthreads();
       if (pass == 0) {
         /* each row's running maximum and sum over the columns so far, in order */
@@ -247,9 +250,8 @@ extern "C" double up_cuda_xattention_estimate(up_backend *be, up_sparse_pattern 
     UP_FATAL("xattention_estimate: the pattern's blocks are %d x %d, XAttention's 128 x 128", (int)pattern->block_q,
              (int)pattern->block_k);
   const int32_t S = params->stride;
-  if (S <= 0 || XA_BLOCK % S != 0 || (XA_BLOCK / S) * (XA_BLOCK / S) > XA_THREADS ||
-      XA_THREADS % ((XA_BLOCK / S) * (XA_BLOCK / S)) != 0)
-    UP_FATAL("xattention_estimate: stride %d is not one the CUDA kernel takes (8, 16, 32, 64 or 128)", (int)S);
+  if (S < 2 || S > 32 || XA_BLOCK % S != 0) /* a dot is split over at most one warp */
+    UP_FATAL("xattention_estimate: stride %d is not one the CUDA kernel takes (2, 4, 8, 16 or 32)", (int)S);
   if (params->density_cap < 1.0f)
     UP_FATAL("xattention_estimate: the density cap (%g) is not implemented on the CUDA backend yet; run without "
              "it or on the cpu backend", (double)params->density_cap);
@@ -300,6 +302,9 @@ extern "C" double up_cuda_xattention_estimate(up_backend *be, up_sparse_pattern 
 
   const int32_t P = XA_BLOCK / S, padded = S * shape->head_dim + 2;
   const size_t smem = (((size_t)2 * P * padded * 2 + 15) & ~(size_t)15) + (size_t)(3 * P + P * P) * sizeof(double);
+  if (smem > 227 * 1024)
+    UP_FATAL("xattention_estimate: stride %d at head_dim %d needs %zu bytes of shared memory, more than a CTA has",
+             (int)S, (int)shape->head_dim, smem);
   UP_CUDA_CHECK(cudaFuncSetAttribute(xa_block_scores, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
   const int64_t n_qblocks = pattern->qblock_start_host[pattern->n_seqs];
   if (n_qblocks > 65535) UP_FATAL("xattention_estimate: %lld query blocks exceed the grid limit", (long long)n_qblocks);

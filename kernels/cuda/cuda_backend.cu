@@ -14,6 +14,7 @@
 #include "kernels/cuda/cuda_device.h"
 #include "kernels/cuda/deltanet/deltanet_ops.h"
 #include "kernels/cuda/selection/uniprefill_select.h"
+#include "kernels/cuda/sparse/sparse_cuda.h"
 #include "kernels/method_kernels.h"
 
 static void *cuda_alloc(up_backend *be, size_t bytes, const char *what) {
@@ -45,6 +46,8 @@ static const char *index_op_name(int32_t op) {
     case UP_CUDA_OP_GATHER_ROWS: return "gather_rows: source row";
     case UP_CUDA_OP_GATHER_I32: return "gather_i32: source index";
     case UP_CUDA_OP_KV_STORE: return "kv_store: slot";
+    case UP_CUDA_OP_SPARSE_KV_LEN: return "sparse_attention: cache length (must equal a sparse sequence's rows)";
+    case UP_CUDA_OP_SPARSE_QBLOCKS: return "sparse_attention: query-block count (must be ceil(rows / block_q))";
     default: return "unknown op: index";
   }
 }
@@ -136,6 +139,9 @@ static void cuda_destroy(up_backend *be) {
 /* The kernels of individual methods this backend has (kernels/method_kernels.h). */
 static const up_method_kernel_entry cuda_method_kernels[] = {
     {UP_UNIPREFILL_SELECT_KERNEL, (up_method_kernel_fn)up_cuda_uniprefill_select},
+    {UP_SPARSE_ATTENTION_KERNEL, (up_method_kernel_fn)up_cuda_sparse_attention},
+    {UP_MINFERENCE_ESTIMATE_KERNEL, (up_method_kernel_fn)up_cuda_minference_estimate},
+    {UP_XATTENTION_ESTIMATE_KERNEL, (up_method_kernel_fn)up_cuda_xattention_estimate},
 };
 
 static up_method_kernel_fn cuda_method_kernel(up_backend *be, const char *name) {

@@ -53,6 +53,21 @@ typedef struct up_op_rope_dims {
   const float *inv_freq; /* head_dim/2 frequencies (host, owned by the list); NULL: theta 10000 */
 } up_op_rope_dims;
 
+/* sparse attention: a pattern drawn per (sparse sequence, head, query block); the
+ * sequences whose candidate[] flag is set (prior 0) get one, the others are dense.
+ * Sparse estimates: the same sequences get a pattern from the estimator under test. */
+typedef struct up_op_sparse_dims {
+  int32_t block_q, block_k;
+  float density;      /* share of the off-diagonal causal key ranges kept (1: all of them); minference
+                       * estimate: its density cap */
+  bool unaligned;     /* ranges at arbitrary starts below the diagonal, as MInference's slashes */
+  int32_t extra_keys; /* gathered keys per list row, outside its ranges and before its rows */
+  int32_t stride;     /* xattention estimate: the antidiagonal stride */
+  float threshold;    /* xattention estimate: the mass threshold */
+  int32_t vertical;   /* minference estimate: v of every head (0 for the block methods) */
+  int32_t slash;      /* minference estimate: s of every head */
+} up_op_sparse_dims;
+
 /* kv_store, attention, selection: a packed batch over a paged KV pool whose blocks are
  * handed out in shuffled order. */
 typedef struct up_op_batch_dims {
@@ -71,6 +86,7 @@ typedef struct up_op_batch_dims {
   bool poison_unowned;                       /* pool rows no sequence owns are NaN: a read past the end shows */
   up_select_params select;                   /* selection knobs */
   int32_t window;                            /* attention: cache entries each query sees (0: full causal) */
+  up_op_sparse_dims sparse;                  /* sparse attention: the drawn pattern (case_sparse_attention.c) */
 } up_op_batch_dims;
 
 typedef struct up_op_driver up_op_driver;
@@ -139,6 +155,9 @@ extern const up_op_driver up_op_kv_store;
 extern const up_op_driver up_op_matmul;
 extern const up_op_driver up_op_attention;
 extern const up_op_driver up_op_selection;
+extern const up_op_driver up_op_sparse_attention;   /* the method kernel UP_SPARSE_ATTENTION_KERNEL */
+extern const up_op_driver up_op_xattention_estimate; /* the method kernel UP_XATTENTION_ESTIMATE_KERNEL */
+extern const up_op_driver up_op_minference_estimate; /* the method kernel UP_MINFERENCE_ESTIMATE_KERNEL */
 
 #ifdef __cplusplus
 }

@@ -385,6 +385,129 @@ static void add_qwen3_next_ops(case_list *l) {
       (up_op_rope_dims){heads(3, 1, 16), 7, 5, NULL};
 }
 
+/* The sparse baselines' attention kernel over drawn patterns: 64x64 ranges at arbitrary
+ * starts with extra keys (MInference), aligned 128x128 blocks (FlexPrefill, XAttention)
+ * at densities 0.3 / 0.5 / 1, short last blocks, and decode rows and dense prefills in the
+ * same batch, at head sizes 128 and 256. */
+static void add_sparse_attention(case_list *l) {
+  const up_op_sparse_dims slashes = {.block_q = 64, .block_k = 64, .density = 0.3f, .unaligned = true, .extra_keys = 40};
+  const up_op_sparse_dims blocks30 = {.block_q = 128, .block_k = 128, .density = 0.3f};
+  const up_op_sparse_dims blocks50x = {.block_q = 128, .block_k = 128, .density = 0.5f, .extra_keys = 9};
+  const up_op_sparse_dims all = {.block_q = 128, .block_k = 128, .density = 1.0f};
+  const struct {
+    const char *name;
+    up_attn_shape shape;
+    int32_t block_tokens, n_seqs;
+    const int32_t *rows, *prior;
+    const uint8_t *sparse;
+    up_op_sparse_dims pattern;
+  } cases[] = {
+      {"hd128 8/2 small slashes bt16", heads(8, 2, 128), 16, 2, (const int32_t[]){600, 1}, (const int32_t[]){0, 20},
+       (const uint8_t[]){1, 0}, slashes},
+      {"hd128 32/8 slashes, mixed batch bt16", heads(32, 8, 128), 16, 5, (const int32_t[]){1000, 1, 300, 4100, 5},
+       (const int32_t[]){0, 77, 0, 0, 33}, (const uint8_t[]){1, 0, 0, 1, 0}, slashes},
+      {"hd128 32/8 blocks, mixed batch bt24", heads(32, 8, 128), 24, 3, (const int32_t[]){2000, 1, 4100},
+       (const int32_t[]){0, 50, 0}, (const uint8_t[]){1, 0, 1}, blocks30},
+      {"hd128 32/8 all blocks bt64", heads(32, 8, 128), 64, 2, (const int32_t[]){3000, 130}, (const int32_t[]){0, 0},
+       (const uint8_t[]){1, 1}, all},
+      {"hd256 4/1 blocks and extra keys bt16", heads(4, 1, 256), 16, 2, (const int32_t[]){3000, 129},
+       (const int32_t[]){0, 0}, (const uint8_t[]){1, 1}, blocks50x},
+      {"hd256 4/1 slashes, decode rows bt16", heads(4, 1, 256), 16, 2, (const int32_t[]){1500, 2},
+       (const int32_t[]){0, 1000}, (const uint8_t[]){1, 0}, slashes},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
+    const up_op_sparse_dims *p = &cases[i].pattern;
+    up_op_case *c = add(l, &up_op_sparse_attention, UP_VALUES_TOL, "sparse attention %s, %dx%d%s density %.1f",
+                        cases[i].name, (int)p->block_q, (int)p->block_k, p->unaligned ? " unaligned" : "",
+                        (double)p->density);
+    set_batch(c, cases[i].shape, cases[i].block_tokens, cases[i].n_seqs, cases[i].rows, cases[i].prior,
+              cases[i].sparse);
+    c->batch.sparse = *p;
+    c->batch.query_bound = c->batch.qkv_bound = 2.0f;
+    c->batch.poison_unowned = true;
+  }
+  /* Llama-3.1-8B shapes at 32K, 128-blocks at densities 1 / 0.3 / 0.1, four query blocks
+   * compared: the one-call times of these lines are the kernel's first timings
+   * (docs/kernels/sparse_attention.md has the floors). */
+  static const float densities[] = {1.0f, 0.3f, 0.1f};
+  for (size_t i = 0; i < sizeof densities / sizeof densities[0]; ++i) {
+    up_op_case *c = add(l, &up_op_sparse_attention, UP_VALUES_TOL,
+                        "sparse attention hd128 32/8 llama 32K bt16, 128x128 density %.1f (sampled blocks)",
+                        (double)densities[i]);
+    set_batch(c, heads(32, 8, 128), 16, 1, (const int32_t[]){32768}, NULL, NULL);
+    c->batch.sparse = (up_op_sparse_dims){.block_q = 128, .block_k = 128, .density = densities[i]};
+    c->batch.query_bound = c->batch.qkv_bound = 2.0f;
+    c->sample = 4;
+  }
+}
+
+/* The sparse baselines' estimators against the CPU's lists: peaked queries (8x the keys'
+ * range, as the selection cases) keep the reference's choices off near-ties; a decode
+ * row and a dense prefill ride along without a pattern. At most 2% of list rows may
+ * differ (a block score within an ulp of a bf16 boundary, fp32 against float64 sums). */
+static void add_sparse_estimates(case_list *l) {
+  const struct {
+    const char *name;
+    up_attn_shape shape;
+    int32_t n_seqs;
+    const int32_t *rows, *prior;
+    const uint8_t *sparse;
+    int32_t stride;
+    float threshold;
+  } xattention[] = {
+      {"hd128 8/2 small", heads(8, 2, 128), 2, (const int32_t[]){1000, 1}, (const int32_t[]){0, 9},
+       (const uint8_t[]){1, 0}, 8, 0.9f},
+      {"hd128 32/8 mixed batch", heads(32, 8, 128), 4, (const int32_t[]){3000, 1, 300, 2100},
+       (const int32_t[]){0, 40, 0, 0}, (const uint8_t[]){1, 0, 0, 1}, 8, 0.7f},
+      {"hd256 4/1 stride 16", heads(4, 1, 256), 2, (const int32_t[]){1500, 700}, (const int32_t[]){0, 0},
+       (const uint8_t[]){1, 1}, 16, 0.5f},
+      {"hd128 8/2 stride 4", heads(8, 2, 128), 1, (const int32_t[]){1000}, NULL, NULL, 4, 0.8f},
+  };
+  for (size_t i = 0; i < sizeof xattention / sizeof xattention[0]; ++i) {
+    up_op_case *c = add(l, &up_op_xattention_estimate, 0.02, "xattention estimate %s, stride %d threshold %.2f",
+                        xattention[i].name, (int)xattention[i].stride, (double)xattention[i].threshold);
+    set_batch(c, xattention[i].shape, 16, xattention[i].n_seqs, xattention[i].rows, xattention[i].prior,
+              xattention[i].sparse);
+    c->batch.sparse = (up_op_sparse_dims){.block_q = 128, .block_k = 128, .stride = xattention[i].stride,
+                                          .threshold = xattention[i].threshold};
+    c->batch.query_bound = 8.0f;
+    c->batch.qkv_bound = 2.0f;
+    c->poison = false; /* the outputs are lists, compared whole */
+  }
+  /* MInference: the authors' sizes scaled to the lengths, an odd-length sequence, and a
+   * density cap that lowers v and s */
+  const struct {
+    const char *name;
+    up_attn_shape shape;
+    int32_t n_seqs;
+    const int32_t *rows, *prior;
+    const uint8_t *sparse;
+    int32_t vertical, slash;
+    float cap;
+  } minference[] = {
+      {"hd128 8/2 small", heads(8, 2, 128), 2, (const int32_t[]){1000, 1}, (const int32_t[]){0, 9},
+       (const uint8_t[]){1, 0}, 40, 60, 1.0f},
+      {"hd128 32/8 mixed batch", heads(32, 8, 128), 4, (const int32_t[]){4100, 1, 300, 2077},
+       (const int32_t[]){0, 40, 0, 0}, (const uint8_t[]){1, 0, 0, 1}, 512, 2048, 1.0f},
+      {"hd256 4/1 capped 0.1", heads(4, 1, 256), 2, (const int32_t[]){3000, 700}, (const int32_t[]){0, 0},
+       (const uint8_t[]){1, 1}, 512, 2048, 0.1f},
+      /* the benchmark's shape: its one-call time is the estimate's first timing */
+      {"hd128 32/8 llama 32K", heads(32, 8, 128), 1, (const int32_t[]){32768}, NULL, NULL, 512, 2048, 1.0f},
+  };
+  for (size_t i = 0; i < sizeof minference / sizeof minference[0]; ++i) {
+    up_op_case *c = add(l, &up_op_minference_estimate, 0.02, "minference estimate %s, v %d s %d cap %.1f",
+                        minference[i].name, (int)minference[i].vertical, (int)minference[i].slash,
+                        (double)minference[i].cap);
+    set_batch(c, minference[i].shape, 16, minference[i].n_seqs, minference[i].rows, minference[i].prior,
+              minference[i].sparse);
+    c->batch.sparse = (up_op_sparse_dims){.block_q = 64, .block_k = 64, .density = minference[i].cap,
+                                          .vertical = minference[i].vertical, .slash = minference[i].slash};
+    c->batch.query_bound = 8.0f;
+    c->batch.qkv_bound = 2.0f;
+    c->poison = false;
+  }
+}
+
 int32_t up_op_case_list(up_op_case **cases) {
   const up_model_config *llama = up_model_preset_find("llama-3.1-8b");
   UP_ASSERT(llama != NULL, "the llama-3.1-8b preset is missing");
@@ -400,6 +523,8 @@ int32_t up_op_case_list(up_op_case **cases) {
   add_attention_windows(&l);
   add_selection(&l);
   add_qwen3_next_ops(&l);
+  add_sparse_attention(&l);
+  add_sparse_estimates(&l);
   *cases = l.cases;
   return l.n;
 }

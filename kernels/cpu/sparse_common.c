@@ -10,6 +10,17 @@
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/sparse_ops.h"
 
+int32_t up_sparse_sequence(const char *kernel, const up_sparse_pattern *pattern, const up_attn_batch *batch,
+                           int32_t s, int32_t block, int32_t *first, int32_t *n) {
+  const int32_t nq = pattern->qblock_start_host[s + 1] - pattern->qblock_start_host[s];
+  *first = batch->cu_seqlens[s];
+  *n = batch->cu_seqlens[s + 1] - *first;
+  if (nq != 0 && (batch->kv_lens[s] != *n || nq != (*n + block - 1) / block))
+    UP_FATAL("%s: sequence %d (%d rows, %d cached, %d query blocks) is not a whole-prompt prefill of the "
+             "pattern's shape", kernel, (int)s, (int)*n, (int)batch->kv_lens[s], (int)nq);
+  return nq;
+}
+
 float up_sparse_round_bf16(float x) {
   uint32_t bits;
   memcpy(&bits, &x, sizeof bits);

@@ -47,6 +47,12 @@ typedef struct up_sparse_rows {
   int32_t *range_cap, *column_cap;
 } up_sparse_rows;
 
+/* Query blocks of sequence s in the pattern (0: the pattern leaves it dense), after
+ * checking that it is a whole-prompt prefill of the pattern's shape (kv_lens == rows,
+ * ceil(rows / block) query blocks); its first row and row count go to *first and *n.
+ * `kernel` names the estimator in the fatal message. */
+int32_t up_sparse_sequence(const char *kernel, const up_sparse_pattern *pattern, const up_attn_batch *batch,
+                           int32_t s, int32_t block, int32_t *first, int32_t *n);
 void up_sparse_rows_init(up_sparse_rows *rows, int32_t n_qblocks, int32_t n_heads);
 void up_sparse_rows_free(up_sparse_rows *rows);
 void up_sparse_rows_add_range(up_sparse_rows *rows, int32_t qblock, int32_t head, int32_t start);

@@ -79,12 +79,9 @@ double up_cpu_xattention_estimate(up_backend *be, up_sparse_pattern *pattern, co
   double pairs = 0.0;
   pattern->range_ptr[0] = pattern->column_ptr[0] = 0;
   for (int32_t s = 0; s < batch->n_seqs; ++s) {
-    const int32_t nq = pattern->qblock_start_host[s + 1] - pattern->qblock_start_host[s];
+    int32_t first, n;
+    const int32_t nq = up_sparse_sequence("xattention_estimate", pattern, batch, s, B, &first, &n);
     if (nq == 0) continue;
-    const int32_t first = batch->cu_seqlens[s], n = batch->cu_seqlens[s + 1] - first;
-    if (batch->kv_lens[s] != n || nq != (n + B - 1) / B)
-      UP_FATAL("xattention_estimate: sequence %d (%d rows, %d cached, %d query blocks) is not a whole-prompt "
-               "prefill of the pattern's shape", (int)s, (int)n, (int)batch->kv_lens[s], (int)nq);
     float *q = up_malloc_or_die(sizeof(float) * (size_t)n * (size_t)hd, "xattention queries");
     float *k = up_malloc_or_die(sizeof(float) * (size_t)n * (size_t)hd, "xattention keys");
     double *w = up_malloc_or_die(sizeof(double) * (size_t)nq * (size_t)nq, "xattention block scores");

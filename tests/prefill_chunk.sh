@@ -14,8 +14,13 @@ trap 'rm -rf "$work"' EXIT
 args=(--ctx 300 --concurrency 3 --requests 6 --output-len 3 --method dense,uniprefill:keep=0.3:layers=0
       --warmup 0 --repetitions 1 --threads 1 --quiet)
 for chunk in 0 100 64 37 1000; do
-  "$bin" "${args[@]}" --prefill-chunk "$chunk" -o "$work/chunk$chunk.h5" >/dev/null
+  "$bin" "${args[@]}" --prefill-chunk "$chunk" -o "$work/chunk$chunk.h5" >"$work/table$chunk.md"
 done
+# The table says which prefill each point ran, only when chunks were asked for.
+grep -q "| chunk 100 |" "$work/table100.md" && grep -q "| whole  *|" "$work/table100.md" \
+  || { echo "FAIL: the table does not show the prefill policy:"; cat "$work/table100.md"; exit 1; }
+! grep -q "prefill " "$work/table0.md" || { echo "FAIL: a run without chunks shows a prefill column"; exit 1; }
+echo "table: 'chunk 100' for dense, 'whole' for UniPrefill; no column without --prefill-chunk"
 "$bin" "${args[@]}" --prefill-chunk 100 --max-batch-tokens 128 -o "$work/budget.h5" >/dev/null
 
 for bad in -1 abc 1.5; do

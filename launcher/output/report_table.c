@@ -58,6 +58,9 @@ static const up_table_column up_point_columns[] = {
     UP_COLUMN("req_s_round_std", UP_COL_RATE, requests_per_s_round_std, UP_SHOW_MACHINE),
     UP_COLUMN("output_tok_s_round_std", UP_COL_RATE, output_tokens_per_s_round_std, UP_SHOW_MACHINE),
     UP_COLUMN("goodput_req_s_round_std", UP_COL_RATE, goodput_requests_per_s_round_std, UP_SHOW_MACHINE),
+    /* Which prefill each point ran, only when --prefill-chunk asked for chunks (a method
+     * that drops tokens keeps whole-prompt prefill). */
+    UP_COLUMN("prefill", UP_COL_TEXT, prefill, UP_SHOW_WHEN_SET),
 };
 
 #undef UP_COLUMN

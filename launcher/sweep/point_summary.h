@@ -83,6 +83,11 @@ typedef struct up_point_summary {
   double output_tokens_per_s_round_std;
   double total_tokens_per_s_round_std;
   double goodput_requests_per_s_round_std;
+  /* --- prefill policy: set only when --prefill-chunk asked for chunks; then "whole" for a
+   * point whose method keeps whole-prompt prefill (one that drops tokens) and "chunk N"
+   * for a chunked one. Not in the run file's /summary (the point attribute prefill_chunk
+   * holds it). */
+  char prefill[24];
 } up_point_summary;
 
 /* Below this many successful requests a p50 / p99 is flagged as resting on few samples

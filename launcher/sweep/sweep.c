@@ -442,6 +442,10 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
           label_row(row, index, methods[m].spec.label, p.ctx, p.concurrency, output_len);
           for (int32_t r = 0; r < n_rounds; ++r)
             label_row(&round_rows[r], index, methods[m].spec.label, p.ctx, p.concurrency, output_len);
+          if (opt->prefill_chunk > 0) {
+            if (p.engine.prefill_chunk > 0) snprintf(row->prefill, sizeof row->prefill, "chunk %d", (int)p.engine.prefill_chunk);
+            else snprintf(row->prefill, sizeof row->prefill, "whole");
+          }
           up_point_summary_fill_speedups(rows, index + 1);
           char layers[512], method_spec[UP_METHOD_TEXT_MAX];
           up_point_params pp;

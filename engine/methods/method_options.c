@@ -21,14 +21,23 @@ static bool looks_numeric(const char *text) {
   return isdigit((unsigned char)text[0]) || (text[0] == '.' && isdigit((unsigned char)text[1]));
 }
 
+/* A REAL option whose default is "preset" takes the model's value when the spec is
+ * resolved (the method's resolve hook fills it); until then NaN stands for it. */
+static bool takes_preset(const up_method_option *o) { return strcmp(o->default_value, "preset") == 0; }
+
 static bool parse_real(const up_method_option *o, const char *text, float *out, char *err, size_t err_size) {
+  if (takes_preset(o) && strcmp(text, "preset") == 0) {
+    *out = NAN;
+    return true;
+  }
   char *end = NULL;
   errno = 0;
   const double v = looks_numeric(text) ? strtod(text, &end) : NAN;
   if (end == NULL || *end != '\0' || errno == ERANGE || !isfinite(v))
     return up_error(err, err_size, "'%s' is not a number", text);
   if ((o->lo_open ? v <= o->lo : v < o->lo) || v > o->hi)
-    return up_error(err, err_size, "'%s' must be in %s%g, %g]", text, o->lo_open ? "(" : "[", o->lo, o->hi);
+    return up_error(err, err_size, "'%s' must be in %s%g, %g]%s", text, o->lo_open ? "(" : "[", o->lo, o->hi,
+                    takes_preset(o) ? " or 'preset'" : "");
   *out = (float)v;
   return true;
 }
@@ -91,6 +100,10 @@ static bool parse_value(const up_method_option *o, const char *text, void *optio
 
 /* The shortest text that reads back as the same float. */
 static void format_real(float v, char *buf, size_t size) {
+  if (isnan(v)) {
+    snprintf(buf, size, "preset");
+    return;
+  }
   for (int digits = 1; digits <= 9; ++digits) {
     snprintf(buf, size, "%.*g", digits, (double)v);
     if (strtof(buf, NULL) == v) return;

@@ -61,7 +61,7 @@ Test(uniprefill_default_p, unresolved_spec_says_preset_and_parses_back) {
   cr_assert(up_method_spec_describe(&spec, text, sizeof text));
   cr_expect_eq(strncmp(text, "uniprefill:p=preset:", 20), 0, "%s", text);
   cr_expect(!up_method_spec_parse("uniprefill:p=1.5", NULL, &spec, err, sizeof err));
-  cr_expect_neq(strstr(err, "or 'preset'"), NULL, "%s", err);
+  cr_expect_neq(strstr(err, "must be in (0, 1]"), NULL, "%s", err);
   /* Only an option whose default is "preset" takes it: keep is a plain number. */
   cr_expect(!up_method_spec_parse("uniprefill:keep=preset", NULL, &spec, err, sizeof err));
 }

@@ -36,8 +36,7 @@ static bool parse_real(const up_method_option *o, const char *text, float *out, 
   if (end == NULL || *end != '\0' || errno == ERANGE || !isfinite(v))
     return up_error(err, err_size, "'%s' is not a number", text);
   if ((o->lo_open ? v <= o->lo : v < o->lo) || v > o->hi)
-    return up_error(err, err_size, "'%s' must be in %s%g, %g]%s", text, o->lo_open ? "(" : "[", o->lo, o->hi,
-                    takes_preset(o) ? " or 'preset'" : "");
+    return up_error(err, err_size, "'%s' must be in %s%g, %g]", text, o->lo_open ? "(" : "[", o->lo, o->hi);
   *out = (float)v;
   return true;
 }

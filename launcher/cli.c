@@ -188,7 +188,7 @@ static const up_flag_info up_flags[] = {
      "a point's end aborts the job (exit 3), naming the ranks that did not arrive (stopped or hung); 0 = wait forever "
      "(default 0)"},
     {UP_FLAG_UNIPREFILL_P, "uniprefill-p", 0, "F", UP_GROUP_UNIPREFILL,
-     "uniprefill's p for every uniprefill spec: top-p share of block scores kept, 0 < F <= 1 (default 0.99)"},
+     "uniprefill's p for every uniprefill spec: top-p share of block scores kept, 0 < F <= 1 (default: the model's, 0.975 on Gemma 3, 0.99 elsewhere)"},
     {UP_FLAG_UNIPREFILL_KEEP, "uniprefill-keep", 0, "F", UP_GROUP_UNIPREFILL,
      "uniprefill's keep: fixed-budget mode, keep a fraction F of blocks, 0 = off, top-p (default 0)"},
     {UP_FLAG_UNIPREFILL_BLOCK, "uniprefill-block", 0, "N", UP_GROUP_UNIPREFILL,

@@ -21,7 +21,15 @@ static bool looks_numeric(const char *text) {
   return isdigit((unsigned char)text[0]) || (text[0] == '.' && isdigit((unsigned char)text[1]));
 }
 
+/* A REAL option whose default is "preset" takes the model's value when the spec is
+ * resolved (the method's resolve hook fills it); until then NaN stands for it. */
+static bool takes_preset(const up_method_option *o) { return strcmp(o->default_value, "preset") == 0; }
+
 static bool parse_real(const up_method_option *o, const char *text, float *out, char *err, size_t err_size) {
+  if (takes_preset(o) && strcmp(text, "preset") == 0) {
+    *out = NAN;
+    return true;
+  }
   char *end = NULL;
   errno = 0;
   const double v = looks_numeric(text) ? strtod(text, &end) : NAN;
@@ -91,6 +99,10 @@ static bool parse_value(const up_method_option *o, const char *text, void *optio
 
 /* The shortest text that reads back as the same float. */
 static void format_real(float v, char *buf, size_t size) {
+  if (isnan(v)) {
+    snprintf(buf, size, "preset");
+    return;
+  }
   for (int digits = 1; digits <= 9; ++digits) {
     snprintf(buf, size, "%.*g", digits, (double)v);
     if (strtof(buf, NULL) == v) return;

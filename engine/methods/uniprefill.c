@@ -17,8 +17,9 @@ _Static_assert(sizeof(up_uniprefill_options) <= UP_METHOD_OPTIONS_BYTES, "UniPre
 #define UP_UNIPREFILL_OPTION(member) offsetof(up_uniprefill_options, member)
 
 static const up_method_option up_uniprefill_option_table[] = {
-    {"p", UP_OPTION_REAL, UP_UNIPREFILL_OPTION(select.top_p), 0.0, 1.0, true, "0.99", "top_p",
-     "top-p share of block scores kept, 0 < P <= 1"},
+    {"p", UP_OPTION_REAL, UP_UNIPREFILL_OPTION(select.top_p), 0.0, 1.0, true, "preset", "top_p",
+     "top-p share of block scores kept, 0 < P <= 1, or preset (the model's: 0.975 on Gemma 3 as the reference, "
+     "0.99 elsewhere)"},
     {"keep", UP_OPTION_REAL, UP_UNIPREFILL_OPTION(select.keep_fraction), 0.0, 1.0, false, "0", "keep_fraction",
      "fixed-budget mode, 0 = off (top-p): at each drop layer keep the highest-scoring blocks until a fraction F of "
      "that layer's current blocks is kept (so drops compound); meant for speed studies on random weights, where "
@@ -46,9 +47,17 @@ static const up_uniprefill_options *options_of(const up_method *m) {
   return (const up_uniprefill_options *)(const void *)m->spec.options;
 }
 
-/* The preset drop layers come from the model; every drop layer must be one of its
+/* The preset p and drop layers come from the model; every drop layer must be one of its
  * full-attention layers. */
+up_select_params up_uniprefill_select_params(const up_uniprefill_options *options, const up_model_config *cfg) {
+  up_select_params select = options->select;
+  if (isnan(select.top_p)) select.top_p = cfg->default_top_p;
+  return select;
+}
+
 static bool uniprefill_resolve(void *options, const up_model_config *cfg, char *err, size_t err_size) {
+  up_uniprefill_options *uni = options;
+  uni->select = up_uniprefill_select_params(uni, cfg);
   up_layer_list *layers = &((up_uniprefill_options *)options)->layers;
   int32_t *min_rows = &((up_uniprefill_options *)options)->min_rows;
   if (*min_rows < 0) *min_rows = cfg->drop_min_rows;

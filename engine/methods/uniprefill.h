@@ -9,7 +9,8 @@
 #include "kernels/uniprefill_ops.h"
 
 typedef struct up_uniprefill_options {
-  up_select_params select; /* p, keep, block, sink, last_q */
+  up_select_params select; /* p, keep, block, sink, last_q; p is NaN until resolved when it is
+                              the model's (the option's "preset") */
   up_layer_list layers;    /* drop layers: after each, the selection keeps a subset of the prompt */
   int32_t min_rows;        /* a drop layer is skipped when the step has at most this many rows left;
                               -1 until resolved: the model's (drop_min_rows) */
@@ -17,5 +18,9 @@ typedef struct up_uniprefill_options {
 
 /* The options of a uniprefill spec; NULL for another method's. */
 const up_uniprefill_options *up_uniprefill_options_of(const up_method_spec *spec);
+
+/* The selection knobs with a preset p replaced by the model's default_top_p (what
+ * resolving the spec does), for the selection kernel's benchmark. */
+up_select_params up_uniprefill_select_params(const up_uniprefill_options *options, const up_model_config *cfg);
 
 #endif

@@ -227,7 +227,8 @@ bool up_kernel_plan_build(up_kernel_plan *plan, const up_options *opt, const up_
   plan->hidden = cfg->hidden;
   plan->intermediate = cfg->intermediate;
   /* The selection kernel is UniPrefill's: time it with that method's defaults (--uniprefill-*). */
-  plan->select = up_uniprefill_options_of(up_method_defaults_of(&opt->method_defaults, "uniprefill"))->select;
+  plan->select = up_uniprefill_select_params(
+      up_uniprefill_options_of(up_method_defaults_of(&opt->method_defaults, "uniprefill")), cfg);
   plan->block_tokens = opt->kv_block;
   plan->warmup = opt->kernel_warmup;
   plan->repeats = opt->kernel_repeats;

@@ -7,6 +7,8 @@
  * Llama-3.1-8B scripts (gamma 0.95, tau 0.1, min_budget 1024). Owns the options and
  * the hook; the kernels are kernels/sparse_attention_ops.h. */
 #include <stddef.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "engine/methods/sparse_method.h"
 
@@ -47,6 +49,13 @@ static bool flexprefill_resolve(void *options, const up_model_config *cfg, char 
 }
 
 static bool flexprefill_supports(const up_method_spec *spec, up_backend *be, char *why, size_t why_size) {
+  /* the CUDA estimator (kernels/cuda/sparse/flexprefill_estimate.cu) has no density cap yet */
+  if (((const flexprefill_options *)(const void *)spec->options)->density_cap < 1.0f &&
+      strcmp(be->ops->name, "cuda") == 0) {
+    snprintf(why, why_size, "the cuda backend's %s kernel has no density cap yet (use density=1, or the cpu backend)",
+             UP_FLEXPREFILL_ESTIMATE_KERNEL);
+    return false;
+  }
   return up_sparse_method_supports(be, UP_FLEXPREFILL_ESTIMATE_KERNEL, why, why_size);
 }
 

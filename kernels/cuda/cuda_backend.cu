@@ -142,6 +142,7 @@ static const up_method_kernel_entry cuda_method_kernels[] = {
     {UP_SPARSE_ATTENTION_KERNEL, (up_method_kernel_fn)up_cuda_sparse_attention},
     {UP_MINFERENCE_ESTIMATE_KERNEL, (up_method_kernel_fn)up_cuda_minference_estimate},
     {UP_XATTENTION_ESTIMATE_KERNEL, (up_method_kernel_fn)up_cuda_xattention_estimate},
+    {UP_FLEXPREFILL_ESTIMATE_KERNEL, (up_method_kernel_fn)up_cuda_flexprefill_estimate},
 };
 
 static up_method_kernel_fn cuda_method_kernel(up_backend *be, const char *name) {

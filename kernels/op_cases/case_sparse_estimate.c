@@ -68,8 +68,21 @@ static double call_minference(up_backend *be, const up_op_case *c, up_sparse_pat
   return pairs;
 }
 
+/* gamma, tau and min_budget the case's, no max budget, the authors' 128-blocks. */
+static double call_flexprefill(up_backend *be, const up_op_case *c, up_sparse_pattern *pattern, const void *qkv,
+                               const up_kv_pool *pool, const up_attn_batch *batch) {
+  const up_flexprefill_estimate_fn kernel = up_flexprefill_estimate_kernel(be);
+  if (!kernel)
+    UP_FATAL("%s: the %s backend has no %s kernel", c->label, be->ops->name, UP_FLEXPREFILL_ESTIMATE_KERNEL);
+  const up_flexprefill_params params = {.gamma = c->batch.sparse.gamma, .tau = c->batch.sparse.tau,
+                                        .min_budget = c->batch.sparse.min_budget, .max_budget = 0,
+                                        .block = c->batch.sparse.block_q, .density_cap = 1.0f};
+  return kernel(be, pattern, qkv, pool, batch, &c->batch.shape, &params);
+}
+
 static estimate_call call_of(const up_op_case *c) {
   if (c->driver == &up_op_xattention_estimate) return call_xattention;
+  if (c->driver == &up_op_flexprefill_estimate) return call_flexprefill;
   if (c->driver == &up_op_minference_estimate) return call_minference;
   UP_FATAL("%s: no sparse estimator behind this driver", c->label);
 }
@@ -246,6 +259,23 @@ static double minference_work(const up_op_case *c) {
     if (is_sparse(d, s)) work += 64.0 * up_op_batch_rows(d, s) * d->shape.head_dim;
   return work * d->shape.n_heads;
 }
+
+/* FlexPrefill's reference: the last block's queries against every key, and for
+ * query-aware heads the pooled block attention, per head. */
+static double flexprefill_work(const up_op_case *c) {
+  const up_op_batch_dims *d = &c->batch;
+  double work = 0.0;
+  for (int32_t s = 0; s < d->n_seqs; ++s)
+    if (is_sparse(d, s)) {
+      const double n = up_op_batch_rows(d, s), nb = ceil(n / d->sparse.block_q);
+      work += (d->sparse.block_q * n + nb * nb) * d->shape.head_dim;
+    }
+  return work * d->shape.n_heads;
+}
+
+const up_op_driver up_op_flexprefill_estimate = {{"method_kernel"},   estimate_make,   estimate_run,
+                                                 estimate_reference_of, estimate_compare, estimate_free_reference,
+                                                 estimate_destroy,  flexprefill_work};
 
 const up_op_driver up_op_minference_estimate = {{"method_kernel"},   estimate_make,   estimate_run,
                                                 estimate_reference_of, estimate_compare, estimate_free_reference,

@@ -66,6 +66,8 @@ typedef struct up_op_sparse_dims {
   float threshold;    /* xattention estimate: the mass threshold */
   int32_t vertical;   /* minference estimate: v of every head (0 for the block methods) */
   int32_t slash;      /* minference estimate: s of every head */
+  float gamma, tau;   /* flexprefill estimate: coverage and query-aware threshold */
+  int32_t min_budget; /* flexprefill estimate: tokens */
 } up_op_sparse_dims;
 
 /* kv_store, attention, selection: a packed batch over a paged KV pool whose blocks are
@@ -158,6 +160,7 @@ extern const up_op_driver up_op_selection;
 extern const up_op_driver up_op_sparse_attention;   /* the method kernel UP_SPARSE_ATTENTION_KERNEL */
 extern const up_op_driver up_op_xattention_estimate; /* the method kernel UP_XATTENTION_ESTIMATE_KERNEL */
 extern const up_op_driver up_op_minference_estimate; /* the method kernel UP_MINFERENCE_ESTIMATE_KERNEL */
+extern const up_op_driver up_op_flexprefill_estimate; /* the method kernel UP_FLEXPREFILL_ESTIMATE_KERNEL */
 
 #ifdef __cplusplus
 }

@@ -506,6 +506,39 @@ static void add_sparse_estimates(case_list *l) {
     c->batch.qkv_bound = 2.0f;
     c->poison = false;
   }
+  /* FlexPrefill: tau 0 keeps every head vertical-slash, tau 1 makes every head
+   * query-aware (the sqrt Jensen-Shannon distance is below sqrt(ln 2)), 0.1 is the
+   * authors'; min_budget below the authors' 1024 lets the small cases choose */
+  const struct {
+    const char *name;
+    up_attn_shape shape;
+    int32_t n_seqs;
+    const int32_t *rows, *prior;
+    const uint8_t *sparse;
+    float gamma, tau;
+    int32_t min_budget;
+  } flexprefill[] = {
+      {"hd128 8/2 small", heads(8, 2, 128), 2, (const int32_t[]){1000, 1}, (const int32_t[]){0, 9},
+       (const uint8_t[]){1, 0}, 0.9f, 0.1f, 256},
+      {"hd128 8/2 query-aware", heads(8, 2, 128), 1, (const int32_t[]){1500}, NULL, NULL, 0.9f, 1.0f, 256},
+      {"hd128 32/8 mixed batch", heads(32, 8, 128), 4, (const int32_t[]){3000, 1, 300, 2100},
+       (const int32_t[]){0, 40, 0, 0}, (const uint8_t[]){1, 0, 0, 1}, 0.95f, 0.1f, 1024},
+      {"hd256 4/1 vertical-slash", heads(4, 1, 256), 2, (const int32_t[]){1500, 700}, (const int32_t[]){0, 0},
+       (const uint8_t[]){1, 1}, 0.8f, 0.0f, 256},
+      /* the benchmark's shape: its one-call time is the estimate's first timing */
+      {"hd128 32/8 llama 32K", heads(32, 8, 128), 1, (const int32_t[]){32768}, NULL, NULL, 0.95f, 0.1f, 1024},
+  };
+  for (size_t i = 0; i < sizeof flexprefill / sizeof flexprefill[0]; ++i) {
+    up_op_case *c = add(l, &up_op_flexprefill_estimate, 0.02, "flexprefill estimate %s, gamma %.2f tau %.1f",
+                        flexprefill[i].name, (double)flexprefill[i].gamma, (double)flexprefill[i].tau);
+    set_batch(c, flexprefill[i].shape, 16, flexprefill[i].n_seqs, flexprefill[i].rows, flexprefill[i].prior,
+              flexprefill[i].sparse);
+    c->batch.sparse = (up_op_sparse_dims){.block_q = 128, .block_k = 128, .gamma = flexprefill[i].gamma,
+                                          .tau = flexprefill[i].tau, .min_budget = flexprefill[i].min_budget};
+    c->batch.query_bound = 8.0f;
+    c->batch.qkv_bound = 2.0f;
+    c->poison = false;
+  }
 }
 
 int32_t up_op_case_list(up_op_case **cases) {

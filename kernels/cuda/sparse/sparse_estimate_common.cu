@@ -4,6 +4,13 @@
 
 #include "core/fatal.h"
 
+bool up_sparse_pattern_empty(up_sparse_pattern *pattern, cudaStream_t stream) {
+  if (up_sparse_pattern_list_rows(pattern) != 0) return false;
+  UP_CUDA_CHECK(cudaMemsetAsync(pattern->range_ptr, 0, sizeof(int32_t), stream));
+  UP_CUDA_CHECK(cudaMemsetAsync(pattern->column_ptr, 0, sizeof(int32_t), stream));
+  return true;
+}
+
 void *up_sparse_scratch_take(up_sparse_scratch *sc, size_t bytes, const char *what) {
   if (sc->n == UP_SPARSE_SCRATCH_MAX)
     UP_FATAL("sparse estimate: more than %d scratch buffers (%s)", UP_SPARSE_SCRATCH_MAX, what);

@@ -78,6 +78,10 @@ typedef struct up_sparse_scratch {
   up_sparse_totals *totals;
 } up_sparse_scratch;
 
+/* A pattern without list rows (no sparse sequence in the batch): its two offsets
+ * arrays get their single 0 and true comes back; false when there are rows. */
+bool up_sparse_pattern_empty(up_sparse_pattern *pattern, cudaStream_t stream);
+
 /* A buffer of `bytes` from the pool, named in the out-of-memory error. */
 void *up_sparse_scratch_take(up_sparse_scratch *sc, size_t bytes, const char *what);
 /* Starts a call's scratch on the stream, with zeroed totals. */

@@ -441,6 +441,17 @@ static void add_sparse_attention(case_list *l) {
   }
 }
 
+/* An estimator case's batch and pattern: peaked queries (8x the keys' range) and no
+ * poisoned outputs, since the outputs are lists compared whole. */
+static void set_estimate_batch(up_op_case *c, up_attn_shape shape, int32_t n_seqs, const int32_t *rows,
+                               const int32_t *prior, const uint8_t *sparse, up_op_sparse_dims pattern) {
+  set_batch(c, shape, 16, n_seqs, rows, prior, sparse);
+  c->batch.sparse = pattern;
+  c->batch.query_bound = 8.0f;
+  c->batch.qkv_bound = 2.0f;
+  c->poison = false;
+}
+
 /* The sparse baselines' estimators against the CPU's lists: peaked queries (8x the keys'
  * range, as the selection cases) keep the reference's choices off near-ties; a decode
  * row and a dense prefill ride along without a pattern. At most 2% of list rows may
@@ -466,13 +477,10 @@ static void add_sparse_estimates(case_list *l) {
   for (size_t i = 0; i < sizeof xattention / sizeof xattention[0]; ++i) {
     up_op_case *c = add(l, &up_op_xattention_estimate, 0.02, "xattention estimate %s, stride %d threshold %.2f",
                         xattention[i].name, (int)xattention[i].stride, (double)xattention[i].threshold);
-    set_batch(c, xattention[i].shape, 16, xattention[i].n_seqs, xattention[i].rows, xattention[i].prior,
-              xattention[i].sparse);
-    c->batch.sparse = (up_op_sparse_dims){.block_q = 128, .block_k = 128, .stride = xattention[i].stride,
-                                          .threshold = xattention[i].threshold};
-    c->batch.query_bound = 8.0f;
-    c->batch.qkv_bound = 2.0f;
-    c->poison = false; /* the outputs are lists, compared whole */
+    set_estimate_batch(c, xattention[i].shape, xattention[i].n_seqs, xattention[i].rows, xattention[i].prior,
+                       xattention[i].sparse,
+                       (up_op_sparse_dims){.block_q = 128, .block_k = 128, .stride = xattention[i].stride,
+                                           .threshold = xattention[i].threshold});
   }
   /* MInference: the authors' sizes scaled to the lengths, an odd-length sequence, and a
    * density cap that lowers v and s */
@@ -498,13 +506,10 @@ static void add_sparse_estimates(case_list *l) {
     up_op_case *c = add(l, &up_op_minference_estimate, 0.02, "minference estimate %s, v %d s %d cap %.1f",
                         minference[i].name, (int)minference[i].vertical, (int)minference[i].slash,
                         (double)minference[i].cap);
-    set_batch(c, minference[i].shape, 16, minference[i].n_seqs, minference[i].rows, minference[i].prior,
-              minference[i].sparse);
-    c->batch.sparse = (up_op_sparse_dims){.block_q = 64, .block_k = 64, .density = minference[i].cap,
-                                          .vertical = minference[i].vertical, .slash = minference[i].slash};
-    c->batch.query_bound = 8.0f;
-    c->batch.qkv_bound = 2.0f;
-    c->poison = false;
+    set_estimate_batch(c, minference[i].shape, minference[i].n_seqs, minference[i].rows, minference[i].prior,
+                       minference[i].sparse,
+                       (up_op_sparse_dims){.block_q = 64, .block_k = 64, .density = minference[i].cap,
+                                           .vertical = minference[i].vertical, .slash = minference[i].slash});
   }
   /* FlexPrefill: tau 0 keeps every head vertical-slash, tau 1 makes every head
    * query-aware (the sqrt Jensen-Shannon distance is below sqrt(ln 2)), 0.1 is the
@@ -531,13 +536,10 @@ static void add_sparse_estimates(case_list *l) {
   for (size_t i = 0; i < sizeof flexprefill / sizeof flexprefill[0]; ++i) {
     up_op_case *c = add(l, &up_op_flexprefill_estimate, 0.02, "flexprefill estimate %s, gamma %.2f tau %.1f",
                         flexprefill[i].name, (double)flexprefill[i].gamma, (double)flexprefill[i].tau);
-    set_batch(c, flexprefill[i].shape, 16, flexprefill[i].n_seqs, flexprefill[i].rows, flexprefill[i].prior,
-              flexprefill[i].sparse);
-    c->batch.sparse = (up_op_sparse_dims){.block_q = 128, .block_k = 128, .gamma = flexprefill[i].gamma,
-                                          .tau = flexprefill[i].tau, .min_budget = flexprefill[i].min_budget};
-    c->batch.query_bound = 8.0f;
-    c->batch.qkv_bound = 2.0f;
-    c->poison = false;
+    set_estimate_batch(c, flexprefill[i].shape, flexprefill[i].n_seqs, flexprefill[i].rows, flexprefill[i].prior,
+                       flexprefill[i].sparse,
+                       (up_op_sparse_dims){.block_q = 128, .block_k = 128, .gamma = flexprefill[i].gamma,
+                                           .tau = flexprefill[i].tau, .min_budget = flexprefill[i].min_budget});
   }
 }
 

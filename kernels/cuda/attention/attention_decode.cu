@@ -10,7 +10,10 @@
  *
  * The arithmetic is plain fp32 FMA: at group x rows <= 16 queries per kv head it is
  * 4 to 16 FMAs per byte of cache read, at or under what the CUDA cores sustain next to
- * HBM bandwidth (docs/kernels/attention.md). */
+ * HBM bandwidth (docs/kernels/attention.md). What decides the speed is keeping HBM busy:
+ * each CTA loads its next chunk while it works on the current one (two stages), and the
+ * split count is chosen from the CTAs an SM actually holds so the last wave is not a
+ * mostly idle one. */
 #include <math.h>
 
 #include "kernels/cuda/attention/attn_common.cuh"
@@ -20,7 +23,8 @@ enum {
   DEC_CHUNK = 64,   /* keys staged in shared memory at a time */
   DEC_MAXQ = 16,    /* queries (group member x row) per CTA */
   DEC_THREADS = 128,
-  DEC_TARGET_CTAS_PER_SM = 8 /* two waves of the 4 CTAs an SM holds at head_dim 128 */
+  DEC_STAGES = 2,   /* K/V chunk buffers: one being read while the next one lands */
+  DEC_MAX_SPLITS = 64
 };
 
 typedef struct decode_params {
@@ -51,8 +55,8 @@ __global__ void __launch_bounds__(DEC_THREADS) decode_split_kernel(const decode_
   float *m_sm = p_sm + DEC_MAXQ * DEC_CHUNK;                 /* [DEC_MAXQ] */
   float *l_sm = m_sm + DEC_MAXQ;
   float *corr_sm = l_sm + DEC_MAXQ;
-  __nv_bfloat16 *k_sm = (__nv_bfloat16 *)(corr_sm + DEC_MAXQ); /* [DEC_CHUNK][KS] */
-  __nv_bfloat16 *v_sm = k_sm + DEC_CHUNK * KS;
+  __nv_bfloat16 *k_stages = (__nv_bfloat16 *)(corr_sm + DEC_MAXQ); /* [DEC_STAGES][DEC_CHUNK][KS] */
+  __nv_bfloat16 *v_stages = k_stages + DEC_STAGES * DEC_CHUNK * KS;
 
   const int tid = threadIdx.x;
   const int32_t s = blockIdx.z;
@@ -102,19 +106,36 @@ __global__ void __launch_bounds__(DEC_THREADS) decode_split_kernel(const decode_
 #pragma unroll
   for (int k = 0; k < QPT; ++k) acc[k][0] = acc[k][1] = 0.0f;
 
-  for (int32_t c0 = k_begin; c0 < k_end; c0 += DEC_CHUNK) {
+  /* Issues the copies of the chunk starting at c0 into stage buffer `stage` (entries past
+   * k_end are zero-filled: their scores are masked below). */
+  auto load_chunk = [&](int32_t c0, int stage) {
+    __nv_bfloat16 *kd = k_stages + stage * DEC_CHUNK * KS, *vd = v_stages + stage * DEC_CHUNK * KS;
     for (int i = tid; i < DEC_CHUNK * CH; i += DEC_THREADS) {
       const int r = i / CH, c = i % CH;
       const int32_t e = c0 + r;
       const bool valid = e < k_end;
       const int64_t off =
           valid ? up_attn_entry_offset(block_table, e, p.a.block_tokens, p.a.kv_dim) + kvh * HD + c * 8 : 0;
-      up_attn_cp_async16(up_attn_smem_u32(k_sm + r * KS + c * 8), p.a.k_pool + off, valid ? 16 : 0);
-      up_attn_cp_async16(up_attn_smem_u32(v_sm + r * KS + c * 8), p.a.v_pool + off, valid ? 16 : 0);
+      up_attn_cp_async16(up_attn_smem_u32(kd + r * KS + c * 8), p.a.k_pool + off, valid ? 16 : 0);
+      up_attn_cp_async16(up_attn_smem_u32(vd + r * KS + c * 8), p.a.v_pool + off, valid ? 16 : 0);
     }
     up_attn_cp_async_commit();
-    up_attn_cp_async_wait<0>();
+  };
+
+  const int32_t n_chunks = k_end > k_begin ? (k_end - k_begin + DEC_CHUNK - 1) / DEC_CHUNK : 0;
+  if (n_chunks > 0) load_chunk(k_begin, 0);
+  for (int32_t ci = 0; ci < n_chunks; ++ci) {
+    const int32_t c0 = k_begin + ci * DEC_CHUNK;
+    const int stage = ci % DEC_STAGES;
+    /* The next chunk's stage was last read in iteration ci - 1, which ended at a barrier. */
+    if (ci + 1 < n_chunks) {
+      load_chunk(c0 + DEC_CHUNK, (ci + 1) % DEC_STAGES);
+      up_attn_cp_async_wait<1>();
+    } else {
+      up_attn_cp_async_wait<0>();
+    }
     __syncthreads();
+    const __nv_bfloat16 *k_sm = k_stages + stage * DEC_CHUNK * KS, *v_sm = v_stages + stage * DEC_CHUNK * KS;
 
     /* Scores: thread = one key x every other query (warp-uniform query, so Q reads broadcast). */
     {
@@ -203,7 +224,7 @@ __global__ void __launch_bounds__(DEC_THREADS) decode_split_kernel(const decode_
         acc[k][1] = a1;
       }
     }
-    __syncthreads(); /* before the next chunk overwrites K, V and P */
+    __syncthreads(); /* before the next iteration overwrites P and, two chunks on, this stage */
   }
 
   /* Partials, written even for an empty key range (max -inf, sum 0: weight 0 in the combine). */
@@ -246,7 +267,23 @@ __global__ void __launch_bounds__(HD) decode_combine_kernel(const decode_params 
 
 static size_t decode_smem_bytes(int32_t hd) {
   return sizeof(float) * (size_t)(DEC_MAXQ * hd + DEC_MAXQ * DEC_CHUNK + 3 * DEC_MAXQ) +
-         sizeof(__nv_bfloat16) * (size_t)(2 * DEC_CHUNK * (hd + 8));
+         sizeof(__nv_bfloat16) * (size_t)(DEC_STAGES * 2 * DEC_CHUNK * (hd + 8));
+}
+
+/* Split CTAs one SM holds at once for this head_dim (shared memory is the limit), asked
+ * of the runtime once per head_dim. */
+template <int HD>
+static int32_t decode_ctas_per_sm(void) {
+  static int32_t cached = 0;
+  if (cached == 0) {
+    const size_t smem = decode_smem_bytes(HD);
+    UP_CUDA_CHECK(cudaFuncSetAttribute(decode_split_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    int n = 0;
+    UP_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, decode_split_kernel<HD>, DEC_THREADS, smem));
+    if (n < 1) UP_FATAL("attention: the decode kernel for head_dim %d fits no SM (%zu bytes of shared memory)", HD, smem);
+    cached = n;
+  }
+  return cached;
 }
 
 extern "C" size_t up_cuda_attention_decode_workspace_bytes(const up_attn_batch *batch, const up_attn_shape *shape,
@@ -255,23 +292,44 @@ extern "C" size_t up_cuda_attention_decode_workspace_bytes(const up_attn_batch *
   return sizeof(float) * per_split * (size_t)(shape->head_dim + 2);
 }
 
-/* Enough CTAs for a couple of waves when every sequence is a decode one, never more
- * splits than 64-key chunks a sequence could read (the block table's capacity, or a
- * sliding window's entries plus the rows of a multi-row step). */
+/* The split count that finishes soonest under a simple model: every split of the longest
+ * cache the batch can hold reads ceil(keys / splits) rounded up to whole chunks, one more
+ * chunk's worth goes to filling the pipeline and writing partials, and the CTAs run in
+ * waves of (SMs x CTAs per SM). More splits shorten each CTA but can leave a last wave
+ * that is mostly idle (16 x 32K on an H100 at 9 splits: 1152 CTAs in 528 slots, a third
+ * wave 18% full); ties go to fewer splits, which means less combining. Never more splits
+ * than chunks a sequence could read (the block table's capacity, or a sliding window's
+ * entries plus the rows of a multi-row step). */
 extern "C" int32_t up_cuda_attention_decode_splits(const up_kv_pool *pool, const up_attn_batch *batch,
                                                    const up_attn_shape *shape, int32_t window, int32_t n_sms) {
   const int32_t group = shape->n_heads / shape->n_kv_heads;
   const int64_t n_qblocks = (group * UP_ATTN_DECODE_MAX_ROWS + DEC_MAXQ - 1) / DEC_MAXQ;
   const int64_t ctas = (int64_t)(batch->n_seqs > 0 ? batch->n_seqs : 1) * shape->n_kv_heads * n_qblocks;
-  int64_t splits = ((int64_t)n_sms * DEC_TARGET_CTAS_PER_SM + ctas - 1) / ctas;
-  int64_t capacity = (int64_t)batch->max_blocks_per_seq * pool->block_tokens;
-  if (window > 0 && (int64_t)window + UP_ATTN_DECODE_MAX_ROWS - 1 < capacity)
-    capacity = (int64_t)window + UP_ATTN_DECODE_MAX_ROWS - 1;
-  const int64_t max_useful = (capacity + DEC_CHUNK - 1) / DEC_CHUNK;
-  if (splits > max_useful) splits = max_useful;
-  if (splits > 64) splits = 64;
-  if (splits < 1) splits = 1;
-  return (int32_t)splits;
+  int64_t keys = (int64_t)batch->max_blocks_per_seq * pool->block_tokens;
+  if (window > 0 && (int64_t)window + UP_ATTN_DECODE_MAX_ROWS - 1 < keys) keys = (int64_t)window + UP_ATTN_DECODE_MAX_ROWS - 1;
+  if (keys < 1) keys = 1;
+  int32_t per_sm = 1;
+  switch (shape->head_dim) {
+    case 64: per_sm = decode_ctas_per_sm<64>(); break;
+    case 128: per_sm = decode_ctas_per_sm<128>(); break;
+    case 256: per_sm = decode_ctas_per_sm<256>(); break;
+    default: UP_FATAL("attention: head_dim %d not supported by the CUDA kernels (64, 128, 256)", shape->head_dim);
+  }
+  const int64_t slots = (int64_t)(n_sms > 0 ? n_sms : 1) * per_sm;
+  const int64_t max_useful = (keys + DEC_CHUNK - 1) / DEC_CHUNK;
+  const int64_t limit = max_useful < DEC_MAX_SPLITS ? max_useful : DEC_MAX_SPLITS;
+  int64_t best = 1, best_cost = -1;
+  for (int64_t s = 1; s <= limit; ++s) {
+    const int64_t chunks = ((keys + s - 1) / s + DEC_CHUNK - 1) / DEC_CHUNK; /* per split, as the kernel rounds */
+    const int64_t used = (keys + chunks * DEC_CHUNK - 1) / (chunks * DEC_CHUNK);
+    const int64_t waves = (ctas * used + slots - 1) / slots;
+    const int64_t cost = waves * (chunks + 1);
+    if (best_cost < 0 || cost < best_cost) {
+      best = s;
+      best_cost = cost;
+    }
+  }
+  return (int32_t)best;
 }
 
 template <int HD>

@@ -3,28 +3,43 @@
  * kernels/cpu/uniprefill_select.c, and the per-backend workspace it keeps.
  *
  * Stages, all queued on the backend's stream (docs/kernels/uniprefill_select.md):
- *  1. token scores s_j = sum over the query heads and the last last_q rows of
- *     causal softmax(q . k_j * scale), streaming over keys in two passes on bf16
- *     mma.sync: pass A gives every (head, query) row its softmax max and sum as split
- *     partials per key chunk, a combine kernel merges them into one log2-domain offset
- *     per row, pass B recomputes the logits and adds exp2(logit - offset) into s_j;
- *  2. block sums (block = params->block tokens, the last block may be short);
- *  3. block choice, one CTA per candidate: bitonic sort of (score, index) keys, then
+ *  1. block scores: score_b = sum over the query heads, the last last_q rows r and the
+ *     keys k of block b of causal softmax(q_r . k * scale)_k, on bf16 mma.sync. Pass A
+ *     streams every (head, query) row over the keys and writes per (unit of keys,
+ *     kv head, row) the log2 max m and the sum l of exp2(logit - m) over the unit's
+ *     visible keys; a combine kernel merges a row's units into its offset
+ *     off_r = log2-sum-exp. Then one of two ways:
+ *     - by block (block a multiple of the keys a warp owns, 32 or 16): a unit divides
+ *       the block, so score_b = sum over rows and units u of b of exp2(m_ru - off_r) l_ru,
+ *       which a block-score kernel sums in a fixed order. One pass over the logits, no
+ *       token scores, no atomics;
+ *     - by token (any other block, e.g. the 1-token and 48-token blocks of the tests):
+ *       units are whole key chunks, pass B recomputes the logits and adds
+ *       exp2(logit - off_r) into token scores s_j, and a block-sum kernel adds them up.
+ *     Why pass B stays rather than a general per-block partial: a block smaller than a
+ *     warp's keys would need a partial per (block, row), 8 B x rows per block: at
+ *     1-token blocks that is 4 GB for 128K tokens of Llama-8B (pass B keeps 4 B per
+ *     token). The by-block path is also left for pass B when its partials would pass
+ *     SEL_BLOCK_PARTIAL_MAX_BYTES (long batches with a large last_q);
+ *  2. block choice, one CTA per candidate: bitonic sort of (score, index) keys, then
  *     top-p over a deterministic prefix sum, or the fixed budget;
- *  4. the token mask (kept blocks, sinks, last queries; everything else passes);
- *  5. compaction: a two-kernel scan over packed rows writes keep_rows and the new
+ *  3. the token mask (kept blocks, sinks, last queries; everything else passes);
+ *  4. compaction: a two-kernel scan over packed rows writes keep_rows and the new
  *     offsets, then one small device-to-host copy brings the offsets (and an error
  *     word) back: the op's only wait on the GPU.
  * Sequence lengths live on the device, so grids are sized from what the host knows,
- * as in attention_prefill.cu: sequence s owns the virtual units (key chunks, scoring
- * blocks) from cu_seqlens[s] / unit + s on, and a CTA finds its sequence by binary
- * search. Nothing is copied from the device before the final copy.
+ * as in attention_prefill.cu: sequence s owns the virtual units (key chunks, partial
+ * units, scoring blocks) from cu_seqlens[s] / unit + s on, and a CTA finds its sequence
+ * by binary search. Chunks, units and blocks all start at multiples of their size
+ * counted from the sequence's first key, which is what lets a unit divide a chunk and
+ * a block. Nothing is copied from the device before the final copy.
  *
- * Determinism: pass B adds each CTA's per-key sums with atomicAdd (fp32), so token
- * scores vary in their last bits from run to run; block sums, the sort and the
- * prefix sum are deterministic functions of those scores, so the mask changes only
- * when two block scores (or a prefix and p * total) are within rounding of each other.
- * Exactly equal scores always rank the lower block index first. */
+ * Determinism: on the by-block path every sum is in a fixed order, so block scores are
+ * the same from run to run. On the by-token path pass B adds each CTA's per-key sums
+ * with atomicAdd (fp32), so token scores vary in their last bits from run to run; block
+ * sums, the sort and the prefix sum are deterministic functions of those scores, so the
+ * mask changes only when two block scores (or a prefix and p * total) are within
+ * rounding of each other. Exactly equal scores always rank the lower block index first. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,7 +57,14 @@ enum {
   SEL_SORT_THREADS = 1024,
   SEL_SORT_SMEM_KEYS = 16384,   /* beyond this many blocks per sequence, the sort runs in global memory */
   SEL_OUT_EXTRA = 3,            /* error code, sequence, value after the n_seqs + 1 offsets */
+  SEL_COMBINE_WARPS = 16,       /* combine CTA: 16 warps over one group of 32 rows */
+  SEL_COMBINE_BATCH = 8,        /* partials a combine lane loads before merging them */
 };
+
+/* The by-block path's pass-A partials may take this much; beyond it the by-token path
+ * (partials per key chunk, 8x smaller at 32-key units) runs. Llama-8B at 128K tokens
+ * and 64-token blocks needs 67 MB. */
+#define SEL_BLOCK_PARTIAL_MAX_BYTES ((size_t)1 << 30)
 
 /* Keys per warp in the score kernels: their B fragments take HD * KW / 64 registers,
  * 64 at head_dim 128 and 256 (32 at 64, where 64 keys per warp would spill in pass B). */
@@ -55,9 +77,9 @@ enum { SEL_ERR_KV_LEN = 1 };
 typedef struct sel_args {
   up_attn_args attn;          /* qkv, K pool, batch arrays, strides, GQA group, scale (attn_common.cuh) */
   const uint8_t *candidate;
-  float2 *partial;            /* [virtual chunk][kv head][rows_pad]: pass A's (log2 max, sum) */
+  float2 *partial;            /* [virtual unit][kv head][rows_pad]: pass A's (log2 max, sum) */
   float *row_off;             /* [seq][kv head][rows_pad]: log2 max + log2 sum per scoring row */
-  float *token_scores;        /* [n_tokens] */
+  float *token_scores;        /* [n_tokens]; the by-token path only */
   float *block_scores;        /* [virtual block] */
   uint8_t *keep_block;        /* [virtual block] */
   unsigned long long *sort_scratch; /* [2 * virtual blocks] when the sort does not fit shared memory */
@@ -69,7 +91,7 @@ typedef struct sel_args {
   int32_t last_q, sink, block;
   int32_t min_rows;           /* candidates with at most sink + last_q rows are left alone */
   int32_t rows, rows_pad;     /* scoring rows per kv head: group * last_q, padded to SEL_QT */
-  int32_t chunk;              /* keys per score CTA */
+  int32_t unit;               /* keys per pass-A partial: a chunk (by token) or a divisor of chunk and block */
   int32_t sort_in_smem;
   uint64_t last_q_mul;        /* r / last_q = (r * last_q_mul) >> last_q_shift for r < 2^24 */
   int32_t last_q_shift;
@@ -139,7 +161,7 @@ __device__ __forceinline__ void sel_load_q_tile(__nv_bfloat16 *dst, const sel_ar
   }
 }
 
-/* --- stage 1: token scores ------------------------------------------------------------ */
+/* --- stage 1: block scores ------------------------------------------------------------ */
 
 /* What an m-tile's logits become, in three steps so that the exponentials can be
  * spread over the next m-tile's mma. This thread holds rows r_lo (values 0, 1 of each
@@ -259,17 +281,23 @@ __device__ __forceinline__ void sel_mtile_logits(float (&acc_next)[SEL_KW(HD) / 
  * issued before the exponentials of m-tile mt (two accumulator sets), so a warp has
  * independent tensor work in flight while it waits on the exponential unit. MASK: the
  * chunk reaches the scoring rows and the causal limit applies (decided once per CTA,
- * so the m-tile loop carries no branch). */
+ * so the m-tile loop carries no branch). Pass A writes the partials of the chunk's
+ * units from virtual unit vu on, units_left of them at most (the rest lie past the
+ * sequence). */
 template <int HD, int PASS, bool MASK>
 __device__ __forceinline__ void sel_score_tiles(const sel_args &a, __nv_bfloat16 *q_s, float2 *stat_s, float *off_s,
                                                 const uint32_t (&kb)[HD / 16][SEL_KW(HD) / 8][2],
-                                                const uint32_t (&q_x)[4], uint32_t q_lane, int32_t g, int32_t v,
-                                                int32_t q_row0, int32_t first_q, int32_t key_lane, int64_t off_base,
-                                                float (&ksum)[SEL_KW(HD) / 8][2]) {
+                                                const uint32_t (&q_x)[4], uint32_t q_lane, int32_t g, int32_t vu,
+                                                int32_t units_left, int32_t q_row0, int32_t first_q, int32_t key_lane,
+                                                int64_t off_base, float (&ksum)[SEL_KW(HD) / 8][2]) {
   constexpr int NT = SEL_KW(HD) / 8;
   constexpr int MT = SEL_QT / 16;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int32_t n_qt = a.rows_pad / SEL_QT;
+  /* Pass A's merge: warps_per_unit consecutive warps make one unit's partial; one
+   * thread per (unit, row) of the tile. */
+  const int32_t warps_per_unit = a.unit / SEL_KW(HD);
+  const int32_t units_here = SEL_WARPS / warps_per_unit < units_left ? SEL_WARPS / warps_per_unit : units_left;
   for (int32_t t = 0; t < n_qt; ++t) {
     const int buf = t & 1;
     if (t + 1 < n_qt) {
@@ -301,21 +329,25 @@ __device__ __forceinline__ void sel_score_tiles(const sel_args &a, __nv_bfloat16
     }
     __syncthreads(); /* every warp is done with q_s[buf] (and has written stat_s[buf]) */
 
-    if (PASS == 0 && tid < SEL_QT) {
-      /* Merge the 8 warps' partials of row tid. stat_s[buf] is rewritten only in tile
-       * t + 2, after the next tile's barrier, which these threads reach after this. */
-      float b = -INFINITY;
-#pragma unroll
-      for (int w = 0; w < SEL_WARPS; ++w) b = fmaxf(b, stat_s[(buf * SEL_WARPS + w) * SEL_QT + tid].x);
-      float l = 0.0f;
-      if (b != -INFINITY) {
-#pragma unroll
-        for (int w = 0; w < SEL_WARPS; ++w) {
-          const float2 p = stat_s[(buf * SEL_WARPS + w) * SEL_QT + tid];
-          l += p.y * exp2f(p.x - b); /* a warp with every key masked: 0 * exp2(-inf) = 0 */
+    if (PASS == 0) {
+      /* Merge each unit's warps, in warp order, for every row of the tile. stat_s[buf]
+       * is rewritten only in tile t + 2, after the next tile's barrier, which these
+       * threads reach after this. */
+      for (int32_t i = tid; i < units_here * SEL_QT; i += SEL_THREADS) {
+        const int32_t u = i / SEL_QT, row = i % SEL_QT;
+        const float2 *warp_stat = stat_s + (buf * SEL_WARPS + u * warps_per_unit) * SEL_QT + row;
+        float b = -INFINITY;
+        for (int32_t w = 0; w < warps_per_unit; ++w) b = fmaxf(b, warp_stat[w * SEL_QT].x);
+        /* A warp whose keys are all masked has (-inf, 0) and adds 0; one whose logits are
+         * all NaN has (-inf, NaN), and the NaN must survive: the choice keeps every block
+         * of a sequence with a non-finite score, as the CPU reference does. */
+        float l = 0.0f;
+        for (int32_t w = 0; w < warps_per_unit; ++w) {
+          const float2 p = warp_stat[w * SEL_QT];
+          l += b == -INFINITY ? p.y : p.y * exp2f(p.x - b);
         }
+        a.partial[((int64_t)(vu + u) * a.n_kv_heads + g) * a.rows_pad + t * SEL_QT + row] = make_float2(b, l);
       }
-      a.partial[((int64_t)v * a.n_kv_heads + g) * a.rows_pad + t * SEL_QT + tid] = make_float2(b, l);
     }
   }
 }
@@ -324,8 +356,9 @@ __device__ __forceinline__ void sel_score_tiles(const sel_args &a, __nv_bfloat16
  * group * last_q scoring rows of that kv head. Each warp keeps the B fragments of its
  * KW keys in registers (64 registers at head_dim 128 and 256) and streams the scoring rows through
  * shared memory in tiles of SEL_QT, two stages deep, 16-row m-tiles software pipelined.
- * PASS 0 (pass A) reduces each row over the CTA's keys to (log2 max, sum of exp2) and
- * writes that partial; PASS 1 (pass B) turns each logit into its probability with the
+ * PASS 0 (pass A) reduces each row over each unit of the chunk's keys to (log2 max,
+ * sum of exp2) and writes those partials; PASS 1 (pass B, by-token path only) turns
+ * each logit into its probability with the
  * row's final offset, sums over rows per key in registers, reduces over the warp's
  * lanes and adds each key's total once per CTA. The causal limit matters only in the
  * chunk that reaches the scoring rows themselves. */
@@ -352,6 +385,8 @@ __global__ void __launch_bounds__(SEL_THREADS, HD == 256 ? 1 : 2) sel_score_kern
   if (k0 >= n) return;
   const int32_t first_q = n - a.last_q; /* sequence row of scoring query 0 */
   const int64_t off_base = ((int64_t)s * a.n_kv_heads + g) * a.rows_pad;
+  const int32_t vu = row0 / a.unit + s + k0 / a.unit;      /* virtual unit of the chunk's first key */
+  const int32_t units_left = (n - k0 + a.unit - 1) / a.unit; /* units of the sequence from k0 on */
 
   /* The key chunk: one block-table lookup per 16-byte chunk; entries past the sequence
    * are zeros (masked below, never read through the table). */
@@ -404,11 +439,11 @@ __global__ void __launch_bounds__(SEL_THREADS, HD == 256 ? 1 : 2) sel_score_kern
   for (int nt = 0; nt < NT; ++nt) ksum[nt][0] = ksum[nt][1] = 0.0f;
   /* Some key lies past query 0's causal limit: only then the tiles apply the mask. */
   if (k0 + CK - 1 > first_q)
-    sel_score_tiles<HD, PASS, true>(a, q_s, stat_s, off_s, kb, q_x, q_lane, g, v, row0 + first_q, first_q, key_lane,
-                                    off_base, ksum);
+    sel_score_tiles<HD, PASS, true>(a, q_s, stat_s, off_s, kb, q_x, q_lane, g, vu, units_left, row0 + first_q,
+                                    first_q, key_lane, off_base, ksum);
   else
-    sel_score_tiles<HD, PASS, false>(a, q_s, stat_s, off_s, kb, q_x, q_lane, g, v, row0 + first_q, first_q, key_lane,
-                                     off_base, ksum);
+    sel_score_tiles<HD, PASS, false>(a, q_s, stat_s, off_s, kb, q_x, q_lane, g, vu, units_left, row0 + first_q,
+                                     first_q, key_lane, off_base, ksum);
   up_attn_cp_async_wait<0>();
 
   if (PASS == 1) {
@@ -430,55 +465,121 @@ __global__ void __launch_bounds__(SEL_THREADS, HD == 256 ? 1 : 2) sel_score_kern
   }
 }
 
-/* Merge pass A's per-chunk partials of each scoring row into its offset
- * log2 max + log2 sum (padding rows get +inf). Grid (rows_pad / 32, kv heads, seqs);
- * lane = row, the 8 warps take every 8th chunk, then warp 0 merges the 8 results in a
- * fixed order. */
-__global__ void __launch_bounds__(SEL_THREADS) sel_combine_kernel(const sel_args a) {
-  __shared__ float2 part_s[SEL_WARPS][32];
+/* Merge pass A's per-unit partials of each scoring row into its offset
+ * log2 max + log2 sum (padding rows get +inf, a row with a NaN partial NaN). Grid
+ * (rows_pad / 32, kv heads, seqs); lane = row, warp w takes the runs of
+ * SEL_COMBINE_BATCH units starting at w * SEL_COMBINE_BATCH, every
+ * SEL_COMBINE_WARPS-th run, each run loaded at once: at 1 x 128K only 128 CTAs run,
+ * each over 2,048 units (64-token blocks), so what hides the memory latency is the
+ * loads in flight per SM. Then warp 0 merges the warps' results in a fixed order. */
+__global__ void __launch_bounds__(SEL_COMBINE_WARPS * 32) sel_combine_kernel(const sel_args a) {
+  __shared__ float2 part_s[SEL_COMBINE_WARPS][32];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int32_t s = blockIdx.z, g = blockIdx.y, r = blockIdx.x * 32 + lane;
   const int32_t row0 = __ldg(a.attn.cu_seqlens + s), n = __ldg(a.attn.cu_seqlens + s + 1) - row0;
   if (!sel_scored(a, s, n)) return;
-  const int32_t v0 = row0 / a.chunk + s, n_chunks = (n + a.chunk - 1) / a.chunk;
+  const int32_t n_units = (n + a.unit - 1) / a.unit;
+  const int64_t unit_stride = (int64_t)a.n_kv_heads * a.rows_pad;
+  const float2 *part = a.partial + ((int64_t)(row0 / a.unit + s) * a.n_kv_heads + g) * a.rows_pad + r;
   float b = -INFINITY, l = 0.0f;
-  for (int32_t c = warp; c < n_chunks; c += SEL_WARPS) {
-    const float2 p = a.partial[((int64_t)(v0 + c) * a.n_kv_heads + g) * a.rows_pad + r];
-    if (p.x == -INFINITY) continue;
-    if (p.x > b) {
-      l = l * exp2f(b - p.x) + p.y;
-      b = p.x;
-    } else {
-      l += p.y * exp2f(p.x - b);
+  for (int32_t c0 = warp * SEL_COMBINE_BATCH; c0 < n_units; c0 += SEL_COMBINE_WARPS * SEL_COMBINE_BATCH) {
+    float2 p[SEL_COMBINE_BATCH];
+#pragma unroll
+    for (int k = 0; k < SEL_COMBINE_BATCH; ++k)
+      p[k] = c0 + k < n_units ? __ldg(part + (c0 + k) * unit_stride) : make_float2(-INFINITY, 0.0f);
+    float bm = b;
+#pragma unroll
+    for (int k = 0; k < SEL_COMBINE_BATCH; ++k) bm = fmaxf(bm, p[k].x);
+    if (bm == -INFINITY) {
+      /* Every key so far masked (sums 0) or NaN: add the sums so a NaN survives. */
+#pragma unroll
+      for (int k = 0; k < SEL_COMBINE_BATCH; ++k) l += p[k].y;
+      continue;
     }
+    l *= exp2f(b - bm); /* 0 while b is -inf (l is 0 then, or NaN and stays NaN) */
+#pragma unroll
+    for (int k = 0; k < SEL_COMBINE_BATCH; ++k) l += p[k].y * exp2f(p[k].x - bm); /* masked: 0 * 0 */
+    b = bm;
   }
   part_s[warp][lane] = make_float2(b, l);
   __syncthreads();
   if (warp != 0) return;
   float bm = -INFINITY;
 #pragma unroll
-  for (int w = 0; w < SEL_WARPS; ++w) bm = fmaxf(bm, part_s[w][lane].x);
+  for (int w = 0; w < SEL_COMBINE_WARPS; ++w) bm = fmaxf(bm, part_s[w][lane].x);
   float lm = 0.0f;
-  if (bm != -INFINITY)
 #pragma unroll
-    for (int w = 0; w < SEL_WARPS; ++w) lm += part_s[w][lane].y * exp2f(part_s[w][lane].x - bm);
+  for (int w = 0; w < SEL_COMBINE_WARPS; ++w)
+    lm += bm == -INFINITY ? part_s[w][lane].y : part_s[w][lane].y * exp2f(part_s[w][lane].x - bm);
+  /* lm is 0 only for a row that sees no key (padding rows); NaN stays NaN. */
   a.row_off[((int64_t)s * a.n_kv_heads + g) * a.rows_pad + r] =
-      r < a.rows && lm > 0.0f ? bm + log2f(lm) : INFINITY;
+      r >= a.rows || lm == 0.0f ? INFINITY : bm + log2f(lm);
 }
 
-/* --- stage 2: block sums -------------------------------------------------------------- */
+/* The by-block path's block scores: one CTA per virtual scoring block b of sequence s,
+ * score_b = sum over kv heads g, scoring rows r and the block's units u of
+ * exp2(m_gru - off_gr) * l_gru. The block's partials are consecutive slabs of rows_pad
+ * (unit-major, then kv head); thread t takes rows t, t + SEL_THREADS, ... of every slab
+ * in slab order, then a fixed shuffle tree and a fixed sum over the warps: the score is
+ * the same from run to run, and blocks with equal partials score bitwise alike. Blocks
+ * of sequences that are not scored get 0 (read only by the diagnostic). */
+__global__ void __launch_bounds__(SEL_THREADS) sel_block_score_kernel(const sel_args a) {
+  __shared__ float warp_s[SEL_WARPS];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int32_t vb = blockIdx.x;
+  const int32_t s = sel_seq_of(a.attn.cu_seqlens, a.attn.n_seqs, vb, a.block, 1);
+  const int32_t row0 = __ldg(a.attn.cu_seqlens + s), n = __ldg(a.attn.cu_seqlens + s + 1) - row0;
+  const int64_t lo = (int64_t)(vb - (row0 / a.block + s)) * a.block;
+  if (lo >= n) return;
+  if (!sel_scored(a, s, n)) {
+    if (threadIdx.x == 0) a.block_scores[vb] = 0.0f;
+    return;
+  }
+  const int32_t u_lo = (int32_t)(lo / a.unit);
+  const int32_t u_end = (n + a.unit - 1) / a.unit, u_next = u_lo + a.block / a.unit;
+  const int32_t u_hi = u_next < u_end ? u_next : u_end; /* the last block may be short */
+  const int32_t n_slabs = (u_hi - u_lo) * a.n_kv_heads;
+  const float2 *part = a.partial + ((int64_t)(row0 / a.unit + s + u_lo) * a.n_kv_heads) * a.rows_pad;
+  const float *off = a.row_off + (int64_t)s * a.n_kv_heads * a.rows_pad;
+  float sum = 0.0f;
+  for (int32_t r = threadIdx.x; r < a.rows; r += SEL_THREADS) {
+    int32_t g = 0;
+#pragma unroll 4
+    for (int32_t j = 0; j < n_slabs; ++j) {
+      const float2 p = __ldg(part + (int64_t)j * a.rows_pad + r);
+      /* off >= m, so the factor is at most 1; a masked unit adds exp2(-inf) * 0. */
+      sum += exp2f(p.x - __ldg(off + g * a.rows_pad + r)) * p.y;
+      g = g + 1 == a.n_kv_heads ? 0 : g + 1;
+    }
+  }
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+  if (lane == 0) warp_s[warp] = sum;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    float total = 0.0f;
+#pragma unroll
+    for (int w = 0; w < SEL_WARPS; ++w) total += warp_s[w];
+    a.block_scores[vb] = total;
+  }
+}
 
-/* One warp per virtual scoring block: a lane-strided sum and a fixed shuffle tree, so
- * the block sum is a deterministic function of the token scores. */
+/* The by-token path's block scores: one warp per virtual scoring block, a lane-strided
+ * sum and a fixed shuffle tree, so the block sum is a deterministic function of the
+ * token scores. Blocks of sequences that are not scored get 0 (read only by the
+ * diagnostic). */
 __global__ void __launch_bounds__(SEL_THREADS) sel_block_sum_kernel(const sel_args a, int32_t n_units) {
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int32_t vb = blockIdx.x * SEL_WARPS + warp;
   if (vb >= n_units) return;
   const int32_t s = sel_seq_of(a.attn.cu_seqlens, a.attn.n_seqs, vb, a.block, 1);
   const int32_t row0 = __ldg(a.attn.cu_seqlens + s), n = __ldg(a.attn.cu_seqlens + s + 1) - row0;
-  if (!sel_scored(a, s, n)) return;
   const int64_t lo = (int64_t)(vb - (row0 / a.block + s)) * a.block;
   if (lo >= n) return;
+  if (!sel_scored(a, s, n)) {
+    if (lane == 0) a.block_scores[vb] = 0.0f;
+    return;
+  }
   const int64_t hi = lo + a.block < n ? lo + a.block : n;
   float sum = 0.0f;
   for (int64_t t = lo + lane; t < hi; t += 32) sum += a.token_scores[row0 + t];
@@ -487,7 +588,7 @@ __global__ void __launch_bounds__(SEL_THREADS) sel_block_sum_kernel(const sel_ar
   if (lane == 0) a.block_scores[vb] = sum;
 }
 
-/* --- stage 3: block choice ------------------------------------------------------------ */
+/* --- stage 2: block choice ------------------------------------------------------------ */
 
 /* Sort key: descending order of the key is descending score (non-negative floats order
  * as their bits), then ascending block index. Padding keys are 0 and sort last. */
@@ -611,7 +712,7 @@ __global__ void __launch_bounds__(SEL_SORT_THREADS) sel_choose_kernel(const sel_
     a.keep_block[vb0 + (int32_t)~(uint32_t)(keys[r] & 0xffffffffu)] = r < kept;
 }
 
-/* --- stages 4 and 5: token mask and compaction ---------------------------------------- */
+/* --- stages 3 and 4: token mask and compaction ---------------------------------------- */
 
 /* Keep bits of packed rows [x0, x0 + SEL_ROWS_PER_THREAD): bit i for row x0 + i. */
 __device__ uint32_t sel_row_bits(const sel_args &a, int32_t x0) {
@@ -720,7 +821,9 @@ struct up_cuda_select_state {
   size_t candidate_host_bytes;
   int32_t *out_host;
   size_t out_host_bytes;
-  int32_t last_n_tokens; /* rows of the last call, for the token-score diagnostic */
+  /* The last call, for the block-score diagnostic. */
+  int32_t last_n_tokens, last_n_seqs, last_block;
+  bool last_scored; /* some sequence was a candidate: the block scores were written */
 };
 
 /* A buffer of at least `bytes`: reallocated (a quarter larger, so slowly growing
@@ -768,9 +871,10 @@ static size_t sel_score_smem_bytes(void) {
          ck * sizeof(float);
 }
 
-/* Pass A, the combine, pass B for head_dim HD. */
+/* Stage 1 for head_dim HD: pass A and the combine, then the block-score kernel (by
+ * block) or pass B and the block sums (by token). */
 template <int HD>
-static void sel_launch_scores(cudaStream_t stream, const sel_args &a) {
+static void sel_launch_scores(cudaStream_t stream, const sel_args &a, bool by_block, int64_t n_blocks_virtual) {
   constexpr int CK = SEL_WARPS * SEL_KW(HD);
   const size_t smem = sel_score_smem_bytes<HD>();
   const int64_t chunks = (int64_t)a.n_tokens / CK + a.attn.n_seqs;
@@ -779,14 +883,22 @@ static void sel_launch_scores(cudaStream_t stream, const sel_args &a) {
              a.attn.n_seqs);
   /* Cheap and per device: set at each call rather than track which devices have it. */
   UP_CUDA_CHECK(cudaFuncSetAttribute(sel_score_kernel<HD, 0>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-  UP_CUDA_CHECK(cudaFuncSetAttribute(sel_score_kernel<HD, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
   const dim3 grid((unsigned)a.n_kv_heads, (unsigned)chunks);
   sel_score_kernel<HD, 0><<<grid, SEL_THREADS, smem, stream>>>(a);
   UP_CUDA_CHECK_LAUNCH();
   const dim3 combine_grid((unsigned)(a.rows_pad / 32), (unsigned)a.n_kv_heads, (unsigned)a.attn.n_seqs);
-  sel_combine_kernel<<<combine_grid, SEL_THREADS, 0, stream>>>(a);
+  sel_combine_kernel<<<combine_grid, SEL_COMBINE_WARPS * 32, 0, stream>>>(a);
   UP_CUDA_CHECK_LAUNCH();
+  if (by_block) {
+    sel_block_score_kernel<<<(unsigned)n_blocks_virtual, SEL_THREADS, 0, stream>>>(a);
+    UP_CUDA_CHECK_LAUNCH();
+    return;
+  }
+  UP_CUDA_CHECK(cudaFuncSetAttribute(sel_score_kernel<HD, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
   sel_score_kernel<HD, 1><<<grid, SEL_THREADS, smem, stream>>>(a);
+  UP_CUDA_CHECK_LAUNCH();
+  sel_block_sum_kernel<<<(unsigned)((n_blocks_virtual + SEL_WARPS - 1) / SEL_WARPS), SEL_THREADS, 0, stream>>>(
+      a, (int32_t)n_blocks_virtual);
   UP_CUDA_CHECK_LAUNCH();
 }
 
@@ -824,6 +936,9 @@ extern "C" int32_t up_cuda_uniprefill_select(up_backend *be, int32_t *keep_rows,
     cb->select_state = (up_cuda_select_state *)up_calloc_or_die(1, sizeof(up_cuda_select_state), "selection state");
   up_cuda_select_state *st = cb->select_state;
   st->last_n_tokens = n_tokens;
+  st->last_n_seqs = n_seqs;
+  st->last_block = params->block;
+  st->last_scored = false;
   for (int32_t s = 0; s <= n_seqs; ++s) new_cu_seqlens_host[s] = 0;
   if (n_seqs == 0 || n_tokens == 0) return 0;
   const cudaStream_t stream = cb->stream;
@@ -833,7 +948,20 @@ extern "C" int32_t up_cuda_uniprefill_select(up_backend *be, int32_t *keep_rows,
   const int64_t rows = (int64_t)group * params->last_q;
   const int64_t rows_pad = (rows + SEL_QT - 1) / SEL_QT * SEL_QT;
   if (rows_pad > (1 << 24)) UP_FATAL("uniprefill_select: %lld scoring rows per kv head", (long long)rows);
-  const int64_t n_chunks = (int64_t)n_tokens / chunk + n_seqs;
+  /* By block when a warp's keys divide the block and the partials fit their cap; the
+   * unit is then gcd(block, chunk): a warp's keys doubled while they divide the block,
+   * up to a chunk (a chunk is 8 warps' keys). By token, with a unit of one chunk,
+   * otherwise. */
+  int32_t unit = chunk;
+  bool by_block = false;
+  if (params->block % SEL_KW(hd) == 0) {
+    int32_t block_unit = SEL_KW(hd);
+    while (block_unit < chunk && params->block % (2 * block_unit) == 0) block_unit *= 2;
+    const double bytes = ((double)n_tokens / block_unit + n_seqs) * (double)n_kv * (double)rows_pad * sizeof(float2);
+    by_block = bytes <= (double)SEL_BLOCK_PARTIAL_MAX_BYTES;
+    if (by_block) unit = block_unit;
+  }
+  const int64_t n_partial_units = (int64_t)n_tokens / unit + n_seqs; /* virtual units */
   const int64_t n_units = (int64_t)n_tokens / params->block + n_seqs; /* virtual scoring blocks */
   const int64_t n_tiles = ((int64_t)n_tokens + SEL_TILE_ROWS - 1) / SEL_TILE_ROWS;
   const int64_t max_blocks = ((int64_t)n_tokens - 1) / params->block + 1;
@@ -864,20 +992,21 @@ extern "C" int32_t up_cuda_uniprefill_select(up_backend *be, int32_t *keep_rows,
                                                                             : INT32_MAX);
   a.rows = (int32_t)rows;
   a.rows_pad = (int32_t)rows_pad;
-  a.chunk = chunk;
+  a.unit = unit;
   a.sort_in_smem = cap_max <= SEL_SORT_SMEM_KEYS;
   a.top_p = params->top_p;
   a.keep_fraction = params->keep_fraction;
 
   a.candidate = (const uint8_t *)sel_device_buffer(st, SEL_BUF_CANDIDATE, (size_t)n_seqs);
-  a.token_scores = (float *)sel_device_buffer(st, SEL_BUF_TOKEN_SCORES, sizeof(float) * (size_t)n_tokens);
   a.tile_counts = (int32_t *)sel_device_buffer(st, SEL_BUF_TILE_COUNTS, sizeof(int32_t) * (size_t)n_tiles);
   a.excl = (int32_t *)sel_device_buffer(st, SEL_BUF_EXCL, sizeof(int32_t) * ((size_t)n_tokens + 1));
   const size_t out_n = (size_t)n_seqs + 1 + SEL_OUT_EXTRA;
   a.out = (int32_t *)sel_device_buffer(st, SEL_BUF_OUT, sizeof(int32_t) * out_n);
   if (any_candidate) {
-    a.partial = (float2 *)sel_device_buffer(st, SEL_BUF_PARTIAL,
-                                            sizeof(float2) * (size_t)n_chunks * (size_t)n_kv * (size_t)rows_pad);
+    a.partial = (float2 *)sel_device_buffer(st, SEL_BUF_PARTIAL, sizeof(float2) * (size_t)n_partial_units *
+                                                                     (size_t)n_kv * (size_t)rows_pad);
+    if (!by_block)
+      a.token_scores = (float *)sel_device_buffer(st, SEL_BUF_TOKEN_SCORES, sizeof(float) * (size_t)n_tokens);
     a.row_off = (float *)sel_device_buffer(st, SEL_BUF_ROW_OFF,
                                            sizeof(float) * (size_t)n_seqs * (size_t)n_kv * (size_t)rows_pad);
     a.block_scores = (float *)sel_device_buffer(st, SEL_BUF_BLOCK_SCORES, sizeof(float) * (size_t)n_units);
@@ -893,18 +1022,16 @@ extern "C" int32_t up_cuda_uniprefill_select(up_backend *be, int32_t *keep_rows,
                                                     (size_t)n_seqs);
   memcpy(cand_host, is_candidate_host, (size_t)n_seqs);
   UP_CUDA_CHECK(cudaMemcpyAsync((void *)a.candidate, cand_host, (size_t)n_seqs, cudaMemcpyHostToDevice, stream));
-  UP_CUDA_CHECK(cudaMemsetAsync(a.token_scores, 0, sizeof(float) * (size_t)n_tokens, stream));
+  if (a.token_scores) UP_CUDA_CHECK(cudaMemsetAsync(a.token_scores, 0, sizeof(float) * (size_t)n_tokens, stream));
   UP_CUDA_CHECK(cudaMemsetAsync(a.out + n_seqs + 1, 0, sizeof(int32_t) * SEL_OUT_EXTRA, stream));
 
   if (any_candidate) {
     switch (hd) {
-      case 64: sel_launch_scores<64>(stream, a); break;
-      case 128: sel_launch_scores<128>(stream, a); break;
-      default: sel_launch_scores<256>(stream, a); break;
+      case 64: sel_launch_scores<64>(stream, a, by_block, n_units); break;
+      case 128: sel_launch_scores<128>(stream, a, by_block, n_units); break;
+      default: sel_launch_scores<256>(stream, a, by_block, n_units); break;
     }
-    sel_block_sum_kernel<<<(unsigned)((n_units + SEL_WARPS - 1) / SEL_WARPS), SEL_THREADS, 0, stream>>>(
-        a, (int32_t)n_units);
-    UP_CUDA_CHECK_LAUNCH();
+    st->last_scored = true;
     const size_t sort_smem = a.sort_in_smem ? sizeof(unsigned long long) * (size_t)cap_max : 0;
     UP_CUDA_CHECK(cudaFuncSetAttribute(sel_choose_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                        (int)(sizeof(unsigned long long) * SEL_SORT_SMEM_KEYS)));
@@ -931,14 +1058,26 @@ extern "C" int32_t up_cuda_uniprefill_select(up_backend *be, int32_t *keep_rows,
   return new_cu_seqlens_host[n_seqs];
 }
 
-extern "C" void up_cuda_uniprefill_select_token_scores(up_backend *be, float *dst_host, int32_t n_tokens) {
+extern "C" int32_t up_cuda_uniprefill_select_block_scores(up_backend *be, float *dst_host,
+                                                           const int32_t *cu_seqlens_host, int32_t n_seqs) {
   up_cuda_backend *cb = up_cuda_impl(be);
   const up_cuda_select_state *st = cb->select_state;
-  if (!st || n_tokens > st->last_n_tokens || n_tokens < 0)
-    UP_FATAL("uniprefill_select token scores: %d rows asked, the last call had %d", n_tokens,
-             st ? st->last_n_tokens : 0);
-  if (n_tokens == 0) return;
-  UP_CUDA_CHECK(cudaMemcpyAsync(dst_host, st->dev[SEL_BUF_TOKEN_SCORES], sizeof(float) * (size_t)n_tokens,
-                                cudaMemcpyDeviceToHost, cb->stream));
-  UP_CUDA_CHECK(cudaStreamSynchronize(cb->stream));
+  if (!st || n_seqs != st->last_n_seqs || n_seqs < 0 || cu_seqlens_host[n_seqs] != st->last_n_tokens)
+    UP_FATAL("uniprefill_select block scores: %d sequences of %d rows asked, the last call had %d of %d", n_seqs,
+             n_seqs >= 0 ? cu_seqlens_host[n_seqs] : 0, st ? st->last_n_seqs : 0, st ? st->last_n_tokens : 0);
+  const int32_t block = st->last_block;
+  const size_t n_virtual = (size_t)st->last_n_tokens / (size_t)block + (size_t)n_seqs;
+  float *virtual_scores = (float *)up_calloc_or_die(n_virtual + 1, sizeof(float), "block scores (virtual)");
+  if (st->last_scored && n_virtual > 0) {
+    UP_CUDA_CHECK(cudaMemcpyAsync(virtual_scores, st->dev[SEL_BUF_BLOCK_SCORES], sizeof(float) * n_virtual,
+                                  cudaMemcpyDeviceToHost, cb->stream));
+    UP_CUDA_CHECK(cudaStreamSynchronize(cb->stream));
+  }
+  int32_t out = 0;
+  for (int32_t s = 0; s < n_seqs; ++s) {
+    const int32_t first = cu_seqlens_host[s], nb = (cu_seqlens_host[s + 1] - first + block - 1) / block;
+    for (int32_t b = 0; b < nb; ++b) dst_host[out++] = virtual_scores[first / block + s + b];
+  }
+  free(virtual_scores);
+  return out;
 }

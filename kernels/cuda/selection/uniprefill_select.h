@@ -1,7 +1,7 @@
 /* uniprefill_select.h — the CUDA backend's UniPrefill token-selection kernel (an
  * up_uniprefill_select_fn of kernels/uniprefill_ops.h, listed in the backend's
  * method-kernel table; kernels/cuda/selection/uniprefill_select.cu) and one
- * diagnostic that tests use to compare the GPU's token scores with the CPU reference's.
+ * diagnostic that tests use to compare the GPU's block scores with the CPU reference's.
  * C-callable. */
 #ifndef UP_CUDA_UNIPREFILL_SELECT_H
 #define UP_CUDA_UNIPREFILL_SELECT_H
@@ -26,10 +26,13 @@ int32_t up_cuda_uniprefill_select(up_backend *be, int32_t *keep_rows, int32_t *n
                                   const up_attn_shape *shape, const uint8_t *is_candidate_host,
                                   const up_select_params *params);
 
-/* Diagnostic: the fp32 token scores of the last call, one per packed row (rows of
- * sequences that were not scored hold 0), copied to dst_host[n_tokens]; n_tokens must
- * not exceed the last call's. Synchronizes. */
-void up_cuda_uniprefill_select_token_scores(up_backend *be, float *dst_host, int32_t n_tokens);
+/* Diagnostic: the fp32 block scores of the last call, sequence after sequence:
+ * sequence s's ceil(n_s / block) blocks (n_s its rows in cu_seqlens_host, which must be
+ * the last call's offsets) start at dst_host[sum over s' < s of ceil(n_s' / block)].
+ * Blocks of sequences that were not scored hold 0. Returns the number written.
+ * Synchronizes. */
+int32_t up_cuda_uniprefill_select_block_scores(up_backend *be, float *dst_host, const int32_t *cu_seqlens_host,
+                                               int32_t n_seqs);
 
 #ifdef __cplusplus
 }

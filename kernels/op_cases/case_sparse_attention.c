@@ -61,8 +61,9 @@ typedef struct sparse_reference {
   int64_t width;
 } sparse_reference;
 
+/* A uniform batch (rows_each, the --kernels cases) has every sequence a candidate. */
 static bool is_sparse(const up_op_batch_dims *d, int32_t s) {
-  return d->candidate[s] && up_op_batch_prior(d, s) == 0 && up_op_batch_rows(d, s) > 0;
+  return (!d->per_sequence || d->candidate[s]) && up_op_batch_prior(d, s) == 0 && up_op_batch_rows(d, s) > 0;
 }
 
 /* The next draw in [0, 1) of the pattern's stream. */

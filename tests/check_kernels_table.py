@@ -19,7 +19,7 @@ import sys
 import h5py
 import numpy as np
 
-KINDS = ("gemm", "attention", "decode", "selection")
+KINDS = ("gemm", "attention", "decode", "selection", "sparse")
 ELEMENT_BYTES = {"cpu": 4, "cuda": 2}  # activation dtype per backend: fp32, bf16
 
 
@@ -37,6 +37,23 @@ def sliding_window(row):
     return float(last[1:]) if last.startswith("w") and last[1:].isdigit() else 0.0
 
 
+def sparse_density(row):
+    """(block, density) of a sparse row, from its shape's last two words 'bB pP'."""
+    words = text(row["shape"]).split()
+    return int(words[-2][1:]), float(words[-1][1:])
+
+
+def sparse_pairs(length, block, density):
+    """The (row, key) pairs a sparse case's pattern covers on average (kernel_cases.h)."""
+    pairs, i = 0.0, 0
+    while i * block < length:
+        rows = min(block, length - i * block)
+        earlier = 0.0 if i == 0 else 1.0 + density * (i - 1)
+        pairs += rows * (rows + 1) / 2 + rows * block * earlier
+        i += 1
+    return pairs
+
+
 def expected_work(row, elem, last_q):
     """(flop, bytes) of one call by the formulas of results/README.md."""
     kind = text(row["kernel"])
@@ -52,6 +69,10 @@ def expected_work(row, elem, last_q):
         return batch * 4 * pairs * d * heads, batch * elem * (2 * length * q_dim + 2 * length * kv_dim)
     if kind == "decode":
         return batch * 4 * length * d * heads, batch * elem * (2 * q_dim + 2 * length * kv_dim)
+    if kind == "sparse":
+        block, density = sparse_density(row)
+        flop = 4 * sparse_pairs(length, block, density) * d * heads
+        return flop, batch * elem * (2 * length * q_dim + 2 * length * kv_dim)
     return tokens * 4 * d * heads * last_q, tokens * 2 * elem * kv_dim
 
 

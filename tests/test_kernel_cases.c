@@ -51,9 +51,11 @@ static const up_kernel_record *find(const up_kernel_plan *plan, const char *labe
 Test(kernel_cases, cpu_defaults_and_work_formulas) {
   const up_options opt = OPTIONS("--kernels");
   up_kernel_plan plan = build(&opt, "tiny-llama", &cpu_device);
-  const char *labels[] = {"gemm qkv",       "gemm o",         "gemm gate_up",   "gemm down",       "attention 1x512",
-                          "attention 1x1K", "decode 4x512",   "selection 1x512", "selection 1x1K", "selection 4x512"};
-  cr_assert_eq(plan.n_cases, 10);
+  const char *labels[] = {"gemm qkv",          "gemm o",           "gemm gate_up",     "gemm down",
+                          "attention 1x512",   "attention 1x1K",   "decode 4x512",     "selection 1x512",
+                          "selection 1x1K",    "selection 4x512",  "sparse 1x512 p1.0", "sparse 1x512 p0.3",
+                          "sparse 1x512 p0.1", "sparse 1x1K p1.0", "sparse 1x1K p0.3", "sparse 1x1K p0.1"};
+  cr_assert_eq(plan.n_cases, 16);
   for (int32_t i = 0; i < plan.n_cases; ++i) {
     const up_kernel_record *r = &plan.cases[i].record;
     cr_expect_str_eq(r->label, labels[i]);
@@ -101,6 +103,42 @@ Test(kernel_cases, cpu_defaults_and_work_formulas) {
   up_kernel_plan_free(&plan);
 }
 
+/* Sparse cases: the sparse attention op case over one prompt with its density, FLOPs
+ * from the pairs the drawn pattern covers on average (every causal pair at density 1),
+ * the bytes of attention, and the pattern's lists in the memory estimate. */
+Test(kernel_cases, sparse_cases_and_their_work) {
+  cr_expect_float_eq(up_kernel_sparse_pairs(1024, 128, 1.0), 1024.0 * 1025 / 2, 1e-6, "density 1: every causal pair");
+  /* 300 rows: blocks of 128, 128, 44; block 1 sees key block 0, block 2 key block 0
+   * and block 1 with probability 0.5. */
+  const double three = 128.0 * 129 / 2 + (128.0 * 129 / 2 + 128.0 * 128) + (44.0 * 45 / 2 + 44.0 * 128 * 1.5);
+  cr_expect_float_eq(up_kernel_sparse_pairs(300, 128, 0.5), three, 1e-6);
+  const up_options opt = OPTIONS("--kernels", "--kernel-cases", "sparse,attention", "--ctx", "32k");
+  up_kernel_plan plan = build(&opt, "llama-3.1-8b", &h100_device);
+  const char *labels[] = {"attention 1x32K", "sparse 1x32K p1.0", "sparse 1x32K p0.3", "sparse 1x32K p0.1"};
+  cr_assert_eq(plan.n_cases, 4);
+  for (int32_t i = 0; i < plan.n_cases; ++i) cr_expect_str_eq(plan.cases[i].record.label, labels[i]);
+  const up_kernel_case *dense = &plan.cases[0], *tenth = &plan.cases[3];
+  cr_expect_eq(tenth->kind, UP_KERNEL_SPARSE);
+  cr_expect_str_eq(tenth->record.kernel, "sparse");
+  cr_expect_str_eq(tenth->record.shape, "1x32768 h32/8 d128 b128 p0.1");
+  cr_expect_eq(tenth->op.driver, &up_op_sparse_attention);
+  cr_expect_float_eq(tenth->op.batch.sparse.density, 0.1f, 1e-9);
+  cr_expect_eq(tenth->op.batch.sparse.block_q, 128);
+  cr_expect_eq(tenth->op.sample, 2, "the first and last query blocks are checked");
+  cr_expect_float_eq(tenth->record.flop, 4.0 * up_kernel_sparse_pairs(32768, 128, 0.1) * 128 * 32, 1e-3);
+  cr_expect_float_eq(plan.cases[1].record.flop / dense->record.flop, 32769.0 / 32768.0, 1e-9,
+                     "density 1 counts the diagonal's L/2 pairs the FlashAttention convention leaves out");
+  cr_expect_float_eq(tenth->record.bytes, dense->record.bytes, 1e-6);
+  cr_expect_gt(up_kernel_case_bytes(&plan, tenth), up_kernel_case_bytes(&plan, dense), "the lists take memory");
+  cr_expect(isnan(tenth->record.target_tflops_per_s) && tenth->record.target[0] == '\0', "no target");
+  up_kernel_plan_free(&plan);
+  /* The CUDA kernel has no head_dim 64: no sparse cases for such a model on a GPU. */
+  const up_options all = OPTIONS("--kernels", "--kernel-cases", "sparse", "--ctx", "1k");
+  plan = build(&all, "tiny-llama", &h100_device);
+  cr_expect_eq(plan.n_cases, 0);
+  up_kernel_plan_free(&plan);
+}
+
 Test(kernel_cases, flags_choose_the_cases) {
   const up_options opt = OPTIONS("--kernels", "--kernel-cases", "selection,decode", "--ctx", "300,2k",
                                  "--kernel-batches", "1x2k,3x1000", "--kernel-repeats", "2", "--kernel-warmup", "0");
@@ -122,7 +160,8 @@ Test(kernel_cases, flags_choose_the_cases) {
 Test(kernel_cases, gpu_defaults_floors_and_targets) {
   const up_options opt = OPTIONS("--kernels");
   up_kernel_plan plan = build(&opt, "llama-3.1-8b", &h100_device);
-  cr_expect_eq(plan.n_cases, 4 + 5 + 4 + 5 + 4, "GEMMs, attention 4K..128K, four decode batches, 9 selections");
+  cr_expect_eq(plan.n_cases, 4 + 5 + 4 + 5 + 4 + 15,
+               "GEMMs, attention 4K..128K, four decode batches, 9 selections, sparse at 5 lengths x 3 densities");
   cr_expect_eq(plan.flush_bytes, 256LL << 20);
   const up_kernel_record *qkv = find(&plan, "gemm qkv");
   cr_expect_str_eq(qkv->shape, "32768x6144x4096");

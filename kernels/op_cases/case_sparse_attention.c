@@ -5,9 +5,10 @@
  * from the seed: per list row the diagonal range, the others kept with the case's
  * density, aligned (the block methods) or at arbitrary starts with gaps and one range
  * past the block's rows (MInference's slashes), plus gathered extra keys outside the
- * ranges. The reference is the CPU backend's kernel on the same pattern; with a sample
- * it runs only the sampled query blocks (the other list rows emptied) and the dense
- * sequences. Owns no kernel and no list of cases. */
+ * ranges. The reference is the CPU backend's kernel on the same pattern (or, for a
+ * pattern of every causal block, the CPU's dense attention op: density 1 equals dense);
+ * with a sample it runs only the sampled query blocks (the other list rows emptied) and
+ * the dense sequences. Owns no kernel and no list of cases. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 
 #include "core/fatal.h"
 #include "core/rng.h"
+#include "kernels/op_cases/case_sparse_attention.h"
 #include "kernels/op_cases/op_check.h"
 #include "kernels/op_cases/paged_batch.h"
 #include "kernels/sparse_attention_ops.h"
@@ -59,8 +61,9 @@ typedef struct sparse_reference {
   int64_t width;
 } sparse_reference;
 
+/* A uniform batch (rows_each, the --kernels cases) has every sequence a candidate. */
 static bool is_sparse(const up_op_batch_dims *d, int32_t s) {
-  return d->candidate[s] && up_op_batch_prior(d, s) == 0 && up_op_batch_rows(d, s) > 0;
+  return (!d->per_sequence || d->candidate[s]) && up_op_batch_prior(d, s) == 0 && up_op_batch_rows(d, s) > 0;
 }
 
 /* The next draw in [0, 1) of the pattern's stream. */
@@ -183,6 +186,12 @@ static void *sparse_make(up_backend *be, const up_op_case *c, uint64_t seed) {
   return in;
 }
 
+void *up_op_sparse_attention_output(void *inputs, size_t *n) {
+  sparse_inputs *in = inputs;
+  *n = (size_t)in->pb.n_tokens * (size_t)in->width;
+  return in->out;
+}
+
 static int64_t sparse_run(up_backend *be, const up_op_case *c, void *inputs) {
   sparse_inputs *in = inputs;
   call_sparse(be, c, in->out, in->pb.qkv, &in->pb.pool, &in->pb.batch, &in->pattern);
@@ -242,7 +251,14 @@ static void *sparse_reference_of(up_backend *be, const up_op_case *c, void *inpu
   const up_sparse_pattern pattern =
       pattern_over(d, hp, hp->qblock_start, range_ptr, range_start, column_ptr, column_index);
   float *full = up_malloc_or_die(sizeof(float) * (size_t)(pb->n_tokens * r->width + 1), "reference output");
-  call_sparse(ref, c, full, hb.qkv, &hb.pool, &hb.batch, &pattern);
+  if (d->sparse.dense_reference) {
+    if (d->sparse.density < 1.0f || d->sparse.extra_keys > 0 || d->sparse.unaligned)
+      UP_FATAL("%s: a dense reference needs a pattern of every causal block (density 1, aligned, no extra keys)",
+               c->label);
+    ref->ops->attention(ref, full, hb.qkv, &hb.pool, &hb.batch, &c->batch.shape, 0);
+  } else {
+    call_sparse(ref, c, full, hb.qkv, &hb.pool, &hb.batch, &pattern);
+  }
   r->expected = up_malloc_or_die(sizeof(float) * (size_t)(r->n_rows * r->width + 1), "reference rows");
   for (int64_t i = 0; i < r->n_rows; ++i)
     memcpy(r->expected + i * r->width, full + r->rows[i] * r->width, sizeof(float) * (size_t)r->width);

@@ -62,6 +62,8 @@ typedef struct up_op_sparse_dims {
                        * estimate: its density cap */
   bool unaligned;     /* ranges at arbitrary starts below the diagonal, as MInference's slashes */
   int32_t extra_keys; /* gathered keys per list row, outside its ranges and before its rows */
+  bool dense_reference; /* sparse attention: the reference is the dense attention op (a pattern of every
+                         * causal block, density 1 without extra keys, covers the same keys) */
   int32_t stride;     /* xattention estimate: the antidiagonal stride */
   float threshold;    /* xattention estimate: the mass threshold */
   int32_t vertical;   /* minference estimate: v of every head (0 for the block methods) */

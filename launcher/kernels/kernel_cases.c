@@ -41,6 +41,12 @@ static const int32_t up_cpu_batch_len[] = {512};
 #define UP_QUERY_BOUND 2.0f
 #define UP_VALUE_BOUND 1.0f
 
+/* Sparse cases: the block methods' 128 x 128 blocks at these densities, and the query
+ * blocks checked (the first and the last, the longest list). */
+static const double up_sparse_densities[] = {1.0, 0.3, 0.1};
+#define UP_SPARSE_BLOCK 128
+#define UP_SPARSE_SAMPLE_BLOCKS 2
+
 /* Allowance for the selection op's workspace per token (token scores, per-row counts,
  * the first pass's partial sums: about 140 bytes on the GPU). */
 #define UP_SELECT_WORKSPACE_PER_TOKEN 256
@@ -96,6 +102,16 @@ double up_kernel_attention_pairs(int32_t seq_len, int32_t window) {
   const double L = seq_len, W = window;
   if (window <= 0 || window >= seq_len) return L * L / 2.0;
   return L * W - W * W / 2.0;
+}
+
+double up_kernel_sparse_pairs(int32_t seq_len, int32_t block, double density) {
+  double pairs = 0.0;
+  for (int64_t i = 0; i * block < seq_len; ++i) {
+    const double rows = (double)(seq_len - i * block < block ? seq_len - i * block : block);
+    const double earlier = i == 0 ? 0.0 : 1.0 + density * (double)(i - 1); /* key block 0, then the drawn ones */
+    pairs += rows * (rows + 1.0) / 2.0 + rows * block * earlier;
+  }
+  return pairs;
 }
 
 /* The op call of an attention, decode or selection case: batch sequences, each with
@@ -154,8 +170,31 @@ static void up_add_attention_kind(up_kernel_plan *plan, int32_t *capacity, up_ke
       r->bytes = (double)r->tokens * 2.0 * e * kv_dim;
       break;
     case UP_KERNEL_GEMM:
+    case UP_KERNEL_SPARSE: /* up_add_sparse */
     case UP_KERNEL_KIND_COUNT: UP_FATAL("kernel kind %d is no attention case", (int)kind);
   }
+}
+
+/* The sparse attention kernel over one prompt of seq_len rows, blocks kept at `density`
+ * (kernel_cases.h): the attention case of that prompt (heads, tokens, bytes, sampled
+ * bounds), then its own kind, label, pattern and FLOPs. */
+static void up_add_sparse(up_kernel_plan *plan, int32_t *capacity, int32_t seq_len, double density) {
+  up_add_attention_kind(plan, capacity, UP_KERNEL_ATTENTION, 1, seq_len, 0);
+  up_kernel_case *c = &plan->cases[plan->n_cases - 1];
+  up_kernel_record *r = &c->record;
+  c->kind = UP_KERNEL_SPARSE;
+  snprintf(r->kernel, sizeof r->kernel, "%s", up_kernel_kind_names[UP_KERNEL_SPARSE]);
+  c->op.driver = &up_op_sparse_attention;
+  c->op.sample = UP_SPARSE_SAMPLE_BLOCKS;
+  c->op.batch.sparse = (up_op_sparse_dims){.block_q = UP_SPARSE_BLOCK, .block_k = UP_SPARSE_BLOCK,
+                                           .density = (float)density};
+  char len_text[16];
+  up_size_text(len_text, sizeof len_text, seq_len);
+  snprintf(r->label, sizeof r->label, "sparse 1x%s p%.1f", len_text, density);
+  const size_t used = strlen(r->shape); /* the attention case's "1xL hH/KV dD" */
+  snprintf(r->shape + used, sizeof r->shape - used, " b%d p%.1f", UP_SPARSE_BLOCK, density);
+  r->flop = 4.0 * up_kernel_sparse_pairs(seq_len, UP_SPARSE_BLOCK, density) * plan->shape.head_dim *
+            plan->shape.n_heads;
 }
 
 /* A model with sliding layers: after the full-attention case at seq_len, the same
@@ -246,9 +285,13 @@ bool up_kernel_plan_build(up_kernel_plan *plan, const up_options *opt, const up_
   const uint32_t kinds = opt->kernel_kinds;
   const bool want_attention = kinds & (1u << UP_KERNEL_ATTENTION), want_decode = kinds & (1u << UP_KERNEL_DECODE);
   const bool want_selection = kinds & (1u << UP_KERNEL_SELECTION);
+  /* The CUDA sparse kernel takes head_dim 128 and 256 (kernels/cuda/sparse/). */
+  const bool want_sparse =
+      (kinds & (1u << UP_KERNEL_SPARSE)) && (!gpu || cfg->head_dim == 128 || cfg->head_dim == 256);
 
   for (int32_t i = 0; i < n_ctx; ++i)
-    if ((want_attention || want_selection) && !up_check_length(plan, cfg, "--ctx", ctx[i], want_selection, err, err_size))
+    if ((want_attention || want_selection || want_sparse) &&
+        !up_check_length(plan, cfg, "--ctx", ctx[i], want_selection, err, err_size))
       return false;
   for (int32_t i = 0; i < n_batches; ++i)
     if ((want_decode || want_selection) &&
@@ -274,6 +317,8 @@ bool up_kernel_plan_build(up_kernel_plan *plan, const up_options *opt, const up_
     for (int32_t j = 0; j < n_ctx; ++j) listed = listed || (batch_seqs[i] == 1 && batch_len[i] == ctx[j]);
     if (!listed) up_add_attention_kind(plan, &capacity, UP_KERNEL_SELECTION, batch_seqs[i], batch_len[i], 0);
   }
+  for (int32_t i = 0; want_sparse && i < n_ctx; ++i)
+    for (int32_t j = 0; j < UP_N(up_sparse_densities); ++j) up_add_sparse(plan, &capacity, ctx[i], up_sparse_densities[j]);
   up_finish_cases(plan, dev);
   return true;
 }
@@ -302,5 +347,10 @@ int64_t up_kernel_case_bytes(const up_kernel_plan *plan, const up_kernel_case *c
   const int64_t qkv = r->tokens * qkv_dim * e;
   if (c->kind == UP_KERNEL_SELECTION)
     return qkv + pool + index_arrays + r->tokens * (4 + UP_SELECT_WORKSPACE_PER_TOKEN);
+  if (c->kind == UP_KERNEL_SPARSE) { /* the pattern: a start per kept block, offsets per list row */
+    const int64_t nq = (r->seq_len + UP_SPARSE_BLOCK - 1) / UP_SPARSE_BLOCK;
+    const int64_t lists = 4 * ((int64_t)s->n_heads * (nq * (nq + 1) / 2 + 2 * nq + 2) + 2);
+    return qkv + pool + index_arrays + lists + r->tokens * (int64_t)s->n_heads * s->head_dim * e;
+  }
   return qkv + pool + index_arrays + r->tokens * (int64_t)s->n_heads * s->head_dim * e;
 }

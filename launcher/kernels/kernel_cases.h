@@ -17,6 +17,13 @@
  * target (issue 4's are for full causal attention).
  *   decode     flop 4 L d H per sequence; bytes e (2 H d + 2 L kv_dim) per sequence
  *   selection  flop 4 d H last_q per token (two score passes); bytes 2 e kv_dim per token (K read per pass)
+ *   sparse     flop 4 d H times the (row, key) pairs the drawn pattern is expected to cover
+ *              (up_kernel_sparse_pairs: 128 x 128 blocks, key block 0 and the diagonal always,
+ *              each other causal block with probability p); bytes those of attention
+ * The sparse cases time the sparse baselines' attention kernel over one prompt at each
+ * --ctx at block densities p = 1, 0.3 and 0.1 (labels "sparse 1x32K p0.3"; on a GPU only
+ * at head_dim 128 or 256, the CUDA kernel's), the pattern drawn as the op case does
+ * (kernels/op_cases/case_sparse_attention.c), the first and last query blocks checked.
  * Floors are these at the device's peaks (device_peaks.h). Each case also carries the
  * op case (kernels/op_cases) that makes its inputs, runs it, and checks a sample of its
  * outputs against the CPU reference: 16 GEMM rows, 8 attention rows, 4 decode rows
@@ -80,6 +87,11 @@ void up_kernel_plan_free(up_kernel_plan *plan);
  * `window` entries when 0 < window < seq_len, in the FlashAttention convention (L^2/2
  * for full attention): the flop count of an attention case is 4 d H times this. */
 double up_kernel_attention_pairs(int32_t seq_len, int32_t window);
+
+/* (row, key) pairs a sparse case's pattern covers on average: per query block of `block`
+ * rows its diagonal block causally, key block 0 and each other earlier block with
+ * probability `density` (density 1: every causal pair, L (L + 1) / 2). */
+double up_kernel_sparse_pairs(int32_t seq_len, int32_t block, double density);
 
 /* Backend bytes one case needs: its inputs, outputs, KV pool and an allowance for the
  * op's workspace (the L2 flush buffer not included). */

@@ -15,10 +15,12 @@ typedef enum up_kernel_kind {
   UP_KERNEL_ATTENTION = 1, /* the attention op, causal prefill of one prompt */
   UP_KERNEL_DECODE = 2,    /* the attention op, one new row per sequence over a cache */
   UP_KERNEL_SELECTION = 3, /* the uniprefill_select op */
-  UP_KERNEL_KIND_COUNT = 4
+  UP_KERNEL_SPARSE = 4,    /* the sparse baselines' attention kernel (method_kernel sparse_attention), one prompt */
+  UP_KERNEL_KIND_COUNT = 5
 } up_kernel_kind;
 
-static const char *const up_kernel_kind_names[UP_KERNEL_KIND_COUNT] = {"gemm", "attention", "decode", "selection"};
+static const char *const up_kernel_kind_names[UP_KERNEL_KIND_COUNT] = {"gemm", "attention", "decode", "selection",
+                                                                      "sparse"};
 
 /* target_met / goal_met values. */
 #define UP_VERDICT_NONE (-1) /* no target for this case */
@@ -28,7 +30,7 @@ static const char *const up_kernel_kind_names[UP_KERNEL_KIND_COUNT] = {"gemm", "
 typedef struct up_kernel_record {
   int32_t index;           /* row number in the table */
   int32_t rank;            /* MPI rank that measured it, on its own device */
-  char kernel[16];         /* "gemm", "attention" (causal prefill), "decode", "selection" */
+  char kernel[16];         /* "gemm", "attention" (causal prefill), "decode", "selection", "sparse" */
   char label[48];          /* unique within a run: "gemm qkv", "attention 1x32K", "selection 16x8K" */
   char shape[48];          /* "32768x6144x4096" (m x n x k), "1x32768 h32/8 d128" (batch x len, heads, head_dim) */
   int64_t m, n, k;         /* GEMM out[m][n] = a[m][k] w[n][k]^T; 0 for the other kernels */

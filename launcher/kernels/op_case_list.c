@@ -387,13 +387,23 @@ static void add_qwen3_next_ops(case_list *l) {
 
 /* The sparse baselines' attention kernel over drawn patterns: 64x64 ranges at arbitrary
  * starts with extra keys (MInference), aligned 128x128 blocks (FlexPrefill, XAttention)
- * at densities 0.3 / 0.5 / 1, short last blocks, and decode rows and dense prefills in the
- * same batch, at head sizes 128 and 256. */
+ * at densities 0.1 / 0.3 / 0.5 / 1, short last blocks, and decode rows and dense prefills in
+ * the same batch, at head sizes 128 and 256. On Hopper, 128-row blocks without extra keys
+ * on pages of 8-128 (hd128) or 8-64 (hd256) entries take the TMA kernel's listed schedule
+ * (kernels/cuda/sparse/sparse_attention.cu), the rest the mma.sync kernel; the "TMA"
+ * lines below are meant for the former (256x128: two CTAs per query block; "shifted":
+ * 128-key ranges at arbitrary starts, so tiles start at page boundaries before them and
+ * mask the entries outside; "against dense": density 1 compared with the CPU's dense
+ * attention op). tests/gpu/gpu_sparse_attention_test.c runs them through both kernels. */
 static void add_sparse_attention(case_list *l) {
   const up_op_sparse_dims slashes = {.block_q = 64, .block_k = 64, .density = 0.3f, .unaligned = true, .extra_keys = 40};
+  const up_op_sparse_dims blocks10 = {.block_q = 128, .block_k = 128, .density = 0.1f};
   const up_op_sparse_dims blocks30 = {.block_q = 128, .block_k = 128, .density = 0.3f};
   const up_op_sparse_dims blocks50x = {.block_q = 128, .block_k = 128, .density = 0.5f, .extra_keys = 9};
   const up_op_sparse_dims all = {.block_q = 128, .block_k = 128, .density = 1.0f};
+  const up_op_sparse_dims all_as_dense = {.block_q = 128, .block_k = 128, .density = 1.0f, .dense_reference = true};
+  const up_op_sparse_dims tall30 = {.block_q = 256, .block_k = 128, .density = 0.3f};
+  const up_op_sparse_dims shifted30 = {.block_q = 128, .block_k = 128, .density = 0.3f, .unaligned = true};
   const struct {
     const char *name;
     up_attn_shape shape;
@@ -414,12 +424,32 @@ static void add_sparse_attention(case_list *l) {
        (const int32_t[]){0, 0}, (const uint8_t[]){1, 1}, blocks50x},
       {"hd256 4/1 slashes, decode rows bt16", heads(4, 1, 256), 16, 2, (const int32_t[]){1500, 2},
        (const int32_t[]){0, 1000}, (const uint8_t[]){1, 0}, slashes},
+      {"hd128 32/8 TMA blocks, mixed batch bt16", heads(32, 8, 128), 16, 4, (const int32_t[]){2000, 1, 4100, 300},
+       (const int32_t[]){0, 50, 0, 0}, (const uint8_t[]){1, 0, 1, 0}, blocks30},
+      {"hd128 32/8 TMA blocks, batch of 3 bt32", heads(32, 8, 128), 32, 3, (const int32_t[]){3000, 1000, 2100},
+       (const int32_t[]){0, 0, 0}, (const uint8_t[]){1, 1, 1}, blocks10},
+      {"hd128 8/2 TMA tall blocks, decode row bt8", heads(8, 2, 128), 8, 3, (const int32_t[]){1800, 3, 700},
+       (const int32_t[]){0, 400, 0}, (const uint8_t[]){1, 0, 1}, tall30},
+      {"hd128 32/8 TMA, 2 seqs bt16", heads(32, 8, 128), 16, 2, (const int32_t[]){2500, 700},
+       (const int32_t[]){0, 0}, (const uint8_t[]){1, 1}, all_as_dense},
+      {"hd256 4/1 TMA blocks, mixed batch bt16", heads(4, 1, 256), 16, 3, (const int32_t[]){3000, 2, 1500},
+       (const int32_t[]){0, 1000, 0}, (const uint8_t[]){1, 0, 1}, blocks30},
+      {"hd256 8/2 TMA blocks, batch of 2 bt64", heads(8, 2, 256), 64, 2, (const int32_t[]){2600, 1300},
+       (const int32_t[]){0, 0}, (const uint8_t[]){1, 1}, blocks10},
+      {"hd256 4/1 TMA, 2 seqs bt16", heads(4, 1, 256), 16, 2, (const int32_t[]){2000, 900},
+       (const int32_t[]){0, 0}, (const uint8_t[]){1, 1}, all_as_dense},
+      {"hd128 8/2 TMA shifted ranges, decode row bt16", heads(8, 2, 128), 16, 3, (const int32_t[]){2100, 1, 900},
+       (const int32_t[]){0, 300, 0}, (const uint8_t[]){1, 0, 1}, shifted30},
+      {"hd256 4/1 TMA shifted ranges bt32", heads(4, 1, 256), 32, 2, (const int32_t[]){1700, 640},
+       (const int32_t[]){0, 0}, (const uint8_t[]){1, 1}, shifted30},
+      {"hd128 32/8 blocks and extra keys bt16", heads(32, 8, 128), 16, 2, (const int32_t[]){2000, 1100},
+       (const int32_t[]){0, 0}, (const uint8_t[]){1, 1}, blocks50x},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
     const up_op_sparse_dims *p = &cases[i].pattern;
-    up_op_case *c = add(l, &up_op_sparse_attention, UP_VALUES_TOL, "sparse attention %s, %dx%d%s density %.1f",
+    up_op_case *c = add(l, &up_op_sparse_attention, UP_VALUES_TOL, "sparse attention %s, %dx%d%s density %.1f%s",
                         cases[i].name, (int)p->block_q, (int)p->block_k, p->unaligned ? " unaligned" : "",
-                        (double)p->density);
+                        (double)p->density, p->dense_reference ? " against dense" : "");
     set_batch(c, cases[i].shape, cases[i].block_tokens, cases[i].n_seqs, cases[i].rows, cases[i].prior,
               cases[i].sparse);
     c->batch.sparse = *p;
@@ -428,7 +458,8 @@ static void add_sparse_attention(case_list *l) {
   }
   /* Llama-3.1-8B shapes at 32K, 128-blocks at densities 1 / 0.3 / 0.1, four query blocks
    * compared: the one-call times of these lines are the kernel's first timings
-   * (docs/kernels/sparse_attention.md has the floors). */
+   * (docs/kernels/sparse_attention.md has the floors); on Hopper they run the TMA
+   * kernel's listed schedule. */
   static const float densities[] = {1.0f, 0.3f, 0.1f};
   for (size_t i = 0; i < sizeof densities / sizeof densities[0]; ++i) {
     up_op_case *c = add(l, &up_op_sparse_attention, UP_VALUES_TOL,

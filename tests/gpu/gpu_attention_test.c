@@ -25,6 +25,7 @@
 #include "kernels/op_cases/paged_batch.h"
 #include "launcher/kernels/op_case_list.h"
 #include "tests/gpu/gpu_check.h"
+#include "tests/gpu/gpu_repeat.h"
 
 /* Above this a passing run still prints its breakdown: the bf16 rounding of the output
  * (and of P in prefill) gives 1.5e-3 to 2.5e-3, so more means something real. */
@@ -129,23 +130,8 @@ static void run_variant(up_backend *gpu, const up_op_case *c, void *inputs, cons
   up_cuda_backend_set_attention_variant(gpu, variant);
   size_t n = 0;
   void *out = up_op_attention_output(inputs, &n);
-  const size_t width = (size_t)c->batch.shape.n_heads * (size_t)c->batch.shape.head_dim;
-  /* Each run starts from NaN outputs, so one that skips an element cannot hide behind
-   * the run before it. */
-  up_op_fill_nan(gpu, out, 0, n);
-  c->driver->run(gpu, c, inputs);
-  float *first = up_op_download(gpu, out, 0, n, "first run");
-  up_op_fill_nan(gpu, out, 0, n);
-  c->driver->run(gpu, c, inputs);
-  float *second = up_op_download(gpu, out, 0, n, "second run");
-  size_t n_differ = 0, first_differ = 0;
-  for (size_t i = 0; i < n; ++i) /* bf16 widens exactly: equal floats, equal bits */
-    if (memcmp(&first[i], &second[i], sizeof(float)) != 0 && n_differ++ == 0) first_differ = i;
-  CHECK(n_differ == 0, "%s, %s: two runs bitwise identical (%zu of %zu values differ, first at row %zu head %zu)",
-        c->label, variant_names[variant], n_differ, n, n_differ ? first_differ / width : 0,
-        n_differ ? first_differ % width / (size_t)c->batch.shape.head_dim : 0);
+  float *first = gpu_repeat_twice(gpu, c, inputs, out, n, variant_names[variant]);
   free(first);
-  free(second);
   up_op_check check = {0};
   c->driver->compare(gpu, c, inputs, reference, &check);
   CHECK(check.error < c->tolerance, "%s, %s: error %.3e (limit %g); %s", c->label, variant_names[variant],

@@ -25,15 +25,6 @@
 
 typedef up_attn_args prefill_params;
 
-/* Shared-memory tiles are rows of HD bf16 = HD/8 chunks of 16 bytes. Chunk c of row r
- * is stored at chunk c ^ (r & 7): the 8 rows an ldmatrix phase reads at one logical
- * chunk land on 8 different 16-byte bank groups, and cp.async writes whole chunks, so
- * the writer and the readers agree through this one function. */
-template <int HD>
-__device__ __forceinline__ int swz(int r, int c) {
-  return r * HD + ((c ^ (r & 7)) << 3);
-}
-
 /* Copy ROWS cache entries starting at key `first` of one kv head into a swizzled tile;
  * entries before k_lo (the first any row of the CTA sees under a sliding window) or at
  * or past kv_len become zeros: they are masked, and the block table may hold anything
@@ -53,7 +44,7 @@ __device__ __forceinline__ void load_kv_tile(__nv_bfloat16 *tile, const __nv_bfl
     const int32_t e = first + r;
     const bool valid = e >= k_lo && e < kv_len;
     const int64_t off = valid ? up_attn_entry_offset(block_table, e, p.block_tokens, p.kv_dim) + head_offset + c * 8 : 0;
-    up_attn_cp_async16(up_attn_smem_u32(tile + swz<HD>(r, c)), pool + off, valid ? 16 : 0);
+    up_attn_cp_async16(up_attn_smem_u32(tile + up_attn_swz<HD>(r, c)), pool + off, valid ? 16 : 0);
   }
 }
 
@@ -105,7 +96,7 @@ __global__ void __launch_bounds__(WARPS * 32, MIN_CTAS) prefill_kernel(const pre
       const int r = tid / CH + i * (THREADS / CH);
       const bool valid = q0 + r < n_rows;
       const int64_t off = valid ? (int64_t)(row0 + q0 + r) * p.qkv_stride + (int64_t)h * HD + c * 8 : 0;
-      up_attn_cp_async16(up_attn_smem_u32(q_s + swz<HD>(r, c)), p.qkv + off, valid ? 16 : 0);
+      up_attn_cp_async16(up_attn_smem_u32(q_s + up_attn_swz<HD>(r, c)), p.qkv + off, valid ? 16 : 0);
     }
   }
   load_kv_tile<HD, BN, THREADS>(k_s, p.k_pool, block_table, j0 * BN, k_lo, kv_len, kv_head_offset, p);
@@ -137,8 +128,8 @@ __global__ void __launch_bounds__(WARPS * 32, MIN_CTAS) prefill_kernel(const pre
    * cover every k-step; everything else is an immediate. */
   uint32_t q_addr[4], kv_addr[4];
   {
-    const uint32_t q0a = up_attn_smem_u32(q_s) + 2 * swz<HD>(warp * WR + (lane & 15), lane >> 4);
-    const uint32_t k0a = up_attn_smem_u32(k_s) + 2 * swz<HD>(lane & 15, lane >> 4);
+    const uint32_t q0a = up_attn_smem_u32(q_s) + 2 * up_attn_swz<HD>(warp * WR + (lane & 15), lane >> 4);
+    const uint32_t k0a = up_attn_smem_u32(k_s) + 2 * up_attn_swz<HD>(lane & 15, lane >> 4);
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       q_addr[i] = q0a ^ (uint32_t)(i << 5);
@@ -276,28 +267,9 @@ __global__ void __launch_bounds__(WARPS * 32, MIN_CTAS) prefill_kernel(const pre
    * then write 16-byte chunks of whole rows. */
   __syncwarp();
 #pragma unroll
-  for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      float sum = l[mt][r];
-      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-      sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-      const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
-      const int row = warp * WR + mt * 16 + (lane >> 2) + r * 8;
-#pragma unroll
-      for (int d = 0; d < DT; ++d)
-        *(uint32_t *)(q_s + swz<HD>(row, d) + 2 * (lane & 3)) =
-            up_attn_pack_bf16(o[mt][d][2 * r] * inv, o[mt][d][2 * r + 1] * inv);
-    }
+  for (int mt = 0; mt < MT; ++mt) up_attn_stage_rows16<HD>(o[mt], l[mt], q_s, warp * WR + mt * 16);
   __syncwarp();
-#pragma unroll
-  for (int i = lane; i < WR * CH; i += 32) {
-    const int r = i / CH, c = i % CH;
-    const int32_t t = warp_row + r;
-    if (t < n_rows)
-      *(uint4 *)(p.out + (int64_t)(row0 + t) * p.out_stride + (int64_t)h * HD + c * 8) =
-          *(const uint4 *)(q_s + swz<HD>(warp * WR + r, c));
-  }
+  up_attn_write_staged<HD, WR>(q_s, warp * WR, p, (int64_t)row0 + warp_row, n_rows - warp_row, h);
 }
 
 template <int HD, int WARPS, int MT, int BN, int MIN_CTAS>

@@ -171,4 +171,60 @@ static inline up_attn_args up_attn_args_make(void *out, const void *qkv, const u
   return a;
 }
 
+/* Shared-memory tiles of the mma.sync kernels are rows of HD bf16 = HD/8 chunks of 16
+ * bytes. Chunk c of row r is stored at chunk c ^ (r & 7): the 8 rows an ldmatrix phase
+ * reads at one logical chunk land on 8 different 16-byte bank groups, and cp.async
+ * writes whole chunks, so the writer and the readers agree through this one function.
+ * Returns the element offset. */
+template <int HD>
+__device__ __forceinline__ int up_attn_swz(int r, int c) {
+  return r * HD + ((c ^ (r & 7)) << 3);
+}
+
+/* 1 / (a row's softmax sum), from the partial sums of the four threads of a quad that
+ * hold the row (the accumulator layouts of mma.sync and wgmma alike); 0 for a row that
+ * saw no key, whose output is then zeros. */
+__device__ __forceinline__ float up_attn_row_inverse(float partial) {
+  float sum = partial;
+  sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+  sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+  return sum > 0.0f ? 1.0f / sum : 0.0f;
+}
+
+/* The epilogue of the mma.sync kernels (attention_prefill.cu, sparse/sparse_attention.cu),
+ * for one warp's m16 tile: normalise its 16 rows (o in the m16n8 accumulator layout, l
+ * the thread's partial sums of rows lane/4 and lane/4 + 8) and stage them as bf16 at
+ * rows [stage_row, stage_row + 16) of a swizzled tile, the warp's own rows of its Q tile,
+ * which nothing reads any more. */
+template <int HD>
+__device__ __forceinline__ void up_attn_stage_rows16(const float (&o)[HD / 8][4], const float (&l)[2],
+                                                     __nv_bfloat16 *tile, int stage_row) {
+  const int lane = threadIdx.x & 31;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const float inv = up_attn_row_inverse(l[r]);
+    const int row = stage_row + (lane >> 2) + r * 8;
+#pragma unroll
+    for (int d = 0; d < HD / 8; ++d)
+      *(uint32_t *)(tile + up_attn_swz<HD>(row, d) + 2 * (lane & 3)) =
+          up_attn_pack_bf16(o[d][2 * r] * inv, o[d][2 * r + 1] * inv);
+  }
+}
+
+/* Then the warp writes its ROWS staged rows (from stage_row) whole, in 16-byte chunks,
+ * to output rows out_row, out_row + 1, ... of query head `head`; rows from n_valid on
+ * lie past their sequence (or query block) and are not written. */
+template <int HD, int ROWS>
+__device__ __forceinline__ void up_attn_write_staged(const __nv_bfloat16 *tile, int stage_row, const up_attn_args &p,
+                                                     int64_t out_row, int32_t n_valid, int head) {
+  constexpr int CH = HD / 8;
+#pragma unroll
+  for (int i = threadIdx.x & 31; i < ROWS * CH; i += 32) {
+    const int r = i / CH, c = i % CH;
+    if (r < n_valid)
+      *(uint4 *)(p.out + (out_row + r) * p.out_stride + (int64_t)head * HD + c * 8) =
+          *(const uint4 *)(tile + up_attn_swz<HD>(stage_row + r, c));
+  }
+}
+
 #endif

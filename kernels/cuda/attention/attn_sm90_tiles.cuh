@@ -145,24 +145,32 @@ __device__ __forceinline__ void wgmma_rs_bt(float (&d)[128], const uint32_t (&a)
  * (past its sequence's tiles, or a decode sequence). Sequence s owns the virtual tiles
  * from cu_seqlens[s] / BM + s on; the grid runs them in reverse (latest rows first). */
 struct prefill_job {
-  int32_t row0, n_rows, q0, kv_len, prior, n_tiles;
+  int32_t seq, row0, n_rows, q0, kv_len, prior, n_tiles;
   const int32_t *block_table;
 };
 
+/* The job of virtual tile vtile; sequences of at most max_skipped_rows rows are left to
+ * another kernel (the decode path's: UP_ATTN_DECODE_MAX_ROWS). */
 template <int HD>
-__device__ __forceinline__ bool find_job(const up_attn_args &p, prefill_job &jb) {
+__device__ __forceinline__ bool find_job_at(const up_attn_args &p, int32_t vtile, int32_t max_skipped_rows,
+                                            prefill_job &jb) {
   constexpr int BN = sm90_geom<HD>::BN;
-  const int32_t vtile = (int32_t)(gridDim.y - 1 - blockIdx.y);
   const int32_t lo = up_attn_tile_seq(p.cu_seqlens, p.n_seqs, vtile, BM);
+  jb.seq = lo;
   jb.row0 = __ldg(p.cu_seqlens + lo);
   jb.n_rows = __ldg(p.cu_seqlens + lo + 1) - jb.row0;
   jb.q0 = (vtile - (jb.row0 / BM + lo)) * BM;
-  if (jb.n_rows <= UP_ATTN_DECODE_MAX_ROWS || jb.q0 >= jb.n_rows) return false;
+  if (jb.n_rows <= max_skipped_rows || jb.q0 >= jb.n_rows) return false;
   jb.kv_len = __ldg(p.kv_lens + lo);
   jb.prior = jb.kv_len - jb.n_rows;
   jb.block_table = p.block_tables + (int64_t)lo * p.max_blocks_per_seq;
   jb.n_tiles = (jb.prior + min(jb.q0 + BM, jb.n_rows) + BN - 1) / BN; /* the last row's keys */
   return true;
+}
+
+template <int HD>
+__device__ __forceinline__ bool find_job(const up_attn_args &p, prefill_job &jb) {
+  return find_job_at<HD>(p, (int32_t)(gridDim.y - 1 - blockIdx.y), UP_ATTN_DECODE_MAX_ROWS, jb);
 }
 
 /* Query rows [row_begin, row_begin + n) of the CTA's BM into the swizzled Q tile, by
@@ -220,22 +228,27 @@ __device__ __forceinline__ int32_t job_first_entry(const up_attn_args &p, const 
  * factor that rescales the output rows. sc[4t + e] is row my_row + 8 (e >> 1), entry
  * k_first + 8t + 2 (lane & 3) + (e & 1). A row with every key so far masked keeps
  * m = -inf and uses base 0 so that exp2(-inf - base) = 0 rather than NaN. WINDOW
- * also masks the keys before each row's sliding-window start. */
-template <int HD, bool WINDOW>
+ * also masks the keys before each row's sliding-window start; SPAN (a key tile of a
+ * sparse pattern's list, which may start before or reach past the list's range) the
+ * entries outside [span_lo, span_hi). */
+template <int HD, bool WINDOW, bool SPAN = false>
 __device__ __forceinline__ void softmax_tile(float (&sc)[sm90_geom<HD>::S_REGS], float (&m)[2], float (&l)[2],
                                              float (&corr)[2], int32_t k_first, int32_t my_row, int32_t wg_row,
-                                             const prefill_job &jb, float scale_log2, int32_t window) {
+                                             const prefill_job &jb, float scale_log2, int32_t window,
+                                             int32_t span_lo = 0, int32_t span_hi = 0) {
   constexpr int BN = sm90_geom<HD>::BN;
   const int lane = threadIdx.x & 31;
   if (k_first + BN - 1 > jb.prior + wg_row || k_first + BN > jb.kv_len ||
-      (WINDOW && k_first < up_attn_window_start(jb.prior + wg_row + 63, window))) {
+      (WINDOW && k_first < up_attn_window_start(jb.prior + wg_row + 63, window)) ||
+      (SPAN && (k_first < span_lo || k_first + BN > span_hi))) {
 #pragma unroll
     for (int t = 0; t < BN / 8; ++t)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int32_t key = k_first + t * 8 + 2 * (lane & 3) + (e & 1);
         const int32_t row = my_row + (e >> 1) * 8;
-        if (key > jb.prior + row || key >= jb.kv_len || (WINDOW && key < up_attn_window_start(jb.prior + row, window)))
+        if (key > jb.prior + row || key >= jb.kv_len || (WINDOW && key < up_attn_window_start(jb.prior + row, window)) ||
+            (SPAN && (key < span_lo || key >= span_hi)))
           sc[4 * t + e] = -INFINITY;
       }
   }
@@ -291,10 +304,7 @@ __device__ __forceinline__ void write_out(const float (&o)[sm90_geom<HD>::O_REGS
   const int lane = threadIdx.x & 31;
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
-    float sum = l[r];
-    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+    const float inv = up_attn_row_inverse(l[r]);
     const int row = wg * 64 + wrow + (lane >> 2) + r * 8;
 #pragma unroll
     for (int t = 0; t < HD / 8; ++t)

@@ -76,6 +76,27 @@ bool up_cuda_attention_prefill_sm90_tma_block_fits(int32_t block_tokens);
 void up_cuda_attention_prefill_sm90_tma(cudaStream_t stream, void *out, const void *qkv, const up_kv_pool *pool,
                                         const up_attn_batch *batch, const up_attn_shape *shape, int32_t window,
                                         int schedule);
+/* The warp-specialised kernel's listed schedule: block-sparse prefill over the key
+ * lists of kernels/sparse_attention_ops.h (its pattern's device arrays, ranges only:
+ * the gathered extra keys of MInference are not taken here), rows of sequences without
+ * a list causal over their cache, decode rows included (sparse/sparse_attention.cu
+ * chooses it). _fit: head_dim 128 or 256, query blocks of a multiple of 128 rows and a
+ * pool the causal TMA kernel takes. A listed sequence whose cache is not exactly its
+ * rows, or whose query-block count is wrong, is reported through `error`. */
+#define UP_ATTN_SM90_QUERY_ROWS 128 /* query rows per CTA of the Hopper kernels */
+struct up_cuda_index_error;
+typedef struct up_attn_key_lists {
+  const int32_t *qblock_start; /* [n_seqs + 1] */
+  const int32_t *range_ptr;    /* [list rows + 1] */
+  const int32_t *range_start;
+  int32_t block_q, block_k;
+  int32_t listed_ctas;         /* query blocks x block_q / UP_ATTN_SM90_QUERY_ROWS: the grid's first part */
+  struct up_cuda_index_error *error; /* the backend's index-error slot (device) */
+} up_attn_key_lists;
+bool up_cuda_attention_prefill_sm90_tma_lists_fit(const up_kv_pool *pool, int32_t head_dim, int32_t block_q);
+void up_cuda_attention_prefill_sm90_tma_lists(cudaStream_t stream, void *out, const void *qkv,
+                                              const up_kv_pool *pool, const up_attn_batch *batch,
+                                              const up_attn_shape *shape, const up_attn_key_lists *lists);
 /* Decode path: workspace of up_cuda_attention_decode_workspace_bytes(...) bytes. */
 size_t up_cuda_attention_decode_workspace_bytes(const up_attn_batch *batch, const up_attn_shape *shape,
                                                 int32_t n_splits);

@@ -1,9 +1,17 @@
 /* sparse_attention.cu — the CUDA block-sparse prefill attention of the sparse
- * baselines (kernels/sparse_attention_ops.h, UP_SPARSE_ATTENTION_KERNEL): an Ampere-level
- * FlashAttention-2 style forward (bf16 mma.sync m16n8k16, fp32 accumulators, online
- * softmax in base 2) whose key tiles come from a pattern's list rows instead of the
- * whole causal prefix. Reads the shared PTX wrappers of kernels/cuda/attention/
- * attn_common.cuh; owns nothing of the dense attention op.
+ * baselines (kernels/sparse_attention_ops.h, UP_SPARSE_ATTENTION_KERNEL): the entry that
+ * chooses the kernel, and an Ampere-level FlashAttention-2 style forward (bf16 mma.sync
+ * m16n8k16, fp32 accumulators, online softmax in base 2) whose key tiles come from a
+ * pattern's list rows instead of the whole causal prefix. Reads the shared PTX wrappers
+ * and epilogue of kernels/cuda/attention/attn_common.cuh; owns nothing of the dense
+ * attention op.
+ *
+ * Which kernel: on Hopper, patterns of 128-row query blocks (or multiples) without
+ * extra keys (FlexPrefill, XAttention) go to the dense warp-specialised TMA kernel's
+ * listed schedule (attention_prefill_sm90_tma.cu), unless the backend's attention
+ * kernel was set away from TMA (--attention-kernel mma-sync or wgmma-cp-async, the
+ * escape if that path misbehaves); everything else (MInference's 64-row blocks and
+ * gathered keys, other GPUs, page sizes TMA cannot copy) runs this mma.sync kernel.
  *
  * One CTA = one query head x BM = 64 rows of one query block (a 128-row block takes two
  * CTAs), four warps of 16 rows. Its key tiles, BN keys each, are in order: every range
@@ -23,6 +31,7 @@
 #include <math.h>
 
 #include "kernels/cuda/attention/attn_common.cuh"
+#include "kernels/cuda/attention/cuda_attention.h"
 #include "kernels/cuda/cuda_backend_impl.h"
 #include "kernels/cuda/sparse/sparse_cuda.h"
 #include "kernels/cuda/sparse/sparse_estimate_common.cuh"
@@ -45,13 +54,6 @@ struct sparse_params {
   int32_t sparse_ctas;    /* query blocks of all sequences x sub_tiles */
   up_cuda_index_error *error;
 };
-
-/* Chunk c of shared row r at chunk c ^ (r & 7), as in attention_prefill.cu: the rows of one
- * ldmatrix phase fall on distinct bank groups. */
-template <int HD>
-__device__ __forceinline__ int swz(int r, int c) {
-  return r * HD + ((c ^ (r & 7)) << 3);
-}
 
 /* One key tile: `count` keys from `first` (consecutive) or the extra keys
  * column_index[col0 .. col0 + count) (gathered). */
@@ -125,7 +127,7 @@ __device__ __forceinline__ void load_tile(__nv_bfloat16 *stage, int32_t *ids, co
     const bool valid = e >= 0 && e < kv_len;
     const int64_t off =
         valid ? up_attn_entry_offset(block_table, e, p.a.block_tokens, p.a.kv_dim) + head_offset + c * 8 : 0;
-    up_attn_cp_async16(up_attn_smem_u32(stage + swz<HD>(r, c)), pool + off, valid ? 16 : 0);
+    up_attn_cp_async16(up_attn_smem_u32(stage + up_attn_swz<HD>(r, c)), pool + off, valid ? 16 : 0);
     if (ids && c == 0) ids[r] = valid ? e : INT32_MAX;
   }
 }
@@ -196,7 +198,7 @@ __global__ void __launch_bounds__(SPARSE_THREADS, MIN_CTAS) sparse_attention_ker
       const int r = tid / CH + i * (SPARSE_THREADS / CH);
       const bool valid = q0 + r < q_end;
       const int64_t off = valid ? (int64_t)(row0 + q0 + r) * p.a.qkv_stride + (int64_t)h * HD + c * 8 : 0;
-      up_attn_cp_async16(up_attn_smem_u32(q_s + swz<HD>(r, c)), p.a.qkv + off, valid ? 16 : 0);
+      up_attn_cp_async16(up_attn_smem_u32(q_s + up_attn_swz<HD>(r, c)), p.a.qkv + off, valid ? 16 : 0);
     }
   }
   int32_t j = next_tile<BN>(tp, p, 0);
@@ -216,8 +218,8 @@ __global__ void __launch_bounds__(SPARSE_THREADS, MIN_CTAS) sparse_attention_ker
 
   uint32_t q_addr[4], kv_addr[4];
   {
-    const uint32_t q0a = up_attn_smem_u32(q_s) + 2 * swz<HD>(warp * 16 + (lane & 15), lane >> 4);
-    const uint32_t k0a = up_attn_smem_u32(k_s) + 2 * swz<HD>(lane & 15, lane >> 4);
+    const uint32_t q0a = up_attn_smem_u32(q_s) + 2 * up_attn_swz<HD>(warp * 16 + (lane & 15), lane >> 4);
+    const uint32_t k0a = up_attn_smem_u32(k_s) + 2 * up_attn_swz<HD>(lane & 15, lane >> 4);
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       q_addr[i] = q0a ^ (uint32_t)(i << 5);
@@ -330,28 +332,12 @@ __global__ void __launch_bounds__(SPARSE_THREADS, MIN_CTAS) sparse_attention_ker
   }
   up_attn_cp_async_wait<0>();
 
-  /* Normalise into the warp's own rows of the Q tile, then write whole 16-byte chunks. */
+  /* Normalise into the warp's own rows of the Q tile, then write whole 16-byte chunks
+   * (the dense kernel's epilogue, attn_common.cuh). */
   __syncwarp();
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    float sum = l[r];
-    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
-    const int row = warp * 16 + (lane >> 2) + r * 8;
-#pragma unroll
-    for (int d = 0; d < DT; ++d)
-      *(uint32_t *)(q_s + swz<HD>(row, d) + 2 * (lane & 3)) = up_attn_pack_bf16(o[d][2 * r] * inv, o[d][2 * r + 1] * inv);
-  }
+  up_attn_stage_rows16<HD>(o, l, q_s, warp * 16);
   __syncwarp();
-#pragma unroll
-  for (int i = lane; i < 16 * CH; i += 32) {
-    const int r = i / CH, c = i % CH;
-    const int32_t t = warp_row + r;
-    if (t < q_end)
-      *(uint4 *)(p.a.out + (int64_t)(row0 + t) * p.a.out_stride + (int64_t)h * HD + c * 8) =
-          *(const uint4 *)(q_s + swz<HD>(warp * 16 + r, c));
-  }
+  up_attn_write_staged<HD, 16>(q_s, warp * 16, p.a, (int64_t)row0 + warp_row, q_end - warp_row, h);
 }
 
 template <int HD, int BN, int MIN_CTAS>
@@ -362,6 +348,16 @@ void launch(cudaStream_t stream, const sparse_params &p, int32_t n_heads, int64_
   const dim3 grid((unsigned)n_heads, (unsigned)ctas);
   sparse_attention_kernel<HD, BN, MIN_CTAS><<<grid, SPARSE_THREADS, smem, stream>>>(p);
   UP_CUDA_CHECK_LAUNCH();
+}
+
+/* Whether the pattern runs on the TMA kernel's listed schedule (the file's head). */
+bool listed_on_hopper(const up_cuda_backend *cb, const up_kv_pool *pool, const up_attn_shape *shape,
+                      const up_sparse_pattern *pattern) {
+  const int v = cb->attn_prefill_variant;
+  const bool tma_chosen = v < UP_ATTN_PREFILL_MMA_SYNC_V1 || v > UP_ATTN_PREFILL_LAST || v >= UP_ATTN_PREFILL_SM90_TMA;
+  return tma_chosen && pattern->column_capacity == 0 &&
+         up_cuda_attention_prefill_sm90_tma_lists_fit(pool, shape->head_dim, pattern->block_q) &&
+         up_cuda_attention_prefill_sm90_available();
 }
 
 } /* namespace */
@@ -376,6 +372,14 @@ extern "C" void up_cuda_sparse_attention(up_backend *be, void *out, const void *
              (int)batch->n_seqs, (int)shape->n_heads);
   if (batch->n_tokens <= 0 || batch->n_seqs <= 0) return;
   up_cuda_backend *cb = up_cuda_impl(be);
+  if (listed_on_hopper(cb, pool, shape, pattern)) {
+    const up_attn_key_lists lists = {pattern->qblock_start, pattern->range_ptr, pattern->range_start,
+                                     pattern->block_q, pattern->block_k,
+                                     pattern->qblock_start_host[pattern->n_seqs] * (pattern->block_q / UP_ATTN_SM90_QUERY_ROWS),
+                                     cb->index_error};
+    up_cuda_attention_prefill_sm90_tma_lists(cb->stream, out, qkv, pool, batch, shape, &lists);
+    return;
+  }
   sparse_params p;
   p.a = up_attn_args_make(out, qkv, pool, batch, shape);
   p.qblock_start = pattern->qblock_start;

@@ -31,12 +31,12 @@
 #include "launcher/mpi_check.h"
 #include "launcher/parallel/tp_comm_mpi.h"
 #ifdef UNIPREFILL_HAVE_CUDA
-#include <cuda_runtime_api.h>
-
-#include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/cuda_device.h"
 #endif
 #ifdef UNIPREFILL_HAVE_NCCL
+#include <cuda_runtime_api.h>
+
+#include "kernels/cuda/cuda_backend.h"
 #include "launcher/parallel/nccl/tp_comm_nccl.h"
 #endif
 
@@ -57,7 +57,7 @@ static void host_release(void *buf) { free(buf); }
 static void host_copy(void *dst, const void *src, size_t bytes) { memcpy(dst, src, bytes); }
 static const comm_memory k_host_memory = {host_alloc, host_release, host_copy, host_copy};
 
-#ifdef UNIPREFILL_HAVE_CUDA
+#ifdef UNIPREFILL_HAVE_NCCL
 static up_backend *g_gpu;
 
 static void *gpu_alloc(size_t bytes) { return g_gpu->ops->alloc(g_gpu, bytes ? bytes : 1, "a communicator buffer"); }
@@ -449,7 +449,7 @@ int main(int argc, char **argv) {
   }
   if (g_rank == 0) printf("tp_comm_check (%s, %d ranks): %d passed, %d failed\n", transport, g_size,
                           g_passed_checks, g_failed_checks);
-#ifdef UNIPREFILL_HAVE_CUDA
+#ifdef UNIPREFILL_HAVE_NCCL
   if (g_gpu) g_gpu->ops->destroy(g_gpu);
 #endif
   MPI_Finalize();

@@ -340,6 +340,7 @@ static void inject_fault(up_tp_comm *comm, int fault_rank, const char *kind) {
   comm->ops->all_reduce_sum(comm, buf, buf, 5, UP_COMM_F32, "layer 0 attention output");
   comm->ops->synchronize(comm, "the wait after layer 0");
   fprintf(stderr, "rank %d: the all-reduce returned although rank %d failed\n", g_rank, fault_rank);
+  g_mem->release(buf);
 }
 
 static void abort_job(int code) { MPI_Abort(MPI_COMM_WORLD, code); }

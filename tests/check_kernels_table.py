@@ -73,7 +73,7 @@ def expected_work(row, elem, last_q):
         block, density = sparse_density(row)
         flop = 4 * sparse_pairs(length, block, density) * d * heads
         return flop, batch * elem * (2 * length * q_dim + 2 * length * kv_dim)
-    return tokens * 4 * d * heads * last_q, tokens * 2 * elem * kv_dim
+    return tokens * 2 * d * heads * last_q, tokens * 2 * elem * kv_dim  # one score pass
 
 
 def expected_error_limit(row, block):

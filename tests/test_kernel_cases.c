@@ -95,7 +95,7 @@ Test(kernel_cases, cpu_defaults_and_work_formulas) {
   cr_expect_float_eq(decode->bytes, 4 * 4.0 * (2.0 * 256 + 2.0 * 512 * 128), 1e-6);
   const up_kernel_record *select = find(&plan, "selection 4x512");
   cr_expect_eq(select->tokens, 2048);
-  cr_expect_float_eq(select->flop, 2048 * 4.0 * 64 * 4 * 128, 1e-3); /* two passes over last_q = 128 queries */
+  cr_expect_float_eq(select->flop, 2048 * 2.0 * 64 * 4 * 128, 1e-3); /* one score pass over last_q = 128 queries */
   cr_expect_float_eq(select->bytes, 2048 * 2.0 * 4 * 128, 1e-6);
   /* Memory: a GEMM's three operands; a batch its rows, pool (whole 16-entry blocks) and output. */
   cr_expect_eq(up_kernel_case_bytes(&plan, &plan.cases[0]), 4 * (512 * 256 + 512 * 256 + 512 * 512));

@@ -198,7 +198,8 @@ static double selection_work(const up_op_case *c) {
   double rows = 0.0;
   for (int32_t s = 0; s < d->n_seqs; ++s) rows += up_op_batch_rows(d, s);
   const double share = c->sample > 0 && c->sample < d->n_seqs ? (double)c->sample / d->n_seqs : 1.0;
-  return share * rows * 4.0 * d->select.last_q * d->shape.n_heads * d->shape.head_dim;
+  /* One score pass over every key, as in the kernels table (launcher/kernels/kernel_cases.c). */
+  return share * rows * 2.0 * d->select.last_q * d->shape.n_heads * d->shape.head_dim;
 }
 
 const up_op_driver up_op_selection = {{"method_kernel"}, selection_make, selection_run, selection_reference_of,

@@ -166,7 +166,9 @@ static void up_add_attention_kind(up_kernel_plan *plan, int32_t *capacity, up_ke
       break;
     case UP_KERNEL_SELECTION:
       r->tokens = (int64_t)batch * seq_len;
-      r->flop = (double)r->tokens * 4.0 * d * H * plan->select.last_q;
+      /* One score pass (QK^T of the last_q rows against every key): the CUDA selection's
+       * path for blocks that are a multiple of a warp's keys, the default 64 included. */
+      r->flop = (double)r->tokens * 2.0 * d * H * plan->select.last_q;
       r->bytes = (double)r->tokens * 2.0 * e * kv_dim;
       break;
     case UP_KERNEL_GEMM:

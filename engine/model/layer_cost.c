@@ -152,6 +152,12 @@ int64_t up_model_kv_entry_bytes(const up_model_config *cfg, up_dtype dtype) {
   return largest;
 }
 
+int64_t up_model_recurrent_state_bytes(const up_model_config *cfg, up_dtype dtype) {
+  int64_t bytes = 0;
+  for (int32_t l = 0; l < cfg->n_layers; ++l) bytes += up_layer_recurrent_state_bytes(cfg, dtype, l);
+  return bytes;
+}
+
 int64_t up_model_dense_kv_bytes(const up_model_config *cfg, up_dtype dtype, int64_t prompt_len) {
   int64_t bytes = 0;
   for (int32_t l = 0; l < cfg->n_layers; ++l) {

@@ -68,7 +68,10 @@ int64_t up_model_total_params(const up_model_config *cfg);
 
 /* Bytes of one KV-pool entry (one token's K and V at one layer): the largest of any layer's. */
 int64_t up_model_kv_entry_bytes(const up_model_config *cfg, up_dtype dtype);
-/* KV bytes a prompt of prompt_len tokens holds at every layer when nothing is dropped. */
+/* One sequence's recurrent state over every linear-attention layer (0: none). */
+int64_t up_model_recurrent_state_bytes(const up_model_config *cfg, up_dtype dtype);
+/* KV bytes a prompt of prompt_len tokens holds at every layer when nothing is dropped,
+ * with its recurrent state at linear-attention layers. */
 int64_t up_model_dense_kv_bytes(const up_model_config *cfg, up_dtype dtype, int64_t prompt_len);
 
 /* Dense prefill FLOPs of one prompt of L tokens: 2 x body parameters x L + the LM head

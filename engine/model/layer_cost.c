@@ -51,15 +51,20 @@ void up_layer_cost_of(const up_model_config *cfg, up_dtype dtype, int32_t layer,
 
 enum { GDN_CHUNK_ROWS = 64 }; /* the chunk of the chunked delta rule (kernels/ops.h) */
 
+/* By the layer's kind, so the memory layout of a config without an architecture still works. */
+static bool is_linear(const up_model_config *cfg, int32_t layer) {
+  return cfg->layer_kind[layer] == UP_LAYER_LINEAR_ATTENTION;
+}
+
 double up_layer_linear_attention_flops(const up_model_config *cfg, int32_t layer) {
-  if (!layer_runs(cfg, layer, UP_BLOCK_DELTANET)) return 0.0;
+  if (!is_linear(cfg, layer)) return 0.0;
   const double d = cfg->linear_head_dim;
   const double conv = 2.0 * cfg->linear_conv_width * (double)up_dim_size(cfg, UP_DIM_GDN_CONV);
   return conv + (double)cfg->linear_value_heads * (6.0 * d * d + 5.0 * GDN_CHUNK_ROWS * d);
 }
 
 int64_t up_layer_recurrent_state_bytes(const up_model_config *cfg, up_dtype dtype, int32_t layer) {
-  if (!layer_runs(cfg, layer, UP_BLOCK_DELTANET)) return 0;
+  if (!is_linear(cfg, layer) || cfg->linear_conv_width < 1 || cfg->linear_head_dim < 1) return 0;
   const int64_t conv = (int64_t)(cfg->linear_conv_width - 1) * up_dim_size(cfg, UP_DIM_GDN_CONV) *
                        (int64_t)up_dtype_size(dtype);
   const int64_t d = cfg->linear_head_dim;

@@ -107,9 +107,10 @@ static up_model_config g_presets[] = {
         .n_experts = 512, .n_experts_per_token = 10, .moe_intermediate = 512, .shared_expert_intermediate = 512,
     },
     {
-        /* Qwen3-Next's shape at CPU-test size: both layer kinds twice, 8 experts, small dims. */
+        /* Qwen3-Next's shape at CPU-test size: both layer kinds twice, 8 experts, small dims
+         * (head_dim 64, the smallest the CUDA attention kernels take). */
         .name = "tiny-qwen3-next", QWEN3_NEXT_COMMON,
-        .n_layers = 8, .hidden = 64, .n_heads = 4, .n_kv_heads = 2, .head_dim = 32, .rotary_dim = 16,
+        .n_layers = 8, .hidden = 64, .n_heads = 4, .n_kv_heads = 2, .head_dim = 64, .rotary_dim = 16,
         .rope_theta = 10000000.0f, .intermediate = 96, .vocab = 512, .max_context = 262144,
         .linear_key_heads = 2, .linear_value_heads = 4, .linear_head_dim = 16, .linear_conv_width = 4,
         .n_experts = 8, .n_experts_per_token = 2, .moe_intermediate = 32, .shared_expert_intermediate = 32,

@@ -19,7 +19,8 @@ import sys
 import h5py
 import numpy as np
 
-KINDS = ("gemm", "attention", "decode", "selection")
+KINDS = ("gemm", "attention", "decode", "selection", "deltanet")
+DELTA_RULE_CHUNK = 64  # rows per chunk of the chunked delta rule (engine/model/layer_cost.h)
 ELEMENT_BYTES = {"cpu": 4, "cuda": 2}  # activation dtype per backend: fp32, bf16
 
 
@@ -52,6 +53,9 @@ def expected_work(row, elem, last_q):
         return batch * 4 * pairs * d * heads, batch * elem * (2 * length * q_dim + 2 * length * kv_dim)
     if kind == "decode":
         return batch * 4 * length * d * heads, batch * elem * (2 * q_dim + 2 * length * kv_dim)
+    if kind == "deltanet":  # heads: value heads, kv heads: key heads
+        flop = tokens * heads * (6 * d * d + 5 * DELTA_RULE_CHUNK * d)
+        return flop, tokens * (elem * 2 * (kv_heads + heads) * d + 8 * heads) + 8 * heads * d * d
     return tokens * 4 * d * heads * last_q, tokens * 2 * elem * kv_dim
 
 

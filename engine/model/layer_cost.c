@@ -56,11 +56,15 @@ static bool is_linear(const up_model_config *cfg, int32_t layer) {
   return cfg->layer_kind[layer] == UP_LAYER_LINEAR_ATTENTION;
 }
 
+double up_delta_rule_token_flops(const up_model_config *cfg) {
+  const double d = cfg->linear_head_dim;
+  return (double)cfg->linear_value_heads * (6.0 * d * d + 5.0 * GDN_CHUNK_ROWS * d);
+}
+
 double up_layer_linear_attention_flops(const up_model_config *cfg, int32_t layer) {
   if (!is_linear(cfg, layer)) return 0.0;
-  const double d = cfg->linear_head_dim;
   const double conv = 2.0 * cfg->linear_conv_width * (double)up_dim_size(cfg, UP_DIM_GDN_CONV);
-  return conv + (double)cfg->linear_value_heads * (6.0 * d * d + 5.0 * GDN_CHUNK_ROWS * d);
+  return conv + up_delta_rule_token_flops(cfg);
 }
 
 int64_t up_layer_recurrent_state_bytes(const up_model_config *cfg, up_dtype dtype, int32_t layer) {
@@ -110,11 +114,13 @@ int32_t up_layer_gemm_shapes(const up_model_config *cfg, int32_t layer, up_gemm_
   const int32_t n = up_arch_layer_tensors(cfg, layer, tensors);
   int32_t n_gemms = 0;
   for (int32_t i = 0; i < n; ++i) {
-    if (tensors[i].spec->rows == UP_DIM_ONE) continue;
+    /* Vectors, and the DeltaNet conv's taps (a depthwise conv: the causal_conv1d op's) */
+    if (tensors[i].spec->rows == UP_DIM_ONE || tensors[i].role == UP_TENSOR_GDN_CONV) continue;
     up_gemm_shape *g = &out[n_gemms++];
-    g->name = tensors[i].spec->name;
-    g->n = tensors[i].rows;
-    g->k = tensors[i].cols;
+    const int32_t experts = tensors[i].n_experts;
+    *g = (up_gemm_shape){.name = tensors[i].spec->name, .n = experts > 0 ? tensors[i].rows / experts : tensors[i].rows,
+                         .k = tensors[i].cols, .experts = experts,
+                         .per_token = experts > 0 ? cfg->n_experts_per_token : 0};
   }
   return n_gemms;
 }

@@ -47,18 +47,26 @@ double up_layer_attention_flops(const up_model_config *cfg, int32_t layer, int64
  * products over each chunk's lower triangle); 0 at other layers. A decode step's
  * recurrence (7 d^2 per head) is within the same count. */
 double up_layer_linear_attention_flops(const up_model_config *cfg, int32_t layer);
+/* Of those, the chunked delta rule's alone (6 d^2 + 5 C d per value head), whatever the
+ * layer: what the gated_deltanet op does per token (--kernels times it). */
+double up_delta_rule_token_flops(const up_model_config *cfg);
 /* Bytes of one sequence's recurrent state at a linear-attention layer: the conv state
  * (width - 1 inputs of every q, k, v channel, activation dtype) and the fp32 delta-rule
  * state (value heads x d x d); 0 at other layers. */
 int64_t up_layer_recurrent_state_bytes(const up_model_config *cfg, up_dtype dtype, int32_t layer);
 
-/* One GEMM of a layer: out[m][n] = in[m][k] x weight[n][k]^T, m being the token count. */
+/* One GEMM of a layer: out[m][n] = in[m][k] x weight[n][k]^T, m being the token count.
+ * For a stack of experts it is one expert's GEMM (n its rows), run over the rows routed
+ * to that expert: per_token / experts of the tokens on average. */
 typedef struct up_gemm_shape {
   const char *name; /* the weight's short name in its architecture's table ("qkv") */
   int64_t n, k;
+  int32_t experts;   /* 0: one weight every token multiplies; else the experts stacked */
+  int32_t per_token; /* experts a token runs (top-k) when experts > 0 */
 } up_gemm_shape;
 
-/* The GEMMs a token runs through at `layer`, in forward order; returns how many. */
+/* The GEMMs a token runs through at `layer`, in forward order (not the DeltaNet conv,
+ * whose taps are a matrix in the table but no GEMM); returns how many. */
 int32_t up_layer_gemm_shapes(const up_model_config *cfg, int32_t layer, up_gemm_shape out[UP_MAX_LAYER_TENSORS]);
 
 /* Parameters, counted as ALGORITHMS.md does: all but the input embedding and LM head. */

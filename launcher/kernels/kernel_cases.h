@@ -17,6 +17,11 @@
  * target (issue 4's are for full causal attention).
  *   decode     flop 4 L d H per sequence; bytes e (2 H d + 2 L kv_dim) per sequence
  *   selection  flop 4 d H last_q per token (two score passes); bytes 2 e kv_dim per token (K read per pass)
+ *   deltanet   (models with Gated DeltaNet layers: the gated_deltanet op over one prompt at each --ctx, from
+ *              zero states) flop per token Hv (6 d^2 + 5 C d), C = 64 (engine/model/layer_cost.h); bytes
+ *              per token e (2 Hk + 2 Hv) d (q, k, v read, output written) + 8 Hv (fp32 g, beta), plus the
+ *              fp32 state read and written once (8 Hv d^2); heads are the value heads Hv, kv heads the
+ *              key heads Hk. Its check is the prompt's first 512 rows (a recurrence: the CPU runs them all)
  * Floors are these at the device's peaks (device_peaks.h). Each case also carries the
  * op case (kernels/op_cases) that makes its inputs, runs it, and checks a sample of its
  * outputs against the CPU reference: 16 GEMM rows, 8 attention rows, 4 decode rows
@@ -52,9 +57,14 @@ typedef struct up_kernel_case {
   up_op_case op;           /* the op call it times, its inputs and the sample checked against the CPU */
 } up_kernel_case;
 
-/* The GEMMs of one layer of cfg (qkv, o, gate_up, down for Llama) into gemms; returns
- * how many. The one source of the GEMM shapes for --kernels and the op-case list:
- * the first layer's, as the architecture's table gives them (engine/model/layer_cost). */
+/* The GEMMs of cfg's layers (qkv, o, gate_up, down for Llama) into gemms, each name once
+ * in the order the layers first run it (a hybrid's layers differ: Qwen3-Next's first is
+ * a DeltaNet layer, its fourth has the attention's); returns how many. The one source of
+ * the GEMM shapes for --kernels and the op-case list, as the architecture's table gives
+ * them (engine/model/layer_cost). An expert stack's GEMM is one expert's, and --kernels
+ * times it over that expert's average share of the rows (--kernel-tokens x top-k /
+ * experts, rounded up): "gemm experts_gate_up" at 640 x 1024 x 2048 for Qwen3-Next at
+ * 32K tokens; the grouped call runs experts of them. */
 int32_t up_kernel_layer_gemms(const up_model_config *cfg, up_gemm_shape gemms[UP_MAX_LAYER_TENSORS]);
 
 typedef struct up_kernel_plan {

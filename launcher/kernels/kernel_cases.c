@@ -40,6 +40,7 @@ static const int32_t up_cpu_batch_len[] = {512};
 /* The delta rule's check: the first rows of the prompt (the CPU reference runs the
  * recurrence, about 5 ms a row at Qwen3-Next's 32 heads of 128 on one core). */
 #define UP_DELTANET_SAMPLE_ROWS 512
+#define UP_MOE_SAMPLE_EXPERTS 8
 #define UP_VALUES_TOLERANCE 2e-2
 /* Queries at twice the keys' range: scores of a few units, a softmax far from uniform. */
 #define UP_QUERY_BOUND 2.0f
@@ -159,6 +160,7 @@ static void up_add_attention_kind(up_kernel_plan *plan, int32_t *capacity, up_ke
       break;
     case UP_KERNEL_GEMM:
     case UP_KERNEL_DELTANET:
+    case UP_KERNEL_MOE:
     case UP_KERNEL_KIND_COUNT: UP_FATAL("kernel kind %d is no attention case", (int)kind);
   }
 }
@@ -185,6 +187,42 @@ static void up_add_deltanet(up_kernel_plan *plan, int32_t *capacity, const up_mo
   const double e = (double)plan->elem_size, L = seq_len;
   r->flop = L * up_delta_rule_token_flops(cfg);
   r->bytes = L * (e * 2.0 * (hk + hv) * d + 2.0 * sizeof(float) * hv) + 2.0 * sizeof(float) * hv * (double)d * d;
+}
+
+/* An MoE block's routed experts over `tokens` rows: n_experts experts of `inter`, top_k
+ * of them per token (the model's), or the dense MLP of the same FLOPs (one expert of
+ * top_k x inter, top 1). Checked on 8 experts' first rows (case_moe_experts.c). */
+static void up_add_moe(up_kernel_plan *plan, int32_t *capacity, const up_model_config *cfg, int64_t tokens,
+                       bool dense) {
+  up_kernel_case *c = up_plan_add(plan, capacity, UP_KERNEL_MOE);
+  up_kernel_record *r = &c->record;
+  const int32_t experts = dense ? 1 : cfg->n_experts, top_k = dense ? 1 : cfg->n_experts_per_token;
+  const int32_t inter = dense ? cfg->n_experts_per_token * cfg->moe_intermediate : cfg->moe_intermediate;
+  c->op = (up_op_case){.driver = &up_op_moe_experts, .tolerance = UP_VALUES_TOLERANCE, .sample = UP_MOE_SAMPLE_EXPERTS,
+                       .moe = {(int32_t)tokens, cfg->hidden, inter, experts, top_k}};
+  char len_text[16];
+  up_size_text(len_text, sizeof len_text, tokens);
+  if (dense)
+    snprintf(r->label, sizeof r->label, "moe %s dense %d", len_text, (int)inter);
+  else
+    snprintf(r->label, sizeof r->label, "moe %s top%d/%d", len_text, (int)top_k, (int)experts);
+  snprintf(r->shape, sizeof r->shape, "%lldx%d of %d i%d h%d", (long long)tokens, (int)top_k, (int)experts,
+           (int)inter, (int)cfg->hidden);
+  r->tokens = tokens;
+  r->m = tokens * top_k;
+  r->n = inter;
+  r->k = cfg->hidden;
+  r->n_heads = experts;
+  r->n_kv_heads = top_k;
+  const double e = (double)plan->elem_size, rows = (double)r->m, n = inter, k = cfg->hidden;
+  r->flop = 6.0 * rows * n * k;
+  r->bytes = e * (3.0 * experts * n * k + 2.0 * rows * k); /* weights, inputs, outputs: the rest may stay on chip */
+}
+
+static bool up_has_moe_layers(const up_model_config *cfg) {
+  for (int32_t l = 0; l < cfg->n_layers; ++l)
+    if (cfg->mlp_kind[l] == UP_MLP_MOE) return true;
+  return false;
 }
 
 static bool up_has_linear_layers(const up_model_config *cfg) {
@@ -299,6 +337,11 @@ bool up_kernel_plan_build(up_kernel_plan *plan, const up_options *opt, const up_
              cfg->name);
     return false;
   }
+  const bool want_moe = (kinds & (1u << UP_KERNEL_MOE)) && up_has_moe_layers(cfg);
+  if (kinds == (1u << UP_KERNEL_MOE) && !want_moe) {
+    snprintf(err, err_size, "--kernel-cases moe: model %s has no MoE layers", cfg->name);
+    return false;
+  }
 
   for (int32_t i = 0; i < n_ctx; ++i)
     if ((want_attention || want_selection || want_deltanet) &&
@@ -333,6 +376,10 @@ bool up_kernel_plan_build(up_kernel_plan *plan, const up_options *opt, const up_
     if (!listed) up_add_attention_kind(plan, &capacity, UP_KERNEL_SELECTION, batch_seqs[i], batch_len[i], 0);
   }
   for (int32_t i = 0; want_deltanet && i < n_ctx; ++i) up_add_deltanet(plan, &capacity, cfg, ctx[i]);
+  if (want_moe) {
+    up_add_moe(plan, &capacity, cfg, m, false);
+    up_add_moe(plan, &capacity, cfg, m, true);
+  }
   up_finish_cases(plan, dev);
   return true;
 }
@@ -352,6 +399,8 @@ int64_t up_kernel_case_bytes(const up_kernel_plan *plan, const up_kernel_case *c
   const up_kernel_record *r = &c->record;
   const int64_t e = (int64_t)plan->elem_size;
   if (c->kind == UP_KERNEL_GEMM) return e * (r->m * r->k + r->n * r->k + r->m * r->n);
+  if (c->kind == UP_KERNEL_MOE) /* weights, inputs, gate/up, SwiGLU and outputs */
+    return e * (3 * r->n_heads * r->n * r->k + r->m * (2 * r->k + 3 * r->n)) + 4 * (r->n_heads + 1);
   if (c->kind == UP_KERNEL_DELTANET) { /* q|k|v rows, output, g and beta, two state slots */
     const int64_t hv = r->n_heads, hk = r->n_kv_heads, d = r->head_dim;
     return r->tokens * (e * (2 * hk + 2 * hv) * d + 8 * hv) + 2 * hv * d * d * 4 + 64;

@@ -22,6 +22,11 @@
  *              per token e (2 Hk + 2 Hv) d (q, k, v read, output written) + 8 Hv (fp32 g, beta), plus the
  *              fp32 state read and written once (8 Hv d^2); heads are the value heads Hv, kv heads the
  *              key heads Hk. Its check is the prompt's first 512 rows (a recurrence: the CPU runs them all)
+ *   moe        (models with MoE layers, at --kernel-tokens T) the routed experts' GEMMs and SwiGLU as the
+ *              MoE block runs them (kernels/moe_expert_gemms.h), rows = T x top-k spread over E experts of
+ *              intermediate I at random, and the dense MLP of the same FLOPs (one expert of top-k x I, all
+ *              T rows): flop 6 rows I hidden; bytes e (3 E I hidden + 2 rows hidden) (weights, inputs and
+ *              outputs once). Checked on the first 128 rows of 8 experts
  * Floors are these at the device's peaks (device_peaks.h). Each case also carries the
  * op case (kernels/op_cases) that makes its inputs, runs it, and checks a sample of its
  * outputs against the CPU reference: 16 GEMM rows, 8 attention rows, 4 decode rows

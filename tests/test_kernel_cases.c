@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "kernels/op_cases/case_qwen.h"
 #include "launcher/cli.h"
 #include "launcher/kernels/device_peaks.h"
 #include "launcher/kernels/kernel_cases.h"
@@ -261,8 +262,9 @@ Test(kernel_cases, qwen3_next_gemms_per_expert_delta_rule_and_experts) {
   /* Layer 0 (DeltaNet, MoE) first, then what layer 3's gated attention adds; no conv GEMM. */
   const char *labels[] = {"gemm qkvz", "gemm ba", "gemm gdn_out", "gemm router", "gemm experts_gate_up",
                           "gemm experts_down", "gemm shared_gate_up", "gemm shared_down", "gemm qkv", "gemm gate",
-                          "gemm o", "deltanet 1x8K", "deltanet 1x32K", "moe 32K top10/512", "moe 32K dense 5120"};
-  cr_assert_eq(plan.n_cases, 15);
+                          "gemm o", "deltanet 1x8K", "deltanet 1x32K", "moe 32K top10/512",
+                          "moe 32K top10/512 grouped", "moe 32K dense 5120"};
+  cr_assert_eq(plan.n_cases, 16);
   for (int32_t i = 0; i < plan.n_cases; ++i) cr_expect_str_eq(plan.cases[i].record.label, labels[i]);
   /* One expert's GEMM over its share of 32K tokens x top 10 of 512 experts: 640 rows. */
   const up_kernel_record *gate_up = find(&plan, "gemm experts_gate_up"), *down = find(&plan, "gemm experts_down");
@@ -306,7 +308,11 @@ Test(kernel_cases, qwen3_next_gemms_per_expert_delta_rule_and_experts) {
   cr_expect_float_eq(dense->flop, moe->flop, 1e-3, "the same active FLOPs");
   cr_expect_lt(dense->bytes, moe->bytes, "one expert's weights and a tenth of the rows");
   cr_expect_eq(plan.cases[13].op.moe.n_experts, 512);
-  cr_expect_eq(plan.cases[14].op.moe.top_k, 1);
+  cr_expect(plan.cases[13].op.driver == &up_op_moe_experts && plan.cases[14].op.driver == &up_op_moe_experts_grouped,
+            "the loop as the forward runs it, then the grouped call");
+  const up_kernel_record *grouped = find(&plan, "moe 32K top10/512 grouped");
+  cr_expect(grouped->flop == moe->flop && grouped->bytes == moe->bytes, "the same work either way");
+  cr_expect_eq(plan.cases[15].op.moe.top_k, 1);
   cr_expect_eq(plan.cases[13].op.sample, 8);
   up_kernel_plan_free(&plan);
 }

@@ -1,6 +1,7 @@
-/* case_moe_experts.c — the driver of an MoE block's routed experts (case_qwen.h): the
- * per-expert gate/up GEMMs, the SwiGLU and the per-expert down GEMMs over rows already
- * grouped by expert, run by kernels/moe_expert_gemms.h as the forward runs them. The
+/* case_moe_experts.c — the drivers of an MoE block's routed experts (case_qwen.h): the
+ * gate/up GEMMs, the SwiGLU and the down GEMMs over rows already grouped by expert, run
+ * by kernels/moe_expert_gemms.h as the forward runs them (one matmul per expert) or
+ * with one grouped_matmul per projection (the alternative --kernels measures). The
  * rows' expert counts come from routing each token to top_k distinct experts at random;
  * the rows' values need no tokens behind them (the experts see only grouped rows). The
  * reference recomputes the rows of a sample of experts, at most SAMPLED_ROWS of each
@@ -75,9 +76,8 @@ static void *experts_make(up_backend *be, const up_op_case *c, uint64_t seed) {
 }
 
 static int64_t experts_run(up_backend *be, const up_op_case *c, void *inputs) {
-  (void)c;
   experts_inputs *in = inputs;
-  up_moe_expert_gemms(be, &in->rows, &in->weights, in->offsets, NULL);
+  up_moe_expert_gemms(be, &in->rows, &in->weights, in->offsets, c->driver == &up_op_moe_experts_grouped, NULL);
   return 0;
 }
 
@@ -168,3 +168,6 @@ static void experts_destroy(up_backend *be, void *inputs) {
 
 const up_op_driver up_op_moe_experts = {{"matmul", "swiglu"}, experts_make, experts_run, experts_reference,
                                         experts_compare, up_op_expected_free, experts_destroy, experts_work};
+const up_op_driver up_op_moe_experts_grouped = {{"grouped_matmul", "swiglu"}, experts_make, experts_run,
+                                                experts_reference, experts_compare, up_op_expected_free,
+                                                experts_destroy, experts_work};

@@ -43,6 +43,8 @@ extern const up_op_driver up_op_rope_partial;
  * n_experts rows. One expert of inter x top_k with top_k 1 is the dense MLP of the same
  * active FLOPs. */
 extern const up_op_driver up_op_moe_experts;
+/* The same with each projection one grouped_matmul call. */
+extern const up_op_driver up_op_moe_experts_grouped;
 
 /* fp32 backend buffers (g, beta, router weights, states): the interface converts only
  * between host fp32 and the activation dtype, so fp32 travels as its bits through the

@@ -190,22 +190,28 @@ static void up_add_deltanet(up_kernel_plan *plan, int32_t *capacity, const up_mo
 }
 
 /* An MoE block's routed experts over `tokens` rows: n_experts experts of `inter`, top_k
- * of them per token (the model's), or the dense MLP of the same FLOPs (one expert of
- * top_k x inter, top 1). Checked on 8 experts' first rows (case_moe_experts.c). */
+ * of them per token (the model's), one matmul per expert as the forward runs them or one
+ * grouped_matmul per projection; or the dense MLP of the same FLOPs (one expert of top_k
+ * x inter, top 1). Checked on the first rows of 8 experts (case_moe_experts.c). */
+typedef enum up_moe_variant { UP_MOE_LOOP, UP_MOE_GROUPED, UP_MOE_DENSE } up_moe_variant;
+
 static void up_add_moe(up_kernel_plan *plan, int32_t *capacity, const up_model_config *cfg, int64_t tokens,
-                       bool dense) {
+                       up_moe_variant variant) {
   up_kernel_case *c = up_plan_add(plan, capacity, UP_KERNEL_MOE);
   up_kernel_record *r = &c->record;
+  const bool dense = variant == UP_MOE_DENSE;
   const int32_t experts = dense ? 1 : cfg->n_experts, top_k = dense ? 1 : cfg->n_experts_per_token;
   const int32_t inter = dense ? cfg->n_experts_per_token * cfg->moe_intermediate : cfg->moe_intermediate;
-  c->op = (up_op_case){.driver = &up_op_moe_experts, .tolerance = UP_VALUES_TOLERANCE, .sample = UP_MOE_SAMPLE_EXPERTS,
+  c->op = (up_op_case){.driver = variant == UP_MOE_GROUPED ? &up_op_moe_experts_grouped : &up_op_moe_experts,
+                       .tolerance = UP_VALUES_TOLERANCE, .sample = UP_MOE_SAMPLE_EXPERTS,
                        .moe = {(int32_t)tokens, cfg->hidden, inter, experts, top_k}};
   char len_text[16];
   up_size_text(len_text, sizeof len_text, tokens);
   if (dense)
     snprintf(r->label, sizeof r->label, "moe %s dense %d", len_text, (int)inter);
   else
-    snprintf(r->label, sizeof r->label, "moe %s top%d/%d", len_text, (int)top_k, (int)experts);
+    snprintf(r->label, sizeof r->label, "moe %s top%d/%d%s", len_text, (int)top_k, (int)experts,
+             variant == UP_MOE_GROUPED ? " grouped" : "");
   snprintf(r->shape, sizeof r->shape, "%lldx%d of %d i%d h%d", (long long)tokens, (int)top_k, (int)experts,
            (int)inter, (int)cfg->hidden);
   r->tokens = tokens;
@@ -376,10 +382,8 @@ bool up_kernel_plan_build(up_kernel_plan *plan, const up_options *opt, const up_
     if (!listed) up_add_attention_kind(plan, &capacity, UP_KERNEL_SELECTION, batch_seqs[i], batch_len[i], 0);
   }
   for (int32_t i = 0; want_deltanet && i < n_ctx; ++i) up_add_deltanet(plan, &capacity, cfg, ctx[i]);
-  if (want_moe) {
-    up_add_moe(plan, &capacity, cfg, m, false);
-    up_add_moe(plan, &capacity, cfg, m, true);
-  }
+  if (want_moe)
+    for (int v = UP_MOE_LOOP; v <= UP_MOE_DENSE; ++v) up_add_moe(plan, &capacity, cfg, m, (up_moe_variant)v);
   up_finish_cases(plan, dev);
   return true;
 }

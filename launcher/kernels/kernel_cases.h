@@ -23,7 +23,8 @@
  *              fp32 state read and written once (8 Hv d^2); heads are the value heads Hv, kv heads the
  *              key heads Hk. Its check is the prompt's first 512 rows (a recurrence: the CPU runs them all)
  *   moe        (models with MoE layers, at --kernel-tokens T) the routed experts' GEMMs and SwiGLU as the
- *              MoE block runs them (kernels/moe_expert_gemms.h), rows = T x top-k spread over E experts of
+ *              MoE block runs them (kernels/moe_expert_gemms.h: one matmul per expert), the same with one
+ *              grouped_matmul per projection ("... grouped"), rows = T x top-k spread over E experts of
  *              intermediate I at random, and the dense MLP of the same FLOPs (one expert of top-k x I, all
  *              T rows): flop 6 rows I hidden; bytes e (3 E I hidden + 2 rows hidden) (weights, inputs and
  *              outputs once). Checked on the first 128 rows of 8 experts

@@ -380,6 +380,13 @@ static void add_qwen3_next_ops(case_list *l) {
       (up_op_moe_dims){37, 24, 16, 6, 2};
   add(l, &up_op_moe_experts, UP_VALUES_TOL, "moe experts 37 x 1 expert, 32 x 24")->moe =
       (up_op_moe_dims){37, 24, 32, 1, 1};
+  experts = add(l, &up_op_moe_experts_grouped, UP_VALUES_TOL, "moe experts grouped 300 x top %d of %d, %d x %d",
+                QN_TOP_K, QN_EXPERTS, QN_MOE_INTER, QN_HIDDEN);
+  experts->moe = (up_op_moe_dims){300, QN_HIDDEN, QN_MOE_INTER, QN_EXPERTS, QN_TOP_K};
+  experts->sample = 8;
+  /* 74 rows over 40 experts: some groups empty, as at decode sizes */
+  add(l, &up_op_moe_experts_grouped, UP_VALUES_TOL, "moe experts grouped 37 x top 2 of 40, 16 x 24")->moe =
+      (up_op_moe_dims){37, 24, 16, 40, 2};
   const up_op_rope_dims attn = {heads(QN_HEADS, QN_KV_HEADS, QN_HEAD_DIM), 300, 0, NULL};
   const up_op_rope_dims attn_late = {heads(QN_HEADS, QN_KV_HEADS, QN_HEAD_DIM), 64, 262080, NULL};
   const up_op_rope_dims odd = {heads(3, 1, 12), 7, 5, NULL};

@@ -32,7 +32,7 @@ void up_moe_block(up_forward_step *step, int32_t layer) {
   const up_moe_expert_weights experts = {.gate_up = up_model_weight(model, UP_TENSOR_MOE_GATE_UP, layer),
                                          .down = up_model_weight(model, UP_TENSOR_MOE_DOWN, layer),
                                          .n_experts = n_experts, .hidden = h, .inter = inter};
-  up_moe_expert_gemms(be, &rows, &experts, ws->h_expert_offsets, up_forward_mark);
+  up_moe_expert_gemms(be, &rows, &experts, ws->h_expert_offsets, false, up_forward_mark);
   ops->matmul(be, ws->shared_gate_up, step->normed, up_model_weight(model, UP_TENSOR_SHARED_GATE_UP, layer), n_rows,
               2 * shared, h);
   ops->matmul(be, ws->shared_logit, step->normed, up_model_weight(model, UP_TENSOR_SHARED_GATE, layer), n_rows, 1, h);

@@ -266,6 +266,14 @@ typedef struct up_backend_ops {
    * (i, i + rotary_dim/2); inv_freq holds rotary_dim/2 frequencies; the other dims pass. */
   void (*rope_partial)(up_backend *be, void *qkv, const int32_t *positions, const float *inv_freq,
                        int32_t n_tokens, const up_attn_shape *shape, int32_t rotary_dim);
+  /* matmul (above) for each of n_groups groups of rows in one call: rows
+   * offsets_host[g] .. offsets_host[g + 1] of a ([rows][k]) times weight g of the stack w
+   * ([n_groups][n][k]) into the same rows of out ([rows][n]); empty groups are skipped.
+   * offsets_host: host, n_groups + 1 values (moe_sort's). An MoE layer's experts'
+   * GEMMs in one grouped call, the alternative to one matmul per expert
+   * (kernels/moe_expert_gemms.h; --kernels times both). */
+  void (*grouped_matmul)(up_backend *be, void *out, const void *a, const void *w, const int32_t *offsets_host,
+                         int32_t n_groups, int32_t n, int32_t k);
 
   /* --- lifetime ---------------------------------------------------------- */
   void (*destroy)(up_backend *be);

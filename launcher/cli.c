@@ -227,7 +227,8 @@ static const up_flag_info up_flags[] = {
      "time the engine's kernels at the model's shapes (GEMMs, attention, decode, selection, sparse attention) "
      "instead of the sweep"},
     {UP_FLAG_KERNEL_CASES, "kernel-cases", 0, "LIST", UP_GROUP_KERNELS,
-     "kernels to time: gemm, attention, decode, selection, sparse (default all)"},
+     "kernels to time: gemm, attention, decode, selection, sparse, deltanet (models with Gated DeltaNet layers), "
+     "moe (models with MoE layers) (default all)"},
     {UP_FLAG_KERNEL_TOKENS, "kernel-tokens", 0, "SIZE", UP_GROUP_KERNELS,
      "rows of the GEMMs (default 32k on cuda, 512 on cpu)"},
     {UP_FLAG_KERNEL_BATCHES, "kernel-batches", 0, "LIST", UP_GROUP_KERNELS,

@@ -19,7 +19,8 @@ import sys
 import h5py
 import numpy as np
 
-KINDS = ("gemm", "attention", "decode", "selection", "sparse")
+KINDS = ("gemm", "attention", "decode", "selection", "sparse", "deltanet", "moe")
+DELTA_RULE_CHUNK = 64  # rows per chunk of the chunked delta rule (engine/model/layer_cost.h)
 ELEMENT_BYTES = {"cpu": 4, "cuda": 2}  # activation dtype per backend: fp32, bf16
 
 
@@ -73,6 +74,11 @@ def expected_work(row, elem, last_q):
         block, density = sparse_density(row)
         flop = 4 * sparse_pairs(length, block, density) * d * heads
         return flop, batch * elem * (2 * length * q_dim + 2 * length * kv_dim)
+    if kind == "moe":  # m routed rows, n an expert's intermediate, k hidden; heads: experts
+        return 6 * m * n * k, elem * (3 * heads * n * k + 2 * m * k)
+    if kind == "deltanet":  # heads: value heads, kv heads: key heads
+        flop = tokens * heads * (6 * d * d + 5 * DELTA_RULE_CHUNK * d)
+        return flop, tokens * (elem * 2 * (kv_heads + heads) * d + 8 * heads) + 8 * heads * d * d
     return tokens * 2 * d * heads * last_q, tokens * 2 * elem * kv_dim  # one score pass
 
 
@@ -104,6 +110,9 @@ def check_row(row, elem, last_q, block, on_gpu, problems):
     expect(close(float(row["gb_per_s"]), nbytes / seconds / 1e9), "gb_per_s is not bytes / median")
     if kind == "gemm":
         expect(row["tokens"] == row["m"] and row["head_dim"] == 0, "a GEMM's tokens are its m, no heads")
+    elif kind == "moe":
+        expect(row["m"] == row["tokens"] * row["n_kv_heads"] and row["head_dim"] == 0,
+               "the routed rows are tokens x top-k, no heads")
     else:
         expect(row["m"] == 0 and row["head_dim"] > 0, "attention-type rows have heads and no GEMM dims")
     peaks_known = math.isfinite(float(row["peak_tflops_per_s"]))

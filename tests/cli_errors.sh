@@ -67,6 +67,7 @@ expect_error "option gamma" --method flexprefill:gamma=1.5
 expect_error "option density" --method minference:density=0
 expect_error "table file '/nonexistent/table.txt'" --method minference:table=/nonexistent/table.txt
 expect_error "--layers" --model tiny-llama --layers 99
+expect_error "breaks model qwen3-next-80b-a3b's layer pattern" --model qwen3-next-80b-a3b --layers 6
 expect_error "GiB" --model llama-3.1-70b --ctx 1k --backend cpu
 expect_error "--backend" --backend tpu
 expect_error "picks a CUDA kernel, but this rank runs on the cpu backend" --backend cpu --attention-kernel tma

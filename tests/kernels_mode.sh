@@ -5,7 +5,8 @@
 # (positive times, FLOPs and bytes equal to the shape formulas, no floors or targets on
 # a CPU, error 0: the CPU is the reference); then two ranks
 # on this one host: only the first times (they share the CPU), and rank 0 writes the
-# same cases. Usage: kernels_mode.sh BINARY PYTHON CHECK_SCRIPT MPIEXEC
+# same cases; last, tiny-qwen3-next's delta rule and experts (5 cases).
+# Usage: kernels_mode.sh BINARY PYTHON CHECK_SCRIPT MPIEXEC
 set -u
 bin=$(realpath "$1")
 python=$2
@@ -56,3 +57,15 @@ with h5py.File(sys.argv[1], "r") as f:
     assert ranks == {0}, f"ranks {ranks} timed; only rank 0 owns this host's CPU"
 print("ok: two ranks on one host: rank 0 timed, rank 1 waited")
 PY
+
+# A Gated DeltaNet model with MoE layers: the delta rule at two lengths (a chunk boundary
+# inside each), the routed experts (a matmul per expert, and grouped) and their dense
+# equivalent, checked against the same formulas.
+"$bin" --kernels --backend cpu --threads 1 --model tiny-qwen3-next --kernel-cases deltanet,moe --ctx 130,300 \
+  --kernel-tokens 64 \
+  --kernel-repeats 3 --kernel-warmup 1 --quiet -o "$work/deltanet.h5" >"$work/stdout3" 2>"$work/stderr3"
+rc=$?
+if [[ $rc -ne 0 ]]; then
+  echo "FAIL: --kernels --kernel-cases deltanet,moe exited $rc"; cat "$work/stderr3"; exit 1
+fi
+"$python" "$check" "$work/deltanet.h5" --cases 5 || exit 1

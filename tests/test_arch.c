@@ -75,7 +75,8 @@ Test(arch, registry_finds_llama_and_validation_refuses_the_unknown) {
   cr_assert_not_null(llama);
   cr_assert_str_eq(llama->name, "llama");
   cr_assert_not_null(up_arch_find("gemma3"));
-  cr_assert_null(up_arch_find("qwen3next"));
+  cr_assert_not_null(up_arch_find("qwen3next"));
+  cr_assert_null(up_arch_find("qwen3_next"), "the GGUF name, not Hugging Face's model_type");
   cr_assert_null(up_arch_at(up_arch_count()));
   for (int32_t i = 0; i < up_model_preset_count(); ++i)
     cr_assert_str_eq(up_arch_of(up_model_preset_at(i))->name, up_model_preset_at(i)->architecture);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "kernels/op_cases/case_qwen.h"
 #include "launcher/cli.h"
 #include "launcher/kernels/device_peaks.h"
 #include "launcher/kernels/kernel_cases.h"
@@ -294,6 +295,67 @@ Test(kernel_cases, device_peaks_by_name) {
   }
 }
 
+Test(kernel_cases, qwen3_next_gemms_per_expert_delta_rule_and_experts) {
+  const up_options opt = OPTIONS("--kernels", "--kernel-cases", "gemm,deltanet,moe", "--ctx", "8k,32k");
+  up_kernel_plan plan = build(&opt, "qwen3-next-80b-a3b", &h100_device);
+  /* Layer 0 (DeltaNet, MoE) first, then what layer 3's gated attention adds; no conv GEMM. */
+  const char *labels[] = {"gemm qkvz", "gemm ba", "gemm gdn_out", "gemm router", "gemm experts_gate_up",
+                          "gemm experts_down", "gemm shared_gate_up", "gemm shared_down", "gemm qkv", "gemm gate",
+                          "gemm o", "deltanet 1x8K", "deltanet 1x32K", "moe 32K top10/512",
+                          "moe 32K top10/512 grouped", "moe 32K dense 5120"};
+  cr_assert_eq(plan.n_cases, 16);
+  for (int32_t i = 0; i < plan.n_cases; ++i) cr_expect_str_eq(plan.cases[i].record.label, labels[i]);
+  /* One expert's GEMM over its share of 32K tokens x top 10 of 512 experts: 640 rows. */
+  const up_kernel_record *gate_up = find(&plan, "gemm experts_gate_up"), *down = find(&plan, "gemm experts_down");
+  cr_expect_eq(gate_up->m, 640);
+  cr_expect_eq(gate_up->n, 2 * 512);
+  cr_expect_eq(gate_up->k, 2048);
+  cr_expect_eq(down->m, 640);
+  cr_expect_eq(down->n, 2048);
+  cr_expect_eq(down->k, 512);
+  cr_expect_eq(find(&plan, "gemm qkvz")->n, 2 * 2048 + 2 * 4096);
+  cr_expect_eq(find(&plan, "gemm qkv")->m, 32768);
+  /* 32 value heads, 16 key heads of 128, bf16 */
+  const up_kernel_record *d = find(&plan, "deltanet 1x32K");
+  cr_expect_str_eq(d->kernel, "deltanet");
+  cr_expect_str_eq(d->shape, "1x32768 h32/16 d128");
+  cr_expect_eq(d->tokens, 32768);
+  cr_expect_eq(d->m, 0);
+  cr_expect_float_eq(d->flop, 32768.0 * 32 * (6.0 * 128 * 128 + 5.0 * 64 * 128), 1e-3);
+  cr_expect_float_eq(d->bytes, 32768.0 * (2.0 * 2 * (16 + 32) * 128 + 8.0 * 32) + 8.0 * 32 * 128 * 128, 1e-3);
+  cr_expect(isfinite(d->floor_ms) && d->floor_ms == fmax(d->flop_floor_ms, d->byte_floor_ms), "a floor at the H100's peaks");
+  cr_expect(d->byte_floor_ms > d->flop_floor_ms, "memory-bound at these shapes (docs/kernels/gated_deltanet.md)");
+  cr_expect_eq(d->target_met, UP_VERDICT_NONE, "no target of issue 4");
+  cr_expect_eq(plan.cases[12].op.sample, 512, "its check is a prefix");
+  cr_expect_eq(plan.cases[12].op.batch.rows_each, 32768);
+  cr_expect_gt(up_kernel_case_bytes(&plan, &plan.cases[12]), (int64_t)32768 * 2 * 2 * 48 * 128);
+  /* The routed experts and the dense MLP of the same FLOPs (top 10 x 512 = 5120). */
+  const up_kernel_record *moe = find(&plan, "moe 32K top10/512"), *dense = find(&plan, "moe 32K dense 5120");
+  cr_expect_str_eq(moe->kernel, "moe");
+  cr_expect_str_eq(moe->shape, "32768x10 of 512 i512 h2048");
+  cr_expect_eq(moe->m, 327680);
+  cr_expect_eq(moe->n, 512);
+  cr_expect_eq(moe->k, 2048);
+  cr_expect_eq(moe->n_heads, 512);
+  cr_expect_eq(moe->n_kv_heads, 10);
+  cr_expect_float_eq(moe->flop, 6.0 * 327680 * 512 * 2048, 1e-3);
+  cr_expect_float_eq(moe->bytes, 2.0 * (3.0 * 512 * 512 * 2048 + 2.0 * 327680 * 2048), 1e-3);
+  cr_expect(moe->floor_ms == moe->flop_floor_ms && dense->floor_ms == dense->flop_floor_ms,
+            "both compute-bound at 32K: one floor for both");
+  cr_expect_eq(dense->m, 32768);
+  cr_expect_eq(dense->n, 5120);
+  cr_expect_float_eq(dense->flop, moe->flop, 1e-3, "the same active FLOPs");
+  cr_expect_lt(dense->bytes, moe->bytes, "one expert's weights and a tenth of the rows");
+  cr_expect_eq(plan.cases[13].op.moe.n_experts, 512);
+  cr_expect(plan.cases[13].op.driver == &up_op_moe_experts && plan.cases[14].op.driver == &up_op_moe_experts_grouped,
+            "the loop as the forward runs it, then the grouped call");
+  const up_kernel_record *grouped = find(&plan, "moe 32K top10/512 grouped");
+  cr_expect(grouped->flop == moe->flop && grouped->bytes == moe->bytes, "the same work either way");
+  cr_expect_eq(plan.cases[15].op.moe.top_k, 1);
+  cr_expect_eq(plan.cases[13].op.sample, 8);
+  up_kernel_plan_free(&plan);
+}
+
 Test(kernel_cases, errors_name_the_flag) {
   struct {
     const char *args[8];
@@ -305,6 +367,8 @@ Test(kernel_cases, errors_name_the_flag) {
       {{"--kernels", "--kernel-batches", "2x200"}, "tiny-llama", "--kernel-batches", "selection"},
       {{"--kernels", "--kernel-batches", "2x200k", "--kernel-cases", "decode"}, "tiny-llama", "--kernel-batches",
        "longer than model tiny-llama's context"},
+      {{"--kernels", "--kernel-cases", "deltanet"}, "tiny-llama", "--kernel-cases deltanet", "no Gated DeltaNet"},
+      {{"--kernels", "--kernel-cases", "moe"}, "tiny-llama", "--kernel-cases moe", "no MoE layers"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
     const up_options opt = parse(cases[i].args);

@@ -127,6 +127,34 @@ Test(layer_cost, gemm_shapes_are_the_four_llama_gemms) {
   }
 }
 
+Test(layer_cost, qwen3_next_gemms_and_delta_rule_flops) {
+  const up_model_config *c = up_model_preset_find("tiny-qwen3-next");
+  up_gemm_shape g[UP_MAX_LAYER_TENSORS];
+  /* layer 0: DeltaNet then MoE; the conv's taps are no GEMM, the expert stacks one expert's */
+  const char *deltanet[] = {"qkvz", "ba", "gdn_out", "router", "experts_gate_up", "experts_down", "shared_gate_up",
+                            "shared_down"};
+  cr_assert_eq(up_layer_gemm_shapes(c, 0, g), 8);
+  for (int32_t i = 0; i < 8; ++i) cr_expect_str_eq(g[i].name, deltanet[i]);
+  cr_expect_eq(g[4].n, 2 * c->moe_intermediate);
+  cr_expect_eq(g[4].k, c->hidden);
+  cr_expect_eq(g[4].experts, c->n_experts);
+  cr_expect_eq(g[4].per_token, c->n_experts_per_token);
+  cr_expect_eq(g[5].n, c->hidden);
+  cr_expect_eq(g[0].experts, 0);
+  cr_expect_eq(g[0].per_token, 0);
+  /* layer 3: gated attention (query and gate apart) then MoE */
+  cr_assert_eq(up_layer_gemm_shapes(c, 3, g), 8);
+  cr_expect_str_eq(g[0].name, "qkv");
+  cr_expect_str_eq(g[1].name, "gate");
+  cr_expect_eq(g[1].n, (int64_t)c->n_heads * c->head_dim);
+  cr_expect_str_eq(g[2].name, "o");
+  /* the delta rule's share of a DeltaNet layer's mixer FLOPs: all but the conv's */
+  const double d = c->linear_head_dim, conv = 2.0 * c->linear_conv_width * (2.0 * c->linear_key_heads + c->linear_value_heads) * d;
+  cr_expect_float_eq(up_delta_rule_token_flops(c), c->linear_value_heads * (6.0 * d * d + 5.0 * 64 * d), 1e-9);
+  cr_expect_float_eq(up_layer_linear_attention_flops(c, 0), conv + up_delta_rule_token_flops(c), 1e-9);
+  cr_expect(up_layer_linear_attention_flops(c, 3) == 0.0, "a full-attention layer");
+}
+
 Test(layer_cost, attention_flops_count_the_causal_half) {
   const up_model_config *c = up_model_preset_find("llama-3.1-8b");
   const double hd = (double)c->n_heads * c->head_dim;

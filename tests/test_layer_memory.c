@@ -213,5 +213,13 @@ Test(layer_memory, layout_from_config_takes_the_window) {
   cfg.sliding_window = 512;
   cfg.layer_kind[2] = UP_LAYER_LINEAR_ATTENTION;
   cr_assert_not(up_memory_layout_from_config(&cfg, UP_DTYPE_F32, 16, &layout, err, sizeof err));
-  cr_assert(strstr(err, "layer 2") && strstr(err, "recurrent state size"), "%s", err);
+  cr_assert(strstr(err, "layer 2") && strstr(err, "without a recurrent state"), "%s", err);
+  /* with DeltaNet heads: conv state (4 - 1) x (2 x 8 + 16) fp32 and 2 x 8 x 8 fp32 */
+  cfg.linear_key_heads = 1;
+  cfg.linear_value_heads = 2;
+  cfg.linear_head_dim = 8;
+  cfg.linear_conv_width = 4;
+  cr_assert(up_memory_layout_from_config(&cfg, UP_DTYPE_F32, 16, &layout, err, sizeof err), "%s", err);
+  cr_assert_eq(layout.kind[2], UP_MEMORY_RECURRENT);
+  cr_assert_eq(layout.state_bytes[2], 3 * (2 * 8 + 16) * 4 + 2 * 8 * 8 * 4);
 }

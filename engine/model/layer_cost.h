@@ -16,7 +16,10 @@
 
 typedef struct up_layer_cost {
   int64_t mixer_gemm_params; /* matrices of the token mixer (attention: the QKV and output projections) */
-  int64_t ffn_gemm_params;   /* matrices of the feed-forward block (gate, up, down) */
+  int64_t ffn_gemm_params;   /* matrices of the feed-forward block (gate, up, down; every expert of an MoE) */
+  int64_t ffn_active_params; /* of those, the ones each token multiplies: an MoE's router, its top-k experts
+                              * and its shared expert; all of them in a dense MLP */
+  double mixer_token_flops;  /* a linear-attention mixer's FLOPs per token beyond its GEMMs (conv, delta rule) */
   int64_t vector_params;     /* norm weights: no GEMM, but parameters */
   int64_t kv_entry_bytes;    /* K and V of one token (0: the layer keeps no KV) */
   int32_t window;            /* KV entries kept per sequence (0: all) */
@@ -37,13 +40,33 @@ int64_t up_attention_kv_entry_bytes(const up_model_config *cfg, up_dtype dtype);
  * not counted); so a whole prompt of L tokens costs 2 L^2 n_heads head_dim. */
 double up_layer_attention_flops(const up_model_config *cfg, int32_t layer, int64_t q_len, int64_t k_len);
 
-/* One GEMM of a layer: out[m][n] = in[m][k] x weight[n][k]^T, m being the token count. */
+/* Gated DeltaNet FLOPs per token at a linear-attention layer beyond its projections:
+ * the conv (2 width per channel) and, per value head of d = dk = dv dims, the chunked
+ * delta rule with chunks of C = 64 (HYBRIDS.md C.4) counted as 6 d^2 (state read-out,
+ * correction and update) + 5 C d (the intra-chunk K K^T, T V, T K and masked Q K^T V'
+ * products over each chunk's lower triangle); 0 at other layers. A decode step's
+ * recurrence (7 d^2 per head) is within the same count. */
+double up_layer_linear_attention_flops(const up_model_config *cfg, int32_t layer);
+/* Of those, the chunked delta rule's alone (6 d^2 + 5 C d per value head), whatever the
+ * layer: what the gated_deltanet op does per token (--kernels times it). */
+double up_delta_rule_token_flops(const up_model_config *cfg);
+/* Bytes of one sequence's recurrent state at a linear-attention layer: the conv state
+ * (width - 1 inputs of every q, k, v channel, activation dtype) and the fp32 delta-rule
+ * state (value heads x d x d); 0 at other layers. */
+int64_t up_layer_recurrent_state_bytes(const up_model_config *cfg, up_dtype dtype, int32_t layer);
+
+/* One GEMM of a layer: out[m][n] = in[m][k] x weight[n][k]^T, m being the token count.
+ * For a stack of experts it is one expert's GEMM (n its rows), run over the rows routed
+ * to that expert: per_token / experts of the tokens on average. */
 typedef struct up_gemm_shape {
   const char *name; /* the weight's short name in its architecture's table ("qkv") */
   int64_t n, k;
+  int32_t experts;   /* 0: one weight every token multiplies; else the experts stacked */
+  int32_t per_token; /* experts a token runs (top-k) when experts > 0 */
 } up_gemm_shape;
 
-/* The GEMMs a token runs through at `layer`, in forward order; returns how many. */
+/* The GEMMs a token runs through at `layer`, in forward order (not the DeltaNet conv,
+ * whose taps are a matrix in the table but no GEMM); returns how many. */
 int32_t up_layer_gemm_shapes(const up_model_config *cfg, int32_t layer, up_gemm_shape out[UP_MAX_LAYER_TENSORS]);
 
 /* Parameters, counted as ALGORITHMS.md does: all but the input embedding and LM head. */
@@ -53,12 +76,17 @@ int64_t up_model_total_params(const up_model_config *cfg);
 
 /* Bytes of one KV-pool entry (one token's K and V at one layer): the largest of any layer's. */
 int64_t up_model_kv_entry_bytes(const up_model_config *cfg, up_dtype dtype);
-/* KV bytes a prompt of prompt_len tokens holds at every layer when nothing is dropped. */
+/* One sequence's recurrent state over every linear-attention layer (0: none). */
+int64_t up_model_recurrent_state_bytes(const up_model_config *cfg, up_dtype dtype);
+/* KV bytes a prompt of prompt_len tokens holds at every layer when nothing is dropped,
+ * with its recurrent state at linear-attention layers. */
 int64_t up_model_dense_kv_bytes(const up_model_config *cfg, up_dtype dtype, int64_t prompt_len);
 
 /* Dense prefill FLOPs of one prompt of L tokens: 2 x body parameters x L + the LM head
  * on the last token + each layer's attention over the prompt. UniPrefill runs are
- * credited the same dense FLOPs, so their rate reads as an effective rate. */
+ * credited the same dense FLOPs, so their rate reads as an effective rate. For an MoE
+ * model the body parameters are the active ones (router, top-k and shared experts), and
+ * linear-attention layers add their per-token delta-rule FLOPs. */
 double up_model_prefill_flops(const up_model_config *cfg, int64_t prompt_len);
 
 #endif

@@ -42,8 +42,10 @@ void up_request_to_record(const up_request *req, int32_t rank, const up_kv_geome
   rec->ttft_ms = has_first ? 1e3 * (req->first_token_s - req->arrival_s) : NAN;
   rec->tpot_ms = req->n_generated > 1 ? 1e3 * (req->finish_s - req->first_token_s) / (req->n_generated - 1) : NAN;
   rec->e2e_ms = 1e3 * (req->finish_s - req->arrival_s);
-  rec->kv_bytes = req->kv_entries * kv->entry_bytes;
-  rec->kv_held_bytes = req->kv_blocks * kv->block_tokens * kv->entry_bytes;
+  /* A request that ran holds its recurrent state slot (linear-attention layers) beside its KV. */
+  const int64_t state = req->kv_entries > 0 ? up_model_recurrent_state_bytes(kv->cfg, kv->dtype) : 0;
+  rec->kv_bytes = req->kv_entries * kv->entry_bytes + state;
+  rec->kv_held_bytes = req->kv_blocks * kv->block_tokens * kv->entry_bytes + state;
   rec->kv_dense_bytes = up_model_dense_kv_bytes(kv->cfg, kv->dtype, req->prompt_len);
   _Static_assert(sizeof rec->error == sizeof req->error, "request and record error lengths differ");
   memcpy(rec->error, req->error, sizeof rec->error);
@@ -282,6 +284,7 @@ void up_engine_run_point(const up_model *model, const up_engine_params *params, 
           .first_position = e->is_prefill ? e->prompt_offset : req->prompt_len + req->n_generated - 1,
           /* Only a whole prompt on an empty cache is one the method may drop from. */
           .is_prefill = e->is_prefill && e->prompt_offset == 0 && e->n_tokens == req->prompt_len,
+          .state_slot = up_layer_memory_state_slot(memory, req->slot),
       };
     }
     up_step_record step = {.index = out->n_steps, .rank = params->rank, .n_seqs = n_entries,

@@ -134,6 +134,7 @@ static const up_backend_ops cpu_op_table = {
     .split_query_gate = up_cpu_split_query_gate,
     .sigmoid_gate = up_cpu_sigmoid_gate,
     .rope_partial = up_cpu_rope_partial,
+    .grouped_matmul = up_cpu_grouped_matmul,
     .destroy = cpu_destroy,
 };
 

@@ -1,13 +1,14 @@
 /* cpu_moe.c — the CPU reference of the MoE routing ops of kernels/ops.h (HYBRIDS.md
  * C.8): the fp32 softmax router's top-k, the grouping of (token, choice) pairs by
  * expert, and the weighted combination back per token with the sigmoid-gated shared
- * expert. The experts' GEMMs are the matmul op's, one call per expert. */
+ * expert; the experts' grouped matmul, the matmul op once per group with rows. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/fatal.h"
 #include "kernels/cpu/cpu_moe.h"
+#include "kernels/cpu/cpu_ops.h"
 
 void up_cpu_moe_route(up_backend *be, float *weights, int32_t *experts, const void *logits, int32_t n_tokens,
                       int32_t n_experts, int32_t top_k, int32_t renormalize) {
@@ -71,5 +72,17 @@ void up_cpu_moe_combine(up_backend *be, void *out, const void *expert_out, const
       const float w = weights[pair], *row = eo + (int64_t)slot_of[pair] * dim;
       for (int32_t i = 0; i < dim; ++i) o[i] += w * row[i];
     }
+  }
+}
+
+void up_cpu_grouped_matmul(up_backend *be, void *out, const void *a, const void *w, const int32_t *offsets_host,
+                           int32_t n_groups, int32_t n, int32_t k) {
+  if (n_groups < 0 || n < 0 || k < 0) UP_FATAL("grouped_matmul: %d groups of n=%d k=%d", (int)n_groups, (int)n, (int)k);
+  for (int32_t g = 0; g < n_groups; ++g) {
+    const int32_t first = offsets_host[g], rows = offsets_host[g + 1] - first;
+    if (rows < 0) UP_FATAL("grouped_matmul: group %d has offsets %d .. %d", (int)g, (int)first, (int)offsets_host[g + 1]);
+    if (rows > 0)
+      up_cpu_matmul(be, (float *)out + (int64_t)first * n, (const float *)a + (int64_t)first * k,
+                    (const float *)w + (int64_t)g * n * k, rows, n, k);
   }
 }

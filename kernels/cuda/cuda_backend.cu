@@ -121,6 +121,7 @@ static void cuda_destroy(up_backend *be) {
     up_cuda_attention_release(be);
     up_cuda_uniprefill_select_release(cb);
     up_cuda_matmul_release(cb);
+    up_cuda_grouped_matmul_release(cb);
     up_cuda_phase_release(cb);
     for (int i = 0; i < 2; ++i) {
       if (cb->staging[i]) UP_CUDA_CHECK(cudaFreeHost(cb->staging[i]));
@@ -189,6 +190,7 @@ static const up_backend_ops cuda_op_table = {
     .split_query_gate = up_cuda_split_query_gate,
     .sigmoid_gate = up_cuda_sigmoid_gate,
     .rope_partial = up_cuda_rope_partial,
+    .grouped_matmul = up_cuda_grouped_matmul,
     .destroy = cuda_destroy,
 };
 

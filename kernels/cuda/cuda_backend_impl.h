@@ -53,6 +53,7 @@ enum { UP_CUDA_STAGING_ELEMS = 1 << 22 }; /* 8 MiB of bf16 per buffer */
 
 /* The UniPrefill selection's workspace, allocated by its first call (uniprefill_select.cu). */
 typedef struct up_cuda_select_state up_cuda_select_state;
+typedef struct up_cuda_grouped_state up_cuda_grouped_state;
 
 /* A Llama-3.1-70B step marks about 12 phases per layer (80 layers). */
 #define UP_CUDA_PHASE_EVENTS 2048
@@ -76,6 +77,7 @@ typedef struct up_cuda_backend {
   int32_t *argmax_out;                   /* device, argmax_capacity entries */
   int32_t argmax_capacity;
   up_cuda_select_state *select_state;    /* NULL until the first uniprefill_select */
+  up_cuda_grouped_state *grouped_state;  /* NULL until the first grouped_matmul (cuda_grouped_matmul.cu) */
   void *attn_workspace;                  /* device: attention's decode partials (cuda_attention.cu) */
   size_t attn_workspace_bytes;
   int attn_prefill_variant;              /* up_cuda_attention_prefill's `variant`; 0: the default */
@@ -132,6 +134,11 @@ void up_cuda_matmul(up_backend *be, void *out, const void *a, const void *w, int
 /* The matmul descriptor and workspace: 0, or -1 with the reason in err. */
 int up_cuda_matmul_init(up_cuda_backend *cb, char *err, size_t err_size);
 void up_cuda_matmul_release(up_cuda_backend *cb); /* plans, descriptor, workspace */
+
+/* cuda_grouped_matmul.cu: cuBLAS's grouped GEMM and its state. */
+void up_cuda_grouped_matmul(up_backend *be, void *out, const void *a, const void *w, const int32_t *offsets_host,
+                            int32_t n_groups, int32_t n, int32_t k);
+void up_cuda_grouped_matmul_release(up_cuda_backend *cb);
 
 /* uniprefill_select.cu: the selection op (declared in uniprefill_select.h) and its workspace. */
 void up_cuda_uniprefill_select_release(up_cuda_backend *cb);

@@ -1,6 +1,7 @@
 /* case_qwen.h — the op-case drivers of the Qwen3-Next ops (kernels/ops.h, issue 14):
  * case_deltanet.c (causal_conv1d, gdn_gates, gated_deltanet, gated_rmsnorm), case_moe.c
- * (moe_route, moe_sort, moe_combine) and case_moe_attention.c (split_query_gate,
+ * (moe_route, moe_sort, moe_combine), case_moe_experts.c (the experts' GEMMs) and
+ * case_moe_attention.c (split_query_gate,
  * sigmoid_gate, rope_partial), and the helpers they share. Kept beside op_case.h
  * rather than in it so these ops' cases join without touching the shared header; the
  * dims they read are op_case.h's, mapped as follows:
@@ -37,6 +38,13 @@ extern const up_op_driver up_op_moe_combine;
 extern const up_op_driver up_op_split_query_gate;
 extern const up_op_driver up_op_sigmoid_gate;
 extern const up_op_driver up_op_rope_partial;
+/* The routed experts' GEMMs and SwiGLU as the MoE block runs them (kernels/moe_expert_gemms.h):
+ * moe dims; tokens routed uniformly at random, so each expert holds about tokens x top_k /
+ * n_experts rows. One expert of inter x top_k with top_k 1 is the dense MLP of the same
+ * active FLOPs. */
+extern const up_op_driver up_op_moe_experts;
+/* The same with each projection one grouped_matmul call. */
+extern const up_op_driver up_op_moe_experts_grouped;
 
 /* fp32 backend buffers (g, beta, router weights, states): the interface converts only
  * between host fp32 and the activation dtype, so fp32 travels as its bits through the

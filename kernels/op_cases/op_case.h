@@ -72,6 +72,12 @@ typedef struct up_op_sparse_dims {
   int32_t min_budget; /* flexprefill estimate: tokens */
 } up_op_sparse_dims;
 
+/* An MoE block's routed experts (kernels/op_cases/case_moe_experts.c): tokens routed
+ * to top_k of n_experts experts of intermediate `inter` over `hidden`. */
+typedef struct up_op_moe_dims {
+  int32_t tokens, hidden, inter, n_experts, top_k;
+} up_op_moe_dims;
+
 /* kv_store, attention, selection: a packed batch over a paged KV pool whose blocks are
  * handed out in shuffled order. */
 typedef struct up_op_batch_dims {
@@ -108,6 +114,7 @@ typedef struct up_op_case {
     up_op_gemm_dims gemm;
     up_op_rope_dims rope;
     up_op_batch_dims batch;
+    up_op_moe_dims moe;
   };
 } up_op_case;
 

@@ -38,7 +38,8 @@ static const up_op_entry up_op_entries[] = {
     UP_OP(method_kernel, UP_OP_COMPUTES, NULL),
     UP_OP(phase_mark, UP_OP_HARNESS, "times every checked call (op_check.c) and every --kernels repeat"),
     UP_OP(phase_collect, UP_OP_HARNESS, "reads the time of every checked call and --kernels repeat"),
-    /* Qwen3-Next ops (issue 14): their cases are case_deltanet.c's and case_moe.c's. */
+    /* Qwen3-Next ops (issue 14): their cases are case_deltanet.c's, case_moe.c's and
+     * case_moe_experts.c's (grouped_matmul). */
     UP_OP(causal_conv1d, UP_OP_COMPUTES, NULL),
     UP_OP(gdn_gates, UP_OP_COMPUTES, NULL),
     UP_OP(gated_deltanet, UP_OP_COMPUTES, NULL),
@@ -49,6 +50,7 @@ static const up_op_entry up_op_entries[] = {
     UP_OP(split_query_gate, UP_OP_COMPUTES, NULL),
     UP_OP(sigmoid_gate, UP_OP_COMPUTES, NULL),
     UP_OP(rope_partial, UP_OP_COMPUTES, NULL),
+    UP_OP(grouped_matmul, UP_OP_COMPUTES, NULL),
     UP_OP(destroy, UP_OP_HARNESS, "ends every backend a test or run creates"),
 };
 

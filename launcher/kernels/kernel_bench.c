@@ -49,7 +49,8 @@ static void up_validate_case(up_backend *be, up_backend *ref, up_kernel_case *c,
 }
 
 static up_phase up_phase_of(up_kernel_kind kind) {
-  return kind == UP_KERNEL_GEMM ? UP_PHASE_GEMM : kind == UP_KERNEL_SELECTION ? UP_PHASE_SELECTION : UP_PHASE_ATTENTION;
+  if (kind == UP_KERNEL_GEMM || kind == UP_KERNEL_MOE) return UP_PHASE_GEMM;
+  return kind == UP_KERNEL_SELECTION ? UP_PHASE_SELECTION : UP_PHASE_ATTENTION;
 }
 
 static int up_cmp_double(const void *a, const void *b) {

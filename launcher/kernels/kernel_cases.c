@@ -10,6 +10,7 @@
 #include "core/fatal.h"
 #include "engine/model/layer_cost.h"
 #include "engine/methods/uniprefill.h"
+#include "kernels/op_cases/case_qwen.h"
 #include "launcher/kernels/device_peaks.h"
 #include "launcher/kernels/kernel_targets.h"
 
@@ -36,6 +37,10 @@ static const int32_t up_cpu_batch_len[] = {512};
 #define UP_ATTENTION_SAMPLE_ROWS 8
 #define UP_DECODE_SAMPLE_ROWS 4
 #define UP_SELECTION_SAMPLE_SEQS 1
+/* The delta rule's check: the first rows of the prompt (the CPU reference runs the
+ * recurrence, about 5 ms a row at Qwen3-Next's 32 heads of 128 on one core). */
+#define UP_DELTANET_SAMPLE_ROWS 512
+#define UP_MOE_SAMPLE_EXPERTS 8
 #define UP_VALUES_TOLERANCE 2e-2
 /* Queries at twice the keys' range: scores of a few units, a softmax far from uniform. */
 #define UP_QUERY_BOUND 2.0f
@@ -173,6 +178,8 @@ static void up_add_attention_kind(up_kernel_plan *plan, int32_t *capacity, up_ke
       break;
     case UP_KERNEL_GEMM:
     case UP_KERNEL_SPARSE: /* up_add_sparse */
+    case UP_KERNEL_DELTANET:
+    case UP_KERNEL_MOE:
     case UP_KERNEL_KIND_COUNT: UP_FATAL("kernel kind %d is no attention case", (int)kind);
   }
 }
@@ -197,6 +204,78 @@ static void up_add_sparse(up_kernel_plan *plan, int32_t *capacity, int32_t seq_l
   snprintf(r->shape + used, sizeof r->shape - used, " b%d p%.1f", UP_SPARSE_BLOCK, density);
   r->flop = 4.0 * up_kernel_sparse_pairs(seq_len, UP_SPARSE_BLOCK, density) * plan->shape.head_dim *
             plan->shape.n_heads;
+}
+
+/* The chunked delta rule over one prompt of seq_len rows at cfg's DeltaNet heads, from
+ * zero states; its sample is a prefix (kernels/op_cases/case_deltanet.c). */
+static void up_add_deltanet(up_kernel_plan *plan, int32_t *capacity, const up_model_config *cfg, int32_t seq_len) {
+  up_kernel_case *c = up_plan_add(plan, capacity, UP_KERNEL_DELTANET);
+  up_kernel_record *r = &c->record;
+  const int32_t hv = cfg->linear_value_heads, hk = cfg->linear_key_heads, d = cfg->linear_head_dim;
+  c->op = (up_op_case){.driver = &up_op_gated_deltanet, .tolerance = UP_VALUES_TOLERANCE,
+                       .sample = UP_DELTANET_SAMPLE_ROWS};
+  c->op.batch = (up_op_batch_dims){.shape = {hv, hk, d, 0.0f}, .block_tokens = plan->block_tokens, .n_seqs = 1,
+                                   .rows_each = seq_len};
+  char len_text[16];
+  up_size_text(len_text, sizeof len_text, seq_len);
+  snprintf(r->label, sizeof r->label, "deltanet 1x%s", len_text);
+  snprintf(r->shape, sizeof r->shape, "1x%d h%d/%d d%d", (int)seq_len, (int)hv, (int)hk, (int)d);
+  r->seq_len = seq_len;
+  r->tokens = seq_len;
+  r->n_heads = hv;
+  r->n_kv_heads = hk;
+  r->head_dim = d;
+  const double e = (double)plan->elem_size, L = seq_len;
+  r->flop = L * up_delta_rule_token_flops(cfg);
+  r->bytes = L * (e * 2.0 * (hk + hv) * d + 2.0 * sizeof(float) * hv) + 2.0 * sizeof(float) * hv * (double)d * d;
+}
+
+/* An MoE block's routed experts over `tokens` rows: n_experts experts of `inter`, top_k
+ * of them per token (the model's), one matmul per expert as the forward runs them or one
+ * grouped_matmul per projection; or the dense MLP of the same FLOPs (one expert of top_k
+ * x inter, top 1). Checked on the first rows of 8 experts (case_moe_experts.c). */
+typedef enum up_moe_variant { UP_MOE_LOOP, UP_MOE_GROUPED, UP_MOE_DENSE } up_moe_variant;
+
+static void up_add_moe(up_kernel_plan *plan, int32_t *capacity, const up_model_config *cfg, int64_t tokens,
+                       up_moe_variant variant) {
+  up_kernel_case *c = up_plan_add(plan, capacity, UP_KERNEL_MOE);
+  up_kernel_record *r = &c->record;
+  const bool dense = variant == UP_MOE_DENSE;
+  const int32_t experts = dense ? 1 : cfg->n_experts, top_k = dense ? 1 : cfg->n_experts_per_token;
+  const int32_t inter = dense ? cfg->n_experts_per_token * cfg->moe_intermediate : cfg->moe_intermediate;
+  c->op = (up_op_case){.driver = variant == UP_MOE_GROUPED ? &up_op_moe_experts_grouped : &up_op_moe_experts,
+                       .tolerance = UP_VALUES_TOLERANCE, .sample = UP_MOE_SAMPLE_EXPERTS,
+                       .moe = {(int32_t)tokens, cfg->hidden, inter, experts, top_k}};
+  char len_text[16];
+  up_size_text(len_text, sizeof len_text, tokens);
+  if (dense)
+    snprintf(r->label, sizeof r->label, "moe %s dense %d", len_text, (int)inter);
+  else
+    snprintf(r->label, sizeof r->label, "moe %s top%d/%d%s", len_text, (int)top_k, (int)experts,
+             variant == UP_MOE_GROUPED ? " grouped" : "");
+  snprintf(r->shape, sizeof r->shape, "%lldx%d of %d i%d h%d", (long long)tokens, (int)top_k, (int)experts,
+           (int)inter, (int)cfg->hidden);
+  r->tokens = tokens;
+  r->m = tokens * top_k;
+  r->n = inter;
+  r->k = cfg->hidden;
+  r->n_heads = experts;
+  r->n_kv_heads = top_k;
+  const double e = (double)plan->elem_size, rows = (double)r->m, n = inter, k = cfg->hidden;
+  r->flop = 6.0 * rows * n * k;
+  r->bytes = e * (3.0 * experts * n * k + 2.0 * rows * k); /* weights, inputs, outputs: the rest may stay on chip */
+}
+
+static bool up_has_moe_layers(const up_model_config *cfg) {
+  for (int32_t l = 0; l < cfg->n_layers; ++l)
+    if (cfg->mlp_kind[l] == UP_MLP_MOE) return true;
+  return false;
+}
+
+static bool up_has_linear_layers(const up_model_config *cfg) {
+  for (int32_t l = 0; l < cfg->n_layers; ++l)
+    if (cfg->layer_kind[l] == UP_LAYER_LINEAR_ATTENTION) return true;
+  return false;
 }
 
 /* A model with sliding layers: after the full-attention case at seq_len, the same
@@ -258,7 +337,17 @@ static bool up_check_length(const up_kernel_plan *plan, const up_model_config *c
 }
 
 int32_t up_kernel_layer_gemms(const up_model_config *cfg, up_gemm_shape gemms[UP_MAX_LAYER_TENSORS]) {
-  return up_layer_gemm_shapes(cfg, 0, gemms);
+  int32_t n = 0;
+  for (int32_t l = 0; l < cfg->n_layers; ++l) {
+    up_gemm_shape layer[UP_MAX_LAYER_TENSORS];
+    const int32_t n_layer = up_layer_gemm_shapes(cfg, l, layer);
+    for (int32_t i = 0; i < n_layer; ++i) {
+      bool seen = false;
+      for (int32_t j = 0; j < n && !seen; ++j) seen = strcmp(gemms[j].name, layer[i].name) == 0;
+      if (!seen && n < UP_MAX_LAYER_TENSORS) gemms[n++] = layer[i];
+    }
+  }
+  return n;
 }
 
 bool up_kernel_plan_build(up_kernel_plan *plan, const up_options *opt, const up_model_config *cfg,
@@ -290,9 +379,22 @@ bool up_kernel_plan_build(up_kernel_plan *plan, const up_options *opt, const up_
   /* The CUDA sparse kernel takes head_dim 128 and 256 (kernels/cuda/sparse/). */
   const bool want_sparse =
       (kinds & (1u << UP_KERNEL_SPARSE)) && (!gpu || cfg->head_dim == 128 || cfg->head_dim == 256);
+  /* Every kind is asked for by default: a model without DeltaNet layers skips this one,
+   * unless it is all that was asked for. */
+  const bool want_deltanet = (kinds & (1u << UP_KERNEL_DELTANET)) && up_has_linear_layers(cfg);
+  if (kinds == (1u << UP_KERNEL_DELTANET) && !want_deltanet) {
+    snprintf(err, err_size, "--kernel-cases deltanet: model %s has no Gated DeltaNet (linear-attention) layers",
+             cfg->name);
+    return false;
+  }
+  const bool want_moe = (kinds & (1u << UP_KERNEL_MOE)) && up_has_moe_layers(cfg);
+  if (kinds == (1u << UP_KERNEL_MOE) && !want_moe) {
+    snprintf(err, err_size, "--kernel-cases moe: model %s has no MoE layers", cfg->name);
+    return false;
+  }
 
   for (int32_t i = 0; i < n_ctx; ++i)
-    if ((want_attention || want_selection || want_sparse) &&
+    if ((want_attention || want_selection || want_sparse || want_deltanet) &&
         !up_check_length(plan, cfg, "--ctx", ctx[i], want_selection, err, err_size))
       return false;
   for (int32_t i = 0; i < n_batches; ++i)
@@ -304,7 +406,11 @@ bool up_kernel_plan_build(up_kernel_plan *plan, const up_options *opt, const up_
   if (kinds & (1u << UP_KERNEL_GEMM)) {
     up_gemm_shape gemms[UP_MAX_LAYER_TENSORS];
     const int32_t n_gemms = up_kernel_layer_gemms(cfg, gemms);
-    for (int32_t g = 0; g < n_gemms; ++g) up_add_gemm(plan, &capacity, gemms[g].name, m, gemms[g].n, gemms[g].k);
+    for (int32_t g = 0; g < n_gemms; ++g) {
+      /* One expert's GEMM over its share of the routed rows: m top-k / experts, at least one. */
+      const int64_t rows = gemms[g].experts > 0 ? (m * gemms[g].per_token + gemms[g].experts - 1) / gemms[g].experts : m;
+      up_add_gemm(plan, &capacity, gemms[g].name, rows, gemms[g].n, gemms[g].k);
+    }
   }
   for (int32_t i = 0; want_attention && i < n_ctx; ++i) {
     up_add_attention_kind(plan, &capacity, UP_KERNEL_ATTENTION, 1, ctx[i], 0);
@@ -321,6 +427,9 @@ bool up_kernel_plan_build(up_kernel_plan *plan, const up_options *opt, const up_
   }
   for (int32_t i = 0; want_sparse && i < n_ctx; ++i)
     for (int32_t j = 0; j < UP_N(up_sparse_densities); ++j) up_add_sparse(plan, &capacity, ctx[i], up_sparse_densities[j]);
+  for (int32_t i = 0; want_deltanet && i < n_ctx; ++i) up_add_deltanet(plan, &capacity, cfg, ctx[i]);
+  if (want_moe)
+    for (int v = UP_MOE_LOOP; v <= UP_MOE_DENSE; ++v) up_add_moe(plan, &capacity, cfg, m, (up_moe_variant)v);
   up_finish_cases(plan, dev);
   return true;
 }
@@ -340,6 +449,12 @@ int64_t up_kernel_case_bytes(const up_kernel_plan *plan, const up_kernel_case *c
   const up_kernel_record *r = &c->record;
   const int64_t e = (int64_t)plan->elem_size;
   if (c->kind == UP_KERNEL_GEMM) return e * (r->m * r->k + r->n * r->k + r->m * r->n);
+  if (c->kind == UP_KERNEL_MOE) /* weights, inputs, gate/up, SwiGLU and outputs */
+    return e * (3 * r->n_heads * r->n * r->k + r->m * (2 * r->k + 3 * r->n)) + 4 * (r->n_heads + 1);
+  if (c->kind == UP_KERNEL_DELTANET) { /* q|k|v rows, output, g and beta, two state slots */
+    const int64_t hv = r->n_heads, hk = r->n_kv_heads, d = r->head_dim;
+    return r->tokens * (e * (2 * hk + 2 * hv) * d + 8 * hv) + 2 * hv * d * d * 4 + 64;
+  }
   const up_attn_shape *s = &plan->shape;
   const int64_t qkv_dim = (int64_t)(s->n_heads + 2 * s->n_kv_heads) * s->head_dim;
   const int64_t kv_dim = (int64_t)s->n_kv_heads * s->head_dim;

@@ -16,7 +16,7 @@
  * and 4096 (those shorter than the prompt): "attention 1x32K w1024". They carry no
  * target (issue 4's are for full causal attention).
  *   decode     flop 4 L d H per sequence; bytes e (2 H d + 2 L kv_dim) per sequence
- *   selection  flop 4 d H last_q per token (two score passes); bytes 2 e kv_dim per token (K read per pass)
+ *   selection  flop 2 d H last_q per token (one score pass); bytes 2 e kv_dim per token (K read by each pass where two run)
  *   sparse     flop 4 d H times the (row, key) pairs the drawn pattern is expected to cover
  *              (up_kernel_sparse_pairs: 128 x 128 blocks, key block 0 and the diagonal always,
  *              each other causal block with probability p); bytes those of attention
@@ -24,6 +24,17 @@
  * --ctx at block densities p = 1, 0.3 and 0.1 (labels "sparse 1x32K p0.3"; on a GPU only
  * at head_dim 128 or 256, the CUDA kernel's), the pattern drawn as the op case does
  * (kernels/op_cases/case_sparse_attention.c), the first and last query blocks checked.
+ *   deltanet   (models with Gated DeltaNet layers: the gated_deltanet op over one prompt at each --ctx, from
+ *              zero states) flop per token Hv (6 d^2 + 5 C d), C = 64 (engine/model/layer_cost.h); bytes
+ *              per token e (2 Hk + 2 Hv) d (q, k, v read, output written) + 8 Hv (fp32 g, beta), plus the
+ *              fp32 state read and written once (8 Hv d^2); heads are the value heads Hv, kv heads the
+ *              key heads Hk. Its check is the prompt's first 512 rows (a recurrence: the CPU runs them all)
+ *   moe        (models with MoE layers, at --kernel-tokens T) the routed experts' GEMMs and SwiGLU as the
+ *              MoE block runs them (kernels/moe_expert_gemms.h: one matmul per expert), the same with one
+ *              grouped_matmul per projection ("... grouped"), rows = T x top-k spread over E experts of
+ *              intermediate I at random, and the dense MLP of the same FLOPs (one expert of top-k x I, all
+ *              T rows): flop 6 rows I hidden; bytes e (3 E I hidden + 2 rows hidden) (weights, inputs and
+ *              outputs once). Checked on the first 128 rows of 8 experts
  * Floors are these at the device's peaks (device_peaks.h). Each case also carries the
  * op case (kernels/op_cases) that makes its inputs, runs it, and checks a sample of its
  * outputs against the CPU reference: 16 GEMM rows, 8 attention rows, 4 decode rows
@@ -59,9 +70,14 @@ typedef struct up_kernel_case {
   up_op_case op;           /* the op call it times, its inputs and the sample checked against the CPU */
 } up_kernel_case;
 
-/* The GEMMs of one layer of cfg (qkv, o, gate_up, down for Llama) into gemms; returns
- * how many. The one source of the GEMM shapes for --kernels and the op-case list:
- * the first layer's, as the architecture's table gives them (engine/model/layer_cost). */
+/* The GEMMs of cfg's layers (qkv, o, gate_up, down for Llama) into gemms, each name once
+ * in the order the layers first run it (a hybrid's layers differ: Qwen3-Next's first is
+ * a DeltaNet layer, its fourth has the attention's); returns how many. The one source of
+ * the GEMM shapes for --kernels and the op-case list, as the architecture's table gives
+ * them (engine/model/layer_cost). An expert stack's GEMM is one expert's, and --kernels
+ * times it over that expert's average share of the rows (--kernel-tokens x top-k /
+ * experts, rounded up): "gemm experts_gate_up" at 640 x 1024 x 2048 for Qwen3-Next at
+ * 32K tokens; the grouped call runs experts of them. */
 int32_t up_kernel_layer_gemms(const up_model_config *cfg, up_gemm_shape gemms[UP_MAX_LAYER_TENSORS]);
 
 typedef struct up_kernel_plan {

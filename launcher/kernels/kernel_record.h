@@ -16,11 +16,13 @@ typedef enum up_kernel_kind {
   UP_KERNEL_DECODE = 2,    /* the attention op, one new row per sequence over a cache */
   UP_KERNEL_SELECTION = 3, /* the uniprefill_select op */
   UP_KERNEL_SPARSE = 4,    /* the sparse baselines' attention kernel (method_kernel sparse_attention), one prompt */
-  UP_KERNEL_KIND_COUNT = 5
+  UP_KERNEL_DELTANET = 5,  /* the gated_deltanet op, chunked prefill of one prompt (linear-attention models) */
+  UP_KERNEL_MOE = 6,       /* an MoE block's routed experts' GEMMs and SwiGLU, and the dense MLP of their FLOPs */
+  UP_KERNEL_KIND_COUNT = 7
 } up_kernel_kind;
 
-static const char *const up_kernel_kind_names[UP_KERNEL_KIND_COUNT] = {"gemm", "attention", "decode", "selection",
-                                                                      "sparse"};
+static const char *const up_kernel_kind_names[UP_KERNEL_KIND_COUNT] = {"gemm",   "attention", "decode", "selection",
+                                                                       "sparse", "deltanet",  "moe"};
 
 /* target_met / goal_met values. */
 #define UP_VERDICT_NONE (-1) /* no target for this case */
@@ -30,14 +32,16 @@ static const char *const up_kernel_kind_names[UP_KERNEL_KIND_COUNT] = {"gemm", "
 typedef struct up_kernel_record {
   int32_t index;           /* row number in the table */
   int32_t rank;            /* MPI rank that measured it, on its own device */
-  char kernel[16];         /* "gemm", "attention" (causal prefill), "decode", "selection", "sparse" */
+  char kernel[16];         /* "gemm", "attention" (causal prefill), "decode", "selection", "sparse", "deltanet", "moe" */
   char label[48];          /* unique within a run: "gemm qkv", "attention 1x32K", "selection 16x8K" */
   char shape[48];          /* "32768x6144x4096" (m x n x k), "1x32768 h32/8 d128" (batch x len, heads, head_dim) */
-  int64_t m, n, k;         /* GEMM out[m][n] = a[m][k] w[n][k]^T; 0 for the other kernels */
+  int64_t m, n, k;         /* GEMM out[m][n] = a[m][k] w[n][k]^T; moe: routed rows, an expert's intermediate,
+                              hidden; 0 for the other kernels */
   int32_t batch;           /* sequences; 1 for a GEMM */
   int32_t seq_len;         /* rows per sequence (prefill, selection) or cached entries per sequence (decode); 0 for a GEMM */
   int64_t tokens;          /* packed rows the call processes */
-  int32_t n_heads, n_kv_heads, head_dim; /* 0 for a GEMM */
+  int32_t n_heads, n_kv_heads, head_dim; /* 0 for a GEMM; deltanet: value heads, key heads, their dim;
+                                            moe: experts, experts per token (top-k), 0 */
   int32_t warmup, repeats;
   int64_t flush_bytes;     /* bytes written before each timed call to evict the GPU's L2; 0 on the CPU */
   double median_ms, min_ms, max_ms;      /* over the timed repeats */

@@ -107,6 +107,8 @@ void up_kernel_targets_attach(up_kernel_record *r, up_kernel_kind kind, const up
     case UP_KERNEL_SELECTION: up_attach_selection(r, select); return;
     case UP_KERNEL_DECODE:
     case UP_KERNEL_SPARSE: /* issue 13's check is against the dense kernel: the two lines side by side */
+    case UP_KERNEL_DELTANET:
+    case UP_KERNEL_MOE:
     case UP_KERNEL_KIND_COUNT: return;
   }
 }

@@ -327,7 +327,7 @@ static void add_selection(case_list *l) {
  * them run CPU against CPU in test_op_cases; the 8192-row prefill is the GPU's (and
  * its time, printed by gpu_ops_test, the first-cut kernel's). */
 enum { QN_KEY_HEADS = 16, QN_VALUE_HEADS = 32, QN_GDN_DIM = 128, QN_HEADS = 16, QN_KV_HEADS = 2, QN_HEAD_DIM = 256,
-       QN_EXPERTS = 512, QN_TOP_K = 10, QN_HIDDEN = 2048 };
+       QN_EXPERTS = 512, QN_TOP_K = 10, QN_HIDDEN = 2048, QN_MOE_INTER = 512 };
 
 static void add_qwen3_next_ops(case_list *l) {
   const up_attn_shape gdn = {QN_VALUE_HEADS, QN_KEY_HEADS, QN_GDN_DIM, 0.0f}, gdn_small = {4, 2, 32, 0.0f};
@@ -370,6 +370,23 @@ static void add_qwen3_next_ops(case_list *l) {
   add(l, &up_op_moe_combine, UP_VALUES_TOL, "moe_combine 300 x top %d x %d + shared", QN_TOP_K, QN_HIDDEN)->gemm =
       (up_op_gemm_dims){300, QN_HIDDEN, QN_TOP_K, 1};
   add(l, &up_op_moe_combine, UP_VALUES_TOL, "moe_combine 5 x top 2 x 7")->gemm = (up_op_gemm_dims){5, 7, 2, 0};
+  /* The routed experts as the block runs them: at the model's shapes (8 experts checked),
+   * small, and one expert with every row (the dense MLP of the same active FLOPs). */
+  up_op_case *experts = add(l, &up_op_moe_experts, UP_VALUES_TOL, "moe experts 300 x top %d of %d, %d x %d",
+                            QN_TOP_K, QN_EXPERTS, QN_MOE_INTER, QN_HIDDEN);
+  experts->moe = (up_op_moe_dims){300, QN_HIDDEN, QN_MOE_INTER, QN_EXPERTS, QN_TOP_K};
+  experts->sample = 8;
+  add(l, &up_op_moe_experts, UP_VALUES_TOL, "moe experts 37 x top 2 of 6, 16 x 24")->moe =
+      (up_op_moe_dims){37, 24, 16, 6, 2};
+  add(l, &up_op_moe_experts, UP_VALUES_TOL, "moe experts 37 x 1 expert, 32 x 24")->moe =
+      (up_op_moe_dims){37, 24, 32, 1, 1};
+  experts = add(l, &up_op_moe_experts_grouped, UP_VALUES_TOL, "moe experts grouped 300 x top %d of %d, %d x %d",
+                QN_TOP_K, QN_EXPERTS, QN_MOE_INTER, QN_HIDDEN);
+  experts->moe = (up_op_moe_dims){300, QN_HIDDEN, QN_MOE_INTER, QN_EXPERTS, QN_TOP_K};
+  experts->sample = 8;
+  /* 74 rows over 40 experts: some groups empty, as at decode sizes */
+  add(l, &up_op_moe_experts_grouped, UP_VALUES_TOL, "moe experts grouped 37 x top 2 of 40, 16 x 24")->moe =
+      (up_op_moe_dims){37, 24, 16, 40, 2};
   const up_op_rope_dims attn = {heads(QN_HEADS, QN_KV_HEADS, QN_HEAD_DIM), 300, 0, NULL};
   const up_op_rope_dims attn_late = {heads(QN_HEADS, QN_KV_HEADS, QN_HEAD_DIM), 64, 262080, NULL};
   const up_op_rope_dims odd = {heads(3, 1, 12), 7, 5, NULL};

@@ -97,8 +97,7 @@ bool up_run_resolve_model(const up_options *opt, const up_backend *be, up_model_
   }
   *cfg = *preset;
   if (opt->layers > 0 && !up_model_config_truncate(cfg, opt->layers)) {
-    snprintf(err, err_size, "--layers %d: model %s has %d layers", (int)opt->layers, preset->name,
-             (int)preset->n_layers);
+    up_model_config_truncate_error(preset, opt->layers, err, err_size);
     return false;
   }
   return up_model_config_validate(cfg, err, err_size);

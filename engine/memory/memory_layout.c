@@ -40,8 +40,12 @@ bool up_memory_layout_from_config(const up_model_config *cfg, up_dtype dtype, in
         out->window[l] = up_layer_window(cfg, l);
         break;
       case UP_LAYER_LINEAR_ATTENTION:
-        return up_error(err, err_size, "model %s: layer %d is linear attention, whose recurrent state size the "
-                        "model config does not describe yet", cfg->name, (int)l);
+        out->kind[l] = UP_MEMORY_RECURRENT;
+        out->state_bytes[l] = up_layer_recurrent_state_bytes(cfg, dtype, l);
+        if (out->state_bytes[l] < 1)
+          return up_error(err, err_size, "model %s: layer %d is linear attention without a recurrent state",
+                          cfg->name, (int)l);
+        break;
       default:
         return up_error(err, err_size, "model %s: layer %d has unknown kind %d", cfg->name, (int)l,
                         (int)cfg->layer_kind[l]);

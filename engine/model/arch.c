@@ -19,6 +19,19 @@ int64_t up_dim_size(const up_model_config *cfg, up_dim dim) {
     case UP_DIM_INTERMEDIATE: return cfg->intermediate;
     case UP_DIM_GATE_UP: return 2 * (int64_t)cfg->intermediate;
     case UP_DIM_HEAD: return cfg->head_dim;
+    case UP_DIM_GDN_KEY: return (int64_t)cfg->linear_key_heads * cfg->linear_head_dim;
+    case UP_DIM_GDN_VALUE: return (int64_t)cfg->linear_value_heads * cfg->linear_head_dim;
+    case UP_DIM_GDN_CONV: return 2 * up_dim_size(cfg, UP_DIM_GDN_KEY) + up_dim_size(cfg, UP_DIM_GDN_VALUE);
+    case UP_DIM_GDN_QKVZ: return up_dim_size(cfg, UP_DIM_GDN_CONV) + up_dim_size(cfg, UP_DIM_GDN_VALUE);
+    case UP_DIM_GDN_HEADS: return cfg->linear_value_heads;
+    case UP_DIM_GDN_BA: return 2 * (int64_t)cfg->linear_value_heads;
+    case UP_DIM_GDN_HEAD_DIM: return cfg->linear_head_dim;
+    case UP_DIM_CONV_WIDTH: return cfg->linear_conv_width;
+    case UP_DIM_EXPERTS: return cfg->n_experts;
+    case UP_DIM_MOE_INTER: return cfg->moe_intermediate;
+    case UP_DIM_MOE_GATE_UP: return 2 * (int64_t)cfg->moe_intermediate;
+    case UP_DIM_SHARED_INTER: return cfg->shared_expert_intermediate;
+    case UP_DIM_SHARED_GATE_UP: return 2 * (int64_t)cfg->shared_expert_intermediate;
   }
   UP_FATAL("unknown weight dimension %d", (int)dim);
 }
@@ -32,8 +45,10 @@ int32_t up_arch_layer_blocks(const up_model_config *cfg, int32_t layer, up_block
 
 up_tensor_role up_block_input_norm(up_block_kind block) {
   switch (block) {
-    case UP_BLOCK_ATTENTION: return UP_TENSOR_ATTN_NORM;
-    case UP_BLOCK_MLP: return UP_TENSOR_MLP_NORM;
+    case UP_BLOCK_ATTENTION:
+    case UP_BLOCK_DELTANET: return UP_TENSOR_ATTN_NORM; /* the token mixer's input norm, whichever mixer */
+    case UP_BLOCK_MLP:
+    case UP_BLOCK_MOE: return UP_TENSOR_MLP_NORM;
     case UP_BLOCK_MODEL: break;
   }
   UP_FATAL("block kind %d has no input norm", (int)block);
@@ -43,6 +58,18 @@ static bool layer_runs(const up_block_kind *blocks, int32_t n_blocks, up_block_k
   for (int32_t i = 0; i < n_blocks; ++i)
     if (blocks[i] == block) return true;
   return false;
+}
+
+static bool is_expert_stack(const up_arch *arch, up_tensor_role role) {
+  for (int32_t i = 0; i < arch->n_expert_stacks; ++i)
+    if (arch->expert_stacks[i] == role) return true;
+  return false;
+}
+
+static const up_tensor_part_layout *part_layout(const up_arch *arch, up_tensor_role role, int32_t part) {
+  for (int32_t i = 0; i < arch->n_part_layouts; ++i)
+    if (arch->part_layouts[i].role == role && arch->part_layouts[i].part == part) return &arch->part_layouts[i];
+  return NULL;
 }
 
 int32_t up_arch_layer_tensors(const up_model_config *cfg, int32_t layer, up_tensor_desc out[UP_MAX_LAYER_TENSORS]) {
@@ -55,8 +82,11 @@ int32_t up_arch_layer_tensors(const up_model_config *cfg, int32_t layer, up_tens
     if (!layer_runs(blocks, n_blocks, spec->block)) continue;
     UP_ASSERT(n < UP_MAX_LAYER_TENSORS, "%s: more than %d weights in layer %d", arch->name, UP_MAX_LAYER_TENSORS,
               (int)layer);
+    const int32_t experts = is_expert_stack(arch, spec->role) ? cfg->n_experts : 0;
     out[n++] = (up_tensor_desc){.spec = spec, .role = spec->role, .layer = layer, .expert = -1,
-                                .rows = up_dim_size(cfg, spec->rows), .cols = up_dim_size(cfg, spec->cols)};
+                                .n_experts = experts,
+                                .rows = up_dim_size(cfg, spec->rows) * (experts > 0 ? experts : 1),
+                                .cols = up_dim_size(cfg, spec->cols)};
   }
   return n;
 }
@@ -87,15 +117,62 @@ bool up_arch_file_tensor(const up_model_config *cfg, up_tensor_role role, int32_
   out->cols = up_dim_size(cfg, spec->cols);
   out->gguf_rotary_head_dim = ps->gguf_rotary_pairs ? cfg->head_dim : 0;
   out->hf_one_plus = ps->hf_one_plus;
+  const up_arch *arch = up_arch_of(cfg);
+  const up_tensor_part_layout *layout = part_layout(arch, stored, part);
+  if (layout) {
+    out->gguf_order = layout->gguf_order;
+    out->hf_order = layout->hf_order;
+  }
+  if (is_expert_stack(arch, stored)) {
+    out->experts = cfg->n_experts;
+    out->expert_rows = up_dim_size(cfg, spec->rows);
+  }
+  const char *suffix = layout && layout->bare_name ? "" : ".weight";
   if (layer < 0) {
-    snprintf(out->gguf_name, sizeof out->gguf_name, "%s.weight", ps->gguf);
-    snprintf(out->hf_name, sizeof out->hf_name, "%s.weight", ps->hf);
+    snprintf(out->gguf_name, sizeof out->gguf_name, "%s%s", ps->gguf, suffix);
+    snprintf(out->hf_name, sizeof out->hf_name, "%s%s", ps->hf, suffix);
   } else {
-    snprintf(out->gguf_name, sizeof out->gguf_name, "blk.%d.%s.weight", (int)layer, ps->gguf);
-    snprintf(out->hf_name, sizeof out->hf_name, "%s%d.%s.weight", up_arch_of(cfg)->hf_layer_prefix, (int)layer,
-             ps->hf);
+    snprintf(out->gguf_name, sizeof out->gguf_name, "blk.%d.%s%s", (int)layer, ps->gguf, suffix);
+    snprintf(out->hf_name, sizeof out->hf_name, "%s%d.%s%s", up_arch_of(cfg)->hf_layer_prefix, (int)layer, ps->hf,
+             suffix);
   }
   return true;
+}
+
+/* Row r of a per-key-head group layout: key head g's group holds `sizes[i]` rows of
+ * each of its n_fields fields in turn; the engine keeps field `field` of every key
+ * head together (key head g's rows at g * sizes[field]). */
+static int64_t grouped_row(int64_t row, int32_t key_heads, const int64_t *sizes, int32_t n_fields, int32_t field) {
+  int64_t group = 0, before = 0;
+  for (int32_t i = 0; i < n_fields; ++i) group += sizes[i];
+  for (int32_t i = 0; i < field; ++i) before += sizes[i];
+  const int64_t head = row / sizes[field];
+  UP_ASSERT(head < key_heads, "row %lld beyond %d key heads of %lld", (long long)row, (int)key_heads,
+            (long long)sizes[field]);
+  return head * group + before + row % sizes[field];
+}
+
+int64_t up_arch_stored_row(const up_model_config *cfg, up_row_order order, int64_t row) {
+  const int64_t hd = cfg->head_dim, dk = cfg->linear_head_dim;
+  const int32_t hk = cfg->linear_key_heads;
+  const int64_t per_key = hk > 0 ? (int64_t)cfg->linear_value_heads / hk : 0; /* value heads per key head */
+  const int64_t qkvz[4] = {dk, dk, per_key * dk, per_key * dk}, ba[2] = {per_key, per_key};
+  switch (order) {
+    case UP_ROWS_AS_STORED: return row;
+    case UP_ROWS_HEAD_PAIR_FIRST: return (row / hd) * 2 * hd + row % hd;
+    case UP_ROWS_HEAD_PAIR_SECOND: return (row / hd) * 2 * hd + hd + row % hd;
+    case UP_ROWS_GDN_QKV: {
+      /* engine q (hk dk), k (hk dk), v (hk per_key dk): find the field, then its group row */
+      const int64_t key = hk * dk;
+      if (row < key) return grouped_row(row, hk, qkvz, 4, 0);
+      if (row < 2 * key) return grouped_row(row - key, hk, qkvz, 4, 1);
+      return grouped_row(row - 2 * key, hk, qkvz, 4, 2);
+    }
+    case UP_ROWS_GDN_Z: return grouped_row(row, hk, qkvz, 4, 3);
+    case UP_ROWS_GDN_B: return grouped_row(row, hk, ba, 2, 0);
+    case UP_ROWS_GDN_A: return grouped_row(row, hk, ba, 2, 1);
+  }
+  UP_FATAL("unknown row order %d", (int)order);
 }
 
 bool up_arch_find_file_tensor(const up_model_config *cfg, up_tensor_names names, const char *name,

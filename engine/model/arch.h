@@ -31,6 +31,21 @@ typedef enum up_tensor_role {
   UP_TENSOR_ATTN_K_NORM, /* [head_dim]: RMSNorm of each key head before RoPE */
   UP_TENSOR_ATTN_POST_NORM, /* [hidden]: RMSNorm of the attention block's output before the residual add */
   UP_TENSOR_MLP_POST_NORM,  /* [hidden]: RMSNorm of the MLP block's output before the residual add */
+  /* Qwen3-Next (../shared/HYBRIDS.md C.3, C.7, C.8) */
+  UP_TENSOR_ATTN_GATE,      /* [n_heads * head_dim][hidden]: the attention output gate's projection */
+  UP_TENSOR_GDN_QKVZ,       /* [q of every key head; k; v of every value head; z][hidden]: one GEMM */
+  UP_TENSOR_GDN_BA,         /* [b of every value head; a of every value head][hidden] */
+  UP_TENSOR_GDN_CONV,       /* [q, k, v channels][conv width]: depthwise causal conv, tap width-1 = current token */
+  UP_TENSOR_GDN_A_LOG,      /* [value heads]: decay rate A = exp(A_log) */
+  UP_TENSOR_GDN_DT_BIAS,    /* [value heads] */
+  UP_TENSOR_GDN_NORM,       /* [head dim]: gated RMSNorm of each value head, plain w (never 1 + w) */
+  UP_TENSOR_GDN_OUT,        /* [hidden][value heads * head dim] */
+  UP_TENSOR_MOE_ROUTER,     /* [experts][hidden] */
+  UP_TENSOR_MOE_GATE_UP,    /* [experts][gate rows; up rows][hidden]: expert e's SwiGLU input, one GEMM */
+  UP_TENSOR_MOE_DOWN,       /* [experts][hidden][moe intermediate] */
+  UP_TENSOR_SHARED_GATE_UP, /* [gate rows; up rows][hidden]: the shared expert */
+  UP_TENSOR_SHARED_DOWN,    /* [hidden][shared intermediate] */
+  UP_TENSOR_SHARED_GATE,    /* [hidden]: one logit per token; sigmoid of it scales the shared expert */
   UP_TENSOR_ROLE_COUNT
 } up_tensor_role;
 
@@ -42,6 +57,8 @@ typedef enum up_block_kind {
   UP_BLOCK_MODEL = 0,
   UP_BLOCK_ATTENTION, /* attention: full, or over the layer's window on sliding-window layers */
   UP_BLOCK_MLP,       /* gated MLP: SwiGLU or GeGLU by the layer's mlp_kind */
+  UP_BLOCK_DELTANET,  /* Gated DeltaNet: linear attention with a recurrent state per sequence (Qwen3-Next) */
+  UP_BLOCK_MOE,       /* routed SwiGLU experts plus a sigmoid-gated shared expert (Qwen3-Next) */
 } up_block_kind;
 
 #define UP_MAX_LAYER_BLOCKS 4
@@ -59,6 +76,20 @@ typedef enum up_dim {
   UP_DIM_INTERMEDIATE,
   UP_DIM_GATE_UP,    /* 2 x intermediate */
   UP_DIM_HEAD,       /* head_dim: per-head norm weights */
+  /* Gated DeltaNet and MoE (Qwen3-Next) */
+  UP_DIM_GDN_KEY,      /* linear key heads x linear head dim */
+  UP_DIM_GDN_VALUE,    /* linear value heads x linear head dim (v, z, the output) */
+  UP_DIM_GDN_CONV,     /* q, k and v channels: 2 GDN_KEY + GDN_VALUE */
+  UP_DIM_GDN_QKVZ,     /* GDN_CONV + GDN_VALUE */
+  UP_DIM_GDN_HEADS,    /* linear value heads: one b, a, A_log, dt_bias each */
+  UP_DIM_GDN_BA,       /* 2 GDN_HEADS */
+  UP_DIM_GDN_HEAD_DIM, /* linear head dim */
+  UP_DIM_CONV_WIDTH,   /* conv taps */
+  UP_DIM_EXPERTS,      /* routed experts */
+  UP_DIM_MOE_INTER,    /* a routed expert's intermediate */
+  UP_DIM_MOE_GATE_UP,  /* 2 MOE_INTER */
+  UP_DIM_SHARED_INTER, /* the shared expert's intermediate */
+  UP_DIM_SHARED_GATE_UP, /* 2 SHARED_INTER */
 } up_dim;
 
 /* How a seeded model draws a weight (model.c's up_model_create_random). */
@@ -79,7 +110,35 @@ enum {
   UP_STREAM_WO = 4,
   UP_STREAM_GATE_UP = 5,
   UP_STREAM_DOWN = 6,
+  UP_STREAM_ATTN_GATE = 7,
+  UP_STREAM_GDN_QKVZ = 8,
+  UP_STREAM_GDN_BA = 9,
+  UP_STREAM_GDN_CONV = 10,
+  UP_STREAM_GDN_A_LOG = 11,
+  UP_STREAM_GDN_DT_BIAS = 12,
+  UP_STREAM_GDN_OUT = 13,
+  UP_STREAM_MOE_ROUTER = 14,
+  UP_STREAM_SHARED_GATE_UP = 15,
+  UP_STREAM_SHARED_DOWN = 16,
+  UP_STREAM_SHARED_GATE = 17,
+  UP_STREAM_MOE_GATE_UP = 18,
+  UP_STREAM_MOE_DOWN = 19,
 };
+
+/* Which rows of the stored tensor a part takes, in engine order (up_arch_stored_row).
+ * Qwen3-Next's checkpoints interleave what the engine keeps apart: q_proj holds
+ * [query | gate] per attention head; in_proj_qkvz holds [q | k | v | z] per key head
+ * (value heads grouped, j = 2g + s for 2 value heads per key head); in_proj_ba holds
+ * [b | a] per key head (HYBRIDS.md C.3, C.7, C.10). */
+typedef enum up_row_order {
+  UP_ROWS_AS_STORED = 0,
+  UP_ROWS_HEAD_PAIR_FIRST,  /* the first head_dim rows of every 2 head_dim (q_proj's queries) */
+  UP_ROWS_HEAD_PAIR_SECOND, /* the second head_dim rows of every 2 head_dim (q_proj's gates) */
+  UP_ROWS_GDN_QKV,          /* per-key-head [q|k|v|z] groups -> every q, every k, every v */
+  UP_ROWS_GDN_Z,            /* per-key-head [q|k|v|z] groups -> every z */
+  UP_ROWS_GDN_B,            /* per-key-head [b|a] groups -> every b */
+  UP_ROWS_GDN_A,            /* per-key-head [b|a] groups -> every a */
+} up_row_order;
 
 /* One checkpoint tensor a weight is made of: its rows (the weight's columns), its
  * name stem in each format, whether llama.cpp's converter stored its rows with
@@ -89,10 +148,21 @@ enum {
 typedef struct up_tensor_part_spec {
   up_dim rows;
   const char *gguf; /* "attn_q" -> blk.<layer>.attn_q.weight; model-wide "token_embd" -> token_embd.weight */
-  const char *hf;   /* "self_attn.q_proj" -> <hf_layer_prefix><layer>.self_attn.q_proj.weight */
+  const char *hf;   /* "self_attn.q_proj" -> <hf_layer_prefix><layer>.self_attn.q_proj.weight; in an
+                     * expert weight's part, "*" stands for the expert ("mlp.experts.*.gate_proj") */
   bool gguf_rotary_pairs;
   bool hf_one_plus;
 } up_tensor_part_spec;
+
+/* What a part of some architectures' weights needs beyond its table line (Qwen3-Next):
+ * an architecture lists these apart (up_arch.part_layouts), so the tables of the others
+ * stay as they are; a part without a line is stored as is, named with ".weight". */
+typedef struct up_tensor_part_layout {
+  up_tensor_role role;
+  int32_t part;
+  up_row_order gguf_order, hf_order; /* rows taken from the stored tensor in each format */
+  bool bare_name; /* the stored name is the stem itself, no ".weight" (A_log, dt_bias, ssm_dt.bias) */
+} up_tensor_part_layout;
 
 /* One line of an architecture's weight table. */
 typedef struct up_tensor_spec {
@@ -117,6 +187,13 @@ typedef struct up_arch {
   /* The layer kinds and MLP kinds this architecture runs: false with a message naming
    * the layer otherwise (called by up_model_config_validate, so layer_blocks may assert). */
   bool (*check_config)(const up_model_config *cfg, char *err, size_t err_size);
+  /* Parts stored in another row order or under a bare name (NULL: none). */
+  const up_tensor_part_layout *part_layouts;
+  int32_t n_part_layouts;
+  /* Weights that are stacks of n_experts copies of their table shape, the parts
+   * stacked within each copy (NULL: none). */
+  const up_tensor_role *expert_stacks;
+  int32_t n_expert_stacks;
 } up_arch;
 
 /* A weight of one model: its line of the table at a layer (-1: model-wide). */
@@ -125,7 +202,8 @@ typedef struct up_tensor_desc {
   up_tensor_role role;
   int32_t layer;   /* -1: model-wide */
   int32_t expert;  /* -1: not one expert's (MoE architectures address experts here) */
-  int64_t rows, cols;
+  int32_t n_experts; /* a stack of this many experts' copies of the table shape; 0: not a stack */
+  int64_t rows, cols; /* the whole weight: a stack of experts counts every expert's rows */
 } up_tensor_desc;
 
 /* A weight part as a checkpoint stores it, resolved for one model: what the readers
@@ -140,6 +218,12 @@ typedef struct up_file_tensor {
   char hf_name[128];
   int32_t gguf_rotary_head_dim; /* > 0: GGUF rows are in rotary-pair order per head of this size */
   bool hf_one_plus;             /* Hugging Face stores w where the engine multiplies by 1 + w */
+  up_row_order gguf_order, hf_order; /* which stored rows, in engine order (up_arch_stored_row) */
+  /* A stack of experts: `experts` copies of expert_rows engine rows, this part filling
+   * rows row_offset .. row_offset + rows of each (HF: one tensor per expert, its name
+   * with "*" for the expert; GGUF: one tensor of every expert's rows). 0: not experts. */
+  int32_t experts;
+  int64_t expert_rows;
 } up_file_tensor;
 
 typedef enum up_tensor_names {
@@ -167,6 +251,9 @@ up_tensor_role up_block_input_norm(up_block_kind block);
  * head resolves to the embedding's tensor. False when the model has no such part. */
 bool up_arch_file_tensor(const up_model_config *cfg, up_tensor_role role, int32_t layer, int32_t part,
                          up_file_tensor *out);
+/* The stored tensor's row that engine row `row` of a part in row order `order` comes
+ * from (UP_ROWS_AS_STORED: the same row). */
+int64_t up_arch_stored_row(const up_model_config *cfg, up_row_order order, int64_t row);
 /* The part a checkpoint tensor name denotes in this model; false when none. */
 bool up_arch_find_file_tensor(const up_model_config *cfg, up_tensor_names names, const char *name,
                               up_file_tensor *out);

@@ -7,10 +7,12 @@
 
 extern const up_arch up_arch_llama;
 extern const up_arch up_arch_gemma3;
+extern const up_arch up_arch_qwen3_next;
 
 static const up_arch *const g_archs[] = {
     &up_arch_llama,
     &up_arch_gemma3,
+    &up_arch_qwen3_next,
 };
 
 int32_t up_arch_count(void) { return (int32_t)(sizeof g_archs / sizeof g_archs[0]); }

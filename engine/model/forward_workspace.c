@@ -12,6 +12,10 @@ static void *ws_alloc(up_forward_workspace *ws, size_t bytes, const char *what) 
   return ws->be->ops->alloc(ws->be, bytes, what);
 }
 
+void *up_forward_workspace_alloc(up_forward_workspace *ws, size_t bytes, const char *what) {
+  return ws_alloc(ws, bytes, what);
+}
+
 up_forward_workspace *up_forward_workspace_create(const up_model *model, int64_t max_tokens, int32_t max_seqs,
                                                   int32_t max_blocks_per_seq) {
   UP_ASSERT(max_tokens >= 1 && max_seqs >= 1 && max_blocks_per_seq >= 1, "bad workspace size");
@@ -55,11 +59,13 @@ up_forward_workspace *up_forward_workspace_create(const up_model *model, int64_t
   ws->h_last_rows = up_malloc_or_die(S * i4, "last rows");
   ws->h_block_tables = up_malloc_or_die(S * (size_t)max_blocks_per_seq * i4, "block tables");
   ws->h_is_candidate = up_malloc_or_die(S, "selection candidates");
+  up_forward_workspace_create_hybrid(ws, cfg);
   return ws;
 }
 
 void up_forward_workspace_destroy(up_forward_workspace *ws) {
   if (!ws) return;
+  up_forward_workspace_destroy_hybrid(ws);
   up_backend *be = ws->be;
   void *dev[] = {ws->residual, ws->normed, ws->delta, ws->spare_residual, ws->spare_normed, ws->qkv, ws->attn,
                  ws->gate_up, ws->mlp_act, ws->last_residual, ws->last_delta, ws->last_normed, ws->logits,

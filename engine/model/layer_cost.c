@@ -26,17 +26,44 @@ void up_layer_cost_of(const up_model_config *cfg, up_dtype dtype, int32_t layer,
       continue;
     }
     switch (tensors[i].spec->block) {
-      case UP_BLOCK_ATTENTION: out->mixer_gemm_params += params; break;
-      case UP_BLOCK_MLP: out->ffn_gemm_params += params; break;
+      case UP_BLOCK_ATTENTION:
+      case UP_BLOCK_DELTANET: out->mixer_gemm_params += params; break;
+      case UP_BLOCK_MLP:
+      case UP_BLOCK_MOE:
+        out->ffn_gemm_params += params;
+        /* A token runs top-k of a stack of experts. */
+        out->ffn_active_params += tensors[i].n_experts == 0
+                                      ? params
+                                      : params / tensors[i].n_experts * cfg->n_experts_per_token;
+        break;
       case UP_BLOCK_MODEL: UP_FATAL("layer %d lists the model weight '%s'", (int)layer, tensors[i].spec->name);
     }
   }
+  out->mixer_token_flops = up_layer_linear_attention_flops(cfg, layer);
+  out->state_bytes = up_layer_recurrent_state_bytes(cfg, dtype, layer);
   if (layer_runs(cfg, layer, UP_BLOCK_ATTENTION)) {
     UP_ASSERT(cfg->layer_kind[layer] == UP_LAYER_FULL_ATTENTION || cfg->layer_kind[layer] == UP_LAYER_SLIDING_WINDOW,
               "layer %d: only full and sliding-window attention have a KV geometry so far", (int)layer);
     out->kv_entry_bytes = up_attention_kv_entry_bytes(cfg, dtype);
     out->window = up_layer_window(cfg, layer);
   }
+}
+
+enum { GDN_CHUNK_ROWS = 64 }; /* the chunk of the chunked delta rule (kernels/ops.h) */
+
+double up_layer_linear_attention_flops(const up_model_config *cfg, int32_t layer) {
+  if (!layer_runs(cfg, layer, UP_BLOCK_DELTANET)) return 0.0;
+  const double d = cfg->linear_head_dim;
+  const double conv = 2.0 * cfg->linear_conv_width * (double)up_dim_size(cfg, UP_DIM_GDN_CONV);
+  return conv + (double)cfg->linear_value_heads * (6.0 * d * d + 5.0 * GDN_CHUNK_ROWS * d);
+}
+
+int64_t up_layer_recurrent_state_bytes(const up_model_config *cfg, up_dtype dtype, int32_t layer) {
+  if (!layer_runs(cfg, layer, UP_BLOCK_DELTANET)) return 0;
+  const int64_t conv = (int64_t)(cfg->linear_conv_width - 1) * up_dim_size(cfg, UP_DIM_GDN_CONV) *
+                       (int64_t)up_dtype_size(dtype);
+  const int64_t d = cfg->linear_head_dim;
+  return conv + (int64_t)cfg->linear_value_heads * d * d * (int64_t)sizeof(float);
 }
 
 int64_t up_attention_kv_entry_bytes(const up_model_config *cfg, up_dtype dtype) {
@@ -137,9 +164,14 @@ int64_t up_model_dense_kv_bytes(const up_model_config *cfg, up_dtype dtype, int6
 }
 
 double up_model_prefill_flops(const up_model_config *cfg, int64_t prompt_len) {
-  double attention = 0.0;
-  for (int32_t l = 0; l < cfg->n_layers; ++l) attention += up_layer_attention_flops(cfg, l, prompt_len, prompt_len);
   const double L = (double)prompt_len;
+  double mixing = 0.0, inactive = 0.0;
+  for (int32_t l = 0; l < cfg->n_layers; ++l) {
+    up_layer_cost c;
+    up_layer_cost_of(cfg, UP_DTYPE_F32, l, &c);
+    mixing += up_layer_attention_flops(cfg, l, prompt_len, prompt_len) + c.mixer_token_flops * L;
+    inactive += (double)(c.ffn_gemm_params - c.ffn_active_params);
+  }
   const double lm_head = 2.0 * (double)up_dim_size(cfg, UP_DIM_HIDDEN) * (double)up_dim_size(cfg, UP_DIM_VOCAB);
-  return 2.0 * (double)up_model_body_params(cfg) * L + lm_head + attention;
+  return 2.0 * ((double)up_model_body_params(cfg) - inactive) * L + lm_head + mixing;
 }

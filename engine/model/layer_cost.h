@@ -16,7 +16,10 @@
 
 typedef struct up_layer_cost {
   int64_t mixer_gemm_params; /* matrices of the token mixer (attention: the QKV and output projections) */
-  int64_t ffn_gemm_params;   /* matrices of the feed-forward block (gate, up, down) */
+  int64_t ffn_gemm_params;   /* matrices of the feed-forward block (gate, up, down; every expert of an MoE) */
+  int64_t ffn_active_params; /* of those, the ones each token multiplies: an MoE's router, its top-k experts
+                              * and its shared expert; all of them in a dense MLP */
+  double mixer_token_flops;  /* a linear-attention mixer's FLOPs per token beyond its GEMMs (conv, delta rule) */
   int64_t vector_params;     /* norm weights: no GEMM, but parameters */
   int64_t kv_entry_bytes;    /* K and V of one token (0: the layer keeps no KV) */
   int32_t window;            /* KV entries kept per sequence (0: all) */
@@ -36,6 +39,18 @@ int64_t up_attention_kv_entry_bytes(const up_model_config *cfg, up_dtype dtype);
  * head, over q_len k_len - q_len^2 / 2 scores (a prompt's L^2 / 2 triangle, diagonal
  * not counted); so a whole prompt of L tokens costs 2 L^2 n_heads head_dim. */
 double up_layer_attention_flops(const up_model_config *cfg, int32_t layer, int64_t q_len, int64_t k_len);
+
+/* Gated DeltaNet FLOPs per token at a linear-attention layer beyond its projections:
+ * the conv (2 width per channel) and, per value head of d = dk = dv dims, the chunked
+ * delta rule with chunks of C = 64 (HYBRIDS.md C.4) counted as 6 d^2 (state read-out,
+ * correction and update) + 5 C d (the intra-chunk K K^T, T V, T K and masked Q K^T V'
+ * products over each chunk's lower triangle); 0 at other layers. A decode step's
+ * recurrence (7 d^2 per head) is within the same count. */
+double up_layer_linear_attention_flops(const up_model_config *cfg, int32_t layer);
+/* Bytes of one sequence's recurrent state at a linear-attention layer: the conv state
+ * (width - 1 inputs of every q, k, v channel, activation dtype) and the fp32 delta-rule
+ * state (value heads x d x d); 0 at other layers. */
+int64_t up_layer_recurrent_state_bytes(const up_model_config *cfg, up_dtype dtype, int32_t layer);
 
 /* One GEMM of a layer: out[m][n] = in[m][k] x weight[n][k]^T, m being the token count. */
 typedef struct up_gemm_shape {
@@ -58,7 +73,9 @@ int64_t up_model_dense_kv_bytes(const up_model_config *cfg, up_dtype dtype, int6
 
 /* Dense prefill FLOPs of one prompt of L tokens: 2 x body parameters x L + the LM head
  * on the last token + each layer's attention over the prompt. UniPrefill runs are
- * credited the same dense FLOPs, so their rate reads as an effective rate. */
+ * credited the same dense FLOPs, so their rate reads as an effective rate. For an MoE
+ * model the body parameters are the active ones (router, top-k and shared experts), and
+ * linear-attention layers add their per-token delta-rule FLOPs. */
 double up_model_prefill_flops(const up_model_config *cfg, int64_t prompt_len);
 
 #endif

@@ -14,8 +14,10 @@
 
 #include "core/fatal.h"
 #include "engine/model/blocks/attention_block.h"
+#include "engine/model/blocks/deltanet_block.h"
 #include "engine/model/blocks/forward_step.h"
 #include "engine/model/blocks/mlp_block.h"
+#include "engine/model/blocks/moe_block.h"
 #include "engine/model/layer_cost.h"
 
 /* Weight stream ids: tensor kind in the low bits, layer above, so each tensor is an
@@ -207,6 +209,8 @@ static void run_block(up_forward_step *step, up_block_kind block, int32_t layer)
   switch (block) {
     case UP_BLOCK_ATTENTION: up_attention_block(step, layer); return;
     case UP_BLOCK_MLP: up_mlp_block(step, layer); return;
+    case UP_BLOCK_DELTANET: up_deltanet_block(step, layer); return;
+    case UP_BLOCK_MOE: up_moe_block(step, layer); return;
     case UP_BLOCK_MODEL: break;
   }
   UP_FATAL("layer %d lists block kind %d, which no shared block runs", (int)layer, (int)block);
@@ -275,6 +279,21 @@ static void count_surviving_rows(const up_forward_step *step, int32_t layer, int
   free(kept_positions);
 }
 
+/* Each sequence's recurrent state slot, and whether it continues from it: a sequence
+ * whose first row is not at position 0 has computed tokens before (a decode step, a
+ * later prefill chunk); one that starts at 0 starts from zero states. */
+static void upload_recurrent_view(up_forward_workspace *ws, const up_forward_seq *seqs, int32_t n_seqs) {
+  for (int32_t s = 0; s < n_seqs; ++s) {
+    UP_ASSERT(seqs[s].state_slot >= 0 && seqs[s].state_slot < ws->max_seqs,
+              "sequence %d has recurrent state slot %d; the workspace holds %d", (int)s, (int)seqs[s].state_slot,
+              (int)ws->max_seqs);
+    ws->h_state_slots[s] = seqs[s].state_slot;
+    ws->h_has_state[s] = seqs[s].first_position > 0;
+  }
+  ws->be->ops->upload_i32(ws->be, ws->state_slots, ws->h_state_slots, (size_t)n_seqs);
+  ws->be->ops->upload_i32(ws->be, ws->has_state, ws->h_has_state, (size_t)n_seqs);
+}
+
 void up_forward(const up_model *model, up_forward_workspace *ws, up_kv_cache *cache, const up_kv_pool *pool,
                 const up_method *method, const up_forward_seq *seqs, int32_t n_seqs, up_forward_out *out) {
   const up_model_config *cfg = &model->cfg;
@@ -310,6 +329,7 @@ void up_forward(const up_model *model, up_forward_workspace *ws, up_kv_cache *ca
   ops->upload_i32(be, ws->tokens, ws->h_tokens, (size_t)step.n_rows);
   ops->upload_i32(be, ws->positions, ws->h_positions, (size_t)step.n_rows);
   ops->upload_i32(be, ws->cu_seqlens, ws->h_cu_seqlens, (size_t)n_seqs + 1);
+  if (ws->n_linear_layers > 0) upload_recurrent_view(ws, seqs, n_seqs);
 
   const int32_t h = cfg->hidden;
   up_forward_mark(be, UP_PHASE_OTHER);

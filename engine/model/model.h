@@ -54,6 +54,8 @@ typedef struct up_forward_seq {
   const int32_t *tokens; /* host */
   int32_t first_position;/* original position of the first token */
   bool is_prefill;       /* whole prompt on an empty cache: may be dropped from */
+  int32_t state_slot;    /* recurrent state slot (up_layer_memory_state_slot) of a model with linear-attention
+                          * layers, which continue from it unless first_position is 0; ignored otherwise */
 } up_forward_seq;
 
 /* Per-step workspace sized for a token and sequence capacity; no allocation per step. */
@@ -62,6 +64,12 @@ up_forward_workspace *up_forward_workspace_create(const up_model *model, int64_t
                                                   int32_t max_blocks_per_seq);
 void up_forward_workspace_destroy(up_forward_workspace *ws);
 int64_t up_forward_workspace_bytes(const up_forward_workspace *ws);
+/* Workspace bytes per batch row of a linear-attention hybrid's buffers (gate, DeltaNet,
+ * MoE), and per sequence slot (recurrent states and their indices): 0 for a model
+ * without linear attention or MoE. The memory fit adds them to what it counts for every
+ * model (forward_workspace_hybrid.c). */
+int64_t up_forward_workspace_hybrid_row_bytes(const up_model_config *cfg, up_dtype dtype);
+int64_t up_forward_workspace_hybrid_seq_bytes(const up_model_config *cfg, up_dtype dtype);
 
 /* What one forward reports back (host arrays owned by the caller). */
 typedef struct up_forward_out {

@@ -30,6 +30,13 @@
   .scale_embeddings = true, .tie_word_embeddings = true
 #define GEMMA3_LINEAR_X8 .rope_scaling = UP_ROPE_SCALING_LINEAR, .rope_factor = 8.0f
 
+/* Qwen3-Next (../shared/HYBRIDS.md C.1): full attention every 4th layer with an output
+ * gate, partial RoPE and q/k norms; Gated DeltaNet elsewhere; MoE in every layer. The
+ * layer kinds and UniPrefill defaults are filled in on first access (presets_fill). */
+#define QWEN3_NEXT_COMMON                                                                                  \
+  .architecture = "qwen3next", .norm_eps = 1e-6f, .attn_output_gate = true, .full_attention_interval = 4, \
+  .moe_renormalize = true
+
 static up_model_config g_presets[] = {
     {
         /* A shrunken Llama-3.1 for CPU runs: GQA (2 query heads per kv head), head_dim 64,
@@ -91,6 +98,22 @@ static up_model_config g_presets[] = {
         .intermediate = 21504, .vocab = 262208, .max_context = 131072, .sliding_window = 1024,
         .query_pre_attn_scalar = 168.0f,
     },
+    {
+        /* Qwen/Qwen3-Next-80B-A3B-Instruct's config.json; --layers 4k keeps the 3:1 pattern. */
+        .name = "qwen3-next-80b-a3b", QWEN3_NEXT_COMMON,
+        .n_layers = 48, .hidden = 2048, .n_heads = 16, .n_kv_heads = 2, .head_dim = 256, .rotary_dim = 64,
+        .rope_theta = 10000000.0f, .intermediate = 5120, .vocab = 151936, .max_context = 262144,
+        .linear_key_heads = 16, .linear_value_heads = 32, .linear_head_dim = 128, .linear_conv_width = 4,
+        .n_experts = 512, .n_experts_per_token = 10, .moe_intermediate = 512, .shared_expert_intermediate = 512,
+    },
+    {
+        /* Qwen3-Next's shape at CPU-test size: both layer kinds twice, 8 experts, small dims. */
+        .name = "tiny-qwen3-next", QWEN3_NEXT_COMMON,
+        .n_layers = 8, .hidden = 64, .n_heads = 4, .n_kv_heads = 2, .head_dim = 32, .rotary_dim = 16,
+        .rope_theta = 10000000.0f, .intermediate = 96, .vocab = 512, .max_context = 262144,
+        .linear_key_heads = 2, .linear_value_heads = 4, .linear_head_dim = 16, .linear_conv_width = 4,
+        .n_experts = 8, .n_experts_per_token = 2, .moe_intermediate = 32, .shared_expert_intermediate = 32,
+    },
 };
 
 int32_t up_model_config_drop_layers_by_depth(int32_t n_layers, int32_t drop_layers[UP_MAX_LAYERS]) {
@@ -116,7 +139,24 @@ static void presets_fill(void) {
       for (int32_t l = 0; l < g_presets[i].n_layers; ++l) g_presets[i].mlp_kind[l] = UP_MLP_GEGLU_TANH;
       up_model_config_gemma3_uniprefill_defaults(&g_presets[i]);
     }
+    if (strcmp(g_presets[i].architecture, "qwen3next") == 0) up_model_config_qwen3_next_layers(&g_presets[i]);
   }
+}
+
+void up_model_config_qwen3_next_layers(up_model_config *cfg) {
+  const int32_t period = cfg->full_attention_interval;
+  UP_ASSERT(period >= 1 && cfg->n_layers <= UP_MAX_LAYERS, "Qwen3-Next layers of interval %d", (int)period);
+  for (int32_t l = 0; l < UP_MAX_LAYERS; ++l) {
+    cfg->layer_kind[l] = (l + 1) % period == 0 ? UP_LAYER_FULL_ATTENTION : UP_LAYER_LINEAR_ATTENTION;
+    cfg->mlp_kind[l] = UP_MLP_MOE;
+  }
+  /* The reference's list (HYBRIDS.md D.4: every full-attention layer of 48 but the
+   * first and last), where this depth has them. */
+  cfg->n_drop_layers = 0;
+  for (int32_t l = 7; l <= 43 && l < cfg->n_layers; l += 4)
+    if (cfg->layer_kind[l] == UP_LAYER_FULL_ATTENTION) cfg->drop_layers[cfg->n_drop_layers++] = l;
+  cfg->default_top_p = 0.99f;
+  cfg->drop_min_rows = 0;
 }
 
 void up_model_config_gemma3_uniprefill_defaults(up_model_config *cfg) {
@@ -160,8 +200,21 @@ const up_model_config *up_model_preset_find(const char *name) {
   return NULL;
 }
 
+static bool breaks_layer_pattern(const up_model_config *cfg, int32_t n_layers) {
+  return cfg->full_attention_interval > 0 && n_layers % cfg->full_attention_interval != 0;
+}
+
+void up_model_config_truncate_error(const up_model_config *cfg, int32_t n_layers, char *err, size_t err_size) {
+  if (breaks_layer_pattern(cfg, n_layers))
+    snprintf(err, err_size, "--layers %d breaks model %s's layer pattern (full attention every %d layers, linear "
+             "attention between): give a multiple of %d up to %d", (int)n_layers, cfg->name,
+             (int)cfg->full_attention_interval, (int)cfg->full_attention_interval, (int)cfg->n_layers);
+  else
+    snprintf(err, err_size, "--layers %d: model %s has %d layers", (int)n_layers, cfg->name, (int)cfg->n_layers);
+}
+
 bool up_model_config_truncate(up_model_config *cfg, int32_t n_layers) {
-  if (n_layers < 1 || n_layers > cfg->n_layers) return false;
+  if (n_layers < 1 || n_layers > cfg->n_layers || breaks_layer_pattern(cfg, n_layers)) return false;
   if (n_layers == cfg->n_layers) return true;
   cfg->n_layers = n_layers;
   int32_t kept = 0;
@@ -193,10 +246,11 @@ void up_model_config_rope_inv_freq_sliding(const up_model_config *cfg, float *in
 }
 
 void up_model_config_rope_inv_freq(const up_model_config *cfg, float *inv_freq) {
-  const int32_t half = cfg->head_dim / 2;
+  const int32_t rotated = cfg->rotary_dim > 0 ? cfg->rotary_dim : cfg->head_dim;
   const double pi = 3.14159265358979323846;
-  for (int32_t i = 0; i < half; ++i) {
-    double freq = 1.0 / pow((double)cfg->rope_theta, (double)(2 * i) / (double)cfg->head_dim);
+  for (int32_t i = rotated / 2; i < cfg->head_dim / 2; ++i) inv_freq[i] = 0.0f;
+  for (int32_t i = 0; i < rotated / 2; ++i) {
+    double freq = 1.0 / pow((double)cfg->rope_theta, (double)(2 * i) / (double)rotated);
     if (cfg->rope_scaling == UP_ROPE_SCALING_LINEAR) freq /= cfg->rope_factor;
     if (cfg->rope_scaling == UP_ROPE_SCALING_LLAMA3) {
       /* Long wavelengths are slowed by the factor, short ones kept, the band between blended. */
@@ -240,17 +294,17 @@ bool up_model_config_validate(const up_model_config *cfg, char *err, size_t err_
   if (cfg->final_logit_softcap != 0.0f)
     FAIL("model %s: final_logit_softcapping %g is not implemented (no Gemma 3 release sets it)", cfg->name,
          (double)cfg->final_logit_softcap);
+  if (cfg->rotary_dim != 0 && (cfg->rotary_dim < 2 || cfg->rotary_dim % 2 != 0 || cfg->rotary_dim > cfg->head_dim))
+    FAIL("model %s: rotary dim %d must be even and at most head_dim %d", cfg->name, (int)cfg->rotary_dim,
+         (int)cfg->head_dim);
   if (cfg->drop_min_rows < 0) FAIL("model %s: drop_min_rows %d is negative", cfg->name, (int)cfg->drop_min_rows);
   bool any_sliding = false;
   for (int32_t l = 0; l < cfg->n_layers; ++l) {
-    if (cfg->layer_kind[l] == UP_LAYER_LINEAR_ATTENTION)
-      FAIL("model %s: layer %d is linear attention, which is not implemented yet", cfg->name, (int)l);
-    if (cfg->layer_kind[l] != UP_LAYER_FULL_ATTENTION && cfg->layer_kind[l] != UP_LAYER_SLIDING_WINDOW)
+    if (cfg->layer_kind[l] != UP_LAYER_FULL_ATTENTION && cfg->layer_kind[l] != UP_LAYER_SLIDING_WINDOW &&
+        cfg->layer_kind[l] != UP_LAYER_LINEAR_ATTENTION)
       FAIL("model %s: layer %d has unknown kind %d", cfg->name, (int)l, (int)cfg->layer_kind[l]);
     any_sliding = any_sliding || cfg->layer_kind[l] == UP_LAYER_SLIDING_WINDOW;
-    if (cfg->mlp_kind[l] == UP_MLP_MOE)
-      FAIL("model %s: layer %d uses MoE, which is not implemented yet", cfg->name, (int)l);
-    if (cfg->mlp_kind[l] != UP_MLP_SWIGLU && cfg->mlp_kind[l] != UP_MLP_GEGLU_TANH)
+    if (cfg->mlp_kind[l] != UP_MLP_SWIGLU && cfg->mlp_kind[l] != UP_MLP_GEGLU_TANH && cfg->mlp_kind[l] != UP_MLP_MOE)
       FAIL("model %s: layer %d has unknown MLP kind %d", cfg->name, (int)l, (int)cfg->mlp_kind[l]);
   }
   if (any_sliding && cfg->sliding_window < 1)
@@ -264,8 +318,8 @@ bool up_model_config_validate(const up_model_config *cfg, char *err, size_t err_
     const int32_t l = cfg->drop_layers[i];
     if (l < 0 || l >= cfg->n_layers) FAIL("model %s: drop layer %d out of range", cfg->name, (int)l);
     if (cfg->layer_kind[l] != UP_LAYER_FULL_ATTENTION)
-      FAIL("model %s: drop layer %d is a sliding-window layer; drop layers must be full-attention (global) layers",
-           cfg->name, (int)l);
+      FAIL("model %s: drop layer %d is a %s layer; drop layers must be full-attention (global) layers", cfg->name,
+           (int)l, cfg->layer_kind[l] == UP_LAYER_SLIDING_WINDOW ? "sliding-window" : "linear-attention");
     if (i > 0 && l <= cfg->drop_layers[i - 1]) FAIL("model %s: drop layers must ascend", cfg->name);
   }
   return true;

@@ -13,12 +13,12 @@
 typedef enum up_layer_kind {
   UP_LAYER_FULL_ATTENTION = 0,
   UP_LAYER_SLIDING_WINDOW = 1,   /* Gemma 3 local layers: attention over the last sliding_window entries */
-  UP_LAYER_LINEAR_ATTENTION = 2, /* Qwen3-Next Gated DeltaNet (not implemented yet) */
+  UP_LAYER_LINEAR_ATTENTION = 2, /* Qwen3-Next Gated DeltaNet: a recurrent state per sequence, no KV */
 } up_layer_kind;
 
 typedef enum up_mlp_kind {
   UP_MLP_SWIGLU = 0,
-  UP_MLP_MOE = 1, /* not implemented yet */
+  UP_MLP_MOE = 1, /* Qwen3-Next: routed SwiGLU experts plus a sigmoid-gated shared expert */
   UP_MLP_GEGLU_TANH = 2, /* Gemma: gelu_tanh(gate) * up (transformers' gelu_pytorch_tanh) */
 } up_mlp_kind;
 
@@ -30,7 +30,7 @@ typedef enum up_rope_scaling {
 
 typedef struct up_model_config {
   char name[64];
-  char architecture[32]; /* "llama", "gemma3" */
+  char architecture[32]; /* "llama", "gemma3", "qwen3next" */
   int32_t n_layers;
   int32_t hidden;
   int32_t n_heads;
@@ -68,6 +68,16 @@ typedef struct up_model_config {
   /* UniPrefill skips a drop layer when the step has at most this many rows left (the
    * reference's Gemma 3 rule: 1024); 0: never skips for length. */
   int32_t drop_min_rows;
+  /* Linear-attention hybrids (Qwen3-Next, ../shared/HYBRIDS.md C.1); 0 where the model has none. */
+  int32_t rotary_dim;      /* dims of each head RoPE rotates (partial rotary, pairs (i, i + rotary_dim/2)); 0: all */
+  bool attn_output_gate;   /* full attention multiplies its output by sigmoid(gate) before o_proj */
+  int32_t full_attention_interval; /* layer l is full attention iff (l + 1) % interval == 0, the rest linear */
+  int32_t linear_key_heads, linear_value_heads, linear_head_dim; /* Gated DeltaNet heads (dk = dv) */
+  int32_t linear_conv_width;       /* causal depthwise conv taps over q, k, v */
+  int32_t n_experts, n_experts_per_token; /* routed experts; chosen per token (top-k) */
+  int32_t moe_intermediate;        /* each routed expert's SwiGLU width */
+  int32_t shared_expert_intermediate; /* the shared expert's SwiGLU width; 0: no shared expert */
+  bool moe_renormalize;            /* top-k router weights divided by their sum (norm_topk_prob) */
 } up_model_config;
 
 /* Preset by name ("tiny-llama", "llama-3.1-8b", "llama-3.1-70b"); NULL when unknown. */
@@ -88,13 +98,23 @@ int32_t up_model_config_drop_layers_by_depth(int32_t n_layers, int32_t drop_laye
 void up_model_config_gemma3_uniprefill_defaults(up_model_config *cfg);
 
 /* Keep only the first n_layers layers (reduced-depth variants, labelled in the name);
- * drop layers beyond the new depth are removed. Returns false if n_layers is out of range. */
+ * drop layers beyond the new depth are removed. Returns false if n_layers is out of range
+ * or, for a model with a full_attention_interval, not a multiple of it (the layer
+ * pattern would break: up_model_config_truncate_error says which). */
 bool up_model_config_truncate(up_model_config *cfg, int32_t n_layers);
+/* Why up_model_config_truncate refuses n_layers for cfg (before truncating). */
+void up_model_config_truncate_error(const up_model_config *cfg, int32_t n_layers, char *err, size_t err_size);
+
+/* Qwen3-Next's layer kinds and UniPrefill defaults from full_attention_interval: every
+ * interval-th layer full attention, the rest Gated DeltaNet, MoE in every layer; drop
+ * layers the reference's 7, 11, ..., 43 that this depth has (HYBRIDS.md D.4), p 0.99. */
+void up_model_config_qwen3_next_layers(up_model_config *cfg);
 
 int32_t up_model_config_qkv_dim(const up_model_config *cfg); /* (n_heads + 2 n_kv_heads) * head_dim */
 /* Parameter counts and FLOPs: engine/model/layer_cost.h. */
 
-/* The head_dim/2 RoPE frequencies after the config's scaling (full-attention layers). */
+/* The head_dim/2 RoPE frequencies after the config's scaling (full-attention layers);
+ * with a rotary_dim, its rotary_dim/2 frequencies (base over rotary_dim) and zeros after. */
 void up_model_config_rope_inv_freq(const up_model_config *cfg, float *inv_freq);
 /* True when sliding-window layers rotate with frequencies of their own
  * (rope_sliding_theta set), which up_model_config_rope_inv_freq_sliding gives. */

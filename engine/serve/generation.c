@@ -129,7 +129,8 @@ void up_generator_run(up_generator *gen, const up_method *method, const int32_t 
                                                        (int64_t)prompt_lens[s] + max_new),
               "generator: KV cache sized for this batch is full");
     seqs[s] = (up_forward_seq){.slot = slots[s], .n_tokens = prompt_lens[s], .tokens = prompts[s],
-                               .first_position = 0, .is_prefill = true};
+                               .first_position = 0, .is_prefill = true,
+                               .state_slot = up_layer_memory_state_slot(gen->memory, slots[s])};
     out[s] = (up_generation){.first_logits = up_malloc_or_die(sizeof(float) * (size_t)V, "first logits"),
                              .tokens = up_calloc_or_die((size_t)max_new, sizeof(int32_t), "generated tokens"),
                              .layer_rows = up_malloc_or_die(sizeof(int32_t) * (size_t)L, "rows per layer")};
@@ -165,7 +166,8 @@ void up_generator_run(up_generator *gen, const up_method *method, const int32_t 
     for (int32_t a = 0; a < n_active; ++a) {
       const int32_t s = active[a];
       seqs[a] = (up_forward_seq){.slot = slots[s], .n_tokens = 1, .tokens = &out[s].tokens[out[s].n_tokens - 1],
-                                 .first_position = positions[s], .is_prefill = false};
+                                 .first_position = positions[s], .is_prefill = false,
+                                 .state_slot = up_layer_memory_state_slot(gen->memory, slots[s])};
       lead_step = lead_step || wants_lead_logits(gen, &out[s]);
     }
     fout.logits = lead_step ? logits : NULL;

@@ -282,6 +282,7 @@ void up_engine_run_point(const up_model *model, const up_engine_params *params, 
           .first_position = e->is_prefill ? e->prompt_offset : req->prompt_len + req->n_generated - 1,
           /* Only a whole prompt on an empty cache is one the method may drop from. */
           .is_prefill = e->is_prefill && e->prompt_offset == 0 && e->n_tokens == req->prompt_len,
+          .state_slot = up_layer_memory_state_slot(memory, req->slot),
       };
     }
     up_step_record step = {.index = out->n_steps, .rank = params->rank, .n_seqs = n_entries,

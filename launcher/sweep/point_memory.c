@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "engine/memory/memory_layout.h"
+#include "engine/model/model.h"
 #include "engine/model/layer_cost.h"
 
 int64_t up_point_kv_block_bytes(const up_model_config *cfg, up_dtype dtype, int32_t block_tokens) {
@@ -48,12 +49,15 @@ bool up_point_kv_cache_check(const up_model_config *cfg, up_dtype dtype, int64_t
  * output, plus six int32 index arrays (model.c's workspace). */
 static int64_t workspace_row_bytes(const up_model_config *cfg, up_dtype dtype) {
   return (5LL * cfg->hidden + up_model_config_qkv_dim(cfg) + (int64_t)cfg->n_heads * cfg->head_dim +
-          3LL * cfg->intermediate) * (int64_t)up_dtype_size(dtype) + 6 * 4;
+          3LL * cfg->intermediate) * (int64_t)up_dtype_size(dtype) + 6 * 4 +
+         up_forward_workspace_hybrid_row_bytes(cfg, dtype);
 }
 
-/* Bytes that do not scale with rows or blocks: one row of logits per sequence. */
+/* Bytes that do not scale with rows or blocks: one row of logits per sequence, and
+ * each sequence slot's recurrent state (linear-attention layers). */
 static int64_t per_step_bytes(const up_model_config *cfg, up_dtype dtype, int32_t max_seqs) {
-  return (int64_t)max_seqs * cfg->vocab * (int64_t)up_dtype_size(dtype);
+  return (int64_t)max_seqs * (cfg->vocab * (int64_t)up_dtype_size(dtype) +
+                              up_forward_workspace_hybrid_seq_bytes(cfg, dtype));
 }
 
 int64_t up_point_memory_bytes(const up_model_config *cfg, up_dtype dtype, const up_engine_params *e) {

@@ -18,9 +18,9 @@ static double request_flops(const up_model_config *cfg, const up_layer_cost *cos
     const double n = entering[l];
     const double after = l + 1 < cfg->n_layers ? entering[l + 1] : kept_after_last;
     const double density = layer_density ? layer_density[l] : 1.0;
-    flops += 2.0 * (double)costs[l].mixer_gemm_params * n +
+    flops += (2.0 * (double)costs[l].mixer_gemm_params + costs[l].mixer_token_flops) * n +
              density * up_layer_attention_flops(cfg, l, entering[l], entering[l]) +
-             2.0 * (double)costs[l].ffn_gemm_params * after;
+             2.0 * (double)costs[l].ffn_active_params * after;
   }
   return flops;
 }

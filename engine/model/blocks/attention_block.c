@@ -1,8 +1,10 @@
 /* attention_block.c — the attention block every architecture with attention layers
  * shares: the batch described to the backend at this layer's cache lengths, fused QKV
  * GEMM, per-head q/k norms (where the layer has their weights), RoPE with the layer's
- * frequencies, KV store, attention over the layer's window (the method's hook when it
- * has one), cache append, output GEMM and its post-norm (where the layer has one).
+ * frequencies (on the first rotary_dim dims of each head where the config says), KV
+ * store, attention over the layer's window (the method's hook when it has one), cache
+ * append, the sigmoid output gate (where the layer has its projection: Qwen3-Next),
+ * output GEMM and its post-norm (where the layer has one).
  * Its input norm and residual add are the layer loop's (model.c). */
 #include "engine/model/blocks/attention_block.h"
 
@@ -59,6 +61,8 @@ void up_attention_block(up_forward_step *step, int32_t layer) {
   upload_layer_view(step, layer);
   up_forward_mark(be, UP_PHASE_GEMM);
   ops->matmul(be, ws->qkv, step->normed, up_model_weight(model, UP_TENSOR_ATTN_QKV, layer), n_rows, qkv_dim, h);
+  const void *gate = up_model_weight(model, UP_TENSOR_ATTN_GATE, layer);
+  if (gate) ops->matmul(be, ws->attn_gate, step->normed, gate, n_rows, q_dim, h);
   up_forward_mark(be, UP_PHASE_OTHER);
   const void *q_norm = up_model_weight(model, UP_TENSOR_ATTN_Q_NORM, layer);
   const void *k_norm = up_model_weight(model, UP_TENSOR_ATTN_K_NORM, layer);
@@ -66,7 +70,11 @@ void up_attention_block(up_forward_step *step, int32_t layer) {
     ops->head_rmsnorm(be, ws->qkv, q_norm, n_rows, qkv_dim, 0, cfg->n_heads, cfg->head_dim, cfg->norm_eps);
   if (k_norm)
     ops->head_rmsnorm(be, ws->qkv, k_norm, n_rows, qkv_dim, q_dim, cfg->n_kv_heads, cfg->head_dim, cfg->norm_eps);
-  ops->rope(be, ws->qkv, step->positions, up_model_rope_inv_freq(model, layer), n_rows, &step->shape);
+  if (cfg->rotary_dim > 0 && cfg->rotary_dim < cfg->head_dim)
+    ops->rope_partial(be, ws->qkv, step->positions, up_model_rope_inv_freq(model, layer), n_rows, &step->shape,
+                      cfg->rotary_dim);
+  else
+    ops->rope(be, ws->qkv, step->positions, up_model_rope_inv_freq(model, layer), n_rows, &step->shape);
   ops->kv_store(be, step->pool, ws->qkv, ws->slot_mapping, n_rows, &step->shape);
   up_forward_mark(be, UP_PHASE_ATTENTION);
   step->at = (up_method_layer){.layer = layer, .n_seqs = step->n_seqs, .is_prefill_host = ws->h_is_candidate,
@@ -84,6 +92,8 @@ void up_attention_block(up_forward_step *step, int32_t layer) {
   if (step->layer_attn) step->layer_attn[layer] = work;
   for (int32_t s = 0; s < step->n_seqs; ++s)
     up_kv_cache_append(step->cache, step->seqs[s].slot, layer, up_forward_seq_rows(ws, s));
+  up_forward_mark(be, UP_PHASE_OTHER);
+  if (gate) ops->sigmoid_gate(be, ws->attn, ws->attn_gate, n_rows, q_dim);
   up_forward_mark(be, UP_PHASE_GEMM);
   ops->matmul(be, ws->delta, ws->attn, up_model_weight(model, UP_TENSOR_ATTN_OUT, layer), n_rows, h, q_dim);
   up_forward_mark(be, UP_PHASE_OTHER);

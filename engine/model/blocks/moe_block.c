@@ -1,0 +1,70 @@
+/* moe_block.c — the MoE block (../shared/HYBRIDS.md C.8): router GEMM, fp32 softmax and
+ * top-k (renormalised where the config says), the (row, choice) pairs grouped by
+ * expert, every expert's rows gathered and run through its gate/up GEMM, one SwiGLU
+ * over all of them, its down GEMM; the shared expert on every row with its one-logit
+ * gate; the weighted sum back in row order. One GEMM per expert that has rows: the
+ * sort hands their counts to the host (grouped GEMMs are a later kernel's concern).
+ * Its input norm and residual add are the layer loop's (model.c). */
+#include "engine/model/blocks/moe_block.h"
+
+static const void *act_offset(const up_backend *be, const void *p, int64_t values) {
+  return (const char *)p + values * (int64_t)up_dtype_size(be->act_dtype);
+}
+
+static void *act_offset_mut(const up_backend *be, void *p, int64_t values) {
+  return (char *)p + values * (int64_t)up_dtype_size(be->act_dtype);
+}
+
+void up_moe_block(up_forward_step *step, int32_t layer) {
+  const up_model *model = step->model;
+  const up_model_config *cfg = &model->cfg;
+  up_forward_workspace *ws = step->ws;
+  up_backend *be = model->be;
+  const up_backend_ops *ops = be->ops;
+  const int32_t n_rows = step->n_rows, h = cfg->hidden;
+  const int32_t n_experts = cfg->n_experts, top_k = cfg->n_experts_per_token;
+  const int32_t inter = cfg->moe_intermediate, shared = cfg->shared_expert_intermediate;
+  const int32_t pairs = n_rows * top_k;
+  const void *gate_up = up_model_weight(model, UP_TENSOR_MOE_GATE_UP, layer);
+  const void *down = up_model_weight(model, UP_TENSOR_MOE_DOWN, layer);
+
+  up_forward_mark(be, UP_PHASE_GEMM);
+  ops->matmul(be, ws->router_logits, step->normed, up_model_weight(model, UP_TENSOR_MOE_ROUTER, layer), n_rows,
+              n_experts, h);
+  up_forward_mark(be, UP_PHASE_OTHER);
+  ops->moe_route(be, ws->route_weights, ws->route_experts, ws->router_logits, n_rows, n_experts, top_k,
+                 cfg->moe_renormalize ? 1 : 0);
+  ops->moe_sort(be, ws->moe_source_rows, ws->moe_slot_of, ws->h_expert_offsets, ws->route_experts, n_rows, top_k,
+                n_experts);
+  ops->gather_rows(be, ws->moe_x, step->normed, ws->moe_source_rows, pairs, h);
+  const int32_t *offsets = ws->h_expert_offsets;
+  up_forward_mark(be, UP_PHASE_GEMM);
+  for (int32_t e = 0; e < n_experts; ++e) {
+    const int32_t rows = offsets[e + 1] - offsets[e];
+    if (rows == 0) continue;
+    ops->matmul(be, act_offset_mut(be, ws->moe_gate_up, (int64_t)offsets[e] * 2 * inter),
+                act_offset(be, ws->moe_x, (int64_t)offsets[e] * h), act_offset(be, gate_up, (int64_t)e * 2 * inter * h),
+                rows, 2 * inter, h);
+  }
+  up_forward_mark(be, UP_PHASE_OTHER);
+  ops->swiglu(be, ws->moe_act, ws->moe_gate_up, pairs, inter);
+  up_forward_mark(be, UP_PHASE_GEMM);
+  for (int32_t e = 0; e < n_experts; ++e) {
+    const int32_t rows = offsets[e + 1] - offsets[e];
+    if (rows == 0) continue;
+    ops->matmul(be, act_offset_mut(be, ws->moe_out, (int64_t)offsets[e] * h),
+                act_offset(be, ws->moe_act, (int64_t)offsets[e] * inter), act_offset(be, down, (int64_t)e * h * inter),
+                rows, h, inter);
+  }
+  ops->matmul(be, ws->shared_gate_up, step->normed, up_model_weight(model, UP_TENSOR_SHARED_GATE_UP, layer), n_rows,
+              2 * shared, h);
+  ops->matmul(be, ws->shared_logit, step->normed, up_model_weight(model, UP_TENSOR_SHARED_GATE, layer), n_rows, 1, h);
+  up_forward_mark(be, UP_PHASE_OTHER);
+  ops->swiglu(be, ws->shared_act, ws->shared_gate_up, n_rows, shared);
+  up_forward_mark(be, UP_PHASE_GEMM);
+  ops->matmul(be, ws->shared_out, ws->shared_act, up_model_weight(model, UP_TENSOR_SHARED_DOWN, layer), n_rows, h,
+              shared);
+  up_forward_mark(be, UP_PHASE_OTHER);
+  ops->moe_combine(be, ws->delta, ws->moe_out, ws->moe_slot_of, ws->route_weights, ws->shared_out, ws->shared_logit,
+                   n_rows, top_k, h);
+}

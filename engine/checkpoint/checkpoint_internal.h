@@ -1,7 +1,9 @@
 /* checkpoint_internal.h — what engine/checkpoint/checkpoint.c asks of each format's side
  * (checkpoint_gguf.c, checkpoint_hf.c): the config from the format's metadata, and one
- * tensor in the engine's layout; and of checkpoint_tensor_names.c, that every stored
- * tensor is one the model uses. Not for use outside the checkpoint module. */
+ * tensor in the engine's layout; of checkpoint_tensor_names.c, that every stored
+ * tensor is one the model uses; and what the sides share for weights stored in
+ * another row order or one tensor per expert (checkpoint_layout.c) and for Qwen3-Next's
+ * GGUF conventions (checkpoint_qwen3_next.c). Not for use outside the checkpoint module. */
 #ifndef UP_CHECKPOINT_INTERNAL_H
 #define UP_CHECKPOINT_INTERNAL_H
 
@@ -10,8 +12,10 @@
 typedef struct up_hf_checkpoint up_hf_checkpoint;
 
 bool up_checkpoint_gguf_config(const up_gguf *g, up_model_config *cfg, char *err, size_t err_size);
-bool up_checkpoint_gguf_read(const up_gguf *g, const up_file_tensor *tensor, float *out, char *err,
-                             size_t err_size);
+/* One weight part into out: rows x cols floats, or for an expert stack (tensor->experts
+ * > 0) experts x rows x cols, expert by expert. */
+bool up_checkpoint_gguf_read(const up_gguf *g, const up_model_config *cfg, const up_file_tensor *tensor, float *out,
+                             char *err, size_t err_size);
 
 /* True when every tensor of the file is a part of a weight of cfg's model or one the
  * reader consumes knowingly; otherwise false with a message naming the file, the first
@@ -22,5 +26,42 @@ bool up_checkpoint_hf_check_tensors(const up_hf_checkpoint *hf, const up_model_c
 
 bool up_checkpoint_hf_read(const up_hf_checkpoint *hf, const up_file_tensor *tensor, float *out, char *err,
                            size_t err_size);
+
+/* --- checkpoint_layout.c ---------------------------------------------------------- */
+/* Rows of the stored tensor a part of `rows` engine rows in row order `order` is taken from. */
+int64_t up_checkpoint_stored_rows(const up_model_config *cfg, up_row_order order, int64_t rows);
+/* out (rows x cols) = the rows of stored (up_checkpoint_stored_rows x cols) the order takes. */
+void up_checkpoint_take_rows(const up_model_config *cfg, up_row_order order, const float *stored, float *out,
+                             int64_t rows, int64_t cols);
+/* pattern with its "*" replaced by the expert (unchanged without one); false when too long. */
+bool up_checkpoint_expert_name(const char *pattern, int32_t expert, char *out, size_t out_size);
+/* True when the shapes agree once dimensions of size 1 are left out (the same bytes). */
+bool up_checkpoint_dims_match(const int64_t *dims, int32_t n_dims, const int64_t *want, int32_t n_want);
+/* "a, b, c" into out (for messages). */
+void up_checkpoint_format_dims(const int64_t *dims, int32_t n_dims, char *out, size_t out_size);
+
+/* An integer key in [1, max]; out untouched when absent and not required (checkpoint_gguf.c). */
+bool up_checkpoint_gguf_count(const up_gguf *g, const char *key, bool required, int64_t max, int32_t *out, char *err,
+                              size_t err_size);
+/* A positive finite number key; out untouched when absent. */
+bool up_checkpoint_gguf_positive(const up_gguf *g, const char *key, float *out, char *err, size_t err_size);
+
+/* --- checkpoint_qwen3_next.c ------------------------------------------------------ */
+/* Qwen3-Next's hyper-parameters from a qwen3next GGUF's metadata; cfg already holds the
+ * keys every architecture shares (checkpoint_gguf.c). */
+bool up_checkpoint_gguf_qwen3_next_config(const up_gguf *g, up_model_config *cfg, char *err, size_t err_size);
+/* The stored tensor a GGUF part is read from when the file lacks the name the table gives:
+ * a legacy qwen3next file's blk.N.ssm_in (in_proj_qkvz as Hugging Face orders it) for the
+ * newer attn_qkv / attn_gate. False (name and order untouched) when there is none. */
+bool up_checkpoint_gguf_qwen3_next_fallback(const up_model_config *cfg, const up_file_tensor *tensor, char *name,
+                                            size_t name_size, up_row_order *order);
+/* Undo what llama.cpp's converter did to a value the engine keeps as Hugging Face has it
+ * (ssm_a holds A = -exp(A_log): back to A_log); false with a message naming the tensor
+ * when a value cannot have come from the converter. */
+bool up_checkpoint_gguf_qwen3_next_values(const up_gguf *g, const up_model_config *cfg, const up_file_tensor *tensor,
+                                          float *values, int64_t count, char *err, size_t err_size);
+/* True for a GGUF tensor name a qwen3next file may hold in place of one the table lists
+ * (the legacy blk.N.ssm_in of a linear-attention layer). */
+bool up_checkpoint_gguf_qwen3_next_alias(const up_model_config *cfg, const char *name);
 
 #endif

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# qwen3_next_bad_checkpoint.sh — broken copies of the tiny Qwen3-Next fixture
+# (tests/data/qwen3_next/tiny) given to the binary: a config the engine cannot run (top-k
+# above the expert count, value heads that do not group over key heads, dense MLP
+# layers) or one whose shapes the stored DeltaNet, expert or router tensors do not have.
+# Each must end with exit 2, a message naming the field or the tensor, and no results
+# file. Usage: qwen3_next_bad_checkpoint.sh BINARY FIXTURE_DIR
+set -u
+bin=$(realpath "$1")
+fixture=$(realpath "$2")
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+failures=0 total=0
+
+# broken NAME SED_EXPRESSION PATTERN: the fixture with config.json edited by the
+# expression must be refused with PATTERN in the message and nothing written.
+broken() {
+  local name=$1 expr=$2 pattern=$3
+  total=$((total + 1))
+  cp -r "$fixture" "$name" && chmod -R u+w "$name"
+  sed -i "$expr" "$name/config.json"
+  if cmp -s "$fixture/config.json" "$name/config.json"; then
+    echo "FAIL: $name: '$expr' changed nothing in config.json"; failures=$((failures + 1)); return
+  fi
+  "$bin" --model "$name" --ctx 64 --concurrency 1 -o "$work/$name.h5" >"$work/stdout" 2>"$work/stderr"
+  local rc=$?
+  if [[ $rc -ne 2 ]]; then
+    echo "FAIL: $name exited $rc, expected 2:"; tail -n 20 "$work/stderr"; failures=$((failures + 1))
+  elif ! grep -qF -- "$pattern" "$work/stderr"; then
+    echo "FAIL: $name: the message lacks '$pattern':"; cat "$work/stderr"; failures=$((failures + 1))
+  elif [[ -e "$work/$name.h5" ]]; then
+    echo "FAIL: $name left a results file behind"; failures=$((failures + 1))
+  else
+    echo "ok: $name -> $(grep -m1 error "$work/stderr")"
+  fi
+}
+
+broken top-k 's/"num_experts_per_tok": 2/"num_experts_per_tok": 9/' "num_experts_per_tok 9 is more than num_experts 8"
+broken value-heads 's/"linear_num_value_heads": 4/"linear_num_value_heads": 3/' \
+  "linear_num_value_heads 3 is not a multiple of linear_num_key_heads 2"
+broken dense-layer 's/"mlp_only_layers": \[\]/"mlp_only_layers": [1]/' "mlp_only_layers is not empty"
+broken sparse-step 's/"decoder_sparse_step": 1/"decoder_sparse_step": 2/' "decoder_sparse_step 2 gives some layers a dense MLP"
+broken expert-shape 's/"moe_intermediate_size": 16/"moe_intermediate_size": 12/' \
+  "tensor 'model.layers.0.mlp.experts.0.gate_proj.weight' has shape [16, 32], the config needs [12, 32]"
+broken conv-shape 's/"linear_conv_kernel_dim": 4/"linear_conv_kernel_dim": 3/' \
+  "tensor 'model.layers.0.linear_attn.conv1d.weight' has shape [256, 1, 4], the config needs [256, 3]"
+broken deltanet-shape 's/"linear_num_value_heads": 4/"linear_num_value_heads": 6/' \
+  "tensor 'model.layers.0.linear_attn.in_proj_qkvz.weight' has shape [384, 32], the config needs [512, 32]"
+broken router-experts 's/"num_experts": 8/"num_experts": 7/' "is not a weight of this 4-layer qwen3next model"
+echo "$((total - failures)) of $total broken checkpoints refused"
+[[ $failures -eq 0 ]]

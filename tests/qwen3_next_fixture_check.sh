@@ -3,7 +3,8 @@
 # on the committed tiny fixtures (tests/data/qwen3_next/<name>/: the checkpoint and
 # reference.txt, written by tests/reference/qwen3_next_fixtures.py): each Hugging Face
 # directory as it is, then the same model as llama.cpp's converter would write it, in the
-# newer (attn_qkv / attn_gate) and the legacy (ssm_in) GGUF layout. Per prompt the
+# newer (attn_qkv / attn_gate) and the legacy (ssm_in) GGUF layout, and with the fused
+# attention attn_qkv and ffn_gate_up_exps llama.cpp also loads. Per prompt the
 # top-64 logits and the logsumexp must agree within MAX_ERR of the reference's logit RMS,
 # the top-1 must agree, and the first MIN_GREEDY greedy tokens (decode steps from the
 # DeltaNet and KV states) must be transformers' (tests/tools/gemma3_fixture_check.c).
@@ -31,5 +32,8 @@ for dir in "$fixtures"/*/; do
   echo "== $name: GGUF, legacy ssm_in"
   "$to_gguf" "$dir" "$work/$name-legacy.gguf" --legacy
   run "$work/$name-legacy.gguf" "$dir/reference.txt"
+  echo "== $name: GGUF, fused attn_qkv and ffn_gate_up_exps"
+  "$to_gguf" "$dir" "$work/$name-fused.gguf" --fused
+  run "$work/$name-fused.gguf" "$dir/reference.txt"
 done
 echo "qwen3_next fixtures: every checkpoint form matches transformers"

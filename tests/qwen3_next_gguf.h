@@ -3,7 +3,9 @@
  * GGUF (convert_hf_to_gguf.py's Qwen3NextModel over Qwen2MoeModel; ../shared/HYBRIDS.md
  * C.10), in either DeltaNet layout: the newer attn_qkv / attn_gate (in_proj_qkvz's rows
  * regrouped from per key head [q|k|v|z] to every q, every k, every v; every z), or the
- * legacy ssm_in (in_proj_qkvz as stored). As the converter does: 1 added to every norm
+ * legacy ssm_in (in_proj_qkvz as stored); or with the fused tensors llama.cpp's loader
+ * also takes (a full-attention layer's q_proj, k_proj and v_proj as one attn_qkv, the
+ * experts' gate and up projections as one ffn_gate_up_exps). As the converter does: 1 added to every norm
  * weight but linear_attn.norm, A_log stored as A = -exp(A_log) under ssm_a, dt_bias as
  * ssm_dt.bias, the conv squeezed to [channels, width], the experts stacked into one 3-D
  * tensor per projection, and no mtp tensor. F32 tensors. Written from that description,
@@ -22,6 +24,13 @@
 #include "tests/gguf_writer.h"
 
 enum { QN_GGUF_ALIGNMENT = 32 };
+
+typedef enum qn_gguf_layout {
+  QN_GGUF_SPLIT = 0, /* attn_qkv / attn_gate in DeltaNet layers; attn_q/k/v; ffn_gate_exps, ffn_up_exps */
+  QN_GGUF_LEGACY,    /* ssm_in in DeltaNet layers */
+  QN_GGUF_FUSED,     /* as SPLIT, with attention attn_qkv and ffn_gate_up_exps */
+  QN_GGUF_BOTH,      /* SPLIT and FUSED's tensors side by side: no converter's file */
+} qn_gguf_layout;
 
 /* One output tensor: its GGUF name, ggml dims (contiguous first) and F32 values. */
 typedef struct qn_gguf_tensor {
@@ -100,29 +109,52 @@ static inline void qn_split_qkvz(qn_gguf_list *l, const up_model_config *cfg, co
   }
 }
 
-/* The experts' gate, up or down projections stacked: {cols, rows, experts}. */
+/* The experts' projections stacked: {cols, rows, experts}, each expert's block the rows
+ * of projs[0], then of projs[1] (a fused gate/up) when n_projs is 2. */
 static inline void qn_stack_experts(qn_gguf_list *l, const up_hf_checkpoint *hf, const up_model_config *cfg,
-                                    int32_t layer, const char *proj, const char *stem) {
+                                    int32_t layer, const char *const *projs, int32_t n_projs, const char *stem) {
   char hf_name[128], name[96];
-  snprintf(hf_name, sizeof hf_name, "model.layers.%d.mlp.experts.0.%s.weight", (int)layer, proj);
+  snprintf(hf_name, sizeof hf_name, "model.layers.%d.mlp.experts.0.%s.weight", (int)layer, projs[0]);
   const up_st_tensor *first = up_hf_checkpoint_find(hf, hf_name);
   UP_ASSERT(first && first->n_dims == 2, "fixture has no 2-D %s", hf_name);
   const int64_t rows = first->shape[0], cols = first->shape[1];
   snprintf(name, sizeof name, "blk.%d.%s.weight", (int)layer, stem);
-  qn_gguf_tensor *t = qn_add(l, name, 3, (uint64_t)cols, (uint64_t)rows, (uint64_t)cfg->n_experts);
-  for (int32_t e = 0; e < cfg->n_experts; ++e) {
-    snprintf(hf_name, sizeof hf_name, "model.layers.%d.mlp.experts.%d.%s.weight", (int)layer, (int)e, proj);
-    int64_t n;
-    float *v = qn_hf_values(hf, hf_name, &n);
-    UP_ASSERT(n == rows * cols, "%s has %lld values, expert 0 %lld", hf_name, (long long)n, (long long)(rows * cols));
-    memcpy(t->values + (int64_t)e * rows * cols, v, sizeof(float) * (size_t)n);
-    free(v);
+  qn_gguf_tensor *t = qn_add(l, name, 3, (uint64_t)cols, (uint64_t)(n_projs * rows), (uint64_t)cfg->n_experts);
+  for (int32_t e = 0; e < cfg->n_experts; ++e)
+    for (int32_t p = 0; p < n_projs; ++p) {
+      snprintf(hf_name, sizeof hf_name, "model.layers.%d.mlp.experts.%d.%s.weight", (int)layer, (int)e, projs[p]);
+      int64_t n;
+      float *v = qn_hf_values(hf, hf_name, &n);
+      UP_ASSERT(n == rows * cols, "%s has %lld values, expert 0 %lld", hf_name, (long long)n,
+                (long long)(rows * cols));
+      memcpy(t->values + ((int64_t)e * n_projs + p) * rows * cols, v, sizeof(float) * (size_t)n);
+      free(v);
+    }
+}
+
+/* q_proj, k_proj and v_proj stacked by rows as one attn_qkv. */
+static inline void qn_fuse_attention(qn_gguf_list *l, const up_hf_checkpoint *hf, const up_model_config *cfg,
+                                     int32_t layer) {
+  const char *projs[3] = {"q_proj", "k_proj", "v_proj"};
+  float *v[3];
+  int64_t n[3];
+  char hf_name[128], name[96];
+  for (int p = 0; p < 3; ++p) {
+    snprintf(hf_name, sizeof hf_name, "model.layers.%d.self_attn.%s.weight", (int)layer, projs[p]);
+    v[p] = qn_hf_values(hf, hf_name, &n[p]);
   }
+  const int64_t cols = cfg->hidden;
+  snprintf(name, sizeof name, "blk.%d.attn_qkv.weight", (int)layer);
+  qn_gguf_tensor *t = qn_add(l, name, 2, (uint64_t)cols, (uint64_t)((n[0] + n[1] + n[2]) / cols), 1);
+  memcpy(t->values, v[0], sizeof(float) * (size_t)n[0]);
+  memcpy(t->values + n[0], v[1], sizeof(float) * (size_t)n[1]);
+  memcpy(t->values + n[0] + n[1], v[2], sizeof(float) * (size_t)n[2]);
+  for (int p = 0; p < 3; ++p) free(v[p]);
 }
 
 /* One decoder layer's tensors under GGUF names. */
 static inline void qn_convert_layer(qn_gguf_list *l, const up_hf_checkpoint *hf, const up_model_config *cfg,
-                                    int32_t layer, bool legacy) {
+                                    int32_t layer, qn_gguf_layout layout) {
   char hf_name[128], name[96];
 #define QN_COPY(hf_suffix, gguf_stem, add)                                                         \
   do {                                                                                             \
@@ -133,14 +165,17 @@ static inline void qn_convert_layer(qn_gguf_list *l, const up_hf_checkpoint *hf,
   QN_COPY("input_layernorm.weight", "attn_norm.weight", 1.0f);
   QN_COPY("post_attention_layernorm.weight", "post_attention_norm.weight", 1.0f);
   if (cfg->layer_kind[layer] == UP_LAYER_FULL_ATTENTION) {
-    QN_COPY("self_attn.q_proj.weight", "attn_q.weight", 0.0f); /* [query | gate] per head, unchanged */
-    QN_COPY("self_attn.k_proj.weight", "attn_k.weight", 0.0f);
-    QN_COPY("self_attn.v_proj.weight", "attn_v.weight", 0.0f);
+    if (layout == QN_GGUF_FUSED || layout == QN_GGUF_BOTH) qn_fuse_attention(l, hf, cfg, layer);
+    if (layout != QN_GGUF_FUSED) {
+      QN_COPY("self_attn.q_proj.weight", "attn_q.weight", 0.0f); /* [query | gate] per head, unchanged */
+      QN_COPY("self_attn.k_proj.weight", "attn_k.weight", 0.0f);
+      QN_COPY("self_attn.v_proj.weight", "attn_v.weight", 0.0f);
+    }
     QN_COPY("self_attn.o_proj.weight", "attn_output.weight", 0.0f);
     QN_COPY("self_attn.q_norm.weight", "attn_q_norm.weight", 1.0f);
     QN_COPY("self_attn.k_norm.weight", "attn_k_norm.weight", 1.0f);
   } else {
-    if (legacy) {
+    if (layout == QN_GGUF_LEGACY) {
       QN_COPY("linear_attn.in_proj_qkvz.weight", "ssm_in.weight", 0.0f);
     } else {
       int64_t n;
@@ -164,9 +199,14 @@ static inline void qn_convert_layer(qn_gguf_list *l, const up_hf_checkpoint *hf,
   QN_COPY("mlp.shared_expert.down_proj.weight", "ffn_down_shexp.weight", 0.0f);
   QN_COPY("mlp.shared_expert_gate.weight", "ffn_gate_inp_shexp.weight", 0.0f);
 #undef QN_COPY
-  qn_stack_experts(l, hf, cfg, layer, "gate_proj", "ffn_gate_exps");
-  qn_stack_experts(l, hf, cfg, layer, "up_proj", "ffn_up_exps");
-  qn_stack_experts(l, hf, cfg, layer, "down_proj", "ffn_down_exps");
+  const char *gate_up[2] = {"gate_proj", "up_proj"}, *down = "down_proj";
+  if (layout == QN_GGUF_FUSED || layout == QN_GGUF_BOTH)
+    qn_stack_experts(l, hf, cfg, layer, gate_up, 2, "ffn_gate_up_exps");
+  if (layout != QN_GGUF_FUSED) {
+    qn_stack_experts(l, hf, cfg, layer, &gate_up[0], 1, "ffn_gate_exps");
+    qn_stack_experts(l, hf, cfg, layer, &gate_up[1], 1, "ffn_up_exps");
+  }
+  qn_stack_experts(l, hf, cfg, layer, &down, 1, "ffn_down_exps");
 }
 
 /* The metadata the converter writes for a qwen3next model, from the config. */
@@ -197,8 +237,9 @@ static inline uint64_t qn_put_metadata(gguf_buf *kv, const up_model_config *cfg)
   return n;
 }
 
-/* The GGUF file's bytes for the checkpoint directory hf_dir (the caller frees .data). */
-static inline gguf_buf qn_gguf_from_hf(const char *hf_dir, bool legacy) {
+/* The GGUF file's bytes for the checkpoint directory hf_dir (the caller frees .data),
+ * without the tensor named leave_out (NULL: every tensor): a truncated file. */
+static inline gguf_buf qn_gguf_from_hf_leaving_out(const char *hf_dir, qn_gguf_layout layout, const char *leave_out) {
   char err[512] = "";
   up_hf_checkpoint *hf = up_hf_checkpoint_open(hf_dir, err, sizeof err);
   UP_ASSERT(hf, "%s", err);
@@ -207,17 +248,24 @@ static inline gguf_buf qn_gguf_from_hf(const char *hf_dir, bool legacy) {
   qn_copy(&l, hf, "model.embed_tokens.weight", "token_embd.weight", 0.0f);
   qn_copy(&l, hf, "model.norm.weight", "output_norm.weight", 1.0f);
   if (!cfg->tie_word_embeddings) qn_copy(&l, hf, "lm_head.weight", "output.weight", 0.0f);
-  for (int32_t layer = 0; layer < cfg->n_layers; ++layer) qn_convert_layer(&l, hf, cfg, layer, legacy);
+  for (int32_t layer = 0; layer < cfg->n_layers; ++layer) qn_convert_layer(&l, hf, cfg, layer, layout);
   gguf_buf kv = {0}, infos = {0}, data = {0}, file = {0};
   const uint64_t n_kv = qn_put_metadata(&kv, cfg);
+  int32_t kept = 0;
   for (int32_t i = 0; i < l.n; ++i) {
     const qn_gguf_tensor *t = &l.t[i];
+    if (leave_out && strcmp(t->name, leave_out) == 0) {
+      free(t->values);
+      continue;
+    }
+    ++kept;
     put_tensor_info(&infos, t->name, t->n_dims, t->dims, UP_GGML_F32, data.len);
     for (uint64_t k = 0; k < t->dims[0] * t->dims[1] * t->dims[2]; ++k) put_f32(&data, t->values[k]);
     pad_to(&data, QN_GGUF_ALIGNMENT);
     free(t->values);
   }
-  put_header(&file, 3, (uint64_t)l.n, n_kv);
+  UP_ASSERT(!leave_out || kept == l.n - 1, "the GGUF of %s has no tensor %s to leave out", hf_dir, leave_out);
+  put_header(&file, 3, (uint64_t)kept, n_kv);
   put(&file, kv.data, kv.len);
   put(&file, infos.data, infos.len);
   pad_to(&file, QN_GGUF_ALIGNMENT);
@@ -228,6 +276,10 @@ static inline gguf_buf qn_gguf_from_hf(const char *hf_dir, bool legacy) {
   free(l.t);
   up_hf_checkpoint_close(hf);
   return file;
+}
+
+static inline gguf_buf qn_gguf_from_hf(const char *hf_dir, qn_gguf_layout layout) {
+  return qn_gguf_from_hf_leaving_out(hf_dir, layout, NULL);
 }
 
 #endif

@@ -6,9 +6,10 @@
  * (per-key-head in_proj_qkvz and in_proj_ba, per-head [query | gate] q_proj, one tensor
  * per expert), written out here rather than taken from the readers; the same model
  * rewritten as llama.cpp's converter would (tests/qwen3_next_gguf.h, both DeltaNet
- * layouts) reading back as the same weights; and broken copies (a DeltaNet, expert or
- * router tensor missing or misshapen, a GGUF ssm_a no converter writes) refused with the
- * tensor named. The logits against transformers' are checkpoint_tiny_qwen3_next_logits' (CTest). */
+ * layouts, and the fused attention qkv and expert gate/up llama.cpp also loads) reading
+ * back as the same weights; and broken copies (a DeltaNet, expert or router tensor
+ * missing or misshapen, a GGUF part in neither form or in both, a GGUF ssm_a no converter
+ * writes) refused with the tensor named. The logits against transformers' are checkpoint_tiny_qwen3_next_logits' (CTest). */
 #include <criterion/criterion.h>
 #include <limits.h>
 #include <math.h>
@@ -271,10 +272,10 @@ static void scratch_remove(const scratch *s, const char *const *files, int n) {
 
 /* Every weight of the GGUF equals the Hugging Face reading, plus the 1 the converter
  * added to (1 + w) norms; A_log comes back through log(-(-exp(A_log))). */
-static void check_gguf_matches_hf(const char *fixture, bool legacy) {
+static void check_gguf_matches_hf(const char *fixture, qn_gguf_layout layout) {
   scratch s;
   scratch_make(&s, "model.gguf");
-  gguf_buf file = qn_gguf_from_hf(fixture, legacy);
+  gguf_buf file = qn_gguf_from_hf(fixture, layout);
   write_file_or_die(s.file, file.data, file.len);
   free(file.data);
   up_checkpoint *hf = must_open(fixture), *gg = must_open(s.file);
@@ -315,13 +316,18 @@ static void check_gguf_matches_hf(const char *fixture, bool legacy) {
 }
 
 Test(qwen3_next_checkpoint, gguf_with_attn_qkv_and_attn_gate_reads_as_the_hf_directory) {
-  check_gguf_matches_hf(FIXTURE("tiny"), false);
-  check_gguf_matches_hf(FIXTURE("interval3"), false);
+  check_gguf_matches_hf(FIXTURE("tiny"), QN_GGUF_SPLIT);
+  check_gguf_matches_hf(FIXTURE("interval3"), QN_GGUF_SPLIT);
 }
 
 Test(qwen3_next_checkpoint, legacy_gguf_with_ssm_in_reads_as_the_hf_directory) {
-  check_gguf_matches_hf(FIXTURE("tiny"), true);
-  check_gguf_matches_hf(FIXTURE("interval3"), true);
+  check_gguf_matches_hf(FIXTURE("tiny"), QN_GGUF_LEGACY);
+  check_gguf_matches_hf(FIXTURE("interval3"), QN_GGUF_LEGACY);
+}
+
+Test(qwen3_next_checkpoint, gguf_with_fused_attention_qkv_and_expert_gate_up_reads_as_the_hf_directory) {
+  check_gguf_matches_hf(FIXTURE("tiny"), QN_GGUF_FUSED);
+  check_gguf_matches_hf(FIXTURE("interval3"), QN_GGUF_FUSED);
 }
 
 /* --- broken checkpoints ------------------------------------------------------------------ */
@@ -431,10 +437,54 @@ Test(qwen3_next_checkpoint, multi_token_prediction_tensors_are_left_out_as_trans
   scratch_remove(&s, files, 2);
 }
 
+/* A GGUF of the tiny fixture without one tensor opens (every tensor it holds is a
+ * weight) and fails to read, naming the table's tensor and the one that may stand in. */
+static void expect_gguf_missing(qn_gguf_layout layout, const char *leave_out, const char *needle) {
+  scratch s;
+  scratch_make(&s, "model.gguf");
+  gguf_buf file = qn_gguf_from_hf_leaving_out(FIXTURE("tiny"), layout, leave_out);
+  write_file_or_die(s.file, file.data, file.len);
+  free(file.data);
+  up_checkpoint *ck = must_open(s.file);
+  char err[512] = "";
+  cr_expect_not(read_everything(ck, err, sizeof err), "a GGUF without %s loaded", leave_out);
+  cr_expect(strstr(err, needle) != NULL, "message \"%s\" lacks \"%s\"", err, needle);
+  up_checkpoint_close(ck);
+  const char *files[] = {"model.gguf"};
+  scratch_remove(&s, files, 1);
+}
+
+Test(qwen3_next_checkpoint, gguf_without_a_part_in_any_form_names_both_forms) {
+  expect_gguf_missing(QN_GGUF_LEGACY, "blk.1.ssm_in.weight",
+                      "tensor 'blk.1.attn_qkv.weight' is missing (and so is 'blk.1.ssm_in.weight'");
+  expect_gguf_missing(QN_GGUF_FUSED, "blk.3.attn_qkv.weight",
+                      "tensor 'blk.3.attn_q.weight' is missing (and so is 'blk.3.attn_qkv.weight'");
+  expect_gguf_missing(QN_GGUF_FUSED, "blk.2.ffn_gate_up_exps.weight",
+                      "tensor 'blk.2.ffn_gate_exps.weight' is missing (and so is 'blk.2.ffn_gate_up_exps.weight'");
+  expect_gguf_missing(QN_GGUF_SPLIT, "blk.0.ssm_ba.weight", "tensor 'blk.0.ssm_ba.weight' is missing");
+}
+
+Test(qwen3_next_checkpoint, gguf_holding_a_weight_in_both_forms_is_refused) {
+  scratch s;
+  scratch_make(&s, "model.gguf");
+  gguf_buf file = qn_gguf_from_hf(FIXTURE("tiny"), QN_GGUF_BOTH);
+  write_file_or_die(s.file, file.data, file.len);
+  free(file.data);
+  char err[512] = "";
+  up_checkpoint *ck = up_checkpoint_open(s.file, err, sizeof err);
+  cr_expect_null(ck, "a GGUF with both attn_q and a fused attn_qkv opened");
+  up_checkpoint_close(ck);
+  /* The first stranger in file order: layer 0's fused experts; then layers 1-3's and layer 3's attn_qkv. */
+  cr_expect(strstr(err, "tensor 'blk.0.ffn_gate_up_exps.weight' is not a weight") != NULL, "message: %s", err);
+  cr_expect(strstr(err, "(5 tensors of the checkpoint are unknown or unused)") != NULL, "message: %s", err);
+  const char *files[] = {"model.gguf"};
+  scratch_remove(&s, files, 1);
+}
+
 Test(qwen3_next_checkpoint, gguf_ssm_a_that_no_converter_writes_is_refused) {
   scratch s;
   scratch_make(&s, "model.gguf");
-  gguf_buf file = qn_gguf_from_hf(FIXTURE("tiny"), false);
+  gguf_buf file = qn_gguf_from_hf(FIXTURE("tiny"), QN_GGUF_SPLIT);
   /* A = -exp(A_log) is negative: flip the sign of blk.1.ssm_a's first value. */
   const up_gguf_tensor *t;
   char err[512] = "";

@@ -262,31 +262,36 @@ static void unpermute_rotary_rows(const float *src, float *dst, int64_t rows, in
                sizeof(float) * (size_t)cols);
 }
 
-/* The stored tensor (the table's name, or a legacy file's equivalent) and the rows it
- * takes; NULL with a message naming the tensor when the file holds neither. */
+/* The stored tensor (the table's, or one a qwen3next file holds it in instead) and
+ * where the part's rows are in it; NULL with a message naming both when the file holds
+ * neither. */
 static const up_gguf_tensor *find_stored(const up_gguf *g, const up_model_config *cfg, const up_file_tensor *tensor,
-                                         up_row_order *order, char *err, size_t err_size) {
-  *order = tensor->gguf_order;
-  const up_gguf_tensor *t = up_gguf_find_tensor(g, tensor->gguf_name);
-  char legacy[sizeof tensor->gguf_name] = "";
-  if (!t && up_checkpoint_gguf_qwen3_next_fallback(cfg, tensor, legacy, sizeof legacy, order))
-    t = up_gguf_find_tensor(g, legacy);
+                                         up_gguf_source *source, char *err, size_t err_size) {
+  *source = (up_gguf_source){.order = tensor->gguf_order,
+                             .stored_rows = up_checkpoint_stored_rows(cfg, tensor->gguf_order, tensor->rows)};
+  snprintf(source->name, sizeof source->name, "%s", tensor->gguf_name);
+  const up_gguf_tensor *t = up_gguf_find_tensor(g, source->name);
+  if (t) return t;
+  if (!up_checkpoint_gguf_qwen3_next_fallback(cfg, tensor, source)) {
+    up_error(err, err_size, "%s: tensor '%s' is missing", up_gguf_name(g), tensor->gguf_name);
+    return NULL;
+  }
+  t = up_gguf_find_tensor(g, source->name);
   if (!t)
-    up_error(err, err_size, "%s: tensor '%s' is missing%s%s%s", up_gguf_name(g), tensor->gguf_name,
-             legacy[0] ? " (and so is the legacy '" : "", legacy, legacy[0] ? "')" : "");
+    up_error(err, err_size, "%s: tensor '%s' is missing (and so is '%s', which may hold it instead)", up_gguf_name(g),
+             tensor->gguf_name, source->name);
   return t;
 }
 
 bool up_checkpoint_gguf_read(const up_gguf *g, const up_model_config *cfg, const up_file_tensor *tensor, float *out,
                              char *err, size_t err_size) {
-  up_row_order order;
-  const up_gguf_tensor *t = find_stored(g, cfg, tensor, &order, err, err_size);
+  up_gguf_source src;
+  const up_gguf_tensor *t = find_stored(g, cfg, tensor, &src, err, err_size);
   if (!t) return false;
   const int64_t rows = tensor->rows, cols = tensor->cols, experts = tensor->experts > 0 ? tensor->experts : 1;
-  const int64_t stored_rows = up_checkpoint_stored_rows(cfg, order, rows);
   /* ggml order: dims[0] is the contiguous one, so a [rows][cols] matrix is {cols, rows}
    * and a stack of experts {cols, rows, experts}. */
-  const int64_t want[3] = {cols, stored_rows, experts};
+  const int64_t want[3] = {cols, src.stored_rows, experts};
   const int32_t n_want = tensor->experts > 0 ? 3 : 2;
   if (!up_checkpoint_dims_match(t->dims, t->n_dims, want, n_want)) {
     char got[128], need[128];
@@ -295,14 +300,14 @@ bool up_checkpoint_gguf_read(const up_gguf *g, const up_model_config *cfg, const
     return up_error(err, err_size, "%s: tensor '%s' has ggml dims [%s], the config needs [%s]", up_gguf_name(g),
                     t->name, got, need);
   }
-  const bool plain = order == UP_ROWS_AS_STORED && tensor->gguf_rotary_head_dim <= 0;
+  const bool plain = src.order == UP_ROWS_AS_STORED && src.stored_rows == rows && tensor->gguf_rotary_head_dim <= 0;
   float *stored = plain ? out : up_malloc_or_die(sizeof(float) * (size_t)t->n_elements, "checkpoint tensor rows");
   bool ok = up_gguf_tensor_to_f32(t, stored, err, err_size);
   for (int64_t e = 0; ok && !plain && e < experts; ++e) {
-    const float *from = stored + e * stored_rows * cols;
+    const float *from = stored + (e * src.stored_rows + src.first_row) * cols;
     float *to = out + e * rows * cols;
     if (tensor->gguf_rotary_head_dim > 0) unpermute_rotary_rows(from, to, rows, cols, tensor->gguf_rotary_head_dim);
-    else up_checkpoint_take_rows(cfg, order, from, to, rows, cols);
+    else up_checkpoint_take_rows(cfg, src.order, from, to, rows, cols);
   }
   if (!plain) free(stored);
   return ok && up_checkpoint_gguf_qwen3_next_values(g, cfg, tensor, out, experts * rows * cols, err, err_size);

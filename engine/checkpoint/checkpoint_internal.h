@@ -47,21 +47,31 @@ bool up_checkpoint_gguf_count(const up_gguf *g, const char *key, bool required, 
 bool up_checkpoint_gguf_positive(const up_gguf *g, const char *key, float *out, char *err, size_t err_size);
 
 /* --- checkpoint_qwen3_next.c ------------------------------------------------------ */
+/* Where a GGUF part's rows are stored: a tensor of stored_rows rows per expert, the
+ * part taking, in row order `order`, rows of the slice that starts at first_row. The
+ * table's own tensor is {its name, its order, 0, up_checkpoint_stored_rows}. */
+typedef struct up_gguf_source {
+  char name[96];
+  up_row_order order;
+  int64_t first_row, stored_rows;
+} up_gguf_source;
+
 /* Qwen3-Next's hyper-parameters from a qwen3next GGUF's metadata; cfg already holds the
  * keys every architecture shares (checkpoint_gguf.c). */
 bool up_checkpoint_gguf_qwen3_next_config(const up_gguf *g, up_model_config *cfg, char *err, size_t err_size);
-/* The stored tensor a GGUF part is read from when the file lacks the name the table gives:
- * a legacy qwen3next file's blk.N.ssm_in (in_proj_qkvz as Hugging Face orders it) for the
- * newer attn_qkv / attn_gate. False (name and order untouched) when there is none. */
-bool up_checkpoint_gguf_qwen3_next_fallback(const up_model_config *cfg, const up_file_tensor *tensor, char *name,
-                                            size_t name_size, up_row_order *order);
+/* The other tensor a qwen3next GGUF may hold a part in when it lacks the table's: a
+ * legacy file's blk.N.ssm_in (in_proj_qkvz as Hugging Face orders it) for attn_qkv /
+ * attn_gate, a fused attention blk.N.attn_qkv for attn_q / attn_k / attn_v, a fused
+ * blk.N.ffn_gate_up_exps for ffn_gate_exps / ffn_up_exps. False when there is none. */
+bool up_checkpoint_gguf_qwen3_next_fallback(const up_model_config *cfg, const up_file_tensor *tensor,
+                                            up_gguf_source *source);
 /* Undo what llama.cpp's converter did to a value the engine keeps as Hugging Face has it
  * (ssm_a holds A = -exp(A_log): back to A_log); false with a message naming the tensor
  * when a value cannot have come from the converter. */
 bool up_checkpoint_gguf_qwen3_next_values(const up_gguf *g, const up_model_config *cfg, const up_file_tensor *tensor,
                                           float *values, int64_t count, char *err, size_t err_size);
-/* True for a GGUF tensor name a qwen3next file may hold in place of one the table lists
- * (the legacy blk.N.ssm_in of a linear-attention layer). */
-bool up_checkpoint_gguf_qwen3_next_alias(const up_model_config *cfg, const char *name);
+/* True for a tensor of g that is not in the table but is read in place of table
+ * tensors the file lacks (up_checkpoint_gguf_qwen3_next_fallback). */
+bool up_checkpoint_gguf_qwen3_next_alias(const up_gguf *g, const up_model_config *cfg, const char *name);
 
 #endif

@@ -1,12 +1,14 @@
 /* checkpoint_qwen3_next.c — what a qwen3next GGUF holds that the architecture's table
- * (engine/model/arch/qwen3_next.c) does not say: its hyper-parameter keys, the legacy
- * layout (llama.cpp's first converter stored each DeltaNet layer's in_proj_qkvz whole,
- * as blk.N.ssm_in in Hugging Face's per-key-head order, where newer converters split it
- * into attn_qkv and attn_gate), and ssm_a, which the converter stores as A = -exp(A_log)
- * while the engine keeps A_log (../shared/HYBRIDS.md C.10). Norm weights need nothing
- * here: the converter added 1 to every norm but the DeltaNet output norm, which is the
- * engine's convention already. Owns these conversions only; reading bytes is
- * checkpoint_gguf.c's. */
+ * (engine/model/arch/qwen3_next.c) does not say: its hyper-parameter keys; the other
+ * tensors llama.cpp reads a part from when the table's is absent (the legacy layout, where
+ * the first converter stored each DeltaNet layer's in_proj_qkvz whole as blk.N.ssm_in in
+ * Hugging Face's per-key-head order, which newer converters split into attn_qkv and
+ * attn_gate; a full-attention layer's fused attn_qkv for attn_q/attn_k/attn_v; the
+ * experts' fused ffn_gate_up_exps for ffn_gate_exps/ffn_up_exps); and ssm_a, which the
+ * converter stores as A = -exp(A_log) while the engine keeps A_log (../shared/HYBRIDS.md
+ * C.10). Norm weights need nothing here: the converter added 1 to every norm but the
+ * DeltaNet output norm, which is the engine's convention already. Owns these conversions
+ * only; reading bytes is checkpoint_gguf.c's. */
 #include "engine/checkpoint/checkpoint_internal.h"
 
 #include <math.h>
@@ -59,20 +61,37 @@ bool up_checkpoint_gguf_qwen3_next_config(const up_gguf *g, up_model_config *cfg
   return true;
 }
 
-/* The layer of a "blk.N.<stem>.weight" name whose stem is `stem`; -1 otherwise. */
-static int32_t layer_of(const char *name, const char *stem) {
-  int layer = -1, used = 0;
-  char rest[64];
-  if (sscanf(name, "blk.%d.%63[^.].weight%n", &layer, rest, &used) != 2 || name[used] != '\0') return -1;
-  return strcmp(rest, stem) == 0 ? layer : -1;
+static void set_source(up_gguf_source *s, int32_t layer, const char *stem, up_row_order order, int64_t first_row,
+                       int64_t stored_rows) {
+  snprintf(s->name, sizeof s->name, "blk.%d.%s.weight", (int)layer, stem);
+  s->order = order;
+  s->first_row = first_row;
+  s->stored_rows = stored_rows;
 }
 
-bool up_checkpoint_gguf_qwen3_next_fallback(const up_model_config *cfg, const up_file_tensor *tensor, char *name,
-                                            size_t name_size, up_row_order *order) {
-  if (!is_qwen3next(cfg) || tensor->role != UP_TENSOR_GDN_QKVZ || tensor->layer < 0) return false;
-  snprintf(name, name_size, "blk.%d.ssm_in.weight", (int)tensor->layer);
-  *order = tensor->part == 0 ? UP_ROWS_GDN_QKV : UP_ROWS_GDN_Z;
-  return true;
+bool up_checkpoint_gguf_qwen3_next_fallback(const up_model_config *cfg, const up_file_tensor *tensor,
+                                            up_gguf_source *source) {
+  if (!is_qwen3next(cfg) || tensor->layer < 0) return false;
+  const int32_t layer = tensor->layer;
+  const int64_t q = up_dim_size(cfg, UP_DIM_Q), kv = up_dim_size(cfg, UP_DIM_KV);
+  const int64_t inter = up_dim_size(cfg, UP_DIM_MOE_INTER);
+  switch (tensor->role) {
+    case UP_TENSOR_GDN_QKVZ: /* llama.cpp's first converter: in_proj_qkvz whole, per key head */
+      set_source(source, layer, "ssm_in", tensor->part == 0 ? UP_ROWS_GDN_QKV : UP_ROWS_GDN_Z, 0,
+                 up_dim_size(cfg, UP_DIM_GDN_QKVZ));
+      return true;
+    case UP_TENSOR_ATTN_QKV: /* fused [q_proj ([query | gate] per head); k_proj; v_proj] */
+      if (tensor->part == 0) set_source(source, layer, "attn_qkv", UP_ROWS_HEAD_PAIR_FIRST, 0, 2 * q + 2 * kv);
+      else set_source(source, layer, "attn_qkv", UP_ROWS_AS_STORED, 2 * q + (tensor->part - 1) * kv, 2 * q + 2 * kv);
+      return true;
+    case UP_TENSOR_ATTN_GATE:
+      set_source(source, layer, "attn_qkv", UP_ROWS_HEAD_PAIR_SECOND, 0, 2 * q + 2 * kv);
+      return true;
+    case UP_TENSOR_MOE_GATE_UP: /* fused: each expert's gate rows, then its up rows */
+      set_source(source, layer, "ffn_gate_up_exps", UP_ROWS_AS_STORED, tensor->part * inter, 2 * inter);
+      return true;
+    default: return false;
+  }
 }
 
 bool up_checkpoint_gguf_qwen3_next_values(const up_gguf *g, const up_model_config *cfg, const up_file_tensor *tensor,
@@ -88,8 +107,22 @@ bool up_checkpoint_gguf_qwen3_next_values(const up_gguf *g, const up_model_confi
   return true;
 }
 
-bool up_checkpoint_gguf_qwen3_next_alias(const up_model_config *cfg, const char *name) {
+bool up_checkpoint_gguf_qwen3_next_alias(const up_gguf *g, const up_model_config *cfg, const char *name) {
   if (!is_qwen3next(cfg)) return false;
-  const int32_t layer = layer_of(name, "ssm_in");
-  return layer >= 0 && layer < cfg->n_layers && cfg->layer_kind[layer] == UP_LAYER_LINEAR_ATTENTION;
+  int layer = -1;
+  if (sscanf(name, "blk.%d.", &layer) != 1 || layer < 0 || layer >= cfg->n_layers) return false;
+  /* Some part of the layer the file lacks must be read from it; a file holding both
+   * forms is no converter's, and its extra tensor stays unknown. */
+  up_tensor_desc tensors[UP_MAX_LAYER_TENSORS];
+  const int32_t n = up_arch_layer_tensors(cfg, layer, tensors);
+  for (int32_t i = 0; i < n; ++i)
+    for (int32_t p = 0; p < tensors[i].spec->n_parts; ++p) {
+      up_file_tensor f;
+      up_gguf_source source;
+      if (up_arch_file_tensor(cfg, tensors[i].role, layer, p, &f) &&
+          up_checkpoint_gguf_qwen3_next_fallback(cfg, &f, &source) && strcmp(source.name, name) == 0 &&
+          !up_gguf_find_tensor(g, f.gguf_name))
+        return true;
+    }
+  return false;
 }

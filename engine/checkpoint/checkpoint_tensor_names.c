@@ -89,9 +89,9 @@ bool up_checkpoint_gguf_check_tensors(const up_gguf *g, const up_model_config *c
      * compared them with the config's rotary scaling (and refused any it cannot
      * reproduce), so the engine's own frequencies are the ones the file holds. */
     if (strcmp(name, "rope_freqs.weight") == 0) continue;
-    /* A legacy qwen3next file's whole in_proj_qkvz, read in place of attn_qkv and
-     * attn_gate (checkpoint_qwen3_next.c). */
-    if (up_checkpoint_gguf_qwen3_next_alias(cfg, name)) continue;
+    /* A qwen3next file's legacy or fused form of table tensors it lacks, read in their
+     * place (checkpoint_qwen3_next.c). */
+    if (up_checkpoint_gguf_qwen3_next_alias(g, cfg, name)) continue;
     stored[n_stored++] = (stored_tensor){name, up_gguf_name(g)};
   }
   const bool ok = check_names(cfg, UP_NAMES_GGUF, stored, n_stored, err, err_size);

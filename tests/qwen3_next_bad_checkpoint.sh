@@ -2,7 +2,8 @@
 # qwen3_next_bad_checkpoint.sh — broken copies of the tiny Qwen3-Next fixture
 # (tests/data/qwen3_next/tiny) given to the binary: a config the engine cannot run (top-k
 # above the expert count, value heads that do not group over key heads, dense MLP
-# layers) or one whose shapes the stored DeltaNet, expert or router tensors do not have.
+# layers, a layer pattern other than full attention every n-th layer, two rotary
+# fractions, scaled RoPE) or one whose shapes the stored DeltaNet, expert or router tensors do not have.
 # Each must end with exit 2, a message naming the field or the tensor, and no results
 # file. Usage: qwen3_next_bad_checkpoint.sh BINARY FIXTURE_DIR
 set -u
@@ -47,6 +48,10 @@ broken conv-shape 's/"linear_conv_kernel_dim": 4/"linear_conv_kernel_dim": 3/' \
   "tensor 'model.layers.0.linear_attn.conv1d.weight' has shape [256, 1, 4], the config needs [256, 3]"
 broken deltanet-shape 's/"linear_num_value_heads": 4/"linear_num_value_heads": 6/' \
   "tensor 'model.layers.0.linear_attn.in_proj_qkvz.weight' has shape [384, 32], the config needs [512, 32]"
+broken layer-pattern '0,/"linear_attention"/s//"full_attention"/' "layer_types is not full attention every n-th layer"
+broken rope-twice 's/"rms_norm_eps"/"partial_rotary_factor": 0.5, "rms_norm_eps"/' \
+  "'partial_rotary_factor' is 0.5 at the top level and 0.25 in 'rope_parameters'"
+broken rope-scaled 's/"rope_type": "default"/"rope_type": "yarn"/' "qwen3_next rope scaling 'yarn' is not supported"
 broken router-experts 's/"num_experts": 8/"num_experts": 7/' "is not a weight of this 4-layer qwen3next model"
 echo "$((total - failures)) of $total broken checkpoints refused"
 [[ $failures -eq 0 ]]

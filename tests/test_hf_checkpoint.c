@@ -158,7 +158,7 @@ Test(hf_config, defaults_and_optional_fields) {
 }
 
 Test(hf_config, unknown_architectures) {
-  expect_config_error("model_type", "\"qwen3_next\"", "qwen3_next rope scaling"); /* Llama 3.1's llama3 RoPE */
+  expect_config_error("model_type", "\"qwen3_next\"", "qwen3_next rope scaling 'llama3'"); /* Llama 3.1's RoPE */
   expect_config_error("model_type", "\"gemma3\"", "only text-only gemma3_text checkpoints load");
   expect_config_error("model_type", "\"mistral\"", "model_type 'mistral' is not supported");
   expect_config_error("model_type", NULL, "missing field 'model_type'");

@@ -382,6 +382,39 @@ static void write_broken_copy(const scratch *s, const char *fixture, const char 
   write_file_or_die(path, text, n);
 }
 
+/* s.dir's config.json with `from` replaced by `to`. */
+static void edit_config(const scratch *s, const char *from, const char *to) {
+  char path[PATH_MAX + 64], text[8192], edited[8192 + 256];
+  snprintf(path, sizeof path, "%s/config.json", s->dir);
+  FILE *in = fopen(path, "rb");
+  cr_assert_not_null(in);
+  const size_t n = fread(text, 1, sizeof text - 1, in);
+  fclose(in);
+  text[n] = '\0';
+  const char *at = strstr(text, from);
+  cr_assert_not_null(at, "config.json has no \"%s\"", from);
+  const int len = snprintf(edited, sizeof edited, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+  cr_assert(len > 0 && (size_t)len < sizeof edited);
+  write_file_or_die(path, edited, (size_t)len);
+}
+
+Test(qwen3_next_checkpoint, partial_rotary_factor_at_the_top_level_of_a_transformers_5_config) {
+  scratch s;
+  scratch_make(&s, "");
+  write_broken_copy(&s, FIXTURE("tiny"), NULL, NULL, NULL);
+  /* rope_parameters without the fraction, the top level with another one */
+  edit_config(&s, "\"partial_rotary_factor\": 0.25,", "");
+  edit_config(&s, "\"rms_norm_eps\"", "\"partial_rotary_factor\": 0.5, \"rms_norm_eps\"");
+  char err[512] = "";
+  up_checkpoint *ck = up_checkpoint_open(s.dir, err, sizeof err);
+  cr_assert_not_null(ck, "%s", err);
+  cr_expect_eq(up_checkpoint_config(ck)->rotary_dim, 32, "0.5 of head_dim 64");
+  cr_expect_float_eq(up_checkpoint_config(ck)->rope_theta, 1e7f, 1.0f);
+  up_checkpoint_close(ck);
+  const char *files[] = {"model.safetensors", "config.json"};
+  scratch_remove(&s, files, 2);
+}
+
 /* Opening and reading every weight of the broken copy fails, naming the tensor. */
 static void expect_refused(const char *drop, const char *reshape, const char *shape, const char *needle) {
   scratch s;

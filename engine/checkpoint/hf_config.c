@@ -314,26 +314,43 @@ static bool map_gemma3_multimodal(const config_reader *r, up_model_config *cfg) 
 
 /* --- Qwen3-Next, ../shared/HYBRIDS.md C.1 ------------------------------------------ */
 
+/* A RoPE number from rope_parameters or, where that lacks it, the top level (transformers
+ * 5 files may keep partial_rotary_factor there); two different values are refused. */
+static bool read_rope_number(const config_reader *r, const cJSON *params, const char *key, double fallback,
+                             float *out) {
+  if (!params || !cJSON_GetObjectItemCaseSensitive(params, key))
+    return read_positive(r, r->root, key, true, fallback, out);
+  float outer = 0.0f;
+  const bool top = cJSON_GetObjectItemCaseSensitive(r->root, key) != NULL;
+  if (!read_positive(r, params, key, false, 0, out) || (top && !read_positive(r, r->root, key, false, 0, &outer)))
+    return false;
+  if (top && outer != *out)
+    return reader_fail(r, "'%s' is %g at the top level and %g in 'rope_parameters'", key, (double)outer, (double)*out);
+  return true;
+}
+
 /* transformers 5: "rope_parameters" {rope_theta, partial_rotary_factor, rope_type}; the
  * released config.json (transformers 4): rope_theta, partial_rotary_factor and
  * rope_scaling at the top. Only unscaled RoPE (the released models have none). */
 static bool read_qwen3_next_rope(const config_reader *r, up_model_config *cfg) {
   const cJSON *params = cJSON_GetObjectItemCaseSensitive(r->root, "rope_parameters");
-  const cJSON *holder = r->root, *scaling = cJSON_GetObjectItemCaseSensitive(r->root, "rope_scaling");
-  if (params && !cJSON_IsNull(params)) {
+  const cJSON *scaling = cJSON_GetObjectItemCaseSensitive(r->root, "rope_scaling");
+  if (params && cJSON_IsNull(params)) params = NULL;
+  if (params) {
     if (!cJSON_IsObject(params)) return reader_fail(r, "'rope_parameters' must be an object");
-    holder = scaling = params;
+    scaling = params;
   }
   if (scaling && !cJSON_IsNull(scaling)) {
     if (!cJSON_IsObject(scaling)) return reader_fail(r, "'rope_scaling' must be null or an object");
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(scaling, "rope_type");
     if (!type) type = cJSON_GetObjectItemCaseSensitive(scaling, "type");
     if (type && !(cJSON_IsString(type) && strcmp(type->valuestring, "default") == 0))
-      return reader_fail(r, "qwen3_next rope scaling other than the default is not supported");
+      return reader_fail(r, "qwen3_next rope scaling '%.40s' is not supported (only the default, unscaled RoPE)",
+                         cJSON_IsString(type) ? type->valuestring : "(not a string)");
   }
   float partial = 0.25f; /* Qwen3NextConfig's default */
-  if (!read_positive(r, holder, "rope_theta", true, 10000.0, &cfg->rope_theta) ||
-      !read_positive(r, holder, "partial_rotary_factor", true, 0.25, &partial))
+  if (!read_rope_number(r, params, "rope_theta", 10000.0, &cfg->rope_theta) ||
+      !read_rope_number(r, params, "partial_rotary_factor", 0.25, &partial))
     return false;
   /* transformers rotates int(head_dim * factor) dims. */
   const double rotated = (double)cfg->head_dim * (double)partial;

@@ -1,9 +1,11 @@
 /* qwen3_next_to_gguf.c — writes a tiny Qwen3-Next fixture (a Hugging Face directory under
  * tests/data/qwen3_next/) as the qwen3next GGUF llama.cpp's converter would make of it
  * (tests/qwen3_next_gguf.h), so the engine's GGUF path is checked against transformers'
- * logits too (tests/qwen3_next_fixture_check.sh).
- *   qwen3_next_to_gguf HF_DIR OUT.gguf [--legacy | --fused]
- * (--legacy: blk.N.ssm_in, no attn_qkv/attn_gate; --fused: attention attn_qkv, ffn_gate_up_exps) */
+ * logits too (tests/qwen3_next_fixture_check.sh), and a truncated one is refused
+ * (tests/qwen3_next_bad_checkpoint.sh).
+ *   qwen3_next_to_gguf HF_DIR OUT.gguf [--legacy | --fused] [--leave-out TENSOR]
+ * (--legacy: blk.N.ssm_in, no attn_qkv/attn_gate; --fused: attention attn_qkv, ffn_gate_up_exps;
+ *  --leave-out: the file without that tensor) */
 #include <stdio.h>
 #include <string.h>
 
@@ -11,13 +13,20 @@
 #include "tests/safetensors_writer.h"
 
 int main(int argc, char **argv) {
-  const bool legacy = argc == 4 && strcmp(argv[3], "--legacy") == 0;
-  const bool fused = argc == 4 && strcmp(argv[3], "--fused") == 0;
-  if (argc < 3 || argc > 4 || (argc == 4 && !legacy && !fused)) {
-    fprintf(stderr, "usage: qwen3_next_to_gguf HF_DIR OUT.gguf [--legacy | --fused]\n");
+  qn_gguf_layout layout = QN_GGUF_SPLIT;
+  const char *leave_out = NULL;
+  bool ok = argc >= 3;
+  for (int i = 3; ok && i < argc; ++i) {
+    if (strcmp(argv[i], "--legacy") == 0) layout = QN_GGUF_LEGACY;
+    else if (strcmp(argv[i], "--fused") == 0) layout = QN_GGUF_FUSED;
+    else if (strcmp(argv[i], "--leave-out") == 0 && i + 1 < argc) leave_out = argv[++i];
+    else ok = false;
+  }
+  if (!ok) {
+    fprintf(stderr, "usage: qwen3_next_to_gguf HF_DIR OUT.gguf [--legacy | --fused] [--leave-out TENSOR]\n");
     return 2;
   }
-  gguf_buf file = qn_gguf_from_hf(argv[1], legacy ? QN_GGUF_LEGACY : fused ? QN_GGUF_FUSED : QN_GGUF_SPLIT);
+  gguf_buf file = qn_gguf_from_hf_leaving_out(argv[1], layout, leave_out);
   write_file_or_die(argv[2], file.data, file.len);
   free(file.data);
   return 0;

@@ -4,12 +4,13 @@
  * forms mapped to the model config; the weights the engine reads checked row by row
  * against the stored tensors with the layouts of ../shared/HYBRIDS.md C.3, C.7, C.8
  * (per-key-head in_proj_qkvz and in_proj_ba, per-head [query | gate] q_proj, one tensor
- * per expert), written out here rather than taken from the readers; the same model
- * rewritten as llama.cpp's converter would (tests/qwen3_next_gguf.h, both DeltaNet
- * layouts, and the fused attention qkv and expert gate/up llama.cpp also loads) reading
- * back as the same weights; and broken copies (a DeltaNet, expert or router tensor
- * missing or misshapen, a GGUF part in neither form or in both, a GGUF ssm_a no converter
- * writes) refused with the tensor named. The logits against transformers' are checkpoint_tiny_qwen3_next_logits' (CTest). */
+ * per expert or, as transformers 5 keeps them, one for all), written out here rather than
+ * taken from the readers; the same model rewritten as llama.cpp's converter would
+ * (tests/qwen3_next_gguf.h, both DeltaNet layouts, and the fused attention qkv and
+ * expert gate/up llama.cpp also loads) reading back as the same weights; and broken
+ * copies (a DeltaNet, expert or router tensor missing or misshapen, a part in neither
+ * form or in both, a GGUF ssm_a no converter writes) refused with the tensor named. The
+ * logits against transformers' are checkpoint_tiny_qwen3_next_logits' (CTest). */
 #include <criterion/criterion.h>
 #include <limits.h>
 #include <math.h>
@@ -332,46 +333,53 @@ Test(qwen3_next_checkpoint, gguf_with_fused_attention_qkv_and_expert_gate_up_rea
 
 /* --- broken checkpoints ------------------------------------------------------------------ */
 
-/* The fixture copied into s.dir with tensor `drop` left out, or `reshape` stored under
- * `shape` (the same bytes, another shape): what a truncated or misconverted file holds.
- * `drop` "+NAME" instead adds a copy of the first tensor named NAME. */
-static void write_broken_copy(const scratch *s, const char *fixture, const char *drop, const char *reshape,
-                              const char *shape) {
-  char err[512], path[PATH_MAX + 64];
-  up_hf_checkpoint *hf = up_hf_checkpoint_open(fixture, err, sizeof err);
-  cr_assert_not_null(hf, "%s", err);
-  size_t json_cap = 1 << 20, json_len = 0, data_len = 0;
-  char *json = up_malloc_or_die(json_cap, "header");
-  uint8_t *data = up_malloc_or_die(1 << 22, "data");
-  const bool add = drop && drop[0] == '+';
-  for (int64_t k = add ? -1 : 0; k < up_hf_checkpoint_tensor_count(hf); ++k) {
-    const up_st_tensor *t = up_hf_checkpoint_tensor_at(hf, k < 0 ? 0 : k); /* k = -1: the added copy */
-    if (drop && strcmp(t->name, drop) == 0) continue;
-    const char *name = k < 0 ? drop + 1 : t->name;
-    char dims[96] = "";
-    for (int32_t d = 0; d < t->n_dims; ++d)
-      snprintf(dims + strlen(dims), sizeof dims - strlen(dims), "%s%lld", d ? "," : "", (long long)t->shape[d]);
-    const bool other_shape = reshape && strcmp(t->name, reshape) == 0;
-    json_len += (size_t)snprintf(json + json_len, json_cap - json_len,
-                                 "%s\"%s\":{\"dtype\":\"%s\",\"shape\":[%s],\"data_offsets\":[%zu,%zu]}",
-                                 json_len ? "," : "{", name, up_st_dtype_name(t->dtype), other_shape ? shape : dims,
-                                 data_len, data_len + (size_t)t->n_bytes);
-    cr_assert_lt(data_len + t->n_bytes, (size_t)1 << 22);
-    memcpy(data + data_len, t->data, (size_t)t->n_bytes);
-    data_len += (size_t)t->n_bytes;
-  }
-  json_len += (size_t)snprintf(json + json_len, json_cap - json_len, "}");
-  while (json_len % 8) json[json_len++] = ' ';
+/* A safetensors file being written: header members and data, growing. */
+typedef struct st_copy {
+  char *json;
+  uint8_t *data;
+  size_t json_len, data_len;
+} st_copy;
+
+enum { ST_COPY_JSON = 1 << 20, ST_COPY_DATA = 1 << 22 };
+
+static st_copy st_copy_begin(void) {
+  return (st_copy){up_malloc_or_die(ST_COPY_JSON, "header"), up_malloc_or_die(ST_COPY_DATA, "data"), 0, 0};
+}
+
+/* One tensor: dims as written in the header ("4,64"). */
+static void st_copy_add(st_copy *c, const char *name, up_st_dtype dtype, const char *dims, const void *bytes,
+                        size_t n_bytes) {
+  c->json_len += (size_t)snprintf(c->json + c->json_len, ST_COPY_JSON - c->json_len,
+                                  "%s\"%s\":{\"dtype\":\"%s\",\"shape\":[%s],\"data_offsets\":[%zu,%zu]}",
+                                  c->json_len ? "," : "{", name, up_st_dtype_name(dtype), dims, c->data_len,
+                                  c->data_len + n_bytes);
+  cr_assert_lt(c->json_len, (size_t)ST_COPY_JSON);
+  cr_assert_leq(c->data_len + n_bytes, (size_t)ST_COPY_DATA);
+  memcpy(c->data + c->data_len, bytes, n_bytes);
+  c->data_len += n_bytes;
+}
+
+static void st_copy_add_stored(st_copy *c, const up_st_tensor *t, const char *name, const char *dims) {
+  char own[96] = "";
+  for (int32_t d = 0; d < t->n_dims; ++d)
+    snprintf(own + strlen(own), sizeof own - strlen(own), "%s%lld", d ? "," : "", (long long)t->shape[d]);
+  st_copy_add(c, name ? name : t->name, t->dtype, dims ? dims : own, t->data, (size_t)t->n_bytes);
+}
+
+/* s.dir/model.safetensors from c (freed), and the fixture's config.json beside it. */
+static void st_copy_finish(st_copy *c, const scratch *s, const char *fixture) {
+  char path[PATH_MAX + 64];
+  c->json_len += (size_t)snprintf(c->json + c->json_len, ST_COPY_JSON - c->json_len, "}");
+  while (c->json_len % 8) c->json[c->json_len++] = ' ';
   snprintf(path, sizeof path, "%s/model.safetensors", s->dir);
   FILE *f = fopen(path, "wb");
   cr_assert_not_null(f);
-  for (int b = 0; b < 8; ++b) fputc((int)((uint64_t)json_len >> (8 * b)) & 0xff, f);
-  cr_assert_eq(fwrite(json, 1, json_len, f), json_len);
-  cr_assert_eq(fwrite(data, 1, data_len, f), data_len);
+  for (int b = 0; b < 8; ++b) fputc((int)((uint64_t)c->json_len >> (8 * b)) & 0xff, f);
+  cr_assert_eq(fwrite(c->json, 1, c->json_len, f), c->json_len);
+  cr_assert_eq(fwrite(c->data, 1, c->data_len, f), c->data_len);
   cr_assert_eq(fclose(f), 0);
-  free(json);
-  free(data);
-  up_hf_checkpoint_close(hf);
+  free(c->json);
+  free(c->data);
   char from[PATH_MAX + 64], text[8192];
   snprintf(from, sizeof from, "%s/config.json", fixture);
   FILE *in = fopen(from, "rb");
@@ -380,6 +388,116 @@ static void write_broken_copy(const scratch *s, const char *fixture, const char 
   fclose(in);
   snprintf(path, sizeof path, "%s/config.json", s->dir);
   write_file_or_die(path, text, n);
+}
+
+/* The fixture copied into s.dir with tensor `drop` left out, or `reshape` stored under
+ * `shape` (the same bytes, another shape): what a truncated or misconverted file holds.
+ * `drop` "+NAME" instead adds a copy of the first tensor named NAME. */
+static void write_broken_copy(const scratch *s, const char *fixture, const char *drop, const char *reshape,
+                              const char *shape) {
+  char err[512];
+  up_hf_checkpoint *hf = up_hf_checkpoint_open(fixture, err, sizeof err);
+  cr_assert_not_null(hf, "%s", err);
+  st_copy c = st_copy_begin();
+  const bool add = drop && drop[0] == '+';
+  for (int64_t k = add ? -1 : 0; k < up_hf_checkpoint_tensor_count(hf); ++k) {
+    const up_st_tensor *t = up_hf_checkpoint_tensor_at(hf, k < 0 ? 0 : k); /* k = -1: the added copy */
+    if (drop && strcmp(t->name, drop) == 0) continue;
+    st_copy_add_stored(&c, t, k < 0 ? drop + 1 : NULL, reshape && strcmp(t->name, reshape) == 0 ? shape : NULL);
+  }
+  up_hf_checkpoint_close(hf);
+  st_copy_finish(&c, s, fixture);
+}
+
+/* The fixture copied into s.dir with every layer's experts stacked as transformers 5
+ * keeps them (mlp.experts.gate_up_proj [E, 2I, H], each expert's gate rows then its up
+ * rows; mlp.experts.down_proj [E, H, I]), without the stacked tensor `leave_out` (NULL:
+ * none), and with layer 0's expert 0 gate_proj kept besides when keep_one. */
+static void write_stacked_experts_copy(const scratch *s, const char *fixture, const char *leave_out, bool keep_one) {
+  char err[512], name[160], dims[64];
+  up_hf_checkpoint *hf = up_hf_checkpoint_open(fixture, err, sizeof err);
+  cr_assert_not_null(hf, "%s", err);
+  const up_model_config *cfg = up_hf_checkpoint_config(hf);
+  st_copy c = st_copy_begin();
+  for (int64_t k = 0; k < up_hf_checkpoint_tensor_count(hf); ++k) {
+    const up_st_tensor *t = up_hf_checkpoint_tensor_at(hf, k);
+    const char *experts = strstr(t->name, ".mlp.experts.");
+    const bool per_expert = experts && experts[13] >= '0' && experts[13] <= '9';
+    if (!per_expert || (keep_one && strcmp(t->name, "model.layers.0.mlp.experts.0.gate_proj.weight") == 0))
+      st_copy_add_stored(&c, t, NULL, NULL);
+  }
+  const int64_t n_experts = cfg->n_experts, inter = cfg->moe_intermediate, h = cfg->hidden;
+  const char *const projs[3] = {"gate_proj", "up_proj", "down_proj"};
+  for (int32_t layer = 0; layer < cfg->n_layers; ++layer)
+    for (int stack = 0; stack < 2; ++stack) { /* gate_up_proj, then down_proj */
+      snprintf(name, sizeof name, "model.layers.%d.mlp.experts.%s", (int)layer, stack ? "down_proj" : "gate_up_proj");
+      if (leave_out && strcmp(name, leave_out) == 0) continue;
+      uint8_t *bytes = up_malloc_or_die((size_t)ST_COPY_DATA, "stacked experts");
+      size_t used = 0;
+      up_st_dtype dtype = UP_ST_F32;
+      for (int64_t e = 0; e < n_experts; ++e)
+        for (int p = stack ? 2 : 0; p < (stack ? 3 : 2); ++p) {
+          char own[160];
+          snprintf(own, sizeof own, "model.layers.%d.mlp.experts.%d.%s.weight", (int)layer, (int)e, projs[p]);
+          const up_st_tensor *t = up_hf_checkpoint_find(hf, own);
+          cr_assert_not_null(t, "fixture has no %s", own);
+          cr_assert_leq(used + (size_t)t->n_bytes, (size_t)ST_COPY_DATA);
+          memcpy(bytes + used, t->data, (size_t)t->n_bytes);
+          used += (size_t)t->n_bytes;
+          dtype = t->dtype;
+        }
+      snprintf(dims, sizeof dims, "%lld,%lld,%lld", (long long)n_experts, (long long)(stack ? h : 2 * inter),
+               (long long)(stack ? inter : h));
+      st_copy_add(&c, name, dtype, dims, bytes, used);
+      free(bytes);
+    }
+  up_hf_checkpoint_close(hf);
+  st_copy_finish(&c, s, fixture);
+}
+
+Test(qwen3_next_checkpoint, experts_stacked_as_transformers_5_keeps_them_read_as_one_tensor_each) {
+  scratch s;
+  scratch_make(&s, "");
+  write_stacked_experts_copy(&s, FIXTURE("tiny"), NULL, false);
+  up_checkpoint *each = must_open(FIXTURE("tiny")), *stacked = must_open(s.dir);
+  const up_model_config *c = up_checkpoint_config(each);
+  const up_tensor_role roles[2] = {UP_TENSOR_MOE_GATE_UP, UP_TENSOR_MOE_DOWN};
+  for (int32_t layer = 0; layer < c->n_layers; ++layer)
+    for (int r = 0; r < 2; ++r)
+      for (int32_t p = 0; p < (r == 0 ? 2 : 1); ++p) {
+        up_file_tensor f;
+        float *want = must_read(each, roles[r], layer, p, &f), *got = must_read(stacked, roles[r], layer, p, &f);
+        for (int64_t k = 0; k < f.experts * f.rows * f.cols; ++k)
+          cr_assert_eq(got[k], want[k], "layer %d role %d part %d [%lld]", (int)layer, (int)roles[r], (int)p,
+                       (long long)k);
+        free(want), free(got);
+      }
+  char err[512] = "";
+  cr_expect(read_everything(stacked, err, sizeof err), "%s", err);
+  up_checkpoint_close(each);
+  up_checkpoint_close(stacked);
+  const char *files[] = {"model.safetensors", "config.json"};
+  scratch_remove(&s, files, 2);
+}
+
+Test(qwen3_next_checkpoint, stacked_experts_missing_or_beside_their_own_tensors_are_refused) {
+  scratch s;
+  scratch_make(&s, "");
+  char err[512] = "";
+  write_stacked_experts_copy(&s, FIXTURE("tiny"), "model.layers.1.mlp.experts.gate_up_proj", false);
+  up_checkpoint *ck = must_open(s.dir);
+  cr_expect_not(read_everything(ck, err, sizeof err));
+  cr_expect(strstr(err, "tensor 'model.layers.1.mlp.experts.0.gate_proj.weight' is missing (and so is "
+                        "'model.layers.1.mlp.experts.gate_up_proj'") != NULL, "message: %s", err);
+  up_checkpoint_close(ck);
+  write_stacked_experts_copy(&s, FIXTURE("tiny"), NULL, true);
+  cr_expect_null(ck = up_checkpoint_open(s.dir, err, sizeof err), "a directory with both forms opened");
+  up_checkpoint_close(ck);
+  cr_expect(strstr(err, "tensor 'model.layers.0.mlp.experts.gate_up_proj' is not a weight") != NULL, "message: %s",
+            err);
+  cr_expect(strstr(err, "(1 tensor of the checkpoint is unknown or unused)") != NULL, "message: %s", err);
+  const char *files[] = {"model.safetensors", "config.json"};
+  scratch_remove(&s, files, 2);
 }
 
 /* s.dir's config.json with `from` replaced by `to`. */

@@ -266,8 +266,8 @@ static void unpermute_rotary_rows(const float *src, float *dst, int64_t rows, in
  * where the part's rows are in it; NULL with a message naming both when the file holds
  * neither. */
 static const up_gguf_tensor *find_stored(const up_gguf *g, const up_model_config *cfg, const up_file_tensor *tensor,
-                                         up_gguf_source *source, char *err, size_t err_size) {
-  *source = (up_gguf_source){.order = tensor->gguf_order,
+                                         up_stored_source *source, char *err, size_t err_size) {
+  *source = (up_stored_source){.order = tensor->gguf_order,
                              .stored_rows = up_checkpoint_stored_rows(cfg, tensor->gguf_order, tensor->rows)};
   snprintf(source->name, sizeof source->name, "%s", tensor->gguf_name);
   const up_gguf_tensor *t = up_gguf_find_tensor(g, source->name);
@@ -285,7 +285,7 @@ static const up_gguf_tensor *find_stored(const up_gguf *g, const up_model_config
 
 bool up_checkpoint_gguf_read(const up_gguf *g, const up_model_config *cfg, const up_file_tensor *tensor, float *out,
                              char *err, size_t err_size) {
-  up_gguf_source src;
+  up_stored_source src;
   const up_gguf_tensor *t = find_stored(g, cfg, tensor, &src, err, err_size);
   if (!t) return false;
   const int64_t rows = tensor->rows, cols = tensor->cols, experts = tensor->experts > 0 ? tensor->experts : 1;

@@ -47,14 +47,14 @@ bool up_checkpoint_gguf_count(const up_gguf *g, const char *key, bool required, 
 bool up_checkpoint_gguf_positive(const up_gguf *g, const char *key, float *out, char *err, size_t err_size);
 
 /* --- checkpoint_qwen3_next.c ------------------------------------------------------ */
-/* Where a GGUF part's rows are stored: a tensor of stored_rows rows per expert, the
- * part taking, in row order `order`, rows of the slice that starts at first_row. The
- * table's own tensor is {its name, its order, 0, up_checkpoint_stored_rows}. */
-typedef struct up_gguf_source {
-  char name[96];
+/* Where a part's rows are stored when not in a tensor of its own: a tensor of stored_rows
+ * rows per expert, the part taking, in row order `order`, rows of the slice that starts
+ * at first_row. A GGUF table tensor is {its name, its order, 0, up_checkpoint_stored_rows}. */
+typedef struct up_stored_source {
+  char name[160];
   up_row_order order;
   int64_t first_row, stored_rows;
-} up_gguf_source;
+} up_stored_source;
 
 /* Qwen3-Next's hyper-parameters from a qwen3next GGUF's metadata; cfg already holds the
  * keys every architecture shares (checkpoint_gguf.c). */
@@ -64,7 +64,7 @@ bool up_checkpoint_gguf_qwen3_next_config(const up_gguf *g, up_model_config *cfg
  * attn_gate, a fused attention blk.N.attn_qkv for attn_q / attn_k / attn_v, a fused
  * blk.N.ffn_gate_up_exps for ffn_gate_exps / ffn_up_exps. False when there is none. */
 bool up_checkpoint_gguf_qwen3_next_fallback(const up_model_config *cfg, const up_file_tensor *tensor,
-                                            up_gguf_source *source);
+                                            up_stored_source *source);
 /* Undo what llama.cpp's converter did to a value the engine keeps as Hugging Face has it
  * (ssm_a holds A = -exp(A_log): back to A_log); false with a message naming the tensor
  * when a value cannot have come from the converter. */
@@ -73,5 +73,14 @@ bool up_checkpoint_gguf_qwen3_next_values(const up_gguf *g, const up_model_confi
 /* True for a tensor of g that is not in the table but is read in place of table
  * tensors the file lacks (up_checkpoint_gguf_qwen3_next_fallback). */
 bool up_checkpoint_gguf_qwen3_next_alias(const up_gguf *g, const up_model_config *cfg, const char *name);
+/* A Hugging Face expert stack saved by transformers 5 in its own layout
+ * (save_original_format=False): mlp.experts.gate_up_proj [experts, 2 I, hidden], each
+ * expert's gate rows then its up rows, and mlp.experts.down_proj [experts, hidden, I], in
+ * place of one tensor per expert. False when the part has no such form. */
+bool up_checkpoint_hf_qwen3_next_fused_experts(const up_model_config *cfg, const up_file_tensor *tensor,
+                                               up_stored_source *source);
+/* True for a tensor of hf that is not in the table but is read in place of the experts'
+ * own tensors, which hf lacks (up_checkpoint_hf_qwen3_next_fused_experts). */
+bool up_checkpoint_hf_qwen3_next_alias(const up_hf_checkpoint *hf, const up_model_config *cfg, const char *name);
 
 #endif

@@ -1,14 +1,16 @@
-/* checkpoint_qwen3_next.c — what a qwen3next GGUF holds that the architecture's table
- * (engine/model/arch/qwen3_next.c) does not say: its hyper-parameter keys; the other
- * tensors llama.cpp reads a part from when the table's is absent (the legacy layout, where
- * the first converter stored each DeltaNet layer's in_proj_qkvz whole as blk.N.ssm_in in
- * Hugging Face's per-key-head order, which newer converters split into attn_qkv and
- * attn_gate; a full-attention layer's fused attn_qkv for attn_q/attn_k/attn_v; the
- * experts' fused ffn_gate_up_exps for ffn_gate_exps/ffn_up_exps); and ssm_a, which the
- * converter stores as A = -exp(A_log) while the engine keeps A_log (../shared/HYBRIDS.md
- * C.10). Norm weights need nothing here: the converter added 1 to every norm but the
- * DeltaNet output norm, which is the engine's convention already. Owns these conversions
- * only; reading bytes is checkpoint_gguf.c's. */
+/* checkpoint_qwen3_next.c — what a Qwen3-Next checkpoint may hold that the
+ * architecture's table (engine/model/arch/qwen3_next.c) does not say. In a qwen3next
+ * GGUF: its hyper-parameter keys; the other tensors llama.cpp reads a part from when the
+ * table's is absent (the legacy layout, where the first converter stored each DeltaNet
+ * layer's in_proj_qkvz whole as blk.N.ssm_in in Hugging Face's per-key-head order, which
+ * newer converters split into attn_qkv and attn_gate; a full-attention layer's fused
+ * attn_qkv for attn_q/attn_k/attn_v; the experts' fused ffn_gate_up_exps for
+ * ffn_gate_exps/ffn_up_exps); and ssm_a, which the converter stores as A = -exp(A_log)
+ * while the engine keeps A_log (../shared/HYBRIDS.md C.10). Norm weights need nothing
+ * here: the converter added 1 to every norm but the DeltaNet output norm, which is the
+ * engine's convention already. In a Hugging Face directory: the experts stacked as
+ * transformers 5 keeps them in memory, in place of one tensor per expert. Owns these
+ * conversions only; reading bytes is checkpoint_gguf.c's and checkpoint_hf.c's. */
 #include "engine/checkpoint/checkpoint_internal.h"
 
 #include <math.h>
@@ -17,6 +19,7 @@
 
 #include "core/fatal.h"
 #include "engine/checkpoint/gguf.h"
+#include "engine/checkpoint/hf_checkpoint.h"
 
 static bool is_qwen3next(const up_model_config *cfg) { return strcmp(cfg->architecture, "qwen3next") == 0; }
 
@@ -61,7 +64,7 @@ bool up_checkpoint_gguf_qwen3_next_config(const up_gguf *g, up_model_config *cfg
   return true;
 }
 
-static void set_source(up_gguf_source *s, int32_t layer, const char *stem, up_row_order order, int64_t first_row,
+static void set_source(up_stored_source *s, int32_t layer, const char *stem, up_row_order order, int64_t first_row,
                        int64_t stored_rows) {
   snprintf(s->name, sizeof s->name, "blk.%d.%s.weight", (int)layer, stem);
   s->order = order;
@@ -70,7 +73,7 @@ static void set_source(up_gguf_source *s, int32_t layer, const char *stem, up_ro
 }
 
 bool up_checkpoint_gguf_qwen3_next_fallback(const up_model_config *cfg, const up_file_tensor *tensor,
-                                            up_gguf_source *source) {
+                                            up_stored_source *source) {
   if (!is_qwen3next(cfg) || tensor->layer < 0) return false;
   const int32_t layer = tensor->layer;
   const int64_t q = up_dim_size(cfg, UP_DIM_Q), kv = up_dim_size(cfg, UP_DIM_KV);
@@ -107,22 +110,66 @@ bool up_checkpoint_gguf_qwen3_next_values(const up_gguf *g, const up_model_confi
   return true;
 }
 
-bool up_checkpoint_gguf_qwen3_next_alias(const up_gguf *g, const up_model_config *cfg, const char *name) {
-  if (!is_qwen3next(cfg)) return false;
-  int layer = -1;
-  if (sscanf(name, "blk.%d.", &layer) != 1 || layer < 0 || layer >= cfg->n_layers) return false;
-  /* Some part of the layer the file lacks must be read from it; a file holding both
-   * forms is no converter's, and its extra tensor stays unknown. */
+/* Whether the tensor `name` stands in for parts of layer `layer` that the file lacks:
+ * source_of gives where a part may be stored instead, holds whether the file has the
+ * part's own tensor. A file holding any of those parts in both forms is no converter's,
+ * so there the stand-in stays unknown and the file is refused. */
+typedef bool (*source_of_fn)(const up_model_config *cfg, const up_file_tensor *f, up_stored_source *source);
+typedef bool (*holds_fn)(const void *file, const up_file_tensor *f);
+
+static bool stands_in_for_a_missing_part(const up_model_config *cfg, int32_t layer, const char *name,
+                                         source_of_fn source_of, holds_fn holds, const void *file) {
+  if (!is_qwen3next(cfg) || layer < 0 || layer >= cfg->n_layers) return false;
   up_tensor_desc tensors[UP_MAX_LAYER_TENSORS];
   const int32_t n = up_arch_layer_tensors(cfg, layer, tensors);
+  bool stands_in = false;
   for (int32_t i = 0; i < n; ++i)
     for (int32_t p = 0; p < tensors[i].spec->n_parts; ++p) {
       up_file_tensor f;
-      up_gguf_source source;
-      if (up_arch_file_tensor(cfg, tensors[i].role, layer, p, &f) &&
-          up_checkpoint_gguf_qwen3_next_fallback(cfg, &f, &source) && strcmp(source.name, name) == 0 &&
-          !up_gguf_find_tensor(g, f.gguf_name))
-        return true;
+      up_stored_source source;
+      if (!up_arch_file_tensor(cfg, tensors[i].role, layer, p, &f) || !source_of(cfg, &f, &source) ||
+          strcmp(source.name, name) != 0)
+        continue;
+      if (holds(file, &f)) return false;
+      stands_in = true;
     }
-  return false;
+  return stands_in;
+}
+
+static bool gguf_holds(const void *file, const up_file_tensor *f) {
+  return up_gguf_find_tensor(file, f->gguf_name) != NULL;
+}
+
+bool up_checkpoint_gguf_qwen3_next_alias(const up_gguf *g, const up_model_config *cfg, const char *name) {
+  int layer = -1;
+  return sscanf(name, "blk.%d.", &layer) == 1 &&
+         stands_in_for_a_missing_part(cfg, layer, name, up_checkpoint_gguf_qwen3_next_fallback, gguf_holds, g);
+}
+
+/* --- Hugging Face ------------------------------------------------------------------ */
+
+bool up_checkpoint_hf_qwen3_next_fused_experts(const up_model_config *cfg, const up_file_tensor *tensor,
+                                               up_stored_source *source) {
+  if (!is_qwen3next(cfg) || tensor->experts <= 0) return false;
+  const char *star = strchr(tensor->hf_name, '*'); /* "model.layers.N.mlp.experts.*.gate_proj.weight" */
+  const int64_t inter = up_dim_size(cfg, UP_DIM_MOE_INTER);
+  if (!star || (tensor->role != UP_TENSOR_MOE_GATE_UP && tensor->role != UP_TENSOR_MOE_DOWN)) return false;
+  const bool gate_up = tensor->role == UP_TENSOR_MOE_GATE_UP;
+  snprintf(source->name, sizeof source->name, "%.*s%s", (int)(star - tensor->hf_name), tensor->hf_name,
+           gate_up ? "gate_up_proj" : "down_proj");
+  source->order = UP_ROWS_AS_STORED;
+  source->first_row = gate_up ? tensor->part * inter : 0;
+  source->stored_rows = gate_up ? 2 * inter : tensor->rows;
+  return true;
+}
+
+static bool hf_holds(const void *file, const up_file_tensor *f) {
+  char first[sizeof f->hf_name + 16];
+  return up_checkpoint_expert_name(f->hf_name, 0, first, sizeof first) && up_hf_checkpoint_find(file, first);
+}
+
+bool up_checkpoint_hf_qwen3_next_alias(const up_hf_checkpoint *hf, const up_model_config *cfg, const char *name) {
+  int layer = -1;
+  return sscanf(name, "model.layers.%d.mlp.experts.", &layer) == 1 &&
+         stands_in_for_a_missing_part(cfg, layer, name, up_checkpoint_hf_qwen3_next_fused_experts, hf_holds, hf);
 }

@@ -149,6 +149,9 @@ bool up_checkpoint_hf_check_tensors(const up_hf_checkpoint *hf, const up_model_c
       if (hf_consumed_knowingly(cfg, t, has_head ? head.hf_name : "", up_safetensors_name(shard), &ok, err,
                                 err_size))
         continue;
+      /* Qwen3-Next's experts stacked in one tensor, read in place of the per-expert
+       * ones the directory lacks (checkpoint_qwen3_next.c). */
+      if (up_checkpoint_hf_qwen3_next_alias(hf, cfg, t->name)) continue;
       UP_ASSERT(n_stored < n, "%s: shards hold more tensors than the checkpoint lists", up_hf_checkpoint_dir(hf));
       stored[n_stored++] = (stored_tensor){t->name, up_safetensors_name(shard)};
     }

@@ -209,8 +209,15 @@ static inline void qn_convert_layer(qn_gguf_list *l, const up_hf_checkpoint *hf,
   qn_stack_experts(l, hf, cfg, layer, &down, 1, "ffn_down_exps");
 }
 
+/* What a test may change in the file the converter would write. */
+typedef struct qn_gguf_options {
+  qn_gguf_layout layout;
+  const char *leave_out;         /* a tensor not written (NULL: every tensor) */
+  const bool *recurrent_layers;  /* attention.recurrent_layers, one per layer (NULL: the key absent) */
+} qn_gguf_options;
+
 /* The metadata the converter writes for a qwen3next model, from the config. */
-static inline uint64_t qn_put_metadata(gguf_buf *kv, const up_model_config *cfg) {
+static inline uint64_t qn_put_metadata(gguf_buf *kv, const up_model_config *cfg, const bool *recurrent_layers) {
   uint64_t n = 0;
   put_kv_str(kv, "general.architecture", "qwen3next"), ++n;
   put_kv_u32(kv, "qwen3next.block_count", (uint32_t)cfg->n_layers), ++n;
@@ -234,12 +241,17 @@ static inline uint64_t qn_put_metadata(gguf_buf *kv, const up_model_config *cfg)
   put_kv_u32(kv, "qwen3next.ssm.time_step_rank", (uint32_t)cfg->linear_value_heads), ++n;
   put_kv_u32(kv, "qwen3next.ssm.inner_size", (uint32_t)(cfg->linear_value_heads * cfg->linear_head_dim)), ++n;
   put_kv_u32(kv, "qwen3next.full_attention_interval", (uint32_t)cfg->full_attention_interval), ++n;
+  if (recurrent_layers) {
+    put_array_header(kv, "qwen3next.attention.recurrent_layers", UP_GGUF_BOOL, (uint64_t)cfg->n_layers), ++n;
+    for (int32_t l = 0; l < cfg->n_layers; ++l) put_u8(kv, recurrent_layers[l] ? 1 : 0);
+  }
   return n;
 }
 
-/* The GGUF file's bytes for the checkpoint directory hf_dir (the caller frees .data),
- * without the tensor named leave_out (NULL: every tensor): a truncated file. */
-static inline gguf_buf qn_gguf_from_hf_leaving_out(const char *hf_dir, qn_gguf_layout layout, const char *leave_out) {
+/* The GGUF file's bytes for the checkpoint directory hf_dir (the caller frees .data). */
+static inline gguf_buf qn_gguf_from_hf_with(const char *hf_dir, qn_gguf_options options) {
+  const qn_gguf_layout layout = options.layout;
+  const char *leave_out = options.leave_out;
   char err[512] = "";
   up_hf_checkpoint *hf = up_hf_checkpoint_open(hf_dir, err, sizeof err);
   UP_ASSERT(hf, "%s", err);
@@ -250,7 +262,7 @@ static inline gguf_buf qn_gguf_from_hf_leaving_out(const char *hf_dir, qn_gguf_l
   if (!cfg->tie_word_embeddings) qn_copy(&l, hf, "lm_head.weight", "output.weight", 0.0f);
   for (int32_t layer = 0; layer < cfg->n_layers; ++layer) qn_convert_layer(&l, hf, cfg, layer, layout);
   gguf_buf kv = {0}, infos = {0}, data = {0}, file = {0};
-  const uint64_t n_kv = qn_put_metadata(&kv, cfg);
+  const uint64_t n_kv = qn_put_metadata(&kv, cfg, options.recurrent_layers);
   int32_t kept = 0;
   for (int32_t i = 0; i < l.n; ++i) {
     const qn_gguf_tensor *t = &l.t[i];
@@ -279,7 +291,7 @@ static inline gguf_buf qn_gguf_from_hf_leaving_out(const char *hf_dir, qn_gguf_l
 }
 
 static inline gguf_buf qn_gguf_from_hf(const char *hf_dir, qn_gguf_layout layout) {
-  return qn_gguf_from_hf_leaving_out(hf_dir, layout, NULL);
+  return qn_gguf_from_hf_with(hf_dir, (qn_gguf_options){.layout = layout});
 }
 
 #endif

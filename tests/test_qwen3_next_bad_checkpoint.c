@@ -74,7 +74,7 @@ Test(qwen3_next_bad_checkpoint, multi_token_prediction_tensors_are_left_out_as_t
 static void expect_gguf_missing(qn_gguf_layout layout, const char *leave_out, const char *needle) {
   scratch s;
   scratch_make(&s, "model.gguf");
-  gguf_buf file = qn_gguf_from_hf_leaving_out(FIXTURE("tiny"), layout, leave_out);
+  gguf_buf file = qn_gguf_from_hf_with(FIXTURE("tiny"), (qn_gguf_options){.layout = layout, .leave_out = leave_out});
   write_file_or_die(s.file, file.data, file.len);
   free(file.data);
   up_checkpoint *ck = must_open(s.file);
@@ -157,4 +157,22 @@ Test(qwen3_next_bad_checkpoint, stacked_experts_missing_or_beside_their_own_tens
   cr_expect(strstr(err, "(1 tensor of the checkpoint is unknown or unused)") != NULL, "message: %s", err);
   const char *files[] = {"model.safetensors", "config.json"};
   scratch_remove(&s, files, 2);
+}
+
+Test(qwen3_next_bad_checkpoint, gguf_recurrent_layers_other_than_the_interval_pattern_is_refused) {
+  scratch s;
+  scratch_make(&s, "model.gguf");
+  const bool swapped[4] = {true, true, false, false}; /* full attention at layers 2 and 3 */
+  gguf_buf file = qn_gguf_from_hf_with(FIXTURE("tiny"), (qn_gguf_options){.recurrent_layers = swapped});
+  write_file_or_die(s.file, file.data, file.len);
+  free(file.data);
+  char err[512] = "";
+  up_checkpoint *ck = up_checkpoint_open(s.file, err, sizeof err);
+  cr_expect_null(ck, "layer kinds the engine cannot run were accepted");
+  up_checkpoint_close(ck);
+  cr_expect(strstr(err, "qwen3next.attention.recurrent_layers is not full attention every n-th layer") != NULL &&
+                strstr(err, "(layer 3 breaks the pattern)") != NULL,
+            "message: %s", err);
+  const char *files[] = {"model.gguf"};
+  scratch_remove(&s, files, 1);
 }

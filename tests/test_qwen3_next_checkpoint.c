@@ -94,6 +94,25 @@ Test(qwen3_next_checkpoint, partial_rotary_factor_at_the_top_level_of_a_transfor
   scratch_remove(&s, files, 2);
 }
 
+Test(qwen3_next_checkpoint, gguf_layer_kinds_from_recurrent_layers_before_the_interval) {
+  scratch s;
+  scratch_make(&s, "model.gguf");
+  /* interval3's layers 2 and 5 are full attention; the file also says interval 3. */
+  const bool recurrent[6] = {true, true, false, true, true, false};
+  gguf_buf file = qn_gguf_from_hf_with(FIXTURE("interval3"), (qn_gguf_options){.recurrent_layers = recurrent});
+  write_file_or_die(s.file, file.data, file.len);
+  free(file.data);
+  up_checkpoint *ck = must_open(s.file);
+  const up_model_config *c = up_checkpoint_config(ck);
+  cr_expect_eq(c->full_attention_interval, 3);
+  for (int32_t l = 0; l < 6; ++l)
+    cr_expect_eq(c->layer_kind[l], recurrent[l] ? UP_LAYER_LINEAR_ATTENTION : UP_LAYER_FULL_ATTENTION, "layer %d",
+                 (int)l);
+  up_checkpoint_close(ck);
+  const char *files[] = {"model.gguf"};
+  scratch_remove(&s, files, 1);
+}
+
 /* --- layouts, against the stored tensors ---------------------------------------------- */
 
 static void expect_rows(const float *engine, int64_t engine_row, const float *stored, int64_t stored_row, int64_t cols,

@@ -56,6 +56,10 @@ typedef struct up_stored_source {
   int64_t first_row, stored_rows;
 } up_stored_source;
 
+/* The n of a layer list that is full attention every n-th layer and linear attention
+ * between (n_layers + 1 when no layer is full), the one pattern the engine runs; -1
+ * when the list is not such, *breaking then the first layer that breaks it. */
+int32_t up_checkpoint_qwen3_next_period(const bool *full, int32_t n_layers, int32_t *breaking);
 /* Qwen3-Next's hyper-parameters from a qwen3next GGUF's metadata; cfg already holds the
  * keys every architecture shares (checkpoint_gguf.c). */
 bool up_checkpoint_gguf_qwen3_next_config(const up_gguf *g, up_model_config *cfg, char *err, size_t err_size);

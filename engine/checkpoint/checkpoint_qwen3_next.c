@@ -23,6 +23,45 @@
 
 static bool is_qwen3next(const up_model_config *cfg) { return strcmp(cfg->architecture, "qwen3next") == 0; }
 
+int32_t up_checkpoint_qwen3_next_period(const bool *full, int32_t n_layers, int32_t *breaking) {
+  int32_t period = n_layers + 1;
+  for (int32_t l = 0; l < n_layers && period > n_layers; ++l)
+    if (full[l]) period = l + 1;
+  for (int32_t l = 0; l < n_layers; ++l)
+    if (full[l] != ((l + 1) % period == 0)) {
+      *breaking = l;
+      return -1;
+    }
+  return period;
+}
+
+/* llama.cpp takes the layer kinds from attention.recurrent_layers (one bool per layer,
+ * or one for all; entries past block_count are multi-token-prediction layers) before
+ * full_attention_interval: when present, it must be the interval pattern, and gives it. */
+static bool read_recurrent_layers(const up_gguf *g, up_model_config *cfg, char *err, size_t err_size) {
+  const char *key = "qwen3next.attention.recurrent_layers";
+  if (!up_gguf_has_key(g, key)) return true;
+  bool recurrent[UP_MAX_LAYERS + 8], full[UP_MAX_LAYERS], all;
+  up_gguf_value_type type;
+  uint64_t count = 0;
+  if (up_gguf_get_bool(g, key, &all)) {
+    for (int32_t l = 0; l < cfg->n_layers; ++l) recurrent[l] = all;
+  } else if (!up_gguf_get_array_info(g, key, &type, &count) || count < (uint64_t)cfg->n_layers ||
+             count > sizeof recurrent / sizeof recurrent[0] || !up_gguf_get_array_bool(g, key, recurrent, count)) {
+    return up_error(err, err_size, "%s: %s must be a bool or an array of at least block_count (%d) bools",
+                    up_gguf_name(g), key, (int)cfg->n_layers);
+  }
+  for (int32_t l = 0; l < cfg->n_layers; ++l) full[l] = !recurrent[l];
+  int32_t breaking = -1;
+  const int32_t period = up_checkpoint_qwen3_next_period(full, cfg->n_layers, &breaking);
+  if (period < 0)
+    return up_error(err, err_size, "%s: %s is not full attention every n-th layer and linear attention between "
+                    "(layer %d breaks the pattern): the engine runs that pattern only", up_gguf_name(g), key,
+                    (int)breaking);
+  cfg->full_attention_interval = period;
+  return true;
+}
+
 bool up_checkpoint_gguf_qwen3_next_config(const up_gguf *g, up_model_config *cfg, char *err, size_t err_size) {
   enum { MAX_COUNT = 1 << 20 };
   int32_t key_dim = 0, inner = 0;
@@ -44,7 +83,8 @@ bool up_checkpoint_gguf_qwen3_next_config(const up_gguf *g, up_model_config *cfg
       !up_checkpoint_gguf_count(g, "qwen3next.ssm.inner_size", true, INT32_MAX, &inner, err, err_size) ||
       !up_checkpoint_gguf_count(g, "qwen3next.full_attention_interval", false, UP_MAX_LAYERS,
                                 &cfg->full_attention_interval, err, err_size) ||
-      !up_checkpoint_gguf_positive(g, "qwen3next.rope.freq_base", &cfg->rope_theta, err, err_size))
+      !up_checkpoint_gguf_positive(g, "qwen3next.rope.freq_base", &cfg->rope_theta, err, err_size) ||
+      !read_recurrent_layers(g, cfg, err, err_size))
     return false;
   /* ssm.inner_size is value heads x value head dim; the engine's heads have dk = dv. */
   if ((int64_t)cfg->linear_value_heads * key_dim != inner)

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "engine/checkpoint/checkpoint_internal.h"
 #include "engine/checkpoint/json_input.h"
 
 /* What a mapper gets: the parsed file and where to report. */
@@ -370,21 +371,19 @@ static bool read_qwen3_next_layer_types(const config_reader *r, up_model_config 
   if (types && !cJSON_IsNull(types)) {
     if (!cJSON_IsArray(types) || cJSON_GetArraySize(types) != cfg->n_layers)
       return reader_fail(r, "'layer_types' must list one type per layer (%d)", (int)cfg->n_layers);
-    int32_t l = 0, first_full = -1;
+    int32_t l = 0, breaking = -1;
     const cJSON *t = NULL;
     bool full[UP_MAX_LAYERS];
     cJSON_ArrayForEach(t, types) {
       const bool is_full = cJSON_IsString(t) && strcmp(t->valuestring, "full_attention") == 0;
       if (!is_full && !(cJSON_IsString(t) && strcmp(t->valuestring, "linear_attention") == 0))
         return reader_fail(r, "layer_types[%d] must be \"linear_attention\" or \"full_attention\"", (int)l);
-      if (is_full && first_full < 0) first_full = l;
       full[l++] = is_full;
     }
-    period = first_full >= 0 ? first_full + 1 : cfg->n_layers + 1;
-    for (l = 0; l < cfg->n_layers; ++l)
-      if (full[l] != ((l + 1) % period == 0))
-        return reader_fail(r, "layer_types is not full attention every n-th layer and linear attention between "
-                              "(layer %d breaks the pattern): the engine runs that pattern only", (int)l);
+    period = up_checkpoint_qwen3_next_period(full, cfg->n_layers, &breaking);
+    if (period < 0)
+      return reader_fail(r, "layer_types is not full attention every n-th layer and linear attention between "
+                            "(layer %d breaks the pattern): the engine runs that pattern only", (int)breaking);
   }
   cfg->full_attention_interval = (int32_t)period;
   up_model_config_qwen3_next_layers(cfg);

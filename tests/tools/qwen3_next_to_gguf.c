@@ -26,7 +26,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: qwen3_next_to_gguf HF_DIR OUT.gguf [--legacy | --fused] [--leave-out TENSOR]\n");
     return 2;
   }
-  gguf_buf file = qn_gguf_from_hf_leaving_out(argv[1], layout, leave_out);
+  gguf_buf file = qn_gguf_from_hf_with(argv[1], (qn_gguf_options){.layout = layout, .leave_out = leave_out});
   write_file_or_die(argv[2], file.data, file.len);
   free(file.data);
   return 0;

@@ -169,7 +169,8 @@ static inline void write_broken_copy(const scratch *s, const char *fixture, cons
  * keeps them (mlp.experts.gate_up_proj [E, 2I, H], each expert's gate rows then its up
  * rows; mlp.experts.down_proj [E, H, I]), without the stacked tensor `leave_out` (NULL:
  * none), and with layer 0's expert 0 gate_proj kept besides when keep_one. */
-static inline void write_stacked_experts_copy(const scratch *s, const char *fixture, const char *leave_out, bool keep_one) {
+static inline void write_stacked_experts_copy(const scratch *s, const char *fixture, const char *leave_out,
+                                              bool keep_one) {
   char err[512], name[160], dims[64];
   up_hf_checkpoint *hf = up_hf_checkpoint_open(fixture, err, sizeof err);
   cr_assert_not_null(hf, "%s", err);

@@ -96,21 +96,29 @@ Test(qwen3_next_bad_checkpoint, gguf_without_a_part_in_any_form_names_both_forms
   expect_gguf_missing(QN_GGUF_SPLIT, "blk.0.ssm_ba.weight", "tensor 'blk.0.ssm_ba.weight' is missing");
 }
 
-Test(qwen3_next_bad_checkpoint, gguf_holding_a_weight_in_both_forms_is_refused) {
+/* The tiny fixture's GGUF, written with `options`, fails to open with every one of the
+ * n needles in its message. */
+static void expect_gguf_not_opened(qn_gguf_options options, const char *const *needles, int n) {
   scratch s;
   scratch_make(&s, "model.gguf");
-  gguf_buf file = qn_gguf_from_hf(FIXTURE("tiny"), QN_GGUF_BOTH);
+  gguf_buf file = qn_gguf_from_hf_with(FIXTURE("tiny"), options);
   write_file_or_die(s.file, file.data, file.len);
   free(file.data);
   char err[512] = "";
   up_checkpoint *ck = up_checkpoint_open(s.file, err, sizeof err);
-  cr_expect_null(ck, "a GGUF with both attn_q and a fused attn_qkv opened");
+  cr_expect_null(ck, "the GGUF opened");
   up_checkpoint_close(ck);
-  /* The first stranger in file order: layer 0's fused experts; then layers 1-3's and layer 3's attn_qkv. */
-  cr_expect(strstr(err, "tensor 'blk.0.ffn_gate_up_exps.weight' is not a weight") != NULL, "message: %s", err);
-  cr_expect(strstr(err, "(5 tensors of the checkpoint are unknown or unused)") != NULL, "message: %s", err);
+  for (int i = 0; i < n; ++i)
+    cr_expect(strstr(err, needles[i]) != NULL, "message \"%s\" lacks \"%s\"", err, needles[i]);
   const char *files[] = {"model.gguf"};
   scratch_remove(&s, files, 1);
+}
+
+Test(qwen3_next_bad_checkpoint, gguf_holding_a_weight_in_both_forms_is_refused) {
+  /* The first stranger in file order: layer 0's fused experts; then layers 1-3's and layer 3's attn_qkv. */
+  const char *needles[] = {"tensor 'blk.0.ffn_gate_up_exps.weight' is not a weight",
+                           "(5 tensors of the checkpoint are unknown or unused)"};
+  expect_gguf_not_opened((qn_gguf_options){.layout = QN_GGUF_BOTH}, needles, 2);
 }
 
 Test(qwen3_next_bad_checkpoint, gguf_ssm_a_that_no_converter_writes_is_refused) {
@@ -160,19 +168,8 @@ Test(qwen3_next_bad_checkpoint, stacked_experts_missing_or_beside_their_own_tens
 }
 
 Test(qwen3_next_bad_checkpoint, gguf_recurrent_layers_other_than_the_interval_pattern_is_refused) {
-  scratch s;
-  scratch_make(&s, "model.gguf");
   const bool swapped[4] = {true, true, false, false}; /* full attention at layers 2 and 3 */
-  gguf_buf file = qn_gguf_from_hf_with(FIXTURE("tiny"), (qn_gguf_options){.recurrent_layers = swapped});
-  write_file_or_die(s.file, file.data, file.len);
-  free(file.data);
-  char err[512] = "";
-  up_checkpoint *ck = up_checkpoint_open(s.file, err, sizeof err);
-  cr_expect_null(ck, "layer kinds the engine cannot run were accepted");
-  up_checkpoint_close(ck);
-  cr_expect(strstr(err, "qwen3next.attention.recurrent_layers is not full attention every n-th layer") != NULL &&
-                strstr(err, "(layer 3 breaks the pattern)") != NULL,
-            "message: %s", err);
-  const char *files[] = {"model.gguf"};
-  scratch_remove(&s, files, 1);
+  const char *needles[] = {"qwen3next.attention.recurrent_layers is not full attention every n-th layer",
+                           "(layer 3 breaks the pattern)"};
+  expect_gguf_not_opened((qn_gguf_options){.recurrent_layers = swapped}, needles, 2);
 }

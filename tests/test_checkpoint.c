@@ -527,11 +527,11 @@ Test(checkpoint, misshapen_tensor_names_file_and_tensor) {
 }
 
 Test(checkpoint, unsupported_architecture_is_refused) {
-  const variant v = {.architecture = "qwen3next"};
+  const variant v = {.architecture = "mamba2"};
   write_gguf(&files, &source, &v);
   write_hf(&files, &source, &v);
-  expect_open_error(files.gguf, "architecture 'qwen3next' is not supported");
-  expect_open_error(files.hf, "qwen3next");
+  expect_open_error(files.gguf, "architecture 'mamba2' is not supported");
+  expect_open_error(files.hf, "mamba2");
 }
 
 Test(checkpoint, partial_rotary_is_refused) {

@@ -157,8 +157,8 @@ Test(hf_config, defaults_and_optional_fields) {
   cJSON_free(a);
 }
 
-Test(hf_config, planned_and_unknown_architectures) {
-  expect_config_error("model_type", "\"qwen3_next\"", "architecture qwen3_next is not supported yet (planned)");
+Test(hf_config, unknown_architectures) {
+  expect_config_error("model_type", "\"qwen3_next\"", "qwen3_next rope scaling 'llama3'"); /* Llama 3.1's RoPE */
   expect_config_error("model_type", "\"gemma3\"", "only text-only gemma3_text checkpoints load");
   expect_config_error("model_type", "\"mistral\"", "model_type 'mistral' is not supported");
   expect_config_error("model_type", NULL, "missing field 'model_type'");
@@ -520,12 +520,12 @@ Test(hf_checkpoint, broken_directories) {
   write_file_or_die(file, garbage, sizeof garbage);
   expect_open_error(&d, "model.safetensors: header length", NULL);
 
-  /* The config is read first: missing, malformed, planned. */
+  /* The config is read first: missing, incomplete, malformed. */
   temp_dir_file(&d, "config.json", file, sizeof file);
   cr_assert_eq(unlink(file), 0);
   expect_open_error(&d, "config.json: cannot open", NULL);
   temp_dir_write(&d, "config.json", "{\"model_type\": \"qwen3_next\"}");
-  expect_open_error(&d, "config.json: architecture qwen3_next is not supported yet (planned)", NULL);
+  expect_open_error(&d, "config.json: missing field 'num_hidden_layers'", NULL);
   temp_dir_write(&d, "config.json", "{\"model_type\": ");
   expect_open_error(&d, "config.json: not valid JSON", NULL);
   temp_dir_remove(&d);

@@ -76,6 +76,7 @@ const up_gguf *up_checkpoint_gguf(const up_checkpoint *ck) { return ck->gguf; }
 
 bool up_checkpoint_read(const up_checkpoint *ck, const up_file_tensor *tensor, float *out, char *err,
                         size_t err_size) {
-  if (ck->format == UP_CHECKPOINT_GGUF) return up_checkpoint_gguf_read(ck->gguf, tensor, out, err, err_size);
+  if (ck->format == UP_CHECKPOINT_GGUF)
+    return up_checkpoint_gguf_read(ck->gguf, &ck->cfg, tensor, out, err, err_size);
   return up_checkpoint_hf_read(ck->hf, tensor, out, err, err_size);
 }

@@ -43,8 +43,8 @@ const up_gguf *up_checkpoint_gguf(const up_checkpoint *ck);
 
 /* Dequantize one checkpoint tensor, as the architecture's table describes it
  * (engine/model/arch.h: up_arch_file_tensor), into out (rows*cols floats, engine
- * layout). False with a message naming the file and tensor when it is missing or
- * misshapen. */
+ * layout; a part of an expert stack: experts*rows*cols, expert by expert). False with
+ * a message naming the file and tensor when it is missing or misshapen. */
 bool up_checkpoint_read(const up_checkpoint *ck, const up_file_tensor *tensor, float *out, char *err,
                         size_t err_size);
 

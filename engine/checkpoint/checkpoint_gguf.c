@@ -1,4 +1,4 @@
-/* checkpoint_gguf.c — the GGUF side of engine/checkpoint/checkpoint.h: llama and gemma3
+/* checkpoint_gguf.c — the GGUF side of engine/checkpoint/checkpoint.h: llama, gemma3 and qwen3next
  * hyper-parameters from the file's metadata, tensors read by the names the architecture's table gives, and
  * one layout difference from the engine: llama.cpp's converter reorders the rows of
  * some tensors (Llama's query and key projections; the table says which) so that
@@ -55,6 +55,16 @@ static bool get_optional_positive(const up_gguf *g, const char *key, float *out,
   }
   *out = v;
   return true;
+}
+
+/* The two key readers, for the architectures' own keys (checkpoint_qwen3_next.c). */
+bool up_checkpoint_gguf_count(const up_gguf *g, const char *key, bool required, int64_t max, int32_t *out, char *err,
+                              size_t err_size) {
+  return get_count(g, key, required, max, out, err, err_size);
+}
+
+bool up_checkpoint_gguf_positive(const up_gguf *g, const char *key, float *out, char *err, size_t err_size) {
+  return get_optional_positive(g, key, out, err, err_size);
 }
 
 /* llama.cpp stores Llama-3.1's rotary scaling as a per-frequency divisor tensor rather
@@ -158,12 +168,13 @@ bool up_checkpoint_gguf_config(const up_gguf *g, up_model_config *cfg, char *err
   }
   const bool llama = arch_str.len == 5 && memcmp(arch_str.data, "llama", 5) == 0;
   const bool gemma3 = arch_str.len == 6 && memcmp(arch_str.data, "gemma3", 6) == 0;
-  if (!llama && !gemma3) {
-    snprintf(err, err_size, "%s: architecture '%.*s' is not supported yet (llama and gemma3 are; qwen3next is planned)",
+  const bool qwen3next = arch_str.len == 9 && memcmp(arch_str.data, "qwen3next", 9) == 0;
+  if (!llama && !gemma3 && !qwen3next) {
+    snprintf(err, err_size, "%s: architecture '%.*s' is not supported (llama, gemma3 and qwen3next are)",
              up_gguf_name(g), (int)(arch_str.len > 64 ? 64 : arch_str.len), arch_str.data);
     return false;
   }
-  const char *arch = llama ? "llama" : "gemma3";
+  const char *arch = llama ? "llama" : gemma3 ? "gemma3" : "qwen3next";
   char k[96];
   snprintf(cfg->architecture, sizeof cfg->architecture, "%s", arch);
   if (!get_count(g, arch_key(k, sizeof k, arch, "block_count"), true, UP_MAX_LAYERS, &cfg->n_layers, err, err_size) ||
@@ -187,7 +198,8 @@ bool up_checkpoint_gguf_config(const up_gguf *g, up_model_config *cfg, char *err
                  err_size))
     return false;
   if (rope_dims == 0) rope_dims = cfg->head_dim;
-  if (rope_dims != cfg->head_dim) {
+  if (qwen3next) cfg->rotary_dim = rope_dims; /* partial rotary: checked against head_dim on validation */
+  else if (rope_dims != cfg->head_dim) {
     snprintf(err, err_size, "%s: %s.rope.dimension_count %d differs from head_dim %d (partial rotary embeddings "
              "are not supported)", up_gguf_name(g), arch, (int)rope_dims, (int)cfg->head_dim);
     return false;
@@ -236,6 +248,7 @@ bool up_checkpoint_gguf_config(const up_gguf *g, up_model_config *cfg, char *err
                                                            ? strlen(base) - 5 : strlen(base)), base);
   cfg->n_drop_layers = up_model_config_drop_layers_by_depth(cfg->n_layers, cfg->drop_layers);
   cfg->default_top_p = 0.99f;
+  if (qwen3next) return up_checkpoint_gguf_qwen3_next_config(g, cfg, err, err_size);
   return gemma3 ? gemma3_config(g, cfg, err, err_size) : true;
 }
 
@@ -249,32 +262,53 @@ static void unpermute_rotary_rows(const float *src, float *dst, int64_t rows, in
                sizeof(float) * (size_t)cols);
 }
 
-bool up_checkpoint_gguf_read(const up_gguf *g, const up_file_tensor *tensor, float *out, char *err,
-                             size_t err_size) {
-  const char *name = tensor->gguf_name;
-  const up_gguf_tensor *t = up_gguf_find_tensor(g, name);
-  if (!t) {
-    snprintf(err, err_size, "%s: tensor '%s' is missing", up_gguf_name(g), name);
-    return false;
+/* The stored tensor (the table's, or one a qwen3next file holds it in instead) and
+ * where the part's rows are in it; NULL with a message naming both when the file holds
+ * neither. */
+static const up_gguf_tensor *find_stored(const up_gguf *g, const up_model_config *cfg, const up_file_tensor *tensor,
+                                         up_stored_source *source, char *err, size_t err_size) {
+  *source = (up_stored_source){.order = tensor->gguf_order,
+                             .stored_rows = up_checkpoint_stored_rows(cfg, tensor->gguf_order, tensor->rows)};
+  snprintf(source->name, sizeof source->name, "%s", tensor->gguf_name);
+  const up_gguf_tensor *t = up_gguf_find_tensor(g, source->name);
+  if (t) return t;
+  if (!up_checkpoint_gguf_qwen3_next_fallback(cfg, tensor, source)) {
+    up_error(err, err_size, "%s: tensor '%s' is missing", up_gguf_name(g), tensor->gguf_name);
+    return NULL;
   }
-  const int64_t rows = tensor->rows, cols = tensor->cols;
-  /* ggml order: dims[0] is the contiguous one, so a [rows][cols] matrix is {cols, rows}. */
-  const bool vector = rows == 1;
-  const bool shape_ok = vector ? (t->n_dims == 1 && t->dims[0] == cols)
-                               : (t->n_dims == 2 && t->dims[0] == cols && t->dims[1] == rows);
-  if (!shape_ok) {
-    char got[96] = "";
-    size_t used = 0;
-    for (int32_t d = 0; d < t->n_dims && used < sizeof got; ++d)
-      used += (size_t)snprintf(got + used, sizeof got - used, "%s%lld", d ? ", " : "", (long long)t->dims[d]);
-    snprintf(err, err_size, "%s: tensor '%s' has ggml dims [%s], the config needs [%lld, %lld]", up_gguf_name(g), name,
-             got, (long long)cols, (long long)rows);
-    return false;
+  t = up_gguf_find_tensor(g, source->name);
+  if (!t)
+    up_error(err, err_size, "%s: tensor '%s' is missing (and so is '%s', which may hold it instead)", up_gguf_name(g),
+             tensor->gguf_name, source->name);
+  return t;
+}
+
+bool up_checkpoint_gguf_read(const up_gguf *g, const up_model_config *cfg, const up_file_tensor *tensor, float *out,
+                             char *err, size_t err_size) {
+  up_stored_source src;
+  const up_gguf_tensor *t = find_stored(g, cfg, tensor, &src, err, err_size);
+  if (!t) return false;
+  const int64_t rows = tensor->rows, cols = tensor->cols, experts = tensor->experts > 0 ? tensor->experts : 1;
+  /* ggml order: dims[0] is the contiguous one, so a [rows][cols] matrix is {cols, rows}
+   * and a stack of experts {cols, rows, experts}. */
+  const int64_t want[3] = {cols, src.stored_rows, experts};
+  const int32_t n_want = tensor->experts > 0 ? 3 : 2;
+  if (!up_checkpoint_dims_match(t->dims, t->n_dims, want, n_want)) {
+    char got[128], need[128];
+    up_checkpoint_format_dims(t->dims, t->n_dims, got, sizeof got);
+    up_checkpoint_format_dims(want, n_want, need, sizeof need);
+    return up_error(err, err_size, "%s: tensor '%s' has ggml dims [%s], the config needs [%s]", up_gguf_name(g),
+                    t->name, got, need);
   }
-  if (tensor->gguf_rotary_head_dim <= 0) return up_gguf_tensor_to_f32(t, out, err, err_size);
-  float *file_order = up_malloc_or_die(sizeof(float) * (size_t)(rows * cols), "rotary rows");
-  const bool ok = up_gguf_tensor_to_f32(t, file_order, err, err_size);
-  if (ok) unpermute_rotary_rows(file_order, out, rows, cols, tensor->gguf_rotary_head_dim);
-  free(file_order);
-  return ok;
+  const bool plain = src.order == UP_ROWS_AS_STORED && src.stored_rows == rows && tensor->gguf_rotary_head_dim <= 0;
+  float *stored = plain ? out : up_malloc_or_die(sizeof(float) * (size_t)t->n_elements, "checkpoint tensor rows");
+  bool ok = up_gguf_tensor_to_f32(t, stored, err, err_size);
+  for (int64_t e = 0; ok && !plain && e < experts; ++e) {
+    const float *from = stored + (e * src.stored_rows + src.first_row) * cols;
+    float *to = out + e * rows * cols;
+    if (tensor->gguf_rotary_head_dim > 0) unpermute_rotary_rows(from, to, rows, cols, tensor->gguf_rotary_head_dim);
+    else up_checkpoint_take_rows(cfg, src.order, from, to, rows, cols);
+  }
+  if (!plain) free(stored);
+  return ok && up_checkpoint_gguf_qwen3_next_values(g, cfg, tensor, out, experts * rows * cols, err, err_size);
 }

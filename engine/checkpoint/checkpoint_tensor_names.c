@@ -24,19 +24,29 @@ static int compare_names(const void *a, const void *b) { return strcmp((const ch
 
 /* The names of every tensor part of the model in one format, sorted. Each (layer, table
  * line, part) is asked once, the layers that do not run a line's block answering
- * false: linear in the model's size, so checking n stored names costs n log n. */
+ * false: linear in the model's size, so checking n stored names costs n log n. A
+ * Hugging Face expert stack is one tensor per expert, each listed. */
 static weight_name *model_tensor_names(const up_model_config *cfg, up_tensor_names names, int64_t *count) {
   const up_arch *arch = up_arch_of(cfg);
   const int64_t per_layer = (int64_t)arch->n_tensors * UP_MAX_TENSOR_PARTS;
   const int64_t slots = per_layer * (cfg->n_layers + 1); /* layer -1 holds the model-wide weights */
-  weight_name *out = up_calloc_or_die((size_t)(slots > 0 ? slots : 1), sizeof *out, "model tensor names");
-  int64_t n = 0;
+  int64_t cap = slots > 0 ? slots : 1, n = 0;
+  weight_name *out = up_calloc_or_die((size_t)cap, sizeof *out, "model tensor names");
   for (int64_t k = 0; k < slots; ++k) {
     const int32_t layer = (int32_t)(k / per_layer) - 1, line = (int32_t)(k % per_layer / UP_MAX_TENSOR_PARTS);
     up_file_tensor f;
     /* A tied LM head resolves to the embedding's tensor: listed twice, harmlessly. */
     if (!up_arch_file_tensor(cfg, arch->tensors[line].role, layer, (int32_t)(k % UP_MAX_TENSOR_PARTS), &f)) continue;
-    snprintf(out[n++], sizeof out[0], "%s", names == UP_NAMES_GGUF ? f.gguf_name : f.hf_name);
+    const int32_t copies = names == UP_NAMES_HF && f.experts > 0 ? f.experts : 1;
+    if (n + copies > cap) {
+      cap = (n + copies) * 2;
+      out = realloc(out, (size_t)cap * sizeof *out);
+      UP_ASSERT(out, "model tensor names: out of memory for %lld names", (long long)cap);
+    }
+    for (int32_t e = 0; e < copies; ++e)
+      UP_ASSERT(up_checkpoint_expert_name(names == UP_NAMES_GGUF ? f.gguf_name : f.hf_name, e, out[n++],
+                                          sizeof out[0]),
+                "tensor name of expert %d too long", (int)e);
   }
   qsort(out, (size_t)n, sizeof out[0], compare_names);
   *count = n;
@@ -79,6 +89,9 @@ bool up_checkpoint_gguf_check_tensors(const up_gguf *g, const up_model_config *c
      * compared them with the config's rotary scaling (and refused any it cannot
      * reproduce), so the engine's own frequencies are the ones the file holds. */
     if (strcmp(name, "rope_freqs.weight") == 0) continue;
+    /* A qwen3next file's legacy or fused form of table tensors it lacks, read in their
+     * place (checkpoint_qwen3_next.c). */
+    if (up_checkpoint_gguf_qwen3_next_alias(g, cfg, name)) continue;
     stored[n_stored++] = (stored_tensor){name, up_gguf_name(g)};
   }
   const bool ok = check_names(cfg, UP_NAMES_GGUF, stored, n_stored, err, err_size);
@@ -99,6 +112,9 @@ static bool hf_consumed_knowingly(const up_model_config *cfg, const up_st_tensor
    * current versions derive them from the config on load and drop the stored ones, as
    * the engine does (up_model_config_rope_inv_freq). */
   if (ends_with(t->name, ".rotary_emb.inv_freq")) return true;
+  /* Qwen3-Next's multi-token-prediction head: transformers does not load it
+   * (_keys_to_ignore_on_load_unexpected), nor does prefill use it. */
+  if (strcmp(cfg->architecture, "qwen3next") == 0 && strncmp(t->name, "mtp.", 4) == 0) return true;
   /* A tied model may still store its head: transformers ties lm_head to the embedding
    * after loading, so the stored copy is never used, and the engine reads the
    * embedding as transformers does. A copy of another shape is a broken checkpoint
@@ -133,6 +149,9 @@ bool up_checkpoint_hf_check_tensors(const up_hf_checkpoint *hf, const up_model_c
       if (hf_consumed_knowingly(cfg, t, has_head ? head.hf_name : "", up_safetensors_name(shard), &ok, err,
                                 err_size))
         continue;
+      /* Qwen3-Next's experts stacked in one tensor, read in place of the per-expert
+       * ones the directory lacks (checkpoint_qwen3_next.c). */
+      if (up_checkpoint_hf_qwen3_next_alias(hf, cfg, t->name)) continue;
       UP_ASSERT(n_stored < n, "%s: shards hold more tensors than the checkpoint lists", up_hf_checkpoint_dir(hf));
       stored[n_stored++] = (stored_tensor){t->name, up_safetensors_name(shard)};
     }

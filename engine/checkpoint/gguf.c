@@ -752,6 +752,13 @@ bool up_gguf_get_array_i32(const up_gguf *g, const char *key, int32_t *out, uint
   return get_numeric_array(g, key, count, convert_to_i32, out, sizeof *out);
 }
 
+bool up_gguf_get_array_bool(const up_gguf *g, const char *key, bool *out, uint64_t count) {
+  const gguf_kv *kv = find_kv(g, key);
+  if (!kv || kv->type != UP_GGUF_ARRAY || kv->elem_type != UP_GGUF_BOOL || kv->count != count) return false;
+  for (uint64_t i = 0; i < count; i++) out[i] = g->base[kv->value_pos + i] != 0; /* 0 or 1: checked on parsing */
+  return true;
+}
+
 int64_t up_gguf_kv_count(const up_gguf *g) { return g->n_kv; }
 
 bool up_gguf_kv_at(const up_gguf *g, int64_t index, up_gguf_str *key, up_gguf_value_type *type) {

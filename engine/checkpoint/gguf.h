@@ -81,6 +81,8 @@ bool up_gguf_get_array_str(const up_gguf *g, const char *key, uint64_t i, up_ggu
  * count from up_gguf_get_array_info); false on a type that cannot convert. */
 bool up_gguf_get_array_f32(const up_gguf *g, const char *key, float *out, uint64_t count);
 bool up_gguf_get_array_i32(const up_gguf *g, const char *key, int32_t *out, uint64_t count);
+/* Copy a whole bool array (out holds count elements); false on another element type. */
+bool up_gguf_get_array_bool(const up_gguf *g, const char *key, bool *out, uint64_t count);
 /* Walking all metadata in file order: the key (no NUL inside) and value type of entry
  * index; false when index is out of range. */
 int64_t up_gguf_kv_count(const up_gguf *g);

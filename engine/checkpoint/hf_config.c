@@ -1,5 +1,5 @@
 /* hf_config.c — config.json to up_model_config (see hf_config.h): dispatch on
- * model_type, then the llama or gemma3_text mapper reads each field with its Hugging
+ * model_type, then the llama, gemma3_text or qwen3_next mapper reads each field with its Hugging
  * Face default where the library has one the task allows, checks it, and the result
  * goes through up_model_config_validate. */
 #include "engine/checkpoint/hf_config.h"
@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "engine/checkpoint/checkpoint_internal.h"
 #include "engine/checkpoint/json_input.h"
 
 /* What a mapper gets: the parsed file and where to report. */
@@ -312,6 +313,143 @@ static bool map_gemma3_multimodal(const config_reader *r, up_model_config *cfg) 
                         "use the gemma-3-4b/12b/27b presets for those shapes");
 }
 
+/* --- Qwen3-Next, ../shared/HYBRIDS.md C.1 ------------------------------------------ */
+
+/* A RoPE number from rope_parameters or, where that lacks it, the top level (transformers
+ * 5 files may keep partial_rotary_factor there); two different values are refused. */
+static bool read_rope_number(const config_reader *r, const cJSON *params, const char *key, double fallback,
+                             float *out) {
+  if (!params || !cJSON_GetObjectItemCaseSensitive(params, key))
+    return read_positive(r, r->root, key, true, fallback, out);
+  float outer = 0.0f;
+  const bool top = cJSON_GetObjectItemCaseSensitive(r->root, key) != NULL;
+  if (!read_positive(r, params, key, false, 0, out) || (top && !read_positive(r, r->root, key, false, 0, &outer)))
+    return false;
+  if (top && outer != *out)
+    return reader_fail(r, "'%s' is %g at the top level and %g in 'rope_parameters'", key, (double)outer, (double)*out);
+  return true;
+}
+
+/* transformers 5: "rope_parameters" {rope_theta, partial_rotary_factor, rope_type}; the
+ * released config.json (transformers 4): rope_theta, partial_rotary_factor and
+ * rope_scaling at the top. Only unscaled RoPE (the released models have none). */
+static bool read_qwen3_next_rope(const config_reader *r, up_model_config *cfg) {
+  const cJSON *params = cJSON_GetObjectItemCaseSensitive(r->root, "rope_parameters");
+  const cJSON *scaling = cJSON_GetObjectItemCaseSensitive(r->root, "rope_scaling");
+  if (params && cJSON_IsNull(params)) params = NULL;
+  if (params) {
+    if (!cJSON_IsObject(params)) return reader_fail(r, "'rope_parameters' must be an object");
+    scaling = params;
+  }
+  if (scaling && !cJSON_IsNull(scaling)) {
+    if (!cJSON_IsObject(scaling)) return reader_fail(r, "'rope_scaling' must be null or an object");
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(scaling, "rope_type");
+    if (!type) type = cJSON_GetObjectItemCaseSensitive(scaling, "type");
+    if (type && !(cJSON_IsString(type) && strcmp(type->valuestring, "default") == 0))
+      return reader_fail(r, "qwen3_next rope scaling '%.40s' is not supported (only the default, unscaled RoPE)",
+                         cJSON_IsString(type) ? type->valuestring : "(not a string)");
+  }
+  float partial = 0.25f; /* Qwen3NextConfig's default */
+  if (!read_rope_number(r, params, "rope_theta", 10000.0, &cfg->rope_theta) ||
+      !read_rope_number(r, params, "partial_rotary_factor", 0.25, &partial))
+    return false;
+  /* transformers rotates int(head_dim * factor) dims. */
+  const double rotated = (double)cfg->head_dim * (double)partial;
+  if (partial > 1.0f || (int32_t)rotated < 2 || (int32_t)rotated % 2 != 0)
+    return reader_fail(r, "partial_rotary_factor %g of head_dim %d does not rotate an even number of dims",
+                       (double)partial, (int)cfg->head_dim);
+  cfg->rotary_dim = (int32_t)rotated;
+  return true;
+}
+
+/* layer_types when listed (it must be the period pattern the engine runs), else the
+ * period full_attention_interval (default 4). */
+static bool read_qwen3_next_layer_types(const config_reader *r, up_model_config *cfg) {
+  int64_t period;
+  if (!read_int(r, r->root, "full_attention_interval", 1, UP_MAX_LAYERS, true, 4, &period)) return false;
+  const cJSON *types = cJSON_GetObjectItemCaseSensitive(r->root, "layer_types");
+  if (types && !cJSON_IsNull(types)) {
+    if (!cJSON_IsArray(types) || cJSON_GetArraySize(types) != cfg->n_layers)
+      return reader_fail(r, "'layer_types' must list one type per layer (%d)", (int)cfg->n_layers);
+    int32_t l = 0, breaking = -1;
+    const cJSON *t = NULL;
+    bool full[UP_MAX_LAYERS];
+    cJSON_ArrayForEach(t, types) {
+      const bool is_full = cJSON_IsString(t) && strcmp(t->valuestring, "full_attention") == 0;
+      if (!is_full && !(cJSON_IsString(t) && strcmp(t->valuestring, "linear_attention") == 0))
+        return reader_fail(r, "layer_types[%d] must be \"linear_attention\" or \"full_attention\"", (int)l);
+      full[l++] = is_full;
+    }
+    period = up_checkpoint_qwen3_next_period(full, cfg->n_layers, &breaking);
+    if (period < 0)
+      return reader_fail(r, "layer_types is not full attention every n-th layer and linear attention between "
+                            "(layer %d breaks the pattern): the engine runs that pattern only", (int)breaking);
+  }
+  cfg->full_attention_interval = (int32_t)period;
+  up_model_config_qwen3_next_layers(cfg);
+  return true;
+}
+
+/* Qwen3NextConfig features the engine's layers do not have: refused, not ignored. */
+static bool check_qwen3_next_features(const config_reader *r) {
+  const char *act, *dtype;
+  if (!read_optional_string(r, r->root, "hidden_act", &act)) return false;
+  if (act && strcmp(act, "silu") != 0)
+    return reader_fail(r, "hidden_act '%.40s' is not supported (silu: SwiGLU experts)", act);
+  bool bias = false;
+  if (!read_bool(r, r->root, "attention_bias", false, &bias)) return false;
+  if (bias) return reader_fail(r, "'attention_bias' is true; the engine's layers have no bias terms");
+  int64_t step;
+  if (!read_int(r, r->root, "decoder_sparse_step", 1, UP_MAX_LAYERS, true, 1, &step)) return false;
+  const cJSON *dense = cJSON_GetObjectItemCaseSensitive(r->root, "mlp_only_layers");
+  if (step != 1)
+    return reader_fail(r, "decoder_sparse_step %lld gives some layers a dense MLP; the engine runs qwen3_next with "
+                          "MoE in every layer (decoder_sparse_step 1)", (long long)step);
+  if (dense && !cJSON_IsNull(dense) && (!cJSON_IsArray(dense) || cJSON_GetArraySize(dense) != 0))
+    return reader_fail(r, "mlp_only_layers is not empty: it gives some layers a dense MLP; the engine runs "
+                          "qwen3_next with MoE in every layer");
+  return read_optional_string(r, r->root, "torch_dtype", &dtype) && read_optional_string(r, r->root, "dtype", &dtype);
+}
+
+static bool map_qwen3_next(const config_reader *r, up_model_config *cfg) {
+  int32_t value_head_dim = 0;
+  if (!check_qwen3_next_features(r) ||
+      !read_int32(r, "num_hidden_layers", 1, UP_MAX_LAYERS, false, 0, &cfg->n_layers) ||
+      !read_int32(r, "hidden_size", 1, 1 << 20, false, 0, &cfg->hidden) ||
+      !read_int32(r, "num_attention_heads", 1, 1 << 12, false, 0, &cfg->n_heads) ||
+      !read_int32(r, "num_key_value_heads", 1, 1 << 12, false, 0, &cfg->n_kv_heads) ||
+      !read_int32(r, "head_dim", 1, 1 << 12, true, 256, &cfg->head_dim) ||
+      !read_int32(r, "intermediate_size", 1, 1 << 24, true, 5632, &cfg->intermediate) ||
+      !read_int32(r, "vocab_size", 2, 1 << 24, false, 0, &cfg->vocab) ||
+      !read_int32(r, "max_position_embeddings", 1, INT32_MAX, true, 32768, &cfg->max_context) ||
+      !read_positive(r, r->root, "rms_norm_eps", true, 1e-6, &cfg->norm_eps) ||
+      !read_bool(r, r->root, "tie_word_embeddings", false, &cfg->tie_word_embeddings) ||
+      !read_int32(r, "linear_num_key_heads", 1, 1 << 12, true, 16, &cfg->linear_key_heads) ||
+      !read_int32(r, "linear_num_value_heads", 1, 1 << 12, true, 32, &cfg->linear_value_heads) ||
+      !read_int32(r, "linear_key_head_dim", 1, 1 << 12, true, 128, &cfg->linear_head_dim) ||
+      !read_int32(r, "linear_value_head_dim", 1, 1 << 12, true, 128, &value_head_dim) ||
+      !read_int32(r, "linear_conv_kernel_dim", 1, 1 << 12, true, 4, &cfg->linear_conv_width) ||
+      !read_int32(r, "num_experts", 1, 1 << 20, true, 512, &cfg->n_experts) ||
+      !read_int32(r, "num_experts_per_tok", 1, 1 << 20, true, 10, &cfg->n_experts_per_token) ||
+      !read_int32(r, "moe_intermediate_size", 1, 1 << 24, true, 512, &cfg->moe_intermediate) ||
+      !read_int32(r, "shared_expert_intermediate_size", 1, 1 << 24, true, 512, &cfg->shared_expert_intermediate) ||
+      !read_bool(r, r->root, "norm_topk_prob", true, &cfg->moe_renormalize) || !read_qwen3_next_rope(r, cfg) ||
+      !read_qwen3_next_layer_types(r, cfg))
+    return false;
+  if (value_head_dim != cfg->linear_head_dim)
+    return reader_fail(r, "linear_value_head_dim %d differs from linear_key_head_dim %d (the engine's DeltaNet heads "
+                       "have one size)", (int)value_head_dim, (int)cfg->linear_head_dim);
+  if (cfg->linear_value_heads % cfg->linear_key_heads != 0)
+    return reader_fail(r, "linear_num_value_heads %d is not a multiple of linear_num_key_heads %d",
+                       (int)cfg->linear_value_heads, (int)cfg->linear_key_heads);
+  if (cfg->n_experts_per_token > cfg->n_experts)
+    return reader_fail(r, "num_experts_per_tok %d is more than num_experts %d", (int)cfg->n_experts_per_token,
+                       (int)cfg->n_experts);
+  snprintf(cfg->architecture, sizeof cfg->architecture, "qwen3next");
+  cfg->attn_output_gate = true; /* Qwen3NextAttention always gates its output */
+  return true;
+}
+
 typedef bool (*config_mapper)(const config_reader *r, up_model_config *cfg);
 
 /* model_type -> mapper; NULL marks a type that is planned but not implemented. */
@@ -322,7 +460,7 @@ static const struct {
     {"llama", map_llama},
     {"gemma3", map_gemma3_multimodal},
     {"gemma3_text", map_gemma3_text},
-    {"qwen3_next", NULL},
+    {"qwen3_next", map_qwen3_next},
 };
 
 static bool config_from_json(const config_reader *r, const char *name, up_model_config *cfg) {
@@ -341,7 +479,7 @@ static bool config_from_json(const config_reader *r, const char *name, up_model_
       map = k_mappers[i].map;
     }
   if (!known)
-    return reader_fail(r, "model_type '%.40s' is not supported (llama, gemma3_text; qwen3_next is planned)",
+    return reader_fail(r, "model_type '%.40s' is not supported (llama, gemma3_text, qwen3_next)",
                        model_type);
   if (!map) return reader_fail(r, "architecture %s is not supported yet (planned)", model_type);
 

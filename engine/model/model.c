@@ -147,10 +147,13 @@ static bool load_weight(up_model *m, const up_checkpoint *ck, const up_tensor_de
     UP_ASSERT(up_arch_file_tensor(&m->cfg, t->role, t->layer, p, &f), "weight '%s' has no part %d",
               t->spec->name, (int)p);
     if (!up_checkpoint_read(ck, &f, buf, err, err_size)) return false;
+    /* An expert stack's part comes expert by expert: its rows of each expert's block. */
+    const int64_t copies = f.experts > 0 ? f.experts : 1, count = f.rows * f.cols;
     if (f.hf_one_plus && up_checkpoint_format_of(ck) == UP_CHECKPOINT_HF)
-      for (int64_t i = 0; i < f.rows * f.cols; ++i) buf[i] += 1.0f;
-    m->be->ops->upload_f32(m->be, up_model_weight(m, t->role, t->layer), (size_t)(f.row_offset * f.cols), buf,
-                           (size_t)(f.rows * f.cols));
+      for (int64_t i = 0; i < copies * count; ++i) buf[i] += 1.0f;
+    for (int64_t e = 0; e < copies; ++e)
+      m->be->ops->upload_f32(m->be, up_model_weight(m, t->role, t->layer),
+                             (size_t)((e * f.expert_rows + f.row_offset) * f.cols), buf + e * count, (size_t)count);
   }
   return true;
 }
@@ -165,7 +168,8 @@ up_model *up_model_create_from_checkpoint(const up_checkpoint *ck, up_backend *b
     const int32_t n = up_arch_layer_tensors(cfg, layer, tensors);
     for (int32_t i = 0; i < n; ++i)
       for (int32_t p = 0; p < tensors[i].spec->n_parts; ++p) {
-        const size_t count = (size_t)(up_dim_size(cfg, tensors[i].spec->parts[p].rows) * tensors[i].cols);
+        const size_t count = (size_t)(up_dim_size(cfg, tensors[i].spec->parts[p].rows) * tensors[i].cols *
+                                      (tensors[i].n_experts > 0 ? tensors[i].n_experts : 1));
         largest = count > largest ? count : largest;
       }
   }

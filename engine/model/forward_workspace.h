@@ -26,6 +26,7 @@ struct up_forward_workspace {
   int32_t *h_tokens, *h_positions, *h_slot_mapping, *h_cu_seqlens, *h_new_cu_seqlens, *h_kv_lens;
   int32_t *h_block_tables, *h_last_rows;
   uint8_t *h_is_candidate;
+  int32_t *h_slots; /* [max_seqs] each sequence's KV slot (the method hooks see it) */
 };
 
 /* Rows of sequence s in the current (possibly compacted) batch. */

@@ -69,7 +69,9 @@ static inline int32_t up_uniprefill_select(up_backend *be, int32_t *keep_rows, i
  * Otherwise the attention op's contract (kernels/ops.h). UniPrefill's window=original
  * uses it on sliding layers after a drop, where a window of W original positions
  * starts at the first kept entry whose position is within W of the row's. The CPU
- * reference has it; the CUDA backend does not yet (the method refuses the option there). */
+ * reference (kernels/cpu/cpu_attention.c) and the CUDA backend
+ * (kernels/cuda/selection/uniprefill_bounded_attention.cu) have it; a backend without
+ * it makes the method refuse the option. */
 typedef void (*up_bounded_attention_fn)(up_backend *be, void *out, const void *qkv, const up_kv_pool *pool,
                                         const up_attn_batch *batch, const up_attn_shape *shape,
                                         const int32_t *first_entry);

@@ -43,7 +43,7 @@ static const up_method_option up_uniprefill_option_table[] = {
      "model's (1024 on Gemma 3, 0 elsewhere)"},
     {"window", UP_OPTION_CHOICE, UP_UNIPREFILL_OPTION(window), 0.0, 0.0, false, "kept|original", NULL,
      "how a sliding-window layer's window counts after a drop: kept (W kept tokens, reaching back over more "
-     "original positions: the reference) or original (the kept tokens within W original positions; CPU only)"},
+     "original positions: the reference) or original (the kept tokens within W original positions)"},
 };
 
 const up_uniprefill_options *up_uniprefill_options_of(const up_method_spec *spec) {
@@ -101,8 +101,8 @@ static bool uniprefill_supports(const up_method_spec *spec, up_backend *be, char
   }
   const up_uniprefill_options *options = up_uniprefill_options_of(spec);
   if (options->window == UP_UNIPREFILL_WINDOW_ORIGINAL && !up_bounded_attention_kernel(be)) {
-    snprintf(why, why_size, "window=original needs attention bounded per row, which the %s backend lacks (the cpu "
-             "backend has it; use window=kept here)", be->ops->name);
+    snprintf(why, why_size, "window=original needs attention bounded per row, which the %s backend lacks (use "
+             "window=kept there)", be->ops->name);
     return false;
   }
   return true;

@@ -2,7 +2,9 @@
  * drop: window=original against a direct softmax under an explicit positional mask
  * (a key is seen iff its original position is in (p - W, p]), for a packed prefill of
  * two sequences (one with dropped positions) and a decode step over the same slots;
- * window=kept against the entry-window mask (the reference's); the option's text form.
+ * window=kept against the entry-window mask (the reference's); positions without gaps
+ * (before a drop), where window=original takes the plain windowed attention; the
+ * option's text form.
  * The forward-level check (a tiny Gemma with a drop) is in test_gemma3.c. */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -238,4 +240,22 @@ Test(uniprefill_window, the_option_reads_and_describes_by_name) {
   cr_assert_eq(up_uniprefill_options_of(&back)->window, UP_UNIPREFILL_WINDOW_ORIGINAL);
   cr_assert_not(up_method_spec_parse("uniprefill:window=positions", NULL, &spec, err, sizeof err));
   cr_assert_not_null(strstr(err, "'positions' is not one of kept|original"), "%s", err);
+}
+
+/* Before any drop every entry sits at its own position: window=original takes the
+ * backend's windowed attention then, which the positional mask must still describe. */
+Test(uniprefill_window, original_without_gaps_is_the_plain_window) {
+  up_backend *be = up_cpu_backend_create(1);
+  layer_case *c = new_case(be);
+  up_method m = make_method(be, "uniprefill:window=original");
+  int32_t a[100], b[40];
+  for (int32_t p = 0; p < 100; ++p) a[p] = p;
+  for (int32_t p = 0; p < 40; ++p) b[p] = p;
+  const int32_t rows[N_SEQS] = {100, 40};
+  const int32_t *prompt[N_SEQS] = {a, b};
+  const double err = run_step(c, &m, rows, prompt, 5, true, sees_original);
+  cr_assert_lt(err, 1e-5, "window=original without gaps differs from the positional mask by %g", err);
+  up_method_destroy(&m);
+  free_case(c);
+  be->ops->destroy(be);
 }

@@ -93,6 +93,7 @@ double up_position_window_attention(up_position_window *pw, up_backend *be, cons
   ensure_rows(pw, n_rows);
   be->ops->download_i32(be, pw->row_positions, at->positions, (size_t)n_rows);
   double pairs = 0.0;
+  bool undropped = true; /* every sequence's entry e is at position e: no drop yet */
   for (int32_t s = 0; s < at->n_seqs; ++s) {
     const int32_t first_row = at->cu_seqlens_host[s], rows = at->cu_seqlens_host[s + 1] - first_row;
     const int32_t prior = at->kv_lens_host[s] - rows;
@@ -114,6 +115,13 @@ double up_position_window_attention(up_position_window *pw, up_backend *be, cons
     }
     pairs += up_position_window_first_entries(list->positions, prior, pw->row_positions + first_row, rows,
                                               at->window, pw->first_entry + first_row);
+    undropped = undropped && (list->len == 0 || list->positions[list->len - 1] == list->len - 1);
+  }
+  /* Positions ascend from 0 without gaps until a drop, so W positions are W entries:
+   * the backend's own windowed attention (the fast kernel on a GPU) gives the same. */
+  if (undropped) {
+    be->ops->attention(be, out, at->qkv, at->pool, at->batch, at->shape, at->window);
+    return pairs;
   }
   be->ops->upload_i32(be, pw->first_entry_be, pw->first_entry, (size_t)n_rows);
   attend(be, out, at->qkv, at->pool, at->batch, at->shape, pw->first_entry_be);

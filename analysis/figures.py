@@ -44,6 +44,10 @@ Figures, each skipped with a printed note when the runs lack what it needs:
   eval_kept_per_layer       `--eval` runs: mean fraction of prompt tokens entering each
                             layer (/eval_layer_rows), a line per method, a panel per
                             context length; the steps sit after each drop layer
+  eval_accuracy_vs_kept     `--eval` runs: the accuracy/kept trade-off, a point per method
+                            (tasks pooled) at its mean kept fraction, a panel per context
+                            length; a top-p sweep (uniprefill:p=0.95,...) traces the
+                            front, dense sits at 1
 
 Runs written before the KV fields existed (kv_*, max_resident) skip the figures that
 need them. Methods keep one colour in every figure (dense always dark grey, the others from a
@@ -626,6 +630,27 @@ def fig_eval_kept_per_layer(runs, colors, out_dir, written):
     return None
 
 
+def fig_eval_accuracy_vs_kept(runs, colors, out_dir, written):
+    rows = [(ri, r) for ri, run in enumerate(runs) for r in run.eval.summary
+            if r["task"] == EVAL_ALL_TASKS and r["n_samples"] > 0 and math.isfinite(r["kept_fraction"])]
+    if not any(r["method"] != DENSE for _, r in rows):
+        return "no run has --eval rows of a method other than dense"
+    ctxs = distinct(r["ctx"] for _, r in rows)
+    fig, axes = panel_grid(len(ctxs), "Accuracy vs kept fraction")
+    for ax, ctx in zip(axes, ctxs):
+        for ri, r in rows:
+            if r["ctx"] != ctx:
+                continue
+            ax.plot(r["kept_fraction"], r["accuracy"], marker=("o", "s", "^", "D")[ri % 4], linestyle="none",
+                    color=colors[r["method"]], label=series_label(r["method"], runs[ri], runs))
+        ax.set_xlim(right=1.02)
+        ax.set_ylim(-0.03, 1.05)
+        ax.set_xlabel("kept fraction (prompt rows over all layers)")
+        finish_panel(ax, "accuracy (exact match)", ctx_label(ctx))
+    save(fig, out_dir, "eval_accuracy_vs_kept", runs, written)
+    return None
+
+
 FIGURES = (
     ("ttft_vs_ctx", fig_ttft_vs_ctx),
     ("speedup_vs_concurrency", fig_speedup_vs_concurrency),
@@ -642,6 +667,7 @@ FIGURES = (
     ("eval_accuracy_vs_ctx", fig_eval_accuracy),
     ("eval_kl_vs_ctx", fig_eval_kl),
     ("eval_kept_per_layer", fig_eval_kept_per_layer),
+    ("eval_accuracy_vs_kept", fig_eval_accuracy_vs_kept),
 )
 
 

@@ -62,6 +62,27 @@ static inline int32_t up_uniprefill_select(up_backend *be, int32_t *keep_rows, i
   return select(be, keep_rows, new_cu_seqlens_host, qkv, pool, batch, shape, is_candidate_host, params);
 }
 
+/* Attention in which each row brings its own first visible cache entry: packed row r,
+ * at cache index i of its sequence, attends entries first_entry[r]..i (first_entry:
+ * backend int32 [n_tokens], 0 <= first_entry[r] <= i, non-decreasing within a
+ * sequence; blocks before a sequence's first row's entry may be -1 and are not read).
+ * Otherwise the attention op's contract (kernels/ops.h). UniPrefill's window=original
+ * uses it on sliding layers after a drop, where a window of W original positions
+ * starts at the first kept entry whose position is within W of the row's. The CPU
+ * reference (kernels/cpu/cpu_attention.c) and the CUDA backend
+ * (kernels/cuda/selection/uniprefill_bounded_attention.cu) have it; a backend without
+ * it makes the method refuse the option. */
+typedef void (*up_bounded_attention_fn)(up_backend *be, void *out, const void *qkv, const up_kv_pool *pool,
+                                        const up_attn_batch *batch, const up_attn_shape *shape,
+                                        const int32_t *first_entry);
+
+#define UP_UNIPREFILL_BOUNDED_ATTENTION_KERNEL "uniprefill_bounded_attention"
+
+/* The backend's bounded attention; NULL when it has none. */
+static inline up_bounded_attention_fn up_bounded_attention_kernel(up_backend *be) {
+  return (up_bounded_attention_fn)be->ops->method_kernel(be, UP_UNIPREFILL_BOUNDED_ATTENTION_KERNEL);
+}
+
 #ifdef __cplusplus
 }
 #endif

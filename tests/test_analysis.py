@@ -40,7 +40,7 @@ SUMMARY_FIGURES = ("ttft_vs_ctx", "speedup_vs_concurrency", "throughput_vs_concu
 # KV footprint, residents): a run of today's binary has them.
 NEW_FIELD_FIGURES = ("speedup_vs_predicted", "kv_per_request", "resident_vs_concurrency")
 TRACE_FIGURES = ("trace_ttft_over_time", "trace_queue_over_time")
-EVAL_FIGURES = ("eval_accuracy_vs_ctx", "eval_kl_vs_ctx", "eval_kept_per_layer")
+EVAL_FIGURES = ("eval_accuracy_vs_ctx", "eval_kl_vs_ctx", "eval_kept_per_layer", "eval_accuracy_vs_kept")
 TINY_GGUF = os.path.join("models", "llama-2-tiny-random.gguf")
 
 

@@ -354,3 +354,25 @@ Test(gemma3, uniprefill_drops_at_a_global_layer_and_sliding_layers_follow) {
   cr_assert(memcmp(skipped.logits, dense.logits, sizeof dense.logits) == 0, "a skipped drop is dense");
   cr_assert(memcmp(skipped.tokens, dense.tokens, sizeof(int32_t) * 4) == 0);
 }
+
+/* UniPrefill's window option: before a drop the two semantics are the same window; after
+ * one, window=original (the kept rows within W original positions) changes the sliding
+ * layer's result (the tokens kept stay the same), and decoding goes on over it. The
+ * equality with an explicit positional mask is test_uniprefill_window.c's. */
+Test(gemma3, uniprefill_window_semantics_differ_only_after_a_drop) {
+  enum { N = 300 };
+  int32_t prompt[N];
+  for (int i = 0; i < N; ++i) prompt[i] = (i * 29 + 3) % 64;
+  const char *drop = "uniprefill:keep=0.3:layers=1:min_rows=0:sink=16:last_q=16";
+  char original[128];
+  snprintf(original, sizeof original, "%s:window=original", drop);
+  const small_run kept = run_small(4, 2, drop, prompt, N, 4), orig = run_small(4, 2, original, prompt, N, 4);
+  for (int l = 0; l < 4; ++l) cr_assert_eq(orig.layer_rows[l], kept.layer_rows[l], "layer %d rows", l);
+  cr_assert_lt(orig.layer_rows[2], N);
+  cr_assert(memcmp(orig.logits, kept.logits, sizeof kept.logits) != 0, "layer 2's windows differ after the drop");
+  cr_assert_eq(orig.n_tokens, 4, "decoding goes on under window=original");
+  const small_run dense = run_small(4, 2, "dense", prompt, N, 4);
+  const small_run undropped = run_small(4, 2, "uniprefill:layers=1:min_rows=300:window=original", prompt, N, 4);
+  cr_assert(memcmp(undropped.logits, dense.logits, sizeof dense.logits) == 0, "without a drop both are dense's");
+  cr_assert(memcmp(undropped.tokens, dense.tokens, sizeof(int32_t) * 4) == 0);
+}

@@ -98,7 +98,7 @@ Test(methods, descriptions_round_trip_set_and_resolved_values) {
   const up_method_spec spec = small_spec("uniprefill");
   char text[UP_METHOD_TEXT_MAX];
   cr_assert(up_method_spec_describe(&spec, text, sizeof text));
-  cr_expect_str_eq(text, "uniprefill:p=0.99:keep=0:block=64:sink=128:last_q=128:layers=1+2:min_rows=0");
+  cr_expect_str_eq(text, "uniprefill:p=0.99:keep=0:block=64:sink=128:last_q=128:layers=1+2:min_rows=0:window=kept");
   const up_method_spec dense = parse_ok("dense");
   char dense_text[32];
   cr_assert(up_method_spec_describe(&dense, dense_text, sizeof dense_text));

@@ -28,6 +28,8 @@ typedef enum up_method_option_kind {
   UP_OPTION_INT,    /* int32 in [lo, hi] */
   UP_OPTION_LAYERS, /* up_layer_list: "preset", or layer indices joined by '+' (or ','), each once */
   UP_OPTION_PATH,   /* char[UP_METHOD_PATH_MAX]: a file name ("" = none), without ':' or ',' (spec separators) */
+  UP_OPTION_CHOICE, /* int32 index of a name among choices; default_value lists them joined by '|', the first
+                     * being the default ("kept|original") */
 } up_method_option_kind;
 
 /* Layers an option names; n == -1 stands for the model's preset until the spec is
@@ -45,7 +47,7 @@ typedef struct up_method_option {
   size_t offset;             /* of the float, int32_t or up_layer_list in the options struct */
   double lo, hi;             /* REAL and INT range */
   bool lo_open;              /* REAL: lo itself is out of range */
-  const char *default_value; /* parsed like a user's value */
+  const char *default_value; /* parsed like a user's value (CHOICE: the choices, see above) */
   const char *run_file_attr; /* the fixed point attribute the run file has always kept this
                               * option in (results/README.md), or NULL */
   const char *help;
@@ -128,6 +130,9 @@ typedef struct up_method_layer {
   const up_kv_pool *pool;
   const up_attn_batch *batch;     /* the same batch as backend arrays */
   const up_attn_shape *shape;
+  int32_t window;                 /* the layer's sliding window in cache entries (0: full attention) */
+  const int32_t *positions;       /* [rows] original position of each row (backend memory) */
+  const int32_t *slots_host;      /* [n_seqs] each sequence's KV slot: the same sequence across steps */
 } up_method_layer;
 
 /* The attention work of a layer, in query-key pairs: what was computed against what
@@ -142,6 +147,9 @@ typedef struct up_attn_work {
 /* Causal query-key pairs of a layer: row t of a sequence with n rows and kv entries
  * attends kv - n + t + 1 of them. */
 double up_method_causal_pairs(const up_method_layer *at);
+/* Query-key pairs attention over a window of `window` cache entries computes at a layer
+ * (each row sees at most `window` entries, itself included); the causal count for 0. */
+double up_method_window_pairs(const up_method_layer *at, int32_t window);
 
 /* ---- the method table ------------------------------------------------------------ */
 

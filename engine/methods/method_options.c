@@ -81,12 +81,39 @@ static bool parse_layers(const char *text, up_layer_list *out, char *err, size_t
   return true;
 }
 
+/* A CHOICE option's value by name: its index among the '|'-separated choices its
+ * default_value lists; that list itself stands for its first choice, the default. */
+static bool parse_choice(const up_method_option *o, const char *text, int32_t *out, char *err, size_t err_size) {
+  const char *name = o->default_value;
+  if (strcmp(text, name) == 0) { /* the default: the first choice */
+    *out = 0;
+    return true;
+  }
+  for (int32_t index = 0;; ++index) {
+    const size_t len = strcspn(name, "|");
+    if (strlen(text) == len && strncmp(name, text, len) == 0) {
+      *out = index;
+      return true;
+    }
+    if (name[len] == '\0') return up_error(err, err_size, "'%s' is not one of %s", text, o->default_value);
+    name += len + 1;
+  }
+}
+
+/* The name of choice `index` of a CHOICE option. */
+static void format_choice(const up_method_option *o, int32_t index, char *buf, size_t size) {
+  const char *name = o->default_value;
+  for (int32_t i = 0; i < index && strchr(name, '|'); ++i) name = strchr(name, '|') + 1;
+  snprintf(buf, size, "%.*s", (int)strcspn(name, "|"), name);
+}
+
 static bool parse_value(const up_method_option *o, const char *text, void *options, char *err, size_t err_size) {
   unsigned char *at = (unsigned char *)options + o->offset;
   switch (o->kind) {
     case UP_OPTION_REAL: return parse_real(o, text, (float *)(void *)at, err, err_size);
     case UP_OPTION_INT: return parse_int(o, text, (int32_t *)(void *)at, err, err_size);
     case UP_OPTION_LAYERS: return parse_layers(text, (up_layer_list *)(void *)at, err, err_size);
+    case UP_OPTION_CHOICE: return parse_choice(o, text, (int32_t *)(void *)at, err, err_size);
     case UP_OPTION_PATH:
       if (strlen(text) >= UP_METHOD_PATH_MAX)
         return up_error(err, err_size, "file name longer than %d characters", UP_METHOD_PATH_MAX - 1);
@@ -115,6 +142,7 @@ static size_t format_value(const up_method_option *o, const void *options, char 
     case UP_OPTION_REAL: format_real(*(const float *)(const void *)at, buf, size); break;
     case UP_OPTION_INT: snprintf(buf, size, "%" PRId32, *(const int32_t *)(const void *)at); break;
     case UP_OPTION_PATH: snprintf(buf, size, "%s", (const char *)at); break;
+    case UP_OPTION_CHOICE: format_choice(o, *(const int32_t *)(const void *)at, buf, size); break;
     case UP_OPTION_LAYERS: {
       const up_layer_list *list = (const up_layer_list *)(const void *)at;
       if (list->n < 0) {

@@ -51,7 +51,13 @@ void up_method_print_help(FILE *out) {
   for (int32_t i = 0; i < UP_N_METHODS; ++i) {
     const up_method_ops *m = up_method_table[i];
     fprintf(out, "  %s\n      %s\n", m->usage, m->summary);
-    for (int32_t k = 0; k < m->n_options; ++k)
-      fprintf(out, "      %-8s %s (default %s)\n", m->options[k].key, m->options[k].help, m->options[k].default_value);
+    for (int32_t k = 0; k < m->n_options; ++k) {
+      const up_method_option *o = &m->options[k];
+      if (o->kind == UP_OPTION_CHOICE) /* default_value lists the choices, the first being the default */
+        fprintf(out, "      %-8s %s (one of %s, default %.*s)\n", o->key, o->help, o->default_value,
+                (int)strcspn(o->default_value, "|"), o->default_value);
+      else
+        fprintf(out, "      %-8s %s (default %s)\n", o->key, o->help, o->default_value);
+    }
   }
 }

@@ -2,13 +2,17 @@
  * kernel (kernels/uniprefill_ops.h) scores the prompt's blocks by the attention its
  * last queries pay them and keeps the top-p share (or a fixed budget) plus sinks and
  * last queries; later layers see only the kept tokens. Attention itself stays dense
- * over the rows that enter a layer. Owns the method's options, their checks against
- * the model and its hooks; the kernels are kernels/cpu and kernels/cuda/selection. */
+ * over the rows that enter a layer, its sliding windows counted in kept entries (the
+ * reference) or in original positions (window=original, uniprefill_window.c). Owns the
+ * method's options, their checks against the model and its hooks; the kernels are
+ * kernels/cpu and kernels/cuda/selection. */
 #include "engine/methods/uniprefill.h"
 
 #include <math.h>
 #include <stddef.h>
 #include <string.h>
+
+#include "engine/methods/uniprefill_window.h"
 
 extern const up_method_ops up_method_uniprefill; /* defined at the end, after its hooks */
 
@@ -37,6 +41,9 @@ static const up_method_option up_uniprefill_option_table[] = {
     {"min_rows", UP_OPTION_INT, UP_UNIPREFILL_OPTION(min_rows), -1.0, 1 << 30, false, "-1", NULL,
      "skip a drop layer when the step has at most N rows left (the reference's Gemma 3 rule: 1024); -1: the "
      "model's (1024 on Gemma 3, 0 elsewhere)"},
+    {"window", UP_OPTION_CHOICE, UP_UNIPREFILL_OPTION(window), 0.0, 0.0, false, "kept|original", NULL,
+     "how a sliding-window layer's window counts after a drop: kept (W kept tokens, reaching back over more "
+     "original positions: the reference) or original (the kept tokens within W original positions)"},
 };
 
 const up_uniprefill_options *up_uniprefill_options_of(const up_method_spec *spec) {
@@ -88,9 +95,36 @@ static bool uniprefill_resolve(void *options, const up_model_config *cfg, char *
 }
 
 static bool uniprefill_supports(const up_method_spec *spec, up_backend *be, char *why, size_t why_size) {
-  if (up_uniprefill_select_kernel(be)) return true;
-  snprintf(why, why_size, "the %s backend has no UniPrefill selection operator", be->ops->name);
-  return false;
+  if (!up_uniprefill_select_kernel(be)) {
+    snprintf(why, why_size, "the %s backend has no UniPrefill selection operator", be->ops->name);
+    return false;
+  }
+  const up_uniprefill_options *options = up_uniprefill_options_of(spec);
+  if (options->window == UP_UNIPREFILL_WINDOW_ORIGINAL && !up_bounded_attention_kernel(be)) {
+    snprintf(why, why_size, "window=original needs attention bounded per row, which the %s backend lacks (use "
+             "window=kept there)", be->ops->name);
+    return false;
+  }
+  return true;
+}
+
+/* window=original keeps the positions of every cache entry; window=kept needs nothing. */
+static bool uniprefill_init(up_method *m, up_backend *be, char *err, size_t err_size) {
+  (void)err;
+  (void)err_size;
+  if (options_of(m)->window == UP_UNIPREFILL_WINDOW_ORIGINAL) m->state = up_position_window_create(be);
+  return true;
+}
+
+static void uniprefill_destroy(up_method *m) { up_position_window_destroy(m->state); }
+
+/* Dense attention over the rows entering the layer; on a sliding layer under
+ * window=original, each row's window starts at its first kept entry within W original
+ * positions (before any drop that is the same window). */
+static double uniprefill_attention(const up_method *m, up_backend *be, const up_method_layer *at, void *out) {
+  if (at->window > 0 && m->state) return up_position_window_attention(m->state, be, at, out);
+  be->ops->attention(be, out, at->qkv, at->pool, at->batch, at->shape, at->window);
+  return up_method_window_pairs(at, at->window);
 }
 
 static bool uniprefill_drops_after(const up_method *m, int32_t layer) {
@@ -114,13 +148,16 @@ static int32_t uniprefill_select(const up_method *m, up_backend *be, const up_me
 
 const up_method_ops up_method_uniprefill = {
     .name = "uniprefill",
-    .usage = "uniprefill:keep=F:p=P:block=B:sink=S:last_q=Q:layers=L+L+L:min_rows=N",
+    .usage = "uniprefill:keep=F:p=P:block=B:sink=S:last_q=Q:layers=L+L+L:min_rows=N:window=kept|original",
     .summary = "token dropping at chosen layers (any subset of the keys)",
     .options = up_uniprefill_option_table,
     .n_options = (int32_t)(sizeof up_uniprefill_option_table / sizeof up_uniprefill_option_table[0]),
     .options_size = sizeof(up_uniprefill_options),
     .resolve = uniprefill_resolve,
     .supports = uniprefill_supports,
+    .init = uniprefill_init,
+    .destroy = uniprefill_destroy,
     .drops_after = uniprefill_drops_after,
     .select = uniprefill_select,
+    .attention = uniprefill_attention,
 };

@@ -14,7 +14,17 @@ typedef struct up_uniprefill_options {
   up_layer_list layers;    /* drop layers: after each, the selection keeps a subset of the prompt */
   int32_t min_rows;        /* a drop layer is skipped when the step has at most this many rows left;
                               -1 until resolved: the model's (drop_min_rows) */
+  int32_t window;          /* how a sliding layer's window counts after a drop: up_uniprefill_window */
 } up_uniprefill_options;
+
+/* The `window` option. KEPT: a sliding layer's window is W cache entries, which after a
+ * drop are W kept tokens reaching back over more than W original positions (the
+ * reference, ../shared/HYBRIDS.md D.3). ORIGINAL: a row at original position p sees the
+ * kept entries whose original positions are above p - W, as dense attention's window. */
+typedef enum up_uniprefill_window {
+  UP_UNIPREFILL_WINDOW_KEPT = 0,
+  UP_UNIPREFILL_WINDOW_ORIGINAL = 1,
+} up_uniprefill_window;
 
 /* The options of a uniprefill spec; NULL for another method's. */
 const up_uniprefill_options *up_uniprefill_options_of(const up_method_spec *spec);

@@ -60,6 +60,7 @@ up_forward_workspace *up_forward_workspace_create(const up_model *model, int64_t
   ws->h_block_tables = up_malloc_or_die(S * (size_t)max_blocks_per_seq * i4, "block tables");
   ws->h_is_candidate = up_malloc_or_die(S, "selection candidates");
   up_forward_workspace_create_hybrid(ws, cfg);
+  ws->h_slots = up_malloc_or_die(S * i4, "sequence KV slots");
   return ws;
 }
 
@@ -73,7 +74,7 @@ void up_forward_workspace_destroy(up_forward_workspace *ws) {
                  ws->kv_lens, ws->last_rows, ws->block_tables};
   for (size_t i = 0; i < sizeof dev / sizeof dev[0]; ++i) be->ops->free(be, dev[i]);
   void *host[] = {ws->h_tokens, ws->h_positions, ws->h_slot_mapping, ws->h_cu_seqlens, ws->h_new_cu_seqlens,
-                  ws->h_kv_lens, ws->h_last_rows, ws->h_block_tables, ws->h_is_candidate};
+                  ws->h_kv_lens, ws->h_last_rows, ws->h_block_tables, ws->h_is_candidate, ws->h_slots};
   for (size_t i = 0; i < sizeof host / sizeof host[0]; ++i) free(host[i]);
   free(ws);
 }

@@ -328,6 +328,7 @@ void up_forward(const up_model *model, up_forward_workspace *ws, up_kv_cache *ca
     step.n_rows += seqs[s].n_tokens;
     ws->h_cu_seqlens[s + 1] = step.n_rows;
     ws->h_is_candidate[s] = seqs[s].is_prefill;
+    ws->h_slots[s] = seqs[s].slot;
     step.any_prefill = step.any_prefill || seqs[s].is_prefill;
   }
   ops->upload_i32(be, ws->tokens, ws->h_tokens, (size_t)step.n_rows);

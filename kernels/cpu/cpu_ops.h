@@ -32,5 +32,8 @@ void up_cpu_kv_store(up_backend *be, const up_kv_pool *pool, const void *qkv, co
                      int32_t n_tokens, const up_attn_shape *shape);
 void up_cpu_attention(up_backend *be, void *out, const void *qkv, const up_kv_pool *pool,
                       const up_attn_batch *batch, const up_attn_shape *shape, int32_t window);
+/* UniPrefill's bounded attention (kernels/uniprefill_ops.h): each row from its own first entry. */
+void up_cpu_bounded_attention(up_backend *be, void *out, const void *qkv, const up_kv_pool *pool,
+                              const up_attn_batch *batch, const up_attn_shape *shape, const int32_t *first_entry);
 
 #endif

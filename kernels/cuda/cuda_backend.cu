@@ -13,6 +13,7 @@
 #include "kernels/cuda/cuda_backend_impl.h"
 #include "kernels/cuda/cuda_device.h"
 #include "kernels/cuda/deltanet/deltanet_ops.h"
+#include "kernels/cuda/selection/uniprefill_bounded_attention.h"
 #include "kernels/cuda/selection/uniprefill_select.h"
 #include "kernels/cuda/sparse/sparse_cuda.h"
 #include "kernels/method_kernels.h"
@@ -48,6 +49,7 @@ static const char *index_op_name(int32_t op) {
     case UP_CUDA_OP_KV_STORE: return "kv_store: slot";
     case UP_CUDA_OP_SPARSE_KV_LEN: return "sparse_attention: cache length (must equal a sparse sequence's rows)";
     case UP_CUDA_OP_SPARSE_QBLOCKS: return "sparse_attention: query-block count (must be ceil(rows / block_q))";
+    case UP_CUDA_OP_BOUNDED_FIRST_ENTRY: return "bounded attention: first visible entry (must lie in 0..the row's index)";
     default: return "unknown op: index";
   }
 }
@@ -140,6 +142,7 @@ static void cuda_destroy(up_backend *be) {
 /* The kernels of individual methods this backend has (kernels/method_kernels.h). */
 static const up_method_kernel_entry cuda_method_kernels[] = {
     {UP_UNIPREFILL_SELECT_KERNEL, (up_method_kernel_fn)up_cuda_uniprefill_select},
+    {UP_UNIPREFILL_BOUNDED_ATTENTION_KERNEL, (up_method_kernel_fn)up_cuda_bounded_attention},
     {UP_SPARSE_ATTENTION_KERNEL, (up_method_kernel_fn)up_cuda_sparse_attention},
     {UP_MINFERENCE_ESTIMATE_KERNEL, (up_method_kernel_fn)up_cuda_minference_estimate},
     {UP_XATTENTION_ESTIMATE_KERNEL, (up_method_kernel_fn)up_cuda_xattention_estimate},

@@ -45,6 +45,7 @@ typedef enum up_cuda_index_op {
   UP_CUDA_OP_KV_STORE,
   UP_CUDA_OP_SPARSE_KV_LEN,   /* row: the sequence, value: its cache length */
   UP_CUDA_OP_SPARSE_QBLOCKS,  /* row: the sequence, value: its query blocks in the pattern */
+  UP_CUDA_OP_BOUNDED_FIRST_ENTRY, /* row: the packed row, value: its first entry (past its own index) */
 } up_cuda_index_op;
 
 /* Host-side staging for fp32 <-> bf16 transfers: two pinned buffers used in turn, so

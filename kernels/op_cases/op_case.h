@@ -95,7 +95,8 @@ typedef struct up_op_batch_dims {
   bool spare_blocks;                         /* a -1 table slot past every sequence and 3 unowned blocks */
   bool poison_unowned;                       /* pool rows no sequence owns are NaN: a read past the end shows */
   up_select_params select;                   /* selection knobs */
-  int32_t window;                            /* attention: cache entries each query sees (0: full causal) */
+  int32_t window;                            /* attention: cache entries each query sees (0: full causal);
+                                              * bounded attention: the most a row's drawn start leaves it */
   up_op_sparse_dims sparse;                  /* sparse attention: the drawn pattern (case_sparse_attention.c) */
 } up_op_batch_dims;
 
@@ -167,6 +168,8 @@ extern const up_op_driver up_op_matmul;
 extern const up_op_driver up_op_attention;
 extern const up_op_driver up_op_selection;
 extern const up_op_driver up_op_sparse_attention;   /* the method kernel UP_SPARSE_ATTENTION_KERNEL */
+extern const up_op_driver up_op_bounded_attention;  /* the method kernel UP_UNIPREFILL_BOUNDED_ATTENTION_KERNEL;
+                                                       * batch.window bounds each row's drawn first entry */
 extern const up_op_driver up_op_xattention_estimate; /* the method kernel UP_XATTENTION_ESTIMATE_KERNEL */
 extern const up_op_driver up_op_minference_estimate; /* the method kernel UP_MINFERENCE_ESTIMATE_KERNEL */
 extern const up_op_driver up_op_flexprefill_estimate; /* the method kernel UP_FLEXPREFILL_ESTIMATE_KERNEL */

@@ -89,6 +89,14 @@ float *up_op_download(up_backend *be, const void *src, size_t offset, size_t n, 
   return host;
 }
 
+size_t up_op_count_not_finite(up_backend *be, const void *src, size_t n, const char *what) {
+  float *host = up_op_download(be, src, 0, n, what);
+  size_t bad = 0;
+  for (size_t i = 0; i < n; ++i) bad += !isfinite(host[i]);
+  free(host);
+  return bad;
+}
+
 int32_t *up_op_download_i32(up_backend *be, const int32_t *src, size_t n, const char *what) {
   int32_t *host = up_malloc_or_die(sizeof(int32_t) * (n ? n : 1), what);
   if (n) be->ops->download_i32(be, host, src, n);

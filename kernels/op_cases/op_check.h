@@ -45,6 +45,9 @@ int32_t *up_op_upload_i32(up_backend *be, const int32_t *host, size_t n, const c
 /* Host copies: n values from offset of a backend activation buffer, as fp32; n int32. */
 float *up_op_download(up_backend *be, const void *src, size_t offset, size_t n, const char *what);
 int32_t *up_op_download_i32(up_backend *be, const int32_t *src, size_t n, const char *what);
+/* How many of the first n values of a backend activation buffer are NaN or infinite
+ * (a poisoned output the op left unwritten shows as NaN). */
+size_t up_op_count_not_finite(up_backend *be, const void *src, size_t n, const char *what);
 
 /* n host int32 uniform in [0, bound) from (seed, stream). */
 int32_t *up_op_random_indices(uint64_t seed, uint64_t stream, size_t n, int32_t bound);

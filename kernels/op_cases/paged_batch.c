@@ -251,6 +251,18 @@ void up_op_host_batch_of_rows(up_backend *be, const up_op_paged_batch *pb, const
   host_batch_finish(hb, n, maxb);
 }
 
+void up_op_host_batch_of_compared(up_backend *be, const up_op_paged_batch *pb, const int64_t *rows, int32_t n,
+                                  up_op_host_batch *hb) {
+  if (n < pb->n_tokens) {
+    up_op_host_batch_of_rows(be, pb, rows, n, hb);
+    return;
+  }
+  int32_t *all = up_malloc_or_die(sizeof(int32_t) * (size_t)(pb->n_seqs + 1), "every sequence");
+  for (int32_t s = 0; s < pb->n_seqs; ++s) all[s] = s;
+  up_op_host_batch_of_sequences(be, pb, all, pb->n_seqs, hb);
+  free(all);
+}
+
 void up_op_host_batch_free(up_op_host_batch *hb) {
   free(hb->qkv);
   free(hb->pool.k);

@@ -58,6 +58,11 @@ void up_op_host_batch_of_sequences(up_backend *be, const up_op_paged_batch *pb, 
 void up_op_host_batch_of_rows(up_backend *be, const up_op_paged_batch *pb, const int64_t *rows, int32_t n,
                               up_op_host_batch *hb);
 
+/* The compared rows rows[0 .. n) of a batch (ascending): the whole batch as it is where
+ * they are all its rows, else each row on its own (up_op_host_batch_of_rows). */
+void up_op_host_batch_of_compared(up_backend *be, const up_op_paged_batch *pb, const int64_t *rows, int32_t n,
+                                  up_op_host_batch *hb);
+
 void up_op_host_batch_free(up_op_host_batch *hb);
 
 #endif

@@ -151,6 +151,30 @@ static void add_matmul(case_list *l, const up_model_config *llama) {
         odd[i][3] ? " (a misaligned)" : "")->gemm = (up_op_gemm_dims){odd[i][0], odd[i][1], odd[i][2], odd[i][3]};
 }
 
+/* A listed case over a window: its batch, window and sampled rows. */
+typedef struct window_case {
+  const char *name;
+  up_attn_shape shape;
+  int32_t block_tokens, window, n_seqs;
+  const int32_t *rows, *prior;
+  int32_t sample;
+} window_case;
+
+/* One case of `driver` per entry, labelled "<op> <name>", with bounded values and NaN
+ * in the pool rows no sequence owns (a read behind a window shows). */
+static void add_window_cases(case_list *l, const up_op_driver *driver, const char *op, const window_case *cases,
+                             size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    up_op_case *c = add(l, driver, UP_VALUES_TOL, "%s %s%s", op, cases[i].name,
+                        cases[i].sample ? " (sampled rows)" : "");
+    set_batch(c, cases[i].shape, cases[i].block_tokens, cases[i].n_seqs, cases[i].rows, cases[i].prior, NULL);
+    c->batch.window = cases[i].window;
+    c->batch.query_bound = c->batch.qkv_bound = 2.0f;
+    c->batch.poison_unowned = true;
+    c->sample = cases[i].sample;
+  }
+}
+
 /* Sliding-window attention (kernels/ops.h; the blocks behind each sequence's window
  * are -1 in its table, kernels/op_cases/paged_batch.h): windows smaller than, equal to
  * and larger than the sequences, none a multiple of a key tile but one (64), W = 1;
@@ -161,13 +185,7 @@ static void add_attention_windows(case_list *l) {
   enum { N = 6 };
   static const int32_t mixed[N] = {1, 17, 64, 100, 1000, 4100}, chunked[N] = {0, 5, 0, 300, 77, 2000};
   static const int32_t cont_rows[N] = {5, 130, 64, 255, 1000, 2049}, cont_prior[N] = {3, 0, 3000, 1, 77, 5000};
-  const struct {
-    const char *name;
-    up_attn_shape shape;
-    int32_t block_tokens, window, n_seqs;
-    const int32_t *rows, *prior;
-    int32_t sample;
-  } cases[] = {
+  const window_case cases[] = {
       {"hd128 gqa 32/8 window 100 mixed prefill bt16", heads(32, 8, 128), 16, 100, N, mixed, NULL, 0},
       {"hd128 gqa 32/8 window 1000 mixed chunked bt64", heads(32, 8, 128), 64, 1000, N, mixed, chunked, 0},
       {"hd128 gqa 32/8 window 300 continued prefix bt8", heads(32, 8, 128), 8, 300, N, cont_rows, cont_prior, 0},
@@ -192,15 +210,7 @@ static void add_attention_windows(case_list *l) {
       {"hd256 gqa 16/8 long 8192 rows after 8192 window 1000 bt16", heads(16, 8, 256), 16, 1000, 1,
        (const int32_t[]){8192}, (const int32_t[]){8192}, 64},
   };
-  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
-    up_op_case *c = add(l, &up_op_attention, UP_VALUES_TOL, "attention %s%s", cases[i].name,
-                        cases[i].sample ? " (sampled rows)" : "");
-    set_batch(c, cases[i].shape, cases[i].block_tokens, cases[i].n_seqs, cases[i].rows, cases[i].prior, NULL);
-    c->batch.window = cases[i].window;
-    c->batch.query_bound = c->batch.qkv_bound = 2.0f;
-    c->batch.poison_unowned = true;
-    c->sample = cases[i].sample;
-  }
+  add_window_cases(l, &up_op_attention, "attention", cases, sizeof cases / sizeof cases[0]);
 }
 
 /* Head sizes 64/128/256 and GQA groups 4, 1, 2 and 4; packed batches of mixed lengths
@@ -489,6 +499,24 @@ static void add_sparse_attention(case_list *l) {
   }
 }
 
+/* UniPrefill's bounded attention (window=original on a sliding layer after a drop):
+ * each row's first entry drawn within the window, on Gemma 3 shapes (270M 4/1, 12B
+ * 16/8 at head_dim 256; 27B 32/16 at 128) with prefills, prefixes and decode rows in
+ * one call, a tiny window at head_dim 64, and the 12B at 32K rows on sampled rows. */
+static void add_bounded_attention(case_list *l) {
+  const window_case cases[] = {
+      {"hd256 4/1 gemma-3-270m window 512, mixed batch bt16", heads(4, 1, 256), 16, 512, 3,
+       (const int32_t[]){600, 1, 300}, (const int32_t[]){0, 900, 0}, 0},
+      {"hd256 16/8 gemma-3-12b window 1024, continued prefix and decode bt64", heads(16, 8, 256), 64, 1024, 2,
+       (const int32_t[]){2000, 3}, (const int32_t[]){1500, 3000}, 0},
+      {"hd128 32/16 gemma-3-27b window 1024 bt24", heads(32, 16, 128), 24, 1024, 1, (const int32_t[]){1300}, NULL, 0},
+      {"hd64 8/8 window 7 bt8", heads(8, 8, 64), 8, 7, 2, (const int32_t[]){100, 1}, (const int32_t[]){0, 50}, 0},
+      {"hd256 16/8 gemma-3-12b 32K rows window 1024 bt16", heads(16, 8, 256), 16, 1024, 1,
+       (const int32_t[]){32768}, NULL, 64},
+  };
+  add_window_cases(l, &up_op_bounded_attention, "bounded attention", cases, sizeof cases / sizeof cases[0]);
+}
+
 /* An estimator case's batch and pattern: peaked queries (8x the keys' range) and no
  * poisoned outputs, since the outputs are lists compared whole. */
 static void set_estimate_batch(up_op_case *c, up_attn_shape shape, int32_t n_seqs, const int32_t *rows,
@@ -607,6 +635,7 @@ int32_t up_op_case_list(up_op_case **cases) {
   add_selection(&l);
   add_qwen3_next_ops(&l);
   add_sparse_attention(&l);
+  add_bounded_attention(&l);
   add_sparse_estimates(&l);
   *cases = l.cases;
   return l.n;

@@ -19,6 +19,8 @@ struct up_forward_workspace {
   void *residual, *normed, *delta, *spare_residual, *spare_normed;
   void *qkv, *attn, *gate_up, *mlp_act;
   void *last_residual, *last_delta, *last_normed, *logits;
+  void *logits_shard, *logits_gathered; /* TP > 1 only (else NULL) */
+  int32_t *logit_rows;                  /* TP > 1 only */
   /* backend index arrays */
   int32_t *tokens, *positions, *spare_positions, *slot_mapping, *cu_seqlens, *kv_lens, *block_tables;
   int32_t *keep_rows, *last_rows;

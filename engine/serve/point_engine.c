@@ -222,7 +222,7 @@ void up_engine_run_point(const up_model *model, const up_engine_params *params, 
       .max_blocks_per_seq = max_blocks_per_seq > 0 ? max_blocks_per_seq : 1,
       .state_slots = up_memory_layout_layers_of(&layout, UP_MEMORY_RECURRENT) > 0 ? params->max_seqs : 0};
   up_layer_memory *memory = up_layer_memory_create(&layout, &capacity);
-  const int32_t kv_dim = cfg->n_kv_heads * cfg->head_dim;
+  const int32_t kv_dim = up_model_kv_dim(model); /* this rank's KV heads */
   const size_t block_bytes = (size_t)bt * kv_dim * up_dtype_size(be->act_dtype);
   up_kv_pool pool = {.n_blocks = (int32_t)params->kv_blocks, .block_tokens = bt, .kv_dim = kv_dim};
   pool.k = be->ops->alloc(be, block_bytes * (size_t)params->kv_blocks, "KV cache keys");

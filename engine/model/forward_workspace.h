@@ -15,6 +15,7 @@ struct up_forward_workspace {
   int32_t max_seqs;
   int32_t max_blocks_per_seq;
   int64_t bytes;
+  int64_t steps_run; /* forwards run on this workspace: the step a TP mask check names */
   /* activations */
   void *residual, *normed, *delta, *spare_residual, *spare_normed;
   void *qkv, *attn, *gate_up, *mlp_act;

@@ -91,6 +91,7 @@ static up_model *model_alloc(const up_model_config *cfg, up_backend *be, up_tp_c
   m->owns_tp = tp == NULL;
   m->tp = tp ? tp : up_tp_comm_create_self(NULL, NULL);
   m->shard = up_model_shard_of(cfg, m->tp->rank, m->tp->size);
+  m->tp_check_every = 1;
   m->weights = up_calloc_or_die((size_t)(cfg->n_layers + 1) * UP_TENSOR_ROLE_COUNT, sizeof(void *), "weight table");
   const size_t elem = up_dtype_size(be->act_dtype);
   for (int32_t layer = -1; layer < cfg->n_layers; ++layer) {
@@ -418,6 +419,10 @@ void up_forward(const up_model *model, up_forward_workspace *ws, up_kv_cache *ca
   UP_ASSERT(n_seqs >= 1 && n_seqs <= ws->max_seqs, "%d sequences for a workspace of %d", (int)n_seqs,
             (int)ws->max_seqs);
   UP_ASSERT(up_kv_cache_max_blocks_per_seq(cache) == ws->max_blocks_per_seq, "workspace and cache disagree");
+  if (model->tp->size > 1) {
+    char why[512];
+    UP_ASSERT(up_method_supports_tp(&method->spec, be, model->tp->size, why, sizeof why), "%s", why);
+  }
 
   /* Pack the batch: token ids, original positions, per-sequence offsets. */
   up_forward_step step = {
@@ -487,4 +492,5 @@ void up_forward(const up_model *model, up_forward_workspace *ws, up_kv_cache *ca
   lm_head(model, ws, n_seqs);
   ops->argmax_rows(be, out->next_tokens, ws->logits, n_seqs, cfg->vocab);
   if (out->logits) ops->download_f32(be, out->logits, ws->logits, 0, (size_t)n_seqs * cfg->vocab);
+  ws->steps_run += 1;
 }

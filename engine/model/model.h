@@ -36,6 +36,10 @@ typedef struct up_model {
   up_tp_comm *tp;
   bool owns_tp;            /* the model made its own group of one and frees it */
   up_model_shard shard;
+  /* Every how many forward steps the group compares a hash of UniPrefill's kept rows
+   * after each drop (PARALLEL.md 3.5 step 6): 1 (the default, and the tests') every
+   * step; 0 never. --tp-check-every sets it for benchmarks. */
+  int32_t tp_check_every;
 } up_model;
 
 /* The backend tensor of a role at a layer (-1: model-wide); NULL when the model has none.

@@ -75,7 +75,9 @@ void up_attention_block(up_forward_step *step, int32_t layer) {
   up_forward_mark(be, UP_PHASE_ATTENTION);
   step->at = (up_method_layer){.layer = layer, .n_seqs = step->n_seqs, .is_prefill_host = ws->h_is_candidate,
                                 .cu_seqlens_host = ws->h_cu_seqlens, .kv_lens_host = ws->h_kv_lens, .qkv = ws->qkv,
-                                .pool = step->pool, .batch = &step->view, .shape = &step->shape};
+                                .pool = step->pool, .batch = &step->view, .shape = &step->shape,
+                                .tp = model->tp, .first_head = shard->first_head, .step = ws->steps_run,
+                                .tp_check_every = model->tp_check_every};
   up_attn_work work = {.causal = up_method_causal_pairs(&step->at)};
   if (method->ops->attention) {
     work.computed = method->ops->attention(method, be, &step->at, ws->attn);

@@ -269,7 +269,7 @@ void up_engine_run_point(const up_model *model, const up_engine_params *requeste
     for (;;) {
       int32_t n_new = leader ? workload->ops->poll(workload, now, up_scheduler_in_flight(sched), arrivals, cap) : 0;
       up_step_sync_arrivals(sync, &now, arrivals, &n_new, cap);
-      if (n_new == 0) break;
+      if (n_new <= 0) break;
       for (int32_t i = 0; i < n_new; ++i) up_scheduler_submit(sched, arrivals[i], now);
     }
 

@@ -1,4 +1,4 @@
-/* float16.c — fp16 and bf16 to fp32 by bit manipulation (see float16.h). */
+/* float16.c — fp16 and bf16 to fp32, and fp32 to bf16, by bit manipulation (see float16.h). */
 #include "core/float16.h"
 
 #include <string.h>
@@ -27,3 +27,13 @@ float up_fp16_to_f32(uint16_t bits) {
 }
 
 float up_bf16_to_f32(uint16_t bits) { return float_from_bits((uint32_t)bits << 16); }
+
+uint16_t up_f32_to_bf16(float value) {
+  uint32_t bits;
+  memcpy(&bits, &value, sizeof bits);
+  if ((bits & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((bits >> 16) | 0x0040u); /* NaN: keep it one */
+  /* Adding 0x7FFF plus the lowest kept bit rounds to nearest with ties to even; a carry
+   * into the exponent is the right result (up to infinity). */
+  bits += 0x7FFFu + ((bits >> 16) & 1u);
+  return (uint16_t)(bits >> 16);
+}

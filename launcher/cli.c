@@ -56,6 +56,10 @@ typedef enum up_flag_id {
   UP_FLAG_THREADS,
   UP_FLAG_PREFILL_CHUNK,
   UP_FLAG_STEP_TIMEOUT,
+  UP_FLAG_TP,
+  UP_FLAG_COMM,
+  UP_FLAG_TP_CROSS_NODE,
+  UP_FLAG_COLLECTIVE_TIMEOUT,
   UP_FLAG_UNIPREFILL_P,
   UP_FLAG_UNIPREFILL_KEEP,
   UP_FLAG_UNIPREFILL_BLOCK,
@@ -91,6 +95,7 @@ typedef enum up_flag_group {
   UP_GROUP_WORKLOAD,
   UP_GROUP_TIMED,
   UP_GROUP_ENGINE,
+  UP_GROUP_PARALLEL,
   UP_GROUP_UNIPREFILL,
   UP_GROUP_OUTPUT,
   UP_GROUP_KERNELS,
@@ -101,7 +106,7 @@ typedef enum up_flag_group {
 static const char *const up_group_titles[UP_GROUP_COUNT] = {
     "Model & backend", "Sweep", "Workload",
     "Open loop and trace replay (--concurrency caps requests in flight)",
-    "Serving engine", "UniPrefill", "Output",
+    "Serving engine", "Tensor parallelism (the job's ranks form dp x tp)", "UniPrefill", "Output",
     "Kernel benchmark (--kernels; --ctx, --kv-block, --seed, --threads and --uniprefill-* apply too)",
     "Fidelity evaluation (--eval; --model PATH.gguf, --ctx, --method, --seed and --uniprefill-* apply too)",
 };
@@ -187,6 +192,17 @@ static const up_flag_info up_flags[] = {
      "watchdog: a rank that waits longer than this for the others at a round's start, its record gather or "
      "a point's end aborts the job (exit 3), naming the ranks that did not arrive (stopped or hung); 0 = wait forever "
      "(default 0)"},
+    {UP_FLAG_TP, "tp", 0, "LIST", UP_GROUP_PARALLEL,
+     "tensor-parallel sizes: ranks per group, each dividing the job's ranks and the model's query heads; groups "
+     "stay inside one host (default 1)"},
+    {UP_FLAG_COMM, "comm", 0, "T", UP_GROUP_PARALLEL,
+     "the groups' transport: auto (self for groups of one, mpi on cpu, nccl on cuda), self, mpi or nccl "
+     "(default auto)"},
+    {UP_FLAG_TP_CROSS_NODE, "tp-cross-node", 0, NULL, UP_GROUP_PARALLEL,
+     "let a tensor-parallel group span hosts where the ranks per host do not split into whole groups"},
+    {UP_FLAG_COLLECTIVE_TIMEOUT, "collective-timeout", 0, "SECONDS", UP_GROUP_PARALLEL,
+     "a tensor-parallel collective that does not complete within this aborts the job, naming rank, host, device "
+     "and the call; 0 = wait forever (default 0)"},
     {UP_FLAG_UNIPREFILL_P, "uniprefill-p", 0, "F", UP_GROUP_UNIPREFILL,
      "uniprefill's p for every uniprefill spec: top-p share of block scores kept, 0 < F <= 1 (default: the model's, 0.975 on Gemma 3, 0.99 elsewhere)"},
     {UP_FLAG_UNIPREFILL_KEEP, "uniprefill-keep", 0, "F", UP_GROUP_UNIPREFILL,
@@ -651,6 +667,24 @@ static bool up_apply_flag(const up_flag_info *flag, const char *v, up_options *o
       if (!up_nonnegative_real(v, false, false, &opt->step_timeout_s))
         return up_error(err, err_size, "--%s: '%s' is not a number of seconds >= 0", name, v);
       return true;
+    case UP_FLAG_TP:
+      if (!up_flag_sweep(name, v, opt->tp, &opt->n_tp, err, err_size)) return false;
+      for (int32_t i = 0; i < opt->n_tp; i++)
+        if (opt->tp[i] > UP_MAX_TP)
+          return up_error(err, err_size, "--%s: %" PRId32 " in '%s' is more than %d ranks per group", name,
+                          opt->tp[i], v, UP_MAX_TP);
+      return true;
+    case UP_FLAG_COMM: {
+      static const char *const names[] = {"auto", "self", "mpi", "nccl"}; /* up_transport_choice order */
+      if (!up_flag_choice(name, v, names, 4, &choice, err, err_size)) return false;
+      opt->transport = (up_transport_choice)choice;
+      return true;
+    }
+    case UP_FLAG_TP_CROSS_NODE: opt->tp_cross_node = true; return true;
+    case UP_FLAG_COLLECTIVE_TIMEOUT:
+      if (!up_nonnegative_real(v, false, false, &opt->collective_timeout_s))
+        return up_error(err, err_size, "--%s: '%s' is not a number of seconds >= 0", name, v);
+      return true;
     case UP_FLAG_UNIPREFILL_P:
     case UP_FLAG_UNIPREFILL_KEEP:
     case UP_FLAG_UNIPREFILL_BLOCK:
@@ -739,6 +773,11 @@ void up_options_default(up_options *opt) {
   opt->threads = 0;
   opt->prefill_chunk = 0;
   opt->step_timeout_s = 0.0;
+  opt->n_tp = 1;
+  opt->tp[0] = 1;
+  opt->transport = UP_TRANSPORT_AUTO;
+  opt->tp_cross_node = false;
+  opt->collective_timeout_s = 0.0;
   opt->output_path[0] = '\0';
   opt->format = UP_FORMAT_MARKDOWN;
   opt->slo = up_slo_none();

@@ -48,6 +48,16 @@ typedef enum up_attention_kernel {
 } up_attention_kernel;
 extern const char *const up_attention_kernel_names[UP_ATTN_KERNEL_COUNT];
 
+/* --comm: the tensor-parallel groups' transport (engine/parallel/tp_comm.h). */
+typedef enum up_transport_choice {
+  UP_TRANSPORT_AUTO = 0, /* self for a group of one, mpi on the cpu backend, nccl on cuda */
+  UP_TRANSPORT_SELF = 1,
+  UP_TRANSPORT_MPI = 2,
+  UP_TRANSPORT_NCCL = 3,
+} up_transport_choice;
+
+#define UP_MAX_TP 1024 /* --tp: ranks per tensor-parallel group at most */
+
 typedef struct up_options {
   char model[UP_PATH_MAX];     /* preset name, .gguf file or Hugging Face directory; default: "tiny-llama"
                                   on cpu, "llama-3.1-8b" on cuda */
@@ -96,6 +106,11 @@ typedef struct up_options {
   int32_t threads;             /* CPU threads per rank, 0: cores / local ranks */
   int32_t prefill_chunk;       /* --prefill-chunk: prompt tokens per step for dense attention; 0: whole prompt */
   double step_timeout_s;       /* --step-timeout: most seconds a rank waits for the others; 0: forever */
+  int32_t n_tp;                /* --tp: tensor-parallel group sizes, a sweep dimension (default 1) */
+  int32_t tp[UP_MAX_SWEEP];
+  up_transport_choice transport; /* --comm */
+  bool tp_cross_node;          /* --tp-cross-node: a group may span hosts */
+  double collective_timeout_s; /* --collective-timeout: 0 waits forever */
   char output_path[UP_PATH_MAX]; /* "" : results/runs/<UTC timestamp>.h5 */
   up_output_format format;
   up_slo slo;                  /* --slo for goodput; NaN parts are not set */

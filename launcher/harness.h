@@ -1,6 +1,6 @@
 /* harness.h — one life cycle for the three modes of uniprefill-bench (the sweep,
  * --kernels, --eval), so none repeats it: begin (the backend, chosen and agreed on by
- * every rank, then the `#` preamble), agreement on each set-up failure so every rank
+ * every rank, the tensor-parallel groups, then the `#` preamble and the groups' probe), agreement on each set-up failure so every rank
  * leaves with one exit code and none waits in a collective the others skipped, the
  * run file, and end (rank 0 closes the file, every rank takes rank 0's exit code, the
  * backend goes). A mode adds only what is its own: methods, workload, cases, tasks.
@@ -13,6 +13,8 @@
 #include "kernels/ops.h"
 #include "launcher/cli.h"
 #include "launcher/output/results_h5.h"
+#include "launcher/parallel/tp_groups.h"
+#include "launcher/parallel/tp_probe.h"
 #include "launcher/topology.h"
 
 typedef struct up_harness {
@@ -21,13 +23,21 @@ typedef struct up_harness {
   int argc;
   char **argv;
   up_backend *be;
+  /* The tensor-parallel groups of the first --tp value and their transport (a group of
+   * one, "self", unless --tp or --comm asks for more); the probe's rows on rank 0. */
+  up_tp_groups tp;
+  bool tp_created;
+  up_tp_probe_row *tp_probe;
+  int32_t n_tp_probe;
   up_results_file *results; /* rank 0, once up_harness_open_results succeeded; NULL elsewhere */
   char path[UP_PATH_MAX];   /* the run file's name on every rank, once opened */
 } up_harness;
 
-/* Collective. The backend (--backend, --attention-kernel) on every rank, then the
- * preamble (unless --quiet). false on every rank, with the reason printed, when no
- * backend can be had: the mode returns 2 and must not call up_harness_end. */
+/* Collective. The backend (--backend, --attention-kernel) on every rank, the
+ * tensor-parallel transport (--comm) checked against it and the model's heads, the
+ * groups' communicators, then the preamble (unless --quiet) and the groups' probe.
+ * false on every rank, with the reason printed, when no backend can be had or --tp and
+ * --comm cannot be served: the mode returns 2 and must not call up_harness_end. */
 bool up_harness_begin(up_harness *h, const char *mode, const up_options *opt, int argc, char **argv,
                       const up_topology *topo);
 

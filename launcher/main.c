@@ -1,7 +1,7 @@
 /* main.c — the uniprefill-bench entry point: MPI start-up with every MPI error routed
  * to a message and MPI_Abort (so no rank hangs), option parsing, the check that -o
- * spares the run's inputs, the sweep, the kernel benchmark (--kernels) or the fidelity
- * evaluation (--eval), shutdown. */
+ * spares the run's inputs, the ranks' tensor-parallel grouping (--tp), the sweep, the
+ * kernel benchmark (--kernels) or the fidelity evaluation (--eval), shutdown. */
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +49,7 @@ int main(int argc, char **argv) {
     /* -o must not replace an input; only rank 0 writes it, so only rank 0 looks. */
     const int bad_output = topo.world_rank == 0 && !up_output_path_check_options(opt, err, sizeof err);
     if (up_run_agree_on_failure(&topo, bad_output, err)) exit_code = 2;
+    else if (up_run_agree_on_check(&topo, !up_run_group_ranks(opt, &topo, err, sizeof err), err)) exit_code = 2;
     else if (opt->kernels) exit_code = up_kernel_bench_run(opt, argc, argv, &topo);
     else if (opt->eval_tasks[0] || opt->eval_files[0]) exit_code = up_eval_mode_run(opt, argc, argv, &topo);
     else exit_code = up_sweep_run(opt, argc, argv, &topo);

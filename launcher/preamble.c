@@ -18,8 +18,10 @@ enum { UP_PREAMBLE_LINE = 640 }; /* room for the longest hostname, device name a
 static void format_rank_line(char *line, const up_topology *topo, const up_backend *be) {
   char key[64];
   up_backend_device_key(be, key, sizeof key);
-  snprintf(line, UP_PREAMBLE_LINE, "  rank %3d  local %2d  pid %7ld  host %-16s  backend %-4s  device %s [%s]",
-           topo->world_rank, topo->local_rank, (long)getpid(), topo->hostname, be->ops->name, be->device_name, key);
+  snprintf(line, UP_PREAMBLE_LINE,
+           "  rank %3d  local %2d  pid %7ld  host %-16s  dp %3d  tp %3d  backend %-4s  device %s [%s]",
+           topo->world_rank, topo->local_rank, (long)getpid(), topo->hostname, topo->dp_rank, topo->tp_rank,
+           be->ops->name, be->device_name, key);
 }
 
 void up_preamble_print(FILE *out, const char *mode, int argc, char **argv, const up_topology *topo,
@@ -42,7 +44,8 @@ void up_preamble_print(FILE *out, const char *mode, int argc, char **argv, const
   char joined[4096];
   up_run_join_argv(argc, argv, joined, sizeof joined);
   fprintf(out, "# uniprefill-bench %s, commit %s\n", UNIPREFILL_VERSION, UNIPREFILL_GIT_COMMIT);
-  fprintf(out, "# mode: %s, %d rank(s)\n", mode, topo->world_size);
+  fprintf(out, "# mode: %s, %d rank(s) = dp %d x tp %d%s\n", mode, topo->world_size, topo->dp_size, topo->tp_size,
+          topo->tp_spans_hosts ? " (tensor-parallel groups span hosts: --tp-cross-node)" : "");
   fprintf(out, "# argv: %s\n", joined);
   fprintf(out, "# Using devices\n");
   for (int r = 0; r < topo->world_size; ++r) fprintf(out, "#%s\n", lines + (size_t)r * UP_PREAMBLE_LINE);

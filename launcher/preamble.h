@@ -1,7 +1,7 @@
 /* preamble.h — the `#` lines a run starts with on stderr, as nccl-tests prints its
  * header: the tool's version and commit, the mode, the command line, then one line per
- * rank (rank, local rank, pid, host, backend, device and its key), formatted on each
- * rank and gathered to rank 0 in rank order. stdout carries only the results table,
+ * rank (rank, local rank, pid, host, data- and tensor-parallel index, backend, device
+ * and its key), formatted on each rank and gathered to rank 0 in rank order. stdout carries only the results table,
  * so it stays parseable; --quiet leaves the preamble out. Owns the text of those lines
  * and nothing else (the run file's metadata is run_setup.c's). */
 #ifndef UP_PREAMBLE_H

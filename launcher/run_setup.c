@@ -42,6 +42,27 @@ int up_run_agree_on_check(const up_topology *topo, int failed_here, const char *
   return 1;
 }
 
+bool up_run_group_ranks(const up_options *opt, up_topology *topo, char *err, size_t err_size) {
+  /* The last value is set first, so the first one's groups stay. */
+  for (int32_t i = opt->n_tp - 1; i >= 0; --i)
+    if (!up_topology_set_tp(topo, opt->tp[i], opt->tp_cross_node, err, err_size)) return false;
+  return true;
+}
+
+bool up_run_check_tp_heads(const up_options *opt, const up_model_config *cfg, char *err, size_t err_size) {
+  for (int32_t i = 0; i < opt->n_tp; ++i) {
+    const int32_t tp = opt->tp[i];
+    if (cfg->n_heads % tp != 0)
+      return up_error(err, err_size, "--tp %d does not divide %s's %d query heads", (int)tp, cfg->name,
+                      (int)cfg->n_heads);
+    if (cfg->n_kv_heads % tp != 0 && tp % cfg->n_kv_heads != 0)
+      return up_error(err, err_size, "--tp %d: %s's %d KV heads neither split over %d ranks nor replicate evenly "
+                      "(the group size must divide them or be a multiple of them)", (int)tp, cfg->name,
+                      (int)cfg->n_kv_heads, (int)tp);
+  }
+  return true;
+}
+
 bool up_run_on_gpu(const up_backend *be) { return strcmp(be->ops->name, "cuda") == 0; }
 
 up_backend *up_run_select_backend(const up_options *opt, const up_topology *topo) {
@@ -160,11 +181,33 @@ void up_run_join_argv(int argc, char **argv, char *buf, size_t size) {
     used += (size_t)snprintf(buf + used, size - used, "%s%s", i ? " " : "", argv[i]);
 }
 
+/* The tensor-parallel attributes (root attributes beside the run info) into an open file. */
+static int write_tp_layout(up_results_file *results, const up_options *opt, const up_topology *topo,
+                           const up_tp_groups *groups, const char *tp_ranks, const char *dp_ranks,
+                           const up_tp_probe_row *probe, int32_t n_probe, char *err, size_t err_size) {
+  char tp_list[UP_MAX_SWEEP * 12] = "", version[256], nccl_env[2048];
+  for (int32_t i = 0, used = 0; i < opt->n_tp; ++i)
+    used += snprintf(tp_list + used, sizeof tp_list - (size_t)used, "%s%d", i ? "," : "", (int)opt->tp[i]);
+  up_tp_transport_version(groups->transport, version, sizeof version);
+  up_tp_nccl_env(nccl_env, sizeof nccl_env);
+  const up_tp_run_info info = {.tp_list = tp_list, .tp_size = topo->tp_size, .dp_size = topo->dp_size,
+                               .tp_ranks = tp_ranks, .dp_ranks = dp_ranks, .tp_spans_hosts = topo->tp_spans_hosts,
+                               .transport = up_tp_transport_name(groups->transport), .transport_version = version,
+                               .nccl_env = nccl_env, .probe = probe, .n_probe = n_probe};
+  return up_results_write_tp(results, &info, err, err_size);
+}
+
 up_results_file *up_run_open_results(const up_options *opt, int argc, char **argv, const up_topology *topo,
-                                     const up_backend *be, const char *model_name, char *path, int *failed) {
+                                     const up_backend *be, const char *model_name, const up_tp_groups *groups,
+                                     const up_tp_probe_row *probe, int32_t n_probe, char *path, int *failed) {
   const int root = topo->world_rank == 0;
   char *hostnames = up_topology_gather_strings(topo, topo->hostname);
   char *devices = up_topology_gather_strings(topo, be->device_name);
+  char index[16];
+  snprintf(index, sizeof index, "%d", topo->tp_rank);
+  char *tp_ranks = up_topology_gather_strings(topo, index);
+  snprintf(index, sizeof index, "%d", topo->dp_rank);
+  char *dp_ranks = up_topology_gather_strings(topo, index);
   char started[64], argv_joined[4096], libs[512], err[1024] = "";
   utc_now(started, sizeof started, "%Y-%m-%dT%H:%M:%SZ");
   if (opt->output_path[0]) {
@@ -188,11 +231,19 @@ up_results_file *up_run_open_results(const up_options *opt, int argc, char **arg
                                 .backend = be->ops->name, .device_names = devices, .model = model_name,
                                 .library_versions = libs, .started_utc = started};
       results = up_results_open(path, &info, err, sizeof err);
+      if (results && write_tp_layout(results, opt, topo, groups, tp_ranks, dp_ranks, probe, n_probe, err,
+                                     sizeof err) != 0) {
+        char ignored[256];
+        up_results_close(results, ignored, sizeof ignored); /* nothing was published: the file goes */
+        results = NULL;
+      }
       open_failed = results == NULL;
     }
   }
   free(hostnames);
   free(devices);
+  free(tp_ranks);
+  free(dp_ranks);
   *failed = up_run_agree_on_failure(topo, open_failed, err);
   return results;
 }

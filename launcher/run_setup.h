@@ -1,8 +1,9 @@
 /* run_setup.h — the set-up steps every mode of uniprefill-bench (the sweep, --kernels,
  * --eval) takes, which harness.h strings together: pick this rank's backend and check
  * that every rank got the same kind, resolve the model (a preset, by default the one
- * the backend suggests, or a checkpoint), create the results file on rank 0 with the
- * run's metadata, and agree on failures so that every rank returns the same exit code.
+ * the backend suggests, or a checkpoint), group the ranks for tensor parallelism,
+ * create the results file on rank 0 with the run's metadata (tensor-parallel layout and
+ * probe included), and agree on failures so that every rank returns the same exit code.
  * All collective over MPI_COMM_WORLD. */
 #ifndef UP_RUN_SETUP_H
 #define UP_RUN_SETUP_H
@@ -15,6 +16,7 @@
 #include "kernels/ops.h"
 #include "launcher/cli.h"
 #include "launcher/output/results_h5.h"
+#include "launcher/parallel/tp_groups.h"
 #include "launcher/topology.h"
 
 /* Every rank reaches the same verdict: non-zero when any rank failed. Each failing rank
@@ -25,6 +27,16 @@ int up_run_agree_on_failure(const up_topology *topo, int failed_here, const char
  * model config): where every rank failed, rank 0 alone prints msg, once; where only
  * some did (a file one host cannot read), each of those prints it with its rank. */
 int up_run_agree_on_check(const up_topology *topo, int failed_here, const char *msg);
+
+/* Collective: every --tp value must group the job's ranks (topology.h: dividing the
+ * world, groups inside one host unless --tp-cross-node); topo keeps the first value's
+ * groups. false with the reason (bad input: exit 2), the same on every rank. */
+bool up_run_group_ranks(const up_options *opt, up_topology *topo, char *err, size_t err_size);
+
+/* Whether every --tp value splits the model's attention heads: it divides the query
+ * heads, and the KV heads divide among the ranks or are replicated (KV heads dividing
+ * the group size). false with the reason (bad input: exit 2). */
+bool up_run_check_tp_heads(const up_options *opt, const up_model_config *cfg, char *err, size_t err_size);
 
 /* This rank's backend (--backend), the same kind on every rank; NULL on every rank,
  * with the reason printed, when one cannot be had (exit code 2). Rank 0 prints the
@@ -53,11 +65,13 @@ up_model *up_run_create_model(const up_options *opt, const up_model_config *cfg,
 void up_run_join_argv(int argc, char **argv, char *buf, size_t size);
 
 /* Rank 0 creates the results file (-o PATH, or results/runs/<UTC timestamp>.h5 with its
- * directories) holding the run's metadata; path (UP_PATH_MAX chars) receives its name on
+ * directories) holding the run's metadata, the groups' layout and the probe's rows
+ * (rank 0's; n_probe 0: none); path (UP_PATH_MAX chars) receives its name on
  * every rank. Returns
  * the file on rank 0 and NULL elsewhere; *failed is the same on every rank, non-zero
  * (after the message) when it could not be created. */
 up_results_file *up_run_open_results(const up_options *opt, int argc, char **argv, const up_topology *topo,
-                                     const up_backend *be, const char *model_name, char *path, int *failed);
+                                     const up_backend *be, const char *model_name, const up_tp_groups *groups,
+                                     const up_tp_probe_row *probe, int32_t n_probe, char *path, int *failed);
 
 #endif

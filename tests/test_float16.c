@@ -33,3 +33,31 @@ Test(float16, every_bf16_bit_pattern) {
   cr_assert_eq(up_bf16_to_f32(0x3F80), 1.0f);
   cr_assert_eq(up_bf16_to_f32(0xC040), -3.0f);
 }
+
+/* fp32 to bf16 against the nearest of the two neighbouring bf16 values computed in
+ * double, ties to the even one: every bf16 value round-trips, and every midpoint and
+ * quarter point between two neighbours rounds as round-to-nearest-even says. */
+Test(float16, f32_to_bf16_rounds_to_nearest_even) {
+  for (uint32_t bits = 0; bits < 65536; ++bits) {
+    const float exact = up_bf16_to_f32((uint16_t)bits);
+    if (isnan(exact)) {
+      cr_assert(isnan(up_bf16_to_f32(up_f32_to_bf16(exact))), "NaN 0x%04x stays NaN", bits);
+      continue;
+    }
+    cr_assert_eq(up_f32_to_bf16(exact), bits, "0x%04x round-trips", bits);
+    if ((bits & 0x7FFF) >= 0x7F7F) continue; /* the largest finite value and infinity have no upper neighbour here */
+    const uint32_t low = bits << 16;
+    for (uint32_t step = 0x4000; step < 0x10000; step += 0x4000) { /* 1/4, 1/2, 3/4 of the way up */
+      const uint32_t between_bits = low + step;
+      float between;
+      memcpy(&between, &between_bits, sizeof between);
+      const uint16_t want = step < 0x8000 ? (uint16_t)bits
+                            : step > 0x8000 ? (uint16_t)(bits + 1)
+                                            : (uint16_t)((bits & 1) ? bits + 1 : bits);
+      cr_assert_eq(up_f32_to_bf16(between), want, "0x%08x rounds to 0x%04x", between_bits, want);
+    }
+  }
+  cr_assert_eq(up_f32_to_bf16(INFINITY), 0x7F80);
+  cr_assert_eq(up_f32_to_bf16(-INFINITY), 0xFF80);
+  cr_assert_eq(up_f32_to_bf16(3.4028235e38f), 0x7F80, "the largest float rounds up to infinity");
+}

@@ -262,6 +262,13 @@ fail:
 
 extern "C" cudaStream_t up_cuda_backend_stream(up_backend *be) { return up_cuda_impl(be)->stream; }
 
+extern "C" int up_cuda_backend_device(up_backend *be) { return up_cuda_impl(be)->device; }
+
+extern "C" void up_cuda_backend_copy_device(void *be, void *dst, const void *src, size_t bytes) {
+  up_cuda_backend *cb = up_cuda_impl((up_backend *)be);
+  UP_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cb->stream));
+}
+
 extern "C" void up_cuda_backend_set_attention_variant(up_backend *be, int variant) {
   up_cuda_impl(be)->attn_prefill_variant = variant;
 }

@@ -378,6 +378,33 @@ static const up_field_spec up_run_info_specs[] = {
     UP_FIELD(up_run_info, started_utc, UP_KIND_CSTR),
 };
 
+static const up_field_spec up_tp_run_info_specs[] = {
+    UP_FIELD(up_tp_run_info, tp_list, UP_KIND_CSTR),
+    UP_FIELD(up_tp_run_info, tp_size, UP_KIND_I32),
+    UP_FIELD(up_tp_run_info, dp_size, UP_KIND_I32),
+    UP_FIELD(up_tp_run_info, tp_ranks, UP_KIND_CSTR),
+    UP_FIELD(up_tp_run_info, dp_ranks, UP_KIND_CSTR),
+    UP_FIELD(up_tp_run_info, tp_spans_hosts, UP_KIND_I32),
+    {"tp_transport", offsetof(up_tp_run_info, transport), sizeof(const char *), UP_KIND_CSTR},
+    {"tp_transport_version", offsetof(up_tp_run_info, transport_version), sizeof(const char *), UP_KIND_CSTR},
+    UP_FIELD(up_tp_run_info, nccl_env, UP_KIND_CSTR),
+};
+
+static const up_field_spec up_tp_probe_specs[] = {
+    UP_FIELD(up_tp_probe_row, group, UP_KIND_I32),
+    UP_FIELD(up_tp_probe_row, ranks, UP_KIND_I32),
+    UP_FIELD(up_tp_probe_row, transport, UP_KIND_CHARS),
+    UP_FIELD(up_tp_probe_row, type, UP_KIND_CHARS),
+    UP_FIELD(up_tp_probe_row, tokens, UP_KIND_I64),
+    UP_FIELD(up_tp_probe_row, hidden, UP_KIND_I64),
+    UP_FIELD(up_tp_probe_row, count, UP_KIND_I64),
+    UP_FIELD(up_tp_probe_row, bytes, UP_KIND_I64),
+    UP_FIELD(up_tp_probe_row, iters, UP_KIND_I32),
+    UP_FIELD(up_tp_probe_row, time_us, UP_KIND_F64),
+    UP_FIELD(up_tp_probe_row, algbw_gbps, UP_KIND_F64),
+    UP_FIELD(up_tp_probe_row, busbw_gbps, UP_KIND_F64),
+};
+
 static const up_field_spec up_point_params_specs[] = {
     UP_FIELD(up_point_params, index, UP_KIND_I32),
     UP_FIELD(up_point_params, method, UP_KIND_CSTR),
@@ -773,6 +800,24 @@ fail_layouts:
   unlink(f->temp_path);
   up_results_free(f);
   return NULL;
+}
+
+int up_results_write_tp(up_results_file *file, const up_tp_run_info *info, char *err, size_t err_size) {
+  const up_h5_err e = {.path = file != NULL ? file->path : "(none)", .buf = err, .size = err_size};
+  if (file == NULL || info == NULL || info->n_probe < 0 || (info->probe == NULL && info->n_probe > 0)) {
+    up_h5_fail_plain(&e, "write_tp needs an open file and the run's tensor-parallel layout");
+    return -1;
+  }
+  if (up_attrs_write(file->file, "/", info, up_tp_run_info_specs, UP_N_SPECS(up_tp_run_info_specs), &e) < 0)
+    return -1;
+  if (info->n_probe == 0) return 0;
+  up_table_layout layout;
+  if (up_layout_build(&layout, "tensor-parallel probe", sizeof(up_tp_probe_row), up_tp_probe_specs,
+                      UP_N_SPECS(up_tp_probe_specs), &e) < 0)
+    return -1;
+  const int rc = up_table_create(file->file, "", "tp_probe", &layout, (hsize_t)info->n_probe,
+                                 (hsize_t)info->n_probe, info->probe, &e);
+  return up_layout_close(&layout, &e) < 0 || rc < 0 ? -1 : 0;
 }
 
 static int up_check_point_args(const up_point_params *params, const up_point_summary *summary,

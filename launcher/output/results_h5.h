@@ -15,6 +15,7 @@
 #include "engine/serve/point_engine.h"
 #include "launcher/eval/eval_record.h"
 #include "launcher/kernels/kernel_record.h"
+#include "launcher/parallel/tp_probe.h"
 #include "launcher/sweep/point_summary.h"
 
 /* 2: summary gained the serving metrics (TPOT, ITL, E2E, throughputs, goodput) and
@@ -36,6 +37,26 @@ typedef struct up_run_info {
   const char *library_versions; /* "hdf5 1.10.8; Open MPI v4.1.4" */
   const char *started_utc;   /* ISO 8601 */
 } up_run_info;
+
+/* The run's tensor-parallel layout, stored as root attributes beside up_run_info's,
+ * and the start-up probe's rows as the /tp_probe table (none: no table). */
+typedef struct up_tp_run_info {
+  const char *tp_list;       /* the --tp values, "1" or "1,2,4" */
+  int32_t tp_size;           /* the groups the run starts with: ranks per group */
+  int32_t dp_size;           /* and their number */
+  const char *tp_ranks;      /* comma-separated, each rank's index in its group */
+  const char *dp_ranks;      /* comma-separated, each rank's group */
+  int32_t tp_spans_hosts;    /* 1 when a group holds ranks of two hosts (--tp-cross-node) */
+  const char *transport;     /* "self", "mpi" or "nccl" */
+  const char *transport_version; /* e.g. "NCCL 2.28.9"; "" for self */
+  const char *nccl_env;      /* the NCCL_* variables rank 0 saw, "NAME=VALUE" comma-separated */
+  const up_tp_probe_row *probe;
+  int32_t n_probe;
+} up_tp_run_info;
+
+/* Write the tensor-parallel attributes and the probe table into a freshly opened file
+ * (before its first point). Returns 0 or -1 with err set. */
+int up_results_write_tp(up_results_file *file, const up_tp_run_info *info, char *err, size_t err_size);
 
 /* Point parameters stored as the point group's attributes. */
 typedef struct up_point_params {

@@ -36,6 +36,23 @@ int64_t up_model_weight_bytes(const up_model_config *cfg, up_dtype dtype) {
   return up_model_total_params(cfg) * (int64_t)up_dtype_size(dtype);
 }
 
+int64_t up_model_shard_weight_bytes(const up_model_config *cfg, up_dtype dtype, int32_t tp_size) {
+  if (tp_size == 1) return up_model_weight_bytes(cfg, dtype);
+  /* Shards differ in which rows they hold, not how many: rank 0's count for all. */
+  const up_model_shard shard = up_model_shard_of(cfg, 0, tp_size);
+  int64_t elements = 0;
+  for (int32_t layer = -1; layer < cfg->n_layers; ++layer) {
+    up_tensor_desc tensors[UP_MAX_LAYER_TENSORS];
+    const int32_t n = up_arch_layer_tensors(cfg, layer, tensors);
+    for (int32_t i = 0; i < n; ++i) {
+      if (tensors[i].role == UP_TENSOR_LM_HEAD && cfg->tie_word_embeddings) continue;
+      const int64_t rows = up_model_shard_rows(&shard, cfg, tensors[i].spec) + (tensors[i].role == UP_TENSOR_EMBED);
+      elements += rows * up_model_shard_cols(&shard, cfg, tensors[i].spec);
+    }
+  }
+  return elements * (int64_t)up_dtype_size(dtype);
+}
+
 static void **weight_slot(const up_model *m, up_tensor_role role, int32_t layer) {
   UP_ASSERT(layer >= -1 && layer < m->cfg.n_layers && role >= 0 && role < UP_TENSOR_ROLE_COUNT,
             "weight %d of layer %d", (int)role, (int)layer);

@@ -70,6 +70,9 @@ void up_model_destroy(up_model *model);
 int32_t up_model_kv_dim(const up_model *model);
 /* Backend bytes the weights of cfg take, for checking before allocating. */
 int64_t up_model_weight_bytes(const up_model_config *cfg, up_dtype dtype);
+/* Backend bytes one rank's shard of cfg takes in a group of tp_size (the split
+ * embedding's zero row included); up_model_weight_bytes at tp_size 1. */
+int64_t up_model_shard_weight_bytes(const up_model_config *cfg, up_dtype dtype, int32_t tp_size);
 
 /* One sequence of a forward batch. */
 typedef struct up_forward_seq {

@@ -240,7 +240,9 @@ void up_engine_run_point(const up_model *model, const up_engine_params *requeste
   up_kv_pool pool = {.n_blocks = (int32_t)params->kv_blocks, .block_tokens = bt, .kv_dim = kv_dim};
   pool.k = be->ops->alloc(be, block_bytes * (size_t)params->kv_blocks, "KV cache keys");
   pool.v = be->ops->alloc(be, block_bytes * (size_t)params->kv_blocks, "KV cache values");
-  out->kv_block_bytes = 2 * (int64_t)block_bytes;
+  /* A block's bytes for the whole model, as the records count KV (a shard holds its
+   * KV heads' part; a replicated head counts once). */
+  out->kv_block_bytes = 2 * (int64_t)bt * cfg->n_kv_heads * cfg->head_dim * (int64_t)up_dtype_size(be->act_dtype);
   out->kv_blocks_total = params->kv_blocks;
   sink.kv = (up_kv_geometry){.cfg = cfg, .dtype = be->act_dtype, .block_tokens = bt,
                              .entry_bytes = up_model_kv_entry_bytes(cfg, be->act_dtype)};

@@ -5,9 +5,12 @@
 # fails fatally, one that exits without MPI_Finalize and one that hangs, each while
 # the others sit in an all-reduce, must end the job non-zero within a bound, and the
 # message must name the rank (the failing one, or for a hang the one that timed out).
-# Usage: tp_comm.sh CHECK_BINARY MPIEXEC
+# With TRANSPORT nccl (the GPU test, label gpu) the same checks run on device buffers,
+# one GPU per rank: one rank, then 2-4 ranks and the failure paths as far as the
+# visible GPUs allow; no GPU at all skips (exit 77).
+# Usage: tp_comm.sh CHECK_BINARY MPIEXEC [mpi|nccl]
 set -u
-check=$(realpath "$1") mpiexec=$2
+check=$(realpath "$1") mpiexec=$2 transport=${3:-mpi}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mpirun_args=(--oversubscribe --bind-to none)
@@ -27,16 +30,35 @@ run_checks() { # NAME NP ARGS...
   fi
 }
 
-run_checks "self transport" 1 --transport self
-for np in 1 2 3 4; do run_checks "mpi transport, $np rank(s)" "$np" --transport mpi; done
-run_checks "mpi transport with a collective timeout, 3 ranks" 3 --transport mpi --timeout 60
+max_ranks=4
+if [[ $transport == nccl ]]; then
+  gpus=$("$check" --count-gpus) || { echo "FAIL: $check --count-gpus (exit $?)"; exit 1; }
+  if ((gpus == 0)); then
+    echo "SKIP: no CUDA device visible"
+    exit 77
+  fi
+  ((gpus < max_ranks)) && max_ranks=$gpus
+  ((max_ranks < 2)) && echo "note: $gpus GPU: the 2-rank checks and the failure paths need 2 GPUs, skipped"
+else
+  run_checks "self transport" 1 --transport self
+fi
+for ((np = 1; np <= max_ranks; ++np)); do run_checks "$transport transport, $np rank(s)" "$np" --transport "$transport"; done
+timeout_ranks=$((max_ranks < 3 ? max_ranks : 3))
+run_checks "$transport transport with a collective timeout, $timeout_ranks rank(s)" "$timeout_ranks" \
+  --transport "$transport" --timeout 60
+if ((max_ranks < 2)); then
+  echo "$passed passed, $failed failed"
+  ((failed == 0))
+  exit
+fi
 
 # A failing rank ends the job: exit status non-zero, within the bound, the rank named.
 run_fault() { # KIND NP FAULT_RANK EXPECTED_MESSAGE_REGEX [ARGS...]
   local kind=$1 np=$2 rank=$3 expect=$4
   shift 4
   local start=$SECONDS rc
-  timeout "$bound_s" "$mpiexec" -np "$np" "${mpirun_args[@]}" "$check" --fault-rank "$rank" --fault "$kind" "$@" \
+  timeout "$bound_s" "$mpiexec" -np "$np" "${mpirun_args[@]}" "$check" --transport "$transport" --fault-rank "$rank" \
+    --fault "$kind" "$@" \
     >"$work/out.txt" 2>"$work/err.txt"
   rc=$?
   local took=$((SECONDS - start))
@@ -53,11 +75,13 @@ run_fault() { # KIND NP FAULT_RANK EXPECTED_MESSAGE_REGEX [ARGS...]
 }
 
 run_fault fatal 2 1 "rank 1: fatal error at .*injected fault on rank 1 inside all_reduce_sum"
-run_fault fatal 3 1 "rank 1: fatal error at .*injected fault on rank 1 inside all_reduce_sum"
+((max_ranks >= 3)) && run_fault fatal 3 1 "rank 1: fatal error at .*injected fault on rank 1 inside all_reduce_sum"
 run_fault exit 2 1 "rank 1: exiting without MPI_Finalize"
-# A hung rank: the others give up after --timeout and name themselves and the call.
-run_fault hang 2 1 "rank 0: fatal error at .*all_reduce_sum of layer 0 attention output did not complete within" \
-  --timeout 5
+# A hung rank: the others give up after --timeout and name themselves and the call
+# (nccl also the GPU, found only when the queued work is waited for).
+hung="rank 0: fatal error at .*all_reduce_sum of layer 0 attention output.*did not complete within"
+[[ $transport == nccl ]] && hung+=".*GPU [0-9]"
+run_fault hang 2 1 "$hung" --timeout 5
 
 echo "$passed passed, $failed failed"
 ((failed == 0))

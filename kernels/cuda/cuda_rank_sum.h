@@ -1,8 +1,8 @@
 /* cuda_rank_sum.h — the device half of a deterministic tensor-parallel all-reduce
  * (C-callable): every rank's slice, gathered side by side, summed in rank order in fp32
  * (bf16 rounded once, to nearest even), so every rank computes the same bits whatever
- * the transport's own reduction order would have been. The host reference is the mpi
- * transport's sum (launcher/parallel/tp_comm_mpi.c); both add in the same order. */
+ * the transport's own reduction order would have been. The host reference,
+ * kernels/cpu/cpu_rank_sum.h, adds in the same order and rounds the same way. */
 #ifndef UP_CUDA_RANK_SUM_H
 #define UP_CUDA_RANK_SUM_H
 

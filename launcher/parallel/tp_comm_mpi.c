@@ -16,6 +16,7 @@
 #include "core/clock.h"
 #include "core/fatal.h"
 #include "core/float16.h"
+#include "kernels/cpu/cpu_rank_sum.h"
 
 /* Staging caps: the fp32 copy of a bf16 message, and the gathered slices of the
  * deterministic sum; larger messages go in chunks. */
@@ -151,28 +152,6 @@ static void reduce_by_mpi(up_tp_comm *comm, const void *src, void *dst, size_t c
   }
 }
 
-/* out[i] = slice 0 + slice 1 + ... in rank order, in fp32 (bf16 rounded once at the end). */
-static void sum_slices_in_rank_order(const unsigned char *gathered, size_t n, int ranks, up_comm_elem elem,
-                                     void *out) {
-  if (elem == UP_COMM_F32) {
-    const float *g = (const float *)gathered;
-    float *o = out;
-    for (size_t i = 0; i < n; ++i) {
-      float acc = g[i];
-      for (int r = 1; r < ranks; ++r) acc += g[(size_t)r * n + i];
-      o[i] = acc;
-    }
-  } else {
-    const uint16_t *g = (const uint16_t *)gathered;
-    uint16_t *o = out;
-    for (size_t i = 0; i < n; ++i) {
-      float acc = up_bf16_to_f32(g[i]);
-      for (int r = 1; r < ranks; ++r) acc += up_bf16_to_f32(g[(size_t)r * n + i]);
-      o[i] = up_f32_to_bf16(acc);
-    }
-  }
-}
-
 /* Deterministic floating-point sums: every rank gathers every rank's slice and adds
  * them in rank order, so all ranks compute the same bits whatever MPI would have done. */
 static void reduce_in_rank_order(up_tp_comm *comm, const void *src, void *dst, size_t count, up_comm_elem elem,
@@ -188,7 +167,7 @@ static void reduce_in_rank_order(up_tp_comm *comm, const void *src, void *dst, s
     const size_t n = count - done < chunk ? count - done : chunk;
     allgather_elems(comm, (const unsigned char *)src + done * esize, gathered, n, mpi_type_of(elem), "all_reduce_sum",
                     what);
-    sum_slices_in_rank_order(gathered, n, comm->size, elem, (unsigned char *)dst + done * esize);
+    up_cpu_sum_rank_slices(gathered, (unsigned char *)dst + done * esize, n, comm->size, elem == UP_COMM_BF16);
     done += n;
   }
 }

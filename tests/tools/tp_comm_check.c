@@ -1,6 +1,9 @@
 /* tp_comm_check.c — the tensor-parallel communicator's unit test, run under mpirun
  * (tests/tp_comm.sh) since a transport is only tested by several processes: one group of
- * every rank, each collective of engine/parallel/tp_comm.h checked bitwise.
+ * every rank, each collective of engine/parallel/tp_comm.h checked bitwise. The nccl
+ * transport (builds with NCCL) runs the same checks on device buffers, one GPU per rank
+ * (the local rank's); its deterministic sum is the GPU kernel checked against the host
+ * rank-order sum.
  *  - all_reduce_sum on exact-sum inputs (small integers times a shared power of two, as
  *    nccl-tests' verifiable data: any summation order gives the same bits), every element
  *    type, odd sizes and sizes past the transport's chunking, in place and not;
@@ -9,7 +12,8 @@
  *  - all_gather, broadcast from every root, all_equal_u64's true and false cases;
  *  - --fault-rank R --fault fatal|exit|hang: rank R fails while the others are inside an
  *    all-reduce; the script checks that the job ends, non-zero, naming it.
- * Usage: tp_comm_check [--transport mpi|self] [--timeout S] [--fault-rank R --fault KIND]
+ * Usage: tp_comm_check [--transport mpi|self|nccl] [--timeout S] [--fault-rank R --fault KIND]
+ *        tp_comm_check --count-gpus   (prints the visible CUDA devices, 0 without CUDA)
  * Prints "N passed, M failed" on rank 0; exit 1 when anything failed. */
 #include <math.h>
 #include <mpi.h>
@@ -26,8 +30,53 @@
 #include "engine/parallel/tp_comm.h"
 #include "launcher/mpi_check.h"
 #include "launcher/parallel/tp_comm_mpi.h"
+#ifdef UNIPREFILL_HAVE_CUDA
+#include "kernels/cuda/cuda_device.h"
+#endif
+#ifdef UNIPREFILL_HAVE_NCCL
+#include <cuda_runtime_api.h>
+
+#include "kernels/cuda/cuda_backend.h"
+#include "launcher/parallel/nccl/tp_comm_nccl.h"
+#endif
 
 static int g_rank, g_size, g_failed_checks, g_passed_checks;
+
+/* Where the communicator's buffers live: host memory for self and mpi, the GPU for
+ * nccl. The checks fill and read host copies and move them with put and get, which the
+ * checks call after comm->ops->synchronize (the nccl collectives are queued, not done). */
+typedef struct comm_memory {
+  void *(*alloc)(size_t bytes);
+  void (*release)(void *buf);
+  void (*put)(void *dst, const void *host, size_t bytes);
+  void (*get)(void *host, const void *src, size_t bytes);
+} comm_memory;
+
+static void *host_alloc(size_t bytes) { return up_malloc_or_die(bytes ? bytes : 1, "a communicator buffer"); }
+static void host_release(void *buf) { free(buf); }
+static void host_copy(void *dst, const void *src, size_t bytes) { memcpy(dst, src, bytes); }
+static const comm_memory k_host_memory = {host_alloc, host_release, host_copy, host_copy};
+
+#ifdef UNIPREFILL_HAVE_NCCL
+static up_backend *g_gpu;
+
+static void *gpu_alloc(size_t bytes) { return g_gpu->ops->alloc(g_gpu, bytes ? bytes : 1, "a communicator buffer"); }
+static void gpu_release(void *buf) { g_gpu->ops->free(g_gpu, buf); }
+
+/* On the backend's stream, where the collectives run, and waited for. */
+static void gpu_copy(void *dst, const void *src, size_t bytes, enum cudaMemcpyKind kind) {
+  cudaStream_t stream = up_cuda_backend_stream(g_gpu);
+  cudaError_t rc = cudaMemcpyAsync(dst, src, bytes, kind, stream);
+  if (rc == cudaSuccess) rc = cudaStreamSynchronize(stream);
+  if (rc != cudaSuccess) UP_FATAL("copying %zu B %s the GPU: %s", bytes, kind == cudaMemcpyHostToDevice ? "to" : "from",
+                                  cudaGetErrorString(rc));
+}
+static void gpu_put(void *dst, const void *host, size_t bytes) { gpu_copy(dst, host, bytes, cudaMemcpyHostToDevice); }
+static void gpu_get(void *host, const void *src, size_t bytes) { gpu_copy(host, src, bytes, cudaMemcpyDeviceToHost); }
+static const comm_memory k_gpu_memory = {gpu_alloc, gpu_release, gpu_put, gpu_get};
+#endif
+
+static const comm_memory *g_mem = &k_host_memory;
 
 /* One check's verdict, agreed by every rank so the counts are the job's. */
 static void verdict(bool ok_here, const char *name) {
@@ -99,10 +148,13 @@ static void check_exact_all_reduce(up_tp_comm *comm) {
         const up_comm_elem elem = k_elems[e];
         if (!worth_checking(elem, s, in_place)) continue;
         const size_t n = k_sizes[s], es = up_comm_elem_size(elem);
-        unsigned char *src = up_malloc_or_die(n * es, "src"), *dst = up_malloc_or_die(n * es, "dst");
+        unsigned char *src = up_malloc_or_die(n * es, "src"), *got = up_malloc_or_die(n * es, "result");
+        void *comm_src = g_mem->alloc(n * es), *comm_dst = in_place ? comm_src : g_mem->alloc(n * es);
         fill(elem, g_rank, n, src);
-        comm->ops->all_reduce_sum(comm, src, in_place ? src : dst, n, elem, "exact-sum check");
-        const unsigned char *got = in_place ? src : dst;
+        g_mem->put(comm_src, src, n * es);
+        comm->ops->all_reduce_sum(comm, comm_src, comm_dst, n, elem, "exact-sum check");
+        comm->ops->synchronize(comm, "exact-sum check");
+        g_mem->get(got, comm_dst, n * es);
         bool ok = true;
         for (size_t i = 0; i < n && ok; ++i) {
           unsigned char want[8];
@@ -118,7 +170,9 @@ static void check_exact_all_reduce(up_tp_comm *comm) {
                  in_place ? " in place" : "");
         verdict(ok, name);
         free(src);
-        free(dst);
+        free(got);
+        g_mem->release(comm_src);
+        if (!in_place) g_mem->release(comm_dst);
       }
 }
 
@@ -153,6 +207,7 @@ static void check_deterministic(up_tp_comm *comm) {
     const size_t longest = k_sizes[N_SIZES - 1];
     unsigned char *first = up_malloc_or_die(longest * es, "first result");
     unsigned char *src = up_malloc_or_die(longest * es, "src"), *dst = up_malloc_or_die(longest * es, "dst");
+    void *comm_src = g_mem->alloc(longest * es), *comm_dst = g_mem->alloc(longest * es);
     for (int s = 0; s < N_SIZES; ++s) {
       const size_t n = k_sizes[s];
       bool ok = true;
@@ -161,8 +216,11 @@ static void check_deterministic(up_tp_comm *comm) {
         if (elem == UP_COMM_BF16) ((uint16_t *)src)[i] = up_f32_to_bf16(v);
         else ((float *)src)[i] = v;
       }
+      g_mem->put(comm_src, src, n * es);
       for (int repeat = 0; repeat < 3; ++repeat) {
-        comm->ops->all_reduce_sum(comm, src, dst, n, elem, "deterministic check");
+        comm->ops->all_reduce_sum(comm, comm_src, comm_dst, n, elem, "deterministic check");
+        comm->ops->synchronize(comm, "deterministic check");
+        g_mem->get(dst, comm_dst, n * es);
         if (repeat == 0) memcpy(first, dst, n * es);
         else if (memcmp(first, dst, n * es) != 0) ok = false;
       }
@@ -184,6 +242,8 @@ static void check_deterministic(up_tp_comm *comm) {
     free(first);
     free(src);
     free(dst);
+    g_mem->release(comm_src);
+    g_mem->release(comm_dst);
   }
 }
 
@@ -195,8 +255,14 @@ static void check_all_gather(up_tp_comm *comm) {
       unsigned char *src = up_malloc_or_die(n * es, "src");
       unsigned char *dst = up_malloc_or_die(n * es * (size_t)comm->size, "dst");
       unsigned char *want = up_malloc_or_die(n * es, "want");
+      void *comm_src = g_mem->alloc(n * es), *comm_dst = g_mem->alloc(n * es * (size_t)comm->size);
       fill(elem, g_rank, n, src);
-      comm->ops->all_gather(comm, src, dst, n, elem, "all_gather check");
+      g_mem->put(comm_src, src, n * es);
+      comm->ops->all_gather(comm, comm_src, comm_dst, n, elem, "all_gather check");
+      comm->ops->synchronize(comm, "all_gather check");
+      g_mem->get(dst, comm_dst, n * es * (size_t)comm->size);
+      g_mem->release(comm_src);
+      g_mem->release(comm_dst);
       bool ok = true;
       for (int r = 0; r < comm->size && ok; ++r) {
         fill(elem, r, n, want);
@@ -219,9 +285,14 @@ static void check_broadcast(up_tp_comm *comm) {
       const up_comm_elem elem = k_elems[e];
       const size_t n = 1001, es = up_comm_elem_size(elem);
       unsigned char *buf = up_malloc_or_die(n * es, "buf"), *want = up_malloc_or_die(n * es, "want");
+      void *comm_buf = g_mem->alloc(n * es);
       fill(elem, g_rank, n, buf); /* every rank starts from its own data */
       fill(elem, root, n, want);
-      comm->ops->broadcast(comm, buf, n, elem, root, "broadcast check");
+      g_mem->put(comm_buf, buf, n * es);
+      comm->ops->broadcast(comm, comm_buf, n, elem, root, "broadcast check");
+      comm->ops->synchronize(comm, "broadcast check");
+      g_mem->get(buf, comm_buf, n * es);
+      g_mem->release(comm_buf);
       char name[128];
       snprintf(name, sizeof name, "broadcast %s from group rank %d", up_comm_elem_name(elem), root);
       verdict(memcmp(buf, want, n * es) == 0, name);
@@ -249,8 +320,11 @@ static void check_all_equal(up_tp_comm *comm) {
 
 /* Rank fault_rank fails while the others wait inside an all-reduce. */
 static void inject_fault(up_tp_comm *comm, int fault_rank, const char *kind) {
-  float x[5] = {1, 2, 3, 4, 5};
-  comm->ops->all_reduce_sum(comm, x, x, 5, UP_COMM_F32, "before the fault");
+  const float x[5] = {1, 2, 3, 4, 5};
+  void *buf = g_mem->alloc(sizeof x);
+  g_mem->put(buf, x, sizeof x);
+  comm->ops->all_reduce_sum(comm, buf, buf, 5, UP_COMM_F32, "before the fault");
+  comm->ops->synchronize(comm, "before the fault");
   if (comm->rank == fault_rank) {
     sleep(1); /* the others are inside the next all-reduce by now */
     if (strcmp(kind, "exit") == 0) {
@@ -263,13 +337,52 @@ static void inject_fault(up_tp_comm *comm, int fault_rank, const char *kind) {
     }
     UP_FATAL("injected fault on rank %d inside all_reduce_sum of 'layer 0 attention output'", g_rank);
   }
-  comm->ops->all_reduce_sum(comm, x, x, 5, UP_COMM_F32, "layer 0 attention output");
+  comm->ops->all_reduce_sum(comm, buf, buf, 5, UP_COMM_F32, "layer 0 attention output");
+  comm->ops->synchronize(comm, "the wait after layer 0");
   fprintf(stderr, "rank %d: the all-reduce returned although rank %d failed\n", g_rank, fault_rank);
+  g_mem->release(buf);
 }
 
 static void abort_job(int code) { MPI_Abort(MPI_COMM_WORLD, code); }
 
+/* The visible CUDA devices: how many ranks the nccl checks can have (tests/tp_comm.sh). */
+static int count_gpus(void) {
+#ifdef UNIPREFILL_HAVE_CUDA
+  char why[256];
+  return up_cuda_device_count(why, sizeof why);
+#else
+  return 0;
+#endif
+}
+
+#ifdef UNIPREFILL_HAVE_NCCL
+/* The GPU of this rank's place on its host (as the launcher's topology picks it), its
+ * backend for the buffers, and the nccl communicator over the world. */
+static up_tp_comm *create_nccl(bool deterministic, double timeout_s) {
+  if (!g_gpu) {
+    MPI_Comm host;
+    int local_rank = 0, local_size = 0;
+    UP_CHECK_MPI(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, g_rank, MPI_INFO_NULL, &host));
+    UP_CHECK_MPI(MPI_Comm_rank(host, &local_rank));
+    UP_CHECK_MPI(MPI_Comm_size(host, &local_size));
+    UP_CHECK_MPI(MPI_Comm_free(&host));
+    const int gpus = count_gpus();
+    if (gpus < local_size)
+      UP_FATAL("--transport nccl needs one GPU per rank: %d ranks on this host, %d GPU(s) visible", local_size, gpus);
+    char err[512];
+    g_gpu = up_cuda_backend_create(local_rank, err, sizeof err);
+    if (!g_gpu) UP_FATAL("could not open GPU %d: %s", local_rank, err);
+    g_mem = &k_gpu_memory;
+  }
+  return up_tp_comm_create_nccl(MPI_COMM_WORLD, g_gpu, deterministic, timeout_s);
+}
+#endif
+
 int main(int argc, char **argv) {
+  if (argc == 2 && strcmp(argv[1], "--count-gpus") == 0) {
+    printf("%d\n", count_gpus());
+    return 0;
+  }
   if (MPI_Init(&argc, &argv) != MPI_SUCCESS) return 1;
   up_fatal_set_abort_hook(abort_job);
   UP_CHECK_MPI(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
@@ -292,11 +405,30 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
+  const bool nccl = strcmp(transport, "nccl") == 0;
+  if (strcmp(transport, "self") != 0 && strcmp(transport, "mpi") != 0 && !nccl) {
+    if (g_rank == 0) fprintf(stderr, "tp_comm_check: --transport '%s' is not self, mpi or nccl\n", transport);
+    MPI_Finalize();
+    return 2;
+  }
+#ifndef UNIPREFILL_HAVE_NCCL
+  if (nccl) {
+    if (g_rank == 0) fprintf(stderr, "tp_comm_check: --transport nccl: this build has no NCCL\n");
+    MPI_Finalize();
+    return 2;
+  }
+#endif
   for (int deterministic = 1; deterministic >= 0; --deterministic) {
     up_tp_comm *comm;
     if (strcmp(transport, "self") == 0) {
       if (g_size != 1) UP_FATAL("--transport self runs on one rank, not %d", g_size);
       comm = up_tp_comm_create_self(NULL, NULL);
+    } else if (nccl) {
+#ifdef UNIPREFILL_HAVE_NCCL
+      comm = create_nccl(deterministic, timeout_s);
+#else
+      UP_FATAL("unreachable: --transport nccl is refused above in a build without NCCL");
+#endif
     } else {
       comm = up_tp_comm_create_mpi(MPI_COMM_WORLD, deterministic, timeout_s);
     }
@@ -318,6 +450,9 @@ int main(int argc, char **argv) {
   }
   if (g_rank == 0) printf("tp_comm_check (%s, %d ranks): %d passed, %d failed\n", transport, g_size,
                           g_passed_checks, g_failed_checks);
+#ifdef UNIPREFILL_HAVE_NCCL
+  if (g_gpu) g_gpu->ops->destroy(g_gpu);
+#endif
   MPI_Finalize();
   return g_failed_checks ? 1 : 0;
 }

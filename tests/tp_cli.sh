@@ -2,11 +2,12 @@
 # tp_cli.sh — tensor parallelism from the command line, on the CPU under mpirun: bad
 # --tp / --comm input ends with exit 2, a message naming the problem and no run file
 # (a --tp that does not divide the ranks or the model's query heads, self or nccl
-# transports that cannot serve the group, what --tp > 1 cannot run yet); --tp 2 prints one preamble line per rank
-# with its dp and tp index and the group's all-reduce probe nccl-tests style (busbw =
-# algbw x 2(n-1)/n), then runs; --tp 1 --comm mpi on two ranks runs and records the layout and the
-# probe's rows in the run file. Cross-host grouping needs several hosts: test_tp_grouping
-# covers it on made-up host tables. Usage: tp_cli.sh BINARY MPIEXEC PYTHON
+# transports that cannot serve the group, what --tp > 1 cannot run yet); --tp 2 prints
+# one preamble line per rank with its dp and tp index and the group's all-reduce probe
+# nccl-tests style (busbw = algbw x 2(n-1)/n), then runs; --tp 1 --comm mpi on two
+# ranks runs and records the layout and the probe's rows in the run file. Cross-host
+# grouping needs several hosts: test_tp_grouping covers it on made-up host tables.
+# Usage: tp_cli.sh BINARY MPIEXEC PYTHON
 set -u
 bin=$(realpath "$1") mpiexec=$2 python=$3
 work=$(mktemp -d)

@@ -46,6 +46,29 @@ typedef int32_t (*up_uniprefill_select_fn)(up_backend *be, int32_t *keep_rows, i
                                            const up_attn_shape *shape, const uint8_t *is_candidate_host,
                                            const up_select_params *params);
 
+/* The per-head half of the selection, for tensor parallelism (../shared/PARALLEL.md
+ * 3.5): each rank scores the blocks with its own query heads, the group all-gathers
+ * the scores and every rank sums them in global head order and chooses the same blocks
+ * (engine/methods/uniprefill_tp.c). For every query head h of `shape` (the rank's) and
+ * every block b of sequence s with block_offsets_host[s + 1] > block_offsets_host[s]
+ * (a candidate: whole-prompt prefill, its blocks of params->block tokens, the last
+ * possibly short), head_scores[h * total + block_offsets_host[s] + b] (fp32, backend
+ * memory, total = block_offsets_host[n_seqs]) is the sum over the sequence's last
+ * last_q rows and the block's keys of head h's causal softmax, the scale
+ * shape->scale. Summed over heads in ascending order it is the block score the
+ * selection kernel ranks (up to the fp32 rounding of each head's sum). */
+#define UP_UNIPREFILL_HEAD_SCORES_KERNEL "uniprefill_head_scores"
+typedef void (*up_uniprefill_head_scores_fn)(up_backend *be, float *head_scores, const void *qkv,
+                                             const up_kv_pool *pool, const up_attn_batch *batch,
+                                             const up_attn_shape *shape, const int32_t *block_offsets_host,
+                                             const up_select_params *params);
+
+/* The backend's per-head scores kernel; NULL when it has none (then UniPrefill does
+ * not run under TP > 1 there). */
+static inline up_uniprefill_head_scores_fn up_uniprefill_head_scores_kernel(up_backend *be) {
+  return (up_uniprefill_head_scores_fn)be->ops->method_kernel(be, UP_UNIPREFILL_HEAD_SCORES_KERNEL);
+}
+
 /* The backend's selection kernel; NULL when it has none. */
 static inline up_uniprefill_select_fn up_uniprefill_select_kernel(up_backend *be) {
   return (up_uniprefill_select_fn)be->ops->method_kernel(be, UP_UNIPREFILL_SELECT_KERNEL);

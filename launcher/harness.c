@@ -49,15 +49,21 @@ static void probe_tensor_parallel(up_harness *h, const up_model_config *cfg) {
   if (h->topo->world_rank == 0 && !opt->quiet) up_tp_probe_print(stderr, h->tp_probe, h->n_tp_probe);
 }
 
-/* Until the sharded forward (issue 15, part B) lands, groups of more than one rank
- * are checked, built and probed, and then refused: no mode can run them yet. */
-static bool refuse_unbuilt_tensor_parallel(const up_harness *h) {
+/* Groups of more than one rank run the sweep of one --tp value: the sweep builds the
+ * sharded model and serves through the group (step_sync.h). --kernels and --eval time
+ * and score whole models, and a --tp list would regroup the ranks between points:
+ * neither is built yet, so both are refused (exit 2) after the checks and the probe. */
+static bool refuse_unbuilt_tensor_parallel(const up_harness *h, const char *mode) {
   int32_t largest = 1;
   for (int32_t i = 0; i < h->opt->n_tp; ++i)
     if (h->opt->tp[i] > largest) largest = h->opt->tp[i];
-  char err[256];
-  snprintf(err, sizeof err, "--tp %d: the sharded forward is not built yet (only --tp 1 runs)", (int)largest);
-  return !up_run_agree_on_check(h->topo, largest > 1, err);
+  char err[256] = "";
+  if (largest > 1 && strcmp(mode, "sweep") != 0)
+    snprintf(err, sizeof err, "--tp %d: the %s mode runs whole models only (use --tp 1)", (int)largest, mode);
+  else if (largest > 1 && h->opt->n_tp > 1)
+    snprintf(err, sizeof err, "--tp: a list of group sizes is not swept yet (give one value, not %d)",
+             (int)h->opt->n_tp);
+  return !up_run_agree_on_check(h->topo, err[0] != '\0', err);
 }
 
 static void end_tensor_parallel(up_harness *h) {
@@ -85,7 +91,7 @@ bool up_harness_begin(up_harness *h, const char *mode, const up_options *opt, in
   }
   up_preamble_print(stderr, mode, argc, argv, topo, h->be, opt->quiet);
   probe_tensor_parallel(h, &cfg);
-  if (!refuse_unbuilt_tensor_parallel(h)) {
+  if (!refuse_unbuilt_tensor_parallel(h, mode)) {
     end_tensor_parallel(h);
     h->be->ops->destroy(h->be);
     h->be = NULL;

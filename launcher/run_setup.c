@@ -129,12 +129,12 @@ bool up_run_model_is_checkpoint(const up_options *opt) {
   return opt->model_given && !up_model_preset_find(opt->model) && up_checkpoint_is_path(opt->model);
 }
 
-up_model *up_run_create_model(const up_options *opt, const up_model_config *cfg, up_backend *be, char *err,
-                               size_t err_size) {
-  if (!up_run_model_is_checkpoint(opt)) return up_model_create_random(cfg, be, opt->seed);
+up_model *up_run_create_model(const up_options *opt, const up_model_config *cfg, up_backend *be, up_tp_comm *tp,
+                              char *err, size_t err_size) {
+  if (!up_run_model_is_checkpoint(opt)) return up_model_create_random_shard(cfg, be, tp, opt->seed);
   up_checkpoint *ck = up_checkpoint_open(opt->model, err, err_size);
   if (!ck) return NULL;
-  up_model *model = up_model_create_from_checkpoint(ck, be, err, err_size);
+  up_model *model = up_model_create_from_checkpoint_shard(ck, be, tp, err, err_size);
   up_checkpoint_close(ck);
   return model;
 }

@@ -56,10 +56,12 @@ bool up_run_resolve_model(const up_options *opt, const up_backend *be, up_model_
  * than a preset; the one rule every mode uses. */
 bool up_run_model_is_checkpoint(const up_options *opt);
 
-/* The model the config came from: seeded random weights for a preset, the checkpoint's
- * weights for a path. NULL with a message when the checkpoint cannot be loaded. */
-up_model *up_run_create_model(const up_options *opt, const up_model_config *cfg, up_backend *be, char *err,
-                              size_t err_size);
+/* This rank's shard (tp->rank of tp's group; the whole model in a group of one) of the
+ * model the config came from: seeded random weights for a preset, the checkpoint's
+ * weights for a path. NULL with a message when the checkpoint cannot be loaded. tp
+ * outlives the model. */
+up_model *up_run_create_model(const up_options *opt, const up_model_config *cfg, up_backend *be, up_tp_comm *tp,
+                              char *err, size_t err_size);
 
 /* argv joined by spaces into buf (cut at size), as the run file and the preamble show it. */
 void up_run_join_argv(int argc, char **argv, char *buf, size_t size);

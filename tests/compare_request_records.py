@@ -51,8 +51,11 @@ def main(a_path, b_path):
                 return 1
             ranks.update(int(r) for r in rb["rank"])
         print(f"{len(pa)} points equal; second run's requests came from ranks {sorted(ranks)}")
-        if b.attrs["world_size"] > 1 and len(ranks) < 2:
-            print("the multi-rank run did not spread requests over ranks")
+        # Requests spread over data-parallel replicas: every rank, or with --tp a
+        # tensor-parallel group whose leader records (files before --tp lack dp_size).
+        replicas = b.attrs["dp_size"] if "dp_size" in b.attrs else b.attrs["world_size"]
+        if replicas > 1 and len(ranks) < 2:
+            print("the multi-replica run did not spread requests over its replicas")
             return 1
     return 0
 

@@ -49,6 +49,23 @@ bool up_method_init(up_method *m, const up_method_spec *spec, up_backend *be, ch
   return !spec->method->init || spec->method->init(m, be, err, err_size);
 }
 
+bool up_method_supports_tp(const up_method_spec *spec, up_backend *be, int32_t tp_size, char *err,
+                           size_t err_size) {
+  const up_method_ops *ops = spec->method;
+  if (tp_size <= 1) return true;
+  char why[512] = "";
+  if (ops->supports_tp) {
+    if (ops->supports_tp(spec, be, tp_size, why, sizeof why)) return true;
+  } else if (!ops->select && !ops->attention) {
+    return true;
+  } else {
+    /* Its hooks decide from the rank's heads alone: ranks would choose differently. */
+    snprintf(why, sizeof why, "it chooses per attention head and has no tensor-parallel path yet");
+  }
+  snprintf(err, err_size, "method '%s' does not run with --tp %d: %s", spec->label, (int)tp_size, why);
+  return false;
+}
+
 void up_method_destroy(up_method *m) {
   if (m->spec.method && m->spec.method->destroy) m->spec.method->destroy(m);
   m->state = NULL;

@@ -16,6 +16,7 @@
 #include <stdio.h>
 
 #include "engine/model/model_config.h"
+#include "engine/parallel/tp_comm.h"
 #include "kernels/ops.h"
 
 typedef struct up_method up_method;
@@ -133,6 +134,15 @@ typedef struct up_method_layer {
   int32_t window;                 /* the layer's sliding window in cache entries (0: full attention) */
   const int32_t *positions;       /* [rows] original position of each row (backend memory) */
   const int32_t *slots_host;      /* [n_seqs] each sequence's KV slot: the same sequence across steps */
+  const up_attn_shape *shape;     /* this rank's heads under tensor parallelism */
+  /* Tensor parallelism: the group (size 1 when the model is whole); this rank's first
+   * global query head; the forward step's index on this workspace (the same on every
+   * rank of the group) and every how many steps the ranks' selections are compared
+   * (up_model.tp_check_every). */
+  up_tp_comm *tp;
+  int32_t first_head;
+  int64_t step;
+  int32_t tp_check_every;
 } up_method_layer;
 
 /* The attention work of a layer, in query-key pairs: what was computed against what
@@ -182,6 +192,10 @@ struct up_method_ops {
   /* Attention of the layer into out (n_heads*head_dim values per row); returns the
    * query-key pairs computed. NULL: the backend's dense causal attention. */
   double (*attention)(const up_method *m, up_backend *be, const up_method_layer *at, void *out);
+  /* False with the reason when the method cannot run on a tensor-parallel group of
+   * tp_size > 1 ranks on this backend. NULL: a method without select or attention
+   * hooks runs under any TP (dense); one with them does not. */
+  bool (*supports_tp)(const up_method_spec *spec, up_backend *be, int32_t tp_size, char *why, size_t why_size);
 };
 
 /* A method instance: its hooks (the spec's method's, or a test's own), its resolved
@@ -196,6 +210,11 @@ struct up_method {
  * cannot run the method or its state cannot be made. */
 bool up_method_init(up_method *m, const up_method_spec *spec, up_backend *be, char *err, size_t err_size);
 void up_method_destroy(up_method *m);
+
+/* True when the method runs on a tensor-parallel group of tp_size ranks (any method at
+ * tp_size 1); false with "method 'LABEL' ...: why" otherwise (the launcher's exit 2). */
+bool up_method_supports_tp(const up_method_spec *spec, up_backend *be, int32_t tp_size, char *err,
+                           size_t err_size);
 
 /* True when the method drops tokens after some layer of an n_layers model. */
 bool up_method_drops_tokens(const up_method *m, int32_t n_layers);

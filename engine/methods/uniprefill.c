@@ -142,8 +142,20 @@ static int32_t uniprefill_select(const up_method *m, up_backend *be, const up_me
    * 27B attends with 1/sqrt(168)): the reference's operator (HYBRIDS.md D.3). */
   up_attn_shape scoring = *at->shape;
   scoring.scale = 1.0f / sqrtf((float)scoring.head_dim);
+  if (at->tp && at->tp->size > 1)
+    return up_uniprefill_select_tp(be, at, &scoring, &options_of(m)->select, keep_rows, new_cu_seqlens_host);
   return up_uniprefill_select(be, keep_rows, new_cu_seqlens_host, at->qkv, at->pool, at->batch, &scoring,
                               at->is_prefill_host, &options_of(m)->select);
+}
+
+/* Under TP the selection needs the backend's per-head scores (the CPU reference has
+ * them; the CUDA backend not yet). */
+static bool uniprefill_supports_tp(const up_method_spec *spec, up_backend *be, int32_t tp_size, char *why,
+                                   size_t why_size) {
+  if (up_uniprefill_head_scores_kernel(be)) return true;
+  snprintf(why, why_size, "the %s backend has no per-head block scores (%s) for the group's selection",
+           be->ops->name, UP_UNIPREFILL_HEAD_SCORES_KERNEL);
+  return false;
 }
 
 const up_method_ops up_method_uniprefill = {
@@ -160,4 +172,5 @@ const up_method_ops up_method_uniprefill = {
     .drops_after = uniprefill_drops_after,
     .select = uniprefill_select,
     .attention = uniprefill_attention,
+    .supports_tp = uniprefill_supports_tp,
 };

@@ -33,4 +33,16 @@ const up_uniprefill_options *up_uniprefill_options_of(const up_method_spec *spec
  * resolving the spec does), for the selection kernel's benchmark. */
 up_select_params up_uniprefill_select_params(const up_uniprefill_options *options, const up_model_config *cfg);
 
+/* The selection on a tensor-parallel group of more than one rank (uniprefill_tp.c,
+ * ../shared/PARALLEL.md 3.5): the same contract as the select hook, the same kept rows
+ * on every rank of at->tp, derived from the group's per-head scores summed in global
+ * head order. `scoring` is the rank's shape at the selector's scale. */
+int32_t up_uniprefill_select_tp(up_backend *be, const up_method_layer *at, const up_attn_shape *scoring,
+                                const up_select_params *params, int32_t *keep_rows, int32_t *new_cu_seqlens_host);
+
+/* Test hook (fault injection, PARALLEL.md 3.6): from now on, rank `rank` of every group
+ * adds one ulp to the first of its per-head scores before the all-gather; -1 stops.
+ * The masks must still agree, since every rank selects from the gathered scores. */
+void up_uniprefill_tp_inject_ulp(int32_t rank);
+
 #endif

@@ -32,14 +32,23 @@ up_forward_workspace *up_forward_workspace_create(const up_model *model, int64_t
   ws->delta = ws_alloc(ws, T * h * es, "sub-block output");
   ws->spare_residual = ws_alloc(ws, T * h * es, "compacted residual");
   ws->spare_normed = ws_alloc(ws, T * h * es, "compacted hidden state");
-  ws->qkv = ws_alloc(ws, T * (size_t)up_model_config_qkv_dim(cfg) * es, "QKV activations");
-  ws->attn = ws_alloc(ws, T * (size_t)cfg->n_heads * cfg->head_dim * es, "attention output");
-  ws->gate_up = ws_alloc(ws, T * 2 * (size_t)cfg->intermediate * es, "gate/up activations");
-  ws->mlp_act = ws_alloc(ws, T * (size_t)cfg->intermediate * es, "SwiGLU output");
+  /* Head- and intermediate-sized buffers hold this rank's shard (model_shard.h). */
+  const up_model_shard *shard = &model->shard;
+  ws->qkv = ws_alloc(ws, T * (size_t)up_model_shard_qkv_dim(shard, cfg) * es, "QKV activations");
+  ws->attn = ws_alloc(ws, T * (size_t)shard->n_heads * cfg->head_dim * es, "attention output");
+  ws->gate_up = ws_alloc(ws, T * 2 * (size_t)shard->intermediate * es, "gate/up activations");
+  ws->mlp_act = ws_alloc(ws, T * (size_t)shard->intermediate * es, "SwiGLU output");
   ws->last_residual = ws_alloc(ws, S * h * es, "last-row residual");
   ws->last_delta = ws_alloc(ws, S * h * es, "last-row sub-block output");
   ws->last_normed = ws_alloc(ws, S * h * es, "last-row final norm");
   ws->logits = ws_alloc(ws, S * (size_t)cfg->vocab * es, "logits");
+  if (shard->tp_size > 1) {
+    /* The rank's vocabulary slice of the logits, every rank's gathered (rank-major),
+     * and the row order that puts them back sequence-major. */
+    ws->logits_shard = ws_alloc(ws, S * (size_t)shard->vocab * es, "logits of this rank's vocabulary");
+    ws->logits_gathered = ws_alloc(ws, S * (size_t)cfg->vocab * es, "gathered logits");
+    ws->logit_rows = ws_alloc(ws, S * (size_t)shard->tp_size * sizeof(int32_t), "logit row order");
+  }
   const size_t i4 = sizeof(int32_t);
   ws->tokens = ws_alloc(ws, T * i4, "token ids");
   ws->positions = ws_alloc(ws, T * i4, "positions");
@@ -71,8 +80,9 @@ void up_forward_workspace_destroy(up_forward_workspace *ws) {
   void *dev[] = {ws->residual, ws->normed, ws->delta, ws->spare_residual, ws->spare_normed, ws->qkv, ws->attn,
                  ws->gate_up, ws->mlp_act, ws->last_residual, ws->last_delta, ws->last_normed, ws->logits,
                  ws->tokens, ws->positions, ws->spare_positions, ws->slot_mapping, ws->keep_rows, ws->cu_seqlens,
-                 ws->kv_lens, ws->last_rows, ws->block_tables};
-  for (size_t i = 0; i < sizeof dev / sizeof dev[0]; ++i) be->ops->free(be, dev[i]);
+                 ws->kv_lens, ws->last_rows, ws->block_tables, ws->logits_shard, ws->logits_gathered, ws->logit_rows};
+  for (size_t i = 0; i < sizeof dev / sizeof dev[0]; ++i)
+    if (dev[i]) be->ops->free(be, dev[i]);
   void *host[] = {ws->h_tokens, ws->h_positions, ws->h_slot_mapping, ws->h_cu_seqlens, ws->h_new_cu_seqlens,
                   ws->h_kv_lens, ws->h_last_rows, ws->h_block_tables, ws->h_is_candidate, ws->h_slots};
   for (size_t i = 0; i < sizeof host / sizeof host[0]; ++i) free(host[i]);

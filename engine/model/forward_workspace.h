@@ -15,10 +15,13 @@ struct up_forward_workspace {
   int32_t max_seqs;
   int32_t max_blocks_per_seq;
   int64_t bytes;
+  int64_t steps_run; /* forwards run on this workspace: the step a TP mask check names */
   /* activations */
   void *residual, *normed, *delta, *spare_residual, *spare_normed;
   void *qkv, *attn, *gate_up, *mlp_act;
   void *last_residual, *last_delta, *last_normed, *logits;
+  void *logits_shard, *logits_gathered; /* TP > 1 only (else NULL) */
+  int32_t *logit_rows;                  /* TP > 1 only */
   /* backend index arrays */
   int32_t *tokens, *positions, *spare_positions, *slot_mapping, *cu_seqlens, *kv_lens, *block_tables;
   int32_t *keep_rows, *last_rows;

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "core/fatal.h"
+#include "core/rng.h"
 #include "engine/model/blocks/attention_block.h"
 #include "engine/model/blocks/deltanet_block.h"
 #include "engine/model/blocks/forward_step.h"
@@ -26,15 +27,32 @@ static uint64_t weight_stream_id(int32_t layer, int32_t kind) {
   return ((uint64_t)(layer + 1) << 8) | (uint64_t)kind;
 }
 
-static void upload_constant(up_backend *be, void *dst, size_t n, float value) {
+static void upload_constant(up_backend *be, void *dst, size_t offset, size_t n, float value) {
   float *buf = up_malloc_or_die(sizeof(float) * n, "weight init buffer");
   for (size_t i = 0; i < n; ++i) buf[i] = value;
-  be->ops->upload_f32(be, dst, 0, buf, n);
+  be->ops->upload_f32(be, dst, offset, buf, n);
   free(buf);
 }
 
 int64_t up_model_weight_bytes(const up_model_config *cfg, up_dtype dtype) {
   return up_model_total_params(cfg) * (int64_t)up_dtype_size(dtype);
+}
+
+int64_t up_model_shard_weight_bytes(const up_model_config *cfg, up_dtype dtype, int32_t tp_size) {
+  if (tp_size == 1) return up_model_weight_bytes(cfg, dtype);
+  /* Shards differ in which rows they hold, not how many: rank 0's count for all. */
+  const up_model_shard shard = up_model_shard_of(cfg, 0, tp_size);
+  int64_t elements = 0;
+  for (int32_t layer = -1; layer < cfg->n_layers; ++layer) {
+    up_tensor_desc tensors[UP_MAX_LAYER_TENSORS];
+    const int32_t n = up_arch_layer_tensors(cfg, layer, tensors);
+    for (int32_t i = 0; i < n; ++i) {
+      if (tensors[i].role == UP_TENSOR_LM_HEAD && cfg->tie_word_embeddings) continue;
+      const int64_t rows = up_model_shard_rows(&shard, cfg, tensors[i].spec) + (tensors[i].role == UP_TENSOR_EMBED);
+      elements += rows * up_model_shard_cols(&shard, cfg, tensors[i].spec);
+    }
+  }
+  return elements * (int64_t)up_dtype_size(dtype);
 }
 
 static void **weight_slot(const up_model *m, up_tensor_role role, int32_t layer) {
@@ -75,12 +93,24 @@ static float *upload_inv_freq(up_backend *be, const float *host, int32_t half) {
   return dev;
 }
 
-/* Every weight the table lists allocated, contents undefined; RoPE frequencies uploaded. */
-static up_model *model_alloc(const up_model_config *cfg, up_backend *be) {
+/* Rows a weight has on this rank: its shard's, plus the zero row a split embedding
+ * keeps for ids another rank holds (model.h). */
+static int64_t local_rows(const up_model *m, const up_tensor_desc *t) {
+  const int64_t rows = up_model_shard_rows(&m->shard, &m->cfg, t->spec);
+  return t->role == UP_TENSOR_EMBED && m->shard.tp_size > 1 ? rows + 1 : rows;
+}
+
+/* Every weight the table lists allocated at this rank's shard shape, contents
+ * undefined; RoPE frequencies uploaded. tp NULL: a group of one the model owns. */
+static up_model *model_alloc(const up_model_config *cfg, up_backend *be, up_tp_comm *tp) {
   up_model *m = up_calloc_or_die(1, sizeof *m, "model");
   m->cfg = *cfg;
   m->arch = up_arch_of(cfg);
   m->be = be;
+  m->owns_tp = tp == NULL;
+  m->tp = tp ? tp : up_tp_comm_create_self(NULL, NULL);
+  m->shard = up_model_shard_of(cfg, m->tp->rank, m->tp->size);
+  m->tp_check_every = 1;
   m->weights = up_calloc_or_die((size_t)(cfg->n_layers + 1) * UP_TENSOR_ROLE_COUNT, sizeof(void *), "weight table");
   const size_t elem = up_dtype_size(be->act_dtype);
   for (int32_t layer = -1; layer < cfg->n_layers; ++layer) {
@@ -88,7 +118,8 @@ static up_model *model_alloc(const up_model_config *cfg, up_backend *be) {
     const int32_t n = up_arch_layer_tensors(cfg, layer, tensors);
     for (int32_t i = 0; i < n; ++i) {
       if (is_tied_head(cfg, tensors[i].role)) continue;
-      const size_t bytes = (size_t)(tensors[i].rows * tensors[i].cols) * elem;
+      const int64_t cols = up_model_shard_cols(&m->shard, cfg, tensors[i].spec);
+      const size_t bytes = (size_t)(local_rows(m, &tensors[i]) * cols) * elem;
       void **slot = weight_slot(m, tensors[i].role, layer);
       UP_ASSERT(!*slot, "%s lists weight '%s' twice in layer %d", m->arch->name, tensors[i].spec->name, (int)layer);
       *slot = be->ops->alloc(be, bytes, tensors[i].spec->what);
@@ -109,11 +140,75 @@ static up_model *model_alloc(const up_model_config *cfg, up_backend *be) {
   return m;
 }
 
+/* The zero row after a split embedding's shard. */
+static void clear_embed_spare_row(up_model *m) {
+  if (m->shard.tp_size == 1) return;
+  upload_constant(m->be, up_model_weight(m, UP_TENSOR_EMBED, -1), (size_t)m->shard.vocab * (size_t)m->cfg.hidden,
+                  (size_t)m->cfg.hidden, 0.0f);
+}
+
+/* Where part p of a weight lies: its first row in the whole weight and in the shard,
+ * and the shard's row and column ranges of the whole. */
+typedef struct part_slice {
+  int64_t global_row0, local_row0;
+  int64_t first_row, rows;
+  int64_t first_col, cols, global_cols;
+} part_slice;
+
+static part_slice slice_of_part(const up_model *m, const up_tensor_desc *t, int32_t part) {
+  part_slice s = {.global_cols = t->cols};
+  for (int32_t p = 0; p <= part; ++p) {
+    int64_t first, count;
+    up_model_shard_range(&m->shard, &m->cfg, t->spec->parts[p].rows, &first, &count);
+    if (p < part) {
+      s.global_row0 += up_dim_size(&m->cfg, t->spec->parts[p].rows);
+      s.local_row0 += count;
+    } else {
+      s.first_row = first;
+      s.rows = count;
+    }
+  }
+  up_model_shard_range(&m->shard, &m->cfg, t->spec->cols, &s.first_col, &s.cols);
+  return s;
+}
+
+/* A shard of a seeded weight: each value drawn by its index in the whole weight, on
+ * the host, one part at a time (the backend's fill draws indices from 0 only). */
+static void fill_uniform_shard(up_model *m, const up_tensor_desc *t, void *dst, float bound, uint64_t seed,
+                               uint64_t stream) {
+  for (int32_t p = 0; p < t->spec->n_parts; ++p) {
+    const part_slice s = slice_of_part(m, t, p);
+    float *buf = up_malloc_or_die(sizeof(float) * (size_t)(s.rows * s.cols > 0 ? s.rows * s.cols : 1),
+                                  "weight shard draw");
+    for (int64_t r = 0; r < s.rows; ++r) {
+      const uint64_t base = (uint64_t)((s.global_row0 + s.first_row + r) * s.global_cols + s.first_col);
+      for (int64_t c = 0; c < s.cols; ++c) buf[r * s.cols + c] = bound * up_rng_symmetric(seed, stream, base + c);
+    }
+    m->be->ops->upload_f32(m->be, dst, (size_t)(s.local_row0 * s.cols), buf, (size_t)(s.rows * s.cols));
+    free(buf);
+  }
+}
+
+/* Draw a weight: the backend's fill where the rank holds it whole (TP = 1 keeps its
+ * path and its numbers), by global index otherwise. */
+static void fill_uniform_weight(up_model *m, const up_tensor_desc *t, float bound, uint64_t seed, uint64_t stream) {
+  void *dst = up_model_weight(m, t->role, t->layer);
+  if (m->shard.tp_size == 1)
+    m->be->ops->fill_uniform(m->be, dst, 0, (size_t)(t->rows * t->cols), bound, seed, stream);
+  else
+    fill_uniform_shard(m, t, dst, bound, seed, stream);
+}
+
 up_model *up_model_create_random(const up_model_config *cfg, up_backend *be, uint64_t seed) {
-  up_model *m = model_alloc(cfg, be);
+  return up_model_create_random_shard(cfg, be, NULL, seed);
+}
+
+up_model *up_model_create_random_shard(const up_model_config *cfg, up_backend *be, up_tp_comm *tp, uint64_t seed) {
+  up_model *m = model_alloc(cfg, be, tp);
   /* Uniform(-b, b) has variance b^2/3: b = sqrt(3/fan_in) keeps projections at unit
    * variance; the residual writers of each layer are further scaled by 1/sqrt(2 L) so
-   * the residual stream stays O(1) however deep the model is. */
+   * the residual stream stays O(1) however deep the model is. Bounds come from the
+   * whole weight's shape (t->cols), whatever the shard. */
   const float residual_scale = 1.0f / sqrtf(2.0f * (float)cfg->n_layers);
   for (int32_t layer = -1; layer < cfg->n_layers; ++layer) {
     up_tensor_desc tensors[UP_MAX_LAYER_TENSORS];
@@ -121,25 +216,29 @@ up_model *up_model_create_random(const up_model_config *cfg, up_backend *be, uin
     for (int32_t i = 0; i < n; ++i) {
       const up_tensor_desc *t = &tensors[i];
       if (is_tied_head(cfg, t->role)) continue;
-      void *dst = up_model_weight(m, t->role, layer);
-      const size_t count = (size_t)(t->rows * t->cols);
       const uint64_t stream = weight_stream_id(layer, t->spec->stream);
       switch (t->spec->init) {
-        case UP_INIT_ONES: upload_constant(be, dst, count, 1.0f); break;
-        case UP_INIT_UNIT: be->ops->fill_uniform(be, dst, 0, count, sqrtf(3.0f), seed, stream); break;
-        case UP_INIT_FAN_IN:
-          be->ops->fill_uniform(be, dst, 0, count, sqrtf(3.0f / (float)t->cols), seed, stream);
+        case UP_INIT_ONES:
+          upload_constant(be, up_model_weight(m, t->role, layer), 0,
+                          (size_t)(up_model_shard_rows(&m->shard, cfg, t->spec) *
+                                   up_model_shard_cols(&m->shard, cfg, t->spec)),
+                          1.0f);
           break;
+        case UP_INIT_UNIT: fill_uniform_weight(m, t, sqrtf(3.0f), seed, stream); break;
+        case UP_INIT_FAN_IN: fill_uniform_weight(m, t, sqrtf(3.0f / (float)t->cols), seed, stream); break;
         case UP_INIT_RESIDUAL:
-          be->ops->fill_uniform(be, dst, 0, count, residual_scale * sqrtf(3.0f / (float)t->cols), seed, stream);
+          fill_uniform_weight(m, t, residual_scale * sqrtf(3.0f / (float)t->cols), seed, stream);
           break;
       }
     }
   }
+  clear_embed_spare_row(m);
   return m;
 }
 
-/* Every checkpoint tensor of a weight, into its rows. */
+/* Every checkpoint tensor of a weight, into its rows: each read whole, then this
+ * rank's rows and columns packed to the front of the buffer (each row moves to a lower
+ * or equal offset, so in place) and uploaded to the shard's rows. */
 static bool load_weight(up_model *m, const up_checkpoint *ck, const up_tensor_desc *t, float *buf, char *err,
                         size_t err_size) {
   for (int32_t p = 0; p < t->spec->n_parts; ++p) {
@@ -151,16 +250,34 @@ static bool load_weight(up_model *m, const up_checkpoint *ck, const up_tensor_de
     const int64_t copies = f.experts > 0 ? f.experts : 1, count = f.rows * f.cols;
     if (f.hf_one_plus && up_checkpoint_format_of(ck) == UP_CHECKPOINT_HF)
       for (int64_t i = 0; i < copies * count; ++i) buf[i] += 1.0f;
-    for (int64_t e = 0; e < copies; ++e)
-      m->be->ops->upload_f32(m->be, up_model_weight(m, t->role, t->layer),
-                             (size_t)((e * f.expert_rows + f.row_offset) * f.cols), buf + e * count, (size_t)count);
+    if (f.experts > 0) {
+      /* Expert stacks are whole on every rank: up_model_shard_check refuses MoE models at TP > 1. */
+      UP_ASSERT(m->shard.tp_size == 1, "weight '%s': expert stacks are not sharded", t->spec->name);
+      for (int64_t e = 0; e < copies; ++e)
+        m->be->ops->upload_f32(m->be, up_model_weight(m, t->role, t->layer),
+                               (size_t)((e * f.expert_rows + f.row_offset) * f.cols), buf + e * count, (size_t)count);
+      continue;
+    }
+    const part_slice s = slice_of_part(m, t, p);
+    UP_ASSERT(s.global_cols == f.cols, "weight '%s' part %d: %lld columns in the file, %lld in the table",
+              t->spec->name, (int)p, (long long)f.cols, (long long)s.global_cols);
+    if (s.rows != f.rows || s.cols != f.cols)
+      for (int64_t r = 0; r < s.rows; ++r)
+        memmove(buf + r * s.cols, buf + (s.first_row + r) * f.cols + s.first_col, sizeof(float) * (size_t)s.cols);
+    m->be->ops->upload_f32(m->be, up_model_weight(m, t->role, t->layer), (size_t)(s.local_row0 * s.cols), buf,
+                           (size_t)(s.rows * s.cols));
   }
   return true;
 }
 
 up_model *up_model_create_from_checkpoint(const up_checkpoint *ck, up_backend *be, char *err, size_t err_size) {
+  return up_model_create_from_checkpoint_shard(ck, be, NULL, err, err_size);
+}
+
+up_model *up_model_create_from_checkpoint_shard(const up_checkpoint *ck, up_backend *be, up_tp_comm *tp, char *err,
+                                                size_t err_size) {
   const up_model_config *cfg = up_checkpoint_config(ck);
-  up_model *m = model_alloc(cfg, be);
+  up_model *m = model_alloc(cfg, be, tp);
   /* One host buffer big enough for the largest single checkpoint tensor. */
   size_t largest = 0;
   for (int32_t layer = -1; layer < cfg->n_layers; ++layer) {
@@ -186,8 +303,11 @@ up_model *up_model_create_from_checkpoint(const up_checkpoint *ck, up_backend *b
     up_model_destroy(m);
     return NULL;
   }
+  clear_embed_spare_row(m);
   return m;
 }
+
+int32_t up_model_kv_dim(const up_model *model) { return model->shard.n_kv_heads * model->cfg.head_dim; }
 
 void up_model_destroy(up_model *m) {
   if (!m) return;
@@ -198,6 +318,7 @@ void up_model_destroy(up_model *m) {
   be->ops->free(be, m->inv_freq);
   if (m->inv_freq_sliding) be->ops->free(be, m->inv_freq_sliding);
   free(m->weights);
+  if (m->owns_tp) m->tp->ops->destroy(m->tp);
   free(m);
 }
 
@@ -296,6 +417,43 @@ static void upload_recurrent_view(up_forward_workspace *ws, const up_forward_seq
   }
   ws->be->ops->upload_i32(ws->be, ws->state_slots, ws->h_state_slots, (size_t)n_seqs);
   ws->be->ops->upload_i32(ws->be, ws->has_state, ws->h_has_state, (size_t)n_seqs);
+/* Token ids as this rank's embedding shard indexes them: its own vocabulary range
+ * shifted to its first row, every other id to the zero row after the shard. */
+static void localize_token_ids(const up_model *model, int32_t *ids, int64_t n) {
+  const up_model_shard *shard = &model->shard;
+  if (shard->tp_size == 1) return;
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t local = ids[i] - shard->first_vocab;
+    ids[i] = local >= 0 && local < shard->vocab ? local : shard->vocab;
+  }
+}
+
+/* Logits of each sequence's last row into ws->logits [n_seqs][vocab]. Under TP each
+ * rank computes its vocabulary slice; the slices are all-gathered (rank-major:
+ * [rank][seq][slice]) and their rows put back in sequence-major order, so every rank
+ * holds the whole rows and takes the same argmax. */
+static void lm_head(const up_model *model, up_forward_workspace *ws, int32_t n_seqs) {
+  up_backend *be = model->be;
+  const up_backend_ops *ops = be->ops;
+  const up_model_shard *shard = &model->shard;
+  const int32_t h = model->cfg.hidden;
+  const void *head = up_model_weight(model, UP_TENSOR_LM_HEAD, -1);
+  up_forward_mark(be, UP_PHASE_GEMM);
+  if (shard->tp_size == 1) {
+    ops->matmul(be, ws->logits, ws->last_normed, head, n_seqs, model->cfg.vocab, h);
+    up_forward_mark(be, UP_PHASE_OTHER);
+    return;
+  }
+  ops->matmul(be, ws->logits_shard, ws->last_normed, head, n_seqs, shard->vocab, h);
+  up_forward_mark(be, UP_PHASE_OTHER);
+  model->tp->ops->all_gather(model->tp, ws->logits_shard, ws->logits_gathered, (size_t)n_seqs * shard->vocab,
+                             up_forward_comm_elem(be), "LM head logits all-gather");
+  int32_t *order = up_malloc_or_die(sizeof(int32_t) * (size_t)n_seqs * shard->tp_size, "logit row order");
+  for (int32_t s = 0; s < n_seqs; ++s)
+    for (int32_t r = 0; r < shard->tp_size; ++r) order[s * shard->tp_size + r] = r * n_seqs + s;
+  ops->upload_i32(be, ws->logit_rows, order, (size_t)n_seqs * shard->tp_size);
+  free(order);
+  ops->gather_rows(be, ws->logits, ws->logits_gathered, ws->logit_rows, n_seqs * shard->tp_size, shard->vocab);
 }
 
 void up_forward(const up_model *model, up_forward_workspace *ws, up_kv_cache *cache, const up_kv_pool *pool,
@@ -306,6 +464,10 @@ void up_forward(const up_model *model, up_forward_workspace *ws, up_kv_cache *ca
   UP_ASSERT(n_seqs >= 1 && n_seqs <= ws->max_seqs, "%d sequences for a workspace of %d", (int)n_seqs,
             (int)ws->max_seqs);
   UP_ASSERT(up_kv_cache_max_blocks_per_seq(cache) == ws->max_blocks_per_seq, "workspace and cache disagree");
+  if (model->tp->size > 1) {
+    char why[512];
+    UP_ASSERT(up_method_supports_tp(&method->spec, be, model->tp->size, why, sizeof why), "%s", why);
+  }
 
   /* Pack the batch: token ids, original positions, per-sequence offsets. */
   up_forward_step step = {
@@ -313,7 +475,7 @@ void up_forward(const up_model *model, up_forward_workspace *ws, up_kv_cache *ca
       .layer_attn = out->layer_attn,
       .residual = ws->residual, .normed = ws->normed, .spare_residual = ws->spare_residual,
       .spare_normed = ws->spare_normed, .positions = ws->positions, .spare_positions = ws->spare_positions,
-      .shape = {.n_heads = cfg->n_heads, .n_kv_heads = cfg->n_kv_heads, .head_dim = cfg->head_dim,
+      .shape = {.n_heads = model->shard.n_heads, .n_kv_heads = model->shard.n_kv_heads, .head_dim = cfg->head_dim,
                 .scale = up_model_config_attention_scale(cfg)},
   };
   ws->h_cu_seqlens[0] = 0;
@@ -331,6 +493,7 @@ void up_forward(const up_model *model, up_forward_workspace *ws, up_kv_cache *ca
     ws->h_slots[s] = seqs[s].slot;
     step.any_prefill = step.any_prefill || seqs[s].is_prefill;
   }
+  localize_token_ids(model, ws->h_tokens, step.n_rows);
   ops->upload_i32(be, ws->tokens, ws->h_tokens, (size_t)step.n_rows);
   ops->upload_i32(be, ws->positions, ws->h_positions, (size_t)step.n_rows);
   ops->upload_i32(be, ws->cu_seqlens, ws->h_cu_seqlens, (size_t)n_seqs + 1);
@@ -339,6 +502,10 @@ void up_forward(const up_model *model, up_forward_workspace *ws, up_kv_cache *ca
   const int32_t h = cfg->hidden;
   up_forward_mark(be, UP_PHASE_OTHER);
   ops->embed(be, step.residual, up_model_weight(model, UP_TENSOR_EMBED, -1), ws->tokens, step.n_rows, h);
+  /* Vocabulary-parallel embedding: one rank looked each row up, the others read zeros;
+   * the sum is exact. The scale comes after it, as vLLM's Gemma 3 applies it. */
+  model->tp->ops->all_reduce_sum(model->tp, step.residual, step.residual, (size_t)step.n_rows * (size_t)h,
+                                 up_forward_comm_elem(be), "embedding all-reduce");
   if (model->embed_scale != 1.0f) ops->scale(be, step.residual, (size_t)step.n_rows * (size_t)h, model->embed_scale);
   ops->rmsnorm(be, step.normed, step.residual, first_block_norm(model, 0), step.n_rows, h, cfg->norm_eps);
   for (int32_t l = 0; l < cfg->n_layers; ++l) {
@@ -369,10 +536,8 @@ void up_forward(const up_model *model, up_forward_workspace *ws, up_kv_cache *ca
   ops->gather_rows(be, ws->last_delta, ws->delta, ws->last_rows, n_seqs, h);
   ops->add_rmsnorm(be, ws->last_normed, ws->last_residual, ws->last_delta,
                    up_model_weight(model, UP_TENSOR_FINAL_NORM, -1), n_seqs, h, cfg->norm_eps);
-  up_forward_mark(be, UP_PHASE_GEMM);
-  ops->matmul(be, ws->logits, ws->last_normed, up_model_weight(model, UP_TENSOR_LM_HEAD, -1), n_seqs, cfg->vocab,
-              h);
-  up_forward_mark(be, UP_PHASE_OTHER);
+  lm_head(model, ws, n_seqs);
   ops->argmax_rows(be, out->next_tokens, ws->logits, n_seqs, cfg->vocab);
   if (out->logits) ops->download_f32(be, out->logits, ws->logits, 0, (size_t)n_seqs * cfg->vocab);
+  ws->steps_run += 1;
 }

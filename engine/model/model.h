@@ -14,6 +14,8 @@
 #include "engine/model/arch.h"
 #include "engine/methods/method.h"
 #include "engine/model/model_config.h"
+#include "engine/model/model_shard.h"
+#include "engine/parallel/tp_comm.h"
 #include "kernels/ops.h"
 
 typedef struct up_model {
@@ -27,6 +29,17 @@ typedef struct up_model {
   float *inv_freq_sliding; /* sliding-window layers' own frequencies, or NULL: they use inv_freq */
   float embed_scale;       /* embeddings times this (1: none), already rounded to the activation dtype */
   int64_t weight_bytes;
+  /* Tensor parallelism: the group the forward's collectives run over (a group of one
+   * when the model is whole) and this rank's share of every weight (model_shard.h).
+   * Under TP > 1 the embedding shard has one more row, all zeros, that ids outside the
+   * rank's vocabulary range read, so the all-reduce of the looked-up rows is exact. */
+  up_tp_comm *tp;
+  bool owns_tp;            /* the model made its own group of one and frees it */
+  up_model_shard shard;
+  /* Every how many forward steps the group compares a hash of UniPrefill's kept rows
+   * after each drop (PARALLEL.md 3.5 step 6): 1 (the default, and the tests') every
+   * step; 0 never. --tp-check-every sets it for benchmarks. */
+  int32_t tp_check_every;
 } up_model;
 
 /* The backend tensor of a role at a layer (-1: model-wide); NULL when the model has none.
@@ -39,13 +52,27 @@ const float *up_model_rope_inv_freq(const up_model *model, int32_t layer);
  * activations stay O(1) through every layer: the same seed gives the same model on any
  * backend and rank. */
 up_model *up_model_create_random(const up_model_config *cfg, up_backend *be, uint64_t seed);
+/* The shard of that model rank tp->rank of the group holds: every value is the one the
+ * whole model holds at the same global index (core/rng.h draws by index), so TP = n
+ * and TP = 1 compute with the same weights. tp outlives the model; the shapes must
+ * split (up_model_shard_check: fatal otherwise, the launcher checks first). */
+up_model *up_model_create_random_shard(const up_model_config *cfg, up_backend *be, up_tp_comm *tp, uint64_t seed);
 /* Weights of a trained checkpoint (engine/checkpoint/checkpoint.h), dequantized to fp32 on the host
  * and stored in the backend's activation dtype. NULL with a message naming the file and
  * tensor when a weight is missing or misshapen. */
 up_model *up_model_create_from_checkpoint(const up_checkpoint *ck, up_backend *be, char *err, size_t err_size);
+/* The shard of a checkpoint's weights rank tp->rank holds: each tensor read whole and
+ * sliced on the host (tp outlives the model). */
+up_model *up_model_create_from_checkpoint_shard(const up_checkpoint *ck, up_backend *be, up_tp_comm *tp, char *err,
+                                                size_t err_size);
 void up_model_destroy(up_model *model);
+/* KV values per cache entry on this rank: its KV heads x head_dim (the pool's kv_dim). */
+int32_t up_model_kv_dim(const up_model *model);
 /* Backend bytes the weights of cfg take, for checking before allocating. */
 int64_t up_model_weight_bytes(const up_model_config *cfg, up_dtype dtype);
+/* Backend bytes one rank's shard of cfg takes in a group of tp_size (the split
+ * embedding's zero row included); up_model_weight_bytes at tp_size 1. */
+int64_t up_model_shard_weight_bytes(const up_model_config *cfg, up_dtype dtype, int32_t tp_size);
 
 /* One sequence of a forward batch. */
 typedef struct up_forward_seq {

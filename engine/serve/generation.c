@@ -54,7 +54,7 @@ up_generator *up_generator_create(const up_model *model, int32_t max_seqs, int32
   const int32_t blocks_per_seq = need.table_blocks;
   const int64_t seq_blocks = need.blocks[UP_MEMORY_FULL_KV] + need.blocks[UP_MEMORY_SLIDING_KV];
   const int64_t n_blocks = (seq_blocks > 0 ? seq_blocks : 1) * max_seqs;
-  const int32_t kv_dim = cfg->n_kv_heads * cfg->head_dim;
+  const int32_t kv_dim = up_model_kv_dim(model); /* this rank's KV heads */
   const size_t block_bytes = (size_t)GEN_BLOCK_TOKENS * (size_t)kv_dim * up_dtype_size(be->act_dtype);
   const int64_t pool_bytes = 2 * (int64_t)block_bytes * n_blocks;
   const int64_t available = (int64_t)be->ops->memory_available(be);

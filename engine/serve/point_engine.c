@@ -13,6 +13,7 @@
 #include "engine/memory/layer_memory.h"
 #include "engine/model/layer_cost.h"
 #include "engine/serve/scheduler.h"
+#include "engine/serve/step_sync.h"
 #include "core/clock.h"
 #include "core/fatal.h"
 
@@ -176,12 +177,14 @@ void up_point_result_sort_requests(up_point_result *res) {
   free(order);
 }
 
-/* Move finished requests into the records and free them. */
-static void drain_finished(up_scheduler *sched, record_sink *sink, int32_t rank, up_request **buf, int32_t cap) {
+/* Move finished requests into the records (a tensor-parallel follower only frees
+ * them: its group's leader records) and free them. */
+static void drain_finished(up_scheduler *sched, record_sink *sink, int32_t rank, up_request **buf, int32_t cap,
+                           bool record) {
   int32_t n;
   while ((n = up_scheduler_take_finished(sched, buf, cap)) > 0) {
     for (int32_t i = 0; i < n; ++i) {
-      sink_request(sink, buf[i], rank);
+      if (record) sink_request(sink, buf[i], rank);
       up_request_free(buf[i]);
       free(buf[i]);
     }
@@ -203,11 +206,21 @@ static int64_t step_token_budget(const up_engine_params *params) {
   return budget > params->max_seqs ? budget : params->max_seqs;
 }
 
-void up_engine_run_point(const up_model *model, const up_engine_params *params, const up_method *method,
+void up_engine_run_point(const up_model *model, const up_engine_params *requested, const up_method *method,
                          up_workload *workload, up_point_result *out) {
   const up_model_config *cfg = &model->cfg;
   up_backend *be = model->be;
   const int32_t L = cfg->n_layers;
+  /* Under tensor parallelism the group's leader runs the workload and records; every
+   * rank plans the same steps from its inputs (step_sync.h), with the pool and the
+   * workspace the rank with the least memory can hold (PARALLEL.md 2.7). */
+  up_step_sync *sync = up_step_sync_create(model->tp, be, L);
+  const bool leader = up_step_sync_is_leader(sync);
+  up_engine_params group_params = *requested;
+  group_params.kv_blocks = up_step_sync_min_i64(sync, requested->kv_blocks, "KV pool size of the group");
+  group_params.workspace_tokens =
+      up_step_sync_min_i64(sync, requested->workspace_tokens, "workspace size of the group");
+  const up_engine_params *params = &group_params;
   memset(out, 0, sizeof *out);
   out->n_layers = L;
   record_sink sink = {.res = out};
@@ -224,12 +237,14 @@ void up_engine_run_point(const up_model *model, const up_engine_params *params, 
       .max_blocks_per_seq = max_blocks_per_seq > 0 ? max_blocks_per_seq : 1,
       .state_slots = up_memory_layout_layers_of(&layout, UP_MEMORY_RECURRENT) > 0 ? params->max_seqs : 0};
   up_layer_memory *memory = up_layer_memory_create(&layout, &capacity);
-  const int32_t kv_dim = cfg->n_kv_heads * cfg->head_dim;
+  const int32_t kv_dim = up_model_kv_dim(model); /* this rank's KV heads */
   const size_t block_bytes = (size_t)bt * kv_dim * up_dtype_size(be->act_dtype);
   up_kv_pool pool = {.n_blocks = (int32_t)params->kv_blocks, .block_tokens = bt, .kv_dim = kv_dim};
   pool.k = be->ops->alloc(be, block_bytes * (size_t)params->kv_blocks, "KV cache keys");
   pool.v = be->ops->alloc(be, block_bytes * (size_t)params->kv_blocks, "KV cache values");
-  out->kv_block_bytes = 2 * (int64_t)block_bytes;
+  /* A block's bytes for the whole model, as the records count KV (a shard holds its
+   * KV heads' part; a replicated head counts once). */
+  out->kv_block_bytes = 2 * (int64_t)bt * cfg->n_kv_heads * cfg->head_dim * (int64_t)up_dtype_size(be->act_dtype);
   out->kv_blocks_total = params->kv_blocks;
   sink.kv = (up_kv_geometry){.cfg = cfg, .dtype = be->act_dtype, .block_tokens = bt,
                              .entry_bytes = up_model_kv_entry_bytes(cfg, be->act_dtype)};
@@ -251,17 +266,24 @@ void up_engine_run_point(const up_model *model, const up_engine_params *params, 
 
   const double t0 = monotonic_s();
   up_step_plan plan;
+  int64_t steps_run = 0;
   for (;;) {
-    double now = monotonic_s() - t0;
-    int32_t n_new;
-    while ((n_new = workload->ops->poll(workload, now, up_scheduler_in_flight(sched), arrivals, cap)) > 0)
+    /* Followers take the leader's clock and arrivals (nothing is sent in a group of one). */
+    double now = leader ? monotonic_s() - t0 : 0.0;
+    for (;;) {
+      int32_t n_new = leader ? workload->ops->poll(workload, now, up_scheduler_in_flight(sched), arrivals, cap) : 0;
+      up_step_sync_arrivals(sync, &now, arrivals, &n_new, cap);
+      if (n_new <= 0) break;
       for (int32_t i = 0; i < n_new; ++i) up_scheduler_submit(sched, arrivals[i], now);
+    }
 
     const int32_t n_entries = up_scheduler_plan_step(sched, &plan, now);
     if (up_scheduler_running(sched) > out->max_resident) out->max_resident = up_scheduler_running(sched);
     if (n_entries == 0) {
-      drain_finished(sched, &sink, params->rank, arrivals, cap);
-      if (workload->ops->done(workload) && up_scheduler_in_flight(sched) == 0) break;
+      drain_finished(sched, &sink, params->rank, arrivals, cap, leader);
+      const bool end = leader && workload->ops->done(workload) && up_scheduler_in_flight(sched) == 0;
+      if (up_step_sync_flag(sync, end)) break;
+      if (!leader) continue;
       const double next = workload->ops->next_arrival_s(workload);
       if (isinf(next)) {
         /* Closed loop with nothing runnable: only possible when requests are waiting
@@ -273,6 +295,7 @@ void up_engine_run_point(const up_model *model, const up_engine_params *params, 
       sleep_s(next - (monotonic_s() - t0));
       continue;
     }
+    up_step_sync_check_plan(sync, &plan, up_layer_memory_kv(memory), steps_run, model->tp_check_every);
 
     for (int32_t i = 0; i < n_entries; ++i) {
       const up_step_entry *e = &plan.entries[i];
@@ -297,12 +320,15 @@ void up_engine_run_point(const up_model *model, const up_engine_params *params, 
     if (be->ops->phase_collect) be->ops->phase_collect(be, phase_ms);
     be->ops->synchronize(be);
     step.end_s = monotonic_s() - t0;
+    /* The leader's tokens and clock go on: every rank completes the same step. */
+    up_step_sync_outcome(sync, next_tokens, n_entries, &step.end_s);
+    steps_run += 1;
     const int timed = be->ops->phase_collect != NULL;
     step.gemm_ms = timed ? phase_ms[UP_PHASE_GEMM] : NAN;
     step.attention_ms = timed ? phase_ms[UP_PHASE_ATTENTION] : NAN;
     step.selection_ms = timed ? phase_ms[UP_PHASE_SELECTION] : NAN;
     step.other_ms = timed ? phase_ms[UP_PHASE_OTHER] : NAN;
-    sink_step(&sink, &step, layer_rows, layer_attn);
+    if (leader) sink_step(&sink, &step, layer_rows, layer_attn);
 
     /* A chunked prompt's rows per layer add up over its chunks. */
     for (int32_t i = 0; i < n_entries; ++i) {
@@ -314,10 +340,15 @@ void up_engine_run_point(const up_model *model, const up_engine_params *params, 
       req->kept_len = (first_chunk ? 0 : req->kept_len) + seq_kept_rows[i];
     }
     up_scheduler_complete_step(sched, &plan, next_tokens, step.end_s);
-    drain_finished(sched, &sink, params->rank, arrivals, cap);
+    drain_finished(sched, &sink, params->rank, arrivals, cap, leader);
   }
   out->wall_s = monotonic_s() - t0;
   out->kv_blocks_peak = up_layer_memory_usage_now(memory).blocks_peak;
+  if (!leader) {
+    /* A follower's pool mirrors its leader's: the group counts once, at the leader. */
+    out->kv_blocks_total = out->kv_blocks_peak = 0;
+    out->max_resident = 0;
+  }
   up_point_result_sort_requests(out);
   free(arrivals);
   free(seqs);
@@ -331,4 +362,5 @@ void up_engine_run_point(const up_model *model, const up_engine_params *params, 
   be->ops->free(be, pool.k);
   be->ops->free(be, pool.v);
   up_layer_memory_destroy(memory);
+  up_step_sync_destroy(sync);
 }

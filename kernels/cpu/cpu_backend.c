@@ -86,6 +86,7 @@ static void cpu_destroy(up_backend *be) {
 static const up_method_kernel_entry cpu_method_kernels[] = {
     {UP_UNIPREFILL_SELECT_KERNEL, (up_method_kernel_fn)up_cpu_uniprefill_select},
     {UP_UNIPREFILL_BOUNDED_ATTENTION_KERNEL, (up_method_kernel_fn)up_cpu_bounded_attention},
+    {UP_UNIPREFILL_HEAD_SCORES_KERNEL, (up_method_kernel_fn)up_cpu_uniprefill_head_scores},
     {UP_SPARSE_ATTENTION_KERNEL, (up_method_kernel_fn)up_cpu_sparse_attention},
     {UP_MINFERENCE_ESTIMATE_KERNEL, (up_method_kernel_fn)up_cpu_minference_estimate},
     {UP_FLEXPREFILL_ESTIMATE_KERNEL, (up_method_kernel_fn)up_cpu_flexprefill_estimate},

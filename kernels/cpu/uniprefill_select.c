@@ -13,37 +13,100 @@
 #include "kernels/cpu/cpu_backend.h"
 #include "core/fatal.h"
 
+/* Add query head h's share of the token scores into scores[0 .. n_tokens): the causal
+ * softmax of its last n_q queries against the sequence's keys (gathered for its KV
+ * head). Every sum runs in the order the whole-model selection has always used (per
+ * query, then per key), so summing heads in ascending order reproduces it exactly. */
+static void add_head_token_scores(const float *q_rows, int32_t n_tokens, const float *keys,
+                                  const up_attn_shape *shape, int32_t h, int32_t n_q, float *logits,
+                                  double *scores) {
+  const int32_t hd = shape->head_dim;
+  const int32_t row_stride = (shape->n_heads + 2 * shape->n_kv_heads) * hd;
+  const int32_t first_q = n_tokens - n_q;
+  /* The head's queries read in place from the fused rows (leading dimension row_stride). */
+  const float *queries = q_rows + (size_t)first_q * row_stride + (size_t)h * hd;
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_q, n_tokens, hd, shape->scale, queries, row_stride, keys,
+              hd, 0.0f, logits, n_tokens);
+  for (int32_t i = 0; i < n_q; ++i) {
+    const int32_t visible = first_q + i + 1; /* causal: keys 0..first_q+i */
+    const float *row = logits + (size_t)i * n_tokens;
+    float max = row[0];
+    for (int32_t j = 1; j < visible; ++j) max = row[j] > max ? row[j] : max;
+    double denom = 0.0;
+    for (int32_t j = 0; j < visible; ++j) denom += exp((double)row[j] - max);
+    for (int32_t j = 0; j < visible; ++j) scores[j] += exp((double)row[j] - max) / denom;
+  }
+}
+
 void up_select_token_scores(const float *q_rows, int32_t n_tokens, const up_kv_pool *pool,
                             const int32_t *block_table, const up_attn_shape *shape, int32_t last_q,
                             double *scores) {
   const int32_t hd = shape->head_dim;
-  const int32_t row_stride = (shape->n_heads + 2 * shape->n_kv_heads) * hd;
   const int32_t group = shape->n_heads / shape->n_kv_heads;
   const int32_t n_q = last_q < n_tokens ? last_q : n_tokens;
-  const int32_t first_q = n_tokens - n_q;
   float *keys = up_malloc_or_die(sizeof(float) * (size_t)n_tokens * (size_t)hd, "selection keys");
   float *logits = up_malloc_or_die(sizeof(float) * (size_t)n_q * (size_t)n_tokens, "selection logits");
   memset(scores, 0, sizeof(double) * (size_t)n_tokens);
   for (int32_t g = 0; g < shape->n_kv_heads; ++g) {
     up_cpu_kv_gather(pool, block_table, n_tokens, g, hd, 0, keys);
-    for (int32_t h = g * group; h < (g + 1) * group; ++h) {
-      /* The head's queries read in place from the fused rows (leading dimension row_stride). */
-      const float *queries = q_rows + (size_t)first_q * row_stride + (size_t)h * hd;
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_q, n_tokens, hd, shape->scale, queries, row_stride,
-                  keys, hd, 0.0f, logits, n_tokens);
-      for (int32_t i = 0; i < n_q; ++i) {
-        const int32_t visible = first_q + i + 1; /* causal: keys 0..first_q+i */
-        const float *row = logits + (size_t)i * n_tokens;
-        float max = row[0];
-        for (int32_t j = 1; j < visible; ++j) max = row[j] > max ? row[j] : max;
-        double denom = 0.0;
-        for (int32_t j = 0; j < visible; ++j) denom += exp((double)row[j] - max);
-        for (int32_t j = 0; j < visible; ++j) scores[j] += exp((double)row[j] - max) / denom;
+    for (int32_t h = g * group; h < (g + 1) * group; ++h)
+      add_head_token_scores(q_rows, n_tokens, keys, shape, h, n_q, logits, scores);
+  }
+  free(keys);
+  free(logits);
+}
+
+/* Block sums of one sequence's token scores (the last block may be short). */
+static void sum_blocks(const double *scores, int32_t n_tokens, int32_t block, double *block_scores) {
+  const int32_t n_blocks = (n_tokens + block - 1) / block;
+  for (int32_t b = 0; b < n_blocks; ++b) {
+    block_scores[b] = 0.0;
+    const int32_t end = (b + 1) * block < n_tokens ? (b + 1) * block : n_tokens;
+    for (int32_t t = b * block; t < end; ++t) block_scores[b] += scores[t];
+  }
+}
+
+void up_cpu_uniprefill_head_scores(up_backend *be, float *head_scores, const void *qkv, const up_kv_pool *pool,
+                                   const up_attn_batch *batch, const up_attn_shape *shape,
+                                   const int32_t *block_offsets_host, const up_select_params *params) {
+  const int32_t hd = shape->head_dim, group = shape->n_heads / shape->n_kv_heads;
+  const int32_t row_stride = (shape->n_heads + 2 * shape->n_kv_heads) * hd;
+  const int32_t total_blocks = block_offsets_host[batch->n_seqs];
+  int32_t max_rows = 1;
+  for (int32_t s = 0; s < batch->n_seqs; ++s) {
+    const int32_t n = batch->cu_seqlens[s + 1] - batch->cu_seqlens[s];
+    max_rows = n > max_rows ? n : max_rows;
+  }
+  const int32_t max_q = params->last_q < max_rows ? params->last_q : max_rows;
+  float *keys = up_malloc_or_die(sizeof(float) * (size_t)max_rows * (size_t)hd, "selection keys");
+  float *logits = up_malloc_or_die(sizeof(float) * (size_t)max_q * (size_t)max_rows, "selection logits");
+  double *scores = up_malloc_or_die(sizeof(double) * (size_t)max_rows, "token scores");
+  double *block_scores = up_malloc_or_die(sizeof(double) * (size_t)(max_rows / params->block + 1), "block scores");
+  for (int32_t s = 0; s < batch->n_seqs; ++s) {
+    const int32_t n_blocks = block_offsets_host[s + 1] - block_offsets_host[s];
+    if (n_blocks == 0) continue;
+    const int32_t first = batch->cu_seqlens[s];
+    const int32_t n = batch->cu_seqlens[s + 1] - first;
+    UP_ASSERT(batch->kv_lens[s] == n && n_blocks == (n + params->block - 1) / params->block,
+              "head scores need a whole-prompt prefill in whole blocks: sequence %d has %d cached entries, %d rows, "
+              "%d blocks", (int)s, (int)batch->kv_lens[s], (int)n, (int)n_blocks);
+    const float *q_rows = (const float *)qkv + (size_t)first * row_stride;
+    const int32_t n_q = params->last_q < n ? params->last_q : n;
+    for (int32_t g = 0; g < shape->n_kv_heads; ++g) {
+      up_cpu_kv_gather(pool, batch->block_tables + (size_t)s * batch->max_blocks_per_seq, n, g, hd, 0, keys);
+      for (int32_t h = g * group; h < (g + 1) * group; ++h) {
+        memset(scores, 0, sizeof(double) * (size_t)n);
+        add_head_token_scores(q_rows, n, keys, shape, h, n_q, logits, scores);
+        sum_blocks(scores, n, params->block, block_scores);
+        float *out = head_scores + (size_t)h * total_blocks + block_offsets_host[s];
+        for (int32_t b = 0; b < n_blocks; ++b) out[b] = (float)block_scores[b];
       }
     }
   }
   free(keys);
   free(logits);
+  free(scores);
+  free(block_scores);
 }
 
 typedef struct ranked_block {
@@ -111,6 +174,14 @@ int32_t up_select_token_mask(const uint8_t *keep_block, int32_t n_tokens, const 
   return kept;
 }
 
+int32_t up_select_append_rows(const uint8_t *keep_block, int32_t first, int32_t n_tokens,
+                              const up_select_params *params, uint8_t *keep_token, int32_t *keep_rows, int32_t out) {
+  up_select_token_mask(keep_block, n_tokens, params, keep_token);
+  for (int32_t t = 0; t < n_tokens; ++t)
+    if (keep_token[t]) keep_rows[out++] = first + t;
+  return out;
+}
+
 int32_t up_cpu_uniprefill_select(up_backend *be, int32_t *keep_rows, int32_t *new_cu_seqlens_host,
                                  const void *qkv, const up_kv_pool *pool, const up_attn_batch *batch,
                                  const up_attn_shape *shape, const uint8_t *is_candidate_host,
@@ -141,15 +212,9 @@ int32_t up_cpu_uniprefill_select(up_backend *be, int32_t *keep_rows, int32_t *ne
                              batch->block_tables + (size_t)s * batch->max_blocks_per_seq, shape, params->last_q,
                              scores);
       const int32_t n_blocks = (n + params->block - 1) / params->block;
-      for (int32_t b = 0; b < n_blocks; ++b) {
-        block_scores[b] = 0.0;
-        const int32_t end = (b + 1) * params->block < n ? (b + 1) * params->block : n;
-        for (int32_t t = b * params->block; t < end; ++t) block_scores[b] += scores[t];
-      }
+      sum_blocks(scores, n, params->block, block_scores);
       up_select_blocks(block_scores, n_blocks, params->top_p, params->keep_fraction, keep_block);
-      up_select_token_mask(keep_block, n, params, keep_token);
-      for (int32_t t = 0; t < n; ++t)
-        if (keep_token[t]) keep_rows[out++] = first + t;
+      out = up_select_append_rows(keep_block, first, n, params, keep_token, keep_rows, out);
     }
     new_cu_seqlens_host[s + 1] = out;
   }

@@ -17,6 +17,11 @@ int32_t up_cpu_uniprefill_select(up_backend *be, int32_t *keep_rows, int32_t *ne
                                  const up_attn_shape *shape, const uint8_t *is_candidate_host,
                                  const up_select_params *params);
 
+/* The per-head block scores kernel (an up_uniprefill_head_scores_fn) on the CPU backend. */
+void up_cpu_uniprefill_head_scores(up_backend *be, float *head_scores, const void *qkv, const up_kv_pool *pool,
+                                   const up_attn_batch *batch, const up_attn_shape *shape,
+                                   const int32_t *block_offsets_host, const up_select_params *params);
+
 /* s_j = sum over query heads h and the last min(last_q, n) rows i of
  * softmax_j<=i(q_i . k_j * scale) for one sequence whose cache holds exactly its n
  * current rows. q_rows points at the sequence's first fused-QKV row. */
@@ -38,5 +43,11 @@ int32_t up_select_blocks(const double *block_scores, int32_t n_blocks, float top
  * number of kept tokens. */
 int32_t up_select_token_mask(const uint8_t *keep_block, int32_t n_tokens, const up_select_params *params,
                              uint8_t *keep_token);
+
+/* The token mask of one sequence (up_select_token_mask, into keep_token) and its kept
+ * rows, packed row indices from `first`, appended to keep_rows at `out`; returns the
+ * new end. */
+int32_t up_select_append_rows(const uint8_t *keep_block, int32_t first, int32_t n_tokens,
+                              const up_select_params *params, uint8_t *keep_token, int32_t *keep_rows, int32_t out);
 
 #endif

@@ -1,7 +1,10 @@
-/* sweep.c — the sweep driver (see sweep.h). Ranks share each point's requests
- * data-parallel: closed-loop slot k belongs to rank k % world, request i to slot i % C;
- * in open-loop and trace workloads request i belongs to rank i % world at its global
- * arrival time. Either way the union of all ranks' requests is the same for any rank count.
+/* sweep.c — the sweep driver (see sweep.h). Data-parallel replicas share each point's
+ * requests: closed-loop slot k belongs to replica k % dp, request i to slot i % C; in
+ * open-loop and trace workloads request i belongs to replica i % dp at its global
+ * arrival time. Either way the union of all replicas' requests is the same for any
+ * replica count. A replica is one rank, or with --tp a tensor-parallel group whose
+ * leader runs the workload and records (engine/serve/step_sync.h); the records are
+ * gathered from the leaders only.
  * A closed-loop point runs its requests in --repetitions rounds after one warm-up, each
  * round split over the ranks the same way (point_rounds.h numbers the rounds' requests). */
 #include "launcher/sweep/sweep.h"
@@ -57,7 +60,7 @@ static void plan_point(const up_options *opt, const up_model_config *cfg, up_dty
   p->ctx = timed ? 0 : ctx;
   p->concurrency = concurrency;
   p->method = method;
-  p->rank_concurrency = rank_slots(concurrency, topo->world_rank, topo->world_size);
+  p->rank_concurrency = rank_slots(concurrency, topo->dp_rank, topo->dp_size);
   up_engine_params *e = &p->engine;
   e->rank = topo->world_rank;
   e->max_seqs = opt->max_seqs > 0 ? opt->max_seqs : (p->rank_concurrency > 0 ? p->rank_concurrency : 1);
@@ -67,7 +70,7 @@ static void plan_point(const up_options *opt, const up_model_config *cfg, up_dty
   int64_t blocks_per_layer = 0, rows_per_step = 0;
   if (timed) {
     up_rank_sizing sz;
-    up_workload_plan_rank_sizing(wp, topo->world_rank, topo->world_size, e->max_seqs, opt->kv_block, &sz);
+    up_workload_plan_rank_sizing(wp, topo->dp_rank, topo->dp_size, e->max_seqs, opt->kv_block, &sz);
     p->n_requests = wp->n_requests;
     p->rank_requests = sz.n_requests;
     p->warmup_len = sz.max_prompt_len;
@@ -79,7 +82,7 @@ static void plan_point(const up_options *opt, const up_model_config *cfg, up_dty
   } else {
     p->n_requests = opt->requests > 0 ? opt->requests : concurrency;
     for (int32_t i = 0; i < p->n_requests; ++i)
-      if ((i % concurrency) % topo->world_size == topo->world_rank) p->rank_requests++;
+      if ((i % concurrency) % topo->dp_size == topo->dp_rank) p->rank_requests++;
     p->warmup_len = ctx;
     p->longest_prompt = ctx < cfg->max_context ? ctx : cfg->max_context;
     p->output_len = opt->output_len;
@@ -207,11 +210,11 @@ static up_workload *round_workload(const up_options *opt, const up_workload_plan
                                    const up_model_config *cfg, const up_topology *topo, int32_t round) {
   const int32_t rank_cap = p->rank_concurrency > 0 ? p->rank_concurrency : 1;
   if (wp->kind != UP_WORKLOAD_CLOSED_LOOP)
-    return up_workload_plan_source(wp, topo->world_rank, topo->world_size, rank_cap, cfg->n_layers);
+    return up_workload_plan_source(wp, topo->dp_rank, topo->dp_size, rank_cap, cfg->n_layers);
   int64_t *ids = up_malloc_or_die(sizeof(int64_t) * (size_t)(p->rank_requests + 1), "request ids");
   int32_t n_ids = 0;
   for (int32_t i = 0; i < p->n_requests; ++i)
-    if ((i % p->concurrency) % topo->world_size == topo->world_rank)
+    if ((i % p->concurrency) % topo->dp_size == topo->dp_rank)
       ids[n_ids++] = up_round_request_id(round, p->n_requests, i);
   up_closed_loop_params wl = {.concurrency = rank_cap, .n_requests = n_ids, .request_ids = ids,
                               .prompt_len = p->ctx, .output_len = opt->output_len, .vocab = cfg->vocab,
@@ -277,14 +280,20 @@ static void fill_point_params(const up_options *opt, const up_workload_plan *wp,
 }
 
 /* The model config (preset, reduced depth) and the resolved methods; false with a
- * message when the options name something this model or backend cannot run. */
-static bool resolve_model_and_methods(const up_options *opt, up_backend *be, up_model_config *cfg,
-                                      up_method *methods, char *err, size_t err_size) {
+ * message when the options name something this model or backend cannot run, or cannot
+ * run split over the tensor-parallel group (model_shard.h, up_method_supports_tp). */
+static bool resolve_model_and_methods(const up_options *opt, up_backend *be, const up_topology *topo,
+                                      up_model_config *cfg, up_method *methods, char *err, size_t err_size) {
   if (!up_run_resolve_model(opt, be, cfg, err, err_size)) return false;
+  if (topo->tp_size > 1 && !up_model_shard_check(cfg, topo->tp_size, err, err_size)) return false;
   for (int32_t i = 0; i < opt->n_methods; ++i) {
     up_method_spec spec = opt->methods[i];
     char why[512];
     if (!up_method_spec_resolve(&spec, cfg, why, sizeof why)) {
+      snprintf(err, err_size, "--method: %s", why);
+      return false;
+    }
+    if (!up_method_supports_tp(&spec, be, topo->tp_size, why, sizeof why)) {
       snprintf(err, err_size, "--method: %s", why);
       return false;
     }
@@ -308,7 +317,7 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
   /* Model and methods: the same check on every rank. */
   up_model_config cfg;
   up_method methods[UP_MAX_SWEEP];
-  if (up_harness_check_failed(&h, !resolve_model_and_methods(opt, be, &cfg, methods, err, sizeof err), err))
+  if (up_harness_check_failed(&h, !resolve_model_and_methods(opt, be, topo, &cfg, methods, err, sizeof err), err))
     return up_harness_end(&h, 2);
 
   /* The workload (a trace is read and checked here), before anything is written. */
@@ -333,15 +342,18 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
   if (root && wp.trace && up_trace_long_gap(wp.trace, opt->trace_path, gap_warning, sizeof gap_warning))
     fprintf(stderr, "uniprefill-bench: warning: %s\n", gap_warning);
 
-  /* The weights must fit this rank's memory (at most --mem-limit-mib); every point is
-   * then fitted into what is left beside them (point_memory.h), before anything is
-   * written. The loop below plans each point again against the same budget. */
-  const int64_t weight_bytes = up_model_weight_bytes(&cfg, be->act_dtype);
+  /* This rank's weights (its shard under --tp) must fit its memory (at most
+   * --mem-limit-mib); every point is then fitted into what is left beside them
+   * (point_memory.h, which sizes the KV pool and workspace of the whole model: a
+   * shard's are smaller), before anything is written. The loop below plans each point
+   * again against the same budget. */
+  const int64_t weight_bytes = up_model_shard_weight_bytes(&cfg, be->act_dtype, topo->tp_size);
   int64_t available = (int64_t)be->ops->memory_available(be);
   const int limited = opt->mem_limit_mib > 0 && opt->mem_limit_mib * 1048576 < available;
   if (limited) available = opt->mem_limit_mib * 1048576;
-  snprintf(err, sizeof err, "model %s needs %.2f GiB of weights on the %s backend, but only %.2f GiB is %s "
-           "(use --layers for a shallower variant)", cfg.name, weight_bytes / 1073741824.0, be->ops->name,
+  snprintf(err, sizeof err, "model %s needs %.2f GiB of weights%s on the %s backend, but only %.2f GiB is %s "
+           "(use --layers for a shallower variant)", cfg.name, weight_bytes / 1073741824.0,
+           topo->tp_size > 1 ? " per rank of its tensor-parallel group" : "", be->ops->name,
            available / 1073741824.0, limited ? "allowed by --mem-limit-mib" : "available");
   if (up_harness_failed(&h, weight_bytes >= available, err)) {
     up_workload_plan_free(&wp);
@@ -379,7 +391,7 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
   /* A checkpoint that cannot load (a tensor's shape, a missing tensor) is bad input:
    * closing the results file before its first point leaves nothing at -o. */
   char model_err[1024] = "";
-  up_model *model = up_run_create_model(opt, &cfg, be, model_err, sizeof model_err);
+  up_model *model = up_run_create_model(opt, &cfg, be, h.tp.comm, model_err, sizeof model_err);
   if (up_harness_failed(&h, model == NULL, model_err)) {
     up_workload_plan_free(&wp);
     return up_harness_end(&h, 2);
@@ -427,7 +439,7 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
           w->ops->destroy(w);
           if (opt->step_timeout_s > 0.0) up_step_watchdog_sync(&watchdog, "the record gather");
           up_step_watchdog_arm(&watchdog, "the record gather");
-          up_point_gather(topo, &mine, &merged);
+          up_point_gather(h.tp.dp_leaders, &mine, &merged);
           up_step_watchdog_disarm(&watchdog);
           up_point_result_free(&mine);
           if (root) up_point_rounds_add(&rounds, &merged);

@@ -4,7 +4,9 @@
  * frequencies (on the first rotary_dim dims of each head where the config says), KV
  * store, attention over the layer's window (the method's hook when it has one), cache
  * append, the sigmoid output gate (where the layer has its projection: Qwen3-Next),
- * output GEMM and its post-norm (where the layer has one).
+ * output GEMM, the all-reduce of its partial sums over the tensor-parallel group, and
+ * its post-norm (where the layer has one). Under TP every head count is the rank's
+ * (model_shard.h).
  * Its input norm and residual add are the layer loop's (model.c). */
 #include "engine/model/blocks/attention_block.h"
 
@@ -44,7 +46,9 @@ void up_attention_block(up_forward_step *step, int32_t layer) {
   const up_backend_ops *ops = be->ops;
   const up_method *method = step->method;
   const int32_t n_rows = step->n_rows, h = cfg->hidden;
-  const int32_t qkv_dim = up_model_config_qkv_dim(cfg), q_dim = cfg->n_heads * cfg->head_dim;
+  /* This rank's heads (model_shard.h): all of them at TP = 1. */
+  const up_model_shard *shard = &model->shard;
+  const int32_t qkv_dim = up_model_shard_qkv_dim(shard, cfg), q_dim = shard->n_heads * cfg->head_dim;
 
   upload_layer_view(step, layer);
   up_forward_mark(be, UP_PHASE_GEMM);
@@ -55,9 +59,9 @@ void up_attention_block(up_forward_step *step, int32_t layer) {
   const void *q_norm = up_model_weight(model, UP_TENSOR_ATTN_Q_NORM, layer);
   const void *k_norm = up_model_weight(model, UP_TENSOR_ATTN_K_NORM, layer);
   if (q_norm)
-    ops->head_rmsnorm(be, ws->qkv, q_norm, n_rows, qkv_dim, 0, cfg->n_heads, cfg->head_dim, cfg->norm_eps);
+    ops->head_rmsnorm(be, ws->qkv, q_norm, n_rows, qkv_dim, 0, shard->n_heads, cfg->head_dim, cfg->norm_eps);
   if (k_norm)
-    ops->head_rmsnorm(be, ws->qkv, k_norm, n_rows, qkv_dim, q_dim, cfg->n_kv_heads, cfg->head_dim, cfg->norm_eps);
+    ops->head_rmsnorm(be, ws->qkv, k_norm, n_rows, qkv_dim, q_dim, shard->n_kv_heads, cfg->head_dim, cfg->norm_eps);
   if (cfg->rotary_dim > 0 && cfg->rotary_dim < cfg->head_dim)
     ops->rope_partial(be, ws->qkv, step->positions, up_model_rope_inv_freq(model, layer), n_rows, &step->shape,
                       cfg->rotary_dim);
@@ -69,7 +73,9 @@ void up_attention_block(up_forward_step *step, int32_t layer) {
   step->at = (up_method_layer){.layer = layer, .n_seqs = step->n_seqs, .is_prefill_host = ws->h_is_candidate,
                                 .cu_seqlens_host = ws->h_cu_seqlens, .kv_lens_host = ws->h_kv_lens, .qkv = ws->qkv,
                                 .pool = step->pool, .batch = &step->view, .shape = &step->shape,
-                                .window = window, .positions = step->positions, .slots_host = ws->h_slots};
+                                .window = window, .positions = step->positions, .slots_host = ws->h_slots,
+                                .tp = model->tp, .first_head = shard->first_head, .step = ws->steps_run,
+                                .tp_check_every = model->tp_check_every};
   up_attn_work work = {.causal = up_method_causal_pairs(&step->at)};
   if (method->ops->attention) {
     work.computed = method->ops->attention(method, be, &step->at, ws->attn);
@@ -86,6 +92,8 @@ void up_attention_block(up_forward_step *step, int32_t layer) {
   up_forward_mark(be, UP_PHASE_GEMM);
   ops->matmul(be, ws->delta, ws->attn, up_model_weight(model, UP_TENSOR_ATTN_OUT, layer), n_rows, h, q_dim);
   up_forward_mark(be, UP_PHASE_OTHER);
+  /* Row-parallel output projection: each rank holds its heads' share of the sum. */
+  up_forward_all_reduce_rows(step, ws->delta, n_rows, layer, "attention output all-reduce");
   const void *post_norm = up_model_weight(model, UP_TENSOR_ATTN_POST_NORM, layer);
   if (post_norm) ops->rmsnorm(be, ws->delta, ws->delta, post_norm, n_rows, h, cfg->norm_eps);
 }

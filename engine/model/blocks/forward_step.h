@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "engine/model/forward_workspace.h"
 #include "engine/model/model.h"
@@ -35,6 +36,23 @@ typedef struct up_forward_step {
 /* Attribute the work queued from here on to a phase of the step's time breakdown. */
 static inline void up_forward_mark(up_backend *be, up_phase phase) {
   if (be->ops->phase_mark) be->ops->phase_mark(be, phase);
+}
+
+/* The communicator's element type for activations of the backend's dtype. */
+static inline up_comm_elem up_forward_comm_elem(const up_backend *be) {
+  return be->act_dtype == UP_DTYPE_BF16 ? UP_COMM_BF16 : UP_COMM_F32;
+}
+
+/* Sum a row-parallel projection's partial outputs over the tensor-parallel group, in
+ * place (a group of one leaves them as they are): `rows` activation rows of the
+ * hidden size. `what` and the layer name the call if it fails. */
+static inline void up_forward_all_reduce_rows(const up_forward_step *step, void *rows_buf, int32_t rows,
+                                              int32_t layer, const char *what) {
+  const up_model *model = step->model;
+  char name[96];
+  snprintf(name, sizeof name, "layer %d %s", (int)layer, what);
+  model->tp->ops->all_reduce_sum(model->tp, rows_buf, rows_buf, (size_t)rows * (size_t)model->cfg.hidden,
+                                 up_forward_comm_elem(model->be), name);
 }
 
 #endif

@@ -130,11 +130,10 @@ typedef struct up_method_layer {
   const void *qkv;                /* this layer's fused QKV rows (backend memory) */
   const up_kv_pool *pool;
   const up_attn_batch *batch;     /* the same batch as backend arrays */
-  const up_attn_shape *shape;
+  const up_attn_shape *shape;     /* this rank's heads under tensor parallelism */
   int32_t window;                 /* the layer's sliding window in cache entries (0: full attention) */
   const int32_t *positions;       /* [rows] original position of each row (backend memory) */
   const int32_t *slots_host;      /* [n_seqs] each sequence's KV slot: the same sequence across steps */
-  const up_attn_shape *shape;     /* this rank's heads under tensor parallelism */
   /* Tensor parallelism: the group (size 1 when the model is whole); this rank's first
    * global query head; the forward step's index on this workspace (the same on every
    * rank of the group) and every how many steps the ranks' selections are compared

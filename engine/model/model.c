@@ -417,6 +417,8 @@ static void upload_recurrent_view(up_forward_workspace *ws, const up_forward_seq
   }
   ws->be->ops->upload_i32(ws->be, ws->state_slots, ws->h_state_slots, (size_t)n_seqs);
   ws->be->ops->upload_i32(ws->be, ws->has_state, ws->h_has_state, (size_t)n_seqs);
+}
+
 /* Token ids as this rank's embedding shard indexes them: its own vocabulary range
  * shifted to its first row, every other id to the zero row after the shard. */
 static void localize_token_ids(const up_model *model, int32_t *ids, int64_t n) {

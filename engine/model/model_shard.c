@@ -63,6 +63,21 @@ void up_model_shard_range(const up_model_shard *shard, const up_model_config *cf
     case UP_DIM_ONE:
     case UP_DIM_HIDDEN:
     case UP_DIM_HEAD: break;
+    /* Gated DeltaNet and MoE dimensions stay whole: up_model_shard_check refuses their
+     * models at TP > 1, so every rank holds them all. */
+    case UP_DIM_GDN_KEY:
+    case UP_DIM_GDN_VALUE:
+    case UP_DIM_GDN_CONV:
+    case UP_DIM_GDN_QKVZ:
+    case UP_DIM_GDN_HEADS:
+    case UP_DIM_GDN_BA:
+    case UP_DIM_GDN_HEAD_DIM:
+    case UP_DIM_CONV_WIDTH:
+    case UP_DIM_EXPERTS:
+    case UP_DIM_MOE_INTER:
+    case UP_DIM_MOE_GATE_UP:
+    case UP_DIM_SHARED_INTER:
+    case UP_DIM_SHARED_GATE_UP: break;
   }
   *first = 0;
   *count = up_dim_size(cfg, dim);

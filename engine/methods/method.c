@@ -69,3 +69,14 @@ double up_method_causal_pairs(const up_method_layer *at) {
   }
   return pairs;
 }
+
+double up_method_window_pairs(const up_method_layer *at, int32_t window) {
+  if (window <= 0) return up_method_causal_pairs(at);
+  double pairs = 0.0;
+  for (int32_t s = 0; s < at->n_seqs; ++s) {
+    const int64_t rows = at->cu_seqlens_host[s + 1] - at->cu_seqlens_host[s];
+    const int64_t first = at->kv_lens_host[s] - rows; /* cache index of the first row */
+    for (int64_t i = first; i < first + rows; ++i) pairs += (double)(i + 1 < window ? i + 1 : window);
+  }
+  return pairs;
+}

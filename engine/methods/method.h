@@ -137,11 +137,22 @@ typedef struct up_method_layer {
 typedef struct up_attn_work {
   double computed;
   double causal;
+  /* What the kernel's work costs, in the same per-row pairs: the query-key pairs of the
+   * tiles it computes, counted whole (masked parts included; a sparse method's 64x64 or
+   * 128x128 tiles and its gathered columns, ../shared/BASELINES.md 4), and its
+   * estimation's FLOPs over all heads (0 without an estimation). Dense attention sets
+   * tiles = computed, so the speed model of dense and UniPrefill stays in causal pairs. */
+  double tiles;
+  double estimate_flops;
 } up_attn_work;
 
 /* Causal query-key pairs of a layer: row t of a sequence with n rows and kv entries
  * attends kv - n + t + 1 of them. */
 double up_method_causal_pairs(const up_method_layer *at);
+
+/* The pairs dense attention computes over a window of `window` entries (row i of the
+ * cache sees min(i + 1, window), itself included); window 0: the causal pairs. */
+double up_method_window_pairs(const up_method_layer *at, int32_t window);
 
 /* ---- the method table ------------------------------------------------------------ */
 
@@ -171,9 +182,10 @@ struct up_method_ops {
    * new_cu_seqlens_host; returns the kept count. */
   int32_t (*select)(const up_method *m, up_backend *be, const up_method_layer *at, int32_t *keep_rows,
                     int32_t *new_cu_seqlens_host);
-  /* Attention of the layer into out (n_heads*head_dim values per row); returns the
-   * query-key pairs computed. NULL: the backend's dense causal attention. */
-  double (*attention)(const up_method *m, up_backend *be, const up_method_layer *at, void *out);
+  /* Attention of the layer into out (n_heads*head_dim values per row); fills work's
+   * computed, tiles and estimate_flops (causal comes in set). NULL: the backend's dense
+   * causal attention. */
+  void (*attention)(const up_method *m, up_backend *be, const up_method_layer *at, void *out, up_attn_work *work);
 };
 
 /* A method instance: its hooks (the spec's method's, or a test's own), its resolved

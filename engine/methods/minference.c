@@ -125,15 +125,23 @@ static double minference_estimate(const up_method *m, up_backend *be, const up_m
   return up_minference_estimate_kernel(be)(be, pattern, at->qkv, at->pool, at->batch, at->shape, &params);
 }
 
+/* Scores of the last queries against every key (BASELINES.md 4: 2 * 64 * n * d per head). */
+static double minference_estimate_flops(const up_method *m, int32_t n, const up_attn_shape *shape) {
+  const double last_q = n < MINFERENCE_LAST_Q ? n : MINFERENCE_LAST_Q;
+  return 2.0 * last_q * n * shape->head_dim * shape->n_heads;
+}
+
 static const up_sparse_method_kind minference_kind = {
     .block = 64,
     .sparse_sequence = minference_sparse_sequence,
     .max_columns = minference_max_columns,
     .estimate = minference_estimate,
+    .estimate_flops = minference_estimate_flops,
 };
 
-static double minference_attention(const up_method *m, up_backend *be, const up_method_layer *at, void *out) {
-  return up_sparse_method_attention(m, be, at, out, &minference_kind, &options_of(m)->layers);
+static void minference_attention(const up_method *m, up_backend *be, const up_method_layer *at, void *out,
+                                  up_attn_work *work) {
+  up_sparse_method_attention(m, be, at, out, &minference_kind, &options_of(m)->layers, work);
 }
 
 const up_method_ops up_method_minference = {

@@ -34,12 +34,17 @@ typedef struct up_sparse_method_kind {
   int32_t (*max_columns)(const up_method *m, int32_t layer);
   /* Run the estimation kernel into pattern; returns the pairs it covers. */
   double (*estimate)(const up_method *m, up_backend *be, const up_method_layer *at, up_sparse_pattern *pattern);
+  /* FLOPs of the estimation for one sequence of n rows, all heads (the speed model's
+   * cost of choosing, ../shared/BASELINES.md 4). */
+  double (*estimate_flops)(const up_method *m, int32_t n, const up_attn_shape *shape);
 } up_sparse_method_kind;
 
 /* The attention hook's frame (sparse_method.c): dense for other layers and for
- * sequences the method leaves alone, the kind's pattern for the rest. */
-double up_sparse_method_attention(const up_method *m, up_backend *be, const up_method_layer *at, void *out,
-                                  const up_sparse_method_kind *kind, const up_sparse_layers *layers);
+ * sequences the method leaves alone, the kind's pattern for the rest; fills work
+ * (method.h): pairs covered, pairs of the tiles computed, estimation FLOPs. */
+void up_sparse_method_attention(const up_method *m, up_backend *be, const up_method_layer *at, void *out,
+                                const up_sparse_method_kind *kind, const up_sparse_layers *layers,
+                                up_attn_work *work);
 
 /* supports(): the backend must have the attention kernel and the named estimator. */
 bool up_sparse_method_supports(up_backend *be, const char *estimator, char *why, size_t why_size);

@@ -72,15 +72,23 @@ static double xattention_estimate(const up_method *m, up_backend *be, const up_m
   return up_xattention_estimate_kernel(be)(be, pattern, at->qkv, at->pool, at->batch, at->shape, &params);
 }
 
+/* The antidiagonal scores: (n/S)^2 / 2 causal reshaped pairs, each a dot of S * d
+ * (BASELINES.md 4: n^2 d / S per head, 6.25% of dense attention at S = 8). */
+static double xattention_estimate_flops(const up_method *m, int32_t n, const up_attn_shape *shape) {
+  return (double)n * n * shape->head_dim * shape->n_heads / options_of(m)->stride;
+}
+
 static const up_sparse_method_kind xattention_kind = {
     .block = XATTENTION_BLOCK,
     .sparse_sequence = xattention_sparse_sequence,
     .max_columns = no_columns,
     .estimate = xattention_estimate,
+    .estimate_flops = xattention_estimate_flops,
 };
 
-static double xattention_attention(const up_method *m, up_backend *be, const up_method_layer *at, void *out) {
-  return up_sparse_method_attention(m, be, at, out, &xattention_kind, &options_of(m)->layers);
+static void xattention_attention(const up_method *m, up_backend *be, const up_method_layer *at, void *out,
+                                  up_attn_work *work) {
+  up_sparse_method_attention(m, be, at, out, &xattention_kind, &options_of(m)->layers, work);
 }
 
 const up_method_ops up_method_xattention = {

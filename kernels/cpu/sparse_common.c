@@ -220,5 +220,7 @@ double up_sparse_estimate_heads(const up_sparse_estimator *est, up_sparse_patter
     free(q);
     free(k);
   }
+  pattern->n_ranges = next_range;
+  pattern->n_columns = next_column;
   return pairs;
 }

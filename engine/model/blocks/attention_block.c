@@ -34,18 +34,6 @@ static void upload_layer_view(up_forward_step *step, int32_t layer) {
                                .kv_lens = ws->kv_lens, .block_tables = ws->block_tables, .max_blocks_per_seq = maxb};
 }
 
-/* Query-key pairs dense attention computes at a sliding layer: each row sees at most
- * `window` entries, itself included (the causal count when no row reaches that far). */
-static double windowed_pairs(const up_method_layer *at, int32_t window) {
-  double pairs = 0.0;
-  for (int32_t s = 0; s < at->n_seqs; ++s) {
-    const int64_t rows = at->cu_seqlens_host[s + 1] - at->cu_seqlens_host[s];
-    const int64_t first = at->kv_lens_host[s] - rows; /* cache index of the first row */
-    for (int64_t i = first; i < first + rows; ++i) pairs += (double)(i + 1 < window ? i + 1 : window);
-  }
-  return pairs;
-}
-
 void up_attention_block(up_forward_step *step, int32_t layer) {
   const up_model *model = step->model;
   const up_model_config *cfg = &model->cfg;
@@ -74,12 +62,11 @@ void up_attention_block(up_forward_step *step, int32_t layer) {
                                 .pool = step->pool, .batch = &step->view, .shape = &step->shape};
   up_attn_work work = {.causal = up_method_causal_pairs(&step->at)};
   if (method->ops->attention) {
-    work.computed = method->ops->attention(method, be, &step->at, ws->attn);
+    method->ops->attention(method, be, &step->at, ws->attn, &work);
   } else {
     const int32_t window = up_layer_window(cfg, layer);
     ops->attention(be, ws->attn, ws->qkv, step->pool, &step->view, &step->shape, window);
-    /* dense causal attention computes every causal pair; a window, those it reaches */
-    work.computed = window > 0 ? windowed_pairs(&step->at, window) : work.causal;
+    work.computed = work.tiles = up_method_window_pairs(&step->at, window);
   }
   if (step->layer_attn) step->layer_attn[layer] = work;
   for (int32_t s = 0; s < step->n_seqs; ++s)

@@ -88,6 +88,8 @@ Test(sparse_methods, a_table_must_cover_the_models_layers_and_heads) {
   remove(path);
   cr_expect(!parse_and_resolve(spec_text, &cfg, &spec, err, sizeof err));
   cr_expect_neq(strstr(err, path), NULL, "a missing file is named: %s", err);
+  cr_expect(!parse_and_resolve("minference:table=/tmp", &cfg, &spec, err, sizeof err));
+  cr_expect_neq(strstr(err, "'/tmp': Is a directory"), NULL, "a directory is named as one: %s", err);
 }
 
 static up_method_kernel_fn no_method_kernels(up_backend *be, const char *name) { return NULL; }

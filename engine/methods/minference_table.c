@@ -49,7 +49,8 @@ bool up_minference_table_load(const char *path, int32_t n_layers, int32_t n_head
       ++filled;
     }
   }
-  if (ok && ferror(f)) ok = up_error(err, err_size, "table file '%s': read error", path);
+  /* a directory opens, then fails its first read (EISDIR) */
+  if (ok && ferror(f)) ok = up_error(err, err_size, "table file '%s': %s", path, strerror(errno));
   if (ok && filled != n) {
     size_t first = 0;
     while (first < n && seen[first]) ++first;

@@ -1,6 +1,6 @@
 /* test_sparse_methods.c — the sparse baselines as methods (engine/methods/minference.c,
- * flexprefill.c, xattention.c over sparse_method.c): bad options and table files name
- * what is wrong; a backend without the kernels is refused with a reason; through the
+ * flexprefill.c, xattention.c over sparse_method.c): bad options and table files
+ * (MInference's sizes, XAttention's thresholds) name what is wrong; a backend without the kernels is refused with a reason; through the
  * attention hook, a packed batch equals each request alone (decode rows dense), the
  * pairs reported match the pattern, gamma 1 equals dense attention, FlexPrefill leaves
  * short prompts dense, non-full layers stay dense, and the density cap holds; the
@@ -57,6 +57,16 @@ static void write_file(const char *path, const char *text) {
   fclose(f);
 }
 
+/* A table file holding `text` makes `spec_text` fail to resolve with `want` in the message. */
+static void expect_table_refused(const char *spec_text, const char *path, const char *text, const char *want) {
+  const up_model_config cfg = small_config();
+  up_method_spec spec;
+  char err[512] = "";
+  write_file(path, text);
+  cr_expect(!parse_and_resolve(spec_text, &cfg, &spec, err, sizeof err), "'%s' must be refused", text);
+  cr_expect_neq(strstr(err, want), NULL, "'%s': message '%s' lacks '%s'", text, err, want);
+}
+
 Test(sparse_methods, a_table_must_cover_the_models_layers_and_heads) {
   const up_model_config cfg = small_config(); /* 4 layers x 4 heads */
   char path[64], spec_text[128], err[512];
@@ -69,27 +79,43 @@ Test(sparse_methods, a_table_must_cover_the_models_layers_and_heads) {
   write_file(path, text);
   cr_expect(parse_and_resolve(spec_text, &cfg, &spec, err, sizeof err), "%s", err);
 
-  write_file(path, "0 0 30 100\n");
-  cr_expect(!parse_and_resolve(spec_text, &cfg, &spec, err, sizeof err));
-  cr_expect_neq(strstr(err, path), NULL, "%s", err);
-  cr_expect_neq(strstr(err, "gives 1 of the model's 16"), NULL, "%s", err);
-
-  write_file(path, "0 4 30 100\n");
-  cr_expect(!parse_and_resolve(spec_text, &cfg, &spec, err, sizeof err));
-  cr_expect_neq(strstr(err, "outside the model's 4 layers x 4 heads"), NULL, "%s", err);
-
-  write_file(path, "0 0 30 100\n0 0 30 100\n");
-  cr_expect(!parse_and_resolve(spec_text, &cfg, &spec, err, sizeof err));
-  cr_expect_neq(strstr(err, "appears twice"), NULL, "%s", err);
-
-  write_file(path, "0 0 30\n");
-  cr_expect(!parse_and_resolve(spec_text, &cfg, &spec, err, sizeof err));
-  cr_expect_neq(strstr(err, "line 1"), NULL, "%s", err);
+  expect_table_refused(spec_text, path, "0 0 30 100\n", path);
+  expect_table_refused(spec_text, path, "0 0 30 100\n", "gives 1 of the model's 16");
+  expect_table_refused(spec_text, path, "0 4 30 100\n", "outside the model's 4 layers x 4 heads");
+  expect_table_refused(spec_text, path, "0 0 30 100\n0 0 30 100\n", "appears twice");
+  expect_table_refused(spec_text, path, "0 0 30\n", "line 1");
+  expect_table_refused(spec_text, path, "0 0 30.5 100\n", "line 1: sizes v=30.5 s=100 must be in [1, 16777216]");
   remove(path);
   cr_expect(!parse_and_resolve(spec_text, &cfg, &spec, err, sizeof err));
   cr_expect_neq(strstr(err, path), NULL, "a missing file is named: %s", err);
   cr_expect(!parse_and_resolve("minference:table=/tmp", &cfg, &spec, err, sizeof err));
   cr_expect_neq(strstr(err, "'/tmp': Is a directory"), NULL, "a directory is named as one: %s", err);
+}
+
+/* An XAttention table of `t(layer, head)` for the small model's 4 layers x 4 heads,
+ * written to path. */
+static void write_threshold_table(const char *path, double (*t)(int layer, int head)) {
+  char text[1024] = "# layer head threshold\n";
+  for (int l = 0; l < 4; ++l)
+    for (int h = 0; h < 4; ++h) snprintf(text + strlen(text), sizeof text - strlen(text), "%d %d %g\n", l, h, t(l, h));
+  write_file(path, text);
+}
+
+static double half_then_all(int layer, int head) { return layer == 0 ? 0.5 : 1.0; }
+static double one_head_at_half(int layer, int head) { return head == 0 ? 0.5 : 1.0; }
+
+Test(sparse_methods, xattention_thresholds_table_is_checked_like_minferences) {
+  const up_model_config cfg = small_config();
+  char path[64], spec_text[128], err[512];
+  snprintf(path, sizeof path, "/tmp/up_xattention_table_%d.txt", (int)getpid());
+  snprintf(spec_text, sizeof spec_text, "xattention:table=%s", path);
+  up_method_spec spec;
+  write_threshold_table(path, half_then_all);
+  cr_expect(parse_and_resolve(spec_text, &cfg, &spec, err, sizeof err), "%s", err);
+  expect_table_refused(spec_text, path, "0 0 1.5\n", "line 1: threshold 1.5 must be in (0, 1]");
+  expect_table_refused(spec_text, path, "0 0 0.5 7\n", "line 1: expected 'LAYER HEAD T'");
+  expect_table_refused(spec_text, path, "0 0 0.5\n", "gives 1 of the model's 16");
+  remove(path);
 }
 
 static up_method_kernel_fn no_method_kernels(up_backend *be, const char *name) { return NULL; }
@@ -175,6 +201,13 @@ static void hook_batch_init(hook_batch *b, const int32_t *lens, const uint8_t *p
     entry += lens[s];
   }
   free(all);
+}
+
+/* A batch of one whole prompt of n rows. */
+static void one_prompt_batch(hook_batch *b, int32_t n, uint64_t seed, float q_gain) {
+  const int32_t lens[1] = {n};
+  const uint8_t prefill[1] = {1};
+  hook_batch_init(b, lens, prefill, 1, seed, q_gain);
 }
 
 static void hook_batch_free(hook_batch *b) {
@@ -407,10 +440,8 @@ static void expect_the_capped_layers_speedup(const up_attn_work *work) {
 }
 
 Test(sparse_methods, the_density_cap_bounds_the_computed_pairs_and_tiles) {
-  const int32_t lens[1] = {1280};
-  const uint8_t prefill[1] = {1};
   hook_batch b;
-  hook_batch_init(&b, lens, prefill, 1, 31, 1.0f);
+  one_prompt_batch(&b, 1280, 31, 1.0f);
   const up_model_config cfg = small_config();
   /* Random weights: threshold 0.95 keeps nearly every block. A cap of 0.3 allows
    * floor(0.3 * 55) = 16 of each head's 55 causal blocks of 128, fewer than the 19 forced
@@ -429,6 +460,42 @@ Test(sparse_methods, the_density_cap_bounds_the_computed_pairs_and_tiles) {
   free(out);
   up_method_destroy(&open);
   up_method_destroy(&capped);
+  hook_batch_free(&b);
+}
+
+Test(sparse_methods, xattention_takes_each_layers_and_heads_threshold_from_its_table) {
+  hook_batch b;
+  one_prompt_batch(&b, 1280, 37, 3.0f);
+  const up_model_config cfg = small_config();
+  char path[64], spec_text[128];
+  snprintf(path, sizeof path, "/tmp/up_xattention_hook_table_%d.txt", (int)getpid());
+  snprintf(spec_text, sizeof spec_text, "xattention:table=%s", path);
+  float *out = calloc((size_t)b.n_tokens * H * D, sizeof(float));
+  float *want = calloc((size_t)b.n_tokens * H * D, sizeof(float));
+  up_method half = make_method("xattention:threshold=0.5", &cfg, b.be);
+  up_method all = make_method("xattention:threshold=1", &cfg, b.be);
+  const double half_pairs = hook_work(&half, &b, 0, 1, 0, want).computed;
+  const double all_pairs = hook_work(&all, &b, 0, 1, 0, out).computed;
+  cr_assert_lt(half_pairs, all_pairs, "threshold 0.5 keeps fewer blocks than 1");
+  /* layer 0 at 0.5 and layer 1 at 1: each layer reads its own row of the table */
+  write_threshold_table(path, half_then_all);
+  up_method by_layer = make_method(spec_text, &cfg, b.be);
+  cr_expect_float_eq(hook_work(&by_layer, &b, 0, 1, 0, out).computed, half_pairs, 1e-6);
+  for (int64_t k = 0; k < (int64_t)b.n_tokens * H * D; ++k) cr_assert_eq(out[k], want[k], "value %ld", (long)k);
+  cr_expect_float_eq(hook_work(&by_layer, &b, 0, 1, 1, out).computed, all_pairs, 1e-6);
+  /* head 0 at 0.5, the others at 1: in between */
+  write_threshold_table(path, one_head_at_half);
+  up_method by_head = make_method(spec_text, &cfg, b.be);
+  const double mixed = hook_work(&by_head, &b, 0, 1, 0, out).computed;
+  cr_expect(mixed > half_pairs && mixed < all_pairs, "%.0f pairs, between %.0f and %.0f", mixed, half_pairs,
+            all_pairs);
+  remove(path);
+  free(out);
+  free(want);
+  up_method_destroy(&half);
+  up_method_destroy(&all);
+  up_method_destroy(&by_layer);
+  up_method_destroy(&by_head);
   hook_batch_free(&b);
 }
 

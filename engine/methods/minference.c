@@ -5,11 +5,12 @@
  * layers stay dense, and every token flows through every layer. Owns the method's
  * options (uniform v/s, the authors' Llama-3.1-8B v2 sizes by default, or a per-head
  * table file) and its hook; the kernels are kernels/sparse_attention_ops.h. */
+#include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/methods/minference_table.h"
+#include "engine/methods/head_table.h"
 #include "engine/methods/sparse_method.h"
 
 #include "core/fatal.h"
@@ -46,19 +47,41 @@ typedef struct minference_sizes {
   int32_t *vertical, *slash;
 } minference_sizes;
 
+enum { MINFERENCE_TABLE_MAX_SIZE = 1 << 24 };
+
+/* A table line's v and s: whole numbers of columns and diagonals. */
+static bool check_table_sizes(const double *vs, char *why, size_t why_size) {
+  for (int i = 0; i < 2; ++i)
+    if (vs[i] < 1 || vs[i] > MINFERENCE_TABLE_MAX_SIZE || vs[i] != floor(vs[i]))
+      return up_error(why, why_size, "sizes v=%g s=%g must be in [1, %d] (whole numbers)", vs[0], vs[1],
+                      MINFERENCE_TABLE_MAX_SIZE);
+  return true;
+}
+
+static const up_head_table_form minference_table_form = {2, "LAYER HEAD V S", check_table_sizes};
+
 static bool load_sizes(const minference_options *o, minference_sizes *sizes, char *err, size_t err_size) {
   const size_t n = (size_t)o->layers.n_layers * (size_t)o->layers.n_heads;
   sizes->vertical = malloc(sizeof(int32_t) * (n ? n : 1));
   sizes->slash = malloc(sizeof(int32_t) * (n ? n : 1));
   if (!sizes->vertical || !sizes->slash) return up_error(err, err_size, "out of memory for MInference's sizes");
-  if (o->table[0])
-    return up_minference_table_load(o->table, o->layers.n_layers, o->layers.n_heads, sizes->vertical, sizes->slash,
-                                    err, err_size);
-  for (size_t i = 0; i < n; ++i) {
-    sizes->vertical[i] = o->vertical;
-    sizes->slash[i] = o->slash;
+  if (!o->table[0]) {
+    for (size_t i = 0; i < n; ++i) {
+      sizes->vertical[i] = o->vertical;
+      sizes->slash[i] = o->slash;
+    }
+    return true;
   }
-  return true;
+  double *table = malloc(sizeof(double) * 2 * (n ? n : 1));
+  if (!table) return up_error(err, err_size, "out of memory for MInference's table");
+  const bool ok =
+      up_head_table_load(o->table, o->layers.n_layers, o->layers.n_heads, &minference_table_form, table, err, err_size);
+  for (size_t i = 0; ok && i < n; ++i) {
+    sizes->vertical[i] = (int32_t)table[2 * i];
+    sizes->slash[i] = (int32_t)table[2 * i + 1];
+  }
+  free(table);
+  return ok;
 }
 
 static void free_sizes(minference_sizes *sizes) {

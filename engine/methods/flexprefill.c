@@ -56,7 +56,8 @@ static bool flexprefill_supports(const up_method_spec *spec, up_backend *be, cha
              UP_FLEXPREFILL_ESTIMATE_KERNEL);
     return false;
   }
-  return up_sparse_method_supports(be, UP_FLEXPREFILL_ESTIMATE_KERNEL, why, why_size);
+  const up_sparse_layers *layers = &((const flexprefill_options *)(const void *)spec->options)->layers;
+  return up_sparse_method_supports(be, UP_FLEXPREFILL_ESTIMATE_KERNEL, layers, why, why_size);
 }
 
 static bool flexprefill_init(up_method *m, up_backend *be, char *err, size_t err_size) {

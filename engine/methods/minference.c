@@ -101,7 +101,8 @@ static bool minference_resolve(void *options, const up_model_config *cfg, char *
 }
 
 static bool minference_supports(const up_method_spec *spec, up_backend *be, char *why, size_t why_size) {
-  return up_sparse_method_supports(be, UP_MINFERENCE_ESTIMATE_KERNEL, why, why_size);
+  const up_sparse_layers *layers = &((const minference_options *)(const void *)spec->options)->layers;
+  return up_sparse_method_supports(be, UP_MINFERENCE_ESTIMATE_KERNEL, layers, why, why_size);
 }
 
 static bool minference_init(up_method *m, up_backend *be, char *err, size_t err_size) {

@@ -28,16 +28,27 @@ void up_sparse_layers_resolve(up_sparse_layers *layers, const up_model_config *c
   layers->sliding_window = cfg->sliding_window;
   layers->n_layers = cfg->n_layers;
   layers->n_heads = cfg->n_heads;
+  layers->head_dim = cfg->head_dim;
 }
 
-bool up_sparse_method_supports(up_backend *be, const char *estimator, char *why, size_t why_size) {
+bool up_sparse_method_supports(up_backend *be, const char *estimator, const up_sparse_layers *layers, char *why,
+                               size_t why_size) {
   const char *missing = !be->ops->method_kernel(be, UP_SPARSE_ATTENTION_KERNEL) ? UP_SPARSE_ATTENTION_KERNEL
                         : !be->ops->method_kernel(be, estimator)                ? estimator
                                                                                  : NULL;
-  if (!missing) return true;
-  snprintf(why, why_size, "the %s backend has no %s kernel yet (the sparse baselines run on the cpu backend)",
-           be->ops->name, missing);
-  return false;
+  if (missing) {
+    snprintf(why, why_size, "the %s backend has no %s kernel yet (the sparse baselines run on the cpu backend)",
+             be->ops->name, missing);
+    return false;
+  }
+  /* the CUDA sparse attention kernel is built for these two (kernels/cuda/sparse/
+   * sparse_attention.cu): refused here rather than at the first layer of a run */
+  if (strcmp(be->ops->name, "cuda") == 0 && layers->head_dim != 128 && layers->head_dim != 256) {
+    snprintf(why, why_size, "the cuda backend's %s kernel takes head_dim 128 or 256, the model has %d (use the cpu "
+             "backend)", UP_SPARSE_ATTENTION_KERNEL, (int)layers->head_dim);
+    return false;
+  }
+  return true;
 }
 
 bool up_sparse_method_init(up_method *m, up_backend *be, void *extra, char *err, size_t err_size) {

@@ -89,7 +89,8 @@ static bool xattention_supports(const up_method_spec *spec, up_backend *be, char
              UP_XATTENTION_ESTIMATE_KERNEL);
     return false;
   }
-  return up_sparse_method_supports(be, UP_XATTENTION_ESTIMATE_KERNEL, why, why_size);
+  const up_sparse_layers *layers = &((const xattention_options *)(const void *)spec->options)->layers;
+  return up_sparse_method_supports(be, UP_XATTENTION_ESTIMATE_KERNEL, layers, why, why_size);
 }
 
 /* The method's extra state: the table's thresholds, or NULL for one threshold. */

@@ -71,7 +71,7 @@ expect_error "table file '/nonexistent/table.txt'" --method minference:table=/no
 # the file and the entry.
 expect_error "unknown option 'foo' (minference" --method minference:foo=1
 expect_error "unknown option 'v' (flexprefill" --method flexprefill:v=512
-expect_error "unknown option 'table' (xattention" --method xattention:table=t.txt
+expect_error "unknown option 'gamma' (xattention" --method xattention:gamma=0.9
 expect_error "option gamma: '0' must be in (0, 1]" --method flexprefill:gamma=0
 expect_error "option tau: '1.5' must be in \[0, 1\]" --method flexprefill:tau=1.5
 expect_error "option tau" --method flexprefill:tau=-0.1

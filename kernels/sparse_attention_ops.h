@@ -66,8 +66,8 @@ extern "C" {
  * Memory. The struct lives on the host; the pointers marked (backend) are backend
  * memory (device memory on CUDA), the _host ones host memory. The caller (the method)
  * allocates every array and sets the capacities and qblock_start/_host; an estimator
- * fills range_ptr, range_start, column_ptr and column_index and fails loudly (UP_FATAL)
- * rather than write past a capacity. Sizes: range_ptr and column_ptr hold
+ * fills range_ptr, range_start, column_ptr and column_index (and n_ranges, n_columns)
+ * and fails loudly (UP_FATAL) rather than write past a capacity. Sizes: range_ptr and column_ptr hold
  * n_list_rows + 1 entries. */
 typedef struct up_sparse_pattern {
   int32_t n_seqs;
@@ -82,6 +82,12 @@ typedef struct up_sparse_pattern {
   int32_t *column_index;            /* [column_capacity] (backend); may be NULL when column_capacity is 0 */
   int64_t range_capacity;
   int64_t column_capacity;
+  /* Set by the estimator on the host: the key ranges and extra keys it wrote in all
+   * (range_ptr[n_list_rows], column_ptr[n_list_rows]; the GPU's come back in the layer's
+   * one host copy). The speed model counts the kernel's work from them in whole tiles
+   * (../shared/BASELINES.md 4). */
+  int64_t n_ranges;
+  int64_t n_columns;
 } up_sparse_pattern;
 
 /* List rows of a pattern. */

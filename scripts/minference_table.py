@@ -3,7 +3,7 @@
 authors' `*_best_pattern*.json`: a list with one object per layer mapping a head number
 to [pattern type, vertical size, slash size, score]) into the table the `minference`
 method's `table=FILE` option reads: one "LAYER HEAD V S" line per layer and head
-(engine/methods/minference_table.h).
+(engine/methods/head_table.h).
 
     minference_table.py BEST_PATTERN.json > table.txt
 

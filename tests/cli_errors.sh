@@ -66,6 +66,35 @@ expect_error "option stride: 12 is not 4, 8 or 16" --method dense,xattention:str
 expect_error "option gamma" --method flexprefill:gamma=1.5
 expect_error "option density" --method minference:density=0
 expect_error "table file '/nonexistent/table.txt'" --method minference:table=/nonexistent/table.txt
+# The sparse baselines (issue 13): each unknown option and each value out of range names
+# the option; a MInference table that does not fit the model's layers and heads names
+# the file and the entry.
+expect_error "unknown option 'foo' (minference" --method minference:foo=1
+expect_error "unknown option 'v' (flexprefill" --method flexprefill:v=512
+expect_error "unknown option 'gamma' (xattention" --method xattention:gamma=0.9
+expect_error "option gamma: '0' must be in (0, 1]" --method flexprefill:gamma=0
+expect_error "option tau: '1.5' must be in \[0, 1\]" --method flexprefill:tau=1.5
+expect_error "option tau" --method flexprefill:tau=-0.1
+expect_error "option min_budget" --method flexprefill:min_budget=-1
+expect_error "option max_budget" --method flexprefill:max_budget=-5
+expect_error "option threshold: '1.1' must be in (0, 1]" --method xattention:threshold=1.1
+expect_error "option threshold" --method xattention:threshold=0
+expect_error "option v: '0' must be >= 1" --method minference:v=0
+expect_error "option s: '-3' must be >= 1" --method minference:s=-3
+expect_error "option v: '99999999' must be <=" --method minference:v=99999999
+expect_error "option stride: '32' must be <= 16" --method xattention:stride=32
+expect_error "option stride: 5 is not 4, 8 or 16" --method xattention:stride=5
+expect_error "option density: '1.5' must be in (0, 1]" --method flexprefill:density=1.5
+expect_error "option density" --method xattention:density=0
+echo "0 0 512 2048" >"$work/short_table.txt"
+expect_error "table file '$work/short_table.txt' gives 1 of the model's" --method minference:table="$work/short_table.txt"
+printf '0 0 512 2048\n999 0 512 2048\n' >"$work/outside_table.txt"
+expect_error "table file '$work/outside_table.txt' line 2: layer 999 head 0 is outside" \
+  --method minference:table="$work/outside_table.txt"
+printf '0 0 512\n' >"$work/bad_line_table.txt"
+expect_error "line 1: expected 'LAYER HEAD V S'" --method minference:table="$work/bad_line_table.txt"
+printf '0 0 0 2048\n' >"$work/zero_table.txt"
+expect_error "sizes v=0 s=2048 must be in" --method minference:table="$work/zero_table.txt"
 expect_error "--layers" --model tiny-llama --layers 99
 expect_error "breaks model qwen3-next-80b-a3b's layer pattern" --model qwen3-next-80b-a3b --layers 6
 expect_error "GiB" --model llama-3.1-70b --ctx 1k --backend cpu

@@ -151,6 +151,13 @@ typedef struct up_method_layer {
 typedef struct up_attn_work {
   double computed;
   double causal;
+  /* What the kernel's work costs, in the same per-row pairs: the query-key pairs of the
+   * tiles it computes, counted whole (masked parts included; a sparse method's 64x64 or
+   * 128x128 tiles and its gathered columns, ../shared/BASELINES.md 4), and its
+   * estimation's FLOPs over all heads (0 without an estimation). Dense attention sets
+   * tiles = computed, so the speed model of dense and UniPrefill stays in causal pairs. */
+  double tiles;
+  double estimate_flops;
 } up_attn_work;
 
 /* Causal query-key pairs of a layer: row t of a sequence with n rows and kv entries
@@ -188,9 +195,10 @@ struct up_method_ops {
    * new_cu_seqlens_host; returns the kept count. */
   int32_t (*select)(const up_method *m, up_backend *be, const up_method_layer *at, int32_t *keep_rows,
                     int32_t *new_cu_seqlens_host);
-  /* Attention of the layer into out (n_heads*head_dim values per row); returns the
-   * query-key pairs computed. NULL: the backend's dense causal attention. */
-  double (*attention)(const up_method *m, up_backend *be, const up_method_layer *at, void *out);
+  /* Attention of the layer into out (n_heads*head_dim values per row); fills work's
+   * computed, tiles and estimate_flops (causal comes in set). NULL: the backend's dense
+   * causal attention. */
+  void (*attention)(const up_method *m, up_backend *be, const up_method_layer *at, void *out, up_attn_work *work);
   /* False with the reason when the method cannot run on a tensor-parallel group of
    * tp_size > 1 ranks on this backend. NULL: a method without select or attention
    * hooks runs under any TP (dense); one with them does not. */

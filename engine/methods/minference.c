@@ -5,11 +5,12 @@
  * layers stay dense, and every token flows through every layer. Owns the method's
  * options (uniform v/s, the authors' Llama-3.1-8B v2 sizes by default, or a per-head
  * table file) and its hook; the kernels are kernels/sparse_attention_ops.h. */
+#include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/methods/minference_table.h"
+#include "engine/methods/head_table.h"
 #include "engine/methods/sparse_method.h"
 
 #include "core/fatal.h"
@@ -46,19 +47,41 @@ typedef struct minference_sizes {
   int32_t *vertical, *slash;
 } minference_sizes;
 
+enum { MINFERENCE_TABLE_MAX_SIZE = 1 << 24 };
+
+/* A table line's v and s: whole numbers of columns and diagonals. */
+static bool check_table_sizes(const double *vs, char *why, size_t why_size) {
+  for (int i = 0; i < 2; ++i)
+    if (vs[i] < 1 || vs[i] > MINFERENCE_TABLE_MAX_SIZE || vs[i] != floor(vs[i]))
+      return up_error(why, why_size, "sizes v=%g s=%g must be in [1, %d] (whole numbers)", vs[0], vs[1],
+                      MINFERENCE_TABLE_MAX_SIZE);
+  return true;
+}
+
+static const up_head_table_form minference_table_form = {2, "LAYER HEAD V S", check_table_sizes};
+
 static bool load_sizes(const minference_options *o, minference_sizes *sizes, char *err, size_t err_size) {
   const size_t n = (size_t)o->layers.n_layers * (size_t)o->layers.n_heads;
   sizes->vertical = malloc(sizeof(int32_t) * (n ? n : 1));
   sizes->slash = malloc(sizeof(int32_t) * (n ? n : 1));
   if (!sizes->vertical || !sizes->slash) return up_error(err, err_size, "out of memory for MInference's sizes");
-  if (o->table[0])
-    return up_minference_table_load(o->table, o->layers.n_layers, o->layers.n_heads, sizes->vertical, sizes->slash,
-                                    err, err_size);
-  for (size_t i = 0; i < n; ++i) {
-    sizes->vertical[i] = o->vertical;
-    sizes->slash[i] = o->slash;
+  if (!o->table[0]) {
+    for (size_t i = 0; i < n; ++i) {
+      sizes->vertical[i] = o->vertical;
+      sizes->slash[i] = o->slash;
+    }
+    return true;
   }
-  return true;
+  double *table = malloc(sizeof(double) * 2 * (n ? n : 1));
+  if (!table) return up_error(err, err_size, "out of memory for MInference's table");
+  const bool ok =
+      up_head_table_load(o->table, o->layers.n_layers, o->layers.n_heads, &minference_table_form, table, err, err_size);
+  for (size_t i = 0; ok && i < n; ++i) {
+    sizes->vertical[i] = (int32_t)table[2 * i];
+    sizes->slash[i] = (int32_t)table[2 * i + 1];
+  }
+  free(table);
+  return ok;
 }
 
 static void free_sizes(minference_sizes *sizes) {
@@ -78,7 +101,8 @@ static bool minference_resolve(void *options, const up_model_config *cfg, char *
 }
 
 static bool minference_supports(const up_method_spec *spec, up_backend *be, char *why, size_t why_size) {
-  return up_sparse_method_supports(be, UP_MINFERENCE_ESTIMATE_KERNEL, why, why_size);
+  const up_sparse_layers *layers = &((const minference_options *)(const void *)spec->options)->layers;
+  return up_sparse_method_supports(be, UP_MINFERENCE_ESTIMATE_KERNEL, layers, why, why_size);
 }
 
 static bool minference_init(up_method *m, up_backend *be, char *err, size_t err_size) {
@@ -125,15 +149,23 @@ static double minference_estimate(const up_method *m, up_backend *be, const up_m
   return up_minference_estimate_kernel(be)(be, pattern, at->qkv, at->pool, at->batch, at->shape, &params);
 }
 
+/* Scores of the last queries against every key (BASELINES.md 4: 2 * 64 * n * d per head). */
+static double minference_estimate_flops(const up_method *m, int32_t n, const up_attn_shape *shape) {
+  const double last_q = n < MINFERENCE_LAST_Q ? n : MINFERENCE_LAST_Q;
+  return 2.0 * last_q * n * shape->head_dim * shape->n_heads;
+}
+
 static const up_sparse_method_kind minference_kind = {
     .block = 64,
     .sparse_sequence = minference_sparse_sequence,
     .max_columns = minference_max_columns,
     .estimate = minference_estimate,
+    .estimate_flops = minference_estimate_flops,
 };
 
-static double minference_attention(const up_method *m, up_backend *be, const up_method_layer *at, void *out) {
-  return up_sparse_method_attention(m, be, at, out, &minference_kind, &options_of(m)->layers);
+static void minference_attention(const up_method *m, up_backend *be, const up_method_layer *at, void *out,
+                                  up_attn_work *work) {
+  up_sparse_method_attention(m, be, at, out, &minference_kind, &options_of(m)->layers, work);
 }
 
 const up_method_ops up_method_minference = {

@@ -28,16 +28,27 @@ void up_sparse_layers_resolve(up_sparse_layers *layers, const up_model_config *c
   layers->sliding_window = cfg->sliding_window;
   layers->n_layers = cfg->n_layers;
   layers->n_heads = cfg->n_heads;
+  layers->head_dim = cfg->head_dim;
 }
 
-bool up_sparse_method_supports(up_backend *be, const char *estimator, char *why, size_t why_size) {
+bool up_sparse_method_supports(up_backend *be, const char *estimator, const up_sparse_layers *layers, char *why,
+                               size_t why_size) {
   const char *missing = !be->ops->method_kernel(be, UP_SPARSE_ATTENTION_KERNEL) ? UP_SPARSE_ATTENTION_KERNEL
                         : !be->ops->method_kernel(be, estimator)                ? estimator
                                                                                  : NULL;
-  if (!missing) return true;
-  snprintf(why, why_size, "the %s backend has no %s kernel yet (the sparse baselines run on the cpu backend)",
-           be->ops->name, missing);
-  return false;
+  if (missing) {
+    snprintf(why, why_size, "the %s backend has no %s kernel yet (the sparse baselines run on the cpu backend)",
+             be->ops->name, missing);
+    return false;
+  }
+  /* the CUDA sparse attention kernel is built for these two (kernels/cuda/sparse/
+   * sparse_attention.cu): refused here rather than at the first layer of a run */
+  if (strcmp(be->ops->name, "cuda") == 0 && layers->head_dim != 128 && layers->head_dim != 256) {
+    snprintf(why, why_size, "the cuda backend's %s kernel takes head_dim 128 or 256, the model has %d (use the cpu "
+             "backend)", UP_SPARSE_ATTENTION_KERNEL, (int)layers->head_dim);
+    return false;
+  }
+  return true;
 }
 
 bool up_sparse_method_init(up_method *m, up_backend *be, void *extra, char *err, size_t err_size) {
@@ -92,12 +103,20 @@ static double dense_pairs(const up_method_layer *at, int32_t s) {
   return rows * before + rows * (rows + 1.0) / 2.0;
 }
 
-double up_sparse_method_attention(const up_method *m, up_backend *be, const up_method_layer *at, void *out,
-                                  const up_sparse_method_kind *kind, const up_sparse_layers *layers) {
+/* Dense attention of the whole layer: its pairs are its tiles, nothing estimated. */
+static void dense_work(up_attn_work *work, double pairs) {
+  work->computed = work->tiles = pairs;
+  work->estimate_flops = 0.0;
+}
+
+void up_sparse_method_attention(const up_method *m, up_backend *be, const up_method_layer *at, void *out,
+                                const up_sparse_method_kind *kind, const up_sparse_layers *layers,
+                                up_attn_work *work) {
   const up_backend_ops *ops = be->ops;
   if (!layers->full[at->layer]) {
     ops->attention(be, out, at->qkv, at->pool, at->batch, at->shape, layers->sliding_window);
-    return up_method_causal_pairs(at);
+    dense_work(work, up_method_window_pairs(at, layers->sliding_window));
+    return;
   }
   sparse_state *st = state_of(m);
   if (st->host_cap < at->n_seqs + 1) {
@@ -107,7 +126,7 @@ double up_sparse_method_attention(const up_method *m, up_backend *be, const up_m
   }
   /* Which sequences get a pattern, and the worst-case list sizes of those that do. */
   int64_t rows_total = 0, ranges_total = 0;
-  double pairs = 0.0;
+  double pairs = 0.0, estimate_flops = 0.0;
   st->qblock_start_host[0] = 0;
   for (int32_t s = 0; s < at->n_seqs; ++s) {
     const int32_t n = at->cu_seqlens_host[s + 1] - at->cu_seqlens_host[s];
@@ -117,10 +136,12 @@ double up_sparse_method_attention(const up_method *m, up_backend *be, const up_m
     rows_total += (int64_t)nq * at->shape->n_heads;
     ranges_total += ((int64_t)nq * (nq + 1) / 2 + 2 * (int64_t)nq) * at->shape->n_heads;
     if (!sparse) pairs += dense_pairs(at, s);
+    if (sparse) estimate_flops += kind->estimate_flops(m, n, at->shape);
   }
   if (rows_total == 0) {
     ops->attention(be, out, at->qkv, at->pool, at->batch, at->shape, 0);
-    return up_method_causal_pairs(at);
+    dense_work(work, up_method_causal_pairs(at));
+    return;
   }
   const int64_t columns_total = rows_total * kind->max_columns(m, at->layer);
   up_sparse_pattern pattern = {
@@ -142,8 +163,14 @@ double up_sparse_method_attention(const up_method *m, up_backend *be, const up_m
   if (ops->phase_mark) ops->phase_mark(be, UP_PHASE_SELECTION);
   /* the estimator sums over heads; a layer's work counts pairs per row (method.h), so
    * the sparse sequences contribute the mean over heads */
-  pairs += kind->estimate(m, be, at, &pattern) / at->shape->n_heads;
+  const double covered = kind->estimate(m, be, at, &pattern) / at->shape->n_heads;
   if (ops->phase_mark) ops->phase_mark(be, UP_PHASE_ATTENTION);
   up_sparse_attention_kernel(be)(be, out, at->qkv, at->pool, at->batch, at->shape, &pattern);
-  return pairs;
+  /* whole tiles: block_q rows by each range's block_k keys, and by each extra key */
+  const double tiles = (double)pattern.block_q *
+                       ((double)pattern.block_k * (double)pattern.n_ranges + (double)pattern.n_columns) /
+                       at->shape->n_heads;
+  work->computed = pairs + covered;
+  work->tiles = pairs + tiles;
+  work->estimate_flops = estimate_flops;
 }

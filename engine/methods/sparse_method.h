@@ -20,7 +20,7 @@
 typedef struct up_sparse_layers {
   uint8_t full[UP_MAX_LAYERS]; /* 1: a full-attention layer, where the method applies */
   int32_t sliding_window;      /* the window of the model's sliding layers (dense there) */
-  int32_t n_layers, n_heads;
+  int32_t n_layers, n_heads, head_dim;
 } up_sparse_layers;
 
 void up_sparse_layers_resolve(up_sparse_layers *layers, const up_model_config *cfg);
@@ -34,15 +34,22 @@ typedef struct up_sparse_method_kind {
   int32_t (*max_columns)(const up_method *m, int32_t layer);
   /* Run the estimation kernel into pattern; returns the pairs it covers. */
   double (*estimate)(const up_method *m, up_backend *be, const up_method_layer *at, up_sparse_pattern *pattern);
+  /* FLOPs of the estimation for one sequence of n rows, all heads (the speed model's
+   * cost of choosing, ../shared/BASELINES.md 4). */
+  double (*estimate_flops)(const up_method *m, int32_t n, const up_attn_shape *shape);
 } up_sparse_method_kind;
 
 /* The attention hook's frame (sparse_method.c): dense for other layers and for
- * sequences the method leaves alone, the kind's pattern for the rest. */
-double up_sparse_method_attention(const up_method *m, up_backend *be, const up_method_layer *at, void *out,
-                                  const up_sparse_method_kind *kind, const up_sparse_layers *layers);
+ * sequences the method leaves alone, the kind's pattern for the rest; fills work
+ * (method.h): pairs covered, pairs of the tiles computed, estimation FLOPs. */
+void up_sparse_method_attention(const up_method *m, up_backend *be, const up_method_layer *at, void *out,
+                                const up_sparse_method_kind *kind, const up_sparse_layers *layers,
+                                up_attn_work *work);
 
-/* supports(): the backend must have the attention kernel and the named estimator. */
-bool up_sparse_method_supports(up_backend *be, const char *estimator, char *why, size_t why_size);
+/* supports(): the backend must have the attention kernel and the named estimator, and
+ * take the model's head_dim (layers, resolved). */
+bool up_sparse_method_supports(up_backend *be, const char *estimator, const up_sparse_layers *layers, char *why,
+                               size_t why_size);
 
 /* init/destroy of the shared state (pattern buffers grown on demand); `extra` (malloc'd
  * or NULL) is the method's own state, owned and freed by the shared one. */

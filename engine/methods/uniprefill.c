@@ -121,10 +121,14 @@ static void uniprefill_destroy(up_method *m) { up_position_window_destroy(m->sta
 /* Dense attention over the rows entering the layer; on a sliding layer under
  * window=original, each row's window starts at its first kept entry within W original
  * positions (before any drop that is the same window). */
-static double uniprefill_attention(const up_method *m, up_backend *be, const up_method_layer *at, void *out) {
-  if (at->window > 0 && m->state) return up_position_window_attention(m->state, be, at, out);
+static void uniprefill_attention(const up_method *m, up_backend *be, const up_method_layer *at, void *out,
+                                 up_attn_work *work) {
+  if (at->window > 0 && m->state) {
+    work->computed = work->tiles = up_position_window_attention(m->state, be, at, out);
+    return;
+  }
   be->ops->attention(be, out, at->qkv, at->pool, at->batch, at->shape, at->window);
-  return up_method_window_pairs(at, at->window);
+  work->computed = work->tiles = up_method_window_pairs(at, at->window);
 }
 
 static bool uniprefill_drops_after(const up_method *m, int32_t layer) {

@@ -1,8 +1,9 @@
 /* sparse_common.c — what the CPU estimators of the sparse baselines share: bf16
  * rounding (the authors' estimates run on bf16 tensors), per-head query and key
  * reads, staging a sequence's per (query block, head) key lists and writing them into
- * a pattern (kernels/sparse_attention_ops.h), the covered-pair count, and the
- * density cap of the block methods. Knows no method's selection rule. */
+ * a pattern (kernels/sparse_attention_ops.h), the covered-pair count, the density
+ * cap of the block methods, and the per (sequence, head) loop around a method's head
+ * step. Knows no method's selection rule. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -184,4 +185,42 @@ void up_sparse_rows_from_mask(up_sparse_rows *rows, int32_t head, const uint8_t 
   for (int32_t qb = 0; qb < nq; ++qb)
     for (int32_t kb = 0; kb <= qb; ++kb)
       if (mask[(int64_t)qb * nq + kb]) up_sparse_rows_add_range(rows, qb, head, kb * block_k);
+}
+
+double up_sparse_estimate_heads(const up_sparse_estimator *est, up_sparse_pattern *pattern, const void *qkv,
+                                const up_kv_pool *pool, const up_attn_batch *batch, const up_attn_shape *shape) {
+  const int32_t hd = shape->head_dim, group = shape->n_heads / shape->n_kv_heads;
+  const int64_t row_stride = (int64_t)(shape->n_heads + 2 * shape->n_kv_heads) * hd;
+  int64_t next_range = 0, next_column = 0;
+  double pairs = 0.0;
+  pattern->range_ptr[0] = pattern->column_ptr[0] = 0;
+  for (int32_t s = 0; s < batch->n_seqs; ++s) {
+    int32_t first, n;
+    const int32_t nq = up_sparse_sequence(est->kernel, pattern, batch, s, est->block, &first, &n);
+    if (nq == 0) continue;
+    float *q = up_malloc_or_die(sizeof(float) * (size_t)n * (size_t)hd, "sparse estimate queries");
+    float *k = up_malloc_or_die(sizeof(float) * (size_t)n * (size_t)hd, "sparse estimate keys");
+    const int32_t lq = est->last_queries > 0 && est->last_queries < n ? est->last_queries : n;
+    if (est->begin) est->begin(est->ctx, n, nq);
+    up_sparse_rows rows;
+    up_sparse_rows_init(&rows, nq, shape->n_heads);
+    for (int32_t g = 0; g < shape->n_kv_heads; ++g) {
+      up_sparse_head_keys(pool, batch->block_tables + (int64_t)s * batch->max_blocks_per_seq, n, g, hd, k);
+      for (int32_t h = g * group; h < (g + 1) * group; ++h) {
+        up_sparse_head_queries((const float *)qkv + (int64_t)(first + n - lq) * row_stride, lq, shape, h,
+                               q + (int64_t)(n - lq) * hd);
+        const up_sparse_head_input in = {.n = n, .nq = nq, .head = h, .head_dim = hd, .q = q, .k = k};
+        est->head(est->ctx, &in, &rows);
+      }
+    }
+    pairs += up_sparse_rows_pairs(&rows, n, est->block, est->block);
+    up_sparse_rows_write(&rows, pattern, s, &next_range, &next_column);
+    up_sparse_rows_free(&rows);
+    if (est->end) est->end(est->ctx);
+    free(q);
+    free(k);
+  }
+  pattern->n_ranges = next_range;
+  pattern->n_columns = next_column;
+  return pairs;
 }

@@ -179,6 +179,34 @@ int up_flexprefill_head_mask(const float *q, const float *k, int32_t n, int32_t 
   return query_aware;
 }
 
+typedef struct flexprefill_ctx {
+  const up_flexprefill_params *params;
+  uint8_t *mask;
+  double *score; /* only under a density cap */
+} flexprefill_ctx;
+
+static void flexprefill_begin(void *ctx, int32_t n, int32_t nq) {
+  flexprefill_ctx *f = ctx;
+  (void)n;
+  f->mask = up_malloc_or_die((size_t)nq * (size_t)nq, "flexprefill mask");
+  f->score = f->params->density_cap < 1.0f
+                 ? up_malloc_or_die(sizeof(double) * (size_t)nq * (size_t)nq, "flexprefill cap scores")
+                 : NULL;
+}
+
+static void flexprefill_head(void *ctx, const up_sparse_head_input *in, up_sparse_rows *rows) {
+  flexprefill_ctx *f = ctx;
+  up_flexprefill_head_mask(in->q, in->k, in->n, in->head_dim, f->params, f->mask, f->score);
+  if (f->score) up_sparse_block_cap(f->mask, f->score, in->nq, f->params->density_cap);
+  up_sparse_rows_from_mask(rows, in->head, f->mask, in->nq, f->params->block);
+}
+
+static void flexprefill_end(void *ctx) {
+  flexprefill_ctx *f = ctx;
+  free(f->mask);
+  free(f->score);
+}
+
 double up_cpu_flexprefill_estimate(up_backend *be, up_sparse_pattern *pattern, const void *qkv,
                                    const up_kv_pool *pool, const up_attn_batch *batch, const up_attn_shape *shape,
                                    const up_flexprefill_params *params) {
@@ -186,39 +214,8 @@ double up_cpu_flexprefill_estimate(up_backend *be, up_sparse_pattern *pattern, c
   if (pattern->block_q != B || pattern->block_k != B)
     UP_FATAL("flexprefill_estimate: the pattern's blocks are %d x %d, the method's %d", (int)pattern->block_q,
              (int)pattern->block_k, (int)B);
-  const int32_t hd = shape->head_dim, group = shape->n_heads / shape->n_kv_heads;
-  int64_t next_range = 0, next_column = 0;
-  double pairs = 0.0;
-  pattern->range_ptr[0] = pattern->column_ptr[0] = 0;
-  for (int32_t s = 0; s < batch->n_seqs; ++s) {
-    int32_t first, n;
-    const int32_t nq = up_sparse_sequence("flexprefill_estimate", pattern, batch, s, B, &first, &n);
-    if (nq == 0) continue;
-    float *q = up_malloc_or_die(sizeof(float) * (size_t)n * (size_t)hd, "flexprefill queries");
-    float *k = up_malloc_or_die(sizeof(float) * (size_t)n * (size_t)hd, "flexprefill keys");
-    uint8_t *mask = up_malloc_or_die((size_t)nq * (size_t)nq, "flexprefill mask");
-    double *score = params->density_cap < 1.0f
-                        ? up_malloc_or_die(sizeof(double) * (size_t)nq * (size_t)nq, "flexprefill cap scores")
-                        : NULL;
-    up_sparse_rows rows;
-    up_sparse_rows_init(&rows, nq, shape->n_heads);
-    for (int32_t g = 0; g < shape->n_kv_heads; ++g) {
-      up_sparse_head_keys(pool, batch->block_tables + (int64_t)s * batch->max_blocks_per_seq, n, g, hd, k);
-      for (int32_t h = g * group; h < (g + 1) * group; ++h) {
-        up_sparse_head_queries((const float *)qkv + (int64_t)first * (shape->n_heads + 2 * shape->n_kv_heads) * hd, n,
-                               shape, h, q);
-        up_flexprefill_head_mask(q, k, n, hd, params, mask, score);
-        if (score) up_sparse_block_cap(mask, score, nq, params->density_cap);
-        up_sparse_rows_from_mask(&rows, h, mask, nq, B);
-      }
-    }
-    pairs += up_sparse_rows_pairs(&rows, n, B, B);
-    up_sparse_rows_write(&rows, pattern, s, &next_range, &next_column);
-    up_sparse_rows_free(&rows);
-    free(q);
-    free(k);
-    free(mask);
-    free(score);
-  }
-  return pairs;
+  flexprefill_ctx ctx = {.params = params};
+  const up_sparse_estimator est = {.kernel = "flexprefill_estimate", .block = B, .ctx = &ctx,
+                                   .begin = flexprefill_begin, .head = flexprefill_head, .end = flexprefill_end};
+  return up_sparse_estimate_heads(&est, pattern, qkv, pool, batch, shape);
 }

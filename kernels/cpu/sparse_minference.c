@@ -110,51 +110,48 @@ void up_minference_convert(up_sparse_rows *rows, int32_t head, int32_t n, const 
   }
 }
 
+typedef struct minference_ctx {
+  const up_minference_params *params;
+  int32_t *columns, *offsets;
+  int32_t cap_size;
+} minference_ctx;
+
+static void minference_begin(void *ctx, int32_t n, int32_t nq) {
+  minference_ctx *m = ctx;
+  (void)nq;
+  m->columns = up_malloc_or_die(sizeof(int32_t) * (size_t)n, "minference columns");
+  m->offsets = up_malloc_or_die(sizeof(int32_t) * (size_t)n, "minference offsets");
+  /* A density cap scales the fixed budgets down, never below the forced entries. */
+  m->cap_size = m->params->density_cap < 1.0f ? (int32_t)floor((double)m->params->density_cap * n) : n;
+}
+
+static void minference_head(void *ctx, const up_sparse_head_input *in, up_sparse_rows *rows) {
+  minference_ctx *m = ctx;
+  const up_minference_params *params = m->params;
+  int32_t v = params->vertical_host[in->head], sl = params->slash_host[in->head];
+  if (v > m->cap_size) v = m->cap_size > params->forced_columns ? m->cap_size : params->forced_columns;
+  if (sl > m->cap_size) sl = m->cap_size > params->forced_diagonals ? m->cap_size : params->forced_diagonals;
+  int32_t n_columns = 0, n_offsets = 0;
+  up_minference_head_select(in->q, in->k, in->n, in->head_dim, params->last_q, params->forced_columns,
+                            params->forced_diagonals, v, sl, m->columns, &n_columns, m->offsets, &n_offsets);
+  up_minference_convert(rows, in->head, in->n, m->columns, n_columns, m->offsets, n_offsets);
+}
+
+static void minference_end(void *ctx) {
+  minference_ctx *m = ctx;
+  free(m->columns);
+  free(m->offsets);
+}
+
 double up_cpu_minference_estimate(up_backend *be, up_sparse_pattern *pattern, const void *qkv, const up_kv_pool *pool,
                                   const up_attn_batch *batch, const up_attn_shape *shape,
                                   const up_minference_params *params) {
   if (pattern->block_q != MINFERENCE_BLOCK || pattern->block_k != MINFERENCE_BLOCK)
     UP_FATAL("minference_estimate: the pattern's blocks are %d x %d, MInference's are 64 x 64", (int)pattern->block_q,
              (int)pattern->block_k);
-  const int32_t hd = shape->head_dim, group = shape->n_heads / shape->n_kv_heads;
-  const int64_t row_stride = (int64_t)(shape->n_heads + 2 * shape->n_kv_heads) * hd;
-  int64_t next_range = 0, next_column = 0;
-  double pairs = 0.0;
-  pattern->range_ptr[0] = pattern->column_ptr[0] = 0;
-  for (int32_t s = 0; s < batch->n_seqs; ++s) {
-    int32_t first, n;
-    const int32_t nq = up_sparse_sequence("minference_estimate", pattern, batch, s, MINFERENCE_BLOCK, &first, &n);
-    if (nq == 0) continue;
-    float *q = up_malloc_or_die(sizeof(float) * (size_t)n * (size_t)hd, "minference queries");
-    float *k = up_malloc_or_die(sizeof(float) * (size_t)n * (size_t)hd, "minference keys");
-    int32_t *columns = up_malloc_or_die(sizeof(int32_t) * (size_t)n, "minference columns");
-    int32_t *offsets = up_malloc_or_die(sizeof(int32_t) * (size_t)n, "minference offsets");
-    const int32_t lq = params->last_q < n ? params->last_q : n;
-    /* A density cap scales the fixed budgets down, never below the forced entries. */
-    const int32_t cap_size = params->density_cap < 1.0f ? (int32_t)floor((double)params->density_cap * n) : n;
-    up_sparse_rows rows;
-    up_sparse_rows_init(&rows, nq, shape->n_heads);
-    for (int32_t g = 0; g < shape->n_kv_heads; ++g) {
-      up_sparse_head_keys(pool, batch->block_tables + (int64_t)s * batch->max_blocks_per_seq, n, g, hd, k);
-      for (int32_t h = g * group; h < (g + 1) * group; ++h) {
-        up_sparse_head_queries((const float *)qkv + (first + n - lq) * row_stride, lq, shape, h,
-                               q + (int64_t)(n - lq) * hd);
-        int32_t v = params->vertical_host[h], sl = params->slash_host[h];
-        if (v > cap_size) v = cap_size > params->forced_columns ? cap_size : params->forced_columns;
-        if (sl > cap_size) sl = cap_size > params->forced_diagonals ? cap_size : params->forced_diagonals;
-        int32_t n_columns = 0, n_offsets = 0;
-        up_minference_head_select(q, k, n, hd, params->last_q, params->forced_columns, params->forced_diagonals, v, sl,
-                                  columns, &n_columns, offsets, &n_offsets);
-        up_minference_convert(&rows, h, n, columns, n_columns, offsets, n_offsets);
-      }
-    }
-    pairs += up_sparse_rows_pairs(&rows, n, MINFERENCE_BLOCK, MINFERENCE_BLOCK);
-    up_sparse_rows_write(&rows, pattern, s, &next_range, &next_column);
-    up_sparse_rows_free(&rows);
-    free(q);
-    free(k);
-    free(columns);
-    free(offsets);
-  }
-  return pairs;
+  minference_ctx ctx = {.params = params};
+  const up_sparse_estimator est = {.kernel = "minference_estimate", .block = MINFERENCE_BLOCK,
+                                   .last_queries = params->last_q, .ctx = &ctx, .begin = minference_begin,
+                                   .head = minference_head, .end = minference_end};
+  return up_sparse_estimate_heads(&est, pattern, qkv, pool, batch, shape);
 }

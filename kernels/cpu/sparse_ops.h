@@ -85,6 +85,30 @@ void up_sparse_head_queries(const float *q_rows, int32_t n, const up_attn_shape 
 void up_sparse_head_keys(const up_kv_pool *pool, const int32_t *block_table, int32_t n, int32_t g,
                          int32_t head_dim, float *dst);
 
+/* The loop every CPU estimator runs: per sparse sequence of the batch, per kv group its
+ * bf16 keys, per query head its bf16 queries (the last `last_queries` rows, 0: all),
+ * then the method's head step stages that head's lists; the sequence's lists are then
+ * counted and written into the pattern. Returns the covered pairs (the estimator's
+ * result). begin/end (may be NULL) hold the method's per-sequence buffers. */
+typedef struct up_sparse_head_input {
+  int32_t n, nq, head, head_dim;
+  const float *q; /* [n][head_dim]: the rows asked for are filled, at their positions */
+  const float *k; /* [n][head_dim] keys of the head's kv group */
+} up_sparse_head_input;
+
+typedef struct up_sparse_estimator {
+  const char *kernel; /* named in fatal messages */
+  int32_t block;      /* block_q = block_k */
+  int32_t last_queries;
+  void *ctx;
+  void (*begin)(void *ctx, int32_t n, int32_t nq);
+  void (*head)(void *ctx, const up_sparse_head_input *in, up_sparse_rows *rows);
+  void (*end)(void *ctx);
+} up_sparse_estimator;
+
+double up_sparse_estimate_heads(const up_sparse_estimator *est, up_sparse_pattern *pattern, const void *qkv,
+                                const up_kv_pool *pool, const up_attn_batch *batch, const up_attn_shape *shape);
+
 /* ---- estimation steps, per (sequence, head), for tests -------------------------------- */
 
 /* MInference: the chosen columns (ascending) and offsets (descending) of one head from

@@ -64,6 +64,35 @@ void up_xattention_head_mask(const double *w, int32_t nq, double threshold, uint
   free(others);
 }
 
+typedef struct xattention_ctx {
+  const up_xattention_params *params;
+  double *w;
+  uint8_t *mask;
+} xattention_ctx;
+
+static void xattention_begin(void *ctx, int32_t n, int32_t nq) {
+  xattention_ctx *x = ctx;
+  (void)n;
+  x->w = up_malloc_or_die(sizeof(double) * (size_t)nq * (size_t)nq, "xattention block scores");
+  x->mask = up_malloc_or_die((size_t)nq * (size_t)nq, "xattention mask");
+}
+
+static void xattention_head(void *ctx, const up_sparse_head_input *in, up_sparse_rows *rows) {
+  xattention_ctx *x = ctx;
+  const up_xattention_params *params = x->params;
+  up_xattention_head_scores(in->q, in->k, in->n, in->head_dim, params->stride, x->w);
+  const double threshold = params->threshold_host ? params->threshold_host[in->head] : params->threshold;
+  up_xattention_head_mask(x->w, in->nq, threshold, x->mask);
+  up_sparse_block_cap(x->mask, x->w, in->nq, params->density_cap);
+  up_sparse_rows_from_mask(rows, in->head, x->mask, in->nq, XATTENTION_BLOCK);
+}
+
+static void xattention_end(void *ctx) {
+  xattention_ctx *x = ctx;
+  free(x->w);
+  free(x->mask);
+}
+
 double up_cpu_xattention_estimate(up_backend *be, up_sparse_pattern *pattern, const void *qkv, const up_kv_pool *pool,
                                   const up_attn_batch *batch, const up_attn_shape *shape,
                                   const up_xattention_params *params) {
@@ -73,39 +102,8 @@ double up_cpu_xattention_estimate(up_backend *be, up_sparse_pattern *pattern, co
              (int)pattern->block_k);
   if (params->stride <= 0 || B % params->stride != 0)
     UP_FATAL("xattention_estimate: stride %d does not divide the block of %d", (int)params->stride, (int)B);
-  const int32_t hd = shape->head_dim, group = shape->n_heads / shape->n_kv_heads;
-  const int64_t row_stride = (int64_t)(shape->n_heads + 2 * shape->n_kv_heads) * hd;
-  int64_t next_range = 0, next_column = 0;
-  double pairs = 0.0;
-  pattern->range_ptr[0] = pattern->column_ptr[0] = 0;
-  for (int32_t s = 0; s < batch->n_seqs; ++s) {
-    int32_t first, n;
-    const int32_t nq = up_sparse_sequence("xattention_estimate", pattern, batch, s, B, &first, &n);
-    if (nq == 0) continue;
-    float *q = up_malloc_or_die(sizeof(float) * (size_t)n * (size_t)hd, "xattention queries");
-    float *k = up_malloc_or_die(sizeof(float) * (size_t)n * (size_t)hd, "xattention keys");
-    double *w = up_malloc_or_die(sizeof(double) * (size_t)nq * (size_t)nq, "xattention block scores");
-    uint8_t *mask = up_malloc_or_die((size_t)nq * (size_t)nq, "xattention mask");
-    up_sparse_rows rows;
-    up_sparse_rows_init(&rows, nq, shape->n_heads);
-    for (int32_t g = 0; g < shape->n_kv_heads; ++g) {
-      up_sparse_head_keys(pool, batch->block_tables + (int64_t)s * batch->max_blocks_per_seq, n, g, hd, k);
-      for (int32_t h = g * group; h < (g + 1) * group; ++h) {
-        up_sparse_head_queries((const float *)qkv + first * row_stride, n, shape, h, q);
-        up_xattention_head_scores(q, k, n, hd, params->stride, w);
-        const double threshold = params->threshold_host ? params->threshold_host[h] : params->threshold;
-        up_xattention_head_mask(w, nq, threshold, mask);
-        up_sparse_block_cap(mask, w, nq, params->density_cap);
-        up_sparse_rows_from_mask(&rows, h, mask, nq, B);
-      }
-    }
-    pairs += up_sparse_rows_pairs(&rows, n, B, B);
-    up_sparse_rows_write(&rows, pattern, s, &next_range, &next_column);
-    up_sparse_rows_free(&rows);
-    free(q);
-    free(k);
-    free(w);
-    free(mask);
-  }
-  return pairs;
+  xattention_ctx ctx = {.params = params};
+  const up_sparse_estimator est = {.kernel = "xattention_estimate", .block = B, .ctx = &ctx,
+                                   .begin = xattention_begin, .head = xattention_head, .end = xattention_end};
+  return up_sparse_estimate_heads(&est, pattern, qkv, pool, batch, shape);
 }

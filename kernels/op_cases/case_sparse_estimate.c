@@ -7,7 +7,8 @@
  * whose key sets differ: peaked inputs keep the reference's choices away from ties, and
  * the case's tolerance allows the few rows where a score within an ulp of a bf16
  * rounding boundary flips a choice (the GPU sums its dots in fp32, the reference in
- * float64). Owns no kernel and no list of cases. */
+ * float64). The totals the estimator reports (n_ranges, n_columns) must be its lists'.
+ * Owns no kernel and no list of cases. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -188,7 +189,10 @@ static void estimate_compare(up_backend *be, const up_op_case *c, void *inputs, 
   int32_t *range_ptr = up_op_download_i32(be, p->range_ptr, (size_t)(r->n_rows + 1), "range offsets");
   int32_t *column_ptr = up_op_download_i32(be, p->column_ptr, (size_t)(r->n_rows + 1), "extra-key offsets");
   int64_t differing = 0, broken = 0;
-  if (range_ptr[0] != 0 || column_ptr[0] != 0) broken = 1;
+  /* the totals the estimator reports on the host (the speed model's tiles) are the lists' */
+  if (range_ptr[0] != 0 || column_ptr[0] != 0 || p->n_ranges != range_ptr[r->n_rows] ||
+      p->n_columns != column_ptr[r->n_rows])
+    broken = 1;
   for (int64_t i = 0; i < r->n_rows && !broken; ++i)
     if (range_ptr[i + 1] < range_ptr[i] || range_ptr[i + 1] > p->range_capacity || column_ptr[i + 1] < column_ptr[i] ||
         column_ptr[i + 1] > p->column_capacity)
@@ -220,7 +224,7 @@ static void estimate_compare(up_backend *be, const up_op_case *c, void *inputs, 
            "%d seqs, %lld list rows (%lld differ), %d/%d heads x %d, pairs %.6g (reference %.6g)%s",
            (int)in->pb.n_seqs, (long long)r->n_rows, (long long)differing, (int)c->batch.shape.n_heads,
            (int)c->batch.shape.n_kv_heads, (int)c->batch.shape.head_dim, in->pairs, r->pairs,
-           broken ? ", offsets not a valid CSR" : "");
+           broken ? ", lists not a valid CSR of the totals" : "");
 }
 
 static void estimate_free_reference(void *reference) {

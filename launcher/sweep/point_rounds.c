@@ -88,7 +88,7 @@ void up_point_rounds_add(up_point_rounds *rounds, const up_point_result *round) 
 }
 
 /* The metrics of requests [begin, end) of the joined result, whose steps are rows
- * [step_begin, step_end) (for the attention density each layer computed). */
+ * [step_begin, step_end) (for the attention work each layer did). */
 static void summarize_rows(const up_point_result *all, int32_t begin, int32_t end, int64_t step_begin,
                            int64_t step_end, const up_slo *slo, const up_model_config *cfg, double wall_s,
                            int32_t max_resident, up_point_summary *row) {
@@ -98,8 +98,8 @@ static void summarize_rows(const up_point_result *all, int32_t begin, int32_t en
   up_point_summary_compute(row, records, end - begin, all->token_times, all->token_offsets + begin, slo, cfg, wall_s);
   double density[UP_MAX_LAYERS];
   if (cfg && all->step_layer_attn)
-    up_speed_model_layer_density(all->step_layer_attn + step_begin * cfg->n_layers, step_end - step_begin,
-                                 cfg->n_layers, density);
+    up_speed_model_layer_work(cfg, all->step_layer_attn + step_begin * cfg->n_layers, step_end - step_begin,
+                              density);
   row->predicted_speedup =
       cfg && end > begin
           ? up_speed_model_predicted_speedup_sparse(cfg, records,

@@ -1,10 +1,12 @@
 /* speed_model.c — the predicted speedup (see speed_model.h) from the per-layer
  * parameters and attention FLOPs of engine/model/layer_cost.h, with each layer's
- * attention scaled by the density a sparse-attention method computed there. */
+ * attention scaled by the work a sparse-attention method did there (its kernel's tiles
+ * and its estimation). */
 #include "launcher/sweep/speed_model.h"
 
 #include <math.h>
 
+#include "engine/model/arch.h"
 #include "engine/model/layer_cost.h"
 #include "engine/serve/request.h"
 
@@ -30,14 +32,24 @@ double up_speed_model_predicted_speedup(const up_model_config *cfg, const up_req
   return up_speed_model_predicted_speedup_sparse(cfg, records, layer_tokens, n_requests, NULL);
 }
 
-void up_speed_model_layer_density(const up_attn_work *work, int64_t n_steps, int32_t n_layers, double *density) {
-  for (int32_t l = 0; l < n_layers; ++l) {
-    double computed = 0.0, causal = 0.0;
-    for (int64_t s = 0; s < n_steps; ++s) {
-      computed += work[s * n_layers + l].computed;
-      causal += work[s * n_layers + l].causal;
+void up_speed_model_layer_work(const up_model_config *cfg, const up_attn_work *work, int64_t n_steps,
+                               double *work_density) {
+  /* an attention pair costs 4 q_dim FLOPs (QK and PV), as up_layer_attention_flops counts */
+  const double pair_flops = 4.0 * (double)up_dim_size(cfg, UP_DIM_Q);
+  for (int32_t l = 0; l < cfg->n_layers; ++l) {
+    /* up_layer_attention_flops already counts a sliding layer's window, and every method
+     * leaves those layers dense: scaling them again would count the window twice */
+    if (up_layer_window(cfg, l) > 0) {
+      work_density[l] = 1.0;
+      continue;
     }
-    density[l] = causal > 0.0 ? computed / causal : 1.0;
+    double cost = 0.0, causal = 0.0;
+    for (int64_t s = 0; s < n_steps; ++s) {
+      const up_attn_work *w = &work[s * cfg->n_layers + l];
+      cost += w->tiles + w->estimate_flops / pair_flops;
+      causal += w->causal;
+    }
+    work_density[l] = causal > 0.0 ? cost / causal : 1.0;
   }
 }
 

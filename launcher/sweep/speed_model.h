@@ -18,16 +18,21 @@
 double up_speed_model_predicted_speedup(const up_model_config *cfg, const up_request_record *records,
                                         const int32_t *layer_tokens, int32_t n_requests);
 
-/* The same with layer l's attention FLOPs scaled by layer_density[l] (NULL: 1), the
- * fraction of causal query-key pairs a sparse-attention method computed there
- * (../shared/BASELINES.md 4: the attention term follows the work the kernel does; the
- * methods' estimation FLOPs are not counted). */
+/* The same with layer l's attention FLOPs scaled by layer_density[l] (NULL: 1): the
+ * point's sweep passes up_speed_model_layer_work, so a sparse-attention method's
+ * attention term follows the tiles its kernel computes plus its estimation
+ * (../shared/BASELINES.md 4). */
 double up_speed_model_predicted_speedup_sparse(const up_model_config *cfg, const up_request_record *records,
                                                const int32_t *layer_tokens, int32_t n_requests,
                                                const double *layer_density);
 
-/* density[l] = sum of computed / sum of causal pairs at layer l over n_steps step rows of
- * work [n_steps][n_layers] (1 where no causal work was recorded). */
-void up_speed_model_layer_density(const up_attn_work *work, int64_t n_steps, int32_t n_layers, double *density);
+/* work_density[l] = sum of (tiles + estimate_flops / FLOPs of one causal pair) / sum of
+ * causal pairs at layer l over n_steps step rows of work [n_steps][n_layers]
+ * (method.h's up_attn_work; 1 where no causal work was recorded): the attention cost the
+ * layer paid, as a fraction of dense causal attention. Dense and UniPrefill layers give
+ * 1 (tiles = computed = causal, nothing estimated); sliding-window layers give 1, as
+ * their window is already in the layer's attention FLOPs and no method changes it. */
+void up_speed_model_layer_work(const up_model_config *cfg, const up_attn_work *work, int64_t n_steps,
+                               double *work_density);
 
 #endif

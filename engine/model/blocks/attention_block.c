@@ -78,11 +78,11 @@ void up_attention_block(up_forward_step *step, int32_t layer) {
                                 .tp_check_every = model->tp_check_every};
   up_attn_work work = {.causal = up_method_causal_pairs(&step->at)};
   if (method->ops->attention) {
-    work.computed = method->ops->attention(method, be, &step->at, ws->attn);
+    method->ops->attention(method, be, &step->at, ws->attn, &work);
   } else {
     ops->attention(be, ws->attn, ws->qkv, step->pool, &step->view, &step->shape, window);
     /* dense causal attention computes every causal pair; a window, those it reaches */
-    work.computed = up_method_window_pairs(&step->at, window);
+    work.computed = work.tiles = up_method_window_pairs(&step->at, window);
   }
   if (step->layer_attn) step->layer_attn[layer] = work;
   for (int32_t s = 0; s < step->n_seqs; ++s)

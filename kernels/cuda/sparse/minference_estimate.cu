@@ -386,12 +386,8 @@ extern "C" double up_cuda_minference_estimate(up_backend *be, up_sparse_pattern 
              (int)shape->head_dim);
   up_cuda_backend *cb = up_cuda_impl(be);
   const cudaStream_t stream = cb->stream;
+  if (up_sparse_pattern_empty(pattern, stream)) return 0.0;
   const int64_t n_rows = up_sparse_pattern_list_rows(pattern);
-  if (n_rows == 0) {
-    UP_CUDA_CHECK(cudaMemsetAsync(pattern->range_ptr, 0, sizeof(int32_t), stream));
-    UP_CUDA_CHECK(cudaMemsetAsync(pattern->column_ptr, 0, sizeof(int32_t), stream));
-    return 0.0;
-  }
   /* segments, their slots and the scores CTAs' chunks, from the host's query-block counts */
   const int32_t H = shape->n_heads;
   int32_t n_segments = 0, max_chunks = 0;

@@ -6,6 +6,7 @@
 
 bool up_sparse_pattern_empty(up_sparse_pattern *pattern, cudaStream_t stream) {
   if (up_sparse_pattern_list_rows(pattern) != 0) return false;
+  pattern->n_ranges = pattern->n_columns = 0;
   UP_CUDA_CHECK(cudaMemsetAsync(pattern->range_ptr, 0, sizeof(int32_t), stream));
   UP_CUDA_CHECK(cudaMemsetAsync(pattern->column_ptr, 0, sizeof(int32_t), stream));
   return true;
@@ -64,7 +65,7 @@ void up_sparse_write_ranges(up_sparse_scratch *sc, up_sparse_pattern *pattern, c
   UP_CUDA_CHECK_LAUNCH();
 }
 
-double up_sparse_scratch_close(up_sparse_scratch *sc, up_backend *be, const up_sparse_pattern *pattern,
+double up_sparse_scratch_close(up_sparse_scratch *sc, up_backend *be, up_sparse_pattern *pattern,
                                const char *who) {
   up_cuda_backend *cb = up_cuda_impl(be);
   up_sparse_totals host;
@@ -76,5 +77,7 @@ double up_sparse_scratch_close(up_sparse_scratch *sc, up_backend *be, const up_s
     UP_FATAL("%s: the pattern needs %d key ranges and %d extra keys, its capacity is %lld and %lld", who,
              (int)host.ranges, (int)host.columns, (long long)pattern->range_capacity,
              (long long)pattern->column_capacity);
+  pattern->n_ranges = host.ranges;
+  pattern->n_columns = host.columns;
   return host.pairs;
 }

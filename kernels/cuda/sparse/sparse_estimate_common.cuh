@@ -79,7 +79,8 @@ typedef struct up_sparse_scratch {
 } up_sparse_scratch;
 
 /* A pattern without list rows (no sparse sequence in the batch): its two offsets
- * arrays get their single 0 and true comes back; false when there are rows. */
+ * arrays get their single 0, its totals 0, and true comes back; false when there are
+ * rows. */
 bool up_sparse_pattern_empty(up_sparse_pattern *pattern, cudaStream_t stream);
 
 /* A buffer of `bytes` from the pool, named in the out-of-memory error. */
@@ -100,8 +101,8 @@ void up_sparse_write_ranges(up_sparse_scratch *sc, up_sparse_pattern *pattern, c
 
 /* The layer's one host copy: the totals; then the scratch goes back to the pool, any
  * shape error a kernel reported is raised, and a pattern past its capacity is refused
- * naming `who`. Returns the covered pairs. */
-double up_sparse_scratch_close(up_sparse_scratch *sc, up_backend *be, const up_sparse_pattern *pattern,
+ * naming `who`. Sets the pattern's n_ranges and n_columns; returns the covered pairs. */
+double up_sparse_scratch_close(up_sparse_scratch *sc, up_backend *be, up_sparse_pattern *pattern,
                                const char *who);
 
 #endif

@@ -259,6 +259,7 @@ extern "C" double up_cuda_xattention_estimate(up_backend *be, up_sparse_pattern 
     UP_FATAL("xattention_estimate: head_dim %d is not a multiple of 8", (int)shape->head_dim);
   up_cuda_backend *cb = up_cuda_impl(be);
   const cudaStream_t stream = cb->stream;
+  if (up_sparse_pattern_empty(pattern, stream)) return 0.0;
   const int64_t n_rows = up_sparse_pattern_list_rows(pattern);
   int32_t max_nq = 0;
   for (int32_t s = 0; s < pattern->n_seqs; ++s) {
@@ -268,12 +269,6 @@ extern "C" double up_cuda_xattention_estimate(up_backend *be, up_sparse_pattern 
   if (max_nq > XA_MAX_QBLOCKS)
     UP_FATAL("xattention_estimate: a sequence of %d query blocks exceeds the CUDA walk's %d (%d tokens)", (int)max_nq,
              (int)XA_MAX_QBLOCKS, (int)(XA_MAX_QBLOCKS * XA_BLOCK));
-  if (n_rows == 0) {
-    UP_CUDA_CHECK(cudaMemsetAsync(pattern->range_ptr, 0, sizeof(int32_t), stream));
-    UP_CUDA_CHECK(cudaMemsetAsync(pattern->column_ptr, 0, sizeof(int32_t), stream));
-    return 0.0;
-  }
-
   up_sparse_scratch scratch;
   up_sparse_scratch_open(&scratch, stream);
   xa_params p;

@@ -96,6 +96,9 @@ static float *upload_inv_freq(up_backend *be, const float *host, int32_t half) {
 /* Rows a weight has on this rank: its shard's, plus the zero row a split embedding
  * keeps for ids another rank holds (model.h). */
 static int64_t local_rows(const up_model *m, const up_tensor_desc *t) {
+  /* An expert stack is whole on every rank (up_model_shard_check refuses MoE at TP > 1);
+   * its rows count every expert's, which the table's parts do not. */
+  if (t->n_experts > 0) return t->rows;
   const int64_t rows = up_model_shard_rows(&m->shard, &m->cfg, t->spec);
   return t->role == UP_TENSOR_EMBED && m->shard.tp_size > 1 ? rows + 1 : rows;
 }
@@ -220,9 +223,7 @@ up_model *up_model_create_random_shard(const up_model_config *cfg, up_backend *b
       switch (t->spec->init) {
         case UP_INIT_ONES:
           upload_constant(be, up_model_weight(m, t->role, layer), 0,
-                          (size_t)(up_model_shard_rows(&m->shard, cfg, t->spec) *
-                                   up_model_shard_cols(&m->shard, cfg, t->spec)),
-                          1.0f);
+                          (size_t)(local_rows(m, t) * up_model_shard_cols(&m->shard, cfg, t->spec)), 1.0f);
           break;
         case UP_INIT_UNIT: fill_uniform_weight(m, t, sqrtf(3.0f), seed, stream); break;
         case UP_INIT_FAN_IN: fill_uniform_weight(m, t, sqrtf(3.0f / (float)t->cols), seed, stream); break;

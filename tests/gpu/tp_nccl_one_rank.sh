@@ -12,6 +12,10 @@ if (($("$check" --count-gpus) == 0)); then
   echo "SKIP: no CUDA device visible"
   exit 77
 fi
+if ! "$python" -c "import h5py" 2>/dev/null; then
+  echo "SKIP: $python has no h5py to read the run files with"
+  exit 77
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 args=(--backend cuda --tp 1 --ctx 300,700 --concurrency 1,3 --requests 4 --repetitions 1 --output-len 3

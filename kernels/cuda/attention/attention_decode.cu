@@ -10,10 +10,8 @@
  *
  * The arithmetic is plain fp32 FMA: at group x rows <= 16 queries per kv head it is
  * 4 to 16 FMAs per byte of cache read, at or under what the CUDA cores sustain next to
- * HBM bandwidth (docs/kernels/attention.md). What decides the speed is keeping HBM busy:
- * each CTA loads its next chunk while it works on the current one (two stages), and the
- * split count is chosen from the CTAs an SM actually holds so the last wave is not a
- * mostly idle one. */
+ * HBM bandwidth (docs/kernels/attention.md). The split count comes from the CTAs an
+ * SM actually holds, so the last wave is not a mostly idle one. */
 #include <math.h>
 
 #include "kernels/cuda/attention/attn_common.cuh"
@@ -23,7 +21,6 @@ enum {
   DEC_CHUNK = 64,   /* keys staged in shared memory at a time */
   DEC_MAXQ = 16,    /* queries (group member x row) per CTA */
   DEC_THREADS = 128,
-  DEC_STAGES = 2,   /* K/V chunk buffers: one being read while the next one lands */
   DEC_MAX_SPLITS = 64
 };
 
@@ -55,8 +52,8 @@ __global__ void __launch_bounds__(DEC_THREADS) decode_split_kernel(const decode_
   float *m_sm = p_sm + DEC_MAXQ * DEC_CHUNK;                 /* [DEC_MAXQ] */
   float *l_sm = m_sm + DEC_MAXQ;
   float *corr_sm = l_sm + DEC_MAXQ;
-  __nv_bfloat16 *k_stages = (__nv_bfloat16 *)(corr_sm + DEC_MAXQ); /* [DEC_STAGES][DEC_CHUNK][KS] */
-  __nv_bfloat16 *v_stages = k_stages + DEC_STAGES * DEC_CHUNK * KS;
+  __nv_bfloat16 *k_sm = (__nv_bfloat16 *)(corr_sm + DEC_MAXQ); /* [DEC_CHUNK][KS] */
+  __nv_bfloat16 *v_sm = k_sm + DEC_CHUNK * KS;
 
   const int tid = threadIdx.x;
   const int32_t s = blockIdx.z;
@@ -106,36 +103,19 @@ __global__ void __launch_bounds__(DEC_THREADS) decode_split_kernel(const decode_
 #pragma unroll
   for (int k = 0; k < QPT; ++k) acc[k][0] = acc[k][1] = 0.0f;
 
-  /* Issues the copies of the chunk starting at c0 into stage buffer `stage` (entries past
-   * k_end are zero-filled: their scores are masked below). */
-  auto load_chunk = [&](int32_t c0, int stage) {
-    __nv_bfloat16 *kd = k_stages + stage * DEC_CHUNK * KS, *vd = v_stages + stage * DEC_CHUNK * KS;
+  for (int32_t c0 = k_begin; c0 < k_end; c0 += DEC_CHUNK) {
     for (int i = tid; i < DEC_CHUNK * CH; i += DEC_THREADS) {
       const int r = i / CH, c = i % CH;
       const int32_t e = c0 + r;
       const bool valid = e < k_end;
       const int64_t off =
           valid ? up_attn_entry_offset(block_table, e, p.a.block_tokens, p.a.kv_dim) + kvh * HD + c * 8 : 0;
-      up_attn_cp_async16(up_attn_smem_u32(kd + r * KS + c * 8), p.a.k_pool + off, valid ? 16 : 0);
-      up_attn_cp_async16(up_attn_smem_u32(vd + r * KS + c * 8), p.a.v_pool + off, valid ? 16 : 0);
+      up_attn_cp_async16(up_attn_smem_u32(k_sm + r * KS + c * 8), p.a.k_pool + off, valid ? 16 : 0);
+      up_attn_cp_async16(up_attn_smem_u32(v_sm + r * KS + c * 8), p.a.v_pool + off, valid ? 16 : 0);
     }
     up_attn_cp_async_commit();
-  };
-
-  const int32_t n_chunks = k_end > k_begin ? (k_end - k_begin + DEC_CHUNK - 1) / DEC_CHUNK : 0;
-  if (n_chunks > 0) load_chunk(k_begin, 0);
-  for (int32_t ci = 0; ci < n_chunks; ++ci) {
-    const int32_t c0 = k_begin + ci * DEC_CHUNK;
-    const int stage = ci % DEC_STAGES;
-    /* The next chunk's stage was last read in iteration ci - 1, which ended at a barrier. */
-    if (ci + 1 < n_chunks) {
-      load_chunk(c0 + DEC_CHUNK, (ci + 1) % DEC_STAGES);
-      up_attn_cp_async_wait<1>();
-    } else {
-      up_attn_cp_async_wait<0>();
-    }
+    up_attn_cp_async_wait<0>();
     __syncthreads();
-    const __nv_bfloat16 *k_sm = k_stages + stage * DEC_CHUNK * KS, *v_sm = v_stages + stage * DEC_CHUNK * KS;
 
     /* Scores: thread = one key x every other query (warp-uniform query, so Q reads broadcast). */
     {
@@ -224,7 +204,7 @@ __global__ void __launch_bounds__(DEC_THREADS) decode_split_kernel(const decode_
         acc[k][1] = a1;
       }
     }
-    __syncthreads(); /* before the next iteration overwrites P and, two chunks on, this stage */
+    __syncthreads(); /* before the next chunk overwrites K, V and P */
   }
 
   /* Partials, written even for an empty key range (max -inf, sum 0: weight 0 in the combine). */
@@ -267,7 +247,13 @@ __global__ void __launch_bounds__(HD) decode_combine_kernel(const decode_params 
 
 static size_t decode_smem_bytes(int32_t hd) {
   return sizeof(float) * (size_t)(DEC_MAXQ * hd + DEC_MAXQ * DEC_CHUNK + 3 * DEC_MAXQ) +
-         sizeof(__nv_bfloat16) * (size_t)(DEC_STAGES * 2 * DEC_CHUNK * (hd + 8));
+         sizeof(__nv_bfloat16) * (size_t)(2 * DEC_CHUNK * (hd + 8));
+}
+
+extern "C" size_t up_cuda_attention_decode_workspace_bytes(const up_attn_batch *batch, const up_attn_shape *shape,
+                                                           int32_t n_splits) {
+  const size_t per_split = (size_t)batch->n_seqs * (size_t)shape->n_heads * UP_ATTN_DECODE_MAX_ROWS * (size_t)n_splits;
+  return sizeof(float) * per_split * (size_t)(shape->head_dim + 2);
 }
 
 /* Split CTAs one SM holds at once for this head_dim (shared memory is the limit), asked
@@ -286,15 +272,9 @@ static int32_t decode_ctas_per_sm(void) {
   return cached;
 }
 
-extern "C" size_t up_cuda_attention_decode_workspace_bytes(const up_attn_batch *batch, const up_attn_shape *shape,
-                                                           int32_t n_splits) {
-  const size_t per_split = (size_t)batch->n_seqs * (size_t)shape->n_heads * UP_ATTN_DECODE_MAX_ROWS * (size_t)n_splits;
-  return sizeof(float) * per_split * (size_t)(shape->head_dim + 2);
-}
-
 /* The split count that finishes soonest under a simple model: every split of the longest
  * cache the batch can hold reads ceil(keys / splits) rounded up to whole chunks, one more
- * chunk's worth goes to filling the pipeline and writing partials, and the CTAs run in
+ * chunk's worth goes to starting up and writing partials, and the CTAs run in
  * waves of (SMs x CTAs per SM). More splits shorten each CTA but can leave a last wave
  * that is mostly idle (16 x 32K on an H100 at 9 splits: 1152 CTAs in 528 slots, a third
  * wave 18% full); ties go to fewer splits, which means less combining. Never more splits

@@ -136,6 +136,13 @@ static void up_describe_batch(const up_kernel_plan *plan, up_kernel_kind kind, i
                                  .pool_bound = UP_VALUE_BOUND, .select = plan->select};
 }
 
+/* A 1xL --kernel-batches item is the --ctx case of length L when --ctx lists L. */
+static bool up_batch_repeats_ctx(int32_t seqs, int32_t len, const int32_t *ctx, int32_t n_ctx) {
+  for (int32_t j = 0; j < n_ctx; ++j)
+    if (seqs == 1 && len == ctx[j]) return true;
+  return false;
+}
+
 /* Attention, decode or selection over batch sequences of seq_len cached entries each;
  * window > 0 (attention only): a sliding window of that many entries, labelled "w<W>". */
 static void up_add_attention_kind(up_kernel_plan *plan, int32_t *capacity, up_kernel_kind kind, int32_t batch,
@@ -418,13 +425,15 @@ bool up_kernel_plan_build(up_kernel_plan *plan, const up_options *opt, const up_
   }
   for (int32_t i = 0; want_decode && i < n_batches; ++i)
     up_add_attention_kind(plan, &capacity, UP_KERNEL_DECODE, batch_seqs[i], batch_len[i], 0);
+  /* Prefill attention also over each packed batch (issue 17 compares batch 4 with cuDNN). */
+  for (int32_t i = 0; want_attention && i < n_batches; ++i)
+    if (!up_batch_repeats_ctx(batch_seqs[i], batch_len[i], ctx, n_ctx))
+      up_add_attention_kind(plan, &capacity, UP_KERNEL_ATTENTION, batch_seqs[i], batch_len[i], 0);
   for (int32_t i = 0; want_selection && i < n_ctx; ++i)
     up_add_attention_kind(plan, &capacity, UP_KERNEL_SELECTION, 1, ctx[i], 0);
-  for (int32_t i = 0; want_selection && i < n_batches; ++i) {
-    bool listed = false; /* a 1xL batch may repeat a --ctx case */
-    for (int32_t j = 0; j < n_ctx; ++j) listed = listed || (batch_seqs[i] == 1 && batch_len[i] == ctx[j]);
-    if (!listed) up_add_attention_kind(plan, &capacity, UP_KERNEL_SELECTION, batch_seqs[i], batch_len[i], 0);
-  }
+  for (int32_t i = 0; want_selection && i < n_batches; ++i)
+    if (!up_batch_repeats_ctx(batch_seqs[i], batch_len[i], ctx, n_ctx))
+      up_add_attention_kind(plan, &capacity, UP_KERNEL_SELECTION, batch_seqs[i], batch_len[i], 0);
   for (int32_t i = 0; want_sparse && i < n_ctx; ++i)
     for (int32_t j = 0; j < UP_N(up_sparse_densities); ++j) up_add_sparse(plan, &capacity, ctx[i], up_sparse_densities[j]);
   for (int32_t i = 0; want_deltanet && i < n_ctx; ++i) up_add_deltanet(plan, &capacity, cfg, ctx[i]);

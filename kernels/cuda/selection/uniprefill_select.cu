@@ -1175,15 +1175,18 @@ extern "C" void up_cuda_uniprefill_head_scores(up_backend *be, float *head_score
   bool by_block;
   const int32_t unit = sel_partial_unit(hd, params->block, n_tokens, n_seqs, shape->n_kv_heads, rows_pad, true,
                                         &by_block);
+  UP_ASSERT(by_block, "uniprefill_head_scores: block %d took the by-token path", params->block);
   const int64_t n_partial_units = (int64_t)n_tokens / unit + n_seqs;
   const int64_t n_units = (int64_t)n_tokens / params->block + n_seqs;
+  if (n_units > INT32_MAX || shape->n_heads > 65535)
+    UP_FATAL("uniprefill_head_scores: %lld blocks or %d heads exceed the grid", (long long)n_units, shape->n_heads);
 
   sel_args a = sel_args_make(qkv, pool, batch, shape, params, rows, rows_pad, unit);
   a.head_scores = head_scores;
   a.head_total = block_offsets_host[n_seqs];
-  /* Candidates are the sequences given slots. The selection's buffers are borrowed:
-   * block_scores, keep_block and the diagnostic's record of the last selection are
-   * left alone (the offsets go where the selection keeps its output word). */
+  /* Candidates are the sequences given slots. The selection's workspace is borrowed
+   * (partials, row offsets, candidate flags, the error word and the pinned copy);
+   * its block scores and the diagnostic's record of the last selection are left alone. */
   uint8_t *flags = (uint8_t *)up_malloc_or_die((size_t)n_seqs, "head-score candidates");
   for (int32_t s = 0; s < n_seqs; ++s) flags[s] = block_offsets_host[s + 1] > block_offsets_host[s];
   a.candidate = (const uint8_t *)sel_device_buffer(st, SEL_BUF_CANDIDATE, (size_t)n_seqs);
@@ -1209,8 +1212,6 @@ extern "C" void up_cuda_uniprefill_head_scores(up_backend *be, float *head_score
   sel_head_check_kernel<<<(unsigned)((n_seqs + SEL_THREADS - 1) / SEL_THREADS), SEL_THREADS, 0, stream>>>(a);
   UP_CUDA_CHECK_LAUNCH();
   sel_launch_partials_hd(stream, a, hd);
-  if (n_units > INT32_MAX || shape->n_heads > 65535)
-    UP_FATAL("uniprefill_head_scores: %lld blocks or %d heads exceed the grid", (long long)n_units, shape->n_heads);
   sel_block_score_kernel<<<dim3((unsigned)n_units, (unsigned)shape->n_heads), SEL_THREADS, 0, stream>>>(a);
   UP_CUDA_CHECK_LAUNCH();
 

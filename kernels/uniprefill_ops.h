@@ -56,7 +56,10 @@ typedef int32_t (*up_uniprefill_select_fn)(up_backend *be, int32_t *keep_rows, i
  * memory, total = block_offsets_host[n_seqs]) is the sum over the sequence's last
  * last_q rows and the block's keys of head h's causal softmax, the scale
  * shape->scale. Summed over heads in ascending order it is the block score the
- * selection kernel ranks (up to the fp32 rounding of each head's sum). */
+ * selection kernel ranks (up to the fp32 rounding of each head's sum). The CPU
+ * reference (kernels/cpu/uniprefill_select.c) and the CUDA backend
+ * (kernels/cuda/selection/uniprefill_select.cu, blocks a multiple of a warp's keys) have
+ * it; a call's sums are in a fixed order, so the same inputs give the same bits. */
 #define UP_UNIPREFILL_HEAD_SCORES_KERNEL "uniprefill_head_scores"
 typedef void (*up_uniprefill_head_scores_fn)(up_backend *be, float *head_scores, const void *qkv,
                                              const up_kv_pool *pool, const up_attn_batch *batch,

@@ -152,8 +152,8 @@ static int32_t uniprefill_select(const up_method *m, up_backend *be, const up_me
                               at->is_prefill_host, &options_of(m)->select);
 }
 
-/* Under TP the selection needs the backend's per-head scores (the CPU reference has
- * them; the CUDA backend not yet). */
+/* Under TP the selection needs the backend's per-head scores (the CPU reference and
+ * the CUDA backend have them). */
 static bool uniprefill_supports_tp(const up_method_spec *spec, up_backend *be, int32_t tp_size, char *why,
                                    size_t why_size) {
   if (up_uniprefill_head_scores_kernel(be)) return true;

@@ -109,6 +109,9 @@ int32_t up_uniprefill_select_tp(up_backend *be, const up_method_layer *at, const
     char what[96];
     snprintf(what, sizeof what, "layer %d UniPrefill block scores all-gather", (int)at->layer);
     tp->ops->all_gather(tp, local, gathered, (size_t)local_heads * total, UP_COMM_F32, what);
+    /* Device transports queue the gather on the backend's stream: wait through the
+     * communicator, which names a failed or hung collective, not through the copy. */
+    tp->ops->synchronize(tp, what);
     float *host = up_malloc_or_die(local_bytes * (size_t)tp->size, "gathered block scores");
     be->ops->download_i32(be, (int32_t *)(void *)host, (const int32_t *)(const void *)gathered,
                           (size_t)n_heads * (size_t)total);

@@ -142,6 +142,7 @@ static void cuda_destroy(up_backend *be) {
 /* The kernels of individual methods this backend has (kernels/method_kernels.h). */
 static const up_method_kernel_entry cuda_method_kernels[] = {
     {UP_UNIPREFILL_SELECT_KERNEL, (up_method_kernel_fn)up_cuda_uniprefill_select},
+    {UP_UNIPREFILL_HEAD_SCORES_KERNEL, (up_method_kernel_fn)up_cuda_uniprefill_head_scores},
     {UP_UNIPREFILL_BOUNDED_ATTENTION_KERNEL, (up_method_kernel_fn)up_cuda_bounded_attention},
     {UP_SPARSE_ATTENTION_KERNEL, (up_method_kernel_fn)up_cuda_sparse_attention},
     {UP_MINFERENCE_ESTIMATE_KERNEL, (up_method_kernel_fn)up_cuda_minference_estimate},

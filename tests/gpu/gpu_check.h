@@ -2,13 +2,16 @@
  * Criterion): CHECK counts and prints one line per check, gpu_check_finish prints the
  * "N passed, M failed" line and gives the exit code, gpu_check_skip ends with 77
  * (CTest's SKIP_RETURN_CODE) where no GPU is visible, and gpu_check_cuda_backend opens
- * the backend or skips. One test program per process. */
+ * the backend or skips, gpu_check_seed gives the printed, repeatable seed. One test
+ * program per process. */
 #ifndef UP_GPU_CHECK_H
 #define UP_GPU_CHECK_H
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/cuda_device.h"
@@ -57,6 +60,16 @@ static inline up_backend *gpu_check_cuda_backend(void) {
     exit(1);
   }
   return be;
+}
+
+/* The run's seed: UP_GPU_TEST_SEED when set, else the clock; printed with the program
+ * and the device, so that a failing run can be repeated. */
+static inline uint64_t gpu_check_seed(const char *program, const up_backend *gpu) {
+  const char *fixed = getenv("UP_GPU_TEST_SEED");
+  const uint64_t seed = fixed ? strtoull(fixed, NULL, 0) : (uint64_t)time(NULL);
+  printf("# %s on %s, seed %llu (UP_GPU_TEST_SEED=%llu repeats this run)\n", program, gpu->device_name,
+         (unsigned long long)seed, (unsigned long long)seed);
+  return seed;
 }
 
 #endif

@@ -22,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/fatal.h"
 #include "kernels/cpu/cpu_backend.h"
@@ -237,10 +236,7 @@ int main(void) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   gpu = gpu_check_cuda_backend();
   cpu = up_cpu_backend_create(0);
-  const char *fixed = getenv("UP_GPU_TEST_SEED");
-  const uint64_t seed = fixed ? strtoull(fixed, NULL, 0) : (uint64_t)time(NULL);
-  printf("# gpu_select_test on %s, seed %llu (UP_GPU_TEST_SEED=%llu repeats this run)\n", gpu->device_name,
-         (unsigned long long)seed, (unsigned long long)seed);
+  const uint64_t seed = gpu_check_seed("gpu_select_test", gpu);
 
   run_ties_case(seed);
   up_op_case *cases = NULL;

@@ -27,6 +27,9 @@
  *  4. compaction: a two-kernel scan over packed rows writes keep_rows and the new
  *     offsets, then one small device-to-host copy brings the offsets (and an error
  *     word) back: the op's only wait on the GPU.
+ * The per-head block scores of tensor parallelism (uniprefill_head_scores) are stage 1
+ * by block with the block-score kernel in its per-head mode: each query head's own
+ * scoring rows summed in the same fixed order into that head's row, nothing chosen.
  * Sequence lengths live on the device, so grids are sized from what the host knows,
  * as in attention_prefill.cu: sequence s owns the virtual units (key chunks, partial
  * units, scoring blocks) from cu_seqlens[s] / unit + s on, and a CTA finds its sequence
@@ -71,7 +74,7 @@ enum {
 #define SEL_KW(HD) ((HD) == 256 ? 16 : 32)
 
 /* Error codes a kernel leaves in the output word; reported by the host after the copy. */
-enum { SEL_ERR_KV_LEN = 1 };
+enum { SEL_ERR_KV_LEN = 1, SEL_ERR_HEAD_BLOCKS = 2 };
 
 /* What every kernel of the op reads, filled once per call on the host. */
 typedef struct sel_args {
@@ -96,6 +99,12 @@ typedef struct sel_args {
   uint64_t last_q_mul;        /* r / last_q = (r * last_q_mul) >> last_q_shift for r < 2^24 */
   int32_t last_q_shift;
   float top_p, keep_fraction;
+  /* Per-head mode (the uniprefill_head_scores kernel) when head_scores is set: the
+   * block-score kernel writes head h's score of block b of sequence s to
+   * head_scores[h * head_total + head_block_offsets[s] + b] instead of block_scores. */
+  float *head_scores;
+  const int32_t *head_block_offsets; /* device [n_seqs + 1] */
+  int64_t head_total;
 } sel_args;
 
 /* --- device helpers ------------------------------------------------------------------ */
@@ -522,34 +531,43 @@ __global__ void __launch_bounds__(SEL_COMBINE_WARPS * 32) sel_combine_kernel(con
  * (unit-major, then kv head); thread t takes rows t, t + SEL_THREADS, ... of every slab
  * in slab order, then a fixed shuffle tree and a fixed sum over the warps: the score is
  * the same from run to run, and blocks with equal partials score bitwise alike. Blocks
- * of sequences that are not scored get 0 (read only by the diagnostic). */
+ * of sequences that are not scored get 0 (read only by the diagnostic).
+ * Per-head mode (a.head_scores set; blockIdx.y = query head h of kv head g = h / group):
+ * the same sum over h's own last_q scoring rows of g's slabs only (every n_kv_heads-th
+ * slab), in the same fixed order, written to h's row of the per-head scores; sequences
+ * without blocks there have no slot and are skipped. */
 __global__ void __launch_bounds__(SEL_THREADS) sel_block_score_kernel(const sel_args a) {
   __shared__ float warp_s[SEL_WARPS];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int32_t vb = blockIdx.x;
+  const bool per_head = a.head_scores != NULL;
   const int32_t s = sel_seq_of(a.attn.cu_seqlens, a.attn.n_seqs, vb, a.block, 1);
   const int32_t row0 = __ldg(a.attn.cu_seqlens + s), n = __ldg(a.attn.cu_seqlens + s + 1) - row0;
   const int64_t lo = (int64_t)(vb - (row0 / a.block + s)) * a.block;
   if (lo >= n) return;
   if (!sel_scored(a, s, n)) {
-    if (threadIdx.x == 0) a.block_scores[vb] = 0.0f;
+    if (!per_head && threadIdx.x == 0) a.block_scores[vb] = 0.0f;
     return;
   }
+  const int32_t h = blockIdx.y;
+  const int32_t g_lo = per_head ? h / a.attn.group : 0, n_g = per_head ? 1 : a.n_kv_heads;
+  const int32_t r_lo = per_head ? (h % a.attn.group) * a.last_q : 0, r_hi = per_head ? r_lo + a.last_q : a.rows;
+  const int64_t slab_step = (int64_t)(per_head ? a.n_kv_heads : 1) * a.rows_pad; /* between summed slabs */
   const int32_t u_lo = (int32_t)(lo / a.unit);
   const int32_t u_end = (n + a.unit - 1) / a.unit, u_next = u_lo + a.block / a.unit;
   const int32_t u_hi = u_next < u_end ? u_next : u_end; /* the last block may be short */
-  const int32_t n_slabs = (u_hi - u_lo) * a.n_kv_heads;
-  const float2 *part = a.partial + ((int64_t)(row0 / a.unit + s + u_lo) * a.n_kv_heads) * a.rows_pad;
-  const float *off = a.row_off + (int64_t)s * a.n_kv_heads * a.rows_pad;
+  const int32_t n_slabs = (u_hi - u_lo) * n_g;
+  const float2 *part = a.partial + ((int64_t)(row0 / a.unit + s + u_lo) * a.n_kv_heads + g_lo) * a.rows_pad;
+  const float *off = a.row_off + ((int64_t)s * a.n_kv_heads + g_lo) * a.rows_pad;
   float sum = 0.0f;
-  for (int32_t r = threadIdx.x; r < a.rows; r += SEL_THREADS) {
+  for (int32_t r = r_lo + threadIdx.x; r < r_hi; r += SEL_THREADS) {
     int32_t g = 0;
 #pragma unroll 4
     for (int32_t j = 0; j < n_slabs; ++j) {
-      const float2 p = __ldg(part + (int64_t)j * a.rows_pad + r);
+      const float2 p = __ldg(part + j * slab_step + r);
       /* off >= m, so the factor is at most 1; a masked unit adds exp2(-inf) * 0. */
       sum += exp2f(p.x - __ldg(off + g * a.rows_pad + r)) * p.y;
-      g = g + 1 == a.n_kv_heads ? 0 : g + 1;
+      g = g + 1 == n_g ? 0 : g + 1;
     }
   }
 #pragma unroll
@@ -560,7 +578,31 @@ __global__ void __launch_bounds__(SEL_THREADS) sel_block_score_kernel(const sel_
     float total = 0.0f;
 #pragma unroll
     for (int w = 0; w < SEL_WARPS; ++w) total += warp_s[w];
-    a.block_scores[vb] = total;
+    if (!per_head) {
+      a.block_scores[vb] = total;
+      return;
+    }
+    /* A sequence whose blocks disagree with its slot count is reported by the check
+     * kernel; never write past its slots. */
+    const int32_t first = __ldg(a.head_block_offsets + s), slots = __ldg(a.head_block_offsets + s + 1) - first;
+    const int32_t b = (int32_t)(lo / a.block);
+    if (b < slots) a.head_scores[(int64_t)h * a.head_total + first + b] = total;
+  }
+}
+
+/* Per-head mode: every sequence given blocks must be scored whole (kernels/uniprefill_ops.h):
+ * its cache holds exactly its rows, it is longer than sink + last_q, and it has
+ * ceil(rows / block) slots. One thread per sequence; the first failure is reported. */
+__global__ void __launch_bounds__(SEL_THREADS) sel_head_check_kernel(const sel_args a) {
+  for (int32_t s = blockIdx.x * SEL_THREADS + threadIdx.x; s < a.attn.n_seqs; s += gridDim.x * SEL_THREADS) {
+    const int32_t slots = __ldg(a.head_block_offsets + s + 1) - __ldg(a.head_block_offsets + s);
+    if (slots == 0) continue;
+    const int32_t n = __ldg(a.attn.cu_seqlens + s + 1) - __ldg(a.attn.cu_seqlens + s);
+    const int32_t kv_len = __ldg(a.attn.kv_lens + s);
+    if (kv_len != n)
+      sel_report(a, SEL_ERR_KV_LEN, s, kv_len);
+    else if (n <= a.min_rows || (n - 1) / a.block + 1 != slots)
+      sel_report(a, SEL_ERR_HEAD_BLOCKS, s, n);
   }
 }
 
@@ -809,6 +851,7 @@ typedef enum sel_buffer {
   SEL_BUF_TILE_COUNTS,
   SEL_BUF_EXCL,
   SEL_BUF_OUT,
+  SEL_BUF_HEAD_OFFSETS, /* the per-head scores' block offsets */
   SEL_BUF_COUNT
 } sel_buffer;
 
@@ -871,31 +914,45 @@ static size_t sel_score_smem_bytes(void) {
          ck * sizeof(float);
 }
 
-/* Stage 1 for head_dim HD: pass A and the combine, then the block-score kernel (by
- * block) or pass B and the block sums (by token). */
+/* The score kernels' grid: kv heads x virtual key chunks. */
 template <int HD>
-static void sel_launch_scores(cudaStream_t stream, const sel_args &a, bool by_block, int64_t n_blocks_virtual) {
+static dim3 sel_score_grid(const sel_args &a) {
   constexpr int CK = SEL_WARPS * SEL_KW(HD);
-  const size_t smem = sel_score_smem_bytes<HD>();
   const int64_t chunks = (int64_t)a.n_tokens / CK + a.attn.n_seqs;
   if (chunks > 65535 || a.attn.n_seqs > 65535)
     UP_FATAL("uniprefill_select: %lld key chunks or %d sequences exceed the grid limit 65535", (long long)chunks,
              a.attn.n_seqs);
+  return dim3((unsigned)a.n_kv_heads, (unsigned)chunks);
+}
+
+/* Pass A and the combine for head_dim HD: the partials and row offsets of every scored
+ * sequence, what both the selection and the per-head scores start from. */
+template <int HD>
+static void sel_launch_partials(cudaStream_t stream, const sel_args &a) {
+  const size_t smem = sel_score_smem_bytes<HD>();
+  const dim3 grid = sel_score_grid<HD>(a);
   /* Cheap and per device: set at each call rather than track which devices have it. */
   UP_CUDA_CHECK(cudaFuncSetAttribute(sel_score_kernel<HD, 0>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-  const dim3 grid((unsigned)a.n_kv_heads, (unsigned)chunks);
   sel_score_kernel<HD, 0><<<grid, SEL_THREADS, smem, stream>>>(a);
   UP_CUDA_CHECK_LAUNCH();
   const dim3 combine_grid((unsigned)(a.rows_pad / 32), (unsigned)a.n_kv_heads, (unsigned)a.attn.n_seqs);
   sel_combine_kernel<<<combine_grid, SEL_COMBINE_WARPS * 32, 0, stream>>>(a);
   UP_CUDA_CHECK_LAUNCH();
+}
+
+/* Stage 1 for head_dim HD: the partials, then the block-score kernel (by block) or
+ * pass B and the block sums (by token). */
+template <int HD>
+static void sel_launch_scores(cudaStream_t stream, const sel_args &a, bool by_block, int64_t n_blocks_virtual) {
+  sel_launch_partials<HD>(stream, a);
   if (by_block) {
     sel_block_score_kernel<<<(unsigned)n_blocks_virtual, SEL_THREADS, 0, stream>>>(a);
     UP_CUDA_CHECK_LAUNCH();
     return;
   }
+  const size_t smem = sel_score_smem_bytes<HD>();
   UP_CUDA_CHECK(cudaFuncSetAttribute(sel_score_kernel<HD, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-  sel_score_kernel<HD, 1><<<grid, SEL_THREADS, smem, stream>>>(a);
+  sel_score_kernel<HD, 1><<<sel_score_grid<HD>(a), SEL_THREADS, smem, stream>>>(a);
   UP_CUDA_CHECK_LAUNCH();
   sel_block_sum_kernel<<<(unsigned)((n_blocks_virtual + SEL_WARPS - 1) / SEL_WARPS), SEL_THREADS, 0, stream>>>(
       a, (int32_t)n_blocks_virtual);
@@ -925,58 +982,47 @@ static void sel_validate(const up_kv_pool *pool, const up_attn_batch *batch, con
     UP_FATAL("uniprefill_select: %d sequences, %d rows", batch->n_seqs, batch->n_tokens);
 }
 
-extern "C" int32_t up_cuda_uniprefill_select(up_backend *be, int32_t *keep_rows, int32_t *new_cu_seqlens_host,
-                                             const void *qkv, const up_kv_pool *pool, const up_attn_batch *batch,
-                                             const up_attn_shape *shape, const uint8_t *is_candidate_host,
-                                             const up_select_params *params) {
-  sel_validate(pool, batch, shape, params);
-  const int32_t n_seqs = batch->n_seqs, n_tokens = batch->n_tokens;
-  up_cuda_backend *cb = up_cuda_impl(be);
+/* The backend's workspace, made on first use. */
+static up_cuda_select_state *sel_state(up_cuda_backend *cb) {
   if (!cb->select_state)
     cb->select_state = (up_cuda_select_state *)up_calloc_or_die(1, sizeof(up_cuda_select_state), "selection state");
-  up_cuda_select_state *st = cb->select_state;
-  st->last_n_tokens = n_tokens;
-  st->last_n_seqs = n_seqs;
-  st->last_block = params->block;
-  st->last_scored = false;
-  for (int32_t s = 0; s <= n_seqs; ++s) new_cu_seqlens_host[s] = 0;
-  if (n_seqs == 0 || n_tokens == 0) return 0;
-  const cudaStream_t stream = cb->stream;
+  return cb->select_state;
+}
 
-  const int32_t hd = shape->head_dim, n_kv = shape->n_kv_heads, group = shape->n_heads / n_kv;
+/* Scoring rows per kv head (group x last_q), padded to whole query tiles. */
+static int64_t sel_rows_pad(const up_attn_shape *shape, const up_select_params *params, int64_t *rows) {
+  *rows = (int64_t)(shape->n_heads / shape->n_kv_heads) * params->last_q;
+  const int64_t rows_pad = (*rows + SEL_QT - 1) / SEL_QT * SEL_QT;
+  if (rows_pad > (1 << 24)) UP_FATAL("uniprefill_select: %lld scoring rows per kv head", (long long)*rows);
+  return rows_pad;
+}
+
+/* The unit of pass A's partials, and in *by_block whether the by-block path runs: when
+ * a warp's keys divide the block and the partials fit their cap (any size with
+ * ignore_cap), the unit is gcd(block, chunk): a warp's keys doubled while they divide
+ * the block, up to a chunk (a chunk is 8 warps' keys). By token, with a unit of one
+ * chunk, otherwise. */
+static int32_t sel_partial_unit(int32_t hd, int32_t block, int32_t n_tokens, int32_t n_seqs, int32_t n_kv,
+                                int64_t rows_pad, bool ignore_cap, bool *by_block) {
   const int32_t chunk = SEL_WARPS * SEL_KW(hd);
-  const int64_t rows = (int64_t)group * params->last_q;
-  const int64_t rows_pad = (rows + SEL_QT - 1) / SEL_QT * SEL_QT;
-  if (rows_pad > (1 << 24)) UP_FATAL("uniprefill_select: %lld scoring rows per kv head", (long long)rows);
-  /* By block when a warp's keys divide the block and the partials fit their cap; the
-   * unit is then gcd(block, chunk): a warp's keys doubled while they divide the block,
-   * up to a chunk (a chunk is 8 warps' keys). By token, with a unit of one chunk,
-   * otherwise. */
-  int32_t unit = chunk;
-  bool by_block = false;
-  if (params->block % SEL_KW(hd) == 0) {
-    int32_t block_unit = SEL_KW(hd);
-    while (block_unit < chunk && params->block % (2 * block_unit) == 0) block_unit *= 2;
-    const double bytes = ((double)n_tokens / block_unit + n_seqs) * (double)n_kv * (double)rows_pad * sizeof(float2);
-    by_block = bytes <= (double)SEL_BLOCK_PARTIAL_MAX_BYTES;
-    if (by_block) unit = block_unit;
-  }
-  const int64_t n_partial_units = (int64_t)n_tokens / unit + n_seqs; /* virtual units */
-  const int64_t n_units = (int64_t)n_tokens / params->block + n_seqs; /* virtual scoring blocks */
-  const int64_t n_tiles = ((int64_t)n_tokens + SEL_TILE_ROWS - 1) / SEL_TILE_ROWS;
-  const int64_t max_blocks = ((int64_t)n_tokens - 1) / params->block + 1;
-  int64_t cap_max = 1;
-  while (cap_max < max_blocks) cap_max <<= 1;
+  *by_block = false;
+  if (block % SEL_KW(hd) != 0) return chunk;
+  int32_t block_unit = SEL_KW(hd);
+  while (block_unit < chunk && block % (2 * block_unit) == 0) block_unit *= 2;
+  const double bytes = ((double)n_tokens / block_unit + n_seqs) * (double)n_kv * (double)rows_pad * sizeof(float2);
+  *by_block = ignore_cap || bytes <= (double)SEL_BLOCK_PARTIAL_MAX_BYTES;
+  return *by_block ? block_unit : chunk;
+}
 
-  bool any_candidate = false;
-  for (int32_t s = 0; s < n_seqs; ++s) any_candidate = any_candidate || is_candidate_host[s];
-
+/* What every kernel of a call reads, before its buffers are attached. */
+static sel_args sel_args_make(const void *qkv, const up_kv_pool *pool, const up_attn_batch *batch,
+                              const up_attn_shape *shape, const up_select_params *params, int64_t rows,
+                              int64_t rows_pad, int32_t unit) {
   sel_args a;
   memset(&a, 0, sizeof a);
   a.attn = up_attn_args_make(NULL, qkv, pool, batch, shape);
-  a.keep_rows = keep_rows;
-  a.n_tokens = n_tokens;
-  a.n_kv_heads = n_kv;
+  a.n_tokens = batch->n_tokens;
+  a.n_kv_heads = shape->n_kv_heads;
   a.last_q = params->last_q;
   {
     /* Division by last_q without a divide: with L = ceil(log2 last_q) and
@@ -993,9 +1039,64 @@ extern "C" int32_t up_cuda_uniprefill_select(up_backend *be, int32_t *keep_rows,
   a.rows = (int32_t)rows;
   a.rows_pad = (int32_t)rows_pad;
   a.unit = unit;
-  a.sort_in_smem = cap_max <= SEL_SORT_SMEM_KEYS;
   a.top_p = params->top_p;
   a.keep_fraction = params->keep_fraction;
+  return a;
+}
+
+/* Candidate flags up through pinned memory (the previous call's copy has finished:
+ * every call ends with a stream synchronisation). */
+static void sel_upload_candidates(up_cuda_select_state *st, cudaStream_t stream, const sel_args &a,
+                                  const uint8_t *flags_host, int32_t n_seqs) {
+  uint8_t *cand_host = (uint8_t *)sel_pinned_buffer((void **)&st->candidate_host, &st->candidate_host_bytes,
+                                                    (size_t)n_seqs);
+  memcpy(cand_host, flags_host, (size_t)n_seqs);
+  UP_CUDA_CHECK(cudaMemcpyAsync((void *)a.candidate, cand_host, (size_t)n_seqs, cudaMemcpyHostToDevice, stream));
+}
+
+/* Pass A and the combine at the call's head_dim. */
+static void sel_launch_partials_hd(cudaStream_t stream, const sel_args &a, int32_t hd) {
+  switch (hd) {
+    case 64: sel_launch_partials<64>(stream, a); break;
+    case 128: sel_launch_partials<128>(stream, a); break;
+    default: sel_launch_partials<256>(stream, a); break;
+  }
+}
+
+extern "C" int32_t up_cuda_uniprefill_select(up_backend *be, int32_t *keep_rows, int32_t *new_cu_seqlens_host,
+                                             const void *qkv, const up_kv_pool *pool, const up_attn_batch *batch,
+                                             const up_attn_shape *shape, const uint8_t *is_candidate_host,
+                                             const up_select_params *params) {
+  sel_validate(pool, batch, shape, params);
+  const int32_t n_seqs = batch->n_seqs, n_tokens = batch->n_tokens;
+  up_cuda_backend *cb = up_cuda_impl(be);
+  up_cuda_select_state *st = sel_state(cb);
+  st->last_n_tokens = n_tokens;
+  st->last_n_seqs = n_seqs;
+  st->last_block = params->block;
+  st->last_scored = false;
+  for (int32_t s = 0; s <= n_seqs; ++s) new_cu_seqlens_host[s] = 0;
+  if (n_seqs == 0 || n_tokens == 0) return 0;
+  const cudaStream_t stream = cb->stream;
+
+  const int32_t hd = shape->head_dim, n_kv = shape->n_kv_heads;
+  int64_t rows;
+  const int64_t rows_pad = sel_rows_pad(shape, params, &rows);
+  bool by_block;
+  const int32_t unit = sel_partial_unit(hd, params->block, n_tokens, n_seqs, n_kv, rows_pad, false, &by_block);
+  const int64_t n_partial_units = (int64_t)n_tokens / unit + n_seqs; /* virtual units */
+  const int64_t n_units = (int64_t)n_tokens / params->block + n_seqs; /* virtual scoring blocks */
+  const int64_t n_tiles = ((int64_t)n_tokens + SEL_TILE_ROWS - 1) / SEL_TILE_ROWS;
+  const int64_t max_blocks = ((int64_t)n_tokens - 1) / params->block + 1;
+  int64_t cap_max = 1;
+  while (cap_max < max_blocks) cap_max <<= 1;
+
+  bool any_candidate = false;
+  for (int32_t s = 0; s < n_seqs; ++s) any_candidate = any_candidate || is_candidate_host[s];
+
+  sel_args a = sel_args_make(qkv, pool, batch, shape, params, rows, rows_pad, unit);
+  a.keep_rows = keep_rows;
+  a.sort_in_smem = cap_max <= SEL_SORT_SMEM_KEYS;
 
   a.candidate = (const uint8_t *)sel_device_buffer(st, SEL_BUF_CANDIDATE, (size_t)n_seqs);
   a.tile_counts = (int32_t *)sel_device_buffer(st, SEL_BUF_TILE_COUNTS, sizeof(int32_t) * (size_t)n_tiles);
@@ -1016,12 +1117,7 @@ extern "C" int32_t up_cuda_uniprefill_select(up_backend *be, int32_t *keep_rows,
                                                                sizeof(unsigned long long) * 2 * (size_t)n_units);
   }
 
-  /* Candidate flags up through pinned memory (the previous call's copy has finished:
-   * every call ends with a stream synchronisation). */
-  uint8_t *cand_host = (uint8_t *)sel_pinned_buffer((void **)&st->candidate_host, &st->candidate_host_bytes,
-                                                    (size_t)n_seqs);
-  memcpy(cand_host, is_candidate_host, (size_t)n_seqs);
-  UP_CUDA_CHECK(cudaMemcpyAsync((void *)a.candidate, cand_host, (size_t)n_seqs, cudaMemcpyHostToDevice, stream));
+  sel_upload_candidates(st, stream, a, is_candidate_host, n_seqs);
   if (a.token_scores) UP_CUDA_CHECK(cudaMemsetAsync(a.token_scores, 0, sizeof(float) * (size_t)n_tokens, stream));
   UP_CUDA_CHECK(cudaMemsetAsync(a.out + n_seqs + 1, 0, sizeof(int32_t) * SEL_OUT_EXTRA, stream));
 
@@ -1056,6 +1152,80 @@ extern "C" int32_t up_cuda_uniprefill_select(up_backend *be, int32_t *keep_rows,
     UP_FATAL("selection needs a whole-prompt prefill: sequence %d has %d cached entries for its rows", err[1], err[2]);
   memcpy(new_cu_seqlens_host, out_host, sizeof(int32_t) * ((size_t)n_seqs + 1));
   return new_cu_seqlens_host[n_seqs];
+}
+
+extern "C" void up_cuda_uniprefill_head_scores(up_backend *be, float *head_scores, const void *qkv,
+                                               const up_kv_pool *pool, const up_attn_batch *batch,
+                                               const up_attn_shape *shape, const int32_t *block_offsets_host,
+                                               const up_select_params *params) {
+  sel_validate(pool, batch, shape, params);
+  const int32_t n_seqs = batch->n_seqs, n_tokens = batch->n_tokens, hd = shape->head_dim;
+  if (n_seqs == 0 || block_offsets_host[n_seqs] == 0) return; /* no slot to write */
+  if (params->block % SEL_KW(hd) != 0)
+    UP_FATAL("uniprefill_head_scores: block %d is not a multiple of the %d keys a warp scores at head_dim %d (the "
+             "CUDA per-head scores have only the by-block path; use such a block under --tp > 1)",
+             params->block, SEL_KW(hd), hd);
+  up_cuda_backend *cb = up_cuda_impl(be);
+  up_cuda_select_state *st = sel_state(cb);
+  const cudaStream_t stream = cb->stream;
+  int64_t rows;
+  const int64_t rows_pad = sel_rows_pad(shape, params, &rows);
+  /* The per-head scores exist only by block: no cap (a rank's share of the kv heads
+   * keeps its partials small; an allocation that still fails is fatal and says so). */
+  bool by_block;
+  const int32_t unit = sel_partial_unit(hd, params->block, n_tokens, n_seqs, shape->n_kv_heads, rows_pad, true,
+                                        &by_block);
+  UP_ASSERT(by_block, "uniprefill_head_scores: block %d took the by-token path", params->block);
+  const int64_t n_partial_units = (int64_t)n_tokens / unit + n_seqs;
+  const int64_t n_units = (int64_t)n_tokens / params->block + n_seqs;
+  if (n_units > INT32_MAX || shape->n_heads > 65535)
+    UP_FATAL("uniprefill_head_scores: %lld blocks or %d heads exceed the grid", (long long)n_units, shape->n_heads);
+
+  sel_args a = sel_args_make(qkv, pool, batch, shape, params, rows, rows_pad, unit);
+  a.head_scores = head_scores;
+  a.head_total = block_offsets_host[n_seqs];
+  /* Candidates are the sequences given slots. The selection's workspace is borrowed
+   * (partials, row offsets, candidate flags, the error word and the pinned copy);
+   * its block scores and the diagnostic's record of the last selection are left alone. */
+  uint8_t *flags = (uint8_t *)up_malloc_or_die((size_t)n_seqs, "head-score candidates");
+  for (int32_t s = 0; s < n_seqs; ++s) flags[s] = block_offsets_host[s + 1] > block_offsets_host[s];
+  a.candidate = (const uint8_t *)sel_device_buffer(st, SEL_BUF_CANDIDATE, (size_t)n_seqs);
+  const size_t out_n = (size_t)n_seqs + 1 + SEL_OUT_EXTRA;
+  a.out = (int32_t *)sel_device_buffer(st, SEL_BUF_OUT, sizeof(int32_t) * out_n);
+  int32_t *offsets_dev =
+      (int32_t *)sel_device_buffer(st, SEL_BUF_HEAD_OFFSETS, sizeof(int32_t) * ((size_t)n_seqs + 1));
+  a.head_block_offsets = offsets_dev;
+  a.partial = (float2 *)sel_device_buffer(st, SEL_BUF_PARTIAL, sizeof(float2) * (size_t)n_partial_units *
+                                                                   (size_t)shape->n_kv_heads * (size_t)rows_pad);
+  a.row_off = (float *)sel_device_buffer(st, SEL_BUF_ROW_OFF, sizeof(float) * (size_t)n_seqs *
+                                                                  (size_t)shape->n_kv_heads * (size_t)rows_pad);
+
+  sel_upload_candidates(st, stream, a, flags, n_seqs);
+  free(flags);
+  int32_t *offsets_host = (int32_t *)sel_pinned_buffer((void **)&st->out_host, &st->out_host_bytes,
+                                                       sizeof(int32_t) * out_n);
+  memcpy(offsets_host, block_offsets_host, sizeof(int32_t) * ((size_t)n_seqs + 1));
+  UP_CUDA_CHECK(cudaMemcpyAsync(offsets_dev, offsets_host, sizeof(int32_t) * ((size_t)n_seqs + 1),
+                                cudaMemcpyHostToDevice, stream));
+  UP_CUDA_CHECK(cudaMemsetAsync(a.out + n_seqs + 1, 0, sizeof(int32_t) * SEL_OUT_EXTRA, stream));
+
+  sel_head_check_kernel<<<(unsigned)((n_seqs + SEL_THREADS - 1) / SEL_THREADS), SEL_THREADS, 0, stream>>>(a);
+  UP_CUDA_CHECK_LAUNCH();
+  sel_launch_partials_hd(stream, a, hd);
+  sel_block_score_kernel<<<dim3((unsigned)n_units, (unsigned)shape->n_heads), SEL_THREADS, 0, stream>>>(a);
+  UP_CUDA_CHECK_LAUNCH();
+
+  /* The error words back (the offsets' pinned copy has been read by then: same stream). */
+  UP_CUDA_CHECK(cudaMemcpyAsync(offsets_host, a.out + n_seqs + 1, sizeof(int32_t) * SEL_OUT_EXTRA,
+                                cudaMemcpyDeviceToHost, stream));
+  UP_CUDA_CHECK(cudaStreamSynchronize(stream));
+  if (offsets_host[0] == SEL_ERR_KV_LEN)
+    UP_FATAL("uniprefill_head_scores needs a whole-prompt prefill: sequence %d has %d cached entries for its rows",
+             offsets_host[1], offsets_host[2]);
+  if (offsets_host[0] == SEL_ERR_HEAD_BLOCKS)
+    UP_FATAL("uniprefill_head_scores: sequence %d of %d rows is given %d block slots (it needs more than sink + "
+             "last_q = %d rows and ceil(rows / %d) slots)", offsets_host[1], offsets_host[2],
+             block_offsets_host[offsets_host[1] + 1] - block_offsets_host[offsets_host[1]], a.min_rows, a.block);
 }
 
 extern "C" int32_t up_cuda_uniprefill_select_block_scores(up_backend *be, float *dst_host,

@@ -1,7 +1,7 @@
 /* moe_expert_gemms.h — the routed experts' GEMMs of an MoE block over rows already
  * grouped by expert (moe_sort's order): each expert's gate/up GEMM over its rows, one
- * SwiGLU over all of them, each expert's down GEMM. One matmul call per expert that has
- * rows, sized from moe_sort's host offsets. The one place this loop lives, so the
+ * SwiGLU over all of them, each expert's down GEMM: one grouped_matmul per projection,
+ * or one matmul call per expert that has rows, sized from moe_sort's host offsets. The one place this loop lives, so the
  * forward (engine/model/blocks/moe_block.c) and --kernels (the "moe" op case,
  * kernels/op_cases/case_moe_experts.c) time the same calls, and a grouped GEMM that
  * replaces the loop replaces it for both (grouped_matmul, the alternative measured
@@ -42,7 +42,7 @@ static inline void *up_moe_act_at(const up_backend *be, const void *p, int64_t v
 
 /* offsets_host[e] .. [e + 1]: expert e's rows (n_experts + 1 values, from moe_sort).
  * grouped: each projection in one grouped_matmul call instead of one matmul per expert
- * with rows (the forward keeps the loop until --kernels has measured both). mark: the
+ * with rows (the forward's choice; --kernels times both). mark: the
  * phase clock (NULL: none), GEMMs apart from the SwiGLU. */
 static inline void up_moe_expert_gemms(up_backend *be, const up_moe_expert_rows *rows,
                                        const up_moe_expert_weights *w, const int32_t *offsets_host, bool grouped,

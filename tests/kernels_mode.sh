@@ -5,7 +5,8 @@
 # (positive times, FLOPs and bytes equal to the shape formulas, no floors or targets on
 # a CPU, error 0: the CPU is the reference); then two ranks
 # on this one host: only the first times (they share the CPU), and rank 0 writes the
-# same cases; last, tiny-qwen3-next's delta rule and experts (5 cases).
+# same cases; then tiny-qwen3-next's delta rule and experts (5 cases); last, the time
+# account under the table (per prompt length, block kinds summed over the layers).
 # Usage: kernels_mode.sh BINARY PYTHON CHECK_SCRIPT MPIEXEC
 set -u
 bin=$(realpath "$1")
@@ -28,7 +29,7 @@ elapsed=$(( $(date +%s) - start ))
 if [[ $rc -ne 0 ]]; then
   echo "FAIL: --kernels exited $rc"; cat "$work/stderr"; exit 1
 fi
-rows=$(grep -c '^| [a-z]' "$work/stdout")
+rows=$(sed -n '1,/^$/p' "$work/stdout" | grep -c '^| [a-z]') # the kernels table: up to the time account
 if [[ $rows -ne $((cases + 1)) ]]; then # the header row starts with "| case"
   echo "FAIL: the table has $((rows - 1)) case rows, expected $cases:"; cat "$work/stdout"; exit 1
 fi
@@ -69,3 +70,29 @@ if [[ $rc -ne 0 ]]; then
   echo "FAIL: --kernels --kernel-cases deltanet,moe exited $rc"; cat "$work/stderr3"; exit 1
 fi
 "$python" "$check" "$work/deltanet.h5" --cases 5 || exit 1
+
+# The time account: tiny-qwen3-next's 6 DeltaNet, 2 attention and 8 MoE layers, each
+# block's total the sum of its kernel and GEMM parts, the timed total their sum.
+"$bin" --kernels --backend cpu --threads 1 --model tiny-qwen3-next --kernel-cases gemm,attention,deltanet,moe \
+  --ctx 130 --kernel-tokens 130 --kernel-repeats 3 --kernel-warmup 1 --quiet -o "$work/account.h5" \
+  >"$work/stdout4" 2>"$work/stderr4"
+rc=$?
+if [[ $rc -ne 0 ]]; then
+  echo "FAIL: --kernels for the time account exited $rc"; cat "$work/stderr4"; exit 1
+fi
+"$python" - "$work/stdout4" <<'PY' || exit 1
+import sys
+text = open(sys.argv[1]).read()
+assert "Time account of one 130-token prompt, model tiny-qwen3-next, 8 layers:" in text, text
+rows = {}
+for line in text.split("Time account", 1)[1].splitlines():
+    cells = [c.strip() for c in line.strip().strip("|").split("|")]
+    if len(cells) == 10 and cells[1].isdigit():
+        rows[cells[0]] = [float(c) for c in cells[1:5]]
+assert {k: v[0] for k, v in rows.items()} == {"deltanet": 6, "attention": 2, "moe": 8, "timed total": 8}, rows
+for name, (layers, kernel, gemm, total) in rows.items():
+    assert kernel > 0 and gemm > 0 and abs(kernel + gemm - total) <= 0.011 * total + 0.002, (name, rows[name])
+parts = sum(v[3] for k, v in rows.items() if k != "timed total")
+assert abs(parts - rows["timed total"][3]) <= 0.011 * parts + 0.005, rows
+print("ok: the time account sums its blocks")
+PY

@@ -132,6 +132,7 @@ static void cuda_destroy(up_backend *be) {
     if (cb->index_error) UP_CUDA_CHECK(cudaFree(cb->index_error));
     if (cb->index_error_host) UP_CUDA_CHECK(cudaFreeHost(cb->index_error_host));
     if (cb->argmax_out) UP_CUDA_CHECK(cudaFree(cb->argmax_out));
+    if (cb->moe_sort_scratch) UP_CUDA_CHECK(cudaFree(cb->moe_sort_scratch));
     if (cb->lt) UP_CUBLAS_CHECK(cublasLtDestroy(cb->lt));
     if (cb->stream) UP_CUDA_CHECK(cudaStreamDestroy(cb->stream));
     free(cb);

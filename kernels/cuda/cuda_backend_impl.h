@@ -79,6 +79,8 @@ typedef struct up_cuda_backend {
   int32_t argmax_capacity;
   up_cuda_select_state *select_state;    /* NULL until the first uniprefill_select */
   up_cuda_grouped_state *grouped_state;  /* NULL until the first grouped_matmul (cuda_grouped_matmul.cu) */
+  void *moe_sort_scratch;                /* device: moe_sort's keys, ids and CUB temp, grown on demand (cuda_moe.cu) */
+  size_t moe_sort_scratch_bytes;
   void *attn_workspace;                  /* device: attention's decode partials (cuda_attention.cu) */
   size_t attn_workspace_bytes;
   int attn_prefill_variant;              /* up_cuda_attention_prefill's `variant`; 0: the default */

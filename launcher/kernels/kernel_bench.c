@@ -17,6 +17,7 @@
 #include "launcher/backend_select.h"
 #include "launcher/kernels/kernel_cases.h"
 #include "launcher/kernels/kernel_targets.h"
+#include "launcher/kernels/time_account.h"
 #include "launcher/mpi_check.h"
 #include "launcher/sweep/point_gather.h"
 #include "launcher/output/report_table.h"
@@ -249,6 +250,7 @@ int up_kernel_bench_run(const up_options *opt, int argc, char **argv, const up_t
   }
   if (root && exit_code == 0) {
     up_report_kernels_print(stdout, opt->format, all.rows, all.n);
+    up_time_account_print(stdout, opt->format, &plan, &cfg); /* rank 0 times on its own device: its cases */
     fflush(stdout);
     up_harness_note_written(&h);
   }

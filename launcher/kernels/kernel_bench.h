@@ -5,7 +5,8 @@
  * each preceded on a GPU by a write that evicts L2; before them, a backend other than
  * the CPU checks a sample of the case's outputs against the CPU reference on the same
  * inputs (the error column). Prints one row per case and stores
- * them as the /kernels table of the run file, a group of cases (one kernel) at a time.
+ * them as the /kernels table of the run file, a group of cases (one kernel) at a time;
+ * in markdown, then the time account of each prompt length (time_account.h).
  *
  * With several ranks, every rank that is the first on its host to use its device
  * (GPUs told apart by PCI bus id, so any CUDA_VISIBLE_DEVICES split works) times the

@@ -1,8 +1,9 @@
 /* moe_block.c — the MoE block (../shared/HYBRIDS.md C.8): router GEMM, fp32 softmax and
  * top-k (renormalised where the config says), the (row, choice) pairs grouped by
  * expert, every expert's rows gathered and run through its gate/up GEMM, one SwiGLU
- * over all of them, its down GEMM (kernels/moe_expert_gemms.h: one GEMM per expert that
- * has rows, the sort handing their counts to the host; --kernels times the same loop);
+ * over all of them, its down GEMM (kernels/moe_expert_gemms.h: each projection one
+ * grouped_matmul over the experts with rows, the sort handing their counts to the host;
+ * --kernels times the same calls beside the per-expert loop);
  * the shared expert on every row with its one-logit gate; the weighted sum back in row
  * order. Its input norm and residual add are the layer loop's (model.c). */
 #include "engine/model/blocks/moe_block.h"
@@ -32,7 +33,10 @@ void up_moe_block(up_forward_step *step, int32_t layer) {
   const up_moe_expert_weights experts = {.gate_up = up_model_weight(model, UP_TENSOR_MOE_GATE_UP, layer),
                                          .down = up_model_weight(model, UP_TENSOR_MOE_DOWN, layer),
                                          .n_experts = n_experts, .hidden = h, .inter = inter};
-  up_moe_expert_gemms(be, &rows, &experts, ws->h_expert_offsets, false, up_forward_mark);
+  /* Grouped, not one matmul per expert: the experts' row counts all differ, so the loop's
+   * 2 x n_experts cuBLASLt calls per layer each missed the GEMM plan cache (keyed by the
+   * row count) and paid a heuristic query on the host (docs/kernels/gated_deltanet.md). */
+  up_moe_expert_gemms(be, &rows, &experts, ws->h_expert_offsets, true, up_forward_mark);
   ops->matmul(be, ws->shared_gate_up, step->normed, up_model_weight(model, UP_TENSOR_SHARED_GATE_UP, layer), n_rows,
               2 * shared, h);
   ops->matmul(be, ws->shared_logit, step->normed, up_model_weight(model, UP_TENSOR_SHARED_GATE, layer), n_rows, 1, h);

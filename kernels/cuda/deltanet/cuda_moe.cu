@@ -1,7 +1,8 @@
 /* cuda_moe.cu — the MoE routing ops of kernels/ops.h on the GPU: the router's fp32
  * softmax top-k (one block per token), the grouping of (token, choice) pairs by
  * expert (CUB's radix sort, which is stable, so pairs keep their order within an
- * expert as the CPU reference's counting sort does), and the weighted combination
+ * expert as the CPU reference's counting sort does; its scratch lives on the backend),
+ * and the weighted combination
  * with the sigmoid-gated shared expert. */
 #include <cub/cub.cuh>
 #include <limits.h>
@@ -134,13 +135,24 @@ extern "C" void up_cuda_moe_sort(up_backend *be, int32_t *source_rows, int32_t *
     UP_FATAL("moe_sort: %d tokens x top %d of %d experts", (int)n_tokens, (int)top_k, (int)n_experts);
   up_cuda_backend *cb = up_cuda_impl(be);
   cudaStream_t st = cb->stream;
-  /* One scratch allocation: sorted keys, pair ids in and out, offsets, CUB's temp. */
+  /* One scratch buffer: sorted keys, pair ids in and out, offsets, CUB's temp. Kept on
+   * the backend and grown on demand: allocating it per call (stream-ordered) returned
+   * its memory to the driver at the sync below and mapped it again in every MoE layer. */
   size_t temp_bytes = 0;
   UP_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(nullptr, temp_bytes, (const uint32_t *)nullptr, (uint32_t *)nullptr,
                                                 (const int32_t *)nullptr, (int32_t *)nullptr, (int)pairs, 0, 32, st));
   const size_t n = (size_t)(pairs > 0 ? pairs : 1), words = 3 * n + (size_t)n_experts + 1;
-  char *scratch = NULL;
-  UP_CUDA_CHECK(cudaMallocAsync((void **)&scratch, sizeof(int32_t) * words + temp_bytes + 256, st));
+  const size_t need = sizeof(int32_t) * words + temp_bytes + 256;
+  if (need > cb->moe_sort_scratch_bytes) {
+    if (cb->moe_sort_scratch) UP_CUDA_CHECK(cudaFree(cb->moe_sort_scratch)); /* waits for its last reader */
+    cb->moe_sort_scratch = NULL;
+    cb->moe_sort_scratch_bytes = 0;
+    const size_t grown = need + need / 4; /* a little room: the next batch may route a few more pairs */
+    const cudaError_t rc = cudaMalloc(&cb->moe_sort_scratch, grown);
+    if (rc != cudaSuccess) UP_FATAL("moe_sort: %zu bytes of sort scratch: %s", grown, cudaGetErrorString(rc));
+    cb->moe_sort_scratch_bytes = grown;
+  }
+  char *scratch = (char *)cb->moe_sort_scratch;
   uint32_t *sorted = (uint32_t *)scratch;
   int32_t *ids = (int32_t *)(sorted + n), *ids_sorted = ids + n, *offsets = ids_sorted + n;
   void *temp = scratch + ((sizeof(int32_t) * words + 255) / 256) * 256;
@@ -157,7 +169,6 @@ extern "C" void up_cuda_moe_sort(up_backend *be, int32_t *source_rows, int32_t *
   UP_CUDA_CHECK_LAUNCH();
   UP_CUDA_CHECK(cudaMemcpyAsync(expert_offsets_host, offsets, sizeof(int32_t) * ((size_t)n_experts + 1),
                                 cudaMemcpyDeviceToHost, st));
-  UP_CUDA_CHECK(cudaFreeAsync(scratch, st));
   up_cuda_sync_and_check(cb);
   if (expert_offsets_host[n_experts] != pairs)
     UP_FATAL("moe_sort: %lld of %lld (token, choice) pairs name an expert outside 0..%d",

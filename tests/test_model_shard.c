@@ -98,7 +98,8 @@ Test(model_shard, expert_stacks_count_every_expert) {
   cr_expect_eq(up_model_shard_rows(&half, &cfg, router.spec), 8);
   /* the shard's weight count counts the stacks: at TP = 2 more than half the whole (the
    * router, norms and replicated KV head), less than all of it */
-  const int64_t all = up_model_weight_bytes(&cfg, UP_DTYPE_F32), shard = up_model_shard_weight_bytes(&cfg, UP_DTYPE_F32, 2);
+  const int64_t all = up_model_weight_bytes(&cfg, UP_DTYPE_F32);
+  const int64_t shard = up_model_shard_weight_bytes(&cfg, UP_DTYPE_F32, 2);
   cr_expect(shard > all / 2 && shard < all, "shard %lld of %lld bytes", (long long)shard, (long long)all);
 }
 

@@ -168,8 +168,8 @@ static shard_layout layout_of(const up_model *m, const up_tensor_desc *t) {
 static void fill_uniform_shard(up_model *m, const up_tensor_desc *t, void *dst, float bound, uint64_t seed,
                                uint64_t stream) {
   const shard_layout s = layout_of(m, t);
-  float *buf = up_malloc_or_die(sizeof(float) * (size_t)(s.local_copy_rows * s.cols > 0 ? s.local_copy_rows * s.cols : 1),
-                                "weight shard draw");
+  const int64_t copy_values = s.local_copy_rows * s.cols;
+  float *buf = up_malloc_or_die(sizeof(float) * (size_t)(copy_values > 0 ? copy_values : 1), "weight shard draw");
   for (int32_t p = 0; p < t->spec->n_parts; ++p) {
     up_shard_run runs[UP_MAX_SHARD_SEGMENTS];
     const int32_t n_runs = up_model_shard_part_runs(&m->shard, &m->cfg, t->spec, p, runs);

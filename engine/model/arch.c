@@ -66,6 +66,10 @@ static bool is_expert_stack(const up_arch *arch, up_tensor_role role) {
   return false;
 }
 
+int32_t up_arch_stack_experts(const up_model_config *cfg, up_tensor_role role) {
+  return is_expert_stack(up_arch_of(cfg), role) ? cfg->n_experts : 0;
+}
+
 static const up_tensor_part_layout *part_layout(const up_arch *arch, up_tensor_role role, int32_t part) {
   for (int32_t i = 0; i < arch->n_part_layouts; ++i)
     if (arch->part_layouts[i].role == role && arch->part_layouts[i].part == part) return &arch->part_layouts[i];
@@ -82,7 +86,7 @@ int32_t up_arch_layer_tensors(const up_model_config *cfg, int32_t layer, up_tens
     if (!layer_runs(blocks, n_blocks, spec->block)) continue;
     UP_ASSERT(n < UP_MAX_LAYER_TENSORS, "%s: more than %d weights in layer %d", arch->name, UP_MAX_LAYER_TENSORS,
               (int)layer);
-    const int32_t experts = is_expert_stack(arch, spec->role) ? cfg->n_experts : 0;
+    const int32_t experts = up_arch_stack_experts(cfg, spec->role);
     out[n++] = (up_tensor_desc){.spec = spec, .role = spec->role, .layer = layer, .expert = -1,
                                 .n_experts = experts,
                                 .rows = up_dim_size(cfg, spec->rows) * (experts > 0 ? experts : 1),

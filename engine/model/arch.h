@@ -240,6 +240,10 @@ const up_arch *up_arch_of(const up_model_config *cfg);
 
 int64_t up_dim_size(const up_model_config *cfg, up_dim dim);
 
+/* The experts a weight of `role` stacks in this model (the architecture's expert_stacks):
+ * cfg->n_experts for a stack, 0 for a weight of one copy (up_tensor_desc.n_experts). */
+int32_t up_arch_stack_experts(const up_model_config *cfg, up_tensor_role role);
+
 /* The blocks of a layer (the architecture's order); returns how many. */
 int32_t up_arch_layer_blocks(const up_model_config *cfg, int32_t layer, up_block_kind blocks[UP_MAX_LAYER_BLOCKS]);
 /* The weights of layer `layer` (-1: the model-wide ones) in table order; returns how many. */

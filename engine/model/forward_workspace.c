@@ -68,7 +68,7 @@ up_forward_workspace *up_forward_workspace_create(const up_model *model, int64_t
   ws->h_last_rows = up_malloc_or_die(S * i4, "last rows");
   ws->h_block_tables = up_malloc_or_die(S * (size_t)max_blocks_per_seq * i4, "block tables");
   ws->h_is_candidate = up_malloc_or_die(S, "selection candidates");
-  up_forward_workspace_create_hybrid(ws, cfg);
+  up_forward_workspace_create_hybrid(ws, cfg, shard);
   ws->h_slots = up_malloc_or_die(S * i4, "sequence KV slots");
   return ws;
 }

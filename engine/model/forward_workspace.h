@@ -53,8 +53,9 @@ struct up_forward_workspace {
 
 /* Backend memory of the workspace, counted in its bytes. */
 void *up_forward_workspace_alloc(up_forward_workspace *ws, size_t bytes, const char *what);
-/* Allocate (free) the hybrid buffers above that the model's layers need. */
-void up_forward_workspace_create_hybrid(up_forward_workspace *ws, const up_model_config *cfg);
+/* Allocate (free) the hybrid buffers above that the model's layers need, at the rank's shard. */
+void up_forward_workspace_create_hybrid(up_forward_workspace *ws, const up_model_config *cfg,
+                                        const up_model_shard *shard);
 void up_forward_workspace_destroy_hybrid(up_forward_workspace *ws);
 
 

@@ -2,7 +2,9 @@
  * hybrids (Qwen3-Next): the gated attention's gate, the Gated DeltaNet activations and
  * gates, the recurrent state storage the layer memory's state slots index, and the MoE
  * routing, permuted expert rows and shared expert. Sized once from the config, like
- * the rest of the workspace (forward_workspace.c); nothing here for other models. */
+ * the rest of the workspace (forward_workspace.c), at the rank's shard under tensor
+ * parallelism (its gate heads, DeltaNet heads and states, expert columns); nothing here
+ * for other models. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,31 +17,33 @@ typedef struct hybrid_sizes {
   int64_t gate_dim, qkvz, ba, conv, value, heads, experts, top_k, moe_inter, shared_inter, hidden;
 } hybrid_sizes;
 
-static hybrid_sizes sizes_of(const up_model_config *cfg) {
+static hybrid_sizes sizes_of(const up_model_config *cfg, const up_model_shard *shard) {
   hybrid_sizes z = {.gate = cfg->attn_output_gate, .hidden = cfg->hidden};
   for (int32_t l = 0; l < cfg->n_layers; ++l) {
     z.linear = z.linear || cfg->layer_kind[l] == UP_LAYER_LINEAR_ATTENTION;
     z.moe = z.moe || cfg->mlp_kind[l] == UP_MLP_MOE;
   }
-  z.gate_dim = z.gate ? (int64_t)cfg->n_heads * cfg->head_dim : 0;
+  z.gate_dim = z.gate ? (int64_t)shard->n_heads * cfg->head_dim : 0;
   if (z.linear) {
-    z.qkvz = up_dim_size(cfg, UP_DIM_GDN_QKVZ);
-    z.ba = up_dim_size(cfg, UP_DIM_GDN_BA);
-    z.conv = up_dim_size(cfg, UP_DIM_GDN_CONV);
-    z.value = up_dim_size(cfg, UP_DIM_GDN_VALUE);
-    z.heads = cfg->linear_value_heads;
+    z.conv = up_model_shard_dim(shard, cfg, UP_DIM_GDN_CONV);
+    z.value = up_model_shard_dim(shard, cfg, UP_DIM_GDN_VALUE);
+    z.qkvz = z.conv + z.value;
+    z.heads = shard->n_linear_value_heads;
+    z.ba = 2 * z.heads;
   }
   if (z.moe) {
     z.experts = cfg->n_experts;
     z.top_k = cfg->n_experts_per_token;
-    z.moe_inter = cfg->moe_intermediate;
-    z.shared_inter = cfg->shared_expert_intermediate;
+    z.moe_inter = shard->moe_intermediate;
+    z.shared_inter = shard->shared_intermediate;
   }
   return z;
 }
 
+/* Memory estimates are the whole model's (a shard needs less). */
 int64_t up_forward_workspace_hybrid_row_bytes(const up_model_config *cfg, up_dtype dtype) {
-  const hybrid_sizes z = sizes_of(cfg);
+  const up_model_shard whole = up_model_shard_of(cfg, 0, 1);
+  const hybrid_sizes z = sizes_of(cfg, &whole);
   const int64_t es = (int64_t)up_dtype_size(dtype);
   int64_t values = z.gate_dim, bytes = 0;
   if (z.linear) {
@@ -61,8 +65,9 @@ int64_t up_forward_workspace_hybrid_seq_bytes(const up_model_config *cfg, up_dty
   return bytes > 0 ? bytes + 2 * (int64_t)sizeof(int32_t) : 0;
 }
 
-void up_forward_workspace_create_hybrid(up_forward_workspace *ws, const up_model_config *cfg) {
-  const hybrid_sizes z = sizes_of(cfg);
+void up_forward_workspace_create_hybrid(up_forward_workspace *ws, const up_model_config *cfg,
+                                        const up_model_shard *shard) {
+  const hybrid_sizes z = sizes_of(cfg, shard);
   const size_t es = up_dtype_size(ws->be->act_dtype), T = (size_t)ws->max_tokens, S = (size_t)ws->max_seqs;
   const size_t f4 = sizeof(float), i4 = sizeof(int32_t);
   for (int32_t l = 0; l < UP_MAX_LAYERS; ++l) ws->linear_index[l] = -1;

@@ -93,12 +93,9 @@ static float *upload_inv_freq(up_backend *be, const float *host, int32_t half) {
   return dev;
 }
 
-/* Rows a weight has on this rank: its shard's, plus the zero row a split embedding
- * keeps for ids another rank holds (model.h). */
+/* Rows a weight has on this rank: its shard's (every expert's of a stack), plus the
+ * zero row a split embedding keeps for ids another rank holds (model.h). */
 static int64_t local_rows(const up_model *m, const up_tensor_desc *t) {
-  /* An expert stack is whole on every rank (up_model_shard_check refuses MoE at TP > 1);
-   * its rows count every expert's, which the table's parts do not. */
-  if (t->n_experts > 0) return t->rows;
   const int64_t rows = up_model_shard_rows(&m->shard, &m->cfg, t->spec);
   return t->role == UP_TENSOR_EMBED && m->shard.tp_size > 1 ? rows + 1 : rows;
 }
@@ -150,46 +147,44 @@ static void clear_embed_spare_row(up_model *m) {
                   (size_t)m->cfg.hidden, 0.0f);
 }
 
-/* Where part p of a weight lies: its first row in the whole weight and in the shard,
- * and the shard's row and column ranges of the whole. */
-typedef struct part_slice {
-  int64_t global_row0, local_row0;
-  int64_t first_row, rows;
+/* How a weight's shard sits in the whole weight: the rows of each copy (an expert
+ * stack has one per expert) in the whole and in the shard, and the shard's columns. */
+typedef struct shard_layout {
+  int64_t copies;
+  int64_t global_copy_rows, local_copy_rows;
   int64_t first_col, cols, global_cols;
-} part_slice;
+} shard_layout;
 
-static part_slice slice_of_part(const up_model *m, const up_tensor_desc *t, int32_t part) {
-  part_slice s = {.global_cols = t->cols};
-  for (int32_t p = 0; p <= part; ++p) {
-    int64_t first, count;
-    up_model_shard_range(&m->shard, &m->cfg, t->spec->parts[p].rows, &first, &count);
-    if (p < part) {
-      s.global_row0 += up_dim_size(&m->cfg, t->spec->parts[p].rows);
-      s.local_row0 += count;
-    } else {
-      s.first_row = first;
-      s.rows = count;
-    }
-  }
+static shard_layout layout_of(const up_model *m, const up_tensor_desc *t) {
+  shard_layout s = {.copies = t->n_experts > 0 ? t->n_experts : 1, .global_cols = t->cols};
+  s.global_copy_rows = up_dim_size(&m->cfg, t->spec->rows);
+  s.local_copy_rows = up_model_shard_copy_rows(&m->shard, &m->cfg, t->spec);
   up_model_shard_range(&m->shard, &m->cfg, t->spec->cols, &s.first_col, &s.cols);
   return s;
 }
 
 /* A shard of a seeded weight: each value drawn by its index in the whole weight, on
- * the host, one part at a time (the backend's fill draws indices from 0 only). */
+ * the host, one run of rows at a time (the backend's fill draws indices from 0 only). */
 static void fill_uniform_shard(up_model *m, const up_tensor_desc *t, void *dst, float bound, uint64_t seed,
                                uint64_t stream) {
+  const shard_layout s = layout_of(m, t);
+  const int64_t copy_values = s.local_copy_rows * s.cols;
+  float *buf = up_malloc_or_die(sizeof(float) * (size_t)(copy_values > 0 ? copy_values : 1), "weight shard draw");
   for (int32_t p = 0; p < t->spec->n_parts; ++p) {
-    const part_slice s = slice_of_part(m, t, p);
-    float *buf = up_malloc_or_die(sizeof(float) * (size_t)(s.rows * s.cols > 0 ? s.rows * s.cols : 1),
-                                  "weight shard draw");
-    for (int64_t r = 0; r < s.rows; ++r) {
-      const uint64_t base = (uint64_t)((s.global_row0 + s.first_row + r) * s.global_cols + s.first_col);
-      for (int64_t c = 0; c < s.cols; ++c) buf[r * s.cols + c] = bound * up_rng_symmetric(seed, stream, base + c);
-    }
-    m->be->ops->upload_f32(m->be, dst, (size_t)(s.local_row0 * s.cols), buf, (size_t)(s.rows * s.cols));
-    free(buf);
+    up_shard_run runs[UP_MAX_SHARD_SEGMENTS];
+    const int32_t n_runs = up_model_shard_part_runs(&m->shard, &m->cfg, t->spec, p, runs);
+    for (int64_t e = 0; e < s.copies; ++e)
+      for (int32_t i = 0; i < n_runs; ++i) {
+        for (int64_t r = 0; r < runs[i].rows; ++r) {
+          const int64_t global_row = e * s.global_copy_rows + runs[i].global_row + r;
+          const uint64_t base = (uint64_t)(global_row * s.global_cols + s.first_col);
+          for (int64_t c = 0; c < s.cols; ++c) buf[r * s.cols + c] = bound * up_rng_symmetric(seed, stream, base + c);
+        }
+        m->be->ops->upload_f32(m->be, dst, (size_t)((e * s.local_copy_rows + runs[i].local_row) * s.cols), buf,
+                               (size_t)(runs[i].rows * s.cols));
+      }
   }
+  free(buf);
 }
 
 /* Draw a weight: the backend's fill where the rank holds it whole (TP = 1 keeps its
@@ -237,36 +232,40 @@ up_model *up_model_create_random_shard(const up_model_config *cfg, up_backend *b
   return m;
 }
 
-/* Every checkpoint tensor of a weight, into its rows: each read whole, then this
- * rank's rows and columns packed to the front of the buffer (each row moves to a lower
- * or equal offset, so in place) and uploaded to the shard's rows. */
+/* Every checkpoint tensor of a weight, into its rows: each read whole (an expert
+ * stack's part expert by expert: its rows of each expert's block), then this rank's
+ * rows and columns of each copy packed to the front of the buffer (each row moves to a
+ * lower or equal offset, so in place) and uploaded to the shard's rows of that copy. */
 static bool load_weight(up_model *m, const up_checkpoint *ck, const up_tensor_desc *t, float *buf, char *err,
                         size_t err_size) {
+  const shard_layout s = layout_of(m, t);
   for (int32_t p = 0; p < t->spec->n_parts; ++p) {
     up_file_tensor f;
     UP_ASSERT(up_arch_file_tensor(&m->cfg, t->role, t->layer, p, &f), "weight '%s' has no part %d",
               t->spec->name, (int)p);
     if (!up_checkpoint_read(ck, &f, buf, err, err_size)) return false;
-    /* An expert stack's part comes expert by expert: its rows of each expert's block. */
     const int64_t copies = f.experts > 0 ? f.experts : 1, count = f.rows * f.cols;
+    UP_ASSERT(copies == s.copies && s.global_cols == f.cols,
+              "weight '%s' part %d: %lld copies of %lld columns in the file, %lld of %lld in the table",
+              t->spec->name, (int)p, (long long)copies, (long long)f.cols, (long long)s.copies,
+              (long long)s.global_cols);
     if (f.hf_one_plus && up_checkpoint_format_of(ck) == UP_CHECKPOINT_HF)
       for (int64_t i = 0; i < copies * count; ++i) buf[i] += 1.0f;
-    if (f.experts > 0) {
-      /* Expert stacks are whole on every rank: up_model_shard_check refuses MoE models at TP > 1. */
-      UP_ASSERT(m->shard.tp_size == 1, "weight '%s': expert stacks are not sharded", t->spec->name);
-      for (int64_t e = 0; e < copies; ++e)
-        m->be->ops->upload_f32(m->be, up_model_weight(m, t->role, t->layer),
-                               (size_t)((e * f.expert_rows + f.row_offset) * f.cols), buf + e * count, (size_t)count);
-      continue;
-    }
-    const part_slice s = slice_of_part(m, t, p);
-    UP_ASSERT(s.global_cols == f.cols, "weight '%s' part %d: %lld columns in the file, %lld in the table",
-              t->spec->name, (int)p, (long long)f.cols, (long long)s.global_cols);
-    if (s.rows != f.rows || s.cols != f.cols)
-      for (int64_t r = 0; r < s.rows; ++r)
-        memmove(buf + r * s.cols, buf + (s.first_row + r) * f.cols + s.first_col, sizeof(float) * (size_t)s.cols);
-    m->be->ops->upload_f32(m->be, up_model_weight(m, t->role, t->layer), (size_t)(s.local_row0 * s.cols), buf,
-                           (size_t)(s.rows * s.cols));
+    up_shard_run runs[UP_MAX_SHARD_SEGMENTS];
+    const int32_t n_runs = up_model_shard_part_runs(&m->shard, &m->cfg, t->spec, p, runs);
+    const int64_t part_local_row0 = runs[0].local_row;
+    int64_t packed = 0; /* values packed so far: copy e's rows start at e x part_rows x cols */
+    for (int64_t e = 0; e < copies; ++e)
+      for (int32_t i = 0; i < n_runs; ++i)
+        for (int64_t r = 0; r < runs[i].rows; ++r, packed += s.cols) {
+          const int64_t from = e * count + (runs[i].global_row - f.row_offset + r) * f.cols + s.first_col;
+          if (from != packed) memmove(buf + packed, buf + from, sizeof(float) * (size_t)s.cols);
+        }
+    const int64_t part_values = packed / copies;
+    for (int64_t e = 0; e < copies; ++e)
+      m->be->ops->upload_f32(m->be, up_model_weight(m, t->role, t->layer),
+                             (size_t)((e * s.local_copy_rows + part_local_row0) * s.cols), buf + e * part_values,
+                             (size_t)part_values);
   }
   return true;
 }

@@ -2,12 +2,14 @@
  * parallelism, engine/model/model_shard.h) computes what the whole model computes on
  * one rank: the same prompts through greedy generation (packed prefill, then decode)
  * on the CPU backend, on the shards and, on rank 0, on the whole model. Every rank of
- * the group must hold the same logits bit for bit. Prints one line per check; exit 0
+ * the group must hold the same logits bit for bit, and allocate the weight bytes the
+ * launcher's memory check counts for a shard (up_model_shard_weight_bytes: expert
+ * stacks included). Prints one line per check; exit 0
  * when everything holds, 1 otherwise.
  *
  * usage: tp_forward_check MODEL METHOD TOL [fault]
- *   MODEL: a preset name (seeded random weights, drawn by global index on each shard)
- *          or a checkpoint path (loaded shard by shard)
+ *   MODEL: a preset name or tiny-gemma3 (below) (seeded random weights, drawn by
+ *          global index on each shard), or a checkpoint path (loaded shard by shard)
  *   METHOD: a --method entry. Dense: the last-position logits of every prompt within
  *          TOL (max |TP - whole| <= TOL x max |whole|, fp32) and every greedy token equal.
  *          A method that drops tokens (UniPrefill) runs twice on the group:
@@ -80,11 +82,40 @@ static int32_t replaying_select(const up_method *m, up_backend *be, const up_met
   return g_log.kept[d];
 }
 
+/* tiny-gemma3: Gemma 3 at CPU-test size with what its split must get right: per-head
+ * q/k norms, GeGLU, sliding layers (window 64, shorter than the prompts) around global
+ * layers 3 and 7 (UniPrefill drops after 3), one KV head (replicated on every rank, as
+ * on the 270M and 1B), tied embeddings scaled by sqrt(hidden), a softmax scale other
+ * than head_dim's. Otherwise the preset registry's model of that name. */
+static bool test_model_config(const char *name, up_model_config *cfg) {
+  if (strcmp(name, "tiny-gemma3") == 0) {
+    *cfg = *up_model_preset_find("gemma-3-270m");
+    snprintf(cfg->name, sizeof cfg->name, "%s", name);
+    cfg->n_layers = 8;
+    cfg->hidden = 64;
+    cfg->n_heads = 4;
+    cfg->n_kv_heads = 1;
+    cfg->head_dim = 32;
+    cfg->intermediate = 96;
+    cfg->vocab = 512;
+    cfg->sliding_window = 64;
+    cfg->query_pre_attn_scalar = 24.0f;
+    up_model_config_set_sliding_pattern(cfg, 4);
+    up_model_config_gemma3_uniprefill_defaults(cfg);
+    char err[256];
+    UP_ASSERT(up_model_config_validate(cfg, err, sizeof err), "%s", err);
+    return true;
+  }
+  const up_model_config *preset = up_model_preset_find(name);
+  if (preset) *cfg = *preset;
+  return preset != NULL;
+}
+
 static up_model *make_model(const char *name, const up_checkpoint *ck, up_backend *be, up_tp_comm *tp) {
   if (!ck) {
-    const up_model_config *preset = up_model_preset_find(name);
-    UP_ASSERT(preset, "no preset '%s'", name);
-    return up_model_create_random_shard(preset, be, tp, SEED);
+    up_model_config cfg;
+    UP_ASSERT(test_model_config(name, &cfg), "no preset '%s'", name);
+    return up_model_create_random_shard(&cfg, be, tp, SEED);
   }
   char err[512];
   up_model *m = up_model_create_from_checkpoint_shard(ck, be, tp, err, sizeof err);
@@ -188,7 +219,8 @@ int main(int argc, char **argv) {
   if (argc == 5) up_uniprefill_tp_inject_ulp(1);
   up_backend *be = up_cpu_backend_create(1);
   up_checkpoint *ck = NULL;
-  if (!up_model_preset_find(model_name)) {
+  up_model_config named;
+  if (!test_model_config(model_name, &named)) {
     char err[512];
     ck = up_checkpoint_open(model_name, err, sizeof err);
     if (!ck) UP_FATAL("%s", err);
@@ -217,8 +249,14 @@ int main(int argc, char **argv) {
   MPI_Bcast(&g_log, (int)sizeof g_log, MPI_BYTE, 0, MPI_COMM_WORLD);
   const bool drops = g_log.n_drops > 0;
 
+  const int64_t counted = up_model_shard_weight_bytes(&model->cfg, be->act_dtype, size);
+  int sized = model->weight_bytes == counted, all_sized;
+  MPI_Allreduce(&sized, &all_sized, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+  if (rank == 0)
+    printf("shard weights: %lld bytes allocated on rank 0, %lld counted per rank: %s\n",
+           (long long)model->weight_bytes, (long long)counted, all_sized ? "equal on every rank" : "DIFFER");
   run(model, method_text, prompts, HOOK_NONE, &free_running);
-  bool ok = same_on_every_rank(&free_running, vocab);
+  bool ok = all_sized && same_on_every_rank(&free_running, vocab);
   if (rank == 0)
     printf("model %s, method %s, %d ranks%s: logits identical on every rank: %s\n", model_name, method_text, size,
            argc == 5 ? " (rank 1's scores one ulp off)" : "", ok ? "yes" : "NO");

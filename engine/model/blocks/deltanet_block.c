@@ -3,7 +3,10 @@
  * and a; the causal depthwise conv with SiLU over q|k|v from each sequence's conv
  * state; the gates; the chunked delta rule from each sequence's recurrent state (the
  * op l2-normalises q and k and scales q); the gated RMSNorm with silu(z) (plain w);
- * the output GEMM. Decode rows are one-row sequences of the same ops. Its input norm and
+ * the output GEMM, whose partial sums are all-reduced over the tensor-parallel group.
+ * Under TP every dimension is the rank's: whole key heads with their value heads,
+ * their conv channels and their states (model_shard.h, PARALLEL.md 2.6).
+ * Decode rows are one-row sequences of the same ops. Its input norm and
  * residual add are the layer loop's (model.c); the state slots come from the layer
  * memory through each sequence (up_forward_seq.state_slot). */
 #include "engine/model/blocks/deltanet_block.h"
@@ -24,9 +27,11 @@ void up_deltanet_block(up_forward_step *step, int32_t layer) {
   up_backend *be = model->be;
   const up_backend_ops *ops = be->ops;
   const int32_t n_rows = step->n_rows, h = cfg->hidden;
-  const int32_t key = (int32_t)up_dim_size(cfg, UP_DIM_GDN_KEY), value = (int32_t)up_dim_size(cfg, UP_DIM_GDN_VALUE);
-  const int32_t conv = (int32_t)up_dim_size(cfg, UP_DIM_GDN_CONV), qkvz = conv + value;
-  const int32_t heads = cfg->linear_value_heads, d = cfg->linear_head_dim, width = cfg->linear_conv_width;
+  const up_model_shard *shard = &model->shard;
+  const int32_t key = (int32_t)up_model_shard_dim(shard, cfg, UP_DIM_GDN_KEY);
+  const int32_t value = (int32_t)up_model_shard_dim(shard, cfg, UP_DIM_GDN_VALUE);
+  const int32_t conv = (int32_t)up_model_shard_dim(shard, cfg, UP_DIM_GDN_CONV), qkvz = conv + value;
+  const int32_t heads = shard->n_linear_value_heads, d = cfg->linear_head_dim, width = cfg->linear_conv_width;
   const int32_t li = ws->linear_index[layer];
   UP_ASSERT(li >= 0, "layer %d runs a DeltaNet block without a recurrent state in the workspace", (int)layer);
   const size_t slots = (size_t)ws->max_seqs;
@@ -45,7 +50,7 @@ void up_deltanet_block(up_forward_step *step, int32_t layer) {
   ops->gdn_gates(be, ws->gdn_g, ws->gdn_beta, act_offset(be, ws->gdn_ba, heads), ws->gdn_ba, 2 * heads,
                  up_model_weight(model, UP_TENSOR_GDN_A_LOG, layer),
                  up_model_weight(model, UP_TENSOR_GDN_DT_BIAS, layer), n_rows, heads);
-  const up_gdn_shape shape = {.n_key_heads = cfg->linear_key_heads, .n_value_heads = heads, .head_dim = d,
+  const up_gdn_shape shape = {.n_key_heads = shard->n_linear_key_heads, .n_value_heads = heads, .head_dim = d,
                               .qkv_stride = conv, .scale = 1.0f / sqrtf((float)d)};
   ops->gated_deltanet(be, ws->gdn_out, ws->gdn_conv, act_offset(be, ws->gdn_conv, key),
                       act_offset(be, ws->gdn_conv, 2 * (int64_t)key), ws->gdn_g, ws->gdn_beta, ssm_state, &batch,
@@ -56,4 +61,6 @@ void up_deltanet_block(up_forward_step *step, int32_t layer) {
   up_forward_mark(be, UP_PHASE_GEMM);
   ops->matmul(be, ws->delta, ws->gdn_normed, up_model_weight(model, UP_TENSOR_GDN_OUT, layer), n_rows, h, value);
   up_forward_mark(be, UP_PHASE_OTHER);
+  /* Row-parallel output projection: each rank holds its value heads' share of the sum. */
+  up_forward_all_reduce_rows(step, ws->delta, n_rows, layer, "DeltaNet output all-reduce");
 }

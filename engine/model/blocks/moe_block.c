@@ -5,7 +5,11 @@
  * grouped_matmul over the experts with rows, the sort handing their counts to the host;
  * --kernels times the same calls beside the per-expert loop);
  * the shared expert on every row with its one-logit gate; the weighted sum back in row
- * order. Its input norm and residual add are the layer loop's (model.c). */
+ * order. Under TP (PARALLEL.md 2.6, TP of experts): every rank routes every row with the
+ * whole router (the same choices on every rank: its input is identical), holds every
+ * expert and the shared expert with its share of their intermediate columns, and the
+ * combined partial output is all-reduced once, as vLLM sums routed and shared outputs
+ * before one all-reduce. Its input norm and residual add are the layer loop's (model.c). */
 #include "engine/model/blocks/moe_block.h"
 
 #include "kernels/moe_expert_gemms.h"
@@ -18,7 +22,8 @@ void up_moe_block(up_forward_step *step, int32_t layer) {
   const up_backend_ops *ops = be->ops;
   const int32_t n_rows = step->n_rows, h = cfg->hidden;
   const int32_t n_experts = cfg->n_experts, top_k = cfg->n_experts_per_token;
-  const int32_t inter = cfg->moe_intermediate, shared = cfg->shared_expert_intermediate;
+  /* this rank's intermediate columns (all at TP = 1) */
+  const int32_t inter = model->shard.moe_intermediate, shared = model->shard.shared_intermediate;
   const int32_t pairs = n_rows * top_k;
   up_forward_mark(be, UP_PHASE_GEMM);
   ops->matmul(be, ws->router_logits, step->normed, up_model_weight(model, UP_TENSOR_MOE_ROUTER, layer), n_rows,
@@ -48,4 +53,7 @@ void up_moe_block(up_forward_step *step, int32_t layer) {
   up_forward_mark(be, UP_PHASE_OTHER);
   ops->moe_combine(be, ws->delta, ws->moe_out, ws->moe_slot_of, ws->route_weights, ws->shared_out, ws->shared_logit,
                    n_rows, top_k, h);
+  /* The combine is linear in the expert outputs: the sum of the ranks' combined partials
+   * is the combined sum. */
+  up_forward_all_reduce_rows(step, ws->delta, n_rows, layer, "MoE output all-reduce");
 }

@@ -124,6 +124,7 @@ static void cuda_destroy(up_backend *be) {
     up_cuda_uniprefill_select_release(cb);
     up_cuda_matmul_release(cb);
     up_cuda_grouped_matmul_release(cb);
+    up_cuda_gdn_chunked_release(cb);
     up_cuda_phase_release(cb);
     for (int i = 0; i < 2; ++i) {
       if (cb->staging[i]) UP_CUDA_CHECK(cudaFreeHost(cb->staging[i]));

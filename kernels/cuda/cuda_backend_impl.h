@@ -84,6 +84,8 @@ typedef struct up_cuda_backend {
   void *attn_workspace;                  /* device: attention's decode partials (cuda_attention.cu) */
   size_t attn_workspace_bytes;
   int attn_prefill_variant;              /* up_cuda_attention_prefill's `variant`; 0: the default */
+  void *gdn_workspace;                   /* device: the chunked delta rule's chunk index and T|P (cuda_gdn_chunked.cu) */
+  size_t gdn_workspace_bytes;
   /* Step phases: an event per mark on the stream, its phase beside it; one slot stays
    * free for the closing event. Marks past the capacity extend the last phase. */
   cudaEvent_t phase_events[UP_CUDA_PHASE_EVENTS];

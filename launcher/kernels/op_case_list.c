@@ -344,6 +344,9 @@ static void add_qwen3_next_ops(case_list *l) {
   /* Lengths at, below and above the 64-row chunk, decode rows (1 row from a state) and
    * a prefill continuing a cached prefix. */
   const int32_t rows[6] = {1, 63, 64, 65, 200, 1}, prior[6] = {0, 0, 0, 1, 1, 1};
+  /* Several chunks per sequence, with and without a state, a head size the 32-column
+   * state tiles of the chunked CUDA kernel do not divide, and a one-row prefill. */
+  const int32_t several_chunks[4] = {257, 128, 191, 1}, several_chunks_prior[4] = {1, 0, 1, 0};
   const struct {
     const char *name;
     up_attn_shape shape;
@@ -354,6 +357,8 @@ static void add_qwen3_next_ops(case_list *l) {
       {"Qwen3-Next 32/16 heads x 128 mixed", gdn, 6, rows, prior},
       {"Qwen3-Next 32/16 heads x 128 decode", gdn, 4, (const int32_t[]){1, 1, 1, 1}, (const int32_t[]){1, 1, 1, 1}},
       {"Qwen3-Next 32/16 heads x 128 prefill 8192", gdn, 1, (const int32_t[]){8192}, (const int32_t[]){0}},
+      {"4/2 heads x 80 chunks across sequences", {4, 2, 80, 0.0f}, 4, several_chunks, several_chunks_prior},
+      {"Qwen3-Next 32/16 heads x 128 chunks across sequences", gdn, 4, several_chunks, several_chunks_prior},
   };
   for (size_t i = 0; i < sizeof batches / sizeof batches[0]; ++i) {
     up_op_case *c = add(l, &up_op_gated_deltanet, UP_VALUES_TOL, "gated_deltanet %s", batches[i].name);

@@ -1,15 +1,19 @@
 /* cuda_gated_deltanet.cu — the Gated DeltaNet ops of kernels/ops.h on the GPU: the
  * gates, the chunked delta rule (HYBRIDS.md C.4) and the gated RMSNorm.
  *
- * The chunked kernel is the first cut: one block of 256 threads per (sequence, value
+ * The delta rule runs cuda_gdn_chunked.cu's kernels (parallel over chunks, then a
+ * scan parallel over state columns) unless UP_GDN_KERNEL=v1 picks the first cut kept
+ * here for A/B timing and as a fallback: one block of 256 threads per (sequence, value
  * head), fp32 CUDA-core arithmetic, the head's state (head_dim^2 fp32) and one chunk's
  * Q, K, U/V', W, A in shared memory (213.5 KiB at head_dim 128), chunks in sequence.
- * Correct for any mix of prefill and decode rows (a decode row is a chunk of one); the
- * tensor-core version is the remaining work docs/kernels/gated_deltanet.md describes. */
+ * Both are correct for any mix of prefill and decode rows (a decode row is a chunk of
+ * one). */
+#include <stdlib.h>
+#include <string.h>
+
 #include "kernels/cuda/deltanet/deltanet_ops.h"
 
 enum { GDN_CHUNK = 64, GDN_THREADS = 256, GDN_MAX_HEAD_DIM = 128 };
-#define GDN_L2_EPS 1e-6f
 
 /* --- gates -------------------------------------------------------------------------- */
 
@@ -40,26 +44,6 @@ extern "C" void up_cuda_gdn_gates(up_backend *be, float *g, float *beta, const v
 
 /* --- the chunked delta rule ------------------------------------------------------------ */
 
-static __device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-  return v;
-}
-
-/* dst[0..d) = src / sqrt(sum src^2 + eps) * scale, by one warp. */
-static __device__ void l2_row(float *dst, const __nv_bfloat16 *src, int32_t d, float scale) {
-  const int lane = threadIdx.x % 32;
-  float ss = 0.0f;
-  for (int32_t c = lane; c < d; c += 32) {
-    const float v = __bfloat162float(src[c]);
-    dst[c] = v;
-    ss += v * v;
-  }
-  const float f = scale * rsqrtf(warp_sum(ss) + GDN_L2_EPS);
-  __syncwarp();
-  for (int32_t c = lane; c < d; c += 32) dst[c] *= f;
-}
-
 static __global__ void __launch_bounds__(GDN_THREADS)
     gdn_chunk_kernel(__nv_bfloat16 *out, const __nv_bfloat16 *q, const __nv_bfloat16 *k, const __nv_bfloat16 *v,
                      const float *g, const float *beta, float *state, const int32_t *cu, const int32_t *slots,
@@ -77,8 +61,8 @@ static __global__ void __launch_bounds__(GDN_THREADS)
     const int32_t n = end - t0 < C ? end - t0 : C;
     for (int32_t i = warp; i < n; i += n_warps) {
       const int64_t row = (int64_t)(t0 + i) * stride;
-      l2_row(Q + i * d, q + row + kh, d, scale);
-      l2_row(K + i * d, k + row + kh, d, 1.0f);
+      up_deltanet_l2_row(Q + i * d, q + row + kh, d, scale);
+      up_deltanet_l2_row(K + i * d, k + row + kh, d, 1.0f);
       for (int32_t c = tid % 32; c < d; c += 32) U[i * d + c] = __bfloat162float(v[row + (int64_t)h * d + c]);
     }
     if (tid < n) {
@@ -153,6 +137,15 @@ static size_t gdn_smem_bytes(int32_t d) {
   return sizeof(float) * ((size_t)d * d + 4u * GDN_CHUNK * d + (size_t)GDN_CHUNK * GDN_CHUNK + 2u * GDN_CHUNK);
 }
 
+/* UP_GDN_KERNEL: unset or "chunked" for cuda_gdn_chunked.cu, "v1" for the first cut. */
+static bool gdn_use_first_cut(void) {
+  const char *choice = getenv("UP_GDN_KERNEL");
+  if (!choice || !*choice || strcmp(choice, "chunked") == 0) return false;
+  if (strcmp(choice, "v1") == 0) return true;
+  UP_FATAL("UP_GDN_KERNEL=%s: expected \"chunked\" (the default) or \"v1\" (the one-block-per-head first cut)",
+           choice);
+}
+
 extern "C" void up_cuda_gated_deltanet(up_backend *be, void *out, const void *q, const void *k, const void *v,
                                        const float *g, const float *beta, float *state,
                                        const up_recurrent_batch *batch, const up_gdn_shape *shape) {
@@ -162,6 +155,11 @@ extern "C" void up_cuda_gated_deltanet(up_backend *be, void *out, const void *q,
              (int)d, GDN_MAX_HEAD_DIM, (int)shape->qkv_stride);
   if (batch->n_seqs <= 0) return;
   up_cuda_backend *cb = up_cuda_impl(be);
+  if (!gdn_use_first_cut()) {
+    up_cuda_gdn_chunked(cb, (__nv_bfloat16 *)out, (const __nv_bfloat16 *)q, (const __nv_bfloat16 *)k,
+                        (const __nv_bfloat16 *)v, g, beta, state, batch, shape);
+    return;
+  }
   const size_t smem = gdn_smem_bytes(d);
   UP_CUDA_CHECK(cudaFuncSetAttribute(gdn_chunk_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
   gdn_chunk_kernel<<<dim3((unsigned)hv, (unsigned)batch->n_seqs), GDN_THREADS, smem, cb->stream>>>(
@@ -187,7 +185,7 @@ static __global__ void gated_rmsnorm_kernel(__nv_bfloat16 *out, const __nv_bfloa
       const float v = __bfloat162float(xr[c]);
       ss += v * v;
     }
-    const float inv = rsqrtf(warp_sum(ss) / (float)head_dim + eps);
+    const float inv = rsqrtf(up_deltanet_warp_sum(ss) / (float)head_dim + eps);
     for (int32_t c = lane; c < head_dim; c += 32) {
       const float zv = __bfloat162float(zr[c]);
       out[r * head_dim + c] =

@@ -23,6 +23,27 @@ static __device__ __forceinline__ int32_t up_deltanet_seq_of(const int32_t *cu, 
   return lo;
 }
 
+static __device__ __forceinline__ float up_deltanet_warp_sum(float v) {
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+  return v;
+}
+
+/* dst[0..d) = src / sqrt(sum src^2 + 1e-6) * scale (the delta rule's q/k norm), by one warp. */
+static __device__ __forceinline__ void up_deltanet_l2_row(float *dst, const __nv_bfloat16 *src, int32_t d,
+                                                          float scale) {
+  const int lane = threadIdx.x % 32;
+  float ss = 0.0f;
+  for (int32_t c = lane; c < d; c += 32) {
+    const float v = __bfloat162float(src[c]);
+    dst[c] = v;
+    ss += v * v;
+  }
+  const float f = scale * rsqrtf(up_deltanet_warp_sum(ss) + 1e-6f);
+  __syncwarp();
+  for (int32_t c = lane; c < d; c += 32) dst[c] *= f;
+}
+
 static __device__ __forceinline__ float up_deltanet_sigmoid(float x) { return 1.0f / (1.0f + __expf(-x)); }
 
 extern "C" {
@@ -35,6 +56,12 @@ void up_cuda_gdn_gates(up_backend *be, float *g, float *beta, const void *a, con
 void up_cuda_gated_deltanet(up_backend *be, void *out, const void *q, const void *k, const void *v, const float *g,
                             const float *beta, float *state, const up_recurrent_batch *batch,
                             const up_gdn_shape *shape);
+/* cuda_gdn_chunked.cu: the multi-kernel chunked delta rule up_cuda_gated_deltanet runs by
+ * default (shapes already checked there), and the release of its workspace. */
+void up_cuda_gdn_chunked(up_cuda_backend *cb, __nv_bfloat16 *out, const __nv_bfloat16 *q, const __nv_bfloat16 *k,
+                         const __nv_bfloat16 *v, const float *g, const float *beta, float *state,
+                         const up_recurrent_batch *batch, const up_gdn_shape *shape);
+void up_cuda_gdn_chunked_release(up_cuda_backend *cb);
 void up_cuda_gated_rmsnorm(up_backend *be, void *out, const void *x, const void *z, int32_t z_stride,
                            const void *weight, int32_t n_tokens, int32_t n_heads, int32_t head_dim, float eps);
 /* cuda_moe.cu */

@@ -16,8 +16,8 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 # 4 GEMMs, attention at 2 lengths, 1 decode batch, selection at 2 lengths and 1 batch,
-# sparse attention at 2 lengths x 3 densities.
-cases=16
+# sparse attention at 2 lengths x 3 densities, the three estimators at 2 lengths.
+cases=22
 args=(--kernels --backend cpu --threads 1 --kernel-tokens 64 --ctx 300,512 --kernel-batches 2x300
       --kernel-repeats 3 --kernel-warmup 1 --quiet)
 

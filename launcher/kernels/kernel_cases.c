@@ -225,7 +225,7 @@ static void up_add_sparse_estimate(up_kernel_plan *plan, int32_t *capacity, int3
   snprintf(r->kernel, sizeof r->kernel, "sparse_estimate");
   c->op.driver = driver;
   c->op.tolerance = 0.02; /* a share of list rows (case_sparse_estimate.c) */
-  c->op.sample = 0;       /* the whole pattern */
+  c->op.sample = 1;       /* the one sequence, every list row of it (case_sparse_estimate.c) */
   c->op.batch.query_bound = 8.0f; /* peaked, as the op cases: choices off near-ties */
   const double e = (double)plan->elem_size, n = seq_len, d = plan->shape.head_dim, H = plan->shape.n_heads;
   const double kv_dim = (double)plan->shape.n_kv_heads * d;
@@ -429,9 +429,9 @@ bool up_kernel_plan_build(up_kernel_plan *plan, const up_options *opt, const up_
   const uint32_t kinds = opt->kernel_kinds;
   const bool want_attention = kinds & (1u << UP_KERNEL_ATTENTION), want_decode = kinds & (1u << UP_KERNEL_DECODE);
   const bool want_selection = kinds & (1u << UP_KERNEL_SELECTION);
-  /* The CUDA sparse kernel takes head_dim 128 and 256 (kernels/cuda/sparse/). */
-  const bool want_sparse =
-      (kinds & (1u << UP_KERNEL_SPARSE)) && (!gpu || cfg->head_dim == 128 || cfg->head_dim == 256);
+  /* The CUDA sparse kernel takes head_dim 64, 128 and 256 (kernels/cuda/sparse/). */
+  const bool want_sparse = (kinds & (1u << UP_KERNEL_SPARSE)) &&
+                           (!gpu || cfg->head_dim == 64 || cfg->head_dim == 128 || cfg->head_dim == 256);
   /* Every kind is asked for by default: a model without DeltaNet layers skips this one,
    * unless it is all that was asked for. */
   const bool want_deltanet = (kinds & (1u << UP_KERNEL_DELTANET)) && up_has_linear_layers(cfg);

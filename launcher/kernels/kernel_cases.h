@@ -22,7 +22,7 @@
  *              each other causal block with probability p); bytes those of attention
  * The sparse cases time the sparse baselines' attention kernel over one prompt at each
  * --ctx at block densities p = 1, 0.3 and 0.1 (labels "sparse 1x32K p0.3"; on a GPU only
- * at head_dim 128 or 256, the CUDA kernel's), the pattern drawn as the op case does
+ * at head_dim 64, 128 or 256, the CUDA kernel's), the pattern drawn as the op case does
  * (kernels/op_cases/case_sparse_attention.c), the first and last query blocks checked.
  * Beside them, each method's estimation stage alone over the same prompt (labels
  * "estimate minference 1x32K", kernel "sparse_estimate"; the estimators' own kernels at

@@ -526,10 +526,13 @@ int64_t up_kernel_case_bytes(const up_kernel_plan *plan, const up_kernel_case *c
     const int64_t lists = 4 * ((int64_t)s->n_heads * (nq * (nq + 1) / 2 + 2 * nq + 2) + 2);
     if (c->op.driver != &up_op_sparse_attention) {
       /* an estimator: MInference's 64-blocks (four times the lists) and extra keys, and its
-       * scratch: per head float64 scores per key (about 64 bytes a key in all) and the
-       * block methods' per (query block, key block) scores, marks and ranks (16 bytes) */
+       * scratch: per head float64 scores per key (about 64 bytes a key in all), the block
+       * methods' per (query block, key block) scores, marks and ranks (16 bytes), and
+       * FlexPrefill's last-block logits (256 bytes a key per head, at most 512 MiB) */
       const int64_t extra_keys = 4 * (int64_t)s->n_heads * 2 * nq * 512;
-      const int64_t scratch = (int64_t)s->n_heads * (64 * r->tokens + 16 * nq * nq);
+      const int64_t logits = 256 * r->tokens * (int64_t)s->n_heads;
+      const int64_t scratch = (int64_t)s->n_heads * (64 * r->tokens + 16 * nq * nq) +
+                              (logits < (512LL << 20) ? logits : (512LL << 20));
       return qkv + pool + index_arrays + 4 * lists + extra_keys + scratch;
     }
     return qkv + pool + index_arrays + lists + r->tokens * (int64_t)s->n_heads * s->head_dim * e;

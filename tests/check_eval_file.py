@@ -7,7 +7,8 @@
       method's dense_first_token is dense's first token for the same prompt; prompts fit
       their context; /eval_summary's rows are the means of the sample rows, per task and
       "all"; each /eval_layer_rows/NNNN is [rows of that context, L] and starts at the
-      prompt length. The diagnostic fields hold together: the content step and token are
+      prompt length, and each /eval_layer_density/NNNN has the same shape, its values in
+      (0, 1] or NaN. The diagnostic fields hold together: the content step and token are
       dense's, a content top-1 of 1 means the same tokens up to it and a finite KL, an
       answer that differs before it has none; same_answer means dense's text; needle
       survival counts lie between -1 (no needle) and the method's drop layers, and the
@@ -35,9 +36,9 @@ def sample_key(row):
     return (text(row["method"]), int(row["ctx"]), text(row["task"]), int(row["sample"]))
 
 
-def layer_rows_in_file_order(f):
-    """Per-layer rows of every sample row, concatenated over the context groups."""
-    group = f["eval_layer_rows"]
+def layer_rows_in_file_order(f, group_name="eval_layer_rows"):
+    """Per-layer rows (or densities) of every sample row, concatenated over the context groups."""
+    group = f[group_name]
     return np.concatenate([group[name][()] for name in sorted(group)], axis=0)
 
 
@@ -126,9 +127,19 @@ def check_file(path, rows, ctx, layers, methods, max_new, min_accuracy):
         summary = f["eval_summary"][()]
         layer_rows = layer_rows_in_file_order(f)
         group_names = sorted(f["eval_layer_rows"])
+        density = layer_rows_in_file_order(f, "eval_layer_density")
+        require(sorted(f["eval_layer_density"]) == group_names,
+                f"{path}: eval_layer_density groups {sorted(f['eval_layer_density'])}, eval_layer_rows {group_names}")
     require(len(samples) == rows, f"{path}: {len(samples)} eval_samples rows, expected {rows}")
     require(layer_rows.shape == (rows, layers),
             f"{path}: eval_layer_rows is {layer_rows.shape}, expected ({rows}, {layers})")
+    require(density.shape == (rows, layers),
+            f"{path}: eval_layer_density is {density.shape}, expected ({rows}, {layers})")
+    # computed over causal pairs: in (0, 1] where a layer attended, NaN where it saw no causal pairs
+    finite = density[~np.isnan(density)]
+    require(finite.size > 0 and np.all(finite > 0.0) and np.all(finite <= 1.0 + 1e-12),
+            f"{path}: eval_layer_density outside (0, 1]: {finite.min() if finite.size else 'all NaN'} .. "
+            f"{finite.max() if finite.size else ''}")
     require(len(group_names) >= 1 and group_names[0] == "0000", f"{path}: layer-row groups {group_names}")
     keys = [sample_key(r) for r in samples]
     require(len(set(keys)) == len(keys), f"{path}: duplicate (method, ctx, task, sample) rows")

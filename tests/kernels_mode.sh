@@ -17,8 +17,8 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 # 4 GEMMs, attention at 2 lengths and 1 batch, 1 decode batch, selection at 2 lengths and
-# 1 batch, sparse attention at 2 lengths x 3 densities.
-cases=17
+# 1 batch, sparse attention at 2 lengths x 3 densities, the three estimators at 2 lengths.
+cases=23
 args=(--kernels --backend cpu --threads 1 --kernel-tokens 64 --ctx 300,512 --kernel-batches 2x300
       --kernel-repeats 3 --kernel-warmup 1 --quiet)
 

@@ -55,8 +55,10 @@ Test(kernel_cases, cpu_defaults_and_work_formulas) {
   const char *labels[] = {"gemm qkv",          "gemm o",           "gemm gate_up",     "gemm down",
                           "attention 1x512",   "attention 1x1K",   "decode 4x512",     "selection 1x512",
                           "selection 1x1K",    "selection 4x512",  "sparse 1x512 p1.0", "sparse 1x512 p0.3",
-                          "sparse 1x512 p0.1", "sparse 1x1K p1.0", "sparse 1x1K p0.3", "sparse 1x1K p0.1"};
-  cr_assert_eq(plan.n_cases, 16);
+                          "sparse 1x512 p0.1", "sparse 1x1K p1.0", "sparse 1x1K p0.3", "sparse 1x1K p0.1",
+                          "estimate minference 1x512", "estimate flexprefill 1x512", "estimate xattention 1x512",
+                          "estimate minference 1x1K", "estimate flexprefill 1x1K", "estimate xattention 1x1K"};
+  cr_assert_eq(plan.n_cases, 22);
   for (int32_t i = 0; i < plan.n_cases; ++i) {
     const up_kernel_record *r = &plan.cases[i].record;
     cr_expect_str_eq(r->label, labels[i]);
@@ -115,8 +117,10 @@ Test(kernel_cases, sparse_cases_and_their_work) {
   cr_expect_float_eq(up_kernel_sparse_pairs(300, 128, 0.5), three, 1e-6);
   const up_options opt = OPTIONS("--kernels", "--kernel-cases", "sparse,attention", "--ctx", "32k");
   up_kernel_plan plan = build(&opt, "llama-3.1-8b", &h100_device);
-  const char *labels[] = {"attention 1x32K", "sparse 1x32K p1.0", "sparse 1x32K p0.3", "sparse 1x32K p0.1"};
-  cr_assert_eq(plan.n_cases, 4);
+  const char *labels[] = {"attention 1x32K",           "sparse 1x32K p1.0",          "sparse 1x32K p0.3",
+                          "sparse 1x32K p0.1",         "estimate minference 1x32K", "estimate flexprefill 1x32K",
+                          "estimate xattention 1x32K"};
+  cr_assert_eq(plan.n_cases, 7);
   for (int32_t i = 0; i < plan.n_cases; ++i) cr_expect_str_eq(plan.cases[i].record.label, labels[i]);
   const up_kernel_case *dense = &plan.cases[0], *tenth = &plan.cases[3];
   cr_expect_eq(tenth->kind, UP_KERNEL_SPARSE);
@@ -132,11 +136,38 @@ Test(kernel_cases, sparse_cases_and_their_work) {
   cr_expect_float_eq(tenth->record.bytes, dense->record.bytes, 1e-6);
   cr_expect_gt(up_kernel_case_bytes(&plan, tenth), up_kernel_case_bytes(&plan, dense), "the lists take memory");
   cr_expect(isnan(tenth->record.target_tflops_per_s) && tenth->record.target[0] == '\0', "no target");
+  /* The estimators alone: BASELINES.md 4's FLOPs (2 x last queries x n d H, n^2 d H / 8),
+   * K once (and Q where every query is read), the whole pattern checked but XAttention's
+   * at 32K, whose CPU reference would take minutes. */
+  const double n = 32768, d = 128, H = 32, kv_dim = 8 * 128;
+  const up_kernel_case *mi = &plan.cases[4], *fp = &plan.cases[5], *xa = &plan.cases[6];
+  const up_op_driver *drivers[3] = {&up_op_minference_estimate, &up_op_flexprefill_estimate,
+                                    &up_op_xattention_estimate};
+  for (int i = 0; i < 3; ++i) {
+    const up_kernel_case *c = &plan.cases[4 + i];
+    cr_expect_eq(c->kind, UP_KERNEL_SPARSE);
+    cr_expect_str_eq(c->record.kernel, "sparse_estimate");
+    cr_expect_eq(c->op.driver, drivers[i]);
+    cr_expect_eq(c->unchecked, i == 2, "%s: only XAttention at 32K goes unchecked", c->record.label);
+    cr_expect_gt(up_kernel_case_bytes(&plan, c), up_kernel_case_bytes(&plan, tenth), "%s: scratch", c->record.label);
+  }
+  cr_expect_str_eq(mi->record.shape, "1x32768 h32/8 d128 minference");
+  cr_expect_float_eq(mi->record.flop, 2.0 * 64 * n * d * H, 1e-3);
+  cr_expect_float_eq(mi->record.bytes, 2.0 * (n * kv_dim + 64 * H * d), 1e-6);
+  cr_expect_eq(mi->op.batch.sparse.vertical, 512);
+  cr_expect_eq(mi->op.batch.sparse.slash, 2048);
+  cr_expect_float_eq(fp->record.flop, 2.0 * 128 * n * d * H, 1e-3);
+  cr_expect_float_eq(fp->record.bytes, 2.0 * n * (H * d + kv_dim), 1e-6);
+  cr_expect_float_eq(fp->op.batch.sparse.gamma, 0.95f, 1e-9);
+  cr_expect_float_eq(xa->record.flop, n * n * d * H / 8, 1e-3);
+  cr_expect_float_eq(xa->record.bytes, fp->record.bytes, 1e-6);
+  cr_expect_eq(xa->op.batch.sparse.stride, 8);
+  cr_expect_float_eq(xa->record.floor_ms, xa->record.flop / 989.5e12 * 1e3, 1e-9, "compute-bound at the bf16 peak");
   up_kernel_plan_free(&plan);
-  /* The CUDA kernel has no head_dim 64: no sparse cases for such a model on a GPU. */
+  /* The CUDA kernel takes head_dim 64 too (SmolLM2's): a tiny-llama (64) gets its cases on a GPU. */
   const up_options all = OPTIONS("--kernels", "--kernel-cases", "sparse", "--ctx", "1k");
   plan = build(&all, "tiny-llama", &h100_device);
-  cr_expect_eq(plan.n_cases, 0);
+  cr_expect_eq(plan.n_cases, 6, "three densities and three estimators");
   up_kernel_plan_free(&plan);
 }
 
@@ -161,8 +192,9 @@ Test(kernel_cases, flags_choose_the_cases) {
 Test(kernel_cases, gpu_defaults_floors_and_targets) {
   const up_options opt = OPTIONS("--kernels");
   up_kernel_plan plan = build(&opt, "llama-3.1-8b", &h100_device);
-  cr_expect_eq(plan.n_cases, 4 + 5 + 4 + 5 + 4 + 15,
-               "GEMMs, attention 4K..128K, four decode batches, 9 selections, sparse at 5 lengths x 3 densities");
+  cr_expect_eq(plan.n_cases, 4 + 5 + 4 + 5 + 4 + 15 + 15,
+               "GEMMs, attention 4K..128K, four decode batches, 9 selections, sparse at 5 lengths x 3 densities "
+               "and x 3 estimators");
   cr_expect_eq(plan.flush_bytes, 256LL << 20);
   const up_kernel_record *qkv = find(&plan, "gemm qkv");
   cr_expect_str_eq(qkv->shape, "32768x6144x4096");

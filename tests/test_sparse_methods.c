@@ -128,16 +128,17 @@ Test(sparse_methods, a_backend_without_the_kernels_is_refused_with_the_reason) {
   bare_ops.method_kernel = no_method_kernels;
   up_backend bare = *cpu;
   bare.ops = &bare_ops;
-  /* a "cuda" backend with the kernels: its sparse attention takes head_dim 128 and 256 */
+  /* a "cuda" backend with the kernels: its sparse attention takes head_dim 64, 128 and 256 */
   up_backend_ops cuda_ops = *cpu->ops;
   cuda_ops.name = "cuda";
   up_backend cuda = *cpu;
   cuda.ops = &cuda_ops;
-  up_model_config cfg = small_config(), hd128 = small_config();
+  up_model_config cfg = small_config(), hd128 = small_config(), hd64 = small_config();
   hd128.head_dim = 128;
+  hd64.head_dim = 64; /* SmolLM2's */
   const char *names[3] = {"minference", "flexprefill", "xattention"};
   for (int i = 0; i < 3; ++i) {
-    up_method_spec spec, spec128;
+    up_method_spec spec, spec128, spec64;
     up_method m;
     char err[512] = "";
     cr_assert(parse_and_resolve(names[i], &cfg, &spec, err, sizeof err), "%s", err);
@@ -145,10 +146,13 @@ Test(sparse_methods, a_backend_without_the_kernels_is_refused_with_the_reason) {
     cr_expect_str_eq(err, "the cuda backend has no sparse_attention kernel yet (the sparse baselines run on the cpu "
                           "backend)");
     cr_expect(!up_method_init(&m, &spec, &cuda, err, sizeof err), "%s at head_dim 16 on cuda", names[i]);
-    cr_expect_str_eq(err, "the cuda backend's sparse_attention kernel takes head_dim 128 or 256, the model has 16 (use "
-                          "the cpu backend)");
+    cr_expect_str_eq(err, "the cuda backend's sparse_attention kernel takes head_dim 64, 128 or 256, the model has 16 "
+                          "(use the cpu backend)");
     cr_assert(parse_and_resolve(names[i], &hd128, &spec128, err, sizeof err), "%s", err);
     cr_expect(up_method_init(&m, &spec128, &cuda, err, sizeof err), "%s at head_dim 128: %s", names[i], err);
+    up_method_destroy(&m);
+    cr_assert(parse_and_resolve(names[i], &hd64, &spec64, err, sizeof err), "%s", err);
+    cr_expect(up_method_init(&m, &spec64, &cuda, err, sizeof err), "%s at head_dim 64: %s", names[i], err);
     up_method_destroy(&m);
     cr_expect(up_method_init(&m, &spec, cpu, err, sizeof err), "%s: %s", names[i], err);
     up_method_destroy(&m);

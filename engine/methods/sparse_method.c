@@ -41,11 +41,12 @@ bool up_sparse_method_supports(up_backend *be, const char *estimator, const up_s
              be->ops->name, missing);
     return false;
   }
-  /* the CUDA sparse attention kernel is built for these two (kernels/cuda/sparse/
+  /* the CUDA sparse attention kernel is built for these three (kernels/cuda/sparse/
    * sparse_attention.cu): refused here rather than at the first layer of a run */
-  if (strcmp(be->ops->name, "cuda") == 0 && layers->head_dim != 128 && layers->head_dim != 256) {
-    snprintf(why, why_size, "the cuda backend's %s kernel takes head_dim 128 or 256, the model has %d (use the cpu "
-             "backend)", UP_SPARSE_ATTENTION_KERNEL, (int)layers->head_dim);
+  if (strcmp(be->ops->name, "cuda") == 0 && layers->head_dim != 64 && layers->head_dim != 128 &&
+      layers->head_dim != 256) {
+    snprintf(why, why_size, "the cuda backend's %s kernel takes head_dim 64, 128 or 256, the model has %d (use the "
+             "cpu backend)", UP_SPARSE_ATTENTION_KERNEL, (int)layers->head_dim);
     return false;
   }
   return true;

@@ -3,6 +3,7 @@
  * method's per-layer KV lengths after a drop are what decode attends. */
 #include "engine/serve/generation.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,18 +134,22 @@ void up_generator_run(up_generator *gen, const up_method *method, const int32_t 
                                .state_slot = up_layer_memory_state_slot(gen->memory, slots[s])};
     out[s] = (up_generation){.first_logits = up_malloc_or_die(sizeof(float) * (size_t)V, "first logits"),
                              .tokens = up_calloc_or_die((size_t)max_new, sizeof(int32_t), "generated tokens"),
-                             .layer_rows = up_malloc_or_die(sizeof(int32_t) * (size_t)L, "rows per layer")};
+                             .layer_rows = up_malloc_or_die(sizeof(int32_t) * (size_t)L, "rows per layer"),
+                             .layer_density = up_malloc_or_die(sizeof(double) * (size_t)L, "density per layer")};
   }
   int64_t batch_prompt_tokens = 0;
   for (int32_t s = 0; s < n; ++s) batch_prompt_tokens += prompt_lens[s];
   int32_t *drops_survived =
       gen->track_drops ? up_calloc_or_die((size_t)batch_prompt_tokens, sizeof(int32_t), "drops survived") : NULL;
+  up_attn_work *layer_attn = up_calloc_or_die((size_t)L, sizeof(up_attn_work), "attention work per layer");
   up_forward_out fout = {.next_tokens = next, .seq_layer_rows = layer_rows, .logits = logits,
-                         .row_drops_survived = drops_survived};
+                         .layer_attn = layer_attn, .row_drops_survived = drops_survived};
   up_forward(gen->model, gen->ws, up_layer_memory_kv(gen->memory), &gen->pool, method, seqs, n, &fout);
   for (int32_t s = 0, row = 0; s < n; row += prompt_lens[s], ++s) {
     memcpy(out[s].first_logits, logits + (size_t)s * V, sizeof(float) * (size_t)V);
     memcpy(out[s].layer_rows, layer_rows + (size_t)s * L, sizeof(int32_t) * (size_t)L);
+    for (int32_t l = 0; l < L; ++l)
+      out[s].layer_density[l] = layer_attn[l].causal > 0.0 ? layer_attn[l].computed / layer_attn[l].causal : NAN;
     if (wants_lead_logits(gen, &out[s])) keep_lead_logits(&out[s], out[s].first_logits, V);
     if (drops_survived) {
       out[s].prompt_drops_survived = up_malloc_or_die(sizeof(int32_t) * (size_t)prompt_lens[s], "drops survived");
@@ -152,6 +157,7 @@ void up_generator_run(up_generator *gen, const up_method *method, const int32_t 
     }
   }
   free(drops_survived);
+  free(layer_attn);
   /* Decode: every unfinished sequence feeds back its last token at its next position. */
   int32_t *active = up_calloc_or_die((size_t)n, sizeof(int32_t), "active sequences");
   int32_t *positions = up_calloc_or_die((size_t)n, sizeof(int32_t), "decode positions");
@@ -195,6 +201,7 @@ void up_generation_free(up_generation *g) {
   free(g->first_logits);
   free(g->tokens);
   free(g->layer_rows);
+  free(g->layer_density);
   free(g->lead_logits);
   free(g->prompt_drops_survived);
   memset(g, 0, sizeof *g);

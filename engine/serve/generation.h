@@ -34,6 +34,11 @@ typedef struct up_generation {
                             * ended there, tokens holds what came before (none when it was the
                             * prefill's), and first_logits may hold the non-finite values */
   int32_t *layer_rows;     /* [n_layers] prompt rows entering each layer (drops show here) */
+  double *layer_density;   /* [n_layers] attention density of the prefill at each layer: computed over
+                            * causal query-key pairs (method.h's up_attn_work), summed over the batch's
+                            * prompts, since a layer's work is recorded per packed batch (one prompt per
+                            * call gives the prompt's own); NaN where a layer saw no causal pairs (a
+                            * linear-attention layer) */
   /* Diagnostics, NULL unless up_generator_set_diagnostics asked for them: */
   float *lead_logits;      /* [n_lead][vocab] logits of steps 0 .. n_lead - 1: every step up to and
                             * including the first whose token carries content */

@@ -88,8 +88,9 @@ static estimate_call call_of(const up_op_case *c) {
   UP_FATAL("%s: no sparse estimator behind this driver", c->label);
 }
 
+/* A uniform batch (rows_each, the --kernels cases) has every sequence a candidate. */
 static bool is_sparse(const up_op_batch_dims *d, int32_t s) {
-  return d->candidate[s] && up_op_batch_prior(d, s) == 0 && up_op_batch_rows(d, s) > 0;
+  return (!d->per_sequence || d->candidate[s]) && up_op_batch_prior(d, s) == 0 && up_op_batch_rows(d, s) > 0;
 }
 
 /* Buffers on be (host memory for the CPU backend) sized as the methods size them:

@@ -334,9 +334,11 @@ static void fill_record(const eval_inputs *in, const up_method *method, const ev
                              p->needle_spans, p->n_needle_spans);
 }
 
-/* Rank 0 receives every rank's rows (records and their per-layer prompt rows). */
-static void gather_rows(const up_topology *topo, const up_eval_record *mine, const int32_t *my_layers, int32_t n_mine,
-                        int32_t n_layers, up_eval_record **all, int32_t **all_layers, int32_t *n_all) {
+/* Rank 0 receives every rank's rows (records, their per-layer prompt rows and per-layer
+ * attention densities). */
+static void gather_rows(const up_topology *topo, const up_eval_record *mine, const int32_t *my_layers,
+                        const double *my_density, int32_t n_mine, int32_t n_layers, up_eval_record **all,
+                        int32_t **all_layers, double **all_density, int32_t *n_all) {
   const int world = topo->world_size, root = topo->world_rank == 0;
   int *counts = up_calloc_or_die((size_t)world, sizeof(int), "eval gather counts");
   UP_CHECK_MPI(MPI_Gather(&n_mine, 1, MPI_INT, counts, 1, MPI_INT, 0, MPI_COMM_WORLD));
@@ -347,16 +349,20 @@ static void gather_rows(const up_topology *topo, const up_eval_record *mine, con
   *n_all = total;
   *all = root ? up_calloc_or_die((size_t)total + 1, sizeof(up_eval_record), "eval rows") : NULL;
   *all_layers = root ? up_calloc_or_die((size_t)total * (size_t)n_layers + 1, sizeof(int32_t), "eval layer rows") : NULL;
-  for (int pass = 0; pass < 2; ++pass) {
-    const size_t unit = pass == 0 ? sizeof(up_eval_record) : sizeof(int32_t) * (size_t)n_layers;
+  *all_density = root ? up_calloc_or_die((size_t)total * (size_t)n_layers + 1, sizeof(double), "eval layer density")
+                      : NULL;
+  const void *sends[3] = {mine, my_layers, my_density};
+  void *receives[3] = {*all, *all_layers, *all_density};
+  const size_t units[3] = {sizeof(up_eval_record), sizeof(int32_t) * (size_t)n_layers,
+                           sizeof(double) * (size_t)n_layers};
+  for (int pass = 0; pass < 3; ++pass) {
     for (int r = 0, at = 0; r < world; ++r) {
-      bytes[r] = counts[r] * (int)unit;
+      bytes[r] = counts[r] * (int)units[pass];
       displs[r] = at;
       at += bytes[r];
     }
-    UP_CHECK_MPI(MPI_Gatherv(pass == 0 ? (const void *)mine : (const void *)my_layers, n_mine * (int)unit, MPI_BYTE,
-                             pass == 0 ? (void *)*all : (void *)*all_layers, bytes, displs, MPI_BYTE, 0,
-                             MPI_COMM_WORLD));
+    UP_CHECK_MPI(MPI_Gatherv(sends[pass], n_mine * (int)units[pass], MPI_BYTE, receives[pass], bytes, displs, MPI_BYTE,
+                             0, MPI_COMM_WORLD));
   }
   free(counts);
   free(bytes);
@@ -366,7 +372,7 @@ static void gather_rows(const up_topology *topo, const up_eval_record *mine, con
 /* Evaluate every method on this rank's share of one context's prompts. */
 static int32_t run_context(const up_options *opt, const eval_inputs *in, up_generator *gen, const up_topology *topo,
                            const eval_prompt *prompts, int32_t n_prompts, up_eval_record *records,
-                           int32_t *layer_rows) {
+                           int32_t *layer_rows, double *layer_density) {
   const up_model_config *cfg = up_checkpoint_config(in->ck);
   const int32_t V = cfg->vocab, L = cfg->n_layers;
   /* Sized to the prompts: a fixed array would drop prompts past its end unnoticed. */
@@ -406,6 +412,7 @@ static int32_t run_context(const up_options *opt, const eval_inputs *in, up_gene
                     is_dense ? NULL : dense_logits + (size_t)local * V, dense_first[local], &dense_answers[local],
                     eot, eos, ms, &records[n_rec]);
         memcpy(layer_rows + (size_t)n_rec * L, out[j].layer_rows, sizeof(int32_t) * (size_t)L);
+        memcpy(layer_density + (size_t)n_rec * L, out[j].layer_density, sizeof(double) * (size_t)L);
         n_rec += 1;
         up_generation_free(&out[j]);
       }
@@ -481,10 +488,13 @@ int up_eval_mode_run(const up_options *opt, int argc, char **argv, const up_topo
     const size_t cap = (size_t)n_prompts * (size_t)in.n_methods + 1;
     up_eval_record *records = up_calloc_or_die(cap, sizeof *records, "eval records");
     int32_t *layer_rows = up_calloc_or_die(cap * (size_t)cfg->n_layers, sizeof(int32_t), "eval layer rows");
-    const int32_t n_rec = run_context(opt, &in, gen, topo, prompts, n_prompts, records, layer_rows);
+    double *layer_density = up_calloc_or_die(cap * (size_t)cfg->n_layers, sizeof(double), "eval layer density");
+    const int32_t n_rec = run_context(opt, &in, gen, topo, prompts, n_prompts, records, layer_rows, layer_density);
     up_eval_record *all = NULL;
     int32_t *all_layers = NULL, n_all = 0;
-    gather_rows(topo, records, layer_rows, n_rec, cfg->n_layers, &all, &all_layers, &n_all);
+    double *all_density = NULL;
+    gather_rows(topo, records, layer_rows, layer_density, n_rec, cfg->n_layers, &all, &all_layers, &all_density,
+                &n_all);
     int write_failed = 0;
     if (root) {
       up_eval_summary *rows = NULL;
@@ -492,8 +502,8 @@ int up_eval_mode_run(const up_options *opt, int argc, char **argv, const up_topo
       const int32_t n_tasks = group_task_names(&in, in.ctx[c], task_names);
       const int32_t n_rows = up_eval_summarize_tasks(cfg, in.methods, in.n_methods, task_names, n_tasks, all,
                                                      all_layers, n_all, &rows);
-      write_failed = up_results_append_eval(results, all, all_layers, n_all, cfg->n_layers, rows, n_rows, err,
-                                            sizeof err) != 0;
+      write_failed = up_results_append_eval(results, all, all_layers, all_density, n_all, cfg->n_layers, rows,
+                                            n_rows, err, sizeof err) != 0;
       summaries = realloc(summaries, sizeof *summaries * (size_t)(n_summaries + n_rows));
       if (!summaries) UP_FATAL("out of memory for eval summaries");
       memcpy(summaries + n_summaries, rows, sizeof *rows * (size_t)n_rows);
@@ -502,8 +512,10 @@ int up_eval_mode_run(const up_options *opt, int argc, char **argv, const up_topo
     }
     free(all);
     free(all_layers);
+    free(all_density);
     free(records);
     free(layer_rows);
+    free(layer_density);
     free_prompts(prompts, n_prompts);
     if (up_harness_failed(&h, write_failed, err)) exit_code = 1;
   }

@@ -52,6 +52,13 @@ static const double up_sparse_densities[] = {1.0, 0.3, 0.1};
 #define UP_SPARSE_BLOCK 128
 #define UP_SPARSE_SAMPLE_BLOCKS 2
 
+/* Estimate cases: the CPU check's most multiply-adds (a float64 reference; XAttention's
+ * 2.7e11 at 32K would take minutes), and the methods' defaults timed. */
+#define UP_ESTIMATE_CHECK_WORK 1e11
+#define UP_MINFERENCE_LAST_Q 64
+#define UP_FLEXPREFILL_BLOCK 128
+#define UP_XATTENTION_STRIDE 8
+
 /* Allowance for the selection op's workspace per token (token scores, per-row counts,
  * the first pass's partial sums: about 140 bytes on the GPU). */
 #define UP_SELECT_WORKSPACE_PER_TOKEN 256
@@ -211,6 +218,52 @@ static void up_add_sparse(up_kernel_plan *plan, int32_t *capacity, int32_t seq_l
   snprintf(r->shape + used, sizeof r->shape - used, " b%d p%.1f", UP_SPARSE_BLOCK, density);
   r->flop = 4.0 * up_kernel_sparse_pairs(seq_len, UP_SPARSE_BLOCK, density) * plan->shape.head_dim *
             plan->shape.n_heads;
+}
+
+/* One sparse baseline's estimation stage over one prompt of seq_len rows at the method's
+ * defaults (kernel_cases.h): the attention case of that prompt (heads, tokens), then the
+ * estimator's driver, label and work. */
+static void up_add_sparse_estimate(up_kernel_plan *plan, int32_t *capacity, int32_t seq_len,
+                                   const up_op_driver *driver) {
+  up_add_attention_kind(plan, capacity, UP_KERNEL_ATTENTION, 1, seq_len, 0);
+  up_kernel_case *c = &plan->cases[plan->n_cases - 1];
+  up_kernel_record *r = &c->record;
+  c->kind = UP_KERNEL_SPARSE;
+  snprintf(r->kernel, sizeof r->kernel, "sparse_estimate");
+  c->op.driver = driver;
+  c->op.tolerance = 0.02; /* a share of list rows (case_sparse_estimate.c) */
+  c->op.sample = 1;       /* the one sequence, every list row of it (case_sparse_estimate.c) */
+  c->op.batch.query_bound = 8.0f; /* peaked, as the op cases: choices off near-ties */
+  const double e = (double)plan->elem_size, n = seq_len, d = plan->shape.head_dim, H = plan->shape.n_heads;
+  const double kv_dim = (double)plan->shape.n_kv_heads * d;
+  const char *name;
+  if (driver == &up_op_minference_estimate) {
+    name = "minference";
+    c->op.batch.sparse = (up_op_sparse_dims){.block_q = 64, .block_k = 64, .density = 1.0f, .vertical = 512,
+                                             .slash = 2048};
+    const double lq = n < UP_MINFERENCE_LAST_Q ? n : UP_MINFERENCE_LAST_Q;
+    r->flop = 2.0 * lq * n * d * H;
+    r->bytes = e * (n * kv_dim + lq * H * d);
+  } else if (driver == &up_op_flexprefill_estimate) {
+    name = "flexprefill";
+    c->op.batch.sparse = (up_op_sparse_dims){.block_q = UP_FLEXPREFILL_BLOCK, .block_k = UP_FLEXPREFILL_BLOCK,
+                                             .gamma = 0.95f, .tau = 0.1f, .min_budget = 1024};
+    const double lq = n < UP_FLEXPREFILL_BLOCK ? n : UP_FLEXPREFILL_BLOCK;
+    r->flop = 2.0 * lq * n * d * H;
+    r->bytes = e * n * (H * d + kv_dim);
+  } else {
+    name = "xattention";
+    c->op.batch.sparse = (up_op_sparse_dims){.block_q = 128, .block_k = 128, .stride = UP_XATTENTION_STRIDE,
+                                             .threshold = 0.9f};
+    r->flop = n * n * d * H / UP_XATTENTION_STRIDE;
+    r->bytes = e * n * (H * d + kv_dim);
+  }
+  c->unchecked = driver->work(&c->op) > UP_ESTIMATE_CHECK_WORK;
+  char len_text[16];
+  up_size_text(len_text, sizeof len_text, seq_len);
+  snprintf(r->label, sizeof r->label, "estimate %s 1x%s", name, len_text);
+  const size_t used = strlen(r->shape); /* the attention case's "1xL hH/KV dD" */
+  snprintf(r->shape + used, sizeof r->shape - used, " %s", name);
 }
 
 /* The chunked delta rule over one prompt of seq_len rows at cfg's DeltaNet heads, from
@@ -383,9 +436,9 @@ bool up_kernel_plan_build(up_kernel_plan *plan, const up_options *opt, const up_
   const uint32_t kinds = opt->kernel_kinds;
   const bool want_attention = kinds & (1u << UP_KERNEL_ATTENTION), want_decode = kinds & (1u << UP_KERNEL_DECODE);
   const bool want_selection = kinds & (1u << UP_KERNEL_SELECTION);
-  /* The CUDA sparse kernel takes head_dim 128 and 256 (kernels/cuda/sparse/). */
-  const bool want_sparse =
-      (kinds & (1u << UP_KERNEL_SPARSE)) && (!gpu || cfg->head_dim == 128 || cfg->head_dim == 256);
+  /* The CUDA sparse kernel takes head_dim 64, 128 and 256 (kernels/cuda/sparse/). */
+  const bool want_sparse = (kinds & (1u << UP_KERNEL_SPARSE)) &&
+                           (!gpu || cfg->head_dim == 64 || cfg->head_dim == 128 || cfg->head_dim == 256);
   /* Every kind is asked for by default: a model without DeltaNet layers skips this one,
    * unless it is all that was asked for. */
   const bool want_deltanet = (kinds & (1u << UP_KERNEL_DELTANET)) && up_has_linear_layers(cfg);
@@ -436,6 +489,10 @@ bool up_kernel_plan_build(up_kernel_plan *plan, const up_options *opt, const up_
       up_add_attention_kind(plan, &capacity, UP_KERNEL_SELECTION, batch_seqs[i], batch_len[i], 0);
   for (int32_t i = 0; want_sparse && i < n_ctx; ++i)
     for (int32_t j = 0; j < UP_N(up_sparse_densities); ++j) up_add_sparse(plan, &capacity, ctx[i], up_sparse_densities[j]);
+  static const up_op_driver *const estimators[] = {&up_op_minference_estimate, &up_op_flexprefill_estimate,
+                                                   &up_op_xattention_estimate};
+  for (int32_t i = 0; want_sparse && i < n_ctx; ++i)
+    for (int32_t j = 0; j < UP_N(estimators); ++j) up_add_sparse_estimate(plan, &capacity, ctx[i], estimators[j]);
   for (int32_t i = 0; want_deltanet && i < n_ctx; ++i) up_add_deltanet(plan, &capacity, cfg, ctx[i]);
   if (want_moe)
     for (int v = UP_MOE_LOOP; v <= UP_MOE_DENSE; ++v) up_add_moe(plan, &capacity, cfg, m, (up_moe_variant)v);
@@ -476,6 +533,17 @@ int64_t up_kernel_case_bytes(const up_kernel_plan *plan, const up_kernel_case *c
   if (c->kind == UP_KERNEL_SPARSE) { /* the pattern: a start per kept block, offsets per list row */
     const int64_t nq = (r->seq_len + UP_SPARSE_BLOCK - 1) / UP_SPARSE_BLOCK;
     const int64_t lists = 4 * ((int64_t)s->n_heads * (nq * (nq + 1) / 2 + 2 * nq + 2) + 2);
+    if (c->op.driver != &up_op_sparse_attention) {
+      /* an estimator: MInference's 64-blocks (four times the lists) and extra keys, and its
+       * scratch: per head float64 scores per key (about 64 bytes a key in all), the block
+       * methods' per (query block, key block) scores, marks and ranks (16 bytes), and
+       * FlexPrefill's last-block logits (256 bytes a key per head, at most 512 MiB) */
+      const int64_t extra_keys = 4 * (int64_t)s->n_heads * 2 * nq * 512;
+      const int64_t logits = 256 * r->tokens * (int64_t)s->n_heads;
+      const int64_t scratch = (int64_t)s->n_heads * (64 * r->tokens + 16 * nq * nq) +
+                              (logits < (512LL << 20) ? logits : (512LL << 20));
+      return qkv + pool + index_arrays + 4 * lists + extra_keys + scratch;
+    }
     return qkv + pool + index_arrays + lists + r->tokens * (int64_t)s->n_heads * s->head_dim * e;
   }
   return qkv + pool + index_arrays + r->tokens * (int64_t)s->n_heads * s->head_dim * e;

@@ -22,8 +22,23 @@
  *              each other causal block with probability p); bytes those of attention
  * The sparse cases time the sparse baselines' attention kernel over one prompt at each
  * --ctx at block densities p = 1, 0.3 and 0.1 (labels "sparse 1x32K p0.3"; on a GPU only
- * at head_dim 128 or 256, the CUDA kernel's), the pattern drawn as the op case does
+ * at head_dim 64, 128 or 256, the CUDA kernel's), the pattern drawn as the op case does
  * (kernels/op_cases/case_sparse_attention.c), the first and last query blocks checked.
+ * Beside them, each method's estimation stage alone over the same prompt (labels
+ * "estimate minference 1x32K", kernel "sparse_estimate"; the estimators' own kernels at
+ * the authors' Llama-3.1-8B defaults: MInference v 512 s 2048, FlexPrefill gamma 0.95
+ * tau 0.1 min_budget 1024, XAttention stride 8 threshold 0.9; peaked queries as the op
+ * cases draw them), so a run shows what choosing costs beside the attention it saves.
+ * Work is the method's estimate as ../shared/BASELINES.md 4 counts it (the speed
+ * model's estimate_flops, engine/methods/):
+ *   minference   flop 2 lq n d H (lq = min(64, n)); bytes e (n kv_dim + lq H d)
+ *   flexprefill  flop 2 lq n d H (lq = min(128, n)); bytes e n (H d + kv_dim) (every
+ *                query and key is pooled)
+ *   xattention   flop n^2 d H / S; bytes e n (H d + kv_dim)
+ * so the floor is that of a tensor-core GEMM of the scores at the bf16 peak. Their check
+ * is the whole pattern against the CPU's (at most 2 % of list rows differing); where the
+ * CPU reference would exceed UP_ESTIMATE_CHECK_WORK multiply-adds (XAttention from
+ * 32K) the case is timed unchecked (error NaN, said on stderr).
  *   deltanet   (models with Gated DeltaNet layers: the gated_deltanet op over one prompt at each --ctx, from
  *              zero states) flop per token Hv (6 d^2 + 5 C d), C = 64 (engine/model/layer_cost.h); bytes
  *              per token e (2 Hk + 2 Hv) d (q, k, v read, output written) + 8 Hv (fp32 g, beta), plus the
@@ -68,6 +83,7 @@ typedef struct up_kernel_case {
   up_kernel_kind kind;
   up_kernel_record record; /* described: shape, work, floors, targets; times NaN until measured */
   up_op_case op;           /* the op call it times, its inputs and the sample checked against the CPU */
+  bool unchecked;          /* timed without the CPU check (its reference would take minutes): error NaN */
 } up_kernel_case;
 
 /* The GEMMs of cfg's layers (qkv, o, gate_up, down for Llama) into gemms, each name once

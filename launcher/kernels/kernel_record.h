@@ -15,7 +15,8 @@ typedef enum up_kernel_kind {
   UP_KERNEL_ATTENTION = 1, /* the attention op, causal prefill of one prompt */
   UP_KERNEL_DECODE = 2,    /* the attention op, one new row per sequence over a cache */
   UP_KERNEL_SELECTION = 3, /* the uniprefill_select op */
-  UP_KERNEL_SPARSE = 4,    /* the sparse baselines' attention kernel (method_kernel sparse_attention), one prompt */
+  UP_KERNEL_SPARSE = 4,    /* the sparse baselines' attention kernel (method_kernel sparse_attention), one prompt,
+                            * and their estimators alone (record kernel "sparse_estimate") */
   UP_KERNEL_DELTANET = 5,  /* the gated_deltanet op, chunked prefill of one prompt (linear-attention models) */
   UP_KERNEL_MOE = 6,       /* an MoE block's routed experts' GEMMs and SwiGLU, and the dense MLP of their FLOPs */
   UP_KERNEL_KIND_COUNT = 7
@@ -32,7 +33,8 @@ static const char *const up_kernel_kind_names[UP_KERNEL_KIND_COUNT] = {"gemm",  
 typedef struct up_kernel_record {
   int32_t index;           /* row number in the table */
   int32_t rank;            /* MPI rank that measured it, on its own device */
-  char kernel[16];         /* "gemm", "attention" (causal prefill), "decode", "selection", "sparse", "deltanet", "moe" */
+  char kernel[16];         /* "gemm", "attention" (causal prefill), "decode", "selection", "sparse",
+                              "sparse_estimate", "deltanet", "moe" */
   char label[48];          /* unique within a run: "gemm qkv", "attention 1x32K", "selection 16x8K" */
   char shape[48];          /* "32768x6144x4096" (m x n x k), "1x32768 h32/8 d128" (batch x len, heads, head_dim) */
   int64_t m, n, k;         /* GEMM out[m][n] = a[m][k] w[n][k]^T; moe: routed rows, an expert's intermediate,

@@ -420,7 +420,7 @@ static void add_qwen3_next_ops(case_list *l) {
 /* The sparse baselines' attention kernel over drawn patterns: 64x64 ranges at arbitrary
  * starts with extra keys (MInference), aligned 128x128 blocks (FlexPrefill, XAttention)
  * at densities 0.1 / 0.3 / 0.5 / 1, short last blocks, and decode rows and dense prefills in
- * the same batch, at head sizes 128 and 256. On Hopper, 128-row blocks without extra keys
+ * the same batch, at head sizes 64, 128 and 256. On Hopper, 128-row blocks without extra keys
  * on pages of 8-128 (hd128) or 8-64 (hd256) entries take the TMA kernel's listed schedule
  * (kernels/cuda/sparse/sparse_attention.cu), the rest the mma.sync kernel; the "TMA"
  * lines below are meant for the former (256x128: two CTAs per query block; "shifted":
@@ -476,6 +476,15 @@ static void add_sparse_attention(case_list *l) {
        (const int32_t[]){0, 0}, (const uint8_t[]){1, 1}, shifted30},
       {"hd128 32/8 blocks and extra keys bt16", heads(32, 8, 128), 16, 2, (const int32_t[]){2000, 1100},
        (const int32_t[]){0, 0}, (const uint8_t[]){1, 1}, blocks50x},
+      /* SmolLM2's 9 query / 3 kv heads of 64: the mma.sync kernel at head_dim 64 */
+      {"hd64 9/3 smollm2 slashes, decode row bt16", heads(9, 3, 64), 16, 2, (const int32_t[]){1500, 1},
+       (const int32_t[]){0, 40}, (const uint8_t[]){1, 0}, slashes},
+      {"hd64 9/3 smollm2 blocks, mixed batch bt16", heads(9, 3, 64), 16, 3, (const int32_t[]){2000, 1, 700},
+       (const int32_t[]){0, 30, 0}, (const uint8_t[]){1, 0, 1}, blocks30},
+      {"hd64 9/3 smollm2 blocks and extra keys bt32", heads(9, 3, 64), 32, 2, (const int32_t[]){1300, 129},
+       (const int32_t[]){0, 0}, (const uint8_t[]){1, 1}, blocks50x},
+      {"hd64 9/3 smollm2, 2 seqs bt16", heads(9, 3, 64), 16, 2, (const int32_t[]){1700, 300},
+       (const int32_t[]){0, 0}, (const uint8_t[]){1, 1}, all_as_dense},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
     const up_op_sparse_dims *p = &cases[i].pattern;
@@ -554,6 +563,7 @@ static void add_sparse_estimates(case_list *l) {
       {"hd256 4/1 stride 16", heads(4, 1, 256), 2, (const int32_t[]){1500, 700}, (const int32_t[]){0, 0},
        (const uint8_t[]){1, 1}, 16, 0.5f},
       {"hd128 8/2 stride 4", heads(8, 2, 128), 1, (const int32_t[]){1000}, NULL, NULL, 4, 0.8f},
+      {"hd64 9/3 smollm2", heads(9, 3, 64), 1, (const int32_t[]){1300}, NULL, NULL, 8, 0.9f},
   };
   for (size_t i = 0; i < sizeof xattention / sizeof xattention[0]; ++i) {
     up_op_case *c = add(l, &up_op_xattention_estimate, 0.02, "xattention estimate %s, stride %d threshold %.2f",
@@ -580,6 +590,7 @@ static void add_sparse_estimates(case_list *l) {
        (const int32_t[]){0, 40, 0, 0}, (const uint8_t[]){1, 0, 0, 1}, 512, 2048, 1.0f},
       {"hd256 4/1 capped 0.1", heads(4, 1, 256), 2, (const int32_t[]){3000, 700}, (const int32_t[]){0, 0},
        (const uint8_t[]){1, 1}, 512, 2048, 0.1f},
+      {"hd64 9/3 smollm2", heads(9, 3, 64), 1, (const int32_t[]){2500}, NULL, NULL, 128, 512, 1.0f},
       /* the benchmark's shape: its one-call time is the estimate's first timing */
       {"hd128 32/8 llama 32K", heads(32, 8, 128), 1, (const int32_t[]){32768}, NULL, NULL, 512, 2048, 1.0f},
   };
@@ -611,6 +622,7 @@ static void add_sparse_estimates(case_list *l) {
        (const int32_t[]){0, 40, 0, 0}, (const uint8_t[]){1, 0, 0, 1}, 0.95f, 0.1f, 1024},
       {"hd256 4/1 vertical-slash", heads(4, 1, 256), 2, (const int32_t[]){1500, 700}, (const int32_t[]){0, 0},
        (const uint8_t[]){1, 1}, 0.8f, 0.0f, 256},
+      {"hd64 9/3 smollm2", heads(9, 3, 64), 1, (const int32_t[]){2000}, NULL, NULL, 0.9f, 0.1f, 256},
       /* the benchmark's shape: its one-call time is the estimate's first timing */
       {"hd128 32/8 llama 32K", heads(32, 8, 128), 1, (const int32_t[]){32768}, NULL, NULL, 0.95f, 0.1f, 1024},
   };

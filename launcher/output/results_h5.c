@@ -1026,9 +1026,36 @@ int up_results_append_kernels(up_results_file *file, const up_kernel_table_param
   return up_results_publish(file, &e);
 }
 
+/* One context's [n_records][n_layers] matrix as dataset NNNN (the call's number) of the
+ * root group `group` ("/eval_layer_rows"), created by the run's first call. */
+static int up_eval_group_write(const up_results_file *file, const char *group, hid_t type, int32_t n_records,
+                               int32_t n_layers, const void *values, const up_h5_err *e) {
+  const char *name_in_root = group + 1;
+  if (file->n_eval_groups == 0) {
+    const hid_t g = H5Gcreate2(file->file, name_in_root, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0 || H5Gclose(g) < 0) {
+      up_h5_fail(e, "cannot create group '%s'", group);
+      return -1;
+    }
+  }
+  char name[64];
+  snprintf(name, sizeof name, "%04d", (int)file->n_eval_groups);
+  const hid_t g = H5Gopen2(file->file, name_in_root, H5P_DEFAULT);
+  if (g < 0) {
+    up_h5_fail(e, "cannot open group '%s'", group);
+    return -1;
+  }
+  const int rc = up_matrix_write(g, group, name, type, (hsize_t)n_records, (hsize_t)n_layers, values, e);
+  if (H5Gclose(g) < 0 || rc < 0) {
+    if (rc == 0) up_h5_fail(e, "cannot close group '%s'", group);
+    return -1;
+  }
+  return 0;
+}
+
 int up_results_append_eval(up_results_file *file, const up_eval_record *records, const int32_t *layer_rows,
-                           int32_t n_records, int32_t n_layers, const up_eval_summary *summaries,
-                           int32_t n_summaries, char *err, size_t err_size) {
+                           const double *layer_density, int32_t n_records, int32_t n_layers,
+                           const up_eval_summary *summaries, int32_t n_summaries, char *err, size_t err_size) {
   const up_h5_err e = {.path = file != NULL ? file->path : "(none)", .buf = err, .size = err_size};
   if (file == NULL || n_records < 0 || n_summaries < 0 || n_layers < 1) {
     up_h5_fail_plain(&e, "append_eval needs an open file, rows and the model's depth");
@@ -1041,27 +1068,11 @@ int up_results_append_eval(up_results_file *file, const up_eval_record *records,
                            UP_N_SPECS(up_eval_summary_specs), sizeof(up_eval_summary), &file->eval_summary_layout,
                            &file->eval_summary_created, summaries, n_summaries, &e) < 0)
     return -1;
-  /* Prompt rows entering each layer, one dataset per call, rows in eval_samples order. */
-  if (file->n_eval_groups == 0) {
-    const hid_t g = H5Gcreate2(file->file, "eval_layer_rows", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    if (g < 0 || H5Gclose(g) < 0) {
-      up_h5_fail(&e, "cannot create group '/eval_layer_rows'");
-      return -1;
-    }
-  }
-  char name[64];
-  snprintf(name, sizeof name, "%04d", (int)file->n_eval_groups);
-  const hid_t g = H5Gopen2(file->file, "eval_layer_rows", H5P_DEFAULT);
-  if (g < 0) {
-    up_h5_fail(&e, "cannot open group '/eval_layer_rows'");
+  /* Prompt rows entering each layer and the prefill's attention density there, one
+   * dataset each per call, rows in eval_samples order. */
+  if (up_eval_group_write(file, "/eval_layer_rows", H5T_NATIVE_INT32, n_records, n_layers, layer_rows, &e) < 0 ||
+      up_eval_group_write(file, "/eval_layer_density", H5T_NATIVE_DOUBLE, n_records, n_layers, layer_density, &e) < 0)
     return -1;
-  }
-  const int rc = up_matrix_write(g, "/eval_layer_rows", name, H5T_NATIVE_INT32, (hsize_t)n_records, (hsize_t)n_layers,
-                                 layer_rows, &e);
-  if (H5Gclose(g) < 0 || rc < 0) {
-    if (rc == 0) up_h5_fail(&e, "cannot close group '/eval_layer_rows'");
-    return -1;
-  }
   file->n_eval_groups += 1;
   if (H5Fflush(file->file, H5F_SCOPE_GLOBAL) < 0) {
     up_h5_fail(&e, "cannot flush after writing eval rows");

@@ -133,11 +133,13 @@ int up_results_append_kernels(up_results_file *file, const up_kernel_table_param
                               const up_kernel_record *rows, int32_t n_rows, char *err, size_t err_size);
 
 /* Append one group of --eval rows (one context: every method's samples and summary
- * rows) to the /eval_samples and /eval_summary tables, and the samples' prompt rows per
- * layer [n_records][n_layers] as /eval_layer_rows/NNNN; flush. 0 or -1 with err set. */
+ * rows) to the /eval_samples and /eval_summary tables, the samples' prompt rows per
+ * layer [n_records][n_layers] as /eval_layer_rows/NNNN and their prefills' attention
+ * density per layer (same shape, float64) as /eval_layer_density/NNNN; flush. 0 or -1
+ * with err set. */
 int up_results_append_eval(up_results_file *file, const up_eval_record *records, const int32_t *layer_rows,
-                           int32_t n_records, int32_t n_layers, const up_eval_summary *summaries,
-                           int32_t n_summaries, char *err, size_t err_size);
+                           const double *layer_density, int32_t n_records, int32_t n_layers,
+                           const up_eval_summary *summaries, int32_t n_summaries, char *err, size_t err_size);
 
 /* Close the file, and remove it when nothing was flushed to it (it never reached its
  * path); returns 0 or -1 with err set. */

@@ -4,7 +4,7 @@
  * (launcher/kernels/op_case_list.c: MInference's 64x64 unaligned ranges with gathered
  * keys, the 128x128 blocks of FlexPrefill and XAttention, 256-row query blocks, ranges at
  * arbitrary starts over 128-blocks, densities 0.1 to 1, decode rows and dense prefills
- * in the same batch, head_dim 128 and 256, pages of 8 to 64 entries) through both CUDA
+ * in the same batch, head_dim 64, 128 and 256, pages of 8 to 64 entries) through both CUDA
  * paths: the default, which on Hopper sends 128-row blocks without extra keys to the
  * dense TMA kernel's listed schedule, and the mma.sync kernel (attention variant
  * mma-sync, as --attention-kernel selects it). Each path runs twice on the same inputs

@@ -2,12 +2,12 @@
  * (kernels/sparse_attention_ops.h, UP_FLEXPREFILL_ESTIMATE_KERNEL; the CPU reference is
  * kernels/cpu/sparse_flexprefill.c). Every step runs for all (head, sequence) pairs at
  * once, with one small host copy per layer and no per-head host loop:
- * 1. last-block distributions: one CTA per (head, sequence) walks the last `block`
- *    query rows in order; for each it scores every causal key (bf16 products summed in
- *    float64 in the reference's order, rounded to bf16), takes the row's softmax and adds
- *    it to the token-level vertical and slash sums, rows in the reference's order, so
- *    the sums match it bit for bit (the softmax denominator is a tree sum: it may move
- *    a probability by one float ulp).
+ * 1. last-block distributions, over (query block, head) CTAs: the last `block` query
+ *    rows' logits against each block of keys (bf16 products summed in float64 in the
+ *    reference's order, rounded to bf16, kept as bf16), each row's maximum and softmax
+ *    sum, then the token-level vertical and slash sums, rows added in the reference's
+ *    order, so the sums match it bit for bit (the softmax denominator is a tree sum: it
+ *    may move a probability by one float ulp).
  * 2. CUB's segmented radix sort orders each (distribution, head, sequence) descending.
  * 3. selection: one CTA per (head, sequence) counts the gamma cover of both sorted
  *    distributions, pools them into 128-blocks, runs the Jensen-Shannon test against
@@ -32,6 +32,8 @@ namespace {
 constexpr int FP_THREADS = 256;
 constexpr int FP_MAX_QBLOCKS = 1024; /* the selection keeps a sequence's block sums in shared memory */
 constexpr int FP_MAX_HEAD_DIM = 256;
+constexpr int FP_MAX_LAST_ROWS = 128;     /* step 1's query rows: the last block's */
+constexpr int64_t FP_LOGITS_BYTES = 512ll << 20; /* step 1's logits of one pass of heads */
 
 struct fp_params {
   const __nv_bfloat16 *qkv;
@@ -51,7 +53,9 @@ struct fp_params {
   double *dist;           /* [2][n_heads][tokens]: vertical, then slash by token */
   double *dist_sorted;    /* the same, each segment descending */
   int32_t *dist_begin, *dist_end; /* [2 * n_heads * n_seqs] segments (distribution, head, sequence) */
-  float *scores;          /* [n_heads][tokens]: one last-block row's logits */
+  __nv_bfloat16 *logits;  /* [heads of a pass][block][tokens]: the last rows' logits (step 1) */
+  double *row_stats;      /* [heads of a pass][n_seqs][block][2]: each last row's maximum and sum */
+  int32_t head0;          /* step 1: the pass's first head */
   float *kbar;            /* [n_heads][total query blocks][head_dim] mean-pooled keys */
   float *att, *att_sorted;
   int32_t *att_index, *att_index_sorted;
@@ -89,18 +93,6 @@ __device__ __forceinline__ const __nv_bfloat16 *key_row(const fp_params &p, cons
   return p.k_pool + up_attn_entry_offset(block_table, t, p.block_tokens, p.kv_dim) + (int64_t)g * p.head_dim;
 }
 
-/* sum_c a[c] * key[c] in float64, c ascending (the reference's order). */
-__device__ __forceinline__ double dot_key(const float *a, const __nv_bfloat16 *key, int32_t d) {
-  const __nv_bfloat162 *k2 = (const __nv_bfloat162 *)key;
-  double acc = 0.0;
-  for (int32_t c = 0; c < d / 2; ++c) {
-    const float2 kv = __bfloat1622float2(k2[c]);
-    acc += (double)a[2 * c] * (double)kv.x;
-    acc += (double)a[2 * c + 1] * (double)kv.y;
-  }
-  return acc;
-}
-
 /* sum_c a[c] * b[c] in float64, c ascending. */
 __device__ __forceinline__ double dot_key_f(const float *a, const float *b, int32_t d) {
   double acc = 0.0;
@@ -131,11 +123,25 @@ __device__ double block_reduce(double v, double *shared) {
   return shared[32];
 }
 
-/* Step 1 (grid: heads x sequences). */
-__global__ void __launch_bounds__(FP_THREADS) fp_last_rows(const fp_params p) {
-  __shared__ float qs[FP_MAX_HEAD_DIM];
-  __shared__ double red[33];
-  const int32_t h = blockIdx.x, s = blockIdx.y, B = p.block, d = p.head_dim;
+/* Step 1, split so every SM works and the keys are read once per chunk, coalesced
+ * (one CTA per head walking every key 128 times, each thread its own key row: about
+ * 190 ms a layer at 32K on an H100). Every value is the one the single-CTA walk computed:
+ * - fp_prepare (heads x sequences): the sort segments, and a sequence of the wrong
+ *   shape reported;
+ * - fp_chunk_logits (query blocks x heads of the pass): the bf16 logits of the last lq
+ *   rows against the block's 128 keys, each dot in float64 with c ascending (the
+ *   products of bf16 values are exact, so an FMA or a multiply and add give the same
+ *   sum), stored as bf16 (they are bf16 values) in `logits`;
+ * - fp_row_stats (rows x sequences x heads of the pass, 256 threads): each row's
+ *   maximum and softmax sum with the same thread-strided partial sums and the same
+ *   block reduction as the walk, so both are its bits;
+ * - fp_column_sums (query blocks x heads of the pass, a thread per key or per offset): each probability (float, as the reference) over lq added row after row,
+ *   the reference's order, into the vertical sums and the slash sums (the latter
+ *   written by token, n - 1 - offset, as the walk left them).
+ * The logits take 2 lq bytes a key per head, so heads run in passes that keep them
+ * under FP_LOGITS_BYTES. */
+__global__ void fp_prepare(const fp_params p) {
+  const int32_t h = blockIdx.x, s = blockIdx.y, B = p.block;
   const fp_seq q = seq_of(p, s);
   const int32_t n_segs = p.n_heads * p.n_seqs, seg = h * p.n_seqs + s;
   const int64_t begin = (int64_t)h * p.tokens + (int64_t)q.qb0 * B;
@@ -146,44 +152,137 @@ __global__ void __launch_bounds__(FP_THREADS) fp_last_rows(const fp_params p) {
     const int64_t slash_begin = begin + (int64_t)p.n_heads * p.tokens;
     p.dist_begin[n_segs + seg] = (int32_t)slash_begin, p.dist_end[n_segs + seg] = (int32_t)(slash_begin + len);
   }
-  if (!live) return;
-  double *vert = p.dist + begin;
-  double *slash = vert + (int64_t)p.n_heads * p.tokens; /* by offset i - j until the end */
-  float *row = p.scores + begin;
+}
+
+constexpr int FP_TILE_ROWS = 8; /* a thread's logits: 8 rows x 4 keys (keys kg + 32 x) */
+constexpr int FP_TILE_KEYS = 4;
+constexpr int FP_CHUNK = 128;   /* keys per fp_chunk_logits CTA: the method's block */
+static_assert(FP_TILE_KEYS * 32 == FP_CHUNK && FP_MAX_LAST_ROWS == FP_CHUNK && FP_MAX_LAST_ROWS % FP_TILE_ROWS == 0,
+              "a CTA's tiles cover the block's rows and keys");
+
+/* logits[(hl * block + r) * tokens + token slot] (bf16) of head h = head0 + hl. */
+__device__ __forceinline__ int64_t logit_at(const fp_params &p, int32_t hl, int32_t r, int64_t slot) {
+  return ((int64_t)hl * p.block + r) * p.tokens + slot;
+}
+
+__global__ void __launch_bounds__(FP_THREADS) fp_chunk_logits(const fp_params p) {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  const int32_t qbg = blockIdx.x, hl = blockIdx.y, h = p.head0 + hl, B = p.block, d = p.head_dim;
+  const int32_t s = up_sparse_qblock_seq(p.qblock_start, p.n_seqs, qbg);
+  const fp_seq q = seq_of(p, s);
+  if (!seq_live(p, s, q)) return; /* reported by fp_prepare */
+  const int32_t n = q.n, lq = B < n ? B : n, b = qbg - q.qb0, k0 = b * FP_CHUNK, g = h / p.group;
+  const int32_t key_stride = d + 2; /* bf16 entries a key row takes: odd words, so a warp's 32 keys hit 32 banks */
+  float *qs = (float *)smem_raw;                                        /* [B][d] */
+  __nv_bfloat16 *ks = (__nv_bfloat16 *)(qs + (int64_t)B * d);          /* [FP_CHUNK][d + 2] */
   const int32_t *block_table = p.block_tables + (int64_t)s * p.max_blocks_per_seq;
-  const int32_t g = h / p.group, n = q.n, lq = B < n ? B : n;
-  for (int32_t t = threadIdx.x; t < n; t += blockDim.x) vert[t] = 0.0, slash[t] = 0.0;
-  for (int32_t r = 0; r < lq; ++r) {
-    const int32_t i = n - lq + r;
-    __syncthreads(); /* the previous row's readers of qs and its slash writers are done */
-    for (int32_t c = threadIdx.x; c < d; c += blockDim.x)
-      qs[c] = round_bf16((float)((double)bf16_at(p.qkv + (int64_t)(q.row0 + i) * p.qkv_stride + (int64_t)h * d + c) *
-                                 p.inv_sqrt_d));
-    __syncthreads();
-    double mx = -INFINITY;
-    for (int32_t j = threadIdx.x; j <= i; j += blockDim.x) {
-      const float v = round_bf16((float)dot_key(qs, key_row(p, block_table, j, g), d));
-      row[j] = v;
-      mx = fmax(mx, (double)v);
-    }
-    mx = block_reduce<true>(mx, red);
-    double z = 0.0;
-    for (int32_t j = threadIdx.x; j <= i; j += blockDim.x) z += exp((double)row[j] - mx);
-    z = block_reduce<false>(z, red);
-    /* thread j % T owns vert[j] in every row; offsets i - j are distinct within a row */
-    for (int32_t j = threadIdx.x; j <= i; j += blockDim.x) {
-      const double pr = (double)(float)(exp((double)row[j] - mx) / z);
-      vert[j] += pr / lq;
-      slash[i - j] += pr / lq;
-    }
+  for (int32_t x = threadIdx.x; x < B * d; x += blockDim.x) {
+    const int32_t r = x / d, c = x % d, i = n - lq + r; /* rows past lq: zeros, never written out */
+    qs[x] = r >= lq ? 0.0f
+                    : round_bf16((float)((double)bf16_at(p.qkv + (int64_t)(q.row0 + i) * p.qkv_stride +
+                                                         (int64_t)h * d + c) *
+                                         p.inv_sqrt_d));
+  }
+  for (int32_t x = threadIdx.x; x < FP_CHUNK * (d / 2); x += blockDim.x) {
+    const int32_t kk = x / (d / 2), c2 = x % (d / 2), j = k0 + kk;
+    __nv_bfloat162 v = __floats2bfloat162_rn(0.0f, 0.0f);
+    if (j < n) v = ((const __nv_bfloat162 *)key_row(p, block_table, j, g))[c2];
+    *(__nv_bfloat162 *)(ks + (int64_t)kk * key_stride + 2 * c2) = v;
   }
   __syncthreads();
-  /* token t of the slash vector is offset n-1-t */
-  for (int32_t t = threadIdx.x; t < n / 2; t += blockDim.x) {
-    const double a = slash[t];
-    slash[t] = slash[n - 1 - t];
-    slash[n - 1 - t] = a;
+  constexpr int row_groups = FP_MAX_LAST_ROWS / FP_TILE_ROWS, tiles = row_groups * 32;
+  for (int32_t t = threadIdx.x; t < tiles; t += blockDim.x) {
+    const int32_t r0 = (t / 32) * FP_TILE_ROWS, kg = t % 32;
+    if (r0 >= lq) continue; /* a warp shares r0: the whole warp skips */
+    double acc[FP_TILE_ROWS][FP_TILE_KEYS];
+#pragma unroll
+    for (int a = 0; a < FP_TILE_ROWS; ++a)
+#pragma unroll
+      for (int k = 0; k < FP_TILE_KEYS; ++k) acc[a][k] = 0.0;
+    for (int32_t c = 0; c < d; c += 2) {
+      double kx[FP_TILE_KEYS], ky[FP_TILE_KEYS];
+#pragma unroll
+      for (int k = 0; k < FP_TILE_KEYS; ++k) {
+        const float2 kv = __bfloat1622float2(*(const __nv_bfloat162 *)(ks + (int64_t)(kg + 32 * k) * key_stride + c));
+        kx[k] = (double)kv.x, ky[k] = (double)kv.y;
+      }
+#pragma unroll
+      for (int a = 0; a < FP_TILE_ROWS; ++a) {
+        const float2 qv = *(const float2 *)(qs + (int64_t)(r0 + a) * d + c);
+        const double qx = (double)qv.x, qy = (double)qv.y;
+#pragma unroll
+        for (int k = 0; k < FP_TILE_KEYS; ++k) {
+          acc[a][k] += qx * kx[k]; /* element c, then c + 1: the reference's order */
+          acc[a][k] += qy * ky[k];
+        }
+      }
+    }
+#pragma unroll
+    for (int a = 0; a < FP_TILE_ROWS; ++a) {
+      const int32_t r = r0 + a, i = n - lq + r;
+#pragma unroll
+      for (int k = 0; k < FP_TILE_KEYS; ++k) {
+        const int32_t j = k0 + kg + 32 * k;
+        if (r < lq && j <= i)
+          p.logits[logit_at(p, hl, r, (int64_t)q.qb0 * B + j)] = __float2bfloat16_rn(round_bf16((float)acc[a][k]));
+      }
+    }
   }
+}
+
+/* The row's maximum and softmax sum, as the single-CTA walk took them: thread t's
+ * keys t, t + 256, ... then block_reduce (blockDim must be FP_THREADS). */
+__global__ void __launch_bounds__(FP_THREADS) fp_row_stats(const fp_params p) {
+  __shared__ double red[33];
+  const int32_t r = blockIdx.x, s = blockIdx.y, hl = blockIdx.z, B = p.block;
+  const fp_seq q = seq_of(p, s);
+  if (!seq_live(p, s, q)) return;
+  const int32_t n = q.n, lq = B < n ? B : n, i = n - lq + r;
+  if (r >= lq) return; /* the whole CTA: block_reduce's barriers stay uniform */
+  const __nv_bfloat16 *row = p.logits + logit_at(p, hl, r, (int64_t)q.qb0 * B);
+  double mx = -INFINITY;
+  for (int32_t j = threadIdx.x; j <= i; j += blockDim.x) mx = fmax(mx, (double)__bfloat162float(row[j]));
+  mx = block_reduce<true>(mx, red);
+  double z = 0.0;
+  for (int32_t j = threadIdx.x; j <= i; j += blockDim.x) z += exp((double)__bfloat162float(row[j]) - mx);
+  z = block_reduce<false>(z, red);
+  if (threadIdx.x == 0) {
+    double *st = p.row_stats + (((int64_t)hl * p.n_seqs + s) * B + r) * 2;
+    st[0] = mx, st[1] = z;
+  }
+}
+
+/* Probability of (row r, key j) as the walk rounded it. */
+__device__ __forceinline__ double fp_prob(const __nv_bfloat16 *logits, const double *stats, int32_t r, int64_t at) {
+  return (double)(float)(exp((double)__bfloat162float(logits[at]) - stats[2 * r]) / stats[2 * r + 1]);
+}
+
+/* kind 0: vertical sums of keys [k0, k0 + 128); kind 1: slash sums of offsets
+ * [k0, k0 + 128), written at token n - 1 - offset. Rows in order, as the walk added them. */
+__global__ void fp_column_sums(const fp_params p, int kind) {
+  __shared__ double stats[2 * FP_MAX_LAST_ROWS];
+  const int32_t qbg = blockIdx.x, hl = blockIdx.y, h = p.head0 + hl, B = p.block;
+  const int32_t s = up_sparse_qblock_seq(p.qblock_start, p.n_seqs, qbg);
+  const fp_seq q = seq_of(p, s);
+  if (!seq_live(p, s, q)) return;
+  const int32_t n = q.n, lq = B < n ? B : n, b = qbg - q.qb0;
+  const double *st = p.row_stats + ((int64_t)hl * p.n_seqs + s) * B * 2;
+  for (int32_t x = threadIdx.x; x < 2 * lq; x += blockDim.x) stats[x] = st[x];
+  __syncthreads();
+  const int32_t x = b * FP_CHUNK + (int32_t)threadIdx.x; /* the key (kind 0) or offset (kind 1) */
+  if (threadIdx.x >= FP_CHUNK || x >= n) return;
+  const int64_t slot0 = (int64_t)q.qb0 * B;
+  const int64_t begin = (int64_t)h * p.tokens + slot0;
+  double acc = 0.0;
+  for (int32_t r = 0; r < lq; ++r) {
+    const int32_t i = n - lq + r, j = kind == 0 ? x : i - x;
+    if (kind == 0 ? j > i : j < 0) continue;
+    acc += fp_prob(p.logits, stats, r, logit_at(p, hl, r, slot0 + j)) / lq;
+  }
+  if (kind == 0)
+    p.dist[begin + x] = acc;
+  else
+    p.dist[(int64_t)p.n_heads * p.tokens + begin + (n - 1 - x)] = acc;
 }
 
 /* Tokens covering gamma of a descending distribution: prefix sums <= gamma, plus one. */
@@ -379,6 +478,8 @@ extern "C" double up_cuda_flexprefill_estimate(up_backend *be, up_sparse_pattern
   if (pattern->block_q != B || pattern->block_k != B || B <= 0)
     UP_FATAL("flexprefill_estimate: the pattern's blocks are %d x %d, the method's %d", (int)pattern->block_q,
              (int)pattern->block_k, (int)B);
+  if (B != FP_CHUNK) /* step 1's CTAs take one block of keys and the block's last rows */
+    UP_FATAL("flexprefill_estimate: block %d is not the CUDA kernel's %d", (int)B, FP_CHUNK);
   if (params->density_cap < 1.0f)
     UP_FATAL("flexprefill_estimate: the density cap (%g) is not implemented on the CUDA backend yet; run without "
              "it or on the cpu backend", (double)params->density_cap);
@@ -430,7 +531,16 @@ extern "C" double up_cuda_flexprefill_estimate(up_backend *be, up_sparse_pattern
                                                         "flexprefill sort segments");
   p.dist_begin = segments, p.dist_end = segments + 2 * n_segs;
   p.att_begin = segments + 4 * n_segs, p.att_end = segments + 5 * n_segs;
-  p.scores = (float *)up_sparse_scratch_take(&scratch, sizeof(float) * (size_t)(H * tokens), "flexprefill logits");
+  /* step 1's logits, in passes of heads (see fp_prepare's comment) */
+  const int64_t logit_bytes_per_head = (int64_t)B * tokens * (int64_t)sizeof(__nv_bfloat16);
+  int32_t heads_per_pass = (int32_t)(FP_LOGITS_BYTES / logit_bytes_per_head);
+  heads_per_pass = heads_per_pass < 1 ? 1 : heads_per_pass > H ? H : heads_per_pass;
+  p.logits = (__nv_bfloat16 *)up_sparse_scratch_take(
+      &scratch, (size_t)(logit_bytes_per_head * heads_per_pass), "flexprefill last-block logits");
+  p.row_stats = (double *)up_sparse_scratch_take(
+      &scratch, sizeof(double) * 2 * (size_t)B * (size_t)n_seqs * (size_t)heads_per_pass,
+      "flexprefill last-block row statistics");
+  p.head0 = 0;
   p.kbar = (float *)up_sparse_scratch_take(&scratch, sizeof(float) * (size_t)(H * total_qb * d),
                                            "flexprefill pooled keys");
   p.att = (float *)up_sparse_scratch_take(&scratch, sizeof(float) * (size_t)(2 * att_items), "flexprefill pooled "
@@ -455,8 +565,23 @@ extern "C" double up_cuda_flexprefill_estimate(up_backend *be, up_sparse_pattern
   void *temp = up_sparse_scratch_take(&scratch, temp_bytes, "flexprefill sorts");
 
   const dim3 grid((unsigned)H, (unsigned)n_seqs);
-  fp_last_rows<<<grid, FP_THREADS, 0, stream>>>(p);
+  fp_prepare<<<grid, 32, 0, stream>>>(p);
   UP_CUDA_CHECK_LAUNCH();
+  const size_t logits_smem = (size_t)B * d * sizeof(float) + (size_t)FP_CHUNK * (d + 2) * sizeof(__nv_bfloat16);
+  UP_CUDA_CHECK(cudaFuncSetAttribute(fp_chunk_logits, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)logits_smem));
+  for (int32_t head0 = 0; head0 < H; head0 += heads_per_pass) {
+    fp_params pass = p;
+    pass.head0 = head0;
+    const unsigned heads = (unsigned)(H - head0 < heads_per_pass ? H - head0 : heads_per_pass);
+    fp_chunk_logits<<<dim3((unsigned)total_qb, heads), FP_THREADS, logits_smem, stream>>>(pass);
+    UP_CUDA_CHECK_LAUNCH();
+    fp_row_stats<<<dim3((unsigned)B, (unsigned)n_seqs, heads), FP_THREADS, 0, stream>>>(pass);
+    UP_CUDA_CHECK_LAUNCH();
+    fp_column_sums<<<dim3((unsigned)total_qb, heads), FP_CHUNK, 0, stream>>>(pass, 0);
+    UP_CUDA_CHECK_LAUNCH();
+    fp_column_sums<<<dim3((unsigned)total_qb, heads), FP_CHUNK, 0, stream>>>(pass, 1);
+    UP_CUDA_CHECK_LAUNCH();
+  }
   UP_CUDA_CHECK(cub::DeviceSegmentedRadixSort::SortKeysDescending(
       temp, dist_temp, p.dist, p.dist_sorted, (int)dist_items, (int)(2 * n_segs), p.dist_begin, p.dist_end, 0,
       (int)(sizeof(double) * 8), stream));

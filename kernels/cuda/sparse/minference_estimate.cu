@@ -104,11 +104,15 @@ __device__ void chunk_logits(const mi_params &p, int32_t seg, int32_t first_key,
       const __nv_bfloat162 *qa = (const __nv_bfloat162 *)(q_s + r * d);
       const __nv_bfloat162 *ka = (const __nv_bfloat162 *)(k_s + c * d);
       float acc = 0.0f;
-      for (int32_t x = 0; x < d / 2; ++x) {
-        const int32_t xx = (x + c) % (d / 2); /* rotated start: the key rows of a warp hit different banks */
+      /* rotated start: the key rows of a warp hit different banks; the pair index wraps
+       * by a compare, not a modulo by the runtime d / 2 per product (same order) */
+      const int32_t half = d / 2;
+      int32_t xx = c % half;
+      for (int32_t x = 0; x < half; ++x) {
         const float2 a = __bfloat1622float2(qa[xx]), b = __bfloat1622float2(ka[xx]);
         acc = fmaf(a.x, b.x, acc);
         acc = fmaf(a.y, b.y, acc);
+        if (++xx == half) xx = 0;
       }
       const float rounded = __bfloat162float(__float2bfloat16_rn(acc));
       out = __bfloat162float(__float2bfloat16_rn(rounded * p.inv_sqrt_d));
@@ -279,11 +283,18 @@ __global__ void __launch_bounds__(1024) mi_select(const mi_params p, const int32
   if (threadIdx.x == 0) counts[2 * seg] = carried_c, counts[2 * seg + 1] = carried_o;
 }
 
-/* Rows t in [m0, m1) see keys j <= t of [a, e): sum of max(0, min(t, e-1) - a + 1). */
+/* Rows t in [m0, m1) see keys j <= t of [a, e): sum of max(0, min(t, e-1) - a + 1), for
+ * t from max(m0, a), in closed form: rows before e - 1 see t - a + 1 keys (an arithmetic
+ * series), the rest all e - a. Whole numbers far below 2^53, so the double is the loop's
+ * sum exactly (no per-row loop: a list row's walk holds up to n / 64 ranges). */
 __device__ __forceinline__ double range_pairs(int64_t a, int64_t e, int64_t m0, int64_t m1) {
-  double pairs = 0.0;
-  for (int64_t t = m0 > a ? m0 : a; t < m1; ++t) pairs += (double)((t < e - 1 ? t : e - 1) - a + 1);
-  return pairs;
+  const int64_t t0 = m0 > a ? m0 : a;
+  if (t0 >= m1) return 0.0;
+  const int64_t rising_end = m1 < e - 1 ? m1 : e - 1; /* rows [t0, rising_end) see t - a + 1 keys */
+  const int64_t rising = rising_end > t0 ? rising_end - t0 : 0;
+  const int64_t flat_start = t0 > e - 1 ? t0 : e - 1; /* rows [flat_start, m1) see e - a keys */
+  const int64_t flat = m1 > flat_start ? m1 - flat_start : 0;
+  return (double)(rising * (t0 - a + 1) + rising * (rising - 1) / 2 + flat * (e - a));
 }
 
 /* convert_vertical_slash_indexes for list row (segment seg, query block b), after

@@ -398,10 +398,13 @@ extern "C" void up_cuda_sparse_attention(up_backend *be, void *out, const void *
   p.sparse_ctas = (int32_t)sparse_ctas;
   p.error = cb->index_error;
   /* head_dim 256 doubles the accumulators: 32-key tiles keep the registers and shared
-   * memory of two CTAs per SM. */
+   * memory of two CTAs per SM. Head_dim 64 (SmolLM2) takes the 128's tiles at half the
+   * width (the dense mma.sync kernel's 64-key tiles at that size). */
   switch (shape->head_dim) {
+    case 64: launch<64, 64, 2>(cb->stream, p, shape->n_heads, ctas); break;
     case 128: launch<128, 64, 2>(cb->stream, p, shape->n_heads, ctas); break;
     case 256: launch<256, 32, 2>(cb->stream, p, shape->n_heads, ctas); break;
-    default: UP_FATAL("sparse attention: head_dim %d not supported by the CUDA kernel (128, 256)", shape->head_dim);
+    default:
+      UP_FATAL("sparse attention: head_dim %d not supported by the CUDA kernel (64, 128, 256)", shape->head_dim);
   }
 }

@@ -13,7 +13,7 @@ extern "C" {
 
 /* UP_SPARSE_ATTENTION_KERNEL (sparse_attention.cu): qkv, out and the pool bf16 in GPU
  * memory, the batch and pattern arrays device int32 (qblock_start_host on the host).
- * Asynchronous. head_dim 128 or 256. A sparse sequence whose cache length differs from
+ * Asynchronous. head_dim 64, 128 or 256. A sparse sequence whose cache length differs from
  * its rows, or whose query-block count does not match them, is reported by the next
  * synchronising call (the backend's index-error report) and its rows are left unwritten. */
 void up_cuda_sparse_attention(up_backend *be, void *out, const void *qkv, const up_kv_pool *pool,

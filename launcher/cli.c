@@ -232,8 +232,8 @@ static const up_flag_info up_flags[] = {
     {UP_FLAG_KERNEL_TOKENS, "kernel-tokens", 0, "SIZE", UP_GROUP_KERNELS,
      "rows of the GEMMs (default 32k on cuda, 512 on cpu)"},
     {UP_FLAG_KERNEL_BATCHES, "kernel-batches", 0, "LIST", UP_GROUP_KERNELS,
-     "decode, selection and prefill attention batches NxL: N sequences of L tokens (default "
-     "4x8k,16x8k,4x32k,16x32k on cuda, 4x512 on cpu); attention and selection also run 1xL at each --ctx"},
+     "decode and selection batches NxL: N sequences of L tokens (default 4x8k,16x8k,4x32k,16x32k on cuda, "
+     "4x512 on cpu); selection also runs 1xL at each --ctx; given, prefill attention runs at each too"},
     {UP_FLAG_KERNEL_WARMUP, "kernel-warmup", 0, "N", UP_GROUP_KERNELS, "untimed calls before each case (default 3)"},
     {UP_FLAG_KERNEL_REPEATS, "kernel-repeats", 0, "N", UP_GROUP_KERNELS,
      "timed calls per case, 1..1000; median, min and max are reported (default 15)"},

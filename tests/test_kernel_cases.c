@@ -411,10 +411,15 @@ Test(kernel_cases, errors_name_the_flag) {
     cr_expect_not_null(strstr(err, cases[i].want1), "'%s' lacks '%s'", err, cases[i].want1);
     cr_expect_not_null(strstr(err, cases[i].want2), "'%s' lacks '%s'", err, cases[i].want2);
   }
-  /* Short prompts are fine for attention and decode alone. */
+  /* Short prompts are fine for attention and decode alone; a batch given on the command
+   * line is a prefill attention case too, with its prompts' work. */
   const up_options opt = OPTIONS("--kernels", "--ctx", "64", "--kernel-batches", "2x64", "--kernel-cases",
                                  "attention,decode");
   up_kernel_plan plan = build(&opt, "tiny-llama", &cpu_device);
-  cr_expect_eq(plan.n_cases, 2);
+  cr_assert_eq(plan.n_cases, 3);
+  const up_kernel_record *one = find(&plan, "attention 1x64"), *two = find(&plan, "attention 2x64");
+  cr_assert(one && two && find(&plan, "decode 2x64"));
+  cr_expect_eq(two->tokens, 128);
+  cr_expect_float_eq(two->flop, 2.0 * one->flop, 1e-9);
   up_kernel_plan_free(&plan);
 }

@@ -478,8 +478,9 @@ bool up_kernel_plan_build(up_kernel_plan *plan, const up_options *opt, const up_
   }
   for (int32_t i = 0; want_decode && i < n_batches; ++i)
     up_add_attention_kind(plan, &capacity, UP_KERNEL_DECODE, batch_seqs[i], batch_len[i], 0);
-  /* Prefill attention also over each packed batch (issue 17 compares batch 4 with cuDNN). */
-  for (int32_t i = 0; want_attention && i < n_batches; ++i)
+  /* Prefill attention also over each packed batch the user named (issue 17 compares batch
+   * 4 with cuDNN); the default batches are sized for decode and would add 16x32K prefills. */
+  for (int32_t i = 0; want_attention && opt->n_kernel_batches && i < n_batches; ++i)
     if (!up_batch_repeats_ctx(batch_seqs[i], batch_len[i], ctx, n_ctx))
       up_add_attention_kind(plan, &capacity, UP_KERNEL_ATTENTION, batch_seqs[i], batch_len[i], 0);
   for (int32_t i = 0; want_selection && i < n_ctx; ++i)

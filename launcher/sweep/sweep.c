@@ -6,7 +6,10 @@
  * leader runs the workload and records (engine/serve/step_sync.h); the records are
  * gathered from the leaders only.
  * A closed-loop point runs its requests in --repetitions rounds after one warm-up, each
- * round split over the ranks the same way (point_rounds.h numbers the rounds' requests). */
+ * round split over the ranks the same way (point_rounds.h numbers the rounds' requests).
+ * A --tp list runs the whole sweep once per value, in list order, on that value's groups
+ * (harness.h made them all) and its shard of the model; tp_scaling.h compares each
+ * point with the TP = 1 point of the same shape. */
 #include "launcher/sweep/sweep.h"
 
 #include <math.h>

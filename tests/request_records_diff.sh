@@ -6,22 +6,13 @@
 # --attr reads a root attribute's start (tp_transport "self" here; "mpi" is not it).
 # Usage: request_records_diff.sh BINARY MPIEXEC DIFF_TOOL
 set -eu
+source "$(dirname "$(realpath "$0")")/mpi_sweep_run.sh" # run NP FILE ARGS...
 bin=$(realpath "$1") mpiexec=$2 diff_tool=$(realpath "$3")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 sweep=(--backend cpu --model tiny-llama --ctx 200 --concurrency 2 --requests 2 --repetitions 1 --output-len 2
        --method dense,uniprefill:keep=0.3 --warmup 0 --threads 1 --quiet)
-run() { # NP FILE ARGS...
-  local np=$1 file=$2
-  shift 2
-  if ! timeout 300 "$mpiexec" -np "$np" --oversubscribe --bind-to none "$bin" "${sweep[@]}" "$@" -o "$file" \
-    >out.txt 2>err.txt; then
-    echo "FAIL: -np $np $*: the sweep failed" >&2
-    cat err.txt >&2
-    exit 1
-  fi
-}
 run 1 one.h5
 run 2 two.h5
 run 1 other.h5 --seed 7

@@ -194,7 +194,8 @@ static const up_flag_info up_flags[] = {
      "(default 0)"},
     {UP_FLAG_TP, "tp", 0, "LIST", UP_GROUP_PARALLEL,
      "tensor-parallel sizes: ranks per group, each dividing the job's ranks and the model's query heads; groups "
-     "stay inside one host (default 1)"},
+     "stay inside one host; a list runs the sweep at each size in turn (e.g. 1,2,4). Sizes above 1 run the sweep "
+     "mode only (--kernels and --eval refuse them) (default 1)"},
     {UP_FLAG_COMM, "comm", 0, "T", UP_GROUP_PARALLEL,
      "the groups' transport: auto (self for groups of one, mpi on cpu, nccl on cuda), self, mpi or nccl "
      "(default auto)"},

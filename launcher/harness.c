@@ -6,23 +6,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fatal.h"
 #include "launcher/mpi_check.h"
 #include "launcher/preamble.h"
 #include "launcher/run_setup.h"
 
 /* The transport of every --tp value, the model's heads against them (where the model
- * resolves here: a mode reports a model that does not, itself), then the groups. cfg
- * receives the model where every rank resolved it (n_layers 0 otherwise). */
+ * resolves here: a mode reports a model that does not, itself), then every value's
+ * groups, the first's on topo's grouping. cfg receives the model where every rank
+ * resolved it (n_layers 0 otherwise). */
 static bool begin_tensor_parallel(up_harness *h, up_model_config *cfg) {
   const up_options *opt = h->opt;
   char err[1024] = "", why[1024] = "";
-  up_transport_choice first = UP_TRANSPORT_SELF;
+  up_transport_choice resolved[UP_MAX_SWEEP];
   bool ok = true;
-  for (int32_t i = 0; i < opt->n_tp && ok; ++i) {
-    up_transport_choice resolved;
-    ok = up_tp_transport_resolve(opt->transport, h->be, opt->tp[i], &resolved, err, sizeof err);
-    if (i == 0) first = resolved;
-  }
+  for (int32_t i = 0; i < opt->n_tp && ok; ++i)
+    ok = up_tp_transport_resolve(opt->transport, h->be, opt->tp[i], &resolved[i], err, sizeof err);
   if (up_run_agree_on_check(h->topo, !ok, err)) return false;
   const int resolved_here = up_run_resolve_model(opt, h->be, cfg, why, sizeof why);
   int resolved_all = 0;
@@ -30,29 +29,46 @@ static bool begin_tensor_parallel(up_harness *h, up_model_config *cfg) {
   if (!resolved_all) memset(cfg, 0, sizeof *cfg);
   if (up_run_agree_on_check(h->topo, resolved_all && !up_run_check_tp_heads(opt, cfg, err, sizeof err), err))
     return false;
-  up_tp_groups_create(&h->tp, h->topo, first, h->be, opt->collective_timeout_s);
-  h->tp_created = true;
+  for (int32_t i = 0; i < opt->n_tp; ++i) {
+    up_tp_degree *d = &h->degrees[i];
+    d->topo = *h->topo;
+    /* up_run_group_ranks grouped every value once already: this cannot fail now. */
+    if (i > 0 && !up_topology_set_tp(&d->topo, opt->tp[i], opt->tp_cross_node, err, sizeof err))
+      UP_FATAL("%s (it grouped the ranks at start-up)", err);
+    up_tp_groups_create(&d->groups, &d->topo, resolved[i], h->be, opt->collective_timeout_s);
+    h->n_degrees = i + 1;
+  }
   return true;
 }
 
-/* Each group's all-reduce at the message size of a prefill step, where there is a
- * transport to measure (not the group of one) and a model to size the message by. */
+/* Each group's all-reduce at the message size of a prefill step, for every --tp value
+ * whose groups have a transport to measure (not the group of one) and a model to size
+ * the message by; rank 0 keeps the rows of all of them, in --tp order. */
 static void probe_tensor_parallel(up_harness *h, const up_model_config *cfg) {
-  if (h->tp.transport == UP_TRANSPORT_SELF || cfg->n_layers == 0) return;
+  if (cfg->n_layers == 0) return;
   const up_options *opt = h->opt;
   const int64_t tokens = up_tp_probe_tokens(opt->ctx, opt->n_ctx, opt->max_batch_tokens, opt->prefill_chunk);
+  int32_t n_rows = 0;
+  for (int32_t i = 0; i < h->n_degrees; ++i)
+    if (h->degrees[i].groups.transport != UP_TRANSPORT_SELF) n_rows += h->degrees[i].topo.dp_size;
+  if (n_rows == 0) return;
   if (h->topo->world_rank == 0) {
-    h->n_tp_probe = h->topo->dp_size;
-    h->tp_probe = up_calloc_or_die((size_t)h->n_tp_probe, sizeof *h->tp_probe, "the probe's rows");
+    h->n_tp_probe = n_rows;
+    h->tp_probe = up_calloc_or_die((size_t)n_rows, sizeof *h->tp_probe, "the probe's rows");
   }
-  up_tp_probe_run(h->tp.comm, h->be, h->topo, tokens, cfg->hidden, h->tp_probe);
+  for (int32_t i = 0, row = 0; i < h->n_degrees; ++i) {
+    up_tp_degree *d = &h->degrees[i];
+    if (d->groups.transport == UP_TRANSPORT_SELF) continue;
+    up_tp_probe_run(d->groups.comm, h->be, &d->topo, tokens, cfg->hidden, h->tp_probe ? h->tp_probe + row : NULL);
+    row += d->topo.dp_size;
+  }
   if (h->topo->world_rank == 0 && !opt->quiet) up_tp_probe_print(stderr, h->tp_probe, h->n_tp_probe);
 }
 
-/* Groups of more than one rank run the sweep of one --tp value: the sweep builds the
- * sharded model and serves through the group (step_sync.h). --kernels and --eval time
- * and score whole models, and a --tp list would regroup the ranks between points:
- * neither is built yet, so both are refused (exit 2) after the checks and the probe. */
+/* Groups of more than one rank run the sweep only: it builds each --tp value's sharded
+ * model in turn and serves through its groups (step_sync.h). --kernels and --eval time
+ * and score whole models, so --tp > 1 is refused there (exit 2) after the checks and
+ * the probe. */
 static bool refuse_unbuilt_tensor_parallel(const up_harness *h, const char *mode) {
   int32_t largest = 1;
   for (int32_t i = 0; i < h->opt->n_tp; ++i)
@@ -60,15 +76,13 @@ static bool refuse_unbuilt_tensor_parallel(const up_harness *h, const char *mode
   char err[256] = "";
   if (largest > 1 && strcmp(mode, "sweep") != 0)
     snprintf(err, sizeof err, "--tp %d: the %s mode runs whole models only (use --tp 1)", (int)largest, mode);
-  else if (largest > 1 && h->opt->n_tp > 1)
-    snprintf(err, sizeof err, "--tp: a list of group sizes is not swept yet (give one value, not %d)",
-             (int)h->opt->n_tp);
   return !up_run_agree_on_check(h->topo, err[0] != '\0', err);
 }
 
 static void end_tensor_parallel(up_harness *h) {
-  if (h->tp_created) up_tp_groups_destroy(&h->tp);
-  h->tp_created = false;
+  /* Destroyed in reverse: collective calls in the same order on every rank. */
+  for (int32_t i = h->n_degrees - 1; i >= 0; --i) up_tp_groups_destroy(&h->degrees[i].groups);
+  h->n_degrees = 0;
   free(h->tp_probe);
   h->tp_probe = NULL;
   h->n_tp_probe = 0;
@@ -110,8 +124,8 @@ bool up_harness_failed(const up_harness *h, int failed_here, const char *msg) {
 
 bool up_harness_open_results(up_harness *h, const char *model_name) {
   int failed = 0;
-  h->results = up_run_open_results(h->opt, h->argc, h->argv, h->topo, h->be, model_name, &h->tp, h->tp_probe,
-                                   h->n_tp_probe, h->path, &failed);
+  h->results = up_run_open_results(h->opt, h->argc, h->argv, h->topo, h->be, model_name, &h->degrees[0].groups,
+                                   h->tp_probe, h->n_tp_probe, h->path, &failed);
   return !failed;
 }
 

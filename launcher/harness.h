@@ -17,16 +17,26 @@
 #include "launcher/parallel/tp_probe.h"
 #include "launcher/topology.h"
 
+/* One --tp value: the ranks grouped dp x tp for it and its groups' communicators and
+ * transport (a group of one, "self", unless that value or --comm asks for more). */
+typedef struct up_tp_degree {
+  up_topology topo;
+  up_tp_groups groups;
+} up_tp_degree;
+
 typedef struct up_harness {
   const up_options *opt;
   const up_topology *topo;
   int argc;
   char **argv;
   up_backend *be;
-  /* The tensor-parallel groups of the first --tp value and their transport (a group of
-   * one, "self", unless --tp or --comm asks for more); the probe's rows on rank 0. */
-  up_tp_groups tp;
-  bool tp_created;
+  /* Every --tp value's grouping of the ranks, in --tp order: the sweep runs its points
+   * degree by degree (degrees[0] is topo's grouping, the one the run file's layout
+   * attributes record). Their communicators are all made at the start, before any
+   * memory is measured, and live until up_harness_end. The probe's rows (every
+   * degree's groups that have a transport, in --tp order) on rank 0. */
+  up_tp_degree degrees[UP_MAX_SWEEP];
+  int32_t n_degrees; /* degrees whose groups exist */
   up_tp_probe_row *tp_probe;
   int32_t n_tp_probe;
   up_results_file *results; /* rank 0, once up_harness_open_results succeeded; NULL elsewhere */
@@ -34,8 +44,10 @@ typedef struct up_harness {
 } up_harness;
 
 /* Collective. The backend (--backend, --attention-kernel) on every rank, the
- * tensor-parallel transport (--comm) checked against it and the model's heads, the
- * groups' communicators, then the preamble (unless --quiet) and the groups' probe.
+ * tensor-parallel transport (--comm) checked against it and the model's heads for every
+ * --tp value, each value's groups, then the preamble (unless --quiet) and the groups'
+ * probe. Only the sweep runs --tp > 1 (a list of values, one after another); the other
+ * modes are refused it here.
  * false on every rank, with the reason printed, when no backend can be had or --tp and
  * --comm cannot be served: the mode returns 2 and must not call up_harness_end. */
 bool up_harness_begin(up_harness *h, const char *mode, const up_options *opt, int argc, char **argv,

@@ -42,7 +42,8 @@ JSON_FIELDS = ("method", "ctx", "conc", "requests", "failed", "ttft_mean_ms", "t
                "kv_vs_dense", "max_resident", "tpot_p99_ms", "itl_p99_ms", "e2e_p99_ms", "req_s", "output_tok_s",
                "goodput_req_s", "repetitions", "percentiles_few_requests", "ttft_mean_round_std_ms",
                "prefill_tok_s_round_std", "model_tflops_round_std", "req_s_round_std", "output_tok_s_round_std",
-               "goodput_req_s_round_std", "prefill")
+               "goodput_req_s_round_std", "prefill", "tp", "dp", "tp_speedup", "tp_eff", "tp_eff_model",
+               "tp_comm_model_ms")
 ROUNDS = 3
 failures = 0
 

@@ -98,6 +98,9 @@ static void make_point(sample_point *p, int32_t index) {
       .kv_block_tokens = 16,
       .kv_blocks_total = 1000,
       .kv_blocks_peak = 37 + index,
+      .tp = 1 + index,
+      .dp = 2 - index,
+      .tp_transport = index == 0 ? "self" : "mpi",
       .kv_block_bytes = 8192,
       .max_resident = 2 + index,
   };
@@ -186,6 +189,11 @@ static void make_point(sample_point *p, int32_t index) {
   for (double *m = spread; m <= &sum->goodput_requests_per_s_round_std; m++)
     *m = index == 0 ? NAN : 0.125 + (double)(m - spread);
   p->params.repetitions = 1 + index;
+  /* Point 1 ran at --tp 2 beside point 0's TP = 1; the comparisons are rewritten at the end. */
+  sum->tp = 1 + index;
+  sum->dp = 2 - index;
+  sum->tp_speedup = sum->tp_efficiency = sum->tp_efficiency_model = NAN;
+  sum->tp_comm_model_ms = 0.625 * index;
   if (index == 1) {
     p->request_rounds[0] = 0;
     p->request_rounds[1] = 1;
@@ -328,6 +336,9 @@ static const field summary_fields[] = {
     F(up_point_summary, duration_round_std_s), F(up_point_summary, requests_per_s_round_std),
     F(up_point_summary, input_tokens_per_s_round_std), F(up_point_summary, output_tokens_per_s_round_std),
     F(up_point_summary, total_tokens_per_s_round_std), F(up_point_summary, goodput_requests_per_s_round_std),
+    F(up_point_summary, tp),           F(up_point_summary, dp),            F(up_point_summary, tp_speedup),
+    F(up_point_summary, tp_efficiency), F(up_point_summary, tp_comm_model_ms),
+    F(up_point_summary, tp_efficiency_model),
 };
 static const field kernel_fields[] = {
     F(up_kernel_record, index),        F(up_kernel_record, rank),          F(up_kernel_record, kernel),
@@ -475,6 +486,9 @@ static void check_point(hid_t file, const sample_point *p) {
   cr_expect_eq(attr_i64(g, "kv_block_bytes"), pp->kv_block_bytes);
   cr_expect_eq(attr_i32(g, "max_resident"), pp->max_resident);
   cr_expect_eq(attr_i32(g, "repetitions"), pp->repetitions);
+  cr_expect_eq(attr_i32(g, "tp"), pp->tp);
+  cr_expect_eq(attr_i32(g, "dp"), pp->dp);
+  expect_attr_str(g, "tp_transport", pp->tp_transport);
   double wall = 0;
   read_attr(g, "wall_s", H5T_NATIVE_DOUBLE, &wall);
   cr_expect_eq(wall, p->summary.wall_s);
@@ -571,6 +585,11 @@ Test(results_h5, round_trip) {
   memcpy(&rows[1], &pts[1].summary, sizeof rows[1]);
   rows[0].speedup_vs_dense = 1.0;
   rows[1].speedup_vs_dense = 2.5;
+  /* The TP scaling is rewritten with it, each field on its own ("tp_speedup" is not "tp"). */
+  rows[0].tp_speedup = rows[0].tp_efficiency = rows[0].tp_efficiency_model = 1.0;
+  rows[1].tp_speedup = 1.5;
+  rows[1].tp_efficiency = 0.75;
+  rows[1].tp_efficiency_model = 0.875;
   cr_assert_eq(up_results_update_speedups(f, rows, 2, err, sizeof err), 0, "%s", err);
   cr_assert_eq(up_results_close(f, err, sizeof err), 0, "close: %s", err);
 
@@ -601,6 +620,9 @@ Test(results_h5, round_trip) {
     cr_expect_eq(memcmp(&sum[i], &rows[i], sizeof sum[i]), 0, "summary row %d differs", i);
   }
   cr_expect_eq(sum[1].speedup_vs_dense, 2.5);
+  cr_expect_eq(sum[1].tp, 2);
+  cr_expect_eq(sum[1].tp_speedup, 1.5);
+  cr_expect_eq(sum[1].tp_efficiency_model, 0.875);
   free(sum);
   H5Fclose(file);
 

@@ -2,7 +2,8 @@
 # tp_cli.sh — tensor parallelism from the command line, on the CPU under mpirun: bad
 # --tp / --comm input ends with exit 2, a message naming the problem and no run file
 # (a --tp that does not divide the ranks or the model's query heads, self or nccl
-# transports that cannot serve the group, what --tp > 1 cannot run yet); --tp 2 prints
+# transports that cannot serve the group, what --tp > 1 cannot run yet; a --tp list
+# with one such value); --tp 2 prints
 # one preamble line per rank with its dp and tp index and the group's all-reduce probe
 # nccl-tests style (busbw = algbw x 2(n-1)/n), then runs; --tp 1 --comm mpi on two
 # ranks runs and records the layout and the probe's rows in the run file. Cross-host
@@ -56,9 +57,10 @@ expect_refusal 2 "--comm self is a group of one rank, but --tp 2" "${small[@]}" 
 expect_refusal 1 "--comm nccl needs the cuda backend" "${small[@]}" --backend cpu --comm nccl
 expect_refusal 1 "--comm: 'gloo' is not one of auto, self, mpi, nccl" "${small[@]}" --comm gloo
 expect_refusal 1 "--collective-timeout: '-1' is not a number of seconds" "${small[@]}" --collective-timeout -1
-# What --tp > 1 cannot run yet: methods choosing per head, a list of sizes, whole-model modes.
+# What --tp > 1 cannot run yet: methods choosing per head, whole-model modes; a list is
+# refused up front for any value that cannot split the ranks or the model (tp_sweep_list.sh runs lists).
 expect_refusal 2 "method 'minference' does not run with --tp 2" "${small[@]}" --method minference --tp 2
-expect_refusal 2 "a list of group sizes is not swept yet" "${small[@]}" --tp 1,2
+expect_refusal 3 "--tp 3 does not divide tiny-llama's 4 query heads" "${small[@]}" --tp 1,3
 expect_refusal 2 "the kernels mode runs whole models only" --backend cpu --kernels --tp 2
 
 # --tp 2 on two ranks: one group, its probe, then the sweep (tp_sweep.sh checks its records).

@@ -11,23 +11,13 @@
 # of what --tp > 1 cannot run.)
 # Usage: tp_sweep.sh BINARY MPIEXEC PYTHON COMPARE_REQUEST_RECORDS [MODEL]
 set -eu
+source "$(dirname "$(realpath "$0")")/mpi_sweep_run.sh" # run NP FILE ARGS...
 bin=$(realpath "$1") mpiexec=$2 python=$3 compare=$(realpath "$4") model=${5:-tiny-llama}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 sweep=(--backend cpu --model "$model" --ctx 300 --concurrency 2 --requests 4 --repetitions 1 --output-len 3
        --method dense,uniprefill:keep=0.3 --warmup 1 --threads 1 --quiet)
-
-run() { # NP FILE ARGS...: the sweep on NP ranks into FILE; its stderr shown when it fails
-  local np=$1 file=$2
-  shift 2
-  if ! timeout 300 "$mpiexec" -np "$np" --oversubscribe --bind-to none "$bin" "${sweep[@]}" "$@" -o "$file" \
-    >out.txt 2>err.txt; then
-    echo "FAIL: -np $np $*: the sweep failed" >&2
-    cat err.txt >&2
-    exit 1
-  fi
-}
 
 run 1 tp1.h5
 run 2 tp2.h5 --tp 2

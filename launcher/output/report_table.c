@@ -19,7 +19,7 @@
 #include "core/fatal.h"
 
 #define UP_CELL_MAX 80
-#define UP_MAX_COLUMNS 40
+#define UP_MAX_COLUMNS 48
 
 #define UP_COLUMN(name, kind, field, show) {name, kind, offsetof(up_point_summary, field), show}
 
@@ -61,6 +61,14 @@ static const up_table_column up_point_columns[] = {
     /* Which prefill each point ran, only when --prefill-chunk asked for chunks (a method
      * that drops tokens keeps whole-prompt prefill). */
     UP_COLUMN("prefill", UP_COL_TEXT, prefill, UP_SHOW_WHEN_SET),
+    /* Tensor parallelism: in markdown once some point ran split (--tp > 1), and the
+     * scaling against TP = 1 where the --tp list held 1 beside larger values. */
+    UP_COLUMN("tp", UP_COL_INTEGER, tp, UP_SHOW_WHEN_SPLIT),
+    UP_COLUMN("dp", UP_COL_INTEGER, dp, UP_SHOW_MACHINE),
+    UP_COLUMN("tp_speedup", UP_COL_SPEEDUP, tp_speedup, UP_SHOW_WHEN_SET),
+    UP_COLUMN("tp_eff", UP_COL_FRACTION, tp_efficiency, UP_SHOW_WHEN_SET),
+    UP_COLUMN("tp_eff_model", UP_COL_FRACTION, tp_efficiency_model, UP_SHOW_WHEN_SET),
+    UP_COLUMN("tp_comm_model_ms", UP_COL_MS, tp_comm_model_ms, UP_SHOW_MACHINE),
 };
 
 #undef UP_COLUMN
@@ -215,6 +223,13 @@ static bool up_column_has_value(const up_table_spec *spec, int32_t c, const void
   return false;
 }
 
+/* Whether some row's value in the column is above 1. */
+static bool up_column_above_one(const up_table_spec *spec, int32_t c, const void *rows, int32_t n_rows) {
+  for (int32_t r = 0; r < n_rows; r++)
+    if (up_column_value(&spec->columns[c], up_row_at(spec, rows, r)) > 1.0) return true;
+  return false;
+}
+
 /* Indices of the columns a format shows, in table order; returns their count. */
 static int32_t up_visible_columns(up_output_format format, const up_table_spec *spec, const void *rows,
                                   int32_t n_rows, int32_t *cols) {
@@ -223,7 +238,9 @@ static int32_t up_visible_columns(up_output_format format, const up_table_spec *
   int32_t n = 0;
   for (int32_t c = 0; c < spec->n_columns; c++) {
     const up_column_show show = spec->columns[c].show;
-    if (!markdown || show == UP_SHOW_ALWAYS || (show == UP_SHOW_WHEN_SET && up_column_has_value(spec, c, rows, n_rows)))
+    if (!markdown || show == UP_SHOW_ALWAYS ||
+        (show == UP_SHOW_WHEN_SET && up_column_has_value(spec, c, rows, n_rows)) ||
+        (show == UP_SHOW_WHEN_SPLIT && up_column_above_one(spec, c, rows, n_rows)))
       cols[n++] = c;
   }
   return n;

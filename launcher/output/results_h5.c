@@ -200,6 +200,12 @@ static const up_field_spec up_summary_specs[] = {
     UP_FIELD(up_point_summary, output_tokens_per_s_round_std, UP_KIND_F64),
     UP_FIELD(up_point_summary, total_tokens_per_s_round_std, UP_KIND_F64),
     UP_FIELD(up_point_summary, goodput_requests_per_s_round_std, UP_KIND_F64),
+    UP_FIELD(up_point_summary, tp, UP_KIND_I32),
+    UP_FIELD(up_point_summary, dp, UP_KIND_I32),
+    UP_FIELD(up_point_summary, tp_speedup, UP_KIND_F64),
+    UP_FIELD(up_point_summary, tp_efficiency, UP_KIND_F64),
+    UP_FIELD(up_point_summary, tp_comm_model_ms, UP_KIND_F64),
+    UP_FIELD(up_point_summary, tp_efficiency_model, UP_KIND_F64),
 };
 
 /* The rows of the per-point request and step tables: the engine's record and the round
@@ -435,6 +441,9 @@ static const up_field_spec up_point_params_specs[] = {
     UP_FIELD(up_point_params, max_resident, UP_KIND_I32),
     UP_FIELD(up_point_params, repetitions, UP_KIND_I32),
     UP_FIELD(up_point_params, prefill_chunk, UP_KIND_I32),
+    UP_FIELD(up_point_params, tp, UP_KIND_I32),
+    UP_FIELD(up_point_params, dp, UP_KIND_I32),
+    UP_FIELD(up_point_params, tp_transport, UP_KIND_CSTR),
 };
 
 /* A new HDF5 type for one member (the caller closes it): native numbers; a fixed,
@@ -955,14 +964,28 @@ int up_results_update_speedups(up_results_file *file, const up_point_summary *ro
     return -1;
   }
   if (n_rows == 0) return 0;
-  /* Read the one field straight out of the row structs: the memory type H5TB builds is
-   * a record of the struct's size holding only that field at its offset. */
-  const size_t offset = offsetof(up_point_summary, speedup_vs_dense);
-  const size_t size = sizeof rows[0].speedup_vs_dense;
-  if (H5TBwrite_fields_name(file->file, "summary", "speedup_vs_dense", 0, (hsize_t)n_rows, sizeof(up_point_summary),
-                            &offset, &size, rows) < 0) {
-    up_h5_fail(&e, "cannot rewrite field 'speedup_vs_dense' of table '/summary'");
-    return -1;
+  /* Read each field straight out of the row structs: the memory type H5TB builds is
+   * a record of the struct's size holding only that field at its offset. H5TB matches
+   * the last name of its comma-separated list as a prefix of a member's name (so
+   * "tp_speedup" alone would also select the member "tp"); the trailing comma makes
+   * every name match whole. */
+  static const struct {
+    const char *name;
+    size_t offset;
+  } comparing[] = {
+      {"speedup_vs_dense,", offsetof(up_point_summary, speedup_vs_dense)},
+      {"tp_speedup,", offsetof(up_point_summary, tp_speedup)},
+      {"tp_efficiency,", offsetof(up_point_summary, tp_efficiency)},
+      {"tp_efficiency_model,", offsetof(up_point_summary, tp_efficiency_model)},
+  };
+  for (size_t i = 0; i < UP_N_SPECS(comparing); ++i) {
+    const size_t size = sizeof(double);
+    if (H5TBwrite_fields_name(file->file, "summary", comparing[i].name, 0, (hsize_t)n_rows, sizeof(up_point_summary),
+                              &comparing[i].offset, &size, rows) < 0) {
+      up_h5_fail(&e, "cannot rewrite field '%.*s' of table '/summary'", (int)strcspn(comparing[i].name, ","),
+                 comparing[i].name);
+      return -1;
+    }
   }
   if (H5Fflush(file->file, H5F_SCOPE_GLOBAL) < 0) {
     up_h5_fail(&e, "cannot flush after updating the speedups");

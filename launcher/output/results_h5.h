@@ -89,6 +89,9 @@ typedef struct up_point_params {
   int32_t max_resident;      /* most requests holding KV at once (summed over ranks) */
   int32_t repetitions;       /* rounds the point's requests ran in (--repetitions) */
   int32_t prefill_chunk;     /* prefill policy the point ran: 0 whole prompt, N chunks of N tokens */
+  int32_t tp;                /* ranks per tensor-parallel group the point ran on (--tp) */
+  int32_t dp;                /* its data-parallel replicas: world size / tp */
+  const char *tp_transport;  /* its groups' transport: "self", "mpi" or "nccl" */
   /* Not attributes: the round of each request row and each step row (NULL: all 0), and
    * the point's rounds as summary rows, round r in row r (the "rounds" table; NULL: none). */
   const int32_t *request_rounds;
@@ -111,7 +114,9 @@ up_results_file *up_results_open(const char *path, const up_run_info *info, char
 int up_results_write_point(up_results_file *file, const up_point_params *params, const up_point_summary *summary,
                            const up_point_result *result, char *err, size_t err_size);
 
-/* Rewrite the speedup column of /summary once all points are known (rows in point order). */
+/* Rewrite the columns of /summary that compare points (speedup_vs_dense and the TP
+ * scaling: tp_speedup, tp_efficiency, tp_efficiency_model) once all points are known
+ * (rows in point order). */
 int up_results_update_speedups(up_results_file *file, const up_point_summary *rows, int32_t n_rows, char *err,
                                size_t err_size);
 

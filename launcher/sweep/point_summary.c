@@ -164,7 +164,7 @@ void up_point_summary_fill_speedups(up_point_summary *rows, int32_t n_rows) {
     for (int32_t j = 0; j < n_rows; ++j) {
       if (strcmp(rows[j].method, "dense") != 0) continue;
       if (rows[j].ctx != rows[i].ctx || rows[j].concurrency != rows[i].concurrency ||
-          rows[j].output_len != rows[i].output_len)
+          rows[j].output_len != rows[i].output_len || rows[j].tp != rows[i].tp)
         continue;
       if (rows[i].ttft_mean_ms > 0.0) rows[i].speedup_vs_dense = rows[j].ttft_mean_ms / rows[i].ttft_mean_ms;
       break;

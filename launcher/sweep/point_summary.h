@@ -83,6 +83,13 @@ typedef struct up_point_summary {
   double output_tokens_per_s_round_std;
   double total_tokens_per_s_round_std;
   double goodput_requests_per_s_round_std;
+  /* --- tensor parallelism (--tp; ../shared/PARALLEL.md 4.4, launcher/sweep/tp_scaling.h) --- */
+  int32_t tp;                   /* ranks per tensor-parallel group the point ran on */
+  int32_t dp;                   /* data-parallel replicas (groups) that served its requests */
+  double tp_speedup;            /* TP = 1 mean TTFT of the same shape / this one; NaN without one */
+  double tp_efficiency;         /* tp_speedup / tp */
+  double tp_comm_model_ms;      /* modelled all-reduce time of a request's prefill at the probe's rate */
+  double tp_efficiency_model;   /* the no-overlap cost model's efficiency beside tp_efficiency */
   /* --- prefill policy: set only when --prefill-chunk asked for chunks; then "whole" for a
    * point whose method keeps whole-prompt prefill (one that drops tokens) and "chunk N"
    * for a chunked one. Not in the run file's /summary (the point attribute prefill_chunk
@@ -109,7 +116,8 @@ void up_point_summary_compute(up_point_summary *sum, const up_request_record *re
  * one round the row keeps every value it had. */
 void up_point_summary_combine_rounds(up_point_summary *pooled, const up_point_summary *rounds, int32_t n_rounds);
 
-/* Set speedup_vs_dense of every row from the dense row with the same ctx, concurrency and output length. */
+/* Set speedup_vs_dense of every row from the dense row with the same ctx, concurrency,
+ * output length and tp. */
 void up_point_summary_fill_speedups(up_point_summary *rows, int32_t n_rows);
 
 #endif

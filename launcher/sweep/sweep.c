@@ -6,7 +6,10 @@
  * leader runs the workload and records (engine/serve/step_sync.h); the records are
  * gathered from the leaders only.
  * A closed-loop point runs its requests in --repetitions rounds after one warm-up, each
- * round split over the ranks the same way (point_rounds.h numbers the rounds' requests). */
+ * round split over the ranks the same way (point_rounds.h numbers the rounds' requests).
+ * A --tp list runs the whole sweep once per value, in list order, on that value's groups
+ * (harness.h made them all) and its shard of the model; tp_scaling.h compares each
+ * point with the TP = 1 point of the same shape. */
 #include "launcher/sweep/sweep.h"
 
 #include <math.h>
@@ -29,6 +32,7 @@
 #include "launcher/harness.h"
 #include "launcher/run_setup.h"
 #include "launcher/step_watchdog.h"
+#include "launcher/sweep/tp_scaling.h"
 #include "launcher/sweep/workload_plan.h"
 
 /* One point's share on this rank and the engine sizing that follows from it. */
@@ -279,13 +283,134 @@ static void fill_point_params(const up_options *opt, const up_workload_plan *wp,
   };
 }
 
+/* What every point of a run shares. */
+typedef struct sweep_run {
+  const up_options *opt;
+  up_harness *h;
+  const up_model_config *cfg;
+  const up_workload_plan *wp;
+  up_method *methods;
+  const up_report_identity *identity;
+  up_step_watchdog *watchdog;
+  up_point_summary *rows; /* rank 0: one per point, in point order */
+  int32_t n_points, n_rounds;
+  int progress, timed;
+} sweep_run;
+
+/* The summary row's parameters and TP scaling inputs, the point's rows and its rounds'. */
+static void label_point_rows(const sweep_run *run, const up_tp_degree *degree, const point_plan *p,
+                             const up_point_rounds *rounds, int32_t index, up_point_summary *row,
+                             up_point_summary *round_rows) {
+  const int32_t output_len = run->timed ? 0 : run->opt->output_len;
+  const char *label = p->method->spec.label;
+  const int32_t tp = degree->topo.tp_size;
+  label_row(row, index, label, p->ctx, p->concurrency, output_len);
+  for (int32_t r = 0; r < run->n_rounds; ++r) {
+    label_row(&round_rows[r], index, label, p->ctx, p->concurrency, output_len);
+    round_rows[r].tp = tp;
+    round_rows[r].dp = degree->topo.dp_size;
+    round_rows[r].tp_speedup = round_rows[r].tp_efficiency = NAN;
+    round_rows[r].tp_comm_model_ms = round_rows[r].tp_efficiency_model = NAN;
+  }
+  if (run->opt->prefill_chunk > 0) {
+    if (p->engine.prefill_chunk > 0) snprintf(row->prefill, sizeof row->prefill, "chunk %d", (int)p->engine.prefill_chunk);
+    else snprintf(row->prefill, sizeof row->prefill, "whole");
+  }
+  row->tp = tp;
+  row->dp = degree->topo.dp_size;
+  row->tp_comm_model_ms =
+      up_tp_scaling_comm_model_ms(run->cfg, rounds->all.requests, rounds->all.request_layer_tokens,
+                                  rounds->all.n_requests, tp, run->h->tp_probe, run->h->n_tp_probe);
+  up_point_summary_fill_speedups(run->rows, index + 1);
+  up_tp_scaling_fill(run->rows, index + 1);
+}
+
+/* Collective: one point (ctx, concurrency, method m) on degree t's groups and model,
+ * its rounds gathered from the groups' leaders, written by rank 0. false on every rank
+ * when rank 0 could not write it (the message printed). */
+static bool run_point(sweep_run *run, int32_t t, const up_model *model, int64_t point_budget, int32_t index,
+                      int32_t ctx, int32_t concurrency, int32_t m) {
+  const up_options *opt = run->opt;
+  const up_model_config *cfg = run->cfg;
+  const up_tp_degree *degree = &run->h->degrees[t];
+  up_backend *be = run->h->be;
+  const int root = degree->topo.world_rank == 0;
+  up_method *method = &run->methods[m];
+  char err[1024] = "";
+  point_plan p;
+  up_point_fit fit;
+  /* Fitted before the run started, so it fits again: same plan, same budget. */
+  if (!plan_point_in_budget(opt, cfg, be->act_dtype, &degree->topo, run->wp, ctx, concurrency, method, point_budget,
+                            &p, &fit, err, sizeof err))
+    UP_FATAL("%s", err);
+  if (opt->gpu_mem_fraction > 0.0f) size_kv_from_free_memory(opt, cfg, be, point_budget, &p, &fit);
+  if (root && (fit.shrunk || opt->gpu_mem_fraction > 0.0f) && !opt->quiet)
+    note_point_memory(opt, cfg, be->act_dtype, &p, &fit, point_budget);
+  if (run->progress)
+    fprintf(stderr, "[%d/%d] %s ctx=%d concurrency=%d tp=%d ...", (int)index + 1, (int)run->n_points,
+            method->spec.label, (int)p.ctx, (int)p.concurrency, (int)degree->topo.tp_size);
+  run_warmup(model, &p, opt);
+  up_point_rounds rounds;
+  if (root) up_point_rounds_init(&rounds, cfg->n_layers);
+  for (int32_t r = 0; r < run->n_rounds; ++r) {
+    up_workload *w = round_workload(opt, run->wp, &p, cfg, &degree->topo, r);
+    up_point_result mine, merged;
+    /* Ranks start each round together: timed arrivals are on each rank's engine clock from here. */
+    up_step_watchdog_sync(run->watchdog, "the start of a round");
+    up_engine_run_point(model, &p.engine, method, w, &mine);
+    w->ops->destroy(w);
+    if (opt->step_timeout_s > 0.0) up_step_watchdog_sync(run->watchdog, "the record gather");
+    up_step_watchdog_arm(run->watchdog, "the record gather");
+    up_point_gather(degree->groups.dp_leaders, &mine, &merged);
+    up_step_watchdog_disarm(run->watchdog);
+    up_point_result_free(&mine);
+    if (root) up_point_rounds_add(&rounds, &merged);
+    up_point_result_free(&merged);
+  }
+  int write_failed = 0;
+  if (root) {
+    up_point_summary *row = &run->rows[index];
+    up_point_summary *round_rows = up_calloc_or_die((size_t)run->n_rounds, sizeof *round_rows, "round rows");
+    up_point_rounds_summarize(&rounds, &opt->slo, cfg, round_rows, row);
+    label_point_rows(run, degree, &p, &rounds, index, row, round_rows);
+    char layers[512], method_spec[UP_METHOD_TEXT_MAX];
+    up_point_params pp;
+    fill_point_params(opt, run->wp, &p, &rounds.all, index, layers, sizeof layers, method_spec, sizeof method_spec,
+                      &pp);
+    pp.n_requests = p.n_requests * run->n_rounds; /* issued in every round: the rows of the requests table */
+    pp.repetitions = run->n_rounds;
+    pp.request_rounds = rounds.request_round;
+    pp.step_rounds = rounds.step_round;
+    pp.round_rows = round_rows;
+    pp.n_round_rows = run->n_rounds;
+    pp.tp = degree->topo.tp_size;
+    pp.dp = degree->topo.dp_size;
+    pp.tp_transport = up_tp_transport_name(degree->groups.transport);
+    write_failed = up_results_write_point(run->h->results, &pp, row, &rounds.all, err, sizeof err) != 0;
+    if (!write_failed && opt->format == UP_FORMAT_JSONL) up_report_point_jsonl(stdout, run->identity, row);
+    if (run->progress)
+      fprintf(stderr, " ttft %.1f ms, kept %.3f%s\n", row->ttft_mean_ms, row->kept_fraction,
+              row->n_failed ? ", some requests failed" : "");
+    free(round_rows);
+    up_point_rounds_free(&rounds);
+  }
+  /* The point's end agrees on the write across ranks: watched like a round's gather. */
+  if (opt->step_timeout_s > 0.0) up_step_watchdog_sync(run->watchdog, "the end of a point");
+  up_step_watchdog_arm(run->watchdog, "the end of a point");
+  const bool point_failed = up_harness_failed(run->h, write_failed, err);
+  up_step_watchdog_disarm(run->watchdog);
+  return !point_failed;
+}
+
 /* The model config (preset, reduced depth) and the resolved methods; false with a
  * message when the options name something this model or backend cannot run, or cannot
- * run split over the tensor-parallel group (model_shard.h, up_method_supports_tp). */
-static bool resolve_model_and_methods(const up_options *opt, up_backend *be, const up_topology *topo,
-                                      up_model_config *cfg, up_method *methods, char *err, size_t err_size) {
+ * run split over the tensor-parallel groups of some --tp value (model_shard.h,
+ * up_method_supports_tp). */
+static bool resolve_model_and_methods(const up_options *opt, up_backend *be, up_model_config *cfg,
+                                      up_method *methods, char *err, size_t err_size) {
   if (!up_run_resolve_model(opt, be, cfg, err, err_size)) return false;
-  if (topo->tp_size > 1 && !up_model_shard_check(cfg, topo->tp_size, err, err_size)) return false;
+  for (int32_t t = 0; t < opt->n_tp; ++t)
+    if (opt->tp[t] > 1 && !up_model_shard_check(cfg, opt->tp[t], err, err_size)) return false;
   for (int32_t i = 0; i < opt->n_methods; ++i) {
     up_method_spec spec = opt->methods[i];
     char why[512];
@@ -293,10 +418,11 @@ static bool resolve_model_and_methods(const up_options *opt, up_backend *be, con
       snprintf(err, err_size, "--method: %s", why);
       return false;
     }
-    if (!up_method_supports_tp(&spec, be, topo->tp_size, why, sizeof why)) {
-      snprintf(err, err_size, "--method: %s", why);
-      return false;
-    }
+    for (int32_t t = 0; t < opt->n_tp; ++t)
+      if (!up_method_supports_tp(&spec, be, opt->tp[t], why, sizeof why)) {
+        snprintf(err, err_size, "--method: %s", why);
+        return false;
+      }
     if (!up_method_init(&methods[i], &spec, be, why, sizeof why)) {
       snprintf(err, err_size, "--method %s: %s", spec.label, why);
       return false;
@@ -317,7 +443,7 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
   /* Model and methods: the same check on every rank. */
   up_model_config cfg;
   up_method methods[UP_MAX_SWEEP];
-  if (up_harness_check_failed(&h, !resolve_model_and_methods(opt, be, topo, &cfg, methods, err, sizeof err), err))
+  if (up_harness_check_failed(&h, !resolve_model_and_methods(opt, be, &cfg, methods, err, sizeof err), err))
     return up_harness_end(&h, 2);
 
   /* The workload (a trace is read and checked here), before anything is written. */
@@ -342,40 +468,49 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
   if (root && wp.trace && up_trace_long_gap(wp.trace, opt->trace_path, gap_warning, sizeof gap_warning))
     fprintf(stderr, "uniprefill-bench: warning: %s\n", gap_warning);
 
-  /* This rank's weights (its shard under --tp) must fit its memory (at most
+  /* This rank's weights (its shard under each --tp value) must fit its memory (at most
    * --mem-limit-mib); every point is then fitted into what is left beside them
    * (point_memory.h, which sizes the KV pool and workspace of the whole model: a
    * shard's are smaller), before anything is written. The loop below plans each point
    * again against the same budget. */
-  const int64_t weight_bytes = up_model_shard_weight_bytes(&cfg, be->act_dtype, topo->tp_size);
   int64_t available = (int64_t)be->ops->memory_available(be);
   const int limited = opt->mem_limit_mib > 0 && opt->mem_limit_mib * 1048576 < available;
   if (limited) available = opt->mem_limit_mib * 1048576;
-  snprintf(err, sizeof err, "model %s needs %.2f GiB of weights%s on the %s backend, but only %.2f GiB is %s "
-           "(use --layers for a shallower variant)", cfg.name, weight_bytes / 1073741824.0,
-           topo->tp_size > 1 ? " per rank of its tensor-parallel group" : "", be->ops->name,
-           available / 1073741824.0, limited ? "allowed by --mem-limit-mib" : "available");
-  if (up_harness_failed(&h, weight_bytes >= available, err)) {
+  int64_t point_budget[UP_MAX_SWEEP];
+  int weights_too_big = 0;
+  for (int32_t t = 0; t < h.n_degrees && !weights_too_big; ++t) {
+    const int32_t tp = h.degrees[t].topo.tp_size;
+    const int64_t weight_bytes = up_model_shard_weight_bytes(&cfg, be->act_dtype, tp);
+    point_budget[t] = available - weight_bytes;
+    weights_too_big = weight_bytes >= available;
+    char per_rank[64] = "";
+    if (tp > 1) snprintf(per_rank, sizeof per_rank, " per rank of its --tp %d group", (int)tp);
+    snprintf(err, sizeof err, "model %s needs %.2f GiB of weights%s on the %s backend, but only %.2f GiB is %s "
+             "(use --layers for a shallower variant)", cfg.name, weight_bytes / 1073741824.0, per_rank,
+             be->ops->name, available / 1073741824.0, limited ? "allowed by --mem-limit-mib" : "available");
+  }
+  if (up_harness_failed(&h, weights_too_big, err)) {
     up_workload_plan_free(&wp);
     return up_harness_end(&h, 2);
   }
-  const int64_t point_budget = available - weight_bytes;
   int plan_error = 0;
-  for (int32_t c = 0; c < n_ctx && !plan_error; ++c)
-    for (int32_t k = 0; k < opt->n_concurrency && !plan_error; ++k) {
-      point_plan p;
-      up_point_fit fit;
-      plan_point(opt, &cfg, be->act_dtype, topo, &wp, ctx_list[c], opt->concurrency[k], &methods[0], &p);
-      if (opt->max_batch_tokens > 0 && opt->max_batch_tokens < p.engine.max_seqs) {
-        snprintf(err, sizeof err, "--max-batch-tokens %lld is below the %d sequences a step may hold: decode "
-                 "tokens alone could not fit (raise it or lower --max-seqs)", (long long)opt->max_batch_tokens,
-                 (int)p.engine.max_seqs);
-        plan_error = 1;
-      } else if (!plan_point_in_budget(opt, &cfg, be->act_dtype, topo, &wp, ctx_list[c], opt->concurrency[k],
-                                       &methods[0], point_budget, &p, &fit, err, sizeof err)) {
-        plan_error = 1;
+  for (int32_t t = 0; t < h.n_degrees && !plan_error; ++t)
+    for (int32_t c = 0; c < n_ctx && !plan_error; ++c)
+      for (int32_t k = 0; k < opt->n_concurrency && !plan_error; ++k) {
+        const up_topology *grouped = &h.degrees[t].topo;
+        point_plan p;
+        up_point_fit fit;
+        plan_point(opt, &cfg, be->act_dtype, grouped, &wp, ctx_list[c], opt->concurrency[k], &methods[0], &p);
+        if (opt->max_batch_tokens > 0 && opt->max_batch_tokens < p.engine.max_seqs) {
+          snprintf(err, sizeof err, "--max-batch-tokens %lld is below the %d sequences a step may hold: decode "
+                   "tokens alone could not fit (raise it or lower --max-seqs)", (long long)opt->max_batch_tokens,
+                   (int)p.engine.max_seqs);
+          plan_error = 1;
+        } else if (!plan_point_in_budget(opt, &cfg, be->act_dtype, grouped, &wp, ctx_list[c], opt->concurrency[k],
+                                         &methods[0], point_budget[t], &p, &fit, err, sizeof err)) {
+          plan_error = 1;
+        }
       }
-    }
   if (up_harness_failed(&h, plan_error, err)) {
     up_workload_plan_free(&wp);
     return up_harness_end(&h, 2);
@@ -386,126 +521,63 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
     up_workload_plan_free(&wp);
     return up_harness_end(&h, 2);
   }
-  up_results_file *results = h.results;
 
-  /* A checkpoint that cannot load (a tensor's shape, a missing tensor) is bad input:
-   * closing the results file before its first point leaves nothing at -o. */
-  char model_err[1024] = "";
-  up_model *model = up_run_create_model(opt, &cfg, be, h.tp.comm, model_err, sizeof model_err);
-  if (up_harness_failed(&h, model == NULL, model_err)) {
-    up_workload_plan_free(&wp);
-    return up_harness_end(&h, 2);
-  }
-  const int32_t n_points = n_ctx * opt->n_concurrency * opt->n_methods;
-  const int32_t n_rounds = up_options_repetitions(opt);
+  const int32_t n_shape_points = n_ctx * opt->n_concurrency * opt->n_methods;
+  const int32_t n_points = h.n_degrees * n_shape_points;
   /* JSONL lines carry the run's identity: every rank's device, gathered once. */
   char *device_names = opt->format == UP_FORMAT_JSONL ? up_topology_gather_strings(topo, be->device_name) : NULL;
   const up_report_identity identity = {.tool_version = UNIPREFILL_VERSION, .git_commit = UNIPREFILL_GIT_COMMIT,
                                        .backend = be->ops->name, .device_names = device_names, .model = cfg.name,
                                        .world_size = topo->world_size};
-  up_point_summary *rows = root ? up_calloc_or_die((size_t)n_points, sizeof(up_point_summary), "summary rows") : NULL;
-  const int progress = root && !opt->quiet && isatty(STDERR_FILENO);
-  int exit_code = 0;
-  int32_t index = 0;
   up_step_watchdog watchdog;
   up_step_watchdog_init(&watchdog, opt->step_timeout_s);
+  sweep_run run = {.opt = opt, .h = &h, .cfg = &cfg, .wp = &wp, .methods = methods, .identity = &identity,
+                   .watchdog = &watchdog, .n_points = n_points, .n_rounds = up_options_repetitions(opt),
+                   .progress = root && !opt->quiet && isatty(STDERR_FILENO), .timed = timed};
+  run.rows = root ? up_calloc_or_die((size_t)n_points, sizeof(up_point_summary), "summary rows") : NULL;
+  int exit_code = 0;
   if (root && !opt->quiet && opt->step_timeout_s > 0.0)
     fprintf(stderr, "# step timeout: %g s (a rank silent that long at a round's start, gather or end aborts the job)\n",
             opt->step_timeout_s);
-  for (int32_t c = 0; c < n_ctx; ++c) {
-    for (int32_t k = 0; k < opt->n_concurrency; ++k) {
-      for (int32_t m = 0; m < opt->n_methods; ++m, ++index) {
-        point_plan p;
-        up_point_fit fit;
-        /* Fitted before the run started, so it fits again: same plan, same budget. */
-        if (!plan_point_in_budget(opt, &cfg, be->act_dtype, topo, &wp, ctx_list[c], opt->concurrency[k], &methods[m],
-                                  point_budget, &p, &fit, err, sizeof err))
-          UP_FATAL("%s", err);
-        if (opt->gpu_mem_fraction > 0.0f) size_kv_from_free_memory(opt, &cfg, be, point_budget, &p, &fit);
-        if (root && (fit.shrunk || opt->gpu_mem_fraction > 0.0f) && !opt->quiet)
-          note_point_memory(opt, &cfg, be->act_dtype, &p, &fit, point_budget);
-        if (progress)
-          fprintf(stderr, "[%d/%d] %s ctx=%d concurrency=%d ...", (int)index + 1, (int)n_points, methods[m].spec.label,
-                  (int)p.ctx, (int)p.concurrency);
-        run_warmup(model, &p, opt);
-        up_point_rounds rounds;
-        if (root) up_point_rounds_init(&rounds, cfg.n_layers);
-        for (int32_t r = 0; r < n_rounds; ++r) {
-          up_workload *w = round_workload(opt, &wp, &p, &cfg, topo, r);
-          up_point_result mine, merged;
-          /* Ranks start each round together: timed arrivals are on each rank's engine clock from here. */
-          up_step_watchdog_sync(&watchdog, "the start of a round");
-          up_engine_run_point(model, &p.engine, &methods[m], w, &mine);
-          w->ops->destroy(w);
-          if (opt->step_timeout_s > 0.0) up_step_watchdog_sync(&watchdog, "the record gather");
-          up_step_watchdog_arm(&watchdog, "the record gather");
-          up_point_gather(h.tp.dp_leaders, &mine, &merged);
-          up_step_watchdog_disarm(&watchdog);
-          up_point_result_free(&mine);
-          if (root) up_point_rounds_add(&rounds, &merged);
-          up_point_result_free(&merged);
-        }
-        int write_failed = 0;
-        if (root) {
-          up_point_summary *row = &rows[index];
-          up_point_summary *round_rows = up_calloc_or_die((size_t)n_rounds, sizeof *round_rows, "round rows");
-          up_point_rounds_summarize(&rounds, &opt->slo, &cfg, round_rows, row);
-          const int32_t output_len = timed ? 0 : opt->output_len;
-          label_row(row, index, methods[m].spec.label, p.ctx, p.concurrency, output_len);
-          for (int32_t r = 0; r < n_rounds; ++r)
-            label_row(&round_rows[r], index, methods[m].spec.label, p.ctx, p.concurrency, output_len);
-          if (opt->prefill_chunk > 0) {
-            if (p.engine.prefill_chunk > 0) snprintf(row->prefill, sizeof row->prefill, "chunk %d", (int)p.engine.prefill_chunk);
-            else snprintf(row->prefill, sizeof row->prefill, "whole");
-          }
-          up_point_summary_fill_speedups(rows, index + 1);
-          char layers[512], method_spec[UP_METHOD_TEXT_MAX];
-          up_point_params pp;
-          fill_point_params(opt, &wp, &p, &rounds.all, index, layers, sizeof layers, method_spec, sizeof method_spec,
-                            &pp);
-          pp.n_requests = p.n_requests * n_rounds; /* issued in every round: the rows of the requests table */
-          pp.repetitions = n_rounds;
-          pp.request_rounds = rounds.request_round;
-          pp.step_rounds = rounds.step_round;
-          pp.round_rows = round_rows;
-          pp.n_round_rows = n_rounds;
-          write_failed = up_results_write_point(results, &pp, row, &rounds.all, err, sizeof err) != 0;
-          if (!write_failed && opt->format == UP_FORMAT_JSONL) up_report_point_jsonl(stdout, &identity, row);
-          if (progress)
-            fprintf(stderr, " ttft %.1f ms, kept %.3f%s\n", row->ttft_mean_ms, row->kept_fraction,
-                    row->n_failed ? ", some requests failed" : "");
-          free(round_rows);
-          up_point_rounds_free(&rounds);
-        }
-        /* The point's end agrees on the write across ranks: watched like a round's gather. */
-        if (opt->step_timeout_s > 0.0) up_step_watchdog_sync(&watchdog, "the end of a point");
-        up_step_watchdog_arm(&watchdog, "the end of a point");
-        const bool point_failed = up_harness_failed(&h, write_failed, err);
-        up_step_watchdog_disarm(&watchdog);
-        if (point_failed) {
-          exit_code = 1;
-          goto done;
-        }
-      }
+  /* Degree by degree (--tp order): each one's shard of the model through its groups,
+   * then every point of the sweep on it. */
+  for (int32_t t = 0; t < h.n_degrees; ++t) {
+    /* A checkpoint that cannot load (a tensor's shape, a missing tensor) is bad input:
+     * closing the results file before its first point leaves nothing at -o. */
+    char model_err[1024] = "";
+    up_model *model = up_run_create_model(opt, &cfg, be, h.degrees[t].groups.comm, model_err, sizeof model_err);
+    if (up_harness_failed(&h, model == NULL, model_err)) {
+      exit_code = t == 0 ? 2 : 1;
+      goto done;
+    }
+    bool point_failed = false;
+    int32_t index = t * n_shape_points;
+    for (int32_t c = 0; c < n_ctx && !point_failed; ++c)
+      for (int32_t k = 0; k < opt->n_concurrency && !point_failed; ++k)
+        for (int32_t m = 0; m < opt->n_methods && !point_failed; ++m, ++index)
+          point_failed = !run_point(&run, t, model, point_budget[t], index, ctx_list[c], opt->concurrency[k], m);
+    up_model_destroy(model);
+    if (point_failed) {
+      exit_code = 1;
+      goto done;
     }
   }
   if (root) {
-    /* The last point's pass above already set every row's speedup_vs_dense. */
-    if (up_results_update_speedups(results, rows, n_points, err, sizeof err) != 0) {
+    /* The last point's pass already set every row's speedup_vs_dense and TP scaling. */
+    if (up_results_update_speedups(h.results, run.rows, n_points, err, sizeof err) != 0) {
       fprintf(stderr, "uniprefill-bench: error: %s\n", err);
       exit_code = 1;
     }
     /* JSONL streamed each point as it finished. */
-    if (opt->format != UP_FORMAT_JSONL) up_report_table_print(stdout, opt->format, rows, n_points);
+    if (opt->format != UP_FORMAT_JSONL) up_report_table_print(stdout, opt->format, run.rows, n_points);
     fflush(stdout);
     up_harness_note_written(&h);
   }
 done:
   up_step_watchdog_free(&watchdog);
-  free(rows);
+  free(run.rows);
   free(device_names);
   for (int32_t m = 0; m < opt->n_methods; ++m) up_method_destroy(&methods[m]);
-  up_model_destroy(model);
   up_workload_plan_free(&wp);
   return up_harness_end(&h, exit_code);
 }

@@ -1,7 +1,8 @@
 /* sweep.h — the sweep driver: resolves the model and methods, checks that every point
- * can run before anything is written, then runs the cartesian product ctx x
- * concurrency x method, gathering each point to rank 0, which writes it to HDF5 at
- * once and prints the table at the end. */
+ * can run before anything is written, then runs the cartesian product tp x ctx x
+ * concurrency x method (tp outermost: one --tp value's groups and model at a time),
+ * gathering each point to rank 0, which writes it to HDF5 at once and prints the table
+ * at the end. */
 #ifndef UP_SWEEP_H
 #define UP_SWEEP_H
 

@@ -34,6 +34,7 @@ XAttention stride 8 threshold 0.9 — the suite's defaults.
 """
 import argparse
 import importlib
+import importlib.machinery
 import math
 import os
 import sys
@@ -111,6 +112,7 @@ def _stand_in(name):
     module.__path__ = []  # a package, so that its submodules can be stood in for too
     module.__getattr__ = lambda attr: _Inert()
     module.__version__ = "0"
+    module.__spec__ = importlib.machinery.ModuleSpec(name, None, is_package=True)  # find_spec() asks for it
     sys.modules[name] = module
     STAND_INS.append(name)
 
@@ -135,7 +137,10 @@ def import_authors(what, path, load):
 # ---- MInference -------------------------------------------------------------------------
 
 def minference_authors(path, torch, q, k, heads, v, s):
-    mf = import_authors("MInference", path, lambda: importlib.import_module("minference.modules.minference_forward"))
+    # The package first: its __init__ imports the forward module through a cycle that only
+    # resolves in that order.
+    mf = import_authors("MInference", path, lambda: (importlib.import_module("minference"),
+                                                    importlib.import_module("minference.modules.minference_forward"))[1])
     captured = {}
 
     def recorder(q_, k_, v_, vertical_topk, slash):

@@ -14,7 +14,7 @@
 
 #define N_ROWS 3
 #define N_MD_COLUMNS 16 /* markdown without an SLO */
-#define N_COLUMNS 37    /* CSV and JSON */
+#define N_COLUMNS 39    /* CSV and JSON */
 
 /* One row per case: a plain dense row, one with sub-millisecond TTFT (3 significant
  * digits), one with a failure and no dense reference (NaN speedup). */
@@ -55,6 +55,7 @@ static void make_rows(up_point_summary *rows) {
     rows[i].dp = 1;
     rows[i].tp_speedup = rows[i].tp_efficiency = rows[i].tp_efficiency_model = NAN;
     rows[i].tp_comm_model_ms = 0.0;
+    rows[i].tp_comm_ms = rows[i].tp_comm_share = 0.0;
   }
 }
 
@@ -136,16 +137,16 @@ Test(report_table, csv_fields_and_empty_nan) {
                              "itl_p99_ms,e2e_p99_ms,req_s,output_tok_s,goodput_req_s,repetitions,percentiles_few_requests,"
                              "ttft_mean_round_std_ms,prefill_tok_s_round_std,model_tflops_round_std,req_s_round_std,"
                              "output_tok_s_round_std,goodput_req_s_round_std,prefill,tp,dp,tp_speedup,tp_eff,tp_eff_model,"
-                             "tp_comm_model_ms");
+                             "tp_comm_model_ms,tp_comm_ms,tp_comm_share");
   for (int i = 0; i < n; i++) {
     int commas = 0;
     for (const char *p = lines[i]; *p; p++) commas += *p == ',';
     cr_expect_eq(commas, N_COLUMNS - 1, "line %d: %s", i, lines[i]);
   }
   cr_expect_str_eq(lines[1], "dense,32768,4,4,0,1396.25,1390.00,1402.12,93900.4,500.00,1.000,1.00,3.00,3.50,1.000,4,20.00,"
-                             "21.50,1500.00,2.5,40.0,,1,0,,,,,,,,1,1,,,,0.00");
+                             "21.50,1500.00,2.5,40.0,,1,0,,,,,,,,1,1,,,,0.00,0.00,0.000");
   cr_expect_str_eq(lines[2], "uniprefill:keep=0.3,32768,4,4,0,0.0123,0.5,600.00,12.0,501.00,0.300,2.35,3.00,1.75,0.500,3,"
-                             "21.00,21.50,1500.00,2.5,40.0,,1,0,,,,,,,,1,1,,,,0.00");
+                             "21.00,21.50,1500.00,2.5,40.0,,1,0,,,,,,,,1,1,,,,0.00,0.00,0.000");
   /* Missing speedup: an empty field. */
   cr_expect_not_null(strstr(lines[3], ",0.500,,3.00,1.17,0.333,2,22.00,"), "%s", lines[3]);
   free(text);
@@ -164,7 +165,8 @@ Test(report_table, json_parses_back_with_null_for_nan) {
                                  "repetitions", "percentiles_few_requests", "ttft_mean_round_std_ms",
                                  "prefill_tok_s_round_std", "model_tflops_round_std", "req_s_round_std",
                                  "output_tok_s_round_std", "goodput_req_s_round_std", "prefill", "tp", "dp",
-                                 "tp_speedup", "tp_eff", "tp_eff_model", "tp_comm_model_ms"};
+                                 "tp_speedup", "tp_eff", "tp_eff_model", "tp_comm_model_ms", "tp_comm_ms",
+                                 "tp_comm_share"};
   for (int r = 0; r < N_ROWS; r++) {
     const cJSON *row = cJSON_GetArrayItem(root, r);
     cr_assert(cJSON_IsObject(row));
@@ -199,12 +201,13 @@ Test(report_table, empty_table_prints_headers) {
   free(text);
 }
 
-/* Markdown shows tp once some point ran split and the TP scaling where it has values;
- * dp and the modelled collective time stay in CSV and JSON. */
+/* Markdown shows tp and the measured collective time once some point ran split and the
+ * TP scaling where it has values; dp and the modelled collective time stay in CSV and JSON. */
 Test(report_table, markdown_adds_tp_columns_only_under_tp) {
   char *plain = render(UP_FORMAT_MARKDOWN);
   cr_expect_null(strstr(plain, " tp "), "%s", plain);
   cr_expect_null(strstr(plain, "tp_speedup"), "%s", plain);
+  cr_expect_null(strstr(plain, "tp_comm_ms"), "%s", plain);
   free(plain);
   up_point_summary rows[N_ROWS];
   make_rows(rows);
@@ -212,9 +215,13 @@ Test(report_table, markdown_adds_tp_columns_only_under_tp) {
   rows[2].tp_speedup = 1.5;
   rows[2].tp_efficiency = 0.75;
   rows[2].tp_efficiency_model = 0.9;
+  rows[2].tp_comm_ms = 12.5;
+  rows[2].tp_comm_share = 0.25;
   char *split = render_rows(UP_FORMAT_MARKDOWN, rows);
-  cr_expect_not_null(strstr(split, "|  tp | tp_speedup | tp_eff | tp_eff_model |"), "%s", split);
-  cr_expect_not_null(strstr(split, "|   2 |      1.50x |  0.750 |        0.900 |"), "%s", split);
+  cr_expect_not_null(strstr(split, "|  tp | tp_speedup | tp_eff | tp_eff_model | tp_comm_ms | tp_comm_share |"), "%s",
+                     split);
+  cr_expect_not_null(strstr(split, "|   2 |      1.50x |  0.750 |        0.900 |      12.50 |         0.250 |"), "%s",
+                     split);
   cr_expect_null(strstr(split, "tp_comm_model_ms"), "%s", split);
   cr_expect_null(strstr(split, "| dp"), "%s", split);
   free(split);

@@ -194,6 +194,8 @@ static void make_point(sample_point *p, int32_t index) {
   sum->dp = 2 - index;
   sum->tp_speedup = sum->tp_efficiency = sum->tp_efficiency_model = NAN;
   sum->tp_comm_model_ms = 0.625 * index;
+  sum->tp_comm_ms = 3.25 * index;  /* 0 at TP = 1, as the self transport records */
+  sum->tp_comm_share = 0.125 * index;
   if (index == 1) {
     p->request_rounds[0] = 0;
     p->request_rounds[1] = 1;
@@ -338,7 +340,8 @@ static const field summary_fields[] = {
     F(up_point_summary, total_tokens_per_s_round_std), F(up_point_summary, goodput_requests_per_s_round_std),
     F(up_point_summary, tp),           F(up_point_summary, dp),            F(up_point_summary, tp_speedup),
     F(up_point_summary, tp_efficiency), F(up_point_summary, tp_comm_model_ms),
-    F(up_point_summary, tp_efficiency_model),
+    F(up_point_summary, tp_efficiency_model), F(up_point_summary, tp_comm_ms),
+    F(up_point_summary, tp_comm_share),
 };
 static const field kernel_fields[] = {
     F(up_kernel_record, index),        F(up_kernel_record, rank),          F(up_kernel_record, kernel),
@@ -623,6 +626,11 @@ Test(results_h5, round_trip) {
   cr_expect_eq(sum[1].tp, 2);
   cr_expect_eq(sum[1].tp_speedup, 1.5);
   cr_expect_eq(sum[1].tp_efficiency_model, 0.875);
+  /* Written with the point, and kept apart from tp_comm_model_ms by the reader's names. */
+  cr_expect_eq(sum[0].tp_comm_ms, 0.0);
+  cr_expect_eq(sum[1].tp_comm_ms, 3.25);
+  cr_expect_eq(sum[1].tp_comm_share, 0.125);
+  cr_expect_eq(sum[1].tp_comm_model_ms, 0.625);
   free(sum);
   H5Fclose(file);
 

@@ -7,8 +7,9 @@
 # group's all-gathered fp32 logits), KV bytes (cached, held, dense), kept tokens at
 # every layer, output-token times recorded; not timings, nor the rank field. Only the
 # groups' leaders, all of them, appear as a record's or a step's rank, UniPrefill must
-# have dropped rows, and the run file records the layout. (tp_cli.sh holds the refusals
-# of what --tp > 1 cannot run.)
+# have dropped rows, and the run file records the layout. The measured collective time
+# (tp_comm_ms, tp_comm_share) is 0 at TP=1 (the self transport) and positive and finite
+# at --tp 2. (tp_cli.sh holds the refusals of what --tp > 1 cannot run.)
 # Usage: tp_sweep.sh BINARY MPIEXEC PYTHON COMPARE_REQUEST_RECORDS [MODEL]
 set -eu
 source "$(dirname "$(realpath "$0")")/mpi_sweep_run.sh" # run NP FILE ARGS...
@@ -26,7 +27,7 @@ for layout in "tp2.h5 1 0" "dp2_tp2.h5 2 0,2"; do
   read -r file dp leaders <<<"$layout"
   "$python" "$compare" tp1.h5 "$file"
   "$python" - tp1.h5 "$file" "$dp" "$leaders" <<'EOF'
-import sys, h5py
+import math, sys, h5py
 whole, split, dp, leaders = sys.argv[1], sys.argv[2], int(sys.argv[3]), {int(r) for r in sys.argv[4].split(",")}
 with h5py.File(whole, "r") as a, h5py.File(split, "r") as b:
     assert (b.attrs["tp_size"], b.attrs["dp_size"]) == (2, dp), (b.attrs["tp_size"], b.attrs["dp_size"])
@@ -38,7 +39,12 @@ with h5py.File(whole, "r") as a, h5py.File(split, "r") as b:
         assert set(rb["rank"]) == leaders and set(sb["rank"]) == leaders, (point, set(rb["rank"]), set(sb["rank"]))
         dropped += int((ra["kept_len"] < ra["prompt_len"]).sum())
     assert dropped > 0, "UniPrefill dropped no rows: the comparison would not cover the drop"
-print(f"{split}: records of leaders {sorted(leaders)} only; {dropped} requests with dropped rows")
+    sa, sb = a["summary"][()], b["summary"][()]
+    assert all(sa["tp_comm_ms"] == 0) and all(sa["tp_comm_share"] == 0), (sa["tp_comm_ms"], sa["tp_comm_share"])
+    for field in ("tp_comm_ms", "tp_comm_share"):
+        assert all(math.isfinite(v) and v > 0 for v in sb[field]), (field, sb[field])
+    comm = ", ".join(f"{ms:.1f} ms ({share:.2f})" for ms, share in zip(sb["tp_comm_ms"], sb["tp_comm_share"]))
+print(f"{split}: records of leaders {sorted(leaders)} only; {dropped} requests with dropped rows; collectives {comm}")
 EOF
 done
 echo "ok: --tp 2 on 2 ranks and dp=2 x tp=2 on 4 write every request record TP=1 writes"

@@ -6,8 +6,10 @@
 # fields and kept tokens per layer), say their tp, dp and transport, and the summary must
 # carry the TP scaling against the TP = 1 point of the same shape: tp_speedup = TTFT
 # ratio, tp_efficiency = tp_speedup / tp, the modelled collective time (0 at TP = 1,
-# positive above) and the cost model's efficiency t / (t + comm), t = TTFT(TP = 1) / tp.
-# The CSV table shows the new columns. (tp_cli.sh refuses a list with a bad value.)
+# positive above) and the cost model's efficiency t / (t + comm), t = TTFT(TP = 1) / tp;
+# the measured collective time and its share of the busy time are 0 at TP = 1 (self)
+# and positive and finite above, and NaN in the rounds' rows.
+# The CSV table shows the new columns, the measured time last. (tp_cli.sh refuses a list with a bad value.)
 # Usage: tp_sweep_list.sh BINARY MPIEXEC PYTHON COMPARE_REQUEST_RECORDS
 set -eu
 bin=$(realpath "$1") mpiexec=$2 python=$3 compare=$(realpath "$4")
@@ -61,17 +63,27 @@ with h5py.File(run, "r") as f:
         t = whole["ttft_mean_ms"] / tp
         assert math.isclose(row["tp_efficiency_model"], t / (t + comm), rel_tol=1e-12), (i, row["tp_efficiency_model"])
         assert 0 < row["tp_efficiency_model"] <= 1, (i, row["tp_efficiency_model"])
+        for field in ("tp_comm_ms", "tp_comm_share"):
+            measured = row[field]
+            assert (measured == 0) if tp == 1 else (math.isfinite(measured) and measured > 0), (i, field, measured)
         # speedup_vs_dense compares within one degree: each dense row is its own reference
         if i % 2 == 0:
             assert row["speedup_vs_dense"] == 1.0, (i, row["speedup_vs_dense"])
         else:
             assert math.isclose(row["speedup_vs_dense"], s[i - 1]["ttft_mean_ms"] / row["ttft_mean_ms"]), i
-    effs = ", ".join(f"tp {r['tp']} {r['method'].decode()}: {r['tp_efficiency']:.2f} (model {r['tp_efficiency_model']:.2f})"
+    for p in points:
+        rounds = p["rounds"][()]
+        assert all(np.isnan(rounds["tp_comm_ms"])) and all(np.isnan(rounds["tp_comm_share"])), rounds["tp_comm_ms"]
+    effs = ", ".join(f"tp {r['tp']} {r['method'].decode()}: {r['tp_efficiency']:.2f} (model {r['tp_efficiency_model']:.2f}, "
+                     f"{r['tp_comm_share']:.2f} of busy time in collectives, model {1 - r['tp_efficiency_model']:.2f})"
                      for r in s[2:])
 rows = list(csv.DictReader(open(table)))
 assert [r["tp"] for r in rows] == ["1", "1", "2", "2", "4", "4"], [r.get("tp") for r in rows]
 assert [r["dp"] for r in rows] == ["4", "4", "2", "2", "1", "1"], [r.get("dp") for r in rows]
 assert all(r["tp_speedup"] and r["tp_eff"] and r["tp_eff_model"] for r in rows), rows[0]
+header = list(rows[0])
+assert header[-2:] == ["tp_comm_ms", "tp_comm_share"] and header[-3] == "tp_comm_model_ms", header[-4:]
+assert [float(r["tp_comm_ms"]) > 0 for r in rows] == [False] * 2 + [True] * 4, [r["tp_comm_ms"] for r in rows]
 print(f"records equal at tp 1, 2, 4; {dropped} requests with dropped rows; efficiency {effs}")
 EOF_PY
 echo "ok: --tp 1,2,4 on 4 ranks runs each degree in turn with TP = 1's records and the TP scaling recorded"

@@ -33,6 +33,16 @@ const char *up_comm_elem_name(up_comm_elem elem);
 
 typedef struct up_tp_comm up_tp_comm;
 
+/* Time this rank spent in the communicator's collectives since the last reset (every
+ * call of the interface: the forward's all-reduces and gathers, the step descriptor's
+ * broadcasts, the agreement checks). nccl: CUDA events on the stream around each call
+ * (so a call's time includes waiting for the slowest peer to join); mpi: host wall time
+ * around each call; self: no time (the group of one moves nothing). */
+typedef struct up_tp_comm_time {
+  double ms;
+  int64_t calls;
+} up_tp_comm_time;
+
 typedef struct up_tp_comm_ops {
   const char *name; /* "self", "mpi", "nccl" */
   /* dst[i] = sum over ranks of src[i], i < count; dst may equal src. With
@@ -52,6 +62,12 @@ typedef struct up_tp_comm_ops {
   /* Waits for the queued collectives (a no-op where they are synchronous), polling for
    * asynchronous errors; a failure is fatal and names the rank and `what`. */
   void (*synchronize)(up_tp_comm *comm, const char *what);
+  /* Zero the collective time. Not collective; call it where no collective is queued. */
+  void (*time_reset)(up_tp_comm *comm);
+  /* The collective time since the last reset. Reading waits for the queued collectives
+   * (nccl: their events must have completed), so call it where the stream is already
+   * synchronised, e.g. after a step, and the hot path gains no wait. Not collective. */
+  up_tp_comm_time (*time_read)(up_tp_comm *comm);
   void (*destroy)(up_tp_comm *comm);
 } up_tp_comm_ops;
 
@@ -68,7 +84,8 @@ struct up_tp_comm {
 typedef void (*up_tp_copy_fn)(void *ctx, void *dst, const void *src, size_t bytes);
 
 /* The group of one. Every call copies (with `copy`, or memmove for host memory when
- * copy is NULL) or does nothing; all_equal_u64 is true. */
+ * copy is NULL) or does nothing; all_equal_u64 is true. Its collective time is 0 ms
+ * over the calls made. */
 up_tp_comm *up_tp_comm_create_self(up_tp_copy_fn copy, void *copy_ctx);
 
 #ifdef __cplusplus

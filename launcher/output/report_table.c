@@ -69,6 +69,10 @@ static const up_table_column up_point_columns[] = {
     UP_COLUMN("tp_eff", UP_COL_FRACTION, tp_efficiency, UP_SHOW_WHEN_SET),
     UP_COLUMN("tp_eff_model", UP_COL_FRACTION, tp_efficiency_model, UP_SHOW_WHEN_SET),
     UP_COLUMN("tp_comm_model_ms", UP_COL_MS, tp_comm_model_ms, UP_SHOW_MACHINE),
+    /* The measured collective time (tp_comm.h), after every earlier column; in markdown
+     * beside the TP columns above once some point ran split. */
+    UP_COLUMN("tp_comm_ms", UP_COL_MS, tp_comm_ms, UP_SHOW_WITH_SPLIT),
+    UP_COLUMN("tp_comm_share", UP_COL_FRACTION, tp_comm_share, UP_SHOW_WITH_SPLIT),
 };
 
 #undef UP_COLUMN
@@ -235,12 +239,16 @@ static int32_t up_visible_columns(up_output_format format, const up_table_spec *
                                   int32_t n_rows, int32_t *cols) {
   UP_ASSERT(spec->n_columns <= UP_MAX_COLUMNS, "a table of %d columns", (int)spec->n_columns);
   const bool markdown = format == UP_FORMAT_MARKDOWN;
+  bool split = false;
+  for (int32_t c = 0; c < spec->n_columns && !split; c++)
+    split = spec->columns[c].show == UP_SHOW_WHEN_SPLIT && up_column_above_one(spec, c, rows, n_rows);
   int32_t n = 0;
   for (int32_t c = 0; c < spec->n_columns; c++) {
     const up_column_show show = spec->columns[c].show;
     if (!markdown || show == UP_SHOW_ALWAYS ||
         (show == UP_SHOW_WHEN_SET && up_column_has_value(spec, c, rows, n_rows)) ||
-        (show == UP_SHOW_WHEN_SPLIT && up_column_above_one(spec, c, rows, n_rows)))
+        (show == UP_SHOW_WHEN_SPLIT && up_column_above_one(spec, c, rows, n_rows)) ||
+        (show == UP_SHOW_WITH_SPLIT && split))
       cols[n++] = c;
   }
   return n;

@@ -30,6 +30,8 @@ typedef enum up_column_show {
   UP_SHOW_MACHINE,  /* CSV and JSON only */
   UP_SHOW_WHEN_SET, /* CSV and JSON always; markdown when some row has a value (e.g. goodput once --slo is given) */
   UP_SHOW_WHEN_SPLIT, /* CSV and JSON always; markdown when some row's value is above 1 (tp once --tp > 1) */
+  UP_SHOW_WITH_SPLIT, /* CSV and JSON always; markdown when the table shows a UP_SHOW_WHEN_SPLIT column
+                       * (the measured collective time beside tp) */
 } up_column_show;
 
 typedef struct up_table_column {

@@ -31,9 +31,19 @@ typedef struct mpi_impl {
   size_t staging_elems;
   unsigned char *gathered;
   size_t gathered_bytes;
+  double collective_s; /* host wall time inside the interface's calls since time_reset */
+  int64_t collective_calls;
 } mpi_impl;
 
 static mpi_impl *impl_of(up_tp_comm *comm) { return (mpi_impl *)comm->impl; }
+
+/* Every interface call is synchronous here, so its wall time is its collective time
+ * (its staging and the rank-order sum included: they are part of what a caller waits). */
+static void add_call_time(up_tp_comm *comm, double started_s) {
+  mpi_impl *impl = impl_of(comm);
+  impl->collective_s += up_clock_monotonic_s() - started_s;
+  impl->collective_calls += 1;
+}
 
 static void report_mpi_failure(up_tp_comm *comm, const char *call, int rc, const char *what) __attribute__((noreturn));
 
@@ -175,12 +185,14 @@ static void reduce_in_rank_order(up_tp_comm *comm, const void *src, void *dst, s
 static void mpi_all_reduce_sum(up_tp_comm *comm, const void *src, void *dst, size_t count, up_comm_elem elem,
                                const char *what) {
   if (count == 0) return;
+  const double started_s = up_clock_monotonic_s();
   /* Integer sums are exact in any order, so they never need the gather. */
   const bool floating = elem == UP_COMM_F32 || elem == UP_COMM_BF16;
   if (comm->deterministic && floating)
     reduce_in_rank_order(comm, src, dst, count, elem, what);
   else
     reduce_by_mpi(comm, src, dst, count, elem, what);
+  add_call_time(comm, started_s);
 }
 
 static void mpi_all_gather(up_tp_comm *comm, const void *src, void *dst, size_t count_per_rank, up_comm_elem elem,
@@ -193,12 +205,15 @@ static void mpi_all_gather(up_tp_comm *comm, const void *src, void *dst, size_t 
   if (count_per_rank > int_count_cap())
     UP_FATAL("tensor-parallel mpi: all_gather of %s moves %zu elements per rank, more than one MPI call takes (%d)",
              what, count_per_rank, INT_MAX);
+  const double started_s = up_clock_monotonic_s();
   allgather_elems(comm, src, dst, count_per_rank, mpi_type_of(elem), "all_gather", what);
+  add_call_time(comm, started_s);
 }
 
 static void mpi_broadcast(up_tp_comm *comm, void *buf, size_t count, up_comm_elem elem, int root, const char *what) {
   UP_ASSERT(root >= 0 && root < comm->size, "%s: broadcast from rank %d of a group of %d", what, root, comm->size);
   const size_t esize = up_comm_elem_size(elem);
+  const double started_s = up_clock_monotonic_s();
   for (size_t done = 0; done < count;) {
     const size_t n = count - done < int_count_cap() ? count - done : int_count_cap();
     MPI_Request request;
@@ -207,21 +222,34 @@ static void mpi_broadcast(up_tp_comm *comm, void *buf, size_t count, up_comm_ele
     wait_collective(comm, &request, "broadcast", what);
     done += n;
   }
+  add_call_time(comm, started_s);
 }
 
 static bool mpi_all_equal_u64(up_tp_comm *comm, uint64_t value, const char *what) {
   /* One reduction answers it: the maximum of v and of ~v (= ~ the minimum of v). */
   uint64_t both[2] = {value, ~value};
+  const double started_s = up_clock_monotonic_s();
   MPI_Request request;
   TP_MPI_CHECK(comm, what, MPI_Iallreduce(MPI_IN_PLACE, both, 2, MPI_UINT64_T, MPI_MAX, impl_of(comm)->comm,
                                           &request));
   wait_collective(comm, &request, "all_equal_u64", what);
+  add_call_time(comm, started_s);
   return both[0] == ~both[1];
 }
 
 static void mpi_synchronize(up_tp_comm *comm, const char *what) {
   (void)comm;
   (void)what; /* every collective above has completed when it returns */
+}
+
+static void mpi_time_reset(up_tp_comm *comm) {
+  impl_of(comm)->collective_s = 0.0;
+  impl_of(comm)->collective_calls = 0;
+}
+
+static up_tp_comm_time mpi_time_read(up_tp_comm *comm) {
+  const mpi_impl *impl = impl_of(comm);
+  return (up_tp_comm_time){.ms = impl->collective_s * 1e3, .calls = impl->collective_calls};
 }
 
 static void mpi_destroy(up_tp_comm *comm) {
@@ -241,6 +269,8 @@ static const up_tp_comm_ops mpi_ops = {
     .broadcast = mpi_broadcast,
     .all_equal_u64 = mpi_all_equal_u64,
     .synchronize = mpi_synchronize,
+    .time_reset = mpi_time_reset,
+    .time_read = mpi_time_read,
     .destroy = mpi_destroy,
 };
 

@@ -90,6 +90,9 @@ typedef struct up_point_summary {
   double tp_efficiency;         /* tp_speedup / tp */
   double tp_comm_model_ms;      /* modelled all-reduce time of a request's prefill at the probe's rate */
   double tp_efficiency_model;   /* the no-overlap cost model's efficiency beside tp_efficiency */
+  double tp_comm_ms;            /* measured time in the communicator's collectives over the point, summed
+                                 * over the groups' leaders (tp_comm.h); 0 at tp 1 */
+  double tp_comm_share;         /* tp_comm_ms / the point's busy time (its steps' summed durations) */
   /* --- prefill policy: set only when --prefill-chunk asked for chunks; then "whole" for a
    * point whose method keeps whole-prompt prefill (one that drops tokens) and "chunk N"
    * for a chunked one. Not in the run file's /summary (the point attribute prefill_chunk

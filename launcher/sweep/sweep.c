@@ -297,9 +297,10 @@ typedef struct sweep_run {
   int progress, timed;
 } sweep_run;
 
-/* The summary row's parameters and TP scaling inputs, the point's rows and its rounds'. */
+/* The summary row's parameters and TP scaling inputs, the point's rows and its rounds'.
+ * comm_ms: the point's collective time summed over the groups' leaders. */
 static void label_point_rows(const sweep_run *run, const up_tp_degree *degree, const point_plan *p,
-                             const up_point_rounds *rounds, int32_t index, up_point_summary *row,
+                             const up_point_rounds *rounds, int32_t index, double comm_ms, up_point_summary *row,
                              up_point_summary *round_rows) {
   const int32_t output_len = run->timed ? 0 : run->opt->output_len;
   const char *label = p->method->spec.label;
@@ -311,6 +312,7 @@ static void label_point_rows(const sweep_run *run, const up_tp_degree *degree, c
     round_rows[r].dp = degree->topo.dp_size;
     round_rows[r].tp_speedup = round_rows[r].tp_efficiency = NAN;
     round_rows[r].tp_comm_model_ms = round_rows[r].tp_efficiency_model = NAN;
+    round_rows[r].tp_comm_ms = round_rows[r].tp_comm_share = NAN;
   }
   if (run->opt->prefill_chunk > 0) {
     if (p->engine.prefill_chunk > 0) snprintf(row->prefill, sizeof row->prefill, "chunk %d", (int)p->engine.prefill_chunk);
@@ -321,8 +323,23 @@ static void label_point_rows(const sweep_run *run, const up_tp_degree *degree, c
   row->tp_comm_model_ms =
       up_tp_scaling_comm_model_ms(run->cfg, rounds->all.requests, rounds->all.request_layer_tokens,
                                   rounds->all.n_requests, tp, run->h->tp_probe, run->h->n_tp_probe);
+  row->tp_comm_ms = comm_ms;
+  row->tp_comm_share = up_tp_scaling_comm_share(comm_ms, rounds->all.steps, rounds->all.n_steps);
   up_point_summary_fill_speedups(run->rows, index + 1);
   up_tp_scaling_fill(run->rows, index + 1);
+}
+
+/* Collective over the degree's ranks: every rank reads its communicator's collective
+ * time (nccl: the events' times, the stream already waited on after the last step);
+ * the groups' leaders' sum reaches world rank 0 (a leader's is what its requests waited
+ * on; a follower's also holds its waits for the leader's step descriptor). */
+static double leaders_comm_ms(const up_tp_degree *degree) {
+  up_tp_comm *comm = degree->groups.comm;
+  const up_tp_comm_time mine = comm->ops->time_read(comm);
+  double total = 0.0;
+  if (degree->groups.dp_leaders != MPI_COMM_NULL)
+    UP_CHECK_MPI(MPI_Reduce(&mine.ms, &total, 1, MPI_DOUBLE, MPI_SUM, 0, degree->groups.dp_leaders));
+  return total;
 }
 
 /* Collective: one point (ctx, concurrency, method m) on degree t's groups and model,
@@ -350,7 +367,10 @@ static bool run_point(sweep_run *run, int32_t t, const up_model *model, int64_t 
     fprintf(stderr, "[%d/%d] %s ctx=%d concurrency=%d tp=%d ...", (int)index + 1, (int)run->n_points,
             method->spec.label, (int)p.ctx, (int)p.concurrency, (int)degree->topo.tp_size);
   run_warmup(model, &p, opt);
+  /* The point's collective time starts after its warm-up, as its records do. */
+  degree->groups.comm->ops->time_reset(degree->groups.comm);
   up_point_rounds rounds;
+  double comm_ms = 0.0;
   if (root) up_point_rounds_init(&rounds, cfg->n_layers);
   for (int32_t r = 0; r < run->n_rounds; ++r) {
     up_workload *w = round_workload(opt, run->wp, &p, cfg, &degree->topo, r);
@@ -362,6 +382,7 @@ static bool run_point(sweep_run *run, int32_t t, const up_model *model, int64_t 
     if (opt->step_timeout_s > 0.0) up_step_watchdog_sync(run->watchdog, "the record gather");
     up_step_watchdog_arm(run->watchdog, "the record gather");
     up_point_gather(degree->groups.dp_leaders, &mine, &merged);
+    if (r == run->n_rounds - 1) comm_ms = leaders_comm_ms(degree); /* the point's collectives are done */
     up_step_watchdog_disarm(run->watchdog);
     up_point_result_free(&mine);
     if (root) up_point_rounds_add(&rounds, &merged);
@@ -372,7 +393,7 @@ static bool run_point(sweep_run *run, int32_t t, const up_model *model, int64_t 
     up_point_summary *row = &run->rows[index];
     up_point_summary *round_rows = up_calloc_or_die((size_t)run->n_rounds, sizeof *round_rows, "round rows");
     up_point_rounds_summarize(&rounds, &opt->slo, cfg, round_rows, row);
-    label_point_rows(run, degree, &p, &rounds, index, row, round_rows);
+    label_point_rows(run, degree, &p, &rounds, index, comm_ms, row, round_rows);
     char layers[512], method_spec[UP_METHOD_TEXT_MAX];
     up_point_params pp;
     fill_point_params(opt, run->wp, &p, &rounds.all, index, layers, sizeof layers, method_spec, sizeof method_spec,

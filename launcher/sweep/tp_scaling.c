@@ -37,6 +37,12 @@ double up_tp_scaling_comm_model_ms(const up_model_config *cfg, const up_request_
   return rows / finished * probe_ms_per_row(tp, probe, n_probe);
 }
 
+double up_tp_scaling_comm_share(double comm_ms, const up_step_record *steps, int64_t n_steps) {
+  double busy_ms = 0.0;
+  for (int64_t i = 0; i < n_steps; ++i) busy_ms += (steps[i].end_s - steps[i].start_s) * 1e3;
+  return busy_ms > 0.0 ? comm_ms / busy_ms : NAN;
+}
+
 static bool same_shape(const up_point_summary *a, const up_point_summary *b) {
   return strcmp(a->method, b->method) == 0 && a->ctx == b->ctx && a->concurrency == b->concurrency &&
          a->output_len == b->output_len;

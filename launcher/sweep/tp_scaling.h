@@ -26,6 +26,12 @@ double up_tp_scaling_comm_model_ms(const up_model_config *cfg, const up_request_
                                    const int32_t *layer_tokens, int32_t n_requests, int32_t tp,
                                    const up_tp_probe_row *probe, int32_t n_probe);
 
+/* The share of a point's busy time spent in collectives: comm_ms over the summed
+ * durations (end_s - start_s) of its steps, the same steps' leaders whose collectives
+ * comm_ms sums. Comparable with 1 - tp_efficiency_model, the model's communication share
+ * of a split step. NaN when the steps took no time. */
+double up_tp_scaling_comm_share(double comm_ms, const up_step_record *steps, int64_t n_steps);
+
 /* For every row with a TP = 1 row of the same method, ctx, concurrency and output
  * length, in a sweep that has some row at tp > 1: tp_speedup = that row's ttft_mean_ms
  * / this one's, tp_efficiency = tp_speedup / tp, and tp_efficiency_model =

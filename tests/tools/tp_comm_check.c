@@ -318,6 +318,32 @@ static void check_all_equal(up_tp_comm *comm) {
           "all_equal_u64 false: the first rank differs");
 }
 
+/* The collective time (tp_comm.h): every call counted once, none after a reset; no time
+ * in a group of one (self), some time in a real group's all-reduce of 256 KiB. */
+static void check_collective_time(up_tp_comm *comm) {
+  enum { CALLS = 5, COUNT = 65536 };
+  void *buf = g_mem->alloc(COUNT * sizeof(float));
+  unsigned char *host = up_malloc_or_die(COUNT * sizeof(float), "time check input");
+  fill(UP_COMM_F32, g_rank, COUNT, host);
+  g_mem->put(buf, host, COUNT * sizeof(float));
+  comm->ops->time_reset(comm);
+  for (int i = 0; i < CALLS; ++i) comm->ops->all_reduce_sum(comm, buf, buf, COUNT, UP_COMM_F32, "time check");
+  comm->ops->synchronize(comm, "time check");
+  const up_tp_comm_time spent = comm->ops->time_read(comm);
+  const bool self = strcmp(comm->ops->name, "self") == 0;
+  verdict(spent.calls == CALLS, "collective time: every call counted");
+  verdict(isfinite(spent.ms) && spent.ms >= 0.0, "collective time: finite, not negative");
+  if (self)
+    verdict(spent.ms == 0.0, "collective time: none in a group of one");
+  else if (comm->size > 1)
+    verdict(spent.ms > 0.0, "collective time: some in a group of several");
+  comm->ops->time_reset(comm);
+  const up_tp_comm_time after = comm->ops->time_read(comm);
+  verdict(after.calls == 0 && after.ms == 0.0, "collective time: zero after a reset");
+  g_mem->release(buf);
+  free(host);
+}
+
 /* Rank fault_rank fails while the others wait inside an all-reduce. */
 static void inject_fault(up_tp_comm *comm, int fault_rank, const char *kind) {
   const float x[5] = {1, 2, 3, 4, 5};
@@ -444,6 +470,7 @@ int main(int argc, char **argv) {
     check_all_gather(comm);
     check_broadcast(comm);
     check_all_equal(comm);
+    check_collective_time(comm);
     comm->ops->synchronize(comm, "end of checks");
     comm->ops->destroy(comm);
     if (strcmp(transport, "self") == 0) break; /* a group of one is deterministic either way */

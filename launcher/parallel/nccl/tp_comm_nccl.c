@@ -24,6 +24,17 @@
  * chunks (the mpi transport's cap, so the GPU test crosses a chunk at 2 ranks too). */
 enum { UP_TP_NCCL_GATHER_BYTES = 32 << 20 };
 
+/* Event pairs timing the collectives, reused round robin. A pair's time is added when it
+ * is reused or the time is read; by then the step that queued it has been waited on, so
+ * timing adds no wait. Only a step queuing more collectives than this (a model of over
+ * 250 layers) would wait for the stream once, to reuse a pair still in flight. */
+enum { UP_TP_NCCL_TIMED_CALLS = 512 };
+
+typedef struct timed_call {
+  cudaEvent_t start, stop;
+  bool pending; /* recorded, its time not yet added */
+} timed_call;
+
 typedef struct nccl_impl {
   ncclComm_t comm;
   cudaStream_t stream;
@@ -39,6 +50,10 @@ typedef struct nccl_impl {
   const char *queued_op;
   char queued_what[160];
   size_t queued_bytes;
+  timed_call *timed; /* UP_TP_NCCL_TIMED_CALLS pairs */
+  int64_t next_timed;
+  double collective_ms; /* the added pairs' time since time_reset */
+  int64_t collective_calls;
 } nccl_impl;
 
 static nccl_impl *impl_of(up_tp_comm *comm) { return (nccl_impl *)comm->impl; }
@@ -143,6 +158,54 @@ static void *gathered_for(up_tp_comm *comm, size_t bytes, const char *what) {
   return impl->gathered;
 }
 
+/* Add a recorded pair's time; waits for the stream only when the pair is still queued. */
+static void add_call_time(up_tp_comm *comm, timed_call *call, const char *what) {
+  if (!call->pending) return;
+  nccl_impl *impl = impl_of(comm);
+  const cudaError_t done = cudaEventQuery(call->stop);
+  if (done == cudaErrorNotReady)
+    nccl_synchronize(comm, what);
+  else if (done != cudaSuccess)
+    fail(comm, what, "cudaEventQuery of a collective's end event failed: %s (%s)", cudaGetErrorString(done),
+         cudaGetErrorName(done));
+  float ms = 0.0f;
+  TP_CUDA_CHECK(comm, what, cudaEventElapsedTime(&ms, call->start, call->stop));
+  impl->collective_ms += ms;
+  call->pending = false;
+}
+
+/* Record the start of one interface call on the stream; time_end records its end. */
+static timed_call *time_begin(up_tp_comm *comm, const char *what) {
+  nccl_impl *impl = impl_of(comm);
+  timed_call *call = &impl->timed[impl->next_timed % UP_TP_NCCL_TIMED_CALLS];
+  add_call_time(comm, call, what);
+  TP_CUDA_CHECK(comm, what, cudaEventRecord(call->start, impl->stream));
+  return call;
+}
+
+static void time_end(up_tp_comm *comm, timed_call *call, const char *what) {
+  nccl_impl *impl = impl_of(comm);
+  TP_CUDA_CHECK(comm, what, cudaEventRecord(call->stop, impl->stream));
+  call->pending = true;
+  impl->next_timed += 1;
+  impl->collective_calls += 1;
+}
+
+static void nccl_time_reset(up_tp_comm *comm) {
+  nccl_impl *impl = impl_of(comm);
+  for (int i = 0; i < UP_TP_NCCL_TIMED_CALLS; ++i) impl->timed[i].pending = false;
+  impl->collective_ms = 0.0;
+  impl->collective_calls = 0;
+}
+
+static up_tp_comm_time nccl_time_read(up_tp_comm *comm) {
+  nccl_impl *impl = impl_of(comm);
+  const char *what = "reading the collective time";
+  nccl_synchronize(comm, what); /* one stream query where the caller has already waited */
+  for (int i = 0; i < UP_TP_NCCL_TIMED_CALLS; ++i) add_call_time(comm, &impl->timed[i], what);
+  return (up_tp_comm_time){.ms = impl->collective_ms, .calls = impl->collective_calls};
+}
+
 static void nccl_all_reduce_sum(up_tp_comm *comm, const void *src, void *dst, size_t count, up_comm_elem elem,
                                 const char *what) {
   if (count == 0) return;
@@ -150,7 +213,9 @@ static void nccl_all_reduce_sum(up_tp_comm *comm, const void *src, void *dst, si
   const bool floating = elem == UP_COMM_F32 || elem == UP_COMM_BF16;
   note_queued(comm, "all_reduce_sum", what, count * up_comm_elem_size(elem));
   if (!comm->deterministic || !floating) {
+    timed_call *call = time_begin(comm, what);
     TP_NCCL_CHECK(comm, what, ncclAllReduce(src, dst, count, nccl_type_of(elem), ncclSum, impl->comm, impl->stream));
+    time_end(comm, call, what);
     return;
   }
   /* Deterministic: gather the slices, add them in rank order on the GPU. The gathered
@@ -160,6 +225,7 @@ static void nccl_all_reduce_sum(up_tp_comm *comm, const void *src, void *dst, si
   if (chunk == 0) chunk = 1;
   const size_t first = count < chunk ? count : chunk;
   unsigned char *gathered = gathered_for(comm, first * esize * (size_t)comm->size, what);
+  timed_call *call = time_begin(comm, what); /* the rank-order sum is part of the call */
   for (size_t done = 0; done < count;) {
     const size_t n = count - done < chunk ? count - done : chunk;
     TP_NCCL_CHECK(comm, what, ncclAllGather((const unsigned char *)src + done * esize, gathered, n,
@@ -168,6 +234,7 @@ static void nccl_all_reduce_sum(up_tp_comm *comm, const void *src, void *dst, si
                                                       comm->size, elem == UP_COMM_BF16));
     done += n;
   }
+  time_end(comm, call, what);
 }
 
 static void nccl_all_gather(up_tp_comm *comm, const void *src, void *dst, size_t count_per_rank, up_comm_elem elem,
@@ -179,7 +246,9 @@ static void nccl_all_gather(up_tp_comm *comm, const void *src, void *dst, size_t
   UP_ASSERT(s + bytes <= d || d + bytes * (size_t)comm->size <= s, "%s: all_gather's destination overlaps its source",
             what);
   note_queued(comm, "all_gather", what, bytes * (size_t)comm->size);
+  timed_call *call = time_begin(comm, what);
   TP_NCCL_CHECK(comm, what, ncclAllGather(src, dst, count_per_rank, nccl_type_of(elem), impl->comm, impl->stream));
+  time_end(comm, call, what);
 }
 
 static void nccl_broadcast(up_tp_comm *comm, void *buf, size_t count, up_comm_elem elem, int root, const char *what) {
@@ -187,16 +256,20 @@ static void nccl_broadcast(up_tp_comm *comm, void *buf, size_t count, up_comm_el
   if (count == 0) return;
   nccl_impl *impl = impl_of(comm);
   note_queued(comm, "broadcast", what, count * up_comm_elem_size(elem));
+  timed_call *call = time_begin(comm, what);
   TP_NCCL_CHECK(comm, what, ncclBroadcast(buf, buf, count, nccl_type_of(elem), root, impl->comm, impl->stream));
+  time_end(comm, call, what);
 }
 
 static bool nccl_all_equal_u64(up_tp_comm *comm, uint64_t value, const char *what) {
   /* The maximum of v and of ~v (= ~ the minimum of v): equal everywhere when they meet. */
   nccl_impl *impl = impl_of(comm);
   uint64_t both[2] = {value, ~value};
+  timed_call *call = time_begin(comm, what);
   TP_CUDA_CHECK(comm, what, cudaMemcpyAsync(impl->agree, both, sizeof both, cudaMemcpyHostToDevice, impl->stream));
   note_queued(comm, "all_equal_u64", what, sizeof both);
   TP_NCCL_CHECK(comm, what, ncclAllReduce(impl->agree, impl->agree, 2, ncclUint64, ncclMax, impl->comm, impl->stream));
+  time_end(comm, call, what);
   /* Wait polling first: a copy to pageable memory would block, blind to a hung peer. */
   nccl_synchronize(comm, what);
   TP_CUDA_CHECK(comm, what, cudaMemcpyAsync(both, impl->agree, sizeof both, cudaMemcpyDeviceToHost, impl->stream));
@@ -213,6 +286,11 @@ static void nccl_destroy(up_tp_comm *comm) {
   impl->comm = NULL;
   if (impl->gathered) TP_CUDA_CHECK(comm, what, cudaFree(impl->gathered));
   TP_CUDA_CHECK(comm, what, cudaFree(impl->agree));
+  for (int i = 0; i < UP_TP_NCCL_TIMED_CALLS; ++i) {
+    TP_CUDA_CHECK(comm, what, cudaEventDestroy(impl->timed[i].start));
+    TP_CUDA_CHECK(comm, what, cudaEventDestroy(impl->timed[i].stop));
+  }
+  free(impl->timed);
   free(impl);
   free(comm);
 }
@@ -224,6 +302,8 @@ static const up_tp_comm_ops nccl_ops = {
     .broadcast = nccl_broadcast,
     .all_equal_u64 = nccl_all_equal_u64,
     .synchronize = nccl_synchronize,
+    .time_reset = nccl_time_reset,
+    .time_read = nccl_time_read,
     .destroy = nccl_destroy,
 };
 
@@ -261,5 +341,11 @@ up_tp_comm *up_tp_comm_create_nccl(MPI_Comm group, up_backend *be, bool determin
   TP_CUDA_CHECK(comm, what, cudaSetDevice(impl->device));
   TP_NCCL_CHECK(comm, what, ncclCommInitRank(&impl->comm, comm->size, id, comm->rank));
   TP_CUDA_CHECK(comm, what, cudaMalloc((void **)&impl->agree, 2 * sizeof(uint64_t)));
+  /* Created once here, not per call: event creation is too slow for the hot path. */
+  impl->timed = up_calloc_or_die(UP_TP_NCCL_TIMED_CALLS, sizeof *impl->timed, "the collective timing events");
+  for (int i = 0; i < UP_TP_NCCL_TIMED_CALLS; ++i) {
+    TP_CUDA_CHECK(comm, what, cudaEventCreate(&impl->timed[i].start));
+    TP_CUDA_CHECK(comm, what, cudaEventCreate(&impl->timed[i].stop));
+  }
   return comm;
 }

@@ -193,9 +193,34 @@ typedef double (*up_flexprefill_estimate_fn)(up_backend *be, up_sparse_pattern *
  * sub-grids rounded to bf16 -> W[qb][kb]; per query block, in float64: key block 0 and the
  * diagonal forced, the other causal blocks sorted descending (ties: lower index), each
  * kept while the mass before it (forced mass first) is < threshold * row total (so the
- * crossing block is kept). threshold_host may give one threshold per query head (NULL:
- * `threshold` for all). Cap score: W. */
+ * crossing block is kept). Rows 1 .. up_xattention_first_chunk_blocks(n) - 1 (the authors'
+ * first estimation chunk) differ as the authors' code does: only the diagonal's mass is
+ * forced, key block 0 is ranked with the others, and one block past the crossing one is
+ * kept as well (block 0 stays kept). threshold_host may give one threshold per query head
+ * (NULL: `threshold` for all). Cap score: W. */
 #define UP_XATTENTION_ESTIMATE_KERNEL "xattention_estimate"
+
+#ifdef __CUDACC__
+#define UP_XATTENTION_HOST_DEVICE __host__ __device__
+#else
+#define UP_XATTENTION_HOST_DEVICE
+#endif
+
+/* The query-block rows of XAttention's first estimation chunk for a whole prompt of n
+ * tokens: Xattention_prefill's chunk of max(min(max(2048, P), 2^28 / P), 2048) tokens, P
+ * the next power of two >= n (BASELINES.md 3.2, line 210), in 128-token blocks. In that
+ * chunk find_blocks_chunked's diagonal (an identity written over columns 0 .. chunk-1)
+ * overwrites the forced key block 0, which shifts its running sum by one block
+ * (xattn/src/utils.py L99-145; docs/kernels/sparse_attention.md, "Against the authors'
+ * estimators"). */
+static inline UP_XATTENTION_HOST_DEVICE int32_t up_xattention_first_chunk_blocks(int32_t n) {
+  int64_t p = 1;
+  while (p < n) p <<= 1;
+  int64_t chunk = p > 2048 ? p : 2048;
+  if (chunk > ((int64_t)1 << 28) / p) chunk = ((int64_t)1 << 28) / p;
+  if (chunk < 2048) chunk = 2048;
+  return (int32_t)(chunk / 128);
+}
 
 typedef struct up_xattention_params {
   int32_t stride;                /* 8 or 16 */

@@ -161,7 +161,7 @@ static void check_xattention(const char *name) {
   double *w = malloc(sizeof(double) * (size_t)nq * nq);
   uint8_t *mask = malloc((size_t)nq * nq);
   up_xattention_head_scores(q, k, n, (int32_t)f.d, (int32_t)f.stride, w);
-  up_xattention_head_mask(w, nq, (double)(float)f.threshold, mask);
+  up_xattention_head_mask(w, nq, (double)(float)f.threshold, up_xattention_first_chunk_blocks(n), mask);
   check_mask(&f, mask, nq, 0, name);
   free(w);
   free(mask);
@@ -184,4 +184,5 @@ Test(sparse_fixtures, flexprefill_matches_the_numpy_port) {
 Test(sparse_fixtures, xattention_matches_the_numpy_port) {
   check_xattention("xattention_random");
   check_xattention("xattention_peaked_s16");
+  check_xattention("xattention_past_first_chunk");
 }

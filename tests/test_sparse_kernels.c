@@ -313,18 +313,50 @@ Test(minference, a_planted_column_is_selected_beside_the_forced_ones) {
 /* ---- XAttention -------------------------------------------------------------------- */
 
 Test(xattention, threshold_walk_keeps_the_crossing_block) {
-  /* Row 3 of 4: W = {0.1, 0.5, 0.2, 0.2 (diagonal)}, total 1.0; forced mass 0.3. */
+  /* Past the authors' first chunk (first_chunk_blocks 0 here), BASELINES.md 3.2's walk.
+   * Row 3 of 4: W = {0.1, 0.5, 0.2, 0.2 (diagonal)}, total 1.0; forced mass 0.3. */
   double w[16] = {1, 0, 0, 0, 0.5, 0.5, 0, 0, 0.3, 0.3, 0.4, 0, 0.1, 0.5, 0.2, 0.2};
   uint8_t mask[16];
-  up_xattention_head_mask(w, 4, 0.6, mask); /* 0.3 < 0.6: block 1 (0.5) kept, then 0.8 >= 0.6 */
+  up_xattention_head_mask(w, 4, 0.6, 0, mask); /* 0.3 < 0.6: block 1 (0.5) kept, then 0.8 >= 0.6 */
   cr_expect(mask[12] && mask[13] && !mask[14] && mask[15]);
-  up_xattention_head_mask(w, 4, 0.85, mask); /* 0.8 < 0.85: block 2 kept too */
+  up_xattention_head_mask(w, 4, 0.85, 0, mask); /* 0.8 < 0.85: block 2 kept too */
   cr_expect(mask[12] && mask[13] && mask[14] && mask[15]);
-  up_xattention_head_mask(w, 4, 0.3, mask); /* forced mass already reaches 0.3: forced only */
+  up_xattention_head_mask(w, 4, 0.3, 0, mask); /* forced mass already reaches 0.3: forced only */
   cr_expect(mask[12] && !mask[13] && !mask[14] && mask[15]);
   /* Row 2: {0.3, 0.3, 0.4}: forced 0.7 < 0.9 -> block 1 kept; nothing above the diagonal. */
-  up_xattention_head_mask(w, 4, 0.9, mask);
+  up_xattention_head_mask(w, 4, 0.9, 0, mask);
   cr_expect(mask[8] && mask[9] && mask[10] && !mask[11]);
+}
+
+Test(xattention, first_chunk_walk_is_the_authors_off_by_one) {
+  /* The same W with all four rows in the authors' first chunk (xattn/src/utils.py
+   * L99-145, worked by hand from their tensors): only the diagonal's mass is forced, key
+   * block 0 is ranked with the others, and a ranked block is kept while the mass before
+   * the block ranked just ahead of it is below the target. Row 3: diagonal 0.2; ranked
+   * 1 (0.5), 2 (0.2), 0 (0.1); their running sums "without self" are 0, 0.2, 0.7. */
+  double w[16] = {1, 0, 0, 0, 0.5, 0.5, 0, 0, 0.3, 0.3, 0.4, 0, 0.1, 0.5, 0.2, 0.2};
+  uint8_t mask[16];
+  up_xattention_head_mask(w, 4, 0.2, 4, mask); /* 0 < 0.2: block 1; 0.2 is not: block 2 dropped */
+  cr_expect(mask[12] && mask[13] && !mask[14] && mask[15], "the top ranked block is kept even at the target");
+  up_xattention_head_mask(w, 4, 0.6, 4, mask); /* 0.2 < 0.6: block 2 too (the walk above stops at 1) */
+  cr_expect(mask[12] && mask[13] && mask[14] && mask[15]);
+  /* Row 2: {0.3, 0.3, 0.4}: the diagonal's 0.4 < 0.5 keeps block 0 (ranked first on the
+   * tie), and block 1 after it, where the walk above keeps the forced blocks only. */
+  up_xattention_head_mask(w, 4, 0.5, 4, mask);
+  cr_expect(mask[8] && mask[9] && mask[10] && !mask[11]);
+  up_xattention_head_mask(w, 4, 0.5, 0, mask);
+  cr_expect(mask[8] && !mask[9] && mask[10] && !mask[11]);
+  /* first_chunk_blocks 3: row 3 is past the chunk and walks as above (forced 0.3 >= 0.2) */
+  up_xattention_head_mask(w, 4, 0.2, 3, mask);
+  cr_expect(mask[12] && !mask[13] && !mask[14] && mask[15]);
+}
+
+Test(xattention, first_chunk_is_xattention_prefills_chunk_size) {
+  /* max(min(max(2048, P), 2^28 / P), 2048) tokens, P the next power of two >= n */
+  const int32_t n[] = {1, 1000, 2048, 4096, 8192, 8193, 16384, 16385, 32768, 65536, 131072, 1 << 20};
+  const int32_t rows[] = {16, 16, 16, 32, 64, 128, 128, 64, 64, 32, 16, 16};
+  for (size_t i = 0; i < sizeof n / sizeof n[0]; ++i)
+    cr_expect_eq(up_xattention_first_chunk_blocks(n[i]), rows[i], "n = %d", (int)n[i]);
 }
 
 Test(xattention, block_sums_are_row_counts_of_a_causal_softmax) {

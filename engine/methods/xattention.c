@@ -2,7 +2,8 @@
  * (../shared/BASELINES.md 3, the Triton path's semantics): on every full-attention
  * layer, each whole-prompt prefill gets per-head 128 x 128 blocks whose strided
  * antidiagonal scores reach the threshold (block 0 and the diagonal forced, the
- * crossing block kept), and attends through the block-sparse kernel; decode rows and
+ * crossing block kept; in the authors' first estimation chunk their code's walk, see
+ * kernels/sparse_attention_ops.h), and attends through the block-sparse kernel; decode rows and
  * other layers stay dense. Owns the options (one threshold, or a per-head table file)
  * and the hook; the kernels are kernels/sparse_attention_ops.h. */
 #include <stddef.h>

@@ -128,8 +128,11 @@ void up_minference_convert(up_sparse_rows *rows, int32_t head, int32_t n, const 
 int up_flexprefill_head_mask(const float *q, const float *k, int32_t n, int32_t d, const up_flexprefill_params *p,
                              uint8_t *mask, double *score);
 
-/* XAttention: the block scores W [nq][nq] (bf16-rounded) of one head and its mask. */
+/* XAttention: the block scores W [nq][nq] (bf16-rounded) of one head and its mask; rows
+ * 1 .. first_chunk_blocks-1 walk as the authors' first chunk does (0: none;
+ * up_xattention_first_chunk_blocks(n) for a prompt of n tokens). */
 void up_xattention_head_scores(const float *q, const float *k, int32_t n, int32_t d, int32_t stride, double *w);
-void up_xattention_head_mask(const double *w, int32_t nq, double threshold, uint8_t *mask);
+void up_xattention_head_mask(const double *w, int32_t nq, double threshold, int32_t first_chunk_blocks,
+                             uint8_t *mask);
 
 #endif

@@ -3,8 +3,10 @@
  * strided antidiagonal scores of S x S token tiles stored as bf16, a softmax with
  * reshaped-level causality, 128 x 128 block sums stored as bf16, and per query block
  * the float64 threshold walk with key block 0 and the diagonal forced and the crossing
- * block kept. */
+ * block kept, and in the rows of the authors' first estimation chunk their code's
+ * off-by-one walk (up_xattention_first_chunk_blocks). */
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,7 +42,8 @@ void up_xattention_head_scores(const float *q, const float *k, int32_t n, int32_
   free(sums);
 }
 
-void up_xattention_head_mask(const double *w, int32_t nq, double threshold, uint8_t *mask) {
+void up_xattention_head_mask(const double *w, int32_t nq, double threshold, int32_t first_chunk_blocks,
+                             uint8_t *mask) {
   double *others = up_malloc_or_die(sizeof(double) * (size_t)nq, "xattention others");
   memset(mask, 0, (size_t)nq * (size_t)nq);
   for (int32_t qb = 0; qb < nq; ++qb) {
@@ -49,16 +52,24 @@ void up_xattention_head_mask(const double *w, int32_t nq, double threshold, uint
     double total = 0.0;
     for (int32_t kb = 0; kb < nq; ++kb) total += wr[kb];
     mr[0] = mr[qb] = 1;
-    double before = wr[0] + (qb > 0 ? wr[qb] : 0.0);
-    /* the causal non-forced blocks 1..qb-1, ranked */
-    const int32_t n_others = qb > 1 ? qb - 1 : 0;
-    for (int32_t kb = 1; kb < qb; ++kb) others[kb - 1] = wr[kb];
+    /* BASELINES.md 3.2 (lines 221-225) forces key block 0 and the diagonal. In the
+     * authors' first chunk the diagonal's identity overwrites block 0's forcing
+     * (xattn/src/utils.py L99-106) while the running sum still reserves two forced
+     * slots (L115-139): only the diagonal's mass comes first, block 0 is ranked with
+     * the others, and each ranked block is weighed without the one ranked just before
+     * it, so one block past the crossing one is kept; block 0 is kept all the same
+     * (L142-145). */
+    const bool first_chunk = qb > 0 && qb < first_chunk_blocks;
+    const int32_t lo = first_chunk ? 0 : 1; /* the ranked causal blocks lo .. qb-1 */
+    double before = wr[qb] + (first_chunk || qb == 0 ? 0.0 : wr[0]);
+    const int32_t n_others = qb > lo ? qb - lo : 0;
+    for (int32_t kb = lo; kb < qb; ++kb) others[kb - lo] = wr[kb];
     up_sparse_ranked *ranked = up_sparse_rank(others, n_others);
     const double required = total * threshold;
-    for (int32_t i = 0; i < n_others && before < required; ++i) {
-      mr[ranked[i].index + 1] = 1;
-      before += ranked[i].score;
-    }
+    int32_t kept = 0;
+    while (kept < n_others && before < required) before += ranked[kept++].score;
+    if (first_chunk && kept < n_others) ++kept;
+    for (int32_t i = 0; i < kept; ++i) mr[ranked[i].index + lo] = 1;
     free(ranked);
   }
   free(others);
@@ -82,7 +93,7 @@ static void xattention_head(void *ctx, const up_sparse_head_input *in, up_sparse
   const up_xattention_params *params = x->params;
   up_xattention_head_scores(in->q, in->k, in->n, in->head_dim, params->stride, x->w);
   const double threshold = params->threshold_host ? params->threshold_host[in->head] : params->threshold;
-  up_xattention_head_mask(x->w, in->nq, threshold, x->mask);
+  up_xattention_head_mask(x->w, in->nq, threshold, up_xattention_first_chunk_blocks(in->n), x->mask);
   up_sparse_block_cap(x->mask, x->w, in->nq, params->density_cap);
   up_sparse_rows_from_mask(rows, in->head, x->mask, in->nq, XATTENTION_BLOCK);
 }

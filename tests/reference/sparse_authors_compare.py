@@ -2,42 +2,56 @@
 """sparse_authors_compare.py — runs the authors' released estimation code of MInference,
 FlexPrefill and XAttention on the same q/k as our reference and reports, per method, how
 well the selected blocks agree (issue 13, "Against the authors"). For a lent GPU with
-PyTorch and Triton; nothing of the authors' code is copied here: the script imports it
+PyTorch and Triton; nothing of the authors' code is copied here: the script loads it
 from checkouts given on the command line and only calls it.
 
     sparse_authors_compare.py --minference PATH --flexprefill PATH --xattention PATH \\
-        [--lengths 8192,16384,32768] [--heads 4] [--inputs random,peaked] [--out FILE.tsv]
+        [--minference-csrc DIR] [--lengths 8192,16384,32768] [--heads 4] \\
+        [--inputs random,peaked] [--out FILE.tsv]
 
 PATH is a checkout of microsoft/MInference, ByteDance-Seed/FlexPrefill and
-mit-han-lab/x-attention (any subset; a method without a path is skipped).
-- MInference: minference.modules.minference_forward.minference_prefill_kernel is called
-  per head with its sparse kernel replaced by a recorder, so the authors' own estimate
-  (last-64 scores, forced entries, top-k) runs and its column and diagonal choices are
-  captured. If the compiled minference.cuda extension is importable, its
-  convert_vertical_slash_indexes turns them into 64-wide ranges as well.
+mit-han-lab/x-attention (any subset; a method without a path is skipped). A method that
+cannot be loaded or fails is reported with its reason as an "error" row and the others
+still run; the exit status is 1 if any method failed.
+- MInference: only minference/modules/minference_forward.py is loaded, by file path (the
+  package's __init__ pulls in serving and quantisation modules that need vLLM, tilelang,
+  KV-cache kernels); its parent packages are bare and every sibling module it imports at
+  load time is an inert stand-in. Its minference_prefill_kernel then runs per head with
+  the sparse kernel replaced by a recorder, so the authors' own estimate (last-64 scores,
+  forced entries, top-k) runs and its column and diagonal choices are captured. The
+  index conversion (csrc/vertical_slash_index.cu, compiled code) is compared as well
+  when it can be had: a compiled minference/cuda*.so in the checkout, else csrc/ built
+  with torch.utils.cpp_extension (PATH/csrc or --minference-csrc), else SGLang's or
+  vLLM's convert_vertical_slash_indexes; otherwise the rows say why not.
 - FlexPrefill: flex_prefill.ops.flex_prefill_attention.get_active_blocks (pure
   PyTorch + Triton), with GQA as the authors call it.
 - XAttention: xattn.src.Xattention.xattn_estimate (Triton path; needs a GPU whose name
   contains "100", as the authors' code checks), K repeated to the query heads as the
-  authors' callers do.
-Optional modules the authors' packages import at load time but the estimates never call
-(the compiled Block-Sparse-Attention package, KV-cache quantisation kernels, vLLM, ...)
-are replaced by inert stand-ins when missing; the run prints which.
+  authors' callers do, chunk size as Xattention_prefill picks it. Reported twice: against
+  our selection (which reproduces the authors' first-chunk walk, kernels/
+  sparse_attention_ops.h) and against BASELINES.md 3.2's walk without it, the size of
+  that quirk (docs/kernels/sparse_attention.md, "Against the authors' estimators").
+Optional modules the FlexPrefill and XAttention packages import at load time but the
+estimates never call (the compiled Block-Sparse-Attention package, vLLM, ...) are
+replaced by inert stand-ins when missing; the run prints which.
 Ours: tests/reference/sparse_estimates.py, the NumPy port whose selections the C CPU
 reference matches exactly on the committed fixtures (tests/test_sparse_fixtures.c).
 
 Agreement per (method, input, length, head): the Jaccard index of the two block sets
-(MInference: of the column sets and of the diagonal sets; with the extension, of the
-computed 64 x 64 tiles), printed as a table and optionally written as TSV.
+(MInference: of the column sets and of the diagonal sets; with the conversion, of the
+computed 64 x 64 tiles plus extra keys), printed as a table and optionally written as TSV.
 Settings: MInference v=512 s=2048; FlexPrefill gamma 0.95 tau 0.1 min_budget 1024;
 XAttention stride 8 threshold 0.9 — the suite's defaults.
 """
 import argparse
+import glob
 import importlib
 import importlib.machinery
+import importlib.util
 import math
 import os
 import sys
+import traceback
 import types
 
 import numpy as np
@@ -88,7 +102,11 @@ def as_np(t):
     return t.float().cpu().numpy().astype(np.float64)
 
 
-# ---- importing the authors' packages ------------------------------------------------------
+# ---- importing the authors' code --------------------------------------------------------
+
+class MethodFailed(Exception):
+    """One method cannot be compared: the message says why; the others still run."""
+
 
 # Modules this comparison needs for real; any other module the authors' packages import at
 # load time (KV-cache quantisation, serving engines, decode kernels: code the estimates never
@@ -98,7 +116,8 @@ STAND_INS = []
 
 
 class _Inert:
-    """Whatever a module-level statement asks of a missing optional dependency."""
+    """Whatever a module-level statement asks of a missing optional dependency; false in a
+    test, so that "is X available" checks take their fallback."""
 
     def __call__(self, *args, **kwargs):
         return self
@@ -106,41 +125,151 @@ class _Inert:
     def __getattr__(self, name):
         return self
 
+    def __bool__(self):
+        return False
 
-def _stand_in(name):
+
+def _inert_module(name):
     module = types.ModuleType(name)
-    module.__path__ = []  # a package, so that its submodules can be stood in for too
+    module.__path__ = []  # a package with nothing under it: its submodules are stood in too
     module.__getattr__ = lambda attr: _Inert()
     module.__version__ = "0"
+    module.__all__ = []  # `from X import *` asks for it
     module.__spec__ = importlib.machinery.ModuleSpec(name, None, is_package=True)  # find_spec() asks for it
-    sys.modules[name] = module
+    return module
+
+
+def _stand_in(name):
+    sys.modules[name] = _inert_module(name)
     STAND_INS.append(name)
 
 
 def import_authors(what, path, load):
-    """load() with stand-ins for missing optional modules; exits naming the first missing
-    essential one (or any other failure)."""
-    sys.path.insert(0, path)
+    """load() with stand-ins for missing optional modules; raises MethodFailed naming the
+    first missing essential module (or any other failure)."""
+    if not os.path.isdir(path):
+        raise MethodFailed(f"{what}: {path} is not a directory")
+    if path not in sys.path:
+        sys.path.insert(0, path)
     for _ in range(32):
         try:
             return load()
         except ModuleNotFoundError as err:
             missing = err.name or ""
             if not missing or missing.split(".")[0] in ESSENTIAL_MODULES or missing in sys.modules:
-                sys.exit(f"cannot import {what} from {path}: {err}")
+                raise MethodFailed(f"cannot import {what} from {path}: {err}") from err
             _stand_in(missing)
-        except Exception as err:  # noqa: BLE001 - say why the import failed, then stop
-            sys.exit(f"cannot import {what} from {path}: {err}")
-    sys.exit(f"cannot import {what} from {path}: too many missing modules ({', '.join(STAND_INS)})")
+        except MethodFailed:
+            raise
+        except Exception as err:  # noqa: BLE001 - say why the import failed
+            raise MethodFailed(f"cannot import {what} from {path}: {type(err).__name__}: {err}") from err
+    raise MethodFailed(f"cannot import {what} from {path}: too many missing modules ({', '.join(STAND_INS)})")
+
+
+def load_file_alone(what, module_name, file_path, bare_packages, star_exports):
+    """Execute one source file as module_name with its parent packages bare (their
+    __init__ not run, nothing found under them) so that every module it imports that is
+    missing here (its siblings included) becomes an inert stand-in; star_exports are
+    the names a stand-in hands to a `from X import *`. sys.modules is restored after, so
+    no stand-in reaches the other methods. Only torch, triton and numpy must be real."""
+    if not os.path.isfile(file_path):
+        raise MethodFailed(f"{what}: no {file_path}")
+    saved, standing_in = {}, []
+
+    def put(name, module):
+        saved.setdefault(name, sys.modules.get(name))
+        sys.modules[name] = module
+
+    try:
+        for name in bare_packages:
+            put(name, _inert_module(name))
+        for _ in range(48):
+            spec = importlib.util.spec_from_file_location(module_name, file_path)
+            module = importlib.util.module_from_spec(spec)
+            put(module_name, module)
+            try:
+                spec.loader.exec_module(module)
+                break
+            except ImportError as err:  # a module missing, or a name its real module lacks here
+                missing = err.name or ""
+                if not missing or missing.split(".")[0] in ("torch", "triton", "numpy") or missing in standing_in:
+                    raise MethodFailed(f"cannot load {what} ({file_path}): {err}") from err
+                stand_in = _inert_module(missing)
+                for key, value in star_exports.items():
+                    setattr(stand_in, key, value)
+                stand_in.__all__ = list(star_exports)
+                put(missing, stand_in)
+                standing_in.append(missing)
+            except Exception as err:  # noqa: BLE001 - say why the load failed
+                raise MethodFailed(f"cannot load {what} ({file_path}): {type(err).__name__}: {err}") from err
+        else:
+            raise MethodFailed(f"cannot load {what}: too many missing modules ({', '.join(standing_in)})")
+    finally:
+        for name, old in saved.items():
+            if old is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = old
+    STAND_INS.extend(f"{name} (for {what})" for name in standing_in)
+    return module
 
 
 # ---- MInference -------------------------------------------------------------------------
 
-def minference_authors(path, torch, q, k, heads, v, s):
-    # The package first: its __init__ imports the forward module through a cycle that only
-    # resolves in that order.
-    mf = import_authors("MInference", path, lambda: (importlib.import_module("minference"),
-                                                    importlib.import_module("minference.modules.minference_forward"))[1])
+MINFERENCE = {}  # the loaded estimate module and conversion, once per run
+
+
+def minference_load(path, csrc, torch):
+    if "module" not in MINFERENCE:
+        import torch.nn as nn
+        import torch.nn.functional as F
+        # minference_forward.py has torch, math, nn and F only through `from .snapkv import *`
+        # (modules/snapkv.py L6-10): the stand-ins hand them on.
+        MINFERENCE["module"] = load_file_alone(
+            "MInference's estimate", "minference.modules.minference_forward",
+            os.path.join(path, "minference", "modules", "minference_forward.py"),
+            ("minference", "minference.modules"), {"torch": torch, "math": math, "nn": nn, "F": F})
+        MINFERENCE["convert"], MINFERENCE["convert_from"] = minference_conversion(path, csrc, torch)
+        print(f"# MInference index conversion: {MINFERENCE['convert_from']}", file=sys.stderr)
+    return MINFERENCE["module"], MINFERENCE["convert"], MINFERENCE["convert_from"]
+
+
+def minference_conversion(path, csrc, torch):
+    """The authors' convert_vertical_slash_indexes as f(seqlens, v_idx, s_idx, n) ->
+    (block_count, block_offset, column_count, column_index), and where it came from; None
+    and why not when there is none."""
+    why = []
+    for so in sorted(glob.glob(os.path.join(path, "minference", "cuda*.so"))):
+        try:
+            spec = importlib.util.spec_from_file_location("minference.cuda", so)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return (lambda sl, vi, si, n: module.convert_vertical_slash_indexes(sl, vi, si, n, 64, 64)), so
+        except Exception as err:  # noqa: BLE001 - try the next source
+            why.append(f"{so}: {err}")
+    csrc = csrc or os.path.join(path, "csrc")
+    sources = [os.path.join(csrc, "kernels.cpp"), os.path.join(csrc, "vertical_slash_index.cu")]
+    if all(os.path.isfile(x) for x in sources):
+        try:
+            from torch.utils.cpp_extension import load
+            module = load(name="minference_vertical_slash_index", sources=sources, verbose=False)
+            return ((lambda sl, vi, si, n: module.convert_vertical_slash_indexes(sl, vi, si, n, 64, 64)),
+                    f"built from {csrc}")
+        except Exception as err:  # noqa: BLE001 - try the next source
+            why.append(f"building {csrc}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
+    else:
+        why.append(f"no {sources[0]} / {sources[1]}")
+    for module_name in ("sgl_kernel.sparse_flash_attn", "vllm._custom_ops"):
+        try:
+            fn = importlib.import_module(module_name).convert_vertical_slash_indexes
+            return (lambda sl, vi, si, n: fn(sl, sl, vi, si, n, 64, 64, causal=True)), module_name
+        except Exception as err:  # noqa: BLE001 - optional
+            why.append(f"{module_name}: {type(err).__name__}")
+    return None, "none (" + "; ".join(why) + ")"
+
+
+def minference_authors(path, csrc, torch, q, k, heads, v, s):
+    mf, convert, _ = minference_load(path, csrc, torch)
     captured = {}
 
     def recorder(q_, k_, v_, vertical_topk, slash):
@@ -149,25 +278,24 @@ def minference_authors(path, torch, q, k, heads, v, s):
         return torch.zeros_like(q_)
 
     mf.vertical_slash_sparse_attention = recorder
-    config = {"best_pattern": {0: {0: ("vertical_and_slash", v, s, 1)}}}
-    try:
-        from minference.cuda import convert_vertical_slash_indexes as convert
-    except Exception:  # noqa: BLE001 - the extension is optional
-        convert = None
-    if any(name == "minference" or name.startswith("minference.") for name in STAND_INS):
-        convert = None  # stood in for: not the authors' conversion
+    # the head's entry is looked up as best_pattern[layer][str(head)] (minference_forward.py
+    # L620-621); a missing one silently falls back to (1000, 6096)
+    config = {"best_pattern": {0: {"0": ("vertical_and_slash", v, s, 1)}}}
     out = []
     n = q.shape[0]
     for h in heads:
-        qh = q[:, h, :][None, None]
-        kh = k[:, h // (H // HKV), :][None, None]
+        captured.clear()
+        qh = q[:, h, :][None, None].contiguous()
+        kh = k[:, h // (H // HKV), :][None, None].contiguous()
         mf.minference_prefill_kernel(qh, kh, kh, 0, 0, config)
+        if "columns" not in captured:
+            raise MethodFailed("MInference's minference_prefill_kernel never reached the vertical-slash kernel")
         tiles = None
         if convert is not None:
             seqlens = torch.tensor([n], dtype=torch.int32, device="cuda")
-            vi = torch.tensor(captured["columns"], dtype=torch.int32, device="cuda")[None, None]
-            si = torch.tensor(captured["offsets"], dtype=torch.int32, device="cuda")[None, None]
-            cnt, off, ccnt, cidx = convert(seqlens, vi, si, n, 64, 64)
+            vi = torch.tensor(captured["columns"], dtype=torch.int32, device="cuda")[None, None].contiguous()
+            si = torch.tensor(captured["offsets"], dtype=torch.int32, device="cuda")[None, None].contiguous()
+            cnt, off, ccnt, cidx = (x.cpu() for x in convert(seqlens, vi, si, n))
             tiles = set()
             for b in range(cnt.shape[2]):
                 tiles |= {(b, int(x)) for x in off[0, 0, b, : int(cnt[0, 0, b])].tolist()}
@@ -228,17 +356,41 @@ def xattention_authors(path, torch, q, k, heads, stride, threshold):
 
 
 def xattention_ours(q, k, heads, stride, threshold):
+    """Per head: our selection (the authors' first-chunk walk included) and BASELINES.md
+    3.2's walk without it."""
     res = []
+    n = q.shape[0]
     for h in heads:
         w = ours.xattention_scores(as_np(q[:, h, :]), as_np(k[:, h // (H // HKV), :]), stride)
-        mask = ours.xattention_mask(w, threshold)
-        res.append({(int(i), int(j)) for i, j in zip(*np.nonzero(mask))})
+        faithful = ours.xattention_mask(w, threshold, ours.xattention_first_chunk_blocks(n))
+        plain = ours.xattention_mask(w, threshold, 0)
+        res.append(tuple({(int(i), int(j)) for i, j in zip(*np.nonzero(m))} for m in (faithful, plain)))
     return res
+
+
+def compare_method(name, failures, rows, kind, n, run):
+    """run() -> rows of this method. A method that cannot be loaded (MethodFailed) gets one
+    error row and is not tried again; any other failure gets an error row for this case
+    and the next case tries again. The other methods go on either way."""
+    if name in failures and failures[name][0]:
+        return
+    try:
+        rows.extend(run())
+        return
+    except MethodFailed as err:
+        failures[name] = (True, str(err))
+    except Exception as err:  # noqa: BLE001 - report, go on
+        traceback.print_exc()
+        failures[name] = (False, f"{kind} n={n}: {type(err).__name__}: {err}")
+    print(f"# {name}: {failures[name][1]}", file=sys.stderr)
+    rows.append((name, kind, n, "-", float("nan"), "error: " + failures[name][1], "-", "-"))
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--minference")
+    ap.add_argument("--minference-csrc", help="folder of MInference's csrc/ to build the index conversion from "
+                                               "(default: MINFERENCE/csrc)")
     ap.add_argument("--flexprefill")
     ap.add_argument("--xattention")
     ap.add_argument("--lengths", default="8192,16384,32768")
@@ -248,42 +400,74 @@ def main():
     args = ap.parse_args()
     if not (args.minference or args.flexprefill or args.xattention):
         ap.error("give at least one of --minference, --flexprefill, --xattention")
+    try:
+        lengths = [int(x) for x in args.lengths.split(",")]
+    except ValueError:
+        ap.error(f"--lengths: '{args.lengths}' is not a comma-separated list of token counts")
+    if any(x < 128 for x in lengths):
+        ap.error("--lengths: each length must be at least 128 tokens")
+    if not 1 <= args.heads <= H:
+        ap.error(f"--heads: {args.heads} is not in 1..{H}")
+    kinds = args.inputs.split(",")
+    if any(x not in ("random", "peaked") for x in kinds):
+        ap.error(f"--inputs: '{args.inputs}' is not a list of random, peaked")
     torch = need_torch()
     heads = [i * (H // args.heads) for i in range(args.heads)]
     rows = [("method", "inputs", "n", "head", "agreement", "what", "ours", "authors")]
-    for kind in args.inputs.split(","):
-        for n in (int(x) for x in args.lengths.split(",")):
+    failures = {}
+    for kind in kinds:
+        for n in lengths:
             q, k = make_qk(torch, kind, n, seed=n + (7 if kind == "peaked" else 0))
-            if args.minference:
-                theirs = minference_authors(args.minference, torch, q, k, heads, 512, 2048)
+
+            def run_minference():
+                theirs = minference_authors(args.minference, args.minference_csrc, torch, q, k, heads, 512, 2048)
                 mine = minference_ours(q, k, heads, 512, 2048)
+                out = []
                 for h, (a, b) in zip(heads, zip(mine, theirs)):
-                    rows.append(("minference", kind, n, h, jaccard(a[0]["columns"], b[0]["columns"]), "columns",
-                                 len(a[0]["columns"]), len(b[0]["columns"])))
-                    rows.append(("minference", kind, n, h, jaccard(a[0]["offsets"], b[0]["offsets"]), "diagonals",
-                                 len(a[0]["offsets"]), len(b[0]["offsets"])))
+                    out.append(("minference", kind, n, h, jaccard(a[0]["columns"], b[0]["columns"]), "columns",
+                                len(a[0]["columns"]), len(b[0]["columns"])))
+                    out.append(("minference", kind, n, h, jaccard(a[0]["offsets"], b[0]["offsets"]), "diagonals",
+                                len(a[0]["offsets"]), len(b[0]["offsets"])))
                     if b[1] is not None:
-                        rows.append(("minference", kind, n, h, jaccard(a[1], b[1]), "tiles+extra keys", len(a[1]),
-                                     len(b[1])))
-            if args.flexprefill:
+                        out.append(("minference", kind, n, h, jaccard(a[1], b[1]), "tiles+extra keys", len(a[1]),
+                                    len(b[1])))
+                return out
+
+            def run_flexprefill():
                 theirs = flexprefill_authors(args.flexprefill, torch, q, k, heads, 0.95, 0.1, 1024)
                 mine = flexprefill_ours(q, k, heads, 0.95, 0.1, 1024)
-                for h, a, b in zip(heads, mine, theirs):
-                    rows.append(("flexprefill", kind, n, h, jaccard(a, b), "blocks", len(a), len(b)))
-            if args.xattention:
+                return [("flexprefill", kind, n, h, jaccard(a, b), "blocks", len(a), len(b))
+                        for h, a, b in zip(heads, mine, theirs)]
+
+            def run_xattention():
                 theirs = xattention_authors(args.xattention, torch, q, k, heads, 8, 0.9)
                 mine = xattention_ours(q, k, heads, 8, 0.9)
-                for h, a, b in zip(heads, mine, theirs):
-                    rows.append(("xattention", kind, n, h, jaccard(a, b), "blocks", len(a), len(b)))
+                out = []
+                for h, (faithful, plain), b in zip(heads, mine, theirs):
+                    out.append(("xattention", kind, n, h, jaccard(faithful, b), "blocks", len(faithful), len(b)))
+                    out.append(("xattention", kind, n, h, jaccard(plain, b), "blocks, BASELINES 3.2 walk "
+                                "without the first-chunk rule", len(plain), len(b)))
+                return out
+
+            if args.minference:
+                compare_method("minference", failures, rows, kind, n, run_minference)
+            if args.flexprefill:
+                compare_method("flexprefill", failures, rows, kind, n, run_flexprefill)
+            if args.xattention:
+                compare_method("xattention", failures, rows, kind, n, run_xattention)
     if STAND_INS:
         print(f"# stand-ins for missing optional modules: {', '.join(STAND_INS)}")
+    if MINFERENCE:
+        print(f"# MInference index conversion: {MINFERENCE.get('convert_from')}")
     for r in rows:
         print("\t".join(f"{x:.4f}" if isinstance(x, float) else str(x) for x in r))
     if args.out:
         with open(args.out, "w") as f:
             for r in rows:
                 f.write("\t".join(str(x) for x in r) + "\n")
-    return 0
+    for name, (stopped, why) in failures.items():
+        print(f"# {name}: {'not compared' if stopped else 'failed (last failure)'}: {why}", file=sys.stderr)
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

@@ -223,19 +223,36 @@ def xattention_scores(q, k, stride, block=128):
     return bf16(w)
 
 
-def xattention_mask(w, threshold):
+def xattention_first_chunk_blocks(n, block=128):
+    """Query-block rows of the authors' first estimation chunk for a prompt of n tokens:
+    Xattention_prefill's chunk max(min(max(2048, P), 2^28 / P), 2048), P the next power of
+    two >= n (BASELINES.md 3.2, line 210)."""
+    p = 1 << max(n - 1, 0).bit_length()
+    return max(min(max(2048, p), (1 << 28) // p), 2048) // block
+
+
+def xattention_mask(w, threshold, first_chunk_blocks=0):
+    """Rows 1 .. first_chunk_blocks-1 walk as the authors' first chunk does: there
+    find_blocks_chunked's diagonal identity overwrites block 0's forcing (utils.py L99-106)
+    while its running sum keeps two forced slots (L115-139), so only the diagonal's mass
+    comes first, block 0 is ranked with the others, and one block past the crossing one
+    is kept; block 0 stays kept (L142-145). 0 gives BASELINES.md 3.2's walk everywhere."""
     nb = w.shape[0]
     mask = np.zeros((nb, nb), dtype=bool)
     for qb in range(nb):
         total = w[qb].sum()
         mask[qb, 0] = mask[qb, qb] = True
-        before = w[qb, 0] + (w[qb, qb] if qb else 0.0)
-        others = list(range(1, qb))
-        for kb in sorted(others, key=lambda j: (-w[qb, j], j)):
-            if not before < total * threshold:
-                break
-            mask[qb, kb] = True
-            before += w[qb, kb]
+        first_chunk = 0 < qb < first_chunk_blocks
+        lo = 0 if first_chunk else 1
+        before = w[qb, qb] + (0.0 if first_chunk or qb == 0 else w[qb, 0])
+        order = sorted(range(lo, qb), key=lambda j: (-w[qb, j], j))
+        kept = 0
+        while kept < len(order) and before < total * threshold:
+            before += w[qb, order[kept]]
+            kept += 1
+        if first_chunk and kept < len(order):
+            kept += 1
+        mask[qb, order[:kept]] = True
     return mask
 
 
@@ -256,6 +273,10 @@ CASES = [
          stride=8, threshold=0.5),
     dict(name="xattention_peaked_s16", method="xattention", n=777, d=16, seed=9, gain=1.0, planted=[200, 530],
          peak=3.0, stride=16, threshold=0.8),
+    # past 16384 tokens the authors' first chunk (8192 tokens, 64 rows here) ends inside the
+    # prompt: rows 1-63 take the first chunk's walk, rows 64-128 BASELINES.md 3.2's
+    dict(name="xattention_past_first_chunk", method="xattention", n=16500, d=16, seed=10, gain=3.0,
+         planted=[3000, 9000], peak=3.0, stride=8, threshold=0.3),
 ]
 
 PARAM_KEYS = ["n", "d", "seed", "gain", "peak", "v", "s", "gamma", "tau", "min_budget", "stride", "threshold"]
@@ -278,7 +299,8 @@ def compute(case):
             mask, qa = flexprefill_mask(q, k, as_option(case["gamma"]), as_option(case["tau"]), case["min_budget"])
             lines.append(f"query_aware {int(qa)}")
         else:
-            mask = xattention_mask(xattention_scores(q, k, case["stride"]), as_option(case["threshold"]))
+            mask = xattention_mask(xattention_scores(q, k, case["stride"]), as_option(case["threshold"]),
+                                   xattention_first_chunk_blocks(case["n"]))
         for qb in range(mask.shape[0]):
             lines.append(f"{qb} blocks {' '.join(str(j) for j in np.nonzero(mask[qb])[0])}".rstrip())
     return lines

@@ -14,7 +14,10 @@
  *    descending with CUB's block radix sort (stable, so ties keep the lower index),
  *    scans their masses, and keeps each block whose preceding mass (forced blocks
  *    first) is below threshold x row total: the reference's walk, since the running
- *    mass only grows. It counts the kept blocks and their covered query-key pairs.
+ *    mass only grows. In the rows of the authors' first chunk
+ *    (up_xattention_first_chunk_blocks) only the diagonal is forced, block 0 is sorted
+ *    with the others and the block ranked just after the last one so kept is kept too,
+ *    as the reference does. It counts the kept blocks and their covered query-key pairs.
  * 3. CUB's device scan turns the counts into range_ptr, and the rows' key ranges are
  *    written there; column_ptr is all zeros (no extra keys).
  * The density cap (density_cap < 1) ranks blocks across all query blocks of a head and
@@ -179,7 +182,7 @@ __global__ void __launch_bounds__(XA_THREADS) xa_walk(const xa_params p, const f
     typename reducer::TempStorage reduce;
   } tmp;
   __shared__ double total_s;
-  __shared__ int32_t n_kept_s;
+  __shared__ int32_t n_kept_s, n_walked_s;
   const int32_t row = blockIdx.x; /* list row */
   const int32_t qb_global = row / p.n_heads, h = row % p.n_heads;
   const int32_t s = up_sparse_qblock_seq(p.qblock_start, p.n_seqs, qb_global);
@@ -192,17 +195,21 @@ __global__ void __launch_bounds__(XA_THREADS) xa_walk(const xa_params p, const f
   double mine = 0.0;
   for (int32_t kb = threadIdx.x; kb <= b; kb += XA_THREADS) mine += w_row[kb];
   const double total = reducer(tmp.reduce).Sum(mine);
-  if (threadIdx.x == 0) total_s = total, n_kept_s = 0;
+  if (threadIdx.x == 0) total_s = total, n_kept_s = 0, n_walked_s = 0;
   __syncthreads();
   const double th = threshold_per_head ? (double)__ldg(threshold_per_head + h) : (double)threshold;
   const double required = total_s * th;
-  const double forced = (double)w_row[0] + (b > 0 ? (double)w_row[b] : 0.0);
+  /* BASELINES.md 3.2 (lines 221-225); the first chunk as the authors' find_blocks_chunked
+   * walks it (xattn/src/utils.py L99-145, kernels/cpu/sparse_xattention.c) */
+  const bool first_chunk = b > 0 && b < up_xattention_first_chunk_blocks(n);
+  const int32_t lo = first_chunk ? 0 : 1; /* the sorted causal blocks lo .. b-1 */
+  const double forced = (double)w_row[b] + (first_chunk || b == 0 ? 0.0 : (double)w_row[0]);
 
-  /* the non-forced causal blocks 1 .. b-1, descending; -inf pads sort last */
+  /* the non-forced causal blocks, descending; -inf pads sort last */
   float keys[XA_WALK_ITEMS];
   int32_t idx[XA_WALK_ITEMS];
   for (int i = 0; i < XA_WALK_ITEMS; ++i) {
-    const int32_t kb = 1 + threadIdx.x * XA_WALK_ITEMS + i;
+    const int32_t kb = lo + threadIdx.x * XA_WALK_ITEMS + i;
     const bool in = kb < b;
     keys[i] = in ? w_row[kb] : -INFINITY;
     idx[i] = in ? kb : INT32_MAX;
@@ -211,7 +218,9 @@ __global__ void __launch_bounds__(XA_THREADS) xa_walk(const xa_params p, const f
   sorter(tmp.sort).SortDescendingBlockedToStriped(keys, idx);
   /* striped: item i of thread t is rank i * XA_THREADS + t; the scan wants blocked order,
    * so rank the masses through a second exchange-free pass: each thread scans its own
-   * striped items in rank order through the block scan, one item column at a time. */
+   * striped items in rank order through the block scan, one item column at a time.
+   * Block 0 is already first in the row's list: a first-chunk walk counts it, lists it
+   * once. */
   double carried = 0.0;
   for (int i = 0; i < XA_WALK_ITEMS; ++i) {
     __syncthreads();
@@ -219,10 +228,19 @@ __global__ void __launch_bounds__(XA_THREADS) xa_walk(const xa_params p, const f
     double before, column_total;
     scanner(tmp.scan).ExclusiveSum(mass, before, column_total);
     if (idx[i] != INT32_MAX && forced + carried + before < required) {
-      const int32_t slot = atomicAdd(&n_kept_s, 1);
-      kept_row[2 + slot] = idx[i];
+      atomicAdd(&n_walked_s, 1);
+      if (idx[i] != 0) kept_row[2 + atomicAdd(&n_kept_s, 1)] = idx[i];
     }
     carried += column_total;
+  }
+  __syncthreads();
+  /* the walk kept ranks 0 .. walked-1; a first-chunk row keeps rank `walked` as well */
+  const int32_t walked = n_walked_s;
+  if (first_chunk && walked < b - lo && threadIdx.x == walked % XA_THREADS) {
+    int32_t next = INT32_MAX;
+    for (int i = 0; i < XA_WALK_ITEMS; ++i)
+      if (i == walked / XA_THREADS) next = idx[i];
+    if (next != 0) kept_row[2 + n_kept_s++] = next;
   }
   __syncthreads();
   if (threadIdx.x == 0) {

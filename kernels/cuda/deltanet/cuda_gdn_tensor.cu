@@ -6,9 +6,11 @@
  * 1. gdn_tc_intra_kernel, one block per (chunk, value head), all chunks at once: K K^T and
  *    Q K^T on tensor cores, decayed and masked in fp32 into A and P, T = (I + A)^-1 by
  *    fp32 forward substitution; row i of T and row i of P (zeros above their triangles,
- *    T's diagonal 1) stored side by side as 128 bf16 at the chunk's token i, so the scan
- *    copies them in 16-byte pieces (the 256 bytes per token and value head v2 stores its
- *    fp32 P | T^T matrix in).
+ *    T's diagonal 1) stored side by side as 128 bf16 at the chunk's token i (the 256
+ *    bytes per token and value head v2 stores its fp32 P | T^T matrix in), and, by the
+ *    first value head of each key head, the normalised k and q rows as 2 x 128 bf16 per
+ *    token and key head (zeros past d): the scan copies both in 16-byte pieces, with
+ *    no normalising, unpacking or transposing per chunk.
  * 2. gdn_tc_scan_kernel, one block per (sequence, value head, 32 state columns): per
  *    chunk, with its 128 x 32 state slice S in fp32 shared memory,
  *      K S, Q S (64 x d x 32)   R = diag(beta) (V - diag(e^gamma) K S)
@@ -59,13 +61,19 @@ struct tc_gates {
   float decay_all;
 };
 
-/* One chunk's raw inputs in registers: loaded a chunk ahead (their first use is the
- * commit into shared memory), so their latency hides behind the previous chunk's work. */
-struct tc_qk_regs {
-  __nv_bfloat16 k[TC_ROWS_PER_WARP][TC_COLS_PER_LANE], q[TC_ROWS_PER_WARP][TC_COLS_PER_LANE];
-  float g[2], b[2]; /* warp 0: rows lane and lane + 32 */
-  int32_t n;
+/* A chunk's g and beta in warp 0's registers: rows lane and lane + 32. */
+struct tc_gate_regs {
+  float g[2], b[2];
 };
+
+/* A q or k row's 128 bf16 (zeros past d) in 16-byte pieces: pieces 0..15 of a workspace
+ * row are k, 16..31 q. */
+enum { TC_QK_PIECES = 2 * TC_DMAX / 8 };
+
+static __device__ __forceinline__ __nv_bfloat16 *tc_qk_piece(__nv_bfloat16 *k, __nv_bfloat16 *q, int32_t i,
+                                                             int32_t piece) {
+  return piece < TC_QK_PIECES / 2 ? k + i * TC_LDQK + 8 * piece : q + i * TC_LDQK + 8 * (piece - TC_QK_PIECES / 2);
+}
 
 static __device__ __forceinline__ __nv_bfloat16 tc_bf16_zero(void) { return __float2bfloat16_rn(0.0f); }
 
@@ -113,12 +121,8 @@ static __device__ __forceinline__ void tc_commit_rows(__nv_bfloat16 *dst,
   }
 }
 
-static __device__ __forceinline__ void tc_fetch_qk(tc_qk_regs &in, const __nv_bfloat16 *q, const __nv_bfloat16 *k,
-                                                   const float *g, const float *beta, int64_t t0, int32_t n,
-                                                   int32_t d, int32_t stride, int32_t hv, int32_t h) {
-  in.n = n;
-  tc_fetch_rows(in.k, k, t0, n, d, stride);
-  tc_fetch_rows(in.q, q, t0, n, d, stride);
+static __device__ __forceinline__ void tc_fetch_gates(tc_gate_regs &in, const float *g, const float *beta,
+                                                      int64_t t0, int32_t n, int32_t hv, int32_t h) {
   if (threadIdx.x < 32) {
 #pragma unroll
     for (int u = 0; u < 2; ++u) {
@@ -134,13 +138,10 @@ static __device__ __forceinline__ void tc_fetch_qk(tc_qk_regs &in, const __nv_bf
   }
 }
 
-/* Normalised k and q into shared rows, and the gates (warp 0: gamma by a shuffle scan of
- * each half, the second half offset by the first's total; padded rows have g = 0, so
- * gamma_last is the last real row's). Readers wait for the caller's barrier. */
-static __device__ __forceinline__ void tc_commit_qk(__nv_bfloat16 *ks, __nv_bfloat16 *qs, tc_gates &gt,
-                                                    const tc_qk_regs &in, float scale) {
-  tc_commit_rows(ks, in.k, 1.0f);
-  tc_commit_rows(qs, in.q, scale);
+/* The gates into shared memory (warp 0: gamma by a shuffle scan of each half, the second
+ * half offset by the first's total; padded rows have g = 0, so gamma_last is the last
+ * real row's). Readers wait for the caller's barrier. */
+static __device__ __forceinline__ void tc_commit_gates(tc_gates &gt, const tc_gate_regs &in) {
   const int lane = threadIdx.x;
   if (lane < 32) {
     float lo = in.g[0], hi = in.g[1];
@@ -204,9 +205,9 @@ static __device__ __forceinline__ void tc_inverse_column(float *dst, const float
 }
 
 static __global__ void __launch_bounds__(TC_NT, 2)
-    gdn_tc_intra_kernel(__nv_bfloat16 *tp, const __nv_bfloat16 *q, const __nv_bfloat16 *k, const float *g,
-                        const float *beta, const int32_t *cu, const int32_t *first, int32_t n_seqs, int32_t hv,
-                        int32_t group, int32_t d, int32_t stride, float scale) {
+    gdn_tc_intra_kernel(__nv_bfloat16 *tp, __nv_bfloat16 *qkn, const __nv_bfloat16 *q, const __nv_bfloat16 *k,
+                        const float *g, const float *beta, const int32_t *cu, const int32_t *first, int32_t n_seqs,
+                        int32_t hv, int32_t hk, int32_t group, int32_t d, int32_t stride, float scale) {
   extern __shared__ __align__(128) unsigned char gdn_tc_intra_raw[];
   tc_intra_smem &sm = *reinterpret_cast<tc_intra_smem *>(gdn_tc_intra_raw);
   const int32_t chunk = blockIdx.x, h = blockIdx.y, tid = threadIdx.x, warp = tid / 32;
@@ -215,11 +216,22 @@ static __global__ void __launch_bounds__(TC_NT, 2)
   const int64_t t0 = cu[s] + (int64_t)(chunk - first[s]) * TC_C;
   const int32_t n = min(TC_C, (int32_t)(cu[s + 1] - t0)), kh = (h / group) * d;
   {
-    tc_qk_regs in;
-    tc_fetch_qk(in, q + kh, k + kh, g, beta, t0, n, d, stride, hv, h);
-    tc_commit_qk(sm.k, sm.q, sm.gt, in, scale);
+    __nv_bfloat16 k_raw[TC_ROWS_PER_WARP][TC_COLS_PER_LANE], q_raw[TC_ROWS_PER_WARP][TC_COLS_PER_LANE];
+    tc_gate_regs gates;
+    tc_fetch_rows(k_raw, k + kh, t0, n, d, stride);
+    tc_fetch_rows(q_raw, q + kh, t0, n, d, stride);
+    tc_fetch_gates(gates, g, beta, t0, n, hv, h);
+    tc_commit_rows(sm.k, k_raw, 1.0f);
+    tc_commit_rows(sm.q, q_raw, scale);
+    tc_commit_gates(sm.gt, gates);
   }
   __syncthreads();
+  if (h % group == 0) /* the key head's normalised rows, once per key head, for the scan */
+    for (int32_t idx = tid; idx < n * TC_QK_PIECES; idx += TC_NT) {
+      const int32_t i = idx / TC_QK_PIECES, piece = idx % TC_QK_PIECES;
+      reinterpret_cast<uint4 *>(qkn + ((t0 + i) * hk + h / group) * 2 * TC_DMAX)[piece] =
+          *reinterpret_cast<const uint4 *>(tc_qk_piece(sm.k, sm.q, i, piece));
+    }
 
   /* K K^T (tiles 0..15) and Q K^T (16..31) over the lower block triangle (block column
    * <= block row); K^T is K read column-major. */
@@ -267,8 +279,13 @@ static __global__ void __launch_bounds__(TC_NT, 2)
 enum { TC_V_PER_THREAD = TC_C * TC_TILE / TC_NT, TC_TP_PIECES = 2 * TC_C / 8,
        TC_TP_PER_THREAD = TC_C * TC_TP_PIECES / TC_NT };
 
+enum { TC_QK_PER_THREAD = TC_C * TC_QK_PIECES / TC_NT };
+
+/* One chunk's inputs in registers: loaded a chunk ahead (their first use is the commit
+ * into shared memory), so their latency hides behind the previous chunk's work. */
 struct tc_chunk_regs {
-  tc_qk_regs qk;
+  uint4 qk[TC_QK_PER_THREAD];       /* piece tid + 256m of the chunk's 64 normalised k | q rows */
+  tc_gate_regs gates;
   __nv_bfloat16 v[TC_V_PER_THREAD]; /* element tid + 256m of the 64 x 32 value tile */
   uint4 tp[TC_TP_PER_THREAD];       /* piece tid + 256m of the chunk's 64 T | P rows */
 };
@@ -289,12 +306,19 @@ struct tc_scan_smem {
   tc_gates gt;
 };
 
-static __device__ __forceinline__ void tc_fetch_chunk(tc_chunk_regs &in, const __nv_bfloat16 *q,
-                                                      const __nv_bfloat16 *k, const __nv_bfloat16 *v,
-                                                      const float *g, const float *beta, const __nv_bfloat16 *tp,
-                                                      int64_t t0, int32_t n, int32_t d, int32_t stride, int32_t hv,
-                                                      int32_t h, int32_t col0) {
-  tc_fetch_qk(in.qk, q, k, g, beta, t0, n, d, stride, hv, h);
+static __device__ __forceinline__ void tc_fetch_chunk(tc_chunk_regs &in, const __nv_bfloat16 *qkn,
+                                                      const __nv_bfloat16 *v, const float *g, const float *beta,
+                                                      const __nv_bfloat16 *tp, int64_t t0, int32_t n, int32_t d,
+                                                      int32_t stride, int32_t hv, int32_t h, int32_t hk,
+                                                      int32_t key_head, int32_t col0) {
+#pragma unroll
+  for (int m = 0; m < TC_QK_PER_THREAD; ++m) {
+    const int32_t idx = threadIdx.x + TC_NT * m, i = idx / TC_QK_PIECES, piece = idx % TC_QK_PIECES;
+    uint4 x = make_uint4(0u, 0u, 0u, 0u);
+    if (i < n) x = reinterpret_cast<const uint4 *>(qkn + ((t0 + i) * hk + key_head) * 2 * TC_DMAX)[piece];
+    in.qk[m] = x;
+  }
+  tc_fetch_gates(in.gates, g, beta, t0, n, hv, h);
 #pragma unroll
   for (int m = 0; m < TC_V_PER_THREAD; ++m) {
     const int32_t idx = threadIdx.x + TC_NT * m, i = idx / TC_TILE, c = idx % TC_TILE;
@@ -313,8 +337,13 @@ static __device__ __forceinline__ void tc_fetch_chunk(tc_chunk_regs &in, const _
 
 /* The registers into shared memory. Rows of T and P past the chunk's n are zero: R's
  * rows there are zero (beta = 0), K's too, so V' rows there never reach O or S. */
-static __device__ __forceinline__ void tc_commit_chunk(tc_scan_smem &sm, const tc_chunk_regs &in, float scale) {
-  tc_commit_qk(sm.k, sm.q, sm.gt, in.qk, scale);
+static __device__ __forceinline__ void tc_commit_chunk(tc_scan_smem &sm, const tc_chunk_regs &in) {
+#pragma unroll
+  for (int m = 0; m < TC_QK_PER_THREAD; ++m) {
+    const int32_t idx = threadIdx.x + TC_NT * m;
+    *reinterpret_cast<uint4 *>(tc_qk_piece(sm.k, sm.q, idx / TC_QK_PIECES, idx % TC_QK_PIECES)) = in.qk[m];
+  }
+  tc_commit_gates(sm.gt, in.gates);
 #pragma unroll
   for (int m = 0; m < TC_V_PER_THREAD; ++m) sm.v[threadIdx.x + TC_NT * m] = __bfloat162float(in.v[m]);
 #pragma unroll
@@ -347,14 +376,14 @@ static __device__ __forceinline__ void tc_lower_times_tile(float *dst, const __n
 }
 
 static __global__ void __launch_bounds__(TC_NT, 1)
-    gdn_tc_scan_kernel(__nv_bfloat16 *out, const __nv_bfloat16 *q, const __nv_bfloat16 *k, const __nv_bfloat16 *v,
-                       const float *g, const float *beta, float *state, const __nv_bfloat16 *tp, const int32_t *cu,
-                       const int32_t *slots, const int32_t *initial, int32_t hv, int32_t group, int32_t d,
-                       int32_t stride, float scale) {
+    gdn_tc_scan_kernel(__nv_bfloat16 *out, const __nv_bfloat16 *qkn, const __nv_bfloat16 *v, const float *g,
+                       const float *beta, float *state, const __nv_bfloat16 *tp, const int32_t *cu,
+                       const int32_t *slots, const int32_t *initial, int32_t hv, int32_t hk, int32_t group, int32_t d,
+                       int32_t stride) {
   extern __shared__ __align__(128) unsigned char gdn_tc_scan_raw[];
   tc_scan_smem &sm = *reinterpret_cast<tc_scan_smem *>(gdn_tc_scan_raw);
   const int32_t col0 = blockIdx.x * TC_TILE, h = blockIdx.y, s = blockIdx.z, tid = threadIdx.x, warp = tid / 32;
-  const int32_t kh = (h / group) * d, ksteps = (d + 15) / 16;
+  const int32_t key_head = h / group, ksteps = (d + 15) / 16;
   const int32_t mi = warp / 2, nj = warp % 2; /* the warp's 16 x 16 tile of every 64 x 32 result */
   float *gstate = state + ((int64_t)slots[s] * hv + h) * d * d;
   const bool has_state = initial[s] != 0;
@@ -366,12 +395,12 @@ static __global__ void __launch_bounds__(TC_NT, 1)
   const int64_t begin = cu[s], end = cu[s + 1];
   tc_chunk_regs in;
   if (begin < end)
-    tc_fetch_chunk(in, q + kh, k + kh, v, g, beta, tp, begin, (int32_t)min((int64_t)TC_C, end - begin), d, stride,
-                   hv, h, col0);
+    tc_fetch_chunk(in, qkn, v, g, beta, tp, begin, (int32_t)min((int64_t)TC_C, end - begin), d, stride, hv, h, hk,
+                   key_head, col0);
 
   for (int64_t t0 = begin; t0 < end; t0 += TC_C) {
     const int32_t n = (int32_t)min((int64_t)TC_C, end - t0);
-    tc_commit_chunk(sm, in, scale);
+    tc_commit_chunk(sm, in);
     /* The same thread-to-element map as the state's load, so no barrier between them. */
     for (int32_t idx = tid; idx < TC_DMAX * TC_TILE; idx += TC_NT) {
       const int32_t a = idx / TC_TILE, c = idx % TC_TILE;
@@ -379,8 +408,8 @@ static __global__ void __launch_bounds__(TC_NT, 1)
     }
     __syncthreads();
     if (t0 + TC_C < end)
-      tc_fetch_chunk(in, q + kh, k + kh, v, g, beta, tp, t0 + TC_C, (int32_t)min((int64_t)TC_C, end - t0 - TC_C), d,
-                     stride, hv, h, col0);
+      tc_fetch_chunk(in, qkn, v, g, beta, tp, t0 + TC_C, (int32_t)min((int64_t)TC_C, end - t0 - TC_C), d, stride,
+                     hv, h, hk, key_head, col0);
 
     { /* K S and Q S, sharing the state's fragments. */
       tc_acc acc_ks, acc_qs;
@@ -457,10 +486,13 @@ extern "C" void up_cuda_gdn_tensor(up_cuda_backend *cb, __nv_bfloat16 *out, cons
                                    const __nv_bfloat16 *k, const __nv_bfloat16 *v, const float *g, const float *beta,
                                    float *state, const up_recurrent_batch *batch, const up_gdn_shape *shape) {
   const int32_t hv = shape->n_value_heads, d = shape->head_dim, n_seqs = batch->n_seqs;
-  const int32_t group = hv / shape->n_key_heads;
+  const int32_t hk = shape->n_key_heads, group = hv / hk;
   if (d > TC_DMAX) UP_FATAL("gated_deltanet (tensor cores): head size %d above %d", (int)d, TC_DMAX);
   int32_t *first = NULL;
-  __nv_bfloat16 *tp = (__nv_bfloat16 *)up_cuda_gdn_chunk_index(cb, batch, hv, &first);
+  const size_t qk_bytes_per_token = sizeof(__nv_bfloat16) * 2 * TC_DMAX * (size_t)hk;
+  __nv_bfloat16 *tp = (__nv_bfloat16 *)up_cuda_gdn_chunk_index(cb, batch, hv, qk_bytes_per_token, &first);
+  /* After T | P's 128 bf16 per token and value head (a multiple of 256 bytes). */
+  __nv_bfloat16 *qkn = tp + (size_t)batch->n_tokens * hv * 2 * TC_C;
 
   /* A bound on the chunk count: ceil(len / 64) <= len / 64 + 1 per sequence. */
   const int64_t max_chunks = ((int64_t)batch->n_tokens + TC_C - 1) / TC_C + n_seqs;
@@ -469,15 +501,15 @@ extern "C" void up_cuda_gdn_tensor(up_cuda_backend *cb, __nv_bfloat16 *out, cons
     UP_CUDA_CHECK(
         cudaFuncSetAttribute(gdn_tc_intra_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)intra_smem));
     gdn_tc_intra_kernel<<<dim3((unsigned)max_chunks, (unsigned)hv), TC_NT, intra_smem, cb->stream>>>(
-        tp, q, k, g, beta, batch->cu_seqlens, first, n_seqs, hv, group, d, shape->qkv_stride, shape->scale);
+        tp, qkn, q, k, g, beta, batch->cu_seqlens, first, n_seqs, hv, hk, group, d, shape->qkv_stride, shape->scale);
     UP_CUDA_CHECK_LAUNCH();
   }
 
   const size_t scan_smem = sizeof(tc_scan_smem);
   UP_CUDA_CHECK(cudaFuncSetAttribute(gdn_tc_scan_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)scan_smem));
   gdn_tc_scan_kernel<<<dim3((unsigned)((d + TC_TILE - 1) / TC_TILE), (unsigned)hv, (unsigned)n_seqs), TC_NT,
-                       scan_smem, cb->stream>>>(out, q, k, v, g, beta, state, tp, batch->cu_seqlens,
-                                                batch->state_slots, batch->has_initial_state, hv, group, d,
-                                                shape->qkv_stride, shape->scale);
+                       scan_smem, cb->stream>>>(out, qkn, v, g, beta, state, tp, batch->cu_seqlens,
+                                                batch->state_slots, batch->has_initial_state, hv, hk, group, d,
+                                                shape->qkv_stride);
   UP_CUDA_CHECK_LAUNCH();
 }

@@ -63,8 +63,10 @@ void up_cuda_gdn_chunked(up_cuda_backend *cb, __nv_bfloat16 *out, const __nv_bfl
                          const up_recurrent_batch *batch, const up_gdn_shape *shape);
 void up_cuda_gdn_chunked_release(up_cuda_backend *cb);
 /* The workspace grown to the batch and its chunk index filled (cuda_gdn_chunked.cu): the
- * T|P area (64 fp32 per token and value head) returned, the index in *first. */
-void *up_cuda_gdn_chunk_index(up_cuda_backend *cb, const up_recurrent_batch *batch, int32_t hv, int32_t **first);
+ * T|P area (64 fp32 per token and value head, then extra_per_token bytes per token)
+ * returned, the index in *first. */
+void *up_cuda_gdn_chunk_index(up_cuda_backend *cb, const up_recurrent_batch *batch, int32_t hv,
+                              size_t extra_per_token, int32_t **first);
 /* cuda_gdn_tensor.cu: the same split with its products on tensor cores (the default). */
 void up_cuda_gdn_tensor(up_cuda_backend *cb, __nv_bfloat16 *out, const __nv_bfloat16 *q, const __nv_bfloat16 *k,
                         const __nv_bfloat16 *v, const float *g, const float *beta, float *state,

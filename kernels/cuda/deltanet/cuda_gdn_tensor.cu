@@ -66,13 +66,15 @@ struct tc_gate_regs {
   float g[2], b[2];
 };
 
-/* A q or k row's 128 bf16 (zeros past d) in 16-byte pieces: pieces 0..15 of a workspace
- * row are k, 16..31 q. */
-enum { TC_QK_PIECES = 2 * TC_DMAX / 8 };
+/* Workspace rows are two shared-memory rows side by side, in 16-byte pieces: k | q (128
+ * bf16 each, zeros past d) and T | P (64 each). Piece `piece` of row i: the first half in
+ * `left`, the second in `right`, rows `ld` apart. */
+enum { TC_QK_PIECES = 2 * TC_DMAX / 8, TC_TP_PIECES = 2 * TC_C / 8 };
 
-static __device__ __forceinline__ __nv_bfloat16 *tc_qk_piece(__nv_bfloat16 *k, __nv_bfloat16 *q, int32_t i,
-                                                             int32_t piece) {
-  return piece < TC_QK_PIECES / 2 ? k + i * TC_LDQK + 8 * piece : q + i * TC_LDQK + 8 * (piece - TC_QK_PIECES / 2);
+template <int PIECES>
+static __device__ __forceinline__ __nv_bfloat16 *tc_piece(__nv_bfloat16 *left, __nv_bfloat16 *right, int32_t ld,
+                                                          int32_t i, int32_t piece) {
+  return piece < PIECES / 2 ? left + i * ld + 8 * piece : right + i * ld + 8 * (piece - PIECES / 2);
 }
 
 static __device__ __forceinline__ __nv_bfloat16 tc_bf16_zero(void) { return __float2bfloat16_rn(0.0f); }
@@ -230,7 +232,7 @@ static __global__ void __launch_bounds__(TC_NT, 2)
     for (int32_t idx = tid; idx < n * TC_QK_PIECES; idx += TC_NT) {
       const int32_t i = idx / TC_QK_PIECES, piece = idx % TC_QK_PIECES;
       reinterpret_cast<uint4 *>(qkn + ((t0 + i) * hk + h / group) * 2 * TC_DMAX)[piece] =
-          *reinterpret_cast<const uint4 *>(tc_qk_piece(sm.k, sm.q, i, piece));
+          *reinterpret_cast<const uint4 *>(tc_piece<TC_QK_PIECES>(sm.k, sm.q, TC_LDQK, i, piece));
     }
 
   /* K K^T (tiles 0..15) and Q K^T (16..31) over the lower block triangle (block column
@@ -275,9 +277,7 @@ static __global__ void __launch_bounds__(TC_NT, 2)
 
 /* --- 2. the sequential pass over the state -------------------------------------------------- */
 
-/* A token's T and P rows: 2 x 64 bf16, 16 pieces of 16 bytes (8 of T, then 8 of P). */
-enum { TC_V_PER_THREAD = TC_C * TC_TILE / TC_NT, TC_TP_PIECES = 2 * TC_C / 8,
-       TC_TP_PER_THREAD = TC_C * TC_TP_PIECES / TC_NT };
+enum { TC_V_PER_THREAD = TC_C * TC_TILE / TC_NT, TC_TP_PER_THREAD = TC_C * TC_TP_PIECES / TC_NT };
 
 enum { TC_QK_PER_THREAD = TC_C * TC_QK_PIECES / TC_NT };
 
@@ -306,18 +306,36 @@ struct tc_scan_smem {
   tc_gates gt;
 };
 
+/* Pieces tid + 256m of a chunk's workspace rows (row i at base + (t0 + i) * row_stride),
+ * zeros past its n rows. */
+template <int PIECES, int PER_THREAD>
+static __device__ __forceinline__ void tc_fetch_pieces(uint4 (&dst)[PER_THREAD], const __nv_bfloat16 *base,
+                                                       int64_t row_stride, int64_t t0, int32_t n) {
+#pragma unroll
+  for (int m = 0; m < PER_THREAD; ++m) {
+    const int32_t idx = threadIdx.x + TC_NT * m, i = idx / PIECES, piece = idx % PIECES;
+    uint4 x = make_uint4(0u, 0u, 0u, 0u);
+    if (i < n) x = reinterpret_cast<const uint4 *>(base + (t0 + i) * row_stride)[piece];
+    dst[m] = x;
+  }
+}
+
+template <int PIECES, int PER_THREAD>
+static __device__ __forceinline__ void tc_commit_pieces(__nv_bfloat16 *left, __nv_bfloat16 *right, int32_t ld,
+                                                        const uint4 (&src)[PER_THREAD]) {
+#pragma unroll
+  for (int m = 0; m < PER_THREAD; ++m) {
+    const int32_t idx = threadIdx.x + TC_NT * m;
+    *reinterpret_cast<uint4 *>(tc_piece<PIECES>(left, right, ld, idx / PIECES, idx % PIECES)) = src[m];
+  }
+}
+
 static __device__ __forceinline__ void tc_fetch_chunk(tc_chunk_regs &in, const __nv_bfloat16 *qkn,
                                                       const __nv_bfloat16 *v, const float *g, const float *beta,
                                                       const __nv_bfloat16 *tp, int64_t t0, int32_t n, int32_t d,
                                                       int32_t stride, int32_t hv, int32_t h, int32_t hk,
                                                       int32_t key_head, int32_t col0) {
-#pragma unroll
-  for (int m = 0; m < TC_QK_PER_THREAD; ++m) {
-    const int32_t idx = threadIdx.x + TC_NT * m, i = idx / TC_QK_PIECES, piece = idx % TC_QK_PIECES;
-    uint4 x = make_uint4(0u, 0u, 0u, 0u);
-    if (i < n) x = reinterpret_cast<const uint4 *>(qkn + ((t0 + i) * hk + key_head) * 2 * TC_DMAX)[piece];
-    in.qk[m] = x;
-  }
+  tc_fetch_pieces<TC_QK_PIECES>(in.qk, qkn + (int64_t)key_head * 2 * TC_DMAX, (int64_t)hk * 2 * TC_DMAX, t0, n);
   tc_fetch_gates(in.gates, g, beta, t0, n, hv, h);
 #pragma unroll
   for (int m = 0; m < TC_V_PER_THREAD; ++m) {
@@ -326,33 +344,17 @@ static __device__ __forceinline__ void tc_fetch_chunk(tc_chunk_regs &in, const _
     if (i < n && col0 + c < d) x = v[(t0 + i) * stride + (int64_t)h * d + col0 + c];
     in.v[m] = x;
   }
-#pragma unroll
-  for (int m = 0; m < TC_TP_PER_THREAD; ++m) {
-    const int32_t idx = threadIdx.x + TC_NT * m, i = idx / TC_TP_PIECES, piece = idx % TC_TP_PIECES;
-    uint4 x = make_uint4(0u, 0u, 0u, 0u);
-    if (i < n) x = reinterpret_cast<const uint4 *>(tp + ((t0 + i) * hv + h) * 2 * TC_C)[piece];
-    in.tp[m] = x;
-  }
+  tc_fetch_pieces<TC_TP_PIECES>(in.tp, tp + (int64_t)h * 2 * TC_C, (int64_t)hv * 2 * TC_C, t0, n);
 }
 
 /* The registers into shared memory. Rows of T and P past the chunk's n are zero: R's
  * rows there are zero (beta = 0), K's too, so V' rows there never reach O or S. */
 static __device__ __forceinline__ void tc_commit_chunk(tc_scan_smem &sm, const tc_chunk_regs &in) {
-#pragma unroll
-  for (int m = 0; m < TC_QK_PER_THREAD; ++m) {
-    const int32_t idx = threadIdx.x + TC_NT * m;
-    *reinterpret_cast<uint4 *>(tc_qk_piece(sm.k, sm.q, idx / TC_QK_PIECES, idx % TC_QK_PIECES)) = in.qk[m];
-  }
+  tc_commit_pieces<TC_QK_PIECES>(sm.k, sm.q, TC_LDQK, in.qk);
   tc_commit_gates(sm.gt, in.gates);
 #pragma unroll
   for (int m = 0; m < TC_V_PER_THREAD; ++m) sm.v[threadIdx.x + TC_NT * m] = __bfloat162float(in.v[m]);
-#pragma unroll
-  for (int m = 0; m < TC_TP_PER_THREAD; ++m) {
-    const int32_t idx = threadIdx.x + TC_NT * m, i = idx / TC_TP_PIECES, piece = idx % TC_TP_PIECES;
-    __nv_bfloat16 *dst = piece < TC_TP_PIECES / 2 ? sm.t + i * TC_LDM + 8 * piece
-                                                  : sm.p + i * TC_LDM + 8 * (piece - TC_TP_PIECES / 2);
-    *reinterpret_cast<uint4 *>(dst) = in.tp[m];
-  }
+  tc_commit_pieces<TC_TP_PIECES>(sm.t, sm.p, TC_LDM, in.tp);
 }
 
 /* Tile (mi, nj) of a 64 x 32 fp32 result (stride TC_LDF): L X, or dst + L X when

@@ -277,9 +277,8 @@ static __global__ void __launch_bounds__(TC_NT, 2)
 
 /* --- 2. the sequential pass over the state -------------------------------------------------- */
 
-enum { TC_V_PER_THREAD = TC_C * TC_TILE / TC_NT, TC_TP_PER_THREAD = TC_C * TC_TP_PIECES / TC_NT };
-
-enum { TC_QK_PER_THREAD = TC_C * TC_QK_PIECES / TC_NT };
+enum { TC_V_PER_THREAD = TC_C * TC_TILE / TC_NT, TC_TP_PER_THREAD = TC_C * TC_TP_PIECES / TC_NT,
+       TC_QK_PER_THREAD = TC_C * TC_QK_PIECES / TC_NT };
 
 /* One chunk's inputs in registers: loaded a chunk ahead (their first use is the commit
  * into shared memory), so their latency hides behind the previous chunk's work. */

@@ -19,7 +19,8 @@
 #include "tests/gpu/gpu_check.h"
 
 /* argv[1], when given, keeps the cases whose label contains it (CTest runs the delta
- * rule's cases again that way under UP_GDN_KERNEL=v1, the first-cut kernel). */
+ * rule's cases again that way under UP_GDN_KERNEL=v2 and v1, the kernels the default
+ * tensor-core one replaced). */
 int main(int argc, char **argv) {
   const char *only = argc > 1 ? argv[1] : NULL;
   setvbuf(stdout, NULL, _IOLBF, 0);

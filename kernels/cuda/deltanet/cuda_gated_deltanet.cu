@@ -1,9 +1,10 @@
 /* cuda_gated_deltanet.cu — the Gated DeltaNet ops of kernels/ops.h on the GPU: the
  * gates, the chunked delta rule (HYBRIDS.md C.4) and the gated RMSNorm.
  *
- * The delta rule runs cuda_gdn_chunked.cu's kernels (parallel over chunks, then a
- * scan parallel over state columns) unless UP_GDN_KERNEL=v1 picks the first cut kept
- * here for A/B timing and as a fallback: one block of 256 threads per (sequence, value
+ * The delta rule runs cuda_gdn_tensor.cu's kernels (parallel over chunks, then a scan
+ * parallel over state columns, products on tensor cores) unless UP_GDN_KERNEL picks
+ * cuda_gdn_chunked.cu's fp32 version of them (v2) or the first cut kept here (v1), for
+ * A/B timing and as fallbacks. The first cut is one block of 256 threads per (sequence, value
  * head), fp32 CUDA-core arithmetic, the head's state (head_dim^2 fp32) and one chunk's
  * Q, K, U/V', W, A in shared memory (213.5 KiB at head_dim 128), chunks in sequence.
  * Both are correct for any mix of prefill and decode rows (a decode row is a chunk of
@@ -137,13 +138,18 @@ static size_t gdn_smem_bytes(int32_t d) {
   return sizeof(float) * ((size_t)d * d + 4u * GDN_CHUNK * d + (size_t)GDN_CHUNK * GDN_CHUNK + 2u * GDN_CHUNK);
 }
 
-/* UP_GDN_KERNEL: unset or "chunked" for cuda_gdn_chunked.cu, "v1" for the first cut. */
-static bool gdn_use_first_cut(void) {
+/* UP_GDN_KERNEL picks the delta rule's kernel for A/B timing: unset (or "tensor") the
+ * tensor-core one of cuda_gdn_tensor.cu, "v2" (or "chunked", its earlier name) the fp32
+ * chunked one of cuda_gdn_chunked.cu, "v1" the first cut below. */
+typedef enum { GDN_KERNEL_TENSOR, GDN_KERNEL_CHUNKED_FP32, GDN_KERNEL_FIRST_CUT } gdn_kernel_choice;
+
+static gdn_kernel_choice gdn_kernel_chosen(void) {
   const char *choice = getenv("UP_GDN_KERNEL");
-  if (!choice || !*choice || strcmp(choice, "chunked") == 0) return false;
-  if (strcmp(choice, "v1") == 0) return true;
-  UP_FATAL("UP_GDN_KERNEL=%s: expected \"chunked\" (the default) or \"v1\" (the one-block-per-head first cut)",
-           choice);
+  if (!choice || !*choice || strcmp(choice, "tensor") == 0) return GDN_KERNEL_TENSOR;
+  if (strcmp(choice, "v2") == 0 || strcmp(choice, "chunked") == 0) return GDN_KERNEL_CHUNKED_FP32;
+  if (strcmp(choice, "v1") == 0) return GDN_KERNEL_FIRST_CUT;
+  UP_FATAL("UP_GDN_KERNEL=%s: expected \"tensor\" (the default), \"v2\" (the fp32 chunked kernels) or \"v1\" (the "
+           "one-block-per-head first cut)", choice);
 }
 
 extern "C" void up_cuda_gated_deltanet(up_backend *be, void *out, const void *q, const void *k, const void *v,
@@ -155,7 +161,13 @@ extern "C" void up_cuda_gated_deltanet(up_backend *be, void *out, const void *q,
              (int)d, GDN_MAX_HEAD_DIM, (int)shape->qkv_stride);
   if (batch->n_seqs <= 0) return;
   up_cuda_backend *cb = up_cuda_impl(be);
-  if (!gdn_use_first_cut()) {
+  const gdn_kernel_choice kernel = gdn_kernel_chosen();
+  if (kernel == GDN_KERNEL_TENSOR) {
+    up_cuda_gdn_tensor(cb, (__nv_bfloat16 *)out, (const __nv_bfloat16 *)q, (const __nv_bfloat16 *)k,
+                       (const __nv_bfloat16 *)v, g, beta, state, batch, shape);
+    return;
+  }
+  if (kernel == GDN_KERNEL_CHUNKED_FP32) {
     up_cuda_gdn_chunked(cb, (__nv_bfloat16 *)out, (const __nv_bfloat16 *)q, (const __nv_bfloat16 *)k,
                         (const __nv_bfloat16 *)v, g, beta, state, batch, shape);
     return;

@@ -1,7 +1,8 @@
 /* cuda_gdn_chunked.cu — the chunked gated delta rule (HYBRIDS.md C.4) as three kernels
- * with parallelism across chunks, heads and state columns; cuda_gated_deltanet.cu picks
- * it (the default) or its one-block-per-head first cut. Owns the op's workspace in the
- * backend state; touches nothing else of the backend.
+ * with parallelism across chunks, heads and state columns, all fp32 CUDA-core FMA: kept
+ * as UP_GDN_KERNEL=v2 beside cuda_gdn_tensor.cu (the default, the same split on tensor
+ * cores) and the first cut (v1). Owns the op's workspace in the backend state and its
+ * chunk index, which the tensor-core version shares; touches nothing else of the backend.
  *
  * 1. gdn_chunk_starts: the index of each sequence's first 64-row chunk (one warp).
  * 2. gdn_intra_kernel, one block per (chunk, value head), every chunk of every sequence
@@ -357,14 +358,38 @@ static __global__ void __launch_bounds__(GDN_NT, 1)
 /* Bytes of workspace: the chunk index, then (256-byte aligned) 64 fp32 per token and value head. */
 static size_t gdn_index_bytes(int32_t n_seqs) { return ((sizeof(int32_t) * ((size_t)n_seqs + 1)) + 255) & ~(size_t)255; }
 
-static size_t gdn_workspace_bytes(int32_t n_seqs, int32_t n_tokens, int32_t hv) {
-  return gdn_index_bytes(n_seqs) + sizeof(float) * GDN_C * (size_t)n_tokens * (size_t)hv;
+static size_t gdn_workspace_bytes(int32_t n_seqs, int32_t n_tokens, int32_t hv, size_t extra_per_token) {
+  return gdn_index_bytes(n_seqs) + (sizeof(float) * GDN_C * (size_t)hv + extra_per_token) * (size_t)n_tokens;
 }
 
 extern "C" void up_cuda_gdn_chunked_release(up_cuda_backend *cb) {
   if (cb->gdn_workspace) UP_CUDA_CHECK(cudaFree(cb->gdn_workspace));
   cb->gdn_workspace = NULL;
   cb->gdn_workspace_bytes = 0;
+}
+
+/* Grows the workspace to this batch and fills its chunk index (first[s], first[n_seqs]);
+ * returns the matrix area after it: 64 fp32 per token and value head, room for this
+ * file's T|P and for cuda_gdn_tensor.cu's bf16 one, then extra_per_token bytes per token
+ * for the caller (cuda_gdn_tensor.cu's normalised q and k; 0 here). */
+extern "C" void *up_cuda_gdn_chunk_index(up_cuda_backend *cb, const up_recurrent_batch *batch, int32_t hv,
+                                         size_t extra_per_token, int32_t **first) {
+  const int32_t n_seqs = batch->n_seqs;
+  const size_t need = gdn_workspace_bytes(n_seqs, batch->n_tokens, hv, extra_per_token);
+  if (need > cb->gdn_workspace_bytes) {
+    /* Grows once to the largest batch, as the attention's decode workspace; cudaFree
+     * waits for queued work that may still read the old buffer. */
+    up_cuda_gdn_chunked_release(cb);
+    const cudaError_t rc = cudaMalloc(&cb->gdn_workspace, need);
+    if (rc != cudaSuccess)
+      UP_FATAL("gated_deltanet: out of GPU memory for its %zu-byte workspace (%d tokens x (%d value heads x 64 "
+               "fp32 + %zu bytes)): %s", need, (int)batch->n_tokens, (int)hv, extra_per_token, cudaGetErrorString(rc));
+    cb->gdn_workspace_bytes = need;
+  }
+  *first = (int32_t *)cb->gdn_workspace;
+  gdn_chunk_starts<<<1, 32, 0, cb->stream>>>(*first, batch->cu_seqlens, n_seqs);
+  UP_CUDA_CHECK_LAUNCH();
+  return (char *)cb->gdn_workspace + gdn_index_bytes(n_seqs);
 }
 
 extern "C" void up_cuda_gdn_chunked(up_cuda_backend *cb, __nv_bfloat16 *out, const __nv_bfloat16 *q,
@@ -374,22 +399,8 @@ extern "C" void up_cuda_gdn_chunked(up_cuda_backend *cb, __nv_bfloat16 *out, con
   const int32_t hv = shape->n_value_heads, d = shape->head_dim, n_seqs = batch->n_seqs;
   const int32_t group = hv / shape->n_key_heads;
   if (d > GDN_DMAX) UP_FATAL("gated_deltanet (chunked): head size %d above %d", (int)d, GDN_DMAX);
-  const size_t need = gdn_workspace_bytes(n_seqs, batch->n_tokens, hv);
-  if (need > cb->gdn_workspace_bytes) {
-    /* Grows once to the largest batch, as the attention's decode workspace; cudaFree
-     * waits for queued work that may still read the old buffer. */
-    up_cuda_gdn_chunked_release(cb);
-    const cudaError_t rc = cudaMalloc(&cb->gdn_workspace, need);
-    if (rc != cudaSuccess)
-      UP_FATAL("gated_deltanet: out of GPU memory for its %zu-byte workspace (%d tokens x %d value heads x 64 "
-               "fp32): %s", need, (int)batch->n_tokens, (int)hv, cudaGetErrorString(rc));
-    cb->gdn_workspace_bytes = need;
-  }
-  int32_t *first = (int32_t *)cb->gdn_workspace;
-  float *tp = (float *)((char *)cb->gdn_workspace + gdn_index_bytes(n_seqs));
-
-  gdn_chunk_starts<<<1, 32, 0, cb->stream>>>(first, batch->cu_seqlens, n_seqs);
-  UP_CUDA_CHECK_LAUNCH();
+  int32_t *first = NULL;
+  float *tp = (float *)up_cuda_gdn_chunk_index(cb, batch, hv, 0, &first);
 
   /* A bound on the chunk count: ceil(len / 64) <= len / 64 + 1 per sequence. */
   const int64_t max_chunks = ((int64_t)batch->n_tokens + GDN_C - 1) / GDN_C + n_seqs;

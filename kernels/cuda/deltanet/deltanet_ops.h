@@ -56,12 +56,21 @@ void up_cuda_gdn_gates(up_backend *be, float *g, float *beta, const void *a, con
 void up_cuda_gated_deltanet(up_backend *be, void *out, const void *q, const void *k, const void *v, const float *g,
                             const float *beta, float *state, const up_recurrent_batch *batch,
                             const up_gdn_shape *shape);
-/* cuda_gdn_chunked.cu: the multi-kernel chunked delta rule up_cuda_gated_deltanet runs by
- * default (shapes already checked there), and the release of its workspace. */
+/* cuda_gdn_chunked.cu: the multi-kernel fp32 chunked delta rule (UP_GDN_KERNEL=v2; shapes
+ * already checked by up_cuda_gated_deltanet), and the release of its workspace. */
 void up_cuda_gdn_chunked(up_cuda_backend *cb, __nv_bfloat16 *out, const __nv_bfloat16 *q, const __nv_bfloat16 *k,
                          const __nv_bfloat16 *v, const float *g, const float *beta, float *state,
                          const up_recurrent_batch *batch, const up_gdn_shape *shape);
 void up_cuda_gdn_chunked_release(up_cuda_backend *cb);
+/* The workspace grown to the batch and its chunk index filled (cuda_gdn_chunked.cu): the
+ * T|P area (64 fp32 per token and value head, then extra_per_token bytes per token)
+ * returned, the index in *first. */
+void *up_cuda_gdn_chunk_index(up_cuda_backend *cb, const up_recurrent_batch *batch, int32_t hv,
+                              size_t extra_per_token, int32_t **first);
+/* cuda_gdn_tensor.cu: the same split with its products on tensor cores (the default). */
+void up_cuda_gdn_tensor(up_cuda_backend *cb, __nv_bfloat16 *out, const __nv_bfloat16 *q, const __nv_bfloat16 *k,
+                        const __nv_bfloat16 *v, const float *g, const float *beta, float *state,
+                        const up_recurrent_batch *batch, const up_gdn_shape *shape);
 void up_cuda_gated_rmsnorm(up_backend *be, void *out, const void *x, const void *z, int32_t z_stride,
                            const void *weight, int32_t n_tokens, int32_t n_heads, int32_t head_dim, float eps);
 /* cuda_moe.cu */

@@ -56,6 +56,9 @@ enum { UP_CUDA_STAGING_ELEMS = 1 << 22 }; /* 8 MiB of bf16 per buffer */
 typedef struct up_cuda_select_state up_cuda_select_state;
 typedef struct up_cuda_grouped_state up_cuda_grouped_state;
 
+/* Decode split-kernel instances whose occupancy the backend caches (attention_decode.cu). */
+#define UP_CUDA_DECODE_INSTANCES 16
+
 /* A Llama-3.1-70B step marks about 12 phases per layer (80 layers). */
 #define UP_CUDA_PHASE_EVENTS 2048
 
@@ -84,6 +87,9 @@ typedef struct up_cuda_backend {
   void *attn_workspace;                  /* device: attention's decode partials (cuda_attention.cu) */
   size_t attn_workspace_bytes;
   int attn_prefill_variant;              /* up_cuda_attention_prefill's `variant`; 0: the default */
+  int32_t attn_decode_kernel;            /* UP_ATTN_DECODE_*; 0 until the first decode call reads UP_DECODE_KERNEL */
+  int32_t attn_decode_ctas_per_sm[UP_CUDA_DECODE_INSTANCES]; /* per decode kernel instance; 0: not asked yet
+                                                               * (attention_decode.cu) */
   void *gdn_workspace;                   /* device: the chunked delta rule's chunk index and T|P (cuda_gdn_chunked.cu) */
   size_t gdn_workspace_bytes;
   /* Step phases: an event per mark on the stream, its phase beside it; one slot stays

@@ -5,7 +5,11 @@
  * sliding windows with the blocks behind them -1 in the table) through the default
  * kernel and, where a head_dim-128 or 256 sequence takes the prefill path, through
  * every prefill variant by number (cuda_attention.h; on a GPU without the Hopper
- * kernels a variant falls back as the op does). Each run happens twice on the same
+ * kernels a variant falls back as the op does). A case with decode sequences runs
+ * through both decode split kernels (the per-warp default and v1, chosen through
+ * up_cuda_attention_set_decode_kernel whatever UP_DECODE_KERNEL says), and a few
+ * decode-only cases of this file's own add the GQA groups of 8 and 16 (the per-warp
+ * kernel's 8-query CTAs, several per kv head) at each head_dim. Each run happens twice on the same
  * inputs and must give identical bits: the kernels have no atomics, so a difference
  * means a race. The CPU reference is computed once per case. A run that fails, or lands
  * above the bf16 noise level, prints a per-sequence breakdown ("#" lines) that says
@@ -125,17 +129,20 @@ static void print_breakdown(const up_op_case *c, const up_op_attention_view *v) 
   fflush(stdout);
 }
 
-/* One variant of one case: two runs, the same bits, the error against the reference. */
-static void run_variant(up_backend *gpu, const up_op_case *c, void *inputs, const void *reference, int variant) {
+/* One variant of one case (and decode split kernel, named by `path`): two runs, the
+ * same bits, the error against the reference. */
+static void run_variant(up_backend *gpu, const up_op_case *c, void *inputs, const void *reference, int variant,
+                        int decode_kernel, const char *path) {
   up_cuda_backend_set_attention_variant(gpu, variant);
+  up_cuda_attention_set_decode_kernel(gpu, decode_kernel);
   size_t n = 0;
   void *out = up_op_attention_output(inputs, &n);
-  float *first = gpu_repeat_twice(gpu, c, inputs, out, n, variant_names[variant]);
+  float *first = gpu_repeat_twice(gpu, c, inputs, out, n, path);
   free(first);
   up_op_check check = {0};
   c->driver->compare(gpu, c, inputs, reference, &check);
-  CHECK(check.error < c->tolerance, "%s, %s: error %.3e (limit %g); %s", c->label, variant_names[variant],
-        check.error, c->tolerance, check.detail);
+  CHECK(check.error < c->tolerance, "%s, %s: error %.3e (limit %g); %s", c->label, path, check.error, c->tolerance,
+        check.detail);
   if (!(check.error < SUSPECT_ERR)) {
     up_op_attention_view view;
     up_op_attention_view_of(gpu, inputs, reference, &view);
@@ -143,6 +150,7 @@ static void run_variant(up_backend *gpu, const up_op_case *c, void *inputs, cons
     free(view.got);
   }
   up_cuda_backend_set_attention_variant(gpu, UP_ATTN_PREFILL_DEFAULT);
+  up_cuda_attention_set_decode_kernel(gpu, UP_ATTN_DECODE_WARP);
 }
 
 /* Whether some sequence of the case takes the prefill path at a head_dim with Hopper
@@ -152,6 +160,81 @@ static int uses_hopper_prefill(const up_op_case *c) {
   for (int32_t s = 0; s < c->batch.n_seqs; ++s)
     if (up_op_batch_rows(&c->batch, s) > UP_ATTN_DECODE_MAX_ROWS) return 1;
   return 0;
+}
+
+/* Whether some sequence of the case takes the decode path. */
+static int uses_decode(const up_op_case *c) {
+  for (int32_t s = 0; s < c->batch.n_seqs; ++s)
+    if (up_op_batch_rows(&c->batch, s) <= UP_ATTN_DECODE_MAX_ROWS) return 1;
+  return 0;
+}
+
+/* Decode-only batches beyond the shared list's groups (1, 2, 4): groups of 8 and 16,
+ * so the per-warp kernel's 8-query CTAs run, one per kv head at one row and up to eight
+ * at four; ragged caches over pages of 8 to 64 entries, and a sliding window. */
+typedef struct decode_case {
+  const char *name;
+  up_attn_shape shape;
+  int32_t block_tokens, window, n_seqs;
+  int32_t rows[UP_OP_CASE_MAX_SEQS], prior[UP_OP_CASE_MAX_SEQS];
+} decode_case;
+
+static up_attn_shape heads(int32_t n_heads, int32_t n_kv_heads, int32_t head_dim) {
+  return (up_attn_shape){n_heads, n_kv_heads, head_dim, 1.0f / sqrtf((float)head_dim)};
+}
+
+static up_op_case *decode_cases(int32_t *n_out) {
+  const decode_case list[] = {
+      {"hd128 gqa 32/4 decode bt16", heads(32, 4, 128), 16, 0, 6, {1, 1, 2, 4, 1, 3}, {5000, 31, 64, 2047, 0, 12000}},
+      {"hd64 gqa 16/1 decode bt32", heads(16, 1, 64), 32, 0, 4, {1, 4, 2, 1}, {7000, 100, 1, 3333}},
+      {"hd256 gqa 8/1 decode bt64", heads(8, 1, 256), 64, 0, 4, {1, 2, 1, 4}, {2500, 9000, 0, 600}},
+      {"hd128 gqa 16/2 decode window 700 bt8", heads(16, 2, 128), 8, 700, 4, {1, 4, 1, 2}, {3000, 77, 15000, 699}},
+  };
+  const int32_t n = (int32_t)(sizeof list / sizeof list[0]);
+  up_op_case *cases = calloc((size_t)n, sizeof *cases);
+  if (!cases) {
+    printf("FAIL out of host memory for %d decode cases\n", (int)n);
+    exit(1);
+  }
+  for (int32_t i = 0; i < n; ++i) {
+    up_op_case *c = &cases[i];
+    c->driver = &up_op_attention;
+    c->tolerance = 2e-2; /* as the shared list's attention cases (op_case_list.c) */
+    c->poison = true;
+    snprintf(c->label, sizeof c->label, "attention %s", list[i].name);
+    up_op_batch_dims *d = &c->batch;
+    d->shape = list[i].shape;
+    d->block_tokens = list[i].block_tokens;
+    d->window = list[i].window;
+    d->n_seqs = list[i].n_seqs;
+    d->per_sequence = true;
+    for (int32_t s = 0; s < list[i].n_seqs; ++s) {
+      d->rows[s] = list[i].rows[s];
+      d->prior[s] = list[i].prior[s];
+      d->candidate[s] = 1;
+    }
+    d->query_bound = d->qkv_bound = 2.0f;
+    d->pool_bound = 1.0f;
+    d->spare_blocks = true;
+    d->poison_unowned = true;
+  }
+  *n_out = n;
+  return cases;
+}
+
+/* Every variant the case reaches, then v1 for its decode sequences. */
+static void run_case(up_backend *gpu, up_backend *cpu, const up_op_case *c, uint64_t seed) {
+  void *inputs = c->driver->make(gpu, c, seed);
+  const clock_t t0 = clock();
+  void *reference = c->driver->reference(gpu, c, inputs, cpu);
+  printf("# %s: reference in %.1f s of CPU\n", c->label, (double)(clock() - t0) / CLOCKS_PER_SEC);
+  const int last = uses_hopper_prefill(c) ? UP_ATTN_PREFILL_LAST : UP_ATTN_PREFILL_DEFAULT;
+  for (int variant = UP_ATTN_PREFILL_DEFAULT; variant <= last; ++variant)
+    run_variant(gpu, c, inputs, reference, variant, UP_ATTN_DECODE_WARP, variant_names[variant]);
+  if (uses_decode(c))
+    run_variant(gpu, c, inputs, reference, UP_ATTN_PREFILL_DEFAULT, UP_ATTN_DECODE_V1, "default, decode v1");
+  c->driver->free_reference(reference);
+  c->driver->destroy(gpu, inputs);
 }
 
 int main(void) {
@@ -164,20 +247,13 @@ int main(void) {
   up_backend *cpu = up_cpu_backend_create(0);
   up_op_case *cases = NULL;
   const int32_t n = up_op_case_list(&cases);
-  for (int32_t i = 0; i < n; ++i) {
-    const up_op_case *c = &cases[i];
-    if (c->driver != &up_op_attention) continue;
-    void *inputs = c->driver->make(gpu, c, seed + (uint64_t)i);
-    const clock_t t0 = clock();
-    void *reference = c->driver->reference(gpu, c, inputs, cpu);
-    printf("# %s: reference in %.1f s of CPU\n", c->label, (double)(clock() - t0) / CLOCKS_PER_SEC);
-    const int last = uses_hopper_prefill(c) ? UP_ATTN_PREFILL_LAST : UP_ATTN_PREFILL_DEFAULT;
-    for (int variant = UP_ATTN_PREFILL_DEFAULT; variant <= last; ++variant)
-      run_variant(gpu, c, inputs, reference, variant);
-    c->driver->free_reference(reference);
-    c->driver->destroy(gpu, inputs);
-  }
+  for (int32_t i = 0; i < n; ++i)
+    if (cases[i].driver == &up_op_attention) run_case(gpu, cpu, &cases[i], seed + (uint64_t)i);
   free(cases);
+  int32_t n_decode = 0;
+  up_op_case *decode = decode_cases(&n_decode);
+  for (int32_t i = 0; i < n_decode; ++i) run_case(gpu, cpu, &decode[i], seed + (uint64_t)(n + i));
+  free(decode);
   cpu->ops->destroy(cpu);
   gpu->ops->destroy(gpu);
   return gpu_check_finish();

@@ -8,40 +8,34 @@
  * share only the entries from the first one the sequence's first row sees, so decode
  * reads the last window entries, not the whole cache.
  *
+ * Two split kernels write the same partials: the per-warp one (attention_decode_warp.cu,
+ * the default) and v1 here (a CTA stages 64-key chunks with block barriers), kept
+ * selectable for side-by-side timing by UP_DECODE_KERNEL=v1, read once per backend and
+ * kept in its state with the CTAs per SM each kernel instance gets (the occupancy API,
+ * asked once per backend and instance). This file owns v1, the combine, the split
+ * count and that choice.
+ *
  * The arithmetic is plain fp32 FMA: at group x rows <= 16 queries per kv head it is
  * 4 to 16 FMAs per byte of cache read, at or under what the CUDA cores sustain next to
  * HBM bandwidth (docs/kernels/attention.md). The split count comes from the CTAs an
  * SM actually holds, so the last wave is not a mostly idle one. */
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
-#include "kernels/cuda/attention/attn_common.cuh"
-#include "kernels/cuda/attention/cuda_attention.h"
+#include "kernels/cuda/attention/attn_decode.cuh"
+#include "kernels/cuda/cuda_backend_impl.h"
 
 enum {
-  DEC_CHUNK = 64,   /* keys staged in shared memory at a time */
-  DEC_MAXQ = 16,    /* queries (group member x row) per CTA */
-  DEC_THREADS = 128,
-  DEC_MAX_SPLITS = 64
+  DEC_CHUNK = UP_DEC_SPLIT_KEYS, /* keys staged in shared memory at a time (v1) */
+  DEC_MAXQ = 16,                 /* queries (group member x row) per CTA (v1) */
+  DEC_THREADS = 128
 };
-
-typedef struct decode_params {
-  up_attn_args a;
-  float *ws_o;  /* [n_seqs][n_heads][DECODE_MAX_ROWS][n_splits][head_dim] */
-  float *ws_ml; /* same without head_dim, then {max, sum} */
-  int32_t n_splits;
-  int32_t n_qblocks; /* ceil(group * DECODE_MAX_ROWS / DEC_MAXQ) */
-} decode_params;
-
-/* Index of (sequence, query head, row, split) in the workspace. */
-__device__ __forceinline__ int64_t ws_index(const decode_params &p, int32_t s, int32_t head, int32_t t,
-                                            int32_t split) {
-  return (((int64_t)s * p.a.n_heads + head) * UP_ATTN_DECODE_MAX_ROWS + t) * p.n_splits + split;
-}
 
 /* grid: x = key split, y = kv head * n_qblocks + query block, z = sequence. Query qi of
  * a (sequence, kv head) is group member qi / rows, row qi % rows. */
 template <int HD>
-__global__ void __launch_bounds__(DEC_THREADS) decode_split_kernel(const decode_params p) {
+__global__ void __launch_bounds__(DEC_THREADS) decode_v1_kernel(const decode_params p) {
   constexpr int KS = HD + 8;              /* padded row: 16-byte reads of 8 rows hit 8 bank groups */
   constexpr int QSETS = 256 / HD;         /* thread groups over queries in the P V phase */
   constexpr int QPT = DEC_MAXQ / QSETS;   /* queries per thread in the P V phase */
@@ -56,26 +50,12 @@ __global__ void __launch_bounds__(DEC_THREADS) decode_split_kernel(const decode_
   __nv_bfloat16 *v_sm = k_sm + DEC_CHUNK * KS;
 
   const int tid = threadIdx.x;
-  const int32_t s = blockIdx.z;
-  const int32_t split = blockIdx.x;
-  const int32_t kvh = blockIdx.y / p.n_qblocks, qb = blockIdx.y % p.n_qblocks;
-  const int32_t row0 = __ldg(p.a.cu_seqlens + s);
-  const int32_t n_rows = __ldg(p.a.cu_seqlens + s + 1) - row0;
-  if (n_rows <= 0 || n_rows > UP_ATTN_DECODE_MAX_ROWS) return;
-  const int32_t q_first = qb * DEC_MAXQ;
-  const int32_t nq = min(DEC_MAXQ, p.a.group * n_rows - q_first);
-  if (nq <= 0) return;
-  const int32_t kv_len = __ldg(p.a.kv_lens + s);
-  const int32_t prior = kv_len - n_rows;
-  /* The splits share the entries from the first one the sequence's first row sees (0
-   * under full causal attention, the window's start under a sliding window: the
-   * entries before it, and their blocks, are never touched) to the cache end. */
-  const int32_t k_lo = up_attn_window_start(prior, p.a.window);
-  int32_t per_split = (kv_len - k_lo + p.n_splits - 1) / p.n_splits;
-  per_split = (per_split + DEC_CHUNK - 1) / DEC_CHUNK * DEC_CHUNK;
-  const int32_t k_begin = k_lo + split * per_split;
-  const int32_t k_end = min(kv_len, k_begin + per_split);
-  const int32_t *block_table = p.a.block_tables + (int64_t)s * p.a.max_blocks_per_seq;
+  decode_cta cta;
+  if (!decode_cta_of(p, DEC_MAXQ, cta)) return;
+  const int32_t s = cta.s, split = cta.split, kvh = cta.kvh, row0 = cta.row0, n_rows = cta.n_rows;
+  const int32_t q_first = cta.q_first, nq = cta.nq;
+  const int32_t prior = cta.keys.prior, k_begin = cta.keys.begin, k_end = cta.keys.end;
+  const int32_t *block_table = cta.block_table;
 
   for (int i = tid; i < DEC_MAXQ * HD; i += DEC_THREADS) {
     const int qi = i / HD, d = i % HD;
@@ -245,7 +225,7 @@ __global__ void __launch_bounds__(HD) decode_combine_kernel(const decode_params 
   }
 }
 
-static size_t decode_smem_bytes(int32_t hd) {
+static size_t decode_v1_smem_bytes(int32_t hd) {
   return sizeof(float) * (size_t)(DEC_MAXQ * hd + DEC_MAXQ * DEC_CHUNK + 3 * DEC_MAXQ) +
          sizeof(__nv_bfloat16) * (size_t)(2 * DEC_CHUNK * (hd + 8));
 }
@@ -256,20 +236,70 @@ extern "C" size_t up_cuda_attention_decode_workspace_bytes(const up_attn_batch *
   return sizeof(float) * per_split * (size_t)(shape->head_dim + 2);
 }
 
-/* Split CTAs one SM holds at once for this head_dim (shared memory is the limit), asked
- * of the runtime once per head_dim. */
-template <int HD>
-static int32_t decode_ctas_per_sm(void) {
-  static int32_t cached = 0;
-  if (cached == 0) {
-    const size_t smem = decode_smem_bytes(HD);
-    UP_CUDA_CHECK(cudaFuncSetAttribute(decode_split_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-    int n = 0;
-    UP_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, decode_split_kernel<HD>, DEC_THREADS, smem));
-    if (n < 1) UP_FATAL("attention: the decode kernel for head_dim %d fits no SM (%zu bytes of shared memory)", HD, smem);
-    cached = n;
+/* UP_DECODE_KERNEL: unset, empty or "warp" for the per-warp kernel, "v1" for the first. */
+static int32_t decode_kernel_from_env(void) {
+  const char *choice = getenv("UP_DECODE_KERNEL");
+  if (!choice || !*choice || strcmp(choice, "warp") == 0) return UP_ATTN_DECODE_WARP;
+  if (strcmp(choice, "v1") == 0) return UP_ATTN_DECODE_V1;
+  UP_FATAL("UP_DECODE_KERNEL=%s: expected \"warp\" (the default, per-warp key streams) or \"v1\" (64-key chunks "
+           "with block barriers)",
+           choice);
+}
+
+/* The backend's split kernel: the environment's choice, read at its first decode call,
+ * unless up_cuda_attention_set_decode_kernel chose first. */
+static int32_t decode_kernel(up_cuda_backend *cb) {
+  if (cb->attn_decode_kernel == 0) cb->attn_decode_kernel = decode_kernel_from_env();
+  return cb->attn_decode_kernel;
+}
+
+extern "C" void up_cuda_attention_set_decode_kernel(up_backend *be, int kernel) {
+  if (kernel != UP_ATTN_DECODE_V1 && kernel != UP_ATTN_DECODE_WARP)
+    UP_FATAL("attention: decode kernel %d is neither v1 (%d) nor per-warp (%d)", kernel, UP_ATTN_DECODE_V1,
+             UP_ATTN_DECODE_WARP);
+  up_cuda_impl(be)->attn_decode_kernel = kernel;
+}
+
+/* Queries (group member x row) one CTA of the kernel takes. */
+static int32_t decode_queries_per_cta(int32_t kernel, int32_t group) {
+  return kernel == UP_ATTN_DECODE_V1 ? DEC_MAXQ : up_attn_decode_warp_queries(group);
+}
+
+static int decode_head_dim_index(int32_t hd) {
+  switch (hd) {
+    case 64: return 0;
+    case 128: return 1;
+    case 256: return 2;
+    default: UP_FATAL("attention: head_dim %d not supported by the CUDA kernels (64, 128, 256)", hd);
   }
-  return cached;
+}
+
+template <int HD>
+static int32_t decode_v1_occupancy(void) {
+  const size_t smem = decode_v1_smem_bytes(HD);
+  UP_CUDA_CHECK(cudaFuncSetAttribute(decode_v1_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+  int n = 0;
+  UP_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, decode_v1_kernel<HD>, DEC_THREADS, smem));
+  if (n < 1) UP_FATAL("attention: the decode kernel for head_dim %d fits no SM (%zu bytes of shared memory)", HD, smem);
+  return n;
+}
+
+/* Split CTAs one SM holds at once for this kernel instance, asked of the runtime once
+ * per backend and instance (slots: v1 by head_dim, then the per-warp kernel by head_dim
+ * and queries per CTA). */
+static int32_t decode_ctas_per_sm(up_cuda_backend *cb, int32_t kernel, int32_t hd, int32_t queries) {
+  const int h = decode_head_dim_index(hd);
+  const int q = queries == 1 ? 0 : queries == 2 ? 1 : queries == 4 ? 2 : 3;
+  const int slot = kernel == UP_ATTN_DECODE_V1 ? h : 3 + 4 * h + q;
+  static_assert(3 + 4 * 3 <= UP_CUDA_DECODE_INSTANCES, "a slot per decode kernel instance");
+  int32_t *cached = &cb->attn_decode_ctas_per_sm[slot];
+  if (*cached == 0) {
+    if (kernel == UP_ATTN_DECODE_WARP)
+      *cached = up_attn_decode_warp_ctas_per_sm(hd, queries);
+    else
+      *cached = hd == 64 ? decode_v1_occupancy<64>() : hd == 128 ? decode_v1_occupancy<128>() : decode_v1_occupancy<256>();
+  }
+  return *cached;
 }
 
 /* The split count that finishes soonest under a simple model: every split of the longest
@@ -279,25 +309,25 @@ static int32_t decode_ctas_per_sm(void) {
  * that is mostly idle (16 x 32K on an H100 at 9 splits: 1152 CTAs in 528 slots, a third
  * wave 18% full); ties go to fewer splits, which means less combining. Never more splits
  * than chunks a sequence could read (the block table's capacity, or a sliding window's
- * entries plus the rows of a multi-row step). */
-extern "C" int32_t up_cuda_attention_decode_splits(const up_kv_pool *pool, const up_attn_batch *batch,
-                                                   const up_attn_shape *shape, int32_t window, int32_t n_sms) {
+ * entries plus the rows of a multi-row step). The per-warp kernel's CTAs are counted for
+ * one row a sequence (plain decode): its query blocks past a one-row sequence's queries
+ * exit at once, while v1's 16-query blocks hold a group of 4 at every row count. */
+extern "C" int32_t up_cuda_attention_decode_splits(struct up_cuda_backend *cb, const up_kv_pool *pool,
+                                                   const up_attn_batch *batch, const up_attn_shape *shape,
+                                                   int32_t window) {
+  const int32_t kernel = decode_kernel(cb);
   const int32_t group = shape->n_heads / shape->n_kv_heads;
-  const int64_t n_qblocks = (group * UP_ATTN_DECODE_MAX_ROWS + DEC_MAXQ - 1) / DEC_MAXQ;
+  const int32_t queries = decode_queries_per_cta(kernel, group);
+  const int64_t rows = kernel == UP_ATTN_DECODE_V1 ? UP_ATTN_DECODE_MAX_ROWS : 1;
+  const int64_t n_qblocks = (group * rows + queries - 1) / queries;
   const int64_t ctas = (int64_t)(batch->n_seqs > 0 ? batch->n_seqs : 1) * shape->n_kv_heads * n_qblocks;
   int64_t keys = (int64_t)batch->max_blocks_per_seq * pool->block_tokens;
   if (window > 0 && (int64_t)window + UP_ATTN_DECODE_MAX_ROWS - 1 < keys) keys = (int64_t)window + UP_ATTN_DECODE_MAX_ROWS - 1;
   if (keys < 1) keys = 1;
-  int32_t per_sm = 1;
-  switch (shape->head_dim) {
-    case 64: per_sm = decode_ctas_per_sm<64>(); break;
-    case 128: per_sm = decode_ctas_per_sm<128>(); break;
-    case 256: per_sm = decode_ctas_per_sm<256>(); break;
-    default: UP_FATAL("attention: head_dim %d not supported by the CUDA kernels (64, 128, 256)", shape->head_dim);
-  }
-  const int64_t slots = (int64_t)(n_sms > 0 ? n_sms : 1) * per_sm;
+  const int32_t per_sm = decode_ctas_per_sm(cb, kernel, shape->head_dim, queries);
+  const int64_t slots = (int64_t)(cb->sm_count > 0 ? cb->sm_count : 1) * per_sm;
   const int64_t max_useful = (keys + DEC_CHUNK - 1) / DEC_CHUNK;
-  const int64_t limit = max_useful < DEC_MAX_SPLITS ? max_useful : DEC_MAX_SPLITS;
+  const int64_t limit = max_useful < UP_DEC_MAX_SPLITS ? max_useful : UP_DEC_MAX_SPLITS;
   int64_t best = 1, best_cost = -1;
   for (int64_t s = 1; s <= limit; ++s) {
     const int64_t chunks = ((keys + s - 1) / s + DEC_CHUNK - 1) / DEC_CHUNK; /* per split, as the kernel rounds */
@@ -313,35 +343,53 @@ extern "C" int32_t up_cuda_attention_decode_splits(const up_kv_pool *pool, const
 }
 
 template <int HD>
-static void launch_decode(cudaStream_t stream, const decode_params &p, int32_t n_kv_heads) {
-  const size_t smem = decode_smem_bytes(HD);
-  UP_CUDA_CHECK(cudaFuncSetAttribute(decode_split_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-  if (p.a.n_seqs > 65535 || (int64_t)n_kv_heads * p.n_qblocks > 65535)
-    UP_FATAL("attention: decode grid of %d sequences x %d kv heads x %d query blocks exceeds 65535", p.a.n_seqs,
-             n_kv_heads, p.n_qblocks);
+static void launch_decode_v1(cudaStream_t stream, const decode_params &p, int32_t n_kv_heads) {
+  const size_t smem = decode_v1_smem_bytes(HD);
+  UP_CUDA_CHECK(cudaFuncSetAttribute(decode_v1_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
   const dim3 grid((unsigned)p.n_splits, (unsigned)(n_kv_heads * p.n_qblocks), (unsigned)p.a.n_seqs);
-  decode_split_kernel<HD><<<grid, DEC_THREADS, smem, stream>>>(p);
+  decode_v1_kernel<HD><<<grid, DEC_THREADS, smem, stream>>>(p);
   UP_CUDA_CHECK_LAUNCH();
+}
+
+template <int HD>
+static void launch_combine(cudaStream_t stream, const decode_params &p) {
   decode_combine_kernel<HD><<<dim3((unsigned)p.a.n_heads, (unsigned)p.a.n_seqs), HD, 0, stream>>>(p);
   UP_CUDA_CHECK_LAUNCH();
 }
 
-extern "C" void up_cuda_attention_decode(cudaStream_t stream, void *out, const void *qkv, const up_kv_pool *pool,
-                                         const up_attn_batch *batch, const up_attn_shape *shape, int32_t window,
-                                         int32_t n_splits, void *workspace) {
+extern "C" void up_cuda_attention_decode(struct up_cuda_backend *cb, void *out, const void *qkv,
+                                         const up_kv_pool *pool, const up_attn_batch *batch,
+                                         const up_attn_shape *shape, int32_t window, int32_t n_splits,
+                                         void *workspace) {
   if (batch->n_tokens <= 0 || batch->n_seqs <= 0) return;
+  const int32_t kernel = decode_kernel(cb);
+  const int32_t hd = shape->head_dim;
+  decode_head_dim_index(hd); /* refuses other sizes before anything is queued */
   decode_params p;
   p.a = up_attn_args_make(out, qkv, pool, batch, shape);
   p.a.window = window;
   const size_t partials = (size_t)batch->n_seqs * (size_t)shape->n_heads * UP_ATTN_DECODE_MAX_ROWS * (size_t)n_splits;
   p.ws_o = (float *)workspace;
-  p.ws_ml = p.ws_o + partials * (size_t)shape->head_dim;
+  p.ws_ml = p.ws_o + partials * (size_t)hd;
   p.n_splits = n_splits;
-  p.n_qblocks = (p.a.group * UP_ATTN_DECODE_MAX_ROWS + DEC_MAXQ - 1) / DEC_MAXQ;
-  switch (shape->head_dim) {
-    case 64: launch_decode<64>(stream, p, shape->n_kv_heads); break;
-    case 128: launch_decode<128>(stream, p, shape->n_kv_heads); break;
-    case 256: launch_decode<256>(stream, p, shape->n_kv_heads); break;
-    default: UP_FATAL("attention: head_dim %d not supported by the CUDA kernels (64, 128, 256)", shape->head_dim);
-  }
+  const int32_t queries = decode_queries_per_cta(kernel, p.a.group);
+  p.n_qblocks = (p.a.group * UP_ATTN_DECODE_MAX_ROWS + queries - 1) / queries;
+  if (p.a.n_seqs > 65535 || (int64_t)shape->n_kv_heads * p.n_qblocks > 65535)
+    UP_FATAL("attention: decode grid of %d sequences x %d kv heads x %d query blocks exceeds 65535", p.a.n_seqs,
+             shape->n_kv_heads, p.n_qblocks);
+  const cudaStream_t stream = cb->stream;
+  if (kernel == UP_ATTN_DECODE_WARP)
+    up_attn_decode_warp_launch(stream, p, shape->n_kv_heads, hd, queries);
+  else if (hd == 64)
+    launch_decode_v1<64>(stream, p, shape->n_kv_heads);
+  else if (hd == 128)
+    launch_decode_v1<128>(stream, p, shape->n_kv_heads);
+  else
+    launch_decode_v1<256>(stream, p, shape->n_kv_heads);
+  if (hd == 64)
+    launch_combine<64>(stream, p);
+  else if (hd == 128)
+    launch_combine<128>(stream, p);
+  else
+    launch_combine<256>(stream, p);
 }

@@ -35,7 +35,7 @@ extern "C" void up_cuda_attention(up_backend *be, void *out, const void *qkv, co
 
   up_cuda_backend *cb = up_cuda_impl(be);
   const cudaStream_t stream = cb->stream;
-  const int32_t n_splits = up_cuda_attention_decode_splits(pool, batch, shape, window, cb->sm_count);
+  const int32_t n_splits = up_cuda_attention_decode_splits(cb, pool, batch, shape, window);
   const size_t need = up_cuda_attention_decode_workspace_bytes(batch, shape, n_splits);
   if (need > cb->attn_workspace_bytes) {
     /* cudaFree waits for queued work that may still read the old buffer. */
@@ -46,5 +46,5 @@ extern "C" void up_cuda_attention(up_backend *be, void *out, const void *qkv, co
     cb->attn_workspace_bytes = need;
   }
   up_cuda_attention_prefill(stream, out, qkv, pool, batch, shape, window, cb->attn_prefill_variant);
-  up_cuda_attention_decode(stream, out, qkv, pool, batch, shape, window, n_splits, cb->attn_workspace);
+  up_cuda_attention_decode(cb, out, qkv, pool, batch, shape, window, n_splits, cb->attn_workspace);
 }

@@ -99,12 +99,22 @@ bool up_cuda_attention_prefill_sm90_tma_lists_fit(const up_kv_pool *pool, int32_
 void up_cuda_attention_prefill_sm90_tma_lists(cudaStream_t stream, void *out, const void *qkv,
                                               const up_kv_pool *pool, const up_attn_batch *batch,
                                               const up_attn_shape *shape, const up_attn_key_lists *lists);
-/* Decode path: workspace of up_cuda_attention_decode_workspace_bytes(...) bytes. */
+/* Decode path: workspace of up_cuda_attention_decode_workspace_bytes(...) bytes. The
+ * split kernel is the backend's (attention_decode.cu): UP_DECODE_KERNEL=v1 in the
+ * environment at its first decode call picks v1, else the per-warp kernel runs; the
+ * setter overrides that (so the test covers both). The split count and the launch take
+ * the backend for that choice, the CTAs per SM it caches and its stream. */
+enum {
+  UP_ATTN_DECODE_V1 = 1,   /* 64-key chunks per CTA with block barriers */
+  UP_ATTN_DECODE_WARP = 2, /* every warp streams its own keys (the default) */
+};
+struct up_cuda_backend;
+void up_cuda_attention_set_decode_kernel(up_backend *be, int kernel);
 size_t up_cuda_attention_decode_workspace_bytes(const up_attn_batch *batch, const up_attn_shape *shape,
                                                 int32_t n_splits);
-int32_t up_cuda_attention_decode_splits(const up_kv_pool *pool, const up_attn_batch *batch,
-                                        const up_attn_shape *shape, int32_t window, int32_t n_sms);
-void up_cuda_attention_decode(cudaStream_t stream, void *out, const void *qkv, const up_kv_pool *pool,
+int32_t up_cuda_attention_decode_splits(struct up_cuda_backend *cb, const up_kv_pool *pool,
+                                        const up_attn_batch *batch, const up_attn_shape *shape, int32_t window);
+void up_cuda_attention_decode(struct up_cuda_backend *cb, void *out, const void *qkv, const up_kv_pool *pool,
                               const up_attn_batch *batch, const up_attn_shape *shape, int32_t window,
                               int32_t n_splits, void *workspace);
 

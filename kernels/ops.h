@@ -131,6 +131,11 @@ typedef struct up_backend_ops {
   void (*download_f32)(up_backend *be, float *dst, const void *src, size_t offset, size_t n);
   void (*upload_i32)(up_backend *be, int32_t *dst, const int32_t *src_host, size_t n);
   void (*download_i32)(up_backend *be, int32_t *dst_host, const int32_t *src, size_t n);
+  /* `bytes` bytes as they are, no dtype conversion: buffers a kernel keeps in fp32
+   * whatever the activation dtype (the per-head block scores of tensor parallelism).
+   * The download waits for queued work, as download_i32 does. */
+  void (*upload_bytes)(up_backend *be, void *dst, const void *src_host, size_t bytes);
+  void (*download_bytes)(up_backend *be, void *dst_host, const void *src, size_t bytes);
   /* dst[offset + i] = bound * up_rng_symmetric(seed, stream, i) for i < n (core/rng.h),
    * drawn where the memory lives: weights of any size initialise without host traffic,
    * and every backend gets the same values before rounding to its dtype. */

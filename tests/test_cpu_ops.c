@@ -68,7 +68,8 @@ Test(cpu_ops, backend_fills_every_op_and_describes_itself) {
   const void *entries[] = {
       (const void *)ops->alloc,        (const void *)ops->free,         (const void *)ops->memory_available,
       (const void *)ops->upload_f32,   (const void *)ops->download_f32, (const void *)ops->upload_i32,
-      (const void *)ops->download_i32, (const void *)ops->synchronize,  (const void *)ops->embed,
+      (const void *)ops->download_i32, (const void *)ops->upload_bytes, (const void *)ops->download_bytes,
+      (const void *)ops->synchronize,  (const void *)ops->embed,
       (const void *)ops->rmsnorm,      (const void *)ops->add_rmsnorm,  (const void *)ops->matmul,
       (const void *)ops->rope,         (const void *)ops->swiglu,       (const void *)ops->gather_rows,
       (const void *)ops->gather_i32,   (const void *)ops->argmax_rows,  (const void *)ops->kv_store,
@@ -102,6 +103,15 @@ Test(cpu_ops, memory_round_trips_at_an_offset) {
   be->ops->download_i32(be, iback, idev, 5);
   cr_expect_arr_eq(iback, isrc, sizeof isrc);
   be->ops->free(be, idev);
+
+  /* Raw bytes: fp32 bits (a NaN payload, a subnormal) come back unchanged. */
+  const uint32_t bits[3] = {0x7fc01234u, 0x00000001u, 0xbf800000u};
+  uint32_t bits_back[3] = {0};
+  void *bdev = be->ops->alloc(be, sizeof bits, "test bytes");
+  be->ops->upload_bytes(be, bdev, bits, sizeof bits);
+  be->ops->download_bytes(be, bits_back, bdev, sizeof bits);
+  cr_expect_arr_eq(bits_back, bits, sizeof bits);
+  be->ops->free(be, bdev);
 }
 
 /* --- per-token ops ------------------------------------------------------------ */

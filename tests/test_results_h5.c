@@ -374,6 +374,7 @@ static hsize_t read_table(hid_t loc, const char *name, const field *fields, size
   for (size_t i = 0; i < n_fields; i++) names[i] = calloc(1, 256);
   cr_assert(H5TBget_field_info(loc, name, names, sizes, offsets, &type_size) >= 0);
   for (size_t i = 0; i < n_fields; i++) {
+    cr_expect_neq(names[i][0], '\0', "table %s field %zu has an empty name", name, i);
     cr_expect_str_eq(names[i], fields[i].name, "table %s field %zu", name, i);
     cr_expect_eq(sizes[i], fields[i].size, "table %s field %s size", name, fields[i].name);
     dst_offsets[i] = fields[i].offset;

@@ -202,7 +202,7 @@ Test(uniprefill_window, kept_is_the_entry_window_and_differs_after_gaps) {
   const int32_t *prompt[N_SEQS] = {a, b};
   layer_case *c = new_case(be);
   up_method m = make_method(be, "uniprefill:window=kept");
-  cr_assert_null(m.state, "window=kept keeps no positions");
+  cr_assert_null(up_uniprefill_position_window(&m), "window=kept keeps no positions");
   const double err = run_step(c, &m, prompt_rows, prompt, 1, true, sees_kept);
   cr_assert_lt(err, 1e-5, "window=kept differs from the entry-window mask by %g", err);
   /* Over the gapped sequence the original-position window admits fewer keys. */

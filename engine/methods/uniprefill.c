@@ -10,6 +10,7 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "engine/methods/uniprefill_window.h"
@@ -108,23 +109,47 @@ static bool uniprefill_supports(const up_method_spec *spec, up_backend *be, char
   return true;
 }
 
-/* window=original keeps the positions of every cache entry; window=kept needs nothing. */
+/* An instance's state: the positions of every cache entry under window=original (NULL
+ * under window=kept, which needs none), and the group selection's score buffers, empty
+ * until a tensor-parallel selection first grows them. */
+typedef struct uniprefill_state {
+  up_position_window *window;
+  up_uniprefill_tp_buffers *tp_buffers;
+} uniprefill_state;
+
+static uniprefill_state *state_of(const up_method *m) { return m->state; }
+
 static bool uniprefill_init(up_method *m, up_backend *be, char *err, size_t err_size) {
   (void)err;
   (void)err_size;
-  if (options_of(m)->window == UP_UNIPREFILL_WINDOW_ORIGINAL) m->state = up_position_window_create(be);
+  uniprefill_state *st = up_calloc_or_die(1, sizeof *st, "UniPrefill state");
+  if (options_of(m)->window == UP_UNIPREFILL_WINDOW_ORIGINAL) st->window = up_position_window_create(be);
+  st->tp_buffers = up_uniprefill_tp_buffers_create(be);
+  m->state = st;
   return true;
 }
 
-static void uniprefill_destroy(up_method *m) { up_position_window_destroy(m->state); }
+static void uniprefill_destroy(up_method *m) {
+  uniprefill_state *st = state_of(m);
+  if (!st) return;
+  up_position_window_destroy(st->window);
+  up_uniprefill_tp_buffers_destroy(st->tp_buffers);
+  free(st);
+}
+
+up_position_window *up_uniprefill_position_window(const up_method *m) {
+  UP_ASSERT(m->spec.method == &up_method_uniprefill, "method '%s' is not UniPrefill", m->spec.label);
+  return state_of(m) ? state_of(m)->window : NULL;
+}
 
 /* Dense attention over the rows entering the layer; on a sliding layer under
  * window=original, each row's window starts at its first kept entry within W original
  * positions (before any drop that is the same window). */
 static void uniprefill_attention(const up_method *m, up_backend *be, const up_method_layer *at, void *out,
                                  up_attn_work *work) {
-  if (at->window > 0 && m->state) {
-    work->computed = work->tiles = up_position_window_attention(m->state, be, at, out);
+  const uniprefill_state *st = state_of(m);
+  if (at->window > 0 && st && st->window) {
+    work->computed = work->tiles = up_position_window_attention(st->window, be, at, out);
     return;
   }
   be->ops->attention(be, out, at->qkv, at->pool, at->batch, at->shape, at->window);
@@ -146,8 +171,12 @@ static int32_t uniprefill_select(const up_method *m, up_backend *be, const up_me
    * 27B attends with 1/sqrt(168)): the reference's operator (HYBRIDS.md D.3). */
   up_attn_shape scoring = *at->shape;
   scoring.scale = 1.0f / sqrtf((float)scoring.head_dim);
-  if (at->tp && at->tp->size > 1)
-    return up_uniprefill_select_tp(be, at, &scoring, &options_of(m)->select, keep_rows, new_cu_seqlens_host);
+  if (at->tp && at->tp->size > 1) {
+    UP_ASSERT(state_of(m), "UniPrefill '%s' selects on a tensor-parallel group without its state (up_method_init)",
+              m->spec.label);
+    return up_uniprefill_select_tp(state_of(m)->tp_buffers, be, at, &scoring, &options_of(m)->select, keep_rows,
+                                   new_cu_seqlens_host);
+  }
   return up_uniprefill_select(be, keep_rows, new_cu_seqlens_host, at->qkv, at->pool, at->batch, &scoring,
                               at->is_prefill_host, &options_of(m)->select);
 }

@@ -33,12 +33,24 @@ const up_uniprefill_options *up_uniprefill_options_of(const up_method_spec *spec
  * resolving the spec does), for the selection kernel's benchmark. */
 up_select_params up_uniprefill_select_params(const up_uniprefill_options *options, const up_model_config *cfg);
 
+/* The group selection's score buffers on backend `be` (uniprefill_tp.c): made empty,
+ * grown by each selection to the largest layer seen, freed with the method instance. */
+typedef struct up_uniprefill_tp_buffers up_uniprefill_tp_buffers;
+up_uniprefill_tp_buffers *up_uniprefill_tp_buffers_create(up_backend *be);
+void up_uniprefill_tp_buffers_destroy(up_uniprefill_tp_buffers *buffers);
+
 /* The selection on a tensor-parallel group of more than one rank (uniprefill_tp.c,
  * ../shared/PARALLEL.md 3.5): the same contract as the select hook, the same kept rows
  * on every rank of at->tp, derived from the group's per-head scores summed in global
- * head order. `scoring` is the rank's shape at the selector's scale. */
-int32_t up_uniprefill_select_tp(up_backend *be, const up_method_layer *at, const up_attn_shape *scoring,
-                                const up_select_params *params, int32_t *keep_rows, int32_t *new_cu_seqlens_host);
+ * head order. `scoring` is the rank's shape at the selector's scale; `buffers` are
+ * be's (up_uniprefill_tp_buffers_create). */
+int32_t up_uniprefill_select_tp(up_uniprefill_tp_buffers *buffers, up_backend *be, const up_method_layer *at,
+                                const up_attn_shape *scoring, const up_select_params *params, int32_t *keep_rows,
+                                int32_t *new_cu_seqlens_host);
+
+/* The positions window=original keeps for instance m (NULL under window=kept): for
+ * tests of what each window mode remembers. */
+struct up_position_window *up_uniprefill_position_window(const up_method *m);
 
 /* Test hook (fault injection, PARALLEL.md 3.6): from now on, rank `rank` of every group
  * adds one ulp to the first of its per-head scores before the all-gather; -1 stops.

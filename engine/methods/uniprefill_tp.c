@@ -6,6 +6,8 @@
  * CPU reference's, kernels/cpu/uniprefill_select.h) on the host. The kept rows and the
  * new offsets come from that one mask; a 64-bit hash of them is compared across the
  * group (every tp_check_every steps) and a mismatch is fatal, naming layer and step.
+ * The score buffers live as long as the method instance (up_uniprefill_tp_buffers),
+ * grown to the largest layer seen, so a forward allocates nothing per drop layer.
  * Owns nothing of the whole-model selection (uniprefill.c calls the kernel there). */
 #include <math.h>
 #include <stdlib.h>
@@ -20,6 +22,45 @@ static int32_t g_fault_rank = -1;
 
 void up_uniprefill_tp_inject_ulp(int32_t rank) { g_fault_rank = rank; }
 
+struct up_uniprefill_tp_buffers {
+  up_backend *be;           /* owns the backend buffers */
+  float *local, *gathered;  /* backend: this rank's per-head scores, the group's */
+  float *host;              /* the group's, on the host */
+  double *block_scores;     /* host: summed over the heads */
+  size_t local_bytes, gathered_bytes, host_bytes, block_score_bytes; /* capacities */
+};
+
+up_uniprefill_tp_buffers *up_uniprefill_tp_buffers_create(up_backend *be) {
+  up_uniprefill_tp_buffers *b = up_calloc_or_die(1, sizeof *b, "UniPrefill group selection buffers");
+  b->be = be;
+  return b;
+}
+
+void up_uniprefill_tp_buffers_destroy(up_uniprefill_tp_buffers *b) {
+  if (!b) return;
+  if (b->local) b->be->ops->free(b->be, b->local);
+  if (b->gathered) b->be->ops->free(b->be, b->gathered);
+  free(b->host);
+  free(b->block_scores);
+  free(b);
+}
+
+/* A backend buffer of at least `bytes`; the old contents are not kept (every call
+ * writes what it reads). */
+static void *grow_backend(up_backend *be, void *buffer, size_t *capacity, size_t bytes, const char *what) {
+  if (bytes <= *capacity) return buffer;
+  if (buffer) be->ops->free(be, buffer);
+  *capacity = bytes;
+  return be->ops->alloc(be, bytes, what);
+}
+
+static void *grow_host(void *buffer, size_t *capacity, size_t bytes, const char *what) {
+  if (bytes <= *capacity) return buffer;
+  free(buffer);
+  *capacity = bytes;
+  return up_malloc_or_die(bytes, what);
+}
+
 /* FNV-1a over a run of int32 values, continuing from h. */
 static uint64_t hash_i32(uint64_t h, const int32_t *v, int64_t n) {
   const unsigned char *bytes = (const unsigned char *)v;
@@ -30,9 +71,9 @@ static uint64_t hash_i32(uint64_t h, const int32_t *v, int64_t n) {
 /* One ulp more on the first of this rank's scores (the fault-injection test). */
 static void perturb_first_score(up_backend *be, float *scores) {
   float first;
-  be->ops->download_i32(be, (int32_t *)(void *)&first, (const int32_t *)(const void *)scores, 1);
+  be->ops->download_bytes(be, &first, scores, sizeof first);
   first = nextafterf(first, INFINITY);
-  be->ops->upload_i32(be, (int32_t *)(void *)scores, (const int32_t *)(const void *)&first, 1);
+  be->ops->upload_bytes(be, scores, &first, sizeof first);
 }
 
 /* Every sequence's blocks in the concatenated score rows: a candidate's
@@ -87,8 +128,10 @@ static int32_t choose_rows(const up_method_layer *at, const up_select_params *pa
   return out;
 }
 
-int32_t up_uniprefill_select_tp(up_backend *be, const up_method_layer *at, const up_attn_shape *scoring,
-                                const up_select_params *params, int32_t *keep_rows, int32_t *new_cu_seqlens_host) {
+int32_t up_uniprefill_select_tp(up_uniprefill_tp_buffers *buffers, up_backend *be, const up_method_layer *at,
+                                const up_attn_shape *scoring, const up_select_params *params, int32_t *keep_rows,
+                                int32_t *new_cu_seqlens_host) {
+  UP_ASSERT(buffers->be == be, "UniPrefill's group selection buffers belong to another backend");
   up_tp_comm *tp = at->tp;
   const up_uniprefill_head_scores_fn head_scores = up_uniprefill_head_scores_kernel(be);
   UP_ASSERT(head_scores, "the %s backend has no %s kernel", be->ops->name, UP_UNIPREFILL_HEAD_SCORES_KERNEL);
@@ -99,11 +142,16 @@ int32_t up_uniprefill_select_tp(up_backend *be, const up_method_layer *at, const
   const int32_t local_heads = scoring->n_heads, n_heads = local_heads * tp->size;
   /* Every rank has the same candidates (the step is the group's), so all of them skip
    * the collective together when there is nothing to score. */
-  double *block_scores = up_malloc_or_die(sizeof(double) * (size_t)(total > 0 ? total : 1), "block scores");
+  double *block_scores = buffers->block_scores =
+      grow_host(buffers->block_scores, &buffers->block_score_bytes, sizeof(double) * (size_t)(total > 0 ? total : 1),
+                "block scores");
   if (total > 0) {
     const size_t local_bytes = sizeof(float) * (size_t)local_heads * (size_t)total;
-    float *local = be->ops->alloc(be, local_bytes, "per-head block scores");
-    float *gathered = be->ops->alloc(be, local_bytes * (size_t)tp->size, "gathered block scores");
+    const size_t gathered_bytes = local_bytes * (size_t)tp->size;
+    float *local = buffers->local =
+        grow_backend(be, buffers->local, &buffers->local_bytes, local_bytes, "per-head block scores");
+    float *gathered = buffers->gathered =
+        grow_backend(be, buffers->gathered, &buffers->gathered_bytes, gathered_bytes, "gathered block scores");
     head_scores(be, local, at->qkv, at->pool, at->batch, scoring, offsets, params);
     if (g_fault_rank == tp->rank) perturb_first_score(be, local);
     char what[96];
@@ -112,13 +160,10 @@ int32_t up_uniprefill_select_tp(up_backend *be, const up_method_layer *at, const
     /* Device transports queue the gather on the backend's stream: wait through the
      * communicator, which names a failed or hung collective, not through the copy. */
     tp->ops->synchronize(tp, what);
-    float *host = up_malloc_or_die(local_bytes * (size_t)tp->size, "gathered block scores");
-    be->ops->download_i32(be, (int32_t *)(void *)host, (const int32_t *)(const void *)gathered,
-                          (size_t)n_heads * (size_t)total);
+    float *host = buffers->host =
+        grow_host(buffers->host, &buffers->host_bytes, gathered_bytes, "gathered block scores (host)");
+    be->ops->download_bytes(be, host, gathered, gathered_bytes);
     sum_heads(host, n_heads, total, block_scores);
-    free(host);
-    be->ops->free(be, local);
-    be->ops->free(be, gathered);
   }
   const int32_t kept = choose_rows(at, params, offsets, block_scores, keep_host, new_cu_seqlens_host);
   if (at->tp_check_every > 0 && at->step % at->tp_check_every == 0) {
@@ -132,7 +177,6 @@ int32_t up_uniprefill_select_tp(up_backend *be, const up_method_layer *at, const
   }
   be->ops->upload_i32(be, keep_rows, keep_host, (size_t)kept);
   free(keep_host);
-  free(block_scores);
   free(offsets);
   return kept;
 }

@@ -89,7 +89,7 @@ int32_t up_arch_layer_tensors(const up_model_config *cfg, int32_t layer, up_tens
     const int32_t experts = up_arch_stack_experts(cfg, spec->role);
     out[n++] = (up_tensor_desc){.spec = spec, .role = spec->role, .layer = layer, .expert = -1,
                                 .n_experts = experts,
-                                .rows = up_dim_size(cfg, spec->rows) * (experts > 0 ? experts : 1),
+                                .rows = up_dim_size(cfg, spec->rows) * up_tensor_copies(experts),
                                 .cols = up_dim_size(cfg, spec->cols)};
   }
   return n;

@@ -243,6 +243,10 @@ int64_t up_dim_size(const up_model_config *cfg, up_dim dim);
 /* The experts a weight of `role` stacks in this model (the architecture's expert_stacks):
  * cfg->n_experts for a stack, 0 for a weight of one copy (up_tensor_desc.n_experts). */
 int32_t up_arch_stack_experts(const up_model_config *cfg, up_tensor_role role);
+/* Copies of the table shape a weight holds from its stack count (up_tensor_desc.n_experts,
+ * up_file_tensor.experts): one per expert of a stack, one for a weight that is no stack
+ * (count 0), so every size and loop over copies reads the same. */
+static inline int32_t up_tensor_copies(int32_t stack_experts) { return stack_experts > 0 ? stack_experts : 1; }
 
 /* The blocks of a layer (the architecture's order); returns how many. */
 int32_t up_arch_layer_blocks(const up_model_config *cfg, int32_t layer, up_block_kind blocks[UP_MAX_LAYER_BLOCKS]);

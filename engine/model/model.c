@@ -156,7 +156,7 @@ typedef struct shard_layout {
 } shard_layout;
 
 static shard_layout layout_of(const up_model *m, const up_tensor_desc *t) {
-  shard_layout s = {.copies = t->n_experts > 0 ? t->n_experts : 1, .global_cols = t->cols};
+  shard_layout s = {.copies = up_tensor_copies(t->n_experts), .global_cols = t->cols};
   s.global_copy_rows = up_dim_size(&m->cfg, t->spec->rows);
   s.local_copy_rows = up_model_shard_copy_rows(&m->shard, &m->cfg, t->spec);
   up_model_shard_range(&m->shard, &m->cfg, t->spec->cols, &s.first_col, &s.cols);
@@ -244,7 +244,7 @@ static bool load_weight(up_model *m, const up_checkpoint *ck, const up_tensor_de
     UP_ASSERT(up_arch_file_tensor(&m->cfg, t->role, t->layer, p, &f), "weight '%s' has no part %d",
               t->spec->name, (int)p);
     if (!up_checkpoint_read(ck, &f, buf, err, err_size)) return false;
-    const int64_t copies = f.experts > 0 ? f.experts : 1, count = f.rows * f.cols;
+    const int64_t copies = up_tensor_copies(f.experts), count = f.rows * f.cols;
     UP_ASSERT(copies == s.copies && s.global_cols == f.cols,
               "weight '%s' part %d: %lld copies of %lld columns in the file, %lld of %lld in the table",
               t->spec->name, (int)p, (long long)copies, (long long)f.cols, (long long)s.copies,
@@ -286,7 +286,7 @@ up_model *up_model_create_from_checkpoint_shard(const up_checkpoint *ck, up_back
     for (int32_t i = 0; i < n; ++i)
       for (int32_t p = 0; p < tensors[i].spec->n_parts; ++p) {
         const size_t count = (size_t)(up_dim_size(cfg, tensors[i].spec->parts[p].rows) * tensors[i].cols *
-                                      (tensors[i].n_experts > 0 ? tensors[i].n_experts : 1));
+                                      up_tensor_copies(tensors[i].n_experts));
         largest = count > largest ? count : largest;
       }
   }

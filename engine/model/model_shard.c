@@ -160,8 +160,7 @@ int64_t up_model_shard_copy_rows(const up_model_shard *shard, const up_model_con
 }
 
 int64_t up_model_shard_rows(const up_model_shard *shard, const up_model_config *cfg, const up_tensor_spec *spec) {
-  const int32_t experts = up_arch_stack_experts(cfg, spec->role);
-  return up_model_shard_copy_rows(shard, cfg, spec) * (experts > 0 ? experts : 1);
+  return up_model_shard_copy_rows(shard, cfg, spec) * up_tensor_copies(up_arch_stack_experts(cfg, spec->role));
 }
 
 int64_t up_model_shard_cols(const up_model_shard *shard, const up_model_config *cfg, const up_tensor_spec *spec) {

@@ -43,6 +43,14 @@ static void cpu_download_i32(up_backend *be, int32_t *dst_host, const int32_t *s
   memcpy(dst_host, src, sizeof(int32_t) * n);
 }
 
+static void cpu_upload_bytes(up_backend *be, void *dst, const void *src_host, size_t bytes) {
+  memcpy(dst, src_host, bytes);
+}
+
+static void cpu_download_bytes(up_backend *be, void *dst_host, const void *src, size_t bytes) {
+  memcpy(dst_host, src, bytes);
+}
+
 static void cpu_fill_uniform(up_backend *be, void *dst, size_t offset, size_t n, float bound, uint64_t seed,
                              uint64_t stream) {
   float *out = (float *)dst + offset;
@@ -106,6 +114,8 @@ static const up_backend_ops cpu_op_table = {
     .download_f32 = cpu_download_f32,
     .upload_i32 = cpu_upload_i32,
     .download_i32 = cpu_download_i32,
+    .upload_bytes = cpu_upload_bytes,
+    .download_bytes = cpu_download_bytes,
     .fill_uniform = cpu_fill_uniform,
     .synchronize = cpu_synchronize,
     .embed = up_cpu_embed,

@@ -114,6 +114,18 @@ static void cuda_download_i32(up_backend *be, int32_t *dst_host, const int32_t *
   up_cuda_sync_and_check(cb);
 }
 
+/* Raw bytes, as the int32 copies: pageable source copied out before the call returns. */
+static void cuda_upload_bytes(up_backend *be, void *dst, const void *src_host, size_t bytes) {
+  if (bytes == 0) return;
+  UP_CUDA_CHECK(cudaMemcpyAsync(dst, src_host, bytes, cudaMemcpyHostToDevice, up_cuda_impl(be)->stream));
+}
+
+static void cuda_download_bytes(up_backend *be, void *dst_host, const void *src, size_t bytes) {
+  up_cuda_backend *cb = up_cuda_impl(be);
+  if (bytes > 0) UP_CUDA_CHECK(cudaMemcpyAsync(dst_host, src, bytes, cudaMemcpyDeviceToHost, cb->stream));
+  up_cuda_sync_and_check(cb);
+}
+
 /* Also the failure path of create: every member may still be unset. */
 static void cuda_destroy(up_backend *be) {
   if (!be) return;
@@ -166,6 +178,8 @@ static const up_backend_ops cuda_op_table = {
     .download_f32 = cuda_download_f32,
     .upload_i32 = cuda_upload_i32,
     .download_i32 = cuda_download_i32,
+    .upload_bytes = cuda_upload_bytes,
+    .download_bytes = cuda_download_bytes,
     .fill_uniform = up_cuda_fill_uniform,
     .synchronize = cuda_synchronize,
     .embed = up_cuda_embed,

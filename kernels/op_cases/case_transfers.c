@@ -1,5 +1,5 @@
 /* case_transfers.c — drivers of the memory ops: the upload/download round trips (f32
- * with rounding to the backend's dtype, int32 exactly), memory_available, and
+ * with rounding to the backend's dtype, int32 and raw bytes exactly), memory_available, and
  * fill_uniform against the reference's draw of the same (seed, stream) (op_case.h). */
 #include <math.h>
 #include <stdio.h>
@@ -33,8 +33,10 @@ typedef struct transfer_inputs {
   float tricky_back[UP_TRICKY_N];
   int32_t *ints, *ints_back;     /* host */
   size_t n_ints;
+  float *raw_back;               /* host: the source's fp32 bits after a byte round trip */
   void *buffer;                  /* backend: offset + n + 3 values */
   int32_t *int_buffer;           /* backend */
+  void *byte_buffer;             /* backend: n fp32 values, never converted */
   size_t available;              /* memory_available after the buffers */
 } transfer_inputs;
 
@@ -50,6 +52,8 @@ static void *transfers_make(up_backend *be, const up_op_case *c, uint64_t seed) 
   in->buffer = be->ops->alloc(be, (c->span.offset + n + 3) * up_dtype_size(be->act_dtype), "transfer buffer");
   up_op_fill_nan(be, in->buffer, 0, c->span.offset + n + 3);
   in->int_buffer = be->ops->alloc(be, sizeof(int32_t) * in->n_ints, "int transfer buffer");
+  in->raw_back = up_malloc_or_die(sizeof(float) * (n ? n : 1), "byte transfer result");
+  in->byte_buffer = be->ops->alloc(be, sizeof(float) * (n ? n : 1), "byte transfer buffer");
   return in;
 }
 
@@ -60,6 +64,8 @@ static int64_t transfers_run(up_backend *be, const up_op_case *c, void *inputs) 
   be->ops->download_f32(be, in->back, in->buffer, c->span.offset, c->span.n);
   be->ops->upload_i32(be, in->int_buffer, in->ints, in->n_ints);
   be->ops->download_i32(be, in->ints_back, in->int_buffer, in->n_ints);
+  be->ops->upload_bytes(be, in->byte_buffer, in->source, sizeof(float) * c->span.n);
+  be->ops->download_bytes(be, in->raw_back, in->byte_buffer, sizeof(float) * c->span.n);
   be->ops->upload_f32(be, in->buffer, 0, up_tricky_values, UP_TRICKY_N);
   be->ops->download_f32(be, in->tricky_back, in->buffer, 0, UP_TRICKY_N);
   in->available = be->ops->memory_available(be);
@@ -82,18 +88,23 @@ static void transfers_compare(up_backend *be, const up_op_case *c, void *inputs,
   const double f32 = up_op_mismatch_share(in->back, e->values[0], c->span.n, sizeof(float));
   const double tricky = up_op_mismatch_share(in->tricky_back, e->values[1], UP_TRICKY_N, sizeof(float));
   const double ints = up_op_mismatch_share(in->ints_back, in->ints, in->n_ints, sizeof(int32_t));
+  /* Bytes come back bit for bit on any backend: the source itself is the reference. */
+  const double raw = up_op_mismatch_share(in->raw_back, in->source, c->span.n, sizeof(float));
   const double memory = in->available >= UP_MIN_MEMORY_BYTES ? 0.0 : 1.0;
-  check->error = fmax(fmax(f32, tricky), fmax(ints, memory));
+  check->error = fmax(fmax(fmax(f32, tricky), fmax(ints, raw)), memory);
   snprintf(check->detail, sizeof check->detail,
-           "%zu f32 at offset %zu: %.2g differ; rounding %g -> %g: %.2g; %zu int32: %.2g; %.2f GiB available",
+           "%zu f32 at offset %zu: %.2g differ; rounding %g -> %g: %.2g; %zu int32: %.2g; raw: %.2g; %.2f GiB "
+           "available",
            c->span.n, c->span.offset, f32, (double)up_tricky_values[0], (double)in->tricky_back[0], tricky,
-           in->n_ints, ints, (double)in->available / 1073741824.0);
+           in->n_ints, ints, raw, (double)in->available / 1073741824.0);
 }
 
 static void transfers_destroy(up_backend *be, void *inputs) {
   transfer_inputs *in = inputs;
   be->ops->free(be, in->buffer);
   be->ops->free(be, in->int_buffer);
+  be->ops->free(be, in->byte_buffer);
+  free(in->raw_back);
   free(in->source);
   free(in->back);
   free(in->ints);
@@ -104,7 +115,8 @@ static void transfers_destroy(up_backend *be, void *inputs) {
 static double span_work(const up_op_case *c) { return (double)c->span.n; }
 
 const up_op_driver up_op_transfers = {
-    {"upload_f32", "download_f32", "upload_i32", "download_i32", "memory_available"},
+    {"upload_f32", "download_f32", "upload_i32", "download_i32", "upload_bytes", "download_bytes",
+     "memory_available"},
     transfers_make, transfers_run, transfers_reference, transfers_compare, up_op_expected_free, transfers_destroy,
     span_work};
 

@@ -132,7 +132,7 @@ typedef struct up_op_check {
 /* How a case runs. Calls in order: make, reference (inputs as they are before the op),
  * run (any number of times), compare, free_reference, destroy. */
 struct up_op_driver {
-  const char *ops[6];  /* the up_backend_ops members a case calls (op_index.h), NULL-terminated */
+  const char *ops[8];  /* the up_backend_ops members a case calls (op_index.h), NULL-terminated */
   /* Backend buffers of c's inputs and outputs on be, drawn from seed. */
   void *(*make)(up_backend *be, const up_op_case *c, uint64_t seed);
   /* One call of the op (what --kernels times); the op's host result where it has one

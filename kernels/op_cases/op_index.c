@@ -17,6 +17,8 @@ static const up_op_entry up_op_entries[] = {
     UP_OP(download_f32, UP_OP_COMPUTES, NULL),
     UP_OP(upload_i32, UP_OP_COMPUTES, NULL),
     UP_OP(download_i32, UP_OP_COMPUTES, NULL),
+    UP_OP(upload_bytes, UP_OP_COMPUTES, NULL),
+    UP_OP(download_bytes, UP_OP_COMPUTES, NULL),
     UP_OP(fill_uniform, UP_OP_COMPUTES, NULL),
     UP_OP(synchronize, UP_OP_HARNESS, "ends every timed call (op_check.c) and every --kernels case"),
     UP_OP(embed, UP_OP_COMPUTES, NULL),

@@ -967,25 +967,32 @@ int up_results_update_speedups(up_results_file *file, const up_point_summary *ro
   }
   if (n_rows == 0) return 0;
   /* Read each field straight out of the row structs: the memory type H5TB builds is
-   * a record of the struct's size holding only that field at its offset. H5TB matches
-   * the last name of its comma-separated list as a prefix of a member's name (so
-   * "tp_speedup" alone would also select the member "tp"); the trailing comma makes
-   * every name match whole. */
+   * a record of the struct's size holding only that field at its offset. The field is
+   * named by its index in the table's layout, found by exact name: H5TB's by-name
+   * writes match the last name of a list as a prefix of a member's name, which would
+   * also select "tp" for "tp_speedup" and "tp_efficiency" for "tp_efficiency_model". */
   static const struct {
     const char *name;
     size_t offset;
   } comparing[] = {
-      {"speedup_vs_dense,", offsetof(up_point_summary, speedup_vs_dense)},
-      {"tp_speedup,", offsetof(up_point_summary, tp_speedup)},
-      {"tp_efficiency,", offsetof(up_point_summary, tp_efficiency)},
-      {"tp_efficiency_model,", offsetof(up_point_summary, tp_efficiency_model)},
+      {"speedup_vs_dense", offsetof(up_point_summary, speedup_vs_dense)},
+      {"tp_speedup", offsetof(up_point_summary, tp_speedup)},
+      {"tp_efficiency", offsetof(up_point_summary, tp_efficiency)},
+      {"tp_efficiency_model", offsetof(up_point_summary, tp_efficiency_model)},
   };
+  const up_table_layout *l = &file->summary_layout;
   for (size_t i = 0; i < UP_N_SPECS(comparing); ++i) {
+    int index = -1;
+    for (size_t f = 0; f < l->n_fields && index < 0; ++f)
+      if (strcmp(l->names[f], comparing[i].name) == 0) index = (int)f;
+    if (index < 0) {
+      up_h5_fail_plain(&e, "table '/summary' has no field '%s'", comparing[i].name);
+      return -1;
+    }
     const size_t size = sizeof(double);
-    if (H5TBwrite_fields_name(file->file, "summary", comparing[i].name, 0, (hsize_t)n_rows, sizeof(up_point_summary),
-                              &comparing[i].offset, &size, rows) < 0) {
-      up_h5_fail(&e, "cannot rewrite field '%.*s' of table '/summary'", (int)strcspn(comparing[i].name, ","),
-                 comparing[i].name);
+    if (H5TBwrite_fields_index(file->file, "summary", 1, &index, 0, (hsize_t)n_rows, sizeof(up_point_summary),
+                               &comparing[i].offset, &size, rows) < 0) {
+      up_h5_fail(&e, "cannot rewrite field '%s' of table '/summary'", comparing[i].name);
       return -1;
     }
   }

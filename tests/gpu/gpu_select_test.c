@@ -16,7 +16,8 @@
  *     below them, so their probabilities underflow to exactly 0 on both backends) score
  *     bitwise alike, and both backends keep the lower block indices first.
  * Inputs are drawn on the GPU (seed printed; UP_GPU_TEST_SEED repeats one) and read back
- * by the CPU. Exits 77 without a GPU. */
+ * by the CPU. CTest runs it twice, the second time under UP_SELECT_PATH=by_token (the
+ * two-pass path at every block, tests/gpu/select.cmake). Exits 77 without a GPU. */
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>

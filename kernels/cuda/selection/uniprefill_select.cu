@@ -16,11 +16,14 @@
  *     - by token (any other block, e.g. the 1-token and 48-token blocks of the tests):
  *       units are whole key chunks, pass B recomputes the logits and adds
  *       exp2(logit - off_r) into token scores s_j, and a block-sum kernel adds them up.
- *     Why pass B stays rather than a general per-block partial: a block smaller than a
- *     warp's keys would need a partial per (block, row), 8 B x rows per block: at
- *     1-token blocks that is 4 GB for 128K tokens of Llama-8B (pass B keeps 4 B per
- *     token). The by-block path is also left for pass B when its partials would pass
- *     SEL_BLOCK_PARTIAL_MAX_BYTES (long batches with a large last_q);
+ *     Why pass B (the two-pass path) stays rather than a general per-block partial: the
+ *     block option takes any size, and a block smaller than a warp's keys would need a
+ *     partial per (block, row), 8 B x rows per block: at 1-token blocks that is 4 GB
+ *     for 128K tokens of Llama-8B (pass B keeps 4 B per token). It is also the fallback
+ *     of the by-block path when its partials would pass SEL_BLOCK_PARTIAL_MAX_BYTES
+ *     (long batches with a large last_q). UP_SELECT_PATH=by_token takes it for every
+ *     block: the GPU tests run the by-block blocks that way too (tests/gpu/select.cmake),
+ *     since no test shape reaches the cap, and --kernels times the two paths side by side;
  *  2. block choice, one CTA per candidate: bitonic sort of (score, index) keys, then
  *     top-p over a deterministic prefix sum, or the fixed budget;
  *  3. the token mask (kept blocks, sinks, last queries; everything else passes);
@@ -997,16 +1000,26 @@ static int64_t sel_rows_pad(const up_attn_shape *shape, const up_select_params *
   return rows_pad;
 }
 
+/* UP_SELECT_PATH: unset, empty or "auto" for the choice below; "by_token" for the
+ * two-pass path at every block (the cap's fallback, tested and timed on any shape). */
+static bool sel_forced_by_token(void) {
+  const char *choice = getenv("UP_SELECT_PATH");
+  if (!choice || !*choice || strcmp(choice, "auto") == 0) return false;
+  if (strcmp(choice, "by_token") == 0) return true;
+  UP_FATAL("UP_SELECT_PATH=%s: expected \"auto\" (the default: by block where the block allows and the partials "
+           "fit) or \"by_token\" (the two-pass path at every block)", choice);
+}
+
 /* The unit of pass A's partials, and in *by_block whether the by-block path runs: when
  * a warp's keys divide the block and the partials fit their cap (any size with
  * ignore_cap), the unit is gcd(block, chunk): a warp's keys doubled while they divide
  * the block, up to a chunk (a chunk is 8 warps' keys). By token, with a unit of one
- * chunk, otherwise. */
+ * chunk, otherwise, or when force_by_token. */
 static int32_t sel_partial_unit(int32_t hd, int32_t block, int32_t n_tokens, int32_t n_seqs, int32_t n_kv,
-                                int64_t rows_pad, bool ignore_cap, bool *by_block) {
+                                int64_t rows_pad, bool ignore_cap, bool force_by_token, bool *by_block) {
   const int32_t chunk = SEL_WARPS * SEL_KW(hd);
   *by_block = false;
-  if (block % SEL_KW(hd) != 0) return chunk;
+  if (force_by_token || block % SEL_KW(hd) != 0) return chunk;
   int32_t block_unit = SEL_KW(hd);
   while (block_unit < chunk && block % (2 * block_unit) == 0) block_unit *= 2;
   const double bytes = ((double)n_tokens / block_unit + n_seqs) * (double)n_kv * (double)rows_pad * sizeof(float2);
@@ -1083,7 +1096,8 @@ extern "C" int32_t up_cuda_uniprefill_select(up_backend *be, int32_t *keep_rows,
   int64_t rows;
   const int64_t rows_pad = sel_rows_pad(shape, params, &rows);
   bool by_block;
-  const int32_t unit = sel_partial_unit(hd, params->block, n_tokens, n_seqs, n_kv, rows_pad, false, &by_block);
+  const int32_t unit =
+      sel_partial_unit(hd, params->block, n_tokens, n_seqs, n_kv, rows_pad, false, sel_forced_by_token(), &by_block);
   const int64_t n_partial_units = (int64_t)n_tokens / unit + n_seqs; /* virtual units */
   const int64_t n_units = (int64_t)n_tokens / params->block + n_seqs; /* virtual scoring blocks */
   const int64_t n_tiles = ((int64_t)n_tokens + SEL_TILE_ROWS - 1) / SEL_TILE_ROWS;
@@ -1174,7 +1188,7 @@ extern "C" void up_cuda_uniprefill_head_scores(up_backend *be, float *head_score
    * keeps its partials small; an allocation that still fails is fatal and says so). */
   bool by_block;
   const int32_t unit = sel_partial_unit(hd, params->block, n_tokens, n_seqs, shape->n_kv_heads, rows_pad, true,
-                                        &by_block);
+                                        false, &by_block);
   UP_ASSERT(by_block, "uniprefill_head_scores: block %d took the by-token path", params->block);
   const int64_t n_partial_units = (int64_t)n_tokens / unit + n_seqs;
   const int64_t n_units = (int64_t)n_tokens / params->block + n_seqs;

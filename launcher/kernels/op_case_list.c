@@ -564,6 +564,9 @@ static void add_sparse_estimates(case_list *l) {
        (const uint8_t[]){1, 1}, 16, 0.5f},
       {"hd128 8/2 stride 4", heads(8, 2, 128), 1, (const int32_t[]){1000}, NULL, NULL, 4, 0.8f},
       {"hd64 9/3 smollm2", heads(9, 3, 64), 1, (const int32_t[]){1300}, NULL, NULL, 8, 0.9f},
+      /* 64 query blocks: long key walks through the tensor-core scores' two stages and
+       * their partial softmax states (xattention_scores_mma.cu) */
+      {"hd128 8/2 8K", heads(8, 2, 128), 1, (const int32_t[]){8192}, NULL, NULL, 8, 0.9f},
   };
   for (size_t i = 0; i < sizeof xattention / sizeof xattention[0]; ++i) {
     up_op_case *c = add(l, &up_op_xattention_estimate, 0.02, "xattention estimate %s, stride %d threshold %.2f",

@@ -26,6 +26,7 @@
 #include "kernels/cuda/cuda_backend_impl.h"
 #include "kernels/cuda/sparse/sparse_cuda.h"
 #include "kernels/cuda/sparse/sparse_estimate_common.cuh"
+#include "kernels/cuda/sparse/xattention_scores_mma.cuh"
 
 namespace {
 
@@ -295,16 +296,22 @@ extern "C" double up_cuda_xattention_estimate(up_backend *be, up_sparse_pattern 
                                   cudaMemcpyHostToDevice, stream));
   }
 
-  const int32_t P = XA_BLOCK / S, padded = S * shape->head_dim + 2;
-  const size_t smem = (((size_t)2 * P * padded * 2 + 15) & ~(size_t)15) + (size_t)(3 * P + P * P) * sizeof(double);
-  if (smem > 227 * 1024)
-    UP_FATAL("xattention_estimate: stride %d at head_dim %d needs %zu bytes of shared memory, more than a CTA has",
-             (int)S, (int)shape->head_dim, smem);
-  UP_CUDA_CHECK(cudaFuncSetAttribute(xa_block_scores, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-  const int64_t n_qblocks = pattern->qblock_start_host[pattern->n_seqs];
-  if (n_qblocks > 65535) UP_FATAL("xattention_estimate: %lld query blocks exceed the grid limit", (long long)n_qblocks);
-  xa_block_scores<<<dim3((unsigned)shape->n_heads, (unsigned)n_qblocks), XA_THREADS, smem, stream>>>(p);
-  UP_CUDA_CHECK_LAUNCH();
+  /* scores on tensor cores (xattention_scores_mma.cu) unless UP_XA_SCORES=v1 or the stride is not one it takes */
+  const up_xa_scores_args scores = {qkv, pool, batch, shape, pattern, S, max_nq, p.w, cb->index_error};
+  if (up_xa_scores_v1_selected() || !up_xa_scores_mma(&scratch, &scores)) {
+    const int32_t P = XA_BLOCK / S, padded = S * shape->head_dim + 2;
+    const size_t smem =
+        (((size_t)2 * P * padded * 2 + 15) & ~(size_t)15) + (size_t)(3 * P + P * P) * sizeof(double);
+    if (smem > 227 * 1024)
+      UP_FATAL("xattention_estimate: stride %d at head_dim %d needs %zu bytes of shared memory, more than a CTA has",
+               (int)S, (int)shape->head_dim, smem);
+    UP_CUDA_CHECK(cudaFuncSetAttribute(xa_block_scores, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    const int64_t n_qblocks = pattern->qblock_start_host[pattern->n_seqs];
+    if (n_qblocks > 65535)
+      UP_FATAL("xattention_estimate: %lld query blocks exceed the grid limit", (long long)n_qblocks);
+    xa_block_scores<<<dim3((unsigned)shape->n_heads, (unsigned)n_qblocks), XA_THREADS, smem, stream>>>(p);
+    UP_CUDA_CHECK_LAUNCH();
+  }
   xa_walk<<<(unsigned)n_rows, XA_THREADS, 0, stream>>>(p, thresholds, params->threshold, counts, kept, &scratch.totals->pairs);
   UP_CUDA_CHECK_LAUNCH();
   up_sparse_write_ranges(&scratch, pattern, counts, kept, max_nq + 2, XA_BLOCK, n_rows);

@@ -17,13 +17,14 @@
  *    mass only grows. It counts the kept blocks and their covered query-key pairs.
  * 3. CUB's device scan turns the counts into range_ptr, and the rows' key ranges are
  *    written there; column_ptr is all zeros (no extra keys).
- * The density cap (density_cap < 1) ranks blocks across all query blocks of a head and
- * is not on the GPU yet: this kernel refuses it by name. */
+ * The density cap (density_cap < 1) ranks the walk's blocks across all query blocks of
+ * a head (sparse_block_cap.cu) before step 3. */
 #include <cub/cub.cuh>
 #include <math.h>
 
 #include "kernels/cuda/attention/attn_common.cuh"
 #include "kernels/cuda/cuda_backend_impl.h"
+#include "kernels/cuda/sparse/sparse_block_cap.cuh"
 #include "kernels/cuda/sparse/sparse_cuda.h"
 #include "kernels/cuda/sparse/sparse_estimate_common.cuh"
 #include "kernels/cuda/sparse/xattention_scores_mma.cuh"
@@ -253,9 +254,6 @@ extern "C" double up_cuda_xattention_estimate(up_backend *be, up_sparse_pattern 
   const int32_t S = params->stride;
   if (S < 2 || S > 32 || XA_BLOCK % S != 0) /* a dot is split over at most one warp */
     UP_FATAL("xattention_estimate: stride %d is not one the CUDA kernel takes (2, 4, 8, 16 or 32)", (int)S);
-  if (params->density_cap < 1.0f)
-    UP_FATAL("xattention_estimate: the density cap (%g) is not implemented on the CUDA backend yet; run without "
-             "it or on the cpu backend", (double)params->density_cap);
   if (shape->head_dim % 8 != 0)
     UP_FATAL("xattention_estimate: head_dim %d is not a multiple of 8", (int)shape->head_dim);
   up_cuda_backend *cb = up_cuda_impl(be);
@@ -314,6 +312,9 @@ extern "C" double up_cuda_xattention_estimate(up_backend *be, up_sparse_pattern 
   }
   xa_walk<<<(unsigned)n_rows, XA_THREADS, 0, stream>>>(p, thresholds, params->threshold, counts, kept, &scratch.totals->pairs);
   UP_CUDA_CHECK_LAUNCH();
+  if (params->density_cap < 1.0f)
+    up_cuda_sparse_cap_lists(&scratch, pattern, batch, max_nq, XA_BLOCK, p.w, params->density_cap, counts, kept,
+                             max_nq + 2, &scratch.totals->pairs);
   up_sparse_write_ranges(&scratch, pattern, counts, kept, max_nq + 2, XA_BLOCK, n_rows);
   return up_sparse_scratch_close(&scratch, be, pattern, "xattention_estimate");
 }

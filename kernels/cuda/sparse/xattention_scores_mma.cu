@@ -6,12 +6,13 @@
  * One CTA per (query block, chunk of hpc query heads sharing a kv head). The reshaped
  * query rows of the chunk (row rr of head hl: tokens rr S + S-1-i, i < S, concatenated:
  * the S x S tile's antidiagonal) stay in shared memory; each causal key block streams
- * through two cp.async stages, its 128/S reshaped key rows being S consecutive tokens
- * each. Warps own one m16 tile of reshaped rows and every k_split-th k-step of the S d
- * dimension; their fp32 partial dots meet in shared memory, where each (reshaped row,
- * key block) gets its logits bf16(dot) log2(e) / (sqrt(d) S), causally masked at the
- * reshaped level (column c <= row r; rows past the sequence's last real query
- * dropped), and their partial maximum and sum of 2^(x - max), stored in the scratch.
+ * through cp.async stages (two; one where shared memory is short: head_dim 256 at
+ * S = 16), its 128/S reshaped key rows being S consecutive tokens each. Warps own one
+ * m16 tile of reshaped rows and every k_split-th k-step of the S d dimension; their
+ * fp32 partial dots meet in shared memory, where each (reshaped row, key block) gets its
+ * logits bf16(dot) log2(e) / (sqrt(d) S), causally masked at the reshaped level (column
+ * c <= row r; rows past the sequence's last real query dropped), and their partial
+ * maximum and sum of 2^(x - max), stored in the scratch.
  * After the last key block the CTA combines each row's partials exactly (the online
  * softmax's rescaling, done once at the end) and writes
  *     W[qb][kb] = bf16( sum over rows of s_kb 2^(m_kb - M) / Z ),
@@ -44,6 +45,7 @@ struct xs_params {
   int32_t hpc;               /* query heads of a CTA */
   int32_t rows;              /* hpc * 128 / S reshaped rows */
   int32_t m_tiles, k_split;  /* warps = m_tiles * k_split */
+  int32_t stages;            /* key-block buffers: 2 (the next one loads during the MMAs) or 1 (head_dim 256, S 16) */
   int32_t max_nq;            /* W's row stride */
   float scale2;              /* log2(e) / (sqrt(d) S) */
   int64_t tri_total;         /* sum over sequences of nq (nq + 1) / 2 */
@@ -89,8 +91,8 @@ __global__ void __launch_bounds__(XS_MAX_WARPS * 32) xa_scores_mma(const xs_para
   const int32_t S = p.stride, d = p.head_dim, row_len = S * d, ld = row_len + XS_PAD;
   const int32_t rows_pad = p.m_tiles * 16;
   __nv_bfloat16 *q_s = (__nv_bfloat16 *)smem_raw;          /* [rows_pad][ld] */
-  __nv_bfloat16 *k_s = q_s + (int64_t)rows_pad * ld;        /* [2][P][ld] */
-  float *dots = (float *)(k_s + (int64_t)2 * P * ld);       /* [k_split][rows_pad][P] */
+  __nv_bfloat16 *k_s = q_s + (int64_t)rows_pad * ld;        /* [stages][P][ld] */
+  float *dots = (float *)(k_s + (int64_t)p.stages * P * ld); /* [k_split][rows_pad][P] */
   float *row_m = dots + (int64_t)p.k_split * rows_pad * P;  /* [XS_MAX_ROWS] */
   float *row_z = row_m + XS_MAX_ROWS;
 
@@ -135,15 +137,19 @@ __global__ void __launch_bounds__(XS_MAX_WARPS * 32) xa_scores_mma(const xs_para
   const uint32_t a_addr = up_attn_smem_u32(q_s + (int64_t)(mt * 16 + (lane & 15)) * ld + (lane >> 4) * 8);
   const int32_t b_row = ((lane >> 4) & 1) * 8 + (lane & 7), b_col = ((lane >> 3) & 1) * 8;
 
+  const bool two = p.stages == 2;
   for (int32_t kb = 0; kb <= b; ++kb) {
-    if (kb < b) load_key_block(k_s + (int64_t)((kb + 1) & 1) * P * ld, ld, p, block_table, kvh, kb + 1, n);
-    up_attn_cp_async_commit(); /* possibly empty: the wait below counts groups */
-    up_attn_cp_async_wait<1>();
+    if (two && kb < b) load_key_block(k_s + (int64_t)((kb + 1) & 1) * P * ld, ld, p, block_table, kvh, kb + 1, n);
+    up_attn_cp_async_commit(); /* possibly empty: the waits below count groups */
+    if (two)
+      up_attn_cp_async_wait<1>();
+    else
+      up_attn_cp_async_wait<0>();
     __syncthreads(); /* key block kb (and the queries) landed for every thread */
     float acc[NT][4];
 #pragma unroll
     for (int t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = 0.0f;
-    const __nv_bfloat16 *kt = k_s + (int64_t)(kb & 1) * P * ld;
+    const __nv_bfloat16 *kt = k_s + (int64_t)(two ? kb & 1 : 0) * P * ld;
     const uint32_t b_addr = up_attn_smem_u32(kt + (int64_t)b_row * ld + b_col);
     for (int32_t step = ks; step < k_steps; step += p.k_split) {
       const uint32_t k_bytes = (uint32_t)step * 32u;
@@ -172,7 +178,8 @@ __global__ void __launch_bounds__(XS_MAX_WARPS * 32) xa_scores_mma(const xs_para
         out[8 * P + nt * 8 + 2 * t] = acc[nt][2], out[8 * P + nt * 8 + 2 * t + 1] = acc[nt][3];
       }
     }
-    __syncthreads(); /* every split's dots are in; stage kb & 1 may be refilled next */
+    __syncthreads(); /* every split's dots are in; key block kb's stage may be refilled */
+    if (!two && kb < b) load_key_block(k_s, ld, p, block_table, kvh, kb + 1, n); /* lands during the softmax below */
     /* a row's P columns are P consecutive lanes (P divides 32, blockDim is whole warps,
      * rows_pad * P a multiple of 32: every warp runs the same iterations) */
     for (int32_t e = threadIdx.x; e < rows_pad * P; e += blockDim.x) {
@@ -224,9 +231,9 @@ __global__ void __launch_bounds__(XS_MAX_WARPS * 32) xa_scores_mma(const xs_para
 }
 
 /* Shared memory of a CTA of the given shape. */
-size_t xs_smem(int32_t S, int32_t d, int32_t m_tiles, int32_t k_split) {
+size_t xs_smem(int32_t S, int32_t d, int32_t m_tiles, int32_t k_split, int32_t stages) {
   const size_t P = (size_t)(XS_BLOCK / S), ld = (size_t)(S * d + XS_PAD);
-  return (size_t)m_tiles * 16 * ld * 2 + 2 * P * ld * 2 + (size_t)k_split * m_tiles * 16 * P * 4 +
+  return (size_t)m_tiles * 16 * ld * 2 + (size_t)stages * P * ld * 2 + (size_t)k_split * m_tiles * 16 * P * 4 +
          2 * (size_t)XS_MAX_ROWS * 4;
 }
 
@@ -256,17 +263,19 @@ bool up_xa_scores_mma(up_sparse_scratch *scratch, const up_xa_scores_args *a) {
   UP_CUDA_CHECK(cudaGetDevice(&device));
   UP_CUDA_CHECK(cudaDeviceGetAttribute(&smem_limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
   const int32_t P = XS_BLOCK / S;
-  /* the most heads of the group whose rows fit: keys are then read once for all of them */
-  int32_t hpc = 0, m_tiles = 0, k_split = 0;
+  /* the most heads of the group whose rows fit with two key stages (keys are then read
+   * once for all of them), else with one */
+  int32_t hpc = 0, m_tiles = 0, k_split = 0, stages = 0;
   size_t smem = 0;
-  for (int32_t cand = group; cand >= 1 && hpc == 0; --cand) {
-    if (group % cand != 0 || cand * P > XS_MAX_ROWS) continue;
-    const int32_t mt = (cand * P + 15) / 16;
-    int32_t ksp = XS_MAX_WARPS / mt;
-    ksp = ksp < 1 ? 1 : ksp > S * d / 16 ? S * d / 16 : ksp;
-    const size_t bytes = xs_smem(S, d, mt, ksp);
-    if (bytes <= (size_t)smem_limit) hpc = cand, m_tiles = mt, k_split = ksp, smem = bytes;
-  }
+  for (int32_t st = 2; st >= 1 && hpc == 0; --st)
+    for (int32_t cand = group; cand >= 1 && hpc == 0; --cand) {
+      if (group % cand != 0 || cand * P > XS_MAX_ROWS) continue;
+      const int32_t mt = (cand * P + 15) / 16;
+      int32_t ksp = XS_MAX_WARPS / mt;
+      ksp = ksp < 1 ? 1 : ksp > S * d / 16 ? S * d / 16 : ksp;
+      const size_t bytes = xs_smem(S, d, mt, ksp, st);
+      if (bytes <= (size_t)smem_limit) hpc = cand, m_tiles = mt, k_split = ksp, stages = st, smem = bytes;
+    }
   if (hpc == 0) return false;
   const up_sparse_pattern *pattern = a->pattern;
   const int64_t n_qblocks = pattern->qblock_start_host[pattern->n_seqs];
@@ -285,7 +294,8 @@ bool up_xa_scores_mma(up_sparse_scratch *scratch, const up_xa_scores_args *a) {
   p.n_seqs = a->batch->n_seqs, p.n_heads = H, p.group = group, p.head_dim = d, p.kv_dim = a->pool->kv_dim;
   p.max_blocks_per_seq = a->batch->max_blocks_per_seq;
   p.block_tokens = up_attn_divider_make(a->pool->block_tokens);
-  p.stride = S, p.hpc = hpc, p.rows = hpc * P, p.m_tiles = m_tiles, p.k_split = k_split, p.max_nq = a->max_nq;
+  p.stride = S, p.hpc = hpc, p.rows = hpc * P, p.m_tiles = m_tiles, p.k_split = k_split, p.stages = stages;
+  p.max_nq = a->max_nq;
   p.scale2 = (float)(1.4426950408889634 / (sqrt((double)d) * S));
   p.tri_total = tri_total;
   p.partial = (float2 *)up_sparse_scratch_take(scratch, sizeof(float2) * (size_t)H * (size_t)P * (size_t)tri_total,

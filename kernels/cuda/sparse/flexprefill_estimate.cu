@@ -12,8 +12,9 @@
  * 3. selection: one CTA per (head, sequence) counts the gamma cover of both sorted
  *    distributions, pools them into 128-blocks, runs the Jensen-Shannon test against
  *    softmax(mean query . mean-pooled keys), picks the top vertical and slash blocks
- *    (ties to the lower index), writes the (query block, key block) mask, and for a
- *    query-aware head the block-causal pooled attention of every query block.
+ *    (ties to the lower index) and writes the (query block, key block) mask; then one
+ *    CTA per (query block, head) of a query-aware head writes that block's row of the
+ *    block-causal pooled attention.
  * 4. a second segmented sort ranks each query-aware head's pooled attention (stable, so
  *    ties keep the lower index), and one thread per head adds its global gamma*nb cover.
  * 5. under a density cap, each block's score vertB[kb] + slashB[nb-1-(b-kb)] (the block
@@ -316,7 +317,6 @@ __global__ void __launch_bounds__(FP_THREADS) fp_select(const fp_params p) {
   __shared__ uint8_t vsel[FP_MAX_QBLOCKS], ssel[FP_MAX_QBLOCKS];
   __shared__ int32_t counts_s[2];
   __shared__ int32_t query_aware_s;
-  __shared__ double row_max_s, row_sum_s;
   const int32_t h = blockIdx.x, s = blockIdx.y, B = p.block, d = p.head_dim;
   const fp_seq q = seq_of(p, s);
   const int32_t seg = h * p.n_seqs + s;
@@ -404,37 +404,56 @@ __global__ void __launch_bounds__(FP_THREADS) fp_select(const fp_params p) {
     p.att_begin[seg] = (int32_t)att_base;
     p.att_end[seg] = (int32_t)(att_base + (query_aware ? (int64_t)nb * nb : 0));
   }
-  if (!query_aware) return;
-  /* block-causal pooled attention: zero-padded mean query of each block (the last
-   * rescaled to its rows), scaled, against the pooled keys */
-  float *att = p.att + att_base;
-  int32_t *att_index = p.att_index + att_base;
-  for (int32_t i = 0; i < nb; ++i) {
-    const int32_t end = (i + 1) * B < n ? (i + 1) * B : n, rows = end - i * B;
-    __syncthreads(); /* the previous row's readers of qv are done */
-    for (int32_t c = threadIdx.x; c < d; c += blockDim.x) {
-      double sum = 0.0;
-      for (int32_t t = i * B; t < end; ++t) sum += bf16_at(q_rows + (int64_t)t * p.qkv_stride + c);
-      float v = round_bf16((float)(sum / B));
-      if (rows < B) v = round_bf16(round_bf16(v * (float)B) / (float)rows);
-      qv[c] = round_bf16((float)(v * p.inv_sqrt_d));
-    }
-    __syncthreads();
-    for (int32_t j = threadIdx.x; j < nb; j += blockDim.x) {
-      att[(int64_t)i * nb + j] = j <= i ? round_bf16((float)dot_key_f(qv, kbar + (int64_t)j * d, d)) : 0.0f;
-      att_index[(int64_t)i * nb + j] = i * nb + j;
-    }
-    __syncthreads();
-    if (threadIdx.x == 0) {
-      double mx = -INFINITY, z = 0.0;
-      for (int32_t j = 0; j <= i; ++j) mx = fmax(mx, (double)att[(int64_t)i * nb + j]);
-      for (int32_t j = 0; j <= i; ++j) z += exp((double)att[(int64_t)i * nb + j] - mx);
-      row_max_s = mx, row_sum_s = z;
-    }
-    __syncthreads();
-    for (int32_t j = threadIdx.x; j <= i; j += blockDim.x)
-      att[(int64_t)i * nb + j] = (float)(exp((double)att[(int64_t)i * nb + j] - row_max_s) / row_sum_s);
+}
+
+/* Step 3b (grid: query blocks x heads): a query-aware head's block-causal pooled
+ * attention, one CTA per query block i (thread 0 of one CTA per head walked every row
+ * serially: ~33K float64 exponentials a head at 32K). Row i: the zero-padded mean query
+ * of block i (the last rescaled to its rows), scaled, against the pooled keys of
+ * fp_select; the maximum by a block reduction (exact in any order), the exponentials in
+ * parallel, their sum by one thread in the reference's order, so the probabilities are
+ * the serial walk's bits. */
+__global__ void __launch_bounds__(FP_THREADS) fp_pooled_rows(const fp_params p) {
+  __shared__ float qv[FP_MAX_HEAD_DIM];
+  __shared__ double ex[FP_MAX_QBLOCKS];
+  __shared__ double red[33];
+  __shared__ double z_s;
+  const int32_t qbg = blockIdx.x, h = blockIdx.y, B = p.block, d = p.head_dim;
+  const int32_t s = up_sparse_qblock_seq(p.qblock_start, p.n_seqs, qbg), seg = h * p.n_seqs + s;
+  const int32_t begin = p.att_begin[seg];
+  if (p.att_end[seg] == begin) return; /* not query-aware (or not live): the whole CTA */
+  const fp_seq q = seq_of(p, s);
+  const int32_t n = q.n, nb = q.nb, i = qbg - q.qb0;
+  const int32_t end = (i + 1) * B < n ? (i + 1) * B : n, rows = end - i * B;
+  const float *kbar = p.kbar + ((int64_t)h * (p.tokens / B) + q.qb0) * d;
+  const __nv_bfloat16 *q_rows = p.qkv + (int64_t)q.row0 * p.qkv_stride + (int64_t)h * d;
+  float *att = p.att + begin + (int64_t)i * nb;
+  int32_t *att_index = p.att_index + begin + (int64_t)i * nb;
+  for (int32_t c = threadIdx.x; c < d; c += blockDim.x) {
+    double sum = 0.0;
+    for (int32_t t = i * B; t < end; ++t) sum += bf16_at(q_rows + (int64_t)t * p.qkv_stride + c);
+    float v = round_bf16((float)(sum / B));
+    if (rows < B) v = round_bf16(round_bf16(v * (float)B) / (float)rows);
+    qv[c] = round_bf16((float)(v * p.inv_sqrt_d));
   }
+  __syncthreads();
+  double mx = -INFINITY;
+  for (int32_t j = threadIdx.x; j < nb; j += blockDim.x) {
+    const float logit = j <= i ? round_bf16((float)dot_key_f(qv, kbar + (int64_t)j * d, d)) : 0.0f;
+    att[j] = logit;
+    att_index[j] = i * nb + j;
+    if (j <= i) ex[j] = (double)logit, mx = fmax(mx, (double)logit);
+  }
+  mx = block_reduce<true>(mx, red);
+  for (int32_t j = threadIdx.x; j <= i; j += blockDim.x) ex[j] = exp(ex[j] - mx);
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    double z = 0.0;
+    for (int32_t j = 0; j <= i; ++j) z += ex[j];
+    z_s = z;
+  }
+  __syncthreads();
+  for (int32_t j = threadIdx.x; j <= i; j += blockDim.x) att[j] = (float)(ex[j] / z_s);
 }
 
 /* Step 4 (grid: heads x sequences, one working thread): the global cover of a
@@ -590,6 +609,8 @@ extern "C" double up_cuda_flexprefill_estimate(up_backend *be, up_sparse_pattern
       temp, dist_temp, p.dist, p.dist_sorted, (int)dist_items, (int)(2 * n_segs), p.dist_begin, p.dist_end, 0,
       (int)(sizeof(double) * 8), stream));
   fp_select<<<grid, FP_THREADS, 0, stream>>>(p);
+  UP_CUDA_CHECK_LAUNCH();
+  fp_pooled_rows<<<dim3((unsigned)total_qb, (unsigned)H), FP_THREADS, 0, stream>>>(p);
   UP_CUDA_CHECK_LAUNCH();
   UP_CUDA_CHECK(cub::DeviceSegmentedRadixSort::SortPairsDescending(
       temp, att_temp, p.att, p.att_sorted, p.att_index, p.att_index_sorted, (int)att_items, (int)n_segs, p.att_begin,

@@ -83,13 +83,6 @@ static bool xattention_resolve(void *options, const up_model_config *cfg, char *
 }
 
 static bool xattention_supports(const up_method_spec *spec, up_backend *be, char *why, size_t why_size) {
-  /* the CUDA estimator (kernels/cuda/sparse/xattention_estimate.cu) has no density cap yet */
-  if (((const xattention_options *)(const void *)spec->options)->density_cap < 1.0f &&
-      strcmp(be->ops->name, "cuda") == 0) {
-    snprintf(why, why_size, "the cuda backend's %s kernel has no density cap yet (use density=1, or the cpu backend)",
-             UP_XATTENTION_ESTIMATE_KERNEL);
-    return false;
-  }
   const up_sparse_layers *layers = &((const xattention_options *)(const void *)spec->options)->layers;
   return up_sparse_method_supports(be, UP_XATTENTION_ESTIMATE_KERNEL, layers, why, why_size);
 }

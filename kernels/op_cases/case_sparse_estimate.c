@@ -41,13 +41,19 @@ typedef struct estimate_reference {
 typedef double (*estimate_call)(up_backend *be, const up_op_case *c, up_sparse_pattern *pattern, const void *qkv,
                                 const up_kv_pool *pool, const up_attn_batch *batch);
 
+/* The case's density cap; a case that sets none (0) has none. */
+static float case_cap(const up_op_case *c) {
+  const float density = c->batch.sparse.density;
+  return density > 0.0f && density < 1.0f ? density : 1.0f;
+}
+
 static double call_xattention(up_backend *be, const up_op_case *c, up_sparse_pattern *pattern, const void *qkv,
                               const up_kv_pool *pool, const up_attn_batch *batch) {
   const up_xattention_estimate_fn kernel = up_xattention_estimate_kernel(be);
   if (!kernel)
     UP_FATAL("%s: the %s backend has no %s kernel", c->label, be->ops->name, UP_XATTENTION_ESTIMATE_KERNEL);
   const up_xattention_params params = {.stride = c->batch.sparse.stride, .threshold = c->batch.sparse.threshold,
-                                       .threshold_host = NULL, .density_cap = 1.0f};
+                                       .threshold_host = NULL, .density_cap = case_cap(c)};
   return kernel(be, pattern, qkv, pool, batch, &c->batch.shape, &params);
 }
 
@@ -62,7 +68,7 @@ static double call_minference(up_backend *be, const up_op_case *c, up_sparse_pat
   for (int32_t h = 0; h < c->batch.shape.n_heads; ++h) vertical[h] = c->batch.sparse.vertical, slash[h] = c->batch.sparse.slash;
   const up_minference_params params = {.last_q = 64, .forced_columns = 30, .forced_diagonals = 100,
                                        .vertical_host = vertical, .slash_host = slash,
-                                       .density_cap = c->batch.sparse.density < 1.0f ? c->batch.sparse.density : 1.0f};
+                                       .density_cap = case_cap(c)};
   const double pairs = kernel(be, pattern, qkv, pool, batch, &c->batch.shape, &params);
   free(vertical);
   free(slash);
@@ -77,7 +83,7 @@ static double call_flexprefill(up_backend *be, const up_op_case *c, up_sparse_pa
     UP_FATAL("%s: the %s backend has no %s kernel", c->label, be->ops->name, UP_FLEXPREFILL_ESTIMATE_KERNEL);
   const up_flexprefill_params params = {.gamma = c->batch.sparse.gamma, .tau = c->batch.sparse.tau,
                                         .min_budget = c->batch.sparse.min_budget, .max_budget = 0,
-                                        .block = c->batch.sparse.block_q, .density_cap = 1.0f};
+                                        .block = c->batch.sparse.block_q, .density_cap = case_cap(c)};
   return kernel(be, pattern, qkv, pool, batch, &c->batch.shape, &params);
 }
 

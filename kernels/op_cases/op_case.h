@@ -59,7 +59,7 @@ typedef struct up_op_rope_dims {
 typedef struct up_op_sparse_dims {
   int32_t block_q, block_k;
   float density;      /* share of the off-diagonal causal key ranges kept (1: all of them); minference
-                       * estimate: its density cap */
+                       * estimate: its density cap; xattention and flexprefill estimates: theirs, 0 none */
   bool unaligned;     /* ranges at arbitrary starts below the diagonal, as MInference's slashes */
   int32_t extra_keys; /* gathered keys per list row, outside its ranges and before its rows */
   bool dense_reference; /* sparse attention: the reference is the dense attention op (a pattern of every

@@ -557,25 +557,34 @@ static void add_sparse_estimates(case_list *l) {
     const uint8_t *sparse;
     int32_t stride;
     float threshold;
+    float cap; /* the density cap; 1: none */
   } xattention[] = {
       {"hd128 8/2 small", heads(8, 2, 128), 2, (const int32_t[]){1000, 1}, (const int32_t[]){0, 9},
-       (const uint8_t[]){1, 0}, 8, 0.9f},
+       (const uint8_t[]){1, 0}, 8, 0.9f, 1.0f},
       {"hd128 32/8 mixed batch", heads(32, 8, 128), 4, (const int32_t[]){3000, 1, 300, 2100},
-       (const int32_t[]){0, 40, 0, 0}, (const uint8_t[]){1, 0, 0, 1}, 8, 0.7f},
+       (const int32_t[]){0, 40, 0, 0}, (const uint8_t[]){1, 0, 0, 1}, 8, 0.7f, 1.0f},
       {"hd256 4/1 stride 16", heads(4, 1, 256), 2, (const int32_t[]){1500, 700}, (const int32_t[]){0, 0},
-       (const uint8_t[]){1, 1}, 16, 0.5f},
-      {"hd128 8/2 stride 4", heads(8, 2, 128), 1, (const int32_t[]){1000}, NULL, NULL, 4, 0.8f},
-      {"hd64 9/3 smollm2", heads(9, 3, 64), 1, (const int32_t[]){1300}, NULL, NULL, 8, 0.9f},
+       (const uint8_t[]){1, 1}, 16, 0.5f, 1.0f},
+      {"hd128 8/2 stride 4", heads(8, 2, 128), 1, (const int32_t[]){1000}, NULL, NULL, 4, 0.8f, 1.0f},
+      {"hd64 9/3 smollm2", heads(9, 3, 64), 1, (const int32_t[]){1300}, NULL, NULL, 8, 0.9f, 1.0f},
+      /* 64 query blocks: long key walks through the tensor-core scores' two stages and
+       * their partial softmax states (xattention_scores_mma.cu) */
+      {"hd128 8/2 8K", heads(8, 2, 128), 1, (const int32_t[]){8192}, NULL, NULL, 8, 0.9f, 1.0f},
+      /* the density cap on the GPU (sparse_block_cap.cu): threshold 1 keeps nearly every
+       * block, so the cap's ranking across query blocks decides */
+      {"hd128 8/2 capped 0.3", heads(8, 2, 128), 1, (const int32_t[]){3000}, NULL, NULL, 8, 1.0f, 0.3f},
+      {"hd128 32/8 mixed batch capped 0.1", heads(32, 8, 128), 4, (const int32_t[]){3000, 1, 300, 2100},
+       (const int32_t[]){0, 40, 0, 0}, (const uint8_t[]){1, 0, 0, 1}, 8, 1.0f, 0.1f},
       /* past 16K tokens the authors' first chunk (64 rows here) ends inside the prompt */
-      {"hd64 2/1 past the first chunk", heads(2, 1, 64), 1, (const int32_t[]){17000}, NULL, NULL, 8, 0.9f},
+      {"hd64 2/1 past the first chunk", heads(2, 1, 64), 1, (const int32_t[]){17000}, NULL, NULL, 8, 0.9f, 1.0f},
   };
   for (size_t i = 0; i < sizeof xattention / sizeof xattention[0]; ++i) {
     up_op_case *c = add(l, &up_op_xattention_estimate, 0.02, "xattention estimate %s, stride %d threshold %.2f",
                         xattention[i].name, (int)xattention[i].stride, (double)xattention[i].threshold);
     set_estimate_batch(c, xattention[i].shape, xattention[i].n_seqs, xattention[i].rows, xattention[i].prior,
                        xattention[i].sparse,
-                       (up_op_sparse_dims){.block_q = 128, .block_k = 128, .stride = xattention[i].stride,
-                                           .threshold = xattention[i].threshold});
+                       (up_op_sparse_dims){.block_q = 128, .block_k = 128, .density = xattention[i].cap,
+                                           .stride = xattention[i].stride, .threshold = xattention[i].threshold});
   }
   /* MInference: the authors' sizes scaled to the lengths, an odd-length sequence, and a
    * density cap that lowers v and s */
@@ -618,25 +627,33 @@ static void add_sparse_estimates(case_list *l) {
     const uint8_t *sparse;
     float gamma, tau;
     int32_t min_budget;
+    float cap; /* the density cap; 1: none */
   } flexprefill[] = {
       {"hd128 8/2 small", heads(8, 2, 128), 2, (const int32_t[]){1000, 1}, (const int32_t[]){0, 9},
-       (const uint8_t[]){1, 0}, 0.9f, 0.1f, 256},
-      {"hd128 8/2 query-aware", heads(8, 2, 128), 1, (const int32_t[]){1500}, NULL, NULL, 0.9f, 1.0f, 256},
+       (const uint8_t[]){1, 0}, 0.9f, 0.1f, 256, 1.0f},
+      {"hd128 8/2 query-aware", heads(8, 2, 128), 1, (const int32_t[]){1500}, NULL, NULL, 0.9f, 1.0f, 256, 1.0f},
       {"hd128 32/8 mixed batch", heads(32, 8, 128), 4, (const int32_t[]){3000, 1, 300, 2100},
-       (const int32_t[]){0, 40, 0, 0}, (const uint8_t[]){1, 0, 0, 1}, 0.95f, 0.1f, 1024},
+       (const int32_t[]){0, 40, 0, 0}, (const uint8_t[]){1, 0, 0, 1}, 0.95f, 0.1f, 1024, 1.0f},
       {"hd256 4/1 vertical-slash", heads(4, 1, 256), 2, (const int32_t[]){1500, 700}, (const int32_t[]){0, 0},
-       (const uint8_t[]){1, 1}, 0.8f, 0.0f, 256},
-      {"hd64 9/3 smollm2", heads(9, 3, 64), 1, (const int32_t[]){2000}, NULL, NULL, 0.9f, 0.1f, 256},
+       (const uint8_t[]){1, 1}, 0.8f, 0.0f, 256, 1.0f},
+      {"hd64 9/3 smollm2", heads(9, 3, 64), 1, (const int32_t[]){2000}, NULL, NULL, 0.9f, 0.1f, 256, 1.0f},
       /* the benchmark's shape: its one-call time is the estimate's first timing */
-      {"hd128 32/8 llama 32K", heads(32, 8, 128), 1, (const int32_t[]){32768}, NULL, NULL, 0.95f, 0.1f, 1024},
+      {"hd128 32/8 llama 32K", heads(32, 8, 128), 1, (const int32_t[]){32768}, NULL, NULL, 0.95f, 0.1f, 1024, 1.0f},
+      /* the density cap on the GPU (sparse_block_cap.cu), on vertical-slash and on
+       * query-aware heads (whose global cover adds blocks the cap then ranks) */
+      {"hd128 32/8 mixed batch capped 0.3", heads(32, 8, 128), 4, (const int32_t[]){3000, 1, 300, 2100},
+       (const int32_t[]){0, 40, 0, 0}, (const uint8_t[]){1, 0, 0, 1}, 0.95f, 0.1f, 1024, 0.3f},
+      {"hd128 8/2 query-aware capped 0.2", heads(8, 2, 128), 1, (const int32_t[]){3000}, NULL, NULL, 0.9f, 1.0f, 256,
+       0.2f},
   };
   for (size_t i = 0; i < sizeof flexprefill / sizeof flexprefill[0]; ++i) {
     up_op_case *c = add(l, &up_op_flexprefill_estimate, 0.02, "flexprefill estimate %s, gamma %.2f tau %.1f",
                         flexprefill[i].name, (double)flexprefill[i].gamma, (double)flexprefill[i].tau);
     set_estimate_batch(c, flexprefill[i].shape, flexprefill[i].n_seqs, flexprefill[i].rows, flexprefill[i].prior,
                        flexprefill[i].sparse,
-                       (up_op_sparse_dims){.block_q = 128, .block_k = 128, .gamma = flexprefill[i].gamma,
-                                           .tau = flexprefill[i].tau, .min_budget = flexprefill[i].min_budget});
+                       (up_op_sparse_dims){.block_q = 128, .block_k = 128, .density = flexprefill[i].cap,
+                                           .gamma = flexprefill[i].gamma, .tau = flexprefill[i].tau,
+                                           .min_budget = flexprefill[i].min_budget});
   }
 }
 

@@ -12,18 +12,23 @@
  * 3. selection: one CTA per (head, sequence) counts the gamma cover of both sorted
  *    distributions, pools them into 128-blocks, runs the Jensen-Shannon test against
  *    softmax(mean query . mean-pooled keys), picks the top vertical and slash blocks
- *    (ties to the lower index), writes the (query block, key block) mask, and for a
- *    query-aware head the block-causal pooled attention of every query block.
+ *    (ties to the lower index) and writes the (query block, key block) mask; then one
+ *    CTA per (query block, head) of a query-aware head writes that block's row of the
+ *    block-causal pooled attention.
  * 4. a second segmented sort ranks each query-aware head's pooled attention (stable, so
  *    ties keep the lower index), and one thread per head adds its global gamma*nb cover.
- * 5. one thread per list row turns its mask row into key ranges and covered pairs;
- *    CUB's scan writes range_ptr (sparse_estimate_common.cuh).
- * The density cap is not on the GPU yet: this kernel refuses it by name. */
+ * 5. under a density cap, each block's score vertB[kb] + slashB[nb-1-(b-kb)] (the block
+ *    sums step 3 left before forcing block 0 and the diagonal) ranks the mask's blocks
+ *    across the query blocks of each (sequence, head), and the cap clears the rest
+ *    (sparse_block_cap.cu);
+ * 6. one thread per list row turns its mask row into key ranges and covered pairs
+ *    (sparse_block_cap.cu); CUB's scan writes range_ptr (sparse_estimate_common.cuh). */
 #include <cub/cub.cuh>
 #include <math.h>
 
 #include "kernels/cuda/attention/attn_common.cuh"
 #include "kernels/cuda/cuda_backend_impl.h"
+#include "kernels/cuda/sparse/sparse_block_cap.cuh"
 #include "kernels/cuda/sparse/sparse_cuda.h"
 #include "kernels/cuda/sparse/sparse_estimate_common.cuh"
 
@@ -61,6 +66,7 @@ struct fp_params {
   int32_t *att_index, *att_index_sorted;
   int32_t *att_begin, *att_end; /* [n_heads * n_seqs]; empty unless query-aware */
   uint8_t *mask;          /* [n_list_rows][max_nq] */
+  double *vert_blocks, *slash_blocks; /* [n_heads][total query blocks]: the cap's block sums (NULL: no cap) */
   up_cuda_index_error *error;
 };
 
@@ -311,7 +317,6 @@ __global__ void __launch_bounds__(FP_THREADS) fp_select(const fp_params p) {
   __shared__ uint8_t vsel[FP_MAX_QBLOCKS], ssel[FP_MAX_QBLOCKS];
   __shared__ int32_t counts_s[2];
   __shared__ int32_t query_aware_s;
-  __shared__ double row_max_s, row_sum_s;
   const int32_t h = blockIdx.x, s = blockIdx.y, B = p.block, d = p.head_dim;
   const fp_seq q = seq_of(p, s);
   const int32_t seg = h * p.n_seqs + s;
@@ -338,6 +343,10 @@ __global__ void __launch_bounds__(FP_THREADS) fp_select(const fp_params p) {
     double v = 0.0, sl = 0.0;
     for (int32_t t = b * B; t < end; ++t) v += vert[t], sl += slash[t];
     vert_b[b] = v, slash_b[b] = sl;
+    if (p.vert_blocks) {
+      const int64_t at = (int64_t)h * (p.tokens / B) + q.qb0 + b;
+      p.vert_blocks[at] = v, p.slash_blocks[at] = sl;
+    }
   }
   for (int32_t x = threadIdx.x; x < nb * d; x += blockDim.x) {
     const int32_t b = x / d, c = x % d, end = (b + 1) * B < n ? (b + 1) * B : n;
@@ -395,37 +404,56 @@ __global__ void __launch_bounds__(FP_THREADS) fp_select(const fp_params p) {
     p.att_begin[seg] = (int32_t)att_base;
     p.att_end[seg] = (int32_t)(att_base + (query_aware ? (int64_t)nb * nb : 0));
   }
-  if (!query_aware) return;
-  /* block-causal pooled attention: zero-padded mean query of each block (the last
-   * rescaled to its rows), scaled, against the pooled keys */
-  float *att = p.att + att_base;
-  int32_t *att_index = p.att_index + att_base;
-  for (int32_t i = 0; i < nb; ++i) {
-    const int32_t end = (i + 1) * B < n ? (i + 1) * B : n, rows = end - i * B;
-    __syncthreads(); /* the previous row's readers of qv are done */
-    for (int32_t c = threadIdx.x; c < d; c += blockDim.x) {
-      double sum = 0.0;
-      for (int32_t t = i * B; t < end; ++t) sum += bf16_at(q_rows + (int64_t)t * p.qkv_stride + c);
-      float v = round_bf16((float)(sum / B));
-      if (rows < B) v = round_bf16(round_bf16(v * (float)B) / (float)rows);
-      qv[c] = round_bf16((float)(v * p.inv_sqrt_d));
-    }
-    __syncthreads();
-    for (int32_t j = threadIdx.x; j < nb; j += blockDim.x) {
-      att[(int64_t)i * nb + j] = j <= i ? round_bf16((float)dot_key_f(qv, kbar + (int64_t)j * d, d)) : 0.0f;
-      att_index[(int64_t)i * nb + j] = i * nb + j;
-    }
-    __syncthreads();
-    if (threadIdx.x == 0) {
-      double mx = -INFINITY, z = 0.0;
-      for (int32_t j = 0; j <= i; ++j) mx = fmax(mx, (double)att[(int64_t)i * nb + j]);
-      for (int32_t j = 0; j <= i; ++j) z += exp((double)att[(int64_t)i * nb + j] - mx);
-      row_max_s = mx, row_sum_s = z;
-    }
-    __syncthreads();
-    for (int32_t j = threadIdx.x; j <= i; j += blockDim.x)
-      att[(int64_t)i * nb + j] = (float)(exp((double)att[(int64_t)i * nb + j] - row_max_s) / row_sum_s);
+}
+
+/* Step 3b (grid: query blocks x heads): a query-aware head's block-causal pooled
+ * attention, one CTA per query block i (thread 0 of one CTA per head walked every row
+ * serially: ~33K float64 exponentials a head at 32K). Row i: the zero-padded mean query
+ * of block i (the last rescaled to its rows), scaled, against the pooled keys of
+ * fp_select; the maximum by a block reduction (exact in any order), the exponentials in
+ * parallel, their sum by one thread in the reference's order, so the probabilities are
+ * the serial walk's bits. */
+__global__ void __launch_bounds__(FP_THREADS) fp_pooled_rows(const fp_params p) {
+  __shared__ float qv[FP_MAX_HEAD_DIM];
+  __shared__ double ex[FP_MAX_QBLOCKS];
+  __shared__ double red[33];
+  __shared__ double z_s;
+  const int32_t qbg = blockIdx.x, h = blockIdx.y, B = p.block, d = p.head_dim;
+  const int32_t s = up_sparse_qblock_seq(p.qblock_start, p.n_seqs, qbg), seg = h * p.n_seqs + s;
+  const int32_t begin = p.att_begin[seg];
+  if (p.att_end[seg] == begin) return; /* not query-aware (or not live): the whole CTA */
+  const fp_seq q = seq_of(p, s);
+  const int32_t n = q.n, nb = q.nb, i = qbg - q.qb0;
+  const int32_t end = (i + 1) * B < n ? (i + 1) * B : n, rows = end - i * B;
+  const float *kbar = p.kbar + ((int64_t)h * (p.tokens / B) + q.qb0) * d;
+  const __nv_bfloat16 *q_rows = p.qkv + (int64_t)q.row0 * p.qkv_stride + (int64_t)h * d;
+  float *att = p.att + begin + (int64_t)i * nb;
+  int32_t *att_index = p.att_index + begin + (int64_t)i * nb;
+  for (int32_t c = threadIdx.x; c < d; c += blockDim.x) {
+    double sum = 0.0;
+    for (int32_t t = i * B; t < end; ++t) sum += bf16_at(q_rows + (int64_t)t * p.qkv_stride + c);
+    float v = round_bf16((float)(sum / B));
+    if (rows < B) v = round_bf16(round_bf16(v * (float)B) / (float)rows);
+    qv[c] = round_bf16((float)(v * p.inv_sqrt_d));
   }
+  __syncthreads();
+  double mx = -INFINITY;
+  for (int32_t j = threadIdx.x; j < nb; j += blockDim.x) {
+    const float logit = j <= i ? round_bf16((float)dot_key_f(qv, kbar + (int64_t)j * d, d)) : 0.0f;
+    att[j] = logit;
+    att_index[j] = i * nb + j;
+    if (j <= i) ex[j] = (double)logit, mx = fmax(mx, (double)logit);
+  }
+  mx = block_reduce<true>(mx, red);
+  for (int32_t j = threadIdx.x; j <= i; j += blockDim.x) ex[j] = exp(ex[j] - mx);
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    double z = 0.0;
+    for (int32_t j = 0; j <= i; ++j) z += ex[j];
+    z_s = z;
+  }
+  __syncthreads();
+  for (int32_t j = threadIdx.x; j <= i; j += blockDim.x) att[j] = (float)(ex[j] / z_s);
 }
 
 /* Step 4 (grid: heads x sequences, one working thread): the global cover of a
@@ -446,27 +474,18 @@ __global__ void fp_global_cover(const fp_params p) {
   }
 }
 
-/* Step 5 (one thread per list row): the row's key blocks, ascending, and its pairs. */
-__global__ void fp_rows(const fp_params p, int64_t n_rows, int32_t *counts, int32_t *kept, double *pairs) {
+/* Step 5 under a cap (one thread per list row): the score of each causal block, the
+ * reference's vertB[kb] + slashB[nb - 1 - (b - kb)] in float64. */
+__global__ void fp_cap_scores(const fp_params p, int64_t n_rows, double *score) {
   const int64_t row = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (row >= n_rows) return;
-  const int32_t qb_global = (int32_t)(row / p.n_heads);
+  const int32_t qb_global = (int32_t)(row / p.n_heads), h = (int32_t)(row % p.n_heads);
   const int32_t s = up_sparse_qblock_seq(p.qblock_start, p.n_seqs, qb_global);
   const fp_seq q = seq_of(p, s);
-  int32_t count = 0;
-  double covered = 0.0;
-  if (seq_live(p, s, q)) {
-    const int32_t b = qb_global - q.qb0, m0 = b * p.block, m1 = m0 + p.block < q.n ? m0 + p.block : q.n;
-    const double len = (double)(m1 - m0);
-    const uint8_t *mask_row = p.mask + row * p.max_nq;
-    for (int32_t kb = 0; kb <= b; ++kb)
-      if (mask_row[kb]) {
-        kept[row * p.max_nq + count++] = kb;
-        covered += kb < b ? len * p.block : len * (len + 1) / 2;
-      }
-  }
-  counts[row] = count;
-  if (covered > 0.0) atomicAdd(pairs, covered);
+  const int32_t b = qb_global - q.qb0;
+  const double *vb = p.vert_blocks + (int64_t)h * (p.tokens / p.block) + q.qb0;
+  const double *sb = p.slash_blocks + (int64_t)h * (p.tokens / p.block) + q.qb0;
+  for (int32_t kb = 0; kb <= b; ++kb) score[row * p.max_nq + kb] = vb[kb] + sb[q.nb - 1 - (b - kb)];
 }
 
 }  // namespace
@@ -480,9 +499,6 @@ extern "C" double up_cuda_flexprefill_estimate(up_backend *be, up_sparse_pattern
              (int)pattern->block_k, (int)B);
   if (B != FP_CHUNK) /* step 1's CTAs take one block of keys and the block's last rows */
     UP_FATAL("flexprefill_estimate: block %d is not the CUDA kernel's %d", (int)B, FP_CHUNK);
-  if (params->density_cap < 1.0f)
-    UP_FATAL("flexprefill_estimate: the density cap (%g) is not implemented on the CUDA backend yet; run without "
-             "it or on the cpu backend", (double)params->density_cap);
   if (shape->head_dim % 8 != 0 || shape->head_dim > FP_MAX_HEAD_DIM)
     UP_FATAL("flexprefill_estimate: head_dim %d is not a multiple of 8 up to %d", (int)shape->head_dim,
              FP_MAX_HEAD_DIM);
@@ -550,6 +566,13 @@ extern "C" double up_cuda_flexprefill_estimate(up_backend *be, up_sparse_pattern
                                                   "flexprefill pooled attention ranks");
   p.att_index_sorted = p.att_index + att_items;
   p.mask = (uint8_t *)up_sparse_scratch_take(&scratch, (size_t)(n_rows * max_nq), "flexprefill block mask");
+  const bool capped = params->density_cap < 1.0f;
+  p.vert_blocks = p.slash_blocks = NULL;
+  if (capped) {
+    p.vert_blocks = (double *)up_sparse_scratch_take(&scratch, sizeof(double) * 2 * (size_t)(H * total_qb),
+                                                     "flexprefill cap block sums");
+    p.slash_blocks = p.vert_blocks + H * total_qb;
+  }
   int32_t *counts = (int32_t *)up_sparse_scratch_take(&scratch, sizeof(int32_t) * (size_t)n_rows,
                                                       "flexprefill counts");
   int32_t *kept = (int32_t *)up_sparse_scratch_take(&scratch, sizeof(int32_t) * (size_t)(n_rows * max_nq),
@@ -587,13 +610,22 @@ extern "C" double up_cuda_flexprefill_estimate(up_backend *be, up_sparse_pattern
       (int)(sizeof(double) * 8), stream));
   fp_select<<<grid, FP_THREADS, 0, stream>>>(p);
   UP_CUDA_CHECK_LAUNCH();
+  fp_pooled_rows<<<dim3((unsigned)total_qb, (unsigned)H), FP_THREADS, 0, stream>>>(p);
+  UP_CUDA_CHECK_LAUNCH();
   UP_CUDA_CHECK(cub::DeviceSegmentedRadixSort::SortPairsDescending(
       temp, att_temp, p.att, p.att_sorted, p.att_index, p.att_index_sorted, (int)att_items, (int)n_segs, p.att_begin,
       p.att_end, 0, (int)(sizeof(float) * 8), stream));
   fp_global_cover<<<grid, 32, 0, stream>>>(p);
   UP_CUDA_CHECK_LAUNCH();
-  fp_rows<<<(unsigned)((n_rows + 127) / 128), 128, 0, stream>>>(p, n_rows, counts, kept, &scratch.totals->pairs);
-  UP_CUDA_CHECK_LAUNCH();
+  if (capped) {
+    double *score = (double *)up_sparse_scratch_take(&scratch, sizeof(double) * (size_t)(n_rows * max_nq),
+                                                     "flexprefill cap scores");
+    fp_cap_scores<<<(unsigned)((n_rows + 127) / 128), 128, 0, stream>>>(p, n_rows, score);
+    UP_CUDA_CHECK_LAUNCH();
+    up_cuda_sparse_block_cap(&scratch, pattern, batch, p.mask, max_nq, NULL, score, params->density_cap);
+  }
+  up_cuda_sparse_lists_from_mask(&scratch, pattern, batch, p.mask, max_nq, B, counts, kept, max_nq,
+                                 &scratch.totals->pairs);
   up_sparse_write_ranges(&scratch, pattern, counts, kept, max_nq, B, n_rows);
   return up_sparse_scratch_close(&scratch, be, pattern, "flexprefill_estimate");
 }

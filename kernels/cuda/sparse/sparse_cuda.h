@@ -31,7 +31,7 @@ double up_cuda_minference_estimate(up_backend *be, up_sparse_pattern *pattern, c
 /* UP_FLEXPREFILL_ESTIMATE_KERNEL (flexprefill_estimate.cu): the pattern of the batch's
  * sparse sequences, written in device memory, and the covered pairs (the one host copy;
  * returns with the stream drained). Sequences of at most 1024 blocks; head_dim a
- * multiple of 8, at most 256. The density cap is refused (not on the GPU yet). */
+ * multiple of 8, at most 256; the density cap as on the CPU (sparse_block_cap.cu). */
 double up_cuda_flexprefill_estimate(up_backend *be, up_sparse_pattern *pattern, const void *qkv,
                                     const up_kv_pool *pool, const up_attn_batch *batch, const up_attn_shape *shape,
                                     const up_flexprefill_params *params);
@@ -39,8 +39,8 @@ double up_cuda_flexprefill_estimate(up_backend *be, up_sparse_pattern *pattern, 
 /* UP_XATTENTION_ESTIMATE_KERNEL (xattention_estimate.cu): the pattern of the batch's
  * sparse sequences, written in device memory, and the covered pairs (the one host copy;
  * returns with the stream drained). Strides 2, 4, 8, 16, 32; sequences of at most
- * 1024 query blocks (128K tokens); head_dim a multiple of 8. The density cap is refused
- * (not on the GPU yet). */
+ * 1024 query blocks (128K tokens); head_dim a multiple of 8; the density cap as on the
+ * CPU (sparse_block_cap.cu). */
 double up_cuda_xattention_estimate(up_backend *be, up_sparse_pattern *pattern, const void *qkv,
                                    const up_kv_pool *pool, const up_attn_batch *batch, const up_attn_shape *shape,
                                    const up_xattention_params *params);

@@ -20,15 +20,17 @@
  *    as the reference does. It counts the kept blocks and their covered query-key pairs.
  * 3. CUB's device scan turns the counts into range_ptr, and the rows' key ranges are
  *    written there; column_ptr is all zeros (no extra keys).
- * The density cap (density_cap < 1) ranks blocks across all query blocks of a head and
- * is not on the GPU yet: this kernel refuses it by name. */
+ * The density cap (density_cap < 1) ranks the walk's blocks across all query blocks of
+ * a head (sparse_block_cap.cu) before step 3. */
 #include <cub/cub.cuh>
 #include <math.h>
 
 #include "kernels/cuda/attention/attn_common.cuh"
 #include "kernels/cuda/cuda_backend_impl.h"
+#include "kernels/cuda/sparse/sparse_block_cap.cuh"
 #include "kernels/cuda/sparse/sparse_cuda.h"
 #include "kernels/cuda/sparse/sparse_estimate_common.cuh"
+#include "kernels/cuda/sparse/xattention_scores_mma.cuh"
 
 namespace {
 
@@ -270,9 +272,6 @@ extern "C" double up_cuda_xattention_estimate(up_backend *be, up_sparse_pattern 
   const int32_t S = params->stride;
   if (S < 2 || S > 32 || XA_BLOCK % S != 0) /* a dot is split over at most one warp */
     UP_FATAL("xattention_estimate: stride %d is not one the CUDA kernel takes (2, 4, 8, 16 or 32)", (int)S);
-  if (params->density_cap < 1.0f)
-    UP_FATAL("xattention_estimate: the density cap (%g) is not implemented on the CUDA backend yet; run without "
-             "it or on the cpu backend", (double)params->density_cap);
   if (shape->head_dim % 8 != 0)
     UP_FATAL("xattention_estimate: head_dim %d is not a multiple of 8", (int)shape->head_dim);
   up_cuda_backend *cb = up_cuda_impl(be);
@@ -313,18 +312,27 @@ extern "C" double up_cuda_xattention_estimate(up_backend *be, up_sparse_pattern 
                                   cudaMemcpyHostToDevice, stream));
   }
 
-  const int32_t P = XA_BLOCK / S, padded = S * shape->head_dim + 2;
-  const size_t smem = (((size_t)2 * P * padded * 2 + 15) & ~(size_t)15) + (size_t)(3 * P + P * P) * sizeof(double);
-  if (smem > 227 * 1024)
-    UP_FATAL("xattention_estimate: stride %d at head_dim %d needs %zu bytes of shared memory, more than a CTA has",
-             (int)S, (int)shape->head_dim, smem);
-  UP_CUDA_CHECK(cudaFuncSetAttribute(xa_block_scores, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-  const int64_t n_qblocks = pattern->qblock_start_host[pattern->n_seqs];
-  if (n_qblocks > 65535) UP_FATAL("xattention_estimate: %lld query blocks exceed the grid limit", (long long)n_qblocks);
-  xa_block_scores<<<dim3((unsigned)shape->n_heads, (unsigned)n_qblocks), XA_THREADS, smem, stream>>>(p);
-  UP_CUDA_CHECK_LAUNCH();
+  /* scores on tensor cores (xattention_scores_mma.cu) unless UP_XA_SCORES=v1 or the stride is not one it takes */
+  const up_xa_scores_args scores = {qkv, pool, batch, shape, pattern, S, max_nq, p.w, cb->index_error};
+  if (up_xa_scores_v1_selected() || !up_xa_scores_mma(&scratch, &scores)) {
+    const int32_t P = XA_BLOCK / S, padded = S * shape->head_dim + 2;
+    const size_t smem =
+        (((size_t)2 * P * padded * 2 + 15) & ~(size_t)15) + (size_t)(3 * P + P * P) * sizeof(double);
+    if (smem > 227 * 1024)
+      UP_FATAL("xattention_estimate: stride %d at head_dim %d needs %zu bytes of shared memory, more than a CTA has",
+               (int)S, (int)shape->head_dim, smem);
+    UP_CUDA_CHECK(cudaFuncSetAttribute(xa_block_scores, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    const int64_t n_qblocks = pattern->qblock_start_host[pattern->n_seqs];
+    if (n_qblocks > 65535)
+      UP_FATAL("xattention_estimate: %lld query blocks exceed the grid limit", (long long)n_qblocks);
+    xa_block_scores<<<dim3((unsigned)shape->n_heads, (unsigned)n_qblocks), XA_THREADS, smem, stream>>>(p);
+    UP_CUDA_CHECK_LAUNCH();
+  }
   xa_walk<<<(unsigned)n_rows, XA_THREADS, 0, stream>>>(p, thresholds, params->threshold, counts, kept, &scratch.totals->pairs);
   UP_CUDA_CHECK_LAUNCH();
+  if (params->density_cap < 1.0f)
+    up_cuda_sparse_cap_lists(&scratch, pattern, batch, max_nq, XA_BLOCK, p.w, params->density_cap, counts, kept,
+                             max_nq + 2, &scratch.totals->pairs);
   up_sparse_write_ranges(&scratch, pattern, counts, kept, max_nq + 2, XA_BLOCK, n_rows);
   return up_sparse_scratch_close(&scratch, be, pattern, "xattention_estimate");
 }

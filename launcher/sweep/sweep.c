@@ -427,6 +427,12 @@ static bool run_point(sweep_run *run, int32_t t, const up_model *model, int64_t 
  * message when the options name something this model or backend cannot run, or cannot
  * run split over the tensor-parallel groups of some --tp value (model_shard.h,
  * up_method_supports_tp). */
+/* Every method instance made so far, released: a run that stops on bad input after the
+ * methods exist must not leave their state behind (the sanitizer pass checks exits). */
+static void release_methods(up_method *methods, int32_t n) {
+  for (int32_t m = 0; m < n; ++m) up_method_destroy(&methods[m]);
+}
+
 static bool resolve_model_and_methods(const up_options *opt, up_backend *be, up_model_config *cfg,
                                       up_method *methods, char *err, size_t err_size) {
   if (!up_run_resolve_model(opt, be, cfg, err, err_size)) return false;
@@ -446,6 +452,7 @@ static bool resolve_model_and_methods(const up_options *opt, up_backend *be, up_
       }
     if (!up_method_init(&methods[i], &spec, be, why, sizeof why)) {
       snprintf(err, err_size, "--method %s: %s", spec.label, why);
+      release_methods(methods, i);
       return false;
     }
   }
@@ -470,7 +477,10 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
   /* The workload (a trace is read and checked here), before anything is written. */
   up_workload_plan wp;
   const int plan_failed = up_workload_plan_init(&wp, opt, &cfg, err, sizeof err) != 0;
-  if (up_harness_failed(&h, plan_failed, err)) return up_harness_end(&h, 2);
+  if (up_harness_failed(&h, plan_failed, err)) {
+    release_methods(methods, opt->n_methods);
+    return up_harness_end(&h, 2);
+  }
   const int timed = wp.kind != UP_WORKLOAD_CLOSED_LOOP;
   /* Timed workloads bring their own lengths: one ctx entry, recorded as 0. */
   /* Without --ctx, a GPU sweeps prompt lengths worth measuring there. */
@@ -511,6 +521,7 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
              be->ops->name, available / 1073741824.0, limited ? "allowed by --mem-limit-mib" : "available");
   }
   if (up_harness_failed(&h, weights_too_big, err)) {
+    release_methods(methods, opt->n_methods);
     up_workload_plan_free(&wp);
     return up_harness_end(&h, 2);
   }
@@ -533,12 +544,14 @@ int up_sweep_run(const up_options *opt, int argc, char **argv, const up_topology
         }
       }
   if (up_harness_failed(&h, plan_error, err)) {
+    release_methods(methods, opt->n_methods);
     up_workload_plan_free(&wp);
     return up_harness_end(&h, 2);
   }
 
   /* The results file (rank 0), then the model. */
   if (!up_harness_open_results(&h, cfg.name)) {
+    release_methods(methods, opt->n_methods);
     up_workload_plan_free(&wp);
     return up_harness_end(&h, 2);
   }
@@ -598,7 +611,7 @@ done:
   up_step_watchdog_free(&watchdog);
   free(run.rows);
   free(device_names);
-  for (int32_t m = 0; m < opt->n_methods; ++m) up_method_destroy(&methods[m]);
+  release_methods(methods, opt->n_methods);
   up_workload_plan_free(&wp);
   return up_harness_end(&h, exit_code);
 }

@@ -44,8 +44,7 @@ typedef enum up_attention_kernel {
   UP_ATTN_KERNEL_TMA_THREE_STAGES = 3,
   UP_ATTN_KERNEL_WGMMA_CP_ASYNC = 4, /* wgmma, every thread copies with cp.async, any page size */
   UP_ATTN_KERNEL_MMA_SYNC = 5,     /* mma.sync (FlashAttention-2 structure), any GPU */
-  UP_ATTN_KERNEL_TMA_PERSISTENT = 6, /* TMA, one CTA per SM running query tiles one after another */
-  UP_ATTN_KERNEL_COUNT = 7
+  UP_ATTN_KERNEL_COUNT = 6
 } up_attention_kernel;
 extern const char *const up_attention_kernel_names[UP_ATTN_KERNEL_COUNT];
 

@@ -27,7 +27,6 @@
 #include <cuda.h>
 #include <limits.h>
 
-#include "kernels/cuda/attention/attn_sm90_schedule.cuh"
 #include "kernels/cuda/attention/attn_sm90_tiles.cuh"
 #include "kernels/cuda/attention/cuda_attention.h"
 #include "kernels/cuda/sparse/sparse_estimate_common.cuh" /* a listed sequence's lookup and shape check */
@@ -140,27 +139,25 @@ __device__ __forceinline__ void copy_tile(const CUtensorMap *k_map, const CUtens
   }
 }
 
-/* Producer warp of the causal schedule: tiles t = j0 .. n_tiles - 1 of the job in that
- * order, the CTA's (base + t - j0)-th tile (base: the tiles of the jobs the CTA ran
- * before, 0 but in the persistent kernel). Pages wholly before k_lo (the first entry
- * any row of the CTA sees under a sliding window; 0 without one) are not copied: their
- * block-table entries may be -1. */
+/* Producer warp of the causal schedule: tiles t = j0 .. n_tiles - 1 of the CTA in that
+ * order (the nth is t = j0 + nth). Pages wholly before k_lo (the first entry any row of
+ * the CTA sees under a sliding window; 0 without one) are not copied: their block-table
+ * entries may be -1. */
 template <int HD, int STAGES, bool WINDOW>
 __device__ __forceinline__ void produce(const CUtensorMap *k_map, const CUtensorMap *v_map, const prefill_job &jb,
                                         int32_t j0, int32_t k_lo, int32_t kv_col, int32_t bt, uint32_t k_s,
-                                        uint32_t v_s, uint32_t bars, int32_t base = 0) {
+                                        uint32_t v_s, uint32_t bars) {
   constexpr int BN = sm90_geom<HD>::BN;
   const int32_t pages_per_tile = BN / bt;
   const uint32_t page_bytes = (uint32_t)bt * HD * 2;
   for (int32_t t = j0; t < jb.n_tiles; ++t) {
     uint32_t parity;
-    const int s = tile_stage<STAGES>(base + t - j0, parity);
+    const int s = tile_stage<STAGES>(t - j0, parity);
     /* Pages skip .. end of the tile: from the page holding k_lo (only the first tile
      * has skipped ones) to the last page holding keys < kv_len. */
     const int32_t skip = WINDOW && t == j0 ? (k_lo - t * BN) / bt : 0;
     const int32_t end = min(pages_per_tile, (jb.kv_len - t * BN + bt - 1) / bt);
-    copy_tile<HD, STAGES>(k_map, v_map, jb.block_table, base + t - j0, s, parity, t * pages_per_tile + skip, skip,
-                          end - skip,
+    copy_tile<HD, STAGES>(k_map, v_map, jb.block_table, t - j0, s, parity, t * pages_per_tile + skip, skip, end - skip,
                           kv_col, bt, page_bytes, k_s, v_s, bars, nullptr, make_int4(0, 0, 0, 0));
   }
 }
@@ -210,12 +207,11 @@ __device__ __forceinline__ bool find_listed_job(const up_attn_args &p, const up_
   if (y >= kl.listed_ctas) {
     range0 = 0;
     n_ranges = -1;
-    return find_job_at<HD>(p, y - kl.listed_ctas, 0, (int32_t)blockIdx.x, jb) &&
+    return find_job_at<HD>(p, y - kl.listed_ctas, 0, jb) &&
            __ldg(kl.qblock_start + jb.seq + 1) == __ldg(kl.qblock_start + jb.seq);
   }
   const int32_t slices = kl.block_q / BM, qb = y / slices;
   jb.seq = up_sparse_qblock_seq(kl.qblock_start, p.n_seqs, qb);
-  jb.head = (int32_t)blockIdx.x;
   jb.row0 = __ldg(p.cu_seqlens + jb.seq);
   jb.n_rows = __ldg(p.cu_seqlens + jb.seq + 1) - jb.row0;
   jb.kv_len = __ldg(p.kv_lens + jb.seq);
@@ -278,45 +274,34 @@ __device__ __forceinline__ void zero_v_rows(unsigned char *tile_gen, int32_t fro
 }
 #endif /* UP_ATTN_HAVE_WGMMA */
 
-template <int HD, int STAGES, bool LISTS = false, int Q_BUFS = 1>
+template <int HD, int STAGES, bool LISTS = false>
 constexpr size_t tma_smem_bytes(void) {
-  /* Q (two buffers in the persistent kernel: the next job's rows land while the current
-   * one finishes), K and V stages, 1024-byte alignment slack, then 4 x STAGES mbarriers
-   * (and, for the listed schedule, a 16-byte span slot per stage). */
-  return (size_t)Q_BUFS * sm90_geom<HD>::Q_BYTES + (size_t)2 * STAGES * sm90_geom<HD>::TILE_BYTES + 1024 +
+  /* Q, K and V stages, 1024-byte alignment slack, then 4 x STAGES mbarriers (and, for
+   * the listed schedule, a 16-byte span slot per stage). */
+  return (size_t)sm90_geom<HD>::Q_BYTES + (size_t)2 * STAGES * sm90_geom<HD>::TILE_BYTES + 1024 +
          (size_t)4 * STAGES * 8 + (LISTS ? (size_t)16 * STAGES : 0);
 }
 
 #if UP_ATTN_HAVE_WGMMA
-/* The kernel of every schedule (one body: the listed one is the causal one with its
+/* The kernel of both schedules (one body: the listed one is the causal one with its
  * tile index taken from a list). WINDOW: sliding-window attention (p.window > 0): the
  * CTA's tiles start at the one holding the first entry its first row sees, and each
  * row's window start is masked. LISTS: the listed schedule over kl (full causal
  * otherwise, no window). Both false: full causal, the code as it was before windows
- * and lists existed. PERSISTENT: one CTA per SM runs job after job of
- * attn_sm90_schedule.cuh's static schedule over n_vtiles virtual tiles; the producer
- * goes on into the next job's tiles as soon as stages free up, and the consumers load
- * the next job's Q rows into the other Q buffer while their last product runs, so the
- * per-job prologue and epilogue hide under work (false: one job per CTA, the code of
- * the one-tile grid). */
-template <int HD, int STAGES, bool PINGPONG, bool WINDOW, bool LISTS, bool PERSISTENT = false>
+ * and lists existed. */
+template <int HD, int STAGES, bool PINGPONG, bool WINDOW, bool LISTS>
 __device__ __forceinline__ void prefill_sm90_tma_body(const up_attn_args &p, const up_attn_key_lists &kl,
-                                                      const CUtensorMap *k_map, const CUtensorMap *v_map,
-                                                      int32_t n_vtiles = 0) {
+                                                      const CUtensorMap *k_map, const CUtensorMap *v_map) {
   static_assert(!(WINDOW && LISTS), "the listed schedule is full causal");
-  static_assert(!(PERSISTENT && LISTS), "the listed schedule runs one job per CTA");
-  constexpr int Q_BUFS = PERSISTENT ? 2 : 1;
   extern __shared__ unsigned char smem_raw[];
   const uint32_t smem = (up_attn_smem_u32(smem_raw) + 1023u) & ~1023u;
   unsigned char *smem_gen = smem_raw + (smem - up_attn_smem_u32(smem_raw));
   using G = sm90_geom<HD>;
   constexpr int BN = G::BN, TILE_BYTES = G::TILE_BYTES;
   prefill_job jb;
-  int32_t range0 = 0, n_ranges = 0, round = 0;
-  if (PERSISTENT ? !next_persistent_job<HD>(p, n_vtiles, round, jb)
-                 : LISTS ? !find_listed_job<HD>(p, kl, jb, range0, n_ranges) : !find_job<HD>(p, jb))
-    return;
-  const uint32_t k_s = smem + Q_BUFS * G::Q_BYTES, v_s = k_s + STAGES * TILE_BYTES;
+  int32_t range0 = 0, n_ranges = 0;
+  if (LISTS ? !find_listed_job<HD>(p, kl, jb, range0, n_ranges) : !find_job<HD>(p, jb)) return;
+  const uint32_t k_s = smem + G::Q_BYTES, v_s = k_s + STAGES * TILE_BYTES;
   const uint32_t bars = v_s + STAGES * TILE_BYTES;
   int4 *span_slots = LISTS ? (int4 *)(smem_gen + (bars - smem) + 4 * STAGES * 8) : nullptr;
   if (threadIdx.x == 0) {
@@ -331,169 +316,133 @@ __device__ __forceinline__ void prefill_sm90_tma_body(const up_attn_args &p, con
   __syncthreads();
 
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int32_t kv_col = (blockIdx.x / p.group) * HD; /* the kv head's first column in a pool row */
+  const int32_t k_lo = job_first_entry<WINDOW>(p, jb);
+  const int32_t j0 = k_lo / BN;
   if (warp < 4) { /* producer warpgroup */
     regs_dec<PRODUCER_REGS>();
     if (warp == 0) {
-      const int32_t kv_col = (jb.head / p.group) * HD; /* the kv head's first column in a pool row */
-      if (LISTS) {
+      if (LISTS)
         produce_listed<HD, STAGES>(k_map, v_map, jb, kl, range0, n_ranges, kv_col, p.block_tokens.d, k_s, v_s, bars,
                                    span_slots);
-      } else {
-        /* Persistent: job after job, the stages' count running on across them. */
-        for (int32_t base = 0;;) {
-          const int32_t k_lo = job_first_entry<WINDOW>(p, jb), j0 = k_lo / BN;
-          produce<HD, STAGES, WINDOW>(k_map, v_map, jb, j0, k_lo, (jb.head / p.group) * HD, p.block_tokens.d, k_s,
-                                      v_s, bars, base);
-          base += jb.n_tiles - j0;
-          if (!PERSISTENT || !next_persistent_job<HD>(p, n_vtiles, round, jb)) break;
-        }
-      }
+      else
+        produce<HD, STAGES, WINDOW>(k_map, v_map, jb, j0, k_lo, kv_col, p.block_tokens.d, k_s, v_s, bars);
     }
     return;
   }
   regs_inc<CONSUMER_REGS>();
   const int cwg = (warp >> 2) - 1, ctid = threadIdx.x - 128 * (cwg + 1), wrow = (warp & 3) * 16;
+  const uint32_t q_wg = smem + (uint32_t)(cwg * 64 * 128);
+  const int32_t wg_row = jb.q0 + cwg * 64;
+  const int32_t my_row = wg_row + wrow + (lane >> 2);
+  /* Both warpgroups run every tile j0 .. n_tiles - 1 (a fully masked one costs one step). */
+  const int32_t n = jb.n_tiles;
 
-  /* This warpgroup's 64 query rows of the first job (the copy engine is busy with K and
-   * V meanwhile); the loop's head waits for them. */
+  /* This warpgroup's 64 query rows (the copy engine is busy with K and V meanwhile). */
   load_q_rows<HD, 128>(smem, p, jb, ctid, cwg * 64, 64);
   up_attn_cp_async_commit();
+  up_attn_cp_async_wait<0>();
+  fence_proxy_async();
+  named_sync(BAR_CONSUMER0 + cwg, 128);
 
-  /* Ping-pong: warpgroup 0 issues first; each issue turn waits for the other's. In the
-   * persistent kernel the turns run on across jobs (both warpgroups run the same jobs
-   * with the same turn counts), so the first arrive and the last wait happen once. */
+  /* Ping-pong: warpgroup 0 issues first; each issue turn waits for the other's. */
   auto turn_begin = [&]() {
     if (PINGPONG) named_sync(BAR_TURN0 + cwg, 256);
   };
   auto turn_end = [&]() {
     if (PINGPONG) named_arrive(BAR_TURN0 + (cwg ^ 1), 256);
   };
-  /* tiles_before: the tiles of the jobs this CTA ran before (persistent); q_buf: the Q
-   * buffer of the current job. */
-  int32_t tiles_before = 0;
-  int q_buf = 0;
-  for (;;) {
-    const uint32_t q_s = smem + (uint32_t)(q_buf * G::Q_BYTES);
-    unsigned char *q_gen = smem_gen + q_buf * G::Q_BYTES;
-    const uint32_t q_wg = q_s + (uint32_t)(cwg * 64 * 128);
-    const int32_t wg_row = jb.q0 + cwg * 64;
-    const int32_t my_row = wg_row + wrow + (lane >> 2);
-    const int32_t k_lo = job_first_entry<WINDOW>(p, jb);
-    const int32_t j0 = k_lo / BN;
-    /* Both warpgroups run every tile j0 .. n_tiles - 1 (a fully masked one costs one step). */
-    const int32_t n = jb.n_tiles;
+  if (PINGPONG && cwg == 1) named_arrive(BAR_TURN0, 256);
+  /* Tile t is the (t - j0)-th the producer copies: its stage and barrier phase count from j0. */
+  auto stage = [&](int32_t t) { return (int)((t - j0) % STAGES); };
+  auto release = [&](int kv, int32_t t) {
+    if (lane == 0) mbar_arrive(empty_bar<STAGES>(bars, kv, stage(t)));
+  };
+  auto wait_full = [&](int kv, int32_t t) {
+    mbar_wait(full_bar<STAGES>(bars, kv, stage(t)), (uint32_t)(((t - j0) / STAGES) & 1));
+  };
+  /* Under a window the first tile's V rows before k_lo may be pages that were not
+   * copied (stale shared memory, possibly NaN): zero them before P V reads them. The
+   * tail past kv_len of the last tile likewise. */
+  auto zero_v_edges = [&](int32_t t) {
+    unsigned char *tile_gen = smem_gen + (v_s - smem) + (size_t)stage(t) * TILE_BYTES;
+    if (WINDOW && t == j0 && k_lo > t * BN) zero_v_rows<HD>(tile_gen, 0, k_lo - t * BN, ctid, cwg);
+    if (t == n - 1 && jb.kv_len - t * BN < BN) zero_v_rows<HD>(tile_gen, jb.kv_len - t * BN, BN, ctid, cwg);
+  };
+  /* Listed: any tile may reach past kv_len (its pages there were not copied). */
+  auto zero_v_past_end = [&](int32_t t, int32_t first) {
+    if (first + BN > jb.kv_len)
+      zero_v_rows<HD>(smem_gen + (v_s - smem) + (size_t)stage(t) * TILE_BYTES, max(0, jb.kv_len - first), BN, ctid,
+                      cwg);
+  };
+  /* Listed: tile t's first entry and list span, read after its K stage is full and
+   * before it is released (the producer rewrites the slot for the stage's next tile;
+   * the warp barrier orders every lane's read before lane 0's release). */
+  int32_t kf = 0, span_lo = 0, span_hi = 0;
+  auto read_span = [&](int32_t t) {
+    const int4 span = span_slots[stage(t)];
+    kf = span.x, span_lo = span.y, span_hi = span.z;
+    __syncwarp();
+  };
 
-    up_attn_cp_async_wait<0>();
-    fence_proxy_async();
-    named_sync(BAR_CONSUMER0 + cwg, 128);
-    if (PINGPONG && cwg == 1 && tiles_before == 0) named_arrive(BAR_TURN0, 256);
-
-    /* Tile t is the (tiles_before + t - j0)-th the producer copies: its stage and barrier
-     * phase count from there. */
-    auto stage = [&](int32_t t) { return (int)((tiles_before + t - j0) % STAGES); };
-    auto release = [&](int kv, int32_t t) {
-      if (lane == 0) mbar_arrive(empty_bar<STAGES>(bars, kv, stage(t)));
-    };
-    auto wait_full = [&](int kv, int32_t t) {
-      mbar_wait(full_bar<STAGES>(bars, kv, stage(t)), (uint32_t)(((tiles_before + t - j0) / STAGES) & 1));
-    };
-    /* Under a window the first tile's V rows before k_lo may be pages that were not
-     * copied (stale shared memory, possibly NaN): zero them before P V reads them. The
-     * tail past kv_len of the last tile likewise. */
-    auto zero_v_edges = [&](int32_t t) {
-      unsigned char *tile_gen = smem_gen + (v_s - smem) + (size_t)stage(t) * TILE_BYTES;
-      if (WINDOW && t == j0 && k_lo > t * BN) zero_v_rows<HD>(tile_gen, 0, k_lo - t * BN, ctid, cwg);
-      if (t == n - 1 && jb.kv_len - t * BN < BN) zero_v_rows<HD>(tile_gen, jb.kv_len - t * BN, BN, ctid, cwg);
-    };
-    /* Listed: any tile may reach past kv_len (its pages there were not copied). */
-    auto zero_v_past_end = [&](int32_t t, int32_t first) {
-      if (first + BN > jb.kv_len)
-        zero_v_rows<HD>(smem_gen + (v_s - smem) + (size_t)stage(t) * TILE_BYTES, max(0, jb.kv_len - first), BN, ctid,
-                        cwg);
-    };
-    /* Listed: tile t's first entry and list span, read after its K stage is full and
-     * before it is released (the producer rewrites the slot for the stage's next tile;
-     * the warp barrier orders every lane's read before lane 0's release). */
-    int32_t kf = 0, span_lo = 0, span_hi = 0;
-    auto read_span = [&](int32_t t) {
-      const int4 span = span_slots[stage(t)];
-      kf = span.x, span_lo = span.y, span_hi = span.z;
-      __syncwarp();
-    };
-
-    float o[G::O_REGS], sc[G::S_REGS], corr[2];
-    uint32_t pa[BN / 16][4];
+  float o[G::O_REGS], sc[G::S_REGS], corr[2];
+  uint32_t pa[BN / 16][4];
 #pragma unroll
-    for (int i = 0; i < G::O_REGS; ++i) o[i] = 0.0f;
-    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
-    /* Persistent: the CTA's next job, whose Q rows load into the other buffer meanwhile. */
-    prefill_job next;
-    bool more = false;
+  for (int i = 0; i < G::O_REGS; ++i) o[i] = 0.0f;
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
 
-    /* A listed CTA may have no tile (an empty list row): its rows are written as zeros. */
-    if (!LISTS || n > 0) {
-      wait_full(0, j0);
-      if (LISTS) read_span(j0);
+  /* A listed CTA may have no tile (an empty list row): its rows are written as zeros. */
+  if (!LISTS || n > 0) {
+    wait_full(0, j0);
+    if (LISTS) read_span(j0);
+    turn_begin();
+    issue_scores<HD>(sc, q_wg, k_s + (uint32_t)(stage(j0) * TILE_BYTES));
+    turn_end();
+    wgmma_wait<0>();
+    fence_accumulators(sc);
+    release(0, j0);
+    softmax_tile<HD, WINDOW, LISTS>(sc, m, l, corr, LISTS ? kf : j0 * BN, my_row, wg_row, jb, p.scale_log2, p.window,
+                                    span_lo, span_hi);
+    rescale_and_pack<HD>(o, corr, sc, pa);
+
+    /* Causal: tiles before the last are wholly below kv_len, (n - 1) * BN < kv_len. */
+    for (int32_t j = j0; j < n - 1; ++j) {
+      const int32_t v_first = kf; /* listed: tile j's first entry */
+      wait_full(0, j + 1);
+      wait_full(1, j);
+      if (LISTS) read_span(j + 1);
+      if (LISTS) zero_v_past_end(j, v_first);
+      if (WINDOW && j == j0) zero_v_edges(j);
       turn_begin();
-      issue_scores<HD>(sc, q_wg, k_s + (uint32_t)(stage(j0) * TILE_BYTES));
+      issue_scores<HD>(sc, q_wg, k_s + (uint32_t)(stage(j + 1) * TILE_BYTES));
+      issue_pv<HD>(o, pa, v_s + (uint32_t)(stage(j) * TILE_BYTES));
       turn_end();
-      wgmma_wait<0>();
+      wgmma_wait<1>(); /* S_{j+1} complete; P_j V_j may still run */
       fence_accumulators(sc);
-      release(0, j0);
-      softmax_tile<HD, WINDOW, LISTS>(sc, m, l, corr, LISTS ? kf : j0 * BN, my_row, wg_row, jb, p.scale_log2, p.window,
-                                      span_lo, span_hi);
-      rescale_and_pack<HD>(o, corr, sc, pa);
-
-      /* Causal: tiles before the last are wholly below kv_len, (n - 1) * BN < kv_len. */
-      for (int32_t j = j0; j < n - 1; ++j) {
-        const int32_t v_first = kf; /* listed: tile j's first entry */
-        wait_full(0, j + 1);
-        wait_full(1, j);
-        if (LISTS) read_span(j + 1);
-        if (LISTS) zero_v_past_end(j, v_first);
-        if (WINDOW && j == j0) zero_v_edges(j);
-        turn_begin();
-        issue_scores<HD>(sc, q_wg, k_s + (uint32_t)(stage(j + 1) * TILE_BYTES));
-        issue_pv<HD>(o, pa, v_s + (uint32_t)(stage(j) * TILE_BYTES));
-        turn_end();
-        wgmma_wait<1>(); /* S_{j+1} complete; P_j V_j may still run */
-        fence_accumulators(sc);
-        release(0, j + 1);
-        softmax_tile<HD, WINDOW, LISTS>(sc, m, l, corr, LISTS ? kf : (j + 1) * BN, my_row, wg_row, jb, p.scale_log2,
-                                        p.window, span_lo, span_hi);
-        wgmma_wait<0>(); /* P_j V_j complete: O and P may change */
-        fence_accumulators(o);
-        release(1, j);
-        rescale_and_pack<HD>(o, corr, sc, pa);
-      }
-      const int32_t last = n - 1;
-      wait_full(1, last);
-      if (LISTS)
-        zero_v_past_end(last, kf);
-      else
-        zero_v_edges(last);
-      turn_begin();
-      issue_pv<HD>(o, pa, v_s + (uint32_t)(stage(last) * TILE_BYTES));
-      turn_end();
-      /* The other buffer's last readers (this warpgroup's products and output staging of
-       * the job before) finished before this job's first named_sync. */
-      if (PERSISTENT) more = next_persistent_job<HD>(p, n_vtiles, round, next);
-      if (PERSISTENT && more) {
-        load_q_rows<HD, 128>(smem + (uint32_t)((q_buf ^ 1) * G::Q_BYTES), p, next, ctid, cwg * 64, 64);
-        up_attn_cp_async_commit();
-      }
-      wgmma_wait<0>();
+      release(0, j + 1);
+      softmax_tile<HD, WINDOW, LISTS>(sc, m, l, corr, LISTS ? kf : (j + 1) * BN, my_row, wg_row, jb, p.scale_log2,
+                                      p.window, span_lo, span_hi);
+      wgmma_wait<0>(); /* P_j V_j complete: O and P may change */
       fence_accumulators(o);
-      release(1, last);
+      release(1, j);
+      rescale_and_pack<HD>(o, corr, sc, pa);
     }
-    if (PINGPONG && cwg == 0 && !more) named_sync(BAR_TURN0, 256); /* the other's last turn_end */
-    /* Only this warpgroup's products read its Q rows, and they have completed. */
-    write_out<HD>(o, l, q_gen, p, jb, cwg, wrow);
-    if (!more) break;
-    tiles_before += n - j0;
-    q_buf ^= 1;
-    jb = next;
+    const int32_t last = n - 1;
+    wait_full(1, last);
+    if (LISTS)
+      zero_v_past_end(last, kf);
+    else
+      zero_v_edges(last);
+    turn_begin();
+    issue_pv<HD>(o, pa, v_s + (uint32_t)(stage(last) * TILE_BYTES));
+    turn_end();
+    wgmma_wait<0>();
+    fence_accumulators(o);
+    release(1, last);
   }
+  if (PINGPONG && cwg == 0) named_sync(BAR_TURN0, 256); /* the other's last turn_end */
+  /* Only this warpgroup's products read its Q rows, and they have completed. */
+  write_out<HD>(o, l, smem_gen, p, jb, cwg, wrow);
 }
 #endif /* UP_ATTN_HAVE_WGMMA */
 
@@ -506,21 +455,6 @@ __global__ void __launch_bounds__(TMA_THREADS, 1)
 #else
   const up_attn_key_lists no_lists = {};
   prefill_sm90_tma_body<HD, STAGES, PINGPONG, WINDOW, false>(p, no_lists, &k_map, &v_map);
-#endif
-}
-
-/* The persistent schedule (UP_ATTN_TMA_PERSISTENT): gridDim.x CTAs, one per SM, over
- * the n_vtiles x n_heads jobs of the one-tile grid. */
-template <int HD, int STAGES, bool PINGPONG, bool WINDOW>
-__global__ void __launch_bounds__(TMA_THREADS, 1)
-    prefill_sm90_tma_persistent_kernel(const __grid_constant__ up_attn_args p,
-                                       const __grid_constant__ CUtensorMap k_map,
-                                       const __grid_constant__ CUtensorMap v_map, int32_t n_vtiles) {
-#if !UP_ATTN_HAVE_WGMMA
-  __trap();
-#else
-  const up_attn_key_lists no_lists = {};
-  prefill_sm90_tma_body<HD, STAGES, PINGPONG, WINDOW, false, true>(p, no_lists, &k_map, &v_map, n_vtiles);
 #endif
 }
 
@@ -588,32 +522,6 @@ void launch_tma(cudaStream_t stream, const up_attn_args &p, const up_kv_pool *po
   UP_CUDA_CHECK_LAUNCH();
 }
 
-/* The persistent kernel: one CTA per SM (no more CTAs than jobs), two stages,
- * ping-pong. The SM count is asked per call (an attribute read, no synchronisation), so
- * that a process driving several devices gets each one's. */
-template <int HD, bool WINDOW>
-void launch_tma_persistent(cudaStream_t stream, const up_attn_args &p, const up_kv_pool *pool,
-                           const up_attn_batch *batch, int32_t n_heads) {
-  constexpr int STAGES = 2;
-  const int64_t pool_rows = (int64_t)pool->n_blocks * pool->block_tokens;
-  const CUtensorMap k_map = page_map(pool->k, pool_rows, pool->kv_dim, pool->block_tokens, "K");
-  const CUtensorMap v_map = page_map(pool->v, pool_rows, pool->kv_dim, pool->block_tokens, "V");
-  const int64_t vtiles = (int64_t)batch->n_tokens / BM + p.n_seqs, jobs = vtiles * n_heads;
-  if (jobs > INT32_MAX)
-    UP_FATAL("attention: %lld query tiles x %d heads exceed the persistent schedule's int32 job count",
-             (long long)vtiles, (int)n_heads);
-  int device = 0, sms = 0;
-  UP_CUDA_CHECK(cudaGetDevice(&device));
-  UP_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  const unsigned ctas = (unsigned)(jobs < sms ? jobs : sms);
-  constexpr size_t smem = tma_smem_bytes<HD, STAGES, false, 2>();
-  UP_CUDA_CHECK(cudaFuncSetAttribute(prefill_sm90_tma_persistent_kernel<HD, STAGES, true, WINDOW>,
-                                     cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-  prefill_sm90_tma_persistent_kernel<HD, STAGES, true, WINDOW>
-      <<<ctas, TMA_THREADS, smem, stream>>>(p, k_map, v_map, (int32_t)vtiles);
-  UP_CUDA_CHECK_LAUNCH();
-}
-
 /* One schedule, full causal or sliding window (p.window > 0). */
 template <int HD, int STAGES, bool PINGPONG>
 void launch_schedule(cudaStream_t stream, const up_attn_args &p, const up_kv_pool *pool, const up_attn_batch *batch,
@@ -624,26 +532,6 @@ void launch_schedule(cudaStream_t stream, const up_attn_args &p, const up_kv_poo
     launch_tma<HD, STAGES, PINGPONG, false>(stream, p, pool, batch, n_heads);
 }
 
-/* The persistent schedule where its two Q buffers fit (head_dim 128), else the default
- * one (at 256, two Q buffers and two stages would need 256 KB of shared memory). */
-template <int HD, bool FITS = tma_smem_bytes<HD, 2, false, 2>() <= 227u * 1024u>
-struct persistent_launcher {
-  static void launch(cudaStream_t stream, const up_attn_args &p, const up_kv_pool *pool, const up_attn_batch *batch,
-                     int32_t n_heads) {
-    if (p.window > 0)
-      launch_tma_persistent<HD, true>(stream, p, pool, batch, n_heads);
-    else
-      launch_tma_persistent<HD, false>(stream, p, pool, batch, n_heads);
-  }
-};
-template <int HD>
-struct persistent_launcher<HD, false> {
-  static void launch(cudaStream_t stream, const up_attn_args &p, const up_kv_pool *pool, const up_attn_batch *batch,
-                     int32_t n_heads) {
-    launch_schedule<HD, 2, true>(stream, p, pool, batch, n_heads);
-  }
-};
-
 /* The schedules of one head_dim. Three stages of head_dim 256 would need 256 KB of
  * shared memory: that schedule runs with two there. */
 template <int HD>
@@ -653,7 +541,6 @@ void launch_head_dim(cudaStream_t stream, const up_attn_args &p, const up_kv_poo
   switch (schedule) {
     case UP_ATTN_TMA_NO_PINGPONG: launch_schedule<HD, 2, false>(stream, p, pool, batch, n_heads); break;
     case UP_ATTN_TMA_THREE_STAGES: launch_schedule<HD, three_fit ? 3 : 2, true>(stream, p, pool, batch, n_heads); break;
-    case UP_ATTN_TMA_PERSISTENT: persistent_launcher<HD>::launch(stream, p, pool, batch, n_heads); break;
     default: launch_schedule<HD, 2, true>(stream, p, pool, batch, n_heads); break;
   }
 }

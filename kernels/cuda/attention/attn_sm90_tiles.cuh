@@ -146,20 +146,17 @@ __device__ __forceinline__ void wgmma_rs_bt(float (&d)[128], const uint32_t (&a)
  * from cu_seqlens[s] / BM + s on; the grid runs them in reverse (latest rows first). */
 struct prefill_job {
   int32_t seq, row0, n_rows, q0, kv_len, prior, n_tiles;
-  int32_t head; /* the query head: blockIdx.x, or the persistent schedule's item's */
   const int32_t *block_table;
 };
 
-/* The job of virtual tile vtile of query head `head`; sequences of at most
- * max_skipped_rows rows are left to another kernel (the decode path's:
- * UP_ATTN_DECODE_MAX_ROWS). */
+/* The job of virtual tile vtile; sequences of at most max_skipped_rows rows are left to
+ * another kernel (the decode path's: UP_ATTN_DECODE_MAX_ROWS). */
 template <int HD>
 __device__ __forceinline__ bool find_job_at(const up_attn_args &p, int32_t vtile, int32_t max_skipped_rows,
-                                            int32_t head, prefill_job &jb) {
+                                            prefill_job &jb) {
   constexpr int BN = sm90_geom<HD>::BN;
   const int32_t lo = up_attn_tile_seq(p.cu_seqlens, p.n_seqs, vtile, BM);
   jb.seq = lo;
-  jb.head = head;
   jb.row0 = __ldg(p.cu_seqlens + lo);
   jb.n_rows = __ldg(p.cu_seqlens + lo + 1) - jb.row0;
   jb.q0 = (vtile - (jb.row0 / BM + lo)) * BM;
@@ -173,7 +170,7 @@ __device__ __forceinline__ bool find_job_at(const up_attn_args &p, int32_t vtile
 
 template <int HD>
 __device__ __forceinline__ bool find_job(const up_attn_args &p, prefill_job &jb) {
-  return find_job_at<HD>(p, (int32_t)(gridDim.y - 1 - blockIdx.y), UP_ATTN_DECODE_MAX_ROWS, (int32_t)blockIdx.x, jb);
+  return find_job_at<HD>(p, (int32_t)(gridDim.y - 1 - blockIdx.y), UP_ATTN_DECODE_MAX_ROWS, jb);
 }
 
 /* Query rows [row_begin, row_begin + n) of the CTA's BM into the swizzled Q tile, by
@@ -187,7 +184,7 @@ __device__ __forceinline__ void load_q_rows(uint32_t q_s, const up_attn_args &p,
   for (int i = 0; i < n / (NT / CH); ++i) {
     const int r = row_begin + tid / CH + i * (NT / CH);
     const bool valid = jb.q0 + r < jb.n_rows;
-    const int64_t off = valid ? (int64_t)(jb.row0 + jb.q0 + r) * p.qkv_stride + (int64_t)jb.head * HD + c * 8 : 0;
+    const int64_t off = valid ? (int64_t)(jb.row0 + jb.q0 + r) * p.qkv_stride + (int64_t)blockIdx.x * HD + c * 8 : 0;
     up_attn_cp_async16(q_s + sw128(BM, r, c), p.qkv + off, valid ? 16 : 0);
   }
 }
@@ -320,7 +317,7 @@ __device__ __forceinline__ void write_out(const float (&o)[sm90_geom<HD>::O_REGS
     const int r = i / (HD / 8), c = i % (HD / 8);
     const int32_t t = jb.q0 + wg * 64 + wrow + r;
     if (t < jb.n_rows)
-      *(uint4 *)(p.out + (int64_t)(jb.row0 + t) * p.out_stride + (int64_t)jb.head * HD + c * 8) =
+      *(uint4 *)(p.out + (int64_t)(jb.row0 + t) * p.out_stride + (int64_t)blockIdx.x * HD + c * 8) =
           *(const uint4 *)(q_gen + sw128(BM, wg * 64 + wrow + r, c));
   }
 }

@@ -47,8 +47,8 @@ enum {
   UP_ATTN_PREFILL_MMA_SYNC_V1 = 1, /* mma.sync, 16 rows per warp, 32-key tiles */
   UP_ATTN_PREFILL_MMA_SYNC = 2,    /* mma.sync, 256-row CTAs, 64-key tiles */
   UP_ATTN_PREFILL_SM90 = 3,        /* wgmma, cp.async loads, any page size */
-  UP_ATTN_PREFILL_SM90_TMA = 4,    /* wgmma, TMA page copies; + UP_ATTN_TMA_* schedule (4 .. 7) */
-  UP_ATTN_PREFILL_LAST = 7,
+  UP_ATTN_PREFILL_SM90_TMA = 4,    /* wgmma, TMA page copies; + UP_ATTN_TMA_* schedule (4, 5, 6) */
+  UP_ATTN_PREFILL_LAST = 6,
 };
 void up_cuda_attention_prefill(cudaStream_t stream, void *out, const void *qkv, const up_kv_pool *pool,
                                const up_attn_batch *batch, const up_attn_shape *shape, int32_t window, int variant);
@@ -68,8 +68,6 @@ enum {
   UP_ATTN_TMA_DEFAULT = 0,      /* two stages, consumer warpgroups take turns (ping-pong) */
   UP_ATTN_TMA_NO_PINGPONG = 1,  /* two stages, consumers issue whenever ready */
   UP_ATTN_TMA_THREE_STAGES = 2, /* three stages, ping-pong */
-  UP_ATTN_TMA_PERSISTENT = 3,   /* one CTA per SM running job after job (two stages, ping-pong;
-                                   head_dim 256 runs the default) */
 };
 bool up_cuda_attention_prefill_sm90_tma_fits(const up_kv_pool *pool, int32_t head_dim);
 /* The page-size part of that rule at head_dim 128, for choosing before any pool exists

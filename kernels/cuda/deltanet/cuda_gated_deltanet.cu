@@ -145,12 +145,11 @@ typedef enum { GDN_KERNEL_TENSOR, GDN_KERNEL_CHUNKED_FP32, GDN_KERNEL_FIRST_CUT 
 
 static gdn_kernel_choice gdn_kernel_chosen(void) {
   const char *choice = getenv("UP_GDN_KERNEL");
-  /* the fp32 chunked kernels stay the default until a GPU run has checked and timed the tensor-core ones */
-  if (!choice || !*choice || strcmp(choice, "v2") == 0 || strcmp(choice, "chunked") == 0)
-    return GDN_KERNEL_CHUNKED_FP32;
-  if (strcmp(choice, "tensor") == 0) return GDN_KERNEL_TENSOR;
+  /* tensor cores by default: 4.41 ms a layer at 32K on an H100 against the fp32 kernels' 18.36 */
+  if (!choice || !*choice || strcmp(choice, "tensor") == 0) return GDN_KERNEL_TENSOR;
+  if (strcmp(choice, "v2") == 0 || strcmp(choice, "chunked") == 0) return GDN_KERNEL_CHUNKED_FP32;
   if (strcmp(choice, "v1") == 0) return GDN_KERNEL_FIRST_CUT;
-  UP_FATAL("UP_GDN_KERNEL=%s: expected \"v2\" (the default: the fp32 chunked kernels), \"tensor\" (tensor cores, not yet measured) or \"v1\" (the "
+  UP_FATAL("UP_GDN_KERNEL=%s: expected \"tensor\" (the default), \"v2\" (the fp32 chunked kernels) or \"v1\" (the "
            "one-block-per-head first cut)", choice);
 }
 

@@ -971,28 +971,19 @@ int up_results_update_speedups(up_results_file *file, const up_point_summary *ro
    * named by its index in the table's layout, found by exact name: H5TB's by-name
    * writes match the last name of a list as a prefix of a member's name, which would
    * also select "tp" for "tp_speedup" and "tp_efficiency" for "tp_efficiency_model". */
-  static const struct {
-    const char *name;
-    size_t offset;
-  } comparing[] = {
-      {"speedup_vs_dense", offsetof(up_point_summary, speedup_vs_dense)},
-      {"tp_speedup", offsetof(up_point_summary, tp_speedup)},
-      {"tp_efficiency", offsetof(up_point_summary, tp_efficiency)},
-      {"tp_efficiency_model", offsetof(up_point_summary, tp_efficiency_model)},
-  };
+  static const char *const comparing[] = {"speedup_vs_dense", "tp_speedup", "tp_efficiency", "tp_efficiency_model"};
   const up_table_layout *l = &file->summary_layout;
   for (size_t i = 0; i < UP_N_SPECS(comparing); ++i) {
     int index = -1;
     for (size_t f = 0; f < l->n_fields && index < 0; ++f)
-      if (strcmp(l->names[f], comparing[i].name) == 0) index = (int)f;
+      if (strcmp(l->names[f], comparing[i]) == 0) index = (int)f;
     if (index < 0) {
-      up_h5_fail_plain(&e, "table '/summary' has no field '%s'", comparing[i].name);
+      up_h5_fail_plain(&e, "table '/summary' has no field '%s'", comparing[i]);
       return -1;
     }
-    const size_t size = sizeof(double);
-    if (H5TBwrite_fields_index(file->file, "summary", 1, &index, 0, (hsize_t)n_rows, sizeof(up_point_summary),
-                               &comparing[i].offset, &size, rows) < 0) {
-      up_h5_fail(&e, "cannot rewrite field '%s' of table '/summary'", comparing[i].name);
+    if (H5TBwrite_fields_index(file->file, "summary", 1, &index, 0, (hsize_t)n_rows, l->record_size,
+                               &l->offsets[index], &l->sizes[index], rows) < 0) {
+      up_h5_fail(&e, "cannot rewrite field '%s' of table '/summary'", comparing[i]);
       return -1;
     }
   }

@@ -423,16 +423,16 @@ static bool run_point(sweep_run *run, int32_t t, const up_model *model, int64_t 
   return !point_failed;
 }
 
-/* The model config (preset, reduced depth) and the resolved methods; false with a
- * message when the options name something this model or backend cannot run, or cannot
- * run split over the tensor-parallel groups of some --tp value (model_shard.h,
- * up_method_supports_tp). */
 /* Every method instance made so far, released: a run that stops on bad input after the
  * methods exist must not leave their state behind (the sanitizer pass checks exits). */
 static void release_methods(up_method *methods, int32_t n) {
   for (int32_t m = 0; m < n; ++m) up_method_destroy(&methods[m]);
 }
 
+/* The model config (preset, reduced depth) and the resolved methods; false with a
+ * message when the options name something this model or backend cannot run, or cannot
+ * run split over the tensor-parallel groups of some --tp value (model_shard.h,
+ * up_method_supports_tp). */
 static bool resolve_model_and_methods(const up_options *opt, up_backend *be, up_model_config *cfg,
                                       up_method *methods, char *err, size_t err_size) {
   if (!up_run_resolve_model(opt, be, cfg, err, err_size)) return false;
@@ -441,17 +441,15 @@ static bool resolve_model_and_methods(const up_options *opt, up_backend *be, up_
   for (int32_t i = 0; i < opt->n_methods; ++i) {
     up_method_spec spec = opt->methods[i];
     char why[512];
-    if (!up_method_spec_resolve(&spec, cfg, why, sizeof why)) {
-      snprintf(err, err_size, "--method: %s", why);
-      return false;
-    }
-    for (int32_t t = 0; t < opt->n_tp; ++t)
-      if (!up_method_supports_tp(&spec, be, opt->tp[t], why, sizeof why)) {
-        snprintf(err, err_size, "--method: %s", why);
-        return false;
-      }
-    if (!up_method_init(&methods[i], &spec, be, why, sizeof why)) {
+    bool usable = up_method_spec_resolve(&spec, cfg, why, sizeof why);
+    for (int32_t t = 0; usable && t < opt->n_tp; ++t)
+      usable = up_method_supports_tp(&spec, be, opt->tp[t], why, sizeof why);
+    if (!usable) snprintf(err, err_size, "--method: %s", why);
+    else if (!up_method_init(&methods[i], &spec, be, why, sizeof why)) {
       snprintf(err, err_size, "--method %s: %s", spec.label, why);
+      usable = false;
+    }
+    if (!usable) {
       release_methods(methods, i);
       return false;
     }

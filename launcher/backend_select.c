@@ -90,13 +90,11 @@ bool up_backend_set_attention_kernel(up_backend *be, up_attention_kernel kernel,
   /* up_cuda_attention_prefill's variants, in up_attention_kernel order. */
   static const int variant_of[UP_ATTN_KERNEL_COUNT] = {
       UP_ATTN_PREFILL_DEFAULT,
-      UP_ATTN_PREFILL_SM90_TMA + UP_ATTN_TMA_DEFAULT,
-      UP_ATTN_PREFILL_SM90_TMA + UP_ATTN_TMA_NO_PINGPONG,
-      UP_ATTN_PREFILL_SM90_TMA + UP_ATTN_TMA_THREE_STAGES,
+      UP_ATTN_PREFILL_SM90_TMA,
       UP_ATTN_PREFILL_SM90,
       UP_ATTN_PREFILL_MMA_SYNC};
   const bool hopper = kernel != UP_ATTN_KERNEL_MMA_SYNC;
-  const bool tma = kernel >= UP_ATTN_KERNEL_TMA && kernel <= UP_ATTN_KERNEL_TMA_THREE_STAGES;
+  const bool tma = kernel == UP_ATTN_KERNEL_TMA;
   if (hopper && !up_cuda_attention_prefill_sm90_available()) {
     snprintf(err, err_size, "--attention-kernel %s: needs a Hopper GPU (compute capability 9.0)", name);
     return false;

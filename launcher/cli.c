@@ -112,7 +112,7 @@ static const char *const up_group_titles[UP_GROUP_COUNT] = {
 };
 
 const char *const up_attention_kernel_names[UP_ATTN_KERNEL_COUNT] = {
-    "auto", "tma", "tma-no-pingpong", "tma-3-stages", "wgmma-cp-async", "mma-sync"}; /* up_attention_kernel order */
+    "auto", "tma", "wgmma-cp-async", "mma-sync"}; /* up_attention_kernel order */
 
 typedef struct up_flag_info {
   up_flag_id id;
@@ -130,7 +130,7 @@ static const up_flag_info up_flags[] = {
     {UP_FLAG_LAYERS, "layers", 0, "N", UP_GROUP_MODEL, "reduced depth, 0 = the preset's (default 0)"},
     {UP_FLAG_BACKEND, "backend", 0, "B", UP_GROUP_MODEL, "auto, cpu or cuda (default auto)"},
     {UP_FLAG_ATTENTION_KERNEL, "attention-kernel", 0, "K", UP_GROUP_MODEL,
-     "CUDA prefill attention kernel at head_dim 128: auto, tma, tma-no-pingpong, tma-3-stages, wgmma-cp-async or "
+     "CUDA prefill attention kernel at head_dim 128: auto, tma, wgmma-cp-async or "
      "mma-sync (default auto: tma on Hopper where the KV block size divides 128)"},
     {UP_FLAG_CTX, "ctx", 0, "LIST", UP_GROUP_SWEEP,
      "prompt lengths, sizes like 4096, 4k, 1M (default 1k,4k on cpu, 8k,32k on cuda; with --kernels "

@@ -40,11 +40,9 @@ typedef enum up_backend_choice { UP_BACKEND_AUTO = 0, UP_BACKEND_CPU = 1, UP_BAC
 typedef enum up_attention_kernel {
   UP_ATTN_KERNEL_AUTO = 0,         /* TMA on Hopper where the page size allows, else cp.async, else mma.sync */
   UP_ATTN_KERNEL_TMA = 1,          /* warp-specialised, TMA page copies, ping-pong consumers */
-  UP_ATTN_KERNEL_TMA_NO_PINGPONG = 2,
-  UP_ATTN_KERNEL_TMA_THREE_STAGES = 3,
-  UP_ATTN_KERNEL_WGMMA_CP_ASYNC = 4, /* wgmma, every thread copies with cp.async, any page size */
-  UP_ATTN_KERNEL_MMA_SYNC = 5,     /* mma.sync (FlashAttention-2 structure), any GPU */
-  UP_ATTN_KERNEL_COUNT = 6
+  UP_ATTN_KERNEL_WGMMA_CP_ASYNC = 2, /* wgmma, every thread copies with cp.async, any page size */
+  UP_ATTN_KERNEL_MMA_SYNC = 3,     /* mma.sync (FlashAttention-2 structure), any GPU */
+  UP_ATTN_KERNEL_COUNT = 4
 } up_attention_kernel;
 extern const char *const up_attention_kernel_names[UP_ATTN_KERNEL_COUNT];
 

@@ -60,7 +60,7 @@ if [[ $kernels_rc -eq 0 ]] && "$python" -c "import h5py" 2>/dev/null; then
 fi
 # The other head_dim-128 prefill kernels at the same shapes (docs/kernels/attention.md
 # compares them): what the default gains over each.
-for kernel in ${ATTENTION_KERNELS-tma-no-pingpong tma-3-stages wgmma-cp-async}; do
+for kernel in ${ATTENTION_KERNELS-wgmma-cp-async}; do
   timeout 300 "$build/uniprefill-bench" --kernels --backend cuda --model llama-3.1-8b --kernel-cases attention \
     --ctx 16k,32k,64k --kernel-repeats 10 --attention-kernel "$kernel" -o "$out/kernels-$kernel.h5" \
     >"$out/kernels-$kernel.md" 2>"$out/kernels-$kernel.log"

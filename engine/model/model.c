@@ -14,6 +14,7 @@
 
 #include "core/fatal.h"
 #include "core/rng.h"
+#include "engine/model/block_trace.h"
 #include "engine/model/blocks/attention_block.h"
 #include "engine/model/blocks/deltanet_block.h"
 #include "engine/model/blocks/forward_step.h"
@@ -510,6 +511,7 @@ void up_forward(const up_model *model, up_forward_workspace *ws, up_kv_cache *ca
                                  up_forward_comm_elem(be), "embedding all-reduce");
   if (model->embed_scale != 1.0f) ops->scale(be, step.residual, (size_t)step.n_rows * (size_t)h, model->embed_scale);
   ops->rmsnorm(be, step.normed, step.residual, first_block_norm(model, 0), step.n_rows, h, cfg->norm_eps);
+  up_block_trace(be, ws->steps_run, -1, "embed", step.residual, step.n_rows, h);
   for (int32_t l = 0; l < cfg->n_layers; ++l) {
     if (out->layer_rows) out->layer_rows[l] = step.n_rows;
     if (out->seq_layer_rows)
@@ -519,6 +521,8 @@ void up_forward(const up_model *model, up_forward_workspace *ws, up_kv_cache *ca
     const int32_t n_blocks = up_arch_layer_blocks(cfg, l, blocks);
     for (int32_t b = 0; b < n_blocks; ++b) {
       run_block(&step, blocks[b], l);
+      static const char *const block_names[UP_MAX_LAYER_BLOCKS] = {"block0", "block1", "block2", "block3"};
+      up_block_trace(be, ws->steps_run, l, block_names[b], ws->delta, step.n_rows, h);
       const void *next_norm = next_block_norm(model, l, b, n_blocks, blocks);
       if (next_norm)
         ops->add_rmsnorm(be, step.normed, step.residual, ws->delta, next_norm, step.n_rows, h, cfg->norm_eps);

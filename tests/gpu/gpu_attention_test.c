@@ -37,7 +37,7 @@
 
 static const char *const variant_names[UP_ATTN_PREFILL_LAST + 1] = {
     "default", "mma.sync 16 rows/warp, 32 keys", "mma.sync 256-row CTAs, 64 keys", "sm90 wgmma cp.async",
-    "sm90 TMA", "sm90 TMA no ping-pong", "sm90 TMA three stages"};
+    "sm90 TMA"};
 
 typedef struct acc {
   double num, den;

@@ -10,6 +10,8 @@
  * Its input norm and residual add are the layer loop's (model.c). */
 #include "engine/model/blocks/attention_block.h"
 
+#include "engine/model/block_trace.h"
+
 #include <string.h>
 
 #include "engine/model/layer_cost.h"
@@ -68,6 +70,7 @@ void up_attention_block(up_forward_step *step, int32_t layer) {
   else
     ops->rope(be, ws->qkv, step->positions, up_model_rope_inv_freq(model, layer), n_rows, &step->shape);
   ops->kv_store(be, step->pool, ws->qkv, ws->slot_mapping, n_rows, &step->shape);
+  up_block_trace(be, ws->steps_run, layer, "attn_qkv", ws->qkv, n_rows, qkv_dim);
   up_forward_mark(be, UP_PHASE_ATTENTION);
   const int32_t window = up_layer_window(cfg, layer);
   step->at = (up_method_layer){.layer = layer, .n_seqs = step->n_seqs, .is_prefill_host = ws->h_is_candidate,
@@ -88,6 +91,7 @@ void up_attention_block(up_forward_step *step, int32_t layer) {
   for (int32_t s = 0; s < step->n_seqs; ++s)
     up_kv_cache_append(step->cache, step->seqs[s].slot, layer, up_forward_seq_rows(ws, s));
   up_forward_mark(be, UP_PHASE_OTHER);
+  up_block_trace(be, ws->steps_run, layer, "attn_core", ws->attn, n_rows, q_dim);
   if (gate) ops->sigmoid_gate(be, ws->attn, ws->attn_gate, n_rows, q_dim);
   up_forward_mark(be, UP_PHASE_GEMM);
   ops->matmul(be, ws->delta, ws->attn, up_model_weight(model, UP_TENSOR_ATTN_OUT, layer), n_rows, h, q_dim);

@@ -11,6 +11,8 @@
  * memory through each sequence (up_forward_seq.state_slot). */
 #include "engine/model/blocks/deltanet_block.h"
 
+#include "engine/model/block_trace.h"
+
 #include <math.h>
 
 #include "core/fatal.h"
@@ -43,10 +45,13 @@ void up_deltanet_block(up_forward_step *step, int32_t layer) {
   up_forward_mark(be, UP_PHASE_GEMM);
   ops->matmul(be, ws->gdn_qkvz, step->normed, up_model_weight(model, UP_TENSOR_GDN_QKVZ, layer), n_rows, qkvz, h);
   ops->matmul(be, ws->gdn_ba, step->normed, up_model_weight(model, UP_TENSOR_GDN_BA, layer), n_rows, 2 * heads, h);
+  up_block_trace(be, ws->steps_run, layer, "gdn_qkvz", ws->gdn_qkvz, n_rows, qkvz);
+  up_block_trace(be, ws->steps_run, layer, "gdn_ba", ws->gdn_ba, n_rows, 2 * heads);
   /* The delta rule is this layer's token mixer: its time counts as attention. */
   up_forward_mark(be, UP_PHASE_ATTENTION);
   ops->causal_conv1d(be, ws->gdn_conv, ws->gdn_qkvz, qkvz, up_model_weight(model, UP_TENSOR_GDN_CONV, layer),
                      conv_state, &batch, conv, width);
+  up_block_trace(be, ws->steps_run, layer, "gdn_conv", ws->gdn_conv, n_rows, conv);
   ops->gdn_gates(be, ws->gdn_g, ws->gdn_beta, act_offset(be, ws->gdn_ba, heads), ws->gdn_ba, 2 * heads,
                  up_model_weight(model, UP_TENSOR_GDN_A_LOG, layer),
                  up_model_weight(model, UP_TENSOR_GDN_DT_BIAS, layer), n_rows, heads);
@@ -55,9 +60,11 @@ void up_deltanet_block(up_forward_step *step, int32_t layer) {
   ops->gated_deltanet(be, ws->gdn_out, ws->gdn_conv, act_offset(be, ws->gdn_conv, key),
                       act_offset(be, ws->gdn_conv, 2 * (int64_t)key), ws->gdn_g, ws->gdn_beta, ssm_state, &batch,
                       &shape);
+  up_block_trace(be, ws->steps_run, layer, "gdn_core", ws->gdn_out, n_rows, value);
   up_forward_mark(be, UP_PHASE_OTHER);
   ops->gated_rmsnorm(be, ws->gdn_normed, ws->gdn_out, act_offset(be, ws->gdn_qkvz, conv), qkvz,
                      up_model_weight(model, UP_TENSOR_GDN_NORM, layer), n_rows, heads, d, cfg->norm_eps);
+  up_block_trace(be, ws->steps_run, layer, "gdn_normed", ws->gdn_normed, n_rows, value);
   up_forward_mark(be, UP_PHASE_GEMM);
   ops->matmul(be, ws->delta, ws->gdn_normed, up_model_weight(model, UP_TENSOR_GDN_OUT, layer), n_rows, h, value);
   up_forward_mark(be, UP_PHASE_OTHER);

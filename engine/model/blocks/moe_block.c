@@ -12,6 +12,7 @@
  * before one all-reduce. Its input norm and residual add are the layer loop's (model.c). */
 #include "engine/model/blocks/moe_block.h"
 
+#include "engine/model/block_trace.h"
 #include "kernels/moe_expert_gemms.h"
 
 void up_moe_block(up_forward_step *step, int32_t layer) {
@@ -28,6 +29,7 @@ void up_moe_block(up_forward_step *step, int32_t layer) {
   up_forward_mark(be, UP_PHASE_GEMM);
   ops->matmul(be, ws->router_logits, step->normed, up_model_weight(model, UP_TENSOR_MOE_ROUTER, layer), n_rows,
               n_experts, h);
+  up_block_trace(be, ws->steps_run, layer, "moe_router", ws->router_logits, n_rows, n_experts);
   up_forward_mark(be, UP_PHASE_OTHER);
   ops->moe_route(be, ws->route_weights, ws->route_experts, ws->router_logits, n_rows, n_experts, top_k,
                  cfg->moe_renormalize ? 1 : 0);
@@ -42,6 +44,8 @@ void up_moe_block(up_forward_step *step, int32_t layer) {
    * 2 x n_experts cuBLASLt calls per layer each missed the GEMM plan cache (keyed by the
    * row count) and paid a heuristic query on the host (docs/kernels/gated_deltanet.md). */
   up_moe_expert_gemms(be, &rows, &experts, ws->h_expert_offsets, true, up_forward_mark);
+  /* grouped by expert, stable within one: the same row order on every backend */
+  up_block_trace(be, ws->steps_run, layer, "moe_experts", ws->moe_out, pairs, h);
   ops->matmul(be, ws->shared_gate_up, step->normed, up_model_weight(model, UP_TENSOR_SHARED_GATE_UP, layer), n_rows,
               2 * shared, h);
   ops->matmul(be, ws->shared_logit, step->normed, up_model_weight(model, UP_TENSOR_SHARED_GATE, layer), n_rows, 1, h);
@@ -51,6 +55,8 @@ void up_moe_block(up_forward_step *step, int32_t layer) {
   ops->matmul(be, ws->shared_out, ws->shared_act, up_model_weight(model, UP_TENSOR_SHARED_DOWN, layer), n_rows, h,
               shared);
   up_forward_mark(be, UP_PHASE_OTHER);
+  up_block_trace(be, ws->steps_run, layer, "moe_shared", ws->shared_out, n_rows, h);
+  up_block_trace(be, ws->steps_run, layer, "moe_shared_gate", ws->shared_logit, n_rows, 1);
   ops->moe_combine(be, ws->delta, ws->moe_out, ws->moe_slot_of, ws->route_weights, ws->shared_out, ws->shared_logit,
                    n_rows, top_k, h);
   /* The combine is linear in the expert outputs: the sum of the ranks' combined partials

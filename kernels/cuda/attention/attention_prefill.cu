@@ -290,9 +290,8 @@ static void launch_prefill(cudaStream_t stream, const prefill_params &p, int32_t
  * 1: 8 warps x 16 rows, 32-key tiles (128 registers, 64 KB, 2 CTAs/SM: the v1 kernel);
  * 2: 8 warps x 32 rows, 64-key tiles (256-row CTAs, 255 registers, 160 KB, 1 CTA/SM);
  * 3: the Hopper wgmma kernel with cp.async loads (attention_prefill_sm90.cu), else 2;
- * 4, 5, 6: the warp-specialised Hopper kernel with TMA page copies
- *    (attention_prefill_sm90_tma.cu; ping-pong, no ping-pong, three stages) where the
- *    device and the page size allow, else 3.
+ * 4: the warp-specialised Hopper kernel with TMA page copies
+ *    (attention_prefill_sm90_tma.cu) where the device and the page size allow, else 3.
  * 0 (and anything else): 4 on Hopper where the page size allows, else 3, else 2.
  * head_dim 256 takes the same numbers, its Hopper kernels with 64-entry K/V tiles
  * (docs/kernels/sliding_window.md); 1 and 2 are both its one mma.sync kernel. */
@@ -306,8 +305,7 @@ extern "C" void up_cuda_attention_prefill(cudaStream_t stream, void *out, const 
   if (hopper_head_dim && variant >= UP_ATTN_PREFILL_SM90) {
     if (up_cuda_attention_prefill_sm90_available()) {
       if (variant >= UP_ATTN_PREFILL_SM90_TMA && up_cuda_attention_prefill_sm90_tma_fits(pool, shape->head_dim)) {
-        up_cuda_attention_prefill_sm90_tma(stream, out, qkv, pool, batch, shape, window,
-                                           variant - UP_ATTN_PREFILL_SM90_TMA);
+        up_cuda_attention_prefill_sm90_tma(stream, out, qkv, pool, batch, shape, window);
         return;
       }
       up_cuda_attention_prefill_sm90(stream, out, qkv, pool, batch, shape, window);

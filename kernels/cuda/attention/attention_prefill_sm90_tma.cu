@@ -16,9 +16,11 @@
  *   waiting for P_j V_j (FlashAttention-3's intra-warpgroup overlap), but ptxas places
  *   that wait ahead of the exponentials; the attempts to keep it behind them measured
  *   slower (docs/kernels/attention.md, v4).
- * No __syncthreads in the loop: the consumers run out of phase, and (PINGPONG) named
- * barriers make them take turns issuing their products, so one warpgroup's softmax
- * runs while the other's products occupy the tensor cores.
+ * No __syncthreads in the loop: the consumers run out of phase, and named barriers make
+ * them take turns issuing their products (ping-pong), so one warpgroup's softmax runs
+ * while the other's products occupy the tensor cores. Two stages, ping-pong: the
+ * schedules without ping-pong and with three stages measured slower at every shape and
+ * were removed (docs/kernels/attention.md, v4).
  *
  * Cache entries at or past kv_len are never used by value: their scores are set to
  * -inf, and their V rows are zeroed in shared memory before the last product (a page's
@@ -289,7 +291,7 @@ constexpr size_t tma_smem_bytes(void) {
  * row's window start is masked. LISTS: the listed schedule over kl (full causal
  * otherwise, no window). Both false: full causal, the code as it was before windows
  * and lists existed. */
-template <int HD, int STAGES, bool PINGPONG, bool WINDOW, bool LISTS>
+template <int HD, int STAGES, bool WINDOW, bool LISTS>
 __device__ __forceinline__ void prefill_sm90_tma_body(const up_attn_args &p, const up_attn_key_lists &kl,
                                                       const CUtensorMap *k_map, const CUtensorMap *v_map) {
   static_assert(!(WINDOW && LISTS), "the listed schedule is full causal");
@@ -347,12 +349,12 @@ __device__ __forceinline__ void prefill_sm90_tma_body(const up_attn_args &p, con
 
   /* Ping-pong: warpgroup 0 issues first; each issue turn waits for the other's. */
   auto turn_begin = [&]() {
-    if (PINGPONG) named_sync(BAR_TURN0 + cwg, 256);
+    named_sync(BAR_TURN0 + cwg, 256);
   };
   auto turn_end = [&]() {
-    if (PINGPONG) named_arrive(BAR_TURN0 + (cwg ^ 1), 256);
+    named_arrive(BAR_TURN0 + (cwg ^ 1), 256);
   };
-  if (PINGPONG && cwg == 1) named_arrive(BAR_TURN0, 256);
+  if (cwg == 1) named_arrive(BAR_TURN0, 256);
   /* Tile t is the (t - j0)-th the producer copies: its stage and barrier phase count from j0. */
   auto stage = [&](int32_t t) { return (int)((t - j0) % STAGES); };
   auto release = [&](int kv, int32_t t) {
@@ -440,13 +442,13 @@ __device__ __forceinline__ void prefill_sm90_tma_body(const up_attn_args &p, con
     fence_accumulators(o);
     release(1, last);
   }
-  if (PINGPONG && cwg == 0) named_sync(BAR_TURN0, 256); /* the other's last turn_end */
+  if (cwg == 0) named_sync(BAR_TURN0, 256); /* the other's last turn_end */
   /* Only this warpgroup's products read its Q rows, and they have completed. */
   write_out<HD>(o, l, smem_gen, p, jb, cwg, wrow);
 }
 #endif /* UP_ATTN_HAVE_WGMMA */
 
-template <int HD, int STAGES, bool PINGPONG, bool WINDOW>
+template <int HD, int STAGES, bool WINDOW>
 __global__ void __launch_bounds__(TMA_THREADS, 1)
     prefill_sm90_tma_kernel(const __grid_constant__ up_attn_args p, const __grid_constant__ CUtensorMap k_map,
                             const __grid_constant__ CUtensorMap v_map) {
@@ -454,12 +456,12 @@ __global__ void __launch_bounds__(TMA_THREADS, 1)
   __trap(); /* built for a target without wgmma: the host never launches this there */
 #else
   const up_attn_key_lists no_lists = {};
-  prefill_sm90_tma_body<HD, STAGES, PINGPONG, WINDOW, false>(p, no_lists, &k_map, &v_map);
+  prefill_sm90_tma_body<HD, STAGES, WINDOW, false>(p, no_lists, &k_map, &v_map);
 #endif
 }
 
 /* The listed schedule (up_cuda_attention_prefill_sm90_tma_lists). */
-template <int HD, int STAGES, bool PINGPONG>
+template <int HD, int STAGES>
 __global__ void __launch_bounds__(TMA_THREADS, 1)
     prefill_sm90_tma_lists_kernel(const __grid_constant__ up_attn_args p, const __grid_constant__ up_attn_key_lists kl,
                                   const __grid_constant__ CUtensorMap k_map,
@@ -467,7 +469,7 @@ __global__ void __launch_bounds__(TMA_THREADS, 1)
 #if !UP_ATTN_HAVE_WGMMA
   __trap();
 #else
-  prefill_sm90_tma_body<HD, STAGES, PINGPONG, false, true>(p, kl, &k_map, &v_map);
+  prefill_sm90_tma_body<HD, STAGES, false, true>(p, kl, &k_map, &v_map);
 #endif
 }
 
@@ -506,7 +508,7 @@ CUtensorMap page_map(const void *pool, int64_t pool_rows, int32_t kv_dim, int32_
   return map;
 }
 
-template <int HD, int STAGES, bool PINGPONG, bool WINDOW>
+template <int HD, int STAGES, bool WINDOW>
 void launch_tma(cudaStream_t stream, const up_attn_args &p, const up_kv_pool *pool, const up_attn_batch *batch,
                 int32_t n_heads) {
   const int64_t pool_rows = (int64_t)pool->n_blocks * pool->block_tokens;
@@ -515,34 +517,22 @@ void launch_tma(cudaStream_t stream, const up_attn_args &p, const up_kv_pool *po
   const int64_t tiles = (int64_t)batch->n_tokens / BM + p.n_seqs;
   if (tiles > 65535) UP_FATAL("attention: %lld query tiles exceed the grid limit 65535", (long long)tiles);
   constexpr size_t smem = tma_smem_bytes<HD, STAGES>();
-  UP_CUDA_CHECK(cudaFuncSetAttribute(prefill_sm90_tma_kernel<HD, STAGES, PINGPONG, WINDOW>,
+  UP_CUDA_CHECK(cudaFuncSetAttribute(prefill_sm90_tma_kernel<HD, STAGES, WINDOW>,
                                      cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-  prefill_sm90_tma_kernel<HD, STAGES, PINGPONG, WINDOW>
+  prefill_sm90_tma_kernel<HD, STAGES, WINDOW>
       <<<dim3((unsigned)n_heads, (unsigned)tiles), TMA_THREADS, smem, stream>>>(p, k_map, v_map);
   UP_CUDA_CHECK_LAUNCH();
 }
 
-/* One schedule, full causal or sliding window (p.window > 0). */
-template <int HD, int STAGES, bool PINGPONG>
-void launch_schedule(cudaStream_t stream, const up_attn_args &p, const up_kv_pool *pool, const up_attn_batch *batch,
-                     int32_t n_heads) {
-  if (p.window > 0)
-    launch_tma<HD, STAGES, PINGPONG, true>(stream, p, pool, batch, n_heads);
-  else
-    launch_tma<HD, STAGES, PINGPONG, false>(stream, p, pool, batch, n_heads);
-}
-
-/* The schedules of one head_dim. Three stages of head_dim 256 would need 256 KB of
- * shared memory: that schedule runs with two there. */
+/* The causal kernel at one head_dim (two stages), full causal or sliding window
+ * (p.window > 0). */
 template <int HD>
 void launch_head_dim(cudaStream_t stream, const up_attn_args &p, const up_kv_pool *pool, const up_attn_batch *batch,
-                     int32_t n_heads, int schedule) {
-  constexpr bool three_fit = tma_smem_bytes<HD, 3>() <= 227u * 1024u;
-  switch (schedule) {
-    case UP_ATTN_TMA_NO_PINGPONG: launch_schedule<HD, 2, false>(stream, p, pool, batch, n_heads); break;
-    case UP_ATTN_TMA_THREE_STAGES: launch_schedule<HD, three_fit ? 3 : 2, true>(stream, p, pool, batch, n_heads); break;
-    default: launch_schedule<HD, 2, true>(stream, p, pool, batch, n_heads); break;
-  }
+                     int32_t n_heads) {
+  if (p.window > 0)
+    launch_tma<HD, 2, true>(stream, p, pool, batch, n_heads);
+  else
+    launch_tma<HD, 2, false>(stream, p, pool, batch, n_heads);
 }
 
 /* The listed schedule at one head_dim: two stages, ping-pong (the causal default). */
@@ -558,9 +548,9 @@ void launch_lists(cudaStream_t stream, const up_attn_args &p, const up_attn_key_
     UP_FATAL("sparse attention: %lld query tiles exceed the grid limit 65535 (%d tokens, %d sequences)",
              (long long)ctas, (int)batch->n_tokens, (int)batch->n_seqs);
   constexpr size_t smem = tma_smem_bytes<HD, STAGES, true>();
-  UP_CUDA_CHECK(cudaFuncSetAttribute(prefill_sm90_tma_lists_kernel<HD, STAGES, true>,
+  UP_CUDA_CHECK(cudaFuncSetAttribute(prefill_sm90_tma_lists_kernel<HD, STAGES>,
                                      cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-  prefill_sm90_tma_lists_kernel<HD, STAGES, true>
+  prefill_sm90_tma_lists_kernel<HD, STAGES>
       <<<dim3((unsigned)n_heads, (unsigned)ctas), TMA_THREADS, smem, stream>>>(p, kl, k_map, v_map);
   UP_CUDA_CHECK_LAUNCH();
 }
@@ -590,7 +580,7 @@ extern "C" bool up_cuda_attention_prefill_sm90_tma_lists_fit(const up_kv_pool *p
 
 extern "C" void up_cuda_attention_prefill_sm90_tma(cudaStream_t stream, void *out, const void *qkv,
                                                    const up_kv_pool *pool, const up_attn_batch *batch,
-                                                   const up_attn_shape *shape, int32_t window, int schedule) {
+                                                   const up_attn_shape *shape, int32_t window) {
   if (shape->head_dim != 128 && shape->head_dim != 256)
     UP_FATAL("attention: the sm_90a TMA prefill kernel takes head_dim 128 or 256, not %d", shape->head_dim);
   if (!up_cuda_attention_prefill_sm90_tma_fits(pool, shape->head_dim))
@@ -601,9 +591,9 @@ extern "C" void up_cuda_attention_prefill_sm90_tma(cudaStream_t stream, void *ou
   up_attn_args p = up_attn_args_make(out, qkv, pool, batch, shape);
   p.window = window;
   if (shape->head_dim == 128)
-    launch_head_dim<128>(stream, p, pool, batch, shape->n_heads, schedule);
+    launch_head_dim<128>(stream, p, pool, batch, shape->n_heads);
   else
-    launch_head_dim<256>(stream, p, pool, batch, shape->n_heads, schedule);
+    launch_head_dim<256>(stream, p, pool, batch, shape->n_heads);
 }
 
 extern "C" void up_cuda_attention_prefill_sm90_tma_lists(cudaStream_t stream, void *out, const void *qkv,

@@ -47,8 +47,8 @@ enum {
   UP_ATTN_PREFILL_MMA_SYNC_V1 = 1, /* mma.sync, 16 rows per warp, 32-key tiles */
   UP_ATTN_PREFILL_MMA_SYNC = 2,    /* mma.sync, 256-row CTAs, 64-key tiles */
   UP_ATTN_PREFILL_SM90 = 3,        /* wgmma, cp.async loads, any page size */
-  UP_ATTN_PREFILL_SM90_TMA = 4,    /* wgmma, TMA page copies; + UP_ATTN_TMA_* schedule (4, 5, 6) */
-  UP_ATTN_PREFILL_LAST = 6,
+  UP_ATTN_PREFILL_SM90_TMA = 4,    /* wgmma, TMA page copies, warp-specialised */
+  UP_ATTN_PREFILL_LAST = 4,
 };
 void up_cuda_attention_prefill(cudaStream_t stream, void *out, const void *qkv, const up_kv_pool *pool,
                                const up_attn_batch *batch, const up_attn_shape *shape, int32_t window, int variant);
@@ -62,20 +62,13 @@ bool up_cuda_attention_prefill_sm90_available(void);
  * copies K/V pages by TMA. It needs pages that tile a K/V tile evenly (block_tokens
  * 8..128 dividing 128 at head_dim 128; 8..64 dividing 64 at 256, whose tiles hold 64
  * entries) and 16-byte-aligned pools: _fits says whether this pool qualifies at this
- * head_dim. `schedule` picks the variant the test and the benchmark cover (three
- * stages do not fit at head_dim 256, which runs that schedule with two). */
-enum {
-  UP_ATTN_TMA_DEFAULT = 0,      /* two stages, consumer warpgroups take turns (ping-pong) */
-  UP_ATTN_TMA_NO_PINGPONG = 1,  /* two stages, consumers issue whenever ready */
-  UP_ATTN_TMA_THREE_STAGES = 2, /* three stages, ping-pong */
-};
+ * head_dim. Two stages; the consumer warpgroups take turns (ping-pong). */
 bool up_cuda_attention_prefill_sm90_tma_fits(const up_kv_pool *pool, int32_t head_dim);
 /* The page-size part of that rule at head_dim 128, for choosing before any pool exists
  * (at head_dim 256 a page of 128 entries takes the cp.async kernel instead). */
 bool up_cuda_attention_prefill_sm90_tma_block_fits(int32_t block_tokens);
 void up_cuda_attention_prefill_sm90_tma(cudaStream_t stream, void *out, const void *qkv, const up_kv_pool *pool,
-                                        const up_attn_batch *batch, const up_attn_shape *shape, int32_t window,
-                                        int schedule);
+                                        const up_attn_batch *batch, const up_attn_shape *shape, int32_t window);
 /* The warp-specialised kernel's listed schedule: block-sparse prefill over the key
  * lists of kernels/sparse_attention_ops.h (its pattern's device arrays, ranges only:
  * the gathered extra keys of MInference are not taken here), rows of sequences without

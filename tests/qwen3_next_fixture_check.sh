@@ -8,15 +8,22 @@
 # top-64 logits and the logsumexp must agree within MAX_ERR of the reference's logit RMS,
 # the top-1 must agree, and the first MIN_GREEDY greedy tokens (decode steps from the
 # DeltaNet and KV states) must be transformers' (tests/tools/gemma3_fixture_check.c).
-# Usage: qwen3_next_fixture_check.sh CHECK_TOOL TO_GGUF_TOOL FIXTURES_DIR BACKEND MAX_ERR MIN_GREEDY
+# On a bf16 backend (anything but cpu), a prompt whose answer hangs on one MoE routing
+# decision that bf16 can flip is run and reported but not judged: PYTHON (with numpy)
+# finds them with tests/reference/qwen3_next_numpy.py --bf16-fragile, deterministically
+# (tiny/len64: its last token's layer-0 top-2 gap is 2.3e-2, and flipping that choice
+# alone gives top-1 117 for 65 at 0.69 of the logit RMS, the CUDA backend's exact failure).
+# Without PYTHON every prompt is judged.
+# Usage: qwen3_next_fixture_check.sh CHECK_TOOL TO_GGUF_TOOL FIXTURES_DIR BACKEND MAX_ERR MIN_GREEDY [PYTHON]
 # Exit 77 (skip) where the backend is absent.
 set -euo pipefail
-check=$1 to_gguf=$2 fixtures=$3 backend=$4 max_err=$5 min_greedy=$6
+check=$1 to_gguf=$2 fixtures=$3 backend=$4 max_err=$5 min_greedy=$6 python=${7:-}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+unjudged=
 run() { # MODEL REFERENCE
   set +e
-  "$check" check "$backend" "$1" "$2" "$max_err" "$min_greedy"
+  "$check" check "$backend" "$1" "$2" "$max_err" "$min_greedy" "$unjudged"
   local rc=$?
   set -e
   [ $rc -eq 77 ] && exit 77
@@ -24,6 +31,12 @@ run() { # MODEL REFERENCE
 }
 for dir in "$fixtures"/*/; do
   name=$(basename "$dir")
+  unjudged=
+  if [ "$backend" != cpu ] && [ -n "$python" ] && "$python" -c "import numpy" 2>/dev/null; then
+    unjudged=$("$python" "$(dirname "$0")/reference/qwen3_next_numpy.py" "$dir" --bf16-fragile "$max_err" "$min_greedy" |
+               paste -sd, -)
+    [ -n "$unjudged" ] && echo "== $name: not judged at bf16 (a routing decision within bf16's reach decides them): $unjudged"
+  fi
   echo "== $name: Hugging Face directory"
   run "$dir" "$dir/reference.txt"
   echo "== $name: GGUF, attn_qkv / attn_gate"

@@ -8,11 +8,14 @@
  *   gemma3_fixture_check tokenize MODEL TEXT_FILE
  *       prints the engine tokenizer's ids (BOS first) of a text file, the ids the fixture
  *       script is given;
- *   gemma3_fixture_check check cpu|cuda MODEL FIXTURE MAX_ERR MIN_GREEDY_MATCH
+ *   gemma3_fixture_check check cpu|cuda MODEL FIXTURE MAX_ERR MIN_GREEDY_MATCH [UNJUDGED]
  *       per prompt: the largest |engine - reference| over the top-K ids and the logsumexp
  *       difference, both divided by the reference's logit RMS (the logit scale), must stay
  *       within MAX_ERR, the top-1 id must agree, and the engine's greedy continuation must
- *       equal the reference's on at least its first MIN_GREEDY_MATCH tokens.
+ *       equal the reference's on at least its first MIN_GREEDY_MATCH tokens. UNJUDGED, a
+ *       comma list of prompt names, are run and reported but cannot fail the check: the
+ *       caller names prompts whose answer no engine at this precision can be held to
+ *       (tests/qwen3_next_fixture_check.sh: a routing decision within bf16's reach).
  * Exit 77 (CTest's skip) when the model file or the backend is absent, 2 on bad usage or
  * an unreadable fixture, 1 when a check fails. */
 #include <math.h>
@@ -41,7 +44,7 @@ typedef struct fixture_prompt {
 
 static int usage(void) {
   fprintf(stderr, "usage: gemma3_fixture_check tokenize MODEL TEXT_FILE\n"
-                  "       gemma3_fixture_check check cpu|cuda MODEL FIXTURE MAX_ERR MIN_GREEDY_MATCH\n");
+                  "       gemma3_fixture_check check cpu|cuda MODEL FIXTURE MAX_ERR MIN_GREEDY_MATCH [UNJUDGED]\n");
   return 2;
 }
 
@@ -127,6 +130,18 @@ static int tokenize_file(const char *model_path, const char *text_path) {
   return 0;
 }
 
+/* Whether `name` is one of the comma list's entries. */
+static int name_listed(const char *list, const char *name) {
+  const size_t n = strlen(name);
+  for (const char *p = list; *p;) {
+    const char *end = strchr(p, ',');
+    const size_t len = end ? (size_t)(end - p) : strlen(p);
+    if (len == n && strncmp(p, name, n) == 0) return 1;
+    p += len + (end ? 1 : 0);
+  }
+  return 0;
+}
+
 /* Compares one prompt's engine run with its fixture entry; 0 when it passes. */
 static int judge(const fixture_prompt *fp, const up_generation *g, int32_t vocab, double max_err, int32_t min_match) {
   double max_abs = 0.0, lse_max = -INFINITY, lse_sum = 0.0;
@@ -158,7 +173,8 @@ static int judge(const fixture_prompt *fp, const up_generation *g, int32_t vocab
 
 int main(int argc, char **argv) {
   if (argc == 4 && strcmp(argv[1], "tokenize") == 0) return tokenize_file(argv[2], argv[3]);
-  if (argc != 7 || strcmp(argv[1], "check") != 0) return usage();
+  if ((argc != 7 && argc != 8) || strcmp(argv[1], "check") != 0) return usage();
+  const char *unjudged = argc == 8 ? argv[7] : "";
   const char *backend_name = argv[2], *model_path = argv[3], *fixture_path = argv[4];
   const double max_err = atof(argv[5]);
   const int32_t min_match = atoi(argv[6]);
@@ -194,7 +210,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   static fixture_prompt fp;
-  int read, failures = 0, prompts = 0;
+  int read, failures = 0, prompts = 0, not_judged = 0;
   while ((read = read_prompt(fixture, fixture_path, &fp)) == 1) {
     const int32_t max_new = fp.n_greedy > 0 ? fp.n_greedy : 1;
     up_generator *gen = up_generator_create(model, 1, fp.n_ids, max_new, err, sizeof err);
@@ -205,8 +221,14 @@ int main(int argc, char **argv) {
     const int32_t *ids[1] = {fp.ids};
     up_generation g;
     up_generator_run(gen, &dense, ids, &fp.n_ids, 1, max_new, NULL, 0, &g);
-    failures += judge(&fp, &g, vocab, max_err, min_match);
-    ++prompts;
+    const int failed = judge(&fp, &g, vocab, max_err, min_match);
+    if (name_listed(unjudged, fp.name)) {
+      printf("  %s: not judged (named by the caller as beyond this precision)\n", fp.name);
+      ++not_judged;
+    } else {
+      failures += failed;
+      ++prompts;
+    }
     up_generation_free(&g);
     up_generator_destroy(gen);
   }
@@ -215,9 +237,11 @@ int main(int argc, char **argv) {
   up_checkpoint_close(ck);
   be->ops->destroy(be);
   if (read < 0 || prompts == 0) {
-    if (read == 0) fprintf(stderr, "gemma3_fixture_check: %s holds no prompt\n", fixture_path);
+    if (read == 0) fprintf(stderr, "gemma3_fixture_check: %s holds no prompt it may judge\n", fixture_path);
     return 2;
   }
-  printf("%d of %d prompts within %.1e of the reference\n", prompts - failures, prompts, max_err);
+  printf("%d of %d prompts within %.1e of the reference", prompts - failures, prompts, max_err);
+  if (not_judged) printf(" (%d more not judged)", not_judged);
+  printf("\n");
   return failures ? 1 : 0;
 }

@@ -57,16 +57,16 @@ static int32_t block_offsets_of(const up_op_host_batch *hb, const up_select_para
 }
 
 /* One call of the GPU kernel into a buffer of n (>= 1) floats that starts as NaN; the
- * values back as raw fp32 (the backend's f32 transfers convert from bf16). */
+ * values back as raw fp32 bytes (the backend's f32 transfers convert from bf16). */
 static float *gpu_head_scores(const up_op_paged_batch *pb, const up_attn_shape *shape, const int32_t *offsets,
                               const up_select_params *prm, size_t n) {
   const up_uniprefill_head_scores_fn head_scores = up_uniprefill_head_scores_kernel(gpu);
   float *host = up_malloc_or_die(sizeof(float) * n, "gpu head scores");
   for (size_t i = 0; i < n; ++i) host[i] = NAN;
   float *dev = gpu->ops->alloc(gpu, sizeof(float) * n, "head scores under test");
-  gpu->ops->upload_i32(gpu, (int32_t *)(void *)dev, (const int32_t *)(const void *)host, n);
+  gpu->ops->upload_bytes(gpu, dev, host, sizeof(float) * n);
   head_scores(gpu, dev, pb->qkv, &pb->pool, &pb->batch, shape, offsets, prm);
-  gpu->ops->download_i32(gpu, (int32_t *)(void *)host, (const int32_t *)(const void *)dev, n);
+  gpu->ops->download_bytes(gpu, host, dev, sizeof(float) * n);
   gpu->ops->free(gpu, dev);
   return host;
 }

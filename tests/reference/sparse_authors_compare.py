@@ -63,31 +63,77 @@ import sparse_estimates as ours  # noqa: E402
 H, HKV, D = 32, 8, 128  # Llama-3.1-8B attention shape
 
 
+DEVICE = "cuda"  # --device
+
+
 def need_torch():
+    if DEVICE == "cpu":
+        # before triton is first imported: its kernels then run in its NumPy interpreter
+        os.environ["TRITON_INTERPRET"] = "1"
     try:
         import torch
     except ImportError:
-        sys.exit("sparse_authors_compare.py needs PyTorch (and Triton) on a CUDA GPU")
-    if not torch.cuda.is_available():
-        sys.exit("sparse_authors_compare.py needs a CUDA GPU")
+        sys.exit("sparse_authors_compare.py needs PyTorch (and Triton)")
+    if DEVICE == "cuda" and not torch.cuda.is_available():
+        sys.exit("sparse_authors_compare.py: no CUDA GPU here (--device cpu runs the authors' Triton kernels "
+                 "in Triton's interpreter instead)")
+    if DEVICE == "cpu":
+        send_cuda_to_cpu(torch)
     return torch
+
+
+def send_cuda_to_cpu(torch):
+    """--device cpu: the authors' code names the device "cuda" outright (module-level
+    tensors, .to("cuda"), XAttention's check for a GPU name containing "100"). Each
+    device argument "cuda" becomes "cpu", and the device queries answer as an H100 would,
+    so the same code runs on the CPU: PyTorch ops natively, Triton kernels interpreted."""
+    import functools
+    import types as pytypes
+
+    def to_cpu(value):
+        if isinstance(value, str) and value.startswith("cuda"):
+            return "cpu"
+        if isinstance(value, torch.device) and value.type == "cuda":
+            return torch.device("cpu")
+        return value
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def call(*args, **kwargs):
+            if "device" in kwargs:
+                kwargs["device"] = to_cpu(kwargs["device"])
+            return fn(*[to_cpu(a) for a in args], **kwargs)
+        return call
+
+    for name in ("arange", "full", "zeros", "ones", "empty", "tensor", "randn", "randint", "linspace",
+                 "zeros_like", "ones_like", "empty_like", "full_like"):
+        setattr(torch, name, wrap(getattr(torch, name)))
+    torch.Tensor.to = wrap(torch.Tensor.to)
+    torch.Tensor.cuda = lambda self, *a, **k: self
+    torch.cuda.is_available = lambda: True
+    torch.cuda.current_device = lambda: 0
+    torch.cuda.get_device_name = lambda *a: "NVIDIA H100 (Triton interpreter on the CPU)"
+    torch.cuda.get_device_capability = lambda *a: (9, 0)
+    torch.cuda.get_device_properties = lambda *a: pytypes.SimpleNamespace(
+        name="NVIDIA H100 (Triton interpreter on the CPU)", major=9, minor=0, multi_processor_count=132)
+    torch.cuda.synchronize = lambda *a: None
 
 
 def make_qk(torch, kind, n, seed):
     """bf16 q [n, H, D] and k [n, HKV, D]; 'peaked' adds key columns every query
     attends to and a local (diagonal) bias, so selections are not near-uniform."""
-    g = torch.Generator(device="cuda").manual_seed(seed)
-    q = torch.randn(n, H, D, device="cuda", generator=g)
-    k = torch.randn(n, HKV, D, device="cuda", generator=g)
+    g = torch.Generator(device=DEVICE).manual_seed(seed)
+    q = torch.randn(n, H, D, device=DEVICE, generator=g)
+    k = torch.randn(n, HKV, D, device=DEVICE, generator=g)
     if kind == "peaked":
-        direction = torch.randn(D, device="cuda", generator=g)
+        direction = torch.randn(D, device=DEVICE, generator=g)
         direction /= direction.norm()
         q += 2.0 * direction
-        cols = torch.randint(0, n, (16,), device="cuda", generator=g)
+        cols = torch.randint(0, n, (16,), device=DEVICE, generator=g)
         k[cols] += 6.0 * direction
         # a slowly varying component makes nearby tokens more alike: diagonal mass
-        pos = torch.arange(n, device="cuda", dtype=torch.float32)[:, None]
-        freq = torch.linspace(1e-3, 2e-2, D, device="cuda")[None, :]
+        pos = torch.arange(n, device=DEVICE, dtype=torch.float32)[:, None]
+        freq = torch.linspace(1e-3, 2e-2, D, device=DEVICE)[None, :]
         q[:, :, :] += 1.5 * torch.sin(pos * freq)[:, None, :]
         k[:, :, :] += 1.5 * torch.sin(pos * freq)[:, None, :]
     return q.to(torch.bfloat16), k.to(torch.bfloat16)
@@ -134,6 +180,9 @@ def _inert_module(name):
     module.__path__ = []  # a package with nothing under it: its submodules are stood in too
     module.__getattr__ = lambda attr: _Inert()
     module.__version__ = "0"
+    # inspect.getmodule (which torch.library calls while the authors' modules load) reads
+    # every module's __file__: an _Inert one is false and reads as a built-in module
+    module.__file__ = f"<stand-in for {name}>"
     module.__all__ = []  # `from X import *` asks for it
     module.__spec__ = importlib.machinery.ModuleSpec(name, None, is_package=True)  # find_spec() asks for it
     return module
@@ -238,6 +287,8 @@ def minference_conversion(path, csrc, torch):
     """The authors' convert_vertical_slash_indexes as f(seqlens, v_idx, s_idx, n) ->
     (block_count, block_offset, column_count, column_index), and where it came from; None
     and why not when there is none."""
+    if DEVICE == "cpu":
+        return None, "none (--device cpu: the authors' conversion is a CUDA kernel)"
     why = []
     for so in sorted(glob.glob(os.path.join(path, "minference", "cuda*.so"))):
         try:
@@ -319,12 +370,22 @@ def minference_ours(q, k, heads, v, s):
 
 # ---- FlexPrefill --------------------------------------------------------------------------
 
+def interpreter_inputs(q, k):
+    """On --device cpu the authors' Triton kernels get fp32 copies of the bf16 inputs (the
+    same values): Triton 3.9's interpreter computes wrongly from bf16 tensors (XAttention's
+    estimate at 2K, random inputs: 67 blocks from bf16, 136 from the same values in fp32
+    or fp16 and from its PyTorch path, and 136 ours). Their intermediate results are then
+    fp32 where a GPU rounds them to bf16: near-ties may fall the other way."""
+    return (q.float(), k.float()) if DEVICE == "cpu" else (q, k)
+
+
 def flexprefill_authors(path, torch, q, k, heads, gamma, tau, min_budget):
     get_active_blocks = import_authors(
         "FlexPrefill", path,
         lambda: importlib.import_module("flex_prefill.ops.flex_prefill_attention")).get_active_blocks
     n, block = q.shape[0], 128
     nb = math.ceil(n / block)
+    q, k = interpreter_inputs(q, k)
     block_idx = get_active_blocks(q[None], k[None], k[None], block, gamma, math.ceil(min_budget / block),
                                   math.ceil(2147483647 / block), tau, False)
     return [{(int(x) // nb, int(x) % nb) for x in block_idx[0][h].tolist()} for h in heads]
@@ -341,9 +402,17 @@ def flexprefill_ours(q, k, heads, gamma, tau, min_budget):
 # ---- XAttention ---------------------------------------------------------------------------
 
 def xattention_authors(path, torch, q, k, heads, stride, threshold):
-    xattn_estimate = import_authors(
-        "XAttention", path, lambda: importlib.import_module("xattn.src.Xattention")).xattn_estimate
+    module = import_authors("XAttention", path, lambda: importlib.import_module("xattn.src.Xattention"))
+    if DEVICE == "cpu" and not getattr(module, "_bf16_outputs", False):
+        # fp32 inputs for the interpreter (interpreter_inputs); each kernel's output rounded
+        # to bf16, as it is stored on a GPU from bf16 inputs (its accumulators are fp32 there too)
+        for name in ("flat_group_gemm_fuse_reshape", "softmax_fuse_block_sum"):
+            kernel = getattr(module, name)
+            setattr(module, name, lambda *a, _k=kernel, **kw: _k(*a, **kw).to(torch.bfloat16).float())
+        module._bf16_outputs = True
+    xattn_estimate = module.xattn_estimate
     n = q.shape[0]
+    q, k = interpreter_inputs(q, k)
     qh = q[:, heads, :].permute(1, 0, 2)[None].contiguous()
     kh = k[:, [h // (H // HKV) for h in heads], :].permute(1, 0, 2)[None].contiguous()
     p = 1 << (n - 1).bit_length()
@@ -397,7 +466,12 @@ def main():
     ap.add_argument("--heads", type=int, default=4, help="query heads compared per case (0, H/n, ...)")
     ap.add_argument("--inputs", default="random,peaked")
     ap.add_argument("--out", help="also write the rows as TSV")
+    ap.add_argument("--device", choices=("cuda", "cpu"), default="cuda",
+                    help="cpu: the authors' code on the CPU, its Triton kernels in Triton's interpreter (slow; "
+                         "the random inputs differ from a GPU run's, drawn by another generator)")
     args = ap.parse_args()
+    global DEVICE
+    DEVICE = args.device
     if not (args.minference or args.flexprefill or args.xattention):
         ap.error("give at least one of --minference, --flexprefill, --xattention")
     try:

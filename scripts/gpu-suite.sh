@@ -5,8 +5,8 @@
 # context x concurrency sweep, writing every log, table and run file under OUTDIR and
 # a short summary to OUTDIR/summary.txt.
 # Usage: scripts/gpu-suite.sh OUTDIR [extra cmake args...]
-# Environment: STAGES (comma list of build, test, kernels, e2e, eval, sweep; default
-# build,test,kernels,e2e,eval), KERNEL_CASES (default gemm,attention,decode,selection),
+# Environment: STAGES (comma list of build, test, kernels, e2e, eval, sweep, sparse,
+# authors, trace; default build,test,kernels,e2e,eval), KERNEL_CASES (default gemm,attention,decode,selection),
 # KERNEL_ARGS (more --kernels flags, e.g. "--ctx 4k,32k"), ATTENTION_KERNELS (the other
 # --attention-kernel choices timed after the default; "" for none), E2E_CTX, EVAL_MODEL (default
 # the SmolLM2 GGUF in the model cache), EVAL_ARGS (more --eval flags, e.g.
@@ -113,6 +113,45 @@ if stage sweep; then
       >"$out/sweep_$1.md" 2>"$out/sweep_$1.log"
     log "sweep $1 x $2: rc=$? in $(( $(date +%s) - start )) s"
   done
+fi
+
+# Issue 13's open GPU rows: the sparse estimators and kernels per layer at 32K with both
+# XAttention score kernels (UP_XA_SCORES), then TTFT of every method at its defaults and
+# at density caps, measured against the speed model's prediction (docs/kernels/sparse_attention.md).
+if stage sparse; then
+  for scores in v1 mma; do
+    UP_XA_SCORES=$scores timeout 300 "$build/uniprefill-bench" --kernels --backend cuda --model llama-3.1-8b \
+      --ctx 32k --kernel-cases sparse -o "$out/sparse_kernels_$scores.h5" >"$out/sparse_kernels_$scores.md" \
+      2>"$out/sparse_kernels_$scores.log"
+    log "sparse kernels, XAttention scores $scores: rc=$?"
+    cat "$out/sparse_kernels_$scores.md" >>"$out/summary.txt"
+  done
+  methods=dense,uniprefill:keep=0.3,minference,flexprefill,flexprefill:density=0.3,xattention,xattention:density=0.3,xattention:density=0.1
+  timeout 560 "$build/uniprefill-bench" --backend cuda --model llama-3.1-8b --ctx ${SPARSE_CTX:-32k} --concurrency 1 \
+    --method $methods --output-len 1 --requests 1 -o "$out/sparse_ttft.h5" >"$out/sparse_ttft.md" 2>"$out/sparse_ttft.log"
+  log "sparse TTFT: rc=$?"
+  cat "$out/sparse_ttft.md" >>"$out/summary.txt"
+fi
+
+# The authors' estimation code on the same q/k as ours (AUTHORS: a folder holding
+# checkouts named minference, flexprefill and xattention).
+if stage authors; then
+  authors=${AUTHORS:?AUTHORS must name the folder of the checkouts of the three methods}
+  timeout 560 "$python" tests/reference/sparse_authors_compare.py --minference "$authors/minference" \
+    --flexprefill "$authors/flexprefill" --xattention "$authors/xattention" --lengths ${AUTHORS_LENGTHS:-8192,32768} \
+    --out "$out/authors.tsv" >"$out/authors.txt" 2>"$out/authors.log"
+  log "authors' estimators: rc=$?"
+  cat "$out/authors.txt" >>"$out/summary.txt"
+fi
+
+# Where the CUDA backend parts from the CPU on the Qwen3-Next fixture prompt that bf16
+# routing decides (docs/kernels/gated_deltanet.md): layer 0's moe_router row 63 should
+# show its 2nd and 3rd logits crossing.
+if stage trace; then
+  ids=$(grep -A1 "^prompt len64" tests/data/qwen3_next/tiny/reference.txt | sed -n 2p | cut -d' ' -f2)
+  tests/tools/block_trace_diff.sh "$build/tests/checkpoint_logits" tests/data/qwen3_next/tiny "$ids" 1 \
+    >"$out/trace_len64.txt" 2>&1
+  log "block trace of tiny/len64: rc=$?; $(grep -E '^logits' "$out/trace_len64.txt")"
 fi
 
 exit $gpu_rc

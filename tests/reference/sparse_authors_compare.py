@@ -7,7 +7,12 @@ from checkouts given on the command line and only calls it.
 
     sparse_authors_compare.py --minference PATH --flexprefill PATH --xattention PATH \\
         [--minference-csrc DIR] [--lengths 8192,16384,32768] [--heads 4] \\
-        [--inputs random,peaked] [--out FILE.tsv]
+        [--inputs random,peaked] [--out FILE.tsv] [--device cuda|cpu]
+
+--device cpu runs it without a GPU: PyTorch on the CPU, the authors' Triton kernels in
+Triton's interpreter (fp32 copies of the bf16 inputs, which the interpreter mishandles;
+XAttention's kernel outputs rounded to bf16 as a GPU stores them), MInference's index
+conversion (CUDA only) not compared. Minutes at 8K, about half an hour at 32K.
 
 PATH is a checkout of microsoft/MInference, ByteDance-Seed/FlexPrefill and
 mit-han-lab/x-attention (any subset; a method without a path is skipped). A method that

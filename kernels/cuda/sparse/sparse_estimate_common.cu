@@ -24,7 +24,20 @@ void *up_sparse_scratch_take(up_sparse_scratch *sc, size_t bytes, const char *wh
   return p;
 }
 
+/* Bytes the device's default pool keeps mapped across a stream drain. Its default, 0,
+ * hands every freed scratch buffer back to the driver at each layer's one sync, so the
+ * next layer maps its ~60 MB (32K, MInference) again: a candidate for MInference's
+ * unexplained ~50 ms a layer (docs/kernels/sparse_attention.md). Bounded, so that the
+ * multi-GB buffers of 128K prompts are still returned for the rest of the step. */
+#define SPARSE_SCRATCH_KEPT_BYTES (512ull << 20)
+
 void up_sparse_scratch_open(up_sparse_scratch *sc, cudaStream_t stream) {
+  int device = 0;
+  cudaMemPool_t pool;
+  uint64_t kept = SPARSE_SCRATCH_KEPT_BYTES;
+  UP_CUDA_CHECK(cudaGetDevice(&device));
+  UP_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device));
+  UP_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &kept));
   sc->stream = stream;
   sc->n = 0;
   sc->totals = (up_sparse_totals *)up_sparse_scratch_take(sc, sizeof(up_sparse_totals), "sparse estimate totals");

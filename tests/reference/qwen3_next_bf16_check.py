@@ -11,13 +11,17 @@ CPU backend matches it to 2e-5. If transformers in bf16 misses the same prompt b
 routing flips, the prompt is ill-conditioned under bf16 (a near-tie the fixture's 1e-4 router-gap
 rule does not exclude) rather than the engine being wrong.
 
-Usage: qwen3_next_bf16_check.py FIXTURE_DIR [FIXTURE_DIR ...]   (needs torch with CUDA,
-transformers with Qwen3-Next, safetensors)
+Usage: qwen3_next_bf16_check.py FIXTURE_DIR [FIXTURE_DIR ...]   (needs torch (on a GPU where
+there is one, else the CPU), transformers with Qwen3-Next, safetensors)
 """
 import sys
 
 import torch
 from transformers import Qwen3NextForCausalLM
+
+# cuda where there is one; on the CPU, torch's bf16 kernels round differently from a GPU's,
+# which gives another sample of bf16 rounding (docs/kernels/gated_deltanet.md)
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def read_prompts(path):
@@ -58,7 +62,7 @@ class RouterChoices:
 
 
 def load(directory, dtype):
-    return Qwen3NextForCausalLM.from_pretrained(directory, dtype=dtype, attn_implementation="eager").cuda().eval()
+    return Qwen3NextForCausalLM.from_pretrained(directory, dtype=dtype, attn_implementation="eager").to(DEVICE).eval()
 
 
 def main():
@@ -69,7 +73,7 @@ def main():
         fp32, bf16 = load(directory, torch.float32), load(directory, torch.bfloat16)
         watch32, watch16 = RouterChoices(fp32), RouterChoices(bf16)
         for p in read_prompts(f"{directory}/reference.txt"):
-            ids = torch.tensor([p["ids"]], device="cuda")
+            ids = torch.tensor([p["ids"]], device=DEVICE)
             watch32.calls.clear()
             watch16.calls.clear()
             with torch.no_grad():

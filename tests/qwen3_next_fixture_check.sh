@@ -13,7 +13,7 @@
 # finds them with tests/reference/qwen3_next_numpy.py --bf16-fragile, deterministically
 # (tiny/len64: its last token's layer-0 top-2 gap is 2.3e-2, and flipping that choice
 # alone gives top-1 117 for 65 at 0.69 of the logit RMS, the CUDA backend's exact failure).
-# Without PYTHON every prompt is judged.
+# Without a Python with numpy (PYTHON, else python3 on PATH) every prompt is judged.
 # Usage: qwen3_next_fixture_check.sh CHECK_TOOL TO_GGUF_TOOL FIXTURES_DIR BACKEND MAX_ERR MIN_GREEDY [PYTHON]
 # Exit 77 (skip) where the backend is absent.
 set -euo pipefail
@@ -21,6 +21,14 @@ check=$1 to_gguf=$2 fixtures=$3 backend=$4 max_err=$5 min_greedy=$6 python=${7:-
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 unjudged=
+# the given Python, else the one on PATH (a GPU machine's with torch), if it has numpy
+numpy_python=
+if [ -n "$python" ]; then
+  for candidate in "$python" python3; do
+    if "$candidate" -c "import numpy" 2>/dev/null; then numpy_python=$candidate; break; fi
+  done
+  [ -n "$numpy_python" ] || echo "NOTE: no Python with numpy: every prompt is judged, bf16-fragile ones included"
+fi
 run() { # MODEL REFERENCE
   set +e
   "$check" check "$backend" "$1" "$2" "$max_err" "$min_greedy" "$unjudged"
@@ -32,9 +40,9 @@ run() { # MODEL REFERENCE
 for dir in "$fixtures"/*/; do
   name=$(basename "$dir")
   unjudged=
-  if [ "$backend" != cpu ] && [ -n "$python" ] && "$python" -c "import numpy" 2>/dev/null; then
-    unjudged=$("$python" "$(dirname "$0")/reference/qwen3_next_numpy.py" "$dir" --bf16-fragile "$max_err" "$min_greedy" |
-               paste -sd, -)
+  if [ "$backend" != cpu ] && [ -n "$numpy_python" ]; then
+    unjudged=$("$numpy_python" "$(dirname "$0")/reference/qwen3_next_numpy.py" "$dir" --bf16-fragile "$max_err" \
+               "$min_greedy" | paste -sd, -)
     [ -n "$unjudged" ] && echo "== $name: not judged at bf16 (a routing decision within bf16's reach decides them): $unjudged"
   fi
   echo "== $name: Hugging Face directory"

@@ -6,7 +6,8 @@
 # a short summary to OUTDIR/summary.txt.
 # Usage: scripts/gpu-suite.sh OUTDIR [extra cmake args...]
 # Environment: STAGES (comma list of build, test, kernels, e2e, eval, sweep, sparse,
-# authors, trace; default build,test,kernels,e2e,eval), KERNEL_CASES (default gemm,attention,decode,selection),
+# authors, trace; default build,test,kernels,e2e,eval), DEBS (Debian packages to unpack
+# where a library is missing), KERNEL_CASES (default gemm,attention,decode,selection),
 # KERNEL_ARGS (more --kernels flags, e.g. "--ctx 4k,32k"), ATTENTION_KERNELS (the other
 # --attention-kernel choices timed after the default; "" for none), E2E_CTX, EVAL_MODEL (default
 # the SmolLM2 GGUF in the model cache), EVAL_ARGS (more --eval flags, e.g.
@@ -23,6 +24,16 @@ log() { echo "[gpu-suite] $*" | tee -a "$out/summary.txt"; }
 stage() { [[ $stages == *",$1,"* ]]; }
 python=${PYTHON:-/usr/bin/python3}
 gpu_rc=0
+
+# The lent GPU machines lack cJSON (and may lack PCRE2's headers): Debian packages of them
+# carried in DEBS (default .carry/debs; `apt-get download libcjson1 libcjson-dev
+# libpcre2-dev` here) are unpacked where pkg-config cannot find them.
+debs=${DEBS:-.carry/debs}
+if [[ -d $debs ]]; then
+  pkg-config --exists libcjson || for f in "$debs"/libcjson*.deb; do dpkg -x "$f" /; done
+  pkg-config --exists libpcre2-8 || for f in "$debs"/libpcre2-dev*.deb; do dpkg -x "$f" /; done
+  ldconfig 2>/dev/null || true
+fi
 
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv >"$out/gpu.txt" 2>&1
 log "gpu: $(tail -n +2 "$out/gpu.txt" | head -1)"

@@ -12,7 +12,8 @@ from checkouts given on the command line and only calls it.
 --device cpu runs it without a GPU: PyTorch on the CPU, the authors' Triton kernels in
 Triton's interpreter (fp32 copies of the bf16 inputs, which the interpreter mishandles;
 XAttention's kernel outputs rounded to bf16 as a GPU stores them), MInference's index
-conversion (CUDA only) not compared. Minutes at 8K, about half an hour at 32K.
+conversion kernel compiled as host C++ from the checkout's csrc/ (its threads share
+nothing, so running each in turn is the kernel). Minutes at 8K, about half an hour at 32K.
 
 PATH is a checkout of microsoft/MInference, ByteDance-Seed/FlexPrefill and
 mit-han-lab/x-attention (any subset; a method without a path is skipped). A method that
@@ -27,7 +28,8 @@ still run; the exit status is 1 if any method failed.
   index conversion (csrc/vertical_slash_index.cu, compiled code) is compared as well
   when it can be had: a compiled minference/cuda*.so in the checkout, else csrc/ built
   with torch.utils.cpp_extension (PATH/csrc or --minference-csrc), else SGLang's or
-  vLLM's convert_vertical_slash_indexes; otherwise the rows say why not.
+  vLLM's convert_vertical_slash_indexes, else the kernel's source compiled for the host
+  (g++); otherwise the rows say why not.
 - FlexPrefill: flex_prefill.ops.flex_prefill_attention.get_active_blocks (pure
   PyTorch + Triton), with GQA as the authors call it.
 - XAttention: xattn.src.Xattention.xattn_estimate (Triton path; needs a GPU whose name
@@ -45,7 +47,7 @@ reference matches exactly on the committed fixtures (tests/test_sparse_fixtures.
 Agreement per (method, input, length, head): the Jaccard index of the two block sets
 (MInference: of the column sets and of the diagonal sets; with the conversion, of the
 computed 64 x 64 tiles plus extra keys), printed as a table and optionally written as TSV.
-Settings: MInference v=512 s=2048; FlexPrefill gamma 0.95 tau 0.1 min_budget 1024;
+Settings: MInference v=512 s=2048 (--minference-sizes); FlexPrefill gamma 0.95 tau 0.1 min_budget 1024;
 XAttention stride 8 threshold 0.9 — the suite's defaults.
 """
 import argparse
@@ -293,7 +295,7 @@ def minference_conversion(path, csrc, torch):
     (block_count, block_offset, column_count, column_index), and where it came from; None
     and why not when there is none."""
     if DEVICE == "cpu":
-        return None, "none (--device cpu: the authors' conversion is a CUDA kernel)"
+        return minference_conversion_on_host(path, csrc, [])
     why = []
     for so in sorted(glob.glob(os.path.join(path, "minference", "cuda*.so"))):
         try:
@@ -321,7 +323,71 @@ def minference_conversion(path, csrc, torch):
             return (lambda sl, vi, si, n: fn(sl, sl, vi, si, n, 64, 64, causal=True)), module_name
         except Exception as err:  # noqa: BLE001 - optional
             why.append(f"{module_name}: {type(err).__name__}")
-    return None, "none (" + "; ".join(why) + ")"
+    return minference_conversion_on_host(path, csrc, why)
+
+
+# The kernel's threads share nothing (no shared memory, no barrier): each walks one
+# 64-row block alone, so running every (block, thread) in turn on the host is the kernel.
+HOST_PRELUDE = """
+#include <algorithm>
+struct host_dim3 { int x, y, z; };
+static host_dim3 blockIdx, threadIdx, blockDim;
+using std::max;
+using std::min;
+#define __device__ static
+#define __global__ static
+"""
+HOST_DRIVER = """
+extern "C" void convert_on_host(const int *seqlens, const int *v, const int *s, int *block_count,
+                                int *block_offset, int *column_count, int *column_index, int batch,
+                                int heads, int rows, int nnz_v, int nnz_s) {
+  blockDim = {64, 1, 1};  /* as convert_vertical_slash_indexes_64x64 launches it */
+  for (int z = 0; z < (rows + 63) / 64; ++z)
+    for (int y = 0; y < batch; ++y)
+      for (int x = 0; x < heads; ++x)
+        for (int t = 0; t < 64; ++t) {
+          blockIdx = {x, y, z};
+          threadIdx = {t, 0, 0};
+          convert_vertical_slash_indexes_kernel(seqlens, v, s, block_count, block_offset, column_count,
+                                                column_index, heads, rows, 64, 64, nnz_v, nnz_s);
+        }
+}
+"""
+
+
+def minference_conversion_on_host(path, csrc, why):
+    """The authors' convert_vertical_slash_indexes_kernel, taken from their csrc/ at run
+    time and compiled as host C++ (g++), every thread of its 64x64 launch run in turn."""
+    import ctypes
+    import subprocess
+    import tempfile
+    import torch
+    source = os.path.join(csrc or os.path.join(path, "csrc"), "vertical_slash_index.cu")
+    try:
+        text = open(source).read()
+        kernel = text[text.index("__device__ void save_blocks"):text.index("void convert_vertical_slash_indexes_64x64")]
+        work = tempfile.mkdtemp(prefix="minference_host_")
+        cpp, lib = os.path.join(work, "convert.cpp"), os.path.join(work, "convert.so")
+        with open(cpp, "w") as f:
+            f.write(HOST_PRELUDE + kernel + HOST_DRIVER)
+        subprocess.run(["g++", "-O2", "-shared", "-fPIC", "-o", lib, cpp], check=True, capture_output=True, text=True)
+        host = ctypes.CDLL(lib)
+    except (OSError, ValueError, subprocess.CalledProcessError) as err:
+        detail = getattr(err, "stderr", "") or str(err)
+        why.append(f"host build of {source}: {type(err).__name__}: {detail.splitlines()[0] if detail else ''}")
+        return None, "none (" + "; ".join(why) + ")"
+
+    def convert(seqlens, vi, si, n):
+        sl, v, s = (x.to("cpu", torch.int32).contiguous() for x in (seqlens, vi, si))
+        batch, heads, nnz_v = v.shape
+        nnz_s, rows = s.shape[2], (n + 63) // 64
+        out = [torch.zeros(batch, heads, rows, dtype=torch.int32), torch.zeros(batch, heads, rows, nnz_s, dtype=torch.int32),
+               torch.zeros(batch, heads, rows, dtype=torch.int32), torch.zeros(batch, heads, rows, nnz_v, dtype=torch.int32)]
+        ptr = lambda t: ctypes.c_void_p(t.data_ptr())
+        host.convert_on_host(ptr(sl), ptr(v), ptr(s), *(ptr(t) for t in out), batch, heads, rows, nnz_v, nnz_s)
+        return out
+
+    return convert, f"{source}, compiled for the host (each CUDA thread run in turn)"
 
 
 def minference_authors(path, csrc, torch, q, k, heads, v, s):
@@ -471,6 +537,9 @@ def main():
     ap.add_argument("--heads", type=int, default=4, help="query heads compared per case (0, H/n, ...)")
     ap.add_argument("--inputs", default="random,peaked")
     ap.add_argument("--out", help="also write the rows as TSV")
+    ap.add_argument("--minference-sizes", default="512,2048", metavar="V,S",
+                    help="MInference's columns and diagonals per head (default the authors' Llama-3.1-8B 512,2048; "
+                         "smaller ones make sparser patterns for the index conversion)")
     ap.add_argument("--device", choices=("cuda", "cpu"), default="cuda",
                     help="cpu: the authors' code on the CPU, its Triton kernels in Triton's interpreter (slow; "
                          "the random inputs differ from a GPU run's, drawn by another generator)")
@@ -487,6 +556,12 @@ def main():
         ap.error("--lengths: each length must be at least 128 tokens")
     if not 1 <= args.heads <= H:
         ap.error(f"--heads: {args.heads} is not in 1..{H}")
+    try:
+        mi_v, mi_s = (int(x) for x in args.minference_sizes.split(","))
+    except ValueError:
+        ap.error(f"--minference-sizes: '{args.minference_sizes}' is not V,S (two counts)")
+    if mi_v < 30 or mi_s < 100:
+        ap.error("--minference-sizes: MInference forces 30 columns and 100 diagonals; V >= 30 and S >= 100")
     kinds = args.inputs.split(",")
     if any(x not in ("random", "peaked") for x in kinds):
         ap.error(f"--inputs: '{args.inputs}' is not a list of random, peaked")
@@ -499,8 +574,8 @@ def main():
             q, k = make_qk(torch, kind, n, seed=n + (7 if kind == "peaked" else 0))
 
             def run_minference():
-                theirs = minference_authors(args.minference, args.minference_csrc, torch, q, k, heads, 512, 2048)
-                mine = minference_ours(q, k, heads, 512, 2048)
+                theirs = minference_authors(args.minference, args.minference_csrc, torch, q, k, heads, mi_v, mi_s)
+                mine = minference_ours(q, k, heads, mi_v, mi_s)
                 out = []
                 for h, (a, b) in zip(heads, zip(mine, theirs)):
                     out.append(("minference", kind, n, h, jaccard(a[0]["columns"], b[0]["columns"]), "columns",

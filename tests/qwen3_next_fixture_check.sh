@@ -20,6 +20,13 @@ set -euo pipefail
 check=$1 to_gguf=$2 fixtures=$3 backend=$4 max_err=$5 min_greedy=$6 python=${7:-}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# no backend, no work: skip before the analysis below
+set +e
+"$check" probe "$backend"
+rc=$?
+set -e
+[ $rc -eq 77 ] && exit 77
+[ $rc -eq 0 ] || { echo "FAIL: probing the $backend backend (exit $rc)"; exit 1; }
 unjudged=
 # the given Python, else the one on PATH (a GPU machine's with torch), if it has numpy
 numpy_python=

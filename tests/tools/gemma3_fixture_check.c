@@ -8,6 +8,9 @@
  *   gemma3_fixture_check tokenize MODEL TEXT_FILE
  *       prints the engine tokenizer's ids (BOS first) of a text file, the ids the fixture
  *       script is given;
+ *   gemma3_fixture_check probe cpu|cuda
+ *       exit 0 when the backend can run here, 77 when not (callers skip their own
+ *       preparation on machines without it);
  *   gemma3_fixture_check check cpu|cuda MODEL FIXTURE MAX_ERR MIN_GREEDY_MATCH [UNJUDGED]
  *       per prompt: the largest |engine - reference| over the top-K ids and the logsumexp
  *       difference, both divided by the reference's logit RMS (the logit scale), must stay
@@ -44,6 +47,7 @@ typedef struct fixture_prompt {
 
 static int usage(void) {
   fprintf(stderr, "usage: gemma3_fixture_check tokenize MODEL TEXT_FILE\n"
+                  "       gemma3_fixture_check probe cpu|cuda\n"
                   "       gemma3_fixture_check check cpu|cuda MODEL FIXTURE MAX_ERR MIN_GREEDY_MATCH [UNJUDGED]\n");
   return 2;
 }
@@ -130,6 +134,19 @@ static int tokenize_file(const char *model_path, const char *text_path) {
   return 0;
 }
 
+/* 0 when the named backend can be created here, 77 (CTest's skip) when not. */
+static int probe_backend(const char *backend_name) {
+  char err[1024] = "", notice[256] = "";
+  const up_backend_choice choice = strcmp(backend_name, "cuda") == 0 ? UP_BACKEND_CUDA : UP_BACKEND_CPU;
+  up_backend *be = up_backend_select(choice, 0, 0, notice, sizeof notice, err, sizeof err);
+  if (!be) {
+    printf("SKIP: no %s backend here: %s\n", backend_name, err);
+    return 77;
+  }
+  be->ops->destroy(be);
+  return 0;
+}
+
 /* Whether `name` is one of the comma list's entries. */
 static int name_listed(const char *list, const char *name) {
   const size_t n = strlen(name);
@@ -173,6 +190,7 @@ static int judge(const fixture_prompt *fp, const up_generation *g, int32_t vocab
 
 int main(int argc, char **argv) {
   if (argc == 4 && strcmp(argv[1], "tokenize") == 0) return tokenize_file(argv[2], argv[3]);
+  if (argc == 3 && strcmp(argv[1], "probe") == 0) return probe_backend(argv[2]);
   if ((argc != 7 && argc != 8) || strcmp(argv[1], "check") != 0) return usage();
   const char *unjudged = argc == 8 ? argv[7] : "";
   const char *backend_name = argv[2], *model_path = argv[3], *fixture_path = argv[4];

@@ -18,6 +18,7 @@
 #include "engine/methods/method.h"
 #include "engine/model/model.h"
 #include "launcher/backend_select.h"
+#include "tests/tools/tool_backend.h"
 
 static int usage(void) {
   fprintf(stderr, "usage: checkpoint_logits cpu|cuda MODEL TOKENS(comma list) OUT.f32 [GREEDY_TOKENS]\n"
@@ -83,13 +84,9 @@ int main(int argc, char **argv) {
     if (end == p) return usage();
     p = *end == ',' ? end + 1 : end;
   }
-  char err[1024] = "", notice[256] = "";
-  const up_backend_choice choice = strcmp(backend_name, "cuda") == 0 ? UP_BACKEND_CUDA : UP_BACKEND_CPU;
-  up_backend *be = up_backend_select(choice, 0, 0, notice, sizeof notice, err, sizeof err);
-  if (!be) {
-    printf("SKIP: no %s backend here: %s\n", backend_name, err);
-    return 77;
-  }
+  char err[1024] = "";
+  up_backend *be = tool_backend_or_skip(backend_name);
+  if (!be) return 77;
   up_checkpoint *ck = up_checkpoint_open(model_path, err, sizeof err);
   if (!ck) {
     fprintf(stderr, "checkpoint_logits: %s\n", err);

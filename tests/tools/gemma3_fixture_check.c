@@ -33,6 +33,7 @@
 #include "engine/serve/generation.h"
 #include "engine/tokenizer/tokenizer.h"
 #include "launcher/backend_select.h"
+#include "tests/tools/tool_backend.h"
 
 enum { MAX_IDS = 4096, MAX_TOP = 64, MAX_GREEDY = 64 };
 
@@ -136,13 +137,8 @@ static int tokenize_file(const char *model_path, const char *text_path) {
 
 /* 0 when the named backend can be created here, 77 (CTest's skip) when not. */
 static int probe_backend(const char *backend_name) {
-  char err[1024] = "", notice[256] = "";
-  const up_backend_choice choice = strcmp(backend_name, "cuda") == 0 ? UP_BACKEND_CUDA : UP_BACKEND_CPU;
-  up_backend *be = up_backend_select(choice, 0, 0, notice, sizeof notice, err, sizeof err);
-  if (!be) {
-    printf("SKIP: no %s backend here: %s\n", backend_name, err);
-    return 77;
-  }
+  up_backend *be = tool_backend_or_skip(backend_name);
+  if (!be) return 77;
   be->ops->destroy(be);
   return 0;
 }
@@ -206,13 +202,9 @@ int main(int argc, char **argv) {
     fprintf(stderr, "gemma3_fixture_check: cannot open the fixture %s\n", fixture_path);
     return 2;
   }
-  char err[1024] = "", notice[256] = "";
-  const up_backend_choice choice = strcmp(backend_name, "cuda") == 0 ? UP_BACKEND_CUDA : UP_BACKEND_CPU;
-  up_backend *be = up_backend_select(choice, 0, 0, notice, sizeof notice, err, sizeof err);
-  if (!be) {
-    printf("SKIP: no %s backend here: %s\n", backend_name, err);
-    return 77;
-  }
+  char err[1024] = "";
+  up_backend *be = tool_backend_or_skip(backend_name);
+  if (!be) return 77;
   up_checkpoint *ck = up_checkpoint_open(model_path, err, sizeof err);
   up_model *model = ck ? up_model_create_from_checkpoint(ck, be, err, sizeof err) : NULL;
   if (!model) {

@@ -10,10 +10,23 @@
 
 #include "core/fatal.h"
 
+/* The directory, read from the environment once per process: the taps sit in every
+ * block of every forward step. */
+static const char *trace_dir(void) {
+  static int read;
+  static const char *dir;
+  if (!read) {
+    const char *env = getenv("UP_TRACE_BLOCKS");
+    dir = env && env[0] ? env : NULL;
+    read = 1;
+  }
+  return dir;
+}
+
 void up_block_trace(up_backend *be, int64_t step, int32_t layer, const char *what, const void *src, int32_t rows,
                     int32_t dim) {
-  const char *dir = getenv("UP_TRACE_BLOCKS");
-  if (!dir || !dir[0]) return;
+  const char *dir = trace_dir();
+  if (!dir) return;
   const size_t n = (size_t)rows * (size_t)dim;
   float *host = up_malloc_or_die(sizeof(float) * (n ? n : 1), "block trace buffer");
   if (n) be->ops->download_f32(be, host, src, 0, n);

@@ -2,9 +2,10 @@
  * one prompt: with UP_TRACE_BLOCKS=DIR in the environment, every forward step writes the
  * embedding rows and each block's output (the delta it adds to the residual stream) as
  * raw little-endian fp32 (and, inside the blocks, the intermediate results worth
- * comparing: projections, the token mixer's output, router logits), so a CPU run and a GPU run of the same prompt can be compared
- * block by block (tests/tools/checkpoint_logits.c `compare`, or tests/block_trace_diff.sh).
- * Unset, it costs one getenv per step. */
+ * comparing: projections, the token mixer's output, router logits), so a CPU run and a
+ * GPU run of the same prompt can be compared block by block (tests/tools/checkpoint_logits.c
+ * `compare`, or tests/tools/block_trace_diff.sh). Unset, each tap is one test of a pointer
+ * (the environment is read once per process). */
 #ifndef UP_ENGINE_MODEL_BLOCK_TRACE_H
 #define UP_ENGINE_MODEL_BLOCK_TRACE_H
 

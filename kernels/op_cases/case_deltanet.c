@@ -17,18 +17,6 @@
 #define GDN_CONV_WIDTH 4
 #define GDN_NORM_EPS 1e-6f
 
-float *up_op_upload_f32_bits(up_backend *be, const float *host, size_t n, const char *what) {
-  float *dev = be->ops->alloc(be, sizeof(float) * (n ? n : 1), what);
-  if (n) be->ops->upload_bytes(be, dev, host, sizeof(float) * n);
-  return dev;
-}
-
-float *up_op_download_f32_bits(up_backend *be, const float *src, size_t n, const char *what) {
-  float *host = up_malloc_or_die(sizeof(float) * (n ? n : 1), what);
-  if (n) be->ops->download_bytes(be, host, src, sizeof(float) * n);
-  return host;
-}
-
 static float *host_uniform(size_t n, float lo, float hi, uint64_t seed, uint64_t stream, const char *what) {
   float *x = up_malloc_or_die(sizeof(float) * (n ? n : 1), what);
   for (size_t i = 0; i < n; ++i) x[i] = lo + (hi - lo) * (float)up_rng_unit(seed, stream, i);

@@ -46,12 +46,6 @@ extern const up_op_driver up_op_moe_experts;
 /* The same with each projection one grouped_matmul call. */
 extern const up_op_driver up_op_moe_experts_grouped;
 
-/* fp32 backend buffers (g, beta, router weights, states): upload_f32 / download_f32
- * convert to and from the activation dtype, so fp32 travels as raw bytes
- * (upload_bytes / download_bytes). */
-float *up_op_upload_f32_bits(up_backend *be, const float *host, size_t n, const char *what);
-float *up_op_download_f32_bits(up_backend *be, const float *src, size_t n, const char *what);
-
 #ifdef __cplusplus
 }
 #endif

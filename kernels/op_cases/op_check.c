@@ -97,6 +97,18 @@ size_t up_op_count_not_finite(up_backend *be, const void *src, size_t n, const c
   return bad;
 }
 
+float *up_op_upload_f32_bits(up_backend *be, const float *host, size_t n, const char *what) {
+  float *dev = be->ops->alloc(be, sizeof(float) * (n ? n : 1), what);
+  if (n) be->ops->upload_bytes(be, dev, host, sizeof(float) * n);
+  return dev;
+}
+
+float *up_op_download_f32_bits(up_backend *be, const float *src, size_t n, const char *what) {
+  float *host = up_malloc_or_die(sizeof(float) * (n ? n : 1), what);
+  if (n) be->ops->download_bytes(be, host, src, sizeof(float) * n);
+  return host;
+}
+
 int32_t *up_op_download_i32(up_backend *be, const int32_t *src, size_t n, const char *what) {
   int32_t *host = up_malloc_or_die(sizeof(int32_t) * (n ? n : 1), what);
   if (n) be->ops->download_i32(be, host, src, n);

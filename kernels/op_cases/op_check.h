@@ -45,6 +45,11 @@ int32_t *up_op_upload_i32(up_backend *be, const int32_t *host, size_t n, const c
 /* Host copies: n values from offset of a backend activation buffer, as fp32; n int32. */
 float *up_op_download(up_backend *be, const void *src, size_t offset, size_t n, const char *what);
 int32_t *up_op_download_i32(up_backend *be, const int32_t *src, size_t n, const char *what);
+/* fp32 backend buffers whatever the activation dtype (g, beta, router weights, states):
+ * upload_f32 / download_f32 convert to and from the activation dtype, so these travel
+ * as raw bytes (upload_bytes / download_bytes). Never NULL. */
+float *up_op_upload_f32_bits(up_backend *be, const float *host, size_t n, const char *what);
+float *up_op_download_f32_bits(up_backend *be, const float *src, size_t n, const char *what);
 /* How many of the first n values of a backend activation buffer are NaN or infinite
  * (a poisoned output the op left unwritten shows as NaN). */
 size_t up_op_count_not_finite(up_backend *be, const void *src, size_t n, const char *what);

@@ -60,7 +60,8 @@ def load_safetensors(path):
 
 
 def read_prompts(path):
-    """{name: (ids, {token: logit} of the top 64)} from a fixture's reference.txt."""
+    """{name: [ids, {token: logit} of the top 64, greedy tokens]} from a fixture's
+    reference.txt."""
     prompts, name = {}, None
     for line in open(path):
         parts = line.split()
@@ -68,11 +69,13 @@ def read_prompts(path):
             continue
         if parts[0] == "prompt":
             name = parts[1]
-            prompts[name] = [None, None]
+            prompts[name] = [None, None, []]
         elif parts[0] == "ids":
             prompts[name][0] = [int(x) for x in parts[1].split(",")]
         elif parts[0] == "top":
             prompts[name][1] = {int(p.split(":")[0]): float(p.split(":")[1]) for p in parts[1:]}
+        elif parts[0] == "greedy":
+            prompts[name][2] = [int(x) for x in parts[1].split(",")]
     return prompts
 
 
@@ -286,14 +289,14 @@ def main():
     prompts = read_prompts(os.path.join(args.directory, "reference.txt"))
     status = 0
     if args.check:
-        for name, (ids, top) in prompts.items():
+        for name, (ids, top, _) in prompts.items():
             err, arg = error_vs(Forward(model)(ids), top)
             ref_arg = max(top, key=top.get)
             ok = err < 1e-4 and arg == ref_arg
             status |= not ok
             print(f"{name}: top-64 error / RMS {err:.2e}, top-1 {arg} (transformers {ref_arg}) {'ok' if ok else 'FAIL'}")
     if args.router:
-        ids, top = prompts[args.router]
+        ids, top, _ = prompts[args.router]
         f = Forward(model)
         base = f(ids)
         k = model.cfg["num_experts_per_tok"]
@@ -309,7 +312,7 @@ def main():
     if args.noise is not None:
         rng = np.random.default_rng(1)
         for name in args.noise or list(prompts):
-            ids, top = prompts[name]
+            ids, top, _ = prompts[name]
             ref_arg = max(top, key=top.get)
             errs, wrong = [], {}
             for _ in range(args.trials):
@@ -323,25 +326,13 @@ def main():
                   f"top-1 wrong {sum(wrong.values())} times {wrong or ''}")
     if args.bf16_fragile:
         max_err, min_greedy = args.bf16_fragile[0], int(args.bf16_fragile[1])
-        for name, (ids, top) in prompts.items():
-            reasons = prompt_fragility(model, ids, top, greedy_of(args.directory, name), max_err, min_greedy)
+        for name, (ids, top, greedy) in prompts.items():
+            reasons = prompt_fragility(model, ids, top, greedy, max_err, min_greedy)
             for r in reasons:
                 print(f"{name}: {r}", file=sys.stderr)
             if reasons:
                 print(name)
     return status
-
-
-def greedy_of(directory, name):
-    """The greedy continuation reference.txt records for one prompt."""
-    current = None
-    for line in open(os.path.join(directory, "reference.txt")):
-        parts = line.split()
-        if parts[:1] == ["prompt"]:
-            current = parts[1]
-        elif parts[:1] == ["greedy"] and current == name:
-            return [int(x) for x in parts[1].split(",")]
-    return []
 
 
 if __name__ == "__main__":

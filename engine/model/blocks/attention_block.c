@@ -10,10 +10,9 @@
  * Its input norm and residual add are the layer loop's (model.c). */
 #include "engine/model/blocks/attention_block.h"
 
-#include "engine/model/block_trace.h"
-
 #include <string.h>
 
+#include "engine/model/block_trace.h"
 #include "engine/model/layer_cost.h"
 
 /* Describe layer `layer` of the batch to the backend: entry counts including this

@@ -11,11 +11,10 @@
  * memory through each sequence (up_forward_seq.state_slot). */
 #include "engine/model/blocks/deltanet_block.h"
 
-#include "engine/model/block_trace.h"
-
 #include <math.h>
 
 #include "core/fatal.h"
+#include "engine/model/block_trace.h"
 
 /* Backend memory `values` activation values past p. */
 static void *act_offset(const up_backend *be, void *p, int64_t values) {

@@ -95,7 +95,6 @@ def send_cuda_to_cpu(torch):
     device argument "cuda" becomes "cpu", and the device queries answer as an H100 would,
     so the same code runs on the CPU: PyTorch ops natively, Triton kernels interpreted."""
     import functools
-    import types as pytypes
 
     def to_cpu(value):
         if isinstance(value, str) and value.startswith("cuda"):
@@ -121,7 +120,7 @@ def send_cuda_to_cpu(torch):
     torch.cuda.current_device = lambda: 0
     torch.cuda.get_device_name = lambda *a: "NVIDIA H100 (Triton interpreter on the CPU)"
     torch.cuda.get_device_capability = lambda *a: (9, 0)
-    torch.cuda.get_device_properties = lambda *a: pytypes.SimpleNamespace(
+    torch.cuda.get_device_properties = lambda *a: types.SimpleNamespace(
         name="NVIDIA H100 (Triton interpreter on the CPU)", major=9, minor=0, multi_processor_count=132)
     torch.cuda.synchronize = lambda *a: None
 

@@ -6,7 +6,8 @@
 # a short summary to OUTDIR/summary.txt.
 # Usage: scripts/gpu-suite.sh OUTDIR [extra cmake args...]
 # Environment: STAGES (comma list of build, test, kernels, e2e, eval, sweep, sparse,
-# authors, trace; default build,test,kernels,e2e,eval), DEBS (Debian packages to unpack
+# authors, trace, peers, qwen; default build,test,kernels,e2e,eval), CTEST_JOBS (gpu tests
+# side by side, default 8), CTEST_TIMEOUT (seconds for all of them, default 3600), DEBS (Debian packages to unpack
 # where a library is missing), KERNEL_CASES (default gemm,attention,decode,selection),
 # KERNEL_ARGS (more --kernels flags, e.g. "--ctx 4k,32k"), ATTENTION_KERNELS (the other
 # --attention-kernel choices timed after the default; "" for none), E2E_CTX, EVAL_MODEL (default
@@ -49,8 +50,13 @@ if stage build; then
 fi
 
 if stage test; then
-  ctest --test-dir "$build" -L gpu -V >"$out/ctest-gpu.log" 2>&1
+  # Side by side: the tests' time is their CPU references, one core each (gpu_ops_test
+  # runs as shards); the NCCL tests are RUN_SERIAL.
+  start=$(date +%s)
+  timeout "${CTEST_TIMEOUT:-3600}" ctest --test-dir "$build" -L gpu -j "${CTEST_JOBS:-8}" -V >"$out/ctest-gpu.log" 2>&1
   gpu_rc=$?
+  log "ctest -L gpu took $(( $(date +%s) - start )) s"
+  grep -E "Test +#[0-9]+:|tests passed|tests failed" "$out/ctest-gpu.log" >>"$out/summary.txt"
   log "ctest -L gpu: rc=$gpu_rc; $(grep -E 'tests passed|tests failed' "$out/ctest-gpu.log" | tail -1)"
 fi
 
@@ -130,18 +136,33 @@ fi
 # XAttention score kernels (UP_XA_SCORES), then TTFT of every method at its defaults and
 # at density caps, measured against the speed model's prediction (docs/kernels/sparse_attention.md).
 if stage sparse; then
-  for scores in v1 mma; do
+  for scores in ${SPARSE_KERNEL_SCORES-v1 mma}; do
     UP_XA_SCORES=$scores timeout 300 "$build/uniprefill-bench" --kernels --backend cuda --model llama-3.1-8b \
       --ctx 32k --kernel-cases sparse -o "$out/sparse_kernels_$scores.h5" >"$out/sparse_kernels_$scores.md" \
       2>"$out/sparse_kernels_$scores.log"
     log "sparse kernels, XAttention scores $scores: rc=$?"
     cat "$out/sparse_kernels_$scores.md" >>"$out/summary.txt"
   done
-  methods=dense,uniprefill:keep=0.3,minference,flexprefill,flexprefill:density=0.3,xattention,xattention:density=0.3,xattention:density=0.1
-  timeout 560 "$build/uniprefill-bench" --backend cuda --model llama-3.1-8b --ctx ${SPARSE_CTX:-32k} --concurrency 1 \
-    --method $methods --output-len 1 --requests 1 -o "$out/sparse_ttft.h5" >"$out/sparse_ttft.md" 2>"$out/sparse_ttft.log"
-  log "sparse TTFT: rc=$?"
-  cat "$out/sparse_ttft.md" >>"$out/summary.txt"
+  # TTFT per method at SPARSE_CTX (batch 1) and SPARSE_BATCH4_CTX (4 prompts at once);
+  # SPARSE_KERNEL_SCORES="" skips the per-layer rows above. UP_XA_SCORES from the environment
+  # picks XAttention's score kernel for these runs too.
+  methods=${SPARSE_METHODS:-dense,uniprefill:keep=0.3,minference,minference:density=0.3,flexprefill,flexprefill:density=0.3,flexprefill:density=0.1,xattention,xattention:density=0.3,xattention:density=0.1}
+  for ctx in ${SPARSE_CTX:-32k}; do
+    start=$(date +%s)
+    timeout 560 "$build/uniprefill-bench" --backend cuda --model llama-3.1-8b --ctx "$ctx" --concurrency 1 \
+      --method "$methods" --output-len 1 --requests 1 --warmup "${SPARSE_WARMUP:-1}" -o "$out/sparse_ttft_1x$ctx.h5" \
+      >"$out/sparse_ttft_1x$ctx.md" 2>"$out/sparse_ttft_1x$ctx.log"
+    log "sparse TTFT 1 x $ctx (UP_XA_SCORES=${UP_XA_SCORES:-v1}): rc=$? in $(( $(date +%s) - start )) s"
+    cat "$out/sparse_ttft_1x$ctx.md" >>"$out/summary.txt"
+  done
+  for ctx in ${SPARSE_BATCH4_CTX:-}; do
+    start=$(date +%s)
+    timeout 560 "$build/uniprefill-bench" --backend cuda --model llama-3.1-8b --ctx "$ctx" --concurrency 4 \
+      --method "$methods" --output-len 1 --requests 4 --warmup 0 -o "$out/sparse_ttft_4x$ctx.h5" \
+      >"$out/sparse_ttft_4x$ctx.md" 2>"$out/sparse_ttft_4x$ctx.log"
+    log "sparse TTFT 4 x $ctx (UP_XA_SCORES=${UP_XA_SCORES:-v1}): rc=$? in $(( $(date +%s) - start )) s"
+    cat "$out/sparse_ttft_4x$ctx.md" >>"$out/summary.txt"
+  done
 fi
 
 # The authors' estimation code on the same q/k as ours (AUTHORS: a folder holding
@@ -163,6 +184,60 @@ if stage trace; then
   tests/tools/block_trace_diff.sh "$build/tests/checkpoint_logits" tests/data/qwen3_next/tiny "$ids" 1 \
     >"$out/trace_len64.txt" 2>&1
   log "block trace of tiny/len64: rc=$?; $(grep -E '^logits' "$out/trace_len64.txt")"
+fi
+
+# Issue 17's peers in the same call: PyTorch SDPA forced to cuDNN on the attention shapes
+# the kernels stage times (32 q / 8 kv heads of 128 at 8K-128K, batch 1 and 4; Gemma 3
+# 12B's 16 / 8 of 256), ours on the head_dim-256 shapes, and the end-to-end Llama-3.1-8B
+# prefill against transformers with cuDNN attention (1 x 8K, 1 x 32K, 4 x 8K).
+if stage peers; then
+  peer=scripts/peer_ttft.py
+  "$python" "$peer" attention --heads 32 --kv-heads 8 --head-dim 128 --ctx 8k,32k,64k,128k --backend cudnn \
+    --out "$out/peers.csv" >>"$out/peers.log" 2>&1
+  "$python" "$peer" attention --heads 32 --kv-heads 8 --head-dim 128 --ctx 8k,32k --batch 4 --backend cudnn \
+    --out "$out/peers.csv" >>"$out/peers.log" 2>&1
+  "$python" "$peer" attention --heads 16 --kv-heads 8 --head-dim 256 --ctx 8k,32k --backend cudnn \
+    --out "$out/peers.csv" >>"$out/peers.log" 2>&1
+  log "cuDNN attention: rc=$?"
+  timeout 300 "$build/uniprefill-bench" --kernels --backend cuda --model gemma-3-12b --kernel-cases attention \
+    --ctx 8k,32k --kernel-repeats 10 -o "$out/kernels_hd256.h5" >"$out/kernels_hd256.md" 2>"$out/kernels_hd256.log"
+  log "attention head_dim 256 (gemma-3-12b): rc=$?"
+  # The SM clock and board power while the model runs (attn_tflops against --kernels'
+  # attention rows: how much of the in-model loss is the clock).
+  nvidia-smi --query-gpu=timestamp,clocks.sm,power.draw,temperature.gpu --format=csv -lms 100 >"$out/clocks_e2e.csv" 2>&1 &
+  smi=$!
+  timeout 300 "$build/uniprefill-bench" --backend cuda --model llama-3.1-8b --ctx 8k,32k --concurrency 1 \
+    --method dense --output-len 1 --requests 3 -o "$out/e2e_dense_1x.h5" >"$out/e2e_dense_1x.md" 2>"$out/e2e_dense_1x.log"
+  kill "$smi" 2>/dev/null
+  log "ours, Llama-3.1-8B 1 x 8K / 32K: rc=$?"
+  timeout 300 "$build/uniprefill-bench" --backend cuda --model llama-3.1-8b --ctx 8k --concurrency 4 \
+    --method dense --output-len 1 --requests 4 -o "$out/e2e_dense_4x8k.h5" >"$out/e2e_dense_4x8k.md" 2>"$out/e2e_dense_4x8k.log"
+  log "ours, Llama-3.1-8B 4 x 8K: rc=$?"
+  "$python" "$peer" model --model llama-3.1-8b --ctx 8k,32k --attn cudnn --out "$out/peers.csv" >>"$out/peers.log" 2>&1
+  "$python" "$peer" model --model llama-3.1-8b --ctx 8k --batch 4 --attn cudnn --out "$out/peers.csv" \
+    >>"$out/peers.log" 2>&1
+  log "transformers + cuDNN, Llama-3.1-8B: rc=$?"
+  cat "$out/peers.csv" "$out/kernels_hd256.md" "$out/e2e_dense_1x.md" "$out/e2e_dense_4x8k.md" >>"$out/summary.txt"
+fi
+
+# Issue 14 at reduced depth (QWEN_LAYERS, default 16: drops after layers 7, 11 and 15):
+# dense and UniPrefill at fixed budgets at 8K-128K, the time account of --kernels, and
+# transformers' Qwen3-Next at the same depth.
+if stage qwen; then
+  layers=${QWEN_LAYERS:-16}
+  start=$(date +%s)
+  timeout 400 "$build/uniprefill-bench" --backend cuda --model qwen3-next-80b-a3b --layers "$layers" \
+    --ctx "${QWEN_CTX:-8k,32k,64k,128k}" --concurrency 1 --method "${QWEN_METHODS:-dense,uniprefill:keep=0.3,uniprefill:keep=0.5}" \
+    --output-len 1 --requests 1 -o "$out/qwen_ttft.h5" >"$out/qwen_ttft.md" 2>"$out/qwen_ttft.log"
+  log "Qwen3-Next $layers layers TTFT: rc=$? in $(( $(date +%s) - start )) s"
+  timeout 300 "$build/uniprefill-bench" --kernels --backend cuda --model qwen3-next-80b-a3b --layers "$layers" \
+    --ctx 8k,32k --kernel-tokens 32768 --kernel-cases gemm,attention,deltanet,moe -o "$out/qwen_kernels.h5" \
+    >"$out/qwen_kernels.md" 2>"$out/qwen_kernels.log"
+  log "Qwen3-Next --kernels: rc=$?"
+  "$python" scripts/peer_ttft.py model --model qwen3-next-80b-a3b --layers "$layers" --ctx "${QWEN_PEER_CTX:-8k,32k}" \
+    --out "$out/qwen_peer.csv" >"$out/qwen_peer.log" 2>&1
+  log "transformers Qwen3-Next $layers layers: rc=$?"
+  cat "$out/qwen_ttft.md" "$out/qwen_kernels.md" "$out/qwen_peer.csv" >>"$out/summary.txt"
 fi
 
 exit $gpu_rc

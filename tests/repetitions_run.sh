@@ -43,7 +43,7 @@ JSON_FIELDS = ("method", "ctx", "conc", "requests", "failed", "ttft_mean_ms", "t
                "goodput_req_s", "repetitions", "percentiles_few_requests", "ttft_mean_round_std_ms",
                "prefill_tok_s_round_std", "model_tflops_round_std", "req_s_round_std", "output_tok_s_round_std",
                "goodput_req_s_round_std", "prefill", "tp", "dp", "tp_speedup", "tp_eff", "tp_eff_model",
-               "tp_comm_model_ms", "tp_comm_ms", "tp_comm_share")
+               "tp_comm_model_ms", "tp_comm_ms", "tp_comm_share", "attn_tflops")
 ROUNDS = 3
 failures = 0
 

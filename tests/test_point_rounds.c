@@ -3,12 +3,14 @@
  * its token times, the point's TTFT mean and rates are the mean of the rounds' with the
  * sample standard deviation beside them, percentiles are pooled over every request,
  * the fewer-than-20 mark follows the successful requests, a round without a finished
- * request stays out of the means, and one round leaves the row as it was. */
+ * request stays out of the means, one round leaves the row as it was, and the attention
+ * phase's in-model rate pools the steps. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/model/model_config.h"
 #include "engine/serve/request.h"
 #include "launcher/sweep/point_rounds.h"
 #include "launcher/sweep/serving_metrics.h"
@@ -198,4 +200,36 @@ Test(point_rounds, one_round_keeps_the_row_as_computed) {
   cr_expect_eq(point.repetitions, 1);
   cr_expect(isnan(point.ttft_mean_round_std_ms), "no spread with one round");
   up_point_rounds_free(&joined);
+}
+
+/* The attention phase's rate in the model (attention_tflops): every step's kernel tiles
+ * at 4 q_dim FLOPs a pair over the steps' summed attention time, pooled over the rounds;
+ * a step without phase time (NaN) leaves it unknown rather than wrong. */
+Test(point_rounds, in_model_attention_rate_pools_the_steps) {
+  up_model_config cfg = *up_model_preset_find("llama-3.1-8b");
+  cr_assert(up_model_config_truncate(&cfg, N_LAYERS));
+  const double ttft[2] = {100, 200};
+  for (int with_nan = 0; with_nan < 2; ++with_nan) {
+    up_point_rounds joined;
+    up_point_summary rows[2], point;
+    up_point_rounds_init(&joined, N_LAYERS);
+    for (int32_t r = 0; r < 2; ++r) {
+      up_point_result round = make_round(r, &ttft[r], 1);
+      round.steps[0].attention_ms = with_nan && r == 1 ? NAN : 1.0 + r; /* 1 and 2 ms */
+      for (int32_t l = 0; l < N_LAYERS; ++l) round.step_layer_attn[l].tiles = 1e6 * (l + 1);
+      up_point_rounds_add(&joined, &round);
+      up_point_result_free(&round);
+    }
+    up_point_rounds_summarize(&joined, NULL, &cfg, rows, &point);
+    /* q_dim 4096: a step does (1 + 2) x 1e6 pairs x 4 x 4096 = 4.9152e10 FLOPs. */
+    if (with_nan) {
+      cr_expect(isnan(point.attention_tflops) && isnan(rows[1].attention_tflops));
+      cr_expect_float_eq(rows[0].attention_tflops, 49.152, 1e-9);
+    } else {
+      cr_expect_float_eq(rows[0].attention_tflops, 49.152, 1e-9);
+      cr_expect_float_eq(rows[1].attention_tflops, 24.576, 1e-9);
+      cr_expect_float_eq(point.attention_tflops, 2 * 49.152 / 3, 1e-9);
+    }
+    up_point_rounds_free(&joined);
+  }
 }

@@ -13,8 +13,8 @@
 #include "launcher/output/report_table.h"
 
 #define N_ROWS 3
-#define N_MD_COLUMNS 16 /* markdown without an SLO */
-#define N_COLUMNS 39    /* CSV and JSON */
+#define N_MD_COLUMNS 17 /* markdown without an SLO (attn_tflops: the rows carry it) */
+#define N_COLUMNS 40    /* CSV and JSON */
 
 /* One row per case: a plain dense row, one with sub-millisecond TTFT (3 significant
  * digits), one with a failure and no dense reference (NaN speedup). */
@@ -56,6 +56,7 @@ static void make_rows(up_point_summary *rows) {
     rows[i].tp_speedup = rows[i].tp_efficiency = rows[i].tp_efficiency_model = NAN;
     rows[i].tp_comm_model_ms = 0.0;
     rows[i].tp_comm_ms = rows[i].tp_comm_share = 0.0;
+    rows[i].attention_tflops = 400.0 + i;
   }
 }
 
@@ -137,16 +138,16 @@ Test(report_table, csv_fields_and_empty_nan) {
                              "itl_p99_ms,e2e_p99_ms,req_s,output_tok_s,goodput_req_s,repetitions,percentiles_few_requests,"
                              "ttft_mean_round_std_ms,prefill_tok_s_round_std,model_tflops_round_std,req_s_round_std,"
                              "output_tok_s_round_std,goodput_req_s_round_std,prefill,tp,dp,tp_speedup,tp_eff,tp_eff_model,"
-                             "tp_comm_model_ms,tp_comm_ms,tp_comm_share");
+                             "tp_comm_model_ms,tp_comm_ms,tp_comm_share,attn_tflops");
   for (int i = 0; i < n; i++) {
     int commas = 0;
     for (const char *p = lines[i]; *p; p++) commas += *p == ',';
     cr_expect_eq(commas, N_COLUMNS - 1, "line %d: %s", i, lines[i]);
   }
   cr_expect_str_eq(lines[1], "dense,32768,4,4,0,1396.25,1390.00,1402.12,93900.4,500.00,1.000,1.00,3.00,3.50,1.000,4,20.00,"
-                             "21.50,1500.00,2.5,40.0,,1,0,,,,,,,,1,1,,,,0.00,0.00,0.000");
+                             "21.50,1500.00,2.5,40.0,,1,0,,,,,,,,1,1,,,,0.00,0.00,0.000,400.00");
   cr_expect_str_eq(lines[2], "uniprefill:keep=0.3,32768,4,4,0,0.0123,0.5,600.00,12.0,501.00,0.300,2.35,3.00,1.75,0.500,3,"
-                             "21.00,21.50,1500.00,2.5,40.0,,1,0,,,,,,,,1,1,,,,0.00,0.00,0.000");
+                             "21.00,21.50,1500.00,2.5,40.0,,1,0,,,,,,,,1,1,,,,0.00,0.00,0.000,401.00");
   /* Missing speedup: an empty field. */
   cr_expect_not_null(strstr(lines[3], ",0.500,,3.00,1.17,0.333,2,22.00,"), "%s", lines[3]);
   free(text);
@@ -166,7 +167,7 @@ Test(report_table, json_parses_back_with_null_for_nan) {
                                  "prefill_tok_s_round_std", "model_tflops_round_std", "req_s_round_std",
                                  "output_tok_s_round_std", "goodput_req_s_round_std", "prefill", "tp", "dp",
                                  "tp_speedup", "tp_eff", "tp_eff_model", "tp_comm_model_ms", "tp_comm_ms",
-                                 "tp_comm_share"};
+                                 "tp_comm_share", "attn_tflops"};
   for (int r = 0; r < N_ROWS; r++) {
     const cJSON *row = cJSON_GetArrayItem(root, r);
     cr_assert(cJSON_IsObject(row));

@@ -196,6 +196,7 @@ static void make_point(sample_point *p, int32_t index) {
   sum->tp_comm_model_ms = 0.625 * index;
   sum->tp_comm_ms = 3.25 * index;  /* 0 at TP = 1, as the self transport records */
   sum->tp_comm_share = 0.125 * index;
+  sum->attention_tflops = 500.0 + index;
   if (index == 1) {
     p->request_rounds[0] = 0;
     p->request_rounds[1] = 1;
@@ -341,7 +342,7 @@ static const field summary_fields[] = {
     F(up_point_summary, tp),           F(up_point_summary, dp),            F(up_point_summary, tp_speedup),
     F(up_point_summary, tp_efficiency), F(up_point_summary, tp_comm_model_ms),
     F(up_point_summary, tp_efficiency_model), F(up_point_summary, tp_comm_ms),
-    F(up_point_summary, tp_comm_share),
+    F(up_point_summary, tp_comm_share), F(up_point_summary, attention_tflops),
 };
 static const field kernel_fields[] = {
     F(up_kernel_record, index),        F(up_kernel_record, rank),          F(up_kernel_record, kernel),
@@ -631,6 +632,7 @@ Test(results_h5, round_trip) {
   cr_expect_eq(sum[0].tp_comm_ms, 0.0);
   cr_expect_eq(sum[1].tp_comm_ms, 3.25);
   cr_expect_eq(sum[1].tp_comm_share, 0.125);
+  cr_expect_eq(sum[1].attention_tflops, 501.0);
   cr_expect_eq(sum[1].tp_comm_model_ms, 0.625);
   free(sum);
   H5Fclose(file);

@@ -82,7 +82,7 @@ assert [r["tp"] for r in rows] == ["1", "1", "2", "2", "4", "4"], [r.get("tp") f
 assert [r["dp"] for r in rows] == ["4", "4", "2", "2", "1", "1"], [r.get("dp") for r in rows]
 assert all(r["tp_speedup"] and r["tp_eff"] and r["tp_eff_model"] for r in rows), rows[0]
 header = list(rows[0])
-assert header[-2:] == ["tp_comm_ms", "tp_comm_share"] and header[-3] == "tp_comm_model_ms", header[-4:]
+assert header[-3:] == ["tp_comm_ms", "tp_comm_share", "attn_tflops"] and header[-4] == "tp_comm_model_ms", header[-4:]
 assert [float(r["tp_comm_ms"]) > 0 for r in rows] == [False] * 2 + [True] * 4, [r["tp_comm_ms"] for r in rows]
 print(f"records equal at tp 1, 2, 4; {dropped} requests with dropped rows; efficiency {effs}")
 EOF_PY

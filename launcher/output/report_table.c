@@ -73,6 +73,8 @@ static const up_table_column up_point_columns[] = {
      * beside the TP columns above once some point ran split. */
     UP_COLUMN("tp_comm_ms", UP_COL_MS, tp_comm_ms, UP_SHOW_WITH_SPLIT),
     UP_COLUMN("tp_comm_share", UP_COL_FRACTION, tp_comm_share, UP_SHOW_WITH_SPLIT),
+    /* The attention kernels' rate inside the model (issue 17: against --kernels alone). */
+    UP_COLUMN("attn_tflops", UP_COL_MS, attention_tflops, UP_SHOW_WHEN_SET),
 };
 
 #undef UP_COLUMN

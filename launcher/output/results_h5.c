@@ -208,6 +208,7 @@ static const up_field_spec up_summary_specs[] = {
     UP_FIELD(up_point_summary, tp_efficiency_model, UP_KIND_F64),
     UP_FIELD(up_point_summary, tp_comm_ms, UP_KIND_F64),
     UP_FIELD(up_point_summary, tp_comm_share, UP_KIND_F64),
+    UP_FIELD(up_point_summary, attention_tflops, UP_KIND_F64),
 };
 
 /* The rows of the per-point request and step tables: the engine's record and the round

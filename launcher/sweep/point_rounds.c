@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/fatal.h"
+#include "engine/model/arch.h"
 #include "launcher/sweep/speed_model.h"
 
 int64_t up_round_request_id(int32_t round, int32_t n_requests, int32_t i) {
@@ -87,6 +88,21 @@ void up_point_rounds_add(up_point_rounds *rounds, const up_point_result *round) 
   rounds->n_rounds = r + 1;
 }
 
+/* The attention phase's rate in the forward over steps [s0, s1) (point_summary.h,
+ * attention_tflops): every layer's kernel tiles at 4 q_dim FLOPs a pair over the steps'
+ * summed attention time; NaN when a step has no phase time or nothing was timed. */
+static double in_model_attention_tflops(const up_model_config *cfg, const up_point_result *all, int64_t s0,
+                                        int64_t s1) {
+  const double pair_flops = 4.0 * (double)up_dim_size(cfg, UP_DIM_Q);
+  double flops = 0.0, ms = 0.0;
+  for (int64_t s = s0; s < s1; ++s) {
+    if (!isfinite(all->steps[s].attention_ms)) return NAN;
+    ms += all->steps[s].attention_ms;
+    for (int32_t l = 0; l < cfg->n_layers; ++l) flops += all->step_layer_attn[s * cfg->n_layers + l].tiles * pair_flops;
+  }
+  return ms > 0.0 && flops > 0.0 ? flops / (ms * 1e9) : NAN;
+}
+
 /* The metrics of requests [begin, end) of the joined result, whose steps are rows
  * [step_begin, step_end) (for the attention work each layer did). */
 static void summarize_rows(const up_point_result *all, int32_t begin, int32_t end, int64_t step_begin,
@@ -106,6 +122,9 @@ static void summarize_rows(const up_point_result *all, int32_t begin, int32_t en
                                                     all->request_layer_tokens + (size_t)begin * (size_t)cfg->n_layers,
                                                     end - begin, all->step_layer_attn ? density : NULL)
           : NAN;
+  row->attention_tflops = cfg && all->step_layer_attn && all->steps
+                              ? in_model_attention_tflops(cfg, all, step_begin, step_end)
+                              : NAN;
   row->max_resident = max_resident;
 }
 

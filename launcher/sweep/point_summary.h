@@ -93,6 +93,11 @@ typedef struct up_point_summary {
   double tp_comm_ms;            /* measured time in the communicator's collectives over the point, summed
                                  * over the groups' leaders (tp_comm.h); 0 at tp 1 */
   double tp_comm_share;         /* tp_comm_ms / the point's busy time (its steps' summed durations) */
+  /* --- the attention phase inside the forward: the FLOPs of the tiles the attention
+   * kernels computed (4 q_dim a query-key pair, the speed model's count; a rank's share
+   * under TP) over the steps' attention phase time, of the leader rank; NaN where the
+   * backend has no phase breakdown. What `--kernels` measures alone, measured in the model. */
+  double attention_tflops;
   /* --- prefill policy: set only when --prefill-chunk asked for chunks; then "whole" for a
    * point whose method keeps whole-prompt prefill (one that drops tokens) and "chunk N"
    * for a chunked one. Not in the run file's /summary (the point attribute prefill_chunk

@@ -309,6 +309,7 @@ static void label_point_rows(const sweep_run *run, const up_tp_degree *degree, c
   for (int32_t r = 0; r < run->n_rounds; ++r) {
     label_row(&round_rows[r], index, label, p->ctx, p->concurrency, output_len);
     round_rows[r].tp = tp;
+    round_rows[r].attention_tflops /= tp; /* counted over every head; a rank computes 1/tp of them */
     round_rows[r].dp = degree->topo.dp_size;
     round_rows[r].tp_speedup = round_rows[r].tp_efficiency = NAN;
     round_rows[r].tp_comm_model_ms = round_rows[r].tp_efficiency_model = NAN;
@@ -319,6 +320,7 @@ static void label_point_rows(const sweep_run *run, const up_tp_degree *degree, c
     else snprintf(row->prefill, sizeof row->prefill, "whole");
   }
   row->tp = tp;
+  row->attention_tflops /= tp;
   row->dp = degree->topo.dp_size;
   row->tp_comm_model_ms =
       up_tp_scaling_comm_model_ms(run->cfg, rounds->all.requests, rounds->all.request_layer_tokens,

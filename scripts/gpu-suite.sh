@@ -60,6 +60,16 @@ if stage test; then
   log "ctest -L gpu: rc=$gpu_rc; $(grep -E 'tests passed|tests failed' "$out/ctest-gpu.log" | tail -1)"
 fi
 
+# Where the CUDA backend parts from the CPU on the Qwen3-Next fixture prompt that bf16
+# routing decides (docs/kernels/gated_deltanet.md): layer 0's moe_router row 63 should
+# show its 2nd and 3rd logits crossing.
+if stage trace; then
+  ids=$(grep -A1 "^prompt len64" tests/data/qwen3_next/tiny/reference.txt | sed -n 2p | cut -d' ' -f2)
+  tests/tools/block_trace_diff.sh "$build/tests/checkpoint_logits" tests/data/qwen3_next/tiny "$ids" 1 \
+    >"$out/trace_len64.txt" 2>&1
+  log "block trace of tiny/len64: rc=$?; $(grep -E '^logits' "$out/trace_len64.txt")"
+fi
+
 # Kernel timings at the Llama-3.1-8B shapes (GEMMs at 32K tokens, attention 4K..128K,
 # decode and selection batches): the table in kernels.md, every field in kernels.h5,
 # whose values check_kernels_table.py then checks against the shape formulas.
@@ -143,18 +153,20 @@ if stage sparse; then
     log "sparse kernels, XAttention scores $scores: rc=$?"
     cat "$out/sparse_kernels_$scores.md" >>"$out/summary.txt"
   done
-  # TTFT per method at SPARSE_CTX (batch 1) and SPARSE_BATCH4_CTX (4 prompts at once);
+  # TTFT per method at SPARSE_CTX (a comma list, batch 1) and SPARSE_BATCH4_CTX (4 prompts
+  # at once, each length in turn);
   # SPARSE_KERNEL_SCORES="" skips the per-layer rows above. UP_XA_SCORES from the environment
   # picks XAttention's score kernel for these runs too.
   methods=${SPARSE_METHODS:-dense,uniprefill:keep=0.3,minference,minference:density=0.3,flexprefill,flexprefill:density=0.3,flexprefill:density=0.1,xattention,xattention:density=0.3,xattention:density=0.1}
-  for ctx in ${SPARSE_CTX:-32k}; do
-    start=$(date +%s)
-    timeout 560 "$build/uniprefill-bench" --backend cuda --model llama-3.1-8b --ctx "$ctx" --concurrency 1 \
-      --method "$methods" --output-len 1 --requests 1 --warmup "${SPARSE_WARMUP:-1}" -o "$out/sparse_ttft_1x$ctx.h5" \
-      >"$out/sparse_ttft_1x$ctx.md" 2>"$out/sparse_ttft_1x$ctx.log"
-    log "sparse TTFT 1 x $ctx (UP_XA_SCORES=${UP_XA_SCORES:-v1}): rc=$? in $(( $(date +%s) - start )) s"
-    cat "$out/sparse_ttft_1x$ctx.md" >>"$out/summary.txt"
-  done
+  # One run file over every length (analysis/sparse_comparison.py draws speedup against
+  # length from it); each point is flushed as it ends, so a cut run keeps what it did.
+  ctx=${SPARSE_CTX:-32k}
+  start=$(date +%s)
+  timeout "${SPARSE_TIMEOUT:-560}" "$build/uniprefill-bench" --backend cuda --model llama-3.1-8b --ctx "$ctx" \
+    --concurrency 1 --method "$methods" --output-len 1 --requests 1 --warmup "${SPARSE_WARMUP:-1}" \
+    -o "$out/sparse_ttft_1x.h5" >"$out/sparse_ttft_1x.md" 2>"$out/sparse_ttft_1x.log"
+  log "sparse TTFT 1 x $ctx (UP_XA_SCORES=${UP_XA_SCORES:-v1}): rc=$? in $(( $(date +%s) - start )) s"
+  cat "$out/sparse_ttft_1x.md" >>"$out/summary.txt"
   for ctx in ${SPARSE_BATCH4_CTX:-}; do
     start=$(date +%s)
     timeout 560 "$build/uniprefill-bench" --backend cuda --model llama-3.1-8b --ctx "$ctx" --concurrency 4 \
@@ -174,16 +186,6 @@ if stage authors; then
     --out "$out/authors.tsv" >"$out/authors.txt" 2>"$out/authors.log"
   log "authors' estimators: rc=$?"
   cat "$out/authors.txt" >>"$out/summary.txt"
-fi
-
-# Where the CUDA backend parts from the CPU on the Qwen3-Next fixture prompt that bf16
-# routing decides (docs/kernels/gated_deltanet.md): layer 0's moe_router row 63 should
-# show its 2nd and 3rd logits crossing.
-if stage trace; then
-  ids=$(grep -A1 "^prompt len64" tests/data/qwen3_next/tiny/reference.txt | sed -n 2p | cut -d' ' -f2)
-  tests/tools/block_trace_diff.sh "$build/tests/checkpoint_logits" tests/data/qwen3_next/tiny "$ids" 1 \
-    >"$out/trace_len64.txt" 2>&1
-  log "block trace of tiny/len64: rc=$?; $(grep -E '^logits' "$out/trace_len64.txt")"
 fi
 
 # Issue 17's peers in the same call: PyTorch SDPA forced to cuDNN on the attention shapes

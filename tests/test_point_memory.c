@@ -3,10 +3,12 @@
  * one-prompt step budget, then the KV pool that is left (giving the rest back to the
  * step budget when the whole pool fits); below one prompt's workspace the step budget
  * shrinks; sizes the user fixed are kept, and a budget nothing fits is an error. Every
- * fitted point fits UP_POINT_FIT_SHARE of its budget. */
+ * fitted point fits UP_POINT_FIT_SHARE of its budget, and the MoE buffers of a Qwen3-Next
+ * point count one chunk of rows. */
 #include <criterion/criterion.h>
 #include <string.h>
 
+#include "engine/model/model.h"
 #include "launcher/sweep/point_memory.h"
 
 enum { PROMPT = 2048, SEQS = 4, BLOCK = 16 };
@@ -174,4 +176,40 @@ Test(point_memory, a_fraction_keeps_the_workspace_only_while_the_pool_still_fits
   cr_expect_lt(e.kv_blocks, one_request);
   cr_expect_eq(up_point_requests_resident(tiny(), UP_DTYPE_F32, &e, PROMPT, 2), 0);
   cr_expect_lt(up_point_longest_runnable_prompt(tiny(), UP_DTYPE_F32, &e, PROMPT, 2, false), PROMPT);
+}
+
+/* Qwen3-Next's MoE buffers hold one chunk of rows (model.h, UP_MOE_CHUNK_ROWS), so past
+ * the chunk a row costs only its other buffers, and a budget between one chunk and one
+ * 128K prompt is filled to the row: the most rows whose workspace fits, not fewer. */
+Test(point_memory, moe_buffers_hold_one_chunk_of_rows) {
+  const up_model_config *qwen = up_model_preset_find("qwen3-next-80b-a3b");
+  cr_assert_not_null(qwen);
+  const int64_t C = UP_MOE_CHUNK_ROWS, moe = up_forward_workspace_moe_row_bytes(qwen, UP_DTYPE_BF16);
+  cr_assert_gt(moe, 0);
+  up_engine_params e = {.max_seqs = 1, .kv_block_tokens = BLOCK, .kv_blocks = 0, .max_seq_entries = 131088};
+  int64_t at[4];
+  const int64_t rows[4] = {0, 1000, C, C + 1000};
+  for (int i = 0; i < 4; ++i) {
+    e.workspace_tokens = rows[i];
+    at[i] = up_point_memory_bytes(qwen, UP_DTYPE_BF16, &e);
+  }
+  const int64_t full_row = (at[1] - at[0]) / 1000;
+  cr_expect_eq(at[3] - at[2], 1000 * (full_row - moe), "past the chunk, rows pay no MoE buffers");
+  cr_expect_eq(at[2] - at[0], C * full_row);
+
+  /* A 128K prompt against a budget that holds 100,000 rows of workspace and one KV block. */
+  up_engine_params want = {.max_seqs = 1, .kv_block_tokens = BLOCK, .kv_blocks = 1, .workspace_tokens = 100000,
+                           .max_seq_entries = 131088};
+  const int64_t budget = (int64_t)((double)up_point_memory_bytes(qwen, UP_DTYPE_BF16, &want) / UP_POINT_FIT_SHARE) + 1;
+  up_engine_params got = {.max_seqs = 1, .kv_block_tokens = BLOCK, .kv_blocks = 131088 / BLOCK * 12,
+                          .workspace_tokens = 131073, .max_seq_entries = 131088};
+  up_point_fit f;
+  char err[512] = "";
+  cr_assert(up_point_memory_fit(qwen, UP_DTYPE_BF16, budget, 131072, false, false, &got, &f, err, sizeof err), "%s",
+            err);
+  const int64_t target = (int64_t)(UP_POINT_FIT_SHARE * (double)budget);
+  cr_expect_leq(up_point_memory_bytes(qwen, UP_DTYPE_BF16, &got), target);
+  got.workspace_tokens += 1;
+  cr_expect_gt(up_point_memory_bytes(qwen, UP_DTYPE_BF16, &got), target, "one row more would not fit: %lld rows",
+               (long long)got.workspace_tokens - 1);
 }

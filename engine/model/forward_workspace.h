@@ -47,6 +47,7 @@ struct up_forward_workspace {
   float *route_weights;
   int32_t *route_experts, *moe_source_rows, *moe_slot_of;
   int32_t *h_expert_offsets;       /* [n_experts + 1] */
+  int64_t moe_rows;                /* rows the MoE buffers hold: the block's chunk (model.h) */
   void *shared_gate_up, *shared_act, *shared_out, *shared_logit;
   int32_t *h_slots; /* [max_seqs] each sequence's KV slot (the method hooks see it) */
 };

@@ -50,13 +50,30 @@ int64_t up_forward_workspace_hybrid_row_bytes(const up_model_config *cfg, up_dty
     values += z.qkvz + z.ba + z.conv + 2 * z.value;
     bytes += 2 * z.heads * (int64_t)sizeof(float);
   }
-  if (z.moe) {
-    /* per row: router logits, the shared expert's buffers and gate logit; per (row, choice):
-     * the gathered input, gate/up, activation and output */
-    values += z.experts + 3 * z.shared_inter + z.hidden + 1 + z.top_k * (2 * z.hidden + 3 * z.moe_inter);
-    bytes += z.top_k * (int64_t)(sizeof(float) + 3 * sizeof(int32_t));
-  }
   return values * es + bytes;
+}
+
+int64_t up_forward_workspace_moe_row_bytes(const up_model_config *cfg, up_dtype dtype) {
+  const up_model_shard whole = up_model_shard_of(cfg, 0, 1);
+  const hybrid_sizes z = sizes_of(cfg, &whole);
+  if (!z.moe) return 0;
+  /* per row: router logits, the shared expert's buffers and gate logit; per (row, choice):
+   * the gathered input, gate/up, activation and output */
+  const int64_t values = z.experts + 3 * z.shared_inter + z.hidden + 1 + z.top_k * (2 * z.hidden + 3 * z.moe_inter);
+  return values * (int64_t)up_dtype_size(dtype) + z.top_k * (int64_t)(sizeof(float) + 3 * sizeof(int32_t));
+}
+
+int64_t up_forward_workspace_moe_rows(int64_t max_tokens) {
+  int64_t rows = max_tokens < UP_MOE_CHUNK_ROWS ? max_tokens : UP_MOE_CHUNK_ROWS;
+  const char *asked = getenv("UP_MOE_CHUNK_ROWS");
+  if (asked) {
+    char *end = NULL;
+    const long long n = strtoll(asked, &end, 10);
+    if (end == asked || *end != '\0' || n < 1)
+      UP_FATAL("UP_MOE_CHUNK_ROWS=%s: expected a positive row count (at most %d)", asked, UP_MOE_CHUNK_ROWS);
+    if (n < rows) rows = n;
+  }
+  return rows;
 }
 
 int64_t up_forward_workspace_hybrid_seq_bytes(const up_model_config *cfg, up_dtype dtype) {
@@ -93,8 +110,10 @@ void up_forward_workspace_create_hybrid(up_forward_workspace *ws, const up_model
         up_forward_workspace_alloc(ws, layers * S * (size_t)z.heads * d * d * f4, "DeltaNet recurrent states");
   }
   if (z.moe) {
-    const size_t pairs = T * (size_t)z.top_k, h = (size_t)z.hidden;
-    ws->router_logits = up_forward_workspace_alloc(ws, T * (size_t)z.experts * es, "router logits");
+    /* the block's chunk of rows, not the step's (model.h, UP_MOE_CHUNK_ROWS) */
+    ws->moe_rows = up_forward_workspace_moe_rows(ws->max_tokens);
+    const size_t M = (size_t)ws->moe_rows, pairs = M * (size_t)z.top_k, h = (size_t)z.hidden;
+    ws->router_logits = up_forward_workspace_alloc(ws, M * (size_t)z.experts * es, "router logits");
     ws->route_weights = up_forward_workspace_alloc(ws, pairs * f4, "router weights");
     ws->route_experts = up_forward_workspace_alloc(ws, pairs * i4, "routed experts");
     ws->moe_source_rows = up_forward_workspace_alloc(ws, pairs * i4, "expert rows' tokens");
@@ -104,10 +123,10 @@ void up_forward_workspace_create_hybrid(up_forward_workspace *ws, const up_model
     ws->moe_act = up_forward_workspace_alloc(ws, pairs * (size_t)z.moe_inter * es, "expert SwiGLU");
     ws->moe_out = up_forward_workspace_alloc(ws, pairs * h * es, "expert outputs");
     ws->h_expert_offsets = up_malloc_or_die(sizeof(int32_t) * (size_t)(z.experts + 1), "expert offsets");
-    ws->shared_gate_up = up_forward_workspace_alloc(ws, T * 2 * (size_t)z.shared_inter * es, "shared gate/up");
-    ws->shared_act = up_forward_workspace_alloc(ws, T * (size_t)z.shared_inter * es, "shared SwiGLU");
-    ws->shared_out = up_forward_workspace_alloc(ws, T * h * es, "shared expert output");
-    ws->shared_logit = up_forward_workspace_alloc(ws, T * es, "shared expert gate logits");
+    ws->shared_gate_up = up_forward_workspace_alloc(ws, M * 2 * (size_t)z.shared_inter * es, "shared gate/up");
+    ws->shared_act = up_forward_workspace_alloc(ws, M * (size_t)z.shared_inter * es, "shared SwiGLU");
+    ws->shared_out = up_forward_workspace_alloc(ws, M * h * es, "shared expert output");
+    ws->shared_logit = up_forward_workspace_alloc(ws, M * es, "shared expert gate logits");
   }
 }
 

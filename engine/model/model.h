@@ -91,12 +91,24 @@ up_forward_workspace *up_forward_workspace_create(const up_model *model, int64_t
                                                   int32_t max_blocks_per_seq);
 void up_forward_workspace_destroy(up_forward_workspace *ws);
 int64_t up_forward_workspace_bytes(const up_forward_workspace *ws);
-/* Workspace bytes per batch row of a linear-attention hybrid's buffers (gate, DeltaNet,
- * MoE), and per sequence slot (recurrent states and their indices): 0 for a model
- * without linear attention or MoE. The memory fit adds them to what it counts for every
- * model (forward_workspace_hybrid.c). */
+/* Workspace bytes per batch row of a linear-attention hybrid's buffers (gate, DeltaNet),
+ * per row of the MoE block's buffers, and per sequence slot (recurrent states and their
+ * indices): 0 for a model without linear attention or MoE. The memory fit adds them to
+ * what it counts for every model (forward_workspace_hybrid.c); the MoE buffers hold at
+ * most up_forward_workspace_moe_rows(step rows) rows. */
 int64_t up_forward_workspace_hybrid_row_bytes(const up_model_config *cfg, up_dtype dtype);
+int64_t up_forward_workspace_moe_row_bytes(const up_model_config *cfg, up_dtype dtype);
 int64_t up_forward_workspace_hybrid_seq_bytes(const up_model_config *cfg, up_dtype dtype);
+
+/* The MoE block runs a step's rows in chunks of at most this many (moe_block.c): its
+ * per-row buffers (the top-k copies of every row, about 112 KB a row at Qwen3-Next's
+ * shapes) would otherwise take 14 GB at 128K rows. 32K rows keep about 640 rows per
+ * expert in each grouped GEMM, the size --kernels times the experts at. */
+#define UP_MOE_CHUNK_ROWS 32768
+/* Rows the MoE buffers hold for a step of max_tokens rows: at most UP_MOE_CHUNK_ROWS,
+ * fewer where the environment's UP_MOE_CHUNK_ROWS asks for fewer (a test hook: smaller
+ * chunks, same results). */
+int64_t up_forward_workspace_moe_rows(int64_t max_tokens);
 
 /* What one forward reports back (host arrays owned by the caller). */
 typedef struct up_forward_out {

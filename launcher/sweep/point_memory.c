@@ -53,6 +53,22 @@ static int64_t workspace_row_bytes(const up_model_config *cfg, up_dtype dtype) {
          up_forward_workspace_hybrid_row_bytes(cfg, dtype);
 }
 
+/* The workspace of `rows` rows: every row's buffers, and the MoE block's for at most
+ * one chunk of rows (model.h, UP_MOE_CHUNK_ROWS). */
+static int64_t workspace_bytes(const up_model_config *cfg, up_dtype dtype, int64_t rows) {
+  return rows * workspace_row_bytes(cfg, dtype) +
+         up_forward_workspace_moe_rows(rows) * up_forward_workspace_moe_row_bytes(cfg, dtype);
+}
+
+/* The most rows whose workspace fits in `bytes` (the inverse of workspace_bytes). */
+static int64_t workspace_rows_in(const up_model_config *cfg, up_dtype dtype, int64_t bytes) {
+  if (bytes <= 0) return 0;
+  const int64_t row = workspace_row_bytes(cfg, dtype), moe = up_forward_workspace_moe_row_bytes(cfg, dtype);
+  const int64_t chunk = up_forward_workspace_moe_rows(INT64_MAX);
+  if (bytes <= chunk * (row + moe)) return bytes / (row + moe);
+  return chunk + (bytes - chunk * (row + moe)) / row;
+}
+
 /* Bytes that do not scale with rows or blocks: one row of logits per sequence, and
  * each sequence slot's recurrent state (linear-attention layers). */
 static int64_t per_step_bytes(const up_model_config *cfg, up_dtype dtype, int32_t max_seqs) {
@@ -62,7 +78,7 @@ static int64_t per_step_bytes(const up_model_config *cfg, up_dtype dtype, int32_
 
 int64_t up_point_memory_bytes(const up_model_config *cfg, up_dtype dtype, const up_engine_params *e) {
   return e->kv_blocks * up_point_kv_block_bytes(cfg, dtype, e->kv_block_tokens) +
-         e->workspace_tokens * workspace_row_bytes(cfg, dtype) + per_step_bytes(cfg, dtype, e->max_seqs);
+         workspace_bytes(cfg, dtype, e->workspace_tokens) + per_step_bytes(cfg, dtype, e->max_seqs);
 }
 
 /* Workspace rows for a step budget, as the sweep sizes them: the budget plus one row
@@ -108,7 +124,7 @@ bool up_point_memory_fit(const up_model_config *cfg, up_dtype dtype, int64_t bud
     const int64_t one_prompt_rows = e->workspace_tokens;
     e->workspace_tokens = 0;
     const int64_t left = target - up_point_memory_bytes(cfg, dtype, e);
-    const int64_t rows = left / workspace_row_bytes(cfg, dtype);
+    const int64_t rows = workspace_rows_in(cfg, dtype, left);
     e->workspace_tokens = rows < one_prompt_rows ? one_prompt_rows : (rows < rows_before ? rows : rows_before);
     if (e->workspace_tokens == rows_before) {
       e->max_batch_tokens = fit->max_batch_tokens_before;
@@ -122,7 +138,7 @@ bool up_point_memory_fit(const up_model_config *cfg, up_dtype dtype, int64_t bud
     const int64_t saved_rows = e->workspace_tokens;
     e->workspace_tokens = 0;
     const int64_t left = target - up_point_memory_bytes(cfg, dtype, e);
-    const int64_t rows = left > 0 ? left / workspace_row_bytes(cfg, dtype) : 0;
+    const int64_t rows = workspace_rows_in(cfg, dtype, left);
     const int64_t batch_tokens = rows - e->max_seqs;
     if (batch_tokens >= e->max_seqs) {
       e->max_batch_tokens = batch_tokens;

@@ -165,14 +165,14 @@ if stage sparse; then
   timeout "${SPARSE_TIMEOUT:-560}" "$build/uniprefill-bench" --backend cuda --model llama-3.1-8b --ctx "$ctx" \
     --concurrency 1 --method "$methods" --output-len 1 --requests 1 --warmup "${SPARSE_WARMUP:-1}" \
     -o "$out/sparse_ttft_1x.h5" >"$out/sparse_ttft_1x.md" 2>"$out/sparse_ttft_1x.log"
-  log "sparse TTFT 1 x $ctx (UP_XA_SCORES=${UP_XA_SCORES:-v1}): rc=$? in $(( $(date +%s) - start )) s"
+  log "sparse TTFT 1 x $ctx (UP_XA_SCORES=${UP_XA_SCORES:-mma}): rc=$? in $(( $(date +%s) - start )) s"
   cat "$out/sparse_ttft_1x.md" >>"$out/summary.txt"
   for ctx in ${SPARSE_BATCH4_CTX:-}; do
     start=$(date +%s)
     timeout 560 "$build/uniprefill-bench" --backend cuda --model llama-3.1-8b --ctx "$ctx" --concurrency 4 \
       --method "$methods" --output-len 1 --requests 4 --warmup 0 -o "$out/sparse_ttft_4x$ctx.h5" \
       >"$out/sparse_ttft_4x$ctx.md" 2>"$out/sparse_ttft_4x$ctx.log"
-    log "sparse TTFT 4 x $ctx (UP_XA_SCORES=${UP_XA_SCORES:-v1}): rc=$? in $(( $(date +%s) - start )) s"
+    log "sparse TTFT 4 x $ctx (UP_XA_SCORES=${UP_XA_SCORES:-mma}): rc=$? in $(( $(date +%s) - start )) s"
     cat "$out/sparse_ttft_4x$ctx.md" >>"$out/summary.txt"
   done
 fi

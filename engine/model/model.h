@@ -101,8 +101,8 @@ int64_t up_forward_workspace_moe_row_bytes(const up_model_config *cfg, up_dtype 
 int64_t up_forward_workspace_hybrid_seq_bytes(const up_model_config *cfg, up_dtype dtype);
 
 /* The MoE block runs a step's rows in chunks of at most this many (moe_block.c): its
- * per-row buffers (the top-k copies of every row, about 112 KB a row at Qwen3-Next's
- * shapes) would otherwise take 14 GB at 128K rows. 32K rows keep about 640 rows per
+ * per-row buffers (the top-k copies of every row, about 121 KB a row at Qwen3-Next's
+ * shapes) would otherwise take 16 GB at 128K rows. 32K rows keep about 640 rows per
  * expert in each grouped GEMM, the size --kernels times the experts at. */
 #define UP_MOE_CHUNK_ROWS 32768
 /* Rows the MoE buffers hold for a step of max_tokens rows: at most UP_MOE_CHUNK_ROWS,

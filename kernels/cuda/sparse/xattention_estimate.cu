@@ -312,7 +312,7 @@ extern "C" double up_cuda_xattention_estimate(up_backend *be, up_sparse_pattern 
                                   cudaMemcpyHostToDevice, stream));
   }
 
-  /* scores on tensor cores (xattention_scores_mma.cu) when UP_XA_SCORES=mma and the stride is one it takes */
+  /* scores on tensor cores (xattention_scores_mma.cu) unless UP_XA_SCORES=v1, where the stride is one it takes */
   const up_xa_scores_args scores = {qkv, pool, batch, shape, pattern, S, max_nq, p.w, cb->index_error};
   if (up_xa_scores_v1_selected() || !up_xa_scores_mma(&scratch, &scores)) {
     const int32_t P = XA_BLOCK / S, padded = S * shape->head_dim + 2;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/fatal.h"
+#include "core/parse_number.h"
 #include "engine/model/forward_workspace.h"
 #include "engine/model/layer_cost.h"
 
@@ -63,17 +64,25 @@ int64_t up_forward_workspace_moe_row_bytes(const up_model_config *cfg, up_dtype 
   return values * (int64_t)up_dtype_size(dtype) + z.top_k * (int64_t)(sizeof(float) + 3 * sizeof(int32_t));
 }
 
-int64_t up_forward_workspace_moe_rows(int64_t max_tokens) {
-  int64_t rows = max_tokens < UP_MOE_CHUNK_ROWS ? max_tokens : UP_MOE_CHUNK_ROWS;
-  const char *asked = getenv("UP_MOE_CHUNK_ROWS");
-  if (asked) {
-    char *end = NULL;
-    const long long n = strtoll(asked, &end, 10);
-    if (end == asked || *end != '\0' || n < 1)
-      UP_FATAL("UP_MOE_CHUNK_ROWS=%s: expected a positive row count (at most %d)", asked, UP_MOE_CHUNK_ROWS);
-    if (n < rows) rows = n;
+/* The chunk: UP_MOE_CHUNK_ROWS, or the environment's smaller value, read once per
+ * process (the memory fit asks at every point). */
+static int64_t moe_chunk_rows(void) {
+  static int64_t chunk;
+  if (!chunk) {
+    chunk = UP_MOE_CHUNK_ROWS;
+    const char *asked = getenv("UP_MOE_CHUNK_ROWS");
+    int64_t n = 0;
+    if (asked && !up_parse_int64(asked, 1, INT64_MAX, &n, NULL))
+      UP_FATAL("UP_MOE_CHUNK_ROWS=%s: expected a positive row count (a value below %d lowers the chunk)", asked,
+               UP_MOE_CHUNK_ROWS);
+    if (asked && n < chunk) chunk = n;
   }
-  return rows;
+  return chunk;
+}
+
+int64_t up_forward_workspace_moe_rows(int64_t max_tokens) {
+  const int64_t chunk = moe_chunk_rows();
+  return max_tokens < chunk ? max_tokens : chunk;
 }
 
 int64_t up_forward_workspace_hybrid_seq_bytes(const up_model_config *cfg, up_dtype dtype) {

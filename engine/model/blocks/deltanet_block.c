@@ -16,11 +16,6 @@
 #include "core/fatal.h"
 #include "engine/model/block_trace.h"
 
-/* Backend memory `values` activation values past p. */
-static void *act_offset(const up_backend *be, void *p, int64_t values) {
-  return (char *)p + values * (int64_t)up_dtype_size(be->act_dtype);
-}
-
 void up_deltanet_block(up_forward_step *step, int32_t layer) {
   const up_model *model = step->model;
   const up_model_config *cfg = &model->cfg;
@@ -36,7 +31,7 @@ void up_deltanet_block(up_forward_step *step, int32_t layer) {
   const int32_t li = ws->linear_index[layer];
   UP_ASSERT(li >= 0, "layer %d runs a DeltaNet block without a recurrent state in the workspace", (int)layer);
   const size_t slots = (size_t)ws->max_seqs;
-  void *conv_state = act_offset(be, ws->conv_states, (int64_t)li * (int64_t)slots * (width - 1) * conv);
+  void *conv_state = up_forward_act_at(be, ws->conv_states, (int64_t)li * (int64_t)slots * (width - 1) * conv);
   float *ssm_state = ws->ssm_states + (size_t)li * slots * (size_t)heads * (size_t)d * (size_t)d;
   const up_recurrent_batch batch = {.n_seqs = step->n_seqs, .n_tokens = n_rows, .cu_seqlens = ws->cu_seqlens,
                                     .state_slots = ws->state_slots, .has_initial_state = ws->has_state};
@@ -51,17 +46,17 @@ void up_deltanet_block(up_forward_step *step, int32_t layer) {
   ops->causal_conv1d(be, ws->gdn_conv, ws->gdn_qkvz, qkvz, up_model_weight(model, UP_TENSOR_GDN_CONV, layer),
                      conv_state, &batch, conv, width);
   up_block_trace(be, ws->steps_run, layer, "gdn_conv", ws->gdn_conv, n_rows, conv);
-  ops->gdn_gates(be, ws->gdn_g, ws->gdn_beta, act_offset(be, ws->gdn_ba, heads), ws->gdn_ba, 2 * heads,
+  ops->gdn_gates(be, ws->gdn_g, ws->gdn_beta, up_forward_act_at(be, ws->gdn_ba, heads), ws->gdn_ba, 2 * heads,
                  up_model_weight(model, UP_TENSOR_GDN_A_LOG, layer),
                  up_model_weight(model, UP_TENSOR_GDN_DT_BIAS, layer), n_rows, heads);
   const up_gdn_shape shape = {.n_key_heads = shard->n_linear_key_heads, .n_value_heads = heads, .head_dim = d,
                               .qkv_stride = conv, .scale = 1.0f / sqrtf((float)d)};
-  ops->gated_deltanet(be, ws->gdn_out, ws->gdn_conv, act_offset(be, ws->gdn_conv, key),
-                      act_offset(be, ws->gdn_conv, 2 * (int64_t)key), ws->gdn_g, ws->gdn_beta, ssm_state, &batch,
+  ops->gated_deltanet(be, ws->gdn_out, ws->gdn_conv, up_forward_act_at(be, ws->gdn_conv, key),
+                      up_forward_act_at(be, ws->gdn_conv, 2 * (int64_t)key), ws->gdn_g, ws->gdn_beta, ssm_state, &batch,
                       &shape);
   up_block_trace(be, ws->steps_run, layer, "gdn_core", ws->gdn_out, n_rows, value);
   up_forward_mark(be, UP_PHASE_OTHER);
-  ops->gated_rmsnorm(be, ws->gdn_normed, ws->gdn_out, act_offset(be, ws->gdn_qkvz, conv), qkvz,
+  ops->gated_rmsnorm(be, ws->gdn_normed, ws->gdn_out, up_forward_act_at(be, ws->gdn_qkvz, conv), qkvz,
                      up_model_weight(model, UP_TENSOR_GDN_NORM, layer), n_rows, heads, d, cfg->norm_eps);
   up_block_trace(be, ws->steps_run, layer, "gdn_normed", ws->gdn_normed, n_rows, value);
   up_forward_mark(be, UP_PHASE_GEMM);

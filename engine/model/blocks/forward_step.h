@@ -33,6 +33,12 @@ typedef struct up_forward_step {
   up_attn_work *layer_attn; /* [n_layers] attention work per layer (up_forward_out); may be NULL */
 } up_forward_step;
 
+/* Backend memory `values` activation values past p (a row or column offset into an
+ * activation buffer, in the backend's dtype). */
+static inline void *up_forward_act_at(const up_backend *be, void *p, int64_t values) {
+  return (char *)p + values * (int64_t)up_dtype_size(be->act_dtype);
+}
+
 /* Attribute the work queued from here on to a phase of the step's time breakdown. */
 static inline void up_forward_mark(up_backend *be, up_phase phase) {
   if (be->ops->phase_mark) be->ops->phase_mark(be, phase);

@@ -31,9 +31,8 @@ static void moe_chunk(up_forward_step *step, int32_t layer, int32_t r0, int32_t 
   /* this rank's intermediate columns (all at TP = 1) */
   const int32_t inter = model->shard.moe_intermediate, shared = model->shard.shared_intermediate;
   const int32_t pairs = n * top_k;
-  const size_t offset = (size_t)r0 * (size_t)h * up_dtype_size(be->act_dtype);
-  const void *normed = (const char *)step->normed + offset;
-  void *delta = (char *)ws->delta + offset;
+  const void *normed = up_forward_act_at(be, step->normed, (int64_t)r0 * h);
+  void *delta = up_forward_act_at(be, ws->delta, (int64_t)r0 * h);
   up_forward_mark(be, UP_PHASE_GEMM);
   ops->matmul(be, ws->router_logits, normed, up_model_weight(model, UP_TENSOR_MOE_ROUTER, layer), n, n_experts, h);
   if (trace) up_block_trace(be, ws->steps_run, layer, "moe_router", ws->router_logits, n, n_experts);

@@ -28,6 +28,14 @@ stages=,${STAGES:-build,test,kernels,e2e,eval},
 log() { echo "[gpu-suite] $*" | tee -a "$out/summary.txt"; }
 stage() { [[ $stages == *",$1,"* ]]; }
 python=${PYTHON:-python3}
+# The SM clock, board power and temperature every 100 ms into FILE while a measurement
+# runs (the power limit shows as a clock below the board's maximum): clocks_start FILE,
+# the measurement, clocks_stop.
+clocks_start() {
+  nvidia-smi --query-gpu=timestamp,clocks.sm,power.draw,temperature.gpu --format=csv -lms 100 >"$1" 2>&1 &
+  clocks_pid=$!
+}
+clocks_stop() { kill "$clocks_pid" 2>/dev/null; }
 gpu_rc=0
 
 # The lent GPU machines lack cJSON (and may lack PCRE2's headers): Debian packages of them
@@ -154,13 +162,12 @@ if stage sparse; then
   # once per prefill kernel choice: the default (the listed TMA schedule on Hopper) and
   # mma-sync (the sparse methods' other kernel), with the SM clock sampled.
   for kernel in ${SPARSE_ATTENTION_KERNELS-auto mma-sync}; do
-    nvidia-smi --query-gpu=timestamp,clocks.sm,power.draw --format=csv -lms 100 >"$out/clocks_sparse_$kernel.csv" 2>&1 &
-    smi=$!
+    clocks_start "$out/clocks_sparse_$kernel.csv"
     timeout 300 "$build/uniprefill-bench" --kernels --backend cuda --model llama-3.1-8b --ctx 32k \
       --kernel-cases attention,sparse --attention-kernel "$kernel" -o "$out/sparse_kernels_$kernel.h5" \
       >"$out/sparse_kernels_$kernel.md" 2>"$out/sparse_kernels_$kernel.log"
     log "attention and sparse kernels, --attention-kernel $kernel: rc=$?"
-    kill "$smi" 2>/dev/null
+    clocks_stop
     cat "$out/sparse_kernels_$kernel.md" >>"$out/summary.txt"
   done
   # TTFT per method at SPARSE_CTX (a comma list, batch 1) and SPARSE_BATCH4_CTX (4 prompts
@@ -216,12 +223,12 @@ if stage peers; then
   log "attention head_dim 256 (gemma-3-12b): rc=$?"
   # The SM clock and board power while the model runs (attn_tflops against --kernels'
   # attention rows: how much of the in-model loss is the clock).
-  nvidia-smi --query-gpu=timestamp,clocks.sm,power.draw,temperature.gpu --format=csv -lms 100 >"$out/clocks_e2e.csv" 2>&1 &
-  smi=$!
+  clocks_start "$out/clocks_e2e.csv"
   timeout 300 "$build/uniprefill-bench" --backend cuda --model llama-3.1-8b --ctx 8k,32k --concurrency 1 \
     --method dense --output-len 1 --requests 3 -o "$out/e2e_dense_1x.h5" >"$out/e2e_dense_1x.md" 2>"$out/e2e_dense_1x.log"
-  kill "$smi" 2>/dev/null
-  log "ours, Llama-3.1-8B 1 x 8K / 32K: rc=$?"
+  rc=$?
+  clocks_stop
+  log "ours, Llama-3.1-8B 1 x 8K / 32K: rc=$rc"
   timeout 300 "$build/uniprefill-bench" --backend cuda --model llama-3.1-8b --ctx 8k --concurrency 4 \
     --method dense --output-len 1 --requests 4 -o "$out/e2e_dense_4x8k.h5" >"$out/e2e_dense_4x8k.md" 2>"$out/e2e_dense_4x8k.log"
   log "ours, Llama-3.1-8B 4 x 8K: rc=$?"
